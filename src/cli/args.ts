@@ -1,0 +1,61 @@
+/**
+ * Argument parsing shared by every subcommand: a thin layer over
+ * node:util.parseArgs that turns its errors into messages naming the flag,
+ * and reads defaults from LOCUS_* environment variables.
+ */
+import { parseArgs, type ParseArgsConfig } from 'node:util';
+
+/** A usage error: printed as `locus: <message>`, exit status 2. */
+export class CliUsageError extends Error {
+  constructor(message: string) {
+    super(message);
+    this.name = 'CliUsageError';
+  }
+}
+
+type Options = NonNullable<ParseArgsConfig['options']>;
+
+/** The parsed command line. */
+export interface Parsed<O extends Options> {
+  readonly values: { [K in keyof O]?: O[K] extends { type: 'boolean' } ? boolean : O[K] extends { multiple: true } ? string[] : string };
+  readonly positionals: string[];
+}
+
+/**
+ * Parse argv for one command. `--help` prints `help` and yields undefined so
+ * the caller returns 0. Flags not given fall back to LOCUS_<FLAG_NAME> env vars.
+ */
+export function parseCommand<O extends Options>(argv: string[], options: O, help: string, allowPositionals = true): Parsed<O> | undefined {
+  if (argv.includes('--help') || argv.includes('-h')) {
+    process.stdout.write(help.trimEnd() + '\n');
+    return undefined;
+  }
+  let parsed;
+  try {
+    parsed = parseArgs({ args: argv, options, allowPositionals, strict: true });
+  } catch (err) {
+    throw new CliUsageError(`${(err as Error).message.replace(/^TypeError \[[A-Z_]+\]: /, '')}\n${help.trimEnd()}`);
+  }
+  const values = { ...parsed.values } as Record<string, unknown>;
+  for (const [name, spec] of Object.entries(options)) {
+    if (values[name] !== undefined) continue;
+    const env = process.env[`LOCUS_${name.toUpperCase().replace(/-/g, '_')}`];
+    if (env === undefined || env === '') continue;
+    values[name] = spec.type === 'boolean' ? env === '1' || env.toLowerCase() === 'true' : spec.multiple ? env.split(',') : env;
+  }
+  return { values: values as Parsed<O>['values'], positionals: parsed.positionals };
+}
+
+/** A required flag's value, or a usage error naming it. */
+export function required(value: string | undefined, flag: string): string {
+  if (value === undefined || value === '') throw new CliUsageError(`--${flag} is required`);
+  return value;
+}
+
+/** An integer flag, or a usage error naming it. */
+export function intFlag(value: string | undefined, flag: string, fallback: number, min = 0): number {
+  if (value === undefined) return fallback;
+  const n = Number(value);
+  if (!Number.isInteger(n) || n < min) throw new CliUsageError(`--${flag} must be an integer >= ${min}, got '${value}'`);
+  return n;
+}

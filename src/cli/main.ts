@@ -1,0 +1,60 @@
+#!/usr/bin/env node
+/**
+ * The `locus` command: dispatches to one module per subcommand, loaded lazily
+ * so `locus exec` does not pay for fastify and gRPC at start-up.
+ */
+import { LocusError } from '../core/errors.js';
+import { CliUsageError } from './args.js';
+
+/** A subcommand: its one-line help and its entry point (returns the exit code). */
+interface CommandEntry {
+  readonly summary: string;
+  readonly load: () => Promise<{ run(argv: string[]): Promise<number> }>;
+}
+
+// Each subcommand lives in ./commands/<name>.ts. Keep this list sorted by name.
+const COMMANDS: Record<string, CommandEntry> = {
+};
+
+function usage(): string {
+  const width = Math.max(...Object.keys(COMMANDS).map((k) => k.length), 8);
+  const lines = Object.entries(COMMANDS).map(([name, c]) => `  ${name.padEnd(width)}  ${c.summary}`);
+  return ['usage: locus <command> [options]', '', 'commands:', ...lines, '', "Run 'locus <command> --help' for a command's options."].join('\n');
+}
+
+async function main(argv: string[]): Promise<number> {
+  const [name, ...rest] = argv;
+  if (name === undefined || name === '--help' || name === '-h' || name === 'help') {
+    process.stdout.write(usage() + '\n');
+    return name === undefined ? 2 : 0;
+  }
+  if (name === '--version' || name === 'version') {
+    process.stdout.write('locus 0.1.0\n');
+    return 0;
+  }
+  const entry = COMMANDS[name];
+  if (!entry) {
+    process.stderr.write(`locus: unknown command '${name}'\n\n${usage()}\n`);
+    return 2;
+  }
+  const mod = await entry.load();
+  return await mod.run(rest);
+}
+
+main(process.argv.slice(2)).then(
+  (code) => {
+    process.exitCode = code;
+  },
+  (err: unknown) => {
+    if (err instanceof CliUsageError) {
+      process.stderr.write(`locus: ${err.message}\n`);
+      process.exitCode = 2;
+    } else if (err instanceof LocusError) {
+      process.stderr.write(`locus: ${err.message}\n`);
+      process.exitCode = 1;
+    } else {
+      process.stderr.write(`locus: ${err instanceof Error ? (err.stack ?? err.message) : String(err)}\n`);
+      process.exitCode = 1;
+    }
+  },
+);

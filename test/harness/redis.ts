@@ -1,0 +1,99 @@
+/**
+ * A real redis-server for tests: spawned on a free loopback port with its own
+ * data directory, stopped (and the directory removed) by stop().
+ */
+import { spawn, type ChildProcess } from 'node:child_process';
+import { mkdtemp, rm } from 'node:fs/promises';
+import { tmpdir } from 'node:os';
+import { join } from 'node:path';
+import { Redis } from 'ioredis';
+import { freePort } from './ports.js';
+
+/** A running test Redis. */
+export interface TestRedis {
+  readonly port: number;
+  readonly url: string;
+  readonly dir: string;
+  /** Stop gracefully (SIGTERM: Redis flushes its AOF); the data directory stays for restart(). */
+  stop(): Promise<void>;
+  /** Stop and remove the data directory: the end of a test. */
+  dispose(): Promise<void>;
+  /** kill -9, for crash tests. */
+  crash(): Promise<void>;
+  /** Start again on the same port and directory (after stop or crash). */
+  restart(): Promise<void>;
+  /** A new ioredis client for this server (caller quits it). */
+  client(): Redis;
+}
+
+export interface TestRedisOptions {
+  readonly appendonly?: boolean;
+  readonly appendfsync?: 'always' | 'everysec' | 'no';
+  readonly extraArgs?: readonly string[];
+}
+
+async function waitForPing(port: number, deadlineMs = 10_000): Promise<void> {
+  const start = Date.now();
+  for (;;) {
+    const r = new Redis({ port, host: '127.0.0.1', lazyConnect: true, maxRetriesPerRequest: 0, retryStrategy: () => null });
+    r.on('error', () => undefined);
+    try {
+      await r.connect();
+      await r.ping();
+      r.disconnect();
+      return;
+    } catch {
+      r.disconnect();
+      if (Date.now() - start > deadlineMs) throw new Error(`redis on ${port} did not start`);
+      await new Promise((res) => setTimeout(res, 50));
+    }
+  }
+}
+
+/** Start a redis-server for a test. */
+export async function startRedis(options: TestRedisOptions = {}): Promise<TestRedis> {
+  const port = await freePort();
+  const dir = await mkdtemp(join(tmpdir(), 'locus-redis-'));
+  let proc: ChildProcess | undefined;
+  const args = [
+    '--port', String(port), '--bind', '127.0.0.1', '--dir', dir, '--save', '',
+    '--appendonly', options.appendonly === false ? 'no' : 'yes',
+    '--appendfsync', options.appendfsync ?? 'everysec',
+    '--daemonize', 'no', '--logfile', join(dir, 'redis.log'),
+    ...(options.extraArgs ?? []),
+  ];
+  const launch = async (): Promise<void> => {
+    proc = spawn('redis-server', args, { stdio: 'ignore' });
+    proc.on('error', () => undefined);
+    await waitForPing(port);
+  };
+  const exited = (p: ChildProcess): Promise<void> =>
+    p.exitCode !== null || p.signalCode !== null ? Promise.resolve() : new Promise((res) => p.once('exit', () => res()));
+  await launch();
+  const handle: TestRedis = {
+    port,
+    url: `redis://127.0.0.1:${port}`,
+    dir,
+    client: () => new Redis({ port, host: '127.0.0.1', maxRetriesPerRequest: null }),
+    async stop() {
+      const p = proc;
+      if (!p || p.exitCode !== null) return;
+      p.kill('SIGTERM');
+      await exited(p);
+    },
+    async crash() {
+      const p = proc;
+      if (!p || p.exitCode !== null) return;
+      p.kill('SIGKILL');
+      await exited(p);
+    },
+    async restart() {
+      await launch();
+    },
+    async dispose() {
+      await handle.stop();
+      await rm(dir, { recursive: true, force: true });
+    },
+  };
+  return handle;
+}
