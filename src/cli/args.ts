@@ -36,6 +36,12 @@ export function parseCommand<O extends Options>(argv: string[], options: O, help
   } catch (err) {
     throw new CliUsageError(`${(err as Error).message.replace(/^TypeError \[[A-Z_]+\]: /, '')}\n${help.trimEnd()}`);
   }
+  // LOCUS_CLI_PARSE_ONLY=1 stops after a successful parse: the docs test uses
+  // it to check that every `locus …` line in docs/ is a valid command.
+  if (process.env['LOCUS_CLI_PARSE_ONLY'] === '1') {
+    process.stdout.write('parsed\n');
+    process.exit(0);
+  }
   const values = { ...parsed.values } as Record<string, unknown>;
   for (const [name, spec] of Object.entries(options)) {
     if (values[name] !== undefined) continue;
