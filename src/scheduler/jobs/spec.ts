@@ -1,0 +1,357 @@
+/**
+ * The job spec: what a data engineer submits (JSON or YAML), validated into a
+ * normalised form with errors that name the field. Documented in
+ * docs/job-spec.md; examples/wordcount.yaml is a complete example.
+ */
+import { parseDocument } from 'yaml';
+import { LocusError, invalidField } from '../../core/errors.js';
+import { isObject, type JsonObject } from '../../core/decode.js';
+import { parseDurationMs, parseSizeMiB } from '../../core/units.js';
+import type { SplitMode } from '../../core/blocks.js';
+
+/** Largest spec body accepted, in bytes (YAML or JSON). */
+export const MAX_SPEC_BYTES = 1024 * 1024;
+/** Alias expansions allowed in YAML; a small number defeats alias bombs. */
+const MAX_YAML_ALIASES = 100;
+
+/** Per-task resources (cpus in cores, mem/disk in MiB). */
+export interface TaskResources {
+  readonly cpus: number;
+  readonly mem: number;
+  readonly disk: number;
+}
+
+/** A volume a task mounts, by volume name. */
+export interface TaskVolumeRef {
+  readonly name: string;
+  readonly path: string;
+  readonly mode: 'RW' | 'RO';
+}
+
+/** The template every task of a stage is made from. */
+export interface TaskTemplate {
+  readonly command: readonly string[];
+  readonly resources: TaskResources;
+  readonly env: Readonly<Record<string, string>>;
+  readonly volumes: readonly TaskVolumeRef[];
+}
+
+/** A hard placement constraint. */
+export type Constraint =
+  | { readonly kind: 'attribute'; readonly attribute: string; readonly equals: string }
+  | { readonly kind: 'hostname'; readonly equals: string }
+  | { readonly kind: 'hostname-not'; readonly values: readonly string[] };
+
+/** How long to wait for each locality level before accepting a worse one. */
+export type LocalityPolicy =
+  | { readonly mode: 'wait'; readonly nodeWaitMs: number; readonly rackWaitMs: number }
+  | { readonly mode: 'node-only' };
+
+/** One group of tasks; later stages start when the previous one succeeded. */
+export interface StageSpec {
+  readonly name: string;
+  /** Input URIs, or `stage:<name>` for an earlier stage's committed outputs. */
+  readonly inputs: readonly string[];
+  readonly split: SplitMode;
+  readonly task: TaskTemplate;
+  /** Explicit tasks (instead of one per split): each overrides the template's command/env. */
+  readonly tasks?: readonly { readonly command: readonly string[]; readonly env: Readonly<Record<string, string>> }[];
+}
+
+/** A validated, normalised job spec. */
+export interface JobSpec {
+  readonly name: string;
+  readonly priority: number;
+  readonly retries: number;
+  readonly timeoutMs: number;
+  readonly locality: LocalityPolicy;
+  readonly constraints: readonly Constraint[];
+  /** Where committed outputs go (a directory or file:// URI); undefined = the framework's default. */
+  readonly output: string | undefined;
+  readonly stages: readonly StageSpec[];
+  readonly labels: Readonly<Record<string, string>>;
+}
+
+/** Defaults applied where the spec is silent. */
+export const SPEC_DEFAULTS = {
+  priority: 0,
+  retries: 3,
+  timeoutMs: 60 * 60 * 1000,
+  nodeWaitMs: 3000,
+  rackWaitMs: 3000,
+  resources: { cpus: 0.5, mem: 256, disk: 256 } satisfies TaskResources,
+} as const;
+
+const NAME_RE = /^[A-Za-z0-9][A-Za-z0-9._-]{0,62}$/;
+const PLACEHOLDER_RE = /\{([a-z.]+[a-zA-Z0-9_.-]*)\}/g;
+const KNOWN_PLACEHOLDERS = new Set(['split.uri', 'split.path', 'split.offset', 'split.length', 'task.index', 'output', 'job.id', 'attempt']);
+
+/** Parse a spec body: JSON when it looks like JSON or says so, YAML otherwise. */
+export function parseJobSpecText(text: string, contentType?: string): JobSpec {
+  if (Buffer.byteLength(text, 'utf8') > MAX_SPEC_BYTES) {
+    throw new LocusError('TOO_LARGE', `job spec is larger than ${MAX_SPEC_BYTES} bytes`);
+  }
+  const trimmed = text.trimStart();
+  let raw: unknown;
+  if (contentType?.includes('json') || trimmed.startsWith('{')) {
+    try {
+      raw = JSON.parse(text) as unknown;
+    } catch (err) {
+      throw new LocusError('INVALID_BODY', `job spec is not valid JSON: ${(err as Error).message}`);
+    }
+  } else {
+    raw = parseYamlSafely(text);
+  }
+  return validateJobSpec(raw);
+}
+
+/** Parse YAML with alias expansion bounded and no custom tags. */
+export function parseYamlSafely(text: string): unknown {
+  const doc = parseDocument(text, { schema: 'core', uniqueKeys: true, prettyErrors: false });
+  if (doc.errors.length > 0) {
+    const first = doc.errors[0];
+    throw new LocusError('INVALID_BODY', `job spec is not valid YAML: ${first?.message ?? 'parse error'}`);
+  }
+  try {
+    return doc.toJS({ maxAliasCount: MAX_YAML_ALIASES }) as unknown;
+  } catch (err) {
+    throw new LocusError('INVALID_BODY', `job spec YAML rejected: ${(err as Error).message}`);
+  }
+}
+
+function str(v: unknown, field: string): string {
+  if (typeof v !== 'string' || v.length === 0) throw invalidField(field, 'must be a non-empty string');
+  return v;
+}
+
+function num(v: unknown, field: string, min: number, max: number, integer = false): number {
+  if (typeof v !== 'number' || !Number.isFinite(v)) throw invalidField(field, 'must be a number');
+  if (integer && !Number.isInteger(v)) throw invalidField(field, 'must be a whole number');
+  if (v < min || v > max) throw invalidField(field, `must be between ${min} and ${max}`);
+  return v;
+}
+
+function checkKeys(o: JsonObject, field: string, allowed: readonly string[]): void {
+  for (const key of Object.keys(o)) {
+    if (!allowed.includes(key)) {
+      throw invalidField(field ? `${field}.${key}` : key, `unknown field (allowed: ${allowed.join(', ')})`);
+    }
+  }
+}
+
+function size(v: unknown, field: string, fallback: number): number {
+  if (v === undefined) return fallback;
+  if (typeof v !== 'string' && typeof v !== 'number') throw invalidField(field, 'must be a size such as 512MiB');
+  const mib = parseSizeMiB(v, field);
+  if (mib <= 0) throw invalidField(field, 'must be greater than zero');
+  return mib;
+}
+
+function duration(v: unknown, field: string, fallback: number): number {
+  if (v === undefined) return fallback;
+  if (typeof v !== 'string' && typeof v !== 'number') throw invalidField(field, 'must be a duration such as 10s');
+  return parseDurationMs(v, field);
+}
+
+function command(v: unknown, field: string): string[] {
+  if (!Array.isArray(v) || v.length === 0) throw invalidField(field, 'must be a non-empty list of arguments (argv)');
+  return v.map((arg, i) => {
+    // YAML reads a bare `true` or `1` as a boolean or number; in argv they are words.
+    if (typeof arg !== 'string' && typeof arg !== 'number' && typeof arg !== 'boolean') throw invalidField(`${field}[${i}]`, 'must be a string');
+    const s = String(arg);
+    for (const m of s.matchAll(PLACEHOLDER_RE)) {
+      const name = m[1] ?? '';
+      if (!KNOWN_PLACEHOLDERS.has(name) && !/^stages\.[A-Za-z0-9._-]+\.output$/.test(name)) {
+        throw invalidField(`${field}[${i}]`, `unknown placeholder {${name}}`);
+      }
+    }
+    return s;
+  });
+}
+
+function env(v: unknown, field: string): Record<string, string> {
+  if (v === undefined) return {};
+  if (!isObject(v)) throw invalidField(field, 'must be a map of NAME: value');
+  const out: Record<string, string> = {};
+  for (const [k, val] of Object.entries(v)) {
+    if (!/^[A-Za-z_][A-Za-z0-9_]*$/.test(k)) throw invalidField(`${field}.${k}`, 'is not a valid environment variable name');
+    if (typeof val !== 'string' && typeof val !== 'number' && typeof val !== 'boolean') {
+      throw invalidField(`${field}.${k}`, 'must be a string');
+    }
+    out[k] = String(val);
+  }
+  return out;
+}
+
+function resources(v: unknown, field: string): TaskResources {
+  if (v === undefined) return SPEC_DEFAULTS.resources;
+  if (!isObject(v)) throw invalidField(field, 'must be a map with cpus, mem, disk');
+  checkKeys(v, field, ['cpus', 'mem', 'disk']);
+  return {
+    cpus: v['cpus'] === undefined ? SPEC_DEFAULTS.resources.cpus : num(v['cpus'], `${field}.cpus`, 0.01, 1024),
+    mem: size(v['mem'], `${field}.mem`, SPEC_DEFAULTS.resources.mem),
+    disk: size(v['disk'], `${field}.disk`, SPEC_DEFAULTS.resources.disk),
+  };
+}
+
+function volumes(v: unknown, field: string): TaskVolumeRef[] {
+  if (v === undefined) return [];
+  if (!Array.isArray(v)) throw invalidField(field, 'must be a list of {name, path, mode}');
+  return v.map((item, i) => {
+    const f = `${field}[${i}]`;
+    if (!isObject(item)) throw invalidField(f, 'must be a map with name, path, mode');
+    checkKeys(item, f, ['name', 'path', 'mode']);
+    const name = str(item['name'], `${f}.name`);
+    const path = str(item['path'], `${f}.path`);
+    if (path.startsWith('/') || path.split('/').includes('..')) throw invalidField(`${f}.path`, 'must be relative to the sandbox, without ..');
+    const mode = item['mode'] === undefined ? 'RW' : item['mode'];
+    if (mode !== 'RW' && mode !== 'RO') throw invalidField(`${f}.mode`, "must be 'RW' or 'RO'");
+    return { name, path, mode };
+  });
+}
+
+function taskTemplate(v: unknown, field: string): TaskTemplate {
+  if (!isObject(v)) throw invalidField(field, 'must be a map with command, resources, env, volumes');
+  checkKeys(v, field, ['command', 'resources', 'env', 'volumes']);
+  return {
+    command: command(v['command'], `${field}.command`),
+    resources: resources(v['resources'], `${field}.resources`),
+    env: env(v['env'], `${field}.env`),
+    volumes: volumes(v['volumes'], `${field}.volumes`),
+  };
+}
+
+function inputs(v: unknown, field: string, earlierStages: readonly string[]): string[] {
+  if (v === undefined) return [];
+  const list = typeof v === 'string' ? [v] : v;
+  if (!Array.isArray(list)) throw invalidField(field, 'must be a URI or a list of URIs');
+  return list.map((item, i) => {
+    const uri = str(item, `${field}[${i}]`);
+    if (uri.startsWith('stage:')) {
+      const name = uri.slice('stage:'.length);
+      if (!earlierStages.includes(name)) throw invalidField(`${field}[${i}]`, `names no earlier stage '${name}'`);
+      return uri;
+    }
+    if (!/^[a-z][a-z0-9+.-]*:\/\//.test(uri)) {
+      throw invalidField(`${field}[${i}]`, `'${uri}' is not a URI (examples: local://words/, hdfs://nn:9870/data, file:///srv/data)`);
+    }
+    return uri;
+  });
+}
+
+const STAGE_KEYS = ['name', 'inputs', 'split', 'task', 'tasks'] as const;
+
+function stage(v: JsonObject, field: string, defaultName: string, earlier: readonly string[]): StageSpec {
+  const name = v['name'] === undefined ? defaultName : str(v['name'], `${field}name`);
+  if (!NAME_RE.test(name)) throw invalidField(`${field}name`, 'must be letters, digits, ., _ or - (up to 63)');
+  if (earlier.includes(name)) throw invalidField(`${field}name`, `stage name '${name}' is used twice`);
+  const split = v['split'] === undefined ? 'block' : v['split'];
+  if (split !== 'block' && split !== 'file') throw invalidField(`${field}split`, "must be 'block' or 'file'");
+  const ins = inputs(v['inputs'], `${field}inputs`, earlier);
+  const taskField = `${field}task`;
+  if (v['task'] === undefined) throw invalidField(taskField, 'is required');
+  const task = taskTemplate(v['task'], taskField);
+  let tasks: StageSpec['tasks'];
+  if (v['tasks'] !== undefined) {
+    if (!Array.isArray(v['tasks']) || v['tasks'].length === 0) throw invalidField(`${field}tasks`, 'must be a non-empty list');
+    tasks = v['tasks'].map((t, i) => {
+      const f = `${field}tasks[${i}]`;
+      if (!isObject(t)) throw invalidField(f, 'must be a map with command and env');
+      checkKeys(t, f, ['command', 'env']);
+      return {
+        command: t['command'] === undefined ? task.command : command(t['command'], `${f}.command`),
+        env: { ...task.env, ...env(t['env'], `${f}.env`) },
+      };
+    });
+  }
+  if (ins.length === 0 && tasks === undefined) {
+    throw invalidField(`${field}inputs`, 'a stage needs inputs (one task per split) or an explicit tasks list');
+  }
+  return { name, inputs: ins, split, task, ...(tasks ? { tasks } : {}) };
+}
+
+function constraints(v: unknown, field: string): Constraint[] {
+  if (v === undefined) return [];
+  if (!Array.isArray(v)) throw invalidField(field, 'must be a list');
+  return v.map((c, i) => {
+    const f = `${field}[${i}]`;
+    if (!isObject(c)) throw invalidField(f, 'must be a map such as {attribute: rack, equals: r1}');
+    if (c['attribute'] !== undefined) {
+      checkKeys(c, f, ['attribute', 'equals']);
+      return { kind: 'attribute', attribute: str(c['attribute'], `${f}.attribute`), equals: str(c['equals'], `${f}.equals`) };
+    }
+    if (c['hostname'] !== undefined) {
+      checkKeys(c, f, ['hostname']);
+      return { kind: 'hostname', equals: str(c['hostname'], `${f}.hostname`) };
+    }
+    if (c['notHostnames'] !== undefined) {
+      checkKeys(c, f, ['notHostnames']);
+      const list = c['notHostnames'];
+      if (!Array.isArray(list)) throw invalidField(`${f}.notHostnames`, 'must be a list of hostnames');
+      return { kind: 'hostname-not', values: list.map((h, j) => str(h, `${f}.notHostnames[${j}]`)) };
+    }
+    throw invalidField(f, 'must have attribute+equals, hostname, or notHostnames');
+  });
+}
+
+function locality(v: unknown, field: string): LocalityPolicy {
+  if (v === undefined) return { mode: 'wait', nodeWaitMs: SPEC_DEFAULTS.nodeWaitMs, rackWaitMs: SPEC_DEFAULTS.rackWaitMs };
+  if (v === 'node-only') return { mode: 'node-only' };
+  if (!isObject(v)) throw invalidField(field, "must be 'node-only' or {wait: {node: 3s, rack: 3s}}");
+  checkKeys(v, field, ['wait']);
+  const wait = v['wait'];
+  if (typeof wait === 'string' || typeof wait === 'number') {
+    const ms = duration(wait, `${field}.wait`, SPEC_DEFAULTS.nodeWaitMs);
+    return { mode: 'wait', nodeWaitMs: ms, rackWaitMs: ms };
+  }
+  if (!isObject(wait)) throw invalidField(`${field}.wait`, 'must be a duration or {node, rack}');
+  checkKeys(wait, `${field}.wait`, ['node', 'rack']);
+  return {
+    mode: 'wait',
+    nodeWaitMs: duration(wait['node'], `${field}.wait.node`, SPEC_DEFAULTS.nodeWaitMs),
+    rackWaitMs: duration(wait['rack'], `${field}.wait.rack`, SPEC_DEFAULTS.rackWaitMs),
+  };
+}
+
+const TOP_KEYS = ['name', 'priority', 'retries', 'timeout', 'locality', 'constraints', 'output', 'stages', 'labels', ...STAGE_KEYS];
+
+/** Validate a decoded spec (from JSON, YAML or gRPC) into a JobSpec. */
+export function validateJobSpec(raw: unknown): JobSpec {
+  if (!isObject(raw)) throw new LocusError('INVALID_BODY', 'a job spec must be a map (JSON object or YAML mapping)');
+  checkKeys(raw, '', TOP_KEYS);
+  const name = str(raw['name'], 'name');
+  if (!NAME_RE.test(name)) throw invalidField('name', 'must be letters, digits, ., _ or - (up to 63), starting with a letter or digit');
+  const stages: StageSpec[] = [];
+  if (raw['stages'] !== undefined) {
+    for (const key of STAGE_KEYS) {
+      if (key !== 'name' && raw[key] !== undefined) throw invalidField(key, "goes inside each stage when 'stages' is used");
+    }
+    const list = raw['stages'];
+    if (!Array.isArray(list) || list.length === 0) throw invalidField('stages', 'must be a non-empty list');
+    if (list.length > 16) throw invalidField('stages', 'at most 16 stages');
+    list.forEach((s, i) => {
+      if (!isObject(s)) throw invalidField(`stages[${i}]`, 'must be a map');
+      checkKeys(s, `stages[${i}]`, STAGE_KEYS);
+      stages.push(stage(s, `stages[${i}].`, `stage-${i}`, stages.map((x) => x.name)));
+    });
+  } else {
+    const { name: _jobName, ...single } = raw;
+    stages.push(stage(single, '', 'main', []));
+  }
+  const labels: Record<string, string> = {};
+  if (raw['labels'] !== undefined) {
+    if (!isObject(raw['labels'])) throw invalidField('labels', 'must be a map of strings');
+    for (const [k, v] of Object.entries(raw['labels'])) labels[k] = str(v, `labels.${k}`);
+  }
+  return {
+    name,
+    priority: raw['priority'] === undefined ? SPEC_DEFAULTS.priority : num(raw['priority'], 'priority', -1000, 1000, true),
+    retries: raw['retries'] === undefined ? SPEC_DEFAULTS.retries : num(raw['retries'], 'retries', 0, 100, true),
+    timeoutMs: duration(raw['timeout'], 'timeout', SPEC_DEFAULTS.timeoutMs),
+    locality: locality(raw['locality'], 'locality'),
+    constraints: constraints(raw['constraints'], 'constraints'),
+    output: raw['output'] === undefined ? undefined : str(raw['output'], 'output'),
+    stages,
+    labels,
+  };
+}

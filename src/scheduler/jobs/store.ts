@@ -1,0 +1,337 @@
+/**
+ * The durable job store on Redis. Every task transition is ONE Lua script, so
+ * it is atomic, and each script checks the attempt it is about, so a replayed
+ * status update or a result delivered twice changes nothing the second time.
+ *
+ * Keys (prefix `locus:`):
+ * - `jobs`                      zset  jobId → createdAt (all jobs)
+ * - `job:<id>`                  hash  `record` (JSON JobRecord without counts), `state`, `stage`,
+ *                                     counters `n:total n:pending n:running n:succeeded n:failed n:node n:rack n:any`
+ * - `job:<id>:splits:<stage>`   list  one packed split per task, in task-index order (written once)
+ * - `job:<id>:tasks`            hash  `<stage>.<index>` → JSON TaskRecord, only for tasks attempted at least once
+ * - `idem:<tenant>:<key>`       string jobId, 24 h
+ * A job of 1,000,000 split tasks costs one list of 1,000,000 short entries, not 1,000,000 keys.
+ */
+import type { Redis } from 'ioredis';
+import { LocusError } from '../../core/errors.js';
+import { asObject, parseJson } from '../../core/decode.js';
+import type { SplitLocation } from '../../core/blocks.js';
+import type { LocalityLevel } from '../../core/locality.js';
+import type {
+  AttemptRecord, FailureClass, JobCounts, JobRecord, JobState, StageRecord, TaskRecord, TaskState,
+} from './model.js';
+import { parseTaskId, taskIdOf } from './model.js';
+
+/** A split as stored for one task. */
+export interface StoredSplit extends SplitLocation {
+  readonly uri: string;
+  readonly localPath?: string;
+}
+
+const P = 'locus:';
+const jobKey = (id: string): string => `${P}job:${id}`;
+const tasksKey = (id: string): string => `${P}job:${id}:tasks`;
+const splitsKey = (id: string, stage: number): string => `${P}job:${id}:splits:${stage}`;
+
+// KEYS[1]=job hash, KEYS[2]=tasks hash; ARGV[1]=field, ARGV[2]=attempt JSON, ARGV[3]=task JSON if new
+// Returns 1 when the attempt started, 0 when the task was not PENDING (already started or finished).
+const START_ATTEMPT = `
+local raw = redis.call('HGET', KEYS[2], ARGV[1])
+local task
+if raw then task = cjson.decode(raw) else task = cjson.decode(ARGV[3]) end
+if task.state ~= 'PENDING' then return 0 end
+local attempt = cjson.decode(ARGV[2])
+if task.attempts == nil or next(task.attempts) == nil then task.attempts = {} end
+table.insert(task.attempts, attempt)
+task.state = 'RUNNING'
+redis.call('HSET', KEYS[2], ARGV[1], cjson.encode(task))
+redis.call('HINCRBY', KEYS[1], 'n:pending', -1)
+redis.call('HINCRBY', KEYS[1], 'n:running', 1)
+return 1
+`;
+
+// KEYS[1]=job hash, KEYS[2]=tasks hash; ARGV: field, attemptId, attempt patch JSON, failure class,
+// max retries, output path ('' for none), failed host ('' for none).
+// Returns the task's new state, or 'STALE' when the attempt is not the task's running attempt.
+const FINISH_ATTEMPT = `
+local raw = redis.call('HGET', KEYS[2], ARGV[1])
+if not raw then return 'STALE' end
+local task = cjson.decode(raw)
+local n = #task.attempts
+if n == 0 then return 'STALE' end
+local last = task.attempts[n]
+if last.attemptId ~= ARGV[2] or last.state ~= 'RUNNING' or task.state ~= 'RUNNING' then return 'STALE' end
+local patch = cjson.decode(ARGV[3])
+for k, v in pairs(patch) do last[k] = v end
+task.attempts[n] = last
+redis.call('HINCRBY', KEYS[1], 'n:running', -1)
+if last.state == 'SUCCEEDED' then
+  task.state = 'SUCCEEDED'
+  if ARGV[6] ~= '' then task.outputPath = ARGV[6] end
+  redis.call('HINCRBY', KEYS[1], 'n:succeeded', 1)
+  local lvl = tonumber(last.locality)
+  if lvl == 0 then redis.call('HINCRBY', KEYS[1], 'n:node', 1)
+  elseif lvl == 1 then redis.call('HINCRBY', KEYS[1], 'n:rack', 1)
+  else redis.call('HINCRBY', KEYS[1], 'n:any', 1) end
+else
+  local class = ARGV[4]
+  if ARGV[7] ~= '' then
+    if task.failedHosts == nil or next(task.failedHosts) == nil then task.failedHosts = {} end
+    table.insert(task.failedHosts, ARGV[7])
+  end
+  if class == 'counted' then task.failures = task.failures + 1 end
+  if class == 'fatal' or (class == 'counted' and task.failures > tonumber(ARGV[5])) then
+    task.state = 'FAILED'
+    redis.call('HINCRBY', KEYS[1], 'n:failed', 1)
+  elseif class == 'cancelled' then
+    task.state = 'CANCELLED'
+  else
+    task.state = 'PENDING'
+    redis.call('HINCRBY', KEYS[1], 'n:pending', 1)
+  end
+end
+redis.call('HSET', KEYS[2], ARGV[1], cjson.encode(task))
+return task.state
+`;
+
+// KEYS[1]=job hash; ARGV[1]=new state, ARGV[2]=allowed from-states (comma list), ARGV[3]=now, ARGV[4]=message.
+// Returns 1 when changed, 0 when the job is not in an allowed state.
+const SET_JOB_STATE = `
+local cur = redis.call('HGET', KEYS[1], 'state')
+if not cur then return -1 end
+local ok = false
+for s in string.gmatch(ARGV[2], '[^,]+') do if s == cur then ok = true end end
+if not ok then return 0 end
+redis.call('HSET', KEYS[1], 'state', ARGV[1], 'updatedAt', ARGV[3])
+if ARGV[4] ~= '' then redis.call('HSET', KEYS[1], 'message', ARGV[4]) end
+if ARGV[1] == 'SUCCEEDED' or ARGV[1] == 'FAILED' or ARGV[1] == 'CANCELLED' then redis.call('HSET', KEYS[1], 'finishedAt', ARGV[3]) end
+return 1
+`;
+
+interface ScriptedRedis extends Redis {
+  locusStartAttempt(jobKey: string, tasksKey: string, field: string, attempt: string, fresh: string): Promise<number>;
+  locusFinishAttempt(
+    jobKey: string, tasksKey: string, field: string, attemptId: string, patch: string, cls: string,
+    retries: string, output: string, host: string,
+  ): Promise<string>;
+  locusSetJobState(jobKey: string, state: string, from: string, now: string, message: string): Promise<number>;
+}
+
+/** The part of a job record that never changes after creation. */
+type JobStatic = Omit<JobRecord, 'state' | 'stage' | 'counts' | 'updatedAt' | 'finishedAt' | 'message' | 'stages'>;
+
+/** Result of finishing an attempt. */
+export type FinishOutcome = TaskState | 'STALE';
+
+/** Redis-backed job and task state. */
+export class JobStore {
+  private readonly redis: ScriptedRedis;
+
+  constructor(redis: Redis) {
+    redis.defineCommand('locusStartAttempt', { numberOfKeys: 2, lua: START_ATTEMPT });
+    redis.defineCommand('locusFinishAttempt', { numberOfKeys: 2, lua: FINISH_ATTEMPT });
+    redis.defineCommand('locusSetJobState', { numberOfKeys: 1, lua: SET_JOB_STATE });
+    this.redis = redis as ScriptedRedis;
+  }
+
+  /**
+   * Create a job. With an idempotency key, a second create with the same key
+   * returns the first job's id instead of creating another.
+   */
+  async create(job: JobStatic & { stages: readonly StageRecord[] }, idempotencyKey?: string): Promise<{ id: string; created: boolean }> {
+    if (idempotencyKey !== undefined) {
+      const set = await this.redis.set(`${P}idem:${job.tenant}:${idempotencyKey}`, job.id, 'EX', 86_400, 'NX');
+      if (set === null) {
+        const existing = await this.redis.get(`${P}idem:${job.tenant}:${idempotencyKey}`);
+        if (existing) return { id: existing, created: false };
+      }
+    }
+    const now = String(job.createdAt);
+    await this.redis
+      .multi()
+      .hset(jobKey(job.id), {
+        record: JSON.stringify(job),
+        stages: JSON.stringify(job.stages),
+        state: 'PENDING',
+        stage: '0',
+        updatedAt: now,
+        'n:total': '0', 'n:pending': '0', 'n:running': '0', 'n:succeeded': '0', 'n:failed': '0',
+        'n:node': '0', 'n:rack': '0', 'n:any': '0',
+      })
+      .zadd(`${P}jobs`, job.createdAt, job.id)
+      .exec();
+    return { id: job.id, created: true };
+  }
+
+  /** Record a stage's splits (once) and make its tasks pending. Idempotent. */
+  async setStageSplits(jobId: string, stage: number, splits: readonly StoredSplit[]): Promise<void> {
+    const key = splitsKey(jobId, stage);
+    if ((await this.redis.exists(key)) === 1) return;
+    const job = await this.get(jobId);
+    if (!job) throw new LocusError('NOT_FOUND', `job ${jobId} not found`);
+    const stages = job.stages.map((s, i) => (i === stage ? { ...s, taskCount: splits.length } : s));
+    const multi = this.redis.multi();
+    // Chunked RPUSH keeps each command small for huge jobs.
+    for (let i = 0; i < splits.length; i += 10_000) {
+      multi.rpush(key, ...splits.slice(i, i + 10_000).map(packSplit));
+    }
+    multi.hset(jobKey(jobId), 'stages', JSON.stringify(stages), 'stage', String(stage));
+    multi.hincrby(jobKey(jobId), 'n:total', splits.length);
+    multi.hincrby(jobKey(jobId), 'n:pending', splits.length);
+    await multi.exec();
+  }
+
+  /** Read splits [start, end) of a stage. */
+  async getSplits(jobId: string, stage: number, start = 0, end = -1): Promise<StoredSplit[]> {
+    const raw = await this.redis.lrange(splitsKey(jobId, stage), start, end < 0 ? -1 : end - 1);
+    return raw.map(unpackSplit);
+  }
+
+  /** Change the job's state if it is in one of `from`. Returns whether it changed. */
+  async setState(jobId: string, to: JobState, from: readonly JobState[], now: number, message = ''): Promise<boolean> {
+    const r = await this.redis.locusSetJobState(jobKey(jobId), to, from.join(','), String(now), message);
+    if (r === -1) throw new LocusError('NOT_FOUND', `job ${jobId} not found`);
+    return r === 1;
+  }
+
+  /** Start an attempt of a PENDING task. Returns false when the task was not pending (a replay). */
+  async startAttempt(taskId: string, attempt: AttemptRecord): Promise<boolean> {
+    const parts = mustParse(taskId);
+    const fresh: TaskRecord = {
+      id: taskId, jobId: parts.jobId, stage: parts.stage, index: parts.index,
+      state: 'PENDING', failures: 0, attempts: [], failedHosts: [],
+    };
+    const r = await this.redis.locusStartAttempt(
+      jobKey(parts.jobId), tasksKey(parts.jobId), `${parts.stage}.${parts.index}`, JSON.stringify(attempt), JSON.stringify(fresh),
+    );
+    return r === 1;
+  }
+
+  /**
+   * Finish the running attempt `attemptId` of a task. A result for an attempt
+   * that is not the task's running one (old, or already finished) returns 'STALE'
+   * and changes nothing.
+   */
+  async finishAttempt(
+    taskId: string,
+    attemptId: string,
+    patch: Partial<AttemptRecord> & { state: AttemptRecord['state'] },
+    failureClass: FailureClass | 'cancelled',
+    maxRetries: number,
+    outputPath?: string,
+  ): Promise<FinishOutcome> {
+    const parts = mustParse(taskId);
+    const failedHost = patch.state !== 'SUCCEEDED' && failureClass === 'counted' && patch.host ? patch.host : '';
+    const r = await this.redis.locusFinishAttempt(
+      jobKey(parts.jobId), tasksKey(parts.jobId), `${parts.stage}.${parts.index}`, attemptId,
+      JSON.stringify(patch), failureClass, String(maxRetries), outputPath ?? '', failedHost,
+    );
+    return r as FinishOutcome;
+  }
+
+  /** A job with its counters, or undefined. */
+  async get(jobId: string): Promise<JobRecord | undefined> {
+    const h = await this.redis.hgetall(jobKey(jobId));
+    if (!h['record']) return undefined;
+    return decodeJob(h);
+  }
+
+  /** Jobs, newest first, optionally one tenant's. */
+  async list(tenant?: string, limit = 100): Promise<JobRecord[]> {
+    const ids = await this.redis.zrevrange(`${P}jobs`, 0, tenant === undefined ? limit - 1 : -1);
+    const out: JobRecord[] = [];
+    for (const id of ids) {
+      const job = await this.get(id);
+      if (job && (tenant === undefined || job.tenant === tenant)) out.push(job);
+      if (out.length >= limit) break;
+    }
+    return out;
+  }
+
+  /** Jobs not yet in a terminal state (recovery after a restart). */
+  async active(): Promise<JobRecord[]> {
+    const ids = await this.redis.zrange(`${P}jobs`, 0, -1);
+    const out: JobRecord[] = [];
+    for (const id of ids) {
+      const state = await this.redis.hget(jobKey(id), 'state');
+      if (state === 'PENDING' || state === 'RESOLVING' || state === 'RUNNING') {
+        const job = await this.get(id);
+        if (job) out.push(job);
+      }
+    }
+    return out;
+  }
+
+  /** A task's record (undefined when it was never attempted). */
+  async getTask(taskId: string): Promise<TaskRecord | undefined> {
+    const parts = parseTaskId(taskId);
+    if (!parts) return undefined;
+    const raw = await this.redis.hget(tasksKey(parts.jobId), `${parts.stage}.${parts.index}`);
+    return raw ? decodeTask(raw) : undefined;
+  }
+
+  /** Every attempted task of a job. */
+  async tasks(jobId: string): Promise<TaskRecord[]> {
+    const h = await this.redis.hgetall(tasksKey(jobId));
+    return Object.values(h).map(decodeTask).sort((a, b) => a.stage - b.stage || a.index - b.index);
+  }
+
+  /** The persisted FrameworkID, if any. */
+  async frameworkId(): Promise<string | undefined> {
+    return (await this.redis.get(`${P}framework-id`)) ?? undefined;
+  }
+
+  /** Persist the FrameworkID. */
+  async setFrameworkId(id: string): Promise<void> {
+    await this.redis.set(`${P}framework-id`, id);
+  }
+}
+
+function mustParse(taskId: string): { jobId: string; stage: number; index: number } {
+  const parts = parseTaskId(taskId);
+  if (!parts) throw new LocusError('NOT_FOUND', `'${taskId}' is not a task id`);
+  return parts;
+}
+
+// Splits are packed as JSON arrays, not objects: half the bytes for million-task jobs.
+function packSplit(s: StoredSplit): string {
+  return JSON.stringify([s.uri, s.offset, s.length, s.hosts, s.racks, s.localPath ?? null]);
+}
+
+function unpackSplit(raw: string): StoredSplit {
+  const a = parseJson(raw) as [string, number, number, string[], string[], string | null];
+  return { uri: a[0], offset: a[1], length: a[2], hosts: a[3], racks: a[4], ...(a[5] ? { localPath: a[5] } : {}) };
+}
+
+function decodeTask(raw: string): TaskRecord {
+  const o = asObject(parseJson(raw, 'task'), 'task') as unknown as TaskRecord;
+  // cjson encodes empty Lua tables as objects; normalise them back to arrays.
+  return {
+    ...o,
+    attempts: Array.isArray(o.attempts) ? o.attempts : [],
+    failedHosts: Array.isArray(o.failedHosts) ? o.failedHosts : [],
+  };
+}
+
+function decodeJob(h: Record<string, string>): JobRecord {
+  const base = asObject(parseJson(h['record'] ?? '', 'job.record'), 'job.record') as unknown as JobStatic;
+  const n = (k: string): number => Number(h[`n:${k}`] ?? 0);
+  const counts: JobCounts = {
+    total: n('total'), pending: n('pending'), running: n('running'), succeeded: n('succeeded'), failed: n('failed'),
+    nodeLocal: n('node'), rackLocal: n('rack'), anyLocal: n('any'),
+  };
+  return {
+    ...base,
+    state: (h['state'] ?? 'PENDING') as JobState,
+    stage: Number(h['stage'] ?? 0),
+    stages: parseJson(h['stages'] ?? '[]') as StageRecord[],
+    counts,
+    updatedAt: Number(h['updatedAt'] ?? base.createdAt),
+    ...(h['finishedAt'] ? { finishedAt: Number(h['finishedAt']) } : {}),
+    ...(h['message'] ? { message: h['message'] } : {}),
+  };
+}
+
+/** Locality counters key names, exposed for metrics. */
+export const LOCALITY_COUNTER: Record<LocalityLevel, string> = { 0: 'n:node', 1: 'n:rack', 2: 'n:any' };
+export { taskIdOf };

@@ -1,0 +1,101 @@
+import { afterAll, beforeAll, describe, expect, it } from 'vitest';
+import type { Redis } from 'ioredis';
+import { startRedis, type TestRedis } from '../harness/redis.js';
+import { JobStore } from '../../src/scheduler/jobs/store.js';
+import { validateJobSpec } from '../../src/scheduler/jobs/spec.js';
+import { taskIdOf, type AttemptRecord } from '../../src/scheduler/jobs/model.js';
+
+let redis: TestRedis;
+let client: Redis;
+let store: JobStore;
+
+beforeAll(async () => {
+  redis = await startRedis();
+  client = redis.client();
+  store = new JobStore(client);
+});
+afterAll(async () => {
+  client.disconnect();
+  await redis.dispose();
+});
+
+const spec = validateJobSpec({ name: 'j', inputs: ['local://d/'], task: { command: ['true'] }, retries: 1 });
+
+async function newJob(id: string, splits = 3): Promise<void> {
+  await store.create({ id, tenant: 't', name: 'j', spec, outputDir: '/tmp/o', createdAt: 1, stages: [{ name: 'main', taskCount: -1 }] });
+  await store.setStageSplits(id, 0, Array.from({ length: splits }, (_, i) => ({
+    uri: `local://d/f${i}`, offset: 0, length: 10, hosts: ['agent-1'], racks: ['r1'],
+  })));
+}
+
+const attempt = (n: number, host = 'agent-1'): AttemptRecord => ({
+  attempt: n, attemptId: `a${n}`, executorId: 'e1', host, locality: 0, startedAt: 5, state: 'RUNNING',
+});
+
+describe('JobStore', () => {
+  it('stores splits compactly and counts pending tasks', async () => {
+    await newJob('job-1');
+    await store.setStageSplits('job-1', 0, []); // a replay changes nothing
+    const job = await store.get('job-1');
+    expect(job?.counts.total).toBe(3);
+    expect(job?.counts.pending).toBe(3);
+    expect(job?.stages[0]?.taskCount).toBe(3);
+    expect((await store.getSplits('job-1', 0, 1, 2))[0]?.uri).toBe('local://d/f1');
+    expect(await client.exists('locus:job:job-1:tasks')).toBe(0);
+  });
+
+  it('starts an attempt once and ignores a replayed start', async () => {
+    const t = taskIdOf('job-1', 0, 0);
+    expect(await store.startAttempt(t, attempt(1))).toBe(true);
+    expect(await store.startAttempt(t, attempt(1))).toBe(false);
+    const job = await store.get('job-1');
+    expect(job?.counts.running).toBe(1);
+    expect(job?.counts.pending).toBe(2);
+  });
+
+  it('finishes an attempt once; a replayed or stale result is STALE', async () => {
+    const t = taskIdOf('job-1', 0, 0);
+    expect(await store.finishAttempt(t, 'a1', { state: 'SUCCEEDED', finishedAt: 9 }, 'counted', 1, '/out/0')).toBe('SUCCEEDED');
+    expect(await store.finishAttempt(t, 'a1', { state: 'SUCCEEDED', finishedAt: 9 }, 'counted', 1)).toBe('STALE');
+    expect(await store.finishAttempt(t, 'a0', { state: 'FAILED' }, 'counted', 1)).toBe('STALE');
+    const job = await store.get('job-1');
+    expect(job?.counts).toMatchObject({ succeeded: 1, running: 0, pending: 2, nodeLocal: 1 });
+    expect((await store.getTask(t))?.outputPath).toBe('/out/0');
+  });
+
+  it('classifies failures: not-counted retries freely, counted up to retries, fatal at once', async () => {
+    const t = taskIdOf('job-1', 0, 1);
+    await store.startAttempt(t, attempt(1));
+    expect(await store.finishAttempt(t, 'a1', { state: 'LOST' }, 'not-counted', 1)).toBe('PENDING');
+    await store.startAttempt(t, attempt(2));
+    expect(await store.finishAttempt(t, 'a2', { state: 'FAILED', host: 'agent-2' }, 'counted', 1)).toBe('PENDING');
+    await store.startAttempt(t, attempt(3));
+    expect(await store.finishAttempt(t, 'a3', { state: 'FAILED', host: 'agent-3' }, 'counted', 1)).toBe('FAILED');
+    const task = await store.getTask(t);
+    expect(task?.failures).toBe(2);
+    expect(task?.failedHosts).toEqual(['agent-2', 'agent-3']);
+    expect(task?.attempts.map((a) => a.state)).toEqual(['LOST', 'FAILED', 'FAILED']);
+    const t2 = taskIdOf('job-1', 0, 2);
+    await store.startAttempt(t2, attempt(1));
+    expect(await store.finishAttempt(t2, 'a1', { state: 'FAILED' }, 'fatal', 5)).toBe('FAILED');
+    expect((await store.get('job-1'))?.counts).toMatchObject({ failed: 2, pending: 0, running: 0 });
+  });
+
+  it('changes job state only from allowed states', async () => {
+    expect(await store.setState('job-1', 'RUNNING', ['PENDING'], 10)).toBe(true);
+    expect(await store.setState('job-1', 'RUNNING', ['PENDING'], 11)).toBe(false);
+    expect(await store.setState('job-1', 'FAILED', ['RUNNING'], 12, 'boom')).toBe(true);
+    const job = await store.get('job-1');
+    expect(job?.state).toBe('FAILED');
+    expect(job?.finishedAt).toBe(12);
+    expect(job?.message).toBe('boom');
+  });
+
+  it('returns the first job for a repeated idempotency key', async () => {
+    const a = await store.create({ id: 'job-a', tenant: 't', name: 'j', spec, outputDir: '/o', createdAt: 2, stages: [] }, 'key-1');
+    const b = await store.create({ id: 'job-b', tenant: 't', name: 'j', spec, outputDir: '/o', createdAt: 3, stages: [] }, 'key-1');
+    expect(a).toEqual({ id: 'job-a', created: true });
+    expect(b).toEqual({ id: 'job-a', created: false });
+    expect(await store.get('job-b')).toBeUndefined();
+  });
+});

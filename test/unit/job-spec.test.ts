@@ -1,0 +1,77 @@
+import { describe, expect, it } from 'vitest';
+import { parseJobSpecText, validateJobSpec } from '../../src/scheduler/jobs/spec.js';
+import { LocusError } from '../../src/core/errors.js';
+
+function fieldOf(fn: () => unknown): string | undefined {
+  try {
+    fn();
+  } catch (err) {
+    if (err instanceof LocusError) return err.field ?? err.code;
+    throw err;
+  }
+  return undefined;
+}
+
+describe('job spec', () => {
+  it('normalises a single-stage spec with defaults', () => {
+    const spec = validateJobSpec({
+      name: 'wc', inputs: ['local://words/'], task: { command: ['wc', '-l', '{split.path}'], resources: { mem: '512MiB' } },
+    });
+    expect(spec.stages).toHaveLength(1);
+    expect(spec.stages[0]?.name).toBe('main');
+    expect(spec.stages[0]?.split).toBe('block');
+    expect(spec.stages[0]?.task.resources).toEqual({ cpus: 0.5, mem: 512, disk: 256 });
+    expect(spec.retries).toBe(3);
+    expect(spec.locality).toEqual({ mode: 'wait', nodeWaitMs: 3000, rackWaitMs: 3000 });
+  });
+
+  it('parses the multi-stage YAML form with stage inputs', () => {
+    const spec = parseJobSpecText(`
+name: wordcount
+locality: { wait: { node: 2s, rack: 500ms } }
+stages:
+  - name: map
+    inputs: [local://words/]
+    task: { command: [sh, -c, "wc -w {split.path} > {output}/count"] }
+  - name: reduce
+    inputs: [stage:map]
+    split: file
+    tasks: [ { command: [cat, "{stages.map.output}"] } ]
+    task: { command: [true], resources: { cpus: 1, mem: 1GiB, disk: 10 } }
+`);
+    expect(spec.stages.map((s) => s.name)).toEqual(['map', 'reduce']);
+    expect(spec.locality).toEqual({ mode: 'wait', nodeWaitMs: 2000, rackWaitMs: 500 });
+    expect(spec.stages[1]?.tasks?.[0]?.command).toEqual(['cat', '{stages.map.output}']);
+    expect(spec.stages[1]?.task.resources.mem).toBe(1024);
+  });
+
+  it.each([
+    [{ inputs: ['local://x'], task: { command: ['a'] } }, 'name'],
+    [{ name: 'bad name!', inputs: ['local://x'], task: { command: ['a'] } }, 'name'],
+    [{ name: 'a', inputs: ['not a uri'], task: { command: ['a'] } }, 'inputs[0]'],
+    [{ name: 'a', inputs: ['local://x'], task: { command: [] } }, 'task.command'],
+    [{ name: 'a', inputs: ['local://x'], task: { command: ['{nope}'] } }, 'task.command[0]'],
+    [{ name: 'a', inputs: ['local://x'], task: { command: ['a'], resources: { mem: '12 parsecs' } } }, 'task.resources.mem'],
+    [{ name: 'a', inputs: ['local://x'], task: { command: ['a'], resources: { cpus: -1 } } }, 'task.resources.cpus'],
+    [{ name: 'a', inputs: ['local://x'], task: { command: ['a'], volumes: [{ name: 'v', path: '../etc' }] } }, 'task.volumes[0].path'],
+    [{ name: 'a', inputs: ['local://x'], task: { command: ['a'] }, retries: 1.5 }, 'retries'],
+    [{ name: 'a', inputs: ['local://x'], task: { command: ['a'] }, timeout: 'soon' }, 'timeout'],
+    [{ name: 'a', inputs: ['local://x'], task: { command: ['a'] }, colour: 'red' }, 'colour'],
+    [{ name: 'a', stages: [{ name: 'r', inputs: ['stage:m'], task: { command: ['a'] } }] }, 'stages[0].inputs[0]'],
+    [{ name: 'a', task: { command: ['a'] } }, 'inputs'],
+    [{ name: 'a', inputs: ['local://x'], task: { command: ['a'] }, constraints: [{ colour: 'x' }] }, 'constraints[0]'],
+  ])('rejects %j naming %s', (raw, field) => {
+    expect(fieldOf(() => validateJobSpec(raw))).toBe(field);
+  });
+
+  it('refuses a YAML alias bomb and oversized bodies', () => {
+    const bomb = ['a: &a ["x","x","x","x","x","x","x","x","x","x"]'];
+    for (let i = 0; i < 9; i++) bomb.push(`${String.fromCharCode(98 + i)}: &${String.fromCharCode(98 + i)} [${Array(10).fill('*' + String.fromCharCode(97 + i)).join(',')}]`);
+    expect(() => parseJobSpecText(bomb.join('\n'))).toThrow(/YAML/);
+    expect(fieldOf(() => parseJobSpecText('x'.repeat(2 * 1024 * 1024)))).toBe('TOO_LARGE');
+  });
+
+  it('reports malformed JSON as INVALID_BODY', () => {
+    expect(fieldOf(() => parseJobSpecText('{"name": ', 'application/json'))).toBe('INVALID_BODY');
+  });
+});
