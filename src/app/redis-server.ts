@@ -1,0 +1,105 @@
+/**
+ * The Redis that `locus up` manages: a redis-server child process on a free
+ * loopback port with AOF persistence under the Locus data directory.
+ */
+import { spawn, spawnSync, type ChildProcess } from 'node:child_process';
+import { mkdirSync } from 'node:fs';
+import { createServer } from 'node:net';
+import { join } from 'node:path';
+import { Redis } from 'ioredis';
+import { LocusError } from '../core/errors.js';
+import type { Logger } from '../obs/log.js';
+
+/** Options for the managed Redis. */
+export interface ManagedRedisOptions {
+  readonly dataDir: string;
+  /** `everysec` (default) may lose the last second on a crash; `always` loses nothing but is slower. */
+  readonly appendfsync?: 'everysec' | 'always';
+  readonly port?: number;
+  readonly logger: Logger;
+}
+
+/** A running managed Redis. */
+export interface ManagedRedis {
+  readonly url: string;
+  readonly port: number;
+  stop(): Promise<void>;
+}
+
+/** The message shown when redis-server is not installed. */
+export const REDIS_INSTALL_HINT =
+  "redis-server is not installed. On Debian/Ubuntu: 'sudo apt-get install -y redis-server' " +
+  "(or run 'npm run demo', which installs it), or point Locus at an existing Redis with --redis redis://host:6379";
+
+/** Whether redis-server is on PATH. */
+export function redisServerAvailable(): boolean {
+  return spawnSync('sh', ['-c', 'command -v redis-server'], { stdio: 'ignore' }).status === 0;
+}
+
+async function freeLoopbackPort(): Promise<number> {
+  return await new Promise((resolve, reject) => {
+    const srv = createServer();
+    srv.on('error', reject);
+    srv.listen(0, '127.0.0.1', () => {
+      const addr = srv.address();
+      const port = typeof addr === 'object' && addr ? addr.port : 0;
+      srv.close(() => resolve(port));
+    });
+  });
+}
+
+/** Start redis-server and wait until it answers PING. */
+export async function startManagedRedis(options: ManagedRedisOptions): Promise<ManagedRedis> {
+  if (!redisServerAvailable()) throw new LocusError('UNAVAILABLE', REDIS_INSTALL_HINT);
+  mkdirSync(options.dataDir, { recursive: true });
+  const port = options.port ?? (await freeLoopbackPort());
+  const args = [
+    '--bind', '127.0.0.1', '--port', String(port), '--dir', options.dataDir,
+    '--appendonly', 'yes', '--appendfsync', options.appendfsync ?? 'everysec',
+    '--save', '', '--daemonize', 'no', '--protected-mode', 'yes',
+    '--logfile', join(options.dataDir, 'redis.log'),
+    // BullMQ needs keys to stay: eviction would silently drop queued work.
+    '--maxmemory-policy', 'noeviction',
+  ];
+  const child: ChildProcess = spawn('redis-server', args, { stdio: 'ignore' });
+  let exited = false;
+  child.once('exit', () => { exited = true; });
+  const url = `redis://127.0.0.1:${port}`;
+  const deadline = Date.now() + 15_000;
+  for (;;) {
+    if (exited) throw new LocusError('UNAVAILABLE', `redis-server exited at start; see ${join(options.dataDir, 'redis.log')}`);
+    const probe = new Redis(port, '127.0.0.1', { lazyConnect: true, maxRetriesPerRequest: 0, retryStrategy: () => null });
+    probe.on('error', () => undefined);
+    try {
+      await probe.connect();
+      // Loading a large AOF answers LOADING until done; wait for a real PONG.
+      if ((await probe.ping()) === 'PONG') {
+        probe.disconnect();
+        break;
+      }
+    } catch {
+      // not up yet
+    }
+    probe.disconnect();
+    if (Date.now() > deadline) {
+      child.kill('SIGKILL');
+      throw new LocusError('TIMEOUT', `redis-server did not answer on port ${port} within 15s`);
+    }
+    await new Promise((r) => setTimeout(r, 50));
+  }
+  options.logger.info({ port, dataDir: options.dataDir }, 'managed redis-server started (AOF on)');
+  let stopping: Promise<void> | undefined;
+  return {
+    url,
+    port,
+    stop() {
+      // SIGTERM makes Redis fsync its AOF before exiting: a clean stop loses nothing.
+      stopping ??= new Promise<void>((resolve) => {
+        if (exited) return resolve();
+        child.once('exit', () => resolve());
+        child.kill('SIGTERM');
+      });
+      return stopping;
+    },
+  };
+}

@@ -1,0 +1,396 @@
+/**
+ * The job service: submission with admission control, input resolution into
+ * tasks, stage progression, attempt bookkeeping and job events. It decides
+ * nothing about placement; the coordinator asks it for pending tasks and
+ * tells it what was started and how attempts ended.
+ */
+import { EventEmitter } from 'node:events';
+import { LocusError } from '../../core/errors.js';
+import { newId, attemptId as makeAttemptId } from '../../core/ids.js';
+import type { Clock } from '../../core/clock.js';
+import type { FileLocations } from '../../core/blocks.js';
+import type { LocalityLevel } from '../../core/locality.js';
+import type { ResolveOptions } from '../../storage/port.js';
+import type { Logger } from '../../obs/log.js';
+import type { AttemptPayload, AttemptResult } from '../../executor/contract.js';
+import { CONTRACT_VERSION } from '../../executor/contract.js';
+import { JobStore, type StoredSplit } from './store.js';
+import type { JobSpec } from './spec.js';
+import {
+  TERMINAL_JOB_STATES, taskIdOf, type FailureClass, type JobRecord, type TaskRecord, type TaskState,
+} from './model.js';
+import { stageOutputDir, substitute, taskOutputDir } from './tasks.js';
+
+/** Resolves input URIs into files with splits (the storage registry). */
+export interface InputResolver {
+  resolve(uri: string, options: ResolveOptions): Promise<FileLocations[]>;
+}
+
+/** Per-tenant admission limits. */
+export interface AdmissionLimits {
+  readonly maxPendingTasksPerTenant: number;
+  readonly maxTasksPerJob: number;
+}
+
+/** A task waiting for a slot, as placement sees it. */
+export interface PendingTask {
+  readonly taskId: string;
+  readonly jobId: string;
+  readonly tenant: string;
+  readonly stage: number;
+  readonly index: number;
+  readonly priority: number;
+  readonly spec: JobSpec;
+  readonly split: StoredSplit | undefined;
+  readonly avoidHosts: readonly string[];
+  readonly pendingSince: number;
+  /** Attempts so far (the next attempt number is attempts + 1). */
+  readonly attempts: number;
+}
+
+/** Events for watchers (SSE, gRPC WatchJob, CLI --watch). */
+export interface JobEvent {
+  readonly kind: 'job' | 'task';
+  readonly jobId: string;
+  readonly at: number;
+  readonly state: string;
+  readonly taskId?: string;
+  readonly host?: string;
+  readonly locality?: LocalityLevel;
+  readonly message?: string;
+  readonly counts?: JobRecord['counts'];
+}
+
+interface ServiceEvents {
+  event: [JobEvent];
+  /** New pending work appeared (submit, retry, next stage): run a placement pass. */
+  work: [];
+}
+
+/** Options for the job service. */
+export interface JobServiceOptions {
+  readonly store: JobStore;
+  readonly resolver: InputResolver;
+  readonly clock: Clock;
+  readonly logger: Logger;
+  /** Directory under which each job's outputs go when the spec names none. */
+  readonly outputRoot: string;
+  readonly limits: AdmissionLimits;
+}
+
+/** How a failed attempt counts (agent/executor loss is not the task's fault). */
+export function classifyFailure(result: Pick<AttemptResult, 'state' | 'reason'>): FailureClass {
+  if (result.state === 'LOST') return 'not-counted';
+  if (result.reason === 'DRAINED' || result.reason === 'EXECUTOR_LOST' || result.reason === 'AGENT_LOST') return 'not-counted';
+  if (result.reason === 'INVALID_SPEC' || result.reason === 'INPUT_MISSING' || result.reason === 'LAUNCH_FAILED_FATAL') return 'fatal';
+  return 'counted';
+}
+
+/** The job service. */
+export class JobService extends EventEmitter<ServiceEvents> {
+  private readonly pending = new Map<string, PendingTask>();
+  /** taskId → running attempt id (to recognise stale results fast). */
+  private readonly running = new Map<string, { attemptId: string; tenant: string; executorId: string }>();
+  private readonly jobs = new Map<string, JobRecord>();
+
+  constructor(private readonly o: JobServiceOptions) {
+    super();
+  }
+
+  /** Submit a job for a tenant. Resolution continues in the background. */
+  async submit(tenant: string, spec: JobSpec, idempotencyKey?: string): Promise<JobRecord> {
+    const pendingForTenant = [...this.pending.values()].filter((t) => t.tenant === tenant).length;
+    if (pendingForTenant >= this.o.limits.maxPendingTasksPerTenant) {
+      throw new LocusError('QUOTA_EXCEEDED', `tenant '${tenant}' already has ${pendingForTenant} pending tasks (limit ${this.o.limits.maxPendingTasksPerTenant})`);
+    }
+    const id = newId('job');
+    const outputDir = spec.output ? spec.output.replace(/^file:\/\//, '') : `${this.o.outputRoot}/${id}`;
+    const now = this.o.clock.now();
+    const created = await this.o.store.create(
+      { id, tenant, name: spec.name, spec, outputDir, createdAt: now, stages: spec.stages.map((s) => ({ name: s.name, taskCount: -1 })) },
+      idempotencyKey,
+    );
+    const job = await this.o.store.get(created.id);
+    if (!job) throw new LocusError('INTERNAL', `job ${created.id} vanished after creation`);
+    if (!created.created) return job;
+    this.jobs.set(id, job);
+    this.emitJob(job, 'PENDING');
+    void this.startStage(job, 0);
+    return job;
+  }
+
+  /** Resume active jobs after a restart: rebuild pending tasks from the store. */
+  async recover(): Promise<{ jobs: number; pending: number; running: TaskRecord[] }> {
+    const running: TaskRecord[] = [];
+    let pendingCount = 0;
+    for (const job of await this.o.store.active()) {
+      this.jobs.set(job.id, job);
+      const stage = job.stage;
+      const stageRec = job.stages[stage];
+      if (!stageRec || stageRec.taskCount < 0) {
+        void this.startStage(job, stage);
+        continue;
+      }
+      const tasks = new Map((await this.o.store.tasks(job.id)).filter((t) => t.stage === stage).map((t) => [t.index, t]));
+      const splits = job.spec.stages[stage]?.tasks ? [] : await this.o.store.getSplits(job.id, stage);
+      for (let i = 0; i < stageRec.taskCount; i++) {
+        const rec = tasks.get(i);
+        if (rec?.state === 'RUNNING') {
+          const last = rec.attempts[rec.attempts.length - 1];
+          if (last) this.running.set(rec.id, { attemptId: last.attemptId, tenant: job.tenant, executorId: last.executorId });
+          running.push(rec);
+        } else if (!rec || rec.state === 'PENDING') {
+          this.addPending(job, stage, i, splits[i], rec);
+          pendingCount++;
+        }
+      }
+      await this.checkProgress(job.id);
+    }
+    if (pendingCount > 0) this.emit('work');
+    return { jobs: this.jobs.size, pending: pendingCount, running };
+  }
+
+  /** Tasks waiting for a slot. */
+  pendingTasks(): IterableIterator<PendingTask> {
+    return this.pending.values();
+  }
+
+  /** How many tasks are pending, per tenant. */
+  pendingByTenant(): Map<string, number> {
+    const out = new Map<string, number>();
+    for (const t of this.pending.values()) out.set(t.tenant, (out.get(t.tenant) ?? 0) + 1);
+    return out;
+  }
+
+  /** How many attempts are running, per tenant. */
+  runningByTenant(): Map<string, number> {
+    const out = new Map<string, number>();
+    for (const r of this.running.values()) out.set(r.tenant, (out.get(r.tenant) ?? 0) + 1);
+    return out;
+  }
+
+  /** Running attempts on one executor (to fail them over when it dies). */
+  attemptsOnExecutor(executorId: string): { taskId: string; attemptId: string }[] {
+    return [...this.running.entries()].filter(([, r]) => r.executorId === executorId).map(([taskId, r]) => ({ taskId, attemptId: r.attemptId }));
+  }
+
+  /**
+   * Record that a pending task starts on an executor and build its payload.
+   * Returns undefined when the task is no longer pending (cancelled meanwhile).
+   */
+  async startAttempt(taskId: string, executor: { id: string; host: string; agentUrl?: string }, locality: LocalityLevel): Promise<AttemptPayload | undefined> {
+    const task = this.pending.get(taskId);
+    if (!task) return undefined;
+    const job = this.jobs.get(task.jobId);
+    const stage = job?.spec.stages[task.stage];
+    if (!job || !stage) return undefined;
+    this.pending.delete(taskId);
+    const attempt = task.attempts + 1;
+    const attemptId = makeAttemptId(taskId, attempt);
+    const started = await this.o.store.startAttempt(taskId, {
+      attempt, attemptId, executorId: executor.id, host: executor.host, locality,
+      startedAt: this.o.clock.now(), state: 'RUNNING', ...(executor.agentUrl ? { agentUrl: executor.agentUrl } : {}),
+    });
+    if (!started) return undefined;
+    this.running.set(taskId, { attemptId, tenant: task.tenant, executorId: executor.id });
+    const explicit = stage.tasks?.[task.index];
+    const stageOutputs: Record<string, string> = {};
+    for (const s of job.spec.stages) stageOutputs[s.name] = stageOutputDir(job.outputDir, s);
+    const argv = substitute(explicit?.command ?? stage.task.command, {
+      jobId: job.id, taskIndex: task.index, attempt, ...(task.split ? { split: task.split } : {}), stageOutputs,
+    });
+    this.emitTask(job, taskId, 'RUNNING', { host: executor.host, locality });
+    const split = task.split;
+    return {
+      contractVersion: CONTRACT_VERSION,
+      jobId: job.id,
+      taskId,
+      attemptId,
+      attempt,
+      argv,
+      env: {
+        ...(explicit?.env ?? stage.task.env),
+        LOCUS_JOB_ID: job.id, LOCUS_TASK_ID: taskId, LOCUS_TASK_INDEX: String(task.index), LOCUS_ATTEMPT: String(attempt),
+      },
+      resources: { cpus: stage.task.resources.cpus, memMiB: stage.task.resources.mem, diskMiB: stage.task.resources.disk },
+      timeoutMs: job.spec.timeoutMs,
+      outputDir: taskOutputDir(job.outputDir, stage, task.index),
+      ...(split ? { split: { uri: split.uri, offset: split.offset, length: split.length, ...(split.localPath ? { localPath: split.localPath } : {}) } } : {}),
+      volumes: [],
+      inputPaths: Object.values(stageOutputs).filter((_, i) => i < task.stage),
+    };
+  }
+
+  /** The dispatcher could not enqueue: put the task back as pending, not counted. */
+  async abandonAttempt(taskId: string, attemptId: string, reason: string): Promise<void> {
+    await this.finishAttempt({
+      attemptId, taskId, state: 'LOST', exitCode: null, reason, message: reason,
+      startedAt: this.o.clock.now(), finishedAt: this.o.clock.now(), host: '',
+    });
+  }
+
+  /** Apply an attempt's result. Stale or replayed results change nothing. */
+  async finishAttempt(result: AttemptResult): Promise<TaskState | 'STALE'> {
+    const job = this.jobs.get(result.taskId.replace(/\.\d+\.\d+$/, ''));
+    if (!job) return 'STALE';
+    const cls = job.state === 'CANCELLED' ? 'cancelled' : result.state === 'SUCCEEDED' ? 'counted' : classifyFailure(result);
+    const outcome = await this.o.store.finishAttempt(
+      result.taskId, result.attemptId,
+      {
+        state: result.state, finishedAt: result.finishedAt, reason: result.reason, message: result.message,
+        exitCode: result.exitCode, ...(result.sandboxDir ? { sandboxDir: result.sandboxDir } : {}), host: result.host,
+      },
+      cls, job.spec.retries, result.outputPath,
+    );
+    if (outcome === 'STALE') return outcome;
+    this.running.delete(result.taskId);
+    this.emitTask(job, result.taskId, outcome, { message: `${result.state}: ${result.message}`, host: result.host });
+    if (outcome === 'PENDING') {
+      const rec = await this.o.store.getTask(result.taskId);
+      if (rec) {
+        const split = job.spec.stages[rec.stage]?.tasks ? undefined : (await this.o.store.getSplits(job.id, rec.stage, rec.index, rec.index + 1))[0];
+        this.addPending(job, rec.stage, rec.index, split, rec);
+        this.emit('work');
+      }
+    }
+    await this.checkProgress(job.id);
+    return outcome;
+  }
+
+  /** Cancel a job: pending tasks dropped, running attempts reported for killing. */
+  async cancel(jobId: string, tenant?: string): Promise<{ job: JobRecord; kill: { taskId: string; executorId: string; attemptId: string }[] }> {
+    const job = await this.get(jobId, tenant);
+    if (TERMINAL_JOB_STATES.has(job.state)) return { job, kill: [] };
+    await this.o.store.setState(jobId, 'CANCELLED', ['PENDING', 'RESOLVING', 'RUNNING'], this.o.clock.now(), 'cancelled by user');
+    for (const [id, t] of this.pending) if (t.jobId === jobId) this.pending.delete(id);
+    const kill = [...this.running.entries()]
+      .filter(([taskId]) => taskId.startsWith(`${jobId}.`))
+      .map(([taskId, r]) => ({ taskId, executorId: r.executorId, attemptId: r.attemptId }));
+    const after = await this.refresh(jobId);
+    this.emitJob(after, 'CANCELLED', 'cancelled by user');
+    return { job: after, kill };
+  }
+
+  /** A job visible to the tenant (all jobs when tenant is undefined = admin). */
+  async get(jobId: string, tenant?: string): Promise<JobRecord> {
+    const job = await this.o.store.get(jobId);
+    // Another tenant's job answers 404, so its existence is not revealed.
+    if (!job || (tenant !== undefined && job.tenant !== tenant)) throw new LocusError('NOT_FOUND', `job ${jobId} not found`);
+    return job;
+  }
+
+  /** Jobs visible to the tenant. */
+  async list(tenant?: string): Promise<JobRecord[]> {
+    return await this.o.store.list(tenant);
+  }
+
+  /** Attempted tasks of a job plus a count of the never-attempted ones. */
+  async tasks(jobId: string, tenant?: string): Promise<TaskRecord[]> {
+    await this.get(jobId, tenant);
+    return await this.o.store.tasks(jobId);
+  }
+
+  /** A task record (attempted or pending), checked against the tenant. */
+  async task(taskId: string, tenant?: string): Promise<{ record?: TaskRecord; pending?: PendingTask; job: JobRecord }> {
+    const jobId = taskId.replace(/\.\d+\.\d+$/, '');
+    const job = await this.get(jobId, tenant);
+    const record = await this.o.store.getTask(taskId);
+    const pending = this.pending.get(taskId);
+    if (!record && !pending) throw new LocusError('NOT_FOUND', `task ${taskId} not found`);
+    return { job, ...(record ? { record } : {}), ...(pending ? { pending } : {}) };
+  }
+
+  private addPending(job: JobRecord, stage: number, index: number, split: StoredSplit | undefined, rec?: TaskRecord): void {
+    const taskId = taskIdOf(job.id, stage, index);
+    this.pending.set(taskId, {
+      taskId, jobId: job.id, tenant: job.tenant, stage, index, priority: job.spec.priority, spec: job.spec, split,
+      avoidHosts: rec?.failedHosts ?? [], pendingSince: this.o.clock.now(), attempts: rec?.attempts.length ?? 0,
+    });
+  }
+
+  private async startStage(job: JobRecord, stage: number): Promise<void> {
+    const log = this.o.logger.child({ jobId: job.id, stage });
+    const spec = job.spec.stages[stage];
+    if (!spec) return;
+    try {
+      if (stage === 0) await this.o.store.setState(job.id, 'RESOLVING', ['PENDING'], this.o.clock.now());
+      let splits: StoredSplit[] = [];
+      if (spec.tasks) {
+        splits = spec.tasks.map(() => ({ uri: '', offset: 0, length: 0, hosts: [], racks: [] }));
+      } else {
+        for (const input of spec.inputs) {
+          const uri = input.startsWith('stage:')
+            ? `file://${stageOutputDir(job.outputDir, job.spec.stages.find((s) => s.name === input.slice(6)) ?? spec)}/**`
+            : input;
+          const files = await this.o.resolver.resolve(uri, { split: spec.split });
+          for (const f of files) {
+            for (const s of f.splits) {
+              splits.push({ uri: f.uri, offset: s.offset, length: s.length, hosts: s.hosts, racks: s.racks, ...(f.localPath ? { localPath: f.localPath } : {}) });
+            }
+          }
+        }
+        if (splits.length === 0) throw new LocusError('NOT_FOUND', `inputs of stage '${spec.name}' name no files: ${spec.inputs.join(', ')}`);
+      }
+      if (splits.length > this.o.limits.maxTasksPerJob) {
+        throw new LocusError('QUOTA_EXCEEDED', `stage '${spec.name}' would have ${splits.length} tasks (limit ${this.o.limits.maxTasksPerJob})`);
+      }
+      await this.o.store.setStageSplits(job.id, stage, splits);
+      await this.o.store.setState(job.id, 'RUNNING', ['RESOLVING', 'RUNNING'], this.o.clock.now());
+      const fresh = await this.refresh(job.id);
+      if (fresh.state === 'CANCELLED') return;
+      splits.forEach((s, i) => this.addPending(fresh, stage, i, spec.tasks ? undefined : s));
+      log.info({ tasks: splits.length }, 'stage resolved');
+      this.emitJob(fresh, 'RUNNING', `stage ${spec.name}: ${splits.length} tasks`);
+      this.emit('work');
+    } catch (err) {
+      const message = err instanceof Error ? err.message : String(err);
+      log.warn({ err: message }, 'stage resolution failed');
+      await this.o.store.setState(job.id, 'FAILED', ['PENDING', 'RESOLVING', 'RUNNING'], this.o.clock.now(), `resolving inputs failed: ${message}`);
+      const failed = await this.refresh(job.id);
+      this.emitJob(failed, 'FAILED', failed.message);
+    }
+  }
+
+  private async checkProgress(jobId: string): Promise<void> {
+    const job = await this.refresh(jobId);
+    if (TERMINAL_JOB_STATES.has(job.state) || job.state !== 'RUNNING') return;
+    const { counts } = job;
+    if (counts.failed > 0 && counts.running === 0) {
+      for (const [id, t] of this.pending) if (t.jobId === jobId) this.pending.delete(id);
+      await this.o.store.setState(jobId, 'FAILED', ['RUNNING'], this.o.clock.now(), `${counts.failed} task(s) failed`);
+      this.emitJob(await this.refresh(jobId), 'FAILED', `${counts.failed} task(s) failed`);
+      return;
+    }
+    if (counts.failed > 0) {
+      // Stop starting new work for a failing job; running attempts finish first.
+      for (const [id, t] of this.pending) if (t.jobId === jobId) this.pending.delete(id);
+      return;
+    }
+    const stageRec = job.stages[job.stage];
+    if (!stageRec || stageRec.taskCount < 0 || counts.succeeded < counts.total) return;
+    const next = job.stage + 1;
+    if (next < job.spec.stages.length) {
+      await this.startStage(job, next);
+      return;
+    }
+    if (await this.o.store.setState(jobId, 'SUCCEEDED', ['RUNNING'], this.o.clock.now())) {
+      this.emitJob(await this.refresh(jobId), 'SUCCEEDED');
+    }
+  }
+
+  private async refresh(jobId: string): Promise<JobRecord> {
+    const job = await this.o.store.get(jobId);
+    if (!job) throw new LocusError('NOT_FOUND', `job ${jobId} not found`);
+    // Terminal jobs stay cached too: late results for them must still be recognised as stale.
+    this.jobs.set(jobId, job);
+    return job;
+  }
+
+  private emitJob(job: JobRecord, state: string, message?: string): void {
+    this.emit('event', { kind: 'job', jobId: job.id, at: this.o.clock.now(), state, counts: job.counts, ...(message ? { message } : {}) });
+  }
+
+  private emitTask(job: JobRecord, taskId: string, state: string, extra: { host?: string; locality?: LocalityLevel; message?: string }): void {
+    this.emit('event', { kind: 'task', jobId: job.id, taskId, at: this.o.clock.now(), state, ...extra });
+  }
+}

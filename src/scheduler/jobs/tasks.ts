@@ -1,0 +1,55 @@
+/**
+ * Turning a stage's splits into runnable task attempts: placeholder
+ * substitution and where outputs go. Pure functions.
+ */
+import type { StageSpec } from './spec.js';
+import type { StoredSplit } from './store.js';
+
+/** The placeholder an executor replaces with the attempt-private output directory. */
+export const OUTPUT_PLACEHOLDER = '{output}';
+
+/** Values for one task's placeholders. */
+export interface PlaceholderValues {
+  readonly jobId: string;
+  readonly taskIndex: number;
+  readonly attempt: number;
+  readonly split?: StoredSplit;
+  /** Final output directory of each stage by name (for `{stages.<name>.output}`). */
+  readonly stageOutputs: Readonly<Record<string, string>>;
+}
+
+/**
+ * Substitute placeholders in argv. `{output}` is left in place: only the
+ * executor knows the attempt-private directory it must point at.
+ */
+export function substitute(argv: readonly string[], v: PlaceholderValues): string[] {
+  return argv.map((arg) =>
+    arg.replace(/\{([a-z][a-zA-Z0-9_.-]*)\}/g, (whole, name: string) => {
+      switch (name) {
+        case 'split.uri': return v.split?.uri ?? '';
+        case 'split.path': return v.split?.localPath ?? '';
+        case 'split.offset': return String(v.split?.offset ?? 0);
+        case 'split.length': return String(v.split?.length ?? 0);
+        case 'task.index': return String(v.taskIndex);
+        case 'job.id': return v.jobId;
+        case 'attempt': return String(v.attempt);
+        case 'output': return whole;
+        default: {
+          const m = /^stages\.(.+)\.output$/.exec(name);
+          if (m && m[1] !== undefined && v.stageOutputs[m[1]] !== undefined) return v.stageOutputs[m[1]] ?? '';
+          return whole;
+        }
+      }
+    }),
+  );
+}
+
+/** The final output directory of a stage. */
+export function stageOutputDir(jobOutputDir: string, stage: StageSpec): string {
+  return `${jobOutputDir}/${stage.name}`;
+}
+
+/** The final output directory of one task. */
+export function taskOutputDir(jobOutputDir: string, stage: StageSpec, index: number): string {
+  return `${stageOutputDir(jobOutputDir, stage)}/${String(index).padStart(5, '0')}`;
+}
