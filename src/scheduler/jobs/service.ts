@@ -20,6 +20,7 @@ import {
   TERMINAL_JOB_STATES, taskIdOf, type FailureClass, type JobRecord, type TaskRecord, type TaskState,
 } from './model.js';
 import { stageOutputDir, substitute, taskOutputDir } from './tasks.js';
+import { PendingIndex } from '../placement/index.js';
 
 /** Resolves input URIs into files with splits (the storage registry). */
 export interface InputResolver {
@@ -89,6 +90,8 @@ export function classifyFailure(result: Pick<AttemptResult, 'state' | 'reason'>)
 /** The job service. */
 export class JobService extends EventEmitter<ServiceEvents> {
   private readonly pending = new Map<string, PendingTask>();
+  /** The same pending tasks, indexed by host, rack and volume for placement. */
+  readonly index = new PendingIndex();
   /** taskId → running attempt id (to recognise stale results fast). */
   private readonly running = new Map<string, { attemptId: string; tenant: string; executorId: string }>();
   private readonly jobs = new Map<string, JobRecord>();
@@ -185,6 +188,7 @@ export class JobService extends EventEmitter<ServiceEvents> {
     const stage = job?.spec.stages[task.stage];
     if (!job || !stage) return undefined;
     this.pending.delete(taskId);
+    this.index.remove(taskId);
     const attempt = task.attempts + 1;
     const attemptId = makeAttemptId(taskId, attempt);
     const started = await this.o.store.startAttempt(taskId, {
@@ -262,7 +266,7 @@ export class JobService extends EventEmitter<ServiceEvents> {
     const job = await this.get(jobId, tenant);
     if (TERMINAL_JOB_STATES.has(job.state)) return { job, kill: [] };
     await this.o.store.setState(jobId, 'CANCELLED', ['PENDING', 'RESOLVING', 'RUNNING'], this.o.clock.now(), 'cancelled by user');
-    for (const [id, t] of this.pending) if (t.jobId === jobId) this.pending.delete(id);
+    this.dropPending(jobId);
     const kill = [...this.running.entries()]
       .filter(([taskId]) => taskId.startsWith(`${jobId}.`))
       .map(([taskId, r]) => ({ taskId, executorId: r.executorId, attemptId: r.attemptId }));
@@ -300,11 +304,33 @@ export class JobService extends EventEmitter<ServiceEvents> {
     return { job, ...(record ? { record } : {}), ...(pending ? { pending } : {}) };
   }
 
+  private dropPending(jobId: string): void {
+    for (const [id, t] of this.pending) if (t.jobId === jobId) this.pending.delete(id);
+    this.index.removeJob(jobId);
+  }
+
   private addPending(job: JobRecord, stage: number, index: number, split: StoredSplit | undefined, rec?: TaskRecord): void {
     const taskId = taskIdOf(job.id, stage, index);
+    const stageSpec = job.spec.stages[stage];
+    if (!stageSpec) return;
+    const now = this.o.clock.now();
+    const avoidHosts = rec?.failedHosts ?? [];
     this.pending.set(taskId, {
       taskId, jobId: job.id, tenant: job.tenant, stage, index, priority: job.spec.priority, spec: job.spec, split,
-      avoidHosts: rec?.failedHosts ?? [], pendingSince: this.o.clock.now(), attempts: rec?.attempts.length ?? 0,
+      avoidHosts, pendingSince: now, attempts: rec?.attempts.length ?? 0,
+    });
+    // Objects shared by all tasks of a stage (resources, constraints, locality) are passed by
+    // reference: the index keeps them, and sharing keeps a million pending tasks small.
+    this.index.add({
+      taskId, jobId: job.id, tenant: job.tenant, priority: job.spec.priority,
+      resources: stageSpec.task.resources,
+      preferredHosts: split?.hosts ?? [],
+      preferredRacks: split?.racks ?? [],
+      inputBytes: split?.length ?? 0,
+      constraints: job.spec.constraints,
+      locality: job.spec.locality,
+      ...(avoidHosts.length > 0 ? { avoidHosts } : {}),
+      pendingSince: now,
     });
   }
 
@@ -356,14 +382,14 @@ export class JobService extends EventEmitter<ServiceEvents> {
     if (TERMINAL_JOB_STATES.has(job.state) || job.state !== 'RUNNING') return;
     const { counts } = job;
     if (counts.failed > 0 && counts.running === 0) {
-      for (const [id, t] of this.pending) if (t.jobId === jobId) this.pending.delete(id);
+      this.dropPending(jobId);
       await this.o.store.setState(jobId, 'FAILED', ['RUNNING'], this.o.clock.now(), `${counts.failed} task(s) failed`);
       this.emitJob(await this.refresh(jobId), 'FAILED', `${counts.failed} task(s) failed`);
       return;
     }
     if (counts.failed > 0) {
       // Stop starting new work for a failing job; running attempts finish first.
-      for (const [id, t] of this.pending) if (t.jobId === jobId) this.pending.delete(id);
+      this.dropPending(jobId);
       return;
     }
     const stageRec = job.stages[job.stage];

@@ -1,0 +1,572 @@
+/**
+ * The coordinator: the one place where placement decisions become actions.
+ * It keeps the offer book and the executor book, turns Mesos events into
+ * state changes, runs placement passes (coalesced: many events, one pass)
+ * and applies each Plan — ACCEPT/DECLINE, executor launches, queue writes and
+ * state writes. Everything it talks to is a port, so tests can hand it real
+ * local implementations.
+ */
+import type { Clock, TimerHandle } from '../core/clock.js';
+import type { ResourceVector } from '../core/resources.js';
+import { LOCALITY_NAMES } from '../core/locality.js';
+import type { Logger } from '../obs/log.js';
+import type { LocusMetrics } from '../obs/metrics.js';
+import type { AttemptPayload, AttemptResult } from '../executor/contract.js';
+import type { Event, Offer, Operation, OperationStatus, Resource, TaskInfo, TaskStatus } from '../mesos/types.js';
+import { TERMINAL_TASK_STATES } from '../mesos/types.js';
+import {
+  explain as explainPlacement, place, type ExecutorLaunch, type ExecutorView, type OfferView, type PlacementOptions,
+  type Plan, type Reason, type Snapshot, type TenantView,
+} from './placement/index.js';
+import { ExecutorBook, type ExecutorRecord } from './executors.js';
+import { summarizeOffer, takeResources, type OfferSummary } from './offers.js';
+import type { JobService } from './jobs/service.js';
+
+/** The Mesos calls the coordinator makes (the scheduler client satisfies it through a thin adapter). */
+export interface MesosDriver {
+  accept(offerIds: readonly string[], operations: readonly Operation[], refuseSeconds?: number): Promise<void>;
+  decline(offerIds: readonly string[], refuseSeconds: number): Promise<void>;
+  revive(): Promise<void>;
+  suppress(): Promise<void>;
+  kill(taskId: string, agentId?: string): Promise<void>;
+  acknowledge(agentId: string, taskId: string, uuid: string): Promise<void>;
+  acknowledgeOperationStatus(agentId: string | undefined, operationId: string, uuid: string): Promise<void>;
+  reconcile(tasks: readonly { taskId: string; agentId?: string }[]): Promise<void>;
+  acceptInverseOffers?(ids: readonly string[]): Promise<void>;
+}
+
+/** Starts and retires executors: credentials, TaskInfo, queue clean-up. */
+export interface ExecutorLauncher {
+  taskInfo(launch: ExecutorLaunch, offer: OfferSummary, resources: readonly Resource[]): Promise<TaskInfo>;
+  retire(executorId: string): Promise<void>;
+}
+
+/** Puts attempts on executor queues. */
+export interface AttemptDispatch {
+  enqueue(executorId: string, payload: AttemptPayload): Promise<void>;
+  cancel(executorId: string, attemptId: string): Promise<void>;
+}
+
+/** Volume operations that ride on offers (RESERVE/CREATE/DESTROY/UNRESERVE). */
+export interface OfferOperationPlanner {
+  /** Operations per offer this pass; offers named here are used only for these operations. */
+  plan(offers: readonly Offer[], now: number): Promise<{ offerId: string; operations: Operation[] }[]>;
+  onOperationStatus(status: OperationStatus): Promise<void>;
+  onOffersSeen?(offers: readonly Offer[]): Promise<void>;
+  onAgentLost?(agentId: string): Promise<void>;
+  hasPendingWork(): boolean;
+}
+
+/** A tenant as configured (weights and quotas for fair share). */
+export interface TenantSetting {
+  readonly name: string;
+  readonly weight: number;
+  readonly quota?: Partial<ResourceVector>;
+}
+
+/** Coordinator settings. */
+export interface CoordinatorOptions {
+  readonly role: string;
+  readonly clock: Clock;
+  readonly logger: Logger;
+  readonly metrics?: LocusMetrics;
+  readonly jobs: JobService;
+  readonly executors: ExecutorBook;
+  readonly driver: MesosDriver;
+  readonly launcher: ExecutorLauncher;
+  readonly dispatch: AttemptDispatch;
+  readonly volumes?: OfferOperationPlanner;
+  readonly tenants: () => readonly TenantSetting[];
+  readonly placement?: Partial<PlacementOptions>;
+  /** How often to re-run placement while work is pending (delay scheduling needs time to pass). */
+  readonly tickMs?: number;
+  /** How long a TASK_UNREACHABLE executor keeps its attempts before they are retried elsewhere. */
+  readonly unreachableGraceMs?: number;
+}
+
+/** Why a task is not running yet, for `explain`. */
+export interface Explanation {
+  readonly taskId: string;
+  readonly state: string;
+  readonly code: string;
+  readonly message: string;
+  readonly until?: number;
+}
+
+/** The coordinator. */
+export class Coordinator {
+  private readonly offers = new Map<string, Offer>();
+  private readonly busy = new Map<string, number>();
+  private readonly unreachable = new Map<string, TimerHandle>();
+  private lastSnapshot: Snapshot | undefined;
+  private lastReasons = new Map<string, Reason>();
+  private suppressed = false;
+  private lastReviveAt: number | undefined;
+  private subscribed = false;
+  private passing = false;
+  private again = false;
+  private scheduled = false;
+  private tick: TimerHandle | undefined;
+  private closed = false;
+  private readonly log: Logger;
+
+  constructor(private readonly o: CoordinatorOptions) {
+    this.log = o.logger.child({ component: 'coordinator' });
+    o.jobs.on('work', () => this.requestPass());
+  }
+
+  /** Load executors and jobs after a (re)start. Call before subscribing. */
+  async recover(): Promise<void> {
+    const executors = await this.o.executors.load();
+    const { jobs, pending, running } = await this.o.jobs.recover();
+    for (const t of running) {
+      const last = t.attempts[t.attempts.length - 1];
+      if (last) this.busy.set(last.executorId, (this.busy.get(last.executorId) ?? 0) + 1);
+    }
+    // Attempts whose executor is not on record cannot finish: retry them, uncounted.
+    const known = new Set(executors.map((e) => e.executorId));
+    for (const t of running) {
+      const last = t.attempts[t.attempts.length - 1];
+      if (last && !known.has(last.executorId)) await this.loseAttempt(t.id, last.attemptId, last.executorId, 'EXECUTOR_LOST');
+    }
+    this.log.info({ executors: executors.length, jobs, pending, running: running.length }, 'recovered state');
+    this.startTicker();
+  }
+
+  /** Feed one Mesos event. */
+  async handleEvent(event: Event): Promise<void> {
+    switch (event.type) {
+      case 'SUBSCRIBED':
+        this.subscribed = true;
+        this.suppressed = false;
+        this.o.metrics?.masterConnected.set(1);
+        await this.reconcile();
+        this.requestPass();
+        return;
+      case 'OFFERS':
+        for (const offer of event.offers.offers ?? []) this.offers.set(offer.id.value, offer);
+        this.o.metrics?.offersReceived.inc(event.offers.offers?.length ?? 0);
+        if (event.offers.offers && this.o.volumes?.onOffersSeen) await this.o.volumes.onOffersSeen(event.offers.offers);
+        if (event.offers.inverse_offers?.length) await this.handleInverseOffers(event.offers.inverse_offers.map((i) => ({ id: i.id.value, agentId: i.agent_id?.value })));
+        this.requestPass();
+        return;
+      case 'INVERSE_OFFERS':
+        await this.handleInverseOffers(event.inverse_offers.inverse_offers.map((i) => ({ id: i.id.value, agentId: i.agent_id?.value })));
+        return;
+      case 'RESCIND':
+        this.offers.delete(event.rescind.offer_id.value);
+        return;
+      case 'UPDATE':
+        await this.handleStatus(event.update.status);
+        return;
+      case 'UPDATE_OPERATION_STATUS': {
+        const status = event.update_operation_status.status;
+        if (this.o.volumes) await this.o.volumes.onOperationStatus(status);
+        if (status.uuid && status.operation_id) {
+          await this.o.driver.acknowledgeOperationStatus(status.agent_id?.value, status.operation_id.value, status.uuid.value).catch((err: unknown) => {
+            this.log.warn({ err: String(err) }, 'acknowledging an operation status failed');
+          });
+        }
+        this.requestPass();
+        return;
+      }
+      case 'FAILURE':
+        if (event.failure.agent_id && !event.failure.executor_id) {
+          const agentId = event.failure.agent_id.value;
+          this.log.warn({ agentId }, 'agent lost');
+          for (const ex of this.o.executors.onAgent(agentId)) await this.executorGone(ex.executorId, 'AGENT_LOST', 'agent lost');
+          await this.o.volumes?.onAgentLost?.(agentId);
+        }
+        return;
+      case 'ERROR':
+        this.log.error({ message: event.error.message }, 'the master reported an error for this framework');
+        return;
+      case 'HEARTBEAT':
+      case 'MESSAGE':
+      case 'RESCIND_INVERSE_OFFER':
+      case 'UNKNOWN':
+        return;
+    }
+  }
+
+  /** The connection to the master dropped: offers are void, passes wait for the next subscription. */
+  disconnected(): void {
+    this.subscribed = false;
+    this.offers.clear();
+    this.o.metrics?.masterConnected.set(0);
+  }
+
+  /** Whether a master subscription is live (for /readyz). */
+  get isSubscribed(): boolean {
+    return this.subscribed;
+  }
+
+  /** An attempt's result arrived from its executor. */
+  async onAttemptResult(result: AttemptResult, executorId: string): Promise<void> {
+    const outcome = await this.o.jobs.finishAttempt(result);
+    if (outcome === 'STALE') {
+      this.log.debug({ attemptId: result.attemptId }, 'stale attempt result ignored');
+      return;
+    }
+    this.release(executorId);
+    this.o.metrics?.taskDuration.observe({ outcome: result.state }, Math.max(0, (result.finishedAt - result.startedAt) / 1000));
+    this.requestPass();
+  }
+
+  /** An executor stopped heartbeating (or its queue reports it dead). */
+  async onExecutorLost(executorId: string, message: string): Promise<void> {
+    await this.executorGone(executorId, 'EXECUTOR_LOST', message);
+  }
+
+  /** Kill the running attempts of a cancelled job. */
+  async cancelAttempts(kill: readonly { taskId: string; executorId: string; attemptId: string }[]): Promise<void> {
+    for (const k of kill) {
+      await this.o.dispatch.cancel(k.executorId, k.attemptId).catch((err: unknown) => {
+        this.log.warn({ err: String(err), attemptId: k.attemptId }, 'cancelling an attempt failed');
+      });
+    }
+  }
+
+  /** Why a task is not running (or what it is doing). */
+  async explain(taskId: string, tenant?: string): Promise<Explanation> {
+    const { record, pending, job } = await this.o.jobs.task(taskId, tenant);
+    if (pending) {
+      const snapshot = this.lastSnapshot ?? this.snapshot([]);
+      const reason = this.lastReasons.get(taskId) ?? explainPlacement(taskId, { ...snapshot, now: this.o.clock.now() }, this.o.jobs.index, this.o.placement);
+      if (!this.subscribed) {
+        return { taskId, state: 'PENDING', code: 'NOT_SUBSCRIBED', message: 'Locus is not subscribed to a Mesos master yet, so no offers arrive' };
+      }
+      return { taskId, state: 'PENDING', code: reason.code, message: reason.message, ...(reason.until === undefined ? {} : { until: reason.until }) };
+    }
+    const state = record?.state ?? 'UNKNOWN';
+    const last = record?.attempts[record.attempts.length - 1];
+    if (state === 'RUNNING' && last) {
+      return { taskId, state, code: 'RUNNING', message: `running on ${last.host} (${LOCALITY_NAMES[last.locality]}) as ${last.attemptId}` };
+    }
+    if (job.state === 'CANCELLED') return { taskId, state, code: 'CANCELLED', message: 'the job was cancelled' };
+    return { taskId, state, code: state, message: last?.message ?? `task is ${state}` };
+  }
+
+  /** Stop timers. In-flight work is left to the stores; nothing is killed. */
+  close(): void {
+    this.closed = true;
+    this.tick?.cancel();
+    for (const t of this.unreachable.values()) t.cancel();
+  }
+
+  /** Ask for a placement pass soon; many requests coalesce into one pass. */
+  requestPass(): void {
+    if (this.closed) return;
+    if (this.passing) {
+      this.again = true;
+      return;
+    }
+    if (this.scheduled) return;
+    this.scheduled = true;
+    setImmediate(() => {
+      this.scheduled = false;
+      void this.runPasses();
+    });
+  }
+
+  private startTicker(): void {
+    const every = this.o.tickMs ?? 500;
+    const loop = (): void => {
+      if (this.closed) return;
+      if (this.o.jobs.index.size > 0 || this.offers.size > 0 || this.idleExecutors() > 0) this.requestPass();
+      this.tick = this.o.clock.setTimer(every, loop);
+    };
+    this.tick = this.o.clock.setTimer(every, loop);
+  }
+
+  private idleExecutors(): number {
+    return this.o.executors.all().filter((e) => (this.busy.get(e.executorId) ?? 0) === 0).length;
+  }
+
+  private async runPasses(): Promise<void> {
+    if (this.passing || this.closed) return;
+    this.passing = true;
+    try {
+      do {
+        this.again = false;
+        await this.passOnce();
+      } while (this.again && !this.closed);
+    } catch (err) {
+      this.log.error({ err: err instanceof Error ? err.stack : String(err) }, 'placement pass failed');
+    } finally {
+      this.passing = false;
+    }
+  }
+
+  private snapshot(offers: readonly OfferSummary[]): Snapshot {
+    const now = this.o.clock.now();
+    const executors: ExecutorView[] = this.o.executors.all()
+      .filter((e) => e.state === 'LAUNCHING' || e.state === 'RUNNING' || e.state === 'DRAINING')
+      .map((e) => {
+        const busy = this.busy.get(e.executorId) ?? 0;
+        return {
+          executorId: e.executorId, agentId: e.agentId, hostname: e.hostname,
+          ...(e.rack ? { rack: e.rack } : {}), attributes: e.attributes,
+          slotResources: e.slotResources, slots: e.slots, freeSlots: Math.max(0, e.slots - busy),
+          volumes: e.volumes, ...(e.tenant ? { tenant: e.tenant } : {}),
+          freeSince: e.idleSince ?? now, ...(e.idleSince === undefined ? {} : { idleSince: e.idleSince }),
+          draining: e.state === 'DRAINING',
+        };
+      });
+    const runningByTenant = this.o.jobs.runningByTenant();
+    const tenants: TenantView[] = this.o.tenants().map((t) => {
+      const n = runningByTenant.get(t.name) ?? 0;
+      // Usage is approximated by slot shape × running attempts; exact per-task sums are not needed for DRF ordering.
+      const slot = this.o.placement?.slotResources ?? { cpus: 1, mem: 1024, disk: 0 };
+      return { name: t.name, weight: t.weight, ...(t.quota ? { quota: t.quota } : {}), usage: { cpus: slot.cpus * n, mem: slot.mem * n, disk: slot.disk * n } };
+    });
+    const offerViews: OfferView[] = offers.map((s) => ({
+      offerId: s.offerId, agentId: s.agentId, hostname: s.hostname, ...(s.rack ? { rack: s.rack } : {}),
+      attributes: s.attributes, free: s.free, volumes: s.volumeIds,
+      ...(s.unavailableAt === undefined ? {} : { unavailability: { start: s.unavailableAt } }),
+    }));
+    return { now, offers: offerViews, executors, tenants, suppressed: this.suppressed, ...(this.lastReviveAt === undefined ? {} : { lastReviveAt: this.lastReviveAt }) };
+  }
+
+  private async passOnce(): Promise<void> {
+    if (!this.subscribed && this.offers.size === 0 && this.o.jobs.index.size === 0) return;
+    const now = this.o.clock.now();
+    let offers = [...this.offers.values()];
+    this.offers.clear();
+
+    // Volume operations take their offers first: a reservation must not lose its disk to an executor.
+    if (this.o.volumes && offers.length > 0) {
+      const volumePlans = await this.o.volumes.plan(offers, now);
+      for (const p of volumePlans) {
+        if (p.operations.length === 0) continue;
+        await this.o.driver.accept([p.offerId], p.operations, 1);
+        this.o.metrics?.offersAccepted.inc();
+        offers = offers.filter((x) => x.id.value !== p.offerId);
+      }
+    }
+
+    const summaries = offers.map((offer) => summarizeOffer(offer, this.o.role));
+    const snapshot = this.snapshot(summaries);
+    this.lastSnapshot = snapshot;
+    const plan = place(snapshot, this.o.jobs.index, this.o.placement);
+    await this.apply(plan, offers, summaries);
+  }
+
+  private async apply(plan: Plan, offers: readonly Offer[], summaries: readonly OfferSummary[]): Promise<void> {
+    const byId = new Map(offers.map((o) => [o.id.value, o]));
+    const summaryById = new Map(summaries.map((s) => [s.offerId, s]));
+
+    // 1. Launch executors, one ACCEPT per offer.
+    const launchesByOffer = new Map<string, ExecutorLaunch[]>();
+    for (const l of plan.launches) launchesByOffer.set(l.offerId, [...(launchesByOffer.get(l.offerId) ?? []), l]);
+    const declined: { offerId: string; refuseSeconds: number }[] = [...plan.declines];
+    for (const [offerId, launches] of launchesByOffer) {
+      const offer = byId.get(offerId);
+      const summary = summaryById.get(offerId);
+      if (!offer || !summary) continue;
+      const infos: TaskInfo[] = [];
+      let remaining: readonly Resource[] = offer.resources;
+      for (const l of launches) {
+        const taken = takeResources(remaining, l.resources, this.o.role, l.volumeId);
+        if (!taken) {
+          this.log.warn({ offerId, executorId: l.executorId }, 'offer too small for the planned executor; skipped');
+          continue;
+        }
+        remaining = subtractTaken(remaining, taken);
+        const info = await this.o.launcher.taskInfo(l, summary, taken);
+        await this.o.executors.put({
+          executorId: l.executorId, taskId: info.task_id.value, agentId: l.agentId, hostname: l.hostname,
+          rack: summary.rack, attributes: summary.attributes, agentUrl: summary.agentUrl,
+          slots: l.slots, slotResources: l.slotResources, volumes: l.volumeId ? [l.volumeId] : [],
+          tenant: l.tenant, state: 'LAUNCHING', launchedAt: plan.now, idleSince: plan.now,
+        });
+        infos.push(info);
+      }
+      if (infos.length === 0) {
+        declined.push({ offerId, refuseSeconds: 1 });
+        continue;
+      }
+      await this.o.driver.accept([offerId], [{ type: 'LAUNCH', launch: { task_infos: infos } }], 1);
+      this.o.metrics?.offersAccepted.inc();
+      this.log.info({ offerId, executors: infos.map((i) => i.task_id.value), host: summary.hostname }, 'launching executors');
+    }
+
+    // 2. Decline the rest, grouped by filter length.
+    const groups = new Map<number, string[]>();
+    for (const d of declined) groups.set(d.refuseSeconds, [...(groups.get(d.refuseSeconds) ?? []), d.offerId]);
+    for (const [seconds, ids] of groups) {
+      await this.o.driver.decline(ids, seconds);
+      this.o.metrics?.offersDeclined.inc(ids.length);
+    }
+
+    // 3. Hand tasks to executors.
+    for (const a of plan.assignments) {
+      const ex = this.o.executors.get(a.executorId);
+      if (!ex) continue;
+      const payload = await this.o.jobs.startAttempt(a.taskId, { id: ex.executorId, host: ex.hostname, ...(ex.agentUrl ? { agentUrl: ex.agentUrl } : {}) }, a.level);
+      if (!payload) continue;
+      this.occupy(ex.executorId);
+      try {
+        await this.o.dispatch.enqueue(ex.executorId, payload);
+        this.o.metrics?.placements.inc({ locality: LOCALITY_NAMES[a.level] });
+      } catch (err) {
+        this.log.warn({ err: String(err), taskId: a.taskId }, 'enqueue failed; the task goes back to pending');
+        this.release(ex.executorId);
+        await this.o.jobs.abandonAttempt(a.taskId, payload.attemptId, 'ENQUEUE_FAILED');
+      }
+    }
+
+    // 4. Release idle or drained executors: killing the Mesos task makes the executor drain and exit.
+    for (const r of plan.releases) {
+      const ex = this.o.executors.get(r.executorId);
+      if (!ex || ex.state === 'DRAINING' && r.reason === 'drained' && (this.busy.get(ex.executorId) ?? 0) > 0) continue;
+      await this.o.executors.update(r.executorId, { state: 'DRAINING', message: `released: ${r.reason}` });
+      await this.o.driver.kill(ex.taskId, ex.agentId).catch((err: unknown) => this.log.warn({ err: String(err) }, 'kill failed'));
+      this.log.info({ executorId: r.executorId, reason: r.reason }, 'releasing executor');
+    }
+
+    // 5. Offer flow: suppress when there is nothing to place, revive (rate-limited by placement) when there is.
+    const volumeWork = this.o.volumes?.hasPendingWork() ?? false;
+    if (plan.suppress && !volumeWork && !this.suppressed && this.subscribed) {
+      await this.o.driver.suppress();
+      this.suppressed = true;
+    } else if ((plan.revive || (volumeWork && this.suppressed)) && this.subscribed) {
+      await this.o.driver.revive();
+      this.suppressed = false;
+      this.lastReviveAt = plan.now;
+    }
+
+    this.lastReasons = new Map(plan.reasons.map((r) => [r.taskId, r]));
+    this.updateGauges();
+  }
+
+  private occupy(executorId: string): void {
+    this.busy.set(executorId, (this.busy.get(executorId) ?? 0) + 1);
+    const ex = this.o.executors.get(executorId);
+    if (ex && ex.idleSince !== undefined) void this.o.executors.update(executorId, { idleSince: undefined });
+  }
+
+  private release(executorId: string): void {
+    const n = Math.max(0, (this.busy.get(executorId) ?? 0) - 1);
+    this.busy.set(executorId, n);
+    if (n === 0) void this.o.executors.update(executorId, { idleSince: this.o.clock.now() });
+  }
+
+  private updateGauges(): void {
+    const m = this.o.metrics;
+    if (!m) return;
+    m.pendingTasks.reset();
+    for (const [tenant, n] of this.o.jobs.pendingByTenant()) m.pendingTasks.set({ tenant }, n);
+    m.runningTasks.reset();
+    for (const [tenant, n] of this.o.jobs.runningByTenant()) m.runningTasks.set({ tenant }, n);
+    m.executors.reset();
+    for (const e of this.o.executors.all()) m.executors.inc({ state: e.state });
+  }
+
+  private async reconcile(): Promise<void> {
+    const tasks = this.o.executors.all().map((e) => ({ taskId: e.taskId, agentId: e.agentId }));
+    // Explicit first (the executors we know), then implicit (anything else the master has for us).
+    if (tasks.length > 0) await this.o.driver.reconcile(tasks);
+    await this.o.driver.reconcile([]);
+  }
+
+  private async handleStatus(status: TaskStatus): Promise<void> {
+    const taskId = status.task_id.value;
+    try {
+      const ex = this.o.executors.get(taskId);
+      if (!ex) {
+        // An executor we have no record of (a crash between ACCEPT and the record, or another
+        // incarnation's): kill it rather than leave it orphaned.
+        if (!TERMINAL_TASK_STATES.has(status.state) && taskId.startsWith('locus-exec-')) {
+          this.log.warn({ taskId }, 'unknown Locus executor reported by the master; killing it');
+          await this.o.driver.kill(taskId, status.agent_id?.value);
+        }
+        return;
+      }
+      switch (status.state) {
+        case 'TASK_RUNNING': {
+          const timer = this.unreachable.get(taskId);
+          if (timer) {
+            timer.cancel();
+            this.unreachable.delete(taskId);
+          }
+          if (ex.state === 'LAUNCHING') await this.o.executors.update(taskId, { state: 'RUNNING' });
+          break;
+        }
+        case 'TASK_UNREACHABLE': {
+          // Partition-aware: the agent may come back; wait a bounded time before retrying elsewhere.
+          if (!this.unreachable.has(taskId)) {
+            const grace = this.o.unreachableGraceMs ?? 60_000;
+            this.unreachable.set(taskId, this.o.clock.setTimer(grace, () => {
+              this.unreachable.delete(taskId);
+              void this.executorGone(taskId, 'EXECUTOR_LOST', `unreachable for ${grace} ms`);
+            }));
+          }
+          break;
+        }
+        default:
+          if (TERMINAL_TASK_STATES.has(status.state)) {
+            await this.executorGone(taskId, status.state === 'TASK_FINISHED' || status.state === 'TASK_KILLED' ? 'EXECUTOR_EXITED' : 'EXECUTOR_LOST',
+              `${status.state}${status.reason ? ` (${status.reason})` : ''}${status.message ? `: ${status.message}` : ''}`);
+          }
+      }
+    } finally {
+      if (status.uuid && status.agent_id) {
+        await this.o.driver.acknowledge(status.agent_id.value, taskId, status.uuid).catch((err: unknown) => {
+          this.log.warn({ err: String(err), taskId }, 'acknowledge failed (the master will resend)');
+        });
+      }
+    }
+  }
+
+  private async handleInverseOffers(inverse: readonly { id: string; agentId: string | undefined }[]): Promise<void> {
+    for (const inv of inverse) {
+      if (!inv.agentId) continue;
+      for (const ex of this.o.executors.onAgent(inv.agentId)) {
+        if (ex.state !== 'DRAINING') await this.o.executors.update(ex.executorId, { state: 'DRAINING', message: 'agent scheduled for maintenance' });
+      }
+      this.log.info({ agentId: inv.agentId }, 'draining agent for maintenance');
+    }
+    if (this.o.driver.acceptInverseOffers) await this.o.driver.acceptInverseOffers(inverse.map((i) => i.id));
+    this.requestPass();
+  }
+
+  private async executorGone(executorId: string, reason: string, message: string): Promise<void> {
+    const ex = this.o.executors.get(executorId);
+    if (!ex) return;
+    this.log.info({ executorId, reason, message }, 'executor gone');
+    await this.o.executors.update(executorId, { state: 'GONE', message });
+    for (const a of this.o.jobs.attemptsOnExecutor(executorId)) await this.loseAttempt(a.taskId, a.attemptId, executorId, reason);
+    this.busy.delete(executorId);
+    await this.o.launcher.retire(executorId).catch((err: unknown) => this.log.warn({ err: String(err), executorId }, 'retiring executor failed'));
+    this.requestPass();
+  }
+
+  private async loseAttempt(taskId: string, attemptId: string, executorId: string, reason: string): Promise<void> {
+    const now = this.o.clock.now();
+    await this.o.jobs.finishAttempt({
+      attemptId, taskId, state: 'LOST', exitCode: null, reason, message: `executor ${executorId} lost`,
+      startedAt: now, finishedAt: now, host: '',
+    });
+  }
+}
+
+/** Remove taken resources from an offer's remaining list (by name, role and reservation). */
+function subtractTaken(remaining: readonly Resource[], taken: readonly Resource[]): Resource[] {
+  const out = remaining.map((r) => ({ ...r }));
+  for (const t of taken) {
+    if (t.disk?.persistence) {
+      const i = out.findIndex((r) => r.disk?.persistence?.id === t.disk?.persistence?.id);
+      if (i >= 0) out.splice(i, 1);
+      continue;
+    }
+    const r = out.find((x) => x.name === t.name && x.scalar && sameReservation(x, t) && !x.disk?.persistence);
+    if (r?.scalar && t.scalar) (r as { scalar: { value: number } }).scalar = { value: Math.round((r.scalar.value - t.scalar.value) * 1000) / 1000 };
+  }
+  return out.filter((r) => !r.scalar || r.scalar.value > 0);
+}
+
+function sameReservation(a: Resource, b: Resource): boolean {
+  return JSON.stringify(a.reservations ?? []) === JSON.stringify(b.reservations ?? []) && (a.allocation_info?.role ?? '') === (b.allocation_info?.role ?? '');
+}
+
