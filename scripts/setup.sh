@@ -10,6 +10,9 @@ say() { echo "setup: $*" >&2; }
 
 need=()
 command -v redis-server >/dev/null 2>&1 || need+=(redis-server)
+# bubblewrap gives containers their namespaces and mounts; without it Locus
+# falls back to plain processes (and says so), so the demo still runs.
+command -v bwrap >/dev/null 2>&1 || need+=(bubblewrap)
 if [ "$mode" = test ]; then
   [ -f /usr/share/java/zookeeper.jar ] || need+=(zookeeper)
   command -v ceph-osd >/dev/null 2>&1 || need+=(ceph ceph-mon ceph-osd ceph-mgr ceph-mds ceph-fuse)

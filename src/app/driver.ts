@@ -35,6 +35,9 @@ export function clientDriver(client: SchedulerClient, roles: readonly string[]):
     async reconcile(tasks) {
       await client.reconcile(tasks.map((t) => ({ task_id: { value: t.taskId }, ...(t.agentId ? { agent_id: { value: t.agentId } } : {}) })));
     },
+    async reconcileOperations(operations) {
+      await client.reconcileOperations(operations.map((o) => ({ operation_id: { value: o.operationId }, ...(o.agentId ? { agent_id: { value: o.agentId } } : {}) })));
+    },
     async acceptInverseOffers(ids) {
       await client.call({ type: 'ACCEPT_INVERSE_OFFERS', accept_inverse_offers: { inverse_offer_ids: ids.map((value) => ({ value })) } });
     },

@@ -14,6 +14,12 @@ interface CommandEntry {
 
 // Each subcommand lives in ./commands/<name>.ts. Keep this list sorted by name.
 const COMMANDS: Record<string, CommandEntry> = {
+  data: { summary: 'lay files out as a local dataset across the local cluster\'s agents', load: () => import('./commands/data.js') },
+  doctor: { summary: 'check what this machine supports (isolation) and why', load: () => import('./commands/doctor.js') },
+  exec: { summary: 'run one command in an isolated container', load: () => import('./commands/exec.js') },
+  locate: { summary: 'show where the data of a URI lives: splits, hosts, racks', load: () => import('./commands/locate.js') },
+  mesos: { summary: 'talk to a Mesos master (probe: subscribe, list offers, tear down)', load: () => import('./commands/mesos.js') },
+  volumes: { summary: 'reserve, list, show and delete persistent volumes', load: () => import('./commands/volumes.js') },
 };
 
 function usage(): string {

@@ -32,6 +32,7 @@ export interface MesosDriver {
   acknowledge(agentId: string, taskId: string, uuid: string): Promise<void>;
   acknowledgeOperationStatus(agentId: string | undefined, operationId: string, uuid: string): Promise<void>;
   reconcile(tasks: readonly { taskId: string; agentId?: string }[]): Promise<void>;
+  reconcileOperations?(operations: readonly { operationId: string; agentId?: string }[]): Promise<void>;
   acceptInverseOffers?(ids: readonly string[]): Promise<void>;
 }
 
@@ -55,6 +56,11 @@ export interface OfferOperationPlanner {
   onOffersSeen?(offers: readonly Offer[]): Promise<void>;
   onAgentLost?(agentId: string): Promise<void>;
   hasPendingWork(): boolean;
+  /** Operations whose outcome is unknown (after a restart): reconciled after SUBSCRIBED. */
+  operationsToReconcile?(): Promise<{ operationId: string; agentId?: string }[]>;
+  /** An executor is launched with the volume mounted (a non-shared volume serves one executor). */
+  acquire?(volumeId: string, executorId: string): Promise<void>;
+  release?(volumeId: string, executorId: string): Promise<void>;
 }
 
 /** A tenant as configured (weights and quotas for fair share). */
@@ -345,7 +351,8 @@ export class Coordinator {
       }
     }
 
-    const summaries = offers.map((offer) => summarizeOffer(offer, this.o.role));
+    // Under MULTI_ROLE each offer is allocated to one role; read it from the offer itself.
+    const summaries = offers.map((offer) => summarizeOffer(offer, offerRole(offer, this.o.role)));
     const snapshot = this.snapshot(summaries);
     this.lastSnapshot = snapshot;
     const plan = place(snapshot, this.o.jobs.index, this.o.placement);
@@ -367,12 +374,20 @@ export class Coordinator {
       const infos: TaskInfo[] = [];
       let remaining: readonly Resource[] = offer.resources;
       for (const l of launches) {
-        const taken = takeResources(remaining, l.resources, this.o.role, l.volumeId);
+        const taken = takeResources(remaining, l.resources, offerRole(offer, this.o.role), l.volumeId);
         if (!taken) {
           this.log.warn({ offerId, executorId: l.executorId }, 'offer too small for the planned executor; skipped');
           continue;
         }
         remaining = subtractTaken(remaining, taken);
+        if (l.volumeId !== undefined && this.o.volumes?.acquire) {
+          try {
+            await this.o.volumes.acquire(l.volumeId, l.executorId);
+          } catch (err) {
+            this.log.warn({ err: String(err), volumeId: l.volumeId }, 'volume not available for an executor; launch skipped');
+            continue;
+          }
+        }
         const info = await this.o.launcher.taskInfo(l, summary, taken);
         await this.o.executors.put({
           executorId: l.executorId, taskId: info.task_id.value, agentId: l.agentId, hostname: l.hostname,
@@ -468,6 +483,8 @@ export class Coordinator {
     // Explicit first (the executors we know), then implicit (anything else the master has for us).
     if (tasks.length > 0) await this.o.driver.reconcile(tasks);
     await this.o.driver.reconcile([]);
+    const ops = (await this.o.volumes?.operationsToReconcile?.()) ?? [];
+    if (ops.length > 0 && this.o.driver.reconcileOperations) await this.o.driver.reconcileOperations(ops);
   }
 
   private async handleStatus(status: TaskStatus): Promise<void> {
@@ -538,6 +555,9 @@ export class Coordinator {
     await this.o.executors.update(executorId, { state: 'GONE', message });
     for (const a of this.o.jobs.attemptsOnExecutor(executorId)) await this.loseAttempt(a.taskId, a.attemptId, executorId, reason);
     this.busy.delete(executorId);
+    for (const v of ex.volumes) {
+      await this.o.volumes?.release?.(v, executorId).catch((err: unknown) => this.log.warn({ err: String(err), volumeId: v }, 'releasing a volume failed'));
+    }
     await this.o.launcher.retire(executorId).catch((err: unknown) => this.log.warn({ err: String(err), executorId }, 'retiring executor failed'));
     this.requestPass();
   }
@@ -549,6 +569,10 @@ export class Coordinator {
       startedAt: now, finishedAt: now, host: '',
     });
   }
+}
+
+function offerRole(offer: Offer, fallback: string): string {
+  return offer.allocation_info?.role ?? offer.resources.find((r) => r.allocation_info?.role)?.allocation_info?.role ?? fallback;
 }
 
 /** Remove taken resources from an offer's remaining list (by name, role and reservation). */

@@ -44,6 +44,8 @@ export interface ContainerSpec {
   /** Rotate stdout/stderr files past this many bytes (0 = never). */
   readonly logRotateBytes?: number;
   readonly hostname?: string;
+  /** Also hand every chunk of output to this callback (e.g. `locus exec` forwards it to its own stdout/stderr). */
+  readonly onOutput?: (stream: 'stdout' | 'stderr', chunk: Buffer) => void;
 }
 
 /** Why a container ended, beyond its exit status. */

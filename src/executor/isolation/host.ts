@@ -1,0 +1,145 @@
+/**
+ * Small facts about the host that both isolators need: users from
+ * /etc/passwd, process start times from /proc, executables on PATH, disk usage
+ * of a directory tree (like `du`), and signal names.
+ */
+import { constants as osConstants } from 'node:os';
+import { promises as fsp, readFileSync, accessSync, constants as fsConstants, statSync } from 'node:fs';
+import { join } from 'node:path';
+import { LocusError } from '../../core/errors.js';
+
+/** A resolved account to run a workload as. */
+export interface HostUser {
+  readonly name: string | undefined;
+  readonly uid: number;
+  readonly gid: number;
+}
+
+/**
+ * Resolve a user name or numeric uid through /etc/passwd. A numeric uid with
+ * no entry is allowed (gid = uid), because images often run as bare ids.
+ */
+export function resolveUser(user: string, passwd = readPasswd()): HostUser {
+  for (const line of passwd.split('\n')) {
+    const f = line.split(':');
+    if (f.length < 4) continue;
+    if (f[0] === user || f[2] === user) return { name: f[0], uid: Number(f[2]), gid: Number(f[3]) };
+  }
+  if (/^\d+$/.test(user)) return { name: undefined, uid: Number(user), gid: Number(user) };
+  throw new LocusError('INVALID_FIELD', `unknown user '${user}' (not in /etc/passwd)`, { field: 'user' });
+}
+
+function readPasswd(): string {
+  try {
+    return readFileSync('/etc/passwd', 'utf8');
+  } catch {
+    return '';
+  }
+}
+
+/** The start time (clock ticks since boot) of a live process, or undefined when it is gone. */
+export function processStartTime(pid: number): number | undefined {
+  try {
+    const stat = readFileSync(`/proc/${pid}/stat`, 'utf8');
+    // The command name may contain spaces and parentheses; fields resume after the last ')'.
+    const fields = stat.slice(stat.lastIndexOf(')') + 2).split(' ');
+    const start = Number(fields[19]);
+    return Number.isFinite(start) ? start : undefined;
+  } catch {
+    return undefined;
+  }
+}
+
+/** Fields of /proc/<pid>/stat after the command name (index 0 = state, field 3 of proc(5)). */
+export async function procStatFields(pid: number): Promise<string[] | undefined> {
+  try {
+    const stat = await fsp.readFile(`/proc/${pid}/stat`, 'utf8');
+    return stat.slice(stat.lastIndexOf(')') + 2).trim().split(' ');
+  } catch {
+    return undefined;
+  }
+}
+
+/** Find an executable on a PATH string, or undefined. */
+export function findExecutable(name: string, pathEnv: string): string | undefined {
+  if (name.includes('/')) return name;
+  for (const dir of pathEnv.split(':')) {
+    if (dir === '') continue;
+    const p = join(dir, name);
+    try {
+      if (!statSync(p).isFile()) continue;
+      accessSync(p, fsConstants.X_OK);
+      return p;
+    } catch {
+      // Not here.
+    }
+  }
+  return undefined;
+}
+
+/** The PATH used when a spec gives none. */
+export const DEFAULT_PATH = '/usr/local/sbin:/usr/local/bin:/usr/sbin:/usr/bin:/sbin:/bin';
+
+/**
+ * Bytes allocated on disk under a directory tree, counting each inode once
+ * (hard links) and not following symlinks — what `du -s` reports.
+ */
+export async function diskUsageBytes(root: string): Promise<number> {
+  const seen = new Set<string>();
+  let total = 0;
+  const walk = async (path: string): Promise<void> => {
+    let st;
+    try {
+      st = await fsp.lstat(path, { bigint: false });
+    } catch {
+      return;
+    }
+    const key = `${st.dev}:${st.ino}`;
+    if (seen.has(key)) return;
+    seen.add(key);
+    total += st.blocks * 512;
+    if (!st.isDirectory()) return;
+    let names: string[];
+    try {
+      names = await fsp.readdir(path);
+    } catch {
+      return;
+    }
+    for (const n of names) await walk(join(path, n));
+  };
+  await walk(root);
+  return total;
+}
+
+/** A signal's name from its number (`9` → `SIGKILL`), or undefined. */
+export function signalName(num: number): string | undefined {
+  for (const [name, n] of Object.entries(osConstants.signals)) if (n === num) return name;
+  return undefined;
+}
+
+/** A signal's number from its name, or undefined. */
+export function signalNumber(name: string): number | undefined {
+  const n = (osConstants.signals as Record<string, number | undefined>)[name];
+  return n;
+}
+
+/** Change the owner of a tree (the sandbox) so the workload's user can write it. */
+export async function chownTree(root: string, uid: number, gid: number): Promise<void> {
+  const walk = async (path: string): Promise<void> => {
+    await fsp.lchown(path, uid, gid);
+    let st;
+    try {
+      st = await fsp.lstat(path);
+    } catch {
+      return;
+    }
+    if (!st.isDirectory()) return;
+    for (const n of await fsp.readdir(path)) await walk(join(path, n));
+  };
+  await walk(root);
+}
+
+/** Sleep ms (polling loops in I/O code, never in decision code). */
+export function sleep(ms: number): Promise<void> {
+  return new Promise((r) => setTimeout(r, ms));
+}

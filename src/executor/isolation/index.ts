@@ -1,0 +1,60 @@
+/**
+ * The isolation module's entry: pick an isolator for a mode and describe what
+ * this host supports. `auto` uses namespaces and cgroups when the host allows
+ * them and otherwise falls back to plain processes, loudly.
+ */
+import { LocusError } from '../../core/errors.js';
+import type { Logger } from '../../obs/log.js';
+import { cgroupDriver } from './cgroups.js';
+import { detectHost } from './detect.js';
+import { LinuxIsolator } from './linux.js';
+import { ProcessIsolator } from './process.js';
+import type { IsolationMode, IsolationReport, Isolator } from './types.js';
+
+export type * from './types.js';
+export { LinuxIsolator, LinuxContainer } from './linux.js';
+export { ProcessIsolator } from './process.js';
+
+/** Options of createIsolator. */
+export interface IsolatorOptions {
+  /** The user workloads run as when a spec names none (default `nobody`). */
+  readonly defaultUser?: string;
+  /** The directory under each cgroup hierarchy that holds Locus's cgroups (default `locus`). */
+  readonly cgroupRoot?: string;
+  /** How often sandbox and volume disk usage is measured (default 1000 ms). */
+  readonly diskPollMs?: number;
+  /** How often cgroups are checked for OOM kills and memory (default 250 ms). */
+  readonly monitorPollMs?: number;
+}
+
+/** Describe the isolation this host supports and why. */
+export async function detectIsolation(): Promise<IsolationReport> {
+  return (await detectHost()).report;
+}
+
+/** Create the isolator for a mode; `linux` fails with UNSUPPORTED (and the reasons) where the host cannot do it. */
+export async function createIsolator(mode: IsolationMode, logger: Logger, options: IsolatorOptions = {}): Promise<Isolator> {
+  const host = await detectHost();
+  const common = {
+    defaultUser: options.defaultUser ?? 'nobody',
+    diskPollMs: options.diskPollMs ?? 1000,
+    monitorPollMs: options.monitorPollMs ?? 250,
+  };
+  const driver = cgroupDriver(host.layout);
+  const canLinux = host.report.kind === 'linux' && driver !== undefined && host.bwrapPath !== undefined && host.setprivPath !== undefined;
+  if (mode === 'linux' && !canLinux) {
+    throw new LocusError('UNSUPPORTED', `linux isolation is not available on this host: ${host.report.notes.filter((n) => !n.startsWith('containers will run')).join('; ')}`);
+  }
+  if (mode !== 'process' && canLinux && driver && host.bwrapPath && host.setprivPath) {
+    logger.info({ cgroups: host.report.cgroups, namespaces: host.report.namespaces }, 'isolation: linux namespaces and cgroups');
+    return LinuxIsolator.create(host.report, driver, logger, {
+      ...common,
+      cgroupRoot: options.cgroupRoot ?? 'locus',
+      bwrapPath: host.bwrapPath,
+      setprivPath: host.setprivPath,
+    });
+  }
+  const why = mode === 'process' ? 'process isolation was requested' : 'linux isolation is not available on this host';
+  const report: IsolationReport = { kind: 'process', cgroups: 'none', namespaces: [], notes: [why, ...host.report.notes] };
+  return new ProcessIsolator(report, logger, { ...common, prlimitPath: host.prlimitPath });
+}

@@ -1,0 +1,388 @@
+/**
+ * The Linux isolator: each container is a bubblewrap sandbox (pid, mount,
+ * ipc, uts and optionally net namespaces; read-only host root, private /proc
+ * and /tmp, writable sandbox and volumes) whose pid 1 is moved into its own
+ * cgroup before it executes the workload. bwrap's monitor process stays
+ * outside, in Locus's cgroup and namespaces, and only reports the exit.
+ *
+ * Launch handshake: bwrap writes the host pid of the namespace's init to an
+ * info pipe and then blocks reading a second pipe; Locus puts that pid into
+ * the container cgroup and only then lets it continue, so every process of
+ * the workload is born inside the cgroup.
+ */
+import { spawn, type ChildProcess } from 'node:child_process';
+import { randomBytes } from 'node:crypto';
+import { promises as fsp, readdirSync, readlinkSync, lstatSync } from 'node:fs';
+import { join } from 'node:path';
+import type { Readable, Writable } from 'node:stream';
+import { LocusError } from '../../core/errors.js';
+import type { Logger } from '../../obs/log.js';
+import { bwrapArgs, type RootEntry } from './bwrap.js';
+import { destroyCgroup, type CgroupDriver, type ContainerCgroup, killCgroup } from './cgroups.js';
+import { buildExit, diskMessage, diskPaths, DiskWatch, oomMessage, OutputPump, validateSpec } from './common.js';
+import { chownTree, DEFAULT_PATH, findExecutable, processStartTime, resolveUser, type HostUser } from './host.js';
+import type { Container, ContainerExit, ContainerSpec, ContainerUsage, IsolationReport, Isolator, TerminationReason } from './types.js';
+
+/** Settings of the Linux isolator. */
+export interface LinuxIsolatorOptions {
+  readonly defaultUser: string;
+  /** Directory under each cgroup hierarchy that holds Locus's cgroups. */
+  readonly cgroupRoot: string;
+  readonly bwrapPath: string;
+  readonly setprivPath: string;
+  /** How often disk usage is measured (Mesos's disk/du polls too). */
+  readonly diskPollMs: number;
+  /** How often the cgroup is checked for OOM kills. */
+  readonly monitorPollMs: number;
+}
+
+const OWNER_RE = /^locus-(\d+)-(\d+)-[0-9a-f]+$/;
+
+/**
+ * The cgroup directory name that marks one isolator's containers: the pid and
+ * start time of its process (so a dead owner is recognised even after pid
+ * reuse) and a random part (so two isolators in one process stay apart).
+ */
+export function ownerTag(pid = process.pid): string {
+  return `locus-${pid}-${processStartTime(pid) ?? 0}-${randomBytes(3).toString('hex')}`;
+}
+
+/** Whether an owner tag names a live process (same pid and start time). */
+export function ownerAlive(tag: string): boolean {
+  const m = OWNER_RE.exec(tag);
+  if (!m) return true; // Not ours to judge.
+  return processStartTime(Number(m[1])) === Number(m[2]);
+}
+
+/** Containers run with namespaces and cgroups. */
+export class LinuxIsolator implements Isolator {
+  private readonly containers = new Map<string, LinuxContainer>();
+  private readonly owner = ownerTag();
+  private closing: Promise<void> | undefined;
+
+  private constructor(
+    readonly report: IsolationReport,
+    private readonly driver: CgroupDriver,
+    private readonly logger: Logger,
+    private readonly options: LinuxIsolatorOptions,
+  ) {}
+
+  /** Create the isolator, first removing cgroups left by Locus processes that died. */
+  static async create(report: IsolationReport, driver: CgroupDriver, logger: Logger, options: LinuxIsolatorOptions): Promise<LinuxIsolator> {
+    const iso = new LinuxIsolator(report, driver, logger, options);
+    await iso.cleanupStale();
+    return iso;
+  }
+
+  /** The directories (one per hierarchy) that hold this isolator's containers. */
+  get cgroupBase(): string[] {
+    return this.driver.bases.map((b) => join(b, this.options.cgroupRoot, this.owner));
+  }
+
+  private async cleanupStale(): Promise<void> {
+    const names = new Set<string>();
+    for (const base of this.driver.bases) {
+      try {
+        for (const n of await fsp.readdir(join(base, this.options.cgroupRoot))) if (OWNER_RE.test(n)) names.add(n);
+      } catch {
+        // No root yet.
+      }
+    }
+    for (const n of names) {
+      if (ownerAlive(n)) continue;
+      const cg = this.driver.open([this.options.cgroupRoot, n]);
+      try {
+        await destroyCgroup(cg, 0);
+        this.logger.warn({ cgroup: n }, 'removed cgroups left behind by a Locus process that died');
+      } catch (err) {
+        this.logger.error({ cgroup: n, err: (err as Error).message }, 'could not remove stale cgroups');
+      }
+    }
+  }
+
+  async launch(spec: ContainerSpec): Promise<Container> {
+    if (this.closing) throw new LocusError('WRONG_STATE', 'the isolator is closed');
+    validateSpec(spec);
+    if (this.containers.has(spec.id)) throw new LocusError('ALREADY_EXISTS', `container '${spec.id}' is already running`);
+    let rel = [this.options.cgroupRoot, this.owner, spec.id];
+    if (spec.parentId !== undefined) {
+      const parent = this.containers.get(spec.parentId);
+      if (!parent) throw new LocusError('NOT_FOUND', `parent container '${spec.parentId}' is not running here`, { field: 'parentId' });
+      rel = [...parent.cgroupRel, spec.id];
+    }
+    const user = resolveUser(spec.user ?? this.options.defaultUser);
+    await fsp.mkdir(spec.sandboxDir, { recursive: true });
+    await chownTree(spec.sandboxDir, user.uid, user.gid);
+
+    const container = new LinuxContainer(spec, rel, this.logger.child({ container: spec.id }), this.options, () => this.containers.delete(spec.id));
+    this.containers.set(spec.id, container);
+    const env: Record<string, string> = { PATH: DEFAULT_PATH, HOME: spec.sandboxDir, ...spec.env, LOCUS_SANDBOX: spec.sandboxDir };
+    const exe = findExecutable(spec.argv[0] ?? '', env['PATH'] ?? DEFAULT_PATH);
+    if (exe === undefined) {
+      container.failLaunch(`executable not found: ${spec.argv[0] ?? ''}`, 127);
+      return container;
+    }
+    let cg: ContainerCgroup;
+    try {
+      cg = await this.driver.create(rel, spec.limits);
+    } catch (err) {
+      this.containers.delete(spec.id);
+      throw new LocusError('INTERNAL', `cannot create cgroup for '${spec.id}': ${(err as Error).message}`, { cause: err });
+    }
+    try {
+      await container.start(cg, user, this.options, env);
+    } catch (err) {
+      this.containers.delete(spec.id);
+      await destroyCgroup(cg, 0).catch(() => undefined);
+      throw new LocusError('INTERNAL', `cannot start container '${spec.id}': ${(err as Error).message}`, { cause: err });
+    }
+    return container;
+  }
+
+  get(id: string): Container | undefined {
+    return this.containers.get(id);
+  }
+
+  /** The implementation object (tests read its cgroup directories). */
+  getLinux(id: string): LinuxContainer | undefined {
+    return this.containers.get(id);
+  }
+
+  close(): Promise<void> {
+    this.closing ??= (async () => {
+      // Nested containers first, so a parent's teardown finds its children gone.
+      const all = [...this.containers.values()].sort((a, b) => b.cgroupRel.length - a.cgroupRel.length);
+      for (const c of all) {
+        try {
+          await c.kill(0);
+        } catch (err) {
+          this.logger.error({ container: c.id, err: (err as Error).message }, 'kill on close failed');
+        }
+      }
+      await destroyCgroup(this.driver.open([this.options.cgroupRoot, this.owner]), 0).catch((err: unknown) => {
+        this.logger.error({ err: (err as Error).message }, 'could not remove the cgroup directory of this process');
+      });
+      // The shared root goes too when no other Locus process uses it (rmdir fails otherwise, harmlessly).
+      for (const b of this.driver.bases) await fsp.rmdir(join(b, this.options.cgroupRoot)).catch(() => undefined);
+    })();
+    return this.closing;
+  }
+}
+
+/** The top-level entries of the host's root filesystem. */
+export function hostRootEntries(): RootEntry[] {
+  const out: RootEntry[] = [];
+  for (const name of readdirSync('/')) {
+    const p = `/${name}`;
+    try {
+      const st = lstatSync(p);
+      if (st.isSymbolicLink()) out.push({ name, kind: 'symlink', target: readlinkSync(p) });
+      else if (st.isDirectory()) out.push({ name, kind: 'dir' });
+      else if (st.isFile()) out.push({ name, kind: 'file' });
+    } catch {
+      // Vanished or unreadable: leave it out.
+    }
+  }
+  return out;
+}
+
+/** One container run by the Linux isolator. */
+export class LinuxContainer implements Container {
+  pid: number | undefined;
+  private child: ChildProcess | undefined;
+  private cg: ContainerCgroup | undefined;
+  private pump: OutputPump | undefined;
+  private disk: DiskWatch | undefined;
+  private monitor: NodeJS.Timeout | undefined;
+  private reason: TerminationReason | undefined;
+  private reasonMessage: string | undefined;
+  private killing: Promise<void> | undefined;
+  private finalUsage: ContainerUsage | undefined;
+  private peakSeen = 0;
+  private resolveExit!: (exit: ContainerExit) => void;
+  private readonly exited: Promise<ContainerExit>;
+
+  constructor(
+    private readonly spec: ContainerSpec,
+    /** Cgroup path segments below each hierarchy. */
+    readonly cgroupRel: readonly string[],
+    private readonly logger: Logger,
+    private readonly options: LinuxIsolatorOptions,
+    private readonly forget: () => void,
+  ) {
+    this.exited = new Promise((r) => (this.resolveExit = r));
+  }
+
+  get id(): string {
+    return this.spec.id;
+  }
+
+  /** The cgroup directories (empty before start and after the end). */
+  get cgroupDirs(): readonly string[] {
+    return this.cg && !this.finalUsage ? this.cg.dirs : [];
+  }
+
+  /** End without ever running (bad executable). */
+  failLaunch(message: string, exitCode: number): void {
+    this.finish({ exitCode, signal: null, reason: 'LAUNCH_FAILED', message, usage: zeroUsage() });
+  }
+
+  private finish(exit: ContainerExit): void {
+    this.finalUsage = exit.usage;
+    this.forget();
+    this.logger.info({ exit }, 'container ended');
+    this.resolveExit(exit);
+  }
+
+  /** Spawn bwrap, move its init into the cgroup, release it, and start watching. */
+  async start(cg: ContainerCgroup, user: HostUser, options: LinuxIsolatorOptions, env: Record<string, string>): Promise<void> {
+    this.cg = cg;
+    const args = bwrapArgs(this.spec, user, { infoFd: 3, blockFd: 4, rootEntries: hostRootEntries(), setprivPath: options.setprivPath, env });
+    const child = spawn(options.bwrapPath, args, { stdio: ['ignore', 'pipe', 'pipe', 'pipe', 'pipe'], env: {} });
+    this.child = child;
+    this.pump = new OutputPump(child, this.spec, { uid: user.uid, gid: user.gid });
+    const exitOnce = new Promise<{ code: number | null; signal: NodeJS.Signals | null }>((resolve) => {
+      child.once('exit', (code, signal) => resolve({ code, signal }));
+      child.once('error', () => resolve({ code: 127, signal: null }));
+    });
+    const info = child.stdio[3] as Readable | null;
+    const block = child.stdio[4] as Writable | null;
+    // These are socketpairs; bwrap closing its ends can surface as ECONNRESET, which is no fault.
+    info?.on('error', () => undefined);
+    block?.on('error', () => undefined);
+    const pid = info ? await Promise.race([readChildPid(info), exitOnce.then(() => undefined)]) : undefined;
+    let launchError: string | undefined;
+    if (pid === undefined) {
+      launchError = 'bwrap did not start the container';
+    } else {
+      try {
+        await cg.addProcess(pid);
+        this.pid = pid;
+      } catch (err) {
+        launchError = `cannot move the container into its cgroup: ${(err as Error).message}`;
+        try {
+          process.kill(pid, 'SIGKILL');
+        } catch {
+          // Gone already.
+        }
+      }
+    }
+    if (launchError === undefined) {
+      block?.end('1');
+      // A kill that arrived while the init was not yet in the cgroup found nothing to kill; repeat it.
+      if (this.killing) void killCgroup(cg, 0).catch(() => undefined);
+    } else {
+      block?.destroy();
+      this.reason = 'LAUNCH_FAILED';
+    }
+    void exitOnce.then(({ code, signal }) => this.onExit(code, signal, launchError));
+    if (launchError !== undefined) return;
+
+    this.disk = new DiskWatch(diskPaths(this.spec), this.spec.limits.diskMiB, options.diskPollMs, (used) => {
+      this.terminate('DISK_LIMIT', diskMessage(used, this.spec.limits.diskMiB));
+    });
+    if (this.spec.limits.diskMiB > 0) this.disk.start();
+    this.monitor = setInterval(() => void this.checkCgroup(), options.monitorPollMs);
+    this.monitor.unref();
+    this.logger.info({ pid, cgroup: cg.dirs }, 'container started');
+  }
+
+  private async checkCgroup(): Promise<void> {
+    if (!this.cg || this.finalUsage) return;
+    const s = await this.cg.stats();
+    this.peakSeen = Math.max(this.peakSeen, s.memCurrentBytes);
+    // Like the Mesos memory isolator: an OOM kill inside is a limitation of the whole container.
+    if (s.oomKills > 0) this.terminate('OOM', oomMessage(this.spec.limits.memMiB));
+  }
+
+  private terminate(reason: TerminationReason, message: string): void {
+    if (this.reason === undefined) {
+      this.reason = reason;
+      this.reasonMessage = message;
+    }
+    void this.kill(0).catch((err: unknown) => this.logger.error({ err: (err as Error).message }, 'kill failed'));
+  }
+
+  private async onExit(code: number | null, signal: NodeJS.Signals | null, launchError: string | undefined): Promise<void> {
+    if (this.monitor) clearInterval(this.monitor);
+    this.disk?.stop();
+    // pid 1 is gone, so the kernel kills the rest of its namespace; anything left is killed by cgroup.
+    if (this.cg) await killCgroup(this.cg, 0).catch((err: unknown) => this.logger.error({ err: (err as Error).message }, 'kill failed'));
+    await this.pump?.finish(2000);
+    let usage = zeroUsage();
+    let oomKills = 0;
+    if (this.cg) {
+      const s = await this.cg.stats();
+      oomKills = s.oomKills;
+      usage = {
+        cpuTimeSeconds: s.cpuNs / 1e9,
+        memPeakBytes: Math.max(s.memPeakBytes, this.peakSeen),
+        memCurrentBytes: 0,
+        diskUsedBytes: this.disk ? await this.disk.measure() : 0,
+      };
+      await this.cg.remove().catch((err: unknown) => this.logger.error({ err: (err as Error).message, cgroup: this.cg?.dirs }, 'could not remove cgroup'));
+    }
+    if (launchError !== undefined) {
+      this.finish({ exitCode: code, signal, reason: 'LAUNCH_FAILED', message: `${launchError}${this.pump?.stderrHead ? `: ${this.pump.stderrHead.trim()}` : ''}`, usage });
+      return;
+    }
+    if (this.reason === undefined && oomKills > 0) {
+      this.reason = 'OOM';
+      this.reasonMessage = oomMessage(this.spec.limits.memMiB);
+    }
+    this.finish(buildExit(code, signal, this.reason ?? 'EXITED', this.reasonMessage, usage));
+  }
+
+  wait(): Promise<ContainerExit> {
+    return this.exited;
+  }
+
+  kill(graceMs = 0): Promise<void> {
+    if (this.finalUsage) return Promise.resolve();
+    if (this.reason === undefined) {
+      this.reason = 'KILLED';
+      this.reasonMessage = 'killed on request';
+    }
+    this.killing ??= (async () => {
+      if (this.cg) await killCgroup(this.cg, graceMs);
+      else this.child?.kill('SIGKILL');
+    })();
+    return this.killing.then(() => this.exited).then(() => undefined);
+  }
+
+  async usage(): Promise<ContainerUsage> {
+    if (this.finalUsage) return this.finalUsage;
+    if (!this.cg) return zeroUsage();
+    const s = await this.cg.stats();
+    this.peakSeen = Math.max(this.peakSeen, s.memCurrentBytes);
+    return {
+      cpuTimeSeconds: s.cpuNs / 1e9,
+      memPeakBytes: Math.max(s.memPeakBytes, this.peakSeen),
+      memCurrentBytes: s.memCurrentBytes,
+      diskUsedBytes: this.disk ? await this.disk.measure() : 0,
+    };
+  }
+}
+
+function zeroUsage(): ContainerUsage {
+  return { cpuTimeSeconds: 0, memPeakBytes: 0, memCurrentBytes: 0, diskUsedBytes: 0 };
+}
+
+/** Read bwrap's info JSON until it names the child pid; undefined if the pipe ends first. */
+function readChildPid(info: Readable): Promise<number | undefined> {
+  return new Promise((resolve) => {
+    let text = '';
+    const onData = (chunk: Buffer): void => {
+      text += chunk.toString('utf8');
+      const m = /"child-pid"\s*:\s*(\d+)/.exec(text);
+      if (m) {
+        info.off('data', onData);
+        info.resume();
+        resolve(Number(m[1]));
+      }
+    };
+    info.on('data', onData);
+    info.once('close', () => resolve(undefined));
+    info.once('error', () => resolve(undefined));
+  });
+}

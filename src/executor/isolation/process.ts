@@ -1,0 +1,231 @@
+/**
+ * The fallback isolator: plain child processes with rlimits, for hosts
+ * without root or cgroups (a developer laptop). It isolates NOTHING — the
+ * workload sees the host's processes and files — and says so loudly when it
+ * is created. Limits are best effort: memory as RLIMIT_DATA, processes as
+ * RLIMIT_NPROC (per user, ignored for root), disk by polling; CPU is not
+ * limited. Kill reaches the workload's process group.
+ */
+import { spawn } from 'node:child_process';
+import { promises as fsp } from 'node:fs';
+import { LocusError } from '../../core/errors.js';
+import type { Logger } from '../../obs/log.js';
+import { buildExit, diskMessage, diskPaths, DiskWatch, OutputPump, validateSpec } from './common.js';
+import { chownTree, DEFAULT_PATH, findExecutable, procStatFields, resolveUser, sleep } from './host.js';
+import type { Container, ContainerExit, ContainerSpec, ContainerUsage, IsolationReport, Isolator, TerminationReason } from './types.js';
+
+/** Settings of the process isolator. */
+export interface ProcessIsolatorOptions {
+  readonly defaultUser: string;
+  readonly diskPollMs: number;
+  readonly monitorPollMs: number;
+  readonly prlimitPath: string | undefined;
+}
+
+const PAGE_SIZE = 4096;
+const TICKS_PER_SECOND = 100;
+
+/** Runs containers as plain processes (no isolation). */
+export class ProcessIsolator implements Isolator {
+  private readonly containers = new Map<string, ProcessContainer>();
+  private closing: Promise<void> | undefined;
+
+  constructor(
+    readonly report: IsolationReport,
+    private readonly logger: Logger,
+    private readonly options: ProcessIsolatorOptions,
+  ) {
+    logger.warn({ notes: report.notes }, 'NOT isolated: containers run as plain processes with rlimits (no namespaces, no cgroups)');
+  }
+
+  async launch(spec: ContainerSpec): Promise<Container> {
+    if (this.closing) throw new LocusError('WRONG_STATE', 'the isolator is closed');
+    validateSpec(spec);
+    if (this.containers.has(spec.id)) throw new LocusError('ALREADY_EXISTS', `container '${spec.id}' is already running`);
+    await fsp.mkdir(spec.sandboxDir, { recursive: true });
+    // Only root can switch users; anyone else runs the workload as themselves.
+    const isRoot = process.getuid?.() === 0;
+    const user = isRoot ? resolveUser(spec.user ?? this.options.defaultUser) : undefined;
+    if (user) await chownTree(spec.sandboxDir, user.uid, user.gid);
+    const env: Record<string, string> = { PATH: DEFAULT_PATH, HOME: spec.sandboxDir, ...spec.env, LOCUS_SANDBOX: spec.sandboxDir };
+    const c = new ProcessContainer(spec, this.logger.child({ container: spec.id }), () => this.containers.delete(spec.id));
+    this.containers.set(spec.id, c);
+    if (findExecutable(spec.argv[0] ?? '', env['PATH'] ?? DEFAULT_PATH) === undefined) {
+      c.failLaunch(`executable not found: ${spec.argv[0] ?? ''}`);
+      return c;
+    }
+    c.start(this.options, env, user);
+    return c;
+  }
+
+  get(id: string): Container | undefined {
+    return this.containers.get(id);
+  }
+
+  close(): Promise<void> {
+    this.closing ??= (async () => {
+      for (const c of [...this.containers.values()]) await c.kill(0).catch(() => undefined);
+    })();
+    return this.closing;
+  }
+}
+
+/** The rlimit prefix for a spec: prlimit when present, else a shell with ulimit. */
+export function rlimitArgv(spec: ContainerSpec, prlimitPath: string | undefined): string[] {
+  const memBytes = Math.round(spec.limits.memMiB * 1024 * 1024);
+  if (prlimitPath !== undefined) {
+    const a = [prlimitPath];
+    if (memBytes > 0) a.push(`--data=${memBytes}`);
+    if (spec.limits.pids > 0) a.push(`--nproc=${spec.limits.pids}`);
+    return [...a, '--', ...spec.argv];
+  }
+  const lines: string[] = [];
+  if (memBytes > 0) lines.push(`ulimit -d ${Math.ceil(memBytes / 1024)}`);
+  if (spec.limits.pids > 0) lines.push(`ulimit -u ${spec.limits.pids}`);
+  return ['/bin/sh', '-c', [...lines, 'exec "$@"'].join('; '), 'sh', ...spec.argv];
+}
+
+/** One workload run as a plain process group. */
+class ProcessContainer implements Container {
+  pid: number | undefined;
+  private reason: TerminationReason | undefined;
+  private reasonMessage: string | undefined;
+  private disk: DiskWatch | undefined;
+  private monitor: NodeJS.Timeout | undefined;
+  private cpuTicks = 0;
+  private memPeak = 0;
+  private memCurrent = 0;
+  private finalUsage: ContainerUsage | undefined;
+  private resolveExit!: (exit: ContainerExit) => void;
+  private readonly exited: Promise<ContainerExit>;
+
+  constructor(
+    private readonly spec: ContainerSpec,
+    private readonly logger: Logger,
+    private readonly forget: () => void,
+  ) {
+    this.exited = new Promise((r) => (this.resolveExit = r));
+  }
+
+  get id(): string {
+    return this.spec.id;
+  }
+
+  failLaunch(message: string): void {
+    this.finish({ exitCode: 127, signal: null, reason: 'LAUNCH_FAILED', message, usage: this.currentUsage() });
+  }
+
+  private finish(exit: ContainerExit): void {
+    this.finalUsage = exit.usage;
+    this.forget();
+    this.logger.info({ exit }, 'process container ended');
+    this.resolveExit(exit);
+  }
+
+  start(options: ProcessIsolatorOptions, env: Record<string, string>, user: { uid: number; gid: number } | undefined): void {
+    const argv = rlimitArgv(this.spec, options.prlimitPath);
+    const child = spawn(argv[0] ?? '/bin/sh', argv.slice(1), {
+      cwd: this.spec.sandboxDir,
+      env,
+      stdio: ['ignore', 'pipe', 'pipe'],
+      detached: true, // its own process group, so kill reaches its children
+      ...(user ? { uid: user.uid, gid: user.gid } : {}),
+    });
+    this.pid = child.pid;
+    const pump = new OutputPump(child, this.spec, user);
+    this.disk = new DiskWatch(diskPaths(this.spec), this.spec.limits.diskMiB, options.diskPollMs, (used) => {
+      if (this.reason === undefined) {
+        this.reason = 'DISK_LIMIT';
+        this.reasonMessage = diskMessage(used, this.spec.limits.diskMiB);
+      }
+      void this.kill(0);
+    });
+    if (this.spec.limits.diskMiB > 0) this.disk.start();
+    this.monitor = setInterval(() => void this.sample(), options.monitorPollMs);
+    this.monitor.unref();
+    child.once('error', (err) => {
+      // A spawn that failed never emits 'exit'; a running child's later errors are about its pipes.
+      if (child.pid !== undefined || this.finalUsage) return;
+      if (this.monitor) clearInterval(this.monitor);
+      this.disk?.stop();
+      void pump.finish(0).then(() => this.finish({ exitCode: 127, signal: null, reason: 'LAUNCH_FAILED', message: `cannot start: ${err.message}`, usage: this.currentUsage() }));
+    });
+    // 'exit', not 'close': a daemonised child holding the pipes must not delay the end.
+    child.once('exit', (code, signal) => {
+      void (async () => {
+        if (this.monitor) clearInterval(this.monitor);
+        this.disk?.stop();
+        // Children that outlived the leader still share its process group.
+        this.signalGroup('SIGKILL');
+        await pump.finish(2000);
+        const diskUsed = this.disk ? await this.disk.measure() : 0;
+        this.memCurrent = 0;
+        const usage = { ...this.currentUsage(), diskUsedBytes: diskUsed };
+        this.finish(buildExit(code, signal, this.reason ?? 'EXITED', this.reasonMessage, usage));
+      })();
+    });
+  }
+
+  /** Sum CPU ticks and resident memory over the process group (best effort, sampled). */
+  private async sample(): Promise<void> {
+    if (this.pid === undefined) return;
+    let ticks = 0;
+    let rss = 0;
+    let names: string[];
+    try {
+      names = await fsp.readdir('/proc');
+    } catch {
+      return;
+    }
+    for (const n of names) {
+      if (!/^\d+$/.test(n)) continue;
+      const f = await procStatFields(Number(n));
+      // Index 2 is the process group; 11..14 utime, stime, cutime, cstime; 21 rss in pages.
+      if (!f || Number(f[2]) !== this.pid) continue;
+      ticks += Number(f[11]) + Number(f[12]) + Number(f[13]) + Number(f[14]);
+      rss += Number(f[21]) * PAGE_SIZE;
+    }
+    this.cpuTicks = Math.max(this.cpuTicks, ticks);
+    this.memCurrent = rss;
+    this.memPeak = Math.max(this.memPeak, rss);
+  }
+
+  private currentUsage(): ContainerUsage {
+    return { cpuTimeSeconds: this.cpuTicks / TICKS_PER_SECOND, memPeakBytes: this.memPeak, memCurrentBytes: this.memCurrent, diskUsedBytes: this.disk?.lastBytes ?? 0 };
+  }
+
+  private signalGroup(signal: NodeJS.Signals): boolean {
+    if (this.pid === undefined) return false;
+    try {
+      process.kill(-this.pid, signal);
+      return true;
+    } catch {
+      return false;
+    }
+  }
+
+  async wait(): Promise<ContainerExit> {
+    return this.exited;
+  }
+
+  async kill(graceMs = 0): Promise<void> {
+    if (this.finalUsage) return;
+    if (this.reason === undefined) {
+      this.reason = 'KILLED';
+      this.reasonMessage = 'killed on request';
+    }
+    if (graceMs > 0 && this.signalGroup('SIGTERM')) {
+      const deadline = Date.now() + graceMs;
+      while (!this.finalUsage && Date.now() < deadline) await sleep(20);
+    }
+    this.signalGroup('SIGKILL');
+    await this.exited;
+  }
+
+  async usage(): Promise<ContainerUsage> {
+    if (this.finalUsage) return this.finalUsage;
+    await this.sample();
+    if (this.disk) await this.disk.measure();
+    return this.currentUsage();
+  }
+}

@@ -1,0 +1,103 @@
+/**
+ * "Why is my task pending?" for one task, computed from the same snapshot
+ * and the same checks a pass uses, in the order a pass applies them: quota,
+ * volume, hard constraints, capacity, locality. It looks at every executor
+ * and offer once (explain is asked for one task at a time, so a scan is
+ * fine here, unlike in a pass).
+ */
+import { LocalityLevel } from '../../core/locality.js';
+import { add, fits } from '../../core/resources.js';
+import { resolveOptions } from './options.js';
+import { Pass } from './pass.js';
+import type { PendingIndex } from './pending-index.js';
+import type { OfferView, PendingTask, PlacementOptions, Reason, ReasonCode, Snapshot } from './types.js';
+
+function reason(taskId: string, code: ReasonCode, message: string, until?: number): Reason {
+  return until === undefined ? { taskId, code, message } : { taskId, code, message, until };
+}
+
+// Constraints and avoided hosts against an offer's agent (resources checked separately).
+function offerAllows(t: PendingTask, o: OfferView, ignoreAvoid: boolean): boolean {
+  if (!ignoreAvoid && t.avoidHosts?.includes(o.hostname)) return false;
+  for (const c of t.constraints ?? []) {
+    if (c.kind === 'hostname' && o.hostname !== c.equals) return false;
+    if (c.kind === 'hostname-not' && c.values.includes(o.hostname)) return false;
+    if (c.kind === 'attribute' && o.attributes?.[c.attribute] !== c.equals) return false;
+  }
+  return true;
+}
+
+/** Explain why a pending task is not running (NOT_PENDING if it is not in the index). */
+export function explain(taskId: string, snapshot: Snapshot, index: PendingIndex, options?: Partial<PlacementOptions>): Reason {
+  const t = index.get(taskId);
+  if (!t) return reason(taskId, 'NOT_PENDING', 'the task is not pending');
+  const opts = resolveOptions(options);
+  const pass = new Pass(snapshot, index, opts);
+  const tenant = pass.tenant(t.tenant);
+  if (!pass.withinQuota(tenant, t.resources)) {
+    return reason(taskId, 'OVER_QUOTA', `tenant ${t.tenant} holds its whole quota; the task starts when its running tasks finish`);
+  }
+
+  const usableOffers = snapshot.offers.filter((o) => pass.offerUsable(o.unavailability));
+  const offerFits = (o: OfferView): boolean => fits(add(t.resources, opts.executorOverhead), o.free);
+
+  if (t.volumeId !== undefined) {
+    const v = t.volumeId;
+    const loc = snapshot.volumes?.get(v);
+    const execs = pass.execs.filter((x) => x.volumes.includes(v));
+    const offers = usableOffers.filter((o) => o.volumes?.includes(v));
+    const drained = snapshot.executors.some((e) => e.draining && e.volumes?.includes(v))
+      || snapshot.offers.some((o) => o.volumes?.includes(v) && !pass.offerUsable(o.unavailability))
+      || (loc?.unavailability !== undefined && !pass.offerUsable(loc.unavailability));
+    if (execs.length === 0 && offers.length === 0) {
+      if (drained) {
+        return reason(taskId, 'VOLUME_AGENT_UNAVAILABLE', `the agent holding volume ${v}${loc ? ` (${loc.hostname})` : ''} is under maintenance`);
+      }
+      return reason(taskId, 'NO_OFFER_FROM_VOLUME_AGENT', `no offer from the agent holding volume ${v}${loc ? ` (${loc.hostname})` : ''}`);
+    }
+  }
+
+  const feasible = pass.execs.filter((x) => pass.hardFits(t, x));
+  const feasibleOffers = usableOffers.filter((o) => offerAllows(t, o, false) && offerFits(o)
+    && (t.volumeId === undefined || (o.volumes?.includes(t.volumeId) ?? false)));
+  if (feasible.length === 0 && feasibleOffers.length === 0) {
+    // Relax one hard rule at a time (only to name the rule that blocks; a pass never does).
+    const somewhere = (u: PendingTask): boolean => pass.execs.some((x) => pass.hardFits(u, x))
+      || usableOffers.some((o) => offerAllows(u, o, false) && offerFits(o));
+    if ((t.avoidHosts?.length ?? 0) > 0 && somewhere({ ...t, avoidHosts: [] })) {
+      return reason(taskId, 'AVOIDED_HOSTS_ONLY', 'only hosts where the task failed repeatedly could run it');
+    }
+    if ((t.constraints?.length ?? 0) > 0 && somewhere({ ...t, constraints: [] })) {
+      return reason(taskId, 'CONSTRAINT_UNMET', 'no executor or offer satisfies its constraints');
+    }
+    if (t.preferredHosts.length > 0 && !pass.someHostUsable(t)) {
+      return reason(taskId, 'NO_OFFER_FROM_DATA_HOSTS', `no executor or offer on its data hosts (${t.preferredHosts.join(', ')})`);
+    }
+    return reason(taskId, 'NO_CAPACITY', 'no executor slot or offer is large enough for it');
+  }
+
+  const free = feasible.filter((x) => x.free > 0);
+  const head = pass.headTenant() === t.tenant;
+  let until = Infinity;
+  let nodeOnly = false;
+  for (const x of free) {
+    const level = pass.levelOf(t, x);
+    if (pass.allowed(t, level, x, head)) {
+      return reason(taskId, 'PLACEABLE', `a free slot on ${x.view.hostname} can run it; the next pass places it unless tasks ahead of it take the slot`);
+    }
+    const need = pass.waitNeeded(t, level);
+    if (need === Infinity) nodeOnly = true;
+    else until = Math.min(until, pass.now + need - x.idleMs, head ? t.pendingSince + need : Infinity);
+  }
+  if (until !== Infinity) {
+    return reason(taskId, 'WAITING_FOR_LOCALITY', `waiting for a slot on its data hosts until ${until}, then a less local slot`, until);
+  }
+  if (nodeOnly) return reason(taskId, 'NODE_ONLY', 'the job runs node-local only and no slot on its data hosts is free');
+  if (t.preferredHosts.length > 0 && !pass.someHostUsable(t)) {
+    return reason(taskId, 'NO_OFFER_FROM_DATA_HOSTS', `no executor or offer on its data hosts (${t.preferredHosts.join(', ')})`);
+  }
+  if (!head && feasible.some((x) => pass.levelOf(t, x) === LocalityLevel.NODE_LOCAL)) {
+    return reason(taskId, 'FAIR_SHARE', 'its executors are busy with tenants that hold less than their share');
+  }
+  return reason(taskId, 'NO_CAPACITY', 'every slot that can run it is busy');
+}

@@ -1,0 +1,28 @@
+/**
+ * Defaults for the placement tunables. Locality waits follow Spark's
+ * `spark.locality.wait` (3 s per level); refuse_seconds follow the Mesos
+ * guidance of short filters while work is pending and long ones while idle.
+ */
+import type { PlacementOptions } from './types.js';
+
+/** The defaults every pass starts from. */
+export const DEFAULT_OPTIONS: PlacementOptions = Object.freeze({
+  defaultLocality: { mode: 'wait' as const, nodeWaitMs: 3000, rackWaitMs: 3000 },
+  slotResources: { cpus: 1, mem: 1024, disk: 0 },
+  executorOverhead: { cpus: 0.1, mem: 128, disk: 0 },
+  maxSlotsPerExecutor: 16,
+  maxLaunchSlotsPerPass: 4096,
+  idleTimeoutMs: 60_000,
+  refuseSeconds: 5,
+  refuseSecondsIdle: 120,
+  maintenanceHorizonMs: 10 * 60_000,
+  reviveIntervalMs: 5_000,
+  scanLimit: 64,
+  explainLimit: 256,
+  executorIdFor: (offerId: string, index: number): string => `locus-exec-${offerId}-${index}`,
+});
+
+/** The defaults overlaid with what the caller sets. */
+export function resolveOptions(partial: Partial<PlacementOptions> = {}): PlacementOptions {
+  return { ...DEFAULT_OPTIONS, ...partial };
+}

@@ -1,0 +1,249 @@
+/**
+ * Level 2: which free executor slot runs which pending task.
+ *
+ * The pass fills slots level by level over the whole cluster — every slot
+ * first takes node-local work, then a short augmenting search trades
+ * placements so more slots end node-local, then rack-local work, then any —
+ * the way Spark offers all executors at one locality level before relaxing
+ * to the next. Doing node-local for everyone first is what keeps a slot on
+ * host A from taking a task whose only free local slot was on host B.
+ *
+ * Between candidates for one slot, fairness decides: the tenant with the
+ * least weighted dominant share, then the job's priority, then the job with
+ * fewer running tasks (fair between the jobs of one tenant), then age.
+ * Delay scheduling and its idle-capacity bound live in Pass.allowed.
+ */
+import { LocalityLevel } from '../../core/locality.js';
+import type { Bucket, Entry, Queue } from './pending-index.js';
+import type { Candidate, ExecState, Pass } from './pass.js';
+
+/** Run the three phases (and the node-local augmentation) of task placement. */
+export function placeTasks(pass: Pass): void {
+  if (pass.index.size === 0) return;
+  const ripe = ripeTenants(pass);
+  for (const x of scarceFirst(pass)) fillNode(pass, x, ripe);
+  for (const x of pass.execs) if (x.free > 0) augment(pass, x);
+  for (const x of pass.execs) {
+    if (x.free > 0 && x.view.rack !== undefined) fill(pass, x, rackCandidates(pass, x.view.rack));
+  }
+  let anyCands: Candidate[] | undefined;
+  for (const x of pass.execs) {
+    if (x.free <= 0) continue;
+    anyCands ??= allCandidates(pass);
+    fill(pass, x, anyCands);
+  }
+}
+
+/**
+ * Tenants with work that has waited past its node-locality delay, when more
+ * than one tenant is pending. While the least-served tenant is one of them,
+ * it gets a free slot before others take that slot for node-local work: the
+ * fairness half of delay scheduling (Zaharia et al.), which stops a tenant
+ * with local data everywhere from starving one whose data hosts are busy.
+ */
+function ripeTenants(pass: Pass): Set<string> | undefined {
+  if (pass.index.tenantCount() < 2) return undefined;
+  const out = new Set<string>();
+  for (const name of pass.index.tenantNames()) {
+    for (const q of pass.index.queuesOfTenant(name)) {
+      const b = q.all;
+      const e = b.items[b.start()];
+      if (e === undefined) continue;
+      const need = pass.waitNeeded(e.task, LocalityLevel.RACK_LOCAL);
+      if (need !== Infinity && pass.now - e.task.pendingSince >= need) {
+        out.add(name);
+        break;
+      }
+    }
+  }
+  return out.size > 0 ? out : undefined;
+}
+
+/**
+ * Executors with free slots, those with the fewest node-local candidates per
+ * free slot first: a host with few local tasks picks before hosts with many
+ * alternatives can take them (a min-degree-first greedy matching).
+ */
+function scarceFirst(pass: Pass): ExecState[] {
+  const xs: ExecState[] = [];
+  const score: number[] = [];
+  for (const x of pass.execs) {
+    if (x.free <= 0) continue;
+    let n = 0;
+    for (const q of pass.index.queuesAtHost(x.view.hostname)) n += q.hosts.get(x.view.hostname)?.live ?? 0;
+    for (const v of x.volumes) for (const q of pass.index.queuesWithVolume(v)) n += q.volumes.get(v)?.live ?? 0;
+    score.push(n / x.free);
+    xs.push(x);
+  }
+  const order = xs.map((_, i) => i).sort((a, b) => (score[a] as number) - (score[b] as number) || a - b);
+  return order.map((i) => xs[i] as ExecState);
+}
+
+function nodeCandidates(pass: Pass, x: ExecState): Candidate[] {
+  const out: Candidate[] = [];
+  for (const v of x.volumes) {
+    for (const q of pass.index.queuesWithVolume(v)) {
+      const b = q.volumes.get(v);
+      if (b) out.push({ queue: q, bucket: b });
+    }
+  }
+  for (const q of pass.index.queuesAtHost(x.view.hostname)) {
+    const b = q.hosts.get(x.view.hostname);
+    if (b) out.push({ queue: q, bucket: b });
+  }
+  return out;
+}
+
+function rackCandidates(pass: Pass, rack: string): Candidate[] {
+  const out: Candidate[] = [];
+  for (const q of pass.index.queuesAtRack(rack)) {
+    const b = q.racks.get(rack);
+    if (b) out.push({ queue: q, bucket: b });
+  }
+  return out;
+}
+
+function allCandidates(pass: Pass): Candidate[] {
+  const out: Candidate[] = [];
+  for (const tenant of pass.index.tenantNames()) {
+    for (const q of pass.index.queuesOfTenant(tenant)) out.push({ queue: q, bucket: q.all });
+  }
+  return out;
+}
+
+/** Index of the best candidate not yet exhausted for this executor, or -1. */
+function best(pass: Pass, x: ExecState, cands: readonly Candidate[], exhausted: Uint8Array): number {
+  let bi = -1;
+  let bq: Queue | undefined;
+  const dedicated = x.view.tenant;
+  for (let i = 0; i < cands.length; i++) {
+    if (exhausted[i] === 1) continue;
+    const c = cands[i] as Candidate;
+    if (dedicated !== undefined && c.queue.tenant !== dedicated) {
+      exhausted[i] = 1;
+      continue;
+    }
+    if (c.bucket.live === 0) {
+      exhausted[i] = 1;
+      continue;
+    }
+    if (bq === undefined || pass.before(c.queue, bq)) {
+      bi = i;
+      bq = c.queue;
+    }
+  }
+  return bi;
+}
+
+/** Give each free slot of x node-local (or volume) work while there is some. */
+function fillNode(pass: Pass, x: ExecState, ripe: Set<string> | undefined): void {
+  const cands = nodeCandidates(pass, x);
+  if (cands.length === 0) return;
+  const exhausted = new Uint8Array(cands.length);
+  let headTried: string | undefined;
+  while (x.free > 0) {
+    const i = best(pass, x, cands, exhausted);
+    if (i < 0) return;
+    const c = cands[i] as Candidate;
+    if (ripe !== undefined) {
+      const head = pass.headTenant();
+      if (head !== undefined && head !== c.queue.tenant && head !== headTried && ripe.has(head)
+        && (x.view.tenant === undefined || x.view.tenant === head)) {
+        const e = takeForTenant(pass, x, head);
+        if (e) {
+          pass.assign(e, x, pass.levelOf(e.task, x));
+          continue;
+        }
+        headTried = head;
+      }
+    }
+    const e = pass.take(c.bucket, x, false, true);
+    if (!e) {
+      exhausted[i] = 1;
+      continue;
+    }
+    pass.assign(e, x, pass.levelOf(e.task, x));
+  }
+}
+
+/** The best task of one tenant for x at whatever level its waits allow (rack first, then any). */
+function takeForTenant(pass: Pass, x: ExecState, tenant: string): Entry | undefined {
+  const rack = x.view.rack;
+  for (const q of pass.index.queuesOfTenant(tenant)) {
+    const rb = rack === undefined ? undefined : q.racks.get(rack);
+    const e = (rb && pass.take(rb, x, true)) ?? pass.take(q.all, x, true);
+    if (e) return e;
+  }
+  return undefined;
+}
+
+/** Fill the free slots of x from the given candidates (rack and any phases). */
+function fill(pass: Pass, x: ExecState, cands: readonly Candidate[]): void {
+  if (cands.length === 0) return;
+  const exhausted = new Uint8Array(cands.length);
+  while (x.free > 0) {
+    const i = best(pass, x, cands, exhausted);
+    if (i < 0) return;
+    const c = cands[i] as Candidate;
+    const e = pass.take(c.bucket, x, c.queue.tenant === pass.headTenant());
+    if (!e) {
+      exhausted[i] = 1;
+      continue;
+    }
+    pass.assign(e, x, pass.levelOf(e.task, x));
+  }
+}
+
+/**
+ * A bounded augmenting search for node locality. x still has a free slot
+ * after the node phase, so no unplaced task prefers x's host. But a task t
+ * placed this pass on another host A may also prefer x's host: move t here,
+ * and give A's slot to an unplaced task that is node-local on A. One more
+ * node-local placement, none lost. Only paths of this length are tried (a
+ * maximum matching would search deeper); the scan is bounded per bucket.
+ */
+function augment(pass: Pass, x: ExecState): void {
+  const host = x.view.hostname;
+  for (const q of pass.index.queuesAtHost(host)) {
+    if (x.free <= 0) return;
+    const b = q.hosts.get(host);
+    if (!b) continue;
+    augmentFrom(pass, x, b);
+  }
+}
+
+function augmentFrom(pass: Pass, x: ExecState, b: Bucket): void {
+  const items = b.items;
+  const limit = pass.opts.scanLimit;
+  let scanned = 0;
+  for (let i = b.head; i < items.length && scanned < limit && x.free > 0; i++) {
+    const e = items[i] as Entry;
+    if (!e.alive || e.mark !== pass.id) continue;
+    scanned++;
+    const a = pass.assignments[e.assign];
+    if (!a || a.exec === x || a.level !== LocalityLevel.NODE_LOCAL || a.exec.view.hostname === x.view.hostname) continue;
+    if (!pass.hardFits(e.task, x)) continue;
+    const from = a.exec;
+    const r = replacementOn(pass, from);
+    if (!r) continue;
+    // Move e to x, then give e's old slot on `from` to r.
+    a.exec = x;
+    pass.took(x);
+    pass.gave(from);
+    pass.assign(r, from, LocalityLevel.NODE_LOCAL);
+  }
+  pass.examined += scanned;
+}
+
+/** An unplaced task that is node-local on `from` and may run there. */
+function replacementOn(pass: Pass, from: ExecState): Entry | undefined {
+  const host = from.view.hostname;
+  for (const q of pass.index.queuesAtHost(host)) {
+    if (from.view.tenant !== undefined && q.tenant !== from.view.tenant) continue;
+    const b = q.hosts.get(host);
+    if (!b) continue;
+    const e = pass.take(b, from, false);
+    if (e) return e;
+  }
+  return undefined;
+}

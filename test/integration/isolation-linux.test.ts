@@ -1,0 +1,323 @@
+/**
+ * The Linux isolator on this machine's real kernel: namespaces, cgroups,
+ * mounts, users. Each test runs a real container and checks what the
+ * workload saw and what the kernel accounted.
+ */
+import { execFileSync, spawn } from 'node:child_process';
+import { existsSync, mkdirSync, mkdtempSync, readFileSync, readdirSync, readlinkSync, rmSync, statSync, writeFileSync, chmodSync } from 'node:fs';
+import { join } from 'node:path';
+import { afterAll, beforeAll, describe, expect, test } from 'vitest';
+import { createIsolator, detectIsolation, LinuxIsolator, type LinuxContainer } from '../../src/executor/isolation/index.js';
+import type { ContainerExit, ContainerSpec } from '../../src/executor/isolation/types.js';
+import { silentLogger } from '../../src/obs/log.js';
+
+const report = await detectIsolation();
+const linux = report.kind === 'linux';
+const ROOT = `locus-test-${process.pid}`;
+
+let iso: LinuxIsolator;
+let work: string;
+let seq = 0;
+
+interface Run {
+  readonly exit: ContainerExit;
+  readonly out: string;
+  readonly err: string;
+}
+
+function spec(argv: string[], over: Partial<ContainerSpec> = {}): ContainerSpec {
+  seq += 1;
+  const id = over.id ?? `t${seq}`;
+  return {
+    id,
+    argv,
+    env: {},
+    sandboxDir: join(work, id),
+    limits: { cpus: 1, memMiB: 128, diskMiB: 0, pids: 64 },
+    volumes: [],
+    network: 'none',
+    ...over,
+  };
+}
+
+async function run(argv: string[], over: Partial<ContainerSpec> = {}): Promise<Run> {
+  let out = '';
+  let err = '';
+  const c = await iso.launch({
+    ...spec(argv, over),
+    onOutput: (s, b) => {
+      if (s === 'stdout') out += b.toString();
+      else err += b.toString();
+    },
+  });
+  const exit = await c.wait();
+  return { exit, out, err };
+}
+
+/** Poll until check() is true or the deadline passes. */
+async function until(check: () => boolean | Promise<boolean>, ms: number): Promise<boolean> {
+  const deadline = Date.now() + ms;
+  while (Date.now() < deadline) {
+    if (await check()) return true;
+    await new Promise((r) => setTimeout(r, 25));
+  }
+  return check();
+}
+
+function cgroupDirsOfRoot(): string[] {
+  return readdirSync('/sys/fs/cgroup')
+    .map((c) => join('/sys/fs/cgroup', c, ROOT))
+    .filter((p) => existsSync(p));
+}
+
+function alive(pid: number): boolean {
+  try {
+    // A zombie still has /proc/<pid>; count only processes that can run.
+    const stat = readFileSync(`/proc/${pid}/stat`, 'utf8');
+    return stat.slice(stat.lastIndexOf(')') + 2, stat.lastIndexOf(')') + 3) !== 'Z';
+  } catch {
+    return false;
+  }
+}
+
+function procsOf(c: LinuxContainer): number[] {
+  const pidsDir = c.cgroupDirs.find((d) => d.includes('/pids/')) ?? c.cgroupDirs[0];
+  if (pidsDir === undefined) return [];
+  return readFileSync(join(pidsDir, 'cgroup.procs'), 'utf8').split('\n').filter((s) => s !== '').map(Number);
+}
+
+describe.skipIf(!linux)('linux isolation (real namespaces and cgroups)', () => {
+  beforeAll(async () => {
+    // /var/tmp rather than /tmp: inside the container /tmp is private, and a
+    // few tests need host paths that stay visible (read-only) inside.
+    work = mkdtempSync('/var/tmp/locus-iso-');
+    chmodSync(work, 0o755);
+    iso = (await createIsolator('linux', silentLogger(), { cgroupRoot: ROOT, diskPollMs: 100, monitorPollMs: 50 })) as LinuxIsolator;
+  });
+
+  afterAll(async () => {
+    await iso?.close();
+    // Nothing left behind: no cgroups under the test root, no mounts of the work dir on the host.
+    expect(cgroupDirsOfRoot()).toEqual([]);
+    expect(readFileSync('/proc/self/mountinfo', 'utf8')).not.toContain(work);
+    rmSync(work, { recursive: true, force: true });
+  });
+
+  test('the workload is pid 1, host processes are invisible, and it runs unprivileged', async () => {
+    const r = await run(['sh', '-c', 'echo pid=$$; ls /proc | grep -E "^[0-9]+$" | tr "\\n" " "; echo; id -u; hostname; grep -E "^(CapEff|CapBnd|NoNewPrivs)" /proc/self/status'], { id: 'whoami' });
+    expect(r.exit).toMatchObject({ exitCode: 0, reason: 'EXITED' });
+    const lines = r.out.split('\n');
+    expect(lines[0]).toBe('pid=1');
+    // Only the shell and the short-lived ls/grep/tr children exist in the namespace.
+    const pids = (lines[1] ?? '').trim().split(' ').map(Number);
+    expect(Math.max(...pids)).toBeLessThan(20);
+    expect(pids).not.toContain(process.pid);
+    expect(lines[2]).toBe('65534');
+    expect(lines[3]).toBe('whoami');
+    expect(r.out).toMatch(/CapEff:\s+0000000000000000/);
+    expect(r.out).toMatch(/CapBnd:\s+0000000000000000/);
+    expect(r.out).toMatch(/NoNewPrivs:\s+1/);
+  });
+
+  test('exit codes pass through; a missing executable is a launch failure', async () => {
+    expect((await run(['sh', '-c', 'exit 7'])).exit).toMatchObject({ exitCode: 7, signal: null, reason: 'EXITED' });
+    const missing = await run(['no-such-command-locus']);
+    expect(missing.exit).toMatchObject({ exitCode: 127, reason: 'LAUNCH_FAILED' });
+    expect(missing.exit.message).toContain('no-such-command-locus');
+  });
+
+  test('only the sandbox and the given volumes are writable; read-only volumes are not', async () => {
+    const outside = join(work, 'outside');
+    const rw = join(work, 'vol-rw');
+    const ro = join(work, 'vol-ro');
+    const data = join(work, 'vol-data');
+    for (const d of [outside, rw, ro, data]) {
+      mkdirSync(d);
+      chmodSync(d, 0o777); // so that only the mount decides, not permissions
+    }
+    writeFileSync(join(ro, 'given.txt'), 'input');
+    const conf = join(work, 'conf.txt');
+    writeFileSync(conf, 'setting=1\n');
+    const script = [
+      `for p in /etc/locus-x /locus-x /var/locus-x ${outside}/x /sys/fs/cgroup/locus-x ${ro}/x ro/x; do`,
+      '  if (echo x > $p) 2>/dev/null; then echo "WROTE $p"; fi',
+      'done',
+      'echo sandbox > in-sandbox.txt && echo sandbox-ok',
+      'echo vol > rw/in-volume.txt && echo rw-ok',
+      'echo data > /data/in-data.txt && echo data-ok',
+      'echo tmp > /tmp/private.txt && echo tmp-ok',
+      'cat ro/given.txt; echo',
+      'cat conf.txt; (echo x >> conf.txt) 2>/dev/null && echo WROTE-conf',
+      'echo end',
+    ].join('\n');
+    const r = await run(['sh', '-c', script], {
+      id: 'fs',
+      volumes: [
+        { hostPath: rw, containerPath: 'rw', readOnly: false },
+        { hostPath: ro, containerPath: 'ro', readOnly: true },
+        { hostPath: data, containerPath: '/data', readOnly: false },
+        { hostPath: conf, containerPath: 'conf.txt', readOnly: true },
+      ],
+    });
+    expect(r.exit.exitCode).toBe(0);
+    expect(r.out).not.toContain('WROTE');
+    expect(r.out).toContain('sandbox-ok');
+    expect(r.out).toContain('rw-ok');
+    expect(r.out).toContain('data-ok');
+    expect(r.out).toContain('tmp-ok');
+    expect(r.out).toContain('input');
+    expect(r.out).toContain('setting=1');
+    expect(readFileSync(conf, 'utf8')).toBe('setting=1\n');
+    // On the host: the sandbox belongs to the workload's user; volumes got their files; nothing else changed.
+    expect(statSync(join(work, 'fs', 'in-sandbox.txt')).uid).toBe(65534);
+    expect(readFileSync(join(rw, 'in-volume.txt'), 'utf8')).toBe('vol\n');
+    expect(readFileSync(join(data, 'in-data.txt'), 'utf8')).toBe('data\n');
+    expect(readdirSync(outside)).toEqual([]);
+    expect(readdirSync(ro)).toEqual(['given.txt']);
+    expect(existsSync('/etc/locus-x')).toBe(false);
+    expect(existsSync('/data')).toBe(false);
+  });
+
+  test('allocating past the memory limit is reported as OOM and ends the container', async () => {
+    const started = Date.now();
+    // tail buffers its whole input while looking for a newline; the shell survives the OOM kill
+    // of its child, so ending the container proves the OOM was noticed, not just the exit.
+    const r = await run(['sh', '-c', 'tail /dev/zero; sleep 30'], { limits: { cpus: 1, memMiB: 32, diskMiB: 0, pids: 16 } });
+    expect(r.exit.reason).toBe('OOM');
+    expect(r.exit.message).toBe('OOM-killed: memory limit 32MiB');
+    expect(Date.now() - started).toBeLessThan(10_000);
+    expect(r.exit.usage.memPeakBytes).toBeGreaterThan(20 * 1024 * 1024);
+    expect(r.exit.usage.memPeakBytes).toBeLessThanOrEqual(33 * 1024 * 1024);
+  });
+
+  test('a busy loop under cpus 0.5 gets about half a core by cgroup accounting', async () => {
+    const c = (await iso.launch(spec(['sh', '-c', 'while :; do :; done'], { limits: { cpus: 0.5, memMiB: 64, diskMiB: 0, pids: 8 } }))) as LinuxContainer;
+    const cpuDir = c.cgroupDirs.find((d) => d.startsWith('/sys/fs/cgroup/cpu/'));
+    expect(cpuDir).toBeDefined();
+    expect(readFileSync(join(cpuDir ?? '', 'cpu.cfs_quota_us'), 'utf8').trim()).toBe('50000');
+    // Nothing of Locus (nor bwrap's monitor) is in the container's cgroup: only members of its pid namespace.
+    const members = procsOf(c);
+    expect(members).toContain(c.pid);
+    const ns = readlinkSync(`/proc/${c.pid ?? 0}/ns/pid`);
+    expect(ns).not.toBe(readlinkSync('/proc/self/ns/pid'));
+    for (const p of members) expect(readlinkSync(`/proc/${p}/ns/pid`)).toBe(ns);
+    await new Promise((r) => setTimeout(r, 300));
+    const u0 = await c.usage();
+    const t0 = Date.now();
+    await new Promise((r) => setTimeout(r, 2000));
+    const u1 = await c.usage();
+    const rate = (u1.cpuTimeSeconds - u0.cpuTimeSeconds) / ((Date.now() - t0) / 1000);
+    const cpuStat = readFileSync(join(cpuDir ?? '', 'cpu.stat'), 'utf8');
+    await c.kill(0);
+    // The quota caps it at half a core; the floor is low because this two-core machine is shared
+    // with other suites, and throttling proves the quota (not contention) is what held it back.
+    expect(rate).toBeLessThan(0.65);
+    expect(rate).toBeGreaterThan(0.1);
+    expect(Number(/nr_throttled (\d+)/.exec(cpuStat)?.[1] ?? 0)).toBeGreaterThan(5);
+    expect((await c.wait()).reason).toBe('KILLED');
+  });
+
+  test('a fork bomb stops at the pids limit and the host is unaffected', async () => {
+    const limit = 24;
+    const c = (await iso.launch(spec(['bash', '-c', 'b() { b | b & }; b; exec sleep 300'], { limits: { cpus: 0.5, memMiB: 128, diskMiB: 0, pids: limit } }))) as LinuxContainer;
+    const pidsDir = c.cgroupDirs.find((d) => d.startsWith('/sys/fs/cgroup/pids/')) ?? '';
+    const refused = () => Number(/max (\d+)/.exec(readFileSync(join(pidsDir, 'pids.events'), 'utf8'))?.[1] ?? 0);
+    expect(await until(() => refused() > 0, 5000)).toBe(true);
+    for (let i = 0; i < 5; i++) {
+      expect(Number(readFileSync(join(pidsDir, 'pids.current'), 'utf8'))).toBeLessThanOrEqual(limit);
+      await new Promise((r) => setTimeout(r, 20));
+    }
+    expect(execFileSync('sh', ['-c', 'echo host-ok']).toString()).toBe('host-ok\n');
+    const before = procsOf(c);
+    expect(before.length).toBeGreaterThan(0);
+    await c.kill(0);
+    expect(before.filter(alive)).toEqual([]);
+    expect(c.cgroupDirs).toEqual([]);
+    expect(existsSync(pidsDir)).toBe(false);
+  });
+
+  test('writing past the disk limit is stopped with a reason', async () => {
+    const started = Date.now();
+    const r = await run(['sh', '-c', 'while :; do head -c 262144 /dev/zero >> big; sleep 0.02; done'], { limits: { cpus: 1, memMiB: 64, diskMiB: 4, pids: 16 } });
+    expect(r.exit.reason).toBe('DISK_LIMIT');
+    expect(r.exit.message).toMatch(/^disk limit exceeded: used .* of 4MiB$/);
+    expect(r.exit.usage.diskUsedBytes).toBeGreaterThan(4 * 1024 * 1024);
+    expect(Date.now() - started).toBeLessThan(10_000);
+  });
+
+  test('kill sends SIGTERM first and honours the grace period', async () => {
+    let out = '';
+    const c = (await iso.launch({
+      ...spec(['sh', '-c', 'trap "echo got-term; exit 3" TERM; echo ready; while :; do sleep 0.05; done']),
+      onOutput: (_s, b) => (out += b.toString()),
+    })) as LinuxContainer;
+    expect(await until(() => out.includes('ready'), 5000)).toBe(true);
+    await c.kill(3000);
+    const exit = await c.wait();
+    expect(out).toContain('got-term');
+    expect(exit).toMatchObject({ exitCode: 3, reason: 'KILLED' });
+  });
+
+  test('kill tears down the whole tree even when SIGTERM is ignored', async () => {
+    let out = '';
+    const c = (await iso.launch({
+      ...spec(['sh', '-c', 'trap "" TERM; (trap "" TERM; sleep 300) & (setsid sleep 300) & sleep 300 & echo ready; wait']),
+      onOutput: (_s, b) => (out += b.toString()),
+    })) as LinuxContainer;
+    expect(await until(() => out.includes('ready') && procsOf(c).length >= 4, 5000)).toBe(true);
+    const before = procsOf(c);
+    const dirs = [...c.cgroupDirs];
+    const t0 = Date.now();
+    await c.kill(300);
+    expect(Date.now() - t0).toBeGreaterThanOrEqual(250);
+    expect((await c.wait()).signal).toBe('SIGKILL');
+    expect(before.filter(alive)).toEqual([]);
+    for (const d of dirs) expect(existsSync(d)).toBe(false);
+  });
+
+  test('nested containers get their cgroup under the parent and die with it', async () => {
+    const parent = (await iso.launch(spec(['sleep', '300'], { id: 'parent' }))) as LinuxContainer;
+    const child = (await iso.launch(spec(['sleep', '300'], { id: 'child', parentId: 'parent', limits: { cpus: 0.5, memMiB: 32, diskMiB: 0, pids: 8 } }))) as LinuxContainer;
+    const parentMem = parent.cgroupDirs.find((d) => d.startsWith('/sys/fs/cgroup/memory/')) ?? '';
+    const childMem = child.cgroupDirs.find((d) => d.startsWith('/sys/fs/cgroup/memory/')) ?? '';
+    expect(childMem).toBe(join(parentMem, 'child'));
+    expect(readFileSync(join(childMem, 'memory.limit_in_bytes'), 'utf8').trim()).toBe(String(32 * 1024 * 1024));
+    const childPids = procsOf(child);
+    await parent.kill(0);
+    expect((await child.wait()).signal).toBe('SIGKILL');
+    expect(childPids.filter(alive)).toEqual([]);
+    expect(existsSync(parentMem)).toBe(false);
+  });
+
+  test('stdout and stderr land in sandbox files, rotated at a size', async () => {
+    const r = await run(['sh', '-c', 'i=0; while [ $i -lt 60 ]; do echo "line-$i-................................................"; echo "e$i" >&2; i=$((i+1)); sleep 0.005; done'], { id: 'logs', logRotateBytes: 1000 });
+    expect(r.exit.exitCode).toBe(0);
+    const dir = join(work, 'logs');
+    expect(existsSync(join(dir, 'stdout.1'))).toBe(true);
+    expect(statSync(join(dir, 'stdout')).size).toBeLessThanOrEqual(1000 + 200);
+    expect(readFileSync(join(dir, 'stdout'), 'utf8')).toContain('line-59-');
+    expect(existsSync(join(dir, 'stdout.4'))).toBe(false);
+    expect(readFileSync(join(dir, 'stderr'), 'utf8')).toContain('e59');
+    expect(statSync(join(dir, 'stdout')).uid).toBe(65534);
+  });
+
+  test('cgroups left by a Locus process that died are removed, with their processes', async () => {
+    // Fake a crashed run: an owner directory naming a dead pid, holding a live process.
+    const stale = 'locus-999999-1-abc';
+    const dirs = ['cpu', 'cpuacct', 'memory', 'pids', 'freezer'].map((c) => join('/sys/fs/cgroup', c, ROOT, stale, 'orphan'));
+    for (const d of dirs) mkdirSync(d, { recursive: true });
+    const orphan = spawn('sleep', ['300'], { stdio: 'ignore', detached: true });
+    const pid = orphan.pid ?? 0;
+    for (const d of dirs) writeFileSync(join(d, 'cgroup.procs'), String(pid));
+    const exited = new Promise((r) => orphan.once('exit', r));
+    const second = await createIsolator('linux', silentLogger(), { cgroupRoot: ROOT });
+    await exited;
+    expect(alive(pid)).toBe(false);
+    for (const d of dirs) expect(existsSync(join(d, '..'))).toBe(false);
+    await second.close();
+  });
+});
+
+test.runIf(!linux)('linux isolation is refused where the host cannot do it', async () => {
+  await expect(createIsolator('linux', silentLogger())).rejects.toThrow(/not available/);
+});

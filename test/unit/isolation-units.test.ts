@@ -1,0 +1,195 @@
+/**
+ * The pure parts of the isolation module: cgroup layout detection from
+ * mountinfo, limit files for v1 and v2, the bwrap command line, users, exit
+ * mapping, volumes on the command line, rlimits, and log rotation.
+ */
+import { mkdtempSync, readFileSync, readdirSync, rmSync } from 'node:fs';
+import { tmpdir } from 'node:os';
+import { join } from 'node:path';
+import { describe, expect, test } from 'vitest';
+import { bwrapArgs } from '../../src/executor/isolation/bwrap.js';
+import { decideLayout, keyedValue, v1LimitFiles, v2LimitFiles } from '../../src/executor/isolation/cgroups.js';
+import { buildExit, validateSpec } from '../../src/executor/isolation/common.js';
+import { resolveUser } from '../../src/executor/isolation/host.js';
+import { RotatingLog } from '../../src/executor/isolation/logs.js';
+import { rlimitArgv } from '../../src/executor/isolation/process.js';
+import type { ContainerSpec } from '../../src/executor/isolation/types.js';
+import { parseVolume } from '../../src/cli/commands/exec.js';
+
+// This machine: v1 per controller plus an empty cgroup2 at /sys/fs/cgroup/unified.
+const HYBRID = `31 23 0:28 / /sys/fs/cgroup rw,relatime - tmpfs tmpfs rw,mode=755
+32 31 0:29 / /sys/fs/cgroup/cpu rw,relatime - cgroup cgroup rw,cpu
+33 31 0:30 / /sys/fs/cgroup/cpuacct rw,relatime - cgroup cgroup rw,cpuacct
+35 31 0:32 / /sys/fs/cgroup/memory rw,relatime - cgroup cgroup rw,memory
+37 31 0:34 / /sys/fs/cgroup/freezer rw,relatime - cgroup cgroup rw,freezer
+39 31 0:36 / /sys/fs/cgroup/pids rw,relatime - cgroup cgroup rw,pids
+41 31 0:38 / /sys/fs/cgroup/unified rw,relatime - cgroup2 cgroup2 rw
+`;
+const UNIFIED = `29 23 0:26 / /sys/fs/cgroup rw,nosuid,nodev,noexec,relatime shared:4 - cgroup2 cgroup2 rw,nsdelegate,memory_recursiveprot\n`;
+const COMOUNTED = `32 31 0:29 / /sys/fs/cgroup/cpu,cpuacct rw - cgroup cgroup rw,cpu,cpuacct
+35 31 0:32 / /sys/fs/cgroup/memory rw - cgroup cgroup rw,memory
+39 31 0:36 / /sys/fs/cgroup/pids rw - cgroup cgroup rw,pids
+`;
+
+describe('cgroup layout', () => {
+  test('an empty cgroup2 mount beside v1 hierarchies does not count as v2', () => {
+    const layout = decideLayout(HYBRID, (m) => (m === '/sys/fs/cgroup/unified' ? '' : undefined));
+    expect(layout.version).toBe('v1');
+    if (layout.version === 'v1') {
+      expect(layout.mounts.get('memory')).toBe('/sys/fs/cgroup/memory');
+      expect(layout.mounts.get('freezer')).toBe('/sys/fs/cgroup/freezer');
+    }
+  });
+
+  test('a unified /sys/fs/cgroup with controllers is v2', () => {
+    expect(decideLayout(UNIFIED, () => 'cpuset cpu io memory hugetlb pids rdma misc\n')).toEqual({ version: 'v2', mount: '/sys/fs/cgroup' });
+  });
+
+  test('co-mounted controllers share one hierarchy', () => {
+    const layout = decideLayout(COMOUNTED, () => undefined);
+    expect(layout.version).toBe('v1');
+    if (layout.version === 'v1') expect(layout.mounts.get('cpuacct')).toBe(layout.mounts.get('cpu'));
+  });
+
+  test('no cgroups or missing controllers say why', () => {
+    expect(decideLayout('', () => undefined)).toEqual({ version: 'none', why: 'no cgroup filesystem is mounted' });
+    const onlyUnified = decideLayout(UNIFIED, () => '');
+    expect(onlyUnified.version).toBe('none');
+    const noPids = decideLayout(COMOUNTED.split('\n').slice(0, 2).join('\n'), () => undefined);
+    expect(noPids).toEqual({ version: 'none', why: 'cgroup v1 controllers missing: pids' });
+  });
+
+  test('limit files', () => {
+    const limits = { cpus: 0.5, memMiB: 256, diskMiB: 0, pids: 128 };
+    expect(v1LimitFiles(limits)).toEqual({
+      cpu: [['cpu.shares', '512'], ['cpu.cfs_period_us', '100000'], ['cpu.cfs_quota_us', '50000']],
+      memory: [['memory.limit_in_bytes', String(256 * 1024 * 1024)], ['memory.memsw.limit_in_bytes', String(256 * 1024 * 1024)]],
+      pids: [['pids.max', '128']],
+    });
+    expect(v2LimitFiles(limits)).toEqual([
+      ['cpu.weight', '50'],
+      ['cpu.max', '50000 100000'],
+      ['memory.max', String(256 * 1024 * 1024)],
+      ['memory.swap.max', '0'],
+      ['pids.max', '128'],
+    ]);
+    // Zero means no limit: nothing is written.
+    expect(v2LimitFiles({ cpus: 0, memMiB: 0, diskMiB: 0, pids: 0 })).toEqual([]);
+  });
+
+  test('keyed files', () => {
+    expect(keyedValue('oom_kill_disable 0\nunder_oom 0\noom_kill 2\n', 'oom_kill')).toBe(2);
+    expect(keyedValue('usage_usec 1500\nuser_usec 1000\n', 'usage_usec')).toBe(1500);
+    expect(keyedValue(undefined, 'oom_kill')).toBe(0);
+  });
+});
+
+function spec(over: Partial<ContainerSpec> = {}): ContainerSpec {
+  return { id: 'c1', argv: ['sh', '-c', 'echo hi'], env: {}, sandboxDir: '/var/sb/c1', limits: { cpus: 1, memMiB: 64, diskMiB: 0, pids: 0 }, volumes: [], network: 'none', ...over };
+}
+
+describe('bwrap command line', () => {
+  const opts = {
+    infoFd: 3,
+    blockFd: 4,
+    setprivPath: '/usr/bin/setpriv',
+    env: { PATH: '/usr/bin' },
+    rootEntries: [
+      { name: 'usr', kind: 'dir' as const },
+      { name: 'bin', kind: 'symlink' as const, target: 'usr/bin' },
+      { name: 'proc', kind: 'dir' as const },
+      { name: 'tmp', kind: 'dir' as const },
+    ],
+  };
+  const nobody = { name: 'nobody', uid: 65534, gid: 65534 };
+
+  test('namespaces, pid 1, private /proc and /tmp, read-only root', () => {
+    const a = bwrapArgs(spec(), nobody, opts);
+    const s = a.join(' ');
+    expect(s).toContain('--unshare-pid --unshare-ipc --unshare-uts --unshare-net');
+    expect(a).toContain('--as-pid-1');
+    expect(s).toContain('--ro-bind /usr /usr');
+    expect(s).toContain('--symlink usr/bin /bin');
+    expect(s).not.toContain('--ro-bind /proc');
+    expect(s).not.toContain('--ro-bind /tmp');
+    expect(s).toContain('--proc /proc --dev /dev --perms 1777 --tmpfs /tmp --bind /var/sb/c1 /var/sb/c1');
+    expect(s).toContain('--remount-ro /');
+    expect(s).toContain('--setenv PATH /usr/bin');
+    // The last word before the workload: setpriv drops the user, capabilities and privileges.
+    expect(s.endsWith('-- /usr/bin/setpriv --reuid 65534 --regid 65534 --init-groups --no-new-privs --bounding-set -all --inh-caps -all --pdeathsig SIGKILL -- sh -c echo hi')).toBe(true);
+  });
+
+  test('host network, volumes in parent-first order, root keeps a reduced capability set', () => {
+    const a = bwrapArgs(
+      spec({
+        network: 'host',
+        volumes: [
+          { hostPath: '/h/deep', containerPath: '/data/deep', readOnly: true },
+          { hostPath: '/h/data', containerPath: '/data', readOnly: false },
+          { hostPath: '/h/in', containerPath: 'in', readOnly: true },
+        ],
+      }),
+      { name: 'root', uid: 0, gid: 0 },
+      opts,
+    );
+    const s = a.join(' ');
+    expect(a).not.toContain('--unshare-net');
+    expect(s.indexOf('--bind /h/data /data')).toBeLessThan(s.indexOf('--ro-bind /h/deep /data/deep'));
+    expect(s).toContain('--ro-bind /h/in /var/sb/c1/in');
+    const caps = a[a.indexOf('--bounding-set') + 1] ?? '';
+    expect(caps.startsWith('-all,+chown')).toBe(true);
+    expect(caps).not.toContain('sys_admin');
+  });
+});
+
+describe('specs, users, exits', () => {
+  test('validation rejects unsafe ids, relative sandboxes and .. in volume paths', () => {
+    expect(() => validateSpec(spec({ id: '../x' }))).toThrow(/container id/);
+    expect(() => validateSpec(spec({ id: 'payload' }))).toThrow(/container id/);
+    expect(() => validateSpec(spec({ sandboxDir: 'rel' }))).toThrow(/absolute/);
+    expect(() => validateSpec(spec({ argv: [] }))).toThrow(/empty/);
+    expect(() => validateSpec(spec({ volumes: [{ hostPath: '/', containerPath: '../etc', readOnly: false }] }))).toThrow(/'\.\.'/);
+    expect(() => validateSpec(spec())).not.toThrow();
+  });
+
+  test('users resolve by name or uid', () => {
+    const passwd = 'root:x:0:0:root:/root:/bin/bash\nnobody:x:65534:65534:nobody:/nonexistent:/usr/sbin/nologin\n';
+    expect(resolveUser('nobody', passwd)).toEqual({ name: 'nobody', uid: 65534, gid: 65534 });
+    expect(resolveUser('0', passwd)).toEqual({ name: 'root', uid: 0, gid: 0 });
+    expect(resolveUser('4242', passwd)).toEqual({ name: undefined, uid: 4242, gid: 4242 });
+    expect(() => resolveUser('ghost', passwd)).toThrow(/unknown user 'ghost'/);
+  });
+
+  test('128 + n exit codes become signals', () => {
+    const usage = { cpuTimeSeconds: 0, memPeakBytes: 0, memCurrentBytes: 0, diskUsedBytes: 0 };
+    expect(buildExit(137, null, 'OOM', 'OOM-killed: memory limit 1MiB', usage)).toMatchObject({ exitCode: null, signal: 'SIGKILL', message: 'OOM-killed: memory limit 1MiB' });
+    expect(buildExit(3, null, 'EXITED', undefined, usage)).toMatchObject({ exitCode: 3, signal: null, message: 'exited with status 3' });
+    expect(buildExit(143, null, 'KILLED', undefined, usage)).toMatchObject({ signal: 'SIGTERM', message: 'terminated by SIGTERM' });
+  });
+
+  test('--volume parsing', () => {
+    expect(parseVolume('/a:/b')).toEqual({ hostPath: '/a', containerPath: '/b', readOnly: false });
+    expect(parseVolume('/a:rel:ro')).toEqual({ hostPath: '/a', containerPath: 'rel', readOnly: true });
+    expect(() => parseVolume('/a')).toThrow(/HOSTDIR:CONTAINERPATH/);
+  });
+
+  test('rlimits with prlimit and with a shell', () => {
+    const s = spec({ limits: { cpus: 1, memMiB: 64, diskMiB: 0, pids: 10 } });
+    expect(rlimitArgv(s, '/usr/bin/prlimit')).toEqual(['/usr/bin/prlimit', `--data=${64 * 1024 * 1024}`, '--nproc=10', '--', 'sh', '-c', 'echo hi']);
+    expect(rlimitArgv(s, undefined)).toEqual(['/bin/sh', '-c', 'ulimit -d 65536; ulimit -u 10; exec "$@"', 'sh', 'sh', '-c', 'echo hi']);
+  });
+});
+
+test('logs rotate at the size and keep three generations', () => {
+  const dir = mkdtempSync(join(tmpdir(), 'locus-logs-'));
+  try {
+    const log = new RotatingLog(join(dir, 'stdout'), 100);
+    for (let i = 0; i < 10; i++) log.write(Buffer.from(`${String(i).repeat(60)}\n`));
+    log.close();
+    expect(readdirSync(dir).sort()).toEqual(['stdout', 'stdout.1', 'stdout.2', 'stdout.3']);
+    expect(readFileSync(join(dir, 'stdout'), 'utf8')).toBe(`${'9'.repeat(60)}\n`);
+    expect(readFileSync(join(dir, 'stdout.3'), 'utf8')).toBe(`${'6'.repeat(60)}\n`);
+  } finally {
+    rmSync(dir, { recursive: true, force: true });
+  }
+});
