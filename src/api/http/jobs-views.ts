@@ -1,0 +1,313 @@
+/**
+ * The JSON shapes the job routes answer with, and their documentation
+ * schemas. These views are the stable contract the CLI (and anyone with curl)
+ * reads: fields are added, never renamed or removed. Times are ISO-8601
+ * strings; locality is a name (`node-local`, `rack-local`, `any`).
+ */
+import { LOCALITY_NAMES, type LocalityLevel } from '../../core/locality.js';
+import type { JobEvent } from '../../scheduler/jobs/service.js';
+import type { AttemptRecord, JobCounts, JobRecord, TaskRecord } from '../../scheduler/jobs/model.js';
+import type { Explanation } from '../../scheduler/coordinator.js';
+import type { JsonSchema } from './schemas.js';
+
+/** Task counters of a job as answered (locality counts successful tasks by where they ran). */
+export interface JobCountsView {
+  readonly total: number;
+  readonly pending: number;
+  readonly running: number;
+  readonly succeeded: number;
+  readonly failed: number;
+  readonly locality: { readonly nodeLocal: number; readonly rackLocal: number; readonly any: number };
+}
+
+/** One stage of a job as answered. */
+export interface StageView {
+  readonly index: number;
+  readonly name: string;
+  /** Number of tasks, or null while the stage's inputs are not resolved yet. */
+  readonly tasks: number | null;
+}
+
+/** A job as answered by `GET /v1/jobs/:id` (and in lists, and as the first SSE event). */
+export interface JobView {
+  readonly id: string;
+  readonly name: string;
+  readonly tenant: string;
+  readonly state: string;
+  /** Index of the stage currently running. */
+  readonly stage: number;
+  readonly stages: readonly StageView[];
+  readonly counts: JobCountsView;
+  readonly priority: number;
+  readonly labels: Readonly<Record<string, string>>;
+  readonly createdAt: string;
+  readonly updatedAt: string;
+  readonly finishedAt?: string;
+  readonly message?: string;
+  readonly outputDir: string;
+}
+
+/** One attempt of a task as answered. */
+export interface AttemptView {
+  readonly attempt: number;
+  readonly attemptId: string;
+  readonly executorId: string;
+  readonly host: string;
+  readonly locality: string;
+  readonly state: string;
+  readonly startedAt: string;
+  readonly finishedAt?: string;
+  readonly reason?: string;
+  readonly message?: string;
+  readonly exitCode?: number | null;
+}
+
+/** A task as answered by `GET /v1/jobs/:id/tasks`. */
+export interface TaskView {
+  readonly id: string;
+  readonly jobId: string;
+  readonly stage: number;
+  readonly index: number;
+  readonly state: string;
+  readonly failures: number;
+  readonly attempts: readonly AttemptView[];
+  readonly outputPath?: string;
+}
+
+/** One server-sent event's data (`event: job` or `event: task`). */
+export interface JobEventView {
+  readonly kind: 'job' | 'task';
+  readonly jobId: string;
+  readonly at: string;
+  readonly state: string;
+  readonly taskId?: string;
+  readonly host?: string;
+  readonly locality?: string;
+  readonly message?: string;
+  readonly counts?: JobCountsView;
+  /** The full job: only in the first event of a stream (the current state). */
+  readonly job?: JobView;
+}
+
+/** One agent as `GET /v1/cluster` answers it. */
+export interface ClusterAgentView {
+  readonly id: string;
+  readonly hostname: string;
+  readonly rack?: string;
+  readonly url?: string;
+  /** Resources offered or known (cpus in cores, mem/disk in MiB). */
+  readonly resources?: { readonly cpus: number; readonly mem: number; readonly disk: number };
+}
+
+/** One executor as `GET /v1/cluster` answers it. */
+export interface ClusterExecutorView {
+  readonly id: string;
+  readonly agentId: string;
+  readonly hostname: string;
+  readonly state: string;
+  readonly slots: number;
+  readonly running: number;
+  readonly tenant?: string;
+}
+
+/** What the cluster looks like: the `cluster()` dependency of the job routes answers this. */
+export interface ClusterView {
+  readonly subscribed: boolean;
+  readonly frameworkId?: string;
+  readonly agents: readonly ClusterAgentView[];
+  readonly executors: readonly ClusterExecutorView[];
+  /** Successful task placements by locality level, over the jobs Locus knows. */
+  readonly locality: { readonly nodeLocal: number; readonly rackLocal: number; readonly any: number };
+  readonly pendingTasks: number;
+  readonly runningTasks: number;
+}
+
+const iso = (ms: number): string => new Date(ms).toISOString();
+const localityName = (l: LocalityLevel | undefined): string | undefined => (l === undefined ? undefined : (LOCALITY_NAMES[l] ?? 'any'));
+
+/** Counters as answered. */
+export function countsView(c: JobCounts): JobCountsView {
+  return {
+    total: c.total, pending: c.pending, running: c.running, succeeded: c.succeeded, failed: c.failed,
+    locality: { nodeLocal: c.nodeLocal, rackLocal: c.rackLocal, any: c.anyLocal },
+  };
+}
+
+/** A job record as answered (the spec itself stays private: it may carry env values). */
+export function jobView(job: JobRecord): JobView {
+  return {
+    id: job.id,
+    name: job.name,
+    tenant: job.tenant,
+    state: job.state,
+    stage: job.stage,
+    stages: job.stages.map((s, index) => ({ index, name: s.name, tasks: s.taskCount < 0 ? null : s.taskCount })),
+    counts: countsView(job.counts),
+    priority: job.spec.priority,
+    labels: job.spec.labels,
+    createdAt: iso(job.createdAt),
+    updatedAt: iso(job.updatedAt),
+    ...(job.finishedAt === undefined ? {} : { finishedAt: iso(job.finishedAt) }),
+    ...(job.message === undefined ? {} : { message: job.message }),
+    outputDir: job.outputDir,
+  };
+}
+
+/** One attempt as answered (the agent URL and sandbox path stay internal). */
+export function attemptView(a: AttemptRecord): AttemptView {
+  return {
+    attempt: a.attempt,
+    attemptId: a.attemptId,
+    executorId: a.executorId,
+    host: a.host,
+    locality: localityName(a.locality) ?? 'any',
+    state: a.state,
+    startedAt: iso(a.startedAt),
+    ...(a.finishedAt === undefined ? {} : { finishedAt: iso(a.finishedAt) }),
+    ...(a.reason === undefined ? {} : { reason: a.reason }),
+    ...(a.message === undefined ? {} : { message: a.message }),
+    ...(a.exitCode === undefined ? {} : { exitCode: a.exitCode }),
+  };
+}
+
+/** A task record as answered. */
+export function taskView(t: TaskRecord): TaskView {
+  return {
+    id: t.id, jobId: t.jobId, stage: t.stage, index: t.index, state: t.state, failures: t.failures,
+    attempts: t.attempts.map(attemptView),
+    ...(t.outputPath === undefined ? {} : { outputPath: t.outputPath }),
+  };
+}
+
+/** A job event as the SSE stream sends it. */
+export function eventView(e: JobEvent): JobEventView {
+  const locality = localityName(e.locality);
+  return {
+    kind: e.kind,
+    jobId: e.jobId,
+    at: iso(e.at),
+    state: e.state,
+    ...(e.taskId === undefined ? {} : { taskId: e.taskId }),
+    ...(e.host === undefined || e.host === '' ? {} : { host: e.host }),
+    ...(locality === undefined ? {} : { locality }),
+    ...(e.message === undefined ? {} : { message: e.message }),
+    ...(e.counts === undefined ? {} : { counts: countsView(e.counts) }),
+  };
+}
+
+/** The first event of a stream: the job as it is now. */
+export function snapshotEvent(job: JobRecord): JobEventView {
+  return {
+    kind: 'job', jobId: job.id, at: iso(job.updatedAt), state: job.state, counts: countsView(job.counts),
+    ...(job.message === undefined ? {} : { message: job.message }),
+    job: jobView(job),
+  };
+}
+
+/** An explanation as answered (`until` as a time). */
+export function explanationView(e: Explanation): Omit<Explanation, 'until'> & { until?: string } {
+  const { until, ...rest } = e;
+  return { ...rest, ...(until === undefined ? {} : { until: iso(until) }) };
+}
+
+// Documentation schemas (OpenAPI only; responses are not validated against them).
+
+const COUNTS_SCHEMA: JsonSchema = {
+  type: 'object',
+  properties: {
+    total: { type: 'integer' }, pending: { type: 'integer' }, running: { type: 'integer' },
+    succeeded: { type: 'integer' }, failed: { type: 'integer' },
+    locality: { type: 'object', properties: { nodeLocal: { type: 'integer' }, rackLocal: { type: 'integer' }, any: { type: 'integer' } } },
+  },
+};
+
+/** JobView's schema. */
+export const JOB_VIEW_SCHEMA: JsonSchema = {
+  type: 'object',
+  properties: {
+    id: { type: 'string' }, name: { type: 'string' }, tenant: { type: 'string' },
+    state: { type: 'string', enum: ['PENDING', 'RESOLVING', 'RUNNING', 'SUCCEEDED', 'FAILED', 'CANCELLED'] },
+    stage: { type: 'integer' },
+    stages: { type: 'array', items: { type: 'object', properties: { index: { type: 'integer' }, name: { type: 'string' }, tasks: { type: ['integer', 'null'] } } } },
+    counts: COUNTS_SCHEMA,
+    priority: { type: 'integer' },
+    labels: { type: 'object', additionalProperties: { type: 'string' } },
+    createdAt: { type: 'string', format: 'date-time' },
+    updatedAt: { type: 'string', format: 'date-time' },
+    finishedAt: { type: 'string', format: 'date-time' },
+    message: { type: 'string' },
+    outputDir: { type: 'string' },
+  },
+};
+
+/** TaskView's schema. */
+export const TASK_VIEW_SCHEMA: JsonSchema = {
+  type: 'object',
+  properties: {
+    id: { type: 'string' }, jobId: { type: 'string' }, stage: { type: 'integer' }, index: { type: 'integer' },
+    state: { type: 'string', enum: ['PENDING', 'RUNNING', 'SUCCEEDED', 'FAILED', 'CANCELLED'] },
+    failures: { type: 'integer' },
+    outputPath: { type: 'string' },
+    attempts: {
+      type: 'array',
+      items: {
+        type: 'object',
+        properties: {
+          attempt: { type: 'integer' }, attemptId: { type: 'string' }, executorId: { type: 'string' }, host: { type: 'string' },
+          locality: { type: 'string', enum: ['node-local', 'rack-local', 'any'] }, state: { type: 'string' },
+          startedAt: { type: 'string', format: 'date-time' }, finishedAt: { type: 'string', format: 'date-time' },
+          reason: { type: 'string' }, message: { type: 'string' }, exitCode: { type: ['integer', 'null'] },
+        },
+      },
+    },
+  },
+};
+
+/** The explanation's schema. */
+export const EXPLANATION_SCHEMA: JsonSchema = {
+  type: 'object',
+  properties: {
+    taskId: { type: 'string' }, state: { type: 'string' },
+    code: { type: 'string', description: 'a reason code such as WAITING_FOR_LOCALITY, NO_CAPACITY, NOT_SUBSCRIBED, RUNNING' },
+    message: { type: 'string' }, until: { type: 'string', format: 'date-time' },
+  },
+};
+
+/** ClusterView's schema. */
+export const CLUSTER_VIEW_SCHEMA: JsonSchema = {
+  type: 'object',
+  properties: {
+    subscribed: { type: 'boolean' },
+    frameworkId: { type: 'string' },
+    agents: { type: 'array', items: { type: 'object', properties: { id: { type: 'string' }, hostname: { type: 'string' }, rack: { type: 'string' }, url: { type: 'string' } } } },
+    executors: { type: 'array', items: { type: 'object', properties: { id: { type: 'string' }, agentId: { type: 'string' }, hostname: { type: 'string' }, state: { type: 'string' }, slots: { type: 'integer' }, running: { type: 'integer' } } } },
+    locality: { type: 'object', properties: { nodeLocal: { type: 'integer' }, rackLocal: { type: 'integer' }, any: { type: 'integer' } } },
+    pendingTasks: { type: 'integer' },
+    runningTasks: { type: 'integer' },
+  },
+};
+
+/**
+ * The body of POST /v1/jobs, for documentation and a first shape check: a
+ * JSON object, or YAML text (application/yaml). Field-level validation is
+ * `validateJobSpec`, shared with gRPC, so errors name the field the same way.
+ */
+export const JOB_SPEC_BODY: JsonSchema = {
+  description: 'a job spec (docs/job-spec.md): a JSON object, or YAML text with Content-Type application/yaml',
+  anyOf: [{ type: 'object' }, { type: 'string' }],
+  properties: {
+    name: { description: 'letters, digits, ., _ or - (up to 63)' },
+    inputs: { description: 'input URIs (single-stage form)' },
+    split: { description: "'block' or 'file'" },
+    task: { description: '{command: [argv], resources: {cpus, mem, disk}, env, volumes}' },
+    tasks: { description: 'explicit tasks instead of one per split' },
+    stages: { description: 'a list of stages, each with name, inputs, split, task, tasks' },
+    priority: { description: 'integer, -1000..1000' },
+    retries: { description: 'integer, 0..100' },
+    timeout: { description: 'a duration such as 10m' },
+    locality: { description: "'node-only' or {wait: {node: 3s, rack: 3s}}" },
+    constraints: { description: 'a list of {attribute, equals} | {hostname} | {notHostnames}' },
+    output: { description: 'where committed outputs go' },
+    labels: { description: 'a map of strings' },
+  },
+};

@@ -1,0 +1,171 @@
+/**
+ * The HTTP API server (fastify). It is handed service objects and plugins;
+ * it authenticates every non-public request first (401 before any parsing or
+ * validation), validates with JSON Schema, answers every error from the
+ * catalog, and serves /healthz, /readyz, /metrics, /openapi.json and /docs.
+ *
+ * Extending it: pass more `plugins` (e.g. the jobs routes); each declares
+ * its routes through `HttpRouteContext.route` and gets auth, validation,
+ * the error catalog and OpenAPI for free.
+ */
+import Fastify, { LogController, type FastifyBaseLogger, type FastifyInstance, type FastifyRequest } from 'fastify';
+import { Counter, type Registry } from 'prom-client';
+import { LocusError } from '../../core/errors.js';
+import type { Logger } from '../../obs/log.js';
+import type { VolumeService } from '../../volumes/service.js';
+import type { Authenticator, Principal } from '../auth.js';
+import { toLocusError } from './errors.js';
+import { OpenApiBuilder, type HttpPlugin, type HttpRouteContext, type RouteDef } from './registry.js';
+import { volumeRoutes } from './volumes-routes.js';
+
+/** Readiness as the app knows it. */
+export interface HealthPort {
+  ready(): { readonly subscribed: boolean; readonly redis: boolean };
+}
+
+/** The services the HTTP API is handed. Further services (jobs) travel with their plugins. */
+export interface HttpServices {
+  readonly volumes: VolumeService;
+  readonly health: HealthPort;
+}
+
+/** Options of createHttpServer. */
+export interface HttpServerOptions {
+  readonly services: HttpServices;
+  readonly auth: Authenticator;
+  readonly logger: Logger;
+  /** prom-client registry served at /metrics (a request counter is added to it). */
+  readonly metrics?: Registry;
+  /** Largest accepted body in bytes (413 above). Default 64 KiB. */
+  readonly bodyLimit?: number;
+  /** More route groups (e.g. jobs), registered after the volume routes. */
+  readonly plugins?: readonly HttpPlugin[];
+  readonly title?: string;
+  readonly version?: string;
+}
+
+declare module 'fastify' {
+  interface FastifyRequest {
+    locusPrincipal: Principal | null;
+  }
+  interface FastifyContextConfig {
+    locusPublic?: boolean;
+    locusReady?: boolean;
+  }
+}
+
+function docsPage(title: string, routes: { method: string; path: string; summary: string }[]): string {
+  const esc = (s: string): string => s.replace(/&/g, '&amp;').replace(/</g, '&lt;').replace(/>/g, '&gt;');
+  const rows = routes.map((r) => `<tr><td><code>${esc(r.method)}</code></td><td><code>${esc(r.path)}</code></td><td>${esc(r.summary)}</td></tr>`).join('\n');
+  return `<!doctype html><html><head><meta charset="utf-8"><title>${esc(title)}</title>
+<style>body{font-family:sans-serif;margin:2em}td{padding:.2em 1em;border-bottom:1px solid #ddd}</style></head>
+<body><h1>${esc(title)}</h1><p>Authenticate with <code>Authorization: Bearer &lt;token&gt;</code>. Errors answer
+<code>{"error":{"code","message","field"}}</code>. Machine-readable: <a href="/openapi.json">/openapi.json</a>.</p>
+<table>${rows}</table></body></html>`;
+}
+
+function metricsCounter(registry: Registry): Counter<'method' | 'route' | 'status'> {
+  const name = 'locus_http_requests_total';
+  const existing = registry.getSingleMetric(name);
+  if (existing instanceof Counter) return existing as Counter<'method' | 'route' | 'status'>;
+  return new Counter({ name, help: 'HTTP requests answered, by method, route and status', labelNames: ['method', 'route', 'status'], registers: [registry] });
+}
+
+/** Build the fastify app (not yet listening): `await app.listen({ host: '127.0.0.1', port })`. */
+export async function createHttpServer(options: HttpServerOptions): Promise<FastifyInstance> {
+  const { auth, logger, services } = options;
+  const baseLogger: FastifyBaseLogger = logger;
+  const app: FastifyInstance = Fastify({
+    loggerInstance: baseLogger,
+    logController: new LogController({ disableRequestLogging: true }),
+    bodyLimit: options.bodyLimit ?? 64 * 1024,
+    // Unknown fields are errors (not silently dropped), and types are not coerced: `"name": 12` is a 400.
+    ajv: { customOptions: { removeAdditional: false, coerceTypes: false, useDefaults: false, allErrors: false } },
+    onProtoPoisoning: 'error',
+    onConstructorPoisoning: 'error',
+  });
+  const openapi = new OpenApiBuilder();
+  const counter = options.metrics ? metricsCounter(options.metrics) : undefined;
+
+  app.decorateRequest('locusPrincipal', null);
+
+  // Authentication runs at onRequest: before the body is read, parsed or validated.
+  app.addHook('onRequest', async (req) => {
+    if (req.routeOptions.config?.locusPublic === true) return;
+    req.locusPrincipal = auth.authenticateHeader(req.headers.authorization);
+  });
+  // Readiness of mutating routes after validation: a bad request is a 400 even while not ready.
+  app.addHook('preHandler', async (req) => {
+    if (req.routeOptions.config?.locusReady !== true) return;
+    const r = services.health.ready();
+    if (!r.subscribed || !r.redis) {
+      throw new LocusError('NOT_READY', `not ready: ${r.subscribed ? '' : 'not subscribed to a Mesos master'}${!r.subscribed && !r.redis ? ', ' : ''}${r.redis ? '' : 'Redis not connected'}`);
+    }
+  });
+  app.addHook('onResponse', async (req, reply) => {
+    counter?.inc({ method: req.method, route: req.routeOptions.url ?? 'unknown', status: String(reply.statusCode) });
+  });
+
+  app.setErrorHandler(async (err, req, reply) => {
+    const e = toLocusError(err);
+    if (e.spec.httpStatus >= 500) logger.error({ err, url: req.url, method: req.method }, 'request failed');
+    if (e.code === 'UNAUTHENTICATED') reply.header('www-authenticate', 'Bearer');
+    return reply.status(e.spec.httpStatus).type('application/json').send(e.toJSON());
+  });
+  app.setNotFoundHandler(async (req, reply) => {
+    const e = new LocusError('NOT_FOUND', `no route ${req.method} ${req.url.split('?')[0] ?? ''}`);
+    return reply.status(404).send(e.toJSON());
+  });
+
+  const ctx: HttpRouteContext = {
+    app,
+    auth,
+    logger,
+    route(def: RouteDef) {
+      openapi.add(def);
+      app.route({
+        method: def.method,
+        url: def.url,
+        config: { locusPublic: def.public === true, locusReady: def.requiresReady === true },
+        schema: { ...def.schema },
+        handler: def.handler,
+      });
+    },
+    principal(req: FastifyRequest): Principal {
+      if (!req.locusPrincipal) throw new LocusError('UNAUTHENTICATED', 'missing or invalid bearer token', { field: 'Authorization' });
+      return req.locusPrincipal;
+    },
+  };
+
+  // Operational routes: public, so probes and scrapers need no token.
+  ctx.route({
+    method: 'GET', url: '/healthz', public: true, summary: 'the process is up', tags: ['ops'],
+    handler: async () => ({ status: 'ok' }),
+  });
+  ctx.route({
+    method: 'GET', url: '/readyz', public: true, summary: 'subscribed to a master and connected to Redis', tags: ['ops'],
+    responses: { 200: { description: 'ready' }, 503: { description: 'not ready' } },
+    handler: async (_req, reply) => {
+      const r = services.health.ready();
+      const ok = r.subscribed && r.redis;
+      return reply.status(ok ? 200 : 503).send({ ready: ok, subscribed: r.subscribed, redis: r.redis });
+    },
+  });
+  ctx.route({
+    method: 'GET', url: '/metrics', public: true, summary: 'Prometheus metrics', tags: ['ops'],
+    handler: async (_req, reply) => {
+      if (!options.metrics) return reply.type('text/plain; version=0.0.4').send('');
+      return reply.type(options.metrics.contentType).send(await options.metrics.metrics());
+    },
+  });
+
+  await volumeRoutes(services.volumes).register(ctx);
+  for (const p of options.plugins ?? []) await p.register(ctx);
+
+  const title = options.title ?? 'Locus API';
+  const version = options.version ?? '0.1.0';
+  // Registered last so they describe every plugin's routes.
+  app.get('/openapi.json', { config: { locusPublic: true } }, async () => openapi.build(title, version));
+  app.get('/docs', { config: { locusPublic: true } }, async (_req, reply) => reply.type('text/html; charset=utf-8').send(docsPage(title, openapi.list())));
+  return app;
+}
