@@ -1,0 +1,372 @@
+/**
+ * One local agent: it owns its checkpointed resources (reservations and
+ * persistent volumes survive restarts), runs command tasks as containers
+ * through the isolation port with the built-in command-executor behaviour
+ * (TASK_STARTING → TASK_RUNNING → terminal, messages as Mesos words them),
+ * and serves its own HTTP endpoints (operator API for nested containers,
+ * /files). The master drives it in-process; status updates flow back
+ * through `onStatus`.
+ */
+import { randomUUID } from 'node:crypto';
+import { chmodSync, lstatSync, mkdirSync, rmSync, symlinkSync } from 'node:fs';
+import { dirname, isAbsolute, join } from 'node:path';
+import type { Logger } from '../../obs/log.js';
+import type { Container, ContainerExit, Isolator, VolumeMount } from '../../executor/isolation/types.js';
+import type { FrameworkInfo, Resource, TaskInfo, TaskState, TaskStatus } from '../../mesos/types.js';
+import { readCheckpoint, writeCheckpoint } from '../checkpoint.js';
+import { add, reservationRole, scalar, subtract } from '../resources.js';
+import { listen, type Listening, type TlsFiles } from '../http.js';
+import { agentCheckpoint, agentDataDir, agentRoot, nestedSandboxDir, sandboxDir, volumeDir } from './paths.js';
+import { handleAgentRequest } from './http-api.js';
+import { newUuid } from './status.js';
+
+export { newUuid, waitStatus } from './status.js';
+
+/** Static description of an agent. */
+export interface AgentSpec {
+  readonly hostname: string;
+  readonly rack: string;
+  readonly resources: readonly Resource[];
+  readonly attributes: Readonly<Record<string, string>>;
+}
+
+/** A task the agent remembers across restarts. */
+interface CheckpointedTask {
+  readonly frameworkId: string;
+  readonly framework: FrameworkInfo;
+  readonly task: TaskInfo;
+  readonly containerId: string;
+}
+
+interface AgentCheckpoint {
+  readonly id: string;
+  readonly port: number;
+  readonly resources: readonly Resource[];
+  readonly tasks: readonly CheckpointedTask[];
+}
+
+/** A live container on this agent. */
+export interface RunningContainer {
+  readonly containerId: string;
+  readonly parentId: string | undefined;
+  readonly frameworkId: string;
+  readonly executorId: string;
+  readonly taskId: string | undefined;
+  readonly sandbox: string;
+  readonly container: Container;
+  readonly exit: Promise<ContainerExit>;
+  killRequested: boolean;
+}
+
+/** What the agent reports to the master. */
+export interface AgentHooks {
+  onStatus(frameworkId: string, status: TaskStatus): void;
+}
+
+const SIGNAL_NAMES: Record<string, string> = { SIGTERM: 'Terminated', SIGKILL: 'Killed', SIGINT: 'Interrupt', SIGHUP: 'Hangup', SIGSEGV: 'Segmentation fault', SIGABRT: 'Aborted' };
+
+/** One agent of the local cluster. */
+export class LocalAgent {
+  id = '';
+  port = 0;
+  running = false;
+  total: Resource[] = [];
+  private http: Listening | undefined;
+  private readonly tasks = new Map<string, CheckpointedTask>();
+  readonly containers = new Map<string, RunningContainer>();
+  private stopping = false;
+  private readonly pendingKills = new Map<string, { killingState: boolean; graceMs: number }>();
+
+  constructor(
+    readonly spec: AgentSpec,
+    private readonly workDir: string,
+    private readonly host: string,
+    private readonly isolator: Isolator,
+    private readonly hooks: AgentHooks,
+    private readonly logger: Logger,
+    private readonly tls: TlsFiles | undefined,
+  ) {}
+
+  get url(): string {
+    return `${this.tls ? 'https' : 'http'}://${this.host}:${this.port}`;
+  }
+
+  get root(): string {
+    return agentRoot(this.workDir, this.spec.hostname);
+  }
+
+  /**
+   * Recover from the checkpoint (or create it with `newId()`), listen, and
+   * return the tasks that were live when the agent last stopped: their
+   * containers are gone, so the master must learn they failed.
+   */
+  async start(newId: () => string, preferredPort: number): Promise<CheckpointedTask[]> {
+    const cp = readCheckpoint(agentCheckpoint(this.workDir, this.spec.hostname)) as AgentCheckpoint | undefined;
+    this.id = cp?.id ?? (this.id || newId());
+    this.total = cp ? add(cp.resources) : add(this.total.length > 0 ? this.total : this.spec.resources);
+    const orphaned = cp ? [...cp.tasks] : [...this.tasks.values()];
+    this.tasks.clear();
+    const port = this.port || cp?.port || preferredPort;
+    mkdirSync(agentDataDir(this.workDir, this.spec.hostname), { recursive: true });
+    try {
+      this.http = await listen(this.host, port, (req, res) => handleAgentRequest(this, req, res), this.tls);
+    } catch (err) {
+      if (port === 0) throw err;
+      this.http = await listen(this.host, 0, (req, res) => handleAgentRequest(this, req, res), this.tls);
+    }
+    this.port = this.http.port;
+    this.running = true;
+    this.stopping = false;
+    this.checkpoint();
+    return orphaned;
+  }
+
+  /** Kill every container (no status updates: the master declares the tasks) and stop listening. */
+  async stop(): Promise<void> {
+    if (!this.running) return;
+    this.stopping = true;
+    this.running = false;
+    await Promise.all([...this.containers.values()].map((c) => c.container.kill(200).catch(() => undefined)));
+    this.containers.clear();
+    await this.http?.close();
+    this.http = undefined;
+    this.checkpoint();
+  }
+
+  private checkpoint(): void {
+    const cp: AgentCheckpoint = { id: this.id, port: this.port, resources: this.total, tasks: [...this.tasks.values()] };
+    writeCheckpoint(agentCheckpoint(this.workDir, this.spec.hostname), cp);
+  }
+
+  /** Apply a resource conversion (RESERVE/UNRESERVE/CREATE/DESTROY) and checkpoint it. */
+  applyConversion(consumed: readonly Resource[], converted: readonly Resource[]): void {
+    const next = subtract(this.total, consumed);
+    if (!next) throw new Error('agent does not hold the consumed resources');
+    for (const r of converted) {
+      if (r.disk?.persistence) {
+        const dir = volumeDir(this.workDir, this.spec.hostname, reservationRole(r), r.disk.persistence.id);
+        mkdirSync(dir, { recursive: true });
+        // Containers may run as an unprivileged user; a local volume is writable by it.
+        chmodSync(dir, 0o777);
+      }
+    }
+    const destroyed = consumed.filter((r) => r.disk?.persistence && !converted.some((c) => c.disk?.persistence?.id === r.disk?.persistence?.id));
+    for (const r of destroyed) {
+      if (r.disk?.persistence) rmSync(volumeDir(this.workDir, this.spec.hostname, reservationRole(r), r.disk.persistence.id), { recursive: true, force: true });
+    }
+    this.total = add(next, converted);
+    this.checkpoint();
+  }
+
+  private status(frameworkId: string, taskId: string, state: TaskState, extra: Partial<TaskStatus> & { containerId?: string; pid?: number | undefined }): void {
+    const { containerId, pid, ...rest } = extra;
+    const status: TaskStatus = {
+      task_id: { value: taskId },
+      state,
+      source: 'SOURCE_EXECUTOR',
+      agent_id: { value: this.id },
+      executor_id: { value: taskId },
+      timestamp: Date.now() / 1000,
+      uuid: newUuid(),
+      ...(containerId !== undefined
+        ? { container_status: { container_id: { value: containerId }, network_infos: [{ ip_addresses: [{ protocol: 'IPv4', ip_address: '127.0.0.1' }] }], ...(pid !== undefined ? { executor_pid: pid } : {}) } }
+        : {}),
+      ...rest,
+    };
+    this.hooks.onStatus(frameworkId, status);
+  }
+
+  /** Host mounts for a task's persistent volumes and host-path volumes. */
+  private mounts(resources: readonly Resource[], volumes: readonly { container_path: string; host_path?: string; mode: string }[] | undefined): VolumeMount[] {
+    const out: VolumeMount[] = [];
+    for (const r of resources) {
+      const p = r.disk?.persistence;
+      const v = r.disk?.volume;
+      if (p && v) out.push({ hostPath: volumeDir(this.workDir, this.spec.hostname, reservationRole(r), p.id), containerPath: v.container_path, readOnly: v.mode === 'RO' });
+    }
+    for (const v of volumes ?? []) {
+      if (v.host_path !== undefined) out.push({ hostPath: v.host_path, containerPath: v.container_path, readOnly: v.mode === 'RO' });
+    }
+    return out;
+  }
+
+  /**
+   * Without mount namespaces (process isolation) a volume with a relative
+   * container path is made visible as a symlink in the sandbox.
+   */
+  private linkVolumes(sandbox: string, mounts: readonly VolumeMount[]): void {
+    if (this.isolator.report.kind !== 'process') return;
+    for (const m of mounts) {
+      if (isAbsolute(m.containerPath)) continue;
+      const link = join(sandbox, m.containerPath);
+      mkdirSync(dirname(link), { recursive: true });
+      try { lstatSync(link); continue; } catch { /* not there yet */ }
+      symlinkSync(m.hostPath, link);
+    }
+  }
+
+  /** Environment of a container, as the Mesos agent sets it. */
+  containerEnv(base: Record<string, string>, ids: { frameworkId: string; executorId: string; containerId: string; taskId?: string; sandbox: string }): Record<string, string> {
+    const env: Record<string, string> = {};
+    for (const k of ['PATH', 'LANG', 'HOME', 'TMPDIR']) {
+      const v = process.env[k];
+      if (v !== undefined) env[k] = v;
+    }
+    return {
+      ...env,
+      ...base,
+      MESOS_SANDBOX: ids.sandbox,
+      MESOS_DIRECTORY: ids.sandbox,
+      MESOS_AGENT_ENDPOINT: `${this.host}:${this.port}`,
+      MESOS_SLAVE_ID: this.id,
+      MESOS_AGENT_ID: this.id,
+      MESOS_FRAMEWORK_ID: ids.frameworkId,
+      MESOS_EXECUTOR_ID: ids.executorId,
+      MESOS_CONTAINER_ID: ids.containerId,
+      ...(ids.taskId !== undefined ? { MESOS_TASK_ID: ids.taskId } : {}),
+    };
+  }
+
+  /** Launch a command task (the command executor's behaviour, built in). */
+  launchTask(frameworkId: string, framework: FrameworkInfo, task: TaskInfo): void {
+    const taskId = task.task_id.value;
+    const containerId = randomUUID();
+    const sandbox = sandboxDir(this.workDir, this.spec.hostname, this.id, frameworkId, taskId, containerId);
+    this.tasks.set(`${frameworkId}/${taskId}`, { frameworkId, framework, task, containerId });
+    this.checkpoint();
+    const cmd = task.command ?? task.executor?.command;
+    // shell=false is execlp(value, arguments[0], arguments[1], ...): arguments[0] is argv[0].
+    const argv = cmd === undefined || cmd.value === undefined
+      ? ['true']
+      : cmd.shell === false ? [cmd.value, ...(cmd.arguments ?? []).slice(1)] : ['sh', '-c', cmd.value];
+    const base: Record<string, string> = {};
+    for (const v of cmd?.environment?.variables ?? []) if (v.value !== undefined) base[v.name] = v.value;
+    const env = this.containerEnv(base, { frameworkId, executorId: taskId, containerId, taskId, sandbox });
+    const res = [...task.resources, ...(task.executor?.resources ?? [])];
+    const mounts = this.mounts(res, task.container?.volumes);
+    mkdirSync(sandbox, { recursive: true });
+    this.linkVolumes(sandbox, mounts);
+    void this.isolator.launch({
+      id: containerId,
+      argv,
+      env,
+      sandboxDir: sandbox,
+      limits: { cpus: scalar(res, 'cpus') || 0.1, memMiB: scalar(res, 'mem') || 32, diskMiB: scalar(res, 'disk'), pids: 0 },
+      volumes: mounts,
+      network: 'host',
+      ...(task.container?.hostname !== undefined ? { hostname: task.container.hostname } : {}),
+    }).then(
+      (container) => {
+        const rc: RunningContainer = { containerId, parentId: undefined, frameworkId, executorId: taskId, taskId, sandbox, container, exit: container.wait(), killRequested: false };
+        this.containers.set(containerId, rc);
+        this.status(frameworkId, taskId, 'TASK_STARTING', { containerId, pid: container.pid });
+        this.status(frameworkId, taskId, 'TASK_RUNNING', { containerId, pid: container.pid });
+        void rc.exit.then((exit) => this.taskExited(rc, exit));
+        const pendingKill = this.pendingKills.get(`${frameworkId}/${taskId}`);
+        if (pendingKill) {
+          this.pendingKills.delete(`${frameworkId}/${taskId}`);
+          this.killTask(frameworkId, taskId, pendingKill.killingState, pendingKill.graceMs);
+        }
+      },
+      (err: unknown) => {
+        this.tasks.delete(`${frameworkId}/${taskId}`);
+        this.checkpoint();
+        this.status(frameworkId, taskId, 'TASK_FAILED', { source: 'SOURCE_AGENT', reason: 'REASON_CONTAINER_LAUNCH_FAILED', message: `Failed to launch container: ${err instanceof Error ? err.message : String(err)}`, containerId });
+      },
+    );
+  }
+
+  private taskExited(rc: RunningContainer, exit: ContainerExit): void {
+    this.containers.delete(rc.containerId);
+    // Nested containers die with their parent.
+    for (const child of [...this.containers.values()]) if (child.parentId === rc.containerId) void child.container.kill(100);
+    if (this.stopping || rc.taskId === undefined) return;
+    this.tasks.delete(`${rc.frameworkId}/${rc.taskId}`);
+    this.checkpoint();
+    let state: TaskState;
+    let reason: string | undefined;
+    let message: string;
+    if (exit.reason === 'OOM') { state = 'TASK_FAILED'; reason = 'REASON_CONTAINER_LIMITATION_MEMORY'; message = exit.message; }
+    else if (exit.reason === 'DISK_LIMIT') { state = 'TASK_FAILED'; reason = 'REASON_CONTAINER_LIMITATION_DISK'; message = exit.message; }
+    else if (exit.reason === 'LAUNCH_FAILED') { state = 'TASK_FAILED'; reason = 'REASON_CONTAINER_LAUNCH_FAILED'; message = exit.message; }
+    else {
+      message = exit.signal !== null ? `Command terminated with signal ${SIGNAL_NAMES[exit.signal] ?? exit.signal}` : `Command exited with status ${exit.exitCode ?? 0}`;
+      state = rc.killRequested ? 'TASK_KILLED' : exit.exitCode === 0 ? 'TASK_FINISHED' : 'TASK_FAILED';
+    }
+    this.status(rc.frameworkId, rc.taskId, state, { message, ...(reason !== undefined ? { reason } : {}), containerId: rc.containerId, pid: rc.container.pid });
+  }
+
+  /** Kill a task: TASK_KILLING first when the framework understands it, then SIGTERM with grace. */
+  killTask(frameworkId: string, taskId: string, killingState: boolean, graceMs: number): boolean {
+    const rc = [...this.containers.values()].find((c) => c.frameworkId === frameworkId && c.taskId === taskId);
+    if (!rc) {
+      // Still launching: kill it as soon as its container exists.
+      if (!this.tasks.has(`${frameworkId}/${taskId}`)) return false;
+      this.pendingKills.set(`${frameworkId}/${taskId}`, { killingState, graceMs });
+      return true;
+    }
+    if (rc.killRequested) return true;
+    rc.killRequested = true;
+    if (killingState) this.status(frameworkId, taskId, 'TASK_KILLING', { containerId: rc.containerId, pid: rc.container.pid });
+    void rc.container.kill(graceMs);
+    return true;
+  }
+
+  /** Whether the agent has a live container for the task. */
+  hasTask(frameworkId: string, taskId: string): boolean {
+    return this.tasks.has(`${frameworkId}/${taskId}`);
+  }
+
+  /** Forget tasks without updates (framework removed: the master already knows). */
+  async killFrameworkTasks(frameworkId: string): Promise<void> {
+    const victims = [...this.containers.values()].filter((c) => c.frameworkId === frameworkId && c.parentId === undefined);
+    for (const v of victims) {
+      v.killRequested = true;
+      if (v.taskId !== undefined) this.tasks.delete(`${frameworkId}/${v.taskId}`);
+    }
+    this.checkpoint();
+    await Promise.all(victims.map((v) => v.container.kill(500)));
+  }
+
+  /** Launch a nested container under a running container (operator API LAUNCH_CONTAINER). */
+  async launchNested(o: { containerId: string; parentId: string; argv: string[]; env: Record<string, string>; resources: readonly Resource[]; volumes: readonly { container_path: string; host_path?: string; mode: string; source?: { type?: string; sandbox_path?: { type?: string; path?: string } } }[] }): Promise<'launched' | 'exists' | 'no-parent'> {
+    if (this.containers.has(o.containerId)) return 'exists';
+    const parent = this.containers.get(o.parentId);
+    if (!parent) return 'no-parent';
+    const sandbox = nestedSandboxDir(parent.sandbox, o.containerId);
+    const mounts = this.mounts([], o.volumes.filter((v) => v.host_path !== undefined));
+    for (const v of o.volumes) {
+      // A PARENT sandbox path volume shares a directory of the parent's sandbox.
+      if (v.source?.type === 'SANDBOX_PATH' && v.source.sandbox_path?.path !== undefined) {
+        mounts.push({ hostPath: `${parent.sandbox}/${v.source.sandbox_path.path}`, containerPath: v.container_path, readOnly: v.mode === 'RO' });
+      }
+    }
+    // The parent's persistent volumes stay reachable from its nested containers.
+    const parentTask = parent.taskId !== undefined ? this.tasks.get(`${parent.frameworkId}/${parent.taskId}`) : undefined;
+    if (parentTask) for (const m of this.mounts(parentTask.task.resources, undefined)) if (!mounts.some((x) => x.containerPath === m.containerPath)) mounts.push(m);
+    const env = this.containerEnv(o.env, { frameworkId: parent.frameworkId, executorId: parent.executorId, containerId: o.containerId, sandbox });
+    mkdirSync(sandbox, { recursive: true });
+    this.linkVolumes(sandbox, mounts);
+    const container = await this.isolator.launch({
+      id: o.containerId,
+      parentId: o.parentId,
+      argv: o.argv,
+      env,
+      sandboxDir: sandbox,
+      limits: { cpus: scalar(o.resources, 'cpus') || 0.1, memMiB: scalar(o.resources, 'mem') || 32, diskMiB: scalar(o.resources, 'disk'), pids: 0 },
+      volumes: mounts,
+      network: 'host',
+    });
+    const rc: RunningContainer = { containerId: o.containerId, parentId: o.parentId, frameworkId: parent.frameworkId, executorId: parent.executorId, taskId: undefined, sandbox, container, exit: container.wait(), killRequested: false };
+    this.containers.set(o.containerId, rc);
+    this.finished.delete(o.containerId);
+    void rc.exit.then((exit) => {
+      this.containers.delete(o.containerId);
+      this.finished.set(o.containerId, exit);
+    });
+    return 'launched';
+  }
+
+  /** Ends of nested containers, for WAIT_CONTAINER after the fact. */
+  readonly finished = new Map<string, ContainerExit>();
+}

@@ -1,0 +1,216 @@
+/**
+ * The embedded local cluster: one master and N agents in this process,
+ * speaking the Mesos v1 HTTP APIs on loopback, so the framework's code path
+ * is the same locally and on a real cluster. `startLocalCluster` is the only
+ * entry point; it writes `<workDir>/topology.json` for the `local://`
+ * storage backend and exposes a control API for failure tests.
+ */
+import { mkdirSync } from 'node:fs';
+import type { IncomingMessage, ServerResponse } from 'node:http';
+import { silentLogger, type Logger } from '../obs/log.js';
+import type { Isolator } from '../executor/isolation/types.js';
+import { LocalAgent } from './agent/agent.js';
+import { agentDataDir } from './agent/paths.js';
+import { writeCheckpoint } from './checkpoint.js';
+import { json, listen, readBody, text, type Listening } from './http.js';
+import { Master } from './master/master.js';
+import { handleScheduler } from './master/scheduler-http.js';
+import { slavesJson, stateJson } from './master/state-json.js';
+import { DEFAULT_AGENT_RESOURCES, topologyFromFile, uniformTopology } from './topology.js';
+import { chooseIsolator } from './isolator.js';
+import { join } from 'node:path';
+
+/** Options of the local cluster. */
+export interface LocalClusterOptions {
+  workDir: string;
+  agents?: number;
+  racks?: number;
+  host?: string;
+  /** Master port; 0 = any free port. Default 5050. */
+  port?: number;
+  resources?: string;
+  /** YAML/JSON file describing heterogeneous agents. */
+  topologyFile?: string;
+  credentials?: { principal: string; secret: string }[];
+  tls?: { certFile: string; keyFile: string };
+  heartbeatIntervalSeconds?: number;
+  allocationIntervalMs?: number;
+  offerTimeoutSeconds?: number;
+  isolation?: 'auto' | 'linux' | 'process';
+  logger?: Logger;
+  /** Act as a non-leading master: answer 307 with Location to this URL. */
+  redirectTo?: string;
+  /** How often an unacknowledged status update is resent (Mesos: 10s). */
+  statusUpdateRetrySeconds?: number;
+  /** An isolator to use instead of choosing one (tests). */
+  isolator?: Isolator;
+}
+
+/** One agent as published to callers. */
+export interface LocalAgentInfo {
+  readonly id: string;
+  readonly hostname: string;
+  readonly rack: string;
+  readonly url: string;
+}
+
+/** A running local cluster. */
+export interface LocalCluster {
+  readonly masterUrl: string;
+  readonly agents: readonly LocalAgentInfo[];
+  readonly control: LocalControl;
+  stop(): Promise<void>;
+}
+
+/** Failure injection for tests and demos. */
+export interface LocalControl {
+  stopAgent(hostname: string): Promise<void>;
+  startAgent(hostname: string): Promise<void>;
+  setOperationDelay(ms: number): void;
+  /** Answer the next n SUBSCRIBE calls with 503. */
+  failNextSubscribes(n: number): void;
+  pauseHeartbeats(ms: number): void;
+  /** Close all event streams. */
+  dropSubscriptions(): void;
+}
+
+/** Start a master and its agents; resolves once everything listens. */
+export async function startLocalCluster(o: LocalClusterOptions): Promise<LocalCluster> {
+  const host = o.host ?? '127.0.0.1';
+  const logger = o.logger ?? silentLogger();
+  mkdirSync(o.workDir, { recursive: true });
+  const specs = o.topologyFile !== undefined
+    ? topologyFromFile(o.topologyFile, o.racks ?? 2, o.resources ?? DEFAULT_AGENT_RESOURCES)
+    : uniformTopology(o.agents ?? 3, o.racks ?? 2, o.resources ?? DEFAULT_AGENT_RESOURCES);
+  const master = new Master({
+    workDir: o.workDir,
+    host,
+    heartbeatIntervalSeconds: o.heartbeatIntervalSeconds ?? 15,
+    allocationIntervalMs: o.allocationIntervalMs ?? 1000,
+    offerTimeoutSeconds: o.offerTimeoutSeconds,
+    statusUpdateRetrySeconds: o.statusUpdateRetrySeconds ?? 10,
+    logger,
+  });
+  master.scheme = o.tls ? 'https' : 'http';
+  const isolator = o.isolator ?? (await chooseIsolator(o.isolation ?? 'auto', logger));
+  const ownsIsolator = o.isolator === undefined;
+  const credentials = o.credentials ? new Map(o.credentials.map((c) => [c.principal, c.secret])) : undefined;
+  const schedulerOptions = { credentials, redirectTo: o.redirectTo };
+
+  const agents = specs.map((spec) => new LocalAgent(spec, o.workDir, host, isolator, { onStatus: (fid, s) => master.onAgentStatus(fid, s) }, logger.child({ agent: spec.hostname }), o.tls));
+  const byHost = new Map(agents.map((a) => [a.spec.hostname, a]));
+
+  const writeTopology = (): void => {
+    writeCheckpoint(join(o.workDir, 'topology.json'), {
+      masterUrl: `${master.scheme}://${host}:${master.port}`,
+      agents: agents.map((a) => ({ id: a.id, hostname: a.spec.hostname, rack: a.spec.rack, url: a.url, dataDir: agentDataDir(o.workDir, a.spec.hostname) })),
+    });
+  };
+
+  const startAgent = async (a: LocalAgent): Promise<void> => {
+    if (a.running) return;
+    const orphaned = await a.start(() => master.newAgentId(), 0);
+    const known = master.agents.get(a.id);
+    if (known) {
+      master.agentBack(a.id, orphaned);
+    } else {
+      master.agents.set(a.id, { runtime: a, connected: true, registeredTime: Date.now() / 1000, reregisteredTime: undefined, unreachableTime: undefined });
+      if (orphaned.length > 0) master.agentBack(a.id, orphaned);
+    }
+  };
+  const stopAgent = async (a: LocalAgent): Promise<void> => {
+    if (!a.running) return;
+    master.agentLost(a.id);
+    await a.stop();
+  };
+  const agentNamed = (hostname: string): LocalAgent => {
+    const a = byHost.get(hostname);
+    if (!a) throw new Error(`no agent named '${hostname}'`);
+    return a;
+  };
+
+  const control: LocalControl = {
+    stopAgent: (h) => stopAgent(agentNamed(h)),
+    startAgent: (h) => startAgent(agentNamed(h)),
+    setOperationDelay: (ms) => { master.operationDelayMs = Math.max(0, ms); },
+    failNextSubscribes: (n) => { master.failSubscribes = Math.max(0, n); },
+    pauseHeartbeats: (ms) => { master.heartbeatsPausedUntil = Date.now() + ms; },
+    dropSubscriptions: () => { for (const fw of master.frameworks.values()) if (fw.stream) fw.stream.res.destroy(); },
+  };
+
+  const handler = async (req: IncomingMessage, res: ServerResponse): Promise<void> => {
+    const url = new URL(req.url ?? '/', 'http://master');
+    const path = url.pathname;
+    if (path === '/api/v1/scheduler') return handleScheduler(master, schedulerOptions, req, res);
+    if (path === '/state' || path === '/master/state' || path === '/state.json' || path === '/master/state.json') return json(res, 200, stateJson(master));
+    if (path === '/slaves' || path === '/master/slaves') return json(res, 200, slavesJson(master));
+    if (path === '/frameworks' || path === '/master/frameworks') return json(res, 200, { frameworks: stateJson(master)['frameworks'] });
+    if (path === '/health' || path === '/master/health') return text(res, 200);
+    if (path === '/version') return json(res, 200, { version: '1.12.0', build_user: 'locus' });
+    if (path.startsWith('/local/v1/')) return controlHttp(control, req, res, path);
+    text(res, 404);
+  };
+
+  let server: Listening;
+  try {
+    server = await listen(host, o.port ?? 5050, handler, o.tls);
+  } catch (err) {
+    if (ownsIsolator) await isolator.close();
+    throw err;
+  }
+  master.port = server.port;
+  for (const a of agents) await startAgent(a);
+  writeTopology();
+  master.startAllocator();
+  logger.info({ masterUrl: `${master.scheme}://${host}:${master.port}`, agents: agents.length, isolation: isolator.report.kind }, 'local cluster started');
+
+  let stopping: Promise<void> | undefined;
+  return {
+    masterUrl: `${master.scheme}://${host}:${master.port}`,
+    get agents() {
+      return agents.map((a) => ({ id: a.id, hostname: a.spec.hostname, rack: a.spec.rack, url: a.url }));
+    },
+    control,
+    stop() {
+      // Memoised; each step isolated so shutdown always finishes.
+      stopping ??= (async () => {
+        master.close();
+        for (const a of agents) await a.stop().catch((err: unknown) => logger.warn({ err }, 'agent stop failed'));
+        await server.close().catch(() => undefined);
+        if (ownsIsolator) await isolator.close().catch(() => undefined);
+      })();
+      return stopping;
+    },
+  };
+}
+
+async function controlHttp(control: LocalControl, req: IncomingMessage, res: ServerResponse, path: string): Promise<void> {
+  if (req.method !== 'POST') return text(res, 405, '', { Allow: 'POST' });
+  const body = await readBody(req);
+  let payload: Record<string, unknown> = {};
+  try {
+    const v = body === '' ? {} : (JSON.parse(body) as unknown);
+    if (typeof v === 'object' && v !== null && !Array.isArray(v)) payload = v as Record<string, unknown>;
+  } catch {
+    return text(res, 400, 'body must be JSON');
+  }
+  const num = (k: string): number => (typeof payload[k] === 'number' ? payload[k] : 0);
+  const m = /^\/local\/v1\/agents\/([^/]+)\/(stop|start)$/.exec(path);
+  try {
+    if (m) {
+      const hostname = decodeURIComponent(m[1] ?? '');
+      await (m[2] === 'stop' ? control.stopAgent(hostname) : control.startAgent(hostname));
+      return json(res, 200, { ok: true });
+    }
+    switch (path) {
+      case '/local/v1/operation-delay': control.setOperationDelay(num('ms')); break;
+      case '/local/v1/fail-subscribes': control.failNextSubscribes(num('n')); break;
+      case '/local/v1/pause-heartbeats': control.pauseHeartbeats(num('ms')); break;
+      case '/local/v1/drop-subscriptions': control.dropSubscriptions(); break;
+      default: return text(res, 404);
+    }
+    json(res, 200, { ok: true });
+  } catch (err) {
+    text(res, 404, err instanceof Error ? err.message : String(err));
+  }
+}
