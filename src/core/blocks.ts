@@ -11,6 +11,12 @@ export interface SplitLocation {
   readonly hosts: readonly string[];
   /** Racks of those hosts where known (same order, deduplicated). */
   readonly racks: readonly string[];
+  /**
+   * Per host: an absolute path on that host of a file in which this split's
+   * bytes sit at the same offsets [offset, offset + length). Set when replicas
+   * differ in path per host (local datasets), so a task reads them locally.
+   */
+  readonly localPaths?: Readonly<Record<string, string>>;
 }
 
 /** A file with its size and splits. */

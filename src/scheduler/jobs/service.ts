@@ -200,11 +200,14 @@ export class JobService extends EventEmitter<ServiceEvents> {
     const explicit = stage.tasks?.[task.index];
     const stageOutputs: Record<string, string> = {};
     for (const s of job.spec.stages) stageOutputs[s.name] = stageOutputDir(job.outputDir, s);
+    // A split's local path depends on the host: each replica sits in its own agent's data directory.
+    const split = task.split && task.split.localPaths?.[executor.host] !== undefined
+      ? { ...task.split, localPath: task.split.localPaths[executor.host] }
+      : task.split;
     const argv = substitute(explicit?.command ?? stage.task.command, {
-      jobId: job.id, taskIndex: task.index, attempt, ...(task.split ? { split: task.split } : {}), stageOutputs,
+      jobId: job.id, taskIndex: task.index, attempt, ...(split ? { split } : {}), stageOutputs,
     });
     this.emitTask(job, taskId, 'RUNNING', { host: executor.host, locality });
-    const split = task.split;
     return {
       contractVersion: CONTRACT_VERSION,
       jobId: job.id,
@@ -346,12 +349,15 @@ export class JobService extends EventEmitter<ServiceEvents> {
       } else {
         for (const input of spec.inputs) {
           const uri = input.startsWith('stage:')
-            ? `file://${stageOutputDir(job.outputDir, job.spec.stages.find((s) => s.name === input.slice(6)) ?? spec)}/**`
+            ? `file://${stageOutputDir(job.outputDir, job.spec.stages.find((s) => s.name === input.slice(6)) ?? spec)}/`
             : input;
           const files = await this.o.resolver.resolve(uri, { split: spec.split });
           for (const f of files) {
             for (const s of f.splits) {
-              splits.push({ uri: f.uri, offset: s.offset, length: s.length, hosts: s.hosts, racks: s.racks, ...(f.localPath ? { localPath: f.localPath } : {}) });
+              splits.push({
+                uri: f.uri, offset: s.offset, length: s.length, hosts: s.hosts, racks: s.racks,
+                ...(f.localPath ? { localPath: f.localPath } : {}), ...(s.localPaths ? { localPaths: s.localPaths } : {}),
+              });
             }
           }
         }

@@ -295,12 +295,15 @@ function mustParse(taskId: string): { jobId: string; stage: number; index: numbe
 
 // Splits are packed as JSON arrays, not objects: half the bytes for million-task jobs.
 function packSplit(s: StoredSplit): string {
-  return JSON.stringify([s.uri, s.offset, s.length, s.hosts, s.racks, s.localPath ?? null]);
+  return JSON.stringify([s.uri, s.offset, s.length, s.hosts, s.racks, s.localPath ?? null, s.localPaths ?? null]);
 }
 
 function unpackSplit(raw: string): StoredSplit {
-  const a = parseJson(raw) as [string, number, number, string[], string[], string | null];
-  return { uri: a[0], offset: a[1], length: a[2], hosts: a[3], racks: a[4], ...(a[5] ? { localPath: a[5] } : {}) };
+  const a = parseJson(raw) as [string, number, number, string[], string[], string | null, Record<string, string> | null | undefined];
+  return {
+    uri: a[0], offset: a[1], length: a[2], hosts: a[3], racks: a[4],
+    ...(a[5] ? { localPath: a[5] } : {}), ...(a[6] ? { localPaths: a[6] } : {}),
+  };
 }
 
 function decodeTask(raw: string): TaskRecord {

@@ -19,15 +19,18 @@ export interface PlaceholderValues {
 }
 
 /**
- * Substitute placeholders in argv. `{output}` is left in place: only the
- * executor knows the attempt-private directory it must point at.
+ * Substitute placeholders in argv. `{output}` (and `{split.path}` when no
+ * local path is known) is left in place: only the executor knows the
+ * attempt-private directory, and how to make the split readable locally.
  */
 export function substitute(argv: readonly string[], v: PlaceholderValues): string[] {
   return argv.map((arg) =>
     arg.replace(/\{([a-z][a-zA-Z0-9_.-]*)\}/g, (whole, name: string) => {
       switch (name) {
         case 'split.uri': return v.split?.uri ?? '';
-        case 'split.path': return v.split?.localPath ?? '';
+        // Unknown here (no replica on the task's host): the executor fills it in,
+        // fetching the byte range through the storage port into its sandbox.
+        case 'split.path': return v.split?.localPath ?? whole;
         case 'split.offset': return String(v.split?.offset ?? 0);
         case 'split.length': return String(v.split?.length ?? 0);
         case 'task.index': return String(v.taskIndex);

@@ -1,0 +1,97 @@
+/**
+ * The GlusterFS backend: `glusterfs://volume/path`, read through the
+ * volume's configured FUSE mount. The virtual xattr
+ * `trusted.glusterfs.pathinfo` names the bricks (host:path) holding a file:
+ * one brick on a distributed volume, the replica set's bricks on a
+ * replicated one. Whole files live on one brick set (no sharding), so every
+ * split of a file has the same hosts; each host can read the brick's copy.
+ */
+import { createReadStream } from 'node:fs';
+import type { Readable } from 'node:stream';
+import type { FileLocations } from '../../core/blocks.js';
+import { storageError, wrapStorageError } from '../errors.js';
+import { expandPath } from '../expand.js';
+import { fsLister } from '../fs-lister.js';
+import type { HostMapper, StorageReplica } from '../hostmap.js';
+import type { ResolveOptions, StorageBackend } from '../port.js';
+import { fileLocations, uniformBlocks } from '../splits.js';
+import { normalisePath, parseStorageUri } from '../uri.js';
+import { readXattrs } from '../xattr.js';
+
+/** GlusterFS settings. */
+export interface GlusterConfig {
+  /** Volume name → its FUSE mount point on this host. */
+  readonly mounts: Readonly<Record<string, string>>;
+  /** Split size in block mode (default 128 MiB). */
+  readonly splitSize?: number;
+  readonly timeoutMs?: number;
+  readonly getfattrBin?: string;
+}
+
+/** One brick holding a file. */
+export interface GlusterBrick {
+  readonly host: string;
+  readonly brickRoot: string;
+  readonly path: string;
+}
+
+/** Parse a pathinfo value: every `<POSIX(brick):host:path>` in order. */
+export function parsePathinfo(value: string): GlusterBrick[] {
+  const out: GlusterBrick[] = [];
+  for (const m of value.matchAll(/<POSIX\(([^)]*)\):([^:>]+):([^>]+)>/g)) {
+    out.push({ brickRoot: m[1] ?? '', host: m[2] ?? '', path: m[3] ?? '' });
+  }
+  return out;
+}
+
+/** The GlusterFS backend. */
+export class GlusterBackend implements StorageBackend {
+  readonly schemes = ['glusterfs', 'gluster'] as const;
+
+  constructor(private readonly config: GlusterConfig, private readonly mapper: HostMapper) {}
+
+  private mountOf(uri: string): { mount: string; path: string; volume: string } {
+    const u = parseStorageUri(uri);
+    const mount = this.config.mounts[u.authority];
+    if (mount === undefined) {
+      const known = Object.keys(this.config.mounts);
+      throw storageError('INVALID_FIELD', uri, `no mount configured for volume '${u.authority}' (use --gluster-mount ${u.authority || 'VOL'}=/mount/point${known.length ? `; configured: ${known.join(', ')}` : ''})`);
+    }
+    return { mount: mount.replace(/\/$/, ''), path: normalisePath(u.path || '/'), volume: u.authority };
+  }
+
+  async resolve(uri: string, options: ResolveOptions): Promise<FileLocations[]> {
+    const { mount, path, volume } = this.mountOf(uri);
+    const timeoutMs = this.config.timeoutMs ?? 30_000;
+    try {
+      const files = await expandPath(path, fsLister(mount, timeoutMs, options.signal));
+      if (files === undefined) throw storageError('NOT_FOUND', uri, 'no such file or directory');
+      const absPaths = files.map((f) => mount + f.path);
+      const { values, errors } = await readXattrs(absPaths, 'trusted.glusterfs.pathinfo', {
+        timeoutMs,
+        ...(options.signal === undefined ? {} : { signal: options.signal }),
+        ...(this.config.getfattrBin === undefined ? {} : { getfattrBin: this.config.getfattrBin }),
+      });
+      return files.map((f, i) => {
+        const abs = absPaths[i] as string;
+        const fileUri = `glusterfs://${volume}${f.path}`;
+        const pathinfo = values.get(abs);
+        if (pathinfo === undefined) {
+          throw storageError('STORAGE', fileUri, `no trusted.glusterfs.pathinfo on ${abs} (${errors.get(abs) ?? 'unknown'}); is ${mount} a GlusterFS mount?`);
+        }
+        const bricks = parsePathinfo(pathinfo);
+        if (bricks.length === 0) throw storageError('PROTOCOL', fileUri, `unrecognised pathinfo '${pathinfo}'`);
+        const replicas: StorageReplica[] = bricks.map((b) => ({ names: [b.host], path: b.path }));
+        return fileLocations(fileUri, f.size, uniformBlocks(f.size, this.config.splitSize ?? 128 * 1024 * 1024, replicas), options.split, this.mapper, abs);
+      });
+    } catch (err) {
+      throw wrapStorageError(uri, err);
+    }
+  }
+
+  async read(uri: string, offset: number, length: number): Promise<Readable> {
+    const { mount, path } = this.mountOf(uri);
+    if (length <= 0) return createReadStream('/dev/null');
+    return createReadStream(mount + path, { start: offset, end: offset + length - 1 });
+  }
+}

@@ -1,0 +1,206 @@
+/**
+ * A WebHDFS client for what locality needs: status and listing, block
+ * locations (GETFILEBLOCKLOCATIONS, falling back once per NameNode to the
+ * older GET_BLOCK_LOCATIONS), and OPEN with offset/length.
+ *
+ * Listing uses the `webhdfs` npm package when it can (plain `user.name`
+ * auth over http): it has LISTSTATUS and GETFILESTATUS. The package has no
+ * block-location operations and no delegation tokens, and its `request`
+ * dependency follows redirects by itself, so everything else speaks HTTP
+ * directly through ./http.ts.
+ */
+import type { Readable } from 'node:stream';
+import { parseJson } from '../../core/decode.js';
+import { LocusError } from '../../core/errors.js';
+import type { RawBlock } from '../splits.js';
+import { decodeBlockLocations, decodeGetFileStatus, decodeListStatus, decodeLocatedBlocks, decodeRemoteException, type HdfsFileStatus, type RemoteException } from './decode.js';
+import { createAgents, getBuffered, openGet, type Agents } from './http.js';
+import { createPackageLister, type PackageLister } from './package-lister.js';
+
+/** How to reach and authenticate to one NameNode's WebHDFS. */
+export interface WebHdfsClientOptions {
+  /** `http://host:port` or `https://host:port` of the NameNode's HTTP server. */
+  readonly baseUrl: string;
+  /** `user.name` (simple auth). */
+  readonly user?: string;
+  /** A delegation token (secure clusters); sent as `delegation=`. */
+  readonly delegationToken?: string;
+  readonly timeoutMs: number;
+  readonly maxRedirects: number;
+  readonly maxSockets: number;
+  /** Use the `webhdfs` package for listing when auth allows (default true). */
+  readonly usePackage?: boolean;
+}
+
+/** Which block-location operation a NameNode answers. */
+export type LocationOp = 'GETFILEBLOCKLOCATIONS' | 'GET_BLOCK_LOCATIONS';
+
+/** A failed WebHDFS call, before it is tied to a URI. */
+export class WebHdfsError extends LocusError {}
+
+/** Turn a RemoteException into a clear, coded error. */
+export function remoteError(status: number, r: RemoteException): WebHdfsError {
+  const ex = r.exception || r.javaClassName.slice(r.javaClassName.lastIndexOf('.') + 1);
+  const what = r.message || ex;
+  switch (ex) {
+    case 'FileNotFoundException':
+      return new WebHdfsError('NOT_FOUND', `no such file or directory (${what})`);
+    case 'AccessControlException':
+    case 'AuthorizationException':
+    case 'SecurityException':
+      return new WebHdfsError('FORBIDDEN', `permission denied (${what})`);
+    case 'InvalidToken':
+    case 'SecretManager$InvalidToken':
+      return new WebHdfsError('FORBIDDEN', `the delegation token was rejected (${what})`);
+    case 'StandbyException':
+      return new WebHdfsError('UNAVAILABLE', `the NameNode is in standby; use the active one (${what})`);
+    case 'SafeModeException':
+      return new WebHdfsError('UNAVAILABLE', `the NameNode is in safe mode (${what})`);
+    default:
+      return new WebHdfsError('STORAGE', `WebHDFS error ${status} ${ex}: ${what}`);
+  }
+}
+
+/** Whether an error answer means "this server does not know that op". */
+function isUnknownOp(status: number, r: RemoteException | undefined): boolean {
+  if (status === 501) return true;
+  if (status !== 400 || r === undefined) return false;
+  if (r.exception === 'UnsupportedOperationException') return true;
+  return r.exception === 'IllegalArgumentException' && /\bop\b|No enum constant|Invalid value for webhdfs parameter/i.test(r.message);
+}
+
+/** One NameNode's WebHDFS. */
+export class WebHdfsClient {
+  private readonly agents: Agents;
+  private readonly base: URL;
+  private locationOp: LocationOp = 'GETFILEBLOCKLOCATIONS';
+  private opKnown = false;
+  private opProbe: Promise<void> | undefined;
+  private readonly lister: PackageLister | undefined;
+
+  constructor(private readonly options: WebHdfsClientOptions) {
+    this.base = new URL(options.baseUrl);
+    this.agents = createAgents(options.maxSockets);
+    const canUsePackage = options.usePackage !== false && options.delegationToken === undefined && this.base.protocol === 'http:';
+    this.lister = canUsePackage
+      ? createPackageLister({ host: this.base.hostname, port: Number(this.base.port || 80), user: options.user, timeoutMs: options.timeoutMs })
+      : undefined;
+  }
+
+  /** The location op in use (tests check the fallback stuck). */
+  get locationOperation(): LocationOp {
+    return this.locationOp;
+  }
+
+  /** Whether listing goes through the `webhdfs` package. */
+  get listsWithPackage(): boolean {
+    return this.lister !== undefined;
+  }
+
+  /** The URL of an op on a path, with auth parameters. */
+  url(op: string, path: string, params: Record<string, string | number> = {}): string {
+    const u = new URL(this.base.toString());
+    u.pathname = '/webhdfs/v1' + path.split('/').map(encodeURIComponent).join('/');
+    const q = new URLSearchParams();
+    q.set('op', op);
+    if (this.options.delegationToken !== undefined) q.set('delegation', this.options.delegationToken);
+    else if (this.options.user !== undefined) q.set('user.name', this.options.user);
+    for (const [k, v] of Object.entries(params)) q.set(k, String(v));
+    u.search = q.toString();
+    return u.toString();
+  }
+
+  private async call(op: string, path: string, params: Record<string, string | number>, signal?: AbortSignal): Promise<{ status: number; doc: unknown; remote?: RemoteException }> {
+    const answer = await getBuffered(this.url(op, path, params), this.agents, { timeoutMs: this.options.timeoutMs, maxRedirects: this.options.maxRedirects, signal });
+    const text = answer.body.toString('utf8');
+    let doc: unknown;
+    try {
+      doc = text === '' ? undefined : parseJson(text);
+    } catch {
+      if (answer.status >= 200 && answer.status < 300) throw new WebHdfsError('PROTOCOL', `${op}: the answer is not JSON`);
+      doc = undefined;
+    }
+    const remote = decodeRemoteException(doc);
+    return remote === undefined ? { status: answer.status, doc } : { status: answer.status, doc, remote };
+  }
+
+  private fail(op: string, status: number, remote: RemoteException | undefined): never {
+    if (remote !== undefined) throw remoteError(status, remote);
+    if (status === 401) throw new WebHdfsError('FORBIDDEN', `${op}: authentication required (set a user or a delegation token)`);
+    if (status === 403) throw new WebHdfsError('FORBIDDEN', `${op}: forbidden`);
+    if (status === 404) throw new WebHdfsError('NOT_FOUND', `${op}: not found (is WebHDFS enabled at ${this.base.host}?)`);
+    throw new WebHdfsError('STORAGE', `${op}: HTTP ${status} from ${this.base.host}`);
+  }
+
+  /** The status of a path, or undefined when it does not exist. */
+  async getFileStatus(path: string, signal?: AbortSignal): Promise<HdfsFileStatus | undefined> {
+    if (this.lister !== undefined) return await this.lister.stat(path);
+    const r = await this.call('GETFILESTATUS', path, {}, signal);
+    if (r.status === 200) return decodeGetFileStatus(r.doc);
+    if (r.remote?.exception === 'FileNotFoundException' || (r.status === 404 && r.remote !== undefined)) return undefined;
+    return this.fail('GETFILESTATUS', r.status, r.remote);
+  }
+
+  /** The children of a directory. */
+  async listStatus(path: string, signal?: AbortSignal): Promise<HdfsFileStatus[]> {
+    if (this.lister !== undefined) return await this.lister.list(path);
+    const r = await this.call('LISTSTATUS', path, {}, signal);
+    if (r.status === 200) return decodeListStatus(r.doc);
+    return this.fail('LISTSTATUS', r.status, r.remote);
+  }
+
+  /** The blocks of a file in [offset, offset+length), with their replicas. */
+  async blockLocations(path: string, offset: number, length: number, signal?: AbortSignal): Promise<RawBlock[]> {
+    // Until one answer has shown which op this NameNode speaks, callers queue
+    // behind the first one so an old NameNode sees the unknown op only once.
+    if (!this.opKnown) {
+      if (this.opProbe === undefined) {
+        const probe = this.locateWith(path, offset, length, signal);
+        this.opProbe = probe.then(
+          () => { this.opKnown = true; },
+          () => { this.opProbe = undefined; },
+        );
+        return await probe;
+      }
+      await this.opProbe;
+    }
+    return await this.locateWith(path, offset, length, signal);
+  }
+
+  private async locateWith(path: string, offset: number, length: number, signal?: AbortSignal): Promise<RawBlock[]> {
+    const params = { offset, length };
+    if (this.locationOp === 'GETFILEBLOCKLOCATIONS') {
+      const r = await this.call('GETFILEBLOCKLOCATIONS', path, params, signal);
+      if (r.status === 200) return decodeBlockLocations(r.doc);
+      if (!isUnknownOp(r.status, r.remote)) return this.fail('GETFILEBLOCKLOCATIONS', r.status, r.remote);
+      // Older NameNodes and HttpFS do not know the documented op; the Java
+      // client falls back to GET_BLOCK_LOCATIONS the same way.
+      this.locationOp = 'GET_BLOCK_LOCATIONS';
+    }
+    const r = await this.call('GET_BLOCK_LOCATIONS', path, params, signal);
+    if (r.status === 200) return decodeLocatedBlocks(r.doc).blocks;
+    return this.fail('GET_BLOCK_LOCATIONS', r.status, r.remote);
+  }
+
+  /** Stream bytes [offset, offset+length) of a file (OPEN, following the redirect to a DataNode). */
+  async open(path: string, offset: number, length: number, timeoutMs: number, signal?: AbortSignal): Promise<Readable> {
+    const { res } = await openGet(this.url('OPEN', path, { offset, length }), this.agents, { timeoutMs, maxRedirects: this.options.maxRedirects, signal });
+    if (res.statusCode === 200) return res;
+    const parts: Buffer[] = [];
+    for await (const c of res) parts.push(c as Buffer);
+    let doc: unknown;
+    try {
+      doc = parseJson(Buffer.concat(parts).toString('utf8'));
+    } catch {
+      doc = undefined;
+    }
+    return this.fail('OPEN', res.statusCode ?? 0, decodeRemoteException(doc));
+  }
+
+  /** Close idle connections. */
+  close(): void {
+    this.agents.http.destroy();
+    this.agents.https.destroy();
+    this.lister?.close();
+  }
+}

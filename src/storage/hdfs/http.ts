@@ -1,0 +1,111 @@
+/**
+ * A small HTTP GET with keep-alive, a deadline and safe redirect following,
+ * for WebHDFS. Redirects are followed by hand: only http(s) targets, never
+ * from https down to http, at most `maxRedirects` hops, always as a fresh GET
+ * of the Location (the NameNode puts the DataNode and any token there).
+ */
+import { Agent as HttpAgent, request as httpRequest, type IncomingMessage } from 'node:http';
+import { Agent as HttpsAgent, request as httpsRequest } from 'node:https';
+import { LocusError } from '../../core/errors.js';
+
+/** Per-request settings. */
+export interface GetOptions {
+  readonly timeoutMs: number;
+  readonly maxRedirects: number;
+  readonly signal?: AbortSignal;
+}
+
+/** A buffered answer. */
+export interface HttpAnswer {
+  readonly status: number;
+  readonly url: string;
+  readonly body: Buffer;
+  readonly contentType: string;
+}
+
+/** Keep-alive agents shared by one client (WebHDFS makes many small calls). */
+export interface Agents {
+  readonly http: HttpAgent;
+  readonly https: HttpsAgent;
+}
+
+/** New keep-alive agents with at most `maxSockets` connections per host. */
+export function createAgents(maxSockets: number): Agents {
+  return {
+    http: new HttpAgent({ keepAlive: true, maxSockets }),
+    https: new HttpsAgent({ keepAlive: true, maxSockets }),
+  };
+}
+
+const REDIRECTS = new Set([301, 302, 303, 307, 308]);
+
+/** Thrown for transport failures (refused, reset, timeout) with the URL's host named. */
+function transportError(url: URL, err: unknown): LocusError {
+  const e = err as NodeJS.ErrnoException;
+  const where = `${url.hostname}:${url.port || (url.protocol === 'https:' ? 443 : 80)}`;
+  if (e.name === 'TimeoutError' || e.name === 'AbortError') {
+    return new LocusError('TIMEOUT', `no answer from ${where} in time`, { cause: err });
+  }
+  if (e.code === 'ECONNREFUSED' || e.code === 'EHOSTUNREACH' || e.code === 'ENOTFOUND' || e.code === 'EAI_AGAIN') {
+    return new LocusError('UNAVAILABLE', `cannot reach ${where} (${e.code})`, { cause: err });
+  }
+  return new LocusError('UNAVAILABLE', `request to ${where} failed: ${e.message}`, { cause: err });
+}
+
+/** Open a GET and hand back the response head (body unread), following redirects safely. */
+export async function openGet(start: string, agents: Agents, options: GetOptions): Promise<{ res: IncomingMessage; url: URL }> {
+  let url = new URL(start);
+  const signal = options.signal === undefined ? AbortSignal.timeout(options.timeoutMs) : AbortSignal.any([options.signal, AbortSignal.timeout(options.timeoutMs)]);
+  for (let hop = 0; ; hop++) {
+    const res = await new Promise<IncomingMessage>((resolve, reject) => {
+      const req = (url.protocol === 'https:' ? httpsRequest : httpRequest)(
+        url,
+        { method: 'GET', agent: url.protocol === 'https:' ? agents.https : agents.http, signal, headers: { accept: 'application/json' } },
+        resolve,
+      );
+      req.on('error', (err) => reject(transportError(url, err)));
+      req.end();
+    });
+    const location = res.headers.location;
+    if (!REDIRECTS.has(res.statusCode ?? 0) || location === undefined) return { res, url };
+    res.resume();
+    if (hop >= options.maxRedirects) {
+      throw new LocusError('PROTOCOL', `more than ${options.maxRedirects} redirects (last to ${location})`);
+    }
+    let next: URL;
+    try {
+      next = new URL(location, url);
+    } catch {
+      throw new LocusError('PROTOCOL', `redirect to an invalid URL '${location}'`);
+    }
+    if (next.protocol !== 'http:' && next.protocol !== 'https:') {
+      throw new LocusError('PROTOCOL', `refusing to follow a redirect to ${next.protocol} URL`);
+    }
+    if (url.protocol === 'https:' && next.protocol === 'http:') {
+      throw new LocusError('PROTOCOL', `refusing to follow a redirect from https to http (${next.host})`);
+    }
+    url = next;
+  }
+}
+
+/** GET a URL and buffer the body (capped at maxBytes). */
+export async function getBuffered(start: string, agents: Agents, options: GetOptions, maxBytes = 64 * 1024 * 1024): Promise<HttpAnswer> {
+  const { res, url } = await openGet(start, agents, options);
+  const parts: Buffer[] = [];
+  let total = 0;
+  try {
+    for await (const chunk of res) {
+      const b = chunk as Buffer;
+      total += b.length;
+      if (total > maxBytes) {
+        res.destroy();
+        throw new LocusError('PROTOCOL', `answer from ${url.host} larger than ${maxBytes} bytes`);
+      }
+      parts.push(b);
+    }
+  } catch (err) {
+    if (err instanceof LocusError) throw err;
+    throw transportError(url, err);
+  }
+  return { status: res.statusCode ?? 0, url: url.toString(), body: Buffer.concat(parts), contentType: String(res.headers['content-type'] ?? '') };
+}

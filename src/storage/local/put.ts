@@ -1,0 +1,126 @@
+/**
+ * `locus data put`: copy a local file or directory into a local dataset,
+ * cutting files into blocks and writing each block to `replicas` agents
+ * (distinct agents, different racks when possible), then recording the
+ * layout in the dataset's manifest. Deterministic for the same inputs.
+ */
+import { mkdir, open, readdir, rename, stat, writeFile, type FileHandle } from 'node:fs/promises';
+import { dirname, join, relative, sep } from 'node:path';
+import { LocusError } from '../../core/errors.js';
+import { normalisePath } from '../uri.js';
+import { checkDatasetName, chooseReplicas, manifestPath, readManifest, readTopology, replicaPath, type DatasetFile, type DatasetManifest, type LocalAgent } from './dataset.js';
+
+/** What to put where. */
+export interface PutLocalDatasetOptions {
+  /** The local cluster's work directory (holds topology.json and datasets/). */
+  readonly workDir: string;
+  /** A local file or directory. */
+  readonly source: string;
+  readonly dataset: string;
+  /** Destination path in the dataset ('/' or '' = the root; a directory source goes beneath it). */
+  readonly path?: string;
+  readonly replicas?: number;
+  /** Bytes per block (default 8 MiB). */
+  readonly blockSize?: number;
+}
+
+/** The result: the manifest entries written. */
+export interface PutResult {
+  readonly dataset: string;
+  readonly files: readonly DatasetFile[];
+  readonly bytes: number;
+}
+
+async function listSource(source: string): Promise<{ abs: string; rel: string }[]> {
+  let s;
+  try {
+    s = await stat(source);
+  } catch (err) {
+    throw new LocusError('NOT_FOUND', `${source}: no such file or directory`, { cause: err });
+  }
+  if (!s.isDirectory()) return [{ abs: source, rel: '' }];
+  const out: { abs: string; rel: string }[] = [];
+  const walk = async (dir: string): Promise<void> => {
+    for (const e of (await readdir(dir, { withFileTypes: true })).sort((a, b) => (a.name < b.name ? -1 : 1))) {
+      const p = join(dir, e.name);
+      if (e.isDirectory()) await walk(p);
+      else if (e.isFile()) out.push({ abs: p, rel: relative(source, p).split(sep).join('/') });
+    }
+  };
+  await walk(source);
+  return out;
+}
+
+/** Lay a file or directory out as (part of) a local dataset. */
+export async function putLocalDataset(options: PutLocalDatasetOptions): Promise<PutResult> {
+  checkDatasetName(options.dataset);
+  const replicas = options.replicas ?? 2;
+  const blockSize = options.blockSize ?? 8 * 1024 * 1024;
+  if (!Number.isInteger(replicas) || replicas < 1) throw new LocusError('INVALID_FIELD', `replicas must be an integer >= 1, got ${replicas}`, { field: 'replicas' });
+  if (!Number.isInteger(blockSize) || blockSize < 1) throw new LocusError('INVALID_FIELD', `block size must be a positive number of bytes, got ${blockSize}`, { field: 'blockSize' });
+  const topology = await readTopology(options.workDir);
+  // Sorted by hostname (stable across restarts, unlike agent ids) so the
+  // layout does not depend on the order agents registered in.
+  const agents = [...topology.agents].sort((a, b) => (a.hostname < b.hostname ? -1 : a.hostname > b.hostname ? 1 : 0));
+  if (agents.length === 0) throw new LocusError('UNSATISFIABLE', 'the local cluster has no agents');
+  const existing = await readManifest(options.workDir, options.dataset);
+  if (existing !== undefined && existing.blockSize !== blockSize) {
+    throw new LocusError('CONFLICT', `dataset '${options.dataset}' uses block size ${existing.blockSize}; put with the same block size`);
+  }
+  const sources = await listSource(options.source);
+  const dest = normalisePath(options.path ?? '/');
+  const isDirSource = sources.length !== 1 || sources[0]?.rel !== '';
+  // Continue the rotation where the dataset left off, so repeated puts stay even.
+  let counter = existing?.files.reduce((n, f) => n + f.blocks.length, 0) ?? 0;
+  const written: DatasetFile[] = [];
+  let bytes = 0;
+  const buf = Buffer.alloc(Math.min(blockSize, 16 * 1024 * 1024));
+  for (const src of sources) {
+    const path = isDirSource ? normalisePath(`${dest}/${src.rel}`) : dest === '/' ? normalisePath(`/${src.abs.split('/').pop() ?? 'data'}`) : dest;
+    const size = (await stat(src.abs)).size;
+    const blocks: { offset: number; length: number; agents: LocalAgent[] }[] = [];
+    for (let off = 0; off < size; off += blockSize) blocks.push({ offset: off, length: Math.min(blockSize, size - off), agents: chooseReplicas(agents, counter++, replicas) });
+    const holders = [...new Set(blocks.flatMap((b) => b.agents))];
+    const handles = new Map<LocalAgent, FileHandle>();
+    const input = await open(src.abs, 'r');
+    try {
+      for (const a of holders) {
+        const p = replicaPath(a, options.dataset, path);
+        await mkdir(dirname(p), { recursive: true });
+        const h = await open(p, 'w');
+        // Full size, sparse: bytes of blocks this agent does not hold stay holes.
+        await h.truncate(size);
+        handles.set(a, h);
+      }
+      for (const b of blocks) {
+        for (let done = 0; done < b.length; ) {
+          const n = Math.min(buf.length, b.length - done);
+          const { bytesRead } = await input.read(buf, 0, n, b.offset + done);
+          if (bytesRead === 0) throw new LocusError('STORAGE', `${src.abs} shrank while being copied`);
+          for (const a of b.agents) await handles.get(a)?.write(buf, 0, bytesRead, b.offset + done);
+          done += bytesRead;
+        }
+      }
+    } finally {
+      await input.close();
+      for (const h of handles.values()) await h.close();
+    }
+    bytes += size;
+    written.push({ path, size, blocks: blocks.map((b) => ({ offset: b.offset, length: b.length, hosts: b.agents.map((a) => a.hostname) })) });
+  }
+  const byPath = new Map((existing?.files ?? []).map((f) => [f.path, f]));
+  for (const f of written) byPath.set(f.path, f);
+  const manifest: DatasetManifest = {
+    version: 1,
+    dataset: options.dataset,
+    blockSize,
+    replicas: Math.max(replicas, existing?.replicas ?? 0),
+    files: [...byPath.values()].sort((a, b) => (a.path < b.path ? -1 : 1)),
+  };
+  const file = manifestPath(options.workDir, options.dataset);
+  await mkdir(dirname(file), { recursive: true });
+  // Write then rename, so a reader never sees half a manifest.
+  await writeFile(`${file}.tmp`, JSON.stringify(manifest, null, 1));
+  await rename(`${file}.tmp`, file);
+  return { dataset: options.dataset, files: written, bytes };
+}

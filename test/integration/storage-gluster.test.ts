@@ -1,0 +1,90 @@
+import { mkdir, readFile, writeFile } from 'node:fs/promises';
+import { join } from 'node:path';
+import { afterAll, beforeAll, describe, expect, it } from 'vitest';
+import { LocusError } from '../../src/core/errors.js';
+import { parsePathinfo } from '../../src/storage/gluster/backend.js';
+import { createStorageRegistry, type StorageRegistry } from '../../src/storage/registry.js';
+import { glusterAvailable, startGluster, type TestGluster } from '../harness/gluster.js';
+
+const available = await glusterAvailable();
+
+describe.skipIf(!available)('GlusterFS backend against a real glusterd with fake hosts', () => {
+  let gluster: TestGluster;
+  let registry: StorageRegistry;
+  beforeAll(async () => {
+    gluster = await startGluster();
+    registry = createStorageRegistry({ gluster: { mounts: gluster.mounts, splitSize: 1024 * 1024 }, cache: { ttlMs: 0 } });
+    for (let i = 0; i < 12; i++) await writeFile(join(gluster.mounts['dist'] as string, `f${i}.txt`), `file ${i}\n`.repeat(i * 100 + 1));
+    await mkdir(join(gluster.mounts['repl'] as string, 'dir'), { recursive: true });
+    for (let i = 0; i < 8; i++) await writeFile(join(gluster.mounts['repl'] as string, 'dir', `r${i}.bin`), Buffer.alloc(2.5 * 1024 * 1024, i));
+  });
+  afterAll(async () => {
+    await registry?.close();
+    await gluster?.stop();
+  });
+
+  it('locates every file of a distributed volume on the brick host pathinfo names', async () => {
+    const files = await registry.resolve('glusterfs://dist/', { split: 'file' });
+    expect(files).toHaveLength(12);
+    const seen = new Set<string>();
+    for (const f of files) {
+      const abs = join(gluster.mounts['dist'] as string, f.uri.slice('glusterfs://dist'.length));
+      const bricks = parsePathinfo(await gluster.pathinfo(abs));
+      expect(bricks).toHaveLength(1);
+      expect(f.splits[0]?.hosts).toEqual([bricks[0]?.host]);
+      expect(gluster.hosts).toContain(f.splits[0]?.hosts[0]);
+      // The brick's own copy is readable on that host.
+      expect(f.splits[0]?.localPaths?.[bricks[0]?.host ?? '']).toBe(bricks[0]?.path);
+      expect(await readFile(bricks[0]?.path ?? '', 'utf8')).toBe(await readFile(abs, 'utf8'));
+      expect(f.localPath).toBe(abs);
+      seen.add(f.splits[0]?.hosts[0] ?? '');
+    }
+    // 12 files spread by DHT over 3 bricks land on more than one host.
+    expect(seen.size).toBeGreaterThan(1);
+  });
+
+  it('gives both replica hosts of a replicated volume, per split', async () => {
+    const files = await registry.resolve('glusterfs://repl/dir/*.bin', { split: 'block' });
+    expect(files).toHaveLength(8);
+    for (const f of files) {
+      expect(f.size).toBe(2.5 * 1024 * 1024);
+      expect(f.splits.map((s) => [s.offset, s.length])).toEqual([[0, 1048576], [1048576, 1048576], [2097152, 524288]]);
+      const bricks = parsePathinfo(await gluster.pathinfo(join(gluster.mounts['repl'] as string, f.uri.slice('glusterfs://repl'.length))));
+      expect(bricks).toHaveLength(2);
+      // AFR lists the replica set's bricks in varying order between calls; the set is what counts.
+      for (const s of f.splits) expect(new Set(s.hosts)).toEqual(new Set(bricks.map((b) => b.host)));
+      expect(new Set(f.splits[0]?.hosts).size).toBe(2);
+    }
+  });
+
+  it('maps brick hosts through the host map', async () => {
+    const [a, b, c] = gluster.hosts as [string, string, string];
+    const mapped = createStorageRegistry({ gluster: { mounts: gluster.mounts }, hostMap: { hosts: { [a]: 'agent-1', [b]: 'agent-2', [c]: 'agent-3' }, racks: { 'agent-1': 'r1', 'agent-2': 'r1', 'agent-3': 'r2' } } });
+    try {
+      const files = await mapped.resolve('glusterfs://dist', { split: 'file' });
+      for (const f of files) {
+        expect(['agent-1', 'agent-2', 'agent-3']).toContain(f.splits[0]?.hosts[0]);
+        expect(f.splits[0]?.racks[0]).toBe(f.splits[0]?.hosts[0] === 'agent-3' ? 'r2' : 'r1');
+      }
+    } finally {
+      await mapped.close();
+    }
+  });
+
+  it('names the URI in errors: a missing path, an unmounted volume', async () => {
+    const e1 = await registry.resolve('glusterfs://dist/nope.txt', { split: 'file' }).catch((e: unknown) => e);
+    expect(e1).toBeInstanceOf(LocusError);
+    expect((e1 as LocusError).code).toBe('NOT_FOUND');
+    expect((e1 as LocusError).message).toContain('glusterfs://dist/nope.txt');
+    const e2 = await registry.resolve('glusterfs://other/x', { split: 'file' }).catch((e: unknown) => e);
+    expect((e2 as LocusError).message).toMatch(/glusterfs:\/\/other\/x: no mount configured for volume 'other'/);
+  });
+});
+
+describe('pathinfo parsing', () => {
+  it('reads distribute and replicate values', () => {
+    expect(parsePathinfo('(<DISTRIBUTE:gv0-dht> <POSIX(/b/agent-c/gv0):agent-c:/b/agent-c/gv0/f1.txt>)')).toEqual([{ brickRoot: '/b/agent-c/gv0', host: 'agent-c', path: '/b/agent-c/gv0/f1.txt' }]);
+    const v = '(<DISTRIBUTE:gvr-dht> (<REPLICATE:gvr-replicate-0> <POSIX(/b/b/gvr1):agent-b:/b/b/gvr1/r2.txt> <POSIX(/b/a/gvr1):agent-a:/b/a/gvr1/r2.txt>))';
+    expect(parsePathinfo(v).map((b) => b.host)).toEqual(['agent-b', 'agent-a']);
+  });
+});

@@ -1,0 +1,158 @@
+import { execFile } from 'node:child_process';
+import { mkdir, mkdtemp, open, readFile, rm, stat, writeFile } from 'node:fs/promises';
+import { hostname, tmpdir } from 'node:os';
+import { join } from 'node:path';
+import { promisify } from 'node:util';
+import { afterAll, beforeAll, describe, expect, it } from 'vitest';
+import { LocusError } from '../../src/core/errors.js';
+import { putLocalDataset } from '../../src/storage/local/put.js';
+import { createStorageRegistry, type StorageRegistry } from '../../src/storage/registry.js';
+import { startWebHdfsServer, type WebHdfsServer } from '../harness/webhdfs-server.js';
+
+const run = promisify(execFile);
+const MiB = 1024 * 1024;
+const CLI = join(process.cwd(), 'dist/src/cli/main.js');
+
+function pattern(size: number, seed: number): Buffer {
+  const b = Buffer.alloc(size);
+  for (let i = 0; i < size; i++) b[i] = (i * 7 + seed) % 256;
+  return b;
+}
+
+describe('local:// datasets across the local cluster agents, and file://', () => {
+  let work: string;
+  let src: string;
+  let registry: StorageRegistry;
+  const agents = ['agent-1', 'agent-2', 'agent-3', 'agent-4'];
+  const racks: Record<string, string> = { 'agent-1': 'rack-a', 'agent-2': 'rack-a', 'agent-3': 'rack-b', 'agent-4': 'rack-b' };
+
+  beforeAll(async () => {
+    work = await mkdtemp(join(tmpdir(), 'locus-local-'));
+    src = join(work, 'src');
+    await mkdir(join(src, 'sub'), { recursive: true });
+    await writeFile(join(src, 'big.bin'), pattern(10 * MiB + 123, 1));
+    await writeFile(join(src, 'sub', 'small.txt'), 'hello\n');
+    await writeFile(join(src, 'empty'), '');
+    await writeFile(join(work, 'topology.json'), JSON.stringify({
+      masterUrl: 'http://127.0.0.1:5050',
+      agents: agents.map((h, i) => ({ id: `id-${9 - i}`, hostname: h, rack: racks[h], url: `http://127.0.0.1:${5051 + i}`, dataDir: join(work, 'agents', h, 'data') })),
+    }));
+    registry = createStorageRegistry({ local: { workDir: work }, file: { splitSize: 4 * MiB } });
+  });
+  afterAll(async () => {
+    await registry.close();
+    await rm(work, { recursive: true, force: true });
+  });
+
+  it('lays blocks out evenly on distinct agents on different racks, readable locally from each replica', async () => {
+    const result = await putLocalDataset({ workDir: work, source: src, dataset: 'ds', path: '/in', replicas: 2, blockSize: 2 * MiB });
+    expect(result.files.map((f) => f.path)).toEqual(['/in/big.bin', '/in/empty', '/in/sub/small.txt']);
+    const [big] = await registry.resolve('local://ds/in/big.bin', { split: 'block' });
+    expect(big?.size).toBe(10 * MiB + 123);
+    expect(big?.splits.map((s) => s.length)).toEqual([2 * MiB, 2 * MiB, 2 * MiB, 2 * MiB, 2 * MiB, 123]);
+    const primaries = new Map<string, number>();
+    const original = await readFile(join(src, 'big.bin'));
+    for (const s of big?.splits ?? []) {
+      expect(s.hosts).toHaveLength(2);
+      expect(new Set(s.racks)).toEqual(new Set(['rack-a', 'rack-b']));
+      primaries.set(s.hosts[0] as string, (primaries.get(s.hosts[0] as string) ?? 0) + 1);
+      // Each replica host reads the split's bytes at the split's own offsets in its local path.
+      for (const h of s.hosts) {
+        const p = s.localPaths?.[h] as string;
+        expect(p.startsWith(join(work, 'agents', h, 'data'))).toBe(true);
+        const fh = await open(p, 'r');
+        const buf = Buffer.alloc(s.length);
+        await fh.read(buf, 0, s.length, s.offset);
+        await fh.close();
+        expect(buf.equals(original.subarray(s.offset, s.offset + s.length))).toBe(true);
+      }
+    }
+    // Six blocks over four agents: primaries differ by at most one.
+    expect(Math.max(...primaries.values()) - Math.min(...primaries.values())).toBeLessThanOrEqual(1);
+    expect(primaries.size).toBe(4);
+    // Sparse replicas: an agent holding few blocks stores few bytes.
+    const st = await stat(big?.splits[0]?.localPaths?.[big.splits[0].hosts[0] as string] as string);
+    expect(st.blocks * 512).toBeLessThan(st.size);
+  });
+
+  it('is deterministic and expands directories and globs in the dataset', async () => {
+    const again = await putLocalDataset({ workDir: join(work), source: join(src, 'sub', 'small.txt'), dataset: 'ds2', replicas: 3, blockSize: 2 * MiB });
+    const twice = await putLocalDataset({ workDir: join(work), source: join(src, 'sub', 'small.txt'), dataset: 'ds3', replicas: 3, blockSize: 2 * MiB });
+    expect(again.files[0]?.blocks).toEqual(twice.files[0]?.blocks);
+    expect(again.files[0]?.path).toBe('/small.txt');
+    const all = await registry.resolve('local://ds/in', { split: 'file' });
+    expect(all.map((f) => f.uri)).toEqual(['local://ds/in/big.bin', 'local://ds/in/empty', 'local://ds/in/sub/small.txt']);
+    expect(all[1]?.splits).toEqual([]);
+    const globbed = await registry.resolve('local://ds/in/*.bin', { split: 'file' });
+    expect(globbed.map((f) => f.uri)).toEqual(['local://ds/in/big.bin']);
+    // File mode ranks hosts by bytes held.
+    expect(globbed[0]?.splits[0]?.hosts.length).toBe(4);
+  });
+
+  it('reads a byte range of a dataset file across blocks', async () => {
+    const stream = await registry.read('local://ds/in/big.bin', 2 * MiB - 10, 30);
+    const parts: Buffer[] = [];
+    for await (const c of stream) parts.push(c as Buffer);
+    expect(Buffer.concat(parts)).toEqual((await readFile(join(src, 'big.bin'))).subarray(2 * MiB - 10, 2 * MiB + 20));
+  });
+
+  it('gives clear errors naming the URI', async () => {
+    const e1 = (await registry.resolve('local://nope/x', { split: 'file' }).catch((e: unknown) => e)) as LocusError;
+    expect(e1.code).toBe('NOT_FOUND');
+    expect(e1.message).toContain("local://nope/x: no dataset 'nope'");
+    const e2 = (await registry.resolve('local://ds/in/missing', { split: 'file' }).catch((e: unknown) => e)) as LocusError;
+    expect(e2.code).toBe('NOT_FOUND');
+    expect(e2.message).toContain('local://ds/in/missing');
+    const e3 = (await registry.resolve('s3://b/k', { split: 'file' }).catch((e: unknown) => e)) as LocusError;
+    expect(e3.code).toBe('UNSUPPORTED');
+    expect(e3.message).toContain('s3://b/k');
+  });
+
+  it('file:// names this host and cuts by split size', async () => {
+    const [f] = await registry.resolve(`file://${join(src, 'big.bin')}`, { split: 'block' });
+    expect(f?.localPath).toBe(join(src, 'big.bin'));
+    expect(f?.splits.map((s) => s.length)).toEqual([4 * MiB, 4 * MiB, 2 * MiB + 123]);
+    expect(f?.splits.every((s) => s.hosts.length === 1 && s.hosts[0] === hostname())).toBe(true);
+    const e = (await registry.resolve(`file://${join(src, 'nope')}`, { split: 'block' }).catch((x: unknown) => x)) as LocusError;
+    expect(e.code).toBe('NOT_FOUND');
+  });
+
+  describe('the locus CLI', () => {
+    let server: WebHdfsServer;
+    beforeAll(async () => {
+      server = await startWebHdfsServer({ files: [{ path: '/d/x.csv', size: 3 * 128 * MiB }, { path: '/d/y.csv', size: 10 }] });
+    });
+    afterAll(async () => {
+      await server.close();
+    });
+
+    it('locus data put then locus locate --json prints only the documented shape', async () => {
+      const put = await run('node', [CLI, 'data', 'put', join(src, 'sub'), 'local://cli/sub', '--work-dir', work, '--replicas', '2', '--block-size', '1MiB']);
+      expect(put.stdout).toMatch(/put 1 file/);
+      const { stdout, stderr } = await run('node', [CLI, 'locate', 'local://cli/sub', `hdfs://127.0.0.1:${server.port}/d`, '--json', '--work-dir', work, '--webhdfs-user', 'alice']);
+      expect(stderr).toBe('');
+      const doc = JSON.parse(stdout) as { files: Array<Record<string, unknown> & { splits: Array<Record<string, unknown>> }> };
+      expect(Object.keys(doc)).toEqual(['files']);
+      expect(doc.files.map((f) => f['uri'])).toEqual(['local://cli/sub/small.txt', `hdfs://127.0.0.1:${server.port}/d/x.csv`, `hdfs://127.0.0.1:${server.port}/d/y.csv`]);
+      for (const f of doc.files) {
+        expect(Object.keys(f)).toEqual(['uri', 'size', 'splits']);
+        for (const s of f.splits) expect(Object.keys(s)).toEqual(['offset', 'length', 'hosts', 'racks']);
+      }
+      expect(doc.files[1]?.splits).toHaveLength(3);
+      expect(doc.files[1]?.splits[0]?.['hosts']).toEqual(server.placement('/d/x.csv')[0]?.datanodes.map((d) => server.datanodes[d]?.hostName));
+      expect(doc.files[0]?.splits[0]?.['hosts']).toHaveLength(2);
+    });
+
+    it('prints a summary of the spread over hosts, applies --host-map, and fails clearly', async () => {
+      const map = join(work, 'hosts.yaml');
+      await writeFile(map, 'hosts:\n  dn-a: agent-1\nracks:\n  agent-1: r9\n');
+      const { stdout } = await run('node', [CLI, 'locate', `hdfs://127.0.0.1:${server.port}/d/x.csv`, '--host-map', map, '--splits', 'file']);
+      expect(stdout).toMatch(/summary: 1 file, 384MiB, 1 split/);
+      expect(stdout).toMatch(/agent-1\s+1\s+384MiB\s+100\.0%/);
+      expect(stdout).not.toMatch(/dn-a/);
+      const err = await run('node', [CLI, 'locate', `hdfs://127.0.0.1:${server.port}/nope`]).catch((e: { stderr: string; code: number }) => e);
+      expect((err as { code: number }).code).toBe(1);
+      expect((err as { stderr: string }).stderr).toMatch(new RegExp(`^locus: hdfs://127.0.0.1:${server.port}/nope: .*no such file`));
+    });
+  });
+});
