@@ -5,7 +5,9 @@
  */
 import { readFileSync } from 'node:fs';
 import { homedir } from 'node:os';
-import { join } from 'node:path';
+import { dirname, join } from 'node:path';
+import { existsSync } from 'node:fs';
+import { fileURLToPath } from 'node:url';
 import { parse as parseYaml } from 'yaml';
 import { LocusError, invalidField } from '../core/errors.js';
 import { isObject } from '../core/decode.js';
@@ -78,6 +80,19 @@ export function defaultStateDir(): string {
   return process.env['LOCUS_HOME'] ?? join(homedir(), '.locus');
 }
 
+/**
+ * The built CLI entry point executors run on the local cluster: next to this
+ * module when running from dist/, or the repository's dist/ when running
+ * from sources (tests), which must have been built.
+ */
+export function defaultExecutorMain(): string {
+  const here = dirname(fileURLToPath(import.meta.url));
+  const candidates = [join(here, '../cli/main.js'), join(here, '../../dist/src/cli/main.js')];
+  const built = candidates.find((c) => c.includes('/dist/') && existsSync(c));
+  if (built) return built;
+  throw new LocusError('UNAVAILABLE', "the built CLI (dist/src/cli/main.js) is missing: run 'npm run build'");
+}
+
 /** Merge flags over the config file and defaults into typed settings. */
 export function resolveSettings(flags: RawSettings, file: Readonly<Record<string, unknown>> = {}): FrameworkSettings {
   const get = (key: string): unknown => (flags[key] !== undefined ? flags[key] : file[key]);
@@ -132,7 +147,7 @@ export function resolveSettings(flags: RawSettings, file: Readonly<Record<string
     ? { kind: 'image', image: executorImage }
     : executorUri
       ? { kind: 'uri', uri: executorUri, command: str('executor-command') ?? './locus/bin/locus executor' }
-      : { kind: 'local', nodePath: process.execPath, mainJs: str('executor-main') ?? process.argv[1] ?? 'locus' };
+      : { kind: 'local', nodePath: process.execPath, mainJs: str('executor-main') ?? defaultExecutorMain() };
   return {
     master: required('master'),
     redis: required('redis'),

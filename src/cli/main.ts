@@ -14,11 +14,22 @@ interface CommandEntry {
 
 // Each subcommand lives in ./commands/<name>.ts. Keep this list sorted by name.
 const COMMANDS: Record<string, CommandEntry> = {
+  cancel: { summary: 'cancel a job (pending tasks dropped, running attempts killed)', load: () => import('./commands/cancel.js') },
   data: { summary: 'lay files out as a local dataset across the local cluster\'s agents', load: () => import('./commands/data.js') },
+  demo: { summary: 'run the word-count demo on the embedded local cluster', load: () => import('./commands/demo.js') },
   doctor: { summary: 'check what this machine supports (isolation) and why', load: () => import('./commands/doctor.js') },
   exec: { summary: 'run one command in an isolated container', load: () => import('./commands/exec.js') },
+  executor: { summary: 'run a Locus executor: consume its queue, run attempts in isolated containers', load: () => import('./commands/executor.js') },
+  explain: { summary: 'explain why a task is pending, or what it is doing', load: () => import('./commands/explain.js') },
+  framework: { summary: 'run the framework and its APIs on an existing Mesos master', load: () => import('./commands/framework.js') },
+  job: { summary: "show a job: state, stages, task counts, locality and its tasks", load: () => import('./commands/job.js') },
+  jobs: { summary: 'list jobs', load: () => import('./commands/jobs.js') },
+  local: { summary: 'run the embedded local Mesos cluster (a master and agents on loopback) in the foreground', load: () => import('./commands/local.js') },
   locate: { summary: 'show where the data of a URI lives: splits, hosts, racks', load: () => import('./commands/locate.js') },
+  logs: { summary: "print a task's stdout or stderr (-f follows it)", load: () => import('./commands/logs.js') },
   mesos: { summary: 'talk to a Mesos master (probe: subscribe, list offers, tear down)', load: () => import('./commands/mesos.js') },
+  submit: { summary: 'submit a job spec (YAML or JSON); --watch follows it to the end', load: () => import('./commands/submit.js') },
+  up: { summary: 'start Redis, the local cluster, the framework and its APIs in one process', load: () => import('./commands/up.js') },
   volumes: { summary: 'reserve, list, show and delete persistent volumes', load: () => import('./commands/volumes.js') },
 };
 

@@ -39,6 +39,8 @@ export interface MesosDriver {
 /** Starts and retires executors: credentials, TaskInfo, queue clean-up. */
 export interface ExecutorLauncher {
   taskInfo(launch: ExecutorLaunch, offer: OfferSummary, resources: readonly Resource[]): Promise<TaskInfo>;
+  /** Resolves when the executor can take attempts (registered with its queue). */
+  ready(executorId: string): Promise<void>;
   retire(executorId: string): Promise<void>;
 }
 
@@ -310,10 +312,13 @@ export class Coordinator {
       .filter((e) => e.state === 'LAUNCHING' || e.state === 'RUNNING' || e.state === 'DRAINING')
       .map((e) => {
         const busy = this.busy.get(e.executorId) ?? 0;
+        // A launching executor is counted (so placement does not launch another for the same
+        // work) but takes no attempts until it has registered its queue.
+        const free = e.state === 'RUNNING' ? Math.max(0, e.slots - busy) : 0;
         return {
           executorId: e.executorId, agentId: e.agentId, hostname: e.hostname,
           ...(e.rack ? { rack: e.rack } : {}), attributes: e.attributes,
-          slotResources: e.slotResources, slots: e.slots, freeSlots: Math.max(0, e.slots - busy),
+          slotResources: e.slotResources, slots: e.slots, freeSlots: free,
           volumes: e.volumes, ...(e.tenant ? { tenant: e.tenant } : {}),
           freeSince: e.idleSince ?? now, ...(e.idleSince === undefined ? {} : { idleSince: e.idleSince }),
           draining: e.state === 'DRAINING',
@@ -507,7 +512,18 @@ export class Coordinator {
             timer.cancel();
             this.unreachable.delete(taskId);
           }
-          if (ex.state === 'LAUNCHING') await this.o.executors.update(taskId, { state: 'RUNNING' });
+          if (ex.state === 'LAUNCHING') {
+            // Mesos says the process runs; it takes attempts once it registered its queue.
+            // Waiting here would stall the event stream, so readiness is awaited on the side.
+            void this.o.launcher.ready(taskId).then(async () => {
+              const cur = this.o.executors.get(taskId);
+              if (cur?.state === 'LAUNCHING') await this.o.executors.update(taskId, { state: 'RUNNING' });
+              this.requestPass();
+            }, (err: unknown) => {
+              this.log.warn({ executorId: taskId, err: String(err) }, 'executor never registered; killing it');
+              void this.o.driver.kill(taskId, ex.agentId).catch(() => undefined);
+            });
+          }
           break;
         }
         case 'TASK_UNREACHABLE': {

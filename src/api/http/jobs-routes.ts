@@ -92,19 +92,23 @@ class JobWatchers {
   }
 }
 
+/** The job routes plugin; `activeStreams` counts open event streams and followed logs. */
+export type JobsPlugin = HttpPlugin & { activeStreams(): number };
+
 /** The job routes as a plugin. */
-export function jobsRoutes(deps: JobRoutesDeps): HttpPlugin {
+export function jobsRoutes(deps: JobRoutesDeps): JobsPlugin {
   const { jobs } = deps;
   const heartbeatMs = deps.heartbeatMs ?? 15_000;
   const pollMs = deps.logPollMs ?? 500;
+  // Closers of long-lived responses, which would hold server.close() open forever.
+  const openStreams = new Set<() => void>();
   return {
     name: 'jobs',
+    activeStreams: () => openStreams.size,
     register(ctx: HttpRouteContext) {
       const { auth } = ctx;
       const watchers = new JobWatchers();
       jobs.on('event', watchers.listener);
-      // Long-lived responses would hold server.close() open forever: end them first.
-      const openStreams = new Set<() => void>();
       ctx.app.addHook('preClose', async () => {
         for (const close of [...openStreams]) close();
       });

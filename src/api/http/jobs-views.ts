@@ -294,20 +294,25 @@ export const CLUSTER_VIEW_SCHEMA: JsonSchema = {
  */
 export const JOB_SPEC_BODY: JsonSchema = {
   description: 'a job spec (docs/job-spec.md): a JSON object, or YAML text with Content-Type application/yaml',
-  anyOf: [{ type: 'object' }, { type: 'string' }],
-  properties: {
-    name: { description: 'letters, digits, ., _ or - (up to 63)' },
-    inputs: { description: 'input URIs (single-stage form)' },
-    split: { description: "'block' or 'file'" },
-    task: { description: '{command: [argv], resources: {cpus, mem, disk}, env, volumes}' },
-    tasks: { description: 'explicit tasks instead of one per split' },
-    stages: { description: 'a list of stages, each with name, inputs, split, task, tasks' },
-    priority: { description: 'integer, -1000..1000' },
-    retries: { description: 'integer, 0..100' },
-    timeout: { description: 'a duration such as 10m' },
-    locality: { description: "'node-only' or {wait: {node: 3s, rack: 3s}}" },
-    constraints: { description: 'a list of {attribute, equals} | {hostname} | {notHostnames}' },
-    output: { description: 'where committed outputs go' },
-    labels: { description: 'a map of strings' },
-  },
+  anyOf: [
+    {
+      type: 'object',
+      properties: {
+        name: { description: 'letters, digits, ., _ or - (up to 63)' },
+        inputs: { description: 'input URIs (single-stage form)' },
+        split: { description: "'block' or 'file'" },
+        task: { description: '{command: [argv], resources: {cpus, mem, disk}, env, volumes}' },
+        tasks: { description: 'explicit tasks instead of one per split' },
+        stages: { description: 'a list of stages, each with name, inputs, split, task, tasks' },
+        priority: { description: 'integer, -1000..1000' },
+        retries: { description: 'integer, 0..100' },
+        timeout: { description: 'a duration such as 10m' },
+        locality: { description: "'node-only' or {wait: {node: 3s, rack: 3s}}" },
+        constraints: { description: 'a list of {attribute, equals} | {hostname} | {notHostnames}' },
+        output: { description: 'where committed outputs go' },
+        labels: { description: 'a map of strings' },
+      },
+    },
+    { type: 'string', description: 'YAML text' },
+  ],
 };

@@ -1,0 +1,171 @@
+/**
+ * The executor side of the framework as the coordinator sees it: how a new
+ * executor becomes a Mesos TaskInfo (with its own Redis ACL user, never a
+ * cluster-wide credential), how attempts reach its queue, and how results and
+ * executor losses come back.
+ */
+import { mkdirSync, chmodSync } from 'node:fs';
+import type { Redis } from 'ioredis';
+import { Redis as RedisClient } from 'ioredis';
+import type { Clock } from '../core/clock.js';
+import { formatMiB } from '../core/units.js';
+import type { Logger } from '../obs/log.js';
+import type { AttemptResult } from '../executor/contract.js';
+import type { CommandInfo, ContainerInfo, TaskInfo } from '../mesos/types.js';
+import { Dispatcher } from '../scheduler/dispatch.js';
+import { ExecutorProvisioner } from '../scheduler/executor-registry.js';
+import type { AttemptDispatch, ExecutorLauncher } from '../scheduler/coordinator.js';
+import type { FrameworkSettings } from './config.js';
+
+/** What the coordinator and the app get. */
+export interface ExecutorRuntime {
+  readonly launcher: ExecutorLauncher;
+  readonly dispatch: AttemptDispatch;
+  onResult(cb: (result: AttemptResult, executorId: string) => Promise<void>): void;
+  onExecutorLost(cb: (executorId: string, message: string) => Promise<void>): void;
+  start(): Promise<void>;
+  close(): Promise<void>;
+}
+
+/** Inputs of the runtime. */
+export interface ExecutorRuntimeOptions {
+  readonly settings: FrameworkSettings;
+  readonly redis: Redis;
+  readonly logger: Logger;
+  readonly clock: Clock;
+  /** Directory executors commit outputs into (mounted read-write into local executors). */
+  readonly outputRoot: string;
+}
+
+function shellQuote(s: string): string {
+  return /^[A-Za-z0-9_./:=@%+-]+$/.test(s) ? s : `'${s.replace(/'/g, `'\\''`)}'`;
+}
+
+/** Build the runtime on the dispatcher and the ACL provisioner. */
+export async function createExecutorRuntime(o: ExecutorRuntimeOptions): Promise<ExecutorRuntime> {
+  const { settings, logger } = o;
+  // Outputs are written by workloads running as an unprivileged user: the root is
+  // world-writable with the sticky bit, like /tmp, so attempts cannot remove each other's files.
+  mkdirSync(o.outputRoot, { recursive: true });
+  chmodSync(o.outputRoot, 0o1777);
+  const provisioner = new ExecutorProvisioner(o.redis, logger);
+  const dispatcher = new Dispatcher({
+    connect: () => new RedisClient(settings.redis, { maxRetriesPerRequest: null }),
+    clock: o.clock,
+    logger,
+  });
+  const redisUrl = new URL(settings.redis);
+  // The executor gets the address only; its user and password are its own.
+  const bareRedis = `${redisUrl.protocol}//${redisUrl.hostname}:${redisUrl.port || '6379'}${redisUrl.pathname === '/' ? '' : redisUrl.pathname}`;
+  let resultCb: ((result: AttemptResult, executorId: string) => Promise<void>) | undefined;
+  let lostCb: ((executorId: string, message: string) => Promise<void>) | undefined;
+  const readyWaits = new Map<string, Promise<void>>();
+
+  dispatcher.on((e) => {
+    switch (e.type) {
+      case 'result':
+        if (resultCb) void resultCb(e.result, e.executorId).catch((err: unknown) => logger.error({ err: String(err) }, 'recording a result failed'));
+        return;
+      case 'executor-lost':
+        if (lostCb) void lostCb(e.executorId, `executor ${e.reason.toLowerCase().replace(/_/g, ' ')}`).catch((err: unknown) => logger.error({ err: String(err) }, 'handling a lost executor failed'));
+        return;
+      default:
+        return;
+    }
+  });
+
+  // Executors register in Redis shortly after Mesos starts them; attempts can only be queued once
+  // the dispatcher watches them, so enqueue waits (bounded) for the registration.
+  const ensureWatched = (executorId: string): Promise<void> => {
+    const existing = readyWaits.get(executorId);
+    if (existing) return existing;
+    const p = (async () => {
+      const deadline = o.clock.now() + 60_000;
+      for (;;) {
+        try {
+          await dispatcher.watchExecutor(executorId);
+          return;
+        } catch (err) {
+          if (o.clock.now() > deadline) throw err;
+          await new Promise((r) => setTimeout(r, 100));
+        }
+      }
+    })();
+    readyWaits.set(executorId, p);
+    p.catch(() => readyWaits.delete(executorId));
+    return p;
+  };
+
+  const launcher: ExecutorLauncher = {
+    async taskInfo(launch, offer, resources) {
+      const creds = await provisioner.create(launch.executorId);
+      const flags = [
+        '--executor-id', launch.executorId,
+        '--agent-id', launch.agentId,
+        '--hostname', launch.hostname,
+        '--slots', String(launch.slots),
+        '--slot-cpus', String(launch.slotResources.cpus),
+        '--slot-mem', formatMiB(launch.slotResources.mem),
+        '--slot-disk', formatMiB(launch.slotResources.disk),
+        '--redis-url', bareRedis,
+        '--redis-user', creds.username,
+        '--isolation', settings.isolation,
+        // A safety net only: the scheduler releases idle executors itself.
+        '--idle-timeout', '30m',
+      ];
+      const environment = { variables: [{ name: 'LOCUS_REDIS_PASSWORD', value: creds.password }] };
+      let command: CommandInfo;
+      let container: ContainerInfo | undefined;
+      switch (settings.executor.kind) {
+        case 'local':
+          command = { shell: false, value: settings.executor.nodePath, arguments: [settings.executor.nodePath, settings.executor.mainJs, 'executor', ...flags], environment };
+          container = { type: 'MESOS', volumes: [{ container_path: o.outputRoot, host_path: o.outputRoot, mode: 'RW' }] };
+          break;
+        case 'uri':
+          command = { shell: true, value: `${settings.executor.command} ${flags.map(shellQuote).join(' ')}`, uris: [{ value: settings.executor.uri, extract: true, cache: true }], environment };
+          break;
+        case 'image':
+          command = { shell: true, value: `locus executor ${flags.map(shellQuote).join(' ')}`, environment };
+          container = { type: 'MESOS', mesos: { image: { type: 'DOCKER', docker: { name: settings.executor.image } } } };
+          break;
+      }
+      logger.info({ executorId: launch.executorId, host: offer.hostname, slots: launch.slots }, 'prepared executor launch');
+      return {
+        name: `locus executor ${launch.executorId}`,
+        task_id: { value: launch.executorId },
+        agent_id: { value: launch.agentId },
+        resources: [...resources],
+        command,
+        ...(container ? { container } : {}),
+        labels: { labels: [{ key: 'locus.executor', value: 'true' }, ...(launch.tenant ? [{ key: 'locus.tenant', value: launch.tenant }] : [])] },
+      } satisfies TaskInfo;
+    },
+    ready: (executorId) => ensureWatched(executorId),
+    async retire(executorId) {
+      readyWaits.delete(executorId);
+      dispatcher.forgetExecutor(executorId);
+      await provisioner.remove(executorId).catch((err: unknown) => logger.warn({ err: String(err), executorId }, 'removing the executor ACL user failed'));
+    },
+  };
+
+  const dispatch: AttemptDispatch = {
+    async enqueue(executorId, payload) {
+      await ensureWatched(executorId);
+      await dispatcher.dispatch(executorId, payload);
+    },
+    async cancel(executorId) {
+      // Without a per-attempt kill channel, a cancelled job's attempts finish and their
+      // results are ignored as stale; the executor is asked to drain when it idles.
+      logger.debug({ executorId }, 'cancel: attempt results will be ignored');
+    },
+  };
+
+  return {
+    launcher,
+    dispatch,
+    onResult(cb) { resultCb = cb; },
+    onExecutorLost(cb) { lostCb = cb; },
+    async start() { await dispatcher.start(); },
+    async close() { await dispatcher.close(); },
+  };
+}

@@ -1,0 +1,117 @@
+/**
+ * `locus up`: everything on one machine in one process — a managed Redis
+ * (unless one is given), the embedded local cluster, and the framework with
+ * its HTTP and gRPC APIs — stopped in reverse order.
+ */
+import { dirname, join, resolve } from 'node:path';
+import { existsSync, statSync } from 'node:fs';
+import type { Logger } from '../obs/log.js';
+import { startLocalCluster, type LocalCluster } from '../local/index.js';
+import { startManagedRedis, type ManagedRedis } from './redis-server.js';
+import { resolveSettings, defaultStateDir, type RawSettings } from './config.js';
+import { startFramework, type RunningFramework } from './framework.js';
+import type { IsolationMode } from '../executor/isolation/types.js';
+
+/** Options of `locus up`. */
+export interface UpOptions {
+  readonly httpPort?: number;
+  readonly grpcPort?: number;
+  readonly masterPort?: number;
+  readonly agents?: number;
+  readonly racks?: number;
+  readonly redis?: string;
+  readonly stateDir?: string;
+  readonly isolation?: IsolationMode;
+  readonly resources?: string;
+  readonly adminToken?: string;
+  /** Extra framework settings by flag name (tenants-file, locality waits...). */
+  readonly extra?: RawSettings;
+  readonly logger: Logger;
+}
+
+/** Everything `locus up` started. */
+export interface RunningUp {
+  readonly redisUrl: string;
+  readonly cluster: LocalCluster;
+  readonly framework: RunningFramework;
+  readonly stateDir: string;
+  /** Where the local cluster, datasets and outputs live (see workloadRoot). */
+  readonly workDir: string;
+  stop(): Promise<void>;
+}
+
+/** Whether an unprivileged user can reach `path` (every existing ancestor is o+x). */
+export function traversableByOthers(path: string): boolean {
+  let p = resolve(path);
+  for (;;) {
+    if (existsSync(p) && (statSync(p).mode & 0o001) === 0) return false;
+    const parent = dirname(p);
+    if (parent === p) return true;
+    p = parent;
+  }
+}
+
+/**
+ * Where sandboxes, datasets and outputs live. Workloads run as an unprivileged
+ * user, so they must be able to reach it: root's home (mode 700) is not, and
+ * then /var/lib/locus is used, as Mesos uses /var/lib/mesos.
+ */
+export function workloadRoot(stateDir: string): string {
+  return traversableByOthers(stateDir) ? stateDir : '/var/lib/locus';
+}
+
+/** Start Redis (if needed), the local cluster and the framework. */
+export async function startUp(o: UpOptions): Promise<RunningUp> {
+  const stateDir = o.stateDir ?? defaultStateDir();
+  const log = o.logger;
+  let redis: ManagedRedis | undefined;
+  let cluster: LocalCluster | undefined;
+  try {
+    const redisUrl = o.redis ?? (redis = await startManagedRedis({ dataDir: join(stateDir, 'redis'), logger: log.child({ component: 'redis' }) })).url;
+    const work = workloadRoot(stateDir);
+    if (work !== stateDir) log.info({ stateDir, workDir: work }, 'sandboxes, datasets and outputs go to a directory unprivileged workloads can reach');
+    cluster = await startLocalCluster({
+      workDir: join(work, 'local'),
+      agents: o.agents ?? 3,
+      racks: o.racks ?? 2,
+      port: o.masterPort ?? 5050,
+      isolation: o.isolation ?? 'auto',
+      logger: log.child({ component: 'local' }),
+      ...(o.resources ? { resources: o.resources } : {}),
+    });
+    const settings = resolveSettings({
+      ...o.extra,
+      master: cluster.masterUrl,
+      redis: redisUrl,
+      'http-port': String(o.httpPort ?? 8080),
+      'grpc-port': String(o.grpcPort ?? 9090),
+      'state-dir': work,
+      'local-work-dir': join(work, 'local'),
+      isolation: o.isolation ?? 'auto',
+      ...(o.adminToken ? { 'admin-token': o.adminToken } : {}),
+    });
+    const agentsView = cluster.agents;
+    const framework = await startFramework(settings, { logger: log, agents: () => agentsView });
+    let stopping: Promise<void> | undefined;
+    const c = cluster;
+    return {
+      redisUrl,
+      cluster: c,
+      framework,
+      stateDir,
+      workDir: work,
+      stop() {
+        stopping ??= (async () => {
+          await framework.stop().catch((err: unknown) => log.warn({ err: String(err) }, 'stopping the framework failed'));
+          await c.stop().catch((err: unknown) => log.warn({ err: String(err) }, 'stopping the local cluster failed'));
+          await redis?.stop().catch((err: unknown) => log.warn({ err: String(err) }, 'stopping redis failed'));
+        })();
+        return stopping;
+      },
+    };
+  } catch (err) {
+    await cluster?.stop().catch(() => undefined);
+    await redis?.stop().catch(() => undefined);
+    throw err;
+  }
+}

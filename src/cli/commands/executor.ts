@@ -1,0 +1,197 @@
+/**
+ * `locus executor`: the long-lived executor process Locus launches on an
+ * agent. Identity comes from flags or the environment the agent and the
+ * scheduler provide (MESOS_AGENT_ENDPOINT, MESOS_CONTAINER_ID, MESOS_SANDBOX,
+ * LOCUS_* for every flag); the Redis credentials are the executor's own ACL
+ * user, never a cluster-wide one.
+ */
+import { mkdtemp, readFile } from 'node:fs/promises';
+import { hostname as osHostname, tmpdir } from 'node:os';
+import { join } from 'node:path';
+import { Redis } from 'ioredis';
+import { LocusError } from '../../core/errors.js';
+import { parseDurationMs, parseSizeMiB } from '../../core/units.js';
+import type { SplitReader } from '../../executor/attempt.js';
+import { Executor } from '../../executor/executor.js';
+import { createIsolator } from '../../executor/isolation/index.js';
+import type { IsolationMode } from '../../executor/isolation/types.js';
+import { AgentRunner, IsolatorRunner, NoopRunner, PreferAgentRunner, type AttemptRunner } from '../../executor/runner.js';
+import { AgentClient } from '../../mesos/agent.js';
+import { createLogger, type Logger } from '../../obs/log.js';
+import { CliUsageError, intFlag, parseCommand, required } from '../args.js';
+
+const HELP = `usage: locus executor [options]
+
+Run a Locus executor: consume this executor's BullMQ queue and run every
+attempt in an isolated (nested) container. Every flag also reads LOCUS_<FLAG>.
+
+  --executor-id ID        this executor's id (required)
+  --agent-id ID           the agent it runs on (default MESOS_AGENT_ID)
+  --hostname NAME         the agent's hostname (default: this host's)
+  --slots N               attempts run at once (default 1)
+  --slot-cpus N           cpus per slot (default 1)
+  --slot-mem SIZE         memory per slot (default 256MiB)
+  --slot-disk SIZE        disk per slot (default 0: no limit)
+  --redis-url URL         Redis (default redis://127.0.0.1:6379)
+  --redis-user NAME       this executor's own Redis ACL user
+  --redis-password PW     its password (prefer --redis-password-file)
+  --redis-password-file F read the password from a file
+  --agent-endpoint H:P    the agent's operator API (default MESOS_AGENT_ENDPOINT)
+  --container-id ID       this executor's container (default MESOS_CONTAINER_ID)
+  --sandbox DIR           sandbox root (default MESOS_SANDBOX, else a temp dir)
+  --isolation MODE        auto | linux | process, when running attempts itself (default auto)
+  --runner KIND           auto | agent | isolator | noop (noop: benchmarks only; default auto)
+  --idle-timeout DUR      exit after this long without attempts (default 0: never)
+  --drain-grace DUR       on SIGTERM, let running attempts finish this long (default 30s)
+  --kill-grace DUR        SIGTERM-to-SIGKILL grace when killing an attempt (default 2s)
+  --heartbeat DUR         heartbeat interval (default 2s)
+  --lock-duration DUR     BullMQ job lock (default 30s)
+  --stalled-interval DUR  BullMQ stalled-job check (default 30s)
+`;
+
+const OPTIONS = {
+  'executor-id': { type: 'string' },
+  'agent-id': { type: 'string' },
+  hostname: { type: 'string' },
+  slots: { type: 'string' },
+  'slot-cpus': { type: 'string' },
+  'slot-mem': { type: 'string' },
+  'slot-disk': { type: 'string' },
+  'redis-url': { type: 'string' },
+  'redis-user': { type: 'string' },
+  'redis-password': { type: 'string' },
+  'redis-password-file': { type: 'string' },
+  'agent-endpoint': { type: 'string' },
+  'container-id': { type: 'string' },
+  sandbox: { type: 'string' },
+  isolation: { type: 'string' },
+  runner: { type: 'string' },
+  'idle-timeout': { type: 'string' },
+  'drain-grace': { type: 'string' },
+  'kill-grace': { type: 'string' },
+  heartbeat: { type: 'string' },
+  'lock-duration': { type: 'string' },
+  'stalled-interval': { type: 'string' },
+} as const;
+
+function env(name: string): string | undefined {
+  const v = process.env[name];
+  return v === undefined || v === '' ? undefined : v;
+}
+
+function duration(v: string | undefined, flag: string, fallback: number): number {
+  if (v === undefined) return fallback;
+  try {
+    return parseDurationMs(v, `--${flag}`);
+  } catch (err) {
+    throw new CliUsageError((err as Error).message);
+  }
+}
+
+function size(v: string | undefined, flag: string, fallback: number): number {
+  if (v === undefined) return fallback;
+  try {
+    return parseSizeMiB(v, `--${flag}`);
+  } catch (err) {
+    throw new CliUsageError((err as Error).message);
+  }
+}
+
+async function chooseRunner(v: { runner: string; isolation: IsolationMode; endpoint: string | undefined; containerId: string | undefined; sandbox: string }, logger: Logger): Promise<AttemptRunner> {
+  const isolated = async (): Promise<AttemptRunner> => new IsolatorRunner(await createIsolator(v.isolation, logger), v.sandbox);
+  if (v.runner === 'noop') {
+    logger.warn('runner noop: attempts are NOT run (benchmark mode)');
+    return new NoopRunner(v.sandbox);
+  }
+  if (v.runner === 'isolator') return isolated();
+  if (v.endpoint !== undefined && v.containerId !== undefined) {
+    const agent = new AgentRunner(new AgentClient(v.endpoint), v.containerId, v.sandbox);
+    return v.runner === 'agent' ? agent : new PreferAgentRunner(agent, isolated, logger);
+  }
+  if (v.runner === 'agent') throw new CliUsageError('--runner agent needs --agent-endpoint and --container-id (MESOS_AGENT_ENDPOINT, MESOS_CONTAINER_ID)');
+  logger.warn('no agent to launch nested containers (MESOS_AGENT_ENDPOINT or MESOS_CONTAINER_ID missing): running attempts as isolated children of the executor');
+  return isolated();
+}
+
+/** Entry point of `locus executor`. */
+export async function run(argv: string[]): Promise<number> {
+  const parsed = parseCommand(argv, OPTIONS, HELP, false);
+  if (!parsed) return 0;
+  const v = parsed.values;
+  const executorId = required(v['executor-id'], 'executor-id');
+  const isolation = v.isolation ?? 'auto';
+  if (isolation !== 'auto' && isolation !== 'linux' && isolation !== 'process') throw new CliUsageError(`--isolation must be auto, linux or process, got '${isolation}'`);
+  const runnerKind = v.runner ?? 'auto';
+  if (!['auto', 'agent', 'isolator', 'noop'].includes(runnerKind)) throw new CliUsageError(`--runner must be auto, agent, isolator or noop, got '${runnerKind}'`);
+  const slots = intFlag(v.slots, 'slots', 1, 1);
+  const slotCpus = v['slot-cpus'] !== undefined ? Number(v['slot-cpus']) : 1;
+  if (!Number.isFinite(slotCpus) || slotCpus <= 0) throw new CliUsageError(`--slot-cpus must be a positive number, got '${v['slot-cpus'] ?? ''}'`);
+  let password = v['redis-password'];
+  if (v['redis-password-file'] !== undefined) password = (await readFile(v['redis-password-file'], 'utf8')).trim();
+  const redisUrl = v['redis-url'] ?? 'redis://127.0.0.1:6379';
+  const user = v['redis-user'];
+  const sandbox = v.sandbox ?? env('MESOS_SANDBOX') ?? (await mkdtemp(join(tmpdir(), `locus-executor-${executorId}-`)));
+  const logger = createLogger('locus-executor');
+
+  const connect = (): Redis => {
+    const r = new Redis(redisUrl, {
+      maxRetriesPerRequest: null,
+      ...(user !== undefined ? { username: user } : {}),
+      ...(password !== undefined ? { password } : {}),
+      // Keep retrying through a Redis restart; BullMQ resumes by itself.
+      retryStrategy: (times) => Math.min(times * 100, 2000),
+    });
+    r.on('error', () => undefined);
+    return r;
+  };
+
+  const runner = await chooseRunner({ runner: runnerKind, isolation, endpoint: v['agent-endpoint'] ?? env('MESOS_AGENT_ENDPOINT'), containerId: v['container-id'] ?? env('MESOS_CONTAINER_ID'), sandbox }, logger);
+  let registry: { read(uri: string, offset: number, length: number): Promise<NodeJS.ReadableStream> } | undefined;
+  const splitReader: SplitReader = async (uri, offset, length) => {
+    if (!registry) {
+      const { createStorageRegistry } = await import('../../storage/registry.js');
+      registry = createStorageRegistry({});
+    }
+    return registry.read(uri, offset, length);
+  };
+
+  let executor: Executor;
+  try {
+    executor = await Executor.start({
+      executorId,
+      agentId: v['agent-id'] ?? env('MESOS_AGENT_ID') ?? 'none',
+      hostname: v.hostname ?? osHostname(),
+      slots,
+      slotResources: { cpus: slotCpus, memMiB: size(v['slot-mem'], 'slot-mem', 256), diskMiB: size(v['slot-disk'], 'slot-disk', 0) },
+      connect,
+      runner,
+      logger,
+      scratchDir: join(sandbox, 'scratch'),
+      splitReader,
+      heartbeatMs: duration(v.heartbeat, 'heartbeat', 2000),
+      idleTimeoutMs: duration(v['idle-timeout'], 'idle-timeout', 0),
+      drainGraceMs: duration(v['drain-grace'], 'drain-grace', 30_000),
+      killGraceMs: duration(v['kill-grace'], 'kill-grace', 2000),
+      lockDurationMs: duration(v['lock-duration'], 'lock-duration', 30_000),
+      stalledIntervalMs: duration(v['stalled-interval'], 'stalled-interval', 30_000),
+    });
+  } catch (err) {
+    await runner.close().catch(() => undefined);
+    if (err instanceof LocusError) throw err;
+    throw new LocusError('UNAVAILABLE', `executor ${executorId} could not start: ${(err as Error).message}`, { cause: err });
+  }
+  process.stderr.write(`locus: executor ${executorId} running (${slots} slots, runner ${executor.runnerKind})\n`);
+  const onSignal = (sig: NodeJS.Signals): void => {
+    logger.info({ signal: sig }, 'signal received: draining');
+    void executor.drain('signal');
+  };
+  process.on('SIGTERM', onSignal);
+  process.on('SIGINT', onSignal);
+  const reason = await executor.finished;
+  process.off('SIGTERM', onSignal);
+  process.off('SIGINT', onSignal);
+  process.stderr.write(`locus: executor ${executorId} stopped (${reason})\n`);
+  // Stray handles (a Redis reconnect timer) must not keep a drained executor alive.
+  setTimeout(() => process.exit(0), 200).unref();
+  return 0;
+}

@@ -1,0 +1,131 @@
+/**
+ * `locus job ID`: one job's details and a summary of its tasks. Also home of
+ * what the job commands (submit, jobs, job, logs, cancel, explain) share:
+ * their common flags, the client, and how a server error is printed.
+ */
+import { isObject } from '../../core/decode.js';
+import { LocusError } from '../../core/errors.js';
+import { CliUsageError, parseCommand } from '../args.js';
+import { LocusClient, resolveClientConfig } from '../client.js';
+import { asJobView, formatElapsed, localityMix, JobProgress } from '../progress.js';
+
+/** Flags every job command takes. */
+export const COMMON_OPTIONS = {
+  server: { type: 'string' },
+  token: { type: 'string' },
+  tenant: { type: 'string' },
+  json: { type: 'boolean' },
+} as const;
+
+/** Help text of the common flags. */
+export const COMMON_HELP = `  --server URL     the Locus API (LOCUS_SERVER, ~/.locus/config; default http://127.0.0.1:8080)
+  --token TOKEN    bearer token (LOCUS_TOKEN, ~/.locus/config)
+  --tenant NAME    admin only: act for this tenant
+  --json           print JSON`;
+
+/** A client from the common flags. */
+export function clientFrom(f: { readonly server?: string | undefined; readonly token?: string | undefined }): LocusClient {
+  return new LocusClient(resolveClientConfig({ server: f.server, token: f.token }));
+}
+
+/**
+ * Print a server (or connection) error as `locus: CODE: message`, naming the
+ * field when the message does not already, and give the exit status 1.
+ * Anything that is not a LocusError is rethrown.
+ */
+export function reportError(err: unknown): number {
+  if (!(err instanceof LocusError)) throw err;
+  const field = err.field !== undefined && !err.message.includes(err.field) ? ` (field: ${err.field})` : '';
+  process.stderr.write(`locus: ${err.code}: ${err.message}${field}\n`);
+  return 1;
+}
+
+/** Exactly one positional argument, or a usage error. */
+export function onePositional(positionals: readonly string[], what: string, help: string): string {
+  const [first, ...rest] = positionals;
+  if (first === undefined || first === '') throw new CliUsageError(`${what} is required\n${help.trimEnd()}`);
+  if (rest.length > 0) throw new CliUsageError(`unexpected arguments: ${rest.join(' ')}`);
+  return first;
+}
+
+/** `/v1/jobs/<id>` with the id escaped. */
+export function jobPath(id: string, suffix = ''): string {
+  return `/v1/jobs/${encodeURIComponent(id)}${suffix}`;
+}
+
+const HELP = `usage: locus job ID [options]
+
+Show a job: state, stages, task counts, locality and a summary of its tasks.
+
+options:
+${COMMON_HELP}
+`;
+
+interface TaskSummary {
+  readonly id: string;
+  readonly state: string;
+  readonly host: string;
+  readonly locality: string;
+  readonly attempts: number;
+  readonly message: string;
+}
+
+function asTasks(body: unknown): { tasks: TaskSummary[]; neverAttempted: number } {
+  if (!isObject(body) || !Array.isArray(body['tasks'])) return { tasks: [], neverAttempted: 0 };
+  const tasks = body['tasks'].filter(isObject).map((t): TaskSummary => {
+    const attempts = Array.isArray(t['attempts']) ? t['attempts'].filter(isObject) : [];
+    const last = attempts[attempts.length - 1] ?? {};
+    const str = (o: Readonly<Record<string, unknown>>, k: string): string => (typeof o[k] === 'string' ? o[k] : '');
+    return {
+      id: str(t, 'id'), state: str(t, 'state'), host: str(last, 'host'), locality: str(last, 'locality'),
+      attempts: attempts.length, message: str(last, 'message'),
+    };
+  });
+  return { tasks, neverAttempted: typeof body['neverAttempted'] === 'number' ? body['neverAttempted'] : 0 };
+}
+
+/** Entry point of `locus job`. */
+export async function run(argv: string[]): Promise<number> {
+  const parsed = parseCommand(argv, COMMON_OPTIONS, HELP);
+  if (!parsed) return 0;
+  const f = parsed.values;
+  const id = onePositional(parsed.positionals, 'ID', HELP);
+  const client = clientFrom(f);
+  try {
+    const query = { tenant: f.tenant };
+    const [jobBody, tasksBody] = await Promise.all([client.get(jobPath(id), query), client.get(jobPath(id, '/tasks'), query)]);
+    if (f.json === true) {
+      process.stdout.write(JSON.stringify({ job: jobBody, tasks: isObject(tasksBody) ? tasksBody['tasks'] : [] }, null, 2) + '\n');
+      return 0;
+    }
+    const job = asJobView(jobBody);
+    const p = new JobProgress(job);
+    const { tasks, neverAttempted } = asTasks(tasksBody);
+    const rows: [string, string][] = [
+      ['id', job.id],
+      ['name', job.name],
+      ['tenant', job.tenant],
+      ['state', job.state + (job.message ? ` (${job.message})` : '')],
+      ['stages', job.stages.map((s) => `${s.index === job.stage && !p.done ? '*' : ''}${s.name}${s.tasks === null ? '' : ` (${s.tasks})`}`).join(' → ')],
+      ['tasks', `${job.counts.total} total: ${job.counts.succeeded} succeeded, ${job.counts.running} running, ${job.counts.pending} pending, ${job.counts.failed} failed`],
+      ['locality', localityMix(p)],
+      ['created', job.createdAt],
+      ['elapsed', formatElapsed(p.elapsedMs(Date.now()))],
+      ['output', job.outputDir],
+    ];
+    for (const [k, v] of rows) process.stdout.write(`${k.padEnd(9)} ${v}\n`);
+    const byState = new Map<string, number>();
+    for (const t of tasks) byState.set(t.state, (byState.get(t.state) ?? 0) + 1);
+    const summary = [...byState.entries()].map(([s, c]) => `${c} ${s}`).join(', ');
+    process.stdout.write(`\nattempted tasks: ${tasks.length}${summary ? ` (${summary})` : ''}; never attempted: ${neverAttempted}\n`);
+    // The tasks worth a look: failed ones with their last message, then running ones and where they run.
+    const show = [...tasks.filter((t) => t.state === 'FAILED'), ...tasks.filter((t) => t.state === 'RUNNING')].slice(0, 20);
+    for (const t of show) {
+      const detail = t.state === 'FAILED' ? t.message : `on ${t.host} (${t.locality})`;
+      process.stdout.write(`  ${t.id}  ${t.state}  attempts ${t.attempts}  ${detail}\n`);
+    }
+    return 0;
+  } catch (err) {
+    return reportError(err);
+  }
+}
