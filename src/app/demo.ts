@@ -87,14 +87,14 @@ export function wordCountSpec(dataset: string): ReturnType<typeof validateJobSpe
         inputs: [`local://${dataset}/`],
         split: 'file',
         task: {
-          command: ['sh', '-c', "tr -cs 'A-Za-z' '\\n' < '{split.path}' | tr 'A-Z' 'a-z' | grep -v '^$' | sort | uniq -c > '{output}/counts'"],
+          command: ['sh', '-c', "test -r '{split.path}' || { echo 'cannot read {split.path}' >&2; exit 66; }; tr -cs 'A-Za-z' '\\n' < '{split.path}' | tr 'A-Z' 'a-z' | grep -v '^$' | sort | uniq -c > '{output}/counts'"],
           resources: { cpus: 0.2, mem: '64MiB', disk: '32MiB' },
         },
       },
       {
         name: 'reduce',
         inputs: ['stage:map'],
-        tasks: [{ command: ['sh', '-c', "cat {stages.map.output}/*/counts | awk '{c[$2]+=$1} END {for (w in c) print c[w], w}' | sort -rn > '{output}/words'"] }],
+        tasks: [{ command: ['sh', '-c', "test -d '{stages.map.output}' || exit 66; cat {stages.map.output}/*/counts | awk '{c[$2]+=$1} END {for (w in c) print c[w], w}' | sort -rn > '{output}/words'"] }],
         task: { command: ['true'], resources: { cpus: 0.2, mem: '64MiB', disk: '32MiB' } },
       },
     ],
@@ -138,7 +138,13 @@ export async function runDemo(o: DemoOptions): Promise<DemoResult> {
         }, () => undefined);
       }, 250);
     });
-    if (finished.state !== 'SUCCEEDED') throw new Error(`the demo job ${finished.state}: ${finished.message ?? ''}`);
+    if (finished.state !== 'SUCCEEDED') {
+      for (const t of (await up.framework.jobs.tasks(finished.id)).filter((x) => x.state === 'FAILED')) {
+        const last = t.attempts[t.attempts.length - 1];
+        print(`  task ${t.id} failed on ${last?.host ?? '?'}: ${last?.reason ?? ''} ${last?.message ?? ''}`);
+      }
+      throw new Error(`the demo job ${finished.state}: ${finished.message ?? ''}`);
+    }
     const words = (await readFile(join(finished.outputDir, 'reduce', '00000', 'words'), 'utf8'))
       .split('\n').filter(Boolean).slice(0, 10)
       .map((l) => { const [count, word] = l.trim().split(/\s+/); return { word: word ?? '', count: Number(count) }; });

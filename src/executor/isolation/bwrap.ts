@@ -55,12 +55,29 @@ export function bwrapArgs(spec: ContainerSpec, user: HostUser, opts: BwrapOption
     else a.push('--ro-bind', p, p);
   }
   a.push('--proc', '/proc', '--dev', '/dev', '--perms', '1777', '--tmpfs', '/tmp');
+  // Mount points inside the private /tmp need their parent directories made first; bwrap
+  // would create them root-only (0700), and the unprivileged workload could not reach its own
+  // sandbox or volumes. Directories made here are 0755, as on the host.
+  const made = new Set<string>();
+  const parents = (target: string): void => {
+    const parts = target.split('/').filter(Boolean);
+    for (let i = 1; i < parts.length; i++) {
+      const dir = '/' + parts.slice(0, i).join('/');
+      if (dir === '/tmp' || !dir.startsWith('/tmp/') || made.has(dir)) continue;
+      made.add(dir);
+      a.push('--perms', '0755', '--dir', dir);
+    }
+  };
+  parents(spec.sandboxDir);
   a.push('--bind', spec.sandboxDir, spec.sandboxDir);
   // Parents before children, so a volume inside another volume is not hidden by it.
   const vols = spec.volumes
     .map((v) => ({ host: v.hostPath, target: volumeTarget(spec.sandboxDir, v.containerPath), ro: v.readOnly }))
     .sort((x, y) => x.target.split('/').length - y.target.split('/').length);
-  for (const v of vols) a.push(v.ro ? '--ro-bind' : '--bind', v.host, v.target);
+  for (const v of vols) {
+    parents(v.target);
+    a.push(v.ro ? '--ro-bind' : '--bind', v.host, v.target);
+  }
   a.push('--remount-ro', '/');
   a.push('--chdir', spec.sandboxDir, '--clearenv');
   for (const [k, v] of Object.entries(opts.env)) a.push('--setenv', k, v);

@@ -224,7 +224,11 @@ export class JobService extends EventEmitter<ServiceEvents> {
       outputDir: taskOutputDir(job.outputDir, stage, task.index),
       ...(split ? { split: { uri: split.uri, offset: split.offset, length: split.length, ...(split.localPath ? { localPath: split.localPath } : {}) } } : {}),
       volumes: [],
-      inputPaths: Object.values(stageOutputs).filter((_, i) => i < task.stage),
+      // Read-only in the task's container: the split's local replica and earlier stages' outputs.
+      inputPaths: [
+        ...(split?.localPath ? [split.localPath] : []),
+        ...job.spec.stages.slice(0, task.stage).map((s) => stageOutputs[s.name] ?? '').filter(Boolean),
+      ],
     };
   }
 

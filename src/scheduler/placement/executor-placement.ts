@@ -59,20 +59,15 @@ export function placeExecutors(pass: Pass): ExecutorDecisions {
     if (q && !pass.withinQuota(t, q.maxResources)) blocked.add(name);
   }
 
-  // What this pass already placed, by (offered) host, by volume and by tenant (the overlay).
+  // What this pass already placed on offered hosts (the overlay); only walked when there are offers.
   const offerHosts = new Set(offers.map((o) => o.offer.hostname));
   const placedHost = new Map<string, number>();
-  const placedVolume = new Map<string, number>();
-  const placedTenant = new Map<string, number>();
-  for (const a of pass.assignments) {
-    const t = a.entry.task;
-    if (t.volumeId !== undefined) {
-      placedVolume.set(t.volumeId, (placedVolume.get(t.volumeId) ?? 0) + 1);
-      continue;
+  if (offerHosts.size > 0) {
+    for (const a of pass.assignments) {
+      const t = a.entry.task;
+      if (t.volumeId !== undefined) continue;
+      for (const h of t.preferredHosts) if (offerHosts.has(h)) placedHost.set(h, (placedHost.get(h) ?? 0) + 1);
     }
-    placedTenant.set(t.tenant, (placedTenant.get(t.tenant) ?? 0) + 1);
-    if (offerHosts.size === 0) continue;
-    for (const h of t.preferredHosts) if (offerHosts.has(h)) placedHost.set(h, (placedHost.get(h) ?? 0) + 1);
   }
   // Slots still free after task placement, by host and by volume; they absorb demand first.
   const freeHost = new Map<string, number>();
@@ -111,7 +106,7 @@ export function placeExecutors(pass: Pass): ExecutorDecisions {
 
   // 1. Volumes.
   for (const v of pass.index.pinnedVolumes()) {
-    let demand = -(placedVolume.get(v) ?? 0) - (freeVolume.get(v) ?? 0);
+    let demand = -(pass.placedVolume.get(v) ?? 0) - (freeVolume.get(v) ?? 0);
     let owner: Queue | undefined;
     let slot = opts.slotResources;
     for (const q of pass.index.queuesWithVolume(v)) {
@@ -137,7 +132,7 @@ export function placeExecutors(pass: Pass): ExecutorDecisions {
       for (const b of q.volumes.values()) pinned += b.live;
       unmet += q.live - pinned;
     }
-    unmet -= placedTenant.get(name) ?? 0;
+    unmet -= pass.tenant(name).placed;
   }
   const scored: { s: OfferState; tasks: number; bytes: number; slot: ResourceVector }[] = [];
   for (const s of offers) {

@@ -37,6 +37,18 @@ export interface TenantState {
   readonly quota: Partial<ResourceVector> | undefined;
   /** Updated in place on every placement (no allocation per placement). */
   readonly usage: { cpus: number; mem: number; disk: number };
+  /** Tasks without a volume placed for it in this pass. */
+  placed: number;
+}
+
+/** An Assignment the pass may still move (augmentation); published as is in the Plan. */
+export interface MutableAssignment {
+  readonly taskId: string;
+  readonly jobId: string;
+  readonly tenant: string;
+  executorId: string;
+  hostname: string;
+  level: LocalityLevel;
 }
 
 /** A decided assignment (mutable while the pass may still move it). */
@@ -44,6 +56,8 @@ export interface PassAssignment {
   readonly entry: Entry;
   exec: ExecState;
   level: LocalityLevel;
+  /** The record the Plan publishes, built when the decision is made (no second walk over memory). */
+  readonly out: MutableAssignment;
 }
 
 /** A candidate source of tasks for an executor: a queue and one of its buckets. */
@@ -70,6 +84,11 @@ export class Pass {
   /** Free slots per host in this pass (the overlay the node phase reads to judge scarcity). */
   readonly hostFree = new Map<string, number>();
   readonly assignments: PassAssignment[] = [];
+  readonly out: MutableAssignment[] = [];
+  /** Volume-pinned tasks placed in this pass, by volume. */
+  readonly placedVolume = new Map<string, number>();
+  nodeLocal = 0;
+  rackLocal = 0;
   readonly reasons: Reason[] = [];
   private readonly reasonFor = new Set<string>();
   examined = 0;
@@ -85,7 +104,7 @@ export class Pass {
     this.now = snapshot.now;
     const total = { cpus: 0, mem: 0, disk: 0 };
     for (const t of snapshot.tenants) {
-      this.tenants.set(t.name, { name: t.name, weight: t.weight, quota: t.quota, usage: { ...t.usage } });
+      this.tenants.set(t.name, { name: t.name, weight: t.weight, quota: t.quota, usage: { ...t.usage }, placed: 0 });
       this.sorter.add(t.name, t.weight);
     }
     for (const name of index.tenantNames()) this.tenant(name);
@@ -132,7 +151,7 @@ export class Pass {
   tenant(name: string): TenantState {
     let t = this.tenants.get(name);
     if (!t) {
-      t = { name, weight: 1, quota: undefined, usage: { cpus: 0, mem: 0, disk: 0 } };
+      t = { name, weight: 1, quota: undefined, usage: { cpus: 0, mem: 0, disk: 0 }, placed: 0 };
       this.tenants.set(name, t);
       this.sorter.add(name, 1);
     }
@@ -148,6 +167,11 @@ export class Pass {
       names.forEach((n, i) => this.rank.set(n, i));
     }
     return this.rank.get(tenant) ?? names.length;
+  }
+
+  /** Pending tasks not placed in this pass yet. */
+  unplaced(): number {
+    return this.index.size - this.assignments.length;
   }
 
   /** The least-served tenant that has pending work. */
@@ -277,10 +301,11 @@ export class Pass {
   }
 
   /**
-   * The first entry of `b` that can run on `x` at a level at most `maxLevel`
-   * allows, or undefined. Walks at most scanLimit live candidates so a queue
-   * full of tasks that cannot run here costs a bounded amount; a per-pass
-   * cursor skips entries already placed in this pass.
+   * The first entry of `b` that may run on `x` now (hard constraints, quota,
+   * delay rule), or undefined; with `scarce` (node phase) the one with the
+   * fewest other free data hosts among the first few that may. Walks at most
+   * scanLimit live candidates so a queue full of tasks that cannot run here
+   * costs a bounded amount; a per-pass cursor skips entries already placed.
    */
   take(b: Bucket, x: ExecState, head: boolean, scarce = false): Entry | undefined {
     const items = b.items;
@@ -353,9 +378,17 @@ export class Pass {
     const t = e.task;
     e.mark = this.id;
     e.assign = this.assignments.length;
-    this.assignments.push({ entry: e, exec: x, level });
+    const out: MutableAssignment = {
+      taskId: t.taskId, jobId: t.jobId, tenant: t.tenant, executorId: x.view.executorId, hostname: x.view.hostname, level,
+    };
+    this.assignments.push({ entry: e, exec: x, level, out });
+    this.out.push(out);
+    if (level === LocalityLevel.NODE_LOCAL) this.nodeLocal++;
+    else if (level === LocalityLevel.RACK_LOCAL) this.rackLocal++;
     this.took(x);
     const ts = this.tenant(t.tenant);
+    if (t.volumeId === undefined) ts.placed++;
+    else this.placedVolume.set(t.volumeId, (this.placedVolume.get(t.volumeId) ?? 0) + 1);
     ts.usage.cpus += t.resources.cpus;
     ts.usage.mem += t.resources.mem;
     ts.usage.disk += t.resources.disk;
@@ -369,6 +402,15 @@ export class Pass {
     x.used = true;
     const h = x.view.hostname;
     this.hostFree.set(h, (this.hostFree.get(h) ?? 1) - 1);
+  }
+
+  /** Move a decided assignment to another executor (same level: augmentation keeps node-local). */
+  move(a: PassAssignment, x: ExecState): void {
+    this.gave(a.exec);
+    this.took(x);
+    a.exec = x;
+    a.out.executorId = x.view.executorId;
+    a.out.hostname = x.view.hostname;
   }
 
   /** Give one slot of x back (a placement moved away within the pass). */

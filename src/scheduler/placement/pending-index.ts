@@ -41,7 +41,6 @@ export class Bucket {
   dead = 0;
   passId = 0;
   cursor = 0;
-  placed = 0;
 
   push(e: Entry): void {
     this.items.push(e);
@@ -111,31 +110,31 @@ function pinnedHost(t: PendingTask): string | undefined {
   return undefined;
 }
 
-function link(map: Map<string, Set<Queue>>, key: string, q: Queue): void {
-  let s = map.get(key);
-  if (!s) {
-    s = new Set();
-    map.set(key, s);
-  }
-  s.add(q);
+// Per host/rack/volume the queues are a small array, not a Set: usually one or two jobs have
+// tasks on a host, and a Set costs several times an array's memory on 10,000 hosts.
+function link(map: Map<string, Queue[]>, key: string, q: Queue): void {
+  const list = map.get(key);
+  if (!list) map.set(key, [q]);
+  else if (!list.includes(q)) list.push(q);
 }
 
-function unlink(map: Map<string, Set<Queue>>, key: string, q: Queue): void {
-  const s = map.get(key);
-  if (!s) return;
-  s.delete(q);
-  if (s.size === 0) map.delete(key);
+function unlink(map: Map<string, Queue[]>, key: string, q: Queue): void {
+  const list = map.get(key);
+  if (!list) return;
+  const i = list.indexOf(q);
+  if (i >= 0) list.splice(i, 1);
+  if (list.length === 0) map.delete(key);
 }
 
-const EMPTY_QUEUES: ReadonlySet<Queue> = new Set();
+const EMPTY_QUEUES: readonly Queue[] = [];
 
 /** The incrementally maintained index of pending tasks. */
 export class PendingIndex {
   private readonly entries = new Map<string, Entry>();
   private readonly queues = new Map<string, Queue>();
-  private readonly byHost = new Map<string, Set<Queue>>();
-  private readonly byRack = new Map<string, Set<Queue>>();
-  private readonly byVolume = new Map<string, Set<Queue>>();
+  private readonly byHost = new Map<string, Queue[]>();
+  private readonly byRack = new Map<string, Queue[]>();
+  private readonly byVolume = new Map<string, Queue[]>();
   private readonly byTenant = new Map<string, Queue[]>();
   private queueSeq = 0;
   private passSeq = 0;
@@ -260,17 +259,17 @@ export class PendingIndex {
   }
 
   /** @internal Queues with tasks preferring (or pinned to) a host. */
-  queuesAtHost(host: string): ReadonlySet<Queue> {
+  queuesAtHost(host: string): readonly Queue[] {
     return this.byHost.get(host) ?? EMPTY_QUEUES;
   }
 
   /** @internal Queues with tasks preferring a rack. */
-  queuesAtRack(rack: string): ReadonlySet<Queue> {
+  queuesAtRack(rack: string): readonly Queue[] {
     return this.byRack.get(rack) ?? EMPTY_QUEUES;
   }
 
   /** @internal Queues with tasks pinned to a volume. */
-  queuesWithVolume(volumeId: string): ReadonlySet<Queue> {
+  queuesWithVolume(volumeId: string): readonly Queue[] {
     return this.byVolume.get(volumeId) ?? EMPTY_QUEUES;
   }
 
@@ -317,7 +316,7 @@ export class PendingIndex {
     return q;
   }
 
-  private bucket(map: Map<string, Bucket>, global: Map<string, Set<Queue>>, key: string, q: Queue): Bucket {
+  private bucket(map: Map<string, Bucket>, global: Map<string, Queue[]>, key: string, q: Queue): Bucket {
     let b = map.get(key);
     if (!b) {
       b = new Bucket();
@@ -327,7 +326,7 @@ export class PendingIndex {
     return b;
   }
 
-  private release(map: Map<string, Bucket>, global: Map<string, Set<Queue>>, key: string, q: Queue, e: Entry): void {
+  private release(map: Map<string, Bucket>, global: Map<string, Queue[]>, key: string, q: Queue, e: Entry): void {
     const b = map.get(key);
     if (!b) return;
     b.drop(e);

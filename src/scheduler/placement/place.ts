@@ -4,7 +4,6 @@
  * Plan (ACCEPT/DECLINE, queue writes, state writes) and then updates the
  * index (removes the tasks whose attempts it started).
  */
-import { LocalityLevel } from '../../core/locality.js';
 import { placeExecutors } from './executor-placement.js';
 import { resolveOptions } from './options.js';
 import { Pass } from './pass.js';
@@ -19,19 +18,7 @@ export function place(snapshot: Snapshot, index: PendingIndex, options?: Partial
   placeTasks(pass);
   const ex = placeExecutors(pass);
 
-  let node = 0;
-  let rack = 0;
-  const assignments: Assignment[] = new Array<Assignment>(pass.assignments.length);
-  for (let i = 0; i < pass.assignments.length; i++) {
-    const a = pass.assignments[i]!;
-    const t = a.entry.task;
-    if (a.level === LocalityLevel.NODE_LOCAL) node++;
-    else if (a.level === LocalityLevel.RACK_LOCAL) rack++;
-    assignments[i] = {
-      taskId: t.taskId, jobId: t.jobId, tenant: t.tenant,
-      executorId: a.exec.view.executorId, hostname: a.exec.view.hostname, level: a.level,
-    };
-  }
+  const assignments: readonly Assignment[] = pass.out;
   let freeLeft = 0;
   for (const x of pass.execs) freeLeft += x.free;
   const pendingLeft = index.size - assignments.length;
@@ -52,9 +39,9 @@ export function place(snapshot: Snapshot, index: PendingIndex, options?: Partial
     stats: {
       pending: index.size,
       placed: assignments.length,
-      nodeLocal: node,
-      rackLocal: rack,
-      anyLevel: assignments.length - node - rack,
+      nodeLocal: pass.nodeLocal,
+      rackLocal: pass.rackLocal,
+      anyLevel: assignments.length - pass.nodeLocal - pass.rackLocal,
       freeSlotsLeft: freeLeft,
       examined: pass.examined,
     },

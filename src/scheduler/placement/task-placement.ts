@@ -20,14 +20,24 @@ import type { Candidate, ExecState, Pass } from './pass.js';
 /** Run the three phases (and the node-local augmentation) of task placement. */
 export function placeTasks(pass: Pass): void {
   if (pass.index.size === 0) return;
+  // Each phase stops as soon as nothing is left unplaced: with ample capacity most slots stay
+  // free, and walking them would cost per executor, not per task.
   const ripe = ripeTenants(pass);
-  for (const x of scarceFirst(pass)) fillNode(pass, x, ripe);
-  for (const x of pass.execs) if (x.free > 0) augment(pass, x);
+  for (const x of scarceFirst(pass)) {
+    if (pass.unplaced() === 0) return;
+    fillNode(pass, x, ripe);
+  }
   for (const x of pass.execs) {
+    if (pass.unplaced() === 0) return;
+    if (x.free > 0) augment(pass, x);
+  }
+  for (const x of pass.execs) {
+    if (pass.unplaced() === 0) return;
     if (x.free > 0 && x.view.rack !== undefined) fill(pass, x, rackCandidates(pass, x.view.rack));
   }
   let anyCands: Candidate[] | undefined;
   for (const x of pass.execs) {
+    if (pass.unplaced() === 0) return;
     if (x.free <= 0) continue;
     anyCands ??= allCandidates(pass);
     fill(pass, x, anyCands);
@@ -227,10 +237,8 @@ function augmentFrom(pass: Pass, x: ExecState, b: Bucket): void {
     const r = replacementOn(pass, from);
     if (!r) continue;
     // Move e to x, then give e's old slot on `from` to r.
-    a.exec = x;
-    pass.took(x);
-    pass.gave(from);
-    pass.assign(r, from, LocalityLevel.NODE_LOCAL);
+    pass.move(a, x);
+    pass.assign(r, from, pass.levelOf(r.task, from));
   }
   pass.examined += scanned;
 }

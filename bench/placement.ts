@@ -1,0 +1,553 @@
+/**
+ * Placement benchmark: drives the real placement code (src/scheduler/placement)
+ * with a simulated cluster and a manual clock over a matrix of cluster sizes
+ * and pending-task counts, and writes bench/results/placement-<date>.json and
+ * a Markdown table beside it.
+ *
+ *   npm run bench:placement          (builds, then node --expose-gc dist/bench/placement.js)
+ *   node --expose-gc dist/bench/placement.js --quick    (small rows only, for a smoke run)
+ *
+ * The simulation: agents in racks of 40, one executor of 10 slots per agent,
+ * idle for a minute when the job arrives. One job of N split tasks, each block
+ * with 3 replicas placed the HDFS way (first replica on a random node, the
+ * other two on two nodes of one other rack). Each tick (1 s of manual time)
+ * finished tasks free their slots, one placement pass runs, and its
+ * assignments start tasks lasting 8–12 s. The run ends when nothing is pending.
+ *
+ * Columns:
+ * - placementsPerSecond: placements / wall time spent inside place().
+ * - nodeLocal, rackLocal: fractions of the FIRST pass's placements (all tasks
+ *   pending, all slots free) — the pass optimalNodeLocal is measured against.
+ * - optimalNodeLocal: the largest number of node-local placements any
+ *   assignment of the same tasks to the same free slots could reach, divided
+ *   by the placements possible (min(tasks, slots)). Computed independently of
+ *   placement by Hopcroft–Karp (capacitated: a host takes as many tasks as it
+ *   has free slots) over the task–host node-local pairs.
+ * - idleSlotSeconds: slot-seconds left idle at the end of a pass while tasks
+ *   were still pending (the price of waiting for locality), whole run.
+ * - bytesPerPendingTask: V8 heap growth (after gc) for the pending tasks and
+ *   the PendingIndex over them, per task.
+ * - redisBytesPerPendingTask: Redis MEMORY USAGE of the compact encoding of
+ *   src/scheduler/placement/pending-codec.ts for the same tasks, per task,
+ *   measured on a real redis-server. redisBytesPerPendingTaskJsonList is the
+ *   same measurement for one JSON array per task in a list, for comparison.
+ * Extra columns: nodeLocalRun / rackLocalRun (whole run), costPerTaskUs (index
+ * add + all passes + index removals, per task), passes, wallSeconds (of one run),
+ * placementsPerSecondRuns (each row runs three times; the median is reported,
+ * because this machine is shared with other work).
+ */
+import { spawn, type ChildProcess } from 'node:child_process';
+import { mkdirSync, mkdtempSync, rmSync, writeFileSync } from 'node:fs';
+import { createServer } from 'node:net';
+import { tmpdir } from 'node:os';
+import { dirname, join, resolve } from 'node:path';
+import { fileURLToPath } from 'node:url';
+import { Redis } from 'ioredis';
+import {
+  PendingIndex, encodePendingSplits, place, type ExecutorView, type PendingTask, type PlacementOptions, type Snapshot,
+} from '../src/scheduler/placement/index.js';
+
+const RACK_SIZE = 40;
+const SLOTS_PER_EXECUTOR = 10;
+const REPLICAS = 3;
+const TICK_MS = 1000;
+const BLOCK_BYTES = 128 * 1024 * 1024;
+const BLOCKS_PER_FILE = 8;
+
+interface Row {
+  agents: number;
+  tasks: number;
+  placementsPerSecond: number;
+  nodeLocal: number;
+  rackLocal: number;
+  optimalNodeLocal: number;
+  idleSlotSeconds: number;
+  bytesPerPendingTask: number;
+  redisBytesPerPendingTask: number;
+  redisBytesPerPendingTaskJsonList: number;
+  nodeLocalRun: number;
+  rackLocalRun: number;
+  costPerTaskUs: number;
+  placementsPerSecondRuns: number[];
+  passes: number;
+  wallSeconds: number;
+}
+
+/** Mulberry32: a small seeded PRNG, so every run places the same blocks. */
+function rng(seed: number): () => number {
+  let a = seed >>> 0;
+  return () => {
+    a = (a + 0x6d2b79f5) >>> 0;
+    let t = a;
+    t = Math.imul(t ^ (t >>> 15), t | 1);
+    t ^= t + Math.imul(t ^ (t >>> 7), t | 61);
+    return ((t ^ (t >>> 14)) >>> 0) / 4294967296;
+  };
+}
+
+function gc(): void {
+  const g = (globalThis as { gc?: () => void }).gc;
+  if (g) {
+    g();
+    g();
+  }
+}
+
+interface Cluster {
+  readonly hosts: string[];
+  readonly racks: string[];
+  readonly rackOf: Int32Array;
+}
+
+function cluster(agents: number): Cluster {
+  const hosts: string[] = [];
+  const racks: string[] = [];
+  const rackOf = new Int32Array(agents);
+  for (let r = 0; r * RACK_SIZE < agents; r++) racks.push(`rack-${r}`);
+  for (let i = 0; i < agents; i++) {
+    hosts.push(`agent-${i}.dc1`);
+    rackOf[i] = Math.floor(i / RACK_SIZE);
+  }
+  return { hosts, racks, rackOf };
+}
+
+/** HDFS default placement: replica 1 on a random node, replicas 2 and 3 on two nodes of one other rack. */
+function replicaHosts(c: Cluster, n: number, rand: () => number): Int32Array {
+  const agents = c.hosts.length;
+  const out = new Int32Array(n * REPLICAS);
+  const rackCount = c.racks.length;
+  for (let t = 0; t < n; t++) {
+    const first = Math.floor(rand() * agents);
+    const r1 = c.rackOf[first] as number;
+    let r2 = Math.floor(rand() * rackCount);
+    if (rackCount > 1) while (r2 === r1) r2 = Math.floor(rand() * rackCount);
+    const lo = r2 * RACK_SIZE;
+    const size = Math.min(RACK_SIZE, agents - lo);
+    const a = lo + Math.floor(rand() * size);
+    let b = lo + Math.floor(rand() * size);
+    while (b === a && size > 1) b = lo + Math.floor(rand() * size);
+    out[t * 3] = first;
+    out[t * 3 + 1] = a;
+    out[t * 3 + 2] = b;
+  }
+  return out;
+}
+
+/**
+ * Maximum node-local assignment: Hopcroft–Karp on tasks × hosts where host h
+ * can take up to cap[h] tasks (a capacitated bipartite matching). Independent
+ * of the placement code: plain typed arrays over the replica table.
+ */
+export function maxNodeLocal(n: number, adj: Int32Array, deg: number, cap: Int32Array): number {
+  const hosts = cap.length;
+  const maxCap = Math.max(1, cap.reduce((m, c) => Math.max(m, c), 0));
+  const matchOf = new Int32Array(n).fill(-1);
+  const load = new Int32Array(hosts);
+  const row = new Int32Array(hosts * maxCap);
+  const detach = (t: number): void => {
+    const h = matchOf[t] as number;
+    if (h < 0) return;
+    const base = h * maxCap;
+    const last = (load[h] as number) - 1;
+    for (let s = 0; s <= last; s++) {
+      if (row[base + s] === t) {
+        row[base + s] = row[base + last] as number;
+        break;
+      }
+    }
+    load[h] = last;
+    matchOf[t] = -1;
+  };
+  const attach = (t: number, h: number): void => {
+    detach(t);
+    row[h * maxCap + (load[h] as number)] = t;
+    load[h] = (load[h] as number) + 1;
+    matchOf[t] = h;
+  };
+  let size = 0;
+  for (let t = 0; t < n; t++) {
+    for (let k = 0; k < deg; k++) {
+      const h = adj[t * deg + k] as number;
+      if ((load[h] as number) < (cap[h] as number)) {
+        attach(t, h);
+        size++;
+        break;
+      }
+    }
+  }
+  const INF = 0x3fffffff;
+  const dist = new Int32Array(n);
+  const queue = new Int32Array(n);
+  const it = new Int32Array(n);
+  // Move t to another of its hosts, pushing matched tasks along shorter-by-one layers; true on success.
+  const dfs = (t: number): boolean => {
+    const d = dist[t] as number;
+    for (; (it[t] as number) < deg; it[t] = (it[t] as number) + 1) {
+      const h = adj[t * deg + (it[t] as number)] as number;
+      if (h === matchOf[t]) continue;
+      if ((load[h] as number) < (cap[h] as number)) {
+        attach(t, h);
+        return true;
+      }
+      for (let s = 0; s < (load[h] as number); s++) {
+        const t2 = row[h * maxCap + s] as number;
+        if (dist[t2] === d + 1 && dfs(t2)) {
+          attach(t, h);
+          return true;
+        }
+      }
+    }
+    dist[t] = INF;
+    return false;
+  };
+  for (;;) {
+    let qh = 0;
+    let qt = 0;
+    for (let t = 0; t < n; t++) {
+      if (matchOf[t] === -1) {
+        dist[t] = 0;
+        queue[qt++] = t;
+      } else dist[t] = INF;
+    }
+    let found = false;
+    while (qh < qt) {
+      const t = queue[qh++] as number;
+      const d = dist[t] as number;
+      for (let k = 0; k < deg; k++) {
+        const h = adj[t * deg + k] as number;
+        if (h === matchOf[t]) continue;
+        if ((load[h] as number) < (cap[h] as number)) {
+          found = true;
+          continue;
+        }
+        for (let s = 0; s < (load[h] as number); s++) {
+          const t2 = row[h * maxCap + s] as number;
+          if (dist[t2] === INF) {
+            dist[t2] = d + 1;
+            queue[qt++] = t2;
+          }
+        }
+      }
+    }
+    if (!found) break;
+    it.fill(0);
+    let augmented = 0;
+    for (let t = 0; t < n; t++) {
+      if (matchOf[t] === -1 && dist[t] === 0 && dfs(t)) augmented++;
+    }
+    if (augmented === 0) break;
+    size += augmented;
+  }
+  return size;
+}
+
+interface SimExec extends ExecutorView {
+  freeSlots: number;
+  freeSince: number | undefined;
+  idleSince: number | undefined;
+}
+
+async function freePort(): Promise<number> {
+  return new Promise((resolve, reject) => {
+    const srv = createServer();
+    srv.once('error', reject);
+    srv.listen(0, '127.0.0.1', () => {
+      const a = srv.address();
+      const port = typeof a === 'object' && a ? a.port : 0;
+      srv.close(() => resolve(port));
+    });
+  });
+}
+
+interface BenchRedis {
+  readonly client: Redis;
+  stop(): Promise<void>;
+}
+
+/** A throwaway redis-server on loopback (the test harness's startRedis pattern). */
+async function startRedis(): Promise<BenchRedis | undefined> {
+  const port = await freePort();
+  const dir = mkdtempSync(join(tmpdir(), 'locus-bench-redis-'));
+  const proc: ChildProcess = spawn('redis-server', [
+    '--port', String(port), '--bind', '127.0.0.1', '--dir', dir, '--save', '', '--appendonly', 'no', '--daemonize', 'no',
+  ], { stdio: 'ignore' });
+  let failed = false;
+  proc.on('error', () => { failed = true; });
+  const client = new Redis({ port, host: '127.0.0.1', lazyConnect: true, maxRetriesPerRequest: 0, retryStrategy: () => null });
+  client.on('error', () => undefined);
+  const deadline = Date.now() + 10_000;
+  for (;;) {
+    if (failed) return undefined;
+    try {
+      await client.connect();
+      await client.ping();
+      break;
+    } catch {
+      client.disconnect();
+      if (Date.now() > deadline) return undefined;
+      await new Promise((r) => setTimeout(r, 100));
+    }
+  }
+  return {
+    client,
+    async stop() {
+      client.disconnect();
+      if (proc.exitCode === null) {
+        proc.kill('SIGTERM');
+        await new Promise((r) => proc.once('exit', r));
+      }
+      rmSync(dir, { recursive: true, force: true });
+    },
+  };
+}
+
+async function memoryUsage(r: Redis, key: string): Promise<number> {
+  const v = await r.call('MEMORY', 'USAGE', key, 'SAMPLES', '0');
+  return typeof v === 'number' ? v : Number(v);
+}
+
+/** Redis bytes per pending task: the compact encoding, and a JSON-array-per-task list for comparison. */
+async function measureRedis(redis: BenchRedis, c: Cluster, n: number, replicas: Int32Array): Promise<[number, number]> {
+  const r = redis.client;
+  await r.flushall();
+  const hostOf = (t: number, k: number): string => c.hosts[replicas[t * 3 + k] as number] as string;
+  const splits = new Array<{ fileIndex: number; offset: number; length: number; hosts: string[] }>(n);
+  for (let t = 0; t < n; t++) {
+    splits[t] = {
+      fileIndex: Math.floor(t / BLOCKS_PER_FILE), offset: (t % BLOCKS_PER_FILE) * BLOCK_BYTES, length: BLOCK_BYTES,
+      hosts: [hostOf(t, 0), hostOf(t, 1), hostOf(t, 2)],
+    };
+  }
+  const enc = encodePendingSplits(splits, REPLICAS);
+  const files = Math.ceil(n / BLOCKS_PER_FILE);
+  const fileTable = JSON.stringify(Array.from({ length: files }, (_, i) => [`hdfs://nn:8020/data/in/part-${String(i).padStart(6, '0')}`, BLOCK_BYTES * BLOCKS_PER_FILE, null]));
+  const hostTable = JSON.stringify(enc.hosts.map((h) => [h, c.racks[c.rackOf[Number(h.slice(6, h.indexOf('.')))] as number] ?? null]));
+  const job = 'locus:job:bench';
+  const buf = Buffer.from(enc.data.buffer, enc.data.byteOffset, enc.data.byteLength);
+  await r.set(`${job}:splitbin:0`, '');
+  for (let p = 0; p < buf.length; p += 4 << 20) await r.append(`${job}:splitbin:0`, buf.subarray(p, p + (4 << 20)));
+  await r.set(`${job}:hosts:0`, hostTable);
+  await r.set(`${job}:files:0`, fileTable);
+  await r.set(`${job}:state:0`, Buffer.alloc(n));
+  let compact = 0;
+  for (const k of ['splitbin', 'hosts', 'files', 'state']) compact += await memoryUsage(r, `${job}:${k}:0`);
+  // For comparison: one JSON array per task in a list (uri, offset, length, hosts, racks, localPath).
+  const key = `${job}:splits:0`;
+  for (let i = 0; i < n; i += 10_000) {
+    const chunk: string[] = [];
+    for (let t = i; t < Math.min(n, i + 10_000); t++) {
+      const s = splits[t] as { fileIndex: number; offset: number; length: number; hosts: string[] };
+      const racks = [...new Set(s.hosts.map((h) => c.racks[c.rackOf[Number(h.slice(6, h.indexOf('.')))] as number]))];
+      chunk.push(JSON.stringify([`hdfs://nn:8020/data/in/part-${String(s.fileIndex).padStart(6, '0')}`, s.offset, s.length, s.hosts, racks, null]));
+    }
+    await r.rpush(key, ...chunk);
+  }
+  const list = await memoryUsage(r, key);
+  await r.flushall();
+  return [compact / n, list / n];
+}
+
+function runRow(agents: number, n: number, opts: Partial<PlacementOptions>): Omit<Row, 'redisBytesPerPendingTask' | 'redisBytesPerPendingTaskJsonList' | 'placementsPerSecondRuns'> & { replicas: Int32Array; cluster: Cluster } {
+  const wall0 = performance.now();
+  const c = cluster(agents);
+  const rand = rng(agents * 7919 + n);
+  const replicas = replicaHosts(c, n, rand);
+  const durations = new Float64Array(n);
+  for (let t = 0; t < n; t++) durations[t] = 8000 + Math.floor(rand() * 4000);
+
+  // Heap per pending task: the task objects as the coordinator would hold them, plus the index.
+  gc();
+  const heap0 = process.memoryUsage().heapUsed;
+  const resources = { cpus: 1, mem: 1024, disk: 0 };
+  const t0 = performance.now();
+  const index = new PendingIndex();
+  for (let t = 0; t < n; t++) {
+    const h0 = replicas[t * 3] as number;
+    const h1 = replicas[t * 3 + 1] as number;
+    const h2 = replicas[t * 3 + 2] as number;
+    const r0 = c.rackOf[h0] as number;
+    const r1 = c.rackOf[h1] as number;
+    const task: PendingTask = {
+      taskId: `bench.0.${t}`, jobId: 'bench', tenant: 'default', priority: 0, resources,
+      preferredHosts: [c.hosts[h0] as string, c.hosts[h1] as string, c.hosts[h2] as string],
+      preferredRacks: r0 === r1 ? [c.racks[r0] as string] : [c.racks[r0] as string, c.racks[r1] as string],
+      inputBytes: BLOCK_BYTES, pendingSince: 0,
+    };
+    index.add(task);
+  }
+  let maintainMs = performance.now() - t0;
+  gc();
+  const bytesPerPendingTask = (process.memoryUsage().heapUsed - heap0) / n;
+
+  const execs: SimExec[] = c.hosts.map((h, i) => ({
+    executorId: `exec-${i}`, agentId: `agent-${i}`, hostname: h, rack: c.racks[c.rackOf[i] as number] as string,
+    slotResources: { cpus: 1, mem: 1024, disk: 0 }, slots: SLOTS_PER_EXECUTOR, freeSlots: SLOTS_PER_EXECUTOR,
+    freeSince: -60_000, idleSince: -60_000,
+  }));
+  const execNo = new Map(execs.map((e, i) => [e.executorId, i]));
+  const completions = new Map<number, number[]>();
+  const tenants = [{ name: 'default', weight: 1, usage: { cpus: 0, mem: 0, disk: 0 } }];
+
+  gc();
+  let placeMs = 0;
+  let placed = 0;
+  let nodeRun = 0;
+  let rackRun = 0;
+  let idleSlotMs = 0;
+  let first: { placed: number; node: number; rack: number } | undefined;
+  let passes = 0;
+  let now = 0;
+  for (let tick = 0; ; tick++, now += TICK_MS) {
+    for (const i of completions.get(tick) ?? []) {
+      const e = execs[i] as SimExec;
+      if (e.freeSlots === 0) e.freeSince = now;
+      e.freeSlots++;
+      if (e.freeSlots === e.slots) e.idleSince = now;
+    }
+    completions.delete(tick);
+    const snapshot: Snapshot = { now, offers: [], executors: execs, tenants };
+    const s = performance.now();
+    const plan = place(snapshot, index, opts);
+    placeMs += performance.now() - s;
+    passes++;
+    const m0 = performance.now();
+    for (const a of plan.assignments) index.remove(a.taskId);
+    maintainMs += performance.now() - m0;
+    for (const a of plan.assignments) {
+      const i = execNo.get(a.executorId) as number;
+      const e = execs[i] as SimExec;
+      e.freeSlots--;
+      e.idleSince = undefined;
+      if (e.freeSlots === 0) e.freeSince = undefined;
+      const no = Number(a.taskId.slice(a.taskId.lastIndexOf('.') + 1));
+      const end = Math.ceil((now + (durations[no] as number)) / TICK_MS);
+      let list = completions.get(end);
+      if (!list) completions.set(end, (list = []));
+      list.push(i);
+    }
+    placed += plan.stats.placed;
+    nodeRun += plan.stats.nodeLocal;
+    rackRun += plan.stats.rackLocal;
+    first ??= { placed: plan.stats.placed, node: plan.stats.nodeLocal, rack: plan.stats.rackLocal };
+    if (index.size === 0) break;
+    idleSlotMs += plan.stats.freeSlotsLeft * TICK_MS;
+    if (tick > 100_000) throw new Error('simulation did not finish');
+  }
+  if (placed !== n) throw new Error(`placed ${placed} of ${n}`);
+  const f = first as { placed: number; node: number; rack: number };
+
+  // Optimal node-local for the first pass: same tasks, same free slots.
+  const cap = new Int32Array(agents).fill(SLOTS_PER_EXECUTOR);
+  const optimal = maxNodeLocal(n, replicas, REPLICAS, cap);
+  const possible = Math.min(n, agents * SLOTS_PER_EXECUTOR);
+  return {
+    agents, tasks: n,
+    placementsPerSecond: Math.round(placed / (placeMs / 1000)),
+    nodeLocal: round4(f.node / f.placed),
+    rackLocal: round4(f.rack / f.placed),
+    optimalNodeLocal: round4(optimal / possible),
+    idleSlotSeconds: Math.round(idleSlotMs / 1000),
+    bytesPerPendingTask: Math.round(bytesPerPendingTask),
+    nodeLocalRun: round4(nodeRun / placed),
+    rackLocalRun: round4(rackRun / placed),
+    costPerTaskUs: round4(((placeMs + maintainMs) * 1000) / n),
+    passes,
+    wallSeconds: Math.round((performance.now() - wall0) / 100) / 10,
+    replicas,
+    cluster: c,
+  };
+}
+
+const round4 = (x: number): number => Math.round(x * 10_000) / 10_000;
+
+/** The issue's targets, checked against the rows (a row missing from a partial run is skipped). */
+function targets(rows: readonly Row[]): string[] {
+  const at = (a: number, t: number): Row | undefined => rows.find((r) => r.agents === a && r.tasks === t);
+  const out: string[] = [];
+  const ample = at(10_000, 100_000);
+  if (ample) {
+    out.push(`- placements/s at 10,000 × 100,000 ≥ 200,000: ${ample.placementsPerSecond} (runs ${ample.placementsPerSecondRuns.join(', ')}) → ${ample.placementsPerSecond >= 200_000 ? 'met' : 'NOT met'}`);
+    const gap = ample.optimalNodeLocal - ample.nodeLocal;
+    out.push(`- nodeLocal within 0.02 of optimal at 10,000 × 100,000: ${ample.nodeLocal} vs ${ample.optimalNodeLocal} (gap ${round4(gap)}) → ${gap <= 0.02 ? 'met' : 'NOT met'}`);
+  }
+  for (const a of [1000, 10_000]) {
+    const small = at(a, 10_000);
+    const big = at(a, 1_000_000);
+    if (small && big) {
+      const ratio = big.costPerTaskUs / small.costPerTaskUs;
+      out.push(`- per-task cost at ${a} agents, 1,000,000 vs 10,000 tasks ≤ 2×: ${big.costPerTaskUs} / ${small.costPerTaskUs} µs = ${ratio.toFixed(2)}× → ${ratio <= 2 ? 'met' : 'NOT met'}`);
+    }
+  }
+  const heap = Math.max(...rows.map((r) => r.bytesPerPendingTask));
+  out.push(`- heap ≤ 1 KiB per pending task: worst row ${heap} B → ${heap <= 1024 ? 'met' : 'NOT met'}`);
+  return out;
+}
+
+function markdown(rows: readonly Row[], date: string): string {
+  const head = '| agents | tasks | placements/s | nodeLocal | rackLocal | optimalNodeLocal | idleSlotSeconds | heap B/task | Redis B/task (compact) | Redis B/task (JSON list) | nodeLocal (run) | cost µs/task | passes |';
+  const sep = '|' + '---|'.repeat(13);
+  const lines = rows.map((r) => `| ${r.agents} | ${r.tasks} | ${r.placementsPerSecond} | ${r.nodeLocal} | ${r.rackLocal} | ${r.optimalNodeLocal} | ${r.idleSlotSeconds} | ${r.bytesPerPendingTask} | ${r.redisBytesPerPendingTask.toFixed(1)} | ${r.redisBytesPerPendingTaskJsonList.toFixed(1)} | ${r.nodeLocalRun} | ${r.costPerTaskUs} | ${r.passes} |`);
+  return [
+    `# Placement benchmark, ${date}`, '',
+    `Node ${process.version}; racks of ${RACK_SIZE}; one executor of ${SLOTS_PER_EXECUTOR} slots per agent; ${REPLICAS} replicas per block (HDFS policy); tick ${TICK_MS} ms of manual time; tasks last 8–12 s; one job submitted at t = 0 on executors idle for a minute.`,
+    'nodeLocal / rackLocal / optimalNodeLocal describe the first pass (all tasks pending, all slots free: the same tasks and slots the Hopcroft–Karp optimum is computed for); the "(run)" column covers the whole run.',
+    'placements/s is the median of three runs of the row (wall time inside place(); the machine is shared with other work, so single runs vary by up to 3×).',
+    'idleSlotSeconds counts free slots left at the end of a pass while tasks were pending. It is 0 here because every task has been pending since t = 0: once its node and rack waits have run out (6 s), a freed slot may take it at any level, so no slot waits for locality after the first seconds.',
+    'Redis B/task (compact) is the encoding of src/scheduler/placement/pending-codec.ts (split records of 26 bytes + 1 state byte + per-job host and file tables), measured with MEMORY USAGE on a real redis-server; the JSON list column is one JSON array per task in a Redis list, for comparison.',
+    '', head, sep, ...lines, '', '## Targets', '', ...targets(rows), '',
+  ].join('\n');
+}
+
+async function main(): Promise<void> {
+  const quick = process.argv.includes('--quick');
+  const only = process.argv.indexOf('--only');
+  const matrix: [number, number][] = only > 0
+    ? [(process.argv[only + 1] ?? '1000,10000').split(',').map(Number) as [number, number]]
+    : quick
+      ? [[1000, 10_000], [10_000, 100_000]]
+      : [[1000, 10_000], [1000, 100_000], [1000, 1_000_000], [10_000, 10_000], [10_000, 100_000], [10_000, 1_000_000]];
+  const redis = await startRedis();
+  if (!redis) console.error('locus: redis-server did not start; Redis columns will be 0');
+  const redisCache = new Map<number, [number, number]>();
+  const rows: Row[] = [];
+  const start = performance.now();
+  try {
+    for (const [agents, n] of matrix) {
+      // Three runs of the same seeded row; report the median run's speed (the machine is shared).
+      const runs = [runRow(agents, n, {}), runRow(agents, n, {}), runRow(agents, n, {})];
+      runs.sort((a, b) => a.placementsPerSecond - b.placementsPerSecond);
+      const r = { ...(runs[1] as (typeof runs)[number]), placementsPerSecondRuns: runs.map((x) => x.placementsPerSecond) };
+      let redisBytes: [number, number] = [0, 0];
+      if (redis) {
+        redisBytes = redisCache.get(n) ?? (await measureRedis(redis, r.cluster, n, r.replicas));
+        redisCache.set(n, redisBytes);
+      }
+      const { replicas: _r, cluster: _c, ...rest } = r;
+      void _r;
+      void _c;
+      const row: Row = { ...rest, redisBytesPerPendingTask: round4(redisBytes[0]), redisBytesPerPendingTaskJsonList: round4(redisBytes[1]) };
+      rows.push(row);
+      console.log(JSON.stringify(row));
+      gc();
+    }
+  } finally {
+    await redis?.stop();
+  }
+  const date = new Date().toISOString().slice(0, 10);
+  const here = dirname(fileURLToPath(import.meta.url));
+  // dist/bench/placement.js → <repo>/bench/results
+  const outDir = join(here, '..', '..', 'bench', 'results');
+  mkdirSync(outDir, { recursive: true });
+  const name = quick || only > 0 ? `placement-${date}-partial` : `placement-${date}`;
+  writeFileSync(join(outDir, `${name}.json`), JSON.stringify({ results: rows }, null, 2) + '\n');
+  writeFileSync(join(outDir, `${name}.md`), markdown(rows, date));
+  console.log(`wrote ${join(outDir, `${name}.json`)} in ${Math.round((performance.now() - start) / 1000)} s`);
+}
+
+// Run only when executed (a test imports maxNodeLocal to check it against brute force).
+if (process.argv[1] !== undefined && resolve(process.argv[1]) === fileURLToPath(import.meta.url)) {
+  main().catch((err: unknown) => {
+    console.error('locus: bench failed:', err);
+    process.exit(1);
+  });
+}

@@ -1,0 +1,103 @@
+import { describe, expect, it } from 'vitest';
+import { explain, type PendingTask, type Snapshot } from '../../src/scheduler/placement/index.js';
+import { exec, indexOf, offer, snap, task, tenant } from './placement-builders.js';
+
+interface Row {
+  readonly name: string;
+  readonly task: PendingTask;
+  readonly snapshot: Snapshot;
+  readonly code: string;
+  readonly until?: number;
+}
+
+const t0 = (over: Partial<PendingTask> = {}): PendingTask => task({ taskId: 't', preferredHosts: ['r1-h1'], pendingSince: 0, ...over });
+
+const rows: Row[] = [
+  {
+    name: 'no executor or offer on its data hosts, nothing else either',
+    task: t0(), snapshot: snap(0), code: 'NO_OFFER_FROM_DATA_HOSTS',
+  },
+  {
+    name: 'data host busy, a rack-local slot freed just now: waiting until the node wait is over',
+    task: t0(),
+    snapshot: snap(1000, { executors: [exec('r1-h1', { freeSlots: 0 }), exec('r1-h2', { freeSince: 1000 })] }),
+    code: 'WAITING_FOR_LOCALITY', until: 3000,
+  },
+  {
+    name: 'a free node-local slot: placeable',
+    task: t0(), snapshot: snap(0, { executors: [exec('r1-h1')] }), code: 'PLACEABLE',
+  },
+  {
+    name: 'over quota',
+    task: t0(),
+    snapshot: snap(0, { executors: [exec('r1-h1')], tenants: [tenant('a', 1, { quota: { cpus: 1 }, usage: { cpus: 1, mem: 0, disk: 0 } })] }),
+    code: 'OVER_QUOTA',
+  },
+  {
+    name: 'constraint nobody meets',
+    task: t0({ constraints: [{ kind: 'attribute', attribute: 'ssd', equals: 'yes' }] }),
+    snapshot: snap(0, { executors: [exec('r1-h1')], offers: [offer('r1-h2')] }),
+    code: 'CONSTRAINT_UNMET',
+  },
+  {
+    name: 'only avoided hosts could run it',
+    task: t0({ avoidHosts: ['r1-h1'] }),
+    snapshot: snap(0, { executors: [exec('r1-h1')] }),
+    code: 'AVOIDED_HOSTS_ONLY',
+  },
+  {
+    name: 'volume agent in maintenance',
+    task: t0({ volumeId: 'v1' }),
+    snapshot: snap(0, { offers: [offer('r1-h1', { volumes: ['v1'], unavailability: { start: 1000 } })] }),
+    code: 'VOLUME_AGENT_UNAVAILABLE',
+  },
+  {
+    name: 'volume agent known to be in maintenance from the volume store',
+    task: t0({ volumeId: 'v1' }),
+    snapshot: snap(0, { volumes: new Map([['v1', { agentId: 'ag', hostname: 'r1-h1', unavailability: { start: 0, durationMs: 60_000 } }]]) }),
+    code: 'VOLUME_AGENT_UNAVAILABLE',
+  },
+  {
+    name: 'no offer from the volume agent',
+    task: t0({ volumeId: 'v1' }),
+    snapshot: snap(0, { offers: [offer('r1-h2')], executors: [exec('r1-h1')] }),
+    code: 'NO_OFFER_FROM_VOLUME_AGENT',
+  },
+  {
+    name: 'every slot that could run it is busy',
+    task: t0(),
+    snapshot: snap(0, { executors: [exec('r1-h1', { freeSlots: 0 }), exec('r2-h1', { freeSlots: 0 })] }),
+    code: 'NO_CAPACITY',
+  },
+  {
+    name: 'task too big for any slot or offer',
+    task: t0({ resources: { cpus: 64, mem: 512, disk: 0 } }),
+    snapshot: snap(0, { executors: [exec('r1-h1')], offers: [offer('r1-h1')] }),
+    code: 'NO_CAPACITY',
+  },
+  {
+    name: 'node-only and its data host is busy',
+    task: t0({ locality: { mode: 'node-only' } }),
+    snapshot: snap(100_000, { executors: [exec('r1-h1', { freeSlots: 0 }), exec('r1-h2')] }),
+    code: 'NODE_ONLY',
+  },
+];
+
+describe('explain', () => {
+  it.each(rows)('$name → $code', ({ task: t, snapshot, code, until }) => {
+    const r = explain('t', snapshot, indexOf([t]));
+    expect(r.code).toBe(code);
+    expect(r.taskId).toBe('t');
+    expect(r.message.length).toBeGreaterThan(0);
+    if (until !== undefined) expect(r.until).toBe(until);
+  });
+
+  it('a task that is not pending', () => {
+    expect(explain('nope', snap(0), indexOf([])).code).toBe('NOT_PENDING');
+  });
+
+  it('after the wait runs out the same task is placeable', () => {
+    const s = snap(3000, { executors: [exec('r1-h1', { freeSlots: 0 }), exec('r1-h2', { freeSince: 0 })] });
+    expect(explain('t', s, indexOf([t0()])).code).toBe('PLACEABLE');
+  });
+});
