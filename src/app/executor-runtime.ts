@@ -10,7 +10,7 @@ import { Redis as RedisClient } from 'ioredis';
 import type { Clock } from '../core/clock.js';
 import { formatMiB } from '../core/units.js';
 import type { Logger } from '../obs/log.js';
-import type { AttemptResult } from '../executor/contract.js';
+import type { AttemptPayload, AttemptResult } from '../executor/contract.js';
 import type { CommandInfo, ContainerInfo, TaskInfo } from '../mesos/types.js';
 import { Dispatcher } from '../scheduler/dispatch.js';
 import { ExecutorProvisioner } from '../scheduler/executor-registry.js';
@@ -148,14 +148,42 @@ export async function createExecutorRuntime(o: ExecutorRuntimeOptions): Promise<
     },
   };
 
+  // Attempts for an executor that has not registered yet wait here (placement may hand work to a
+  // launching executor); they go out as soon as it registers, or come back LOST if it never does.
+  const waiting = new Map<string, AttemptPayload[]>();
+  const flush = (executorId: string): void => {
+    if (waiting.has(executorId)) return;
+    waiting.set(executorId, []);
+    ensureWatched(executorId).then(async () => {
+      const list = waiting.get(executorId) ?? [];
+      waiting.delete(executorId);
+      if (list.length > 0) await dispatcher.dispatchMany(list.map((payload) => ({ executorId, payload })));
+    }).catch(async (err: unknown) => {
+      const list = waiting.get(executorId) ?? [];
+      waiting.delete(executorId);
+      logger.warn({ executorId, attempts: list.length, err: String(err) }, 'attempts for an executor that never registered come back as lost');
+      for (const p of list) {
+        const now = o.clock.now();
+        await resultCb?.({
+          attemptId: p.attemptId, taskId: p.taskId, state: 'LOST', exitCode: null, reason: 'EXECUTOR_LOST',
+          message: `executor ${executorId} did not register: ${String(err)}`, startedAt: now, finishedAt: now, host: '',
+        }, executorId);
+      }
+    });
+  };
+
   const dispatch: AttemptDispatch = {
     async enqueue(executorId, payload) {
-      await ensureWatched(executorId);
-      await dispatcher.dispatch(executorId, payload);
+      if (dispatcher.watchedExecutors().includes(executorId) && !waiting.has(executorId)) {
+        await dispatcher.dispatch(executorId, payload);
+        return;
+      }
+      flush(executorId);
+      waiting.get(executorId)?.push(payload);
     },
     async cancel(executorId) {
       // Without a per-attempt kill channel, a cancelled job's attempts finish and their
-      // results are ignored as stale; the executor is asked to drain when it idles.
+      // results are ignored as stale.
       logger.debug({ executorId }, 'cancel: attempt results will be ignored');
     },
   };

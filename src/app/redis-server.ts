@@ -3,7 +3,7 @@
  * loopback port with AOF persistence under the Locus data directory.
  */
 import { spawn, spawnSync, type ChildProcess } from 'node:child_process';
-import { mkdirSync } from 'node:fs';
+import { existsSync, mkdirSync, writeFileSync } from 'node:fs';
 import { createServer } from 'node:net';
 import { join } from 'node:path';
 import { Redis } from 'ioredis';
@@ -52,12 +52,17 @@ async function freeLoopbackPort(): Promise<number> {
 export async function startManagedRedis(options: ManagedRedisOptions): Promise<ManagedRedis> {
   if (!redisServerAvailable()) throw new LocusError('UNAVAILABLE', REDIS_INSTALL_HINT);
   mkdirSync(options.dataDir, { recursive: true });
+  // Executors' Redis users live in the ACL file, not the AOF: without it a Redis restart
+  // would lock every executor out.
+  const aclFile = join(options.dataDir, 'users.acl');
+  if (!existsSync(aclFile)) writeFileSync(aclFile, '', { mode: 0o600 });
   const port = options.port ?? (await freeLoopbackPort());
   const args = [
     '--bind', '127.0.0.1', '--port', String(port), '--dir', options.dataDir,
     '--appendonly', 'yes', '--appendfsync', options.appendfsync ?? 'everysec',
     '--save', '', '--daemonize', 'no', '--protected-mode', 'yes',
     '--logfile', join(options.dataDir, 'redis.log'),
+    '--aclfile', aclFile,
     // BullMQ needs keys to stay: eviction would silently drop queued work.
     '--maxmemory-policy', 'noeviction',
   ];

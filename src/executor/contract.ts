@@ -3,6 +3,7 @@
  * the payload of one task attempt, and the result an executor reports. Both
  * sides check CONTRACT_VERSION's major and refuse a mismatch.
  */
+import { asArray, asBoolean, asEnum, asNumber, asObject, asString, isObject, optional } from '../core/decode.js';
 
 /** Version of this contract; a different major on either side is refused. */
 export const CONTRACT_VERSION = '1.0';
@@ -70,4 +71,148 @@ export interface AttemptResult {
 /** Whether two contract versions can talk (same major). */
 export function contractCompatible(a: string, b: string): boolean {
   return a.split('.')[0] === b.split('.')[0];
+}
+
+// ---------------------------------------------------------------------------
+// Additions (executor issue): Redis keys both sides agree on, the progress an
+// executor reports, and decoders for the wire shapes. All additive.
+//
+// Placeholders: the scheduler renders argv, but two tokens can only be known
+// on the executor and are substituted there when still present: `{output}`
+// (the attempt-private output directory, also in LOCUS_OUTPUT_DIR) and
+// `{split.path}` (a local path of the split, also in LOCUS_SPLIT_PATH).
+// ---------------------------------------------------------------------------
+
+/** Prefix of the executor registration keys. */
+export const EXECUTOR_KEY_PREFIX = 'locus:executor:';
+
+/** The hash an executor registers itself in and heartbeats (agent, host, slots, contract, hb). */
+export function executorKey(executorId: string): string {
+  return `${EXECUTOR_KEY_PREFIX}${executorId}`;
+}
+
+/** A hash the scheduler publishes its contract version in; executors may only read it. */
+export const SCHEDULER_INFO_KEY = 'locus:scheduler:info';
+
+/** The Redis ACL user of one executor. */
+export function executorAclUser(executorId: string): string {
+  return `locus-exec-${executorId}`;
+}
+
+/** Executor ids must be safe inside Redis key patterns and ACL globs (no `*?[]\\:`). */
+export function isValidExecutorId(id: string): boolean {
+  return /^[A-Za-z0-9][A-Za-z0-9_.-]{0,127}$/.test(id);
+}
+
+/** The states an executor publishes in its registration hash. */
+export type ExecutorState = 'running' | 'draining' | 'exited';
+
+/** Fields of the registration hash (`executorKey`), all strings in Redis. */
+export const EXECUTOR_FIELDS = {
+  agentId: 'agentId',
+  hostname: 'hostname',
+  slots: 'slots',
+  contract: 'contract',
+  state: 'state',
+  /** Incremented on every heartbeat; watchers compare it, never wall clocks. */
+  heartbeat: 'hb',
+  /** Set by the scheduler to ask the executor to drain and exit. */
+  stopRequested: 'stopRequested',
+  runner: 'runner',
+  pid: 'pid',
+} as const;
+
+/** The progress an executor reports on the BullMQ job when the attempt starts running. */
+export interface AttemptProgress {
+  readonly phase: 'running';
+  readonly attemptId: string;
+  readonly startedAt: number;
+  readonly host: string;
+  readonly sandboxDir?: string;
+}
+
+/** Result states that do not count against the task's retries. */
+export const NOT_COUNTED_STATES: ReadonlySet<AttemptResult['state']> = new Set(['LOST']);
+
+
+/** Decode an AttemptPayload from wire data (BullMQ job data), or throw a DecodeError naming the field. */
+export function decodeAttemptPayload(v: unknown): AttemptPayload {
+  const o = asObject(v, 'payload');
+  const env: Record<string, string> = {};
+  for (const [k, x] of Object.entries(asObject(o['env'] ?? {}, 'payload.env'))) env[k] = asString(x, `payload.env.${k}`);
+  const r = asObject(o['resources'], 'payload.resources');
+  const split = optional(o['split'], 'payload.split', (x, p) => {
+    const s = asObject(x, p);
+    const localPath = optional(s['localPath'], `${p}.localPath`, asString);
+    return {
+      uri: asString(s['uri'], `${p}.uri`),
+      offset: asNumber(s['offset'], `${p}.offset`),
+      length: asNumber(s['length'], `${p}.length`),
+      ...(localPath !== undefined ? { localPath } : {}),
+    };
+  });
+  const outputDir = optional(o['outputDir'], 'payload.outputDir', asString);
+  return {
+    contractVersion: asString(o['contractVersion'], 'payload.contractVersion'),
+    jobId: asString(o['jobId'], 'payload.jobId'),
+    taskId: asString(o['taskId'], 'payload.taskId'),
+    attemptId: asString(o['attemptId'], 'payload.attemptId'),
+    attempt: asNumber(o['attempt'], 'payload.attempt'),
+    argv: asArray(o['argv'], 'payload.argv', asString),
+    env,
+    resources: {
+      cpus: asNumber(r['cpus'], 'payload.resources.cpus'),
+      memMiB: asNumber(r['memMiB'], 'payload.resources.memMiB'),
+      diskMiB: asNumber(r['diskMiB'], 'payload.resources.diskMiB'),
+    },
+    timeoutMs: asNumber(o['timeoutMs'], 'payload.timeoutMs'),
+    ...(outputDir !== undefined ? { outputDir } : {}),
+    ...(split !== undefined ? { split } : {}),
+    volumes: asArray(o['volumes'] ?? [], 'payload.volumes', (x, p) => {
+      const vo = asObject(x, p);
+      return { hostPath: asString(vo['hostPath'], `${p}.hostPath`), containerPath: asString(vo['containerPath'], `${p}.containerPath`), readOnly: asBoolean(vo['readOnly'], `${p}.readOnly`) };
+    }),
+    inputPaths: asArray(o['inputPaths'] ?? [], 'payload.inputPaths', asString),
+  };
+}
+
+const RESULT_STATES = ['SUCCEEDED', 'FAILED', 'KILLED', 'TIMED_OUT', 'LOST'] as const;
+
+/** Decode an AttemptResult from wire data (a BullMQ return value), or throw a DecodeError. */
+export function decodeAttemptResult(v: unknown): AttemptResult {
+  const o = asObject(v, 'result');
+  const usage = optional(o['usage'], 'result.usage', (x, p) => {
+    const u = asObject(x, p);
+    return { cpuTimeSeconds: asNumber(u['cpuTimeSeconds'], `${p}.cpuTimeSeconds`), memPeakBytes: asNumber(u['memPeakBytes'], `${p}.memPeakBytes`) };
+  });
+  const sandboxDir = optional(o['sandboxDir'], 'result.sandboxDir', asString);
+  const outputPath = optional(o['outputPath'], 'result.outputPath', asString);
+  const exitCode = o['exitCode'];
+  return {
+    attemptId: asString(o['attemptId'], 'result.attemptId'),
+    taskId: asString(o['taskId'], 'result.taskId'),
+    state: asEnum(o['state'], 'result.state', RESULT_STATES),
+    exitCode: exitCode === null || exitCode === undefined ? null : asNumber(exitCode, 'result.exitCode'),
+    reason: asString(o['reason'], 'result.reason'),
+    message: asString(o['message'] ?? '', 'result.message'),
+    ...(usage !== undefined ? { usage } : {}),
+    ...(sandboxDir !== undefined ? { sandboxDir } : {}),
+    ...(outputPath !== undefined ? { outputPath } : {}),
+    startedAt: asNumber(o['startedAt'], 'result.startedAt'),
+    finishedAt: asNumber(o['finishedAt'], 'result.finishedAt'),
+    host: asString(o['host'], 'result.host'),
+  };
+}
+
+/** Decode AttemptProgress, or undefined when the value is some other progress shape. */
+export function decodeAttemptProgress(v: unknown): AttemptProgress | undefined {
+  if (!isObject(v) || v['phase'] !== 'running') return undefined;
+  const sandboxDir = optional(v['sandboxDir'], 'progress.sandboxDir', asString);
+  return {
+    phase: 'running',
+    attemptId: asString(v['attemptId'], 'progress.attemptId'),
+    startedAt: asNumber(v['startedAt'], 'progress.startedAt'),
+    host: asString(v['host'], 'progress.host'),
+    ...(sandboxDir !== undefined ? { sandboxDir } : {}),
+  };
 }

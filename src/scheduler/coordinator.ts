@@ -312,9 +312,9 @@ export class Coordinator {
       .filter((e) => e.state === 'LAUNCHING' || e.state === 'RUNNING' || e.state === 'DRAINING')
       .map((e) => {
         const busy = this.busy.get(e.executorId) ?? 0;
-        // A launching executor is counted (so placement does not launch another for the same
-        // work) but takes no attempts until it has registered its queue.
-        const free = e.state === 'RUNNING' ? Math.max(0, e.slots - busy) : 0;
+        // A launching executor takes attempts already: they wait in the runtime until it has
+        // registered its queue, so placement never launches a second executor for the same work.
+        const free = Math.max(0, e.slots - busy);
         return {
           executorId: e.executorId, agentId: e.agentId, hostname: e.hostname,
           ...(e.rack ? { rack: e.rack } : {}), attributes: e.attributes,

@@ -153,7 +153,7 @@ export async function startJobsApi(options: JobsApiOptions = {}): Promise<JobsAp
     role: 'locus', clock: systemClock, logger, jobs,
     executors: new ExecutorBook(client),
     driver: { accept: inert, decline: inert, revive: inert, suppress: inert, kill: inert, acknowledge: inert, acknowledgeOperationStatus: inert, reconcile: inert },
-    launcher: { taskInfo: async () => { throw new Error('no executors in this test'); }, retire: inert },
+    launcher: { taskInfo: async () => { throw new Error('no executors in this test'); }, ready: inert, retire: inert },
     dispatch: { enqueue: inert, cancel: inert },
     tenants: () => [{ name: 'alpha', weight: 1 }, { name: 'beta', weight: 1 }, { name: 'default', weight: 1 }],
   });

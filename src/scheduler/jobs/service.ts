@@ -95,6 +95,8 @@ export class JobService extends EventEmitter<ServiceEvents> {
   /** taskId → running attempt id (to recognise stale results fast). */
   private readonly running = new Map<string, { attemptId: string; tenant: string; executorId: string }>();
   private readonly jobs = new Map<string, JobRecord>();
+  /** `<jobId>:<stage>` of stages being started, so concurrent progress checks start a stage once. */
+  private readonly startingStages = new Set<string>();
 
   constructor(private readonly o: JobServiceOptions) {
     super();
@@ -344,7 +346,9 @@ export class JobService extends EventEmitter<ServiceEvents> {
   private async startStage(job: JobRecord, stage: number): Promise<void> {
     const log = this.o.logger.child({ jobId: job.id, stage });
     const spec = job.spec.stages[stage];
-    if (!spec) return;
+    const key = `${job.id}:${stage}`;
+    if (!spec || this.startingStages.has(key)) return;
+    this.startingStages.add(key);
     try {
       if (stage === 0) await this.o.store.setState(job.id, 'RESOLVING', ['PENDING'], this.o.clock.now());
       let splits: StoredSplit[] = [];
@@ -370,10 +374,11 @@ export class JobService extends EventEmitter<ServiceEvents> {
       if (splits.length > this.o.limits.maxTasksPerJob) {
         throw new LocusError('QUOTA_EXCEEDED', `stage '${spec.name}' would have ${splits.length} tasks (limit ${this.o.limits.maxTasksPerJob})`);
       }
-      await this.o.store.setStageSplits(job.id, stage, splits);
+      const first = await this.o.store.setStageSplits(job.id, stage, splits);
       await this.o.store.setState(job.id, 'RUNNING', ['RESOLVING', 'RUNNING'], this.o.clock.now());
       const fresh = await this.refresh(job.id);
-      if (fresh.state === 'CANCELLED') return;
+      // Another start of this stage (a recovery racing a progress check) got there first.
+      if (fresh.state === 'CANCELLED' || !first) return;
       splits.forEach((s, i) => this.addPending(fresh, stage, i, spec.tasks ? undefined : s));
       log.info({ tasks: splits.length }, 'stage resolved');
       this.emitJob(fresh, 'RUNNING', `stage ${spec.name}: ${splits.length} tasks`);
@@ -384,6 +389,8 @@ export class JobService extends EventEmitter<ServiceEvents> {
       await this.o.store.setState(job.id, 'FAILED', ['PENDING', 'RESOLVING', 'RUNNING'], this.o.clock.now(), `resolving inputs failed: ${message}`);
       const failed = await this.refresh(job.id);
       this.emitJob(failed, 'FAILED', failed.message);
+    } finally {
+      this.startingStages.delete(key);
     }
   }
 

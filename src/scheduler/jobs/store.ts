@@ -163,22 +163,29 @@ export class JobStore {
     return { id: job.id, created: true };
   }
 
-  /** Record a stage's splits (once) and make its tasks pending. Idempotent. */
-  async setStageSplits(jobId: string, stage: number, splits: readonly StoredSplit[]): Promise<void> {
-    const key = splitsKey(jobId, stage);
-    if ((await this.redis.exists(key)) === 1) return;
+  /**
+   * Record a stage's splits (once) and make its tasks pending, in one MULTI
+   * (a crash leaves all or nothing). A `split-stage:<n>` field marks a stage as
+   * written, so a replay adds nothing twice; callers in one process serialise
+   * per stage (JobService does). Returns whether this call wrote them.
+   */
+  async setStageSplits(jobId: string, stage: number, splits: readonly StoredSplit[]): Promise<boolean> {
     const job = await this.get(jobId);
     if (!job) throw new LocusError('NOT_FOUND', `job ${jobId} not found`);
+    if ((await this.redis.hexists(jobKey(jobId), `split-stage:${stage}`)) === 1) return false;
+    const key = splitsKey(jobId, stage);
     const stages = job.stages.map((s, i) => (i === stage ? { ...s, taskCount: splits.length } : s));
     const multi = this.redis.multi();
+    multi.del(key);
     // Chunked RPUSH keeps each command small for huge jobs.
     for (let i = 0; i < splits.length; i += 10_000) {
       multi.rpush(key, ...splits.slice(i, i + 10_000).map(packSplit));
     }
-    multi.hset(jobKey(jobId), 'stages', JSON.stringify(stages), 'stage', String(stage));
+    multi.hset(jobKey(jobId), 'stages', JSON.stringify(stages), 'stage', String(stage), `split-stage:${stage}`, String(splits.length));
     multi.hincrby(jobKey(jobId), 'n:total', splits.length);
     multi.hincrby(jobKey(jobId), 'n:pending', splits.length);
     await multi.exec();
+    return true;
   }
 
   /** Read splits [start, end) of a stage. */

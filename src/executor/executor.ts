@@ -1,0 +1,263 @@
+/**
+ * The executor process: registers itself in Redis, heartbeats, consumes its
+ * own BullMQ queue with concurrency = slots (one job = one attempt), and
+ * drains on request, on idleness or on SIGTERM.
+ *
+ * Redis layout (all keys this process touches, which is exactly what its
+ * ACL user allows): the BullMQ keys of `executorQueueName(id)` under
+ * QUEUE_PREFIX, its registration hash `executorKey(id)`, and a read of
+ * SCHEDULER_INFO_KEY.
+ */
+import { Worker, type Job } from 'bullmq';
+import type { Redis } from 'ioredis';
+import { DecodeError } from '../core/decode.js';
+import { LocusError } from '../core/errors.js';
+import type { Logger } from '../obs/log.js';
+import { runAttempt, type AttemptContext, type SplitReader } from './attempt.js';
+import {
+  CONTRACT_VERSION,
+  EXECUTOR_FIELDS as F,
+  QUEUE_PREFIX,
+  SCHEDULER_INFO_KEY,
+  contractCompatible,
+  decodeAttemptPayload,
+  executorKey,
+  executorQueueName,
+  isValidExecutorId,
+  type AttemptResult,
+  type ExecutorState,
+} from './contract.js';
+import type { AttemptRunner } from './runner.js';
+
+/** Everything an executor needs to run. */
+export interface ExecutorOptions {
+  readonly executorId: string;
+  readonly agentId: string;
+  readonly hostname: string;
+  readonly slots: number;
+  readonly slotResources: { readonly cpus: number; readonly memMiB: number; readonly diskMiB: number };
+  /** A new Redis connection (with the executor's own ACL user); BullMQ needs several. */
+  readonly connect: () => Redis;
+  readonly runner: AttemptRunner;
+  readonly logger: Logger;
+  /** Where non-local splits are materialised. */
+  readonly scratchDir: string;
+  readonly splitReader?: SplitReader;
+  readonly heartbeatMs?: number;
+  /** Exit after this long without attempts; 0 = never. */
+  readonly idleTimeoutMs?: number;
+  /** How long running attempts may finish after a drain starts before they are handed back. */
+  readonly drainGraceMs?: number;
+  readonly killGraceMs?: number;
+  /** BullMQ lock duration: a job whose lock is not renewed this long is stalled. */
+  readonly lockDurationMs?: number;
+  readonly stalledIntervalMs?: number;
+  /** Report progress (sandbox, start time) on attempts still running after this long (default 1 s). */
+  readonly progressDelayMs?: number;
+}
+
+/** Why an executor stopped. */
+export type ExitReason = 'idle' | 'stop-requested' | 'signal' | 'closed';
+
+/** A running executor. */
+export class Executor {
+  private readonly redis: Redis;
+  private worker: Worker | undefined;
+  private workerConnection: Redis | undefined;
+  private readonly drainController = new AbortController();
+  private heartbeatTimer: NodeJS.Timeout | undefined;
+  private heartbeatBusy = false;
+  private active = 0;
+  private idleSince = Date.now();
+  private draining: Promise<ExitReason> | undefined;
+  private resolveFinished!: (r: ExitReason) => void;
+  /** Resolves when the executor has drained and deregistered. */
+  readonly finished: Promise<ExitReason>;
+  private readonly key: string;
+  private readonly log: Logger;
+
+  private constructor(private readonly o: ExecutorOptions) {
+    this.redis = o.connect();
+    this.redis.on('error', () => undefined);
+    this.key = executorKey(o.executorId);
+    this.log = o.logger.child({ executor: o.executorId });
+    this.finished = new Promise((r) => (this.resolveFinished = r));
+  }
+
+  /** Register, check the scheduler's contract, and start consuming. */
+  static async start(o: ExecutorOptions): Promise<Executor> {
+    if (!isValidExecutorId(o.executorId)) throw new LocusError('INVALID_FIELD', `executor id '${o.executorId}' may hold only letters, digits, '_', '.', '-'`, { field: 'executor-id' });
+    if (!Number.isInteger(o.slots) || o.slots < 1) throw new LocusError('INVALID_FIELD', `slots must be an integer >= 1, got ${o.slots}`, { field: 'slots' });
+    const e = new Executor(o);
+    try {
+      await e.checkScheduler();
+      await e.register();
+    } catch (err) {
+      e.redis.disconnect();
+      throw err;
+    }
+    e.startWorker();
+    e.startHeartbeat();
+    e.log.info({ slots: o.slots, runner: o.runner.kind, queue: executorQueueName(o.executorId) }, 'executor started');
+    return e;
+  }
+
+  /** The runner in use (`agent`, `isolator:linux`, ...). */
+  get runnerKind(): string {
+    return this.o.runner.kind;
+  }
+
+  private async checkScheduler(): Promise<void> {
+    const theirs = await this.redis.hget(SCHEDULER_INFO_KEY, 'contract');
+    if (theirs !== null && !contractCompatible(theirs, CONTRACT_VERSION)) {
+      throw new LocusError('WRONG_STATE', `the scheduler speaks queue contract ${theirs}, this executor ${CONTRACT_VERSION}: major versions differ, refusing to start (deploy matching Locus versions)`);
+    }
+  }
+
+  private async register(): Promise<void> {
+    const fields: Record<string, string> = {
+      [F.agentId]: this.o.agentId,
+      [F.hostname]: this.o.hostname,
+      [F.slots]: String(this.o.slots),
+      [F.contract]: CONTRACT_VERSION,
+      [F.state]: 'running' satisfies ExecutorState,
+      [F.runner]: this.o.runner.kind,
+      [F.pid]: String(process.pid),
+      cpusPerSlot: String(this.o.slotResources.cpus),
+      memMiBPerSlot: String(this.o.slotResources.memMiB),
+      diskMiBPerSlot: String(this.o.slotResources.diskMiB),
+      startedAt: String(Date.now()),
+    };
+    await this.redis.multi().hset(this.key, fields).hdel(this.key, F.stopRequested).hincrby(this.key, F.heartbeat, 1).exec();
+  }
+
+  private startWorker(): void {
+    const ctx: AttemptContext = {
+      runner: this.o.runner,
+      host: this.o.hostname,
+      logger: this.log,
+      scratchDir: this.o.scratchDir,
+      killGraceMs: this.o.killGraceMs ?? 2000,
+      ...(this.o.splitReader ? { splitReader: this.o.splitReader } : {}),
+    };
+    // BullMQ does not close a connection it was handed; keep it to close after the worker.
+    this.workerConnection = this.o.connect();
+    this.workerConnection.on('error', () => undefined);
+    const worker = new Worker(executorQueueName(this.o.executorId), (job: Job) => this.process(job, ctx), {
+      connection: this.workerConnection,
+      prefix: QUEUE_PREFIX,
+      concurrency: this.o.slots,
+      lockDuration: this.o.lockDurationMs ?? 30_000,
+      stalledInterval: this.o.stalledIntervalMs ?? 30_000,
+      // A stall is the executor's or Redis's trouble, not the task's: allow several.
+      maxStalledCount: 5,
+      removeOnComplete: { age: 24 * 3600 },
+      removeOnFail: { age: 24 * 3600 },
+    });
+    worker.on('error', (err) => this.log.warn({ err: err.message }, 'queue worker error'));
+    this.worker = worker;
+  }
+
+  private async process(job: Job, ctx: AttemptContext): Promise<AttemptResult> {
+    this.active++;
+    let progressTimer: NodeJS.Timeout | undefined;
+    try {
+      let payload;
+      try {
+        payload = decodeAttemptPayload(job.data);
+      } catch (err) {
+        const attemptId = typeof job.data === 'object' && job.data !== null && typeof (job.data as { attemptId?: unknown }).attemptId === 'string' ? (job.data as { attemptId: string }).attemptId : (job.id ?? '');
+        const taskId = typeof job.data === 'object' && job.data !== null && typeof (job.data as { taskId?: unknown }).taskId === 'string' ? (job.data as { taskId: string }).taskId : '';
+        const now = Date.now();
+        return { attemptId, taskId, state: 'FAILED', exitCode: null, reason: 'INVALID_PAYLOAD', message: err instanceof DecodeError ? err.message : String(err), startedAt: now, finishedAt: now, host: this.o.hostname };
+      }
+      return await runAttempt(payload, ctx, {
+        delivery: job.id ?? '',
+        drain: this.drainController.signal,
+        // BullMQ's own `active` event already tells the scheduler the attempt
+        // runs; a progress report (with the sandbox) follows only for attempts
+        // that last, so short tasks cost no extra Redis round trip.
+        onRunning: (p) => {
+          progressTimer = setTimeout(() => {
+            void job.updateProgress({ ...p }).catch(() => undefined);
+          }, this.o.progressDelayMs ?? 1000);
+        },
+      });
+    } finally {
+      if (progressTimer) clearTimeout(progressTimer);
+      this.active--;
+      if (this.active === 0) this.idleSince = Date.now();
+    }
+  }
+
+  private startHeartbeat(): void {
+    const every = this.o.heartbeatMs ?? 2000;
+    this.heartbeatTimer = setInterval(() => void this.heartbeat(), every);
+  }
+
+  private async heartbeat(): Promise<void> {
+    // While Redis is unreachable commands queue up; never stack heartbeats.
+    if (this.heartbeatBusy || this.draining) return;
+    this.heartbeatBusy = true;
+    try {
+      const res = await this.redis.multi().hincrby(this.key, F.heartbeat, 1).hget(this.key, F.stopRequested).exec();
+      const stop = res?.[1]?.[1];
+      if (typeof stop === 'string' && stop !== '' && stop !== '0') {
+        void this.drain('stop-requested');
+        return;
+      }
+      const idle = this.o.idleTimeoutMs ?? 0;
+      if (idle > 0 && this.active === 0 && Date.now() - this.idleSince >= idle) void this.drain('idle');
+    } catch (err) {
+      this.log.debug({ err: (err as Error).message }, 'heartbeat failed');
+    } finally {
+      this.heartbeatBusy = false;
+    }
+  }
+
+  /**
+   * Drain: take no new attempts, let running ones finish for the grace
+   * period, then kill and hand back the rest (they report LOST/DRAINED), mark
+   * the registration exited and close. Memoised: a second call waits for the first.
+   */
+  drain(reason: ExitReason): Promise<ExitReason> {
+    this.draining ??= this.doDrain(reason);
+    return this.draining;
+  }
+
+  private async doDrain(reason: ExitReason): Promise<ExitReason> {
+    this.log.info({ reason, active: this.active }, 'executor draining');
+    if (this.heartbeatTimer) clearInterval(this.heartbeatTimer);
+    const step = async (what: string, fn: () => Promise<unknown>): Promise<void> => {
+      try {
+        await fn();
+      } catch (err) {
+        this.log.warn({ err: (err as Error).message }, `drain: ${what} failed`);
+      }
+    };
+    await step('mark draining', () => withTimeout(this.redis.hset(this.key, F.state, 'draining' satisfies ExecutorState), 5000));
+    const grace = setTimeout(() => this.drainController.abort(), this.o.drainGraceMs ?? 30_000);
+    await step('close worker', async () => {
+      await this.worker?.close();
+    });
+    this.workerConnection?.disconnect();
+    clearTimeout(grace);
+    await step('close runner', () => this.o.runner.close());
+    await step('mark exited', () => withTimeout(this.redis.hset(this.key, F.state, 'exited' satisfies ExecutorState, 'exitedAt', String(Date.now()), 'exitReason', reason), 5000));
+    await step('quit redis', () => withTimeout(this.redis.quit(), 2000));
+    this.redis.disconnect();
+    this.log.info({ reason }, 'executor stopped');
+    this.resolveFinished(reason);
+    return reason;
+  }
+}
+
+function withTimeout<T>(p: Promise<T>, ms: number): Promise<T> {
+  let t: NodeJS.Timeout | undefined;
+  return Promise.race([
+    p.finally(() => clearTimeout(t)),
+    new Promise<T>((_, reject) => {
+      t = setTimeout(() => reject(new Error(`timed out after ${ms} ms`)), ms);
+    }),
+  ]);
+}

@@ -1,0 +1,136 @@
+/**
+ * Exactly-once output commit. An attempt writes into a private staging
+ * directory next to the task's final location (same filesystem, so rename is
+ * atomic); on success the staging directory is renamed onto the final path.
+ *
+ * The commit point is rename(2) of a directory onto a path that must not hold
+ * a non-empty directory: the kernel makes exactly one of several concurrent
+ * renames win, the others fail with ENOTEMPTY/EEXIST. Every committed
+ * directory carries a `_SUCCESS` marker naming the winning attempt, so it is
+ * never empty and can never be replaced by a later rename. No Redis state is
+ * involved, which closes the windows a separate commit record would open.
+ *
+ * Crash windows, and why each converges:
+ * - Crash before the rename: nothing is committed; the staging directory is
+ *   left behind and swept by the next winning commit of the task (or by the
+ *   next attempt that finds the task already committed).
+ * - Crash after the rename, before the result reaches Redis: the attempt is
+ *   redelivered (stalled job) or re-run elsewhere (executor lost); the new
+ *   attempt sees the marker before it runs anything and reports
+ *   ALREADY_COMMITTED with the committed path.
+ * - Redis loses the last second of writes (kill -9 with appendfsync everysec):
+ *   the same as the previous case, the filesystem remains the authority.
+ * - Host crash right after the rename: the marker file and both parent
+ *   directories are fsynced, so a commit that was reported survives.
+ */
+import { randomBytes } from 'node:crypto';
+import { promises as fsp } from 'node:fs';
+import { basename, dirname, join } from 'node:path';
+
+/** Name of the marker file inside every committed output directory. */
+export const COMMIT_MARKER = '_SUCCESS';
+
+/** Where one attempt writes and where its output goes. */
+export interface OutputPlan {
+  readonly finalDir: string;
+  /** Holds the staging directories of every attempt of this task. */
+  readonly stagingRoot: string;
+  /** This delivery's private directory (unique even for duplicate deliveries of one attempt). */
+  readonly attemptDir: string;
+}
+
+/** The outcome of a commit. */
+export type CommitOutcome =
+  | { readonly kind: 'committed'; readonly finalDir: string }
+  | { readonly kind: 'already'; readonly finalDir: string; readonly winner: string }
+  /** The final path holds something that Locus did not commit. */
+  | { readonly kind: 'conflict'; readonly finalDir: string; readonly message: string };
+
+function safeName(s: string): string {
+  return s.replace(/[^A-Za-z0-9_.-]/g, '_').slice(0, 120);
+}
+
+/** Plan the directories of one delivery of an attempt. */
+export function planOutput(outputDir: string, attemptId: string): OutputPlan {
+  const finalDir = outputDir.replace(/\/+$/, '');
+  const stagingRoot = join(dirname(finalDir), `.${basename(finalDir)}.locus-attempts`);
+  // A random suffix keeps two deliveries of the same attempt id apart.
+  return { finalDir, stagingRoot, attemptDir: join(stagingRoot, `${safeName(attemptId)}.${randomBytes(4).toString('hex')}`) };
+}
+
+/** The attempt that committed `finalDir`, or undefined when nothing is committed there. */
+export async function committedBy(finalDir: string): Promise<string | undefined> {
+  try {
+    const text = await fsp.readFile(join(finalDir, COMMIT_MARKER), 'utf8');
+    const parsed = JSON.parse(text) as unknown;
+    if (typeof parsed === 'object' && parsed !== null && 'attemptId' in parsed && typeof parsed.attemptId === 'string') return parsed.attemptId;
+    return 'unknown';
+  } catch (err) {
+    if ((err as NodeJS.ErrnoException).code === 'ENOENT' || (err as NodeJS.ErrnoException).code === 'ENOTDIR') return undefined;
+    // A marker that exists but cannot be parsed still means "committed".
+    if (err instanceof SyntaxError) return 'unknown';
+    throw err;
+  }
+}
+
+/** Create the attempt's private directory, writable by the unprivileged workload user. */
+export async function prepareAttemptDir(plan: OutputPlan): Promise<void> {
+  await fsp.mkdir(plan.stagingRoot, { recursive: true });
+  await fsp.mkdir(plan.attemptDir, { recursive: false });
+  // Workloads run as an unprivileged user; the staging name is unguessable
+  // and lives only as long as the attempt.
+  await fsp.chmod(plan.attemptDir, 0o777);
+}
+
+async function fsyncPath(path: string): Promise<void> {
+  const fh = await fsp.open(path, 'r');
+  try {
+    await fh.sync();
+  } finally {
+    await fh.close();
+  }
+}
+
+/** Promote the attempt's output to the final location, exactly once per task. */
+export async function commitOutput(plan: OutputPlan, attemptId: string): Promise<CommitOutcome> {
+  const before = await committedBy(plan.finalDir);
+  if (before !== undefined) {
+    await discardAttemptDir(plan);
+    return { kind: 'already', finalDir: plan.finalDir, winner: before };
+  }
+  const marker = join(plan.attemptDir, COMMIT_MARKER);
+  try {
+    await fsp.writeFile(marker, JSON.stringify({ attemptId, committedAt: new Date().toISOString() }) + '\n');
+    await fsyncPath(marker);
+    await fsp.rename(plan.attemptDir, plan.finalDir);
+  } catch (err) {
+    const code = (err as NodeJS.ErrnoException).code;
+    // ENOTEMPTY/EEXIST: another attempt won the race. ENOENT: our staging
+    // directory was swept by a winner that committed while we ran.
+    if (code === 'ENOTEMPTY' || code === 'EEXIST' || code === 'ENOENT') {
+      await discardAttemptDir(plan);
+      const winner = await committedBy(plan.finalDir);
+      if (winner !== undefined) return { kind: 'already', finalDir: plan.finalDir, winner };
+      return { kind: 'conflict', finalDir: plan.finalDir, message: `${plan.finalDir} exists and was not committed by Locus (${code})` };
+    }
+    throw err;
+  }
+  await fsyncPath(dirname(plan.finalDir)).catch(() => undefined);
+  await sweepStaging(plan);
+  return { kind: 'committed', finalDir: plan.finalDir };
+}
+
+/** Remove this delivery's staging directory (failed or losing attempt). */
+export async function discardAttemptDir(plan: OutputPlan): Promise<void> {
+  await fsp.rm(plan.attemptDir, { recursive: true, force: true });
+  await fsp.rmdir(plan.stagingRoot).catch(() => undefined);
+}
+
+/**
+ * After a commit, remove what other attempts of the task left in staging:
+ * they can never commit any more (the final path is taken), and an attempt
+ * still running finds its directory gone and reports ALREADY_COMMITTED.
+ */
+export async function sweepStaging(plan: OutputPlan): Promise<void> {
+  await fsp.rm(plan.stagingRoot, { recursive: true, force: true });
+}

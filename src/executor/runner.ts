@@ -1,0 +1,206 @@
+/**
+ * Runners: how one attempt's process is started and observed. The executor
+ * prefers a nested container launched by its own agent (so the agent
+ * accounts for and isolates it); where the agent cannot do that it runs the
+ * workload itself through the isolation port, and says so.
+ */
+import { createHash } from 'node:crypto';
+import { mkdir } from 'node:fs/promises';
+import { join } from 'node:path';
+import { LocusError } from '../core/errors.js';
+import { AgentClient, decodeWaitStatus } from '../mesos/agent.js';
+import type { Logger } from '../obs/log.js';
+import type { Container, ContainerExit, Isolator, TerminationReason } from './isolation/types.js';
+
+/** What a runner launches. */
+export interface RunSpec {
+  /** Container id: filesystem-safe, no `.` or `/` (Mesos reserves them). */
+  readonly containerId: string;
+  readonly argv: readonly string[];
+  readonly env: Readonly<Record<string, string>>;
+  readonly resources: { readonly cpus: number; readonly memMiB: number; readonly diskMiB: number };
+  readonly volumes: readonly { readonly hostPath: string; readonly containerPath: string; readonly readOnly: boolean }[];
+}
+
+/** How a run ended. */
+export interface RunExit {
+  readonly exitCode: number | null;
+  readonly signal: string | number | null;
+  readonly reason: TerminationReason;
+  readonly message: string;
+  readonly usage?: { readonly cpuTimeSeconds: number; readonly memPeakBytes: number };
+}
+
+/** A running attempt process. */
+export interface RunHandle {
+  readonly sandboxDir: string;
+  wait(): Promise<RunExit>;
+  /** Stop the whole tree: SIGTERM, then SIGKILL after graceMs. */
+  kill(graceMs: number): Promise<void>;
+}
+
+/** Starts attempt processes. */
+export interface AttemptRunner {
+  /** `agent`, `isolator:<linux|process>`, or `noop` (benchmarks). */
+  readonly kind: string;
+  launch(spec: RunSpec): Promise<RunHandle>;
+  close(): Promise<void>;
+}
+
+/** A container id for an attempt delivery: readable, unique, without `.` or `/`. */
+export function containerIdFor(attemptId: string, delivery: string): string {
+  const readable = attemptId.replace(/[^A-Za-z0-9_-]/g, '_').slice(0, 64);
+  const digest = createHash('sha1').update(`${attemptId}\0${delivery}`).digest('hex').slice(0, 10);
+  return `${readable}-${digest}`;
+}
+
+function fromContainerExit(e: ContainerExit): RunExit {
+  return { exitCode: e.exitCode, signal: e.signal, reason: e.reason, message: e.message, usage: { cpuTimeSeconds: e.usage.cpuTimeSeconds, memPeakBytes: e.usage.memPeakBytes } };
+}
+
+/** Runs attempts through the isolation port, in sandboxes under `sandboxRoot`. */
+export class IsolatorRunner implements AttemptRunner {
+  readonly kind: string;
+
+  constructor(private readonly isolator: Isolator, private readonly sandboxRoot: string, private readonly parentId?: string) {
+    this.kind = `isolator:${isolator.report.kind}`;
+  }
+
+  async launch(spec: RunSpec): Promise<RunHandle> {
+    const sandboxDir = join(this.sandboxRoot, 'containers', spec.containerId);
+    await mkdir(sandboxDir, { recursive: true });
+    const c: Container = await this.isolator.launch({
+      id: spec.containerId,
+      ...(this.parentId !== undefined ? { parentId: this.parentId } : {}),
+      argv: spec.argv,
+      env: spec.env,
+      sandboxDir,
+      limits: { cpus: spec.resources.cpus, memMiB: spec.resources.memMiB, diskMiB: spec.resources.diskMiB, pids: 0 },
+      volumes: spec.volumes,
+      network: 'host',
+      stdoutPath: join(sandboxDir, 'stdout'),
+      stderrPath: join(sandboxDir, 'stderr'),
+    });
+    return {
+      sandboxDir,
+      wait: async () => fromContainerExit(await c.wait()),
+      kill: (graceMs) => c.kill(graceMs),
+    };
+  }
+
+  close(): Promise<void> {
+    return this.isolator.close();
+  }
+}
+
+const SIGNAL_NAMES: Record<number, string> = { 1: 'SIGHUP', 2: 'SIGINT', 6: 'SIGABRT', 9: 'SIGKILL', 11: 'SIGSEGV', 15: 'SIGTERM' };
+
+function sleep(ms: number): Promise<void> {
+  return new Promise((r) => setTimeout(r, ms));
+}
+
+/** Runs attempts as nested containers of the executor's own container, through its agent. */
+export class AgentRunner implements AttemptRunner {
+  readonly kind = 'agent';
+
+  constructor(private readonly agent: AgentClient, private readonly parentId: string, private readonly parentSandbox: string) {}
+
+  async launch(spec: RunSpec): Promise<RunHandle> {
+    await this.agent.launchNested({
+      containerId: spec.containerId,
+      parentId: this.parentId,
+      argv: spec.argv,
+      env: spec.env,
+      resources: spec.resources,
+      volumes: spec.volumes.map((v) => ({ host_path: v.hostPath, container_path: v.containerPath, mode: v.readOnly ? 'RO' : 'RW' })),
+    });
+    // Mesos puts a nested container's sandbox at `containers/<id>` of its parent's.
+    const sandboxDir = join(this.parentSandbox, 'containers', spec.containerId);
+    let waited: Promise<RunExit> | undefined;
+    const wait = (): Promise<RunExit> => {
+      waited ??= this.agent.waitNested(spec.containerId, this.parentId).then((w) => {
+        const limited = w.reason === 'REASON_CONTAINER_LIMITATION_MEMORY' ? 'OOM' : w.reason === 'REASON_CONTAINER_LIMITATION_DISK' ? 'DISK_LIMIT' : w.reason === 'REASON_CONTAINER_LAUNCH_FAILED' ? 'LAUNCH_FAILED' : undefined;
+        const decoded = w.exitStatus === undefined ? { exitCode: null, signal: null } : decodeWaitStatus(w.exitStatus);
+        const signal = decoded.signal === null ? null : (SIGNAL_NAMES[decoded.signal] ?? decoded.signal);
+        return {
+          exitCode: decoded.exitCode,
+          signal,
+          reason: limited ?? (signal !== null ? 'KILLED' : 'EXITED'),
+          message: w.message ?? (decoded.exitCode !== null ? `exited with status ${decoded.exitCode}` : `killed by ${String(signal)}`),
+        };
+      });
+      return waited;
+    };
+    return {
+      sandboxDir,
+      wait,
+      kill: async (graceMs) => {
+        const ended = wait().then(() => true, () => true);
+        if (graceMs > 0) {
+          await this.agent.killNested(spec.containerId, this.parentId, 15).catch(() => false);
+          const done = await Promise.race([ended, sleep(graceMs).then(() => false)]);
+          if (done) return;
+        }
+        await this.agent.killNested(spec.containerId, this.parentId, 9).catch(() => false);
+        await ended;
+      },
+    };
+  }
+
+  async close(): Promise<void> {
+    // Nested containers belong to the agent; the executor's end ends them.
+  }
+}
+
+/**
+ * Prefers the agent; the first answer that says the agent cannot launch
+ * nested containers (no endpoint, UNSUPPORTED) switches to the fallback for
+ * good and logs it once.
+ */
+export class PreferAgentRunner implements AttemptRunner {
+  private useFallback = false;
+
+  constructor(private readonly primary: AgentRunner, private readonly fallback: () => Promise<AttemptRunner>, private readonly logger: Logger) {}
+
+  private fallbackRunner: Promise<AttemptRunner> | undefined;
+
+  get kind(): string {
+    return this.useFallback ? 'agent-unsupported' : this.primary.kind;
+  }
+
+  async launch(spec: RunSpec): Promise<RunHandle> {
+    if (!this.useFallback) {
+      try {
+        return await this.primary.launch(spec);
+      } catch (err) {
+        if (!(err instanceof LocusError) || err.code !== 'UNSUPPORTED') throw err;
+        this.useFallback = true;
+        this.logger.warn({ err: err.message }, 'the agent cannot launch nested containers: running attempts as isolated children of the executor instead');
+      }
+    }
+    this.fallbackRunner ??= this.fallback();
+    return (await this.fallbackRunner).launch(spec);
+  }
+
+  async close(): Promise<void> {
+    if (this.fallbackRunner) await (await this.fallbackRunner).close();
+  }
+}
+
+/** A runner that does nothing and succeeds at once: benchmarks of the dispatch path only. */
+export class NoopRunner implements AttemptRunner {
+  readonly kind = 'noop';
+
+  constructor(private readonly sandboxRoot: string) {}
+
+  async launch(spec: RunSpec): Promise<RunHandle> {
+    const sandboxDir = join(this.sandboxRoot, 'containers', spec.containerId);
+    return {
+      sandboxDir,
+      wait: () => Promise.resolve({ exitCode: 0, signal: null, reason: 'EXITED', message: 'no-op' }),
+      kill: () => Promise.resolve(),
+    };
+  }
+
+  async close(): Promise<void> {}
+}

@@ -1,0 +1,475 @@
+/**
+ * The scheduler's side of the executor queues: put attempts on the chosen
+ * executor's BullMQ queue and turn what happens to them into events for the
+ * coordinator (running, result, stalled, executor lost). It knows nothing of
+ * Mesos; the coordinator wires it to placement and task state.
+ *
+ * How results arrive: every executor queue has BullMQ's event stream
+ * (`<prefix>:<queue>:events`, the stream QueueEvents reads). One connection
+ * reads all of them with a single multi-key XREAD, remembering the last id
+ * per stream, so a reconnect resumes without a gap. A reconcile pass reads
+ * the job hashes of attempts that have been in flight for a while: it picks
+ * up results whose events were lost or trimmed, and re-enqueues jobs that
+ * Redis lost (a kill -9 with `appendfsync everysec` can drop the last
+ * second of writes). Re-enqueueing is safe because the job id is the
+ * attempt id and output commit is exactly-once on the executor.
+ *
+ * Executor liveness: the dispatcher polls each executor's heartbeat counter
+ * and measures, on its own Clock, how long it has not moved. Past the
+ * timeout (or when the executor marks itself exited) its in-flight attempts
+ * are reported LOST, which does not count against retries.
+ */
+import { Queue } from 'bullmq';
+import type { Redis } from 'ioredis';
+import type { Clock, TimerHandle } from '../core/clock.js';
+import { LocusError } from '../core/errors.js';
+import type { Logger } from '../obs/log.js';
+import {
+  CONTRACT_VERSION,
+  EXECUTOR_FIELDS as F,
+  QUEUE_PREFIX,
+  SCHEDULER_INFO_KEY,
+  contractCompatible,
+  decodeAttemptProgress,
+  decodeAttemptResult,
+  executorKey,
+  executorQueueName,
+  type AttemptPayload,
+  type AttemptProgress,
+  type AttemptResult,
+} from '../executor/contract.js';
+import { readRegistration, requestExecutorStop, type ExecutorRegistration } from './executor-registry.js';
+
+/** What the dispatcher tells the coordinator. */
+export type DispatchEvent =
+  | { readonly type: 'running'; readonly executorId: string; readonly taskId: string; readonly progress: AttemptProgress }
+  /** A later progress report of a running attempt (carries its sandbox directory). */
+  | { readonly type: 'progress'; readonly executorId: string; readonly taskId: string; readonly progress: AttemptProgress }
+  /** `stale`: the attempt is not the task's current one (or was already settled): ignore it for task state. */
+  | { readonly type: 'result'; readonly executorId: string; readonly result: AttemptResult; readonly stale: boolean }
+  | { readonly type: 'stalled'; readonly executorId: string; readonly attemptId: string }
+  | { readonly type: 'executor-lost'; readonly executorId: string; readonly reason: 'HEARTBEAT_TIMEOUT' | 'EXITED' | 'UNREGISTERED'; readonly attempts: readonly string[] };
+
+/** Options of the dispatcher. */
+export interface DispatcherOptions {
+  /** A new Redis connection with the scheduler's rights (used for a few long-lived connections). */
+  readonly connect: () => Redis;
+  readonly clock: Clock;
+  readonly logger: Logger;
+  /** An executor whose heartbeat does not move this long is lost (default 10 s). */
+  readonly heartbeatTimeoutMs?: number;
+  /** How often heartbeats are polled (default 1 s). */
+  readonly watchIntervalMs?: number;
+  /** How often in-flight attempts are reconciled against their job hashes (default 5 s). */
+  readonly reconcileIntervalMs?: number;
+  /** XREAD block time: the longest a newly watched executor waits to join the read (default 500 ms). */
+  readonly blockMs?: number;
+  /** How long finished jobs stay in Redis (dedupes re-dispatches; default 24 h). */
+  readonly keepFinishedSeconds?: number;
+}
+
+interface InFlight {
+  readonly payload: AttemptPayload;
+  readonly executorId: string;
+  readonly dispatchedAt: number;
+  running: boolean;
+}
+
+interface Watched {
+  readonly executorId: string;
+  readonly queue: Queue;
+  readonly stream: string;
+  lastId: string;
+  hostname: string;
+  heartbeat: number;
+  lastChangeAt: number;
+  readonly attempts: Set<string>;
+}
+
+type Listener = (e: DispatchEvent) => void;
+
+function sleep(ms: number): Promise<void> {
+  return new Promise((r) => setTimeout(r, ms));
+}
+
+/** Enqueues attempts on executor queues and reports what becomes of them. */
+export class Dispatcher {
+  private readonly producer: Redis;
+  private readonly reader: Redis;
+  private readonly listeners = new Set<Listener>();
+  private readonly executors = new Map<string, Watched>();
+  private readonly inFlight = new Map<string, InFlight>();
+  private readonly currentAttempt = new Map<string, number>();
+  private readonly heartbeatTimeoutMs: number;
+  private readonly watchIntervalMs: number;
+  private readonly reconcileIntervalMs: number;
+  private readonly blockMs: number;
+  private readonly keepSeconds: number;
+  private closed = false;
+  private started = false;
+  private readLoopDone: Promise<void> = Promise.resolve();
+  private watchTimer: TimerHandle | undefined;
+  private reconcileTimer: TimerHandle | undefined;
+  private pollFailed = false;
+  private closing: Promise<void> | undefined;
+
+  constructor(private readonly o: DispatcherOptions) {
+    this.producer = o.connect();
+    this.reader = o.connect();
+    this.producer.on('error', () => undefined);
+    this.reader.on('error', () => undefined);
+    this.heartbeatTimeoutMs = o.heartbeatTimeoutMs ?? 10_000;
+    this.watchIntervalMs = o.watchIntervalMs ?? 1000;
+    this.reconcileIntervalMs = o.reconcileIntervalMs ?? 5000;
+    this.blockMs = o.blockMs ?? 500;
+    this.keepSeconds = o.keepFinishedSeconds ?? 24 * 3600;
+  }
+
+  /** Subscribe to events; returns the unsubscribe function. */
+  on(listener: Listener): () => void {
+    this.listeners.add(listener);
+    return () => this.listeners.delete(listener);
+  }
+
+  /** Publish this scheduler's contract version and start reading events and heartbeats. */
+  async start(): Promise<void> {
+    if (this.started) return;
+    this.started = true;
+    await this.producer.hset(SCHEDULER_INFO_KEY, 'contract', CONTRACT_VERSION);
+    this.readLoopDone = this.readLoop();
+    this.scheduleWatch();
+    this.scheduleReconcile();
+  }
+
+  /** Attempts dispatched and not settled yet. */
+  get inFlightCount(): number {
+    return this.inFlight.size;
+  }
+
+  /** Executors being watched. */
+  watchedExecutors(): string[] {
+    return [...this.executors.keys()];
+  }
+
+  /**
+   * Start watching an executor: read its registration, refuse a different
+   * contract major, and note where its event stream stands. Idempotent.
+   */
+  async watchExecutor(executorId: string): Promise<ExecutorRegistration> {
+    const reg = await readRegistration(this.producer, executorId);
+    if (!reg) throw new LocusError('NOT_FOUND', `executor ${executorId} has not registered`);
+    if (!contractCompatible(reg.contract, CONTRACT_VERSION)) {
+      throw new LocusError('WRONG_STATE', `executor ${executorId} speaks queue contract ${reg.contract}, this scheduler ${CONTRACT_VERSION}: major versions differ, refusing it (deploy matching Locus versions)`);
+    }
+    if (!this.executors.has(executorId)) {
+      const queueName = executorQueueName(executorId);
+      const stream = `${QUEUE_PREFIX}:${queueName}:events`;
+      const last: unknown = await this.producer.xrevrange(stream, '+', '-', 'COUNT', 1);
+      const lastId = Array.isArray(last) && Array.isArray(last[0]) && typeof last[0][0] === 'string' ? last[0][0] : '0-0';
+      if (!this.executors.has(executorId)) {
+        this.executors.set(executorId, {
+          executorId,
+          queue: new Queue(queueName, { connection: this.producer, prefix: QUEUE_PREFIX }),
+          stream,
+          lastId,
+          hostname: reg.hostname,
+          heartbeat: reg.heartbeat,
+          lastChangeAt: this.o.clock.now(),
+          attempts: new Set(),
+        });
+      }
+    }
+    return reg;
+  }
+
+  /** Put one attempt on an executor's queue (job id = attempt id, so a repeat is a no-op). */
+  async dispatch(executorId: string, payload: AttemptPayload): Promise<void> {
+    await this.dispatchMany([{ executorId, payload }]);
+  }
+
+  /** Put many attempts on their executors' queues, batched per executor. */
+  async dispatchMany(items: readonly { readonly executorId: string; readonly payload: AttemptPayload }[]): Promise<void> {
+    const byExecutor = new Map<string, AttemptPayload[]>();
+    for (const it of items) {
+      const list = byExecutor.get(it.executorId) ?? [];
+      list.push(it.payload);
+      byExecutor.set(it.executorId, list);
+    }
+    for (const [executorId, payloads] of byExecutor) {
+      const w = this.executors.get(executorId) ?? (await this.watchExecutor(executorId), this.executors.get(executorId));
+      if (!w) throw new LocusError('NOT_FOUND', `executor ${executorId} is not watched`);
+      const now = this.o.clock.now();
+      // Track before adding: a fast executor's result must find its attempt.
+      for (const p of payloads) {
+        this.inFlight.set(p.attemptId, { payload: p, executorId, dispatchedAt: now, running: false });
+        w.attempts.add(p.attemptId);
+        const cur = this.currentAttempt.get(p.taskId);
+        if (cur === undefined || p.attempt > cur) this.currentAttempt.set(p.taskId, p.attempt);
+      }
+      try {
+        for (let i = 0; i < payloads.length; i += 1000) {
+          const chunk = payloads.slice(i, i + 1000);
+          await w.queue.addBulk(chunk.map((p) => ({ name: 'attempt', data: p, opts: this.jobOptions(p) })));
+        }
+      } catch (err) {
+        for (const p of payloads) {
+          this.inFlight.delete(p.attemptId);
+          w.attempts.delete(p.attemptId);
+        }
+        throw new LocusError('UNAVAILABLE', `could not enqueue on executor ${executorId}: ${(err as Error).message}`, { cause: err });
+      }
+    }
+  }
+
+  private jobOptions(p: AttemptPayload): { jobId: string; attempts: number; removeOnComplete: { age: number }; removeOnFail: { age: number } } {
+    // Retries are the scheduler's decision (with classification), never BullMQ's.
+    return { jobId: p.attemptId, attempts: 1, removeOnComplete: { age: this.keepSeconds }, removeOnFail: { age: this.keepSeconds } };
+  }
+
+  /** Ask an executor to drain and exit. */
+  async requestStop(executorId: string): Promise<void> {
+    await requestExecutorStop(this.producer, executorId);
+  }
+
+  /** Stop watching an executor without reporting anything (after the coordinator handled its end). */
+  forgetExecutor(executorId: string): void {
+    const w = this.executors.get(executorId);
+    if (!w) return;
+    this.executors.delete(executorId);
+    void w.queue.close().catch(() => undefined);
+  }
+
+  private emit(e: DispatchEvent): void {
+    for (const l of this.listeners) {
+      try {
+        l(e);
+      } catch (err) {
+        this.o.logger.error({ err: (err as Error).message }, 'dispatch listener threw');
+      }
+    }
+  }
+
+  /** Settle an attempt with a result from its executor (or a synthetic one). */
+  private settle(executorId: string, result: AttemptResult): void {
+    const f = this.inFlight.get(result.attemptId);
+    let stale = true;
+    if (f) {
+      this.inFlight.delete(result.attemptId);
+      this.executors.get(f.executorId)?.attempts.delete(result.attemptId);
+      const cur = this.currentAttempt.get(f.payload.taskId);
+      stale = cur !== undefined && f.payload.attempt < cur;
+      if (!stale && result.state === 'SUCCEEDED') this.currentAttempt.delete(f.payload.taskId);
+    }
+    this.emit({ type: 'result', executorId, result, stale });
+  }
+
+  private onStreamEntry(w: Watched, entryId: string, fields: readonly unknown[]): void {
+    // Most entries are `added`/`waiting` events nobody here needs: look at the
+    // event name first and build the field map only for the rest.
+    if (fields[0] !== 'event') return;
+    const event = fields[1];
+    if (event !== 'completed' && event !== 'active' && event !== 'progress' && event !== 'failed' && event !== 'stalled') return;
+    const m = new Map<string, string>();
+    for (let i = 2; i + 1 < fields.length; i += 2) m.set(String(fields[i]), String(fields[i + 1]));
+    const jobId = m.get('jobId') ?? '';
+    try {
+      if (event === 'completed') {
+        this.settle(w.executorId, decodeAttemptResult(JSON.parse(m.get('returnvalue') ?? 'null') as unknown));
+      } else if (event === 'active') {
+        // BullMQ writes this when the executor's worker takes the job; the
+        // entry id's first part is Redis's clock in ms.
+        const f = this.inFlight.get(jobId);
+        if (f && !f.running) {
+          f.running = true;
+          const startedAt = Number(entryId.split('-')[0]) || this.o.clock.now();
+          this.emit({ type: 'running', executorId: w.executorId, taskId: f.payload.taskId, progress: { phase: 'running', attemptId: jobId, startedAt, host: w.hostname } });
+        }
+      } else if (event === 'progress') {
+        const p = decodeAttemptProgress(JSON.parse(m.get('data') ?? 'null') as unknown);
+        const f = p ? this.inFlight.get(p.attemptId) : undefined;
+        if (p && f) {
+          const first = !f.running;
+          f.running = true;
+          this.emit({ type: first ? 'running' : 'progress', executorId: w.executorId, taskId: f.payload.taskId, progress: p });
+        }
+      } else if (event === 'failed') {
+        const f = this.inFlight.get(jobId);
+        if (f) this.settle(w.executorId, this.synthetic(f, w, 'FAILED', 'EXECUTOR_ERROR', `the executor failed the job: ${m.get('failedReason') ?? ''}`));
+      } else if (event === 'stalled') {
+        this.emit({ type: 'stalled', executorId: w.executorId, attemptId: jobId });
+      }
+    } catch (err) {
+      this.o.logger.warn({ err: (err as Error).message, executor: w.executorId, event, jobId }, 'undecodable queue event ignored');
+    }
+  }
+
+  private synthetic(f: InFlight, w: Watched | undefined, state: AttemptResult['state'], reason: string, message: string): AttemptResult {
+    return {
+      attemptId: f.payload.attemptId,
+      taskId: f.payload.taskId,
+      state,
+      exitCode: null,
+      reason,
+      message,
+      startedAt: f.dispatchedAt,
+      finishedAt: this.o.clock.now(),
+      host: w?.hostname ?? '',
+    };
+  }
+
+  private async readLoop(): Promise<void> {
+    while (!this.closed) {
+      const ws = [...this.executors.values()];
+      if (ws.length === 0) {
+        await sleep(Math.min(this.blockMs, 100));
+        continue;
+      }
+      let res: unknown;
+      try {
+        res = await this.reader.call('XREAD', 'COUNT', 2000, 'BLOCK', this.blockMs, 'STREAMS', ...ws.map((w) => w.stream), ...ws.map((w) => w.lastId));
+      } catch (err) {
+        if (this.closed) break;
+        this.o.logger.debug({ err: (err as Error).message }, 'event read failed; retrying');
+        await sleep(200);
+        continue;
+      }
+      if (!Array.isArray(res)) continue;
+      const byStream = new Map(ws.map((w) => [w.stream, w]));
+      for (const s of res) {
+        if (!Array.isArray(s) || typeof s[0] !== 'string' || !Array.isArray(s[1])) continue;
+        const w = byStream.get(s[0]);
+        if (!w) continue;
+        for (const entry of s[1] as unknown[]) {
+          if (!Array.isArray(entry) || typeof entry[0] !== 'string' || !Array.isArray(entry[1])) continue;
+          w.lastId = entry[0];
+          this.onStreamEntry(w, entry[0], entry[1] as unknown[]);
+        }
+      }
+    }
+  }
+
+  private scheduleWatch(): void {
+    if (this.closed) return;
+    this.watchTimer = this.o.clock.setTimer(this.watchIntervalMs, () => {
+      void this.checkHeartbeats().finally(() => this.scheduleWatch());
+    });
+  }
+
+  private scheduleReconcile(): void {
+    if (this.closed) return;
+    this.reconcileTimer = this.o.clock.setTimer(this.reconcileIntervalMs, () => {
+      void this.reconcile().finally(() => this.scheduleReconcile());
+    });
+  }
+
+  /** Poll heartbeats once (the timer calls this; tests may too). */
+  async checkHeartbeats(): Promise<void> {
+    const ws = [...this.executors.values()];
+    if (ws.length === 0) return;
+    let rows: (string | null)[][];
+    try {
+      const pipe = this.producer.pipeline();
+      for (const w of ws) pipe.hmget(executorKey(w.executorId), F.heartbeat, F.state);
+      const res = await pipe.exec();
+      rows = (res ?? []).map(([err, v]) => {
+        if (err) throw err;
+        return Array.isArray(v) ? v.map((x) => (typeof x === 'string' ? x : null)) : [null, null];
+      });
+    } catch (err) {
+      // Redis itself is unreachable: nobody's heartbeat can move, so do not
+      // count this time against the executors.
+      this.pollFailed = true;
+      this.o.logger.debug({ err: (err as Error).message }, 'heartbeat poll failed');
+      return;
+    }
+    const now = this.o.clock.now();
+    if (this.pollFailed) {
+      this.pollFailed = false;
+      for (const w of ws) w.lastChangeAt = now;
+    }
+    ws.forEach((w, i) => {
+      const [hb, state] = rows[i] ?? [null, null];
+      if (hb === null && state === null) return this.executorLost(w, 'UNREGISTERED');
+      if (state === 'exited') return this.executorLost(w, 'EXITED');
+      const n = Number(hb);
+      if (n !== w.heartbeat) {
+        w.heartbeat = n;
+        w.lastChangeAt = now;
+      } else if (now - w.lastChangeAt > this.heartbeatTimeoutMs) {
+        this.executorLost(w, 'HEARTBEAT_TIMEOUT');
+      }
+    });
+  }
+
+  private executorLost(w: Watched, reason: 'HEARTBEAT_TIMEOUT' | 'EXITED' | 'UNREGISTERED'): void {
+    if (this.executors.get(w.executorId) !== w) return;
+    this.executors.delete(w.executorId);
+    const attempts = [...w.attempts];
+    this.o.logger.warn({ executor: w.executorId, reason, attempts: attempts.length }, 'executor lost: its attempts are reported LOST');
+    this.emit({ type: 'executor-lost', executorId: w.executorId, reason, attempts });
+    for (const id of attempts) {
+      const f = this.inFlight.get(id);
+      if (f) this.settle(w.executorId, this.synthetic(f, w, 'LOST', 'EXECUTOR_LOST', `executor ${w.executorId} on ${w.hostname} was lost (${reason}); not counted against retries`));
+    }
+    // Waiting jobs would only run if the executor came back; its results would
+    // then be stale. Drop them (best effort) and stop using the queue.
+    void w.queue.drain().catch(() => undefined).finally(() => void w.queue.close().catch(() => undefined));
+  }
+
+  /** Reconcile attempts in flight for a while against their job hashes (the timer calls this). */
+  async reconcile(): Promise<void> {
+    const now = this.o.clock.now();
+    const old = [...this.inFlight.values()].filter((f) => now - f.dispatchedAt >= this.reconcileIntervalMs && this.executors.has(f.executorId));
+    if (old.length === 0) return;
+    try {
+      for (let i = 0; i < old.length; i += 1000) {
+        const chunk = old.slice(i, i + 1000);
+        const pipe = this.producer.pipeline();
+        for (const f of chunk) pipe.hmget(`${QUEUE_PREFIX}:${executorQueueName(f.executorId)}:${f.payload.attemptId}`, 'timestamp', 'finishedOn', 'returnvalue', 'failedReason');
+        const res = (await pipe.exec()) ?? [];
+        const lost: InFlight[] = [];
+        chunk.forEach((f, j) => {
+          const entry = res[j];
+          if (!entry || entry[0] || !Array.isArray(entry[1])) return;
+          const [timestamp, finishedOn, returnvalue, failedReason] = entry[1] as (string | null)[];
+          if (!this.inFlight.has(f.payload.attemptId)) return;
+          const w = this.executors.get(f.executorId);
+          if (timestamp === null || timestamp === undefined) lost.push(f);
+          else if (finishedOn && returnvalue) {
+            try {
+              this.settle(f.executorId, decodeAttemptResult(JSON.parse(returnvalue) as unknown));
+            } catch (err) {
+              this.o.logger.warn({ err: (err as Error).message, attempt: f.payload.attemptId }, 'undecodable result');
+            }
+          } else if (finishedOn && failedReason) {
+            this.settle(f.executorId, this.synthetic(f, w, 'FAILED', 'EXECUTOR_ERROR', `the executor failed the job: ${failedReason}`));
+          }
+        });
+        for (const f of lost) {
+          const w = this.executors.get(f.executorId);
+          if (!w) continue;
+          this.o.logger.warn({ attempt: f.payload.attemptId, executor: f.executorId }, 'Redis lost a queued attempt (restart without the last writes?): enqueuing it again');
+          await w.queue.add('attempt', f.payload, this.jobOptions(f.payload));
+        }
+      }
+    } catch (err) {
+      this.o.logger.debug({ err: (err as Error).message }, 'reconcile failed; will retry');
+    }
+  }
+
+  /** Stop reading and close connections. Memoised; each step isolated. */
+  close(): Promise<void> {
+    this.closing ??= (async () => {
+      this.closed = true;
+      this.watchTimer?.cancel();
+      this.reconcileTimer?.cancel();
+      this.reader.disconnect();
+      await this.readLoopDone.catch(() => undefined);
+      for (const w of this.executors.values()) await w.queue.close().catch(() => undefined);
+      this.executors.clear();
+      await this.producer.quit().catch(() => undefined);
+      this.producer.disconnect();
+    })();
+    return this.closing;
+  }
+}

@@ -1,0 +1,124 @@
+/**
+ * Executors as the scheduler sees them in Redis: per-executor ACL users
+ * (provisioned before launch, removed when the executor ends) and the
+ * registration hashes the executors keep.
+ *
+ * Security: TaskInfo is visible to operators through the master's and the
+ * agent's `/state`, so it must never carry a cluster-wide Redis credential.
+ * Each executor gets its own user that can touch only its own queue's keys
+ * and its own registration hash, read the scheduler's contract version, and
+ * run the commands BullMQ needs (no admin, no dangerous commands, no
+ * pub/sub channels). Revoking the user also fences an executor that was
+ * declared lost: it can no longer take or complete work.
+ */
+import type { Redis } from 'ioredis';
+import { asString, isObject } from '../core/decode.js';
+import { LocusError } from '../core/errors.js';
+import { newToken } from '../core/ids.js';
+import type { Logger } from '../obs/log.js';
+import {
+  EXECUTOR_FIELDS as F,
+  QUEUE_PREFIX,
+  SCHEDULER_INFO_KEY,
+  executorAclUser,
+  executorKey,
+  executorQueueName,
+  isValidExecutorId,
+  type ExecutorState,
+} from '../executor/contract.js';
+
+/** The Redis credentials of one executor (passed to it in its environment). */
+export interface ExecutorCredentials {
+  readonly username: string;
+  readonly password: string;
+}
+
+/** The ACL rules of an executor's user (arguments of ACL SETUSER after the name). */
+export function executorAclRules(executorId: string, password: string): string[] {
+  if (!isValidExecutorId(executorId)) throw new LocusError('INVALID_FIELD', `executor id '${executorId}' is not safe for an ACL pattern`, { field: 'executorId' });
+  const queueKeys = `${QUEUE_PREFIX}:${executorQueueName(executorId)}:*`;
+  return [
+    'reset', 'on', `>${password}`, 'resetchannels',
+    `~${queueKeys}`,
+    `~${executorKey(executorId)}`,
+    `%R~${SCHEDULER_INFO_KEY}`,
+    // What BullMQ's worker uses: scripts, blocking pops, streams, hashes,
+    // lists, sorted sets, MULTI, INFO (version check) and CLIENT SETNAME.
+    '-@all',
+    '+@read', '+@write', '+@keyspace', '+@string', '+@list', '+@hash', '+@set', '+@sortedset', '+@stream',
+    '+@scripting', '+@transaction', '+@connection', '+@blocking',
+    '-@dangerous', '-@admin',
+    '+info', '+client|setname', '+client|getname', '+client|id',
+  ];
+}
+
+/** Creates and removes executors' Redis users. */
+export class ExecutorProvisioner {
+  private warnedNoAclFile = false;
+
+  /** `admin` is a connection with ACL administration rights (the scheduler's). */
+  constructor(private readonly admin: Redis, private readonly logger: Logger) {}
+
+  /** Create (or rotate) the executor's user; call before launching it. */
+  async create(executorId: string): Promise<ExecutorCredentials> {
+    const username = executorAclUser(executorId);
+    const password = newToken(24);
+    await this.admin.call('ACL', 'SETUSER', username, ...executorAclRules(executorId, password));
+    await this.persist();
+    return { username, password };
+  }
+
+  /** Remove the executor's user; Redis disconnects its open connections. Idempotent. */
+  async remove(executorId: string): Promise<void> {
+    await this.admin.call('ACL', 'DELUSER', executorAclUser(executorId));
+    await this.persist();
+  }
+
+  // ACL users live outside the AOF: without an ACL file they vanish on a
+  // Redis restart and every executor loses its connection for good.
+  private async persist(): Promise<void> {
+    try {
+      await this.admin.call('ACL', 'SAVE');
+    } catch (err) {
+      if (!this.warnedNoAclFile) {
+        this.warnedNoAclFile = true;
+        this.logger.warn({ err: (err as Error).message }, 'Redis has no ACL file: executor users will not survive a Redis restart (start redis-server with --aclfile)');
+      }
+    }
+  }
+}
+
+/** An executor's registration as read from Redis. */
+export interface ExecutorRegistration {
+  readonly executorId: string;
+  readonly agentId: string;
+  readonly hostname: string;
+  readonly slots: number;
+  readonly contract: string;
+  readonly state: ExecutorState;
+  readonly heartbeat: number;
+  readonly runner: string;
+}
+
+/** Read one executor's registration, or undefined when it never registered. */
+export async function readRegistration(redis: Redis, executorId: string): Promise<ExecutorRegistration | undefined> {
+  const h: unknown = await redis.hgetall(executorKey(executorId));
+  if (!isObject(h) || Object.keys(h).length === 0) return undefined;
+  const s = (k: string): string => (h[k] === undefined ? '' : asString(h[k], k));
+  const state = s(F.state);
+  return {
+    executorId,
+    agentId: s(F.agentId),
+    hostname: s(F.hostname),
+    slots: Number(s(F.slots)) || 0,
+    contract: s(F.contract),
+    state: state === 'draining' || state === 'exited' ? state : 'running',
+    heartbeat: Number(s(F.heartbeat)) || 0,
+    runner: s(F.runner),
+  };
+}
+
+/** Ask an executor to drain and exit (it reads this with its heartbeat). */
+export async function requestExecutorStop(redis: Redis, executorId: string): Promise<void> {
+  await redis.hset(executorKey(executorId), F.stopRequested, '1');
+}

@@ -1,0 +1,195 @@
+/**
+ * Real `locus executor` processes (the built binary) on a real Redis, each
+ * with its own ACL user, fed by the real Dispatcher: isolation, limits,
+ * timeouts, exactly-once output under duplicate delivery, contract checks,
+ * idle exit. No agent here: the executor runs attempts through the
+ * isolation port itself (the no-nested-container path).
+ */
+import { execFileSync } from 'node:child_process';
+import { chmod, mkdtemp, readdir, readFile, rm, writeFile } from 'node:fs/promises';
+import { join } from 'node:path';
+import { Queue } from 'bullmq';
+import type { Redis } from 'ioredis';
+import { afterAll, beforeAll, describe, expect, it } from 'vitest';
+import { QUEUE_PREFIX, SCHEDULER_INFO_KEY, executorQueueName } from '../../src/executor/contract.js';
+import { detectIsolation } from '../../src/executor/isolation/index.js';
+import type { ExecutorProvisioner } from '../../src/scheduler/executor-registry.js';
+import { startRedis, type TestRedis } from '../harness/redis.js';
+import { RecordingDispatcher, payload, provisioner, requireBuild, spawnExecutor, stopProc, waitFor, waitRegistered, type ExecutorProc } from './executor-harness.js';
+
+let redis: TestRedis;
+let admin: Redis;
+let prov: ExecutorProvisioner;
+let rd: RecordingDispatcher;
+let work: string;
+let linux = false;
+const procs: ExecutorProc[] = [];
+
+beforeAll(async () => {
+  requireBuild();
+  // Not under /tmp: the linux isolator mounts a fresh /tmp, and the parents it
+  // creates there for bind mounts are not traversable by the workload user.
+  work = await mkdtemp(join('/var/tmp', 'locus-exec-run-'));
+  await chmod(work, 0o755);
+  const aclFile = join(work, 'users.acl');
+  await writeFile(aclFile, '');
+  redis = await startRedis({ extraArgs: ['--aclfile', aclFile] });
+  ({ admin, prov } = provisioner(redis));
+  rd = new RecordingDispatcher(redis);
+  await rd.dispatcher.start();
+  linux = (await detectIsolation()).kind === 'linux';
+});
+
+afterAll(async () => {
+  for (const p of procs) await stopProc(p);
+  await rd?.close();
+  admin?.disconnect();
+  await redis?.dispose();
+  await rm(work, { recursive: true, force: true });
+});
+
+async function executor(id: string, args: readonly string[] = [], slots = 2): Promise<ExecutorProc> {
+  const creds = await prov.create(id);
+  const e = spawnExecutor({ redis, id, creds, sandbox: join(work, `sandbox-${id}`), slots, args });
+  procs.push(e);
+  await waitRegistered(admin, id).catch((err: Error) => {
+    throw new Error(`${err.message}\n${e.stderr()}`);
+  });
+  await rd.dispatcher.watchExecutor(id);
+  return e;
+}
+
+describe('locus executor (no agent: isolated children)', () => {
+  it('runs an attempt isolated (own pid namespace), commits its output and keeps its logs in the sandbox', async () => {
+    await executor('E1');
+    const runner = await admin.hget('locus:executor:E1', 'runner');
+    expect(runner).toBe(linux ? 'isolator:linux' : 'isolator:process');
+    const out = join(work, 'out', 'iso');
+    const pl = payload('t-iso', 1, ['sh', '-c', 'ls /proc | grep -c "^[0-9]"; echo hello > {output}/part-0'], { outputDir: out });
+    await rd.dispatcher.dispatch('E1', pl);
+    const r = await rd.result(pl.attemptId);
+    expect(r).toMatchObject({ state: 'SUCCEEDED' });
+    expect(r.reason).toBe('COMMITTED');
+    expect(r.outputPath).toBe(out);
+    expect(await readFile(join(out, 'part-0'), 'utf8')).toBe('hello\n');
+    expect(JSON.parse(await readFile(join(out, '_SUCCESS'), 'utf8'))).toMatchObject({ attemptId: pl.attemptId });
+    expect(r.sandboxDir).toBeDefined();
+    const visiblePids = Number((await readFile(join(r.sandboxDir ?? '', 'stdout'), 'utf8')).trim());
+    if (linux) {
+      // In its own pid namespace the workload sees only a handful of processes.
+      expect(visiblePids).toBeGreaterThan(0);
+      expect(visiblePids).toBeLessThan(10);
+    }
+    expect(rd.events.some((e) => e.type === 'running' && e.progress.attemptId === pl.attemptId)).toBe(true);
+  });
+
+  it.runIf(process.getuid?.() === 0)('enforces the memory limit: an attempt over it fails with OOM', async () => {
+    const pl = payload('t-oom', 1, ['sh', '-c', 'head -c 300m /dev/zero | tail > /dev/null'], { resources: { cpus: 0.5, memMiB: 48, diskMiB: 0 } });
+    await rd.dispatcher.dispatch('E1', pl);
+    const r = await rd.result(pl.attemptId);
+    expect(r.state).toBe('FAILED');
+    if (linux) expect(r.reason).toBe('OOM');
+  });
+
+  it('a timeout kills the whole task tree', async () => {
+    const pl = payload('t-timeout', 1, ['sh', '-c', 'sleep 1234 & sleep 1235 & wait'], { timeoutMs: 800 });
+    await rd.dispatcher.dispatch('E1', pl);
+    const r = await rd.result(pl.attemptId);
+    expect(r.state).toBe('TIMED_OUT');
+    expect(r.reason).toBe('TIMEOUT');
+    await waitFor('the sleeps to be gone', () => {
+      try {
+        execFileSync('pgrep', ['-f', 'sleep 123[45]']);
+        return false;
+      } catch {
+        return true;
+      }
+    }, 5000);
+  });
+
+  it('commits output exactly once under forced duplicate delivery and concurrent retries', async () => {
+    await executor('E2');
+    const out = join(work, 'out', 'dup');
+    const argv = ['sh', '-c', 'sleep 0.4; echo "$LOCUS_ATTEMPT_ID" > {output}/part-0; date +%N > {output}/extra-$(date +%N)'];
+    const a1 = payload('t-dup', 1, argv, { outputDir: out });
+    const a2 = payload('t-dup', 2, argv, { outputDir: out });
+    await rd.dispatcher.dispatch('E1', a1);
+    // The same attempt delivered a second time (another BullMQ job), on another executor.
+    const q2 = new Queue(executorQueueName('E2'), { connection: redis.client(), prefix: QUEUE_PREFIX });
+    await q2.add('attempt', a1, { jobId: `${a1.attemptId}-dup` });
+    await rd.dispatcher.dispatch('E2', a2);
+    await waitFor('three results', () => rd.results('t-dup.a1', true).length >= 2 && rd.results('t-dup.a2', true).length >= 1 ? true : undefined);
+    const all = [...rd.results('t-dup.a1', true), ...rd.results('t-dup.a2', true)];
+    expect(all.every((r) => r.state === 'SUCCEEDED')).toBe(true);
+    expect(all.filter((r) => r.reason === 'COMMITTED')).toHaveLength(1);
+    expect(all.filter((r) => r.reason === 'ALREADY_COMMITTED')).toHaveLength(2);
+    const winner = all.find((r) => r.reason === 'COMMITTED');
+    const files = (await readdir(out)).sort();
+    // One attempt's files only: part-0, one extra-*, the marker.
+    expect(files.filter((f) => f.startsWith('extra-'))).toHaveLength(1);
+    expect(files).toContain('_SUCCESS');
+    expect((await readFile(join(out, 'part-0'), 'utf8')).trim()).toBe(winner?.attemptId);
+    expect(JSON.parse(await readFile(join(out, '_SUCCESS'), 'utf8'))).toMatchObject({ attemptId: winner?.attemptId });
+    // Losers' staging directories are gone.
+    expect((await readdir(join(work, 'out'))).filter((f) => f.includes('locus-attempts'))).toEqual([]);
+    // A later attempt of a committed task does not run at all.
+    const a3 = payload('t-dup', 3, ['sh', '-c', 'echo ran > {output}/part-0'], { outputDir: out });
+    await rd.dispatcher.dispatch('E2', a3);
+    const r3 = await rd.result(a3.attemptId);
+    expect(r3.reason).toBe('ALREADY_COMMITTED');
+    expect((await readFile(join(out, 'part-0'), 'utf8')).trim()).toBe(winner?.attemptId);
+    await q2.close();
+  });
+
+  it('reports a failing attempt with its exit status and removes its output', async () => {
+    const out = join(work, 'out', 'fail');
+    const pl = payload('t-fail', 1, ['sh', '-c', 'echo partial > {output}/part-0; echo oops >&2; exit 3'], { outputDir: out });
+    await rd.dispatcher.dispatch('E1', pl);
+    const r = await rd.result(pl.attemptId);
+    expect(r).toMatchObject({ state: 'FAILED', reason: 'EXIT_NONZERO', exitCode: 3 });
+    expect(await readFile(join(r.sandboxDir ?? '', 'stderr'), 'utf8')).toContain('oops');
+    await expect(readdir(out)).rejects.toThrow();
+    expect((await readdir(join(work, 'out'))).filter((f) => f.includes('fail.locus-attempts'))).toEqual([]);
+  });
+
+  it('reads a non-local split through the storage reader', async () => {
+    const data = join(work, 'input.txt');
+    await writeFile(data, '0123456789abcdef');
+    const out = join(work, 'out', 'split');
+    const pl = payload('t-split', 1, ['sh', '-c', 'cat {split.path} > {output}/part-0'], { outputDir: out, split: { uri: `file://${data}`, offset: 4, length: 6 } });
+    await rd.dispatcher.dispatch('E1', pl);
+    const r = await rd.result(pl.attemptId);
+    expect(r).toMatchObject({ state: 'SUCCEEDED' });
+    expect(await readFile(join(out, 'part-0'), 'utf8')).toBe('456789');
+  });
+
+  it('refuses a scheduler of a different contract major, and the dispatcher refuses such an executor', async () => {
+    await admin.hset(SCHEDULER_INFO_KEY, 'contract', '2.0');
+    try {
+      const creds = await prov.create('E-old');
+      const e = spawnExecutor({ redis, id: 'E-old', creds, sandbox: join(work, 'sandbox-old') });
+      procs.push(e);
+      expect(await e.exited).toBe(1);
+      expect(e.stderr()).toMatch(/queue contract 2\.0.*major versions differ/);
+    } finally {
+      await admin.hset(SCHEDULER_INFO_KEY, 'contract', '1.0');
+    }
+    await admin.hset('locus:executor:E-future', { contract: '2.1', state: 'running', hb: '1', hostname: 'h', slots: '1', agentId: 'a' });
+    await expect(rd.dispatcher.watchExecutor('E-future')).rejects.toThrow(/queue contract 2\.1.*major versions differ/);
+  });
+
+  it('exits when idle, marks itself exited, and the dispatcher notices', async () => {
+    const e = await executor('E-idle', ['--idle-timeout', '600ms'], 1);
+    expect(await e.exited).toBe(0);
+    expect(await admin.hget('locus:executor:E-idle', 'state')).toBe('exited');
+    expect(await admin.hget('locus:executor:E-idle', 'exitReason')).toBe('idle');
+    await waitFor('executor-lost EXITED', () => rd.events.some((ev) => ev.type === 'executor-lost' && ev.executorId === 'E-idle' && ev.reason === 'EXITED') || undefined, 5000);
+  });
+
+  it('exits when the scheduler asks', async () => {
+    const e = await executor('E-ask', [], 1);
+    await rd.dispatcher.requestStop('E-ask');
+    expect(await e.exited).toBe(0);
+    expect(await admin.hget('locus:executor:E-ask', 'exitReason')).toBe('stop-requested');
+  });
+});
