@@ -41,6 +41,8 @@ export interface FrameworkSettings {
   readonly executorMemMiB: number;
   readonly executorIdleTimeoutMs: number;
   readonly isolation: IsolationMode;
+  /** How executors run attempts (`--runner`); `noop` runs nothing and exists for benchmarks only. */
+  readonly executorRunner: 'auto' | 'agent' | 'isolator' | 'noop';
   readonly localityWaitNodeMs: number;
   readonly localityWaitRackMs: number;
   readonly hostMapFile: string | undefined;
@@ -131,6 +133,10 @@ export function resolveSettings(flags: RawSettings, file: Readonly<Record<string
   if (secret !== undefined && principal === undefined) throw invalidField('principal', 'is required with a secret');
   const isolation = str('isolation') ?? 'auto';
   if (isolation !== 'auto' && isolation !== 'linux' && isolation !== 'process') throw invalidField('isolation', "must be auto, linux or process");
+  const executorRunner = str('executor-runner') ?? 'auto';
+  if (executorRunner !== 'auto' && executorRunner !== 'agent' && executorRunner !== 'isolator' && executorRunner !== 'noop') {
+    throw invalidField('executor-runner', 'must be auto, agent, isolator or noop');
+  }
   const gluster: Record<string, string> = {};
   const gm = get('gluster-mounts');
   if (isObject(gm)) for (const [k, v] of Object.entries(gm)) gluster[k] = String(v);
@@ -168,6 +174,7 @@ export function resolveSettings(flags: RawSettings, file: Readonly<Record<string
     executorMemMiB: str('executor-mem') === undefined ? 2048 : parseSizeMiB(str('executor-mem') ?? '', 'executor-mem'),
     executorIdleTimeoutMs: dur('executor-idle-timeout', 60_000),
     isolation,
+    executorRunner,
     localityWaitNodeMs: dur('locality-wait-node', 3000),
     localityWaitRackMs: dur('locality-wait-rack', 3000),
     hostMapFile: str('host-map'),

@@ -23,6 +23,8 @@ export interface ExecutorRuntime {
   readonly dispatch: AttemptDispatch;
   onResult(cb: (result: AttemptResult, executorId: string) => Promise<void>): void;
   onExecutorLost(cb: (executorId: string, message: string) => Promise<void>): void;
+  /** An attempt started running (with its sandbox when the executor reports it). */
+  onRunning(cb: (taskId: string, attemptId: string, sandboxDir: string | undefined) => Promise<void>): void;
   start(): Promise<void>;
   close(): Promise<void>;
 }
@@ -59,6 +61,7 @@ export async function createExecutorRuntime(o: ExecutorRuntimeOptions): Promise<
   const bareRedis = `${redisUrl.protocol}//${redisUrl.hostname}:${redisUrl.port || '6379'}${redisUrl.pathname === '/' ? '' : redisUrl.pathname}`;
   let resultCb: ((result: AttemptResult, executorId: string) => Promise<void>) | undefined;
   let lostCb: ((executorId: string, message: string) => Promise<void>) | undefined;
+  let runningCb: ((taskId: string, attemptId: string, sandboxDir: string | undefined) => Promise<void>) | undefined;
   const readyWaits = new Map<string, Promise<void>>();
 
   dispatcher.on((e) => {
@@ -68,6 +71,12 @@ export async function createExecutorRuntime(o: ExecutorRuntimeOptions): Promise<
         return;
       case 'executor-lost':
         if (lostCb) void lostCb(e.executorId, `executor ${e.reason.toLowerCase().replace(/_/g, ' ')}`).catch((err: unknown) => logger.error({ err: String(err) }, 'handling a lost executor failed'));
+        return;
+      case 'running':
+      case 'progress':
+        if (runningCb && e.progress.sandboxDir !== undefined) {
+          void runningCb(e.taskId, e.progress.attemptId, e.progress.sandboxDir).catch((err: unknown) => logger.warn({ err: String(err) }, 'recording a running attempt failed'));
+        }
         return;
       default:
         return;
@@ -110,6 +119,7 @@ export async function createExecutorRuntime(o: ExecutorRuntimeOptions): Promise<
         '--redis-url', bareRedis,
         '--redis-user', creds.username,
         '--isolation', settings.isolation,
+        '--runner', settings.executorRunner,
         // A safety net only: the scheduler releases idle executors itself.
         '--idle-timeout', '30m',
       ];
@@ -181,6 +191,9 @@ export async function createExecutorRuntime(o: ExecutorRuntimeOptions): Promise<
       flush(executorId);
       waiting.get(executorId)?.push(payload);
     },
+    async adopt(executorId, payload) {
+      await dispatcher.adopt(executorId, payload);
+    },
     async cancel(executorId) {
       // Without a per-attempt kill channel, a cancelled job's attempts finish and their
       // results are ignored as stale.
@@ -193,6 +206,7 @@ export async function createExecutorRuntime(o: ExecutorRuntimeOptions): Promise<
     dispatch,
     onResult(cb) { resultCb = cb; },
     onExecutorLost(cb) { lostCb = cb; },
+    onRunning(cb) { runningCb = cb; },
     async start() { await dispatcher.start(); },
     async close() { await dispatcher.close(); },
   };

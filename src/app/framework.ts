@@ -105,10 +105,18 @@ export async function startFramework(settings: FrameworkSettings, extras: Framew
 
     const store = new JobStore(redis);
     const frameworkId = await store.frameworkId();
+    let volumesRef: VolumeService | undefined;
     const jobs = new JobService({
       store, resolver: storage, clock, logger: log.child({ component: 'jobs' }),
       outputRoot: join(settings.stateDir, 'outputs'),
       limits: { maxPendingTasksPerTenant: 2_000_000, maxTasksPerJob: 1_000_000 },
+      volumes: {
+        async forJob(tenant, name) {
+          if (!volumesRef) throw new LocusError('NOT_READY', 'volumes are starting');
+          const v = await volumesRef.volumeForJob(tenant, name);
+          return { id: v.id, containerPath: v.containerPath, mode: v.mode };
+        },
+      },
     });
     jobs.on('event', (e) => {
       if (e.kind === 'job') metrics.jobs.inc({ state: e.state });
@@ -127,6 +135,7 @@ export async function startFramework(settings: FrameworkSettings, extras: Framew
       onWork: () => coordinatorRef?.requestPass(),
     });
 
+    volumesRef = volumes;
     const executors = new ExecutorBook(redis);
     const runtime: ExecutorRuntime = await createExecutorRuntime({
       settings, redis, logger: log.child({ component: 'executors' }), clock, outputRoot: join(settings.stateDir, 'outputs'),
@@ -209,6 +218,7 @@ export async function startFramework(settings: FrameworkSettings, extras: Framew
     stops.push({ name: 'coordinator', fn: () => coordinator.close() });
     runtime.onResult((result, executorId) => coordinator.onAttemptResult(result, executorId));
     runtime.onExecutorLost((executorId, message) => coordinator.onExecutorLost(executorId, message));
+    runtime.onRunning((taskId, attemptId, sandboxDir) => jobs.attemptRunning(taskId, attemptId, sandboxDir));
 
     // Events are handled strictly in order: an UPDATE must not overtake the OFFERS before it.
     let chain: Promise<void> = Promise.resolve();

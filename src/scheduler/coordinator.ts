@@ -47,6 +47,8 @@ export interface ExecutorLauncher {
 /** Puts attempts on executor queues. */
 export interface AttemptDispatch {
   enqueue(executorId: string, payload: AttemptPayload): Promise<void>;
+  /** Track an attempt dispatched before a restart; throws when its executor is not there. */
+  adopt(executorId: string, payload: AttemptPayload): Promise<void>;
   cancel(executorId: string, attemptId: string): Promise<void>;
 }
 
@@ -131,11 +133,22 @@ export class Coordinator {
       const last = t.attempts[t.attempts.length - 1];
       if (last) this.busy.set(last.executorId, (this.busy.get(last.executorId) ?? 0) + 1);
     }
-    // Attempts whose executor is not on record cannot finish: retry them, uncounted.
+    // Attempts dispatched before the restart: their executors may still be running them, or
+    // may have finished them while no scheduler listened. Adopt each so its result is read;
+    // an attempt whose executor is gone is retried, uncounted.
     const known = new Set(executors.map((e) => e.executorId));
     for (const t of running) {
       const last = t.attempts[t.attempts.length - 1];
-      if (last && !known.has(last.executorId)) await this.loseAttempt(t.id, last.attemptId, last.executorId, 'EXECUTOR_LOST');
+      if (!last) continue;
+      const payload = known.has(last.executorId) ? await this.o.jobs.payloadFor(t) : undefined;
+      try {
+        if (!payload) throw new Error('executor not on record');
+        await this.o.dispatch.adopt(last.executorId, payload);
+      } catch (err) {
+        this.log.info({ taskId: t.id, executorId: last.executorId, err: String(err) }, 'attempt from before the restart cannot be adopted; retrying it');
+        this.release(last.executorId);
+        await this.loseAttempt(t.id, last.attemptId, last.executorId, 'EXECUTOR_LOST');
+      }
     }
     this.log.info({ executors: executors.length, jobs, pending, running: running.length }, 'recovered state');
     this.startTicker();

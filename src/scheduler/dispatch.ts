@@ -226,6 +226,22 @@ export class Dispatcher {
     return { jobId: p.attemptId, attempts: 1, removeOnComplete: { age: this.keepSeconds }, removeOnFail: { age: this.keepSeconds } };
   }
 
+  /**
+   * Take over an attempt dispatched by an earlier scheduler process (after a
+   * crash): watch its executor and track the attempt as in flight, old enough
+   * that the next reconcile reads its job hash — a finished attempt is settled
+   * from its result, one Redis lost is enqueued again (same job id).
+   */
+  async adopt(executorId: string, payload: AttemptPayload): Promise<void> {
+    await this.watchExecutor(executorId);
+    const w = this.executors.get(executorId);
+    if (!w) throw new LocusError('NOT_FOUND', `executor ${executorId} is not watched`);
+    this.inFlight.set(payload.attemptId, { payload, executorId, dispatchedAt: this.o.clock.now() - this.reconcileIntervalMs, running: true });
+    w.attempts.add(payload.attemptId);
+    const cur = this.currentAttempt.get(payload.taskId);
+    if (cur === undefined || payload.attempt > cur) this.currentAttempt.set(payload.taskId, payload.attempt);
+  }
+
   /** Ask an executor to drain and exit. */
   async requestStop(executorId: string): Promise<void> {
     await requestExecutorStop(this.producer, executorId);

@@ -417,22 +417,7 @@ export function jobsRoutes(deps: JobRoutesDeps): JobsPlugin {
   };
 }
 
-/**
- * Submit and tell a fresh job from an idempotent replay. The service emits
- * a PENDING job event synchronously inside submit() only when it created
- * the job, so watching for that event during the call is exact.
- */
+/** Submit and tell a fresh job from an idempotent replay. */
 async function submitTracked(jobs: JobService, tenant: string, spec: JobSpec, idempotencyKey: string | undefined): Promise<{ job: JobRecord; created: boolean }> {
-  if (idempotencyKey === undefined) return { job: await jobs.submit(tenant, spec), created: true };
-  const fresh = new Set<string>();
-  const seen = (e: JobEvent): void => {
-    if (e.kind === 'job' && e.state === 'PENDING') fresh.add(e.jobId);
-  };
-  jobs.on('event', seen);
-  try {
-    const job = await jobs.submit(tenant, spec, idempotencyKey);
-    return { job, created: fresh.has(job.id) };
-  } finally {
-    jobs.off('event', seen);
-  }
+  return await jobs.submitJob(tenant, spec, idempotencyKey);
 }

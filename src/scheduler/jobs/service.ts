@@ -27,6 +27,20 @@ export interface InputResolver {
   resolve(uri: string, options: ResolveOptions): Promise<FileLocations[]>;
 }
 
+/** A persistent volume as a job's task mounts it. */
+export interface JobVolume {
+  /** The volume's persistence id (placement pins tasks to the executor holding it). */
+  readonly id: string;
+  /** Where the volume is mounted in the executor's sandbox (relative). */
+  readonly containerPath: string;
+  readonly mode: 'RW' | 'RO';
+}
+
+/** Looks up a tenant's volume by name (the volume service). Throws when it is not usable. */
+export interface VolumeLookup {
+  forJob(tenant: string, name: string): Promise<JobVolume>;
+}
+
 /** Per-tenant admission limits. */
 export interface AdmissionLimits {
   readonly maxPendingTasksPerTenant: number;
@@ -77,6 +91,7 @@ export interface JobServiceOptions {
   /** Directory under which each job's outputs go when the spec names none. */
   readonly outputRoot: string;
   readonly limits: AdmissionLimits;
+  readonly volumes?: VolumeLookup;
 }
 
 /** How a failed attempt counts (agent/executor loss is not the task's fault). */
@@ -95,6 +110,8 @@ export class JobService extends EventEmitter<ServiceEvents> {
   /** taskId → running attempt id (to recognise stale results fast). */
   private readonly running = new Map<string, { attemptId: string; tenant: string; executorId: string }>();
   private readonly jobs = new Map<string, JobRecord>();
+  /** `<jobId>:<stage>` → the volume its tasks mount, resolved when the stage starts. */
+  private readonly stageVolumes = new Map<string, { volume: JobVolume; path: string; readOnly: boolean }>();
   /** `<jobId>:<stage>` of stages being started, so concurrent progress checks start a stage once. */
   private readonly startingStages = new Set<string>();
 
@@ -104,10 +121,19 @@ export class JobService extends EventEmitter<ServiceEvents> {
 
   /** Submit a job for a tenant. Resolution continues in the background. */
   async submit(tenant: string, spec: JobSpec, idempotencyKey?: string): Promise<JobRecord> {
-    const pendingForTenant = [...this.pending.values()].filter((t) => t.tenant === tenant).length;
+    return (await this.submitJob(tenant, spec, idempotencyKey)).job;
+  }
+
+  /**
+   * Submit, telling a new job from an idempotent replay (`created: false`:
+   * the Idempotency-Key named an earlier job, which is returned instead).
+   */
+  async submitJob(tenant: string, spec: JobSpec, idempotencyKey?: string): Promise<{ job: JobRecord; created: boolean }> {
+    const pendingForTenant = this.pendingByTenant().get(tenant) ?? 0;
     if (pendingForTenant >= this.o.limits.maxPendingTasksPerTenant) {
       throw new LocusError('QUOTA_EXCEEDED', `tenant '${tenant}' already has ${pendingForTenant} pending tasks (limit ${this.o.limits.maxPendingTasksPerTenant})`);
     }
+    await this.checkVolumes(tenant, spec);
     const id = newId('job');
     const outputDir = spec.output ? spec.output.replace(/^file:\/\//, '') : `${this.o.outputRoot}/${id}`;
     const now = this.o.clock.now();
@@ -115,13 +141,53 @@ export class JobService extends EventEmitter<ServiceEvents> {
       { id, tenant, name: spec.name, spec, outputDir, createdAt: now, stages: spec.stages.map((s) => ({ name: s.name, taskCount: -1 })) },
       idempotencyKey,
     );
+    if (!created.created) {
+      // The first request with this key may still be writing its job: wait for it briefly.
+      for (let i = 0; i < 50; i++) {
+        const existing = await this.o.store.get(created.id);
+        if (existing) return { job: existing, created: false };
+        await new Promise((r) => setTimeout(r, 20));
+      }
+      throw new LocusError('CONFLICT', `a job with this Idempotency-Key is still being created; retry`, { field: 'Idempotency-Key' });
+    }
     const job = await this.o.store.get(created.id);
     if (!job) throw new LocusError('INTERNAL', `job ${created.id} vanished after creation`);
-    if (!created.created) return job;
     this.jobs.set(id, job);
     this.emitJob(job, 'PENDING');
     void this.startStage(job, 0);
-    return job;
+    return { job, created: true };
+  }
+
+  /** Note where a running attempt's sandbox is (so its logs can be followed while it runs). */
+  async attemptRunning(taskId: string, attemptId: string, sandboxDir: string | undefined): Promise<void> {
+    if (sandboxDir === undefined) return;
+    await this.o.store.noteAttempt(taskId, attemptId, { sandboxDir });
+  }
+
+  /** Every volume a spec names must exist for the tenant and be usable; at most one per task. */
+  private async checkVolumes(tenant: string, spec: JobSpec): Promise<void> {
+    for (const [i, stage] of spec.stages.entries()) {
+      const refs = stage.task.volumes;
+      const field = spec.stages.length === 1 && stage.name === 'main' ? 'task.volumes' : `stages[${i}].task.volumes`;
+      if (refs.length > 1) throw new LocusError('INVALID_FIELD', `${field}: a task mounts at most one volume`, { field });
+      const ref = refs[0];
+      if (!ref) continue;
+      if (!this.o.volumes) throw new LocusError('UNSUPPORTED', `${field}[0]: volumes are not enabled on this server`, { field: `${field}[0].name` });
+      try {
+        await this.o.volumes.forJob(tenant, ref.name);
+      } catch (err) {
+        const message = err instanceof Error ? err.message : String(err);
+        throw new LocusError('INVALID_FIELD', `${field}[0].name: ${message}`, { field: `${field}[0].name`, cause: err });
+      }
+    }
+  }
+
+  /** Resolve the volume of a stage (once per stage; kept for the stage's attempts). */
+  private async resolveStageVolume(job: JobRecord, stage: number): Promise<void> {
+    const ref = job.spec.stages[stage]?.task.volumes[0];
+    if (!ref || !this.o.volumes) return;
+    const volume = await this.o.volumes.forJob(job.tenant, ref.name);
+    this.stageVolumes.set(`${job.id}:${stage}`, { volume, path: ref.path, readOnly: ref.mode === 'RO' || volume.mode === 'RO' });
   }
 
   /** Resume active jobs after a restart: rebuild pending tasks from the store. */
@@ -136,6 +202,7 @@ export class JobService extends EventEmitter<ServiceEvents> {
         void this.startStage(job, stage);
         continue;
       }
+      await this.resolveStageVolume(job, stage).catch((err: unknown) => this.o.logger.warn({ jobId: job.id, err: String(err) }, 'the volume of a recovered stage is not usable'));
       const tasks = new Map((await this.o.store.tasks(job.id)).filter((t) => t.stage === stage).map((t) => [t.index, t]));
       const splits = job.spec.stages[stage]?.tasks ? [] : await this.o.store.getSplits(job.id, stage);
       for (let i = 0; i < stageRec.taskCount; i++) {
@@ -199,37 +266,58 @@ export class JobService extends EventEmitter<ServiceEvents> {
     });
     if (!started) return undefined;
     this.running.set(taskId, { attemptId, tenant: task.tenant, executorId: executor.id });
-    const explicit = stage.tasks?.[task.index];
+    this.emitTask(job, taskId, 'RUNNING', { host: executor.host, locality });
+    return this.buildPayload(job, task.stage, task.index, attempt, task.split, executor.host);
+  }
+
+  /**
+   * The payload of a running attempt, rebuilt after a restart exactly as it was
+   * dispatched (same attempt id), so the dispatcher can adopt it and re-enqueue
+   * it if Redis lost it.
+   */
+  async payloadFor(rec: TaskRecord): Promise<AttemptPayload | undefined> {
+    const job = this.jobs.get(rec.jobId) ?? (await this.o.store.get(rec.jobId));
+    const last = rec.attempts[rec.attempts.length - 1];
+    if (!job || !last) return undefined;
+    const split = job.spec.stages[rec.stage]?.tasks ? undefined : (await this.o.store.getSplits(job.id, rec.stage, rec.index, rec.index + 1))[0];
+    return this.buildPayload(job, rec.stage, rec.index, last.attempt, split, last.host);
+  }
+
+  private buildPayload(job: JobRecord, stageIndex: number, index: number, attempt: number, taskSplit: StoredSplit | undefined, host: string): AttemptPayload | undefined {
+    const stage = job.spec.stages[stageIndex];
+    if (!stage) return undefined;
+    const taskId = taskIdOf(job.id, stageIndex, index);
+    const explicit = stage.tasks?.[index];
     const stageOutputs: Record<string, string> = {};
     for (const s of job.spec.stages) stageOutputs[s.name] = stageOutputDir(job.outputDir, s);
     // A split's local path depends on the host: each replica sits in its own agent's data directory.
-    const split = task.split && task.split.localPaths?.[executor.host] !== undefined
-      ? { ...task.split, localPath: task.split.localPaths[executor.host] }
-      : task.split;
+    const split = taskSplit && taskSplit.localPaths?.[host] !== undefined
+      ? { ...taskSplit, localPath: taskSplit.localPaths[host] }
+      : taskSplit;
     const argv = substitute(explicit?.command ?? stage.task.command, {
-      jobId: job.id, taskIndex: task.index, attempt, ...(split ? { split } : {}), stageOutputs,
+      jobId: job.id, taskIndex: index, attempt, ...(split ? { split } : {}), stageOutputs,
     });
-    this.emitTask(job, taskId, 'RUNNING', { host: executor.host, locality });
+    const mount = this.stageVolumes.get(`${job.id}:${stageIndex}`);
     return {
       contractVersion: CONTRACT_VERSION,
       jobId: job.id,
       taskId,
-      attemptId,
+      attemptId: makeAttemptId(taskId, attempt),
       attempt,
       argv,
       env: {
         ...(explicit?.env ?? stage.task.env),
-        LOCUS_JOB_ID: job.id, LOCUS_TASK_ID: taskId, LOCUS_TASK_INDEX: String(task.index), LOCUS_ATTEMPT: String(attempt),
+        LOCUS_JOB_ID: job.id, LOCUS_TASK_ID: taskId, LOCUS_TASK_INDEX: String(index), LOCUS_ATTEMPT: String(attempt),
       },
       resources: { cpus: stage.task.resources.cpus, memMiB: stage.task.resources.mem, diskMiB: stage.task.resources.disk },
       timeoutMs: job.spec.timeoutMs,
-      outputDir: taskOutputDir(job.outputDir, stage, task.index),
+      outputDir: taskOutputDir(job.outputDir, stage, index),
       ...(split ? { split: { uri: split.uri, offset: split.offset, length: split.length, ...(split.localPath ? { localPath: split.localPath } : {}) } } : {}),
-      volumes: [],
+      volumes: mount ? [{ hostPath: mount.volume.containerPath, containerPath: mount.path, readOnly: mount.readOnly }] : [],
       // Read-only in the task's container: the split's local replica and earlier stages' outputs.
       inputPaths: [
         ...(split?.localPath ? [split.localPath] : []),
-        ...job.spec.stages.slice(0, task.stage).map((s) => stageOutputs[s.name] ?? '').filter(Boolean),
+        ...job.spec.stages.slice(0, stageIndex).map((s) => stageOutputs[s.name] ?? '').filter(Boolean),
       ],
     };
   }
@@ -303,6 +391,11 @@ export class JobService extends EventEmitter<ServiceEvents> {
     return await this.o.store.tasks(jobId);
   }
 
+  /** A task's stored record, if it was ever attempted (no tenant check: internal and tests). */
+  async getTaskRecord(taskId: string): Promise<TaskRecord | undefined> {
+    return await this.o.store.getTask(taskId);
+  }
+
   /** A task record (attempted or pending), checked against the tenant. */
   async task(taskId: string, tenant?: string): Promise<{ record?: TaskRecord; pending?: PendingTask; job: JobRecord }> {
     const jobId = taskId.replace(/\.\d+\.\d+$/, '');
@@ -339,6 +432,7 @@ export class JobService extends EventEmitter<ServiceEvents> {
       constraints: job.spec.constraints,
       locality: job.spec.locality,
       ...(avoidHosts.length > 0 ? { avoidHosts } : {}),
+      ...(this.stageVolumes.has(`${job.id}:${stage}`) ? { volumeId: this.stageVolumes.get(`${job.id}:${stage}`)?.volume.id } : {}),
       pendingSince: now,
     });
   }
@@ -351,6 +445,7 @@ export class JobService extends EventEmitter<ServiceEvents> {
     this.startingStages.add(key);
     try {
       if (stage === 0) await this.o.store.setState(job.id, 'RESOLVING', ['PENDING'], this.o.clock.now());
+      await this.resolveStageVolume(job, stage);
       let splits: StoredSplit[] = [];
       if (spec.tasks) {
         splits = spec.tasks.map(() => ({ uri: '', offset: 0, length: 0, hosts: [], racks: [] }));

@@ -94,6 +94,22 @@ redis.call('HSET', KEYS[2], ARGV[1], cjson.encode(task))
 return task.state
 `;
 
+// KEYS[1]=tasks hash; ARGV[1]=field, ARGV[2]=attemptId, ARGV[3]=patch JSON.
+// Merges the patch into the task's running attempt when it is still that attempt; returns 1 or 0.
+const NOTE_ATTEMPT = `
+local raw = redis.call('HGET', KEYS[1], ARGV[1])
+if not raw then return 0 end
+local task = cjson.decode(raw)
+local n = #task.attempts
+if n == 0 then return 0 end
+local last = task.attempts[n]
+if last.attemptId ~= ARGV[2] or last.state ~= 'RUNNING' then return 0 end
+for k, v in pairs(cjson.decode(ARGV[3])) do last[k] = v end
+task.attempts[n] = last
+redis.call('HSET', KEYS[1], ARGV[1], cjson.encode(task))
+return 1
+`;
+
 // KEYS[1]=job hash; ARGV[1]=new state, ARGV[2]=allowed from-states (comma list), ARGV[3]=now, ARGV[4]=message.
 // Returns 1 when changed, 0 when the job is not in an allowed state.
 const SET_JOB_STATE = `
@@ -115,6 +131,7 @@ interface ScriptedRedis extends Redis {
     retries: string, output: string, host: string,
   ): Promise<string>;
   locusSetJobState(jobKey: string, state: string, from: string, now: string, message: string): Promise<number>;
+  locusNoteAttempt(tasksKey: string, field: string, attemptId: string, patch: string): Promise<number>;
 }
 
 /** The part of a job record that never changes after creation. */
@@ -131,6 +148,7 @@ export class JobStore {
     redis.defineCommand('locusStartAttempt', { numberOfKeys: 2, lua: START_ATTEMPT });
     redis.defineCommand('locusFinishAttempt', { numberOfKeys: 2, lua: FINISH_ATTEMPT });
     redis.defineCommand('locusSetJobState', { numberOfKeys: 1, lua: SET_JOB_STATE });
+    redis.defineCommand('locusNoteAttempt', { numberOfKeys: 1, lua: NOTE_ATTEMPT });
     this.redis = redis as ScriptedRedis;
   }
 
@@ -234,6 +252,12 @@ export class JobStore {
       JSON.stringify(patch), failureClass, String(maxRetries), outputPath ?? '', failedHost,
     );
     return r as FinishOutcome;
+  }
+
+  /** Add facts (sandbox path) to a task's running attempt; ignored for any other attempt. */
+  async noteAttempt(taskId: string, attemptId: string, patch: Partial<AttemptRecord>): Promise<boolean> {
+    const parts = mustParse(taskId);
+    return (await this.redis.locusNoteAttempt(tasksKey(parts.jobId), `${parts.stage}.${parts.index}`, attemptId, JSON.stringify(patch))) === 1;
   }
 
   /** A job with its counters, or undefined. */

@@ -1,0 +1,29 @@
+/**
+ * The built CLI (`dist/src/cli/main.js`) that integration tests spawn. Built
+ * once per suite run when any source file is newer than the build.
+ */
+import { execFileSync } from 'node:child_process';
+import { existsSync, readdirSync, statSync } from 'node:fs';
+import { join, resolve } from 'node:path';
+
+/** Absolute path of the built CLI. */
+export const LOCUS_CLI = resolve('dist/src/cli/main.js');
+
+function newestMtime(dir: string): number {
+  let newest = 0;
+  for (const name of readdirSync(dir)) {
+    const p = join(dir, name);
+    const st = statSync(p);
+    newest = Math.max(newest, st.isDirectory() ? newestMtime(p) : name.endsWith('.ts') ? st.mtimeMs : 0);
+  }
+  return newest;
+}
+
+/** Build dist/ when it is missing or older than src/ or bench/. */
+export function ensureBuilt(): void {
+  const stamp = resolve('dist/.build-stamp');
+  const builtAt = existsSync(stamp) && existsSync(LOCUS_CLI) ? statSync(stamp).mtimeMs : 0;
+  if (builtAt > 0 && builtAt >= Math.max(newestMtime(resolve('src')), newestMtime(resolve('bench')))) return;
+  execFileSync('npx', ['tsc', '-p', 'tsconfig.build.json'], { stdio: 'inherit' });
+  execFileSync('touch', [stamp]);
+}

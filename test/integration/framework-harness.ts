@@ -1,0 +1,111 @@
+/**
+ * Shared set-up for the framework's end-to-end tests: a real redis-server, the
+ * embedded local cluster over real HTTP, a local dataset laid out across its
+ * agents, and the framework (in this process or as a child `locus framework`).
+ */
+import { spawn, type ChildProcess } from 'node:child_process';
+import { chmodSync, mkdirSync, mkdtempSync, rmSync, writeFileSync } from 'node:fs';
+import { join } from 'node:path';
+import { startRedis, type TestRedis } from '../harness/redis.js';
+import { freePort } from '../harness/ports.js';
+import { LOCUS_CLI } from '../harness/build.js';
+import { startLocalCluster, type LocalCluster } from '../../src/local/index.js';
+import { putLocalDataset } from '../../src/storage/local/put.js';
+import { resolveSettings } from '../../src/app/config.js';
+import { startFramework, type RunningFramework } from '../../src/app/framework.js';
+import { silentLogger } from '../../src/obs/log.js';
+import type { JobRecord } from '../../src/scheduler/jobs/model.js';
+import { TERMINAL_JOB_STATES } from '../../src/scheduler/jobs/model.js';
+
+/** A cluster, Redis and a dataset for one test file. */
+export interface Bed {
+  readonly dir: string;
+  readonly redis: TestRedis;
+  readonly cluster: LocalCluster;
+  /** Flags for `locus framework` / resolveSettings pointing at this bed. */
+  settings(extra?: Record<string, string>): Record<string, string>;
+  dispose(): Promise<void>;
+}
+
+/** Start Redis and a 3-agent local cluster in a world-traversable temp dir. */
+export async function startBed(o: { agents?: number; files?: number } = {}): Promise<Bed> {
+  const dir = mkdtempSync('/tmp/locus-e2e-');
+  // Workloads run as an unprivileged user: the tree must be traversable.
+  chmodSync(dir, 0o755);
+  const redis = await startRedis();
+  const cluster = await startLocalCluster({
+    workDir: join(dir, 'local'), agents: o.agents ?? 3, racks: 2, port: 0, allocationIntervalMs: 100,
+    isolation: 'auto', resources: 'cpus:4;mem:8192;disk:20480;ports:[31000-32000]',
+  });
+  const text = join(dir, 'text');
+  mkdirSync(text);
+  for (let i = 0; i < (o.files ?? 6); i++) {
+    writeFileSync(join(text, `part-${i}.txt`), Array.from({ length: 2000 }, (_, j) => `word${j % 7} locus${i}`).join('\n'));
+  }
+  await putLocalDataset({ workDir: join(dir, 'local'), source: text, dataset: 'words', replicas: 2 });
+  return {
+    dir,
+    redis,
+    cluster,
+    settings: (extra = {}) => ({
+      master: cluster.masterUrl, redis: redis.url, 'state-dir': join(dir, 'state'), 'local-work-dir': join(dir, 'local'),
+      'http-port': '0', 'grpc-port': '0', 'admin-token': 'a'.repeat(64), 'executor-idle-timeout': '30s',
+      'locality-wait-node': '2s', 'locality-wait-rack': '1s', ...extra,
+    }),
+    async dispose() {
+      await cluster.stop();
+      await redis.dispose();
+      rmSync(dir, { recursive: true, force: true });
+    },
+  };
+}
+
+/** The framework in this process. */
+export async function startInProcess(bed: Bed, extra?: Record<string, string>): Promise<RunningFramework> {
+  const fw = await startFramework(resolveSettings(bed.settings(extra)), { logger: silentLogger() });
+  await fw.waitForSubscribed(20_000);
+  return fw;
+}
+
+/** `locus framework` as a child process, for crash tests. */
+export interface FrameworkProc {
+  readonly proc: ChildProcess;
+  readonly httpUrl: string;
+  readonly token: string;
+  kill9(): Promise<void>;
+  stop(): Promise<void>;
+}
+
+/** Start `locus framework` and wait for its HTTP API. */
+export async function spawnFramework(bed: Bed, httpPort?: number): Promise<FrameworkProc> {
+  const port = httpPort ?? (await freePort());
+  const flags = Object.entries(bed.settings({ 'http-port': String(port) })).flatMap(([k, v]) => [`--${k}`, v]);
+  const proc = spawn(process.execPath, [LOCUS_CLI, 'framework', ...flags], { stdio: ['ignore', 'pipe', 'pipe'], env: { ...process.env, LOCUS_LOG_LEVEL: 'warn' } });
+  let out = '';
+  proc.stdout?.on('data', (b: Buffer) => { out += b.toString(); });
+  proc.stderr?.on('data', (b: Buffer) => { out += b.toString(); });
+  const deadline = Date.now() + 30_000;
+  while (!/http api:\s+(\S+)/.test(out)) {
+    if (proc.exitCode !== null) throw new Error(`locus framework exited ${proc.exitCode}: ${out}`);
+    if (Date.now() > deadline) throw new Error(`locus framework did not start: ${out}`);
+    await new Promise((r) => setTimeout(r, 50));
+  }
+  const httpUrl = /http api:\s+(\S+)/.exec(out)?.[1] ?? '';
+  const exited = (): Promise<void> => (proc.exitCode !== null || proc.signalCode !== null ? Promise.resolve() : new Promise((r) => proc.once('exit', () => r())));
+  return {
+    proc, httpUrl, token: 'a'.repeat(64),
+    async kill9() { proc.kill('SIGKILL'); await exited(); },
+    async stop() { proc.kill('SIGTERM'); await exited(); },
+  };
+}
+
+/** Poll until the job is terminal. */
+export async function waitForJob(get: () => Promise<JobRecord>, timeoutMs = 60_000): Promise<JobRecord> {
+  const deadline = Date.now() + timeoutMs;
+  for (;;) {
+    const job = await get();
+    if (TERMINAL_JOB_STATES.has(job.state)) return job;
+    if (Date.now() > deadline) throw new Error(`job ${job.id} still ${job.state} after ${timeoutMs} ms: ${JSON.stringify(job.counts)}`);
+    await new Promise((r) => setTimeout(r, 100));
+  }
+}
