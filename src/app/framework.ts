@@ -125,6 +125,8 @@ export async function startFramework(settings: FrameworkSettings, extras: Framew
     // Agents seen in offers, for volume size checks and the cluster view.
     const seenAgents = new Map<string, KnownAgent & { rack?: string; url?: string }>();
     let coordinatorRef: Coordinator | undefined;
+    // Whether volumes need offers (the coordinator revives while true and never suppresses).
+    let pendingVolumeWork = false;
     const volumes = new VolumeService({
       store: new HoldingStore(redis),
       clock,
@@ -132,7 +134,10 @@ export async function startFramework(settings: FrameworkSettings, extras: Framew
       logger: log.child({ component: 'volumes' }),
       resolveNear: nearResolver((uri, o) => storage.resolve(uri, o)),
       agents: () => [...seenAgents.values()],
-      onWork: () => coordinatorRef?.requestPass(),
+      onWork: () => {
+        pendingVolumeWork = true;
+        coordinatorRef?.requestPass();
+      },
     });
 
     volumesRef = volumes;
@@ -157,7 +162,6 @@ export async function startFramework(settings: FrameworkSettings, extras: Framew
       onFrameworkId: (id) => store.setFrameworkId(id),
     });
 
-    let pendingVolumeWork = false;
     const volumePlanner: OfferOperationPlanner = {
       async plan(offers) {
         for (const o of offers) {

@@ -5,7 +5,7 @@
  * output, and describe the end as an AttemptResult.
  */
 import { createWriteStream, promises as fsp } from 'node:fs';
-import { join, dirname, isAbsolute } from 'node:path';
+import { join } from 'node:path';
 import { pipeline } from 'node:stream/promises';
 import { CONTRACT_VERSION, contractCompatible, type AttemptPayload, type AttemptProgress, type AttemptResult } from './contract.js';
 import { commitOutput, committedBy, discardAttemptDir, planOutput, prepareAttemptDir, type OutputPlan } from './output.js';
@@ -22,8 +22,6 @@ export interface AttemptContext {
   readonly logger: Logger;
   /** Where non-local splits are materialised (one directory per attempt). */
   readonly scratchDir: string;
-  /** The executor's own sandbox: relative volume host paths (persistent volumes mounted into the executor) resolve against it. */
-  readonly sandboxDir?: string;
   readonly splitReader?: SplitReader;
   /** SIGTERM-to-SIGKILL grace when a timeout or drain stops a workload. */
   readonly killGraceMs: number;
@@ -71,9 +69,9 @@ export async function runAttempt(payload: AttemptPayload, ctx: AttemptContext, c
     if (scratchMade) await fsp.rm(scratch, { recursive: true, force: true });
   };
   let handle: RunHandle;
-  // A persistent volume is mounted into the executor's sandbox by its agent; the scheduler names it
-  // by that relative path, and only the executor knows where its sandbox is.
-  const volumes = payload.volumes.map((v) => (isAbsolute(v.hostPath) ? v : { ...v, hostPath: join(ctx.sandboxDir ?? dirname(ctx.scratchDir), v.hostPath) }));
+  // A relative host path names a directory of the executor's own sandbox (a persistent volume
+  // its agent mounted there); each runner resolves it the way its launcher can see it.
+  const volumes = [...payload.volumes];
   const env: Record<string, string> = { ...payload.env, LOCUS_ATTEMPT_ID: payload.attemptId, LOCUS_TASK_ID: payload.taskId, LOCUS_JOB_ID: payload.jobId };
   try {
     const values: Record<string, string> = {};

@@ -6,7 +6,7 @@
  */
 import { createHash } from 'node:crypto';
 import { mkdir } from 'node:fs/promises';
-import { join } from 'node:path';
+import { join, isAbsolute } from 'node:path';
 import { LocusError } from '../core/errors.js';
 import { AgentClient, decodeWaitStatus } from '../mesos/agent.js';
 import type { Logger } from '../obs/log.js';
@@ -76,7 +76,8 @@ export class IsolatorRunner implements AttemptRunner {
       env: spec.env,
       sandboxDir,
       limits: { cpus: spec.resources.cpus, memMiB: spec.resources.memMiB, diskMiB: spec.resources.diskMiB, pids: 0 },
-      volumes: spec.volumes,
+      // Relative host paths are directories of this executor's sandbox (its persistent volumes).
+      volumes: spec.volumes.map((v) => (isAbsolute(v.hostPath) ? v : { ...v, hostPath: join(this.sandboxRoot, v.hostPath) })),
       network: 'host',
       stdoutPath: join(sandboxDir, 'stdout'),
       stderrPath: join(sandboxDir, 'stderr'),
@@ -112,7 +113,11 @@ export class AgentRunner implements AttemptRunner {
       argv: spec.argv,
       env: spec.env,
       resources: spec.resources,
-      volumes: spec.volumes.map((v) => ({ host_path: v.hostPath, container_path: v.containerPath, mode: v.readOnly ? 'RO' : 'RW' })),
+      // A relative host path is a directory of the executor's sandbox (a persistent volume mounted
+      // there): only the agent knows where that is on the host, so it is named as a parent sandbox path.
+      volumes: spec.volumes.map((v) => (isAbsolute(v.hostPath)
+        ? { host_path: v.hostPath, container_path: v.containerPath, mode: v.readOnly ? 'RO' as const : 'RW' as const }
+        : { container_path: v.containerPath, mode: v.readOnly ? 'RO' as const : 'RW' as const, source: { type: 'SANDBOX_PATH' as const, sandbox_path: { type: 'PARENT' as const, path: v.hostPath } } })),
     });
     // Mesos puts a nested container's sandbox at `containers/<id>` of its parent's.
     const sandboxDir = join(this.parentSandbox, 'containers', spec.containerId);

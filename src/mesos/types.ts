@@ -54,6 +54,8 @@ export interface Volume {
   readonly mode: 'RW' | 'RO';
   readonly container_path: string;
   readonly host_path?: string;
+  /** SANDBOX_PATH with PARENT: a path in the parent container's sandbox (nested containers). */
+  readonly source?: { readonly type: 'SANDBOX_PATH'; readonly sandbox_path: { readonly type: 'SELF' | 'PARENT'; readonly path: string } };
 }
 
 /** A Mesos resource. `role` / `reservation` are the pre-refinement format, kept for old masters. */
