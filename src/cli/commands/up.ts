@@ -51,6 +51,7 @@ export async function run(argv: string[]): Promise<number> {
     `redis:       ${up.redisUrl}`,
     `http api:    ${up.framework.httpUrl}   (docs: ${up.framework.httpUrl}/docs)`,
     `grpc api:    ${up.framework.grpcAddress}`,
+    `work dir:    ${up.workDir}   (datasets: locus data put SRC local://NAME/ --work-dir ${up.workDir}/local)`,
     `admin token: ${up.framework.adminToken}`,
     '',
     `Try: export LOCUS_SERVER=${up.framework.httpUrl} LOCUS_TOKEN=${up.framework.adminToken}`,

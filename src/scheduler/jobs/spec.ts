@@ -8,6 +8,7 @@ import { LocusError, invalidField } from '../../core/errors.js';
 import { isObject, type JsonObject } from '../../core/decode.js';
 import { parseDurationMs, parseSizeMiB } from '../../core/units.js';
 import type { SplitMode } from '../../core/blocks.js';
+import type { Constraint, LocalityPolicy } from '../placement/types.js';
 
 /** Largest spec body accepted, in bytes (YAML or JSON). */
 export const MAX_SPEC_BYTES = 1024 * 1024;
@@ -36,16 +37,8 @@ export interface TaskTemplate {
   readonly volumes: readonly TaskVolumeRef[];
 }
 
-/** A hard placement constraint. */
-export type Constraint =
-  | { readonly kind: 'attribute'; readonly attribute: string; readonly equals: string }
-  | { readonly kind: 'hostname'; readonly equals: string }
-  | { readonly kind: 'hostname-not'; readonly values: readonly string[] };
-
-/** How long to wait for each locality level before accepting a worse one. */
-export type LocalityPolicy =
-  | { readonly mode: 'wait'; readonly nodeWaitMs: number; readonly rackWaitMs: number }
-  | { readonly mode: 'node-only' };
+// Constraints and locality policies are placement's own types: a spec hands them to placement unchanged.
+export type { Constraint, LocalityPolicy } from '../placement/types.js';
 
 /** One group of tasks; later stages start when the previous one succeeded. */
 export interface StageSpec {
