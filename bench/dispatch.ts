@@ -1,76 +1,64 @@
 /**
- * Dispatch benchmark (`npm run bench:dispatch`). On one real redis-server
- * (AOF everysec, as Locus runs it):
+ * Dispatch benchmark (`npm run bench:dispatch`): the whole Locus path on the
+ * embedded local cluster with a real, managed redis-server (AOF everysec).
  *
- * 1. Locus dispatch overhead: N trivial attempts through Dispatcher →
- *    executor queue → Executor (BullMQ worker, benchmark-only in-process
- *    no-op runner) → result recorded by the Dispatcher; and, in the same
- *    run, a plain BullMQ worker setup (same number of queues, same
- *    concurrency, same Redis) processing N trivial jobs: the physical limit.
- * 2. Latency at low load: single attempts submitted one at a time onto idle,
- *    warm executors; submit → running (the executor's start timestamp).
- * 3. Isolated runs: attempts per second when each runs `true` in its own
- *    container through the isolation port.
+ * 1. Throughput: trivial tasks submitted as jobs to the JobService and run
+ *    through submit → stage resolution → placement pass → attempt start
+ *    (Lua) → executor queue (BullMQ) → executor process launched by a local
+ *    agent as a Mesos task (benchmark-only no-op runner, output commit
+ *    included) → result read by the dispatcher → task state recorded → job
+ *    SUCCEEDED. Timed from the first submit to the last job SUCCEEDED, and
+ *    every task is checked SUCCEEDED before the number is trusted. In the
+ *    same run, on the same Redis, the physical limit: plain BullMQ, the same
+ *    number of worker processes and the same concurrency as the executors,
+ *    processing the same number of trivial jobs.
+ * 2. Latency at low load: single-task jobs submitted one at a time onto idle,
+ *    warm executors; submit → running, where "running" is the executor's
+ *    own timestamp after it launched the attempt (from the attempt's result
+ *    in its BullMQ job); the placement time and the job end are reported too.
+ * 3. Isolated runs: a second environment with the real runner (each attempt
+ *    a nested container launched through the executor's agent, linux
+ *    isolation where available): tasks per second.
  *
- * Scheduler placement is not part of the measured path (the coordinator
- * that ties placement to dispatch lives elsewhere); the results say so.
- * Writes bench/results/dispatch-<date>.json and .md.
+ * Writes bench/results/dispatch-<date>.json and .md. Run with
+ * `--bullmq-worker` it is the child process of the BullMQ baseline.
  */
 import { spawn, type ChildProcess } from 'node:child_process';
-import { mkdir, mkdtemp, rm, writeFile } from 'node:fs/promises';
-import { createServer } from 'node:net';
-import { cpus, loadavg, tmpdir } from 'node:os';
+import { chmod, mkdir, mkdtemp, rm, writeFile } from 'node:fs/promises';
+import { cpus, loadavg } from 'node:os';
 import { dirname, join } from 'node:path';
 import { fileURLToPath } from 'node:url';
 import { Queue, Worker } from 'bullmq';
 import { Redis } from 'ioredis';
-import { systemClock } from '../src/core/clock.js';
-import { CONTRACT_VERSION, type AttemptPayload, type AttemptResult } from '../src/executor/contract.js';
-import { Executor } from '../src/executor/executor.js';
-import { createIsolator } from '../src/executor/isolation/index.js';
-import { IsolatorRunner, NoopRunner, type AttemptRunner } from '../src/executor/runner.js';
-import { silentLogger } from '../src/obs/log.js';
-import { Dispatcher } from '../src/scheduler/dispatch.js';
+import { startManagedRedis, type ManagedRedis } from '../src/app/redis-server.js';
+import { resolveSettings } from '../src/app/config.js';
+import { startFramework, type RunningFramework } from '../src/app/framework.js';
+import { startLocalCluster, type LocalCluster } from '../src/local/index.js';
+import { detectIsolation } from '../src/executor/isolation/index.js';
+import { diskUsageBytes } from '../src/executor/isolation/host.js';
+import { EXECUTOR_KEY_PREFIX, QUEUE_PREFIX, executorQueueName } from '../src/executor/contract.js';
+import { validateJobSpec, type JobSpec } from '../src/scheduler/jobs/spec.js';
+import { TERMINAL_JOB_STATES } from '../src/scheduler/jobs/model.js';
+import { createLogger, silentLogger, type Logger } from '../src/obs/log.js';
 
-const TASKS = Number(process.env['BENCH_TASKS'] ?? 20_000);
-const EXECUTORS = Number(process.env['BENCH_EXECUTORS'] ?? 4);
-const SLOTS = Number(process.env['BENCH_SLOTS'] ?? 64);
-const LATENCY_SAMPLES = Number(process.env['BENCH_LATENCY_SAMPLES'] ?? 300);
-const ISOLATED_TASKS = Number(process.env['BENCH_ISOLATED_TASKS'] ?? 100);
-const ISOLATED_SLOTS = Number(process.env['BENCH_ISOLATED_SLOTS'] ?? 4);
-const ROUNDS = Number(process.env['BENCH_ROUNDS'] ?? 3);
+const num = (name: string, fallback: number): number => Number(process.env[name] ?? fallback);
+const TASKS = num('BENCH_TASKS', 20_000);
+/** Jobs the throughput tasks are spread over (tasks per job = TASKS / JOBS). */
+const JOBS = num('BENCH_JOBS', 20);
+const AGENTS = num('BENCH_AGENTS', 4);
+/** Slots per executor: agents get SLOTS + 1 cpus, so placement starts one executor of SLOTS slots on each. */
+const SLOTS = num('BENCH_SLOTS', 16);
+const ROUNDS = num('BENCH_ROUNDS', 2);
+const LATENCY_SAMPLES = num('BENCH_LATENCY_SAMPLES', 200);
+const ISO_TASKS = num('BENCH_ISOLATED_TASKS', 100);
+const ISO_AGENTS = num('BENCH_ISOLATED_AGENTS', 2);
+const ISO_SLOTS = num('BENCH_ISOLATED_SLOTS', 4);
+const SKIP_ISOLATED = process.env['BENCH_SKIP_ISOLATED'] === '1';
+const SKIP_LOCUS = process.env['BENCH_SKIP_LOCUS'] === '1';
+const BULL_PREFIX = 'bench:q';
 
-async function freePort(): Promise<number> {
-  return await new Promise((resolve, reject) => {
-    const s = createServer();
-    s.on('error', reject);
-    s.listen(0, '127.0.0.1', () => {
-      const a = s.address();
-      const port = typeof a === 'object' && a ? a.port : 0;
-      s.close(() => resolve(port));
-    });
-  });
-}
-
-async function startRedis(dir: string): Promise<{ url: string; proc: ChildProcess }> {
-  const port = await freePort();
-  const proc = spawn('redis-server', ['--port', String(port), '--bind', '127.0.0.1', '--dir', dir, '--save', '', '--appendonly', 'yes', '--appendfsync', 'everysec'], { stdio: 'ignore' });
-  const deadline = Date.now() + 10_000;
-  for (;;) {
-    const r = new Redis({ port, host: '127.0.0.1', lazyConnect: true, maxRetriesPerRequest: 0, retryStrategy: () => null });
-    r.on('error', () => undefined);
-    try {
-      await r.connect();
-      await r.ping();
-      r.disconnect();
-      break;
-    } catch {
-      r.disconnect();
-      if (Date.now() > deadline) throw new Error('redis did not start');
-      await new Promise((res) => setTimeout(res, 50));
-    }
-  }
-  return { url: `redis://127.0.0.1:${port}`, proc };
+function sleep(ms: number): Promise<void> {
+  return new Promise((r) => setTimeout(r, ms));
 }
 
 function percentile(sorted: readonly number[], p: number): number {
@@ -79,208 +67,411 @@ function percentile(sorted: readonly number[], p: number): number {
   return sorted[i] ?? NaN;
 }
 
-function trivial(prefix: string, i: number): AttemptPayload {
-  const taskId = `${prefix}-${i}`;
-  return { contractVersion: CONTRACT_VERSION, jobId: prefix, taskId, attemptId: `${taskId}.a1`, attempt: 1, argv: ['true'], env: {}, resources: { cpus: 0.1, memMiB: 32, diskMiB: 0 }, timeoutMs: 60_000, volumes: [], inputPaths: [] };
+function say(line: string): void {
+  process.stderr.write(`bench: ${line}\n`);
 }
 
-interface Rig {
-  dispatcher: Dispatcher;
-  executors: Executor[];
-  results: Map<string, AttemptResult>;
-  waiters: Map<string, (r: AttemptResult) => void>;
-  close(): Promise<void>;
+// ---------------------------------------------------------------- environment
+
+interface Env {
+  readonly redis: ManagedRedis;
+  readonly admin: Redis;
+  readonly cluster: LocalCluster;
+  readonly fw: RunningFramework;
+  readonly isolation: string;
+  /** Where committed outputs go (state-dir/outputs). */
+  readonly outputs: string;
+  /** Resolves when the job reaches a terminal state. */
+  finished(jobId: string): Promise<string>;
+  stop(): Promise<void>;
 }
 
-async function rig(url: string, name: string, count: number, slots: number, runner: () => Promise<AttemptRunner>, scratch: string): Promise<Rig> {
-  const conns: Redis[] = [];
-  const connect = (): Redis => {
-    const r = new Redis(url, { maxRetriesPerRequest: null });
-    r.on('error', () => undefined);
-    conns.push(r);
-    return r;
-  };
-  const executors: Executor[] = [];
-  for (let i = 0; i < count; i++) {
-    executors.push(await Executor.start({
-      executorId: `${name}-${i}`, agentId: `agent-${i}`, hostname: `host-${i}`, slots, slotResources: { cpus: 1, memMiB: 256, diskMiB: 0 },
-      connect, runner: await runner(), logger: silentLogger(), scratchDir: join(scratch, `${name}-${i}`), heartbeatMs: 1000,
-    }));
-  }
-  const dispatcher = new Dispatcher({ connect, clock: systemClock, logger: silentLogger(), heartbeatTimeoutMs: 60_000, reconcileIntervalMs: 30_000, blockMs: 200 });
-  const results = new Map<string, AttemptResult>();
-  const waiters = new Map<string, (r: AttemptResult) => void>();
-  dispatcher.on((e) => {
-    if (e.type !== 'result') return;
-    results.set(e.result.attemptId, e.result);
-    waiters.get(e.result.attemptId)?.(e.result);
-  });
-  await dispatcher.start();
-  for (let i = 0; i < count; i++) await dispatcher.watchExecutor(`${name}-${i}`);
-  return {
-    dispatcher, executors, results, waiters,
-    async close() {
-      await Promise.all(executors.map((e) => e.drain('closed')));
-      await dispatcher.close();
-      for (const c of conns) c.disconnect();
-    },
-  };
-}
-
-async function waitUntil(what: string, cond: () => boolean, timeoutMs: number): Promise<void> {
-  const deadline = Date.now() + timeoutMs;
-  while (!cond()) {
-    if (Date.now() > deadline) throw new Error(`bench: timed out waiting for ${what}`);
-    await new Promise((r) => setTimeout(r, 5));
-  }
-}
-
-async function locusThroughput(url: string, scratch: string, round: number): Promise<{ throughput: number; seconds: number }> {
-  const r = await rig(url, `noop${round}`, EXECUTORS, SLOTS, async () => new NoopRunner(scratch), scratch);
+async function startEnv(work: string, o: { agents: number; slots: number; runner: 'noop' | 'auto'; isolation: 'auto' | 'linux' | 'process'; logger: Logger }): Promise<Env> {
+  await mkdir(work, { recursive: true });
+  // Workloads run unprivileged: every ancestor of the outputs must be reachable.
+  await chmod(work, 0o755);
+  const redis = await startManagedRedis({ dataDir: join(work, 'redis'), logger: o.logger });
+  let cluster: LocalCluster | undefined;
   try {
-    const items = Array.from({ length: TASKS }, (_, i) => ({ executorId: `noop${round}-${i % EXECUTORS}`, payload: trivial(`thr${round}`, i) }));
-    const t0 = performance.now();
-    await r.dispatcher.dispatchMany(items);
-    await waitUntil('all Locus results', () => r.results.size >= TASKS, 300_000);
-    const seconds = (performance.now() - t0) / 1000;
-    // Check the run did the work before trusting the time.
-    const ok = [...r.results.values()].filter((x) => x.state === 'SUCCEEDED').length;
-    if (ok !== TASKS) throw new Error(`bench: only ${ok}/${TASKS} attempts succeeded`);
-    return { throughput: TASKS / seconds, seconds };
-  } finally {
-    await r.close();
-  }
-}
-
-async function bullmqThroughput(url: string, round: number): Promise<{ throughput: number; seconds: number }> {
-  const conn = new Redis(url, { maxRetriesPerRequest: null });
-  const workerConns: Redis[] = [];
-  const queues: Queue[] = [];
-  const workers: Worker[] = [];
-  let done = 0;
-  for (let i = 0; i < EXECUTORS; i++) {
-    const name = `plain${round}-${i}`;
-    queues.push(new Queue(name, { connection: conn, prefix: 'bench:q' }));
-    const wc = new Redis(url, { maxRetriesPerRequest: null });
-    workerConns.push(wc);
-    const w = new Worker(name, async () => ({ ok: true }), { connection: wc, prefix: 'bench:q', concurrency: SLOTS, removeOnComplete: { age: 3600 } });
-    w.on('completed', () => {
-      done++;
+    cluster = await startLocalCluster({
+      workDir: join(work, 'local'), agents: o.agents, racks: 2, port: 0, isolation: o.isolation, logger: o.logger,
+      // One executor of `slots` slots fits on each agent (slot = 1 cpu, overhead 0.1 cpu).
+      resources: `cpus:${o.slots + 1};mem:${(o.slots + 1) * 1024 + 1024};disk:${(o.slots + 1) * 1024 + 1024};ports:[31000-32000]`,
     });
-    workers.push(w);
+    const settings = resolveSettings({
+      master: cluster.masterUrl, redis: redis.url, 'http-port': '0', 'grpc-port': '0',
+      'state-dir': work, 'local-work-dir': join(work, 'local'), isolation: o.isolation,
+      'executor-runner': o.runner, 'executor-idle-timeout': '30m',
+    });
+    const c = cluster;
+    const fw = await startFramework(settings, { logger: o.logger, agents: () => c.agents });
+    await fw.waitForSubscribed(30_000);
+    const admin = new Redis(redis.url, { maxRetriesPerRequest: null });
+    admin.on('error', () => undefined);
+    const terminal = new Map<string, string>();
+    const waiters = new Map<string, (state: string) => void>();
+    fw.jobs.on('event', (e) => {
+      if (e.kind !== 'job' || !TERMINAL_JOB_STATES.has(e.state as never)) return;
+      terminal.set(e.jobId, e.state);
+      waiters.get(e.jobId)?.(e.state);
+    });
+    return {
+      redis, admin, cluster: c, fw, isolation: o.isolation, outputs: join(work, 'outputs'),
+      finished(jobId) {
+        const done = terminal.get(jobId);
+        if (done !== undefined) return Promise.resolve(done);
+        return new Promise((resolve) => waiters.set(jobId, resolve));
+      },
+      async stop() {
+        admin.disconnect();
+        await fw.stop().catch((err: unknown) => say(`framework stop: ${String(err)}`));
+        await c.stop().catch((err: unknown) => say(`cluster stop: ${String(err)}`));
+        await redis.stop();
+      },
+    };
+  } catch (err) {
+    await cluster?.stop().catch(() => undefined);
+    await redis.stop();
+    throw err;
   }
+}
+
+function trivialJob(name: string, tasks: number, command: readonly string[] = ['true']): JobSpec {
+  return validateJobSpec({
+    name, retries: 0, timeout: '5m',
+    task: { command: [...command], resources: { cpus: 0.1, mem: '32MiB', disk: '1MiB' } },
+    tasks: Array.from({ length: tasks }, () => ({})),
+  });
+}
+
+async function withDeadline<T>(what: string, p: Promise<T>, ms: number): Promise<T> {
+  let t: NodeJS.Timeout | undefined;
   try {
-    const t0 = performance.now();
-    for (let q = 0; q < EXECUTORS; q++) {
-      const jobs = [];
-      for (let i = q; i < TASKS; i += EXECUTORS) jobs.push({ name: 'job', data: trivial(`plain${round}`, i), opts: { jobId: `plain${round}-${i}`, removeOnComplete: { age: 3600 } } });
-      for (let i = 0; i < jobs.length; i += 1000) await queues[q]?.addBulk(jobs.slice(i, i + 1000));
-    }
-    await waitUntil('all BullMQ completions', () => done >= TASKS, 300_000);
-    const seconds = (performance.now() - t0) / 1000;
-    return { throughput: TASKS / seconds, seconds };
+    return await Promise.race([p, new Promise<T>((_, reject) => { t = setTimeout(() => reject(new Error(`timed out after ${ms / 1000}s: ${what}`)), ms); })]);
   } finally {
-    await Promise.all(workers.map((w) => w.close()));
-    await Promise.all(queues.map((q) => q.close()));
-    for (const c of workerConns) c.disconnect();
+    clearTimeout(t);
+  }
+}
+
+/** Submit jobs, wait for all of them, check every task SUCCEEDED; seconds from first submit to last end. */
+async function runJobs(env: Env, specs: readonly JobSpec[], timeoutMs: number): Promise<{ seconds: number; tasks: number; jobIds: string[] }> {
+  const t0 = performance.now();
+  const ids: string[] = [];
+  for (const s of specs) ids.push((await env.fw.jobs.submit('default', s)).id);
+  const states = await withDeadline(`${ids.length} job(s)`, Promise.all(ids.map((id) => env.finished(id))), timeoutMs);
+  const seconds = (performance.now() - t0) / 1000;
+  let tasks = 0;
+  for (const [i, id] of ids.entries()) {
+    const job = await env.fw.jobs.get(id);
+    const expected = specs[i]?.stages[0]?.tasks?.length ?? -1;
+    if (states[i] !== 'SUCCEEDED' || job.counts.succeeded !== expected || job.counts.total !== expected) {
+      const failed = (await env.fw.jobs.tasks(id)).find((t) => t.state !== 'SUCCEEDED');
+      const last = failed?.attempts[failed.attempts.length - 1];
+      if (last) say(`first unfinished task ${failed?.id ?? ''}: ${failed?.state ?? ''} ${last.reason ?? ''} ${last.message ?? ''}`);
+      throw new Error(`job ${id} ended ${states[i] ?? '?'} with ${job.counts.succeeded}/${job.counts.total} succeeded (expected ${expected}): ${job.message ?? ''}`);
+    }
+    tasks += job.counts.succeeded;
+  }
+  return { seconds, tasks, jobIds: ids };
+}
+
+interface ExecutorInfo {
+  readonly executorId: string;
+  readonly slots: number;
+  readonly runner: string;
+}
+
+async function runningExecutors(admin: Redis): Promise<ExecutorInfo[]> {
+  const keys = await admin.keys(`${EXECUTOR_KEY_PREFIX}*`);
+  const out: ExecutorInfo[] = [];
+  for (const k of keys) {
+    const h = await admin.hgetall(k);
+    if (h['state'] === 'running') out.push({ executorId: k.slice(EXECUTOR_KEY_PREFIX.length), slots: Number(h['slots'] ?? 0), runner: h['runner'] ?? '' });
+  }
+  return out.sort((a, b) => (a.executorId < b.executorId ? -1 : 1));
+}
+
+/** Run a warm-up job big enough to start every executor at full size. */
+async function warmUp(env: Env, agents: number, slots: number, label: string): Promise<ExecutorInfo[]> {
+  const want = agents * slots;
+  for (let i = 0; i < 4; i++) {
+    await runJobs(env, [trivialJob(`${label}-warm-${i}`, want)], 120_000);
+    const ex = await runningExecutors(env.admin);
+    if (ex.length >= agents && ex.reduce((a, e) => a + e.slots, 0) >= want) return ex;
+    await sleep(1000);
+  }
+  const ex = await runningExecutors(env.admin);
+  say(`warning: after warm-up ${ex.length} executors with ${ex.reduce((a, e) => a + e.slots, 0)} slots (wanted ${agents} x ${slots})`);
+  return ex;
+}
+
+// ---------------------------------------------------------------- BullMQ baseline
+
+/** The child process of the baseline: one plain BullMQ Worker with a no-op processor. */
+async function bullmqWorkerChild(): Promise<void> {
+  const url = process.env['BENCH_URL'] ?? '';
+  const queue = process.env['BENCH_QUEUE'] ?? '';
+  const concurrency = Number(process.env['BENCH_CONCURRENCY'] ?? 1);
+  const expect = Number(process.env['BENCH_EXPECT'] ?? 0);
+  const conn = new Redis(url, { maxRetriesPerRequest: null });
+  let done = 0;
+  const worker = new Worker(queue, async () => ({ ok: true }), {
+    connection: conn, prefix: BULL_PREFIX, concurrency, removeOnComplete: { age: 24 * 3600 }, removeOnFail: { age: 24 * 3600 },
+  });
+  worker.on('completed', () => {
+    done++;
+    if (done === expect) process.send?.({ done });
+  });
+  await worker.waitUntilReady();
+  process.send?.({ ready: true });
+  process.on('message', (m: unknown) => {
+    if (m !== 'close') return;
+    void worker.close().finally(() => {
+      conn.disconnect();
+      process.exit(0);
+    });
+  });
+}
+
+/** Plain BullMQ: `queues` worker processes x `concurrency`, `total` trivial jobs added in bulk. */
+async function bullmqThroughput(url: string, round: number, queues: number, concurrency: number, total: number): Promise<{ throughput: number; seconds: number }> {
+  const me = fileURLToPath(import.meta.url);
+  const children: ChildProcess[] = [];
+  const ready: Promise<void>[] = [];
+  const done: Promise<void>[] = [];
+  const names = Array.from({ length: queues }, (_, i) => `plain-r${round}-${i}`);
+  const per = names.map((_, i) => Math.floor(total / queues) + (i < total % queues ? 1 : 0));
+  for (const [i, name] of names.entries()) {
+    const child = spawn(process.execPath, [me, '--bullmq-worker'], {
+      stdio: ['ignore', 'inherit', 'inherit', 'ipc'],
+      env: { ...process.env, BENCH_URL: url, BENCH_QUEUE: name, BENCH_CONCURRENCY: String(concurrency), BENCH_EXPECT: String(per[i] ?? 0) },
+    });
+    children.push(child);
+    ready.push(new Promise((resolve, reject) => {
+      child.on('message', (m: unknown) => { if (typeof m === 'object' && m !== null && 'ready' in m) resolve(); });
+      child.once('exit', (code) => reject(new Error(`bullmq worker exited with ${String(code)}`)));
+    }));
+    done.push(new Promise((resolve) => child.on('message', (m: unknown) => { if (typeof m === 'object' && m !== null && 'done' in m) resolve(); })));
+  }
+  const conn = new Redis(url, { maxRetriesPerRequest: null });
+  const qs = names.map((n) => new Queue(n, { connection: conn, prefix: BULL_PREFIX }));
+  try {
+    await Promise.all(ready);
+    const payload = (i: number): Record<string, unknown> => ({
+      contractVersion: '1.0', jobId: `plain-r${round}`, taskId: `plain-r${round}.0.${i}`, attemptId: `plain-r${round}.0.${i}.1`, attempt: 1,
+      argv: ['true'], env: { LOCUS_JOB_ID: `plain-r${round}`, LOCUS_TASK_INDEX: String(i) }, resources: { cpus: 0.1, memMiB: 32, diskMiB: 1 },
+      timeoutMs: 300_000, outputDir: `/var/tmp/out/plain-r${round}/main/${String(i).padStart(5, '0')}`, volumes: [], inputPaths: [],
+    });
+    const t0 = performance.now();
+    let next = 0;
+    for (const [q, queue] of qs.entries()) {
+      const jobs = Array.from({ length: per[q] ?? 0 }, () => {
+        const i = next++;
+        return { name: 'attempt', data: payload(i), opts: { jobId: `plain-r${round}-${i}`, attempts: 1, removeOnComplete: { age: 24 * 3600 }, removeOnFail: { age: 24 * 3600 } } };
+      });
+      for (let i = 0; i < jobs.length; i += 1000) await queue.addBulk(jobs.slice(i, i + 1000));
+    }
+    await withDeadline('BullMQ completions', Promise.all(done), 300_000);
+    const seconds = (performance.now() - t0) / 1000;
+    return { throughput: total / seconds, seconds };
+  } finally {
+    for (const c of children) c.send('close');
+    await Promise.all(children.map((c) => new Promise((r) => (c.exitCode !== null ? r(undefined) : c.once('exit', r)))));
+    await Promise.all(qs.map((q) => q.close()));
     conn.disconnect();
   }
 }
 
-async function latency(url: string, scratch: string): Promise<{ p50Ms: number; p99Ms: number; samples: number }> {
-  const r = await rig(url, 'lat', EXECUTORS, SLOTS, async () => new NoopRunner(scratch), scratch);
-  const samples: number[] = [];
-  try {
-    // Warm up connections and scripts.
-    for (let i = 0; i < 20; i++) await one(r, trivial('warm', i), `lat-${i % EXECUTORS}`);
-    for (let i = 0; i < LATENCY_SAMPLES; i++) {
-      const submittedAt = Date.now();
-      const res = await one(r, trivial('lat', i), `lat-${i % EXECUTORS}`);
-      samples.push(res.startedAt - submittedAt);
-      await new Promise((res2) => setTimeout(res2, 2));
+// ---------------------------------------------------------------- Locus phases
+
+/** Where an attempt's time goes (ms, median / p90 over a sample of one round's attempts). */
+type Breakdown = Record<string, { p50: number; p90: number }>;
+
+async function locusThroughput(env: Env, round: number): Promise<{ throughput: number; seconds: number; breakdown: Breakdown }> {
+  const perJob = Math.floor(TASKS / JOBS);
+  const specs = Array.from({ length: JOBS }, (_, j) => trivialJob(`thr-r${round}-${j}`, perJob + (j < TASKS % JOBS ? 1 : 0)));
+  // How many attempts are in flight (the job counters), sampled every 50 ms: how full the slots are kept.
+  const inFlight: number[] = [];
+  let sampling = true;
+  const sampler = (async () => {
+    while (sampling) {
+      await sleep(50);
+      const ids = (await env.admin.zrange('locus:jobs', -JOBS, -1));
+      const pipe = env.admin.pipeline();
+      for (const id of ids) pipe.hget(`locus:job:${id}`, 'n:running');
+      const res = (await pipe.exec()) ?? [];
+      inFlight.push(res.reduce((a, [, v]) => a + Number(v ?? 0), 0));
     }
-  } finally {
-    await r.close();
-  }
-  samples.sort((a, b) => a - b);
-  return { p50Ms: percentile(samples, 50), p99Ms: percentile(samples, 99), samples: samples.length };
+  })();
+  const r = await runJobs(env, specs, 480_000).finally(() => { sampling = false; });
+  await sampler;
+  if (r.tasks !== TASKS) throw new Error(`only ${r.tasks}/${TASKS} tasks succeeded`);
+  const bd = await breakdown(env, r.jobIds);
+  // Each executor's container has the outputs root as a read-write volume, and the local agent's
+  // disk accounting walks it every second: leftovers of earlier rounds would slow later ones.
+  const w0 = performance.now();
+  await diskUsageBytes(env.outputs);
+  const walkMs = Math.round(performance.now() - w0);
+  bd['outputsDiskWalk'] = { p50: walkMs, p90: walkMs };
+  for (const id of r.jobIds) await rm(join(env.outputs, id), { recursive: true, force: true });
+  const sorted = inFlight.slice(2, -2).sort((a, b) => a - b);
+  bd['attemptsInFlight'] = { p50: percentile(sorted, 50), p90: percentile(sorted, 90) };
+  return { throughput: TASKS / r.seconds, seconds: r.seconds, breakdown: bd };
 }
 
-function one(r: Rig, p: AttemptPayload, executorId: string): Promise<AttemptResult> {
-  return new Promise((resolve, reject) => {
-    r.waiters.set(p.attemptId, (res) => {
-      r.waiters.delete(p.attemptId);
-      resolve(res);
+/**
+ * From the task records (placement time) and the attempts' BullMQ jobs
+ * (added, taken, finished; the executor's own start and end): the stages of
+ * the path, measured after the timed run so the sampling costs it nothing.
+ */
+async function breakdown(env: Env, jobIds: readonly string[]): Promise<Breakdown> {
+  const cols: Record<string, number[]> = { placedToQueued: [], queuedToTaken: [], takenToFinished: [], executorAttempt: [], placedToFinished: [] };
+  for (const jobId of jobIds) {
+    const tasks = await env.fw.jobs.tasks(jobId);
+    const step = Math.max(1, Math.floor(tasks.length / Math.max(1, Math.floor(2000 / jobIds.length))));
+    const pipe = env.admin.pipeline();
+    const picked = [];
+    for (let i = 0; i < tasks.length; i += step) {
+      const a = tasks[i]?.attempts[0];
+      if (!a) continue;
+      picked.push(a);
+      pipe.hmget(`${QUEUE_PREFIX}:${executorQueueName(a.executorId)}:${a.attemptId}`, 'timestamp', 'processedOn', 'finishedOn', 'returnvalue');
+    }
+    const res = (await pipe.exec()) ?? [];
+    picked.forEach((a, i) => {
+      const row = res[i]?.[1];
+      if (!Array.isArray(row)) return;
+      const [ts, on, fin, rv] = row.map((x) => (typeof x === 'string' ? x : ''));
+      const result = rv ? (JSON.parse(rv) as { startedAt?: number; finishedAt?: number }) : {};
+      cols['placedToQueued']?.push(Number(ts) - a.startedAt);
+      cols['queuedToTaken']?.push(Number(on) - Number(ts));
+      cols['takenToFinished']?.push(Number(fin) - Number(on));
+      cols['executorAttempt']?.push((result.finishedAt ?? NaN) - (result.startedAt ?? NaN));
+      cols['placedToFinished']?.push(Number(fin) - a.startedAt);
     });
-    r.dispatcher.dispatch(executorId, p).catch(reject);
-  });
+  }
+  const out: Breakdown = {};
+  for (const [k, xs] of Object.entries(cols)) {
+    const sorted = xs.filter(Number.isFinite).sort((a, b) => a - b);
+    out[k] = { p50: percentile(sorted, 50), p90: percentile(sorted, 90) };
+  }
+  return out;
 }
 
-async function isolated(url: string, scratch: string): Promise<{ throughput: number; kind: string; tasks: number }> {
-  let kind = '';
-  const r = await rig(url, 'iso', 1, ISOLATED_SLOTS, async () => {
-    const iso = await createIsolator('auto', silentLogger());
-    kind = iso.report.kind;
-    return new IsolatorRunner(iso, join(scratch, 'iso-sandbox'));
-  }, scratch);
-  try {
-    const items = Array.from({ length: ISOLATED_TASKS }, (_, i) => ({ executorId: 'iso-0', payload: trivial('iso', i) }));
-    const t0 = performance.now();
-    await r.dispatcher.dispatchMany(items);
-    await waitUntil('isolated results', () => r.results.size >= ISOLATED_TASKS, 300_000);
-    const seconds = (performance.now() - t0) / 1000;
-    const ok = [...r.results.values()].filter((x) => x.state === 'SUCCEEDED').length;
-    if (ok !== ISOLATED_TASKS) throw new Error(`bench: only ${ok}/${ISOLATED_TASKS} isolated attempts succeeded: ${JSON.stringify([...r.results.values()].find((x) => x.state !== 'SUCCEEDED'))}`);
-    return { throughput: ISOLATED_TASKS / seconds, kind, tasks: ISOLATED_TASKS };
-  } finally {
-    await r.close();
-  }
+interface LatencySample {
+  /** Submit → the executor launched the attempt (its own clock, same host). */
+  readonly runningMs: number;
+  /** Submit → the scheduler started the attempt (placement + Lua, before the queue write). */
+  readonly placedMs: number;
+  /** Submit → job SUCCEEDED event. */
+  readonly doneMs: number;
 }
+
+async function latency(env: Env): Promise<LatencySample[]> {
+  const out: LatencySample[] = [];
+  for (let i = 0; i < LATENCY_SAMPLES + 10; i++) {
+    const spec = trivialJob(`lat-${i}`, 1);
+    await sleep(20); // executors idle again, placement quiet
+    const t0 = Date.now();
+    const job = await env.fw.jobs.submit('default', spec);
+    const state = await withDeadline(`latency job ${job.id}`, env.finished(job.id), 30_000);
+    const doneMs = Date.now() - t0;
+    if (state !== 'SUCCEEDED') throw new Error(`latency job ${job.id} ended ${state}`);
+    const [task] = await env.fw.jobs.tasks(job.id);
+    const attempt = task?.attempts[task.attempts.length - 1];
+    if (!attempt) throw new Error(`latency job ${job.id} has no attempt`);
+    const rv = await env.admin.hget(`${QUEUE_PREFIX}:${executorQueueName(attempt.executorId)}:${attempt.attemptId}`, 'returnvalue');
+    const startedAt = rv ? Number((JSON.parse(rv) as { startedAt?: unknown }).startedAt) : NaN;
+    if (!Number.isFinite(startedAt)) throw new Error(`no executor start time for ${attempt.attemptId}`);
+    // The first few are warm-up (scripts loaded, JIT).
+    if (i >= 10) out.push({ runningMs: startedAt - t0, placedMs: attempt.startedAt - t0, doneMs });
+  }
+  return out;
+}
+
+function summary(xs: readonly number[]): { p50Ms: number; p99Ms: number; maxMs: number } {
+  const s = [...xs].sort((a, b) => a - b);
+  return { p50Ms: percentile(s, 50), p99Ms: percentile(s, 99), maxMs: s[s.length - 1] ?? NaN };
+}
+
+// ---------------------------------------------------------------- main
 
 async function main(): Promise<void> {
-  const dir = await mkdtemp(join(tmpdir(), 'locus-bench-dispatch-'));
-  const scratch = await mkdtemp(join('/var/tmp', 'locus-bench-scratch-'));
-  const redis = await startRedis(dir);
+  const started = Date.now();
+  const logger = process.env['BENCH_LOG'] ? createLogger('bench', { level: process.env['BENCH_LOG'] }) : silentLogger();
+  const work = await mkdtemp(join('/var/tmp', 'locus-bench-dispatch-'));
+  // mkdtemp makes it 0700; executors and workloads run unprivileged and must traverse it.
+  await chmod(work, 0o755);
+  const detected = (await detectIsolation()).kind;
+  const isolation = detected === 'linux' ? 'linux' : 'process';
+  say(`${TASKS} tasks in ${JOBS} job(s); ${AGENTS} agents x ${SLOTS} slots; ${ROUNDS} rounds; isolation ${isolation}; ${cpus().length} cpus`);
+  let env: Env | undefined;
   try {
-    process.stderr.write(`bench: ${TASKS} tasks, ${EXECUTORS} executors x ${SLOTS} slots\n`);
-    // Interleaved rounds (BullMQ, Locus, ...) and the best of each: this
-    // machine is shared, so single runs swing by tens of percent.
-    const runs: { bullmq: { throughput: number; seconds: number }[]; locus: { throughput: number; seconds: number }[] } = { bullmq: [], locus: [] };
+    env = await startEnv(join(work, 'noop'), { agents: AGENTS, slots: SLOTS, runner: 'noop', isolation, logger });
+    say(`local cluster ${env.cluster.masterUrl}, framework subscribed (${((Date.now() - started) / 1000).toFixed(1)}s)`);
+    const executors = await warmUp(env, AGENTS, SLOTS, 'noop');
+    const slotsTotal = executors.reduce((a, e) => a + e.slots, 0);
+    say(`warm: ${executors.length} executors, ${slotsTotal} slots, runner ${[...new Set(executors.map((e) => e.runner))].join(',')} (${((Date.now() - started) / 1000).toFixed(1)}s)`);
+    if (executors.some((e) => e.runner !== 'noop')) throw new Error('executors do not use the no-op runner');
+    const concurrency = Math.max(1, Math.round(slotsTotal / Math.max(1, executors.length)));
+
+    const runs = { bullmq: [] as { throughput: number; seconds: number }[], locus: [] as { throughput: number; seconds: number; breakdown: Breakdown }[] };
     for (let round = 0; round < ROUNDS; round++) {
-      const b = await bullmqThroughput(redis.url, round);
-      process.stderr.write(`bench: round ${round + 1}: plain BullMQ ${b.throughput.toFixed(0)} jobs/s\n`);
-      const l = await locusThroughput(redis.url, scratch, round);
-      process.stderr.write(`bench: round ${round + 1}: Locus ${l.throughput.toFixed(0)} attempts/s\n`);
+      const b = await bullmqThroughput(env.redis.url, round, executors.length, concurrency, TASKS);
       runs.bullmq.push(b);
+      say(`round ${round + 1}: plain BullMQ ${b.throughput.toFixed(0)} jobs/s (${b.seconds.toFixed(2)}s)`);
+      if (SKIP_LOCUS) continue;
+      const l = await locusThroughput(env, round);
       runs.locus.push(l);
+      say(`round ${round + 1}: Locus ${l.throughput.toFixed(0)} tasks/s (${l.seconds.toFixed(2)}s); ms p50/p90: ${Object.entries(l.breakdown).map(([k, v]) => `${k} ${v.p50}/${v.p90}`).join(', ')}`);
     }
-    const best = (xs: { throughput: number; seconds: number }[]): { throughput: number; seconds: number } => xs.reduce((a, b) => (b.throughput > a.throughput ? b : a));
-    const bullmq = best(runs.bullmq);
+
+    const lat = await latency(env);
+    const running = summary(lat.map((s) => s.runningMs));
+    const placed = summary(lat.map((s) => s.placedMs));
+    const done = summary(lat.map((s) => s.doneMs));
+    say(`latency submit->running p50 ${running.p50Ms} ms, p99 ${running.p99Ms} ms (placed p50 ${placed.p50Ms}, done p50 ${done.p50Ms})`);
+    await env.stop();
+    env = undefined;
+
+    let iso = { throughput: NaN, tasks: 0, seconds: NaN, executors: 0, slots: 0, runner: 'skipped', isolation: 'skipped' };
+    if (!SKIP_ISOLATED) {
+      env = await startEnv(join(work, 'iso'), { agents: ISO_AGENTS, slots: ISO_SLOTS, runner: 'auto', isolation, logger });
+      const ex = await warmUp(env, ISO_AGENTS, ISO_SLOTS, 'iso');
+      const r = await runJobs(env, [trivialJob('isolated', ISO_TASKS)], 300_000);
+      iso = { throughput: r.tasks / r.seconds, tasks: r.tasks, seconds: r.seconds, executors: ex.length, slots: ex.reduce((a, e) => a + e.slots, 0), runner: [...new Set(ex.map((e) => e.runner))].join(','), isolation };
+      say(`isolated: ${iso.throughput.toFixed(1)} tasks/s (${r.tasks} tasks, ${iso.executors} executors, ${iso.slots} slots, runner ${iso.runner})`);
+      await env.stop();
+      env = undefined;
+    }
+
+    const ratios = runs.locus.map((l, i) => l.throughput / (runs.bullmq[i]?.throughput ?? NaN));
+    const sortedRatios = [...ratios].sort((a, b) => a - b);
+    const ratio = sortedRatios[Math.floor(sortedRatios.length / 2)] ?? NaN;
+    const best = <T extends { throughput: number }>(xs: T[]): T | undefined => xs.reduce<T | undefined>((a, b) => (a === undefined || b.throughput > a.throughput ? b : a), undefined);
     const locus = best(runs.locus);
-    const lat = await latency(redis.url, scratch);
-    process.stderr.write(`bench: latency p50 ${lat.p50Ms} ms, p99 ${lat.p99Ms} ms\n`);
-    const iso = await isolated(redis.url, scratch);
-    process.stderr.write(`bench: isolated ${iso.throughput.toFixed(1)} runs/s (${iso.kind})\n`);
-    // Each round's pair ran back to back under the same machine load, so the
-    // median of the per-round ratios is the fairest single number here.
-    const roundRatios = runs.locus.map((l, i) => l.throughput / (runs.bullmq[i]?.throughput ?? NaN)).sort((a, b) => a - b);
-    const ratio = roundRatios[Math.floor(roundRatios.length / 2)] ?? NaN;
-    const bestRatio = locus.throughput / bullmq.throughput;
+    const bullmq = best(runs.bullmq);
+    const r2 = (x: number): number => Number(x.toFixed(2));
     const date = new Date().toISOString().slice(0, 10);
     const result = {
-      locus: { throughput: Math.round(locus.throughput), seconds: Number(locus.seconds.toFixed(2)), rounds: runs.locus.map((x) => Math.round(x.throughput)) },
-      bullmq: { throughput: Math.round(bullmq.throughput), seconds: Number(bullmq.seconds.toFixed(2)), rounds: runs.bullmq.map((x) => Math.round(x.throughput)) },
+      locus: { throughput: Math.round(locus?.throughput ?? NaN), seconds: r2(locus?.seconds ?? NaN), rounds: runs.locus.map((x) => Math.round(x.throughput)), breakdownMs: locus?.breakdown ?? {} },
+      bullmq: { throughput: Math.round(bullmq?.throughput ?? NaN), seconds: r2(bullmq?.seconds ?? NaN), rounds: runs.bullmq.map((x) => Math.round(x.throughput)) },
       ratio: Number(ratio.toFixed(3)),
-      ratioDetail: { definition: 'median of per-round Locus/BullMQ ratios (interleaved rounds)', perRound: runs.locus.map((l, i) => Number((l.throughput / (runs.bullmq[i]?.throughput ?? NaN)).toFixed(3))), bestOverBest: Number(bestRatio.toFixed(3)), loadAverage: loadavg().map((x) => Number(x.toFixed(2))), cpus: cpus().length },
-      latency: { p50Ms: lat.p50Ms, p99Ms: lat.p99Ms, samples: lat.samples },
-      isolated: { throughput: Number(iso.throughput.toFixed(2)), isolation: iso.kind, tasks: iso.tasks, slots: ISOLATED_SLOTS },
-      setup: {
-        tasks: TASKS, rounds: ROUNDS, aggregate: 'best of interleaved rounds for each side', executors: EXECUTORS, slotsPerExecutor: SLOTS, redis: 'redis-server, appendonly yes, appendfsync everysec',
-        path: 'Dispatcher.dispatchMany -> executor BullMQ queue -> Executor (no-op runner, in-process) -> result read by the Dispatcher from the queue event stream. Scheduler placement is NOT in the measured path (measured: dispatch -> executor -> result recorded).',
-        isolatedPath: 'Dispatcher -> Executor with IsolatorRunner (isolation port directly, no agent nested container), each attempt runs `true` in its own container',
-        node: process.version,
+      ratioDetail: { definition: 'median of per-round Locus/BullMQ throughput ratios (each round: BullMQ then Locus, back to back)', perRound: ratios.map((x) => Number(x.toFixed(3))) },
+      latency: {
+        p50Ms: running.p50Ms, p99Ms: running.p99Ms, maxMs: running.maxMs, samples: lat.length,
+        measured: 'submit (JobService.submit called) -> the executor launched the attempt (its startedAt, read from the attempt result in its BullMQ job)',
+        placed: placed, done: done,
       },
-      targets: { ratio: 0.8, p50Ms: 20, ratioMet: ratio >= 0.8, p50Met: lat.p50Ms < 20 },
+      isolated: { throughput: r2(iso.throughput), tasks: iso.tasks, seconds: r2(iso.seconds), executors: iso.executors, slots: iso.slots, runner: iso.runner, isolation: iso.isolation },
+      setup: {
+        tasks: TASKS, jobs: JOBS, rounds: ROUNDS, agents: AGENTS, executors: executors.length, slotsPerExecutor: concurrency,
+        redis: 'managed redis-server, appendonly yes, appendfsync everysec',
+        path: 'JobService.submit -> stage resolution -> Coordinator placement pass -> JobService.startAttempt (Lua) -> executor BullMQ queue -> executor process (Mesos task on a local agent, no-op runner, output commit) -> Dispatcher event stream -> JobService.finishAttempt (Lua) -> job SUCCEEDED',
+        baseline: `plain BullMQ: ${executors.length} worker processes x concurrency ${concurrency}, no-op processor, jobs added with addBulk (1000 per call), same Redis`,
+        node: process.version, cpus: cpus().length, loadAverage: loadavg().map((x) => r2(x)), wallSeconds: Math.round((Date.now() - started) / 1000),
+      },
+      targets: { ratio: 0.8, p50Ms: 20, ratioMet: ratio >= 0.8, p50Met: running.p50Ms < 20 },
     };
     const here = dirname(fileURLToPath(import.meta.url));
     const outDir = join(here, '..', '..', 'bench', 'results');
@@ -289,36 +480,44 @@ async function main(): Promise<void> {
     const md = [
       `# Dispatch benchmark, ${date}`,
       '',
-      `${TASKS} trivial attempts, ${EXECUTORS} executors x ${SLOTS} slots, one redis-server (AOF everysec), Node ${process.version}.`,
-      'Measured path: dispatch -> executor queue -> executor (no-op runner) -> result recorded by the dispatcher; scheduler placement is not in the path.',
+      `${TASKS} trivial tasks (${JOBS} job${JOBS === 1 ? '' : 's'}) on the embedded local cluster: ${AGENTS} agents, ${executors.length} executors x ${concurrency} slots, managed redis-server (AOF everysec), Node ${process.version}, ${cpus().length} CPUs.`,
+      '',
+      'Measured path: submit -> placement -> attempt start -> executor queue -> executor process (no-op runner, output commit) -> result recorded -> job SUCCEEDED.',
       '',
       '| measure | value | target |',
       '|---|---|---|',
-      `| Locus throughput (best of ${ROUNDS}: ${result.locus.rounds.join(', ')}) | ${result.locus.throughput} attempts/s | |`,
+      `| Locus throughput (best of ${ROUNDS}: ${result.locus.rounds.join(', ')}) | ${result.locus.throughput} tasks/s | |`,
       `| plain BullMQ throughput (best of ${ROUNDS}: ${result.bullmq.rounds.join(', ')}) | ${result.bullmq.throughput} jobs/s | |`,
       `| ratio (median of per-round ratios ${result.ratioDetail.perRound.join(', ')}) | ${result.ratio} | >= 0.80 ${result.targets.ratioMet ? '(met)' : '(NOT met)'} |`,
-      `| submit-to-running p50 | ${lat.p50Ms} ms | < 20 ms ${result.targets.p50Met ? '(met)' : '(NOT met)'} |`,
-      `| submit-to-running p99 | ${lat.p99Ms} ms | |`,
-      `| isolated runs (${iso.kind}, ${ISOLATED_SLOTS} slots) | ${result.isolated.throughput} runs/s | reported |`,
+      `| submit-to-running p50 (${lat.length} samples) | ${running.p50Ms} ms | < 20 ms ${result.targets.p50Met ? '(met)' : '(NOT met)'} |`,
+      `| submit-to-running p99 | ${running.p99Ms} ms | |`,
+      `| isolated runs (${iso.runner}, ${iso.isolation}, ${iso.executors} executors x ${iso.executors > 0 ? iso.slots / iso.executors : 0} slots, ${iso.tasks} tasks) | ${result.isolated.throughput} tasks/s | reported |`,
       '',
-      `Machine: ${cpus().length} CPUs, load average ${result.ratioDetail.loadAverage.join(' / ')} at the end of the run (shared with other test suites).`,
-      'Isolated runs go through the isolation port directly (executor without an agent), one `true` per container.',
+      `Latency breakdown (p50 / p99 ms): submit -> attempt placed ${placed.p50Ms} / ${placed.p99Ms}; submit -> executor running ${running.p50Ms} / ${running.p99Ms}; submit -> job SUCCEEDED ${done.p50Ms} / ${done.p99Ms}.`,
+      `Where an attempt's time goes in the best Locus round (p50 / p90 ms): ${Object.entries(result.locus.breakdownMs).map(([k, v]) => `${k} ${v.p50} / ${v.p90}`).join('; ')} (attemptsInFlight: a count, not ms; outputsDiskWalk: one du-style walk of the outputs root after the round).`,
+      `Baseline: ${result.setup.baseline}.`,
+      `Load average at the end: ${result.setup.loadAverage.join(' / ')}; wall time ${result.setup.wallSeconds}s.`,
       '',
     ].join('\n');
     await writeFile(join(outDir, `dispatch-${date}.md`), md);
     process.stdout.write(JSON.stringify(result, null, 2) + '\n');
   } finally {
-    redis.proc.kill('SIGTERM');
-    await new Promise((r) => redis.proc.once('exit', r));
-    await rm(dir, { recursive: true, force: true });
-    await rm(scratch, { recursive: true, force: true });
+    if (env) await env.stop().catch(() => undefined);
+    await rm(work, { recursive: true, force: true }).catch(() => undefined);
   }
 }
 
-main().then(
-  () => process.exit(0),
-  (err: unknown) => {
-    process.stderr.write(`bench: ${err instanceof Error ? (err.stack ?? err.message) : String(err)}\n`);
+if (process.argv.includes('--bullmq-worker')) {
+  bullmqWorkerChild().catch((err: unknown) => {
+    process.stderr.write(`bench worker: ${String(err)}\n`);
     process.exit(1);
-  },
-);
+  });
+} else {
+  main().then(
+    () => process.exit(0),
+    (err: unknown) => {
+      process.stderr.write(`bench: ${err instanceof Error ? (err.stack ?? err.message) : String(err)}\n`);
+      process.exit(1);
+    },
+  );
+}

@@ -183,13 +183,13 @@ export async function createExecutorRuntime(o: ExecutorRuntimeOptions): Promise<
   };
 
   const dispatch: AttemptDispatch = {
-    async enqueue(executorId, payload) {
+    async enqueueMany(executorId, payloads) {
       if (dispatcher.watchedExecutors().includes(executorId) && !waiting.has(executorId)) {
-        await dispatcher.dispatch(executorId, payload);
+        await dispatcher.dispatchMany(payloads.map((payload) => ({ executorId, payload })));
         return;
       }
       flush(executorId);
-      waiting.get(executorId)?.push(payload);
+      waiting.get(executorId)?.push(...payloads);
     },
     async adopt(executorId, payload) {
       await dispatcher.adopt(executorId, payload);

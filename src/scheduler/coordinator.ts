@@ -46,7 +46,8 @@ export interface ExecutorLauncher {
 
 /** Puts attempts on executor queues. */
 export interface AttemptDispatch {
-  enqueue(executorId: string, payload: AttemptPayload): Promise<void>;
+  /** Put attempts on an executor's queue (one batch). */
+  enqueueMany(executorId: string, payloads: readonly AttemptPayload[]): Promise<void>;
   /** Track an attempt dispatched before a restart; throws when its executor is not there. */
   adopt(executorId: string, payload: AttemptPayload): Promise<void>;
   cancel(executorId: string, attemptId: string): Promise<void>;
@@ -432,20 +433,30 @@ export class Coordinator {
       this.o.metrics?.offersDeclined.inc(ids.length);
     }
 
-    // 3. Hand tasks to executors.
-    for (const a of plan.assignments) {
+    // 3. Hand tasks to executors: every attempt of the pass is recorded concurrently (the
+    // store calls pipeline), then each executor's attempts go onto its queue in one batch.
+    const started = await Promise.all(plan.assignments.map(async (a) => {
       const ex = this.o.executors.get(a.executorId);
-      if (!ex) continue;
+      if (!ex) return undefined;
       const payload = await this.o.jobs.startAttempt(a.taskId, { id: ex.executorId, host: ex.hostname, ...(ex.agentUrl ? { agentUrl: ex.agentUrl } : {}) }, a.level);
-      if (!payload) continue;
+      if (!payload) return undefined;
       this.occupy(ex.executorId);
+      return { executorId: ex.executorId, payload, level: a.level };
+    }));
+    const byExecutor = new Map<string, { payload: AttemptPayload; level: Plan['assignments'][number]['level'] }[]>();
+    for (const s of started) {
+      if (s) byExecutor.set(s.executorId, [...(byExecutor.get(s.executorId) ?? []), s]);
+    }
+    for (const [executorId, items] of byExecutor) {
       try {
-        await this.o.dispatch.enqueue(ex.executorId, payload);
-        this.o.metrics?.placements.inc({ locality: LOCALITY_NAMES[a.level] });
+        await this.o.dispatch.enqueueMany(executorId, items.map((i) => i.payload));
+        for (const i of items) this.o.metrics?.placements.inc({ locality: LOCALITY_NAMES[i.level] });
       } catch (err) {
-        this.log.warn({ err: String(err), taskId: a.taskId }, 'enqueue failed; the task goes back to pending');
-        this.release(ex.executorId);
-        await this.o.jobs.abandonAttempt(a.taskId, payload.attemptId, 'ENQUEUE_FAILED');
+        this.log.warn({ err: String(err), executorId, attempts: items.length }, 'enqueue failed; the tasks go back to pending');
+        for (const i of items) {
+          this.release(executorId);
+          await this.o.jobs.abandonAttempt(i.payload.taskId, i.payload.attemptId, 'ENQUEUE_FAILED');
+        }
       }
     }
 

@@ -154,7 +154,7 @@ export async function startJobsApi(options: JobsApiOptions = {}): Promise<JobsAp
     executors: new ExecutorBook(client),
     driver: { accept: inert, decline: inert, revive: inert, suppress: inert, kill: inert, acknowledge: inert, acknowledgeOperationStatus: inert, reconcile: inert },
     launcher: { taskInfo: async () => { throw new Error('no executors in this test'); }, ready: inert, retire: inert },
-    dispatch: { enqueue: inert, adopt: inert, cancel: inert },
+    dispatch: { enqueueMany: inert, adopt: inert, cancel: inert },
     tenants: () => [{ name: 'alpha', weight: 1 }, { name: 'beta', weight: 1 }, { name: 'default', weight: 1 }],
   });
   const volumes = new VolumeService({ store: new HoldingStore(client, { prefix: 'jobsapitest' }), clock: systemClock, who: { framework: 'locus-test', principal: 'locus' } });

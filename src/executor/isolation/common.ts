@@ -85,7 +85,9 @@ export class OutputPump {
 
 /** The directories whose usage counts against a container's disk limit. */
 export function diskPaths(spec: ContainerSpec): string[] {
-  return [spec.sandboxDir, ...spec.volumes.filter((v) => !v.readOnly).map((v) => v.hostPath)];
+  // Like Mesos disk/du: the sandbox and the persistent volumes. Shared host directories
+  // (an outputs root, input data) are not the container's disk and can be huge to walk.
+  return [spec.sandboxDir, ...spec.volumes.filter((v) => !v.readOnly && v.countsAsDisk !== false).map((v) => v.hostPath)];
 }
 
 /** Polls disk usage (like Mesos disk/du) and reports when it passes the limit. */

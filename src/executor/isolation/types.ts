@@ -10,6 +10,8 @@ export interface VolumeMount {
   /** Absolute inside the container, or relative to the sandbox. */
   readonly containerPath: string;
   readonly readOnly: boolean;
+  /** Whether its usage counts toward the container's `disk` (default true; false for shared host directories). */
+  readonly countsAsDisk?: boolean;
 }
 
 /** Resource limits of one container. */

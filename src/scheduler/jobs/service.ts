@@ -517,12 +517,19 @@ export class JobService extends EventEmitter<ServiceEvents> {
   }
 
   private async refresh(jobId: string): Promise<JobRecord> {
-    const job = await this.o.store.get(jobId);
+    // The static part (spec, tenant, output dir) never changes: keep it cached and
+    // re-read only state and counters, so a result costs the same for any job size.
+    const cached = this.jobs.get(jobId);
+    const dynamic = cached ? await this.o.store.getDynamic(jobId) : undefined;
+    const job = cached && dynamic
+      ? { ...cached, ...dynamic, ...(dynamic.finishedAt === undefined ? {} : { finishedAt: dynamic.finishedAt }) }
+      : await this.o.store.get(jobId);
     if (!job) throw new LocusError('NOT_FOUND', `job ${jobId} not found`);
     // Terminal jobs stay cached too: late results for them must still be recognised as stale.
     this.jobs.set(jobId, job);
     return job;
   }
+
 
   private emitJob(job: JobRecord, state: string, message?: string): void {
     this.emit('event', { kind: 'job', jobId: job.id, at: this.o.clock.now(), state, counts: job.counts, ...(message ? { message } : {}) });

@@ -267,6 +267,28 @@ export class JobStore {
     return decodeJob(h);
   }
 
+  /**
+   * The fields of a job that change (state, stage, counters), without the
+   * static record: what progress checks need after every result, at a cost that
+   * does not grow with the spec.
+   */
+  async getDynamic(jobId: string): Promise<Pick<JobRecord, 'state' | 'stage' | 'stages' | 'counts' | 'updatedAt' | 'finishedAt' | 'message'> | undefined> {
+    const fields = ['state', 'stage', 'stages', 'updatedAt', 'finishedAt', 'message',
+      'n:total', 'n:pending', 'n:running', 'n:succeeded', 'n:failed', 'n:node', 'n:rack', 'n:any'] as const;
+    const v = await this.redis.hmget(jobKey(jobId), ...fields);
+    if (v[0] === null) return undefined;
+    const n = (i: number): number => Number(v[i] ?? 0);
+    return {
+      state: v[0] as JobState,
+      stage: Number(v[1] ?? 0),
+      stages: parseJson(v[2] ?? '[]') as StageRecord[],
+      updatedAt: Number(v[3] ?? 0),
+      ...(v[4] ? { finishedAt: Number(v[4]) } : {}),
+      ...(v[5] ? { message: v[5] } : {}),
+      counts: { total: n(6), pending: n(7), running: n(8), succeeded: n(9), failed: n(10), nodeLocal: n(11), rackLocal: n(12), anyLocal: n(13) },
+    };
+  }
+
   /** Jobs, newest first, optionally one tenant's. */
   async list(tenant?: string, limit = 100): Promise<JobRecord[]> {
     const ids = await this.redis.zrevrange(`${P}jobs`, 0, tenant === undefined ? limit - 1 : -1);
