@@ -53,6 +53,9 @@ export interface FrameworkSettings {
   /** Work dir of the embedded local cluster, for local:// datasets. */
   readonly localWorkDir: string | undefined;
   readonly logLevel: string;
+  /** Admission: most pending tasks one tenant may have, and most tasks in one job stage. */
+  readonly maxPendingTasksPerTenant: number;
+  readonly maxTasksPerJob: number;
 }
 
 /** Raw values by flag name (from parseCommand), strings or booleans. */
@@ -114,6 +117,13 @@ export function resolveSettings(flags: RawSettings, file: Readonly<Record<string
     if (v === undefined) return fallback;
     const n = Number(v);
     if (!Number.isInteger(n) || n < 0 || n > 65535) throw invalidField(key, `must be a port or count, got '${String(v)}'`);
+    return n;
+  };
+  const count = (key: string, fallback: number): number => {
+    const v = get(key);
+    if (v === undefined) return fallback;
+    const n = Number(v);
+    if (!Number.isInteger(n) || n < 1) throw invalidField(key, `must be a whole number >= 1, got '${String(v)}'`);
     return n;
   };
   const dur = (key: string, fallbackMs: number): number => {
@@ -184,5 +194,7 @@ export function resolveSettings(flags: RawSettings, file: Readonly<Record<string
     hdfsUser: str('hdfs-user'),
     localWorkDir: str('local-work-dir'),
     logLevel: str('log-level') ?? 'info',
+    maxPendingTasksPerTenant: count('max-pending-tasks', 2_000_000),
+    maxTasksPerJob: count('max-tasks-per-job', 1_000_000),
   };
 }

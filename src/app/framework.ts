@@ -109,7 +109,7 @@ export async function startFramework(settings: FrameworkSettings, extras: Framew
     const jobs = new JobService({
       store, resolver: storage, clock, logger: log.child({ component: 'jobs' }),
       outputRoot: join(settings.stateDir, 'outputs'),
-      limits: { maxPendingTasksPerTenant: 2_000_000, maxTasksPerJob: 1_000_000 },
+      limits: { maxPendingTasksPerTenant: settings.maxPendingTasksPerTenant, maxTasksPerJob: settings.maxTasksPerJob },
       volumes: {
         async forJob(tenant, name) {
           if (!volumesRef) throw new LocusError('NOT_READY', 'volumes are starting');
@@ -125,8 +125,6 @@ export async function startFramework(settings: FrameworkSettings, extras: Framew
     // Agents seen in offers, for volume size checks and the cluster view.
     const seenAgents = new Map<string, KnownAgent & { rack?: string; url?: string }>();
     let coordinatorRef: Coordinator | undefined;
-    // Whether volumes need offers (the coordinator revives while true and never suppresses).
-    let pendingVolumeWork = false;
     const volumes = new VolumeService({
       store: new HoldingStore(redis),
       clock,
@@ -134,10 +132,7 @@ export async function startFramework(settings: FrameworkSettings, extras: Framew
       logger: log.child({ component: 'volumes' }),
       resolveNear: nearResolver((uri, o) => storage.resolve(uri, o)),
       agents: () => [...seenAgents.values()],
-      onWork: () => {
-        pendingVolumeWork = true;
-        coordinatorRef?.requestPass();
-      },
+      onWork: () => coordinatorRef?.requestPass(),
     });
 
     volumesRef = volumes;
@@ -177,17 +172,15 @@ export async function startFramework(settings: FrameworkSettings, extras: Framew
         }
         const inUse = new Set(executors.all().flatMap((e) => e.volumes));
         const accepts = await volumes.offerCycle(offers, inUse);
-        pendingVolumeWork = await volumes.hasPendingWork();
         return accepts.map((a) => ({ offerId: a.offerId, operations: [...a.operations] }));
       },
       async onOperationStatus(status) {
         await volumes.onOperationStatus(status);
-        pendingVolumeWork = await volumes.hasPendingWork();
       },
       async onAgentLost(agentId) {
         await volumes.onAgentLost(agentId);
       },
-      hasPendingWork: () => pendingVolumeWork,
+      hasPendingWork: () => volumes.hasPendingWork(),
       async operationsToReconcile() {
         return (await volumes.operationsToReconcile()).map((o) => ({ operationId: o.operation_id.value, ...(o.agent_id ? { agentId: o.agent_id.value } : {}) }));
       },
@@ -198,7 +191,6 @@ export async function startFramework(settings: FrameworkSettings, extras: Framew
         await volumes.release(volumeId, executorId);
       },
     };
-    pendingVolumeWork = await volumes.hasPendingWork();
 
     const tenants = (): TenantSetting[] => auth.tenants().map((t) => ({
       name: t.name, weight: t.weight,

@@ -3,10 +3,10 @@
  * (unless one is given), the embedded local cluster, and the framework with
  * its HTTP and gRPC APIs — stopped in reverse order.
  */
-import { dirname, join, resolve } from 'node:path';
-import { existsSync, statSync } from 'node:fs';
+import { join } from 'node:path';
 import type { Logger } from '../obs/log.js';
 import { startLocalCluster, type LocalCluster } from '../local/index.js';
+import { workloadRootFor } from '../local/work-dir.js';
 import { startManagedRedis, type ManagedRedis } from './redis-server.js';
 import { resolveSettings, defaultStateDir, type RawSettings } from './config.js';
 import { startFramework, type RunningFramework } from './framework.js';
@@ -40,24 +40,14 @@ export interface RunningUp {
   stop(): Promise<void>;
 }
 
-/** Whether an unprivileged user can reach `path` (every existing ancestor is o+x). */
-export function traversableByOthers(path: string): boolean {
-  let p = resolve(path);
-  for (;;) {
-    if (existsSync(p) && (statSync(p).mode & 0o001) === 0) return false;
-    const parent = dirname(p);
-    if (parent === p) return true;
-    p = parent;
-  }
-}
-
 /**
  * Where sandboxes, datasets and outputs live. Workloads run as an unprivileged
- * user, so they must be able to reach it: root's home (mode 700) is not, and
- * then /var/lib/locus is used, as Mesos uses /var/lib/mesos.
+ * user, so they must be able to reach it: when root's home (mode 700) is the
+ * state dir, /var/lib/locus is used, as Mesos uses /var/lib/mesos (the same
+ * rule as `locus local`).
  */
 export function workloadRoot(stateDir: string): string {
-  return traversableByOthers(stateDir) ? stateDir : '/var/lib/locus';
+  return workloadRootFor(stateDir);
 }
 
 /** Start Redis (if needed), the local cluster and the framework. */

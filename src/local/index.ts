@@ -44,6 +44,10 @@ export interface LocalClusterOptions {
   statusUpdateRetrySeconds?: number;
   /** An isolator to use instead of choosing one (tests). */
   isolator?: Isolator;
+  /** How long a custom executor has to SUBSCRIBE (Mesos: 1 minute). */
+  executorRegistrationTimeoutSeconds?: number;
+  /** How long a custom executor has to exit after SHUTDOWN (Mesos: 5 seconds). */
+  executorShutdownGraceSeconds?: number;
 }
 
 /** One agent as published to callers. */
@@ -97,7 +101,17 @@ export async function startLocalCluster(o: LocalClusterOptions): Promise<LocalCl
   const credentials = o.credentials ? new Map(o.credentials.map((c) => [c.principal, c.secret])) : undefined;
   const schedulerOptions = { credentials, redirectTo: o.redirectTo };
 
-  const agents = specs.map((spec) => new LocalAgent(spec, o.workDir, host, isolator, { onStatus: (fid, s) => master.onAgentStatus(fid, s) }, logger.child({ agent: spec.hostname }), o.tls));
+  const executorSettings = {
+    ...(o.executorRegistrationTimeoutSeconds !== undefined ? { registrationTimeoutMs: o.executorRegistrationTimeoutSeconds * 1000 } : {}),
+    ...(o.executorShutdownGraceSeconds !== undefined ? { shutdownGraceMs: o.executorShutdownGraceSeconds * 1000 } : {}),
+  };
+  const agents: LocalAgent[] = specs.map((spec) => {
+    const agent: LocalAgent = new LocalAgent(spec, o.workDir, host, isolator, {
+      onStatus: (fid, s) => master.onAgentStatus(fid, s),
+      onExecutorMessage: (fid, eid, data) => master.onExecutorMessage(fid, agent.id, eid, data),
+    }, logger.child({ agent: spec.hostname }), o.tls, executorSettings);
+    return agent;
+  });
   const byHost = new Map(agents.map((a) => [a.spec.hostname, a]));
 
   const writeTopology = (): void => {

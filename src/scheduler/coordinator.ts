@@ -60,7 +60,8 @@ export interface OfferOperationPlanner {
   onOperationStatus(status: OperationStatus): Promise<void>;
   onOffersSeen?(offers: readonly Offer[]): Promise<void>;
   onAgentLost?(agentId: string): Promise<void>;
-  hasPendingWork(): boolean;
+  /** Read fresh each pass: a cached flag would race with volumes created during a pass. */
+  hasPendingWork(): Promise<boolean>;
   /** Operations whose outcome is unknown (after a restart): reconciled after SUBSCRIBED. */
   operationsToReconcile?(): Promise<{ operationId: string; agentId?: string }[]>;
   /** An executor is launched with the volume mounted (a non-shared volume serves one executor). */
@@ -470,7 +471,7 @@ export class Coordinator {
     }
 
     // 5. Offer flow: suppress when there is nothing to place, revive (rate-limited by placement) when there is.
-    const volumeWork = this.o.volumes?.hasPendingWork() ?? false;
+    const volumeWork = (await this.o.volumes?.hasPendingWork()) ?? false;
     if (plan.suppress && !volumeWork && !this.suppressed && this.subscribed) {
       await this.o.driver.suppress();
       this.suppressed = true;
@@ -504,7 +505,11 @@ export class Coordinator {
     m.runningTasks.reset();
     for (const [tenant, n] of this.o.jobs.runningByTenant()) m.runningTasks.set({ tenant }, n);
     m.executors.reset();
-    for (const e of this.o.executors.all()) m.executors.inc({ state: e.state });
+    m.queueDepth.reset();
+    for (const e of this.o.executors.all()) {
+      m.executors.inc({ state: e.state });
+      m.queueDepth.set({ executor: e.executorId }, this.busy.get(e.executorId) ?? 0);
+    }
   }
 
   private async reconcile(): Promise<void> {

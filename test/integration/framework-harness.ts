@@ -77,9 +77,9 @@ export interface FrameworkProc {
 }
 
 /** Start `locus framework` and wait for its HTTP API. */
-export async function spawnFramework(bed: Bed, httpPort?: number): Promise<FrameworkProc> {
+export async function spawnFramework(bed: Bed, httpPort?: number, extra: Record<string, string> = {}): Promise<FrameworkProc> {
   const port = httpPort ?? (await freePort());
-  const flags = Object.entries(bed.settings({ 'http-port': String(port) })).flatMap(([k, v]) => [`--${k}`, v]);
+  const flags = Object.entries(bed.settings({ 'http-port': String(port), ...extra })).flatMap(([k, v]) => [`--${k}`, v]);
   const proc = spawn(process.execPath, [LOCUS_CLI, 'framework', ...flags], { stdio: ['ignore', 'pipe', 'pipe'], env: { ...process.env, LOCUS_LOG_LEVEL: 'warn' } });
   let out = '';
   proc.stdout?.on('data', (b: Buffer) => { out += b.toString(); });

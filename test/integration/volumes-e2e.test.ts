@@ -10,10 +10,12 @@ import { freePort } from '../harness/ports.js';
 
 let bed: Bed;
 let fw: FrameworkProc | undefined;
+const FAST = { 'executor-idle-timeout': '2s' };
 
 beforeAll(async () => {
   bed = await startBed();
-  fw = await spawnFramework(bed, await freePort());
+  // Executors holding a volume are released soon after they idle, so the volume is free again.
+  fw = await spawnFramework(bed, await freePort(), FAST);
 }, 120_000);
 
 afterAll(async () => {
@@ -136,7 +138,7 @@ describe('persistent volumes on the local cluster', () => {
     expect(created.status).toBe(201);
     await waitVolume('crashy', ['RESERVING', 'CREATING']);
     await fw?.kill9();
-    fw = await spawnFramework(bed, port);
+    fw = await spawnFramework(bed, port, FAST);
     const ready = await waitVolume('crashy', ['READY'], 60_000);
     // One volume, one reservation: nothing duplicated by the crash.
     expect((await persistenceIdsInMaster()).filter((x) => x === ready['id'])).toHaveLength(1);
@@ -145,7 +147,7 @@ describe('persistent volumes on the local cluster', () => {
     expect(del.status).toBeLessThan(300);
     await waitVolume('crashy', ['DESTROYING', 'UNRESERVING', 'DELETED']);
     await fw?.kill9();
-    fw = await spawnFramework(bed, port);
+    fw = await spawnFramework(bed, port, FAST);
     bed.cluster.control.setOperationDelay(0);
     await waitVolume('crashy', ['DELETED'], 60_000).catch(async () => {
       expect((await api('GET', '/v1/volumes/crashy')).status).toBe(404);

@@ -22,6 +22,7 @@ options:
   --isolation auto|linux|process
   --locality-wait-node 3s --locality-wait-rack 3s
   --host-map FILE --hdfs-user USER --ceph-conf FILE --cephfs-mount DIR --gluster-mounts VOL=DIR,...
+  --max-pending-tasks 2000000 --max-tasks-per-job 1000000   admission limits (per tenant / per stage)
   --log-level info`;
 
 const S = { type: 'string' } as const;
@@ -31,6 +32,7 @@ const OPTIONS = {
   'executor-image': S, 'executor-uri': S, 'executor-command': S, 'executor-main': S, 'executor-cpus': S, 'executor-mem': S,
   'executor-idle-timeout': S, isolation: S, 'locality-wait-node': S, 'locality-wait-rack': S, 'host-map': S,
   'hdfs-user': S, 'ceph-conf': S, 'cephfs-mount': S, 'gluster-mounts': S, 'local-work-dir': S, 'log-level': S,
+  'max-pending-tasks': S, 'max-tasks-per-job': S,
 } as const;
 
 /** Run `locus framework`. */

@@ -4,12 +4,12 @@
  * cleanly on SIGINT / SIGTERM.
  */
 import { readFileSync } from 'node:fs';
-import { homedir } from 'node:os';
-import { join, resolve } from 'node:path';
+import { resolve } from 'node:path';
 import { parse as parseYaml } from 'yaml';
 import { asArray, asObject, asString, isObject } from '../../core/decode.js';
 import { createLogger } from '../../obs/log.js';
 import { startLocalCluster } from '../../local/index.js';
+import { defaultLocalWorkDir } from '../../local/work-dir.js';
 import { CliUsageError, intFlag, parseCommand } from '../args.js';
 
 const HELP = `usage: locus local [options]
@@ -21,7 +21,9 @@ options:
   --agents N            number of agents (default 3)
   --racks N             racks the agents are spread over (default 2)
   --port P              master port (default 5050; 0 = any free port)
-  --work-dir DIR        state: agent ids, reservations, volumes, sandboxes (default ~/.locus/local)
+  --work-dir DIR        state: agent ids, reservations, volumes, sandboxes (default
+                        $LOCUS_HOME/local or ~/.locus/local; as root with a private
+                        home, /var/lib/locus/local so workloads can reach it)
   --resources SPEC      resources of each agent (default "cpus:2;mem:4096;disk:20480;ports:[31000-32000]")
   --topology FILE       YAML/JSON list of heterogeneous agents instead of --agents/--resources
   --credentials FILE    require these framework credentials (JSON/YAML: [{principal, secret}] or {credentials: [...]})
@@ -51,7 +53,11 @@ export async function run(argv: string[]): Promise<number> {
   if ((v['tls-cert'] === undefined) !== (v['tls-key'] === undefined)) throw new CliUsageError('--tls-cert and --tls-key go together');
   const isolation = v.isolation ?? 'auto';
   if (isolation !== 'auto' && isolation !== 'linux' && isolation !== 'process') throw new CliUsageError(`--isolation must be auto, linux or process, got '${isolation}'`);
-  const workDir = resolve(v['work-dir'] ?? join(homedir(), '.locus', 'local'));
+  const fallback = defaultLocalWorkDir();
+  const workDir = resolve(v['work-dir'] ?? fallback.workDir);
+  if (v['work-dir'] === undefined && fallback.moved) {
+    process.stderr.write(`locus: ${fallback.stateDir} is not reachable by unprivileged workloads; using work dir ${workDir}\n`);
+  }
   const logger = createLogger('locus-local');
   const cluster = await startLocalCluster({
     workDir,

@@ -12,13 +12,14 @@ import { chmodSync, lstatSync, mkdirSync, rmSync, symlinkSync } from 'node:fs';
 import { dirname, isAbsolute, join } from 'node:path';
 import type { Logger } from '../../obs/log.js';
 import type { Container, ContainerExit, Isolator, VolumeMount } from '../../executor/isolation/types.js';
-import type { FrameworkInfo, Resource, TaskInfo, TaskState, TaskStatus } from '../../mesos/types.js';
+import type { ExecutorInfo, FrameworkInfo, Resource, TaskInfo, TaskState, TaskStatus } from '../../mesos/types.js';
 import { readCheckpoint, writeCheckpoint } from '../checkpoint.js';
 import { add, reservationRole, scalar, subtract } from '../resources.js';
 import { listen, type Listening, type TlsFiles } from '../http.js';
 import { agentCheckpoint, agentDataDir, agentRoot, nestedSandboxDir, sandboxDir, volumeDir } from './paths.js';
 import { handleAgentRequest } from './http-api.js';
 import { newUuid } from './status.js';
+import { CustomExecutors, isCustomExecutor, type ExecutorSettings } from './executors.js';
 
 export { newUuid, waitStatus } from './status.js';
 
@@ -31,7 +32,7 @@ export interface AgentSpec {
 }
 
 /** A task the agent remembers across restarts. */
-interface CheckpointedTask {
+export interface CheckpointedTask {
   readonly frameworkId: string;
   readonly framework: FrameworkInfo;
   readonly task: TaskInfo;
@@ -61,6 +62,8 @@ export interface RunningContainer {
 /** What the agent reports to the master. */
 export interface AgentHooks {
   onStatus(frameworkId: string, status: TaskStatus): void;
+  /** An executor's MESSAGE call, for the framework (base64 data). */
+  onExecutorMessage?(frameworkId: string, executorId: string, data: string): void;
 }
 
 const SIGNAL_NAMES: Record<string, string> = { SIGTERM: 'Terminated', SIGKILL: 'Killed', SIGINT: 'Interrupt', SIGHUP: 'Hangup', SIGSEGV: 'Segmentation fault', SIGABRT: 'Aborted' };
@@ -75,17 +78,37 @@ export class LocalAgent {
   private readonly tasks = new Map<string, CheckpointedTask>();
   readonly containers = new Map<string, RunningContainer>();
   private stopping = false;
+  /** Custom executors (ExecutorInfo with a command) speaking the executor HTTP API. */
+  readonly executors: CustomExecutors;
   private readonly pendingKills = new Map<string, { killingState: boolean; graceMs: number }>();
 
   constructor(
     readonly spec: AgentSpec,
     private readonly workDir: string,
     private readonly host: string,
-    private readonly isolator: Isolator,
-    private readonly hooks: AgentHooks,
-    private readonly logger: Logger,
+    readonly isolator: Isolator,
+    readonly hooks: AgentHooks,
+    readonly logger: Logger,
     private readonly tls: TlsFiles | undefined,
-  ) {}
+    executorSettings: Partial<ExecutorSettings> = {},
+  ) {
+    this.executors = new CustomExecutors(this, executorSettings);
+  }
+
+  /** Whether the agent is shutting down (containers die without status updates). */
+  get isStopping(): boolean {
+    return this.stopping;
+  }
+
+  /** Loopback endpoint executors reach the agent at (MESOS_AGENT_ENDPOINT). */
+  get endpoint(): string {
+    return `${this.host}:${this.port}`;
+  }
+
+  /** The cluster's work directory. */
+  get clusterWorkDir(): string {
+    return this.workDir;
+  }
 
   get url(): string {
     return `${this.tls ? 'https' : 'http'}://${this.host}:${this.port}`;
@@ -126,6 +149,7 @@ export class LocalAgent {
     if (!this.running) return;
     this.stopping = true;
     this.running = false;
+    this.executors.stopAll();
     await Promise.all([...this.containers.values()].map((c) => c.container.kill(200).catch(() => undefined)));
     this.containers.clear();
     await this.http?.close();
@@ -133,7 +157,8 @@ export class LocalAgent {
     this.checkpoint();
   }
 
-  private checkpoint(): void {
+  /** Checkpoint the agent's id, resources and live tasks. */
+  checkpoint(): void {
     const cp: AgentCheckpoint = { id: this.id, port: this.port, resources: this.total, tasks: [...this.tasks.values()] };
     writeCheckpoint(agentCheckpoint(this.workDir, this.spec.hostname), cp);
   }
@@ -158,6 +183,17 @@ export class LocalAgent {
     this.checkpoint();
   }
 
+  /** Remember a task as live (checkpointed) on a container. */
+  rememberTask(frameworkId: string, framework: FrameworkInfo, task: TaskInfo, containerId: string): void {
+    this.tasks.set(`${frameworkId}/${task.task_id.value}`, { frameworkId, framework, task, containerId });
+    this.checkpoint();
+  }
+
+  /** Forget a task that reached a terminal state. */
+  forgetTask(frameworkId: string, taskId: string): void {
+    if (this.tasks.delete(`${frameworkId}/${taskId}`)) this.checkpoint();
+  }
+
   private status(frameworkId: string, taskId: string, state: TaskState, extra: Partial<TaskStatus> & { containerId?: string; pid?: number | undefined }): void {
     const { containerId, pid, ...rest } = extra;
     const status: TaskStatus = {
@@ -177,7 +213,7 @@ export class LocalAgent {
   }
 
   /** Host mounts for a task's persistent volumes and host-path volumes. */
-  private mounts(resources: readonly Resource[], volumes: readonly { container_path: string; host_path?: string; mode: string }[] | undefined): VolumeMount[] {
+  mounts(resources: readonly Resource[], volumes: readonly { container_path: string; host_path?: string; mode: string }[] | undefined): VolumeMount[] {
     const out: VolumeMount[] = [];
     for (const r of resources) {
       const p = r.disk?.persistence;
@@ -185,7 +221,8 @@ export class LocalAgent {
       if (p && v) out.push({ hostPath: volumeDir(this.workDir, this.spec.hostname, reservationRole(r), p.id), containerPath: v.container_path, readOnly: v.mode === 'RO' });
     }
     for (const v of volumes ?? []) {
-      if (v.host_path !== undefined) out.push({ hostPath: v.host_path, containerPath: v.container_path, readOnly: v.mode === 'RO' });
+      // Host directories are shared, not the container's disk (Mesos disk/du counts sandbox and persistent volumes).
+      if (v.host_path !== undefined) out.push({ hostPath: v.host_path, containerPath: v.container_path, readOnly: v.mode === 'RO', countsAsDisk: false });
     }
     return out;
   }
@@ -194,7 +231,7 @@ export class LocalAgent {
    * Without mount namespaces (process isolation) a volume with a relative
    * container path is made visible as a symlink in the sandbox.
    */
-  private linkVolumes(sandbox: string, mounts: readonly VolumeMount[]): void {
+  linkVolumes(sandbox: string, mounts: readonly VolumeMount[]): void {
     if (this.isolator.report.kind !== 'process') return;
     for (const m of mounts) {
       if (isAbsolute(m.containerPath)) continue;
@@ -227,8 +264,12 @@ export class LocalAgent {
     };
   }
 
-  /** Launch a command task (the command executor's behaviour, built in). */
+  /** Launch a task: on its custom executor, or as a command task (the command executor's behaviour, built in). */
   launchTask(frameworkId: string, framework: FrameworkInfo, task: TaskInfo): void {
+    if (task.executor && isCustomExecutor(task.executor)) {
+      this.executors.launch(frameworkId, framework, task.executor, [task], false);
+      return;
+    }
     const taskId = task.task_id.value;
     const containerId = randomUUID();
     const sandbox = sandboxDir(this.workDir, this.spec.hostname, this.id, frameworkId, taskId, containerId);
@@ -276,10 +317,19 @@ export class LocalAgent {
     );
   }
 
-  private taskExited(rc: RunningContainer, exit: ContainerExit): void {
+  /** Launch a task group on a custom executor (LAUNCH_GROUP event). */
+  launchGroup(frameworkId: string, framework: FrameworkInfo, executor: ExecutorInfo, tasks: readonly TaskInfo[]): void {
+    this.executors.launch(frameworkId, framework, executor, tasks, true);
+  }
+
+  /** A top-level container ended: forget it; its nested containers die with it. */
+  containerGone(rc: RunningContainer): void {
     this.containers.delete(rc.containerId);
-    // Nested containers die with their parent.
     for (const child of [...this.containers.values()]) if (child.parentId === rc.containerId) void child.container.kill(100);
+  }
+
+  private taskExited(rc: RunningContainer, exit: ContainerExit): void {
+    this.containerGone(rc);
     if (this.stopping || rc.taskId === undefined) return;
     this.tasks.delete(`${rc.frameworkId}/${rc.taskId}`);
     this.checkpoint();
@@ -298,6 +348,7 @@ export class LocalAgent {
 
   /** Kill a task: TASK_KILLING first when the framework understands it, then SIGTERM with grace. */
   killTask(frameworkId: string, taskId: string, killingState: boolean, graceMs: number): boolean {
+    if (this.executors.kill(frameworkId, taskId)) return true;
     const rc = [...this.containers.values()].find((c) => c.frameworkId === frameworkId && c.taskId === taskId);
     if (!rc) {
       // Still launching: kill it as soon as its container exists.
@@ -319,6 +370,7 @@ export class LocalAgent {
 
   /** Forget tasks without updates (framework removed: the master already knows). */
   async killFrameworkTasks(frameworkId: string): Promise<void> {
+    this.executors.forgetFramework(frameworkId);
     const victims = [...this.containers.values()].filter((c) => c.frameworkId === frameworkId && c.parentId === undefined);
     for (const v of victims) {
       v.killRequested = true;
@@ -335,15 +387,21 @@ export class LocalAgent {
     if (!parent) return 'no-parent';
     const sandbox = nestedSandboxDir(parent.sandbox, o.containerId);
     const mounts = this.mounts([], o.volumes.filter((v) => v.host_path !== undefined));
+    const parentTask = parent.taskId !== undefined ? this.tasks.get(`${parent.frameworkId}/${parent.taskId}`) : undefined;
+    const parentMounts = parentTask ? this.mounts(parentTask.task.resources, undefined) : [];
     for (const v of o.volumes) {
-      // A PARENT sandbox path volume shares a directory of the parent's sandbox.
+      // A PARENT sandbox path volume shares a directory of the parent's sandbox. When that
+      // directory is one of the parent's persistent volumes, the volume's own directory is
+      // what the genuine agent's bind mount shows there, so share that.
       if (v.source?.type === 'SANDBOX_PATH' && v.source.sandbox_path?.path !== undefined) {
-        mounts.push({ hostPath: `${parent.sandbox}/${v.source.sandbox_path.path}`, containerPath: v.container_path, readOnly: v.mode === 'RO' });
+        const rel = v.source.sandbox_path.path.replace(/^\/+|\/+$/g, '');
+        const pm = parentMounts.find((m) => !m.containerPath.startsWith('/') && (rel === m.containerPath || rel.startsWith(`${m.containerPath}/`)));
+        const hostPath = pm ? `${pm.hostPath}${rel.slice(pm.containerPath.length)}` : `${parent.sandbox}/${rel}`;
+        mounts.push({ hostPath, containerPath: v.container_path, readOnly: v.mode === 'RO' });
       }
     }
     // The parent's persistent volumes stay reachable from its nested containers.
-    const parentTask = parent.taskId !== undefined ? this.tasks.get(`${parent.frameworkId}/${parent.taskId}`) : undefined;
-    if (parentTask) for (const m of this.mounts(parentTask.task.resources, undefined)) if (!mounts.some((x) => x.containerPath === m.containerPath)) mounts.push(m);
+    for (const m of parentMounts) if (!mounts.some((x) => x.containerPath === m.containerPath)) mounts.push(m);
     const env = this.containerEnv(o.env, { frameworkId: parent.frameworkId, executorId: parent.executorId, containerId: o.containerId, sandbox });
     mkdirSync(sandbox, { recursive: true });
     this.linkVolumes(sandbox, mounts);

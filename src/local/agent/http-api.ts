@@ -1,7 +1,8 @@
 /**
  * The local agent's HTTP endpoints: the parts of the v1 operator API that
  * executors use for nested containers (LAUNCH_CONTAINER, WAIT_CONTAINER,
- * KILL_CONTAINER, GET_CONTAINERS) and the /files endpoints for sandboxes,
+ * KILL_CONTAINER, GET_CONTAINERS), the executor API (executor-http.ts) and
+ * the /files endpoints for sandboxes,
  * answering as the genuine agent does (`src/slave/http.cpp`, `src/files/`).
  */
 import type { IncomingMessage, ServerResponse } from 'node:http';
@@ -12,11 +13,13 @@ import type { Resource } from '../../mesos/types.js';
 import { json, readBody, text } from '../http.js';
 import type { LocalAgent } from './agent.js';
 import { waitStatus } from './status.js';
+import { handleExecutorApi } from './executor-http.js';
 
 /** Route one request to the agent. */
 export async function handleAgentRequest(agent: LocalAgent, req: IncomingMessage, res: ServerResponse): Promise<void> {
   const url = new URL(req.url ?? '/', 'http://agent');
   if (url.pathname === '/api/v1') return operatorApi(agent, req, res);
+  if (url.pathname === '/api/v1/executor') return handleExecutorApi(agent, req, res);
   if (url.pathname === '/files/read' || url.pathname === '/files/read.json') return filesRead(agent, url, res);
   if (url.pathname === '/files/browse' || url.pathname === '/files/browse.json') return filesBrowse(agent, url, res);
   if (url.pathname === '/health') return text(res, 200);

@@ -278,6 +278,8 @@ export class Master {
       attributes: [{ name: 'rack', type: 'TEXT', text: { value: agent.spec.rack } }, ...Object.entries(agent.spec.attributes).map(([name, value]) => ({ name, type: 'TEXT' as const, text: { value } }))],
       allocation_info: { role },
     };
+    const executorIds = agent.executors.executorIds(fw.id);
+    if (executorIds.length > 0) Object.assign(offer, { executor_ids: executorIds.map((value) => ({ value })) });
     fw.offers.set(id, offer);
     this.offerIndex.set(id, { frameworkId: fw.id, agentId: agent.id });
     const timeout = this.settings.offerTimeoutSeconds;
@@ -331,6 +333,12 @@ export class Master {
     this.recordStatus(task, status);
     task.pending.push(status);
     if (task.pending.length === 1) this.sendHead(fw, task);
+  }
+
+  /** An executor's MESSAGE call, forwarded to its framework (no delivery guarantee). */
+  onExecutorMessage(frameworkId: string, agentId: string, executorId: string, data: string): void {
+    const fw = this.frameworks.get(frameworkId);
+    if (fw) this.send(fw, { type: 'MESSAGE', message: { agent_id: { value: agentId }, executor_id: { value: executorId }, data } });
   }
 
   /** A status update the master itself produces (not acknowledged, no uuid). */
@@ -440,6 +448,11 @@ export class Master {
           fw.completedTasks.push(t);
         }
       }
+    }
+    // As the genuine master does when it removes an agent: every framework hears of it
+    // (FAILURE with the agent id and no executor id), tasks there or not.
+    for (const fw of this.frameworks.values()) {
+      if (fw.stream) this.send(fw, { type: 'FAILURE', failure: { agent_id: { value: agentId } } });
     }
   }
 

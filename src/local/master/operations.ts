@@ -13,6 +13,7 @@ import {
   reservationRole, stripVolume, subtract, unallocate,
 } from '../resources.js';
 import type { Master } from './master.js';
+import { isCustomExecutor } from '../agent/executors.js';
 import { hasCapability, type FrameworkRecord } from './model.js';
 
 /** The ACCEPT call body. */
@@ -161,6 +162,7 @@ function conversion(m: Master, fw: FrameworkRecord, agentId: string, op: Operati
 function applyOperations(m: Master, fw: FrameworkRecord, agentId: string, role: string | undefined, offered: Resource[], operations: readonly Operation[]): Resource[] {
   let remaining = offered;
   const agent = m.agents.get(agentId);
+  const startedExecutors = new Set<string>();
   const taskError = (t: TaskInfo, reason: string, message: string): void => {
     const status: TaskStatus = { task_id: t.task_id, state: 'TASK_ERROR', source: 'SOURCE_MASTER', reason, message, agent_id: t.agent_id, timestamp: Date.now() / 1000 };
     m.masterUpdate(fw, status);
@@ -174,23 +176,32 @@ function applyOperations(m: Master, fw: FrameworkRecord, agentId: string, role: 
         continue;
       }
       const executor = group ? op.launch_group.executor : undefined;
-      const launchable: { task: TaskInfo; resources: Resource[] }[] = [];
+      const launchable: { task: TaskInfo; resources: Resource[]; own: Resource[] }[] = [];
       let groupError: string | undefined;
       let available = remaining;
-      if (executor) {
+      // An executor already running on the agent (or started earlier in this ACCEPT) is not charged again.
+      const charged = (eid: string): boolean => agent?.runtime.executors.get(fw.id, eid) !== undefined || startedExecutors.has(eid);
+      if (executor?.type === 'CUSTOM' && executor.command === undefined) groupError = "'ExecutorInfo.command' must be set for 'CUSTOM' executor";
+      else if (executor?.type === 'DEFAULT' && executor.command !== undefined) groupError = "'ExecutorInfo.command' must not be set for 'DEFAULT' executor";
+      if (executor && groupError === undefined && !charged(executor.executor_id.value)) {
+        startedExecutors.add(executor.executor_id.value);
         const er = injectAllocation(executor.resources ?? [], role);
         const after = subtract(available, er);
         if (!after) groupError = `Total resources ${formatResources(er)} required by task group and its executor are more than available ${formatResources(available)}`;
         else available = after;
       }
       for (const t of tasksOf(op)) {
-        const rs = injectAllocation([...t.resources, ...(group ? [] : t.executor?.resources ?? [])], role);
+        if (groupError !== undefined) break;
+        const own = injectAllocation(t.resources, role);
+        const exec = !group && t.executor && !charged(t.executor.executor_id.value) ? injectAllocation(t.executor.resources ?? [], role) : [];
+        const rs = [...own, ...exec];
         let err: string | undefined;
         if (fw.tasks.has(t.task_id.value) || launchable.some((l) => l.task.task_id.value === t.task_id.value)) err = `Task has duplicate ID: ${t.task_id.value}`;
         else if (t.agent_id.value !== agentId) err = `Task uses agent ${t.agent_id.value} but the offers are on agent ${agentId}`;
         else if (t.resources.length === 0) err = 'Task uses no resources';
         else if (!group && (t.command === undefined) === (t.executor === undefined)) err = 'Task should have at least one (but not both) of CommandInfo or ExecutorInfo present';
         else if (group && t.command === undefined) err = "Task group's task should have 'command' set";
+        else if (!group && t.executor && t.executor.command === undefined) err = "'ExecutorInfo.command' must be set for 'CUSTOM' executor";
         else {
           const after = subtract(available, rs);
           if (!after) err = `Total resources ${formatResources(rs)} required by task and its executor is more than available ${formatResources(available)}`;
@@ -201,13 +212,16 @@ function applyOperations(m: Master, fw: FrameworkRecord, agentId: string, role: 
           taskError(t, reason, err);
           continue;
         }
-        launchable.push({ task: t, resources: rs });
+        if (!group && t.executor) startedExecutors.add(t.executor.executor_id.value);
+        launchable.push({ task: t, resources: rs, own });
       }
       if (groupError !== undefined) {
         for (const t of tasksOf(op)) taskError(t, reason, groupError);
         continue;
       }
       remaining = available;
+      const customGroup = executor !== undefined && isCustomExecutor(executor);
+      const groupTasks: TaskInfo[] = [];
       for (const l of launchable) {
         const rec = m.addTask(fw, agentId, role ?? '*', l.task, l.resources);
         if (!agent || !agent.connected || !agent.runtime.running) {
@@ -216,9 +230,14 @@ function applyOperations(m: Master, fw: FrameworkRecord, agentId: string, role: 
           fw.tasks.delete(l.task.task_id.value);
           continue;
         }
-        const taskInfo: TaskInfo = { ...l.task, resources: l.resources, ...(executor ? { executor } : {}) };
+        if (customGroup) {
+          groupTasks.push({ ...l.task, resources: l.own });
+          continue;
+        }
+        const taskInfo: TaskInfo = { ...l.task, resources: l.own, ...(executor ? { executor } : {}) };
         agent.runtime.launchTask(fw.id, fw.info, taskInfo);
       }
+      if (customGroup && groupTasks.length > 0 && agent) agent.runtime.launchGroup(fw.id, fw.info, executor, groupTasks);
       continue;
     }
     const conv = conversion(m, fw, agentId, op, role);

@@ -173,6 +173,11 @@ function dispatch(m: Master, fw: FrameworkRecord, type: string, call: JsonObject
     case 'SHUTDOWN': {
       const s = asObject(call['shutdown'], 'shutdown');
       const executorId = idValue(s['executor_id'], 'shutdown.executor_id') ?? '';
+      const agentId = idValue(s['agent_id'], 'shutdown.agent_id');
+      // A custom executor gets a SHUTDOWN event; the built-in executors are their tasks.
+      let custom = false;
+      for (const [id, a] of m.agents) if ((agentId === undefined || agentId === id) && a.runtime.executors.shutdown(fw.id, executorId)) custom = true;
+      if (custom) return 202;
       for (const t of fw.tasks.values()) {
         if ((t.info.executor?.executor_id.value ?? t.info.task_id.value) === executorId) m.agents.get(t.agentId)?.runtime.killTask(fw.id, t.info.task_id.value, false, 3000);
       }
@@ -222,11 +227,19 @@ function dispatch(m: Master, fw: FrameworkRecord, type: string, call: JsonObject
       if (suppressed) fw.suppressed = new Set(suppressed);
       return 200;
     }
+    case 'MESSAGE': {
+      // Framework → executor, unreliable as in Mesos: dropped when the agent or executor is not there.
+      const msg = asObject(call['message'], 'message');
+      const agentId = idValue(msg['agent_id'], 'message.agent_id') ?? '';
+      const executorId = idValue(msg['executor_id'], 'message.executor_id') ?? '';
+      const data = asString(msg['data'], 'message.data');
+      m.agents.get(agentId)?.runtime.executors.message(fw.id, executorId, data);
+      return 202;
+    }
     case 'ACCEPT_INVERSE_OFFERS':
     case 'DECLINE_INVERSE_OFFERS':
-    case 'MESSAGE':
     case 'REQUEST':
-      // No inverse offers, executors speak no framework messages here: accepted and dropped, like the master does for stale ids.
+      // No inverse offers and no requests: accepted and dropped, like the master does for stale ids.
       return 202;
     default:
       return 501;

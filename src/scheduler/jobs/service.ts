@@ -133,6 +133,13 @@ export class JobService extends EventEmitter<ServiceEvents> {
     if (pendingForTenant >= this.o.limits.maxPendingTasksPerTenant) {
       throw new LocusError('QUOTA_EXCEEDED', `tenant '${tenant}' already has ${pendingForTenant} pending tasks (limit ${this.o.limits.maxPendingTasksPerTenant})`);
     }
+    // Explicit task lists are sized at submission; input-based stages when their inputs resolve.
+    for (const [i, st] of spec.stages.entries()) {
+      if (st.tasks && st.tasks.length > this.o.limits.maxTasksPerJob) {
+        const field = spec.stages.length === 1 ? 'tasks' : `stages[${i}].tasks`;
+        throw new LocusError('QUOTA_EXCEEDED', `${field}: ${st.tasks.length} tasks exceed the limit of ${this.o.limits.maxTasksPerJob} per stage`, { field });
+      }
+    }
     await this.checkVolumes(tenant, spec);
     const id = newId('job');
     const outputDir = spec.output ? spec.output.replace(/^file:\/\//, '') : `${this.o.outputRoot}/${id}`;

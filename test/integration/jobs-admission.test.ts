@@ -1,0 +1,79 @@
+/**
+ * Admission control in the job service, on real Redis: per-tenant caps on
+ * pending tasks and per-stage caps on job size answer with clear errors and
+ * create nothing.
+ */
+import { afterAll, beforeAll, describe, expect, it } from 'vitest';
+import type { Redis } from 'ioredis';
+import { startRedis, type TestRedis } from '../harness/redis.js';
+import { JobStore } from '../../src/scheduler/jobs/store.js';
+import { JobService, type InputResolver } from '../../src/scheduler/jobs/service.js';
+import { validateJobSpec } from '../../src/scheduler/jobs/spec.js';
+import { LocusError } from '../../src/core/errors.js';
+import { systemClock } from '../../src/core/clock.js';
+import { silentLogger } from '../../src/obs/log.js';
+
+let redis: TestRedis;
+let client: Redis;
+let jobs: JobService;
+
+// A storage port answering every URI with `n` one-split files (a unit-level stand-in).
+const files = (n: number): InputResolver => ({
+  resolve: async (uri) => Array.from({ length: n }, (_, i) => ({ uri: `${uri}f${i}`, size: 1, splits: [{ offset: 0, length: 1, hosts: ['agent-1'], racks: ['r1'] }] })),
+});
+
+beforeAll(async () => {
+  redis = await startRedis();
+  client = redis.client();
+  jobs = new JobService({
+    store: new JobStore(client), resolver: files(5), clock: systemClock, logger: silentLogger(), outputRoot: '/tmp/out',
+    limits: { maxPendingTasksPerTenant: 8, maxTasksPerJob: 4 },
+  });
+});
+afterAll(async () => {
+  client.disconnect();
+  await redis.dispose();
+});
+
+async function settle(id: string): Promise<string> {
+  for (let i = 0; i < 100; i++) {
+    const j = await jobs.get(id);
+    if (j.state !== 'PENDING' && j.state !== 'RESOLVING') return j.state;
+    await new Promise((r) => setTimeout(r, 20));
+  }
+  return 'TIMEOUT';
+}
+
+describe('admission', () => {
+  it('refuses an explicit task list over the per-stage limit at submission, naming the field', async () => {
+    const before = (await jobs.list()).length;
+    const spec = validateJobSpec({ name: 'big', tasks: Array.from({ length: 5 }, () => ({ command: ['true'] })), task: { command: ['true'] } });
+    const err = await jobs.submit('t1', spec).catch((e: unknown) => e);
+    expect(err).toBeInstanceOf(LocusError);
+    expect((err as LocusError).code).toBe('QUOTA_EXCEEDED');
+    expect((err as LocusError).field).toBe('tasks');
+    expect((err as LocusError).spec.httpStatus).toBe(429);
+    expect((await jobs.list()).length).toBe(before);
+  });
+
+  it('fails a job whose inputs resolve to more tasks than the limit, saying why', async () => {
+    const job = await jobs.submit('t1', validateJobSpec({ name: 'wide', inputs: ['local://d/'], task: { command: ['true'] } }));
+    expect(await settle(job.id)).toBe('FAILED');
+    expect((await jobs.get(job.id)).message).toMatch(/5 tasks \(limit 4\)/);
+    expect(jobs.index.size).toBe(0);
+  });
+
+  it('refuses new jobs from a tenant over its pending-task cap, but not from others', async () => {
+    const four = (): ReturnType<typeof validateJobSpec> => validateJobSpec({ name: 'four', tasks: Array.from({ length: 4 }, () => ({ command: ['true'] })), task: { command: ['true'] } });
+    const a = await jobs.submit('t2', four());
+    const b = await jobs.submit('t2', four());
+    expect(await settle(a.id)).toBe('RUNNING');
+    expect(await settle(b.id)).toBe('RUNNING');
+    const err = await jobs.submit('t2', four()).catch((e: unknown) => e);
+    expect((err as LocusError).code).toBe('QUOTA_EXCEEDED');
+    expect((err as LocusError).message).toMatch(/tenant 't2' already has 8 pending tasks/);
+    const c = await jobs.submit('t3', four());
+    expect(c.tenant).toBe('t3');
+    expect(await settle(c.id)).toBe('RUNNING');
+  });
+});
