@@ -19,7 +19,7 @@ import {
   type Plan, type Reason, type Snapshot, type TenantView,
 } from './placement/index.js';
 import { ExecutorBook, type ExecutorRecord } from './executors.js';
-import { summarizeOffer, takeResources, type OfferSummary } from './offers.js';
+import { offerRole, subtractTaken, summarizeOffer, takeResources, type OfferSummary } from './offers.js';
 import type { JobService } from './jobs/service.js';
 
 /** The Mesos calls the coordinator makes (the scheduler client satisfies it through a thin adapter). */
@@ -615,27 +615,3 @@ export class Coordinator {
     });
   }
 }
-
-function offerRole(offer: Offer, fallback: string): string {
-  return offer.allocation_info?.role ?? offer.resources.find((r) => r.allocation_info?.role)?.allocation_info?.role ?? fallback;
-}
-
-/** Remove taken resources from an offer's remaining list (by name, role and reservation). */
-function subtractTaken(remaining: readonly Resource[], taken: readonly Resource[]): Resource[] {
-  const out = remaining.map((r) => ({ ...r }));
-  for (const t of taken) {
-    if (t.disk?.persistence) {
-      const i = out.findIndex((r) => r.disk?.persistence?.id === t.disk?.persistence?.id);
-      if (i >= 0) out.splice(i, 1);
-      continue;
-    }
-    const r = out.find((x) => x.name === t.name && x.scalar && sameReservation(x, t) && !x.disk?.persistence);
-    if (r?.scalar && t.scalar) (r as { scalar: { value: number } }).scalar = { value: Math.round((r.scalar.value - t.scalar.value) * 1000) / 1000 };
-  }
-  return out.filter((r) => !r.scalar || r.scalar.value > 0);
-}
-
-function sameReservation(a: Resource, b: Resource): boolean {
-  return JSON.stringify(a.reservations ?? []) === JSON.stringify(b.reservations ?? []) && (a.allocation_info?.role ?? '') === (b.allocation_info?.role ?? '');
-}
-

@@ -97,3 +97,28 @@ export function takeResources(resources: readonly Resource[], want: ResourceVect
   }
   return out;
 }
+
+/** The role an offer is allocated to (MULTI_ROLE offers carry exactly one). */
+export function offerRole(offer: Offer, fallback: string): string {
+  return offer.allocation_info?.role ?? offer.resources.find((r) => r.allocation_info?.role)?.allocation_info?.role ?? fallback;
+}
+
+/** Remove taken resources from an offer's remaining list (by name, role and reservation). */
+export function subtractTaken(remaining: readonly Resource[], taken: readonly Resource[]): Resource[] {
+  const out = remaining.map((r) => ({ ...r }));
+  for (const t of taken) {
+    if (t.disk?.persistence) {
+      const i = out.findIndex((r) => r.disk?.persistence?.id === t.disk?.persistence?.id);
+      if (i >= 0) out.splice(i, 1);
+      continue;
+    }
+    const r = out.find((x) => x.name === t.name && x.scalar && sameReservation(x, t) && !x.disk?.persistence);
+    if (r?.scalar && t.scalar) (r as { scalar: { value: number } }).scalar = { value: Math.round((r.scalar.value - t.scalar.value) * 1000) / 1000 };
+  }
+  return out.filter((r) => !r.scalar || r.scalar.value > 0);
+}
+
+function sameReservation(a: Resource, b: Resource): boolean {
+  return JSON.stringify(a.reservations ?? []) === JSON.stringify(b.reservations ?? []) && (a.allocation_info?.role ?? '') === (b.allocation_info?.role ?? '');
+}
+
