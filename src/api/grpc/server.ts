@@ -42,6 +42,11 @@ export interface GrpcServices {
   readonly jobs: JobService;
   readonly cancel: (jobId: string, tenant: string | undefined) => Promise<JobRecord>;
   readonly volumes?: VolumeService;
+  /**
+   * Readiness, as the HTTP API's /readyz: calls that change state (SubmitJob,
+   * CancelJob, ReserveVolume, DeleteVolume) answer UNAVAILABLE (NOT_READY) while it is false.
+   */
+  readonly ready?: () => { readonly subscribed: boolean; readonly redis: boolean };
 }
 
 /** Options for the gRPC server. */
@@ -56,7 +61,28 @@ export interface GrpcServerOptions {
 /** A running gRPC server. */
 export interface RunningGrpcServer {
   readonly port: number;
+  /** Open WatchJob streams. */
+  activeStreams(): number;
+  /** Stop: open WatchJob streams end with UNAVAILABLE, then the server shuts down. */
   stop(): Promise<void>;
+}
+
+/** Fan-out of job events to the WatchJob streams of each job: one listener on the service, whatever the number of watchers. */
+class JobWatchers {
+  private readonly byJob = new Map<string, Set<(e: JobEvent) => void>>();
+  readonly listener = (e: JobEvent): void => {
+    for (const fn of this.byJob.get(e.jobId) ?? []) fn(e);
+  };
+
+  watch(jobId: string, fn: (e: JobEvent) => void): () => void {
+    let set = this.byJob.get(jobId);
+    if (!set) this.byJob.set(jobId, (set = new Set()));
+    set.add(fn);
+    return () => {
+      set.delete(fn);
+      if (set.size === 0 && this.byJob.get(jobId) === set) this.byJob.delete(jobId);
+    };
+  }
 }
 
 type Unary = (call: grpc.ServerUnaryCall<unknown, unknown>, cb: grpc.sendUnaryData<unknown>) => void;
@@ -83,32 +109,37 @@ function str(o: JsonObject, key: string): string {
   return typeof v === 'string' ? v : '';
 }
 
+/** A Counts message. */
+export function countsMessage(c: JobRecord['counts']): Record<string, number> {
+  return {
+    total: c.total, pending: c.pending, running: c.running, succeeded: c.succeeded,
+    failed: c.failed, node_local: c.nodeLocal, rack_local: c.rackLocal, any_local: c.anyLocal,
+  };
+}
+
 /** A Job message from a record. */
 export function jobMessage(j: JobRecord): Record<string, unknown> {
   return {
     id: j.id, name: j.name, tenant: j.tenant, state: j.state, stage: j.stage, stages: j.stages.map((s) => s.name),
-    counts: {
-      total: j.counts.total, pending: j.counts.pending, running: j.counts.running, succeeded: j.counts.succeeded,
-      failed: j.counts.failed, node_local: j.counts.nodeLocal, rack_local: j.counts.rackLocal, any_local: j.counts.anyLocal,
-    },
+    counts: countsMessage(j.counts),
     created_at_ms: j.createdAt, finished_at_ms: j.finishedAt ?? 0, message: j.message ?? '', output_dir: j.outputDir,
   };
 }
 
-function eventMessage(e: JobEvent): Record<string, unknown> {
+/** A JobEvent message from a job service event. */
+export function eventMessage(e: JobEvent): Record<string, unknown> {
   return {
     kind: e.kind, job_id: e.jobId, task_id: e.taskId ?? '', state: e.state, host: e.host ?? '',
     locality: e.locality === undefined ? '' : LOCALITY_NAMES[e.locality], message: e.message ?? '', at_ms: e.at,
-    ...(e.counts ? { counts: jobMessage({ counts: e.counts } as JobRecord)['counts'] } : {}),
+    ...(e.counts ? { counts: countsMessage(e.counts) } : {}),
   };
 }
 
-function volumeMessage(v: VolumeRecord): Record<string, unknown> {
-  const view = holdingView(v);
-  const s = (k: string): string => (typeof view[k] === 'string' ? (view[k] as string) : '');
+/** A Volume message from a record (`json` carries the full view, as GET /v1/volumes/:name). */
+export function volumeMessage(v: VolumeRecord): Record<string, unknown> {
   return {
-    name: s('name'), tenant: s('tenant'), state: s('state'), size: s('size'), container_path: s('containerPath'),
-    mode: s('mode'), agent: s('agent') || s('hostname'), reason: s('reason'), json: JSON.stringify(view),
+    name: v.name, tenant: v.tenant, state: v.state, size: `${v.sizeMiB}MiB`, container_path: v.containerPath,
+    mode: v.mode, agent: v.hostname ?? v.agentId ?? '', reason: v.reason ?? '', json: JSON.stringify(holdingView(v)),
   };
 }
 
@@ -119,6 +150,9 @@ export async function startGrpcServer(o: GrpcServerOptions): Promise<RunningGrpc
   const service = (v1['Locus'] as grpc.ServiceClientConstructor).service;
   const server = new grpc.Server();
   const log = o.logger.child({ component: 'grpc' });
+  const watchers = new JobWatchers();
+  // Closers of open WatchJob streams, which would hold a graceful shutdown open.
+  const openStreams = new Set<() => void>();
 
   const principalOf = (metadata: grpc.Metadata): Principal => {
     const header = metadata.get('authorization')[0];
@@ -140,13 +174,22 @@ export async function startGrpcServer(o: GrpcServerOptions): Promise<RunningGrpc
       cb(toStatus(err));
     });
   };
+  // Same rule and message as the HTTP API's mutating routes.
+  const changing = (fn: (req: JsonObject, p: Principal) => Promise<unknown>): Unary => unary(async (req, p) => {
+    const r = o.services.ready?.();
+    if (r && !(r.subscribed && r.redis)) {
+      const why = [r.subscribed ? '' : 'not subscribed to a Mesos master', r.redis ? '' : 'Redis not connected'].filter(Boolean).join(', ');
+      throw new LocusError('NOT_READY', `not ready: ${why}`);
+    }
+    return await fn(req, p);
+  });
   const needVolumes = (): VolumeService => {
     if (!o.services.volumes) throw new LocusError('UNSUPPORTED', 'volumes are not enabled on this server');
     return o.services.volumes;
   };
 
   server.addService(service, {
-    SubmitJob: unary(async (req, p) => {
+    SubmitJob: changing(async (req, p) => {
       const tenant = o.auth.actingTenant(p, str(req, 'tenant') || undefined);
       const spec = parseJobSpecText(str(req, 'spec'));
       const key = str(req, 'idempotency_key');
@@ -156,8 +199,8 @@ export async function startGrpcServer(o: GrpcServerOptions): Promise<RunningGrpc
     ListJobs: unary(async (req, p) => ({
       jobs: (await o.services.jobs.list(o.auth.listScope(p, str(req, 'tenant') || undefined))).map(jobMessage),
     })),
-    CancelJob: unary(async (req, p) => jobMessage(await o.services.cancel(str(req, 'id'), scope(p)))),
-    ReserveVolume: unary(async (req, p) => {
+    CancelJob: changing(async (req, p) => jobMessage(await o.services.cancel(str(req, 'id'), scope(p)))),
+    ReserveVolume: changing(async (req, p) => {
       const tenant = o.auth.actingTenant(p, str(req, 'tenant') || undefined);
       const labels = isObject(req['labels']) ? req['labels'] : {};
       const body: Record<string, unknown> = { name: str(req, 'name'), size: str(req, 'size') };
@@ -173,8 +216,8 @@ export async function startGrpcServer(o: GrpcServerOptions): Promise<RunningGrpc
       const tenant = o.auth.listScope(p, str(req, 'tenant') || undefined);
       return { volumes: (await needVolumes().listVolumes(tenant === undefined ? {} : { tenant })).map(volumeMessage) };
     }),
-    DeleteVolume: unary(async (req, p) => {
-      const tenant = o.auth.actingTenant(p).name;
+    DeleteVolume: changing(async (req, p) => {
+      const tenant = o.auth.actingTenant(p, str(req, 'tenant') || undefined).name;
       return volumeMessage(await needVolumes().deleteVolume(tenant, str(req, 'name'), req['force'] === true));
     }),
     WatchJob: (call: grpc.ServerWritableStream<unknown, unknown>) => {
@@ -182,39 +225,71 @@ export async function startGrpcServer(o: GrpcServerOptions): Promise<RunningGrpc
       try {
         p = principalOf(call.metadata);
       } catch (err) {
-        call.destroy(toStatus(err));
+        call.emit('error', toStatus(err));
         return;
       }
-      const id = str(request(call), 'id');
-      const onEvent = (e: JobEvent): void => {
-        if (e.jobId !== id) return;
-        call.write(eventMessage(e));
-        if (e.kind === 'job' && TERMINAL_JOB_STATES.has(e.state as JobRecord['state'])) finish();
+      const id = str(isObject(call.request) ? call.request : {}, 'id');
+      // Subscribe before reading the current state, so an event (even the
+      // job's last one) between the read and the subscription is not lost.
+      let live = false;
+      let ended = false;
+      const early: JobEvent[] = [];
+      const stopListening = (): void => {
+        ended = true;
+        unwatch();
+        openStreams.delete(shutdown);
       };
-      const finish = (): void => {
-        o.services.jobs.off('event', onEvent);
-        call.end();
+      const fail = (err: unknown): void => {
+        if (ended) return;
+        stopListening();
+        if (!(err instanceof LocusError)) log.error({ err: String(err), jobId: id }, 'WatchJob failed');
+        call.emit('error', toStatus(err));
       };
-      call.on('cancelled', () => o.services.jobs.off('event', onEvent));
+      const shutdown = (): void => fail(new LocusError('UNAVAILABLE', 'the server is stopping; watch again'));
+      // Runs inside the job service's emit: it must never throw into the service.
+      const deliver = (e: JobEvent): void => {
+        if (ended) return;
+        try {
+          call.write(eventMessage(e));
+          if (e.kind === 'job' && TERMINAL_JOB_STATES.has(e.state as JobRecord['state'])) {
+            stopListening();
+            call.end();
+          }
+        } catch (err) {
+          fail(err);
+        }
+      };
+      const unwatch = watchers.watch(id, (e) => {
+        if (live) deliver(e);
+        else early.push(e);
+      });
+      openStreams.add(shutdown);
+      call.on('cancelled', stopListening);
+      call.on('error', stopListening);
       o.services.jobs.get(id, scope(p)).then((job) => {
-        o.services.jobs.on('event', onEvent);
-        call.write(eventMessage({ kind: 'job', jobId: job.id, at: job.updatedAt, state: job.state, counts: job.counts }));
-        if (TERMINAL_JOB_STATES.has(job.state)) finish();
-      }, (err: unknown) => call.destroy(toStatus(err)));
+        deliver({ kind: 'job', jobId: job.id, at: job.updatedAt, state: job.state, counts: job.counts });
+        live = true;
+        // Early events may already be in the snapshot; replaying them is harmless (counts are absolute).
+        for (const e of early.splice(0)) deliver(e);
+      }, fail);
     },
   });
 
   const port = await new Promise<number>((resolve, reject) => {
     server.bindAsync(`${o.host}:${o.port}`, grpc.ServerCredentials.createInsecure(), (err, bound) => (err ? reject(err) : resolve(bound)));
   });
+  o.services.jobs.on('event', watchers.listener);
   log.info({ port }, 'gRPC API listening');
   let stopping: Promise<void> | undefined;
   return {
     port,
+    activeStreams: () => openStreams.size,
     stop() {
       stopping ??= new Promise<void>((resolve) => {
+        o.services.jobs.off('event', watchers.listener);
+        for (const close of [...openStreams]) close();
         server.tryShutdown(() => resolve());
-        // Streams (WatchJob) would hold a graceful shutdown open forever.
+        // A client that does not read its stream's end would hold a graceful shutdown open.
         setTimeout(() => { server.forceShutdown(); resolve(); }, 2000).unref();
       });
       return stopping;
