@@ -284,7 +284,10 @@ export async function startFramework(settings: FrameworkSettings, extras: Framew
 
     const grpc: RunningGrpcServer = await startGrpcServer({
       host: settings.httpHost, port: settings.grpcPort, auth, logger: log,
-      services: { jobs, cancel: cancelJob(jobs, coordinator), volumes },
+      services: {
+        jobs, cancel: cancelJob(jobs, coordinator), volumes,
+        ready: () => ({ subscribed: coordinator.isSubscribed, redis: redis.status === 'ready' }),
+      },
     });
     stops.push({ name: 'grpc', fn: () => grpc.stop() });
 

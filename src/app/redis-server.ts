@@ -3,7 +3,7 @@
  * loopback port with AOF persistence under the Locus data directory.
  */
 import { spawn, spawnSync, type ChildProcess } from 'node:child_process';
-import { existsSync, mkdirSync, writeFileSync } from 'node:fs';
+import { existsSync, mkdirSync, readFileSync, writeFileSync } from 'node:fs';
 import { createServer } from 'node:net';
 import { join } from 'node:path';
 import { Redis } from 'ioredis';
@@ -48,6 +48,30 @@ async function freeLoopbackPort(): Promise<number> {
   });
 }
 
+async function stopStale(pidFile: string, logger: Logger): Promise<void> {
+  let pid: number;
+  try {
+    pid = Number(readFileSync(pidFile, 'utf8').trim());
+  } catch {
+    return;
+  }
+  if (!Number.isInteger(pid) || pid <= 1) return;
+  let cmdline = '';
+  try {
+    cmdline = readFileSync(`/proc/${pid}/cmdline`, 'utf8');
+  } catch {
+    return; // not running
+  }
+  if (!cmdline.includes('redis-server')) return;
+  logger.warn({ pid }, 'stopping a redis-server left running by an earlier Locus on the same data directory');
+  try {
+    process.kill(pid, 'SIGTERM');
+  } catch {
+    return;
+  }
+  for (let i = 0; i < 100 && existsSync(`/proc/${pid}`); i++) await new Promise((r) => setTimeout(r, 50));
+}
+
 /** Start redis-server and wait until it answers PING. */
 export async function startManagedRedis(options: ManagedRedisOptions): Promise<ManagedRedis> {
   if (!redisServerAvailable()) throw new LocusError('UNAVAILABLE', REDIS_INSTALL_HINT);
@@ -56,6 +80,9 @@ export async function startManagedRedis(options: ManagedRedisOptions): Promise<M
   // would lock every executor out.
   const aclFile = join(options.dataDir, 'users.acl');
   if (!existsSync(aclFile)) writeFileSync(aclFile, '', { mode: 0o600 });
+  // A redis-server left running by a crashed `locus up` still holds this directory: stop it first.
+  const pidFile = join(options.dataDir, 'redis.pid');
+  await stopStale(pidFile, options.logger);
   const port = options.port ?? (await freeLoopbackPort());
   const args = [
     '--bind', '127.0.0.1', '--port', String(port), '--dir', options.dataDir,
@@ -63,6 +90,7 @@ export async function startManagedRedis(options: ManagedRedisOptions): Promise<M
     '--save', '', '--daemonize', 'no', '--protected-mode', 'yes',
     '--logfile', join(options.dataDir, 'redis.log'),
     '--aclfile', aclFile,
+    '--pidfile', pidFile,
     // BullMQ needs keys to stay: eviction would silently drop queued work.
     '--maxmemory-policy', 'noeviction',
   ];

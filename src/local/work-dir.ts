@@ -8,7 +8,8 @@
  */
 import { existsSync, statSync } from 'node:fs';
 import { homedir } from 'node:os';
-import { dirname, join, resolve } from 'node:path';
+import { createHash } from 'node:crypto';
+import { basename, dirname, join, resolve } from 'node:path';
 
 /** The system-wide root used when the state dir is private. */
 export const SYSTEM_WORKLOAD_ROOT = '/var/lib/locus';
@@ -29,8 +30,18 @@ export function traversableByOthers(path: string): boolean {
  * as root and it is not traversable by others. A non-root user's workloads
  * run as that user, so a private home is fine for them.
  */
-export function workloadRootFor(stateDir: string, isRoot: boolean = process.getuid?.() === 0): string {
-  return isRoot && !traversableByOthers(stateDir) ? SYSTEM_WORKLOAD_ROOT : resolve(stateDir);
+export function workloadRootFor(
+  stateDir: string,
+  isRoot: boolean = process.getuid?.() === 0,
+  defaultStateDir: string = resolve(process.env['LOCUS_HOME'] ?? join(homedir(), '.locus')),
+): string {
+  const dir = resolve(stateDir);
+  if (!isRoot || traversableByOthers(dir)) return dir;
+  // The default state dir maps to the system root itself (so `locus up` and `locus local`
+  // share one cluster); any other private state dir gets its own directory beneath it, so
+  // two of them (a demo and a test) never share datasets or outputs.
+  if (dir === resolve(defaultStateDir)) return SYSTEM_WORKLOAD_ROOT;
+  return join(SYSTEM_WORKLOAD_ROOT, `${basename(dir).replace(/[^A-Za-z0-9_.-]/g, '_')}-${createHash('sha256').update(dir).digest('hex').slice(0, 8)}`);
 }
 
 /** The default `locus local` work dir and why it is where it is. */
@@ -45,6 +56,6 @@ export interface DefaultWorkDir {
 /** `<workload root>/local`, the directory `locus up` also uses. */
 export function defaultLocalWorkDir(env: NodeJS.ProcessEnv = process.env, isRoot: boolean = process.getuid?.() === 0): DefaultWorkDir {
   const stateDir = resolve(env['LOCUS_HOME'] ?? join(homedir(), '.locus'));
-  const root = workloadRootFor(stateDir, isRoot);
+  const root = workloadRootFor(stateDir, isRoot, stateDir);
   return { workDir: join(root, 'local'), stateDir, moved: root !== stateDir };
 }

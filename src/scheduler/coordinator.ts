@@ -500,10 +500,14 @@ export class Coordinator {
   private updateGauges(): void {
     const m = this.o.metrics;
     if (!m) return;
-    m.pendingTasks.reset();
-    for (const [tenant, n] of this.o.jobs.pendingByTenant()) m.pendingTasks.set({ tenant }, n);
-    m.runningTasks.reset();
-    for (const [tenant, n] of this.o.jobs.runningByTenant()) m.runningTasks.set({ tenant }, n);
+    // Every known tenant gets a value (0 when idle), so a series drops to zero rather than vanishing.
+    const pending = this.o.jobs.pendingByTenant();
+    const running = this.o.jobs.runningByTenant();
+    const tenants = new Set([...this.o.tenants().map((t) => t.name), ...pending.keys(), ...running.keys()]);
+    for (const tenant of tenants) {
+      m.pendingTasks.set({ tenant }, pending.get(tenant) ?? 0);
+      m.runningTasks.set({ tenant }, running.get(tenant) ?? 0);
+    }
     m.executors.reset();
     m.queueDepth.reset();
     for (const e of this.o.executors.all()) {

@@ -27,9 +27,15 @@ describe('local work dir', () => {
   });
 
   it('moves to /var/lib/locus only for root with a private state dir', () => {
-    expect(workloadRootFor(open, true)).toBe(open);
-    expect(workloadRootFor(join(privateHome, '.locus'), true)).toBe('/var/lib/locus');
-    expect(workloadRootFor(join(privateHome, '.locus'), false)).toBe(join(privateHome, '.locus'));
+    const home = join(privateHome, '.locus');
+    expect(workloadRootFor(open, true, home)).toBe(open);
+    // The default state dir maps to the system root itself, shared by `up` and `local`...
+    expect(workloadRootFor(home, true, home)).toBe('/var/lib/locus');
+    // ...any other private state dir to a directory of its own beneath it.
+    const other = workloadRootFor(join(privateHome, 'demo'), true, home);
+    expect(other).toMatch(/^\/var\/lib\/locus\/demo-[0-9a-f]{8}$/);
+    expect(workloadRootFor(join(privateHome, 'demo'), true, home)).toBe(other);
+    expect(workloadRootFor(home, false, home)).toBe(home);
   });
 
   it('defaults to <LOCUS_HOME>/local and says when it moved', () => {
