@@ -313,7 +313,7 @@ async function locusThroughput(env: Env, round: number): Promise<{ throughput: n
   await diskUsageBytes(env.outputs);
   const walkMs = Math.round(performance.now() - w0);
   bd['outputsDiskWalk'] = { p50: walkMs, p90: walkMs };
-  for (const id of r.jobIds) await rm(join(env.outputs, id), { recursive: true, force: true });
+  for (const id of r.jobIds) await rm(join(env.outputs, 'default', id), { recursive: true, force: true });
   const sorted = inFlight.slice(2, -2).sort((a, b) => a - b);
   bd['attemptsInFlight'] = { p50: percentile(sorted, 50), p90: percentile(sorted, 90) };
   return { throughput: TASKS / r.seconds, seconds: r.seconds, breakdown: bd };

@@ -164,22 +164,26 @@ export async function createExecutorRuntime(o: ExecutorRuntimeOptions): Promise<
   const flush = (executorId: string): void => {
     if (waiting.has(executorId)) return;
     waiting.set(executorId, []);
-    ensureWatched(executorId).then(async () => {
-      const list = waiting.get(executorId) ?? [];
-      waiting.delete(executorId);
-      if (list.length > 0) await dispatcher.dispatchMany(list.map((payload) => ({ executorId, payload })));
-    }).catch(async (err: unknown) => {
-      const list = waiting.get(executorId) ?? [];
-      waiting.delete(executorId);
-      logger.warn({ executorId, attempts: list.length, err: String(err) }, 'attempts for an executor that never registered come back as lost');
+    const lose = async (list: readonly AttemptPayload[], err: unknown): Promise<void> => {
+      logger.warn({ executorId, attempts: list.length, err: String(err) }, 'attempts that could not reach their executor come back as lost');
       for (const p of list) {
         const now = o.clock.now();
         await resultCb?.({
           attemptId: p.attemptId, taskId: p.taskId, state: 'LOST', exitCode: null, reason: 'EXECUTOR_LOST',
-          message: `executor ${executorId} did not register: ${String(err)}`, startedAt: now, finishedAt: now, host: '',
+          message: `could not queue on executor ${executorId}: ${String(err)}`, startedAt: now, finishedAt: now, host: '',
         }, executorId);
       }
-    });
+    };
+    ensureWatched(executorId).then(async () => {
+      const list = waiting.get(executorId) ?? [];
+      waiting.delete(executorId);
+      // Taken out of `waiting` before the await: a failure must still report exactly these.
+      if (list.length > 0) await dispatcher.dispatchMany(list.map((payload) => ({ executorId, payload }))).catch((err: unknown) => lose(list, err));
+    }, async (err: unknown) => {
+      const list = waiting.get(executorId) ?? [];
+      waiting.delete(executorId);
+      await lose(list, err);
+    }).catch((err: unknown) => logger.error({ err: String(err) }, 'reporting lost attempts failed'));
   };
 
   const dispatch: AttemptDispatch = {

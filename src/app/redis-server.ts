@@ -7,7 +7,9 @@ import { existsSync, mkdirSync, readFileSync, writeFileSync } from 'node:fs';
 import { createServer } from 'node:net';
 import { join } from 'node:path';
 import { Redis } from 'ioredis';
+import { createHash } from 'node:crypto';
 import { LocusError } from '../core/errors.js';
+import { newToken } from '../core/ids.js';
 import type { Logger } from '../obs/log.js';
 
 /** Options for the managed Redis. */
@@ -79,7 +81,13 @@ export async function startManagedRedis(options: ManagedRedisOptions): Promise<M
   // Executors' Redis users live in the ACL file, not the AOF: without it a Redis restart
   // would lock every executor out.
   const aclFile = join(options.dataDir, 'users.acl');
-  if (!existsSync(aclFile)) writeFileSync(aclFile, '', { mode: 0o600 });
+  // The default user gets a fresh password each start: workloads share the host's network,
+  // and a password-less Redis on loopback would let any task rewrite every tenant's jobs.
+  // Executors' own users (saved by ACL SAVE) are kept.
+  const password = newToken(24);
+  const kept = existsSync(aclFile) ? readFileSync(aclFile, 'utf8').split('\n').filter((l) => l.trim() !== '' && !l.startsWith('user default ')) : [];
+  const hash = createHash('sha256').update(password).digest('hex');
+  writeFileSync(aclFile, [`user default on #${hash} ~* &* +@all`, ...kept].join('\n') + '\n', { mode: 0o600 });
   // A redis-server left running by a crashed `locus up` still holds this directory: stop it first.
   const pidFile = join(options.dataDir, 'redis.pid');
   await stopStale(pidFile, options.logger);
@@ -97,11 +105,11 @@ export async function startManagedRedis(options: ManagedRedisOptions): Promise<M
   const child: ChildProcess = spawn('redis-server', args, { stdio: 'ignore' });
   let exited = false;
   child.once('exit', () => { exited = true; });
-  const url = `redis://127.0.0.1:${port}`;
+  const url = `redis://:${password}@127.0.0.1:${port}`;
   const deadline = Date.now() + 15_000;
   for (;;) {
     if (exited) throw new LocusError('UNAVAILABLE', `redis-server exited at start; see ${join(options.dataDir, 'redis.log')}`);
-    const probe = new Redis(port, '127.0.0.1', { lazyConnect: true, maxRetriesPerRequest: 0, retryStrategy: () => null });
+    const probe = new Redis(port, '127.0.0.1', { password, lazyConnect: true, maxRetriesPerRequest: 0, retryStrategy: () => null });
     probe.on('error', () => undefined);
     try {
       await probe.connect();

@@ -100,7 +100,11 @@ export async function commitOutput(plan: OutputPlan, attemptId: string): Promise
   }
   const marker = join(plan.attemptDir, COMMIT_MARKER);
   try {
-    await fsp.writeFile(marker, JSON.stringify({ attemptId, committedAt: new Date().toISOString() }) + '\n');
+    // The workload wrote this directory and may have left a `_SUCCESS` of its own, even a
+    // symlink to a file it wants overwritten: remove whatever is there (rm does not follow
+    // links) and create the marker exclusively.
+    await fsp.rm(marker, { force: true, recursive: true });
+    await fsp.writeFile(marker, JSON.stringify({ attemptId, committedAt: new Date().toISOString() }) + '\n', { flag: 'wx' });
     await fsyncPath(marker);
     await fsp.rename(plan.attemptDir, plan.finalDir);
   } catch (err) {

@@ -238,6 +238,10 @@ export class Coordinator {
 
   /** An executor stopped heartbeating (or its queue reports it dead). */
   async onExecutorLost(executorId: string, message: string): Promise<void> {
+    // Its heartbeats stopped but its Mesos task may live on (a stall, a partition from Redis):
+    // kill it so it neither holds resources nor finishes attempts that are retried elsewhere.
+    const ex = this.o.executors.get(executorId);
+    if (ex) await this.o.driver.kill(ex.taskId, ex.agentId).catch((err: unknown) => this.log.warn({ err: String(err), executorId }, 'killing a lost executor failed'));
     await this.executorGone(executorId, 'EXECUTOR_LOST', message);
   }
 
@@ -359,27 +363,37 @@ export class Coordinator {
     const now = this.o.clock.now();
     let offers = [...this.offers.values()];
     this.offers.clear();
+    // Offers are never held: whatever this pass did not accept or decline (a failure midway)
+    // is declined at the end, with a short filter so it comes back soon.
+    const answered = new Set<string>();
+    try {
+      // Volume operations take their offers first: a reservation must not lose its disk to an executor.
+      if (this.o.volumes && offers.length > 0) {
+        const volumePlans = await this.o.volumes.plan(offers, now);
+        for (const p of volumePlans) {
+          if (p.operations.length === 0) continue;
+          answered.add(p.offerId);
+          await this.o.driver.accept([p.offerId], p.operations, 1);
+          this.o.metrics?.offersAccepted.inc();
+          offers = offers.filter((x) => x.id.value !== p.offerId);
+        }
+      }
 
-    // Volume operations take their offers first: a reservation must not lose its disk to an executor.
-    if (this.o.volumes && offers.length > 0) {
-      const volumePlans = await this.o.volumes.plan(offers, now);
-      for (const p of volumePlans) {
-        if (p.operations.length === 0) continue;
-        await this.o.driver.accept([p.offerId], p.operations, 1);
-        this.o.metrics?.offersAccepted.inc();
-        offers = offers.filter((x) => x.id.value !== p.offerId);
+      // Under MULTI_ROLE each offer is allocated to one role; read it from the offer itself.
+      const summaries = offers.map((offer) => summarizeOffer(offer, offerRole(offer, this.o.role)));
+      const snapshot = this.snapshot(summaries);
+      this.lastSnapshot = snapshot;
+      const plan = place(snapshot, this.o.jobs.index, this.o.placement);
+      await this.apply(plan, offers, summaries, answered);
+    } finally {
+      const left = [...offers.map((o) => o.id.value)].filter((id) => !answered.has(id));
+      if (left.length > 0 && this.subscribed) {
+        await this.o.driver.decline(left, 1).catch((err: unknown) => this.log.warn({ err: String(err) }, 'declining left-over offers failed'));
       }
     }
-
-    // Under MULTI_ROLE each offer is allocated to one role; read it from the offer itself.
-    const summaries = offers.map((offer) => summarizeOffer(offer, offerRole(offer, this.o.role)));
-    const snapshot = this.snapshot(summaries);
-    this.lastSnapshot = snapshot;
-    const plan = place(snapshot, this.o.jobs.index, this.o.placement);
-    await this.apply(plan, offers, summaries);
   }
 
-  private async apply(plan: Plan, offers: readonly Offer[], summaries: readonly OfferSummary[]): Promise<void> {
+  private async apply(plan: Plan, offers: readonly Offer[], summaries: readonly OfferSummary[], answered: Set<string>): Promise<void> {
     const byId = new Map(offers.map((o) => [o.id.value, o]));
     const summaryById = new Map(summaries.map((s) => [s.offerId, s]));
 
@@ -421,7 +435,15 @@ export class Coordinator {
         declined.push({ offerId, refuseSeconds: 1 });
         continue;
       }
-      await this.o.driver.accept([offerId], [{ type: 'LAUNCH', launch: { task_infos: infos } }], 1);
+      answered.add(offerId);
+      try {
+        await this.o.driver.accept([offerId], [{ type: 'LAUNCH', launch: { task_infos: infos } }], 1);
+      } catch (err) {
+        // The master never got the launch: these executors will not exist.
+        this.log.warn({ err: String(err), offerId }, 'ACCEPT failed; the planned executors are dropped');
+        for (const i of infos) await this.executorGone(i.task_id.value, 'LAUNCH_FAILED', `ACCEPT failed: ${String(err)}`);
+        continue;
+      }
       this.o.metrics?.offersAccepted.inc();
       this.log.info({ offerId, executors: infos.map((i) => i.task_id.value), host: summary.hostname }, 'launching executors');
     }
@@ -430,13 +452,14 @@ export class Coordinator {
     const groups = new Map<number, string[]>();
     for (const d of declined) groups.set(d.refuseSeconds, [...(groups.get(d.refuseSeconds) ?? []), d.offerId]);
     for (const [seconds, ids] of groups) {
+      for (const id of ids) answered.add(id);
       await this.o.driver.decline(ids, seconds);
       this.o.metrics?.offersDeclined.inc(ids.length);
     }
 
     // 3. Hand tasks to executors: every attempt of the pass is recorded concurrently (the
     // store calls pipeline), then each executor's attempts go onto its queue in one batch.
-    const started = await Promise.all(plan.assignments.map(async (a) => {
+    const settled = await Promise.allSettled(plan.assignments.map(async (a) => {
       const ex = this.o.executors.get(a.executorId);
       if (!ex) return undefined;
       const payload = await this.o.jobs.startAttempt(a.taskId, { id: ex.executorId, host: ex.hostname, ...(ex.agentUrl ? { agentUrl: ex.agentUrl } : {}) }, a.level);
@@ -444,6 +467,14 @@ export class Coordinator {
       this.occupy(ex.executorId);
       return { executorId: ex.executorId, payload, level: a.level };
     }));
+    const started = settled.map((r, i) => {
+      if (r.status === 'fulfilled') return r.value;
+      // The start was not recorded: the task goes back to pending for the next pass.
+      this.log.warn({ err: String(r.reason), taskId: plan.assignments[i]?.taskId }, 'starting an attempt failed');
+      const a = plan.assignments[i];
+      if (a) this.o.jobs.requeue(a.taskId);
+      return undefined;
+    });
     const byExecutor = new Map<string, { payload: AttemptPayload; level: Plan['assignments'][number]['level'] }[]>();
     for (const s of started) {
       if (s) byExecutor.set(s.executorId, [...(byExecutor.get(s.executorId) ?? []), s]);
@@ -527,6 +558,7 @@ export class Coordinator {
 
   private async handleStatus(status: TaskStatus): Promise<void> {
     const taskId = status.task_id.value;
+    let handled = false;
     try {
       const ex = this.o.executors.get(taskId);
       if (!ex) {
@@ -571,13 +603,17 @@ export class Coordinator {
           break;
         }
         default:
-          if (TERMINAL_TASK_STATES.has(status.state)) {
+          // TASK_UNKNOWN is the master's answer for a task it does not know (after agent loss).
+          if (TERMINAL_TASK_STATES.has(status.state) || status.state === 'TASK_UNKNOWN') {
             await this.executorGone(taskId, status.state === 'TASK_FINISHED' || status.state === 'TASK_KILLED' ? 'EXECUTOR_EXITED' : 'EXECUTOR_LOST',
               `${status.state}${status.reason ? ` (${status.reason})` : ''}${status.message ? `: ${status.message}` : ''}`);
           }
       }
+      handled = true;
     } finally {
-      if (status.uuid && status.agent_id) {
+      // Acknowledged only once handled: an update whose effects were not recorded (Redis down)
+      // stays unacknowledged, so the master sends it again.
+      if (handled && status.uuid && status.agent_id) {
         await this.o.driver.acknowledge(status.agent_id.value, taskId, status.uuid).catch((err: unknown) => {
           this.log.warn({ err: String(err), taskId }, 'acknowledge failed (the master will resend)');
         });

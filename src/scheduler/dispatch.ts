@@ -290,7 +290,15 @@ export class Dispatcher {
     const jobId = m.get('jobId') ?? '';
     try {
       if (event === 'completed') {
-        this.settle(w.executorId, decodeAttemptResult(JSON.parse(m.get('returnvalue') ?? 'null') as unknown));
+        const result = decodeAttemptResult(JSON.parse(m.get('returnvalue') ?? 'null') as unknown);
+        // An executor may only settle the attempt its queue entry names, and only its own:
+        // a result claiming another attempt (another tenant's task) is dropped.
+        const f = this.inFlight.get(jobId);
+        if (result.attemptId !== jobId || (f && (f.executorId !== w.executorId || f.payload.taskId !== result.taskId))) {
+          this.o.logger.warn({ executor: w.executorId, jobId, claimed: result.attemptId }, 'a result that does not match its queue entry was dropped');
+          return;
+        }
+        this.settle(w.executorId, result);
       } else if (event === 'active') {
         // BullMQ writes this when the executor's worker takes the job; the
         // entry id's first part is Redis's clock in ms.
@@ -453,7 +461,9 @@ export class Dispatcher {
           if (timestamp === null || timestamp === undefined) lost.push(f);
           else if (finishedOn && returnvalue) {
             try {
-              this.settle(f.executorId, decodeAttemptResult(JSON.parse(returnvalue) as unknown));
+              const result = decodeAttemptResult(JSON.parse(returnvalue) as unknown);
+              if (result.attemptId !== f.payload.attemptId || result.taskId !== f.payload.taskId) throw new Error(`result names ${result.attemptId}, not ${f.payload.attemptId}`);
+              this.settle(f.executorId, result);
             } catch (err) {
               this.o.logger.warn({ err: (err as Error).message, attempt: f.payload.attemptId }, 'undecodable result');
             }

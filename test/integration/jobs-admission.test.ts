@@ -76,4 +76,21 @@ describe('admission', () => {
     expect(c.tenant).toBe('t3');
     expect(await settle(c.id)).toBe('RUNNING');
   });
+
+  it('keeps outputs and file:// inputs inside the tenant\'s own output directory', async () => {
+    const base = { name: 'o', tasks: [{ command: ['true'] }], task: { command: ['true'] } };
+    const outside = await jobs.submit('t4', validateJobSpec({ ...base, output: '/etc/locus' })).catch((e: unknown) => e);
+    expect((outside as LocusError).field).toBe('output');
+    const escape = await jobs.submit('t4', validateJobSpec({ ...base, output: '../t5/steal' })).catch((e: unknown) => e);
+    expect((escape as LocusError).field).toBe('output');
+    const peek = await jobs.submit('t4', validateJobSpec({ name: 'peek', inputs: ['file:///tmp/out/t5/'], task: { command: ['true'] } })).catch((e: unknown) => e);
+    expect((peek as LocusError).code).toBe('FORBIDDEN');
+    expect((peek as LocusError).field).toBe('inputs[0]');
+    const ok = await jobs.submit('t4', validateJobSpec({ ...base, output: 'reports/daily' }));
+    expect(ok.outputDir).toBe('/tmp/out/t4/reports/daily');
+    const byDefault = await jobs.submit('t4', validateJobSpec(base));
+    expect(byDefault.outputDir).toBe(`/tmp/out/t4/${byDefault.id}`);
+    await settle(ok.id);
+    await settle(byDefault.id);
+  });
 });

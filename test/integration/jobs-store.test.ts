@@ -44,8 +44,10 @@ describe('JobStore', () => {
     expect(await client.exists('locus:job:job-1:tasks')).toBe(0);
   });
 
-  it('starts an attempt once and ignores a replayed start', async () => {
+  it('starts attempts only for a RUNNING job, once, ignoring a replayed start', async () => {
     const t = taskIdOf('job-1', 0, 0);
+    expect(await store.startAttempt(t, attempt(1))).toBe(false);
+    expect(await store.setState('job-1', 'RUNNING', ['PENDING'], 5)).toBe(true);
     expect(await store.startAttempt(t, attempt(1))).toBe(true);
     expect(await store.startAttempt(t, attempt(1))).toBe(false);
     const job = await store.get('job-1');
@@ -82,7 +84,6 @@ describe('JobStore', () => {
   });
 
   it('changes job state only from allowed states', async () => {
-    expect(await store.setState('job-1', 'RUNNING', ['PENDING'], 10)).toBe(true);
     expect(await store.setState('job-1', 'RUNNING', ['PENDING'], 11)).toBe(false);
     expect(await store.setState('job-1', 'FAILED', ['RUNNING'], 12, 'boom')).toBe(true);
     const job = await store.get('job-1');

@@ -5,6 +5,7 @@
  * tells it what was started and how attempts ended.
  */
 import { EventEmitter } from 'node:events';
+import { resolve as resolvePath } from 'node:path';
 import { LocusError } from '../../core/errors.js';
 import { newId, attemptId as makeAttemptId } from '../../core/ids.js';
 import type { Clock } from '../../core/clock.js';
@@ -142,7 +143,7 @@ export class JobService extends EventEmitter<ServiceEvents> {
     }
     await this.checkVolumes(tenant, spec);
     const id = newId('job');
-    const outputDir = spec.output ? spec.output.replace(/^file:\/\//, '') : `${this.o.outputRoot}/${id}`;
+    const outputDir = this.outputDirFor(tenant, id, spec);
     const now = this.o.clock.now();
     const created = await this.o.store.create(
       { id, tenant, name: spec.name, spec, outputDir, createdAt: now, stages: spec.stages.map((s) => ({ name: s.name, taskCount: -1 })) },
@@ -169,6 +170,34 @@ export class JobService extends EventEmitter<ServiceEvents> {
   async attemptRunning(taskId: string, attemptId: string, sandboxDir: string | undefined): Promise<void> {
     if (sandboxDir === undefined) return;
     await this.o.store.noteAttempt(taskId, attemptId, { sandboxDir });
+  }
+
+  /**
+   * Where a job's outputs go: under the tenant's own directory of the output root.
+   * A spec may name a directory there; anything else (another tenant's outputs,
+   * an arbitrary host path) is refused, and so are `file://` inputs inside another
+   * tenant's outputs.
+   */
+  private outputDirFor(tenant: string, id: string, spec: JobSpec): string {
+    const root = resolvePath(this.o.outputRoot, tenant);
+    const inside = (p: string): boolean => p === root || p.startsWith(`${root}/`);
+    for (const [i, st] of spec.stages.entries()) {
+      for (const [j, input] of st.inputs.entries()) {
+        if (!input.startsWith('file://')) continue;
+        const p = resolvePath(decodeURIComponent(input.slice('file://'.length)));
+        const outputs = resolvePath(this.o.outputRoot);
+        if ((p === outputs || p.startsWith(`${outputs}/`)) && !inside(p)) {
+          const field = spec.stages.length === 1 ? `inputs[${j}]` : `stages[${i}].inputs[${j}]`;
+          throw new LocusError('FORBIDDEN', `${field}: '${input}' is inside another tenant's outputs`, { field });
+        }
+      }
+    }
+    if (spec.output === undefined) return `${root}/${id}`;
+    const wanted = resolvePath(root, spec.output.replace(/^file:\/\//, ''));
+    if (!inside(wanted) || wanted === root) {
+      throw new LocusError('INVALID_FIELD', `output: must be a directory under ${root} (this tenant's outputs), got '${spec.output}'`, { field: 'output' });
+    }
+    return wanted;
   }
 
   /** Every volume a spec names must exist for the tenant and be usable; at most one per task. */
@@ -208,6 +237,11 @@ export class JobService extends EventEmitter<ServiceEvents> {
       if (!stageRec || stageRec.taskCount < 0) {
         void this.startStage(job, stage);
         continue;
+      }
+      // A crash between writing the first stage's splits and marking the job RUNNING.
+      if (job.state !== 'RUNNING') {
+        await this.o.store.setState(job.id, 'RUNNING', ['PENDING', 'RESOLVING'], this.o.clock.now());
+        this.jobs.set(job.id, await this.refresh(job.id));
       }
       await this.resolveStageVolume(job, stage).catch((err: unknown) => this.o.logger.warn({ jobId: job.id, err: String(err) }, 'the volume of a recovered stage is not usable'));
       const tasks = new Map((await this.o.store.tasks(job.id)).filter((t) => t.stage === stage).map((t) => [t.index, t]));
@@ -329,6 +363,25 @@ export class JobService extends EventEmitter<ServiceEvents> {
     };
   }
 
+  /**
+   * A start that failed before it was recorded (the store call threw): the task is
+   * pending again. Only the in-memory view is rebuilt; the store never saw the start.
+   */
+  requeue(taskId: string): void {
+    void (async () => {
+      const rec = await this.o.store.getTask(taskId);
+      if (rec && rec.state !== 'PENDING') return;
+      const parts = taskId.match(/^(.+)\.(\d+)\.(\d+)$/);
+      const job = parts?.[1] ? this.jobs.get(parts[1]) : undefined;
+      if (!job || !parts || job.state !== 'RUNNING') return;
+      const stage = Number(parts[2]);
+      const index = Number(parts[3]);
+      const split = job.spec.stages[stage]?.tasks ? undefined : (await this.o.store.getSplits(job.id, stage, index, index + 1))[0];
+      this.addPending(job, stage, index, split, rec);
+      this.emit('work');
+    })().catch((err: unknown) => this.o.logger.warn({ err: String(err), taskId }, 'requeueing a task failed'));
+  }
+
   /** The dispatcher could not enqueue: put the task back as pending, not counted. */
   async abandonAttempt(taskId: string, attemptId: string, reason: string): Promise<void> {
     await this.finishAttempt({
@@ -355,7 +408,9 @@ export class JobService extends EventEmitter<ServiceEvents> {
     this.emitTask(job, result.taskId, outcome, { message: `${result.state}: ${result.message}`, host: result.host });
     if (outcome === 'PENDING') {
       const rec = await this.o.store.getTask(result.taskId);
-      if (rec) {
+      // A cancel may have landed while this result was recorded: a cancelled job takes no retries.
+      const current = await this.refresh(job.id);
+      if (rec && current.state === 'RUNNING') {
         const split = job.spec.stages[rec.stage]?.tasks ? undefined : (await this.o.store.getSplits(job.id, rec.stage, rec.index, rec.index + 1))[0];
         this.addPending(job, rec.stage, rec.index, split, rec);
         this.emit('work');

@@ -34,8 +34,10 @@ const tasksKey = (id: string): string => `${P}job:${id}:tasks`;
 const splitsKey = (id: string, stage: number): string => `${P}job:${id}:splits:${stage}`;
 
 // KEYS[1]=job hash, KEYS[2]=tasks hash; ARGV[1]=field, ARGV[2]=attempt JSON, ARGV[3]=task JSON if new
-// Returns 1 when the attempt started, 0 when the task was not PENDING (already started or finished).
+// Returns 1 when the attempt started, 0 when the task was not PENDING (already started or finished)
+// or the job is not RUNNING (cancelled or failed meanwhile).
 const START_ATTEMPT = `
+if redis.call('HGET', KEYS[1], 'state') ~= 'RUNNING' then return 0 end
 local raw = redis.call('HGET', KEYS[2], ARGV[1])
 local task
 if raw then task = cjson.decode(raw) else task = cjson.decode(ARGV[3]) end
