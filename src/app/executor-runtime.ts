@@ -4,13 +4,15 @@
  * cluster-wide credential), how attempts reach its queue, and how results and
  * executor losses come back.
  */
-import { mkdirSync, chmodSync } from 'node:fs';
+import { chmodSync, existsSync, mkdirSync } from 'node:fs';
+import { dirname, join, resolve } from 'node:path';
 import type { Redis } from 'ioredis';
 import { Redis as RedisClient } from 'ioredis';
 import type { Clock } from '../core/clock.js';
 import { formatMiB } from '../core/units.js';
 import type { Logger } from '../obs/log.js';
-import type { AttemptPayload, AttemptResult } from '../executor/contract.js';
+import { Queue } from 'bullmq';
+import { QUEUE_PREFIX, executorKey, executorQueueName, type AttemptPayload, type AttemptResult } from '../executor/contract.js';
 import type { CommandInfo, ContainerInfo, TaskInfo } from '../mesos/types.js';
 import { Dispatcher } from '../scheduler/dispatch.js';
 import { ExecutorProvisioner } from '../scheduler/executor-registry.js';
@@ -37,6 +39,17 @@ export interface ExecutorRuntimeOptions {
   readonly clock: Clock;
   /** Directory executors commit outputs into (mounted read-write into local executors). */
   readonly outputRoot: string;
+}
+
+/** The directory holding the package.json of the installation a file belongs to. */
+function packageRoot(file: string): string | undefined {
+  let dir = dirname(resolve(file));
+  for (;;) {
+    if (existsSync(join(dir, 'package.json')) && existsSync(join(dir, 'node_modules'))) return dir;
+    const parent = dirname(dir);
+    if (parent === dir) return undefined;
+    dir = parent;
+  }
 }
 
 function shellQuote(s: string): string {
@@ -127,10 +140,20 @@ export async function createExecutorRuntime(o: ExecutorRuntimeOptions): Promise<
       let command: CommandInfo;
       let container: ContainerInfo | undefined;
       switch (settings.executor.kind) {
-        case 'local':
+        case 'local': {
           command = { shell: false, value: settings.executor.nodePath, arguments: [settings.executor.nodePath, settings.executor.mainJs, 'executor', ...flags], environment };
-          container = { type: 'MESOS', volumes: [{ container_path: o.outputRoot, host_path: o.outputRoot, mode: 'RW' }] };
+          // The installation is mounted read-only too: containers see a private /tmp, and an
+          // installation that lives under it (a CI checkout) would otherwise be invisible.
+          const install = packageRoot(settings.executor.mainJs);
+          container = {
+            type: 'MESOS',
+            volumes: [
+              { container_path: o.outputRoot, host_path: o.outputRoot, mode: 'RW' },
+              ...(install ? [{ container_path: install, host_path: install, mode: 'RO' as const }] : []),
+            ],
+          };
           break;
+        }
         case 'uri':
           command = { shell: true, value: `${settings.executor.command} ${flags.map(shellQuote).join(' ')}`, uris: [{ value: settings.executor.uri, extract: true, cache: true }], environment };
           break;
@@ -154,7 +177,18 @@ export async function createExecutorRuntime(o: ExecutorRuntimeOptions): Promise<
     async retire(executorId) {
       readyWaits.delete(executorId);
       dispatcher.forgetExecutor(executorId);
+      // Fence it first (its user is gone, so it can neither take nor finish work), then drop
+      // its queue, event stream and registration: a dead queue never cleans itself up.
       await provisioner.remove(executorId).catch((err: unknown) => logger.warn({ err: String(err), executorId }, 'removing the executor ACL user failed'));
+      const queue = new Queue(executorQueueName(executorId), { connection: o.redis, prefix: QUEUE_PREFIX });
+      try {
+        await queue.obliterate({ force: true });
+        await o.redis.del(executorKey(executorId));
+      } catch (err) {
+        logger.warn({ err: String(err), executorId }, 'removing the executor queue failed');
+      } finally {
+        await queue.close().catch(() => undefined);
+      }
     },
   };
 
