@@ -70,7 +70,9 @@ describe('executors on the local cluster', () => {
               arguments: [process.execPath, LOCUS_BIN, 'executor', '--executor-id', id, '--hostname', o.hostname, '--slots', '2', '--redis-url', redis.url, '--redis-user', creds.username, '--heartbeat', '300ms', '--runner', 'agent'],
               environment: { variables: [{ name: 'LOCUS_REDIS_PASSWORD', value: creds.password }, { name: 'LOCUS_LOG_LEVEL', value: 'warn' }] },
             },
-            container: { type: 'MESOS', volumes: [{ container_path: outRoot, host_path: outRoot, mode: 'RW' }] },
+            // The checkout itself is mounted read-only: containers have a private /tmp, and CI
+            // may check the repository out under it.
+            container: { type: 'MESOS', volumes: [{ container_path: outRoot, host_path: outRoot, mode: 'RW' }, { container_path: process.cwd(), host_path: process.cwd(), mode: 'RO' }] },
           }] } }],
           filters: { refuse_seconds: 0 },
         },

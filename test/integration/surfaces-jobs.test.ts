@@ -60,7 +60,8 @@ afterAll(async () => {
 describe('locus up', () => {
   it('prints the master, redis, HTTP and gRPC addresses and the admin token', () => {
     expect(up.masterUrl).toMatch(/^http:\/\/127\.0\.0\.1:\d+$/);
-    expect(up.redisUrl).toMatch(/^redis:\/\/127\.0\.0\.1:\d+$/);
+    // The managed Redis has a fresh password for its default user on every start.
+    expect(up.redisUrl).toMatch(/^redis:\/\/:[0-9a-f]{48}@127\.0\.0\.1:\d+$/);
     expect(up.httpUrl).toMatch(/^http:\/\/127\.0\.0\.1:\d+$/);
     expect(up.grpcAddress).toMatch(/^127\.0\.0\.1:\d+$/);
     expect(up.adminToken).toMatch(/^[0-9a-f]{64}$/);
