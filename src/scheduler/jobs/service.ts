@@ -150,13 +150,10 @@ export class JobService extends EventEmitter<ServiceEvents> {
       idempotencyKey,
     );
     if (!created.created) {
-      // The first request with this key may still be writing its job: wait for it briefly.
-      for (let i = 0; i < 50; i++) {
-        const existing = await this.o.store.get(created.id);
-        if (existing) return { job: existing, created: false };
-        await new Promise((r) => setTimeout(r, 20));
-      }
-      throw new LocusError('CONFLICT', `a job with this Idempotency-Key is still being created; retry`, { field: 'Idempotency-Key' });
+      // The key and its job are written together (one script), so the earlier job is there.
+      const existing = await this.o.store.get(created.id);
+      if (!existing) throw new LocusError('INTERNAL', `idempotency key names job ${created.id}, which does not exist`);
+      return { job: existing, created: false };
     }
     const job = await this.o.store.get(created.id);
     if (!job) throw new LocusError('INTERNAL', `job ${created.id} vanished after creation`);

@@ -96,6 +96,20 @@ redis.call('HSET', KEYS[2], ARGV[1], cjson.encode(task))
 return task.state
 `;
 
+// KEYS[1]=job hash, KEYS[2]=jobs zset, KEYS[3]=idempotency key ('' for none);
+// ARGV: job id, record JSON, stages JSON, createdAt. Returns '' when created, else the existing job id.
+const CREATE_JOB = `
+if KEYS[3] ~= '' then
+  local existing = redis.call('GET', KEYS[3])
+  if existing then return existing end
+  redis.call('SET', KEYS[3], ARGV[1], 'EX', 86400)
+end
+redis.call('HSET', KEYS[1], 'record', ARGV[2], 'stages', ARGV[3], 'state', 'PENDING', 'stage', '0', 'updatedAt', ARGV[4],
+  'n:total', '0', 'n:pending', '0', 'n:running', '0', 'n:succeeded', '0', 'n:failed', '0', 'n:node', '0', 'n:rack', '0', 'n:any', '0')
+redis.call('ZADD', KEYS[2], ARGV[4], ARGV[1])
+return ''
+`;
+
 // KEYS[1]=tasks hash; ARGV[1]=field, ARGV[2]=attemptId, ARGV[3]=patch JSON.
 // Merges the patch into the task's running attempt when it is still that attempt; returns 1 or 0.
 const NOTE_ATTEMPT = `
@@ -134,6 +148,7 @@ interface ScriptedRedis extends Redis {
   ): Promise<string>;
   locusSetJobState(jobKey: string, state: string, from: string, now: string, message: string): Promise<number>;
   locusNoteAttempt(tasksKey: string, field: string, attemptId: string, patch: string): Promise<number>;
+  locusCreateJob(jobKey: string, jobsKey: string, idemKey: string, id: string, record: string, stages: string, createdAt: string): Promise<string>;
 }
 
 /** The part of a job record that never changes after creation. */
@@ -151,6 +166,7 @@ export class JobStore {
     redis.defineCommand('locusFinishAttempt', { numberOfKeys: 2, lua: FINISH_ATTEMPT });
     redis.defineCommand('locusSetJobState', { numberOfKeys: 1, lua: SET_JOB_STATE });
     redis.defineCommand('locusNoteAttempt', { numberOfKeys: 1, lua: NOTE_ATTEMPT });
+    redis.defineCommand('locusCreateJob', { numberOfKeys: 3, lua: CREATE_JOB });
     this.redis = redis as ScriptedRedis;
   }
 
@@ -159,29 +175,15 @@ export class JobStore {
    * returns the first job's id instead of creating another.
    */
   async create(job: JobStatic & { stages: readonly StageRecord[] }, idempotencyKey?: string): Promise<{ id: string; created: boolean }> {
-    if (idempotencyKey !== undefined) {
-      const set = await this.redis.set(`${P}idem:${job.tenant}:${idempotencyKey}`, job.id, 'EX', 86_400, 'NX');
-      if (set === null) {
-        const existing = await this.redis.get(`${P}idem:${job.tenant}:${idempotencyKey}`);
-        if (existing) return { id: existing, created: false };
-      }
-    }
-    const now = String(job.createdAt);
-    await this.redis
-      .multi()
-      .hset(jobKey(job.id), {
-        record: JSON.stringify(job),
-        stages: JSON.stringify(job.stages),
-        state: 'PENDING',
-        stage: '0',
-        updatedAt: now,
-        'n:total': '0', 'n:pending': '0', 'n:running': '0', 'n:succeeded': '0', 'n:failed': '0',
-        'n:node': '0', 'n:rack': '0', 'n:any': '0',
-      })
-      .zadd(`${P}jobs`, job.createdAt, job.id)
-      .exec();
-    return { id: job.id, created: true };
+    // One script: the idempotency key and the job appear together or not at all, so a crash
+    // can never leave a key pointing at a job that does not exist.
+    const existing = await this.redis.locusCreateJob(
+      jobKey(job.id), `${P}jobs`, idempotencyKey === undefined ? '' : `${P}idem:${job.tenant}:${idempotencyKey}`,
+      job.id, JSON.stringify(job), JSON.stringify(job.stages), String(job.createdAt),
+    );
+    return existing === '' ? { id: job.id, created: true } : { id: existing, created: false };
   }
+
 
   /**
    * Record a stage's splits (once) and make its tasks pending, in one MULTI
