@@ -14,7 +14,7 @@ import { formatMiB } from '../core/units.js';
 import type * as types from '../mesos/types.js';
 import type { Logger } from '../obs/log.js';
 import { applyOperationStatus, markAgentLost, markInUse, markReleased, requestDelete } from './feedback.js';
-import type { HoldingRecord, ReservationRecord, ReservationRequest, VolumeRecord, VolumeRequest } from './model.js';
+import type { HoldingBase, HoldingRecord, Placement, ReservationRecord, ReservationRequest, VolumeRecord, VolumeRequest } from './model.js';
 import {
   DEFAULT_PLANNER_OPTIONS, hasPendingWork, operationsToReconcile, planVolumeOperations,
   type OrphanSighting, type PlannerOptions,
@@ -84,27 +84,14 @@ export class VolumeService {
   async createVolume(tenant: Tenant, req: VolumeRequest, idempotencyKey?: string): Promise<CreateResult<VolumeRecord>> {
     this.checkFits({ cpus: 0, mem: 0, disk: req.sizeMiB }, req.placement.agent, 'size');
     await this.checkQuota(tenant, { cpus: 0, mem: 0, disk: req.sizeMiB });
-    const targetHost = req.placement.near === undefined ? undefined : await this.resolveNear(req.placement.near);
-    const now = this.deps.clock.now();
     const rec: VolumeRecord = {
+      ...(await this.newHolding('vol', tenant, req.placement, req.labels)),
       kind: 'volume',
-      id: `vol-${randomUUID()}`,
-      tenant: tenant.name,
-      role: tenant.role,
       name: req.name,
       sizeMiB: req.sizeMiB,
       containerPath: req.containerPath,
       mode: req.mode,
       usedBy: [],
-      state: 'REQUESTED',
-      ops: {},
-      attempt: 0,
-      deleteRequested: false,
-      placement: { ...req.placement, ...(targetHost === undefined ? {} : { targetHost }) },
-      labels: req.labels,
-      createdAt: now,
-      updatedAt: now,
-      version: 1,
     };
     const idem = idempotencyKey === undefined ? undefined : { key: idempotencyKey, fingerprint: fingerprint({ kind: 'volume', req: { ...req, tenant: tenant.name } }) };
     const out = await this.deps.store.create(rec, idem);
@@ -149,27 +136,34 @@ export class VolumeService {
     return record;
   }
 
-  /** Request a capacity reservation for `tenant`. */
-  async createReservation(tenant: Tenant, req: ReservationRequest, idempotencyKey?: string): Promise<CreateResult<ReservationRecord>> {
-    this.checkFits(req.resources, req.placement.agent, 'resources');
-    await this.checkQuota(tenant, req.resources);
-    const targetHost = req.placement.near === undefined ? undefined : await this.resolveNear(req.placement.near);
+  /** The fields every new holding starts with; `near` is resolved to a target host here. */
+  private async newHolding(prefix: 'vol' | 'res', tenant: Tenant, placement: Placement, labels: Readonly<Record<string, string>>): Promise<Omit<HoldingBase, 'reason' | 'agentId' | 'hostname' | 'resumeState'>> {
+    const targetHost = placement.near === undefined ? undefined : await this.resolveNear(placement.near);
     const now = this.deps.clock.now();
-    const rec: ReservationRecord = {
-      kind: 'reservation',
-      id: `res-${randomUUID()}`,
+    return {
+      id: `${prefix}-${randomUUID()}`,
       tenant: tenant.name,
       role: tenant.role,
-      resources: req.resources,
       state: 'REQUESTED',
       ops: {},
       attempt: 0,
       deleteRequested: false,
-      placement: { ...req.placement, ...(targetHost === undefined ? {} : { targetHost }) },
-      labels: req.labels,
+      placement: { ...placement, ...(targetHost === undefined ? {} : { targetHost }) },
+      labels,
       createdAt: now,
       updatedAt: now,
       version: 1,
+    };
+  }
+
+  /** Request a capacity reservation for `tenant`. */
+  async createReservation(tenant: Tenant, req: ReservationRequest, idempotencyKey?: string): Promise<CreateResult<ReservationRecord>> {
+    this.checkFits(req.resources, req.placement.agent, 'resources');
+    await this.checkQuota(tenant, req.resources);
+    const rec: ReservationRecord = {
+      ...(await this.newHolding('res', tenant, req.placement, req.labels)),
+      kind: 'reservation',
+      resources: req.resources,
     };
     const idem = idempotencyKey === undefined ? undefined : { key: idempotencyKey, fingerprint: fingerprint({ kind: 'reservation', req: { ...req, tenant: tenant.name } }) };
     const out = await this.deps.store.create(rec, idem);

@@ -20,6 +20,7 @@ import { TERMINAL_JOB_STATES } from '../../scheduler/jobs/model.js';
 import { parseJobSpecText } from '../../scheduler/jobs/spec.js';
 import type { VolumeService } from '../../volumes/service.js';
 import { validateVolumeRequest, holdingView, type VolumeRecord } from '../../volumes/model.js';
+import { JobWatchers } from '../../scheduler/jobs/watchers.js';
 
 /** Where proto/locus.proto is, from src/ or from dist/src/. */
 export function protoPath(): string {
@@ -65,24 +66,6 @@ export interface RunningGrpcServer {
   activeStreams(): number;
   /** Stop: open WatchJob streams end with UNAVAILABLE, then the server shuts down. */
   stop(): Promise<void>;
-}
-
-/** Fan-out of job events to the WatchJob streams of each job: one listener on the service, whatever the number of watchers. */
-class JobWatchers {
-  private readonly byJob = new Map<string, Set<(e: JobEvent) => void>>();
-  readonly listener = (e: JobEvent): void => {
-    for (const fn of this.byJob.get(e.jobId) ?? []) fn(e);
-  };
-
-  watch(jobId: string, fn: (e: JobEvent) => void): () => void {
-    let set = this.byJob.get(jobId);
-    if (!set) this.byJob.set(jobId, (set = new Set()));
-    set.add(fn);
-    return () => {
-      set.delete(fn);
-      if (set.size === 0 && this.byJob.get(jobId) === set) this.byJob.delete(jobId);
-    };
-  }
 }
 
 type Unary = (call: grpc.ServerUnaryCall<unknown, unknown>, cb: grpc.sendUnaryData<unknown>) => void;

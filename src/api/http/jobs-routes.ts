@@ -24,6 +24,7 @@ import {
   eventView, explanationView, jobView, snapshotEvent, taskView, type ClusterView,
 } from './jobs-views.js';
 import { FOLLOW_CHUNK_BYTES, readAll, readTail, type LogStream, type TaskLogReader } from './jobs-logs.js';
+import { JobWatchers } from '../../scheduler/jobs/watchers.js';
 
 /** What the job routes need from the application. */
 export interface JobRoutesDeps {
@@ -73,24 +74,6 @@ const str = (o: unknown, k: string): string | undefined => {
 const flag = (o: unknown, k: string): boolean => ['true', '1'].includes(str(o, k) ?? '');
 const isTerminalJob = (s: string): boolean => (TERMINAL_JOB_STATES as ReadonlySet<string>).has(s);
 const isTerminalTask = (s: string): boolean => (TERMINAL_TASK_STATES as ReadonlySet<string>).has(s);
-
-/** Fan-out of job events to the streams watching each job: one listener on the service, whatever the number of watchers. */
-class JobWatchers {
-  private readonly byJob = new Map<string, Set<(e: JobEvent) => void>>();
-  readonly listener = (e: JobEvent): void => {
-    for (const fn of this.byJob.get(e.jobId) ?? []) fn(e);
-  };
-
-  watch(jobId: string, fn: (e: JobEvent) => void): () => void {
-    let set = this.byJob.get(jobId);
-    if (!set) this.byJob.set(jobId, (set = new Set()));
-    set.add(fn);
-    return () => {
-      set.delete(fn);
-      if (set.size === 0 && this.byJob.get(jobId) === set) this.byJob.delete(jobId);
-    };
-  }
-}
 
 /** The job routes plugin; `activeStreams` counts open event streams and followed logs. */
 export type JobsPlugin = HttpPlugin & { activeStreams(): number };

@@ -6,7 +6,7 @@
  * Keys (prefix `locus:`):
  * - `jobs`                      zset  jobId → createdAt (all jobs)
  * - `job:<id>`                  hash  `record` (JSON JobRecord without counts), `state`, `stage`,
- *                                     counters `n:total n:pending n:running n:succeeded n:failed n:node n:rack n:any`
+ *                                     counters `n:total n:pending n:running n:succeeded n:failed n:node n:rack n:anywhere`
  * - `job:<id>:splits:<stage>`   list  one packed split per task, in task-index order (written once)
  * - `job:<id>:tasks`            hash  `<stage>.<index>` → JSON TaskRecord, only for tasks attempted at least once
  * - `idem:<tenant>:<key>`       string jobId, 24 h
@@ -74,7 +74,7 @@ if last.state == 'SUCCEEDED' then
   local lvl = tonumber(last.locality)
   if lvl == 0 then redis.call('HINCRBY', KEYS[1], 'n:node', 1)
   elseif lvl == 1 then redis.call('HINCRBY', KEYS[1], 'n:rack', 1)
-  else redis.call('HINCRBY', KEYS[1], 'n:any', 1) end
+  else redis.call('HINCRBY', KEYS[1], 'n:anywhere', 1) end
 else
   local class = ARGV[4]
   if ARGV[7] ~= '' then
@@ -105,7 +105,7 @@ if KEYS[3] ~= '' then
   redis.call('SET', KEYS[3], ARGV[1], 'EX', 86400)
 end
 redis.call('HSET', KEYS[1], 'record', ARGV[2], 'stages', ARGV[3], 'state', 'PENDING', 'stage', '0', 'updatedAt', ARGV[4],
-  'n:total', '0', 'n:pending', '0', 'n:running', '0', 'n:succeeded', '0', 'n:failed', '0', 'n:node', '0', 'n:rack', '0', 'n:any', '0')
+  'n:total', '0', 'n:pending', '0', 'n:running', '0', 'n:succeeded', '0', 'n:failed', '0', 'n:node', '0', 'n:rack', '0', 'n:anywhere', '0')
 redis.call('ZADD', KEYS[2], ARGV[4], ARGV[1])
 return ''
 `;
@@ -278,7 +278,7 @@ export class JobStore {
    */
   async getDynamic(jobId: string): Promise<Pick<JobRecord, 'state' | 'stage' | 'stages' | 'counts' | 'updatedAt' | 'finishedAt' | 'message'> | undefined> {
     const fields = ['state', 'stage', 'stages', 'updatedAt', 'finishedAt', 'message',
-      'n:total', 'n:pending', 'n:running', 'n:succeeded', 'n:failed', 'n:node', 'n:rack', 'n:any'] as const;
+      'n:total', 'n:pending', 'n:running', 'n:succeeded', 'n:failed', 'n:node', 'n:rack', 'n:anywhere'] as const;
     const v = await this.redis.hmget(jobKey(jobId), ...fields);
     if (v[0] === null) return undefined;
     const n = (i: number): number => Number(v[i] ?? 0);
@@ -393,5 +393,5 @@ function decodeJob(h: Record<string, string>): JobRecord {
 }
 
 /** Locality counters key names, exposed for metrics. */
-export const LOCALITY_COUNTER: Record<LocalityLevel, string> = { 0: 'n:node', 1: 'n:rack', 2: 'n:any' };
+export const LOCALITY_COUNTER: Record<LocalityLevel, string> = { 0: 'n:node', 1: 'n:rack', 2: 'n:anywhere' };
 export { taskIdOf };
