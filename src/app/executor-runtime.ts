@@ -136,7 +136,14 @@ export async function createExecutorRuntime(o: ExecutorRuntimeOptions): Promise<
         // A safety net only: the scheduler releases idle executors itself.
         '--idle-timeout', '30m',
       ];
-      const environment = { variables: [{ name: 'LOCUS_REDIS_PASSWORD', value: creds.password }] };
+      const environment = {
+        variables: [
+          { name: 'LOCUS_REDIS_PASSWORD', value: creds.password },
+          // Each attempt makes a dozen filesystem calls (two of them fsyncs) around its commit;
+          // libuv's default 4 threads would queue every slot's calls behind each other.
+          { name: 'UV_THREADPOOL_SIZE', value: String(Math.min(64, Math.max(4, launch.slots * 2))) },
+        ],
+      };
       let command: CommandInfo;
       let container: ContainerInfo | undefined;
       switch (settings.executor.kind) {
