@@ -93,4 +93,31 @@ describe('admission', () => {
     await settle(ok.id);
     await settle(byDefault.id);
   });
+
+  it('avoids a host for the whole job once tasks of that job failed there twice', async () => {
+    const spec = validateJobSpec({ name: 'flaky-host', retries: 5, tasks: [0, 1, 2].map(() => ({ command: ['false'] })), task: { command: ['true'] } });
+    const job = await jobs.submit('t6', spec);
+    expect(await settle(job.id)).toBe('RUNNING');
+    const fail = async (index: number, attempt: number): Promise<void> => {
+      const taskId = `${job.id}.0.${index}`;
+      const payload = await jobs.startAttempt(taskId, { id: 'e1', host: 'agent-bad' }, 2);
+      expect(payload?.attempt).toBe(attempt);
+      const now = Date.now();
+      expect(await jobs.finishAttempt({
+        attemptId: payload?.attemptId ?? '', taskId, state: 'FAILED', exitCode: 1, reason: 'EXIT_NONZERO', message: 'exit 1',
+        startedAt: now, finishedAt: now, host: 'agent-bad',
+      })).toBe('PENDING');
+    };
+    await fail(0, 1);
+    // One failure: only that task avoids the host.
+    expect(jobs.index.get(`${job.id}.0.0`)?.avoidHosts).toEqual(['agent-bad']);
+    expect(jobs.index.get(`${job.id}.0.2`)?.avoidHosts ?? []).toEqual([]);
+    await fail(1, 1);
+    // Twice in this job: every task of the job avoids it, the untouched one included.
+    for (const i of [0, 1, 2]) expect(jobs.index.get(`${job.id}.0.${i}`)?.avoidHosts).toContain('agent-bad');
+    // Other jobs are not affected.
+    const other = await jobs.submit('t6', validateJobSpec({ name: 'other', tasks: [{ command: ['true'] }], task: { command: ['true'] } }));
+    expect(await settle(other.id)).toBe('RUNNING');
+    expect(jobs.index.get(`${other.id}.0.0`)?.avoidHosts ?? []).toEqual([]);
+  });
 });

@@ -23,6 +23,9 @@ import {
 import { stageOutputDir, substitute, taskOutputDir } from './tasks.js';
 import { PendingIndex } from '../placement/index.js';
 
+/** Counted failures on one host after which the whole job avoids it (Spark's blacklisting, per job). */
+export const HOST_FAILURES_TO_AVOID = 2;
+
 /** Resolves input URIs into files with splits (the storage registry). */
 export interface InputResolver {
   resolve(uri: string, options: ResolveOptions): Promise<FileLocations[]>;
@@ -113,6 +116,8 @@ export class JobService extends EventEmitter<ServiceEvents> {
   private readonly jobs = new Map<string, JobRecord>();
   /** `<jobId>:<stage>` → the volume its tasks mount, resolved when the stage starts. */
   private readonly stageVolumes = new Map<string, { volume: JobVolume; path: string; readOnly: boolean }>();
+  /** Counted failures per job and host: a host that failed a job's tasks repeatedly is avoided for the whole job. */
+  private readonly hostFailures = new Map<string, Map<string, number>>();
   /** `<jobId>:<stage>` of stages being started, so concurrent progress checks start a stage once. */
   private readonly startingStages = new Set<string>();
 
@@ -241,7 +246,10 @@ export class JobService extends EventEmitter<ServiceEvents> {
         this.jobs.set(job.id, await this.refresh(job.id));
       }
       await this.resolveStageVolume(job, stage).catch((err: unknown) => this.o.logger.warn({ jobId: job.id, err: String(err) }, 'the volume of a recovered stage is not usable'));
-      const tasks = new Map((await this.o.store.tasks(job.id)).filter((t) => t.stage === stage).map((t) => [t.index, t]));
+      const allTasks = await this.o.store.tasks(job.id);
+      // Per-job host avoidance survives a restart: rebuild it from the tasks' failed hosts.
+      for (const t of allTasks) for (const h of t.failedHosts) this.countHostFailure(job.id, h);
+      const tasks = new Map(allTasks.filter((t) => t.stage === stage).map((t) => [t.index, t]));
       const splits = job.spec.stages[stage]?.tasks ? [] : await this.o.store.getSplits(job.id, stage);
       for (let i = 0; i < stageRec.taskCount; i++) {
         const rec = tasks.get(i);
@@ -402,6 +410,7 @@ export class JobService extends EventEmitter<ServiceEvents> {
     );
     if (outcome === 'STALE') return outcome;
     this.running.delete(result.taskId);
+    if (cls === 'counted' && result.state !== 'SUCCEEDED' && result.host) this.noteHostFailure(job.id, result.host);
     this.emitTask(job, result.taskId, outcome, { message: `${result.state}: ${result.message}`, host: result.host });
     if (outcome === 'PENDING') {
       const rec = await this.o.store.getTask(result.taskId);
@@ -465,6 +474,32 @@ export class JobService extends EventEmitter<ServiceEvents> {
     return { job, ...(record ? { record } : {}), ...(pending ? { pending } : {}) };
   }
 
+  /** Hosts avoided for every task of a job: where its tasks failed (counted) at least twice. */
+  private avoidedForJob(jobId: string): string[] {
+    return [...(this.hostFailures.get(jobId) ?? new Map<string, number>())].filter(([, n]) => n >= HOST_FAILURES_TO_AVOID).map(([h]) => h);
+  }
+
+  private countHostFailure(jobId: string, host: string): number {
+    const counts = this.hostFailures.get(jobId) ?? new Map<string, number>();
+    this.hostFailures.set(jobId, counts);
+    const n = (counts.get(host) ?? 0) + 1;
+    counts.set(host, n);
+    return n;
+  }
+
+  private noteHostFailure(jobId: string, host: string): void {
+    if (this.countHostFailure(jobId, host) !== HOST_FAILURES_TO_AVOID) return;
+    // The host just crossed the line: tasks of this job already pending avoid it too.
+    this.o.logger.info({ jobId, host }, 'host failed this job repeatedly; avoiding it for the rest of the job');
+    for (const t of this.pending.values()) {
+      if (t.jobId !== jobId || t.avoidHosts.includes(host)) continue;
+      const updated = { ...t, avoidHosts: [...t.avoidHosts, host] };
+      this.pending.set(t.taskId, updated);
+      const entry = this.index.get(t.taskId);
+      if (entry) this.index.update({ ...entry, avoidHosts: updated.avoidHosts });
+    }
+  }
+
   private dropPending(jobId: string): void {
     for (const [id, t] of this.pending) if (t.jobId === jobId) this.pending.delete(id);
     this.index.removeJob(jobId);
@@ -475,7 +510,7 @@ export class JobService extends EventEmitter<ServiceEvents> {
     const stageSpec = job.spec.stages[stage];
     if (!stageSpec) return;
     const now = this.o.clock.now();
-    const avoidHosts = rec?.failedHosts ?? [];
+    const avoidHosts = [...new Set([...(rec?.failedHosts ?? []), ...this.avoidedForJob(job.id)])];
     this.pending.set(taskId, {
       taskId, jobId: job.id, tenant: job.tenant, stage, index, priority: job.spec.priority, spec: job.spec, split,
       avoidHosts, pendingSince: now, attempts: rec?.attempts.length ?? 0,
