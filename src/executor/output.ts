@@ -20,8 +20,9 @@
  *   ALREADY_COMMITTED with the committed path.
  * - Redis loses the last second of writes (kill -9 with appendfsync everysec):
  *   the same as the previous case, the filesystem remains the authority.
- * - Host crash right after the rename: the marker file and both parent
- *   directories are fsynced, so a commit that was reported survives.
+ * - Host crash right after the rename: the attempt's files and directories,
+ *   then the marker and the parent directory, are fsynced before the commit
+ *   is reported, so a reported commit survives with its data.
  */
 import { randomBytes } from 'node:crypto';
 import { promises as fsp } from 'node:fs';
@@ -104,6 +105,9 @@ export async function commitOutput(plan: OutputPlan, attemptId: string): Promise
     // symlink to a file it wants overwritten: remove whatever is there (rm does not follow
     // links) and create the marker exclusively.
     await fsp.rm(marker, { force: true, recursive: true });
+    // The data must be on disk before the marker says it is committed: after a host crash a
+    // marker over truncated files would be taken as a finished task.
+    await syncTree(plan.attemptDir);
     await fsp.writeFile(marker, JSON.stringify({ attemptId, committedAt: new Date().toISOString() }) + '\n', { flag: 'wx' });
     await fsyncPath(marker);
     await fsp.rename(plan.attemptDir, plan.finalDir);
@@ -122,6 +126,17 @@ export async function commitOutput(plan: OutputPlan, attemptId: string): Promise
   await fsyncPath(dirname(plan.finalDir)).catch(() => undefined);
   await sweepStaging(plan);
   return { kind: 'committed', finalDir: plan.finalDir };
+}
+
+/** fsync every regular file and directory below `dir` (symlinks are neither followed nor synced). */
+async function syncTree(dir: string): Promise<void> {
+  for (const e of await fsp.readdir(dir, { withFileTypes: true })) {
+    const p = join(dir, e.name);
+    if (e.isDirectory()) await syncTree(p);
+    // A file the workload made unreadable cannot be opened to sync; it is committed as it is.
+    else if (e.isFile()) await fsyncPath(p).catch((err: NodeJS.ErrnoException) => { if (err.code !== 'EACCES' && err.code !== 'EPERM') throw err; });
+  }
+  await fsyncPath(dir);
 }
 
 /** Remove this delivery's staging directory (failed or losing attempt). */
