@@ -132,9 +132,10 @@ export async function commitOutput(plan: OutputPlan, attemptId: string): Promise
 async function syncTree(dir: string): Promise<void> {
   for (const e of await fsp.readdir(dir, { withFileTypes: true })) {
     const p = join(dir, e.name);
-    if (e.isDirectory()) await syncTree(p);
-    // A file the workload made unreadable cannot be opened to sync; it is committed as it is.
-    else if (e.isFile()) await fsyncPath(p).catch((err: NodeJS.ErrnoException) => { if (err.code !== 'EACCES' && err.code !== 'EPERM') throw err; });
+    // What the workload made unreadable cannot be opened to sync; it is committed as it is.
+    const tolerate = (err: NodeJS.ErrnoException): void => { if (err.code !== 'EACCES' && err.code !== 'EPERM') throw err; };
+    if (e.isDirectory()) await syncTree(p).catch(tolerate);
+    else if (e.isFile()) await fsyncPath(p).catch(tolerate);
   }
   await fsyncPath(dir);
 }
