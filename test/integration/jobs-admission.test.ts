@@ -120,4 +120,16 @@ describe('admission', () => {
     expect(await settle(other.id)).toBe('RUNNING');
     expect(jobs.index.get(`${other.id}.0.0`)?.avoidHosts ?? []).toEqual([]);
   });
+
+  it('fails jobs of a burst that would take the tenant past its pending-task cap', async () => {
+    const three = (): ReturnType<typeof validateJobSpec> => validateJobSpec({ name: 'three', tasks: [0, 1, 2].map(() => ({ command: ['true'] })), task: { command: ['true'] } });
+    // Submitted at once: each passes the submission check before any has resolved.
+    const burst = await Promise.all([0, 1, 2, 3].map(() => jobs.submit('t7', three())));
+    const states = await Promise.all(burst.map((j) => settle(j.id)));
+    expect(states.filter((s) => s === 'RUNNING')).toHaveLength(2);
+    expect(states.filter((s) => s === 'FAILED')).toHaveLength(2);
+    const failed = await jobs.get(burst[states.indexOf('FAILED')]?.id ?? '');
+    expect(failed.message).toMatch(/would have \d+ pending tasks \(limit 8\)/);
+    expect(jobs.pendingByTenant().get('t7')).toBe(6);
+  });
 });

@@ -116,6 +116,8 @@ export class JobService extends EventEmitter<ServiceEvents> {
   private readonly jobs = new Map<string, JobRecord>();
   /** `<jobId>:<stage>` → the volume its tasks mount, resolved when the stage starts. */
   private readonly stageVolumes = new Map<string, { volume: JobVolume; path: string; readOnly: boolean }>();
+  /** Tasks of stages being written, per tenant: they count toward the pending cap already. */
+  private readonly reserved = new Map<string, number>();
   /** Counted failures per job and host: a host that failed a job's tasks repeatedly is avoided for the whole job. */
   private readonly hostFailures = new Map<string, Map<string, number>>();
   /** `<jobId>:<stage>` of stages being started, so concurrent progress checks start a stage once. */
@@ -537,6 +539,7 @@ export class JobService extends EventEmitter<ServiceEvents> {
     const key = `${job.id}:${stage}`;
     if (!spec || this.startingStages.has(key)) return;
     this.startingStages.add(key);
+    let reservedHere = 0;
     try {
       if (stage === 0) await this.o.store.setState(job.id, 'RESOLVING', ['PENDING'], this.o.clock.now());
       await this.resolveStageVolume(job, stage);
@@ -563,6 +566,15 @@ export class JobService extends EventEmitter<ServiceEvents> {
       if (splits.length > this.o.limits.maxTasksPerJob) {
         throw new LocusError('QUOTA_EXCEEDED', `stage '${spec.name}' would have ${splits.length} tasks (limit ${this.o.limits.maxTasksPerJob})`);
       }
+      // Checked again here, not only at submission: many jobs submitted at once all pass the
+      // submission check before any of them has resolved its inputs into pending tasks.
+      // Stages being written count too (synchronously reserved, released once they are pending).
+      const pendingNow = (this.pendingByTenant().get(job.tenant) ?? 0) + (this.reserved.get(job.tenant) ?? 0);
+      if (stage === 0 && pendingNow + splits.length > this.o.limits.maxPendingTasksPerTenant) {
+        throw new LocusError('QUOTA_EXCEEDED', `tenant '${job.tenant}' would have ${pendingNow + splits.length} pending tasks (limit ${this.o.limits.maxPendingTasksPerTenant})`);
+      }
+      this.reserved.set(job.tenant, (this.reserved.get(job.tenant) ?? 0) + splits.length);
+      reservedHere = splits.length;
       const first = await this.o.store.setStageSplits(job.id, stage, splits);
       await this.o.store.setState(job.id, 'RUNNING', ['RESOLVING', 'RUNNING'], this.o.clock.now());
       const fresh = await this.refresh(job.id);
@@ -580,6 +592,7 @@ export class JobService extends EventEmitter<ServiceEvents> {
       this.emitJob(failed, 'FAILED', failed.message);
     } finally {
       this.startingStages.delete(key);
+      if (reservedHere > 0) this.reserved.set(job.tenant, (this.reserved.get(job.tenant) ?? reservedHere) - reservedHere);
     }
   }
 
