@@ -197,9 +197,15 @@ export class Executor {
 
   private async heartbeat(): Promise<void> {
     // While Redis is unreachable commands queue up; never stack heartbeats.
-    if (this.heartbeatBusy || this.draining) return;
+    if (this.heartbeatBusy) return;
     this.heartbeatBusy = true;
     try {
+      // A draining executor keeps its heartbeat: attempts finishing within the drain grace must
+      // not be reported lost (and retried) while it is still working on them.
+      if (this.draining) {
+        await this.redis.hincrby(this.key, F.heartbeat, 1);
+        return;
+      }
       const res = await this.redis.multi().hincrby(this.key, F.heartbeat, 1).hget(this.key, F.stopRequested).exec();
       const stop = res?.[1]?.[1];
       if (typeof stop === 'string' && stop !== '' && stop !== '0') {
@@ -227,7 +233,6 @@ export class Executor {
 
   private async doDrain(reason: ExitReason): Promise<ExitReason> {
     this.log.info({ reason, active: this.active }, 'executor draining');
-    if (this.heartbeatTimer) clearInterval(this.heartbeatTimer);
     const step = async (what: string, fn: () => Promise<unknown>): Promise<void> => {
       try {
         await fn();
@@ -243,6 +248,7 @@ export class Executor {
     this.workerConnection?.disconnect();
     clearTimeout(grace);
     await step('close runner', () => this.o.runner.close());
+    if (this.heartbeatTimer) clearInterval(this.heartbeatTimer);
     await step('mark exited', () => withTimeout(this.redis.hset(this.key, F.state, 'exited' satisfies ExecutorState, 'exitedAt', String(Date.now()), 'exitReason', reason), 5000));
     await step('quit redis', () => withTimeout(this.redis.quit(), 2000));
     this.redis.disconnect();

@@ -249,6 +249,9 @@ export class Dispatcher {
 
   /** Stop watching an executor without reporting anything (after the coordinator handled its end). */
   forgetExecutor(executorId: string): void {
+    // Attempts still tracked for it were settled by the coordinator (lost); keeping them would
+    // only leak memory and let a late reconcile settle them a second time.
+    for (const [id, f] of this.inFlight) if (f.executorId === executorId) this.inFlight.delete(id);
     const w = this.executors.get(executorId);
     if (!w) return;
     this.executors.delete(executorId);
