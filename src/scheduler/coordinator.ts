@@ -6,104 +6,23 @@
  * state writes. Everything it talks to is a port, so tests can hand it real
  * local implementations.
  */
-import type { Clock, TimerHandle } from '../core/clock.js';
-import type { ResourceVector } from '../core/resources.js';
+import type { TimerHandle } from '../core/clock.js';
 import { LOCALITY_NAMES } from '../core/locality.js';
 import type { Logger } from '../obs/log.js';
-import type { LocusMetrics } from '../obs/metrics.js';
 import type { AttemptPayload, AttemptResult } from '../executor/contract.js';
-import type { Event, Offer, Operation, OperationStatus, Resource, TaskInfo, TaskStatus } from '../mesos/types.js';
+import type { Event, Offer, Resource, TaskInfo, TaskStatus } from '../mesos/types.js';
 import { TERMINAL_TASK_STATES } from '../mesos/types.js';
 import {
-  explain as explainPlacement, place, type ExecutorLaunch, type ExecutorView, type OfferView, type PlacementOptions,
+  explain as explainPlacement, place, type ExecutorLaunch, type ExecutorView, type OfferView,
   type Plan, type Reason, type Snapshot, type TenantView,
 } from './placement/index.js';
-import { ExecutorBook, type ExecutorRecord } from './executors.js';
 import { offerRole, subtractTaken, summarizeOffer, takeResources, type OfferSummary } from './offers.js';
-import type { JobService } from './jobs/service.js';
+import type { CoordinatorOptions, Explanation } from './ports.js';
 
-/** The Mesos calls the coordinator makes (the scheduler client satisfies it through a thin adapter). */
-export interface MesosDriver {
-  accept(offerIds: readonly string[], operations: readonly Operation[], refuseSeconds?: number): Promise<void>;
-  decline(offerIds: readonly string[], refuseSeconds: number): Promise<void>;
-  revive(): Promise<void>;
-  suppress(): Promise<void>;
-  kill(taskId: string, agentId?: string): Promise<void>;
-  acknowledge(agentId: string, taskId: string, uuid: string): Promise<void>;
-  acknowledgeOperationStatus(agentId: string | undefined, operationId: string, uuid: string): Promise<void>;
-  reconcile(tasks: readonly { taskId: string; agentId?: string }[]): Promise<void>;
-  reconcileOperations?(operations: readonly { operationId: string; agentId?: string }[]): Promise<void>;
-  acceptInverseOffers?(ids: readonly string[]): Promise<void>;
-}
-
-/** Starts and retires executors: credentials, TaskInfo, queue clean-up. */
-export interface ExecutorLauncher {
-  taskInfo(launch: ExecutorLaunch, offer: OfferSummary, resources: readonly Resource[]): Promise<TaskInfo>;
-  /** Resolves when the executor can take attempts (registered with its queue). */
-  ready(executorId: string): Promise<void>;
-  retire(executorId: string): Promise<void>;
-}
-
-/** Puts attempts on executor queues. */
-export interface AttemptDispatch {
-  /** Put attempts on an executor's queue (one batch). */
-  enqueueMany(executorId: string, payloads: readonly AttemptPayload[]): Promise<void>;
-  /** Track an attempt dispatched before a restart; throws when its executor is not there. */
-  adopt(executorId: string, payload: AttemptPayload): Promise<void>;
-  cancel(executorId: string, attemptId: string): Promise<void>;
-}
-
-/** Volume operations that ride on offers (RESERVE/CREATE/DESTROY/UNRESERVE). */
-export interface OfferOperationPlanner {
-  /** Operations per offer this pass; offers named here are used only for these operations. */
-  plan(offers: readonly Offer[], now: number): Promise<{ offerId: string; operations: Operation[] }[]>;
-  onOperationStatus(status: OperationStatus): Promise<void>;
-  onOffersSeen?(offers: readonly Offer[]): Promise<void>;
-  onAgentLost?(agentId: string): Promise<void>;
-  /** Read fresh each pass: a cached flag would race with volumes created during a pass. */
-  hasPendingWork(): Promise<boolean>;
-  /** Operations whose outcome is unknown (after a restart): reconciled after SUBSCRIBED. */
-  operationsToReconcile?(): Promise<{ operationId: string; agentId?: string }[]>;
-  /** An executor is launched with the volume mounted (a non-shared volume serves one executor). */
-  acquire?(volumeId: string, executorId: string): Promise<void>;
-  release?(volumeId: string, executorId: string): Promise<void>;
-}
-
-/** A tenant as configured (weights and quotas for fair share). */
-export interface TenantSetting {
-  readonly name: string;
-  readonly weight: number;
-  readonly quota?: Partial<ResourceVector>;
-}
-
-/** Coordinator settings. */
-export interface CoordinatorOptions {
-  readonly role: string;
-  readonly clock: Clock;
-  readonly logger: Logger;
-  readonly metrics?: LocusMetrics;
-  readonly jobs: JobService;
-  readonly executors: ExecutorBook;
-  readonly driver: MesosDriver;
-  readonly launcher: ExecutorLauncher;
-  readonly dispatch: AttemptDispatch;
-  readonly volumes?: OfferOperationPlanner;
-  readonly tenants: () => readonly TenantSetting[];
-  readonly placement?: Partial<PlacementOptions>;
-  /** How often to re-run placement while work is pending (delay scheduling needs time to pass). */
-  readonly tickMs?: number;
-  /** How long a TASK_UNREACHABLE executor keeps its attempts before they are retried elsewhere. */
-  readonly unreachableGraceMs?: number;
-}
-
-/** Why a task is not running yet, for `explain`. */
-export interface Explanation {
-  readonly taskId: string;
-  readonly state: string;
-  readonly code: string;
-  readonly message: string;
-  readonly until?: number;
-}
+// The ports live in ports.ts; they are re-exported here for callers that wire a coordinator.
+export type {
+  AttemptDispatch, CoordinatorOptions, Explanation, ExecutorLauncher, MesosDriver, OfferOperationPlanner, TenantSetting,
+} from './ports.js';
 
 /** The coordinator. */
 export class Coordinator {
