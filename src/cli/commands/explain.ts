@@ -4,8 +4,7 @@
  */
 import { isObject } from '../../core/decode.js';
 import { LocusError } from '../../core/errors.js';
-import { parseCommand } from '../args.js';
-import { COMMON_HELP, COMMON_OPTIONS, clientFrom, onePositional, reportError } from './job.js';
+import { COMMON_HELP, runIdCommand } from './job.js';
 
 const HELP = `usage: locus explain TASK [options]
 
@@ -17,23 +16,12 @@ ${COMMON_HELP}
 
 /** Entry point of `locus explain`. */
 export async function run(argv: string[]): Promise<number> {
-  const parsed = parseCommand(argv, COMMON_OPTIONS, HELP);
-  if (!parsed) return 0;
-  const f = parsed.values;
-  const task = onePositional(parsed.positionals, 'TASK', HELP);
-  const client = clientFrom(f);
-  try {
-    const body = await client.get(`/v1/tasks/${encodeURIComponent(task)}/explain`, { tenant: f.tenant });
-    if (f.json === true) {
-      process.stdout.write(JSON.stringify(body, null, 2) + '\n');
-      return 0;
-    }
-    if (!isObject(body)) throw new LocusError('PROTOCOL', 'the server answered something that is not an explanation');
-    const get = (k: string): string => (typeof body[k] === 'string' ? body[k] : '');
-    const until = get('until') ? ` (until ${get('until')})` : '';
-    process.stdout.write(`task ${get('taskId') || task}: ${get('state')}\n${get('code')}: ${get('message')}${until}\n`);
-    return 0;
-  } catch (err) {
-    return reportError(err);
-  }
+  return await runIdCommand(argv, HELP, 'TASK',
+    (client, task, tenant) => client.get(`/v1/tasks/${encodeURIComponent(task)}/explain`, { tenant }),
+    (body, task) => {
+      if (!isObject(body)) throw new LocusError('PROTOCOL', 'the server answered something that is not an explanation');
+      const get = (k: string): string => (typeof body[k] === 'string' ? body[k] : '');
+      const until = get('until') ? ` (until ${get('until')})` : '';
+      return `task ${get('taskId') || task}: ${get('state')}\n${get('code')}: ${get('message')}${until}\n`;
+    });
 }

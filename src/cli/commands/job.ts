@@ -48,6 +48,30 @@ export function onePositional(positionals: readonly string[], what: string, help
   return first;
 }
 
+/**
+ * The shape of the one-id commands (cancel, explain): parse the common flags
+ * and the id, ask the server, print the answer as JSON with `--json` or as
+ * `render` says, and report server errors.
+ */
+export async function runIdCommand(
+  argv: string[], help: string, what: string,
+  ask: (client: LocusClient, id: string, tenant: string | undefined) => Promise<unknown>,
+  render: (body: unknown, id: string) => string,
+): Promise<number> {
+  const parsed = parseCommand(argv, COMMON_OPTIONS, help);
+  if (!parsed) return 0;
+  const f = parsed.values;
+  const id = onePositional(parsed.positionals, what, help);
+  const client = clientFrom(f);
+  try {
+    const body = await ask(client, id, f.tenant);
+    process.stdout.write(f.json === true ? JSON.stringify(body, null, 2) + '\n' : render(body, id));
+    return 0;
+  } catch (err) {
+    return reportError(err);
+  }
+}
+
 /** `/v1/jobs/<id>` with the id escaped. */
 export function jobPath(id: string, suffix = ''): string {
   return `/v1/jobs/${encodeURIComponent(id)}${suffix}`;
