@@ -46,6 +46,7 @@ import { Redis } from 'ioredis';
 import {
   PendingIndex, encodePendingSplits, place, type ExecutorView, type PendingTask, type PlacementOptions, type Snapshot,
 } from '../src/scheduler/placement/index.js';
+import { seededRandom } from '../src/core/random.js';
 
 const RACK_SIZE = 40;
 const SLOTS_PER_EXECUTOR = 10;
@@ -71,18 +72,6 @@ interface Row {
   placementsPerSecondRuns: number[];
   passes: number;
   wallSeconds: number;
-}
-
-/** Mulberry32: a small seeded PRNG, so every run places the same blocks. */
-function rng(seed: number): () => number {
-  let a = seed >>> 0;
-  return () => {
-    a = (a + 0x6d2b79f5) >>> 0;
-    let t = a;
-    t = Math.imul(t ^ (t >>> 15), t | 1);
-    t ^= t + Math.imul(t ^ (t >>> 7), t | 61);
-    return ((t ^ (t >>> 14)) >>> 0) / 4294967296;
-  };
 }
 
 function gc(): void {
@@ -350,7 +339,7 @@ async function measureRedis(redis: BenchRedis, c: Cluster, n: number, replicas: 
 function runRow(agents: number, n: number, opts: Partial<PlacementOptions>): Omit<Row, 'redisBytesPerPendingTask' | 'redisBytesPerPendingTaskJsonList' | 'placementsPerSecondRuns'> & { replicas: Int32Array; cluster: Cluster } {
   const wall0 = performance.now();
   const c = cluster(agents);
-  const rand = rng(agents * 7919 + n);
+  const rand = seededRandom(agents * 7919 + n);
   const replicas = replicaHosts(c, n, rand);
   const durations = new Float64Array(n);
   for (let t = 0; t < n; t++) durations[t] = 8000 + Math.floor(rand() * 4000);

@@ -12,6 +12,7 @@ import type { JobRecord } from '../scheduler/jobs/model.js';
 import { TERMINAL_JOB_STATES } from '../scheduler/jobs/model.js';
 import type { Logger } from '../obs/log.js';
 import { startUp, type RunningUp } from './up.js';
+import { seededRandom } from '../core/random.js';
 
 /** Options of the demo. */
 export interface DemoOptions {
@@ -46,22 +47,10 @@ const VOCABULARY = (
   'mesos locus data block rack node locality offer executor volume cluster storage replica split task job stage reduce'
 ).split(' ');
 
-/** Deterministic pseudo-random numbers (mulberry32), so every run lays out the same text. */
-function rng(seed: number): () => number {
-  let a = seed >>> 0;
-  return () => {
-    a = (a + 0x6d2b79f5) >>> 0;
-    let t = a;
-    t = Math.imul(t ^ (t >>> 15), t | 1);
-    t ^= t + Math.imul(t ^ (t >>> 7), t | 61);
-    return ((t ^ (t >>> 14)) >>> 0) / 4294967296;
-  };
-}
-
 /** Write `files` text files of `words` words each into dir. */
 export async function writeSampleText(dir: string, files: number, words: number): Promise<void> {
   await mkdir(dir, { recursive: true });
-  const next = rng(42);
+  const next = seededRandom(42);
   for (let f = 0; f < files; f++) {
     const out: string[] = [];
     for (let w = 0; w < words; w++) {

@@ -17,6 +17,7 @@ import { mkdir, mkdtemp, readdir, readFile, rm, writeFile } from 'node:fs/promis
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { freePort } from './ports.js';
+import { until as untilDone } from './wait.js';
 
 /** A running test Ceph. */
 export interface TestCeph {
@@ -65,17 +66,8 @@ function sh(script: string, env: NodeJS.ProcessEnv = process.env): Promise<strin
   return exec('sh', ['-c', script], env);
 }
 
-async function until(what: string, deadlineMs: number, check: () => Promise<boolean>): Promise<void> {
-  const end = Date.now() + deadlineMs;
-  for (;;) {
-    try {
-      if (await check()) return;
-    } catch {
-      // not yet
-    }
-    if (Date.now() > end) throw new Error(`ceph harness: ${what} did not happen within ${deadlineMs} ms`);
-    await new Promise((r) => setTimeout(r, 200));
-  }
+function until(what: string, deadlineMs: number, check: () => Promise<boolean>): Promise<void> {
+  return untilDone(`ceph harness: ${what}`, deadlineMs, check, 200);
 }
 
 /** Start the cluster; resolves when OSDs are up, the test pool exists and (optionally) CephFS is mounted. */

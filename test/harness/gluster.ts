@@ -17,6 +17,7 @@ import { execFile, spawn } from 'node:child_process';
 import { chmod, copyFile, mkdir, mkdtemp, readdir, readFile, rm, writeFile } from 'node:fs/promises';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
+import { until as untilDone } from './wait.js';
 
 /** A running test Gluster. */
 export interface TestGluster {
@@ -41,17 +42,8 @@ function run(file: string, args: readonly string[], timeoutMs = 60_000): Promise
   });
 }
 
-async function until(what: string, deadlineMs: number, check: () => Promise<boolean>): Promise<void> {
-  const end = Date.now() + deadlineMs;
-  for (;;) {
-    try {
-      if (await check()) return;
-    } catch {
-      // not yet
-    }
-    if (Date.now() > end) throw new Error(`gluster harness: ${what} did not happen within ${deadlineMs} ms`);
-    await new Promise((r) => setTimeout(r, 100));
-  }
+function until(what: string, deadlineMs: number, check: () => Promise<boolean>): Promise<void> {
+  return untilDone(`gluster harness: ${what}`, deadlineMs, check, 100);
 }
 
 const HOSTS_FILE = '/etc/hosts';

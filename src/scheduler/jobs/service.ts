@@ -5,7 +5,6 @@
  * tells it what was started and how attempts ended.
  */
 import { EventEmitter } from 'node:events';
-import { resolve as resolvePath } from 'node:path';
 import { LocusError } from '../../core/errors.js';
 import { newId, attemptId as makeAttemptId } from '../../core/ids.js';
 import type { Clock } from '../../core/clock.js';
@@ -22,6 +21,7 @@ import {
 } from './model.js';
 import { stageOutputDir, substitute, taskOutputDir } from './tasks.js';
 import { PendingIndex } from '../placement/index.js';
+import { checkExplicitTaskCounts, checkVolumes, outputDirFor } from './admission.js';
 
 /** Counted failures on one host after which the whole job avoids it (Spark's blacklisting, per job). */
 export const HOST_FAILURES_TO_AVOID = 2;
@@ -141,16 +141,10 @@ export class JobService extends EventEmitter<ServiceEvents> {
     if (pendingForTenant >= this.o.limits.maxPendingTasksPerTenant) {
       throw new LocusError('QUOTA_EXCEEDED', `tenant '${tenant}' already has ${pendingForTenant} pending tasks (limit ${this.o.limits.maxPendingTasksPerTenant})`);
     }
-    // Explicit task lists are sized at submission; input-based stages when their inputs resolve.
-    for (const [i, st] of spec.stages.entries()) {
-      if (st.tasks && st.tasks.length > this.o.limits.maxTasksPerJob) {
-        const field = spec.stages.length === 1 ? 'tasks' : `stages[${i}].tasks`;
-        throw new LocusError('QUOTA_EXCEEDED', `${field}: ${st.tasks.length} tasks exceed the limit of ${this.o.limits.maxTasksPerJob} per stage`, { field });
-      }
-    }
-    await this.checkVolumes(tenant, spec);
+    checkExplicitTaskCounts(spec, this.o.limits.maxTasksPerJob);
+    await checkVolumes(tenant, spec, this.o.volumes);
     const id = newId('job');
-    const outputDir = this.outputDirFor(tenant, id, spec);
+    const outputDir = outputDirFor(this.o.outputRoot, tenant, id, spec);
     const now = this.o.clock.now();
     const created = await this.o.store.create(
       { id, tenant, name: spec.name, spec, outputDir, createdAt: now, stages: spec.stages.map((s) => ({ name: s.name, taskCount: -1 })) },
@@ -174,52 +168,6 @@ export class JobService extends EventEmitter<ServiceEvents> {
   async attemptRunning(taskId: string, attemptId: string, sandboxDir: string | undefined): Promise<void> {
     if (sandboxDir === undefined) return;
     await this.o.store.noteAttempt(taskId, attemptId, { sandboxDir });
-  }
-
-  /**
-   * Where a job's outputs go: under the tenant's own directory of the output root.
-   * A spec may name a directory there; anything else (another tenant's outputs,
-   * an arbitrary host path) is refused, and so are `file://` inputs inside another
-   * tenant's outputs.
-   */
-  private outputDirFor(tenant: string, id: string, spec: JobSpec): string {
-    const root = resolvePath(this.o.outputRoot, tenant);
-    const inside = (p: string): boolean => p === root || p.startsWith(`${root}/`);
-    for (const [i, st] of spec.stages.entries()) {
-      for (const [j, input] of st.inputs.entries()) {
-        if (!input.startsWith('file://')) continue;
-        const p = resolvePath(decodeURIComponent(input.slice('file://'.length)));
-        const outputs = resolvePath(this.o.outputRoot);
-        if ((p === outputs || p.startsWith(`${outputs}/`)) && !inside(p)) {
-          const field = spec.stages.length === 1 ? `inputs[${j}]` : `stages[${i}].inputs[${j}]`;
-          throw new LocusError('FORBIDDEN', `${field}: '${input}' is inside another tenant's outputs`, { field });
-        }
-      }
-    }
-    if (spec.output === undefined) return `${root}/${id}`;
-    const wanted = resolvePath(root, spec.output.replace(/^file:\/\//, ''));
-    if (!inside(wanted) || wanted === root) {
-      throw new LocusError('INVALID_FIELD', `output: must be a directory under ${root} (this tenant's outputs), got '${spec.output}'`, { field: 'output' });
-    }
-    return wanted;
-  }
-
-  /** Every volume a spec names must exist for the tenant and be usable; at most one per task. */
-  private async checkVolumes(tenant: string, spec: JobSpec): Promise<void> {
-    for (const [i, stage] of spec.stages.entries()) {
-      const refs = stage.task.volumes;
-      const field = spec.stages.length === 1 && stage.name === 'main' ? 'task.volumes' : `stages[${i}].task.volumes`;
-      if (refs.length > 1) throw new LocusError('INVALID_FIELD', `${field}: a task mounts at most one volume`, { field });
-      const ref = refs[0];
-      if (!ref) continue;
-      if (!this.o.volumes) throw new LocusError('UNSUPPORTED', `${field}[0]: volumes are not enabled on this server`, { field: `${field}[0].name` });
-      try {
-        await this.o.volumes.forJob(tenant, ref.name);
-      } catch (err) {
-        const message = err instanceof Error ? err.message : String(err);
-        throw new LocusError('INVALID_FIELD', `${field}[0].name: ${message}`, { field: `${field}[0].name`, cause: err });
-      }
-    }
   }
 
   /** Resolve the volume of a stage (once per stage; kept for the stage's attempts). */

@@ -1,0 +1,70 @@
+/**
+ * What a submitted job may ask for, checked before anything is created: task
+ * counts, volumes, and where its outputs and `file://` inputs may be (only the
+ * tenant's own part of the output root). Errors name the spec field.
+ */
+import { resolve as resolvePath } from 'node:path';
+import { LocusError } from '../../core/errors.js';
+import type { JobSpec } from './spec.js';
+import type { VolumeLookup } from './service.js';
+
+/** The field path of something in stage `i` (the single-stage form has no `stages[i].` prefix). */
+export function stageField(spec: JobSpec, i: number, rest: string): string {
+  return spec.stages.length === 1 && spec.stages[0]?.name === 'main' ? rest : `stages[${i}].${rest}`;
+}
+
+/** Explicit task lists are sized at submission (input-based stages when their inputs resolve). */
+export function checkExplicitTaskCounts(spec: JobSpec, maxTasksPerJob: number): void {
+  for (const [i, st] of spec.stages.entries()) {
+    if (st.tasks && st.tasks.length > maxTasksPerJob) {
+      const field = stageField(spec, i, 'tasks');
+      throw new LocusError('QUOTA_EXCEEDED', `${field}: ${st.tasks.length} tasks exceed the limit of ${maxTasksPerJob} per stage`, { field });
+    }
+  }
+}
+
+/** Every volume a spec names must exist for the tenant and be usable; at most one per task. */
+export async function checkVolumes(tenant: string, spec: JobSpec, volumes: VolumeLookup | undefined): Promise<void> {
+  for (const [i, stage] of spec.stages.entries()) {
+    const refs = stage.task.volumes;
+    const field = stageField(spec, i, 'task.volumes');
+    if (refs.length > 1) throw new LocusError('INVALID_FIELD', `${field}: a task mounts at most one volume`, { field });
+    const ref = refs[0];
+    if (!ref) continue;
+    if (!volumes) throw new LocusError('UNSUPPORTED', `${field}[0]: volumes are not enabled on this server`, { field: `${field}[0].name` });
+    try {
+      await volumes.forJob(tenant, ref.name);
+    } catch (err) {
+      const message = err instanceof Error ? err.message : String(err);
+      throw new LocusError('INVALID_FIELD', `${field}[0].name: ${message}`, { field: `${field}[0].name`, cause: err });
+    }
+  }
+}
+
+/**
+ * Where a job's outputs go: under the tenant's own directory of the output root.
+ * A spec may name a directory there; anything else (another tenant's outputs,
+ * an arbitrary host path) is refused, and so are `file://` inputs inside another
+ * tenant's outputs.
+ */
+export function outputDirFor(outputRoot: string, tenant: string, id: string, spec: JobSpec): string {
+  const outputs = resolvePath(outputRoot);
+  const root = resolvePath(outputs, tenant);
+  const inside = (p: string, dir: string): boolean => p === dir || p.startsWith(`${dir}/`);
+  for (const [i, st] of spec.stages.entries()) {
+    for (const [j, input] of st.inputs.entries()) {
+      if (!input.startsWith('file://')) continue;
+      const p = resolvePath(decodeURIComponent(input.slice('file://'.length)));
+      if (inside(p, outputs) && !inside(p, root)) {
+        const field = stageField(spec, i, `inputs[${j}]`);
+        throw new LocusError('FORBIDDEN', `${field}: '${input}' is inside another tenant's outputs`, { field });
+      }
+    }
+  }
+  if (spec.output === undefined) return `${root}/${id}`;
+  const wanted = resolvePath(root, spec.output.replace(/^file:\/\//, ''));
+  if (!inside(wanted, root) || wanted === root) {
+    throw new LocusError('INVALID_FIELD', `output: must be a directory under ${root} (this tenant's outputs), got '${spec.output}'`, { field: 'output' });
+  }
+  return wanted;
+}
