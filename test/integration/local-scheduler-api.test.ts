@@ -1,3 +1,4 @@
+import { fileURLToPath } from 'node:url';
 /**
  * The local master's scheduler API over raw HTTP with hand-written JSON,
  * checked against the recorded genuine Mesos 1.12 conversation: the
@@ -11,7 +12,7 @@ import { join } from 'node:path';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { call, frameworkInfo, nextNew, offersOf, scalarOf, subscribe, subscribeCall, testCluster, type Ev, type Sub } from './local-helpers.js';
 
-const FIXTURES = '/work/shared/fixtures/mesos-1.12';
+const FIXTURES = fileURLToPath(new URL('../fixtures/mesos-1.12', import.meta.url));
 const fixture = (name: string): Record<string, unknown> => JSON.parse(readFileSync(`${FIXTURES}/${name}`, 'utf8')) as Record<string, unknown>;
 
 /** The key structure of a JSON value: every path to a leaf, without values. */

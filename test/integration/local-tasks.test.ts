@@ -1,3 +1,4 @@
+import { fileURLToPath } from 'node:url';
 /**
  * Command tasks on the local cluster over raw HTTP: status updates with
  * sources, messages and uuids, resends until ACKNOWLEDGE, KILL with
@@ -8,7 +9,7 @@ import { readFileSync, existsSync } from 'node:fs';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { ack, call, frameworkInfo, isUpdate, nextNew, offersOf, statusOf, subscribe, subscribeCall, testCluster, type Ev, type Offer, type Sub } from './local-helpers.js';
 
-const FIXTURES = '/work/shared/fixtures/mesos-1.12';
+const FIXTURES = fileURLToPath(new URL('../fixtures/mesos-1.12', import.meta.url));
 
 function shape(v: unknown, path = ''): string[] {
   if (Array.isArray(v)) return v.length === 0 ? [`${path}[]`] : [...new Set(v.flatMap((x) => shape(x, `${path}[]`)))];

@@ -1,3 +1,4 @@
+import { fileURLToPath } from 'node:url';
 /**
  * Reservations and persistent volumes on the local cluster over raw HTTP:
  * RESERVE + CREATE with operation feedback, the volume offered back like
@@ -10,7 +11,7 @@ import { existsSync, readFileSync } from 'node:fs';
 import { afterAll, describe, expect, it } from 'vitest';
 import { ack, call, eventually, frameworkInfo, isUpdate, nextNew, offersOf, scalarOf, statusOf, subscribe, subscribeCall, testCluster, type Ev, type Offer, type Res, type Sub } from './local-helpers.js';
 
-const FIXTURES = '/work/shared/fixtures/mesos-1.12';
+const FIXTURES = fileURLToPath(new URL('../fixtures/mesos-1.12', import.meta.url));
 const label = { labels: [{ key: 'locus.volume', value: 'vol-1' }] };
 const reservation = [{ type: 'DYNAMIC', role: 'locus', principal: 'locus-test', labels: label }];
 const scalar = (name: string, value: number, extra: Record<string, unknown> = {}): Record<string, unknown> => ({ name, type: 'SCALAR', scalar: { value }, ...extra });

@@ -1,3 +1,4 @@
+import { fileURLToPath } from 'node:url';
 /**
  * The volume service over real Redis, driven the way the scheduler's
  * coordinator will drive it: offer cycles against a model agent that applies
@@ -25,7 +26,7 @@ import { tagOf } from '../../src/volumes/wire.js';
 import { freePort } from '../harness/ports.js';
 import { startRedis, type TestRedis } from '../harness/redis.js';
 
-const FIXTURES = '/work/shared/fixtures/mesos-1.12';
+const FIXTURES = fileURLToPath(new URL('../fixtures/mesos-1.12', import.meta.url));
 const ev = decodeEvent(JSON.parse(readFileSync(`${FIXTURES}/event-offers-unreserved.json`, 'utf8')) as unknown);
 if (ev.type !== 'OFFERS' || !ev.offers.offers?.[0]) throw new Error('fixture');
 const TEMPLATE: types.Offer = ev.offers.offers[0];

@@ -1,3 +1,4 @@
+import { fileURLToPath } from 'node:url';
 import { readFileSync, readdirSync } from 'node:fs';
 import { join } from 'node:path';
 import { describe, expect, it } from 'vitest';
@@ -7,7 +8,7 @@ import { encodeJsonRecord, RecordIoDecoder } from '../../src/mesos/recordio.js';
 import { DecodeError, asArray, asNumber, asObject, asString, isObject } from '../../src/core/decode.js';
 import type { Event, Resource } from '../../src/mesos/types.js';
 
-const FIXTURES = '/work/shared/fixtures/mesos-1.12';
+const FIXTURES = fileURLToPath(new URL('../fixtures/mesos-1.12', import.meta.url));
 const load = (name: string): unknown => JSON.parse(readFileSync(join(FIXTURES, name), 'utf8')) as unknown;
 
 /** Every event object in the fixture directory, with where it came from. */

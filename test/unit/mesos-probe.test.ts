@@ -1,3 +1,4 @@
+import { fileURLToPath } from 'node:url';
 import { readFileSync } from 'node:fs';
 import { describe, expect, it } from 'vitest';
 import { summarizeOffer } from '../../src/cli/commands/mesos.js';
@@ -5,7 +6,7 @@ import { decodeEvent } from '../../src/mesos/events.js';
 
 describe('probe offer summary', () => {
   it('reports totals, the unreserved part, reservations with labels, and volumes', () => {
-    const ev = decodeEvent(JSON.parse(readFileSync('/work/shared/fixtures/mesos-1.12/event-offers-with-volume.json', 'utf8')) as unknown);
+    const ev = decodeEvent(JSON.parse(readFileSync(fileURLToPath(new URL('../fixtures/mesos-1.12/event-offers-with-volume.json', import.meta.url)), 'utf8')) as unknown);
     if (ev.type !== 'OFFERS') throw new Error('expected OFFERS');
     const offer = ev.offers.offers?.[0];
     if (!offer) throw new Error('no offer');

@@ -1,3 +1,4 @@
+import { fileURLToPath } from 'node:url';
 import { readFileSync } from 'node:fs';
 import { describe, expect, it } from 'vitest';
 import { decodeEvent } from '../../src/mesos/events.js';
@@ -8,7 +9,7 @@ import {
 import type { Offer, Resource } from '../../src/mesos/types.js';
 
 function fixtureOffer(name: string): Offer {
-  const ev = decodeEvent(JSON.parse(readFileSync(`/work/shared/fixtures/mesos-1.12/${name}`, 'utf8')) as unknown);
+  const ev = decodeEvent(JSON.parse(readFileSync(fileURLToPath(new URL(`../fixtures/mesos-1.12/${name}`, import.meta.url)), 'utf8')) as unknown);
   if (ev.type !== 'OFFERS') throw new Error('expected OFFERS');
   const offer = ev.offers.offers?.[0];
   if (!offer) throw new Error('no offer');
@@ -41,7 +42,7 @@ describe('resource helpers', () => {
 
   it('builds RESERVE and CREATE resources the way the recorded framework did', () => {
     const disk = withReservation(scalar('disk', 64), { role: 'locus', principal: 'locus-capture', labels: { 'locus.volume': 'cap-vol-1' } });
-    const recorded = JSON.parse(readFileSync('/work/shared/fixtures/mesos-1.12/call-accept-reserve-create.json', 'utf8')) as {
+    const recorded = JSON.parse(readFileSync(fileURLToPath(new URL('../fixtures/mesos-1.12/call-accept-reserve-create.json', import.meta.url)), 'utf8')) as {
       request: { accept: { operations: [{ reserve: { resources: Resource[] } }, { create: { volumes: Resource[] } }] } };
     };
     expect(disk).toEqual(recorded.request.accept.operations[0].reserve.resources[0]);

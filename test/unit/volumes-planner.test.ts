@@ -1,3 +1,4 @@
+import { fileURLToPath } from 'node:url';
 /**
  * The pure volume planner and its handlers, driven through a small model of
  * a Mesos agent that applies RESERVE/CREATE/DESTROY/UNRESERVE to its
@@ -15,7 +16,7 @@ import {
 } from '../../src/volumes/planner.js';
 import { tagOf } from '../../src/volumes/wire.js';
 
-const FIXTURES = '/work/shared/fixtures/mesos-1.12';
+const FIXTURES = fileURLToPath(new URL('../fixtures/mesos-1.12', import.meta.url));
 const WHO = { framework: 'locus-test', principal: 'locus-capture' };
 
 function fixtureOffer(name: string): types.Offer {
