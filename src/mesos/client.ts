@@ -139,6 +139,7 @@ export class SchedulerClient extends TypedEmitter<SchedulerClientEvents> {
   private heartbeatSeconds = DEFAULT_HEARTBEAT_SECONDS;
   private info: SubscriptionInfo | undefined;
   private lastFailure: LocusError | undefined;
+  private fatalFailure: LocusError | undefined;
 
   constructor(private readonly options: SchedulerClientOptions) {
     super((err, event) => this.log.error({ err, event }, 'a scheduler client listener threw'));
@@ -178,6 +179,11 @@ export class SchedulerClient extends TypedEmitter<SchedulerClientEvents> {
   /** The last connection failure (for "why am I not subscribed?" messages). */
   get lastError(): LocusError | undefined {
     return this.lastFailure;
+  }
+
+  /** The error that stopped the client for good (a refused subscription), if any. */
+  get fatalError(): LocusError | undefined {
+    return this.fatalFailure;
   }
 
   /** Start connecting; the client keeps (re)subscribing until stop(). A client is started once. */
@@ -394,6 +400,14 @@ export class SchedulerClient extends TypedEmitter<SchedulerClientEvents> {
   private onEvent(conn: Connection, event: Event): void {
     if (event.type === 'SUBSCRIBED') {
       this.onSubscribed(conn, event.subscribed);
+    } else if (event.type === 'ERROR' && this.currentState !== 'SUBSCRIBED') {
+      // A genuine master refuses a subscription (framework removed, failover timeout passed,
+      // principal changed, role not authorized) with 200, one ERROR event and the end of the
+      // stream. Retrying cannot succeed, and the master's message is the only explanation.
+      this.emit('event', event);
+      this.emitTyped(event);
+      this.fatal(conn, new LocusError('CONFLICT', `the master refused the subscription: ${event.error.message}`));
+      return;
     } else if (this.currentState !== 'SUBSCRIBED') {
       this.log.warn({ type: event.type }, 'event before SUBSCRIBED ignored');
       return;
@@ -487,6 +501,7 @@ export class SchedulerClient extends TypedEmitter<SchedulerClientEvents> {
     if (this.conn !== conn) return;
     this.log.error({ err: error.message }, 'mesos subscription failed for good');
     this.lastFailure = error;
+    this.fatalFailure = error;
     const master = masterBase(conn.url);
     this.closeConnection();
     this.running = false;

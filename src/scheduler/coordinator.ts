@@ -487,6 +487,10 @@ export class Coordinator {
           this.log.warn({ taskId }, 'unknown Locus executor reported by the master; killing it');
           await this.o.driver.kill(taskId, status.agent_id?.value);
         }
+        // Untracked updates (the TASK_KILLED of an executor already given up, a resend after a lost
+        // acknowledgement) are acknowledged too: a genuine agent resends an unacknowledged update
+        // for ever and holds back every later update of that task behind it.
+        handled = true;
         return;
       }
       switch (status.state) {

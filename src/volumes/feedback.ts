@@ -12,10 +12,12 @@ import { transition } from './states.js';
 import { parseOperationId } from './wire.js';
 
 /** Operation states that mean "did not happen; may be retried". */
-const FAILED_STATES: ReadonlySet<types.OperationState> = new Set<types.OperationState>(['OPERATION_FAILED', 'OPERATION_DROPPED']);
+// OPERATION_ERROR is what a genuine master sends for every operation of an ACCEPT whose offer was
+// no longer valid (rescinded, already used): nothing happened, and the next offer can succeed.
+const FAILED_STATES: ReadonlySet<types.OperationState> = new Set<types.OperationState>(['OPERATION_FAILED', 'OPERATION_DROPPED', 'OPERATION_ERROR']);
 
 /** Operation states that mean "can never succeed as sent". */
-const ERROR_STATES: ReadonlySet<types.OperationState> = new Set<types.OperationState>(['OPERATION_ERROR', 'OPERATION_UNSUPPORTED']);
+const ERROR_STATES: ReadonlySet<types.OperationState> = new Set<types.OperationState>(['OPERATION_UNSUPPORTED']);
 
 function withoutOp(h: HoldingRecord, op: OpKind): HoldingRecord['ops'] {
   const { [op]: _dropped, ...rest } = h.ops;

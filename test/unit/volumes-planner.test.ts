@@ -243,8 +243,19 @@ describe('reserve → create → READY', () => {
     expect(opId(p2, 'RESERVE')).toBe(`locus.reserve.${v.id}.2`);
     // A late status for attempt 1 is stale.
     expect(w.status(opId(p1, 'RESERVE'), 'OPERATION_FINISHED')).toBe(false);
-    w.status(opId(p2, 'RESERVE'), 'OPERATION_ERROR');
+    w.status(opId(p2, 'RESERVE'), 'OPERATION_UNSUPPORTED');
     expect(w.get(v.id).state).toBe('FAILED');
+  });
+
+  it('retries after OPERATION_ERROR (a genuine master\'s answer for an offer that was no longer valid)', () => {
+    const w = new World();
+    const a = new Agent('S0', 'agent-a');
+    const v = w.add(volume());
+    const p1 = w.cycle([a], false);
+    w.status(opId(p1, 'RESERVE'), 'OPERATION_ERROR');
+    expect(w.get(v.id)).toMatchObject({ state: 'REQUESTED', attempt: 1, reason: expect.stringContaining('OPERATION_ERROR') });
+    const p2 = w.cycle([a], false);
+    expect(opId(p2, 'RESERVE')).toBe(`locus.reserve.${v.id}.2`);
   });
 });
 

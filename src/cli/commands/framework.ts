@@ -45,10 +45,19 @@ export async function run(argv: string[]): Promise<number> {
   const fw = await startFramework(settings, { logger });
   process.stdout.write(`http api:    ${fw.httpUrl}\ngrpc api:    ${fw.grpcAddress}\nadmin token: ${fw.adminToken}\n`);
   logger.info({ master: settings.master }, 'framework started; subscribing');
-  await new Promise<void>((resolve) => {
-    process.once('SIGINT', () => resolve());
-    process.once('SIGTERM', () => resolve());
+  // The master can refuse this framework for good (torn down, failover timeout passed, principal
+  // or role refused): the client then stops, and so does the process, with the master's words.
+  const refused = await new Promise<Error | undefined>((resolve) => {
+    process.once('SIGINT', () => resolve(undefined));
+    process.once('SIGTERM', () => resolve(undefined));
+    fw.client.on('error', (err) => resolve(err));
+    const failed = fw.client.fatalError;
+    if (failed) resolve(failed);
   });
   await fw.stop();
+  if (refused) {
+    process.stderr.write(`locus framework: stopped: ${refused.message}\n`);
+    return 1;
+  }
   return 0;
 }
