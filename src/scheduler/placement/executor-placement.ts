@@ -9,6 +9,11 @@
  *      is, so an offer carrying a demanded volume gets a dedicated executor;
  *   2. data: offers from agents holding the most pending input bytes (then
  *      tasks) get executors sized by that local demand;
+ * Executors are sized to the work, per slot shape (the resources the tasks
+ * ask for): in one pass an offer grows executors to all the room the pending
+ * work can use, several shapes sharing one offer slot by slot, so small tasks
+ * pack and large ones still fit. A job too large for any offer adds demand of
+ * its own shape only and never holds back the others.
  *   3. rack / any: offers elsewhere get executors only for work whose
  *      locality wait has already run out, so a new executor far from the
  *      data is not started for tasks that will still wait for their hosts.
@@ -17,7 +22,7 @@
  */
 import { LocalityLevel } from '../../core/locality.js';
 import { fits, howMany, subtract, type ResourceVector } from '../../core/resources.js';
-import type { Pass } from './pass.js';
+import type { ExecState, Pass } from './pass.js';
 import type { Queue } from './pending-index.js';
 import type { Decline, ExecutorLaunch, OfferView, Release } from './types.js';
 
@@ -36,9 +41,34 @@ interface OfferState {
   launched: number;
 }
 
+/**
+ * One slot shape that pending work needs. A task takes what it asks for, so
+ * executors are sized per shape: every slot of an executor has the shape of
+ * the queue (job) it was grown for, and a task fits any slot at least its size.
+ * Slot-per-shape was chosen over a resource pool per executor because the
+ * coordinator, the executor (BullMQ concurrency = slots) and the dispatch path
+ * all count slots; shapes keep that contract, and the few shapes a cluster
+ * runs at once (one per job, in practice) cost one executor each per agent.
+ */
+interface Shape {
+  readonly key: string;
+  readonly slot: ResourceVector;
+  /** Unpinned tasks of this shape with no slot after task placement, less free slots that fit it. */
+  unmet: number;
+  /** The queue of this shape served first (fair-share order); orders shapes competing for one offer. */
+  head: Queue;
+  /** Tasks whose wait for their data hosts is over: anywhere, and per rack. */
+  ripeAny: number;
+  readonly ripeRack: Map<string, number>;
+}
+
+const ZERO_V: ResourceVector = { cpus: 0, mem: 0, disk: 0 };
+
 const max3 = (a: ResourceVector, b: ResourceVector): ResourceVector => ({
   cpus: Math.max(a.cpus, b.cpus), mem: Math.max(a.mem, b.mem), disk: Math.max(a.disk, b.disk),
 });
+
+const plus = (a: ResourceVector, b: ResourceVector): ResourceVector => ({ cpus: a.cpus + b.cpus, mem: a.mem + b.mem, disk: a.disk + b.disk });
 
 /** Decide launches, declines and releases for the pass (after placeTasks). */
 export function placeExecutors(pass: Pass): ExecutorDecisions {
@@ -59,48 +89,63 @@ export function placeExecutors(pass: Pass): ExecutorDecisions {
     if (q && !pass.withinQuota(t, q.maxResources)) blocked.add(name);
   }
 
-  // What this pass already placed on offered hosts (the overlay); only walked when there are offers.
+  // Demand by slot shape. Only built when there is an offer to grow on or an idle executor that
+  // might make room; the benchmark's hot path (no offers, busy executors) never pays for it.
+  const needShapes = offers.length > 0 || pass.execs.some((x) => !x.used && x.free >= x.view.slots && x.view.slots > 0);
+  const shapes = needShapes ? shapeDemand(pass, blocked) : { list: [] as Shape[], of: new Map<Queue, Shape>() };
+
+  // What this pass already placed on offered hosts, per shape (the overlay); only walked when there are offers.
   const offerHosts = new Set(offers.map((o) => o.offer.hostname));
-  const placedHost = new Map<string, number>();
+  const placedHost = new Map<string, Map<Shape, number>>();
   if (offerHosts.size > 0) {
     for (const a of pass.assignments) {
       const t = a.entry.task;
       if (t.volumeId !== undefined) continue;
-      for (const h of t.preferredHosts) if (offerHosts.has(h)) placedHost.set(h, (placedHost.get(h) ?? 0) + 1);
+      const sh = shapes.of.get(a.entry.queue);
+      if (!sh) continue;
+      for (const h of t.preferredHosts) if (offerHosts.has(h)) bump(placedHost, h, sh, 1);
     }
   }
   // Slots still free after task placement, by host and by volume; they absorb demand first.
-  const freeHost = new Map<string, number>();
+  // A free slot counts against every shape it fits: conservative (it may under-launch by the
+  // few slots that sit free while their tasks wait for locality), never over-launching.
+  const freeHost = new Map<string, Map<Shape, number>>();
   const freeVolume = new Map<string, number>();
-  let freeShared = 0;
   for (const x of pass.execs) {
     if (x.free <= 0) continue;
-    if (offerHosts.has(x.view.hostname)) freeHost.set(x.view.hostname, (freeHost.get(x.view.hostname) ?? 0) + x.free);
     for (const v of x.volumes) freeVolume.set(v, (freeVolume.get(v) ?? 0) + x.free);
-    if (x.view.tenant === undefined) freeShared += x.free;
+    for (const sh of shapes.list) {
+      if (!fits(sh.slot, x.view.slotResources)) continue;
+      if (offerHosts.has(x.view.hostname)) bump(freeHost, x.view.hostname, sh, x.free);
+      if (x.view.tenant === undefined) sh.unmet -= x.free;
+    }
   }
 
   let budget = opts.maxLaunchSlotsPerPass;
-  const launch = (s: OfferState, slots: number, slot: ResourceVector, why: ExecutorLaunch['why'], volumeId?: string, tenant?: string): number => {
-    const room = subtract(s.remaining, opts.executorOverhead);
-    const n = Math.min(slots, opts.maxSlotsPerExecutor, budget, fits(opts.executorOverhead, s.remaining) ? howMany(slot, room) : 0);
-    if (n <= 0) return 0;
+  const emit = (s: OfferState, slots: number, slot: ResourceVector, why: ExecutorLaunch['why'], volumeId?: string, tenant?: string): void => {
     const resources = {
-      cpus: slot.cpus * n + opts.executorOverhead.cpus,
-      mem: slot.mem * n + opts.executorOverhead.mem,
-      disk: slot.disk * n + opts.executorOverhead.disk,
+      cpus: slot.cpus * slots + opts.executorOverhead.cpus,
+      mem: slot.mem * slots + opts.executorOverhead.mem,
+      disk: slot.disk * slots + opts.executorOverhead.disk,
     };
     const o = s.offer;
     launches.push({
       executorId: opts.executorIdFor(o.offerId, s.launched),
       offerId: o.offerId, agentId: o.agentId, hostname: o.hostname,
-      slots: n, slotResources: slot, resources, why,
+      slots, slotResources: slot, resources, why,
       ...(volumeId === undefined ? {} : { volumeId }),
       ...(tenant === undefined ? {} : { tenant }),
     });
     s.launched++;
     s.remaining = subtract(s.remaining, resources);
-    budget -= n;
+    budget -= slots;
+  };
+  // One executor of `want` slots (or as many as fit) of one shape on one offer.
+  const launchOne = (s: OfferState, want: number, slot: ResourceVector, why: ExecutorLaunch['why'], volumeId?: string, tenant?: string): number => {
+    const room = subtract(s.remaining, opts.executorOverhead);
+    const n = Math.min(want, opts.maxSlotsPerExecutor, budget, fits(opts.executorOverhead, s.remaining) ? howMany(slot, room) : 0);
+    if (n <= 0) return 0;
+    emit(s, n, slot, why, volumeId, tenant);
     return n;
   };
 
@@ -119,79 +164,170 @@ export function placeExecutors(pass: Pass): ExecutorDecisions {
     for (const s of offers) {
       if (demand <= 0 || budget <= 0) break;
       if (!s.offer.volumes?.includes(v)) continue;
-      demand -= launch(s, demand, slot, 'volume', v, owner.tenant);
+      demand -= launchOne(s, demand, slot, 'volume', v, owner.tenant);
     }
   }
 
-  // 2. Data hosts, most pending input first.
-  let unmet = -freeShared;
+  // 2. Data hosts, most pending input first; on each offer every shape with local work gets
+  // its own executor, the offer shared between shapes (see shareOffer).
+  const scored: { s: OfferState; want: Map<Shape, number>; bytes: number; tasks: number }[] = [];
+  if (shapes.list.length > 0) {
+    for (const s of offers) {
+      const h = s.offer.hostname;
+      const want = new Map<Shape, number>();
+      let bytes = 0;
+      let tasks = 0;
+      for (const q of pass.index.queuesAtHost(h)) {
+        const sh = shapes.of.get(q);
+        if (!sh) continue;
+        const b = q.hosts.get(h);
+        if (!b) continue;
+        want.set(sh, (want.get(sh) ?? 0) + b.live);
+        bytes += b.bytes;
+      }
+      for (const [sh, n] of want) {
+        const left = n - (placedHost.get(h)?.get(sh) ?? 0) - (freeHost.get(h)?.get(sh) ?? 0);
+        if (left > 0) tasks += left;
+        else want.delete(sh);
+        if (left > 0) want.set(sh, left);
+      }
+      if (tasks > 0) scored.push({ s, want, bytes, tasks });
+    }
+  }
+  scored.sort((a, b) => b.bytes - a.bytes || b.tasks - a.tasks || (a.s.offer.offerId < b.s.offer.offerId ? -1 : 1));
+  for (const c of scored) {
+    if (budget <= 0) break;
+    shareOffer(pass, c.s, c.want, 'data', launchOne, emit, () => budget);
+  }
+
+  // 3. Elsewhere, only for work whose wait for its data hosts is over.
+  if (budget > 0 && shapes.list.some((sh) => sh.unmet > 0 && (sh.ripeAny > 0 || sh.ripeRack.size > 0))) {
+    for (const s of offers) {
+      if (budget <= 0) break;
+      const want = new Map<Shape, number>();
+      let rackWork = false;
+      for (const sh of shapes.list) {
+        const rack = s.offer.rack === undefined ? 0 : (sh.ripeRack.get(s.offer.rack) ?? 0);
+        const n = rack + sh.ripeAny;
+        if (n > 0 && sh.unmet > 0) want.set(sh, n);
+        if (rack > 0) rackWork = true;
+      }
+      if (want.size === 0) continue;
+      const got = shareOffer(pass, s, want, rackWork ? 'rack' : 'any', launchOne, emit, () => budget);
+      // Spend the launched slots from the ripe counts, rack first (those tasks can go nowhere else).
+      for (const [sh, n] of got) {
+        const r = s.offer.rack === undefined ? 0 : (sh.ripeRack.get(s.offer.rack) ?? 0);
+        const fromRack = Math.min(r, n);
+        if (s.offer.rack !== undefined && r > 0) sh.ripeRack.set(s.offer.rack, r - fromRack);
+        sh.ripeAny = Math.max(0, sh.ripeAny - (n - fromRack));
+      }
+    }
+  }
+
+  let unmet = 0;
+  for (const sh of shapes.list) unmet += Math.max(0, sh.unmet);
+  const pendingLeft = pass.index.size - pass.assignments.length;
+  const refuse = pendingLeft > 0 || pass.snapshot.otherWork === true ? opts.refuseSeconds : opts.refuseSecondsIdle;
+  const declines: Decline[] = [];
+  for (const s of offers) if (s.launched === 0) declines.push({ offerId: s.offer.offerId, refuseSeconds: refuse });
+  for (const o of unusable) declines.push({ offerId: o.offerId, refuseSeconds: opts.refuseSecondsIdle });
+
+  return { launches, declines, releases: releases(pass, shapes.list, offers), unmet };
+}
+
+function bump(m: Map<string, Map<Shape, number>>, host: string, sh: Shape, n: number): void {
+  let inner = m.get(host);
+  if (!inner) m.set(host, (inner = new Map()));
+  inner.set(sh, (inner.get(sh) ?? 0) + n);
+}
+
+/** Unpinned demand of unblocked tenants, grouped by slot shape, with what this pass placed taken off. */
+function shapeDemand(pass: Pass, blocked: ReadonlySet<string>): { list: Shape[]; of: Map<Queue, Shape> } {
+  const byKey = new Map<string, Shape>();
+  const of = new Map<Queue, Shape>();
+  const floor = pass.opts.slotResources;
   for (const name of pass.index.tenantNames()) {
     if (blocked.has(name)) continue;
     for (const q of pass.index.queuesOfTenant(name)) {
       let pinned = 0;
       for (const b of q.volumes.values()) pinned += b.live;
-      unmet += q.live - pinned;
-    }
-    unmet -= pass.tenant(name).placed;
-  }
-  const scored: { s: OfferState; tasks: number; bytes: number; slot: ResourceVector }[] = [];
-  for (const s of offers) {
-    const h = s.offer.hostname;
-    let tasks = -(placedHost.get(h) ?? 0) - (freeHost.get(h) ?? 0);
-    let bytes = 0;
-    let slot = opts.slotResources;
-    for (const q of pass.index.queuesAtHost(h)) {
-      if (blocked.has(q.tenant)) continue;
-      const b = q.hosts.get(h);
-      if (!b) continue;
-      tasks += b.live;
-      bytes += b.bytes;
-      slot = max3(slot, q.maxResources);
-    }
-    if (tasks > 0) scored.push({ s, tasks, bytes, slot });
-  }
-  scored.sort((a, b) => b.bytes - a.bytes || b.tasks - a.tasks || (a.s.offer.offerId < b.s.offer.offerId ? -1 : 1));
-  for (const c of scored) {
-    if (unmet <= 0 || budget <= 0) break;
-    unmet -= launch(c.s, Math.min(c.tasks, unmet), c.slot, 'data');
-  }
-
-  // 3. Elsewhere, only for work whose wait for its data hosts is over.
-  if (unmet > 0 && budget > 0) {
-    const ripeAny = { n: 0, slot: opts.slotResources };
-    const ripeRack = new Map<string, number>();
-    for (const name of pass.index.tenantNames()) {
-      if (blocked.has(name)) continue;
-      for (const q of pass.index.queuesOfTenant(name)) {
-        const level = ripeLevel(pass, q);
-        if (level === LocalityLevel.ANY) {
-          ripeAny.n += q.all.live;
-          ripeAny.slot = max3(ripeAny.slot, q.maxResources);
-        } else if (level === LocalityLevel.RACK_LOCAL) {
-          for (const [r, b] of q.racks) ripeRack.set(r, (ripeRack.get(r) ?? 0) + b.live);
-        }
+      const live = q.live - pinned;
+      if (live <= 0) continue;
+      const slot = max3(floor, q.maxResources);
+      const key = `${slot.cpus}/${slot.mem}/${slot.disk}`;
+      let sh = byKey.get(key);
+      if (!sh) {
+        sh = { key, slot, unmet: 0, head: q, ripeAny: 0, ripeRack: new Map() };
+        byKey.set(key, sh);
+      } else if (pass.before(q, sh.head)) {
+        sh.head = q;
       }
-    }
-    for (const s of offers) {
-      if (unmet <= 0 || budget <= 0) break;
-      if (s.launched > 0) continue;
-      const rack = s.offer.rack === undefined ? 0 : (ripeRack.get(s.offer.rack) ?? 0);
-      if (rack > 0) unmet -= launch(s, Math.min(rack, unmet), ripeAny.slot, 'rack');
-      else if (ripeAny.n > 0) {
-        const n = launch(s, Math.min(ripeAny.n, unmet), ripeAny.slot, 'any');
-        ripeAny.n -= n;
-        unmet -= n;
-      }
+      of.set(q, sh);
+      sh.unmet += live;
+      const level = ripeLevel(pass, q);
+      if (level === LocalityLevel.ANY) sh.ripeAny += q.all.live;
+      else if (level === LocalityLevel.RACK_LOCAL) for (const [r, b] of q.racks) sh.ripeRack.set(r, (sh.ripeRack.get(r) ?? 0) + b.live);
     }
   }
+  for (const a of pass.assignments) {
+    if (a.entry.task.volumeId !== undefined) continue;
+    const sh = of.get(a.entry.queue);
+    if (sh) sh.unmet--;
+  }
+  return { list: [...byKey.values()], of };
+}
 
-  const pendingLeft = pass.index.size - pass.assignments.length;
-  const refuse = pendingLeft > 0 ? opts.refuseSeconds : opts.refuseSecondsIdle;
-  const declines: Decline[] = [];
-  for (const s of offers) if (s.launched === 0) declines.push({ offerId: s.offer.offerId, refuseSeconds: refuse });
-  for (const o of unusable) declines.push({ offerId: o.offerId, refuseSeconds: opts.refuseSecondsIdle });
-
-  return { launches, declines, releases: releases(pass), unmet: Math.max(0, unmet) };
+/**
+ * Grow executors on one offer for the shapes that want it, in one go: the
+ * offer's room is dealt out one slot at a time, round robin over the shapes in
+ * fair-share order (of each shape's first queue), so small tasks pack while a
+ * large shape still gets its slots; each shape's slots become one executor.
+ * One shape alone takes all it can use at once (the common case, no loop).
+ * Returns the slots launched per shape, already taken off each shape's unmet.
+ */
+function shareOffer(
+  pass: Pass, s: OfferState, want: Map<Shape, number>, why: ExecutorLaunch['why'],
+  launchOne: (s: OfferState, want: number, slot: ResourceVector, why: ExecutorLaunch['why']) => number,
+  emit: (s: OfferState, slots: number, slot: ResourceVector, why: ExecutorLaunch['why']) => void,
+  budget: () => number,
+): Map<Shape, number> {
+  const opts = pass.opts;
+  const got = new Map<Shape, number>();
+  const order = [...want.keys()].filter((sh) => sh.unmet > 0).sort((a, b) => (pass.before(a.head, b.head) ? -1 : pass.before(b.head, a.head) ? 1 : 0));
+  if (order.length === 0) return got;
+  if (order.length === 1) {
+    const sh = order[0] as Shape;
+    const n = launchOne(s, Math.min(want.get(sh) ?? 0, sh.unmet), sh.slot, why);
+    sh.unmet -= n;
+    if (n > 0) got.set(sh, n);
+    return got;
+  }
+  const count = new Map<Shape, number>();
+  let used = ZERO_V;
+  let left = budget();
+  for (let progress = true; progress && left > 0;) {
+    progress = false;
+    for (const sh of order) {
+      const n = count.get(sh) ?? 0;
+      if (n >= Math.min(want.get(sh) ?? 0, sh.unmet, opts.maxSlotsPerExecutor) || left <= 0) continue;
+      // A shape's first slot also brings its executor's overhead.
+      const add = n === 0 ? plus(sh.slot, opts.executorOverhead) : sh.slot;
+      const next = plus(used, add);
+      if (!fits(next, s.remaining)) continue;
+      used = next;
+      count.set(sh, n + 1);
+      left--;
+      progress = true;
+    }
+  }
+  for (const sh of order) {
+    const n = count.get(sh) ?? 0;
+    if (n <= 0) continue;
+    emit(s, n, sh.slot, why);
+    sh.unmet -= n;
+    got.set(sh, n);
+  }
+  return got;
 }
 
 /**
@@ -208,18 +344,53 @@ function ripeLevel(pass: Pass, q: Queue): LocalityLevel {
   return LocalityLevel.NODE_LOCAL;
 }
 
-/** Executors with nothing to do: idle past the timeout, or drained for maintenance. */
-function releases(pass: Pass): Release[] {
+/**
+ * Executors with nothing to do: idle past the timeout, drained for
+ * maintenance, or idle and unable to run any pending task while work that
+ * could use their room finds no offer (a slot shape too small for what
+ * waits): those go at once so their resources come back in an offer.
+ */
+function releases(pass: Pass, shapes: readonly Shape[], offers: readonly OfferState[]): Release[] {
   const out: Release[] = [];
   for (const e of pass.snapshot.executors) {
     if (e.draining && e.freeSlots >= e.slots) out.push({ executorId: e.executorId, reason: 'drained' });
   }
   const cutoff = pass.now - pass.opts.idleTimeoutMs;
+  // Idle for a moment at least, so an executor launched a pass ago is never taken back.
+  const settled = pass.now - Math.min(pass.opts.idleTimeoutMs, 1000);
+  const waiting = shapes.filter((sh) => sh.unmet > 0);
+  const spare = new Map<string, ExecState[]>();
   for (const x of pass.execs) {
     const e = x.view;
     if (x.used || e.freeSlots < e.slots) continue;
     const since = e.idleSince ?? e.freeSince;
-    if (since !== undefined && since <= cutoff) out.push({ executorId: e.executorId, reason: 'idle' });
+    if (since !== undefined && since <= cutoff) {
+      out.push({ executorId: e.executorId, reason: 'idle' });
+      continue;
+    }
+    if (since === undefined || since > settled) continue;
+    // A dedicated volume executor whose volume's tasks wait (they do not fit its slots).
+    if (x.volumes.some((v) => pass.index.queuesWithVolume(v).length > 0)) {
+      out.push({ executorId: e.executorId, reason: 'idle' });
+      continue;
+    }
+    // An idle executor that could run some waiting shape is waiting for locality: keep it.
+    if (waiting.length === 0 || waiting.some((sh) => fits(sh.slot, e.slotResources))) continue;
+    const list = spare.get(e.hostname) ?? [];
+    list.push(x);
+    spare.set(e.hostname, list);
+  }
+  // Release a host's useless idle executors only if, with the offer from that host, their room
+  // would hold an executor of a waiting shape: never churn for work too big for the agent.
+  for (const [host, list] of spare) {
+    let room = ZERO_V;
+    for (const s of offers) if (s.offer.hostname === host) room = plus(room, s.remaining);
+    for (const x of list) {
+      const e = x.view;
+      room = plus(room, { cpus: e.slotResources.cpus * e.slots + pass.opts.executorOverhead.cpus, mem: e.slotResources.mem * e.slots + pass.opts.executorOverhead.mem, disk: e.slotResources.disk * e.slots + pass.opts.executorOverhead.disk });
+    }
+    if (!waiting.some((sh) => fits(plus(sh.slot, pass.opts.executorOverhead), room))) continue;
+    for (const x of list) out.push({ executorId: x.view.executorId, reason: 'idle' });
   }
   return out;
 }

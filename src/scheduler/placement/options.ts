@@ -8,9 +8,11 @@ import type { PlacementOptions } from './types.js';
 /** The defaults every pass starts from. */
 export const DEFAULT_OPTIONS: PlacementOptions = Object.freeze({
   defaultLocality: { mode: 'wait' as const, nodeWaitMs: 3000, rackWaitMs: 3000 },
-  slotResources: { cpus: 1, mem: 1024, disk: 0 },
+  // Mesos's own floor for cpus is 0.01; tasks set their size, this only rounds up empty asks.
+  slotResources: { cpus: 0.01, mem: 1, disk: 0 },
   executorOverhead: { cpus: 0.1, mem: 128, disk: 0 },
-  maxSlotsPerExecutor: 16,
+  // High enough that one executor takes a whole agent of small tasks (100 × 0.1 cpu on 16 cores).
+  maxSlotsPerExecutor: 256,
   maxLaunchSlotsPerPass: 4096,
   idleTimeoutMs: 60_000,
   refuseSeconds: 5,

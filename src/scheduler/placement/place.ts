@@ -22,9 +22,13 @@ export function place(snapshot: Snapshot, index: PendingIndex, options?: Partial
   let freeLeft = 0;
   for (const x of pass.execs) freeLeft += x.free;
   const pendingLeft = index.size - assignments.length;
-  const suppress = pendingLeft === 0;
-  const revive = !suppress && snapshot.suppressed === true
-    && (snapshot.lastReviveAt === undefined || snapshot.now - snapshot.lastReviveAt >= opts.reviveIntervalMs);
+  // Volume work needs offers as much as tasks do: no suppress while any is waiting.
+  const suppress = pendingLeft === 0 && snapshot.otherWork !== true;
+  // Two reasons to REVIVE: offers parked by a decision older than the newest work (at once,
+  // edge-triggered, so a filter set while idle never delays new work), and, rate limited,
+  // work still waiting while suppressed (level-triggered, a safety net).
+  const revive = !suppress && (snapshot.offersParked === true || (snapshot.suppressed === true
+    && (snapshot.lastReviveAt === undefined || snapshot.now - snapshot.lastReviveAt >= opts.reviveIntervalMs)));
   // A task noted while waiting may have been placed later in the same pass.
   const reasons = pass.reasons.filter((r) => index.entry(r.taskId)?.mark !== pass.id);
   return {

@@ -133,13 +133,28 @@ export interface Snapshot {
   readonly suppressed?: boolean;
   /** When REVIVE was last sent (ms), for rate limiting. */
   readonly lastReviveAt?: number;
+  /**
+   * Work besides pending tasks needs offers (volume and reservation
+   * operations): no SUPPRESS, short decline filters, REVIVE while suppressed.
+   */
+  readonly otherWork?: boolean;
+  /**
+   * Offers are held back (suppressed, or declined with a filter still running)
+   * by a decision made before the newest work appeared: REVIVE at once,
+   * without the rate limit, so new work never waits out a filter set for old work.
+   */
+  readonly offersParked?: boolean;
 }
 
 /** Tunables of a pass; every field has a default (DEFAULT_OPTIONS). */
 export interface PlacementOptions {
   /** Locality policy for tasks that carry none. */
   readonly defaultLocality: LocalityPolicy;
-  /** The slot shape new executors get (grown per dimension for bigger tasks). */
+  /**
+   * The smallest slot new executors get. A task takes what it asks for: slots
+   * are sized to the tasks' resources, and this floor only rounds up tasks
+   * that ask for (almost) nothing.
+   */
   readonly slotResources: ResourceVector;
   /** What an executor needs besides its slots. */
   readonly executorOverhead: ResourceVector;
