@@ -24,6 +24,17 @@ export function ensureBuilt(): void {
   const stamp = resolve('dist/.build-stamp');
   const builtAt = existsSync(stamp) && existsSync(LOCUS_CLI) ? statSync(stamp).mtimeMs : 0;
   if (builtAt > 0 && builtAt >= Math.max(newestMtime(resolve('src')), newestMtime(resolve('bench')))) return;
-  execFileSync('npx', ['tsc', '-p', 'tsconfig.build.json'], { stdio: 'inherit' });
+  try {
+    execFileSync('npx', ['tsc', '-p', 'tsconfig.build.json'], { stdio: 'inherit' });
+  } catch (err) {
+    // tsc exits 2 when it found type errors but still wrote every output (1 when it wrote none).
+    // Type errors are the type-check step's to report (scripts/test.sh runs it first); tests
+    // can still run on what was emitted. The stamp is left old so the next run builds again.
+    if ((err as { status?: unknown }).status === 2 && existsSync(LOCUS_CLI)) {
+      process.stderr.write('build: tsc reported type errors (above); outputs were emitted, tests run on them\n');
+      return;
+    }
+    throw err;
+  }
   execFileSync('touch', [stamp]);
 }

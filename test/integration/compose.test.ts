@@ -211,7 +211,10 @@ describe('compose/docker-compose.yml', () => {
       expect(rules, `ACL ${action}`).toBeDefined();
       const mine = (rules ?? []).filter((r) => r.principals.values?.includes('locus'));
       expect(mine.length, `ACL ${action} names principal locus`).toBeGreaterThan(0);
-      if (mine[0]?.roles?.values) expect(mine[0].roles.values, `ACL ${action} allows role ${role}`).toContain(role);
+      // A rule without a role scope (or with type ANY) allows every role; a listed scope must name ours.
+      const roles = mine[0]?.roles;
+      const allowsRole = roles?.values === undefined ? roles?.type === undefined || roles.type === 'ANY' : roles.values.includes(role);
+      expect(allowsRole, `ACL ${action} allows role ${role} (${JSON.stringify(roles)})`).toBe(true);
     }
   });
 

@@ -8,9 +8,9 @@ import { chmod, mkdir, mkdtemp, readFile, rm } from 'node:fs/promises';
 import { join } from 'node:path';
 import type { Redis } from 'ioredis';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
-import { detectIsolation } from '../../src/executor/isolation/index.js';
 import type { ExecutorProvisioner } from '../../src/scheduler/executor-registry.js';
 import { startRedis, type TestRedis } from '../harness/redis.js';
+import { LINUX_ISOLATION, checkWith } from '../harness/requires.js';
 import { RecordingDispatcher, LOCUS_BIN, payload, provisioner, requireBuild, waitFor, waitRegistered } from './executor-harness.js';
 import { call, frameworkInfo, offersOf, subscribe, subscribeCall, testCluster, type Sub } from './local-helpers.js';
 
@@ -21,7 +21,7 @@ let rd: RecordingDispatcher;
 let env: Awaited<ReturnType<typeof testCluster>>;
 let sub: Sub;
 let work: string;
-let linux = false;
+const linux = LINUX_ISOLATION.missing === undefined;
 
 beforeAll(async () => {
   requireBuild();
@@ -31,7 +31,6 @@ beforeAll(async () => {
   ({ admin, prov } = provisioner(redis));
   rd = new RecordingDispatcher(redis);
   await rd.dispatcher.start();
-  linux = (await detectIsolation()).kind === 'linux';
   await mkdir(join(work, 'cluster'), { recursive: true });
   env = await testCluster({ agents: 2, isolation: linux ? 'linux' : 'process', workDir: join(work, 'cluster') });
   sub = await subscribe(env.cluster.masterUrl, subscribeCall(frameworkInfo('executor-test')));
@@ -88,14 +87,17 @@ describe('executors on the local cluster', () => {
     await rd.dispatcher.dispatchMany(tasks.map((p, i) => ({ executorId: ids[i % 2] ?? '', payload: p })));
     const results = [];
     for (const t of tasks) results.push(await rd.result(t.attemptId, 30_000));
+    const visibleProcesses: number[] = [];
     for (const [i, r] of results.entries()) {
       expect(r, r.message).toMatchObject({ state: 'SUCCEEDED', reason: 'COMMITTED' });
       expect((await readFile(join(outRoot, `t${i}`, 'part-0'), 'utf8')).trim()).toBe(r.attemptId);
       // The attempt ran as a nested container: its sandbox is inside the executor's, on the agent.
       expect(r.sandboxDir).toMatch(new RegExp(`^${join(work, 'cluster')}/.*/runs/[^/]+/containers/[^/]+$`));
-      const visible = Number((await readFile(join(r.sandboxDir ?? '', 'stdout'), 'utf8')).trim());
-      if (linux) expect(visible).toBeLessThan(10);
+      visibleProcesses.push(Number((await readFile(join(r.sandboxDir ?? '', 'stdout'), 'utf8')).trim()));
     }
+    await checkWith([LINUX_ISOLATION], 'executor-local-cluster: nested containers have their own pid namespace', () => {
+      for (const visible of visibleProcesses) expect(visible).toBeLessThan(10);
+    });
     expect(new Set(results.map((r) => r.host)).size).toBe(2);
     // Stop the executors through Redis; their Mesos tasks finish.
     for (const id of ids) await rd.dispatcher.requestStop(id);

@@ -52,8 +52,9 @@ afterAll(async () => {
   // Ctrl-C: a clean stop, exit 0.
   const code = await up?.stop('SIGINT');
   await up?.dispose();
-  if (up) expect(code).toBe(0);
   if (stateDir) rmSync(stateDir, { recursive: true, force: true });
+  // Asserted even when beforeAll failed (code is then undefined): a stop that was never checked is not a pass.
+  expect(code).toBe(0);
 }, 30_000);
 
 describe('authentication', () => {

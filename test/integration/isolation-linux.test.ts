@@ -6,13 +6,12 @@
 import { execFileSync, spawn } from 'node:child_process';
 import { existsSync, mkdirSync, mkdtempSync, readFileSync, readdirSync, readlinkSync, rmSync, statSync, writeFileSync, chmodSync } from 'node:fs';
 import { join } from 'node:path';
-import { afterAll, beforeAll, describe, expect, test } from 'vitest';
-import { createIsolator, detectIsolation, LinuxIsolator, type LinuxContainer } from '../../src/executor/isolation/index.js';
+import { afterAll, beforeAll, expect, test } from 'vitest';
+import { createIsolator, LinuxIsolator, type LinuxContainer } from '../../src/executor/isolation/index.js';
 import type { ContainerExit, ContainerSpec } from '../../src/executor/isolation/types.js';
 import { silentLogger } from '../../src/obs/log.js';
+import { LINUX_ISOLATION, describeWith, itWithout } from '../harness/requires.js';
 
-const report = await detectIsolation();
-const linux = report.kind === 'linux';
 const ROOT = `locus-test-${process.pid}`;
 
 let iso: LinuxIsolator;
@@ -86,7 +85,7 @@ function procsOf(c: LinuxContainer): number[] {
   return readFileSync(join(pidsDir, 'cgroup.procs'), 'utf8').split('\n').filter((s) => s !== '').map(Number);
 }
 
-describe.skipIf(!linux)('linux isolation (real namespaces and cgroups)', () => {
+describeWith([LINUX_ISOLATION], 'linux isolation (real namespaces and cgroups)', () => {
   beforeAll(async () => {
     // /var/tmp rather than /tmp: inside the container /tmp is private, and a
     // few tests need host paths that stay visible (read-only) inside.
@@ -318,6 +317,6 @@ describe.skipIf(!linux)('linux isolation (real namespaces and cgroups)', () => {
   });
 });
 
-test.runIf(!linux)('linux isolation is refused where the host cannot do it', async () => {
+itWithout(LINUX_ISOLATION, 'linux isolation is refused where the host cannot do it', async () => {
   await expect(createIsolator('linux', silentLogger())).rejects.toThrow(/not available/);
 });

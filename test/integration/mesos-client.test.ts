@@ -15,7 +15,8 @@ import { startLocalCluster, type LocalCluster, type LocalClusterOptions } from '
 import {
   SchedulerClient, buildFrameworkInfo, type DisconnectInfo, type Event, type SchedulerClientOptions, type SubscriptionInfo,
 } from '../../src/mesos/index.js';
-import { registerMaster, removeNode, startZooKeeper, zookeeperAvailable } from '../harness/zk.js';
+import { ZOOKEEPER, itWith } from '../harness/requires.js';
+import { registerMaster, removeNode, startZooKeeper } from '../harness/zk.js';
 
 let workRoot: string;
 const cleanups: (() => Promise<void>)[] = [];
@@ -190,7 +191,7 @@ describe('SchedulerClient against the local cluster', () => {
     expect(untrusted.c.state).not.toBe('SUBSCRIBED');
   });
 
-  it.skipIf(!zookeeperAvailable())('finds the leader through ZooKeeper and moves when leadership changes', async () => {
+  itWith([ZOOKEEPER], 'finds the leader through ZooKeeper and moves when leadership changes', async () => {
     const zk = await startZooKeeper();
     cleanups.push(() => zk.stop());
     const admin = await zk.client();

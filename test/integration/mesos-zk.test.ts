@@ -4,23 +4,14 @@
  * do (`json.info_<seq>` ephemeral sequential nodes with JSON MasterInfo) and
  * checks that the detector follows leadership, including a leader change.
  */
-import { afterAll, beforeAll, describe, expect, it } from 'vitest';
+import { afterAll, beforeAll, expect, it } from 'vitest';
 import type zookeeper from 'node-zookeeper-client';
 import { ZkMasterDetector, createDetector } from '../../src/mesos/detector.js';
+import { ZOOKEEPER, describeWith } from '../harness/requires.js';
 import { removeNode, registerMaster, startZooKeeper, type TestZooKeeper } from '../harness/zk.js';
 
 let zk: TestZooKeeper;
 let admin: zookeeper.Client;
-
-beforeAll(async () => {
-  zk = await startZooKeeper();
-  admin = await zk.client();
-});
-
-afterAll(async () => {
-  admin?.close();
-  await zk?.stop();
-});
 
 async function waitFor(cond: () => boolean, what: string, ms = 10_000): Promise<void> {
   const deadline = Date.now() + ms;
@@ -30,7 +21,18 @@ async function waitFor(cond: () => boolean, what: string, ms = 10_000): Promise<
   }
 }
 
-describe('ZooKeeper master detection', () => {
+describeWith([ZOOKEEPER], 'ZooKeeper master detection', () => {
+  // Started inside the suite, so a machine without ZooKeeper skips (or, in CI, fails) with the reason.
+  beforeAll(async () => {
+    zk = await startZooKeeper();
+    admin = await zk.client();
+  });
+
+  afterAll(async () => {
+    admin?.close();
+    await zk?.stop();
+  });
+
   it('finds the lowest json.info_ node and follows a leader change', async () => {
     const path = '/mesos-a';
     const detector = new ZkMasterDetector(`zk://${zk.connectString}${path}`);

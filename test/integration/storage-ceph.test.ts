@@ -2,15 +2,15 @@ import { execFile } from 'node:child_process';
 import { mkdir, stat, writeFile } from 'node:fs/promises';
 import { join } from 'node:path';
 import { promisify } from 'node:util';
-import { afterAll, beforeAll, describe, expect, it } from 'vitest';
+import { afterAll, beforeAll, expect, it } from 'vitest';
 import { LocusError } from '../../src/core/errors.js';
 import { CephBackend } from '../../src/storage/ceph/backend.js';
 import { objectName } from '../../src/storage/ceph/layout.js';
 import { HostMapper } from '../../src/storage/hostmap.js';
-import { cephAvailable, startCeph, type TestCeph } from '../harness/ceph.js';
+import { startCeph, type TestCeph } from '../harness/ceph.js';
+import { CEPH, describeWith } from '../harness/requires.js';
 
 const run = promisify(execFile);
-const available = await cephAvailable();
 
 interface OsdMap {
   pgid: string;
@@ -19,7 +19,7 @@ interface OsdMap {
   acting_primary: number;
 }
 
-describe.skipIf(!available)('Ceph backend against a real Ceph 16 cluster with fake hosts', () => {
+describeWith([CEPH], 'Ceph backend against a real Ceph 16 cluster with fake hosts', () => {
   let cluster: TestCeph;
   let backend: CephBackend;
   const crushHost = new Map<number, string>();
@@ -123,7 +123,7 @@ describe.skipIf(!available)('Ceph backend against a real Ceph 16 cluster with fa
     expect(back).toEqual(before);
   });
 
-  it.skipIf(!available)('maps CephFS files to their data-pool objects by inode and layout', async () => {
+  it('maps CephFS files to their data-pool objects by inode and layout', async () => {
     const mount = cluster.mount as string;
     await mkdir(join(mount, 'data'), { recursive: true });
     const big = join(mount, 'data', 'big.bin');

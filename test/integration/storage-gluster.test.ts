@@ -4,11 +4,10 @@ import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { LocusError } from '../../src/core/errors.js';
 import { parsePathinfo } from '../../src/storage/gluster/backend.js';
 import { createStorageRegistry, type StorageRegistry } from '../../src/storage/registry.js';
-import { glusterAvailable, startGluster, type TestGluster } from '../harness/gluster.js';
+import { startGluster, type TestGluster } from '../harness/gluster.js';
+import { GLUSTER, describeWith } from '../harness/requires.js';
 
-const available = await glusterAvailable();
-
-describe.skipIf(!available)('GlusterFS backend against a real glusterd with fake hosts', () => {
+describeWith([GLUSTER], 'GlusterFS backend against a real glusterd with fake hosts', () => {
   let gluster: TestGluster;
   let registry: StorageRegistry;
   beforeAll(async () => {

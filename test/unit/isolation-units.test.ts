@@ -31,14 +31,18 @@ const COMOUNTED = `32 31 0:29 / /sys/fs/cgroup/cpu,cpuacct rw - cgroup cgroup rw
 39 31 0:36 / /sys/fs/cgroup/pids rw - cgroup cgroup rw,pids
 `;
 
+/** The layout as v1, failing the test otherwise (a narrowing that cannot skip the checks after it). */
+function asV1<L extends { version: string }>(layout: L): Extract<L, { version: 'v1' }> {
+  expect(layout.version).toBe('v1');
+  return layout as Extract<L, { version: 'v1' }>;
+}
+
 describe('cgroup layout', () => {
   test('an empty cgroup2 mount beside v1 hierarchies does not count as v2', () => {
     const layout = decideLayout(HYBRID, (m) => (m === '/sys/fs/cgroup/unified' ? '' : undefined));
-    expect(layout.version).toBe('v1');
-    if (layout.version === 'v1') {
-      expect(layout.mounts.get('memory')).toBe('/sys/fs/cgroup/memory');
-      expect(layout.mounts.get('freezer')).toBe('/sys/fs/cgroup/freezer');
-    }
+    const v1 = asV1(layout);
+    expect(v1.mounts.get('memory')).toBe('/sys/fs/cgroup/memory');
+    expect(v1.mounts.get('freezer')).toBe('/sys/fs/cgroup/freezer');
   });
 
   test('a unified /sys/fs/cgroup with controllers is v2', () => {
@@ -47,8 +51,8 @@ describe('cgroup layout', () => {
 
   test('co-mounted controllers share one hierarchy', () => {
     const layout = decideLayout(COMOUNTED, () => undefined);
-    expect(layout.version).toBe('v1');
-    if (layout.version === 'v1') expect(layout.mounts.get('cpuacct')).toBe(layout.mounts.get('cpu'));
+    const v1 = asV1(layout);
+    expect(v1.mounts.get('cpuacct')).toBe(v1.mounts.get('cpu'));
   });
 
   test('no cgroups or missing controllers say why', () => {

@@ -120,16 +120,17 @@ describe('call answers and call bodies against the recording', () => {
 
   it('classifies every recorded answer', () => {
     expect(responses.length).toBeGreaterThanOrEqual(10);
-    for (const r of responses) {
-      const outcome = interpretCallResponse(r.type, r.status, r.body);
-      if (r.status === 202) expect(outcome.kind, r.where).toBe('ok');
-      else {
-        expect(outcome.kind, r.where).toBe('fail');
-        if (outcome.kind === 'fail') {
-          expect(outcome.error.message, r.where).toContain(r.body.slice(0, 40));
-          expect(outcome.error.details?.['status']).toBe(r.status);
-        }
-      }
+    const accepted = responses.filter((r) => r.status === 202);
+    const refused = responses.filter((r) => r.status !== 202);
+    // The recording has both kinds, so neither loop below can pass by having nothing to check.
+    expect(accepted.length).toBeGreaterThan(0);
+    expect(refused.length).toBeGreaterThan(0);
+    for (const r of accepted) expect(interpretCallResponse(r.type, r.status, r.body).kind, r.where).toBe('ok');
+    for (const r of refused) {
+      expect(interpretCallResponse(r.type, r.status, r.body), r.where).toMatchObject({
+        kind: 'fail',
+        error: { message: expect.stringContaining(r.body.slice(0, 40)), details: { status: r.status } },
+      });
     }
     expect(interpretCallResponse('ACCEPT', 503, 'not ready').kind).toBe('retry');
     expect(interpretCallResponse('ACCEPT', 307, '', 'http://x:1/api/v1/scheduler')).toEqual({ kind: 'redirect', location: 'http://x:1/api/v1/scheduler' });
