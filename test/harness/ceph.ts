@@ -41,17 +41,6 @@ export interface TestCephOptions {
   readonly pgNum?: number;
 }
 
-/** Whether this machine can run the harness. */
-export async function cephAvailable(): Promise<boolean> {
-  if (process.getuid?.() !== 0) return false;
-  try {
-    await sh('command -v ceph-mon && command -v ceph-osd && command -v ceph-mds && command -v ceph-fuse && command -v osdmaptool && test -e /dev/fuse');
-    return true;
-  } catch {
-    return false;
-  }
-}
-
 function exec(file: string, args: readonly string[], env: NodeJS.ProcessEnv, input?: string, timeoutMs = 60_000): Promise<string> {
   return new Promise((resolve, reject) => {
     const child = execFile(file, args, { env, timeout: timeoutMs, encoding: 'utf8' }, (err, stdout, stderr) => {
@@ -60,10 +49,6 @@ function exec(file: string, args: readonly string[], env: NodeJS.ProcessEnv, inp
     });
     if (input !== undefined) child.stdin?.end(input);
   });
-}
-
-function sh(script: string, env: NodeJS.ProcessEnv = process.env): Promise<string> {
-  return exec('sh', ['-c', script], env);
 }
 
 function until(what: string, deadlineMs: number, check: () => Promise<boolean>): Promise<void> {

@@ -48,17 +48,6 @@ function until(what: string, deadlineMs: number, check: () => Promise<boolean>):
 
 const HOSTS_FILE = '/etc/hosts';
 
-/** Whether this machine can run the harness (root, glusterd, FUSE). */
-export async function glusterAvailable(): Promise<boolean> {
-  if (process.getuid?.() !== 0) return false;
-  try {
-    await run('sh', ['-c', 'command -v glusterd && command -v glusterfs && command -v getfattr && test -e /dev/fuse']);
-    return true;
-  } catch {
-    return false;
-  }
-}
-
 /** Start glusterd, create and start volumes `dist` (3 bricks) and `repl` (replica 2 × 2), mount both. */
 export async function startGluster(): Promise<TestGluster> {
   const dir = await mkdtemp(join(tmpdir(), 'locus-gluster-'));

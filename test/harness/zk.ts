@@ -16,7 +16,7 @@ import { freePort } from './ports.js';
 /** Where Debian installs ZooKeeper and the logging jars it needs. */
 const JARS = ['/usr/share/java/zookeeper.jar', '/usr/share/java/slf4j-log4j12.jar', '/usr/share/java/log4j-1.2.jar'];
 
-/** Whether Debian's zookeeper package is installed (tests skip with a reason otherwise). */
+/** Whether Debian's zookeeper package is installed (suites declare the need with ZOOKEEPER in requires.ts). */
 export function zookeeperAvailable(): boolean {
   return JARS.every((j) => existsSync(j));
 }
