@@ -4,7 +4,7 @@
  * whose keys are the flag names, and defaults. Errors name the key.
  */
 import { readFileSync } from 'node:fs';
-import { homedir } from 'node:os';
+import { homedir, userInfo } from 'node:os';
 import { dirname, join } from 'node:path';
 import { existsSync } from 'node:fs';
 import { fileURLToPath } from 'node:url';
@@ -13,6 +13,30 @@ import { LocusError, invalidField } from '../core/errors.js';
 import { isObject } from '../core/decode.js';
 import { parseDurationMs, parseSizeMiB } from '../core/units.js';
 import type { IsolationMode } from '../executor/isolation/types.js';
+import { decodeHostMap, type HostMapConfig } from '../storage/hostmap.js';
+import type { LogFormat } from '../obs/log.js';
+
+/**
+ * Every option `locus framework` knows, by flag name. A config file may hold
+ * exactly these keys: an unknown key is an error naming it, because an option
+ * silently ignored (a typo, or one a newer guide describes) is a promise the
+ * operator believes kept.
+ */
+export const FRAMEWORK_OPTION_NAMES = [
+  'master', 'redis', 'role', 'principal', 'secret', 'secret-file', 'ca-file', 'http-host', 'http-port', 'grpc-port',
+  'config', 'framework-name', 'failover-timeout', 'checkpoint', 'tenants-file', 'admin-token', 'state-dir',
+  'executor-image', 'executor-uri', 'executor-command', 'executor-main', 'executor-cpus', 'executor-mem',
+  'executor-idle-timeout', 'executor-runner', 'isolation', 'locality-wait-node', 'locality-wait-rack',
+  'host-map', 'hdfs-user', 'hdfs-delegation-token-file', 'ceph-conf', 'ceph-id', 'cephfs-mount', 'gluster-mounts',
+  'local-work-dir', 'log-level', 'log-format', 'max-pending-tasks', 'max-tasks-per-job', 'stop-timeout',
+  'shared-outputs', 'host-output-dir', 'block-server-bind',
+] as const;
+
+/** One option name of `locus framework`. */
+export type FrameworkOptionName = (typeof FRAMEWORK_OPTION_NAMES)[number];
+
+/** The executor's own resources (the `locus executor` process), added to its slots at launch. */
+export const DEFAULT_EXECUTOR_OVERHEAD = { cpus: 0.1, memMiB: 128 } as const;
 
 /** How executors reach agents. */
 export type ExecutorDelivery =
@@ -37,6 +61,7 @@ export interface FrameworkSettings {
   readonly adminToken: string | undefined;
   readonly stateDir: string;
   readonly executor: ExecutorDelivery;
+  /** The executor process's own cpus and memory (`executor-cpus` / `executor-mem`), on top of its slots. */
   readonly executorCpus: number;
   readonly executorMemMiB: number;
   readonly executorIdleTimeoutMs: number;
@@ -45,14 +70,37 @@ export interface FrameworkSettings {
   readonly executorRunner: 'auto' | 'agent' | 'isolator' | 'noop';
   readonly localityWaitNodeMs: number;
   readonly localityWaitRackMs: number;
+  /** The `host-map` file, when it was given as a path (undefined when inline or absent). */
   readonly hostMapFile: string | undefined;
+  /** The host map itself, read from the file or given inline in the config file. */
+  readonly hostMap: HostMapConfig | undefined;
   readonly cephConf: string | undefined;
+  /** The cephx user (`ceph-id`), as `client.<id>`; undefined lets the ceph CLI pick (client.admin). */
+  readonly cephClientName: string | undefined;
   readonly cephfsMount: string | undefined;
   readonly glusterMounts: Readonly<Record<string, string>>;
+  /** `user.name` for WebHDFS: `hdfs-user`, else the user this process runs as (what Hadoop's own clients send). */
   readonly hdfsUser: string | undefined;
+  /** A WebHDFS delegation token read from `hdfs-delegation-token-file` at start (replaces user.name). */
+  readonly hdfsDelegationToken: string | undefined;
   /** Work dir of the embedded local cluster, for local:// datasets. */
   readonly localWorkDir: string | undefined;
+  /**
+   * Whether every executor sees the output root (`shared-outputs`): then outputs are committed
+   * there. Otherwise each host keeps the outputs written on it (`host-output-dir`) and serves
+   * them through its executors' block servers. Undefined: shared for executors started from
+   * this installation (`local` delivery), per host for `--executor-uri` and `--executor-image`.
+   */
+  readonly sharedOutputs: boolean | undefined;
+  /** Where executors keep outputs on their host when outputs are not shared (one sub-directory per host name). */
+  readonly hostOutputDir: string | undefined;
+  /** The address executors' block servers listen on (`block-server-bind`, default 127.0.0.1). */
+  readonly blockServerBind: string;
   readonly logLevel: string;
+  /** Log lines as JSON, human-readable (pretty), or auto: pretty on a terminal, JSON otherwise. */
+  readonly logFormat: LogFormat;
+  /** How long a stop may take before what is left is abandoned (`stop-timeout`). */
+  readonly stopTimeoutMs: number;
   /** Admission: most pending tasks one tenant may have, and most tasks in one job stage. */
   readonly maxPendingTasksPerTenant: number;
   readonly maxTasksPerJob: number;
@@ -77,7 +125,56 @@ export function readConfigFile(path: string): Record<string, unknown> {
   }
   if (doc === null || doc === undefined) return {};
   if (!isObject(doc)) throw new LocusError('INVALID_FIELD', `--config ${path}: must be a map of option: value`, { field: 'config' });
+  const known: ReadonlySet<string> = new Set(FRAMEWORK_OPTION_NAMES);
+  const unknown = Object.keys(doc).filter((k) => !known.has(k));
+  if (unknown.length > 0) {
+    throw new LocusError('INVALID_FIELD', `--config ${path}: unknown option${unknown.length > 1 ? 's' : ''} ${unknown.map((k) => `'${k}'`).join(', ')} (docs/operator-guide.md, section 3.2, lists them)`, { field: unknown[0] ?? 'config' });
+  }
   return { ...doc };
+}
+
+/**
+ * The host map from `host-map`: a path to a YAML/JSON file, or (in a config
+ * file) the map itself, either `{hosts: {...}, racks: {...}}` or the short form
+ * `{storage-host: agent-host, ...}` the guide shows.
+ */
+export function resolveHostMap(value: unknown): { map: HostMapConfig | undefined; file: string | undefined } {
+  if (value === undefined || value === null || value === '') return { map: undefined, file: undefined };
+  if (typeof value === 'string') {
+    let text: string;
+    try {
+      text = readFileSync(value, 'utf8');
+    } catch (err) {
+      throw invalidField('host-map', `cannot read ${value}: ${(err as Error).message} (give a file path, or the map itself in the config file)`);
+    }
+    let doc: unknown;
+    try {
+      doc = parseYaml(text) as unknown;
+    } catch (err) {
+      throw invalidField('host-map', `${value} is not YAML or JSON: ${(err as Error).message}`);
+    }
+    return { map: hostMapFromDoc(doc, value), file: value };
+  }
+  if (isObject(value)) return { map: hostMapFromDoc(value, 'host-map (inline)'), file: undefined };
+  throw invalidField('host-map', 'must be a file path or a map of storage host: agent host');
+}
+
+function hostMapFromDoc(doc: unknown, source: string): HostMapConfig {
+  if (doc === null || doc === undefined) return {};
+  if (!isObject(doc)) throw invalidField('host-map', `${source}: must be a map`);
+  const keys = Object.keys(doc);
+  // The full form has only these two keys, each a map; anything else is the short form.
+  const full = keys.length > 0 && keys.every((k) => (k === 'hosts' || k === 'racks') && isObject(doc[k]));
+  return decodeHostMap(full ? doc : { hosts: Object.fromEntries(Object.entries(doc).map(([k, v]) => [k, typeof v === 'number' ? String(v) : v])) }, source);
+}
+
+/** The name of the user this process runs as, or undefined when the system cannot say. */
+function processUser(): string | undefined {
+  try {
+    return userInfo().username;
+  } catch {
+    return process.env['USER'];
+  }
 }
 
 /** The directory Locus keeps its state in by default. */
@@ -157,6 +254,34 @@ export function resolveSettings(flags: RawSettings, file: Readonly<Record<string
       gluster[vol] = path;
     }
   }
+  const positive = (key: string, fallback: number): number => {
+    const v = get(key);
+    if (v === undefined) return fallback;
+    const n = Number(v);
+    if (!Number.isFinite(n) || n < 0) throw invalidField(key, `must be a number >= 0, got '${String(v)}'`);
+    return n;
+  };
+  const checkpoint = get('checkpoint');
+  // Agents always checkpoint Locus's executors (FrameworkInfo.checkpoint): executors that die
+  // with an agent restart lose every attempt they run, so turning it off is refused, not ignored.
+  if (checkpoint !== undefined && checkpoint !== true && checkpoint !== 'true') {
+    throw invalidField('checkpoint', `Locus always asks agents to checkpoint its executors; only 'true' is accepted, got '${String(checkpoint)}'`);
+  }
+  const logFormat = str('log-format') ?? 'auto';
+  if (logFormat !== 'auto' && logFormat !== 'json' && logFormat !== 'pretty') throw invalidField('log-format', 'must be auto, json or pretty');
+  const hostMap = resolveHostMap(get('host-map'));
+  const cephId = str('ceph-id');
+  if (cephId !== undefined && !/^[A-Za-z0-9_.-]+$/.test(cephId)) throw invalidField('ceph-id', `'${cephId}' is not a cephx user id (e.g. locus, for client.locus)`);
+  const tokenFile = str('hdfs-delegation-token-file');
+  let hdfsDelegationToken: string | undefined;
+  if (tokenFile !== undefined) {
+    try {
+      hdfsDelegationToken = readFileSync(tokenFile, 'utf8').trim();
+    } catch (err) {
+      throw invalidField('hdfs-delegation-token-file', `cannot read ${tokenFile}: ${(err as Error).message}`);
+    }
+    if (hdfsDelegationToken === '') throw invalidField('hdfs-delegation-token-file', `${tokenFile} is empty`);
+  }
   const executorImage = str('executor-image');
   const executorUri = str('executor-uri');
   const executor: ExecutorDelivery = executorImage
@@ -180,20 +305,34 @@ export function resolveSettings(flags: RawSettings, file: Readonly<Record<string
     adminToken: str('admin-token'),
     stateDir: str('state-dir') ?? defaultStateDir(),
     executor,
-    executorCpus: Number(str('executor-cpus') ?? 2),
-    executorMemMiB: str('executor-mem') === undefined ? 2048 : parseSizeMiB(str('executor-mem') ?? '', 'executor-mem'),
+    executorCpus: positive('executor-cpus', DEFAULT_EXECUTOR_OVERHEAD.cpus),
+    executorMemMiB: str('executor-mem') === undefined ? DEFAULT_EXECUTOR_OVERHEAD.memMiB : parseSizeMiB(str('executor-mem') ?? '', 'executor-mem'),
     executorIdleTimeoutMs: dur('executor-idle-timeout', 60_000),
     isolation,
     executorRunner,
     localityWaitNodeMs: dur('locality-wait-node', 3000),
     localityWaitRackMs: dur('locality-wait-rack', 3000),
-    hostMapFile: str('host-map'),
+    hostMapFile: hostMap.file,
+    hostMap: hostMap.map,
     cephConf: str('ceph-conf'),
+    cephClientName: cephId === undefined ? undefined : `client.${cephId}`,
     cephfsMount: str('cephfs-mount'),
     glusterMounts: gluster,
-    hdfsUser: str('hdfs-user'),
+    hdfsUser: str('hdfs-user') ?? processUser(),
+    hdfsDelegationToken,
     localWorkDir: str('local-work-dir'),
+    sharedOutputs: ((): boolean | undefined => {
+      const v = get('shared-outputs');
+      if (v === undefined || v === '') return undefined;
+      if (v === true || v === 'true') return true;
+      if (v === false || v === 'false') return false;
+      throw invalidField('shared-outputs', `must be true or false, got '${String(v)}'`);
+    })(),
+    hostOutputDir: str('host-output-dir'),
+    blockServerBind: str('block-server-bind') ?? '127.0.0.1',
     logLevel: str('log-level') ?? 'info',
+    logFormat,
+    stopTimeoutMs: dur('stop-timeout', 5_000),
     maxPendingTasksPerTenant: count('max-pending-tasks', 2_000_000),
     maxTasksPerJob: count('max-tasks-per-job', 1_000_000),
   };

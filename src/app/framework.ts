@@ -15,7 +15,6 @@ import { createMetrics, type LocusMetrics } from '../obs/metrics.js';
 import { SchedulerClient } from '../mesos/client.js';
 import { buildFrameworkInfo } from '../mesos/calls.js';
 import { createStorageRegistry, type StorageRegistry } from '../storage/registry.js';
-import { loadHostMap } from '../storage/hostmap.js';
 import { JobStore } from '../scheduler/jobs/store.js';
 import { JobService } from '../scheduler/jobs/service.js';
 import { ExecutorBook } from '../scheduler/executors.js';
@@ -33,6 +32,8 @@ import { startGrpcServer, type RunningGrpcServer } from '../api/grpc/server.js';
 import { clientDriver } from './driver.js';
 import type { FrameworkSettings } from './config.js';
 import { createExecutorRuntime, type ExecutorRuntime } from './executor-runtime.js';
+import { BlockServerDirectory, publishDataPlaneSecrets } from './data-plane.js';
+import { commitKey, decodeCommittedOutput } from '../executor/contract.js';
 
 /** A running framework. */
 export interface RunningFramework {
@@ -47,9 +48,26 @@ export interface RunningFramework {
   readonly client: SchedulerClient;
   /** Resolves once subscribed to a master. */
   waitForSubscribed(timeoutMs: number): Promise<void>;
-  /** Stop everything; tasks keep running on Mesos until the failover timeout (no TEARDOWN). */
-  stop(): Promise<void>;
+  /**
+   * Stop everything; tasks keep running on Mesos until the failover timeout (no TEARDOWN).
+   * Bounded: steps still running after `budgetMs` (default 5 s) are abandoned and named in
+   * the report, so a stop never hangs on a Redis that is gone.
+   */
+  stop(options?: { readonly budgetMs?: number }): Promise<StopReport>;
 }
+
+/** What a bounded stop could not finish. */
+export interface StopReport {
+  /** Names of the stop steps that did not finish within the budget (empty: a clean stop). */
+  readonly abandoned: readonly string[];
+  /** Set when Redis was unreachable at the stop: writes queued for it were dropped. One line for the operator. */
+  readonly reason: string | undefined;
+}
+
+/** How long a stop may take by default before the rest is abandoned. */
+export const DEFAULT_STOP_BUDGET_MS = 5_000;
+/** Each step gets at least this long, even past the budget, so later steps (closing Redis) still run. */
+const MIN_STEP_MS = 250;
 
 /** Extras the embedding process may hand in. */
 export interface FrameworkExtras {
@@ -59,34 +77,76 @@ export interface FrameworkExtras {
   readonly agents?: () => readonly { id: string; hostname: string; rack?: string; url?: string }[];
 }
 
+/** A Redis URL without its password, for messages. */
+function redactedRedis(url: string): string {
+  try {
+    const u = new URL(url);
+    return `${u.hostname}:${u.port || '6379'}`;
+  } catch {
+    return 'the configured address';
+  }
+}
+
 /** Start the framework with its APIs. */
 export async function startFramework(settings: FrameworkSettings, extras: FrameworkExtras): Promise<RunningFramework> {
   const log = extras.logger;
   const clock = extras.clock ?? systemClock;
   const metrics = createMetrics();
   const stops: { name: string; fn: () => Promise<void> | void }[] = [];
-  const stopAll = async (): Promise<void> => {
-    // Each step is isolated so one failing clean-up never blocks the rest.
+  let redisProblem: string | undefined;
+  const stopAll = async (budgetMs = DEFAULT_STOP_BUDGET_MS): Promise<StopReport> => {
+    // Each step is isolated so one failing clean-up never blocks the rest, and bounded in
+    // time: with Redis gone, BullMQ and ioredis wait for a reconnection for ever, and a
+    // stop that waits with them ignores SIGTERM in practice.
+    const deadline = Date.now() + budgetMs;
+    const abandoned: string[] = [];
     for (const s of stops.reverse()) {
+      const allowMs = Math.max(MIN_STEP_MS, deadline - Date.now());
+      let timer: NodeJS.Timeout | undefined;
+      const timedOut = new Promise<'timeout'>((resolve) => {
+        timer = setTimeout(() => resolve('timeout'), allowMs);
+        timer.unref();
+      });
       try {
-        await s.fn();
+        const r = await Promise.race([Promise.resolve().then(() => s.fn()).then(() => 'done' as const), timedOut]);
+        if (r === 'timeout') {
+          abandoned.push(s.name);
+          log.warn({ step: s.name, waitedMs: allowMs }, 'stop step did not finish in time; abandoned');
+        }
       } catch (err) {
         log.warn({ step: s.name, err: String(err) }, 'stop step failed');
+      } finally {
+        clearTimeout(timer);
       }
     }
+    stops.length = 0;
+    return { abandoned, reason: redisProblem };
   };
 
   try {
     const redis = new Redis(settings.redis, { maxRetriesPerRequest: null, lazyConnect: true });
-    redis.on('error', (err: Error) => log.warn({ err: err.message }, 'redis connection error'));
-    redis.on('ready', () => metrics.redisConnected.set(1));
+    redis.on('error', (err: Error) => {
+      redisProblem = `Redis at ${redactedRedis(settings.redis)} is unreachable (${err.message})`;
+      log.warn({ err: err.message }, 'redis connection error');
+    });
+    redis.on('ready', () => {
+      redisProblem = undefined;
+      metrics.redisConnected.set(1);
+    });
     redis.on('close', () => metrics.redisConnected.set(0));
     try {
       await redis.connect();
     } catch (err) {
       throw new LocusError('UNAVAILABLE', `cannot connect to Redis at ${settings.redis}: ${(err as Error).message}`);
     }
-    stops.push({ name: 'redis', fn: async () => { await redis.quit().catch(() => redis.disconnect()); } });
+    stops.push({
+      name: 'redis',
+      fn: async () => {
+        // QUIT is queued until a reconnection that may never come: only a ready connection gets one.
+        if (redis.status === 'ready') await redis.quit().catch(() => redis.disconnect());
+        else redis.disconnect();
+      },
+    });
 
     const tenantsConfig: TenantsConfig = settings.tenantsFile ? await loadTenantsFile(settings.tenantsFile) : { tenants: [] };
     const adminToken = settings.adminToken ?? newToken();
@@ -96,20 +156,49 @@ export async function startFramework(settings: FrameworkSettings, extras: Framew
     const storage = createStorageRegistry({
       clock,
       ...(settings.localWorkDir ? { local: { workDir: settings.localWorkDir } } : {}),
-      ...(settings.hostMapFile ? { hostMap: await loadHostMap(settings.hostMapFile) } : {}),
-      ...(settings.cephConf ? { ceph: { conf: settings.cephConf, ...(settings.cephfsMount ? { cephfsMount: settings.cephfsMount } : {}) } } : {}),
+      ...(settings.hostMap ? { hostMap: settings.hostMap } : {}),
+      // Any Ceph option configures Ceph: the conf defaults the way the ceph CLI finds it, so a
+      // CephFS mount alone is enough.
+      ...(settings.cephConf !== undefined || settings.cephfsMount !== undefined || settings.cephClientName !== undefined
+        ? { ceph: {
+          ...(settings.cephConf !== undefined ? { conf: settings.cephConf } : {}),
+          ...(settings.cephClientName !== undefined ? { name: settings.cephClientName } : {}),
+          ...(settings.cephfsMount !== undefined ? { cephfsMount: settings.cephfsMount } : {}),
+        } }
+        : {}),
       ...(Object.keys(settings.glusterMounts).length > 0 ? { gluster: { mounts: settings.glusterMounts } } : {}),
-      ...(settings.hdfsUser ? { webhdfs: { user: settings.hdfsUser } } : {}),
+      ...(settings.hdfsUser !== undefined || settings.hdfsDelegationToken !== undefined
+        ? { webhdfs: {
+          ...(settings.hdfsUser !== undefined ? { user: settings.hdfsUser } : {}),
+          ...(settings.hdfsDelegationToken !== undefined ? { delegationToken: settings.hdfsDelegationToken } : {}),
+        } }
+        : {}),
     });
     stops.push({ name: 'storage', fn: () => storage.close() });
 
     const store = new JobStore(redis);
     const frameworkId = await store.frameworkId();
+    // The data plane: the token block servers accept (executors read it from Redis with their own
+    // users) and where live executors' block servers are, by host.
+    await publishDataPlaneSecrets(redis, settings);
+    const blockServers = new BlockServerDirectory(redis, () => executors.all().map((e) => e.executorId));
+    blockServers.start();
+    stops.push({ name: 'block server directory', fn: () => blockServers.stop() });
     let volumesRef: VolumeService | undefined;
     const jobs = new JobService({
       store, resolver: storage, clock, logger: log.child({ component: 'jobs' }),
       outputRoot: join(settings.stateDir, 'outputs'),
       limits: { maxPendingTasksPerTenant: settings.maxPendingTasksPerTenant, maxTasksPerJob: settings.maxTasksPerJob },
+      // What a job's `locality` leaves out is the framework's (jobs saying nothing use placement's default, the same policy).
+      defaultLocality: { mode: 'wait', nodeWaitMs: settings.localityWaitNodeMs, rackWaitMs: settings.localityWaitRackMs },
+      dataPlane: {
+        blockServers: (host) => blockServers.on(host),
+        async commits(taskIds) {
+          if (taskIds.length === 0) return [];
+          const raw = await redis.mget(...taskIds.map(commitKey));
+          return raw.map((r) => (r === null ? undefined : decodeCommittedOutput(JSON.parse(r) as unknown)));
+        },
+      },
       volumes: {
         async forJob(tenant, name) {
           if (!volumesRef) throw new LocusError('NOT_READY', 'volumes are starting');
@@ -132,7 +221,8 @@ export async function startFramework(settings: FrameworkSettings, extras: Framew
       logger: log.child({ component: 'volumes' }),
       resolveNear: nearResolver((uri, o) => storage.resolve(uri, o)),
       agents: () => [...seenAgents.values()],
-      onWork: () => coordinatorRef?.requestPass(),
+      // Volume work is new work: offers parked before it come back (REVIVE) at once.
+      onWork: () => coordinatorRef?.noteWork(),
     });
 
     volumesRef = volumes;
@@ -206,7 +296,7 @@ export async function startFramework(settings: FrameworkSettings, extras: Framew
       placement: {
         defaultLocality: { mode: 'wait', nodeWaitMs: settings.localityWaitNodeMs, rackWaitMs: settings.localityWaitRackMs },
         idleTimeoutMs: settings.executorIdleTimeoutMs,
-        slotResources: { cpus: 1, mem: 1024, disk: 1024 },
+        // No slot floor here: a task takes the resources it asks for (placement's default floor is 0.01 cpu).
         executorIdFor: (_offerId, index) => `locus-exec-${newToken(6)}-${index}`,
       },
     });
@@ -291,7 +381,7 @@ export async function startFramework(settings: FrameworkSettings, extras: Framew
     });
     stops.push({ name: 'grpc', fn: () => grpc.stop() });
 
-    let stopping: Promise<void> | undefined;
+    let stopping: Promise<StopReport> | undefined;
     return {
       httpUrl: httpAddress,
       grpcAddress: `${settings.httpHost}:${grpc.port}`,
@@ -305,8 +395,8 @@ export async function startFramework(settings: FrameworkSettings, extras: Framew
       async waitForSubscribed(timeoutMs) {
         await client.waitForSubscribed(timeoutMs);
       },
-      stop() {
-        stopping ??= stopAll();
+      stop(options) {
+        stopping ??= stopAll(options?.budgetMs);
         return stopping;
       },
     };

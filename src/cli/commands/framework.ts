@@ -1,7 +1,7 @@
 /** `locus framework`: the framework and its APIs on an existing Mesos master (embedding mode). */
 import { parseCommand } from '../args.js';
 import { createLogger } from '../../obs/log.js';
-import { readConfigFile, resolveSettings } from '../../app/config.js';
+import { FRAMEWORK_OPTION_NAMES, readConfigFile, resolveSettings, type FrameworkOptionName } from '../../app/config.js';
 import { startFramework } from '../../app/framework.js';
 
 const HELP = `usage: locus framework --master <http://host:5050 | zk://host:2181/mesos> --redis URL
@@ -11,6 +11,7 @@ const HELP = `usage: locus framework --master <http://host:5050 | zk://host:2181
 Runs the Locus framework with its HTTP and gRPC APIs on an existing Mesos master.
 Every option can also come from the config file (YAML keys = option names) and from
 LOCUS_<OPTION> environment variables (e.g. LOCUS_MASTER, LOCUS_HTTP_PORT); flags win.
+Run 'locus doctor --master URL --redis URL' first: it checks this machine and both addresses.
 
 options:
   --framework-name NAME        (default locus)       --failover-timeout 7d
@@ -18,22 +19,18 @@ options:
   --admin-token HEX            (default: generated and printed)
   --state-dir DIR              (default ~/.locus)    --http-host 127.0.0.1
   --executor-image IMAGE | --executor-uri URI [--executor-command CMD]
-  --executor-cpus 2 --executor-mem 2GiB --executor-idle-timeout 60s
+  --executor-cpus 0.1 --executor-mem 128MiB   the executor process's own share, on top of its tasks
+  --executor-idle-timeout 60s
   --isolation auto|linux|process
   --locality-wait-node 3s --locality-wait-rack 3s
-  --host-map FILE --hdfs-user USER --ceph-conf FILE --cephfs-mount DIR --gluster-mounts VOL=DIR,...
+  --host-map FILE --gluster-mounts VOL=DIR,...
+  --hdfs-user USER (default: this process's user) --hdfs-delegation-token-file FILE
+  --ceph-conf FILE --ceph-id ID --cephfs-mount DIR
   --max-pending-tasks 2000000 --max-tasks-per-job 1000000   admission limits (per tenant / per stage)
-  --log-level info`;
+  --log-level info --log-format auto|json|pretty (auto: pretty on a terminal, JSON otherwise)
+  --stop-timeout 5s            on SIGTERM, what is not finished by then is abandoned (exit 1)`;
 
-const S = { type: 'string' } as const;
-const OPTIONS = {
-  master: S, redis: S, role: S, principal: S, secret: S, 'secret-file': S, 'ca-file': S, 'http-port': S, 'grpc-port': S,
-  'http-host': S, config: S, 'framework-name': S, 'failover-timeout': S, 'tenants-file': S, 'admin-token': S, 'state-dir': S,
-  'executor-image': S, 'executor-uri': S, 'executor-command': S, 'executor-main': S, 'executor-cpus': S, 'executor-mem': S,
-  'executor-idle-timeout': S, isolation: S, 'locality-wait-node': S, 'locality-wait-rack': S, 'host-map': S,
-  'hdfs-user': S, 'ceph-conf': S, 'cephfs-mount': S, 'gluster-mounts': S, 'local-work-dir': S, 'log-level': S,
-  'max-pending-tasks': S, 'max-tasks-per-job': S,
-} as const;
+const OPTIONS = Object.fromEntries(FRAMEWORK_OPTION_NAMES.map((n) => [n, { type: 'string' }])) as Record<FrameworkOptionName, { type: 'string' }>;
 
 /** Run `locus framework`. */
 export async function run(argv: string[]): Promise<number> {
@@ -41,7 +38,7 @@ export async function run(argv: string[]): Promise<number> {
   if (!parsed) return 0;
   const file = parsed.values.config ? readConfigFile(parsed.values.config) : {};
   const settings = resolveSettings(parsed.values, file);
-  const logger = createLogger('locus', { level: settings.logLevel });
+  const logger = createLogger('locus', { level: settings.logLevel, format: settings.logFormat });
   const fw = await startFramework(settings, { logger });
   process.stdout.write(`http api:    ${fw.httpUrl}\ngrpc api:    ${fw.grpcAddress}\nadmin token: ${fw.adminToken}\n`);
   logger.info({ master: settings.master }, 'framework started; subscribing');
@@ -54,10 +51,38 @@ export async function run(argv: string[]): Promise<number> {
     const failed = fw.client.fatalError;
     if (failed) resolve(failed);
   });
-  await fw.stop();
+  // A second signal while stopping means "now": the operator has waited enough.
+  const now = (): void => {
+    process.stderr.write('locus framework: stop interrupted by a second signal; exiting without finishing it\n');
+    process.exit(1);
+  };
+  process.once('SIGINT', now);
+  process.once('SIGTERM', now);
+  // The stop itself is bounded (app/framework.ts); this guard only catches a step that blocks
+  // the bounded stop from returning at all, so the process always ends.
+  const guard = setTimeout(() => {
+    process.stderr.write(`locus framework: stop did not return within ${settings.stopTimeoutMs + 5_000} ms; exiting\n`);
+    process.exit(1);
+  }, settings.stopTimeoutMs + 5_000);
+  guard.unref();
+  const report = await fw.stop({ budgetMs: settings.stopTimeoutMs });
+  clearTimeout(guard);
+  let code = 0;
+  if (report.abandoned.length > 0 || report.reason !== undefined) {
+    // Not a clean stop: say what was given up, so the operator knows the next start has to recover it.
+    const parts = [
+      ...(report.abandoned.length > 0 ? [`abandoned after ${settings.stopTimeoutMs} ms: ${report.abandoned.join(', ')}`] : []),
+      ...(report.reason !== undefined ? [`${report.reason}; state writes queued for it were dropped`] : []),
+    ];
+    process.stderr.write(`locus framework: stopped uncleanly: ${parts.join('; ')}. Tasks keep running on Mesos; the next start reconciles them.\n`);
+    code = 1;
+  }
   if (refused) {
     process.stderr.write(`locus framework: stopped: ${refused.message}\n`);
-    return 1;
+    code = 1;
   }
-  return 0;
+  // Abandoned steps leave reconnecting clients behind: they would keep the process alive, so
+  // it exits here rather than when they give up (never, for Redis).
+  if (code !== 0) process.exit(code);
+  return code;
 }
