@@ -242,7 +242,9 @@ describe('SchedulerClient', () => {
     expect(info.master).toBe(leader.url);
     expect(leader.subscribes).toHaveLength(1);
     await client.decline(['o1']);
-    expect(leader.calls).toHaveLength(1);
+    // The call itself went to the leader, on the leader's stream: what it received, not only that it was called.
+    expect(leader.calls.map((c) => c.body)).toEqual([{ framework_id: { value: 'fw-1' }, type: 'DECLINE', decline: { offer_ids: [{ value: 'o1' }] } }]);
+    expect(leader.calls[0]?.headers['mesos-stream-id']).toBe('stream-1');
     expect(follower.calls).toHaveLength(0);
   });
 

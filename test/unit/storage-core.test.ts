@@ -24,21 +24,22 @@ describe('LocationCache', () => {
   it('serves within the TTL, reloads after it, and shares in-flight loads', async () => {
     const clock = new ManualClock(0);
     const cache = new LocationCache({ ttlMs: 1000, maxEntries: 10, clock });
+    // Each load answers with its own number as the size, so what the caller gets back shows
+    // which load it came from: the cache is judged by its answers, not by counting calls.
     let loads = 0;
     const load = async (): Promise<FileLocations[]> => {
       loads++;
-      return one('x');
+      return [{ uri: 'x', size: loads, splits: [] }];
     };
-    await Promise.all([cache.get('block', 'hdfs://a/x', load), cache.get('block', 'hdfs://a/x', load)]);
-    expect(loads).toBe(1);
+    const size = (r: readonly FileLocations[]): number | undefined => r[0]?.size;
+    const shared = await Promise.all([cache.get('block', 'hdfs://a/x', load), cache.get('block', 'hdfs://a/x', load)]);
+    expect(shared.map(size)).toEqual([1, 1]);
     clock.advance(999);
-    await cache.get('block', 'hdfs://a/x', load);
-    expect(loads).toBe(1);
+    expect(size(await cache.get('block', 'hdfs://a/x', load))).toBe(1);
     clock.advance(1);
-    await cache.get('block', 'hdfs://a/x', load);
-    expect(loads).toBe(2);
+    expect(size(await cache.get('block', 'hdfs://a/x', load))).toBe(2);
     // Split mode is part of the key.
-    await cache.get('file', 'hdfs://a/x', load);
+    expect(size(await cache.get('file', 'hdfs://a/x', load))).toBe(3);
     expect(loads).toBe(3);
   });
 
@@ -55,12 +56,8 @@ describe('LocationCache', () => {
     for (const u of ['a://1', 'a://2', 'a://3']) await cache.get('block', u, async () => one(u));
     expect(cache.stats().size).toBe(2);
     await expect(cache.get('block', 'a://bad', async () => Promise.reject(new Error('boom')))).rejects.toThrow('boom');
-    let called = false;
-    await cache.get('block', 'a://bad', async () => {
-      called = true;
-      return one('a://bad');
-    });
-    expect(called).toBe(true);
+    // The failure was not kept: the next get loads again and answers with the new result.
+    expect(await cache.get('block', 'a://bad', async () => one('a://bad'))).toEqual(one('a://bad'));
   });
 });
 
@@ -68,16 +65,19 @@ describe('registry', () => {
   it('picks the backend by scheme, caches, and bounds concurrency of resolveMany', async () => {
     let inFlight = 0;
     let maxInFlight = 0;
+    // Every answer carries the backend's call number as its size: a cached answer repeats the
+    // number of the call that produced it, a fresh one has a new number.
     let calls = 0;
     const fake: StorageBackend = {
       schemes: ['fake'],
       async resolve(uri) {
         calls++;
+        const n = calls;
         inFlight++;
         maxInFlight = Math.max(maxInFlight, inFlight);
         await new Promise((r) => setTimeout(r, 5));
         inFlight--;
-        return one(uri);
+        return [{ uri, size: n, splits: [] }];
       },
     };
     const reg = createStorageRegistry({ backends: [fake], concurrency: 3 });
@@ -85,11 +85,14 @@ describe('registry', () => {
     const out = await reg.resolveMany(uris, { split: 'block' });
     expect(out.map((r) => r[0]?.uri)).toEqual(uris);
     expect(maxInFlight).toBe(3);
-    await reg.resolveMany(uris, { split: 'block' });
-    expect(calls).toBe(20);
+    const sizes = out.map((r) => r[0]?.size);
+    expect(new Set(sizes).size).toBe(20);
+    // Cached: the same answers again.
+    expect((await reg.resolveMany(uris, { split: 'block' })).map((r) => r[0]?.size)).toEqual(sizes);
     reg.invalidate('fake://x/1');
-    await reg.resolve('fake://x/1', { split: 'block' });
-    expect(calls).toBe(21);
+    // Invalidated: a fresh answer for that URI only.
+    expect((await reg.resolve('fake://x/1', { split: 'block' }))[0]?.size).toBe(21);
+    expect((await reg.resolve('fake://x/2', { split: 'block' }))[0]?.size).toBe(sizes[2]);
     await reg.close();
   });
 
