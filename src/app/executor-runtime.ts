@@ -12,7 +12,7 @@ import type { Clock } from '../core/clock.js';
 import { formatMiB } from '../core/units.js';
 import type { Logger } from '../obs/log.js';
 import { Queue } from 'bullmq';
-import { QUEUE_PREFIX, executorKey, executorQueueName, type AttemptPayload, type AttemptResult } from '../executor/contract.js';
+import { CANCELLED_REASON, QUEUE_PREFIX, executorKey, executorQueueName, type AttemptPayload, type AttemptResult } from '../executor/contract.js';
 import type { CommandInfo, ContainerInfo, TaskInfo } from '../mesos/types.js';
 import { Dispatcher } from '../scheduler/dispatch.js';
 import { ExecutorProvisioner } from '../scheduler/executor-registry.js';
@@ -239,10 +239,23 @@ export async function createExecutorRuntime(o: ExecutorRuntimeOptions): Promise<
     async adopt(executorId, payload) {
       await dispatcher.adopt(executorId, payload);
     },
-    async cancel(executorId) {
-      // Without a per-attempt kill channel, a cancelled job's attempts finish and their
-      // results are ignored as stale.
-      logger.debug({ executorId }, 'cancel: attempt results will be ignored');
+    async cancel(executorId, attemptId) {
+      // An attempt still buffered for an executor that has not registered never reaches it:
+      // it ends here, KILLED, so its task and slot are settled like any other.
+      const buffered = waiting.get(executorId);
+      const i = buffered ? buffered.findIndex((p) => p.attemptId === attemptId) : -1;
+      const held = buffered && i >= 0 ? buffered.splice(i, 1)[0] : undefined;
+      if (held) {
+        const now = o.clock.now();
+        await resultCb?.({
+          attemptId, taskId: held.taskId, state: 'KILLED', exitCode: null, reason: CANCELLED_REASON,
+          message: 'never sent to its executor: its job was cancelled', startedAt: now, finishedAt: now, host: '',
+        }, executorId);
+        return;
+      }
+      // Queued or running: the dispatcher takes it off the queue or has the executor kill it.
+      const how = await dispatcher.kill(executorId, attemptId);
+      logger.info({ executorId, attemptId, how }, 'cancelled attempt killed');
     },
   };
 

@@ -10,6 +10,7 @@
  */
 import { isObject, type JsonObject } from '../core/decode.js';
 import { LocusError } from '../core/errors.js';
+import { formatShare, nodeLocalShare } from '../core/locality.js';
 import type { JobCountsView, JobEventView, JobView, StageView } from '../api/http/jobs-views.js';
 
 const TERMINAL = new Set(['SUCCEEDED', 'FAILED', 'CANCELLED']);
@@ -33,9 +34,11 @@ function notA(what: string): LocusError {
 export function asCounts(v: unknown): JobCountsView {
   const o = isObject(v) ? v : {};
   const l = isObject(o['locality']) ? o['locality'] : {};
+  const locality = { nodeLocal: n(l, 'nodeLocal'), rackLocal: n(l, 'rackLocal'), any: n(l, 'any') };
   return {
     total: n(o, 'total'), pending: n(o, 'pending'), running: n(o, 'running'), succeeded: n(o, 'succeeded'), failed: n(o, 'failed'),
-    locality: { nodeLocal: n(l, 'nodeLocal'), rackLocal: n(l, 'rackLocal'), any: n(l, 'any') },
+    // Recomputed from the counters with the server's own definition (older servers do not send it).
+    locality: { ...locality, nodeLocalShare: nodeLocalShare(locality) ?? null },
   };
 }
 
@@ -212,7 +215,8 @@ export class JobProgress {
         this.runningTasks.delete(id);
         dec('running');
         this.succeeded++;
-        const loc = wasRunning ?? e.locality;
+        // The success's own locality is the server's record; the RUNNING one is a fallback for older servers.
+        const loc = e.locality ?? wasRunning;
         if (loc === 'node-local') this.nodeLocal++;
         else if (loc === 'rack-local') this.rackLocal++;
         else this.anyLocal++;
@@ -234,6 +238,11 @@ export class JobProgress {
         return;
       default:
     }
+  }
+
+  /** The job's node-local share (core/locality's one definition), undefined before a task succeeded. */
+  get nodeLocalShare(): number | undefined {
+    return nodeLocalShare({ nodeLocal: this.nodeLocal, rackLocal: this.rackLocal, any: this.anyLocal });
   }
 
   /** Whether the job is over. */
@@ -260,7 +269,7 @@ export function formatElapsed(ms: number): string {
   return h > 0 ? `${h}:${String(m).padStart(2, '0')}:${sec}` : `${m}:${sec}`;
 }
 
-const pct = (part: number, whole: number): string => (whole <= 0 ? '0%' : `${Math.round((100 * part) / whole)}%`);
+const pct = (part: number, whole: number): string => (whole <= 0 ? '0%' : formatShare(part / whole));
 
 /** The locality mix of finished tasks: `node-local 7 (88%) · rack-local 1 (13%) · any 0 (0%)`. */
 export function localityMix(p: Pick<JobProgress, 'nodeLocal' | 'rackLocal' | 'anyLocal'>): string {
@@ -306,9 +315,8 @@ export function renderEventLine(e: JobEventView, p: JobProgress): string {
 
 /** The closing summary line. */
 export function renderSummary(p: JobProgress, now: number): string {
-  const placed = p.nodeLocal + p.rackLocal + p.anyLocal;
   return `job ${p.id} ${p.state} in ${formatElapsed(p.elapsedMs(now))}: ${p.succeeded}/${p.total} tasks succeeded, ${p.failed} failed; `
-    + `node-local ${pct(p.nodeLocal, placed)} (${localityMix(p)})${p.message && p.state !== 'SUCCEEDED' ? ` — ${p.message}` : ''}`;
+    + `node-local ${formatShare(p.nodeLocalShare)} (${localityMix(p)})${p.message && p.state !== 'SUCCEEDED' ? ` — ${p.message}` : ''}`;
 }
 
 /** Draws frames on a terminal, replacing the previous frame each time. */

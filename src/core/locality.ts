@@ -29,3 +29,29 @@ export function parseLocality(name: string): LocalityLevel | undefined {
     default: return undefined;
   }
 }
+
+/** How many finished tasks ran at each level (the job counters' locality part). */
+export interface LocalityCounts {
+  readonly nodeLocal: number;
+  readonly rackLocal: number;
+  readonly any: number;
+}
+
+/**
+ * The node-local share of a job: node-local tasks over all tasks that
+ * succeeded (node-local + rack-local + any), between 0 and 1, or undefined
+ * before any task succeeded. Tasks that read no data (an explicit `tasks:`
+ * list, a reduce over earlier outputs on no particular host) run at level
+ * `any` and count in the denominator. This is the one definition every
+ * surface uses — the job view, `locus submit --watch`, `locus jobs`, gRPC —
+ * so they can never disagree about the same job.
+ */
+export function nodeLocalShare(c: LocalityCounts): number | undefined {
+  const placed = c.nodeLocal + c.rackLocal + c.any;
+  return placed > 0 ? c.nodeLocal / placed : undefined;
+}
+
+/** A share (0..1) as a whole percentage: `80%`; `-` when undefined. */
+export function formatShare(share: number | undefined): string {
+  return share === undefined ? '-' : `${Math.round(share * 100)}%`;
+}

@@ -122,6 +122,24 @@ export const EXECUTOR_FIELDS = {
   pid: 'pid',
 } as const;
 
+/**
+ * The cancel channel: a set of attempt ids the scheduler wants killed on one
+ * executor (their job was cancelled). It lives under the executor's queue
+ * prefix, so the executor's own ACL user may read and trim it; the executor
+ * reads it with every heartbeat, kills those attempts' containers and reports
+ * them KILLED with reason CANCELLED_REASON. The key expires on its own.
+ */
+export function executorKillKey(executorId: string): string {
+  // Attempt ids end in `.a<n>`, so BullMQ's job keys under the same prefix can never be `kill`.
+  return `${QUEUE_PREFIX}:${executorQueueName(executorId)}:kill`;
+}
+
+/** How long kill requests are kept (refreshed on each request); an executor reads them within seconds. */
+export const KILL_REQUEST_TTL_SECONDS = 3600;
+
+/** Result reason of an attempt killed because its job was cancelled. */
+export const CANCELLED_REASON = 'CANCELLED';
+
 /** The progress an executor reports on the BullMQ job when the attempt starts running. */
 export interface AttemptProgress {
   readonly phase: 'running';

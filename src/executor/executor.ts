@@ -19,9 +19,11 @@ import {
   EXECUTOR_FIELDS as F,
   QUEUE_PREFIX,
   SCHEDULER_INFO_KEY,
+  CANCELLED_REASON,
   contractCompatible,
   decodeAttemptPayload,
   executorKey,
+  executorKillKey,
   executorQueueName,
   isValidExecutorId,
   type AttemptResult,
@@ -74,12 +76,21 @@ export class Executor {
   /** Resolves when the executor has drained and deregistered. */
   readonly finished: Promise<ExitReason>;
   private readonly key: string;
+  private readonly killKey: string;
+  /** Attempts running here, each with the controller that kills it when its job is cancelled. */
+  private readonly attemptKills = new Map<string, AbortController>();
+  /**
+   * Kill requests for attempts not running here (yet): one may still be delivered after the
+   * request was read, and must then end at once. Id → when the request was read (ms).
+   */
+  private readonly killedEarly = new Map<string, number>();
   private readonly log: Logger;
 
   private constructor(private readonly o: ExecutorOptions) {
     this.redis = o.connect();
     this.redis.on('error', () => undefined);
     this.key = executorKey(o.executorId);
+    this.killKey = executorKillKey(o.executorId);
     this.log = o.logger.child({ executor: o.executorId });
     this.finished = new Promise((r) => (this.resolveFinished = r));
   }
@@ -171,18 +182,37 @@ export class Executor {
         const now = Date.now();
         return { attemptId, taskId, state: 'FAILED', exitCode: null, reason: 'INVALID_PAYLOAD', message: err instanceof DecodeError ? err.message : String(err), startedAt: now, finishedAt: now, host: this.o.hostname };
       }
-      return await runAttempt(payload, ctx, {
-        delivery: job.id ?? '',
-        drain: this.drainController.signal,
-        // BullMQ's own `active` event already tells the scheduler the attempt
-        // runs; a progress report (with the sandbox) follows only for attempts
-        // that last, so short tasks cost no extra Redis round trip.
-        onRunning: (p) => {
-          progressTimer = setTimeout(() => {
-            void job.updateProgress({ ...p }).catch(() => undefined);
-          }, this.o.progressDelayMs ?? 1000);
-        },
-      });
+      const attemptId = payload.attemptId;
+      if (this.killedEarly.delete(attemptId)) {
+        const now = Date.now();
+        return { attemptId, taskId: payload.taskId, state: 'KILLED', exitCode: null, reason: CANCELLED_REASON, message: 'not started: its job was cancelled', startedAt: now, finishedAt: now, host: this.o.hostname };
+      }
+      // A cancel aborts this controller. The attempt sees it as its drain signal (which kills the
+      // container and hands the attempt back); the result is then relabelled KILLED below.
+      const kill = new AbortController();
+      this.attemptKills.set(attemptId, kill);
+      let result: AttemptResult;
+      try {
+        result = await runAttempt(payload, ctx, {
+          delivery: job.id ?? '',
+          drain: AbortSignal.any([this.drainController.signal, kill.signal]),
+          // BullMQ's own `active` event already tells the scheduler the attempt
+          // runs; a progress report (with the sandbox) follows only for attempts
+          // that last, so short tasks cost no extra Redis round trip.
+          onRunning: (p) => {
+            progressTimer = setTimeout(() => {
+              void job.updateProgress({ ...p }).catch(() => undefined);
+            }, this.o.progressDelayMs ?? 1000);
+          },
+        });
+      } finally {
+        this.attemptKills.delete(attemptId);
+      }
+      // Only a result the kill caused is relabelled: one that finished first stands as it is.
+      if (kill.signal.aborted && result.reason === 'DRAINED') {
+        return { ...result, state: 'KILLED', reason: CANCELLED_REASON, message: 'killed: its job was cancelled' };
+      }
+      return result;
     } finally {
       if (progressTimer) clearTimeout(progressTimer);
       this.active--;
@@ -202,11 +232,15 @@ export class Executor {
     try {
       // A draining executor keeps its heartbeat: attempts finishing within the drain grace must
       // not be reported lost (and retried) while it is still working on them.
+      // Kill requests ride on the heartbeat (one round trip), draining or not: a cancelled job's
+      // attempts must not run on through a drain grace.
       if (this.draining) {
-        await this.redis.hincrby(this.key, F.heartbeat, 1);
+        const res = await this.redis.multi().hincrby(this.key, F.heartbeat, 1).smembers(this.killKey).exec();
+        await this.applyKills(res?.[1]?.[1]);
         return;
       }
-      const res = await this.redis.multi().hincrby(this.key, F.heartbeat, 1).hget(this.key, F.stopRequested).exec();
+      const res = await this.redis.multi().hincrby(this.key, F.heartbeat, 1).hget(this.key, F.stopRequested).smembers(this.killKey).exec();
+      await this.applyKills(res?.[2]?.[1]);
       const stop = res?.[1]?.[1];
       if (typeof stop === 'string' && stop !== '' && stop !== '0') {
         void this.drain('stop-requested');
@@ -219,6 +253,25 @@ export class Executor {
     } finally {
       this.heartbeatBusy = false;
     }
+  }
+
+  /** Kill the attempts named in the kill set (SMEMBERS' answer) and take them out of it. */
+  private async applyKills(members: unknown): Promise<void> {
+    const now = Date.now();
+    // Requests for attempts that never arrived are forgotten after a while.
+    for (const [id, at] of this.killedEarly) if (now - at > 3_600_000) this.killedEarly.delete(id);
+    if (!Array.isArray(members) || members.length === 0) return;
+    const ids = members.filter((m): m is string => typeof m === 'string');
+    for (const id of ids) {
+      const kill = this.attemptKills.get(id);
+      if (kill) {
+        this.log.info({ attempt: id }, 'killing a cancelled attempt');
+        kill.abort();
+      } else {
+        this.killedEarly.set(id, now);
+      }
+    }
+    if (ids.length > 0) await this.redis.srem(this.killKey, ...ids);
   }
 
   /**

@@ -25,14 +25,17 @@ import type { Clock, TimerHandle } from '../core/clock.js';
 import { LocusError } from '../core/errors.js';
 import type { Logger } from '../obs/log.js';
 import {
+  CANCELLED_REASON,
   CONTRACT_VERSION,
   EXECUTOR_FIELDS as F,
+  KILL_REQUEST_TTL_SECONDS,
   QUEUE_PREFIX,
   SCHEDULER_INFO_KEY,
   contractCompatible,
   decodeAttemptProgress,
   decodeAttemptResult,
   executorKey,
+  executorKillKey,
   executorQueueName,
   type AttemptPayload,
   type AttemptProgress,
@@ -240,6 +243,29 @@ export class Dispatcher {
     w.attempts.add(payload.attemptId);
     const cur = this.currentAttempt.get(payload.taskId);
     if (cur === undefined || payload.attempt > cur) this.currentAttempt.set(payload.taskId, payload.attempt);
+  }
+
+  /**
+   * Kill an attempt whose job was cancelled. Still waiting in its executor's
+   * queue, it is taken out and settled KILLED here and now; already taken (or
+   * about to be), its id goes into the executor's kill set, which the executor
+   * reads with its next heartbeat: it kills the container and reports the
+   * attempt KILLED. Either way a result follows, so the slot is freed.
+   */
+  async kill(executorId: string, attemptId: string): Promise<'removed' | 'signalled'> {
+    const w = this.executors.get(executorId);
+    if (w) {
+      // BullMQ removes a job only while no worker holds its lock: 1 means it never started.
+      const removed = await w.queue.remove(attemptId).catch(() => 0);
+      if (removed === 1) {
+        const f = this.inFlight.get(attemptId);
+        if (f) this.settle(executorId, this.synthetic(f, w, 'KILLED', CANCELLED_REASON, 'taken off the queue before it started: its job was cancelled'));
+        return 'removed';
+      }
+    }
+    const key = executorKillKey(executorId);
+    await this.producer.multi().sadd(key, attemptId).expire(key, KILL_REQUEST_TTL_SECONDS).exec();
+    return 'signalled';
   }
 
   /** Ask an executor to drain and exit. */

@@ -11,7 +11,7 @@ import {
 
 const counts = (c: Partial<{ total: number; pending: number; running: number; succeeded: number; failed: number; node: number; rack: number; any: number }>) => ({
   total: c.total ?? 0, pending: c.pending ?? 0, running: c.running ?? 0, succeeded: c.succeeded ?? 0, failed: c.failed ?? 0,
-  locality: { nodeLocal: c.node ?? 0, rackLocal: c.rack ?? 0, any: c.any ?? 0 },
+  locality: { nodeLocal: c.node ?? 0, rackLocal: c.rack ?? 0, any: c.any ?? 0, nodeLocalShare: null },
 });
 
 const JOB: JobView = {

@@ -102,7 +102,7 @@ describe('the error catalog on gRPC', () => {
 
 describe('messages', () => {
   it('a job, its counts and an event use the proto field names', () => {
-    expect(countsMessage(COUNTS)).toEqual({ total: 3, pending: 1, running: 1, succeeded: 1, failed: 0, node_local: 1, rack_local: 0, any_local: 0 });
+    expect(countsMessage(COUNTS)).toEqual({ total: 3, pending: 1, running: 1, succeeded: 1, failed: 0, node_local: 1, rack_local: 0, any_local: 0, node_local_share: 1 });
     expect(jobMessage(job('j1', 'RUNNING'))).toMatchObject({
       id: 'j1', state: 'RUNNING', stages: ['map', 'reduce'], created_at_ms: 1000, finished_at_ms: 0, output_dir: '/tmp/out', message: '',
       counts: { node_local: 1 },

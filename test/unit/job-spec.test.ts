@@ -1,5 +1,5 @@
 import { describe, expect, it } from 'vitest';
-import { parseJobSpecText, validateJobSpec } from '../../src/scheduler/jobs/spec.js';
+import { effectiveLocality, parseJobSpecText, validateJobSpec } from '../../src/scheduler/jobs/spec.js';
 import { LocusError } from '../../src/core/errors.js';
 
 function fieldOf(fn: () => unknown): string | undefined {
@@ -22,7 +22,20 @@ describe('job spec', () => {
     expect(spec.stages[0]?.split).toBe('block');
     expect(spec.stages[0]?.task.resources).toEqual({ cpus: 0.5, mem: 512, disk: 256 });
     expect(spec.retries).toBe(3);
-    expect(spec.locality).toEqual({ mode: 'wait', nodeWaitMs: 3000, rackWaitMs: 3000 });
+    // Silent on locality: nothing is filled in, so the framework's waits apply.
+    expect(spec.locality).toBeUndefined();
+    expect(effectiveLocality(spec.locality, { mode: 'wait', nodeWaitMs: 7000, rackWaitMs: 9000 })).toBeUndefined();
+  });
+
+  it('lets a job override one locality wait and inherit the other from the framework', () => {
+    const framework = { mode: 'wait', nodeWaitMs: 7000, rackWaitMs: 9000 } as const;
+    const base = { name: 'wc', inputs: ['local://words/'], task: { command: ['true'] } };
+    const nodeOnly = validateJobSpec({ ...base, locality: { wait: { node: '1s' } } });
+    expect(nodeOnly.locality).toEqual({ mode: 'wait', nodeWaitMs: 1000 });
+    expect(effectiveLocality(nodeOnly.locality, framework)).toEqual({ mode: 'wait', nodeWaitMs: 1000, rackWaitMs: 9000 });
+    const both = validateJobSpec({ ...base, locality: { wait: '2s' } });
+    expect(effectiveLocality(both.locality, framework)).toEqual({ mode: 'wait', nodeWaitMs: 2000, rackWaitMs: 2000 });
+    expect(effectiveLocality(validateJobSpec({ ...base, locality: 'node-only' }).locality, framework)).toEqual({ mode: 'node-only' });
   });
 
   it('parses the multi-stage YAML form with stage inputs', () => {

@@ -11,7 +11,7 @@ import * as grpc from '@grpc/grpc-js';
 import * as protoLoader from '@grpc/proto-loader';
 import { LocusError, asLocusError } from '../../core/errors.js';
 import { isObject, type JsonObject } from '../../core/decode.js';
-import { LOCALITY_NAMES } from '../../core/locality.js';
+import { LOCALITY_NAMES, nodeLocalShare } from '../../core/locality.js';
 import type { Logger } from '../../obs/log.js';
 import type { Authenticator, Principal } from '../auth.js';
 import type { JobService, JobEvent } from '../../scheduler/jobs/service.js';
@@ -97,6 +97,7 @@ export function countsMessage(c: JobRecord['counts']): Record<string, number> {
   return {
     total: c.total, pending: c.pending, running: c.running, succeeded: c.succeeded,
     failed: c.failed, node_local: c.nodeLocal, rack_local: c.rackLocal, any_local: c.anyLocal,
+    node_local_share: nodeLocalShare({ nodeLocal: c.nodeLocal, rackLocal: c.rackLocal, any: c.anyLocal }) ?? 0,
   };
 }
 

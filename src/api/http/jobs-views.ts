@@ -4,7 +4,7 @@
  * reads: fields are added, never renamed or removed. Times are ISO-8601
  * strings; locality is a name (`node-local`, `rack-local`, `any`).
  */
-import { LOCALITY_NAMES, type LocalityLevel } from '../../core/locality.js';
+import { LOCALITY_NAMES, nodeLocalShare, type LocalityLevel } from '../../core/locality.js';
 import type { JobEvent } from '../../scheduler/jobs/service.js';
 import type { AttemptRecord, JobCounts, JobRecord, TaskRecord } from '../../scheduler/jobs/model.js';
 import type { Explanation } from '../../scheduler/coordinator.js';
@@ -17,7 +17,13 @@ export interface JobCountsView {
   readonly running: number;
   readonly succeeded: number;
   readonly failed: number;
-  readonly locality: { readonly nodeLocal: number; readonly rackLocal: number; readonly any: number };
+  readonly locality: {
+    readonly nodeLocal: number;
+    readonly rackLocal: number;
+    readonly any: number;
+    /** `nodeLocalShare` of core/locality (0..1), null before any task succeeded. */
+    readonly nodeLocalShare: number | null;
+  };
 }
 
 /** One stage of a job as answered. */
@@ -129,7 +135,7 @@ const localityName = (l: LocalityLevel | undefined): string | undefined => (l ==
 export function countsView(c: JobCounts): JobCountsView {
   return {
     total: c.total, pending: c.pending, running: c.running, succeeded: c.succeeded, failed: c.failed,
-    locality: { nodeLocal: c.nodeLocal, rackLocal: c.rackLocal, any: c.anyLocal },
+    locality: { nodeLocal: c.nodeLocal, rackLocal: c.rackLocal, any: c.anyLocal, nodeLocalShare: nodeLocalShare({ nodeLocal: c.nodeLocal, rackLocal: c.rackLocal, any: c.anyLocal }) ?? null },
   };
 }
 
@@ -217,7 +223,13 @@ const COUNTS_SCHEMA: JsonSchema = {
   properties: {
     total: { type: 'integer' }, pending: { type: 'integer' }, running: { type: 'integer' },
     succeeded: { type: 'integer' }, failed: { type: 'integer' },
-    locality: { type: 'object', properties: { nodeLocal: { type: 'integer' }, rackLocal: { type: 'integer' }, any: { type: 'integer' } } },
+    locality: {
+      type: 'object',
+      properties: {
+        nodeLocal: { type: 'integer' }, rackLocal: { type: 'integer' }, any: { type: 'integer' },
+        nodeLocalShare: { type: ['number', 'null'], description: 'node-local tasks over all succeeded tasks (0..1); null before any succeeded' },
+      },
+    },
   },
 };
 

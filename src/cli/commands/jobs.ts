@@ -2,6 +2,7 @@
  * `locus jobs`: the caller's jobs, newest first, as a table (or JSON).
  */
 import { isObject } from '../../core/decode.js';
+import { formatShare } from '../../core/locality.js';
 import { CliUsageError, parseCommand } from '../args.js';
 import { JobProgress, asJobView, formatElapsed } from '../progress.js';
 import { COMMON_HELP, COMMON_OPTIONS, clientFrom, reportError } from './job.js';
@@ -36,10 +37,9 @@ export async function run(argv: string[]): Promise<number> {
     for (const v of raw) {
       const j = asJobView(v);
       const p = new JobProgress(j);
-      const placed = p.nodeLocal + p.rackLocal + p.anyLocal;
       rows.push([
         j.id, j.name, j.tenant, j.state, `${p.succeeded}/${p.total}`, String(p.running), String(p.failed),
-        placed === 0 ? '-' : `${Math.round((100 * p.nodeLocal) / placed)}%`, formatElapsed(p.elapsedMs(now)),
+        formatShare(p.nodeLocalShare), formatElapsed(p.elapsedMs(now)),
       ]);
     }
     const widths = rows[0]?.map((_c, i) => Math.max(...rows.map((r) => (r[i] ?? '').length))) ?? [];

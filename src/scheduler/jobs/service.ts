@@ -15,7 +15,8 @@ import type { Logger } from '../../obs/log.js';
 import type { AttemptPayload, AttemptResult } from '../../executor/contract.js';
 import { CONTRACT_VERSION } from '../../executor/contract.js';
 import { JobStore, type StoredSplit } from './store.js';
-import type { JobSpec } from './spec.js';
+import { effectiveLocality, type JobSpec } from './spec.js';
+import type { LocalityPolicy } from '../placement/types.js';
 import {
   TERMINAL_JOB_STATES, taskIdOf, type FailureClass, type JobRecord, type TaskRecord, type TaskState,
 } from './model.js';
@@ -96,7 +97,14 @@ export interface JobServiceOptions {
   readonly outputRoot: string;
   readonly limits: AdmissionLimits;
   readonly volumes?: VolumeLookup;
+  /**
+   * The framework's locality policy (`--locality-wait-node/-rack`): what a spec's
+   * `locality` leaves out is taken from it. Default: 3 s per level, as the flags'.
+   */
+  readonly defaultLocality?: LocalityPolicy;
 }
+
+const FRAMEWORK_LOCALITY_DEFAULT: LocalityPolicy = { mode: 'wait', nodeWaitMs: 3000, rackWaitMs: 3000 };
 
 /** How a failed attempt counts (agent/executor loss is not the task's fault). */
 export function classifyFailure(result: Pick<AttemptResult, 'state' | 'reason'>): FailureClass {
@@ -112,8 +120,10 @@ export class JobService extends EventEmitter<ServiceEvents> {
   /** The same pending tasks, indexed by host, rack and volume for placement. */
   readonly index = new PendingIndex();
   /** taskId → running attempt id (to recognise stale results fast). */
-  private readonly running = new Map<string, { attemptId: string; tenant: string; executorId: string }>();
+  private readonly running = new Map<string, { attemptId: string; tenant: string; executorId: string; locality: LocalityLevel }>();
   private readonly jobs = new Map<string, JobRecord>();
+  /** Each job spec's resolved locality policy (see localityOf). */
+  private readonly resolvedLocality = new WeakMap<JobSpec, LocalityPolicy>();
   /** `<jobId>:<stage>` → the volume its tasks mount, resolved when the stage starts. */
   private readonly stageVolumes = new Map<string, { volume: JobVolume; path: string; readOnly: boolean }>();
   /** Tasks of stages being written, per tenant: they count toward the pending cap already. */
@@ -205,7 +215,7 @@ export class JobService extends EventEmitter<ServiceEvents> {
         const rec = tasks.get(i);
         if (rec?.state === 'RUNNING') {
           const last = rec.attempts[rec.attempts.length - 1];
-          if (last) this.running.set(rec.id, { attemptId: last.attemptId, tenant: job.tenant, executorId: last.executorId });
+          if (last) this.running.set(rec.id, { attemptId: last.attemptId, tenant: job.tenant, executorId: last.executorId, locality: last.locality });
           running.push(rec);
         } else if (!rec || rec.state === 'PENDING') {
           this.addPending(job, stage, i, splits[i], rec);
@@ -261,7 +271,7 @@ export class JobService extends EventEmitter<ServiceEvents> {
       startedAt: this.o.clock.now(), state: 'RUNNING', ...(executor.agentUrl ? { agentUrl: executor.agentUrl } : {}),
     });
     if (!started) return undefined;
-    this.running.set(taskId, { attemptId, tenant: task.tenant, executorId: executor.id });
+    this.running.set(taskId, { attemptId, tenant: task.tenant, executorId: executor.id, locality });
     this.emitTask(job, taskId, 'RUNNING', { host: executor.host, locality });
     return this.buildPayload(job, task.stage, task.index, attempt, task.split, executor.host);
   }
@@ -359,9 +369,15 @@ export class JobService extends EventEmitter<ServiceEvents> {
       cls, job.spec.retries, result.outputPath,
     );
     if (outcome === 'STALE') return outcome;
+    const was = this.running.get(result.taskId);
     this.running.delete(result.taskId);
     if (cls === 'counted' && result.state !== 'SUCCEEDED' && result.host) this.noteHostFailure(job.id, result.host);
-    this.emitTask(job, result.taskId, outcome, { message: `${result.state}: ${result.message}`, host: result.host });
+    // A success says where it ran: a watcher that missed the RUNNING event still counts it at
+    // the level the store's counters do, not as 'any'.
+    this.emitTask(job, result.taskId, outcome, {
+      message: `${result.state}: ${result.message}`, host: result.host,
+      ...(outcome === 'SUCCEEDED' && was?.attemptId === result.attemptId ? { locality: was.locality } : {}),
+    });
     if (outcome === 'PENDING') {
       const rec = await this.o.store.getTask(result.taskId);
       // A cancel may have landed while this result was recorded: a cancelled job takes no retries.
@@ -450,6 +466,21 @@ export class JobService extends EventEmitter<ServiceEvents> {
     }
   }
 
+  /**
+   * The locality policy of a job's tasks, resolved once per spec object so all its
+   * tasks share it. Undefined (the spec says nothing) leaves placement's default —
+   * the framework's — in charge.
+   */
+  private localityOf(spec: JobSpec): LocalityPolicy | undefined {
+    if (spec.locality === undefined) return undefined;
+    let resolved = this.resolvedLocality.get(spec);
+    if (resolved === undefined) {
+      resolved = effectiveLocality(spec.locality, this.o.defaultLocality ?? FRAMEWORK_LOCALITY_DEFAULT);
+      if (resolved !== undefined) this.resolvedLocality.set(spec, resolved);
+    }
+    return resolved;
+  }
+
   private dropPending(jobId: string): void {
     for (const [id, t] of this.pending) if (t.jobId === jobId) this.pending.delete(id);
     this.index.removeJob(jobId);
@@ -467,6 +498,7 @@ export class JobService extends EventEmitter<ServiceEvents> {
     });
     // Objects shared by all tasks of a stage (resources, constraints, locality) are passed by
     // reference: the index keeps them, and sharing keeps a million pending tasks small.
+    const locality = this.localityOf(job.spec);
     this.index.add({
       taskId, jobId: job.id, tenant: job.tenant, priority: job.spec.priority,
       resources: stageSpec.task.resources,
@@ -474,7 +506,7 @@ export class JobService extends EventEmitter<ServiceEvents> {
       preferredRacks: split?.racks ?? [],
       inputBytes: split?.length ?? 0,
       constraints: job.spec.constraints,
-      locality: job.spec.locality,
+      ...(locality === undefined ? {} : { locality }),
       ...(avoidHosts.length > 0 ? { avoidHosts } : {}),
       ...(this.stageVolumes.has(`${job.id}:${stage}`) ? { volumeId: this.stageVolumes.get(`${job.id}:${stage}`)?.volume.id } : {}),
       pendingSince: now,

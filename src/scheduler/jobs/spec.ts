@@ -51,13 +51,24 @@ export interface StageSpec {
   readonly tasks?: readonly { readonly command: readonly string[]; readonly env: Readonly<Record<string, string>> }[];
 }
 
+/**
+ * A job's locality setting as written. Whatever it leaves out is the
+ * framework's (`--locality-wait-node`, `--locality-wait-rack`): a job that says
+ * nothing has no setting at all, a wait map that names one level inherits the
+ * other. Resolved against the framework's policy by `effectiveLocality`.
+ */
+export type SpecLocality =
+  | { readonly mode: 'node-only' }
+  | { readonly mode: 'wait'; readonly nodeWaitMs?: number; readonly rackWaitMs?: number };
+
 /** A validated, normalised job spec. */
 export interface JobSpec {
   readonly name: string;
   readonly priority: number;
   readonly retries: number;
   readonly timeoutMs: number;
-  readonly locality: LocalityPolicy;
+  /** Undefined when the spec says nothing: the framework's waits apply. */
+  readonly locality?: SpecLocality;
   readonly constraints: readonly Constraint[];
   /** Where committed outputs go (a directory or file:// URI); undefined = the framework's default. */
   readonly output: string | undefined;
@@ -70,8 +81,6 @@ export const SPEC_DEFAULTS = {
   priority: 0,
   retries: 3,
   timeoutMs: 60 * 60 * 1000,
-  nodeWaitMs: 3000,
-  rackWaitMs: 3000,
   resources: { cpus: 0.5, mem: 256, disk: 256 } satisfies TaskResources,
 } as const;
 
@@ -287,23 +296,41 @@ function constraints(v: unknown, field: string): Constraint[] {
   });
 }
 
-function locality(v: unknown, field: string): LocalityPolicy {
-  if (v === undefined) return { mode: 'wait', nodeWaitMs: SPEC_DEFAULTS.nodeWaitMs, rackWaitMs: SPEC_DEFAULTS.rackWaitMs };
+function locality(v: unknown, field: string): SpecLocality | undefined {
+  // Nothing is filled in here: what the spec leaves out is the framework's to decide.
+  if (v === undefined) return undefined;
   if (v === 'node-only') return { mode: 'node-only' };
   if (!isObject(v)) throw invalidField(field, "must be 'node-only' or {wait: {node: 3s, rack: 3s}}");
   checkKeys(v, field, ['wait']);
   const wait = v['wait'];
+  if (wait === undefined) return { mode: 'wait' };
   if (typeof wait === 'string' || typeof wait === 'number') {
-    const ms = duration(wait, `${field}.wait`, SPEC_DEFAULTS.nodeWaitMs);
+    const ms = parseDurationMs(wait, `${field}.wait`);
     return { mode: 'wait', nodeWaitMs: ms, rackWaitMs: ms };
   }
   if (!isObject(wait)) throw invalidField(`${field}.wait`, 'must be a duration or {node, rack}');
   checkKeys(wait, `${field}.wait`, ['node', 'rack']);
-  return {
-    mode: 'wait',
-    nodeWaitMs: duration(wait['node'], `${field}.wait.node`, SPEC_DEFAULTS.nodeWaitMs),
-    rackWaitMs: duration(wait['rack'], `${field}.wait.rack`, SPEC_DEFAULTS.rackWaitMs),
-  };
+  const node = optionalDuration(wait['node'], `${field}.wait.node`);
+  const rack = optionalDuration(wait['rack'], `${field}.wait.rack`);
+  return { mode: 'wait', ...(node === undefined ? {} : { nodeWaitMs: node }), ...(rack === undefined ? {} : { rackWaitMs: rack }) };
+}
+
+function optionalDuration(v: unknown, field: string): number | undefined {
+  if (v === undefined) return undefined;
+  if (typeof v !== 'string' && typeof v !== 'number') throw invalidField(field, 'must be a duration such as 10s');
+  return parseDurationMs(v, field);
+}
+
+/**
+ * The policy placement applies to a job's tasks: undefined when the spec says
+ * nothing (placement then uses the framework's own default), else the spec's
+ * setting with every level it leaves out taken from the framework's policy.
+ */
+export function effectiveLocality(spec: SpecLocality | undefined, framework: LocalityPolicy): LocalityPolicy | undefined {
+  if (spec === undefined) return undefined;
+  if (spec.mode === 'node-only') return spec;
+  const base = framework.mode === 'wait' ? framework : { nodeWaitMs: 0, rackWaitMs: 0 };
+  return { mode: 'wait', nodeWaitMs: spec.nodeWaitMs ?? base.nodeWaitMs, rackWaitMs: spec.rackWaitMs ?? base.rackWaitMs };
 }
 
 const TOP_KEYS = ['name', 'priority', 'retries', 'timeout', 'locality', 'constraints', 'output', 'stages', 'labels', ...STAGE_KEYS];
@@ -341,7 +368,7 @@ export function validateJobSpec(raw: unknown): JobSpec {
     priority: raw['priority'] === undefined ? SPEC_DEFAULTS.priority : num(raw['priority'], 'priority', -1000, 1000, true),
     retries: raw['retries'] === undefined ? SPEC_DEFAULTS.retries : num(raw['retries'], 'retries', 0, 100, true),
     timeoutMs: duration(raw['timeout'], 'timeout', SPEC_DEFAULTS.timeoutMs),
-    locality: locality(raw['locality'], 'locality'),
+    ...(raw['locality'] === undefined ? {} : { locality: locality(raw['locality'], 'locality') }),
     constraints: constraints(raw['constraints'], 'constraints'),
     output: raw['output'] === undefined ? undefined : str(raw['output'], 'output'),
     stages,

@@ -6,7 +6,7 @@
  * Keys (prefix `locus:`):
  * - `jobs`                      zset  jobId → createdAt (all jobs)
  * - `job:<id>`                  hash  `record` (JSON JobRecord without counts), `state`, `stage`,
- *                                     counters `n:total n:pending n:running n:succeeded n:failed n:node n:rack n:anywhere`
+ *                                     counters named by JOB_COUNTERS (`n:total n:pending ... n:node n:rack n:any`)
  * - `job:<id>:splits:<stage>`   list  one packed split per task, in task-index order (written once)
  * - `job:<id>:tasks`            hash  `<stage>.<index>` → JSON TaskRecord, only for tasks attempted at least once
  * - `idem:<tenant>:<key>`       string jobId, 24 h
@@ -16,7 +16,7 @@ import type { Redis } from 'ioredis';
 import { LocusError } from '../../core/errors.js';
 import { asObject, parseJson } from '../../core/decode.js';
 import type { SplitLocation } from '../../core/blocks.js';
-import type { LocalityLevel } from '../../core/locality.js';
+import { LocalityLevel } from '../../core/locality.js';
 import type {
   AttemptRecord, FailureClass, JobCounts, JobRecord, JobState, StageRecord, TaskRecord, TaskState,
 } from './model.js';
@@ -29,6 +29,41 @@ export interface StoredSplit extends SplitLocation {
 }
 
 const P = 'locus:';
+
+/**
+ * The Redis field of every job counter, keyed by its JobCounts name: the one
+ * place counter names are spelled. The scripts, the job creation and both
+ * readers take their names from here, so a counter can never be written under
+ * one name and read under another (`locality.any` once read 0 for ever that way).
+ */
+export const JOB_COUNTERS = {
+  total: 'n:total',
+  pending: 'n:pending',
+  running: 'n:running',
+  succeeded: 'n:succeeded',
+  failed: 'n:failed',
+  nodeLocal: 'n:node',
+  rackLocal: 'n:rack',
+  anyLocal: 'n:any',
+} as const satisfies Record<keyof JobCounts, string>;
+
+/** The counter a succeeded task's locality level adds to. */
+export const LOCALITY_COUNTER: Readonly<Record<LocalityLevel, string>> = {
+  [LocalityLevel.NODE_LOCAL]: JOB_COUNTERS.nodeLocal,
+  [LocalityLevel.RACK_LOCAL]: JOB_COUNTERS.rackLocal,
+  [LocalityLevel.ANY]: JOB_COUNTERS.anyLocal,
+};
+
+/**
+ * Jobs recorded before the counter names were unified kept the `any` level under
+ * this field. Read (added to `n:any`), never written, so their views stay right.
+ */
+const LEGACY_ANY_COUNTER = 'n:anywhere';
+
+const COUNTER_KEYS = Object.keys(JOB_COUNTERS) as (keyof JobCounts)[];
+const C = JOB_COUNTERS;
+/** Lua table literal: locality level → counter field. */
+const LUA_LOCALITY_COUNTERS = `{ [0] = '${LOCALITY_COUNTER[0]}', [1] = '${LOCALITY_COUNTER[1]}', [2] = '${LOCALITY_COUNTER[2]}' }`;
 const jobKey = (id: string): string => `${P}job:${id}`;
 const tasksKey = (id: string): string => `${P}job:${id}:tasks`;
 const splitsKey = (id: string, stage: number): string => `${P}job:${id}:splits:${stage}`;
@@ -47,8 +82,8 @@ if task.attempts == nil or next(task.attempts) == nil then task.attempts = {} en
 table.insert(task.attempts, attempt)
 task.state = 'RUNNING'
 redis.call('HSET', KEYS[2], ARGV[1], cjson.encode(task))
-redis.call('HINCRBY', KEYS[1], 'n:pending', -1)
-redis.call('HINCRBY', KEYS[1], 'n:running', 1)
+redis.call('HINCRBY', KEYS[1], '${C.pending}', -1)
+redis.call('HINCRBY', KEYS[1], '${C.running}', 1)
 return 1
 `;
 
@@ -66,15 +101,14 @@ if last.attemptId ~= ARGV[2] or last.state ~= 'RUNNING' or task.state ~= 'RUNNIN
 local patch = cjson.decode(ARGV[3])
 for k, v in pairs(patch) do last[k] = v end
 task.attempts[n] = last
-redis.call('HINCRBY', KEYS[1], 'n:running', -1)
+redis.call('HINCRBY', KEYS[1], '${C.running}', -1)
 if last.state == 'SUCCEEDED' then
   task.state = 'SUCCEEDED'
   if ARGV[6] ~= '' then task.outputPath = ARGV[6] end
-  redis.call('HINCRBY', KEYS[1], 'n:succeeded', 1)
-  local lvl = tonumber(last.locality)
-  if lvl == 0 then redis.call('HINCRBY', KEYS[1], 'n:node', 1)
-  elseif lvl == 1 then redis.call('HINCRBY', KEYS[1], 'n:rack', 1)
-  else redis.call('HINCRBY', KEYS[1], 'n:anywhere', 1) end
+  redis.call('HINCRBY', KEYS[1], '${C.succeeded}', 1)
+  -- An unknown level counts as the least local one, as placement would read it.
+  local counters = ${LUA_LOCALITY_COUNTERS}
+  redis.call('HINCRBY', KEYS[1], counters[tonumber(last.locality)] or counters[2], 1)
 else
   local class = ARGV[4]
   if ARGV[7] ~= '' then
@@ -84,12 +118,12 @@ else
   if class == 'counted' then task.failures = task.failures + 1 end
   if class == 'fatal' or (class == 'counted' and task.failures > tonumber(ARGV[5])) then
     task.state = 'FAILED'
-    redis.call('HINCRBY', KEYS[1], 'n:failed', 1)
+    redis.call('HINCRBY', KEYS[1], '${C.failed}', 1)
   elseif class == 'cancelled' then
     task.state = 'CANCELLED'
   else
     task.state = 'PENDING'
-    redis.call('HINCRBY', KEYS[1], 'n:pending', 1)
+    redis.call('HINCRBY', KEYS[1], '${C.pending}', 1)
   end
 end
 redis.call('HSET', KEYS[2], ARGV[1], cjson.encode(task))
@@ -105,7 +139,7 @@ if KEYS[3] ~= '' then
   redis.call('SET', KEYS[3], ARGV[1], 'EX', 86400)
 end
 redis.call('HSET', KEYS[1], 'record', ARGV[2], 'stages', ARGV[3], 'state', 'PENDING', 'stage', '0', 'updatedAt', ARGV[4],
-  'n:total', '0', 'n:pending', '0', 'n:running', '0', 'n:succeeded', '0', 'n:failed', '0', 'n:node', '0', 'n:rack', '0', 'n:anywhere', '0')
+  ${COUNTER_KEYS.map((k) => `'${C[k]}', '0'`).join(', ')})
 redis.call('ZADD', KEYS[2], ARGV[4], ARGV[1])
 return ''
 `;
@@ -204,8 +238,8 @@ export class JobStore {
       multi.rpush(key, ...splits.slice(i, i + 10_000).map(packSplit));
     }
     multi.hset(jobKey(jobId), 'stages', JSON.stringify(stages), 'stage', String(stage), `split-stage:${stage}`, String(splits.length));
-    multi.hincrby(jobKey(jobId), 'n:total', splits.length);
-    multi.hincrby(jobKey(jobId), 'n:pending', splits.length);
+    multi.hincrby(jobKey(jobId), C.total, splits.length);
+    multi.hincrby(jobKey(jobId), C.pending, splits.length);
     await multi.exec();
     return true;
   }
@@ -277,11 +311,14 @@ export class JobStore {
    * does not grow with the spec.
    */
   async getDynamic(jobId: string): Promise<Pick<JobRecord, 'state' | 'stage' | 'stages' | 'counts' | 'updatedAt' | 'finishedAt' | 'message'> | undefined> {
-    const fields = ['state', 'stage', 'stages', 'updatedAt', 'finishedAt', 'message',
-      'n:total', 'n:pending', 'n:running', 'n:succeeded', 'n:failed', 'n:node', 'n:rack', 'n:anywhere'] as const;
+    const fields = ['state', 'stage', 'stages', 'updatedAt', 'finishedAt', 'message', LEGACY_ANY_COUNTER, ...COUNTER_KEYS.map((k) => C[k])];
     const v = await this.redis.hmget(jobKey(jobId), ...fields);
     if (v[0] === null) return undefined;
-    const n = (i: number): number => Number(v[i] ?? 0);
+    const h: Record<string, string> = {};
+    fields.forEach((f, i) => {
+      const x = v[i];
+      if (typeof x === 'string') h[f] = x;
+    });
     return {
       state: v[0] as JobState,
       stage: Number(v[1] ?? 0),
@@ -289,7 +326,7 @@ export class JobStore {
       updatedAt: Number(v[3] ?? 0),
       ...(v[4] ? { finishedAt: Number(v[4]) } : {}),
       ...(v[5] ? { message: v[5] } : {}),
-      counts: { total: n(6), pending: n(7), running: n(8), succeeded: n(9), failed: n(10), nodeLocal: n(11), rackLocal: n(12), anyLocal: n(13) },
+      counts: decodeCounts(h),
     };
   }
 
@@ -373,13 +410,17 @@ function decodeTask(raw: string): TaskRecord {
   };
 }
 
+/** The counters of a job hash (every name from JOB_COUNTERS). */
+function decodeCounts(h: Readonly<Record<string, string>>): JobCounts {
+  const out = {} as Record<keyof JobCounts, number>;
+  for (const k of COUNTER_KEYS) out[k] = Number(h[C[k]] ?? 0);
+  out.anyLocal += Number(h[LEGACY_ANY_COUNTER] ?? 0);
+  return out;
+}
+
 function decodeJob(h: Record<string, string>): JobRecord {
   const base = asObject(parseJson(h['record'] ?? '', 'job.record'), 'job.record') as unknown as JobStatic;
-  const n = (k: string): number => Number(h[`n:${k}`] ?? 0);
-  const counts: JobCounts = {
-    total: n('total'), pending: n('pending'), running: n('running'), succeeded: n('succeeded'), failed: n('failed'),
-    nodeLocal: n('node'), rackLocal: n('rack'), anyLocal: n('any'),
-  };
+  const counts = decodeCounts(h);
   return {
     ...base,
     state: (h['state'] ?? 'PENDING') as JobState,
@@ -392,6 +433,4 @@ function decodeJob(h: Record<string, string>): JobRecord {
   };
 }
 
-/** Locality counters key names, exposed for metrics. */
-export const LOCALITY_COUNTER: Record<LocalityLevel, string> = { 0: 'n:node', 1: 'n:rack', 2: 'n:anywhere' };
 export { taskIdOf };
