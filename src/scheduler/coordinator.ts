@@ -33,17 +33,33 @@ export class Coordinator {
   private lastReasons = new Map<string, Reason>();
   private suppressed = false;
   private lastReviveAt: number | undefined;
+  /**
+   * Offer flow bookkeeping. Every time work appears (pending tasks, volume
+   * operations) the generation goes up. A SUPPRESS or a decline filter is
+   * decided with the generation the pass started from; while any such
+   * decision predates the newest work, offers are parked for a reason that no
+   * longer holds and the next pass REVIVEs at once. This is what keeps a
+   * volume created during a pass (or a job submitted while a 120 s idle
+   * filter runs) from waiting out a filter set before it existed.
+   */
+  private workGen = 0;
+  /** Oldest generation an outstanding SUPPRESS or filter was decided with (undefined: none). */
+  private parkedGen: number | undefined;
+  /** When the longest decline filter since the last REVIVE runs out (ms). */
+  private parkedUntil = 0;
   private subscribed = false;
   private passing = false;
   private again = false;
   private scheduled = false;
   private tick: TimerHandle | undefined;
   private closed = false;
+  private unreconciled = new Map<string, string>();
+  private reconcileTimer: TimerHandle | undefined;
   private readonly log: Logger;
 
   constructor(private readonly o: CoordinatorOptions) {
     this.log = o.logger.child({ component: 'coordinator' });
-    o.jobs.on('work', () => this.requestPass());
+    o.jobs.on('work', () => this.noteWork());
   }
 
   /** Load executors and jobs after a (re)start. Call before subscribing. */
@@ -197,7 +213,14 @@ export class Coordinator {
   close(): void {
     this.closed = true;
     this.tick?.cancel();
+    this.reconcileTimer?.cancel();
     for (const t of this.unreachable.values()) t.cancel();
+  }
+
+  /** New work appeared (tasks or volume operations): offers parked before it come back, and a pass runs. */
+  noteWork(): void {
+    this.workGen++;
+    this.requestPass();
   }
 
   /** Ask for a placement pass soon; many requests coalesce into one pass. */
@@ -244,7 +267,7 @@ export class Coordinator {
     }
   }
 
-  private snapshot(offers: readonly OfferSummary[]): Snapshot {
+  private snapshot(offers: readonly OfferSummary[], otherWork = false): Snapshot {
     const now = this.o.clock.now();
     const executors: ExecutorView[] = this.o.executors.all()
       .filter((e) => e.state === 'LAUNCHING' || e.state === 'RUNNING' || e.state === 'DRAINING')
@@ -263,22 +286,41 @@ export class Coordinator {
         };
       });
     const runningByTenant = this.o.jobs.runningByTenant();
+    // Usage: what busy slots hold (each executor's slot shape × its running attempts), shared
+    // between tenants by their running attempts. Exact when tenants run one shape each, which is
+    // what DRF ordering and quotas need; a fixed 1-cpu unit per attempt would count a 0.1-cpu
+    // task ten times over against a quota.
+    const held = { cpus: 0, mem: 0, disk: 0 };
+    let runningAll = 0;
+    for (const e of executors) {
+      const n = Math.min(e.slots, this.busy.get(e.executorId) ?? 0);
+      held.cpus += e.slotResources.cpus * n;
+      held.mem += e.slotResources.mem * n;
+      held.disk += e.slotResources.disk * n;
+    }
+    for (const n of runningByTenant.values()) runningAll += n;
     const tenants: TenantView[] = this.o.tenants().map((t) => {
-      const n = runningByTenant.get(t.name) ?? 0;
-      // Usage is approximated by slot shape × running attempts; exact per-task sums are not needed for DRF ordering.
-      const slot = this.o.placement?.slotResources ?? { cpus: 1, mem: 1024, disk: 0 };
-      return { name: t.name, weight: t.weight, ...(t.quota ? { quota: t.quota } : {}), usage: { cpus: slot.cpus * n, mem: slot.mem * n, disk: slot.disk * n } };
+      const share = runningAll > 0 ? (runningByTenant.get(t.name) ?? 0) / runningAll : 0;
+      return { name: t.name, weight: t.weight, ...(t.quota ? { quota: t.quota } : {}), usage: { cpus: held.cpus * share, mem: held.mem * share, disk: held.disk * share } };
     });
     const offerViews: OfferView[] = offers.map((s) => ({
       offerId: s.offerId, agentId: s.agentId, hostname: s.hostname, ...(s.rack ? { rack: s.rack } : {}),
       attributes: s.attributes, free: s.free, volumes: s.volumeIds,
       ...(s.unavailableAt === undefined ? {} : { unavailability: { start: s.unavailableAt } }),
     }));
-    return { now, offers: offerViews, executors, tenants, suppressed: this.suppressed, ...(this.lastReviveAt === undefined ? {} : { lastReviveAt: this.lastReviveAt }) };
+    const offersParked = this.parkedGen !== undefined && this.parkedGen < this.workGen && (this.suppressed || now < this.parkedUntil);
+    return {
+      now, offers: offerViews, executors, tenants, suppressed: this.suppressed,
+      ...(this.lastReviveAt === undefined ? {} : { lastReviveAt: this.lastReviveAt }),
+      otherWork, offersParked,
+    };
   }
 
   private async passOnce(): Promise<void> {
     if (!this.subscribed && this.offers.size === 0 && this.o.jobs.index.size === 0) return;
+    // Taken before any state is read: work that appears from here on has a later generation,
+    // so whatever this pass parks (suppress, filters) is revived by the next pass.
+    const gen = this.workGen;
     const now = this.o.clock.now();
     let offers = [...this.offers.values()];
     this.offers.clear();
@@ -293,26 +335,36 @@ export class Coordinator {
           if (p.operations.length === 0) continue;
           answered.add(p.offerId);
           await this.o.driver.accept([p.offerId], p.operations, 1);
+          this.park(gen, 1);
           this.o.metrics?.offersAccepted.inc();
           offers = offers.filter((x) => x.id.value !== p.offerId);
         }
       }
 
+      // Read fresh each pass, after the volume plan moved its holdings on.
+      const volumeWork = (await this.o.volumes?.hasPendingWork()) ?? false;
       // Under MULTI_ROLE each offer is allocated to one role; read it from the offer itself.
       const summaries = offers.map((offer) => summarizeOffer(offer, offerRole(offer, this.o.role)));
-      const snapshot = this.snapshot(summaries);
+      const snapshot = this.snapshot(summaries, volumeWork);
       this.lastSnapshot = snapshot;
       const plan = place(snapshot, this.o.jobs.index, this.o.placement);
-      await this.apply(plan, offers, summaries, answered);
+      await this.apply(plan, offers, summaries, answered, gen);
     } finally {
       const left = [...offers.map((o) => o.id.value)].filter((id) => !answered.has(id));
       if (left.length > 0 && this.subscribed) {
         await this.o.driver.decline(left, 1).catch((err: unknown) => this.log.warn({ err: String(err) }, 'declining left-over offers failed'));
+        this.park(gen, 1);
       }
     }
   }
 
-  private async apply(plan: Plan, offers: readonly Offer[], summaries: readonly OfferSummary[], answered: Set<string>): Promise<void> {
+  /** Offers were filtered (refuse_seconds) or suppressed by a pass that started at generation `gen`. */
+  private park(gen: number, refuseSeconds: number): void {
+    this.parkedGen = this.parkedGen === undefined ? gen : Math.min(this.parkedGen, gen);
+    this.parkedUntil = Math.max(this.parkedUntil, this.o.clock.now() + refuseSeconds * 1000);
+  }
+
+  private async apply(plan: Plan, offers: readonly Offer[], summaries: readonly OfferSummary[], answered: Set<string>, gen: number): Promise<void> {
     const byId = new Map(offers.map((o) => [o.id.value, o]));
     const summaryById = new Map(summaries.map((s) => [s.offerId, s]));
 
@@ -364,6 +416,8 @@ export class Coordinator {
         continue;
       }
       this.o.metrics?.offersAccepted.inc();
+      // What the launches left of the offer is filtered for a second.
+      this.park(gen, 1);
       this.log.info({ offerId, executors: infos.map((i) => i.task_id.value), host: summary.hostname }, 'launching executors');
     }
 
@@ -373,6 +427,7 @@ export class Coordinator {
     for (const [seconds, ids] of groups) {
       for (const id of ids) answered.add(id);
       await this.o.driver.decline(ids, seconds);
+      this.park(gen, seconds);
       this.o.metrics?.offersDeclined.inc(ids.length);
     }
 
@@ -420,16 +475,23 @@ export class Coordinator {
       this.log.info({ executorId: r.executorId, reason: r.reason }, 'releasing executor');
     }
 
-    // 5. Offer flow: suppress when there is nothing to place, revive (rate-limited by placement) when there is.
-    const volumeWork = (await this.o.volumes?.hasPendingWork()) ?? false;
-    if (plan.suppress && !volumeWork && !this.suppressed && this.subscribed) {
+    // 5. Offer flow: suppress when nothing (tasks or volume work) needs offers; revive when
+    // placement says so (offers parked before the newest work, or work waiting while suppressed).
+    if (plan.suppress && !this.suppressed && this.subscribed) {
       await this.o.driver.suppress();
       this.suppressed = true;
-    } else if ((plan.revive || (volumeWork && this.suppressed)) && this.subscribed) {
+      this.park(gen, 0);
+    } else if (plan.revive && this.subscribed) {
       await this.o.driver.revive();
       this.suppressed = false;
       this.lastReviveAt = plan.now;
+      // A REVIVE clears every filter: nothing is parked any more.
+      this.parkedGen = undefined;
+      this.parkedUntil = 0;
     }
+    // New executors take their tasks in the next pass (a launching executor queues attempts
+    // until it registers): run it now rather than at the next tick.
+    if (plan.launches.length > 0) this.requestPass();
 
     this.lastReasons = new Map(plan.reasons.map((r) => [r.taskId, r]));
     this.updateGauges();
@@ -469,14 +531,38 @@ export class Coordinator {
   private async reconcile(): Promise<void> {
     const tasks = this.o.executors.all().map((e) => ({ taskId: e.taskId, agentId: e.agentId }));
     // Explicit first (the executors we know), then implicit (anything else the master has for us).
-    if (tasks.length > 0) await this.o.driver.reconcile(tasks);
+    this.unreconciled = new Map(tasks.map((t) => [t.taskId, t.agentId]));
+    this.reconcileTimer?.cancel();
+    if (tasks.length > 0) {
+      await this.o.driver.reconcile(tasks);
+      this.scheduleReconcileRetry(1);
+    }
     await this.o.driver.reconcile([]);
     const ops = (await this.o.volumes?.operationsToReconcile?.()) ?? [];
     if (ops.length > 0 && this.o.driver.reconcileOperations) await this.o.driver.reconcileOperations(ops);
   }
 
+  /**
+   * Explicit reconciliation is retried, with backoff, for the executors the master has not answered
+   * for yet: after a master failover, agents re-register over minutes and the master answers for
+   * a task on a not-yet-registered agent only later, or not at all (docs/reconciliation.md).
+   */
+  private scheduleReconcileRetry(round: number): void {
+    if (this.closed || round > 8) return;
+    const delay = Math.min(30_000, 1000 * 2 ** (round - 1));
+    this.reconcileTimer = this.o.clock.setTimer(delay, () => {
+      this.reconcileTimer = undefined;
+      if (!this.subscribed || this.unreconciled.size === 0) return;
+      const left = [...this.unreconciled].map(([taskId, agentId]) => ({ taskId, agentId }));
+      this.log.info({ tasks: left.length, round }, 'reconciling executors the master has not answered for yet');
+      void this.o.driver.reconcile(left).catch((err: unknown) => this.log.warn({ err: String(err) }, 'reconciliation retry failed'));
+      this.scheduleReconcileRetry(round + 1);
+    });
+  }
+
   private async handleStatus(status: TaskStatus): Promise<void> {
     const taskId = status.task_id.value;
+    this.unreconciled.delete(taskId);
     let handled = false;
     try {
       const ex = this.o.executors.get(taskId);

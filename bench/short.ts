@@ -1,0 +1,154 @@
+/**
+ * Short-task benchmark (`npm run bench:short`): the figure a data engineer
+ * meets first. 100 tasks of `sleep 0.2`, each asking 0.1 cpu, on the embedded
+ * local cluster (`locus local`) with one agent of 2 cpus: seconds from the
+ * submit (HTTP POST /v1/jobs, as `locus submit` sends it) to the job
+ * SUCCEEDED, on a fresh framework with no executor running (the cold path:
+ * offers, executor launch and growth included), then the same job again on
+ * the executors the first run left (warm). A second row runs 1,000 such
+ * tasks on 3 agents (`--small-only` skips it).
+ *
+ * Every task is checked SUCCEEDED before a time is trusted. The ideal is the
+ * work itself: waves of 0.2 s, as many tasks per wave as 0.1-cpu slots fit in
+ * the agents once each executor's 0.1-cpu overhead is taken off.
+ *
+ * Prints one line per run and, last, one JSON object: the 100-task figures
+ * at the top level ({tasks, agents, cpusPerAgent, taskCpus, seconds,
+ * idealSeconds}), the load average, and the 1,000-task row under `large`.
+ * Writes the same object to bench/results/short-<date>.json.
+ */
+import { chmod, mkdir, mkdtemp, rm, writeFile } from 'node:fs/promises';
+import { cpus, loadavg, tmpdir } from 'node:os';
+import { dirname, join } from 'node:path';
+import { fileURLToPath } from 'node:url';
+import { startManagedRedis } from '../src/app/redis-server.js';
+import { resolveSettings } from '../src/app/config.js';
+import { startFramework } from '../src/app/framework.js';
+import { startLocalCluster } from '../src/local/index.js';
+import { detectIsolation } from '../src/executor/isolation/index.js';
+import { DEFAULT_OPTIONS } from '../src/scheduler/placement/index.js';
+import { silentLogger } from '../src/obs/log.js';
+
+const TASK_SECONDS = 0.2;
+const TASK_CPUS = 0.1;
+const CPUS_PER_AGENT = 2;
+
+interface Row {
+  readonly tasks: number;
+  readonly agents: number;
+  readonly cpusPerAgent: number;
+  readonly taskCpus: number;
+  /** Submit → job SUCCEEDED on a fresh framework (no executor yet). */
+  readonly seconds: number;
+  /** The same job again, on the executors the first run left. */
+  readonly warmSeconds: number;
+  readonly idealSeconds: number;
+  /** Most attempts seen running at once (sampled every 50 ms). */
+  readonly peakRunning: number;
+  readonly isolation: string;
+}
+
+function say(line: string): void {
+  process.stderr.write(`bench: ${line}\n`);
+}
+
+const r2 = (x: number): number => Number(x.toFixed(2));
+
+/** Waves of TASK_SECONDS, each as wide as the slots the agents hold. */
+function ideal(tasks: number, agents: number): number {
+  const perAgent = Math.floor((CPUS_PER_AGENT - DEFAULT_OPTIONS.executorOverhead.cpus) / TASK_CPUS + 1e-9);
+  return Math.ceil(tasks / (perAgent * agents)) * TASK_SECONDS;
+}
+
+async function runRow(tasks: number, agents: number, isolation: string): Promise<Row> {
+  const work = await mkdtemp(join(tmpdir(), 'locus-bench-short-'));
+  // Workloads run unprivileged: every ancestor of the outputs must be reachable.
+  await chmod(work, 0o755);
+  const logger = silentLogger();
+  const redis = await startManagedRedis({ dataDir: join(work, 'redis'), logger });
+  const cluster = await startLocalCluster({
+    workDir: join(work, 'local'), agents, racks: 1, port: 0, isolation: 'auto', logger,
+    resources: `cpus:${CPUS_PER_AGENT};mem:4096;disk:20480;ports:[31000-32000]`,
+  });
+  const settings = resolveSettings({
+    master: cluster.masterUrl, redis: redis.url, 'http-port': '0', 'grpc-port': '0',
+    'state-dir': work, 'local-work-dir': join(work, 'local'), isolation: 'auto', 'executor-idle-timeout': '5m',
+  });
+  const fw = await startFramework(settings, { logger, agents: () => cluster.agents });
+  try {
+    await fw.waitForSubscribed(30_000);
+    const run = async (name: string): Promise<{ seconds: number; peak: number }> => {
+      const spec = {
+        name, retries: 0, timeout: '5m',
+        task: { command: ['sleep', String(TASK_SECONDS)], resources: { cpus: TASK_CPUS, mem: '32MiB', disk: '1MiB' } },
+        tasks: Array.from({ length: tasks }, () => ({})),
+      };
+      const t0 = performance.now();
+      const res = await fetch(`${fw.httpUrl}/v1/jobs`, {
+        method: 'POST', headers: { authorization: `Bearer ${fw.adminToken}`, 'content-type': 'application/json' }, body: JSON.stringify(spec),
+      });
+      const body = (await res.json()) as { id?: string };
+      if (res.status !== 201 || body.id === undefined) throw new Error(`submit answered ${res.status}: ${JSON.stringify(body)}`);
+      const id = body.id;
+      let peak = 0;
+      const deadline = t0 + 300_000;
+      for (;;) {
+        const job = await fw.jobs.get(id);
+        peak = Math.max(peak, job.counts.running);
+        if (job.state === 'SUCCEEDED' || job.state === 'FAILED' || job.state === 'CANCELLED') {
+          const seconds = (performance.now() - t0) / 1000;
+          if (job.state !== 'SUCCEEDED' || job.counts.succeeded !== tasks) {
+            throw new Error(`job ${id} ended ${job.state} with ${job.counts.succeeded}/${tasks} succeeded: ${job.message ?? ''}`);
+          }
+          return { seconds, peak };
+        }
+        if (performance.now() > deadline) throw new Error(`job ${id} still ${job.state} after 300 s`);
+        await new Promise((r) => setTimeout(r, 50));
+      }
+    };
+    const cold = await run(`short-${tasks}-cold`);
+    say(`${tasks} tasks on ${agents} agent(s): ${cold.seconds.toFixed(2)} s cold (peak ${cold.peak} running)`);
+    const warm = await run(`short-${tasks}-warm`);
+    say(`${tasks} tasks on ${agents} agent(s): ${warm.seconds.toFixed(2)} s warm (peak ${warm.peak} running)`);
+    return {
+      tasks, agents, cpusPerAgent: CPUS_PER_AGENT, taskCpus: TASK_CPUS,
+      seconds: r2(cold.seconds), warmSeconds: r2(warm.seconds), idealSeconds: r2(ideal(tasks, agents)),
+      peakRunning: Math.max(cold.peak, warm.peak), isolation,
+    };
+  } finally {
+    await fw.stop().catch((err: unknown) => say(`framework stop: ${String(err)}`));
+    await cluster.stop().catch((err: unknown) => say(`cluster stop: ${String(err)}`));
+    await redis.stop().catch(() => undefined);
+    await rm(work, { recursive: true, force: true }).catch(() => undefined);
+  }
+}
+
+/** What `auto` isolation gives on this host (linux: namespaces + cgroups; process: rlimits only). */
+async function isolationKind(): Promise<string> {
+  return (await detectIsolation()).kind;
+}
+
+async function main(): Promise<void> {
+  const smallOnly = process.argv.includes('--small-only');
+  const started = Date.now();
+  const isolation = await isolationKind();
+  const small = await runRow(100, 1, isolation);
+  const large = smallOnly ? undefined : await runRow(1000, 3, isolation);
+  const date = new Date().toISOString().slice(0, 10);
+  const result = {
+    ...small,
+    loadAverage: loadavg().map(r2),
+    ...(large ? { large } : {}),
+    target: { seconds: 1.5, met: small.seconds <= 1.5 },
+    environment: { node: process.version, cpus: cpus().length, wallSeconds: Math.round((Date.now() - started) / 1000) },
+  };
+  const outDir = join(dirname(fileURLToPath(import.meta.url)), '..', '..', 'bench', 'results');
+  await mkdir(outDir, { recursive: true });
+  await writeFile(join(outDir, `short-${date}.json`), JSON.stringify(result, null, 2) + '\n');
+  process.stdout.write(JSON.stringify(result) + '\n');
+}
+
+main().then(() => process.exit(0), (err: unknown) => {
+  process.stderr.write(`bench: failed: ${err instanceof Error ? err.stack ?? err.message : String(err)}\n`);
+  process.exit(1);
+});
