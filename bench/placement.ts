@@ -27,10 +27,16 @@
  *   were still pending (the price of waiting for locality), whole run.
  * - bytesPerPendingTask: V8 heap growth (after gc) for the pending tasks and
  *   the PendingIndex over them, per task.
- * - redisBytesPerPendingTask: Redis MEMORY USAGE of the compact encoding of
- *   src/scheduler/placement/pending-codec.ts for the same tasks, per task,
- *   measured on a real redis-server. redisBytesPerPendingTaskJsonList is the
- *   same measurement for one JSON array per task in a list, for comparison.
+ * - redisBytesPerPendingTask: what the job store (src/scheduler/jobs/store.ts)
+ *   actually keeps in Redis for the row's pending tasks, per task: a job is
+ *   created and the row's splits (its own cluster, its own hosts) written
+ *   through JobStore.setStageSplits on a real redis-server, and every key of
+ *   the job is measured with MEMORY USAGE before and after; the difference is
+ *   divided by the task count. Measured for every row (nothing reused between
+ *   rows: host names, and so bytes, differ with the cluster size).
+ *   redisBytesPerPendingTaskCodec is the same tasks in the compact encoding of
+ *   src/scheduler/placement/pending-codec.ts, which the store does NOT use
+ *   today: for comparison only.
  * Extra columns: nodeLocalRun / rackLocalRun (whole run), costPerTaskUs (index
  * add + all passes + index removals, per task), passes, wallSeconds (of one run),
  * placementsPerSecondRuns (each row runs three times; the median is reported,
@@ -39,7 +45,7 @@
 import { spawn, type ChildProcess } from 'node:child_process';
 import { mkdirSync, mkdtempSync, rmSync, writeFileSync } from 'node:fs';
 import { createServer } from 'node:net';
-import { tmpdir } from 'node:os';
+import { loadavg, tmpdir } from 'node:os';
 import { dirname, join, resolve } from 'node:path';
 import { fileURLToPath } from 'node:url';
 import { Redis } from 'ioredis';
@@ -47,6 +53,8 @@ import {
   PendingIndex, encodePendingSplits, place, type ExecutorView, type PendingTask, type PlacementOptions, type Snapshot,
 } from '../src/scheduler/placement/index.js';
 import { seededRandom } from '../src/core/random.js';
+import { JobStore, type StoredSplit } from '../src/scheduler/jobs/store.js';
+import { validateJobSpec } from '../src/scheduler/jobs/spec.js';
 
 const RACK_SIZE = 40;
 const SLOTS_PER_EXECUTOR = 10;
@@ -65,7 +73,8 @@ interface Row {
   idleSlotSeconds: number;
   bytesPerPendingTask: number;
   redisBytesPerPendingTask: number;
-  redisBytesPerPendingTaskJsonList: number;
+  redisBytesPerPendingTaskCodec: number;
+  redisStoreKeys: string[];
   nodeLocalRun: number;
   rackLocalRun: number;
   costPerTaskUs: number;
@@ -295,48 +304,97 @@ async function memoryUsage(r: Redis, key: string): Promise<number> {
   return typeof v === 'number' ? v : Number(v);
 }
 
-/** Redis bytes per pending task: the compact encoding, and a JSON-array-per-task list for comparison. */
-async function measureRedis(redis: BenchRedis, c: Cluster, n: number, replicas: Int32Array): Promise<[number, number]> {
+/** Bytes of every key under `prefix`, by MEMORY USAGE (SAMPLES 0: exact for lists and hashes). */
+async function bytesUnder(r: Redis, prefix: string): Promise<{ bytes: number; keys: string[] }> {
+  const keys: string[] = [];
+  let cursor = '0';
+  do {
+    const [next, batch] = await r.scan(cursor, 'MATCH', `${prefix}*`, 'COUNT', 1000);
+    cursor = next;
+    keys.push(...batch);
+  } while (cursor !== '0');
+  let bytes = 0;
+  for (const k of keys) bytes += await memoryUsage(r, k);
+  return { bytes, keys: keys.sort() };
+}
+
+/** What one row's pending tasks cost in Redis. */
+interface RedisCost {
+  /** Bytes per task the job store keeps (its own keys, written by its own code). */
+  readonly store: number;
+  /** The keys the store's write touched, with the locus: prefix. */
+  readonly storeKeys: string[];
+  /** Bytes per task in the pending-codec encoding (not used by the store; for comparison). */
+  readonly codec: number;
+}
+
+/**
+ * Redis bytes per pending task for one row, measured, never reused: the job
+ * store writes the splits exactly as it does for a submitted job (a job
+ * created through JobStore.create, the stage's splits through
+ * setStageSplits), and the growth of all the job's keys is divided by the
+ * task count. The pending-codec encoding of the same splits is measured
+ * beside it for comparison.
+ */
+async function measureRedis(redis: BenchRedis, c: Cluster, n: number, replicas: Int32Array): Promise<RedisCost> {
   const r = redis.client;
   await r.flushall();
-  const hostOf = (t: number, k: number): string => c.hosts[replicas[t * 3 + k] as number] as string;
+  const hostIndex = (t: number, k: number): number => replicas[t * 3 + k] as number;
+  const rackName = (h: number): string => c.racks[c.rackOf[h] as number] as string;
+  const fileUri = (f: number): string => `hdfs://nn:8020/data/in/part-${String(f).padStart(6, '0')}`;
+
+  // 1. The job store, as the coordinator uses it.
+  const store = new JobStore(r);
+  const jobId = 'bench';
+  const spec = validateJobSpec({ name: 'bench', inputs: ['hdfs://nn:8020/data/in/'], task: { command: ['true'] } });
+  await store.create({ id: jobId, tenant: 'default', name: 'bench', spec, outputDir: '/var/tmp/bench-out', createdAt: 0, stages: [{ name: 'main', taskCount: -1 }] });
+  const prefix = `locus:job:${jobId}`;
+  const before = await bytesUnder(r, prefix);
+  const stored: StoredSplit[] = new Array<StoredSplit>(n);
+  for (let t = 0; t < n; t++) {
+    const hs = [hostIndex(t, 0), hostIndex(t, 1), hostIndex(t, 2)];
+    stored[t] = {
+      uri: fileUri(Math.floor(t / BLOCKS_PER_FILE)), offset: (t % BLOCKS_PER_FILE) * BLOCK_BYTES, length: BLOCK_BYTES,
+      hosts: hs.map((h) => c.hosts[h] as string), racks: [...new Set(hs.map(rackName))],
+    };
+  }
+  if (!(await store.setStageSplits(jobId, 0, stored))) throw new Error('the job store did not write the splits');
+  // Check the work was done before trusting the number: every task is there, and one reads back as written.
+  const job = await store.get(jobId);
+  if (job?.counts.pending !== n) throw new Error(`the job store holds ${String(job?.counts.pending)} pending tasks, expected ${n}`);
+  const probe = Math.floor(n / 2);
+  const [back] = await store.getSplits(jobId, 0, probe, probe + 1);
+  if (JSON.stringify(back?.hosts) !== JSON.stringify(stored[probe]?.hosts)) throw new Error('the job store read back a different split');
+  const after = await bytesUnder(r, prefix);
+  stored.length = 0;
+  await r.flushall();
+
+  // 2. The same splits in the pending-codec encoding (host and file tables, records, state bytes).
   const splits = new Array<{ fileIndex: number; offset: number; length: number; hosts: string[] }>(n);
   for (let t = 0; t < n; t++) {
     splits[t] = {
       fileIndex: Math.floor(t / BLOCKS_PER_FILE), offset: (t % BLOCKS_PER_FILE) * BLOCK_BYTES, length: BLOCK_BYTES,
-      hosts: [hostOf(t, 0), hostOf(t, 1), hostOf(t, 2)],
+      hosts: [c.hosts[hostIndex(t, 0)] as string, c.hosts[hostIndex(t, 1)] as string, c.hosts[hostIndex(t, 2)] as string],
     };
   }
   const enc = encodePendingSplits(splits, REPLICAS);
   const files = Math.ceil(n / BLOCKS_PER_FILE);
-  const fileTable = JSON.stringify(Array.from({ length: files }, (_, i) => [`hdfs://nn:8020/data/in/part-${String(i).padStart(6, '0')}`, BLOCK_BYTES * BLOCKS_PER_FILE, null]));
+  const fileTable = JSON.stringify(Array.from({ length: files }, (_, i) => [fileUri(i), BLOCK_BYTES * BLOCKS_PER_FILE, null]));
   const hostTable = JSON.stringify(enc.hosts.map((h) => [h, c.racks[c.rackOf[Number(h.slice(6, h.indexOf('.')))] as number] ?? null]));
-  const job = 'locus:job:bench';
+  const key = 'locus:job:codec';
   const buf = Buffer.from(enc.data.buffer, enc.data.byteOffset, enc.data.byteLength);
-  await r.set(`${job}:splitbin:0`, '');
-  for (let p = 0; p < buf.length; p += 4 << 20) await r.append(`${job}:splitbin:0`, buf.subarray(p, p + (4 << 20)));
-  await r.set(`${job}:hosts:0`, hostTable);
-  await r.set(`${job}:files:0`, fileTable);
-  await r.set(`${job}:state:0`, Buffer.alloc(n));
-  let compact = 0;
-  for (const k of ['splitbin', 'hosts', 'files', 'state']) compact += await memoryUsage(r, `${job}:${k}:0`);
-  // For comparison: one JSON array per task in a list (uri, offset, length, hosts, racks, localPath).
-  const key = `${job}:splits:0`;
-  for (let i = 0; i < n; i += 10_000) {
-    const chunk: string[] = [];
-    for (let t = i; t < Math.min(n, i + 10_000); t++) {
-      const s = splits[t] as { fileIndex: number; offset: number; length: number; hosts: string[] };
-      const racks = [...new Set(s.hosts.map((h) => c.racks[c.rackOf[Number(h.slice(6, h.indexOf('.')))] as number]))];
-      chunk.push(JSON.stringify([`hdfs://nn:8020/data/in/part-${String(s.fileIndex).padStart(6, '0')}`, s.offset, s.length, s.hosts, racks, null]));
-    }
-    await r.rpush(key, ...chunk);
-  }
-  const list = await memoryUsage(r, key);
+  await r.set(`${key}:splitbin:0`, '');
+  for (let p = 0; p < buf.length; p += 4 << 20) await r.append(`${key}:splitbin:0`, buf.subarray(p, p + (4 << 20)));
+  await r.set(`${key}:hosts:0`, hostTable);
+  await r.set(`${key}:files:0`, fileTable);
+  await r.set(`${key}:state:0`, Buffer.alloc(n));
+  let codec = 0;
+  for (const k of ['splitbin', 'hosts', 'files', 'state']) codec += await memoryUsage(r, `${key}:${k}:0`);
   await r.flushall();
-  return [compact / n, list / n];
+  return { store: (after.bytes - before.bytes) / n, storeKeys: after.keys, codec: codec / n };
 }
 
-function runRow(agents: number, n: number, opts: Partial<PlacementOptions>): Omit<Row, 'redisBytesPerPendingTask' | 'redisBytesPerPendingTaskJsonList' | 'placementsPerSecondRuns'> & { replicas: Int32Array; cluster: Cluster } {
+function runRow(agents: number, n: number, opts: Partial<PlacementOptions>): Omit<Row, 'redisBytesPerPendingTask' | 'redisBytesPerPendingTaskCodec' | 'redisStoreKeys' | 'placementsPerSecondRuns'> & { replicas: Int32Array; cluster: Cluster } {
   const wall0 = performance.now();
   const c = cluster(agents);
   const rand = seededRandom(agents * 7919 + n);
@@ -472,17 +530,20 @@ function targets(rows: readonly Row[]): string[] {
   return out;
 }
 
-function markdown(rows: readonly Row[], date: string): string {
-  const head = '| agents | tasks | placements/s | nodeLocal | rackLocal | optimalNodeLocal | idleSlotSeconds | heap B/task | Redis B/task (compact) | Redis B/task (JSON list) | nodeLocal (run) | cost µs/task | passes |';
+function markdown(rows: readonly Row[], date: string, load: { start: number[]; end: number[] }): string {
+  const head = '| agents | tasks | placements/s | nodeLocal | rackLocal | optimalNodeLocal | idleSlotSeconds | heap B/task | Redis B/task (job store) | Redis B/task (pending-codec, unused) | nodeLocal (run) | cost µs/task | passes |';
   const sep = '|' + '---|'.repeat(13);
-  const lines = rows.map((r) => `| ${r.agents} | ${r.tasks} | ${r.placementsPerSecond} | ${r.nodeLocal} | ${r.rackLocal} | ${r.optimalNodeLocal} | ${r.idleSlotSeconds} | ${r.bytesPerPendingTask} | ${r.redisBytesPerPendingTask.toFixed(1)} | ${r.redisBytesPerPendingTaskJsonList.toFixed(1)} | ${r.nodeLocalRun} | ${r.costPerTaskUs} | ${r.passes} |`);
+  const lines = rows.map((r) => `| ${r.agents} | ${r.tasks} | ${r.placementsPerSecond} | ${r.nodeLocal} | ${r.rackLocal} | ${r.optimalNodeLocal} | ${r.idleSlotSeconds} | ${r.bytesPerPendingTask} | ${r.redisBytesPerPendingTask.toFixed(1)} | ${r.redisBytesPerPendingTaskCodec.toFixed(1)} | ${r.nodeLocalRun} | ${r.costPerTaskUs} | ${r.passes} |`);
+  const keys = [...new Set(rows.flatMap((r) => r.redisStoreKeys))];
   return [
     `# Placement benchmark, ${date}`, '',
     `Node ${process.version}; racks of ${RACK_SIZE}; one executor of ${SLOTS_PER_EXECUTOR} slots per agent; ${REPLICAS} replicas per block (HDFS policy); tick ${TICK_MS} ms of manual time; tasks last 8–12 s; one job submitted at t = 0 on executors idle for a minute.`,
     'nodeLocal / rackLocal / optimalNodeLocal describe the first pass (all tasks pending, all slots free: the same tasks and slots the Hopcroft–Karp optimum is computed for); the "(run)" column covers the whole run.',
     'placements/s is the median of three runs of the row (wall time inside place(); the machine is shared with other work, so single runs vary by up to 3×).',
     'idleSlotSeconds counts free slots left at the end of a pass while tasks were pending. It is 0 here because every task has been pending since t = 0: once its node and rack waits have run out (6 s), a freed slot may take it at any level, so no slot waits for locality after the first seconds.',
-    'Redis B/task (compact) is the encoding of src/scheduler/placement/pending-codec.ts (split records of 26 bytes + 1 state byte + per-job host and file tables), measured with MEMORY USAGE on a real redis-server; the JSON list column is one JSON array per task in a Redis list, for comparison.',
+    `Redis B/task (job store) is what src/scheduler/jobs/store.ts keeps for a pending task: each row's splits (its own cluster and host names) written through JobStore.setStageSplits on a real redis-server, all of the job's keys (${keys.join(', ')}) measured with MEMORY USAGE before and after, the growth divided by the task count. Measured for every row; nothing is reused between rows.`,
+    'Redis B/task (pending-codec, unused) is the same splits in the compact encoding of src/scheduler/placement/pending-codec.ts (records of 26 bytes + 1 state byte + per-job host and file tables). The job store does not use that encoding today; the column shows what it would save.',
+    `Load average (1/5/15 min) at the start: ${load.start.join(' / ')}; at the end: ${load.end.join(' / ')} (2 CPUs, shared: speeds measured under load are lower than on an idle machine).`,
     '', head, sep, ...lines, '', '## Targets', '', ...targets(rows), '',
   ].join('\n');
 }
@@ -495,32 +556,34 @@ async function main(): Promise<void> {
     : quick
       ? [[1000, 10_000], [10_000, 100_000]]
       : [[1000, 10_000], [1000, 100_000], [1000, 1_000_000], [10_000, 10_000], [10_000, 100_000], [10_000, 1_000_000]];
+  // The Redis columns are part of the result: without a redis-server there is no honest figure to write.
   const redis = await startRedis();
-  if (!redis) console.error('locus: redis-server did not start; Redis columns will be 0');
-  const redisCache = new Map<number, [number, number]>();
+  if (!redis) throw new Error('redis-server did not start (apt-get install redis-server)');
   const rows: Row[] = [];
   const start = performance.now();
+  const loadNow = (): number[] => loadavg().map((x) => Math.round(x * 100) / 100);
+  const loadStart = loadNow();
   try {
     for (const [agents, n] of matrix) {
       // Three runs of the same seeded row; report the median run's speed (the machine is shared).
       const runs = [runRow(agents, n, {}), runRow(agents, n, {}), runRow(agents, n, {})];
       runs.sort((a, b) => a.placementsPerSecond - b.placementsPerSecond);
       const r = { ...(runs[1] as (typeof runs)[number]), placementsPerSecondRuns: runs.map((x) => x.placementsPerSecond) };
-      let redisBytes: [number, number] = [0, 0];
-      if (redis) {
-        redisBytes = redisCache.get(n) ?? (await measureRedis(redis, r.cluster, n, r.replicas));
-        redisCache.set(n, redisBytes);
-      }
+      // Measured for this row, with this row's cluster: never taken from another row.
+      const cost = await measureRedis(redis, r.cluster, n, r.replicas);
       const { replicas: _r, cluster: _c, ...rest } = r;
       void _r;
       void _c;
-      const row: Row = { ...rest, redisBytesPerPendingTask: round4(redisBytes[0]), redisBytesPerPendingTaskJsonList: round4(redisBytes[1]) };
+      const row: Row = {
+        ...rest, redisBytesPerPendingTask: round4(cost.store), redisBytesPerPendingTaskCodec: round4(cost.codec),
+        redisStoreKeys: cost.storeKeys,
+      };
       rows.push(row);
       console.log(JSON.stringify(row));
       gc();
     }
   } finally {
-    await redis?.stop();
+    await redis.stop();
   }
   const date = new Date().toISOString().slice(0, 10);
   const here = dirname(fileURLToPath(import.meta.url));
@@ -528,8 +591,9 @@ async function main(): Promise<void> {
   const outDir = join(here, '..', '..', 'bench', 'results');
   mkdirSync(outDir, { recursive: true });
   const name = quick || only > 0 ? `placement-${date}-partial` : `placement-${date}`;
-  writeFileSync(join(outDir, `${name}.json`), JSON.stringify({ results: rows }, null, 2) + '\n');
-  writeFileSync(join(outDir, `${name}.md`), markdown(rows, date));
+  const load = { start: loadStart, end: loadNow() };
+  writeFileSync(join(outDir, `${name}.json`), JSON.stringify({ loadAverage: load, results: rows }, null, 2) + '\n');
+  writeFileSync(join(outDir, `${name}.md`), markdown(rows, date, load));
   console.log(`wrote ${join(outDir, `${name}.json`)} in ${Math.round((performance.now() - start) / 1000)} s`);
 }
 
