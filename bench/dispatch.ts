@@ -48,7 +48,8 @@ const JOBS = num('BENCH_JOBS', 20);
 const AGENTS = num('BENCH_AGENTS', 4);
 /** Slots per executor: agents get SLOTS + 1 cpus, so placement starts one executor of SLOTS slots on each. */
 const SLOTS = num('BENCH_SLOTS', 16);
-const ROUNDS = num('BENCH_ROUNDS', 2);
+/** Rounds of (BullMQ, then Locus) back to back; at least three, so the ratio reported is a true median. */
+const ROUNDS = num('BENCH_ROUNDS', 3);
 const LATENCY_SAMPLES = num('BENCH_LATENCY_SAMPLES', 200);
 const ISO_TASKS = num('BENCH_ISOLATED_TASKS', 100);
 const ISO_AGENTS = num('BENCH_ISOLATED_AGENTS', 2);
@@ -65,6 +66,19 @@ function percentile(sorted: readonly number[], p: number): number {
   if (sorted.length === 0) return NaN;
   const i = Math.min(sorted.length - 1, Math.max(0, Math.ceil((p / 100) * sorted.length) - 1));
   return sorted[i] ?? NaN;
+}
+
+/** The true median: the middle value, or the mean of the two middle values for an even count. */
+function median(xs: readonly number[]): number {
+  const s = [...xs].sort((a, b) => a - b);
+  if (s.length === 0) return NaN;
+  const mid = Math.floor(s.length / 2);
+  return s.length % 2 === 1 ? (s[mid] as number) : ((s[mid - 1] as number) + (s[mid] as number)) / 2;
+}
+
+/** The 1/5/15-minute load averages, rounded: recorded with every round, since this machine is shared. */
+function loadNow(): number[] {
+  return loadavg().map((x) => Number(x.toFixed(2)));
 }
 
 function say(line: string): void {
@@ -404,7 +418,10 @@ async function main(): Promise<void> {
   await chmod(work, 0o755);
   const detected = (await detectIsolation()).kind;
   const isolation = detected === 'linux' ? 'linux' : 'process';
-  say(`${TASKS} tasks in ${JOBS} job(s); ${AGENTS} agents x ${SLOTS} slots; ${ROUNDS} rounds; isolation ${isolation}; ${cpus().length} cpus`);
+  // With two rounds the "median" would be one of them picked by rule, not a median; refuse fewer than three.
+  if (!(ROUNDS >= 3)) throw new Error(`BENCH_ROUNDS=${ROUNDS}: the ratio is a median of rounds and needs at least 3`);
+  const loadAtStart = loadNow();
+  say(`${TASKS} tasks in ${JOBS} job(s); ${AGENTS} agents x ${SLOTS} slots; ${ROUNDS} rounds; isolation ${isolation}; ${cpus().length} cpus; load ${loadAtStart.join(' / ')}`);
   let env: Env | undefined;
   try {
     env = await startEnv(join(work, 'noop'), { agents: AGENTS, slots: SLOTS, runner: 'noop', isolation, logger });
@@ -416,17 +433,26 @@ async function main(): Promise<void> {
     const concurrency = Math.max(1, Math.round(slotsTotal / Math.max(1, executors.length)));
 
     const runs = { bullmq: [] as { throughput: number; seconds: number }[], locus: [] as { throughput: number; seconds: number; breakdown: Breakdown }[] };
+    /** Per round: the load average when it began and when it ended, so a slow round can be told from a busy machine. */
+    const roundLoad: { before: number[]; after: number[] }[] = [];
     for (let round = 0; round < ROUNDS; round++) {
+      const before = loadNow();
       const b = await bullmqThroughput(env.redis.url, round, executors.length, concurrency, TASKS);
       runs.bullmq.push(b);
-      say(`round ${round + 1}: plain BullMQ ${b.throughput.toFixed(0)} jobs/s (${b.seconds.toFixed(2)}s)`);
-      if (SKIP_LOCUS) continue;
+      say(`round ${round + 1}: plain BullMQ ${b.throughput.toFixed(0)} jobs/s (${b.seconds.toFixed(2)}s); load ${before.join(' / ')}`);
+      if (SKIP_LOCUS) {
+        roundLoad.push({ before, after: loadNow() });
+        continue;
+      }
       const l = await locusThroughput(env, round);
       runs.locus.push(l);
-      say(`round ${round + 1}: Locus ${l.throughput.toFixed(0)} tasks/s (${l.seconds.toFixed(2)}s); ms p50/p90: ${Object.entries(l.breakdown).map(([k, v]) => `${k} ${v.p50}/${v.p90}`).join(', ')}`);
+      roundLoad.push({ before, after: loadNow() });
+      say(`round ${round + 1}: Locus ${l.throughput.toFixed(0)} tasks/s (${l.seconds.toFixed(2)}s); ms p50/p90: ${Object.entries(l.breakdown).map(([k, v]) => `${k} ${v.p50}/${v.p90}`).join(', ')}; load after ${roundLoad[round]?.after.join(' / ') ?? ''}`);
     }
 
+    const latLoadBefore = loadNow();
     const lat = await latency(env);
+    const latLoadAfter = loadNow();
     const running = summary(lat.map((s) => s.runningMs));
     const placed = summary(lat.map((s) => s.placedMs));
     const done = summary(lat.map((s) => s.doneMs));
@@ -435,41 +461,52 @@ async function main(): Promise<void> {
     env = undefined;
 
     let iso = { throughput: NaN, tasks: 0, seconds: NaN, executors: 0, slots: 0, runner: 'skipped', isolation: 'skipped' };
+    const isoLoad: { before: number[]; after: number[] } = { before: [], after: [] };
     if (!SKIP_ISOLATED) {
       env = await startEnv(join(work, 'iso'), { agents: ISO_AGENTS, slots: ISO_SLOTS, runner: 'auto', isolation, logger });
       const ex = await warmUp(env, ISO_AGENTS, ISO_SLOTS, 'iso');
+      isoLoad.before = loadNow();
       const r = await runJobs(env, [trivialJob('isolated', ISO_TASKS)], 300_000);
+      isoLoad.after = loadNow();
       iso = { throughput: r.tasks / r.seconds, tasks: r.tasks, seconds: r.seconds, executors: ex.length, slots: ex.reduce((a, e) => a + e.slots, 0), runner: [...new Set(ex.map((e) => e.runner))].join(','), isolation };
       say(`isolated: ${iso.throughput.toFixed(1)} tasks/s (${r.tasks} tasks, ${iso.executors} executors, ${iso.slots} slots, runner ${iso.runner})`);
       await env.stop();
       env = undefined;
     }
 
+    // Each round's ratio compares two runs made back to back under the same load; the reported
+    // ratio is the median of those (three or more) ratios, not the best nor the larger of two.
     const ratios = runs.locus.map((l, i) => l.throughput / (runs.bullmq[i]?.throughput ?? NaN));
-    const sortedRatios = [...ratios].sort((a, b) => a - b);
-    const ratio = sortedRatios[Math.floor(sortedRatios.length / 2)] ?? NaN;
+    const ratio = median(ratios);
     const best = <T extends { throughput: number }>(xs: T[]): T | undefined => xs.reduce<T | undefined>((a, b) => (a === undefined || b.throughput > a.throughput ? b : a), undefined);
     const locus = best(runs.locus);
     const bullmq = best(runs.bullmq);
     const r2 = (x: number): number => Number(x.toFixed(2));
     const date = new Date().toISOString().slice(0, 10);
     const result = {
-      locus: { throughput: Math.round(locus?.throughput ?? NaN), seconds: r2(locus?.seconds ?? NaN), rounds: runs.locus.map((x) => Math.round(x.throughput)), breakdownMs: locus?.breakdown ?? {} },
-      bullmq: { throughput: Math.round(bullmq?.throughput ?? NaN), seconds: r2(bullmq?.seconds ?? NaN), rounds: runs.bullmq.map((x) => Math.round(x.throughput)) },
+      locus: { throughput: Math.round(locus?.throughput ?? NaN), medianThroughput: Math.round(median(runs.locus.map((x) => x.throughput))), seconds: r2(locus?.seconds ?? NaN), rounds: runs.locus.map((x) => Math.round(x.throughput)), breakdownMs: locus?.breakdown ?? {} },
+      bullmq: { throughput: Math.round(bullmq?.throughput ?? NaN), medianThroughput: Math.round(median(runs.bullmq.map((x) => x.throughput))), seconds: r2(bullmq?.seconds ?? NaN), rounds: runs.bullmq.map((x) => Math.round(x.throughput)) },
       ratio: Number(ratio.toFixed(3)),
-      ratioDetail: { definition: 'median of per-round Locus/BullMQ throughput ratios (each round: BullMQ then Locus, back to back)', perRound: ratios.map((x) => Number(x.toFixed(3))) },
+      ratioDetail: {
+        definition: `median of ${ratios.length} per-round Locus/BullMQ throughput ratios (each round: BullMQ then Locus, back to back)`,
+        perRound: ratios.map((x) => Number(x.toFixed(3))),
+      },
+      rounds: roundLoad.map((l, i) => ({
+        round: i + 1, bullmq: Math.round(runs.bullmq[i]?.throughput ?? NaN), locus: Math.round(runs.locus[i]?.throughput ?? NaN),
+        ratio: Number((ratios[i] ?? NaN).toFixed(3)), loadAverageBefore: l.before, loadAverageAfter: l.after,
+      })),
       latency: {
         p50Ms: running.p50Ms, p99Ms: running.p99Ms, maxMs: running.maxMs, samples: lat.length,
         measured: 'submit (JobService.submit called) -> the executor launched the attempt (its startedAt, read from the attempt result in its BullMQ job)',
-        placed: placed, done: done,
+        placed: placed, done: done, loadAverageBefore: latLoadBefore, loadAverageAfter: latLoadAfter,
       },
-      isolated: { throughput: r2(iso.throughput), tasks: iso.tasks, seconds: r2(iso.seconds), executors: iso.executors, slots: iso.slots, runner: iso.runner, isolation: iso.isolation },
+      isolated: { throughput: r2(iso.throughput), tasks: iso.tasks, seconds: r2(iso.seconds), executors: iso.executors, slots: iso.slots, runner: iso.runner, isolation: iso.isolation, loadAverageBefore: isoLoad.before, loadAverageAfter: isoLoad.after },
       setup: {
         tasks: TASKS, jobs: JOBS, rounds: ROUNDS, agents: AGENTS, executors: executors.length, slotsPerExecutor: concurrency,
         redis: 'managed redis-server, appendonly yes, appendfsync everysec',
         path: 'JobService.submit -> stage resolution -> Coordinator placement pass -> JobService.startAttempt (Lua) -> executor BullMQ queue -> executor process (Mesos task on a local agent, no-op runner, output commit) -> Dispatcher event stream -> JobService.finishAttempt (Lua) -> job SUCCEEDED',
         baseline: `plain BullMQ: ${executors.length} worker processes x concurrency ${concurrency}, no-op processor, jobs added with addBulk (1000 per call), same Redis`,
-        node: process.version, cpus: cpus().length, loadAverage: loadavg().map((x) => r2(x)), wallSeconds: Math.round((Date.now() - started) / 1000),
+        node: process.version, cpus: cpus().length, loadAverageAtStart: loadAtStart, loadAverage: loadNow(), wallSeconds: Math.round((Date.now() - started) / 1000),
       },
       targets: { ratio: 0.8, p50Ms: 20, ratioMet: ratio >= 0.8, p50Met: running.p50Ms < 20 },
     };
@@ -486,9 +523,9 @@ async function main(): Promise<void> {
       '',
       '| measure | value | target |',
       '|---|---|---|',
-      `| Locus throughput (best of ${ROUNDS}: ${result.locus.rounds.join(', ')}) | ${result.locus.throughput} tasks/s | |`,
-      `| plain BullMQ throughput (best of ${ROUNDS}: ${result.bullmq.rounds.join(', ')}) | ${result.bullmq.throughput} jobs/s | |`,
-      `| ratio (median of per-round ratios ${result.ratioDetail.perRound.join(', ')}) | ${result.ratio} | >= 0.80 ${result.targets.ratioMet ? '(met)' : '(NOT met)'} |`,
+      `| Locus throughput (median of ${ROUNDS}: ${result.locus.rounds.join(', ')}; best ${result.locus.throughput}) | ${result.locus.medianThroughput} tasks/s | |`,
+      `| plain BullMQ throughput (median of ${ROUNDS}: ${result.bullmq.rounds.join(', ')}; best ${result.bullmq.throughput}) | ${result.bullmq.medianThroughput} jobs/s | |`,
+      `| ratio (median of ${ratios.length} per-round ratios ${result.ratioDetail.perRound.join(', ')}) | ${result.ratio} | >= 0.80 ${result.targets.ratioMet ? '(met)' : '(NOT met)'} |`,
       `| submit-to-running p50 (${lat.length} samples) | ${running.p50Ms} ms | < 20 ms ${result.targets.p50Met ? '(met)' : '(NOT met)'} |`,
       `| submit-to-running p99 | ${running.p99Ms} ms | |`,
       `| isolated runs (${iso.runner}, ${iso.isolation}, ${iso.executors} executors x ${iso.executors > 0 ? iso.slots / iso.executors : 0} slots, ${iso.tasks} tasks) | ${result.isolated.throughput} tasks/s | reported |`,
@@ -496,7 +533,13 @@ async function main(): Promise<void> {
       `Latency breakdown (p50 / p99 ms): submit -> attempt placed ${placed.p50Ms} / ${placed.p99Ms}; submit -> executor running ${running.p50Ms} / ${running.p99Ms}; submit -> job SUCCEEDED ${done.p50Ms} / ${done.p99Ms}.`,
       `Where an attempt's time goes in the best Locus round (p50 / p90 ms): ${Object.entries(result.locus.breakdownMs).map(([k, v]) => `${k} ${v.p50} / ${v.p90}`).join('; ')} (attemptsInFlight: a count, not ms; outputsDiskWalk: one du-style walk of the outputs root after the round).`,
       `Baseline: ${result.setup.baseline}.`,
-      `Load average at the end: ${result.setup.loadAverage.join(' / ')}; wall time ${result.setup.wallSeconds}s.`,
+      `Load average (1 / 5 / 15 min) at the start: ${loadAtStart.join(' / ')}; at the end: ${result.setup.loadAverage.join(' / ')}; wall time ${result.setup.wallSeconds}s. The machine has ${cpus().length} CPUs and is shared: a load above ${cpus().length} means other work competed with every figure here.`,
+      '',
+      '| round | plain BullMQ jobs/s | Locus tasks/s | ratio | load before | load after |',
+      '|---|---|---|---|---|---|',
+      ...result.rounds.map((r) => `| ${r.round} | ${r.bullmq} | ${r.locus} | ${r.ratio} | ${r.loadAverageBefore.join(' / ')} | ${r.loadAverageAfter.join(' / ')} |`),
+      `| latency samples | | | | ${latLoadBefore.join(' / ')} | ${latLoadAfter.join(' / ')} |`,
+      `| isolated runs | | ${result.isolated.throughput} | | ${isoLoad.before.join(' / ')} | ${isoLoad.after.join(' / ')} |`,
       '',
     ].join('\n');
     await writeFile(join(outDir, `dispatch-${date}.md`), md);
