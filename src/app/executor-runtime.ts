@@ -18,6 +18,7 @@ import { Dispatcher } from '../scheduler/dispatch.js';
 import { ExecutorProvisioner } from '../scheduler/executor-registry.js';
 import type { AttemptDispatch, ExecutorLauncher } from '../scheduler/coordinator.js';
 import type { FrameworkSettings } from './config.js';
+import { executorStorageConfig } from './data-plane.js';
 
 /** What the coordinator and the app get. */
 export interface ExecutorRuntime {
@@ -135,6 +136,8 @@ export async function createExecutorRuntime(o: ExecutorRuntimeOptions): Promise<
         '--runner', settings.executorRunner,
         // A safety net only: the scheduler releases idle executors itself.
         '--idle-timeout', '30m',
+        // Where storage is on that host (mounts, datasets, outputs, block server); no secrets.
+        '--storage-config', JSON.stringify(await executorStorageConfig(settings, launch.hostname, o.outputRoot)),
       ];
       const environment = {
         variables: [

@@ -194,8 +194,9 @@ export async function startFramework(settings: FrameworkSettings, extras: Framew
       dataPlane: {
         blockServers: (host) => blockServers.on(host),
         async commits(taskIds) {
-          if (taskIds.length === 0) return [];
-          const raw = await redis.mget(...taskIds.map(commitKey));
+          // Chunked: a stage of a million tasks must not become one command.
+          const raw: (string | null)[] = [];
+          for (let i = 0; i < taskIds.length; i += 5_000) raw.push(...(await redis.mget(...taskIds.slice(i, i + 5_000).map(commitKey))));
           return raw.map((r) => (r === null ? undefined : decodeCommittedOutput(JSON.parse(r) as unknown)));
         },
       },

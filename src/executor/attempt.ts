@@ -7,8 +7,9 @@
 import { createWriteStream, promises as fsp } from 'node:fs';
 import { join } from 'node:path';
 import { pipeline } from 'node:stream/promises';
-import { CONTRACT_VERSION, contractCompatible, type AttemptPayload, type AttemptProgress, type AttemptResult } from './contract.js';
-import { commitOutput, committedBy, discardAttemptDir, planOutput, prepareAttemptDir, type OutputPlan } from './output.js';
+import { CONTRACT_VERSION, INPUT_FAILED, INPUT_UNREACHABLE, contractCompatible, type AttemptPayload, type AttemptProgress, type AttemptResult, type AttemptVolume, type CommittedOutput } from './contract.js';
+import { fetchPart, isHostCause, materialiseSplit, type DataPlane } from './data-plane.js';
+import { commitOutput, committedBy, discardAttemptDir, planOutput, prepareAttemptDir, settleCommitted, type CommitDecision, type OutputPlan } from './output.js';
 import { containerIdFor, type AttemptRunner, type RunExit, type RunHandle } from './runner.js';
 import type { Logger } from '../obs/log.js';
 
@@ -23,6 +24,8 @@ export interface AttemptContext {
   /** Where non-local splits are materialised (one directory per attempt). */
   readonly scratchDir: string;
   readonly splitReader?: SplitReader;
+  /** Storage readers, other hosts' block servers and the commit ledger (multi-host data plane). */
+  readonly dataPlane?: DataPlane;
   /** SIGTERM-to-SIGKILL grace when a timeout or drain stops a workload. */
   readonly killGraceMs: number;
 }
@@ -41,6 +44,71 @@ function substitute(s: string, values: Readonly<Record<string, string>>): string
   return s.replace(/\{(output|split\.path)\}/g, (m, key: string) => values[key] ?? m);
 }
 
+/** An input that could not be read, classified: the host's trouble (not counted) or the task's. */
+class InputError extends Error {
+  constructor(readonly hostCause: boolean, message: string) {
+    super(message);
+  }
+}
+
+function inputError(what: string, err: unknown): InputError {
+  const message = err instanceof Error ? err.message : String(err);
+  return new InputError(isHostCause(err), `${what}: ${message}`);
+}
+
+async function exists(path: string): Promise<boolean> {
+  try {
+    await fsp.access(path);
+    return true;
+  } catch {
+    return false;
+  }
+}
+
+/**
+ * Make every earlier stage's committed outputs readable under one directory per stage: the
+ * stage directory itself when this host sees it whole (a shared mount), else a scratch
+ * directory holding a link to each part on this host and a copy of each part fetched from its
+ * host's block server. Returns the rewrites of the stage directories in argv and env.
+ */
+async function prepareStageInputs(payload: AttemptPayload, dp: DataPlane, scratch: string, volumes: AttemptVolume[]): Promise<Map<string, string>> {
+  const rewrites = new Map<string, string>();
+  for (const si of payload.stageInputs ?? []) {
+    let whole = await exists(si.dir);
+    for (const part of si.parts) {
+      if (!whole) break;
+      whole = await exists(join(si.dir, part.name));
+    }
+    if (whole) continue;
+    const dir = join(scratch, 'stages', si.stage.replace(/[^A-Za-z0-9_.-]/g, '_'));
+    await fsp.mkdir(dir, { recursive: true });
+    for (const part of si.parts) {
+      const target = join(dir, part.name);
+      if (await exists(join(part.path, COMMIT_MARKER_NAME))) {
+        // On this host already: link it and let the container see it read-only.
+        await fsp.symlink(part.path, target);
+        volumes.push({ hostPath: part.path, containerPath: part.path, readOnly: true });
+        continue;
+      }
+      try {
+        await fetchPart(part, dp, target);
+      } catch (err) {
+        throw inputError(`output ${part.name} of stage '${si.stage}' on ${part.host}`, err);
+      }
+    }
+    rewrites.set(si.dir, dir);
+  }
+  return rewrites;
+}
+
+const COMMIT_MARKER_NAME = '_SUCCESS';
+
+function rewrite(s: string, rewrites: ReadonlyMap<string, string>): string {
+  let out = s;
+  for (const [from, to] of rewrites) out = out.split(from).join(to);
+  return out;
+}
+
 /** Run one attempt and describe how it ended; never throws for workload failures. */
 export async function runAttempt(payload: AttemptPayload, ctx: AttemptContext, control: AttemptControl): Promise<AttemptResult> {
   const startedAt = Date.now();
@@ -52,17 +120,36 @@ export async function runAttempt(payload: AttemptPayload, ctx: AttemptContext, c
   if (!contractCompatible(payload.contractVersion, CONTRACT_VERSION)) {
     return end({ state: 'FAILED', exitCode: null, reason: 'CONTRACT_MISMATCH', message: `attempt speaks queue contract ${payload.contractVersion}, this executor ${CONTRACT_VERSION}: major versions differ; upgrade the executor or the scheduler` });
   }
+  const dp = ctx.dataPlane;
+  // Where this host writes the task's output: the payload's directory on a shared mount, or
+  // the same layout under this host's own outputs root.
+  const out = payload.outputDir === undefined ? undefined : dp ? dp.outputFor(payload.outputDir) : { dir: payload.outputDir };
   // A task whose output is already committed is never run again: this is what
   // makes redelivery after a crash or a Redis rollback converge.
-  if (payload.outputDir !== undefined) {
-    const winner = await committedBy(payload.outputDir);
-    if (winner !== undefined) {
-      return end({ state: 'SUCCEEDED', exitCode: 0, reason: 'ALREADY_COMMITTED', message: `output already committed by attempt ${winner}`, outputPath: payload.outputDir });
+  if (out !== undefined) {
+    let recorded: CommittedOutput | undefined;
+    try {
+      recorded = await dp?.ledger?.lookup(payload.taskId);
+    } catch (err) {
+      return end({ state: 'LOST', exitCode: null, reason: 'COMMIT_LEDGER_UNAVAILABLE', message: `cannot read the task's commit record: ${(err as Error).message}` });
+    }
+    if (recorded !== undefined) {
+      if (recorded.host === ctx.host) await settleCommitted(recorded).catch(() => false);
+      return end({ state: 'SUCCEEDED', exitCode: 0, reason: 'ALREADY_COMMITTED', message: `output already committed by attempt ${recorded.attemptId} on ${recorded.host}`, outputPath: recorded.path, output: recorded });
+    }
+    const winner = await committedBy(out.dir);
+    if (winner !== undefined && dp?.ledger === undefined) {
+      return end({ state: 'SUCCEEDED', exitCode: 0, reason: 'ALREADY_COMMITTED', message: `output already committed by attempt ${winner}`, outputPath: out.dir });
     }
   }
 
   const containerId = containerIdFor(payload.attemptId, control.delivery);
-  const plan: OutputPlan | undefined = payload.outputDir !== undefined ? planOutput(payload.outputDir, payload.attemptId) : undefined;
+  const plan: OutputPlan | undefined = out !== undefined ? planOutput(out.dir, payload.attemptId) : undefined;
+  const ledger = dp?.ledger;
+  const decide: CommitDecision | undefined = ledger === undefined || out === undefined ? undefined : async (files, size, staged) => await ledger.commit(payload.taskId, {
+    attemptId: payload.attemptId, host: ctx.host, ...(dp?.blockServer === undefined ? {} : { blockServer: dp.blockServer }),
+    path: out.dir, ...(out.relPath === undefined ? {} : { relPath: out.relPath }), size, files, committedAt: Date.now(), staged,
+  });
   const scratch = join(ctx.scratchDir, containerId);
   let scratchMade = false;
   const cleanupScratch = async (): Promise<void> => {
@@ -86,13 +173,18 @@ export async function runAttempt(payload: AttemptPayload, ctx: AttemptContext, c
       env['LOCUS_SPLIT_OFFSET'] = String(payload.split.offset);
       env['LOCUS_SPLIT_LENGTH'] = String(payload.split.length);
       let splitPath = payload.split.localPath;
-      if (splitPath === undefined && ctx.splitReader) {
-        // Not on this host: stream the byte range from the backend into the
-        // attempt's scratch directory, so the workload always reads a file.
+      if (splitPath === undefined && (dp !== undefined || ctx.splitReader)) {
+        // Not on this host: stream the byte range from a block server or the backend into
+        // the attempt's scratch directory, so the workload always reads a file.
         await fsp.mkdir(scratch, { recursive: true });
         scratchMade = true;
         splitPath = join(scratch, 'split');
-        await pipeline(await ctx.splitReader(payload.split.uri, payload.split.offset, payload.split.length), createWriteStream(splitPath));
+        try {
+          if (dp !== undefined) await materialiseSplit(payload.split, dp, splitPath);
+          else if (ctx.splitReader) await pipeline(await ctx.splitReader(payload.split.uri, payload.split.offset, payload.split.length), createWriteStream(splitPath));
+        } catch (err) {
+          throw inputError(`cannot read ${payload.split.uri}`, err);
+        }
         await fsp.chmod(scratch, 0o755);
         await fsp.chmod(splitPath, 0o644);
         volumes.push({ hostPath: scratch, containerPath: scratch, readOnly: true });
@@ -102,11 +194,20 @@ export async function runAttempt(payload: AttemptPayload, ctx: AttemptContext, c
         env['LOCUS_SPLIT_PATH'] = splitPath;
       }
     }
-    for (const p of payload.inputPaths) volumes.push({ hostPath: p, containerPath: p, readOnly: true });
-    for (const [k, v] of Object.entries(env)) env[k] = substitute(v, values);
+    let rewrites = new Map<string, string>();
+    if (dp !== undefined && (payload.stageInputs?.length ?? 0) > 0) {
+      await fsp.mkdir(scratch, { recursive: true });
+      scratchMade = true;
+      rewrites = await prepareStageInputs(payload, dp, scratch, volumes);
+      await chmodTree(scratch);
+      if (!volumes.some((v) => v.hostPath === scratch)) volumes.push({ hostPath: scratch, containerPath: scratch, readOnly: true });
+    }
+    // A stage directory replaced by a local copy is not on this host: it cannot be mounted.
+    for (const p of payload.inputPaths) if (!rewrites.has(p)) volumes.push({ hostPath: p, containerPath: p, readOnly: true });
+    for (const [k, v] of Object.entries(env)) env[k] = rewrite(substitute(v, values), rewrites);
     handle = await ctx.runner.launch({
       containerId,
-      argv: payload.argv.map((a) => substitute(a, values)),
+      argv: payload.argv.map((a) => rewrite(substitute(a, values), rewrites)),
       env,
       resources: payload.resources,
       volumes,
@@ -114,6 +215,12 @@ export async function runAttempt(payload: AttemptPayload, ctx: AttemptContext, c
   } catch (err) {
     if (plan) await discardAttemptDir(plan).catch(() => undefined);
     await cleanupScratch().catch(() => undefined);
+    if (err instanceof InputError) {
+      // The host's trouble (storage or a block server unreachable from here) does not count
+      // against the task's retries; the task's own (no such file) does.
+      log.warn({ err: err.message, hostCause: err.hostCause }, 'attempt input could not be read');
+      return end({ state: 'FAILED', exitCode: null, reason: err.hostCause ? INPUT_UNREACHABLE : INPUT_FAILED, message: err.message });
+    }
     log.warn({ err: (err as Error).message }, 'attempt could not be launched');
     return end({ state: 'FAILED', exitCode: null, reason: 'LAUNCH_FAILED', message: (err as Error).message });
   }
@@ -160,15 +267,31 @@ export async function runAttempt(payload: AttemptPayload, ctx: AttemptContext, c
   }
   if (exit.exitCode === 0) {
     if (!plan) return finish({ state: 'SUCCEEDED', exitCode: 0, reason: 'EXITED', message: exit.message });
-    const outcome = await commitOutput(plan, payload.attemptId);
-    if (outcome.kind === 'committed') return finish({ state: 'SUCCEEDED', exitCode: 0, reason: 'COMMITTED', message: `output committed to ${outcome.finalDir}`, outputPath: outcome.finalDir });
-    if (outcome.kind === 'already') return finish({ state: 'SUCCEEDED', exitCode: 0, reason: 'ALREADY_COMMITTED', message: `output already committed by attempt ${outcome.winner}; this attempt's output was discarded`, outputPath: outcome.finalDir });
+    let outcome: Awaited<ReturnType<typeof commitOutput>>;
+    try {
+      outcome = await commitOutput(plan, payload.attemptId, decide);
+    } catch (err) {
+      // Redis unreachable at the commit: the output was not recorded; the attempt goes back, uncounted.
+      const errno = (err as NodeJS.ErrnoException).code;
+      if (decide !== undefined && (errno === undefined || !errno.startsWith('E'))) {
+        return failed({ state: 'LOST', exitCode: 0, reason: 'COMMIT_LEDGER_UNAVAILABLE', message: `the output could not be recorded: ${(err as Error).message}` });
+      }
+      throw err;
+    }
+    const rec = outcome.record === undefined ? {} : { output: outcome.record };
+    if (outcome.kind === 'committed') return finish({ state: 'SUCCEEDED', exitCode: 0, reason: 'COMMITTED', message: `output committed to ${outcome.finalDir} on ${ctx.host}`, outputPath: outcome.finalDir, ...rec });
+    if (outcome.kind === 'already') return finish({ state: 'SUCCEEDED', exitCode: 0, reason: 'ALREADY_COMMITTED', message: `output already committed by attempt ${outcome.winner}; this attempt's output was discarded`, outputPath: outcome.finalDir, ...rec });
     return failed({ state: 'FAILED', exitCode: 0, reason: 'OUTPUT_CONFLICT', message: outcome.message });
   }
   // A losing duplicate may fail because the winner swept its staging
   // directory; the task is done all the same.
   if (plan) {
-    const winner = await committedBy(plan.finalDir).catch(() => undefined);
+    const recorded = await ledger?.lookup(payload.taskId).catch(() => undefined);
+    if (recorded !== undefined) {
+      await discardAttemptDir(plan).catch(() => undefined);
+      return finish({ state: 'SUCCEEDED', exitCode: exit.exitCode, reason: 'ALREADY_COMMITTED', message: `output already committed by attempt ${recorded.attemptId} on ${recorded.host}`, outputPath: recorded.path, output: recorded });
+    }
+    const winner = ledger === undefined ? await committedBy(plan.finalDir).catch(() => undefined) : undefined;
     if (winner !== undefined) {
       await discardAttemptDir(plan).catch(() => undefined);
       return finish({ state: 'SUCCEEDED', exitCode: exit.exitCode, reason: 'ALREADY_COMMITTED', message: `output already committed by attempt ${winner}`, outputPath: plan.finalDir });
@@ -176,4 +299,14 @@ export async function runAttempt(payload: AttemptPayload, ctx: AttemptContext, c
   }
   if (exit.exitCode === null) return failed({ state: 'FAILED', exitCode: null, reason: 'SIGNALED', message: exit.message });
   return failed({ state: 'FAILED', exitCode: exit.exitCode, reason: 'EXIT_NONZERO', message: exit.message });
+}
+
+/** Make a scratch tree readable by the unprivileged workload user. */
+async function chmodTree(dir: string): Promise<void> {
+  await fsp.chmod(dir, 0o755);
+  for (const e of await fsp.readdir(dir, { withFileTypes: true })) {
+    const p = join(dir, e.name);
+    if (e.isDirectory()) await chmodTree(p);
+    else if (e.isFile()) await fsp.chmod(p, 0o644);
+  }
 }

@@ -43,10 +43,78 @@ export interface AttemptPayload {
     readonly length: number;
     /** A path readable on the executor's host when the data is local there. */
     readonly localPath?: string;
+    /**
+     * Block servers that can serve this split's bytes (local:// datasets, stage outputs), best
+     * first. The executor reads through them when the data is not on its own host.
+     */
+    readonly sources?: readonly BlockSource[];
   };
   readonly volumes: readonly AttemptVolume[];
   /** Extra read-only host paths the attempt may read (inputs). */
   readonly inputPaths: readonly string[];
+  /**
+   * Committed outputs of earlier stages this attempt reads (`{stages.<name>.output}`). When a
+   * part is not readable at its path on the executor's host, the executor fetches it through a
+   * block server into its scratch directory and rewrites `dir` in argv and env to that copy.
+   */
+  readonly stageInputs?: readonly StageInput[];
+}
+
+/** A block server that can serve a file: `address` is host:port, `root` one of its served roots. */
+export interface BlockSource {
+  readonly host: string;
+  readonly address: string;
+  readonly root: BlockRoot;
+  /** Path relative to the root. */
+  readonly path: string;
+}
+
+/** The directories a block server serves: local:// dataset replicas and committed stage outputs. */
+export type BlockRoot = 'datasets' | 'outputs';
+
+/** The committed outputs of one earlier stage, as one attempt reads them. */
+export interface StageInput {
+  readonly stage: string;
+  /** The directory the command names (`{stages.<name>.output}` as rendered). */
+  readonly dir: string;
+  readonly parts: readonly StageOutputPart[];
+}
+
+/** One committed task output: where it was written and how to reach it from another host. */
+export interface StageOutputPart {
+  /** Sub-directory name under the stage directory (the task index, zero-padded). */
+  readonly name: string;
+  readonly host: string;
+  /** Absolute path on `host`. */
+  readonly path: string;
+  readonly files: readonly OutputFile[];
+  /** Block servers on `host` (host:port), best first; the path is relative to their outputs root. */
+  readonly sources: readonly string[];
+  /** The path relative to the outputs root of `host`'s block servers. */
+  readonly relPath: string;
+}
+
+/** One file of a committed output. */
+export interface OutputFile {
+  /** Path relative to the output directory ('/'-separated). */
+  readonly name: string;
+  readonly size: number;
+}
+
+/** Where an attempt's committed output lives (the record the commit script wrote). */
+export interface CommittedOutput {
+  readonly attemptId: string;
+  readonly host: string;
+  /** The block server of the committing executor (host:port), when it had one. */
+  readonly blockServer?: string;
+  readonly path: string;
+  /** The path relative to the host's outputs root, when the output is served from there. */
+  readonly relPath?: string;
+  readonly size: number;
+  readonly files: readonly OutputFile[];
+  readonly committedAt: number;
+  /** The staging directory the winner renames onto `path` (to finish a rename a crash cut short). */
+  readonly staged?: string;
 }
 
 /** How an attempt ended, as the executor reports it. */
@@ -63,6 +131,8 @@ export interface AttemptResult {
   readonly sandboxDir?: string;
   /** Where the committed output is (when the attempt committed it). */
   readonly outputPath?: string;
+  /** The full commit record (host, block server, files) of the output that won. */
+  readonly output?: CommittedOutput;
   readonly startedAt: number;
   readonly finishedAt: number;
   readonly host: string;
@@ -120,7 +190,29 @@ export const EXECUTOR_FIELDS = {
   stopRequested: 'stopRequested',
   runner: 'runner',
   pid: 'pid',
+  /** The executor's block server (host:port) serving dataset replicas and outputs on its host. */
+  blockServer: 'blockServer',
 } as const;
+
+/**
+ * A hash of data-plane secrets (field `blockToken`: the bearer token every block server
+ * accepts; `webhdfsDelegationToken` when set). Executors read it with their own Redis user;
+ * secrets never travel in TaskInfo, argv or the environment.
+ */
+export const DATAPLANE_SECRETS_KEY = 'locus:dataplane:secrets';
+
+/** The key of one task's commit record: the first attempt to write it owns the task's output. */
+export function commitKey(taskId: string): string {
+  return `${COMMIT_KEY_PREFIX}${taskId}`;
+}
+
+/** Prefix of the commit records (executors may write these through the commit script). */
+export const COMMIT_KEY_PREFIX = 'locus:commit:';
+
+/** Result reasons for input failures caused by the host (storage or block server unreachable): not counted. */
+export const INPUT_UNREACHABLE = 'INPUT_UNREACHABLE';
+/** Result reason for input failures caused by the task (no such file, bad range): counted. */
+export const INPUT_FAILED = 'INPUT_FAILED';
 
 /**
  * The cancel channel: a set of attempt ids the scheduler wants killed on one
@@ -162,13 +254,33 @@ export function decodeAttemptPayload(v: unknown): AttemptPayload {
   const split = optional(o['split'], 'payload.split', (x, p) => {
     const s = asObject(x, p);
     const localPath = optional(s['localPath'], `${p}.localPath`, asString);
+    const sources = optional(s['sources'], `${p}.sources`, (y, q) => asArray(y, q, decodeBlockSource));
     return {
       uri: asString(s['uri'], `${p}.uri`),
       offset: asNumber(s['offset'], `${p}.offset`),
       length: asNumber(s['length'], `${p}.length`),
       ...(localPath !== undefined ? { localPath } : {}),
+      ...(sources !== undefined ? { sources } : {}),
     };
   });
+  const stageInputs = optional(o['stageInputs'], 'payload.stageInputs', (x, p) => asArray(x, p, (y, q) => {
+    const si = asObject(y, q);
+    return {
+      stage: asString(si['stage'], `${q}.stage`),
+      dir: asString(si['dir'], `${q}.dir`),
+      parts: asArray(si['parts'], `${q}.parts`, (z, r) => {
+        const part = asObject(z, r);
+        return {
+          name: asString(part['name'], `${r}.name`),
+          host: asString(part['host'], `${r}.host`),
+          path: asString(part['path'], `${r}.path`),
+          relPath: asString(part['relPath'], `${r}.relPath`),
+          files: asArray(part['files'], `${r}.files`, decodeOutputFile),
+          sources: asArray(part['sources'], `${r}.sources`, asString),
+        };
+      }),
+    };
+  }));
   const outputDir = optional(o['outputDir'], 'payload.outputDir', asString);
   return {
     contractVersion: asString(o['contractVersion'], 'payload.contractVersion'),
@@ -191,6 +303,36 @@ export function decodeAttemptPayload(v: unknown): AttemptPayload {
       return { hostPath: asString(vo['hostPath'], `${p}.hostPath`), containerPath: asString(vo['containerPath'], `${p}.containerPath`), readOnly: asBoolean(vo['readOnly'], `${p}.readOnly`) };
     }),
     inputPaths: asArray(o['inputPaths'] ?? [], 'payload.inputPaths', asString),
+    ...(stageInputs !== undefined ? { stageInputs } : {}),
+  };
+}
+
+function decodeBlockSource(v: unknown, p: string): BlockSource {
+  const o = asObject(v, p);
+  return { host: asString(o['host'], `${p}.host`), address: asString(o['address'], `${p}.address`), root: asEnum(o['root'], `${p}.root`, ['datasets', 'outputs'] as const), path: asString(o['path'], `${p}.path`) };
+}
+
+function decodeOutputFile(v: unknown, p: string): OutputFile {
+  const o = asObject(v, p);
+  return { name: asString(o['name'], `${p}.name`), size: asNumber(o['size'], `${p}.size`) };
+}
+
+/** Decode a commit record (the Redis hash the commit script writes, or a result's `output`). */
+export function decodeCommittedOutput(v: unknown, p = 'output'): CommittedOutput {
+  const o = asObject(v, p);
+  const blockServer = optional(o['blockServer'], `${p}.blockServer`, asString);
+  const relPath = optional(o['relPath'], `${p}.relPath`, asString);
+  const staged = optional(o['staged'], `${p}.staged`, asString);
+  return {
+    attemptId: asString(o['attemptId'], `${p}.attemptId`),
+    host: asString(o['host'], `${p}.host`),
+    ...(blockServer !== undefined && blockServer !== '' ? { blockServer } : {}),
+    path: asString(o['path'], `${p}.path`),
+    ...(relPath !== undefined && relPath !== '' ? { relPath } : {}),
+    size: asNumber(o['size'], `${p}.size`),
+    files: asArray(o['files'], `${p}.files`, decodeOutputFile),
+    committedAt: asNumber(o['committedAt'], `${p}.committedAt`),
+    ...(staged !== undefined ? { staged } : {}),
   };
 }
 
@@ -205,6 +347,7 @@ export function decodeAttemptResult(v: unknown): AttemptResult {
   });
   const sandboxDir = optional(o['sandboxDir'], 'result.sandboxDir', asString);
   const outputPath = optional(o['outputPath'], 'result.outputPath', asString);
+  const output = optional(o['output'], 'result.output', decodeCommittedOutput);
   const exitCode = o['exitCode'];
   return {
     attemptId: asString(o['attemptId'], 'result.attemptId'),
@@ -216,6 +359,7 @@ export function decodeAttemptResult(v: unknown): AttemptResult {
     ...(usage !== undefined ? { usage } : {}),
     ...(sandboxDir !== undefined ? { sandboxDir } : {}),
     ...(outputPath !== undefined ? { outputPath } : {}),
+    ...(output !== undefined ? { output } : {}),
     startedAt: asNumber(o['startedAt'], 'result.startedAt'),
     finishedAt: asNumber(o['finishedAt'], 'result.finishedAt'),
     host: asString(o['host'], 'result.host'),

@@ -14,6 +14,7 @@ import { DecodeError } from '../core/decode.js';
 import { LocusError } from '../core/errors.js';
 import type { Logger } from '../obs/log.js';
 import { runAttempt, type AttemptContext, type SplitReader } from './attempt.js';
+import type { DataPlane } from './data-plane.js';
 import {
   CONTRACT_VERSION,
   EXECUTOR_FIELDS as F,
@@ -45,6 +46,8 @@ export interface ExecutorOptions {
   /** Where non-local splits are materialised. */
   readonly scratchDir: string;
   readonly splitReader?: SplitReader;
+  /** The multi-host data plane: storage readers, block servers, the commit ledger. */
+  readonly dataPlane?: DataPlane;
   readonly heartbeatMs?: number;
   /** Exit after this long without attempts; 0 = never. */
   readonly idleTimeoutMs?: number;
@@ -138,6 +141,8 @@ export class Executor {
       memMiBPerSlot: String(this.o.slotResources.memMiB),
       diskMiBPerSlot: String(this.o.slotResources.diskMiB),
       startedAt: String(Date.now()),
+      // Where other hosts read this host's dataset replicas and committed outputs.
+      ...(this.o.dataPlane?.blockServer === undefined ? {} : { [F.blockServer]: this.o.dataPlane.blockServer }),
     };
     await this.redis.multi().hset(this.key, fields).hdel(this.key, F.stopRequested).hincrby(this.key, F.heartbeat, 1).exec();
   }
@@ -150,6 +155,7 @@ export class Executor {
       scratchDir: this.o.scratchDir,
       killGraceMs: this.o.killGraceMs ?? 2000,
       ...(this.o.splitReader ? { splitReader: this.o.splitReader } : {}),
+      ...(this.o.dataPlane ? { dataPlane: this.o.dataPlane } : {}),
     };
     // BullMQ does not close a connection it was handed; keep it to close after the worker.
     this.workerConnection = this.o.connect();

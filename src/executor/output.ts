@@ -23,10 +23,21 @@
  * - Host crash right after the rename: the attempt's files and directories,
  *   then the marker and the parent directory, are fsynced before the commit
  *   is reported, so a reported commit survives with its data.
+ *
+ * When agents share no filesystem, a rename cannot decide between attempts on
+ * different hosts. With a ledger (the Redis commit script), the decision is
+ * the ledger's: the attempt's files are synced and listed, the first attempt
+ * to write the task's commit record wins, and only then does the winner
+ * rename its staging directory onto the final path on its own host. The
+ * record names the host, the block server, the path and every file, which is
+ * how the next stage finds the output from any host. A crash between the
+ * record and the rename leaves the synced staging directory named in the
+ * record (`staged`); the next attempt on that host rolls the rename forward.
  */
 import { randomBytes } from 'node:crypto';
 import { promises as fsp } from 'node:fs';
 import { basename, dirname, join } from 'node:path';
+import type { CommittedOutput, OutputFile } from './contract.js';
 
 /** Name of the marker file inside every committed output directory. */
 export const COMMIT_MARKER = '_SUCCESS';
@@ -46,6 +57,40 @@ export type CommitOutcome =
   | { readonly kind: 'already'; readonly finalDir: string; readonly winner: string }
   /** The final path holds something that Locus did not commit. */
   | { readonly kind: 'conflict'; readonly finalDir: string; readonly message: string };
+
+/** The ledger decision commitOutput needs: record this output unless another attempt did. */
+export type CommitDecision = (files: readonly OutputFile[], size: number, staged: string) => Promise<{ readonly won: boolean; readonly record: CommittedOutput }>;
+
+/** The files below a directory (regular files only, names '/'-separated, the marker left out). */
+export async function listOutputFiles(dir: string, prefix = ''): Promise<OutputFile[]> {
+  const out: OutputFile[] = [];
+  for (const e of await fsp.readdir(dir, { withFileTypes: true })) {
+    const name = prefix === '' ? e.name : `${prefix}/${e.name}`;
+    if (prefix === '' && e.name === COMMIT_MARKER) continue;
+    const p = join(dir, e.name);
+    if (e.isDirectory()) out.push(...(await listOutputFiles(p, name)));
+    else if (e.isFile()) out.push({ name, size: (await fsp.stat(p)).size });
+  }
+  return out.sort((a, b) => (a.name < b.name ? -1 : a.name > b.name ? 1 : 0));
+}
+
+/**
+ * Finish a commit the ledger recorded but whose rename never happened (a crash between
+ * the two): when the record's staging directory is on this host, rename it into place.
+ * Returns whether the final directory now holds the output.
+ */
+export async function settleCommitted(record: CommittedOutput & { readonly staged?: string }): Promise<boolean> {
+  if ((await committedBy(record.path)) !== undefined) return true;
+  if (record.staged === undefined) return false;
+  try {
+    await fsp.rename(record.staged, record.path);
+  } catch {
+    return false;
+  }
+  await fsyncPath(dirname(record.path)).catch(() => undefined);
+  await fsp.rm(dirname(record.staged), { recursive: true, force: true }).catch(() => undefined);
+  return true;
+}
 
 function safeName(s: string): string {
   return s.replace(/[^A-Za-z0-9_.-]/g, '_').slice(0, 120);
@@ -92,8 +137,12 @@ async function fsyncPath(path: string): Promise<void> {
   }
 }
 
-/** Promote the attempt's output to the final location, exactly once per task. */
-export async function commitOutput(plan: OutputPlan, attemptId: string): Promise<CommitOutcome> {
+/**
+ * Promote the attempt's output to the final location, exactly once per task. With `decide`
+ * (the ledger), the ledger chooses the winner before anything is renamed.
+ */
+export async function commitOutput(plan: OutputPlan, attemptId: string, decide?: CommitDecision): Promise<CommitOutcome & { readonly record?: CommittedOutput }> {
+  if (decide !== undefined) return await commitWithLedger(plan, attemptId, decide);
   const before = await committedBy(plan.finalDir);
   if (before !== undefined) {
     await discardAttemptDir(plan);
@@ -153,4 +202,37 @@ export async function discardAttemptDir(plan: OutputPlan): Promise<void> {
  */
 export async function sweepStaging(plan: OutputPlan): Promise<void> {
   await fsp.rm(plan.stagingRoot, { recursive: true, force: true });
+}
+
+async function commitWithLedger(plan: OutputPlan, attemptId: string, decide: CommitDecision): Promise<CommitOutcome & { readonly record?: CommittedOutput }> {
+  const marker = join(plan.attemptDir, COMMIT_MARKER);
+  // As without a ledger: the workload's own `_SUCCESS` (even a symlink) goes, the data is synced,
+  // and the marker is written exclusively, all before the decision is asked for.
+  await fsp.rm(marker, { force: true, recursive: true });
+  await syncTree(plan.attemptDir);
+  const files = await listOutputFiles(plan.attemptDir);
+  const size = files.reduce((a, f) => a + f.size, 0);
+  await fsp.writeFile(marker, JSON.stringify({ attemptId, committedAt: new Date().toISOString() }) + '\n', { flag: 'wx' });
+  await fsyncPath(marker);
+  await fsyncPath(plan.attemptDir);
+  const decision = await decide(files, size, plan.attemptDir);
+  if (!decision.won) {
+    await discardAttemptDir(plan);
+    return { kind: 'already', finalDir: decision.record.path, winner: decision.record.attemptId, record: decision.record };
+  }
+  try {
+    await fsp.rename(plan.attemptDir, plan.finalDir);
+  } catch (err) {
+    const code = (err as NodeJS.ErrnoException).code;
+    if (code === 'ENOTEMPTY' || code === 'EEXIST') {
+      // The ledger says this attempt won, yet the final path is taken: something other than
+      // this task's commit wrote there. The record stands (pointing at the staging copy).
+      const other = await committedBy(plan.finalDir);
+      return { kind: 'conflict', finalDir: plan.finalDir, message: `${plan.finalDir} already holds ${other === undefined ? 'files Locus did not commit' : `the output of attempt ${other}`}`, record: decision.record };
+    }
+    throw err;
+  }
+  await fsyncPath(dirname(plan.finalDir)).catch(() => undefined);
+  await sweepStaging(plan);
+  return { kind: 'committed', finalDir: plan.finalDir, record: decision.record };
 }

@@ -20,6 +20,8 @@ import {
   EXECUTOR_FIELDS as F,
   QUEUE_PREFIX,
   SCHEDULER_INFO_KEY,
+  COMMIT_KEY_PREFIX,
+  DATAPLANE_SECRETS_KEY,
   executorAclUser,
   executorKey,
   executorQueueName,
@@ -42,6 +44,10 @@ export function executorAclRules(executorId: string, password: string): string[]
     `~${queueKeys}`,
     `~${executorKey(executorId)}`,
     `%R~${SCHEDULER_INFO_KEY}`,
+    // The data plane: read the block servers' token, and write task commit records (only
+    // through the commit script, which never overwrites a record: see executor/data-plane.ts).
+    `%R~${DATAPLANE_SECRETS_KEY}`,
+    `~${COMMIT_KEY_PREFIX}*`,
     // What BullMQ's worker uses: scripts, blocking pops, streams, hashes,
     // lists, sorted sets, MULTI, INFO (version check) and CLIENT SETNAME.
     '-@all',

@@ -18,6 +18,8 @@ import type { IsolationMode } from '../../executor/isolation/types.js';
 import { AgentRunner, IsolatorRunner, NoopRunner, PreferAgentRunner, type AttemptRunner } from '../../executor/runner.js';
 import { AgentClient } from '../../mesos/agent.js';
 import { createLogger, type Logger } from '../../obs/log.js';
+import { startDataPlane, type RunningDataPlane } from '../../executor/data-plane-setup.js';
+import { decodeExecutorStorageConfig } from '../../storage/executor-config.js';
 import { CliUsageError, intFlag, parseCommand, required } from '../args.js';
 
 const HELP = `usage: locus executor [options]
@@ -47,6 +49,9 @@ attempt in an isolated (nested) container. Every flag also reads LOCUS_<FLAG>.
   --heartbeat DUR         heartbeat interval (default 2s)
   --lock-duration DUR     BullMQ job lock (default 30s)
   --stalled-interval DUR  BullMQ stalled-job check (default 30s)
+  --storage-config JSON   storage on this host, from the framework (mounts, WebHDFS, Ceph,
+                          dataset and output directories, block server); enables the block
+                          server and the Redis commit ledger. No secrets: those are read from Redis
 `;
 
 const OPTIONS = {
@@ -72,6 +77,7 @@ const OPTIONS = {
   heartbeat: { type: 'string' },
   'lock-duration': { type: 'string' },
   'stalled-interval': { type: 'string' },
+  'storage-config': { type: 'string' },
 } as const;
 
 function env(name: string): string | undefined {
@@ -155,6 +161,22 @@ export async function run(argv: string[]): Promise<number> {
     return registry.read(uri, offset, length);
   };
 
+  // The data plane (storage readers, block server, commit ledger) when the framework sent a
+  // storage configuration; without one, attempts read through unconfigured backends as before.
+  const storageText = v['storage-config'] ?? env('LOCUS_STORAGE_CONFIG');
+  let dataPlane: RunningDataPlane | undefined;
+  let dataPlaneRedis: Redis | undefined;
+  if (storageText !== undefined) {
+    dataPlaneRedis = connect();
+    try {
+      dataPlane = await startDataPlane({ config: decodeExecutorStorageConfig(storageText), redis: dataPlaneRedis, logger });
+    } catch (err) {
+      dataPlaneRedis.disconnect();
+      await runner.close().catch(() => undefined);
+      throw err;
+    }
+  }
+
   let executor: Executor;
   try {
     executor = await Executor.start({
@@ -168,6 +190,7 @@ export async function run(argv: string[]): Promise<number> {
       logger,
       scratchDir: join(sandbox, 'scratch'),
       splitReader,
+      ...(dataPlane === undefined ? {} : { dataPlane: dataPlane.dataPlane }),
       heartbeatMs: duration(v.heartbeat, 'heartbeat', 2000),
       idleTimeoutMs: duration(v['idle-timeout'], 'idle-timeout', 0),
       drainGraceMs: duration(v['drain-grace'], 'drain-grace', 30_000),
@@ -177,6 +200,8 @@ export async function run(argv: string[]): Promise<number> {
     });
   } catch (err) {
     await runner.close().catch(() => undefined);
+    await dataPlane?.close();
+    dataPlaneRedis?.disconnect();
     if (err instanceof LocusError) throw err;
     throw new LocusError('UNAVAILABLE', `executor ${executorId} could not start: ${(err as Error).message}`, { cause: err });
   }
@@ -190,6 +215,8 @@ export async function run(argv: string[]): Promise<number> {
   const reason = await executor.finished;
   process.off('SIGTERM', onSignal);
   process.off('SIGINT', onSignal);
+  await dataPlane?.close();
+  dataPlaneRedis?.disconnect();
   process.stderr.write(`locus: executor ${executorId} stopped (${reason})\n`);
   // Stray handles (a Redis reconnect timer) must not keep a drained executor alive.
   setTimeout(() => process.exit(0), 200).unref();

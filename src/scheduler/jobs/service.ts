@@ -13,7 +13,8 @@ import type { LocalityLevel } from '../../core/locality.js';
 import type { ResolveOptions } from '../../storage/port.js';
 import type { Logger } from '../../obs/log.js';
 import type { AttemptPayload, AttemptResult } from '../../executor/contract.js';
-import { CONTRACT_VERSION } from '../../executor/contract.js';
+import { CONTRACT_VERSION, INPUT_UNREACHABLE } from '../../executor/contract.js';
+import { StageOutputs, splitSources, withDataPlane, type JobDataPlane } from './outputs.js';
 import { JobStore, type StoredSplit } from './store.js';
 import { effectiveLocality, type JobSpec } from './spec.js';
 import type { LocalityPolicy } from '../placement/types.js';
@@ -23,6 +24,9 @@ import {
 import { stageOutputDir, substitute, taskOutputDir } from './tasks.js';
 import { PendingIndex } from '../placement/index.js';
 import { checkExplicitTaskCounts, checkVolumes, outputDirFor } from './admission.js';
+
+/** Uncounted input failures of one task after which further ones count (an input that no host can reach). */
+export const UNCOUNTED_INPUT_FAILURES = 5;
 
 /** Counted failures on one host after which the whole job avoids it (Spark's blacklisting, per job). */
 export const HOST_FAILURES_TO_AVOID = 2;
@@ -97,6 +101,8 @@ export interface JobServiceOptions {
   readonly outputRoot: string;
   readonly limits: AdmissionLimits;
   readonly volumes?: VolumeLookup;
+  /** Block servers and commit records: attempts read data and earlier outputs on other hosts. */
+  readonly dataPlane?: JobDataPlane;
   /**
    * The framework's locality policy (`--locality-wait-node/-rack`): what a spec's
    * `locality` leaves out is taken from it. Default: 3 s per level, as the flags'.
@@ -110,6 +116,9 @@ const FRAMEWORK_LOCALITY_DEFAULT: LocalityPolicy = { mode: 'wait', nodeWaitMs: 3
 export function classifyFailure(result: Pick<AttemptResult, 'state' | 'reason'>): FailureClass {
   if (result.state === 'LOST') return 'not-counted';
   if (result.reason === 'DRAINED' || result.reason === 'EXECUTOR_LOST' || result.reason === 'AGENT_LOST') return 'not-counted';
+  // The input could not be reached from that host (storage or a block server down): the host's
+  // trouble, not the task's (capped per task by the service, see UNCOUNTED_INPUT_FAILURES).
+  if (result.reason === INPUT_UNREACHABLE || result.reason === 'COMMIT_LEDGER_UNAVAILABLE') return 'not-counted';
   if (result.reason === 'INVALID_SPEC' || result.reason === 'INPUT_MISSING' || result.reason === 'LAUNCH_FAILED_FATAL') return 'fatal';
   return 'counted';
 }
@@ -133,8 +142,14 @@ export class JobService extends EventEmitter<ServiceEvents> {
   /** `<jobId>:<stage>` of stages being started, so concurrent progress checks start a stage once. */
   private readonly startingStages = new Set<string>();
 
+  /** Committed outputs of earlier stages (with a data plane). */
+  private readonly outputs: StageOutputs | undefined;
+  /** Uncounted input failures per task, to cap them. */
+  private readonly inputFailures = new Map<string, number>();
+
   constructor(private readonly o: JobServiceOptions) {
     super();
+    this.outputs = o.dataPlane === undefined ? undefined : new StageOutputs(o.dataPlane);
   }
 
   /** Submit a job for a tenant. Resolution continues in the background. */
@@ -206,6 +221,7 @@ export class JobService extends EventEmitter<ServiceEvents> {
         this.jobs.set(job.id, await this.refresh(job.id));
       }
       await this.resolveStageVolume(job, stage).catch((err: unknown) => this.o.logger.warn({ jobId: job.id, err: String(err) }, 'the volume of a recovered stage is not usable'));
+      if (stage > 0) await this.outputs?.loadBefore(job, stage).catch((err: unknown) => this.o.logger.warn({ jobId: job.id, err: String(err) }, 'reading the commit records of earlier stages failed'));
       const allTasks = await this.o.store.tasks(job.id);
       // Per-job host avoidance survives a restart: rebuild it from the tasks' failed hosts.
       for (const t of allTasks) for (const h of t.failedHosts) this.countHostFailure(job.id, h);
@@ -304,7 +320,7 @@ export class JobService extends EventEmitter<ServiceEvents> {
       jobId: job.id, taskIndex: index, attempt, ...(split ? { split } : {}), stageOutputs,
     });
     const mount = this.stageVolumes.get(`${job.id}:${stageIndex}`);
-    return {
+    const payload: AttemptPayload = {
       contractVersion: CONTRACT_VERSION,
       jobId: job.id,
       taskId,
@@ -326,6 +342,9 @@ export class JobService extends EventEmitter<ServiceEvents> {
         ...job.spec.stages.slice(0, stageIndex).map((s) => stageOutputs[s.name] ?? '').filter(Boolean),
       ],
     };
+    const dp = this.o.dataPlane;
+    if (dp === undefined || this.outputs === undefined) return payload;
+    return withDataPlane(payload, taskSplit === undefined || explicit !== undefined ? undefined : splitSources(taskSplit, host, dp), this.outputs.stageInputs(job, stageIndex));
   }
 
   /**
@@ -359,7 +378,7 @@ export class JobService extends EventEmitter<ServiceEvents> {
   async finishAttempt(result: AttemptResult): Promise<TaskState | 'STALE'> {
     const job = this.jobs.get(result.taskId.replace(/\.\d+\.\d+$/, ''));
     if (!job) return 'STALE';
-    const cls = job.state === 'CANCELLED' ? 'cancelled' : result.state === 'SUCCEEDED' ? 'counted' : classifyFailure(result);
+    const cls = this.capUncountedInput(result, job.state === 'CANCELLED' ? 'cancelled' : result.state === 'SUCCEEDED' ? 'counted' : classifyFailure(result));
     const outcome = await this.o.store.finishAttempt(
       result.taskId, result.attemptId,
       {
@@ -390,6 +409,14 @@ export class JobService extends EventEmitter<ServiceEvents> {
     }
     await this.checkProgress(job.id);
     return outcome;
+  }
+
+  /** An input no host can reach must not retry forever: past the cap, input failures count. */
+  private capUncountedInput<C extends FailureClass | 'cancelled'>(result: AttemptResult, cls: C): C | 'counted' {
+    if (cls !== 'not-counted' || result.reason !== INPUT_UNREACHABLE) return cls;
+    const n = (this.inputFailures.get(result.taskId) ?? 0) + 1;
+    this.inputFailures.set(result.taskId, n);
+    return n > UNCOUNTED_INPUT_FAILURES ? 'counted' : cls;
   }
 
   /** Cancel a job: pending tasks dropped, running attempts reported for killing. */
@@ -502,9 +529,11 @@ export class JobService extends EventEmitter<ServiceEvents> {
     this.index.add({
       taskId, jobId: job.id, tenant: job.tenant, priority: job.spec.priority,
       resources: stageSpec.task.resources,
-      preferredHosts: split?.hosts ?? [],
+      // A task with no split of its own (an explicit reduce) goes near the largest share of the
+      // earlier stages' committed outputs.
+      preferredHosts: split?.hosts ?? this.outputs?.preferredHosts(job.id, stage).hosts ?? [],
       preferredRacks: split?.racks ?? [],
-      inputBytes: split?.length ?? 0,
+      inputBytes: split?.length ?? this.outputs?.preferredHosts(job.id, stage).bytes ?? 0,
       constraints: job.spec.constraints,
       ...(locality === undefined ? {} : { locality }),
       ...(avoidHosts.length > 0 ? { avoidHosts } : {}),
@@ -523,6 +552,8 @@ export class JobService extends EventEmitter<ServiceEvents> {
     try {
       if (stage === 0) await this.o.store.setState(job.id, 'RESOLVING', ['PENDING'], this.o.clock.now());
       await this.resolveStageVolume(job, stage);
+      // Where the earlier stages' outputs were committed: what this stage reads, and where it should run.
+      if (stage > 0) await this.outputs?.loadBefore(await this.refresh(job.id), stage);
       let splits: StoredSplit[] = [];
       if (spec.tasks) {
         splits = spec.tasks.map(() => ({ uri: '', offset: 0, length: 0, hosts: [], racks: [] }));

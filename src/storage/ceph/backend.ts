@@ -5,12 +5,12 @@
  * then placed by pure computation (see ./maps.ts), with no per-object
  * round trip. Sizes of RADOS objects come from `rados stat`.
  */
+import { spawn } from 'node:child_process';
 import { createReadStream } from 'node:fs';
 import { stat } from 'node:fs/promises';
-import type { Readable } from 'node:stream';
+import { PassThrough, type Readable } from 'node:stream';
 import type { FileLocations, SplitMode } from '../../core/blocks.js';
 import { systemClock, type Clock } from '../../core/clock.js';
-import { LocusError } from '../../core/errors.js';
 import { mapLimit, withTimeout } from '../concurrency.js';
 import { storageError, wrapStorageError } from '../errors.js';
 import { runTool, ToolError } from '../exec.js';
@@ -173,10 +173,91 @@ export class CephBackend implements StorageBackend {
 
   async read(uri: string, offset: number, length: number): Promise<Readable> {
     const u = parseStorageUri(uri);
-    if (u.scheme !== 'cephfs') throw new LocusError('UNSUPPORTED', `${uri}: reading RADOS objects is not supported (use cephfs:// or a mount)`);
+    if (u.scheme !== 'cephfs') return this.readObject(uri, u.authority, u.path.replace(/^\//, ''), offset, length);
     const mount = this.config.cephfsMount;
     if (mount === undefined) throw storageError('INVALID_FIELD', uri, 'no CephFS mount configured');
     const p = mount.replace(/\/$/, '') + normalisePath(`${u.authority}/${u.path}`);
     return createReadStream(p, { start: offset, end: Math.max(offset, offset + length - 1) });
+  }
+
+  /**
+   * Stream a byte range of a RADOS object through librados's command-line client
+   * (`rados get OBJ -`): no extra service on the cluster, only the client keyring the
+   * executor's host already has. `rados get` reads from the start of the object, so the
+   * bytes before `offset` are skipped here and the client is stopped once `length` bytes
+   * have passed. A client that cannot reach the cluster fails as UNAVAILABLE (the host's
+   * trouble), a missing object as NOT_FOUND (the task's).
+   */
+  private async readObject(uri: string, pool: string, object: string, offset: number, length: number): Promise<Readable> {
+    if (pool === '' || object === '') throw storageError('INVALID_FIELD', uri, 'expected ceph://pool/object');
+    const child = spawn(this.config.radosBin ?? 'rados', [...this.radosArgs(pool), 'get', object, '-'], { stdio: ['ignore', 'pipe', 'pipe'] });
+    const out = new PassThrough();
+    let stderr = '';
+    let skipped = 0;
+    let sent = 0;
+    let done = false;
+    const timeoutMs = this.config.timeoutMs ?? 30_000;
+    // An idle deadline, re-armed on every chunk: a hung monitor connection must not hang the task.
+    let idle: NodeJS.Timeout | undefined;
+    const arm = (): void => {
+      if (idle) clearTimeout(idle);
+      idle = setTimeout(() => {
+        if (done) return;
+        done = true;
+        child.kill('SIGKILL');
+        out.destroy(storageError('UNAVAILABLE', uri, `rados sent nothing for ${timeoutMs} ms (is the cluster reachable?)`));
+      }, timeoutMs);
+    };
+    arm();
+    const finish = (): void => {
+      if (done) return;
+      done = true;
+      if (idle) clearTimeout(idle);
+      out.end();
+      // Everything wanted has passed: the rest of the object is not needed.
+      child.kill('SIGTERM');
+    };
+    child.stderr.on('data', (c: Buffer) => { stderr = (stderr + c.toString()).slice(-4000); });
+    child.stdout.on('data', (chunk: Buffer) => {
+      if (done) return;
+      arm();
+      let c = chunk;
+      if (skipped < offset) {
+        const skip = Math.min(offset - skipped, c.length);
+        skipped += skip;
+        c = c.subarray(skip);
+      }
+      if (c.length === 0) return;
+      const want = length - sent;
+      const piece = c.length > want ? c.subarray(0, want) : c;
+      sent += piece.length;
+      if (!out.write(piece)) {
+        child.stdout.pause();
+        out.once('drain', () => child.stdout.resume());
+      }
+      if (sent >= length) finish();
+    });
+    child.on('error', (err: NodeJS.ErrnoException) => {
+      if (done) return;
+      done = true;
+      if (idle) clearTimeout(idle);
+      out.destroy(err.code === 'ENOENT' ? storageError('UNAVAILABLE', uri, `'${this.config.radosBin ?? 'rados'}' is not installed on this host`) : storageError('UNAVAILABLE', uri, err.message));
+    });
+    child.on('close', (code) => {
+      if (done) return;
+      done = true;
+      if (idle) clearTimeout(idle);
+      if (code === 0) {
+        // The object ended before offset+length: the range is cut at its end, like a file read.
+        out.end();
+        return;
+      }
+      const last = stderr.trim().split('\n').pop() ?? '';
+      if (/No such file or directory|\(2\)/.test(stderr)) out.destroy(storageError('NOT_FOUND', uri, 'no such object'));
+      else if (/Permission denied|\(13\)|\(1\) Operation not permitted/.test(stderr)) out.destroy(storageError('FORBIDDEN', uri, `permission denied: ${last}`));
+      else out.destroy(storageError('UNAVAILABLE', uri, `rados get failed (exit ${code ?? 'signal'}): ${last}`));
+    });
+    if (length <= 0) finish();
+    return out;
   }
 }

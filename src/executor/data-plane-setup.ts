@@ -1,0 +1,82 @@
+/**
+ * Building an executor's data plane from the framework's storage
+ * configuration: the storage readers, the block server (started here and
+ * advertised in the executor's registration), the data-plane token read from
+ * Redis with the executor's own user, and the Redis commit ledger.
+ */
+import type { Redis } from 'ioredis';
+import type { Logger } from '../obs/log.js';
+import { createStorageRegistry, type StorageRegistry } from '../storage/registry.js';
+import { registryConfigFor, type ExecutorStorageConfig } from '../storage/executor-config.js';
+import { startBlockServer, type BlockServer } from './block-server.js';
+import { DATAPLANE_SECRETS_KEY } from './contract.js';
+import { RedisCommitLedger, outputMapper, type DataPlane } from './data-plane.js';
+import { LocusError } from '../core/errors.js';
+
+/** A started data plane and how to stop it. */
+export interface RunningDataPlane {
+  readonly dataPlane: DataPlane;
+  readonly blockServer: BlockServer;
+  close(): Promise<void>;
+}
+
+/** How often the token is re-read (a rotated token reaches every executor within this). */
+const TOKEN_REFRESH_MS = 30_000;
+
+/** Start the data plane of one executor. `redis` is a connection with the executor's own user. */
+export async function startDataPlane(o: { readonly config: ExecutorStorageConfig; readonly redis: Redis; readonly logger: Logger }): Promise<RunningDataPlane> {
+  const { config, redis, logger } = o;
+  let secrets: Record<string, string> = {};
+  let readAt = 0;
+  const refresh = async (): Promise<void> => {
+    secrets = await redis.hgetall(DATAPLANE_SECRETS_KEY);
+    readAt = Date.now();
+  };
+  await refresh().catch((err: unknown) => logger.warn({ err: String(err) }, 'cannot read the data-plane secrets; block servers will refuse this executor'));
+  const token = async (): Promise<string> => {
+    if (Date.now() - readAt > TOKEN_REFRESH_MS) await refresh().catch(() => undefined);
+    const t = secrets['blockToken'];
+    if (t === undefined || t === '') throw new LocusError('UNAVAILABLE', 'no data-plane token in Redis: the framework has not published one');
+    return t;
+  };
+  const delegation = secrets['webhdfsDelegationToken'];
+  let registry: StorageRegistry | undefined;
+  const outputs = outputMapper(config.outputs);
+  const blockServer = await startBlockServer({
+    roots: {
+      ...(config.localDataDir === undefined ? {} : { datasets: config.localDataDir }),
+      ...(outputs.outputsRoot === undefined ? {} : { outputs: outputs.outputsRoot }),
+    },
+    // Synchronous for the server: the last token read (refreshed by reads and a timer).
+    token: () => secrets['blockToken'],
+    ...(config.blockServer?.bind === undefined ? {} : { bind: config.blockServer.bind }),
+    ...(config.blockServer?.port === undefined ? {} : { port: config.blockServer.port }),
+    logger,
+  });
+  const timer = setInterval(() => void refresh().catch(() => undefined), TOKEN_REFRESH_MS);
+  timer.unref();
+  const adv = config.blockServer?.advertise;
+  // A bind-all address is no address for others: advertise the configured name with our port.
+  const advertised = adv === undefined ? blockServer.address : adv.includes(':') ? adv : `${adv}:${blockServer.port}`;
+  const dataPlane: DataPlane = {
+    blockServer: advertised,
+    token,
+    readUri: async (uri, offset, length) => {
+      registry ??= createStorageRegistry(registryConfigFor(config, delegation === undefined ? {} : { webhdfsDelegationToken: delegation }));
+      return await registry.read(uri, offset, length);
+    },
+    ledger: new RedisCommitLedger(redis),
+    outputFor: outputs.outputFor,
+    ...(outputs.outputsRoot === undefined ? {} : { outputsRoot: outputs.outputsRoot }),
+  };
+  logger.info({ blockServer: advertised, roots: { datasets: config.localDataDir, outputs: outputs.outputsRoot } }, 'data plane ready');
+  return {
+    dataPlane,
+    blockServer,
+    async close() {
+      clearInterval(timer);
+      await blockServer.close().catch(() => undefined);
+      await registry?.close().catch(() => undefined);
+    },
+  };
+}

@@ -1,0 +1,124 @@
+/**
+ * How an executor reaches data that is not on its own disk, and where it
+ * writes outputs: the storage readers built from the framework's storage
+ * configuration, the block servers of other hosts, and the Redis commit
+ * ledger that decides which attempt's output is the task's.
+ */
+import { createWriteStream, promises as fsp } from 'node:fs';
+import { dirname, join, relative } from 'node:path';
+import { pipeline } from 'node:stream/promises';
+import type { Readable } from 'node:stream';
+import type { Redis } from 'ioredis';
+import { LocusError } from '../core/errors.js';
+import { readFromBlockServers } from '../storage/block-client.js';
+import { commitKey, decodeCommittedOutput, type AttemptPayload, type CommittedOutput, type StageOutputPart } from './contract.js';
+
+/** Decides, once per task, which attempt's output counts. */
+export interface CommitLedger {
+  /** Write `record` as the task's output unless an attempt already did; the record that holds is returned. */
+  commit(taskId: string, record: CommittedOutput): Promise<{ readonly won: boolean; readonly record: CommittedOutput }>;
+  /** The task's committed output, if any. */
+  lookup(taskId: string): Promise<CommittedOutput | undefined>;
+}
+
+// KEYS[1] = the task's commit key; ARGV[1] = the record (JSON).
+// Returns {1, record} when this call committed, {0, existing record} when an attempt already had.
+// One script so that "is anything committed?" and "commit mine" cannot interleave with another
+// attempt's: exactly one attempt of a task ever gets 1.
+const COMMIT_SCRIPT = `
+local cur = redis.call('GET', KEYS[1])
+if cur then return {0, cur} end
+redis.call('SET', KEYS[1], ARGV[1])
+return {1, ARGV[1]}
+`;
+
+/** The commit ledger on Redis (the executor's own ACL user may write `locus:commit:*`). */
+export class RedisCommitLedger implements CommitLedger {
+  constructor(private readonly redis: Redis) {}
+
+  async commit(taskId: string, record: CommittedOutput): Promise<{ won: boolean; record: CommittedOutput }> {
+    const r = (await this.redis.eval(COMMIT_SCRIPT, 1, commitKey(taskId), JSON.stringify(record))) as [number, string];
+    return { won: Number(r[0]) === 1, record: decodeCommittedOutput(JSON.parse(r[1]) as unknown) };
+  }
+
+  async lookup(taskId: string): Promise<CommittedOutput | undefined> {
+    const raw = await this.redis.get(commitKey(taskId));
+    return raw === null ? undefined : decodeCommittedOutput(JSON.parse(raw) as unknown);
+  }
+}
+
+/** Reads any storage URI (the storage registry's `read`). */
+export type UriReader = (uri: string, offset: number, length: number) => Promise<Readable>;
+
+/** Everything the attempts of one executor use to reach data. */
+export interface DataPlane {
+  /** This executor's block server (host:port), recorded with its commits. */
+  readonly blockServer?: string;
+  /** The data-plane token for other hosts' block servers. */
+  token(): Promise<string>;
+  /** Storage backends (HDFS, Ceph, CephFS, GlusterFS, file, local) configured for this host. */
+  readonly readUri?: UriReader;
+  readonly ledger?: CommitLedger;
+  /** Where a payload's output directory is on this host, and its path under the served outputs root. */
+  outputFor(outputDir: string): { readonly dir: string; readonly relPath?: string };
+  /** The directory the block server serves as `outputs`. */
+  readonly outputsRoot?: string;
+}
+
+/** Where outputs go: the shared root itself, or the same layout under this host's own root. */
+export function outputMapper(o: { root: string; shared: boolean; hostRoot?: string } | undefined): { outputFor: DataPlane['outputFor']; outputsRoot?: string } {
+  if (o === undefined) return { outputFor: (dir) => ({ dir }) };
+  const served = o.shared ? o.root : o.hostRoot;
+  return {
+    ...(served === undefined ? {} : { outputsRoot: served }),
+    outputFor(dir) {
+      const rel = relative(o.root, dir);
+      const inside = rel !== '' && !rel.startsWith('..') && !rel.startsWith('/');
+      if (o.shared || served === undefined) return inside ? { dir, relPath: rel } : { dir };
+      // Not under the framework's root: keep the path's last segments, below this host's root.
+      const relPath = inside ? rel : join('_other', dir.replace(/^\/+/, ''));
+      return { dir: join(served, relPath), relPath };
+    },
+  };
+}
+
+/** Whether an error reading input is the host's trouble (retry elsewhere, uncounted) rather than the task's. */
+export function isHostCause(err: unknown): boolean {
+  if (err instanceof LocusError) return err.code === 'UNAVAILABLE' || err.code === 'TIMEOUT';
+  const code = (err as NodeJS.ErrnoException | undefined)?.code;
+  return code === 'ECONNREFUSED' || code === 'ECONNRESET' || code === 'ETIMEDOUT' || code === 'EHOSTUNREACH' || code === 'ENOTCONN' || code === 'ESTALE' || code === 'EIO' || code === 'EPIPE';
+}
+
+/**
+ * Stream a split's bytes to `dest`: from block servers when the split names
+ * them (local:// datasets, stage outputs), else from the storage backend of
+ * its scheme.
+ */
+export async function materialiseSplit(split: NonNullable<AttemptPayload['split']>, dp: DataPlane, dest: string): Promise<void> {
+  let stream: Readable;
+  if (split.sources !== undefined && split.sources.length > 0) {
+    stream = await readFromBlockServers(split.sources.map((s) => ({ address: s.address, root: s.root, path: s.path })), split.offset, split.length, { token: await dp.token() });
+  } else if (dp.readUri !== undefined) {
+    stream = await dp.readUri(split.uri, split.offset, split.length);
+  } else {
+    throw new LocusError('UNAVAILABLE', `${split.uri}: this executor has no storage configuration to read it with`);
+  }
+  await pipeline(stream, createWriteStream(dest));
+}
+
+/** Fetch one committed output part from its host's block servers into `dest` (a new directory). */
+export async function fetchPart(part: StageOutputPart, dp: DataPlane, dest: string): Promise<number> {
+  let bytes = 0;
+  await fsp.mkdir(dest, { recursive: true });
+  for (const f of part.files) {
+    const target = join(dest, f.name);
+    // File names come from the commit record; never let one climb out of dest.
+    if (relative(dest, target).startsWith('..')) throw new LocusError('PROTOCOL', `output file name '${f.name}' leaves its directory`);
+    await fsp.mkdir(dirname(target), { recursive: true });
+    const sources = part.sources.map((address) => ({ address, root: 'outputs', path: `${part.relPath}/${f.name}` }));
+    const stream = await readFromBlockServers(sources, 0, f.size, { token: await dp.token() });
+    await pipeline(stream, createWriteStream(target));
+    bytes += f.size;
+  }
+  return bytes;
+}

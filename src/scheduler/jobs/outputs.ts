@@ -1,0 +1,125 @@
+/**
+ * Where a job's committed outputs are, and what an attempt needs to read
+ * data on other hosts: the commit records of earlier stages (read once per
+ * stage from Redis, where each winning attempt wrote host, block server,
+ * path and files), the ranking of hosts by the bytes they hold (a reduce
+ * goes near the largest share of its input), and the block servers a split
+ * or an output part can be read through.
+ */
+import type { AttemptPayload, BlockSource, CommittedOutput, StageInput, StageOutputPart } from '../../executor/contract.js';
+import { parseStorageUri } from '../../storage/uri.js';
+import { taskIdOf, type JobRecord } from './model.js';
+import { stageOutputDir } from './tasks.js';
+import type { StoredSplit } from './store.js';
+
+/** What the job service needs from the data plane. */
+export interface JobDataPlane {
+  /** Block server addresses (host:port) of live executors on a host. */
+  blockServers(host: string): readonly string[];
+  /** The commit records of tasks (undefined where none was written). */
+  commits(taskIds: readonly string[]): Promise<(CommittedOutput | undefined)[]>;
+}
+
+/** One earlier stage's committed outputs, as loaded. */
+interface StageParts {
+  readonly parts: readonly (CommittedOutput & { readonly index: number })[];
+  /** Hosts by bytes held, most first. */
+  readonly hosts: readonly string[];
+  readonly bytes: number;
+}
+
+/** The committed outputs of jobs' stages, cached per stage once the stage is complete. */
+export class StageOutputs {
+  private readonly stages = new Map<string, StageParts>();
+
+  constructor(private readonly dp: JobDataPlane) {}
+
+  /** Load (once) the records of every stage of `job` before `stage`; task counts come from the job record. */
+  async loadBefore(job: JobRecord, stage: number): Promise<void> {
+    for (let s = 0; s < stage; s++) {
+      const key = `${job.id}:${s}`;
+      if (this.stages.has(key)) continue;
+      const count = job.stages[s]?.taskCount ?? 0;
+      if (count <= 0) continue;
+      const ids = Array.from({ length: count }, (_, i) => taskIdOf(job.id, s, i));
+      const records = await this.dp.commits(ids);
+      const parts = records.flatMap((r, index) => (r === undefined ? [] : [{ ...r, index }]));
+      const bytes = new Map<string, number>();
+      for (const p of parts) bytes.set(p.host, (bytes.get(p.host) ?? 0) + p.size);
+      const hosts = [...bytes.keys()].sort((a, b) => (bytes.get(b) ?? 0) - (bytes.get(a) ?? 0) || (a < b ? -1 : 1));
+      this.stages.set(key, { parts, hosts, bytes: parts.reduce((a, p) => a + p.size, 0) });
+    }
+  }
+
+  /**
+   * The hosts a task of `stage` should run near: those holding the most bytes of the earlier
+   * stages' outputs, most first (a reduce near the largest share of its input).
+   */
+  preferredHosts(jobId: string, stage: number): { hosts: readonly string[]; bytes: number } {
+    const total = new Map<string, number>();
+    let bytes = 0;
+    for (let s = 0; s < stage; s++) {
+      const st = this.stages.get(`${jobId}:${s}`);
+      if (st === undefined) continue;
+      bytes += st.bytes;
+      for (const p of st.parts) total.set(p.host, (total.get(p.host) ?? 0) + p.size);
+    }
+    const hosts = [...total.keys()].sort((a, b) => (total.get(b) ?? 0) - (total.get(a) ?? 0) || (a < b ? -1 : 1));
+    return { hosts, bytes };
+  }
+
+  /** The earlier stages' outputs as an attempt reads them. */
+  stageInputs(job: JobRecord, stage: number): StageInput[] {
+    const out: StageInput[] = [];
+    for (let s = 0; s < stage; s++) {
+      const st = this.stages.get(`${job.id}:${s}`);
+      const spec = job.spec.stages[s];
+      if (st === undefined || spec === undefined || st.parts.length === 0) continue;
+      out.push({
+        stage: spec.name,
+        dir: stageOutputDir(job.outputDir, spec),
+        parts: st.parts.map((p): StageOutputPart => ({
+          name: String(p.index).padStart(5, '0'),
+          host: p.host,
+          path: p.path,
+          relPath: p.relPath ?? '',
+          files: p.files,
+          // Live executors on the host first; the committing executor's server as a last resort.
+          sources: [...new Set([...this.dp.blockServers(p.host), ...(p.blockServer === undefined ? [] : [p.blockServer])])],
+        })),
+      });
+    }
+    return out;
+  }
+
+  /** Forget a job's records (it ended). */
+  forget(jobId: string): void {
+    for (const k of this.stages.keys()) if (k.startsWith(`${jobId}:`)) this.stages.delete(k);
+  }
+}
+
+/**
+ * The block servers that can serve a local:// split read on `host`: those on the hosts
+ * holding the split whole (a replica of every byte at one path), when `host` is not one.
+ */
+export function splitSources(split: StoredSplit, host: string, dp: JobDataPlane): BlockSource[] | undefined {
+  if (!split.uri.startsWith('local://') || split.localPaths === undefined || split.localPaths[host] !== undefined) return undefined;
+  const u = parseStorageUri(split.uri);
+  const path = `${u.authority}${u.path}`;
+  const out: BlockSource[] = [];
+  for (const h of split.hosts) {
+    if (split.localPaths[h] === undefined) continue;
+    for (const address of dp.blockServers(h)) out.push({ host: h, address, root: 'datasets', path });
+  }
+  return out;
+}
+
+/** Add the data-plane parts (block sources of the split, earlier stages' outputs) to a payload. */
+export function withDataPlane(payload: AttemptPayload, sources: BlockSource[] | undefined, stageInputs: StageInput[]): AttemptPayload {
+  const split = payload.split === undefined || sources === undefined ? payload.split : { ...payload.split, sources };
+  return {
+    ...payload,
+    ...(split === undefined ? {} : { split }),
+    ...(stageInputs.length === 0 ? {} : { stageInputs }),
+  };
+}
