@@ -14,6 +14,7 @@ interface CommandEntry {
 
 // Each subcommand lives in ./commands/<name>.ts. Keep this list sorted by name.
 const COMMANDS: Record<string, CommandEntry> = {
+  agent: { summary: 'run one agent of the local cluster as its own process, registered with a locus local master', load: () => import('./commands/agent.js') },
   cancel: { summary: 'cancel a job (pending tasks dropped, running attempts killed)', load: () => import('./commands/cancel.js') },
   data: { summary: 'lay files out as a local dataset across the local cluster\'s agents', load: () => import('./commands/data.js') },
   demo: { summary: 'run the word-count demo on the embedded local cluster', load: () => import('./commands/demo.js') },

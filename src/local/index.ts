@@ -10,13 +10,14 @@ import type { IncomingMessage, ServerResponse } from 'node:http';
 import { silentLogger, type Logger } from '../obs/log.js';
 import type { Isolator } from '../executor/isolation/types.js';
 import { LocalAgent } from './agent/agent.js';
-import { agentDataDir } from './agent/paths.js';
 import { writeCheckpoint } from './checkpoint.js';
 import { json, listen, readBody, text, type Listening } from './http.js';
 import { Master } from './master/master.js';
 import { handleScheduler } from './master/scheduler-http.js';
 import { slavesJson, stateJson } from './master/state-json.js';
 import { DEFAULT_AGENT_RESOURCES, topologyFromFile, uniformTopology } from './topology.js';
+import { MASTER_AGENT_API } from './agent-protocol.js';
+import { RemoteAgents } from './master/remote-agents.js';
 import { chooseIsolator } from './isolator.js';
 import { join } from 'node:path';
 
@@ -48,6 +49,10 @@ export interface LocalClusterOptions {
   executorRegistrationTimeoutSeconds?: number;
   /** How long a custom executor has to exit after SHUTDOWN (Mesos: 5 seconds). */
   executorShutdownGraceSeconds?: number;
+  /** How often `locus agent` processes send heartbeats (default 5 seconds). */
+  agentPingIntervalSeconds?: number;
+  /** Heartbeat silence after which an agent process is lost (default 15 seconds). */
+  agentPingTimeoutSeconds?: number;
 }
 
 /** One agent as published to callers. */
@@ -83,9 +88,10 @@ export async function startLocalCluster(o: LocalClusterOptions): Promise<LocalCl
   const host = o.host ?? '127.0.0.1';
   const logger = o.logger ?? silentLogger();
   mkdirSync(o.workDir, { recursive: true });
+  // agents: 0 is a master alone, for agents that run as their own processes (`locus agent`).
   const specs = o.topologyFile !== undefined
     ? topologyFromFile(o.topologyFile, o.racks ?? 2, o.resources ?? DEFAULT_AGENT_RESOURCES)
-    : uniformTopology(o.agents ?? 3, o.racks ?? 2, o.resources ?? DEFAULT_AGENT_RESOURCES);
+    : o.agents === 0 ? [] : uniformTopology(o.agents ?? 3, o.racks ?? 2, o.resources ?? DEFAULT_AGENT_RESOURCES);
   const master = new Master({
     workDir: o.workDir,
     host,
@@ -114,12 +120,19 @@ export async function startLocalCluster(o: LocalClusterOptions): Promise<LocalCl
   });
   const byHost = new Map(agents.map((a) => [a.spec.hostname, a]));
 
+  // Every agent the master knows, in-process or its own process; data dirs as each agent's host sees them.
   const writeTopology = (): void => {
     writeCheckpoint(join(o.workDir, 'topology.json'), {
       masterUrl: `${master.scheme}://${host}:${master.port}`,
-      agents: agents.map((a) => ({ id: a.id, hostname: a.spec.hostname, rack: a.spec.rack, url: a.url, dataDir: agentDataDir(o.workDir, a.spec.hostname) })),
+      agents: [...master.agents.values()].map(({ runtime: a }) => ({ id: a.id, hostname: a.spec.hostname, rack: a.spec.rack, url: a.url, dataDir: a.dataDir })),
     });
   };
+  const pingInterval = o.agentPingIntervalSeconds ?? 5;
+  const remoteAgents = new RemoteAgents(master, {
+    pingIntervalSeconds: pingInterval,
+    pingTimeoutSeconds: o.agentPingTimeoutSeconds ?? Math.max(3 * pingInterval, 1),
+    onChange: () => { if (master.port !== 0) writeTopology(); },
+  });
 
   const startAgent = async (a: LocalAgent): Promise<void> => {
     if (a.running) return;
@@ -161,6 +174,7 @@ export async function startLocalCluster(o: LocalClusterOptions): Promise<LocalCl
     if (path === '/frameworks' || path === '/master/frameworks') return json(res, 200, { frameworks: stateJson(master)['frameworks'] });
     if (path === '/health' || path === '/master/health') return text(res, 200);
     if (path === '/version') return json(res, 200, { version: '1.12.0', build_user: 'locus' });
+    if (path.startsWith(`${MASTER_AGENT_API}/`)) return remoteAgents.handle(req, res, path);
     if (path.startsWith('/local/v1/')) return controlHttp(control, req, res, path);
     text(res, 404);
   };
@@ -169,6 +183,7 @@ export async function startLocalCluster(o: LocalClusterOptions): Promise<LocalCl
   try {
     server = await listen(host, o.port ?? 5050, handler, o.tls);
   } catch (err) {
+    remoteAgents.close();
     if (ownsIsolator) await isolator.close();
     throw err;
   }
@@ -182,12 +197,13 @@ export async function startLocalCluster(o: LocalClusterOptions): Promise<LocalCl
   return {
     masterUrl: `${master.scheme}://${host}:${master.port}`,
     get agents() {
-      return agents.map((a) => ({ id: a.id, hostname: a.spec.hostname, rack: a.spec.rack, url: a.url }));
+      return [...master.agents.values()].map(({ runtime: a }) => ({ id: a.id, hostname: a.spec.hostname, rack: a.spec.rack, url: a.url }));
     },
     control,
     stop() {
       // Memoised; each step isolated so shutdown always finishes.
       stopping ??= (async () => {
+        remoteAgents.close();
         master.close();
         for (const a of agents) await a.stop().catch((err: unknown) => logger.warn({ err }, 'agent stop failed'));
         await server.close().catch(() => undefined);

@@ -9,6 +9,7 @@
  */
 import { randomUUID } from 'node:crypto';
 import { chmodSync, lstatSync, mkdirSync, rmSync, symlinkSync } from 'node:fs';
+import type { IncomingMessage, ServerResponse } from 'node:http';
 import { dirname, isAbsolute, join } from 'node:path';
 import type { Logger } from '../../obs/log.js';
 import type { Container, ContainerExit, Isolator, VolumeMount } from '../../executor/isolation/types.js';
@@ -118,6 +119,47 @@ export class LocalAgent {
     return agentRoot(this.workDir, this.spec.hostname);
   }
 
+  /** The address the agent's HTTP endpoints listen on. */
+  get ip(): string {
+    return this.host;
+  }
+
+  /** Where `local://` datasets live on this agent. */
+  get dataDir(): string {
+    return agentDataDir(this.workDir, this.spec.hostname);
+  }
+
+  /**
+   * Routes served before the agent's own (the `locus agent` process adds the
+   * endpoints its master drives it through); undefined answers fall through.
+   */
+  extraRoutes: ((req: IncomingMessage, res: ServerResponse) => Promise<boolean>) | undefined;
+
+  /** Ids of the framework's live custom executors. */
+  executorIds(frameworkId: string): string[] {
+    return this.executors.executorIds(frameworkId);
+  }
+
+  /** Whether a custom executor of the framework runs here. */
+  hasExecutor(frameworkId: string, executorId: string): boolean {
+    return this.executors.get(frameworkId, executorId) !== undefined;
+  }
+
+  /** SHUTDOWN of a custom executor; false when it does not run here. */
+  shutdownExecutor(frameworkId: string, executorId: string): boolean {
+    return this.executors.shutdown(frameworkId, executorId);
+  }
+
+  /** A framework message for an executor (dropped when it is not connected). */
+  messageExecutor(frameworkId: string, executorId: string, data: string): void {
+    this.executors.message(frameworkId, executorId, data);
+  }
+
+  /** The tasks the agent holds live now (a re-registration reports them). */
+  liveTasks(): CheckpointedTask[] {
+    return [...this.tasks.values()];
+  }
+
   /**
    * Recover from the checkpoint (or create it with `newId()`), listen, and
    * return the tasks that were live when the agent last stopped: their
@@ -205,7 +247,7 @@ export class LocalAgent {
       timestamp: Date.now() / 1000,
       uuid: newUuid(),
       ...(containerId !== undefined
-        ? { container_status: { container_id: { value: containerId }, network_infos: [{ ip_addresses: [{ protocol: 'IPv4', ip_address: '127.0.0.1' }] }], ...(pid !== undefined ? { executor_pid: pid } : {}) } }
+        ? { container_status: { container_id: { value: containerId }, network_infos: [{ ip_addresses: [{ protocol: 'IPv4', ip_address: this.host }] }], ...(pid !== undefined ? { executor_pid: pid } : {}) } }
         : {}),
       ...rest,
     };

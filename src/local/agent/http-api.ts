@@ -18,6 +18,7 @@ import { handleExecutorApi } from './executor-http.js';
 /** Route one request to the agent. */
 export async function handleAgentRequest(agent: LocalAgent, req: IncomingMessage, res: ServerResponse): Promise<void> {
   const url = new URL(req.url ?? '/', 'http://agent');
+  if (agent.extraRoutes && (await agent.extraRoutes(req, res))) return;
   if (url.pathname === '/api/v1') return operatorApi(agent, req, res);
   if (url.pathname === '/api/v1/executor') return handleExecutorApi(agent, req, res);
   if (url.pathname === '/files/read' || url.pathname === '/files/read.json') return filesRead(agent, url, res);

@@ -12,9 +12,9 @@ import { TERMINAL_TASK_STATES } from '../../mesos/types.js';
 import { readCheckpoint, writeCheckpoint } from '../checkpoint.js';
 import { recordio } from '../http.js';
 import { add, unallocate, subtract, downgrade } from '../resources.js';
-import { newUuid, type LocalAgent } from '../agent/agent.js';
+import { newUuid } from '../agent/agent.js';
 import { allocatePass } from './allocator.js';
-import { frameworkRoles, hasCapability, type AgentRecord, type FrameworkRecord, type Stream, type TaskRecord } from './model.js';
+import { frameworkRoles, hasCapability, type AgentRecord, type AgentRuntime, type FrameworkRecord, type Stream, type TaskRecord } from './model.js';
 
 /** Settings of the master. */
 export interface MasterSettings {
@@ -266,19 +266,19 @@ export class Master {
     for (const f of frameworks) f.filters = f.filters.filter((x) => x.until > now);
   }
 
-  private makeOffer(fw: FrameworkRecord, agent: LocalAgent, role: string, resources: readonly Resource[]): Offer {
+  private makeOffer(fw: FrameworkRecord, agent: AgentRuntime, role: string, resources: readonly Resource[]): Offer {
     const id = `${this.id}-O${this.nextOffer++}`;
     const offer: Offer = {
       id: { value: id },
       framework_id: { value: fw.id },
       agent_id: { value: agent.id },
       hostname: agent.spec.hostname,
-      url: { scheme: this.scheme, address: { hostname: this.settings.host, ip: this.settings.host, port: agent.port }, path: '/slave(1)' },
+      url: { scheme: this.scheme, address: { hostname: agent.ip, ip: agent.ip, port: agent.port }, path: '/slave(1)' },
       resources,
       attributes: [{ name: 'rack', type: 'TEXT', text: { value: agent.spec.rack } }, ...Object.entries(agent.spec.attributes).map(([name, value]) => ({ name, type: 'TEXT' as const, text: { value } }))],
       allocation_info: { role },
     };
-    const executorIds = agent.executors.executorIds(fw.id);
+    const executorIds = agent.executorIds(fw.id);
     if (executorIds.length > 0) Object.assign(offer, { executor_ids: executorIds.map((value) => ({ value })) });
     fw.offers.set(id, offer);
     this.offerIndex.set(id, { frameworkId: fw.id, agentId: agent.id });
@@ -464,19 +464,8 @@ export class Master {
     a.reregisteredTime = Date.now() / 1000;
     a.unreachableTime = undefined;
     for (const o of orphaned) {
-      let fw = this.frameworks.get(o.frameworkId);
-      if (!fw && this.completedFrameworks.has(o.frameworkId)) continue;
-      if (!fw) {
-        // A framework known only from the agent's checkpoint (master restarted).
-        fw = {
-          id: o.frameworkId, info: { ...o.framework, id: { value: o.frameworkId } }, roles: frameworkRoles(o.framework),
-          capabilities: new Set((o.framework.capabilities ?? []).map((c) => c.type)), stream: undefined, recovered: true,
-          suppressed: new Set(), filters: [], offers: new Map(), tasks: new Map(), completedTasks: [],
-          registeredTime: Date.now() / 1000, reregisteredTime: undefined, unregisteredTime: 0, failoverTimer: undefined,
-          pendingOperationUpdates: new Map(), operations: new Map(),
-        };
-        this.frameworks.set(o.frameworkId, fw);
-      }
+      const fw = this.knownFramework(o.frameworkId, o.framework);
+      if (!fw) continue;
       let t = fw.tasks.get(o.task.task_id.value);
       if (!t && fw.completedTasks.some((c) => c.info.task_id.value === o.task.task_id.value)) continue;
       if (t) {
@@ -505,6 +494,50 @@ export class Master {
         }
       }
     }
+  }
+
+  /** A framework by id, recreated from an agent's knowledge when the master does not have it (it restarted); undefined when it was removed. */
+  private knownFramework(frameworkId: string, framework: FrameworkInfo): FrameworkRecord | undefined {
+    const known = this.frameworks.get(frameworkId);
+    if (known) return known;
+    if (this.completedFrameworks.has(frameworkId)) return undefined;
+    const fw: FrameworkRecord = {
+      id: frameworkId, info: { ...framework, id: { value: frameworkId } }, roles: frameworkRoles(framework),
+      capabilities: new Set((framework.capabilities ?? []).map((c) => c.type)), stream: undefined, recovered: true,
+      suppressed: new Set(), filters: [], offers: new Map(), tasks: new Map(), completedTasks: [],
+      registeredTime: Date.now() / 1000, reregisteredTime: undefined, unregisteredTime: 0, failoverTimer: undefined,
+      pendingOperationUpdates: new Map(), operations: new Map(),
+    };
+    this.frameworks.set(frameworkId, fw);
+    return fw;
+  }
+
+  /**
+   * A task an agent process reports still running when it (re-)registers:
+   * after a master restart the master learns it again; after a partition an
+   * unreachable task is reachable again (partition-aware frameworks hear
+   * TASK_RUNNING, as from Mesos). A task the master already declared lost
+   * is killed on the agent, as the genuine master asks a re-registering
+   * agent to kill tasks of non-partition-aware frameworks.
+   */
+  adoptTask(agentId: string, o: { frameworkId: string; framework: FrameworkInfo; task: TaskRecord['info'] }): void {
+    const fw = this.knownFramework(o.frameworkId, o.framework);
+    const taskId = o.task.task_id.value;
+    const t = fw?.tasks.get(taskId);
+    if (!fw || (!t && fw.completedTasks.some((c) => c.info.task_id.value === taskId))) {
+      this.agents.get(agentId)?.runtime.killTask(o.frameworkId, taskId, false, 0);
+      return;
+    }
+    if (t) {
+      if (!t.unreachable) return;
+      t.unreachable = false;
+      if (hasCapability(fw, 'PARTITION_AWARE')) {
+        this.masterUpdate(fw, { task_id: t.info.task_id, state: 'TASK_RUNNING', message: 'Unreachable agent re-reregistered', source: 'SOURCE_MASTER', reason: 'REASON_SLAVE_REREGISTERED', agent_id: { value: agentId }, timestamp: Date.now() / 1000 }, t);
+      }
+      return;
+    }
+    const role = o.task.resources.find((r) => r.allocation_info?.role !== undefined)?.allocation_info?.role ?? frameworkRoles(o.framework)[0] ?? '*';
+    this.addTask(fw, agentId, role, o.task, o.task.resources).state = 'TASK_RUNNING';
   }
 
   /** Stop timers and streams (the cluster is shutting down). */

@@ -4,8 +4,7 @@
  * owns every mutation.
  */
 import type { ServerResponse } from 'node:http';
-import type { FrameworkInfo, Offer, OperationStatus, Resource, TaskInfo, TaskState, TaskStatus } from '../../mesos/types.js';
-import type { LocalAgent } from '../agent/agent.js';
+import type { ExecutorInfo, FrameworkInfo, Offer, OperationStatus, Resource, TaskInfo, TaskState, TaskStatus } from '../../mesos/types.js';
 
 /** One open SUBSCRIBE stream. */
 export interface Stream {
@@ -63,9 +62,45 @@ export interface FrameworkRecord {
   readonly operations: Map<string, OperationStatus>;
 }
 
+/**
+ * What the master needs of an agent: an in-process `LocalAgent`, or a
+ * `RemoteAgent` standing for a `locus agent` process behind HTTP. The master
+ * only ever calls these, so an agent can live in another process or on
+ * another machine without the master knowing agent internals.
+ */
+export interface AgentRuntime {
+  readonly id: string;
+  readonly spec: { readonly hostname: string; readonly rack: string; readonly attributes: Readonly<Record<string, string>> };
+  /** Address the agent's HTTP endpoints listen on (offers' url, state's pid). */
+  readonly ip: string;
+  readonly port: number;
+  /** Base URL of the agent's HTTP endpoints. */
+  readonly url: string;
+  /** The directory `local://` datasets live in, as the agent's own host sees it. */
+  readonly dataDir: string;
+  readonly running: boolean;
+  /** Total resources, with reservations and volumes (the agent checkpoints them). */
+  readonly total: readonly Resource[];
+  /** Ids of the framework's live custom executors (offers list them in `executor_ids`). */
+  executorIds(frameworkId: string): string[];
+  /** Whether a custom executor of the framework runs there (its resources are not charged again). */
+  hasExecutor(frameworkId: string, executorId: string): boolean;
+  launchTask(frameworkId: string, framework: FrameworkInfo, task: TaskInfo): void;
+  launchGroup(frameworkId: string, framework: FrameworkInfo, executor: ExecutorInfo, tasks: readonly TaskInfo[]): void;
+  killTask(frameworkId: string, taskId: string, killingState: boolean, graceMs: number): void;
+  /** SHUTDOWN of a custom executor; false when it does not run there. */
+  shutdownExecutor(frameworkId: string, executorId: string): boolean;
+  /** A framework message for an executor (dropped when it is not there, as in Mesos). */
+  messageExecutor(frameworkId: string, executorId: string, data: string): void;
+  /** Apply a RESERVE/UNRESERVE/CREATE/DESTROY the master has validated. */
+  applyConversion(consumed: readonly Resource[], converted: readonly Resource[]): void;
+  /** The framework is gone: its tasks die without status updates. */
+  killFrameworkTasks(frameworkId: string): Promise<void>;
+}
+
 /** An agent as the master sees it. */
 export interface AgentRecord {
-  readonly runtime: LocalAgent;
+  readonly runtime: AgentRuntime;
   connected: boolean;
   registeredTime: number;
   reregisteredTime: number | undefined;

@@ -96,7 +96,7 @@ export function accept(m: Master, fw: FrameworkRecord, call: AcceptCall): void {
 
 function agentLabel(m: Master, agentId: string): string {
   const a = m.agents.get(agentId)?.runtime;
-  return `${agentId} at slave(1)@${m.settings.host}:${a?.port ?? 0} (${a?.spec.hostname ?? ''})`;
+  return `${agentId} at slave(1)@${a?.ip ?? m.settings.host}:${a?.port ?? 0} (${a?.spec.hostname ?? ''})`;
 }
 
 /** A RESERVE / UNRESERVE / CREATE / DESTROY as consumed → converted, or a validation error. */
@@ -180,7 +180,7 @@ function applyOperations(m: Master, fw: FrameworkRecord, agentId: string, role: 
       let groupError: string | undefined;
       let available = remaining;
       // An executor already running on the agent (or started earlier in this ACCEPT) is not charged again.
-      const charged = (eid: string): boolean => agent?.runtime.executors.get(fw.id, eid) !== undefined || startedExecutors.has(eid);
+      const charged = (eid: string): boolean => agent?.runtime.hasExecutor(fw.id, eid) === true || startedExecutors.has(eid);
       if (executor?.type === 'CUSTOM' && executor.command === undefined) groupError = "'ExecutorInfo.command' must be set for 'CUSTOM' executor";
       else if (executor?.type === 'DEFAULT' && executor.command !== undefined) groupError = "'ExecutorInfo.command' must not be set for 'DEFAULT' executor";
       if (executor && groupError === undefined && !charged(executor.executor_id.value)) {

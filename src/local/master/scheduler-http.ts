@@ -176,7 +176,7 @@ function dispatch(m: Master, fw: FrameworkRecord, type: string, call: JsonObject
       const agentId = idValue(s['agent_id'], 'shutdown.agent_id');
       // A custom executor gets a SHUTDOWN event; the built-in executors are their tasks.
       let custom = false;
-      for (const [id, a] of m.agents) if ((agentId === undefined || agentId === id) && a.runtime.executors.shutdown(fw.id, executorId)) custom = true;
+      for (const [id, a] of m.agents) if ((agentId === undefined || agentId === id) && a.runtime.shutdownExecutor(fw.id, executorId)) custom = true;
       if (custom) return 202;
       for (const t of fw.tasks.values()) {
         if ((t.info.executor?.executor_id.value ?? t.info.task_id.value) === executorId) m.agents.get(t.agentId)?.runtime.killTask(fw.id, t.info.task_id.value, false, 3000);
@@ -233,7 +233,7 @@ function dispatch(m: Master, fw: FrameworkRecord, type: string, call: JsonObject
       const agentId = idValue(msg['agent_id'], 'message.agent_id') ?? '';
       const executorId = idValue(msg['executor_id'], 'message.executor_id') ?? '';
       const data = asString(msg['data'], 'message.data');
-      m.agents.get(agentId)?.runtime.executors.message(fw.id, executorId, data);
+      m.agents.get(agentId)?.runtime.messageExecutor(fw.id, executorId, data);
       return 202;
     }
     case 'ACCEPT_INVERSE_OFFERS':

@@ -36,7 +36,7 @@ function agentJson(m: Master, id: string, a: AgentRecord, full: boolean): Record
     hostname: rt.spec.hostname,
     port: rt.port,
     attributes: { rack: rt.spec.rack, ...rt.spec.attributes },
-    pid: `slave(1)@${m.settings.host}:${rt.port}`,
+    pid: `slave(1)@${rt.ip}:${rt.port}`,
     registered_time: a.registeredTime,
     ...(a.reregisteredTime !== undefined ? { reregistered_time: a.reregisteredTime } : {}),
     resources: summary(rt.total),

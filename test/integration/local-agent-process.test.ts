@@ -1,0 +1,160 @@
+/**
+ * `locus agent` as its own process, registered with a master that has no
+ * agents of its own, on loopback: registration and the topology file,
+ * offers carrying the agent's address and attributes, a command task's
+ * updates relayed from the agent process, KILL, agent loss when the process
+ * dies (heartbeats stop), and re-registration with the same id after a
+ * restart, where the task whose container died is reported failed.
+ */
+import { spawn, type ChildProcess } from 'node:child_process';
+import { mkdtemp, readFile, rm, chmod } from 'node:fs/promises';
+import { tmpdir } from 'node:os';
+import { join } from 'node:path';
+import { afterAll, beforeAll, describe, expect, it } from 'vitest';
+import { LOCUS_CLI } from '../harness/build.js';
+import { ack, call, eventually, frameworkInfo, isUpdate, offersOf, statusOf, subscribe, subscribeCall, testCluster, type Offer, type Sub } from './local-helpers.js';
+
+interface AgentProc {
+  readonly proc: ChildProcess;
+  readonly id: string;
+  readonly url: string;
+  output(): string;
+}
+
+async function startAgent(masterUrl: string, workDir: string, hostname: string): Promise<AgentProc> {
+  const proc = spawn(process.execPath, [
+    LOCUS_CLI, 'agent', '--master', masterUrl, '--hostname', hostname, '--attributes', 'rack:r9;zone:z1',
+    '--resources', 'cpus:2;mem:1024;disk:2048;ports:[31000-31010]', '--work-dir', workDir, '--port', '0', '--ip', '127.0.0.1', '--isolation', 'process',
+  ], { stdio: ['ignore', 'pipe', 'pipe'], env: { ...process.env, LOCUS_LOG_LEVEL: 'warn' } });
+  let out = '';
+  proc.stdout?.on('data', (b: Buffer) => { out += b.toString(); });
+  proc.stderr?.on('data', (b: Buffer) => { out += b.toString(); });
+  const deadline = Date.now() + 30_000;
+  for (;;) {
+    const m = /^(\S+-S\d+) (http:\/\/\S+)$/m.exec(out);
+    if (m) return { proc, id: m[1] ?? '', url: m[2] ?? '', output: () => out };
+    if (proc.exitCode !== null) throw new Error(`locus agent exited ${proc.exitCode}: ${out}`);
+    if (Date.now() > deadline) { proc.kill('SIGKILL'); throw new Error(`locus agent did not register: ${out}`); }
+    await new Promise((r) => setTimeout(r, 50));
+  }
+}
+
+const exited = (p: ChildProcess): Promise<void> => (p.exitCode !== null || p.signalCode !== null ? Promise.resolve() : new Promise((r) => p.once('exit', () => r())));
+
+describe('locus agent: an agent as its own process', () => {
+  let bed: Awaited<ReturnType<typeof testCluster>>;
+  let agentDir: string;
+  let agent: AgentProc | undefined;
+  let sub: Sub | undefined;
+
+  beforeAll(async () => {
+    bed = await testCluster({ agents: 0, agentPingIntervalSeconds: 1, agentPingTimeoutSeconds: 3 });
+    agentDir = await mkdtemp(join(tmpdir(), 'locus-agent-'));
+    await chmod(agentDir, 0o755);
+  }, 60_000);
+
+  afterAll(async () => {
+    sub?.close();
+    if (agent) { agent.proc.kill('SIGKILL'); await exited(agent.proc); }
+    await bed.dispose();
+    await rm(agentDir, { recursive: true, force: true });
+  });
+
+  const launch = async (o: Offer, taskId: string, command: Record<string, unknown>): Promise<void> => {
+    if (!sub) throw new Error('not subscribed');
+    const r = await call(bed.cluster.masterUrl, sub.streamId, {
+      type: 'ACCEPT', framework_id: { value: sub.frameworkId },
+      accept: {
+        offer_ids: [o.id],
+        operations: [{ type: 'LAUNCH', launch: { task_infos: [{ name: taskId, task_id: { value: taskId }, agent_id: o.agent_id, resources: [{ name: 'cpus', type: 'SCALAR', scalar: { value: 0.1 }, allocation_info: { role: 'locus' } }, { name: 'mem', type: 'SCALAR', scalar: { value: 32 }, allocation_info: { role: 'locus' } }], command }] } }],
+        filters: { refuse_seconds: 0.1 },
+      },
+    });
+    expect(r.status).toBe(202);
+  };
+
+  // Acknowledge a task's updates as they come (only the unacknowledged head is sent) until it reaches `final`.
+  const follow = async (taskId: string, final: string, timeoutMs = 20_000): Promise<string[]> => {
+    if (!sub) throw new Error('not subscribed');
+    const states: string[] = [];
+    const acked = new Set<string>();
+    for (let i = 0; i < 10; i++) {
+      const e = await sub.next(isUpdate(taskId, undefined, (s) => s.uuid === undefined ? !states.includes(s.state) : !acked.has(s.uuid)), timeoutMs, `${taskId} ${final}`);
+      const s = statusOf(e);
+      states.push(s.state);
+      if (s.uuid !== undefined) { acked.add(s.uuid); await ack(bed.cluster.masterUrl, sub, e); }
+      if (s.state === final) return states;
+    }
+    throw new Error(`${taskId} did not reach ${final}: ${states.join(',')}`);
+  };
+
+  // An offer not used yet and not rescinded (the framework holds offers, so a new one comes only after a use).
+  const used = new Set<string>();
+  const freshOffer = async (what: string): Promise<Offer> => {
+    const s0 = sub;
+    if (!s0) throw new Error('not subscribed');
+    const rescinded = (id: string): boolean => s0.events.some((e) => e.type === 'RESCIND' && (e as { rescind?: { offer_id?: { value?: string } } }).rescind?.offer_id?.value === id);
+    const usable = (o: Offer): boolean => !used.has(o.id.value) && !rescinded(o.id.value);
+    const e = await s0.next((x) => x.type === 'OFFERS' && offersOf(x).some(usable), 10_000, what);
+    const o = offersOf(e).find(usable);
+    if (!o) throw new Error(`no usable offer for ${what}`);
+    used.add(o.id.value);
+    return o;
+  };
+
+  it('registers, is offered with its own address and attributes, runs and kills tasks, is lost when it dies and comes back with its id', async () => {
+    agent = await startAgent(bed.cluster.masterUrl, agentDir, 'proc-1');
+    expect(bed.cluster.agents.map((a) => [a.id, a.hostname, a.rack, a.url])).toEqual([[agent.id, 'proc-1', 'r9', agent.url]]);
+    // The topology file (what local:// datasets and `locus data put` read) lists it with its own data dir.
+    const topology = JSON.parse(await readFile(join(bed.workDir, 'topology.json'), 'utf8')) as { agents: { id: string; dataDir: string }[] };
+    expect(topology.agents).toEqual([expect.objectContaining({ id: agent.id, dataDir: join(agentDir, 'agents', 'proc-1', 'data') })]);
+
+    sub = await subscribe(bed.cluster.masterUrl, subscribeCall(frameworkInfo('agent-process-test')));
+    const offer = await freshOffer('first offer');
+    expect(offer.hostname).toBe('proc-1');
+    expect(offer.url?.address).toEqual({ hostname: '127.0.0.1', ip: '127.0.0.1', port: Number(new URL(agent.url).port) });
+    expect(Object.fromEntries((offer.attributes ?? []).map((a) => [a.name, a.text?.value]))).toEqual({ rack: 'r9', zone: 'z1' });
+
+    // A command task: its updates come from the agent process through the master.
+    await launch(offer, 't-ok', { value: 'test -n "$MESOS_SANDBOX" && echo hello > "$MESOS_SANDBOX/out"' });
+    expect(await follow('t-ok', 'TASK_FINISHED')).toEqual(['TASK_STARTING', 'TASK_RUNNING', 'TASK_FINISHED']);
+    expect(sub.events.filter(isUpdate('t-ok')).every((e) => statusOf(e).agent_id?.value === agent?.id)).toBe(true);
+
+    // KILL goes to the agent process.
+    const offer2 = await freshOffer('second offer');
+    await launch(offer2, 't-kill', { value: 'sleep 60' });
+    await follow('t-kill', 'TASK_RUNNING');
+    expect((await call(bed.cluster.masterUrl, sub.streamId, { type: 'KILL', framework_id: { value: sub.frameworkId }, kill: { task_id: { value: 't-kill' }, agent_id: offer2.agent_id } })).status).toBe(202);
+    expect((await follow('t-kill', 'TASK_KILLED')).at(-1)).toBe('TASK_KILLED');
+
+    // A task left running when the process dies: heartbeats stop, the agent is lost, the task unreachable.
+    const offer3 = await freshOffer('third offer');
+    await launch(offer3, 't-orphan', { value: 'sleep 60' });
+    await follow('t-orphan', 'TASK_RUNNING');
+    const id = agent.id;
+    agent.proc.kill('SIGKILL');
+    await exited(agent.proc);
+    await follow('t-orphan', 'TASK_UNREACHABLE', 15_000);
+
+    // Restarted on the same work dir: the same id, and the task whose container died is failed by the agent.
+    agent = await startAgent(bed.cluster.masterUrl, agentDir, 'proc-1');
+    expect(agent.id).toBe(id);
+    expect((await follow('t-orphan', 'TASK_FAILED', 15_000)).at(-1)).toBe('TASK_FAILED');
+    expect(statusOf(sub.events.filter(isUpdate('t-orphan', 'TASK_FAILED'))[0] ?? { type: 'none' }).source).toBe('SOURCE_AGENT');
+    await eventually(async () => {
+      const state = (await (await fetch(`${bed.cluster.masterUrl}/state`)).json()) as { slaves: { id: string; active: boolean }[] };
+      return state.slaves.some((s) => s.id === id && s.active);
+    }, 10_000, 'the agent active again');
+
+    // A clean stop unregisters: the master learns at once (no ping timeout), and the process exits 0.
+    const offer4 = await freshOffer('an offer after the restart');
+    await launch(offer4, 't-stop', { value: 'sleep 60' });
+    await follow('t-stop', 'TASK_RUNNING');
+    const stoppedAt = Date.now();
+    agent.proc.kill('SIGTERM');
+    await exited(agent.proc);
+    expect(agent.proc.exitCode).toBe(0);
+    await follow('t-stop', 'TASK_UNREACHABLE', 2_500);
+    expect(Date.now() - stoppedAt).toBeLessThan(2_500);
+  }, 120_000);
+});
