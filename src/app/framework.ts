@@ -297,6 +297,8 @@ export async function startFramework(settings: FrameworkSettings, extras: Framew
       placement: {
         defaultLocality: { mode: 'wait', nodeWaitMs: settings.localityWaitNodeMs, rackWaitMs: settings.localityWaitRackMs },
         idleTimeoutMs: settings.executorIdleTimeoutMs,
+        // The executor process's own share (executor-cpus / executor-mem), added to its slots at launch.
+        executorOverhead: { cpus: settings.executorCpus, mem: settings.executorMemMiB, disk: 0 },
         // No slot floor here: a task takes the resources it asks for (placement's default floor is 0.01 cpu).
         executorIdFor: (_offerId, index) => `locus-exec-${newToken(6)}-${index}`,
       },

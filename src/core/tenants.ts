@@ -7,7 +7,8 @@
  * token, so a leaked config file does not leak credentials.
  */
 import { DecodeError, asArray, asNumber, asObject, asString, isObject, optional } from './decode.js';
-import { invalidField } from './errors.js';
+import { LocusError, invalidField } from './errors.js';
+import { parseSizeMiB } from './units.js';
 
 /** The tenant that admin requests land in when they name none. */
 export const DEFAULT_TENANT = 'default';
@@ -65,9 +66,19 @@ function decodeQuota(v: unknown, path: string): TenantQuota {
     if (n !== undefined && n < 0) throw new DecodeError(`${path}.${key}`, 'must be >= 0');
     return n;
   };
+  // Memory and disk read like every other size in Locus: `8GiB`, or a bare number of MiB.
+  const size = (key: 'mem' | 'disk'): number | undefined => {
+    const v = o[key];
+    if (typeof v !== 'string') return dim(key);
+    try {
+      return parseSizeMiB(v, `${path}.${key}`);
+    } catch (err) {
+      throw new DecodeError(`${path}.${key}`, err instanceof LocusError ? err.message.replace(/^[^:]*: /, '') : String(err));
+    }
+  };
   const cpus = dim('cpus');
-  const mem = dim('mem');
-  const disk = dim('disk');
+  const mem = size('mem');
+  const disk = size('disk');
   return { ...(cpus === undefined ? {} : { cpus }), ...(mem === undefined ? {} : { mem }), ...(disk === undefined ? {} : { disk }) };
 }
 
@@ -87,13 +98,15 @@ export function decodeTenant(v: unknown, path: string): Tenant {
   const weight = optional(o['weight'], `${path}.weight`, asNumber) ?? 1;
   if (weight <= 0) throw new DecodeError(`${path}.weight`, 'must be > 0');
   const quota = optional(o['quota'], `${path}.quota`, decodeQuota);
-  const tokenSha256 = decodeSha(o['tokenSha256'] ?? o['token_sha256'], `${path}.tokenSha256`);
+  // Config files spell keys with dashes (token-sha256), as the guide and compose do; the other spellings stay accepted.
+  const tokenSha256 = decodeSha(o['tokenSha256'] ?? o['token_sha256'] ?? o['token-sha256'], `${path}.tokenSha256`);
   return { name, role, weight, ...(quota === undefined ? {} : { quota }), tokenSha256 };
 }
 
 /**
  * Decode the tenants file (already parsed from YAML or JSON). Shape:
- * `{ adminTokenSha256?: hex, tenants: [{ name, role?, weight?, quota?, tokenSha256 }] }`.
+ * `{ adminTokenSha256?: hex, tenants: [{ name, role?, weight?, quota?, tokenSha256 }] }`
+ * (also `token-sha256` / `admin-token-sha256`; quota mem and disk as sizes like `8GiB` or MiB).
  * Errors are INVALID_FIELD naming the offending path.
  */
 export function decodeTenantsConfig(doc: unknown): TenantsConfig {
@@ -108,7 +121,7 @@ export function decodeTenantsConfig(doc: unknown): TenantsConfig {
       seenNames.add(t.name);
       seenTokens.add(t.tokenSha256);
     });
-    const admin = optional(o['adminTokenSha256'] ?? o['admin_token_sha256'], 'adminTokenSha256', decodeSha);
+    const admin = optional(o['adminTokenSha256'] ?? o['admin_token_sha256'] ?? o['admin-token-sha256'], 'adminTokenSha256', decodeSha);
     if (admin !== undefined && seenTokens.has(admin)) throw new DecodeError('adminTokenSha256', 'the admin token is also a tenant token');
     return { tenants, ...(admin === undefined ? {} : { adminTokenSha256: admin }) };
   } catch (err) {
