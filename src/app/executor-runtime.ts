@@ -42,16 +42,8 @@ export interface ExecutorRuntimeOptions {
   readonly outputRoot: string;
 }
 
-/** The directory holding the package.json of the installation a file belongs to. */
-function packageRoot(file: string): string | undefined {
-  let dir = dirname(resolve(file));
-  for (;;) {
-    if (existsSync(join(dir, 'package.json')) && existsSync(join(dir, 'node_modules'))) return dir;
-    const parent = dirname(dir);
-    if (parent === dir) return undefined;
-    dir = parent;
-  }
-}
+/** How long an executor has between SIGTERM and SIGKILL (its TaskInfo kill_policy). */
+export const EXECUTOR_KILL_GRACE_MS = 35_000;
 
 function shellQuote(s: string): string {
   return /^[A-Za-z0-9_./:=@%+-]+$/.test(s) ? s : `'${s.replace(/'/g, `'\\''`)}'`;
@@ -138,10 +130,13 @@ export async function createExecutorRuntime(o: ExecutorRuntimeOptions): Promise<
         '--idle-timeout', '30m',
         // Where storage is on that host (mounts, datasets, outputs, block server); no secrets.
         '--storage-config', JSON.stringify(await executorStorageConfig(settings, launch.hostname, o.outputRoot)),
+        '--drain-grace', `${Math.floor(EXECUTOR_KILL_GRACE_MS / 1000) - 5}s`,
       ];
       const environment = {
         variables: [
-          { name: 'LOCUS_REDIS_PASSWORD', value: creds.password },
+          // Never the password itself: a genuine agent shows a task's environment on its
+          // unauthenticated state endpoints. The token is worthless once redeemed.
+          { name: 'LOCUS_REDIS_BOOT_TOKEN', value: creds.bootToken },
           // Each attempt makes a dozen filesystem calls (two of them fsyncs) around its commit;
           // libuv's default 4 threads would queue every slot's calls behind each other.
           { name: 'UV_THREADPOOL_SIZE', value: String(Math.min(64, Math.max(4, launch.slots * 2))) },
@@ -150,20 +145,13 @@ export async function createExecutorRuntime(o: ExecutorRuntimeOptions): Promise<
       let command: CommandInfo;
       let container: ContainerInfo | undefined;
       switch (settings.executor.kind) {
-        case 'local': {
+        case 'local':
+          // No ContainerInfo: a genuine agent under its default `filesystem/posix` isolator fails
+          // any command task whose ContainerInfo has volumes ("Volumes in ContainerInfo is not
+          // supported"). Without an image, every Mesos filesystem isolator shows the executor the
+          // host's filesystem, so the installation and the output root are reachable as they are.
           command = { shell: false, value: settings.executor.nodePath, arguments: [settings.executor.nodePath, settings.executor.mainJs, 'executor', ...flags], environment };
-          // The installation is mounted read-only too: containers see a private /tmp, and an
-          // installation that lives under it (a CI checkout) would otherwise be invisible.
-          const install = packageRoot(settings.executor.mainJs);
-          container = {
-            type: 'MESOS',
-            volumes: [
-              { container_path: o.outputRoot, host_path: o.outputRoot, mode: 'RW' },
-              ...(install ? [{ container_path: install, host_path: install, mode: 'RO' as const }] : []),
-            ],
-          };
           break;
-        }
         case 'uri':
           command = { shell: true, value: `${settings.executor.command} ${flags.map(shellQuote).join(' ')}`, uris: [{ value: settings.executor.uri, extract: true, cache: true }], environment };
           break;
@@ -180,10 +168,17 @@ export async function createExecutorRuntime(o: ExecutorRuntimeOptions): Promise<
         resources: [...resources],
         command,
         ...(container ? { container } : {}),
+        // The executor drains on SIGTERM (running attempts finish or are handed back); the
+        // default 3 s before SIGKILL would cut that short.
+        kill_policy: { grace_period: { nanoseconds: EXECUTOR_KILL_GRACE_MS * 1_000_000 } },
         labels: { labels: [{ key: 'locus.executor', value: 'true' }, ...(launch.tenant ? [{ key: 'locus.tenant', value: launch.tenant }] : [])] },
       } satisfies TaskInfo;
     },
-    ready: (executorId) => ensureWatched(executorId),
+    ready: async (executorId) => {
+      await ensureWatched(executorId);
+      // Registered, so its password was redeemed: the one-time user is no longer needed.
+      await provisioner.retireBootUser(executorId).catch((err: unknown) => logger.warn({ err: String(err), executorId }, 'removing the executor boot user failed'));
+    },
     async retire(executorId) {
       readyWaits.delete(executorId);
       dispatcher.forgetExecutor(executorId);

@@ -378,3 +378,25 @@ export function decodeAttemptProgress(v: unknown): AttemptProgress | undefined {
     ...(sandboxDir !== undefined ? { sandboxDir } : {}),
   };
 }
+
+/**
+ * How an executor gets its Redis password without it appearing in its task's
+ * environment (which agents show on their state endpoints): the scheduler
+ * parks the password under a key only a one-time "boot" user may read, and
+ * the executor's environment carries that boot user's password (the token).
+ * The first GETDEL consumes it; a token read later from the agent's state
+ * opens an empty key.
+ */
+
+/** The boot user that may fetch an executor user's password once. */
+export function bootUser(executorUser: string): string {
+  return `${executorUser}-boot`;
+}
+
+/** The key holding an executor's password until it is redeemed. */
+export function bootKey(executorId: string): string {
+  return `locus:boot:${executorId}`;
+}
+
+/** How long an unredeemed password is kept (an executor that never starts leaves nothing behind). */
+export const BOOT_TTL_SECONDS = 900;

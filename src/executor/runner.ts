@@ -178,9 +178,12 @@ export class PreferAgentRunner implements AttemptRunner {
       try {
         return await this.primary.launch(spec);
       } catch (err) {
-        if (!(err instanceof LocusError) || err.code !== 'UNSUPPORTED') throw err;
+        // An agent without nested containers, or one that refuses this executor's credentials
+        // (401/403 from `--authenticate_http_executors`), is a property of the agent: the attempt
+        // must not fail for it, it runs in the executor's own container instead.
+        if (!(err instanceof LocusError) || (err.code !== 'UNSUPPORTED' && err.code !== 'UNAUTHENTICATED' && err.code !== 'FORBIDDEN')) throw err;
         this.useFallback = true;
-        this.logger.warn({ err: err.message }, 'the agent cannot launch nested containers: running attempts as isolated children of the executor instead');
+        this.logger.warn({ err: err.message }, 'the agent will not launch nested containers for this executor: running attempts as isolated children of the executor instead');
       }
     }
     this.fallbackRunner ??= this.fallback();

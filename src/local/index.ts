@@ -49,6 +49,10 @@ export interface LocalClusterOptions {
   executorRegistrationTimeoutSeconds?: number;
   /** How long a custom executor has to exit after SHUTDOWN (Mesos: 5 seconds). */
   executorShutdownGraceSeconds?: number;
+  /** Which Mesos filesystem isolator the agents behave as (see ExecutorSettings.filesystem). */
+  filesystemIsolation?: 'posix' | 'linux';
+  /** Agents demand executor tokens on their operator API (see ExecutorSettings.authenticateExecutors). */
+  authenticateExecutors?: boolean | 'reject-all';
   /** How often `locus agent` processes send heartbeats (default 5 seconds). */
   agentPingIntervalSeconds?: number;
   /** Heartbeat silence after which an agent process is lost (default 15 seconds). */
@@ -110,6 +114,8 @@ export async function startLocalCluster(o: LocalClusterOptions): Promise<LocalCl
   const executorSettings = {
     ...(o.executorRegistrationTimeoutSeconds !== undefined ? { registrationTimeoutMs: o.executorRegistrationTimeoutSeconds * 1000 } : {}),
     ...(o.executorShutdownGraceSeconds !== undefined ? { shutdownGraceMs: o.executorShutdownGraceSeconds * 1000 } : {}),
+    ...(o.filesystemIsolation !== undefined ? { filesystem: o.filesystemIsolation } : {}),
+    ...(o.authenticateExecutors !== undefined ? { authenticateExecutors: o.authenticateExecutors } : {}),
   };
   const agents: LocalAgent[] = specs.map((spec) => {
     const agent: LocalAgent = new LocalAgent(spec, o.workDir, host, isolator, {
@@ -132,6 +138,7 @@ export async function startLocalCluster(o: LocalClusterOptions): Promise<LocalCl
     pingIntervalSeconds: pingInterval,
     pingTimeoutSeconds: o.agentPingTimeoutSeconds ?? Math.max(3 * pingInterval, 1),
     onChange: () => { if (master.port !== 0) writeTopology(); },
+    ...(credentials ? { credentials } : {}),
   });
 
   const startAgent = async (a: LocalAgent): Promise<void> => {
@@ -173,6 +180,7 @@ export async function startLocalCluster(o: LocalClusterOptions): Promise<LocalCl
     if (path === '/slaves' || path === '/master/slaves') return json(res, 200, slavesJson(master));
     if (path === '/frameworks' || path === '/master/frameworks') return json(res, 200, { frameworks: stateJson(master)['frameworks'] });
     if (path === '/health' || path === '/master/health') return text(res, 200);
+    if (path === '/teardown' || path === '/master/teardown') return teardownHttp(master, req, res);
     if (path === '/version') return json(res, 200, { version: '1.12.0', build_user: 'locus' });
     if (path.startsWith(`${MASTER_AGENT_API}/`)) return remoteAgents.handle(req, res, path);
     if (path.startsWith('/local/v1/')) return controlHttp(control, req, res, path);
@@ -243,4 +251,21 @@ async function controlHttp(control: LocalControl, req: IncomingMessage, res: Ser
   } catch (err) {
     text(res, 404, err instanceof Error ? err.message : String(err));
   }
+}
+
+/**
+ * The master's `/teardown` operator endpoint: `POST frameworkId=<id>` (form or query) removes the
+ * framework for good, as the genuine master does; its stream ends, and a later SUBSCRIBE with that
+ * id gets ERROR "Framework has been removed".
+ */
+async function teardownHttp(master: Master, req: IncomingMessage, res: ServerResponse): Promise<void> {
+  if (req.method !== 'POST') return text(res, 405, '', { Allow: 'POST' });
+  const body = await readBody(req);
+  const q = new URL(req.url ?? '/', 'http://master').searchParams;
+  const id = new URLSearchParams(body).get('frameworkId') ?? q.get('frameworkId');
+  if (id === null || id === '') return text(res, 400, "Missing 'frameworkId' query parameter in the request body");
+  const fw = master.frameworks.get(id);
+  if (!fw) return text(res, 400, `No framework found with specified ID: ${id}`);
+  master.removeFramework(fw, 'torn down by an operator');
+  return text(res, 200);
 }

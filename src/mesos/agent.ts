@@ -41,6 +41,11 @@ export interface AgentClientOptions {
   /** HTTP basic credentials when the agent authenticates operators. */
   readonly principal?: string;
   readonly secret?: string;
+  /**
+   * An executor's token (MESOS_EXECUTOR_AUTHENTICATION_TOKEN), sent as `Authorization: Bearer`:
+   * an agent started with `--authenticate_http_executors` accepts an executor's calls only with it.
+   */
+  readonly bearerToken?: string;
   /** Deadline for the short calls (launch, kill, read); WAIT has none. */
   readonly timeoutMs?: number;
 }
@@ -128,6 +133,41 @@ export class AgentClient {
     throw this.failure('KILL_CONTAINER', a);
   }
 
+  /**
+   * The container that runs a framework's executor (GET_CONTAINERS). A genuine agent never tells a
+   * command task its own container id (no MESOS_CONTAINER_ID), yet nested containers need it as
+   * their parent; the executor id of a command task is its task id.
+   */
+  async findExecutorContainer(frameworkId: string, executorId: string): Promise<string | undefined> {
+    const a = await this.call({ type: 'GET_CONTAINERS' }, this.options.timeoutMs ?? 30_000);
+    if (a.status !== 200) throw this.failure('GET_CONTAINERS', a);
+    const body = asObject(parseJson(a.body, 'containers'), 'containers');
+    const gc = isObject(body['get_containers']) ? body['get_containers'] : {};
+    const list = Array.isArray(gc['containers']) ? gc['containers'] : [];
+    for (const c of list) {
+      if (!isObject(c)) continue;
+      const fid = isObject(c['framework_id']) ? c['framework_id']['value'] : undefined;
+      const eid = isObject(c['executor_id']) ? c['executor_id']['value'] : undefined;
+      const cid = isObject(c['container_id']) ? c['container_id'] : undefined;
+      // Top-level containers only: a nested one names its parent.
+      if (fid === frameworkId && eid === executorId && cid && cid['parent'] === undefined && typeof cid['value'] === 'string') return cid['value'];
+    }
+    return undefined;
+  }
+
+  /** The agent's command-line flags (GET_FLAGS), e.g. `isolation`. */
+  async flags(): Promise<Record<string, string>> {
+    const a = await this.call({ type: 'GET_FLAGS' }, this.options.timeoutMs ?? 30_000);
+    if (a.status !== 200) throw this.failure('GET_FLAGS', a);
+    const body = asObject(parseJson(a.body, 'flags'), 'flags');
+    const gf = isObject(body['get_flags']) ? body['get_flags'] : {};
+    const out: Record<string, string> = {};
+    for (const f of Array.isArray(gf['flags']) ? gf['flags'] : []) {
+      if (isObject(f) && typeof f['name'] === 'string' && typeof f['value'] === 'string') out[f['name']] = f['value'];
+    }
+    return out;
+  }
+
   /** `/files/read`: up to `length` bytes of a sandbox file from `offset` (UTF-8 text, as the agent answers). */
   async readFile(path: string, offset: number, length: number): Promise<{ data: string; offset: number }> {
     const q = new URLSearchParams({ path, offset: String(offset), length: String(length) });
@@ -145,6 +185,9 @@ export class AgentClient {
     if (a.status === 404 || a.status === 405 || a.status === 501 || (a.status === 400 && /not supported|unsupported|standalone|nested/i.test(body))) {
       return new LocusError('UNSUPPORTED', `agent ${this.base.host} cannot ${what}: ${a.status} ${body}`, { details: { status: a.status } });
     }
+    if (a.status === 401 || a.status === 403) {
+      return new LocusError(a.status === 401 ? 'UNAUTHENTICATED' : 'FORBIDDEN', `agent ${this.base.host} refused ${what}: ${a.status} ${body}`, { details: { status: a.status } });
+    }
     return new LocusError(a.status >= 500 ? 'UNAVAILABLE' : 'PROTOCOL', `agent ${this.base.host} answered ${what} with ${a.status}: ${body}`, { details: { status: a.status } });
   }
 
@@ -156,7 +199,9 @@ export class AgentClient {
     const url = new URL(path, this.base);
     const headers: Record<string, string> = { Accept: 'application/json' };
     if (body !== undefined) headers['Content-Type'] = 'application/json';
-    if (this.options.principal !== undefined) {
+    if (this.options.bearerToken !== undefined) {
+      headers['Authorization'] = `Bearer ${this.options.bearerToken}`;
+    } else if (this.options.principal !== undefined) {
       headers['Authorization'] = `Basic ${Buffer.from(`${this.options.principal}:${this.options.secret ?? ''}`).toString('base64')}`;
     }
     const req = url.protocol === 'https:' ? httpsRequest : httpRequest;

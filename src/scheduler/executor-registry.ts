@@ -17,7 +17,10 @@ import { LocusError } from '../core/errors.js';
 import { newToken } from '../core/ids.js';
 import type { Logger } from '../obs/log.js';
 import {
+  BOOT_TTL_SECONDS,
   EXECUTOR_FIELDS as F,
+  bootKey,
+  bootUser,
   QUEUE_PREFIX,
   SCHEDULER_INFO_KEY,
   COMMIT_KEY_PREFIX,
@@ -29,10 +32,12 @@ import {
   type ExecutorState,
 } from '../executor/contract.js';
 
-/** The Redis credentials of one executor (passed to it in its environment). */
+/** The Redis credentials of one executor; only `bootToken` travels in its environment. */
 export interface ExecutorCredentials {
   readonly username: string;
   readonly password: string;
+  /** One-time token the executor redeems for `password` (see executor/contract.ts bootUser). */
+  readonly bootToken: string;
 }
 
 /** The ACL rules of an executor's user (arguments of ACL SETUSER after the name). */
@@ -69,14 +74,27 @@ export class ExecutorProvisioner {
   async create(executorId: string): Promise<ExecutorCredentials> {
     const username = executorAclUser(executorId);
     const password = newToken(24);
+    const bootToken = newToken(24);
     await this.admin.call('ACL', 'SETUSER', username, ...executorAclRules(executorId, password));
+    // The boot user can do one thing: take (GETDEL) the key holding the real password.
+    await this.admin.call('ACL', 'SETUSER', bootUser(username), 'reset', 'on', `>${bootToken}`, 'resetchannels', `~${bootKey(executorId)}`, '-@all', '+getdel', '+hello', '+auth', '+client|setname', '+info');
+    await this.admin.set(bootKey(executorId), password, 'EX', BOOT_TTL_SECONDS);
     await this.persist();
-    return { username, password };
+    return { username, password, bootToken };
   }
 
-  /** Remove the executor's user; Redis disconnects its open connections. Idempotent. */
+  /** Remove the executor's users and any unredeemed password; Redis disconnects its open connections. Idempotent. */
   async remove(executorId: string): Promise<void> {
-    await this.admin.call('ACL', 'DELUSER', executorAclUser(executorId));
+    const username = executorAclUser(executorId);
+    await this.admin.call('ACL', 'DELUSER', username, bootUser(username));
+    await this.admin.del(bootKey(executorId));
+    await this.persist();
+  }
+
+  /** The executor has registered: its one-time boot user has done its job. */
+  async retireBootUser(executorId: string): Promise<void> {
+    await this.admin.call('ACL', 'DELUSER', bootUser(executorAclUser(executorId)));
+    await this.admin.del(bootKey(executorId));
     await this.persist();
   }
 

@@ -113,7 +113,7 @@ describe('local cluster: failover and agents', () => {
       const agentUrl = env.cluster.agents[0]?.url ?? '';
       const api = (body: unknown): Promise<Response> => fetch(`${agentUrl}/api/v1`, { method: 'POST', headers: { 'Content-Type': 'application/json', Accept: 'application/json' }, body: JSON.stringify(body) });
       const child = { value: 'child-1', parent: { value: parent } };
-      const launched = await api({ type: 'LAUNCH_CONTAINER', launch_container: { container_id: child, command: { shell: true, value: 'echo nested-$MESOS_CONTAINER_ID; exit 2' }, resources: [{ name: 'cpus', type: 'SCALAR', scalar: { value: 0.1 } }, { name: 'mem', type: 'SCALAR', scalar: { value: 32 } }] } });
+      const launched = await api({ type: 'LAUNCH_CONTAINER', launch_container: { container_id: child, command: { shell: true, value: 'echo nested-$(basename $MESOS_SANDBOX); exit 2' }, resources: [{ name: 'cpus', type: 'SCALAR', scalar: { value: 0.1 } }, { name: 'mem', type: 'SCALAR', scalar: { value: 32 } }] } });
       expect(launched.status).toBe(200);
       const wait = await api({ type: 'WAIT_CONTAINER', wait_container: { container_id: child } });
       expect(wait.status).toBe(200);

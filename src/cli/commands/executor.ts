@@ -17,6 +17,7 @@ import { createIsolator } from '../../executor/isolation/index.js';
 import type { IsolationMode } from '../../executor/isolation/types.js';
 import { AgentRunner, IsolatorRunner, NoopRunner, PreferAgentRunner, type AttemptRunner } from '../../executor/runner.js';
 import { AgentClient } from '../../mesos/agent.js';
+import { bootKey, bootUser } from '../../executor/contract.js';
 import { createLogger, type Logger } from '../../obs/log.js';
 import { startDataPlane, type RunningDataPlane } from '../../executor/data-plane-setup.js';
 import { decodeExecutorStorageConfig } from '../../storage/executor-config.js';
@@ -38,8 +39,10 @@ attempt in an isolated (nested) container. Every flag also reads LOCUS_<FLAG>.
   --redis-user NAME       this executor's own Redis ACL user
   --redis-password PW     its password (prefer --redis-password-file)
   --redis-password-file F read the password from a file
+                          (LOCUS_REDIS_BOOT_TOKEN: a one-time token redeemed for the password)
   --agent-endpoint H:P    the agent's operator API (default MESOS_AGENT_ENDPOINT)
-  --container-id ID       this executor's container (default MESOS_CONTAINER_ID)
+  --container-id ID       this executor's container (default MESOS_CONTAINER_ID, else looked
+                          up on the agent by MESOS_FRAMEWORK_ID and MESOS_EXECUTOR_ID)
   --sandbox DIR           sandbox root (default MESOS_SANDBOX, else a temp dir)
   --isolation MODE        auto | linux | process, when running attempts itself (default auto)
   --runner KIND           auto | agent | isolator | noop (noop: benchmarks only; default auto)
@@ -103,20 +106,80 @@ function size(v: string | undefined, flag: string, fallback: number): number {
   }
 }
 
-async function chooseRunner(v: { runner: string; isolation: IsolationMode; endpoint: string | undefined; containerId: string | undefined; sandbox: string }, logger: Logger): Promise<AttemptRunner> {
+interface RunnerChoice {
+  readonly runner: string;
+  readonly isolation: IsolationMode;
+  readonly endpoint: string | undefined;
+  readonly containerId: string | undefined;
+  readonly frameworkId: string | undefined;
+  readonly mesosExecutorId: string | undefined;
+  readonly bearerToken: string | undefined;
+  readonly sandbox: string;
+}
+
+/**
+ * Which runner starts attempts. Nested containers through the agent are preferred only where the
+ * agent isolates their filesystem (`filesystem/linux`): under the default `filesystem/posix` a
+ * genuine agent silently ignores a nested container's volumes and gives it the host's filesystem,
+ * so the executor isolates attempts itself. A genuine agent never tells a command task its
+ * container id, so it is looked up (GET_CONTAINERS) by framework and executor id.
+ */
+async function chooseRunner(v: RunnerChoice, logger: Logger): Promise<AttemptRunner> {
   const isolated = async (): Promise<AttemptRunner> => new IsolatorRunner(await createIsolator(v.isolation, logger), v.sandbox);
   if (v.runner === 'noop') {
     logger.warn('runner noop: attempts are NOT run (benchmark mode)');
     return new NoopRunner(v.sandbox);
   }
   if (v.runner === 'isolator') return isolated();
-  if (v.endpoint !== undefined && v.containerId !== undefined) {
-    const agent = new AgentRunner(new AgentClient(v.endpoint), v.containerId, v.sandbox);
-    return v.runner === 'agent' ? agent : new PreferAgentRunner(agent, isolated, logger);
+  if (v.endpoint === undefined) {
+    if (v.runner === 'agent') throw new CliUsageError('--runner agent needs --agent-endpoint (MESOS_AGENT_ENDPOINT)');
+    logger.warn('no agent endpoint (MESOS_AGENT_ENDPOINT): running attempts as isolated children of the executor');
+    return isolated();
   }
-  if (v.runner === 'agent') throw new CliUsageError('--runner agent needs --agent-endpoint and --container-id (MESOS_AGENT_ENDPOINT, MESOS_CONTAINER_ID)');
-  logger.warn('no agent to launch nested containers (MESOS_AGENT_ENDPOINT or MESOS_CONTAINER_ID missing): running attempts as isolated children of the executor');
-  return isolated();
+  const client = new AgentClient(v.endpoint, v.bearerToken !== undefined ? { bearerToken: v.bearerToken } : {});
+  let containerId = v.containerId;
+  if (containerId === undefined && v.frameworkId !== undefined && v.mesosExecutorId !== undefined) {
+    containerId = await client.findExecutorContainer(v.frameworkId, v.mesosExecutorId).catch((err: unknown) => {
+      logger.warn({ err: String(err) }, 'could not look up this executor\'s container on its agent');
+      return undefined;
+    });
+  }
+  if (containerId === undefined) {
+    if (v.runner === 'agent') throw new CliUsageError('--runner agent needs this executor\'s container id (--container-id, or MESOS_FRAMEWORK_ID and MESOS_EXECUTOR_ID to look it up)');
+    logger.warn('this executor\'s container is unknown: running attempts as isolated children of the executor');
+    return isolated();
+  }
+  const agent = new AgentRunner(client, containerId, v.sandbox);
+  if (v.runner === 'agent') return agent;
+  const isolation = await client.flags().then((f) => f['isolation'], () => undefined);
+  if (isolation !== undefined && !isolation.split(',').includes('filesystem/linux')) {
+    logger.info({ agentIsolation: isolation }, 'the agent does not isolate nested containers\' filesystems: attempts run in the executor\'s own containers');
+    return isolated();
+  }
+  return new PreferAgentRunner(agent, isolated, logger);
+}
+
+/**
+ * The executor's Redis password, from a one-time bootstrap token. The token is the password of a
+ * user that may only GETDEL one key holding the real password: anyone who later reads the token
+ * (the agent's state endpoints show a task's environment) finds the key gone.
+ */
+async function redeemBootToken(url: string, user: string, executorId: string, token: string): Promise<string> {
+  const r = new Redis(url, { username: bootUser(user), password: token, maxRetriesPerRequest: 3, lazyConnect: true, retryStrategy: (times) => (times > 5 ? null : times * 200) });
+  r.on('error', () => undefined);
+  try {
+    await r.connect();
+    const pw = await r.call('GETDEL', bootKey(executorId));
+    if (typeof pw !== 'string' || pw === '') {
+      throw new LocusError('UNAUTHENTICATED', `executor ${executorId}: its bootstrap token was already used or has expired; it cannot reach its queue`);
+    }
+    return pw;
+  } catch (err) {
+    if (err instanceof LocusError) throw err;
+    throw new LocusError('UNAUTHENTICATED', `executor ${executorId}: redeeming its bootstrap token failed: ${(err as Error).message}`, { cause: err });
+  } finally {
+    r.disconnect();
+  }
 }
 
 /** Entry point of `locus executor`. */
@@ -136,6 +199,11 @@ export async function run(argv: string[]): Promise<number> {
   if (v['redis-password-file'] !== undefined) password = (await readFile(v['redis-password-file'], 'utf8')).trim();
   const redisUrl = v['redis-url'] ?? 'redis://127.0.0.1:6379';
   const user = v['redis-user'];
+  const bootToken = env('LOCUS_REDIS_BOOT_TOKEN');
+  if (password === undefined && bootToken !== undefined) {
+    if (user === undefined) throw new CliUsageError('LOCUS_REDIS_BOOT_TOKEN needs --redis-user');
+    password = await redeemBootToken(redisUrl, user, executorId, bootToken);
+  }
   const sandbox = v.sandbox ?? env('MESOS_SANDBOX') ?? (await mkdtemp(join(tmpdir(), `locus-executor-${executorId}-`)));
   const logger = createLogger('locus-executor');
 
@@ -151,7 +219,10 @@ export async function run(argv: string[]): Promise<number> {
     return r;
   };
 
-  const runner = await chooseRunner({ runner: runnerKind, isolation, endpoint: v['agent-endpoint'] ?? env('MESOS_AGENT_ENDPOINT'), containerId: v['container-id'] ?? env('MESOS_CONTAINER_ID'), sandbox }, logger);
+  const runner = await chooseRunner({
+    runner: runnerKind, isolation, endpoint: v['agent-endpoint'] ?? env('MESOS_AGENT_ENDPOINT'), containerId: v['container-id'] ?? env('MESOS_CONTAINER_ID'),
+    frameworkId: env('MESOS_FRAMEWORK_ID'), mesosExecutorId: env('MESOS_EXECUTOR_ID'), bearerToken: env('MESOS_EXECUTOR_AUTHENTICATION_TOKEN'), sandbox,
+  }, logger);
   let registry: { read(uri: string, offset: number, length: number): Promise<NodeJS.ReadableStream> } | undefined;
   const splitReader: SplitReader = async (uri, offset, length) => {
     if (!registry) {

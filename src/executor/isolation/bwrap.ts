@@ -48,13 +48,18 @@ export function bwrapArgs(spec: ContainerSpec, user: HostUser, opts: BwrapOption
   a.push('--as-pid-1', '--die-with-parent', '--new-session');
   a.push('--info-fd', String(opts.infoFd), '--block-fd', String(opts.blockFd));
 
-  for (const e of [...opts.rootEntries].sort((x, y) => x.name.localeCompare(y.name))) {
-    if (REPLACED.has(e.name)) continue;
-    const p = `/${e.name}`;
-    if (e.kind === 'symlink') a.push('--symlink', e.target ?? '', p);
-    else a.push('--ro-bind', p, p);
+  const host = spec.hostFilesystem === true;
+  if (host) {
+    a.push('--bind', '/', '/', '--proc', '/proc', '--dev', '/dev');
+  } else {
+    for (const e of [...opts.rootEntries].sort((x, y) => x.name.localeCompare(y.name))) {
+      if (REPLACED.has(e.name)) continue;
+      const p = `/${e.name}`;
+      if (e.kind === 'symlink') a.push('--symlink', e.target ?? '', p);
+      else a.push('--ro-bind', p, p);
+    }
+    a.push('--proc', '/proc', '--dev', '/dev', '--perms', '1777', '--tmpfs', '/tmp');
   }
-  a.push('--proc', '/proc', '--dev', '/dev', '--perms', '1777', '--tmpfs', '/tmp');
   // Mount points inside the private /tmp need their parent directories made first; bwrap
   // would create them root-only (0700), and the unprivileged workload could not reach its own
   // sandbox or volumes. Directories made here are 0755, as on the host.
@@ -63,7 +68,7 @@ export function bwrapArgs(spec: ContainerSpec, user: HostUser, opts: BwrapOption
     const parts = target.split('/').filter(Boolean);
     for (let i = 1; i < parts.length; i++) {
       const dir = '/' + parts.slice(0, i).join('/');
-      if (dir === '/tmp' || !dir.startsWith('/tmp/') || made.has(dir)) continue;
+      if (host || dir === '/tmp' || !dir.startsWith('/tmp/') || made.has(dir)) continue;
       made.add(dir);
       a.push('--perms', '0755', '--dir', dir);
     }
@@ -78,7 +83,7 @@ export function bwrapArgs(spec: ContainerSpec, user: HostUser, opts: BwrapOption
     parents(v.target);
     a.push(v.ro ? '--ro-bind' : '--bind', v.host, v.target);
   }
-  a.push('--remount-ro', '/');
+  if (!host) a.push('--remount-ro', '/');
   a.push('--chdir', spec.sandboxDir, '--clearenv');
   for (const [k, v] of Object.entries(opts.env)) a.push('--setenv', k, v);
 

@@ -46,6 +46,12 @@ export interface ContainerSpec {
   /** Rotate stdout/stderr files past this many bytes (0 = never). */
   readonly logRotateBytes?: number;
   readonly hostname?: string;
+  /**
+   * Show the host's filesystem as it is (writable where the user may write, the host's /tmp),
+   * as a Mesos agent does for a container without an image under either filesystem isolator;
+   * default false: a read-only root with a private /tmp.
+   */
+  readonly hostFilesystem?: boolean;
   /** Also hand every chunk of output to this callback (e.g. `locus exec` forwards it to its own stdout/stderr). */
   readonly onOutput?: (stream: 'stdout' | 'stderr', chunk: Buffer) => void;
 }

@@ -96,6 +96,37 @@ export class LocalAgent {
     this.executors = new CustomExecutors(this, executorSettings);
   }
 
+  /** The Mesos filesystem isolator this agent behaves as. */
+  get filesystem(): 'posix' | 'linux' {
+    return this.executors.settings.filesystem ?? (this.isolator.report.kind === 'linux' ? 'linux' : 'posix');
+  }
+
+  private readonly executorTokens = new Set<string>();
+
+  /** Whether an operator API call may proceed (always, unless executors must authenticate). */
+  authorizesExecutorCall(authorization: string | undefined): boolean {
+    const mode = this.executors.settings.authenticateExecutors;
+    if (mode === undefined || mode === false) return true;
+    if (mode === 'reject-all') return false;
+    const m = /^Bearer (.+)$/.exec(authorization ?? '');
+    return m?.[1] !== undefined && this.executorTokens.has(m[1]);
+  }
+
+  /** The agent's `--isolation` flag as a genuine agent would report it (GET_FLAGS). */
+  get isolationFlag(): string {
+    const limits = this.isolator.report.kind === 'linux' ? 'cgroups/cpu,cgroups/mem' : 'posix/cpu,posix/mem';
+    return this.filesystem === 'linux' ? `${limits},filesystem/linux,namespaces/pid` : limits;
+  }
+
+  /**
+   * Why a top-level container cannot launch, as the genuine agent words it: under
+   * `filesystem/posix`, ContainerInfo volumes are refused.
+   */
+  refusesContainer(container: { volumes?: readonly unknown[] } | undefined): string | undefined {
+    if (this.filesystem === 'posix' && (container?.volumes?.length ?? 0) > 0) return 'Failed to launch container: Volumes in ContainerInfo is not supported';
+    return undefined;
+  }
+
   /** Whether the agent is shutting down (containers die without status updates). */
   get isStopping(): boolean {
     return this.stopping;
@@ -285,12 +316,24 @@ export class LocalAgent {
   }
 
   /** Environment of a container, as the Mesos agent sets it. */
-  containerEnv(base: Record<string, string>, ids: { frameworkId: string; executorId: string; containerId: string; taskId?: string; sandbox: string }): Record<string, string> {
+  containerEnv(base: Record<string, string>, ids: { frameworkId: string; executorId: string; containerId: string; taskId?: string; sandbox: string; nested?: boolean; checkpoint?: boolean; role?: string; shutdownGrace?: string }): Record<string, string> {
     const env: Record<string, string> = {};
     for (const k of ['PATH', 'LANG', 'HOME', 'TMPDIR']) {
       const v = process.env[k];
       if (v !== undefined) env[k] = v;
     }
+    // A genuine 1.12 agent gives a nested container only its sandbox.
+    if (ids.nested === true) return { ...env, ...base, MESOS_SANDBOX: ids.sandbox };
+    const auth = this.executors.settings.authenticateExecutors;
+    let token: Record<string, string> = {};
+    if (auth !== undefined && auth !== false) {
+      const t = randomUUID();
+      this.executorTokens.add(t);
+      token = { MESOS_EXECUTOR_AUTHENTICATION_TOKEN: t };
+    }
+    // Exactly what a genuine 1.12 agent sets for an executor (the command executor included):
+    // no MESOS_CONTAINER_ID, MESOS_AGENT_ID or MESOS_TASK_ID. A program that needs its container
+    // id asks the agent (GET_CONTAINERS) or reads it from the executor API's SUBSCRIBED.
     return {
       ...env,
       ...base,
@@ -298,11 +341,14 @@ export class LocalAgent {
       MESOS_DIRECTORY: ids.sandbox,
       MESOS_AGENT_ENDPOINT: `${this.host}:${this.port}`,
       MESOS_SLAVE_ID: this.id,
-      MESOS_AGENT_ID: this.id,
+      MESOS_SLAVE_PID: `slave(1)@${this.host}:${this.port}`,
       MESOS_FRAMEWORK_ID: ids.frameworkId,
       MESOS_EXECUTOR_ID: ids.executorId,
-      MESOS_CONTAINER_ID: ids.containerId,
-      ...(ids.taskId !== undefined ? { MESOS_TASK_ID: ids.taskId } : {}),
+      MESOS_ALLOCATION_ROLE: ids.role ?? '*',
+      MESOS_CHECKPOINT: ids.checkpoint === true ? '1' : '0',
+      MESOS_EXECUTOR_SHUTDOWN_GRACE_PERIOD: ids.shutdownGrace ?? '5secs',
+      MESOS_HTTP_COMMAND_EXECUTOR: '0',
+      ...token,
     };
   }
 
@@ -313,6 +359,11 @@ export class LocalAgent {
       return;
     }
     const taskId = task.task_id.value;
+    const refused = this.refusesContainer(task.container);
+    if (refused !== undefined) {
+      this.status(frameworkId, taskId, 'TASK_FAILED', { source: 'SOURCE_AGENT', reason: 'REASON_CONTAINER_LAUNCH_FAILED', message: refused });
+      return;
+    }
     const containerId = randomUUID();
     const sandbox = sandboxDir(this.workDir, this.spec.hostname, this.id, frameworkId, taskId, containerId);
     this.tasks.set(`${frameworkId}/${taskId}`, { frameworkId, framework, task, containerId });
@@ -324,7 +375,7 @@ export class LocalAgent {
       : cmd.shell === false ? [cmd.value, ...(cmd.arguments ?? []).slice(1)] : ['sh', '-c', cmd.value];
     const base: Record<string, string> = {};
     for (const v of cmd?.environment?.variables ?? []) if (v.value !== undefined) base[v.name] = v.value;
-    const env = this.containerEnv(base, { frameworkId, executorId: taskId, containerId, taskId, sandbox });
+    const env = this.containerEnv(base, { frameworkId, executorId: taskId, containerId, taskId, sandbox, checkpoint: framework.checkpoint === true, role: allocationRole(task.resources) });
     const res = [...task.resources, ...(task.executor?.resources ?? [])];
     const mounts = this.mounts(res, task.container?.volumes);
     mkdirSync(sandbox, { recursive: true });
@@ -337,6 +388,7 @@ export class LocalAgent {
       limits: { cpus: scalar(res, 'cpus') || 0.1, memMiB: scalar(res, 'mem') || 32, diskMiB: scalar(res, 'disk'), pids: 0 },
       volumes: mounts,
       network: 'host',
+      hostFilesystem: true,
       ...(task.container?.hostname !== undefined ? { hostname: task.container.hostname } : {}),
     }).then(
       (container) => {
@@ -428,10 +480,13 @@ export class LocalAgent {
     const parent = this.containers.get(o.parentId);
     if (!parent) return 'no-parent';
     const sandbox = nestedSandboxDir(parent.sandbox, o.containerId);
-    const mounts = this.mounts([], o.volumes.filter((v) => v.host_path !== undefined));
+    // Under filesystem/posix a genuine agent ignores a nested container's volumes: it sees the
+    // host's filesystem, as its parent does.
+    const posix = this.filesystem === 'posix';
+    const mounts = posix ? [] : this.mounts([], o.volumes.filter((v) => v.host_path !== undefined));
     const parentTask = parent.taskId !== undefined ? this.tasks.get(`${parent.frameworkId}/${parent.taskId}`) : undefined;
     const parentMounts = parentTask ? this.mounts(parentTask.task.resources, undefined) : [];
-    for (const v of o.volumes) {
+    for (const v of posix ? [] : o.volumes) {
       // A PARENT sandbox path volume shares a directory of the parent's sandbox. When that
       // directory is one of the parent's persistent volumes, the volume's own directory is
       // what the genuine agent's bind mount shows there, so share that.
@@ -444,7 +499,7 @@ export class LocalAgent {
     }
     // The parent's persistent volumes stay reachable from its nested containers.
     for (const m of parentMounts) if (!mounts.some((x) => x.containerPath === m.containerPath)) mounts.push(m);
-    const env = this.containerEnv(o.env, { frameworkId: parent.frameworkId, executorId: parent.executorId, containerId: o.containerId, sandbox });
+    const env = this.containerEnv(o.env, { frameworkId: parent.frameworkId, executorId: parent.executorId, containerId: o.containerId, sandbox, nested: true });
     mkdirSync(sandbox, { recursive: true });
     this.linkVolumes(sandbox, mounts);
     const container = await this.isolator.launch({
@@ -456,6 +511,7 @@ export class LocalAgent {
       limits: { cpus: scalar(o.resources, 'cpus') || 0.1, memMiB: scalar(o.resources, 'mem') || 32, diskMiB: scalar(o.resources, 'disk'), pids: 0 },
       volumes: mounts,
       network: 'host',
+      ...(posix ? { hostFilesystem: true } : {}),
     });
     const rc: RunningContainer = { containerId: o.containerId, parentId: o.parentId, frameworkId: parent.frameworkId, executorId: parent.executorId, taskId: undefined, sandbox, container, exit: container.wait(), killRequested: false };
     this.containers.set(o.containerId, rc);
@@ -469,4 +525,13 @@ export class LocalAgent {
 
   /** Ends of nested containers, for WAIT_CONTAINER after the fact. */
   readonly finished = new Map<string, ContainerExit>();
+}
+
+/** The role a task's resources are allocated to (MESOS_ALLOCATION_ROLE). */
+function allocationRole(resources: readonly Resource[]): string {
+  for (const r of resources) {
+    const role = r.allocation_info?.role;
+    if (role !== undefined) return role;
+  }
+  return '*';
 }

@@ -28,6 +28,19 @@ export interface ExecutorSettings {
   readonly registrationTimeoutMs: number;
   /** `--executor_shutdown_grace_period` (Mesos default 5secs), unless ExecutorInfo.shutdown_grace_period says otherwise. */
   readonly shutdownGraceMs: number;
+  /**
+   * Which Mesos filesystem isolator the agent behaves as. `posix` (a genuine agent's default):
+   * a top-level container whose ContainerInfo has volumes fails to launch, and nested containers'
+   * volumes are ignored (they see the host's filesystem). `linux` (`filesystem/linux`): volumes
+   * are mounted. Undefined: `linux` when the isolator has mount namespaces, else `posix`.
+   */
+  readonly filesystem?: 'posix' | 'linux';
+  /**
+   * `--authenticate_http_executors`: executors get MESOS_EXECUTOR_AUTHENTICATION_TOKEN and the
+   * operator API wants it as a Bearer token. `reject-all` refuses even issued tokens (a test knob
+   * for "an agent that will not let this executor launch nested containers").
+   */
+  readonly authenticateExecutors?: boolean | 'reject-all';
 }
 
 const DEFAULTS: ExecutorSettings = { registrationTimeoutMs: 60_000, shutdownGraceMs: 5_000 };
@@ -93,7 +106,7 @@ function graceOf(info: ExecutorInfo, fallbackMs: number): number {
 /** The custom executors of one agent. */
 export class CustomExecutors {
   private readonly runs = new Map<string, ExecutorRun>();
-  private readonly settings: ExecutorSettings;
+  readonly settings: ExecutorSettings;
 
   constructor(private readonly agent: LocalAgent, settings: Partial<ExecutorSettings>) {
     this.settings = { ...DEFAULTS, ...settings };
@@ -162,10 +175,7 @@ export class CustomExecutors {
     for (const v of cmd?.environment?.variables ?? []) if (v.value !== undefined) base[v.name] = v.value;
     const checkpoint = framework.checkpoint === true;
     const env: Record<string, string> = {
-      ...this.agent.containerEnv(base, { frameworkId, executorId, containerId, sandbox }),
-      MESOS_CHECKPOINT: checkpoint ? '1' : '0',
-      MESOS_EXECUTOR_SHUTDOWN_GRACE_PERIOD: mesosDuration(graceOf(info, this.settings.shutdownGraceMs)),
-      MESOS_HTTP_COMMAND_EXECUTOR: '0',
+      ...this.agent.containerEnv(base, { frameworkId, executorId, containerId, sandbox, checkpoint, role: allocationRoleOf(executor.resources ?? []), shutdownGrace: mesosDuration(graceOf(info, this.settings.shutdownGraceMs)) }),
       ...(checkpoint ? { MESOS_RECOVERY_TIMEOUT: '15mins', MESOS_SUBSCRIPTION_BACKOFF_MAX: '2secs' } : {}),
     };
     const resources: Resource[] = [...(executor.resources ?? []), ...tasks.flatMap((t) => t.resources)];
@@ -180,6 +190,7 @@ export class CustomExecutors {
       limits: { cpus: scalar(resources, 'cpus') || 0.1, memMiB: scalar(resources, 'mem') || 32, diskMiB: scalar(resources, 'disk'), pids: 0 },
       volumes: mounts,
       network: 'host',
+      hostFilesystem: true,
     }).then(
       (container) => {
         const rc: RunningContainer = { containerId, parentId: undefined, frameworkId, executorId, taskId: undefined, sandbox, container, exit: container.wait(), killRequested: false };
@@ -389,4 +400,9 @@ export class CustomExecutors {
       ...(run.container ? { container_status: { container_id: { value: run.containerId }, ...(pid !== undefined ? { executor_pid: pid } : {}) } } : {}),
     });
   }
+}
+
+function allocationRoleOf(resources: readonly Resource[]): string {
+  for (const r of resources) if (r.allocation_info?.role !== undefined) return r.allocation_info.role;
+  return '*';
 }

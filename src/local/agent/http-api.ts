@@ -38,6 +38,9 @@ function containerIdOf(v: unknown, path: string): { value: string; parent?: stri
 
 async function operatorApi(agent: LocalAgent, req: IncomingMessage, res: ServerResponse): Promise<void> {
   if (req.method !== 'POST') return text(res, 405, '', { Allow: 'POST' });
+  // `--authenticate_http_executors`: a call must carry a token the agent issued to one of its
+  // executors (`Authorization: Bearer $MESOS_EXECUTOR_AUTHENTICATION_TOKEN`).
+  if (!agent.authorizesExecutorCall(req.headers.authorization)) return text(res, 401, '', { 'WWW-Authenticate': 'Bearer realm="mesos-agent-executor"' });
   const ct = req.headers['content-type'];
   if (ct === undefined) return text(res, 400, "Expecting 'Content-Type' to be present");
   if (!ct.startsWith('application/json')) return text(res, 415, "Expecting 'Content-Type' of application/json or application/x-protobuf");
@@ -121,6 +124,17 @@ async function operatorApi(agent: LocalAgent, req: IncomingMessage, res: ServerR
         });
       case 'GET_HEALTH':
         return json(res, 200, { type: 'GET_HEALTH', get_health: { healthy: true } });
+      case 'GET_FLAGS':
+        // Only the flags a program may reasonably look at; `isolation` tells an executor whether
+        // nested containers get their own filesystem (filesystem/linux) or the host's (posix).
+        return json(res, 200, {
+          type: 'GET_FLAGS',
+          get_flags: { flags: [
+            { name: 'isolation', value: agent.isolationFlag },
+            { name: 'hostname', value: agent.spec.hostname },
+            { name: 'work_dir', value: agent.root },
+          ] },
+        });
       default:
         return text(res, 501);
     }

@@ -414,8 +414,8 @@ export class Master {
     const cs = t.lastStatus?.container_status;
     return {
       task_id: t.info.task_id, state: this.reconcileState(t), message: 'Reconciliation: Latest task state', source: 'SOURCE_MASTER',
+      // A genuine 1.12 master answers without executor_id (see the recorded transcript).
       reason: 'REASON_RECONCILIATION', agent_id: { value: t.agentId }, timestamp: Date.now() / 1000,
-      ...(t.info.executor || t.statuses.some((s) => s.executor_id) ? { executor_id: t.info.executor?.executor_id ?? { value: t.info.task_id.value } } : {}),
       ...(cs ? { container_status: cs } : {}),
     };
   }

@@ -56,6 +56,9 @@ export async function handleScheduler(m: Master, o: SchedulerHttpOptions, req: I
   } catch {
     return text(res, 400, `Failed to parse body into JSON: syntax error at line 1 near: ${body.slice(0, 40)}`);
   }
+  // The genuine master's JSON-to-protobuf conversion reads `null` as an absent field, at any depth
+  // (clients written in JavaScript often send `"executor": null`).
+  value = withoutNulls(value);
   if (!isObject(value)) return text(res, 400, 'Failed to convert JSON into Call protobuf: Expecting a JSON object');
   const call = value;
   const type = call['type'];
@@ -69,6 +72,8 @@ export async function handleScheduler(m: Master, o: SchedulerHttpOptions, req: I
   const key = type.toLowerCase();
   const needsBody = !['TEARDOWN', 'REVIVE', 'SUPPRESS', 'UNKNOWN'].includes(type);
   if (needsBody && call[key] === undefined) return invalid(`Expecting '${key}' to be present`);
+  // 1.12 has no operations on external resource providers: an acknowledgement names its agent.
+  if (type === 'ACKNOWLEDGE_OPERATION_STATUS' && isObject(call[key]) && call[key]['agent_id'] === undefined) return invalid("Expecting 'agent_id' to be present");
   const fid = idValue(call['framework_id'], 'framework_id') ?? '';
   const fw = m.frameworks.get(fid);
   if (!fw) return text(res, 400, 'Framework cannot be found');
@@ -274,4 +279,15 @@ export function reconcileTasks(m: Master, fw: FrameworkRecord, tasks: readonly {
       update: { status: { task_id: { value: taskId }, state, message, source: 'SOURCE_MASTER', reason: 'REASON_RECONCILIATION', ...(agentId !== undefined ? { agent_id: { value: agentId } } : {}), timestamp: now, ...extra } },
     });
   }
+}
+
+/** A JSON value with every object member whose value is `null` removed, recursively. */
+function withoutNulls(v: unknown): unknown {
+  if (Array.isArray(v)) return v.map(withoutNulls);
+  if (v !== null && typeof v === 'object') {
+    const out: Record<string, unknown> = {};
+    for (const [k, x] of Object.entries(v as Record<string, unknown>)) if (x !== null) out[k] = withoutNulls(x);
+    return out;
+  }
+  return v;
 }

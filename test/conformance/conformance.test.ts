@@ -1,0 +1,390 @@
+/**
+ * One conformance suite, two masters: every scenario runs against the
+ * genuine Apache Mesos 1.12 master and agents and against `locus local`, and
+ * must pass on both. Without the genuine binaries (and outside CI) the
+ * genuine half prints one SKIPPED line; in CI it fails.
+ */
+import { spawn } from 'node:child_process';
+import { chmodSync, mkdirSync, readFileSync, writeFileSync } from 'node:fs';
+import { join } from 'node:path';
+import { afterAll, beforeAll, expect, it } from 'vitest';
+import { LOCUS_CLI } from '../harness/build.js';
+import { startRedis, type TestRedis } from '../harness/redis.js';
+import { describeWith } from '../harness/requires.js';
+import { ack, call, offersOf, statusOf, subscribe, subscribeCall, type Ev, type Offer, type Sub } from '../integration/local-helpers.js';
+import { resolveSettings } from '../../src/app/config.js';
+import { startFramework, type RunningFramework } from '../../src/app/framework.js';
+import { silentLogger } from '../../src/obs/log.js';
+import { validateJobSpec } from '../../src/scheduler/jobs/spec.js';
+import { TERMINAL_JOB_STATES, type JobRecord } from '../../src/scheduler/jobs/model.js';
+import { TARGETS, type ClusterTarget, type Isolation } from './targets.js';
+
+/** The Mesos variables a genuine 1.12 agent gives a command task (posix isolation), measured. */
+const GENUINE_COMMAND_TASK_ENV = [
+  'MESOS_AGENT_ENDPOINT', 'MESOS_ALLOCATION_ROLE', 'MESOS_CHECKPOINT', 'MESOS_DIRECTORY', 'MESOS_EXECUTOR_ID',
+  'MESOS_EXECUTOR_SHUTDOWN_GRACE_PERIOD', 'MESOS_FRAMEWORK_ID', 'MESOS_HTTP_COMMAND_EXECUTOR', 'MESOS_SANDBOX', 'MESOS_SLAVE_ID', 'MESOS_SLAVE_PID',
+];
+
+let redis: TestRedis;
+beforeAll(async () => {
+  redis = await startRedis();
+}, 60_000);
+afterAll(async () => {
+  await redis?.dispose();
+});
+
+function basic(t: ClusterTarget): Record<string, string> {
+  if (t.principal === undefined || t.secretFile === undefined) return {};
+  return { Authorization: `Basic ${Buffer.from(`${t.principal}:${readFileSync(t.secretFile, 'utf8').trim()}`).toString('base64')}` };
+}
+
+/**
+ * A plain v1 framework as JavaScript clients write it: every optional field it does not use is
+ * sent as JSON `null`, which a genuine master reads as absent.
+ */
+function nullFrameworkInfo(name: string, principal?: string): Record<string, unknown> {
+  return { user: 'root', name, id: null, role: null, roles: ['*'], principal: principal ?? null, hostname: null, webui_url: null, checkpoint: null, failover_timeout: 60, capabilities: [{ type: 'MULTI_ROLE' }] };
+}
+
+async function nextOffer(sub: Sub, timeoutMs = 15_000): Promise<Offer> {
+  const start = sub.events.length;
+  const e = await sub.next((x) => sub.events.indexOf(x) >= start - 1 && x.type === 'OFFERS' && offersOf(x).length > 0, timeoutMs, 'an offer');
+  const o = offersOf(e)[0];
+  if (!o) throw new Error('empty offer');
+  return o;
+}
+
+function nullTask(taskId: string, o: Offer, cmd: string, cpus: number, extra: Record<string, unknown> = {}): Record<string, unknown> {
+  return {
+    name: taskId, task_id: { value: taskId }, agent_id: o.agent_id, executor: null, data: null, labels: null, health_check: null, kill_policy: null,
+    resources: [{ name: 'cpus', type: 'SCALAR', scalar: { value: cpus }, role: null, reservation: null }, { name: 'mem', type: 'SCALAR', scalar: { value: 32 } }],
+    command: { shell: true, value: cmd, uris: null, environment: null, user: null },
+    ...extra,
+  };
+}
+
+async function waitJob(fw: RunningFramework, id: string, timeoutMs: number): Promise<JobRecord> {
+  const deadline = Date.now() + timeoutMs;
+  for (;;) {
+    const job = await fw.jobs.get(id);
+    if (TERMINAL_JOB_STATES.has(job.state)) return job;
+    if (Date.now() > deadline) throw new Error(`job ${id} still ${job.state} after ${timeoutMs} ms: ${JSON.stringify(job.counts)}`);
+    await new Promise((r) => setTimeout(r, 100));
+  }
+}
+
+/**
+ * Each scenario's framework is a new framework: the FrameworkID lives in Redis, and one torn down
+ * in an earlier scenario must not be reused.
+ */
+async function freshRedis(): Promise<void> {
+  const c = redis.client();
+  try {
+    await c.flushall();
+  } finally {
+    c.disconnect();
+  }
+}
+
+function frameworkFlags(t: ClusterTarget, extra: Record<string, string> = {}): Record<string, string> {
+  return {
+    master: t.masterUrl, redis: redis.url, 'state-dir': join(t.dir, 'state'), 'http-port': '0', 'grpc-port': '0',
+    'admin-token': 'c'.repeat(64), 'executor-idle-timeout': '20s', 'executor-main': LOCUS_CLI, 'framework-name': `locus-conformance-${t.kind}`,
+    'locality-wait-node': '0s', 'locality-wait-rack': '0s',
+    ...(t.principal !== undefined && t.secretFile !== undefined ? { principal: t.principal, 'secret-file': t.secretFile } : {}),
+    ...extra,
+  };
+}
+
+/** A two-stage job: a map over a file:// dataset, then a reduce over the map outputs. */
+function twoStageSpec(dataset: string): ReturnType<typeof validateJobSpec> {
+  return validateJobSpec({
+    name: 'conformance-wordcount',
+    retries: 1,
+    stages: [
+      { name: 'map', inputs: [`file://${dataset}/`], split: 'file', task: { command: ['sh', '-c', "wc -w < '{split.path}' > '{output}/words'"], resources: { cpus: 0.2, mem: '64MiB', disk: '16MiB' } } },
+      {
+        name: 'reduce', inputs: ['stage:map'],
+        tasks: [{ command: ['sh', '-c', "cat {stages.map.output}/*/words | awk '{s+=$1} END {print s}' > '{output}/total'"] }],
+        task: { command: ['true'], resources: { cpus: 0.2, mem: '64MiB', disk: '16MiB' } },
+      },
+    ],
+  });
+}
+
+function writeDataset(t: ClusterTarget): string {
+  const dataset = join(t.dir, 'books');
+  mkdirSync(dataset, { recursive: true });
+  for (let i = 0; i < 4; i++) writeFileSync(join(dataset, `b${i}.txt`), Array.from({ length: 50 }, () => 'alpha beta gamma').join('\n'));
+  return dataset;
+}
+
+for (const target of TARGETS) {
+  describeWith(target.deps, `conformance on ${target.name} Mesos`, () => {
+    describeWith([], `${target.name}: posix isolation (a genuine agent's default)`, () => {
+      let t: ClusterTarget;
+      beforeAll(async () => {
+        t = await target.start({ agents: 1, isolation: 'posix' });
+      }, 120_000);
+      afterAll(async () => {
+        await t?.stop();
+      }, 60_000);
+
+      it('probe: `locus mesos probe` subscribes, sees offers and tears itself down', async () => {
+        const out = await runCli(['mesos', 'probe', '--master', t.masterUrl], 30_000);
+        expect(out.code, out.text).toBe(0);
+        expect(out.text).toMatch(/offer/i);
+      }, 40_000);
+
+      it('a client that writes null for absent fields subscribes, re-subscribes and runs 20 command tasks', async () => {
+        const sub = await subscribe(t.masterUrl, subscribeCall(nullFrameworkInfo('null-client')));
+        try {
+          expect(sub.status).toBe(200);
+          expect(sub.frameworkId).not.toBe('');
+          // Re-subscribing with the same FrameworkID on a new connection keeps the framework.
+          const again = await subscribe(t.masterUrl, { type: 'SUBSCRIBE', framework_id: { value: sub.frameworkId }, subscribe: { framework_info: { ...nullFrameworkInfo('null-client'), id: { value: sub.frameworkId } } } });
+          expect(again.frameworkId).toBe(sub.frameworkId);
+          sub.close();
+          const ids = Array.from({ length: 20 }, (_, i) => `sleep-${i}`);
+          const launched = new Set<string>();
+          const finished = new Set<string>();
+          const started = Date.now();
+          while (finished.size < ids.length) {
+            if (Date.now() - started > 90_000) throw new Error(`only ${finished.size} of 20 finished`);
+            const e = await again.next((x) => (x.type === 'OFFERS' || x.type === 'UPDATE') && !(x as { seen?: boolean }).seen, 30_000, 'offer or update');
+            (e as { seen?: boolean }).seen = true;
+            if (e.type === 'UPDATE') {
+              const s = statusOf(e);
+              await ack(t.masterUrl, again, e);
+              if (s.state === 'TASK_FINISHED') finished.add(s.task_id.value);
+              else if (['TASK_FAILED', 'TASK_ERROR', 'TASK_LOST', 'TASK_DROPPED'].includes(s.state)) throw new Error(`${s.task_id.value}: ${s.state} ${s.message ?? ''}`);
+              continue;
+            }
+            for (const o of offersOf(e)) {
+              const cpus = o.resources.filter((r) => r.name === 'cpus').reduce((a, r) => a + (r.scalar?.value ?? 0), 0);
+              const todo = ids.filter((id) => !launched.has(id)).slice(0, Math.floor(cpus / 0.1 + 1e-9));
+              const tasks = todo.map((id) => nullTask(id, o, 'sleep 0.2', 0.1));
+              todo.forEach((id) => launched.add(id));
+              const r = await call(t.masterUrl, again.streamId, {
+                type: 'ACCEPT', framework_id: { value: again.frameworkId },
+                accept: { offer_ids: [o.id], operations: tasks.length > 0 ? [{ type: 'LAUNCH', launch: { task_infos: tasks }, id: null }] : [], filters: { refuse_seconds: 0.1 } },
+              });
+              expect(r.status, r.body).toBe(202);
+            }
+          }
+          expect(finished.size).toBe(20);
+          await call(t.masterUrl, again.streamId, { type: 'TEARDOWN', framework_id: { value: again.frameworkId } });
+          again.close();
+        } finally {
+          sub.close();
+        }
+      }, 120_000);
+
+      it('a command task gets exactly the genuine Mesos environment, and ContainerInfo volumes are refused under posix', async () => {
+        const sub = await subscribe(t.masterUrl, subscribeCall(nullFrameworkInfo('env-probe')));
+        try {
+          const o = await nextOffer(sub);
+          // Written by the task's user (root on a genuine agent, the workload user on the local one).
+          const envDir = join(t.dir, `env-${Date.now()}`);
+          mkdirSync(envDir, { mode: 0o1777 });
+          chmodSync(envDir, 0o1777);
+          const marker = join(envDir, 'env');
+          const r = await call(t.masterUrl, sub.streamId, {
+            type: 'ACCEPT', framework_id: { value: sub.frameworkId },
+            accept: { offer_ids: [o.id], operations: [{ type: 'LAUNCH', launch: { task_infos: [
+              nullTask('env-1', o, `env > ${marker}`, 0.1),
+              nullTask('vol-1', o, 'true', 0.1, { container: { type: 'MESOS', volumes: [{ container_path: t.dir, host_path: t.dir, mode: 'RW' }] } }),
+            ] } }] },
+          });
+          expect(r.status, r.body).toBe(202);
+          // An agent sends a task's next update only after the previous one was acknowledged.
+          const seen = new Set<Ev>();
+          const final = new Map<string, Ev>();
+          const deadline = Date.now() + 30_000;
+          while (!final.has('env-1') || !final.has('vol-1')) {
+            const e = await sub.next((x) => x.type === 'UPDATE' && !seen.has(x), Math.max(1, deadline - Date.now()), 'updates of env-1 and vol-1');
+            seen.add(e);
+            await ack(t.masterUrl, sub, e);
+            const st = statusOf(e);
+            if (['TASK_FINISHED', 'TASK_FAILED', 'TASK_ERROR', 'TASK_LOST', 'TASK_DROPPED'].includes(st.state)) final.set(st.task_id.value, e);
+          }
+          expect(statusOf(final.get('env-1') as Ev).state).toBe('TASK_FINISHED');
+          const vars = readFileSync(marker, 'utf8').split('\n').map((l) => l.split('=')[0] ?? '').filter((k) => k.startsWith('MESOS_')).sort();
+          expect(vars).toEqual(GENUINE_COMMAND_TASK_ENV);
+          expect(statusOf(final.get('vol-1') as Ev)).toMatchObject({ source: 'SOURCE_AGENT', reason: 'REASON_CONTAINER_LAUNCH_FAILED', message: 'Failed to launch container: Volumes in ContainerInfo is not supported' });
+          await call(t.masterUrl, sub.streamId, { type: 'TEARDOWN', framework_id: { value: sub.frameworkId } });
+        } finally {
+          sub.close();
+        }
+      }, 60_000);
+
+      twoStageScenario(() => t, 'posix');
+
+      it('a framework the master tore down: `locus framework` stops non-zero with the master\'s message within 10 s', async () => {
+        await freshRedis();
+        const port = String(await freePortFor());
+        const proc = spawn(process.execPath, [LOCUS_CLI, 'framework', ...Object.entries(frameworkFlags(t, { 'http-port': port, 'state-dir': join(t.dir, 'state-teardown'), 'framework-name': 'locus-teardown' })).flatMap(([k, v]) => [`--${k}`, v])], { stdio: ['ignore', 'pipe', 'pipe'], env: { ...process.env, LOCUS_LOG_LEVEL: 'warn' } });
+        let text = '';
+        proc.stdout?.on('data', (b: Buffer) => { text += b.toString(); });
+        proc.stderr?.on('data', (b: Buffer) => { text += b.toString(); });
+        const exited = new Promise<number | null>((r) => proc.once('exit', (code) => r(code)));
+        try {
+          let fid: string | undefined;
+          const deadline = Date.now() + 30_000;
+          while (fid === undefined) {
+            if (Date.now() > deadline) throw new Error(`locus framework never subscribed: ${text}`);
+            const state = await fetch(`${t.masterUrl}/state`, { headers: basic(t) }).then((r) => r.json() as Promise<{ frameworks?: { id: string; name: string }[] }>).catch(() => ({ frameworks: [] }));
+            fid = state.frameworks?.find((f) => f.name === 'locus-teardown')?.id;
+            if (fid === undefined) await new Promise((r) => setTimeout(r, 200));
+          }
+          const torn = await fetch(`${t.masterUrl}/teardown`, { method: 'POST', headers: { 'Content-Type': 'application/x-www-form-urlencoded', ...basic(t) }, body: `frameworkId=${fid}` });
+          expect(torn.status).toBe(200);
+          const tornAt = Date.now();
+          const code = await Promise.race([exited, new Promise<'timeout'>((r) => setTimeout(() => r('timeout'), 10_000))]);
+          expect(code, text).not.toBe('timeout');
+          expect(code).not.toBe(0);
+          expect(Date.now() - tornAt).toBeLessThan(10_000);
+          expect(text).toMatch(/Framework has been removed|removed|torn down/i);
+        } finally {
+          if (proc.exitCode === null) proc.kill('SIGKILL');
+        }
+      }, 60_000);
+
+      it('short tasks: 100 × `sleep 0.2` at 0.1 cpu on one 2-cpu agent (figure recorded)', async () => {
+        await freshRedis();
+        const fw = await startFramework(resolveSettings(frameworkFlags(t, { 'state-dir': join(t.dir, 'state-short') })), { logger: silentLogger() });
+        try {
+          await fw.waitForSubscribed(30_000);
+          const started = Date.now();
+          const job = await fw.jobs.submit('default', validateJobSpec({
+            name: 'short-tasks', retries: 1,
+            stages: [{ name: 'sleep', tasks: Array.from({ length: 100 }, () => ({ command: ['sleep', '0.2'] })), task: { command: ['true'], resources: { cpus: 0.1, mem: '32MiB' } } }],
+          }));
+          const done = await waitJob(fw, job.id, 240_000);
+          const seconds = (Date.now() - started) / 1000;
+          expect(done.state).toBe('SUCCEEDED');
+          recordFigure(`short-tasks-${target.name}`, { tasks: 100, agents: 1, cpusPerAgent: 2, taskCpus: 0.1, seconds, idealSeconds: 1.1 });
+        } finally {
+          await fw.stop();
+        }
+      }, 300_000);
+    });
+
+    describeWith([], `${target.name}: cgroups/cpu,cgroups/mem,filesystem/linux,namespaces/pid`, () => {
+      let t: ClusterTarget;
+      beforeAll(async () => {
+        t = await target.start({ agents: 2, isolation: 'linux' });
+      }, 120_000);
+      afterAll(async () => {
+        await t?.stop();
+      }, 60_000);
+      twoStageScenario(() => t, 'linux');
+    });
+
+    describeWith([], `${target.name}: framework authentication (and executor authentication on genuine agents)`, () => {
+      let t: ClusterTarget;
+      beforeAll(async () => {
+        t = await target.start({ agents: 1, isolation: 'posix', auth: true });
+      }, 120_000);
+      afterAll(async () => {
+        await t?.stop();
+      }, 60_000);
+
+      it('refuses a framework without credentials (401) and runs a job with --principal/--secret-file', async () => {
+        const anon = await call(t.masterUrl, undefined, subscribeCall(nullFrameworkInfo('anon')));
+        expect(anon.status).toBe(401);
+        await freshRedis();
+        const fw = await startFramework(resolveSettings(frameworkFlags(t)), { logger: silentLogger() });
+        try {
+          await fw.waitForSubscribed(30_000);
+          const job = await fw.jobs.submit('default', twoStageSpec(writeDataset(t)));
+          const done = await waitJob(fw, job.id, 120_000);
+          expect(done.state, JSON.stringify(done.counts)).toBe('SUCCEEDED');
+          expect(readFileSync(join(done.outputDir, 'reduce', '00000', 'total'), 'utf8').trim()).toBe(String(4 * 150));
+        } finally {
+          await fw.stop();
+        }
+      }, 180_000);
+    });
+  });
+}
+
+// Executor authentication cannot run on the genuine half: the testbed's agent is built without
+// JWT support and refuses `--authenticate_http_executors` as an unknown flag. The local agent
+// follows the documented behaviour (a Bearer token per executor, 401 without it).
+describeWith([], 'local: executor authentication (--authenticate_http_executors)', () => {
+  for (const mode of [true, 'reject-all'] as const) {
+    it(mode === true
+      ? 'executors send their token: nested containers are launched through the agent'
+      : 'an agent that answers 401 to every executor call: attempts still run (in the executor\'s own containers), none fails for it', async () => {
+      const t = await TARGETS[0]?.start({ agents: 1, isolation: 'linux', executorAuth: mode });
+      if (!t) throw new Error('no local target');
+      try {
+        const anon = await fetch(`${t.agents[0]?.url ?? ''}/api/v1`, { method: 'POST', headers: { 'Content-Type': 'application/json' }, body: JSON.stringify({ type: 'GET_CONTAINERS' }) });
+        expect(anon.status).toBe(401);
+        await freshRedis();
+        const fw = await startFramework(resolveSettings(frameworkFlags(t)), { logger: silentLogger() });
+        try {
+          await fw.waitForSubscribed(30_000);
+          const job = await fw.jobs.submit('default', twoStageSpec(writeDataset(t)));
+          const done = await waitJob(fw, job.id, 120_000);
+          expect(done.state, JSON.stringify(done.counts)).toBe('SUCCEEDED');
+          const tasks = await fw.jobs.tasks(job.id);
+          // Each task took one attempt: a refused agent call is never counted against a task.
+          for (const task of tasks) expect(task.attempts).toHaveLength(1);
+          // Either runner puts an attempt's sandbox under the executor's, on the agent.
+          for (const task of tasks) expect(task.attempts[0]?.sandboxDir ?? '').toMatch(new RegExp(`^${t.dir}/cluster/.*/containers/[^/]+$`));
+        } finally {
+          await fw.stop();
+        }
+      } finally {
+        await t.stop();
+      }
+    }, 180_000);
+  }
+});
+
+function twoStageScenario(get: () => ClusterTarget, isolation: Isolation): void {
+  it(`a two-stage job (map over files + reduce) with executors delivered as an installed path (${isolation})`, async () => {
+    const t = get();
+    await freshRedis();
+    const fw = await startFramework(resolveSettings(frameworkFlags(t, { 'state-dir': join(t.dir, `state-2stage-${isolation}`) })), { logger: silentLogger() });
+    try {
+      await fw.waitForSubscribed(30_000);
+      const job = await fw.jobs.submit('default', twoStageSpec(writeDataset(t)));
+      const done = await waitJob(fw, job.id, 150_000);
+      expect(done.state, JSON.stringify(done.counts)).toBe('SUCCEEDED');
+      expect(done.counts.total).toBe(5);
+      expect(readFileSync(join(done.outputDir, 'reduce', '00000', 'total'), 'utf8').trim()).toBe(String(4 * 150));
+    } finally {
+      await fw.stop();
+    }
+  }, 200_000);
+}
+
+async function freePortFor(): Promise<number> {
+  const { freePort } = await import('../harness/ports.js');
+  return freePort();
+}
+
+function recordFigure(name: string, figure: Record<string, number>): void {
+  const dir = join(import.meta.dirname, '../../bench/results');
+  mkdirSync(dir, { recursive: true });
+  const day = new Date().toISOString().slice(0, 10);
+  const load = readFileSync('/proc/loadavg', 'utf8').split(' ').slice(0, 3).map(Number);
+  writeFileSync(join(dir, `conformance-${name}-${day}.json`), `${JSON.stringify({ ...figure, loadAverage: load, measuredAt: new Date().toISOString() })}\n`);
+  process.stderr.write(`conformance figure ${name}: ${JSON.stringify(figure)}\n`);
+}
+
+async function runCli(args: string[], timeoutMs: number): Promise<{ code: number | null; text: string }> {
+  const proc = spawn(process.execPath, [LOCUS_CLI, ...args], { stdio: ['ignore', 'pipe', 'pipe'] });
+  let text = '';
+  proc.stdout?.on('data', (b: Buffer) => { text += b.toString(); });
+  proc.stderr?.on('data', (b: Buffer) => { text += b.toString(); });
+  const timer = setTimeout(() => proc.kill('SIGKILL'), timeoutMs);
+  const code = await new Promise<number | null>((r) => proc.once('exit', (c) => r(c)));
+  clearTimeout(timer);
+  return { code, text };
+}
+
+export type { Ev };
