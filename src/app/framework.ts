@@ -26,6 +26,7 @@ import { Authenticator, loadTenantsFile } from '../api/auth.js';
 import type { TenantsConfig } from '../core/tenants.js';
 import { createHttpServer } from '../api/http/server.js';
 import { jobsRoutes, cancelJob } from '../api/http/jobs-routes.js';
+import type { AgentDirectory } from '../api/agents.js';
 import { AgentFilesLogReader } from '../api/http/jobs-logs.js';
 import type { ClusterView } from '../api/http/jobs-views.js';
 import { startGrpcServer, type RunningGrpcServer } from '../api/grpc/server.js';
@@ -355,9 +356,19 @@ export async function startFramework(settings: FrameworkSettings, extras: Framew
         runningTasks: [...running.values()].reduce((a, b) => a + b, 0),
       };
     };
+    // The agents a request may be pinned to: all of the embedded cluster's, else those seen in
+    // offers since subscribing. Until one is seen nothing is refused (a pinned request waits).
+    const agentDirectory: AgentDirectory = {
+      known: () => {
+        const fromExtras = extras.agents?.() ?? [];
+        if (fromExtras.length > 0) return fromExtras.map((a) => ({ id: a.id, hostname: a.hostname }));
+        return seenAgents.size > 0 ? [...seenAgents.values()].map((a) => ({ id: a.agentId, hostname: a.hostname })) : undefined;
+      },
+    };
     const http: FastifyInstance = await createHttpServer({
       services: {
         volumes,
+        agents: agentDirectory,
         health: { ready: () => ({ subscribed: coordinator.isSubscribed, redis: redis.status === 'ready' }) },
       },
       auth,
@@ -378,7 +389,7 @@ export async function startFramework(settings: FrameworkSettings, extras: Framew
     const grpc: RunningGrpcServer = await startGrpcServer({
       host: settings.httpHost, port: settings.grpcPort, auth, logger: log,
       services: {
-        jobs, cancel: cancelJob(jobs, coordinator), volumes,
+        jobs, cancel: cancelJob(jobs, coordinator), volumes, agents: agentDirectory,
         ready: () => ({ subscribed: coordinator.isSubscribed, redis: redis.status === 'ready' }),
       },
     });

@@ -31,6 +31,8 @@ const GRPC = {
 export const ERROR_CATALOG = {
   INVALID_FIELD: { httpStatus: 400, grpcCode: GRPC.INVALID_ARGUMENT, retryable: false, summary: 'a field is missing or invalid' },
   INVALID_BODY: { httpStatus: 400, grpcCode: GRPC.INVALID_ARGUMENT, retryable: false, summary: 'the request body could not be parsed' },
+  UNKNOWN_SCHEME: { httpStatus: 400, grpcCode: GRPC.INVALID_ARGUMENT, retryable: false, summary: 'an input URI names a scheme no storage backend serves' },
+  UNKNOWN_AGENT: { httpStatus: 400, grpcCode: GRPC.INVALID_ARGUMENT, retryable: false, summary: 'the request names an agent the cluster does not have' },
   UNAUTHENTICATED: { httpStatus: 401, grpcCode: GRPC.UNAUTHENTICATED, retryable: false, summary: 'missing or invalid credentials' },
   FORBIDDEN: { httpStatus: 403, grpcCode: GRPC.PERMISSION_DENIED, retryable: false, summary: 'not allowed for this tenant' },
   NOT_FOUND: { httpStatus: 404, grpcCode: GRPC.NOT_FOUND, retryable: false, summary: 'no such resource' },

@@ -14,13 +14,17 @@ import { isObject, type JsonObject } from '../../core/decode.js';
 import { LOCALITY_NAMES, nodeLocalShare } from '../../core/locality.js';
 import type { Logger } from '../../obs/log.js';
 import type { Authenticator, Principal } from '../auth.js';
+import { checkPinnedAgent, type AgentDirectory } from '../agents.js';
 import type { JobService, JobEvent } from '../../scheduler/jobs/service.js';
 import type { JobRecord } from '../../scheduler/jobs/model.js';
 import { TERMINAL_JOB_STATES } from '../../scheduler/jobs/model.js';
-import { parseJobSpecText } from '../../scheduler/jobs/spec.js';
+import { MAX_SPEC_BYTES, parseJobSpecText } from '../../scheduler/jobs/spec.js';
 import type { VolumeService } from '../../volumes/service.js';
 import { validateVolumeRequest, holdingView, type VolumeRecord } from '../../volumes/model.js';
 import { JobWatchers } from '../../scheduler/jobs/watchers.js';
+
+/** Largest gRPC request accepted: a largest job spec plus room for the message's other fields. */
+export const GRPC_MAX_REQUEST_BYTES = MAX_SPEC_BYTES + 64 * 1024;
 
 /** Where proto/locus.proto is, from src/ or from dist/src/. */
 export function protoPath(): string {
@@ -43,6 +47,8 @@ export interface GrpcServices {
   readonly jobs: JobService;
   readonly cancel: (jobId: string, tenant: string | undefined) => Promise<JobRecord>;
   readonly volumes?: VolumeService;
+  /** The agents the framework knows: ReserveVolume pinned to another is refused (INVALID_ARGUMENT). */
+  readonly agents?: AgentDirectory;
   /**
    * Readiness, as the HTTP API's /readyz: calls that change state (SubmitJob,
    * CancelJob, ReserveVolume, DeleteVolume) answer UNAVAILABLE (NOT_READY) while it is false.
@@ -132,7 +138,9 @@ export async function startGrpcServer(o: GrpcServerOptions): Promise<RunningGrpc
   const pkg = loadLocusProto();
   const v1 = (pkg['locus'] as grpc.GrpcObject)['v1'] as grpc.GrpcObject;
   const service = (v1['Locus'] as grpc.ServiceClientConstructor).service;
-  const server = new grpc.Server();
+  // A request larger than any valid one (a job spec is at most MAX_SPEC_BYTES) is refused by
+  // grpc-js before it is read whole: RESOURCE_EXHAUSTED naming both sizes, the HTTP API's 413.
+  const server = new grpc.Server({ 'grpc.max_receive_message_length': GRPC_MAX_REQUEST_BYTES });
   const log = o.logger.child({ component: 'grpc' });
   const watchers = new JobWatchers();
   // Closers of open WatchJob streams, which would hold a graceful shutdown open.
@@ -193,7 +201,9 @@ export async function startGrpcServer(o: GrpcServerOptions): Promise<RunningGrpc
       if (str(req, 'agent')) body['agent'] = str(req, 'agent');
       if (str(req, 'near')) body['near'] = str(req, 'near');
       if (Object.keys(labels).length > 0) body['labels'] = labels;
-      const res = await needVolumes().createVolume(tenant, validateVolumeRequest(body), str(req, 'idempotency_key') || undefined);
+      const spec = validateVolumeRequest(body);
+      checkPinnedAgent(spec.placement.agent, o.services.agents);
+      const res = await needVolumes().createVolume(tenant, spec, str(req, 'idempotency_key') || undefined);
       return volumeMessage(res.record);
     }),
     ListVolumes: unary(async (req, p) => {

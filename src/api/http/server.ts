@@ -8,11 +8,13 @@
  * its routes through `HttpRouteContext.route` and gets auth, validation,
  * the error catalog and OpenAPI for free.
  */
+import type { IncomingMessage } from 'node:http';
 import Fastify, { LogController, type FastifyBaseLogger, type FastifyInstance, type FastifyRequest } from 'fastify';
 import { Counter, type Registry } from 'prom-client';
 import { LocusError } from '../../core/errors.js';
 import type { Logger } from '../../obs/log.js';
 import type { VolumeService } from '../../volumes/service.js';
+import type { AgentDirectory } from '../agents.js';
 import type { Authenticator, Principal } from '../auth.js';
 import { toLocusError } from './errors.js';
 import { OpenApiBuilder, type HttpPlugin, type HttpRouteContext, type RouteDef } from './registry.js';
@@ -27,6 +29,8 @@ export interface HealthPort {
 export interface HttpServices {
   readonly volumes: VolumeService;
   readonly health: HealthPort;
+  /** The agents the framework knows: volumes and reservations pinned to another are refused (400). */
+  readonly agents?: AgentDirectory;
 }
 
 /** Options of createHttpServer. */
@@ -71,6 +75,41 @@ function metricsCounter(registry: Registry): Counter<'method' | 'route' | 'statu
   return new Counter({ name, help: 'HTTP requests answered, by method, route and status', labelNames: ['method', 'route', 'status'], registers: [registry] });
 }
 
+/** Most bytes of a refused body read and thrown away, and for how long, before the connection is cut. */
+const DISCARD_MAX_BYTES = 256 * 1024 * 1024;
+const DISCARD_MAX_MS = 60_000;
+
+/**
+ * Read and throw away what is left of a request body that was refused, so
+ * the client finishes sending before it is answered and the connection can
+ * close cleanly. Resolves when the body has ended; a client that sends more
+ * than DISCARD_MAX_BYTES or takes longer than DISCARD_MAX_MS is cut off.
+ */
+function discardRestOfBody(raw: IncomingMessage): Promise<void> {
+  if (raw.readableEnded || raw.destroyed) return Promise.resolve();
+  return new Promise((resolve) => {
+    let bytes = 0;
+    const done = (): void => {
+      clearTimeout(timer);
+      resolve();
+    };
+    const cut = (): void => {
+      raw.destroy();
+      done();
+    };
+    const timer = setTimeout(cut, DISCARD_MAX_MS);
+    timer.unref();
+    raw.on('data', (chunk: Buffer) => {
+      bytes += chunk.length;
+      if (bytes > DISCARD_MAX_BYTES) cut();
+    });
+    raw.once('end', done);
+    raw.once('close', done);
+    raw.once('error', done);
+    raw.resume();
+  });
+}
+
 /** Build the fastify app (not yet listening): `await app.listen({ host: '127.0.0.1', port })`. */
 export async function createHttpServer(options: HttpServerOptions): Promise<FastifyInstance> {
   const { auth, logger, services } = options;
@@ -106,10 +145,18 @@ export async function createHttpServer(options: HttpServerOptions): Promise<Fast
     counter?.inc({ method: req.method, route: req.routeOptions.url ?? 'unknown', status: String(reply.statusCode) });
   });
 
+  const bodyLimit = options.bodyLimit ?? 64 * 1024;
   app.setErrorHandler(async (err, req, reply) => {
-    const e = toLocusError(err);
+    let e = toLocusError(err);
     if (e.spec.httpStatus >= 500) logger.error({ err, url: req.url, method: req.method }, 'request failed');
     if (e.code === 'UNAUTHENTICATED') reply.header('www-authenticate', 'Bearer');
+    if (e.code === 'TOO_LARGE' && e.field === 'body') {
+      e = new LocusError('TOO_LARGE', `request body is larger than the limit of ${bodyLimit} bytes`, { field: 'body', details: { limitBytes: bodyLimit } });
+      // Fastify answers and closes the connection before the body is read. A client still
+      // uploading then meets a reset (a socket closed with unread bytes), which throws away
+      // the 413 before it is read. Read the rest and throw it away (bounded), then answer.
+      await discardRestOfBody(req.raw);
+    }
     return reply.status(e.spec.httpStatus).type('application/json').send(e.toJSON());
   });
   app.setNotFoundHandler(async (req, reply) => {
@@ -159,7 +206,7 @@ export async function createHttpServer(options: HttpServerOptions): Promise<Fast
     },
   });
 
-  await volumeRoutes(services.volumes).register(ctx);
+  await volumeRoutes(services.volumes, services.agents).register(ctx);
   for (const p of options.plugins ?? []) await p.register(ctx);
 
   const title = options.title ?? 'Locus API';

@@ -10,6 +10,7 @@ import { isObject } from '../../core/decode.js';
 import { holdingView, validateReservationRequest, validateVolumeRequest, type VolumeRecord } from '../../volumes/model.js';
 import type { VolumeService } from '../../volumes/service.js';
 import type { HttpPlugin, HttpRouteContext } from './registry.js';
+import { checkPinnedAgent, type AgentDirectory } from '../agents.js';
 import {
   DELETE_QUERY, IDEMPOTENCY_HEADERS, LIST_QUERY, ONE_QUERY, RESERVATION_PARAMS, RESERVATION_REQUEST, RESERVATION_VIEW,
   VOLUME_PARAMS, VOLUME_REQUEST, VOLUME_VIEW,
@@ -26,8 +27,8 @@ const idemKey = (req: FastifyRequest): string | undefined => {
   return typeof h === 'string' ? h : undefined;
 };
 
-/** The volume routes as a plugin. */
-export function volumeRoutes(volumes: VolumeService): HttpPlugin {
+/** The volume routes as a plugin; with `agents`, requests pinned to an unknown agent are refused. */
+export function volumeRoutes(volumes: VolumeService, agents?: AgentDirectory): HttpPlugin {
   return {
     name: 'volumes',
     register(ctx: HttpRouteContext) {
@@ -55,6 +56,7 @@ export function volumeRoutes(volumes: VolumeService): HttpPlugin {
         handler: async (req: FastifyRequest, reply: FastifyReply) => {
           const principal = ctx.principal(req);
           const spec = validateVolumeRequest(req.body);
+          checkPinnedAgent(spec.placement.agent, agents);
           const tenant = auth.actingTenant(principal, spec.tenant);
           const { record, created } = await volumes.createVolume(tenant, spec, idemKey(req));
           reply.header('location', `/v1/volumes/${encodeURIComponent(record.name)}${principal.kind === 'admin' ? `?tenant=${record.tenant}` : ''}`);
@@ -100,6 +102,7 @@ export function volumeRoutes(volumes: VolumeService): HttpPlugin {
         handler: async (req, reply) => {
           const principal = ctx.principal(req);
           const spec = validateReservationRequest(req.body);
+          checkPinnedAgent(spec.placement.agent, agents);
           const tenant = auth.actingTenant(principal, spec.tenant);
           const { record, created } = await volumes.createReservation(tenant, spec, idemKey(req));
           reply.header('location', `/v1/reservations/${record.id}`);

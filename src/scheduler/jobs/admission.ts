@@ -23,6 +23,34 @@ export function checkExplicitTaskCounts(spec: JobSpec, maxTasksPerJob: number): 
   }
 }
 
+/** What the input check needs of the storage registry: the backend for a URI, or a throw. */
+export interface SchemeCheck {
+  backendFor(uri: string): unknown;
+}
+
+/**
+ * Every input URI must name a scheme some storage backend serves: a job that
+ * could only fail at resolution is refused at submission (400 UNKNOWN_SCHEME,
+ * the field named, the known schemes listed) instead of being created.
+ */
+export function checkInputSchemes(spec: JobSpec, storage: SchemeCheck | undefined): void {
+  if (!storage) return;
+  for (const [i, st] of spec.stages.entries()) {
+    for (const [j, input] of st.inputs.entries()) {
+      if (input.startsWith('stage:')) continue;
+      try {
+        storage.backendFor(input);
+      } catch (err) {
+        const field = stageField(spec, i, `inputs[${j}]`);
+        // The registry's own message lists the known schemes (and says why local:// may be missing).
+        const why = err instanceof Error ? err.message : String(err);
+        const scheme = /^([a-z][a-z0-9+.-]*):/i.exec(input)?.[1]?.toLowerCase() ?? '';
+        throw new LocusError('UNKNOWN_SCHEME', `${field}: ${why}`, { field, details: { scheme }, cause: err });
+      }
+    }
+  }
+}
+
 /** Every volume a spec names must exist for the tenant and be usable; at most one per task. */
 export async function checkVolumes(tenant: string, spec: JobSpec, volumes: VolumeLookup | undefined): Promise<void> {
   for (const [i, stage] of spec.stages.entries()) {

@@ -23,7 +23,7 @@ import {
 } from './model.js';
 import { stageOutputDir, substitute, taskOutputDir } from './tasks.js';
 import { PendingIndex } from '../placement/index.js';
-import { checkExplicitTaskCounts, checkVolumes, outputDirFor } from './admission.js';
+import { checkExplicitTaskCounts, checkInputSchemes, checkVolumes, outputDirFor } from './admission.js';
 
 /** Uncounted input failures of one task after which further ones count (an input that no host can reach). */
 export const UNCOUNTED_INPUT_FAILURES = 5;
@@ -34,6 +34,11 @@ export const HOST_FAILURES_TO_AVOID = 2;
 /** Resolves input URIs into files with splits (the storage registry). */
 export interface InputResolver {
   resolve(uri: string, options: ResolveOptions): Promise<FileLocations[]>;
+  /**
+   * The backend serving a URI's scheme; throws for a scheme no backend serves.
+   * When present, submission refuses such inputs at once (UNKNOWN_SCHEME).
+   */
+  backendFor?(uri: string): unknown;
 }
 
 /** A persistent volume as a job's task mounts it. */
@@ -167,6 +172,7 @@ export class JobService extends EventEmitter<ServiceEvents> {
       throw new LocusError('QUOTA_EXCEEDED', `tenant '${tenant}' already has ${pendingForTenant} pending tasks (limit ${this.o.limits.maxPendingTasksPerTenant})`);
     }
     checkExplicitTaskCounts(spec, this.o.limits.maxTasksPerJob);
+    checkInputSchemes(spec, this.o.resolver.backendFor ? { backendFor: (uri) => this.o.resolver.backendFor?.(uri) } : undefined);
     await checkVolumes(tenant, spec, this.o.volumes);
     const id = newId('job');
     const outputDir = outputDirFor(this.o.outputRoot, tenant, id, spec);
