@@ -38,7 +38,12 @@ export interface WireExecutor {
   readonly executorId: string;
 }
 
-/** The body of `register`. */
+/**
+ * The body of `register`. When the master requires credentials (`locus
+ * local --credentials`), registration carries HTTP Basic authentication
+ * with one of them, as the genuine master's `--authenticate_agents` asks
+ * agents to authenticate from the same credentials file as frameworks.
+ */
 export interface RegisterRequest {
   /** The checkpointed id when the agent was registered before. */
   readonly agentId: string | undefined;
@@ -127,11 +132,24 @@ export function field(o: JsonObject, key: string): string {
   return asString(o[key], key);
 }
 
+/** A principal and secret an agent registers with when the master requires credentials. */
+export interface AgentCredential {
+  readonly principal: string;
+  readonly secret: string;
+}
+
+/** The Authorization header for a bearer token, or for a credential (HTTP Basic, as frameworks authenticate). */
+export function authorization(auth: string | AgentCredential | undefined): Record<string, string> {
+  if (auth === undefined) return {};
+  if (typeof auth === 'string') return { Authorization: `Bearer ${auth}` };
+  return { Authorization: `Basic ${Buffer.from(`${auth.principal}:${auth.secret}`).toString('base64')}` };
+}
+
 /** POST one JSON body; resolves with the status and the parsed answer (if JSON). */
-export async function postJson(url: string, body: unknown, token: string | undefined, timeoutMs: number): Promise<{ status: number; body: unknown }> {
+export async function postJson(url: string, body: unknown, auth: string | AgentCredential | undefined, timeoutMs: number): Promise<{ status: number; body: unknown }> {
   const res = await fetch(url, {
     method: 'POST',
-    headers: { 'Content-Type': 'application/json', ...(token !== undefined ? { Authorization: `Bearer ${token}` } : {}) },
+    headers: { 'Content-Type': 'application/json', ...authorization(auth) },
     body: JSON.stringify(body),
     signal: AbortSignal.timeout(timeoutMs),
   });

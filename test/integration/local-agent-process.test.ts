@@ -7,7 +7,7 @@
  * restart, where the task whose container died is reported failed.
  */
 import { spawn, type ChildProcess } from 'node:child_process';
-import { mkdtemp, readFile, rm, chmod } from 'node:fs/promises';
+import { chmod, mkdtemp, readFile, rm, writeFile } from 'node:fs/promises';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
@@ -21,11 +21,15 @@ interface AgentProc {
   output(): string;
 }
 
-async function startAgent(masterUrl: string, workDir: string, hostname: string): Promise<AgentProc> {
-  const proc = spawn(process.execPath, [
+function spawnAgent(masterUrl: string, workDir: string, hostname: string, extra: readonly string[] = []): ChildProcess {
+  return spawn(process.execPath, [
     LOCUS_CLI, 'agent', '--master', masterUrl, '--hostname', hostname, '--attributes', 'rack:r9;zone:z1',
-    '--resources', 'cpus:2;mem:1024;disk:2048;ports:[31000-31010]', '--work-dir', workDir, '--port', '0', '--ip', '127.0.0.1', '--isolation', 'process',
+    '--resources', 'cpus:2;mem:1024;disk:2048;ports:[31000-31010]', '--work-dir', workDir, '--port', '0', '--ip', '127.0.0.1', '--isolation', 'process', ...extra,
   ], { stdio: ['ignore', 'pipe', 'pipe'], env: { ...process.env, LOCUS_LOG_LEVEL: 'warn' } });
+}
+
+async function startAgent(masterUrl: string, workDir: string, hostname: string, extra: readonly string[] = []): Promise<AgentProc> {
+  const proc = spawnAgent(masterUrl, workDir, hostname, extra);
   let out = '';
   proc.stdout?.on('data', (b: Buffer) => { out += b.toString(); });
   proc.stderr?.on('data', (b: Buffer) => { out += b.toString(); });
@@ -157,4 +161,43 @@ describe('locus agent: an agent as its own process', () => {
     await follow('t-stop', 'TASK_UNREACHABLE', 2_500);
     expect(Date.now() - stoppedAt).toBeLessThan(2_500);
   }, 120_000);
+});
+
+describe('locus agent: a master with credentials', () => {
+  let bed: Awaited<ReturnType<typeof testCluster>>;
+  let agentDir: string;
+  const procs: ChildProcess[] = [];
+
+  beforeAll(async () => {
+    bed = await testCluster({ agents: 0, agentPingIntervalSeconds: 1, credentials: [{ principal: 'agent-p', secret: 's3cret' }] });
+    agentDir = await mkdtemp(join(tmpdir(), 'locus-agent-auth-'));
+    await chmod(agentDir, 0o755);
+    await writeFile(join(agentDir, 'secret'), 's3cret\n');
+    await writeFile(join(agentDir, 'wrong'), 'nope\n');
+  }, 60_000);
+
+  afterAll(async () => {
+    for (const p of procs) { p.kill('SIGKILL'); await exited(p); }
+    await bed.dispose();
+    await rm(agentDir, { recursive: true, force: true });
+  });
+
+  it('refuses an agent without the right credential at once, and takes one with it', async () => {
+    for (const extra of [[], ['--principal', 'agent-p', '--secret-file', join(agentDir, 'wrong')]]) {
+      const p = spawnAgent(bed.cluster.masterUrl, agentDir, 'anon', extra);
+      procs.push(p);
+      let out = '';
+      p.stderr?.on('data', (b: Buffer) => { out += b.toString(); });
+      const started = Date.now();
+      await exited(p);
+      // Refused, not retried until the registration timeout.
+      expect(p.exitCode).toBe(1);
+      expect(Date.now() - started).toBeLessThan(15_000);
+      expect(out).toContain('401');
+    }
+    expect(bed.cluster.agents).toEqual([]);
+    const agent = await startAgent(bed.cluster.masterUrl, agentDir, 'trusted', ['--principal', 'agent-p', '--secret-file', join(agentDir, 'secret')]);
+    procs.push(agent.proc);
+    expect(bed.cluster.agents.map((a) => a.hostname)).toEqual(['trusted']);
+  }, 60_000);
 });

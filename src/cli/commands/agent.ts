@@ -5,6 +5,7 @@
  * harness. Prints its agent id and URL, stops cleanly on SIGINT / SIGTERM
  * (its tasks are reported lost at once).
  */
+import { readFile } from 'node:fs/promises';
 import { connect } from 'node:net';
 import { hostname as osHostname } from 'node:os';
 import { resolve } from 'node:path';
@@ -33,6 +34,8 @@ options:
   --ip A                address to listen on and advertise (default: the address this
                         machine uses to reach the master)
   --isolation MODE      auto | linux | process (default auto)
+  --principal P         register with this principal when the master requires credentials
+  --secret-file F       the principal's secret (the file's content, trimmed)
 `;
 
 /** Mesos attribute text `k:v;k2:v2` as a record. */
@@ -63,6 +66,7 @@ export async function run(argv: string[]): Promise<number> {
   const parsed = parseCommand(argv, {
     master: { type: 'string' }, hostname: { type: 'string' }, attributes: { type: 'string' }, resources: { type: 'string' },
     'work-dir': { type: 'string' }, port: { type: 'string' }, ip: { type: 'string' }, isolation: { type: 'string' },
+    principal: { type: 'string' }, 'secret-file': { type: 'string' },
   }, HELP, false);
   if (!parsed) return 0;
   const v = parsed.values;
@@ -81,10 +85,14 @@ export async function run(argv: string[]): Promise<number> {
   const fallback = defaultLocalWorkDir();
   const workDir = resolve(v['work-dir'] ?? fallback.workDir);
   const ip = v.ip ?? (await addressTowards(masterUrl));
+  if ((v.principal === undefined) !== (v['secret-file'] === undefined)) throw new CliUsageError('--principal and --secret-file go together');
+  const credential = v.principal !== undefined && v['secret-file'] !== undefined
+    ? { principal: v.principal, secret: (await readFile(v['secret-file'], 'utf8')).trim() }
+    : undefined;
   const logger = createLogger('locus-agent');
   const agent = await startAgentProcess({
     masterUrl, hostname, rack: rack ?? hostname, attributes, resources, workDir, ip,
-    port: intFlag(v.port, 'port', 5051, 0), isolation, logger,
+    port: intFlag(v.port, 'port', 5051, 0), isolation, logger, ...(credential ? { credential } : {}),
   });
   process.stdout.write(`${agent.id} ${agent.url}\n`);
   process.stderr.write(`locus: agent ${hostname} registered with ${masterUrl}; work dir ${workDir}; Ctrl-C stops it\n`);

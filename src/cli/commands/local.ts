@@ -18,9 +18,12 @@ Run the embedded local cluster: a master and agents speaking the Mesos v1
 HTTP APIs on loopback. Point the framework at the printed master URL.
 
 options:
-  --agents N            number of agents (default 3)
+  --agents N            number of agents in this process (default 3; 0 = a master alone, for
+                        agents started with 'locus agent --master URL')
   --racks N             racks the agents are spread over (default 2)
   --port P              master port (default 5050; 0 = any free port)
+  --ip A                address the master listens on and advertises (default 127.0.0.1; an
+                        address other machines reach, for 'locus agent' on them)
   --work-dir DIR        state: agent ids, reservations, volumes, sandboxes (default
                         $LOCUS_HOME/local or ~/.locus/local; as root with a private
                         home, /var/lib/locus/local so workloads can reach it)
@@ -46,7 +49,7 @@ export async function run(argv: string[]): Promise<number> {
   const parsed = parseCommand(argv, {
     agents: { type: 'string' }, racks: { type: 'string' }, port: { type: 'string' }, 'work-dir': { type: 'string' },
     resources: { type: 'string' }, topology: { type: 'string' }, credentials: { type: 'string' },
-    'tls-cert': { type: 'string' }, 'tls-key': { type: 'string' }, isolation: { type: 'string' },
+    'tls-cert': { type: 'string' }, 'tls-key': { type: 'string' }, isolation: { type: 'string' }, ip: { type: 'string' },
   }, HELP, false);
   if (!parsed) return 0;
   const v = parsed.values;
@@ -61,7 +64,8 @@ export async function run(argv: string[]): Promise<number> {
   const logger = createLogger('locus-local');
   const cluster = await startLocalCluster({
     workDir,
-    agents: intFlag(v.agents, 'agents', 3, 1),
+    agents: intFlag(v.agents, 'agents', 3, 0),
+    ...(v.ip !== undefined ? { host: v.ip } : {}),
     racks: intFlag(v.racks, 'racks', 2, 1),
     port: intFlag(v.port, 'port', 5050, 0),
     ...(v.resources !== undefined ? { resources: v.resources } : {}),

@@ -14,7 +14,7 @@ import type { Logger } from '../../obs/log.js';
 import type { IsolationMode, Isolator } from '../../executor/isolation/types.js';
 import type { ExecutorInfo, FrameworkInfo, Resource, TaskInfo } from '../../mesos/types.js';
 import { asObject, type JsonObject } from '../../core/decode.js';
-import { AGENT_CONTROL_API, MASTER_AGENT_API, bearer, decodeRegistered, field, postJson, type RegisterRequest, type WireTask } from '../agent-protocol.js';
+import { AGENT_CONTROL_API, MASTER_AGENT_API, bearer, decodeRegistered, field, postJson, type AgentCredential, type RegisterRequest, type WireTask } from '../agent-protocol.js';
 import { json, readBody, text } from '../http.js';
 import { chooseIsolator } from '../isolator.js';
 import { LocalAgent, type AgentSpec } from './agent.js';
@@ -37,6 +37,8 @@ export interface AgentProcessOptions {
   readonly logger: Logger;
   /** An isolator to use instead of choosing one (tests). */
   readonly isolator?: Isolator;
+  /** What to register with when the master requires credentials. */
+  readonly credential?: AgentCredential;
   /** How long the first registration may take before start() fails (default 60 s). */
   readonly registrationTimeoutMs?: number;
   readonly executorSettings?: Partial<ExecutorSettings>;
@@ -50,6 +52,9 @@ export interface AgentProcess {
   /** Unregister (its tasks are lost at once), kill its containers, stop listening. */
   stop(): Promise<void>;
 }
+
+/** The master answered, and said no: retrying the same registration cannot help. */
+class RegistrationRefused extends Error {}
 
 interface Outgoing {
   readonly kind: 'status' | 'message';
@@ -102,8 +107,11 @@ export async function startAgentProcess(o: AgentProcessOptions): Promise<AgentPr
       ip: o.ip, port: agent.port, url: agent.url, dataDir: agent.dataDir,
       liveTasks: agent.liveTasks(), orphanedTasks: lost, executors: executors(),
     };
-    const r = await postJson(`${master}${MASTER_AGENT_API}/register`, body, undefined, 10_000);
-    if (r.status !== 200) throw new Error(`master refused registration: ${r.status} ${typeof r.body === 'string' ? r.body : JSON.stringify(r.body)}`);
+    const r = await postJson(`${master}${MASTER_AGENT_API}/register`, body, o.credential, 10_000);
+    if (r.status !== 200) {
+      const why = `master refused registration: ${r.status} ${typeof r.body === 'string' ? r.body : JSON.stringify(r.body)}`;
+      throw r.status >= 400 && r.status < 500 ? new RegistrationRefused(why) : new Error(why);
+    }
     const reg = decodeRegistered(r.body);
     if (agent.id !== reg.agentId) {
       agent.id = reg.agentId;
@@ -128,7 +136,7 @@ export async function startAgentProcess(o: AgentProcessOptions): Promise<AgentPr
       await register(orphaned);
       break;
     } catch (err) {
-      if (Date.now() > deadline) {
+      if (err instanceof RegistrationRefused || Date.now() > deadline) {
         await stopAll();
         throw new Error(`agent ${spec.hostname} could not register with ${master}: ${err instanceof Error ? err.message : String(err)}`);
       }

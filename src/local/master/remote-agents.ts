@@ -11,7 +11,7 @@ import { asObject, asString } from '../../core/decode.js';
 import type { Logger } from '../../obs/log.js';
 import type { ExecutorInfo, FrameworkInfo, Resource, TaskInfo, TaskStatus } from '../../mesos/types.js';
 import { AGENT_CONTROL_API, MASTER_AGENT_API, bearer, decodeExecutors, decodeRegister, field, postJson, type RegisterRequest, type WireExecutor } from '../agent-protocol.js';
-import { json, readBody, text } from '../http.js';
+import { basicAuth, json, readBody, text } from '../http.js';
 import { add, subtract } from '../resources.js';
 import { isCustomExecutor } from '../agent/executors.js';
 import type { Master } from './master.js';
@@ -163,6 +163,8 @@ export interface RemoteAgentSettings {
   readonly pingTimeoutSeconds: number;
   /** The set of agents or their addresses changed (the topology file is rewritten). */
   readonly onChange: () => void;
+  /** When set, agents must register with one of these (principal → secret). */
+  readonly credentials?: ReadonlyMap<string, string>;
 }
 
 /** The master's endpoints for agent processes, and their liveness. */
@@ -208,7 +210,14 @@ export class RemoteAgents {
     }
     const rest = path.slice(MASTER_AGENT_API.length + 1);
     try {
-      if (rest === 'register') return this.register(body, res);
+      if (rest === 'register') {
+        if (this.settings.credentials) {
+          // An unauthenticated agent would be handed tasks, their environments and their secrets.
+          const c = basicAuth(req);
+          if (!c || this.settings.credentials.get(c.principal) !== c.secret) return text(res, 401, 'agent authentication failed', { 'WWW-Authenticate': 'Basic realm="mesos"' });
+        }
+        return this.register(body, res);
+      }
       const m = /^([^/]+)\/(status|message|heartbeat|unregister)$/.exec(rest);
       if (!m) return text(res, 404);
       const rt = this.remote(decodeURIComponent(m[1] ?? ''));
