@@ -229,7 +229,8 @@ describe('the operator guide says what the code does', () => {
     expect(rows.length).toBeGreaterThan(20);
     const known = new Set<string>(FRAMEWORK_OPTION_NAMES);
     for (const r of rows) {
-      for (const name of [r[1], r[2]]) if (name !== undefined) expect(known.has(name), `documented option '${name}' exists`).toBe(true);
+      // A row names one option, or two (`a` / `b`); each named one must exist.
+      for (const name of [r[1], r[2]].filter((x): x is string => x !== undefined)) expect(known.has(name), `documented option '${name}' exists`).toBe(true);
     }
     const s = resolveSettings({ master: 'http://m:5050', redis: 'redis://r:6379' });
     const documented = (name: string): string => rows.find((r) => r[1] === name)?.[3]?.trim() ?? '';
