@@ -5,6 +5,7 @@
  * advertise, by host, for building attempts that read from other hosts.
  */
 import type { Redis } from 'ioredis';
+import { chmodSync, mkdirSync } from 'node:fs';
 import { join } from 'node:path';
 import { newToken } from '../core/ids.js';
 import { DATAPLANE_SECRETS_KEY, EXECUTOR_FIELDS as F, executorKey } from '../executor/contract.js';
@@ -17,6 +18,27 @@ export function outputsShared(settings: FrameworkSettings): boolean {
   return settings.sharedOutputs ?? settings.executor.kind === 'local';
 }
 
+/** The directory holding each host's own outputs (`host-output-dir`), one sub-directory per host name. */
+export function hostOutputRoot(settings: FrameworkSettings): string {
+  return settings.hostOutputDir ?? join(settings.stateDir, 'host-outputs');
+}
+
+/**
+ * Make the per-host output root writable by executors where this machine can (one machine, or
+ * a shared mount): world-writable with the sticky bit like the output root, because executors
+ * and their workloads run as unprivileged users. On other hosts the operator creates it.
+ */
+export function prepareHostOutputRoot(settings: FrameworkSettings): void {
+  if (outputsShared(settings)) return;
+  try {
+    const dir = hostOutputRoot(settings);
+    mkdirSync(dir, { recursive: true });
+    chmodSync(dir, 0o1777);
+  } catch {
+    // Not ours to create here (another host's path): executors report it if it is missing.
+  }
+}
+
 /** The storage configuration of an executor on `hostname` (no secrets: it travels in TaskInfo). */
 export async function executorStorageConfig(settings: FrameworkSettings, hostname: string, outputRoot: string): Promise<ExecutorStorageConfig> {
   let localDataDir: string | undefined;
@@ -26,6 +48,7 @@ export async function executorStorageConfig(settings: FrameworkSettings, hostnam
     localDataDir = topology?.agents.find((a) => a.hostname === hostname)?.dataDir;
   }
   const shared = outputsShared(settings);
+  const hostRoot = join(hostOutputRoot(settings), hostname);
   const glusterMounts = settings.glusterMounts;
   return {
     version: 1,
@@ -45,7 +68,7 @@ export async function executorStorageConfig(settings: FrameworkSettings, hostnam
     outputs: {
       root: outputRoot,
       shared,
-      ...(shared ? {} : { hostRoot: join(settings.hostOutputDir ?? join(settings.stateDir, 'host-outputs'), hostname) }),
+      ...(shared ? {} : { hostRoot }),
     },
     blockServer: { bind: settings.blockServerBind },
   };

@@ -33,7 +33,7 @@ import { startGrpcServer, type RunningGrpcServer } from '../api/grpc/server.js';
 import { clientDriver } from './driver.js';
 import type { FrameworkSettings } from './config.js';
 import { createExecutorRuntime, type ExecutorRuntime } from './executor-runtime.js';
-import { BlockServerDirectory, publishDataPlaneSecrets } from './data-plane.js';
+import { BlockServerDirectory, prepareHostOutputRoot, publishDataPlaneSecrets } from './data-plane.js';
 import { commitKey, decodeCommittedOutput } from '../executor/contract.js';
 
 /** A running framework. */
@@ -182,6 +182,7 @@ export async function startFramework(settings: FrameworkSettings, extras: Framew
     // The data plane: the token block servers accept (executors read it from Redis with their own
     // users) and where live executors' block servers are, by host.
     await publishDataPlaneSecrets(redis, settings);
+    prepareHostOutputRoot(settings);
     const blockServers = new BlockServerDirectory(redis, () => executors.all().map((e) => e.executorId));
     blockServers.start();
     stops.push({ name: 'block server directory', fn: () => blockServers.stop() });

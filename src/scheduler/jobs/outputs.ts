@@ -52,8 +52,9 @@ export class StageOutputs {
   }
 
   /**
-   * The hosts a task of `stage` should run near: those holding the most bytes of the earlier
-   * stages' outputs, most first (a reduce near the largest share of its input).
+   * The hosts a task of `stage` should run near: the host holding the largest share of the
+   * earlier stages' output bytes (every host that ties for it). Only those: a host holding less
+   * is no better, for locality, than any other once the task reads over the network anyway.
    */
   preferredHosts(jobId: string, stage: number): { hosts: readonly string[]; bytes: number } {
     const total = new Map<string, number>();
@@ -64,7 +65,8 @@ export class StageOutputs {
       bytes += st.bytes;
       for (const p of st.parts) total.set(p.host, (total.get(p.host) ?? 0) + p.size);
     }
-    const hosts = [...total.keys()].sort((a, b) => (total.get(b) ?? 0) - (total.get(a) ?? 0) || (a < b ? -1 : 1));
+    const most = Math.max(0, ...total.values());
+    const hosts = [...total.keys()].filter((h) => most > 0 && total.get(h) === most).sort();
     return { hosts, bytes };
   }
 
