@@ -12,6 +12,7 @@ import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { LOCUS_CLI } from '../harness/build.js';
+import { startLocalCluster, type LocalCluster } from '../../src/local/index.js';
 import { ack, call, eventually, frameworkInfo, isUpdate, offersOf, statusOf, subscribe, subscribeCall, testCluster, type Offer, type Sub } from './local-helpers.js';
 
 interface AgentProc {
@@ -200,4 +201,72 @@ describe('locus agent: a master with credentials', () => {
     procs.push(agent.proc);
     expect(bed.cluster.agents.map((a) => a.hostname)).toEqual(['trusted']);
   }, 60_000);
+});
+
+describe('locus agent: the master restarts', () => {
+  let workDir: string;
+  let agentDir: string;
+  let cluster: LocalCluster | undefined;
+  let agent: AgentProc | undefined;
+  const subs: Sub[] = [];
+
+  beforeAll(async () => {
+    workDir = await mkdtemp(join(tmpdir(), 'locus-master-restart-'));
+    agentDir = await mkdtemp(join(tmpdir(), 'locus-agent-restart-'));
+    await chmod(workDir, 0o755);
+    await chmod(agentDir, 0o755);
+  });
+
+  afterAll(async () => {
+    for (const s of subs) s.close();
+    if (agent) { agent.proc.kill('SIGKILL'); await exited(agent.proc); }
+    await cluster?.stop();
+    await rm(workDir, { recursive: true, force: true });
+    await rm(agentDir, { recursive: true, force: true });
+  });
+
+  const start = (port: number): Promise<LocalCluster> => startLocalCluster({
+    workDir, agents: 0, port, allocationIntervalMs: 100, heartbeatIntervalSeconds: 1, isolation: 'process', statusUpdateRetrySeconds: 1, agentPingIntervalSeconds: 1,
+  });
+
+  it('joins the restarted master with its id and the task still running, which the framework then reconciles and kills', async () => {
+    cluster = await start(0);
+    const port = Number(new URL(cluster.masterUrl).port);
+    agent = await startAgent(cluster.masterUrl, agentDir, 'proc-r');
+    const info = frameworkInfo('master-restart', { failover_timeout: 3600 });
+    const sub = await subscribe(cluster.masterUrl, subscribeCall(info));
+    subs.push(sub);
+    const offer = offersOf(await sub.next((e) => e.type === 'OFFERS', 10_000, 'an offer'))[0];
+    if (!offer) throw new Error('no offer');
+    expect((await call(cluster.masterUrl, sub.streamId, {
+      type: 'ACCEPT', framework_id: { value: sub.frameworkId },
+      accept: { offer_ids: [offer.id], operations: [{ type: 'LAUNCH', launch: { task_infos: [{ name: 't-live', task_id: { value: 't-live' }, agent_id: offer.agent_id, resources: [{ name: 'cpus', type: 'SCALAR', scalar: { value: 0.1 }, allocation_info: { role: 'locus' } }, { name: 'mem', type: 'SCALAR', scalar: { value: 32 }, allocation_info: { role: 'locus' } }], command: { value: 'sleep 60' } }] } }] },
+    })).status).toBe(202);
+    for (const state of ['TASK_STARTING', 'TASK_RUNNING']) await ack(cluster.masterUrl, sub, await sub.next(isUpdate('t-live', state), 20_000, `t-live ${state}`));
+    sub.close();
+
+    // The master goes away and comes back on the same work dir and port; the agent process stays.
+    await cluster.stop();
+    cluster = await start(port);
+    const c = cluster;
+    await eventually(() => c.agents.some((a) => a.id === agent?.id), 15_000, 'the agent back on the new master');
+
+    const again = await subscribe(c.masterUrl, subscribeCall(info, sub.frameworkId));
+    subs.push(again);
+    expect((await call(c.masterUrl, again.streamId, { type: 'RECONCILE', framework_id: { value: sub.frameworkId }, reconcile: { tasks: [{ task_id: { value: 't-live' } }] } })).status).toBe(202);
+    const reconciled = statusOf(await again.next(isUpdate('t-live', undefined, (s) => s.reason === 'REASON_RECONCILIATION'), 10_000, 'reconciliation'));
+    expect(reconciled.state).toBe('TASK_RUNNING');
+    expect(reconciled.agent_id?.value).toBe(agent.id);
+    expect((await call(c.masterUrl, again.streamId, { type: 'KILL', framework_id: { value: sub.frameworkId }, kill: { task_id: { value: 't-live' } } })).status).toBe(202);
+    // TASK_KILLING first (the framework understands it), each update acknowledged so the next comes.
+    const acked = new Set<string>();
+    const states: string[] = [];
+    for (let i = 0; i < 5 && states.at(-1) !== 'TASK_KILLED'; i++) {
+      const e = await again.next(isUpdate('t-live', undefined, (x) => x.reason !== 'REASON_RECONCILIATION' && x.uuid !== undefined && !acked.has(x.uuid)), 20_000, 't-live killed');
+      acked.add(statusOf(e).uuid ?? '');
+      states.push(statusOf(e).state);
+      await ack(c.masterUrl, again, e);
+    }
+    expect(states).toEqual(['TASK_KILLING', 'TASK_KILLED']);
+  }, 90_000);
 });
