@@ -22,6 +22,8 @@ export interface LoggerOptions {
   readonly destination?: 1 | 2;
   /** Default auto; LOCUS_LOG_FORMAT overrides it. */
   readonly format?: LogFormat;
+  /** Append logs to this file instead of the destination (auto is then JSON: a file is not a terminal). */
+  readonly file?: string;
 }
 
 /** Parse a log format name (flag or LOCUS_LOG_FORMAT); undefined when it is not one. */
@@ -39,8 +41,9 @@ export function effectiveLogFormat(format: LogFormat, fd: number): 'json' | 'pre
 export function createLogger(name: string, options: LoggerOptions = {}): Logger {
   const level = process.env['LOCUS_LOG_LEVEL'] ?? options.level ?? 'info';
   const fd = options.destination ?? 2;
-  const format = effectiveLogFormat(parseLogFormat(process.env['LOCUS_LOG_FORMAT']) ?? options.format ?? 'auto', fd);
-  const sink = pino.destination({ fd, sync: true });
+  const wanted = parseLogFormat(process.env['LOCUS_LOG_FORMAT']) ?? options.format ?? 'auto';
+  const format = options.file !== undefined ? (wanted === 'auto' ? 'json' : wanted) : effectiveLogFormat(wanted, fd);
+  const sink = options.file !== undefined ? pino.destination({ dest: options.file, sync: true, mkdir: true, append: true }) : pino.destination({ fd, sync: true });
   return pino({ name, level, base: { pid: process.pid } }, format === 'pretty' ? prettyStream(sink) : sink);
 }
 

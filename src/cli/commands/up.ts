@@ -1,21 +1,27 @@
 /** `locus up`: Redis, the local cluster, the framework and its APIs in one process. */
 import { parseCommand, intFlag } from '../args.js';
-import { createLogger } from '../../obs/log.js';
+import { createLogger, effectiveLogFormat, parseLogFormat } from '../../obs/log.js';
 import { startUp } from '../../app/up.js';
 import { redisServerAvailable, REDIS_INSTALL_HINT } from '../../app/redis-server.js';
 import { defaultStateDir } from '../../app/config.js';
 
 const HELP = `usage: locus up [--http-port 8080] [--grpc-port 9090] [--master-port 5050] [--agents 3] [--racks 2]
                  [--redis URL] [--state-dir ~/.locus] [--isolation auto|linux|process] [--tenants-file FILE]
+                 [--log-format auto|json|pretty] [--log-file FILE]
 
 Starts everything on this machine: a Redis server (AOF on, data under the state dir) unless --redis
 is given, the embedded local Mesos cluster, the framework, the HTTP API and the gRPC API.
-Prints the URLs and the admin token; Ctrl-C stops everything cleanly.`;
+Prints the URLs and the admin token; Ctrl-C stops everything cleanly.
+
+Logs go to stderr: human-readable on a terminal, JSON lines otherwise (--log-format or
+LOCUS_LOG_FORMAT chooses). --log-file FILE sends them to FILE instead (JSON unless
+--log-format pretty), and the banner names it.`;
 
 const OPTIONS = {
   'http-port': { type: 'string' }, 'grpc-port': { type: 'string' }, 'master-port': { type: 'string' },
   agents: { type: 'string' }, racks: { type: 'string' }, redis: { type: 'string' }, 'state-dir': { type: 'string' },
   isolation: { type: 'string' }, 'tenants-file': { type: 'string' }, 'admin-token': { type: 'string' },
+  'log-format': { type: 'string' }, 'log-file': { type: 'string' },
 } as const;
 
 /** Run `locus up`. */
@@ -32,7 +38,17 @@ export async function run(argv: string[]): Promise<number> {
     process.stderr.write(`locus: --isolation must be auto, linux or process, got '${isolation}'\n`);
     return 2;
   }
-  const logger = createLogger('locus');
+  const format = parseLogFormat(v['log-format'] ?? 'auto');
+  if (format === undefined) {
+    process.stderr.write(`locus: --log-format must be auto, json or pretty, got '${v['log-format'] ?? ''}'\n`);
+    return 2;
+  }
+  const logFile = v['log-file'];
+  // The banner is for a person; on a terminal the log lines around it must be readable too.
+  const logger = createLogger('locus', { format, ...(logFile !== undefined ? { file: logFile } : {}) });
+  const logsLine = logFile !== undefined
+    ? `logs:        ${logFile}`
+    : `logs:        stderr (${effectiveLogFormat(parseLogFormat(process.env['LOCUS_LOG_FORMAT']) ?? format, 2)}; --log-file FILE to keep them apart)`;
   const up = await startUp({
     logger,
     httpPort: intFlag(v['http-port'], 'http-port', 8080),
@@ -53,6 +69,7 @@ export async function run(argv: string[]): Promise<number> {
     `grpc api:    ${up.framework.grpcAddress}`,
     `work dir:    ${up.workDir}   (datasets: locus data put SRC local://NAME/ --work-dir ${up.workDir}/local)`,
     `admin token: ${up.framework.adminToken}`,
+    logsLine,
     '',
     `Try: export LOCUS_SERVER=${up.framework.httpUrl} LOCUS_TOKEN=${up.framework.adminToken}`,
     '     locus submit examples/wordcount.yaml --watch',
