@@ -49,6 +49,8 @@ export interface ExecutorOptions {
   /** The multi-host data plane: storage readers, block servers, the commit ledger. */
   readonly dataPlane?: DataPlane;
   readonly heartbeatMs?: number;
+  /** How often the kill set is read while attempts run (default 500 ms; heartbeats read it too). */
+  readonly killPollMs?: number;
   /** Exit after this long without attempts; 0 = never. */
   readonly idleTimeoutMs?: number;
   /** How long running attempts may finish after a drain starts before they are handed back. */
@@ -71,6 +73,8 @@ export class Executor {
   private workerConnection: Redis | undefined;
   private readonly drainController = new AbortController();
   private heartbeatTimer: NodeJS.Timeout | undefined;
+  private killTimer: NodeJS.Timeout | undefined;
+  private killPollBusy = false;
   private heartbeatBusy = false;
   private active = 0;
   private idleSince = Date.now();
@@ -229,6 +233,9 @@ export class Executor {
   private startHeartbeat(): void {
     const every = this.o.heartbeatMs ?? 2000;
     this.heartbeatTimer = setInterval(() => void this.heartbeat(), every);
+    // A cancelled job's attempts should die within a second, not a heartbeat: while attempts
+    // run, the kill set is read more often (one SMEMBERS; nothing at all while idle).
+    this.killTimer = setInterval(() => void this.pollKills(), this.o.killPollMs ?? 500);
   }
 
   private async heartbeat(): Promise<void> {
@@ -258,6 +265,18 @@ export class Executor {
       this.log.debug({ err: (err as Error).message }, 'heartbeat failed');
     } finally {
       this.heartbeatBusy = false;
+    }
+  }
+
+  private async pollKills(): Promise<void> {
+    if (this.attemptKills.size === 0 || this.killPollBusy) return;
+    this.killPollBusy = true;
+    try {
+      await this.applyKills(await this.redis.smembers(this.killKey));
+    } catch (err) {
+      this.log.debug({ err: (err as Error).message }, 'reading kill requests failed');
+    } finally {
+      this.killPollBusy = false;
     }
   }
 
@@ -308,6 +327,7 @@ export class Executor {
     clearTimeout(grace);
     await step('close runner', () => this.o.runner.close());
     if (this.heartbeatTimer) clearInterval(this.heartbeatTimer);
+    if (this.killTimer) clearInterval(this.killTimer);
     await step('mark exited', () => withTimeout(this.redis.hset(this.key, F.state, 'exited' satisfies ExecutorState, 'exitedAt', String(Date.now()), 'exitReason', reason), 5000));
     await step('quit redis', () => withTimeout(this.redis.quit(), 2000));
     this.redis.disconnect();

@@ -246,25 +246,28 @@ export class Dispatcher {
   }
 
   /**
-   * Kill an attempt whose job was cancelled. Still waiting in its executor's
-   * queue, it is taken out and settled KILLED here and now; already taken (or
-   * about to be), its id goes into the executor's kill set, which the executor
-   * reads with its next heartbeat: it kills the container and reports the
-   * attempt KILLED. Either way a result follows, so the slot is freed.
+   * Kill an attempt whose job was cancelled. Its id always goes into the
+   * executor's kill set, which the executor reads with its next heartbeat: a
+   * running attempt's container is killed and the attempt reported KILLED,
+   * and one that reaches the executor later ends without running. Still
+   * waiting in the queue, it is also taken off it and settled KILLED here and
+   * now. Either way a result follows, so the slot is freed.
    */
   async kill(executorId: string, attemptId: string): Promise<'removed' | 'signalled'> {
+    const key = executorKillKey(executorId);
+    // First, so an attempt being added to the queue right now (or taken by the worker) is covered.
+    await this.producer.multi().sadd(key, attemptId).expire(key, KILL_REQUEST_TTL_SECONDS).exec();
     const w = this.executors.get(executorId);
-    if (w) {
-      // BullMQ removes a job only while no worker holds its lock: 1 means it never started.
+    const f = this.inFlight.get(attemptId);
+    if (w && f) {
+      // BullMQ removes a job only while no worker holds its lock (and answers 1 for a job it
+      // does not have): with the attempt in flight here, 1 means it had not started.
       const removed = await w.queue.remove(attemptId).catch(() => 0);
       if (removed === 1) {
-        const f = this.inFlight.get(attemptId);
-        if (f) this.settle(executorId, this.synthetic(f, w, 'KILLED', CANCELLED_REASON, 'taken off the queue before it started: its job was cancelled'));
+        this.settle(executorId, this.synthetic(f, w, 'KILLED', CANCELLED_REASON, 'taken off the queue before it started: its job was cancelled'));
         return 'removed';
       }
     }
-    const key = executorKillKey(executorId);
-    await this.producer.multi().sadd(key, attemptId).expire(key, KILL_REQUEST_TTL_SECONDS).exec();
     return 'signalled';
   }
 
