@@ -6,7 +6,8 @@
  * SUCCEEDED, on a fresh framework with no executor running (the cold path:
  * offers, executor launch and growth included), then the same job again on
  * the executors the first run left (warm). A second row runs 1,000 such
- * tasks on 3 agents (`--small-only` skips it).
+ * tasks on 3 agents, cold (`--small-only` skips it). `--isolation process`
+ * runs tasks without namespaces and cgroups, to tell their cost apart.
  *
  * Every task is checked SUCCEEDED before a time is trusted. The ideal is the
  * work itself: waves of 0.2 s, as many tasks per wave as 0.1-cpu slots fit in
@@ -29,6 +30,13 @@ import { detectIsolation } from '../src/executor/isolation/index.js';
 import { DEFAULT_OPTIONS } from '../src/scheduler/placement/index.js';
 import { silentLogger } from '../src/obs/log.js';
 
+/** `--isolation process` separates the cost of isolated containers from the rest of the path. */
+const ISOLATION = ((): 'auto' | 'linux' | 'process' => {
+  const i = process.argv.indexOf('--isolation');
+  const v = i >= 0 ? process.argv[i + 1] : 'auto';
+  if (v !== 'auto' && v !== 'linux' && v !== 'process') throw new Error(`--isolation must be auto, linux or process, got '${v ?? ''}'`);
+  return v;
+})();
 const TASK_SECONDS = 0.2;
 const TASK_CPUS = 0.1;
 const CPUS_PER_AGENT = 2;
@@ -40,12 +48,28 @@ interface Row {
   readonly taskCpus: number;
   /** Submit → job SUCCEEDED on a fresh framework (no executor yet). */
   readonly seconds: number;
-  /** The same job again, on the executors the first run left. */
-  readonly warmSeconds: number;
+  /** The same job again, on the executors the first run left (small row only). */
+  readonly warmSeconds?: number;
   readonly idealSeconds: number;
   /** Most attempts seen running at once (sampled every 50 ms). */
   readonly peakRunning: number;
+  /** Where the cold run's time went (ms): see Breakdown. */
+  readonly breakdownMs: Breakdown;
   readonly isolation: string;
+}
+
+/**
+ * The cold run's time line, from the attempts' records: submit → first
+ * attempt dispatched (job resolution, offers, executor launch), the mean
+ * attempt as the scheduler saw it (dispatch → result: queue, executor,
+ * container start, the 0.2 s sleep, output commit, result), and the last
+ * result → job SUCCEEDED.
+ */
+interface Breakdown {
+  readonly toFirstDispatch: number;
+  readonly meanAttempt: number;
+  readonly maxAttempt: number;
+  readonly lastResultToDone: number;
 }
 
 function say(line: string): void {
@@ -60,30 +84,31 @@ function ideal(tasks: number, agents: number): number {
   return Math.ceil(tasks / (perAgent * agents)) * TASK_SECONDS;
 }
 
-async function runRow(tasks: number, agents: number, isolation: string): Promise<Row> {
+async function runRow(tasks: number, agents: number, isolation: string, warmRun = true): Promise<Row> {
   const work = await mkdtemp(join(tmpdir(), 'locus-bench-short-'));
   // Workloads run unprivileged: every ancestor of the outputs must be reachable.
   await chmod(work, 0o755);
   const logger = silentLogger();
   const redis = await startManagedRedis({ dataDir: join(work, 'redis'), logger });
   const cluster = await startLocalCluster({
-    workDir: join(work, 'local'), agents, racks: 1, port: 0, isolation: 'auto', logger,
+    workDir: join(work, 'local'), agents, racks: 1, port: 0, isolation: ISOLATION, logger,
     resources: `cpus:${CPUS_PER_AGENT};mem:4096;disk:20480;ports:[31000-32000]`,
   });
   const settings = resolveSettings({
     master: cluster.masterUrl, redis: redis.url, 'http-port': '0', 'grpc-port': '0',
-    'state-dir': work, 'local-work-dir': join(work, 'local'), isolation: 'auto', 'executor-idle-timeout': '5m',
+    'state-dir': work, 'local-work-dir': join(work, 'local'), isolation: ISOLATION, 'executor-idle-timeout': '5m',
   });
   const fw = await startFramework(settings, { logger, agents: () => cluster.agents });
   try {
     await fw.waitForSubscribed(30_000);
-    const run = async (name: string): Promise<{ seconds: number; peak: number }> => {
+    const run = async (name: string): Promise<{ seconds: number; peak: number; breakdown: Breakdown }> => {
       const spec = {
         name, retries: 0, timeout: '5m',
         task: { command: ['sleep', String(TASK_SECONDS)], resources: { cpus: TASK_CPUS, mem: '32MiB', disk: '1MiB' } },
         tasks: Array.from({ length: tasks }, () => ({})),
       };
       const t0 = performance.now();
+      const wall0 = Date.now();
       const res = await fetch(`${fw.httpUrl}/v1/jobs`, {
         method: 'POST', headers: { authorization: `Bearer ${fw.adminToken}`, 'content-type': 'application/json' }, body: JSON.stringify(spec),
       });
@@ -100,20 +125,31 @@ async function runRow(tasks: number, agents: number, isolation: string): Promise
           if (job.state !== 'SUCCEEDED' || job.counts.succeeded !== tasks) {
             throw new Error(`job ${id} ended ${job.state} with ${job.counts.succeeded}/${tasks} succeeded: ${job.message ?? ''}`);
           }
-          return { seconds, peak };
+          const done = Date.now();
+          const attempts = (await fw.jobs.tasks(id)).flatMap((t) => t.attempts);
+          const starts = attempts.map((a) => a.startedAt);
+          const spans = attempts.filter((a) => a.finishedAt !== undefined).map((a) => (a.finishedAt ?? 0) - a.startedAt);
+          const breakdown: Breakdown = {
+            toFirstDispatch: Math.min(...starts) - wall0,
+            meanAttempt: Math.round(spans.reduce((x, y) => x + y, 0) / Math.max(1, spans.length)),
+            maxAttempt: Math.max(0, ...spans),
+            lastResultToDone: done - Math.max(...attempts.map((a) => a.finishedAt ?? 0)),
+          };
+          return { seconds, peak, breakdown };
         }
         if (performance.now() > deadline) throw new Error(`job ${id} still ${job.state} after 300 s`);
         await new Promise((r) => setTimeout(r, 50));
       }
     };
     const cold = await run(`short-${tasks}-cold`);
-    say(`${tasks} tasks on ${agents} agent(s): ${cold.seconds.toFixed(2)} s cold (peak ${cold.peak} running)`);
-    const warm = await run(`short-${tasks}-warm`);
-    say(`${tasks} tasks on ${agents} agent(s): ${warm.seconds.toFixed(2)} s warm (peak ${warm.peak} running)`);
+    say(`${tasks} tasks on ${agents} agent(s): ${cold.seconds.toFixed(2)} s cold (peak ${cold.peak} running; ms ${JSON.stringify(cold.breakdown)})`);
+    // The large row runs cold only: its warm figure adds minutes and tells nothing the small row does not.
+    const warm = warmRun ? await run(`short-${tasks}-warm`) : undefined;
+    if (warm) say(`${tasks} tasks on ${agents} agent(s): ${warm.seconds.toFixed(2)} s warm (peak ${warm.peak} running; ms ${JSON.stringify(warm.breakdown)})`);
     return {
       tasks, agents, cpusPerAgent: CPUS_PER_AGENT, taskCpus: TASK_CPUS,
-      seconds: r2(cold.seconds), warmSeconds: r2(warm.seconds), idealSeconds: r2(ideal(tasks, agents)),
-      peakRunning: Math.max(cold.peak, warm.peak), isolation,
+      seconds: r2(cold.seconds), ...(warm ? { warmSeconds: r2(warm.seconds) } : {}), idealSeconds: r2(ideal(tasks, agents)),
+      peakRunning: Math.max(cold.peak, warm?.peak ?? 0), breakdownMs: cold.breakdown, isolation,
     };
   } finally {
     await fw.stop().catch((err: unknown) => say(`framework stop: ${String(err)}`));
@@ -125,7 +161,7 @@ async function runRow(tasks: number, agents: number, isolation: string): Promise
 
 /** What `auto` isolation gives on this host (linux: namespaces + cgroups; process: rlimits only). */
 async function isolationKind(): Promise<string> {
-  return (await detectIsolation()).kind;
+  return ISOLATION === 'auto' ? (await detectIsolation()).kind : ISOLATION;
 }
 
 async function main(): Promise<void> {
@@ -133,7 +169,7 @@ async function main(): Promise<void> {
   const started = Date.now();
   const isolation = await isolationKind();
   const small = await runRow(100, 1, isolation);
-  const large = smallOnly ? undefined : await runRow(1000, 3, isolation);
+  const large = smallOnly ? undefined : await runRow(1000, 3, isolation, false);
   const date = new Date().toISOString().slice(0, 10);
   const result = {
     ...small,

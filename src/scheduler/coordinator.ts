@@ -10,7 +10,7 @@ import type { TimerHandle } from '../core/clock.js';
 import { LOCALITY_NAMES } from '../core/locality.js';
 import type { Logger } from '../obs/log.js';
 import type { AttemptPayload, AttemptResult } from '../executor/contract.js';
-import type { Event, Offer, Resource, TaskInfo, TaskStatus } from '../mesos/types.js';
+import type { Event, Offer, Operation, Resource, TaskInfo, TaskStatus } from '../mesos/types.js';
 import { TERMINAL_TASK_STATES } from '../mesos/types.js';
 import {
   explain as explainPlacement, place, type ExecutorLaunch, type ExecutorView, type OfferView,
@@ -18,6 +18,7 @@ import {
 } from './placement/index.js';
 import { offerRole, subtractTaken, summarizeOffer, takeResources, type OfferSummary } from './offers.js';
 import type { CoordinatorOptions, Explanation } from './ports.js';
+import { tagOf } from '../volumes/wire.js';
 
 // The ports live in ports.ts; they are re-exported here for callers that wire a coordinator.
 export type {
@@ -322,33 +323,30 @@ export class Coordinator {
     // so whatever this pass parks (suppress, filters) is revived by the next pass.
     const gen = this.workGen;
     const now = this.o.clock.now();
-    let offers = [...this.offers.values()];
+    const offers = [...this.offers.values()];
     this.offers.clear();
     // Offers are never held: whatever this pass did not accept or decline (a failure midway)
     // is declined at the end, with a short filter so it comes back soon.
     const answered = new Set<string>();
+    let launchable = offers;
+    const volumeOps = new Map<string, Operation[]>();
     try {
-      // Volume operations take their offers first: a reservation must not lose its disk to an executor.
+      // Volume operations are planned first and take their share of an offer before placement
+      // sees it (a reservation never loses its disk to an executor); the rest of that offer
+      // stays open to executors, and each offer gets one ACCEPT with both.
       if (this.o.volumes && offers.length > 0) {
-        const volumePlans = await this.o.volumes.plan(offers, now);
-        for (const p of volumePlans) {
-          if (p.operations.length === 0) continue;
-          answered.add(p.offerId);
-          await this.o.driver.accept([p.offerId], p.operations, 1);
-          this.park(gen, 1);
-          this.o.metrics?.offersAccepted.inc();
-          offers = offers.filter((x) => x.id.value !== p.offerId);
-        }
+        for (const p of await this.o.volumes.plan(offers, now)) if (p.operations.length > 0) volumeOps.set(p.offerId, p.operations);
+        if (volumeOps.size > 0) launchable = offers.map((o) => { const ops = volumeOps.get(o.id.value); return ops ? afterVolumeOperations(o, ops) : o; });
       }
 
       // Read fresh each pass, after the volume plan moved its holdings on.
       const volumeWork = (await this.o.volumes?.hasPendingWork()) ?? false;
       // Under MULTI_ROLE each offer is allocated to one role; read it from the offer itself.
-      const summaries = offers.map((offer) => summarizeOffer(offer, offerRole(offer, this.o.role)));
+      const summaries = launchable.map((offer) => summarizeOffer(offer, offerRole(offer, this.o.role)));
       const snapshot = this.snapshot(summaries, volumeWork);
       this.lastSnapshot = snapshot;
       const plan = place(snapshot, this.o.jobs.index, this.o.placement);
-      await this.apply(plan, offers, summaries, answered, gen);
+      await this.apply(plan, launchable, summaries, answered, gen, volumeOps);
     } finally {
       const left = [...offers.map((o) => o.id.value)].filter((id) => !answered.has(id));
       if (left.length > 0 && this.subscribed) {
@@ -364,11 +362,14 @@ export class Coordinator {
     this.parkedUntil = Math.max(this.parkedUntil, this.o.clock.now() + refuseSeconds * 1000);
   }
 
-  private async apply(plan: Plan, offers: readonly Offer[], summaries: readonly OfferSummary[], answered: Set<string>, gen: number): Promise<void> {
+  private async apply(
+    plan: Plan, offers: readonly Offer[], summaries: readonly OfferSummary[], answered: Set<string>, gen: number,
+    volumeOps: ReadonlyMap<string, readonly Operation[]>,
+  ): Promise<void> {
     const byId = new Map(offers.map((o) => [o.id.value, o]));
     const summaryById = new Map(summaries.map((s) => [s.offerId, s]));
 
-    // 1. Launch executors, one ACCEPT per offer.
+    // 1. Launch executors, one ACCEPT per offer (with the offer's volume operations first).
     const launchesByOffer = new Map<string, ExecutorLaunch[]>();
     for (const l of plan.launches) launchesByOffer.set(l.offerId, [...(launchesByOffer.get(l.offerId) ?? []), l]);
     const declined: { offerId: string; refuseSeconds: number }[] = [...plan.declines];
@@ -402,13 +403,15 @@ export class Coordinator {
         });
         infos.push(info);
       }
-      if (infos.length === 0) {
+      const ops: Operation[] = [...(volumeOps.get(offerId) ?? [])];
+      if (infos.length > 0) ops.push({ type: 'LAUNCH', launch: { task_infos: infos } });
+      if (ops.length === 0) {
         declined.push({ offerId, refuseSeconds: 1 });
         continue;
       }
       answered.add(offerId);
       try {
-        await this.o.driver.accept([offerId], [{ type: 'LAUNCH', launch: { task_infos: infos } }], 1);
+        await this.o.driver.accept([offerId], ops, 1);
       } catch (err) {
         // The master never got the launch: these executors will not exist.
         this.log.warn({ err: String(err), offerId }, 'ACCEPT failed; the planned executors are dropped');
@@ -421,9 +424,26 @@ export class Coordinator {
       this.log.info({ offerId, executors: infos.map((i) => i.task_id.value), host: summary.hostname }, 'launching executors');
     }
 
-    // 2. Decline the rest, grouped by filter length.
+    // 2. Offers with volume operations and no launch: ACCEPT the operations alone.
+    for (const [offerId, ops] of volumeOps) {
+      if (answered.has(offerId) || launchesByOffer.has(offerId)) continue;
+      try {
+        await this.o.driver.accept([offerId], ops, 1);
+        answered.add(offerId);
+        this.park(gen, 1);
+        this.o.metrics?.offersAccepted.inc();
+      } catch (err) {
+        // Left unanswered: declined at the end of the pass; the planner retries the operations.
+        this.log.warn({ err: String(err), offerId }, 'ACCEPT of volume operations failed');
+      }
+    }
+
+    // 3. Decline the rest, grouped by filter length.
     const groups = new Map<number, string[]>();
-    for (const d of declined) groups.set(d.refuseSeconds, [...(groups.get(d.refuseSeconds) ?? []), d.offerId]);
+    for (const d of declined) {
+      if (answered.has(d.offerId) || volumeOps.has(d.offerId)) continue;
+      groups.set(d.refuseSeconds, [...(groups.get(d.refuseSeconds) ?? []), d.offerId]);
+    }
     for (const [seconds, ids] of groups) {
       for (const id of ids) answered.add(id);
       await this.o.driver.decline(ids, seconds);
@@ -431,7 +451,7 @@ export class Coordinator {
       this.o.metrics?.offersDeclined.inc(ids.length);
     }
 
-    // 3. Hand tasks to executors: every attempt of the pass is recorded concurrently (the
+    // 4. Hand tasks to executors: every attempt of the pass is recorded concurrently (the
     // store calls pipeline), then each executor's attempts go onto its queue in one batch.
     const settled = await Promise.allSettled(plan.assignments.map(async (a) => {
       const ex = this.o.executors.get(a.executorId);
@@ -466,7 +486,7 @@ export class Coordinator {
       }
     }
 
-    // 4. Release idle or drained executors: killing the Mesos task makes the executor drain and exit.
+    // 5. Release idle or drained executors: killing the Mesos task makes the executor drain and exit.
     for (const r of plan.releases) {
       const ex = this.o.executors.get(r.executorId);
       if (!ex || ex.state === 'DRAINING' && r.reason === 'drained' && (this.busy.get(ex.executorId) ?? 0) > 0) continue;
@@ -475,7 +495,7 @@ export class Coordinator {
       this.log.info({ executorId: r.executorId, reason: r.reason }, 'releasing executor');
     }
 
-    // 5. Offer flow: suppress when nothing (tasks or volume work) needs offers; revive when
+    // 6. Offer flow: suppress when nothing (tasks or volume work) needs offers; revive when
     // placement says so (offers parked before the newest work, or work waiting while suppressed).
     if (plan.suppress && !this.suppressed && this.subscribed) {
       await this.o.driver.suppress();
@@ -663,4 +683,34 @@ export class Coordinator {
       startedAt: now, finishedAt: now, host: '',
     });
   }
+}
+
+/**
+ * What an offer holds for executors once its volume operations have run:
+ * the unreserved scalars each RESERVE takes are subtracted, and every
+ * Locus-labelled resource is left out (it belongs to a holding being
+ * reserved, created or torn down in the same ACCEPT, and a LAUNCH naming it
+ * would race the operation). Pure; the offer itself is not changed.
+ */
+export function afterVolumeOperations(offer: Offer, operations: readonly Operation[]): Offer {
+  const reserved: Record<string, number> = {};
+  for (const op of operations) {
+    if (op.type !== 'RESERVE') continue;
+    for (const r of op.reserve.resources ?? []) if (r.scalar) reserved[r.name] = (reserved[r.name] ?? 0) + r.scalar.value;
+  }
+  const out: Resource[] = [];
+  for (const r of offer.resources) {
+    if (tagOf(r) !== undefined) continue;
+    const take = reserved[r.name] ?? 0;
+    const unreserved = (r.reservations?.length ?? 0) === 0 && r.reservation === undefined && (r.role === undefined || r.role === '*') && r.disk === undefined;
+    if (!r.scalar || take <= 0 || !unreserved) {
+      out.push(r);
+      continue;
+    }
+    const used = Math.min(take, r.scalar.value);
+    reserved[r.name] = Math.round((take - used) * 1000) / 1000;
+    const left = Math.round((r.scalar.value - used) * 1000) / 1000;
+    if (left > 0) out.push({ ...r, scalar: { value: left } });
+  }
+  return { ...offer, resources: out };
 }
