@@ -9,7 +9,7 @@ import { startLocalCluster, type LocalCluster } from '../local/index.js';
 import { workloadRootFor } from '../local/work-dir.js';
 import { startManagedRedis, type ManagedRedis } from './redis-server.js';
 import { resolveSettings, defaultStateDir, type RawSettings } from './config.js';
-import { startFramework, type RunningFramework } from './framework.js';
+import { startFramework, type RunningFramework, type StopReport } from './framework.js';
 import type { IsolationMode } from '../executor/isolation/types.js';
 
 /** Options of `locus up`. */
@@ -37,7 +37,8 @@ export interface RunningUp {
   readonly stateDir: string;
   /** Where the local cluster, datasets and outputs live (see workloadRoot). */
   readonly workDir: string;
-  stop(): Promise<void>;
+  /** Stop everything in reverse order; the framework's part is bounded and reports what it abandoned. */
+  stop(): Promise<StopReport>;
 }
 
 /**
@@ -82,7 +83,7 @@ export async function startUp(o: UpOptions): Promise<RunningUp> {
     });
     const agentsView = cluster.agents;
     const framework = await startFramework(settings, { logger: log, agents: () => agentsView });
-    let stopping: Promise<void> | undefined;
+    let stopping: Promise<StopReport> | undefined;
     const c = cluster;
     return {
       redisUrl,
@@ -92,9 +93,13 @@ export async function startUp(o: UpOptions): Promise<RunningUp> {
       workDir: work,
       stop() {
         stopping ??= (async () => {
-          await framework.stop().catch((err: unknown) => log.warn({ err: String(err) }, 'stopping the framework failed'));
+          const report = await framework.stop().catch((err: unknown): StopReport => {
+            log.warn({ err: String(err) }, 'stopping the framework failed');
+            return { abandoned: ['framework'], reason: String(err) };
+          });
           await c.stop().catch((err: unknown) => log.warn({ err: String(err) }, 'stopping the local cluster failed'));
           await redis?.stop().catch((err: unknown) => log.warn({ err: String(err) }, 'stopping redis failed'));
+          return report;
         })();
         return stopping;
       },

@@ -232,6 +232,9 @@ describe('the operator guide says what the code does', () => {
       // A row names one option, or two (`a` / `b`); each named one must exist.
       for (const name of [r[1], r[2]].filter((x): x is string => x !== undefined)) expect(known.has(name), `documented option '${name}' exists`).toBe(true);
     }
+    // And the other way round: every option the code knows is in the table.
+    const documentedNames = new Set(rows.flatMap((r) => [r[1], r[2]]).filter((x): x is string => x !== undefined));
+    expect(FRAMEWORK_OPTION_NAMES.filter((n) => !documentedNames.has(n)), 'options missing from the guide').toEqual([]);
     const s = resolveSettings({ master: 'http://m:5050', redis: 'redis://r:6379' });
     const documented = (name: string): string => rows.find((r) => r[1] === name)?.[3]?.trim() ?? '';
     expect(documented('executor-cpus')).toBe(`\`${s.executorCpus}\` / \`${s.executorMemMiB}MiB\``);

@@ -42,9 +42,12 @@ interface UpRun {
  * Run `locus up` (one agent, the test Redis, free ports) until its banner and the framework's
  * subscription are shown, then SIGTERM it. With `tty`, inside `script` on a pseudo-terminal.
  */
-async function up(name: string, opts: { tty: boolean; args?: string[]; env?: Record<string, string>; subscribed?: () => boolean }): Promise<UpRun> {
+async function up(
+  name: string,
+  opts: { tty: boolean; args?: string[]; env?: Record<string, string>; subscribed?: () => boolean; redisUrl?: string; beforeStop?: () => Promise<void> },
+): Promise<UpRun & { stopMs: number }> {
   const args = [
-    LOCUS_CLI, 'up', '--agents', '1', '--racks', '1', '--redis', redis.url, '--isolation', 'process',
+    LOCUS_CLI, 'up', '--agents', '1', '--racks', '1', '--redis', opts.redisUrl ?? redis.url, '--isolation', 'process',
     '--http-port', String(await freePort()), '--grpc-port', '0', '--master-port', '0', '--state-dir', join(dir, name),
     ...(opts.args ?? []),
   ];
@@ -66,6 +69,7 @@ async function up(name: string, opts: { tty: boolean; args?: string[]; env?: Rec
       if (Date.now() > deadline) throw new Error(`locus up did not come up: ${output}`);
       await new Promise((r) => setTimeout(r, 100));
     }
+    await opts.beforeStop?.();
   } finally {
     const pid = Number(/LOCUSPID=(\d+)/.exec(output)?.[1]);
     if (Number.isInteger(pid) && pid > 1) {
@@ -76,12 +80,14 @@ async function up(name: string, opts: { tty: boolean; args?: string[]; env?: Rec
       }
     }
   }
+  const t0 = Date.now();
   const code = await Promise.race([exited, new Promise<'hung'>((r) => setTimeout(() => r('hung'), 30_000))]);
+  const stopMs = Date.now() - t0;
   if (code === 'hung') {
     proc.kill('SIGKILL');
     throw new Error(`locus up did not stop: ${output}`);
   }
-  return { output: output.replace(/\r\n/g, '\n'), code };
+  return { output: output.replace(/\r\n/g, '\n'), code, stopMs };
 }
 
 const jsonLines = (out: string): string[] => out.split('\n').filter((l) => l.trimStart().startsWith('{"level"'));
@@ -121,5 +127,23 @@ describe('locus up logs', () => {
     const logged = readFileSync(file, 'utf8').trim().split('\n');
     expect(logged.length).toBeGreaterThan(2);
     expect((JSON.parse(logged.find((l) => l.includes('"subscribed"')) ?? '{}') as { msg?: string }).msg).toBe('subscribed');
+  }, 120_000);
+
+  it('with its Redis gone, SIGTERM still stops it within seconds, exit 1 saying so', async () => {
+    const own = await startRedis();
+    try {
+      const r = await up('no-redis', {
+        tty: false, redisUrl: own.url,
+        beforeStop: async () => {
+          await own.crash();
+          await new Promise((res) => setTimeout(res, 1_000));
+        },
+      });
+      expect(r.stopMs, r.output).toBeLessThan(12_000);
+      expect(r.code, r.output).toBe(1);
+      expect(r.output).toMatch(/^locus: stopped uncleanly: .*Redis at 127\.0\.0\.1:\d+ is unreachable/m);
+    } finally {
+      await own.dispose();
+    }
   }, 120_000);
 });

@@ -84,6 +84,13 @@ export async function run(argv: string[]): Promise<number> {
     process.once('SIGINT', stop);
     process.once('SIGTERM', stop);
   });
-  await up.stop();
+  const report = await up.stop();
+  if (report.abandoned.length > 0 || report.reason !== undefined) {
+    // As for `locus framework`: an unclean stop says what it gave up, exits 1, and does not wait for
+    // clients that keep reconnecting to a Redis that is gone.
+    const parts = [...(report.abandoned.length > 0 ? [`abandoned: ${report.abandoned.join(', ')}`] : []), ...(report.reason !== undefined ? [report.reason] : [])];
+    process.stderr.write(`locus: stopped uncleanly: ${parts.join('; ')}\n`);
+    process.exit(1);
+  }
   return 0;
 }
