@@ -1,7 +1,7 @@
 /**
  * Cancel keeps its promise end to end: on the real local cluster (real
  * executors, real containers, real Redis), a job of long `sleep` tasks is
- * cancelled over the HTTP API; within seconds every workload process is
+ * cancelled over the HTTP API (DELETE /v1/jobs/:id); within seconds every workload process is
  * dead, each attempt is recorded KILLED (CANCELLED), the executors' slots
  * are free again (the coordinator's queue depth is back to zero), and the
  * next job runs to the end.
@@ -67,7 +67,8 @@ describe('cancelling a running job', () => {
     expect((await fw.jobs.get(job.id)).counts.running).toBe(tasks);
 
     const cancelledAt = Date.now();
-    const res = await fetch(`${fw.httpUrl}/v1/jobs/${job.id}/cancel`, { method: 'POST', headers: { authorization: `Bearer ${fw.adminToken}` } });
+    // DELETE /v1/jobs/:id is the same cancel as POST /v1/jobs/:id/cancel, locus cancel and gRPC CancelJob.
+    const res = await fetch(`${fw.httpUrl}/v1/jobs/${job.id}`, { method: 'DELETE', headers: { authorization: `Bearer ${fw.adminToken}` } });
     expect(res.status).toBe(200);
     expect(await res.json()).toMatchObject({ id: job.id, state: 'CANCELLED' });
 

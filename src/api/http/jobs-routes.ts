@@ -187,6 +187,14 @@ export function jobsRoutes(deps: JobRoutesDeps): JobsPlugin {
         handler: async (req) => jobView(await deps.cancel(idOf(req), scopeOf(req))),
       });
 
+      // The REST spelling of the same cancel: jobs are never deleted, so DELETE means "stop it".
+      ctx.route({
+        method: 'DELETE', url: '/v1/jobs/:id', summary: 'cancel a job (as POST /v1/jobs/:id/cancel): pending tasks dropped, running attempts killed; the record stays', tags: ['jobs'], requiresReady: true,
+        schema: { params: JOB_PARAMS, querystring: SCOPE_QUERY },
+        responses: { 200: { description: 'the job after cancelling (unchanged when it had already finished)', schema: JOB_VIEW_SCHEMA } },
+        handler: async (req) => jobView(await deps.cancel(idOf(req), scopeOf(req))),
+      });
+
       ctx.route({
         method: 'GET', url: '/v1/jobs/:id/events',
         summary: 'server-sent events: the job as it is now (event: job, with `job`), then each job and task event, until the job ends',
