@@ -1,8 +1,9 @@
 /**
  * Locality as a job sees it, on real Redis with the real job service and
  * store: the framework's locality waits apply to a job that says nothing (a
- * job that names one level inherits the other), and every locality counter is
- * read under the name it is written with — `locality.any` counts.
+ * job that names one level inherits the other), every locality counter is
+ * read under the name it is written with — `locality.any` counts — and a
+ * cancelled job shows no pending task.
  */
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import type { Redis } from 'ioredis';
@@ -116,6 +117,16 @@ describe('locality counters', () => {
     // One share everywhere: the HTTP view and the gRPC message say 2 of 4.
     expect(jobView(full).counts.locality).toEqual({ nodeLocal: 2, rackLocal: 1, any: 1, nodeLocalShare: 0.5 });
     expect(countsMessage(full.counts)).toMatchObject({ node_local: 2, rack_local: 1, any_local: 1, node_local_share: 0.5 });
+  });
+
+  it('drop to no pending task when the job is cancelled (its pending tasks are dropped with it)', async () => {
+    const job = await jobs.submit('t1', validateJobSpec({ name: 'dropped', tasks: [{ command: ['a'] }, { command: ['b'] }, { command: ['c'] }], task: { command: ['true'] } }));
+    for (let i = 0; i < 200 && jobs.index.get(`${job.id}.0.2`) === undefined; i++) await new Promise((r) => setTimeout(r, 10));
+    expect((await jobs.get(job.id)).counts.pending).toBe(3);
+    const { job: after } = await jobs.cancel(job.id);
+    expect(after.state).toBe('CANCELLED');
+    expect(after.counts).toMatchObject({ pending: 0, running: 0 });
+    expect((await store.getDynamic(job.id))?.counts.pending).toBe(0);
   });
 
   it('still count jobs recorded under the old name of the any counter', async () => {

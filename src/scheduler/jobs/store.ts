@@ -171,6 +171,8 @@ if not ok then return 0 end
 redis.call('HSET', KEYS[1], 'state', ARGV[1], 'updatedAt', ARGV[3])
 if ARGV[4] ~= '' then redis.call('HSET', KEYS[1], 'message', ARGV[4]) end
 if ARGV[1] == 'SUCCEEDED' or ARGV[1] == 'FAILED' or ARGV[1] == 'CANCELLED' then redis.call('HSET', KEYS[1], 'finishedAt', ARGV[3]) end
+-- A failed or cancelled job drops its pending tasks: none of them will run, so none is pending.
+if ARGV[1] == 'FAILED' or ARGV[1] == 'CANCELLED' then redis.call('HSET', KEYS[1], '${C.pending}', '0') end
 return 1
 `;
 
