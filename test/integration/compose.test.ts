@@ -271,6 +271,8 @@ describe('compose/docker-compose.yml', () => {
     expect(targets).toContain(flag(args, 'http-port'));
     expect(targets).toContain(flag(args, 'grpc-port'));
     expect(flag(args, 'http-port')).toBe('8080');
+    // Published ports reach the container's interfaces, not its loopback: the APIs must listen on all.
+    expect(flag(args, 'http-host')).toBe('0.0.0.0');
     expect(flag(args, 'grpc-port')).toBe('9090');
 
     for (const dep of ['zookeeper', 'mesos-master', 'redis']) {

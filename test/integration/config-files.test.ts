@@ -153,7 +153,7 @@ describe('shipped framework config files start a framework', () => {
     const grpcPort = await freePort();
     // Addresses go to loopback; files inside the container are the repository's files they are mounted from.
     const overrides: Record<string, string> = {
-      master: cluster.masterUrl, redis: redis.url, 'http-port': String(httpPort), 'grpc-port': String(grpcPort),
+      master: cluster.masterUrl, redis: redis.url, 'http-host': '127.0.0.1', 'http-port': String(httpPort), 'grpc-port': String(grpcPort),
     };
     const args: string[] = [];
     for (let i = 1; i < command.length; i++) {
