@@ -4,6 +4,7 @@
  * advertised in the executor's registration), the data-plane token read from
  * Redis with the executor's own user, and the Redis commit ledger.
  */
+import { networkInterfaces } from 'node:os';
 import type { Redis } from 'ioredis';
 import type { Logger } from '../obs/log.js';
 import { createStorageRegistry, type StorageRegistry } from '../storage/registry.js';
@@ -18,6 +19,18 @@ export interface RunningDataPlane {
   readonly dataPlane: DataPlane;
   readonly blockServer: BlockServer;
   close(): Promise<void>;
+}
+
+function isWildcard(bind: string | undefined): boolean {
+  return bind === '0.0.0.0' || bind === '::';
+}
+
+/** This host's first non-loopback IPv4 address (in a network namespace: the namespace's own). */
+function hostAddress(): string | undefined {
+  for (const list of Object.values(networkInterfaces())) {
+    for (const a of list ?? []) if (a.family === 'IPv4' && !a.internal) return a.address;
+  }
+  return undefined;
 }
 
 /** How often the token is re-read (a rotated token reaches every executor within this). */
@@ -55,8 +68,9 @@ export async function startDataPlane(o: { readonly config: ExecutorStorageConfig
   });
   const timer = setInterval(() => void refresh().catch(() => undefined), TOKEN_REFRESH_MS);
   timer.unref();
-  const adv = config.blockServer?.advertise;
-  // A bind-all address is no address for others: advertise the configured name with our port.
+  const adv = config.blockServer?.advertise ?? (isWildcard(config.blockServer?.bind) ? hostAddress() : undefined);
+  // A bind-all address is no address for others: advertise the configured name (else this
+  // host's own address) with our port.
   const advertised = adv === undefined ? blockServer.address : adv.includes(':') ? adv : `${adv}:${blockServer.port}`;
   const dataPlane: DataPlane = {
     blockServer: advertised,
