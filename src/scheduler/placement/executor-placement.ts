@@ -9,14 +9,14 @@
  *      is, so an offer carrying a demanded volume gets a dedicated executor;
  *   2. data: offers from agents holding the most pending input bytes (then
  *      tasks) get executors sized by that local demand;
+ *   3. rack / any: offers elsewhere get executors only for work whose
+ *      locality wait has already run out, so a new executor far from the
+ *      data is not started for tasks that will still wait for their hosts.
  * Executors are sized to the work, per slot shape (the resources the tasks
  * ask for): in one pass an offer grows executors to all the room the pending
  * work can use, several shapes sharing one offer slot by slot, so small tasks
  * pack and large ones still fit. A job too large for any offer adds demand of
  * its own shape only and never holds back the others.
- *   3. rack / any: offers elsewhere get executors only for work whose
- *      locality wait has already run out, so a new executor far from the
- *      data is not started for tasks that will still wait for their hosts.
  * Tenants at their quota add no demand. Every offer not used is declined
  * with refuse_seconds in the same Plan: offers are never held.
  */
@@ -187,9 +187,12 @@ export function placeExecutors(pass: Pass): ExecutorDecisions {
       }
       for (const [sh, n] of want) {
         const left = n - (placedHost.get(h)?.get(sh) ?? 0) - (freeHost.get(h)?.get(sh) ?? 0);
-        if (left > 0) tasks += left;
-        else want.delete(sh);
-        if (left > 0) want.set(sh, left);
+        if (left > 0) {
+          want.set(sh, left);
+          tasks += left;
+        } else {
+          want.delete(sh);
+        }
       }
       if (tasks > 0) scored.push({ s, want, bytes, tasks });
     }
