@@ -182,10 +182,19 @@ describe('shipped framework config files start a framework', () => {
     expect(r.code, r.out).toBe(0);
   }, 90_000);
 
-  it('starts with every other shipped framework config file', async () => {
-    for (const f of shippedFrameworkConfigs().filter((x) => x !== 'compose/locus/framework.yaml')) {
+  it("starts with every other shipped framework config file, and with each of the guide's framework.yaml snippets", async () => {
+    const guide = readFileSync(join(root, 'docs/operator-guide.md'), 'utf8');
+    const snippets = [...guide.matchAll(/```yaml\n# framework\.yaml\n([\s\S]*?)```/g)].map((m, i) => {
+      const f = join(dir, `guide-snippet-${i}.yaml`);
+      writeFileSync(f, m[1] ?? '');
+      return f;
+    });
+    const others = shippedFrameworkConfigs().filter((x) => x !== 'compose/locus/framework.yaml').map((f) => join(root, f));
+    const files = [...others, ...snippets];
+    expect(snippets.length).toBeGreaterThan(1);
+    for (const f of files) {
       const r = await runFramework([
-        '--config', join(root, f), '--master', cluster.masterUrl, '--redis', redis.url, '--principal', 'locus',
+        '--config', f, '--master', cluster.masterUrl, '--redis', redis.url, '--principal', 'locus',
         '--secret-file', join(root, 'compose/locus/secret'), '--http-port', String(await freePort()), '--grpc-port', '0',
         '--state-dir', join(dir, 'other-state'), '--tenants-file', join(root, 'compose/locus/tenants.yaml'),
       ]);
