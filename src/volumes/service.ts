@@ -271,8 +271,10 @@ export class VolumeService {
   async release(volumeId: string, executorId: string): Promise<void> {
     const cur = await this.deps.store.get(volumeId);
     if (!cur || cur.kind !== 'volume') return;
-    await this.deps.store.update(volumeId, (r) => (r.kind === 'volume' ? markReleased(r, executorId, this.deps.clock.now()) : undefined));
-    this.deps.onWork?.();
+    const { changed } = await this.deps.store.update(volumeId, (r) => (r.kind === 'volume' ? markReleased(r, executorId, this.deps.clock.now()) : undefined));
+    // Only a real release is new work (a delete may now go ahead): a replayed one must not
+    // count as new work, or every executor's end would REVIVE offers for nothing.
+    if (changed) this.deps.onWork?.();
   }
 
   /** A READY volume by tenant and name, for jobs that name it (NOT_FOUND / WRONG_STATE otherwise). */
