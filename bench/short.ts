@@ -18,6 +18,7 @@
  * idealSeconds}), the load average, and the 1,000-task row under `large`.
  * Writes the same object to bench/results/short-<date>.json.
  */
+import { readdirSync, readFileSync } from 'node:fs';
 import { chmod, mkdir, mkdtemp, rm, writeFile } from 'node:fs/promises';
 import { cpus, loadavg, tmpdir } from 'node:os';
 import { dirname, join } from 'node:path';
@@ -66,10 +67,44 @@ interface Row {
  * result → job SUCCEEDED.
  */
 interface Breakdown {
+  /**
+   * CPU time per task (ms) of this process (framework, master, agents) and
+   * every process under it (Redis, executors, task containers): what 100
+   * tasks cost the machine, whatever else runs on it.
+   */
+  readonly cpuPerTask: number;
   readonly toFirstDispatch: number;
   readonly meanAttempt: number;
   readonly maxAttempt: number;
   readonly lastResultToDone: number;
+}
+
+const TICK_MS = 10; // USER_HZ is 100 on Linux
+
+/** CPU ms used so far by this process, its reaped children, and every live descendant. */
+function treeCpuMs(): number {
+  const stats = new Map<number, { ppid: number; ticks: number }>();
+  for (const name of readdirSync('/proc')) {
+    if (!/^\d+$/.test(name)) continue;
+    try {
+      const raw = readFileSync(`/proc/${name}/stat`, 'utf8');
+      const f = raw.slice(raw.lastIndexOf(')') + 2).split(' ');
+      // After the command: [1] ppid, [11] utime, [12] stime, [13] cutime, [14] cstime.
+      stats.set(Number(name), { ppid: Number(f[1]), ticks: Number(f[11]) + Number(f[12]) + Number(f[13]) + Number(f[14]) });
+    } catch {
+      // Gone meanwhile.
+    }
+  }
+  const inTree = (pid: number): boolean => {
+    for (let p = pid, hops = 0; p > 1 && hops < 64; hops++) {
+      if (p === process.pid) return true;
+      p = stats.get(p)?.ppid ?? 0;
+    }
+    return false;
+  };
+  let ticks = 0;
+  for (const [pid, st] of stats) if (inTree(pid)) ticks += st.ticks;
+  return ticks * TICK_MS;
 }
 
 function say(line: string): void {
@@ -107,6 +142,7 @@ async function runRow(tasks: number, agents: number, isolation: string, warmRun 
         task: { command: ['sleep', String(TASK_SECONDS)], resources: { cpus: TASK_CPUS, mem: '32MiB', disk: '1MiB' } },
         tasks: Array.from({ length: tasks }, () => ({})),
       };
+      const cpu0 = treeCpuMs();
       const t0 = performance.now();
       const wall0 = Date.now();
       const res = await fetch(`${fw.httpUrl}/v1/jobs`, {
@@ -130,6 +166,7 @@ async function runRow(tasks: number, agents: number, isolation: string, warmRun 
           const starts = attempts.map((a) => a.startedAt);
           const spans = attempts.filter((a) => a.finishedAt !== undefined).map((a) => (a.finishedAt ?? 0) - a.startedAt);
           const breakdown: Breakdown = {
+            cpuPerTask: Math.round((treeCpuMs() - cpu0) / tasks),
             toFirstDispatch: Math.min(...starts) - wall0,
             meanAttempt: Math.round(spans.reduce((x, y) => x + y, 0) / Math.max(1, spans.length)),
             maxAttempt: Math.max(0, ...spans),
@@ -167,6 +204,7 @@ async function isolationKind(): Promise<string> {
 async function main(): Promise<void> {
   const smallOnly = process.argv.includes('--small-only');
   const started = Date.now();
+  const loadBefore = loadavg().map(r2);
   const isolation = await isolationKind();
   const small = await runRow(100, 1, isolation);
   const large = smallOnly ? undefined : await runRow(1000, 3, isolation, false);
@@ -174,6 +212,7 @@ async function main(): Promise<void> {
   const result = {
     ...small,
     loadAverage: loadavg().map(r2),
+    loadAverageBefore: loadBefore,
     ...(large ? { large } : {}),
     target: { seconds: 1.5, met: small.seconds <= 1.5 },
     environment: { node: process.version, cpus: cpus().length, wallSeconds: Math.round((Date.now() - started) / 1000) },
