@@ -6,10 +6,12 @@
  */
 import { execFileSync } from 'node:child_process';
 import { existsSync, readFileSync } from 'node:fs';
+import { dirname, join } from 'node:path';
 import { createServer, type Server } from 'node:net';
 import { afterAll, beforeAll, expect, it } from 'vitest';
 import { describeWith } from '../harness/requires.js';
-import { HOST_PRIVATE_DIR, NETNS, hostsUp, type Hosts } from '../harness/hosts.js';
+import { HOST_PRIVATE_DIR, NETNS, hostsUp, sweepStaleHosts, type Hosts } from '../harness/hosts.js';
+import { LOCUS_CLI } from '../harness/build.js';
 
 describeWith([NETNS], 'hosts harness: separate hosts on one machine', () => {
   let hosts: Hosts | undefined;
@@ -88,5 +90,16 @@ describeWith([NETNS], 'hosts harness: separate hosts on one machine', () => {
     expect(execFileSync('ip', ['netns', 'list']).toString()).not.toContain(`${extra.prefix}-`);
     expect(execFileSync('ip', ['-o', 'link', 'show']).toString()).not.toContain(`${extra.prefix}-`);
     expect(existsSync(extra.hosts[0]?.dir ?? '/nonexistent')).toBe(false);
+  }, 60_000);
+
+  it('sweeps the hosts of a run that died without down()', async () => {
+    // A process that makes one host and exits at once, as a crashed test would.
+    const netns = join(dirname(LOCUS_CLI), '../local/netns.js');
+    const prefix = execFileSync(process.execPath, ['--input-type=module', '-e', `import { hostsUp } from '${netns}'; const h = await hostsUp({ count: 1 }); console.log(h.prefix); process.exit(0);`]).toString().trim();
+    expect(prefix).toMatch(/^lx\d+$/);
+    expect(execFileSync('ip', ['netns', 'list']).toString()).toContain(`${prefix}-1`);
+    expect(await sweepStaleHosts()).toContain(prefix);
+    expect(execFileSync('ip', ['netns', 'list']).toString()).not.toContain(`${prefix}-`);
+    expect(execFileSync('ip', ['-o', 'link', 'show']).toString()).not.toContain(`${prefix}-`);
   }, 60_000);
 });

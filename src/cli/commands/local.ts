@@ -33,6 +33,12 @@ options:
   --tls-cert FILE       serve HTTPS with this certificate (with --tls-key)
   --tls-key FILE        the certificate's private key
   --isolation MODE      auto | linux | process (default auto)
+  --hosts netns         run each agent as its own 'locus agent' process on its own separate
+                        host: a network namespace with its own address, hostname and private
+                        data directory, behind a bridge whose address the master listens on
+                        (root, iproute2 and util-linux needed). Hosts reach this machine only
+                        at the bridge address it prints: run Redis there for the framework.
+  --link-rate R         with --hosts netns: each host's link rate, e.g. 100mbit (default: unlimited)
 `;
 
 function readCredentials(path: string): { principal: string; secret: string }[] {
@@ -50,6 +56,7 @@ export async function run(argv: string[]): Promise<number> {
     agents: { type: 'string' }, racks: { type: 'string' }, port: { type: 'string' }, 'work-dir': { type: 'string' },
     resources: { type: 'string' }, topology: { type: 'string' }, credentials: { type: 'string' },
     'tls-cert': { type: 'string' }, 'tls-key': { type: 'string' }, isolation: { type: 'string' }, ip: { type: 'string' },
+    hosts: { type: 'string' }, 'link-rate': { type: 'string' },
   }, HELP, false);
   if (!parsed) return 0;
   const v = parsed.values;
@@ -62,6 +69,8 @@ export async function run(argv: string[]): Promise<number> {
     process.stderr.write(`locus: ${fallback.stateDir} is not reachable by unprivileged workloads; using work dir ${workDir}\n`);
   }
   const logger = createLogger('locus-local');
+  if (v.hosts !== undefined) return runOnHosts(v, workDir, isolation, logger);
+  if (v['link-rate'] !== undefined) throw new CliUsageError('--link-rate needs --hosts netns');
   const cluster = await startLocalCluster({
     workDir,
     agents: intFlag(v.agents, 'agents', 3, 0),
@@ -82,6 +91,36 @@ export async function run(argv: string[]): Promise<number> {
     const done = (): void => res();
     process.once('SIGINT', done);
     process.once('SIGTERM', done);
+  });
+  await cluster.stop();
+  process.stderr.write('locus: local cluster stopped\n');
+  return 0;
+}
+
+/** `--hosts netns`: the master on a bridge, each agent its own process on its own host. */
+async function runOnHosts(v: Record<string, string | boolean | undefined>, workDir: string, isolation: 'auto' | 'linux' | 'process', logger: ReturnType<typeof createLogger>): Promise<number> {
+  const str = (k: string): string | undefined => (typeof v[k] === 'string' ? v[k] : undefined);
+  if (str('hosts') !== 'netns') throw new CliUsageError(`--hosts must be netns, got '${str('hosts') ?? ''}'`);
+  if (str('tls-cert') !== undefined) throw new CliUsageError('--hosts netns does not take --tls-cert: agents speak plain HTTP to the master');
+  if (str('ip') !== undefined || str('topology') !== undefined) throw new CliUsageError('--hosts netns chooses the addresses itself and takes --agents, not --ip or --topology');
+  const { startNetnsCluster } = await import('../../local/netns-cluster.js');
+  const resources = str('resources');
+  const credentials = str('credentials');
+  const rate = str('link-rate');
+  const cluster = await startNetnsCluster({
+    workDir, hosts: intFlag(str('agents'), 'agents', 3, 1), racks: intFlag(str('racks'), 'racks', 2, 1), port: intFlag(str('port'), 'port', 5050, 0),
+    isolation, logger,
+    ...(resources !== undefined ? { resources } : {}),
+    ...(credentials !== undefined ? { credentials: readCredentials(credentials) } : {}),
+    ...(rate !== undefined ? { rate } : {}),
+  });
+  process.stdout.write(`${cluster.masterUrl}\n`);
+  process.stderr.write(`locus: hosts on ${cluster.hosts.subnet}; this machine is ${cluster.hosts.gateway} on bridge ${cluster.hosts.bridge}${rate !== undefined ? `; links ${rate}` : ''}\n`);
+  for (const a of cluster.hostAgents) process.stderr.write(`locus: agent ${a.host.name} at ${a.url} ${a.id}; private dir ${a.host.dir}\n`);
+  process.stderr.write(`locus: run Redis where the hosts reach it (redis-server --bind 127.0.0.1 ${cluster.hosts.gateway}); Ctrl-C stops the cluster and removes the hosts\n`);
+  await new Promise<void>((res) => {
+    process.once('SIGINT', () => res());
+    process.once('SIGTERM', () => res());
   });
   await cluster.stop();
   process.stderr.write('locus: local cluster stopped\n');
