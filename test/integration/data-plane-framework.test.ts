@@ -96,6 +96,31 @@ describe('outputs kept where they were written', () => {
     expect(readFileSync(join(reduce.path, 'total'), 'utf8').trim()).toBe(String(6 * 286));
   }, 120_000);
 
+  it('a stage with one task per file of an earlier stage\'s outputs reads them from the hosts that hold them', async () => {
+    const spec = validateJobSpec({
+      name: 'per-file-over-outputs',
+      stages: [
+        {
+          name: 'map', inputs: ['local://spread/'], split: 'file',
+          task: { command: ['sh', '-c', "grep -c word3 '{split.path}' > '{output}/n'"], resources: { cpus: 0.2, mem: '64MiB', disk: '16MiB' } },
+        },
+        {
+          name: 'double', inputs: ['stage:map'], split: 'file',
+          task: { command: ['sh', '-c', "echo $(( $(cat '{split.path}') * 2 )) > '{output}/n2'"], resources: { cpus: 0.2, mem: '64MiB', disk: '16MiB' } },
+        },
+      ],
+    });
+    const job = await fw.jobs.submit('default', spec);
+    const done = await waitForJob(() => fw.jobs.get(job.id), 90_000);
+    expect(done.state, done.message).toBe('SUCCEEDED');
+    // One task per committed map output file.
+    expect(done.stages[1]?.taskCount).toBe(6);
+    for (let i = 0; i < 6; i++) {
+      const rec = await record(`${job.id}.1.${i}`);
+      expect(readFileSync(join(rec.path, 'n2'), 'utf8').trim()).toBe('572');
+    }
+  }, 120_000);
+
   it('a map task placed away from every replica of its input reads it through a block server', async () => {
     const [file] = await fw.storage.resolve('local://words/part-0.txt', { split: 'file' });
     const replicas = file?.splits[0]?.hosts ?? [];

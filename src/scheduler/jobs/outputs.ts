@@ -94,6 +94,48 @@ export class StageOutputs {
     return out;
   }
 
+  /**
+   * One split per file of an earlier stage's committed outputs (for `inputs: [stage:<name>]`
+   * with one task per file), each held by the host that committed it. Undefined when the
+   * outputs sit on the shared output root: then they are resolved as files like any input.
+   */
+  stageSplits(job: JobRecord, stageName: string): StoredSplit[] | undefined {
+    const s = job.spec.stages.findIndex((x) => x.name === stageName);
+    const spec = job.spec.stages[s];
+    const st = this.stages.get(`${job.id}:${s}`);
+    if (spec === undefined || st === undefined || st.parts.length === 0) return undefined;
+    const dir = stageOutputDir(job.outputDir, spec);
+    if (st.parts.every((p) => p.path.startsWith(`${dir}/`))) return undefined;
+    const out: StoredSplit[] = [];
+    for (const p of st.parts) {
+      const name = String(p.index).padStart(5, '0');
+      for (const f of p.files) {
+        if (f.size === 0) continue;
+        out.push({ uri: `file://${dir}/${name}/${f.name}`, offset: 0, length: f.size, hosts: [p.host], racks: [], localPaths: { [p.host]: `${p.path}/${f.name}` } });
+      }
+    }
+    return out;
+  }
+
+  /** The block servers serving a split over an earlier stage's output file, read on `host`. */
+  outputSources(job: JobRecord, stage: number, split: StoredSplit, host: string): BlockSource[] | undefined {
+    if (split.localPaths?.[host] !== undefined) return undefined;
+    for (let s = 0; s < stage; s++) {
+      const spec = job.spec.stages[s];
+      const st = this.stages.get(`${job.id}:${s}`);
+      if (spec === undefined || st === undefined) continue;
+      const prefix = `file://${stageOutputDir(job.outputDir, spec)}/`;
+      if (!split.uri.startsWith(prefix)) continue;
+      const rest = split.uri.slice(prefix.length);
+      const cut = rest.indexOf('/');
+      const part = st.parts.find((p) => String(p.index).padStart(5, '0') === rest.slice(0, cut));
+      if (part === undefined || cut < 0) return undefined;
+      const addresses = [...new Set([...this.dp.blockServers(part.host), ...(part.blockServer === undefined ? [] : [part.blockServer])])];
+      return addresses.map((address) => ({ host: part.host, address, root: 'outputs', path: `${part.relPath ?? ''}/${rest.slice(cut + 1)}` }));
+    }
+    return undefined;
+  }
+
   /** Forget a job's records (it ended). */
   forget(jobId: string): void {
     for (const k of this.stages.keys()) if (k.startsWith(`${jobId}:`)) this.stages.delete(k);

@@ -350,7 +350,8 @@ export class JobService extends EventEmitter<ServiceEvents> {
     };
     const dp = this.o.dataPlane;
     if (dp === undefined || this.outputs === undefined) return payload;
-    return withDataPlane(payload, taskSplit === undefined || explicit !== undefined ? undefined : splitSources(taskSplit, host, dp), this.outputs.stageInputs(job, stageIndex));
+    const sources = taskSplit === undefined || explicit !== undefined ? undefined : splitSources(taskSplit, host, dp) ?? this.outputs.outputSources(job, stageIndex, taskSplit, host);
+    return withDataPlane(payload, sources, this.outputs.stageInputs(job, stageIndex));
   }
 
   /**
@@ -565,6 +566,12 @@ export class JobService extends EventEmitter<ServiceEvents> {
         splits = spec.tasks.map(() => ({ uri: '', offset: 0, length: 0, hosts: [], racks: [] }));
       } else {
         for (const input of spec.inputs) {
+          // Earlier outputs kept on the hosts that wrote them: one split per file, from the commit records.
+          const recorded = input.startsWith('stage:') ? this.outputs?.stageSplits(await this.refresh(job.id), input.slice(6)) : undefined;
+          if (recorded !== undefined) {
+            splits.push(...recorded);
+            continue;
+          }
           const uri = input.startsWith('stage:')
             ? `file://${stageOutputDir(job.outputDir, job.spec.stages.find((s) => s.name === input.slice(6)) ?? spec)}/`
             : input;
