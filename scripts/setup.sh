@@ -19,6 +19,15 @@ if [ "$mode" = test ]; then
   command -v glusterd >/dev/null 2>&1 || need+=(glusterfs-server glusterfs-client)
   command -v getfattr >/dev/null 2>&1 || need+=(attr)
   command -v docker-compose >/dev/null 2>&1 || need+=(docker-compose)
+  # The genuine Mesos 1.12 binaries the conformance suite runs (LOCUS_MESOS_HOME, else the shared
+  # testbed beside the checkout) link Debian's libraries; the suite unpacks the binaries itself.
+  mesos_home=${LOCUS_MESOS_HOME:-../shared/testbeds/mesos}
+  if [ -f "$mesos_home/runtime-packages.txt" ]; then
+    for p in $(cat "$mesos_home/runtime-packages.txt"); do
+      dpkg -s "$p" >/dev/null 2>&1 || need+=("$p")
+    done
+  fi
+  command -v unzip >/dev/null 2>&1 || need+=(unzip)
 fi
 
 if [ ${#need[@]} -gt 0 ]; then

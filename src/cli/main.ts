@@ -6,6 +6,17 @@
 import { LocusError } from '../core/errors.js';
 import { CliUsageError } from './args.js';
 
+// Asked to stop before a command has installed its own handling (it is still loading its
+// modules): stop at once, as a process without handlers would. Needed because a container's
+// pid 1 (bubblewrap --as-pid-1, an image entrypoint) ignores signals it has no handler for, and
+// an agent's kill would then wait out the whole kill-policy grace. A command's own handler wins.
+for (const [sig, code] of [['SIGTERM', 143], ['SIGINT', 130]] as const) {
+  process.on(sig, () => {
+    if (process.listenerCount(sig) > 1) return;
+    process.exit(code);
+  });
+}
+
 /** A subcommand: its one-line help and its entry point (returns the exit code). */
 interface CommandEntry {
   readonly summary: string;

@@ -247,6 +247,9 @@ export function validateVolumeRequest(body: unknown): VolumeRequest {
     if (sizeMiB < 1) throw invalidField('size', 'must be at least 1MiB');
     const containerPath = validateContainerPath(optional(o['containerPath'], 'containerPath', asString) ?? 'data');
     const mode = optional(o['mode'], 'mode', (v, p) => asEnum(v, p, ['RW', 'RO'] as const)) ?? 'RW';
+    // A genuine master refuses CREATE of a read-only persistent volume ("Read-only persistent
+    // volume not supported"); reading it read-only is a task's choice (a task volume's mode).
+    if (mode === 'RO') throw invalidField('mode', "Mesos cannot create read-only persistent volumes; create it RW and mount it read-only from the job spec (task volumes: [{ name, mode: RO }])");
     const placement = decodePlacement(o);
     const labels = decodeLabels(o['labels'], 'labels');
     const tenant = decodeTenantField(o);

@@ -4,9 +4,9 @@
  * must pass on both. Without the genuine binaries (and outside CI) the
  * genuine half prints one SKIPPED line; in CI it fails.
  */
-import { spawn } from 'node:child_process';
-import { chmodSync, mkdirSync, readFileSync, writeFileSync } from 'node:fs';
-import { join } from 'node:path';
+import { execFileSync, spawn } from 'node:child_process';
+import { chmodSync, mkdirSync, mkdtempSync, readFileSync, writeFileSync } from 'node:fs';
+import { dirname, join } from 'node:path';
 import { afterAll, beforeAll, expect, it } from 'vitest';
 import { LOCUS_CLI } from '../harness/build.js';
 import { startRedis, type TestRedis } from '../harness/redis.js';
@@ -14,7 +14,7 @@ import { describeWith } from '../harness/requires.js';
 import { ack, call, offersOf, statusOf, subscribe, subscribeCall, type Ev, type Offer, type Sub } from '../integration/local-helpers.js';
 import { resolveSettings } from '../../src/app/config.js';
 import { startFramework, type RunningFramework } from '../../src/app/framework.js';
-import { silentLogger } from '../../src/obs/log.js';
+import { createLogger, silentLogger } from '../../src/obs/log.js';
 import { validateJobSpec } from '../../src/scheduler/jobs/spec.js';
 import { TERMINAL_JOB_STATES, type JobRecord } from '../../src/scheduler/jobs/model.js';
 import { TARGETS, type ClusterTarget, type Isolation } from './targets.js';
@@ -63,12 +63,16 @@ function nullTask(taskId: string, o: Offer, cmd: string, cpus: number, extra: Re
   };
 }
 
-async function waitJob(fw: RunningFramework, id: string, timeoutMs: number): Promise<JobRecord> {
+async function waitJob(fw: RunningFramework, id: string, timeoutMs: number, onPoll?: (job: JobRecord) => void): Promise<JobRecord> {
   const deadline = Date.now() + timeoutMs;
   for (;;) {
     const job = await fw.jobs.get(id);
+    onPoll?.(job);
     if (TERMINAL_JOB_STATES.has(job.state)) return job;
-    if (Date.now() > deadline) throw new Error(`job ${id} still ${job.state} after ${timeoutMs} ms: ${JSON.stringify(job.counts)}`);
+    if (Date.now() > deadline) {
+      const why = await fw.coordinator.explain(`${id}.0.0`).catch((err: unknown) => String(err));
+      throw new Error(`job ${id} still ${job.state} after ${timeoutMs} ms: ${JSON.stringify(job.counts)}; task 0: ${JSON.stringify(why)}`);
+    }
     await new Promise((r) => setTimeout(r, 100));
   }
 }
@@ -219,6 +223,92 @@ for (const target of TARGETS) {
       }, 60_000);
 
       twoStageScenario(() => t, 'posix');
+      twoStageScenario(() => t, 'posix', 'uri');
+
+      it('a persistent volume: RESERVE + CREATE, a job writes, a second reads, DELETE refused in use, then DESTROY + UNRESERVE', async () => {
+        await freshRedis();
+        const fw = await startFramework(resolveSettings(frameworkFlags(t, { 'state-dir': join(t.dir, 'state-volume'), 'executor-idle-timeout': '2s' })), { logger: testLogger() });
+        try {
+          await fw.waitForSubscribed(30_000);
+          const api = httpApi(fw.httpUrl);
+          const slaves = async (): Promise<string[]> => {
+            const st = (await (await fetch(`${t.masterUrl}/slaves`, { headers: basic(t) })).json()) as { slaves: { reserved_resources_full?: Record<string, { disk?: { persistence?: { id: string } } }[]> }[] };
+            return st.slaves.flatMap((a) => Object.values(a.reserved_resources_full ?? {}).flat()).map((r) => r.disk?.persistence?.id ?? '').filter((x) => x !== '');
+          };
+          const ro = await api('POST', '/v1/volumes', { name: 'ro-cache', size: '16MiB', containerPath: 'data', mode: 'RO' });
+          // A genuine CREATE refuses read-only persistent volumes; the API says so up front.
+          expect(ro.status).toBe(400);
+          const created = await api('POST', '/v1/volumes', { name: 'cache', size: '64MiB', containerPath: 'data' });
+          expect(created.status, JSON.stringify(created.json)).toBe(201);
+          const ready = await waitVolume(api, 'cache', ['READY'], 60_000);
+          const id = String(ready['id']);
+          expect(await slaves()).toContain(id);
+          const volumeTask = { resources: { cpus: 0.2, mem: '64MiB', disk: '16MiB' }, volumes: [{ name: 'cache', path: 'cache', mode: 'RW' }] };
+          const writer = await fw.jobs.submit('default', validateJobSpec({ name: 'write-cache', tasks: [{ command: ['sh', '-c', 'echo hello-volume > cache/greeting'] }], task: { command: ['true'], ...volumeTask } }));
+          expect((await waitJob(fw, writer.id, 90_000)).state).toBe('SUCCEEDED');
+          const reader = await fw.jobs.submit('default', validateJobSpec({ name: 'read-cache', tasks: [{ command: ['sh', '-c', "cat cache/greeting > '{output}/got'"] }], task: { command: ['true'], ...volumeTask } }));
+          const read = await waitJob(fw, reader.id, 90_000);
+          expect(read.state).toBe('SUCCEEDED');
+          expect(readFileSync(join(read.outputDir, 'main', '00000', 'got'), 'utf8').trim()).toBe('hello-volume');
+          const holder = await fw.jobs.submit('default', validateJobSpec({ name: 'hold-cache', tasks: [{ command: ['sleep', '5'] }], task: { command: ['true'], ...volumeTask } }));
+          await waitVolume(api, 'cache', ['IN_USE'], 60_000);
+          const busy = await api('DELETE', '/v1/volumes/cache');
+          expect(busy.status).toBe(409);
+          expect((await waitJob(fw, holder.id, 90_000)).state).toBe('SUCCEEDED');
+          await waitVolume(api, 'cache', ['READY'], 90_000);
+          const del = await api('DELETE', '/v1/volumes/cache');
+          expect(del.status, JSON.stringify(del.json)).toBeLessThan(300);
+          // Carried out within seconds, and gone from the master's reserved resources.
+          const deadline = Date.now() + 30_000;
+          while ((await slaves()).includes(id)) {
+            if (Date.now() > deadline) throw new Error(`volume ${id} still on the master 30 s after DELETE: ${JSON.stringify((await api('GET', '/v1/volumes/cache')).json)}`);
+            await new Promise((r) => setTimeout(r, 250));
+          }
+        } finally {
+          await fw.stop();
+        }
+      }, 300_000);
+
+      it('kill -9 of `locus framework` mid-job, then a restart: reconciled, adopted, every task exactly once', async () => {
+        await freshRedis();
+        const flags = frameworkFlags(t, { 'state-dir': join(t.dir, 'state-kill9') });
+        const first = await spawnLocus(flags);
+        const api1 = httpApi(first.httpUrl);
+        const sub = await api1('POST', '/v1/jobs', { name: 'survive', retries: 2, tasks: Array.from({ length: 6 }, (_, i) => ({ command: ['sh', '-c', `sleep 2; echo ${i} > '{output}/n'`] })), task: { command: ['true'], resources: { cpus: 0.2, mem: '32MiB' } } });
+        expect(sub.status, JSON.stringify(sub.json)).toBe(201);
+        const jobId = String(sub.json['id']);
+        const deadline = Date.now() + 60_000;
+        for (;;) {
+          const j = await api1('GET', `/v1/jobs/${jobId}`);
+          if (Number((j.json['counts'] as { running?: number } | undefined)?.running ?? 0) > 0) break;
+          if (Date.now() > deadline) throw new Error(`nothing ran: ${JSON.stringify(j.json)}`);
+          await new Promise((r) => setTimeout(r, 100));
+        }
+        first.proc.kill('SIGKILL');
+        await new Promise((r) => first.proc.once('exit', r));
+        const second = await spawnLocus(flags);
+        try {
+          const api2 = httpApi(second.httpUrl);
+          const end = Date.now() + 120_000;
+          let job: Record<string, unknown> = {};
+          for (;;) {
+            job = (await api2('GET', `/v1/jobs/${jobId}`)).json;
+            if (['SUCCEEDED', 'FAILED', 'CANCELLED'].includes(String(job['state']))) break;
+            if (Date.now() > end) throw new Error(`job after restart: ${JSON.stringify(job)}`);
+            await new Promise((r) => setTimeout(r, 200));
+          }
+          expect(job['state'], JSON.stringify(job)).toBe('SUCCEEDED');
+          const out = String(job['outputDir']);
+          for (let i = 0; i < 6; i++) expect(readFileSync(join(out, 'main', String(i).padStart(5, '0'), 'n'), 'utf8').trim()).toBe(String(i));
+          const tasks = (await api2('GET', `/v1/jobs/${jobId}/tasks`)).json;
+          const list = (Array.isArray(tasks) ? tasks : (tasks['tasks'] as unknown[] | undefined) ?? []) as { state: string }[];
+          expect(list).toHaveLength(6);
+          for (const task of list) expect(task.state).toBe('SUCCEEDED');
+        } finally {
+          second.proc.kill('SIGTERM');
+          await new Promise((r) => second.proc.once('exit', r));
+        }
+      }, 240_000);
 
       it('a framework the master tore down: `locus framework` stops non-zero with the master\'s message within 10 s', async () => {
         await freshRedis();
@@ -252,7 +342,7 @@ for (const target of TARGETS) {
 
       it('short tasks: 100 × `sleep 0.2` at 0.1 cpu on one 2-cpu agent (figure recorded)', async () => {
         await freshRedis();
-        const fw = await startFramework(resolveSettings(frameworkFlags(t, { 'state-dir': join(t.dir, 'state-short') })), { logger: silentLogger() });
+        const fw = await startFramework(resolveSettings(frameworkFlags(t, { 'state-dir': join(t.dir, 'state-short') })), { logger: testLogger() });
         try {
           await fw.waitForSubscribed(30_000);
           const started = Date.now();
@@ -260,10 +350,14 @@ for (const target of TARGETS) {
             name: 'short-tasks', retries: 1,
             stages: [{ name: 'sleep', tasks: Array.from({ length: 100 }, () => ({ command: ['sleep', '0.2'] })), task: { command: ['true'], resources: { cpus: 0.1, mem: '32MiB' } } }],
           }));
-          const done = await waitJob(fw, job.id, 240_000);
+          let firstRunning: number | undefined;
+          const done = await waitJob(fw, job.id, 240_000, (j) => {
+            if (firstRunning === undefined && j.counts.running + j.counts.succeeded > 0) firstRunning = (Date.now() - started) / 1000;
+          });
           const seconds = (Date.now() - started) / 1000;
           expect(done.state).toBe('SUCCEEDED');
-          recordFigure(`short-tasks-${target.name}`, { tasks: 100, agents: 1, cpusPerAgent: 2, taskCpus: 0.1, seconds, idealSeconds: 1.1 });
+          expect(done.counts.succeeded).toBe(100);
+          recordFigure(`short-tasks-${target.name}`, { tasks: 100, agents: 1, cpusPerAgent: 2, taskCpus: 0.1, seconds, idealSeconds: 1.1, firstRunningSeconds: firstRunning ?? seconds });
         } finally {
           await fw.stop();
         }
@@ -294,7 +388,7 @@ for (const target of TARGETS) {
         const anon = await call(t.masterUrl, undefined, subscribeCall(nullFrameworkInfo('anon')));
         expect(anon.status).toBe(401);
         await freshRedis();
-        const fw = await startFramework(resolveSettings(frameworkFlags(t)), { logger: silentLogger() });
+        const fw = await startFramework(resolveSettings(frameworkFlags(t)), { logger: testLogger() });
         try {
           await fw.waitForSubscribed(30_000);
           const job = await fw.jobs.submit('default', twoStageSpec(writeDataset(t)));
@@ -323,7 +417,7 @@ describeWith([], 'local: executor authentication (--authenticate_http_executors)
         const anon = await fetch(`${t.agents[0]?.url ?? ''}/api/v1`, { method: 'POST', headers: { 'Content-Type': 'application/json' }, body: JSON.stringify({ type: 'GET_CONTAINERS' }) });
         expect(anon.status).toBe(401);
         await freshRedis();
-        const fw = await startFramework(resolveSettings(frameworkFlags(t)), { logger: silentLogger() });
+        const fw = await startFramework(resolveSettings(frameworkFlags(t)), { logger: testLogger() });
         try {
           await fw.waitForSubscribed(30_000);
           const job = await fw.jobs.submit('default', twoStageSpec(writeDataset(t)));
@@ -344,11 +438,24 @@ describeWith([], 'local: executor authentication (--authenticate_http_executors)
   }
 });
 
-function twoStageScenario(get: () => ClusterTarget, isolation: Isolation): void {
-  it(`a two-stage job (map over files + reduce) with executors delivered as an installed path (${isolation})`, async () => {
+let bundle: string | undefined;
+/** The executor bundle (`npm run bundle`), built once per run. */
+function executorBundle(): string {
+  if (bundle === undefined) {
+    const out = join(mkdtempSync('/tmp/locus-conf-bundle-'), 'locus.tgz');
+    chmodSync(dirname(out), 0o755);
+    execFileSync('bash', [join(import.meta.dirname, '../../scripts/bundle.sh'), out], { stdio: ['ignore', 'ignore', 'inherit'] });
+    bundle = out;
+  }
+  return bundle;
+}
+
+function twoStageScenario(get: () => ClusterTarget, isolation: Isolation, delivery: 'installed' | 'uri' = 'installed'): void {
+  it(`a two-stage job (map over files + reduce) with executors delivered ${delivery === 'uri' ? 'through the fetcher (--executor-uri)' : 'as an installed path'} (${isolation})`, async () => {
     const t = get();
     await freshRedis();
-    const fw = await startFramework(resolveSettings(frameworkFlags(t, { 'state-dir': join(t.dir, `state-2stage-${isolation}`) })), { logger: silentLogger() });
+    const extra: Record<string, string> = delivery === 'uri' ? { 'executor-uri': `file://${executorBundle()}` } : {};
+    const fw = await startFramework(resolveSettings(frameworkFlags(t, { 'state-dir': join(t.dir, `state-2stage-${isolation}-${delivery}`), ...extra })), { logger: testLogger() });
     try {
       await fw.waitForSubscribed(30_000);
       const job = await fw.jobs.submit('default', twoStageSpec(writeDataset(t)));
@@ -360,6 +467,51 @@ function twoStageScenario(get: () => ClusterTarget, isolation: Isolation): void 
       await fw.stop();
     }
   }, 200_000);
+}
+
+/** Silent, unless LOCUS_CONFORMANCE_LOG is set (then the framework's own logs, for debugging a scenario). */
+function testLogger(): ReturnType<typeof silentLogger> {
+  return process.env['LOCUS_CONFORMANCE_LOG'] ? createLogger('locus-conformance', { level: 'debug' }) : silentLogger();
+}
+
+type Api = (method: string, path: string, body?: unknown) => Promise<{ status: number; json: Record<string, unknown> }>;
+
+function httpApi(base: string): Api {
+  return async (method, path, body) => {
+    const res = await fetch(`${base}${path}`, {
+      method,
+      headers: { authorization: `Bearer ${'c'.repeat(64)}`, ...(body === undefined ? {} : { 'content-type': 'application/json' }) },
+      ...(body === undefined ? {} : { body: JSON.stringify(body) }),
+    });
+    const text = await res.text();
+    return { status: res.status, json: text ? (JSON.parse(text) as Record<string, unknown>) : {} };
+  };
+}
+
+async function waitVolume(api: Api, name: string, states: readonly string[], timeoutMs: number): Promise<Record<string, unknown>> {
+  const deadline = Date.now() + timeoutMs;
+  for (;;) {
+    const v = await api('GET', `/v1/volumes/${name}`);
+    if (states.includes(String(v.json['state']))) return v.json;
+    if (Date.now() > deadline) throw new Error(`volume ${name} is ${JSON.stringify(v.json)}, wanted ${states.join('|')}`);
+    await new Promise((r) => setTimeout(r, 200));
+  }
+}
+
+/** `locus framework` as a child process (for kill -9). */
+async function spawnLocus(flags: Record<string, string>): Promise<{ proc: ReturnType<typeof spawn>; httpUrl: string }> {
+  const port = String(await freePortFor());
+  const proc = spawn(process.execPath, [LOCUS_CLI, 'framework', ...Object.entries({ ...flags, 'http-port': port }).flatMap(([k, v]) => [`--${k}`, v])], { stdio: ['ignore', 'pipe', 'pipe'], env: { ...process.env, LOCUS_LOG_LEVEL: 'warn' } });
+  let out = '';
+  proc.stdout?.on('data', (b: Buffer) => { out += b.toString(); });
+  proc.stderr?.on('data', (b: Buffer) => { out += b.toString(); });
+  const deadline = Date.now() + 30_000;
+  while (!/http api:\s+(\S+)/.test(out)) {
+    if (proc.exitCode !== null) throw new Error(`locus framework exited ${proc.exitCode}: ${out}`);
+    if (Date.now() > deadline) throw new Error(`locus framework did not start: ${out}`);
+    await new Promise((r) => setTimeout(r, 50));
+  }
+  return { proc, httpUrl: /http api:\s+(\S+)/.exec(out)?.[1] ?? '' };
 }
 
 async function freePortFor(): Promise<number> {

@@ -29,13 +29,15 @@ describe('volume request validation', () => {
       name: 'cache.v1_a-b', sizeMiB: 10240, containerPath: 'data', mode: 'RW', placement: { constraints: [] }, labels: {},
     });
     const full = validateVolumeRequest({
-      name: 'x', size: 1.5, containerPath: 'a/b/', mode: 'RO', near: 'hdfs://nn:8020/data', labels: { team: 'ml' },
+      name: 'x', size: 1.5, containerPath: 'a/b/', mode: 'RW', near: 'hdfs://nn:8020/data', labels: { team: 'ml' },
       constraints: [{ attribute: 'rack', op: 'IN', value: 'r1,r2' }], tenant: 'alpha',
     });
-    expect(full).toMatchObject({ sizeMiB: 2, containerPath: 'a/b', mode: 'RO', placement: { near: 'hdfs://nn:8020/data' }, tenant: 'alpha' });
+    expect(full).toMatchObject({ sizeMiB: 2, containerPath: 'a/b', mode: 'RW', placement: { near: 'hdfs://nn:8020/data' }, tenant: 'alpha' });
   });
   it.each([
     [{ size: '1G' }, 'INVALID_FIELD:name'],
+    // Mesos refuses CREATE of read-only persistent volumes.
+    [{ name: 'v', size: '1G', mode: 'RO' }, 'INVALID_FIELD:mode'],
     [{ name: '..', size: '1G' }, 'INVALID_FIELD:name'],
     [{ name: '.', size: '1G' }, 'INVALID_FIELD:name'],
     [{ name: 'ünï', size: '1G' }, 'INVALID_FIELD:name'],

@@ -184,6 +184,15 @@ async function redeemBootToken(url: string, user: string, executorId: string, to
 
 /** Entry point of `locus executor`. */
 export async function run(argv: string[]): Promise<number> {
+  // A stop asked for while starting up ends the process at once: nothing has been taken yet.
+  // Without a handler, a container's pid 1 (bubblewrap's --as-pid-1, an image's entrypoint)
+  // ignores SIGTERM, and the agent's kill would wait out the whole kill-policy grace.
+  const stopWhileStarting = (): void => {
+    process.stderr.write('locus: executor stopped while starting\n');
+    process.exit(143);
+  };
+  process.on('SIGTERM', stopWhileStarting);
+  process.on('SIGINT', stopWhileStarting);
   const parsed = parseCommand(argv, OPTIONS, HELP, false);
   if (!parsed) return 0;
   const v = parsed.values;
@@ -281,6 +290,8 @@ export async function run(argv: string[]): Promise<number> {
     logger.info({ signal: sig }, 'signal received: draining');
     void executor.drain('signal');
   };
+  process.off('SIGTERM', stopWhileStarting);
+  process.off('SIGINT', stopWhileStarting);
   process.on('SIGTERM', onSignal);
   process.on('SIGINT', onSignal);
   const reason = await executor.finished;

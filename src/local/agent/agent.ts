@@ -20,6 +20,7 @@ import { listen, type Listening, type TlsFiles } from '../http.js';
 import { agentCheckpoint, agentDataDir, agentRoot, nestedSandboxDir, sandboxDir, volumeDir } from './paths.js';
 import { handleAgentRequest } from './http-api.js';
 import { newUuid } from './status.js';
+import { fetchUris } from './fetcher.js';
 import { CustomExecutors, isCustomExecutor, type ExecutorSettings } from './executors.js';
 
 export { newUuid, waitStatus } from './status.js';
@@ -380,7 +381,8 @@ export class LocalAgent {
     const mounts = this.mounts(res, task.container?.volumes);
     mkdirSync(sandbox, { recursive: true });
     this.linkVolumes(sandbox, mounts);
-    void this.isolator.launch({
+    // The fetcher runs before the container starts, as the genuine agent's does.
+    void fetchUris(sandbox, containerId, cmd?.uris ?? []).then(() => this.isolator.launch({
       id: containerId,
       argv,
       env,
@@ -390,7 +392,7 @@ export class LocalAgent {
       network: 'host',
       hostFilesystem: true,
       ...(task.container?.hostname !== undefined ? { hostname: task.container.hostname } : {}),
-    }).then(
+    })).then(
       (container) => {
         const rc: RunningContainer = { containerId, parentId: undefined, frameworkId, executorId: taskId, taskId, sandbox, container, exit: container.wait(), killRequested: false };
         this.containers.set(containerId, rc);
