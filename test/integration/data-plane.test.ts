@@ -67,7 +67,7 @@ beforeAll(async () => {
   rd = new RecordingDispatcher(redis);
   await rd.dispatcher.start();
   hdfs = await startWebHdfsServer({ files: [{ path: '/logs/day1.txt', size: 300_000, blockSize: 100_000 }] });
-});
+}, 60_000);
 
 afterAll(async () => {
   for (const p of procs) await stopProc(p);
@@ -173,7 +173,8 @@ describe('two executors as two hosts, no shared disk', () => {
     const creds = await prov.create(id);
     const e = spawnExecutor({ redis, id, creds, sandbox: join(work, `sandbox-${id}`), args: ['--hostname', host, '--storage-config', JSON.stringify(config)] });
     procs.push(e);
-    await waitRegistered(admin, id).catch((err: Error) => {
+    // Generous: on a loaded machine an executor's start (node, Redis, isolation probe) is slow.
+    await waitRegistered(admin, id, 60_000).catch((err: Error) => {
       throw new Error(`${err.message}\n${e.stderr()}`);
     });
     await rd.dispatcher.watchExecutor(id);
@@ -188,7 +189,7 @@ describe('two executors as two hosts, no shared disk', () => {
     // A dataset replica that only host-a holds.
     await mkdir(join(hostDirs('host-a').data, 'books'), { recursive: true });
     await writeFile(join(hostDirs('host-a').data, 'books', 'b1.txt'), 'the cat the dog\nthe end\n');
-  });
+  }, 150_000);
 
   it('a map on host-b reads host-a\'s replica through its block server and commits on host-b; a reduce on host-a reads that output through host-b\'s', async () => {
     const mapOut = join(sharedRoot(), 'default', 'job-dp', 'map', '00000');
