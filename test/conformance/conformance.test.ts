@@ -454,7 +454,8 @@ function twoStageScenario(get: () => ClusterTarget, isolation: Isolation, delive
   it(`a two-stage job (map over files + reduce) with executors delivered ${delivery === 'uri' ? 'through the fetcher (--executor-uri)' : 'as an installed path'} (${isolation})`, async () => {
     const t = get();
     await freshRedis();
-    const extra: Record<string, string> = delivery === 'uri' ? { 'executor-uri': `file://${executorBundle()}` } : {};
+    // One machine: the agents see the framework's output root, so outputs are committed there.
+    const extra: Record<string, string> = delivery === 'uri' ? { 'executor-uri': `file://${executorBundle()}`, 'shared-outputs': 'true' } : {};
     const fw = await startFramework(resolveSettings(frameworkFlags(t, { 'state-dir': join(t.dir, `state-2stage-${isolation}-${delivery}`), ...extra })), { logger: testLogger() });
     try {
       await fw.waitForSubscribed(30_000);
