@@ -163,6 +163,7 @@ export class Coordinator {
   /** An attempt's result arrived from its executor. */
   async onAttemptResult(result: AttemptResult, executorId: string): Promise<void> {
     const outcome = await this.o.jobs.finishAttempt(result);
+    this.log.info({ DBG: true, result, executorId, outcome }, 'DBGRESULT');
     if (outcome === 'STALE') {
       this.log.debug({ attemptId: result.attemptId }, 'stale attempt result ignored');
       return;
@@ -687,20 +688,45 @@ export class Coordinator {
 
 /**
  * What an offer holds for executors once its volume operations have run:
- * the unreserved scalars each RESERVE takes are subtracted, and every
- * Locus-labelled resource is left out (it belongs to a holding being
- * reserved, created or torn down in the same ACCEPT, and a LAUNCH naming it
- * would race the operation). Pure; the offer itself is not changed.
+ * the unreserved scalars each RESERVE takes are subtracted, and the labelled
+ * resources of every holding the operations touch are left out (a LAUNCH
+ * naming a volume or reservation being created or torn down in the same
+ * ACCEPT would race the operation). Other holdings' volumes stay, so a task
+ * pinned to another volume on that agent is not held back. Pure; the offer
+ * itself is not changed.
  */
 export function afterVolumeOperations(offer: Offer, operations: readonly Operation[]): Offer {
   const reserved: Record<string, number> = {};
+  const touched = new Set<string>();
+  const note = (rs: readonly Resource[] | undefined): void => {
+    for (const r of rs ?? []) {
+      const tag = tagOf(r);
+      if (tag) touched.add(tag.holdingId);
+    }
+  };
   for (const op of operations) {
-    if (op.type !== 'RESERVE') continue;
-    for (const r of op.reserve.resources ?? []) if (r.scalar) reserved[r.name] = (reserved[r.name] ?? 0) + r.scalar.value;
+    switch (op.type) {
+      case 'RESERVE':
+        note(op.reserve.resources);
+        for (const r of op.reserve.resources ?? []) if (r.scalar) reserved[r.name] = (reserved[r.name] ?? 0) + r.scalar.value;
+        break;
+      case 'UNRESERVE':
+        note(op.unreserve.resources);
+        break;
+      case 'CREATE':
+        note(op.create.volumes);
+        break;
+      case 'DESTROY':
+        note(op.destroy.volumes);
+        break;
+      default:
+        break;
+    }
   }
   const out: Resource[] = [];
   for (const r of offer.resources) {
-    if (tagOf(r) !== undefined) continue;
+    const tag = tagOf(r);
+    if (tag && touched.has(tag.holdingId)) continue;
     const take = reserved[r.name] ?? 0;
     const unreserved = (r.reservations?.length ?? 0) === 0 && r.reservation === undefined && (r.role === undefined || r.role === '*') && r.disk === undefined;
     if (!r.scalar || take <= 0 || !unreserved) {
