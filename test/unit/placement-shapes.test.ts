@@ -112,3 +112,21 @@ describe('offer flow with work of several kinds', () => {
     expect(place(snap(10_000, { offersParked: true }), indexOf([])).revive).toBe(false);
   });
 });
+
+describe('executors holding a volume', () => {
+  it('an idle volume executor too small for the volume tasks that wait gives the volume back', () => {
+    const x = exec('r1-h1', { executorId: 'vol-small', slotResources: small, slots: 1, freeSlots: 1, volumes: ['vol-1'], tenant: 'a', idleSince: 5_000, freeSince: 5_000 });
+    const big = task({ taskId: 'v', volumeId: 'vol-1', resources: { cpus: 1, mem: 512, disk: 0 } });
+    const plan = place(snap(10_000, { executors: [x] }), indexOf([big]));
+    expect(plan.assignments).toEqual([]);
+    expect(plan.releases).toEqual([{ executorId: 'vol-small', reason: 'idle' }]);
+  });
+
+  it('keeps an idle volume executor whose waiting task only avoids its host', () => {
+    const x = exec('r1-h1', { executorId: 'vol-fits', slotResources: small, slots: 1, freeSlots: 1, volumes: ['vol-1'], tenant: 'a', idleSince: 5_000, freeSince: 5_000 });
+    const avoided = task({ taskId: 'v', volumeId: 'vol-1', resources: small, avoidHosts: ['r1-h1'] });
+    const plan = place(snap(10_000, { executors: [x] }), indexOf([avoided]));
+    expect(plan.assignments).toEqual([]);
+    expect(plan.releases).toEqual([]);
+  });
+});

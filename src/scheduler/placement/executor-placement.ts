@@ -372,8 +372,10 @@ function releases(pass: Pass, shapes: readonly Shape[], offers: readonly OfferSt
       continue;
     }
     if (since === undefined || since > settled) continue;
-    // A dedicated volume executor whose volume's tasks wait (they do not fit its slots).
-    if (x.volumes.some((v) => pass.index.queuesWithVolume(v).length > 0)) {
+    // A dedicated volume executor whose volume's tasks wait because they do not fit its slots:
+    // only a new executor of their size can run them, and only once this one gives the volume
+    // back. (Tasks that wait for another reason, an avoided host, a quota, keep it.)
+    if (x.volumes.some((v) => pass.index.queuesWithVolume(v).some((q) => !fits(q.maxResources, e.slotResources)))) {
       out.push({ executorId: e.executorId, reason: 'idle' });
       continue;
     }
