@@ -212,3 +212,32 @@ export class NoopRunner implements AttemptRunner {
 
   async close(): Promise<void> {}
 }
+
+/**
+ * Reports attempt sandboxes as the agent's host paths. Inside a container image the executor's
+ * sandbox is `/mnt/mesos/sandbox` (MESOS_SANDBOX) while the agent serves it, through
+ * `/files/read`, under its host path (MESOS_DIRECTORY): a path reported as seen inside would 404.
+ */
+export class HostPathRunner implements AttemptRunner {
+  constructor(private readonly inner: AttemptRunner, private readonly inside: string, private readonly onHost: string) {}
+
+  get kind(): string {
+    return this.inner.kind;
+  }
+
+  /** The host path of a path inside the executor's container (unchanged outside its sandbox). */
+  hostPath(p: string): string {
+    const base = this.inside.replace(/\/+$/, '');
+    if (p !== base && !p.startsWith(`${base}/`)) return p;
+    return `${this.onHost.replace(/\/+$/, '')}${p.slice(base.length)}`;
+  }
+
+  async launch(spec: RunSpec): Promise<RunHandle> {
+    const h = await this.inner.launch(spec);
+    return { sandboxDir: this.hostPath(h.sandboxDir), wait: () => h.wait(), kill: (graceMs) => h.kill(graceMs) };
+  }
+
+  close(): Promise<void> {
+    return this.inner.close();
+  }
+}

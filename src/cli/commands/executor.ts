@@ -15,7 +15,7 @@ import type { SplitReader } from '../../executor/attempt.js';
 import { Executor } from '../../executor/executor.js';
 import { createIsolator } from '../../executor/isolation/index.js';
 import type { IsolationMode } from '../../executor/isolation/types.js';
-import { AgentRunner, IsolatorRunner, NoopRunner, PreferAgentRunner, type AttemptRunner } from '../../executor/runner.js';
+import { AgentRunner, HostPathRunner, IsolatorRunner, NoopRunner, PreferAgentRunner, type AttemptRunner } from '../../executor/runner.js';
 import { AgentClient } from '../../mesos/agent.js';
 import { bootKey, bootUser } from '../../executor/contract.js';
 import { createLogger, type Logger } from '../../obs/log.js';
@@ -228,10 +228,13 @@ export async function run(argv: string[]): Promise<number> {
     return r;
   };
 
-  const runner = await chooseRunner({
+  const chosen = await chooseRunner({
     runner: runnerKind, isolation, endpoint: v['agent-endpoint'] ?? env('MESOS_AGENT_ENDPOINT'), containerId: v['container-id'] ?? env('MESOS_CONTAINER_ID'),
     frameworkId: env('MESOS_FRAMEWORK_ID'), mesosExecutorId: env('MESOS_EXECUTOR_ID'), bearerToken: env('MESOS_EXECUTOR_AUTHENTICATION_TOKEN'), sandbox,
   }, logger);
+  // MESOS_DIRECTORY is the sandbox's host path; it differs from MESOS_SANDBOX inside an image.
+  const hostSandbox = env('MESOS_DIRECTORY');
+  const runner: AttemptRunner = hostSandbox !== undefined && hostSandbox !== sandbox ? new HostPathRunner(chosen, sandbox, hostSandbox) : chosen;
   let registry: { read(uri: string, offset: number, length: number): Promise<NodeJS.ReadableStream> } | undefined;
   const splitReader: SplitReader = async (uri, offset, length) => {
     if (!registry) {
