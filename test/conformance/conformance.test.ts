@@ -375,6 +375,90 @@ for (const target of TARGETS) {
       twoStageScenario(() => t, 'linux');
     });
 
+    describeWith([], `${target.name}: failures (two agents${target.name === 'genuine' ? ', replicated-log registry' : ''})`, () => {
+      let t: ClusterTarget;
+      beforeAll(async () => {
+        t = await target.start({ agents: 2, isolation: 'posix', registry: 'replicated_log' });
+      }, 120_000);
+      afterAll(async () => {
+        await t?.stop();
+      }, 60_000);
+
+      const sleepJob = (name: string, n: number, seconds: number): ReturnType<typeof validateJobSpec> => validateJobSpec({
+        name, retries: 3,
+        tasks: Array.from({ length: n }, (_, i) => ({ command: ['sh', '-c', `sleep ${seconds}; echo ${i} > '{output}/n'`] })),
+        task: { command: ['true'], resources: { cpus: 0.3, mem: '32MiB' } },
+      });
+      const checkOutputs = (job: JobRecord, n: number): void => {
+        for (let i = 0; i < n; i++) expect(readFileSync(join(job.outputDir, 'main', String(i).padStart(5, '0'), 'n'), 'utf8').trim()).toBe(String(i));
+      };
+      const whenRunning = async (fw: RunningFramework, id: string): Promise<void> => {
+        const deadline = Date.now() + 60_000;
+        while ((await fw.jobs.get(id)).counts.running === 0) {
+          if (Date.now() > deadline) throw new Error('nothing ran within 60 s');
+          await new Promise((r) => setTimeout(r, 100));
+        }
+      };
+
+      it('an agent restarted mid-job: its executors are recovered and the job completes, each output once', async () => {
+        await freshRedis();
+        const fw = await startFramework(resolveSettings(frameworkFlags(t, { 'state-dir': join(t.dir, 'state-agent-restart') })), { logger: testLogger() });
+        try {
+          await fw.waitForSubscribed(30_000);
+          const job = await fw.jobs.submit('default', sleepJob('agent-restart', 4, 4));
+          await whenRunning(fw, job.id);
+          await t.restartAgent(1);
+          const done = await waitJob(fw, job.id, 180_000);
+          expect(done.state, JSON.stringify(done.counts)).toBe('SUCCEEDED');
+          checkOutputs(done, 4);
+        } finally {
+          await fw.stop();
+        }
+      }, 240_000);
+
+      if (target.name === 'genuine') {
+        it('the master restarted mid-job (replicated log): the framework re-subscribes, reconciles and the job completes', async () => {
+          await freshRedis();
+          const fw = await startFramework(resolveSettings(frameworkFlags(t, { 'state-dir': join(t.dir, 'state-master-restart') })), { logger: testLogger() });
+          try {
+            await fw.waitForSubscribed(30_000);
+            const job = await fw.jobs.submit('default', sleepJob('master-restart', 4, 4));
+            await whenRunning(fw, job.id);
+            await t.restartMaster?.();
+            const done = await waitJob(fw, job.id, 180_000);
+            expect(done.state, JSON.stringify(done.counts)).toBe('SUCCEEDED');
+            checkOutputs(done, 4);
+          } finally {
+            await fw.stop();
+          }
+        }, 240_000);
+      }
+
+      it('an agent killed for good: its tasks are retried elsewhere, its volume is UNAVAILABLE and never destroyed', async () => {
+        await freshRedis();
+        const fw = await startFramework(resolveSettings(frameworkFlags(t, { 'state-dir': join(t.dir, 'state-agent-kill') })), { logger: testLogger() });
+        try {
+          await fw.waitForSubscribed(30_000);
+          const api = httpApi(fw.httpUrl);
+          const created = await api('POST', '/v1/volumes', { name: 'pinned', size: '16MiB', agent: t.agents[0]?.hostname });
+          expect(created.status, JSON.stringify(created.json)).toBe(201);
+          await waitVolume(api, 'pinned', ['READY'], 60_000);
+          const job = await fw.jobs.submit('default', sleepJob('agent-kill', 4, 5));
+          await whenRunning(fw, job.id);
+          await t.killAgent(1);
+          const done = await waitJob(fw, job.id, 240_000);
+          expect(done.state, JSON.stringify(done.counts)).toBe('SUCCEEDED');
+          checkOutputs(done, 4);
+          const hosts = (await fw.jobs.tasks(job.id)).map((task) => task.attempts[task.attempts.length - 1]?.host);
+          expect(hosts.every((h) => h === t.agents[1]?.hostname)).toBe(true);
+          const v = await waitVolume(api, 'pinned', ['UNAVAILABLE'], 60_000);
+          expect(v['state']).toBe('UNAVAILABLE');
+        } finally {
+          await fw.stop();
+        }
+      }, 330_000);
+    });
+
     describeWith([], `${target.name}: framework authentication (and executor authentication on genuine agents)`, () => {
       let t: ClusterTarget;
       beforeAll(async () => {

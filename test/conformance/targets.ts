@@ -36,6 +36,8 @@ export interface TargetOptions {
    * agent rejects the flag as unknown).
    */
   readonly executorAuth?: boolean | 'reject-all';
+  /** Where the master keeps its registry (genuine): `replicated_log` survives a master restart. */
+  readonly registry?: 'in_memory' | 'replicated_log';
 }
 
 /** A running cluster. */
@@ -50,6 +52,12 @@ export interface ClusterTarget {
   readonly secretFile?: string;
   /** Whether agents demand executor tokens (`--authenticate_http_executors`). */
   readonly executorAuth: boolean;
+  /** Stop agent i (1-based) as its process would stop, keeping its work dir, and start it again (recovery). */
+  restartAgent(i: number): Promise<void>;
+  /** Kill agent i and everything it runs, for good. */
+  killAgent(i: number): Promise<void>;
+  /** Restart the master (genuine only: the local cluster's master and agents are one process). */
+  restartMaster?(): Promise<void>;
   stop(): Promise<void>;
 }
 
@@ -157,10 +165,14 @@ export async function startGenuine(o: TargetOptions = {}): Promise<ClusterTarget
   if (o.executorAuth !== undefined && o.executorAuth !== false) {
     throw new Error('the genuine testbed agent is built without JWT support: --authenticate_http_executors is not a flag it knows');
   }
-  run('master', 'mesos-master', [
-    '--ip=127.0.0.1', `--port=${masterPort}`, '--hostname=127.0.0.1', `--work_dir=${join(dir, 'master')}`, '--registry=in_memory',
-    '--max_completed_frameworks=100', ...masterAuth,
-  ]);
+  const registry = o.registry ?? 'in_memory';
+  // Agent loss is noticed after 3 missed pings of 2 s (the default, 5 × 15 s, is too slow for tests).
+  const masterArgs = [
+    '--ip=127.0.0.1', `--port=${masterPort}`, '--hostname=127.0.0.1', `--work_dir=${join(dir, 'master')}`, `--registry=${registry}`,
+    ...(registry === 'replicated_log' ? ['--quorum=1'] : []),
+    '--max_completed_frameworks=100', '--agent_ping_timeout=2secs', '--max_agent_ping_timeouts=3', ...masterAuth,
+  ];
+  run('master', 'mesos-master', masterArgs);
   const masterUrl = `http://127.0.0.1:${masterPort}`;
   const stop = async (): Promise<void> => {
     for (const p of [...procs].reverse()) p.proc.kill('SIGTERM');
@@ -189,20 +201,64 @@ export async function startGenuine(o: TargetOptions = {}): Promise<ClusterTarget
     await waitHttp(`${masterUrl}/health`, () => true, 30_000, procs);
     const agents: { url: string; hostname: string }[] = [];
     const cgroupsRoot = `locus-conf-${randomBytes(3).toString('hex')}`;
+    const agentArgs: string[][] = [];
     for (let i = 1; i <= n; i++) {
       const port = await freePort();
       const hostname = `agent-${i}`;
-      run(hostname, 'mesos-agent', [
+      agentArgs.push([
         `--master=127.0.0.1:${masterPort}`, '--ip=127.0.0.1', `--port=${port}`, `--hostname=${hostname}`, `--attributes=rack:r${((i - 1) % 2) + 1}`,
         `--work_dir=${join(dir, hostname, 'work')}`, `--runtime_dir=${join(dir, hostname, 'run')}`,
         `--resources=${o.resources ?? 'cpus:2;mem:2048;disk:4096;ports:[31000-32000]'}`,
         `--isolation=${isolation}`, `--launcher=${launcher}`, `--launcher_dir=${join(dist, 'libexec', 'mesos')}`,
         `--cgroups_root=${cgroupsRoot}-${i}`, '--systemd_enable_support=false', '--executor_registration_timeout=2mins',
+        '--recover=reconnect',
       ]);
+      run(hostname, 'mesos-agent', agentArgs[i - 1] ?? []);
       agents.push({ url: `http://127.0.0.1:${port}`, hostname });
     }
-    await waitHttp(`${masterUrl}/state`, (b) => (JSON.parse(b) as { activated_slaves?: number }).activated_slaves === n, 60_000, procs);
-    return { kind: 'genuine', masterUrl, agents, dir, ...(principal ? { principal } : {}), ...(secretFile ? { secretFile } : {}), executorAuth: false, stop };
+    const activeAgents = async (want: number): Promise<void> => {
+      await waitHttp(`${masterUrl}/state`, (b) => (JSON.parse(b) as { activated_slaves?: number }).activated_slaves === want, 90_000, procs.filter((p) => p.proc.exitCode === null && p.proc.signalCode === null));
+    };
+    await activeAgents(n);
+    const procOf = (name: string): { name: string; proc: ChildProcess; log: string } | undefined => [...procs].reverse().find((p) => p.name === name);
+    const exitOf = (p: { proc: ChildProcess }): Promise<void> => (p.proc.exitCode !== null || p.proc.signalCode !== null ? Promise.resolve() : new Promise((r) => p.proc.once('exit', () => r())));
+    let alive = n;
+    return {
+      kind: 'genuine', masterUrl, agents, dir, ...(principal ? { principal } : {}), ...(secretFile ? { secretFile } : {}), executorAuth: false, stop,
+      async restartAgent(i) {
+        const p = procOf(`agent-${i}`);
+        if (!p) throw new Error(`no agent-${i}`);
+        // SIGTERM ends the agent process only; its executors live on and are recovered on restart.
+        p.proc.kill('SIGTERM');
+        await exitOf(p);
+        run(`agent-${i}`, 'mesos-agent', agentArgs[i - 1] ?? []);
+        await activeAgents(alive);
+      },
+      async killAgent(i) {
+        const p = procOf(`agent-${i}`);
+        if (!p) throw new Error(`no agent-${i}`);
+        p.proc.kill('SIGKILL');
+        await exitOf(p);
+        const work = join(dir, `agent-${i}`);
+        for (const pid of readdirSync('/proc').filter((x) => /^\d+$/.test(x))) {
+          try {
+            if (readlinkSync(`/proc/${pid}/cwd`).startsWith(`${work}/`)) process.kill(Number(pid), 'SIGKILL');
+          } catch {
+            // gone
+          }
+        }
+        alive--;
+      },
+      async restartMaster() {
+        const p = procOf('master');
+        if (!p) throw new Error('no master');
+        p.proc.kill('SIGKILL');
+        await exitOf(p);
+        run('master', 'mesos-master', masterArgs);
+        await waitHttp(`${masterUrl}/health`, () => true, 30_000, []);
+        await activeAgents(alive);
+      },
+    };
   } catch (err) {
     await stop();
     throw err;
@@ -236,6 +292,17 @@ export async function startLocal(o: TargetOptions = {}): Promise<ClusterTarget> 
     ...(principal ? { principal } : {}),
     ...(secretFile ? { secretFile } : {}),
     executorAuth: o.executorAuth !== undefined && o.executorAuth !== false,
+    async restartAgent(i) {
+      const a = cluster.agents[i - 1];
+      if (!a) throw new Error(`no agent-${i}`);
+      await cluster.control.stopAgent(a.hostname);
+      await cluster.control.startAgent(a.hostname);
+    },
+    async killAgent(i) {
+      const a = cluster.agents[i - 1];
+      if (!a) throw new Error(`no agent-${i}`);
+      await cluster.control.stopAgent(a.hostname);
+    },
     async stop() {
       await cluster.stop();
       rmSync(dir, { recursive: true, force: true });
