@@ -163,7 +163,6 @@ export class Coordinator {
   /** An attempt's result arrived from its executor. */
   async onAttemptResult(result: AttemptResult, executorId: string): Promise<void> {
     const outcome = await this.o.jobs.finishAttempt(result);
-    this.log.info({ DBG: true, result, executorId, outcome }, 'DBGRESULT');
     if (outcome === 'STALE') {
       this.log.debug({ attemptId: result.attemptId }, 'stale attempt result ignored');
       return;
@@ -284,7 +283,7 @@ export class Coordinator {
           slotResources: e.slotResources, slots: e.slots, freeSlots: free,
           volumes: e.volumes, ...(e.tenant ? { tenant: e.tenant } : {}),
           freeSince: e.idleSince ?? now, ...(e.idleSince === undefined ? {} : { idleSince: e.idleSince }),
-          draining: e.state === 'DRAINING',
+          draining: e.state === 'DRAINING', ...(e.state === 'LAUNCHING' ? { launching: true } : {}),
         };
       });
     const runningByTenant = this.o.jobs.runningByTenant();

@@ -122,11 +122,11 @@ describe('executors holding a volume', () => {
     expect(plan.releases).toEqual([{ executorId: 'vol-small', reason: 'idle' }]);
   });
 
-  it('keeps an idle volume executor whose waiting task only avoids its host', () => {
+  it('keeps an idle volume executor whose waiting task avoids its host, and gives it the task (the volume pins it there)', () => {
     const x = exec('r1-h1', { executorId: 'vol-fits', slotResources: small, slots: 1, freeSlots: 1, volumes: ['vol-1'], tenant: 'a', idleSince: 5_000, freeSince: 5_000 });
     const avoided = task({ taskId: 'v', volumeId: 'vol-1', resources: small, avoidHosts: ['r1-h1'] });
     const plan = place(snap(10_000, { executors: [x] }), indexOf([avoided]));
-    expect(plan.assignments).toEqual([]);
+    expect(plan.assignments.map((a) => a.executorId)).toEqual(['vol-fits']);
     expect(plan.releases).toEqual([]);
   });
 });

@@ -366,6 +366,9 @@ function releases(pass: Pass, shapes: readonly Shape[], offers: readonly OfferSt
   for (const x of pass.execs) {
     const e = x.view;
     if (x.used || e.freeSlots < e.slots) continue;
+    // Still launching while waiting work could run on it: it takes that work once it has registered
+    // (given back now, the next pass would launch the same executor again, and again).
+    if (e.launching === true && usableByWaiting(pass, x, shapes)) continue;
     const since = e.idleSince ?? e.freeSince;
     if (since !== undefined && since <= cutoff) {
       out.push({ executorId: e.executorId, reason: 'idle' });
@@ -398,4 +401,14 @@ function releases(pass: Pass, shapes: readonly Shape[], offers: readonly OfferSt
     for (const x of list) out.push({ executorId: x.view.executorId, reason: 'idle' });
   }
   return out;
+}
+
+/** Whether pending work of a size its slots hold may run on x: its volume's tasks, else any unpinned shape. */
+function usableByWaiting(pass: Pass, x: ExecState, shapes: readonly Shape[]): boolean {
+  const e = x.view;
+  if (x.volumes.length > 0) {
+    return x.volumes.some((v) => pass.index.queuesWithVolume(v).some((q) => (q.volumes.get(v)?.live ?? 0) > 0
+      && (e.tenant === undefined || q.tenant === e.tenant) && fits(q.maxResources, e.slotResources)));
+  }
+  return shapes.some((sh) => fits(sh.slot, e.slotResources));
 }

@@ -58,7 +58,8 @@ export function explain(taskId: string, snapshot: Snapshot, index: PendingIndex,
   }
 
   const feasible = pass.execs.filter((x) => pass.hardFits(t, x));
-  const feasibleOffers = usableOffers.filter((o) => offerAllows(t, o, false) && offerFits(o)
+  // A volume-pinned task ignores avoided hosts (Pass.hardFits): its volume's agent is its only host.
+  const feasibleOffers = usableOffers.filter((o) => offerAllows(t, o, t.volumeId !== undefined) && offerFits(o)
     && (t.volumeId === undefined || (o.volumes?.includes(t.volumeId) ?? false)));
   if (feasible.length === 0 && feasibleOffers.length === 0) {
     // Relax one hard rule at a time (only to name the rule that blocks; a pass never does).

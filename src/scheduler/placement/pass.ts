@@ -268,7 +268,10 @@ export class Pass {
     if (v.tenant !== undefined && v.tenant !== t.tenant) return false;
     if (t.volumeId !== undefined && !x.volumes.includes(t.volumeId)) return false;
     if (!fits(t.resources, v.slotResources)) return false;
-    if (t.avoidHosts !== undefined && t.avoidHosts.includes(v.hostname)) return false;
+    // A task pinned to a volume can run on the volume's agent only: avoiding that host (after a
+    // failure there) would leave it pending for ever while executors are launched for it and
+    // given back; its retries still bound how often it fails there.
+    if (t.avoidHosts !== undefined && t.volumeId === undefined && t.avoidHosts.includes(v.hostname)) return false;
     const cs = t.constraints;
     if (cs !== undefined) {
       for (const c of cs) {

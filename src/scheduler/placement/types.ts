@@ -97,6 +97,8 @@ export interface ExecutorView {
   readonly idleSince?: number;
   /** The agent is being drained (maintenance): no new tasks. */
   readonly draining?: boolean;
+  /** Launched and not registered yet (it takes tasks already: they wait until it registers). */
+  readonly launching?: boolean;
 }
 
 /** A tenant as fair share sees it. */
