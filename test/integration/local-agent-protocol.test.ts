@@ -89,5 +89,26 @@ describe('local master: the agent protocol by hand', () => {
     expect(again.json?.['agentId']).toBe(agentId);
     expect(again.json?.['token']).not.toBe(token);
     expect((await post(`${base}${API}/${agentId}/heartbeat`, { executors: [] }, token)).status).toBe(401);
+
+    // A task whose launch never reached the agent is dropped when the agent registers without it.
+    const token2 = String(again.json?.['token']);
+    const beat2 = setInterval(() => { void post(`${base}${API}/${agentId}/heartbeat`, { executors: [] }, token2).catch(() => undefined); }, 300);
+    try {
+      const used = new Set(s.events.filter((e) => e.type === 'OFFERS').flatMap((e) => offersOf(e).map((o) => o.id.value)));
+      const offer = offersOf(await s.next((e) => e.type === 'OFFERS' && offersOf(e).some((o) => !used.has(o.id.value)), 10_000, 'an offer after the return'))[0];
+      if (!offer) throw new Error('no offer');
+      expect((await call(base, s.streamId, {
+        type: 'ACCEPT', framework_id: { value: s.frameworkId },
+        accept: { offer_ids: [offer.id], operations: [{ type: 'LAUNCH', launch: { task_infos: [{ name: 't2', task_id: { value: 't2' }, agent_id: offer.agent_id, resources: [{ name: 'cpus', type: 'SCALAR', scalar: { value: 0.1 }, allocation_info: { role: 'locus' } }], command: { value: 'true' } }] } }] },
+      })).status).toBe(202);
+      // The control call to port 9 fails after its retries (well under 3 s).
+      await new Promise((r) => setTimeout(r, 3000));
+      expect(s.events.filter(isUpdate('t2')).length).toBe(0);
+      expect((await post(`${base}${API}/register`, registration('fake-1', agentId))).status).toBe(200);
+      const dropped = statusOf(await s.next(isUpdate('t2', 'TASK_DROPPED'), 5000, 't2 dropped'));
+      expect(dropped.message).toBe('Task is unknown to the agent');
+    } finally {
+      clearInterval(beat2);
+    }
   }, 60_000);
 });

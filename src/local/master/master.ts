@@ -540,6 +540,30 @@ export class Master {
     this.addTask(fw, agentId, role, o.task, o.task.resources).state = 'TASK_RUNNING';
   }
 
+  /**
+   * An agent re-registered without tasks the master placed there (their
+   * launch never reached it, or it restarted and lost them): they are gone,
+   * TASK_DROPPED for partition-aware frameworks and TASK_LOST for the rest,
+   * as the genuine master reports tasks unknown to a re-registering agent.
+   * `keep` says which tasks are still on their way to the agent.
+   */
+  dropUnreported(agentId: string, reported: ReadonlySet<string>, keep: (frameworkId: string, taskId: string) => boolean): void {
+    for (const fw of this.frameworks.values()) {
+      for (const t of [...fw.tasks.values()]) {
+        const id = t.info.task_id.value;
+        if (t.agentId !== agentId || TERMINAL_TASK_STATES.has(t.state) || t.unreachable || reported.has(`${fw.id}/${id}`) || keep(fw.id, id)) continue;
+        t.pending = [];
+        if (t.resendTimer) clearTimeout(t.resendTimer);
+        this.masterUpdate(fw, {
+          task_id: t.info.task_id, state: hasCapability(fw, 'PARTITION_AWARE') ? 'TASK_DROPPED' : 'TASK_LOST', source: 'SOURCE_MASTER',
+          reason: 'REASON_RECONCILIATION', message: 'Task is unknown to the agent', agent_id: { value: agentId }, timestamp: Date.now() / 1000,
+        }, t);
+        fw.tasks.delete(id);
+        fw.completedTasks.push(t);
+      }
+    }
+  }
+
   /** Stop timers and streams (the cluster is shutting down). */
   close(): void {
     this.closed = true;

@@ -31,6 +31,8 @@ export class RemoteAgent implements AgentRuntime {
   private executors: WireExecutor[];
   // Calls go out one at a time, in order: a KILL must never overtake its LAUNCH.
   private chain: Promise<void> = Promise.resolve();
+  // Tasks whose launch call has not finished yet: a re-registration must not declare them unknown.
+  private readonly launching = new Set<string>();
   // Update uuids already handed to the master: a retried POST (its answer was lost) is not a second update.
   private readonly seen = new Set<string>();
   private readonly seenOrder: string[] = [];
@@ -91,12 +93,23 @@ export class RemoteAgent implements AgentRuntime {
 
   launchTask(frameworkId: string, framework: FrameworkInfo, task: TaskInfo): void {
     this.noteExecutor(frameworkId, task.executor);
-    void this.call('launch', { frameworkId, framework, task });
+    this.track(frameworkId, [task], this.call('launch', { frameworkId, framework, task }));
   }
 
   launchGroup(frameworkId: string, framework: FrameworkInfo, executor: ExecutorInfo, tasks: readonly TaskInfo[]): void {
     this.noteExecutor(frameworkId, executor);
-    void this.call('launch-group', { frameworkId, framework, executor, tasks });
+    this.track(frameworkId, tasks, this.call('launch-group', { frameworkId, framework, executor, tasks }));
+  }
+
+  private track(frameworkId: string, tasks: readonly TaskInfo[], done: Promise<void>): void {
+    const keys = tasks.map((t) => `${frameworkId}/${t.task_id.value}`);
+    for (const k of keys) this.launching.add(k);
+    void done.finally(() => { for (const k of keys) this.launching.delete(k); });
+  }
+
+  /** Whether a task's launch is still on its way to the agent. */
+  isLaunching(frameworkId: string, taskId: string): boolean {
+    return this.launching.has(`${frameworkId}/${taskId}`);
   }
 
   killTask(frameworkId: string, taskId: string, killingState: boolean, graceMs: number): void {
@@ -269,6 +282,10 @@ export class RemoteAgents {
     }
     // Live tasks first, so agentBack's sweep of unreachable tasks keeps them.
     for (const t of reg.liveTasks) this.master.adoptTask(id, t);
+    if (known) {
+      const reported = new Set([...reg.liveTasks, ...reg.orphanedTasks].map((t) => `${t.frameworkId}/${t.task.task_id.value}`));
+      this.master.dropUnreported(id, reported, (fid, tid) => rt.isLaunching(fid, tid));
+    }
     const rec = this.master.agents.get(id);
     if (known || reg.orphanedTasks.length > 0) this.master.agentBack(id, reg.orphanedTasks);
     else if (rec) rec.connected = true;
