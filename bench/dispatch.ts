@@ -533,7 +533,7 @@ async function main(): Promise<void> {
       `Latency breakdown (p50 / p99 ms): submit -> attempt placed ${placed.p50Ms} / ${placed.p99Ms}; submit -> executor running ${running.p50Ms} / ${running.p99Ms}; submit -> job SUCCEEDED ${done.p50Ms} / ${done.p99Ms}.`,
       `Where an attempt's time goes in the best Locus round (p50 / p90 ms): ${Object.entries(result.locus.breakdownMs).map(([k, v]) => `${k} ${v.p50} / ${v.p90}`).join('; ')} (attemptsInFlight: a count, not ms; outputsDiskWalk: one du-style walk of the outputs root after the round).`,
       `Baseline: ${result.setup.baseline}.`,
-      `Load average (1 / 5 / 15 min) at the start: ${loadAtStart.join(' / ')}; at the end: ${result.setup.loadAverage.join(' / ')}; wall time ${result.setup.wallSeconds}s. The machine has ${cpus().length} CPUs and is shared: a load above ${cpus().length} means other work competed with every figure here.`,
+      `Load average (1 / 5 / 15 min) at the start: ${loadAtStart.join(' / ')}; at the end: ${result.setup.loadAverage.join(' / ')}; wall time ${result.setup.wallSeconds}s. The machine has ${cpus().length} CPUs and is shared with other work; a load above ${cpus().length} means more runnable processes than CPUs (this benchmark's own Redis, executors and workers included), so every figure here was taken under contention.`,
       '',
       '| round | plain BullMQ jobs/s | Locus tasks/s | ratio | load before | load after |',
       '|---|---|---|---|---|---|',

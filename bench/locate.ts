@@ -223,6 +223,8 @@ async function benchRados(): Promise<Record<string, unknown> & { verification: V
 }
 
 async function main(): Promise<void> {
+  // Recorded at the start and the end: the machine is shared, and both runs are CPU-bound.
+  const loadAtStart = loadavg().map((x) => +x.toFixed(2));
   const webhdfs = await benchWebHdfs();
   console.log(`webhdfs: ${String(webhdfs['filesPerSecond'])} files/s (${String(webhdfs['files'])} files in ${String(webhdfs['seconds'])} s)`);
   const rados = await benchRados();
@@ -232,7 +234,7 @@ async function main(): Promise<void> {
   const date = new Date().toISOString().slice(0, 10);
   const result = {
     date: new Date().toISOString(),
-    machine: { cpus: cpus().length, cpuModel: cpus()[0]?.model, node: process.version, loadavg: loadavg().map((x) => +x.toFixed(2)) },
+    machine: { cpus: cpus().length, cpuModel: cpus()[0]?.model, node: process.version, loadavgAtStart: loadAtStart, loadavg: loadavg().map((x) => +x.toFixed(2)) },
     targets: { webhdfsFilesPerSecond: 2000, radosObjectsPerSecond: 200_000 },
     webhdfs,
     rados,
