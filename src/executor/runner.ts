@@ -77,7 +77,9 @@ export class IsolatorRunner implements AttemptRunner {
       sandboxDir,
       limits: { cpus: spec.resources.cpus, memMiB: spec.resources.memMiB, diskMiB: spec.resources.diskMiB, pids: 0 },
       // Relative host paths are directories of this executor's sandbox (its persistent volumes).
-      volumes: spec.volumes.map((v) => (isAbsolute(v.hostPath) ? v : { ...v, hostPath: join(this.sandboxRoot, v.hostPath) })),
+      // (Relative host paths are persistent volumes: written by the attempt's user, who may not be
+      // the executor's, e.g. root on a genuine agent.)
+      volumes: spec.volumes.map((v) => (isAbsolute(v.hostPath) ? v : { ...v, hostPath: join(this.sandboxRoot, v.hostPath), ownByWorkload: !v.readOnly })),
       network: 'host',
       stdoutPath: join(sandboxDir, 'stdout'),
       stderrPath: join(sandboxDir, 'stderr'),

@@ -245,7 +245,8 @@ for (const target of TARGETS) {
           expect(await slaves()).toContain(id);
           const volumeTask = { resources: { cpus: 0.2, mem: '64MiB', disk: '16MiB' }, volumes: [{ name: 'cache', path: 'cache', mode: 'RW' }] };
           const writer = await fw.jobs.submit('default', validateJobSpec({ name: 'write-cache', tasks: [{ command: ['sh', '-c', 'echo hello-volume > cache/greeting'] }], task: { command: ['true'], ...volumeTask } }));
-          expect((await waitJob(fw, writer.id, 90_000)).state).toBe('SUCCEEDED');
+          const wrote = await waitJob(fw, writer.id, 90_000);
+          expect(wrote.state, await attemptMessages(fw, writer.id)).toBe('SUCCEEDED');
           const reader = await fw.jobs.submit('default', validateJobSpec({ name: 'read-cache', tasks: [{ command: ['sh', '-c', "cat cache/greeting > '{output}/got'"] }], task: { command: ['true'], ...volumeTask } }));
           const read = await waitJob(fw, reader.id, 90_000);
           expect(read.state).toBe('SUCCEEDED');
@@ -557,6 +558,12 @@ function twoStageScenario(get: () => ClusterTarget, isolation: Isolation, delive
 /** Silent, unless LOCUS_CONFORMANCE_LOG is set (then the framework's own logs, for debugging a scenario). */
 function testLogger(): ReturnType<typeof silentLogger> {
   return process.env['LOCUS_CONFORMANCE_LOG'] ? createLogger('locus-conformance', { level: 'debug' }) : silentLogger();
+}
+
+/** Every attempt's outcome of a job, for assertion messages. */
+async function attemptMessages(fw: RunningFramework, jobId: string): Promise<string> {
+  const tasks = await fw.jobs.tasks(jobId);
+  return tasks.map((t) => `${t.id}: ${t.attempts.map((a) => `${a.state ?? '?'} on ${a.host} (${a.message ?? ''})`).join('; ')}`).join('\n');
 }
 
 type Api = (method: string, path: string, body?: unknown) => Promise<{ status: number; json: Record<string, unknown> }>;

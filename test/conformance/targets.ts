@@ -195,7 +195,8 @@ export async function startGenuine(o: TargetOptions = {}): Promise<ClusterTarget
         // already gone
       }
     }
-    rmSync(dir, { recursive: true, force: true });
+    // LOCUS_CONFORMANCE_KEEP=1 keeps logs and sandboxes for a post-mortem.
+    if (!process.env['LOCUS_CONFORMANCE_KEEP']) rmSync(dir, { recursive: true, force: true });
   };
   try {
     await waitHttp(`${masterUrl}/health`, () => true, 30_000, procs);

@@ -113,6 +113,11 @@ export class LinuxIsolator implements Isolator {
     const user = resolveUser(spec.user ?? this.options.defaultUser);
     await fsp.mkdir(spec.sandboxDir, { recursive: true });
     await chownTree(spec.sandboxDir, user.uid, user.gid);
+    for (const v of spec.volumes) {
+      if (v.readOnly || v.ownByWorkload !== true) continue;
+      const st = await fsp.stat(v.hostPath).catch(() => undefined);
+      if (st && st.isDirectory() && st.uid !== user.uid) await fsp.chown(v.hostPath, user.uid, user.gid);
+    }
 
     const container = new LinuxContainer(spec, rel, this.logger.child({ container: spec.id }), this.options, () => this.containers.delete(spec.id));
     this.containers.set(spec.id, container);

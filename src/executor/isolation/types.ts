@@ -12,6 +12,11 @@ export interface VolumeMount {
   readonly readOnly: boolean;
   /** Whether its usage counts toward the container's `disk` (default true; false for shared host directories). */
   readonly countsAsDisk?: boolean;
+  /**
+   * A persistent volume the workload writes: its top directory is handed to the container's
+   * user when another user owns it, as a Mesos agent does for a task running as another user.
+   */
+  readonly ownByWorkload?: boolean;
 }
 
 /** Resource limits of one container. */
