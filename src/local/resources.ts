@@ -311,3 +311,9 @@ export function parseResourceString(text: string): Resource[] {
   }
   return add(out);
 }
+
+/** The role a container's resources are allocated to (its MESOS_ALLOCATION_ROLE); `*` when none says. */
+export function allocationRole(resources: readonly Resource[]): string {
+  for (const r of resources) if (r.allocation_info?.role !== undefined) return r.allocation_info.role;
+  return '*';
+}

@@ -15,7 +15,7 @@ import type { Logger } from '../../obs/log.js';
 import type { Container, ContainerExit, Isolator, VolumeMount } from '../../executor/isolation/types.js';
 import type { ExecutorInfo, FrameworkInfo, Resource, TaskInfo, TaskState, TaskStatus } from '../../mesos/types.js';
 import { readCheckpoint, writeCheckpoint } from '../checkpoint.js';
-import { add, reservationRole, scalar, subtract } from '../resources.js';
+import { add, allocationRole, reservationRole, scalar, subtract } from '../resources.js';
 import { listen, type Listening, type TlsFiles } from '../http.js';
 import { agentCheckpoint, agentDataDir, agentRoot, nestedSandboxDir, sandboxDir, volumeDir } from './paths.js';
 import { handleAgentRequest } from './http-api.js';
@@ -527,13 +527,4 @@ export class LocalAgent {
 
   /** Ends of nested containers, for WAIT_CONTAINER after the fact. */
   readonly finished = new Map<string, ContainerExit>();
-}
-
-/** The role a task's resources are allocated to (MESOS_ALLOCATION_ROLE). */
-function allocationRole(resources: readonly Resource[]): string {
-  for (const r of resources) {
-    const role = r.allocation_info?.role;
-    if (role !== undefined) return role;
-  }
-  return '*';
 }

@@ -17,7 +17,7 @@ import type { ContainerExit } from '../../executor/isolation/types.js';
 import type { ExecutorInfo, FrameworkInfo, Resource, TaskInfo, TaskState, TaskStatus } from '../../mesos/types.js';
 import { TERMINAL_TASK_STATES } from '../../mesos/types.js';
 import { recordio } from '../http.js';
-import { scalar } from '../resources.js';
+import { allocationRole, scalar } from '../resources.js';
 import type { LocalAgent, RunningContainer } from './agent.js';
 import { sandboxDir } from './paths.js';
 import { newUuid } from './status.js';
@@ -175,7 +175,7 @@ export class CustomExecutors {
     for (const v of cmd?.environment?.variables ?? []) if (v.value !== undefined) base[v.name] = v.value;
     const checkpoint = framework.checkpoint === true;
     const env: Record<string, string> = {
-      ...this.agent.containerEnv(base, { frameworkId, executorId, containerId, sandbox, checkpoint, role: allocationRoleOf(executor.resources ?? []), shutdownGrace: mesosDuration(graceOf(info, this.settings.shutdownGraceMs)) }),
+      ...this.agent.containerEnv(base, { frameworkId, executorId, containerId, sandbox, checkpoint, role: allocationRole(executor.resources ?? []), shutdownGrace: mesosDuration(graceOf(info, this.settings.shutdownGraceMs)) }),
       ...(checkpoint ? { MESOS_RECOVERY_TIMEOUT: '15mins', MESOS_SUBSCRIPTION_BACKOFF_MAX: '2secs' } : {}),
     };
     const resources: Resource[] = [...(executor.resources ?? []), ...tasks.flatMap((t) => t.resources)];
@@ -400,9 +400,4 @@ export class CustomExecutors {
       ...(run.container ? { container_status: { container_id: { value: run.containerId }, ...(pid !== undefined ? { executor_pid: pid } : {}) } } : {}),
     });
   }
-}
-
-function allocationRoleOf(resources: readonly Resource[]): string {
-  for (const r of resources) if (r.allocation_info?.role !== undefined) return r.allocation_info.role;
-  return '*';
 }
