@@ -10,7 +10,8 @@ import { spawn } from 'node:child_process';
 import { promises as fsp } from 'node:fs';
 import { LocusError } from '../../core/errors.js';
 import type { Logger } from '../../obs/log.js';
-import { buildExit, diskMessage, diskPaths, DiskWatch, OutputPump, validateSpec } from './common.js';
+import { dirname, isAbsolute } from 'node:path';
+import { buildExit, diskMessage, diskPaths, DiskWatch, OutputPump, validateSpec, volumeTarget } from './common.js';
 import { chownTree, DEFAULT_PATH, findExecutable, procStatFields, resolveUser, sleep } from './host.js';
 import type { Container, ContainerExit, ContainerSpec, ContainerUsage, IsolationReport, Isolator, TerminationReason } from './types.js';
 
@@ -43,6 +44,14 @@ export class ProcessIsolator implements Isolator {
     validateSpec(spec);
     if (this.containers.has(spec.id)) throw new LocusError('ALREADY_EXISTS', `container '${spec.id}' is already running`);
     await fsp.mkdir(spec.sandboxDir, { recursive: true });
+    // No mount namespace: a volume with a relative container path appears as a symlink in the
+    // sandbox, as Mesos filesystem/posix shows persistent volumes (absolute paths are the host's own).
+    for (const v of spec.volumes) {
+      if (isAbsolute(v.containerPath)) continue;
+      const link = volumeTarget(spec.sandboxDir, v.containerPath);
+      await fsp.mkdir(dirname(link), { recursive: true });
+      if (!(await fsp.lstat(link).then(() => true, () => false))) await fsp.symlink(v.hostPath, link);
+    }
     // Only root can switch users; anyone else runs the workload as themselves.
     const isRoot = process.getuid?.() === 0;
     const user = isRoot ? resolveUser(spec.user ?? this.options.defaultUser) : undefined;
