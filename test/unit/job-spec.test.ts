@@ -38,6 +38,14 @@ describe('job spec', () => {
     expect(effectiveLocality(validateJobSpec({ ...base, locality: 'node-only' }).locality, framework)).toEqual({ mode: 'node-only' });
   });
 
+  it("accepts locality 'off' (place blindly): nothing to wait for", () => {
+    const framework = { mode: 'wait', nodeWaitMs: 7000, rackWaitMs: 9000 } as const;
+    const off = validateJobSpec({ name: 'wc', inputs: ['local://words/'], task: { command: ['true'] }, locality: 'off' });
+    expect(off.locality).toEqual({ mode: 'off' });
+    expect(effectiveLocality(off.locality, framework)).toEqual({ mode: 'wait', nodeWaitMs: 0, rackWaitMs: 0 });
+    expect(() => validateJobSpec({ name: 'wc', inputs: ['local://words/'], task: { command: ['true'] }, locality: 'blind' })).toThrow(/node-only', 'off'/);
+  });
+
   it('parses the multi-stage YAML form with stage inputs', () => {
     const spec = parseJobSpecText(`
 name: wordcount

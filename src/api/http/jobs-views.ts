@@ -319,7 +319,7 @@ export const JOB_SPEC_BODY: JsonSchema = {
         priority: { description: 'integer, -1000..1000' },
         retries: { description: 'integer, 0..100' },
         timeout: { description: 'a duration such as 10m' },
-        locality: { description: "'node-only' or {wait: {node: 3s, rack: 3s}}" },
+        locality: { description: "'node-only', 'off' (place blindly) or {wait: {node: 3s, rack: 3s}}" },
         constraints: { description: 'a list of {attribute, equals} | {hostname} | {notHostnames}' },
         output: { description: 'where committed outputs go' },
         labels: { description: 'a map of strings' },

@@ -533,13 +533,15 @@ export class JobService extends EventEmitter<ServiceEvents> {
     // Objects shared by all tasks of a stage (resources, constraints, locality) are passed by
     // reference: the index keeps them, and sharing keeps a million pending tasks small.
     const locality = this.localityOf(job.spec);
+    // `locality: off` places blindly: placement is told of no data hosts at all.
+    const blind = job.spec.locality?.mode === 'off';
     this.index.add({
       taskId, jobId: job.id, tenant: job.tenant, priority: job.spec.priority,
       resources: stageSpec.task.resources,
       // A task with no split of its own (an explicit reduce) goes near the largest share of the
       // earlier stages' committed outputs.
-      preferredHosts: split?.hosts ?? this.outputs?.preferredHosts(job.id, stage).hosts ?? [],
-      preferredRacks: split?.racks ?? [],
+      preferredHosts: blind ? [] : split?.hosts ?? this.outputs?.preferredHosts(job.id, stage).hosts ?? [],
+      preferredRacks: blind ? [] : split?.racks ?? [],
       inputBytes: split?.length ?? this.outputs?.preferredHosts(job.id, stage).bytes ?? 0,
       constraints: job.spec.constraints,
       ...(locality === undefined ? {} : { locality }),

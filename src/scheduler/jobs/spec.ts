@@ -59,6 +59,8 @@ export interface StageSpec {
  */
 export type SpecLocality =
   | { readonly mode: 'node-only' }
+  /** Place blindly: the job's data hosts are not given to placement at all (for comparisons such as bench/locality.ts). */
+  | { readonly mode: 'off' }
   | { readonly mode: 'wait'; readonly nodeWaitMs?: number; readonly rackWaitMs?: number };
 
 /** A validated, normalised job spec. */
@@ -300,7 +302,8 @@ function locality(v: unknown, field: string): SpecLocality | undefined {
   // Nothing is filled in here: what the spec leaves out is the framework's to decide.
   if (v === undefined) return undefined;
   if (v === 'node-only') return { mode: 'node-only' };
-  if (!isObject(v)) throw invalidField(field, "must be 'node-only' or {wait: {node: 3s, rack: 3s}}");
+  if (v === 'off') return { mode: 'off' };
+  if (!isObject(v)) throw invalidField(field, "must be 'node-only', 'off' or {wait: {node: 3s, rack: 3s}}");
   checkKeys(v, field, ['wait']);
   const wait = v['wait'];
   if (wait === undefined) return { mode: 'wait' };
@@ -329,6 +332,8 @@ function optionalDuration(v: unknown, field: string): number | undefined {
 export function effectiveLocality(spec: SpecLocality | undefined, framework: LocalityPolicy): LocalityPolicy | undefined {
   if (spec === undefined) return undefined;
   if (spec.mode === 'node-only') return spec;
+  // Off: tasks carry no data hosts (see JobService.addPending), so there is nothing to wait for.
+  if (spec.mode === 'off') return { mode: 'wait', nodeWaitMs: 0, rackWaitMs: 0 };
   const base = framework.mode === 'wait' ? framework : { nodeWaitMs: 0, rackWaitMs: 0 };
   return { mode: 'wait', nodeWaitMs: spec.nodeWaitMs ?? base.nodeWaitMs, rackWaitMs: spec.rackWaitMs ?? base.rackWaitMs };
 }
