@@ -201,22 +201,34 @@ async function benchRados(): Promise<Record<string, unknown> & { verification: V
   try {
     const backend = new CephBackend({ conf }, new HostMapper());
     const names = Array.from({ length: OBJECTS }, (_, i) => `obj-${i}`);
-    const tFetch = process.hrtime.bigint();
-    const map = await backend.cluster.maps();
-    const fetchSeconds = Number(process.hrtime.bigint() - tFetch) / 1e9;
-    await backend.locateObjects(pool, names.slice(0, 1000));
-    const t0 = process.hrtime.bigint();
-    const located = await backend.locateObjects(pool, names);
-    const seconds = Number(process.hrtime.bigint() - t0) / 1e9;
-    if (located.length !== OBJECTS || !located.every((l) => l.hosts.length > 0)) throw new Error('some object was not placed');
-    const sample = sampleIndices(OBJECTS, VERIFY).map((i) => located[i] as ObjectLocation);
-    const v0 = process.hrtime.bigint();
-    const verification = await verifySample(backend, conf, pool, sample, map.epoch);
-    const verifySeconds = Number(process.hrtime.bigint() - v0) / 1e9;
-    return {
-      objects: OBJECTS, seconds: +seconds.toFixed(4), objectsPerSecond: Math.round(OBJECTS / seconds), mapFetchSeconds: +fetchSeconds.toFixed(3),
-      epoch: map.epoch, pool, verification, verifySeconds: +verifySeconds.toFixed(1),
-    };
+    // A fresh cluster may still move its epoch (PGs peering). The timed answers are the ones
+    // that must be verified, so when the epoch moved between timing and checking, the maps are
+    // re-read and the timed run repeated at the new epoch (up to 3 timed runs, all reported).
+    const timedRuns: { epoch: number; seconds: number; objectsPerSecond: number; checkedFromTimedRun: number }[] = [];
+    for (;;) {
+      backend.refresh();
+      const tFetch = process.hrtime.bigint();
+      const map = await backend.cluster.maps();
+      const fetchSeconds = Number(process.hrtime.bigint() - tFetch) / 1e9;
+      await backend.locateObjects(pool, names.slice(0, 1000));
+      const t0 = process.hrtime.bigint();
+      const located = await backend.locateObjects(pool, names);
+      const seconds = Number(process.hrtime.bigint() - t0) / 1e9;
+      if (located.length !== OBJECTS || !located.every((l) => l.hosts.length > 0)) throw new Error('some object was not placed');
+      const sample = sampleIndices(OBJECTS, VERIFY).map((i) => located[i] as ObjectLocation);
+      const v0 = process.hrtime.bigint();
+      const verification = await verifySample(backend, conf, pool, sample, map.epoch);
+      const verifySeconds = Number(process.hrtime.bigint() - v0) / 1e9;
+      timedRuns.push({ epoch: map.epoch, seconds: +seconds.toFixed(4), objectsPerSecond: Math.round(OBJECTS / seconds), checkedFromTimedRun: verification.checkedFromTimedRun });
+      const timedVerified = verification.checkedFromTimedRun === verification.checked;
+      if (timedVerified || timedRuns.length >= 3) {
+        return {
+          objects: OBJECTS, seconds: +seconds.toFixed(4), objectsPerSecond: Math.round(OBJECTS / seconds), mapFetchSeconds: +fetchSeconds.toFixed(3),
+          epoch: map.epoch, pool, verification, verifySeconds: +verifySeconds.toFixed(1), timedAnswersVerified: timedVerified, timedRuns,
+        };
+      }
+      console.log(`rados:   the epoch moved from ${map.epoch} during the check; timing again at the new epoch`);
+    }
   } finally {
     await stop?.();
   }
@@ -242,7 +254,7 @@ async function main(): Promise<void> {
       webhdfs: Number(webhdfs['filesPerSecond']) >= 2000,
       // A fast answer that disagrees with Ceph, or was not checked, does not meet the target.
       rados: Number(rados['objectsPerSecond']) >= 200_000 && rados.verification.mismatches === 0 && rados.verification.unverified.length === 0
-        && rados.verification.checked === Math.min(VERIFY, OBJECTS),
+        && rados.verification.checked === Math.min(VERIFY, OBJECTS) && rados['timedAnswersVerified'] === true,
     },
   };
   const here = dirname(fileURLToPath(import.meta.url));
