@@ -56,13 +56,13 @@ describe('commit decided in Redis', () => {
     expect(record.attemptId).toBe(winner?.id);
     expect(record.files).toEqual([{ name: 'count', size: 3 }, { name: 'sub/part', size: winner?.id.length }]);
     expect(record.size).toBe(3 + (winner?.id.length ?? 0));
-    for (const [i, o] of outcomes.entries()) {
-      if (o.kind !== 'already') continue;
-      expect(o.winner).toBe(winner?.id);
-      // A loser renamed nothing into place and left no staging behind.
-      const a = attempts[i];
-      if (a && a.host !== winner?.host) expect(await committedBy(a.finalDir)).toBeUndefined();
-    }
+    // Every other attempt lost, and was told who won.
+    expect(outcomes.filter((o) => o.kind === 'already').map((o) => (o.kind === 'already' ? o.winner : undefined))).toEqual(Array(attempts.length - 1).fill(winner?.id));
+    // A loser on another host than the winner's renamed nothing into place (its own final directory
+    // holds no commit); losers on the winner's host share the winner's directory, checked below.
+    const elsewhere = attempts.filter((a, i) => outcomes[i]?.kind === 'already' && a.host !== winner?.host);
+    expect(elsewhere).toHaveLength(4);
+    for (const a of elsewhere) expect(await committedBy(a.finalDir)).toBeUndefined();
     expect(await readFile(join(winner?.finalDir ?? '', 'sub', 'part'), 'utf8')).toBe(winner?.id);
     expect(await committedBy(winner?.finalDir ?? '')).toBe(winner?.id);
   });
