@@ -385,7 +385,7 @@ for (const target of TARGETS) {
           const seconds = (Date.now() - started) / 1000;
           expect(done.state).toBe('SUCCEEDED');
           expect(done.counts.succeeded).toBe(100);
-          recordFigure(`short-tasks-${target.name}`, { tasks: 100, agents: 1, cpusPerAgent: 2, taskCpus: 0.1, seconds, idealSeconds: 1.1, firstRunningSeconds: firstRunning ?? seconds });
+          recordFigure(`short-tasks-${target.name}`, { tasks: 100, agents: 1, cpusPerAgent: 2, taskCpus: 0.1, seconds, idealSeconds: 1.1, firstAttemptStartedSeconds: firstRunning ?? seconds });
         } finally {
           await fw.stop();
         }
