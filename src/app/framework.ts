@@ -13,6 +13,7 @@ import { LocusError } from '../core/errors.js';
 import type { Logger } from '../obs/log.js';
 import { createMetrics, type LocusMetrics } from '../obs/metrics.js';
 import { SchedulerClient } from '../mesos/client.js';
+import { isObject } from '../core/decode.js';
 import { buildFrameworkInfo } from '../mesos/calls.js';
 import { createStorageRegistry, type StorageRegistry } from '../storage/registry.js';
 import { JobStore } from '../scheduler/jobs/store.js';
@@ -318,6 +319,16 @@ export async function startFramework(settings: FrameworkSettings, extras: Framew
         log.error({ err: err instanceof Error ? err.stack : String(err), type: event.type }, 'handling a Mesos event failed');
       });
     });
+    // Offers alone leave agents unknown while the framework is suppressed (idle): ask the master
+    // for its agents on every subscription, so requests pinned to an agent can be checked at once.
+    client.on('subscribed', (info) => {
+      void learnAgents(info.master, settings.principal && settings.secret ? { principal: settings.principal, secret: settings.secret } : undefined).then((list) => {
+        for (const a of list) {
+          if (seenAgents.has(a.agentId)) continue;
+          seenAgents.set(a.agentId, a);
+        }
+      }, (err: unknown) => log.warn({ err: String(err) }, 'reading the master\'s agents failed; agents become known from offers'));
+    });
     client.on('disconnected', (info) => {
       coordinator.disconnected();
       log.warn({ reason: info.reason, willRetry: info.willRetry }, 'disconnected from the master');
@@ -419,4 +430,28 @@ export async function startFramework(settings: FrameworkSettings, extras: Framew
     await stopAll();
     throw err;
   }
+}
+
+/**
+ * The master's agents (`GET /slaves`, on a genuine master and on the local one): hostname, id,
+ * rack and total resources, as offers would show them.
+ */
+async function learnAgents(master: string, credentials: { principal: string; secret: string } | undefined): Promise<(KnownAgent & { rack?: string })[]> {
+  const headers: Record<string, string> = { Accept: 'application/json' };
+  if (credentials) headers['Authorization'] = `Basic ${Buffer.from(`${credentials.principal}:${credentials.secret}`).toString('base64')}`;
+  const res = await fetch(new URL('/slaves', master), { headers, signal: AbortSignal.timeout(10_000) });
+  if (!res.ok) throw new Error(`GET /slaves answered ${res.status}`);
+  const body: unknown = await res.json();
+  const slaves = isObject(body) && Array.isArray(body['slaves']) ? body['slaves'] : [];
+  const out: (KnownAgent & { rack?: string })[] = [];
+  for (const a of slaves) {
+    if (!isObject(a) || typeof a['id'] !== 'string' || typeof a['hostname'] !== 'string') continue;
+    if (a['active'] === false) continue;
+    const r = isObject(a['resources']) ? a['resources'] : {};
+    const n = (k: string): number => (typeof r[k] === 'number' ? r[k] : 0);
+    const attrs = isObject(a['attributes']) ? a['attributes'] : {};
+    const rack = typeof attrs['rack'] === 'string' ? attrs['rack'] : undefined;
+    out.push({ agentId: a['id'], hostname: a['hostname'], total: { cpus: n('cpus'), mem: n('mem'), disk: n('disk') }, ...(rack ? { rack } : {}) });
+  }
+  return out;
 }

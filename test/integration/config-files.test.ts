@@ -57,7 +57,8 @@ function shippedFrameworkConfigs(): string[] {
   const files = execFileSync('git', ['ls-files', '*.yaml', '*.yml', '*.json'], { cwd: root, encoding: 'utf8' }).split('\n').filter(Boolean);
   const known = new Set<string>(FRAMEWORK_OPTION_NAMES);
   return files.filter((f) => {
-    if (f.startsWith('test/') || f.startsWith('node_modules/') || f.startsWith('package') || f.startsWith('tsconfig')) return false;
+    // Benchmark results are records, not configs.
+    if (f.startsWith('test/') || f.startsWith('bench/') || f.startsWith('node_modules/') || f.startsWith('package') || f.startsWith('tsconfig')) return false;
     let doc: unknown;
     try {
       doc = parse(readFileSync(join(root, f), 'utf8'));
