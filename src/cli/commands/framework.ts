@@ -84,5 +84,7 @@ export async function run(argv: string[]): Promise<number> {
   // Abandoned steps leave reconnecting clients behind: they would keep the process alive, so
   // it exits here rather than when they give up (never, for Redis).
   if (code !== 0) process.exit(code);
+  // A clean stop: a stray handle must not keep the process alive either.
+  setTimeout(() => process.exit(0), 500).unref();
   return code;
 }

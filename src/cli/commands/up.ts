@@ -92,5 +92,8 @@ export async function run(argv: string[]): Promise<number> {
     process.stderr.write(`locus: stopped uncleanly: ${parts.join('; ')}\n`);
     process.exit(1);
   }
+  // Everything was stopped; a stray handle (a keep-alive socket, a reconnect timer of a client
+  // that outlived its owner) must not keep the process alive after a clean stop.
+  setTimeout(() => process.exit(0), 500).unref();
   return 0;
 }
