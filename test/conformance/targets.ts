@@ -85,7 +85,7 @@ export const GENUINE_MESOS: Dependency = {
 };
 
 /** Unpack (once per tarball) and return the install dir with bin/, lib/, libexec/. */
-function genuineDist(): string {
+export function genuineDist(): string {
   const home = genuineHome();
   if (existsSync(join(home, 'bin', 'mesos-master'))) return home;
   const tarball = join(home, TARBALL);

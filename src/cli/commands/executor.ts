@@ -5,7 +5,7 @@
  * LOCUS_* for every flag); the Redis credentials are the executor's own ACL
  * user, never a cluster-wide one.
  */
-import { mkdtemp, readFile } from 'node:fs/promises';
+import { chmod, mkdtemp, readFile, stat } from 'node:fs/promises';
 import { hostname as osHostname, tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { Redis } from 'ioredis';
@@ -214,6 +214,10 @@ export async function run(argv: string[]): Promise<number> {
     password = await redeemBootToken(redisUrl, user, executorId, bootToken);
   }
   const sandbox = v.sandbox ?? env('MESOS_SANDBOX') ?? (await mkdtemp(join(tmpdir(), `locus-executor-${executorId}-`)));
+  // A genuine agent makes the sandbox 0750 root: attempts this executor runs as the unprivileged
+  // workload user could not reach the inputs it prepares under it (scratch, earlier stages'
+  // outputs). Traversal only (o+x), not listing.
+  await chmod(sandbox, ((await stat(sandbox)).mode & 0o7777) | 0o001).catch(() => undefined);
   const logger = createLogger('locus-executor');
 
   const connect = (): Redis => {
