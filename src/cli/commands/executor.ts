@@ -217,7 +217,7 @@ export async function run(argv: string[]): Promise<number> {
   // A genuine agent makes the sandbox 0750 root: attempts this executor runs as the unprivileged
   // workload user could not reach the inputs it prepares under it (scratch, earlier stages'
   // outputs). Traversal only (o+x), not listing.
-  await chmod(sandbox, ((await stat(sandbox)).mode & 0o7777) | 0o001).catch(() => undefined);
+  await stat(sandbox).then((st) => chmod(sandbox, (st.mode & 0o7777) | 0o001)).catch(() => undefined);
   const logger = createLogger('locus-executor');
 
   const connect = (): Redis => {
