@@ -31,7 +31,11 @@ let redis: TestRedis;
 beforeAll(async () => {
   redis = await startRedis();
 }, 60_000);
+/** Every `locus framework` child a scenario started: none may outlive the file, even when a scenario fails midway. */
+const children = new Set<ReturnType<typeof spawn>>();
+
 afterAll(async () => {
+  for (const c of children) if (c.exitCode === null && c.signalCode === null) c.kill('SIGKILL');
   await redis?.dispose();
 });
 
@@ -630,6 +634,7 @@ async function waitVolume(api: Api, name: string, states: readonly string[], tim
 async function spawnLocus(flags: Record<string, string>): Promise<{ proc: ReturnType<typeof spawn>; httpUrl: string }> {
   const port = String(await freePortFor());
   const proc = spawn(process.execPath, [LOCUS_CLI, 'framework', ...Object.entries({ ...flags, 'http-port': port }).flatMap(([k, v]) => [`--${k}`, v])], { stdio: ['ignore', 'pipe', 'pipe'], env: { ...process.env, LOCUS_LOG_LEVEL: 'warn' } });
+  children.add(proc);
   let out = '';
   proc.stdout?.on('data', (b: Buffer) => { out += b.toString(); });
   proc.stderr?.on('data', (b: Buffer) => { out += b.toString(); });
