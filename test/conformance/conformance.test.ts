@@ -126,6 +126,19 @@ function frameworkFlags(t: ClusterTarget, extra: Record<string, string> = {}): R
   };
 }
 
+/** A new framework (fresh Redis: a torn-down FrameworkID must not be reused) subscribed to `t`. */
+async function frameworkOn(t: ClusterTarget, extra: Record<string, string> = {}): Promise<RunningFramework> {
+  await freshRedis();
+  const fw = await startFramework(resolveSettings(frameworkFlags(t, extra)), { logger: testLogger() });
+  try {
+    await fw.waitForSubscribed(30_000);
+  } catch (err) {
+    await fw.stop();
+    throw err;
+  }
+  return fw;
+}
+
 /** A two-stage job: a map over a file:// dataset, then a reduce over the map outputs. */
 function twoStageSpec(dataset: string): ReturnType<typeof validateJobSpec> {
   return validateJobSpec({
@@ -149,27 +162,42 @@ function writeDataset(t: ClusterTarget): string {
   return dataset;
 }
 
+/**
+ * A cluster for one describe: started before its scenarios, stopped after them, and with every
+ * framework torn down between scenarios (a stopped framework's executors would hold the agents
+ * until its failover timeout, days). Returns the running cluster.
+ */
+function useCluster(start: () => Promise<ClusterTarget>): () => ClusterTarget {
+  let t: ClusterTarget | undefined;
+  beforeAll(async () => {
+    t = await start();
+  }, 120_000);
+  afterAll(async () => {
+    await t?.stop();
+  }, 60_000);
+  afterEach(async () => {
+    await teardownFrameworks(t);
+  }, 60_000);
+  return () => {
+    if (!t) throw new Error('the cluster did not start');
+    return t;
+  };
+}
+
 for (const target of TARGETS) {
   describeWith(target.deps, `conformance on ${target.name} Mesos`, () => {
     describeWith([], `${target.name}: posix isolation (a genuine agent's default)`, () => {
-      let t: ClusterTarget;
-      beforeAll(async () => {
-        t = await target.start({ agents: 1, isolation: 'posix' });
-      }, 120_000);
-      afterAll(async () => {
-        await t?.stop();
-      }, 60_000);
-      afterEach(async () => {
-        await teardownFrameworks(t);
-      }, 60_000);
+      const cluster = useCluster(() => target.start({ agents: 1, isolation: 'posix' }));
 
       it('probe: `locus mesos probe` subscribes, sees offers and tears itself down', async () => {
+        const t = cluster();
         const out = await runCli(['mesos', 'probe', '--master', t.masterUrl], 30_000);
         expect(out.code, out.text).toBe(0);
         expect(out.text).toMatch(/offer/i);
       }, 40_000);
 
       it('a client that writes null for absent fields subscribes, re-subscribes and runs 20 command tasks', async () => {
+        const t = cluster();
         const sub = await subscribe(t.masterUrl, subscribeCall(nullFrameworkInfo('null-client')));
         try {
           expect(sub.status).toBe(200);
@@ -214,6 +242,7 @@ for (const target of TARGETS) {
       }, 120_000);
 
       it('a command task gets exactly the genuine Mesos environment, and ContainerInfo volumes are refused under posix', async () => {
+        const t = cluster();
         const sub = await subscribe(t.masterUrl, subscribeCall(nullFrameworkInfo('env-probe')));
         try {
           const o = await nextOffer(sub);
@@ -251,14 +280,13 @@ for (const target of TARGETS) {
         }
       }, 60_000);
 
-      twoStageScenario(() => t, 'posix');
-      twoStageScenario(() => t, 'posix', 'uri');
+      twoStageScenario(cluster, 'posix');
+      twoStageScenario(cluster, 'posix', 'uri');
 
       it('a persistent volume: RESERVE + CREATE, a job writes, a second reads, DELETE refused in use, then DESTROY + UNRESERVE', async () => {
-        await freshRedis();
-        const fw = await startFramework(resolveSettings(frameworkFlags(t, { 'state-dir': join(t.dir, 'state-volume'), 'executor-idle-timeout': '2s' })), { logger: testLogger() });
+        const t = cluster();
+        const fw = await frameworkOn(t, { 'state-dir': join(t.dir, 'state-volume'), 'executor-idle-timeout': '2s' });
         try {
-          await fw.waitForSubscribed(30_000);
           const api = httpApi(fw.httpUrl);
           const slaves = async (): Promise<string[]> => {
             const st = (await (await fetch(`${t.masterUrl}/slaves`, { headers: basic(t) })).json()) as { slaves: { reserved_resources_full?: Record<string, { disk?: { persistence?: { id: string } } }[]> }[] };
@@ -300,6 +328,7 @@ for (const target of TARGETS) {
       }, 300_000);
 
       it('kill -9 of `locus framework` mid-job, then a restart: reconciled, adopted, every task exactly once', async () => {
+        const t = cluster();
         await freshRedis();
         const flags = frameworkFlags(t, { 'state-dir': join(t.dir, 'state-kill9') });
         const first = await spawnLocus(flags);
@@ -341,6 +370,7 @@ for (const target of TARGETS) {
       }, 240_000);
 
       it('a framework the master tore down: `locus framework` stops non-zero with the master\'s message within 10 s', async () => {
+        const t = cluster();
         await freshRedis();
         const port = String(await freePortFor());
         const proc = spawn(process.execPath, [LOCUS_CLI, 'framework', ...Object.entries(frameworkFlags(t, { 'http-port': port, 'state-dir': join(t.dir, 'state-teardown'), 'framework-name': 'locus-teardown' })).flatMap(([k, v]) => [`--${k}`, v])], { stdio: ['ignore', 'pipe', 'pipe'], env: { ...process.env, LOCUS_LOG_LEVEL: 'warn' } });
@@ -372,11 +402,10 @@ for (const target of TARGETS) {
 
       // A figure, not a check: `npm run bench:conformance` runs it (LOCUS_CONFORMANCE_FIGURES=1) and
       // records it in bench/results/; the suite in CI does not spend minutes on it.
-      it.runIf(process.env['LOCUS_CONFORMANCE_FIGURES'] === '1')('short tasks: 100 × `sleep 0.2` at 0.1 cpu on one 2-cpu agent (figure recorded)', async () => {
-        await freshRedis();
-        const fw = await startFramework(resolveSettings(frameworkFlags(t, { 'state-dir': join(t.dir, 'state-short') })), { logger: testLogger() });
+      it.runIf(process.env['LOCUS_CONFORMANCE_FIGURES'] === '1')('short tasks: 100 × `sleep 0.2` at 0.1 cpu on one 2-cpu agent (figure recorded; a benchmark, run by `npm run bench:conformance`, not by the suite)', async () => {
+        const t = cluster();
+        const fw = await frameworkOn(t, { 'state-dir': join(t.dir, 'state-short') });
         try {
-          await fw.waitForSubscribed(30_000);
           const started = Date.now();
           const job = await fw.jobs.submit('default', validateJobSpec({
             name: 'short-tasks', retries: 1,
@@ -397,30 +426,12 @@ for (const target of TARGETS) {
     });
 
     describeWith([], `${target.name}: cgroups/cpu,cgroups/mem,filesystem/linux,namespaces/pid`, () => {
-      let t: ClusterTarget;
-      beforeAll(async () => {
-        t = await target.start({ agents: 2, isolation: 'linux' });
-      }, 120_000);
-      afterAll(async () => {
-        await t?.stop();
-      }, 60_000);
-      afterEach(async () => {
-        await teardownFrameworks(t);
-      }, 60_000);
-      twoStageScenario(() => t, 'linux');
+      const cluster = useCluster(() => target.start({ agents: 2, isolation: 'linux' }));
+      twoStageScenario(cluster, 'linux');
     });
 
     describeWith([], `${target.name}: failures (two agents${target.name === 'genuine' ? ', replicated-log registry' : ''})`, () => {
-      let t: ClusterTarget;
-      beforeAll(async () => {
-        t = await target.start({ agents: 2, isolation: 'posix', registry: 'replicated_log' });
-      }, 120_000);
-      afterAll(async () => {
-        await t?.stop();
-      }, 60_000);
-      afterEach(async () => {
-        await teardownFrameworks(t);
-      }, 60_000);
+      const cluster = useCluster(() => target.start({ agents: 2, isolation: 'posix', registry: 'replicated_log' }));
 
       const sleepJob = (name: string, n: number, seconds: number): ReturnType<typeof validateJobSpec> => validateJobSpec({
         name, retries: 3,
@@ -439,10 +450,9 @@ for (const target of TARGETS) {
       };
 
       it('an agent restarted mid-job: its executors are recovered and the job completes, each output once', async () => {
-        await freshRedis();
-        const fw = await startFramework(resolveSettings(frameworkFlags(t, { 'state-dir': join(t.dir, 'state-agent-restart') })), { logger: testLogger() });
+        const t = cluster();
+        const fw = await frameworkOn(t, { 'state-dir': join(t.dir, 'state-agent-restart') });
         try {
-          await fw.waitForSubscribed(30_000);
           const job = await fw.jobs.submit('default', sleepJob('agent-restart', 4, 4));
           await whenRunning(fw, job.id);
           await t.restartAgent(1);
@@ -456,10 +466,9 @@ for (const target of TARGETS) {
 
       if (target.name === 'genuine') {
         it('the master restarted mid-job (replicated log): the framework re-subscribes, reconciles and the job completes', async () => {
-          await freshRedis();
-          const fw = await startFramework(resolveSettings(frameworkFlags(t, { 'state-dir': join(t.dir, 'state-master-restart') })), { logger: testLogger() });
+          const t = cluster();
+          const fw = await frameworkOn(t, { 'state-dir': join(t.dir, 'state-master-restart') });
           try {
-            await fw.waitForSubscribed(30_000);
             const job = await fw.jobs.submit('default', sleepJob('master-restart', 4, 4));
             await whenRunning(fw, job.id);
             await t.restartMaster?.();
@@ -473,10 +482,9 @@ for (const target of TARGETS) {
       }
 
       it('an agent killed for good: its tasks are retried elsewhere, its volume is UNAVAILABLE and never destroyed', async () => {
-        await freshRedis();
-        const fw = await startFramework(resolveSettings(frameworkFlags(t, { 'state-dir': join(t.dir, 'state-agent-kill') })), { logger: testLogger() });
+        const t = cluster();
+        const fw = await frameworkOn(t, { 'state-dir': join(t.dir, 'state-agent-kill') });
         try {
-          await fw.waitForSubscribed(30_000);
           const api = httpApi(fw.httpUrl);
           const created = await api('POST', '/v1/volumes', { name: 'pinned', size: '16MiB', agent: t.agents[0]?.hostname });
           expect(created.status, JSON.stringify(created.json)).toBe(201);
@@ -498,24 +506,14 @@ for (const target of TARGETS) {
     });
 
     describeWith([], `${target.name}: framework authentication (and executor authentication on genuine agents)`, () => {
-      let t: ClusterTarget;
-      beforeAll(async () => {
-        t = await target.start({ agents: 1, isolation: 'posix', auth: true });
-      }, 120_000);
-      afterAll(async () => {
-        await t?.stop();
-      }, 60_000);
-      afterEach(async () => {
-        await teardownFrameworks(t);
-      }, 60_000);
+      const cluster = useCluster(() => target.start({ agents: 1, isolation: 'posix', auth: true }));
 
       it('refuses a framework without credentials (401) and runs a job with --principal/--secret-file', async () => {
+        const t = cluster();
         const anon = await call(t.masterUrl, undefined, subscribeCall(nullFrameworkInfo('anon')));
         expect(anon.status).toBe(401);
-        await freshRedis();
-        const fw = await startFramework(resolveSettings(frameworkFlags(t)), { logger: testLogger() });
+        const fw = await frameworkOn(t);
         try {
-          await fw.waitForSubscribed(30_000);
           const job = await fw.jobs.submit('default', twoStageSpec(writeDataset(t)));
           const done = await waitJob(fw, job.id, 120_000);
           expect(done.state, JSON.stringify(done.counts)).toBe('SUCCEEDED');
@@ -541,10 +539,8 @@ describeWith([], 'local: executor authentication (--authenticate_http_executors)
       try {
         const anon = await fetch(`${t.agents[0]?.url ?? ''}/api/v1`, { method: 'POST', headers: { 'Content-Type': 'application/json' }, body: JSON.stringify({ type: 'GET_CONTAINERS' }) });
         expect(anon.status).toBe(401);
-        await freshRedis();
-        const fw = await startFramework(resolveSettings(frameworkFlags(t)), { logger: testLogger() });
+        const fw = await frameworkOn(t);
         try {
-          await fw.waitForSubscribed(30_000);
           const job = await fw.jobs.submit('default', twoStageSpec(writeDataset(t)));
           const done = await waitJob(fw, job.id, 120_000);
           expect(done.state, JSON.stringify(done.counts)).toBe('SUCCEEDED');
@@ -578,12 +574,10 @@ function executorBundle(): string {
 function twoStageScenario(get: () => ClusterTarget, isolation: Isolation, delivery: 'installed' | 'uri' = 'installed'): void {
   it(`a two-stage job (map over files + reduce) with executors delivered ${delivery === 'uri' ? 'through the fetcher (--executor-uri)' : 'as an installed path'} (${isolation})`, async () => {
     const t = get();
-    await freshRedis();
     // One machine: the agents see the framework's output root, so outputs are committed there.
     const extra: Record<string, string> = delivery === 'uri' ? { 'executor-uri': `file://${executorBundle()}`, 'shared-outputs': 'true' } : {};
-    const fw = await startFramework(resolveSettings(frameworkFlags(t, { 'state-dir': join(t.dir, `state-2stage-${isolation}-${delivery}`), ...extra })), { logger: testLogger() });
+    const fw = await frameworkOn(t, { 'state-dir': join(t.dir, `state-2stage-${isolation}-${delivery}`), ...extra });
     try {
-      await fw.waitForSubscribed(30_000);
       const job = await fw.jobs.submit('default', twoStageSpec(writeDataset(t)));
       const done = await waitJob(fw, job.id, 150_000);
       expect(done.state, JSON.stringify(done.counts)).toBe('SUCCEEDED');
@@ -644,7 +638,14 @@ async function spawnLocus(flags: Record<string, string>): Promise<{ proc: Return
     if (Date.now() > deadline) throw new Error(`locus framework did not start: ${out}`);
     await new Promise((r) => setTimeout(r, 50));
   }
-  return { proc, httpUrl: /http api:\s+(\S+)/.exec(out)?.[1] ?? '' };
+  const httpUrl = /http api:\s+(\S+)/.exec(out)?.[1] ?? '';
+  // Listening is not subscribed: a job submitted before the subscription may be refused.
+  while ((await fetch(`${httpUrl}/readyz`).then((r) => r.status, () => 0)) !== 200) {
+    if (proc.exitCode !== null) throw new Error(`locus framework exited ${proc.exitCode}: ${out}`);
+    if (Date.now() > deadline) throw new Error(`locus framework never became ready: ${out}`);
+    await new Promise((r) => setTimeout(r, 100));
+  }
+  return { proc, httpUrl };
 }
 
 async function freePortFor(): Promise<number> {
