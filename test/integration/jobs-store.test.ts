@@ -4,6 +4,7 @@ import { startRedis, type TestRedis } from '../harness/redis.js';
 import { JobStore } from '../../src/scheduler/jobs/store.js';
 import { validateJobSpec } from '../../src/scheduler/jobs/spec.js';
 import { taskIdOf, type AttemptRecord } from '../../src/scheduler/jobs/model.js';
+import { commitKey } from '../../src/executor/contract.js';
 
 let redis: TestRedis;
 let client: Redis;
@@ -98,5 +99,38 @@ describe('JobStore', () => {
     expect(a).toEqual({ id: 'job-a', created: true });
     expect(b).toEqual({ id: 'job-a', created: false });
     expect(await store.get('job-b')).toBeUndefined();
+  });
+
+  it('keeps commit records while the job exists and deletes them with a purged job', async () => {
+    await newJob('job-p', 4);
+    await newJob('job-keep', 2);
+    const commits = (id: string, n: number): string[] => Array.from({ length: n }, (_, i) => commitKey(taskIdOf(id, 0, i)));
+    for (const k of [...commits('job-p', 4), ...commits('job-keep', 2)]) await client.set(k, '{"attemptId":"x"}');
+    await store.startAttempt(taskIdOf('job-p', 0, 0), attempt(1));
+    // Not finished: refused, and nothing is gone.
+    await expect(store.purge('job-p')).rejects.toMatchObject({ code: 'CONFLICT' });
+    expect(await client.exists(...commits('job-p', 4))).toBe(4);
+    await expect(store.purge('no-such-job')).rejects.toMatchObject({ code: 'NOT_FOUND' });
+
+    expect(await store.setState('job-p', 'CANCELLED', ['PENDING', 'RUNNING'], 20)).toBe(true);
+    expect(await store.purge('job-p')).toBe(4);
+    expect(await client.exists(...commits('job-p', 4))).toBe(0);
+    expect(await client.exists('locus:job:job-p', 'locus:job:job-p:tasks', 'locus:job:job-p:splits:0')).toBe(0);
+    expect(await client.zscore('locus:jobs', 'job-p')).toBeNull();
+    expect(await client.hlen('locus:purging')).toBe(0);
+    expect(await store.get('job-p')).toBeUndefined();
+    // Another job's records are untouched.
+    expect(await client.exists(...commits('job-keep', 2))).toBe(2);
+    expect(await store.get('job-keep')).toBeDefined();
+  });
+
+  it('finishes a purge that stopped between the record and the commit records', async () => {
+    // As a crash right after the purge script leaves it: the job gone, its task counts noted.
+    const ids = [0, 1, 2].map((i) => commitKey(taskIdOf('job-crashed', i < 2 ? 0 : 1, i < 2 ? i : 0)));
+    for (const k of ids) await client.set(k, '{}');
+    await client.hset('locus:purging', 'job-crashed', JSON.stringify([{ name: 'a', taskCount: 2 }, { name: 'b', taskCount: 1 }]));
+    expect(await store.finishPurges()).toBe(3);
+    expect(await client.exists(...ids)).toBe(0);
+    expect(await client.hlen('locus:purging')).toBe(0);
   });
 });

@@ -195,6 +195,15 @@ export function jobsRoutes(deps: JobRoutesDeps): JobsPlugin {
         handler: async (req) => jobView(await deps.cancel(idOf(req), scopeOf(req))),
       });
 
+      // Deleting for good is separate from DELETE (cancel): only a finished job's record goes,
+      // and with it the commit records of its tasks; the committed outputs stay.
+      ctx.route({
+        method: 'POST', url: '/v1/jobs/:id/purge', summary: "delete a finished job's record, tasks and commit records (outputs stay); 409 CONFLICT while it runs", tags: ['jobs'], requiresReady: true,
+        schema: { params: JOB_PARAMS, querystring: SCOPE_QUERY },
+        responses: { 200: { description: 'what was deleted', schema: { type: 'object', properties: { jobId: { type: 'string' }, commitRecords: { type: 'integer' } } } } },
+        handler: async (req) => await jobs.purge(idOf(req), scopeOf(req)),
+      });
+
       ctx.route({
         method: 'GET', url: '/v1/jobs/:id/events',
         summary: 'server-sent events: the job as it is now (event: job, with `job`), then each job and task event, until the job ends',

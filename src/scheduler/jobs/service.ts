@@ -440,6 +440,19 @@ export class JobService extends EventEmitter<ServiceEvents> {
     return { job: after, kill };
   }
 
+  /**
+   * Delete a finished job for good: its record, tasks and splits, then its tasks' commit
+   * records (kept until now because recovery and later stages read them). The outputs
+   * themselves stay where they were committed. CONFLICT while the job is not finished.
+   */
+  async purge(jobId: string, tenant?: string): Promise<{ jobId: string; commitRecords: number }> {
+    await this.get(jobId, tenant);
+    const commitRecords = await this.o.store.purge(jobId);
+    this.outputs?.forget(jobId);
+    // The cached record stays: a late result of the purged job must still be found stale.
+    return { jobId, commitRecords };
+  }
+
   /** A job visible to the tenant (all jobs when tenant is undefined = admin). */
   async get(jobId: string, tenant?: string): Promise<JobRecord> {
     const job = await this.o.store.get(jobId);

@@ -10,11 +10,14 @@
  * - `job:<id>:splits:<stage>`   list  one packed split per task, in task-index order (written once)
  * - `job:<id>:tasks`            hash  `<stage>.<index>` → JSON TaskRecord, only for tasks attempted at least once
  * - `idem:<tenant>:<key>`       string jobId, 24 h
+ * - `purging`                   hash  jobId → JSON task count per stage, while a purge deletes the
+ *                                     job's commit records (`commit:<task id>`, written by executors)
  * A job of 1,000,000 split tasks costs one list of 1,000,000 short entries, not 1,000,000 keys.
  */
 import type { Redis } from 'ioredis';
 import { LocusError } from '../../core/errors.js';
-import { asObject, parseJson } from '../../core/decode.js';
+import { asObject, isObject, parseJson } from '../../core/decode.js';
+import { commitKey } from '../../executor/contract.js';
 import type { SplitLocation } from '../../core/blocks.js';
 import { LocalityLevel } from '../../core/locality.js';
 import type {
@@ -67,6 +70,7 @@ const LUA_LOCALITY_COUNTERS = `{ [0] = '${LOCALITY_COUNTER[0]}', [1] = '${LOCALI
 const jobKey = (id: string): string => `${P}job:${id}`;
 const tasksKey = (id: string): string => `${P}job:${id}:tasks`;
 const splitsKey = (id: string, stage: number): string => `${P}job:${id}:splits:${stage}`;
+const PURGING_KEY = `${P}purging`;
 
 // KEYS[1]=job hash, KEYS[2]=tasks hash; ARGV[1]=field, ARGV[2]=attempt JSON, ARGV[3]=task JSON if new
 // Returns 1 when the attempt started, 0 when the task was not PENDING (already started or finished)
@@ -144,6 +148,21 @@ redis.call('ZADD', KEYS[2], ARGV[4], ARGV[1])
 return ''
 `;
 
+// KEYS[1]=job hash, KEYS[2]=tasks hash, KEYS[3]=jobs zset, KEYS[4]=purging hash, KEYS[5..]=split lists;
+// ARGV[1]=jobId. Removes a finished job's record and notes its task counts in the purging hash,
+// from which its commit records are deleted next (and after a crash, by the next purge).
+// Returns 1 when removed, 0 when the job has not finished, -1 when there is no such job.
+const PURGE_JOB = `
+local state = redis.call('HGET', KEYS[1], 'state')
+if not state then return -1 end
+if state ~= 'SUCCEEDED' and state ~= 'FAILED' and state ~= 'CANCELLED' then return 0 end
+redis.call('HSET', KEYS[4], ARGV[1], redis.call('HGET', KEYS[1], 'stages') or '[]')
+for i = 1, #KEYS do
+  if i == 3 then redis.call('ZREM', KEYS[3], ARGV[1]) elseif i ~= 4 then redis.call('DEL', KEYS[i]) end
+end
+return 1
+`;
+
 // KEYS[1]=tasks hash; ARGV[1]=field, ARGV[2]=attemptId, ARGV[3]=patch JSON.
 // Merges the patch into the task's running attempt when it is still that attempt; returns 1 or 0.
 const NOTE_ATTEMPT = `
@@ -185,6 +204,7 @@ interface ScriptedRedis extends Redis {
   locusSetJobState(jobKey: string, state: string, from: string, now: string, message: string): Promise<number>;
   locusNoteAttempt(tasksKey: string, field: string, attemptId: string, patch: string): Promise<number>;
   locusCreateJob(jobKey: string, jobsKey: string, idemKey: string, id: string, record: string, stages: string, createdAt: string): Promise<string>;
+  locusPurgeJob(numKeys: number, ...keysAndArgs: string[]): Promise<number>;
 }
 
 /** The part of a job record that never changes after creation. */
@@ -203,6 +223,8 @@ export class JobStore {
     redis.defineCommand('locusSetJobState', { numberOfKeys: 1, lua: SET_JOB_STATE });
     redis.defineCommand('locusNoteAttempt', { numberOfKeys: 1, lua: NOTE_ATTEMPT });
     redis.defineCommand('locusCreateJob', { numberOfKeys: 3, lua: CREATE_JOB });
+    // The number of split lists varies with the job: the key count is passed per call.
+    redis.defineCommand('locusPurgeJob', { lua: PURGE_JOB });
     this.redis = redis as ScriptedRedis;
   }
 
@@ -370,6 +392,47 @@ export class JobStore {
   async tasks(jobId: string): Promise<TaskRecord[]> {
     const h = await this.redis.hgetall(tasksKey(jobId));
     return Object.values(h).map(decodeTask).sort((a, b) => a.stage - b.stage || a.index - b.index);
+  }
+
+  /**
+   * Delete a finished job: its record, tasks and splits at once (one script), then the commit
+   * records its executors wrote. Until then the commit records stay: recovery and later stages
+   * read them for as long as the job exists. A crash between the two steps leaves the job in
+   * the purging hash, and the next purge (of any job) finishes it.
+   * Returns the number of commit records deleted; throws NOT_FOUND, or CONFLICT for a job that
+   * has not finished.
+   */
+  async purge(jobId: string): Promise<number> {
+    const job = await this.get(jobId);
+    if (!job) throw new LocusError('NOT_FOUND', `job ${jobId} not found`);
+    const keys = [jobKey(jobId), tasksKey(jobId), `${P}jobs`, PURGING_KEY, ...job.stages.map((_, i) => splitsKey(jobId, i))];
+    const r = await this.redis.locusPurgeJob(keys.length, ...keys, jobId);
+    if (r === -1) throw new LocusError('NOT_FOUND', `job ${jobId} not found`);
+    if (r === 0) throw new LocusError('CONFLICT', `job ${jobId} has not finished: cancel it before deleting it`);
+    return await this.finishPurges();
+  }
+
+  /** Delete the commit records of every job whose record a purge removed; returns how many. */
+  async finishPurges(): Promise<number> {
+    let deleted = 0;
+    for (const [jobId, raw] of Object.entries(await this.redis.hgetall(PURGING_KEY))) {
+      let stages: unknown;
+      try {
+        stages = parseJson(raw, 'purging');
+      } catch {
+        stages = [];
+      }
+      const counts = Array.isArray(stages) ? stages.map((s: unknown) => (isObject(s) && typeof s['taskCount'] === 'number' ? s['taskCount'] : 0)) : [];
+      for (const [stage, count] of counts.entries()) {
+        // Chunked so that a job of a million tasks never sends one million-key command.
+        for (let from = 0; from < count; from += 10_000) {
+          const ids = Array.from({ length: Math.min(10_000, count - from) }, (_, i) => commitKey(taskIdOf(jobId, stage, from + i)));
+          deleted += await this.redis.unlink(...ids);
+        }
+      }
+      await this.redis.hdel(PURGING_KEY, jobId);
+    }
+    return deleted;
   }
 
   /** The persisted FrameworkID, if any. */
