@@ -7,7 +7,7 @@
 import { createWriteStream, promises as fsp } from 'node:fs';
 import { join } from 'node:path';
 import { pipeline } from 'node:stream/promises';
-import { CONTRACT_VERSION, INPUT_FAILED, INPUT_UNREACHABLE, contractCompatible, type AttemptPayload, type AttemptProgress, type AttemptResult, type AttemptVolume, type CommittedOutput } from './contract.js';
+import { CONTRACT_VERSION, INPUT_FAILED, INPUT_UNREACHABLE, contractCompatible, ledgerIdOf, type AttemptPayload, type AttemptProgress, type AttemptResult, type AttemptVolume, type CommittedOutput } from './contract.js';
 import { fetchPart, isHostCause, materialiseSplit, type DataPlane } from './data-plane.js';
 import { commitOutput, committedBy, discardAttemptDir, planOutput, prepareAttemptDir, settleCommitted, type CommitDecision, type OutputPlan } from './output.js';
 import { containerIdFor, type AttemptRunner, type RunExit, type RunHandle } from './runner.js';
@@ -126,10 +126,13 @@ export async function runAttempt(payload: AttemptPayload, ctx: AttemptContext, c
   const out = payload.outputDir === undefined ? undefined : dp ? dp.outputFor(payload.outputDir) : { dir: payload.outputDir };
   // A task whose output is already committed is never run again: this is what
   // makes redelivery after a crash or a Redis rollback converge.
+  // The task's commit record in this attempt's generation (a recompute after its output was
+  // lost with its host commits under a new one).
+  const ledgerId = ledgerIdOf(payload.taskId, payload.generation);
   if (out !== undefined) {
     let recorded: CommittedOutput | undefined;
     try {
-      recorded = await dp?.ledger?.lookup(payload.taskId);
+      recorded = await dp?.ledger?.lookup(ledgerId);
     } catch (err) {
       return end({ state: 'LOST', exitCode: null, reason: 'COMMIT_LEDGER_UNAVAILABLE', message: `cannot read the task's commit record: ${(err as Error).message}` });
     }
@@ -146,7 +149,7 @@ export async function runAttempt(payload: AttemptPayload, ctx: AttemptContext, c
   const containerId = containerIdFor(payload.attemptId, control.delivery);
   const plan: OutputPlan | undefined = out !== undefined ? planOutput(out.dir, payload.attemptId) : undefined;
   const ledger = dp?.ledger;
-  const decide: CommitDecision | undefined = ledger === undefined || out === undefined ? undefined : async (files, size, staged) => await ledger.commit(payload.taskId, {
+  const decide: CommitDecision | undefined = ledger === undefined || out === undefined ? undefined : async (files, size, staged) => await ledger.commit(ledgerId, {
     attemptId: payload.attemptId, host: ctx.host, ...(dp?.blockServer === undefined ? {} : { blockServer: dp.blockServer }),
     path: out.dir, ...(out.relPath === undefined ? {} : { relPath: out.relPath }), size, files, committedAt: Date.now(), staged,
   });
@@ -286,7 +289,7 @@ export async function runAttempt(payload: AttemptPayload, ctx: AttemptContext, c
   // A losing duplicate may fail because the winner swept its staging
   // directory; the task is done all the same.
   if (plan) {
-    const recorded = await ledger?.lookup(payload.taskId).catch(() => undefined);
+    const recorded = await ledger?.lookup(ledgerId).catch(() => undefined);
     if (recorded !== undefined) {
       await discardAttemptDir(plan).catch(() => undefined);
       return finish({ state: 'SUCCEEDED', exitCode: exit.exitCode, reason: 'ALREADY_COMMITTED', message: `output already committed by attempt ${recorded.attemptId} on ${recorded.host}`, outputPath: recorded.path, output: recorded });

@@ -58,6 +58,20 @@ export interface AttemptPayload {
    * block server into its scratch directory and rewrites `dir` in argv and env to that copy.
    */
   readonly stageInputs?: readonly StageInput[];
+  /**
+   * The output generation this attempt commits into (absent = 0). A task whose committed output
+   * was lost with its host is run again in the next generation, which has its own commit record
+   * (see ledgerIdOf): a late commit of an older generation can never be taken for the new one.
+   */
+  readonly generation?: number;
+}
+
+/**
+ * The commit-ledger id of a task's output in one generation: the task id itself for generation
+ * 0 (every record written before generations existed), `<taskId>~g<n>` after n recomputes.
+ */
+export function ledgerIdOf(taskId: string, generation = 0): string {
+  return generation > 0 ? `${taskId}~g${generation}` : taskId;
 }
 
 /** A block server that can serve a file: `address` is host:port, `root` one of its served roots. */
@@ -282,6 +296,7 @@ export function decodeAttemptPayload(v: unknown): AttemptPayload {
     };
   }));
   const outputDir = optional(o['outputDir'], 'payload.outputDir', asString);
+  const generation = optional(o['generation'], 'payload.generation', asNumber);
   return {
     contractVersion: asString(o['contractVersion'], 'payload.contractVersion'),
     jobId: asString(o['jobId'], 'payload.jobId'),
@@ -304,6 +319,7 @@ export function decodeAttemptPayload(v: unknown): AttemptPayload {
     }),
     inputPaths: asArray(o['inputPaths'] ?? [], 'payload.inputPaths', asString),
     ...(stageInputs !== undefined ? { stageInputs } : {}),
+    ...(generation !== undefined && generation > 0 ? { generation } : {}),
   };
 }
 

@@ -53,6 +53,11 @@ export interface TaskRecord {
   readonly outputPath?: string;
   /** Hosts where this task failed (avoided for the rest of the job). */
   readonly failedHosts: readonly string[];
+  /**
+   * Output generation (absent = 0): raised each time the task's committed output was lost with
+   * its host and the task was made pending again to recompute it (see JobStore.reopen).
+   */
+  readonly generation?: number;
 }
 
 /** Per-stage bookkeeping. */

@@ -10,6 +10,8 @@
  * - `job:<id>:splits:<stage>`   list  one packed split per task, in task-index order (written once)
  * - `job:<id>:tasks`            hash  `<stage>.<index>` → JSON TaskRecord, only for tasks attempted at least once
  * - `idem:<tenant>:<key>`       string jobId, 24 h
+ * - `job:<id>:gens`             hash  `<stage>.<index>` → output generation, only for tasks recomputed
+ *                                     after their output was lost with its host (see reopen)
  * - `purging`                   hash  jobId → JSON task count per stage, while a purge deletes the
  *                                     job's commit records (`commit:<task id>`, written by executors)
  * A job of 1,000,000 split tasks costs one list of 1,000,000 short entries, not 1,000,000 keys.
@@ -17,7 +19,7 @@
 import type { Redis } from 'ioredis';
 import { LocusError } from '../../core/errors.js';
 import { asObject, isObject, parseJson } from '../../core/decode.js';
-import { commitKey } from '../../executor/contract.js';
+import { commitKey, ledgerIdOf } from '../../executor/contract.js';
 import type { SplitLocation } from '../../core/blocks.js';
 import { LocalityLevel } from '../../core/locality.js';
 import type {
@@ -71,6 +73,7 @@ const jobKey = (id: string): string => `${P}job:${id}`;
 const tasksKey = (id: string): string => `${P}job:${id}:tasks`;
 const splitsKey = (id: string, stage: number): string => `${P}job:${id}:splits:${stage}`;
 const PURGING_KEY = `${P}purging`;
+const gensKey = (id: string): string => `${P}job:${id}:gens`;
 
 // KEYS[1]=job hash, KEYS[2]=tasks hash; ARGV[1]=field, ARGV[2]=attempt JSON, ARGV[3]=task JSON if new
 // Returns 1 when the attempt started, 0 when the task was not PENDING (already started or finished)
@@ -132,6 +135,35 @@ else
 end
 redis.call('HSET', KEYS[2], ARGV[1], cjson.encode(task))
 return task.state
+`;
+
+// KEYS[1]=job hash, KEYS[2]=tasks hash, KEYS[3]=gens hash; ARGV[1]=field, ARGV[2]=the generation
+// whose output was lost. A SUCCEEDED task of a RUNNING job in that generation becomes PENDING in
+// the next one: succeeded -1, pending +1, its success's locality counter -1 (the recompute counts
+// again when it succeeds). Returns the new generation, 0 when the task is not SUCCEEDED in that
+// generation (reopened already: a second report of the same loss changes nothing), -1 when the
+// job is not RUNNING.
+const REOPEN_TASK = `
+if redis.call('HGET', KEYS[1], 'state') ~= 'RUNNING' then return -1 end
+local raw = redis.call('HGET', KEYS[2], ARGV[1])
+if not raw then return 0 end
+local task = cjson.decode(raw)
+local gen = tonumber(task.generation or 0)
+if task.state ~= 'SUCCEEDED' or gen ~= tonumber(ARGV[2]) then return 0 end
+task.state = 'PENDING'
+task.generation = gen + 1
+task.outputPath = nil
+local n = #task.attempts
+local last = n > 0 and task.attempts[n] or nil
+if last and last.state == 'SUCCEEDED' then
+  local counters = ${LUA_LOCALITY_COUNTERS}
+  redis.call('HINCRBY', KEYS[1], counters[tonumber(last.locality)] or counters[2], -1)
+end
+redis.call('HINCRBY', KEYS[1], '${C.succeeded}', -1)
+redis.call('HINCRBY', KEYS[1], '${C.pending}', 1)
+redis.call('HSET', KEYS[2], ARGV[1], cjson.encode(task))
+redis.call('HSET', KEYS[3], ARGV[1], tostring(gen + 1))
+return gen + 1
 `;
 
 // KEYS[1]=job hash, KEYS[2]=jobs zset, KEYS[3]=idempotency key ('' for none);
@@ -205,6 +237,7 @@ interface ScriptedRedis extends Redis {
   locusNoteAttempt(tasksKey: string, field: string, attemptId: string, patch: string): Promise<number>;
   locusCreateJob(jobKey: string, jobsKey: string, idemKey: string, id: string, record: string, stages: string, createdAt: string): Promise<string>;
   locusPurgeJob(numKeys: number, ...keysAndArgs: string[]): Promise<number>;
+  locusReopenTask(jobKey: string, tasksKey: string, gensKey: string, field: string, generation: string): Promise<number>;
 }
 
 /** The part of a job record that never changes after creation. */
@@ -223,6 +256,7 @@ export class JobStore {
     redis.defineCommand('locusSetJobState', { numberOfKeys: 1, lua: SET_JOB_STATE });
     redis.defineCommand('locusNoteAttempt', { numberOfKeys: 1, lua: NOTE_ATTEMPT });
     redis.defineCommand('locusCreateJob', { numberOfKeys: 3, lua: CREATE_JOB });
+    redis.defineCommand('locusReopenTask', { numberOfKeys: 3, lua: REOPEN_TASK });
     // The number of split lists varies with the job: the key count is passed per call.
     redis.defineCommand('locusPurgeJob', { lua: PURGE_JOB });
     this.redis = redis as ScriptedRedis;
@@ -316,6 +350,24 @@ export class JobStore {
     return r as FinishOutcome;
   }
 
+  /**
+   * Make a SUCCEEDED task pending again because its output in `generation` was lost with its
+   * host (one script, see REOPEN_TASK). Returns the new generation, or undefined when nothing
+   * changed (the task was reopened already, or the job is not running).
+   */
+  async reopen(taskId: string, generation: number): Promise<number | undefined> {
+    const parts = mustParse(taskId);
+    const r = await this.redis.locusReopenTask(jobKey(parts.jobId), tasksKey(parts.jobId), gensKey(parts.jobId), `${parts.stage}.${parts.index}`, String(generation));
+    return r > 0 ? r : undefined;
+  }
+
+  /** The output generation of every task of a job that was ever recomputed (task id → generation). */
+  async generations(jobId: string): Promise<Map<string, number>> {
+    const out = new Map<string, number>();
+    for (const [field, v] of Object.entries(await this.redis.hgetall(gensKey(jobId)))) out.set(`${jobId}.${field}`, Number(v));
+    return out;
+  }
+
   /** Add facts (sandbox path) to a task's running attempt; ignored for any other attempt. */
   async noteAttempt(taskId: string, attemptId: string, patch: Partial<AttemptRecord>): Promise<boolean> {
     const parts = mustParse(taskId);
@@ -405,11 +457,16 @@ export class JobStore {
   async purge(jobId: string): Promise<number> {
     const job = await this.get(jobId);
     if (!job) throw new LocusError('NOT_FOUND', `job ${jobId} not found`);
-    const keys = [jobKey(jobId), tasksKey(jobId), `${P}jobs`, PURGING_KEY, ...job.stages.map((_, i) => splitsKey(jobId, i))];
+    // Commit records of recomputed generations (`<task>~g<n>`): only the gens hash, which the
+    // purge removes, names them (a crash right after the script leaves these few behind).
+    const gens = [...(await this.generations(jobId))].flatMap(([taskId, g]) => Array.from({ length: g }, (_, i) => commitKey(ledgerIdOf(taskId, i + 1))));
+    const keys = [jobKey(jobId), tasksKey(jobId), `${P}jobs`, PURGING_KEY, ...job.stages.map((_, i) => splitsKey(jobId, i)), gensKey(jobId)];
     const r = await this.redis.locusPurgeJob(keys.length, ...keys, jobId);
     if (r === -1) throw new LocusError('NOT_FOUND', `job ${jobId} not found`);
     if (r === 0) throw new LocusError('CONFLICT', `job ${jobId} has not finished: cancel it before deleting it`);
-    return await this.finishPurges();
+    let deleted = 0;
+    for (let i = 0; i < gens.length; i += 10_000) deleted += await this.redis.unlink(...gens.slice(i, i + 10_000));
+    return deleted + (await this.finishPurges());
   }
 
   /** Delete the commit records of every job whose record a purge removed; returns how many. */
