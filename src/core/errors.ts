@@ -43,6 +43,7 @@ export const ERROR_CATALOG = {
   UNSATISFIABLE: { httpStatus: 422, grpcCode: GRPC.FAILED_PRECONDITION, retryable: false, summary: 'the request can never be satisfied' },
   QUOTA_EXCEEDED: { httpStatus: 429, grpcCode: GRPC.RESOURCE_EXHAUSTED, retryable: true, summary: 'a tenant limit was reached' },
   NOT_READY: { httpStatus: 503, grpcCode: GRPC.UNAVAILABLE, retryable: true, summary: 'not subscribed to a master or not connected to Redis yet' },
+  NOT_LEADER: { httpStatus: 503, grpcCode: GRPC.UNAVAILABLE, retryable: true, summary: 'this scheduler is not (or no longer) the leader: ask the leader' },
   UNAVAILABLE: { httpStatus: 503, grpcCode: GRPC.UNAVAILABLE, retryable: true, summary: 'a dependency is unreachable' },
   TIMEOUT: { httpStatus: 504, grpcCode: GRPC.DEADLINE_EXCEEDED, retryable: true, summary: 'the operation timed out' },
   PROTOCOL: { httpStatus: 502, grpcCode: GRPC.UNAVAILABLE, retryable: true, summary: 'a peer answered something that is not its protocol' },
