@@ -17,6 +17,7 @@ import { isObject } from '../core/decode.js';
 import { buildFrameworkInfo } from '../mesos/calls.js';
 import { createStorageRegistry, type StorageRegistry } from '../storage/registry.js';
 import { JobStore } from '../scheduler/jobs/store.js';
+import { Fence, fencedRedis } from '../scheduler/fence.js';
 import { JobService } from '../scheduler/jobs/service.js';
 import { ExecutorBook } from '../scheduler/executors.js';
 import { Coordinator, type OfferOperationPlanner, type TenantSetting } from '../scheduler/coordinator.js';
@@ -36,6 +37,7 @@ import type { FrameworkSettings } from './config.js';
 import { createExecutorRuntime, type ExecutorRuntime } from './executor-runtime.js';
 import { BlockServerDirectory, prepareHostOutputRoot, publishDataPlaneSecrets } from './data-plane.js';
 import { commitKey, decodeCommittedOutput } from '../executor/contract.js';
+import { addHeldFiles, type HeldFile } from '../storage/local/register.js';
 
 /** A running framework. */
 export interface RunningFramework {
@@ -48,6 +50,15 @@ export interface RunningFramework {
   readonly storage: StorageRegistry;
   readonly metrics: LocusMetrics;
   readonly client: SchedulerClient;
+  /** The leadership epoch this framework writes with (fencing; see scheduler/fence.ts). */
+  readonly epoch: string;
+  /**
+   * Resolves (with the reason) when this framework lost the lead: Redis refused one of its
+   * writes because a newer leader took an epoch, or it would have re-subscribed without being
+   * the leader. It has then stopped acting (coordinator and Mesos client closed); the caller
+   * stops the rest and, under `--ha`, exits so its supervisor starts it again as a standby.
+   */
+  readonly fenced: Promise<string>;
   /** Resolves once subscribed to a master. */
   waitForSubscribed(timeoutMs: number): Promise<void>;
   /**
@@ -150,6 +161,16 @@ export async function startFramework(settings: FrameworkSettings, extras: Framew
       },
     });
 
+    // Leadership epoch: taking one fences every scheduler that held an older one (a paused or
+    // partitioned leader, or a second framework started by mistake on the same Redis). Every
+    // scheduler write below goes through `fenced`; BullMQ and the executor runtime keep `redis`.
+    const fence = new Fence();
+    const epoch = await fence.acquire(redis);
+    const fenced = fencedRedis(redis, fence);
+    let lostLead: (reason: string) => void = () => undefined;
+    const lostLeadership = new Promise<string>((resolve) => { lostLead = resolve; });
+    log.info({ epoch }, 'took the leadership epoch');
+
     const tenantsConfig: TenantsConfig = settings.tenantsFile ? await loadTenantsFile(settings.tenantsFile) : { tenants: [] };
     const adminToken = settings.adminToken ?? newToken();
     const auth = new Authenticator({ config: tenantsConfig, adminToken });
@@ -178,11 +199,11 @@ export async function startFramework(settings: FrameworkSettings, extras: Framew
     });
     stops.push({ name: 'storage', fn: () => storage.close() });
 
-    const store = new JobStore(redis);
+    const store = new JobStore(fenced);
     const frameworkId = await store.frameworkId();
     // The data plane: the token block servers accept (executors read it from Redis with their own
     // users) and where live executors' block servers are, by host.
-    await publishDataPlaneSecrets(redis, settings);
+    await publishDataPlaneSecrets(fenced, settings);
     prepareHostOutputRoot(settings);
     const blockServers = new BlockServerDirectory(redis, () => executors.all().map((e) => e.executorId));
     blockServers.start();
@@ -191,6 +212,8 @@ export async function startFramework(settings: FrameworkSettings, extras: Framew
     const jobs = new JobService({
       store, resolver: storage, clock, logger: log.child({ component: 'jobs' }),
       outputRoot: join(settings.stateDir, 'outputs'),
+      // local:// final outputs are listed in the local cluster's dataset manifests.
+      ...(settings.localWorkDir === undefined ? {} : { localDatasets: async (dataset: string, files: readonly HeldFile[]) => await addHeldFiles(settings.localWorkDir ?? '', dataset, files) }),
       limits: { maxPendingTasksPerTenant: settings.maxPendingTasksPerTenant, maxTasksPerJob: settings.maxTasksPerJob },
       // What a job's `locality` leaves out is the framework's (jobs saying nothing use placement's default, the same policy).
       defaultLocality: { mode: 'wait', nodeWaitMs: settings.localityWaitNodeMs, rackWaitMs: settings.localityWaitRackMs },
@@ -219,7 +242,7 @@ export async function startFramework(settings: FrameworkSettings, extras: Framew
     const seenAgents = new Map<string, KnownAgent & { rack?: string; url?: string }>();
     let coordinatorRef: Coordinator | undefined;
     const volumes = new VolumeService({
-      store: new HoldingStore(redis),
+      store: new HoldingStore(fenced),
       clock,
       who: { framework: settings.frameworkName, ...(settings.principal ? { principal: settings.principal } : {}) },
       logger: log.child({ component: 'volumes' }),
@@ -230,7 +253,7 @@ export async function startFramework(settings: FrameworkSettings, extras: Framew
     });
 
     volumesRef = volumes;
-    const executors = new ExecutorBook(redis);
+    const executors = new ExecutorBook(fenced);
     const runtime: ExecutorRuntime = await createExecutorRuntime({
       settings, redis, logger: log.child({ component: 'executors' }), clock, outputRoot: join(settings.stateDir, 'outputs'),
     });
@@ -249,6 +272,9 @@ export async function startFramework(settings: FrameworkSettings, extras: Framew
       clock,
       logger: log.child({ component: 'mesos' }),
       onFrameworkId: (id) => store.setFrameworkId(id),
+      // Only the holder of the current epoch subscribes: subscribing with the stored FrameworkID
+      // would take the framework away from the leader that fenced this one.
+      beforeSubscribe: () => fence.current(redis),
     });
 
     const volumePlanner: OfferOperationPlanner = {
@@ -333,7 +359,18 @@ export async function startFramework(settings: FrameworkSettings, extras: Framew
       coordinator.disconnected();
       log.warn({ reason: info.reason, willRetry: info.willRetry }, 'disconnected from the master');
     });
-    client.on('error', (err) => log.error({ err: err.message }, 'the Mesos client stopped'));
+    client.on('error', (err) => {
+      log.error({ err: err.message }, 'the Mesos client stopped');
+      if (err.code === 'NOT_LEADER') fence.noteFenced(err.message);
+    });
+    // A fenced leader stops acting at once: no more placement, dispatch or Mesos calls. Its
+    // writes would be refused anyway; this keeps it from sending ACCEPTs and queue adds too.
+    fence.onFenced((message) => {
+      metrics.leader.set(0);
+      log.error({ epoch, reason: message }, 'lost the lead: a newer scheduler holds the epoch; stopping to act');
+      void Promise.allSettled([coordinator.close(), client.stop()]).then(() => lostLead(message));
+    });
+    metrics.leader.set(1);
 
     await coordinator.recover();
     await runtime.start();
@@ -381,7 +418,7 @@ export async function startFramework(settings: FrameworkSettings, extras: Framew
       services: {
         volumes,
         agents: agentDirectory,
-        health: { ready: () => ({ subscribed: coordinator.isSubscribed, redis: redis.status === 'ready' }) },
+        health: { ready: () => ({ subscribed: coordinator.isSubscribed && !fence.fenced, redis: redis.status === 'ready', role: fence.fenced ? 'standby' : 'leader' }) },
       },
       auth,
       logger: log.child({ component: 'http' }),
@@ -418,6 +455,8 @@ export async function startFramework(settings: FrameworkSettings, extras: Framew
       storage,
       metrics,
       client,
+      epoch,
+      fenced: lostLeadership,
       async waitForSubscribed(timeoutMs) {
         await client.waitForSubscribed(timeoutMs);
       },

@@ -100,6 +100,13 @@ export interface SchedulerClientOptions {
   readonly maxRedirects?: number;
   /** Called when the master assigns (or confirms a new) FrameworkID, so the app can persist it. */
   readonly onFrameworkId?: (frameworkId: string) => void | Promise<void>;
+  /**
+   * Asked before every SUBSCRIBE (the first and each re-subscription): false stops the client
+   * for good with NOT_LEADER. A standby scheduler that took over subscribes with the same
+   * FrameworkID, which makes the master drop the old leader's stream; a paused old leader that
+   * wakes up must not subscribe again and take the framework back.
+   */
+  readonly beforeSubscribe?: () => Promise<boolean>;
 }
 
 interface Connection {
@@ -253,7 +260,47 @@ export class SchedulerClient extends TypedEmitter<SchedulerClientEvents> {
     this.emit('state', next, prev);
   }
 
+  private gating = false;
+
   private connect(): void {
+    const gate = this.options.beforeSubscribe;
+    if (!gate) {
+      this.connectNow();
+      return;
+    }
+    if (!this.running || this.conn || this.gating) return;
+    this.gating = true;
+    void gate().then((ok) => ok, (err: unknown) => {
+      // Unknown (Redis unreachable): not a refusal; try again after a pause.
+      this.log.warn({ err: String(err) }, 'cannot check leadership before subscribing; retrying');
+      return undefined;
+    }).then((ok) => {
+      this.gating = false;
+      if (!this.running) return;
+      if (ok === true) this.connectNow();
+      else if (ok === undefined) this.retryTimer = this.clock.setTimer(1_000, () => { this.retryTimer = undefined; this.connect(); });
+      else this.refuseToSubscribe();
+    });
+  }
+
+  /** The gate said no: this scheduler is no longer the leader; stop for good. */
+  private refuseToSubscribe(): void {
+    const error = new LocusError('NOT_LEADER', 'not subscribing: this scheduler is no longer the leader');
+    this.log.error({ err: error.message }, 'not subscribing');
+    this.lastFailure = error;
+    this.fatalFailure = error;
+    this.running = false;
+    this.stoppedOnce = true;
+    this.retryTimer?.cancel();
+    this.detectorOff?.();
+    this.detectorOff = undefined;
+    this.setState('DISCONNECTED');
+    this.emit('error', error);
+    this.emit('stopped');
+    if (this.ownsDetector) void this.detector.close();
+  }
+
+  private connectNow(): void {
     if (!this.running || this.conn) return;
     this.retryTimer?.cancel();
     this.retryTimer = undefined;

@@ -18,6 +18,8 @@ export interface LocusMetrics {
   readonly queueDepth: Gauge<'executor'>;
   readonly masterConnected: Gauge<string>;
   readonly redisConnected: Gauge<string>;
+  /** 1 on the leading scheduler, 0 on a standby or a fenced former leader. */
+  readonly leader: Gauge<string>;
   readonly jobs: Counter<'state'>;
 }
 
@@ -42,6 +44,7 @@ export function createMetrics(): LocusMetrics {
     queueDepth: new Gauge({ name: 'locus_queue_depth', help: 'Attempts queued per executor', labelNames: ['executor'], registers: r }),
     masterConnected: new Gauge({ name: 'locus_master_subscribed', help: '1 when subscribed to a Mesos master', registers: r }),
     redisConnected: new Gauge({ name: 'locus_redis_connected', help: '1 when connected to Redis', registers: r }),
+    leader: new Gauge({ name: 'locus_leader', help: '1 on the leading scheduler, 0 on a standby or a fenced former leader', registers: r }),
     jobs: new Counter({ name: 'locus_jobs_total', help: 'Jobs reaching each state', labelNames: ['state'], registers: r }),
   };
 }

@@ -22,7 +22,7 @@ import { volumeRoutes } from './volumes-routes.js';
 
 /** Readiness as the app knows it. */
 export interface HealthPort {
-  ready(): { readonly subscribed: boolean; readonly redis: boolean };
+  ready(): { readonly subscribed: boolean; readonly redis: boolean; readonly role?: 'leader' | 'standby' };
 }
 
 /** The services the HTTP API is handed. Further services (jobs) travel with their plugins. */
@@ -195,7 +195,7 @@ export async function createHttpServer(options: HttpServerOptions): Promise<Fast
     handler: async (_req, reply) => {
       const r = services.health.ready();
       const ok = r.subscribed && r.redis;
-      return reply.status(ok ? 200 : 503).send({ ready: ok, subscribed: r.subscribed, redis: r.redis });
+      return reply.status(ok ? 200 : 503).send({ ready: ok, subscribed: r.subscribed, redis: r.redis, ...(r.role ? { role: r.role } : {}) });
     },
   });
   ctx.route({
