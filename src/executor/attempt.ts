@@ -5,12 +5,15 @@
  * output, and describe the end as an AttemptResult.
  */
 import { createWriteStream, promises as fsp } from 'node:fs';
-import { join } from 'node:path';
+import { dirname, join } from 'node:path';
 import { pipeline } from 'node:stream/promises';
 import { CONTRACT_VERSION, INPUT_FAILED, INPUT_UNREACHABLE, contractCompatible, ledgerIdOf, type AttemptPayload, type AttemptProgress, type AttemptResult, type AttemptVolume, type CommittedOutput } from './contract.js';
 import { fetchPart, isHostCause, materialiseSplit, type DataPlane } from './data-plane.js';
 import { commitOutput, committedBy, discardAttemptDir, planOutput, prepareAttemptDir, settleCommitted, type CommitDecision, type OutputPlan } from './output.js';
+import { commitToHdfs, destinationOf, isHdfsRecord, settleHdfs, type Destination } from './destination.js';
+import { LocusError } from '../core/errors.js';
 import { containerIdFor, type AttemptRunner, type RunExit, type RunHandle } from './runner.js';
+import { tenantOfOutput, tenantUid, type TenantUidRange } from './isolation/tenant.js';
 import type { Logger } from '../obs/log.js';
 
 /** Streams a byte range of a file from its storage backend (the storage port's `read`). */
@@ -28,6 +31,12 @@ export interface AttemptContext {
   readonly dataPlane?: DataPlane;
   /** SIGTERM-to-SIGKILL grace when a timeout or drain stops a workload. */
   readonly killGraceMs: number;
+  /**
+   * Each tenant's attempts run under a uid of their own from this range, and the tenant's
+   * output directory is closed to everyone else; undefined = every attempt runs as the
+   * runner's default user (one tenant, or `--tenant-uids off`).
+   */
+  readonly tenantUids?: TenantUidRange;
 }
 
 /** Per-attempt controls from the executor. */
@@ -46,14 +55,15 @@ function substitute(s: string, values: Readonly<Record<string, string>>): string
 
 /** An input that could not be read, classified: the host's trouble (not counted) or the task's. */
 class InputError extends Error {
-  constructor(readonly hostCause: boolean, message: string) {
+  /** `outputHost`: the host of an earlier stage's output that could not be fetched. */
+  constructor(readonly hostCause: boolean, message: string, readonly outputHost?: string) {
     super(message);
   }
 }
 
-function inputError(what: string, err: unknown): InputError {
+function inputError(what: string, err: unknown, outputHost?: string): InputError {
   const message = err instanceof Error ? err.message : String(err);
-  return new InputError(isHostCause(err), `${what}: ${message}`);
+  return new InputError(isHostCause(err), `${what}: ${message}`, outputHost);
 }
 
 async function exists(path: string): Promise<boolean> {
@@ -93,7 +103,7 @@ async function prepareStageInputs(payload: AttemptPayload, dp: DataPlane, scratc
       try {
         await fetchPart(part, dp, target);
       } catch (err) {
-        throw inputError(`output ${part.name} of stage '${si.stage}' on ${part.host}`, err);
+        throw inputError(`output ${part.name} of stage '${si.stage}' on ${part.host}`, err, part.host);
       }
     }
     rewrites.set(si.dir, dir);
@@ -121,9 +131,17 @@ export async function runAttempt(payload: AttemptPayload, ctx: AttemptContext, c
     return end({ state: 'FAILED', exitCode: null, reason: 'CONTRACT_MISMATCH', message: `attempt speaks queue contract ${payload.contractVersion}, this executor ${CONTRACT_VERSION}: major versions differ; upgrade the executor or the scheduler` });
   }
   const dp = ctx.dataPlane;
+  // The last stage's destination when the spec names one (local:// on this host, hdfs://).
+  let dest: Destination | undefined;
+  try {
+    dest = destinationOf(payload, dp?.localDataDir, dp?.hdfs?.());
+  } catch (err) {
+    return end({ state: 'FAILED', exitCode: null, reason: 'OUTPUT_UNAVAILABLE', message: (err as Error).message });
+  }
+  const hdfs = dest?.kind === 'hdfs' ? dp?.hdfs?.() : undefined;
   // Where this host writes the task's output: the payload's directory on a shared mount, or
-  // the same layout under this host's own outputs root.
-  const out = payload.outputDir === undefined ? undefined : dp ? dp.outputFor(payload.outputDir) : { dir: payload.outputDir };
+  // the same layout under this host's own outputs root (or its local dataset directory).
+  const out = payload.outputDir === undefined ? undefined : dest?.kind === 'local' ? { dir: dest.dir } : dp ? dp.outputFor(payload.outputDir) : { dir: payload.outputDir };
   // A task whose output is already committed is never run again: this is what
   // makes redelivery after a crash or a Redis rollback converge.
   // The task's commit record in this attempt's generation (a recompute after its output was
@@ -137,7 +155,9 @@ export async function runAttempt(payload: AttemptPayload, ctx: AttemptContext, c
       return end({ state: 'LOST', exitCode: null, reason: 'COMMIT_LEDGER_UNAVAILABLE', message: `cannot read the task's commit record: ${(err as Error).message}` });
     }
     if (recorded !== undefined) {
-      if (recorded.host === ctx.host) await settleCommitted(recorded).catch(() => false);
+      // A rename a crash cut short is finished: on HDFS from any host, else on the recording host.
+      if (isHdfsRecord(recorded)) await (hdfs === undefined ? Promise.resolve(false) : settleHdfs(recorded, hdfs)).catch(() => false);
+      else if (recorded.host === ctx.host) await settleCommitted(recorded).catch(() => false);
       return end({ state: 'SUCCEEDED', exitCode: 0, reason: 'ALREADY_COMMITTED', message: `output already committed by attempt ${recorded.attemptId} on ${recorded.host}`, outputPath: recorded.path, output: recorded });
     }
     const winner = await committedBy(out.dir);
@@ -146,12 +166,16 @@ export async function runAttempt(payload: AttemptPayload, ctx: AttemptContext, c
     }
   }
 
+  // The tenant is the first segment of the output's path under the outputs root (the
+  // scheduler's layout `<root>/<tenant>/<job>/...`); without one the attempt keeps the default user.
+  const tenant = out !== undefined && ctx.tenantUids !== undefined ? tenantOfOutput(out.relPath) : undefined;
+  const uid = tenant !== undefined && ctx.tenantUids !== undefined ? tenantUid(tenant, ctx.tenantUids) : undefined;
   const containerId = containerIdFor(payload.attemptId, control.delivery);
   const plan: OutputPlan | undefined = out !== undefined ? planOutput(out.dir, payload.attemptId) : undefined;
   const ledger = dp?.ledger;
   const decide: CommitDecision | undefined = ledger === undefined || out === undefined ? undefined : async (files, size, staged) => await ledger.commit(ledgerId, {
     attemptId: payload.attemptId, host: ctx.host, ...(dp?.blockServer === undefined ? {} : { blockServer: dp.blockServer }),
-    path: out.dir, ...(out.relPath === undefined ? {} : { relPath: out.relPath }), size, files, committedAt: Date.now(), staged,
+    path: dest?.uri ?? out.dir, ...(out.relPath === undefined || dest !== undefined ? {} : { relPath: out.relPath }), size, files, committedAt: Date.now(), staged,
   });
   const scratch = join(ctx.scratchDir, containerId);
   let scratchMade = false;
@@ -167,6 +191,7 @@ export async function runAttempt(payload: AttemptPayload, ctx: AttemptContext, c
     const values: Record<string, string> = {};
     if (plan) {
       await prepareAttemptDir(plan);
+      if (tenant !== undefined && uid !== undefined && out?.relPath !== undefined) await closeTenantDir(out.dir, out.relPath, uid);
       values['output'] = plan.attemptDir;
       env['LOCUS_OUTPUT_DIR'] = plan.attemptDir;
       volumes.push({ hostPath: plan.attemptDir, containerPath: plan.attemptDir, readOnly: false });
@@ -186,7 +211,8 @@ export async function runAttempt(payload: AttemptPayload, ctx: AttemptContext, c
           if (dp !== undefined) await materialiseSplit(payload.split, dp, splitPath);
           else if (ctx.splitReader) await pipeline(await ctx.splitReader(payload.split.uri, payload.split.offset, payload.split.length), createWriteStream(splitPath));
         } catch (err) {
-          throw inputError(`cannot read ${payload.split.uri}`, err);
+          // A split over an earlier stage's output names the host that committed it.
+          throw inputError(`cannot read ${payload.split.uri}`, err, payload.split.sources?.find((x) => x.root === 'outputs')?.host);
         }
         await fsp.chmod(scratch, 0o755);
         await fsp.chmod(splitPath, 0o644);
@@ -214,6 +240,7 @@ export async function runAttempt(payload: AttemptPayload, ctx: AttemptContext, c
       env,
       resources: payload.resources,
       volumes,
+      ...(uid !== undefined ? { user: String(uid) } : {}),
     });
   } catch (err) {
     if (plan) await discardAttemptDir(plan).catch(() => undefined);
@@ -222,7 +249,10 @@ export async function runAttempt(payload: AttemptPayload, ctx: AttemptContext, c
       // The host's trouble (storage or a block server unreachable from here) does not count
       // against the task's retries; the task's own (no such file) does.
       log.warn({ err: err.message, hostCause: err.hostCause }, 'attempt input could not be read');
-      return end({ state: 'FAILED', exitCode: null, reason: err.hostCause ? INPUT_UNREACHABLE : INPUT_FAILED, message: err.message });
+      return end({
+        state: 'FAILED', exitCode: null, reason: err.hostCause ? INPUT_UNREACHABLE : INPUT_FAILED, message: err.message,
+        ...(err.hostCause && err.outputHost !== undefined ? { inputHost: err.outputHost } : {}),
+      });
     }
     log.warn({ err: (err as Error).message }, 'attempt could not be launched');
     return end({ state: 'FAILED', exitCode: null, reason: 'LAUNCH_FAILED', message: (err as Error).message });
@@ -272,8 +302,14 @@ export async function runAttempt(payload: AttemptPayload, ctx: AttemptContext, c
     if (!plan) return finish({ state: 'SUCCEEDED', exitCode: 0, reason: 'EXITED', message: exit.message });
     let outcome: Awaited<ReturnType<typeof commitOutput>>;
     try {
-      outcome = await commitOutput(plan, payload.attemptId, decide);
+      outcome = dest?.kind === 'hdfs' && hdfs !== undefined && decide !== undefined
+        ? await commitToHdfs(plan, payload.attemptId, dest.uri, hdfs, decide)
+        : await commitOutput(plan, payload.attemptId, decide);
     } catch (err) {
+      // WebHDFS refused or could not be reached while the output was written: nothing is recorded.
+      if (dest?.kind === 'hdfs' && err instanceof LocusError) {
+        return failed({ state: 'FAILED', exitCode: 0, reason: 'OUTPUT_WRITE_FAILED', message: `the output could not be written to ${dest.uri}: ${err.message}` });
+      }
       // Redis unreachable at the commit: the output was not recorded; the attempt goes back, uncounted.
       const errno = (err as NodeJS.ErrnoException).code;
       if (decide !== undefined && (errno === undefined || !errno.startsWith('E'))) {
@@ -312,4 +348,29 @@ async function chmodTree(dir: string): Promise<void> {
     if (e.isDirectory()) await chmodTree(p);
     else if (e.isFile()) await fsp.chmod(p, 0o644);
   }
+}
+
+/** Tenant output directories already closed by this process (the work is done once per directory). */
+const closedTenantDirs = new Set<string>();
+
+/**
+ * Close a tenant's output directory (`<root>/<tenant>`) to other tenants. An executor running as
+ * root hands it to the tenant's uid, mode 0750: that tenant's tasks may read their earlier
+ * stages' outputs through it, no one else may enter. An unprivileged executor (the local
+ * cluster's run as `nobody`) owns the directory and cannot give it away: it makes it 0700, and
+ * its tasks reach their own inputs and outputs through the bind mounts of their containers.
+ */
+async function closeTenantDir(outputDir: string, relPath: string, uid: number): Promise<void> {
+  const depth = relPath.split('/').filter((x) => x !== '').length;
+  let dir = outputDir.replace(/\/+$/, '');
+  for (let i = 1; i < depth; i++) dir = dirname(dir);
+  if (closedTenantDirs.has(dir)) return;
+  const st = await fsp.stat(dir);
+  if (process.getuid?.() === 0) {
+    if (st.uid !== uid || st.gid !== uid) await fsp.chown(dir, uid, uid);
+    if ((st.mode & 0o777) !== 0o750) await fsp.chmod(dir, 0o750);
+  } else if (st.uid === process.getuid?.() && (st.mode & 0o777) !== 0o700) {
+    await fsp.chmod(dir, 0o700);
+  }
+  closedTenantDirs.add(dir);
 }

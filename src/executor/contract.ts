@@ -36,6 +36,12 @@ export interface AttemptPayload {
   readonly timeoutMs: number;
   /** Where committed output goes (a directory); undefined = no output commit. */
   readonly outputDir?: string;
+  /**
+   * The last stage's final place when the spec names one outside the output root:
+   * `local://<dataset>/<path>/<stage>/<index>` or `hdfs://nn:port/<out>/<stage>/<index>` (attempts
+   * stage under `<out>/_temporary/`). The attempt still writes `outputDir`'s layout on its host first.
+   */
+  readonly destination?: string;
   /** The split this attempt reads, when it has one. */
   readonly split?: {
     readonly uri: string;
@@ -147,6 +153,11 @@ export interface AttemptResult {
   readonly outputPath?: string;
   /** The full commit record (host, block server, files) of the output that won. */
   readonly output?: CommittedOutput;
+  /**
+   * With INPUT_UNREACHABLE for an earlier stage's committed output: the host whose block
+   * servers could not be read (a fetch failure; the scheduler may recompute that host's outputs).
+   */
+  readonly inputHost?: string;
   readonly startedAt: number;
   readonly finishedAt: number;
   readonly host: string;
@@ -296,6 +307,7 @@ export function decodeAttemptPayload(v: unknown): AttemptPayload {
     };
   }));
   const outputDir = optional(o['outputDir'], 'payload.outputDir', asString);
+  const destination = optional(o['destination'], 'payload.destination', asString);
   const generation = optional(o['generation'], 'payload.generation', asNumber);
   return {
     contractVersion: asString(o['contractVersion'], 'payload.contractVersion'),
@@ -312,6 +324,7 @@ export function decodeAttemptPayload(v: unknown): AttemptPayload {
     },
     timeoutMs: asNumber(o['timeoutMs'], 'payload.timeoutMs'),
     ...(outputDir !== undefined ? { outputDir } : {}),
+    ...(destination !== undefined ? { destination } : {}),
     ...(split !== undefined ? { split } : {}),
     volumes: asArray(o['volumes'] ?? [], 'payload.volumes', (x, p) => {
       const vo = asObject(x, p);
@@ -364,6 +377,7 @@ export function decodeAttemptResult(v: unknown): AttemptResult {
   const sandboxDir = optional(o['sandboxDir'], 'result.sandboxDir', asString);
   const outputPath = optional(o['outputPath'], 'result.outputPath', asString);
   const output = optional(o['output'], 'result.output', decodeCommittedOutput);
+  const inputHost = optional(o['inputHost'], 'result.inputHost', asString);
   const exitCode = o['exitCode'];
   return {
     attemptId: asString(o['attemptId'], 'result.attemptId'),
@@ -376,6 +390,7 @@ export function decodeAttemptResult(v: unknown): AttemptResult {
     ...(sandboxDir !== undefined ? { sandboxDir } : {}),
     ...(outputPath !== undefined ? { outputPath } : {}),
     ...(output !== undefined ? { output } : {}),
+    ...(inputHost !== undefined ? { inputHost } : {}),
     startedAt: asNumber(o['startedAt'], 'result.startedAt'),
     finishedAt: asNumber(o['finishedAt'], 'result.finishedAt'),
     host: asString(o['host'], 'result.host'),

@@ -133,7 +133,10 @@ export class Coordinator {
         if (event.failure.agent_id && !event.failure.executor_id) {
           const agentId = event.failure.agent_id.value;
           this.log.warn({ agentId }, 'agent lost');
-          for (const ex of this.o.executors.onAgent(agentId)) await this.executorGone(ex.executorId, 'AGENT_LOST', 'agent lost');
+          const onIt = this.o.executors.onAgent(agentId);
+          for (const ex of onIt) await this.executorGone(ex.executorId, 'AGENT_LOST', 'agent lost');
+          // The agent is gone with its disk: outputs committed there are recomputed.
+          for (const host of new Set(onIt.map((e) => e.hostname))) await this.o.jobs.hostLost(host, 'agent removed');
           await this.o.volumes?.onAgentLost?.(agentId);
         }
         return;
@@ -621,6 +624,9 @@ export class Coordinator {
           break;
         }
         case 'TASK_UNREACHABLE': {
+          // Outputs on an unreachable host cannot be read while it is: recompute them now rather
+          // than stall the stages that read them for as long as the partition lasts.
+          void this.o.jobs.hostLost(ex.hostname, 'agent unreachable').catch((err: unknown) => this.log.warn({ err: String(err) }, 'recomputing lost outputs failed'));
           // Partition-aware: the agent may come back; wait a bounded time before retrying elsewhere.
           if (!this.unreachable.has(taskId)) {
             const grace = this.o.unreachableGraceMs ?? 60_000;
@@ -673,6 +679,11 @@ export class Coordinator {
       await this.o.volumes?.release?.(v, executorId).catch((err: unknown) => this.log.warn({ err: String(err), volumeId: v }, 'releasing a volume failed'));
     }
     await this.o.launcher.retire(executorId).catch((err: unknown) => this.log.warn({ err: String(err), executorId }, 'retiring executor failed'));
+    // The host's last executor took its block server with it: outputs committed there that a
+    // running job still reads can no longer be served, so they are recomputed (executor placement
+    // keeps an executor on such hosts, so this is a crash or a lost agent, not an idle release).
+    const live = this.o.executors.all().some((e) => e.hostname === ex.hostname && e.executorId !== executorId && (e.state === 'LAUNCHING' || e.state === 'RUNNING' || e.state === 'DRAINING'));
+    if (!live) await this.o.jobs.hostLost(ex.hostname, `no executor left on the host (${reason})`).catch((err: unknown) => this.log.warn({ err: String(err) }, 'recomputing lost outputs failed'));
     this.requestPass();
   }
 

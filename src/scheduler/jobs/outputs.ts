@@ -6,7 +6,7 @@
  * goes near the largest share of its input), and the block servers a split
  * or an output part can be read through.
  */
-import type { AttemptPayload, BlockSource, CommittedOutput, StageInput, StageOutputPart } from '../../executor/contract.js';
+import { ledgerIdOf, type AttemptPayload, type BlockSource, type CommittedOutput, type StageInput, type StageOutputPart } from '../../executor/contract.js';
 import { parseStorageUri } from '../../storage/uri.js';
 import { taskIdOf, type JobRecord } from './model.js';
 import { stageOutputDir } from './tasks.js';
@@ -16,8 +16,8 @@ import type { StoredSplit } from './store.js';
 export interface JobDataPlane {
   /** Block server addresses (host:port) of live executors on a host. */
   blockServers(host: string): readonly string[];
-  /** The commit records of tasks (undefined where none was written). */
-  commits(taskIds: readonly string[]): Promise<(CommittedOutput | undefined)[]>;
+  /** The commit records of tasks by ledger id (`ledgerIdOf`; undefined where none was written). */
+  commits(ledgerIds: readonly string[]): Promise<(CommittedOutput | undefined)[]>;
 }
 
 /** One earlier stage's committed outputs, as loaded. */
@@ -34,14 +34,17 @@ export class StageOutputs {
 
   constructor(private readonly dp: JobDataPlane) {}
 
-  /** Load (once) the records of every stage of `job` before `stage`; task counts come from the job record. */
-  async loadBefore(job: JobRecord, stage: number): Promise<void> {
+  /**
+   * Load (once) the records of every stage of `job` before `stage`; task counts come from the job
+   * record, each task's output generation from `generations` (task id → generation; absent = 0).
+   */
+  async loadBefore(job: JobRecord, stage: number, generations: ReadonlyMap<string, number> = new Map()): Promise<void> {
     for (let s = 0; s < stage; s++) {
       const key = `${job.id}:${s}`;
       if (this.stages.has(key)) continue;
       const count = job.stages[s]?.taskCount ?? 0;
       if (count <= 0) continue;
-      const ids = Array.from({ length: count }, (_, i) => taskIdOf(job.id, s, i));
+      const ids = Array.from({ length: count }, (_, i) => { const t = taskIdOf(job.id, s, i); return ledgerIdOf(t, generations.get(t)); });
       const records = await this.dp.commits(ids);
       const parts = records.flatMap((r, index) => (r === undefined ? [] : [{ ...r, index }]));
       const bytes = new Map<string, number>();
@@ -136,6 +139,11 @@ export class StageOutputs {
     return undefined;
   }
 
+  /** Forget one stage's records (some were lost and are being recomputed): the next load reads them anew. */
+  invalidate(jobId: string, stage: number): void {
+    this.stages.delete(`${jobId}:${stage}`);
+  }
+
   /** Forget a job's records (it ended). */
   forget(jobId: string): void {
     for (const k of this.stages.keys()) if (k.startsWith(`${jobId}:`)) this.stages.delete(k);
@@ -166,4 +174,30 @@ export function withDataPlane(payload: AttemptPayload, sources: BlockSource[] | 
     ...(split === undefined ? {} : { split }),
     ...(stageInputs.length === 0 ? {} : { stageInputs }),
   };
+}
+
+/** A committed output of an earlier stage, as the lost-host decision sees it. */
+export interface CommittedPart {
+  readonly stage: number;
+  readonly index: number;
+  /** The output generation the record belongs to. */
+  readonly generation: number;
+  readonly record: CommittedOutput;
+}
+
+/**
+ * Which committed outputs of a running job are lost with `host` and must be recomputed (Spark's
+ * lost shuffle files): those recorded on that host, of a stage that is not the job's last (a
+ * later stage reads it) and has started (stage <= job.stage), kept on the host itself rather than
+ * under the shared output root (`stageOutputDir`), where a lost host takes nothing with it.
+ * Pure: the caller reads the records and applies the answer.
+ */
+export function partsLostWith(host: string, job: Pick<JobRecord, 'state' | 'stage' | 'outputDir' | 'spec'>, parts: readonly CommittedPart[]): CommittedPart[] {
+  if (job.state !== 'RUNNING') return [];
+  const last = job.spec.stages.length - 1;
+  return parts.filter((p) => {
+    const spec = job.spec.stages[p.stage];
+    if (spec === undefined || p.stage >= last || p.stage > job.stage || p.record.host !== host) return false;
+    return !p.record.path.startsWith(`${stageOutputDir(job.outputDir, spec)}/`);
+  });
 }

@@ -13,8 +13,9 @@ import type { LocalityLevel } from '../../core/locality.js';
 import type { ResolveOptions } from '../../storage/port.js';
 import type { Logger } from '../../obs/log.js';
 import type { AttemptPayload, AttemptResult } from '../../executor/contract.js';
-import { CONTRACT_VERSION, INPUT_UNREACHABLE } from '../../executor/contract.js';
-import { StageOutputs, splitSources, withDataPlane, type JobDataPlane } from './outputs.js';
+import { CONTRACT_VERSION, INPUT_UNREACHABLE, ledgerIdOf } from '../../executor/contract.js';
+import { publishFinalOutputs, taskDestination, type LocalDatasetLister } from './destinations.js';
+import { StageOutputs, partsLostWith, splitSources, withDataPlane, type CommittedPart, type JobDataPlane } from './outputs.js';
 import { JobStore, type StoredSplit } from './store.js';
 import { effectiveLocality, type JobSpec } from './spec.js';
 import type { LocalityPolicy } from '../placement/types.js';
@@ -75,6 +76,8 @@ export interface PendingTask {
   readonly pendingSince: number;
   /** Attempts so far (the next attempt number is attempts + 1). */
   readonly attempts: number;
+  /** The output generation the next attempt commits into (raised by each recompute). */
+  readonly generation: number;
 }
 
 /** Events for watchers (SSE, gRPC WatchJob, CLI --watch). */
@@ -108,6 +111,8 @@ export interface JobServiceOptions {
   readonly volumes?: VolumeLookup;
   /** Block servers and commit records: attempts read data and earlier outputs on other hosts. */
   readonly dataPlane?: JobDataPlane;
+  /** Lists a job's local:// final outputs in their dataset when it succeeds (absent: no local datasets). */
+  readonly localDatasets?: LocalDatasetLister;
   /**
    * The framework's locality policy (`--locality-wait-node/-rack`): what a spec's
    * `locality` leaves out is taken from it. Default: 3 s per level, as the flags'.
@@ -151,6 +156,19 @@ export class JobService extends EventEmitter<ServiceEvents> {
   private readonly outputs: StageOutputs | undefined;
   /** Uncounted input failures per task, to cap them. */
   private readonly inputFailures = new Map<string, number>();
+  /**
+   * Per job, the earlier-stage tasks being recomputed because their outputs were lost with a
+   * host (task id → its stage). While a job has any, its tasks of later stages wait in `parked`.
+   */
+  private readonly recomputing = new Map<string, Map<string, number>>();
+  /** Per job, later-stage tasks waiting for a recompute to commit (task id → how to make it pending). */
+  /** Per job, hosts that were lost: a commit recorded there later (an attempt that raced its host's loss) is recomputed too. */
+  private readonly lostHosts = new Map<string, Set<string>>();
+  /** Per job, hosts holding its host-local committed outputs of non-final stages (see outputHosts). */
+  private readonly heldOutputs = new Map<string, Set<string>>();
+  /** Counters for tests and metrics: tasks reopened to recompute lost outputs. */
+  readonly metrics = { recomputed: 0 };
+  private readonly parked = new Map<string, Map<string, { stage: number; index: number; split: StoredSplit | undefined; rec: TaskRecord | undefined }>>();
 
   constructor(private readonly o: JobServiceOptions) {
     super();
@@ -175,7 +193,7 @@ export class JobService extends EventEmitter<ServiceEvents> {
     checkInputSchemes(spec, this.o.resolver.backendFor ? { backendFor: (uri) => this.o.resolver.backendFor?.(uri) } : undefined);
     await checkVolumes(tenant, spec, this.o.volumes);
     const id = newId('job');
-    const outputDir = outputDirFor(this.o.outputRoot, tenant, id, spec);
+    const outputDir = outputDirFor(this.o.outputRoot, tenant, id, spec, { localDatasets: this.o.localDatasets !== undefined });
     const now = this.o.clock.now();
     const created = await this.o.store.create(
       { id, tenant, name: spec.name, spec, outputDir, createdAt: now, stages: spec.stages.map((s) => ({ name: s.name, taskCount: -1 })) },
@@ -190,6 +208,8 @@ export class JobService extends EventEmitter<ServiceEvents> {
     const job = await this.o.store.get(created.id);
     if (!job) throw new LocusError('INTERNAL', `job ${created.id} vanished after creation`);
     this.jobs.set(id, job);
+    // Every commit of this job will be seen here: hosts are added as outputs land on them.
+    this.heldOutputs.set(id, new Set());
     this.emitJob(job, 'PENDING');
     void this.startStage(job, 0);
     return { job, created: true };
@@ -227,10 +247,25 @@ export class JobService extends EventEmitter<ServiceEvents> {
         this.jobs.set(job.id, await this.refresh(job.id));
       }
       await this.resolveStageVolume(job, stage).catch((err: unknown) => this.o.logger.warn({ jobId: job.id, err: String(err) }, 'the volume of a recovered stage is not usable'));
-      if (stage > 0) await this.outputs?.loadBefore(job, stage).catch((err: unknown) => this.o.logger.warn({ jobId: job.id, err: String(err) }, 'reading the commit records of earlier stages failed'));
+      if (stage > 0) await this.outputs?.loadBefore(job, stage, await this.o.store.generations(job.id)).catch((err: unknown) => this.o.logger.warn({ jobId: job.id, err: String(err) }, 'reading the commit records of earlier stages failed'));
       const allTasks = await this.o.store.tasks(job.id);
       // Per-job host avoidance survives a restart: rebuild it from the tasks' failed hosts.
       for (const t of allTasks) for (const h of t.failedHosts) this.countHostFailure(job.id, h);
+      // Earlier-stage tasks reopened to recompute lost outputs before the restart: recomputing
+      // again (registered before any later-stage task is made pending, so those wait for them).
+      const reopened = allTasks.filter((t) => t.stage < stage && (t.state === 'PENDING' || t.state === 'RUNNING'));
+      if (reopened.length > 0) this.recomputing.set(job.id, new Map(reopened.map((t) => [t.id, t.stage])));
+      for (const rec of reopened) {
+        const last = rec.attempts[rec.attempts.length - 1];
+        if (rec.state === 'RUNNING') {
+          if (last) this.running.set(rec.id, { attemptId: last.attemptId, tenant: job.tenant, executorId: last.executorId, locality: last.locality });
+          running.push(rec);
+        } else {
+          const split = job.spec.stages[rec.stage]?.tasks ? undefined : (await this.o.store.getSplits(job.id, rec.stage, rec.index, rec.index + 1))[0];
+          this.addPending(job, rec.stage, rec.index, split, rec);
+          pendingCount++;
+        }
+      }
       const tasks = new Map(allTasks.filter((t) => t.stage === stage).map((t) => [t.index, t]));
       const splits = job.spec.stages[stage]?.tasks ? [] : await this.o.store.getSplits(job.id, stage);
       for (let i = 0; i < stageRec.taskCount; i++) {
@@ -295,7 +330,7 @@ export class JobService extends EventEmitter<ServiceEvents> {
     if (!started) return undefined;
     this.running.set(taskId, { attemptId, tenant: task.tenant, executorId: executor.id, locality });
     this.emitTask(job, taskId, 'RUNNING', { host: executor.host, locality });
-    return this.buildPayload(job, task.stage, task.index, attempt, task.split, executor.host);
+    return this.buildPayload(job, task.stage, task.index, attempt, task.split, executor.host, task.generation);
   }
 
   /**
@@ -308,10 +343,10 @@ export class JobService extends EventEmitter<ServiceEvents> {
     const last = rec.attempts[rec.attempts.length - 1];
     if (!job || !last) return undefined;
     const split = job.spec.stages[rec.stage]?.tasks ? undefined : (await this.o.store.getSplits(job.id, rec.stage, rec.index, rec.index + 1))[0];
-    return this.buildPayload(job, rec.stage, rec.index, last.attempt, split, last.host);
+    return this.buildPayload(job, rec.stage, rec.index, last.attempt, split, last.host, rec.generation ?? 0);
   }
 
-  private buildPayload(job: JobRecord, stageIndex: number, index: number, attempt: number, taskSplit: StoredSplit | undefined, host: string): AttemptPayload | undefined {
+  private buildPayload(job: JobRecord, stageIndex: number, index: number, attempt: number, taskSplit: StoredSplit | undefined, host: string, generation: number): AttemptPayload | undefined {
     const stage = job.spec.stages[stageIndex];
     if (!stage) return undefined;
     const taskId = taskIdOf(job.id, stageIndex, index);
@@ -326,6 +361,8 @@ export class JobService extends EventEmitter<ServiceEvents> {
       jobId: job.id, taskIndex: index, attempt, ...(split ? { split } : {}), stageOutputs,
     });
     const mount = this.stageVolumes.get(`${job.id}:${stageIndex}`);
+    // The last stage's tasks commit where the spec's output says (local:// or hdfs://).
+    const destination = taskDestination(job.spec, stageIndex, index);
     const payload: AttemptPayload = {
       contractVersion: CONTRACT_VERSION,
       jobId: job.id,
@@ -339,7 +376,12 @@ export class JobService extends EventEmitter<ServiceEvents> {
       },
       resources: { cpus: stage.task.resources.cpus, memMiB: stage.task.resources.mem, diskMiB: stage.task.resources.disk },
       timeoutMs: job.spec.timeoutMs,
-      outputDir: taskOutputDir(job.outputDir, stage, index),
+      // A recompute writes beside the lost generation's directory, never onto it: on a host that
+      // still holds the old output (its block server was unreachable, not its disk) the two
+      // cannot collide.
+      ...(destination === undefined ? {} : { destination }),
+      outputDir: generation > 0 ? `${taskOutputDir(job.outputDir, stage, index)}~g${generation}` : taskOutputDir(job.outputDir, stage, index),
+      ...(generation > 0 ? { generation } : {}),
       ...(split ? { split: { uri: split.uri, offset: split.offset, length: split.length, ...(split.localPath ? { localPath: split.localPath } : {}) } } : {}),
       volumes: mount ? [{ hostPath: mount.volume.containerPath, containerPath: mount.path, readOnly: mount.readOnly }] : [],
       // Read-only in the task's container: the split's local replica and earlier stages' outputs.
@@ -398,6 +440,7 @@ export class JobService extends EventEmitter<ServiceEvents> {
     const was = this.running.get(result.taskId);
     this.running.delete(result.taskId);
     if (cls === 'counted' && result.state !== 'SUCCEEDED' && result.host) this.noteHostFailure(job.id, result.host);
+    await this.afterOutputEvent(job.id, result, outcome);
     // A success says where it ran: a watcher that missed the RUNNING event still counts it at
     // the level the store's counters do, not as 'any'.
     this.emitTask(job, result.taskId, outcome, {
@@ -421,9 +464,180 @@ export class JobService extends EventEmitter<ServiceEvents> {
   /** An input no host can reach must not retry forever: past the cap, input failures count. */
   private capUncountedInput<C extends FailureClass | 'cancelled'>(result: AttemptResult, cls: C): C | 'counted' {
     if (cls !== 'not-counted' || result.reason !== INPUT_UNREACHABLE) return cls;
+    // What it could not read is being recomputed, or is about to be (the first fetch failure
+    // naming an output host not yet lost recomputes that host's outputs): the retry waits for the
+    // recompute and counts toward nothing. Further failures naming a lost host count as usual.
+    const jobId = result.taskId.replace(/\.\d+\.\d+$/, '');
+    if (this.recomputing.has(jobId)) return cls;
+    if (result.inputHost !== undefined && this.lostHosts.get(jobId)?.has(result.inputHost) !== true) return cls;
     const n = (this.inputFailures.get(result.taskId) ?? 0) + 1;
     this.inputFailures.set(result.taskId, n);
     return n > UNCOUNTED_INPUT_FAILURES ? 'counted' : cls;
+  }
+
+  /**
+   * Hosts holding committed outputs that a running job's later stages still read (kept on the
+   * host, not under the shared output root): executor placement keeps an executor there, because
+   * its block server is what serves them.
+   */
+  outputHosts(): Set<string> {
+    const out = new Set<string>();
+    for (const [jobId, hosts] of this.heldOutputs) {
+      const job = this.jobs.get(jobId);
+      if (job === undefined || TERMINAL_JOB_STATES.has(job.state)) {
+        this.heldOutputs.delete(jobId);
+        continue;
+      }
+      for (const h of hosts) out.add(h);
+    }
+    return out;
+  }
+
+  /**
+   * A host is lost (Mesos says its agent is gone or unreachable, or no executor — hence no block
+   * server — is left on it): the committed outputs it held that running jobs still need are
+   * recomputed. See recomputeLost.
+   */
+  async hostLost(host: string, reason: string): Promise<number> {
+    let n = 0;
+    for (const jobId of [...this.jobs.keys()]) {
+      const job = this.jobs.get(jobId);
+      if (job === undefined || TERMINAL_JOB_STATES.has(job.state)) continue;
+      // Commits seen by this process name their hosts: a job with none on this host is skipped
+      // without reading its records (a job recovered after a restart has no such list: checked).
+      const held = this.heldOutputs.get(jobId);
+      if (held !== undefined && !held.has(host)) continue;
+      n += await this.recomputeLost(jobId, host, reason).catch((err: unknown) => {
+        this.o.logger.warn({ jobId, host, err: String(err) }, 'recomputing outputs lost with a host failed');
+        return 0;
+      });
+    }
+    return n;
+  }
+
+  /**
+   * Recompute one job's committed outputs on a lost host (Spark's lost shuffle files): each such
+   * task is made pending again in its next output generation (JobStore.reopen: one script, so a
+   * second report of the same loss changes nothing), and every task of a later stage — pending
+   * now or coming back from an attempt that could not read its input — waits, parked, until the
+   * recomputes committed; then it is pending again with the new locations. Returns how many
+   * tasks were reopened.
+   */
+  private async recomputeLost(jobId: string, host: string, reason: string): Promise<number> {
+    const job = await this.refresh(jobId);
+    if (job.state !== 'RUNNING' || this.o.dataPlane === undefined) return 0;
+    const lostOn = this.lostHosts.get(jobId) ?? new Set<string>();
+    this.lostHosts.set(jobId, lostOn);
+    lostOn.add(host);
+    const gens = await this.o.store.generations(jobId);
+    const candidates: { stage: number; index: number; generation: number }[] = [];
+    const last = Math.min(job.stage, job.spec.stages.length - 2);
+    for (let s = 0; s <= last; s++) {
+      const count = job.stages[s]?.taskCount ?? 0;
+      for (let i = 0; i < count; i++) {
+        const t = taskIdOf(jobId, s, i);
+        candidates.push({ stage: s, index: i, generation: gens.get(t) ?? 0 });
+      }
+    }
+    if (candidates.length === 0) return 0;
+    const records = await this.o.dataPlane.commits(candidates.map((c) => ledgerIdOf(taskIdOf(jobId, c.stage, c.index), c.generation)));
+    const parts: CommittedPart[] = candidates.flatMap((c, i) => {
+      const record = records[i];
+      return record === undefined ? [] : [{ ...c, record }];
+    });
+    const lost = partsLostWith(host, job, parts);
+    let reopened = 0;
+    const recomputing = this.recomputing.get(jobId) ?? new Map<string, number>();
+    for (const p of lost) {
+      const taskId = taskIdOf(jobId, p.stage, p.index);
+      const generation = await this.o.store.reopen(taskId, p.generation);
+      if (generation === undefined) continue;
+      reopened++;
+      // Registered before anything is made pending, so later stages park from here on.
+      recomputing.set(taskId, p.stage);
+      this.recomputing.set(jobId, recomputing);
+      this.outputs?.invalidate(jobId, p.stage);
+      this.metrics.recomputed++;
+    }
+    if (reopened === 0) return 0;
+    this.o.logger.warn({ jobId, host, reason, tasks: reopened }, 'committed outputs lost with their host; recomputing them');
+    // Later-stage tasks already pending wait too; attempts that failed reading the lost host so
+    // far start their count of uncounted input failures afresh.
+    const first = Math.min(...recomputing.values());
+    for (const t of [...this.pending.values()]) {
+      if (t.jobId !== jobId || t.stage <= first) continue;
+      this.pending.delete(t.taskId);
+      this.index.remove(t.taskId);
+      const parked = this.parked.get(jobId) ?? new Map<string, { stage: number; index: number; split: StoredSplit | undefined; rec: TaskRecord | undefined }>();
+      this.parked.set(jobId, parked);
+      parked.set(t.taskId, { stage: t.stage, index: t.index, split: t.split, rec: undefined });
+    }
+    for (const k of [...this.inputFailures.keys()]) if (k.startsWith(`${jobId}.`)) this.inputFailures.delete(k);
+    for (const taskId of recomputing.keys()) {
+      if (this.pending.has(taskId) || this.running.has(taskId)) continue;
+      const rec = await this.o.store.getTask(taskId);
+      if (rec?.state !== 'PENDING') continue;
+      const split = job.spec.stages[rec.stage]?.tasks ? undefined : (await this.o.store.getSplits(jobId, rec.stage, rec.index, rec.index + 1))[0];
+      this.addPending(job, rec.stage, rec.index, split, rec);
+    }
+    this.emitJob(await this.refresh(jobId), 'RUNNING', `recomputing ${reopened} output(s) lost with host ${host} (${reason})`);
+    this.emit('work');
+    return reopened;
+  }
+
+  /**
+   * What an attempt's end means for outputs: a commit of a host-local output is noted (its host
+   * keeps an executor); a recompute that committed may release the tasks waiting for it; a commit
+   * recorded on a host already lost (the result of an attempt that committed just before its host
+   * went) is recomputed at once; and a later-stage attempt that could not fetch an earlier
+   * output from its host (a fetch failure) declares that host's outputs of this job lost.
+   */
+  private async afterOutputEvent(jobId: string, result: AttemptResult, outcome: TaskState): Promise<void> {
+    const job = this.jobs.get(jobId);
+    if (job === undefined) return;
+    const parsed = /\.(\d+)\.(\d+)$/.exec(result.taskId);
+    const stage = Number(parsed?.[1] ?? -1);
+    const spec = job.spec.stages[stage];
+    if (outcome === 'SUCCEEDED' && result.output !== undefined && spec !== undefined && stage < job.spec.stages.length - 1
+      && !result.output.path.startsWith(`${stageOutputDir(job.outputDir, spec)}/`)) {
+      const held = this.heldOutputs.get(jobId) ?? new Set<string>();
+      this.heldOutputs.set(jobId, held);
+      held.add(result.output.host);
+      if (this.lostHosts.get(jobId)?.has(result.output.host) === true) await this.recomputeLost(jobId, result.output.host, 'committed on a host already lost');
+    }
+    const recomputing = this.recomputing.get(jobId);
+    if (outcome === 'SUCCEEDED' && recomputing?.has(result.taskId) === true) {
+      recomputing.delete(result.taskId);
+      this.outputs?.invalidate(jobId, stage);
+      if (recomputing.size === 0) this.recomputing.delete(jobId);
+      await this.releaseParked(jobId);
+    }
+    if (result.reason === INPUT_UNREACHABLE && result.inputHost !== undefined && outcome === 'PENDING') {
+      await this.recomputeLost(jobId, result.inputHost, `fetch failure: ${result.message}`);
+    }
+  }
+
+  /** Make parked tasks pending again once no stage before theirs is being recomputed. */
+  private async releaseParked(jobId: string): Promise<void> {
+    const parked = this.parked.get(jobId);
+    if (parked === undefined || parked.size === 0) return;
+    const busy = [...(this.recomputing.get(jobId)?.values() ?? [])];
+    const first = busy.length === 0 ? Infinity : Math.min(...busy);
+    const ready = [...parked].filter(([, p]) => p.stage <= first);
+    if (ready.length === 0) return;
+    const job = await this.refresh(jobId);
+    if (job.state !== 'RUNNING') return;
+    // The recomputed stages' records anew: where the waiting tasks now read from.
+    await this.outputs?.loadBefore(job, job.stage, await this.o.store.generations(jobId));
+    for (const [taskId, p] of ready) {
+      parked.delete(taskId);
+      const rec = await this.o.store.getTask(taskId);
+      if (rec !== undefined && rec.state !== 'PENDING') continue;
+      this.addPending(job, p.stage, p.index, p.split, rec);
+    }
+    if (parked.size === 0) this.parked.delete(jobId);
+    this.o.logger.info({ jobId, tasks: ready.length }, 'recomputed outputs committed; waiting tasks are pending again');
+    this.emit('work');
   }
 
   /** Cancel a job: pending tasks dropped, running attempts reported for killing. */
@@ -531,17 +745,30 @@ export class JobService extends EventEmitter<ServiceEvents> {
   private dropPending(jobId: string): void {
     for (const [id, t] of this.pending) if (t.jobId === jobId) this.pending.delete(id);
     this.index.removeJob(jobId);
+    this.parked.delete(jobId);
+    this.recomputing.delete(jobId);
   }
 
   private addPending(job: JobRecord, stage: number, index: number, split: StoredSplit | undefined, rec?: TaskRecord): void {
     const taskId = taskIdOf(job.id, stage, index);
     const stageSpec = job.spec.stages[stage];
     if (!stageSpec) return;
+    // An earlier stage's lost outputs are being recomputed: this task would read them, so it
+    // waits (not failing, not spending attempts) until they are committed again.
+    const recomputing = this.recomputing.get(job.id);
+    if (recomputing !== undefined && [...recomputing.values()].some((s) => s < stage)) {
+      const parked = this.parked.get(job.id) ?? new Map<string, { stage: number; index: number; split: StoredSplit | undefined; rec: TaskRecord | undefined }>();
+      this.parked.set(job.id, parked);
+      parked.set(taskId, { stage, index, split, rec });
+      return;
+    }
     const now = this.o.clock.now();
-    const avoidHosts = [...new Set([...(rec?.failedHosts ?? []), ...this.avoidedForJob(job.id)])];
+    // A recompute stays off the hosts whose outputs were lost (one merely unreachable may still answer offers).
+    const lost = recomputing?.has(taskId) === true ? [...(this.lostHosts.get(job.id) ?? [])] : [];
+    const avoidHosts = [...new Set([...(rec?.failedHosts ?? []), ...this.avoidedForJob(job.id), ...lost])];
     this.pending.set(taskId, {
       taskId, jobId: job.id, tenant: job.tenant, stage, index, priority: job.spec.priority, spec: job.spec, split,
-      avoidHosts, pendingSince: now, attempts: rec?.attempts.length ?? 0,
+      avoidHosts, pendingSince: now, attempts: rec?.attempts.length ?? 0, generation: rec?.generation ?? 0,
     });
     // Objects shared by all tasks of a stage (resources, constraints, locality) are passed by
     // reference: the index keeps them, and sharing keeps a million pending tasks small.
@@ -575,7 +802,7 @@ export class JobService extends EventEmitter<ServiceEvents> {
       if (stage === 0) await this.o.store.setState(job.id, 'RESOLVING', ['PENDING'], this.o.clock.now());
       await this.resolveStageVolume(job, stage);
       // Where the earlier stages' outputs were committed: what this stage reads, and where it should run.
-      if (stage > 0) await this.outputs?.loadBefore(await this.refresh(job.id), stage);
+      if (stage > 0) await this.outputs?.loadBefore(await this.refresh(job.id), stage, await this.o.store.generations(job.id));
       let splits: StoredSplit[] = [];
       if (spec.tasks) {
         splits = spec.tasks.map(() => ({ uri: '', offset: 0, length: 0, hosts: [], racks: [] }));
@@ -655,6 +882,15 @@ export class JobService extends EventEmitter<ServiceEvents> {
     const next = job.stage + 1;
     if (next < job.spec.stages.length) {
       await this.startStage(job, next);
+      return;
+    }
+    // A local:// output is listed in its dataset before the job says SUCCEEDED, so a job
+    // submitted after that reads it.
+    const unpublished = await publishFinalOutputs(job, this.o.dataPlane && { commits: (ids) => this.o.dataPlane?.commits(ids) ?? Promise.resolve([]), ...(this.o.localDatasets ? { listLocal: this.o.localDatasets } : {}) })
+      .then(() => undefined, (err: unknown) => (err instanceof Error ? err.message : String(err)));
+    if (unpublished !== undefined) {
+      const message = `the outputs were committed but could not be listed at ${job.spec.output ?? ''}: ${unpublished}`;
+      if (await this.o.store.setState(jobId, 'FAILED', ['RUNNING'], this.o.clock.now(), message)) this.emitJob(await this.refresh(jobId), 'FAILED', message);
       return;
     }
     if (await this.o.store.setState(jobId, 'SUCCEEDED', ['RUNNING'], this.o.clock.now())) {
