@@ -29,7 +29,7 @@ export const FRAMEWORK_OPTION_NAMES = [
   'executor-idle-timeout', 'executor-runner', 'isolation', 'locality-wait-node', 'locality-wait-rack',
   'host-map', 'hdfs-user', 'hdfs-delegation-token-file', 'ceph-conf', 'ceph-id', 'cephfs-mount', 'gluster-mounts',
   'local-work-dir', 'log-level', 'log-format', 'max-pending-tasks', 'max-tasks-per-job', 'stop-timeout',
-  'shared-outputs', 'host-output-dir', 'block-server-bind',
+  'shared-outputs', 'host-output-dir', 'block-server-bind', 'ha', 'ha-session-timeout', 'allow-unisolated-tenants',
 ] as const;
 
 /** One option name of `locus framework`. */
@@ -66,6 +66,8 @@ export interface FrameworkSettings {
   readonly executorMemMiB: number;
   readonly executorIdleTimeoutMs: number;
   readonly isolation: IsolationMode;
+  /** Run several tenants with `isolation: process` (no namespaces: tasks see the host's world-readable files). */
+  readonly allowUnisolatedTenants: boolean;
   /** How executors run attempts (`--runner`); `noop` runs nothing and exists for benchmarks only. */
   readonly executorRunner: 'auto' | 'agent' | 'isolator' | 'noop';
   readonly localityWaitNodeMs: number;
@@ -101,6 +103,10 @@ export interface FrameworkSettings {
   readonly logFormat: LogFormat;
   /** How long a stop may take before what is left is abandoned (`stop-timeout`). */
   readonly stopTimeoutMs: number;
+  /** `ha`: the ZooKeeper URL (`zk://h:2181/locus`) the instances elect their leader under; undefined runs one instance. */
+  readonly ha: string | undefined;
+  /** `ha-session-timeout`: the ZooKeeper session timeout; a dead leader is replaced this long after it stopped answering. */
+  readonly haSessionTimeoutMs: number;
   /** Admission: most pending tasks one tenant may have, and most tasks in one job stage. */
   readonly maxPendingTasksPerTenant: number;
   readonly maxTasksPerJob: number;
@@ -309,6 +315,12 @@ export function resolveSettings(flags: RawSettings, file: Readonly<Record<string
     executorMemMiB: str('executor-mem') === undefined ? DEFAULT_EXECUTOR_OVERHEAD.memMiB : parseSizeMiB(str('executor-mem') ?? '', 'executor-mem'),
     executorIdleTimeoutMs: dur('executor-idle-timeout', 60_000),
     isolation,
+    allowUnisolatedTenants: ((): boolean => {
+      const v = get('allow-unisolated-tenants');
+      if (v === undefined || v === '' || v === false || v === 'false') return false;
+      if (v === true || v === 'true') return true;
+      throw invalidField('allow-unisolated-tenants', `must be true or false, got '${String(v)}'`);
+    })(),
     executorRunner,
     localityWaitNodeMs: dur('locality-wait-node', 3000),
     localityWaitRackMs: dur('locality-wait-rack', 3000),
@@ -333,6 +345,12 @@ export function resolveSettings(flags: RawSettings, file: Readonly<Record<string
     logLevel: str('log-level') ?? 'info',
     logFormat,
     stopTimeoutMs: dur('stop-timeout', 5_000),
+    ha: ((): string | undefined => {
+      const v = str('ha');
+      if (v !== undefined && !v.startsWith('zk://')) throw invalidField('ha', `must be a zk:// URL (zk://host:2181/locus), got '${v}'`);
+      return v;
+    })(),
+    haSessionTimeoutMs: dur('ha-session-timeout', 10_000),
     maxPendingTasksPerTenant: count('max-pending-tasks', 2_000_000),
     maxTasksPerJob: count('max-tasks-per-job', 1_000_000),
   };
