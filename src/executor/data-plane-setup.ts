@@ -9,6 +9,8 @@ import type { Redis } from 'ioredis';
 import type { Logger } from '../obs/log.js';
 import { createStorageRegistry, type StorageRegistry } from '../storage/registry.js';
 import { registryConfigFor, type ExecutorStorageConfig } from '../storage/executor-config.js';
+import { WebHdfsBackend } from '../storage/hdfs/backend.js';
+import { HostMapper } from '../storage/hostmap.js';
 import { startBlockServer, type BlockServer } from './block-server.js';
 import { DATAPLANE_SECRETS_KEY } from './contract.js';
 import { RedisCommitLedger, outputMapper, type DataPlane } from './data-plane.js';
@@ -54,6 +56,7 @@ export async function startDataPlane(o: { readonly config: ExecutorStorageConfig
   };
   const delegation = secrets['webhdfsDelegationToken'];
   let registry: StorageRegistry | undefined;
+  let hdfs: WebHdfsBackend | undefined;
   const outputs = outputMapper(config.outputs);
   const blockServer = await startBlockServer({
     roots: {
@@ -80,6 +83,11 @@ export async function startDataPlane(o: { readonly config: ExecutorStorageConfig
       return await registry.read(uri, offset, length);
     },
     ledger: new RedisCommitLedger(redis),
+    ...(config.localDataDir === undefined ? {} : { localDataDir: config.localDataDir }),
+    hdfs: () => {
+      hdfs ??= new WebHdfsBackend({ ...(config.webhdfs ?? {}), ...(delegation === undefined ? {} : { delegationToken: delegation }) }, new HostMapper({}));
+      return hdfs;
+    },
     outputFor: outputs.outputFor,
     ...(outputs.outputsRoot === undefined ? {} : { outputsRoot: outputs.outputsRoot }),
   };
@@ -91,6 +99,7 @@ export async function startDataPlane(o: { readonly config: ExecutorStorageConfig
       clearInterval(timer);
       await blockServer.close().catch(() => undefined);
       await registry?.close().catch(() => undefined);
+      await hdfs?.close().catch(() => undefined);
     },
   };
 }

@@ -11,6 +11,7 @@ import type { Readable } from 'node:stream';
 import type { Redis } from 'ioredis';
 import { LocusError } from '../core/errors.js';
 import { readFromBlockServers } from '../storage/block-client.js';
+import type { HdfsOutputFs } from './destination.js';
 import { commitKey, decodeCommittedOutput, type AttemptPayload, type CommittedOutput, type StageOutputPart } from './contract.js';
 
 /** Decides, once per task, which attempt's output counts. */
@@ -63,6 +64,10 @@ export interface DataPlane {
   outputFor(outputDir: string): { readonly dir: string; readonly relPath?: string };
   /** The directory the block server serves as `outputs`. */
   readonly outputsRoot?: string;
+  /** This host's local:// dataset directory (`<dir>/<dataset>/<path>`), where local:// outputs are committed. */
+  readonly localDataDir?: string;
+  /** WebHDFS for hdfs:// outputs (built on first use). */
+  hdfs?(): HdfsOutputFs;
 }
 
 /** Where outputs go: the shared root itself, or the same layout under this host's own root. */

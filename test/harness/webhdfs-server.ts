@@ -4,6 +4,13 @@
  * GETFILESTATUS, LISTSTATUS, GETFILEBLOCKLOCATIONS (Hadoop ≥ 3) or only the
  * older GET_BLOCK_LOCATIONS, OPEN via a 307 to a DataNode listener, and
  * RemoteException errors. HDFS itself cannot run on this machine.
+ *
+ * Writes as HDFS does them: CREATE in two steps (the NameNode answers a PUT
+ * without data with a 307 to a DataNode, or with `noredirect=true` a 200 and
+ * `{"Location"}`; the DataNode takes the bytes and answers 201, refusing an
+ * existing path unless `overwrite=true`), MKDIRS, RENAME with HDFS's legacy
+ * semantics (false for a missing source or destination parent; an existing
+ * destination directory receives the source inside it) and DELETE.
  */
 import { createServer, type IncomingMessage, type Server, type ServerResponse } from 'node:http';
 import type { AddressInfo } from 'node:net';
@@ -39,6 +46,8 @@ export interface WebHdfsServerOptions {
   readonly slowPrefix?: { readonly prefix: string; readonly delayMs: number };
   /** Minimal FileStatus bodies (benchmarks list 100,000 files). */
   readonly lean?: boolean;
+  /** Ignore `noredirect=true` on CREATE and always answer 307, as NameNodes before Hadoop 2.8 do. */
+  readonly ignoreNoredirect?: boolean;
 }
 
 /** A running fake. */
@@ -46,12 +55,16 @@ export interface WebHdfsServer {
   readonly port: number;
   readonly url: string;
   readonly datanodes: readonly FakeDatanode[];
-  /** Requests seen, per op (upper case), and DataNode reads as 'DN_OPEN'. */
+  /** Requests seen, per op (upper case), and DataNode calls as 'DN_OPEN' / 'DN_CREATE'. */
   readonly counts: Map<string, number>;
   /** Every request line, for redirect and auth assertions. */
   readonly log: string[];
   /** The bytes of a file (deterministic: byte i = (i * 31 + path length) % 251). */
   content(path: string, offset: number, length: number): Buffer;
+  /** The bytes of a file written through CREATE (undefined for the configured files or none). */
+  written(path: string): Buffer | undefined;
+  /** Every file and directory path, sorted (directories end with '/'). */
+  tree(): string[];
   /** Where each block of a file lives (datanode indexes), as the server answers it. */
   placement(path: string): { offset: number; length: number; datanodes: number[] }[];
   close(): Promise<void>;
@@ -74,7 +87,7 @@ function byteAt(path: string, i: number): number {
 /** Start the fake NameNode (127.0.0.1) and its DataNode listener (127.0.0.2). */
 export async function startWebHdfsServer(options: WebHdfsServerOptions): Promise<WebHdfsServer> {
   const datanodes = options.datanodes ?? DEFAULT_DATANODES;
-  const files = new Map<string, FakeFile & { index: number }>();
+  const files = new Map<string, FakeFile & { index: number; data?: Buffer }>();
   const dirs = new Map<string, Map<string, 'FILE' | 'DIRECTORY'>>();
   dirs.set('/', new Map());
   options.files.forEach((f, index) => {
@@ -129,17 +142,82 @@ export async function startWebHdfsServer(options: WebHdfsServerOptions): Promise
     };
   };
 
+  /** Make a directory and its parents; false when a file is in the way. */
+  const mkdirs = (path: string): boolean => {
+    const parts = path.split('/').filter(Boolean);
+    let cur = '/';
+    for (const part of parts) {
+      const child = cur === '/' ? `/${part}` : `${cur}/${part}`;
+      if (files.has(child)) return false;
+      if (!dirs.has(child)) {
+        dirs.set(child, new Map());
+        dirs.get(cur)?.set(part, 'DIRECTORY');
+      }
+      cur = child;
+    }
+    return true;
+  };
+  const parentOf = (path: string): string => path.slice(0, path.lastIndexOf('/')) || '/';
+  const nameOf = (path: string): string => path.slice(path.lastIndexOf('/') + 1);
+  /** Every path at or below `path` (files and directories). */
+  const below = (path: string): string[] => [...files.keys(), ...dirs.keys()].filter((p) => p === path || p.startsWith(path === '/' ? '/' : `${path}/`));
+  const removeTree = (path: string): void => {
+    for (const p of below(path)) {
+      files.delete(p);
+      dirs.delete(p);
+    }
+    dirs.get(parentOf(path))?.delete(nameOf(path));
+  };
+  /** Move a file or directory tree from `src` to `dst` (dst must not exist, its parent must). */
+  const moveTree = (src: string, dst: string): void => {
+    const type = files.has(src) ? 'FILE' : 'DIRECTORY';
+    for (const p of below(src)) {
+      const q = dst + p.slice(src.length);
+      const f = files.get(p);
+      if (f !== undefined) {
+        files.delete(p);
+        files.set(q, { ...f, path: q });
+      }
+      const d = dirs.get(p);
+      if (d !== undefined) {
+        dirs.delete(p);
+        dirs.set(q, d);
+      }
+    }
+    dirs.get(parentOf(src))?.delete(nameOf(src));
+    dirs.get(parentOf(dst))?.set(nameOf(dst), type);
+  };
+
   const dnServer = createServer((req, res) => {
     const u = new URL(req.url ?? '/', 'http://x');
-    bump('DN_OPEN');
-    log.push(`DN ${req.url}`);
+    const op = (u.searchParams.get('op') ?? '').toUpperCase();
+    bump(`DN_${op}`);
+    log.push(`DN ${req.method} ${req.url}`);
     const path = decodeURIComponent(u.pathname.replace(/^\/webhdfs\/v1/, '')) || '/';
+    if (op === 'CREATE' && req.method === 'PUT') {
+      const parts: Buffer[] = [];
+      req.on('data', (c: Buffer) => parts.push(c));
+      req.on('end', () => {
+        // The DataNode's DFSClient.create: an existing path is refused unless overwrite=true,
+        // and missing parents are created (createparent defaults to true).
+        if (dirs.has(path)) return remote(res, 403, 'FileAlreadyExistsException', `${path} already exists as a directory`);
+        if (files.has(path) && u.searchParams.get('overwrite') !== 'true') return remote(res, 403, 'FileAlreadyExistsException', `${path} for client 127.0.0.2 already exists`);
+        if (!mkdirs(parentOf(path))) return remote(res, 403, 'ParentNotDirectoryException', `Parent path is not a directory: ${parentOf(path)}`);
+        const data = Buffer.concat(parts);
+        files.set(path, { path, size: data.length, index: files.size, data, replication: 3 });
+        dirs.get(parentOf(path))?.set(nameOf(path), 'FILE');
+        res.writeHead(201, { location: `hdfs://nn:8020${path}`, 'content-length': 0 });
+        res.end();
+      });
+      return;
+    }
     const f = files.get(path);
     if (f === undefined) return remote(res, 404, 'FileNotFoundException', `File does not exist: ${path}`);
     const offset = Number(u.searchParams.get('offset') ?? 0);
     const length = Math.min(Number(u.searchParams.get('length') ?? f.size), f.size - offset);
     const body = Buffer.alloc(Math.max(0, length));
-    for (let i = 0; i < body.length; i++) body[i] = byteAt(path, offset + i);
+    if (f.data !== undefined) f.data.copy(body, 0, offset, offset + body.length);
+    else for (let i = 0; i < body.length; i++) body[i] = byteAt(path, offset + i);
     res.writeHead(200, { 'content-type': 'application/octet-stream', 'content-length': body.length });
     res.end(body);
   });
@@ -162,6 +240,48 @@ export async function startWebHdfsServer(options: WebHdfsServerOptions): Promise
       }
     }
     const user = u.searchParams.get('user.name') ?? (options.delegationToken !== undefined ? 'alice' : 'dr.who');
+    // Writes: PUT (CREATE, MKDIRS, RENAME) and DELETE, as the NameNode answers them.
+    if (req.method === 'PUT' || req.method === 'DELETE') {
+      req.resume();
+      if (req.method === 'DELETE' && op !== 'DELETE') return remote(res, 400, 'IllegalArgumentException', `Invalid value for webhdfs parameter "op": ${op} is not a DELETE op`);
+      switch (op) {
+        case 'CREATE': {
+          // Step one carries no data: the NameNode names a DataNode and the client sends the bytes there.
+          const dnAddr = dnServer.address() as AddressInfo;
+          const q = new URLSearchParams({ op: 'CREATE', namenoderpcaddress: 'nn:8020', createflag: '', createparent: 'true', overwrite: u.searchParams.get('overwrite') ?? 'false' });
+          const location = `http://127.0.0.2:${dnAddr.port}/webhdfs/v1${u.pathname.slice('/webhdfs/v1'.length)}?${q}`;
+          if (u.searchParams.get('noredirect') === 'true' && options.ignoreNoredirect !== true) return send(res, 200, { Location: location });
+          res.writeHead(307, { location, 'content-length': 0 });
+          return void res.end();
+        }
+        case 'MKDIRS':
+          if (!mkdirs(path)) return remote(res, 403, 'FileAlreadyExistsException', `Path is not a directory: ${path}`);
+          return send(res, 200, { boolean: true });
+        case 'RENAME': {
+          const destination = u.searchParams.get('destination');
+          if (destination === null || !destination.startsWith('/')) return remote(res, 400, 'IllegalArgumentException', `Invalid value for webhdfs parameter "destination": ${String(destination)}`);
+          const exists = (p: string): boolean => files.has(p) || dirs.has(p);
+          if (!exists(path) || path === '/') return send(res, 200, { boolean: false });
+          // Legacy rename: into an existing directory, keeping the source's name.
+          const dst = dirs.has(destination) ? (destination === '/' ? `/${nameOf(path)}` : `${destination}/${nameOf(path)}`) : destination;
+          if (dst === path) return send(res, 200, { boolean: true });
+          if (dst.startsWith(`${path}/`)) return remote(res, 400, 'IOException', `Cannot rename ${path} to its own subdirectory ${dst}`);
+          if (exists(dst) || !dirs.has(parentOf(dst))) return send(res, 200, { boolean: false });
+          moveTree(path, dst);
+          return send(res, 200, { boolean: true });
+        }
+        case 'DELETE': {
+          if (!files.has(path) && !dirs.has(path)) return send(res, 200, { boolean: false });
+          if (dirs.has(path) && (dirs.get(path)?.size ?? 0) > 0 && u.searchParams.get('recursive') !== 'true') {
+            return remote(res, 403, 'PathIsNotEmptyDirectoryException', `${path} is non empty': Directory is not empty`);
+          }
+          removeTree(path);
+          return send(res, 200, { boolean: true });
+        }
+        default:
+          return remote(res, 400, 'IllegalArgumentException', `Invalid value for webhdfs parameter "op": No enum constant org.apache.hadoop.hdfs.web.resources.PutOpParam.Op.${op}`);
+      }
+    }
     const f = files.get(path);
     if (f?.owner !== undefined && f.owner !== user) {
       return remote(res, 403, 'AccessControlException', `Permission denied: user=${user}, access=READ, inode="${path}":${f.owner}:supergroup:-rw-------`);
@@ -247,6 +367,8 @@ export async function startWebHdfsServer(options: WebHdfsServerOptions): Promise
       return b;
     },
     placement,
+    written: (path) => files.get(path)?.data,
+    tree: () => [...[...files.keys()], ...[...dirs.keys()].map((d) => (d === '/' ? '/' : `${d}/`))].sort(),
     async close() {
       nnServer.closeAllConnections();
       dnServer.closeAllConnections();

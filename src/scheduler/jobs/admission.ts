@@ -6,6 +6,7 @@
 import { resolve as resolvePath } from 'node:path';
 import { LocusError } from '../../core/errors.js';
 import type { JobSpec } from './spec.js';
+import { outputDestination } from './destinations.js';
 import type { VolumeLookup } from './service.js';
 
 /** The field path of something in stage `i` (the single-stage form has no `stages[i].` prefix). */
@@ -73,9 +74,12 @@ export async function checkVolumes(tenant: string, spec: JobSpec, volumes: Volum
  * Where a job's outputs go: under the tenant's own directory of the output root.
  * A spec may name a directory there; anything else (another tenant's outputs,
  * an arbitrary host path) is refused, and so are `file://` inputs inside another
- * tenant's outputs.
+ * tenant's outputs. A `local://` or `hdfs://` output is the last stage's
+ * destination (see destinations.ts): the earlier stages still go to the
+ * tenant's default directory, which is what this returns then. Any other
+ * scheme is refused (UNKNOWN_SCHEME); `local://` only where local datasets are.
  */
-export function outputDirFor(outputRoot: string, tenant: string, id: string, spec: JobSpec): string {
+export function outputDirFor(outputRoot: string, tenant: string, id: string, spec: JobSpec, can: { readonly localDatasets: boolean } = { localDatasets: true }): string {
   const outputs = resolvePath(outputRoot);
   const root = resolvePath(outputs, tenant);
   const inside = (p: string, dir: string): boolean => p === dir || p.startsWith(`${dir}/`);
@@ -89,7 +93,11 @@ export function outputDirFor(outputRoot: string, tenant: string, id: string, spe
       }
     }
   }
-  if (spec.output === undefined) return `${root}/${id}`;
+  const dest = outputDestination(spec.output);
+  if (dest.kind === 'local' && !can.localDatasets) {
+    throw new LocusError('INVALID_FIELD', `output: '${spec.output ?? ''}': this framework has no local datasets (run it with a local cluster's local-work-dir)`, { field: 'output' });
+  }
+  if (spec.output === undefined || dest.kind !== 'root') return `${root}/${id}`;
   const wanted = resolvePath(root, spec.output.replace(/^file:\/\//, ''));
   if (!inside(wanted, root) || wanted === root) {
     throw new LocusError('INVALID_FIELD', `output: must be a directory under ${root} (this tenant's outputs), got '${spec.output}'`, { field: 'output' });

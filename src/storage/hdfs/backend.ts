@@ -4,6 +4,7 @@
  * port (default 9870) unless `endpoints` maps the authority elsewhere — an
  * `hdfs://nn:8020` RPC address needs such a mapping.
  */
+import { createReadStream } from 'node:fs';
 import type { Readable } from 'node:stream';
 import type { FileLocations } from '../../core/blocks.js';
 import { mapLimit } from '../concurrency.js';
@@ -99,6 +100,58 @@ export class WebHdfsBackend implements StorageBackend {
     const { client, path } = this.clientFor(uri);
     try {
       return await client.open(path, offset, length, this.config.readTimeoutMs ?? 600_000);
+    } catch (err) {
+      throw wrapStorageError(uri, err);
+    }
+  }
+
+  /** Whether a path exists (file or directory). */
+  async exists(uri: string): Promise<boolean> {
+    const { client, path } = this.clientFor(uri);
+    try {
+      return (await client.getFileStatus(path)) !== undefined;
+    } catch (err) {
+      throw wrapStorageError(uri, err);
+    }
+  }
+
+  /** Write a new file (never over an existing one) from a local file, streamed. */
+  async writeFile(uri: string, localFile: string, size: number): Promise<void> {
+    const { client, path } = this.clientFor(uri);
+    try {
+      await client.create(path, () => ({ stream: createReadStream(localFile), length: size }), this.config.readTimeoutMs ?? 600_000);
+    } catch (err) {
+      throw wrapStorageError(uri, err);
+    }
+  }
+
+  /** MKDIRS (with parents). */
+  async mkdirs(uri: string): Promise<void> {
+    const { client, path } = this.clientFor(uri);
+    try {
+      if (!(await client.mkdirs(path))) throw storageError('STORAGE', uri, 'MKDIRS answered false');
+    } catch (err) {
+      throw wrapStorageError(uri, err);
+    }
+  }
+
+  /** RENAME `from` to the path of `to` (same NameNode); HDFS's answer (false: nothing moved). */
+  async rename(from: string, to: string): Promise<boolean> {
+    const { client, path } = this.clientFor(from);
+    const dest = this.clientFor(to);
+    if (dest.client !== client) throw storageError('INVALID_FIELD', to, `cannot rename across NameNodes (from ${from})`);
+    try {
+      return await client.rename(path, dest.path);
+    } catch (err) {
+      throw wrapStorageError(from, err);
+    }
+  }
+
+  /** DELETE, recursive; false when nothing was there. */
+  async remove(uri: string): Promise<boolean> {
+    const { client, path } = this.clientFor(uri);
+    try {
+      return await client.remove(path);
     } catch (err) {
       throw wrapStorageError(uri, err);
     }

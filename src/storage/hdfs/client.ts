@@ -14,7 +14,7 @@ import { parseJson } from '../../core/decode.js';
 import { LocusError } from '../../core/errors.js';
 import type { RawBlock } from '../splits.js';
 import { decodeBlockLocations, decodeGetFileStatus, decodeListStatus, decodeLocatedBlocks, decodeRemoteException, type HdfsFileStatus, type RemoteException } from './decode.js';
-import { createAgents, getBuffered, openGet, type Agents } from './http.js';
+import { checkRedirect, createAgents, getBuffered, openGet, sendRequest, type Agents, type RequestBody } from './http.js';
 import { createPackageLister, type PackageLister } from './package-lister.js';
 
 /** How to reach and authenticate to one NameNode's WebHDFS. */
@@ -52,6 +52,8 @@ export function remoteError(status: number, r: RemoteException): WebHdfsError {
     case 'InvalidToken':
     case 'SecretManager$InvalidToken':
       return new WebHdfsError('FORBIDDEN', `the delegation token was rejected (${what})`);
+    case 'FileAlreadyExistsException':
+      return new WebHdfsError('CONFLICT', `already exists (${what})`);
     case 'StandbyException':
       return new WebHdfsError('UNAVAILABLE', `the NameNode is in standby; use the active one (${what})`);
     case 'SafeModeException':
@@ -195,6 +197,84 @@ export class WebHdfsClient {
       doc = undefined;
     }
     return this.fail('OPEN', res.statusCode ?? 0, decodeRemoteException(doc));
+  }
+
+  /** A PUT or DELETE answered with JSON (`{"boolean": ...}` for MKDIRS, RENAME and DELETE). */
+  private async modify(method: 'PUT' | 'DELETE', op: string, path: string, params: Record<string, string | number>): Promise<unknown> {
+    const answer = await sendRequest(method, this.url(op, path, params), this.agents, { timeoutMs: this.options.timeoutMs });
+    let doc: unknown;
+    try {
+      doc = answer.body.length === 0 ? undefined : parseJson(answer.body.toString('utf8'));
+    } catch {
+      doc = undefined;
+    }
+    if (answer.status !== 200) return this.fail(op, answer.status, decodeRemoteException(doc));
+    return doc;
+  }
+
+  private async booleanOp(method: 'PUT' | 'DELETE', op: string, path: string, params: Record<string, string | number> = {}): Promise<boolean> {
+    const doc = await this.modify(method, op, path, params);
+    if (typeof doc !== 'object' || doc === null || !('boolean' in doc) || typeof doc.boolean !== 'boolean') throw new WebHdfsError('PROTOCOL', `${op}: the answer has no boolean`);
+    return doc.boolean;
+  }
+
+  /** MKDIRS: create a directory and its parents (true also when it exists). */
+  async mkdirs(path: string): Promise<boolean> {
+    return await this.booleanOp('PUT', 'MKDIRS', path);
+  }
+
+  /**
+   * RENAME with HDFS's own semantics: false when the source is missing or the destination's
+   * parent is; an existing destination directory receives the source INSIDE it, so callers that
+   * want "onto" must make sure the destination does not exist.
+   */
+  async rename(from: string, to: string): Promise<boolean> {
+    return await this.booleanOp('PUT', 'RENAME', from, { destination: to });
+  }
+
+  /** DELETE (recursive): false when there was nothing to delete. */
+  async remove(path: string): Promise<boolean> {
+    return await this.booleanOp('DELETE', 'DELETE', path, { recursive: 'true' });
+  }
+
+  /**
+   * CREATE a file from a stream, in WebHDFS's two steps: a PUT without data to the NameNode,
+   * which names a DataNode (a 307 `Location`, or with `noredirect` a JSON `Location`), then the
+   * bytes PUT there (201). Sending no data in the first step is the point of the protocol: the
+   * NameNode never receives file bytes. Never overwrites (FileAlreadyExistsException: CONFLICT).
+   */
+  async create(path: string, body: () => RequestBody, timeoutMs: number): Promise<void> {
+    const first = await sendRequest('PUT', this.url('CREATE', path, { overwrite: 'false', noredirect: 'true' }), this.agents, { timeoutMs: this.options.timeoutMs });
+    let location: string | undefined;
+    if (first.status === 307 || first.status === 302 || first.status === 303) location = first.location;
+    else if (first.status === 200) {
+      let doc: unknown;
+      try {
+        doc = parseJson(first.body.toString('utf8'));
+      } catch {
+        doc = undefined;
+      }
+      if (typeof doc === 'object' && doc !== null && 'Location' in doc && typeof doc.Location === 'string') location = doc.Location;
+    } else {
+      let doc: unknown;
+      try {
+        doc = parseJson(first.body.toString('utf8'));
+      } catch {
+        doc = undefined;
+      }
+      return this.fail('CREATE', first.status, decodeRemoteException(doc));
+    }
+    if (location === undefined) throw new WebHdfsError('PROTOCOL', `CREATE: the NameNode named no DataNode (HTTP ${first.status})`);
+    const target = checkRedirect(first.url, location);
+    const second = await sendRequest('PUT', target.toString(), this.agents, { timeoutMs }, body());
+    if (second.status === 201 || second.status === 200) return;
+    let doc: unknown;
+    try {
+      doc = parseJson(second.body.toString('utf8'));
+    } catch {
+      doc = undefined;
+    }
+    return this.fail('CREATE', second.status, decodeRemoteException(doc));
   }
 
   /** Close idle connections. */

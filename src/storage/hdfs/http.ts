@@ -109,3 +109,78 @@ export async function getBuffered(start: string, agents: Agents, options: GetOpt
   }
   return { status: res.statusCode ?? 0, url: url.toString(), body: Buffer.concat(parts), contentType: String(res.headers['content-type'] ?? '') };
 }
+
+/** A request body: a stream of known length (WebHDFS DataNodes want Content-Length). */
+export interface RequestBody {
+  readonly stream: NodeJS.ReadableStream;
+  readonly length: number;
+}
+
+/** A buffered answer to a request that may not be followed (a redirect is handed back). */
+export interface SentAnswer extends HttpAnswer {
+  readonly location?: string;
+}
+
+/**
+ * Send one PUT/POST/DELETE and buffer the answer (capped at 1 MiB: WebHDFS answers these with
+ * small JSON). Redirects are not followed: a WebHDFS CREATE's 307 must be followed by the caller
+ * with the bytes, and only after checking where it points (see `checkRedirect`).
+ */
+export async function sendRequest(method: 'PUT' | 'POST' | 'DELETE', target: string, agents: Agents, options: { readonly timeoutMs: number; readonly signal?: AbortSignal }, body?: RequestBody): Promise<SentAnswer> {
+  const url = new URL(target);
+  const signal = options.signal === undefined ? AbortSignal.timeout(options.timeoutMs) : AbortSignal.any([options.signal, AbortSignal.timeout(options.timeoutMs)]);
+  const res = await new Promise<IncomingMessage>((resolve, reject) => {
+    const headers: Record<string, string | number> = { accept: 'application/json' };
+    if (body !== undefined) {
+      headers['content-type'] = 'application/octet-stream';
+      headers['content-length'] = body.length;
+    } else if (method !== 'DELETE') {
+      headers['content-length'] = 0;
+    }
+    const req = (url.protocol === 'https:' ? httpsRequest : httpRequest)(
+      url, { method, agent: url.protocol === 'https:' ? agents.https : agents.http, signal, headers }, resolve,
+    );
+    req.on('error', (err) => reject(transportError(url, err)));
+    if (body === undefined) {
+      req.end();
+      return;
+    }
+    body.stream.on('error', (err) => req.destroy(err));
+    body.stream.pipe(req);
+  });
+  const parts: Buffer[] = [];
+  let total = 0;
+  try {
+    for await (const chunk of res) {
+      const b = chunk as Buffer;
+      total += b.length;
+      if (total > 1024 * 1024) {
+        res.destroy();
+        throw new LocusError('PROTOCOL', `answer from ${url.host} larger than 1 MiB`);
+      }
+      parts.push(b);
+    }
+  } catch (err) {
+    if (err instanceof LocusError) throw err;
+    throw transportError(url, err);
+  }
+  const location = res.headers.location;
+  return {
+    status: res.statusCode ?? 0, url: url.toString(), body: Buffer.concat(parts), contentType: String(res.headers['content-type'] ?? ''),
+    ...(location === undefined ? {} : { location }),
+  };
+}
+
+/** The URL a redirect points to, refused unless http(s) and never from https down to http. */
+export function checkRedirect(from: string, location: string): URL {
+  const base = new URL(from);
+  let next: URL;
+  try {
+    next = new URL(location, base);
+  } catch {
+    throw new LocusError('PROTOCOL', `redirect to an invalid URL '${location}'`);
+  }
+  if (next.protocol !== 'http:' && next.protocol !== 'https:') throw new LocusError('PROTOCOL', `refusing to follow a redirect to ${next.protocol} URL`);
+  if (base.protocol === 'https:' && next.protocol === 'http:') throw new LocusError('PROTOCOL', `refusing to follow a redirect from https to http (${next.host})`);
+  return next;
+}

@@ -1,0 +1,167 @@
+/**
+ * The job's final output where the spec says: the last stage's tasks commit
+ * to `payload.destination` instead of the framework's output root.
+ *
+ * - `local://<dataset>/<path>/<stage>/<index>`: committed into this host's
+ *   local dataset directory (`<localDataDir>/<dataset>/...`), with the same
+ *   rename-after-the-ledger commit as any output on this host; the scheduler
+ *   adds the files to the dataset's manifest when the job succeeds, so a later
+ *   job reads them as `local://` input next to the host that holds them.
+ * - `hdfs://namenode:port/<out>/<stage>/<index>`: the attempt writes its
+ *   private directory on this host as always; after it exits 0 every file is
+ *   streamed to HDFS through WebHDFS CREATE under a private temporary path,
+ *   `<out>/_temporary/<attempt>.<random>/`, together with a `_SUCCESS` marker
+ *   naming the attempt. Then the Redis ledger decides: the first attempt to
+ *   record the task's output (naming that temporary path as `staged`) wins and
+ *   RENAMEs it onto the final path (MKDIRS of the stage directory first); a
+ *   loser DELETEs its temporary path. HDFS's rename is atomic on the NameNode,
+ *   so readers see the whole directory or nothing.
+ *
+ * Crash windows: before the record, nothing is committed (a temporary path may
+ * be left under `_temporary`, which readers skip as Hadoop does); between the
+ * record and the rename, the next attempt of the task (on any host: HDFS is
+ * shared) finds the record and rolls the rename forward (`settleHdfs`); after
+ * the rename, the next attempt finds the record and the final path and runs
+ * nothing.
+ */
+import { randomBytes } from 'node:crypto';
+import { promises as fsp } from 'node:fs';
+import { join } from 'node:path';
+import { LocusError } from '../core/errors.js';
+import type { AttemptPayload, CommittedOutput } from './contract.js';
+import { COMMIT_MARKER, discardAttemptDir, listOutputFiles, type CommitDecision, type CommitOutcome, type OutputPlan } from './output.js';
+
+/** What the executor needs of HDFS to commit an output there (WebHdfsBackend has it). */
+export interface HdfsOutputFs {
+  exists(uri: string): Promise<boolean>;
+  writeFile(uri: string, localFile: string, size: number): Promise<void>;
+  mkdirs(uri: string): Promise<void>;
+  rename(from: string, to: string): Promise<boolean>;
+  remove(uri: string): Promise<boolean>;
+}
+
+/** Where this attempt's output goes when the payload names a destination. */
+export type Destination =
+  | { readonly kind: 'hdfs'; readonly uri: string }
+  | { readonly kind: 'local'; readonly uri: string; readonly dir: string };
+
+/** A destination the executor cannot serve (its host lacks the configuration): the task's trouble on this host. */
+export class DestinationError extends LocusError {}
+
+function isHdfs(uri: string): boolean {
+  return /^(hdfs|webhdfs|swebhdfs):\/\//.test(uri);
+}
+
+/** The parent of a URI's path (`hdfs://nn/a/b` → `hdfs://nn/a`). */
+export function parentUri(uri: string): string {
+  const cut = uri.lastIndexOf('/');
+  const head = /^[a-z]+:\/\/[^/]*/.exec(uri)?.[0] ?? '';
+  return cut <= head.length ? `${head}/` : uri.slice(0, cut);
+}
+
+/**
+ * The destination of a payload on this host, or undefined when the output goes to the
+ * framework's output root. local:// needs this host's dataset directory; hdfs:// needs WebHDFS.
+ */
+export function destinationOf(payload: AttemptPayload, localDataDir: string | undefined, hdfs: HdfsOutputFs | undefined): Destination | undefined {
+  const uri = payload.destination;
+  if (uri === undefined) return undefined;
+  if (uri.startsWith('local://')) {
+    if (localDataDir === undefined) throw new DestinationError('UNSUPPORTED', `${uri}: this host has no local dataset directory to commit the output into`);
+    const rel = uri.slice('local://'.length);
+    // The scheduler built the path from a checked dataset name and the task's layout; a `..`
+    // would still leave the dataset directory: refuse it here too.
+    if (rel.split('/').some((s) => s === '..' || s === '.')) throw new DestinationError('INVALID_FIELD', `${uri}: the destination path leaves the dataset`);
+    return { kind: 'local', uri, dir: join(localDataDir, rel) };
+  }
+  if (isHdfs(uri)) {
+    if (hdfs === undefined) throw new DestinationError('UNSUPPORTED', `${uri}: this executor has no WebHDFS configuration`);
+    return { kind: 'hdfs', uri };
+  }
+  throw new DestinationError('UNKNOWN_SCHEME', `${uri}: outputs go to local://, hdfs:// or the framework's output root`);
+}
+
+function safeName(s: string): string {
+  return s.replace(/[^A-Za-z0-9_.-]/g, '_').slice(0, 120);
+}
+
+/**
+ * The temporary path of one delivery of an attempt: `<out>/_temporary/<attempt>.<random>`,
+ * where `<out>` is the job's destination (the task's final path is `<out>/<stage>/<index>`).
+ */
+export function hdfsTemporary(finalUri: string, attemptId: string): string {
+  const out = parentUri(parentUri(finalUri));
+  return `${out.replace(/\/$/, '')}/_temporary/${safeName(attemptId)}.${randomBytes(4).toString('hex')}`;
+}
+
+/**
+ * Upload the attempt's directory to a temporary HDFS path, let the ledger decide, and RENAME
+ * the winner's temporary path into place (a loser deletes its own). The local directory is
+ * removed in every case.
+ */
+export async function commitToHdfs(plan: OutputPlan, attemptId: string, finalUri: string, fs: HdfsOutputFs, decide: CommitDecision): Promise<CommitOutcome & { readonly record?: CommittedOutput }> {
+  const temp = hdfsTemporary(finalUri, attemptId);
+  // Once the ledger has been asked, the temporary copy may be what a record names (even when the
+  // answer was lost on the way back): from then on only a definite loss removes it.
+  let asked = false;
+  try {
+    // The workload's own `_SUCCESS` (even a symlink) is not the marker: ours replaces it.
+    await fsp.rm(join(plan.attemptDir, COMMIT_MARKER), { force: true, recursive: true });
+    const files = await listOutputFiles(plan.attemptDir);
+    const size = files.reduce((a, f) => a + f.size, 0);
+    await fs.mkdirs(temp);
+    for (const f of files) await fs.writeFile(`${temp}/${f.name}`, join(plan.attemptDir, f.name), f.size);
+    const marker = join(plan.attemptDir, COMMIT_MARKER);
+    const text = JSON.stringify({ attemptId, committedAt: new Date().toISOString() }) + '\n';
+    await fsp.writeFile(marker, text, { flag: 'wx' });
+    await fs.writeFile(`${temp}/${COMMIT_MARKER}`, marker, Buffer.byteLength(text));
+    asked = true;
+    const decision = await decide(files, size, temp);
+    if (!decision.won) {
+      await fs.remove(temp).catch(() => false);
+      return { kind: 'already', finalDir: decision.record.path, winner: decision.record.attemptId, record: decision.record };
+    }
+    const placed = await placeHdfs(fs, temp, finalUri);
+    if (placed !== 'placed') {
+      // The ledger says this attempt won, yet the final path holds something else (another
+      // job's output, or files written by hand): the record stands, pointing at the temporary copy.
+      return { kind: 'conflict', finalDir: finalUri, message: `${finalUri} already exists and was not committed by this task (its output is kept at ${temp})`, record: decision.record };
+    }
+    return { kind: 'committed', finalDir: finalUri, record: decision.record };
+  } catch (err) {
+    // Unrecorded, the temporary copy is useless; recorded, it is what a roll-forward renames.
+    if (!asked) await fs.remove(temp).catch(() => false);
+    throw err;
+  } finally {
+    await discardAttemptDir(plan).catch(() => undefined);
+  }
+}
+
+/**
+ * RENAME a recorded temporary path onto the final one. HDFS renames INTO an existing
+ * directory, so the final path is checked first; only the ledger's winner (or a roll-forward
+ * of its record) ever gets here, so nothing else of this task races the check.
+ */
+async function placeHdfs(fs: HdfsOutputFs, temp: string, finalUri: string): Promise<'placed' | 'taken' | 'gone'> {
+  await fs.mkdirs(parentUri(finalUri));
+  if (await fs.exists(finalUri)) return 'taken';
+  if (await fs.rename(temp, finalUri)) return 'placed';
+  // false: the temporary path is gone (a concurrent roll-forward moved it) or the final path
+  // appeared meanwhile.
+  return (await fs.exists(finalUri)) ? 'placed' : 'gone';
+}
+
+/**
+ * Finish an HDFS commit the ledger recorded but whose rename never happened (a crash between
+ * the two). Any host can: HDFS is shared. Returns whether the final path holds the output.
+ */
+export async function settleHdfs(record: CommittedOutput, fs: HdfsOutputFs): Promise<boolean> {
+  if (await fs.exists(record.path)) return true;
+  if (record.staged === undefined || !(await fs.exists(record.staged))) return false;
+  return (await placeHdfs(fs, record.staged, record.path)) === 'placed';
+}
+
+/** Whether a commit record's output is on HDFS (rolled forward by `settleHdfs`, from any host). */
+export function isHdfsRecord(record: CommittedOutput): boolean {
+  return isHdfs(record.path);
+}

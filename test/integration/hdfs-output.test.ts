@@ -1,0 +1,162 @@
+/**
+ * Final outputs written to HDFS through WebHDFS (the repository's WebHDFS
+ * server, which answers CREATE, MKDIRS, RENAME and DELETE as a NameNode and
+ * its DataNodes do) with the decision in the Redis commit ledger (a real
+ * redis-server): CREATE in two steps with the bytes sent only to the
+ * DataNode, attempts racing for one task (one winner renamed into place, the
+ * losers' temporary paths deleted), and a crash between the record and the
+ * rename rolled forward by the next attempt.
+ */
+import { mkdtemp, rm, writeFile, mkdir } from 'node:fs/promises';
+import { tmpdir } from 'node:os';
+import { join } from 'node:path';
+import type { Redis } from 'ioredis';
+import { afterAll, beforeAll, describe, expect, it } from 'vitest';
+import { RedisCommitLedger } from '../../src/executor/data-plane.js';
+import { commitToHdfs, settleHdfs } from '../../src/executor/destination.js';
+import { planOutput, prepareAttemptDir, type CommitDecision } from '../../src/executor/output.js';
+import type { CommittedOutput } from '../../src/executor/contract.js';
+import { WebHdfsBackend } from '../../src/storage/hdfs/backend.js';
+import { HostMapper } from '../../src/storage/hostmap.js';
+import { startRedis, type TestRedis } from '../harness/redis.js';
+import { startWebHdfsServer, type WebHdfsServer } from '../harness/webhdfs-server.js';
+
+let redis: TestRedis;
+let conn: Redis;
+let dir: string;
+let nn: WebHdfsServer;
+let hdfs: WebHdfsBackend;
+
+beforeAll(async () => {
+  redis = await startRedis();
+  conn = redis.client();
+  dir = await mkdtemp(join(tmpdir(), 'locus-hdfs-out-'));
+  nn = await startWebHdfsServer({ files: [] });
+  hdfs = new WebHdfsBackend({ user: 'alice' }, new HostMapper({}));
+});
+afterAll(async () => {
+  await hdfs?.close();
+  await nn?.close();
+  conn?.disconnect();
+  await redis?.dispose();
+  await rm(dir, { recursive: true, force: true });
+});
+
+function decider(ledger: RedisCommitLedger, taskId: string, attemptId: string, path: string): CommitDecision {
+  return async (files, size, staged) => await ledger.commit(taskId, { attemptId, host: `host-of-${attemptId}`, path, size, files, committedAt: Date.now(), staged });
+}
+
+async function attemptDir(finalKey: string, attemptId: string, files: Record<string, string>): Promise<ReturnType<typeof planOutput>> {
+  const plan = planOutput(join(dir, finalKey), attemptId);
+  await prepareAttemptDir(plan);
+  for (const [name, text] of Object.entries(files)) {
+    await mkdir(join(plan.attemptDir, name, '..'), { recursive: true });
+    await writeFile(join(plan.attemptDir, name), text);
+  }
+  return plan;
+}
+
+async function readBack(uri: string): Promise<string> {
+  const parts: Buffer[] = [];
+  for await (const c of await hdfs.read(uri, 0, 1 << 20)) parts.push(c as Buffer);
+  return Buffer.concat(parts).toString('utf8');
+}
+
+describe('WebHDFS writes', () => {
+  it('CREATE sends no bytes to the NameNode, follows its answer to a DataNode, and never overwrites', async () => {
+    const local = join(dir, 'one.txt');
+    await writeFile(local, 'hello hdfs\n');
+    const uri = `hdfs://127.0.0.1:${nn.port}/w/one.txt`;
+    await hdfs.writeFile(uri, local, 11);
+    expect(nn.written('/w/one.txt')?.toString()).toBe('hello hdfs\n');
+    const lines = nn.log.filter((l) => l.includes('op=CREATE'));
+    expect(lines[0]).toMatch(/^NN PUT \/webhdfs\/v1\/w\/one\.txt\?op=CREATE&user\.name=alice&overwrite=false&noredirect=true$/);
+    expect(lines[1]).toMatch(/^DN PUT \/webhdfs\/v1\/w\/one\.txt\?op=CREATE/);
+    expect(await readBack(uri)).toBe('hello hdfs\n');
+    await expect(hdfs.writeFile(uri, local, 11)).rejects.toMatchObject({ code: 'CONFLICT' });
+
+    // A NameNode that ignores noredirect answers 307: the client follows it with the bytes.
+    const old = await startWebHdfsServer({ files: [], ignoreNoredirect: true });
+    try {
+      await hdfs.writeFile(`hdfs://127.0.0.1:${old.port}/w/two.txt`, local, 11);
+      expect(old.written('/w/two.txt')?.toString()).toBe('hello hdfs\n');
+      expect(old.counts.get('DN_CREATE')).toBe(1);
+    } finally {
+      await old.close();
+    }
+  });
+
+  it('RENAME, MKDIRS and DELETE answer as HDFS does', async () => {
+    const base = `hdfs://127.0.0.1:${nn.port}/r`;
+    await hdfs.mkdirs(`${base}/a/b`);
+    expect(await hdfs.exists(`${base}/a/b`)).toBe(true);
+    // A missing source or a missing destination parent: false, nothing moved.
+    expect(await hdfs.rename(`${base}/none`, `${base}/x`)).toBe(false);
+    expect(await hdfs.rename(`${base}/a/b`, `${base}/no/such/parent`)).toBe(false);
+    // Onto an existing directory: INTO it.
+    await hdfs.mkdirs(`${base}/c`);
+    expect(await hdfs.rename(`${base}/a/b`, `${base}/c`)).toBe(true);
+    expect(await hdfs.exists(`${base}/c/b`)).toBe(true);
+    expect(await hdfs.remove(`${base}/c`)).toBe(true);
+    expect(await hdfs.remove(`${base}/c`)).toBe(false);
+    expect(nn.tree().filter((p) => p.startsWith('/r/'))).toEqual(['/r/', '/r/a/']);
+  });
+});
+
+describe('final outputs committed to HDFS, decided in Redis', () => {
+  it('attempts of one task race: one winner renamed into place, every loser leaves nothing behind', async () => {
+    const ledger = new RedisCommitLedger(conn);
+    const finalUri = `hdfs://127.0.0.1:${nn.port}/out/reduce/00003`;
+    const ids = Array.from({ length: 5 }, (_, i) => `job.1.3.a${i}`);
+    const plans = await Promise.all(ids.map((id) => attemptDir(`race-${id}`, id, { 'part-0': `counts of ${id}\n`, 'sub/extra': 'x' })));
+    const outcomes = await Promise.all(ids.map((id, i) => commitToHdfs(plans[i] as ReturnType<typeof planOutput>, id, finalUri, hdfs, decider(ledger, 'job.1.3', id, finalUri))));
+    expect(outcomes.filter((o) => o.kind === 'committed')).toHaveLength(1);
+    const winner = ids[outcomes.findIndex((o) => o.kind === 'committed')] ?? '';
+    expect(outcomes.filter((o) => o.kind === 'already').map((o) => (o.kind === 'already' ? o.winner : ''))).toEqual(Array(4).fill(winner));
+    const record = (await ledger.lookup('job.1.3')) as CommittedOutput;
+    expect(record.attemptId).toBe(winner);
+    expect(record.path).toBe(finalUri);
+    expect(record.files).toEqual([{ name: 'part-0', size: `counts of ${winner}\n`.length }, { name: 'sub/extra', size: 1 }]);
+    // Only the winner's files are in place, with the marker naming it; no temporary path is left.
+    expect(await readBack(`${finalUri}/part-0`)).toBe(`counts of ${winner}\n`);
+    expect(JSON.parse(await readBack(`${finalUri}/_SUCCESS`))).toMatchObject({ attemptId: winner });
+    expect(nn.tree().filter((p) => p.startsWith('/out/'))).toEqual([
+      '/out/', '/out/_temporary/', '/out/reduce/', '/out/reduce/00003/', '/out/reduce/00003/_SUCCESS', '/out/reduce/00003/part-0', '/out/reduce/00003/sub/', '/out/reduce/00003/sub/extra',
+    ]);
+    expect(nn.counts.get('RENAME')).toBeGreaterThanOrEqual(1);
+  });
+
+  it('a crash between the record and the rename is rolled forward by the next attempt', async () => {
+    const ledger = new RedisCommitLedger(conn);
+    const finalUri = `hdfs://127.0.0.1:${nn.port}/crash/reduce/00000`;
+    const plan = await attemptDir('crash-a1', 'job.2.0.a1', { words: 'the 3\n' });
+    const crash: CommitDecision = async (files, size, staged) => {
+      await ledger.commit('job.2.0', { attemptId: 'job.2.0.a1', host: 'h', path: finalUri, size, files, committedAt: 1, staged });
+      throw new Error('killed');
+    };
+    await expect(commitToHdfs(plan, 'job.2.0.a1', finalUri, hdfs, crash)).rejects.toThrow('killed');
+    expect(await hdfs.exists(finalUri)).toBe(false);
+    const record = (await ledger.lookup('job.2.0')) as CommittedOutput;
+    expect(record.staged).toMatch(new RegExp(`^hdfs://127\\.0\\.0\\.1:${nn.port}/crash/_temporary/job\\.2\\.0\\.a1\\.[0-9a-f]{8}$`));
+    expect(await hdfs.exists(record.staged ?? '')).toBe(true);
+    // The next attempt (any host) finds the record and finishes the rename; again changes nothing.
+    expect(await settleHdfs(record, hdfs)).toBe(true);
+    expect(await readBack(`${finalUri}/words`)).toBe('the 3\n');
+    expect(await hdfs.exists(record.staged ?? '')).toBe(false);
+    expect(await settleHdfs(record, hdfs)).toBe(true);
+    expect(nn.tree().filter((p) => p.startsWith('/crash/reduce/'))).toEqual(['/crash/reduce/', '/crash/reduce/00000/', '/crash/reduce/00000/_SUCCESS', '/crash/reduce/00000/words']);
+  });
+
+  it('a final path that holds someone else\'s files is a conflict, not an overwrite', async () => {
+    const ledger = new RedisCommitLedger(conn);
+    const finalUri = `hdfs://127.0.0.1:${nn.port}/taken/reduce/00000`;
+    const local = join(dir, 'foreign');
+    await writeFile(local, 'foreign');
+    await hdfs.writeFile(`${finalUri}/theirs`, local, 7);
+    const plan = await attemptDir('taken-a1', 'job.3.0.a1', { mine: 'mine' });
+    const outcome = await commitToHdfs(plan, 'job.3.0.a1', finalUri, hdfs, decider(ledger, 'job.3.0', 'job.3.0.a1', finalUri));
+    expect(outcome.kind).toBe('conflict');
+    expect(await hdfs.exists(`${finalUri}/mine`)).toBe(false);
+    expect(await hdfs.exists(`${finalUri}/theirs`)).toBe(true);
+  });
+});
