@@ -28,6 +28,8 @@ import { Authenticator, loadTenantsFile } from '../api/auth.js';
 import type { TenantsConfig } from '../core/tenants.js';
 import { createHttpServer } from '../api/http/server.js';
 import { jobsRoutes, cancelJob } from '../api/http/jobs-routes.js';
+import { uiRoutes } from '../api/http/ui-routes.js';
+import { insightDeps, insightRoutes } from '../api/http/insight-routes.js';
 import type { AgentDirectory } from '../api/agents.js';
 import { AgentFilesLogReader } from '../api/http/jobs-logs.js';
 import type { ClusterView } from '../api/http/jobs-views.js';
@@ -430,7 +432,9 @@ export async function startFramework(settings: FrameworkSettings, extras: Framew
         cancel: cancelJob(jobs, coordinator),
         logs,
         cluster,
-      })],
+      }), uiRoutes(), insightRoutes(insightDeps({
+        jobs, store, volumes, knownAgents: () => extras.agents?.() ?? [], offeredAgents: () => seenAgents.values(), executors: () => executors.all(),
+      }))],
     });
     const httpAddress = await http.listen({ host: settings.httpHost, port: settings.httpPort });
     stops.push({ name: 'http', fn: () => http.close() });
