@@ -28,6 +28,8 @@ if [ "$mode" = test ]; then
     done
   fi
   command -v unzip >/dev/null 2>&1 || need+=(unzip)
+  # The dashboard's browser test drives Debian's Chromium (playwright-core downloads no browser here).
+  [ -x /usr/bin/chromium ] || need+=(chromium)
 fi
 
 if [ ${#need[@]} -gt 0 ]; then
