@@ -3,7 +3,7 @@
  * loopback port with AOF persistence under the Locus data directory.
  */
 import { spawn, spawnSync, type ChildProcess } from 'node:child_process';
-import { existsSync, mkdirSync, readFileSync, writeFileSync } from 'node:fs';
+import { chmodSync, existsSync, mkdirSync, readFileSync, writeFileSync } from 'node:fs';
 import { createServer } from 'node:net';
 import { join } from 'node:path';
 import { Redis } from 'ioredis';
@@ -78,6 +78,8 @@ async function stopStale(pidFile: string, logger: Logger): Promise<void> {
 export async function startManagedRedis(options: ManagedRedisOptions): Promise<ManagedRedis> {
   if (!redisServerAvailable()) throw new LocusError('UNAVAILABLE', REDIS_INSTALL_HINT);
   mkdirSync(options.dataDir, { recursive: true });
+  // Every tenant's jobs are in the AOF: no one but Locus reads it, also where a task sees the host.
+  chmodSync(options.dataDir, 0o700);
   // Executors' Redis users live in the ACL file, not the AOF: without it a Redis restart
   // would lock every executor out.
   const aclFile = join(options.dataDir, 'users.acl');

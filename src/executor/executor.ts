@@ -14,6 +14,7 @@ import { DecodeError } from '../core/decode.js';
 import { LocusError } from '../core/errors.js';
 import type { Logger } from '../obs/log.js';
 import { runAttempt, type AttemptContext, type SplitReader } from './attempt.js';
+import type { TenantUidRange } from './isolation/tenant.js';
 import type { DataPlane } from './data-plane.js';
 import {
   CONTRACT_VERSION,
@@ -56,6 +57,8 @@ export interface ExecutorOptions {
   /** How long running attempts may finish after a drain starts before they are handed back. */
   readonly drainGraceMs?: number;
   readonly killGraceMs?: number;
+  /** Each tenant's attempts run under their own uid from this range (see isolation/tenant.ts); undefined = all as the runner's default user. */
+  readonly tenantUids?: TenantUidRange;
   /** BullMQ lock duration: a job whose lock is not renewed this long is stalled. */
   readonly lockDurationMs?: number;
   readonly stalledIntervalMs?: number;
@@ -160,6 +163,7 @@ export class Executor {
       killGraceMs: this.o.killGraceMs ?? 2000,
       ...(this.o.splitReader ? { splitReader: this.o.splitReader } : {}),
       ...(this.o.dataPlane ? { dataPlane: this.o.dataPlane } : {}),
+      ...(this.o.tenantUids ? { tenantUids: this.o.tenantUids } : {}),
     };
     // BullMQ does not close a connection it was handed; keep it to close after the worker.
     this.workerConnection = this.o.connect();

@@ -11,6 +11,7 @@ import { LocusError } from '../core/errors.js';
 import { AgentClient, decodeWaitStatus } from '../mesos/agent.js';
 import type { Logger } from '../obs/log.js';
 import type { Container, ContainerExit, Isolator, TerminationReason } from './isolation/types.js';
+import { resolveUser } from './isolation/host.js';
 
 /** What a runner launches. */
 export interface RunSpec {
@@ -20,6 +21,8 @@ export interface RunSpec {
   readonly env: Readonly<Record<string, string>>;
   readonly resources: { readonly cpus: number; readonly memMiB: number; readonly diskMiB: number };
   readonly volumes: readonly { readonly hostPath: string; readonly containerPath: string; readonly readOnly: boolean }[];
+  /** The user (name or numeric uid) to run as, e.g. the attempt's tenant's uid; undefined = the launcher's default. */
+  readonly user?: string;
 }
 
 /** How a run ended. */
@@ -81,6 +84,7 @@ export class IsolatorRunner implements AttemptRunner {
       // the executor's, e.g. root on a genuine agent.)
       volumes: spec.volumes.map((v) => (isAbsolute(v.hostPath) ? v : { ...v, hostPath: join(this.sandboxRoot, v.hostPath), ownByWorkload: !v.readOnly })),
       network: 'host',
+      ...(spec.user !== undefined ? { user: spec.user } : {}),
       stdoutPath: join(sandboxDir, 'stdout'),
       stderrPath: join(sandboxDir, 'stderr'),
     });
@@ -106,7 +110,21 @@ function sleep(ms: number): Promise<void> {
 export class AgentRunner implements AttemptRunner {
   readonly kind = 'agent';
 
-  constructor(private readonly agent: AgentClient, private readonly parentId: string, private readonly parentSandbox: string) {}
+  /**
+   * `anyUser`: the agent runs containers as a bare numeric uid (the local agent does). A genuine
+   * agent looks the user up in its /etc/passwd and fails the launch without an entry, so there a
+   * user is named only when it has one (operators create the tenant uids' entries).
+   */
+  constructor(private readonly agent: AgentClient, private readonly parentId: string, private readonly parentSandbox: string, private readonly anyUser = false) {}
+
+  private userFor(user: string | undefined): string | undefined {
+    if (user === undefined || this.anyUser) return user;
+    try {
+      return resolveUser(user).name !== undefined ? user : undefined;
+    } catch {
+      return undefined;
+    }
+  }
 
   async launch(spec: RunSpec): Promise<RunHandle> {
     await this.agent.launchNested({
@@ -115,6 +133,7 @@ export class AgentRunner implements AttemptRunner {
       argv: spec.argv,
       env: spec.env,
       resources: spec.resources,
+      ...(this.userFor(spec.user) !== undefined ? { user: this.userFor(spec.user) } : {}),
       // A relative host path is a directory of the executor's sandbox (a persistent volume mounted
       // there): only the agent knows where that is on the host, so it is named as a parent sandbox path.
       volumes: spec.volumes.map((v) => (isAbsolute(v.hostPath)

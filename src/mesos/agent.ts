@@ -23,6 +23,8 @@ export interface NestedContainerSpec {
   readonly env: Readonly<Record<string, string>>;
   readonly resources: { readonly cpus: number; readonly memMiB: number; readonly diskMiB: number };
   readonly volumes: readonly Volume[];
+  /** CommandInfo.user: who the agent runs the container as (default: the parent's user). */
+  readonly user?: string;
 }
 
 /** The answer to WAIT_CONTAINER. */
@@ -99,6 +101,7 @@ export class AgentClient {
           value: program,
           arguments: [program, ...rest],
           environment: { variables: Object.entries(spec.env).map(([name, value]) => ({ name, type: 'VALUE', value })) },
+          ...(spec.user !== undefined ? { user: spec.user } : {}),
         },
         resources,
         container: { type: 'MESOS', volumes: spec.volumes },

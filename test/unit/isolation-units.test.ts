@@ -14,6 +14,8 @@ import { resolveUser } from '../../src/executor/isolation/host.js';
 import { RotatingLog } from '../../src/executor/isolation/logs.js';
 import { rlimitArgv } from '../../src/executor/isolation/process.js';
 import type { ContainerSpec } from '../../src/executor/isolation/types.js';
+import { DEFAULT_TENANT_UIDS, parseTenantUids, tenantOfOutput, tenantUid } from '../../src/executor/isolation/tenant.js';
+import { checkTenantIsolation } from '../../src/app/tenant-isolation.js';
 import { parseVolume } from '../../src/cli/commands/exec.js';
 
 // This machine: v1 per controller plus an empty cgroup2 at /sys/fs/cgroup/unified.
@@ -103,6 +105,10 @@ describe('bwrap command line', () => {
       { name: 'bin', kind: 'symlink' as const, target: 'usr/bin' },
       { name: 'proc', kind: 'dir' as const },
       { name: 'tmp', kind: 'dir' as const },
+      { name: 'root', kind: 'dir' as const },
+      { name: 'var', kind: 'dir' as const },
+      { name: 'home', kind: 'dir' as const },
+      { name: 'etc', kind: 'dir' as const },
     ],
   };
   const nobody = { name: 'nobody', uid: 65534, gid: 65534 };
@@ -116,7 +122,12 @@ describe('bwrap command line', () => {
     expect(s).toContain('--symlink usr/bin /bin');
     expect(s).not.toContain('--ro-bind /proc');
     expect(s).not.toContain('--ro-bind /tmp');
-    expect(s).toContain('--proc /proc --dev /dev --perms 1777 --tmpfs /tmp --bind /var/sb/c1 /var/sb/c1');
+    // Only the system directories and a list of /etc files: no /root, /var, /home, nor /etc as a whole.
+    for (const hidden of ['/root', '/var', '/home', '/etc', '/proc', '/tmp']) expect(s).not.toContain(`--ro-bind ${hidden} `);
+    expect(s).toContain('--ro-bind-try /etc/passwd /etc/passwd');
+    expect(s).not.toContain('/etc/shadow');
+    // The sandbox's parents are made empty (0755) in the container's own root, then the sandbox bound.
+    expect(s).toContain('--proc /proc --dev /dev --perms 1777 --tmpfs /tmp --perms 0755 --dir /var --perms 0755 --dir /var/sb --bind /var/sb/c1 /var/sb/c1');
     expect(s).toContain('--remount-ro /');
     expect(s).toContain('--setenv PATH /usr/bin');
     // The last word before the workload: setpriv drops the user, capabilities and privileges.
@@ -196,4 +207,39 @@ test('logs rotate at the size and keep three generations', () => {
   } finally {
     rmSync(dir, { recursive: true, force: true });
   }
+});
+
+describe('tenant uids', () => {
+  test('a tenant keeps its uid, inside the range, and tenants differ', () => {
+    const a = tenantUid('acme', DEFAULT_TENANT_UIDS);
+    expect(tenantUid('acme', DEFAULT_TENANT_UIDS)).toBe(a);
+    expect(a).toBeGreaterThanOrEqual(DEFAULT_TENANT_UIDS.first);
+    expect(a).toBeLessThanOrEqual(DEFAULT_TENANT_UIDS.last);
+    const uids = new Set(['acme', 'globex', 'initech', 'umbrella', 'default'].map((t) => tenantUid(t, DEFAULT_TENANT_UIDS)));
+    expect(uids.size).toBe(5);
+    expect(tenantUid('anyone', { first: 5000, last: 5000 })).toBe(5000);
+  });
+
+  test('ranges parse, off turns it off, unsafe ranges are refused', () => {
+    expect(parseTenantUids('300000-300099')).toEqual({ first: 300000, last: 300099 });
+    expect(parseTenantUids('off')).toBeUndefined();
+    expect(() => parseTenantUids('0-100')).toThrow(/INVALID|tenant-uids/);
+    expect(() => parseTenantUids('5000-4000')).toThrow(/tenant-uids/);
+    expect(() => parseTenantUids('nobody')).toThrow(/FIRST-LAST/);
+  });
+
+  test('several tenants on process isolation are refused unless allowed', () => {
+    expect(() => checkTenantIsolation({ isolation: 'process', allowUnisolatedTenants: false, tenants: 2 })).toThrow(/cannot keep 2 tenants apart/);
+    expect(() => checkTenantIsolation({ isolation: 'process', allowUnisolatedTenants: true, tenants: 2 })).not.toThrow();
+    expect(() => checkTenantIsolation({ isolation: 'process', allowUnisolatedTenants: false, tenants: 1 })).not.toThrow();
+    expect(() => checkTenantIsolation({ isolation: 'linux', allowUnisolatedTenants: false, tenants: 5 })).not.toThrow();
+    expect(() => checkTenantIsolation({ isolation: 'auto', allowUnisolatedTenants: false, tenants: 5 })).not.toThrow();
+  });
+
+  test('the tenant of an output is the first segment under the outputs root', () => {
+    expect(tenantOfOutput('acme/job-1/map/00000')).toBe('acme');
+    expect(tenantOfOutput(undefined)).toBeUndefined();
+    expect(tenantOfOutput('_other/tmp/x')).toBeUndefined();
+    expect(tenantOfOutput('')).toBeUndefined();
+  });
 });

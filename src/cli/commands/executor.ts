@@ -17,6 +17,7 @@ import { createIsolator } from '../../executor/isolation/index.js';
 import type { IsolationMode } from '../../executor/isolation/types.js';
 import { AgentRunner, HostPathRunner, IsolatorRunner, NoopRunner, PreferAgentRunner, type AttemptRunner } from '../../executor/runner.js';
 import { AgentClient } from '../../mesos/agent.js';
+import { DEFAULT_TENANT_UIDS, parseTenantUids, type TenantUidRange } from '../../executor/isolation/tenant.js';
 import { bootKey, bootUser } from '../../executor/contract.js';
 import { createLogger, type Logger } from '../../obs/log.js';
 import { startDataPlane, type RunningDataPlane } from '../../executor/data-plane-setup.js';
@@ -52,6 +53,9 @@ attempt in an isolated (nested) container. Every flag also reads LOCUS_<FLAG>.
   --heartbeat DUR         heartbeat interval (default 2s)
   --lock-duration DUR     BullMQ job lock (default 30s)
   --stalled-interval DUR  BullMQ stalled-job check (default 30s)
+  --tenant-uids RANGE     run each tenant's attempts under its own uid from FIRST-LAST, and close
+                          its output directory to others (default 200000-265535; off: all
+                          attempts run as the default user)
   --storage-config JSON   storage on this host, from the framework (mounts, WebHDFS, Ceph,
                           dataset and output directories, block server); enables the block
                           server and the Redis commit ledger. No secrets: those are read from Redis
@@ -81,6 +85,7 @@ const OPTIONS = {
   'lock-duration': { type: 'string' },
   'stalled-interval': { type: 'string' },
   'storage-config': { type: 'string' },
+  'tenant-uids': { type: 'string' },
 } as const;
 
 function env(name: string): string | undefined {
@@ -149,9 +154,10 @@ async function chooseRunner(v: RunnerChoice, logger: Logger): Promise<AttemptRun
     logger.warn('this executor\'s container is unknown: running attempts as isolated children of the executor');
     return isolated();
   }
-  const agent = new AgentRunner(client, containerId, v.sandbox);
+  const flags = await client.flags().catch(() => undefined);
+  const agent = new AgentRunner(client, containerId, v.sandbox, flags?.['locus_local'] === 'true');
   if (v.runner === 'agent') return agent;
-  const isolation = await client.flags().then((f) => f['isolation'], () => undefined);
+  const isolation = flags?.['isolation'];
   if (isolation !== undefined && !isolation.split(',').includes('filesystem/linux')) {
     logger.info({ agentIsolation: isolation }, 'the agent does not isolate nested containers\' filesystems: attempts run in the executor\'s own containers');
     return isolated();
@@ -202,6 +208,12 @@ export async function run(argv: string[]): Promise<number> {
   const runnerKind = v.runner ?? 'auto';
   if (!['auto', 'agent', 'isolator', 'noop'].includes(runnerKind)) throw new CliUsageError(`--runner must be auto, agent, isolator or noop, got '${runnerKind}'`);
   const slots = intFlag(v.slots, 'slots', 1, 1);
+  let tenantUids: TenantUidRange | undefined;
+  try {
+    tenantUids = v['tenant-uids'] === undefined ? DEFAULT_TENANT_UIDS : parseTenantUids(v['tenant-uids'], '--tenant-uids');
+  } catch (err) {
+    throw new CliUsageError((err as Error).message);
+  }
   const slotCpus = v['slot-cpus'] !== undefined ? Number(v['slot-cpus']) : 1;
   if (!Number.isFinite(slotCpus) || slotCpus <= 0) throw new CliUsageError(`--slot-cpus must be a positive number, got '${v['slot-cpus'] ?? ''}'`);
   let password = v['redis-password'];
@@ -282,6 +294,7 @@ export async function run(argv: string[]): Promise<number> {
       idleTimeoutMs: duration(v['idle-timeout'], 'idle-timeout', 0),
       drainGraceMs: duration(v['drain-grace'], 'drain-grace', 30_000),
       killGraceMs: duration(v['kill-grace'], 'kill-grace', 2000),
+      ...(tenantUids !== undefined ? { tenantUids } : {}),
       lockDurationMs: duration(v['lock-duration'], 'lock-duration', 30_000),
       stalledIntervalMs: duration(v['stalled-interval'], 'stalled-interval', 30_000),
     });

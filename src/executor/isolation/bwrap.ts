@@ -4,10 +4,14 @@
  * caller passes the top-level entries of the host's root so tests can check
  * the arguments without a host.
  *
- * The container's root is a fresh tmpfs holding a read-only bind of every
- * top-level host directory (symlinks recreated), remounted read-only at the
- * end. Binding entry by entry rather than `/` as a whole lets a volume appear
- * at a new top-level path such as `/data` without touching the host.
+ * The container's root is a fresh tmpfs holding read-only binds of only the
+ * system directories programs need (/usr, /bin, /sbin, /lib*, symlinks
+ * recreated as on the host) and a short list of files from /etc, a private
+ * /proc, /dev and /tmp, then the sandbox, the inputs and the volumes; it is
+ * remounted read-only at the end. Nothing else of the host is there: not
+ * Locus's state or Redis data, not other sandboxes or tenants' outputs, not
+ * /root, /home, /var, /run or /sys. Building the root entry by entry also lets
+ * a volume appear at a new top-level path such as `/data`.
  */
 import { volumeTarget } from './common.js';
 import type { HostUser } from './host.js';
@@ -20,8 +24,21 @@ export interface RootEntry {
   readonly target?: string;
 }
 
-/** Top-level host entries the container replaces with its own. */
-const REPLACED = new Set(['proc', 'dev', 'tmp']);
+/** Top-level host directories (or symlinks to them) a container sees: what running programs needs. */
+export const SYSTEM_DIRS = new Set(['usr', 'bin', 'sbin', 'lib', 'lib32', 'lib64', 'libx32']);
+
+/**
+ * The entries of /etc a container sees (those the host has): users and groups by name, name
+ * resolution, the dynamic linker's cache, time zone, certificates, the alternatives that
+ * /usr/bin links through, shell start-up files. Not the rest: /etc holds service
+ * configuration and secrets (redis, ceph keyrings, ssh, sudoers, shadow).
+ */
+export const ETC_ENTRIES = [
+  'alternatives', 'bash.bashrc', 'ca-certificates', 'ca-certificates.conf', 'debian_version', 'environment', 'gai.conf',
+  'group', 'host.conf', 'hostname', 'hosts', 'inputrc', 'ld.so.cache', 'ld.so.conf', 'ld.so.conf.d', 'locale.alias',
+  'localtime', 'mime.types', 'nsswitch.conf', 'os-release', 'passwd', 'profile', 'protocols', 'resolv.conf', 'services',
+  'shells', 'ssl', 'timezone',
+];
 
 /**
  * Capabilities kept when a workload asks to run as root inside: the set
@@ -53,25 +70,33 @@ export function bwrapArgs(spec: ContainerSpec, user: HostUser, opts: BwrapOption
     a.push('--bind', '/', '/', '--proc', '/proc', '--dev', '/dev');
   } else {
     for (const e of [...opts.rootEntries].sort((x, y) => x.name.localeCompare(y.name))) {
-      if (REPLACED.has(e.name)) continue;
+      if (!SYSTEM_DIRS.has(e.name)) continue;
       const p = `/${e.name}`;
       if (e.kind === 'symlink') a.push('--symlink', e.target ?? '', p);
-      else a.push('--ro-bind', p, p);
+      else if (e.kind === 'dir') a.push('--ro-bind', p, p);
     }
+    a.push('--perms', '0755', '--dir', '/etc');
+    for (const name of ETC_ENTRIES) a.push('--ro-bind-try', `/etc/${name}`, `/etc/${name}`);
     a.push('--proc', '/proc', '--dev', '/dev', '--perms', '1777', '--tmpfs', '/tmp');
   }
-  // Mount points inside the private /tmp need their parent directories made first; bwrap
-  // would create them root-only (0700), and the unprivileged workload could not reach its own
-  // sandbox or volumes. Directories made here are 0755, as on the host.
-  const made = new Set<string>();
+  // Mount points outside the system directories (in the private /tmp, or at the host path of a
+  // sandbox under /var) need their parent directories made first; bwrap would create them
+  // root-only (0700), and the unprivileged workload could not reach its own sandbox or
+  // volumes. Directories made here are 0755 and empty: only the mount points are in them.
+  const made = new Set<string>(['/tmp']);
+  const bound: string[] = [];
   const parents = (target: string): void => {
+    if (host) return;
     const parts = target.split('/').filter(Boolean);
+    if (SYSTEM_DIRS.has(parts[0] ?? '')) return;
     for (let i = 1; i < parts.length; i++) {
       const dir = '/' + parts.slice(0, i).join('/');
-      if (host || dir === '/tmp' || !dir.startsWith('/tmp/') || made.has(dir)) continue;
+      // Inside an earlier bind the directory is the host's: leave it as it is.
+      if (made.has(dir) || bound.some((b) => dir === b || dir.startsWith(`${b}/`))) continue;
       made.add(dir);
       a.push('--perms', '0755', '--dir', dir);
     }
+    bound.push(target);
   };
   parents(spec.sandboxDir);
   a.push('--bind', spec.sandboxDir, spec.sandboxDir);

@@ -113,6 +113,9 @@ export class LinuxIsolator implements Isolator {
     const user = resolveUser(spec.user ?? this.options.defaultUser);
     await fsp.mkdir(spec.sandboxDir, { recursive: true });
     await chownTree(spec.sandboxDir, user.uid, user.gid);
+    // The sandbox is its user's alone: where another tenant's task runs on the host's filesystem
+    // (the process fallback, a path that leaks), the mode still refuses it.
+    if (spec.hostFilesystem !== true) await fsp.chmod(spec.sandboxDir, 0o700);
     for (const v of spec.volumes) {
       if (v.readOnly || v.ownByWorkload !== true) continue;
       const st = await fsp.stat(v.hostPath).catch(() => undefined);

@@ -55,7 +55,11 @@ export class ProcessIsolator implements Isolator {
     // Only root can switch users; anyone else runs the workload as themselves.
     const isRoot = process.getuid?.() === 0;
     const user = isRoot ? resolveUser(spec.user ?? this.options.defaultUser) : undefined;
-    if (user) await chownTree(spec.sandboxDir, user.uid, user.gid);
+    if (user) {
+      await chownTree(spec.sandboxDir, user.uid, user.gid);
+      // Without a mount namespace every task sees the host's paths: the mode keeps other users out.
+      await fsp.chmod(spec.sandboxDir, 0o700);
+    }
     const env: Record<string, string> = { PATH: DEFAULT_PATH, HOME: spec.sandboxDir, ...spec.env, LOCUS_SANDBOX: spec.sandboxDir };
     const c = new ProcessContainer(spec, this.logger.child({ container: spec.id }), () => this.containers.delete(spec.id));
     this.containers.set(spec.id, c);

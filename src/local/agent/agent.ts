@@ -477,7 +477,7 @@ export class LocalAgent {
   }
 
   /** Launch a nested container under a running container (operator API LAUNCH_CONTAINER). */
-  async launchNested(o: { containerId: string; parentId: string; argv: string[]; env: Record<string, string>; resources: readonly Resource[]; volumes: readonly { container_path: string; host_path?: string; mode: string; source?: { type?: string; sandbox_path?: { type?: string; path?: string } } }[] }): Promise<'launched' | 'exists' | 'no-parent'> {
+  async launchNested(o: { containerId: string; parentId: string; argv: string[]; env: Record<string, string>; resources: readonly Resource[]; volumes: readonly { container_path: string; host_path?: string; mode: string; source?: { type?: string; sandbox_path?: { type?: string; path?: string } } }[]; user?: string }): Promise<'launched' | 'exists' | 'no-parent'> {
     if (this.containers.has(o.containerId)) return 'exists';
     const parent = this.containers.get(o.parentId);
     if (!parent) return 'no-parent';
@@ -513,6 +513,8 @@ export class LocalAgent {
       limits: { cpus: scalar(o.resources, 'cpus') || 0.1, memMiB: scalar(o.resources, 'mem') || 32, diskMiB: scalar(o.resources, 'disk'), pids: 0 },
       volumes: mounts,
       network: 'host',
+      // CommandInfo.user, as a genuine agent runs a nested container as the user it names.
+      ...(o.user !== undefined ? { user: o.user } : {}),
       ...(posix ? { hostFilesystem: true } : {}),
     });
     const rc: RunningContainer = { containerId: o.containerId, parentId: o.parentId, frameworkId: parent.frameworkId, executorId: parent.executorId, taskId: undefined, sandbox, container, exit: container.wait(), killRequested: false };

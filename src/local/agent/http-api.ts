@@ -74,7 +74,8 @@ async function operatorApi(agent: LocalAgent, req: IncomingMessage, res: ServerR
         const resources = (Array.isArray(lc['resources']) ? lc['resources'] : []) as Resource[];
         const container = isObject(lc['container']) ? lc['container'] : {};
         const volumes = (Array.isArray(container['volumes']) ? container['volumes'] : []) as { container_path: string; host_path?: string; mode: string }[];
-        const r = await agent.launchNested({ containerId: id.value, parentId: id.parent, argv, env, resources, volumes });
+        const user = optional(command['user'], 'command.user', asString);
+        const r = await agent.launchNested({ containerId: id.value, parentId: id.parent, argv, env, resources, volumes, ...(user !== undefined ? { user } : {}) });
         if (r === 'exists') return text(res, 202);
         if (r === 'no-parent') return text(res, 400, `Parent container ${id.parent} does not exist`);
         return text(res, 200);
@@ -133,6 +134,8 @@ async function operatorApi(agent: LocalAgent, req: IncomingMessage, res: ServerR
             { name: 'isolation', value: agent.isolationFlag },
             { name: 'hostname', value: agent.spec.hostname },
             { name: 'work_dir', value: agent.root },
+            // Not a genuine agent's flag: tells an executor this agent runs containers as bare numeric uids.
+            { name: 'locus_local', value: 'true' },
           ] },
         });
       default:
