@@ -316,7 +316,7 @@ export class Coordinator {
     return {
       now, offers: offerViews, executors, tenants, suppressed: this.suppressed,
       ...(this.lastReviveAt === undefined ? {} : { lastReviveAt: this.lastReviveAt }),
-      otherWork, offersParked,
+      otherWork, offersParked, outputHosts: this.o.jobs.outputHosts(),
     };
   }
 

@@ -400,7 +400,27 @@ function releases(pass: Pass, shapes: readonly Shape[], offers: readonly OfferSt
     if (!waiting.some((sh) => fits(plus(sh.slot, pass.opts.executorOverhead), room))) continue;
     for (const x of list) out.push({ executorId: x.view.executorId, reason: 'idle' });
   }
-  return out;
+  return keepOutputServers(pass, out);
+}
+
+/**
+ * Take back the idle release of the last executor on a host whose committed outputs a running
+ * job still reads: its block server is what serves them, and without it they would have to be
+ * recomputed. One executor per such host is kept (the one with the most slots, then the
+ * smallest id, so every pass keeps the same one); a draining one goes as asked.
+ */
+function keepOutputServers(pass: Pass, releases: Release[]): Release[] {
+  const hosts = pass.snapshot.outputHosts;
+  if (hosts === undefined || hosts.size === 0 || releases.length === 0) return releases;
+  const released = new Set(releases.map((r) => r.executorId));
+  const keep = new Set<string>();
+  for (const host of hosts) {
+    const live = pass.snapshot.executors.filter((e) => e.hostname === host && !e.draining);
+    if (live.length === 0 || live.some((e) => !released.has(e.executorId))) continue;
+    const chosen = [...live].sort((a, b) => b.slots - a.slots || (a.executorId < b.executorId ? -1 : 1))[0];
+    if (chosen !== undefined) keep.add(chosen.executorId);
+  }
+  return keep.size === 0 ? releases : releases.filter((r) => !(r.reason === 'idle' && keep.has(r.executorId)));
 }
 
 /** Whether pending work of a size its slots hold may run on x: its volume's tasks, else any unpinned shape. */

@@ -146,6 +146,11 @@ export interface Snapshot {
    * without the rate limit, so new work never waits out a filter set for old work.
    */
   readonly offersParked?: boolean;
+  /**
+   * Hosts holding committed outputs that running jobs' later stages still read. Their block
+   * server runs in an executor, so the last executor on such a host is never idle-released.
+   */
+  readonly outputHosts?: ReadonlySet<string>;
 }
 
 /** Tunables of a pass; every field has a default (DEFAULT_OPTIONS). */
