@@ -28,6 +28,8 @@ export interface ExecState {
   readonly volumes: readonly string[];
   /** Got a task this pass (so it is not idle). */
   used: boolean;
+  /** Its host's interned id in the pending index, -1 when no pending task names that host. */
+  readonly host: number;
 }
 
 /** One tenant as the pass sees it (usage includes this pass's assignments). */
@@ -39,6 +41,14 @@ export interface TenantState {
   readonly usage: { cpus: number; mem: number; disk: number };
   /** Tasks without a volume placed for it in this pass. */
   placed: number;
+  /** Charged in this pass and not yet told to the sorter (see Pass.settle). */
+  readonly owed: { cpus: number; mem: number; disk: number };
+}
+
+/** One job as the pass sees it. */
+export interface JobState {
+  /** Its running tasks, this pass's assignments included (fairness between one tenant's jobs). */
+  running: number;
 }
 
 /** An Assignment the pass may still move (augmentation); published as is in the Plan. */
@@ -51,19 +61,13 @@ export interface MutableAssignment {
   level: LocalityLevel;
 }
 
-/** A decided assignment (mutable while the pass may still move it). */
+/**
+ * A decided assignment as executor placement reads it: the entry placed.
+ * An Entry is its own record (Entry.entry), so a pass allocates nothing per
+ * placement besides the Assignment the Plan publishes.
+ */
 export interface PassAssignment {
   readonly entry: Entry;
-  exec: ExecState;
-  level: LocalityLevel;
-  /** The record the Plan publishes, built when the decision is made (no second walk over memory). */
-  readonly out: MutableAssignment;
-}
-
-/** A candidate source of tasks for an executor: a queue and one of its buckets. */
-export interface Candidate {
-  readonly queue: Queue;
-  readonly bucket: Bucket;
 }
 
 const EMPTY: readonly string[] = [];
@@ -80,10 +84,17 @@ export class Pass {
   /** Hosts and racks where a task could run at all right now (executor or usable offer): Spark's "alive" set. */
   readonly hostsAlive = new Set<string>();
   readonly racksAlive = new Set<string>();
-  readonly jobRunning = new Map<string, number>();
-  /** Free slots per host in this pass (the overlay the node phase reads to judge scarcity). */
-  readonly hostFree = new Map<string, number>();
-  readonly assignments: PassAssignment[] = [];
+  /** hostsAlive by interned host id (1 = alive), for the checks made per task. */
+  private readonly hostAliveById: Uint8Array;
+  /** Free slots per interned host id in this pass (the overlay the node phase reads to judge scarcity). */
+  private readonly hostFree: Int32Array;
+  private readonly jobs = new Map<string, JobState>();
+  // Decided assignments, one column per field (index = Entry.assign): no object per placement
+  // besides the Assignment the Plan publishes.
+  private readonly asgEntry: Entry[] = [];
+  private readonly asgExec: ExecState[] = [];
+  private readonly asgLevel: LocalityLevel[] = [];
+  /** The assignments the Plan publishes, in decision order. */
   readonly out: MutableAssignment[] = [];
   /** Volume-pinned tasks placed in this pass, by volume. */
   readonly placedVolume = new Map<string, number>();
@@ -92,8 +103,24 @@ export class Pass {
   readonly reasons: Reason[] = [];
   private readonly reasonFor = new Set<string>();
   examined = 0;
+  /** The locality level of the entry the last take() returned. */
+  takenLevel: LocalityLevel = LocalityLevel.ANY;
   private rankNames: readonly string[] = [];
   private readonly rank = new Map<string, number>();
+  /**
+   * With one tenant pending, fair-share order cannot change a decision (it
+   * only ranks queues of different tenants), so charges are summed per
+   * tenant and given to the sorter once (settle) instead of on every
+   * placement. With several, every placement re-ranks at once, as before.
+   */
+  private readonly deferShares: boolean;
+  private owing = false;
+  private flags = new Uint8Array(16);
+  // fillFrom's cached verdicts (see there), grown on demand and reused for every executor.
+  private cPos = new Int32Array(64);
+  private cAlt = new Int32Array(64);
+  private cLevel = new Uint8Array(64);
+  private cTaken = new Uint8Array(64);
 
   constructor(
     readonly snapshot: Snapshot,
@@ -102,9 +129,13 @@ export class Pass {
   ) {
     this.id = index.beginPass();
     this.now = snapshot.now;
+    this.deferShares = index.tenantCount() < 2;
+    const hostIds = index.hostIdLimit();
+    this.hostAliveById = new Uint8Array(hostIds);
+    this.hostFree = new Int32Array(hostIds);
     const total = { cpus: 0, mem: 0, disk: 0 };
     for (const t of snapshot.tenants) {
-      this.tenants.set(t.name, { name: t.name, weight: t.weight, quota: t.quota, usage: { ...t.usage }, placed: 0 });
+      this.tenants.set(t.name, { name: t.name, weight: t.weight, quota: t.quota, usage: { ...t.usage }, placed: 0, owed: { cpus: 0, mem: 0, disk: 0 } });
       this.sorter.add(t.name, t.weight);
     }
     for (const name of index.tenantNames()) this.tenant(name);
@@ -113,15 +144,20 @@ export class Pass {
       total.mem += e.slotResources.mem * e.slots;
       total.disk += e.slotResources.disk * e.slots;
       if (e.draining) continue;
+      const host = index.hostId(e.hostname);
       this.hostsAlive.add(e.hostname);
+      if (host >= 0) {
+        this.hostAliveById[host] = 1;
+        if (e.freeSlots > 0) this.hostFree[host] = (this.hostFree[host] as number) + e.freeSlots;
+      }
       if (e.rack !== undefined) this.racksAlive.add(e.rack);
-      if (e.freeSlots > 0) this.hostFree.set(e.hostname, (this.hostFree.get(e.hostname) ?? 0) + e.freeSlots);
       this.execs.push({
         view: e,
         free: e.freeSlots,
         idleMs: e.freeSlots > 0 ? this.now - (e.freeSince ?? this.now) : 0,
         volumes: e.volumes ?? EMPTY,
         used: false,
+        host,
       });
     }
     for (const o of snapshot.offers) {
@@ -130,13 +166,14 @@ export class Pass {
       total.disk += o.free.disk;
       if (this.offerUsable(o.unavailability)) {
         this.hostsAlive.add(o.hostname);
+        const host = index.hostId(o.hostname);
+        if (host >= 0) this.hostAliveById[host] = 1;
         if (o.rack !== undefined) this.racksAlive.add(o.rack);
       }
     }
     // Shares are measured against everything Locus holds or is offered; usage is what tenants run.
     this.sorter.setTotal(total);
     for (const t of this.tenants.values()) this.sorter.allocated(t.name, t.usage);
-    if (snapshot.runningByJob) for (const [j, n] of snapshot.runningByJob) this.jobRunning.set(j, n);
   }
 
   /** Whether an offer's agent may get a new executor (no maintenance soon). */
@@ -151,15 +188,48 @@ export class Pass {
   tenant(name: string): TenantState {
     let t = this.tenants.get(name);
     if (!t) {
-      t = { name, weight: 1, quota: undefined, usage: { cpus: 0, mem: 0, disk: 0 }, placed: 0 };
+      t = { name, weight: 1, quota: undefined, usage: { cpus: 0, mem: 0, disk: 0 }, placed: 0, owed: { cpus: 0, mem: 0, disk: 0 } };
       this.tenants.set(name, t);
       this.sorter.add(name, 1);
     }
     return t;
   }
 
+  /** A job's state in this pass. */
+  job(jobId: string): JobState {
+    let j = this.jobs.get(jobId);
+    if (!j) {
+      j = { running: this.snapshot.runningByJob?.get(jobId) ?? 0 };
+      this.jobs.set(jobId, j);
+    }
+    return j;
+  }
+
+  /** Attach this pass's tenant and job state to a queue (once per queue and pass). */
+  private touch(q: Queue): void {
+    if (q.passId === this.id) return;
+    q.passId = this.id;
+    q.passTenant = this.tenant(q.tenant);
+    q.passJob = this.job(q.jobId);
+  }
+
+  /** Give the sorter what single-tenant placements charged (before anything reads the order). */
+  settle(): void {
+    if (!this.owing) return;
+    this.owing = false;
+    for (const t of this.tenants.values()) {
+      const o = t.owed;
+      if (o.cpus === 0 && o.mem === 0 && o.disk === 0) continue;
+      this.sorter.allocated(t.name, o);
+      o.cpus = 0;
+      o.mem = 0;
+      o.disk = 0;
+    }
+  }
+
   /** The tenant's place in fair-share order (0 = least served). */
   rankOf(tenant: string): number {
+    this.settle();
     const names = this.sorter.sort();
     if (names !== this.rankNames) {
       this.rankNames = names;
@@ -169,13 +239,34 @@ export class Pass {
     return this.rank.get(tenant) ?? names.length;
   }
 
+  /** How many assignments this pass has made. */
+  get placed(): number {
+    return this.out.length;
+  }
+
   /** Pending tasks not placed in this pass yet. */
   unplaced(): number {
-    return this.index.size - this.assignments.length;
+    return this.index.size - this.out.length;
+  }
+
+  /** The decided assignments, in decision order. */
+  get assignments(): readonly PassAssignment[] {
+    return this.asgEntry;
+  }
+
+  /** The executor assignment k went to. */
+  execOf(k: number): ExecState | undefined {
+    return this.asgExec[k];
+  }
+
+  /** The level of assignment k. */
+  levelAt(k: number): LocalityLevel | undefined {
+    return this.asgLevel[k];
   }
 
   /** The least-served tenant that has pending work. */
   headTenant(): string | undefined {
+    this.settle();
     const names = this.sorter.sort();
     for (let i = 0; i < names.length; i++) if (this.index.hasTenant(names[i] as string)) return names[i];
     return undefined;
@@ -183,6 +274,7 @@ export class Pass {
 
   /** Whether queue a should be served before queue b: tenant share, then priority, then the job with fewer running tasks, then age. */
   before(a: Queue, b: Queue): boolean {
+    if (a === b) return false;
     if (a.tenant !== b.tenant) {
       const ra = this.rankOf(a.tenant);
       const rb = this.rankOf(b.tenant);
@@ -190,8 +282,10 @@ export class Pass {
     }
     if (a.priority !== b.priority) return a.priority > b.priority;
     if (a.jobId !== b.jobId) {
-      const na = this.jobRunning.get(a.jobId) ?? 0;
-      const nb = this.jobRunning.get(b.jobId) ?? 0;
+      this.touch(a);
+      this.touch(b);
+      const na = (a.passJob as JobState).running;
+      const nb = (b.passJob as JobState).running;
       if (na !== nb) return na < nb;
     }
     return a.seq < b.seq;
@@ -218,8 +312,10 @@ export class Pass {
    * Infinity if never. Levels with nothing alive in them are skipped (Spark
    * SPARK-4939): if no preferred host has an executor or an offer, waiting
    * for node locality could never pay off, so that wait counts zero.
+   * `e`, the task's index entry when the caller has it, lets a plain task's
+   * hosts be checked by id.
    */
-  waitNeeded(t: PendingTask, level: LocalityLevel): number {
+  waitNeeded(t: PendingTask, level: LocalityLevel, e?: Entry): number {
     if (level === LocalityLevel.NODE_LOCAL) return 0;
     if (t.preferredHosts.length === 0 && t.preferredRacks.length === 0) return 0;
     const p = this.policy(t);
@@ -227,7 +323,7 @@ export class Pass {
     // A task pinned to one hostname can run nowhere else: waiting for its data hosts is pointless.
     if (t.constraints?.some((c) => c.kind === 'hostname')) return 0;
     let need = 0;
-    if (this.someHostUsable(t)) need += p.nodeWaitMs;
+    if (e !== undefined && e.plain ? this.someHostAlive(e) : this.someHostUsable(t)) need += p.nodeWaitMs;
     if (level === LocalityLevel.ANY) {
       const rs = t.preferredRacks;
       for (let i = 0; i < rs.length; i++) {
@@ -253,12 +349,29 @@ export class Pass {
     return false;
   }
 
+  // someHostUsable for a plain entry (nothing avoided or excluded), by id.
+  private someHostAlive(e: Entry): boolean {
+    const hs = e.hosts;
+    for (let i = 0; i < hs.length; i++) if (this.hostAliveById[hs[i] as number] === 1) return true;
+    return false;
+  }
+
   /** The locality a task gets on an executor. */
   levelOf(t: PendingTask, x: ExecState): LocalityLevel {
     if (t.volumeId !== undefined) return LocalityLevel.NODE_LOCAL;
     const v = x.view;
     if (t.preferredHosts.includes(v.hostname)) return LocalityLevel.NODE_LOCAL;
     if (v.rack !== undefined && t.preferredRacks.includes(v.rack)) return LocalityLevel.RACK_LOCAL;
+    return LocalityLevel.ANY;
+  }
+
+  // levelOf for an index entry: its interned hosts against the executor's host id.
+  private levelOfEntry(e: Entry, x: ExecState): LocalityLevel {
+    const t = e.task;
+    if (t.volumeId !== undefined) return LocalityLevel.NODE_LOCAL;
+    if (x.host >= 0 && e.hosts.includes(x.host)) return LocalityLevel.NODE_LOCAL;
+    const rack = x.view.rack;
+    if (rack !== undefined && t.preferredRacks.includes(rack)) return LocalityLevel.RACK_LOCAL;
     return LocalityLevel.ANY;
   }
 
@@ -295,9 +408,9 @@ export class Pass {
    * task itself has waited that long, so a tenant whose data hosts are busy
    * still gets its share (Zaharia's delay scheduling for fairness).
    */
-  allowed(t: PendingTask, level: LocalityLevel, x: ExecState, head: boolean): boolean {
+  allowed(t: PendingTask, level: LocalityLevel, x: ExecState, head: boolean, e?: Entry): boolean {
     if (level === LocalityLevel.NODE_LOCAL) return true;
-    const need = this.waitNeeded(t, level);
+    const need = this.waitNeeded(t, level, e);
     if (need === 0) return true;
     if (x.idleMs >= need) return true;
     return head && this.now - t.pendingSince >= need;
@@ -309,6 +422,7 @@ export class Pass {
    * fewest other free data hosts among the first few that may. Walks at most
    * scanLimit live candidates so a queue full of tasks that cannot run here
    * costs a bounded amount; a per-pass cursor skips entries already placed.
+   * The level the returned entry gets on x is left in `takenLevel`.
    */
   take(b: Bucket, x: ExecState, head: boolean, scarce = false): Entry | undefined {
     const items = b.items;
@@ -326,52 +440,208 @@ export class Pass {
       i++;
     }
     b.cursor = i;
+    const q = b.queue;
+    this.touch(q);
+    const v = x.view;
+    // What holds for every plain task of the bucket is checked once, not per task: the executor
+    // serves their tenant, the tenant has no quota, the queue's largest task fits the slot. A plain
+    // task then passes every hard check, and in a bucket of x's own host it is node-local.
+    const easy = (q.passTenant as TenantState).quota === undefined && (v.tenant === undefined || v.tenant === q.tenant)
+      && fits(q.maxResources, v.slotResources);
+    const local = easy && b.host >= 0 && b.host === x.host;
     let scanned = 0;
     const limit = this.opts.scanLimit;
     let pick: Entry | undefined;
     let pickAlt = Infinity;
+    let pickLevel: LocalityLevel = LocalityLevel.ANY;
     let valid = 0;
     for (; i < items.length && scanned < limit; i++) {
       const e = items[i] as Entry;
       if (!e.alive || e.mark === id) continue;
       scanned++;
-      const t = e.task;
-      if (!this.hardFits(t, x)) continue;
-      const ts = this.tenant(t.tenant);
-      if (!this.withinQuota(ts, t.resources)) {
-        this.note(t, 'OVER_QUOTA', `tenant ${t.tenant} is at its quota`);
-        continue;
-      }
-      const level = this.levelOf(t, x);
-      if (!this.allowed(t, level, x, head)) {
-        this.noteWaiting(t, level, x);
-        continue;
+      let level: LocalityLevel;
+      if (local && e.plain) {
+        level = LocalityLevel.NODE_LOCAL;
+      } else {
+        const t = e.task;
+        if (!easy || !e.plain) {
+          if (!this.hardFits(t, x)) continue;
+          if (!this.withinQuota(this.tenant(t.tenant), t.resources)) {
+            this.note(t, 'OVER_QUOTA', `tenant ${t.tenant} is at its quota`);
+            continue;
+          }
+        }
+        level = this.levelOfEntry(e, x);
+        if (!this.allowed(t, level, x, head, e)) {
+          this.noteWaiting(t, level, x);
+          continue;
+        }
       }
       if (!scarce) {
         this.examined += scanned;
+        this.takenLevel = level;
         return e;
       }
       // Node phase: among the first few that fit, take the one with the fewest other free
       // data hosts left, so tasks that could still go elsewhere leave this slot to ones that cannot.
-      const alt = this.alternatives(t, x.view.hostname);
+      const alt = this.alternatives(e, x.host);
       if (alt < pickAlt) {
         pick = e;
         pickAlt = alt;
+        pickLevel = level;
         if (alt === 0) break;
       }
       if (++valid >= SCARCITY_WINDOW) break;
     }
     this.examined += scanned;
+    this.takenLevel = pickLevel;
     return pick;
   }
 
-  /** How many of t's other preferred hosts still have a free slot in this pass. */
-  private alternatives(t: PendingTask, here: string): number {
-    const hs = t.preferredHosts;
+  /**
+   * The node phase for one executor and one bucket: exactly what
+   * `while (x.free > 0) { e = take(b, x, false, true); if (!e) break; assign(e, x, takenLevel) }`
+   * does, without judging the same entries again for every slot. While x's
+   * slots are filled, nothing a judgement reads changes: hard constraints,
+   * locality and delay depend on x alone, other hosts' free slots only move
+   * when another executor takes work, and without a quota no placement can
+   * make a fitting task unfit. So each entry is judged once, its verdict
+   * cached in scratch arrays, and every slot replays take()'s scan (the same
+   * scan limit, the same window, the same tie-breaks, the same `examined`)
+   * over the cached verdicts. A quota anywhere in reach falls back to take().
+   */
+  fillFrom(b: Bucket, x: ExecState): void {
+    const q = b.queue;
+    this.touch(q);
+    const v = x.view;
+    const easy = (q.passTenant as TenantState).quota === undefined && (v.tenant === undefined || v.tenant === q.tenant)
+      && fits(q.maxResources, v.slotResources);
+    if (!easy) {
+      this.fillBySlot(b, x);
+      return;
+    }
+    const local = b.host >= 0 && b.host === x.host;
+    const items = b.items;
+    const id = this.id;
+    let next: number;
+    if (b.passId !== id) {
+      b.passId = id;
+      next = b.start();
+    } else {
+      next = b.cursor;
+    }
+    while (next < items.length) {
+      const e = items[next] as Entry;
+      if (e.alive && e.mark !== id) break;
+      next++;
+    }
+    b.cursor = next;
+    const limit = this.opts.scanLimit;
+    // Cached verdicts, in scan order: item position, alternatives (-1: may not run here), level, taken.
+    let m = 0;
+    while (x.free > 0) {
+      let scanned = 0;
+      let valid = 0;
+      let pick = -1;
+      let pickAlt = Infinity;
+      for (let k = 0; scanned < limit; k++) {
+        if (k === m) {
+          while (next < items.length) {
+            const e = items[next] as Entry;
+            if (e.alive && e.mark !== id) break;
+            next++;
+          }
+          if (next >= items.length) break;
+          const e = items[next] as Entry;
+          if (!e.plain && this.tenant(e.task.tenant).quota !== undefined) {
+            // A task of another tenant with a quota: its verdict can change as this fill places work.
+            this.fillBySlot(b, x);
+            return;
+          }
+          this.grow(m + 1);
+          this.cPos[m] = next++;
+          this.cAlt[m] = this.judge(e, x, local);
+          this.cLevel[m] = this.takenLevel;
+          this.cTaken[m] = 0;
+          m++;
+        } else if (this.cTaken[k] === 1) {
+          continue;
+        }
+        scanned++;
+        const alt = this.cAlt[k] as number;
+        if (alt < 0) continue;
+        if (alt < pickAlt) {
+          pick = k;
+          pickAlt = alt;
+          if (alt === 0) break;
+        }
+        if (++valid >= SCARCITY_WINDOW) break;
+      }
+      this.examined += scanned;
+      if (pick < 0) return;
+      this.cTaken[pick] = 1;
+      this.assign(items[this.cPos[pick] as number] as Entry, x, this.cLevel[pick] as LocalityLevel);
+    }
+  }
+
+  // The per-slot node phase (take() for every slot).
+  private fillBySlot(b: Bucket, x: ExecState): void {
+    while (x.free > 0) {
+      const e = this.take(b, x, false, true);
+      if (!e) return;
+      this.assign(e, x, this.takenLevel);
+    }
+  }
+
+  // take()'s verdict on one entry for x in the node phase, on an `easy` bucket: its alternatives
+  // if it may run on x now (level left in takenLevel), else -1 (its reason noted as take() does).
+  private judge(e: Entry, x: ExecState, local: boolean): number {
+    if (local && e.plain) {
+      this.takenLevel = LocalityLevel.NODE_LOCAL;
+      return this.alternatives(e, x.host);
+    }
+    const t = e.task;
+    if (!e.plain) {
+      if (!this.hardFits(t, x)) return -1;
+      if (!this.withinQuota(this.tenant(t.tenant), t.resources)) {
+        this.note(t, 'OVER_QUOTA', `tenant ${t.tenant} is at its quota`);
+        return -1;
+      }
+    }
+    const level = this.levelOfEntry(e, x);
+    if (!this.allowed(t, level, x, false, e)) {
+      this.noteWaiting(t, level, x);
+      return -1;
+    }
+    this.takenLevel = level;
+    return this.alternatives(e, x.host);
+  }
+
+  private grow(n: number): void {
+    if (this.cPos.length >= n) return;
+    const size = Math.max(n, 2 * this.cPos.length);
+    const pos = new Int32Array(size);
+    pos.set(this.cPos);
+    this.cPos = pos;
+    const alt = new Int32Array(size);
+    alt.set(this.cAlt);
+    this.cAlt = alt;
+    const level = new Uint8Array(size);
+    level.set(this.cLevel);
+    this.cLevel = level;
+    const taken = new Uint8Array(size);
+    taken.set(this.cTaken);
+    this.cTaken = taken;
+  }
+
+  /** How many of e's other preferred hosts still have a free slot in this pass. */
+  private alternatives(e: Entry, here: number): number {
+    const hs = e.hosts;
+    const free = this.hostFree;
     let n = 0;
     for (let i = 0; i < hs.length; i++) {
-      const h = hs[i] as string;
-      if (h !== here && (this.hostFree.get(h) ?? 0) > 0) n++;
+      const h = hs[i] as number;
+      if (h !== here && (free[h] as number) > 0) n++;
     }
     return n;
   }
@@ -380,47 +650,66 @@ export class Pass {
   assign(e: Entry, x: ExecState, level: LocalityLevel): void {
     const t = e.task;
     e.mark = this.id;
-    e.assign = this.assignments.length;
-    const out: MutableAssignment = {
+    e.assign = this.out.length;
+    this.out.push({
       taskId: t.taskId, jobId: t.jobId, tenant: t.tenant, executorId: x.view.executorId, hostname: x.view.hostname, level,
-    };
-    this.assignments.push({ entry: e, exec: x, level, out });
-    this.out.push(out);
+    });
+    this.asgEntry.push(e);
+    this.asgExec.push(x);
+    this.asgLevel.push(level);
     if (level === LocalityLevel.NODE_LOCAL) this.nodeLocal++;
     else if (level === LocalityLevel.RACK_LOCAL) this.rackLocal++;
     this.took(x);
-    const ts = this.tenant(t.tenant);
+    const q = e.queue;
+    this.touch(q);
+    const ts = t.tenant === q.tenant ? (q.passTenant as TenantState) : this.tenant(t.tenant);
     if (t.volumeId === undefined) ts.placed++;
     else this.placedVolume.set(t.volumeId, (this.placedVolume.get(t.volumeId) ?? 0) + 1);
-    ts.usage.cpus += t.resources.cpus;
-    ts.usage.mem += t.resources.mem;
-    ts.usage.disk += t.resources.disk;
-    this.sorter.allocated(t.tenant, t.resources);
-    this.jobRunning.set(t.jobId, (this.jobRunning.get(t.jobId) ?? 0) + 1);
+    const r = t.resources;
+    ts.usage.cpus += r.cpus;
+    ts.usage.mem += r.mem;
+    ts.usage.disk += r.disk;
+    if (this.deferShares) {
+      const o = ts.owed;
+      o.cpus += r.cpus;
+      o.mem += r.mem;
+      o.disk += r.disk;
+      this.owing = true;
+    } else {
+      this.sorter.allocated(t.tenant, r);
+    }
+    (q.passJob as JobState).running++;
   }
 
   /** Book one slot of x (the overlay of free slots per executor and per host). */
   took(x: ExecState): void {
     x.free--;
     x.used = true;
-    const h = x.view.hostname;
-    this.hostFree.set(h, (this.hostFree.get(h) ?? 1) - 1);
+    if (x.host >= 0) this.hostFree[x.host] = (this.hostFree[x.host] as number) - 1;
   }
 
-  /** Move a decided assignment to another executor (same level: augmentation keeps node-local). */
-  move(a: PassAssignment, x: ExecState): void {
-    this.gave(a.exec);
+  /** Move decided assignment k to another executor (same level: augmentation keeps node-local). */
+  move(k: number, x: ExecState): void {
+    const from = this.asgExec[k] as ExecState;
+    this.gave(from);
     this.took(x);
-    a.exec = x;
-    a.out.executorId = x.view.executorId;
-    a.out.hostname = x.view.hostname;
+    this.asgExec[k] = x;
+    const out = this.out[k] as MutableAssignment;
+    out.executorId = x.view.executorId;
+    out.hostname = x.view.hostname;
   }
 
   /** Give one slot of x back (a placement moved away within the pass). */
   gave(x: ExecState): void {
     x.free++;
-    const h = x.view.hostname;
-    this.hostFree.set(h, (this.hostFree.get(h) ?? 0) + 1);
+    if (x.host >= 0) this.hostFree[x.host] = (this.hostFree[x.host] as number) + 1;
+  }
+
+  /** A zeroed scratch array of at least n flags (reused between calls; one user at a time). */
+  scratchFlags(n: number): Uint8Array {
+    if (this.flags.length < n) this.flags = new Uint8Array(Math.max(n, 2 * this.flags.length));
+    else this.flags.fill(0, 0, n);
+    return this.flags;
   }
 
   /** Keep a coded reason for a task left pending (first reason per task, bounded). */

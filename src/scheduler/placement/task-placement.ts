@@ -14,11 +14,16 @@
  * Delay scheduling and its idle-capacity bound live in Pass.allowed.
  */
 import { LocalityLevel } from '../../core/locality.js';
-import type { Bucket, Entry, Queue } from './pending-index.js';
-import type { Candidate, ExecState, Pass } from './pass.js';
+import type { Bucket, Entry } from './pending-index.js';
+import type { ExecState, Pass } from './pass.js';
 
 /** Run the three phases (and the node-local augmentation) of task placement. */
 export function placeTasks(pass: Pass): void {
+  phases(pass);
+  pass.settle();
+}
+
+function phases(pass: Pass): void {
   if (pass.index.size === 0) return;
   // Each phase stops as soon as nothing is left unplaced: with ample capacity most slots stay
   // free, and walking them would cost per executor, not per task.
@@ -35,7 +40,7 @@ export function placeTasks(pass: Pass): void {
     if (pass.unplaced() === 0) return;
     if (x.free > 0 && x.view.rack !== undefined) fill(pass, x, rackCandidates(pass, x.view.rack));
   }
-  let anyCands: Candidate[] | undefined;
+  let anyCands: Bucket[] | undefined;
   for (const x of pass.execs) {
     if (pass.unplaced() === 0) return;
     if (x.free <= 0) continue;
@@ -72,68 +77,75 @@ function ripeTenants(pass: Pass): Set<string> | undefined {
 /**
  * Executors with free slots, those with the fewest node-local candidates per
  * free slot first: a host with few local tasks picks before hosts with many
- * alternatives can take them (a min-degree-first greedy matching).
+ * alternatives can take them (a min-degree-first greedy matching). Ties keep
+ * the snapshot's order.
  */
 function scarceFirst(pass: Pass): ExecState[] {
-  const xs: ExecState[] = [];
-  const score: number[] = [];
-  for (const x of pass.execs) {
+  const execs = pass.execs;
+  const order = new Int32Array(execs.length);
+  const score = new Float64Array(execs.length);
+  let k = 0;
+  for (let i = 0; i < execs.length; i++) {
+    const x = execs[i] as ExecState;
     if (x.free <= 0) continue;
     let n = 0;
-    for (const q of pass.index.queuesAtHost(x.view.hostname)) n += q.hosts.get(x.view.hostname)?.live ?? 0;
+    const bs = pass.index.bucketsAtHost(x.host);
+    for (let j = 0; j < bs.length; j++) n += (bs[j] as Bucket).live;
     for (const v of x.volumes) for (const q of pass.index.queuesWithVolume(v)) n += q.volumes.get(v)?.live ?? 0;
-    score.push(n / x.free);
-    xs.push(x);
+    score[i] = n / x.free;
+    order[k++] = i;
   }
-  const order = xs.map((_, i) => i).sort((a, b) => (score[a] as number) - (score[b] as number) || a - b);
-  return order.map((i) => xs[i] as ExecState);
+  const sorted = order.subarray(0, k).sort((a, b) => (score[a] as number) - (score[b] as number) || a - b);
+  const out = new Array<ExecState>(k);
+  for (let i = 0; i < k; i++) out[i] = execs[sorted[i] as number] as ExecState;
+  return out;
 }
 
-function nodeCandidates(pass: Pass, x: ExecState): Candidate[] {
-  const out: Candidate[] = [];
+/** The buckets x could take node-local (or volume) work from: its volumes' first, then its host's. */
+function nodeCandidates(pass: Pass, x: ExecState): readonly Bucket[] {
+  const hostBuckets = pass.index.bucketsAtHost(x.host);
+  if (x.volumes.length === 0) return hostBuckets;
+  const out: Bucket[] = [];
   for (const v of x.volumes) {
     for (const q of pass.index.queuesWithVolume(v)) {
       const b = q.volumes.get(v);
-      if (b) out.push({ queue: q, bucket: b });
+      if (b) out.push(b);
     }
   }
-  for (const q of pass.index.queuesAtHost(x.view.hostname)) {
-    const b = q.hosts.get(x.view.hostname);
-    if (b) out.push({ queue: q, bucket: b });
-  }
+  out.push(...hostBuckets);
   return out;
 }
 
-function rackCandidates(pass: Pass, rack: string): Candidate[] {
-  const out: Candidate[] = [];
+function rackCandidates(pass: Pass, rack: string): Bucket[] {
+  const out: Bucket[] = [];
   for (const q of pass.index.queuesAtRack(rack)) {
     const b = q.racks.get(rack);
-    if (b) out.push({ queue: q, bucket: b });
+    if (b) out.push(b);
   }
   return out;
 }
 
-function allCandidates(pass: Pass): Candidate[] {
-  const out: Candidate[] = [];
+function allCandidates(pass: Pass): Bucket[] {
+  const out: Bucket[] = [];
   for (const tenant of pass.index.tenantNames()) {
-    for (const q of pass.index.queuesOfTenant(tenant)) out.push({ queue: q, bucket: q.all });
+    for (const q of pass.index.queuesOfTenant(tenant)) out.push(q.all);
   }
   return out;
 }
 
 /** Index of the best candidate not yet exhausted for this executor, or -1. */
-function best(pass: Pass, x: ExecState, cands: readonly Candidate[], exhausted: Uint8Array): number {
+function best(pass: Pass, x: ExecState, cands: readonly Bucket[], exhausted: Uint8Array): number {
   let bi = -1;
-  let bq: Queue | undefined;
+  let bq: Bucket['queue'] | undefined;
   const dedicated = x.view.tenant;
   for (let i = 0; i < cands.length; i++) {
     if (exhausted[i] === 1) continue;
-    const c = cands[i] as Candidate;
+    const c = cands[i] as Bucket;
     if (dedicated !== undefined && c.queue.tenant !== dedicated) {
       exhausted[i] = 1;
       continue;
     }
-    if (c.bucket.live === 0) {
+    if (c.live === 0) {
       exhausted[i] = 1;
       continue;
     }
@@ -149,30 +161,37 @@ function best(pass: Pass, x: ExecState, cands: readonly Candidate[], exhausted: 
 function fillNode(pass: Pass, x: ExecState, ripe: Set<string> | undefined): void {
   const cands = nodeCandidates(pass, x);
   if (cands.length === 0) return;
-  const exhausted = new Uint8Array(cands.length);
+  if (cands.length === 1 && ripe === undefined) {
+    // One job with work here (the common case): no choice between candidates to make per slot.
+    const b = cands[0] as Bucket;
+    if (x.view.tenant !== undefined && b.queue.tenant !== x.view.tenant) return;
+    pass.fillFrom(b, x);
+    return;
+  }
+  const exhausted = pass.scratchFlags(cands.length);
   let headTried: string | undefined;
   while (x.free > 0) {
     const i = best(pass, x, cands, exhausted);
     if (i < 0) return;
-    const c = cands[i] as Candidate;
+    const c = cands[i] as Bucket;
     if (ripe !== undefined) {
       const head = pass.headTenant();
       if (head !== undefined && head !== c.queue.tenant && head !== headTried && ripe.has(head)
         && (x.view.tenant === undefined || x.view.tenant === head)) {
         const e = takeForTenant(pass, x, head);
         if (e) {
-          pass.assign(e, x, pass.levelOf(e.task, x));
+          pass.assign(e, x, pass.takenLevel);
           continue;
         }
         headTried = head;
       }
     }
-    const e = pass.take(c.bucket, x, false, true);
+    const e = pass.take(c, x, false, true);
     if (!e) {
       exhausted[i] = 1;
       continue;
     }
-    pass.assign(e, x, pass.levelOf(e.task, x));
+    pass.assign(e, x, pass.takenLevel);
   }
 }
 
@@ -188,19 +207,19 @@ function takeForTenant(pass: Pass, x: ExecState, tenant: string): Entry | undefi
 }
 
 /** Fill the free slots of x from the given candidates (rack and any phases). */
-function fill(pass: Pass, x: ExecState, cands: readonly Candidate[]): void {
+function fill(pass: Pass, x: ExecState, cands: readonly Bucket[]): void {
   if (cands.length === 0) return;
-  const exhausted = new Uint8Array(cands.length);
+  const exhausted = pass.scratchFlags(cands.length);
   while (x.free > 0) {
     const i = best(pass, x, cands, exhausted);
     if (i < 0) return;
-    const c = cands[i] as Candidate;
-    const e = pass.take(c.bucket, x, c.queue.tenant === pass.headTenant());
+    const c = cands[i] as Bucket;
+    const e = pass.take(c, x, c.queue.tenant === pass.headTenant());
     if (!e) {
       exhausted[i] = 1;
       continue;
     }
-    pass.assign(e, x, pass.levelOf(e.task, x));
+    pass.assign(e, x, pass.takenLevel);
   }
 }
 
@@ -213,12 +232,10 @@ function fill(pass: Pass, x: ExecState, cands: readonly Candidate[]): void {
  * maximum matching would search deeper); the scan is bounded per bucket.
  */
 function augment(pass: Pass, x: ExecState): void {
-  const host = x.view.hostname;
-  for (const q of pass.index.queuesAtHost(host)) {
+  const bs = pass.index.bucketsAtHost(x.host);
+  for (let j = 0; j < bs.length; j++) {
     if (x.free <= 0) return;
-    const b = q.hosts.get(host);
-    if (!b) continue;
-    augmentFrom(pass, x, b);
+    augmentFrom(pass, x, bs[j] as Bucket);
   }
 }
 
@@ -230,14 +247,13 @@ function augmentFrom(pass: Pass, x: ExecState, b: Bucket): void {
     const e = items[i] as Entry;
     if (!e.alive || e.mark !== pass.id) continue;
     scanned++;
-    const a = pass.assignments[e.assign];
-    if (!a || a.exec === x || a.level !== LocalityLevel.NODE_LOCAL || a.exec.view.hostname === x.view.hostname) continue;
+    const from = pass.execOf(e.assign);
+    if (!from || from === x || pass.levelAt(e.assign) !== LocalityLevel.NODE_LOCAL || from.view.hostname === x.view.hostname) continue;
     if (!pass.hardFits(e.task, x)) continue;
-    const from = a.exec;
     const r = replacementOn(pass, from);
     if (!r) continue;
     // Move e to x, then give e's old slot on `from` to r.
-    pass.move(a, x);
+    pass.move(e.assign, x);
     pass.assign(r, from, pass.levelOf(r.task, from));
   }
   pass.examined += scanned;
@@ -245,11 +261,10 @@ function augmentFrom(pass: Pass, x: ExecState, b: Bucket): void {
 
 /** An unplaced task that is node-local on `from` and may run there. */
 function replacementOn(pass: Pass, from: ExecState): Entry | undefined {
-  const host = from.view.hostname;
-  for (const q of pass.index.queuesAtHost(host)) {
-    if (from.view.tenant !== undefined && q.tenant !== from.view.tenant) continue;
-    const b = q.hosts.get(host);
-    if (!b) continue;
+  const bs = pass.index.bucketsAtHost(from.host);
+  for (let j = 0; j < bs.length; j++) {
+    const b = bs[j] as Bucket;
+    if (from.view.tenant !== undefined && b.queue.tenant !== from.view.tenant) continue;
     const e = pass.take(b, from, false);
     if (e) return e;
   }
