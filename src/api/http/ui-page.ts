@@ -48,7 +48,7 @@ td.num, th.num { text-align:right; font-variant-numeric:tabular-nums; }
 code, .mono { font-family: ui-monospace, "DejaVu Sans Mono", monospace; font-size:.92em; }
 .muted { color:var(--muted); }
 .badge { display:inline-block; padding:.05em .55em; border-radius:10px; font-size:.8em; font-weight:600; color:#fff; background:var(--idle); }
-.badge.SUCCEEDED, .badge.READY { background:var(--ok); }
+.badge.SUCCEEDED, .badge.READY, .badge.SUBSCRIBED { background:var(--ok); }
 .badge.RUNNING, .badge.RESOLVING { background:var(--run); }
 .badge.FAILED, .badge.UNAVAILABLE, .badge.LOST { background:var(--bad); }
 .badge.CANCELLED, .badge.KILLED, .badge.DELETED { background:#6b7280; }

@@ -226,7 +226,10 @@ export async function jobPage(ctx: PageCtx): Promise<void> {
       pre.textContent = text;
       if (atEnd) pre.scrollTop = pre.scrollHeight;
     }).then(() => {
-      if (!controller.signal.aborted) state.replaceChildren(text === '' ? 'the log is empty' : 'end of log (the task finished)');
+      if (controller.signal.aborted) return;
+      state.replaceChildren(text === '' ? 'the log is empty' : 'end of log (the task finished)');
+      // The task just ended: show its final state now rather than at the next event.
+      if (job && !terminal(job.state)) void reload();
     }, (err: unknown) => {
       if (controller.signal.aborted) return;
       state.replaceChildren(err instanceof ApiError ? `${err.code}: ${err.message}` : String(err));
