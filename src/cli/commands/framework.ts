@@ -101,6 +101,11 @@ async function serve(fw: RunningFramework, settings: FrameworkSettings, lost: Pr
   // The master can refuse this framework for good (torn down, failover timeout passed, principal
   // or role refused): the client then stops, and so does the process, with the master's words.
   // A newer leader's epoch (fence) or a lost ZooKeeper session ends this one's term the same way.
+  // Why this instance's term ended, when it did: fenced by a newer epoch, its ZooKeeper session
+  // gone, or the master saying another scheduler took this FrameworkID over ("failed over").
+  let lostLead: string | undefined;
+  void fw.fenced.then((reason) => { lostLead ??= reason; });
+  void lost?.then((reason) => { lostLead ??= reason; });
   const refused = await new Promise<Error | undefined>((resolve) => {
     void signalled.then(() => resolve(undefined));
     fw.client.on('error', (err) => resolve(err));
@@ -137,7 +142,9 @@ async function serve(fw: RunningFramework, settings: FrameworkSettings, lost: Pr
   }
   if (refused) {
     process.stderr.write(`locus framework: stopped: ${refused.message}\n`);
-    code = refused instanceof LostLeadership || (refused instanceof LocusError && refused.code === 'NOT_LEADER') ? EXIT_LOST_LEADERSHIP : 1;
+    if (/failed over/i.test(refused.message)) lostLead ??= refused.message;
+    code = lostLead !== undefined || refused instanceof LostLeadership || (refused instanceof LocusError && refused.code === 'NOT_LEADER') ? EXIT_LOST_LEADERSHIP : 1;
+    if (code === EXIT_LOST_LEADERSHIP) process.stderr.write(`locus framework: lost the lead (${lostLead ?? refused.message}); exiting ${EXIT_LOST_LEADERSHIP} so a supervisor restarts this instance as a standby\n`);
   }
   // Abandoned steps leave reconnecting clients behind: they would keep the process alive, so
   // it exits here rather than when they give up (never, for Redis).
