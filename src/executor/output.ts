@@ -137,6 +137,50 @@ async function fsyncPath(path: string): Promise<void> {
   }
 }
 
+/** One directory's shared fsyncs: the one running, and the one queued behind it. */
+interface DirSync {
+  current?: Promise<void>;
+  next?: Promise<void>;
+}
+
+const dirSyncs = new Map<string, DirSync>();
+
+function startDirSync(dir: string, s: DirSync): Promise<void> {
+  const p: Promise<void> = fsyncPath(dir).finally(() => {
+    if (s.current !== p) return;
+    s.current = undefined;
+    if (s.next === undefined) dirSyncs.delete(dir);
+  });
+  s.current = p;
+  return p;
+}
+
+/**
+ * Group commit of a directory's fsync: every task of a stage renames its output into the same
+ * parent directory, and one fsync of that directory makes all renames done before it began
+ * durable. A caller joins the fsync queued behind the running one (never the running one: it
+ * may have begun before the caller's rename); the queued one starts when the running one ends,
+ * so at most two are outstanding per directory however many slots commit at once. Each
+ * caller's own rename is still covered before its commit is reported: the decision per task is
+ * unchanged, only the disk flushes are shared.
+ */
+export function syncDirectoryShared(dir: string): Promise<void> {
+  let s = dirSyncs.get(dir);
+  if (s === undefined) {
+    s = {};
+    dirSyncs.set(dir, s);
+  }
+  if (s.next !== undefined) return s.next;
+  const running = s.current;
+  if (running === undefined) return startDirSync(dir, s);
+  const st = s;
+  st.next = running.catch(() => undefined).then(() => {
+    st.next = undefined;
+    return startDirSync(dir, st);
+  });
+  return st.next;
+}
+
 /**
  * Promote the attempt's output to the final location, exactly once per task. With `decide`
  * (the ledger), the ledger chooses the winner before anything is renamed.
@@ -172,13 +216,17 @@ export async function commitOutput(plan: OutputPlan, attemptId: string, decide?:
     }
     throw err;
   }
-  await fsyncPath(dirname(plan.finalDir)).catch(() => undefined);
+  await syncDirectoryShared(dirname(plan.finalDir)).catch(() => undefined);
   await sweepStaging(plan);
   return { kind: 'committed', finalDir: plan.finalDir };
 }
 
-/** fsync every regular file and directory below `dir` (symlinks are neither followed nor synced). */
-async function syncTree(dir: string): Promise<void> {
+/**
+ * fsync every regular file and directory below `dir` (symlinks are neither followed nor synced),
+ * and `dir` itself unless `self` is false (a caller that syncs it later anyway, after adding the
+ * marker, would otherwise flush it twice).
+ */
+async function syncTree(dir: string, self = true): Promise<void> {
   for (const e of await fsp.readdir(dir, { withFileTypes: true })) {
     const p = join(dir, e.name);
     // What the workload made unreadable cannot be opened to sync; it is committed as it is.
@@ -186,7 +234,7 @@ async function syncTree(dir: string): Promise<void> {
     if (e.isDirectory()) await syncTree(p).catch(tolerate);
     else if (e.isFile()) await fsyncPath(p).catch(tolerate);
   }
-  await fsyncPath(dir);
+  if (self) await fsyncPath(dir);
 }
 
 /** Remove this delivery's staging directory (failed or losing attempt). */
@@ -209,7 +257,9 @@ async function commitWithLedger(plan: OutputPlan, attemptId: string, decide: Com
   // As without a ledger: the workload's own `_SUCCESS` (even a symlink) goes, the data is synced,
   // and the marker is written exclusively, all before the decision is asked for.
   await fsp.rm(marker, { force: true, recursive: true });
-  await syncTree(plan.attemptDir);
+  // The files' data and every subdirectory now; the attempt directory's own entries once, below,
+  // after the marker joined them (still before the decision and the rename).
+  await syncTree(plan.attemptDir, false);
   const files = await listOutputFiles(plan.attemptDir);
   const size = files.reduce((a, f) => a + f.size, 0);
   await fsp.writeFile(marker, JSON.stringify({ attemptId, committedAt: new Date().toISOString() }) + '\n', { flag: 'wx' });
@@ -232,7 +282,7 @@ async function commitWithLedger(plan: OutputPlan, attemptId: string, decide: Com
     }
     throw err;
   }
-  await fsyncPath(dirname(plan.finalDir)).catch(() => undefined);
+  await syncDirectoryShared(dirname(plan.finalDir)).catch(() => undefined);
   await sweepStaging(plan);
   return { kind: 'committed', finalDir: plan.finalDir, record: decision.record };
 }
