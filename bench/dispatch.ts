@@ -12,10 +12,16 @@
  *    same run, on the same Redis, the physical limit: plain BullMQ, the same
  *    number of worker processes and the same concurrency as the executors,
  *    processing the same number of trivial jobs.
- * 2. Latency at low load: single-task jobs submitted one at a time onto idle,
- *    warm executors; submit → running, where "running" is the executor's
- *    own timestamp after it launched the attempt (from the attempt's result
- *    in its BullMQ job); the placement time and the job end are reported too.
+ * 2. Latency: single-task jobs; submit → running, where "running" is the
+ *    executor's own timestamp after it launched the attempt (from the
+ *    attempt's result in its BullMQ job); the placement time and the job end
+ *    are reported too. Under load (the target): probes submitted every
+ *    BENCH_PROBE_EVERY_MS while a throughput round's tasks flow. Idle: one
+ *    at a time onto idle, warm executors.
+ * Redis work per task: INFO commandstats before and after each round (calls
+ * and server microseconds per task, by command), for Locus and for BullMQ.
+ * Profiles: with BENCH_PROFILE_DIR set, every executor process writes a CPU
+ * profile there (the framework side: run the bench itself with --cpu-prof).
  * 3. Isolated runs: a second environment with the real runner (each attempt
  *    a nested container launched through the executor's agent, linux
  *    isolation where available): tasks per second.
@@ -31,7 +37,7 @@ import { fileURLToPath } from 'node:url';
 import { Queue, Worker } from 'bullmq';
 import { Redis } from 'ioredis';
 import { startManagedRedis, type ManagedRedis } from '../src/app/redis-server.js';
-import { resolveSettings } from '../src/app/config.js';
+import { defaultExecutorMain, resolveSettings } from '../src/app/config.js';
 import { startFramework, type RunningFramework } from '../src/app/framework.js';
 import { startLocalCluster, type LocalCluster } from '../src/local/index.js';
 import { detectIsolation } from '../src/executor/isolation/index.js';
@@ -56,6 +62,12 @@ const ISO_AGENTS = num('BENCH_ISOLATED_AGENTS', 2);
 const ISO_SLOTS = num('BENCH_ISOLATED_SLOTS', 4);
 const SKIP_ISOLATED = process.env['BENCH_SKIP_ISOLATED'] === '1';
 const SKIP_LOCUS = process.env['BENCH_SKIP_LOCUS'] === '1';
+/** Under-load latency: one single-task probe job submitted this often while a round's tasks flow. */
+const PROBE_EVERY_MS = num('BENCH_PROBE_EVERY_MS', 100);
+/** With BENCH_MONITOR=1, round 1 of Locus runs under Redis MONITOR: every command by origin, per task (slows that round). */
+const MONITOR = process.env['BENCH_MONITOR'] === '1';
+/** Where executor processes write CPU profiles (unset: no profiling). */
+const PROFILE_DIR = process.env['BENCH_PROFILE_DIR'];
 const BULL_PREFIX = 'bench:q';
 
 function sleep(ms: number): Promise<void> {
@@ -100,10 +112,44 @@ interface Env {
   stop(): Promise<void>;
 }
 
+/**
+ * A wrapper around the executor's entry point that samples its CPU with the inspector and
+ * writes a .cpuprofile when it exits or is told to stop (--cpu-prof cannot be passed through
+ * NODE_OPTIONS, and the agent starts executors with a fixed command line).
+ */
+async function profilingExecutorMain(work: string, dir: string): Promise<string> {
+  await mkdir(dir, { recursive: true });
+  await chmod(dir, 0o777); // executors run as an unprivileged user
+  const main = defaultExecutorMain();
+  const file = join(work, 'profile-executor.mjs');
+  await writeFile(file, [
+    "import { Session } from 'node:inspector';",
+    "import { writeFileSync } from 'node:fs';",
+    'const s = new Session();',
+    's.connect();',
+    "s.post('Profiler.enable');",
+    "s.post('Profiler.start');",
+    'let done = false;',
+    'const dump = () => {',
+    '  if (done) return;',
+    '  done = true;',
+    `  s.post('Profiler.stop', (err, r) => { if (!err) writeFileSync(${JSON.stringify(dir)} + '/executor-' + process.pid + '-' + Date.now() + '.cpuprofile', JSON.stringify(r.profile)); });`,
+    '};',
+    "process.on('exit', dump);",
+    "process.prependListener('SIGTERM', dump);",
+    `process.argv.splice(1, 1, ${JSON.stringify(main)});`,
+    `await import(${JSON.stringify(main)});`,
+    '',
+  ].join('\n'));
+  await chmod(file, 0o644);
+  return file;
+}
+
 async function startEnv(work: string, o: { agents: number; slots: number; runner: 'noop' | 'auto'; isolation: 'auto' | 'linux' | 'process'; logger: Logger }): Promise<Env> {
   await mkdir(work, { recursive: true });
   // Workloads run unprivileged: every ancestor of the outputs must be reachable.
   await chmod(work, 0o755);
+  const executorMain = PROFILE_DIR === undefined ? undefined : await profilingExecutorMain(work, PROFILE_DIR);
   const redis = await startManagedRedis({ dataDir: join(work, 'redis'), logger: o.logger });
   let cluster: LocalCluster | undefined;
   try {
@@ -116,6 +162,7 @@ async function startEnv(work: string, o: { agents: number; slots: number; runner
       master: cluster.masterUrl, redis: redis.url, 'http-port': '0', 'grpc-port': '0',
       'state-dir': work, 'local-work-dir': join(work, 'local'), isolation: o.isolation,
       'executor-runner': o.runner, 'executor-idle-timeout': '30m',
+      ...(executorMain === undefined ? {} : { 'executor-main': executorMain }),
     });
     const c = cluster;
     const fw = await startFramework(settings, { logger: o.logger, agents: () => c.agents });
@@ -168,9 +215,8 @@ async function withDeadline<T>(what: string, p: Promise<T>, ms: number): Promise
 }
 
 /** Submit jobs, wait for all of them, check every task SUCCEEDED; seconds from first submit to last end. */
-async function runJobs(env: Env, specs: readonly JobSpec[], timeoutMs: number): Promise<{ seconds: number; tasks: number; jobIds: string[] }> {
+async function runJobs(env: Env, specs: readonly JobSpec[], timeoutMs: number, ids: string[] = []): Promise<{ seconds: number; tasks: number; jobIds: string[] }> {
   const t0 = performance.now();
-  const ids: string[] = [];
   for (const s of specs) ids.push((await env.fw.jobs.submit('default', s)).id);
   const states = await withDeadline(`${ids.length} job(s)`, Promise.all(ids.map((id) => env.finished(id))), timeoutMs);
   const seconds = (performance.now() - t0) / 1000;
@@ -301,25 +347,134 @@ async function bullmqThroughput(url: string, round: number, queues: number, conc
 /** Where an attempt's time goes (ms, median / p90 over a sample of one round's attempts). */
 type Breakdown = Record<string, { p50: number; p90: number }>;
 
-async function locusThroughput(env: Env, round: number): Promise<{ throughput: number; seconds: number; breakdown: Breakdown }> {
+/** Redis's own counters by command (INFO commandstats): calls and server time in microseconds. */
+type CommandStats = Map<string, { calls: number; usec: number }>;
+
+async function commandStats(admin: Redis): Promise<CommandStats> {
+  const out: CommandStats = new Map();
+  for (const line of (await admin.info('commandstats')).split('\n')) {
+    const m = /^cmdstat_([^:]+):calls=(\d+),usec=(\d+)/.exec(line.trim());
+    if (m?.[1] !== undefined) out.set(m[1], { calls: Number(m[2]), usec: Number(m[3]) });
+  }
+  return out;
+}
+
+/** Redis work per task between two snapshots: what one task costs the shared Redis. */
+interface RedisCost {
+  readonly callsPerTask: number;
+  /** Server-side microseconds (commands and Lua scripts, not the network) per task. */
+  readonly usecPerTask: number;
+  readonly byCommand: { command: string; callsPerTask: number; usecPerTask: number }[];
+}
+
+/** `exclude`: calls the benchmark itself made in between (its samplers), taken out by command. */
+function redisCost(before: CommandStats, after: CommandStats, tasks: number, exclude: Readonly<Record<string, number>> = {}): RedisCost {
+  const rows: { command: string; calls: number; usec: number }[] = [];
+  for (const [command, a] of after) {
+    const b = before.get(command) ?? { calls: 0, usec: 0 };
+    const calls = a.calls - b.calls - (exclude[command] ?? 0);
+    if (calls <= 0 || command === 'info') continue;
+    rows.push({ command, calls, usec: a.usec - b.usec });
+  }
+  rows.sort((x, y) => y.usec - x.usec);
+  const r3 = (x: number): number => Number((x / tasks).toFixed(3));
+  return {
+    callsPerTask: r3(rows.reduce((t, x) => t + x.calls, 0)),
+    usecPerTask: r3(rows.reduce((t, x) => t + x.usec, 0)),
+    byCommand: rows.slice(0, 12).map((x) => ({ command: x.command, callsPerTask: r3(x.calls), usecPerTask: r3(x.usec) })),
+  };
+}
+
+/**
+ * Redis MONITOR over a span: each command a client sent (a round trip, unless pipelined) and
+ * each command a Lua script ran, grouped by command and the shape of its first key (ids folded),
+ * scripts by their SHA's first 8 characters and first key.
+ */
+async function monitorStart(url: string): Promise<{ stop(tasks: number): Promise<{ sent: number; inScripts: number; rows: { what: string; perTask: number }[] }> }> {
+  const conn = new Redis(url, { maxRetriesPerRequest: null });
+  const mon = await conn.monitor();
+  const counts = new Map<string, number>();
+  let sent = 0;
+  let inScripts = 0;
+  mon.on('monitor', (_time: string, args: unknown[], source: string) => {
+    const str = args.map((a) => String(a));
+    const cmd = (str[0] ?? '').toLowerCase();
+    if (cmd === 'monitor' || cmd === 'info') return;
+    const lua = source.includes('lua');
+    if (lua) inScripts++;
+    else sent++;
+    const fold = (k: string | undefined): string => (k ?? '').replace(/[0-9a-f]{8,}/g, '<h>').replace(/\d+/g, '#').slice(0, 60);
+    const what = cmd === 'evalsha' ? `evalsha ${str[1]?.slice(0, 8) ?? ''} ${fold(str[3])}` : cmd === 'eval' ? `eval ${fold(str[3])} (${(str[1] ?? '').length} chars)` : `${cmd} ${fold(str[1])}`;
+    const key = `${lua ? 'lua  ' : 'sent '}${what}`;
+    counts.set(key, (counts.get(key) ?? 0) + 1);
+  });
+  return {
+    async stop(tasks) {
+      mon.disconnect();
+      conn.disconnect();
+      const rows = [...counts].sort((a, b) => b[1] - a[1]).map(([what, n]) => ({ what, perTask: Number((n / tasks).toFixed(3)) }));
+      return { sent: Number((sent / tasks).toFixed(3)), inScripts: Number((inScripts / tasks).toFixed(3)), rows };
+    },
+  };
+}
+
+type MonitorResult = Awaited<ReturnType<Awaited<ReturnType<typeof monitorStart>>['stop']>>;
+
+interface LocusRound {
+  throughput: number;
+  seconds: number;
+  breakdown: Breakdown;
+  /** Submit → running of single-task probes submitted while the round's tasks flowed. */
+  probes: LatencySample[];
+  redis: RedisCost;
+  monitor?: MonitorResult;
+}
+
+async function locusThroughput(env: Env, round: number): Promise<LocusRound> {
   const perJob = Math.floor(TASKS / JOBS);
   const specs = Array.from({ length: JOBS }, (_, j) => trivialJob(`thr-r${round}-${j}`, perJob + (j < TASKS % JOBS ? 1 : 0)));
   // How many attempts are in flight (the job counters), sampled every 50 ms: how full the slots are kept.
   const inFlight: number[] = [];
   let sampling = true;
+  const samplerCalls = { hget: 0 };
+  // The round's own jobs (probe jobs are submitted beside them), filled in as they are submitted.
+  const ids: string[] = [];
   const sampler = (async () => {
     while (sampling) {
       await sleep(50);
-      const ids = (await env.admin.zrange('locus:jobs', -JOBS, -1));
       const pipe = env.admin.pipeline();
       for (const id of ids) pipe.hget(`locus:job:${id}`, 'n:running');
       const res = (await pipe.exec()) ?? [];
+      samplerCalls.hget += ids.length;
       inFlight.push(res.reduce((a, [, v]) => a + Number(v ?? 0), 0));
     }
   })();
-  const r = await runJobs(env, specs, 480_000).finally(() => { sampling = false; });
+  // Item 4 of issue 16: submit-to-running while the round's tasks flow. Probes are submitted
+  // only while the round runs (and after its first jobs are in), each measured to its own end.
+  const probeRuns: Promise<LatencySample | undefined>[] = [];
+  let flowing = true;
+  const prober = (async () => {
+    while (flowing && ids.length < specs.length) await sleep(10);
+    for (let i = 0; flowing; i++) {
+      probeRuns.push(probe(env, `probe-r${round}-${i}`).catch((err: unknown) => {
+        say(`probe ${i} failed: ${String(err)}`);
+        return undefined;
+      }));
+      await sleep(PROBE_EVERY_MS);
+    }
+  })();
+  const statsBefore = await commandStats(env.admin);
+  const mon = MONITOR && round === 0 ? await monitorStart(env.redis.url) : undefined;
+  const r = await runJobs(env, specs, 480_000, ids).finally(() => { sampling = false; flowing = false; });
   await sampler;
+  await prober;
+  const probes = (await Promise.all(probeRuns)).filter((x): x is LatencySample => x !== undefined);
+  const statsAfter = await commandStats(env.admin);
+  const monitor = await mon?.stop(TASKS + probes.length);
+  if (monitor) say(`MONITOR round 1, per task: ${monitor.sent} sent, ${monitor.inScripts} inside scripts\n${monitor.rows.slice(0, 60).map((x) => `  ${x.perTask.toFixed(3)}  ${x.what}`).join('\n')}`);
   if (r.tasks !== TASKS) throw new Error(`only ${r.tasks}/${TASKS} tasks succeeded`);
+  // The probes ran the same path: their tasks count as tasks (a few per cent of the round).
+  const redis = redisCost(statsBefore, statsAfter, TASKS + probes.length, samplerCalls);
   const bd = await breakdown(env, r.jobIds);
   // Each executor's container has the outputs root as a read-write volume, and the local agent's
   // disk accounting walks it every second: leftovers of earlier rounds would slow later ones.
@@ -330,7 +485,7 @@ async function locusThroughput(env: Env, round: number): Promise<{ throughput: n
   for (const id of r.jobIds) await rm(join(env.outputs, 'default', id), { recursive: true, force: true });
   const sorted = inFlight.slice(2, -2).sort((a, b) => a - b);
   bd['attemptsInFlight'] = { p50: percentile(sorted, 50), p90: percentile(sorted, 90) };
-  return { throughput: TASKS / r.seconds, seconds: r.seconds, breakdown: bd };
+  return { throughput: TASKS / r.seconds, seconds: r.seconds, breakdown: bd, probes, redis, ...(monitor ? { monitor } : {}) };
 }
 
 /**
@@ -381,24 +536,30 @@ interface LatencySample {
   readonly doneMs: number;
 }
 
+/** One single-task job, submit to end: when it was placed, ran (executor's clock) and ended. */
+async function probe(env: Env, name: string): Promise<LatencySample> {
+  const spec = trivialJob(name, 1);
+  const t0 = Date.now();
+  const job = await env.fw.jobs.submit('default', spec);
+  const state = await withDeadline(`latency job ${job.id}`, env.finished(job.id), 300_000);
+  const doneMs = Date.now() - t0;
+  if (state !== 'SUCCEEDED') throw new Error(`latency job ${job.id} ended ${state}`);
+  const [task] = await env.fw.jobs.tasks(job.id);
+  const attempt = task?.attempts[task.attempts.length - 1];
+  if (!attempt) throw new Error(`latency job ${job.id} has no attempt`);
+  const rv = await env.admin.hget(`${QUEUE_PREFIX}:${executorQueueName(attempt.executorId)}:${attempt.attemptId}`, 'returnvalue');
+  const startedAt = rv ? Number((JSON.parse(rv) as { startedAt?: unknown }).startedAt) : NaN;
+  if (!Number.isFinite(startedAt)) throw new Error(`no executor start time for ${attempt.attemptId}`);
+  return { runningMs: startedAt - t0, placedMs: attempt.startedAt - t0, doneMs };
+}
+
 async function latency(env: Env): Promise<LatencySample[]> {
   const out: LatencySample[] = [];
   for (let i = 0; i < LATENCY_SAMPLES + 10; i++) {
-    const spec = trivialJob(`lat-${i}`, 1);
     await sleep(20); // executors idle again, placement quiet
-    const t0 = Date.now();
-    const job = await env.fw.jobs.submit('default', spec);
-    const state = await withDeadline(`latency job ${job.id}`, env.finished(job.id), 30_000);
-    const doneMs = Date.now() - t0;
-    if (state !== 'SUCCEEDED') throw new Error(`latency job ${job.id} ended ${state}`);
-    const [task] = await env.fw.jobs.tasks(job.id);
-    const attempt = task?.attempts[task.attempts.length - 1];
-    if (!attempt) throw new Error(`latency job ${job.id} has no attempt`);
-    const rv = await env.admin.hget(`${QUEUE_PREFIX}:${executorQueueName(attempt.executorId)}:${attempt.attemptId}`, 'returnvalue');
-    const startedAt = rv ? Number((JSON.parse(rv) as { startedAt?: unknown }).startedAt) : NaN;
-    if (!Number.isFinite(startedAt)) throw new Error(`no executor start time for ${attempt.attemptId}`);
+    const s = await probe(env, `lat-${i}`);
     // The first few are warm-up (scripts loaded, JIT).
-    if (i >= 10) out.push({ runningMs: startedAt - t0, placedMs: attempt.startedAt - t0, doneMs });
+    if (i >= 10) out.push(s);
   }
   return out;
 }
@@ -432,12 +593,14 @@ async function main(): Promise<void> {
     if (executors.some((e) => e.runner !== 'noop')) throw new Error('executors do not use the no-op runner');
     const concurrency = Math.max(1, Math.round(slotsTotal / Math.max(1, executors.length)));
 
-    const runs = { bullmq: [] as { throughput: number; seconds: number }[], locus: [] as { throughput: number; seconds: number; breakdown: Breakdown }[] };
+    const runs = { bullmq: [] as { throughput: number; seconds: number; redis: RedisCost }[], locus: [] as LocusRound[] };
     /** Per round: the load average when it began and when it ended, so a slow round can be told from a busy machine. */
     const roundLoad: { before: number[]; after: number[] }[] = [];
     for (let round = 0; round < ROUNDS; round++) {
       const before = loadNow();
-      const b = await bullmqThroughput(env.redis.url, round, executors.length, concurrency, TASKS);
+      const bStats = await commandStats(env.admin);
+      const b0 = await bullmqThroughput(env.redis.url, round, executors.length, concurrency, TASKS);
+      const b = { ...b0, redis: redisCost(bStats, await commandStats(env.admin), TASKS) };
       runs.bullmq.push(b);
       say(`round ${round + 1}: plain BullMQ ${b.throughput.toFixed(0)} jobs/s (${b.seconds.toFixed(2)}s); load ${before.join(' / ')}`);
       if (SKIP_LOCUS) {
@@ -447,13 +610,19 @@ async function main(): Promise<void> {
       const l = await locusThroughput(env, round);
       runs.locus.push(l);
       roundLoad.push({ before, after: loadNow() });
+      const lp = summary(l.probes.map((x) => x.runningMs));
       say(`round ${round + 1}: Locus ${l.throughput.toFixed(0)} tasks/s (${l.seconds.toFixed(2)}s); ms p50/p90: ${Object.entries(l.breakdown).map(([k, v]) => `${k} ${v.p50}/${v.p90}`).join(', ')}; load after ${roundLoad[round]?.after.join(' / ') ?? ''}`);
+      say(`round ${round + 1}: under load submit->running p50 ${lp.p50Ms} ms, p99 ${lp.p99Ms} ms (${l.probes.length} probes); Redis per task: Locus ${l.redis.callsPerTask} calls ${l.redis.usecPerTask} us, BullMQ ${b.redis.callsPerTask} calls ${b.redis.usecPerTask} us`);
     }
 
     const latLoadBefore = loadNow();
     const lat = await latency(env);
     const latLoadAfter = loadNow();
     const running = summary(lat.map((s) => s.runningMs));
+    const loaded = runs.locus.flatMap((l) => l.probes);
+    const loadedRunning = summary(loaded.map((s) => s.runningMs));
+    const loadedPlaced = summary(loaded.map((s) => s.placedMs));
+    const loadedDone = summary(loaded.map((s) => s.doneMs));
     const placed = summary(lat.map((s) => s.placedMs));
     const done = summary(lat.map((s) => s.doneMs));
     say(`latency submit->running p50 ${running.p50Ms} ms, p99 ${running.p99Ms} ms (placed p50 ${placed.p50Ms}, done p50 ${done.p50Ms})`);
@@ -484,8 +653,8 @@ async function main(): Promise<void> {
     const r2 = (x: number): number => Number(x.toFixed(2));
     const date = new Date().toISOString().slice(0, 10);
     const result = {
-      locus: { throughput: Math.round(locus?.throughput ?? NaN), medianThroughput: Math.round(median(runs.locus.map((x) => x.throughput))), seconds: r2(locus?.seconds ?? NaN), rounds: runs.locus.map((x) => Math.round(x.throughput)), breakdownMs: locus?.breakdown ?? {} },
-      bullmq: { throughput: Math.round(bullmq?.throughput ?? NaN), medianThroughput: Math.round(median(runs.bullmq.map((x) => x.throughput))), seconds: r2(bullmq?.seconds ?? NaN), rounds: runs.bullmq.map((x) => Math.round(x.throughput)) },
+      locus: { throughput: Math.round(locus?.throughput ?? NaN), medianThroughput: Math.round(median(runs.locus.map((x) => x.throughput))), seconds: r2(locus?.seconds ?? NaN), rounds: runs.locus.map((x) => Math.round(x.throughput)), breakdownMs: locus?.breakdown ?? {}, redisPerTask: runs.locus.map((x) => x.redis) },
+      bullmq: { throughput: Math.round(bullmq?.throughput ?? NaN), medianThroughput: Math.round(median(runs.bullmq.map((x) => x.throughput))), seconds: r2(bullmq?.seconds ?? NaN), rounds: runs.bullmq.map((x) => Math.round(x.throughput)), redisPerTask: runs.bullmq.map((x) => x.redis) },
       ratio: Number(ratio.toFixed(3)),
       ratioDetail: {
         definition: `median of ${ratios.length} per-round Locus/BullMQ throughput ratios (each round: BullMQ then Locus, back to back)`,
@@ -496,9 +665,17 @@ async function main(): Promise<void> {
         ratio: Number((ratios[i] ?? NaN).toFixed(3)), loadAverageBefore: l.before, loadAverageAfter: l.after,
       })),
       latency: {
-        p50Ms: running.p50Ms, p99Ms: running.p99Ms, maxMs: running.maxMs, samples: lat.length,
         measured: 'submit (JobService.submit called) -> the executor launched the attempt (its startedAt, read from the attempt result in its BullMQ job)',
-        placed: placed, done: done, loadAverageBefore: latLoadBefore, loadAverageAfter: latLoadAfter,
+        underLoad: {
+          p50Ms: loadedRunning.p50Ms, p99Ms: loadedRunning.p99Ms, maxMs: loadedRunning.maxMs, samples: loaded.length,
+          how: `single-task probe jobs submitted every ${PROBE_EVERY_MS} ms while each throughput round's ${TASKS} tasks flowed (all rounds pooled)`,
+          perRound: runs.locus.map((l) => ({ ...summary(l.probes.map((x) => x.runningMs)), samples: l.probes.length })),
+          placed: loadedPlaced, done: loadedDone,
+        },
+        idle: {
+          p50Ms: running.p50Ms, p99Ms: running.p99Ms, maxMs: running.maxMs, samples: lat.length,
+          placed: placed, done: done, loadAverageBefore: latLoadBefore, loadAverageAfter: latLoadAfter,
+        },
       },
       isolated: { throughput: r2(iso.throughput), tasks: iso.tasks, seconds: r2(iso.seconds), executors: iso.executors, slots: iso.slots, runner: iso.runner, isolation: iso.isolation, loadAverageBefore: isoLoad.before, loadAverageAfter: isoLoad.after },
       setup: {
@@ -508,7 +685,11 @@ async function main(): Promise<void> {
         baseline: `plain BullMQ: ${executors.length} worker processes x concurrency ${concurrency}, no-op processor, jobs added with addBulk (1000 per call), same Redis`,
         node: process.version, cpus: cpus().length, loadAverageAtStart: loadAtStart, loadAverage: loadNow(), wallSeconds: Math.round((Date.now() - started) / 1000),
       },
-      targets: { ratio: 0.8, p50Ms: 20, ratioMet: ratio >= 0.8, p50Met: running.p50Ms < 20 },
+      targets: {
+        ratio: 0.8, p50Ms: 20, p99Ms: 50, ratioMet: ratio >= 0.8,
+        // Under load, as issue 16 item 4 asks; the idle figures are kept for comparison with earlier runs.
+        p50Met: loadedRunning.p50Ms < 20, p99Met: loadedRunning.p99Ms < 50,
+      },
     };
     const here = dirname(fileURLToPath(import.meta.url));
     const outDir = join(here, '..', '..', 'bench', 'results');
@@ -526,11 +707,16 @@ async function main(): Promise<void> {
       `| Locus throughput (median of ${ROUNDS}: ${result.locus.rounds.join(', ')}; best ${result.locus.throughput}) | ${result.locus.medianThroughput} tasks/s | |`,
       `| plain BullMQ throughput (median of ${ROUNDS}: ${result.bullmq.rounds.join(', ')}; best ${result.bullmq.throughput}) | ${result.bullmq.medianThroughput} jobs/s | |`,
       `| ratio (median of ${ratios.length} per-round ratios ${result.ratioDetail.perRound.join(', ')}) | ${result.ratio} | >= 0.80 ${result.targets.ratioMet ? '(met)' : '(NOT met)'} |`,
-      `| submit-to-running p50 (${lat.length} samples) | ${running.p50Ms} ms | < 20 ms ${result.targets.p50Met ? '(met)' : '(NOT met)'} |`,
-      `| submit-to-running p99 | ${running.p99Ms} ms | |`,
+      `| submit-to-running under load p50 (${loaded.length} probes while the rounds' tasks flowed) | ${loadedRunning.p50Ms} ms | < 20 ms ${result.targets.p50Met ? '(met)' : '(NOT met)'} |`,
+      `| submit-to-running under load p99 | ${loadedRunning.p99Ms} ms | < 50 ms ${result.targets.p99Met ? '(met)' : '(NOT met)'} |`,
+      `| submit-to-running idle p50 / p99 (${lat.length} samples, one at a time) | ${running.p50Ms} / ${running.p99Ms} ms | |`,
       `| isolated runs (${iso.runner}, ${iso.isolation}, ${iso.executors} executors x ${iso.executors > 0 ? iso.slots / iso.executors : 0} slots, ${iso.tasks} tasks) | ${result.isolated.throughput} tasks/s | reported |`,
       '',
-      `Latency breakdown (p50 / p99 ms): submit -> attempt placed ${placed.p50Ms} / ${placed.p99Ms}; submit -> executor running ${running.p50Ms} / ${running.p99Ms}; submit -> job SUCCEEDED ${done.p50Ms} / ${done.p99Ms}.`,
+      `Latency breakdown under load (p50 / p99 ms): submit -> attempt placed ${loadedPlaced.p50Ms} / ${loadedPlaced.p99Ms}; submit -> executor running ${loadedRunning.p50Ms} / ${loadedRunning.p99Ms}; submit -> job SUCCEEDED ${loadedDone.p50Ms} / ${loadedDone.p99Ms}. Per round (running p50 / p99): ${result.latency.underLoad.perRound.map((x) => `${x.p50Ms} / ${x.p99Ms} (${x.samples})`).join('; ')}.`,
+      `Latency breakdown idle (p50 / p99 ms): submit -> attempt placed ${placed.p50Ms} / ${placed.p99Ms}; submit -> executor running ${running.p50Ms} / ${running.p99Ms}; submit -> job SUCCEEDED ${done.p50Ms} / ${done.p99Ms}.`,
+      `Redis work per task (INFO commandstats, server time; per round): Locus ${result.locus.redisPerTask.map((x) => `${x.callsPerTask} calls / ${x.usecPerTask} us`).join('; ')}; plain BullMQ ${result.bullmq.redisPerTask.map((x) => `${x.callsPerTask} calls / ${x.usecPerTask} us`).join('; ')}.`,
+      `Locus by command in round 1 (calls / us per task): ${(result.locus.redisPerTask[0]?.byCommand ?? []).map((x) => `${x.command} ${x.callsPerTask} / ${x.usecPerTask}`).join(', ')}.`,
+      `BullMQ by command in round 1 (calls / us per task): ${(result.bullmq.redisPerTask[0]?.byCommand ?? []).map((x) => `${x.command} ${x.callsPerTask} / ${x.usecPerTask}`).join(', ')}.`,
       `Where an attempt's time goes in the best Locus round (p50 / p90 ms): ${Object.entries(result.locus.breakdownMs).map(([k, v]) => `${k} ${v.p50} / ${v.p90}`).join('; ')} (attemptsInFlight: a count, not ms; outputsDiskWalk: one du-style walk of the outputs root after the round).`,
       `Baseline: ${result.setup.baseline}.`,
       `Load average (1 / 5 / 15 min) at the start: ${loadAtStart.join(' / ')}; at the end: ${result.setup.loadAverage.join(' / ')}; wall time ${result.setup.wallSeconds}s. The machine has ${cpus().length} CPUs and is shared with other work; a load above ${cpus().length} means more runnable processes than CPUs (this benchmark's own Redis, executors and workers included), so every figure here was taken under contention.`,
