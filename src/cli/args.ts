@@ -7,7 +7,8 @@ import { parseArgs, type ParseArgsConfig } from 'node:util';
 
 /** A usage error: printed as `locus: <message>`, exit status 2. */
 export class CliUsageError extends Error {
-  constructor(message: string) {
+  /** `field`: the flag at fault, without dashes, when one is (for callers that test it). */
+  constructor(message: string, readonly field?: string) {
     super(message);
     this.name = 'CliUsageError';
   }

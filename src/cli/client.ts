@@ -10,6 +10,7 @@ import { join } from 'node:path';
 import { parse as parseYaml } from 'yaml';
 import { isObject } from '../core/decode.js';
 import { ERROR_CATALOG, LocusError, type ErrorCode } from '../core/errors.js';
+import { CliUsageError } from './args.js';
 
 /** Where the API is and how to authenticate. */
 export interface ClientConfig {
@@ -54,7 +55,8 @@ export function resolveClientConfig(
   const pick = (...xs: (string | undefined)[]): string | undefined => xs.find((x) => x !== undefined && x !== '');
   const server = pick(flags.server, env['LOCUS_SERVER'], fromFile.server) ?? DEFAULT_SERVER;
   const token = pick(flags.token, env['LOCUS_TOKEN'], fromFile.token);
-  if (!/^https?:\/\//.test(server)) throw new LocusError('INVALID_FIELD', `server '${server}' must start with http:// or https://`, { field: 'server' });
+  // A bad server address is a usage error (exit 2 naming the flag), like any other bad flag value.
+  if (!/^https?:\/\//.test(server)) throw new CliUsageError(`--server (or LOCUS_SERVER, ~/.locus/config): '${server}' must start with http:// or https://`, 'server');
   return { server: server.replace(/\/+$/, ''), ...(token === undefined ? {} : { token }) };
 }
 

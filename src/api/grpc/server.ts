@@ -12,6 +12,7 @@ import * as protoLoader from '@grpc/proto-loader';
 import { LocusError, asLocusError } from '../../core/errors.js';
 import { isObject, type JsonObject } from '../../core/decode.js';
 import { LOCALITY_NAMES, nodeLocalShare } from '../../core/locality.js';
+import { isTenantName } from '../../core/tenants.js';
 import type { Logger } from '../../obs/log.js';
 import type { Authenticator, Principal } from '../auth.js';
 import { checkPinnedAgent, type AgentDirectory } from '../agents.js';
@@ -88,9 +89,49 @@ function toStatus(err: unknown): grpc.ServiceError {
   return status;
 }
 
+/**
+ * What a request decodes to when its bytes are not the method's message.
+ * grpc-js answers a deserializer that throws with INTERNAL and no Locus code;
+ * the wrapped deserializers return this instead, and the handler refuses it
+ * as INVALID_BODY like any other unreadable request.
+ */
+class Undecodable {
+  constructor(readonly reason: string) {}
+}
+
+/** The service definition with every request deserializer made total (see Undecodable). */
+function totalDeserializers(service: grpc.ServiceDefinition): grpc.ServiceDefinition {
+  const out: Record<string, grpc.MethodDefinition<unknown, unknown>> = {};
+  for (const [name, def] of Object.entries(service)) {
+    const decode = def.requestDeserialize;
+    out[name] = {
+      ...def,
+      requestDeserialize: (bytes: Buffer): unknown => {
+        try {
+          return decode(bytes);
+        } catch (err) {
+          return new Undecodable(err instanceof Error ? err.message : String(err));
+        }
+      },
+    };
+  }
+  return out;
+}
+
 function request(call: { request: unknown }): JsonObject {
+  if (call.request instanceof Undecodable) {
+    throw new LocusError('INVALID_BODY', `request is not a valid message of this method: ${call.request.reason}`, { field: 'request' });
+  }
   if (!isObject(call.request)) throw new LocusError('INVALID_BODY', 'request is not a message');
   return call.request;
+}
+
+/** The `tenant` field: empty means none; anything else must be a tenant name (as the HTTP API's `?tenant=`). */
+function tenantField(req: JsonObject): string | undefined {
+  const t = str(req, 'tenant');
+  if (t === '') return undefined;
+  if (!isTenantName(t)) throw new LocusError('INVALID_FIELD', `tenant: '${t.slice(0, 80)}' is not a tenant name (lowercase letters, digits, '-', '_'; up to 63)`, { field: 'tenant' });
+  return t;
 }
 
 function str(o: JsonObject, key: string): string {
@@ -137,7 +178,7 @@ export function volumeMessage(v: VolumeRecord): Record<string, unknown> {
 export async function startGrpcServer(o: GrpcServerOptions): Promise<RunningGrpcServer> {
   const pkg = loadLocusProto();
   const v1 = (pkg['locus'] as grpc.GrpcObject)['v1'] as grpc.GrpcObject;
-  const service = (v1['Locus'] as grpc.ServiceClientConstructor).service;
+  const service = totalDeserializers((v1['Locus'] as grpc.ServiceClientConstructor).service);
   // A request larger than any valid one (a job spec is at most MAX_SPEC_BYTES) is refused by
   // grpc-js before it is read whole: RESOURCE_EXHAUSTED naming both sizes, the HTTP API's 413.
   const server = new grpc.Server({ 'grpc.max_receive_message_length': GRPC_MAX_REQUEST_BYTES });
@@ -161,7 +202,8 @@ export async function startGrpcServer(o: GrpcServerOptions): Promise<RunningGrpc
       cb(toStatus(err));
       return;
     }
-    fn(request(call), p).then((res) => cb(null, res), (err: unknown) => {
+    // Decoding runs inside the promise, so a request it refuses is answered, never thrown into grpc-js.
+    Promise.resolve().then(() => fn(request(call), p)).then((res) => cb(null, res), (err: unknown) => {
       if (!(err instanceof LocusError)) log.error({ err: String(err) }, 'grpc handler failed');
       cb(toStatus(err));
     });
@@ -182,18 +224,18 @@ export async function startGrpcServer(o: GrpcServerOptions): Promise<RunningGrpc
 
   server.addService(service, {
     SubmitJob: changing(async (req, p) => {
-      const tenant = o.auth.actingTenant(p, str(req, 'tenant') || undefined);
+      const tenant = o.auth.actingTenant(p, tenantField(req));
       const spec = parseJobSpecText(str(req, 'spec'));
       const key = str(req, 'idempotency_key');
       return jobMessage(await o.services.jobs.submit(tenant.name, spec, key || undefined));
     }),
     GetJob: unary(async (req, p) => jobMessage(await o.services.jobs.get(str(req, 'id'), scope(p)))),
     ListJobs: unary(async (req, p) => ({
-      jobs: (await o.services.jobs.list(o.auth.listScope(p, str(req, 'tenant') || undefined))).map(jobMessage),
+      jobs: (await o.services.jobs.list(o.auth.listScope(p, tenantField(req)))).map(jobMessage),
     })),
     CancelJob: changing(async (req, p) => jobMessage(await o.services.cancel(str(req, 'id'), scope(p)))),
     ReserveVolume: changing(async (req, p) => {
-      const tenant = o.auth.actingTenant(p, str(req, 'tenant') || undefined);
+      const tenant = o.auth.actingTenant(p, tenantField(req));
       const labels = isObject(req['labels']) ? req['labels'] : {};
       const body: Record<string, unknown> = { name: str(req, 'name'), size: str(req, 'size') };
       if (str(req, 'container_path')) body['containerPath'] = str(req, 'container_path');
@@ -207,11 +249,11 @@ export async function startGrpcServer(o: GrpcServerOptions): Promise<RunningGrpc
       return volumeMessage(res.record);
     }),
     ListVolumes: unary(async (req, p) => {
-      const tenant = o.auth.listScope(p, str(req, 'tenant') || undefined);
+      const tenant = o.auth.listScope(p, tenantField(req));
       return { volumes: (await needVolumes().listVolumes(tenant === undefined ? {} : { tenant })).map(volumeMessage) };
     }),
     DeleteVolume: changing(async (req, p) => {
-      const tenant = o.auth.actingTenant(p, str(req, 'tenant') || undefined).name;
+      const tenant = o.auth.actingTenant(p, tenantField(req)).name;
       return volumeMessage(await needVolumes().deleteVolume(tenant, str(req, 'name'), req['force'] === true));
     }),
     WatchJob: (call: grpc.ServerWritableStream<unknown, unknown>) => {
@@ -222,7 +264,13 @@ export async function startGrpcServer(o: GrpcServerOptions): Promise<RunningGrpc
         call.emit('error', toStatus(err));
         return;
       }
-      const id = str(isObject(call.request) ? call.request : {}, 'id');
+      let id: string;
+      try {
+        id = str(request(call), 'id');
+      } catch (err) {
+        call.emit('error', toStatus(err));
+        return;
+      }
       // Subscribe before reading the current state, so an event (even the
       // job's last one) between the read and the subscription is not lost.
       let live = false;

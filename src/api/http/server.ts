@@ -8,8 +8,9 @@
  * its routes through `HttpRouteContext.route` and gets auth, validation,
  * the error catalog and OpenAPI for free.
  */
-import type { IncomingMessage } from 'node:http';
-import Fastify, { LogController, type FastifyBaseLogger, type FastifyInstance, type FastifyRequest } from 'fastify';
+import { STATUS_CODES, type IncomingMessage } from 'node:http';
+import type { Duplex } from 'node:stream';
+import Fastify, { LogController, type FastifyBaseLogger, type FastifyInstance, type FastifyReply, type FastifyRequest } from 'fastify';
 import { Counter, type Registry } from 'prom-client';
 import { LocusError } from '../../core/errors.js';
 import type { Logger } from '../../obs/log.js';
@@ -110,6 +111,24 @@ function discardRestOfBody(raw: IncomingMessage): Promise<void> {
   });
 }
 
+/**
+ * Answer a request Node's HTTP parser refused (bad request line, header,
+ * Content-Length or chunking; a head over the size limit) with the catalog's
+ * body, then close: the connection's framing can no longer be trusted.
+ */
+function answerClientError(err: Error & { code?: string }, socket: Duplex): void {
+  if (err.code === 'ECONNRESET' || socket.destroyed) return;
+  const e = err.code === 'HPE_HEADER_OVERFLOW'
+    ? new LocusError('TOO_LARGE', 'request headers are larger than the limit', { field: 'headers' })
+    : new LocusError('INVALID_BODY', `malformed HTTP request (${err.code ?? 'parse error'})`, { field: 'request' });
+  const body = JSON.stringify(e.toJSON());
+  if (socket.writable) {
+    socket.end(`HTTP/1.1 ${e.spec.httpStatus} ${STATUS_CODES[e.spec.httpStatus] ?? ''}\r\nContent-Type: application/json\r\nContent-Length: ${Buffer.byteLength(body)}\r\nConnection: close\r\n\r\n${body}`);
+  }
+  // Ended, not destroyed at once: a client still sending would otherwise see a reset before the answer.
+  setTimeout(() => socket.destroy(), 1000).unref();
+}
+
 /** Build the fastify app (not yet listening): `await app.listen({ host: '127.0.0.1', port })`. */
 export async function createHttpServer(options: HttpServerOptions): Promise<FastifyInstance> {
   const { auth, logger, services } = options;
@@ -122,6 +141,17 @@ export async function createHttpServer(options: HttpServerOptions): Promise<Fast
     ajv: { customOptions: { removeAdditional: false, coerceTypes: false, useDefaults: false, allErrors: false } },
     onProtoPoisoning: 'error',
     onConstructorPoisoning: 'error',
+    // Errors raised before routing (a path that is not valid percent-encoding) and by
+    // Node's HTTP parser (a malformed request line, header or body framing) would
+    // otherwise answer fastify's own body; they answer the catalog's like every other.
+    frameworkErrors: (err, _req, reply) => {
+      const e = err.code === 'FST_ERR_BAD_URL'
+        ? new LocusError('INVALID_FIELD', 'path: not a valid URL (bad percent-encoding)', { field: 'path' })
+        : toLocusError(err);
+      // The option's reply type is generic over route schemas; this answer has none.
+      void (reply as unknown as FastifyReply).status(e.spec.httpStatus).type('application/json').send(e.toJSON());
+    },
+    clientErrorHandler: answerClientError,
   });
   const openapi = new OpenApiBuilder();
   const counter = options.metrics ? metricsCounter(options.metrics) : undefined;
