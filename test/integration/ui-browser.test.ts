@@ -197,7 +197,7 @@ describeWith([CHROMIUM], 'the dashboard in headless Chromium', () => {
     await shot('locality');
   }, 30_000);
 
-  it('reserves a volume from the page, and shows the API refusing a bad one', async () => {
+  it('reserves a volume from the page, shows the API refusing a bad one, and deletes it after confirmation', async () => {
     await page.click('#nav-volumes');
     await page.locator('#reserve-form').waitFor();
     await page.fill('#vol-name', 'bad-size');
@@ -217,8 +217,19 @@ describeWith([CHROMIUM], 'the dashboard in headless Chromium', () => {
     const vols = listed.json['volumes'] as { name: string; sizeMiB: number; labels: Record<string, string> }[];
     expect(vols.find((v) => v.name === 'ui-cache')).toMatchObject({ sizeMiB: 64, labels: { team: 'data' } });
     expect(vols.some((v) => v.name === 'bad-size')).toBe(false);
+    // The page follows it to READY (reserved and created on an agent through offers).
+    await page.locator('#volumes tr[data-volume="ui-cache"] .badge.READY').waitFor({ timeout: 30_000 });
     await shot('volumes');
-  }, 30_000);
+
+    // Delete, behind a confirmation: the volume is torn down and leaves the list.
+    page.once('dialog', (d) => void d.accept());
+    await page.click('#volumes button[data-volume="ui-cache"]');
+    await until('the volume to be deleted', async () => {
+      const after = await api('GET', '/v1/volumes');
+      return (after.json['volumes'] as { name: string }[]).some((v) => v.name === 'ui-cache') ? undefined : true;
+    }, 30_000, 250);
+    await page.locator('#volumes-empty').waitFor({ timeout: 20_000 });
+  }, 90_000);
 
   it('shows the cluster: agents by rack, executors and tenant shares', async () => {
     await page.click('#nav-cluster');
