@@ -5,7 +5,7 @@
  * advertise, by host, for building attempts that read from other hosts.
  */
 import type { Redis } from 'ioredis';
-import { chmodSync, mkdirSync } from 'node:fs';
+import { chmodSync, mkdirSync, readdirSync } from 'node:fs';
 import { join } from 'node:path';
 import { newToken } from '../core/ids.js';
 import { DATAPLANE_SECRETS_KEY, EXECUTOR_FIELDS as F, executorKey } from '../executor/contract.js';
@@ -36,6 +36,27 @@ export function prepareHostOutputRoot(settings: FrameworkSettings): void {
     chmodSync(dir, 0o1777);
   } catch {
     // Not ours to create here (another host's path): executors report it if it is missing.
+  }
+}
+
+/**
+ * Let executors commit `local://` outputs into the local cluster's agent data directories and
+ * the datasets already there (on one machine, where this process can reach them): world-writable
+ * with the sticky bit, as the output root, since executors and workloads run as unprivileged
+ * users; the sticky bit keeps anyone from removing what another user wrote. Agents on other
+ * hosts are their operator's to prepare.
+ */
+export async function prepareLocalDataDirs(settings: FrameworkSettings): Promise<void> {
+  if (settings.localWorkDir === undefined) return;
+  const topology = await readTopology(settings.localWorkDir).catch(() => undefined);
+  for (const agent of topology?.agents ?? []) {
+    try {
+      mkdirSync(agent.dataDir, { recursive: true });
+      chmodSync(agent.dataDir, 0o1777);
+      for (const e of readdirSync(agent.dataDir, { withFileTypes: true })) if (e.isDirectory()) chmodSync(join(agent.dataDir, e.name), 0o1777);
+    } catch {
+      // Not this machine's (an agent on another host), or not ours: executors report EACCES.
+    }
   }
 }
 

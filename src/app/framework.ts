@@ -38,7 +38,7 @@ import { startGrpcServer, type RunningGrpcServer } from '../api/grpc/server.js';
 import { clientDriver } from './driver.js';
 import type { FrameworkSettings } from './config.js';
 import { createExecutorRuntime, type ExecutorRuntime } from './executor-runtime.js';
-import { BlockServerDirectory, prepareHostOutputRoot, publishDataPlaneSecrets } from './data-plane.js';
+import { BlockServerDirectory, prepareHostOutputRoot, prepareLocalDataDirs, publishDataPlaneSecrets } from './data-plane.js';
 import { commitKey, decodeCommittedOutput } from '../executor/contract.js';
 import { addHeldFiles, type HeldFile } from '../storage/local/register.js';
 
@@ -209,6 +209,7 @@ export async function startFramework(settings: FrameworkSettings, extras: Framew
     // users) and where live executors' block servers are, by host.
     await publishDataPlaneSecrets(fenced, settings);
     prepareHostOutputRoot(settings);
+    await prepareLocalDataDirs(settings);
     const blockServers = new BlockServerDirectory(redis, () => executors.all().map((e) => e.executorId));
     blockServers.start();
     stops.push({ name: 'block server directory', fn: () => blockServers.stop() });

@@ -175,7 +175,7 @@ export async function runAttempt(payload: AttemptPayload, ctx: AttemptContext, c
   const ledger = dp?.ledger;
   const decide: CommitDecision | undefined = ledger === undefined || out === undefined ? undefined : async (files, size, staged) => await ledger.commit(ledgerId, {
     attemptId: payload.attemptId, host: ctx.host, ...(dp?.blockServer === undefined ? {} : { blockServer: dp.blockServer }),
-    path: dest?.uri ?? out.dir, ...(out.relPath === undefined || dest !== undefined ? {} : { relPath: out.relPath }), size, files, committedAt: Date.now(), staged,
+    path: dest?.kind === 'hdfs' ? dest.uri : out.dir, ...(out.relPath === undefined || dest !== undefined ? {} : { relPath: out.relPath }), size, files, committedAt: Date.now(), staged,
   });
   const scratch = join(ctx.scratchDir, containerId);
   let scratchMade = false;
