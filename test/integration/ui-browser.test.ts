@@ -133,6 +133,13 @@ describeWith([CHROMIUM], 'the dashboard in headless Chromium', () => {
     expect(await row.locator('.stagebar[data-stage="reduce"]').textContent()).toContain('1/1');
     expect(await row.locator('.loc').textContent()).toMatch(/^node \d+% · rack \d+% · any \d+%$/);
     await shot('jobs');
+    // Filters: a state the job is not in hides it; going back to any state shows it again.
+    await page.selectOption('#filter-state', 'FAILED');
+    await page.locator('#jobs-status', { hasText: '0 jobs' }).waitFor();
+    expect(await page.locator(`#jobs tr[data-job="${jobId}"]`).count()).toBe(0);
+    expect(page.url()).toContain('state=FAILED');
+    await page.selectOption('#filter-state', '');
+    await page.locator(`#jobs tr[data-job="${jobId}"]`).waitFor();
   }, 80_000);
 
   it("shows the job's stages, its tasks with host, locality and bytes, and their durations", async () => {
@@ -231,11 +238,19 @@ describeWith([CHROMIUM], 'the dashboard in headless Chromium', () => {
     await page.locator('#volumes-empty').waitFor({ timeout: 20_000 });
   }, 90_000);
 
-  it('shows the cluster: agents by rack, executors and tenant shares', async () => {
+  it('shows the cluster: agents by rack, executors and tenant shares; a token no longer accepted signs out', async () => {
     await page.click('#nav-cluster');
     await page.locator('#tenants').waitFor();
     expect(await page.locator('.agent[data-agent]').count()).toBe(3);
     expect(await page.locator('#tenants tr[data-tenant="default"]').count()).toBe(1);
     await shot('cluster');
+
+    // A token the server stops accepting (here: replaced in storage) brings back the token form, with why.
+    await page.evaluate("sessionStorage.setItem('locus.token', 'stale-token')");
+    await page.reload();
+    await page.locator('#login-status .error').waitFor();
+    expect(await page.textContent('#login-status')).toContain('UNAUTHENTICATED');
+    expect(await page.locator('header.top').count()).toBe(0);
+    expect(await page.evaluate('sessionStorage.length')).toBe(0);
   }, 20_000);
 });
