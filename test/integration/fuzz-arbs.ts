@@ -451,6 +451,26 @@ export function pathProbe(token: string): fc.Arbitrary<HttpInput> {
       mustRefuse: true, label: `path ${m}`,
     }));
 }
+/**
+ * The dashboard's plain routes (not in /openapi.json): module names that are
+ * not modules — path traversal in every encoding, odd names, absent files —
+ * and unknown paths and methods under /ui/. All are 404 NOT_FOUND.
+ */
+export function uiProbe(): fc.Arbitrary<HttpInput> {
+  const badModule = fc.oneof(
+    fc.constantFrom('..%2F..%2F..%2Fetc%2Fpasswd', '%2e%2e%2fpackage.json', '..%5c..%5cx.js', '%00.js', 'app.js%00', '.js', 'APP.js', 'app.JS', 'app.js.map.map',
+      'x'.repeat(41) + '.js', 'a b.js', '%2Fetc%2Fpasswd', '..', '.', '%2e', 'app.ts', '~root.js', 'a.js?x=1'),
+    fc.stringMatching(/^[a-z0-9-]{1,12}$/).map((n) => `nope-${n}.js`),
+    badToken.map((t) => encodeURIComponent(`${t}.js`)),
+  );
+  return fc.oneof(
+    badModule.map((m): HttpInput => ({ method: 'GET', target: `/ui/js/${m}`, headers: [], mustRefuse: true, label: 'ui module' })),
+    fc.array(fc.stringMatching(/^[a-z0-9._-]{1,10}$/), { minLength: 1, maxLength: 3 }).filter((xs) => !['app.css', 'js'].includes(xs[0] ?? '') || xs.length > 1)
+      .map((xs): HttpInput => ({ method: 'GET', target: `/ui/${xs.join('/')}x`, headers: [], mustRefuse: true, label: 'ui path' })),
+    fc.constantFrom('POST', 'PUT', 'DELETE', 'PATCH').map((m): HttpInput => ({ method: m, target: '/ui/', headers: [['Content-Type', 'application/json']], body: Buffer.from('{}'), mustRefuse: true, label: 'ui method' })),
+  );
+}
+
 // Declared paths (or prefixes a route parameter would match): excluded from the unknown-path probe.
 const KNOWN_PATH = /^\/(healthz|readyz|metrics|openapi\.json|docs|ui(\/.*)?|v1\/(jobs|volumes|reservations|cluster)(\/[^/]*)?(\/(tasks|cancel|purge|events))?|v1\/tasks\/[^/]+\/(logs|explain))$/;
 

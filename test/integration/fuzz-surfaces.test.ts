@@ -30,7 +30,7 @@ import { ERROR_CATALOG, LocusError } from '../../src/core/errors.js';
 import { parseJobSpecText, validateJobSpec } from '../../src/scheduler/jobs/spec.js';
 import {
   GRPC_METHODS, anyJson, authProbe, badSpecObject, badSpecText, bodyProbe, cliInput, framingProbe, grpcBadAuth, grpcMessage,
-  junkSpecText, pathProbe, routeProbe, routesOf, serialise, specProbe, volumeProbe, type CliInput, type GrpcInput, type HttpInput, type RouteInfo,
+  junkSpecText, pathProbe, routeProbe, uiProbe, routesOf, serialise, specProbe, volumeProbe, type CliInput, type GrpcInput, type HttpInput, type RouteInfo,
 } from './fuzz-arbs.js';
 import {
   CATALOG_CODES, FuzzTally, baseSeed, checkHttpAnswer, isFullRun, rawHttp, runProperty, runsFor, totalRuns, type Outcome,
@@ -156,6 +156,13 @@ describe('HTTP: every route of the running server', () => {
       await assertAlive(name);
     }, 600_000);
   }
+
+  it('http.ui: the dashboard\'s plain routes (not in /openapi.json) refuse module names that are not modules and unknown paths', async () => {
+    // The dashboard has landed (issue 17): a server that stopped serving it is a finding too.
+    expect((await fetch(`${up.httpUrl}/ui/`)).status).toBe(200);
+    const failure = await runProperty(tally, 'http.ui', 'http', runsFor(0.03), uiProbe(), async (input) => sendHttp('http', input));
+    expect(failure).toBeUndefined();
+  }, 600_000);
 
   it('http.framing: Content-Length lies, bad chunking, bad request lines and headers are refused with a catalog code', async () => {
     const failure = await runProperty(tally, 'http.framing', 'http-framing', runsFor(0.07), framingProbe(ADMIN), async (input) => {
