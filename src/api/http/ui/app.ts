@@ -49,7 +49,7 @@ function showLogin(message?: El): void {
   const submit = h('button', { class: 'primary', type: 'submit', id: 'sign-in' }, 'Sign in');
   const form = h('form', { class: 'card', id: 'login' },
     h('h1', {}, 'Locus dashboard'),
-    h('p', { class: 'muted' }, 'Enter an API token: the admin token `locus up` printed, or a tenant token. It is kept for this browser tab only.'),
+    h('p', { class: 'muted' }, 'Enter an API token: the admin token ', h('code', {}, 'locus up'), ' printed, or a tenant token. It is kept for this browser tab only.'),
     h('label', {}, 'Token', field),
     h('p', {}, submit),
     status,
