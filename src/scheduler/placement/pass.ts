@@ -30,6 +30,8 @@ export interface ExecState {
   used: boolean;
   /** Its host's interned id in the pending index, -1 when no pending task names that host. */
   readonly host: number;
+  /** Its index in Pass.execs. */
+  readonly no: number;
 }
 
 /** One tenant as the pass sees it (usage includes this pass's assignments). */
@@ -89,11 +91,9 @@ export class Pass {
   /** Free slots per interned host id in this pass (the overlay the node phase reads to judge scarcity). */
   private readonly hostFree: Int32Array;
   private readonly jobs = new Map<string, JobState>();
-  // Decided assignments, one column per field (index = Entry.assign): no object per placement
-  // besides the Assignment the Plan publishes.
+  // Placed entries in decision order (index = Entry.assign; executor and level kept on the entry):
+  // no object per placement besides the Assignment the Plan publishes.
   private readonly asgEntry: Entry[] = [];
-  private readonly asgExec: ExecState[] = [];
-  private readonly asgLevel: LocalityLevel[] = [];
   /** The assignments the Plan publishes, in decision order. */
   readonly out: MutableAssignment[] = [];
   /** Volume-pinned tasks placed in this pass, by volume. */
@@ -158,6 +158,7 @@ export class Pass {
         volumes: e.volumes ?? EMPTY,
         used: false,
         host,
+        no: this.execs.length,
       });
     }
     for (const o of snapshot.offers) {
@@ -256,12 +257,13 @@ export class Pass {
 
   /** The executor assignment k went to. */
   execOf(k: number): ExecState | undefined {
-    return this.asgExec[k];
+    const e = this.asgEntry[k];
+    return e === undefined ? undefined : this.execs[e.passExec];
   }
 
   /** The level of assignment k. */
   levelAt(k: number): LocalityLevel | undefined {
-    return this.asgLevel[k];
+    return this.asgEntry[k]?.passLevel;
   }
 
   /** The least-served tenant that has pending work. */
@@ -351,8 +353,8 @@ export class Pass {
 
   // someHostUsable for a plain entry (nothing avoided or excluded), by id.
   private someHostAlive(e: Entry): boolean {
-    const hs = e.hosts;
-    for (let i = 0; i < hs.length; i++) if (this.hostAliveById[hs[i] as number] === 1) return true;
+    const alive = this.hostAliveById;
+    for (let k = 0; k < e.hostCount; k++) if (alive[e.hostAt(k)] === 1) return true;
     return false;
   }
 
@@ -369,7 +371,7 @@ export class Pass {
   private levelOfEntry(e: Entry, x: ExecState): LocalityLevel {
     const t = e.task;
     if (t.volumeId !== undefined) return LocalityLevel.NODE_LOCAL;
-    if (x.host >= 0 && e.hosts.includes(x.host)) return LocalityLevel.NODE_LOCAL;
+    if (e.prefers(x.host)) return LocalityLevel.NODE_LOCAL;
     const rack = x.view.rack;
     if (rack !== undefined && t.preferredRacks.includes(rack)) return LocalityLevel.RACK_LOCAL;
     return LocalityLevel.ANY;
@@ -636,11 +638,17 @@ export class Pass {
 
   /** How many of e's other preferred hosts still have a free slot in this pass. */
   private alternatives(e: Entry, here: number): number {
-    const hs = e.hosts;
     const free = this.hostFree;
     let n = 0;
-    for (let i = 0; i < hs.length; i++) {
-      const h = hs[i] as number;
+    const h0 = e.h0;
+    if (h0 >= 0 && h0 !== here && (free[h0] as number) > 0) n++;
+    const h1 = e.h1;
+    if (h1 >= 0 && h1 !== here && (free[h1] as number) > 0) n++;
+    const h2 = e.h2;
+    if (h2 >= 0 && h2 !== here && (free[h2] as number) > 0) n++;
+    const more = e.more;
+    for (let i = 0; i < more.length; i++) {
+      const h = more[i] as number;
       if (h !== here && (free[h] as number) > 0) n++;
     }
     return n;
@@ -648,24 +656,30 @@ export class Pass {
 
   /** Book a slot of `x` for entry `e`. */
   assign(e: Entry, x: ExecState, level: LocalityLevel): void {
-    const t = e.task;
+    const q = e.queue;
+    this.touch(q);
     e.mark = this.id;
     e.assign = this.out.length;
-    this.out.push({
-      taskId: t.taskId, jobId: t.jobId, tenant: t.tenant, executorId: x.view.executorId, hostname: x.view.hostname, level,
-    });
+    e.passExec = x.no;
+    e.passLevel = level;
     this.asgEntry.push(e);
-    this.asgExec.push(x);
-    this.asgLevel.push(level);
     if (level === LocalityLevel.NODE_LOCAL) this.nodeLocal++;
     else if (level === LocalityLevel.RACK_LOCAL) this.rackLocal++;
     this.took(x);
-    const q = e.queue;
-    this.touch(q);
-    const ts = t.tenant === q.tenant ? (q.passTenant as TenantState) : this.tenant(t.tenant);
-    if (t.volumeId === undefined) ts.placed++;
-    else this.placedVolume.set(t.volumeId, (this.placedVolume.get(t.volumeId) ?? 0) + 1);
-    const r = t.resources;
+    const r = e.resources;
+    let ts: TenantState;
+    if (e.plain) {
+      // A plain task has its queue's job and tenant and no volume: the task object is not read.
+      ts = q.passTenant as TenantState;
+      this.out.push({ taskId: e.taskId, jobId: q.jobId, tenant: q.tenant, executorId: x.view.executorId, hostname: x.view.hostname, level });
+      ts.placed++;
+    } else {
+      const t = e.task;
+      ts = t.tenant === q.tenant ? (q.passTenant as TenantState) : this.tenant(t.tenant);
+      this.out.push({ taskId: t.taskId, jobId: t.jobId, tenant: t.tenant, executorId: x.view.executorId, hostname: x.view.hostname, level });
+      if (t.volumeId === undefined) ts.placed++;
+      else this.placedVolume.set(t.volumeId, (this.placedVolume.get(t.volumeId) ?? 0) + 1);
+    }
     ts.usage.cpus += r.cpus;
     ts.usage.mem += r.mem;
     ts.usage.disk += r.disk;
@@ -676,7 +690,7 @@ export class Pass {
       o.disk += r.disk;
       this.owing = true;
     } else {
-      this.sorter.allocated(t.tenant, r);
+      this.sorter.allocated(ts.name, r);
     }
     (q.passJob as JobState).running++;
   }
@@ -690,10 +704,10 @@ export class Pass {
 
   /** Move decided assignment k to another executor (same level: augmentation keeps node-local). */
   move(k: number, x: ExecState): void {
-    const from = this.asgExec[k] as ExecState;
-    this.gave(from);
+    const e = this.asgEntry[k] as Entry;
+    this.gave(this.execs[e.passExec] as ExecState);
     this.took(x);
-    this.asgExec[k] = x;
+    e.passExec = x.no;
     const out = this.out[k] as MutableAssignment;
     out.executorId = x.view.executorId;
     out.hostname = x.view.hostname;

@@ -23,6 +23,7 @@
  * placement, which is most of a pass at a hundred thousand placements.
  */
 import type { ResourceVector } from '../../core/resources.js';
+import type { LocalityLevel } from '../../core/locality.js';
 import type { JobState, TenantState } from './pass.js';
 import type { PendingTask } from './types.js';
 
@@ -35,11 +36,34 @@ export class Entry {
   mark = 0;
   /** Index of its assignment in that pass. */
   assign = -1;
+  /**
+   * The executor that pass gave it, as its index in the pass's executor list
+   * (kept here, where the pass is already writing; a number, so the store
+   * costs no write barrier into the young generation).
+   */
+  passExec = -1;
+  /** Its locality level on that executor. */
+  passLevel: LocalityLevel = 0;
+  /**
+   * Interned ids of its first three distinct preferred hosts (-1 when it has
+   * fewer), held in the entry itself: a pass reads them for every task it
+   * looks at, and an array of their own would cost a second memory access
+   * each time. Hosts past the third are in `more`.
+   */
+  readonly h0: number;
+  readonly h1: number;
+  readonly h2: number;
+  readonly more: readonly number[];
+  /** How many distinct preferred hosts it has. */
+  readonly hostCount: number;
+  /** task.taskId and task.resources, copied so a pass placing a plain task never reads the task object. */
+  readonly taskId: string;
+  readonly resources: ResourceVector;
+
   constructor(
     readonly task: PendingTask,
     readonly queue: Queue,
-    /** Interned ids of its distinct preferred hosts, in preference order. */
-    readonly hosts: readonly number[],
+    hosts: readonly number[],
     /** Interned id of the host a `hostname` constraint pins it to, or -1. */
     readonly pin: number,
     /**
@@ -48,7 +72,25 @@ export class Entry {
      * run. Most tasks are plain, and a pass checks them with ids alone.
      */
     readonly plain: boolean,
-  ) {}
+  ) {
+    this.h0 = hosts[0] ?? -1;
+    this.h1 = hosts[1] ?? -1;
+    this.h2 = hosts[2] ?? -1;
+    this.more = hosts.length > 3 ? hosts.slice(3) : NO_IDS;
+    this.hostCount = hosts.length;
+    this.taskId = task.taskId;
+    this.resources = task.resources;
+  }
+
+  /** The k-th distinct preferred host's id (k < hostCount). */
+  hostAt(k: number): number {
+    return k === 0 ? this.h0 : k === 1 ? this.h1 : k === 2 ? this.h2 : (this.more[k - 3] as number);
+  }
+
+  /** Whether host id h is one of its preferred hosts. */
+  prefers(h: number): boolean {
+    return h >= 0 && (h === this.h0 || h === this.h1 || h === this.h2 || (this.more.length > 0 && this.more.includes(h)));
+  }
 
   /** Itself: an entry placed in a pass is that pass's record of the assignment (PassAssignment). */
   get entry(): Entry {
@@ -263,14 +305,13 @@ export class PendingIndex {
     } else if (e.pin >= 0) {
       this.releaseHost(q, e.pin, e);
     } else {
-      const ids = e.hosts;
-      for (let i = 0; i < ids.length; i++) this.releaseHost(q, ids[i] as number, e);
+      for (let k = 0; k < e.hostCount; k++) this.releaseHost(q, e.hostAt(k), e);
       const rs = task.preferredRacks;
       for (let i = 0; i < rs.length; i++) if (rs.indexOf(rs[i] as string) === i) this.release(q.racks, this.byRack, rs[i] as string, q, e);
       q.all.drop(e);
     }
     // Names last: the buckets above are found by name.
-    for (let i = 0; i < e.hosts.length; i++) this.unintern(e.hosts[i] as number);
+    for (let k = 0; k < e.hostCount; k++) this.unintern(e.hostAt(k));
     if (e.pin >= 0) this.unintern(e.pin);
     q.live--;
     if (q.live === 0) this.dropQueue(q);
