@@ -5,14 +5,22 @@
  * redis-server): CREATE in two steps with the bytes sent only to the
  * DataNode, attempts racing for one task (one winner renamed into place, the
  * losers' temporary paths deleted), and a crash between the record and the
- * rename rolled forward by the next attempt.
+ * rename rolled forward by the next attempt; and through the executor's own
+ * attempt path (runAttempt, real processes), duplicate deliveries of one
+ * attempt and a second attempt on another host, of which one commits.
  */
-import { mkdtemp, rm, writeFile, mkdir } from 'node:fs/promises';
+import { chmod, mkdtemp, mkdir, readdir, rm, writeFile } from 'node:fs/promises';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import type { Redis } from 'ioredis';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
-import { RedisCommitLedger } from '../../src/executor/data-plane.js';
+import { RedisCommitLedger, outputMapper } from '../../src/executor/data-plane.js';
+import { runAttempt, type AttemptContext } from '../../src/executor/attempt.js';
+import { CONTRACT_VERSION, type AttemptPayload } from '../../src/executor/contract.js';
+import { createIsolator } from '../../src/executor/isolation/index.js';
+import type { Isolator } from '../../src/executor/isolation/types.js';
+import { IsolatorRunner } from '../../src/executor/runner.js';
+import { silentLogger } from '../../src/obs/log.js';
 import { commitToHdfs, settleHdfs } from '../../src/executor/destination.js';
 import { planOutput, prepareAttemptDir, type CommitDecision } from '../../src/executor/output.js';
 import type { CommittedOutput } from '../../src/executor/contract.js';
@@ -159,4 +167,57 @@ describe('final outputs committed to HDFS, decided in Redis', () => {
     expect(await hdfs.exists(`${finalUri}/mine`)).toBe(false);
     expect(await hdfs.exists(`${finalUri}/theirs`)).toBe(true);
   });
+});
+
+describe('through the attempt path', () => {
+  let isolator: Isolator | undefined;
+  afterAll(async () => {
+    await isolator?.close();
+  });
+
+  it('two deliveries of one attempt and an attempt on another host: one commits to HDFS, the others report it', async () => {
+    isolator = await createIsolator('process', silentLogger());
+    const outputs = join(dir, 'outputs');
+    await mkdir(outputs, { recursive: true });
+    await chmod(dir, 0o755);
+    await chmod(outputs, 0o1777);
+    const ledger = new RedisCommitLedger(conn);
+    const ctx = (host: string): AttemptContext => ({
+      runner: new IsolatorRunner(isolator as Isolator, join(dir, `executor-${host}`)),
+      host, logger: silentLogger(), scratchDir: join(dir, `executor-${host}`, 'scratch'), killGraceMs: 200,
+      dataPlane: { token: async () => '', ...outputMapper({ root: outputs, shared: true }), ledger, hdfs: () => hdfs },
+    });
+    const finalUri = `hdfs://127.0.0.1:${nn.port}/dup/reduce/00000`;
+    const payload = (attempt: number): AttemptPayload => ({
+      contractVersion: CONTRACT_VERSION, jobId: 'dup', taskId: 'dup.1.0', attemptId: `dup.1.0.a${attempt}`, attempt,
+      // Long enough for the three to overlap: each writes its own delivery's identity.
+      argv: ['sh', '-c', 'sleep 0.5; echo "$LOCUS_ATTEMPT_ID $$" > {output}/part'], env: {}, resources: { cpus: 0.2, memMiB: 64, diskMiB: 0 }, timeoutMs: 30_000,
+      outputDir: join(outputs, 't', 'dup', 'reduce', '00000'), destination: finalUri, volumes: [], inputPaths: [],
+    });
+    const control = (delivery: string): Parameters<typeof runAttempt>[2] => ({ delivery, drain: new AbortController().signal, onRunning: () => undefined });
+    const results = await Promise.all([
+      runAttempt(payload(1), ctx('host-a'), control('d1')),
+      runAttempt(payload(1), ctx('host-a'), control('d1-again')),
+      runAttempt(payload(2), ctx('host-b'), control('d2')),
+    ]);
+    expect(results.map((r) => r.state)).toEqual(['SUCCEEDED', 'SUCCEEDED', 'SUCCEEDED']);
+    // All three ran their workload (none found a record at its start): the race was at the commit.
+    for (const r of results) expect(r.sandboxDir).toBeDefined();
+    expect(results.filter((r) => r.reason === 'COMMITTED')).toHaveLength(1);
+    expect(results.filter((r) => r.reason === 'ALREADY_COMMITTED')).toHaveLength(2);
+    const record = (await ledger.lookup('dup.1.0')) as CommittedOutput;
+    const winner = results.find((r) => r.reason === 'COMMITTED');
+    expect(record.attemptId).toBe(winner?.attemptId);
+    expect(record.host).toBe(winner?.host);
+    for (const r of results) expect(r.outputPath).toBe(finalUri);
+    // The one part in place is one delivery's, whole; no temporary copy and no local staging is left.
+    expect(await readBack(`${finalUri}/part`)).toMatch(new RegExp(`^${winner?.attemptId ?? '?'} \\d+\n$`));
+    expect(nn.tree().filter((p) => p.startsWith('/dup/'))).toEqual(['/dup/', '/dup/_temporary/', '/dup/reduce/', '/dup/reduce/00000/', '/dup/reduce/00000/_SUCCESS', '/dup/reduce/00000/part']);
+    expect(await readdir(join(outputs, 't', 'dup', 'reduce'))).toEqual([]);
+
+    // A later redelivery runs nothing: the record is found before the workload starts.
+    const late = await runAttempt(payload(3), ctx('host-c'), control('d3'));
+    expect(late).toMatchObject({ state: 'SUCCEEDED', reason: 'ALREADY_COMMITTED', outputPath: finalUri });
+    expect(late.sandboxDir).toBeUndefined();
+  }, 60_000);
 });
