@@ -388,10 +388,19 @@ function redisCost(before: CommandStats, after: CommandStats, tasks: number, exc
 /**
  * Redis MONITOR over a span: each command a client sent (a round trip, unless pipelined) and
  * each command a Lua script ran, grouped by command and the shape of its first key (ids folded),
- * scripts by their SHA's first 8 characters and first key.
+ * scripts by their SHA's first 8 characters and first key; and from SLOWLOG (threshold 0 for
+ * the span) the server time of each command sent, scripts by SHA. Both slow Redis down: the
+ * round they cover is a diagnosis, not a throughput figure.
  */
-async function monitorStart(url: string): Promise<{ stop(tasks: number): Promise<{ sent: number; inScripts: number; rows: { what: string; perTask: number }[] }> }> {
+async function monitorStart(url: string): Promise<{ stop(tasks: number): Promise<{ sent: number; inScripts: number; rows: { what: string; perTask: number }[]; serverTime: { what: string; perTask: number; usPerCall: number; usPerTask: number }[] }> }> {
   const conn = new Redis(url, { maxRetriesPerRequest: null });
+  // Server time by script as well: SLOWLOG with a threshold of 0 keeps every command's duration.
+  const ctl = new Redis(url, { maxRetriesPerRequest: null });
+  const oldThreshold = (await ctl.config('GET', 'slowlog-log-slower-than')) as string[];
+  const oldLen = (await ctl.config('GET', 'slowlog-max-len')) as string[];
+  await ctl.config('SET', 'slowlog-max-len', '1000000');
+  await ctl.slowlog('RESET');
+  await ctl.config('SET', 'slowlog-log-slower-than', '0');
   const mon = await conn.monitor();
   const counts = new Map<string, number>();
   let sent = 0;
@@ -412,8 +421,25 @@ async function monitorStart(url: string): Promise<{ stop(tasks: number): Promise
     async stop(tasks) {
       mon.disconnect();
       conn.disconnect();
+      await ctl.config('SET', 'slowlog-log-slower-than', oldThreshold[1] ?? '10000');
+      const log = (await ctl.slowlog('GET', -1)) as unknown[];
+      await ctl.config('SET', 'slowlog-max-len', oldLen[1] ?? '128');
+      await ctl.slowlog('RESET');
+      ctl.disconnect();
+      const time = new Map<string, { n: number; us: number }>();
+      for (const e of log) {
+        if (!Array.isArray(e) || !Array.isArray(e[3])) continue;
+        const a = (e[3] as unknown[]).map(String);
+        const cmd = (a[0] ?? '').toLowerCase();
+        const what = cmd === 'evalsha' ? `evalsha ${a[1]?.slice(0, 8) ?? ''}` : cmd === 'eval' ? `eval (${(a[1] ?? '').length} chars)` : cmd;
+        const t = time.get(what) ?? { n: 0, us: 0 };
+        t.n++;
+        t.us += Number(e[2]);
+        time.set(what, t);
+      }
+      const byTime = [...time].sort((x, y) => y[1].us - x[1].us).map(([what, t]) => ({ what, perTask: Number((t.n / tasks).toFixed(3)), usPerCall: Math.round(t.us / t.n), usPerTask: Number((t.us / tasks).toFixed(1)) }));
       const rows = [...counts].sort((a, b) => b[1] - a[1]).map(([what, n]) => ({ what, perTask: Number((n / tasks).toFixed(3)) }));
-      return { sent: Number((sent / tasks).toFixed(3)), inScripts: Number((inScripts / tasks).toFixed(3)), rows };
+      return { sent: Number((sent / tasks).toFixed(3)), inScripts: Number((inScripts / tasks).toFixed(3)), rows, serverTime: byTime };
     },
   };
 }
@@ -471,7 +497,10 @@ async function locusThroughput(env: Env, round: number): Promise<LocusRound> {
   const probes = (await Promise.all(probeRuns)).filter((x): x is LatencySample => x !== undefined);
   const statsAfter = await commandStats(env.admin);
   const monitor = await mon?.stop(TASKS + probes.length);
-  if (monitor) say(`MONITOR round 1, per task: ${monitor.sent} sent, ${monitor.inScripts} inside scripts\n${monitor.rows.slice(0, 60).map((x) => `  ${x.perTask.toFixed(3)}  ${x.what}`).join('\n')}`);
+  if (monitor) {
+    say(`MONITOR round 1, per task: ${monitor.sent} sent, ${monitor.inScripts} inside scripts\n${monitor.rows.slice(0, 60).map((x) => `  ${x.perTask.toFixed(3)}  ${x.what}`).join('\n')}`);
+    say(`SLOWLOG round 1, server time by command sent (calls per task, us per call, us per task):\n${monitor.serverTime.slice(0, 25).map((x) => `  ${x.perTask.toFixed(3)}  ${String(x.usPerCall).padStart(6)}  ${x.usPerTask.toFixed(1).padStart(8)}  ${x.what}`).join('\n')}`);
+  }
   if (r.tasks !== TASKS) throw new Error(`only ${r.tasks}/${TASKS} tasks succeeded`);
   // The probes ran the same path: their tasks count as tasks (a few per cent of the round).
   const redis = redisCost(statsBefore, statsAfter, TASKS + probes.length, samplerCalls);
