@@ -18,6 +18,8 @@ export interface ManagedRedisOptions {
   /** `everysec` (default) may lose the last second on a crash; `always` loses nothing but is slower. */
   readonly appendfsync?: 'everysec' | 'always';
   readonly port?: number;
+  /** Addresses to listen on besides 127.0.0.1 (separate hosts reach Redis on their bridge's address). */
+  readonly alsoBind?: readonly string[];
   readonly logger: Logger;
 }
 
@@ -95,7 +97,7 @@ export async function startManagedRedis(options: ManagedRedisOptions): Promise<M
   await stopStale(pidFile, options.logger);
   const port = options.port ?? (await freeLoopbackPort());
   const args = [
-    '--bind', '127.0.0.1', '--port', String(port), '--dir', options.dataDir,
+    '--bind', '127.0.0.1', ...(options.alsoBind ?? []), '--port', String(port), '--dir', options.dataDir,
     '--appendonly', 'yes', '--appendfsync', options.appendfsync ?? 'everysec',
     '--save', '', '--daemonize', 'no', '--protected-mode', 'yes',
     '--logfile', join(options.dataDir, 'redis.log'),
