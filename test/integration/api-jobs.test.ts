@@ -265,6 +265,25 @@ describe('tenant isolation', () => {
     expect(events).toHaveLength(1);
     expect(events[0]?.[1]).toMatchObject({ kind: 'job', state: 'CANCELLED', job: { id: alphaJob } });
   });
+
+  it('purges only a finished job of the caller, and its commit records with it', async () => {
+    const running = await submitOk(TOKENS.alpha);
+    const busy = await api.app.inject({ method: 'POST', url: `/v1/jobs/${running}/purge`, headers: bearer(TOKENS.alpha) });
+    expect(busy.statusCode).toBe(409);
+    expect(errorOf(busy).code).toBe('CONFLICT');
+    // As executors write them: one record per task that committed.
+    const keys = Array.from({ length: WORD_FILES }, (_, i) => `locus:commit:${alphaJob}.0.${i}`);
+    for (const k of keys) await api.client.set(k, '{}');
+    const foreign = await api.app.inject({ method: 'POST', url: `/v1/jobs/${alphaJob}/purge`, headers: bearer(TOKENS.beta) });
+    expect(foreign.statusCode).toBe(404);
+    expect(await api.client.exists(...keys)).toBe(WORD_FILES);
+    const res = await api.app.inject({ method: 'POST', url: `/v1/jobs/${alphaJob}/purge`, headers: bearer(TOKENS.alpha) });
+    expect(res.statusCode).toBe(200);
+    expect(res.json()).toEqual({ jobId: alphaJob, commitRecords: WORD_FILES });
+    expect(await api.client.exists(...keys)).toBe(0);
+    expect((await api.app.inject({ method: 'GET', url: `/v1/jobs/${alphaJob}`, headers: bearer(TOKENS.alpha) })).statusCode).toBe(404);
+    await api.app.inject({ method: 'POST', url: `/v1/jobs/${running}/cancel`, headers: bearer(TOKENS.alpha) });
+  });
 });
 
 describe('server-sent events', () => {
