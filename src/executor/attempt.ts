@@ -134,7 +134,7 @@ export async function runAttempt(payload: AttemptPayload, ctx: AttemptContext, c
   // The last stage's destination when the spec names one (local:// on this host, hdfs://).
   let dest: Destination | undefined;
   try {
-    dest = destinationOf(payload, dp?.localDataDir, dp?.hdfs?.());
+    dest = destinationOf(payload, dp?.localDataDir, dp?.hdfs);
   } catch (err) {
     return end({ state: 'FAILED', exitCode: null, reason: 'OUTPUT_UNAVAILABLE', message: (err as Error).message });
   }

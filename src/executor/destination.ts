@@ -63,7 +63,7 @@ export function parentUri(uri: string): string {
  * The destination of a payload on this host, or undefined when the output goes to the
  * framework's output root. local:// needs this host's dataset directory; hdfs:// needs WebHDFS.
  */
-export function destinationOf(payload: AttemptPayload, localDataDir: string | undefined, hdfs: HdfsOutputFs | undefined): Destination | undefined {
+export function destinationOf(payload: AttemptPayload, localDataDir: string | undefined, hdfs: (() => HdfsOutputFs) | undefined): Destination | undefined {
   const uri = payload.destination;
   if (uri === undefined) return undefined;
   if (uri.startsWith('local://')) {
@@ -76,6 +76,8 @@ export function destinationOf(payload: AttemptPayload, localDataDir: string | un
   }
   if (isHdfs(uri)) {
     if (hdfs === undefined) throw new DestinationError('UNSUPPORTED', `${uri}: this executor has no WebHDFS configuration`);
+    // Built only now: most attempts never write to HDFS.
+    hdfs();
     return { kind: 'hdfs', uri };
   }
   throw new DestinationError('UNKNOWN_SCHEME', `${uri}: outputs go to local://, hdfs:// or the framework's output root`);
