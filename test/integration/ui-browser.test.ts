@@ -77,8 +77,10 @@ describeWith([CHROMIUM], 'the dashboard in headless Chromium', () => {
     await page.screenshot({ path: join(SHOTS, `${name}.png`), fullPage: true });
   };
 
+  // The build has its own bound: on a busy machine tsc alone can take minutes (CI builds before vitest).
+  beforeAll(() => buildIfStale(), 300_000);
+
   beforeAll(async () => {
-    buildIfStale();
     mkdirSync(SHOTS, { recursive: true });
     stateDir = tempStateDir('locus-ui-');
     up = await startUpProcess(stateDir, ['--agents', '3', '--racks', '2']);
@@ -91,7 +93,7 @@ describeWith([CHROMIUM], 'the dashboard in headless Chromium', () => {
     page = await browser.newPage({ viewport: { width: 1366, height: 800 } });
     // A script error would leave a person a blank or half-drawn page: every screenshot checks there was none.
     page.on('pageerror', (err) => pageErrors.push(String(err)));
-  }, 90_000);
+  }, 120_000);
 
   afterAll(async () => {
     await browser?.close();
@@ -190,6 +192,29 @@ describeWith([CHROMIUM], 'the dashboard in headless Chromium', () => {
     await page.locator('h1 .badge.CANCELLED').waitFor({ timeout: 15_000 });
     expect((await api('GET', `/v1/jobs/${slowId}`)).json['state']).toBe('CANCELLED');
   }, 60_000);
+
+  it('explains why a task is pending', async () => {
+    // No agent has this hostname, so the task waits for ever: explain says why.
+    const stuck = await api('POST', '/v1/jobs', {
+      name: 'nowhere', retries: 0, constraints: [{ hostname: 'no-such-host' }], tasks: [{ command: ['true'] }],
+      task: { command: ['true'], resources: { cpus: 0.1, mem: '32MiB', disk: '8MiB' } },
+    });
+    expect(stuck.status, JSON.stringify(stuck.json)).toBe(201);
+    const stuckId = String(stuck.json['id']);
+    try {
+      await page.goto(`${up.httpUrl}/ui/#/job/${stuckId}`);
+      const row = page.locator('#explain tr', { hasText: `${stuckId}.0.0` });
+      await row.waitFor({ timeout: 15_000 });
+      const code = (await row.locator('code').textContent()) ?? '';
+      expect(code).toMatch(/^[A-Z_]+$/);
+      expect(code).not.toBe('RUNNING');
+      const explained = await api('GET', `/v1/tasks/${stuckId}.0.0/explain`);
+      expect(explained.json['state']).toBe('PENDING');
+      await shot('job-pending');
+    } finally {
+      await api('POST', `/v1/jobs/${stuckId}/cancel`);
+    }
+  }, 30_000);
 
   it('draws the locality map: hosts by rack against the replicas and where tasks ran', async () => {
     await page.goto(`${up.httpUrl}/ui/#/job/${jobId}/map`);
