@@ -6,7 +6,7 @@
  */
 
 /** A DOM node as the pages use it. */
-export interface Node_ {
+export interface DomNode {
   textContent: string | null;
 }
 
@@ -17,15 +17,15 @@ export interface DomEvent {
 }
 
 /** A DOM element as the pages use it. */
-export interface El extends Node_ {
+export interface El extends DomNode {
   className: string;
   id: string;
   title: string;
   scrollTop: number;
   readonly scrollHeight: number;
   readonly clientHeight: number;
-  appendChild<T extends Node_>(child: T): T;
-  replaceChildren(...nodes: (Node_ | string)[]): void;
+  appendChild<T extends DomNode>(child: T): T;
+  replaceChildren(...nodes: (DomNode | string)[]): void;
   setAttribute(name: string, value: string): void;
   removeAttribute(name: string): void;
   getAttribute(name: string): string | null;
@@ -45,7 +45,7 @@ export interface InputEl extends El {
 interface DocumentLike {
   createElement(tag: string): El;
   createElementNS(ns: string, tag: string): El;
-  createTextNode(text: string): Node_;
+  createTextNode(text: string): DomNode;
   getElementById(id: string): El | null;
   title: string;
 }
@@ -68,7 +68,7 @@ interface BrowserGlobals {
 /** The browser's globals, reached once here. */
 export const browser = globalThis as unknown as BrowserGlobals;
 
-type Child = El | Node_ | string | number | null | undefined | false;
+type Child = El | DomNode | string | number | null | undefined | false;
 type Attrs = Readonly<Record<string, string | number | boolean | undefined | ((ev: DomEvent) => void)>>;
 
 function fill(el: El, attrs: Attrs | undefined, children: readonly Child[]): El {
