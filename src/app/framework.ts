@@ -242,6 +242,7 @@ export async function startFramework(settings: FrameworkSettings, extras: Framew
     jobs.on('event', (e) => {
       if (e.kind === 'job') metrics.jobs.inc({ state: e.state });
     });
+    jobs.on('recompute', (r) => metrics.outputsRecomputed.inc(r.tasks));
 
     // Agents seen in offers, for volume size checks and the cluster view.
     const seenAgents = new Map<string, KnownAgent & { rack?: string; url?: string }>();

@@ -21,6 +21,7 @@ export interface LocusMetrics {
   /** 1 on the leading scheduler, 0 on a standby or a fenced former leader. */
   readonly leader: Gauge<string>;
   readonly jobs: Counter<'state'>;
+  readonly outputsRecomputed: Counter;
 }
 
 /** Create the metrics on a fresh registry (with Node's default process metrics). */
@@ -46,5 +47,6 @@ export function createMetrics(): LocusMetrics {
     redisConnected: new Gauge({ name: 'locus_redis_connected', help: '1 when connected to Redis', registers: r }),
     leader: new Gauge({ name: 'locus_leader', help: '1 on the leading scheduler, 0 on a standby or a fenced former leader', registers: r }),
     jobs: new Counter({ name: 'locus_jobs_total', help: 'Jobs reaching each state', labelNames: ['state'], registers: r }),
+    outputsRecomputed: new Counter({ name: 'locus_outputs_recomputed_total', help: 'Committed task outputs reopened for recompute because their host was lost', registers: r }),
   };
 }

@@ -189,5 +189,8 @@ describeWith([NETNS], 'separate hosts: outputs on a lost host are recomputed', (
       expect(dirs.sort(), `map ${i}: records ${JSON.stringify([firstGen[i]?.path, (await get(ledgerIdOf(mapId(i), 1)))?.path])}, seen ${seen.join(' ')}`).toEqual(lostMaps.includes(i) ? [`${(await get(ledgerIdOf(mapId(i), 1)))?.host ?? '?'}:${name}~g1`] : [`${mapHosts[i] ?? '?'}:${name}`]);
     }
     expect(done.counts.succeeded).toBe(done.counts.total);
+    // Operators see it: one reopened output per lost map.
+    const metrics = await (await fetch(`${fw.httpUrl}/metrics`)).text();
+    expect(Number(/^locus_outputs_recomputed_total (\S+)$/m.exec(metrics)?.[1])).toBe(lostMaps.length);
   }, 420_000);
 });

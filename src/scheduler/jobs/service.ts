@@ -97,6 +97,8 @@ interface ServiceEvents {
   event: [JobEvent];
   /** New pending work appeared (submit, retry, next stage): run a placement pass. */
   work: [];
+  /** Committed outputs of a job were lost with a host and their tasks reopened to recompute them. */
+  recompute: [{ jobId: string; host: string; reason: string; tasks: number }];
 }
 
 /** Options for the job service. */
@@ -561,6 +563,7 @@ export class JobService extends EventEmitter<ServiceEvents> {
     }
     if (reopened === 0) return 0;
     this.o.logger.warn({ jobId, host, reason, tasks: reopened }, 'committed outputs lost with their host; recomputing them');
+    this.emit('recompute', { jobId, host, reason, tasks: reopened });
     // Later-stage tasks already pending wait too; attempts that failed reading the lost host so
     // far start their count of uncounted input failures afresh.
     const first = Math.min(...recomputing.values());
@@ -578,7 +581,8 @@ export class JobService extends EventEmitter<ServiceEvents> {
       const rec = await this.o.store.getTask(taskId);
       if (rec?.state !== 'PENDING') continue;
       const split = job.spec.stages[rec.stage]?.tasks ? undefined : (await this.o.store.getSplits(jobId, rec.stage, rec.index, rec.index + 1))[0];
-      this.addPending(job, rec.stage, rec.index, split, rec);
+      // Checked again after the reads: a concurrent report of the same loss may have added it.
+      if (!this.pending.has(taskId) && !this.running.has(taskId)) this.addPending(job, rec.stage, rec.index, split, rec);
     }
     this.emitJob(await this.refresh(jobId), 'RUNNING', `recomputing ${reopened} output(s) lost with host ${host} (${reason})`);
     this.emit('work');
@@ -632,7 +636,7 @@ export class JobService extends EventEmitter<ServiceEvents> {
     for (const [taskId, p] of ready) {
       parked.delete(taskId);
       const rec = await this.o.store.getTask(taskId);
-      if (rec !== undefined && rec.state !== 'PENDING') continue;
+      if ((rec !== undefined && rec.state !== 'PENDING') || this.pending.has(taskId)) continue;
       this.addPending(job, p.stage, p.index, p.split, rec);
     }
     if (parked.size === 0) this.parked.delete(jobId);
