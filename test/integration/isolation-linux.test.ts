@@ -300,6 +300,36 @@ describeWith([LINUX_ISOLATION], 'linux isolation (real namespaces and cgroups)',
     expect(statSync(join(dir, 'stdout')).uid).toBe(65534);
   });
 
+  test('without an output callback the warm launcher starts it, with the same guarantees', async () => {
+    // Attempts (IsolatorRunner, the local agent) pass no callback: the helper process spawns
+    // bwrap and the workload writes its sandbox files itself.
+    const warm = async (argv: string[], over: Partial<ContainerSpec> = {}): Promise<{ exit: ContainerExit; out: string; err: string; c: LinuxContainer }> => {
+      const sp = spec(argv, over);
+      const c = (await iso.launch(sp)) as LinuxContainer;
+      const exit = await c.wait();
+      const read = (f: string): string => (existsSync(join(sp.sandboxDir, f)) ? readFileSync(join(sp.sandboxDir, f), 'utf8') : '');
+      return { exit, out: read('stdout'), err: read('stderr'), c };
+    };
+    const who = await warm(['sh', '-c', `echo pid=$$; id -u; (echo x > ${work}/warm-outside) 2>/dev/null && echo WROTE; echo e >&2`]);
+    expect(who.exit).toMatchObject({ exitCode: 0, reason: 'EXITED' });
+    expect(who.out).toBe('pid=1\n65534\n');
+    expect(who.err).toBe('e\n');
+    expect(existsSync(join(work, 'warm-outside'))).toBe(false);
+    // The init ran inside its cgroup: the accounting saw its CPU.
+    expect(who.exit.usage.cpuTimeSeconds).toBeGreaterThan(0);
+    const oom = await warm(['sh', '-c', 'tail /dev/zero; sleep 30'], { limits: { cpus: 1, memMiB: 32, diskMiB: 0, pids: 16 } });
+    expect(oom.exit).toMatchObject({ reason: 'OOM', message: 'OOM-killed: memory limit 32MiB' });
+    const missing = await warm(['no-such-command-locus-warm']);
+    expect(missing.exit).toMatchObject({ exitCode: 127, reason: 'LAUNCH_FAILED' });
+    const sp = spec(['sh', '-c', 'trap "" TERM; sleep 30 & wait']);
+    const long = (await iso.launch(sp)) as LinuxContainer;
+    expect(long.pid).toBeGreaterThan(0);
+    await long.kill(100);
+    const ended = await long.wait();
+    expect(ended.reason).toBe('KILLED');
+    expect(alive(long.pid ?? 0)).toBe(false);
+  });
+
   test('cgroups left by a Locus process that died are removed, with their processes', async () => {
     // Fake a crashed run: an owner directory naming a dead pid, holding a live process.
     const stale = 'locus-999999-1-abc';

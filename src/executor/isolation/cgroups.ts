@@ -152,6 +152,8 @@ export interface ContainerCgroup {
   readonly dirs: readonly string[];
   /** Move a process (and so its future children) into the container. */
   addProcess(pid: number): Promise<void>;
+  /** The files addProcess writes the pid to (a launcher in another process writes them itself). */
+  procsFiles(): string[];
   /** Every pid in the container and its nested containers. */
   pids(): Promise<number[]>;
   freeze(): Promise<void>;
@@ -266,7 +268,11 @@ class V1Cgroup implements ContainerCgroup {
   }
 
   async addProcess(pid: number): Promise<void> {
-    for (const d of this.dirs) await writeFileStrict(join(d, 'cgroup.procs'), String(pid));
+    for (const f of this.procsFiles()) await writeFileStrict(f, String(pid));
+  }
+
+  procsFiles(): string[] {
+    return this.dirs.map((d) => join(d, 'cgroup.procs'));
   }
 
   async pids(): Promise<number[]> {
@@ -369,6 +375,10 @@ class V2Cgroup implements ContainerCgroup {
 
   async addProcess(pid: number): Promise<void> {
     await writeFileStrict(join(this.dir, V2_PAYLOAD, 'cgroup.procs'), String(pid));
+  }
+
+  procsFiles(): string[] {
+    return [join(this.dir, V2_PAYLOAD, 'cgroup.procs')];
   }
 
   async pids(): Promise<number[]> {

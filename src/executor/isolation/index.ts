@@ -25,6 +25,8 @@ export interface IsolatorOptions {
   readonly diskPollMs?: number;
   /** How often cgroups are checked for OOM kills and memory (default 250 ms). */
   readonly monitorPollMs?: number;
+  /** Linux: start containers from a warm helper process (default true; see launcher.ts). */
+  readonly warmLauncher?: boolean;
 }
 
 /** Describe the isolation this host supports and why. */
@@ -52,6 +54,7 @@ export async function createIsolator(mode: IsolationMode, logger: Logger, option
       cgroupRoot: options.cgroupRoot ?? 'locus',
       bwrapPath: host.bwrapPath,
       setprivPath: host.setprivPath,
+      ...(options.warmLauncher === false ? { warmLauncher: false } : {}),
     });
   }
   const why = mode === 'process' ? 'process isolation was requested' : 'linux isolation is not available on this host';

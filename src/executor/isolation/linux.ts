@@ -19,6 +19,7 @@ import { LocusError } from '../../core/errors.js';
 import type { Logger } from '../../obs/log.js';
 import { bwrapArgs, type RootEntry } from './bwrap.js';
 import { destroyCgroup, type CgroupDriver, type ContainerCgroup, killCgroup } from './cgroups.js';
+import { WarmLauncher } from './launcher.js';
 import { buildExit, diskMessage, diskPaths, DiskWatch, oomMessage, OutputPump, validateSpec } from './common.js';
 import { chownTree, DEFAULT_PATH, findExecutable, processStartTime, resolveUser, type HostUser } from './host.js';
 import type { Container, ContainerExit, ContainerSpec, ContainerUsage, IsolationReport, Isolator, TerminationReason } from './types.js';
@@ -34,6 +35,8 @@ export interface LinuxIsolatorOptions {
   readonly diskPollMs: number;
   /** How often the cgroup is checked for OOM kills. */
   readonly monitorPollMs: number;
+  /** Start containers from a warm helper process (default true; false spawns bwrap from this process). */
+  readonly warmLauncher?: boolean;
 }
 
 const OWNER_RE = /^locus-(\d+)-(\d+)-[0-9a-f]+$/;
@@ -59,19 +62,28 @@ export class LinuxIsolator implements Isolator {
   private readonly containers = new Map<string, LinuxContainer>();
   private readonly owner = ownerTag();
   private closing: Promise<void> | undefined;
+  /** Starts containers from a small helper process (see launcher.ts), unless turned off. */
+  private readonly launcher: WarmLauncher | undefined;
 
   private constructor(
     readonly report: IsolationReport,
     private readonly driver: CgroupDriver,
     private readonly logger: Logger,
     private readonly options: LinuxIsolatorOptions,
-  ) {}
+  ) {
+    this.launcher = options.warmLauncher === false ? undefined : new WarmLauncher();
+  }
 
   /** Create the isolator, first removing cgroups left by Locus processes that died. */
   static async create(report: IsolationReport, driver: CgroupDriver, logger: Logger, options: LinuxIsolatorOptions): Promise<LinuxIsolator> {
     const iso = new LinuxIsolator(report, driver, logger, options);
     await iso.cleanupStale();
     return iso;
+  }
+
+  /** The warm launcher's pid, while it runs. */
+  get launcherPid(): number | undefined {
+    return this.launcher?.pid;
   }
 
   /** The directories (one per hierarchy) that hold this isolator's containers. */
@@ -138,7 +150,7 @@ export class LinuxIsolator implements Isolator {
       throw new LocusError('INTERNAL', `cannot create cgroup for '${spec.id}': ${(err as Error).message}`, { cause: err });
     }
     try {
-      await container.start(cg, user, this.options, env);
+      await container.start(cg, user, this.options, env, this.launcher);
     } catch (err) {
       this.containers.delete(spec.id);
       await destroyCgroup(cg, 0).catch(() => undefined);
@@ -170,6 +182,7 @@ export class LinuxIsolator implements Isolator {
       await destroyCgroup(this.driver.open([this.options.cgroupRoot, this.owner]), 0).catch((err: unknown) => {
         this.logger.error({ err: (err as Error).message }, 'could not remove the cgroup directory of this process');
       });
+      this.launcher?.close();
       // The shared root goes too when no other Locus process uses it (rmdir fails otherwise, harmlessly).
       for (const b of this.driver.bases) await fsp.rmdir(join(b, this.options.cgroupRoot)).catch(() => undefined);
     })();
@@ -207,6 +220,8 @@ export class LinuxContainer implements Container {
   private killing: Promise<void> | undefined;
   private finalUsage: ContainerUsage | undefined;
   private peakSeen = 0;
+  /** The stderr file the warm launcher's container writes (read for launch-failure messages). */
+  private stderrPath: string | undefined;
   private resolveExit!: (exit: ContainerExit) => void;
   private readonly exited: Promise<ContainerExit>;
 
@@ -243,9 +258,15 @@ export class LinuxContainer implements Container {
   }
 
   /** Spawn bwrap, move its init into the cgroup, release it, and start watching. */
-  async start(cg: ContainerCgroup, user: HostUser, options: LinuxIsolatorOptions, env: Record<string, string>): Promise<void> {
+  async start(cg: ContainerCgroup, user: HostUser, options: LinuxIsolatorOptions, env: Record<string, string>, launcher?: WarmLauncher): Promise<void> {
     this.cg = cg;
     const args = bwrapArgs(this.spec, user, { infoFd: 3, blockFd: 4, rootEntries: hostRootEntries(), setprivPath: options.setprivPath, env });
+    // Without an output callback or rotation the workload writes its log files directly, so the
+    // warm launcher can start it (see launcher.ts); otherwise Locus pumps the pipes itself.
+    if (launcher !== undefined && this.spec.onOutput === undefined && !((this.spec.logRotateBytes ?? 0) > 0)) {
+      await this.startWarm(launcher, cg, user, options, args);
+      return;
+    }
     const child = spawn(options.bwrapPath, args, { stdio: ['ignore', 'pipe', 'pipe', 'pipe', 'pipe'], env: {} });
     this.child = child;
     this.pump = new OutputPump(child, this.spec, { uid: user.uid, gid: user.gid });
@@ -284,8 +305,36 @@ export class LinuxContainer implements Container {
       this.reason = 'LAUNCH_FAILED';
     }
     void exitOnce.then(({ code, signal }) => this.onExit(code, signal, launchError));
-    if (launchError !== undefined) return;
+    if (launchError !== undefined || pid === undefined) return;
+    this.watch(cg, options, pid);
+  }
 
+  private startWarm(launcher: WarmLauncher, cg: ContainerCgroup, user: HostUser, options: LinuxIsolatorOptions, args: string[]): Promise<void> {
+    const stderrPath = this.spec.stderrPath ?? join(this.spec.sandboxDir, 'stderr');
+    this.stderrPath = stderrPath;
+    return new Promise<void>((resolve) => {
+      launcher.launch(
+        { file: options.bwrapPath, args, stdoutPath: this.spec.stdoutPath ?? join(this.spec.sandboxDir, 'stdout'), stderrPath, uid: user.uid, gid: user.gid, cgroupProcs: cg.procsFiles() },
+        {
+          started: (pid) => {
+            this.pid = pid;
+            // A kill that arrived while the init was not yet in the cgroup found nothing to kill; repeat it.
+            if (this.killing) void killCgroup(cg, 0).catch(() => undefined);
+            this.watch(cg, options, pid);
+            resolve();
+          },
+          exited: (code, signal, failure) => {
+            if (failure !== undefined) this.reason = 'LAUNCH_FAILED';
+            void this.onExit(code, signal, failure);
+            resolve();
+          },
+        },
+      );
+    });
+  }
+
+  /** Watch a started container: disk usage when limited, OOM kills and memory by polling its cgroup. */
+  private watch(cg: ContainerCgroup, options: LinuxIsolatorOptions, pid: number): void {
     this.disk = new DiskWatch(diskPaths(this.spec), this.spec.limits.diskMiB, options.diskPollMs, (used) => {
       this.terminate('DISK_LIMIT', diskMessage(used, this.spec.limits.diskMiB));
     });
@@ -331,7 +380,8 @@ export class LinuxContainer implements Container {
       await this.cg.remove().catch((err: unknown) => this.logger.error({ err: (err as Error).message, cgroup: this.cg?.dirs }, 'could not remove cgroup'));
     }
     if (launchError !== undefined) {
-      this.finish({ exitCode: code, signal, reason: 'LAUNCH_FAILED', message: `${launchError}${this.pump?.stderrHead ? `: ${this.pump.stderrHead.trim()}` : ''}`, usage });
+      const head = this.pump?.stderrHead ?? (this.stderrPath !== undefined ? await readHead(this.stderrPath) : '');
+      this.finish({ exitCode: code, signal, reason: 'LAUNCH_FAILED', message: `${launchError}${head ? `: ${head.trim()}` : ''}`, usage });
       return;
     }
     if (this.reason === undefined && oomKills > 0) {
@@ -369,6 +419,22 @@ export class LinuxContainer implements Container {
       memCurrentBytes: s.memCurrentBytes,
       diskUsedBytes: this.disk ? await this.disk.measure() : 0,
     };
+  }
+}
+
+/** The first 2 KiB of a file ('' when it cannot be read). */
+async function readHead(path: string): Promise<string> {
+  try {
+    const fh = await fsp.open(path, 'r');
+    try {
+      const buf = Buffer.alloc(2048);
+      const { bytesRead } = await fh.read(buf, 0, buf.length, 0);
+      return buf.subarray(0, bytesRead).toString('utf8');
+    } finally {
+      await fh.close();
+    }
+  } catch {
+    return '';
   }
 }
 

@@ -1,0 +1,175 @@
+/**
+ * A warm launcher: one small helper process, started once per isolator, that
+ * spawns the containers' bubblewrap processes on Locus's behalf.
+ *
+ * Why: Node spawns a child by fork()ing itself, and fork copies the parent's
+ * page tables, so its cost grows with the parent. The local cluster's agent
+ * lives in one large process with the master and the framework, where one
+ * spawn of bwrap cost about 70 ms (bench/results/short-2026-12-05.md); from a
+ * helper of a few tens of MiB it costs a few ms (bench/results/isolated-*).
+ * The helper also does the launch handshake itself (read the namespace init's
+ * pid, write it into the container's cgroup, release it), so a busy event loop
+ * in the large process no longer holds a container at its start.
+ *
+ * The helper writes the workload's stdout and stderr straight into the
+ * sandbox files (no pipe through Locus), so it serves containers without an
+ * output callback or log rotation; the others keep the in-process path.
+ *
+ * Its code is a string run with `node -e`, so the same file works from the
+ * TypeScript sources (tests) and from the build. Messages are JSON over the
+ * IPC channel of child_process.
+ */
+import { spawn, type ChildProcess } from 'node:child_process';
+import { LocusError } from '../../core/errors.js';
+
+/** One container start asked of the launcher. */
+export interface LaunchRequest {
+  readonly file: string;
+  readonly args: readonly string[];
+  readonly stdoutPath: string;
+  readonly stderrPath: string;
+  /** Owner of the log files (the workload's user). */
+  readonly uid: number;
+  readonly gid: number;
+  /** The `cgroup.procs` files the init's pid is written to before it may run. */
+  readonly cgroupProcs: readonly string[];
+}
+
+/** How a launched container reports back. */
+export interface LaunchHandlers {
+  /** The init runs inside its cgroup (host pid). */
+  started(pid: number): void;
+  /** bwrap ended (after started, or instead of it with `failure` set). */
+  exited(code: number | null, signal: NodeJS.Signals | null, failure: string | undefined): void;
+}
+
+/** The helper's program: plain JavaScript, CommonJS, no dependencies. */
+const HELPER = String.raw`
+'use strict';
+const { spawn } = require('node:child_process');
+const fs = require('node:fs');
+const running = new Map();
+const send = (m) => { try { process.send(m); } catch {} };
+process.on('message', (m) => {
+  if (m.t === 'kill') { const c = running.get(m.id); if (c) { try { c.kill('SIGKILL'); } catch {} } return; }
+  if (m.t !== 'launch') return;
+  let out, err;
+  try {
+    out = fs.openSync(m.stdoutPath, 'a'); err = fs.openSync(m.stderrPath, 'a');
+    try { fs.fchownSync(out, m.uid, m.gid); fs.fchownSync(err, m.uid, m.gid); } catch {}
+  } catch (e) {
+    if (out !== undefined) fs.closeSync(out);
+    send({ t: 'exit', id: m.id, code: 127, signal: null, failure: 'cannot open the log files: ' + e.message });
+    return;
+  }
+  const child = spawn(m.file, m.args, { stdio: ['ignore', out, err, 'pipe', 'pipe'], env: {} });
+  fs.closeSync(out); fs.closeSync(err);
+  running.set(m.id, child);
+  let failure;
+  let text = '';
+  let released = false;
+  const info = child.stdio[3];
+  const block = child.stdio[4];
+  info.on('error', () => {}); block.on('error', () => {});
+  info.on('data', (chunk) => {
+    if (released || failure) return;
+    text += chunk.toString('utf8');
+    const r = /"child-pid"\s*:\s*(\d+)/.exec(text);
+    if (!r) return;
+    const pid = Number(r[1]);
+    try {
+      for (const p of m.cgroupProcs) fs.writeFileSync(p, String(pid));
+    } catch (e) {
+      failure = 'cannot move the container into its cgroup: ' + e.message;
+      try { process.kill(pid, 'SIGKILL'); } catch {}
+      block.destroy();
+      return;
+    }
+    released = true;
+    block.end('1');
+    send({ t: 'started', id: m.id, pid });
+  });
+  child.once('error', (e) => { failure = failure || 'cannot start bwrap: ' + e.message; });
+  child.once('exit', (code, signal) => {
+    running.delete(m.id);
+    if (!released && !failure) failure = 'bwrap did not start the container';
+    send({ t: 'exit', id: m.id, code, signal, failure });
+  });
+});
+process.on('disconnect', () => { for (const c of running.values()) { try { c.kill('SIGKILL'); } catch {} } process.exit(0); });
+`;
+
+type FromHelper =
+  | { t: 'started'; id: number; pid: number }
+  | { t: 'exit'; id: number; code: number | null; signal: NodeJS.Signals | null; failure?: string };
+
+function decode(m: unknown): FromHelper | undefined {
+  if (typeof m !== 'object' || m === null) return undefined;
+  const o = m as Record<string, unknown>;
+  if (typeof o['id'] !== 'number') return undefined;
+  if (o['t'] === 'started' && typeof o['pid'] === 'number') return { t: 'started', id: o['id'], pid: o['pid'] };
+  if (o['t'] === 'exit') {
+    const code = typeof o['code'] === 'number' ? o['code'] : null;
+    const signal = typeof o['signal'] === 'string' ? (o['signal'] as NodeJS.Signals) : null;
+    return { t: 'exit', id: o['id'], code, signal, ...(typeof o['failure'] === 'string' ? { failure: o['failure'] } : {}) };
+  }
+  return undefined;
+}
+
+/** The helper process and the containers it is starting or running. */
+export class WarmLauncher {
+  private helper: ChildProcess | undefined;
+  private seq = 0;
+  private readonly pending = new Map<number, LaunchHandlers>();
+  private closed = false;
+
+  private ensure(): ChildProcess {
+    if (this.helper && this.helper.connected) return this.helper;
+    // --max-old-space-size keeps the helper small, so its own forks stay cheap.
+    const h = spawn(process.execPath, ['--max-old-space-size=32', '-e', HELPER], { stdio: ['ignore', 'ignore', 'inherit', 'ipc'], env: {} });
+    h.on('message', (raw: unknown) => {
+      const m = decode(raw);
+      if (!m) return;
+      const hd = this.pending.get(m.id);
+      if (!hd) return;
+      if (m.t === 'started') hd.started(m.pid);
+      else {
+        this.pending.delete(m.id);
+        hd.exited(m.code, m.signal, m.failure);
+      }
+    });
+    h.once('exit', () => {
+      if (this.helper === h) this.helper = undefined;
+      // bwrap processes die with the helper (--die-with-parent): their containers have ended.
+      const lost = [...this.pending.values()];
+      this.pending.clear();
+      for (const hd of lost) hd.exited(null, 'SIGKILL', this.closed ? undefined : 'the container launcher exited');
+    });
+    h.on('error', () => undefined);
+    this.helper = h;
+    return h;
+  }
+
+  /** Start one container; returns a handle to SIGKILL its bwrap (before it started). */
+  launch(req: LaunchRequest, handlers: LaunchHandlers): { killLauncherChild(): void } {
+    if (this.closed) throw new LocusError('WRONG_STATE', 'the launcher is closed');
+    const h = this.ensure();
+    const id = ++this.seq;
+    this.pending.set(id, handlers);
+    h.send({ t: 'launch', id, ...req });
+    return { killLauncherChild: () => void (h.connected && h.send({ t: 'kill', id })) };
+  }
+
+  /** The helper's pid while it runs (benchmarks add its CPU time to the cost of containers). */
+  get pid(): number | undefined {
+    return this.helper?.pid;
+  }
+
+  /** Stop the helper (its bwrap processes die with it). */
+  close(): void {
+    this.closed = true;
+    const h = this.helper;
+    this.helper = undefined;
+    if (h && h.exitCode === null) h.kill('SIGKILL');
+  }
+}
