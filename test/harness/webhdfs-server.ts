@@ -48,6 +48,8 @@ export interface WebHdfsServerOptions {
   readonly lean?: boolean;
   /** Ignore `noredirect=true` on CREATE and always answer 307, as NameNodes before Hadoop 2.8 do. */
   readonly ignoreNoredirect?: boolean;
+  /** Addresses to listen on (default NameNode 127.0.0.1, DataNode 127.0.0.2); the DataNode's is the one redirects name. */
+  readonly bind?: { readonly namenode: string; readonly datanode: string };
 }
 
 /** A running fake. */
@@ -59,6 +61,8 @@ export interface WebHdfsServer {
   readonly counts: Map<string, number>;
   /** Every request line, for redirect and auth assertions. */
   readonly log: string[];
+  /** The client addresses each DataNode op (`DN_CREATE`, `DN_OPEN`) came from. */
+  readonly peers: Map<string, Set<string>>;
   /** The bytes of a file (deterministic: byte i = (i * 31 + path length) % 251). */
   content(path: string, offset: number, length: number): Buffer;
   /** The bytes of a file written through CREATE (undefined for the configured files or none). */
@@ -104,6 +108,9 @@ export async function startWebHdfsServer(options: WebHdfsServerOptions): Promise
   });
   const counts = new Map<string, number>();
   const log: string[] = [];
+  const peers = new Map<string, Set<string>>();
+  const nnHost = options.bind?.namenode ?? '127.0.0.1';
+  const dnHost = options.bind?.datanode ?? '127.0.0.2';
   const bump = (op: string): void => {
     counts.set(op, (counts.get(op) ?? 0) + 1);
   };
@@ -192,6 +199,7 @@ export async function startWebHdfsServer(options: WebHdfsServerOptions): Promise
     const u = new URL(req.url ?? '/', 'http://x');
     const op = (u.searchParams.get('op') ?? '').toUpperCase();
     bump(`DN_${op}`);
+    peers.set(`DN_${op}`, (peers.get(`DN_${op}`) ?? new Set()).add(req.socket.remoteAddress ?? ''));
     log.push(`DN ${req.method} ${req.url}`);
     const path = decodeURIComponent(u.pathname.replace(/^\/webhdfs\/v1/, '')) || '/';
     if (op === 'CREATE' && req.method === 'PUT') {
@@ -249,7 +257,7 @@ export async function startWebHdfsServer(options: WebHdfsServerOptions): Promise
           // Step one carries no data: the NameNode names a DataNode and the client sends the bytes there.
           const dnAddr = dnServer.address() as AddressInfo;
           const q = new URLSearchParams({ op: 'CREATE', namenoderpcaddress: 'nn:8020', createflag: '', createparent: 'true', overwrite: u.searchParams.get('overwrite') ?? 'false' });
-          const location = `http://127.0.0.2:${dnAddr.port}/webhdfs/v1${u.pathname.slice('/webhdfs/v1'.length)}?${q}`;
+          const location = `http://${dnHost}:${dnAddr.port}/webhdfs/v1${u.pathname.slice('/webhdfs/v1'.length)}?${q}`;
           if (u.searchParams.get('noredirect') === 'true' && options.ignoreNoredirect !== true) return send(res, 200, { Location: location });
           res.writeHead(307, { location, 'content-length': 0 });
           return void res.end();
@@ -333,7 +341,7 @@ export async function startWebHdfsServer(options: WebHdfsServerOptions): Promise
         const q = new URLSearchParams({ op: 'OPEN', namenoderpcaddress: 'nn:8020', offset: u.searchParams.get('offset') ?? '0' });
         const len = u.searchParams.get('length');
         if (len !== null) q.set('length', len);
-        res.writeHead(307, { location: `http://127.0.0.2:${dnAddr.port}/webhdfs/v1${u.pathname.slice('/webhdfs/v1'.length)}?${q}`, 'content-length': 0 });
+        res.writeHead(307, { location: `http://${dnHost}:${dnAddr.port}/webhdfs/v1${u.pathname.slice('/webhdfs/v1'.length)}?${q}`, 'content-length': 0 });
         return void res.end();
       }
       default:
@@ -352,15 +360,16 @@ export async function startWebHdfsServer(options: WebHdfsServerOptions): Promise
     handle(req, res);
   });
   nnServer.keepAliveTimeout = 30_000;
-  await new Promise<void>((r) => dnServer.listen(0, '127.0.0.2', r));
-  await new Promise<void>((r) => nnServer.listen(0, '127.0.0.1', r));
+  await new Promise<void>((r) => dnServer.listen(0, dnHost, r));
+  await new Promise<void>((r) => nnServer.listen(0, nnHost, r));
   const port = (nnServer.address() as AddressInfo).port;
   return {
     port,
-    url: `http://127.0.0.1:${port}`,
+    url: `http://${nnHost}:${port}`,
     datanodes,
     counts,
     log,
+    peers,
     content(path, offset, length) {
       const b = Buffer.alloc(length);
       for (let i = 0; i < length; i++) b[i] = byteAt(path, offset + i);
