@@ -65,7 +65,7 @@ export async function detectHost(): Promise<HostIsolation> {
   }
   const linux = isRoot && layout.version !== 'none' && bwrapPath !== undefined && setprivPath !== undefined && namespaces.includes('pid') && namespaces.includes('mount');
   if (linux) {
-    notes.push('containers get their own pid, mount, ipc and uts namespaces, a read-only host root, cgroup limits for cpu, memory and pids, and run unprivileged');
+    notes.push('containers get their own pid, mount, ipc and uts namespaces, a root holding only the system directories (read-only), their sandbox, inputs and volumes, cgroup limits for cpu, memory and pids, and run unprivileged (one uid per tenant)');
   } else {
     notes.push('containers will run as plain processes with rlimits: NOT isolated');
   }

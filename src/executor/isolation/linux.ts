@@ -1,14 +1,16 @@
 /**
  * The Linux isolator: each container is a bubblewrap sandbox (pid, mount,
- * ipc, uts and optionally net namespaces; read-only host root, private /proc
- * and /tmp, writable sandbox and volumes) whose pid 1 is moved into its own
+ * ipc, uts and optionally net namespaces; a root of only the system
+ * directories (read-only), private /proc and /tmp, writable sandbox and
+ * volumes) whose pid 1 is moved into its own
  * cgroup before it executes the workload. bwrap's monitor process stays
  * outside, in Locus's cgroup and namespaces, and only reports the exit.
  *
  * Launch handshake: bwrap writes the host pid of the namespace's init to an
- * info pipe and then blocks reading a second pipe; Locus puts that pid into
- * the container cgroup and only then lets it continue, so every process of
- * the workload is born inside the cgroup.
+ * info pipe and then blocks reading a second pipe; Locus (or its warm
+ * launcher, see launcher.ts) puts that pid into the container cgroup and only
+ * then lets it continue, so every process of the workload is born inside the
+ * cgroup.
  */
 import { spawn, type ChildProcess } from 'node:child_process';
 import { randomBytes } from 'node:crypto';
