@@ -23,8 +23,12 @@ export const badToken: fc.Arbitrary<string> = fc.tuple(
 export const anyJson: fc.Arbitrary<unknown> = fc.oneof(
   { arbitrary: fc.jsonValue({ maxDepth: 4 }), weight: 6 },
   { arbitrary: fc.constantFrom<unknown>(null, true, false, 0, -1, 1e308, -0.5, '', ' ', '0', 'null', [], {}, [[]], { '': '' }), weight: 2 },
-  { arbitrary: fc.integer({ min: 50, max: 3000 }).map((d) => JSON.parse('['.repeat(d) + ']'.repeat(d)) as unknown), weight: 1 },
+  { arbitrary: fc.integer({ min: 20, max: 300 }).map((d) => JSON.parse('['.repeat(d) + ']'.repeat(d)) as unknown), weight: 1 },
 );
+
+/** JSON text nested far deeper than any parser that recurses can take. */
+export const deepJsonText: fc.Arbitrary<string> = fc.tuple(fc.integer({ min: 1000, max: 30_000 }), fc.constantFrom('[', '{"a":'))
+  .map(([d, open]) => `{"name":"deep","labels":${open.repeat(d)}1${(open === '[' ? ']' : '}').repeat(d)}}`);
 
 /** A value of a type other than string. */
 export const notAString: fc.Arbitrary<unknown> = fc.oneof(
@@ -190,7 +194,12 @@ export const badSpecText: fc.Arbitrary<{ text: string; contentType: string; fiel
   badSpecObject, fc.constantFrom('json', 'yaml'),
 ).map(([{ spec, fields }, kind]) => {
   if (kind === 'json') return { text: JSON.stringify(spec), contentType: 'application/json', fields };
-  return { text: toYaml(spec), contentType: 'application/yaml', fields };
+  try {
+    return { text: toYaml(spec), contentType: 'application/yaml', fields };
+  } catch {
+    // The YAML writer recurses: a deeply nested value goes as JSON (which YAML reads too).
+    return { text: JSON.stringify(spec), contentType: 'application/yaml', fields };
+  }
 });
 
 /** Text that is not a job spec at all: random, YAML-looking, broken JSON, alias bombs, odd scalars. */
@@ -205,6 +214,15 @@ export const junkSpecText: fc.Arbitrary<string> = fc.oneof(
     const lines = ['a0: &a0 [x, x, x, x, x, x, x, x, x]'];
     for (let i = 1; i < 12; i++) lines.push(`a${i}: &a${i} [${Array.from({ length: n }, () => `*a${i - 1}`).join(', ')}]`);
     return lines.join('\n') + '\nname: bomb\n';
+  }),
+  // Deep nesting in every YAML spelling: flow brackets (closed or not), compact block sequences, indentation.
+  fc.tuple(fc.integer({ min: 65, max: 20_000 }), fc.constantFrom('flow', 'closed', 'braces', 'dashes', 'indent', 'keys')).map(([n, how]) => {
+    if (how === 'flow') return 'name: x\nstages: ' + '['.repeat(n);
+    if (how === 'closed') return '['.repeat(n) + ']'.repeat(n);
+    if (how === 'braces') return 'x: ' + '{a: '.repeat(n) + '1' + '}'.repeat(n);
+    if (how === 'dashes') return '- '.repeat(n) + 'x\n';
+    if (how === 'keys') return '? '.repeat(n) + 'x\n';
+    return Array.from({ length: Math.min(n, 1400) }, (_, i) => `${' '.repeat(i)}a${i}:`).join('\n') + ' 1\n';
   }),
   fc.constantFrom('', ' ', '\n', 'null', '~', '42', 'true', '[]', '"str"', '- a\n- b\n', 'name: x\nname: y\n', 'name: [\n', '{"name": "x",}', '\ufeff{"name":1}',
     'name: !!binary aGVsbG8=\n', 'name: !custom x\n', 'name: !!set {a, b}\n', 'name: 0x1F\n', 'name: .nan\n'),
@@ -252,7 +270,8 @@ export const badVolumeBody: fc.Arbitrary<Record<string, unknown>> = fc.tuple(
 /** A bad POST /v1/reservations body. */
 export const badReservationBody: fc.Arbitrary<Record<string, unknown>> = fc.oneof(
   fc.constantFrom<unknown>({}, null, 5, 'cpus', []).map((r) => ({ resources: r })),
-  fc.tuple(fc.constantFrom('cpus', 'mem', 'disk'), fc.oneof(notNumberOrString, fc.constantFrom<unknown>(-1, 5000, '12 parsecs', ''))).map(([k, v]) => ({ resources: { [k]: v } })),
+  fc.oneof(notNumberOrString, fc.constantFrom<unknown>(-1, 4097, 1e9, '1', ''), fc.double({ min: 4096.5, max: 1e300, noNaN: true })).map((v) => ({ resources: { cpus: v } })),
+  fc.tuple(fc.constantFrom('mem', 'disk'), badSize).map(([k, v]) => ({ resources: { [k]: v } })),
   unknownKey(['cpus', 'mem', 'disk']).map((k) => ({ resources: { cpus: 1, [k]: 1 } })),
   placementMutation.map(([k, v]) => ({ resources: { cpus: 0.1 }, [k]: v })),
   unknownKey(RESERVATION_KEYS).chain((k) => anyJson.map((v) => ({ resources: { cpus: 0.1 }, [k]: v }))),
@@ -395,6 +414,7 @@ export function bodyProbe(routes: readonly RouteInfo[], token: string): fc.Arbit
     { arbitrary: fc.uint8Array({ maxLength: 300 }).map((a) => Buffer.from(a)), weight: 2 },
     { arbitrary: fc.constantFrom('{"__proto__":{"x":1}}', '{"constructor":{"prototype":{"x":1}}}', '{"name":"\\ud800"}', '\ufeff{}', '{"a":1}{"b":2}', '1'.repeat(400), '{"name":' + '9'.repeat(400) + '}').map((s) => Buffer.from(s)), weight: 1 },
     { arbitrary: fc.integer({ min: 70, max: 200 }).map((kib) => Buffer.alloc(kib * 1024, 0x61)), weight: 1 },
+    { arbitrary: deepJsonText.map((t) => Buffer.from(t)), weight: 1 },
   );
   const ct: fc.Arbitrary<[string, string][]> = fc.oneof(
     fc.constantFrom(...CONTENT_TYPES).map((c) => [['Content-Type', c]] as [string, string][]),
@@ -497,6 +517,8 @@ export function framingProbe(token: string): fc.Arbitrary<{ bytes: Buffer; endAf
       'GET /healthz HTTP/1.1\nHost: x\n\n', 'GET http://[::1/ HTTP/1.1\r\nHost: x\r\n\r\n', 'GET * HTTP/1.1\r\nHost: x\r\n\r\n', 'CONNECT 127.0.0.1:1 HTTP/1.1\r\nHost: x\r\n\r\n')
       .map((s) => ({ bytes: Buffer.from(s, 'latin1'), endAfterMs: 30, label: 'request line or header' })),
     fc.uint8Array({ minLength: 1, maxLength: 200 }).map((a) => ({ bytes: Buffer.concat([Buffer.from(a), Buffer.from('\r\n\r\n')]), endAfterMs: 30, label: 'random bytes' })),
+    // An upgrade nobody serves: answered as a plain request, never a dropped connection.
+    fc.constantFrom('websocket', 'h2c', 'x-nope').map((p) => ({ bytes: Buffer.from(`GET /v1/jobs HTTP/1.1\r\nHost: x\r\nConnection: Upgrade\r\nUpgrade: ${p}\r\n\r\n`), endAfterMs: 200, label: 'upgrade', mustRefuse: false as const })),
     fc.integer({ min: 17, max: 40 }).map((kib) => ({ bytes: Buffer.from(`GET /v1/jobs HTTP/1.1\r\nHost: x\r\n${auth}X-Big: ${'x'.repeat(kib * 1024)}\r\n\r\n`), label: 'oversized head' })),
     // Node keeps the first 2000 headers and drops the rest: answered, never a fault.
     fc.integer({ min: 2100, max: 3000 }).map((n) => ({ bytes: Buffer.from(`GET /v1/jobs HTTP/1.1\r\nHost: x\r\n${auth}${Array.from({ length: n }, (_, i) => `X-H${i}: 1\r\n`).join('')}\r\n`), label: 'many headers', mustRefuse: false as const })),

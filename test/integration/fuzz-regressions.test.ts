@@ -14,6 +14,13 @@
  * 4. gRPC `tenant` fields were not validated (ListJobs with tenant "UPPER"
  *    answered an empty list; the HTTP API answers 400 to `?tenant=UPPER`).
  * 5. A bad `--server` was exit 1 (a server error) instead of a usage error.
+ * 6. A path parameter over fastify's 100 characters was answered 414 with
+ *    fastify's body (and 500 once framework errors were routed to the
+ *    catalog), before the route's own schema (ids up to 160) could answer.
+ * 7. CONNECT was answered by closing the connection, with no answer at all.
+ * 8. A YAML job spec of 10 KB of nested brackets overflowed the composer's
+ *    stack; a few such requests made V8 abort the whole process (a fatal
+ *    RegExpCompiler out-of-memory): a remote crash of the server.
  */
 import { spawn } from 'node:child_process';
 import { mkdtempSync, rmSync } from 'node:fs';
@@ -23,7 +30,9 @@ import * as grpc from '@grpc/grpc-js';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { Authenticator, hashToken } from '../../src/api/auth.js';
 import { startGrpcServer, type RunningGrpcServer } from '../../src/api/grpc/server.js';
+import { LocusError } from '../../src/core/errors.js';
 import { silentLogger } from '../../src/obs/log.js';
+import { parseJobSpecText } from '../../src/scheduler/jobs/spec.js';
 import { TOKENS, startJobsApi, type JobsApi } from './api-jobs-fixture.js';
 import { catalogCodeOf, rawHttp } from './fuzz-kit.js';
 import { BIN, authMetadata } from './surfaces-harness.js';
@@ -53,6 +62,61 @@ afterAll(async () => {
   await api?.close();
 });
 
+describe('job specs nested deeper than the YAML composer can take are refused before composing', () => {
+  const deep = (n: number): string[] => [
+    '['.repeat(n), '['.repeat(n) + ']'.repeat(n), 'x: ' + '{a: '.repeat(n) + '1' + '}'.repeat(n), '- '.repeat(n) + 'x\n', '? '.repeat(n) + 'x\n',
+    Array.from({ length: 250 }, (_, i) => `${' '.repeat(i)}a${i}:`).join('\n') + ' 1\n',
+  ];
+
+  it('in process, many times over (the sequence that aborted the process): INVALID_BODY every time', () => {
+    for (let round = 0; round < 3; round++) {
+      for (const text of [...deep(20_000), ...deep(5000), ...deep(65)]) {
+        let err: unknown;
+        try {
+          parseJobSpecText(text, 'application/yaml');
+        } catch (e) {
+          err = e;
+        }
+        expect(err).toBeInstanceOf(LocusError);
+        expect((err as LocusError).code).toBe('INVALID_BODY');
+        expect((err as LocusError).message).toMatch(/nested deeper than 64 levels|indented more than 200 columns/);
+      }
+    }
+  });
+
+  it('nesting a real spec uses (and shell brackets inside strings) still parses', () => {
+    const spec = parseJobSpecText(`name: ok
+stages:
+  - name: map
+    tasks: [{ command: [sh, -c, "awk '{c[$2]+=$1} END {for (w in c) print c[w], w}' [[[[[[[[[[[[[[[[[[[[[[[[[[[[[[[[[[[[[[[[[[[[[[[[[[[[[[[[[[[[[[[[[[[[[["] }]
+    task: { command: ['true'], resources: { cpus: 0.1, mem: 32MiB, disk: 8MiB } }
+`, 'application/yaml');
+    expect(spec.stages[0]?.tasks?.[0]?.command[2]).toMatch(/^awk/);
+  });
+
+  it('over HTTP and gRPC: refused, and the server keeps answering', async () => {
+    for (const text of deep(20_000).slice(0, 2)) {
+      const res = await fetch(`${api.url}/v1/jobs`, { method: 'POST', headers: { authorization: `Bearer ${TOKENS.admin}`, 'content-type': 'application/yaml' }, body: text });
+      expect(res.status).toBe(400);
+      expect(((await res.json()) as { error: { code: string } }).error.code).toBe('INVALID_BODY');
+      // SubmitJobRequest { spec = 1 }: the same text through gRPC.
+      const body = Buffer.from(text);
+      const len: number[] = [];
+      for (let n = body.length; ; n >>>= 7) {
+        if (n < 0x80) {
+          len.push(n);
+          break;
+        }
+        len.push((n & 0x7f) | 0x80);
+      }
+      const err = await rawCall('SubmitJob', Buffer.concat([Buffer.from([0x0a, ...len]), body]));
+      expect(err?.code).toBe(grpc.status.INVALID_ARGUMENT);
+      expect(err?.details).toMatch(/^INVALID_BODY: .*nested deeper/);
+    }
+    expect((await fetch(`${api.url}/healthz`)).status).toBe(200);
+  });
+});
+
 describe('HTTP: refusals before routing answer the catalog body', () => {
   const cases: readonly [string, string, number, string][] = [
     ['a malformed request line', 'GET /healthz HTTP/9.9\r\nHost: x\r\n\r\n', 400, 'INVALID_BODY'],
@@ -71,6 +135,24 @@ describe('HTTP: refusals before routing answer the catalog body', () => {
       expect(catalogCodeOf(a.body), a.body).toBe(code);
     });
   }
+
+  it('a path parameter over the router\'s limit is 400 INVALID_FIELD; one within the schema\'s 160 reaches the route (404)', async () => {
+    const long = await fetch(`${api.url}/v1/jobs/${'x'.repeat(300)}`, { headers: { authorization: `Bearer ${TOKENS.admin}` } });
+    expect(long.status).toBe(400);
+    expect(((await long.json()) as { error: { code: string; field: string } }).error).toMatchObject({ code: 'INVALID_FIELD', field: 'path' });
+    const schema = await fetch(`${api.url}/v1/jobs/${'x'.repeat(200)}`, { headers: { authorization: `Bearer ${TOKENS.admin}` } });
+    expect(schema.status).toBe(400);
+    expect(((await schema.json()) as { error: { field: string } }).error.field).toBe('id');
+    const routed = await fetch(`${api.url}/v1/jobs/${'x'.repeat(150)}`, { headers: { authorization: `Bearer ${TOKENS.admin}` } });
+    expect(routed.status).toBe(404);
+    expect(((await routed.json()) as { error: { code: string } }).error.code).toBe('NOT_FOUND');
+  });
+
+  it('CONNECT is answered 404 NOT_FOUND with the catalog body, not a closed connection', async () => {
+    const a = await rawHttp(port, 'CONNECT 127.0.0.1:1 HTTP/1.1\r\nHost: x\r\n\r\n', { endAfterMs: 200 });
+    expect(a.status, a.body).toBe(404);
+    expect(catalogCodeOf(a.body)).toBe('NOT_FOUND');
+  });
 
   it('a path that is not valid percent-encoding: 400 INVALID_FIELD naming the path, and the server still answers', async () => {
     const a = await rawHttp(port, `GET /v1/jobs/%ff%fe HTTP/1.1\r\nHost: x\r\nConnection: close\r\nAuthorization: Bearer ${TOKENS.admin}\r\n\r\n`);

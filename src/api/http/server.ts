@@ -121,6 +121,11 @@ function answerClientError(err: Error & { code?: string }, socket: Duplex): void
   const e = err.code === 'HPE_HEADER_OVERFLOW'
     ? new LocusError('TOO_LARGE', 'request headers are larger than the limit', { field: 'headers' })
     : new LocusError('INVALID_BODY', `malformed HTTP request (${err.code ?? 'parse error'})`, { field: 'request' });
+  answerSocket(socket, e);
+}
+
+/** Write a catalog error as a whole HTTP/1.1 answer on a raw socket and close it. */
+function answerSocket(socket: Duplex, e: LocusError): void {
   const body = JSON.stringify(e.toJSON());
   if (socket.writable) {
     socket.end(`HTTP/1.1 ${e.spec.httpStatus} ${STATUS_CODES[e.spec.httpStatus] ?? ''}\r\nContent-Type: application/json\r\nContent-Length: ${Buffer.byteLength(body)}\r\nConnection: close\r\n\r\n${body}`);
@@ -128,6 +133,13 @@ function answerClientError(err: Error & { code?: string }, socket: Duplex): void
   // Ended, not destroyed at once: a client still sending would otherwise see a reset before the answer.
   setTimeout(() => socket.destroy(), 1000).unref();
 }
+
+/**
+ * Longest path parameter routed (fastify's default is 100). Ids are validated
+ * by the routes' schemas (up to 160 characters), so the router must let them
+ * through to be answered by the schema, not cut off before it.
+ */
+const MAX_PARAM_LENGTH = 256;
 
 /** Build the fastify app (not yet listening): `await app.listen({ host: '127.0.0.1', port })`. */
 export async function createHttpServer(options: HttpServerOptions): Promise<FastifyInstance> {
@@ -147,11 +159,19 @@ export async function createHttpServer(options: HttpServerOptions): Promise<Fast
     frameworkErrors: (err, _req, reply) => {
       const e = err.code === 'FST_ERR_BAD_URL'
         ? new LocusError('INVALID_FIELD', 'path: not a valid URL (bad percent-encoding)', { field: 'path' })
-        : toLocusError(err);
+        : err.code === 'FST_ERR_MAX_PARAM_LENGTH'
+          ? new LocusError('INVALID_FIELD', `path: a path segment is longer than ${MAX_PARAM_LENGTH} characters`, { field: 'path' })
+          : (err.statusCode ?? 500) < 500 ? new LocusError('INVALID_FIELD', `path: ${err.message}`, { field: 'path' }) : toLocusError(err);
       // The option's reply type is generic over route schemas; this answer has none.
       void (reply as unknown as FastifyReply).status(e.spec.httpStatus).type('application/json').send(e.toJSON());
     },
     clientErrorHandler: answerClientError,
+    maxParamLength: MAX_PARAM_LENGTH,
+  });
+  // CONNECT is not routed: without a listener Node closes the connection with no answer at all.
+  app.server.on('connect', (req: IncomingMessage, socket: Duplex) => {
+    const e = new LocusError('NOT_FOUND', `no route ${req.method ?? 'CONNECT'} ${(req.url ?? '').slice(0, 200)}`);
+    answerSocket(socket, e);
   });
   const openapi = new OpenApiBuilder();
   const counter = options.metrics ? metricsCounter(options.metrics) : undefined;

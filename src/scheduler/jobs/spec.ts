@@ -3,7 +3,7 @@
  * normalised form with errors that name the field. Documented in
  * docs/job-spec.md; examples/wordcount.yaml is a complete example.
  */
-import { parseDocument } from 'yaml';
+import { Lexer, parseDocument } from 'yaml';
 import { LocusError, invalidField } from '../../core/errors.js';
 import { isObject, type JsonObject } from '../../core/decode.js';
 import { parseDurationMs, parseSizeMiB } from '../../core/units.js';
@@ -14,6 +14,16 @@ import type { Constraint, LocalityPolicy } from '../placement/types.js';
 export const MAX_SPEC_BYTES = 1024 * 1024;
 /** Alias expansions allowed in YAML; a small number defeats alias bombs. */
 const MAX_YAML_ALIASES = 100;
+/**
+ * Deepest flow nesting (`[`, `{`) and widest indentation a YAML spec may have.
+ * A real spec nests under ten levels. The YAML composer recurses once per
+ * level: a 10 KB body of brackets overflows the stack, and after a few such
+ * requests V8 aborts the whole process (a fatal RegExpCompiler out-of-memory
+ * while compiling deep in the exhausted stack), so depth is refused before
+ * composing, by the lexer, which does not recurse.
+ */
+const MAX_YAML_FLOW_DEPTH = 64;
+const MAX_YAML_INDENT = 200;
 
 /** Per-task resources (cpus in cores, mem/disk in MiB). */
 export interface TaskResources {
@@ -111,6 +121,7 @@ export function parseJobSpecText(text: string, contentType?: string): JobSpec {
 
 /** Parse YAML with alias expansion bounded and no custom tags. */
 export function parseYamlSafely(text: string): unknown {
+  checkYamlDepth(text);
   const doc = parseDocument(text, { schema: 'core', uniqueKeys: true, prettyErrors: false });
   if (doc.errors.length > 0) {
     const first = doc.errors[0];
@@ -120,6 +131,29 @@ export function parseYamlSafely(text: string): unknown {
     return doc.toJS({ maxAliasCount: MAX_YAML_ALIASES }) as unknown;
   } catch (err) {
     throw new LocusError('INVALID_BODY', `job spec YAML rejected: ${(err as Error).message}`);
+  }
+}
+
+/** Refuse YAML nested deeper than the composer can safely recurse (see MAX_YAML_FLOW_DEPTH). */
+function checkYamlDepth(text: string): void {
+  const tooDeep = (): LocusError => new LocusError('INVALID_BODY', `job spec YAML rejected: nested deeper than ${MAX_YAML_FLOW_DEPTH} levels`);
+  let depth = 0;
+  // Block sequences nest on one line too (`- - - x`): their indicators count like brackets.
+  let lineIndicators = 0;
+  let lineStart = true;
+  for (const token of new Lexer().lex(text)) {
+    // Tokens are source slices: brackets and indicators come alone; quoted and plain scalars whole.
+    if (token === '[' || token === '{') {
+      if (++depth > MAX_YAML_FLOW_DEPTH) throw tooDeep();
+    } else if (token === ']' || token === '}') {
+      depth = Math.max(0, depth - 1);
+    } else if (token === '-' || token === '?') {
+      if (++lineIndicators > MAX_YAML_FLOW_DEPTH) throw tooDeep();
+    } else if (lineStart && /^ +$/.test(token) && token.length > MAX_YAML_INDENT) {
+      throw new LocusError('INVALID_BODY', `job spec YAML rejected: indented more than ${MAX_YAML_INDENT} columns`);
+    }
+    lineStart = token === '\n' || token === '\r\n';
+    if (lineStart) lineIndicators = 0;
   }
 }
 
