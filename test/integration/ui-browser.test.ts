@@ -72,6 +72,8 @@ describeWith([CHROMIUM], 'the dashboard in headless Chromium', () => {
     return { status: r.status, json: (await r.json()) as Record<string, unknown> };
   };
   const pageErrors: string[] = [];
+  /** Paths the page requested, in order (to check it streams rather than polls). */
+  const requests: string[] = [];
   const shot = async (name: string): Promise<void> => {
     expect(pageErrors).toEqual([]);
     await page.screenshot({ path: join(SHOTS, `${name}.png`), fullPage: true });
@@ -93,6 +95,7 @@ describeWith([CHROMIUM], 'the dashboard in headless Chromium', () => {
     page = await browser.newPage({ viewport: { width: 1366, height: 800 } });
     // A script error would leave a person a blank or half-drawn page: every screenshot checks there was none.
     page.on('pageerror', (err) => pageErrors.push(String(err)));
+    page.on('request', (r) => requests.push(new URL(r.url()).pathname));
   }, 120_000);
 
   afterAll(async () => {
@@ -118,21 +121,30 @@ describeWith([CHROMIUM], 'the dashboard in headless Chromium', () => {
     const body = demoJob('books');
     // The very spec `locus demo` runs.
     expect(validateJobSpec(body)).toEqual(wordCountSpec('books'));
+    // Submitted first, so the list shows it running and follows it; jobs submitted while the list
+    // is open appear at its next refresh (15 s).
+    const submitted = await api('POST', '/v1/jobs', body);
+    expect(submitted.status, JSON.stringify(submitted.json)).toBe(201);
+    jobId = String(submitted.json['id']);
     await page.fill('#token', up.adminToken);
     await page.click('#sign-in');
     await page.locator('#nav-jobs').waitFor();
     expect(await page.textContent('#who')).toContain('admin');
     // The token stays out of the URL; it lives in this tab's sessionStorage.
     expect(page.url()).not.toContain(up.adminToken);
-    const submitted = await api('POST', '/v1/jobs', body);
-    expect(submitted.status, JSON.stringify(submitted.json)).toBe(201);
-    jobId = String(submitted.json['id']);
     const row = page.locator(`#jobs tr[data-job="${jobId}"]`);
     // Found and followed live (SSE over fetch): the row reaches SUCCEEDED without a reload.
     await row.waitFor({ timeout: 20_000 });
+    const before = requests.length;
     await row.locator('.badge.SUCCEEDED').waitFor({ timeout: 60_000 });
+    // Live through the job's event stream, not a polling storm: the list is read again only when
+    // the job changes state and on the slow refresh, a handful of times for the whole run.
+    const during = requests.slice(before);
+    expect(requests).toContain(`/v1/jobs/${jobId}/events`);
+    expect(during.filter((p) => p === '/v1/jobs').length).toBeLessThanOrEqual(8);
+    // The end event moves the badge at once; the stage sizes come with the list read it triggers.
+    await row.locator('.stagebar[data-stage="reduce"]', { hasText: '1/1' }).waitFor({ timeout: 10_000 });
     expect(await row.locator('.stagebar[data-stage="map"]').textContent()).toContain(`${FILES}/${FILES}`);
-    expect(await row.locator('.stagebar[data-stage="reduce"]').textContent()).toContain('1/1');
     expect(await row.locator('.loc').textContent()).toMatch(/^node \d+% · rack \d+% · any \d+%$/);
     await shot('jobs');
     // Filters: a state the job is not in hides it; going back to any state shows it again.

@@ -88,7 +88,7 @@ export async function jobsPage(ctx: PageCtx): Promise<void> {
     setTimeout(() => {
       refreshQueued = false;
       if (!ctx.signal.aborted) void load();
-    }, 1000);
+    }, 300);
   };
 
   /** Follow one job's events; the stream ends by itself when the job does. */
@@ -101,9 +101,9 @@ export async function jobsPage(ctx: PageCtx): Promise<void> {
       const d = obj(e.data);
       if (d['counts'] !== undefined) row.job.counts = decodeCounts(d['counts']);
       const st = optStr(d, 'state');
-      if (str(d, 'kind') === 'job' && st !== undefined && st !== row.job.state) {
-        row.job.state = st;
-        // A new stage or the end: the list answer carries the stage sizes and the finish time.
+      if (str(d, 'kind') === 'job') {
+        if (st !== undefined) row.job.state = st;
+        // Job events are few (a new stage, the end): the list answer carries the stage sizes and the finish time.
         refreshSoon();
       }
       row.tr.replaceChildren(...cells(row.job));
