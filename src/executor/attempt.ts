@@ -47,6 +47,13 @@ export interface AttemptControl {
   readonly drain: AbortSignal;
   /** Called once the workload runs. */
   onRunning(progress: AttemptProgress): void | Promise<void>;
+  /**
+   * Called once the workload has ended, before its output is committed: a progress report
+   * still pending for it would only tell what the result says a moment later (under load the
+   * commit of a short task takes longer than the report's delay, and every such report costs
+   * two scripts on the shared Redis).
+   */
+  onExited?(): void;
 }
 
 function substitute(s: string, values: Readonly<Record<string, string>>): string {
@@ -284,6 +291,7 @@ export async function runAttempt(payload: AttemptPayload, ctx: AttemptContext, c
     if (timer) clearTimeout(timer);
     control.drain.removeEventListener('abort', onDrain);
   }
+  control.onExited?.();
   await cleanupScratch().catch(() => undefined);
 
   const common = { sandboxDir: handle.sandboxDir, ...(exit.usage ? { usage: exit.usage } : {}), startedAt: runningAt };

@@ -218,6 +218,11 @@ export class Executor {
               void job.updateProgress({ ...p }).catch(() => undefined);
             }, this.o.progressDelayMs ?? 1000);
           },
+          // The report is for workloads that last, not for commits that do.
+          onExited: () => {
+            if (progressTimer) clearTimeout(progressTimer);
+            progressTimer = undefined;
+          },
         });
       } finally {
         this.attemptKills.delete(attemptId);
