@@ -214,6 +214,9 @@ describe('outputs on a lost host are recomputed', () => {
     const second = service();
     const recovered = await second.recover();
     expect(recovered.jobs).toBeGreaterThanOrEqual(1);
+    // The hosts still serving map outputs keep an executor after the restart too.
+    expect([...second.outputHosts()].sort()).toEqual(expect.arrayContaining(['h2', 'h3']));
+    expect(second.outputHosts().has('h1')).toBe(false);
     expect(pendingIds(second, job.id)).toEqual([`${job.id}.0.0`]);
     const m0 = await start(second, `${job.id}.0.0`, 'h2');
     expect(m0.generation).toBe(1);

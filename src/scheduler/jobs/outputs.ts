@@ -139,6 +139,17 @@ export class StageOutputs {
     return undefined;
   }
 
+  /** The hosts holding `job`'s loaded host-local outputs (not under the shared output root). */
+  localHosts(job: JobRecord): Set<string> {
+    const out = new Set<string>();
+    job.spec.stages.forEach((spec, s) => {
+      const st = this.stages.get(`${job.id}:${s}`);
+      const dir = `${stageOutputDir(job.outputDir, spec)}/`;
+      for (const p of st?.parts ?? []) if (!p.path.startsWith(dir)) out.add(p.host);
+    });
+    return out;
+  }
+
   /** Forget one stage's records (some were lost and are being recomputed): the next load reads them anew. */
   invalidate(jobId: string, stage: number): void {
     this.stages.delete(`${jobId}:${stage}`);

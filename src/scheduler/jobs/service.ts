@@ -168,6 +168,8 @@ export class JobService extends EventEmitter<ServiceEvents> {
   private readonly lostHosts = new Map<string, Set<string>>();
   /** Per job, hosts holding its host-local committed outputs of non-final stages (see outputHosts). */
   private readonly heldOutputs = new Map<string, Set<string>>();
+  /** Jobs whose every commit this process saw (submitted here): their heldOutputs is complete. */
+  private readonly heldComplete = new Set<string>();
   /** Counters for tests and metrics: tasks reopened to recompute lost outputs. */
   readonly metrics = { recomputed: 0 };
   private readonly parked = new Map<string, Map<string, { stage: number; index: number; split: StoredSplit | undefined; rec: TaskRecord | undefined }>>();
@@ -212,6 +214,7 @@ export class JobService extends EventEmitter<ServiceEvents> {
     this.jobs.set(id, job);
     // Every commit of this job will be seen here: hosts are added as outputs land on them.
     this.heldOutputs.set(id, new Set());
+    this.heldComplete.add(id);
     this.emitJob(job, 'PENDING');
     void this.startStage(job, 0);
     return { job, created: true };
@@ -249,7 +252,11 @@ export class JobService extends EventEmitter<ServiceEvents> {
         this.jobs.set(job.id, await this.refresh(job.id));
       }
       await this.resolveStageVolume(job, stage).catch((err: unknown) => this.o.logger.warn({ jobId: job.id, err: String(err) }, 'the volume of a recovered stage is not usable'));
-      if (stage > 0) await this.outputs?.loadBefore(job, stage, await this.o.store.generations(job.id)).catch((err: unknown) => this.o.logger.warn({ jobId: job.id, err: String(err) }, 'reading the commit records of earlier stages failed'));
+      if (stage > 0) await this.outputs?.loadBefore(job, stage, await this.o.store.generations(job.id)).then(() => {
+        // Hosts serving the earlier stages' outputs keep an executor (the current stage's commits
+        // before the restart are not known here: hostLost reads every record of such a job).
+        if (this.outputs !== undefined) this.heldOutputs.set(job.id, this.outputs.localHosts(job));
+      }).catch((err: unknown) => this.o.logger.warn({ jobId: job.id, err: String(err) }, 'reading the commit records of earlier stages failed'));
       const allTasks = await this.o.store.tasks(job.id);
       // Per-job host avoidance survives a restart: rebuild it from the tasks' failed hosts.
       for (const t of allTasks) for (const h of t.failedHosts) this.countHostFailure(job.id, h);
@@ -507,8 +514,7 @@ export class JobService extends EventEmitter<ServiceEvents> {
       if (job === undefined || TERMINAL_JOB_STATES.has(job.state)) continue;
       // Commits seen by this process name their hosts: a job with none on this host is skipped
       // without reading its records (a job recovered after a restart has no such list: checked).
-      const held = this.heldOutputs.get(jobId);
-      if (held !== undefined && !held.has(host)) continue;
+      if (this.heldComplete.has(jobId) && this.heldOutputs.get(jobId)?.has(host) !== true) continue;
       n += await this.recomputeLost(jobId, host, reason).catch((err: unknown) => {
         this.o.logger.warn({ jobId, host, err: String(err) }, 'recomputing outputs lost with a host failed');
         return 0;
