@@ -9,7 +9,7 @@
  * removes them (with anything still running inside), so a crash never leaves
  * cgroups behind for long.
  */
-import { promises as fsp, readFileSync } from 'node:fs';
+import { mkdirSync, promises as fsp, readdirSync, readFileSync, rmdirSync, writeFileSync } from 'node:fs';
 import { join } from 'node:path';
 import type { ContainerLimits } from './types.js';
 
@@ -175,9 +175,15 @@ export interface CgroupDriver {
   open(rel: readonly string[]): ContainerCgroup;
 }
 
+/*
+ * cgroup files are tiny and answered by the kernel without blocking, so they are read and
+ * written synchronously: one syscall each, where fs.promises costs four thread-pool round
+ * trips per readFile (open, fstat, read, close) and was most of Locus's own CPU per container
+ * (bench/results/isolated-2026-12-05.md).
+ */
 async function readText(path: string): Promise<string | undefined> {
   try {
-    return await fsp.readFile(path, 'utf8');
+    return readFileSync(path, 'utf8');
   } catch {
     return undefined;
   }
@@ -204,7 +210,7 @@ async function subdirsDeepFirst(dir: string): Promise<string[]> {
   const out: string[] = [];
   let entries;
   try {
-    entries = await fsp.readdir(dir, { withFileTypes: true });
+    entries = readdirSync(dir, { withFileTypes: true });
   } catch {
     return out;
   }
@@ -231,7 +237,7 @@ async function rmdirTree(dir: string): Promise<void> {
     // A just-emptied cgroup can be briefly busy while the last task exits; retry a few times.
     for (let attempt = 0; ; attempt++) {
       try {
-        await fsp.rmdir(d);
+        rmdirSync(d);
         break;
       } catch (err) {
         const code = (err as NodeJS.ErrnoException).code;
@@ -244,7 +250,7 @@ async function rmdirTree(dir: string): Promise<void> {
 }
 
 async function writeFileStrict(path: string, value: string): Promise<void> {
-  await fsp.writeFile(path, value);
+  writeFileSync(path, value);
 }
 
 async function waitFor(check: () => Promise<boolean>, timeoutMs: number): Promise<boolean> {
@@ -333,7 +339,7 @@ class V1Driver implements CgroupDriver {
   async create(rel: readonly string[], limits: ContainerLimits): Promise<ContainerCgroup> {
     const cg = this.open(rel);
     try {
-      for (const d of cg.dirs) await fsp.mkdir(d, { recursive: true });
+      for (const d of cg.dirs) mkdirSync(d, { recursive: true });
       const files = v1LimitFiles(limits);
       for (const ctl of ['cpu', 'memory', 'pids'] as const) {
         const dir = this.mounts.get(ctl);
@@ -442,7 +448,7 @@ class V2Driver implements CgroupDriver {
     for (const seg of rel) {
       await enableControllers(dir);
       dir = join(dir, seg);
-      await fsp.mkdir(dir, { recursive: true });
+      mkdirSync(dir, { recursive: true });
     }
     const cg = new V2Cgroup(dir);
     try {
@@ -456,7 +462,7 @@ class V2Driver implements CgroupDriver {
         }
       }
       await enableControllers(dir);
-      await fsp.mkdir(join(dir, V2_PAYLOAD));
+      mkdirSync(join(dir, V2_PAYLOAD));
     } catch (err) {
       await cg.remove().catch(() => undefined);
       throw err;
