@@ -259,6 +259,9 @@ class Env {
   async leader(timeoutMs: number): Promise<Instance> {
     const deadline = Date.now() + timeoutMs;
     for (;;) {
+      // As a supervisor would: an instance that exited (a leader that lost the lead exits 3; on
+      // a loaded machine a starting leader can miss its ZooKeeper session) is replaced.
+      while (this.live().length < 2) await this.spawnInstance();
       for (const i of this.live()) if ((await this.role(i)) === 'leader') return i;
       if (Date.now() > deadline) throw new Error(`no leader within ${timeoutMs} ms; last output:\n${this.instances.slice(-3).map((i) => `--- ${i.name}\n${i.out.slice(-1_500)}`).join('\n')}`);
       await sleep(100);
