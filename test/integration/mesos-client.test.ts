@@ -129,6 +129,28 @@ describe('SchedulerClient against the local cluster', () => {
     expect((await again.waitForSubscribed(10_000)).frameworkId).toBe(first.frameworkId);
   });
 
+  it('asks the leadership gate before every subscription: a no stops it for good with NOT_LEADER, never subscribing again', async () => {
+    const lc = await cluster();
+    let leader = true;
+    let asked = 0;
+    const { c, subs } = client(lc.masterUrl, { beforeSubscribe: async () => { asked++; return leader; } });
+    const errors: string[] = [];
+    c.on('error', (e) => errors.push(e.code));
+    await c.start();
+    await c.waitForSubscribed(10_000);
+    expect(asked).toBe(1);
+    // A standby took over meanwhile: the dropped stream must not be re-subscribed.
+    leader = false;
+    lc.control.dropSubscriptions();
+    await waitFor(() => errors.length === 1, 'the refusal');
+    expect(errors).toEqual(['NOT_LEADER']);
+    expect(c.fatalError?.code).toBe('NOT_LEADER');
+    expect(asked).toBe(2);
+    await new Promise((r) => setTimeout(r, 500));
+    expect(subs).toHaveLength(1);
+    expect(c.state).toBe('DISCONNECTED');
+  });
+
   it('backs off on 503 and then subscribes', async () => {
     const lc = await cluster();
     lc.control.failNextSubscribes(2);
