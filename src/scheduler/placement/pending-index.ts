@@ -117,7 +117,11 @@ export class Bucket {
   ) {}
 
   push(e: Entry): void {
-    this.items.push(e);
+    // A bucket's first entry gets an array of exactly one slot: V8 grows an empty array to 16
+    // slots on its first push, and on a large cluster most host and rack buckets hold one task
+    // (10,000 agents, 10,000 tasks: some 60 bytes a bucket, 300 a task, for nothing).
+    if (this.items.length === 0) this.items = [e];
+    else this.items.push(e);
     this.live++;
     this.bytes += e.task.inputBytes ?? 0;
   }
@@ -208,6 +212,8 @@ function unlink(map: Map<string, Queue[]>, key: string, q: Queue): void {
 
 const EMPTY_QUEUES: readonly Queue[] = [];
 const EMPTY_BUCKETS: readonly Bucket[] = [];
+// The bucket list of a host with none yet; never pushed to (hostBucket replaces it).
+const NO_BUCKETS: Bucket[] = [];
 
 /** The incrementally maintained index of pending tasks. */
 export class PendingIndex {
@@ -418,7 +424,7 @@ export class PendingIndex {
       this.hostIds.set(host, id);
       this.hostNames[id] = host;
       this.hostRefs[id] = 0;
-      this.hostBuckets[id] = [];
+      this.hostBuckets[id] = NO_BUCKETS;
     }
     this.hostRefs[id] = (this.hostRefs[id] as number) + 1;
     return id;
@@ -461,7 +467,10 @@ export class PendingIndex {
     if (!b) {
       b = new Bucket(q, id);
       q.hosts.set(name, b);
-      (this.hostBuckets[id] as Bucket[]).push(b);
+      // One job per host is the common case: an array of one slot, not the 16 a first push allocates.
+      const list = this.hostBuckets[id] as Bucket[];
+      if (list.length === 0) this.hostBuckets[id] = [b];
+      else list.push(b);
     }
     return b;
   }
