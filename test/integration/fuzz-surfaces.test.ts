@@ -20,9 +20,9 @@
  * with the LOCUS_FUZZ_SEED it prints.
  */
 import { spawn } from 'node:child_process';
-import { mkdirSync, mkdtempSync, rmSync, writeFileSync } from 'node:fs';
+import { copyFileSync, cpSync, mkdirSync, mkdtempSync, rmSync, symlinkSync, writeFileSync } from 'node:fs';
 import { tmpdir } from 'node:os';
-import { join } from 'node:path';
+import { join, resolve } from 'node:path';
 import * as grpc from '@grpc/grpc-js';
 import fc from 'fast-check';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
@@ -270,7 +270,7 @@ function runCli(input: CliInput, dir: string): Promise<{ code: number | null; st
   const env: Record<string, string> = {};
   for (const [k, v] of Object.entries(process.env)) if (v !== undefined && !k.startsWith('LOCUS_')) env[k] = v;
   Object.assign(env, { HOME: dir, LOCUS_SERVER: up.httpUrl, LOCUS_TOKEN: ADMIN });
-  const child = spawn(process.execPath, [BIN, ...args], { stdio: ['ignore', 'ignore', 'pipe'], env });
+  const child = spawn(process.execPath, [join(cliRoot, BIN), ...args], { stdio: ['ignore', 'ignore', 'pipe'], env });
   let stderr = '';
   child.stderr.on('data', (b: Buffer) => (stderr += b.toString()));
   const timer = setTimeout(() => child.kill('SIGKILL'), 20_000);
@@ -282,9 +282,25 @@ function runCli(input: CliInput, dir: string): Promise<{ code: number | null; st
   });
 }
 
+/**
+ * The CLI runs from a copy of dist/ taken when its fuzzing starts: other
+ * engineers rebuild dist/ while this runs, and a half-written build is not
+ * the binary under test. The copy sits beside links to node_modules/ and
+ * proto/, so it resolves its packages and the proto as the original does.
+ */
+let cliRoot = '.';
+function snapshotCli(): string {
+  const root = mkdtempSync(join(tmpdir(), 'locus-fuzz-bin-'));
+  cpSync('dist', join(root, 'dist'), { recursive: true });
+  for (const name of ['node_modules', 'proto']) symlinkSync(resolve(name), join(root, name));
+  copyFileSync('package.json', join(root, 'package.json'));
+  return root;
+}
+
 describe('CLI: the real locus binary', () => {
   it('cli.args: bad command lines exit 2 naming the flag; bad requests exit 1 with the server\'s catalog code', async () => {
     const dir = mkdtempSync(join(tmpdir(), 'locus-fuzz-cli-'));
+    cliRoot = snapshotCli();
     try {
       // Two command lines at a time (each spawn is mostly Node starting up), in directories of their own.
       const dirs = [join(dir, 'a'), join(dir, 'b')];
@@ -313,6 +329,7 @@ describe('CLI: the real locus binary', () => {
       expect(failure).toBeUndefined();
     } finally {
       rmSync(dir, { recursive: true, force: true });
+      rmSync(cliRoot, { recursive: true, force: true });
     }
   }, 900_000);
 });
