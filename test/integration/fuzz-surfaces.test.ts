@@ -21,7 +21,7 @@
  */
 import { spawn } from 'node:child_process';
 import { copyFileSync, cpSync, mkdirSync, mkdtempSync, rmSync, symlinkSync, writeFileSync } from 'node:fs';
-import { tmpdir } from 'node:os';
+import { loadavg, tmpdir } from 'node:os';
 import { join, resolve } from 'node:path';
 import * as grpc from '@grpc/grpc-js';
 import fc from 'fast-check';
@@ -46,6 +46,8 @@ let raw: grpc.Client;
 let routes: RouteInfo[];
 let port: number;
 const started = Date.now();
+// Recorded with the results, as every benchmark here records the load it ran under.
+const loadAtStart = loadavg().map((l) => Math.round(l * 10) / 10);
 
 /** The process must still be running and answer /healthz. */
 async function assertAlive(after: string): Promise<void> {
@@ -82,7 +84,7 @@ afterAll(async () => {
     const date = new Date().toISOString().slice(0, 10);
     const path = report === '1' ? `bench/results/fuzz-${date}.json` : report;
     tally.write(path, {
-      date: new Date().toISOString(), seed: baseSeed(), targetInputs: totalRuns(), seconds: Math.round((Date.now() - started) / 1000),
+      date: new Date().toISOString(), loadAverageAtStart: loadAtStart, seed: baseSeed(), targetInputs: totalRuns(), seconds: Math.round((Date.now() - started) / 1000),
       server: 'locus up --agents 1 (own Redis, local cluster, HTTP and gRPC APIs)', routes: routes?.map((r) => `${r.method} ${r.path}`) ?? [],
       stopExitCode: code ?? null,
     });
@@ -323,9 +325,10 @@ describe('CLI: the real locus binary', () => {
         }
       };
       const pairs = Math.ceil(runsFor(isFullRun() ? 0.03 : 0.02) / 2);
+      // Each spawn loads Node and the command's modules (seconds under load): the full run gets the time it needs.
       const failure = await runProperty(tally, 'cli.args', 'cli', pairs, fc.tuple(cliInput, cliInput), async ([a, b]) => {
         await Promise.all([one(a, dirs[0] ?? dir), one(b, dirs[1] ?? dir)]);
-      });
+      }, isFullRun() ? 840_000 : 120_000);
       expect(failure).toBeUndefined();
     } finally {
       rmSync(dir, { recursive: true, force: true });
