@@ -33,7 +33,7 @@ import { spawn, spawnSync, type ChildProcess } from 'node:child_process';
 import { chmodSync, existsSync, mkdirSync, mkdtempSync, readdirSync, readFileSync, rmSync, writeFileSync } from 'node:fs';
 import { createServer, connect } from 'node:net';
 import { loadavg } from 'node:os';
-import { dirname, join, resolve } from 'node:path';
+import { basename, dirname, join, resolve } from 'node:path';
 import { fileURLToPath } from 'node:url';
 import { Redis } from 'ioredis';
 import { startLocalCluster, type LocalCluster } from '../src/local/index.js';
@@ -588,7 +588,9 @@ async function main(): Promise<void> {
   const out = await runChaos(o);
   const figures = { scenarios: out.scenarios.map(({ problems: _p, jobs: _j, ...rest }) => rest) };
   const date = new Date().toISOString().slice(0, 10);
-  const results = join(dirname(fileURLToPath(import.meta.url)), '..', ...(existsSync(join(dirname(fileURLToPath(import.meta.url)), '..', 'bench')) ? ['bench'] : ['..', 'bench']), 'results');
+  // The repository's bench/results, from bench/ (ts) or dist/bench/ (built).
+  const here = dirname(fileURLToPath(import.meta.url));
+  const results = basename(dirname(here)) === 'dist' ? join(here, '..', '..', 'bench', 'results') : join(here, 'results');
   mkdirSync(results, { recursive: true });
   const file = join(results, `chaos-${date}${quick ? '-quick' : ''}`);
   const record = { date, mode: quick ? 'quick' : 'full', loadAtStart: load, seconds: Math.round((Date.now() - started) / 1_000), options: { ...o, log: undefined }, scenarios: out.scenarios };
