@@ -28,6 +28,7 @@ import {
   executorKillKey,
   executorQueueName,
   isValidExecutorId,
+  type AttemptPayload,
   type AttemptResult,
   type ExecutorState,
 } from './contract.js';
@@ -94,6 +95,13 @@ export class Executor {
    * request was read, and must then end at once. Id → when the request was read (ms).
    */
   private readonly killedEarly = new Map<string, number>();
+  /**
+   * Deliveries running here, by attempt and delivery tag. When Redis loses its last writes
+   * (kill -9 under appendfsync everysec), BullMQ can hand the same delivery to this executor
+   * again while the first still runs; the second must share the first's run and result,
+   * not start a container of the same id and fail the task with LAUNCH_FAILED.
+   */
+  private readonly inFlight = new Map<string, Promise<AttemptResult>>();
   private readonly log: Logger;
 
   private constructor(private readonly o: ExecutorOptions) {
@@ -201,42 +209,61 @@ export class Executor {
         const now = Date.now();
         return { attemptId, taskId: payload.taskId, state: 'KILLED', exitCode: null, reason: CANCELLED_REASON, message: 'not started: its job was cancelled', startedAt: now, finishedAt: now, host: this.o.hostname };
       }
-      // A cancel aborts this controller. The attempt sees it as its drain signal (which kills the
-      // container and hands the attempt back); the result is then relabelled KILLED below.
-      const kill = new AbortController();
-      this.attemptKills.set(attemptId, kill);
-      let result: AttemptResult;
+      const deliveryKey = `${attemptId}\0${job.id ?? ''}`;
+      const running = this.inFlight.get(deliveryKey);
+      if (running !== undefined) {
+        this.log.warn({ attempt: attemptId, delivery: job.id }, 'delivery received again while it runs here: sharing its run');
+        return await running;
+      }
+      const run = this.runOnce(job, payload, ctx, (t) => (progressTimer = t), () => progressTimer);
+      this.inFlight.set(deliveryKey, run);
       try {
-        result = await runAttempt(payload, ctx, {
-          delivery: job.id ?? '',
-          drain: AbortSignal.any([this.drainController.signal, kill.signal]),
-          // BullMQ's own `active` event already tells the scheduler the attempt
-          // runs; a progress report (with the sandbox) follows only for attempts
-          // that last, so short tasks cost no extra Redis round trip.
-          onRunning: (p) => {
-            progressTimer = setTimeout(() => {
-              void job.updateProgress({ ...p }).catch(() => undefined);
-            }, this.o.progressDelayMs ?? 1000);
-          },
-          // The report is for workloads that last, not for commits that do.
-          onExited: () => {
-            if (progressTimer) clearTimeout(progressTimer);
-            progressTimer = undefined;
-          },
-        });
+        return await run;
       } finally {
-        this.attemptKills.delete(attemptId);
+        this.inFlight.delete(deliveryKey);
       }
-      // Only a result the kill caused is relabelled: one that finished first stands as it is.
-      if (kill.signal.aborted && result.reason === 'DRAINED') {
-        return { ...result, state: 'KILLED', reason: CANCELLED_REASON, message: 'killed: its job was cancelled' };
-      }
-      return result;
     } finally {
       if (progressTimer) clearTimeout(progressTimer);
       this.active--;
       if (this.active === 0) this.idleSince = Date.now();
     }
+  }
+
+  /** One delivery's run: the attempt, its cancel controller and its delayed progress report. */
+  private async runOnce(job: Job, payload: AttemptPayload, ctx: AttemptContext, setTimer: (t: NodeJS.Timeout | undefined) => void, getTimer: () => NodeJS.Timeout | undefined): Promise<AttemptResult> {
+    const attemptId = payload.attemptId;
+    // A cancel aborts this controller. The attempt sees it as its drain signal (which kills the
+    // container and hands the attempt back); the result is then relabelled KILLED below.
+    const kill = new AbortController();
+    this.attemptKills.set(attemptId, kill);
+    let result: AttemptResult;
+    try {
+      result = await runAttempt(payload, ctx, {
+        delivery: job.id ?? '',
+        drain: AbortSignal.any([this.drainController.signal, kill.signal]),
+        // BullMQ's own `active` event already tells the scheduler the attempt
+        // runs; a progress report (with the sandbox) follows only for attempts
+        // that last, so short tasks cost no extra Redis round trip.
+        onRunning: (p) => {
+          setTimer(setTimeout(() => {
+            void job.updateProgress({ ...p }).catch(() => undefined);
+          }, this.o.progressDelayMs ?? 1000));
+        },
+        // The report is for workloads that last, not for commits that do.
+        onExited: () => {
+          const t = getTimer();
+          if (t) clearTimeout(t);
+          setTimer(undefined);
+        },
+      });
+    } finally {
+      this.attemptKills.delete(attemptId);
+    }
+    // Only a result the kill caused is relabelled: one that finished first stands as it is.
+    if (kill.signal.aborted && result.reason === 'DRAINED') {
+      return { ...result, state: 'KILLED', reason: CANCELLED_REASON, message: 'killed: its job was cancelled' };
+    }
+    return result;
   }
 
   private startHeartbeat(): void {

@@ -142,6 +142,32 @@ describe('executor failures', () => {
     await expect(readdir(out)).rejects.toThrow();
   });
 
+  it('a delivery handed out again while it runs (the queue forgot it was taken) shares the run: one workload, one SUCCEEDED', async () => {
+    const e = await setup('redeliver');
+    // Plain processes: the workload counts its runs in a file outside any sandbox.
+    await executor(e, 'EV', ['--isolation', 'process'], 4);
+    const out = join(work, 'out-redeliver');
+    const count = join(work, 'redeliver-runs');
+    // Workloads run unprivileged: the count file must be theirs to append to.
+    await writeFile(count, '');
+    await chmod(count, 0o666);
+    const a = payload('t-v', 1, ['sh', '-c', `echo run >> ${count} && sleep 2 && echo "$LOCUS_ATTEMPT_ID" > {output}/part-0`], { outputDir: out });
+    await e.rd.dispatcher.dispatch('EV', a);
+    await running(e, a.attemptId);
+    // What a Redis that lost its last second of writes looks like to BullMQ: the job is waiting
+    // again and nobody holds its lock, so a free slot of the same worker takes it a second time.
+    const q = 'locus:q:locus-exec-EV';
+    await e.admin.multi().lrem(`${q}:active`, 0, a.attemptId).del(`${q}:${a.attemptId}:lock`).rpush(`${q}:wait`, a.attemptId).zadd(`${q}:marker`, 0, '0').exec();
+    await waitFor('second delivery taken', async () => (await e.admin.lpos(`${q}:active`, a.attemptId)) !== null && (await e.admin.llen(`${q}:wait`)) === 0 || undefined, 5000);
+    const r = await e.rd.result(a.attemptId, 20_000);
+    expect(r, `${r.reason} ${r.message}`).toMatchObject({ state: 'SUCCEEDED', reason: 'COMMITTED' });
+    // Give a second, separate run the time it would need to show itself.
+    await new Promise((res) => setTimeout(res, 2500));
+    expect((await readFile(count, 'utf8')).trim().split('\n')).toEqual(['run']);
+    expect(e.rd.results(a.attemptId, true).every((x) => x.state === 'SUCCEEDED')).toBe(true);
+    expect(await marker(out)).toBe(a.attemptId);
+  });
+
   for (const mode of ['graceful', 'kill -9'] as const) {
     it(`Redis restarted mid-job (${mode}) loses no task; outputs are committed exactly once`, async () => {
       const e = await setup(mode === 'graceful' ? 'restart' : 'crash');
