@@ -25,7 +25,7 @@ import { VolumeService, type KnownAgent } from '../volumes/service.js';
 import { HoldingStore } from '../volumes/store.js';
 import { nearResolver } from '../volumes/near.js';
 import { Authenticator, loadTenantsFile } from '../api/auth.js';
-import { checkTenantIsolation } from './tenant-isolation.js';
+import { checkTenantIsolation, checkTenantUids } from './tenant-isolation.js';
 import type { TenantsConfig } from '../core/tenants.js';
 import { createHttpServer } from '../api/http/server.js';
 import { jobsRoutes, cancelJob } from '../api/http/jobs-routes.js';
@@ -176,6 +176,7 @@ export async function startFramework(settings: FrameworkSettings, extras: Framew
 
     const tenantsConfig: TenantsConfig = settings.tenantsFile ? await loadTenantsFile(settings.tenantsFile) : { tenants: [] };
     checkTenantIsolation({ isolation: settings.isolation, allowUnisolatedTenants: settings.allowUnisolatedTenants, tenants: tenantsConfig.tenants.length });
+    checkTenantUids(tenantsConfig.tenants.map((t) => t.name));
     const adminToken = settings.adminToken ?? newToken();
     const auth = new Authenticator({ config: tenantsConfig, adminToken });
     const roles = [...new Set([settings.role, ...auth.tenants().map((t) => t.role)])];

@@ -7,6 +7,8 @@
  * the tenants trust each other.
  */
 import { LocusError } from '../core/errors.js';
+import { DEFAULT_TENANT } from '../core/tenants.js';
+import { DEFAULT_TENANT_UIDS, tenantUid, type TenantUidRange } from '../executor/isolation/tenant.js';
 import type { IsolationMode } from '../executor/isolation/types.js';
 
 /** Throws UNSUPPORTED when several tenants would run without namespaces and that was not allowed. */
@@ -18,4 +20,26 @@ export function checkTenantIsolation(o: { readonly isolation: IsolationMode; rea
       'use isolation: linux or auto on hosts that support it, or set allow-unisolated-tenants: true if the tenants trust each other',
     { field: 'isolation' },
   );
+}
+
+/**
+ * Throws INVALID_FIELD when two tenants would share a uid. Executors hash a tenant's name into
+ * a uid range (the same on every host, with no state to keep); a collision is rare but would
+ * put two tenants' files under one owner, so it is refused at start, where the operator can
+ * still rename a tenant, rather than discovered in a breach.
+ */
+export function checkTenantUids(names: readonly string[], range: TenantUidRange = DEFAULT_TENANT_UIDS): void {
+  const owner = new Map<number, string>();
+  for (const name of new Set([DEFAULT_TENANT, ...names])) {
+    const uid = tenantUid(name, range);
+    const other = owner.get(uid);
+    if (other !== undefined) {
+      throw new LocusError(
+        'INVALID_FIELD',
+        `tenants '${other}' and '${name}' would run under the same uid ${uid} (their names hash to one id of the range ${range.first}-${range.last}); rename one of them`,
+        { field: 'tenants' },
+      );
+    }
+    owner.set(uid, name);
+  }
 }
