@@ -62,7 +62,9 @@ export function required(value: string | undefined, flag: string): string {
 /** An integer flag, or a usage error naming it. */
 export function intFlag(value: string | undefined, flag: string, fallback: number, min = 0): number {
   if (value === undefined) return fallback;
-  const n = Number(value);
-  if (!Number.isInteger(n) || n < min) throw new CliUsageError(`--${flag} must be an integer >= ${min}, got '${value}'`);
+  // Decimal digits only: Number() would read '' and ' ' as 0 (so `--http-port ''` started
+  // servers on a random port), and '0x10' or '1e3' as numbers nobody meant.
+  const n = /^[0-9]{1,15}$/.test(value) ? Number(value) : NaN;
+  if (!Number.isInteger(n) || n < min) throw new CliUsageError(`--${flag} must be an integer >= ${min}, got '${value}'`, flag);
   return n;
 }

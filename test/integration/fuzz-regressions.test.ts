@@ -21,6 +21,8 @@
  * 8. A YAML job spec of 10 KB of nested brackets overflowed the composer's
  *    stack; a few such requests made V8 abort the whole process (a fatal
  *    RegExpCompiler out-of-memory): a remote crash of the server.
+ * 9. Integer flags read '' and ' ' as 0 and '0x10' as 16 (`locus up --http-port ''`
+ *    started every server on random ports instead of refusing the flag).
  */
 import { spawn } from 'node:child_process';
 import { mkdtempSync, rmSync } from 'node:fs';
@@ -205,8 +207,8 @@ describe('gRPC: requests refused with a catalog code', () => {
   });
 });
 
-describe('CLI: a bad --server is a usage error', () => {
-  it('exit 2 and a message naming --server, for the flag and for LOCUS_SERVER', async () => {
+describe('CLI: bad flag values are usage errors', () => {
+  it('exit 2 and a message naming the flag: --server (and LOCUS_SERVER), integer flags that are not decimal digits', async () => {
     const home = mkdtempSync(join(tmpdir(), 'locus-fuzz-reg-'));
     try {
       const run = (args: string[], env: Record<string, string>): Promise<{ code: number | null; stderr: string }> => new Promise((resolve) => {
@@ -227,6 +229,12 @@ describe('CLI: a bad --server is a usage error', () => {
       const env = await run(['job', 'job-x'], { LOCUS_SERVER: 'not a url' });
       expect(env.code, env.stderr).toBe(2);
       expect(env.stderr).toContain('LOCUS_SERVER');
+      // Integer flags: decimal digits only (a port nobody listens on, in case one were accepted).
+      for (const bad of ['', ' ', '0x10', '1e3', '+5', '5 ']) {
+        const r = await run(['logs', '--tail', bad, 'job-x.main.0'], { LOCUS_SERVER: 'http://127.0.0.1:1' });
+        expect(r.code, `--tail '${bad}': ${r.stderr}`).toBe(2);
+        expect(r.stderr).toContain(`--tail must be an integer >= 0, got '${bad}'`);
+      }
     } finally {
       rmSync(home, { recursive: true, force: true });
     }

@@ -19,7 +19,7 @@
  * to bench/results/fuzz-<date>.json (or LOCUS_FUZZ_REPORT). Replay a failure
  * with the LOCUS_FUZZ_SEED it prints.
  */
-import { spawn } from 'node:child_process';
+import { spawn, type ChildProcess } from 'node:child_process';
 import { copyFileSync, cpSync, mkdirSync, mkdtempSync, rmSync, symlinkSync, writeFileSync } from 'node:fs';
 import { loadavg, tmpdir } from 'node:os';
 import { join, resolve } from 'node:path';
@@ -273,15 +273,30 @@ function runCli(input: CliInput, dir: string): Promise<{ code: number | null; st
   for (const [k, v] of Object.entries(process.env)) if (v !== undefined && !k.startsWith('LOCUS_')) env[k] = v;
   Object.assign(env, { HOME: dir, LOCUS_SERVER: up.httpUrl, LOCUS_TOKEN: ADMIN });
   const child = spawn(process.execPath, [join(cliRoot, BIN), ...args], { stdio: ['ignore', 'ignore', 'pipe'], env });
+  cliChildren.add(child);
   let stderr = '';
   child.stderr.on('data', (b: Buffer) => (stderr += b.toString()));
-  const timer = setTimeout(() => child.kill('SIGKILL'), 20_000);
+  // SIGTERM first: a command that wrongly started (`locus up` on a bad flag) stops its own Redis.
+  const term = setTimeout(() => child.kill('SIGTERM'), 20_000);
+  const kill = setTimeout(() => child.kill('SIGKILL'), 30_000);
   return new Promise((resolve) => {
     child.on('close', (code) => {
-      clearTimeout(timer);
+      clearTimeout(term);
+      clearTimeout(kill);
+      cliChildren.delete(child);
       resolve({ code, stderr });
     });
   });
+}
+
+/** CLI children still running (a property interrupted or failed mid-pair); stopped when the CLI test ends. */
+const cliChildren = new Set<ChildProcess>();
+async function stopCliChildren(): Promise<void> {
+  const left = [...cliChildren];
+  for (const c of left) c.kill('SIGTERM');
+  const deadline = Date.now() + 10_000;
+  while (cliChildren.size > 0 && Date.now() < deadline) await new Promise((r) => setTimeout(r, 100));
+  for (const c of cliChildren) c.kill('SIGKILL');
 }
 
 /**
@@ -331,6 +346,7 @@ describe('CLI: the real locus binary', () => {
       }, isFullRun() ? 840_000 : 120_000);
       expect(failure).toBeUndefined();
     } finally {
+      await stopCliChildren();
       rmSync(dir, { recursive: true, force: true });
       rmSync(cliRoot, { recursive: true, force: true });
     }
