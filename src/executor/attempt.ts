@@ -303,6 +303,27 @@ export async function runAttempt(payload: AttemptPayload, ctx: AttemptContext, c
 
   if (drained) return failed({ state: 'LOST', exitCode: exit.exitCode, reason: 'DRAINED', message: 'the executor drained and handed the attempt back' });
   if (timedOut) return failed({ state: 'TIMED_OUT', exitCode: exit.exitCode, reason: 'TIMEOUT', message: `timed out after ${payload.timeoutMs} ms; the whole process tree was killed` });
+  // A losing duplicate may fail because the winner swept its staging directory (before its
+  // container could bind it: LAUNCH_FAILED; or while it wrote: a non-zero exit); the task is
+  // done all the same, and this attempt says so instead of failing it.
+  const committedElsewhere = async (): Promise<AttemptResult | undefined> => {
+    if (!plan) return undefined;
+    const recorded = await ledger?.lookup(ledgerId).catch(() => undefined);
+    if (recorded !== undefined) {
+      await discardAttemptDir(plan).catch(() => undefined);
+      return finish({ state: 'SUCCEEDED', exitCode: exit.exitCode, reason: 'ALREADY_COMMITTED', message: `output already committed by attempt ${recorded.attemptId} on ${recorded.host}`, outputPath: recorded.path, output: recorded });
+    }
+    const winner = ledger === undefined ? await committedBy(plan.finalDir).catch(() => undefined) : undefined;
+    if (winner !== undefined) {
+      await discardAttemptDir(plan).catch(() => undefined);
+      return finish({ state: 'SUCCEEDED', exitCode: exit.exitCode, reason: 'ALREADY_COMMITTED', message: `output already committed by attempt ${winner}`, outputPath: plan.finalDir });
+    }
+    return undefined;
+  };
+  if (exit.reason === 'LAUNCH_FAILED') {
+    const done = await committedElsewhere();
+    if (done !== undefined) return done;
+  }
   if (exit.reason === 'OOM' || exit.reason === 'DISK_LIMIT' || exit.reason === 'LAUNCH_FAILED') {
     return failed({ state: 'FAILED', exitCode: exit.exitCode, reason: exit.reason, message: exit.message });
   }
@@ -330,20 +351,8 @@ export async function runAttempt(payload: AttemptPayload, ctx: AttemptContext, c
     if (outcome.kind === 'already') return finish({ state: 'SUCCEEDED', exitCode: 0, reason: 'ALREADY_COMMITTED', message: `output already committed by attempt ${outcome.winner}; this attempt's output was discarded`, outputPath: outcome.finalDir, ...rec });
     return failed({ state: 'FAILED', exitCode: 0, reason: 'OUTPUT_CONFLICT', message: outcome.message });
   }
-  // A losing duplicate may fail because the winner swept its staging
-  // directory; the task is done all the same.
-  if (plan) {
-    const recorded = await ledger?.lookup(ledgerId).catch(() => undefined);
-    if (recorded !== undefined) {
-      await discardAttemptDir(plan).catch(() => undefined);
-      return finish({ state: 'SUCCEEDED', exitCode: exit.exitCode, reason: 'ALREADY_COMMITTED', message: `output already committed by attempt ${recorded.attemptId} on ${recorded.host}`, outputPath: recorded.path, output: recorded });
-    }
-    const winner = ledger === undefined ? await committedBy(plan.finalDir).catch(() => undefined) : undefined;
-    if (winner !== undefined) {
-      await discardAttemptDir(plan).catch(() => undefined);
-      return finish({ state: 'SUCCEEDED', exitCode: exit.exitCode, reason: 'ALREADY_COMMITTED', message: `output already committed by attempt ${winner}`, outputPath: plan.finalDir });
-    }
-  }
+  const done = await committedElsewhere();
+  if (done !== undefined) return done;
   if (exit.exitCode === null) return failed({ state: 'FAILED', exitCode: null, reason: 'SIGNALED', message: exit.message });
   return failed({ state: 'FAILED', exitCode: exit.exitCode, reason: 'EXIT_NONZERO', message: exit.message });
 }
