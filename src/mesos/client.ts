@@ -287,6 +287,11 @@ export class SchedulerClient extends TypedEmitter<SchedulerClientEvents> {
   private refuseToSubscribe(): void {
     const error = new LocusError('NOT_LEADER', 'not subscribing: this scheduler is no longer the leader');
     this.log.error({ err: error.message }, 'not subscribing');
+    this.stopForGood(error);
+  }
+
+  /** Stop for good after `error`: no retry, no leader detection; `before` runs once the state is DISCONNECTED. */
+  private stopForGood(error: LocusError, before?: () => void): void {
     this.lastFailure = error;
     this.fatalFailure = error;
     this.running = false;
@@ -295,6 +300,7 @@ export class SchedulerClient extends TypedEmitter<SchedulerClientEvents> {
     this.detectorOff?.();
     this.detectorOff = undefined;
     this.setState('DISCONNECTED');
+    before?.();
     this.emit('error', error);
     this.emit('stopped');
     if (this.ownsDetector) void this.detector.close();
@@ -547,20 +553,9 @@ export class SchedulerClient extends TypedEmitter<SchedulerClientEvents> {
   private fatal(conn: Connection, error: LocusError): void {
     if (this.conn !== conn) return;
     this.log.error({ err: error.message }, 'mesos subscription failed for good');
-    this.lastFailure = error;
-    this.fatalFailure = error;
     const master = masterBase(conn.url);
     this.closeConnection();
-    this.running = false;
-    this.stoppedOnce = true;
-    this.retryTimer?.cancel();
-    this.detectorOff?.();
-    this.detectorOff = undefined;
-    this.setState('DISCONNECTED');
-    this.emit('disconnected', { reason: error.message, error, master, willRetry: false });
-    this.emit('error', error);
-    this.emit('stopped');
-    if (this.ownsDetector) void this.detector.close();
+    this.stopForGood(error, () => this.emit('disconnected', { reason: error.message, error, master, willRetry: false }));
   }
 
   private onLeaderChange(url: string | undefined): void {
