@@ -166,7 +166,11 @@ export async function createHttpServer(options: HttpServerOptions): Promise<Fast
       void (reply as unknown as FastifyReply).status(e.spec.httpStatus).type('application/json').send(e.toJSON());
     },
     clientErrorHandler: answerClientError,
-    maxParamLength: MAX_PARAM_LENGTH,
+    routerOptions: { maxParamLength: MAX_PARAM_LENGTH },
+    // A client that sends less body than it announced, and never closes, would otherwise hold
+    // its connection forever. This bounds receiving the request only: event streams and log
+    // follows are long responses to short requests and are not cut.
+    requestTimeout: 30_000,
   });
   // CONNECT is not routed: without a listener Node closes the connection with no answer at all.
   app.server.on('connect', (req: IncomingMessage, socket: Duplex) => {
