@@ -19,7 +19,10 @@
  * leader beyond its ZooKeeper session then SIGCONT (it must exit 3), kill -9
  * an executor, kill -9 Redis and restart it from its AOF, drop the master's
  * event streams (every scheduler re-subscribes; the local master cannot be
- * restarted in place), cut an agent off (its process stopped) for
+ * restarted in place, see bench/results/chaos-2026-12-05.md), fill an agent's
+ * disk (agent-3's work directory is a 256 MiB tmpfs, mounted before the
+ * cluster starts and unmounted on every exit path; it is filled to ENOSPC for
+ * `fillSeconds`, tasks failing there must run elsewhere), cut an agent off (its process stopped) for
  * `cutSeconds`, lose an agent for good (last: the rest runs on two agents).
  *
  * `node dist/bench/chaos.js` runs the full version (10 leader kills in one
@@ -30,7 +33,7 @@
  * The last line printed is one JSON object `{"scenarios": [...]}`.
  */
 import { spawn, spawnSync, type ChildProcess } from 'node:child_process';
-import { chmodSync, existsSync, mkdirSync, mkdtempSync, readdirSync, readFileSync, rmSync, writeFileSync } from 'node:fs';
+import { chmodSync, existsSync, mkdirSync, mkdtempSync, readdirSync, readFileSync, rmSync, statfsSync, writeFileSync } from 'node:fs';
 import { createServer, connect } from 'node:net';
 import { loadavg } from 'node:os';
 import { basename, dirname, join, resolve } from 'node:path';
@@ -54,7 +57,7 @@ export interface ScenarioResult {
 }
 
 /** The scenarios, in the order they run. */
-export const SCENARIOS = ['kill-leader', 'pause-leader', 'kill-executor', 'kill-redis', 'master-streams', 'cut-agent', 'lose-agent'] as const;
+export const SCENARIOS = ['kill-leader', 'pause-leader', 'kill-executor', 'kill-redis', 'master-streams', 'fill-disk', 'cut-agent', 'lose-agent'] as const;
 export type ScenarioName = (typeof SCENARIOS)[number];
 
 /** How much chaos. */
@@ -65,6 +68,8 @@ export interface ChaosOptions {
   /** Seconds each task sleeps. */
   readonly taskSeconds: number;
   readonly cutSeconds: number;
+  /** How long the full agent's disk stays full (fill-disk). */
+  readonly fillSeconds: number;
   /** ZooKeeper session timeout of the schedulers (ms). */
   readonly sessionMs: number;
   /** Hard bound on one scenario (ms): a scenario still running then fails. */
@@ -74,13 +79,13 @@ export interface ChaosOptions {
 }
 
 export const QUICK: ChaosOptions = {
-  runs: { 'kill-leader': 2, 'pause-leader': 1, 'kill-executor': 1, 'kill-redis': 1, 'master-streams': 1, 'cut-agent': 1, 'lose-agent': 1 },
-  tasksPerStage: 30, taskSeconds: 1, cutSeconds: 10, sessionMs: 5_000, scenarioTimeoutMs: 150_000,
+  runs: { 'kill-leader': 2, 'pause-leader': 1, 'kill-executor': 1, 'kill-redis': 1, 'master-streams': 1, 'fill-disk': 1, 'cut-agent': 1, 'lose-agent': 1 },
+  tasksPerStage: 30, taskSeconds: 1, cutSeconds: 10, fillSeconds: 10, sessionMs: 5_000, scenarioTimeoutMs: 150_000,
 };
 
 export const FULL: ChaosOptions = {
-  runs: { 'kill-leader': 10, 'pause-leader': 2, 'kill-executor': 2, 'kill-redis': 2, 'master-streams': 2, 'cut-agent': 1, 'lose-agent': 1 },
-  tasksPerStage: 150, taskSeconds: 1, cutSeconds: 30, sessionMs: 5_000, scenarioTimeoutMs: 900_000,
+  runs: { 'kill-leader': 10, 'pause-leader': 2, 'kill-executor': 2, 'kill-redis': 2, 'master-streams': 2, 'fill-disk': 2, 'cut-agent': 1, 'lose-agent': 1 },
+  tasksPerStage: 150, taskSeconds: 1, cutSeconds: 30, fillSeconds: 30, sessionMs: 5_000, scenarioTimeoutMs: 900_000,
 };
 
 const TOKEN = 'c'.repeat(64);
@@ -199,6 +204,8 @@ interface JobView {
 /** The environment every scenario shares. */
 class Env {
   readonly instances: Instance[] = [];
+  /** The agent whose work directory is a size-limited tmpfs (fill-disk), if one was mounted. */
+  smallDisk: { readonly hostname: string; readonly root: string } | undefined;
   private seq = 0;
   constructor(
     readonly dir: string,
@@ -299,7 +306,9 @@ class Env {
 
 function jobSpec(name: string, o: ChaosOptions): unknown {
   const task = (stage: string): { command: string[] } => ({
-    command: ['sh', '-c', `sleep ${o.taskSeconds}; echo ${stage} {task.index} {attempt} > '{output}/v'`],
+    // Each task writes 256 KiB of scratch to its sandbox first, as real tasks write logs and
+    // temporary files there: on an agent whose disk is full it fails (fill-disk).
+    command: ['sh', '-c', `head -c 262144 /dev/zero > "\${MESOS_SANDBOX:-.}/scratch" && sleep ${o.taskSeconds} && echo ${stage} {task.index} {attempt} > '{output}/v'`],
   });
   return {
     name, retries: 3,
@@ -311,11 +320,13 @@ function jobSpec(name: string, o: ChaosOptions): unknown {
 }
 
 /** Tasks lost and outputs committed twice for one finished job. */
-async function audit(env: Env, id: string): Promise<{ lost: number; duplicates: number; problems: string[] }> {
+async function audit(env: Env, id: string): Promise<{ lost: number; duplicates: number; problems: string[]; unsuccessful: string[] }> {
   const job = await env.job(id);
   const problems: string[] = [];
   const r = await env.api('GET', `/v1/jobs/${id}/tasks?limit=100000`);
-  const tasks = (r.json['tasks'] ?? []) as { id: string; stage: number; index: number; state: string; outputPath?: string; attempts: { attempt: number; attemptId: string; state: string }[] }[];
+  const tasks = (r.json['tasks'] ?? []) as { id: string; stage: number; index: number; state: string; outputPath?: string; attempts: { attempt: number; attemptId: string; state: string; host?: string; reason?: string; message?: string }[] }[];
+  // Attempts that did not succeed, as 'host state reason: message' (what a fault did).
+  const unsuccessful = tasks.flatMap((t) => t.attempts.filter((a) => a.state !== 'SUCCEEDED').map((a) => `${a.host ?? '?'} ${a.state} ${a.reason ?? ''}: ${(a.message ?? '').slice(0, 160)}`));
   // The commit ledger: which attempt's output each task committed (exactly one may).
   const redis = new Redis(env.redis.url, { maxRetriesPerRequest: 3 });
   const ledger = new Map<string, string>();
@@ -369,7 +380,7 @@ async function audit(env: Env, id: string): Promise<{ lost: number; duplicates: 
       }
     }
   }
-  return { lost, duplicates, problems };
+  return { lost, duplicates, problems, unsuccessful };
 }
 
 /** Find a live executor process of this environment (its command line names our Redis). */
@@ -385,6 +396,26 @@ function executorPids(redisPort: number): number[] {
     }
   }
   return out;
+}
+
+/** Fill the filesystem holding `dir` with one file, to ENOSPC (bounded by the filesystem's size). */
+function fillDisk(dir: string, file: string): void {
+  const st = statfsSync(dir);
+  const bytes = st.bavail * st.bsize;
+  if (bytes > 0) spawnSync('fallocate', ['-l', String(bytes), file], { stdio: 'ignore', timeout: 30_000 });
+  // Whatever fallocate left (tmpfs rounds to pages; metadata moved meanwhile): dd to ENOSPC.
+  spawnSync('dd', ['if=/dev/zero', `of=${file}`, 'bs=64k', 'oflag=append', 'conv=notrunc'], { stdio: 'ignore', timeout: 30_000 });
+}
+
+/** Mount a size-limited tmpfs at `dir` (root only); false when it cannot be mounted. */
+function mountSmall(dir: string, size: string): boolean {
+  mkdirSync(dir, { recursive: true });
+  return spawnSync('mount', ['-t', 'tmpfs', '-o', `size=${size},mode=0755`, 'tmpfs', dir], { stdio: 'ignore', timeout: 10_000 }).status === 0;
+}
+
+/** Unmount `dir` if it is a mount point (lazily: processes may still hold files there). */
+function unmountSmall(dir: string): void {
+  spawnSync('umount', ['-l', dir], { stdio: 'ignore', timeout: 10_000 });
 }
 
 /** Run one scenario: its faults while jobs run, then the audit. */
@@ -470,6 +501,25 @@ async function scenario(env: Env, name: ScenarioName, runs: number, volume: stri
       case 'master-streams':
         env.cluster.control.dropSubscriptions();
         break;
+      case 'fill-disk': {
+        // Fill the small agent's filesystem to the last byte while tasks run on it; free it
+        // after fillSeconds. Tasks that fail there must be retried elsewhere without the job failing.
+        const small = env.smallDisk;
+        if (!small) {
+          problems.push('no agent has a size-limited work directory (mounting a tmpfs needs root)');
+          break;
+        }
+        const filler = join(small.root, '.chaos-fill');
+        fillDisk(small.root, filler);
+        const free = statfsSync(small.root);
+        log(`fill-disk: ${small.hostname} has ${free.bavail * free.bsize} bytes free`);
+        if (free.bavail > 0) problems.push(`${small.hostname}: ${free.bavail * free.bsize} bytes still free after filling`);
+        after = async () => {
+          await sleep(o.fillSeconds * 1_000);
+          rmSync(filler, { force: true });
+        };
+        break;
+      }
       case 'cut-agent':
       case 'lose-agent': {
         // Cut off the volume's agent (the volume must come back with it); lose another one
@@ -496,6 +546,7 @@ async function scenario(env: Env, name: ScenarioName, runs: number, volume: stri
   }
 
   // Every job to its end.
+  const unsuccessful: string[] = [];
   let completed = 0;
   let lost = 0;
   let duplicates = 0;
@@ -509,9 +560,15 @@ async function scenario(env: Env, name: ScenarioName, runs: number, volume: stri
     if (j.state === 'SUCCEEDED') completed++;
     else problems.push(`job ${id} ended ${j.state} (${JSON.stringify(j.counts)})`);
     const a = await audit(env, id);
+    unsuccessful.push(...a.unsuccessful);
     lost += a.lost;
     duplicates += a.duplicates;
     problems.push(...a.problems.slice(0, 10));
+  }
+  if (unsuccessful.length > 0) log(`${name}: ${unsuccessful.length} attempts did not succeed, e.g.\n  ${unsuccessful.slice(0, 8).join('\n  ')}`);
+  if (name === 'fill-disk' && env.smallDisk && !unsuccessful.some((u) => u.startsWith(`${env.smallDisk?.hostname ?? ''} `))) {
+    // The fault must have hit something, or the scenario proves nothing.
+    problems.push(`fill-disk: no attempt failed on ${env.smallDisk.hostname} while its disk was full (the fault had no effect)`);
   }
   // Destroyed or given up is lost; UNAVAILABLE (its agent away) is not, and must be READY again once the agent is back.
   const v = await env.api('GET', `/v1/volumes/${volume}`);
@@ -531,6 +588,13 @@ export async function runChaos(o: ChaosOptions): Promise<{ scenarios: ScenarioRe
   let cluster: LocalCluster | undefined;
   let env: Env | undefined;
   const results: ScenarioResult[] = [];
+  // fill-disk: the last agent's work directory on a 256 MiB tmpfs, unmounted in every exit path.
+  const wantsFill = o.runs['fill-disk'] > 0 && (!o.only || o.only.includes('fill-disk'));
+  const smallHost = 'agent-3';
+  const smallRoot = join(dir, 'local', 'agents', smallHost);
+  const mounted = wantsFill && mountSmall(smallRoot, '256m');
+  const onExit = (): void => { if (mounted) unmountSmall(smallRoot); };
+  if (mounted) process.once('exit', onExit);
   try {
     await redis.start();
     zk = await startZk(join(dir, 'zk'));
@@ -539,6 +603,7 @@ export async function runChaos(o: ChaosOptions): Promise<{ scenarios: ScenarioRe
       resources: 'cpus:4;mem:8192;disk:20480;ports:[31000-32000]',
     });
     env = new Env(dir, redis, `zk://${zk.connectString}/locus-chaos`, cluster, o);
+    if (mounted) env.smallDisk = { hostname: smallHost, root: smallRoot };
     await env.spawnInstance();
     await env.leader(60_000);
     await env.spawnInstance();
@@ -575,6 +640,10 @@ export async function runChaos(o: ChaosOptions): Promise<{ scenarios: ScenarioRe
     await cluster?.stop().catch(() => undefined);
     await zk?.stop().catch(() => undefined);
     await redis.stop().catch(() => undefined);
+    if (mounted) {
+      unmountSmall(smallRoot);
+      process.off('exit', onExit);
+    }
     rmSync(dir, { recursive: true, force: true });
   }
   return { scenarios: results };
@@ -582,7 +651,14 @@ export async function runChaos(o: ChaosOptions): Promise<{ scenarios: ScenarioRe
 
 async function main(): Promise<void> {
   const quick = process.argv.includes('--quick');
-  const o: ChaosOptions = { ...(quick ? QUICK : FULL), log: (l) => process.stdout.write(`${l}\n`) };
+  // Ctrl-C or a kill: exit through 'exit' handlers (they unmount fill-disk's tmpfs).
+  for (const sig of ['SIGINT', 'SIGTERM'] as const) process.once(sig, () => process.exit(130));
+  // --only a,b: just these scenarios (their figures go to chaos-<date>[-quick]-only.{json,md}).
+  const onlyAt = process.argv.indexOf('--only');
+  const only = onlyAt > 0 ? (process.argv[onlyAt + 1] ?? '').split(',').filter((n) => n !== '') : undefined;
+  const unknown = (only ?? []).filter((n) => !(SCENARIOS as readonly string[]).includes(n));
+  if (only !== undefined && (only.length === 0 || unknown.length > 0)) throw new Error(`--only: unknown scenario(s) '${unknown.join(',')}'; known: ${SCENARIOS.join(',')}`);
+  const o: ChaosOptions = { ...(quick ? QUICK : FULL), ...(only ? { only: only as ScenarioName[] } : {}), log: (l) => process.stdout.write(`${l}\n`) };
   const load = loadavg()[0] ?? 0;
   const started = Date.now();
   const out = await runChaos(o);
@@ -592,7 +668,7 @@ async function main(): Promise<void> {
   const here = dirname(fileURLToPath(import.meta.url));
   const results = basename(dirname(here)) === 'dist' ? join(here, '..', '..', 'bench', 'results') : join(here, 'results');
   mkdirSync(results, { recursive: true });
-  const file = join(results, `chaos-${date}${quick ? '-quick' : ''}`);
+  const file = join(results, `chaos-${date}${quick ? '-quick' : ''}${only ? '-only' : ''}`);
   const record = { date, mode: quick ? 'quick' : 'full', loadAtStart: load, seconds: Math.round((Date.now() - started) / 1_000), options: { ...o, log: undefined }, scenarios: out.scenarios };
   writeFileSync(`${file}.json`, `${JSON.stringify(record, null, 2)}\n`);
   writeFileSync(`${file}.md`, [
@@ -602,7 +678,7 @@ async function main(): Promise<void> {
     ...out.scenarios.map((s) => `| ${s.name} | ${s.runs} | ${s.jobsCompleted}/${s.jobs} | ${s.tasksLost} | ${s.duplicateOutputs} | ${s.volumesLost} | ${s.recoverySecondsMax} | ${s.problems.join('; ').replace(/\|/g, '\\|').slice(0, 300)} |`),
     '',
   ].join('\n'));
-  if (!quick && !process.argv.includes('--no-fuzz')) {
+  if (!quick && !only && !process.argv.includes('--no-fuzz')) {
     // The fuzzing pass belongs to the full run; it is another engineer's script, run when it exists.
     spawnSync('npm', ['run', '--if-present', 'fuzz'], { stdio: ['ignore', 'inherit', 'inherit'] });
   }

@@ -3,7 +3,9 @@
  * twice on 60-task two-stage jobs): with real processes (two `locus framework
  * --ha` instances, ZooKeeper, Redis with AOF, the local cluster), every job
  * completes, no task is lost, no output is committed twice and the volume
- * reserved at the start survives every fault. `npm run chaos` runs the full
+ * reserved at the start survives every fault. fill-disk (root only) fills one
+ * agent's size-limited work directory mid-job: at least one attempt must fail
+ * there (else the fault did nothing) and the job still complete. `npm run chaos` runs the full
  * version and records its figures in bench/results/.
  */
 import { expect, it } from 'vitest';
@@ -13,8 +15,10 @@ import { QUICK, runChaos } from '../../bench/chaos.js';
 describeWith([ZOOKEEPER], 'chaos (bounded)', () => {
   it('every fault leaves every job completed, 0 tasks lost, 0 outputs committed twice, 0 volumes lost', async () => {
     const lines: string[] = [];
-    const out = await runChaos({ ...QUICK, log: (l) => lines.push(l) });
-    expect(out.scenarios.map((s) => s.name)).toEqual(['kill-leader', 'pause-leader', 'kill-executor', 'kill-redis', 'master-streams', 'cut-agent', 'lose-agent']);
+    // fill-disk mounts a size-limited tmpfs as one agent's work directory: root only.
+    const root = process.getuid?.() === 0;
+    const out = await runChaos({ ...QUICK, runs: { ...QUICK.runs, 'fill-disk': root ? QUICK.runs['fill-disk'] : 0 }, log: (l) => lines.push(l) });
+    expect(out.scenarios.map((s) => s.name)).toEqual(['kill-leader', 'pause-leader', 'kill-executor', 'kill-redis', 'master-streams', ...(root ? ['fill-disk'] : []), 'cut-agent', 'lose-agent']);
     for (const s of out.scenarios) {
       const why = `${s.name}: ${JSON.stringify(s)}\n${lines.join('\n')}`;
       expect(s.problems, why).toEqual([]);
