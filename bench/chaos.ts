@@ -19,7 +19,8 @@
  * leader beyond its ZooKeeper session then SIGCONT (it must exit 3), kill -9
  * an executor, kill -9 Redis and restart it from its AOF, drop the master's
  * event streams (every scheduler re-subscribes; the local master cannot be
- * restarted in place, see bench/results/chaos-2026-12-05.md), fill an agent's
+ * restarted in place with in-process agents), restart the master (in an
+ * environment of its own with `locus agent` processes), fill an agent's
  * disk (agent-3's work directory is a 256 MiB tmpfs, mounted before the
  * cluster starts and unmounted on every exit path; it is filled to ENOSPC for
  * `fillSeconds`, tasks failing there must run elsewhere), cut an agent off (its process stopped) for
@@ -57,7 +58,7 @@ export interface ScenarioResult {
 }
 
 /** The scenarios, in the order they run. */
-export const SCENARIOS = ['kill-leader', 'pause-leader', 'kill-executor', 'kill-redis', 'master-streams', 'fill-disk', 'cut-agent', 'lose-agent'] as const;
+export const SCENARIOS = ['kill-leader', 'pause-leader', 'kill-executor', 'kill-redis', 'master-streams', 'restart-master', 'fill-disk', 'cut-agent', 'lose-agent'] as const;
 export type ScenarioName = (typeof SCENARIOS)[number];
 
 /** How much chaos. */
@@ -79,12 +80,12 @@ export interface ChaosOptions {
 }
 
 export const QUICK: ChaosOptions = {
-  runs: { 'kill-leader': 2, 'pause-leader': 1, 'kill-executor': 1, 'kill-redis': 1, 'master-streams': 1, 'fill-disk': 1, 'cut-agent': 1, 'lose-agent': 1 },
-  tasksPerStage: 30, taskSeconds: 1, cutSeconds: 10, fillSeconds: 10, sessionMs: 5_000, scenarioTimeoutMs: 150_000,
+  runs: { 'kill-leader': 2, 'pause-leader': 1, 'kill-executor': 1, 'kill-redis': 1, 'master-streams': 1, 'restart-master': 1, 'fill-disk': 1, 'cut-agent': 1, 'lose-agent': 1 },
+  tasksPerStage: 30, taskSeconds: 1, cutSeconds: 10, fillSeconds: 5, sessionMs: 5_000, scenarioTimeoutMs: 150_000,
 };
 
 export const FULL: ChaosOptions = {
-  runs: { 'kill-leader': 10, 'pause-leader': 2, 'kill-executor': 2, 'kill-redis': 2, 'master-streams': 2, 'fill-disk': 2, 'cut-agent': 1, 'lose-agent': 1 },
+  runs: { 'kill-leader': 10, 'pause-leader': 2, 'kill-executor': 2, 'kill-redis': 2, 'master-streams': 2, 'restart-master': 2, 'fill-disk': 2, 'cut-agent': 1, 'lose-agent': 1 },
   tasksPerStage: 150, taskSeconds: 1, cutSeconds: 30, fillSeconds: 30, sessionMs: 5_000, scenarioTimeoutMs: 900_000,
 };
 
@@ -206,12 +207,14 @@ class Env {
   readonly instances: Instance[] = [];
   /** The agent whose work directory is a size-limited tmpfs (fill-disk), if one was mounted. */
   smallDisk: { readonly hostname: string; readonly root: string } | undefined;
+  /** Stop the master and start it again on its port with its work directory (restart-master). */
+  restartMaster: (() => Promise<void>) | undefined;
   private seq = 0;
   constructor(
     readonly dir: string,
     readonly redis: ChaosRedis,
     readonly zkUrl: string,
-    readonly cluster: LocalCluster,
+    public cluster: LocalCluster,
     readonly o: ChaosOptions,
   ) {}
 
@@ -501,6 +504,10 @@ async function scenario(env: Env, name: ScenarioName, runs: number, volume: stri
       case 'master-streams':
         env.cluster.control.dropSubscriptions();
         break;
+      case 'restart-master':
+        if (!env.restartMaster) problems.push('this environment cannot restart its master');
+        else await env.restartMaster();
+        break;
       case 'fill-disk': {
         // Fill the small agent's filesystem to the last byte while tasks run on it; free it
         // after fillSeconds. Tasks that fail there must be retried elsewhere without the job failing.
@@ -577,6 +584,79 @@ async function scenario(env: Env, name: ScenarioName, runs: number, volume: stri
   return { name, runs, jobs: jobs.length, jobsCompleted: completed, tasksLost: lost, duplicateOutputs: duplicates, volumesLost, recoverySecondsMax: Number(recoveryMax.toFixed(1)), problems };
 }
 
+/** Create the volume every scenario must keep and wait until it is READY. */
+async function keepVolume(env: Env, volume: string): Promise<void> {
+  const created = await env.api('POST', '/v1/volumes', { name: volume, size: '16MiB', containerPath: 'data' });
+  if (created.status !== 201) throw new Error(`volume: ${created.status} ${JSON.stringify(created.json)}`);
+  const deadline = Date.now() + 60_000;
+  while ((await env.api('GET', `/v1/volumes/${volume}`)).json['state'] !== 'READY') {
+    if (Date.now() > deadline) throw new Error('the volume did not become READY');
+    await sleep(200);
+  }
+}
+
+/**
+ * restart-master, in an environment of its own: the in-process agents of the main one live
+ * in the master's process and cannot outlive it, so here the master runs alone (agents: 0)
+ * and three `locus agent` processes register with it; the fault stops the master and starts
+ * it again on the same port with the same work directory (its checkpoint keeps its id); the
+ * agents register again, the schedulers re-subscribe. Its own Redis, ZooKeeper path and
+ * framework instances, so the main environment's schedulers do not see its jobs.
+ */
+async function restartMasterScenario(root: string, zk: string, o: ChaosOptions, runs: number): Promise<ScenarioResult> {
+  const dir = join(root, 'rm');
+  mkdirSync(join(dir, 'redis'), { recursive: true });
+  const workDir = join(dir, 'local');
+  const port = await freePort();
+  const redis = new ChaosRedis(await freePort(), join(dir, 'redis'));
+  const start = (): Promise<LocalCluster> => startLocalCluster({ workDir, agents: 0, port, allocationIntervalMs: 100, isolation: 'auto', agentPingIntervalSeconds: 1, agentPingTimeoutSeconds: 15 });
+  let cluster: LocalCluster | undefined;
+  const agents: ChildProcess[] = [];
+  let env: Env | undefined;
+  try {
+    await redis.start();
+    cluster = await start();
+    for (let i = 1; i <= 3; i++) {
+      agents.push(spawn(process.execPath, [cliPath(), 'agent', '--master', cluster.masterUrl, '--hostname', `rm-agent-${i}`, '--attributes', `rack:r${(i % 2) + 1}`,
+        '--resources', 'cpus:4;mem:8192;disk:20480;ports:[31000-32000]', '--work-dir', workDir, '--port', '0', '--ip', '127.0.0.1', '--isolation', 'auto'],
+      { stdio: 'ignore', env: { ...process.env, LOCUS_LOG_LEVEL: 'warn' } }));
+    }
+    const deadline = Date.now() + 30_000;
+    while (cluster.agents.length < 3) {
+      if (Date.now() > deadline) throw new Error(`only ${cluster.agents.length} of 3 agent processes registered`);
+      await sleep(100);
+    }
+    const e = new Env(dir, redis, `zk://${zk}/locus-chaos-rm`, cluster, o);
+    env = e;
+    e.restartMaster = async () => {
+      await cluster?.stop();
+      cluster = undefined;
+      cluster = await start();
+      e.cluster = cluster;
+    };
+    await e.spawnInstance();
+    await e.leader(60_000);
+    await e.spawnInstance();
+    await keepVolume(e, 'chaos-keep-rm');
+    const r = await scenario(e, 'restart-master', runs, 'chaos-keep-rm');
+    const registered = cluster?.agents.length ?? 0;
+    return registered === 3 ? r : { ...r, problems: [...r.problems, `only ${registered} of 3 agents registered again with the restarted master`] };
+  } finally {
+    for (const i of env?.instances ?? []) {
+      i.proc.kill('SIGKILL');
+      await exited(i.proc);
+    }
+    for (const a of agents) {
+      a.kill('SIGTERM');
+      await Promise.race([exited(a), sleep(10_000)]);
+      a.kill('SIGKILL');
+      await exited(a);
+    }
+    await cluster?.stop().catch(() => undefined);
+    await redis.stop().catch(() => undefined);
+  }
+}
+
 /** Run the suite; resolves with every scenario's figures (a scenario that threw has its error in problems). */
 export async function runChaos(o: ChaosOptions): Promise<{ scenarios: ScenarioResult[] }> {
   const log = o.log ?? (() => undefined);
@@ -621,7 +701,14 @@ export async function runChaos(o: ChaosOptions): Promise<{ scenarios: ScenarioRe
       const runs = o.runs[name];
       if (runs <= 0) continue;
       log(`scenario ${name}: ${runs} run(s)`);
+      const began = Date.now();
+      const took = (): string => `${((Date.now() - began) / 1_000).toFixed(0)} s`;
       try {
+        if (name === 'restart-master') {
+          results.push(await restartMasterScenario(dir, zk.connectString, o, runs));
+          log(`scenario ${name} (${took()}): ${JSON.stringify(results[results.length - 1])}`);
+          continue;
+        }
         // Two instances before each scenario: one leads, one stands by.
         while (env.live().length < 2) await env.spawnInstance();
         results.push(await scenario(env, name, runs, volume));
@@ -629,7 +716,7 @@ export async function runChaos(o: ChaosOptions): Promise<{ scenarios: ScenarioRe
         results.push({ name, runs, jobs: 0, jobsCompleted: 0, tasksLost: 0, duplicateOutputs: 0, volumesLost: 0, recoverySecondsMax: 0, problems: [String(err instanceof Error ? err.message : err).slice(0, 3_000)] });
       }
       const last = results[results.length - 1];
-      log(`scenario ${name}: ${JSON.stringify(last)}`);
+      log(`scenario ${name} (${took()}): ${JSON.stringify(last)}`);
     }
   } finally {
     for (const i of env?.instances ?? []) {

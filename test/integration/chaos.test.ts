@@ -5,7 +5,10 @@
  * completes, no task is lost, no output is committed twice and the volume
  * reserved at the start survives every fault. fill-disk (root only) fills one
  * agent's size-limited work directory mid-job: at least one attempt must fail
- * there (else the fault did nothing) and the job still complete. `npm run chaos` runs the full
+ * there (else the fault did nothing) and the job still complete.
+ * restart-master runs in its own environment (a master alone and three
+ * `locus agent` processes): the master is stopped and started again on its
+ * port with its work directory, the agents must register again. `npm run chaos` runs the full
  * version and records its figures in bench/results/.
  */
 import { expect, it } from 'vitest';
@@ -18,7 +21,7 @@ describeWith([ZOOKEEPER], 'chaos (bounded)', () => {
     // fill-disk mounts a size-limited tmpfs as one agent's work directory: root only.
     const root = process.getuid?.() === 0;
     const out = await runChaos({ ...QUICK, runs: { ...QUICK.runs, 'fill-disk': root ? QUICK.runs['fill-disk'] : 0 }, log: (l) => lines.push(l) });
-    expect(out.scenarios.map((s) => s.name)).toEqual(['kill-leader', 'pause-leader', 'kill-executor', 'kill-redis', 'master-streams', ...(root ? ['fill-disk'] : []), 'cut-agent', 'lose-agent']);
+    expect(out.scenarios.map((s) => s.name)).toEqual(['kill-leader', 'pause-leader', 'kill-executor', 'kill-redis', 'master-streams', 'restart-master', ...(root ? ['fill-disk'] : []), 'cut-agent', 'lose-agent']);
     for (const s of out.scenarios) {
       const why = `${s.name}: ${JSON.stringify(s)}\n${lines.join('\n')}`;
       expect(s.problems, why).toEqual([]);
