@@ -50,8 +50,15 @@ const { spawn } = require('node:child_process');
 const fs = require('node:fs');
 const running = new Map();
 const send = (m) => { try { process.send(m); } catch {} };
+// Killing bwrap alone is not enough while the container is still being set up: its inner
+// process (the namespace's pid 1, known from the info fd) can outlive it, blocked for good
+// in bwrap's start-up handshake. Both are killed, and pid 1 takes the namespace with it.
+const killAll = (r) => {
+  try { r.child.kill('SIGKILL'); } catch {}
+  if (r.pid !== undefined) { try { process.kill(r.pid, 'SIGKILL'); } catch {} }
+};
 process.on('message', (m) => {
-  if (m.t === 'kill') { const c = running.get(m.id); if (c) { try { c.kill('SIGKILL'); } catch {} } return; }
+  if (m.t === 'kill') { const r = running.get(m.id); if (r) killAll(r); return; }
   if (m.t !== 'launch') return;
   let out, err;
   try {
@@ -64,7 +71,8 @@ process.on('message', (m) => {
   }
   const child = spawn(m.file, m.args, { stdio: ['ignore', out, err, 'pipe', 'pipe'], env: {} });
   fs.closeSync(out); fs.closeSync(err);
-  running.set(m.id, child);
+  const entry = { child, pid: undefined };
+  running.set(m.id, entry);
   let failure;
   let text = '';
   let released = false;
@@ -77,6 +85,7 @@ process.on('message', (m) => {
     const r = /"child-pid"\s*:\s*(\d+)/.exec(text);
     if (!r) return;
     const pid = Number(r[1]);
+    entry.pid = pid;
     try {
       for (const p of m.cgroupProcs) fs.writeFileSync(p, String(pid));
     } catch (e) {
@@ -96,7 +105,7 @@ process.on('message', (m) => {
     send({ t: 'exit', id: m.id, code, signal, failure });
   });
 });
-process.on('disconnect', () => { for (const c of running.values()) { try { c.kill('SIGKILL'); } catch {} } process.exit(0); });
+process.on('disconnect', () => { for (const r of running.values()) killAll(r); process.exit(0); });
 `;
 
 type FromHelper =
