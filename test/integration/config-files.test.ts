@@ -178,7 +178,7 @@ describe('shipped framework config files start a framework', () => {
     args.push('--state-dir', join(dir, 'compose-state'));
     // compose/locus/tenants.yaml says which token is the analytics tenant's.
     const r = await runFramework(args, 'analytics-compose-token');
-    expect(r.ready, r.out).toEqual({ ready: true, subscribed: true, redis: true });
+    expect(r.ready, r.out).toEqual({ ready: true, subscribed: true, redis: true, role: 'leader' });
     expect(r.tenantStatus, 'the tenants file was loaded: its token is accepted').toBe(200);
     expect(r.code, r.out).toBe(0);
   }, 90_000);
@@ -199,7 +199,7 @@ describe('shipped framework config files start a framework', () => {
         '--secret-file', join(root, 'compose/locus/secret'), '--http-port', String(await freePort()), '--grpc-port', '0',
         '--state-dir', join(dir, 'other-state'), '--tenants-file', join(root, 'compose/locus/tenants.yaml'),
       ]);
-      expect(r.ready, `${f}: ${r.out}`).toEqual({ ready: true, subscribed: true, redis: true });
+      expect(r.ready, `${f}: ${r.out}`).toEqual({ ready: true, subscribed: true, redis: true, role: 'leader' });
       expect(r.code, `${f}: ${r.out}`).toBe(0);
     }
   }, 180_000);
