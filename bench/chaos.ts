@@ -581,7 +581,7 @@ async function scenario(env: Env, name: ScenarioName, runs: number, volume: stri
   const v = await env.api('GET', `/v1/volumes/${volume}`);
   const volumesLost = v.status === 200 && ['READY', 'IN_USE', 'UNAVAILABLE'].includes(String(v.json['state'])) ? 0 : 1;
   if (volumesLost) problems.push(`volume ${volume}: ${v.status} ${JSON.stringify(v.json)}`);
-  return { name, runs, jobs: jobs.length, jobsCompleted: completed, tasksLost: lost, duplicateOutputs: duplicates, volumesLost, recoverySecondsMax: Number(recoveryMax.toFixed(1)), problems };
+  return { name, runs, jobs: jobs.length, jobsCompleted: completed, tasksLost: lost, duplicateOutputs: duplicates, volumesLost, recoverySecondsMax: Number(recoveryMax.toFixed(2)), problems };
 }
 
 /** Create the volume every scenario must keep and wait until it is READY. */
