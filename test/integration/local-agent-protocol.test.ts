@@ -83,6 +83,9 @@ describe('local master: the agent protocol by hand', () => {
     // Silence: lost after the ping timeout, and told to register again.
     const s = sub;
     await s.next(isUpdate('t', 'TASK_UNREACHABLE'), 10_000, 'the task unreachable');
+    // The offers made before the agent returns; taken now, because the first offer after its
+    // return can arrive before the next lines have run (it did under load).
+    const used = new Set(s.events.filter((e) => e.type === 'OFFERS').flatMap((e) => offersOf(e).map((o) => o.id.value)));
     expect((await post(`${base}${API}/${agentId}/heartbeat`, { executors: [] }, token)).status).toBe(404);
     const again = await post(`${base}${API}/register`, registration('fake-1', agentId));
     expect(again.status).toBe(200);
@@ -94,7 +97,6 @@ describe('local master: the agent protocol by hand', () => {
     const token2 = String(again.json?.['token']);
     const beat2 = setInterval(() => { void post(`${base}${API}/${agentId}/heartbeat`, { executors: [] }, token2).catch(() => undefined); }, 300);
     try {
-      const used = new Set(s.events.filter((e) => e.type === 'OFFERS').flatMap((e) => offersOf(e).map((o) => o.id.value)));
       const offer = offersOf(await s.next((e) => e.type === 'OFFERS' && offersOf(e).some((o) => !used.has(o.id.value)), 10_000, 'an offer after the return'))[0];
       if (!offer) throw new Error('no offer');
       expect((await call(base, s.streamId, {
