@@ -7,7 +7,7 @@
 import { createWriteStream, promises as fsp } from 'node:fs';
 import { dirname, join } from 'node:path';
 import { pipeline } from 'node:stream/promises';
-import { CONTRACT_VERSION, INPUT_FAILED, INPUT_UNREACHABLE, contractCompatible, ledgerIdOf, type AttemptPayload, type AttemptProgress, type AttemptResult, type AttemptVolume, type CommittedOutput } from './contract.js';
+import { CONTRACT_VERSION, HOST_DISK_FULL, INPUT_FAILED, INPUT_UNREACHABLE, contractCompatible, ledgerIdOf, type AttemptPayload, type AttemptProgress, type AttemptResult, type AttemptVolume, type CommittedOutput } from './contract.js';
 import { fetchPart, isHostCause, materialiseSplit, type DataPlane } from './data-plane.js';
 import { commitOutput, committedBy, discardAttemptDir, planOutput, prepareAttemptDir, settleCommitted, type CommitDecision, type OutputPlan } from './output.js';
 import { commitToHdfs, destinationOf, isHdfsRecord, settleHdfs, type Destination } from './destination.js';
@@ -353,6 +353,9 @@ export async function runAttempt(payload: AttemptPayload, ctx: AttemptContext, c
   }
   const done = await committedElsewhere();
   if (done !== undefined) return done;
+  if (await noSpaceLeft(handle.sandboxDir)) {
+    return failed({ state: 'FAILED', exitCode: exit.exitCode, reason: HOST_DISK_FULL, message: `${exit.message}; the sandbox's filesystem on ${ctx.host} has no space left` });
+  }
   if (exit.exitCode === null) return failed({ state: 'FAILED', exitCode: null, reason: 'SIGNALED', message: exit.message });
   return failed({ state: 'FAILED', exitCode: exit.exitCode, reason: 'EXIT_NONZERO', message: exit.message });
 }
@@ -390,4 +393,17 @@ async function closeTenantDir(outputDir: string, relPath: string, uid: number): 
     await fsp.chmod(dir, 0o700);
   }
   closedTenantDirs.add(dir);
+}
+
+/** Below this many free bytes a sandbox's filesystem counts as full (a failure there is the host's). */
+const FULL_BELOW_BYTES = 1024 * 1024;
+
+/** Whether the filesystem holding `dir` is (all but) full; false when it cannot be told. */
+export async function noSpaceLeft(dir: string): Promise<boolean> {
+  try {
+    const st = await fsp.statfs(dir);
+    return st.bavail * st.bsize < FULL_BELOW_BYTES;
+  } catch {
+    return false;
+  }
 }

@@ -236,6 +236,12 @@ export const COMMIT_KEY_PREFIX = 'locus:commit:';
 
 /** Result reasons for input failures caused by the host (storage or block server unreachable): not counted. */
 export const INPUT_UNREACHABLE = 'INPUT_UNREACHABLE';
+/**
+ * Result reason for an attempt that failed while the filesystem of its sandbox had no space
+ * left: the host's trouble, not the task's (a full agent disk fails every task placed there).
+ * Not counted, capped like INPUT_UNREACHABLE; the retry avoids the host.
+ */
+export const HOST_DISK_FULL = 'HOST_DISK_FULL';
 /** Result reason for input failures caused by the task (no such file, bad range): counted. */
 export const INPUT_FAILED = 'INPUT_FAILED';
 

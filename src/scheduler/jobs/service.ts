@@ -13,7 +13,7 @@ import type { LocalityLevel } from '../../core/locality.js';
 import type { ResolveOptions } from '../../storage/port.js';
 import type { Logger } from '../../obs/log.js';
 import type { AttemptPayload, AttemptResult } from '../../executor/contract.js';
-import { CONTRACT_VERSION, INPUT_UNREACHABLE, ledgerIdOf } from '../../executor/contract.js';
+import { CONTRACT_VERSION, HOST_DISK_FULL, INPUT_UNREACHABLE, ledgerIdOf } from '../../executor/contract.js';
 import { publishFinalOutputs, taskDestination, type LocalDatasetLister } from './destinations.js';
 import { StageOutputs, partsLostWith, splitSources, withDataPlane, type CommittedPart, type JobDataPlane } from './outputs.js';
 import { JobStore, type StoredSplit } from './store.js';
@@ -131,6 +131,8 @@ export function classifyFailure(result: Pick<AttemptResult, 'state' | 'reason'>)
   // The input could not be reached from that host (storage or a block server down): the host's
   // trouble, not the task's (capped per task by the service, see UNCOUNTED_INPUT_FAILURES).
   if (result.reason === INPUT_UNREACHABLE || result.reason === 'COMMIT_LEDGER_UNAVAILABLE') return 'not-counted';
+  // The agent's disk was full: every task placed there would fail (capped like input failures).
+  if (result.reason === HOST_DISK_FULL) return 'not-counted';
   if (result.reason === 'INVALID_SPEC' || result.reason === 'INPUT_MISSING' || result.reason === 'LAUNCH_FAILED_FATAL') return 'fatal';
   return 'counted';
 }
@@ -448,7 +450,9 @@ export class JobService extends EventEmitter<ServiceEvents> {
     if (outcome === 'STALE') return outcome;
     const was = this.running.get(result.taskId);
     this.running.delete(result.taskId);
-    if (cls === 'counted' && result.state !== 'SUCCEEDED' && result.host) this.noteHostFailure(job.id, result.host);
+    // A full disk is not the task's fault, but it is the host's: the job moves off it as it does
+    // off a host that fails its tasks.
+    if ((cls === 'counted' || result.reason === HOST_DISK_FULL) && result.state !== 'SUCCEEDED' && result.host) this.noteHostFailure(job.id, result.host);
     await this.afterOutputEvent(job.id, result, outcome);
     // A success says where it ran: a watcher that missed the RUNNING event still counts it at
     // the level the store's counters do, not as 'any'.
@@ -472,15 +476,21 @@ export class JobService extends EventEmitter<ServiceEvents> {
 
   /** An input no host can reach must not retry forever: past the cap, input failures count. */
   private capUncountedInput<C extends FailureClass | 'cancelled'>(result: AttemptResult, cls: C): C | 'counted' {
-    if (cls !== 'not-counted' || result.reason !== INPUT_UNREACHABLE) return cls;
+    if (cls !== 'not-counted' || (result.reason !== INPUT_UNREACHABLE && result.reason !== HOST_DISK_FULL)) return cls;
+    if (result.reason === HOST_DISK_FULL) return this.countUncounted(result.taskId, cls);
     // What it could not read is being recomputed, or is about to be (the first fetch failure
     // naming an output host not yet lost recomputes that host's outputs): the retry waits for the
     // recompute and counts toward nothing. Further failures naming a lost host count as usual.
     const jobId = result.taskId.replace(/\.\d+\.\d+$/, '');
     if (this.recomputing.has(jobId)) return cls;
     if (result.inputHost !== undefined && this.lostHosts.get(jobId)?.has(result.inputHost) !== true) return cls;
-    const n = (this.inputFailures.get(result.taskId) ?? 0) + 1;
-    this.inputFailures.set(result.taskId, n);
+    return this.countUncounted(result.taskId, cls);
+  }
+
+  /** One more host-caused failure of a task; past the cap it counts. */
+  private countUncounted<C extends FailureClass | 'cancelled'>(taskId: string, cls: C): C | 'counted' {
+    const n = (this.inputFailures.get(taskId) ?? 0) + 1;
+    this.inputFailures.set(taskId, n);
     return n > UNCOUNTED_INPUT_FAILURES ? 'counted' : cls;
   }
 
