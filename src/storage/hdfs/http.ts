@@ -91,6 +91,12 @@ export async function openGet(start: string, agents: Agents, options: GetOptions
 /** GET a URL and buffer the body (capped at maxBytes). */
 export async function getBuffered(start: string, agents: Agents, options: GetOptions, maxBytes = 64 * 1024 * 1024): Promise<HttpAnswer> {
   const { res, url } = await openGet(start, agents, options);
+  const body = await readCapped(res, url, maxBytes, `${maxBytes} bytes`);
+  return { status: res.statusCode ?? 0, url: url.toString(), body, contentType: String(res.headers['content-type'] ?? '') };
+}
+
+/** An answer's whole body, refused (PROTOCOL) past `maxBytes`; transport errors name the host. */
+async function readCapped(res: IncomingMessage, url: URL, maxBytes: number, limit: string): Promise<Buffer> {
   const parts: Buffer[] = [];
   let total = 0;
   try {
@@ -99,7 +105,7 @@ export async function getBuffered(start: string, agents: Agents, options: GetOpt
       total += b.length;
       if (total > maxBytes) {
         res.destroy();
-        throw new LocusError('PROTOCOL', `answer from ${url.host} larger than ${maxBytes} bytes`);
+        throw new LocusError('PROTOCOL', `answer from ${url.host} larger than ${limit}`);
       }
       parts.push(b);
     }
@@ -107,7 +113,7 @@ export async function getBuffered(start: string, agents: Agents, options: GetOpt
     if (err instanceof LocusError) throw err;
     throw transportError(url, err);
   }
-  return { status: res.statusCode ?? 0, url: url.toString(), body: Buffer.concat(parts), contentType: String(res.headers['content-type'] ?? '') };
+  return Buffer.concat(parts);
 }
 
 /** A request body: a stream of known length (WebHDFS DataNodes want Content-Length). */
@@ -148,25 +154,10 @@ export async function sendRequest(method: 'PUT' | 'POST' | 'DELETE', target: str
     body.stream.on('error', (err) => req.destroy(err));
     body.stream.pipe(req);
   });
-  const parts: Buffer[] = [];
-  let total = 0;
-  try {
-    for await (const chunk of res) {
-      const b = chunk as Buffer;
-      total += b.length;
-      if (total > 1024 * 1024) {
-        res.destroy();
-        throw new LocusError('PROTOCOL', `answer from ${url.host} larger than 1 MiB`);
-      }
-      parts.push(b);
-    }
-  } catch (err) {
-    if (err instanceof LocusError) throw err;
-    throw transportError(url, err);
-  }
+  const answer = await readCapped(res, url, 1024 * 1024, '1 MiB');
   const location = res.headers.location;
   return {
-    status: res.statusCode ?? 0, url: url.toString(), body: Buffer.concat(parts), contentType: String(res.headers['content-type'] ?? ''),
+    status: res.statusCode ?? 0, url: url.toString(), body: answer, contentType: String(res.headers['content-type'] ?? ''),
     ...(location === undefined ? {} : { location }),
   };
 }
