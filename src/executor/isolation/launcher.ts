@@ -49,6 +49,8 @@ const HELPER = String.raw`
 const { spawn } = require('node:child_process');
 const fs = require('node:fs');
 const running = new Map();
+// Set once the executor is gone: a container whose pid is learnt from now on is killed, not started.
+let dying = false;
 const send = (m) => { try { process.send(m); } catch {} };
 // Killing bwrap alone is not enough while the container is still being set up: its inner
 // process (the namespace's pid 1, known from the info fd) can outlive it, blocked for good
@@ -86,6 +88,7 @@ process.on('message', (m) => {
     if (!r) return;
     const pid = Number(r[1]);
     entry.pid = pid;
+    if (dying) { try { process.kill(pid, 'SIGKILL'); } catch {} return; }
     try {
       for (const p of m.cgroupProcs) fs.writeFileSync(p, String(pid));
     } catch (e) {
@@ -105,7 +108,19 @@ process.on('message', (m) => {
     send({ t: 'exit', id: m.id, code, signal, failure });
   });
 });
-process.on('disconnect', () => { for (const r of running.values()) killAll(r); process.exit(0); });
+// The executor is gone. bwrap's info (the container's pid) may still be on its way: killed
+// before it is read, the inner process would be left behind, so the info pipes are drained
+// (for at most two seconds) and every pid they name is killed before the helper exits.
+process.on('disconnect', () => {
+  dying = true;
+  const open = [];
+  for (const r of running.values()) {
+    killAll(r);
+    const info = r.child.stdio[3];
+    if (info && !info.destroyed && !info.readableEnded) open.push(new Promise((res) => { info.once('close', res); info.once('end', res); }));
+  }
+  Promise.race([Promise.all(open), new Promise((res) => setTimeout(res, 2000))]).then(() => process.exit(0));
+});
 `;
 
 type FromHelper =
