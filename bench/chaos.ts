@@ -81,7 +81,7 @@ export interface ChaosOptions {
 
 export const QUICK: ChaosOptions = {
   runs: { 'kill-leader': 2, 'pause-leader': 1, 'kill-executor': 1, 'kill-redis': 1, 'master-streams': 1, 'restart-master': 1, 'fill-disk': 1, 'cut-agent': 1, 'lose-agent': 1 },
-  tasksPerStage: 30, taskSeconds: 1, cutSeconds: 10, fillSeconds: 5, sessionMs: 5_000, scenarioTimeoutMs: 150_000,
+  tasksPerStage: 30, taskSeconds: 1, cutSeconds: 10, fillSeconds: 12, sessionMs: 5_000, scenarioTimeoutMs: 150_000,
 };
 
 export const FULL: ChaosOptions = {
