@@ -101,6 +101,12 @@ export function isHostCause(err: unknown): boolean {
  */
 export async function materialiseSplit(split: NonNullable<AttemptPayload['split']>, dp: DataPlane, dest: string): Promise<void> {
   let stream: Readable;
+  // The scheduler found the split on other hosts only and no block server there (an executor
+  // just started or gone): the host cannot reach it now, which is not the task's fault. Read
+  // here, it would be ENOENT and count against the task.
+  if (split.uri.startsWith('local://') && split.sources !== undefined && split.sources.length === 0) {
+    throw new LocusError('UNAVAILABLE', `${split.uri}: held only by other hosts, and no block server is known there yet`);
+  }
   if (split.sources !== undefined && split.sources.length > 0) {
     stream = await readFromBlockServers(split.sources.map((s) => ({ address: s.address, root: s.root, path: s.path })), split.offset, split.length, { token: await dp.token() });
   } else if (dp.readUri !== undefined) {
