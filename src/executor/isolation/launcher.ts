@@ -56,6 +56,11 @@ const send = (m) => { try { process.send(m); } catch {} };
 // process (the namespace's pid 1, known from the info fd) can outlive it, blocked for good
 // in bwrap's start-up handshake. Both are killed, and pid 1 takes the namespace with it.
 const killAll = (r) => {
+  // bwrap's own children (the inner process) first, read from /proc while bwrap still lives.
+  try {
+    const kids = fs.readFileSync('/proc/' + r.child.pid + '/task/' + r.child.pid + '/children', 'utf8').trim().split(/\s+/).filter(Boolean);
+    for (const k of kids) { try { process.kill(Number(k), 'SIGKILL'); } catch {} }
+  } catch {}
   try { r.child.kill('SIGKILL'); } catch {}
   if (r.pid !== undefined) { try { process.kill(r.pid, 'SIGKILL'); } catch {} }
 };
