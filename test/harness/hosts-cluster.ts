@@ -9,7 +9,10 @@
 import { chmodSync, copyFileSync, mkdirSync, mkdtempSync, rmSync, writeFileSync } from 'node:fs';
 import { join } from 'node:path';
 import { startNetnsCluster, type NetnsAgent, type NetnsCluster } from '../../src/local/netns-cluster.js';
-import type { Hosts } from '../../src/local/netns.js';
+import { HOST_PRIVATE_DIR, type Hosts } from '../../src/local/netns.js';
+import { resolveSettings } from '../../src/app/config.js';
+import { startFramework, type RunningFramework } from '../../src/app/framework.js';
+import { silentLogger } from '../../src/obs/log.js';
 import { putLocalDataset, type PutResult } from '../../src/storage/local/put.js';
 import { LOCUS_CLI } from './build.js';
 import { startRedis, type TestRedis } from './redis.js';
@@ -95,4 +98,35 @@ export async function startHostsCluster(o: HostsClusterOptions): Promise<HostsCl
     await dispose().catch(() => undefined);
     throw err;
   }
+}
+
+/** Where each host keeps the stage outputs it committed (inside its private directory). */
+export const HOST_OUTPUTS_DIR = `${HOST_PRIVATE_DIR}/outputs`;
+
+/**
+ * The framework as the data-plane tests run it on separate hosts: outputs stay on the host that
+ * wrote them (`shared-outputs: false`), block servers answer on the hosts' addresses, and each
+ * host's output directory exists and is writable by its executors' unprivileged users.
+ * `overrides` changes or adds settings (timeouts, locality waits).
+ */
+export async function startHostsFramework(bed: HostsCluster, overrides: Readonly<Record<string, string>> = {}): Promise<RunningFramework> {
+  for (const h of bed.hosts.hosts) {
+    const d = bed.hosts.outside(h, HOST_OUTPUTS_DIR);
+    mkdirSync(d, { recursive: true });
+    chmodSync(d, 0o1777);
+  }
+  const fw = await startFramework(resolveSettings({
+    master: bed.cluster.masterUrl, redis: bed.redisUrl, 'state-dir': join(bed.dir, 'state'), 'local-work-dir': bed.workDir,
+    'http-port': '0', 'grpc-port': '0', 'admin-token': 'a'.repeat(64), 'executor-idle-timeout': '120s',
+    'locality-wait-node': '120s', 'locality-wait-rack': '1s',
+    'shared-outputs': 'false', 'host-output-dir': HOST_OUTPUTS_DIR, 'block-server-bind': '0.0.0.0',
+    ...overrides,
+  }), { logger: silentLogger() });
+  try {
+    await fw.waitForSubscribed(30_000);
+  } catch (err) {
+    await fw.stop();
+    throw err;
+  }
+  return fw;
 }

@@ -7,21 +7,18 @@
  * then maps pinned to one host read the files that live only on the other
  * hosts through their block servers.
  */
-import { chmodSync, mkdirSync, readFileSync, writeFileSync } from 'node:fs';
+import { mkdirSync, readFileSync, writeFileSync } from 'node:fs';
 import { join } from 'node:path';
 import type { Redis } from 'ioredis';
 import { afterAll, beforeAll, expect, it } from 'vitest';
 import { describeWith } from '../harness/requires.js';
-import { HOST_PRIVATE_DIR, NETNS } from '../harness/hosts.js';
-import { startHostsCluster, type HostsCluster } from '../harness/hosts-cluster.js';
-import { resolveSettings } from '../../src/app/config.js';
-import { startFramework, type RunningFramework } from '../../src/app/framework.js';
-import { silentLogger } from '../../src/obs/log.js';
+import { NETNS } from '../harness/hosts.js';
+import { HOST_OUTPUTS_DIR, startHostsCluster, startHostsFramework, type HostsCluster } from '../harness/hosts-cluster.js';
+import type { RunningFramework } from '../../src/app/framework.js';
 import { validateJobSpec } from '../../src/scheduler/jobs/spec.js';
 import { commitKey, decodeCommittedOutput, type CommittedOutput } from '../../src/executor/contract.js';
 import { waitForJob } from './framework-harness.js';
 
-const OUTPUTS = `${HOST_PRIVATE_DIR}/outputs`;
 
 describeWith([NETNS], 'separate hosts: inputs and stage outputs cross the links through block servers', () => {
   let bed: HostsCluster | undefined;
@@ -31,19 +28,7 @@ describeWith([NETNS], 'separate hosts: inputs and stage outputs cross the links 
 
   beforeAll(async () => {
     bed = await startHostsCluster({ hosts: 3, rate: '100mbit' });
-    // Each host's own output directory, writable by its executors' unprivileged users.
-    for (const h of bed.hosts.hosts) {
-      const d = bed.hosts.outside(h, OUTPUTS);
-      mkdirSync(d, { recursive: true });
-      chmodSync(d, 0o1777);
-    }
-    fw = await startFramework(resolveSettings({
-      master: bed.cluster.masterUrl, redis: bed.redisUrl, 'state-dir': join(bed.dir, 'state'), 'local-work-dir': bed.workDir,
-      'http-port': '0', 'grpc-port': '0', 'admin-token': 'a'.repeat(64), 'executor-idle-timeout': '120s',
-      'locality-wait-node': '120s', 'locality-wait-rack': '1s',
-      'shared-outputs': 'false', 'host-output-dir': OUTPUTS, 'block-server-bind': '0.0.0.0',
-    }), { logger: silentLogger() });
-    await fw.waitForSubscribed(30_000);
+    fw = await startHostsFramework(bed);
     admin = bed.redis.client();
     const src = join(bed.dir, 'text');
     mkdirSync(src, { recursive: true });
@@ -85,7 +70,7 @@ describeWith([NETNS], 'separate hosts: inputs and stage outputs cross the links 
       const h = bed.hosts.hosts.find((x) => x.name === rec.host);
       if (!h) throw new Error(`unknown host ${rec.host}`);
       // The output is in that host's private directory, served by a block server on its own address.
-      expect(rec.path.startsWith(`${OUTPUTS}/${h.name}/`)).toBe(true);
+      expect(rec.path.startsWith(`${HOST_OUTPUTS_DIR}/${h.name}/`)).toBe(true);
       expect(rec.blockServer?.startsWith(`${h.ip}:`)).toBe(true);
       expect(lines).toContain(Number(readFileSync(bed.hosts.outside(h, join(rec.path, 'lines')), 'utf8').trim()));
     }

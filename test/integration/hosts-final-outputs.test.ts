@@ -6,24 +6,21 @@
  * itself (WebHDFS CREATE's redirect followed from inside its namespace); the
  * output is read back with OPEN and nothing of the maps went to HDFS.
  */
-import { chmodSync, mkdirSync, writeFileSync } from 'node:fs';
+import { mkdirSync, writeFileSync } from 'node:fs';
 import { join } from 'node:path';
 import type { Redis } from 'ioredis';
 import { afterAll, beforeAll, expect, it } from 'vitest';
 import { describeWith } from '../harness/requires.js';
-import { HOST_PRIVATE_DIR, NETNS } from '../harness/hosts.js';
-import { startHostsCluster, type HostsCluster } from '../harness/hosts-cluster.js';
+import { NETNS } from '../harness/hosts.js';
+import { HOST_OUTPUTS_DIR, startHostsCluster, startHostsFramework, type HostsCluster } from '../harness/hosts-cluster.js';
 import { startWebHdfsServer, type WebHdfsServer } from '../harness/webhdfs-server.js';
-import { resolveSettings } from '../../src/app/config.js';
-import { startFramework, type RunningFramework } from '../../src/app/framework.js';
-import { silentLogger } from '../../src/obs/log.js';
+import type { RunningFramework } from '../../src/app/framework.js';
 import { validateJobSpec } from '../../src/scheduler/jobs/spec.js';
 import { commitKey, decodeCommittedOutput, type CommittedOutput } from '../../src/executor/contract.js';
 import { WebHdfsBackend } from '../../src/storage/hdfs/backend.js';
 import { HostMapper } from '../../src/storage/hostmap.js';
 import { waitForJob } from './framework-harness.js';
 
-const OUTPUTS = `${HOST_PRIVATE_DIR}/outputs`;
 
 describeWith([NETNS], 'separate hosts: the final output goes to HDFS from the host that computed it', () => {
   let bed: HostsCluster | undefined;
@@ -35,20 +32,9 @@ describeWith([NETNS], 'separate hosts: the final output goes to HDFS from the ho
 
   beforeAll(async () => {
     bed = await startHostsCluster({ hosts: 3, rate: '100mbit' });
-    for (const h of bed.hosts.hosts) {
-      const d = bed.hosts.outside(h, OUTPUTS);
-      mkdirSync(d, { recursive: true });
-      chmodSync(d, 0o1777);
-    }
     // The NameNode and its DataNode on the bridge, where the hosts reach them (as they reach Redis).
     nn = await startWebHdfsServer({ files: [], bind: { namenode: bed.hosts.gateway, datanode: bed.hosts.gateway } });
-    fw = await startFramework(resolveSettings({
-      master: bed.cluster.masterUrl, redis: bed.redisUrl, 'state-dir': join(bed.dir, 'state'), 'local-work-dir': bed.workDir,
-      'http-port': '0', 'grpc-port': '0', 'admin-token': 'a'.repeat(64), 'executor-idle-timeout': '120s',
-      'locality-wait-node': '120s', 'locality-wait-rack': '1s',
-      'shared-outputs': 'false', 'host-output-dir': OUTPUTS, 'block-server-bind': '0.0.0.0',
-    }), { logger: silentLogger() });
-    await fw.waitForSubscribed(30_000);
+    fw = await startHostsFramework(bed);
     admin = bed.redis.client();
     const src = join(bed.dir, 'text');
     mkdirSync(src, { recursive: true });
@@ -92,7 +78,7 @@ describeWith([NETNS], 'separate hosts: the final output goes to HDFS from the ho
     expect(host).toBeDefined();
     expect([...(nn.peers.get('DN_CREATE') ?? [])]).toEqual([host?.ip]);
     // The maps stayed on their hosts; only the reduce's directory is in HDFS.
-    for (let i = 0; i < 3; i++) expect((await record(`${job.id}.0.${i}`)).path.startsWith(`${OUTPUTS}/`)).toBe(true);
+    for (let i = 0; i < 3; i++) expect((await record(`${job.id}.0.${i}`)).path.startsWith(`${HOST_OUTPUTS_DIR}/`)).toBe(true);
     expect(nn.tree().filter((p) => p.startsWith('/results/lines/reduce/'))).toEqual(['/results/lines/reduce/', '/results/lines/reduce/00000/', '/results/lines/reduce/00000/_SUCCESS', '/results/lines/reduce/00000/total']);
   }, 240_000);
 });

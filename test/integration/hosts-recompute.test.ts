@@ -17,24 +17,21 @@
  * outputs the reduce reads (were one released, its maps would be recomputed
  * too, and "every other map once" would fail).
  */
-import { chmodSync, existsSync, mkdirSync, readdirSync, readFileSync, writeFileSync } from 'node:fs';
+import { existsSync, mkdirSync, readdirSync, readFileSync, writeFileSync } from 'node:fs';
 import { execFile } from 'node:child_process';
 import { promisify } from 'node:util';
 import { dirname, join, relative } from 'node:path';
 import type { Redis } from 'ioredis';
 import { afterAll, beforeAll, expect, it } from 'vitest';
 import { describeWith } from '../harness/requires.js';
-import { HOST_PRIVATE_DIR, NETNS, type Host } from '../harness/hosts.js';
-import { startHostsCluster, type HostsCluster } from '../harness/hosts-cluster.js';
-import { resolveSettings } from '../../src/app/config.js';
-import { startFramework, type RunningFramework } from '../../src/app/framework.js';
-import { silentLogger } from '../../src/obs/log.js';
+import { NETNS, type Host } from '../harness/hosts.js';
+import { HOST_OUTPUTS_DIR, startHostsCluster, startHostsFramework, type HostsCluster } from '../harness/hosts-cluster.js';
+import type { RunningFramework } from '../../src/app/framework.js';
 import { validateJobSpec } from '../../src/scheduler/jobs/spec.js';
 import { commitKey, decodeCommittedOutput, ledgerIdOf, type CommittedOutput } from '../../src/executor/contract.js';
 import { waitForJob } from './framework-harness.js';
 
 const run = promisify(execFile);
-const OUTPUTS = `${HOST_PRIVATE_DIR}/outputs`;
 const FILES = 6;
 const WORDS = ['the', 'quick', 'brown', 'fox', 'jumps', 'over', 'lazy', 'dog', 'and', 'cat'];
 
@@ -59,18 +56,7 @@ describeWith([NETNS], 'separate hosts: outputs on a lost host are recomputed', (
 
   beforeAll(async () => {
     bed = await startHostsCluster({ hosts: 3, rate: '100mbit' });
-    for (const h of bed.hosts.hosts) {
-      const d = bed.hosts.outside(h, OUTPUTS);
-      mkdirSync(d, { recursive: true });
-      chmodSync(d, 0o1777);
-    }
-    fw = await startFramework(resolveSettings({
-      master: bed.cluster.masterUrl, redis: bed.redisUrl, 'state-dir': join(bed.dir, 'state'), 'local-work-dir': bed.workDir,
-      'http-port': '0', 'grpc-port': '0', 'admin-token': 'a'.repeat(64), 'executor-idle-timeout': '3s',
-      'locality-wait-node': '5s', 'locality-wait-rack': '1s',
-      'shared-outputs': 'false', 'host-output-dir': OUTPUTS, 'block-server-bind': '0.0.0.0',
-    }), { logger: silentLogger() });
-    await fw.waitForSubscribed(30_000);
+    fw = await startHostsFramework(bed, { 'executor-idle-timeout': '3s', 'locality-wait-node': '5s' });
     admin = bed.redis.client();
     const src = join(bed.dir, 'text');
     mkdirSync(src, { recursive: true });
@@ -172,14 +158,14 @@ describeWith([NETNS], 'separate hosts: outputs on a lost host are recomputed', (
     // lost host's disk is gone with it and is not looked at).
     // Each host keeps outputs under <host-output-dir>/<its hostname>/, the same layout below.
     const first = firstGen[0];
-    const stageRel = relative(join(OUTPUTS, first?.host ?? ''), dirname(first?.path ?? ''));
+    const stageRel = relative(join(HOST_OUTPUTS_DIR, first?.host ?? ''), dirname(first?.path ?? ''));
     expect(stageRel.startsWith('..')).toBe(false);
     for (let i = 0; i < FILES; i++) {
       const name = String(i).padStart(5, '0');
       const dirs: string[] = [];
       const seen: string[] = [];
       for (const h of hosts.hosts.filter((x) => x.name !== victimName)) {
-        const onHost = hosts.outside(h, join(OUTPUTS, h.name, stageRel));
+        const onHost = hosts.outside(h, join(HOST_OUTPUTS_DIR, h.name, stageRel));
         if (!existsSync(onHost)) continue;
         for (const d of readdirSync(onHost)) {
           seen.push(`${h.name}:${d}`);
