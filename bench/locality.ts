@@ -46,6 +46,7 @@ import { putLocalDataset } from '../src/storage/local/put.js';
 import { validateJobSpec } from '../src/scheduler/jobs/spec.js';
 import { commitKey, decodeCommittedOutput } from '../src/executor/contract.js';
 import { silentLogger } from '../src/obs/log.js';
+import { waitForRedisPong } from '../src/app/redis-server.js';
 
 const QUICK = process.argv.includes('--quick');
 const arg = (name: string): string | undefined => {
@@ -86,21 +87,8 @@ async function startRedisOn(gateway: string, dir: string): Promise<{ port: numbe
   const port = await freePort();
   const proc = spawn('redis-server', ['--port', String(port), '--bind', '127.0.0.1', gateway, '--protected-mode', 'no', '--dir', dir, '--save', '', '--appendonly', 'no', '--daemonize', 'no'], { stdio: 'ignore' });
   proc.on('error', () => undefined);
-  const deadline = Date.now() + 10_000;
-  for (;;) {
-    const r = new Redis({ port, host: '127.0.0.1', lazyConnect: true, maxRetriesPerRequest: 0, retryStrategy: () => null });
-    r.on('error', () => undefined);
-    try {
-      await r.connect();
-      await r.ping();
-      r.disconnect();
-      return { port, proc };
-    } catch {
-      r.disconnect();
-      if (Date.now() > deadline) throw new Error('redis-server did not start');
-      await new Promise((res) => setTimeout(res, 50));
-    }
-  }
+  await waitForRedisPong(port, { timeoutMs: 10_000 });
+  return { port, proc };
 }
 
 interface RunResult {

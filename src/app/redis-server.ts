@@ -76,6 +76,41 @@ async function stopStale(pidFile: string, logger: Logger): Promise<void> {
   for (let i = 0; i < 100 && existsSync(`/proc/${pid}`); i++) await new Promise((r) => setTimeout(r, 50));
 }
 
+/** How waitForRedisPong waits. */
+export interface RedisPongWait {
+  readonly host?: string;
+  readonly password?: string;
+  readonly timeoutMs?: number;
+  /** Checked before each try: a reason to stop waiting at once (the server process exited). */
+  readonly gaveUp?: () => string | undefined;
+}
+
+/**
+ * Wait until a redis-server answers PONG on a port: connection refusals while it starts and
+ * LOADING answers while it replays a large AOF are waited out; past the deadline, TIMEOUT.
+ */
+export async function waitForRedisPong(port: number, o: RedisPongWait = {}): Promise<void> {
+  const host = o.host ?? '127.0.0.1';
+  const timeoutMs = o.timeoutMs ?? 15_000;
+  const deadline = Date.now() + timeoutMs;
+  for (;;) {
+    const stop = o.gaveUp?.();
+    if (stop !== undefined) throw new LocusError('UNAVAILABLE', stop);
+    const probe = new Redis(port, host, { ...(o.password === undefined ? {} : { password: o.password }), lazyConnect: true, maxRetriesPerRequest: 0, retryStrategy: () => null });
+    probe.on('error', () => undefined);
+    try {
+      await probe.connect();
+      if ((await probe.ping()) === 'PONG') return;
+    } catch {
+      // not up yet
+    } finally {
+      probe.disconnect();
+    }
+    if (Date.now() > deadline) throw new LocusError('TIMEOUT', `redis-server did not answer on ${host}:${port} within ${Math.round(timeoutMs / 1000)}s`);
+    await new Promise((r) => setTimeout(r, 50));
+  }
+}
+
 /** Start redis-server and wait until it answers PING. */
 export async function startManagedRedis(options: ManagedRedisOptions): Promise<ManagedRedis> {
   if (!redisServerAvailable()) throw new LocusError('UNAVAILABLE', REDIS_INSTALL_HINT);
@@ -110,27 +145,11 @@ export async function startManagedRedis(options: ManagedRedisOptions): Promise<M
   let exited = false;
   child.once('exit', () => { exited = true; });
   const url = `redis://:${password}@127.0.0.1:${port}`;
-  const deadline = Date.now() + 15_000;
-  for (;;) {
-    if (exited) throw new LocusError('UNAVAILABLE', `redis-server exited at start; see ${join(options.dataDir, 'redis.log')}`);
-    const probe = new Redis(port, '127.0.0.1', { password, lazyConnect: true, maxRetriesPerRequest: 0, retryStrategy: () => null });
-    probe.on('error', () => undefined);
-    try {
-      await probe.connect();
-      // Loading a large AOF answers LOADING until done; wait for a real PONG.
-      if ((await probe.ping()) === 'PONG') {
-        probe.disconnect();
-        break;
-      }
-    } catch {
-      // not up yet
-    }
-    probe.disconnect();
-    if (Date.now() > deadline) {
-      child.kill('SIGKILL');
-      throw new LocusError('TIMEOUT', `redis-server did not answer on port ${port} within 15s`);
-    }
-    await new Promise((r) => setTimeout(r, 50));
+  try {
+    await waitForRedisPong(port, { password, timeoutMs: 15_000, gaveUp: () => (exited ? `redis-server exited at start; see ${join(options.dataDir, 'redis.log')}` : undefined) });
+  } catch (err) {
+    child.kill('SIGKILL');
+    throw err;
   }
   options.logger.info({ port, dataDir: options.dataDir }, 'managed redis-server started (AOF on)');
   let stopping: Promise<void> | undefined;

@@ -8,6 +8,7 @@ import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { Redis } from 'ioredis';
 import { freePort } from './ports.js';
+import { waitForRedisPong } from '../../src/app/redis-server.js';
 
 /** A running test Redis. */
 export interface TestRedis {
@@ -32,24 +33,6 @@ export interface TestRedisOptions {
   readonly extraArgs?: readonly string[];
 }
 
-async function waitForPing(port: number, deadlineMs = 10_000): Promise<void> {
-  const start = Date.now();
-  for (;;) {
-    const r = new Redis({ port, host: '127.0.0.1', lazyConnect: true, maxRetriesPerRequest: 0, retryStrategy: () => null });
-    r.on('error', () => undefined);
-    try {
-      await r.connect();
-      await r.ping();
-      r.disconnect();
-      return;
-    } catch {
-      r.disconnect();
-      if (Date.now() - start > deadlineMs) throw new Error(`redis on ${port} did not start`);
-      await new Promise((res) => setTimeout(res, 50));
-    }
-  }
-}
-
 /** Start a redis-server for a test. */
 export async function startRedis(options: TestRedisOptions = {}): Promise<TestRedis> {
   const port = await freePort();
@@ -65,7 +48,7 @@ export async function startRedis(options: TestRedisOptions = {}): Promise<TestRe
   const launch = async (): Promise<void> => {
     proc = spawn('redis-server', args, { stdio: 'ignore' });
     proc.on('error', () => undefined);
-    await waitForPing(port);
+    await waitForRedisPong(port, { timeoutMs: 10_000 });
   };
   const exited = (p: ChildProcess): Promise<void> =>
     p.exitCode !== null || p.signalCode !== null ? Promise.resolve() : new Promise((res) => p.once('exit', () => res()));
