@@ -57,6 +57,12 @@ export interface LocalClusterOptions {
   agentPingIntervalSeconds?: number;
   /** Heartbeat silence after which an agent process is lost (default 15 seconds). */
   agentPingTimeoutSeconds?: number;
+  /**
+   * After a restart, how long the master waits for the agent processes of its
+   * registry to re-register before they are unreachable (Mesos:
+   * --agent_reregister_timeout, default 10 minutes).
+   */
+  agentReregisterTimeoutSeconds?: number;
 }
 
 /** One agent as published to callers. */
@@ -199,6 +205,7 @@ export async function startLocalCluster(o: LocalClusterOptions): Promise<LocalCl
   for (const a of agents) await startAgent(a);
   writeTopology();
   master.startAllocator();
+  master.expectRecoveredAgents(o.agentReregisterTimeoutSeconds ?? 600);
   logger.info({ masterUrl: `${master.scheme}://${host}:${master.port}`, agents: agents.length, isolation: isolator.report.kind }, 'local cluster started');
 
   let stopping: Promise<void> | undefined;

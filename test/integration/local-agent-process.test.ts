@@ -286,6 +286,92 @@ describe('locus agent: the master restarts', () => {
   }, 90_000);
 });
 
+describe('locus agent: the framework re-subscribes to a restarted master before the agent is back', () => {
+  let workDir: string;
+  let agentDir: string;
+  let cluster: LocalCluster | undefined;
+  let agent: AgentProc | undefined;
+  const subs: Sub[] = [];
+
+  beforeAll(async () => {
+    workDir = await mkdtemp(join(tmpdir(), 'locus-master-registry-'));
+    agentDir = await mkdtemp(join(tmpdir(), 'locus-agent-registry-'));
+    await chmod(workDir, 0o755);
+    await chmod(agentDir, 0o755);
+  });
+
+  afterAll(async () => {
+    for (const s of subs) s.close();
+    if (agent) { agent.proc.kill('SIGCONT'); agent.proc.kill('SIGKILL'); await exited(agent.proc); }
+    await cluster?.stop();
+    await rm(workDir, { recursive: true, force: true });
+    await rm(agentDir, { recursive: true, force: true });
+  });
+
+  const start = (port: number, reregisterSeconds?: number): Promise<LocalCluster> => startLocalCluster({
+    workDir, agents: 0, port, allocationIntervalMs: 100, heartbeatIntervalSeconds: 1, isolation: 'process', statusUpdateRetrySeconds: 1, agentPingIntervalSeconds: 1,
+    ...(reregisterSeconds !== undefined ? { agentReregisterTimeoutSeconds: reregisterSeconds } : {}),
+  });
+
+  // The chaos suite's restart-master lost every attempt of executors the scheduler reconciled in that window.
+  it('gets no answer for a task on an agent of the registry until the agent re-registers, then TASK_RUNNING; TASK_UNREACHABLE once the re-registration timeout passed', async () => {
+    cluster = await start(0);
+    const port = Number(new URL(cluster.masterUrl).port);
+    agent = await startAgent(cluster.masterUrl, agentDir, 'proc-reg');
+    const info = frameworkInfo('master-registry', { failover_timeout: 3600 });
+    const sub = await subscribe(cluster.masterUrl, subscribeCall(info));
+    subs.push(sub);
+    const offer = offersOf(await sub.next((e) => e.type === 'OFFERS', 10_000, 'an offer'))[0];
+    if (!offer) throw new Error('no offer');
+    expect((await call(cluster.masterUrl, sub.streamId, {
+      type: 'ACCEPT', framework_id: { value: sub.frameworkId },
+      accept: { offer_ids: [offer.id], operations: [{ type: 'LAUNCH', launch: { task_infos: [{ name: 't-reg', task_id: { value: 't-reg' }, agent_id: offer.agent_id, resources: [{ name: 'cpus', type: 'SCALAR', scalar: { value: 0.1 }, allocation_info: { role: 'locus' } }, { name: 'mem', type: 'SCALAR', scalar: { value: 32 }, allocation_info: { role: 'locus' } }], command: { value: 'sleep 120' } }] } }] },
+    })).status).toBe(202);
+    for (const state of ['TASK_STARTING', 'TASK_RUNNING']) await ack(cluster.masterUrl, sub, await sub.next(isUpdate('t-reg', state), 20_000, `t-reg ${state}`));
+    sub.close();
+    const a = agent;
+    const reconcile = async (c: LocalCluster, s: Sub): Promise<void> => {
+      expect((await call(c.masterUrl, s.streamId, { type: 'RECONCILE', framework_id: { value: sub.frameworkId }, reconcile: { tasks: [{ task_id: { value: 't-reg' }, agent_id: { value: a.id } }] } })).status).toBe(202);
+    };
+    const answered = (s: Sub, from: number): ReturnType<typeof statusOf>[] => s.events.slice(from).filter(isUpdate('t-reg', undefined, (x) => x.reason === 'REASON_RECONCILIATION')).map(statusOf);
+
+    // The agent process is held (it cannot re-register) while the master restarts; its task runs on.
+    a.proc.kill('SIGSTOP');
+    await cluster.stop();
+    cluster = await start(port);
+    const c = cluster;
+    const again = await subscribe(c.masterUrl, subscribeCall(info, sub.frameworkId));
+    subs.push(again);
+    const before = again.events.length;
+    await reconcile(c, again);
+    await new Promise((r) => setTimeout(r, 1_500));
+    // A master without its registry answered TASK_UNKNOWN here, and the framework gave the task up.
+    expect(answered(again, before)).toEqual([]);
+
+    a.proc.kill('SIGCONT');
+    await eventually(() => c.agents.some((x) => x.id === a.id), 15_000, 'the agent back on the new master');
+    const after = again.events.length;
+    await reconcile(c, again);
+    const back = statusOf(await again.next((e) => again.events.indexOf(e) >= after && isUpdate('t-reg', undefined, (x) => x.reason === 'REASON_RECONCILIATION')(e), 10_000, 'reconciliation after re-registration'));
+    expect(back.state).toBe('TASK_RUNNING');
+    again.close();
+
+    // Held again across a restart with a 1 s re-registration timeout: then the task is unreachable.
+    a.proc.kill('SIGSTOP');
+    await cluster.stop();
+    cluster = await start(port, 1);
+    const c2 = cluster;
+    const third = await subscribe(c2.masterUrl, subscribeCall(info, sub.frameworkId));
+    subs.push(third);
+    await new Promise((r) => setTimeout(r, 1_500));
+    const from = third.events.length;
+    await reconcile(c2, third);
+    const late = statusOf(await third.next((e) => third.events.indexOf(e) >= from && isUpdate('t-reg', undefined, (x) => x.reason === 'REASON_RECONCILIATION')(e), 10_000, 'reconciliation after the timeout'));
+    expect(late.state).toBe('TASK_UNREACHABLE');
+    a.proc.kill('SIGCONT');
+  }, 120_000);
+});
+
 describe('locus agent: a partition', () => {
   let bed: Awaited<ReturnType<typeof testCluster>>;
   let agentDir: string;

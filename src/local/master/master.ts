@@ -32,6 +32,8 @@ interface MasterCheckpoint {
   readonly nextFramework: number;
   readonly nextAgent: number;
   readonly completedFrameworks: readonly string[];
+  /** The registry: ids of agent processes admitted and not unregistered (absent in older checkpoints). */
+  readonly agents?: readonly string[];
 }
 
 /** The master's process-wide state and behaviour. */
@@ -56,6 +58,20 @@ export class Master {
   private rotation = 0;
   private readonly checkpointPath: string;
   private closed = false;
+  /** Agent processes admitted and not unregistered, checkpointed (the genuine master's registry). */
+  private readonly registry: Set<string>;
+  /**
+   * Registry agents that have not re-registered since this master started: a
+   * master that restarted answers no reconciliation for tasks on them until
+   * they do (or the re-registration timeout marks them unreachable), as the
+   * genuine master treats agents recovered from its registry. Without this a
+   * scheduler that re-subscribes before the agents re-register hears
+   * TASK_UNKNOWN for executors that still run, and gives them up.
+   */
+  readonly recoveringAgents = new Set<string>();
+  /** Registry agents that did not re-register in time: unreachable since (seconds since the epoch). */
+  readonly unreachableAfterFailover = new Map<string, number>();
+  private reregisterTimer: NodeJS.Timeout | undefined;
 
   constructor(readonly settings: MasterSettings) {
     this.checkpointPath = join(settings.workDir, 'master.json');
@@ -64,6 +80,8 @@ export class Master {
     this.nextFramework = cp?.nextFramework ?? 0;
     this.nextAgent = cp?.nextAgent ?? 0;
     for (const f of cp?.completedFrameworks ?? []) this.completedFrameworks.add(f);
+    this.registry = new Set(cp?.agents ?? []);
+    for (const a of this.registry) this.recoveringAgents.add(a);
     this.persist();
   }
 
@@ -72,8 +90,45 @@ export class Master {
   }
 
   private persist(): void {
-    const cp: MasterCheckpoint = { id: this.id, nextFramework: this.nextFramework, nextAgent: this.nextAgent, completedFrameworks: [...this.completedFrameworks] };
+    const cp: MasterCheckpoint = { id: this.id, nextFramework: this.nextFramework, nextAgent: this.nextAgent, completedFrameworks: [...this.completedFrameworks], agents: [...this.registry] };
     writeCheckpoint(this.checkpointPath, cp);
+  }
+
+  /**
+   * An agent process (re-)registered: it is in the registry (checkpointed
+   * before it is answered, so a restart right after still expects it) and no
+   * longer recovering. In-process agents are not recorded: they cannot
+   * outlive the master, and a restarted master registers them before it listens.
+   */
+  admitAgent(agentId: string): void {
+    this.recoveringAgents.delete(agentId);
+    this.unreachableAfterFailover.delete(agentId);
+    if (this.registry.has(agentId)) return;
+    this.registry.add(agentId);
+    this.persist();
+  }
+
+  /** An agent process unregistered (it is stopping): a restarted master does not wait for it. */
+  forgetAgent(agentId: string): void {
+    this.recoveringAgents.delete(agentId);
+    if (this.registry.delete(agentId)) this.persist();
+  }
+
+  /**
+   * After `seconds` (Mesos: --agent_reregister_timeout, 10 minutes), registry
+   * agents that did not re-register are unreachable: reconciliation answers
+   * TASK_UNREACHABLE (TASK_LOST without PARTITION_AWARE) for their tasks.
+   */
+  expectRecoveredAgents(seconds: number): void {
+    if (this.recoveringAgents.size === 0) return;
+    this.logger.info({ agents: this.recoveringAgents.size, timeoutSeconds: seconds }, 'waiting for agents of the registry to re-register');
+    this.reregisterTimer = setTimeout(() => {
+      const now = Date.now() / 1000;
+      for (const a of this.recoveringAgents) this.unreachableAfterFailover.set(a, now);
+      if (this.recoveringAgents.size > 0) this.logger.warn({ agents: [...this.recoveringAgents] }, 'agents of the registry did not re-register in time; unreachable');
+      this.recoveringAgents.clear();
+    }, seconds * 1000);
+    this.reregisterTimer.unref();
   }
 
   /** A new agent id (`<master>-S<n>`), checkpointed so it is never reused. */
@@ -568,6 +623,7 @@ export class Master {
   close(): void {
     this.closed = true;
     if (this.allocationTimer) clearInterval(this.allocationTimer);
+    if (this.reregisterTimer) clearTimeout(this.reregisterTimer);
     for (const fw of this.frameworks.values()) {
       if (fw.failoverTimer) clearTimeout(fw.failoverTimer);
       for (const t of fw.tasks.values()) if (t.resendTimer) clearTimeout(t.resendTimer);

@@ -256,6 +256,7 @@ export class RemoteAgents {
         default:
           // The agent is stopping: its tasks are lost now rather than after the ping timeout.
           rt.running = false;
+          this.master.forgetAgent(rt.id);
           this.master.agentLost(rt.id);
           return json(res, 200, {});
       }
@@ -280,6 +281,7 @@ export class RemoteAgents {
       rt = new RemoteAgent(id, token, reg, this.logger.child({ agent: reg.hostname }));
       this.master.agents.set(id, { runtime: rt, connected: true, registeredTime: Date.now() / 1000, reregisteredTime: undefined, unreachableTime: undefined });
     }
+    this.master.admitAgent(id);
     // Live tasks first, so agentBack's sweep of unreachable tasks keeps them.
     for (const t of reg.liveTasks) this.master.adoptTask(id, t);
     if (known) {

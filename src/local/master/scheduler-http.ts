@@ -265,14 +265,18 @@ export function reconcileTasks(m: Master, fw: FrameworkRecord, tasks: readonly {
       m.send(fw, { type: 'UPDATE', update: { status: m.reconciliationStatus(fw, t) } });
       continue;
     }
+    // The agent is in the registry of a master that restarted and has not re-registered yet: no
+    // answer, as from Mesos (the task may well be running there); the scheduler asks again later.
+    if (agentId !== undefined && m.recoveringAgents.has(agentId)) continue;
     const agent = agentId !== undefined ? m.agents.get(agentId) : undefined;
+    const unreachableTime = agent ? agent.unreachableTime : agentId !== undefined ? m.unreachableAfterFailover.get(agentId) : undefined;
     let state: TaskState;
     let message: string;
     let extra: Record<string, unknown> = {};
     if (agent && agent.connected) { state = partitionAware ? 'TASK_GONE' : 'TASK_LOST'; message = 'Reconciliation: Task is unknown to the agent'; }
-    else if (agent && agent.unreachableTime !== undefined) {
+    else if (unreachableTime !== undefined) {
       state = partitionAware ? 'TASK_UNREACHABLE' : 'TASK_LOST'; message = 'Reconciliation: Task is unreachable';
-      extra = { unreachable_time: { nanoseconds: Math.round(agent.unreachableTime * 1e9) } };
+      extra = { unreachable_time: { nanoseconds: Math.round(unreachableTime * 1e9) } };
     } else { state = partitionAware ? 'TASK_UNKNOWN' : 'TASK_LOST'; message = 'Reconciliation: Task is unknown'; }
     m.send(fw, {
       type: 'UPDATE',
