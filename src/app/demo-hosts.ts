@@ -74,7 +74,8 @@ export async function runHostsDemo(o: HostsDemoOptions): Promise<HostsDemoResult
   // A fresh cluster every run: the hosts' private directories die with the hosts anyway.
   rmSync(workDir, { recursive: true, force: true });
   mkdirSync(workDir, { recursive: true });
-  chmodSync(o.stateDir, 0o755);
+  // The hosts pass through it to their work dirs; listing it is nobody else's business.
+  chmodSync(o.stateDir, 0o711);
   const stops: { name: string; fn: () => Promise<unknown> }[] = [];
   const stopAll = async (): Promise<void> => {
     for (const s of stops.reverse()) await s.fn().catch((err: unknown) => o.logger.warn({ err: String(err), what: s.name }, 'demo teardown step failed'));

@@ -26,6 +26,7 @@ import { HoldingStore } from '../volumes/store.js';
 import { nearResolver } from '../volumes/near.js';
 import { Authenticator, loadTenantsFile } from '../api/auth.js';
 import { checkTenantIsolation, checkTenantUids } from './tenant-isolation.js';
+import { closeStateDirLogged } from '../local/work-dir.js';
 import type { TenantsConfig } from '../core/tenants.js';
 import { createHttpServer } from '../api/http/server.js';
 import { jobsRoutes, cancelJob } from '../api/http/jobs-routes.js';
@@ -177,6 +178,10 @@ export async function startFramework(settings: FrameworkSettings, extras: Framew
     const tenantsConfig: TenantsConfig = settings.tenantsFile ? await loadTenantsFile(settings.tenantsFile) : { tenants: [] };
     checkTenantIsolation({ isolation: settings.isolation, allowUnisolatedTenants: settings.allowUnisolatedTenants, tenants: tenantsConfig.tenants.length });
     checkTenantUids(tenantsConfig.tenants.map((t) => t.name));
+    // Tasks may pass through the state dir to outputs staged beneath it, but never list it or
+    // read Locus's files there: where they run without a mount namespace, modes are all that
+    // hides it. A state dir an earlier version left open is tightened here.
+    closeStateDirLogged(settings.stateDir, { privateFiles: true }, log, 'state dir');
     const adminToken = settings.adminToken ?? newToken();
     const auth = new Authenticator({ config: tenantsConfig, adminToken });
     const roles = [...new Set([settings.role, ...auth.tenants().map((t) => t.role)])];

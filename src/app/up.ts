@@ -6,7 +6,7 @@
 import { join } from 'node:path';
 import type { Logger } from '../obs/log.js';
 import { startLocalCluster, type LocalCluster } from '../local/index.js';
-import { workloadRootFor } from '../local/work-dir.js';
+import { closeStateDirLogged, workloadRootFor } from '../local/work-dir.js';
 import { startManagedRedis, type ManagedRedis } from './redis-server.js';
 import { resolveSettings, defaultStateDir, type RawSettings } from './config.js';
 import { startFramework, type RunningFramework, type StopReport } from './framework.js';
@@ -58,6 +58,9 @@ export async function startUp(o: UpOptions): Promise<RunningUp> {
   let redis: ManagedRedis | undefined;
   let cluster: LocalCluster | undefined;
   try {
+    // The state dir holds Redis's data (and, when workloads can reach it, everything else):
+    // closed before anything is put there, as the framework closes its own (src/app/framework.ts).
+    closeStateDirLogged(stateDir, { privateFiles: true }, log, 'state dir');
     const redisUrl = o.redis ?? (redis = await startManagedRedis({ dataDir: join(stateDir, 'redis'), logger: log.child({ component: 'redis' }) })).url;
     const work = workloadRoot(stateDir);
     if (work !== stateDir) log.info({ stateDir, workDir: work }, 'sandboxes, datasets and outputs go to a directory unprivileged workloads can reach');

@@ -3,15 +3,21 @@
  * the old one. A crash leaves either the old or the new file, never half of
  * one — the way the Mesos agent checkpoints its id and resources.
  */
-import { mkdirSync, openSync, writeSync, fsyncSync, closeSync, renameSync, readFileSync, existsSync } from 'node:fs';
+import { fchmodSync, mkdirSync, openSync, writeSync, fsyncSync, closeSync, renameSync, readFileSync, existsSync } from 'node:fs';
 import { dirname } from 'node:path';
 
-/** Write `value` as JSON to `path` atomically (temp + fsync + rename). */
-export function writeCheckpoint(path: string, value: unknown): void {
+/**
+ * Write `value` as JSON to `path` atomically (temp + fsync + rename), readable by its owner
+ * only unless `mode` says otherwise: a checkpoint holds the cluster's state (task infos with
+ * their environments), and a task without a mount namespace could otherwise read it.
+ */
+export function writeCheckpoint(path: string, value: unknown, mode = 0o600): void {
   mkdirSync(dirname(path), { recursive: true });
   const tmp = `${path}.tmp-${process.pid}`;
-  const fd = openSync(tmp, 'w', 0o644);
+  const fd = openSync(tmp, 'w', mode);
   try {
+    // A temporary file a crash left behind keeps its old mode through open(2): set it.
+    fchmodSync(fd, mode);
     writeSync(fd, JSON.stringify(value, null, 2) + '\n');
     fsyncSync(fd);
   } finally {

@@ -5,7 +5,6 @@
  * entry point; it writes `<workDir>/topology.json` for the `local://`
  * storage backend and exposes a control API for failure tests.
  */
-import { mkdirSync } from 'node:fs';
 import type { IncomingMessage, ServerResponse } from 'node:http';
 import { silentLogger, type Logger } from '../obs/log.js';
 import type { Isolator } from '../executor/isolation/types.js';
@@ -19,6 +18,7 @@ import { DEFAULT_AGENT_RESOURCES, topologyFromFile, uniformTopology } from './to
 import { MASTER_AGENT_API } from './agent-protocol.js';
 import { RemoteAgents } from './master/remote-agents.js';
 import { chooseIsolator } from './isolator.js';
+import { closeStateDirLogged } from './work-dir.js';
 import { join } from 'node:path';
 
 /** Options of the local cluster. */
@@ -97,7 +97,9 @@ export interface LocalControl {
 export async function startLocalCluster(o: LocalClusterOptions): Promise<LocalCluster> {
   const host = o.host ?? '127.0.0.1';
   const logger = o.logger ?? silentLogger();
-  mkdirSync(o.workDir, { recursive: true });
+  // Others (executors and tasks running unprivileged) pass through the work dir to their
+  // sandboxes and the agents' data, but may not list it; an older, open one is tightened.
+  closeStateDirLogged(o.workDir, { privateFiles: false }, logger, 'work dir');
   // agents: 0 is a master alone, for agents that run as their own processes (`locus agent`).
   const specs = o.topologyFile !== undefined
     ? topologyFromFile(o.topologyFile, o.racks ?? 2, o.resources ?? DEFAULT_AGENT_RESOURCES)
@@ -134,10 +136,12 @@ export async function startLocalCluster(o: LocalClusterOptions): Promise<LocalCl
 
   // Every agent the master knows, in-process or its own process; data dirs as each agent's host sees them.
   const writeTopology = (): void => {
+    // Readable by all (0644): executors, running unprivileged, find the agents' data
+    // directories in it; it names hosts and paths, no secrets.
     writeCheckpoint(join(o.workDir, 'topology.json'), {
       masterUrl: `${master.scheme}://${host}:${master.port}`,
       agents: [...master.agents.values()].map(({ runtime: a }) => ({ id: a.id, hostname: a.spec.hostname, rack: a.spec.rack, url: a.url, dataDir: a.dataDir })),
-    });
+    }, 0o644);
   };
   const pingInterval = o.agentPingIntervalSeconds ?? 5;
   const remoteAgents = new RemoteAgents(master, {

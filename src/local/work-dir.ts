@@ -6,10 +6,11 @@
  * /var/lib/mesos. `locus up` applies the same rule (src/app/up.ts), so both
  * commands share one cluster state.
  */
-import { existsSync, statSync } from 'node:fs';
+import { chmodSync, existsSync, lstatSync, mkdirSync, readdirSync, statSync } from 'node:fs';
 import { homedir } from 'node:os';
 import { createHash } from 'node:crypto';
 import { basename, dirname, join, resolve } from 'node:path';
+import type { Logger } from '../obs/log.js';
 
 /** The system-wide root used when the state dir is private. */
 export const SYSTEM_WORKLOAD_ROOT = '/var/lib/locus';
@@ -58,4 +59,63 @@ export function defaultLocalWorkDir(env: NodeJS.ProcessEnv = process.env, isRoot
   const stateDir = resolve(env['LOCUS_HOME'] ?? join(homedir(), '.locus'));
   const root = workloadRootFor(stateDir, isRoot, stateDir);
   return { workDir: join(root, 'local'), stateDir, moved: root !== stateDir };
+}
+
+/** What `closeStateDir` did to a directory, for a log line at start-up. */
+export interface ClosedStateDir {
+  readonly dir: string;
+  /** Paths whose modes were tightened (an earlier version left them open). */
+  readonly tightened: readonly string[];
+  /** Why the directory was left as it was (not this process's, or shared like /tmp). */
+  readonly skipped?: string;
+}
+
+/** Modes of Locus's own directories: others may pass through to a path they are given, never list. */
+const GROUP_OTHER_READ_WRITE = 0o066;
+const GROUP_OTHER_ALL = 0o077;
+const STICKY = 0o1000;
+
+/**
+ * Create a state directory of Locus's, or tighten one an earlier version left open (0755), so
+ * a task cannot see into it: the directory loses read and write for group and others, keeping
+ * their search bit — a task still reaches by its full path what it is given beneath (its
+ * sandbox, its output staging directory, the agents' data directories), but cannot list the
+ * directory — and with `privateFiles` the files directly in it become the owner's alone.
+ * Without a mount namespace (process isolation) a task sees every host path that permissions
+ * allow, so these modes are what keeps Locus's state from it. Bits are only ever removed (a
+ * private 0700 directory stays 0700, so `workloadRootFor` decides as before). A directory this
+ * process does not own, or a shared one (sticky, like /tmp), is left alone and reported.
+ */
+export function closeStateDir(dir: string, options: { readonly privateFiles: boolean }): ClosedStateDir {
+  // A directory made here is 0711 from the start (the umask can only take bits away).
+  mkdirSync(dir, { recursive: true, mode: 0o711 });
+  const uid = process.geteuid?.();
+  const st = statSync(dir);
+  if (uid !== undefined && st.uid !== uid) return { dir, tightened: [], skipped: `owned by uid ${st.uid}, not this process's ${uid}` };
+  if ((st.mode & STICKY) !== 0) return { dir, tightened: [], skipped: 'a shared directory (sticky bit): not Locus\'s own' };
+  const tightened: string[] = [];
+  const mode = st.mode & 0o7777;
+  if ((mode & GROUP_OTHER_READ_WRITE) !== 0) {
+    chmodSync(dir, mode & ~GROUP_OTHER_READ_WRITE);
+    tightened.push(dir);
+  }
+  if (options.privateFiles) {
+    for (const e of readdirSync(dir, { withFileTypes: true })) {
+      if (!e.isFile()) continue;
+      const path = join(dir, e.name);
+      const f = lstatSync(path);
+      if ((uid !== undefined && f.uid !== uid) || (f.mode & GROUP_OTHER_ALL) === 0) continue;
+      chmodSync(path, f.mode & 0o7777 & ~GROUP_OTHER_ALL);
+      tightened.push(path);
+    }
+  }
+  return { dir, tightened };
+}
+
+/** `closeStateDir`, saying in the log what was tightened or why nothing could be (`what`: "state dir", "work dir"). */
+export function closeStateDirLogged(dir: string, options: { readonly privateFiles: boolean }, logger: Logger, what: string): ClosedStateDir {
+  const closed = closeStateDir(dir, options);
+  if (closed.tightened.length > 0) logger.info({ tightened: closed.tightened }, `closed the ${what} to other users (listing${options.privateFiles ? ' and its files' : ''} refused, traversal kept)`);
+  if (closed.skipped !== undefined) logger.warn({ dir, why: closed.skipped }, `the ${what} was left as it is: tasks may be able to list it`);
+  return closed;
 }

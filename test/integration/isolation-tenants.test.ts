@@ -21,6 +21,7 @@ import { DEFAULT_TENANT_UIDS, tenantUid } from '../../src/executor/isolation/ten
 import type { Isolator } from '../../src/executor/isolation/types.js';
 import { IsolatorRunner } from '../../src/executor/runner.js';
 import { startManagedRedis, type ManagedRedis } from '../../src/app/redis-server.js';
+import { closeStateDirLogged } from '../../src/local/work-dir.js';
 import { silentLogger } from '../../src/obs/log.js';
 import { LINUX_ISOLATION, ROOT, describeWith } from '../harness/requires.js';
 
@@ -41,7 +42,8 @@ function probes(p: { bOut: string; bTenant: string; bSandbox: string; redisDir: 
     ['read Redis ACL', `cat ${p.redisDir}/users.acl`],
     ['write Redis data', `touch ${p.redisDir}/intruder`],
     // The container's root has empty directories on the way to its own mounts (the state
-    // directory among them): what must stay hidden is what else the state directory holds.
+    // directory among them), and the process mode's task passes through it to its output:
+    // what must stay hidden is what else the state directory holds.
     ['list state dir', `ls ${p.stateDir} | grep -q redis`],
     ['read state file', `cat ${p.stateDir}/framework-id`],
     ['write state dir', `touch ${p.stateDir}/intruder`],
@@ -82,14 +84,13 @@ function alive(pid: number): boolean {
 }
 
 /**
- * The modes and what each cannot refuse. The process fallback has no mount namespace: a
- * task sees every world-readable path of the host, so it can list the state directory
- * (0755, as /var/lib/locus) and read its world-readable files; the framework refuses
- * several tenants on it unless allowed.
+ * The modes; each must refuse every probe. The linux mode hides what is not the task's
+ * (mount and pid namespaces); the process fallback has neither, so there the modes of
+ * Locus's directories and the tenant's own uid must do it.
  */
 const MODES = [
-  { mode: 'linux' as const, deps: [LINUX_ISOLATION], notRefused: [] as string[] },
-  { mode: 'process' as const, deps: [ROOT], notRefused: ['list state dir', 'read state file'] },
+  { mode: 'linux' as const, deps: [LINUX_ISOLATION] },
+  { mode: 'process' as const, deps: [ROOT] },
 ];
 
 for (const m of MODES) {
@@ -103,15 +104,20 @@ for (const m of MODES) {
 
     beforeAll(async () => {
       // Outside /tmp (the linux mode's private /tmp would hide it anyway) and as open as a
-      // real state directory (/var/lib/locus is 0755), so the process mode is tested honestly.
+      // state directory an earlier version left behind (/var/lib/locus was 0755, its files
+      // 0644), so the process mode is tested against what start-up really makes of it.
       mkdirSync('/var/tmp', { recursive: true });
       state = mkdtempSync(`/var/tmp/locus-tenants-${m.mode}-`);
       chmodSync(state, 0o755);
       const outputs = join(state, 'outputs');
       mkdirSync(outputs);
       chmodSync(outputs, 0o1777); // as the executor runtime makes it
-      writeFileSync(join(state, 'framework-id'), 'fw-1\n'); // world-readable, as files there are
+      writeFileSync(join(state, 'framework-id'), 'fw-1\n', { mode: 0o644 });
       redis = await startManagedRedis({ dataDir: join(state, 'redis'), logger: silentLogger() });
+      // What `locus framework` and `locus up` do with their state dir at start-up.
+      closeStateDirLogged(state, { privateFiles: true }, silentLogger(), 'state dir');
+      expect(statSync(state).mode & 0o777).toBe(0o711);
+      expect(statSync(join(state, 'framework-id')).mode & 0o777).toBe(0o600);
       isolator = await createIsolator(m.mode, silentLogger());
       ctx = {
         runner: new IsolatorRunner(isolator, join(state, 'executor')),
@@ -181,7 +187,7 @@ for (const m of MODES) {
       expect(seen.get('uid'), 'the task runs as its tenant\'s uid').toBe('ALLOWED');
       // Read-only by the mount in linux mode; by the file's owner (root) in process mode.
       expect(seen.get('write own input'), 'inputs are read-only').toBe('REFUSED');
-      for (const [name] of tries) expect(seen.get(name), name).toBe(m.notRefused.includes(name) ? 'ALLOWED' : 'REFUSED');
+      for (const [name] of tries) expect(seen.get(name), name).toBe('REFUSED');
 
       // Nothing of B's changed, and the processes outside live on.
       expect(readFileSync(join(bOut, 'part'), 'utf8')).toBe('secret-of-b\n');
