@@ -63,9 +63,9 @@ export async function writeSampleText(dir: string, files: number, words: number)
   }
 }
 
-/** The demo's word-count job. */
-export function wordCountSpec(dataset: string): ReturnType<typeof validateJobSpec> {
-  return validateJobSpec({
+/** The demo's word-count job as a client sends it (JSON), e.g. to the HTTP API. */
+export function wordCountJob(dataset: string): Record<string, unknown> {
+  return {
     name: 'wordcount-demo',
     retries: 2,
     timeout: '5m',
@@ -87,7 +87,12 @@ export function wordCountSpec(dataset: string): ReturnType<typeof validateJobSpe
         task: { command: ['true'], resources: { cpus: 0.2, mem: '64MiB', disk: '32MiB' } },
       },
     ],
-  });
+  };
+}
+
+/** The demo's word-count job, validated. */
+export function wordCountSpec(dataset: string): ReturnType<typeof validateJobSpec> {
+  return validateJobSpec(wordCountJob(dataset));
 }
 
 /** Run the demo end to end. */
