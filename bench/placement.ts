@@ -479,17 +479,20 @@ function runRow(agents: number, n: number, opts: Partial<PlacementOptions>): Omi
     passes++;
     const m0 = performance.now();
     const mc0 = process.cpuUsage();
-    for (const a of plan.assignments) index.remove(a.taskId);
+    // The plan's columns, as the coordinator reads them (Plan.assignments would build an object each).
+    const assigned = plan.assigned;
+    for (let k = 0; k < assigned.length; k++) index.remove(assigned.taskId(k));
     maintainMs += performance.now() - m0;
     const mc = process.cpuUsage(mc0);
     maintainCpuUs += mc.user + mc.system;
-    for (const a of plan.assignments) {
-      const i = execNo.get(a.executorId) as number;
+    for (let k = 0; k < assigned.length; k++) {
+      const i = execNo.get(assigned.executorId(k)) as number;
       const e = execs[i] as SimExec;
       e.freeSlots--;
       e.idleSince = undefined;
       if (e.freeSlots === 0) e.freeSince = undefined;
-      const no = Number(a.taskId.slice(a.taskId.lastIndexOf('.') + 1));
+      const taskId = assigned.taskId(k);
+      const no = Number(taskId.slice(taskId.lastIndexOf('.') + 1));
       const end = Math.ceil((now + (durations[no] as number)) / TICK_MS);
       let list = completions.get(end);
       if (!list) completions.set(end, (list = []));

@@ -7,7 +7,7 @@
  * local implementations.
  */
 import type { TimerHandle } from '../core/clock.js';
-import { LOCALITY_NAMES } from '../core/locality.js';
+import { LOCALITY_NAMES, type LocalityLevel } from '../core/locality.js';
 import type { Logger } from '../obs/log.js';
 import type { AttemptPayload, AttemptResult } from '../executor/contract.js';
 import type { Event, Offer, Operation, Resource, TaskInfo, TaskStatus } from '../mesos/types.js';
@@ -456,23 +456,32 @@ export class Coordinator {
 
     // 4. Hand tasks to executors: every attempt of the pass is recorded concurrently (the
     // store calls pipeline), then each executor's attempts go onto its queue in one batch.
-    const settled = await Promise.allSettled(plan.assignments.map(async (a) => {
-      const ex = this.o.executors.get(a.executorId);
-      if (!ex) return undefined;
-      const payload = await this.o.jobs.startAttempt(a.taskId, { id: ex.executorId, host: ex.hostname, ...(ex.agentUrl ? { agentUrl: ex.agentUrl } : {}) }, a.level);
-      if (!payload) return undefined;
-      this.occupy(ex.executorId);
-      return { executorId: ex.executorId, payload, level: a.level };
-    }));
+    // The plan's columns, read field by field (Plan.assignments would build an object per task).
+    const assigned = plan.assigned;
+    const starts: Promise<{ executorId: string; payload: AttemptPayload; level: LocalityLevel } | undefined>[] = [];
+    for (let k = 0; k < assigned.length; k++) {
+      const taskId = assigned.taskId(k);
+      const level = assigned.level(k);
+      const executorId = assigned.executorId(k);
+      starts.push((async () => {
+        const ex = this.o.executors.get(executorId);
+        if (!ex) return undefined;
+        const payload = await this.o.jobs.startAttempt(taskId, { id: ex.executorId, host: ex.hostname, ...(ex.agentUrl ? { agentUrl: ex.agentUrl } : {}) }, level);
+        if (!payload) return undefined;
+        this.occupy(ex.executorId);
+        return { executorId: ex.executorId, payload, level };
+      })());
+    }
+    const settled = await Promise.allSettled(starts);
     const started = settled.map((r, i) => {
       if (r.status === 'fulfilled') return r.value;
       // The start was not recorded: the task goes back to pending for the next pass.
-      this.log.warn({ err: String(r.reason), taskId: plan.assignments[i]?.taskId }, 'starting an attempt failed');
-      const a = plan.assignments[i];
-      if (a) this.o.jobs.requeue(a.taskId);
+      const taskId = assigned.taskId(i);
+      this.log.warn({ err: String(r.reason), taskId }, 'starting an attempt failed');
+      this.o.jobs.requeue(taskId);
       return undefined;
     });
-    const byExecutor = new Map<string, { payload: AttemptPayload; level: Plan['assignments'][number]['level'] }[]>();
+    const byExecutor = new Map<string, { payload: AttemptPayload; level: LocalityLevel }[]>();
     for (const s of started) {
       if (s) byExecutor.set(s.executorId, [...(byExecutor.get(s.executorId) ?? []), s]);
     }

@@ -98,10 +98,11 @@ export function placeExecutors(pass: Pass): ExecutorDecisions {
   const offerHosts = new Set(offers.map((o) => o.offer.hostname));
   const placedHost = new Map<string, Map<Shape, number>>();
   if (offerHosts.size > 0) {
-    for (const a of pass.assignments) {
-      const t = a.entry.task;
+    for (let k = 0; k < pass.placed; k++) {
+      const e = pass.entryAt(k);
+      const t = e.task;
       if (t.volumeId !== undefined) continue;
-      const sh = shapes.of.get(a.entry.queue);
+      const sh = shapes.of.get(e.queue);
       if (!sh) continue;
       for (const h of t.preferredHosts) if (offerHosts.has(h)) bump(placedHost, h, sh, 1);
     }
@@ -229,7 +230,7 @@ export function placeExecutors(pass: Pass): ExecutorDecisions {
 
   let unmet = 0;
   for (const sh of shapes.list) unmet += Math.max(0, sh.unmet);
-  const pendingLeft = pass.index.size - pass.assignments.length;
+  const pendingLeft = pass.index.size - pass.placed;
   const refuse = pendingLeft > 0 || pass.snapshot.otherWork === true ? opts.refuseSeconds : opts.refuseSecondsIdle;
   const declines: Decline[] = [];
   for (const s of offers) if (s.launched === 0) declines.push({ offerId: s.offer.offerId, refuseSeconds: refuse });
@@ -272,9 +273,10 @@ function shapeDemand(pass: Pass, blocked: ReadonlySet<string>): { list: Shape[];
       else if (level === LocalityLevel.RACK_LOCAL) for (const [r, b] of q.racks) sh.ripeRack.set(r, (sh.ripeRack.get(r) ?? 0) + b.live);
     }
   }
-  for (const a of pass.assignments) {
-    if (a.entry.task.volumeId !== undefined) continue;
-    const sh = of.get(a.entry.queue);
+  for (let k = 0; k < pass.placed; k++) {
+    const e = pass.entryAt(k);
+    if (e.task.volumeId !== undefined) continue;
+    const sh = of.get(e.queue);
     if (sh) sh.unmet--;
   }
   return { list: [...byKey.values()], of };

@@ -13,7 +13,7 @@ export {
   encodePendingSplits, decodePendingSplits, PENDING_SPLITS_FORMAT, type PackedSplit,
 } from './pending-codec.js';
 export type {
-  Assignment, Constraint, Decline, ExecutorLaunch, ExecutorView, LocalityPolicy, OfferView, PassStats,
+  Assignment, AssignmentColumns, Constraint, Decline, ExecutorLaunch, ExecutorView, LocalityPolicy, OfferView, PassStats,
   PendingTask, PlacementOptions, Plan, Reason, ReasonCode, Release, Snapshot, TenantView, Unavailability,
   VolumeLocation,
 } from './types.js';

@@ -15,7 +15,7 @@ import { fits, type ResourceVector } from '../../core/resources.js';
 import type { Bucket, Entry, PendingIndex, Queue } from './pending-index.js';
 import { DrfSorter, type Sorter } from './sorter.js';
 import type {
-  ExecutorView, LocalityPolicy, PendingTask, PlacementOptions, Reason, ReasonCode, Snapshot,
+  AssignmentColumns, ExecutorView, LocalityPolicy, PendingTask, PlacementOptions, Reason, ReasonCode, Snapshot,
 } from './types.js';
 
 /** One executor as the pass sees it. */
@@ -53,23 +53,66 @@ export interface JobState {
   running: number;
 }
 
-/** An Assignment the pass may still move (augmentation); published as is in the Plan. */
-export interface MutableAssignment {
-  readonly taskId: string;
-  readonly jobId: string;
-  readonly tenant: string;
-  executorId: string;
-  hostname: string;
-  level: LocalityLevel;
-}
-
 /**
- * A decided assignment as executor placement reads it: the entry placed.
- * An Entry is its own record (Entry.entry), so a pass allocates nothing per
- * placement besides the Assignment the Plan publishes.
+ * A pass's assignments as the Plan publishes them: the columns the pass
+ * wrote (entry, executor, level), each field derived on read. It holds the
+ * entries, not their tasks' ids, so nothing is copied per placement, and it
+ * stays valid after the coordinator removes the placed tasks from the index.
  */
-export interface PassAssignment {
-  readonly entry: Entry;
+class PlacedColumns implements AssignmentColumns {
+  // Private (#) so that comparing two Plans (deep equality in tests and tools) compares their
+  // `assignments`, not these buffers, whose spare capacity and entries' pass marks differ.
+  readonly #entries: readonly Entry[];
+  readonly #exec: Int32Array;
+  readonly #levels: Uint8Array;
+  readonly #execs: readonly ExecState[];
+
+  constructor(entries: readonly Entry[], exec: Int32Array, levels: Uint8Array, execs: readonly ExecState[], readonly length: number) {
+    this.#entries = entries;
+    this.#exec = exec;
+    this.#levels = levels;
+    this.#execs = execs;
+  }
+
+  taskId(k: number): string {
+    return this.#entryAt(k).taskId;
+  }
+
+  jobId(k: number): string {
+    return this.#entryAt(k).task.jobId;
+  }
+
+  tenant(k: number): string {
+    return this.#entryAt(k).task.tenant;
+  }
+
+  executorId(k: number): string {
+    return this.#execAt(k).view.executorId;
+  }
+
+  hostname(k: number): string {
+    return this.#execAt(k).view.hostname;
+  }
+
+  level(k: number): LocalityLevel {
+    this.#check(k);
+    return this.#levels[k] as LocalityLevel;
+  }
+
+  #entryAt(k: number): Entry {
+    this.#check(k);
+    return this.#entries[k] as Entry;
+  }
+
+  #execAt(k: number): ExecState {
+    this.#check(k);
+    return this.#execs[this.#exec[k] as number] as ExecState;
+  }
+
+  // The columns are sized before the pass and may be longer than `length`: reading past it is a bug.
+  #check(k: number): void {
+    if (!(k >= 0 && k < this.length)) throw new RangeError(`assignment ${k} of ${this.length}`);
+  }
 }
 
 const EMPTY: readonly string[] = [];
@@ -91,11 +134,13 @@ export class Pass {
   /** Free slots per interned host id in this pass (the overlay the node phase reads to judge scarcity). */
   private readonly hostFree: Int32Array;
   private readonly jobs = new Map<string, JobState>();
-  // Placed entries in decision order (index = Entry.assign; executor and level kept on the entry):
-  // no object per placement besides the Assignment the Plan publishes.
-  private readonly asgEntry: Entry[] = [];
-  /** The assignments the Plan publishes, in decision order. */
-  readonly out: MutableAssignment[] = [];
+  // The assignments in decision order, as columns (index = Entry.assign): the entry placed, its
+  // executor (index in execs) and level. Sized once, before placing, to the most a pass can place
+  // (free slots, pending tasks), so a placement writes three slots and allocates nothing.
+  private asgEntry: Entry[];
+  private asgExec: Int32Array;
+  private asgLevel: Uint8Array;
+  private count = 0;
   /** Volume-pinned tasks placed in this pass, by volume. */
   readonly placedVolume = new Map<string, number>();
   nodeLocal = 0;
@@ -161,6 +206,12 @@ export class Pass {
         no: this.execs.length,
       });
     }
+    let slots = 0;
+    for (let i = 0; i < this.execs.length; i++) slots += Math.max(0, (this.execs[i] as ExecState).free);
+    const cap = Math.min(slots, index.size);
+    this.asgEntry = new Array<Entry>(cap);
+    this.asgExec = new Int32Array(cap);
+    this.asgLevel = new Uint8Array(cap);
     for (const o of snapshot.offers) {
       total.cpus += o.free.cpus;
       total.mem += o.free.mem;
@@ -242,28 +293,32 @@ export class Pass {
 
   /** How many assignments this pass has made. */
   get placed(): number {
-    return this.out.length;
+    return this.count;
   }
 
   /** Pending tasks not placed in this pass yet. */
   unplaced(): number {
-    return this.index.size - this.out.length;
+    return this.index.size - this.count;
   }
 
-  /** The decided assignments, in decision order. */
-  get assignments(): readonly PassAssignment[] {
-    return this.asgEntry;
+  /** The entry of assignment k (k < placed). */
+  entryAt(k: number): Entry {
+    return this.asgEntry[k] as Entry;
   }
 
   /** The executor assignment k went to. */
   execOf(k: number): ExecState | undefined {
-    const e = this.asgEntry[k];
-    return e === undefined ? undefined : this.execs[e.passExec];
+    return k >= 0 && k < this.count ? this.execs[this.asgExec[k] as number] : undefined;
   }
 
   /** The level of assignment k. */
   levelAt(k: number): LocalityLevel | undefined {
-    return this.asgEntry[k]?.passLevel;
+    return k >= 0 && k < this.count ? (this.asgLevel[k] as LocalityLevel) : undefined;
+  }
+
+  /** The assignments as the Plan publishes them. */
+  columns(): AssignmentColumns {
+    return new PlacedColumns(this.asgEntry, this.asgExec, this.asgLevel, this.execs, this.count);
   }
 
   /** The least-served tenant that has pending work. */
@@ -658,11 +713,14 @@ export class Pass {
   assign(e: Entry, x: ExecState, level: LocalityLevel): void {
     const q = e.queue;
     this.touch(q);
+    const k = this.count;
+    if (k === this.asgExec.length) this.growColumns();
     e.mark = this.id;
-    e.assign = this.out.length;
-    e.passExec = x.no;
-    e.passLevel = level;
-    this.asgEntry.push(e);
+    e.assign = k;
+    this.asgEntry[k] = e;
+    this.asgExec[k] = x.no;
+    this.asgLevel[k] = level;
+    this.count = k + 1;
     if (level === LocalityLevel.NODE_LOCAL) this.nodeLocal++;
     else if (level === LocalityLevel.RACK_LOCAL) this.rackLocal++;
     this.took(x);
@@ -671,12 +729,10 @@ export class Pass {
     if (e.plain) {
       // A plain task has its queue's job and tenant and no volume: the task object is not read.
       ts = q.passTenant as TenantState;
-      this.out.push({ taskId: e.taskId, jobId: q.jobId, tenant: q.tenant, executorId: x.view.executorId, hostname: x.view.hostname, level });
       ts.placed++;
     } else {
       const t = e.task;
       ts = t.tenant === q.tenant ? (q.passTenant as TenantState) : this.tenant(t.tenant);
-      this.out.push({ taskId: t.taskId, jobId: t.jobId, tenant: t.tenant, executorId: x.view.executorId, hostname: x.view.hostname, level });
       if (t.volumeId === undefined) ts.placed++;
       else this.placedVolume.set(t.volumeId, (this.placedVolume.get(t.volumeId) ?? 0) + 1);
     }
@@ -695,6 +751,18 @@ export class Pass {
     (q.passJob as JobState).running++;
   }
 
+  // Placements never outnumber the free slots the columns were sized to; a guard, not a path.
+  private growColumns(): void {
+    const size = Math.max(16, 2 * this.asgExec.length);
+    const exec = new Int32Array(size);
+    exec.set(this.asgExec);
+    this.asgExec = exec;
+    const level = new Uint8Array(size);
+    level.set(this.asgLevel);
+    this.asgLevel = level;
+    this.asgEntry.length = size;
+  }
+
   /** Book one slot of x (the overlay of free slots per executor and per host). */
   took(x: ExecState): void {
     x.free--;
@@ -704,13 +772,9 @@ export class Pass {
 
   /** Move decided assignment k to another executor (same level: augmentation keeps node-local). */
   move(k: number, x: ExecState): void {
-    const e = this.asgEntry[k] as Entry;
-    this.gave(this.execs[e.passExec] as ExecState);
+    this.gave(this.execs[this.asgExec[k] as number] as ExecState);
     this.took(x);
-    e.passExec = x.no;
-    const out = this.out[k] as MutableAssignment;
-    out.executorId = x.view.executorId;
-    out.hostname = x.view.hostname;
+    this.asgExec[k] = x.no;
   }
 
   /** Give one slot of x back (a placement moved away within the pass). */

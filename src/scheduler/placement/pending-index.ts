@@ -23,7 +23,6 @@
  * placement, which is most of a pass at a hundred thousand placements.
  */
 import type { ResourceVector } from '../../core/resources.js';
-import type { LocalityLevel } from '../../core/locality.js';
 import type { JobState, TenantState } from './pass.js';
 import type { PendingTask } from './types.js';
 
@@ -34,16 +33,8 @@ export class Entry {
   alive = true;
   /** Id of the pass that placed it (0 = none). Placement is final only when the coordinator removes it. */
   mark = 0;
-  /** Index of its assignment in that pass. */
+  /** Index of its assignment in that pass (executor and level are in the pass's columns). */
   assign = -1;
-  /**
-   * The executor that pass gave it, as its index in the pass's executor list
-   * (kept here, where the pass is already writing; a number, so the store
-   * costs no write barrier into the young generation).
-   */
-  passExec = -1;
-  /** Its locality level on that executor. */
-  passLevel: LocalityLevel = 0;
   /**
    * Interned ids of its first three distinct preferred hosts (-1 when it has
    * fewer), held in the entry itself: a pass reads them for every task it
@@ -90,11 +81,6 @@ export class Entry {
   /** Whether host id h is one of its preferred hosts. */
   prefers(h: number): boolean {
     return h >= 0 && (h === this.h0 || h === this.h1 || h === this.h2 || (this.more.length > 0 && this.more.includes(h)));
-  }
-
-  /** Itself: an entry placed in a pass is that pass's record of the assignment (PassAssignment). */
-  get entry(): Entry {
-    return this;
   }
 }
 

@@ -9,7 +9,7 @@ import { resolveOptions } from './options.js';
 import { Pass } from './pass.js';
 import type { PendingIndex } from './pending-index.js';
 import { placeTasks } from './task-placement.js';
-import type { Assignment, Plan, PlacementOptions, Snapshot } from './types.js';
+import type { Assignment, AssignmentColumns, Plan, PlacementOptions, Snapshot } from './types.js';
 
 /** Run one pass. `options` may be partial; missing fields take DEFAULT_OPTIONS. */
 export function place(snapshot: Snapshot, index: PendingIndex, options?: Partial<PlacementOptions>): Plan {
@@ -18,10 +18,10 @@ export function place(snapshot: Snapshot, index: PendingIndex, options?: Partial
   placeTasks(pass);
   const ex = placeExecutors(pass);
 
-  const assignments: readonly Assignment[] = pass.out;
+  const assigned = pass.columns();
   let freeLeft = 0;
   for (const x of pass.execs) freeLeft += x.free;
-  const pendingLeft = index.size - assignments.length;
+  const pendingLeft = index.size - assigned.length;
   // Volume work needs offers as much as tasks do: no suppress while any is waiting.
   const suppress = pendingLeft === 0 && snapshot.otherWork !== true;
   // Two reasons to REVIVE: offers parked by a decision older than the newest work (at once,
@@ -31,10 +31,14 @@ export function place(snapshot: Snapshot, index: PendingIndex, options?: Partial
     && (snapshot.lastReviveAt === undefined || snapshot.now - snapshot.lastReviveAt >= opts.reviveIntervalMs)));
   // A task noted while waiting may have been placed later in the same pass.
   const reasons = pass.reasons.filter((r) => index.entry(r.taskId)?.mark !== pass.id);
+  let objects: readonly Assignment[] | undefined;
   return {
     now: snapshot.now,
     launches: ex.launches,
-    assignments,
+    assigned,
+    get assignments(): readonly Assignment[] {
+      return (objects ??= assignmentObjects(assigned));
+    },
     declines: ex.declines,
     releases: ex.releases,
     suppress,
@@ -42,12 +46,21 @@ export function place(snapshot: Snapshot, index: PendingIndex, options?: Partial
     reasons,
     stats: {
       pending: index.size,
-      placed: assignments.length,
+      placed: assigned.length,
       nodeLocal: pass.nodeLocal,
       rackLocal: pass.rackLocal,
-      anyLevel: assignments.length - pass.nodeLocal - pass.rackLocal,
+      anyLevel: assigned.length - pass.nodeLocal - pass.rackLocal,
       freeSlotsLeft: freeLeft,
       examined: pass.examined,
     },
   };
+}
+
+// The columns as one object per assignment (Plan.assignments, built on first read).
+function assignmentObjects(c: AssignmentColumns): Assignment[] {
+  const out = new Array<Assignment>(c.length);
+  for (let k = 0; k < c.length; k++) {
+    out[k] = { taskId: c.taskId(k), jobId: c.jobId(k), tenant: c.tenant(k), executorId: c.executorId(k), hostname: c.hostname(k), level: c.level(k) };
+  }
+  return out;
 }

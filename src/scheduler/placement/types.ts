@@ -215,6 +215,23 @@ export interface Assignment {
   readonly level: LocalityLevel;
 }
 
+/**
+ * A Plan's assignments as columns: assignment k (0 ≤ k < length) is read
+ * field by field. A pass places up to a hundred thousand tasks; one object
+ * per assignment was a third of its time (allocation, then the scavenger
+ * promoting them), so the pass writes three numbers per placement and the
+ * fields are derived here only when a consumer reads them.
+ */
+export interface AssignmentColumns {
+  readonly length: number;
+  taskId(k: number): string;
+  jobId(k: number): string;
+  tenant(k: number): string;
+  executorId(k: number): string;
+  hostname(k: number): string;
+  level(k: number): LocalityLevel;
+}
+
 /** An offer to decline (never hold offers). */
 export interface Decline {
   readonly offerId: string;
@@ -266,6 +283,12 @@ export interface PassStats {
 export interface Plan {
   readonly now: number;
   readonly launches: readonly ExecutorLaunch[];
+  /** The tasks to hand to executors, in decision order: what the coordinator reads. */
+  readonly assigned: AssignmentColumns;
+  /**
+   * The same as one object each, built from `assigned` on first read (tests,
+   * tools); a consumer on the hot path reads `assigned` and allocates nothing.
+   */
   readonly assignments: readonly Assignment[];
   /** Every offer not used by a launch, each exactly once. */
   readonly declines: readonly Decline[];
