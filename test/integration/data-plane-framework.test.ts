@@ -13,9 +13,9 @@ import type { Redis } from 'ioredis';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { validateJobSpec } from '../../src/scheduler/jobs/spec.js';
 import { putLocalDataset } from '../../src/storage/local/put.js';
-import { commitKey, decodeCommittedOutput, type CommittedOutput } from '../../src/executor/contract.js';
+import type { CommittedOutput } from '../../src/executor/contract.js';
 import type { RunningFramework } from '../../src/app/framework.js';
-import { startBed, startInProcess, waitForJob, type Bed } from './framework-harness.js';
+import { commitRecordOf, startBed, startInProcess, waitForJob, type Bed } from './framework-harness.js';
 
 let bed: Bed;
 let fw: RunningFramework;
@@ -39,11 +39,7 @@ afterAll(async () => {
   await bed?.dispose();
 });
 
-async function record(taskId: string): Promise<CommittedOutput> {
-  const raw = await admin.get(commitKey(taskId));
-  expect(raw).not.toBeNull();
-  return decodeCommittedOutput(JSON.parse(raw ?? '{}') as unknown);
-}
+const record = (taskId: string): Promise<CommittedOutput> => commitRecordOf(admin, taskId);
 
 describe('outputs kept where they were written', () => {
   it('a two-stage job: map outputs recorded per host, the reduce placed near the largest share and reading the rest over the network', async () => {

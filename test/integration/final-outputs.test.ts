@@ -15,14 +15,14 @@ import { join } from 'node:path';
 import type { Redis } from 'ioredis';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { validateJobSpec } from '../../src/scheduler/jobs/spec.js';
-import { commitKey, decodeCommittedOutput, type CommittedOutput } from '../../src/executor/contract.js';
+import { commitKey, type CommittedOutput } from '../../src/executor/contract.js';
 import { readManifest, readTopology } from '../../src/storage/local/dataset.js';
 import { WebHdfsBackend } from '../../src/storage/hdfs/backend.js';
 import { HostMapper } from '../../src/storage/hostmap.js';
 import type { RunningFramework } from '../../src/app/framework.js';
 import { LocusError } from '../../src/core/errors.js';
 import { startWebHdfsServer, type WebHdfsServer } from '../harness/webhdfs-server.js';
-import { startBed, startInProcess, waitForJob, type Bed } from './framework-harness.js';
+import { commitRecordOf, startBed, startInProcess, waitForJob, type Bed } from './framework-harness.js';
 
 let bed: Bed;
 let fw: RunningFramework;
@@ -46,11 +46,7 @@ afterAll(async () => {
   await bed?.dispose();
 });
 
-async function record(taskId: string): Promise<CommittedOutput> {
-  const raw = await admin.get(commitKey(taskId));
-  expect(raw).not.toBeNull();
-  return decodeCommittedOutput(JSON.parse(raw ?? '{}') as unknown);
-}
+const record = (taskId: string): Promise<CommittedOutput> => commitRecordOf(admin, taskId);
 
 async function readHdfs(uri: string): Promise<string> {
   const parts: Buffer[] = [];

@@ -16,6 +16,8 @@ import { startFramework, type RunningFramework } from '../../src/app/framework.j
 import { silentLogger } from '../../src/obs/log.js';
 import type { JobRecord } from '../../src/scheduler/jobs/model.js';
 import { TERMINAL_JOB_STATES } from '../../src/scheduler/jobs/model.js';
+import type { Redis } from 'ioredis';
+import { commitKey, decodeCommittedOutput, type CommittedOutput } from '../../src/executor/contract.js';
 
 /** A cluster, Redis and a dataset for one test file. */
 export interface Bed {
@@ -108,4 +110,11 @@ export async function waitForJob(get: () => Promise<JobRecord>, timeoutMs = 60_0
     if (Date.now() > deadline) throw new Error(`job ${job.id} still ${job.state} after ${timeoutMs} ms: ${JSON.stringify(job.counts)}`);
     await new Promise((r) => setTimeout(r, 100));
   }
+}
+
+/** The commit record an executor wrote for a task (or a generation's ledger id); fails the test when there is none. */
+export async function commitRecordOf(conn: Redis, ledgerId: string): Promise<CommittedOutput> {
+  const raw = await conn.get(commitKey(ledgerId));
+  if (raw === null) throw new Error(`no commit record for ${ledgerId}`);
+  return decodeCommittedOutput(JSON.parse(raw) as unknown);
 }

@@ -16,8 +16,7 @@ import { NETNS } from '../harness/hosts.js';
 import { HOST_OUTPUTS_DIR, startHostsCluster, startHostsFramework, type HostsCluster } from '../harness/hosts-cluster.js';
 import type { RunningFramework } from '../../src/app/framework.js';
 import { validateJobSpec } from '../../src/scheduler/jobs/spec.js';
-import { commitKey, decodeCommittedOutput, type CommittedOutput } from '../../src/executor/contract.js';
-import { waitForJob } from './framework-harness.js';
+import { commitRecordOf, waitForJob } from './framework-harness.js';
 
 
 describeWith([NETNS], 'separate hosts: inputs and stage outputs cross the links through block servers', () => {
@@ -46,7 +45,7 @@ describeWith([NETNS], 'separate hosts: inputs and stage outputs cross the links 
     if (!bed || !fw || !admin) throw new Error('set-up failed');
     return { bed, fw, admin };
   };
-  const record = async (admin: Redis, taskId: string): Promise<CommittedOutput> => decodeCommittedOutput(JSON.parse((await admin.get(commitKey(taskId))) ?? 'null') as unknown);
+  const record = commitRecordOf;
 
   it('maps commit on their hosts; the reduce reads the other hosts\' outputs over the links', async () => {
     const { bed, fw, admin } = need();

@@ -16,10 +16,10 @@ import { HOST_OUTPUTS_DIR, startHostsCluster, startHostsFramework, type HostsClu
 import { startWebHdfsServer, type WebHdfsServer } from '../harness/webhdfs-server.js';
 import type { RunningFramework } from '../../src/app/framework.js';
 import { validateJobSpec } from '../../src/scheduler/jobs/spec.js';
-import { commitKey, decodeCommittedOutput, type CommittedOutput } from '../../src/executor/contract.js';
+import type { CommittedOutput } from '../../src/executor/contract.js';
 import { WebHdfsBackend } from '../../src/storage/hdfs/backend.js';
 import { HostMapper } from '../../src/storage/hostmap.js';
-import { waitForJob } from './framework-harness.js';
+import { commitRecordOf, waitForJob } from './framework-harness.js';
 
 
 describeWith([NETNS], 'separate hosts: the final output goes to HDFS from the host that computed it', () => {
@@ -50,7 +50,10 @@ describeWith([NETNS], 'separate hosts: the final output goes to HDFS from the ho
     await bed?.dispose();
   }, 120_000);
 
-  const record = async (taskId: string): Promise<CommittedOutput> => decodeCommittedOutput(JSON.parse((await admin?.get(commitKey(taskId))) ?? 'null') as unknown);
+  const record = async (taskId: string): Promise<CommittedOutput> => {
+    if (!admin) throw new Error('set-up failed');
+    return await commitRecordOf(admin, taskId);
+  };
 
   it('a two-stage job whose reduce output is created in HDFS by the reduce\'s host', async () => {
     if (!bed || !fw || !nn) throw new Error('set-up failed');
