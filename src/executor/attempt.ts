@@ -211,7 +211,7 @@ export async function runAttempt(payload: AttemptPayload, ctx: AttemptContext, c
       if (splitPath === undefined && (dp !== undefined || ctx.splitReader)) {
         // Not on this host: stream the byte range from a block server or the backend into
         // the attempt's scratch directory, so the workload always reads a file.
-        await fsp.mkdir(scratch, { recursive: true });
+        await makeScratch(scratch);
         scratchMade = true;
         splitPath = join(scratch, 'split');
         try {
@@ -221,8 +221,7 @@ export async function runAttempt(payload: AttemptPayload, ctx: AttemptContext, c
           // A split over an earlier stage's output names the host that committed it.
           throw inputError(`cannot read ${payload.split.uri}`, err, payload.split.sources?.find((x) => x.root === 'outputs')?.host);
         }
-        await fsp.chmod(scratch, 0o755);
-        await fsp.chmod(splitPath, 0o644);
+        await shareScratch(scratch, uid);
         volumes.push({ hostPath: scratch, containerPath: scratch, readOnly: true });
       }
       if (splitPath !== undefined) {
@@ -232,10 +231,10 @@ export async function runAttempt(payload: AttemptPayload, ctx: AttemptContext, c
     }
     let rewrites = new Map<string, string>();
     if (dp !== undefined && (payload.stageInputs?.length ?? 0) > 0) {
-      await fsp.mkdir(scratch, { recursive: true });
+      await makeScratch(scratch);
       scratchMade = true;
       rewrites = await prepareStageInputs(payload, dp, scratch, volumes);
-      await chmodTree(scratch);
+      await shareScratch(scratch, uid);
       if (!volumes.some((v) => v.hostPath === scratch)) volumes.push({ hostPath: scratch, containerPath: scratch, readOnly: true });
     }
     // A stage directory replaced by a local copy is not on this host: it cannot be mounted.
@@ -360,13 +359,34 @@ export async function runAttempt(payload: AttemptPayload, ctx: AttemptContext, c
   return failed({ state: 'FAILED', exitCode: exit.exitCode, reason: 'EXIT_NONZERO', message: exit.message });
 }
 
-/** Make a scratch tree readable by the unprivileged workload user. */
-async function chmodTree(dir: string): Promise<void> {
-  await fsp.chmod(dir, 0o755);
+/** Make an attempt's scratch directory, in a scratch root others may pass through but not list. */
+async function makeScratch(scratch: string): Promise<void> {
+  await fsp.mkdir(scratch, { recursive: true });
+  // The other attempts' directories there are named after their attempts: none of a task's business.
+  await fsp.chmod(dirname(scratch), 0o711);
+}
+
+/**
+ * Let the attempt's workload read its scratch tree (its inputs) and no one else. A root executor
+ * running the attempt under its tenant's uid gives the tree to itself with the tenant's group
+ * (directories 0750, files 0640): in process mode a task sees this host's paths, and another
+ * tenant's task must not read these inputs, nor the workload change them. An executor that
+ * cannot give a group away (unprivileged), or an attempt under the default user, leaves the tree
+ * readable by all (0755, 0644): the workload's user is then its own or `nobody`.
+ */
+async function shareScratch(dir: string, uid: number | undefined): Promise<void> {
+  const owner = process.getuid?.();
+  const group = uid !== undefined && owner === 0 ? uid : undefined;
+  const share = async (path: string, dirMode: boolean): Promise<void> => {
+    if (group !== undefined && owner !== undefined) await fsp.chown(path, owner, group);
+    await fsp.chmod(path, dirMode ? (group !== undefined ? 0o750 : 0o755) : (group !== undefined ? 0o640 : 0o644));
+  };
+  await share(dir, true);
   for (const e of await fsp.readdir(dir, { withFileTypes: true })) {
     const p = join(dir, e.name);
-    if (e.isDirectory()) await chmodTree(p);
-    else if (e.isFile()) await fsp.chmod(p, 0o644);
+    // Links to parts already on this host are left alone: chown and chmod would follow them.
+    if (e.isDirectory()) await shareScratch(p, uid);
+    else if (e.isFile()) await share(p, false);
   }
 }
 

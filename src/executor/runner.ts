@@ -5,7 +5,7 @@
  * workload itself through the isolation port, and says so.
  */
 import { createHash } from 'node:crypto';
-import { mkdir } from 'node:fs/promises';
+import { chmod, mkdir } from 'node:fs/promises';
 import { join, isAbsolute } from 'node:path';
 import { LocusError } from '../core/errors.js';
 import { AgentClient, decodeWaitStatus } from '../mesos/agent.js';
@@ -72,6 +72,11 @@ export class IsolatorRunner implements AttemptRunner {
   async launch(spec: RunSpec): Promise<RunHandle> {
     const sandboxDir = join(this.sandboxRoot, 'containers', spec.containerId);
     await mkdir(sandboxDir, { recursive: true });
+    // Tasks pass through to their own sandbox; the others' names (their attempts) are not theirs
+    // to list. A directory someone else made (EPERM) is theirs to keep as it is.
+    await chmod(join(this.sandboxRoot, 'containers'), 0o711).catch((err: NodeJS.ErrnoException) => {
+      if (err.code !== 'EPERM') throw err;
+    });
     const c: Container = await this.isolator.launch({
       id: spec.containerId,
       ...(this.parentId !== undefined ? { parentId: this.parentId } : {}),

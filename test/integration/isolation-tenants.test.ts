@@ -10,8 +10,8 @@
  * that is wrong cannot pass as a refusal.
  */
 import { spawn, type ChildProcess } from 'node:child_process';
-import { chmodSync, mkdirSync, mkdtempSync, readFileSync, rmSync, statSync, writeFileSync } from 'node:fs';
-import { join } from 'node:path';
+import { chmodSync, mkdirSync, mkdtempSync, readdirSync, readFileSync, rmSync, statSync, writeFileSync } from 'node:fs';
+import { basename, join } from 'node:path';
 import { afterAll, beforeAll, expect, test } from 'vitest';
 import { runAttempt, type AttemptContext } from '../../src/executor/attempt.js';
 import { CONTRACT_VERSION, type AttemptPayload, type AttemptResult } from '../../src/executor/contract.js';
@@ -23,6 +23,7 @@ import { IsolatorRunner } from '../../src/executor/runner.js';
 import { startManagedRedis, type ManagedRedis } from '../../src/app/redis-server.js';
 import { closeStateDirLogged } from '../../src/local/work-dir.js';
 import { silentLogger } from '../../src/obs/log.js';
+import { createStorageRegistry, type StorageRegistry } from '../../src/storage/registry.js';
 import { LINUX_ISOLATION, ROOT, describeWith } from '../harness/requires.js';
 
 const A = 'acme';
@@ -99,6 +100,7 @@ for (const m of MODES) {
     let isolator: Isolator;
     let redis: ManagedRedis;
     let ctx: AttemptContext;
+    let storage: StorageRegistry;
     const others: ChildProcess[] = [];
     let seq = 0;
 
@@ -119,13 +121,15 @@ for (const m of MODES) {
       expect(statSync(state).mode & 0o777).toBe(0o711);
       expect(statSync(join(state, 'framework-id')).mode & 0o777).toBe(0o600);
       isolator = await createIsolator(m.mode, silentLogger());
+      // Splits not on this host are read through the storage registry, as the executor's data plane does.
+      storage = createStorageRegistry({});
       ctx = {
         runner: new IsolatorRunner(isolator, join(state, 'executor')),
         host: 'localhost',
         logger: silentLogger(),
         scratchDir: join(state, 'executor', 'scratch'),
         killGraceMs: 200,
-        dataPlane: { token: async () => '', ...outputMapper({ root: outputs, shared: true }) },
+        dataPlane: { token: async () => '', readUri: (uri, offset, length) => storage.read(uri, offset, length), ...outputMapper({ root: outputs, shared: true }) },
         tenantUids: DEFAULT_TENANT_UIDS,
       };
     }, 30_000);
@@ -133,6 +137,7 @@ for (const m of MODES) {
     afterAll(async () => {
       for (const c of others) c.kill('SIGKILL');
       await isolator?.close();
+      await storage?.close();
       await redis?.stop();
       if (state) rmSync(state, { recursive: true, force: true });
     });
@@ -204,6 +209,43 @@ for (const m of MODES) {
       const next = await attempt(B, ['sh', '-c', `cat ${dir}/part > "$LOCUS_OUTPUT_DIR/part"`], { inputPaths: [dir] });
       expect(next.state, next.message).toBe('SUCCEEDED');
       expect(readFileSync(join(next.outputPath ?? '', 'part'), 'utf8')).toBe('stage-one\n');
+    }, 60_000);
+
+    test('a task cannot list other sandboxes or read another tenant\'s inputs while that tenant\'s task runs', async () => {
+      // B's input is B's alone on this host (root's, 0600); the executor reads it into B's scratch.
+      const bInput = join(state, 'input-of-b.txt');
+      writeFileSync(bInput, 'input-of-b\n', { mode: 0o600 });
+      const scratchRoot = join(state, 'executor', 'scratch');
+      const sandboxes = join(state, 'executor', 'containers');
+      const b = attempt(B, ['sh', '-c', 'cat "$LOCUS_SPLIT_PATH" > "$LOCUS_OUTPUT_DIR/part" && sleep 4'], {
+        split: { uri: `file://${bInput}`, offset: 0, length: 11 },
+      });
+      // B's scratch lives only while its attempt does: A probes in that window.
+      let bScratch: string | undefined;
+      for (let i = 0; i < 200 && bScratch === undefined; i++) {
+        const found = (() => { try { return readdirSync(scratchRoot); } catch { return []; } })();
+        bScratch = found.map((n) => join(scratchRoot, n)).find((d) => { try { return statSync(join(d, 'split')).size === 11; } catch { return false; } });
+        if (bScratch === undefined) await new Promise((r) => setTimeout(r, 50));
+      }
+      expect(bScratch, 'B\'s split was materialised in its scratch directory').toBeDefined();
+      const bName = basename(bScratch ?? '');
+      const tries: Array<[string, string]> = [
+        ['read B input', `cat ${bScratch ?? ''}/split`],
+        ['list B scratch', `ls ${bScratch ?? ''}`],
+        ['list scratch root', `ls ${scratchRoot} | grep -q ${bName}`],
+        ['list other sandboxes', `ls ${sandboxes} | grep -q ${bName}`],
+        ['read B input at its source', `cat ${bInput}`],
+      ];
+      const a = await attempt(A, ['sh', '-c', script(tries)]);
+      expect(a.state, a.message).toBe('SUCCEEDED');
+      const seen = parse(readFileSync(join(a.sandboxDir ?? '', 'stdout'), 'utf8'));
+      expect(seen.size).toBe(tries.length);
+      for (const [name] of tries) expect(seen.get(name), name).toBe('REFUSED');
+      // B itself read its input: the scratch was closed to others, not to its owner.
+      const bDone = await b;
+      expect(bDone.state, bDone.message).toBe('SUCCEEDED');
+      expect(readFileSync(join(bDone.outputPath ?? '', 'part'), 'utf8')).toBe('input-of-b\n');
+      expect(bDone.sandboxDir !== undefined && basename(bDone.sandboxDir)).toBe(bName);
     }, 60_000);
   });
 }
