@@ -22,6 +22,8 @@ export interface NetnsClusterOptions extends Omit<LocalClusterOptions, 'host' | 
   readonly rate?: string;
   /** The `locus` CLI (main.js) the agents run (default: this installation's). */
   readonly cli?: string;
+  /** A fixed /24 for the hosts (see HostsOptions.subnet); default: one claimed in 10.78.0.0/16. */
+  readonly subnet?: string;
 }
 
 /** One agent on its host. */
@@ -55,7 +57,7 @@ function defaultCli(): string {
 export async function startNetnsCluster(o: NetnsClusterOptions): Promise<NetnsCluster> {
   const cli = o.cli ?? defaultCli();
   const racks = o.racks ?? o.hosts;
-  const hosts = await hostsUp({ count: o.hosts, ...(o.rate !== undefined ? { rate: o.rate } : {}) });
+  const hosts = await hostsUp({ count: o.hosts, ...(o.rate !== undefined ? { rate: o.rate } : {}), ...(o.subnet !== undefined ? { subnet: o.subnet } : {}) });
   let cluster: LocalCluster | undefined;
   const stopAll = async (): Promise<void> => {
     // Hosts first: their agents get SIGTERM and unregister while the master still listens.
@@ -65,8 +67,8 @@ export async function startNetnsCluster(o: NetnsClusterOptions): Promise<NetnsCl
     if (errors.length > 0) throw new Error(`netns cluster stop: ${errors.map(String).join('; ')}`);
   };
   try {
-    const { hosts: _count, rate: _rate, cli: _cli, ...rest } = o;
-    void _count; void _rate; void _cli;
+    const { hosts: _count, rate: _rate, cli: _cli, subnet: _subnet, ...rest } = o;
+    void _count; void _rate; void _cli; void _subnet;
     // Agents report lost quickly on a test bed; the master's own defaults otherwise.
     cluster = await startLocalCluster({ agentPingIntervalSeconds: 1, agentPingTimeoutSeconds: 10, ...rest, agents: 0, host: hosts.gateway });
     const masterUrl = cluster.masterUrl;

@@ -11,7 +11,9 @@
  *
  * Each run claims its own /24 in 10.78.0.0/16 (never the shared testbed's
  * 10.77.0.0/24) and a name prefix derived from it, by an atomic mkdir under
- * /run/locus-hosts, so parallel runs never collide; a claim whose owner
+ * /run/locus-hosts, so parallel runs never collide; a run that must stay in
+ * one given /24 (the chaos suite, confined to 10.77.0.0/24) names it and
+ * claims it the same way, failing when it is taken; a claim whose owner
  * died is swept (its namespaces, links and directories removed) before it
  * is reused. Hosts have no default route: only the bridge's /24 is
  * reachable from them, so nothing they run can send traffic anywhere else.
@@ -45,6 +47,12 @@ export interface HostsOptions {
   readonly burst?: string;
   /** tbf latency (default 50ms). */
   readonly latency?: string;
+  /**
+   * A fixed /24 as its first three octets (e.g. '10.77.0') instead of one
+   * claimed in 10.78.0.0/16: for runs whose traffic must stay in a given
+   * range. Claimed like the others; hostsUp fails when it is taken or in use.
+   */
+  readonly subnet?: string;
 }
 
 /** One host. */
@@ -102,6 +110,11 @@ function pidAlive(pid: number): boolean {
 }
 
 const hostName = (prefix: string, i: number): string => `${prefix}-${i}`;
+/** The name prefix of a /24's namespaces and links: lx<c> for 10.78.<c>, lf<b>x<c> for a fixed a.b.c (at most 15 characters with '-NNp'). */
+const prefixFor = (net: string): string => {
+  const [, b, c] = net.split('.');
+  return net.startsWith(`${SUBNET_BASE}.`) ? `lx${c ?? ''}` : `lf${b ?? ''}x${c ?? ''}`;
+};
 const linkName = (prefix: string, i: number): string => `${prefix}-${i}p`;
 
 /**
@@ -159,25 +172,38 @@ export async function sweepStaleHosts(): Promise<string[]> {
   if (!existsSync(CLAIMS)) return [];
   const swept: string[] = [];
   for (const name of readdirSync(CLAIMS)) {
-    const m = new RegExp(`^${SUBNET_BASE.replace('.', '\\.')}\\.(\\d+)$`).exec(name);
-    if (!m) continue;
+    // A claim is named by its /24's three octets (10.78.<n>, or a fixed one such as 10.77.0).
+    if (!/^10\.\d+\.\d+$/.test(name)) continue;
     const dir = join(CLAIMS, name);
     let pid = 0;
     try { pid = Number(readFileSync(join(dir, 'pid'), 'utf8')); } catch { continue; /* being claimed right now */ }
     if (pid > 0 && pidAlive(pid)) continue;
-    await teardown(`lx${m[1] ?? ''}`);
+    await teardown(prefixFor(name));
     rmSync(dir, { recursive: true, force: true });
-    swept.push(`lx${m[1] ?? ''}`);
+    swept.push(prefixFor(name));
   }
   return swept;
 }
 
-/** Claim a free /24: an atomic mkdir per third octet; leftovers of dead runs are swept first. */
-async function claimSubnet(): Promise<{ octet: number; release(): void }> {
+/** Claim a free /24 (the given one, or any in 10.78.0.0/16): an atomic mkdir per /24; leftovers of dead runs are swept first. */
+async function claimSubnet(fixed?: string): Promise<{ net: string; release(): void }> {
   mkdirSync(CLAIMS, { recursive: true });
   await sweepStaleHosts();
   const { stdout: addrs } = await run('ip', ['-4', '-o', 'addr', 'show'], { timeout: 10_000 });
   const { stdout: routes } = await run('ip', ['-4', 'route', 'show'], { timeout: 10_000 });
+  if (fixed !== undefined) {
+    if (!/^10\.\d{1,3}\.\d{1,3}$/.test(fixed)) throw new Error(`subnet must be three octets in 10.0.0.0/8 such as '10.77.0', got '${fixed}'`);
+    // Something else (the shared testbed's hosts-up.sh) has addresses or routes there: not ours to take.
+    if (`${addrs}\n${routes}`.includes(`${fixed}.`)) throw new Error(`${fixed}.0/24 is in use on this machine`);
+    const dir = join(CLAIMS, fixed);
+    try {
+      mkdirSync(dir);
+    } catch {
+      throw new Error(`${fixed}.0/24 is claimed by another run (${dir})`);
+    }
+    writeFileSync(join(dir, 'pid'), String(process.pid));
+    return { net: fixed, release: () => rmSync(dir, { recursive: true, force: true }) };
+  }
   const inUse = (n: number): boolean => `${addrs}\n${routes}`.includes(`${SUBNET_BASE}.${n}.`);
   const start = 1 + (process.pid % 200);
   for (let k = 0; k < 250; k++) {
@@ -199,7 +225,7 @@ async function claimSubnet(): Promise<{ octet: number; release(): void }> {
       continue; // another run took it a moment ago
     }
     writeFileSync(owner, String(process.pid));
-    return { octet: n, release: () => rmSync(dir, { recursive: true, force: true }) };
+    return { net: `${SUBNET_BASE}.${n}`, release: () => rmSync(dir, { recursive: true, force: true }) };
   }
   throw new Error(`no free /24 in ${SUBNET_BASE}.0.0/16`);
 }
@@ -207,9 +233,9 @@ async function claimSubnet(): Promise<{ octet: number; release(): void }> {
 /** Create the hosts. On any failure everything made so far is removed. */
 export async function hostsUp(o: HostsOptions): Promise<Hosts> {
   if (!Number.isInteger(o.count) || o.count < 1 || o.count > 20) throw new Error(`count must be 1..20, got ${o.count}`);
-  const claim = await claimSubnet();
-  const prefix = `lx${claim.octet}`;
-  const net = `${SUBNET_BASE}.${claim.octet}`;
+  const claim = await claimSubnet(o.subnet);
+  const net = claim.net;
+  const prefix = prefixFor(net);
   const gateway = `${net}.1`;
   const bridge = `${prefix}-br`;
   const stateDir = join(HOSTS_STATE_ROOT, prefix);

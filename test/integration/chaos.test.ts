@@ -8,11 +8,17 @@
  * there (else the fault did nothing) and the job still complete.
  * restart-master runs in its own environment (a master alone and three
  * `locus agent` processes): the master is stopped and started again on its
- * port with its work directory, the agents must register again. `npm run chaos` runs the full
- * version and records its figures in bench/results/.
+ * port with its work directory, the agents must register again, and no
+ * attempt may fail or be lost across the restart. cut-agent runs on
+ * separate hosts (network namespaces in 10.77.0.0/24) and cuts the volume's
+ * host's link for 12 s: the agent is lost, comes back, registers again and
+ * the volume is READY; under CI, or wherever namespaces can be made, it must
+ * be that real cut (not the fallback that stops the agent's process).
+ * `npm run chaos` runs the full version and records its figures in bench/results/.
  */
 import { expect, it } from 'vitest';
 import { describeWith, ZOOKEEPER } from '../harness/requires.js';
+import { NETNS } from '../harness/hosts.js';
 import { QUICK, runChaos } from '../../bench/chaos.js';
 
 describeWith([ZOOKEEPER], 'chaos (bounded)', () => {
@@ -32,5 +38,7 @@ describeWith([ZOOKEEPER], 'chaos (bounded)', () => {
       expect(s.volumesLost, why).toBe(0);
       expect(s.recoverySecondsMax, why).toBeGreaterThan(0);
     }
+    const cut = out.scenarios.find((s) => s.name === 'cut-agent');
+    if (NETNS.missing === undefined || process.env['CI'] === 'true') expect(cut?.fault, JSON.stringify(cut)).toMatch(/^link cut: /);
   }, 20 * 60_000);
 });
