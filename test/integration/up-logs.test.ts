@@ -6,7 +6,7 @@
  * isatty() as it would in an operator's shell.
  */
 import { spawn, spawnSync } from 'node:child_process';
-import { chmodSync, existsSync, mkdtempSync, readFileSync, rmSync } from 'node:fs';
+import { chmodSync, existsSync, mkdirSync, mkdtempSync, readFileSync, rmSync, statSync, writeFileSync } from 'node:fs';
 import { join } from 'node:path';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { LOCUS_CLI, ensureBuilt } from '../harness/build.js';
@@ -127,6 +127,24 @@ describe('locus up logs', () => {
     const logged = readFileSync(file, 'utf8').trim().split('\n');
     expect(logged.length).toBeGreaterThan(2);
     expect((JSON.parse(logged.find((l) => l.includes('"subscribed"')) ?? '{}') as { msg?: string }).msg).toBe('subscribed');
+  }, 120_000);
+
+  it('closes a state dir an earlier version left open, and says so in its log', async () => {
+    // As /var/lib/locus and ~/.locus were made before: listable, their files world-readable.
+    const state = join(dir, 'old');
+    mkdirSync(state);
+    chmodSync(state, 0o755);
+    writeFileSync(join(state, 'tenants.yaml'), 'tenants: []\n', { mode: 0o644 });
+    const r = await up('old', { tty: false });
+    expect(r.code, r.output).toBe(0);
+    // Others still pass through it (sandboxes, outputs and datasets live beneath), but list nothing and read nothing.
+    expect(statSync(state).mode & 0o777).toBe(0o711);
+    expect(statSync(join(state, 'tenants.yaml')).mode & 0o777).toBe(0o600);
+    expect(statSync(join(state, 'local')).mode & 0o777).toBe(0o711);
+    expect(statSync(join(state, 'local', 'master.json')).mode & 0o777).toBe(0o600);
+    expect(statSync(join(state, 'local', 'topology.json')).mode & 0o777).toBe(0o644);
+    const closed = jsonLines(r.output).map((l) => JSON.parse(l) as { msg?: string; tightened?: string[] }).find((l) => l.msg?.startsWith('closed the state dir'));
+    expect(closed?.tightened, r.output).toEqual(expect.arrayContaining([state, join(state, 'tenants.yaml')]));
   }, 120_000);
 
   it('with its Redis gone, SIGTERM still stops it within seconds, exit 1 saying so', async () => {
