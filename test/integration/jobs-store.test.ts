@@ -84,6 +84,20 @@ describe('JobStore', () => {
     expect((await store.get('job-1'))?.counts).toMatchObject({ failed: 2, pending: 0, running: 0 });
   });
 
+  it('starts only the task\'s next attempt: a start counted from an older record is refused and changes nothing', async () => {
+    await newJob('job-next', 1);
+    expect(await store.setState('job-next', 'RUNNING', ['PENDING'], 5)).toBe(true);
+    const t = taskIdOf('job-next', 0, 0);
+    expect(await store.startAttempt(t, attempt(2))).toBe(false);
+    expect(await store.startAttempt(t, attempt(1))).toBe(true);
+    expect(await store.finishAttempt(t, 'a1', { state: 'LOST' }, 'not-counted', 1)).toBe('PENDING');
+    // Attempt 1 again (its number read before attempt 1 ran) would repeat attempt id a1.
+    expect(await store.startAttempt(t, attempt(1))).toBe(false);
+    expect((await store.getTask(t))?.attempts.map((a) => a.attemptId)).toEqual(['a1']);
+    expect((await store.get('job-next'))?.counts).toMatchObject({ pending: 1, running: 0 });
+    expect(await store.startAttempt(t, attempt(2))).toBe(true);
+  });
+
   it('changes job state only from allowed states', async () => {
     expect(await store.setState('job-1', 'RUNNING', ['PENDING'], 11)).toBe(false);
     expect(await store.setState('job-1', 'FAILED', ['RUNNING'], 12, 'boom')).toBe(true);

@@ -40,10 +40,10 @@ const rows: Row[] = [
     code: 'CONSTRAINT_UNMET',
   },
   {
-    name: 'only avoided hosts could run it',
+    name: 'only avoided hosts could run it: they are used',
     task: t0({ avoidHosts: ['r1-h1'] }),
     snapshot: snap(0, { executors: [exec('r1-h1')] }),
-    code: 'AVOIDED_HOSTS_ONLY',
+    code: 'PLACEABLE',
   },
   {
     name: 'volume agent in maintenance',
@@ -91,6 +91,21 @@ describe('explain', () => {
     expect(r.message.length).toBeGreaterThan(0);
     // A row without `until` says the answer carries none (not "anything goes").
     expect(r.until).toBe(until);
+  });
+
+  it('says when a task runs on a host it avoids because no other live host could run it', () => {
+    const avoiding = t0({ avoidHosts: ['r1-h1', 'r1-h2'] });
+    const waived = explain('t', snap(0, { executors: [exec('r1-h1'), exec('r1-h2', { freeSlots: 0 })] }), indexOf([avoiding]));
+    expect(waived.code).toBe('PLACEABLE');
+    expect(waived.message).toMatch(/every live host that could run it is one it avoids \(r1-h1, r1-h2\)/);
+    // A busy executor on a host it does not avoid: it waits for that one, and nothing is said of avoidance.
+    const waiting = explain('t', snap(0, { executors: [exec('r1-h1'), exec('r2-h1', { freeSlots: 0 })] }), indexOf([avoiding]));
+    expect(waiting.code).not.toBe('PLACEABLE');
+    expect(waiting.message).not.toMatch(/avoid/);
+    // Only an offer on a host it avoids: an executor may be launched there for it.
+    const offered = explain('t', snap(0, { offers: [offer('r1-h2')] }), indexOf([avoiding]));
+    expect(offered.message).toMatch(/one it avoids/);
+    expect(offered.code).not.toBe('NO_CAPACITY');
   });
 
   it('a task that is not pending', () => {

@@ -1,7 +1,7 @@
 import { describe, expect, it } from 'vitest';
 import { LocalityLevel } from '../../src/core/locality.js';
-import { place, type Plan } from '../../src/scheduler/placement/index.js';
-import { exec, indexOf, snap, task, tenant } from './placement-builders.js';
+import { place, type PendingTask, type Plan } from '../../src/scheduler/placement/index.js';
+import { exec, indexOf, offer, snap, task, tenant } from './placement-builders.js';
 
 const where = (plan: Plan): Record<string, string> =>
   Object.fromEntries(plan.assignments.map((a) => [a.taskId, a.hostname]));
@@ -231,6 +231,25 @@ describe('placement: quotas, constraints, volumes, avoided hosts (never relaxed)
     const ix = indexOf([task({ taskId: 't', preferredHosts: ['r1-h1'], avoidHosts: ['r1-h1'], pendingSince: 0 })]);
     const plan = place(snap(0, { executors: [exec('r1-h1', { freeSince: 0 }), exec('r1-h2', { freeSince: 0 })] }), ix);
     expect(plan.assignments[0]).toMatchObject({ hostname: 'r1-h2', level: LocalityLevel.RACK_LOCAL });
+  });
+
+  it('a task avoiding every live host that could run it is placed on one of them (avoidance never strands a task)', () => {
+    const t = task({ taskId: 't', preferredHosts: ['r1-h9'], avoidHosts: ['r1-h1', 'r1-h2', 'r1-h9'] });
+    // r1-h3 is not avoided but cannot run it (too small), r1-h9 (its data host) is gone.
+    const small = { cpus: 0.5, mem: 256, disk: 0 };
+    const plan = place(snap(10_000, { executors: [exec('r1-h1', { freeSlots: 0 }), exec('r1-h2'), exec('r1-h3', { slotResources: small })] }), indexOf([t]));
+    expect(where(plan)).toEqual({ t: 'r1-h2' });
+  });
+
+  it('avoidance holds while a host it does not avoid could run the task, busy or only offered', () => {
+    const t = (): PendingTask => task({ taskId: 't', avoidHosts: ['r1-h1'] });
+    const busy = place(snap(10_000, { executors: [exec('r1-h1'), exec('r1-h2', { freeSlots: 0 })] }), indexOf([t()]));
+    expect(busy.assignments).toEqual([]);
+    const offered = place(snap(10_000, { executors: [exec('r1-h1')], offers: [offer('r1-h2')] }), indexOf([t()]));
+    expect(offered.assignments).toEqual([]);
+    // The only other host is excluded by its constraints: the avoided one is used.
+    const excluded = place(snap(10_000, { executors: [exec('r1-h1'), exec('r1-h2')] }), indexOf([{ ...t(), constraints: [{ kind: 'hostname-not', values: ['r1-h2'] }] }]));
+    expect(where(excluded)).toEqual({ t: 'r1-h1' });
   });
 
   it('tasks larger than a slot do not go there', () => {

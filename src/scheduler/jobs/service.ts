@@ -137,13 +137,28 @@ export function classifyFailure(result: Pick<AttemptResult, 'state' | 'reason'>)
   return 'counted';
 }
 
+/**
+ * Whether a failed attempt counts against the host it ran on (its task's failed hosts, the job's
+ * per-host failure count). Not when it could not read an output held on another host: that host
+ * is the one at fault (its outputs are recomputed), and charging the reader would steer the job
+ * off healthy hosts, each reader in turn, until no live host was left to it.
+ */
+export function hostAtFault(result: Pick<AttemptResult, 'reason' | 'inputHost' | 'host'>): boolean {
+  return !(result.reason === INPUT_UNREACHABLE && result.inputHost !== undefined && result.inputHost !== result.host);
+}
+
 /** The job service. */
 export class JobService extends EventEmitter<ServiceEvents> {
   private readonly pending = new Map<string, PendingTask>();
   /** The same pending tasks, indexed by host, rack and volume for placement. */
   readonly index = new PendingIndex();
-  /** taskId → running attempt id (to recognise stale results fast). */
-  private readonly running = new Map<string, { attemptId: string; tenant: string; executorId: string; locality: LocalityLevel }>();
+  /**
+   * taskId → running attempt id (to recognise stale results fast), and when it started in
+   * `seq` order (0: started before this process knew of it, as after a restart).
+   */
+  private readonly running = new Map<string, { attemptId: string; tenant: string; executorId: string; locality: LocalityLevel; startSeq: number }>();
+  /** Orders attempt starts and host losses: an attempt started after its host was declared lost. */
+  private seq = 0;
   private readonly jobs = new Map<string, JobRecord>();
   /** Each job spec's resolved locality policy (see localityOf). */
   private readonly resolvedLocality = new WeakMap<JobSpec, LocalityPolicy>();
@@ -166,8 +181,13 @@ export class JobService extends EventEmitter<ServiceEvents> {
    */
   private readonly recomputing = new Map<string, Map<string, number>>();
   /** Per job, later-stage tasks waiting for a recompute to commit (task id → how to make it pending). */
-  /** Per job, hosts that were lost: a commit recorded there later (an attempt that raced its host's loss) is recomputed too. */
-  private readonly lostHosts = new Map<string, Set<string>>();
+  /**
+   * Per job, hosts that were lost, each with the `seq` of its latest loss: a commit recorded
+   * there later by an attempt started before that loss (one that raced it) is recomputed too.
+   * An attempt started there after the loss (the host came back: unreachable for a while, or its
+   * executors replaced) commits for good.
+   */
+  private readonly lostHosts = new Map<string, Map<string, number>>();
   /** Per job, hosts holding its host-local committed outputs of non-final stages (see outputHosts). */
   private readonly heldOutputs = new Map<string, Set<string>>();
   /** Jobs whose every commit this process saw (submitted here): their heldOutputs is complete. */
@@ -269,7 +289,7 @@ export class JobService extends EventEmitter<ServiceEvents> {
       for (const rec of reopened) {
         const last = rec.attempts[rec.attempts.length - 1];
         if (rec.state === 'RUNNING') {
-          if (last) this.running.set(rec.id, { attemptId: last.attemptId, tenant: job.tenant, executorId: last.executorId, locality: last.locality });
+          if (last) this.running.set(rec.id, { attemptId: last.attemptId, tenant: job.tenant, executorId: last.executorId, locality: last.locality, startSeq: 0 });
           running.push(rec);
         } else {
           const split = job.spec.stages[rec.stage]?.tasks ? undefined : (await this.o.store.getSplits(job.id, rec.stage, rec.index, rec.index + 1))[0];
@@ -283,7 +303,7 @@ export class JobService extends EventEmitter<ServiceEvents> {
         const rec = tasks.get(i);
         if (rec?.state === 'RUNNING') {
           const last = rec.attempts[rec.attempts.length - 1];
-          if (last) this.running.set(rec.id, { attemptId: last.attemptId, tenant: job.tenant, executorId: last.executorId, locality: last.locality });
+          if (last) this.running.set(rec.id, { attemptId: last.attemptId, tenant: job.tenant, executorId: last.executorId, locality: last.locality, startSeq: 0 });
           running.push(rec);
         } else if (!rec || rec.state === 'PENDING') {
           this.addPending(job, stage, i, splits[i], rec);
@@ -338,8 +358,15 @@ export class JobService extends EventEmitter<ServiceEvents> {
       attempt, attemptId, executorId: executor.id, host: executor.host, locality,
       startedAt: this.o.clock.now(), state: 'RUNNING', ...(executor.agentUrl ? { agentUrl: executor.agentUrl } : {}),
     });
-    if (!started) return undefined;
-    this.running.set(taskId, { attemptId, tenant: task.tenant, executorId: executor.id, locality });
+    if (!started) {
+      // Refused: the task is no longer pending, or this pending view of it is older than its
+      // record (its attempts were counted before another attempt ran). In the second case it is
+      // still PENDING in Redis, and nothing else would make it pending here again: put it back,
+      // from its record.
+      this.requeue(taskId);
+      return undefined;
+    }
+    this.running.set(taskId, { attemptId, tenant: task.tenant, executorId: executor.id, locality, startSeq: ++this.seq });
     this.emitTask(job, taskId, 'RUNNING', { host: executor.host, locality });
     return this.buildPayload(job, task.stage, task.index, attempt, task.split, executor.host, task.generation);
   }
@@ -421,6 +448,8 @@ export class JobService extends EventEmitter<ServiceEvents> {
       const stage = Number(parts[2]);
       const index = Number(parts[3]);
       const split = job.spec.stages[stage]?.tasks ? undefined : (await this.o.store.getSplits(job.id, stage, index, index + 1))[0];
+      // Made pending (or started) by another path meanwhile, from a record as fresh as this one.
+      if (this.pending.has(taskId) || this.running.has(taskId)) return;
       this.addPending(job, stage, index, split, rec);
       this.emit('work');
     })().catch((err: unknown) => this.o.logger.warn({ err: String(err), taskId }, 'requeueing a task failed'));
@@ -439,21 +468,22 @@ export class JobService extends EventEmitter<ServiceEvents> {
     const job = this.jobs.get(result.taskId.replace(/\.\d+\.\d+$/, ''));
     if (!job) return 'STALE';
     const cls = this.capUncountedInput(result, job.state === 'CANCELLED' ? 'cancelled' : result.state === 'SUCCEEDED' ? 'counted' : classifyFailure(result));
+    const blameHost = hostAtFault(result);
     const outcome = await this.o.store.finishAttempt(
       result.taskId, result.attemptId,
       {
         state: result.state, finishedAt: result.finishedAt, reason: result.reason, message: result.message,
         exitCode: result.exitCode, ...(result.sandboxDir ? { sandboxDir: result.sandboxDir } : {}), host: result.host,
       },
-      cls, job.spec.retries, result.outputPath,
+      cls, job.spec.retries, result.outputPath, blameHost,
     );
     if (outcome === 'STALE') return outcome;
     const was = this.running.get(result.taskId);
     this.running.delete(result.taskId);
     // A full disk is not the task's fault, but it is the host's: the job moves off it as it does
     // off a host that fails its tasks.
-    if ((cls === 'counted' || result.reason === HOST_DISK_FULL) && result.state !== 'SUCCEEDED' && result.host) this.noteHostFailure(job.id, result.host);
-    await this.afterOutputEvent(job.id, result, outcome);
+    if (blameHost && (cls === 'counted' || result.reason === HOST_DISK_FULL) && result.state !== 'SUCCEEDED' && result.host) this.noteHostFailure(job.id, result.host);
+    await this.afterOutputEvent(job.id, result, outcome, was?.attemptId === result.attemptId ? was.startSeq : 0);
     // A success says where it ran: a watcher that missed the RUNNING event still counts it at
     // the level the store's counters do, not as 'any'.
     this.emitTask(job, result.taskId, outcome, {
@@ -466,8 +496,13 @@ export class JobService extends EventEmitter<ServiceEvents> {
       const current = await this.refresh(job.id);
       if (rec && current.state === 'RUNNING') {
         const split = job.spec.stages[rec.stage]?.tasks ? undefined : (await this.o.store.getSplits(job.id, rec.stage, rec.index, rec.index + 1))[0];
-        this.addPending(job, rec.stage, rec.index, split, rec);
-        this.emit('work');
+        // While this was read, a recompute or a release of parked tasks may have made the task
+        // pending and it may even run again: added now, from a record read before that start,
+        // it would be offered twice, its next attempt numbered as the running one.
+        if (!this.pending.has(rec.id) && !this.running.has(rec.id)) {
+          this.addPending(job, rec.stage, rec.index, split, rec);
+          this.emit('work');
+        }
       }
     }
     await this.checkProgress(job.id);
@@ -544,9 +579,9 @@ export class JobService extends EventEmitter<ServiceEvents> {
   private async recomputeLost(jobId: string, host: string, reason: string): Promise<number> {
     const job = await this.refresh(jobId);
     if (job.state !== 'RUNNING' || this.o.dataPlane === undefined) return 0;
-    const lostOn = this.lostHosts.get(jobId) ?? new Set<string>();
+    const lostOn = this.lostHosts.get(jobId) ?? new Map<string, number>();
     this.lostHosts.set(jobId, lostOn);
-    lostOn.add(host);
+    lostOn.set(host, ++this.seq);
     const gens = await this.o.store.generations(jobId);
     const candidates: { stage: number; index: number; generation: number }[] = [];
     const last = Math.min(job.stage, job.spec.stages.length - 2);
@@ -612,7 +647,7 @@ export class JobService extends EventEmitter<ServiceEvents> {
    * went) is recomputed at once; and a later-stage attempt that could not fetch an earlier
    * output from its host (a fetch failure) declares that host's outputs of this job lost.
    */
-  private async afterOutputEvent(jobId: string, result: AttemptResult, outcome: TaskState): Promise<void> {
+  private async afterOutputEvent(jobId: string, result: AttemptResult, outcome: TaskState, startSeq: number): Promise<void> {
     const job = this.jobs.get(jobId);
     if (job === undefined) return;
     const parsed = /\.(\d+)\.(\d+)$/.exec(result.taskId);
@@ -623,7 +658,13 @@ export class JobService extends EventEmitter<ServiceEvents> {
       const held = this.heldOutputs.get(jobId) ?? new Set<string>();
       this.heldOutputs.set(jobId, held);
       held.add(result.output.host);
-      if (this.lostHosts.get(jobId)?.has(result.output.host) === true) await this.recomputeLost(jobId, result.output.host, 'committed on a host already lost');
+      // Only an attempt started before its host's loss raced it. One started there since (the host
+      // is back, and placement may use a lost host when no other could run a task) committed an
+      // output that is there: recomputing it would reopen every commit on that host, for ever.
+      // An output committed by another attempt (ALREADY_COMMITTED) is as old as that attempt: raced.
+      const lostAt = this.lostHosts.get(jobId)?.get(result.output.host);
+      const committedSeq = result.output.attemptId === result.attemptId ? startSeq : 0;
+      if (lostAt !== undefined && committedSeq < lostAt) await this.recomputeLost(jobId, result.output.host, 'committed on a host already lost');
     }
     const recomputing = this.recomputing.get(jobId);
     if (outcome === 'SUCCEEDED' && recomputing?.has(result.taskId) === true) {
@@ -784,7 +825,7 @@ export class JobService extends EventEmitter<ServiceEvents> {
     }
     const now = this.o.clock.now();
     // A recompute stays off the hosts whose outputs were lost (one merely unreachable may still answer offers).
-    const lost = recomputing?.has(taskId) === true ? [...(this.lostHosts.get(job.id) ?? [])] : [];
+    const lost = recomputing?.has(taskId) === true ? [...(this.lostHosts.get(job.id)?.keys() ?? [])] : [];
     const avoidHosts = [...new Set([...(rec?.failedHosts ?? []), ...this.avoidedForJob(job.id), ...lost])];
     this.pending.set(taskId, {
       taskId, jobId: job.id, tenant: job.tenant, stage, index, priority: job.spec.priority, spec: job.spec, split,

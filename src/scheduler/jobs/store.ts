@@ -76,8 +76,9 @@ const PURGING_KEY = `${P}purging`;
 const gensKey = (id: string): string => `${P}job:${id}:gens`;
 
 // KEYS[1]=job hash, KEYS[2]=tasks hash; ARGV[1]=field, ARGV[2]=attempt JSON, ARGV[3]=task JSON if new
-// Returns 1 when the attempt started, 0 when the task was not PENDING (already started or finished)
-// or the job is not RUNNING (cancelled or failed meanwhile).
+// Returns 1 when the attempt started, 0 when the task was not PENDING (already started or finished),
+// the job is not RUNNING (cancelled or failed meanwhile), or the attempt is not the task's next one
+// (the caller counted attempts from an older record: its attempt id would repeat an earlier one).
 const START_ATTEMPT = `
 if redis.call('HGET', KEYS[1], 'state') ~= 'RUNNING' then return 0 end
 local raw = redis.call('HGET', KEYS[2], ARGV[1])
@@ -86,6 +87,7 @@ if raw then task = cjson.decode(raw) else task = cjson.decode(ARGV[3]) end
 if task.state ~= 'PENDING' then return 0 end
 local attempt = cjson.decode(ARGV[2])
 if task.attempts == nil or next(task.attempts) == nil then task.attempts = {} end
+if tonumber(attempt.attempt) ~= #task.attempts + 1 then return 0 end
 table.insert(task.attempts, attempt)
 task.state = 'RUNNING'
 redis.call('HSET', KEYS[2], ARGV[1], cjson.encode(task))
@@ -315,7 +317,10 @@ export class JobStore {
     return r === 1;
   }
 
-  /** Start an attempt of a PENDING task. Returns false when the task was not pending (a replay). */
+  /**
+   * Start an attempt of a PENDING task. Returns false when the task was not pending (a replay)
+   * or `attempt.attempt` is not its next attempt number.
+   */
   async startAttempt(taskId: string, attempt: AttemptRecord): Promise<boolean> {
     const parts = mustParse(taskId);
     const fresh: TaskRecord = {
@@ -331,7 +336,8 @@ export class JobStore {
   /**
    * Finish the running attempt `attemptId` of a task. A result for an attempt
    * that is not the task's running one (old, or already finished) returns 'STALE'
-   * and changes nothing.
+   * and changes nothing. A counted failure adds the attempt's host to the task's
+   * failed hosts unless `blameHost` is false (the fault lay elsewhere).
    */
   async finishAttempt(
     taskId: string,
@@ -340,9 +346,10 @@ export class JobStore {
     failureClass: FailureClass | 'cancelled',
     maxRetries: number,
     outputPath?: string,
+    blameHost = true,
   ): Promise<FinishOutcome> {
     const parts = mustParse(taskId);
-    const failedHost = patch.state !== 'SUCCEEDED' && failureClass === 'counted' && patch.host ? patch.host : '';
+    const failedHost = blameHost && patch.state !== 'SUCCEEDED' && failureClass === 'counted' && patch.host ? patch.host : '';
     const r = await this.redis.locusFinishAttempt(
       jobKey(parts.jobId), tasksKey(parts.jobId), `${parts.stage}.${parts.index}`, attemptId,
       JSON.stringify(patch), failureClass, String(maxRetries), outputPath ?? '', failedHost,

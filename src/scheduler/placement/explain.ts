@@ -6,25 +6,13 @@
  * fine here, unlike in a pass).
  */
 import { LocalityLevel } from '../../core/locality.js';
-import { add, fits } from '../../core/resources.js';
 import { resolveOptions } from './options.js';
-import { Pass } from './pass.js';
+import { offerCouldRun, Pass } from './pass.js';
 import type { PendingIndex } from './pending-index.js';
-import type { OfferView, PendingTask, PlacementOptions, Reason, ReasonCode, Snapshot } from './types.js';
+import type { PendingTask, PlacementOptions, Reason, ReasonCode, Snapshot } from './types.js';
 
 function reason(taskId: string, code: ReasonCode, message: string, until?: number): Reason {
   return until === undefined ? { taskId, code, message } : { taskId, code, message, until };
-}
-
-// Constraints and avoided hosts against an offer's agent (resources checked separately).
-function offerAllows(t: PendingTask, o: OfferView, ignoreAvoid: boolean): boolean {
-  if (!ignoreAvoid && t.avoidHosts?.includes(o.hostname)) return false;
-  for (const c of t.constraints ?? []) {
-    if (c.kind === 'hostname' && o.hostname !== c.equals) return false;
-    if (c.kind === 'hostname-not' && c.values.includes(o.hostname)) return false;
-    if (c.kind === 'attribute' && o.attributes?.[c.attribute] !== c.equals) return false;
-  }
-  return true;
 }
 
 /** Explain why a pending task is not running (NOT_PENDING if it is not in the index). */
@@ -33,13 +21,22 @@ export function explain(taskId: string, snapshot: Snapshot, index: PendingIndex,
   if (!t) return reason(taskId, 'NOT_PENDING', 'the task is not pending');
   const opts = resolveOptions(options);
   const pass = new Pass(snapshot, index, opts);
+  const why = explainWith(pass, t, opts);
+  // A pass uses avoided hosts when no other live host could run the task: whatever holds it
+  // back now, the user is told it will run on a host it avoids.
+  if (why.code === 'OVER_QUOTA' || !pass.avoidanceWaived(t)) return why;
+  return { ...why, message: `${why.message}; every live host that could run it is one it avoids (${(t.avoidHosts ?? []).join(', ')}), so it runs on one of them` };
+}
+
+function explainWith(pass: Pass, t: PendingTask, opts: PlacementOptions): Reason {
+  const { snapshot } = pass;
+  const taskId = t.taskId;
   const tenant = pass.tenant(t.tenant);
   if (!pass.withinQuota(tenant, t.resources)) {
     return reason(taskId, 'OVER_QUOTA', `tenant ${t.tenant} holds its whole quota; the task starts when its running tasks finish`);
   }
 
   const usableOffers = snapshot.offers.filter((o) => pass.offerUsable(o.unavailability));
-  const offerFits = (o: OfferView): boolean => fits(add(t.resources, opts.executorOverhead), o.free);
 
   if (t.volumeId !== undefined) {
     const v = t.volumeId;
@@ -59,16 +56,16 @@ export function explain(taskId: string, snapshot: Snapshot, index: PendingIndex,
 
   const feasible = pass.execs.filter((x) => pass.hardFits(t, x));
   // A volume-pinned task ignores avoided hosts (Pass.hardFits): its volume's agent is its only host.
-  const feasibleOffers = usableOffers.filter((o) => offerAllows(t, o, t.volumeId !== undefined) && offerFits(o)
-    && (t.volumeId === undefined || (o.volumes?.includes(t.volumeId) ?? false)));
+  // Any task does when only hosts it avoids could run it (Pass.avoidanceWaived).
+  const ignoreAvoid = t.volumeId !== undefined || pass.avoidanceWaived(t);
+  const feasibleOffers = usableOffers.filter((o) => (ignoreAvoid || !(t.avoidHosts?.includes(o.hostname) ?? false))
+    && offerCouldRun(t, o, opts) && (t.volumeId === undefined || (o.volumes?.includes(t.volumeId) ?? false)));
   if (feasible.length === 0 && feasibleOffers.length === 0) {
     // Relax one hard rule at a time (only to name the rule that blocks; a pass never does).
+    // Avoided hosts need no relaxing: with nothing else able to run the task they are used.
     const somewhere = (u: PendingTask): boolean => pass.execs.some((x) => pass.hardFits(u, x))
-      || usableOffers.some((o) => offerAllows(u, o, false) && offerFits(o));
-    if ((t.avoidHosts?.length ?? 0) > 0 && somewhere({ ...t, avoidHosts: [] })) {
-      return reason(taskId, 'AVOIDED_HOSTS_ONLY', 'only hosts where the task failed repeatedly could run it');
-    }
-    if ((t.constraints?.length ?? 0) > 0 && somewhere({ ...t, constraints: [] })) {
+      || usableOffers.some((o) => offerCouldRun(u, o, opts));
+    if ((t.constraints?.length ?? 0) > 0 && somewhere({ ...t, constraints: [], avoidHosts: [] })) {
       return reason(taskId, 'CONSTRAINT_UNMET', 'no executor or offer satisfies its constraints');
     }
     if (t.preferredHosts.length > 0 && !pass.someHostUsable(t)) {

@@ -11,11 +11,11 @@
  * locality (the delay rule); fairness decides between candidates that pass.
  */
 import { LocalityLevel } from '../../core/locality.js';
-import { fits, type ResourceVector } from '../../core/resources.js';
+import { add, fits, type ResourceVector } from '../../core/resources.js';
 import type { Bucket, Entry, PendingIndex, Queue } from './pending-index.js';
 import { DrfSorter, type Sorter } from './sorter.js';
 import type {
-  AssignmentColumns, ExecutorView, LocalityPolicy, PendingTask, PlacementOptions, Reason, ReasonCode, Snapshot,
+  AssignmentColumns, ExecutorView, LocalityPolicy, OfferView, PendingTask, PlacementOptions, Reason, ReasonCode, Snapshot,
 } from './types.js';
 
 /** One executor as the pass sees it. */
@@ -115,6 +115,20 @@ class PlacedColumns implements AssignmentColumns {
   }
 }
 
+/**
+ * Whether an offer's agent could get an executor that runs the task: the task's constraints
+ * allow the agent and the offer holds the task plus an executor's overhead. Avoided hosts are
+ * left to the caller.
+ */
+export function offerCouldRun(t: PendingTask, o: OfferView, opts: PlacementOptions): boolean {
+  for (const c of t.constraints ?? []) {
+    if (c.kind === 'hostname' && o.hostname !== c.equals) return false;
+    if (c.kind === 'hostname-not' && c.values.includes(o.hostname)) return false;
+    if (c.kind === 'attribute' && o.attributes?.[c.attribute] !== c.equals) return false;
+  }
+  return fits(add(t.resources, opts.executorOverhead), o.free);
+}
+
 const EMPTY: readonly string[] = [];
 /** How many fitting node-local candidates the node phase compares per slot. */
 const SCARCITY_WINDOW = 4;
@@ -161,6 +175,8 @@ export class Pass {
   private readonly deferShares: boolean;
   private owing = false;
   private flags = new Uint8Array(16);
+  /** avoidanceWaived's verdicts in this pass, per task. */
+  private readonly waived = new Map<PendingTask, boolean>();
   // fillFrom's cached verdicts (see there), grown on demand and reused for every executor.
   private cPos = new Int32Array(64);
   private cAlt = new Int32Array(64);
@@ -399,7 +415,7 @@ export class Pass {
     for (let i = 0; i < hs.length; i++) {
       const h = hs[i] as string;
       if (!this.hostsAlive.has(h)) continue;
-      if (t.avoidHosts?.includes(h)) continue;
+      if (t.avoidHosts?.includes(h) && !this.avoidanceWaived(t)) continue;
       if (t.constraints?.some((c) => c.kind === 'hostname-not' && c.values.includes(h))) continue;
       return true;
     }
@@ -432,16 +448,49 @@ export class Pass {
     return LocalityLevel.ANY;
   }
 
-  /** Hard constraints: never relaxed, whatever the wait. */
+  /**
+   * Hard constraints: never relaxed, whatever the wait. Avoided hosts are the one exception,
+   * and only when nothing else could run the task (see avoidanceWaived).
+   */
   hardFits(t: PendingTask, x: ExecState): boolean {
+    if (!this.fitsBesidesAvoidance(t, x)) return false;
+    // A task pinned to a volume can run on the volume's agent only: avoiding that host (after a
+    // failure there) would leave it pending for ever while executors are launched for it and
+    // given back; its retries still bound how often it fails there.
+    const avoid = t.avoidHosts;
+    if (avoid !== undefined && t.volumeId === undefined && avoid.includes(x.view.hostname) && !this.avoidanceWaived(t)) return false;
+    return true;
+  }
+
+  /**
+   * Whether a task's avoided hosts are usable after all in this pass: no live host it does not
+   * avoid could run it (no executor there passes its other hard checks, no usable offer there
+   * could hold an executor for it). Avoidance steers a task away from hosts that failed it or
+   * lost its outputs; it must never leave a task pending for ever. Failed hosts pile up (a
+   * reader's failures, a job's twice-failed hosts, lost output hosts), and with few live hosts
+   * a task could come to avoid every one of them: it then runs on one it avoids, its retries
+   * still bounding how often it fails (Spark excludes executors and nodes, but never lets the
+   * exclusion strand a task set while it can get new executors). Computed once per task and
+   * pass: the snapshot does not change within a pass.
+   */
+  avoidanceWaived(t: PendingTask): boolean {
+    const avoid = t.avoidHosts;
+    if (avoid === undefined || avoid.length === 0 || t.volumeId !== undefined) return false;
+    let waived = this.waived.get(t);
+    if (waived === undefined) {
+      waived = !this.execs.some((x) => !avoid.includes(x.view.hostname) && this.fitsBesidesAvoidance(t, x))
+        && !this.snapshot.offers.some((o) => !avoid.includes(o.hostname) && this.offerUsable(o.unavailability) && offerCouldRun(t, o, this.opts));
+      this.waived.set(t, waived);
+    }
+    return waived;
+  }
+
+  // hardFits without the avoided-hosts check: tenant, volume, slot size, constraints.
+  private fitsBesidesAvoidance(t: PendingTask, x: ExecState): boolean {
     const v = x.view;
     if (v.tenant !== undefined && v.tenant !== t.tenant) return false;
     if (t.volumeId !== undefined && !x.volumes.includes(t.volumeId)) return false;
     if (!fits(t.resources, v.slotResources)) return false;
-    // A task pinned to a volume can run on the volume's agent only: avoiding that host (after a
-    // failure there) would leave it pending for ever while executors are launched for it and
-    // given back; its retries still bound how often it fails there.
-    if (t.avoidHosts !== undefined && t.volumeId === undefined && t.avoidHosts.includes(v.hostname)) return false;
     const cs = t.constraints;
     if (cs !== undefined) {
       for (const c of cs) {
