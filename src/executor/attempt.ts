@@ -368,26 +368,27 @@ async function makeScratch(scratch: string): Promise<void> {
 
 /**
  * Let the attempt's workload read its scratch tree (its inputs) and no one else. A root executor
- * running the attempt under its tenant's uid gives the tree to itself with the tenant's group
- * (directories 0750, files 0640): in process mode a task sees this host's paths, and another
- * tenant's task must not read these inputs, nor the workload change them. An executor that
- * cannot give a group away (unprivileged), or an attempt under the default user, leaves the tree
- * readable by all (0755, 0644): the workload's user is then its own or `nobody`.
+ * running the attempt under its tenant's uid gives the tree to that uid, read-only (directories
+ * 0500, files 0400): in process mode a task sees this host's paths, and another tenant's task
+ * must not read these inputs. (The owner could make its copy writable again; it harms no one but
+ * that attempt, and the linux mode mounts it read-only.) The uid, not a group, because the
+ * workload's gid is its passwd entry's where the uid has one. An executor that cannot give files
+ * away (unprivileged), or an attempt under the default user, leaves the tree readable by all
+ * (0755, 0644): the workload's user is then the executor's own or `nobody`.
  */
 async function shareScratch(dir: string, uid: number | undefined): Promise<void> {
-  const owner = process.getuid?.();
-  const group = uid !== undefined && owner === 0 ? uid : undefined;
-  const share = async (path: string, dirMode: boolean): Promise<void> => {
-    if (group !== undefined && owner !== undefined) await fsp.chown(path, owner, group);
-    await fsp.chmod(path, dirMode ? (group !== undefined ? 0o750 : 0o755) : (group !== undefined ? 0o640 : 0o644));
+  const owner = uid !== undefined && process.getuid?.() === 0 ? uid : undefined;
+  const share = async (path: string, isDir: boolean): Promise<void> => {
+    if (owner !== undefined) await fsp.chown(path, owner, -1);
+    await fsp.chmod(path, isDir ? (owner !== undefined ? 0o500 : 0o755) : (owner !== undefined ? 0o400 : 0o644));
   };
-  await share(dir, true);
   for (const e of await fsp.readdir(dir, { withFileTypes: true })) {
     const p = join(dir, e.name);
     // Links to parts already on this host are left alone: chown and chmod would follow them.
     if (e.isDirectory()) await shareScratch(p, uid);
     else if (e.isFile()) await share(p, false);
   }
+  await share(dir, true);
 }
 
 /** Tenant output directories already closed by this process (the work is done once per directory). */
