@@ -1,10 +1,13 @@
 /**
  * The fallback isolator: plain child processes with rlimits, for hosts
- * without root or cgroups (a developer laptop). It isolates NOTHING — the
- * workload sees the host's processes and files — and says so loudly when it
- * is created. Limits are best effort: memory as RLIMIT_DATA, processes as
- * RLIMIT_NPROC (per user, ignored for root), disk by polling; CPU is not
- * limited. Kill reaches the workload's process group.
+ * without root or cgroups (a developer laptop). It has no namespaces — the
+ * workload sees the host's processes and every path file modes let it — and
+ * says so loudly when it is created. Run by root, it runs each workload as
+ * the (unprivileged) user its spec names, so file modes keep tenants apart;
+ * run by anyone else, as itself, and it says that too. Limits are best
+ * effort: memory as RLIMIT_DATA, processes as RLIMIT_NPROC (per user,
+ * ignored for root), disk by polling; CPU is not limited. Kill reaches the
+ * workload's process group.
  */
 import { spawn } from 'node:child_process';
 import { promises as fsp } from 'node:fs';
@@ -30,6 +33,8 @@ const TICKS_PER_SECOND = 100;
 export class ProcessIsolator implements Isolator {
   private readonly containers = new Map<string, ProcessContainer>();
   private closing: Promise<void> | undefined;
+  /** Users a spec named that this (unprivileged) isolator could not switch to, each said once. */
+  private readonly unswitched = new Set<string>();
 
   constructor(
     readonly report: IsolationReport,
@@ -55,6 +60,7 @@ export class ProcessIsolator implements Isolator {
     // Only root can switch users; anyone else runs the workload as themselves.
     const isRoot = process.getuid?.() === 0;
     const user = isRoot ? resolveUser(spec.user ?? this.options.defaultUser) : undefined;
+    if (!isRoot && spec.user !== undefined) this.sayCannotSwitch(spec.user);
     if (user) {
       await chownTree(spec.sandboxDir, user.uid, user.gid);
       // Without a mount namespace every task sees the host's paths: the mode keeps other users out.
@@ -69,6 +75,29 @@ export class ProcessIsolator implements Isolator {
     }
     c.start(this.options, env, user);
     return c;
+  }
+
+  /**
+   * Say once per named user that this isolator, not root, runs the workload as itself instead:
+   * a tenant's uid asked for here is not given, so every tenant's tasks on this host share this
+   * process's uid — they can signal it and read what it can. Not refused: a single tenant (a
+   * developer's own machine) loses nothing by it, and the framework refuses several tenants on
+   * plain processes unless the operator allowed it.
+   */
+  private sayCannotSwitch(name: string): void {
+    const own = process.getuid?.();
+    let wanted: number;
+    try {
+      wanted = resolveUser(name).uid;
+    } catch {
+      wanted = Number.NaN; // an unknown name is as far from this process's uid as another uid
+    }
+    if (wanted === own || this.unswitched.has(name)) return;
+    this.unswitched.add(name);
+    this.logger.warn(
+      { user: name, runsAsUid: own },
+      `cannot run workloads as '${name}' (this process is not root): they run as uid ${String(own)}, shared by every tenant's tasks here; use a root executor or linux isolation to keep tenants apart`,
+    );
   }
 
   get(id: string): Container | undefined {
