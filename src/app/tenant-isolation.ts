@@ -1,10 +1,11 @@
 /**
  * Whether the configured isolation keeps tenants apart. The plain-process
- * fallback has no mount or pid namespace: a task sees every world-readable
- * path of its host and every process, so with more than one tenant it could
- * read another tenant's inputs and Locus's own files. Locus refuses that
- * combination unless the operator says, in `allow-unisolated-tenants`, that
- * the tenants trust each other.
+ * fallback has no mount or pid namespace: a task sees every process of its
+ * host and every path file modes allow. Locus's own directories are closed to
+ * it (src/local/work-dir.ts closeStateDir) and each tenant has its own uid,
+ * but only a root executor can give it; an unprivileged one runs every
+ * tenant's tasks as itself. Locus refuses several tenants on it unless the
+ * operator says, in `allow-unisolated-tenants`, that they trust each other.
  */
 import { LocusError } from '../core/errors.js';
 import { DEFAULT_TENANT } from '../core/tenants.js';
