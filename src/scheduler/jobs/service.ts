@@ -13,9 +13,10 @@ import type { LocalityLevel } from '../../core/locality.js';
 import type { ResolveOptions } from '../../storage/port.js';
 import type { Logger } from '../../obs/log.js';
 import type { AttemptPayload, AttemptResult } from '../../executor/contract.js';
-import { CONTRACT_VERSION, HOST_DISK_FULL, INPUT_UNREACHABLE, ledgerIdOf } from '../../executor/contract.js';
+import { CONTRACT_VERSION, HOST_DISK_FULL, INPUT_UNREACHABLE } from '../../executor/contract.js';
 import { publishFinalOutputs, taskDestination, type LocalDatasetLister } from './destinations.js';
-import { StageOutputs, partsLostWith, splitSources, withDataPlane, type CommittedPart, type JobDataPlane } from './outputs.js';
+import { StageOutputs, splitSources, withDataPlane, type JobDataPlane } from './outputs.js';
+import { LostOutputs } from './recompute.js';
 import { JobStore, type StoredSplit } from './store.js';
 import { effectiveLocality, type JobSpec } from './spec.js';
 import type { LocalityPolicy } from '../placement/types.js';
@@ -153,12 +154,11 @@ export class JobService extends EventEmitter<ServiceEvents> {
   /** The same pending tasks, indexed by host, rack and volume for placement. */
   readonly index = new PendingIndex();
   /**
-   * taskId → running attempt id (to recognise stale results fast), and when it started in
-   * `seq` order (0: started before this process knew of it, as after a restart).
+   * taskId → running attempt id (to recognise stale results fast), and when it started in the
+   * order of starts and host losses (LostOutputs.attemptStarted; 0: started before this process
+   * knew of it, as after a restart).
    */
   private readonly running = new Map<string, { attemptId: string; tenant: string; executorId: string; locality: LocalityLevel; startSeq: number }>();
-  /** Orders attempt starts and host losses: an attempt started after its host was declared lost. */
-  private seq = 0;
   private readonly jobs = new Map<string, JobRecord>();
   /** Each job spec's resolved locality policy (see localityOf). */
   private readonly resolvedLocality = new WeakMap<JobSpec, LocalityPolicy>();
@@ -175,30 +175,42 @@ export class JobService extends EventEmitter<ServiceEvents> {
   private readonly outputs: StageOutputs | undefined;
   /** Uncounted input failures per task, to cap them. */
   private readonly inputFailures = new Map<string, number>();
-  /**
-   * Per job, the earlier-stage tasks being recomputed because their outputs were lost with a
-   * host (task id → its stage). While a job has any, its tasks of later stages wait in `parked`.
-   */
-  private readonly recomputing = new Map<string, Map<string, number>>();
-  /** Per job, later-stage tasks waiting for a recompute to commit (task id → how to make it pending). */
-  /**
-   * Per job, hosts that were lost, each with the `seq` of its latest loss: a commit recorded
-   * there later by an attempt started before that loss (one that raced it) is recomputed too.
-   * An attempt started there after the loss (the host came back: unreachable for a while, or its
-   * executors replaced) commits for good.
-   */
-  private readonly lostHosts = new Map<string, Map<string, number>>();
-  /** Per job, hosts holding its host-local committed outputs of non-final stages (see outputHosts). */
-  private readonly heldOutputs = new Map<string, Set<string>>();
-  /** Jobs whose every commit this process saw (submitted here): their heldOutputs is complete. */
-  private readonly heldComplete = new Set<string>();
-  /** Counters for tests and metrics: tasks reopened to recompute lost outputs. */
-  readonly metrics = { recomputed: 0 };
-  private readonly parked = new Map<string, Map<string, { stage: number; index: number; split: StoredSplit | undefined; rec: TaskRecord | undefined }>>();
+  /** Outputs lost with their host: hosts holding outputs, lost hosts, recomputes, parked tasks. */
+  private readonly lost: LostOutputs;
 
   constructor(private readonly o: JobServiceOptions) {
     super();
     this.outputs = o.dataPlane === undefined ? undefined : new StageOutputs(o.dataPlane);
+    this.lost = new LostOutputs({
+      store: o.store, dataPlane: o.dataPlane, outputs: this.outputs, logger: o.logger,
+      jobIds: () => [...this.jobs.keys()],
+      cached: (jobId) => this.jobs.get(jobId),
+      refresh: (jobId) => this.refresh(jobId),
+      isPending: (taskId) => this.pending.has(taskId),
+      isRunning: (taskId) => this.running.has(taskId),
+      addPending: (job, stage, index, split, rec) => this.addPending(job, stage, index, split, rec),
+      unpendAfter: (jobId, stage) => {
+        const out: PendingTask[] = [];
+        for (const t of [...this.pending.values()]) {
+          if (t.jobId !== jobId || t.stage <= stage) continue;
+          this.pending.delete(t.taskId);
+          this.index.remove(t.taskId);
+          out.push(t);
+        }
+        return out;
+      },
+      resetInputFailures: (jobId) => {
+        for (const k of [...this.inputFailures.keys()]) if (k.startsWith(`${jobId}.`)) this.inputFailures.delete(k);
+      },
+      recomputed: (event) => this.emit('recompute', event),
+      progress: (job, message) => this.emitJob(job, 'RUNNING', message),
+      work: () => this.emit('work'),
+    });
+  }
+
+  /** Counters for tests and metrics: tasks reopened to recompute lost outputs. */
+  get metrics(): { readonly recomputed: number } {
+    return this.lost.metrics;
   }
 
   /** Submit a job for a tenant. Resolution continues in the background. */
@@ -235,8 +247,7 @@ export class JobService extends EventEmitter<ServiceEvents> {
     if (!job) throw new LocusError('INTERNAL', `job ${created.id} vanished after creation`);
     this.jobs.set(id, job);
     // Every commit of this job will be seen here: hosts are added as outputs land on them.
-    this.heldOutputs.set(id, new Set());
-    this.heldComplete.add(id);
+    this.lost.jobSubmitted(id);
     this.emitJob(job, 'PENDING');
     void this.startStage(job, 0);
     return { job, created: true };
@@ -277,7 +288,7 @@ export class JobService extends EventEmitter<ServiceEvents> {
       if (stage > 0) await this.outputs?.loadBefore(job, stage, await this.o.store.generations(job.id)).then(() => {
         // Hosts serving the earlier stages' outputs keep an executor (the current stage's commits
         // before the restart are not known here: hostLost reads every record of such a job).
-        if (this.outputs !== undefined) this.heldOutputs.set(job.id, this.outputs.localHosts(job));
+        if (this.outputs !== undefined) this.lost.heldAfterRecovery(job.id, this.outputs.localHosts(job));
       }).catch((err: unknown) => this.o.logger.warn({ jobId: job.id, err: String(err) }, 'reading the commit records of earlier stages failed'));
       const allTasks = await this.o.store.tasks(job.id);
       // Per-job host avoidance survives a restart: rebuild it from the tasks' failed hosts.
@@ -285,7 +296,7 @@ export class JobService extends EventEmitter<ServiceEvents> {
       // Earlier-stage tasks reopened to recompute lost outputs before the restart: recomputing
       // again (registered before any later-stage task is made pending, so those wait for them).
       const reopened = allTasks.filter((t) => t.stage < stage && (t.state === 'PENDING' || t.state === 'RUNNING'));
-      if (reopened.length > 0) this.recomputing.set(job.id, new Map(reopened.map((t) => [t.id, t.stage])));
+      this.lost.resumeRecomputes(job.id, reopened);
       for (const rec of reopened) {
         const last = rec.attempts[rec.attempts.length - 1];
         if (rec.state === 'RUNNING') {
@@ -366,7 +377,7 @@ export class JobService extends EventEmitter<ServiceEvents> {
       this.requeue(taskId);
       return undefined;
     }
-    this.running.set(taskId, { attemptId, tenant: task.tenant, executorId: executor.id, locality, startSeq: ++this.seq });
+    this.running.set(taskId, { attemptId, tenant: task.tenant, executorId: executor.id, locality, startSeq: this.lost.attemptStarted() });
     this.emitTask(job, taskId, 'RUNNING', { host: executor.host, locality });
     return this.buildPayload(job, task.stage, task.index, attempt, task.split, executor.host, task.generation);
   }
@@ -483,7 +494,7 @@ export class JobService extends EventEmitter<ServiceEvents> {
     // A full disk is not the task's fault, but it is the host's: the job moves off it as it does
     // off a host that fails its tasks.
     if (blameHost && (cls === 'counted' || result.reason === HOST_DISK_FULL) && result.state !== 'SUCCEEDED' && result.host) this.noteHostFailure(job.id, result.host);
-    await this.afterOutputEvent(job.id, result, outcome, was?.attemptId === result.attemptId ? was.startSeq : 0);
+    await this.lost.attemptEnded(job.id, result, outcome, was?.attemptId === result.attemptId ? was.startSeq : 0);
     // A success says where it ran: a watcher that missed the RUNNING event still counts it at
     // the level the store's counters do, not as 'any'.
     this.emitTask(job, result.taskId, outcome, {
@@ -517,8 +528,8 @@ export class JobService extends EventEmitter<ServiceEvents> {
     // naming an output host not yet lost recomputes that host's outputs): the retry waits for the
     // recompute and counts toward nothing. Further failures naming a lost host count as usual.
     const jobId = result.taskId.replace(/\.\d+\.\d+$/, '');
-    if (this.recomputing.has(jobId)) return cls;
-    if (result.inputHost !== undefined && this.lostHosts.get(jobId)?.has(result.inputHost) !== true) return cls;
+    if (this.lost.isRecomputing(jobId)) return cls;
+    if (result.inputHost !== undefined && !this.lost.wasLost(jobId, result.inputHost)) return cls;
     return this.countUncounted(result.taskId, cls);
   }
 
@@ -535,170 +546,16 @@ export class JobService extends EventEmitter<ServiceEvents> {
    * its block server is what serves them.
    */
   outputHosts(): Set<string> {
-    const out = new Set<string>();
-    for (const [jobId, hosts] of this.heldOutputs) {
-      const job = this.jobs.get(jobId);
-      if (job === undefined || TERMINAL_JOB_STATES.has(job.state)) {
-        this.heldOutputs.delete(jobId);
-        continue;
-      }
-      for (const h of hosts) out.add(h);
-    }
-    return out;
+    return this.lost.outputHosts();
   }
 
   /**
    * A host is lost (Mesos says its agent is gone or unreachable, or no executor — hence no block
    * server — is left on it): the committed outputs it held that running jobs still need are
-   * recomputed. See recomputeLost.
+   * recomputed (LostOutputs). Returns how many tasks were reopened.
    */
   async hostLost(host: string, reason: string): Promise<number> {
-    let n = 0;
-    for (const jobId of [...this.jobs.keys()]) {
-      const job = this.jobs.get(jobId);
-      if (job === undefined || TERMINAL_JOB_STATES.has(job.state)) continue;
-      // Commits seen by this process name their hosts: a job with none on this host is skipped
-      // without reading its records (a job recovered after a restart has no such list: checked).
-      if (this.heldComplete.has(jobId) && this.heldOutputs.get(jobId)?.has(host) !== true) continue;
-      n += await this.recomputeLost(jobId, host, reason).catch((err: unknown) => {
-        this.o.logger.warn({ jobId, host, err: String(err) }, 'recomputing outputs lost with a host failed');
-        return 0;
-      });
-    }
-    return n;
-  }
-
-  /**
-   * Recompute one job's committed outputs on a lost host (Spark's lost shuffle files): each such
-   * task is made pending again in its next output generation (JobStore.reopen: one script, so a
-   * second report of the same loss changes nothing), and every task of a later stage — pending
-   * now or coming back from an attempt that could not read its input — waits, parked, until the
-   * recomputes committed; then it is pending again with the new locations. Returns how many
-   * tasks were reopened.
-   */
-  private async recomputeLost(jobId: string, host: string, reason: string): Promise<number> {
-    const job = await this.refresh(jobId);
-    if (job.state !== 'RUNNING' || this.o.dataPlane === undefined) return 0;
-    const lostOn = this.lostHosts.get(jobId) ?? new Map<string, number>();
-    this.lostHosts.set(jobId, lostOn);
-    lostOn.set(host, ++this.seq);
-    const gens = await this.o.store.generations(jobId);
-    const candidates: { stage: number; index: number; generation: number }[] = [];
-    const last = Math.min(job.stage, job.spec.stages.length - 2);
-    for (let s = 0; s <= last; s++) {
-      const count = job.stages[s]?.taskCount ?? 0;
-      for (let i = 0; i < count; i++) {
-        const t = taskIdOf(jobId, s, i);
-        candidates.push({ stage: s, index: i, generation: gens.get(t) ?? 0 });
-      }
-    }
-    if (candidates.length === 0) return 0;
-    const records = await this.o.dataPlane.commits(candidates.map((c) => ledgerIdOf(taskIdOf(jobId, c.stage, c.index), c.generation)));
-    const parts: CommittedPart[] = candidates.flatMap((c, i) => {
-      const record = records[i];
-      return record === undefined ? [] : [{ ...c, record }];
-    });
-    const lost = partsLostWith(host, job, parts);
-    let reopened = 0;
-    const recomputing = this.recomputing.get(jobId) ?? new Map<string, number>();
-    for (const p of lost) {
-      const taskId = taskIdOf(jobId, p.stage, p.index);
-      const generation = await this.o.store.reopen(taskId, p.generation);
-      if (generation === undefined) continue;
-      reopened++;
-      // Registered before anything is made pending, so later stages park from here on.
-      recomputing.set(taskId, p.stage);
-      this.recomputing.set(jobId, recomputing);
-      this.outputs?.invalidate(jobId, p.stage);
-      this.metrics.recomputed++;
-    }
-    if (reopened === 0) return 0;
-    this.o.logger.warn({ jobId, host, reason, tasks: reopened }, 'committed outputs lost with their host; recomputing them');
-    this.emit('recompute', { jobId, host, reason, tasks: reopened });
-    // Later-stage tasks already pending wait too; attempts that failed reading the lost host so
-    // far start their count of uncounted input failures afresh.
-    const first = Math.min(...recomputing.values());
-    for (const t of [...this.pending.values()]) {
-      if (t.jobId !== jobId || t.stage <= first) continue;
-      this.pending.delete(t.taskId);
-      this.index.remove(t.taskId);
-      const parked = this.parked.get(jobId) ?? new Map<string, { stage: number; index: number; split: StoredSplit | undefined; rec: TaskRecord | undefined }>();
-      this.parked.set(jobId, parked);
-      parked.set(t.taskId, { stage: t.stage, index: t.index, split: t.split, rec: undefined });
-    }
-    for (const k of [...this.inputFailures.keys()]) if (k.startsWith(`${jobId}.`)) this.inputFailures.delete(k);
-    for (const taskId of recomputing.keys()) {
-      if (this.pending.has(taskId) || this.running.has(taskId)) continue;
-      const rec = await this.o.store.getTask(taskId);
-      if (rec?.state !== 'PENDING') continue;
-      const split = job.spec.stages[rec.stage]?.tasks ? undefined : (await this.o.store.getSplits(jobId, rec.stage, rec.index, rec.index + 1))[0];
-      // Checked again after the reads: a concurrent report of the same loss may have added it.
-      if (!this.pending.has(taskId) && !this.running.has(taskId)) this.addPending(job, rec.stage, rec.index, split, rec);
-    }
-    this.emitJob(await this.refresh(jobId), 'RUNNING', `recomputing ${reopened} output(s) lost with host ${host} (${reason})`);
-    this.emit('work');
-    return reopened;
-  }
-
-  /**
-   * What an attempt's end means for outputs: a commit of a host-local output is noted (its host
-   * keeps an executor); a recompute that committed may release the tasks waiting for it; a commit
-   * recorded on a host already lost (the result of an attempt that committed just before its host
-   * went) is recomputed at once; and a later-stage attempt that could not fetch an earlier
-   * output from its host (a fetch failure) declares that host's outputs of this job lost.
-   */
-  private async afterOutputEvent(jobId: string, result: AttemptResult, outcome: TaskState, startSeq: number): Promise<void> {
-    const job = this.jobs.get(jobId);
-    if (job === undefined) return;
-    const parsed = /\.(\d+)\.(\d+)$/.exec(result.taskId);
-    const stage = Number(parsed?.[1] ?? -1);
-    const spec = job.spec.stages[stage];
-    if (outcome === 'SUCCEEDED' && result.output !== undefined && spec !== undefined && stage < job.spec.stages.length - 1
-      && !result.output.path.startsWith(`${stageOutputDir(job.outputDir, spec)}/`)) {
-      const held = this.heldOutputs.get(jobId) ?? new Set<string>();
-      this.heldOutputs.set(jobId, held);
-      held.add(result.output.host);
-      // Only an attempt started before its host's loss raced it. One started there since (the host
-      // is back, and placement may use a lost host when no other could run a task) committed an
-      // output that is there: recomputing it would reopen every commit on that host, for ever.
-      // An output committed by another attempt (ALREADY_COMMITTED) is as old as that attempt: raced.
-      const lostAt = this.lostHosts.get(jobId)?.get(result.output.host);
-      const committedSeq = result.output.attemptId === result.attemptId ? startSeq : 0;
-      if (lostAt !== undefined && committedSeq < lostAt) await this.recomputeLost(jobId, result.output.host, 'committed on a host already lost');
-    }
-    const recomputing = this.recomputing.get(jobId);
-    if (outcome === 'SUCCEEDED' && recomputing?.has(result.taskId) === true) {
-      recomputing.delete(result.taskId);
-      this.outputs?.invalidate(jobId, stage);
-      if (recomputing.size === 0) this.recomputing.delete(jobId);
-      await this.releaseParked(jobId);
-    }
-    if (result.reason === INPUT_UNREACHABLE && result.inputHost !== undefined && outcome === 'PENDING') {
-      await this.recomputeLost(jobId, result.inputHost, `fetch failure: ${result.message}`);
-    }
-  }
-
-  /** Make parked tasks pending again once no stage before theirs is being recomputed. */
-  private async releaseParked(jobId: string): Promise<void> {
-    const parked = this.parked.get(jobId);
-    if (parked === undefined || parked.size === 0) return;
-    const busy = [...(this.recomputing.get(jobId)?.values() ?? [])];
-    const first = busy.length === 0 ? Infinity : Math.min(...busy);
-    const ready = [...parked].filter(([, p]) => p.stage <= first);
-    if (ready.length === 0) return;
-    const job = await this.refresh(jobId);
-    if (job.state !== 'RUNNING') return;
-    // The recomputed stages' records anew: where the waiting tasks now read from.
-    await this.outputs?.loadBefore(job, job.stage, await this.o.store.generations(jobId));
-    for (const [taskId, p] of ready) {
-      parked.delete(taskId);
-      const rec = await this.o.store.getTask(taskId);
-      if ((rec !== undefined && rec.state !== 'PENDING') || this.pending.has(taskId)) continue;
-      this.addPending(job, p.stage, p.index, p.split, rec);
-    }
-    if (parked.size === 0) this.parked.delete(jobId);
-    this.o.logger.info({ jobId, tasks: ready.length }, 'recomputed outputs committed; waiting tasks are pending again');
-    this.emit('work');
+    return await this.lost.hostLost(host, reason);
   }
 
   /** Cancel a job: pending tasks dropped, running attempts reported for killing. */
@@ -806,8 +663,7 @@ export class JobService extends EventEmitter<ServiceEvents> {
   private dropPending(jobId: string): void {
     for (const [id, t] of this.pending) if (t.jobId === jobId) this.pending.delete(id);
     this.index.removeJob(jobId);
-    this.parked.delete(jobId);
-    this.recomputing.delete(jobId);
+    this.lost.dropJob(jobId);
   }
 
   private addPending(job: JobRecord, stage: number, index: number, split: StoredSplit | undefined, rec?: TaskRecord): void {
@@ -816,16 +672,10 @@ export class JobService extends EventEmitter<ServiceEvents> {
     if (!stageSpec) return;
     // An earlier stage's lost outputs are being recomputed: this task would read them, so it
     // waits (not failing, not spending attempts) until they are committed again.
-    const recomputing = this.recomputing.get(job.id);
-    if (recomputing !== undefined && [...recomputing.values()].some((s) => s < stage)) {
-      const parked = this.parked.get(job.id) ?? new Map<string, { stage: number; index: number; split: StoredSplit | undefined; rec: TaskRecord | undefined }>();
-      this.parked.set(job.id, parked);
-      parked.set(taskId, { stage, index, split, rec });
-      return;
-    }
+    if (this.lost.parkIfWaiting(job, taskId, stage, index, split, rec)) return;
     const now = this.o.clock.now();
     // A recompute stays off the hosts whose outputs were lost (one merely unreachable may still answer offers).
-    const lost = recomputing?.has(taskId) === true ? [...(this.lostHosts.get(job.id)?.keys() ?? [])] : [];
+    const lost = this.lost.lostFor(job.id, taskId);
     const avoidHosts = [...new Set([...(rec?.failedHosts ?? []), ...this.avoidedForJob(job.id), ...lost])];
     this.pending.set(taskId, {
       taskId, jobId: job.id, tenant: job.tenant, stage, index, priority: job.spec.priority, spec: job.spec, split,
