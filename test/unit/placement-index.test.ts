@@ -41,8 +41,29 @@ describe('PendingIndex', () => {
     expect(b?.live).toBe(10);
     // Compaction keeps the array near the live count rather than 1000.
     expect((b?.items.length ?? 0) - (b?.head ?? 0)).toBeLessThan(100);
-    const first = b?.items[b.start()];
-    expect(first?.task.taskId).toBe('t990');
+    const first = b?.items[b.start(ix.cols)];
+    expect(first === undefined ? undefined : ix.entryAt(first).task.taskId).toBe('t990');
+  });
+
+  it('reuses a removed task\'s number only after every bucket has let go of it', () => {
+    const ix = new PendingIndex();
+    const keep = Array.from({ length: 1000 }, (_, i) => `keep${i}`);
+    for (const id of keep) ix.add(task({ taskId: id, preferredHosts: ['r1-h1'] }));
+    // Removed from r1-h1's bucket too few to compact it there (lazy deletion keeps their numbers)...
+    for (let i = 0; i < 500; i++) ix.add(task({ taskId: `gone${i}`, preferredHosts: ['r1-h1'] }));
+    for (let i = 0; i < 5000; i++) ix.add(task({ taskId: `x${i}`, jobId: 'jx', preferredHosts: ['r1-h3'] }));
+    for (let i = 0; i < 500; i++) ix.remove(`gone${i}`);
+    // ...until enough removals elsewhere make numbers reusable: the sweep must compact r1-h1's bucket first.
+    for (let i = 0; i < 5000; i++) ix.remove(`x${i}`);
+    for (let i = 0; i < 5500; i++) ix.add(task({ taskId: `b${i}`, jobId: 'jb', preferredHosts: ['r1-h2'] }));
+    expect(ix.entry('b0')?.no).toBeLessThan(6500);
+    const b = ix.queuesAtHost('r1-h1')[0]?.hosts.get('r1-h1');
+    expect(b?.live).toBe(1000);
+    // Every number the bucket holds is DEAD or one of its own tasks, never a newer task's.
+    const named = (b?.items ?? []).filter((no) => ix.alive(no)).map((no) => ix.entryAt(no).task.taskId);
+    expect(named).toEqual(keep);
+    expect(ix.removeJob('jb')).toBe(5500);
+    expect([...ix.tasks()].map((t) => t.taskId)).toEqual(keep);
   });
 
   it('orders a tenant\'s queues by priority, then age', () => {

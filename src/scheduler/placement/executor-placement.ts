@@ -341,8 +341,9 @@ function shareOffer(
  */
 function ripeLevel(pass: Pass, q: Queue): LocalityLevel {
   const b = q.all;
-  const e = b.items[b.start()];
-  if (!e) return LocalityLevel.NODE_LOCAL;
+  const no = b.items[b.start(pass.index.cols)];
+  if (no === undefined) return LocalityLevel.NODE_LOCAL;
+  const e = pass.index.entryAt(no);
   const waited = pass.now - e.task.pendingSince;
   if (waited >= pass.waitNeeded(e.task, LocalityLevel.ANY)) return LocalityLevel.ANY;
   if (waited >= pass.waitNeeded(e.task, LocalityLevel.RACK_LOCAL)) return LocalityLevel.RACK_LOCAL;

@@ -12,7 +12,7 @@
  */
 import { LocalityLevel } from '../../core/locality.js';
 import { add, fits, type ResourceVector } from '../../core/resources.js';
-import type { Bucket, Entry, PendingIndex, Queue } from './pending-index.js';
+import { DEAD, MORE_HOSTS, PLAIN, type Bucket, type Entry, type PendingIndex, type Queue } from './pending-index.js';
 import { DrfSorter, type Sorter } from './sorter.js';
 import type {
   AssignmentColumns, ExecutorView, LocalityPolicy, OfferView, PendingTask, PlacementOptions, Reason, ReasonCode, Snapshot,
@@ -140,18 +140,19 @@ export class Pass {
   readonly execs: ExecState[] = [];
   readonly tenants = new Map<string, TenantState>();
   readonly sorter: Sorter = new DrfSorter();
-  /** Hosts and racks where a task could run at all right now (executor or usable offer): Spark's "alive" set. */
-  readonly hostsAlive = new Set<string>();
+  /** Racks where a task could run at all right now (executor or usable offer): Spark's "alive" set. */
   readonly racksAlive = new Set<string>();
+  private aliveHosts: Set<string> | undefined;
   /** hostsAlive by interned host id (1 = alive), for the checks made per task. */
   private readonly hostAliveById: Uint8Array;
   /** Free slots per interned host id in this pass (the overlay the node phase reads to judge scarcity). */
   private readonly hostFree: Int32Array;
   private readonly jobs = new Map<string, JobState>();
-  // The assignments in decision order, as columns (index = Entry.assign): the entry placed, its
-  // executor (index in execs) and level. Sized once, before placing, to the most a pass can place
-  // (free slots, pending tasks), so a placement writes three slots and allocates nothing.
-  private asgEntry: Entry[];
+  // The assignments in decision order, as columns (PendingIndex.assigns maps an entry number to
+  // its k): the entry number placed, its executor (index in execs) and level. Sized once, before
+  // placing, to the most a pass can place (free slots, pending tasks), so a placement writes
+  // three slots, allocates nothing and reads no entry object.
+  private asgNo: Int32Array;
   private asgExec: Int32Array;
   private asgLevel: Uint8Array;
   private count = 0;
@@ -182,6 +183,11 @@ export class Pass {
   private cAlt = new Int32Array(64);
   private cLevel = new Uint8Array(64);
   private cTaken = new Uint8Array(64);
+  // The index's entry columns (see PendingIndex): nothing adds to the index during a pass, so
+  // they cannot be replaced under it.
+  private readonly cols: Int32Array;
+  private readonly assigns: Int32Array;
+  private readonly entryFlags: Uint8Array;
 
   constructor(
     readonly snapshot: Snapshot,
@@ -190,6 +196,9 @@ export class Pass {
   ) {
     this.id = index.beginPass();
     this.now = snapshot.now;
+    this.cols = index.cols;
+    this.assigns = index.assigns;
+    this.entryFlags = index.flags;
     this.deferShares = index.tenantCount() < 2;
     const hostIds = index.hostIdLimit();
     this.hostAliveById = new Uint8Array(hostIds);
@@ -206,7 +215,6 @@ export class Pass {
       total.disk += e.slotResources.disk * e.slots;
       if (e.draining) continue;
       const host = index.hostId(e.hostname);
-      this.hostsAlive.add(e.hostname);
       if (host >= 0) {
         this.hostAliveById[host] = 1;
         if (e.freeSlots > 0) this.hostFree[host] = (this.hostFree[host] as number) + e.freeSlots;
@@ -225,7 +233,7 @@ export class Pass {
     let slots = 0;
     for (let i = 0; i < this.execs.length; i++) slots += Math.max(0, (this.execs[i] as ExecState).free);
     const cap = Math.min(slots, index.size);
-    this.asgEntry = new Array<Entry>(cap);
+    this.asgNo = new Int32Array(cap);
     this.asgExec = new Int32Array(cap);
     this.asgLevel = new Uint8Array(cap);
     for (const o of snapshot.offers) {
@@ -233,7 +241,6 @@ export class Pass {
       total.mem += o.free.mem;
       total.disk += o.free.disk;
       if (this.offerUsable(o.unavailability)) {
-        this.hostsAlive.add(o.hostname);
         const host = index.hostId(o.hostname);
         if (host >= 0) this.hostAliveById[host] = 1;
         if (o.rack !== undefined) this.racksAlive.add(o.rack);
@@ -242,6 +249,23 @@ export class Pass {
     // Shares are measured against everything Locus holds or is offered; usage is what tenants run.
     this.sorter.setTotal(total);
     for (const t of this.tenants.values()) this.sorter.allocated(t.name, t.usage);
+  }
+
+  /**
+   * Hosts where a task could run at all right now (executor or usable offer),
+   * by name. Built on first use: only tasks that are not plain ask by name
+   * (plain ones use hostAliveById), and a set of 10,000 names cost every
+   * pass some 5% whether anything read it or not.
+   */
+  get hostsAlive(): ReadonlySet<string> {
+    let s = this.aliveHosts;
+    if (s === undefined) {
+      s = new Set<string>();
+      for (const e of this.snapshot.executors) if (!e.draining) s.add(e.hostname);
+      for (const o of this.snapshot.offers) if (this.offerUsable(o.unavailability)) s.add(o.hostname);
+      this.aliveHosts = s;
+    }
+    return s;
   }
 
   /** Whether an offer's agent may get a new executor (no maintenance soon). */
@@ -319,7 +343,12 @@ export class Pass {
 
   /** The entry of assignment k (k < placed). */
   entryAt(k: number): Entry {
-    return this.asgEntry[k] as Entry;
+    return this.index.entryAt(this.asgNo[k] as number);
+  }
+
+  /** The index of entry no's assignment in this pass, -1 if this pass has not placed it. */
+  placedAt(no: number): number {
+    return this.cols[4 * no] === this.id ? (this.assigns[no] as number) : -1;
   }
 
   /** The executor assignment k went to. */
@@ -332,9 +361,19 @@ export class Pass {
     return k >= 0 && k < this.count ? (this.asgLevel[k] as LocalityLevel) : undefined;
   }
 
-  /** The assignments as the Plan publishes them. */
+  /**
+   * The assignments as the Plan publishes them. Entry numbers become entries
+   * here, in one loop after the pass: a number may name another task once the
+   * coordinator has removed this one, and the loads of this loop, independent
+   * of each other, overlap where the same loads inside the placement logic
+   * would each stall it.
+   */
   columns(): AssignmentColumns {
-    return new PlacedColumns(this.asgEntry, this.asgExec, this.asgLevel, this.execs, this.count);
+    const n = this.count;
+    const entries = new Array<Entry>(n);
+    const nos = this.asgNo;
+    for (let k = 0; k < n; k++) entries[k] = this.index.entryAt(nos[k] as number);
+    return new PlacedColumns(entries, this.asgExec, this.asgLevel, this.execs, n);
   }
 
   /** The least-served tenant that has pending work. */
@@ -507,6 +546,18 @@ export class Pass {
   }
 
   /**
+   * hardFits for entry number `no` of queue `q`: a plain task of a queue whose
+   * largest task fits x's slot, on an executor serving its tenant, passes
+   * without its entry or task being read (nothing else can rule it out).
+   */
+  hardFitsNo(no: number, q: Queue, x: ExecState): boolean {
+    const v = x.view;
+    if (((this.entryFlags[no] as number) & PLAIN) !== 0 && (v.tenant === undefined || v.tenant === q.tenant)
+      && fits(q.maxResources, v.slotResources)) return true;
+    return this.hardFits(this.index.entryAt(no).task, x);
+  }
+
+  /**
    * Delay scheduling, bounded by idle capacity (Spark SPARK-18886): a task
    * may take a less local slot once that slot has been idle longer than the
    * task's wait for the level — capacity never sits idle for long waiting for
@@ -532,17 +583,20 @@ export class Pass {
    */
   take(b: Bucket, x: ExecState, head: boolean, scarce = false): Entry | undefined {
     const items = b.items;
+    const cols = this.cols;
+    const flags = this.entryFlags;
     let i: number;
     if (b.passId !== this.id) {
       b.passId = this.id;
-      i = b.start();
+      i = b.start(cols);
     } else {
       i = b.cursor;
     }
     const id = this.id;
+    // Entries placed in this pass or removed are skipped by their number alone (see PendingIndex).
     while (i < items.length) {
-      const e = items[i] as Entry;
-      if (e.alive && e.mark !== id) break;
+      const m = cols[4 * (items[i] as number)];
+      if (m !== id && m !== DEAD) break;
       i++;
     }
     b.cursor = i;
@@ -557,20 +611,23 @@ export class Pass {
     const local = easy && b.host >= 0 && b.host === x.host;
     let scanned = 0;
     const limit = this.opts.scanLimit;
-    let pick: Entry | undefined;
+    let pick = -1;
     let pickAlt = Infinity;
     let pickLevel: LocalityLevel = LocalityLevel.ANY;
     let valid = 0;
     for (; i < items.length && scanned < limit; i++) {
-      const e = items[i] as Entry;
-      if (!e.alive || e.mark === id) continue;
+      const no = items[i] as number;
+      const m = cols[4 * no];
+      if (m === id || m === DEAD) continue;
       scanned++;
       let level: LocalityLevel;
-      if (local && e.plain) {
+      const plain = ((flags[no] as number) & PLAIN) !== 0;
+      if (local && plain) {
         level = LocalityLevel.NODE_LOCAL;
       } else {
+        const e = this.index.entryAt(no);
         const t = e.task;
-        if (!easy || !e.plain) {
+        if (!easy || !plain) {
           if (!this.hardFits(t, x)) continue;
           if (!this.withinQuota(this.tenant(t.tenant), t.resources)) {
             this.note(t, 'OVER_QUOTA', `tenant ${t.tenant} is at its quota`);
@@ -586,13 +643,13 @@ export class Pass {
       if (!scarce) {
         this.examined += scanned;
         this.takenLevel = level;
-        return e;
+        return this.index.entryAt(no);
       }
       // Node phase: among the first few that fit, take the one with the fewest other free
       // data hosts left, so tasks that could still go elsewhere leave this slot to ones that cannot.
-      const alt = this.alternatives(e, x.host);
+      const alt = this.alternatives(no, x.host);
       if (alt < pickAlt) {
-        pick = e;
+        pick = no;
         pickAlt = alt;
         pickLevel = level;
         if (alt === 0) break;
@@ -601,7 +658,7 @@ export class Pass {
     }
     this.examined += scanned;
     this.takenLevel = pickLevel;
-    return pick;
+    return pick < 0 ? undefined : this.index.entryAt(pick);
   }
 
   /**
@@ -628,17 +685,19 @@ export class Pass {
     }
     const local = b.host >= 0 && b.host === x.host;
     const items = b.items;
+    const cols = this.cols;
+    const flags = this.entryFlags;
     const id = this.id;
     let next: number;
     if (b.passId !== id) {
       b.passId = id;
-      next = b.start();
+      next = b.start(cols);
     } else {
       next = b.cursor;
     }
     while (next < items.length) {
-      const e = items[next] as Entry;
-      if (e.alive && e.mark !== id) break;
+      const m = cols[4 * (items[next] as number)];
+      if (m !== id && m !== DEAD) break;
       next++;
     }
     b.cursor = next;
@@ -653,20 +712,20 @@ export class Pass {
       for (let k = 0; scanned < limit; k++) {
         if (k === m) {
           while (next < items.length) {
-            const e = items[next] as Entry;
-            if (e.alive && e.mark !== id) break;
+            const mk = cols[4 * (items[next] as number)];
+            if (mk !== id && mk !== DEAD) break;
             next++;
           }
           if (next >= items.length) break;
-          const e = items[next] as Entry;
-          if (!e.plain && this.tenant(e.task.tenant).quota !== undefined) {
+          const no = items[next] as number;
+          if (((flags[no] as number) & PLAIN) === 0 && this.tenant(this.index.entryAt(no).task.tenant).quota !== undefined) {
             // A task of another tenant with a quota: its verdict can change as this fill places work.
             this.fillBySlot(b, x);
             return;
           }
           this.grow(m + 1);
           this.cPos[m] = next++;
-          this.cAlt[m] = this.judge(e, x, local);
+          this.cAlt[m] = this.judge(no, x, local);
           this.cLevel[m] = this.takenLevel;
           this.cTaken[m] = 0;
           m++;
@@ -686,7 +745,7 @@ export class Pass {
       this.examined += scanned;
       if (pick < 0) return;
       this.cTaken[pick] = 1;
-      this.assign(items[this.cPos[pick] as number] as Entry, x, this.cLevel[pick] as LocalityLevel);
+      this.assignNo(items[this.cPos[pick] as number] as number, q, x, this.cLevel[pick] as LocalityLevel);
     }
   }
 
@@ -701,13 +760,15 @@ export class Pass {
 
   // take()'s verdict on one entry for x in the node phase, on an `easy` bucket: its alternatives
   // if it may run on x now (level left in takenLevel), else -1 (its reason noted as take() does).
-  private judge(e: Entry, x: ExecState, local: boolean): number {
-    if (local && e.plain) {
+  private judge(no: number, x: ExecState, local: boolean): number {
+    const plain = ((this.entryFlags[no] as number) & PLAIN) !== 0;
+    if (local && plain) {
       this.takenLevel = LocalityLevel.NODE_LOCAL;
-      return this.alternatives(e, x.host);
+      return this.alternatives(no, x.host);
     }
+    const e = this.index.entryAt(no);
     const t = e.task;
-    if (!e.plain) {
+    if (!plain) {
       if (!this.hardFits(t, x)) return -1;
       if (!this.withinQuota(this.tenant(t.tenant), t.resources)) {
         this.note(t, 'OVER_QUOTA', `tenant ${t.tenant} is at its quota`);
@@ -720,7 +781,7 @@ export class Pass {
       return -1;
     }
     this.takenLevel = level;
-    return this.alternatives(e, x.host);
+    return this.alternatives(no, x.host);
   }
 
   private grow(n: number): void {
@@ -740,46 +801,61 @@ export class Pass {
     this.cTaken = taken;
   }
 
-  /** How many of e's other preferred hosts still have a free slot in this pass. */
-  private alternatives(e: Entry, here: number): number {
+  /** How many of entry no's other preferred hosts still have a free slot in this pass. */
+  private alternatives(no: number, here: number): number {
     const free = this.hostFree;
+    const cols = this.cols;
     let n = 0;
-    const h0 = e.h0;
+    const h0 = cols[4 * no + 1] as number;
     if (h0 >= 0 && h0 !== here && (free[h0] as number) > 0) n++;
-    const h1 = e.h1;
+    const h1 = cols[4 * no + 2] as number;
     if (h1 >= 0 && h1 !== here && (free[h1] as number) > 0) n++;
-    const h2 = e.h2;
+    const h2 = cols[4 * no + 3] as number;
     if (h2 >= 0 && h2 !== here && (free[h2] as number) > 0) n++;
-    const more = e.more;
-    for (let i = 0; i < more.length; i++) {
-      const h = more[i] as number;
-      if (h !== here && (free[h] as number) > 0) n++;
+    if (((this.entryFlags[no] as number) & MORE_HOSTS) !== 0) {
+      const more = this.index.entryAt(no).more;
+      for (let i = 0; i < more.length; i++) {
+        const h = more[i] as number;
+        if (h !== here && (free[h] as number) > 0) n++;
+      }
     }
     return n;
   }
 
   /** Book a slot of `x` for entry `e`. */
   assign(e: Entry, x: ExecState, level: LocalityLevel): void {
-    const q = e.queue;
+    this.assignNo(e.no, e.queue, x, level);
+  }
+
+  /**
+   * Book a slot of `x` for entry number `no` of queue `q`. A plain task of a
+   * queue whose tasks share one resources object is booked from the columns
+   * and the queue alone: its entry object, a cache miss per placement, is
+   * not read.
+   */
+  assignNo(no: number, q: Queue, x: ExecState, level: LocalityLevel): void {
     this.touch(q);
     const k = this.count;
     if (k === this.asgExec.length) this.growColumns();
-    e.mark = this.id;
-    e.assign = k;
-    this.asgEntry[k] = e;
+    this.cols[4 * no] = this.id;
+    this.assigns[no] = k;
+    this.asgNo[k] = no;
     this.asgExec[k] = x.no;
     this.asgLevel[k] = level;
     this.count = k + 1;
     if (level === LocalityLevel.NODE_LOCAL) this.nodeLocal++;
     else if (level === LocalityLevel.RACK_LOCAL) this.rackLocal++;
     this.took(x);
-    const r = e.resources;
+    let r: ResourceVector;
     let ts: TenantState;
-    if (e.plain) {
-      // A plain task has its queue's job and tenant and no volume: the task object is not read.
+    if (((this.entryFlags[no] as number) & PLAIN) !== 0) {
+      // A plain task has its queue's job and tenant and no volume.
+      r = q.sameResources ?? this.index.entryAt(no).resources;
       ts = q.passTenant as TenantState;
       ts.placed++;
     } else {
+      const e = this.index.entryAt(no);
+      r = e.resources;
       const t = e.task;
       ts = t.tenant === q.tenant ? (q.passTenant as TenantState) : this.tenant(t.tenant);
       if (t.volumeId === undefined) ts.placed++;
@@ -809,7 +885,9 @@ export class Pass {
     const level = new Uint8Array(size);
     level.set(this.asgLevel);
     this.asgLevel = level;
-    this.asgEntry.length = size;
+    const nos = new Int32Array(size);
+    nos.set(this.asgNo);
+    this.asgNo = nos;
   }
 
   /** Book one slot of x (the overlay of free slots per executor and per host). */

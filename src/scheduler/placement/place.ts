@@ -30,7 +30,10 @@ export function place(snapshot: Snapshot, index: PendingIndex, options?: Partial
   const revive = !suppress && (snapshot.offersParked === true || (snapshot.suppressed === true
     && (snapshot.lastReviveAt === undefined || snapshot.now - snapshot.lastReviveAt >= opts.reviveIntervalMs)));
   // A task noted while waiting may have been placed later in the same pass.
-  const reasons = pass.reasons.filter((r) => index.entry(r.taskId)?.mark !== pass.id);
+  const reasons = pass.reasons.filter((r) => {
+    const e = index.entry(r.taskId);
+    return e === undefined || pass.placedAt(e.no) < 0;
+  });
   let objects: readonly Assignment[] | undefined;
   return {
     now: snapshot.now,

@@ -62,8 +62,9 @@ function ripeTenants(pass: Pass): Set<string> | undefined {
   for (const name of pass.index.tenantNames()) {
     for (const q of pass.index.queuesOfTenant(name)) {
       const b = q.all;
-      const e = b.items[b.start()];
-      if (e === undefined) continue;
+      const no = b.items[b.start(pass.index.cols)];
+      if (no === undefined) continue;
+      const e = pass.index.entryAt(no);
       const need = pass.waitNeeded(e.task, LocalityLevel.RACK_LOCAL);
       if (need !== Infinity && pass.now - e.task.pendingSince >= need) {
         out.add(name);
@@ -244,16 +245,17 @@ function augmentFrom(pass: Pass, x: ExecState, b: Bucket): void {
   const limit = pass.opts.scanLimit;
   let scanned = 0;
   for (let i = b.head; i < items.length && scanned < limit && x.free > 0; i++) {
-    const e = items[i] as Entry;
-    if (!e.alive || e.mark !== pass.id) continue;
+    const no = items[i] as number;
+    const k = pass.placedAt(no);
+    if (k < 0) continue;
     scanned++;
-    const from = pass.execOf(e.assign);
-    if (!from || from === x || pass.levelAt(e.assign) !== LocalityLevel.NODE_LOCAL || from.view.hostname === x.view.hostname) continue;
-    if (!pass.hardFits(e.task, x)) continue;
+    const from = pass.execOf(k);
+    if (!from || from === x || pass.levelAt(k) !== LocalityLevel.NODE_LOCAL || from.view.hostname === x.view.hostname) continue;
+    if (!pass.hardFitsNo(no, b.queue, x)) continue;
     const r = replacementOn(pass, from);
     if (!r) continue;
-    // Move e to x, then give e's old slot on `from` to r.
-    pass.move(e.assign, x);
+    // Move the placed entry to x, then give its old slot on `from` to r.
+    pass.move(k, x);
     pass.assign(r, from, pass.levelOf(r.task, from));
   }
   pass.examined += scanned;
