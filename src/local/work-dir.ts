@@ -4,7 +4,8 @@
  * volumes must sit under directories others can traverse: root's home is
  * mode 700, and then /var/lib/locus is used instead, as Mesos uses
  * /var/lib/mesos. `locus up` applies the same rule (src/app/up.ts), so both
- * commands share one cluster state.
+ * commands share one cluster state. Those directories are then closed so
+ * that others pass through them but cannot list them (closeStateDir).
  */
 import { chmodSync, existsSync, lstatSync, mkdirSync, readdirSync, statSync } from 'node:fs';
 import { homedir } from 'node:os';
@@ -70,7 +71,7 @@ export interface ClosedStateDir {
   readonly skipped?: string;
 }
 
-/** Modes of Locus's own directories: others may pass through to a path they are given, never list. */
+/** Bits taken from Locus's directories (others keep search, to pass through) and from its files. */
 const GROUP_OTHER_READ_WRITE = 0o066;
 const GROUP_OTHER_ALL = 0o077;
 const STICKY = 0o1000;
