@@ -42,7 +42,7 @@ import { startFramework, type RunningFramework } from '../src/app/framework.js';
 import { startLocalCluster, type LocalCluster } from '../src/local/index.js';
 import { detectIsolation } from '../src/executor/isolation/index.js';
 import { diskUsageBytes } from '../src/executor/isolation/host.js';
-import { EXECUTOR_KEY_PREFIX, QUEUE_PREFIX, executorQueueName } from '../src/executor/contract.js';
+import { EXECUTOR_KEY_PREFIX, QUEUE_PREFIX, executorBatchIndexKey, executorQueueName } from '../src/executor/contract.js';
 import { validateJobSpec, type JobSpec } from '../src/scheduler/jobs/spec.js';
 import { TERMINAL_JOB_STATES } from '../src/scheduler/jobs/model.js';
 import { createLogger, silentLogger, type Logger } from '../src/obs/log.js';
@@ -522,25 +522,35 @@ async function locusThroughput(env: Env, round: number): Promise<LocusRound> {
  * (added, taken, finished; the executor's own start and end): the stages of
  * the path, measured after the timed run so the sampling costs it nothing.
  */
+/** An attempt's result in a queue job's return value: the value itself, or its member in a batch's. */
+function memberResult(v: unknown, attemptId: string): { startedAt?: number; finishedAt?: number } {
+  const list: unknown[] = typeof v === 'object' && v !== null && Array.isArray((v as { batch?: unknown }).batch) ? (v as { batch: unknown[] }).batch : [v];
+  const hit = list.find((r) => typeof r === 'object' && r !== null && (r as { attemptId?: unknown }).attemptId === attemptId);
+  return (hit ?? {}) as { startedAt?: number; finishedAt?: number };
+}
+
 async function breakdown(env: Env, jobIds: readonly string[]): Promise<Breakdown> {
   const cols: Record<string, number[]> = { placedToQueued: [], queuedToTaken: [], takenToFinished: [], executorAttempt: [], placedToFinished: [] };
   for (const jobId of jobIds) {
     const tasks = await env.fw.jobs.tasks(jobId);
     const step = Math.max(1, Math.floor(tasks.length / Math.max(1, Math.floor(2000 / jobIds.length))));
-    const pipe = env.admin.pipeline();
-    const picked = [];
+    const picked: { executorId: string; attemptId: string; startedAt: number }[] = [];
     for (let i = 0; i < tasks.length; i += step) {
       const a = tasks[i]?.attempts[0];
-      if (!a) continue;
-      picked.push(a);
-      pipe.hmget(`${QUEUE_PREFIX}:${executorQueueName(a.executorId)}:${a.attemptId}`, 'timestamp', 'processedOn', 'finishedOn', 'returnvalue');
+      if (a) picked.push(a);
     }
+    // Attempts sent in a batch live in their batch's queue job (the batch index names it).
+    const ix = env.admin.pipeline();
+    for (const a of picked) ix.hget(executorBatchIndexKey(a.executorId), a.attemptId);
+    const held = ((await ix.exec()) ?? []).map(([, v], i) => (typeof v === 'string' ? v : picked[i]?.attemptId ?? ''));
+    const pipe = env.admin.pipeline();
+    picked.forEach((a, i) => pipe.hmget(`${QUEUE_PREFIX}:${executorQueueName(a.executorId)}:${held[i] ?? a.attemptId}`, 'timestamp', 'processedOn', 'finishedOn', 'returnvalue'));
     const res = (await pipe.exec()) ?? [];
     picked.forEach((a, i) => {
       const row = res[i]?.[1];
       if (!Array.isArray(row)) return;
       const [ts, on, fin, rv] = row.map((x) => (typeof x === 'string' ? x : ''));
-      const result = rv ? (JSON.parse(rv) as { startedAt?: number; finishedAt?: number }) : {};
+      const result = rv ? memberResult(JSON.parse(rv) as unknown, a.attemptId) : {};
       cols['placedToQueued']?.push(Number(ts) - a.startedAt);
       cols['queuedToTaken']?.push(Number(on) - Number(ts));
       cols['takenToFinished']?.push(Number(fin) - Number(on));
@@ -576,8 +586,9 @@ async function probe(env: Env, name: string): Promise<LatencySample> {
   const [task] = await env.fw.jobs.tasks(job.id);
   const attempt = task?.attempts[task.attempts.length - 1];
   if (!attempt) throw new Error(`latency job ${job.id} has no attempt`);
-  const rv = await env.admin.hget(`${QUEUE_PREFIX}:${executorQueueName(attempt.executorId)}:${attempt.attemptId}`, 'returnvalue');
-  const startedAt = rv ? Number((JSON.parse(rv) as { startedAt?: unknown }).startedAt) : NaN;
+  const held = (await env.admin.hget(executorBatchIndexKey(attempt.executorId), attempt.attemptId)) ?? attempt.attemptId;
+  const rv = await env.admin.hget(`${QUEUE_PREFIX}:${executorQueueName(attempt.executorId)}:${held}`, 'returnvalue');
+  const startedAt = rv ? Number(memberResult(JSON.parse(rv) as unknown, attempt.attemptId).startedAt) : NaN;
   if (!Number.isFinite(startedAt)) throw new Error(`no executor start time for ${attempt.attemptId}`);
   return { runningMs: startedAt - t0, placedMs: attempt.startedAt - t0, doneMs };
 }

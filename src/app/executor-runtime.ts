@@ -12,7 +12,7 @@ import type { Clock } from '../core/clock.js';
 import { formatMiB } from '../core/units.js';
 import type { Logger } from '../obs/log.js';
 import { Queue } from 'bullmq';
-import { CANCELLED_REASON, QUEUE_PREFIX, executorKey, executorQueueName, type AttemptPayload, type AttemptResult } from '../executor/contract.js';
+import { CANCELLED_REASON, QUEUE_PREFIX, executorBatchIndexKey, executorKey, executorQueueName, type AttemptPayload, type AttemptResult } from '../executor/contract.js';
 import type { CommandInfo, ContainerInfo, TaskInfo } from '../mesos/types.js';
 import { Dispatcher } from '../scheduler/dispatch.js';
 import { ExecutorProvisioner } from '../scheduler/executor-registry.js';
@@ -188,7 +188,7 @@ export async function createExecutorRuntime(o: ExecutorRuntimeOptions): Promise<
       const queue = new Queue(executorQueueName(executorId), { connection: o.redis, prefix: QUEUE_PREFIX });
       try {
         await queue.obliterate({ force: true });
-        await o.redis.del(executorKey(executorId));
+        await o.redis.del(executorKey(executorId), executorBatchIndexKey(executorId));
       } catch (err) {
         logger.warn({ err: String(err), executorId }, 'removing the executor queue failed');
       } finally {

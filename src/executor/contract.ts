@@ -217,6 +217,8 @@ export const EXECUTOR_FIELDS = {
   pid: 'pid',
   /** The executor's block server (host:port) serving dataset replicas and outputs on its host. */
   blockServer: 'blockServer',
+  /** '1' when the executor takes batch jobs (AttemptBatch); absent on executors that predate them. */
+  batches: 'batches',
 } as const;
 
 /**
@@ -401,6 +403,61 @@ export function decodeAttemptResult(v: unknown): AttemptResult {
     finishedAt: asNumber(o['finishedAt'], 'result.finishedAt'),
     host: asString(o['host'], 'result.host'),
   };
+}
+
+/**
+ * Several attempts in one queue job (the BullMQ job data). Short tasks cost the executor queue
+ * one add, one take and one finish script each; a batch pays those once for all its attempts.
+ * The executor runs the members side by side, each exactly as a job of its own (its own kill,
+ * duplicate-delivery check, container and commit), and completes the job with every member's
+ * result. The scheduler only sends batches to executors that registered `batches` = '1', and
+ * places no more attempts on an executor than it has slots, so running members side by side
+ * never runs more attempts than slots.
+ */
+export interface AttemptBatch {
+  readonly batch: readonly AttemptPayload[];
+}
+
+/** What an executor completes a batch job with: one result per member, in any order. */
+export interface AttemptBatchResult {
+  readonly batch: readonly AttemptResult[];
+}
+
+/**
+ * The queue job id of a batch: derived from its first member, which no other job holds (job ids
+ * of single attempts are the attempt ids themselves, and a member is in one batch only).
+ */
+export function batchJobId(firstAttemptId: string): string {
+  return `batch-${firstAttemptId}`;
+}
+
+/**
+ * The hash (attempt id -> batch job id) of the attempts the scheduler sent to one executor in
+ * batches: a scheduler that took over from a crashed one knows an attempt only by its id, and
+ * finds the queue job holding it here. Written by the scheduler before the batch is queued.
+ */
+export function executorBatchIndexKey(executorId: string): string {
+  return `locus:batches:${executorId}`;
+}
+
+/**
+ * The event an executor adds to its queue's event stream (BullMQ's, which the scheduler reads)
+ * when one member of a batch has ended and others still run: fields `jobId` (the batch) and
+ * `returnvalue` (that member's AttemptResult, JSON). Its slot is reported free at once instead of
+ * when the batch's slowest member ends; the last member's result comes with the batch's own
+ * `completed` event, and all of them stay in the batch's job for a scheduler that missed events.
+ */
+export const BATCH_MEMBER_EVENT = 'locus-member-completed';
+
+/** Whether queue job data is a batch (the members are decoded one by one, each on its own). */
+export function isBatchData(v: unknown): v is { batch: unknown[] } {
+  return isObject(v) && Array.isArray(v['batch']);
+}
+
+/** Decode a batch job's return value: every member's result. */
+export function decodeAttemptBatchResult(v: unknown): AttemptBatchResult {
+  const o = asObject(v, 'batchResult');
+  return { batch: asArray(o['batch'], 'batchResult.batch', decodeAttemptResult) };
 }
 
 /** Decode AttemptProgress, or undefined when the value is some other progress shape. */

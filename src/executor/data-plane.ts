@@ -33,12 +33,24 @@ redis.call('SET', KEYS[1], ARGV[1])
 return {1, ARGV[1]}
 `;
 
+/** The connection with the commit script defined on it. */
+interface LedgerRedis extends Redis {
+  locusCommitOutput(key: string, record: string): Promise<[number, string]>;
+}
+
 /** The commit ledger on Redis (the executor's own ACL user may write `locus:commit:*`). */
 export class RedisCommitLedger implements CommitLedger {
-  constructor(private readonly redis: Redis) {}
+  private readonly redis: LedgerRedis;
+
+  constructor(redis: Redis) {
+    // A defined command goes out as EVALSHA (the script text once per connection, not with
+    // every commit: one commit per attempt made the text the largest part of the call).
+    redis.defineCommand('locusCommitOutput', { numberOfKeys: 1, lua: COMMIT_SCRIPT });
+    this.redis = redis as LedgerRedis;
+  }
 
   async commit(taskId: string, record: CommittedOutput): Promise<{ won: boolean; record: CommittedOutput }> {
-    const r = (await this.redis.eval(COMMIT_SCRIPT, 1, commitKey(taskId), JSON.stringify(record))) as [number, string];
+    const r = await this.redis.locusCommitOutput(commitKey(taskId), JSON.stringify(record));
     return { won: Number(r[0]) === 1, record: decodeCommittedOutput(JSON.parse(r[1]) as unknown) };
   }
 

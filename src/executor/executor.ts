@@ -1,7 +1,8 @@
 /**
  * The executor process: registers itself in Redis, heartbeats, consumes its
- * own BullMQ queue with concurrency = slots (one job = one attempt), and
- * drains on request, on idleness or on SIGTERM.
+ * own BullMQ queue with concurrency = slots (one job = one attempt, or a batch of attempts run
+ * side by side: the scheduler never places more attempts on it than it has slots), and drains
+ * on request, on idleness or on SIGTERM.
  *
  * Redis layout (all keys this process touches, which is exactly what its
  * ACL user allows): the BullMQ keys of `executorQueueName(id)` under
@@ -28,6 +29,9 @@ import {
   executorKillKey,
   executorQueueName,
   isValidExecutorId,
+  isBatchData,
+  BATCH_MEMBER_EVENT,
+  type AttemptBatchResult,
   type AttemptPayload,
   type AttemptResult,
   type ExecutorState,
@@ -88,6 +92,8 @@ export class Executor {
   readonly finished: Promise<ExitReason>;
   private readonly key: string;
   private readonly killKey: string;
+  /** The queue's event stream (BullMQ's), where batch members' results are added as they end. */
+  private readonly events: string;
   /** Attempts running here, each with the controller that kills it when its job is cancelled. */
   private readonly attemptKills = new Map<string, AbortController>();
   /**
@@ -109,6 +115,7 @@ export class Executor {
     this.redis.on('error', () => undefined);
     this.key = executorKey(o.executorId);
     this.killKey = executorKillKey(o.executorId);
+    this.events = `${QUEUE_PREFIX}:${executorQueueName(o.executorId)}:events`;
     this.log = o.logger.child({ executor: o.executorId });
     this.finished = new Promise((r) => (this.resolveFinished = r));
   }
@@ -156,6 +163,8 @@ export class Executor {
       memMiBPerSlot: String(this.o.slotResources.memMiB),
       diskMiBPerSlot: String(this.o.slotResources.diskMiB),
       startedAt: String(Date.now()),
+      // This executor completes batch jobs (AttemptBatch); a scheduler sends it batches only then.
+      [F.batches]: '1',
       // Where other hosts read this host's dataset replicas and committed outputs.
       ...(this.o.dataPlane?.blockServer === undefined ? {} : { [F.blockServer]: this.o.dataPlane.blockServer }),
     };
@@ -191,16 +200,42 @@ export class Executor {
     this.worker = worker;
   }
 
-  private async process(job: Job, ctx: AttemptContext): Promise<AttemptResult> {
+  private async process(job: Job, ctx: AttemptContext): Promise<AttemptResult | AttemptBatchResult> {
     this.active++;
+    try {
+      // A batch's members run side by side, each exactly as a job of its own would; the job
+      // completes when the last one has, with all their results (see AttemptBatch).
+      if (isBatchData(job.data)) {
+        let running = job.data.batch.length;
+        return {
+          batch: await Promise.all(job.data.batch.map(async (member) => {
+            const result = await this.processOne(job, member, ctx);
+            // Each member but the last reports as it ends (one XADD); see BATCH_MEMBER_EVENT.
+            if (--running > 0) {
+              await this.redis.xadd(this.events, '*', 'event', BATCH_MEMBER_EVENT, 'jobId', job.id ?? '', 'returnvalue', JSON.stringify(result))
+                .catch((err: unknown) => this.log.debug({ err: String(err), attempt: result.attemptId }, 'member result not streamed; it comes with its batch'));
+            }
+            return result;
+          })),
+        };
+      }
+      return await this.processOne(job, job.data, ctx);
+    } finally {
+      this.active--;
+      if (this.active === 0) this.idleSince = Date.now();
+    }
+  }
+
+  /** One attempt of a delivery (`data`: the job's data, or one member of a batch). */
+  private async processOne(job: Job, data: unknown, ctx: AttemptContext): Promise<AttemptResult> {
     let progressTimer: NodeJS.Timeout | undefined;
     try {
       let payload;
       try {
-        payload = decodeAttemptPayload(job.data);
+        payload = decodeAttemptPayload(data);
       } catch (err) {
-        const attemptId = typeof job.data === 'object' && job.data !== null && typeof (job.data as { attemptId?: unknown }).attemptId === 'string' ? (job.data as { attemptId: string }).attemptId : (job.id ?? '');
-        const taskId = typeof job.data === 'object' && job.data !== null && typeof (job.data as { taskId?: unknown }).taskId === 'string' ? (job.data as { taskId: string }).taskId : '';
+        const attemptId = typeof data === 'object' && data !== null && typeof (data as { attemptId?: unknown }).attemptId === 'string' ? (data as { attemptId: string }).attemptId : (job.id ?? '');
+        const taskId = typeof data === 'object' && data !== null && typeof (data as { taskId?: unknown }).taskId === 'string' ? (data as { taskId: string }).taskId : '';
         const now = Date.now();
         return { attemptId, taskId, state: 'FAILED', exitCode: null, reason: 'INVALID_PAYLOAD', message: err instanceof DecodeError ? err.message : String(err), startedAt: now, finishedAt: now, host: this.o.hostname };
       }
@@ -224,8 +259,6 @@ export class Executor {
       }
     } finally {
       if (progressTimer) clearTimeout(progressTimer);
-      this.active--;
-      if (this.active === 0) this.idleSince = Date.now();
     }
   }
 

@@ -14,6 +14,19 @@
  * second of writes). Re-enqueueing is safe because the job id is the
  * attempt id and output commit is exactly-once on the executor.
  *
+ * Batches: attempts of one stage of one job placed on an executor together go
+ * out in queue jobs of up to `maxBatch` attempts (AttemptBatch), when the
+ * executor registered that it takes them, so the queue's add, take and finish
+ * scripts run once per batch instead of once per attempt. Everything else
+ * stays per attempt: the executor runs each member as a job of its own and
+ * reports each member's result as it ends (BATCH_MEMBER_EVENT; the batch's
+ * result carries them all again), and each is settled, killed or reported lost
+ * on its own. The attempt -> batch index in Redis
+ * (executorBatchIndexKey) lets a scheduler that took over find the batch that
+ * holds an adopted attempt; a batch Redis lost goes out again under the same
+ * job id with the same members, so an executor still running it shares the
+ * run instead of starting a second one.
+ *
  * Executor liveness: the dispatcher polls each executor's heartbeat counter
  * and measures, on its own Clock, how long it has not moved. Past the
  * timeout (or when the executor marks itself exited) its in-flight attempts
@@ -32,15 +45,22 @@ import {
   QUEUE_PREFIX,
   SCHEDULER_INFO_KEY,
   contractCompatible,
+  BATCH_MEMBER_EVENT,
+  batchJobId,
+  decodeAttemptBatchResult,
   decodeAttemptProgress,
   decodeAttemptResult,
+  executorBatchIndexKey,
   executorKey,
   executorKillKey,
   executorQueueName,
+  isBatchData,
+  type AttemptBatch,
   type AttemptPayload,
   type AttemptProgress,
   type AttemptResult,
 } from '../executor/contract.js';
+import { parseTaskId } from './jobs/model.js';
 import { readRegistration, requestExecutorStop, type ExecutorRegistration } from './executor-registry.js';
 
 /** What the dispatcher tells the coordinator. */
@@ -69,6 +89,8 @@ export interface DispatcherOptions {
   readonly blockMs?: number;
   /** How long finished jobs stay in Redis (dedupes re-dispatches; default 24 h). */
   readonly keepFinishedSeconds?: number;
+  /** Most attempts in one queue job (default 16; 1 sends every attempt as a job of its own). */
+  readonly maxBatch?: number;
 }
 
 interface InFlight {
@@ -76,6 +98,17 @@ interface InFlight {
   readonly executorId: string;
   readonly dispatchedAt: number;
   running: boolean;
+  /**
+   * The queue job holding it: its own id, or its batch's. Undefined for an attempt adopted from
+   * an earlier scheduler until the next reconcile has looked it up in the batch index.
+   */
+  jobId: string | undefined;
+}
+
+/** A batch this process queued: its executor and the members not settled yet. */
+interface Batch {
+  readonly executorId: string;
+  readonly members: Set<string>;
 }
 
 interface Watched {
@@ -87,6 +120,8 @@ interface Watched {
   heartbeat: number;
   lastChangeAt: number;
   readonly attempts: Set<string>;
+  /** Whether the executor registered that it takes batch jobs. */
+  readonly batches: boolean;
 }
 
 type Listener = (e: DispatchEvent) => void;
@@ -103,6 +138,9 @@ export class Dispatcher {
   private readonly executors = new Map<string, Watched>();
   private readonly inFlight = new Map<string, InFlight>();
   private readonly currentAttempt = new Map<string, number>();
+  /** Batch job id -> the batch, for the batches this process queued. */
+  private readonly batches = new Map<string, Batch>();
+  private readonly maxBatch: number;
   private readonly heartbeatTimeoutMs: number;
   private readonly watchIntervalMs: number;
   private readonly reconcileIntervalMs: number;
@@ -126,6 +164,7 @@ export class Dispatcher {
     this.reconcileIntervalMs = o.reconcileIntervalMs ?? 5000;
     this.blockMs = o.blockMs ?? 500;
     this.keepSeconds = o.keepFinishedSeconds ?? 24 * 3600;
+    this.maxBatch = Math.max(1, Math.floor(o.maxBatch ?? 16));
   }
 
   /** Subscribe to events; returns the unsubscribe function. */
@@ -179,6 +218,7 @@ export class Dispatcher {
           heartbeat: reg.heartbeat,
           lastChangeAt: this.o.clock.now(),
           attempts: new Set(),
+          batches: reg.batches,
         });
       }
     }
@@ -202,31 +242,73 @@ export class Dispatcher {
       const w = this.executors.get(executorId) ?? (await this.watchExecutor(executorId), this.executors.get(executorId));
       if (!w) throw new LocusError('NOT_FOUND', `executor ${executorId} is not watched`);
       const now = this.o.clock.now();
+      const jobs = this.packJobs(w, payloads);
       // Track before adding: a fast executor's result must find its attempt.
-      for (const p of payloads) {
-        this.inFlight.set(p.attemptId, { payload: p, executorId, dispatchedAt: now, running: false });
-        w.attempts.add(p.attemptId);
-        const cur = this.currentAttempt.get(p.taskId);
-        if (cur === undefined || p.attempt > cur) this.currentAttempt.set(p.taskId, p.attempt);
+      for (const j of jobs) {
+        const members = 'batch' in j.data ? j.data.batch : [j.data];
+        if ('batch' in j.data) this.batches.set(j.jobId, { executorId, members: new Set(members.map((p) => p.attemptId)) });
+        for (const p of members) {
+          this.inFlight.set(p.attemptId, { payload: p, executorId, dispatchedAt: now, running: false, jobId: j.jobId });
+          w.attempts.add(p.attemptId);
+          const cur = this.currentAttempt.get(p.taskId);
+          if (cur === undefined || p.attempt > cur) this.currentAttempt.set(p.taskId, p.attempt);
+        }
       }
       try {
-        for (let i = 0; i < payloads.length; i += 1000) {
-          const chunk = payloads.slice(i, i + 1000);
-          await w.queue.addBulk(chunk.map((p) => ({ name: 'attempt', data: p, opts: this.jobOptions(p) })));
+        // The index first: once a batch is on the queue, a scheduler taking over must find it.
+        const index = jobs.flatMap((j) => ('batch' in j.data ? j.data.batch.flatMap((p) => [p.attemptId, j.jobId]) : []));
+        if (index.length > 0) {
+          const key = executorBatchIndexKey(executorId);
+          await this.producer.multi().hset(key, ...index).expire(key, this.keepSeconds).exec();
+        }
+        for (let i = 0; i < jobs.length; i += 1000) {
+          const chunk = jobs.slice(i, i + 1000);
+          await w.queue.addBulk(chunk.map((j) => ({ name: 'attempt', data: j.data, opts: this.jobOptions(j.jobId) })));
         }
       } catch (err) {
-        for (const p of payloads) {
-          this.inFlight.delete(p.attemptId);
-          w.attempts.delete(p.attemptId);
+        for (const j of jobs) {
+          this.batches.delete(j.jobId);
+          for (const p of 'batch' in j.data ? j.data.batch : [j.data]) {
+            this.inFlight.delete(p.attemptId);
+            w.attempts.delete(p.attemptId);
+          }
         }
         throw new LocusError('UNAVAILABLE', `could not enqueue on executor ${executorId}: ${(err as Error).message}`, { cause: err });
       }
     }
   }
 
-  private jobOptions(p: AttemptPayload): { jobId: string; attempts: number; removeOnComplete: { age: number }; removeOnFail: { age: number } } {
+  /**
+   * The queue jobs for one executor's attempts: attempts of the same stage of the same job go
+   * together in batches of up to maxBatch (they are alike, so none waits long for a much slower
+   * member before the batch reports); an attempt alone, or any on an executor that does not take
+   * batches, is a job of its own with the attempt id as job id.
+   */
+  private packJobs(w: Watched, payloads: readonly AttemptPayload[]): { jobId: string; data: AttemptPayload | AttemptBatch }[] {
+    if (!w.batches || this.maxBatch === 1) return payloads.map((p) => ({ jobId: p.attemptId, data: p }));
+    const groups = new Map<string, AttemptPayload[]>();
+    for (const p of payloads) {
+      const t = parseTaskId(p.taskId);
+      const key = t ? `${t.jobId}\0${t.stage}` : `\0${p.taskId}`;
+      const g = groups.get(key);
+      if (g) g.push(p);
+      else groups.set(key, [p]);
+    }
+    const out: { jobId: string; data: AttemptPayload | AttemptBatch }[] = [];
+    for (const g of groups.values()) {
+      for (let i = 0; i < g.length; i += this.maxBatch) {
+        const chunk = g.slice(i, i + this.maxBatch);
+        const first = chunk[0];
+        if (!first) continue;
+        out.push(chunk.length === 1 ? { jobId: first.attemptId, data: first } : { jobId: batchJobId(first.attemptId), data: { batch: chunk } });
+      }
+    }
+    return out;
+  }
+
+  private jobOptions(jobId: string): { jobId: string; attempts: number; removeOnComplete: { age: number }; removeOnFail: { age: number } } {
     // Retries are the scheduler's decision (with classification), never BullMQ's.
-    return { jobId: p.attemptId, attempts: 1, removeOnComplete: { age: this.keepSeconds }, removeOnFail: { age: this.keepSeconds } };
+    return { jobId, attempts: 1, removeOnComplete: { age: this.keepSeconds }, removeOnFail: { age: this.keepSeconds } };
   }
 
   /**
@@ -239,7 +321,7 @@ export class Dispatcher {
     await this.watchExecutor(executorId);
     const w = this.executors.get(executorId);
     if (!w) throw new LocusError('NOT_FOUND', `executor ${executorId} is not watched`);
-    this.inFlight.set(payload.attemptId, { payload, executorId, dispatchedAt: this.o.clock.now() - this.reconcileIntervalMs, running: true });
+    this.inFlight.set(payload.attemptId, { payload, executorId, dispatchedAt: this.o.clock.now() - this.reconcileIntervalMs, running: true, jobId: undefined });
     w.attempts.add(payload.attemptId);
     const cur = this.currentAttempt.get(payload.taskId);
     if (cur === undefined || payload.attempt > cur) this.currentAttempt.set(payload.taskId, payload.attempt);
@@ -259,7 +341,10 @@ export class Dispatcher {
     await this.producer.multi().sadd(key, attemptId).expire(key, KILL_REQUEST_TTL_SECONDS).exec();
     const w = this.executors.get(executorId);
     const f = this.inFlight.get(attemptId);
-    if (w && f) {
+    // A batch member cannot be taken off the queue alone (its batch holds others): the kill set
+    // ends it, before it starts or while it runs, and its result comes with its batch's.
+    const jobId = f ? f.jobId ?? ((await this.producer.hget(executorBatchIndexKey(executorId), attemptId).catch(() => null)) ?? attemptId) : attemptId;
+    if (w && f && jobId === attemptId) {
       // BullMQ removes a job only while no worker holds its lock (and answers 1 for a job it
       // does not have): with the attempt in flight here, 1 means it had not started.
       const removed = await w.queue.remove(attemptId).catch(() => 0);
@@ -281,6 +366,7 @@ export class Dispatcher {
     // Attempts still tracked for it were settled by the coordinator (lost); keeping them would
     // only leak memory and let a late reconcile settle them a second time.
     for (const [id, f] of this.inFlight) if (f.executorId === executorId) this.inFlight.delete(id);
+    for (const [id, b] of this.batches) if (b.executorId === executorId) this.batches.delete(id);
     const w = this.executors.get(executorId);
     if (!w) return;
     this.executors.delete(executorId);
@@ -304,6 +390,11 @@ export class Dispatcher {
     if (f) {
       this.inFlight.delete(result.attemptId);
       this.executors.get(f.executorId)?.attempts.delete(result.attemptId);
+      const b = f.jobId === undefined ? undefined : this.batches.get(f.jobId);
+      if (b && f.jobId !== undefined) {
+        b.members.delete(result.attemptId);
+        if (b.members.size === 0) this.batches.delete(f.jobId);
+      }
       const cur = this.currentAttempt.get(f.payload.taskId);
       stale = cur !== undefined && f.payload.attempt < cur;
       if (!stale && result.state === 'SUCCEEDED') this.currentAttempt.delete(f.payload.taskId);
@@ -316,13 +407,19 @@ export class Dispatcher {
     // event name first and build the field map only for the rest.
     if (fields[0] !== 'event') return;
     const event = fields[1];
-    if (event !== 'completed' && event !== 'active' && event !== 'progress' && event !== 'failed' && event !== 'stalled') return;
+    if (event !== 'completed' && event !== 'active' && event !== 'progress' && event !== 'failed' && event !== 'stalled' && event !== BATCH_MEMBER_EVENT) return;
     const m = new Map<string, string>();
     for (let i = 2; i + 1 < fields.length; i += 2) m.set(String(fields[i]), String(fields[i + 1]));
     const jobId = m.get('jobId') ?? '';
     try {
+      const batch = this.batches.get(jobId);
       if (event === 'completed') {
-        const result = decodeAttemptResult(JSON.parse(m.get('returnvalue') ?? 'null') as unknown);
+        const value: unknown = JSON.parse(m.get('returnvalue') ?? 'null');
+        if (isBatchData(value)) {
+          this.settleBatch(w, jobId, value);
+          return;
+        }
+        const result = decodeAttemptResult(value);
         // An executor may only settle the attempt its queue entry names, and only its own:
         // a result claiming another attempt (another tenant's task) is dropped.
         const f = this.inFlight.get(jobId);
@@ -331,32 +428,58 @@ export class Dispatcher {
           return;
         }
         this.settle(w.executorId, result);
+      } else if (event === BATCH_MEMBER_EVENT) {
+        this.settleBatch(w, jobId, { batch: [JSON.parse(m.get('returnvalue') ?? 'null') as unknown] }, false);
       } else if (event === 'active') {
-        // BullMQ writes this when the executor's worker takes the job; the
-        // entry id's first part is Redis's clock in ms.
-        const f = this.inFlight.get(jobId);
-        if (f && !f.running) {
-          f.running = true;
-          const startedAt = Number(entryId.split('-')[0]) || this.o.clock.now();
-          this.emit({ type: 'running', executorId: w.executorId, taskId: f.payload.taskId, progress: { phase: 'running', attemptId: jobId, startedAt, host: w.hostname } });
+        // BullMQ writes this when the executor's worker takes the job (all of a batch's members
+        // start then); the entry id's first part is Redis's clock in ms.
+        const startedAt = Number(entryId.split('-')[0]) || this.o.clock.now();
+        for (const attemptId of batch ? [...batch.members] : [jobId]) {
+          const f = this.inFlight.get(attemptId);
+          if (f && !f.running) {
+            f.running = true;
+            this.emit({ type: 'running', executorId: w.executorId, taskId: f.payload.taskId, progress: { phase: 'running', attemptId, startedAt, host: w.hostname } });
+          }
         }
       } else if (event === 'progress') {
         const p = decodeAttemptProgress(JSON.parse(m.get('data') ?? 'null') as unknown);
         const f = p ? this.inFlight.get(p.attemptId) : undefined;
-        if (p && f) {
+        if (p && f && f.executorId === w.executorId) {
           const first = !f.running;
           f.running = true;
           this.emit({ type: first ? 'running' : 'progress', executorId: w.executorId, taskId: f.payload.taskId, progress: p });
         }
       } else if (event === 'failed') {
-        const f = this.inFlight.get(jobId);
-        if (f) this.settle(w.executorId, this.synthetic(f, w, 'FAILED', 'EXECUTOR_ERROR', `the executor failed the job: ${m.get('failedReason') ?? ''}`));
+        const reason = `the executor failed the job: ${m.get('failedReason') ?? ''}`;
+        for (const attemptId of batch ? [...batch.members] : [jobId]) {
+          const f = this.inFlight.get(attemptId);
+          if (f && f.executorId === w.executorId) this.settle(w.executorId, this.synthetic(f, w, 'FAILED', 'EXECUTOR_ERROR', reason));
+        }
       } else if (event === 'stalled') {
-        this.emit({ type: 'stalled', executorId: w.executorId, attemptId: jobId });
+        for (const attemptId of batch ? [...batch.members] : [jobId]) this.emit({ type: 'stalled', executorId: w.executorId, attemptId });
       }
     } catch (err) {
       this.o.logger.warn({ err: (err as Error).message, executor: w.executorId, event, jobId }, 'undecodable queue event ignored');
     }
+  }
+
+  /**
+   * Settle the members of a finished batch from its return value. Each result must name an
+   * attempt in flight on this executor, held by this batch (or adopted, batch not known yet),
+   * for its own task: an executor settles only what its queue entry holds.
+   */
+  private settleBatch(w: Watched, jobId: string, value: unknown, whole = true): void {
+    for (const result of decodeAttemptBatchResult(value).batch) {
+      const f = this.inFlight.get(result.attemptId);
+      if (!f || f.executorId !== w.executorId || f.payload.taskId !== result.taskId || (f.jobId !== undefined && f.jobId !== jobId)) {
+        // Not in flight: settled already (a member reported on its own before its batch completed).
+        if (f) this.o.logger.warn({ executor: w.executorId, jobId, claimed: result.attemptId }, 'a batch result that does not match its queue entry was dropped');
+        continue;
+      }
+      this.settle(w.executorId, result);
+    }
+    // A member's own report (whole = false) leaves the rest of the batch in flight.
+    if (whole) this.batches.delete(jobId);
   }
 
   private synthetic(f: InFlight, w: Watched | undefined, state: AttemptResult['state'], reason: string, message: string): AttemptResult {
@@ -467,6 +590,7 @@ export class Dispatcher {
       const f = this.inFlight.get(id);
       if (f) this.settle(w.executorId, this.synthetic(f, w, 'LOST', 'EXECUTOR_LOST', `executor ${w.executorId} on ${w.hostname} was lost (${reason}); not counted against retries`));
     }
+    for (const [id, b] of this.batches) if (b.executorId === w.executorId) this.batches.delete(id);
     // Waiting jobs would only run if the executor came back; its results would
     // then be stale. Drop them (best effort) and stop using the queue.
     void w.queue.drain().catch(() => undefined).finally(() => void w.queue.close().catch(() => undefined));
@@ -478,36 +602,70 @@ export class Dispatcher {
     const old = [...this.inFlight.values()].filter((f) => now - f.dispatchedAt >= this.reconcileIntervalMs && this.executors.has(f.executorId));
     if (old.length === 0) return;
     try {
-      for (let i = 0; i < old.length; i += 1000) {
-        const chunk = old.slice(i, i + 1000);
+      // Adopted attempts: which queue job holds each (its batch, or itself), read once.
+      const unknown = old.filter((f) => f.jobId === undefined);
+      for (let i = 0; i < unknown.length; i += 1000) {
+        const chunk = unknown.slice(i, i + 1000);
         const pipe = this.producer.pipeline();
-        for (const f of chunk) pipe.hmget(`${QUEUE_PREFIX}:${executorQueueName(f.executorId)}:${f.payload.attemptId}`, 'timestamp', 'finishedOn', 'returnvalue', 'failedReason');
+        for (const f of chunk) pipe.hget(executorBatchIndexKey(f.executorId), f.payload.attemptId);
         const res = (await pipe.exec()) ?? [];
-        const lost: InFlight[] = [];
         chunk.forEach((f, j) => {
           const entry = res[j];
-          if (!entry || entry[0] || !Array.isArray(entry[1])) return;
+          if (!entry || entry[0]) return;
+          f.jobId = typeof entry[1] === 'string' ? entry[1] : f.payload.attemptId;
+        });
+      }
+      // The queue jobs to read, each with its members among the old attempts.
+      const byJob = new Map<string, InFlight[]>();
+      for (const f of old) {
+        if (f.jobId === undefined) continue;
+        const key = `${f.executorId}\0${f.jobId}`;
+        const list = byJob.get(key);
+        if (list) list.push(f);
+        else byJob.set(key, [f]);
+      }
+      const jobs = [...byJob.values()];
+      for (let i = 0; i < jobs.length; i += 1000) {
+        const chunk = jobs.slice(i, i + 1000);
+        const pipe = this.producer.pipeline();
+        for (const [f] of chunk) if (f) pipe.hmget(`${QUEUE_PREFIX}:${executorQueueName(f.executorId)}:${f.jobId ?? ''}`, 'timestamp', 'finishedOn', 'returnvalue', 'failedReason');
+        const res = (await pipe.exec()) ?? [];
+        const lost: InFlight[][] = [];
+        chunk.forEach((members, j) => {
+          const entry = res[j];
+          const f0 = members[0];
+          if (!f0 || !entry || entry[0] || !Array.isArray(entry[1])) return;
           const [timestamp, finishedOn, returnvalue, failedReason] = entry[1] as (string | null)[];
-          if (!this.inFlight.has(f.payload.attemptId)) return;
-          const w = this.executors.get(f.executorId);
-          if (timestamp === null || timestamp === undefined) lost.push(f);
+          const live = members.filter((f) => this.inFlight.get(f.payload.attemptId) === f);
+          if (live.length === 0) return;
+          const w = this.executors.get(f0.executorId);
+          if (timestamp === null || timestamp === undefined) lost.push(live);
           else if (finishedOn && returnvalue) {
             try {
-              const result = decodeAttemptResult(JSON.parse(returnvalue) as unknown);
-              if (result.attemptId !== f.payload.attemptId || result.taskId !== f.payload.taskId) throw new Error(`result names ${result.attemptId}, not ${f.payload.attemptId}`);
-              this.settle(f.executorId, result);
+              const value: unknown = JSON.parse(returnvalue);
+              if (isBatchData(value)) {
+                if (w) this.settleBatch(w, f0.jobId ?? '', value);
+              } else {
+                const result = decodeAttemptResult(value);
+                if (result.attemptId !== f0.payload.attemptId || result.taskId !== f0.payload.taskId) throw new Error(`result names ${result.attemptId}, not ${f0.payload.attemptId}`);
+                this.settle(f0.executorId, result);
+              }
             } catch (err) {
-              this.o.logger.warn({ err: (err as Error).message, attempt: f.payload.attemptId }, 'undecodable result');
+              this.o.logger.warn({ err: (err as Error).message, attempt: f0.payload.attemptId, job: f0.jobId }, 'undecodable result');
             }
           } else if (finishedOn && failedReason) {
-            this.settle(f.executorId, this.synthetic(f, w, 'FAILED', 'EXECUTOR_ERROR', `the executor failed the job: ${failedReason}`));
+            for (const f of live) this.settle(f.executorId, this.synthetic(f, w, 'FAILED', 'EXECUTOR_ERROR', `the executor failed the job: ${failedReason}`));
           }
         });
-        for (const f of lost) {
-          const w = this.executors.get(f.executorId);
-          if (!w) continue;
-          this.o.logger.warn({ attempt: f.payload.attemptId, executor: f.executorId }, 'Redis lost a queued attempt (restart without the last writes?): enqueuing it again');
-          await w.queue.add('attempt', f.payload, this.jobOptions(f.payload));
+        for (const members of lost) {
+          const f0 = members[0];
+          const w = f0 ? this.executors.get(f0.executorId) : undefined;
+          if (!f0 || !w || f0.jobId === undefined) continue;
+          this.o.logger.warn({ attempts: members.length, job: f0.jobId, executor: f0.executorId }, 'Redis lost a queued job (restart without the last writes?): enqueuing it again');
+          // The same job id and, for a batch, the same members: an executor still running the
+          // first delivery shares that run (see Executor.processOne) instead of starting another.
+          const data = f0.jobId === f0.payload.attemptId ? f0.payload : { batch: members.map((f) => f.payload) };
+          await w.queue.add('attempt', data, this.jobOptions(f0.jobId));
         }
       }
     } catch (err) {

@@ -122,6 +122,8 @@ export interface ExecutorRegistration {
   readonly state: ExecutorState;
   readonly heartbeat: number;
   readonly runner: string;
+  /** Whether it takes batch jobs (several attempts in one queue job). */
+  readonly batches: boolean;
 }
 
 /** Read one executor's registration, or undefined when it never registered. */
@@ -139,6 +141,7 @@ export async function readRegistration(redis: Redis, executorId: string): Promis
     state: state === 'draining' || state === 'exited' ? state : 'running',
     heartbeat: Number(s(F.heartbeat)) || 0,
     runner: s(F.runner),
+    batches: s(F.batches) === '1',
   };
 }
 

@@ -1,0 +1,125 @@
+/**
+ * Batched dispatch between the dispatcher and a real `locus executor` process
+ * (the built binary, its own Redis ACL user, real Redis): attempts of one
+ * stage go out in one queue job and each is settled from its own result, as
+ * it ends; one member of a running batch is killed; and a second
+ * dispatcher that adopts batched attempts (a scheduler after a crash) settles
+ * them from their batch's queue job without queueing any of them again.
+ */
+import { chmod, mkdtemp, rm, writeFile } from 'node:fs/promises';
+import { join } from 'node:path';
+import { Queue } from 'bullmq';
+import type { Redis } from 'ioredis';
+import { afterAll, beforeAll, describe, expect, it } from 'vitest';
+import { QUEUE_PREFIX, batchJobId, executorBatchIndexKey, executorQueueName, type AttemptPayload } from '../../src/executor/contract.js';
+import type { ExecutorProvisioner } from '../../src/scheduler/executor-registry.js';
+import { startRedis, type TestRedis } from '../harness/redis.js';
+import { RecordingDispatcher, payload, provisioner, requireBuild, spawnExecutor, stopProc, waitFor, waitRegistered, type ExecutorProc } from './executor-harness.js';
+
+let redis: TestRedis;
+let admin: Redis;
+let prov: ExecutorProvisioner;
+let rd: RecordingDispatcher;
+let work: string;
+const procs: ExecutorProc[] = [];
+const others: RecordingDispatcher[] = [];
+
+beforeAll(async () => {
+  requireBuild();
+  work = await mkdtemp(join('/var/tmp', 'locus-dispatch-batches-'));
+  await chmod(work, 0o755);
+  const aclFile = join(work, 'users.acl');
+  await writeFile(aclFile, '');
+  redis = await startRedis({ extraArgs: ['--aclfile', aclFile] });
+  ({ admin, prov } = provisioner(redis));
+  rd = new RecordingDispatcher(redis);
+  await rd.dispatcher.start();
+});
+
+afterAll(async () => {
+  for (const p of procs) await stopProc(p);
+  for (const o of others) await o.close();
+  await rd?.close();
+  admin?.disconnect();
+  await redis?.dispose();
+  await rm(work, { recursive: true, force: true });
+});
+
+async function executor(id: string, slots: number): Promise<void> {
+  const creds = await prov.create(id);
+  const e = spawnExecutor({ redis, id, creds, sandbox: join(work, `sandbox-${id}`), slots });
+  procs.push(e);
+  await waitRegistered(admin, id).catch((err: Error) => {
+    throw new Error(`${err.message}\n${e.stderr()}`);
+  });
+}
+
+/** Attempts of stage 0 of one job: task ids `<job>.0.<i>`, as the job service names them. */
+function stage(job: string, n: number, argv: (i: number) => readonly string[]): AttemptPayload[] {
+  return Array.from({ length: n }, (_, i) => payload(`${job}.0.${i}`, 1, argv(i), { jobId: job }));
+}
+
+describe('batched dispatch', () => {
+  it('sends the attempts of one stage in one queue job and settles each from its own result', async () => {
+    const id = 'EB1';
+    await executor(id, 4);
+    const attempts = stage('job-b1', 4, () => ['true']);
+    await rd.dispatcher.dispatchMany(attempts.map((p) => ({ executorId: id, payload: p })));
+    for (const p of attempts) expect(await rd.result(p.attemptId)).toMatchObject({ attemptId: p.attemptId, taskId: p.taskId, state: 'SUCCEEDED' });
+
+    // One queue job held all four (the index names it for each), and each was reported running.
+    const batch = batchJobId(attempts[0]?.attemptId ?? '');
+    expect(await admin.hgetall(executorBatchIndexKey(id))).toEqual(Object.fromEntries(attempts.map((p) => [p.attemptId, batch])));
+    const q = new Queue(executorQueueName(id), { connection: admin, prefix: QUEUE_PREFIX });
+    try {
+      expect(await q.getJobCounts('completed')).toEqual({ completed: 1 });
+      const job = await q.getJob(batch);
+      expect((job?.data as { batch: AttemptPayload[] }).batch.map((p) => p.attemptId)).toEqual(attempts.map((p) => p.attemptId));
+    } finally {
+      await q.close();
+    }
+    for (const p of attempts) expect(rd.events.some((e) => e.type === 'running' && e.taskId === p.taskId)).toBe(true);
+  }, 60_000);
+
+  it('reports each member as it ends, and kills one member of a running batch', async () => {
+    const id = 'EB2';
+    await executor(id, 3);
+    const attempts = stage('job-b2', 3, (i) => ['sleep', i === 1 ? '60' : '1']);
+    await rd.dispatcher.dispatchMany(attempts.map((p) => ({ executorId: id, payload: p })));
+    const victim = attempts[1] as AttemptPayload;
+    // The short members are settled while the long one still runs: a batch does not hold its
+    // members' slots until its slowest member ends.
+    for (const p of [attempts[0], attempts[2]] as AttemptPayload[]) expect(await rd.result(p.attemptId)).toMatchObject({ state: 'SUCCEEDED' });
+    expect(rd.results(victim.attemptId, true)).toEqual([]);
+    expect(rd.dispatcher.inFlightCount).toBe(1);
+    // A member cannot be taken off the queue alone: the executor kills it and says why.
+    expect(await rd.dispatcher.kill(id, victim.attemptId)).toBe('signalled');
+    expect(await rd.result(victim.attemptId, 15_000)).toMatchObject({ state: 'KILLED', reason: 'CANCELLED' });
+    expect(rd.dispatcher.inFlightCount).toBe(0);
+    // Each attempt was settled once, though the batch's result names all three again.
+    await new Promise((r) => setTimeout(r, 500));
+    for (const p of attempts) expect(rd.results(p.attemptId, true)).toHaveLength(1);
+  }, 60_000);
+
+  it('settles batched attempts adopted by another dispatcher from their batch, queueing none again', async () => {
+    const id = 'EB3';
+    await executor(id, 2);
+    const attempts = stage('job-b3', 2, () => ['sleep', '1']);
+    // The first dispatcher queues the batch and goes away before any result (a crashed scheduler).
+    const first = new RecordingDispatcher(redis);
+    others.push(first);
+    await first.dispatcher.dispatchMany(attempts.map((p) => ({ executorId: id, payload: p })));
+    await first.close();
+    const key = `${QUEUE_PREFIX}:${executorQueueName(id)}:${batchJobId(attempts[0]?.attemptId ?? '')}`;
+    await waitFor('the batch to finish with nobody listening', async () => (await admin.hget(key, 'finishedOn')) !== null, 20_000);
+
+    // The next one knows only the attempts (their ids and executor), as a recovered scheduler does.
+    const next = new RecordingDispatcher(redis, { reconcileIntervalMs: 300 });
+    others.push(next);
+    await next.dispatcher.start();
+    for (const p of attempts) await next.dispatcher.adopt(id, p);
+    for (const p of attempts) expect(await next.result(p.attemptId, 10_000)).toMatchObject({ attemptId: p.attemptId, state: 'SUCCEEDED' });
+    // No attempt went out again as a job of its own.
+    for (const p of attempts) expect(await admin.exists(`${QUEUE_PREFIX}:${executorQueueName(id)}:${p.attemptId}`)).toBe(0);
+  }, 60_000);
+});
