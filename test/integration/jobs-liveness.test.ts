@@ -13,6 +13,8 @@
  *   (the task ran again meanwhile) puts the task back, not drops it.
  * - A result this process finds stale for the attempt it holds as running (another scheduler
  *   process finished it) does not leave the task held as running for ever.
+ * - A start Redis did not answer (its reply lost, or Redis down) leaves neither a task RUNNING
+ *   in Redis with no executor nor a pending task forgotten here.
  */
 import type { Redis } from 'ioredis';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
@@ -324,5 +326,70 @@ describe('a task made pending by two paths at once', () => {
     const a4 = await start(jobs, m0, 'h3');
     expect(a4.attempt).toBe(4);
     await jobs.cancel(job.id);
+  });
+});
+
+/** The real store, whose next startAttempt (and reads, while `down`) fail as a Redis that went away. */
+class FlakyStore extends JobStore {
+  /** The next start: 'reply-lost' runs the script and then throws; 'down' throws without running it. */
+  nextStart: 'reply-lost' | 'down' | undefined;
+  /** Reads of a task throw while this is above 0, counting down. */
+  readsDown = 0;
+
+  override async startAttempt(taskId: string, attempt: Parameters<JobStore['startAttempt']>[1]): Promise<boolean> {
+    const mode = this.nextStart;
+    this.nextStart = undefined;
+    if (mode === 'down') throw new Error('Connection is closed.');
+    const started = await super.startAttempt(taskId, attempt);
+    if (mode === 'reply-lost') throw new Error('Command timed out');
+    return started;
+  }
+
+  override async getTask(taskId: string): ReturnType<JobStore['getTask']> {
+    if (this.readsDown > 0) {
+      this.readsDown--;
+      throw new Error('Connection is closed.');
+    }
+    return await super.getTask(taskId);
+  }
+}
+
+describe('a start Redis did not answer', () => {
+  it('recorded but unanswered (reply lost): the attempt no executor got is ended LOST, uncounted, and the task runs again', async () => {
+    const store = new FlakyStore(conn);
+    const jobs = service(store);
+    const job = await jobs.submit('default', twoStage(0));
+    const m0 = `${job.id}.0.0`;
+    await until('maps pending', () => (pendingIds(jobs, job.id).length === 3 ? true : undefined));
+    store.nextStart = 'reply-lost';
+    await expect(jobs.startAttempt(m0, { id: 'ex-h1', host: 'h1' }, LocalityLevel.ANY)).rejects.toThrow('Command timed out');
+    jobs.requeue(m0); // as the coordinator does when a start throws
+    // Without the settlement the task stays RUNNING in Redis, with nothing to run or place it.
+    await until('pending again', () => (pendingIds(jobs, job.id).includes(m0) ? true : undefined));
+    const rec = await jobs.getTaskRecord(m0);
+    expect(rec?.state).toBe('PENDING');
+    expect(rec?.attempts.map((a) => [a.attempt, a.state, a.reason])).toEqual([[1, 'LOST', 'START_UNCONFIRMED']]);
+    // retries: 0, and the job still runs to its end: the lost start was not counted.
+    const done = await runToEnd(jobs, job.id, ['h1', 'h2', 'h3']);
+    expect(done.state).toBe('SUCCEEDED');
+  });
+
+  it('not recorded, Redis down for a while: the task is put back once Redis answers again', async () => {
+    const store = new FlakyStore(conn);
+    const jobs = service(store);
+    const job = await jobs.submit('default', twoStage(0));
+    const m0 = `${job.id}.0.0`;
+    await until('maps pending', () => (pendingIds(jobs, job.id).length === 3 ? true : undefined));
+    store.nextStart = 'down';
+    store.readsDown = 2;
+    await expect(jobs.startAttempt(m0, { id: 'ex-h1', host: 'h1' }, LocalityLevel.ANY)).rejects.toThrow('Connection is closed.');
+    jobs.requeue(m0); // as the coordinator does when a start throws
+    expect(pendingIds(jobs, job.id)).not.toContain(m0);
+    // Reads fail twice (the first tries to put it back), then it is pending again as it was.
+    await until('pending again', () => (pendingIds(jobs, job.id).includes(m0) ? true : undefined), 5_000);
+    expect(store.readsDown).toBe(0);
+    expect((await jobs.getTaskRecord(m0))?.attempts ?? []).toEqual([]);
+    const done = await runToEnd(jobs, job.id, ['h1', 'h2', 'h3']);
+    expect(done.state).toBe('SUCCEEDED');
   });
 });

@@ -365,10 +365,18 @@ export class JobService extends EventEmitter<ServiceEvents> {
     this.index.remove(taskId);
     const attempt = task.attempts + 1;
     const attemptId = makeAttemptId(taskId, attempt);
-    const started = await this.o.store.startAttempt(taskId, {
-      attempt, attemptId, executorId: executor.id, host: executor.host, locality,
-      startedAt: this.o.clock.now(), state: 'RUNNING', ...(executor.agentUrl ? { agentUrl: executor.agentUrl } : {}),
-    });
+    let started: boolean;
+    try {
+      started = await this.o.store.startAttempt(taskId, {
+        attempt, attemptId, executorId: executor.id, host: executor.host, locality,
+        startedAt: this.o.clock.now(), state: 'RUNNING', ...(executor.agentUrl ? { agentUrl: executor.agentUrl } : {}),
+      });
+    } catch (err) {
+      // No answer is not a no: the script may have run and its reply been lost, leaving the task
+      // RUNNING in Redis under an attempt no executor was ever given. Settled once Redis answers.
+      this.requeue(taskId, attemptId);
+      throw err;
+    }
     if (!started) {
       // Refused: the task is no longer pending, or this pending view of it is older than its
       // record (its attempts were counted before another attempt ran). In the second case it is
@@ -379,7 +387,13 @@ export class JobService extends EventEmitter<ServiceEvents> {
     }
     this.running.set(taskId, { attemptId, tenant: task.tenant, executorId: executor.id, locality, startSeq: this.lost.attemptStarted() });
     this.emitTask(job, taskId, 'RUNNING', { host: executor.host, locality });
-    return this.buildPayload(job, task.stage, task.index, attempt, task.split, executor.host, task.generation);
+    try {
+      return await this.buildPayload(job, task.stage, task.index, attempt, task.split, executor.host, task.generation);
+    } catch (err) {
+      // Recorded as running but never given to an executor: ended LOST, so it runs again.
+      this.requeue(taskId, attemptId);
+      throw err;
+    }
   }
 
   /**
@@ -446,24 +460,46 @@ export class JobService extends EventEmitter<ServiceEvents> {
   }
 
   /**
-   * A start that failed before it was recorded (the store call threw): the task is
-   * pending again. Only the in-memory view is rebuilt; the store never saw the start.
+   * Put a task whose start failed back as pending, from its record. `unconfirmed` names an
+   * attempt whose start went unanswered (Redis down, or the reply lost) or was recorded but never
+   * dispatched: if the record shows that attempt running, it is ended LOST (not counted), which
+   * makes the task pending again. Redis being down is waited out (backing off to 5 s) for as
+   * long as the job runs: giving up would leave the task in Redis with nothing here to place it.
    */
-  requeue(taskId: string): void {
+  requeue(taskId: string, unconfirmed?: string): void {
     void (async () => {
-      const rec = await this.o.store.getTask(taskId);
-      if (rec && rec.state !== 'PENDING') return;
-      const parts = taskId.match(/^(.+)\.(\d+)\.(\d+)$/);
-      const job = parts?.[1] ? this.jobs.get(parts[1]) : undefined;
-      if (!job || !parts || job.state !== 'RUNNING') return;
-      const stage = Number(parts[2]);
-      const index = Number(parts[3]);
-      const split = job.spec.stages[stage]?.tasks ? undefined : (await this.o.store.getSplits(job.id, stage, index, index + 1))[0];
-      // Made pending (or started) by another path meanwhile, from a record as fresh as this one.
-      if (this.pending.has(taskId) || this.running.has(taskId)) return;
-      this.addPending(job, stage, index, split, rec);
-      this.emit('work');
-    })().catch((err: unknown) => this.o.logger.warn({ err: String(err), taskId }, 'requeueing a task failed'));
+      for (let delayMs = 250; ; delayMs = Math.min(delayMs * 2, 5000)) {
+        try {
+          await this.requeueOnce(taskId, unconfirmed);
+          return;
+        } catch (err) {
+          const job = this.jobs.get(taskId.replace(/\.\d+\.\d+$/, ''));
+          if (job === undefined || TERMINAL_JOB_STATES.has(job.state)) return;
+          this.o.logger.warn({ err: String(err), taskId, retryInMs: delayMs }, 'putting a task back as pending failed; trying again');
+          await new Promise((r) => setTimeout(r, delayMs).unref());
+        }
+      }
+    })();
+  }
+
+  private async requeueOnce(taskId: string, unconfirmed: string | undefined): Promise<void> {
+    const rec = await this.o.store.getTask(taskId);
+    const last = rec?.attempts[rec.attempts.length - 1];
+    if (unconfirmed !== undefined && rec?.state === 'RUNNING' && last?.attemptId === unconfirmed && last.state === 'RUNNING') {
+      await this.abandonAttempt(taskId, unconfirmed, 'START_UNCONFIRMED');
+      return;
+    }
+    if (rec && rec.state !== 'PENDING') return;
+    const parts = taskId.match(/^(.+)\.(\d+)\.(\d+)$/);
+    const job = parts?.[1] ? this.jobs.get(parts[1]) : undefined;
+    if (!job || !parts || job.state !== 'RUNNING') return;
+    const stage = Number(parts[2]);
+    const index = Number(parts[3]);
+    const split = job.spec.stages[stage]?.tasks ? undefined : (await this.o.store.getSplits(job.id, stage, index, index + 1))[0];
+    // Made pending (or started) by another path meanwhile, from a record as fresh as this one.
+    if (this.pending.has(taskId) || this.running.has(taskId)) return;
+    this.addPending(job, stage, index, split, rec);
+    this.emit('work');
   }
 
   /** The dispatcher could not enqueue: put the task back as pending, not counted. */
