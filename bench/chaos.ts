@@ -49,6 +49,7 @@ import { Redis } from 'ioredis';
 import { startLocalCluster, type LocalCluster } from '../src/local/index.js';
 import { startNetnsCluster, type NetnsCluster } from '../src/local/netns-cluster.js';
 import { commitKey, decodeCommittedOutput } from '../src/executor/contract.js';
+import { waitForRedisPong } from '../src/app/redis-server.js';
 
 /** One scenario's figures, as the issue asks for them. */
 export interface ScenarioResult {
@@ -139,21 +140,7 @@ class ChaosRedis {
   async start(): Promise<void> {
     const bind = this.bridge === undefined ? ['127.0.0.1'] : ['127.0.0.1', this.bridge, '--protected-mode', 'no'];
     this.proc = spawn('redis-server', ['--port', String(this.port), '--bind', ...bind, '--dir', this.dir, '--save', '', '--appendonly', 'yes', '--appendfsync', 'always'], { stdio: 'ignore' });
-    const deadline = Date.now() + 15_000;
-    for (;;) {
-      const r = new Redis({ port: this.port, host: '127.0.0.1', lazyConnect: true, maxRetriesPerRequest: 0, retryStrategy: () => null });
-      r.on('error', () => undefined);
-      try {
-        await r.connect();
-        await r.ping();
-        r.disconnect();
-        return;
-      } catch {
-        r.disconnect();
-        if (Date.now() > deadline) throw new Error(`redis on ${this.port} did not start`);
-        await sleep(50);
-      }
-    }
+    await waitForRedisPong(this.port, { timeoutMs: 15_000 });
   }
   async kill9(): Promise<void> {
     if (!this.proc) return;
