@@ -25,8 +25,8 @@
  * Entries are numbered, and buckets hold entry numbers, not entries. What a
  * pass reads for every entry it walks past (placed or removed, plain, first
  * three host ids) sits in index-wide typed arrays indexed by number: walking a
- * bucket then reads two dense arrays instead of one scattered object per
- * entry, which a profile showed was a cache miss per entry and a quarter of a
+ * bucket then reads 16 bytes of one dense array per entry instead of a
+ * scattered object, which a profile showed was a cache miss per entry and a quarter of a
  * pass (each task sits in three host buckets, so a pass walks three entries
  * per placement). A removed entry's number is recycled only after a sweep
  * has compacted every bucket, so no bucket can hold a number that names a
@@ -52,7 +52,7 @@ export const MORE_HOSTS = 2;
 export class Entry {
   /**
    * Interned ids of its first three distinct preferred hosts (-1 when it has
-   * fewer; also in the index's `hosts` column, which the hot path reads).
+   * fewer; also in the index's `cols`, which the hot path reads).
    * Hosts past the third are in `more`.
    */
   readonly h0: number;
@@ -253,7 +253,8 @@ export class PendingIndex {
   readonly byNo: (Entry | undefined)[] = [];
   /**
    * @internal Per entry number, four slots at 4·no: its mark (the pass that
-   * placed it, 0 = none, DEAD once removed) and its first three host ids (-1
+   * placed it, 0 = none, DEAD once removed; a placement is final only when the
+   * coordinator removes the task) and its first three host ids (-1
    * when fewer). Together because a pass reads the hosts of an entry right
    * after its mark: one cache line serves both.
    */
