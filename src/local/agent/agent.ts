@@ -18,6 +18,7 @@ import { readCheckpoint, writeCheckpoint } from '../checkpoint.js';
 import { add, allocationRole, reservationRole, scalar, subtract } from '../resources.js';
 import { listen, type Listening, type TlsFiles } from '../http.js';
 import { agentCheckpoint, agentDataDir, agentRoot, nestedSandboxDir, sandboxDir, volumeDir } from './paths.js';
+import { userOf } from './run-as.js';
 import { handleAgentRequest } from './http-api.js';
 import { newUuid } from './status.js';
 import { fetchUris } from './fetcher.js';
@@ -391,6 +392,8 @@ export class LocalAgent {
       volumes: mounts,
       network: 'host',
       hostFilesystem: true,
+      // As a genuine agent (--switch_user, its default): CommandInfo.user, else FrameworkInfo.user.
+      ...userOf(cmd, framework),
       ...(task.container?.hostname !== undefined ? { hostname: task.container.hostname } : {}),
     })).then(
       (container) => {

@@ -20,6 +20,7 @@ import { recordio } from '../http.js';
 import { allocationRole, scalar } from '../resources.js';
 import type { LocalAgent, RunningContainer } from './agent.js';
 import { sandboxDir } from './paths.js';
+import { userOf } from './run-as.js';
 import { newUuid } from './status.js';
 
 /** Timings of the executor lifecycle (agent flags in Mesos). */
@@ -191,6 +192,10 @@ export class CustomExecutors {
       volumes: mounts,
       network: 'host',
       hostFilesystem: true,
+      // As a genuine agent (--switch_user, its default): CommandInfo.user, else FrameworkInfo.user.
+      // An executor running as the framework's user (root for Locus run as root) can run its
+      // attempts as their tenants' users; as `nobody` every tenant's attempts shared its uid.
+      ...userOf(cmd, framework),
     }).then(
       (container) => {
         const rc: RunningContainer = { containerId, parentId: undefined, frameworkId, executorId, taskId: undefined, sandbox, container, exit: container.wait(), killRequested: false };
