@@ -24,6 +24,7 @@ import { HoldingStore } from '../../src/volumes/store.js';
 import { validateVolumeRequest } from '../../src/volumes/model.js';
 import type { Tenant } from '../../src/core/tenants.js';
 import type { Offer, Operation } from '../../src/mesos/types.js';
+import { waitFor } from '../harness/wait.js';
 
 let redis: TestRedis;
 let client: Redis;
@@ -52,14 +53,6 @@ const driver: MesosDriver = {
   reconcile: async () => undefined,
 };
 
-async function until<T>(what: string, fn: () => T | undefined | Promise<T | undefined>): Promise<T> {
-  for (let i = 0; i < 500; i++) {
-    const v = await fn();
-    if (v !== undefined && v !== false) return v;
-    await new Promise((r) => setTimeout(r, 10));
-  }
-  throw new Error(`timed out waiting for ${what}`);
-}
 
 let seq = 0;
 const offer = (agent: string, host: string, cpus = 4): Offer => ({
@@ -125,15 +118,15 @@ afterAll(async () => {
 
 describe('coordinator offer flow', () => {
   it('new work on a suppressed framework revives at once', async () => {
-    await until('the idle framework suppressed', () => calls.some((c) => c.type === 'suppress'));
+    await waitFor('the idle framework suppressed', () => calls.some((c) => c.type === 'suppress'));
     calls.length = 0;
     await volumes.createVolume(tenant, validateVolumeRequest({ name: 'v1', size: '100MiB', containerPath: 'data' }));
-    await until('a REVIVE', () => calls.some((c) => c.type === 'revive'));
+    await waitFor('a REVIVE', () => calls.some((c) => c.type === 'revive'));
   });
 
   it('sends volume operations and an executor launch on one offer as one ACCEPT, the launch sized from what is left', async () => {
     await jobs.submit('default', validateJobSpec({ name: 'j', retries: 0, tasks: [{ command: ['true'] }], task: { command: ['true'], resources: { cpus: 1, mem: '64MiB', disk: '850MiB' } } }));
-    await until('task pending', () => jobs.index.size === 1);
+    await waitFor('task pending', () => jobs.index.size === 1);
     calls.length = 0;
     const o = offer('S1', 'agent-1');
     await coordinator.handleEvent({ type: 'OFFERS', offers: { offers: [o] } });
@@ -160,8 +153,8 @@ describe('coordinator offer flow', () => {
       await volumes.createVolume(tenant, validateVolumeRequest({ name: 'v2', size: '10MiB', containerPath: 'data' }));
     };
     await coordinator.handleEvent({ type: 'OFFERS', offers: { offers: [offer('S2', 'agent-2', 0.05)] } });
-    await until('the offer declined', () => calls.some((c) => c.type === 'decline'));
-    await until('a REVIVE after the decline', () => {
+    await waitFor('the offer declined', () => calls.some((c) => c.type === 'decline'));
+    await waitFor('a REVIVE after the decline', () => {
       const d = calls.findIndex((c) => c.type === 'decline');
       return calls.findIndex((c, i) => i > d && c.type === 'revive') > d;
     });

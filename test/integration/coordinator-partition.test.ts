@@ -17,6 +17,7 @@ import { ExecutorBook } from '../../src/scheduler/executors.js';
 import { Coordinator, type MesosDriver } from '../../src/scheduler/coordinator.js';
 import type { AttemptPayload } from '../../src/executor/contract.js';
 import type { Event, Offer, Operation } from '../../src/mesos/types.js';
+import { waitFor } from '../harness/wait.js';
 
 let redis: TestRedis;
 let client: Redis;
@@ -38,14 +39,6 @@ const driver: MesosDriver = {
   acceptInverseOffers: async (...args) => { calls.push({ type: 'acceptInverse', args }); },
 };
 
-async function until<T>(what: string, fn: () => T | undefined | Promise<T | undefined>): Promise<T> {
-  for (let i = 0; i < 300; i++) {
-    const v = await fn();
-    if (v !== undefined && v !== false) return v;
-    await new Promise((r) => setTimeout(r, 10));
-  }
-  throw new Error(`timed out waiting for ${what}`);
-}
 
 const offer = (id: string, agent: string, host: string): Offer => ({
   id: { value: id }, framework_id: { value: 'fw' }, agent_id: { value: agent }, hostname: host,
@@ -98,15 +91,15 @@ describe('coordinator: partitions and maintenance', () => {
   it('launches an executor on an offer and hands it the task once Mesos says it runs', async () => {
     const job = await jobs.submit('default', validateJobSpec({ name: 'p', retries: 0, tasks: [{ command: ['sleep', '100'] }], task: { command: ['true'], resources: { cpus: 0.5, mem: '64MiB', disk: '16MiB' } } }));
     jobId = job.id;
-    await until('task pending', () => jobs.index.size === 1);
+    await waitFor('task pending', () => jobs.index.size === 1);
     await coordinator.handleEvent({ type: 'OFFERS', offers: { offers: [offer('o1', 'S1', 'agent-1')] } });
-    const accept = await until('an ACCEPT', () => calls.find((c) => c.type === 'accept'));
+    const accept = await waitFor('an ACCEPT', () => calls.find((c) => c.type === 'accept'));
     const ops = accept.args[1] as Operation[];
     expect(ops[0]?.type).toBe('LAUNCH');
     executorId = ops[0]?.type === 'LAUNCH' ? ops[0].launch.task_infos[0]?.task_id.value ?? '' : '';
     expect(executorId).toMatch(/^locus-exec-/);
     await coordinator.handleEvent(update(executorId, 'TASK_RUNNING'));
-    await until('the attempt on the queue', () => enqueued.length === 1);
+    await waitFor('the attempt on the queue', () => enqueued.length === 1);
     expect(enqueued[0]?.taskId).toBe(`${jobId}.0.0`);
     expect(calls.some((c) => c.type === 'ack')).toBe(true);
   });
@@ -125,7 +118,7 @@ describe('coordinator: partitions and maintenance', () => {
   it('retries the attempts elsewhere, uncounted, once the grace period passes', async () => {
     await coordinator.handleEvent(update(executorId, 'TASK_UNREACHABLE'));
     clock.advance(60_001);
-    const rec = await until('the attempt lost', async () => {
+    const rec = await waitFor('the attempt lost', async () => {
       const r = await jobs.getTaskRecord(`${jobId}.0.0`);
       return r?.state === 'PENDING' ? r : undefined;
     });
@@ -137,16 +130,16 @@ describe('coordinator: partitions and maintenance', () => {
   it('drains an agent announced for maintenance by inverse offers', async () => {
     calls.length = 0;
     await coordinator.handleEvent({ type: 'OFFERS', offers: { offers: [offer('o2', 'S2', 'agent-2')] } });
-    const accept = await until('a second executor', () => calls.find((c) => c.type === 'accept'));
+    const accept = await waitFor('a second executor', () => calls.find((c) => c.type === 'accept'));
     const ops = accept.args[1] as Operation[];
     const second = ops[0]?.type === 'LAUNCH' ? ops[0].launch.task_infos[0]?.task_id.value ?? '' : '';
     await coordinator.handleEvent(update(second, 'TASK_RUNNING', 'S2'));
-    await until('the retry on the new executor', () => enqueued.length === 2);
+    await waitFor('the retry on the new executor', () => enqueued.length === 2);
     await coordinator.handleEvent({
       type: 'OFFERS',
       offers: { offers: [], inverse_offers: [{ id: { value: 'inv1' }, framework_id: { value: 'fw' }, agent_id: { value: 'S2' }, unavailability: { start: { nanoseconds: clock.now() * 1e6 } } }] },
     });
-    const accepted = await until('inverse offer accepted', () => calls.find((c) => c.type === 'acceptInverse'));
+    const accepted = await waitFor('inverse offer accepted', () => calls.find((c) => c.type === 'acceptInverse'));
     expect(accepted.args[0]).toEqual(['inv1']);
     const ex = (await client.hget('locus:executors', second)) ?? '';
     expect(JSON.parse(ex).state).toBe('DRAINING');

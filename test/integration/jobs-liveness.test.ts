@@ -18,16 +18,16 @@
  */
 import type { Redis } from 'ioredis';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
-import { commitKey, decodeCommittedOutput, ledgerIdOf, INPUT_UNREACHABLE, type AttemptPayload, type AttemptResult, type CommittedOutput } from '../../src/executor/contract.js';
-import { systemClock } from '../../src/core/clock.js';
+import { INPUT_UNREACHABLE, type AttemptPayload, type AttemptResult } from '../../src/executor/contract.js';
 import { LocalityLevel } from '../../src/core/locality.js';
-import { silentLogger } from '../../src/obs/log.js';
 import { HOST_FAILURES_TO_AVOID, JobService, UNCOUNTED_INPUT_FAILURES, hostAtFault } from '../../src/scheduler/jobs/service.js';
 import { JobStore } from '../../src/scheduler/jobs/store.js';
 import { validateJobSpec, type JobSpec } from '../../src/scheduler/jobs/spec.js';
 import type { JobRecord } from '../../src/scheduler/jobs/model.js';
 import { explain, place, type ExecutorView, type Snapshot } from '../../src/scheduler/placement/index.js';
 import { startRedis, type TestRedis } from '../harness/redis.js';
+import { waitFor } from '../harness/wait.js';
+import { pendingIds, serviceOn, startOn, succeedAs, twoStage } from './jobs-harness.js';
 
 let redis: TestRedis;
 let conn: Redis;
@@ -41,67 +41,9 @@ afterAll(async () => {
   await redis?.dispose();
 });
 
-const HOST_ROOT = '/srv/host-outputs';
-
-function service(store: JobStore = new JobStore(conn)): JobService {
-  return new JobService({
-    store,
-    resolver: { resolve: () => Promise.reject(new Error('no inputs in these jobs')) },
-    clock: systemClock,
-    logger: silentLogger(),
-    outputRoot: '/tmp/locus-liveness-outputs',
-    limits: { maxPendingTasksPerTenant: 1000, maxTasksPerJob: 1000 },
-    dataPlane: {
-      blockServers: (host) => [`${host}:7000`],
-      async commits(ids) {
-        const raw = await conn.mget(...ids.map(commitKey));
-        return raw.map((r) => (r === null ? undefined : decodeCommittedOutput(JSON.parse(r) as unknown)));
-      },
-    },
-  });
-}
-
-const twoStage = (retries: number): JobSpec => validateJobSpec({
-  name: 'two-stage', retries,
-  stages: [
-    { name: 'map', tasks: [{ command: ['m0'] }, { command: ['m1'] }, { command: ['m2'] }], task: { command: ['true'] } },
-    { name: 'reduce', tasks: [{ command: ['cat', '{stages.map.output}/*/x'] }], task: { command: ['true'] } },
-  ],
-});
-
-async function until<T>(what: string, fn: () => T | undefined | Promise<T | undefined>, timeoutMs = 10_000): Promise<T> {
-  const deadline = Date.now() + timeoutMs;
-  for (;;) {
-    const v = await fn();
-    if (v !== undefined) return v;
-    if (Date.now() > deadline) throw new Error(`timed out waiting for ${what}`);
-    await new Promise((r) => setTimeout(r, 20));
-  }
-}
-
-const pendingIds = (jobs: JobService, jobId: string): string[] => [...jobs.pendingTasks()].filter((t) => t.jobId === jobId).map((t) => t.taskId).sort();
-
-async function start(jobs: JobService, taskId: string, host: string): Promise<AttemptPayload> {
-  const p = await jobs.startAttempt(taskId, { id: `ex-${host}`, host }, LocalityLevel.ANY);
-  if (!p) throw new Error(`${taskId} did not start`);
-  return p;
-}
-
-/** Play an executor that commits: first writer of the payload's generation wins. */
-async function succeed(jobs: JobService, p: AttemptPayload, host: string): Promise<string> {
-  const record: CommittedOutput = {
-    attemptId: p.attemptId, host, blockServer: `${host}:7000`, path: `${HOST_ROOT}/${host}/${ledgerIdOf(p.taskId, p.generation)}`,
-    relPath: p.taskId, size: 2, files: [{ name: 'x', size: 2 }], committedAt: Date.now(),
-  };
-  const key = commitKey(ledgerIdOf(p.taskId, p.generation));
-  const won = (await conn.set(key, JSON.stringify(record), 'NX')) === 'OK';
-  const kept = won ? record : decodeCommittedOutput(JSON.parse((await conn.get(key)) ?? 'null') as unknown);
-  const now = Date.now();
-  return await jobs.finishAttempt({
-    attemptId: p.attemptId, taskId: p.taskId, state: 'SUCCEEDED', exitCode: 0, reason: won ? 'COMMITTED' : 'ALREADY_COMMITTED',
-    message: '', outputPath: kept.path, output: kept, startedAt: now, finishedAt: now, host,
-  });
-}
+const service = (store?: JobStore): JobService => serviceOn(conn, '/tmp/locus-liveness-outputs', store);
+const start = startOn;
+const succeed = (jobs: JobService, p: AttemptPayload, host: string): Promise<string> => succeedAs(jobs, conn, p, host);
 
 function failed(p: AttemptPayload, host: string, over: Partial<AttemptResult> = {}): AttemptResult {
   const now = Date.now();
@@ -148,11 +90,11 @@ async function runToEnd(jobs: JobService, jobId: string, hosts: readonly string[
 /** Submit, run the three maps on h1..h3, and wait for the reduce to be pending. */
 async function mapsCommitted(jobs: JobService, spec: JobSpec): Promise<JobRecord> {
   const job = await jobs.submit('default', spec);
-  await until('maps pending', () => (pendingIds(jobs, job.id).length === 3 ? true : undefined));
+  await waitFor('maps pending', () => (pendingIds(jobs, job.id).length === 3 ? true : undefined));
   const maps: AttemptPayload[] = [];
   for (let i = 0; i < 3; i++) maps.push(await start(jobs, `${job.id}.0.${i}`, `h${i + 1}`));
   for (let i = 0; i < 3; i++) expect(await succeed(jobs, maps[i] as AttemptPayload, `h${i + 1}`)).toBe('SUCCEEDED');
-  await until('reduce pending', () => (pendingIds(jobs, job.id).join() === `${job.id}.1.0` ? true : undefined));
+  await waitFor('reduce pending', () => (pendingIds(jobs, job.id).join() === `${job.id}.1.0` ? true : undefined));
   return job;
 }
 
@@ -172,13 +114,13 @@ describe('a failure to read another host\'s output is not the reading host\'s', 
     expect(await jobs.hostLost('h3', 'agent removed')).toBe(1);
     const m2 = await start(jobs, `${job.id}.0.2`, 'h2');
     expect(await succeed(jobs, m2, 'h2')).toBe('SUCCEEDED');
-    await until('reduce released', () => (pendingIds(jobs, job.id).join() === reduceId ? true : undefined));
+    await waitFor('reduce released', () => (pendingIds(jobs, job.id).join() === reduceId ? true : undefined));
     // The reduce keeps failing to read h3 (a stale location, say) from h1: uncounted up to the cap,
     // then counted, HOST_FAILURES_TO_AVOID times and more.
     for (let i = 0; i < UNCOUNTED_INPUT_FAILURES + HOST_FAILURES_TO_AVOID; i++) {
       const r = await start(jobs, reduceId, 'h1');
       expect(await jobs.finishAttempt(failed(r, 'h1', { reason: INPUT_UNREACHABLE, inputHost: 'h3', exitCode: null, message: 'output 00002 on h3: no route' }))).toBe('PENDING');
-      await until('reduce pending again', () => (pendingIds(jobs, job.id).includes(reduceId) ? true : undefined));
+      await waitFor('reduce pending again', () => (pendingIds(jobs, job.id).includes(reduceId) ? true : undefined));
     }
     const rec = await jobs.getTaskRecord(reduceId);
     expect(rec?.failures).toBe(HOST_FAILURES_TO_AVOID);
@@ -193,13 +135,13 @@ describe('a job whose tasks avoid every live host still completes', () => {
     const jobs = service();
     const spec = validateJobSpec({ name: 'flaky-hosts', retries: 5, tasks: [0, 1, 2, 3, 4, 5].map(() => ({ command: ['run'] })), task: { command: ['true'] } });
     const job = await jobs.submit('default', spec);
-    await until('tasks pending', () => (pendingIds(jobs, job.id).length === 6 ? true : undefined));
+    await waitFor('tasks pending', () => (pendingIds(jobs, job.id).length === 6 ? true : undefined));
     // Tasks 0-1 fail on h1, 2-3 on h2: each host failed this job twice, so every task avoids both.
     for (const [i, host] of [[0, 'h1'], [1, 'h1'], [2, 'h2'], [3, 'h2']] as const) {
       const p = await start(jobs, `${job.id}.0.${i}`, host);
       expect(await jobs.finishAttempt(failed(p, host))).toBe('PENDING');
     }
-    await until('failed tasks pending again', () => (pendingIds(jobs, job.id).length === 6 ? true : undefined));
+    await waitFor('failed tasks pending again', () => (pendingIds(jobs, job.id).length === 6 ? true : undefined));
     for (const t of jobs.pendingTasks()) if (t.jobId === job.id) expect([...t.avoidHosts].sort()).toEqual(['h1', 'h2']);
     // Explain says why it still runs: every live host is one it avoids.
     const why = explain(`${job.id}.0.5`, snapshotOf(['h1', 'h2']), jobs.index);
@@ -271,7 +213,7 @@ describe('a task made pending by two paths at once', () => {
     // Attempt 2 is lost; its retry reads the task's record, then waits (held) for the job's state.
     const release = store.holdNext();
     const retry = jobs.finishAttempt(lost(a2));
-    await until('attempt 2 recorded as lost', async () => ((await jobs.getTaskRecord(m0))?.attempts[1]?.state === 'LOST' ? true : undefined));
+    await waitFor('attempt 2 recorded as lost', async () => ((await jobs.getTaskRecord(m0))?.attempts[1]?.state === 'LOST' ? true : undefined));
     await new Promise((r) => setTimeout(r, 50));
     // Meanwhile a second loss makes the recompute pending (it is neither pending nor running
     // here), and it runs again (attempt 3) and is lost again, its own retry pending at once.
@@ -302,7 +244,7 @@ describe('a task made pending by two paths at once', () => {
     // Attempt 2's retry reads the record (2 attempts), then waits.
     const releaseFirst = store.holdNext();
     const first = jobs.finishAttempt(lost(a2));
-    await until('attempt 2 recorded as lost', async () => ((await jobs.getTaskRecord(m0))?.attempts[1]?.state === 'LOST' ? true : undefined));
+    await waitFor('attempt 2 recorded as lost', async () => ((await jobs.getTaskRecord(m0))?.attempts[1]?.state === 'LOST' ? true : undefined));
     await new Promise((r) => setTimeout(r, 50));
     // A second loss makes the task pending, attempt 3 runs and is lost; its retry waits too,
     // after recording the loss (3 attempts) and before making the task pending.
@@ -310,7 +252,7 @@ describe('a task made pending by two paths at once', () => {
     const a3 = await start(jobs, m0, 'h3');
     const releaseSecond = store.holdNext();
     const second = jobs.finishAttempt(lost(a3));
-    await until('attempt 3 recorded as lost', async () => ((await jobs.getTaskRecord(m0))?.attempts[2]?.state === 'LOST' ? true : undefined));
+    await waitFor('attempt 3 recorded as lost', async () => ((await jobs.getTaskRecord(m0))?.attempts[2]?.state === 'LOST' ? true : undefined));
     await new Promise((r) => setTimeout(r, 50));
     // The first retry goes on first: the task is neither pending nor running here, so it is made
     // pending from the record it read, of 2 attempts; the second retry finds it pending.
@@ -322,7 +264,7 @@ describe('a task made pending by two paths at once', () => {
     // Its start (attempt 3 again) is refused by the store, and the task is pending again, as
     // its record says: 3 attempts, so the next start is attempt 4.
     expect(await jobs.startAttempt(m0, { id: 'ex-h3', host: 'h3' }, LocalityLevel.ANY)).toBeUndefined();
-    await until('pending again from its record', () => ([...jobs.pendingTasks()].find((t) => t.taskId === m0)?.attempts === 3 ? true : undefined));
+    await waitFor('pending again from its record', () => ([...jobs.pendingTasks()].find((t) => t.taskId === m0)?.attempts === 3 ? true : undefined));
     const a4 = await start(jobs, m0, 'h3');
     expect(a4.attempt).toBe(4);
     await jobs.cancel(job.id);
@@ -360,12 +302,12 @@ describe('a start Redis did not answer', () => {
     const jobs = service(store);
     const job = await jobs.submit('default', twoStage(0));
     const m0 = `${job.id}.0.0`;
-    await until('maps pending', () => (pendingIds(jobs, job.id).length === 3 ? true : undefined));
+    await waitFor('maps pending', () => (pendingIds(jobs, job.id).length === 3 ? true : undefined));
     store.nextStart = 'reply-lost';
     await expect(jobs.startAttempt(m0, { id: 'ex-h1', host: 'h1' }, LocalityLevel.ANY)).rejects.toThrow('Command timed out');
     jobs.requeue(m0); // as the coordinator does when a start throws
     // Without the settlement the task stays RUNNING in Redis, with nothing to run or place it.
-    await until('pending again', () => (pendingIds(jobs, job.id).includes(m0) ? true : undefined));
+    await waitFor('pending again', () => (pendingIds(jobs, job.id).includes(m0) ? true : undefined));
     const rec = await jobs.getTaskRecord(m0);
     expect(rec?.state).toBe('PENDING');
     expect(rec?.attempts.map((a) => [a.attempt, a.state, a.reason])).toEqual([[1, 'LOST', 'START_UNCONFIRMED']]);
@@ -379,14 +321,14 @@ describe('a start Redis did not answer', () => {
     const jobs = service(store);
     const job = await jobs.submit('default', twoStage(0));
     const m0 = `${job.id}.0.0`;
-    await until('maps pending', () => (pendingIds(jobs, job.id).length === 3 ? true : undefined));
+    await waitFor('maps pending', () => (pendingIds(jobs, job.id).length === 3 ? true : undefined));
     store.nextStart = 'down';
     store.readsDown = 2;
     await expect(jobs.startAttempt(m0, { id: 'ex-h1', host: 'h1' }, LocalityLevel.ANY)).rejects.toThrow('Connection is closed.');
     jobs.requeue(m0); // as the coordinator does when a start throws
     expect(pendingIds(jobs, job.id)).not.toContain(m0);
     // Reads fail twice (the first tries to put it back), then it is pending again as it was.
-    await until('pending again', () => (pendingIds(jobs, job.id).includes(m0) ? true : undefined), 5_000);
+    await waitFor('pending again', () => (pendingIds(jobs, job.id).includes(m0) ? true : undefined), 5_000);
     expect(store.readsDown).toBe(0);
     expect((await jobs.getTaskRecord(m0))?.attempts ?? []).toEqual([]);
     const done = await runToEnd(jobs, job.id, ['h1', 'h2', 'h3']);

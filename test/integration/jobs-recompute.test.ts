@@ -14,15 +14,13 @@
  */
 import type { Redis } from 'ioredis';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
-import { commitKey, decodeCommittedOutput, ledgerIdOf, INPUT_UNREACHABLE, type AttemptPayload, type CommittedOutput } from '../../src/executor/contract.js';
-import { systemClock } from '../../src/core/clock.js';
-import { LocalityLevel } from '../../src/core/locality.js';
-import { silentLogger } from '../../src/obs/log.js';
+import { commitKey, decodeCommittedOutput, ledgerIdOf, INPUT_UNREACHABLE, type AttemptPayload } from '../../src/executor/contract.js';
 import { JobService } from '../../src/scheduler/jobs/service.js';
 import { JobStore } from '../../src/scheduler/jobs/store.js';
-import { validateJobSpec } from '../../src/scheduler/jobs/spec.js';
 import type { JobRecord } from '../../src/scheduler/jobs/model.js';
 import { startRedis, type TestRedis } from '../harness/redis.js';
+import { waitFor } from '../harness/wait.js';
+import { HOST_ROOT, commitAs, pendingIds, serviceOn, startOn, succeedAs, twoStage, type OutputPath } from './jobs-harness.js';
 
 let redis: TestRedis;
 let conn: Redis;
@@ -36,81 +34,22 @@ afterAll(async () => {
   await redis?.dispose();
 });
 
-const HOST_ROOT = '/srv/host-outputs';
-
-function service(): JobService {
-  return new JobService({
-    store: new JobStore(conn),
-    resolver: { resolve: () => Promise.reject(new Error('no inputs in these jobs')) },
-    clock: systemClock,
-    logger: silentLogger(),
-    outputRoot: '/tmp/locus-recompute-outputs',
-    limits: { maxPendingTasksPerTenant: 1000, maxTasksPerJob: 1000 },
-    dataPlane: {
-      blockServers: (host) => [`${host}:7000`],
-      async commits(ids) {
-        const raw = await conn.mget(...ids.map(commitKey));
-        return raw.map((r) => (r === null ? undefined : decodeCommittedOutput(JSON.parse(r) as unknown)));
-      },
-    },
-  });
-}
-
-const spec = validateJobSpec({
-  name: 'two-stage', retries: 0,
-  stages: [
-    { name: 'map', tasks: [{ command: ['m0'] }, { command: ['m1'] }, { command: ['m2'] }], task: { command: ['true'] } },
-    { name: 'reduce', tasks: [{ command: ['cat', '{stages.map.output}/*/x'] }], task: { command: ['true'] } },
-  ],
-});
-
-async function until<T>(what: string, fn: () => T | undefined | Promise<T | undefined>, timeoutMs = 10_000): Promise<T> {
-  const deadline = Date.now() + timeoutMs;
-  for (;;) {
-    const v = await fn();
-    if (v !== undefined) return v;
-    if (Date.now() > deadline) throw new Error(`timed out waiting for ${what}`);
-    await new Promise((r) => setTimeout(r, 20));
-  }
-}
-
-const pendingIds = (jobs: JobService, jobId: string): string[] => [...jobs.pendingTasks()].filter((t) => t.jobId === jobId).map((t) => t.taskId).sort();
-
-/** Play an executor: the commit script's decision (first writer wins) under the payload's generation. */
-async function commit(p: AttemptPayload, host: string): Promise<{ won: boolean; record: CommittedOutput }> {
-  const record: CommittedOutput = {
-    attemptId: p.attemptId, host, blockServer: `${host}:7000`, path: `${HOST_ROOT}/${host}/${p.taskId}`, relPath: p.taskId,
-    size: 2, files: [{ name: 'x', size: 2 }], committedAt: Date.now(),
-  };
-  const key = commitKey(ledgerIdOf(p.taskId, p.generation));
-  const set = await conn.set(key, JSON.stringify(record), 'NX');
-  if (set === 'OK') return { won: true, record };
-  return { won: false, record: decodeCommittedOutput(JSON.parse((await conn.get(key)) ?? 'null') as unknown) };
-}
-
-async function succeed(jobs: JobService, p: AttemptPayload, host: string): Promise<string> {
-  const c = await commit(p, host);
-  const now = Date.now();
-  return await jobs.finishAttempt({
-    attemptId: p.attemptId, taskId: p.taskId, state: 'SUCCEEDED', exitCode: 0, reason: c.won ? 'COMMITTED' : 'ALREADY_COMMITTED',
-    message: '', outputPath: c.record.path, output: c.record, startedAt: now, finishedAt: now, host,
-  });
-}
-
-async function start(jobs: JobService, taskId: string, host: string): Promise<AttemptPayload> {
-  const p = await jobs.startAttempt(taskId, { id: `ex-${host}`, host }, LocalityLevel.ANY);
-  if (!p) throw new Error(`${taskId} did not start`);
-  return p;
-}
+const service = (): JobService => serviceOn(conn, '/tmp/locus-recompute-outputs');
+const spec = twoStage(0);
+/** These tests name an output by its task id, whatever its generation. */
+const byTaskId: OutputPath = (p, host) => `${HOST_ROOT}/${host}/${p.taskId}`;
+const commit = (p: AttemptPayload, host: string): ReturnType<typeof commitAs> => commitAs(conn, p, host, byTaskId);
+const succeed = (jobs: JobService, p: AttemptPayload, host: string): Promise<string> => succeedAs(jobs, conn, p, host, byTaskId);
+const start = startOn;
 
 /** Submit, run the three maps on h1..h3, and wait for the reduce to be pending. */
 async function mapsCommitted(jobs: JobService): Promise<{ job: JobRecord; maps: AttemptPayload[] }> {
   const job = await jobs.submit('default', spec);
-  await until('maps pending', () => (pendingIds(jobs, job.id).length === 3 ? true : undefined));
+  await waitFor('maps pending', () => (pendingIds(jobs, job.id).length === 3 ? true : undefined));
   const maps: AttemptPayload[] = [];
   for (let i = 0; i < 3; i++) maps.push(await start(jobs, `${job.id}.0.${i}`, `h${i + 1}`));
   for (let i = 0; i < 3; i++) expect(await succeed(jobs, maps[i] as AttemptPayload, `h${i + 1}`)).toBe('SUCCEEDED');
-  await until('reduce pending', () => (pendingIds(jobs, job.id).join() === `${job.id}.1.0` ? true : undefined));
+  await waitFor('reduce pending', () => (pendingIds(jobs, job.id).join() === `${job.id}.1.0` ? true : undefined));
   return { job, maps };
 }
 
@@ -164,7 +103,7 @@ describe('outputs on a lost host are recomputed', () => {
     expect(decodeCommittedOutput(JSON.parse((await conn.get(commitKey(ledgerIdOf(map2, 1)))) ?? 'null') as unknown).host).toBe('h1');
 
     // The reduce is pending again and reads part 00002 from h1 now.
-    await until('reduce released', () => (pendingIds(jobs, job.id).join() === reduceId ? true : undefined));
+    await waitFor('reduce released', () => (pendingIds(jobs, job.id).join() === reduceId ? true : undefined));
     const r2 = await start(jobs, reduceId, 'h2');
     expect(r2.attempt).toBe(2);
     const parts = r2.stageInputs?.[0]?.parts ?? [];
@@ -175,7 +114,7 @@ describe('outputs on a lost host are recomputed', () => {
     ]);
     expect(parts[2]?.sources).toEqual(['h1:7000']);
     expect(await succeed(jobs, r2, 'h2')).toBe('SUCCEEDED');
-    j = await until('job done', async () => { const x = await jobs.get(job.id); return x.state === 'SUCCEEDED' ? x : undefined; });
+    j = await waitFor('job done', async () => { const x = await jobs.get(job.id); return x.state === 'SUCCEEDED' ? x : undefined; });
     expect(j.counts.succeeded).toBe(j.counts.total);
     expect(j.counts.total).toBe(4);
     expect(j.counts.nodeLocal + j.counts.rackLocal + j.counts.anyLocal).toBe(4);
@@ -200,7 +139,7 @@ describe('outputs on a lost host are recomputed', () => {
     expect((await jobs.getTaskRecord(`${job.id}.0.1`))?.generation).toBe(1);
     const m1 = await start(jobs, `${job.id}.0.1`, 'h3');
     expect(await succeed(jobs, m1, 'h3')).toBe('SUCCEEDED');
-    await until('reduce released', () => (pendingIds(jobs, job.id).join() === reduceId ? true : undefined));
+    await waitFor('reduce released', () => (pendingIds(jobs, job.id).join() === reduceId ? true : undefined));
     const r2 = await start(jobs, reduceId, 'h1');
     expect(r2.stageInputs?.[0]?.parts.map((p) => p.host)).toEqual(['h1', 'h3', 'h3']);
     await jobs.cancel(job.id);
@@ -221,7 +160,7 @@ describe('outputs on a lost host are recomputed', () => {
     const m0 = await start(second, `${job.id}.0.0`, 'h2');
     expect(m0.generation).toBe(1);
     expect(await succeed(second, m0, 'h2')).toBe('SUCCEEDED');
-    await until('reduce released', () => (pendingIds(second, job.id).join() === `${job.id}.1.0` ? true : undefined));
+    await waitFor('reduce released', () => (pendingIds(second, job.id).join() === `${job.id}.1.0` ? true : undefined));
     const r = await start(second, `${job.id}.1.0`, 'h2');
     expect(r.stageInputs?.[0]?.parts.map((p) => p.host)).toEqual(['h2', 'h2', 'h3']);
     await second.cancel(job.id);
@@ -231,7 +170,7 @@ describe('outputs on a lost host are recomputed', () => {
   it('outputs under the shared output root are not lost with a host, nor are final outputs', async () => {
     const jobs = service();
     const job = await jobs.submit('default', spec);
-    await until('maps pending', () => (pendingIds(jobs, job.id).length === 3 ? true : undefined));
+    await waitFor('maps pending', () => (pendingIds(jobs, job.id).length === 3 ? true : undefined));
     for (let i = 0; i < 3; i++) {
       const p = await start(jobs, `${job.id}.0.${i}`, 'h1');
       // Committed at the payload's own path: the shared root every host sees.
@@ -239,7 +178,7 @@ describe('outputs on a lost host are recomputed', () => {
       const now = Date.now();
       await jobs.finishAttempt({ attemptId: p.attemptId, taskId: p.taskId, state: 'SUCCEEDED', exitCode: 0, reason: 'COMMITTED', message: '', outputPath: p.outputDir ?? '', startedAt: now, finishedAt: now, host: 'h1' });
     }
-    await until('reduce pending', () => (pendingIds(jobs, job.id).join() === `${job.id}.1.0` ? true : undefined));
+    await waitFor('reduce pending', () => (pendingIds(jobs, job.id).join() === `${job.id}.1.0` ? true : undefined));
     expect(await jobs.hostLost('h1', 'agent removed')).toBe(0);
     expect(jobs.outputHosts().size).toBe(0);
     expect(pendingIds(jobs, job.id)).toEqual([`${job.id}.1.0`]);
