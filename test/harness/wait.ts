@@ -18,7 +18,7 @@ export async function until(what: string, deadlineMs: number, check: () => Promi
  * Poll `fn` every `everyMs` until it gives a value (not undefined or false) and return it, or fail naming
  * `what` after `timeoutMs`. Errors thrown by `fn` fail at once: they are the test's, not "not yet".
  */
-export async function waitFor<T>(what: string, fn: () => T | undefined | false | Promise<T | undefined | false>, timeoutMs = 10_000, everyMs = 20): Promise<T> {
+export async function waitFor<T>(what: string, fn: () => T | undefined | false | Promise<T | undefined | false>, timeoutMs = 15_000, everyMs = 20): Promise<T> {
   const deadline = Date.now() + timeoutMs;
   for (;;) {
     const v = await fn();

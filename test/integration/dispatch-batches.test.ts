@@ -6,16 +6,16 @@
  * dispatcher that adopts batched attempts (a scheduler after a crash) settles
  * them from their batch's queue job without queueing any of them again.
  */
-import { chmod, mkdtemp, rm, writeFile } from 'node:fs/promises';
 import { join } from 'node:path';
 import { Queue } from 'bullmq';
 import type { Redis } from 'ioredis';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { QUEUE_PREFIX, batchJobId, executorBatchIndexKey, executorQueueName, type AttemptPayload } from '../../src/executor/contract.js';
 import type { ExecutorProvisioner } from '../../src/scheduler/executor-registry.js';
-import { startRedis, type TestRedis } from '../harness/redis.js';
-import { RecordingDispatcher, payload, provisioner, requireBuild, spawnExecutor, stopProc, waitFor, waitRegistered, type ExecutorProc } from './executor-harness.js';
+import type { TestRedis } from '../harness/redis.js';
+import { RecordingDispatcher, payload, spawnExecutor, waitFor, waitRegistered, type ExecutorProc, startExecutorBed, type ExecutorBed } from './executor-harness.js';
 
+let bed: ExecutorBed | undefined;
 let redis: TestRedis;
 let admin: Redis;
 let prov: ExecutorProvisioner;
@@ -25,24 +25,13 @@ const procs: ExecutorProc[] = [];
 const others: RecordingDispatcher[] = [];
 
 beforeAll(async () => {
-  requireBuild();
-  work = await mkdtemp(join('/var/tmp', 'locus-dispatch-batches-'));
-  await chmod(work, 0o755);
-  const aclFile = join(work, 'users.acl');
-  await writeFile(aclFile, '');
-  redis = await startRedis({ extraArgs: ['--aclfile', aclFile] });
-  ({ admin, prov } = provisioner(redis));
-  rd = new RecordingDispatcher(redis);
-  await rd.dispatcher.start();
+  bed = await startExecutorBed('locus-dispatch-batches-');
+  ({ redis, admin, prov, rd, work } = bed);
 });
 
 afterAll(async () => {
-  for (const p of procs) await stopProc(p);
   for (const o of others) await o.close();
-  await rd?.close();
-  admin?.disconnect();
-  await redis?.dispose();
-  await rm(work, { recursive: true, force: true });
+  await bed?.dispose(procs);
 });
 
 async function executor(id: string, slots: number): Promise<void> {

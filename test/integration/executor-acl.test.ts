@@ -3,16 +3,16 @@
  * denial in the ACL log while it runs a task) and cannot read or write
  * another executor's queue, the scheduler's keys, or run admin commands.
  */
-import { chmod, mkdtemp, rm, writeFile } from 'node:fs/promises';
 import { join } from 'node:path';
 import { Queue } from 'bullmq';
 import { Redis } from 'ioredis';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { QUEUE_PREFIX, SCHEDULER_INFO_KEY, executorAclUser, executorQueueName } from '../../src/executor/contract.js';
 import type { ExecutorCredentials, ExecutorProvisioner } from '../../src/scheduler/executor-registry.js';
-import { startRedis, type TestRedis } from '../harness/redis.js';
-import { RecordingDispatcher, payload, provisioner, requireBuild, spawnExecutor, stopProc, waitRegistered, type ExecutorProc } from './executor-harness.js';
+import type { TestRedis } from '../harness/redis.js';
+import { RecordingDispatcher, payload, spawnExecutor, waitRegistered, type ExecutorProc, startExecutorBed, type ExecutorBed } from './executor-harness.js';
 
+let bed: ExecutorBed | undefined;
 let redis: TestRedis;
 let admin: Redis;
 let prov: ExecutorProvisioner;
@@ -22,24 +22,13 @@ const procs: ExecutorProc[] = [];
 const conns: Redis[] = [];
 
 beforeAll(async () => {
-  requireBuild();
-  work = await mkdtemp(join('/var/tmp', 'locus-exec-acl-'));
-  await chmod(work, 0o755);
-  const aclFile = join(work, 'users.acl');
-  await writeFile(aclFile, '');
-  redis = await startRedis({ extraArgs: ['--aclfile', aclFile] });
-  ({ admin, prov } = provisioner(redis));
-  rd = new RecordingDispatcher(redis);
-  await rd.dispatcher.start();
+  bed = await startExecutorBed('locus-exec-acl-');
+  ({ redis, admin, prov, rd, work } = bed);
 });
 
 afterAll(async () => {
-  for (const p of procs) await stopProc(p);
   for (const c of conns) c.disconnect();
-  await rd?.close();
-  admin?.disconnect();
-  await redis?.dispose();
-  await rm(work, { recursive: true, force: true });
+  await bed?.dispose(procs);
 });
 
 function as(creds: ExecutorCredentials): Redis {

@@ -6,15 +6,15 @@
  * kill request arrived before it did ends without running.
  */
 import { execFileSync } from 'node:child_process';
-import { chmod, mkdtemp, rm, writeFile } from 'node:fs/promises';
 import { join } from 'node:path';
 import type { Redis } from 'ioredis';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { executorKillKey } from '../../src/executor/contract.js';
 import type { ExecutorProvisioner } from '../../src/scheduler/executor-registry.js';
-import { startRedis, type TestRedis } from '../harness/redis.js';
-import { RecordingDispatcher, payload, provisioner, requireBuild, spawnExecutor, stopProc, waitFor, waitRegistered, type ExecutorProc } from './executor-harness.js';
+import type { TestRedis } from '../harness/redis.js';
+import { RecordingDispatcher, payload, spawnExecutor, waitFor, waitRegistered, type ExecutorProc, startExecutorBed, type ExecutorBed } from './executor-harness.js';
 
+let bed: ExecutorBed | undefined;
 let redis: TestRedis;
 let admin: Redis;
 let prov: ExecutorProvisioner;
@@ -23,23 +23,12 @@ let work: string;
 const procs: ExecutorProc[] = [];
 
 beforeAll(async () => {
-  requireBuild();
-  work = await mkdtemp(join('/var/tmp', 'locus-exec-cancel-'));
-  await chmod(work, 0o755);
-  const aclFile = join(work, 'users.acl');
-  await writeFile(aclFile, '');
-  redis = await startRedis({ extraArgs: ['--aclfile', aclFile] });
-  ({ admin, prov } = provisioner(redis));
-  rd = new RecordingDispatcher(redis);
-  await rd.dispatcher.start();
+  bed = await startExecutorBed('locus-exec-cancel-');
+  ({ redis, admin, prov, rd, work } = bed);
 });
 
 afterAll(async () => {
-  for (const p of procs) await stopProc(p);
-  await rd?.close();
-  admin?.disconnect();
-  await redis?.dispose();
-  await rm(work, { recursive: true, force: true });
+  await bed?.dispose(procs);
 });
 
 /** Pids of processes whose whole command line is exactly `cmdline`. */

@@ -5,6 +5,7 @@
  */
 import { spawn, type ChildProcess } from 'node:child_process';
 import { existsSync } from 'node:fs';
+import { chmod, mkdtemp, rm, writeFile } from 'node:fs/promises';
 import { join, resolve } from 'node:path';
 import { Redis } from 'ioredis';
 import { systemClock } from '../../src/core/clock.js';
@@ -12,7 +13,10 @@ import { silentLogger } from '../../src/obs/log.js';
 import { CONTRACT_VERSION, type AttemptPayload, type AttemptResult } from '../../src/executor/contract.js';
 import { Dispatcher, type DispatchEvent } from '../../src/scheduler/dispatch.js';
 import { ExecutorProvisioner, type ExecutorCredentials } from '../../src/scheduler/executor-registry.js';
-import type { TestRedis } from '../harness/redis.js';
+import { startRedis, type TestRedis } from '../harness/redis.js';
+import { waitFor } from '../harness/wait.js';
+
+export { waitFor };
 
 /** The built CLI. */
 export const LOCUS_BIN = resolve('dist/src/cli/main.js');
@@ -90,17 +94,6 @@ export function payload(taskId: string, attempt: number, argv: readonly string[]
   };
 }
 
-/** Poll until fn returns a value (not undefined/false) or the deadline passes. */
-export async function waitFor<T>(what: string, fn: () => T | undefined | false | Promise<T | undefined | false>, timeoutMs = 15_000, everyMs = 50): Promise<T> {
-  const deadline = Date.now() + timeoutMs;
-  for (;;) {
-    const v = await fn();
-    if (v !== undefined && v !== false) return v;
-    if (Date.now() > deadline) throw new Error(`timed out waiting for ${what}`);
-    await new Promise((r) => setTimeout(r, everyMs));
-  }
-}
-
 /** A dispatcher on the test Redis that records every event. */
 export class RecordingDispatcher {
   readonly events: DispatchEvent[] = [];
@@ -155,3 +148,38 @@ export async function waitRegistered(admin: Redis, id: string, timeoutMs = 15_00
 
 /** A path inside a directory. */
 export const p = join;
+
+/** Redis with an ACL file, a provisioner of executor users, and a recording dispatcher, for one test file. */
+export interface ExecutorBed {
+  readonly redis: TestRedis;
+  readonly admin: Redis;
+  readonly prov: ExecutorProvisioner;
+  readonly rd: RecordingDispatcher;
+  /** A scratch directory every user can traverse; not under /tmp, which the linux isolator replaces. */
+  readonly work: string;
+  /** Stop `procs`, then everything the bed started, and remove `work`. */
+  dispose(procs: readonly ExecutorProc[]): Promise<void>;
+}
+
+/** Start an executor bed; `prefix` names its scratch directory. */
+export async function startExecutorBed(prefix: string): Promise<ExecutorBed> {
+  requireBuild();
+  const work = await mkdtemp(join('/var/tmp', prefix));
+  await chmod(work, 0o755);
+  const aclFile = join(work, 'users.acl');
+  await writeFile(aclFile, '');
+  const redis = await startRedis({ extraArgs: ['--aclfile', aclFile] });
+  const { admin, prov } = provisioner(redis);
+  const rd = new RecordingDispatcher(redis);
+  await rd.dispatcher.start();
+  return {
+    redis, admin, prov, rd, work,
+    async dispose(procs) {
+      for (const proc of procs) await stopProc(proc);
+      await rd.close();
+      admin.disconnect();
+      await redis.dispose();
+      await rm(work, { recursive: true, force: true });
+    },
+  };
+}

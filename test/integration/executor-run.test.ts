@@ -6,17 +6,18 @@
  * isolation port itself (the no-nested-container path).
  */
 import { execFileSync } from 'node:child_process';
-import { chmod, mkdtemp, readdir, readFile, rm, writeFile } from 'node:fs/promises';
+import { readdir, readFile, writeFile } from 'node:fs/promises';
 import { join } from 'node:path';
 import { Queue } from 'bullmq';
 import type { Redis } from 'ioredis';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { QUEUE_PREFIX, SCHEDULER_INFO_KEY, decodeAttemptResult, executorQueueName, type AttemptResult } from '../../src/executor/contract.js';
 import type { ExecutorProvisioner } from '../../src/scheduler/executor-registry.js';
-import { startRedis, type TestRedis } from '../harness/redis.js';
+import type { TestRedis } from '../harness/redis.js';
 import { LINUX_ISOLATION, ROOT, checkWith, itWith } from '../harness/requires.js';
-import { RecordingDispatcher, payload, provisioner, requireBuild, spawnExecutor, stopProc, waitFor, waitRegistered, type ExecutorProc } from './executor-harness.js';
+import { RecordingDispatcher, payload, spawnExecutor, waitFor, waitRegistered, type ExecutorProc, startExecutorBed, type ExecutorBed } from './executor-harness.js';
 
+let bed: ExecutorBed | undefined;
 let redis: TestRedis;
 let admin: Redis;
 let prov: ExecutorProvisioner;
@@ -27,25 +28,12 @@ const linux = LINUX_ISOLATION.missing === undefined;
 const procs: ExecutorProc[] = [];
 
 beforeAll(async () => {
-  requireBuild();
-  // Not under /tmp: the linux isolator mounts a fresh /tmp, and the parents it
-  // creates there for bind mounts are not traversable by the workload user.
-  work = await mkdtemp(join('/var/tmp', 'locus-exec-run-'));
-  await chmod(work, 0o755);
-  const aclFile = join(work, 'users.acl');
-  await writeFile(aclFile, '');
-  redis = await startRedis({ extraArgs: ['--aclfile', aclFile] });
-  ({ admin, prov } = provisioner(redis));
-  rd = new RecordingDispatcher(redis);
-  await rd.dispatcher.start();
+  bed = await startExecutorBed('locus-exec-run-');
+  ({ redis, admin, prov, rd, work } = bed);
 });
 
 afterAll(async () => {
-  for (const p of procs) await stopProc(p);
-  await rd?.close();
-  admin?.disconnect();
-  await redis?.dispose();
-  await rm(work, { recursive: true, force: true });
+  await bed?.dispose(procs);
 });
 
 async function executor(id: string, args: readonly string[] = [], slots = 2): Promise<ExecutorProc> {
