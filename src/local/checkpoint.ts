@@ -3,7 +3,7 @@
  * the old one. A crash leaves either the old or the new file, never half of
  * one — the way the Mesos agent checkpoints its id and resources.
  */
-import { fchmodSync, mkdirSync, openSync, writeSync, fsyncSync, closeSync, renameSync, readFileSync, existsSync } from 'node:fs';
+import { fchmodSync, mkdirSync, openSync, writeSync, fsyncSync, closeSync, renameSync, readFileSync, existsSync, rmSync } from 'node:fs';
 import { dirname } from 'node:path';
 
 /**
@@ -20,9 +20,13 @@ export function writeCheckpoint(path: string, value: unknown, mode = 0o600): voi
     fchmodSync(fd, mode);
     writeSync(fd, JSON.stringify(value, null, 2) + '\n');
     fsyncSync(fd);
-  } finally {
+  } catch (err) {
+    // A full disk: the half-written file goes, the checkpoint in place stays as it was.
     closeSync(fd);
+    rmSync(tmp, { force: true });
+    throw err;
   }
+  closeSync(fd);
   renameSync(tmp, path);
 }
 

@@ -232,11 +232,29 @@ export class LocalAgent {
     this.checkpoint();
   }
 
-  /** Checkpoint the agent's id, resources and live tasks. */
+  /**
+   * Checkpoint the agent's id, resources and live tasks. A write that fails (the agent's disk
+   * full, as the chaos suite makes it) must not take the agent down with it: the old checkpoint
+   * stays whole (the write is atomic), the failure is logged, and the newest state is written
+   * again a second later, until it succeeds.
+   */
   checkpoint(): void {
     const cp: AgentCheckpoint = { id: this.id, port: this.port, resources: this.total, tasks: [...this.tasks.values()] };
-    writeCheckpoint(agentCheckpoint(this.workDir, this.spec.hostname), cp);
+    try {
+      writeCheckpoint(agentCheckpoint(this.workDir, this.spec.hostname), cp);
+    } catch (err) {
+      if (this.checkpointRetry !== undefined) return;
+      this.logger.error({ err: String(err), agent: this.spec.hostname }, 'writing the agent checkpoint failed; trying again in 1 s');
+      this.checkpointRetry = setTimeout(() => {
+        this.checkpointRetry = undefined;
+        this.checkpoint();
+      }, 1000);
+      this.checkpointRetry.unref();
+    }
   }
+
+  /** A checkpoint written again after a failed write (see checkpoint). */
+  private checkpointRetry: NodeJS.Timeout | undefined;
 
   /** Apply a resource conversion (RESERVE/UNRESERVE/CREATE/DESTROY) and checkpoint it. */
   applyConversion(consumed: readonly Resource[], converted: readonly Resource[]): void {
