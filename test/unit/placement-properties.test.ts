@@ -195,6 +195,9 @@ describe('placement properties', () => {
         } else {
           const t = task({ taskId: id, jobId: `j${o.id % 3}`, preferredHosts: o.hosts, ...(o.pin ? { constraints: [{ kind: 'hostname', equals: o.pinHost }] } : {}) });
           ix.add(t);
+          // Re-adding a task moves it last, as the index does: the fresh index below is built in
+          // the same order (a greedy pass may place a different count in another queue order).
+          live.delete(id);
           live.set(id, t);
         }
       }

@@ -75,6 +75,17 @@ describe('executors sized to the tasks', () => {
     expect(plan.releases).toEqual([{ executorId: 'small-idle', reason: 'idle' }]);
   });
 
+  it('keeps an idle executor whose room the waiting work may not use (pinned to another host): it may serve that work\'s input', () => {
+    const big = { cpus: 1.5, mem: 1024, disk: 0 };
+    const pinned = [task({ taskId: 'p', jobId: 'pinned', resources: big, pendingSince: 0, constraints: [{ kind: 'hostname', equals: 'r2-h1' }] })];
+    const idle = exec('r1-h1', { executorId: 'small-idle', slotResources: small, slots: 19, freeSlots: 19, idleSince: 5_000, freeSince: 5_000 });
+    const offers = [offer('r1-h1', { free: { cpus: 0, mem: 1000, disk: 0 } })];
+    expect(place(snap(10_000, { executors: [idle], offers }), indexOf(pinned)).releases).toEqual([]);
+    // The same work free to run anywhere: the room is made.
+    const free = [task({ taskId: 'f', jobId: 'free', resources: big, pendingSince: 0 })];
+    expect(place(snap(10_000, { executors: [idle], offers }), indexOf(free)).releases).toEqual([{ executorId: 'small-idle', reason: 'idle' }]);
+  });
+
   it('keeps an idle executor that cannot make room for the waiting work (too big for the agent)', () => {
     const tasks = [task({ taskId: 'huge', resources: { cpus: 64, mem: 1024, disk: 0 }, pendingSince: 0 })];
     const idle = exec('r1-h1', { executorId: 'small-idle', slotResources: small, slots: 19, freeSlots: 19, idleSince: 5_000, freeSince: 5_000 });

@@ -401,9 +401,26 @@ function releases(pass: Pass, shapes: readonly Shape[], offers: readonly OfferSt
       room = plus(room, { cpus: e.slotResources.cpus * e.slots + pass.opts.executorOverhead.cpus, mem: e.slotResources.mem * e.slots + pass.opts.executorOverhead.mem, disk: e.slotResources.disk * e.slots + pass.opts.executorOverhead.disk });
     }
     if (!waiting.some((sh) => fits(plus(sh.slot, pass.opts.executorOverhead), room))) continue;
+    // Room made where none of the waiting work may run (it is pinned to other hosts) serves
+    // nothing, and the executors given back may be serving that work's input (their block server).
+    if (!pendingMayUseRoom(pass, list[0] as ExecState, room)) continue;
     for (const x of list) out.push({ executorId: x.view.executorId, reason: 'idle' });
   }
   return keepOutputServers(pass, out);
+}
+
+/**
+ * Whether some pending task (not pinned to a volume) would fit an executor in `room` and may run
+ * on x's host by its constraints. Scanned only when a host's idle executors are about to be given
+ * back for room; it stops at the first such task.
+ */
+function pendingMayUseRoom(pass: Pass, x: ExecState, room: ResourceVector): boolean {
+  for (const t of pass.index.tasks()) {
+    if (t.volumeId !== undefined) continue;
+    if (!fits(plus(t.resources, pass.opts.executorOverhead), room)) continue;
+    if (pass.constraintsAllow(t, x)) return true;
+  }
+  return false;
 }
 
 /**

@@ -530,6 +530,12 @@ export class Pass {
     if (v.tenant !== undefined && v.tenant !== t.tenant) return false;
     if (t.volumeId !== undefined && !x.volumes.includes(t.volumeId)) return false;
     if (!fits(t.resources, v.slotResources)) return false;
+    return this.constraintsAllow(t, x);
+  }
+
+  /** Whether a task's constraints (hostname, attributes) allow x's host, whatever its slots. */
+  constraintsAllow(t: PendingTask, x: ExecState): boolean {
+    const v = x.view;
     const cs = t.constraints;
     if (cs !== undefined) {
       for (const c of cs) {
