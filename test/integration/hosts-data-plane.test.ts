@@ -92,7 +92,10 @@ describeWith([NETNS], 'separate hosts: inputs and stage outputs cross the links 
       task: { command: ['sh', '-c', "wc -l < '{split.path}' > '{output}/lines'"], resources: { cpus: 0.2, mem: '64MiB', disk: '16MiB' } },
     }));
     const done = await waitForJob(() => fw.jobs.get(job.id), 180_000);
-    expect(done.state, done.message).toBe('SUCCEEDED');
+    // On failure, say what each attempt met (which block server, which error): the only record
+    // of a flaky remote read once the hosts are gone.
+    const attemptsOf = async (): Promise<string> => JSON.stringify(await Promise.all([0, 1, 2].map(async (i) => (await fw.jobs.getTaskRecord(`${job.id}.0.${i}`))?.attempts.map((a) => ({ host: a.host, state: a.state, reason: a.reason, message: a.message })))));
+    expect(done.state, `${done.message ?? ''} ${done.state === 'SUCCEEDED' ? '' : await attemptsOf()}`).toBe('SUCCEEDED');
     const counts: number[] = [];
     for (let i = 0; i < 3; i++) {
       const t = await fw.jobs.getTaskRecord(`${job.id}.0.${i}`);

@@ -16,9 +16,10 @@ import { validateJobSpec, type JobSpec } from '../../src/scheduler/jobs/spec.js'
 export const HOST_ROOT = '/srv/host-outputs';
 
 /** A job service with a data plane whose commit records are read from `conn`. */
-export function serviceOn(conn: Redis, outputRoot: string, store: JobStore = new JobStore(conn)): JobService {
+export function serviceOn(conn: Redis, outputRoot: string, store: JobStore = new JobStore(conn), inputRetryPauseMs = 10): JobService {
   return new JobService({
     store,
+    inputRetryPauseMs,
     resolver: { resolve: () => Promise.reject(new Error('no inputs in these jobs')) },
     clock: systemClock,
     logger: silentLogger(),

@@ -130,6 +130,40 @@ describe('a failure to read another host\'s output is not the reading host\'s', 
   });
 });
 
+describe('a task whose input its host cannot reach is retried after a growing pause', () => {
+  it('waits the pause before it is pending again, doubling per failure, and counts nothing up to the cap', async () => {
+    const pauseMs = 150;
+    const jobs = serviceOn(conn, '/tmp/locus-liveness-outputs', undefined, pauseMs);
+    const job = await jobs.submit('default', validateJobSpec({ name: 'unreachable-input', retries: 0, tasks: [{ command: ['run'] }], task: { command: ['true'] } }));
+    const id = `${job.id}.0.0`;
+    await waitFor('task pending', () => (pendingIds(jobs, job.id).length === 1 ? true : undefined));
+    const waited: number[] = [];
+    for (let i = 0; i < 3; i++) {
+      const p = await start(jobs, id, 'h1');
+      const t0 = Date.now();
+      // A split held only on h2, whose block server h1 cannot reach yet.
+      expect(await jobs.finishAttempt(failed(p, 'h1', { reason: INPUT_UNREACHABLE, exitCode: null, message: 'held only by other hosts, and no block server is known there yet' }))).toBe('PENDING');
+      // Not offered again at once: the same source would most likely be unreachable again.
+      expect(pendingIds(jobs, job.id)).toEqual([]);
+      await waitFor('pending again', () => (pendingIds(jobs, job.id).length === 1 ? true : undefined), 10_000, 5);
+      waited.push(Date.now() - t0);
+    }
+    expect(waited[0]).toBeGreaterThanOrEqual(pauseMs - 5);
+    expect(waited[1]).toBeGreaterThanOrEqual(2 * pauseMs - 5);
+    expect(waited[2]).toBeGreaterThanOrEqual(4 * pauseMs - 5);
+    const rec = await jobs.getTaskRecord(id);
+    expect(rec?.failures).toBe(0);
+    expect(rec?.attempts.map((a) => a.reason)).toEqual([INPUT_UNREACHABLE, INPUT_UNREACHABLE, INPUT_UNREACHABLE]);
+    // A cancel during a pause: the task is not put back.
+    const p = await start(jobs, id, 'h1');
+    await jobs.finishAttempt(failed(p, 'h1', { reason: INPUT_UNREACHABLE, exitCode: null, message: 'unreachable' }));
+    await jobs.cancel(job.id);
+    await new Promise((r) => setTimeout(r, 8 * pauseMs + 100));
+    expect(pendingIds(jobs, job.id)).toEqual([]);
+    expect((await jobs.get(job.id)).state).toBe('CANCELLED');
+  });
+});
+
 describe('a job whose tasks avoid every live host still completes', () => {
   it('tasks that failed twice on each of the two live hosts are placed on them anyway', async () => {
     const jobs = service();

@@ -29,6 +29,10 @@ import { checkExplicitTaskCounts, checkInputSchemes, checkVolumes, outputDirFor 
 
 /** Uncounted input failures of one task after which further ones count (an input that no host can reach). */
 export const UNCOUNTED_INPUT_FAILURES = 5;
+/** The pause before the first retry of a task whose input its host could not reach; it doubles per failure. */
+export const INPUT_RETRY_BASE_MS = 250;
+/** The longest such pause. */
+export const INPUT_RETRY_MAX_MS = 4000;
 
 /** Counted failures on one host after which the whole job avoids it (Spark's blacklisting, per job). */
 export const HOST_FAILURES_TO_AVOID = 2;
@@ -121,6 +125,8 @@ export interface JobServiceOptions {
    * `locality` leaves out is taken from it. Default: 3 s per level, as the flags'.
    */
   readonly defaultLocality?: LocalityPolicy;
+  /** The pause before retrying a task whose input its host could not reach, doubled per such failure (default INPUT_RETRY_BASE_MS). */
+  readonly inputRetryPauseMs?: number;
 }
 
 const FRAMEWORK_LOCALITY_DEFAULT: LocalityPolicy = { mode: 'wait', nodeWaitMs: 3000, rackWaitMs: 3000 };
@@ -538,22 +544,41 @@ export class JobService extends EventEmitter<ServiceEvents> {
       ...(outcome === 'SUCCEEDED' && was?.attemptId === result.attemptId ? { locality: was.locality } : {}),
     });
     if (outcome === 'PENDING') {
-      const rec = await this.o.store.getTask(result.taskId);
-      // A cancel may have landed while this result was recorded: a cancelled job takes no retries.
-      const current = await this.refresh(job.id);
-      if (rec && current.state === 'RUNNING') {
-        const split = job.spec.stages[rec.stage]?.tasks ? undefined : (await this.o.store.getSplits(job.id, rec.stage, rec.index, rec.index + 1))[0];
-        // While this was read, a recompute or a release of parked tasks may have made the task
-        // pending and it may even run again: added now, from a record read before that start,
-        // it would be offered twice, its next attempt numbered as the running one.
-        if (!this.pending.has(rec.id) && !this.running.has(rec.id)) {
-          this.addPending(job, rec.stage, rec.index, split, rec);
-          this.emit('work');
-        }
+      // An input the host could not reach (a block server not up or not yet known there) is
+      // retried after a pause that doubles with each such failure of the task, so the few
+      // uncounted retries span seconds, long enough for an executor to start or register,
+      // instead of being spent in a few hundred milliseconds on the same unreachable source.
+      const uncounted = cls === 'not-counted' && result.reason === INPUT_UNREACHABLE ? (this.inputFailures.get(result.taskId) ?? 0) : 0;
+      if (uncounted > 0) {
+        const delayMs = Math.min((this.o.inputRetryPauseMs ?? INPUT_RETRY_BASE_MS) * 2 ** (uncounted - 1), INPUT_RETRY_MAX_MS);
+        this.o.logger.info({ taskId: result.taskId, retryInMs: delayMs, message: result.message }, 'input unreachable from the host; retrying after a pause');
+        setTimeout(() => void this.repend(job.id, result.taskId).catch((err: unknown) => {
+          this.o.logger.warn({ err: String(err), taskId: result.taskId }, 'putting a task back after an unreachable input failed; it is recovered with its job');
+        }), delayMs).unref();
+      } else {
+        await this.repend(job.id, result.taskId);
       }
     }
     await this.checkProgress(job.id);
     return outcome;
+  }
+
+  /** Make a task that the store left PENDING pending here again, unless its job stopped running meanwhile. */
+  private async repend(jobId: string, taskId: string): Promise<void> {
+    const job = this.jobs.get(jobId);
+    if (!job) return;
+    const rec = await this.o.store.getTask(taskId);
+    // A cancel may have landed while this result was recorded: a cancelled job takes no retries.
+    const current = await this.refresh(job.id);
+    if (!rec || rec.state !== 'PENDING' || current.state !== 'RUNNING') return;
+    const split = job.spec.stages[rec.stage]?.tasks ? undefined : (await this.o.store.getSplits(job.id, rec.stage, rec.index, rec.index + 1))[0];
+    // While this was read, a recompute or a release of parked tasks may have made the task
+    // pending and it may even run again: added now, from a record read before that start,
+    // it would be offered twice, its next attempt numbered as the running one.
+    if (!this.pending.has(rec.id) && !this.running.has(rec.id)) {
+      this.addPending(job, rec.stage, rec.index, split, rec);
+      this.emit('work');
+    }
   }
 
   /** An input no host can reach must not retry forever: past the cap, input failures count. */
