@@ -1,16 +1,65 @@
-import { defineConfig } from 'vitest/config';
+import { defineConfig, type TestProjectInlineConfiguration } from 'vitest/config';
 
-// Integration suites share real kernel resources (cgroups, loopback ports,
-// Ceph and Gluster daemons) and this machine has two cores, so files run one
-// at a time; tests inside a file may still be concurrent where they opt in.
+/**
+ * Files that must not run beside another file: they share fixed kernel or
+ * testbed resources (the 10.77.0.0/24 network namespaces, the Ceph and
+ * Gluster daemons, cgroup limits and OOM kills) or look for leftover
+ * processes by command line. The chaos suite and the conformance suite run
+ * in the shared group: everything they start is on free ports and their own
+ * directories, and chaos's one use of the 10.77.0.0/24 namespaces (cut-agent)
+ * then never meets the exclusive files that use them.
+ */
+const EXCLUSIVE = [
+  'test/conformance/genuine-hosts.test.ts',
+  'test/integration/hosts-*.test.ts',
+  'test/integration/demo-hosts.test.ts',
+  'test/integration/storage-ceph.test.ts',
+  'test/integration/storage-gluster.test.ts',
+  'test/integration/storage-remote-read.test.ts',
+  'test/integration/compose.test.ts',
+  'test/integration/isolation-*.test.ts',
+  'test/integration/executor-failures.test.ts',
+  'test/integration/executor-cancel.test.ts',
+  'test/integration/executor-run.test.ts',
+  'test/integration/jobs-cancel.test.ts',
+  'test/integration/local-tenant-uids.test.ts',
+];
+
+const shared: TestProjectInlineConfiguration['test'] = {
+  testTimeout: 60_000,
+  hookTimeout: 180_000,
+  pool: 'forks',
+};
+
+// The rest (unit tests, and integration files that bring their own Redis, local cluster and
+// framework on free loopback ports) run two at a time first, one per core; then the exclusive
+// files one at a time. Tests inside a file may still be concurrent where they opt in.
 export default defineConfig({
   test: {
-    include: ['test/**/*.test.ts'],
-    fileParallelism: false,
-    testTimeout: 60_000,
-    hookTimeout: 180_000,
-    pool: 'forks',
     reporters: ['default'],
     globalSetup: ['test/harness/global-setup.ts'],
+    projects: [
+      {
+        test: {
+          ...shared,
+          name: 'shared',
+          include: ['test/**/*.test.ts'],
+          exclude: EXCLUSIVE,
+          fileParallelism: true,
+          maxWorkers: 2,
+          sequence: { groupOrder: 1 },
+        },
+      },
+      {
+        test: {
+          ...shared,
+          name: 'exclusive',
+          include: EXCLUSIVE,
+          fileParallelism: false,
+          maxWorkers: 1,
+          sequence: { groupOrder: 2 },
+        },
+      },
+    ],
   },
 });
