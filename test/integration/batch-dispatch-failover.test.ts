@@ -13,7 +13,7 @@ import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { readdirSync, readFileSync } from 'node:fs';
 import { join } from 'node:path';
 import { Redis } from 'ioredis';
-import { startBed, spawnFramework, type Bed, type FrameworkProc } from './framework-harness.js';
+import { api, startBed, spawnFramework, waitForJobOverHttp, type Bed, type FrameworkProc } from './framework-harness.js';
 import { freePort } from '../harness/ports.js';
 import { commitKey, decodeCommittedOutput, executorBatchIndexKey, EXECUTOR_KEY_PREFIX } from '../../src/executor/contract.js';
 
@@ -31,15 +31,6 @@ afterAll(async () => {
   admin?.disconnect();
   await bed?.dispose();
 });
-
-async function api(base: string, token: string, method: string, path: string, body?: unknown): Promise<{ status: number; json: Record<string, unknown> }> {
-  const res = await fetch(`${base}${path}`, {
-    method,
-    headers: { authorization: `Bearer ${token}`, ...(body === undefined ? {} : { 'content-type': 'application/json' }) },
-    ...(body === undefined ? {} : { body: JSON.stringify(body) }),
-  });
-  return { status: res.status, json: (await res.json()) as Record<string, unknown> };
-}
 
 /** Host pids of the process running `locus executor --executor-id <id>` (read from /proc: the executor may sit in its own pid namespace). */
 function executorPids(executorId: string): number[] {
@@ -135,15 +126,7 @@ describe('batched dispatch failover', () => {
     // (10 s tasks): its first reconcile must find each adopted attempt in its batch's queue job
     // through the batch index, not take it for a job Redis lost and queue it a second time.
     fw = await spawnFramework(bed, port);
-    const end = Date.now() + 150_000;
-    let state = '';
-    let last: Record<string, unknown> = {};
-    while (Date.now() < end) {
-      last = (await api(fw.httpUrl, fw.token, 'GET', `/v1/jobs/${id}`)).json;
-      state = String(last['state']);
-      if (state === 'SUCCEEDED' || state === 'FAILED') break;
-      await new Promise((r) => setTimeout(r, 200));
-    }
+    const { state, job: last } = await waitForJobOverHttp(fw, id, 150_000);
     expect(state, JSON.stringify(last)).toBe('SUCCEEDED');
     expect(last['counts']).toMatchObject({ total: tasks, succeeded: tasks, running: 0, pending: 0, failed: 0 });
 

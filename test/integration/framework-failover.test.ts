@@ -7,7 +7,7 @@
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { readdirSync, readFileSync } from 'node:fs';
 import { join } from 'node:path';
-import { startBed, spawnFramework, type Bed, type FrameworkProc } from './framework-harness.js';
+import { api, startBed, spawnFramework, waitForJobOverHttp, type Bed, type FrameworkProc } from './framework-harness.js';
 import { freePort } from '../harness/ports.js';
 
 let bed: Bed;
@@ -21,15 +21,6 @@ afterAll(async () => {
   await fw?.stop();
   await bed?.dispose();
 });
-
-async function api(base: string, token: string, method: string, path: string, body?: unknown): Promise<{ status: number; json: Record<string, unknown> }> {
-  const res = await fetch(`${base}${path}`, {
-    method,
-    headers: { authorization: `Bearer ${token}`, ...(body === undefined ? {} : { 'content-type': 'application/json' }) },
-    ...(body === undefined ? {} : { body: JSON.stringify(body) }),
-  });
-  return { status: res.status, json: (await res.json()) as Record<string, unknown> };
-}
 
 describe('scheduler failover', () => {
   it('finishes a job after kill -9 and restart with every task done exactly once', async () => {
@@ -60,15 +51,7 @@ describe('scheduler failover', () => {
 
     // Same state, same port: the new process finds the FrameworkID and the job in Redis.
     fw = await spawnFramework(bed, port);
-    const end = Date.now() + 90_000;
-    let state = '';
-    let last: Record<string, unknown> = {};
-    while (Date.now() < end) {
-      last = (await api(fw.httpUrl, fw.token, 'GET', `/v1/jobs/${id}`)).json;
-      state = String(last['state']);
-      if (state === 'SUCCEEDED' || state === 'FAILED') break;
-      await new Promise((r) => setTimeout(r, 200));
-    }
+    const { state, job: last } = await waitForJobOverHttp(fw, id, 90_000);
     expect(state, JSON.stringify(last)).toBe('SUCCEEDED');
 
     // Exactly once: every task ran one attempt (the ones in flight during the crash were adopted,

@@ -101,6 +101,30 @@ export async function spawnFramework(bed: Bed, httpPort?: number, extra: Record<
   };
 }
 
+/** One call of a framework process's HTTP API with its admin token. */
+export async function api(base: string, token: string, method: string, path: string, body?: unknown): Promise<{ status: number; json: Record<string, unknown> }> {
+  const res = await fetch(`${base}${path}`, {
+    method,
+    headers: { authorization: `Bearer ${token}`, ...(body === undefined ? {} : { 'content-type': 'application/json' }) },
+    ...(body === undefined ? {} : { body: JSON.stringify(body) }),
+  });
+  return { status: res.status, json: (await res.json()) as Record<string, unknown> };
+}
+
+/** Poll a framework process's GET /v1/jobs/:id until the job SUCCEEDED or FAILED; returns the last answer. */
+export async function waitForJobOverHttp(fw: FrameworkProc, id: string, timeoutMs: number): Promise<{ state: string; job: Record<string, unknown> }> {
+  const end = Date.now() + timeoutMs;
+  let state = '';
+  let job: Record<string, unknown> = {};
+  while (Date.now() < end) {
+    job = (await api(fw.httpUrl, fw.token, 'GET', `/v1/jobs/${id}`)).json;
+    state = String(job['state']);
+    if (state === 'SUCCEEDED' || state === 'FAILED') break;
+    await new Promise((r) => setTimeout(r, 200));
+  }
+  return { state, job };
+}
+
 /** Poll until the job is terminal. */
 export async function waitForJob(get: () => Promise<JobRecord>, timeoutMs = 60_000): Promise<JobRecord> {
   const deadline = Date.now() + timeoutMs;

@@ -218,56 +218,71 @@ describe('locus agent: a master with credentials', () => {
   }, 90_000);
 });
 
-describe('locus agent: the master restarts', () => {
-  let workDir: string;
-  let agentDir: string;
-  let cluster: LocalCluster | undefined;
-  let agent: AgentProc | undefined;
-  const subs: Sub[] = [];
-
+/**
+ * A master alone (agents: 0) on a work directory that survives its restarts, one `locus agent`
+ * process joined to it, and the subscriptions to close: the set-up of the master-restart suites.
+ */
+function masterRestartBed(name: string): {
+  start(port: number, reregisterSeconds?: number): Promise<LocalCluster>;
+  readonly state: { cluster?: LocalCluster; agent?: AgentProc; readonly subs: Sub[]; agentDir: string };
+} {
+  const state: { cluster?: LocalCluster; agent?: AgentProc; subs: Sub[]; agentDir: string; workDir: string } = { subs: [], agentDir: '', workDir: '' };
   beforeAll(async () => {
-    workDir = await mkdtemp(join(tmpdir(), 'locus-master-restart-'));
-    agentDir = await mkdtemp(join(tmpdir(), 'locus-agent-restart-'));
-    await chmod(workDir, 0o755);
-    await chmod(agentDir, 0o755);
+    state.workDir = await mkdtemp(join(tmpdir(), `locus-${name}-master-`));
+    state.agentDir = await mkdtemp(join(tmpdir(), `locus-${name}-agent-`));
+    await chmod(state.workDir, 0o755);
+    await chmod(state.agentDir, 0o755);
   });
-
   afterAll(async () => {
-    for (const s of subs) s.close();
-    if (agent) { agent.proc.kill('SIGKILL'); await exited(agent.proc); }
-    await cluster?.stop();
-    await rm(workDir, { recursive: true, force: true });
-    await rm(agentDir, { recursive: true, force: true });
+    for (const s of state.subs) s.close();
+    // SIGCONT first: a test may leave the agent stopped.
+    if (state.agent) { state.agent.proc.kill('SIGCONT'); state.agent.proc.kill('SIGKILL'); await exited(state.agent.proc); }
+    await state.cluster?.stop();
+    await rm(state.workDir, { recursive: true, force: true });
+    await rm(state.agentDir, { recursive: true, force: true });
   });
+  const start = (port: number, reregisterSeconds?: number): Promise<LocalCluster> => startLocalCluster({
+    workDir: state.workDir, agents: 0, port, allocationIntervalMs: 100, heartbeatIntervalSeconds: 1, isolation: 'process', statusUpdateRetrySeconds: 1, agentPingIntervalSeconds: 1,
+    ...(reregisterSeconds !== undefined ? { agentReregisterTimeoutSeconds: reregisterSeconds } : {}),
+  });
+  return { start, state };
+}
 
-  const start = (port: number): Promise<LocalCluster> => startLocalCluster({
-    workDir, agents: 0, port, allocationIntervalMs: 100, heartbeatIntervalSeconds: 1, isolation: 'process', statusUpdateRetrySeconds: 1, agentPingIntervalSeconds: 1,
-  });
+/** Subscribe `name`, launch `sleep <seconds>` as task `taskId` on the first offer, and acknowledge it up to TASK_RUNNING. */
+async function launchSleeper(masterUrl: string, name: string, taskId: string, seconds: number, subs: Sub[]): Promise<{ sub: Sub; info: ReturnType<typeof frameworkInfo> }> {
+  const info = frameworkInfo(name, { failover_timeout: 3600 });
+  const sub = await subscribe(masterUrl, subscribeCall(info));
+  subs.push(sub);
+  const offer = offersOf(await sub.next((e) => e.type === 'OFFERS', 10_000, 'an offer'))[0];
+  if (!offer) throw new Error('no offer');
+  expect((await call(masterUrl, sub.streamId, {
+    type: 'ACCEPT', framework_id: { value: sub.frameworkId },
+    accept: { offer_ids: [offer.id], operations: [{ type: 'LAUNCH', launch: { task_infos: [{ name: taskId, task_id: { value: taskId }, agent_id: offer.agent_id, resources: [{ name: 'cpus', type: 'SCALAR', scalar: { value: 0.1 }, allocation_info: { role: 'locus' } }, { name: 'mem', type: 'SCALAR', scalar: { value: 32 }, allocation_info: { role: 'locus' } }], command: { value: `sleep ${seconds}` } }] } }] },
+  })).status).toBe(202);
+  for (const state of ['TASK_STARTING', 'TASK_RUNNING']) await ack(masterUrl, sub, await sub.next(isUpdate(taskId, state), 20_000, `${taskId} ${state}`));
+  return { sub, info };
+}
+
+describe('locus agent: the master restarts', () => {
+  const { start, state } = masterRestartBed('restart');
 
   it('joins the restarted master with its id and the task still running, which the framework then reconciles and kills', async () => {
-    cluster = await start(0);
-    const port = Number(new URL(cluster.masterUrl).port);
-    agent = await startAgent(cluster.masterUrl, agentDir, 'proc-r');
-    const info = frameworkInfo('master-restart', { failover_timeout: 3600 });
-    const sub = await subscribe(cluster.masterUrl, subscribeCall(info));
-    subs.push(sub);
-    const offer = offersOf(await sub.next((e) => e.type === 'OFFERS', 10_000, 'an offer'))[0];
-    if (!offer) throw new Error('no offer');
-    expect((await call(cluster.masterUrl, sub.streamId, {
-      type: 'ACCEPT', framework_id: { value: sub.frameworkId },
-      accept: { offer_ids: [offer.id], operations: [{ type: 'LAUNCH', launch: { task_infos: [{ name: 't-live', task_id: { value: 't-live' }, agent_id: offer.agent_id, resources: [{ name: 'cpus', type: 'SCALAR', scalar: { value: 0.1 }, allocation_info: { role: 'locus' } }, { name: 'mem', type: 'SCALAR', scalar: { value: 32 }, allocation_info: { role: 'locus' } }], command: { value: 'sleep 60' } }] } }] },
-    })).status).toBe(202);
-    for (const state of ['TASK_STARTING', 'TASK_RUNNING']) await ack(cluster.masterUrl, sub, await sub.next(isUpdate('t-live', state), 20_000, `t-live ${state}`));
+    const first = await start(0);
+    state.cluster = first;
+    const port = Number(new URL(first.masterUrl).port);
+    const agent = await startAgent(first.masterUrl, state.agentDir, 'proc-r');
+    state.agent = agent;
+    const { sub, info } = await launchSleeper(first.masterUrl, 'master-restart', 't-live', 60, state.subs);
     sub.close();
 
     // The master goes away and comes back on the same work dir and port; the agent process stays.
-    await cluster.stop();
-    cluster = await start(port);
-    const c = cluster;
-    await eventually(() => c.agents.some((a) => a.id === agent?.id), 15_000, 'the agent back on the new master');
+    await first.stop();
+    const c = await start(port);
+    state.cluster = c;
+    await eventually(() => c.agents.some((a) => a.id === agent.id), 15_000, 'the agent back on the new master');
 
     const again = await subscribe(c.masterUrl, subscribeCall(info, sub.frameworkId));
-    subs.push(again);
+    state.subs.push(again);
     expect((await call(c.masterUrl, again.streamId, { type: 'RECONCILE', framework_id: { value: sub.frameworkId }, reconcile: { tasks: [{ task_id: { value: 't-live' } }] } })).status).toBe(202);
     const reconciled = statusOf(await again.next(isUpdate('t-live', undefined, (s) => s.reason === 'REASON_RECONCILIATION'), 10_000, 'reconciliation'));
     expect(reconciled.state).toBe('TASK_RUNNING');
@@ -287,49 +302,17 @@ describe('locus agent: the master restarts', () => {
 });
 
 describe('locus agent: the framework re-subscribes to a restarted master before the agent is back', () => {
-  let workDir: string;
-  let agentDir: string;
-  let cluster: LocalCluster | undefined;
-  let agent: AgentProc | undefined;
-  const subs: Sub[] = [];
-
-  beforeAll(async () => {
-    workDir = await mkdtemp(join(tmpdir(), 'locus-master-registry-'));
-    agentDir = await mkdtemp(join(tmpdir(), 'locus-agent-registry-'));
-    await chmod(workDir, 0o755);
-    await chmod(agentDir, 0o755);
-  });
-
-  afterAll(async () => {
-    for (const s of subs) s.close();
-    if (agent) { agent.proc.kill('SIGCONT'); agent.proc.kill('SIGKILL'); await exited(agent.proc); }
-    await cluster?.stop();
-    await rm(workDir, { recursive: true, force: true });
-    await rm(agentDir, { recursive: true, force: true });
-  });
-
-  const start = (port: number, reregisterSeconds?: number): Promise<LocalCluster> => startLocalCluster({
-    workDir, agents: 0, port, allocationIntervalMs: 100, heartbeatIntervalSeconds: 1, isolation: 'process', statusUpdateRetrySeconds: 1, agentPingIntervalSeconds: 1,
-    ...(reregisterSeconds !== undefined ? { agentReregisterTimeoutSeconds: reregisterSeconds } : {}),
-  });
+  const { start, state } = masterRestartBed('registry');
 
   // The chaos suite's restart-master lost every attempt of executors the scheduler reconciled in that window.
   it('gets no answer for a task on an agent of the registry until the agent re-registers, then TASK_RUNNING; TASK_UNREACHABLE once the re-registration timeout passed', async () => {
-    cluster = await start(0);
-    const port = Number(new URL(cluster.masterUrl).port);
-    agent = await startAgent(cluster.masterUrl, agentDir, 'proc-reg');
-    const info = frameworkInfo('master-registry', { failover_timeout: 3600 });
-    const sub = await subscribe(cluster.masterUrl, subscribeCall(info));
-    subs.push(sub);
-    const offer = offersOf(await sub.next((e) => e.type === 'OFFERS', 10_000, 'an offer'))[0];
-    if (!offer) throw new Error('no offer');
-    expect((await call(cluster.masterUrl, sub.streamId, {
-      type: 'ACCEPT', framework_id: { value: sub.frameworkId },
-      accept: { offer_ids: [offer.id], operations: [{ type: 'LAUNCH', launch: { task_infos: [{ name: 't-reg', task_id: { value: 't-reg' }, agent_id: offer.agent_id, resources: [{ name: 'cpus', type: 'SCALAR', scalar: { value: 0.1 }, allocation_info: { role: 'locus' } }, { name: 'mem', type: 'SCALAR', scalar: { value: 32 }, allocation_info: { role: 'locus' } }], command: { value: 'sleep 120' } }] } }] },
-    })).status).toBe(202);
-    for (const state of ['TASK_STARTING', 'TASK_RUNNING']) await ack(cluster.masterUrl, sub, await sub.next(isUpdate('t-reg', state), 20_000, `t-reg ${state}`));
+    const first = await start(0);
+    state.cluster = first;
+    const port = Number(new URL(first.masterUrl).port);
+    const a = await startAgent(first.masterUrl, state.agentDir, 'proc-reg');
+    state.agent = a;
+    const { sub, info } = await launchSleeper(first.masterUrl, 'master-registry', 't-reg', 120, state.subs);
     sub.close();
-    const a = agent;
     const reconcile = async (c: LocalCluster, s: Sub): Promise<void> => {
       expect((await call(c.masterUrl, s.streamId, { type: 'RECONCILE', framework_id: { value: sub.frameworkId }, reconcile: { tasks: [{ task_id: { value: 't-reg' }, agent_id: { value: a.id } }] } })).status).toBe(202);
     };
@@ -337,11 +320,11 @@ describe('locus agent: the framework re-subscribes to a restarted master before 
 
     // The agent process is held (it cannot re-register) while the master restarts; its task runs on.
     a.proc.kill('SIGSTOP');
-    await cluster.stop();
-    cluster = await start(port);
-    const c = cluster;
+    await first.stop();
+    const c = await start(port);
+    state.cluster = c;
     const again = await subscribe(c.masterUrl, subscribeCall(info, sub.frameworkId));
-    subs.push(again);
+    state.subs.push(again);
     const before = again.events.length;
     await reconcile(c, again);
     await new Promise((r) => setTimeout(r, 1_500));
@@ -358,11 +341,11 @@ describe('locus agent: the framework re-subscribes to a restarted master before 
 
     // Held again across a restart with a 1 s re-registration timeout: then the task is unreachable.
     a.proc.kill('SIGSTOP');
-    await cluster.stop();
-    cluster = await start(port, 1);
-    const c2 = cluster;
+    await c.stop();
+    const c2 = await start(port, 1);
+    state.cluster = c2;
     const third = await subscribe(c2.masterUrl, subscribeCall(info, sub.frameworkId));
-    subs.push(third);
+    state.subs.push(third);
     await new Promise((r) => setTimeout(r, 1_500));
     const from = third.events.length;
     await reconcile(c2, third);
