@@ -7,7 +7,9 @@
  * offers, executor launch and growth included), then the same job again on
  * the executors the first run left (warm). A second row runs 1,000 such
  * tasks on 3 agents, cold (`--small-only` skips it). `--isolation process`
- * runs tasks without namespaces and cgroups, to tell their cost apart.
+ * runs tasks without namespaces and cgroups, to tell their cost apart;
+ * `--runner isolator` runs them in the executor's own containers instead of
+ * the agent's nested ones. Each run's CPU per task is split by process role.
  *
  * Every task is checked SUCCEEDED before a time is trusted. The ideal is the
  * work itself: waves of 0.2 s, as many tasks per wave as 0.1-cpu slots fit in
@@ -38,6 +40,13 @@ const ISOLATION = ((): 'auto' | 'linux' | 'process' => {
   if (v !== 'auto' && v !== 'linux' && v !== 'process') throw new Error(`--isolation must be auto, linux or process, got '${v ?? ''}'`);
   return v;
 })();
+/** `--runner isolator` runs attempts in the executor's own containers instead of the agent's nested ones. */
+const RUNNER = ((): 'auto' | 'agent' | 'isolator' => {
+  const i = process.argv.indexOf('--runner');
+  const v = i >= 0 ? process.argv[i + 1] : 'auto';
+  if (v !== 'auto' && v !== 'agent' && v !== 'isolator') throw new Error(`--runner must be auto, agent or isolator, got '${v ?? ''}'`);
+  return v;
+})();
 const TASK_SECONDS = 0.2;
 const TASK_CPUS = 0.1;
 const CPUS_PER_AGENT = 2;
@@ -56,7 +65,11 @@ interface Row {
   readonly peakRunning: number;
   /** Where the cold run's time went (ms): see Breakdown. */
   readonly breakdownMs: Breakdown;
+  /** The same for the warm run. */
+  readonly warmBreakdownMs?: Breakdown;
   readonly isolation: string;
+  /** Who starts the containers: auto (the agent's nested containers where it isolates them), agent or isolator. */
+  readonly runner: string;
 }
 
 /**
@@ -73,6 +86,8 @@ interface Breakdown {
    * tasks cost the machine, whatever else runs on it.
    */
   readonly cpuPerTask: number;
+  /** cpuPerTask by role (see treeCpu): where a task's CPU goes. */
+  readonly cpuPerTaskByRole: CpuByRole;
   readonly toFirstDispatch: number;
   readonly meanAttempt: number;
   readonly maxAttempt: number;
@@ -81,16 +96,25 @@ interface Breakdown {
 
 const TICK_MS = 10; // USER_HZ is 100 on Linux
 
-/** CPU ms used so far by this process, its reaped children, and every live descendant. */
-function treeCpuMs(): number {
-  const stats = new Map<number, { ppid: number; ticks: number }>();
+/** Where a process tree's CPU went, by role (ms so far). */
+type CpuByRole = Record<'locus' | 'executors' | 'launcher' | 'containers' | 'redis', number>;
+
+/**
+ * CPU ms used so far by this process, its reaped children, and every live descendant, by role:
+ * this process (framework, master, agent), the executors, the warm container launcher, the
+ * containers (bwrap, setpriv and the workload: reaped by the launcher or an executor, so counted
+ * in their children's time, or still alive) and Redis.
+ */
+function treeCpu(): { total: number; byRole: CpuByRole } {
+  const stats = new Map<number, { ppid: number; own: number; reaped: number; cmd: string }>();
   for (const name of readdirSync('/proc')) {
     if (!/^\d+$/.test(name)) continue;
     try {
       const raw = readFileSync(`/proc/${name}/stat`, 'utf8');
       const f = raw.slice(raw.lastIndexOf(')') + 2).split(' ');
+      const cmd = readFileSync(`/proc/${name}/cmdline`, 'utf8').split('\0').join(' ');
       // After the command: [1] ppid, [11] utime, [12] stime, [13] cutime, [14] cstime.
-      stats.set(Number(name), { ppid: Number(f[1]), ticks: Number(f[11]) + Number(f[12]) + Number(f[13]) + Number(f[14]) });
+      stats.set(Number(name), { ppid: Number(f[1]), own: Number(f[11]) + Number(f[12]), reaped: Number(f[13]) + Number(f[14]), cmd });
     } catch {
       // Gone meanwhile.
     }
@@ -102,9 +126,38 @@ function treeCpuMs(): number {
     }
     return false;
   };
-  let ticks = 0;
-  for (const [pid, st] of stats) if (inTree(pid)) ticks += st.ticks;
-  return ticks * TICK_MS;
+  const byRole: CpuByRole = { locus: 0, executors: 0, launcher: 0, containers: 0, redis: 0 };
+  for (const [pid, st] of stats) {
+    if (!inTree(pid)) continue;
+    if (pid === process.pid) {
+      byRole.locus += st.own;
+      byRole.containers += st.reaped;
+    } else if (st.cmd.includes('redis-server')) {
+      byRole.redis += st.own + st.reaped;
+    } else if (st.cmd.includes(' executor ') && st.cmd.includes('--executor-id')) {
+      byRole.executors += st.own;
+      byRole.containers += st.reaped;
+    } else if (st.cmd.includes(' -e ') && st.cmd.includes('node')) {
+      byRole.launcher += st.own;
+      byRole.containers += st.reaped;
+    } else {
+      byRole.containers += st.own + st.reaped;
+    }
+  }
+  let total = 0;
+  for (const k of Object.keys(byRole) as (keyof CpuByRole)[]) {
+    byRole[k] *= TICK_MS;
+    total += byRole[k];
+  }
+  return { total, byRole };
+}
+
+/** CPU per task since `before`, in all and by role. */
+function cpuSince(before: { total: number; byRole: CpuByRole }, tasks: number): { cpuPerTask: number; cpuPerTaskByRole: CpuByRole } {
+  const now = treeCpu();
+  const byRole = { ...now.byRole };
+  for (const k of Object.keys(byRole) as (keyof CpuByRole)[]) byRole[k] = Math.round(((now.byRole[k] - before.byRole[k]) / tasks) * 10) / 10;
+  return { cpuPerTask: Math.round((now.total - before.total) / tasks), cpuPerTaskByRole: byRole };
 }
 
 function say(line: string): void {
@@ -131,7 +184,7 @@ async function runRow(tasks: number, agents: number, isolation: string, warmRun 
   });
   const settings = resolveSettings({
     master: cluster.masterUrl, redis: redis.url, 'http-port': '0', 'grpc-port': '0',
-    'state-dir': work, 'local-work-dir': join(work, 'local'), isolation: ISOLATION, 'executor-idle-timeout': '5m',
+    'state-dir': work, 'local-work-dir': join(work, 'local'), isolation: ISOLATION, 'executor-runner': RUNNER, 'executor-idle-timeout': '5m',
   });
   const fw = await startFramework(settings, { logger, agents: () => cluster.agents });
   try {
@@ -142,7 +195,7 @@ async function runRow(tasks: number, agents: number, isolation: string, warmRun 
         task: { command: ['sleep', String(TASK_SECONDS)], resources: { cpus: TASK_CPUS, mem: '32MiB', disk: '1MiB' } },
         tasks: Array.from({ length: tasks }, () => ({})),
       };
-      const cpu0 = treeCpuMs();
+      const cpu0 = treeCpu();
       const t0 = performance.now();
       const wall0 = Date.now();
       const res = await fetch(`${fw.httpUrl}/v1/jobs`, {
@@ -166,7 +219,7 @@ async function runRow(tasks: number, agents: number, isolation: string, warmRun 
           const starts = attempts.map((a) => a.startedAt);
           const spans = attempts.filter((a) => a.finishedAt !== undefined).map((a) => (a.finishedAt ?? 0) - a.startedAt);
           const breakdown: Breakdown = {
-            cpuPerTask: Math.round((treeCpuMs() - cpu0) / tasks),
+            ...cpuSince(cpu0, tasks),
             toFirstDispatch: Math.min(...starts) - wall0,
             meanAttempt: Math.round(spans.reduce((x, y) => x + y, 0) / Math.max(1, spans.length)),
             maxAttempt: Math.max(0, ...spans),
@@ -186,7 +239,7 @@ async function runRow(tasks: number, agents: number, isolation: string, warmRun 
     return {
       tasks, agents, cpusPerAgent: CPUS_PER_AGENT, taskCpus: TASK_CPUS,
       seconds: r2(cold.seconds), ...(warm ? { warmSeconds: r2(warm.seconds) } : {}), idealSeconds: r2(ideal(tasks, agents)),
-      peakRunning: Math.max(cold.peak, warm?.peak ?? 0), breakdownMs: cold.breakdown, isolation,
+      peakRunning: Math.max(cold.peak, warm?.peak ?? 0), breakdownMs: cold.breakdown, ...(warm ? { warmBreakdownMs: warm.breakdown } : {}), isolation, runner: RUNNER,
     };
   } finally {
     await fw.stop().catch((err: unknown) => say(`framework stop: ${String(err)}`));
