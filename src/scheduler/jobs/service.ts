@@ -13,10 +13,11 @@ import type { LocalityLevel } from '../../core/locality.js';
 import type { ResolveOptions } from '../../storage/port.js';
 import type { Logger } from '../../obs/log.js';
 import type { AttemptPayload, AttemptResult } from '../../executor/contract.js';
-import { CONTRACT_VERSION, HOST_DISK_FULL, INPUT_UNREACHABLE } from '../../executor/contract.js';
+import { CONTRACT_VERSION, HOST_DISK_FULL } from '../../executor/contract.js';
 import { publishFinalOutputs, taskDestination, type LocalDatasetLister } from './destinations.js';
 import { StageOutputs, splitSources, withDataPlane, type JobDataPlane } from './outputs.js';
 import { LostOutputs } from './recompute.js';
+import { FailureTally, HOST_FAILURES_TO_AVOID, classifyFailure, hostAtFault } from './failures.js';
 import { JobStore, type StoredSplit } from './store.js';
 import { effectiveLocality, type JobSpec } from './spec.js';
 import type { LocalityPolicy } from '../placement/types.js';
@@ -27,15 +28,7 @@ import { stageOutputDir, substitute, taskOutputDir } from './tasks.js';
 import { PendingIndex } from '../placement/index.js';
 import { checkExplicitTaskCounts, checkInputSchemes, checkVolumes, outputDirFor } from './admission.js';
 
-/** Uncounted input failures of one task after which further ones count (an input that no host can reach). */
-export const UNCOUNTED_INPUT_FAILURES = 5;
-/** The pause before the first retry of a task whose input its host could not reach; it doubles per failure. */
-export const INPUT_RETRY_BASE_MS = 250;
-/** The longest such pause. */
-export const INPUT_RETRY_MAX_MS = 4000;
-
-/** Counted failures on one host after which the whole job avoids it (Spark's blacklisting, per job). */
-export const HOST_FAILURES_TO_AVOID = 2;
+export { HOST_FAILURES_TO_AVOID, INPUT_RETRY_BASE_MS, INPUT_RETRY_MAX_MS, UNCOUNTED_INPUT_FAILURES, classifyFailure, hostAtFault } from './failures.js';
 
 /** Resolves input URIs into files with splits (the storage registry). */
 export interface InputResolver {
@@ -131,29 +124,6 @@ export interface JobServiceOptions {
 
 const FRAMEWORK_LOCALITY_DEFAULT: LocalityPolicy = { mode: 'wait', nodeWaitMs: 3000, rackWaitMs: 3000 };
 
-/** How a failed attempt counts (agent/executor loss is not the task's fault). */
-export function classifyFailure(result: Pick<AttemptResult, 'state' | 'reason'>): FailureClass {
-  if (result.state === 'LOST') return 'not-counted';
-  if (result.reason === 'DRAINED' || result.reason === 'EXECUTOR_LOST' || result.reason === 'AGENT_LOST') return 'not-counted';
-  // The input could not be reached from that host (storage or a block server down): the host's
-  // trouble, not the task's (capped per task by the service, see UNCOUNTED_INPUT_FAILURES).
-  if (result.reason === INPUT_UNREACHABLE || result.reason === 'COMMIT_LEDGER_UNAVAILABLE') return 'not-counted';
-  // The agent's disk was full: every task placed there would fail (capped like input failures).
-  if (result.reason === HOST_DISK_FULL) return 'not-counted';
-  if (result.reason === 'INVALID_SPEC' || result.reason === 'INPUT_MISSING' || result.reason === 'LAUNCH_FAILED_FATAL') return 'fatal';
-  return 'counted';
-}
-
-/**
- * Whether a failed attempt counts against the host it ran on (its task's failed hosts, the job's
- * per-host failure count). Not when it could not read an output held on another host: that host
- * is the one at fault (its outputs are recomputed), and charging the reader would steer the job
- * off healthy hosts, each reader in turn, until no live host was left to it.
- */
-export function hostAtFault(result: Pick<AttemptResult, 'reason' | 'inputHost' | 'host'>): boolean {
-  return !(result.reason === INPUT_UNREACHABLE && result.inputHost !== undefined && result.inputHost !== result.host);
-}
-
 /** The job service. */
 export class JobService extends EventEmitter<ServiceEvents> {
   private readonly pending = new Map<string, PendingTask>();
@@ -172,17 +142,15 @@ export class JobService extends EventEmitter<ServiceEvents> {
   private readonly stageVolumes = new Map<string, { volume: JobVolume; path: string; readOnly: boolean }>();
   /** Tasks of stages being written, per tenant: they count toward the pending cap already. */
   private readonly reserved = new Map<string, number>();
-  /** Counted failures per job and host: a host that failed a job's tasks repeatedly is avoided for the whole job. */
-  private readonly hostFailures = new Map<string, Map<string, number>>();
   /** `<jobId>:<stage>` of stages being started, so concurrent progress checks start a stage once. */
   private readonly startingStages = new Set<string>();
 
   /** Committed outputs of earlier stages (with a data plane). */
   private readonly outputs: StageOutputs | undefined;
-  /** Uncounted input failures per task, to cap them. */
-  private readonly inputFailures = new Map<string, number>();
   /** Outputs lost with their host: hosts holding outputs, lost hosts, recomputes, parked tasks. */
   private readonly lost: LostOutputs;
+  /** Counted failures per job and host (a host that failed a job repeatedly is avoided), host-caused ones per task. */
+  private readonly failures: FailureTally;
 
   constructor(private readonly o: JobServiceOptions) {
     super();
@@ -206,12 +174,13 @@ export class JobService extends EventEmitter<ServiceEvents> {
         return out;
       },
       resetInputFailures: (jobId) => {
-        for (const k of [...this.inputFailures.keys()]) if (k.startsWith(`${jobId}.`)) this.inputFailures.delete(k);
+        this.failures.resetInputs(jobId);
       },
       recomputed: (event) => this.emit('recompute', event),
       progress: (job, message) => this.emitJob(job, 'RUNNING', message),
       work: () => this.emit('work'),
     });
+    this.failures = new FailureTally(this.lost, o.inputRetryPauseMs);
   }
 
   /** Counters for tests and metrics: tasks reopened to recompute lost outputs. */
@@ -298,7 +267,7 @@ export class JobService extends EventEmitter<ServiceEvents> {
       }).catch((err: unknown) => this.o.logger.warn({ jobId: job.id, err: String(err) }, 'reading the commit records of earlier stages failed'));
       const allTasks = await this.o.store.tasks(job.id);
       // Per-job host avoidance survives a restart: rebuild it from the tasks' failed hosts.
-      for (const t of allTasks) for (const h of t.failedHosts) this.countHostFailure(job.id, h);
+      for (const t of allTasks) for (const h of t.failedHosts) this.failures.countHost(job.id, h);
       // Earlier-stage tasks reopened to recompute lost outputs before the restart: recomputing
       // again (registered before any later-stage task is made pending, so those wait for them).
       const reopened = allTasks.filter((t) => t.stage < stage && (t.state === 'PENDING' || t.state === 'RUNNING'));
@@ -520,7 +489,7 @@ export class JobService extends EventEmitter<ServiceEvents> {
   async finishAttempt(result: AttemptResult): Promise<TaskState | 'STALE'> {
     const job = this.jobs.get(result.taskId.replace(/\.\d+\.\d+$/, ''));
     if (!job) return 'STALE';
-    const cls = this.capUncountedInput(result, job.state === 'CANCELLED' ? 'cancelled' : result.state === 'SUCCEEDED' ? 'counted' : classifyFailure(result));
+    const cls = this.failures.cap(result, job.state === 'CANCELLED' ? 'cancelled' : result.state === 'SUCCEEDED' ? 'counted' : classifyFailure(result));
     const blameHost = hostAtFault(result);
     const outcome = await this.o.store.finishAttempt(
       result.taskId, result.attemptId,
@@ -544,13 +513,9 @@ export class JobService extends EventEmitter<ServiceEvents> {
       ...(outcome === 'SUCCEEDED' && was?.attemptId === result.attemptId ? { locality: was.locality } : {}),
     });
     if (outcome === 'PENDING') {
-      // An input the host could not reach (a block server not up or not yet known there) is
-      // retried after a pause that doubles with each such failure of the task, so the few
-      // uncounted retries span seconds, long enough for an executor to start or register,
-      // instead of being spent in a few hundred milliseconds on the same unreachable source.
-      const uncounted = cls === 'not-counted' && result.reason === INPUT_UNREACHABLE ? (this.inputFailures.get(result.taskId) ?? 0) : 0;
-      if (uncounted > 0) {
-        const delayMs = Math.min((this.o.inputRetryPauseMs ?? INPUT_RETRY_BASE_MS) * 2 ** (uncounted - 1), INPUT_RETRY_MAX_MS);
+      // After an input the host could not reach, the task is offered again after a pause (FailureTally.retryPauseMs).
+      const delayMs = this.failures.retryPauseMs(result, cls);
+      if (delayMs > 0) {
         this.o.logger.info({ taskId: result.taskId, retryInMs: delayMs, message: result.message }, 'input unreachable from the host; retrying after a pause');
         setTimeout(() => void this.repend(job.id, result.taskId).catch((err: unknown) => {
           this.o.logger.warn({ err: String(err), taskId: result.taskId }, 'putting a task back after an unreachable input failed; it is recovered with its job');
@@ -579,26 +544,6 @@ export class JobService extends EventEmitter<ServiceEvents> {
       this.addPending(job, rec.stage, rec.index, split, rec);
       this.emit('work');
     }
-  }
-
-  /** An input no host can reach must not retry forever: past the cap, input failures count. */
-  private capUncountedInput<C extends FailureClass | 'cancelled'>(result: AttemptResult, cls: C): C | 'counted' {
-    if (cls !== 'not-counted' || (result.reason !== INPUT_UNREACHABLE && result.reason !== HOST_DISK_FULL)) return cls;
-    if (result.reason === HOST_DISK_FULL) return this.countUncounted(result.taskId, cls);
-    // What it could not read is being recomputed, or is about to be (the first fetch failure
-    // naming an output host not yet lost recomputes that host's outputs): the retry waits for the
-    // recompute and counts toward nothing. Further failures naming a lost host count as usual.
-    const jobId = result.taskId.replace(/\.\d+\.\d+$/, '');
-    if (this.lost.isRecomputing(jobId)) return cls;
-    if (result.inputHost !== undefined && !this.lost.wasLost(jobId, result.inputHost)) return cls;
-    return this.countUncounted(result.taskId, cls);
-  }
-
-  /** One more host-caused failure of a task; past the cap it counts. */
-  private countUncounted<C extends FailureClass | 'cancelled'>(taskId: string, cls: C): C | 'counted' {
-    const n = (this.inputFailures.get(taskId) ?? 0) + 1;
-    this.inputFailures.set(taskId, n);
-    return n > UNCOUNTED_INPUT_FAILURES ? 'counted' : cls;
   }
 
   /**
@@ -681,20 +626,8 @@ export class JobService extends EventEmitter<ServiceEvents> {
   }
 
   /** Hosts avoided for every task of a job: where its tasks failed (counted) at least twice. */
-  private avoidedForJob(jobId: string): string[] {
-    return [...(this.hostFailures.get(jobId) ?? new Map<string, number>())].filter(([, n]) => n >= HOST_FAILURES_TO_AVOID).map(([h]) => h);
-  }
-
-  private countHostFailure(jobId: string, host: string): number {
-    const counts = this.hostFailures.get(jobId) ?? new Map<string, number>();
-    this.hostFailures.set(jobId, counts);
-    const n = (counts.get(host) ?? 0) + 1;
-    counts.set(host, n);
-    return n;
-  }
-
   private noteHostFailure(jobId: string, host: string): void {
-    if (this.countHostFailure(jobId, host) !== HOST_FAILURES_TO_AVOID) return;
+    if (this.failures.countHost(jobId, host) !== HOST_FAILURES_TO_AVOID) return;
     // The host just crossed the line: tasks of this job already pending avoid it too.
     this.o.logger.info({ jobId, host }, 'host failed this job repeatedly; avoiding it for the rest of the job');
     for (const t of this.pending.values()) {
@@ -737,7 +670,7 @@ export class JobService extends EventEmitter<ServiceEvents> {
     const now = this.o.clock.now();
     // A recompute stays off the hosts whose outputs were lost (one merely unreachable may still answer offers).
     const lost = this.lost.lostFor(job.id, taskId);
-    const avoidHosts = [...new Set([...(rec?.failedHosts ?? []), ...this.avoidedForJob(job.id), ...lost])];
+    const avoidHosts = [...new Set([...(rec?.failedHosts ?? []), ...this.failures.avoided(job.id), ...lost])];
     this.pending.set(taskId, {
       taskId, jobId: job.id, tenant: job.tenant, stage, index, priority: job.spec.priority, spec: job.spec, split,
       avoidHosts, pendingSince: now, attempts: rec?.attempts.length ?? 0, generation: rec?.generation ?? 0,
@@ -886,6 +819,8 @@ export class JobService extends EventEmitter<ServiceEvents> {
 
 
   private emitJob(job: JobRecord, state: string, message?: string): void {
+    // An ended job's failure tallies are of no further use (a long-lived framework runs many).
+    if (TERMINAL_JOB_STATES.has(state as JobRecord['state'])) this.failures.forgetJob(job.id);
     this.emit('event', { kind: 'job', jobId: job.id, at: this.o.clock.now(), state, counts: job.counts, ...(message ? { message } : {}) });
   }
 
