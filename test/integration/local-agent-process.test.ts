@@ -224,6 +224,8 @@ describe('locus agent: a master with credentials', () => {
  */
 function masterRestartBed(name: string): {
   start(port: number, reregisterSeconds?: number): Promise<LocalCluster>;
+  /** The master on a free port, the agent joined, and `sleep <seconds>` running as `taskId` (its subscription closed). */
+  begin(agentName: string, taskId: string, seconds: number): Promise<{ first: LocalCluster; port: number; agent: AgentProc; sub: Sub; info: ReturnType<typeof frameworkInfo> }>;
   readonly state: { cluster?: LocalCluster; agent?: AgentProc; readonly subs: Sub[]; agentDir: string };
 } {
   const state: { cluster?: LocalCluster; agent?: AgentProc; subs: Sub[]; agentDir: string; workDir: string } = { subs: [], agentDir: '', workDir: '' };
@@ -245,7 +247,16 @@ function masterRestartBed(name: string): {
     workDir: state.workDir, agents: 0, port, allocationIntervalMs: 100, heartbeatIntervalSeconds: 1, isolation: 'process', statusUpdateRetrySeconds: 1, agentPingIntervalSeconds: 1,
     ...(reregisterSeconds !== undefined ? { agentReregisterTimeoutSeconds: reregisterSeconds } : {}),
   });
-  return { start, state };
+  const begin = async (agentName: string, taskId: string, seconds: number): Promise<{ first: LocalCluster; port: number; agent: AgentProc; sub: Sub; info: ReturnType<typeof frameworkInfo> }> => {
+    const first = await start(0);
+    state.cluster = first;
+    const agent = await startAgent(first.masterUrl, state.agentDir, agentName);
+    state.agent = agent;
+    const { sub, info } = await launchSleeper(first.masterUrl, `master-${name}`, taskId, seconds, state.subs);
+    sub.close();
+    return { first, port: Number(new URL(first.masterUrl).port), agent, sub, info };
+  };
+  return { start, begin, state };
 }
 
 /** Subscribe `name`, launch `sleep <seconds>` as task `taskId` on the first offer, and acknowledge it up to TASK_RUNNING. */
@@ -264,16 +275,10 @@ async function launchSleeper(masterUrl: string, name: string, taskId: string, se
 }
 
 describe('locus agent: the master restarts', () => {
-  const { start, state } = masterRestartBed('restart');
+  const { start, begin, state } = masterRestartBed('restart');
 
   it('joins the restarted master with its id and the task still running, which the framework then reconciles and kills', async () => {
-    const first = await start(0);
-    state.cluster = first;
-    const port = Number(new URL(first.masterUrl).port);
-    const agent = await startAgent(first.masterUrl, state.agentDir, 'proc-r');
-    state.agent = agent;
-    const { sub, info } = await launchSleeper(first.masterUrl, 'master-restart', 't-live', 60, state.subs);
-    sub.close();
+    const { first, port, agent, sub, info } = await begin('proc-r', 't-live', 60);
 
     // The master goes away and comes back on the same work dir and port; the agent process stays.
     await first.stop();
@@ -302,17 +307,11 @@ describe('locus agent: the master restarts', () => {
 });
 
 describe('locus agent: the framework re-subscribes to a restarted master before the agent is back', () => {
-  const { start, state } = masterRestartBed('registry');
+  const { start, begin, state } = masterRestartBed('registry');
 
   // The chaos suite's restart-master lost every attempt of executors the scheduler reconciled in that window.
   it('gets no answer for a task on an agent of the registry until the agent re-registers, then TASK_RUNNING; TASK_UNREACHABLE once the re-registration timeout passed', async () => {
-    const first = await start(0);
-    state.cluster = first;
-    const port = Number(new URL(first.masterUrl).port);
-    const a = await startAgent(first.masterUrl, state.agentDir, 'proc-reg');
-    state.agent = a;
-    const { sub, info } = await launchSleeper(first.masterUrl, 'master-registry', 't-reg', 120, state.subs);
-    sub.close();
+    const { first, port, agent: a, sub, info } = await begin('proc-reg', 't-reg', 120);
     const reconcile = async (c: LocalCluster, s: Sub): Promise<void> => {
       expect((await call(c.masterUrl, s.streamId, { type: 'RECONCILE', framework_id: { value: sub.frameworkId }, reconcile: { tasks: [{ task_id: { value: 't-reg' }, agent_id: { value: a.id } }] } })).status).toBe(202);
     };
