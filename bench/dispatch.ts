@@ -155,7 +155,8 @@ async function startEnv(work: string, o: { agents: number; slots: number; runner
   try {
     cluster = await startLocalCluster({
       workDir: join(work, 'local'), agents: o.agents, racks: 2, port: 0, isolation: o.isolation, logger: o.logger,
-      // One executor of `slots` slots fits on each agent (slot = 1 cpu, overhead 0.1 cpu).
+      // Room on each agent for an executor of `slots` 1-cpu slots (plus its 0.1-cpu overhead); the
+      // benchmark's 0.1-cpu tasks get executors sized to them, so fewer agents may hold them all.
       resources: `cpus:${o.slots + 1};mem:${(o.slots + 1) * 1024 + 1024};disk:${(o.slots + 1) * 1024 + 1024};ports:[31000-32000]`,
     });
     const settings = resolveSettings({
@@ -257,11 +258,13 @@ async function warmUp(env: Env, agents: number, slots: number, label: string): P
   for (let i = 0; i < 4; i++) {
     await runJobs(env, [trivialJob(`${label}-warm-${i}`, want)], 120_000);
     const ex = await runningExecutors(env.admin);
-    if (ex.length >= agents && ex.reduce((a, e) => a + e.slots, 0) >= want) return ex;
+    // Executors are sized to the work: the warm-up's 0.1-cpu tasks may all fit one executor of
+    // `want` slots on one agent, which is as good as one per agent for this benchmark.
+    if (ex.reduce((a, e) => a + e.slots, 0) >= want) return ex;
     await sleep(1000);
   }
   const ex = await runningExecutors(env.admin);
-  say(`warning: after warm-up ${ex.length} executors with ${ex.reduce((a, e) => a + e.slots, 0)} slots (wanted ${agents} x ${slots})`);
+  say(`warning: after warm-up ${ex.length} executors with ${ex.reduce((a, e) => a + e.slots, 0)} slots in all (wanted ${want})`);
   return ex;
 }
 
