@@ -78,7 +78,11 @@ export interface FrameworkProc {
   stop(): Promise<void>;
 }
 
-/** Start `locus framework` and wait for its HTTP API. */
+/**
+ * Start `locus framework` and wait until it is ready (/readyz: subscribed to the master and
+ * connected to Redis). Its HTTP API answers before that, with 503 to a submit; on a loaded machine
+ * the subscription can take seconds (CI run 12 got that 503).
+ */
 export async function spawnFramework(bed: Bed, httpPort?: number, extra: Record<string, string> = {}): Promise<FrameworkProc> {
   const port = httpPort ?? (await freePort());
   const flags = Object.entries(bed.settings({ 'http-port': String(port), ...extra })).flatMap(([k, v]) => [`--${k}`, v]);
@@ -93,6 +97,14 @@ export async function spawnFramework(bed: Bed, httpPort?: number, extra: Record<
     await new Promise((r) => setTimeout(r, 50));
   }
   const httpUrl = /http api:\s+(\S+)/.exec(out)?.[1] ?? '';
+  const readyBy = Date.now() + 60_000;
+  for (;;) {
+    const r = await fetch(`${httpUrl}/readyz`).catch(() => undefined);
+    if (r?.status === 200) break;
+    if (proc.exitCode !== null) throw new Error(`locus framework exited ${proc.exitCode}: ${out}`);
+    if (Date.now() > readyBy) throw new Error(`locus framework not ready after 60 s (/readyz ${r?.status ?? 'unanswered'}): ${out}`);
+    await new Promise((res) => setTimeout(res, 100));
+  }
   const exited = (): Promise<void> => (proc.exitCode !== null || proc.signalCode !== null ? Promise.resolve() : new Promise((r) => proc.once('exit', () => r())));
   return {
     proc, httpUrl, token: 'a'.repeat(64),
