@@ -41,7 +41,7 @@ describe('PendingIndex', () => {
     expect(b?.live).toBe(10);
     // Compaction keeps the array near the live count rather than 1000.
     expect((b?.items.length ?? 0) - (b?.head ?? 0)).toBeLessThan(100);
-    const first = b?.items[b.start(ix.cols)];
+    const first = b?.items[b.start(ix.marks)];
     expect(first === undefined ? undefined : ix.entryAt(first).task.taskId).toBe('t990');
   });
 

@@ -341,7 +341,7 @@ function shareOffer(
  */
 function ripeLevel(pass: Pass, q: Queue): LocalityLevel {
   const b = q.all;
-  const no = b.items[b.start(pass.index.cols)];
+  const no = b.items[b.start(pass.index.marks)];
   if (no === undefined) return LocalityLevel.NODE_LOCAL;
   const e = pass.index.entryAt(no);
   const waited = pass.now - e.task.pendingSince;

@@ -147,6 +147,14 @@ export class Pass {
   private readonly hostAliveById: Uint8Array;
   /** Free slots per interned host id in this pass (the overlay the node phase reads to judge scarcity). */
   private readonly hostFree: Int32Array;
+  /**
+   * Each executor's interned host id, by its index in execs: the augmenting search checks where
+   * a placed task went without loading that executor's objects (a cache miss each, for
+   * placements it mostly passes over).
+   */
+  private readonly execHost: Int32Array;
+  /** Executors (by index in execs) found to have no unplaced task left on their host's buckets. */
+  private readonly drained: Uint8Array;
   private readonly jobs = new Map<string, JobState>();
   // The assignments in decision order, as columns (PendingIndex.assigns maps an entry number to
   // its k): the entry number placed, its executor (index in execs) and level. Sized once, before
@@ -186,6 +194,9 @@ export class Pass {
   // The index's entry columns (see PendingIndex): nothing adds to the index during a pass, so
   // they cannot be replaced under it.
   private readonly cols: Int32Array;
+  private readonly marks: Uint8Array;
+  /** What `marks` holds for an entry this pass placed (PendingIndex.passTag). */
+  private readonly tag: number;
   private readonly assigns: Int32Array;
   private readonly entryFlags: Uint8Array;
 
@@ -195,8 +206,10 @@ export class Pass {
     readonly opts: PlacementOptions,
   ) {
     this.id = index.beginPass();
+    this.tag = index.passTag;
     this.now = snapshot.now;
     this.cols = index.cols;
+    this.marks = index.marks;
     this.assigns = index.assigns;
     this.entryFlags = index.flags;
     this.deferShares = index.tenantCount() < 2;
@@ -230,8 +243,14 @@ export class Pass {
         no: this.execs.length,
       });
     }
+    this.execHost = new Int32Array(this.execs.length);
+    this.drained = new Uint8Array(this.execs.length);
     let slots = 0;
-    for (let i = 0; i < this.execs.length; i++) slots += Math.max(0, (this.execs[i] as ExecState).free);
+    for (let i = 0; i < this.execs.length; i++) {
+      const x = this.execs[i] as ExecState;
+      this.execHost[i] = x.host;
+      slots += Math.max(0, x.free);
+    }
     const cap = Math.min(slots, index.size);
     this.asgNo = new Int32Array(cap);
     this.asgExec = new Int32Array(cap);
@@ -348,12 +367,36 @@ export class Pass {
 
   /** The index of entry no's assignment in this pass, -1 if this pass has not placed it. */
   placedAt(no: number): number {
-    return this.cols[4 * no] === this.id ? (this.assigns[no] as number) : -1;
+    return this.marks[no] === this.tag ? (this.assigns[no] as number) : -1;
   }
 
   /** The executor assignment k went to. */
   execOf(k: number): ExecState | undefined {
     return k >= 0 && k < this.count ? this.execs[this.asgExec[k] as number] : undefined;
+  }
+
+  /** The index in execs of the executor assignment k (k < placed) went to. */
+  execNoAt(k: number): number {
+    return this.asgExec[k] as number;
+  }
+
+  /** The interned host id of execs[i] (-1 when no pending task names its host). */
+  hostOfExec(i: number): number {
+    return this.execHost[i] as number;
+  }
+
+  /** Whether execs[i] was marked drained (see markDrained). */
+  isDrained(i: number): boolean {
+    return this.drained[i] === 1;
+  }
+
+  /**
+   * Mark execs[i] as having no unplaced task left in its host's buckets: take() scanned none
+   * there. Tasks are never unplaced within a pass, so it stays so: a caller may skip the
+   * buckets from then on (skipping them changes nothing, `examined` included).
+   */
+  markDrained(i: number): void {
+    this.drained[i] = 1;
   }
 
   /** The level of assignment k. */
@@ -589,20 +632,20 @@ export class Pass {
    */
   take(b: Bucket, x: ExecState, head: boolean, scarce = false): Entry | undefined {
     const items = b.items;
-    const cols = this.cols;
+    const marks = this.marks;
     const flags = this.entryFlags;
     let i: number;
     if (b.passId !== this.id) {
       b.passId = this.id;
-      i = b.start(cols);
+      i = b.start(marks);
     } else {
       i = b.cursor;
     }
-    const id = this.id;
+    const tag = this.tag;
     // Entries placed in this pass or removed are skipped by their number alone (see PendingIndex).
     while (i < items.length) {
-      const m = cols[4 * (items[i] as number)];
-      if (m !== id && m !== DEAD) break;
+      const m = marks[items[i] as number];
+      if (m !== tag && m !== DEAD) break;
       i++;
     }
     b.cursor = i;
@@ -623,8 +666,8 @@ export class Pass {
     let valid = 0;
     for (; i < items.length && scanned < limit; i++) {
       const no = items[i] as number;
-      const m = cols[4 * no];
-      if (m === id || m === DEAD) continue;
+      const m = marks[no];
+      if (m === tag || m === DEAD) continue;
       scanned++;
       let level: LocalityLevel;
       const plain = ((flags[no] as number) & PLAIN) !== 0;
@@ -691,19 +734,20 @@ export class Pass {
     }
     const local = b.host >= 0 && b.host === x.host;
     const items = b.items;
-    const cols = this.cols;
+    const marks = this.marks;
     const flags = this.entryFlags;
     const id = this.id;
+    const tag = this.tag;
     let next: number;
     if (b.passId !== id) {
       b.passId = id;
-      next = b.start(cols);
+      next = b.start(marks);
     } else {
       next = b.cursor;
     }
     while (next < items.length) {
-      const m = cols[4 * (items[next] as number)];
-      if (m !== id && m !== DEAD) break;
+      const m = marks[items[next] as number];
+      if (m !== tag && m !== DEAD) break;
       next++;
     }
     b.cursor = next;
@@ -718,8 +762,8 @@ export class Pass {
       for (let k = 0; scanned < limit; k++) {
         if (k === m) {
           while (next < items.length) {
-            const mk = cols[4 * (items[next] as number)];
-            if (mk !== id && mk !== DEAD) break;
+            const mk = marks[items[next] as number];
+            if (mk !== tag && mk !== DEAD) break;
             next++;
           }
           if (next >= items.length) break;
@@ -812,11 +856,11 @@ export class Pass {
     const free = this.hostFree;
     const cols = this.cols;
     let n = 0;
-    const h0 = cols[4 * no + 1] as number;
+    const h0 = cols[3 * no] as number;
     if (h0 >= 0 && h0 !== here && (free[h0] as number) > 0) n++;
-    const h1 = cols[4 * no + 2] as number;
+    const h1 = cols[3 * no + 1] as number;
     if (h1 >= 0 && h1 !== here && (free[h1] as number) > 0) n++;
-    const h2 = cols[4 * no + 3] as number;
+    const h2 = cols[3 * no + 2] as number;
     if (h2 >= 0 && h2 !== here && (free[h2] as number) > 0) n++;
     if (((this.entryFlags[no] as number) & MORE_HOSTS) !== 0) {
       const more = this.index.entryAt(no).more;
@@ -843,7 +887,7 @@ export class Pass {
     this.touch(q);
     const k = this.count;
     if (k === this.asgExec.length) this.growColumns();
-    this.cols[4 * no] = this.id;
+    this.marks[no] = this.tag;
     this.assigns[no] = k;
     this.asgNo[k] = no;
     this.asgExec[k] = x.no;

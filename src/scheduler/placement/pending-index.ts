@@ -25,10 +25,10 @@
  * Entries are numbered, and buckets hold entry numbers, not entries. What a
  * pass reads for every entry it walks past (placed or removed, plain, first
  * three host ids) sits in index-wide typed arrays indexed by number: walking a
- * bucket then reads 16 bytes of one dense array per entry instead of a
- * scattered object, which a profile showed was a cache miss per entry and a quarter of a
- * pass (each task sits in three host buckets, so a pass walks three entries
- * per placement). A removed entry's number is recycled only after a sweep
+ * bucket then reads one byte of a small dense array per entry (its mark)
+ * instead of a scattered object, which a profile showed was a cache miss per
+ * entry and a quarter of a pass (each task sits in three host buckets, so a
+ * pass walks three entries per placement). A removed entry's number is recycled only after a sweep
  * has compacted every bucket, so no bucket can hold a number that names a
  * newer task.
  */
@@ -38,8 +38,10 @@ import type { PendingTask } from './types.js';
 
 const NO_IDS: readonly number[] = [];
 
-/** An entry number's mark once its task was removed (pass ids start at 1; 0 = never placed). */
-export const DEAD = -1;
+/** An entry number's mark once its task was removed (pass tags are 1..MAX_TAG; 0 = not placed). */
+export const DEAD = 255;
+// Pass tags cycle through 1..MAX_TAG; when they wrap, every stale tag is cleared (see beginPass).
+const MAX_TAG = 254;
 /** Entry flag: a plain task (Entry.plain). */
 export const PLAIN = 1;
 /** Entry flag: more than three preferred hosts (the rest are in Entry.more). */
@@ -129,19 +131,19 @@ export class Bucket {
     this.bytes += e.task.inputBytes ?? 0;
   }
 
-  /** Account one removal (its mark already DEAD in `cols`); reclaim the array when dead entries dominate. */
-  drop(e: Entry, cols: Int32Array): void {
+  /** Account one removal (its mark already DEAD in `marks`); reclaim the array when dead entries dominate. */
+  drop(e: Entry, marks: Uint8Array): void {
     this.live--;
     this.bytes -= e.task.inputBytes ?? 0;
     this.dead++;
-    if (this.dead > 32 && this.dead > 2 * this.live) this.compact(cols);
+    if (this.dead > 32 && this.dead > 2 * this.live) this.compact(marks);
   }
 
   /** Skip dead entries at the head (persistently) and return the first index worth looking at. */
-  start(cols: Int32Array): number {
+  start(marks: Uint8Array): number {
     const items = this.items;
     let h = this.head;
-    while (h < items.length && cols[4 * (items[h] as number)] === DEAD) {
+    while (h < items.length && marks[items[h] as number] === DEAD) {
       h++;
       this.dead--;
     }
@@ -150,12 +152,12 @@ export class Bucket {
   }
 
   /** Keep the live entries only (PendingIndex.sweep relies on this leaving no dead number behind). */
-  compact(cols: Int32Array): void {
+  compact(marks: Uint8Array): void {
     const kept: number[] = [];
     const items = this.items;
     for (let i = this.head; i < items.length; i++) {
       const no = items[i] as number;
-      if (cols[4 * no] !== DEAD) kept.push(no);
+      if (marks[no] !== DEAD) kept.push(no);
     }
     this.items = kept;
     this.head = 0;
@@ -242,6 +244,8 @@ export class PendingIndex {
   private readonly hostBuckets: Bucket[][] = [];
   private queueSeq = 0;
   private passSeq = 0;
+  /** @internal The current pass's tag: what `marks` holds for an entry that pass placed. */
+  passTag = 0;
   // The queue of the last add: a job's tasks arrive together, so this saves building a key per task.
   private lastQueue: Queue | undefined;
   // Entry numbers: the next never used, those free for reuse, and those removed since the last
@@ -252,13 +256,25 @@ export class PendingIndex {
   /** @internal The entry of each number (undefined when the number is not in use). */
   readonly byNo: (Entry | undefined)[] = [];
   /**
-   * @internal Per entry number, four slots at 4·no: its mark (the pass that
-   * placed it, 0 = none, DEAD once removed; a placement is final only when the
-   * coordinator removes the task) and its first three host ids (-1
-   * when fewer). Together because a pass reads the hosts of an entry right
-   * after its mark: one cache line serves both.
+   * @internal Per entry number, one byte: its mark. The tag of the pass that
+   * placed it (a placement is final only when the coordinator removes the
+   * task), 0 = not placed, DEAD once removed. A pass reads the mark of every
+   * entry it walks past (each task sits in three host buckets, so some three
+   * hundred thousand reads per hundred thousand placements, in random order):
+   * one byte an entry keeps the array small enough (100 kB at 100,000 tasks) to
+   * stay in the core's cache. Kept among the host ids (16 bytes an entry,
+   * 1.6 MB), these reads were the top lines of a pass's profile; the host ids
+   * are now read only for the entries a pass judges.
+   * A pass tag is one byte too: tags cycle, and beginPass clears the stale ones
+   * when they wrap, so a tag found in `marks` was always written by the
+   * current pass.
    */
-  cols = new Int32Array(4 * 256);
+  marks = new Uint8Array(256);
+  /**
+   * @internal Per entry number, three slots at 3·no: its first three host ids
+   * (-1 when fewer), read when a pass judges an entry.
+   */
+  cols = new Int32Array(3 * 256);
   /** @internal Per entry number: its assignment's index in the pass that placed it. */
   assigns = new Int32Array(256);
   /** @internal Per entry number: PLAIN and MORE_HOSTS. */
@@ -303,11 +319,11 @@ export class PendingIndex {
     this.byNo[no] = e;
     this.assigns[no] = -1;
     this.flags[no] = (plain ? PLAIN : 0) | (ids.length > 3 ? MORE_HOSTS : 0);
+    this.marks[no] = 0;
     const cols = this.cols;
-    cols[4 * no] = 0;
-    cols[4 * no + 1] = e.h0;
-    cols[4 * no + 2] = e.h1;
-    cols[4 * no + 3] = e.h2;
+    cols[3 * no] = e.h0;
+    cols[3 * no + 1] = e.h1;
+    cols[3 * no + 2] = e.h2;
     this.entries.set(task.taskId, e);
     const r = task.resources;
     // A queue's first task sets it (a queue is dropped when its last task goes, never refilled).
@@ -345,7 +361,7 @@ export class PendingIndex {
     const e = this.entries.get(taskId);
     if (!e) return undefined;
     this.entries.delete(taskId);
-    this.cols[4 * e.no] = DEAD;
+    this.marks[e.no] = DEAD;
     this.byNo[e.no] = undefined;
     const q = e.queue;
     const task = e.task;
@@ -357,7 +373,7 @@ export class PendingIndex {
       for (let k = 0; k < e.hostCount; k++) this.releaseHost(q, e.hostAt(k), e);
       const rs = task.preferredRacks;
       for (let i = 0; i < rs.length; i++) if (rs.indexOf(rs[i] as string) === i) this.release(q.racks, this.byRack, rs[i] as string, q, e);
-      q.all.drop(e, this.cols);
+      q.all.drop(e, this.marks);
     }
     // Names last: the buckets above are found by name.
     for (let k = 0; k < e.hostCount; k++) this.unintern(e.hostAt(k));
@@ -377,9 +393,12 @@ export class PendingIndex {
     const no = this.nextNo++;
     if (no >= this.assigns.length) {
       const size = 2 * this.assigns.length;
-      const cols = new Int32Array(4 * size);
+      const cols = new Int32Array(3 * size);
       cols.set(this.cols);
       this.cols = cols;
+      const marks = new Uint8Array(size);
+      marks.set(this.marks);
+      this.marks = marks;
       const assigns = new Int32Array(size);
       assigns.set(this.assigns);
       this.assigns = assigns;
@@ -396,12 +415,12 @@ export class PendingIndex {
    * a bucket walking past it must never find a newer task under it.
    */
   private sweep(): void {
-    const cols = this.cols;
+    const marks = this.marks;
     for (const q of this.queues.values()) {
-      q.all.compact(cols);
-      for (const b of q.hosts.values()) b.compact(cols);
-      for (const b of q.racks.values()) b.compact(cols);
-      for (const b of q.volumes.values()) b.compact(cols);
+      q.all.compact(marks);
+      for (const b of q.hosts.values()) b.compact(marks);
+      for (const b of q.racks.values()) b.compact(marks);
+      for (const b of q.volumes.values()) b.compact(marks);
     }
     for (let i = 0; i < this.removedNos.length; i++) this.freeNos.push(this.removedNos[i] as number);
     this.removedNos.length = 0;
@@ -436,7 +455,15 @@ export class PendingIndex {
 
   /** @internal A fresh pass id: scratch marks of earlier passes become stale at once. */
   beginPass(): number {
-    return ++this.passSeq;
+    const id = ++this.passSeq;
+    const tag = ((id - 1) % MAX_TAG) + 1;
+    if (tag === 1 && id > 1) {
+      // The tags wrapped: forget every earlier pass's (once per MAX_TAG passes, so amortised).
+      const marks = this.marks;
+      for (let no = 0; no < this.nextNo; no++) if (marks[no] !== DEAD) marks[no] = 0;
+    }
+    this.passTag = tag;
+    return id;
   }
 
   /** @internal The entry of a task. */
@@ -446,10 +473,10 @@ export class PendingIndex {
 
   /** @internal Whether entry number no names a pending task (false once removed). */
   alive(no: number): boolean {
-    return this.cols[4 * no] !== DEAD;
+    return this.marks[no] !== DEAD;
   }
 
-  /** @internal The entry of a live entry number (one a bucket holds and `cols` does not call DEAD). */
+  /** @internal The entry of a live entry number (one a bucket holds and `marks` does not call DEAD). */
   entryAt(no: number): Entry {
     return this.byNo[no] as Entry;
   }
@@ -572,7 +599,7 @@ export class PendingIndex {
     const name = this.hostNames[id] as string;
     const b = q.hosts.get(name);
     if (!b) return;
-    b.drop(e, this.cols);
+    b.drop(e, this.marks);
     if (b.live === 0) {
       q.hosts.delete(name);
       const list = this.hostBuckets[id] as Bucket[];
@@ -594,7 +621,7 @@ export class PendingIndex {
   private release(map: Map<string, Bucket>, global: Map<string, Queue[]>, key: string, q: Queue, e: Entry): void {
     const b = map.get(key);
     if (!b) return;
-    b.drop(e, this.cols);
+    b.drop(e, this.marks);
     if (b.live === 0) {
       map.delete(key);
       unlink(global, key, q);
