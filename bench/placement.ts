@@ -20,6 +20,9 @@
  *   process spent inside place(). On this shared 2-core machine other work
  *   takes the CPU away from the benchmark; wall time then counts the waiting
  *   too, CPU time only what placement itself costs. Both are reported.
+ * - steady (10,000 × 100,000 only): that row's first pass repeated on one
+ *   long-lived index, as a running framework keeps it; each run above builds a
+ *   fresh index, and V8 drops the code compiled for the last run's objects.
  * - nodeLocal, rackLocal: fractions of the FIRST pass's placements (all tasks
  *   pending, all slots free) — the pass optimalNodeLocal is measured against.
  * - optimalNodeLocal: the largest number of node-local placements any
@@ -76,6 +79,11 @@ interface Row {
   tasks: number;
   placementsPerSecond: number;
   placementsPerCpuSecond: number;
+  /**
+   * At 10,000 × 100,000 only: the same first pass repeated on one long-lived index (see
+   * steadyPasses), median of 5 after 3 unmeasured, wall and CPU, with every measured pass.
+   */
+  steady?: { placementsPerSecond: number; placementsPerCpuSecond: number; wallRuns: number[]; cpuRuns: number[] };
   nodeLocal: number;
   rackLocal: number;
   optimalNodeLocal: number;
@@ -407,20 +415,9 @@ async function measureRedis(redis: BenchRedis, c: Cluster, n: number, replicas: 
   return { store: (after.bytes - before.bytes) / n, storeKeys: after.keys, codec: codec / n };
 }
 
-function runRow(agents: number, n: number, opts: Partial<PlacementOptions>): Omit<Row, 'redisBytesPerPendingTask' | 'redisBytesPerPendingTaskCodec' | 'redisStoreKeys' | 'placementsPerSecondRuns' | 'placementsPerCpuSecondRuns' | 'loadAverage'> & { replicas: Int32Array; cluster: Cluster } {
-  const wall0 = performance.now();
-  const c = cluster(agents);
-  const rand = seededRandom(agents * 7919 + n);
-  const replicas = replicaHosts(c, n, rand);
-  const durations = new Float64Array(n);
-  for (let t = 0; t < n; t++) durations[t] = 8000 + Math.floor(rand() * 4000);
-
-  // Heap per pending task: the task objects as the coordinator would hold them, plus the index.
-  gc();
-  const heap0 = process.memoryUsage().heapUsed;
+/** The pending index of a row: one task per block, preferring its three replicas' hosts and racks. */
+function benchIndex(c: Cluster, n: number, replicas: Int32Array): PendingIndex {
   const resources = { cpus: 1, mem: 1024, disk: 0 };
-  const t0 = performance.now();
-  const cpu0 = process.cpuUsage();
   const index = new PendingIndex();
   for (let t = 0; t < n; t++) {
     const h0 = replicas[t * 3] as number;
@@ -436,17 +433,69 @@ function runRow(agents: number, n: number, opts: Partial<PlacementOptions>): Omi
     };
     index.add(task);
   }
+  return index;
+}
+
+/** One executor per agent, every slot free, idle for a minute. */
+function idleExecutors(c: Cluster): SimExec[] {
+  return c.hosts.map((h, i) => ({
+    executorId: `exec-${i}`, agentId: `agent-${i}`, hostname: h, rack: c.racks[c.rackOf[i] as number] as string,
+    slotResources: { cpus: 1, mem: 1024, disk: 0 }, slots: SLOTS_PER_EXECUTOR, freeSlots: SLOTS_PER_EXECUTOR,
+    freeSince: -60_000, idleSince: -60_000,
+  }));
+}
+
+/**
+ * The first pass again and again on one index, as a running framework does: it keeps one
+ * PendingIndex for its life, so its passes run compiled code. The rows above build a fresh index
+ * per run, and V8 throws away code compiled for the previous run's objects when they are
+ * collected ("weak objects"), so their single pass is partly interpreted. place() leaves the
+ * index as it was (tasks are removed by the caller), so every pass here places the same tasks.
+ * Returns placements/s (wall and CPU) of each measured pass, after `warm` unmeasured ones.
+ */
+function steadyPasses(agents: number, n: number, warm: number, measured: number): { wall: number[]; cpu: number[] } {
+  const c = cluster(agents);
+  const replicas = replicaHosts(c, n, seededRandom(agents * 7919 + n));
+  const index = benchIndex(c, n, replicas);
+  const snapshot: Snapshot = { now: 0, offers: [], executors: idleExecutors(c), tenants: [{ name: 'default', weight: 1, usage: { cpus: 0, mem: 0, disk: 0 } }] };
+  const wall: number[] = [];
+  const cpu: number[] = [];
+  for (let i = 0; i < warm + measured; i++) {
+    gc();
+    const c0 = process.cpuUsage();
+    const s = performance.now();
+    const plan = place(snapshot, index, {});
+    const ms = performance.now() - s;
+    const cu = process.cpuUsage(c0);
+    if (plan.stats.placed !== Math.min(n, agents * SLOTS_PER_EXECUTOR)) throw new Error(`steady pass placed ${plan.stats.placed}`);
+    if (i < warm) continue;
+    wall.push(Math.round(plan.stats.placed / (ms / 1000)));
+    cpu.push(Math.round(plan.stats.placed / (Math.max(cu.user + cu.system, 1) / 1e6)));
+  }
+  return { wall, cpu };
+}
+
+function runRow(agents: number, n: number, opts: Partial<PlacementOptions>): Omit<Row, 'redisBytesPerPendingTask' | 'redisBytesPerPendingTaskCodec' | 'redisStoreKeys' | 'placementsPerSecondRuns' | 'placementsPerCpuSecondRuns' | 'loadAverage'> & { replicas: Int32Array; cluster: Cluster } {
+  const wall0 = performance.now();
+  const c = cluster(agents);
+  const rand = seededRandom(agents * 7919 + n);
+  const replicas = replicaHosts(c, n, rand);
+  const durations = new Float64Array(n);
+  for (let t = 0; t < n; t++) durations[t] = 8000 + Math.floor(rand() * 4000);
+
+  // Heap per pending task: the task objects as the coordinator would hold them, plus the index.
+  gc();
+  const heap0 = process.memoryUsage().heapUsed;
+  const t0 = performance.now();
+  const cpu0 = process.cpuUsage();
+  const index = benchIndex(c, n, replicas);
   let maintainMs = performance.now() - t0;
   const addCpu = process.cpuUsage(cpu0);
   let maintainCpuUs = addCpu.user + addCpu.system;
   gc();
   const bytesPerPendingTask = (process.memoryUsage().heapUsed - heap0) / n;
 
-  const execs: SimExec[] = c.hosts.map((h, i) => ({
-    executorId: `exec-${i}`, agentId: `agent-${i}`, hostname: h, rack: c.racks[c.rackOf[i] as number] as string,
-    slotResources: { cpus: 1, mem: 1024, disk: 0 }, slots: SLOTS_PER_EXECUTOR, freeSlots: SLOTS_PER_EXECUTOR,
-    freeSince: -60_000, idleSince: -60_000,
-  }));
+  const execs = idleExecutors(c);
   const execNo = new Map(execs.map((e, i) => [e.executorId, i]));
   const completions = new Map<number, number[]>();
   const tenants = [{ name: 'default', weight: 1, usage: { cpus: 0, mem: 0, disk: 0 } }];
@@ -544,6 +593,9 @@ function targets(rows: readonly Row[]): string[] {
   if (ample) {
     out.push(`- placements/s at 10,000 × 100,000 ≥ 1,000,000 (wall time): ${ample.placementsPerSecond} (runs ${ample.placementsPerSecondRuns.join(', ')}; load ${ample.loadAverage.start} → ${ample.loadAverage.end}) → ${ample.placementsPerSecond >= 1_000_000 ? 'met' : 'NOT met'}`);
     out.push(`- the same per CPU second of placement (what the code costs, whatever else runs): ${ample.placementsPerCpuSecond} (runs ${ample.placementsPerCpuSecondRuns.join(', ')}) → ${ample.placementsPerCpuSecond >= 1_000_000 ? 'met' : 'NOT met'}`);
+    if (ample.steady) {
+      out.push(`- the same on one long-lived index, as a running framework keeps it (its passes run compiled code; median of 5 passes after 3): ${ample.steady.placementsPerSecond} wall (passes ${ample.steady.wallRuns.join(', ')}), ${ample.steady.placementsPerCpuSecond} per CPU-s → ${ample.steady.placementsPerSecond >= 1_000_000 ? 'met' : 'NOT met'}`);
+    }
     const gap = ample.optimalNodeLocal - ample.nodeLocal;
     out.push(`- nodeLocal within 0.02 of optimal at 10,000 × 100,000: ${ample.nodeLocal} vs ${ample.optimalNodeLocal} (gap ${round4(gap)}) → ${gap <= 0.02 ? 'met' : 'NOT met'}`);
   }
@@ -612,9 +664,12 @@ async function main(): Promise<void> {
       const { replicas: _r, cluster: _c, ...rest } = r;
       void _r;
       void _c;
+      const steady = agents === 10_000 && n === 100_000 ? steadyPasses(agents, n, 3, 5) : undefined;
+      const median = (xs: number[]): number => [...xs].sort((a, b) => a - b)[Math.floor(xs.length / 2)] as number;
       const row: Row = {
         ...rest, redisBytesPerPendingTask: round4(cost.store), redisBytesPerPendingTaskCodec: round4(cost.codec),
         redisStoreKeys: cost.storeKeys,
+        ...(steady ? { steady: { placementsPerSecond: median(steady.wall), placementsPerCpuSecond: median(steady.cpu), wallRuns: steady.wall, cpuRuns: steady.cpu } } : {}),
       };
       rows.push(row);
       console.log(JSON.stringify(row));
