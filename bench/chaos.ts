@@ -41,7 +41,7 @@
  */
 import { spawn, spawnSync, type ChildProcess } from 'node:child_process';
 import { chmodSync, existsSync, mkdirSync, mkdtempSync, readdirSync, readFileSync, rmSync, statfsSync, writeFileSync } from 'node:fs';
-import { createServer, connect } from 'node:net';
+import { connect } from 'node:net';
 import { loadavg } from 'node:os';
 import { basename, dirname, join, resolve } from 'node:path';
 import { fileURLToPath } from 'node:url';
@@ -50,6 +50,7 @@ import { startLocalCluster, type LocalCluster } from '../src/local/index.js';
 import { startNetnsCluster, type NetnsCluster } from '../src/local/netns-cluster.js';
 import { commitKey, decodeCommittedOutput } from '../src/executor/contract.js';
 import { waitForRedisPong } from '../src/app/redis-server.js';
+import { freePort } from './ports.js';
 
 /** One scenario's figures, as the issue asks for them. */
 export interface ScenarioResult {
@@ -121,16 +122,6 @@ function cliPath(): string {
   throw new Error('the built CLI (dist/src/cli/main.js) is missing: npm run build');
 }
 
-async function freePort(): Promise<number> {
-  return await new Promise((res, rej) => {
-    const s = createServer();
-    s.once('error', rej);
-    s.listen(0, '127.0.0.1', () => {
-      const port = (s.address() as { port: number }).port;
-      s.close(() => res(port));
-    });
-  });
-}
 
 function exited(p: ChildProcess): Promise<void> {
   return p.exitCode !== null || p.signalCode !== null ? Promise.resolve() : new Promise((r) => p.once('exit', () => r()));

@@ -36,7 +36,6 @@ import { chmodSync, copyFileSync, mkdirSync, mkdtempSync, readFileSync, rmSync, 
 import { cpus, loadavg } from 'node:os';
 import { dirname, join } from 'node:path';
 import { fileURLToPath } from 'node:url';
-import { createServer } from 'node:net';
 import { Redis } from 'ioredis';
 import { resolveSettings } from '../src/app/config.js';
 import { startFramework, type RunningFramework } from '../src/app/framework.js';
@@ -47,6 +46,7 @@ import { validateJobSpec } from '../src/scheduler/jobs/spec.js';
 import { commitKey, decodeCommittedOutput } from '../src/executor/contract.js';
 import { silentLogger } from '../src/obs/log.js';
 import { waitForRedisPong } from '../src/app/redis-server.js';
+import { freePort } from './ports.js';
 
 const QUICK = process.argv.includes('--quick');
 const arg = (name: string): string | undefined => {
@@ -71,17 +71,6 @@ function rateMbit(rate: string): number {
   return Number(m[1]) * (unit === 'g' ? 1000 : unit === 'k' ? 0.001 : unit === 'm' ? 1 : 1e-6);
 }
 
-async function freePort(): Promise<number> {
-  return new Promise((res, rej) => {
-    const s = createServer();
-    s.once('error', rej);
-    s.listen(0, '127.0.0.1', () => {
-      const a = s.address();
-      const port = typeof a === 'object' && a ? a.port : 0;
-      s.close(() => res(port));
-    });
-  });
-}
 
 async function startRedisOn(gateway: string, dir: string): Promise<{ port: number; proc: ChildProcess }> {
   const port = await freePort();

@@ -55,7 +55,6 @@
  */
 import { spawn, type ChildProcess } from 'node:child_process';
 import { mkdirSync, mkdtempSync, rmSync, writeFileSync } from 'node:fs';
-import { createServer } from 'node:net';
 import { loadavg, tmpdir } from 'node:os';
 import { dirname, join, resolve } from 'node:path';
 import { fileURLToPath } from 'node:url';
@@ -66,6 +65,7 @@ import {
 import { seededRandom } from '../src/core/random.js';
 import { JobStore, type StoredSplit } from '../src/scheduler/jobs/store.js';
 import { validateJobSpec } from '../src/scheduler/jobs/spec.js';
+import { freePort } from './ports.js';
 
 const RACK_SIZE = 40;
 const SLOTS_PER_EXECUTOR = 10;
@@ -266,17 +266,6 @@ interface SimExec extends ExecutorView {
   idleSince: number | undefined;
 }
 
-async function freePort(): Promise<number> {
-  return new Promise((resolve, reject) => {
-    const srv = createServer();
-    srv.once('error', reject);
-    srv.listen(0, '127.0.0.1', () => {
-      const a = srv.address();
-      const port = typeof a === 'object' && a ? a.port : 0;
-      srv.close(() => resolve(port));
-    });
-  });
-}
 
 interface BenchRedis {
   readonly client: Redis;
