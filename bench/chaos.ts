@@ -590,7 +590,18 @@ async function scenario(env: Env, name: ScenarioName, runs: number, volume: stri
     duplicates += a.duplicates;
     problems.push(...a.problems.slice(0, 10));
   }
-  if (unsuccessful.length > 0) log(`${name}: ${unsuccessful.length} attempts did not succeed, e.g.\n  ${unsuccessful.slice(0, 8).join('\n  ')}`);
+  if (unsuccessful.length > 0) {
+    // By state and reason, each with a count and its first example: a counted failure among
+    // hundreds of uncounted losses is what a failed scenario needs to show.
+    const kinds = new Map<string, { n: number; example: string }>();
+    for (const u of unsuccessful) {
+      const kind = /^\S* ?(\S+ \S*):/.exec(u)?.[1] ?? u;
+      const k = kinds.get(kind);
+      if (k) k.n++;
+      else kinds.set(kind, { n: 1, example: u });
+    }
+    log(`${name}: ${unsuccessful.length} attempts did not succeed:\n  ${[...kinds.entries()].map(([kind, k]) => `${k.n} × ${kind}, e.g. ${k.example}`).join('\n  ')}`);
+  }
   if (name === 'restart-master' && unsuccessful.length > 0) {
     // Agents and executors stay up while only the master restarts: as in Mesos, its failover
     // must not cost a running attempt (they were LOST when the restarted master answered
