@@ -5,7 +5,7 @@
  * this module keeps the per-job and per-task tallies those decisions need.
  */
 import { HOST_DISK_FULL, INPUT_UNREACHABLE, type AttemptResult } from '../../executor/contract.js';
-import type { FailureClass } from './model.js';
+import { parseTaskId, type FailureClass } from './model.js';
 
 /** Uncounted input failures of one task after which further ones count (an input that no host can reach). */
 export const UNCOUNTED_INPUT_FAILURES = 5;
@@ -46,7 +46,7 @@ export interface RecomputeView {
   wasLost(jobId: string, host: string): boolean;
 }
 
-const jobOf = (taskId: string): string => taskId.replace(/\.\d+\.\d+$/, '');
+const jobOf = (taskId: string): string => parseTaskId(taskId)?.jobId ?? taskId;
 
 /** Per-job counted failures by host and per-task host-caused failures, forgotten when the job ends. */
 export class FailureTally {

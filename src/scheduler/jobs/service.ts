@@ -22,7 +22,7 @@ import { JobStore, type StoredSplit } from './store.js';
 import { effectiveLocality, type JobSpec } from './spec.js';
 import type { LocalityPolicy } from '../placement/types.js';
 import {
-  TERMINAL_JOB_STATES, taskIdOf, type FailureClass, type JobRecord, type TaskRecord, type TaskState,
+  TERMINAL_JOB_STATES, parseTaskId, taskIdOf, type FailureClass, type JobRecord, type TaskRecord, type TaskState,
 } from './model.js';
 import { stageOutputDir, substitute, taskOutputDir } from './tasks.js';
 import { PendingIndex } from '../placement/index.js';
@@ -465,15 +465,23 @@ export class JobService extends EventEmitter<ServiceEvents> {
       return;
     }
     if (rec && rec.state !== 'PENDING') return;
-    const parts = taskId.match(/^(.+)\.(\d+)\.(\d+)$/);
-    const job = parts?.[1] ? this.jobs.get(parts[1]) : undefined;
-    if (!job || !parts || job.state !== 'RUNNING') return;
-    const stage = Number(parts[2]);
-    const index = Number(parts[3]);
-    const split = job.spec.stages[stage]?.tasks ? undefined : (await this.o.store.getSplits(job.id, stage, index, index + 1))[0];
-    // Made pending (or started) by another path meanwhile, from a record as fresh as this one.
+    const job = this.jobs.get(parseTaskId(taskId)?.jobId ?? '');
+    if (!job || job.state !== 'RUNNING') return;
+    await this.pendAgain(job, taskId, rec);
+  }
+
+  /**
+   * Make a task pending here again from its record (none: never attempted), unless another path
+   * did meanwhile: added from a record read before a recompute or a release of parked tasks made
+   * it pending (or even started it), it would be offered twice, its next attempt numbered as the
+   * running one.
+   */
+  private async pendAgain(job: JobRecord, taskId: string, rec: TaskRecord | undefined): Promise<void> {
+    const id = parseTaskId(taskId);
+    if (!id) return;
+    const split = job.spec.stages[id.stage]?.tasks ? undefined : (await this.o.store.getSplits(job.id, id.stage, id.index, id.index + 1))[0];
     if (this.pending.has(taskId) || this.running.has(taskId)) return;
-    this.addPending(job, stage, index, split, rec);
+    this.addPending(job, id.stage, id.index, split, rec);
     this.emit('work');
   }
 
@@ -536,14 +544,7 @@ export class JobService extends EventEmitter<ServiceEvents> {
     // A cancel may have landed while this result was recorded: a cancelled job takes no retries.
     const current = await this.refresh(job.id);
     if (!rec || rec.state !== 'PENDING' || current.state !== 'RUNNING') return;
-    const split = job.spec.stages[rec.stage]?.tasks ? undefined : (await this.o.store.getSplits(job.id, rec.stage, rec.index, rec.index + 1))[0];
-    // While this was read, a recompute or a release of parked tasks may have made the task
-    // pending and it may even run again: added now, from a record read before that start,
-    // it would be offered twice, its next attempt numbered as the running one.
-    if (!this.pending.has(rec.id) && !this.running.has(rec.id)) {
-      this.addPending(job, rec.stage, rec.index, split, rec);
-      this.emit('work');
-    }
+    await this.pendAgain(job, taskId, rec);
   }
 
   /**
