@@ -24,7 +24,7 @@ import { LocalityLevel } from '../../core/locality.js';
 import { fits, howMany, subtract, type ResourceVector } from '../../core/resources.js';
 import type { ExecState, Pass } from './pass.js';
 import type { Queue } from './pending-index.js';
-import type { Decline, ExecutorLaunch, OfferView, Release } from './types.js';
+import type { Decline, ExecutorLaunch, OfferView, PendingTask, Release } from './types.js';
 
 /** The executor-level part of a Plan. */
 export interface ExecutorDecisions {
@@ -410,13 +410,36 @@ function releases(pass: Pass, shapes: readonly Shape[], offers: readonly OfferSt
 }
 
 /**
- * Whether some pending task (not pinned to a volume) would fit an executor in `room` and may run
- * on x's host by its constraints. Scanned only when a host's idle executors are about to be given
- * back for room; it stops at the first such task.
+ * The distinct (resources, constraints) pairs of a pass's pending tasks not pinned to a volume,
+ * one task standing for each. The job service gives all tasks of a stage the same two objects,
+ * so there are about as many as stages; found once per pass, on first need.
  */
-function pendingMayUseRoom(pass: Pass, x: ExecState, room: ResourceVector): boolean {
+const roomShapes = new WeakMap<Pass, PendingTask[]>();
+
+function pendingShapes(pass: Pass): PendingTask[] {
+  let shapes = roomShapes.get(pass);
+  if (shapes) return shapes;
+  shapes = [];
+  const seen = new Map<ResourceVector, Set<PendingTask['constraints']>>();
   for (const t of pass.index.tasks()) {
     if (t.volumeId !== undefined) continue;
+    let cs = seen.get(t.resources);
+    if (!cs) seen.set(t.resources, (cs = new Set()));
+    if (cs.has(t.constraints)) continue;
+    cs.add(t.constraints);
+    shapes.push(t);
+  }
+  roomShapes.set(pass, shapes);
+  return shapes;
+}
+
+/**
+ * Whether some pending task (not pinned to a volume) would fit an executor in `room` and may run
+ * on x's host by its constraints. Asked only when a host's idle executors are about to be given
+ * back for room, of one task per distinct shape (pendingShapes), not of every pending task per host.
+ */
+function pendingMayUseRoom(pass: Pass, x: ExecState, room: ResourceVector): boolean {
+  for (const t of pendingShapes(pass)) {
     if (!fits(plus(t.resources, pass.opts.executorOverhead), room)) continue;
     if (pass.constraintsAllow(t, x)) return true;
   }
