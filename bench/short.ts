@@ -101,8 +101,9 @@ type CpuByRole = Record<'locus' | 'executors' | 'launcher' | 'containers' | 'red
 
 /**
  * CPU ms used so far by this process, its reaped children, and every live descendant, by role:
- * this process (framework, master, agent), the executors, the warm container launcher, the
- * containers (bwrap, setpriv and the workload: reaped by the launcher or an executor, so counted
+ * this process (framework, master, agent), the executors, the warm container launcher (the native
+ * locus-spawn, or the Node helper that spawns bwrap), the containers (the namespace set-up and the
+ * workload, with bwrap and setpriv on that path: reaped by the launcher or an executor, so counted
  * in their children's time, or still alive) and Redis.
  */
 function treeCpu(): { total: number; byRole: CpuByRole } {
@@ -137,7 +138,7 @@ function treeCpu(): { total: number; byRole: CpuByRole } {
     } else if (st.cmd.includes(' executor ') && st.cmd.includes('--executor-id')) {
       byRole.executors += st.own;
       byRole.containers += st.reaped;
-    } else if (st.cmd.includes(' -e ') && st.cmd.includes('node')) {
+    } else if ((st.cmd.includes(' -e ') && st.cmd.includes('node')) || st.cmd.includes('locus-spawn')) {
       byRole.launcher += st.own;
       byRole.containers += st.reaped;
     } else {

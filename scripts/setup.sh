@@ -13,6 +13,8 @@ command -v redis-server >/dev/null 2>&1 || need+=(redis-server)
 # bubblewrap gives containers their namespaces and mounts; without it Locus
 # falls back to plain processes (and says so), so the demo still runs.
 command -v bwrap >/dev/null 2>&1 || need+=(bubblewrap)
+# A C compiler builds locus-spawn, the native container launcher (scripts/build-native.sh).
+command -v cc >/dev/null 2>&1 || need+=(gcc libc6-dev)
 if [ "$mode" = test ]; then
   [ -f /usr/share/java/zookeeper.jar ] || need+=(zookeeper)
   command -v ceph-osd >/dev/null 2>&1 || need+=(ceph ceph-mon ceph-osd ceph-mgr ceph-mds ceph-fuse)
@@ -58,3 +60,5 @@ if [ ! -f dist/src/cli/main.js ] || [ -n "$(find src bench -newer dist/.build-st
   npx tsc -p tsconfig.build.json
   touch dist/.build-stamp
 fi
+# The native container launcher (rebuilt when its source changed; skipped, with a line, without cc).
+bash scripts/build-native.sh

@@ -6,8 +6,9 @@
 import { execFileSync, spawn } from 'node:child_process';
 import { existsSync, mkdirSync, mkdtempSync, readFileSync, readdirSync, readlinkSync, rmSync, statSync, writeFileSync, chmodSync } from 'node:fs';
 import { join } from 'node:path';
-import { afterAll, beforeAll, expect, test } from 'vitest';
+import { afterAll, beforeAll, expect, onTestFinished, test } from 'vitest';
 import { createIsolator, LinuxIsolator, type LinuxContainer } from '../../src/executor/isolation/index.js';
+import { NativeLauncher, nativeLauncherPath } from '../../src/executor/isolation/launcher.js';
 import type { ContainerExit, ContainerSpec } from '../../src/executor/isolation/types.js';
 import { silentLogger } from '../../src/obs/log.js';
 import { LINUX_ISOLATION, describeWith, itWithout } from '../harness/requires.js';
@@ -300,12 +301,46 @@ describeWith([LINUX_ISOLATION], 'linux isolation (real namespaces and cgroups)',
     expect(statSync(join(dir, 'stdout')).uid).toBe(65534);
   });
 
-  test('without an output callback the warm launcher starts it, with the same guarantees', async () => {
-    // Attempts (IsolatorRunner, the local agent) pass no callback: the helper process spawns
-    // bwrap and the workload writes its sandbox files itself.
+  test('the native launcher is built and starts the containers', () => {
+    // setup.sh builds it (and installs gcc where it is missing); without it containers would
+    // silently cost about three times the CPU (bench/results/short-*.md).
+    expect(nativeLauncherPath()).toBeDefined();
+    expect(iso.launcherKind).toBe('native');
+  });
+
+  test('the native launcher reports a container it cannot build, and why', async () => {
+    const path = nativeLauncherPath();
+    expect(path).toBeDefined();
+    const launcher = new NativeLauncher(path ?? '');
+    onTestFinished(() => launcher.close());
+    const run = (args: string[]): Promise<{ started: number | undefined; code: number | null; failure: string | undefined }> =>
+      new Promise((resolve) => {
+        let started: number | undefined;
+        launcher.launch(
+          { file: '', args, stdoutPath: join(work, 'native-out'), stderrPath: join(work, 'native-err'), uid: 65534, gid: 65534, cgroupProcs: [] },
+          { started: (pid) => (started = pid), exited: (code, _signal, failure) => resolve({ started, code, failure }) },
+        );
+      });
+    const tail = ['--', '/usr/bin/setpriv', '--reuid', '65534', '--regid', '65534', '--clear-groups', '--', 'true'];
+    // An option the builder never makes: drift between bwrapArgs and locus-spawn shows at once.
+    expect(await run(['--bogus', ...tail])).toMatchObject({ code: 127, failure: 'unsupported container option: --bogus' });
+    const gone = await run(['--ro-bind', join(work, 'no-such-source'), '/src', ...tail]);
+    expect(gone.code).toBe(127);
+    expect(gone.failure).toMatch(/^cannot bind .*no-such-source: No such file or directory$/);
+    expect(await run(['--unshare-pid', '--', '/usr/bin/setpriv', '--reuid', '65534', '--', 'true'])).toMatchObject({ code: 127, failure: 'no user to run as' });
+    // And a good one runs to its exit code.
+    expect(await run(['--bind', '/', '/', '--proc', '/proc', '--', '/usr/bin/setpriv', '--reuid', '65534', '--regid', '65534', '--clear-groups', '--', '/bin/sh', '-c', 'exit 7'])).toMatchObject({ code: 7, failure: undefined });
+  });
+
+  test.each(['native', 'bwrap'] as const)('without an output callback the %s launcher starts it, with the same guarantees', async (kind) => {
+    // Attempts (IsolatorRunner, the local agent) pass no callback: a helper process (locus-spawn,
+    // or Node spawning bwrap) starts the container and the workload writes its sandbox files itself.
+    const launcherIso = (await createIsolator('linux', silentLogger(), { cgroupRoot: ROOT, diskPollMs: 100, monitorPollMs: 50, nativeLauncher: kind === 'native' })) as LinuxIsolator;
+    onTestFinished(() => launcherIso.close());
+    expect(launcherIso.launcherKind).toBe(kind);
     const warm = async (argv: string[], over: Partial<ContainerSpec> = {}): Promise<{ exit: ContainerExit; out: string; err: string; c: LinuxContainer }> => {
       const sp = spec(argv, over);
-      const c = (await iso.launch(sp)) as LinuxContainer;
+      const c = (await launcherIso.launch(sp)) as LinuxContainer;
       const exit = await c.wait();
       const read = (f: string): string => (existsSync(join(sp.sandboxDir, f)) ? readFileSync(join(sp.sandboxDir, f), 'utf8') : '');
       return { exit, out: read('stdout'), err: read('stderr'), c };
@@ -322,7 +357,7 @@ describeWith([LINUX_ISOLATION], 'linux isolation (real namespaces and cgroups)',
     const missing = await warm(['no-such-command-locus-warm']);
     expect(missing.exit).toMatchObject({ exitCode: 127, reason: 'LAUNCH_FAILED' });
     const sp = spec(['sh', '-c', 'trap "" TERM; sleep 30 & wait']);
-    const long = (await iso.launch(sp)) as LinuxContainer;
+    const long = (await launcherIso.launch(sp)) as LinuxContainer;
     expect(long.pid).toBeGreaterThan(0);
     await long.kill(100);
     const ended = await long.wait();

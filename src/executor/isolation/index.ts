@@ -27,6 +27,11 @@ export interface IsolatorOptions {
   readonly monitorPollMs?: number;
   /** Linux: start containers from a warm helper process (default true; see launcher.ts). */
   readonly warmLauncher?: boolean;
+  /**
+   * Linux: that helper is the native launcher, locus-spawn, when it was built (default true);
+   * false starts containers with bubblewrap and setpriv from a Node helper.
+   */
+  readonly nativeLauncher?: boolean;
 }
 
 /** Describe the isolation this host supports and why. */
@@ -55,6 +60,7 @@ export async function createIsolator(mode: IsolationMode, logger: Logger, option
       bwrapPath: host.bwrapPath,
       setprivPath: host.setprivPath,
       ...(options.warmLauncher === false ? { warmLauncher: false } : {}),
+      ...(options.nativeLauncher === false ? { nativeLauncherPath: null } : {}),
     });
   }
   const why = mode === 'process' ? 'process isolation was requested' : 'linux isolation is not available on this host';

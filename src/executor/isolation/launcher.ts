@@ -20,6 +20,10 @@
  * IPC channel of child_process.
  */
 import { spawn, type ChildProcess } from 'node:child_process';
+import { existsSync } from 'node:fs';
+import { constants as osConstants } from 'node:os';
+import { dirname, join } from 'node:path';
+import { fileURLToPath } from 'node:url';
 import { LocusError } from '../../core/errors.js';
 
 /** One container start asked of the launcher. */
@@ -128,7 +132,7 @@ process.on('disconnect', () => {
 });
 `;
 
-type FromHelper =
+export type FromHelper =
   | { t: 'started'; id: number; pid: number }
   | { t: 'exit'; id: number; code: number | null; signal: NodeJS.Signals | null; failure?: string };
 
@@ -145,8 +149,18 @@ function decode(m: unknown): FromHelper | undefined {
   return undefined;
 }
 
+/** What starts containers for the Linux isolator: the native launcher or the Node helper. */
+export interface ContainerLauncher {
+  /** `native` (locus-spawn, one exec per container) or `bwrap` (the Node helper spawning bubblewrap and setpriv). */
+  readonly kind: 'native' | 'bwrap';
+  launch(req: LaunchRequest, handlers: LaunchHandlers): { killLauncherChild(): void };
+  readonly pid: number | undefined;
+  close(): void;
+}
+
 /** The helper process and the containers it is starting or running. */
-export class WarmLauncher {
+export class WarmLauncher implements ContainerLauncher {
+  readonly kind = 'bwrap';
   private helper: ChildProcess | undefined;
   private seq = 0;
   private readonly pending = new Map<number, LaunchHandlers>();
@@ -195,6 +209,121 @@ export class WarmLauncher {
   }
 
   /** Stop the helper (its bwrap processes die with it). */
+  close(): void {
+    this.closed = true;
+    const h = this.helper;
+    this.helper = undefined;
+    if (h && h.exitCode === null) h.kill('SIGKILL');
+  }
+}
+
+/**
+ * Where the native launcher (locus-spawn, built from native/locus-spawn.c by
+ * scripts/build-native.sh) is: LOCUS_SPAWN_PATH when set (empty turns it
+ * off), else `dist/native/locus-spawn` under the project root. Undefined when
+ * it was not built (no C compiler): Locus then starts containers with bwrap.
+ */
+export function nativeLauncherPath(env: NodeJS.ProcessEnv = process.env): string | undefined {
+  const set = env['LOCUS_SPAWN_PATH'];
+  if (set !== undefined) return set === '' ? undefined : set;
+  let dir = dirname(fileURLToPath(import.meta.url));
+  for (let i = 0; i < 6; i++) {
+    if (existsSync(join(dir, 'package.json'))) {
+      const p = join(dir, 'dist', 'native', 'locus-spawn');
+      return existsSync(p) ? p : undefined;
+    }
+    dir = dirname(dir);
+  }
+  return undefined;
+}
+
+const SIGNAL_NAMES = new Map<number, NodeJS.Signals>(Object.entries(osConstants.signals).map(([name, n]) => [n, name as NodeJS.Signals]));
+
+/** One event line of locus-spawn: `S id pid` or `E id code signal failure` ("-" for none). */
+export function parseSpawnLine(line: string): FromHelper | undefined {
+  const m = /^([SE]) (\d+) (\S+)(?: (\S+) (.*))?$/.exec(line);
+  if (!m) return undefined;
+  const id = Number(m[2]);
+  if (m[1] === 'S') {
+    const pid = Number(m[3]);
+    return Number.isInteger(pid) && pid > 0 ? { t: 'started', id, pid } : undefined;
+  }
+  if (m[4] === undefined || m[5] === undefined) return undefined;
+  const code = m[3] === '-' ? null : Number(m[3]);
+  const signal = m[4] === '-' ? null : (SIGNAL_NAMES.get(Number(m[4])) ?? 'SIGKILL');
+  return { t: 'exit', id, code, signal, ...(m[5] !== '-' ? { failure: m[5] } : {}) };
+}
+
+/** One request frame: a 4-byte little-endian length, then NUL-terminated strings. */
+export function spawnFrame(fields: readonly string[]): Buffer {
+  const body = Buffer.from(fields.map((f) => `${f}\0`).join(''), 'utf8');
+  const head = Buffer.alloc(4);
+  head.writeUInt32LE(body.length, 0);
+  return Buffer.concat([head, body]);
+}
+
+/**
+ * The native launcher: one locus-spawn process that clones each container
+ * straight into its namespaces, builds its root, drops privileges and execs
+ * the workload (see native/locus-spawn.c). It reads the same arguments
+ * bwrapArgs() builds, so the container is described once for both paths.
+ */
+export class NativeLauncher implements ContainerLauncher {
+  readonly kind = 'native';
+  private helper: ChildProcess | undefined;
+  private seq = 0;
+  private readonly pending = new Map<number, LaunchHandlers>();
+  private closed = false;
+
+  constructor(private readonly path: string) {}
+
+  private ensure(): ChildProcess {
+    if (this.helper && this.helper.exitCode === null && this.helper.stdin?.writable === true) return this.helper;
+    const h = spawn(this.path, [], { stdio: ['pipe', 'pipe', 'inherit'], env: {} });
+    let rest = '';
+    h.stdout?.setEncoding('utf8');
+    h.stdout?.on('data', (chunk: string) => {
+      rest += chunk;
+      let nl = rest.indexOf('\n');
+      while (nl >= 0) {
+        const m = parseSpawnLine(rest.slice(0, nl));
+        rest = rest.slice(nl + 1);
+        nl = rest.indexOf('\n');
+        const hd = m && this.pending.get(m.id);
+        if (!m || !hd) continue;
+        if (m.t === 'started') hd.started(m.pid);
+        else {
+          this.pending.delete(m.id);
+          hd.exited(m.code, m.signal, m.failure);
+        }
+      }
+    });
+    h.stdin?.on('error', () => undefined);
+    h.once('exit', () => {
+      if (this.helper === h) this.helper = undefined;
+      // Containers die with the launcher (their parent-death signal): they have ended.
+      const lost = [...this.pending.values()];
+      this.pending.clear();
+      for (const hd of lost) hd.exited(null, 'SIGKILL', this.closed ? undefined : 'the container launcher exited');
+    });
+    h.on('error', () => undefined);
+    this.helper = h;
+    return h;
+  }
+
+  launch(req: LaunchRequest, handlers: LaunchHandlers): { killLauncherChild(): void } {
+    if (this.closed) throw new LocusError('WRONG_STATE', 'the launcher is closed');
+    const h = this.ensure();
+    const id = ++this.seq;
+    this.pending.set(id, handlers);
+    h.stdin?.write(spawnFrame(['L', String(id), req.stdoutPath, req.stderrPath, String(req.uid), String(req.gid), String(req.cgroupProcs.length), ...req.cgroupProcs, ...req.args]));
+    return { killLauncherChild: () => void (h.stdin?.writable === true && h.stdin.write(spawnFrame(['K', String(id)]))) };
+  }
+
+  get pid(): number | undefined {
+    return this.helper?.pid;
+  }
+
   close(): void {
     this.closed = true;
     const h = this.helper;

@@ -21,7 +21,7 @@ import { LocusError } from '../../core/errors.js';
 import type { Logger } from '../../obs/log.js';
 import { bwrapArgs, type RootEntry } from './bwrap.js';
 import { destroyCgroup, type CgroupDriver, type ContainerCgroup, killCgroup } from './cgroups.js';
-import { WarmLauncher } from './launcher.js';
+import { NativeLauncher, nativeLauncherPath, WarmLauncher, type ContainerLauncher } from './launcher.js';
 import { buildExit, diskMessage, diskPaths, DiskWatch, oomMessage, OutputPump, validateSpec } from './common.js';
 import { chownTree, DEFAULT_PATH, findExecutable, processStartTime, resolveUser, type HostUser } from './host.js';
 import type { Container, ContainerExit, ContainerSpec, ContainerUsage, IsolationReport, Isolator, TerminationReason } from './types.js';
@@ -39,6 +39,11 @@ export interface LinuxIsolatorOptions {
   readonly monitorPollMs: number;
   /** Start containers from a warm helper process (default true; false spawns bwrap from this process). */
   readonly warmLauncher?: boolean;
+  /**
+   * The native launcher's path (see launcher.ts): when set, and warmLauncher is not false, it
+   * starts the containers instead of bwrap and setpriv. Default: found by nativeLauncherPath().
+   */
+  readonly nativeLauncherPath?: string | null;
 }
 
 const OWNER_RE = /^locus-(\d+)-(\d+)-[0-9a-f]+$/;
@@ -65,7 +70,7 @@ export class LinuxIsolator implements Isolator {
   private readonly owner = ownerTag();
   private closing: Promise<void> | undefined;
   /** Starts containers from a small helper process (see launcher.ts), unless turned off. */
-  private readonly launcher: WarmLauncher | undefined;
+  private readonly launcher: ContainerLauncher | undefined;
 
   private constructor(
     readonly report: IsolationReport,
@@ -73,13 +78,20 @@ export class LinuxIsolator implements Isolator {
     private readonly logger: Logger,
     private readonly options: LinuxIsolatorOptions,
   ) {
-    this.launcher = options.warmLauncher === false ? undefined : new WarmLauncher();
+    const native = options.nativeLauncherPath === undefined ? nativeLauncherPath() : (options.nativeLauncherPath ?? undefined);
+    this.launcher = options.warmLauncher === false ? undefined : native !== undefined ? new NativeLauncher(native) : new WarmLauncher();
+  }
+
+  /** What starts the containers: `native` (locus-spawn), `bwrap` (through the warm helper) or `bwrap-direct`. */
+  get launcherKind(): 'native' | 'bwrap' | 'bwrap-direct' {
+    return this.launcher?.kind ?? 'bwrap-direct';
   }
 
   /** Create the isolator, first removing cgroups left by Locus processes that died. */
   static async create(report: IsolationReport, driver: CgroupDriver, logger: Logger, options: LinuxIsolatorOptions): Promise<LinuxIsolator> {
     const iso = new LinuxIsolator(report, driver, logger, options);
     await iso.cleanupStale();
+    logger.info({ launcher: iso.launcherKind }, iso.launcherKind === 'native' ? 'containers start from the native launcher (locus-spawn)' : 'containers start with bubblewrap and setpriv');
     return iso;
   }
 
@@ -260,7 +272,7 @@ export class LinuxContainer implements Container {
   }
 
   /** Spawn bwrap, move its init into the cgroup, release it, and start watching. */
-  async start(cg: ContainerCgroup, user: HostUser, options: LinuxIsolatorOptions, env: Record<string, string>, launcher?: WarmLauncher): Promise<void> {
+  async start(cg: ContainerCgroup, user: HostUser, options: LinuxIsolatorOptions, env: Record<string, string>, launcher?: ContainerLauncher): Promise<void> {
     this.cg = cg;
     const args = bwrapArgs(this.spec, user, { infoFd: 3, blockFd: 4, rootEntries: hostRootEntries(), setprivPath: options.setprivPath, env });
     // Without an output callback or rotation the workload writes its log files directly, so the
@@ -311,7 +323,7 @@ export class LinuxContainer implements Container {
     this.watch(cg, options, pid);
   }
 
-  private startWarm(launcher: WarmLauncher, cg: ContainerCgroup, user: HostUser, options: LinuxIsolatorOptions, args: string[]): Promise<void> {
+  private startWarm(launcher: ContainerLauncher, cg: ContainerCgroup, user: HostUser, options: LinuxIsolatorOptions, args: string[]): Promise<void> {
     const stderrPath = this.spec.stderrPath ?? join(this.spec.sandboxDir, 'stderr');
     this.stderrPath = stderrPath;
     return new Promise<void>((resolve) => {

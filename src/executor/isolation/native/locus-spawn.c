@@ -1,0 +1,733 @@
+/*
+ * locus-spawn: Locus's container launcher, a small resident process that
+ * starts containers on request.
+ *
+ * Why it exists: on a small VM a fork+exec is expensive (about 6 ms of CPU
+ * here), and a container started by bubblewrap costs three of them (bwrap,
+ * setpriv, the workload) plus a fork of the Node helper that spawns bwrap.
+ * This launcher is started once; for each container it clones itself
+ * straight into new namespaces, builds the root, drops privileges and execs
+ * the workload: one exec per container, from a process of a few hundred KiB.
+ *
+ * It accepts the subset of bubblewrap's and setpriv's options that Locus's
+ * bwrapArgs() produces (bwrap options, then `--`, the setpriv path and its
+ * options, then `--` and the workload's argv), so one builder describes the
+ * container for both paths and its tests cover both. Anything else is an
+ * error, reported as a launch failure: drift between the builder and this
+ * file shows at once.
+ *
+ * Protocol, on stdin (from Locus): frames of a 4-byte little-endian length
+ * and that many bytes of NUL-terminated strings:
+ *   "L" id stdout-path stderr-path uid gid n-cgroups cgroup.procs... args...
+ *   "K" id                       (SIGKILL the container's init)
+ * On stdout, one line per event:
+ *   "S id pid"                   (the init is in its cgroups and released)
+ *   "E id code signal failure"   (code/signal "-" when not applicable;
+ *                                 failure "-" or a message to the line end)
+ * EOF on stdin: every container is killed and the launcher exits.
+ */
+#define _GNU_SOURCE
+#include <errno.h>
+#include <fcntl.h>
+#include <grp.h>
+#include <linux/capability.h>
+#include <linux/mount.h>
+#include <net/if.h>
+#include <poll.h>
+#include <pwd.h>
+#include <sched.h>
+#include <signal.h>
+#include <stdarg.h>
+#include <stdint.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/ioctl.h>
+#include <sys/mount.h>
+#include <sys/prctl.h>
+#include <sys/signalfd.h>
+#include <sys/socket.h>
+#include <sys/stat.h>
+#include <sys/syscall.h>
+#include <sys/types.h>
+#include <sys/wait.h>
+#include <unistd.h>
+
+#define MAX_ARGS 4096
+#define MAX_RUNNING 4096
+
+/* ---------- the container side (runs in the cloned child) ---------- */
+
+static int err_fd = -1;
+
+/* Report why the container could not start (read by the launcher at reap time) and end. */
+static void die(const char *fmt, ...) {
+  char buf[1024];
+  va_list ap;
+  va_start(ap, fmt);
+  int n = vsnprintf(buf, sizeof buf, fmt, ap);
+  va_end(ap);
+  if (n < 0) n = 0;
+  if ((size_t)n >= sizeof buf) n = sizeof buf - 1;
+  if (err_fd >= 0) {
+    ssize_t w = write(err_fd, buf, (size_t)n);
+    (void)w;
+  }
+  _exit(127);
+}
+
+static void die_errno(const char *what, const char *path) {
+  die("%s %s: %s", what, path ? path : "", strerror(errno));
+}
+
+/* mkdir -p with mode 0755 for the parents and `mode` for the last one. */
+static void mkdirs(const char *path, mode_t mode) {
+  char tmp[4096];
+  size_t len = strlen(path);
+  if (len >= sizeof tmp) die("path too long: %s", path);
+  memcpy(tmp, path, len + 1);
+  for (char *p = tmp + 1; *p; p++) {
+    if (*p != '/') continue;
+    *p = '\0';
+    if (mkdir(tmp, 0755) != 0 && errno != EEXIST) die_errno("cannot create directory", tmp);
+    *p = '/';
+  }
+  if (mkdir(tmp, mode) != 0) {
+    if (errno != EEXIST) die_errno("cannot create directory", tmp);
+  } else if (chmod(tmp, mode) != 0) {
+    die_errno("cannot set the mode of", tmp);
+  }
+}
+
+static void parent_dirs(const char *path) {
+  char tmp[4096];
+  size_t len = strlen(path);
+  if (len >= sizeof tmp) die("path too long: %s", path);
+  memcpy(tmp, path, len + 1);
+  char *slash = strrchr(tmp, '/');
+  if (slash == NULL || slash == tmp) return;
+  *slash = '\0';
+  struct stat st;
+  if (stat(tmp, &st) == 0) return;
+  mkdirs(tmp, 0755);
+}
+
+/* "/newroot" + path */
+static const char *in_new(const char *path, char *buf, size_t size) {
+  if (snprintf(buf, size, "/newroot%s", path) >= (int)size) die("path too long: %s", path);
+  return buf;
+}
+
+static const char *in_old(const char *path, char *buf, size_t size) {
+  if (snprintf(buf, size, "/oldroot%s", path) >= (int)size) die("path too long: %s", path);
+  return buf;
+}
+
+static void make_readonly(const char *path, int recursive) {
+  struct mount_attr attr;
+  memset(&attr, 0, sizeof attr);
+  attr.attr_set = MOUNT_ATTR_RDONLY;
+  if (syscall(SYS_mount_setattr, AT_FDCWD, path, recursive ? AT_RECURSIVE : 0, &attr, sizeof attr) == 0) return;
+  if (errno != ENOSYS) die_errno("cannot make read-only", path);
+  /* Kernels before 5.12: remount this mount only. */
+  if (mount("none", path, NULL, MS_REMOUNT | MS_BIND | MS_RDONLY | MS_NOSUID | MS_NODEV, NULL) != 0) die_errno("cannot make read-only", path);
+}
+
+static void bind_path(const char *src, const char *dst, int readonly, int try_only) {
+  char from[4096], to[4096];
+  in_old(src, from, sizeof from);
+  in_new(dst, to, sizeof to);
+  struct stat st;
+  if (stat(from, &st) != 0) {
+    if (try_only) return;
+    die_errno("cannot bind", src);
+  }
+  if (S_ISDIR(st.st_mode)) {
+    mkdirs(to, 0755);
+  } else {
+    parent_dirs(to);
+    int fd = open(to, O_WRONLY | O_CREAT | O_CLOEXEC, 0444);
+    if (fd < 0 && errno != EEXIST) die_errno("cannot create mount point", dst);
+    if (fd >= 0) close(fd);
+  }
+  if (mount(from, to, NULL, MS_BIND | MS_REC, NULL) != 0) die_errno("cannot bind", src);
+  if (readonly) make_readonly(to, 1);
+}
+
+static void mount_proc(const char *dst) {
+  char to[4096], sub[4200];
+  in_new(dst, to, sizeof to);
+  mkdirs(to, 0755);
+  if (mount("proc", to, "proc", MS_NOSUID | MS_NOEXEC | MS_NODEV, NULL) != 0) die_errno("cannot mount proc at", dst);
+  /* As bubblewrap does: the parts of /proc that change the host stay read-only. */
+  static const char *const ro[] = {"sys", "sysrq-trigger", "irq", "bus"};
+  for (size_t i = 0; i < sizeof ro / sizeof ro[0]; i++) {
+    snprintf(sub, sizeof sub, "%s/%s", to, ro[i]);
+    if (access(sub, F_OK) != 0) continue;
+    if (mount(sub, sub, NULL, MS_BIND | MS_REC, NULL) != 0) die_errno("cannot bind", sub);
+    make_readonly(sub, 1);
+  }
+}
+
+static void mount_dev(const char *dst) {
+  char to[4096], p[4200], from[4200];
+  in_new(dst, to, sizeof to);
+  mkdirs(to, 0755);
+  if (mount("tmpfs", to, "tmpfs", MS_NOSUID | MS_NODEV, "mode=0755") != 0) die_errno("cannot mount /dev at", dst);
+  static const char *const nodes[] = {"null", "zero", "full", "random", "urandom", "tty"};
+  for (size_t i = 0; i < sizeof nodes / sizeof nodes[0]; i++) {
+    snprintf(p, sizeof p, "%s/%s", to, nodes[i]);
+    snprintf(from, sizeof from, "/oldroot/dev/%s", nodes[i]);
+    int fd = open(p, O_WRONLY | O_CREAT | O_CLOEXEC, 0444);
+    if (fd < 0) die_errno("cannot create", p);
+    close(fd);
+    if (mount(from, p, NULL, MS_BIND, NULL) != 0) die_errno("cannot bind", from);
+  }
+  static const char *const links[][2] = {
+      {"/proc/self/fd", "fd"}, {"/proc/self/fd/0", "stdin"}, {"/proc/self/fd/1", "stdout"}, {"/proc/self/fd/2", "stderr"}, {"pts/ptmx", "ptmx"},
+  };
+  for (size_t i = 0; i < sizeof links / sizeof links[0]; i++) {
+    snprintf(p, sizeof p, "%s/%s", to, links[i][1]);
+    if (symlink(links[i][0], p) != 0) die_errno("cannot create", p);
+  }
+  snprintf(p, sizeof p, "%s/shm", to);
+  mkdirs(p, 01777);
+  snprintf(p, sizeof p, "%s/pts", to);
+  mkdirs(p, 0755);
+  if (mount("devpts", p, "devpts", MS_NOSUID | MS_NOEXEC, "newinstance,ptmxmode=0666,mode=620") != 0) die_errno("cannot mount devpts at", p);
+}
+
+static void mount_tmpfs(const char *dst, mode_t mode) {
+  char to[4096], opts[64];
+  in_new(dst, to, sizeof to);
+  mkdirs(to, 0755);
+  snprintf(opts, sizeof opts, "mode=%04o", (unsigned)mode);
+  if (mount("tmpfs", to, "tmpfs", MS_NOSUID | MS_NODEV, opts) != 0) die_errno("cannot mount tmpfs at", dst);
+}
+
+static void loopback_up(void) {
+  int s = socket(AF_INET, SOCK_DGRAM | SOCK_CLOEXEC, 0);
+  if (s < 0) die_errno("cannot open a socket for", "lo");
+  struct ifreq ifr;
+  memset(&ifr, 0, sizeof ifr);
+  strncpy(ifr.ifr_name, "lo", IFNAMSIZ - 1);
+  if (ioctl(s, SIOCGIFFLAGS, &ifr) != 0) die_errno("cannot read the flags of", "lo");
+  ifr.ifr_flags |= IFF_UP;
+  if (ioctl(s, SIOCSIFFLAGS, &ifr) != 0) die_errno("cannot bring up", "lo");
+  close(s);
+}
+
+static const struct { const char *name; int cap; } CAPS[] = {
+    {"chown", CAP_CHOWN}, {"dac_override", CAP_DAC_OVERRIDE}, {"dac_read_search", CAP_DAC_READ_SEARCH}, {"fowner", CAP_FOWNER},
+    {"fsetid", CAP_FSETID}, {"kill", CAP_KILL}, {"setgid", CAP_SETGID}, {"setuid", CAP_SETUID}, {"setpcap", CAP_SETPCAP},
+    {"linux_immutable", CAP_LINUX_IMMUTABLE}, {"net_bind_service", CAP_NET_BIND_SERVICE}, {"net_broadcast", CAP_NET_BROADCAST},
+    {"net_admin", CAP_NET_ADMIN}, {"net_raw", CAP_NET_RAW}, {"ipc_lock", CAP_IPC_LOCK}, {"ipc_owner", CAP_IPC_OWNER},
+    {"sys_module", CAP_SYS_MODULE}, {"sys_rawio", CAP_SYS_RAWIO}, {"sys_chroot", CAP_SYS_CHROOT}, {"sys_ptrace", CAP_SYS_PTRACE},
+    {"sys_pacct", CAP_SYS_PACCT}, {"sys_admin", CAP_SYS_ADMIN}, {"sys_boot", CAP_SYS_BOOT}, {"sys_nice", CAP_SYS_NICE},
+    {"sys_resource", CAP_SYS_RESOURCE}, {"sys_time", CAP_SYS_TIME}, {"sys_tty_config", CAP_SYS_TTY_CONFIG}, {"mknod", CAP_MKNOD},
+    {"lease", CAP_LEASE}, {"audit_write", CAP_AUDIT_WRITE}, {"audit_control", CAP_AUDIT_CONTROL}, {"setfcap", CAP_SETFCAP},
+};
+
+/* "-all" or "-all,+chown,+kill,..." into a bit set of kept capabilities. */
+static uint64_t parse_caps(const char *spec) {
+  if (strncmp(spec, "-all", 4) != 0) die("unsupported capability set: %s", spec);
+  uint64_t keep = 0;
+  const char *p = spec + 4;
+  while (*p == ',') {
+    p++;
+    if (*p != '+') die("unsupported capability set: %s", spec);
+    p++;
+    size_t n = strcspn(p, ",");
+    int found = 0;
+    for (size_t i = 0; i < sizeof CAPS / sizeof CAPS[0]; i++) {
+      if (strlen(CAPS[i].name) == n && strncmp(CAPS[i].name, p, n) == 0) {
+        keep |= 1ULL << CAPS[i].cap;
+        found = 1;
+      }
+    }
+    if (!found) die("unknown capability in: %s", spec);
+    p += n;
+  }
+  if (*p != '\0') die("unsupported capability set: %s", spec);
+  return keep;
+}
+
+static int parse_int(const char *s, const char *what) {
+  char *end;
+  errno = 0;
+  long v = strtol(s, &end, 10);
+  if (errno != 0 || *end != '\0' || v < 0 || v > 0x7fffffff) die("bad %s: %s", what, s);
+  return (int)v;
+}
+
+/* How many values a container (bubblewrap) option takes; -1 for one this launcher does not know. */
+static int container_option_values(const char *o) {
+  static const char *const none[] = {"--unshare-pid", "--unshare-ipc", "--unshare-uts", "--unshare-net", "--as-pid-1", "--die-with-parent", "--new-session", "--clearenv"};
+  static const char *const one[] = {"--info-fd", "--block-fd", "--hostname", "--perms", "--dir", "--tmpfs", "--proc", "--dev", "--remount-ro", "--chdir"};
+  static const char *const two[] = {"--symlink", "--bind", "--ro-bind", "--ro-bind-try", "--setenv"};
+  for (size_t k = 0; k < sizeof none / sizeof none[0]; k++)
+    if (strcmp(o, none[k]) == 0) return 0;
+  for (size_t k = 0; k < sizeof one / sizeof one[0]; k++)
+    if (strcmp(o, one[k]) == 0) return 1;
+  for (size_t k = 0; k < sizeof two / sizeof two[0]; k++)
+    if (strcmp(o, two[k]) == 0) return 2;
+  return -1;
+}
+
+/* What the options ask for, gathered before anything is done. */
+struct plan {
+  int unshare_net;
+  const char *hostname;
+  int new_session;
+  int die_with_parent;
+  const char *chdir_to;
+  int clearenv;
+  char **env;
+  int nenv;
+  int uid, gid;
+  int init_groups;
+  int no_new_privs;
+  uint64_t keep_caps;
+  int pdeathsig;
+  char **argv;
+};
+
+/* The child: build the container from the options and exec the workload. Never returns. */
+static void container_main(char **args, int nargs, int release_fd) {
+  /* Wait until the launcher has put this process into its cgroups. */
+  char go;
+  if (read(release_fd, &go, 1) != 1) _exit(127);
+  close(release_fd);
+
+  struct plan pl;
+  memset(&pl, 0, sizeof pl);
+  pl.uid = -1;
+  pl.gid = -1;
+  pl.env = calloc((size_t)nargs + 1, sizeof(char *));
+  if (pl.env == NULL) die("out of memory");
+#define NEED(n) \
+  if (i + (n) >= nargs) die("option %s needs %d value(s)", o, n)
+  /* setpriv's part: its path, its options, `--`, the workload. */
+  int i = 0;
+  /* Step over the container options by their arity, so an option's value is never taken for `--`. */
+  while (i < nargs && strcmp(args[i], "--") != 0) {
+    int n = container_option_values(args[i]);
+    if (n < 0) die("unsupported container option: %s", args[i]);
+    i += 1 + n;
+  }
+  if (i > nargs) die("option %s needs a value", args[nargs - 1]);
+  const int mounts_end = i;
+  if (i + 1 >= nargs) die("no workload to run");
+  i += 2; /* `--` and the setpriv path itself: its work is done here. */
+  for (; i < nargs; i++) {
+    const char *o = args[i];
+    if (strcmp(o, "--") == 0) {
+      i++;
+      break;
+    } else if (strcmp(o, "--reuid") == 0) {
+      NEED(1);
+      pl.uid = parse_int(args[++i], "uid");
+    } else if (strcmp(o, "--regid") == 0) {
+      NEED(1);
+      pl.gid = parse_int(args[++i], "gid");
+    } else if (strcmp(o, "--init-groups") == 0) {
+      pl.init_groups = 1;
+    } else if (strcmp(o, "--clear-groups") == 0) {
+      pl.init_groups = 0;
+    } else if (strcmp(o, "--no-new-privs") == 0) {
+      pl.no_new_privs = 1;
+    } else if (strcmp(o, "--bounding-set") == 0) {
+      NEED(1);
+      pl.keep_caps = parse_caps(args[++i]);
+    } else if (strcmp(o, "--inh-caps") == 0) {
+      NEED(1);
+      if (strcmp(args[++i], "-all") != 0) die("unsupported --inh-caps: %s", args[i]);
+    } else if (strcmp(o, "--pdeathsig") == 0) {
+      NEED(1);
+      if (strcmp(args[++i], "SIGKILL") != 0) die("unsupported --pdeathsig: %s", args[i]);
+      pl.pdeathsig = SIGKILL;
+    } else {
+      die("unsupported privilege option: %s", o);
+    }
+  }
+  if (i >= nargs) die("no workload to run");
+  if (pl.uid < 0 || pl.gid < 0) die("no user to run as");
+  pl.argv = &args[i];
+
+
+  /* Supplementary groups come from the host's user database, read before it is out of sight. */
+  gid_t groups[256];
+  int ngroups = 0;
+  if (pl.init_groups) {
+    struct passwd *pw = getpwuid((uid_t)pl.uid);
+    if (pw == NULL) die("no user with uid %d", pl.uid);
+    ngroups = (int)(sizeof groups / sizeof groups[0]);
+    if (getgrouplist(pw->pw_name, (gid_t)pl.gid, groups, &ngroups) < 0) die("user %s has too many groups", pw->pw_name);
+  }
+
+  if (mount("none", "/", NULL, MS_REC | MS_SLAVE, NULL) != 0) die_errno("cannot make the mounts private", "/");
+  /* A tmpfs base holding the new root and, after the first pivot, the host's root as /oldroot. */
+  if (mount("tmpfs", "/tmp", "tmpfs", MS_NOSUID | MS_NODEV, "mode=0755") != 0) die_errno("cannot mount the base tmpfs", "/tmp");
+  if (chdir("/tmp") != 0) die_errno("cannot enter", "/tmp");
+  if (mkdir("newroot", 0755) != 0 || mkdir("oldroot", 0755) != 0) die_errno("cannot create", "newroot");
+  if (mount("tmpfs", "newroot", "tmpfs", MS_NOSUID | MS_NODEV, "mode=0755") != 0) die_errno("cannot mount the root tmpfs", "newroot");
+  if (syscall(SYS_pivot_root, "/tmp", "/tmp/oldroot") != 0) die_errno("cannot pivot to", "/tmp");
+  if (chdir("/") != 0) die_errno("cannot enter", "/");
+
+  mode_t perms = 0;
+  int have_perms = 0;
+  for (i = 0; i < mounts_end; i++) {
+    const char *o = args[i];
+    if (strcmp(o, "--unshare-pid") == 0 || strcmp(o, "--unshare-ipc") == 0 || strcmp(o, "--unshare-uts") == 0 || strcmp(o, "--as-pid-1") == 0) {
+      /* Done by clone(); the workload is the namespace's pid 1. */
+    } else if (strcmp(o, "--unshare-net") == 0) {
+      pl.unshare_net = 1;
+    } else if (strcmp(o, "--die-with-parent") == 0) {
+      pl.die_with_parent = 1;
+    } else if (strcmp(o, "--new-session") == 0) {
+      pl.new_session = 1;
+    } else if (strcmp(o, "--info-fd") == 0 || strcmp(o, "--block-fd") == 0) {
+      NEED(1);
+      i++; /* bwrap's start handshake; the launcher does its own. */
+    } else if (strcmp(o, "--hostname") == 0) {
+      NEED(1);
+      pl.hostname = args[++i];
+    } else if (strcmp(o, "--perms") == 0) {
+      NEED(1);
+      char *end;
+      long m = strtol(args[++i], &end, 8);
+      if (*end != '\0' || m < 0 || m > 07777) die("bad --perms: %s", args[i]);
+      perms = (mode_t)m;
+      have_perms = 1;
+      continue;
+    } else if (strcmp(o, "--dir") == 0) {
+      NEED(1);
+      char to[4096];
+      mkdirs(in_new(args[++i], to, sizeof to), have_perms ? perms : 0755);
+    } else if (strcmp(o, "--tmpfs") == 0) {
+      NEED(1);
+      mount_tmpfs(args[++i], have_perms ? perms : 0755);
+    } else if (strcmp(o, "--symlink") == 0) {
+      NEED(2);
+      char to[4096];
+      in_new(args[i + 2], to, sizeof to);
+      parent_dirs(to);
+      if (symlink(args[i + 1], to) != 0 && errno != EEXIST) die_errno("cannot create symlink", args[i + 2]);
+      i += 2;
+    } else if (strcmp(o, "--bind") == 0 || strcmp(o, "--ro-bind") == 0 || strcmp(o, "--ro-bind-try") == 0) {
+      NEED(2);
+      bind_path(args[i + 1], args[i + 2], o[2] == 'r', strcmp(o, "--ro-bind-try") == 0);
+      i += 2;
+    } else if (strcmp(o, "--proc") == 0) {
+      NEED(1);
+      mount_proc(args[++i]);
+    } else if (strcmp(o, "--dev") == 0) {
+      NEED(1);
+      mount_dev(args[++i]);
+    } else if (strcmp(o, "--remount-ro") == 0) {
+      NEED(1);
+      char to[4096];
+      make_readonly(in_new(args[++i], to, sizeof to), 0);
+    } else if (strcmp(o, "--chdir") == 0) {
+      NEED(1);
+      pl.chdir_to = args[++i];
+    } else if (strcmp(o, "--clearenv") == 0) {
+      pl.clearenv = 1;
+    } else if (strcmp(o, "--setenv") == 0) {
+      NEED(2);
+      size_t n = strlen(args[i + 1]) + strlen(args[i + 2]) + 2;
+      char *kv = malloc(n);
+      if (kv == NULL) die("out of memory");
+      snprintf(kv, n, "%s=%s", args[i + 1], args[i + 2]);
+      pl.env[pl.nenv++] = kv;
+      i += 2;
+    } else {
+      die("unsupported container option: %s", o);
+    }
+    have_perms = 0;
+  }
+#undef NEED
+  if (pl.unshare_net) loopback_up();
+  if (pl.hostname != NULL && sethostname(pl.hostname, strlen(pl.hostname)) != 0) die_errno("cannot set the hostname", pl.hostname);
+
+  /* Leave the host's root behind and enter the new one. */
+  if (umount2("/oldroot", MNT_DETACH) != 0) die_errno("cannot detach", "the host root");
+  if (chdir("/newroot") != 0) die_errno("cannot enter", "the new root");
+  if (syscall(SYS_pivot_root, ".", ".") != 0) die_errno("cannot pivot to", "the new root");
+  if (umount2(".", MNT_DETACH) != 0) die_errno("cannot detach", "the base");
+  if (chdir(pl.chdir_to != NULL ? pl.chdir_to : "/") != 0) die_errno("cannot enter", pl.chdir_to);
+
+  if (pl.new_session && setsid() < 0) die_errno("cannot start a session", NULL);
+
+  /* Privileges: groups, then the capability bounding set (needs CAP_SETPCAP), then the user. */
+  if (setgroups((size_t)ngroups, groups) != 0) die_errno("cannot set the groups", NULL);
+  for (int cap = 0; cap <= 63; cap++) {
+    if (pl.keep_caps & (1ULL << cap)) continue;
+    if (prctl(PR_CAPBSET_DROP, cap, 0, 0, 0) != 0) {
+      if (errno == EINVAL) break; /* past the kernel's last capability */
+      die_errno("cannot drop a capability", NULL);
+    }
+  }
+  if (prctl(PR_CAP_AMBIENT, PR_CAP_AMBIENT_CLEAR_ALL, 0, 0, 0) != 0 && errno != EINVAL) die_errno("cannot clear ambient capabilities", NULL);
+  struct __user_cap_header_struct hdr = {_LINUX_CAPABILITY_VERSION_3, 0};
+  struct __user_cap_data_struct data[2];
+  if (syscall(SYS_capget, &hdr, data) != 0) die_errno("cannot read capabilities", NULL);
+  data[0].inheritable = 0;
+  data[1].inheritable = 0;
+  if (syscall(SYS_capset, &hdr, data) != 0) die_errno("cannot clear inheritable capabilities", NULL);
+  if (setresgid((gid_t)pl.gid, (gid_t)pl.gid, (gid_t)pl.gid) != 0) die_errno("cannot set the group id", NULL);
+  if (setresuid((uid_t)pl.uid, (uid_t)pl.uid, (uid_t)pl.uid) != 0) die_errno("cannot set the user id", NULL);
+  if (pl.no_new_privs && prctl(PR_SET_NO_NEW_PRIVS, 1, 0, 0, 0) != 0) die_errno("cannot set no-new-privs", NULL);
+  /* A change of user clears the parent-death signal: set it again. */
+  if ((pl.pdeathsig != 0 || pl.die_with_parent) && prctl(PR_SET_PDEATHSIG, SIGKILL, 0, 0, 0) != 0) die_errno("cannot set the parent-death signal", NULL);
+
+  if (pl.clearenv) clearenv();
+  for (int k = 0; k < pl.nenv; k++) putenv(pl.env[k]);
+  execvp(pl.argv[0], pl.argv);
+  die("cannot run %s: %s", pl.argv[0], strerror(errno));
+}
+
+/* ---------- the launcher side ---------- */
+
+struct running {
+  long id;
+  pid_t pid;
+  int err_fd; /* read end of the child's failure pipe */
+};
+
+static struct running running[MAX_RUNNING];
+static int nrunning = 0;
+
+static void say(const char *fmt, ...) {
+  char buf[2048];
+  va_list ap;
+  va_start(ap, fmt);
+  int n = vsnprintf(buf, sizeof buf, fmt, ap);
+  va_end(ap);
+  if (n < 0) return;
+  if ((size_t)n >= sizeof buf) n = sizeof buf - 1;
+  for (int k = 0; k < n - 1; k++)
+    if (buf[k] == '\n') buf[k] = ' ';
+  const char *p = buf;
+  while (n > 0) {
+    ssize_t w = write(STDOUT_FILENO, p, (size_t)n);
+    if (w < 0) {
+      if (errno == EINTR) continue;
+      _exit(0); /* Locus is gone */
+    }
+    p += w;
+    n -= (int)w;
+  }
+}
+
+static int write_file(const char *path, const char *text) {
+  int fd = open(path, O_WRONLY | O_CLOEXEC);
+  if (fd < 0) return -1;
+  ssize_t n = (ssize_t)strlen(text);
+  ssize_t w = write(fd, text, (size_t)n);
+  int saved = errno;
+  close(fd);
+  errno = saved;
+  return w == n ? 0 : -1;
+}
+
+static void launch(char **f, int nf) {
+  /* f: "L" id stdout stderr uid gid ncg cg... args... */
+  if (nf < 7) return;
+  long id = strtol(f[1], NULL, 10);
+  int uid = atoi(f[4]), gid = atoi(f[5]), ncg = atoi(f[6]);
+  if (ncg < 0 || 7 + ncg > nf) {
+    say("E %ld - - malformed launch request\n", id);
+    return;
+  }
+  if (nrunning >= MAX_RUNNING) {
+    say("E %ld - - too many containers in one launcher\n", id);
+    return;
+  }
+  char **cgs = &f[7];
+  char **args = &f[7 + ncg];
+  int nargs = nf - 7 - ncg;
+
+  int out = open(f[2], O_WRONLY | O_APPEND | O_CREAT | O_CLOEXEC, 0644);
+  int errf = out < 0 ? -1 : open(f[3], O_WRONLY | O_APPEND | O_CREAT | O_CLOEXEC, 0644);
+  if (out < 0 || errf < 0) {
+    say("E %ld - - cannot open the log files: %s\n", id, strerror(errno));
+    if (out >= 0) close(out);
+    return;
+  }
+  if (fchown(out, (uid_t)uid, (gid_t)gid) != 0 || fchown(errf, (uid_t)uid, (gid_t)gid) != 0) {
+    /* Not fatal: the workload may still write its logs if the mode allows. */
+  }
+  int rel[2], ep[2];
+  if (pipe2(rel, O_CLOEXEC) != 0) {
+    say("E %ld - - cannot create a pipe: %s\n", id, strerror(errno));
+    close(out), close(errf);
+    return;
+  }
+  if (pipe2(ep, O_CLOEXEC) != 0) {
+    say("E %ld - - cannot create a pipe: %s\n", id, strerror(errno));
+    close(out), close(errf), close(rel[0]), close(rel[1]);
+    return;
+  }
+  int flags = CLONE_NEWPID | CLONE_NEWNS | CLONE_NEWIPC | CLONE_NEWUTS | SIGCHLD;
+  for (int k = 0; k < nargs && strcmp(args[k], "--") != 0; k++)
+    if (strcmp(args[k], "--unshare-net") == 0) flags |= CLONE_NEWNET;
+  pid_t pid = (pid_t)syscall(SYS_clone, flags, 0, 0, 0, 0);
+  if (pid < 0) {
+    say("E %ld - - cannot create the namespaces: %s\n", id, strerror(errno));
+    close(out), close(errf), close(rel[0]), close(rel[1]), close(ep[0]), close(ep[1]);
+    return;
+  }
+  if (pid == 0) {
+    sigset_t none;
+    sigemptyset(&none);
+    sigprocmask(SIG_SETMASK, &none, NULL);
+    signal(SIGPIPE, SIG_DFL);
+    prctl(PR_SET_PDEATHSIG, SIGKILL, 0, 0, 0);
+    err_fd = ep[1];
+    int devnull = open("/dev/null", O_RDONLY);
+    if (devnull < 0 || dup2(devnull, 0) < 0 || dup2(out, 1) < 0 || dup2(errf, 2) < 0) die_errno("cannot set up stdio", NULL);
+    /* Keep only stdio, the release pipe and the failure pipe (close-on-exec). */
+    int rfd = rel[0];
+    for (int fd = 3; fd < 1024; fd++)
+      if (fd != rfd && fd != err_fd) close(fd);
+    container_main(args, nargs, rfd);
+  }
+  close(out);
+  close(errf);
+  close(rel[0]);
+  close(ep[1]);
+  running[nrunning].id = id;
+  running[nrunning].pid = pid;
+  running[nrunning].err_fd = ep[0];
+  nrunning++;
+  for (int k = 0; k < ncg; k++) {
+    char num[32];
+    snprintf(num, sizeof num, "%d", (int)pid);
+    if (write_file(cgs[k], num) != 0) {
+      /* The reap reports the failure; the init never ran anything. */
+      char msg[1200];
+      int n = snprintf(msg, sizeof msg, "cannot move the container into its cgroup: %s: %s", cgs[k], strerror(errno));
+      kill(pid, SIGKILL);
+      close(rel[1]);
+      /* Stash the message where the reap looks for it. */
+      int fix[2];
+      if (pipe2(fix, O_CLOEXEC | O_NONBLOCK) == 0) {
+        ssize_t w = write(fix[1], msg, (size_t)n);
+        (void)w;
+        close(fix[1]);
+        close(running[nrunning - 1].err_fd);
+        running[nrunning - 1].err_fd = fix[0];
+      }
+      return;
+    }
+  }
+  char one = '1';
+  ssize_t w = write(rel[1], &one, 1);
+  (void)w;
+  close(rel[1]);
+  say("S %ld %d\n", id, (int)pid);
+}
+
+static void reap(void) {
+  for (;;) {
+    int status;
+    pid_t pid = waitpid(-1, &status, WNOHANG);
+    if (pid <= 0) return;
+    for (int k = 0; k < nrunning; k++) {
+      if (running[k].pid != pid) continue;
+      char msg[1024];
+      fcntl(running[k].err_fd, F_SETFL, O_NONBLOCK);
+      ssize_t n = read(running[k].err_fd, msg, sizeof msg - 1);
+      close(running[k].err_fd);
+      if (n < 0) n = 0;
+      msg[n] = '\0';
+      if (WIFEXITED(status))
+        say("E %ld %d - %s\n", running[k].id, WEXITSTATUS(status), n > 0 ? msg : "-");
+      else
+        say("E %ld - %d %s\n", running[k].id, WTERMSIG(status), n > 0 ? msg : "-");
+      running[k] = running[--nrunning];
+      break;
+    }
+  }
+}
+
+static void kill_one(long id) {
+  for (int k = 0; k < nrunning; k++)
+    if (running[k].id == id) kill(running[k].pid, SIGKILL);
+}
+
+static void shutdown_all(void) {
+  for (int k = 0; k < nrunning; k++) kill(running[k].pid, SIGKILL);
+  _exit(0);
+}
+
+int main(void) {
+  prctl(PR_SET_PDEATHSIG, SIGKILL, 0, 0, 0);
+  signal(SIGPIPE, SIG_IGN);
+  sigset_t chld;
+  sigemptyset(&chld);
+  sigaddset(&chld, SIGCHLD);
+  sigprocmask(SIG_BLOCK, &chld, NULL);
+  int sfd = signalfd(-1, &chld, SFD_CLOEXEC | SFD_NONBLOCK);
+  if (sfd < 0) return 1;
+
+  size_t cap = 1 << 16, len = 0;
+  char *buf = malloc(cap);
+  char **fields = malloc(sizeof(char *) * (MAX_ARGS + 8));
+  if (buf == NULL || fields == NULL) return 1;
+
+  struct pollfd pfd[2] = {{STDIN_FILENO, POLLIN, 0}, {sfd, POLLIN, 0}};
+  for (;;) {
+    if (poll(pfd, 2, -1) < 0) {
+      if (errno == EINTR) continue;
+      shutdown_all();
+    }
+    if (pfd[1].revents) {
+      struct signalfd_siginfo si;
+      while (read(sfd, &si, sizeof si) == sizeof si) {
+      }
+      reap();
+    }
+    if (pfd[0].revents == 0) continue;
+    if (cap - len < 4096) {
+      cap *= 2;
+      buf = realloc(buf, cap);
+      if (buf == NULL) shutdown_all();
+    }
+    ssize_t n = read(STDIN_FILENO, buf + len, cap - len);
+    if (n == 0) shutdown_all();
+    if (n < 0) {
+      if (errno == EINTR || errno == EAGAIN) continue;
+      shutdown_all();
+    }
+    len += (size_t)n;
+    size_t off = 0;
+    while (len - off >= 4) {
+      uint32_t flen;
+      memcpy(&flen, buf + off, 4);
+      if (flen > (64u << 20)) shutdown_all();
+      if (len - off - 4 < flen) {
+        if (flen + 4 > cap) {
+          cap = flen + 4 + 4096;
+          buf = realloc(buf, cap);
+          if (buf == NULL) shutdown_all();
+        }
+        break;
+      }
+      char *p = buf + off + 4, *end = p + flen;
+      int nf = 0;
+      while (p < end && nf < MAX_ARGS) {
+        fields[nf++] = p;
+        p += strnlen(p, (size_t)(end - p)) + 1;
+      }
+      if (nf > 0 && end[-1] == '\0') {
+        if (strcmp(fields[0], "L") == 0) launch(fields, nf);
+        else if (strcmp(fields[0], "K") == 0 && nf >= 2) kill_one(strtol(fields[1], NULL, 10));
+      }
+      off += 4 + flen;
+    }
+    memmove(buf, buf + off, len - off);
+    len -= off;
+  }
+}
