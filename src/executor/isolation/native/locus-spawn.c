@@ -16,14 +16,25 @@
  * error, reported as a launch failure: drift between the builder and this
  * file shows at once.
  *
+ * Each container is cloned with CLONE_VM | CLONE_VFORK: the child runs in the
+ * launcher's memory until its exec while the launcher waits, so no page
+ * tables are copied (on this VM a plain fork of even a tiny process costs
+ * about 2 ms of CPU). The launcher checks the request into a plan first; the
+ * child only makes system calls from it: it joins its cgroups (writing 0 to
+ * cgroup.procs, before it does any work), builds the root, drops privileges
+ * and execs. Requests are served one at a time; a container whose set-up
+ * blocks (a hung mount source) holds up the ones behind it.
+ *
  * Protocol, on stdin (from Locus): frames of a 4-byte little-endian length
  * and that many bytes of NUL-terminated strings:
  *   "L" id stdout-path stderr-path uid gid n-cgroups cgroup.procs... args...
  *   "K" id                       (SIGKILL the container's init)
  * On stdout, one line per event:
- *   "S id pid"                   (the init is in its cgroups and released)
+ *   "S id pid"                   (the init has its cgroups and ran its exec,
+ *                                 or failed before it: an E line follows)
  *   "E id code signal failure"   (code/signal "-" when not applicable;
- *                                 failure "-" or a message to the line end)
+ *                                 failure "-" or a message to the line end;
+ *                                 a refused request has code 127)
  * EOF on stdin: every container is killed and the launcher exits.
  */
 #define _GNU_SOURCE
@@ -58,6 +69,7 @@
 
 /* ---------- the container side (runs in the cloned child) ---------- */
 
+/* The child's failure pipe (written only by the child, between its clone and its exec). */
 static int err_fd = -1;
 
 /* Report why the container could not start (read by the launcher at reap time) and end. */
@@ -228,36 +240,48 @@ static const struct { const char *name; int cap; } CAPS[] = {
     {"lease", CAP_LEASE}, {"audit_write", CAP_AUDIT_WRITE}, {"audit_control", CAP_AUDIT_CONTROL}, {"setfcap", CAP_SETFCAP},
 };
 
+/* Why a request was refused, for the launcher's reply (requests are checked before any clone). */
+static char refusal[1024];
+
+static int refuse(const char *fmt, ...) {
+  va_list ap;
+  va_start(ap, fmt);
+  vsnprintf(refusal, sizeof refusal, fmt, ap);
+  va_end(ap);
+  return -1;
+}
+
 /* "-all" or "-all,+chown,+kill,..." into a bit set of kept capabilities. */
-static uint64_t parse_caps(const char *spec) {
-  if (strncmp(spec, "-all", 4) != 0) die("unsupported capability set: %s", spec);
-  uint64_t keep = 0;
+static int parse_caps(const char *spec, uint64_t *keep) {
+  if (strncmp(spec, "-all", 4) != 0) return refuse("unsupported capability set: %s", spec);
+  *keep = 0;
   const char *p = spec + 4;
   while (*p == ',') {
     p++;
-    if (*p != '+') die("unsupported capability set: %s", spec);
+    if (*p != '+') return refuse("unsupported capability set: %s", spec);
     p++;
     size_t n = strcspn(p, ",");
     int found = 0;
     for (size_t i = 0; i < sizeof CAPS / sizeof CAPS[0]; i++) {
       if (strlen(CAPS[i].name) == n && strncmp(CAPS[i].name, p, n) == 0) {
-        keep |= 1ULL << CAPS[i].cap;
+        *keep |= 1ULL << CAPS[i].cap;
         found = 1;
       }
     }
-    if (!found) die("unknown capability in: %s", spec);
+    if (!found) return refuse("unknown capability in: %s", spec);
     p += n;
   }
-  if (*p != '\0') die("unsupported capability set: %s", spec);
-  return keep;
+  if (*p != '\0') return refuse("unsupported capability set: %s", spec);
+  return 0;
 }
 
-static int parse_int(const char *s, const char *what) {
+static int parse_id(const char *s, int *out) {
   char *end;
   errno = 0;
   long v = strtol(s, &end, 10);
-  if (errno != 0 || *end != '\0' || v < 0 || v > 0x7fffffff) die("bad %s: %s", what, s);
-  return (int)v;
+  if (errno != 0 || *end != '\0' || v < 0 || v > 0x7fffffff) return refuse("bad user or group id: %s", s);
+  *out = (int)v;
+  return 0;
 }
 
 /* How many values a container (bubblewrap) option takes; -1 for one this launcher does not know. */
@@ -274,95 +298,155 @@ static int container_option_values(const char *o) {
   return -1;
 }
 
-/* What the options ask for, gathered before anything is done. */
+#define MAX_ENV 1024
+#define MAX_GROUPS 256
+
+/*
+ * One container, worked out by the launcher before the clone: the child only
+ * makes system calls from it (it shares the launcher's memory, see launch()).
+ */
 struct plan {
-  int unshare_net;
+  char **ops; /* the container options, [0, nops) */
+  int nops;
+  int flags; /* clone flags */
   const char *hostname;
   int new_session;
-  int die_with_parent;
   const char *chdir_to;
-  int clearenv;
-  char **env;
+  char *env[MAX_ENV + 1];
   int nenv;
   int uid, gid;
-  int init_groups;
+  gid_t groups[MAX_GROUPS];
+  int ngroups;
   int no_new_privs;
   uint64_t keep_caps;
-  int pdeathsig;
-  char **argv;
+  char **argv; /* NULL-terminated */
+  char **cgroup_procs;
+  int ncgroups;
+  int out_fd, log_fd, err_fd_w, null_fd; /* the launcher's fds for stdout, stderr, failures, stdin */
 };
 
-/* The child: build the container from the options and exec the workload. Never returns. */
-static void container_main(char **args, int nargs, int release_fd) {
-  /* Wait until the launcher has put this process into its cgroups. */
-  char go;
-  if (read(release_fd, &go, 1) != 1) _exit(127);
-  close(release_fd);
+static void free_env(struct plan *pl) {
+  for (int k = 0; k < pl->nenv; k++) free(pl->env[k]);
+  pl->nenv = 0;
+}
 
-  struct plan pl;
-  memset(&pl, 0, sizeof pl);
-  pl.uid = -1;
-  pl.gid = -1;
-  pl.env = calloc((size_t)nargs + 1, sizeof(char *));
-  if (pl.env == NULL) die("out of memory");
-#define NEED(n) \
-  if (i + (n) >= nargs) die("option %s needs %d value(s)", o, n)
-  /* setpriv's part: its path, its options, `--`, the workload. */
+/* Check a request's arguments (bubblewrap's, `--`, setpriv's, `--`, the workload) into a plan. */
+static int make_plan(struct plan *pl, char **args, int nargs) {
   int i = 0;
+  pl->flags = CLONE_NEWPID | CLONE_NEWNS | CLONE_NEWIPC | CLONE_NEWUTS;
+  pl->uid = -1;
+  pl->gid = -1;
   /* Step over the container options by their arity, so an option's value is never taken for `--`. */
   while (i < nargs && strcmp(args[i], "--") != 0) {
-    int n = container_option_values(args[i]);
-    if (n < 0) die("unsupported container option: %s", args[i]);
+    const char *o = args[i];
+    int n = container_option_values(o);
+    if (n < 0) return refuse("unsupported container option: %s", o);
+    if (i + n >= nargs) return refuse("option %s needs %d value(s)", o, n);
+    if (strcmp(o, "--unshare-net") == 0) pl->flags |= CLONE_NEWNET;
+    else if (strcmp(o, "--new-session") == 0) pl->new_session = 1;
+    else if (strcmp(o, "--hostname") == 0) pl->hostname = args[i + 1];
+    else if (strcmp(o, "--chdir") == 0) pl->chdir_to = args[i + 1];
+    else if (strcmp(o, "--setenv") == 0) {
+      if (pl->nenv >= MAX_ENV) return refuse("too many environment variables");
+      size_t len = strlen(args[i + 1]) + strlen(args[i + 2]) + 2;
+      char *kv = malloc(len);
+      if (kv == NULL) return refuse("out of memory");
+      snprintf(kv, len, "%s=%s", args[i + 1], args[i + 2]);
+      pl->env[pl->nenv++] = kv;
+    }
     i += 1 + n;
   }
-  if (i > nargs) die("option %s needs a value", args[nargs - 1]);
-  const int mounts_end = i;
-  if (i + 1 >= nargs) die("no workload to run");
-  i += 2; /* `--` and the setpriv path itself: its work is done here. */
-  for (; i < nargs; i++) {
+  pl->ops = args;
+  pl->nops = i;
+  /* `--`, then setpriv's path (its work is done here) and its options. */
+  if (i + 1 >= nargs) return refuse("no workload to run");
+  int init_groups = 0;
+  for (i += 2; i < nargs; i++) {
     const char *o = args[i];
+    int has = i + 1 < nargs;
     if (strcmp(o, "--") == 0) {
       i++;
       break;
-    } else if (strcmp(o, "--reuid") == 0) {
-      NEED(1);
-      pl.uid = parse_int(args[++i], "uid");
-    } else if (strcmp(o, "--regid") == 0) {
-      NEED(1);
-      pl.gid = parse_int(args[++i], "gid");
+    } else if (strcmp(o, "--reuid") == 0 && has) {
+      if (parse_id(args[++i], &pl->uid) != 0) return -1;
+    } else if (strcmp(o, "--regid") == 0 && has) {
+      if (parse_id(args[++i], &pl->gid) != 0) return -1;
     } else if (strcmp(o, "--init-groups") == 0) {
-      pl.init_groups = 1;
+      init_groups = 1;
     } else if (strcmp(o, "--clear-groups") == 0) {
-      pl.init_groups = 0;
+      init_groups = 0;
     } else if (strcmp(o, "--no-new-privs") == 0) {
-      pl.no_new_privs = 1;
-    } else if (strcmp(o, "--bounding-set") == 0) {
-      NEED(1);
-      pl.keep_caps = parse_caps(args[++i]);
-    } else if (strcmp(o, "--inh-caps") == 0) {
-      NEED(1);
-      if (strcmp(args[++i], "-all") != 0) die("unsupported --inh-caps: %s", args[i]);
-    } else if (strcmp(o, "--pdeathsig") == 0) {
-      NEED(1);
-      if (strcmp(args[++i], "SIGKILL") != 0) die("unsupported --pdeathsig: %s", args[i]);
-      pl.pdeathsig = SIGKILL;
+      pl->no_new_privs = 1;
+    } else if (strcmp(o, "--bounding-set") == 0 && has) {
+      if (parse_caps(args[++i], &pl->keep_caps) != 0) return -1;
+    } else if (strcmp(o, "--inh-caps") == 0 && has) {
+      if (strcmp(args[++i], "-all") != 0) return refuse("unsupported --inh-caps: %s", args[i]);
+    } else if (strcmp(o, "--pdeathsig") == 0 && has) {
+      if (strcmp(args[++i], "SIGKILL") != 0) return refuse("unsupported --pdeathsig: %s", args[i]);
     } else {
-      die("unsupported privilege option: %s", o);
+      return refuse("unsupported privilege option: %s", o);
     }
   }
-  if (i >= nargs) die("no workload to run");
-  if (pl.uid < 0 || pl.gid < 0) die("no user to run as");
-  pl.argv = &args[i];
+  if (i >= nargs) return refuse("no workload to run");
+  if (pl->uid < 0 || pl->gid < 0) return refuse("no user to run as");
+  pl->argv = &args[i];
+  pl->ngroups = 0;
+  if (init_groups) {
+    struct passwd *pw = getpwuid((uid_t)pl->uid);
+    if (pw == NULL) return refuse("no user with uid %d", pl->uid);
+    pl->ngroups = MAX_GROUPS;
+    if (getgrouplist(pw->pw_name, (gid_t)pl->gid, pl->groups, &pl->ngroups) < 0) return refuse("user %s has too many groups", pw->pw_name);
+  }
+  return 0;
+}
 
+/* execvp within the container: PATH from the container's environment. */
+static void exec_workload(char **argv, char **envp) {
+  const char *file = argv[0];
+  if (strchr(file, '/') != NULL) {
+    execve(file, argv, envp);
+    die("cannot run %s: %s", file, strerror(errno));
+  }
+  const char *path = "/usr/local/bin:/usr/bin:/bin";
+  for (char **e = envp; *e; e++)
+    if (strncmp(*e, "PATH=", 5) == 0) path = *e + 5;
+  int saved = ENOENT;
+  char full[4096];
+  for (const char *p = path; *p;) {
+    size_t n = strcspn(p, ":");
+    if (n > 0 && n + strlen(file) + 2 < sizeof full) {
+      memcpy(full, p, n);
+      full[n] = '/';
+      strcpy(full + n + 1, file);
+      execve(full, argv, envp);
+      if (errno != ENOENT && errno != ENOTDIR) saved = errno;
+    }
+    p += n;
+    if (*p == ':') p++;
+  }
+  die("cannot run %s: %s", file, strerror(saved));
+}
 
-  /* Supplementary groups come from the host's user database, read before it is out of sight. */
-  gid_t groups[256];
-  int ngroups = 0;
-  if (pl.init_groups) {
-    struct passwd *pw = getpwuid((uid_t)pl.uid);
-    if (pw == NULL) die("no user with uid %d", pl.uid);
-    ngroups = (int)(sizeof groups / sizeof groups[0]);
-    if (getgrouplist(pw->pw_name, (gid_t)pl.gid, groups, &ngroups) < 0) die("user %s has too many groups", pw->pw_name);
+/*
+ * The child: join the cgroups, build the root from the options, drop
+ * privileges and exec the workload. It runs on its own stack in the
+ * launcher's memory while the launcher waits (CLONE_VFORK), so it allocates
+ * nothing: all it needs is in the plan. Never returns.
+ */
+static int container_main(void *arg) {
+  struct plan *pl = arg;
+  sigset_t none;
+  sigemptyset(&none);
+  sigprocmask(SIG_SETMASK, &none, NULL);
+  signal(SIGPIPE, SIG_DFL);
+  prctl(PR_SET_PDEATHSIG, SIGKILL, 0, 0, 0);
+  err_fd = pl->err_fd_w;
+  if (dup2(pl->null_fd, 0) < 0 || dup2(pl->out_fd, 1) < 0 || dup2(pl->log_fd, 2) < 0) die_errno("cannot set up stdio", NULL);
+  /* Into the cgroups before anything else, so all of the container's work is accounted there. */
+  for (int k = 0; k < pl->ncgroups; k++) {
+    int fd = open(pl->cgroup_procs[k], O_WRONLY | O_CLOEXEC);
+    if (fd < 0 || write(fd, "0", 1) != 1) die("cannot move the container into its cgroup: %s: %s", pl->cgroup_procs[k], strerror(errno));
+    close(fd);
   }
 
   if (mount("none", "/", NULL, MS_REC | MS_SLAVE, NULL) != 0) die_errno("cannot make the mounts private", "/");
@@ -374,26 +458,12 @@ static void container_main(char **args, int nargs, int release_fd) {
   if (syscall(SYS_pivot_root, "/tmp", "/tmp/oldroot") != 0) die_errno("cannot pivot to", "/tmp");
   if (chdir("/") != 0) die_errno("cannot enter", "/");
 
+  char **args = pl->ops;
   mode_t perms = 0;
   int have_perms = 0;
-  for (i = 0; i < mounts_end; i++) {
+  for (int i = 0; i < pl->nops; i++) {
     const char *o = args[i];
-    if (strcmp(o, "--unshare-pid") == 0 || strcmp(o, "--unshare-ipc") == 0 || strcmp(o, "--unshare-uts") == 0 || strcmp(o, "--as-pid-1") == 0) {
-      /* Done by clone(); the workload is the namespace's pid 1. */
-    } else if (strcmp(o, "--unshare-net") == 0) {
-      pl.unshare_net = 1;
-    } else if (strcmp(o, "--die-with-parent") == 0) {
-      pl.die_with_parent = 1;
-    } else if (strcmp(o, "--new-session") == 0) {
-      pl.new_session = 1;
-    } else if (strcmp(o, "--info-fd") == 0 || strcmp(o, "--block-fd") == 0) {
-      NEED(1);
-      i++; /* bwrap's start handshake; the launcher does its own. */
-    } else if (strcmp(o, "--hostname") == 0) {
-      NEED(1);
-      pl.hostname = args[++i];
-    } else if (strcmp(o, "--perms") == 0) {
-      NEED(1);
+    if (strcmp(o, "--perms") == 0) {
       char *end;
       long m = strtol(args[++i], &end, 8);
       if (*end != '\0' || m < 0 || m > 07777) die("bad --perms: %s", args[i]);
@@ -401,68 +471,49 @@ static void container_main(char **args, int nargs, int release_fd) {
       have_perms = 1;
       continue;
     } else if (strcmp(o, "--dir") == 0) {
-      NEED(1);
       char to[4096];
       mkdirs(in_new(args[++i], to, sizeof to), have_perms ? perms : 0755);
     } else if (strcmp(o, "--tmpfs") == 0) {
-      NEED(1);
       mount_tmpfs(args[++i], have_perms ? perms : 0755);
     } else if (strcmp(o, "--symlink") == 0) {
-      NEED(2);
       char to[4096];
       in_new(args[i + 2], to, sizeof to);
       parent_dirs(to);
       if (symlink(args[i + 1], to) != 0 && errno != EEXIST) die_errno("cannot create symlink", args[i + 2]);
       i += 2;
     } else if (strcmp(o, "--bind") == 0 || strcmp(o, "--ro-bind") == 0 || strcmp(o, "--ro-bind-try") == 0) {
-      NEED(2);
       bind_path(args[i + 1], args[i + 2], o[2] == 'r', strcmp(o, "--ro-bind-try") == 0);
       i += 2;
     } else if (strcmp(o, "--proc") == 0) {
-      NEED(1);
       mount_proc(args[++i]);
     } else if (strcmp(o, "--dev") == 0) {
-      NEED(1);
       mount_dev(args[++i]);
     } else if (strcmp(o, "--remount-ro") == 0) {
-      NEED(1);
       char to[4096];
       make_readonly(in_new(args[++i], to, sizeof to), 0);
-    } else if (strcmp(o, "--chdir") == 0) {
-      NEED(1);
-      pl.chdir_to = args[++i];
-    } else if (strcmp(o, "--clearenv") == 0) {
-      pl.clearenv = 1;
-    } else if (strcmp(o, "--setenv") == 0) {
-      NEED(2);
-      size_t n = strlen(args[i + 1]) + strlen(args[i + 2]) + 2;
-      char *kv = malloc(n);
-      if (kv == NULL) die("out of memory");
-      snprintf(kv, n, "%s=%s", args[i + 1], args[i + 2]);
-      pl.env[pl.nenv++] = kv;
-      i += 2;
     } else {
-      die("unsupported container option: %s", o);
+      /* Namespace and process options (done by clone() or below) and their values. */
+      i += container_option_values(o);
     }
     have_perms = 0;
   }
-#undef NEED
-  if (pl.unshare_net) loopback_up();
-  if (pl.hostname != NULL && sethostname(pl.hostname, strlen(pl.hostname)) != 0) die_errno("cannot set the hostname", pl.hostname);
+
+  if (pl->flags & CLONE_NEWNET) loopback_up();
+  if (pl->hostname != NULL && sethostname(pl->hostname, strlen(pl->hostname)) != 0) die_errno("cannot set the hostname", pl->hostname);
 
   /* Leave the host's root behind and enter the new one. */
   if (umount2("/oldroot", MNT_DETACH) != 0) die_errno("cannot detach", "the host root");
   if (chdir("/newroot") != 0) die_errno("cannot enter", "the new root");
   if (syscall(SYS_pivot_root, ".", ".") != 0) die_errno("cannot pivot to", "the new root");
   if (umount2(".", MNT_DETACH) != 0) die_errno("cannot detach", "the base");
-  if (chdir(pl.chdir_to != NULL ? pl.chdir_to : "/") != 0) die_errno("cannot enter", pl.chdir_to);
+  if (chdir(pl->chdir_to != NULL ? pl->chdir_to : "/") != 0) die_errno("cannot enter", pl->chdir_to);
 
-  if (pl.new_session && setsid() < 0) die_errno("cannot start a session", NULL);
+  if (pl->new_session && setsid() < 0) die_errno("cannot start a session", NULL);
 
   /* Privileges: groups, then the capability bounding set (needs CAP_SETPCAP), then the user. */
-  if (setgroups((size_t)ngroups, groups) != 0) die_errno("cannot set the groups", NULL);
+  if (setgroups((size_t)pl->ngroups, pl->groups) != 0) die_errno("cannot set the groups", NULL);
   for (int cap = 0; cap <= 63; cap++) {
-    if (pl.keep_caps & (1ULL << cap)) continue;
+    if (pl->keep_caps & (1ULL << cap)) continue;
     if (prctl(PR_CAPBSET_DROP, cap, 0, 0, 0) != 0) {
       if (errno == EINVAL) break; /* past the kernel's last capability */
       die_errno("cannot drop a capability", NULL);
@@ -475,16 +526,13 @@ static void container_main(char **args, int nargs, int release_fd) {
   data[0].inheritable = 0;
   data[1].inheritable = 0;
   if (syscall(SYS_capset, &hdr, data) != 0) die_errno("cannot clear inheritable capabilities", NULL);
-  if (setresgid((gid_t)pl.gid, (gid_t)pl.gid, (gid_t)pl.gid) != 0) die_errno("cannot set the group id", NULL);
-  if (setresuid((uid_t)pl.uid, (uid_t)pl.uid, (uid_t)pl.uid) != 0) die_errno("cannot set the user id", NULL);
-  if (pl.no_new_privs && prctl(PR_SET_NO_NEW_PRIVS, 1, 0, 0, 0) != 0) die_errno("cannot set no-new-privs", NULL);
+  if (setresgid((gid_t)pl->gid, (gid_t)pl->gid, (gid_t)pl->gid) != 0) die_errno("cannot set the group id", NULL);
+  if (setresuid((uid_t)pl->uid, (uid_t)pl->uid, (uid_t)pl->uid) != 0) die_errno("cannot set the user id", NULL);
+  if (pl->no_new_privs && prctl(PR_SET_NO_NEW_PRIVS, 1, 0, 0, 0) != 0) die_errno("cannot set no-new-privs", NULL);
   /* A change of user clears the parent-death signal: set it again. */
-  if ((pl.pdeathsig != 0 || pl.die_with_parent) && prctl(PR_SET_PDEATHSIG, SIGKILL, 0, 0, 0) != 0) die_errno("cannot set the parent-death signal", NULL);
-
-  if (pl.clearenv) clearenv();
-  for (int k = 0; k < pl.nenv; k++) putenv(pl.env[k]);
-  execvp(pl.argv[0], pl.argv);
-  die("cannot run %s: %s", pl.argv[0], strerror(errno));
+  if (prctl(PR_SET_PDEATHSIG, SIGKILL, 0, 0, 0) != 0) die_errno("cannot set the parent-death signal", NULL);
+  exec_workload(pl->argv, pl->env);
+  return 127;
 }
 
 /* ---------- the launcher side ---------- */
@@ -520,112 +568,77 @@ static void say(const char *fmt, ...) {
   }
 }
 
-static int write_file(const char *path, const char *text) {
-  int fd = open(path, O_WRONLY | O_CLOEXEC);
-  if (fd < 0) return -1;
-  ssize_t n = (ssize_t)strlen(text);
-  ssize_t w = write(fd, text, (size_t)n);
-  int saved = errno;
-  close(fd);
-  errno = saved;
-  return w == n ? 0 : -1;
-}
+static struct plan the_plan;
+static char *child_stack;
+#define CHILD_STACK (1 << 20)
 
 static void launch(char **f, int nf) {
-  /* f: "L" id stdout stderr uid gid ncg cg... args... */
+  /* f: "L" id stdout stderr uid gid ncg cg... args... ; f[nf] is NULL. */
   if (nf < 7) return;
   long id = strtol(f[1], NULL, 10);
   int uid = atoi(f[4]), gid = atoi(f[5]), ncg = atoi(f[6]);
   if (ncg < 0 || 7 + ncg > nf) {
-    say("E %ld - - malformed launch request\n", id);
+    say("E %ld 127 - malformed launch request\n", id);
     return;
   }
   if (nrunning >= MAX_RUNNING) {
-    say("E %ld - - too many containers in one launcher\n", id);
+    say("E %ld 127 - too many containers in one launcher\n", id);
     return;
   }
-  char **cgs = &f[7];
-  char **args = &f[7 + ncg];
-  int nargs = nf - 7 - ncg;
+  struct plan *pl = &the_plan;
+  free_env(pl);
+  memset(pl, 0, sizeof *pl);
+  if (make_plan(pl, &f[7 + ncg], nf - 7 - ncg) != 0) {
+    free_env(pl);
+    say("E %ld 127 - %s\n", id, refusal);
+    return;
+  }
+  pl->cgroup_procs = &f[7];
+  pl->ncgroups = ncg;
 
   int out = open(f[2], O_WRONLY | O_APPEND | O_CREAT | O_CLOEXEC, 0644);
   int errf = out < 0 ? -1 : open(f[3], O_WRONLY | O_APPEND | O_CREAT | O_CLOEXEC, 0644);
   if (out < 0 || errf < 0) {
-    say("E %ld - - cannot open the log files: %s\n", id, strerror(errno));
+    say("E %ld 127 - cannot open the log files: %s\n", id, strerror(errno));
     if (out >= 0) close(out);
     return;
   }
   if (fchown(out, (uid_t)uid, (gid_t)gid) != 0 || fchown(errf, (uid_t)uid, (gid_t)gid) != 0) {
     /* Not fatal: the workload may still write its logs if the mode allows. */
   }
-  int rel[2], ep[2];
-  if (pipe2(rel, O_CLOEXEC) != 0) {
-    say("E %ld - - cannot create a pipe: %s\n", id, strerror(errno));
+  int ep[2];
+  int devnull = open("/dev/null", O_RDONLY | O_CLOEXEC);
+  if (devnull < 0 || pipe2(ep, O_CLOEXEC) != 0) {
+    say("E %ld 127 - cannot create a pipe: %s\n", id, strerror(errno));
     close(out), close(errf);
+    if (devnull >= 0) close(devnull);
     return;
   }
-  if (pipe2(ep, O_CLOEXEC) != 0) {
-    say("E %ld - - cannot create a pipe: %s\n", id, strerror(errno));
-    close(out), close(errf), close(rel[0]), close(rel[1]);
-    return;
-  }
-  int flags = CLONE_NEWPID | CLONE_NEWNS | CLONE_NEWIPC | CLONE_NEWUTS | SIGCHLD;
-  for (int k = 0; k < nargs && strcmp(args[k], "--") != 0; k++)
-    if (strcmp(args[k], "--unshare-net") == 0) flags |= CLONE_NEWNET;
-  pid_t pid = (pid_t)syscall(SYS_clone, flags, 0, 0, 0, 0);
-  if (pid < 0) {
-    say("E %ld - - cannot create the namespaces: %s\n", id, strerror(errno));
-    close(out), close(errf), close(rel[0]), close(rel[1]), close(ep[0]), close(ep[1]);
-    return;
-  }
-  if (pid == 0) {
-    sigset_t none;
-    sigemptyset(&none);
-    sigprocmask(SIG_SETMASK, &none, NULL);
-    signal(SIGPIPE, SIG_DFL);
-    prctl(PR_SET_PDEATHSIG, SIGKILL, 0, 0, 0);
-    err_fd = ep[1];
-    int devnull = open("/dev/null", O_RDONLY);
-    if (devnull < 0 || dup2(devnull, 0) < 0 || dup2(out, 1) < 0 || dup2(errf, 2) < 0) die_errno("cannot set up stdio", NULL);
-    /* Keep only stdio, the release pipe and the failure pipe (close-on-exec). */
-    int rfd = rel[0];
-    for (int fd = 3; fd < 1024; fd++)
-      if (fd != rfd && fd != err_fd) close(fd);
-    container_main(args, nargs, rfd);
-  }
+  /* The child's fds: 0 /dev/null, 1 stdout, 2 stderr, and the failure pipe (closed by exec). */
+  pl->null_fd = devnull;
+  pl->out_fd = out;
+  pl->log_fd = errf;
+  pl->err_fd_w = ep[1];
+  /*
+   * CLONE_VM | CLONE_VFORK: the child runs in this process's memory until its exec, and this
+   * process waits meanwhile. No page tables are copied, which on a small VM is most of a fork's
+   * cost; the child reads the plan and writes nothing but its own stack.
+   */
+  pid_t pid = clone(container_main, child_stack + CHILD_STACK, pl->flags | CLONE_VM | CLONE_VFORK | SIGCHLD, pl);
   close(out);
   close(errf);
-  close(rel[0]);
+  close(devnull);
   close(ep[1]);
+  free_env(pl);
+  if (pid < 0) {
+    say("E %ld 127 - cannot create the namespaces: %s\n", id, strerror(errno));
+    close(ep[0]);
+    return;
+  }
   running[nrunning].id = id;
   running[nrunning].pid = pid;
   running[nrunning].err_fd = ep[0];
   nrunning++;
-  for (int k = 0; k < ncg; k++) {
-    char num[32];
-    snprintf(num, sizeof num, "%d", (int)pid);
-    if (write_file(cgs[k], num) != 0) {
-      /* The reap reports the failure; the init never ran anything. */
-      char msg[1200];
-      int n = snprintf(msg, sizeof msg, "cannot move the container into its cgroup: %s: %s", cgs[k], strerror(errno));
-      kill(pid, SIGKILL);
-      close(rel[1]);
-      /* Stash the message where the reap looks for it. */
-      int fix[2];
-      if (pipe2(fix, O_CLOEXEC | O_NONBLOCK) == 0) {
-        ssize_t w = write(fix[1], msg, (size_t)n);
-        (void)w;
-        close(fix[1]);
-        close(running[nrunning - 1].err_fd);
-        running[nrunning - 1].err_fd = fix[0];
-      }
-      return;
-    }
-  }
-  char one = '1';
-  ssize_t w = write(rel[1], &one, 1);
-  (void)w;
-  close(rel[1]);
   say("S %ld %d\n", id, (int)pid);
 }
 
@@ -675,7 +688,8 @@ int main(void) {
   size_t cap = 1 << 16, len = 0;
   char *buf = malloc(cap);
   char **fields = malloc(sizeof(char *) * (MAX_ARGS + 8));
-  if (buf == NULL || fields == NULL) return 1;
+  child_stack = malloc(CHILD_STACK);
+  if (buf == NULL || fields == NULL || child_stack == NULL) return 1;
 
   struct pollfd pfd[2] = {{STDIN_FILENO, POLLIN, 0}, {sfd, POLLIN, 0}};
   for (;;) {
@@ -721,6 +735,7 @@ int main(void) {
         fields[nf++] = p;
         p += strnlen(p, (size_t)(end - p)) + 1;
       }
+      fields[nf] = NULL;
       if (nf > 0 && end[-1] == '\0') {
         if (strcmp(fields[0], "L") == 0) launch(fields, nf);
         else if (strcmp(fields[0], "K") == 0 && nf >= 2) kill_one(strtol(fields[1], NULL, 10));
