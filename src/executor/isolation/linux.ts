@@ -204,6 +204,20 @@ export class LinuxIsolator implements Isolator {
   }
 }
 
+/** How long a reading of the host's root entries is reused (they change only when the host is reconfigured). */
+const ROOT_ENTRIES_TTL_MS = 5000;
+let rootEntriesCache: { at: number; entries: RootEntry[] } | undefined;
+
+/**
+ * The top-level entries of the host's root filesystem, read at most every few seconds: reading
+ * them (readdir, an lstat each, readlink) for every container was most of Locus's own per-launch
+ * file-system work.
+ */
+export function cachedHostRootEntries(now = Date.now()): RootEntry[] {
+  if (rootEntriesCache === undefined || now - rootEntriesCache.at > ROOT_ENTRIES_TTL_MS) rootEntriesCache = { at: now, entries: hostRootEntries() };
+  return rootEntriesCache.entries;
+}
+
 /** The top-level entries of the host's root filesystem. */
 export function hostRootEntries(): RootEntry[] {
   const out: RootEntry[] = [];
@@ -274,7 +288,7 @@ export class LinuxContainer implements Container {
   /** Spawn bwrap, move its init into the cgroup, release it, and start watching. */
   async start(cg: ContainerCgroup, user: HostUser, options: LinuxIsolatorOptions, env: Record<string, string>, launcher?: ContainerLauncher): Promise<void> {
     this.cg = cg;
-    const args = bwrapArgs(this.spec, user, { infoFd: 3, blockFd: 4, rootEntries: hostRootEntries(), setprivPath: options.setprivPath, env });
+    const args = bwrapArgs(this.spec, user, { infoFd: 3, blockFd: 4, rootEntries: cachedHostRootEntries(), setprivPath: options.setprivPath, env });
     // Without an output callback or rotation the workload writes its log files directly, so the
     // warm launcher can start it (see launcher.ts); otherwise Locus pumps the pipes itself.
     if (launcher !== undefined && this.spec.onOutput === undefined && !((this.spec.logRotateBytes ?? 0) > 0)) {
