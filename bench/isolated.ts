@@ -11,7 +11,9 @@
  * from this process for scale, and the same spawn from a process grown to
  * the size of a local cluster's agent (spawn cost grows with the parent).
  * Then throughput through `LinuxIsolator.launch()` at a few concurrencies,
- * three rounds each, median reported.
+ * three rounds each, median reported: with the default launcher (the native
+ * locus-spawn when it was built), and with bubblewrap + setpriv started from a
+ * warm Node helper and from this process, for comparison.
  *
  * Every container is checked to have exited 0 before its time counts.
  * Prints one line per figure and, last, one JSON object; writes it to
@@ -43,7 +45,7 @@ const arg = (name: string, fallback: number): number => {
 const STEP_RUNS = arg('step-runs', 30);
 const TASKS = arg('tasks', 300);
 const ROUNDS = arg('rounds', 3);
-const CONCURRENCY = [1, 4, 16];
+const CONCURRENCY = [1, 4, 16, 32];
 /** MiB of heap to grow the parent to for the "spawn from a big process" figure. */
 const BALLAST_MIB = arg('ballast-mib', 400);
 
@@ -258,20 +260,27 @@ async function main(): Promise<void> {
       }
       const row: Row = { launcher, parentRssMiB: Math.round(process.memoryUsage().rss / 1024 / 1024), concurrency: c, perSecond: r2(median(per)), perSecondRounds: per.map(r2), cpuMsPerTask: r2(median(cpu)), loadAverageAfter: loadavg().map(r2) };
       rows.push(row);
-      say(`LinuxIsolator (${launcher} launcher, parent ${row.parentRssMiB} MiB), ${TASKS} containers of true, concurrency ${c}: ${row.perSecond} containers/s (rounds ${row.perSecondRounds.join(', ')}), ${row.cpuMsPerTask} ms CPU per container (this process and its children), load ${row.loadAverageAfter.join(' / ')}`);
+      say(`LinuxIsolator (launcher ${launcher}, parent ${row.parentRssMiB} MiB), ${TASKS} containers of true, concurrency ${c}: ${row.perSecond} containers/s (rounds ${row.perSecondRounds.join(', ')}), ${row.cpuMsPerTask} ms CPU per container (this process and its children), load ${row.loadAverageAfter.join(' / ')}`);
     };
+    // The default launcher (locus-spawn when it was built), the Node helper spawning bwrap and
+    // setpriv, and bwrap spawned from this process: the three ways a container can start.
+    const main = iso instanceof LinuxIsolator ? iso.launcherKind : 'unknown';
+    const bwrapWarm = await createIsolator('linux', silentLogger(), { nativeLauncher: false });
     const inProcess = await createIsolator('linux', silentLogger(), { warmLauncher: false });
+    await (await bwrapWarm.launch({ id: 'warmup-bwrap', argv: ['true'], env: {}, sandboxDir: join(root, 'warmup-bwrap'), limits: { cpus: 0.5, memMiB: 64, diskMiB: 0, pids: 0 }, volumes: [], network: 'host' })).wait();
     try {
-      for (const c of CONCURRENCY) await measure(iso, 'warm', c);
-      await measure(inProcess, 'in-process', 4);
+      for (const c of CONCURRENCY) await measure(iso, main, c);
+      await measure(bwrapWarm, 'bwrap (warm helper)', 4);
+      await measure(inProcess, 'bwrap (in-process)', 4);
       // The local cluster's agent shares its process with the master and the framework: grow this
-      // one to that size and compare the two launchers there.
+      // one to that size and compare the launchers there.
       for (let i = 0; i < BALLAST_MIB; i++) ballast.push(Buffer.alloc(1024 * 1024, 1));
-      await measure(inProcess, 'in-process', 4);
-      await measure(iso, 'warm', 4);
+      await measure(inProcess, 'bwrap (in-process)', 4);
+      await measure(iso, main, 4);
       ballast.length = 0;
     } finally {
       await inProcess.close();
+      await bwrapWarm.close();
     }
     const best = Math.max(...rows.map((r) => r.perSecond));
     const result = {
