@@ -183,15 +183,17 @@ function childCpuMs(): number {
 
 /** CPU ms of the isolator's warm launcher and its reaped children (bwrap, and through it the workloads). */
 function helperCpuMs(iso: Isolator): number {
-  const pid = iso instanceof LinuxIsolator ? iso.launcherPid : undefined;
-  if (pid === undefined) return 0;
-  try {
-    const stat = readFileSync(`/proc/${pid}/stat`, 'utf8');
-    const f = stat.slice(stat.lastIndexOf(')') + 2).split(' ');
-    return (Number(f[11]) + Number(f[12]) + Number(f[13]) + Number(f[14])) * 10;
-  } catch {
-    return 0;
+  let ms = 0;
+  for (const pid of iso instanceof LinuxIsolator ? iso.launcherPids : []) {
+    try {
+      const stat = readFileSync(`/proc/${pid}/stat`, 'utf8');
+      const f = stat.slice(stat.lastIndexOf(')') + 2).split(' ');
+      ms += (Number(f[11]) + Number(f[12]) + Number(f[13]) + Number(f[14])) * 10;
+    } catch {
+      // Gone.
+    }
   }
+  return ms;
 }
 
 function readSelfStat(): string {

@@ -21,7 +21,7 @@
  */
 import { spawn, type ChildProcess } from 'node:child_process';
 import { existsSync } from 'node:fs';
-import { constants as osConstants } from 'node:os';
+import { availableParallelism, constants as osConstants } from 'node:os';
 import { dirname, join } from 'node:path';
 import { fileURLToPath } from 'node:url';
 import { LocusError } from '../../core/errors.js';
@@ -270,16 +270,55 @@ export function spawnFrame(fields: readonly string[]): Buffer {
  */
 export class NativeLauncher implements ContainerLauncher {
   readonly kind = 'native';
-  private helper: ChildProcess | undefined;
+  /** The launcher processes: each clones one container at a time, so two keep both cores busy. */
+  private readonly procs: (SpawnProcess | undefined)[];
   private seq = 0;
-  private readonly pending = new Map<number, LaunchHandlers>();
   private closed = false;
 
-  constructor(private readonly path: string) {}
+  constructor(
+    private readonly path: string,
+    processes = Math.min(2, Math.max(1, availableParallelism())),
+  ) {
+    this.procs = new Array<SpawnProcess | undefined>(processes).fill(undefined);
+  }
 
-  private ensure(): ChildProcess {
-    if (this.helper && this.helper.exitCode === null && this.helper.stdin?.writable === true) return this.helper;
-    const h = spawn(this.path, [], { stdio: ['pipe', 'pipe', 'inherit'], env: {} });
+  launch(req: LaunchRequest, handlers: LaunchHandlers): { killLauncherChild(): void } {
+    if (this.closed) throw new LocusError('WRONG_STATE', 'the launcher is closed');
+    const id = ++this.seq;
+    const slot = id % this.procs.length;
+    let p = this.procs[slot];
+    if (p === undefined || !p.usable) {
+      p = new SpawnProcess(this.path, () => this.closed);
+      this.procs[slot] = p;
+    }
+    return p.launch(id, req, handlers);
+  }
+
+  /** The first launcher process's pid (see pids for all). */
+  get pid(): number | undefined {
+    return this.pids[0];
+  }
+
+  /** The launcher processes' pids (benchmarks add their CPU time to the cost of containers). */
+  get pids(): number[] {
+    return this.procs.flatMap((p) => (p?.pid !== undefined ? [p.pid] : []));
+  }
+
+  close(): void {
+    this.closed = true;
+    for (const p of this.procs) p?.kill();
+    this.procs.fill(undefined);
+  }
+}
+
+/** One locus-spawn process and the containers it started that have not ended. */
+class SpawnProcess {
+  private readonly child: ChildProcess;
+  private readonly pending = new Map<number, LaunchHandlers>();
+
+  constructor(path: string, closing: () => boolean) {
+    const h = spawn(path, [], { stdio: ['pipe', 'pipe', 'inherit'], env: {} });
+    this.child = h;
     let rest = '';
     h.stdout?.setEncoding('utf8');
     h.stdout?.on('data', (chunk: string) => {
@@ -300,34 +339,30 @@ export class NativeLauncher implements ContainerLauncher {
     });
     h.stdin?.on('error', () => undefined);
     h.once('exit', () => {
-      if (this.helper === h) this.helper = undefined;
       // Containers die with the launcher (their parent-death signal): they have ended.
       const lost = [...this.pending.values()];
       this.pending.clear();
-      for (const hd of lost) hd.exited(null, 'SIGKILL', this.closed ? undefined : 'the container launcher exited');
+      for (const hd of lost) hd.exited(null, 'SIGKILL', closing() ? undefined : 'the container launcher exited');
     });
     h.on('error', () => undefined);
-    this.helper = h;
-    return h;
   }
 
-  launch(req: LaunchRequest, handlers: LaunchHandlers): { killLauncherChild(): void } {
-    if (this.closed) throw new LocusError('WRONG_STATE', 'the launcher is closed');
-    const h = this.ensure();
-    const id = ++this.seq;
+  get usable(): boolean {
+    return this.child.exitCode === null && this.child.signalCode === null && this.child.stdin?.writable === true;
+  }
+
+  get pid(): number | undefined {
+    return this.child.pid;
+  }
+
+  launch(id: number, req: LaunchRequest, handlers: LaunchHandlers): { killLauncherChild(): void } {
+    const h = this.child;
     this.pending.set(id, handlers);
     h.stdin?.write(spawnFrame(['L', String(id), req.stdoutPath, req.stderrPath, String(req.uid), String(req.gid), String(req.cgroupProcs.length), ...req.cgroupProcs, ...req.args]));
     return { killLauncherChild: () => void (h.stdin?.writable === true && h.stdin.write(spawnFrame(['K', String(id)]))) };
   }
 
-  get pid(): number | undefined {
-    return this.helper?.pid;
-  }
-
-  close(): void {
-    this.closed = true;
-    const h = this.helper;
-    this.helper = undefined;
-    if (h && h.exitCode === null) h.kill('SIGKILL');
+  kill(): void {
+    if (this.child.exitCode === null) this.child.kill('SIGKILL');
   }
 }

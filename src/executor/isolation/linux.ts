@@ -100,6 +100,13 @@ export class LinuxIsolator implements Isolator {
     return this.launcher?.pid;
   }
 
+  /** The pids of every launcher process running (the native launcher may run several). */
+  get launcherPids(): number[] {
+    const l = this.launcher;
+    if (l instanceof NativeLauncher) return l.pids;
+    return l?.pid !== undefined ? [l.pid] : [];
+  }
+
   /** The directories (one per hierarchy) that hold this isolator's containers. */
   get cgroupBase(): string[] {
     return this.driver.bases.map((b) => join(b, this.options.cgroupRoot, this.owner));
