@@ -38,6 +38,11 @@ export interface LocalClusterOptions {
   allocationIntervalMs?: number;
   offerTimeoutSeconds?: number;
   isolation?: 'auto' | 'linux' | 'process';
+  /**
+   * How often agents measure the disk use of containers with a disk limit (Mesos:
+   * --container_disk_watch_interval, default 15 seconds; see DISK_WATCH_INTERVAL_SECONDS).
+   */
+  diskWatchIntervalSeconds?: number;
   logger?: Logger;
   /** Act as a non-leading master: answer 307 with Location to this URL. */
   redirectTo?: string;
@@ -114,7 +119,7 @@ export async function startLocalCluster(o: LocalClusterOptions): Promise<LocalCl
     logger,
   });
   master.scheme = o.tls ? 'https' : 'http';
-  const isolator = o.isolator ?? (await chooseIsolator(o.isolation ?? 'auto', logger));
+  const isolator = o.isolator ?? (await chooseIsolator(o.isolation ?? 'auto', logger, { ...(o.diskWatchIntervalSeconds !== undefined ? { diskWatchIntervalSeconds: o.diskWatchIntervalSeconds } : {}) }));
   const ownsIsolator = o.isolator === undefined;
   const credentials = o.credentials ? new Map(o.credentials.map((c) => [c.principal, c.secret])) : undefined;
   const schedulerOptions = { credentials, redirectTo: o.redirectTo };
