@@ -30,7 +30,7 @@
  * `--bullmq-worker` it is the child process of the BullMQ baseline.
  */
 import { spawn, type ChildProcess } from 'node:child_process';
-import { chmod, mkdir, mkdtemp, rm, writeFile } from 'node:fs/promises';
+import { chmod, mkdir, mkdtemp, readFile, readdir, rm, writeFile } from 'node:fs/promises';
 import { cpus, loadavg } from 'node:os';
 import { dirname, join } from 'node:path';
 import { fileURLToPath } from 'node:url';
@@ -69,6 +69,8 @@ const MONITOR = process.env['BENCH_MONITOR'] === '1';
 /** Where executor processes write CPU profiles (unset: no profiling). */
 const PROFILE_DIR = process.env['BENCH_PROFILE_DIR'];
 const BULL_PREFIX = 'bench:q';
+/** The results' file name without extension (default dispatch-<date>): a run must not overwrite another's figures. */
+const OUT_NAME = process.env['BENCH_OUT'];
 
 function sleep(ms: number): Promise<void> {
   return new Promise((r) => setTimeout(r, ms));
@@ -95,6 +97,61 @@ function loadNow(): number[] {
 
 function say(line: string): void {
   process.stderr.write(`bench: ${line}\n`);
+}
+
+/**
+ * CPU time (ms) of this process and every live descendant, by command name, from /proc: the
+ * benchmark's own processes (framework and agents in this one, redis-server, executors, BullMQ
+ * workers) and nothing else on the shared machine. `self` also counts children it reaped.
+ */
+async function treeCpuMs(): Promise<Map<string, number>> {
+  const out = new Map<string, number>();
+  const tick = 10; // USER_HZ is 100 on Linux
+  const procs: { pid: number; ppid: number; comm: string; cpu: number; children: number }[] = [];
+  let names: string[];
+  try {
+    names = await readdir('/proc');
+  } catch {
+    return out;
+  }
+  for (const n of names) {
+    if (!/^\d+$/.test(n)) continue;
+    try {
+      const raw = await readFile(`/proc/${n}/stat`, 'utf8');
+      const close = raw.lastIndexOf(')');
+      const comm = raw.slice(raw.indexOf('(') + 1, close);
+      const f = raw.slice(close + 2).split(' ');
+      // Fields after the command: state ppid ... utime(12) stime(13) cutime(14) cstime(15).
+      procs.push({ pid: Number(n), ppid: Number(f[1]), comm, cpu: (Number(f[11]) + Number(f[12])) * tick, children: (Number(f[13]) + Number(f[14])) * tick });
+    } catch {
+      // gone meanwhile
+    }
+  }
+  const kids = new Map<number, typeof procs>();
+  for (const p of procs) kids.set(p.ppid, [...(kids.get(p.ppid) ?? []), p]);
+  const walk = (pid: number): void => {
+    for (const c of kids.get(pid) ?? []) {
+      out.set(c.comm, (out.get(c.comm) ?? 0) + c.cpu);
+      walk(c.pid);
+    }
+  };
+  const me = procs.find((p) => p.pid === process.pid);
+  if (me) out.set('bench+framework', me.cpu + me.children);
+  walk(process.pid);
+  return out;
+}
+
+/** CPU ms per task by process name between two treeCpuMs readings, and in all. */
+function cpuPerTask(before: Map<string, number>, after: Map<string, number>, tasks: number): { totalMs: number; byProcess: Record<string, number> } {
+  const byProcess: Record<string, number> = {};
+  let total = 0;
+  for (const [k, v] of after) {
+    const d = v - (before.get(k) ?? 0);
+    if (d <= 0) continue;
+    byProcess[k] = Number((d / tasks).toFixed(3));
+    total += d;
+  }
+  return { totalMs: Number((total / tasks).toFixed(3)), byProcess };
 }
 
 // ---------------------------------------------------------------- environment
@@ -449,7 +506,11 @@ async function monitorStart(url: string): Promise<{ stop(tasks: number): Promise
 
 type MonitorResult = Awaited<ReturnType<Awaited<ReturnType<typeof monitorStart>>['stop']>>;
 
+type CpuCost = ReturnType<typeof cpuPerTask>;
+
 interface LocusRound {
+  /** CPU time per task of the benchmark's process tree over the round (probes included in the count). */
+  cpu: CpuCost;
   throughput: number;
   seconds: number;
   breakdown: Breakdown;
@@ -493,12 +554,14 @@ async function locusThroughput(env: Env, round: number): Promise<LocusRound> {
     }
   })();
   const statsBefore = await commandStats(env.admin);
+  const cpuBefore = await treeCpuMs();
   const mon = MONITOR && round === 0 ? await monitorStart(env.redis.url) : undefined;
   const r = await runJobs(env, specs, 480_000, ids).finally(() => { sampling = false; flowing = false; });
   await sampler;
   await prober;
   const probes = (await Promise.all(probeRuns)).filter((x): x is LatencySample => x !== undefined);
   const statsAfter = await commandStats(env.admin);
+  const cpu = cpuPerTask(cpuBefore, await treeCpuMs(), TASKS + probes.length);
   const monitor = await mon?.stop(TASKS + probes.length);
   if (monitor) {
     say(`MONITOR round 1, per task: ${monitor.sent} sent, ${monitor.inScripts} inside scripts\n${monitor.rows.slice(0, 60).map((x) => `  ${x.perTask.toFixed(3)}  ${x.what}`).join('\n')}`);
@@ -517,7 +580,7 @@ async function locusThroughput(env: Env, round: number): Promise<LocusRound> {
   for (const id of r.jobIds) await rm(join(env.outputs, 'default', id), { recursive: true, force: true });
   const sorted = inFlight.slice(2, -2).sort((a, b) => a - b);
   bd['attemptsInFlight'] = { p50: percentile(sorted, 50), p90: percentile(sorted, 90) };
-  return { throughput: TASKS / r.seconds, seconds: r.seconds, breakdown: bd, probes, redis, ...(monitor ? { monitor } : {}) };
+  return { cpu, throughput: TASKS / r.seconds, seconds: r.seconds, breakdown: bd, probes, redis, ...(monitor ? { monitor } : {}) };
 }
 
 /**
@@ -636,16 +699,17 @@ async function main(): Promise<void> {
     if (executors.some((e) => e.runner !== 'noop')) throw new Error('executors do not use the no-op runner');
     const concurrency = Math.max(1, Math.round(slotsTotal / Math.max(1, executors.length)));
 
-    const runs = { bullmq: [] as { throughput: number; seconds: number; redis: RedisCost }[], locus: [] as LocusRound[] };
+    const runs = { bullmq: [] as { throughput: number; seconds: number; redis: RedisCost; cpu: CpuCost }[], locus: [] as LocusRound[] };
     /** Per round: the load average when it began and when it ended, so a slow round can be told from a busy machine. */
     const roundLoad: { before: number[]; after: number[] }[] = [];
     for (let round = 0; round < ROUNDS; round++) {
       const before = loadNow();
       const bStats = await commandStats(env.admin);
+      const bCpu = await treeCpuMs();
       const b0 = await bullmqThroughput(env.redis.url, round, executors.length, concurrency, TASKS);
-      const b = { ...b0, redis: redisCost(bStats, await commandStats(env.admin), TASKS) };
+      const b = { ...b0, redis: redisCost(bStats, await commandStats(env.admin), TASKS), cpu: cpuPerTask(bCpu, await treeCpuMs(), TASKS) };
       runs.bullmq.push(b);
-      say(`round ${round + 1}: plain BullMQ ${b.throughput.toFixed(0)} jobs/s (${b.seconds.toFixed(2)}s); load ${before.join(' / ')}`);
+      say(`round ${round + 1}: plain BullMQ ${b.throughput.toFixed(0)} jobs/s (${b.seconds.toFixed(2)}s); CPU ${b.cpu.totalMs} ms/task ${JSON.stringify(b.cpu.byProcess)}; load ${before.join(' / ')}`);
       if (SKIP_LOCUS) {
         roundLoad.push({ before, after: loadNow() });
         continue;
@@ -653,6 +717,7 @@ async function main(): Promise<void> {
       const l = await locusThroughput(env, round);
       runs.locus.push(l);
       roundLoad.push({ before, after: loadNow() });
+      say(`round ${round + 1}: Locus CPU ${l.cpu.totalMs} ms/task ${JSON.stringify(l.cpu.byProcess)}`);
       const lp = summary(l.probes.map((x) => x.runningMs));
       say(`round ${round + 1}: Locus ${l.throughput.toFixed(0)} tasks/s (${l.seconds.toFixed(2)}s); ms p50/p90: ${Object.entries(l.breakdown).map(([k, v]) => `${k} ${v.p50}/${v.p90}`).join(', ')}; load after ${roundLoad[round]?.after.join(' / ') ?? ''}`);
       say(`round ${round + 1}: under load submit->running p50 ${lp.p50Ms} ms, p99 ${lp.p99Ms} ms (${l.probes.length} probes); Redis per task: Locus ${l.redis.callsPerTask} calls ${l.redis.usecPerTask} us, BullMQ ${b.redis.callsPerTask} calls ${b.redis.usecPerTask} us`);
@@ -696,8 +761,8 @@ async function main(): Promise<void> {
     const r2 = (x: number): number => Number(x.toFixed(2));
     const date = new Date().toISOString().slice(0, 10);
     const result = {
-      locus: { throughput: Math.round(locus?.throughput ?? NaN), medianThroughput: Math.round(median(runs.locus.map((x) => x.throughput))), seconds: r2(locus?.seconds ?? NaN), rounds: runs.locus.map((x) => Math.round(x.throughput)), breakdownMs: locus?.breakdown ?? {}, redisPerTask: runs.locus.map((x) => x.redis) },
-      bullmq: { throughput: Math.round(bullmq?.throughput ?? NaN), medianThroughput: Math.round(median(runs.bullmq.map((x) => x.throughput))), seconds: r2(bullmq?.seconds ?? NaN), rounds: runs.bullmq.map((x) => Math.round(x.throughput)), redisPerTask: runs.bullmq.map((x) => x.redis) },
+      locus: { throughput: Math.round(locus?.throughput ?? NaN), medianThroughput: Math.round(median(runs.locus.map((x) => x.throughput))), seconds: r2(locus?.seconds ?? NaN), rounds: runs.locus.map((x) => Math.round(x.throughput)), breakdownMs: locus?.breakdown ?? {}, redisPerTask: runs.locus.map((x) => x.redis), cpuPerTask: runs.locus.map((x) => x.cpu) },
+      bullmq: { throughput: Math.round(bullmq?.throughput ?? NaN), medianThroughput: Math.round(median(runs.bullmq.map((x) => x.throughput))), seconds: r2(bullmq?.seconds ?? NaN), rounds: runs.bullmq.map((x) => Math.round(x.throughput)), redisPerTask: runs.bullmq.map((x) => x.redis), cpuPerTask: runs.bullmq.map((x) => x.cpu) },
       ratio: Number(ratio.toFixed(3)),
       ratioDetail: {
         definition: `median of ${ratios.length} per-round Locus/BullMQ throughput ratios (each round: BullMQ then Locus, back to back)`,
@@ -737,7 +802,7 @@ async function main(): Promise<void> {
     const here = dirname(fileURLToPath(import.meta.url));
     const outDir = join(here, '..', '..', 'bench', 'results');
     await mkdir(outDir, { recursive: true });
-    await writeFile(join(outDir, `dispatch-${date}.json`), JSON.stringify(result, null, 2) + '\n');
+    await writeFile(join(outDir, `${OUT_NAME ?? `dispatch-${date}`}.json`), JSON.stringify(result, null, 2) + '\n');
     const md = [
       `# Dispatch benchmark, ${date}`,
       '',
@@ -758,6 +823,7 @@ async function main(): Promise<void> {
       `Latency breakdown under load (p50 / p99 ms): submit -> attempt placed ${loadedPlaced.p50Ms} / ${loadedPlaced.p99Ms}; submit -> executor running ${loadedRunning.p50Ms} / ${loadedRunning.p99Ms}; submit -> job SUCCEEDED ${loadedDone.p50Ms} / ${loadedDone.p99Ms}. Per round (running p50 / p99): ${result.latency.underLoad.perRound.map((x) => `${x.p50Ms} / ${x.p99Ms} (${x.samples})`).join('; ')}.`,
       `Latency breakdown idle (p50 / p99 ms): submit -> attempt placed ${placed.p50Ms} / ${placed.p99Ms}; submit -> executor running ${running.p50Ms} / ${running.p99Ms}; submit -> job SUCCEEDED ${done.p50Ms} / ${done.p99Ms}.`,
       `Redis work per task (INFO commandstats, server time; per round): Locus ${result.locus.redisPerTask.map((x) => `${x.callsPerTask} calls / ${x.usecPerTask} us`).join('; ')}; plain BullMQ ${result.bullmq.redisPerTask.map((x) => `${x.callsPerTask} calls / ${x.usecPerTask} us`).join('; ')}.`,
+      `CPU time per task of the benchmark's process tree (ms; framework and local agents run in the benchmark's process): Locus ${result.locus.cpuPerTask.map((x) => `${x.totalMs} (${Object.entries(x.byProcess).map(([k, v]) => `${k} ${v}`).join(', ')})`).join('; ')}; plain BullMQ ${result.bullmq.cpuPerTask.map((x) => `${x.totalMs} (${Object.entries(x.byProcess).map(([k, v]) => `${k} ${v}`).join(', ')})`).join('; ')}.`,
       `Locus by command in round 1 (calls / us per task): ${(result.locus.redisPerTask[0]?.byCommand ?? []).map((x) => `${x.command} ${x.callsPerTask} / ${x.usecPerTask}`).join(', ')}.`,
       `BullMQ by command in round 1 (calls / us per task): ${(result.bullmq.redisPerTask[0]?.byCommand ?? []).map((x) => `${x.command} ${x.callsPerTask} / ${x.usecPerTask}`).join(', ')}.`,
       `Where an attempt's time goes in the best Locus round (p50 / p90 ms): ${Object.entries(result.locus.breakdownMs).map(([k, v]) => `${k} ${v.p50} / ${v.p90}`).join('; ')} (attemptsInFlight: a count, not ms; outputsDiskWalk: one du-style walk of the outputs root after the round).`,
@@ -771,7 +837,7 @@ async function main(): Promise<void> {
       `| isolated runs | | ${result.isolated.throughput} | | ${isoLoad.before.join(' / ')} | ${isoLoad.after.join(' / ')} |`,
       '',
     ].join('\n');
-    await writeFile(join(outDir, `dispatch-${date}.md`), md);
+    await writeFile(join(outDir, `${OUT_NAME ?? `dispatch-${date}`}.md`), md);
     process.stdout.write(JSON.stringify(result, null, 2) + '\n');
   } finally {
     if (env) await env.stop().catch(() => undefined);

@@ -167,8 +167,10 @@ export async function runAttempt(payload: AttemptPayload, ctx: AttemptContext, c
       else if (recorded.host === ctx.host) await settleCommitted(recorded).catch(() => false);
       return end({ state: 'SUCCEEDED', exitCode: 0, reason: 'ALREADY_COMMITTED', message: `output already committed by attempt ${recorded.attemptId} on ${recorded.host}`, outputPath: recorded.path, output: recorded });
     }
-    const winner = await committedBy(out.dir);
-    if (winner !== undefined && dp?.ledger === undefined) {
+    // Without a ledger the committed directory's marker is the record (with one, the ledger's
+    // answer above is the whole check: reading a marker that is not there costs an error per attempt).
+    const winner = dp?.ledger === undefined ? await committedBy(out.dir) : undefined;
+    if (winner !== undefined) {
       return end({ state: 'SUCCEEDED', exitCode: 0, reason: 'ALREADY_COMMITTED', message: `output already committed by attempt ${winner}`, outputPath: out.dir });
     }
   }

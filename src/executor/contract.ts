@@ -442,10 +442,13 @@ export function executorBatchIndexKey(executorId: string): string {
 
 /**
  * The event an executor adds to its queue's event stream (BullMQ's, which the scheduler reads)
- * when one member of a batch has ended and others still run: fields `jobId` (the batch) and
- * `returnvalue` (that member's AttemptResult, JSON). Its slot is reported free at once instead of
- * when the batch's slowest member ends; the last member's result comes with the batch's own
- * `completed` event, and all of them stay in the batch's job for a scheduler that missed events.
+ * when members of a batch have ended and others still run: fields `jobId` (the batch) and
+ * `returnvalue`: the members' results as an AttemptBatchResult (JSON), or one member's
+ * AttemptResult (as executors before batched member events sent it; still accepted). Members that end within a few milliseconds of
+ * each other share one event, and none is sent when the whole batch has ended by then. Their
+ * slots are reported free at once instead of when the batch's slowest member ends; the last
+ * members' results come with the batch's own `completed` event, and all of them stay in the
+ * batch's job for a scheduler that missed events.
  */
 export const BATCH_MEMBER_EVENT = 'locus-member-completed';
 

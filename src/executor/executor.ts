@@ -71,6 +71,12 @@ export interface ExecutorOptions {
   readonly progressDelayMs?: number;
 }
 
+/**
+ * How long a batch member's result waits for others ending at about the same time, to share
+ * one event with them (short tasks of one batch end within a few milliseconds of each other).
+ */
+const MEMBER_REPORT_DELAY_MS = 5;
+
 /** Why an executor stopped. */
 export type ExitReason = 'idle' | 'stop-requested' | 'signal' | 'closed';
 
@@ -79,7 +85,10 @@ export class Executor {
   private readonly redis: Redis;
   private worker: Worker | undefined;
   private workerConnection: Redis | undefined;
-  private readonly drainController = new AbortController();
+  /** Set when the drain grace is over: every running attempt is stopped and handed back. */
+  private drainAborted = false;
+  /** The stop controller of every delivery running here (two deliveries of one attempt included). */
+  private readonly stops = new Set<AbortController>();
   private heartbeatTimer: NodeJS.Timeout | undefined;
   private killTimer: NodeJS.Timeout | undefined;
   private killPollBusy = false;
@@ -95,7 +104,7 @@ export class Executor {
   /** The queue's event stream (BullMQ's), where batch members' results are added as they end. */
   private readonly events: string;
   /** Attempts running here, each with the controller that kills it when its job is cancelled. */
-  private readonly attemptKills = new Map<string, AbortController>();
+  private readonly attemptKills = new Map<string, { readonly stop: AbortController; killed: boolean }>();
   /**
    * Kill requests for attempts not running here (yet): one may still be delivered after the
    * request was read, and must then end at once. Id → when the request was read (ms).
@@ -207,17 +216,33 @@ export class Executor {
       // completes when the last one has, with all their results (see AttemptBatch).
       if (isBatchData(job.data)) {
         let running = job.data.batch.length;
-        return {
-          batch: await Promise.all(job.data.batch.map(async (member) => {
-            const result = await this.processOne(job, member, ctx);
-            // Each member but the last reports as it ends (one XADD); see BATCH_MEMBER_EVENT.
-            if (--running > 0) {
-              await this.redis.xadd(this.events, '*', 'event', BATCH_MEMBER_EVENT, 'jobId', job.id ?? '', 'returnvalue', JSON.stringify(result))
-                .catch((err: unknown) => this.log.debug({ err: String(err), attempt: result.attemptId }, 'member result not streamed; it comes with its batch'));
-            }
-            return result;
-          })),
+        // Members that ended and were not reported yet. They go out together, one XADD a few
+        // milliseconds after the first of them ended (see BATCH_MEMBER_EVENT); none when the last
+        // member ended meanwhile, since the batch's own completion carries every result.
+        let unreported: AttemptResult[] = [];
+        let flush: NodeJS.Timeout | undefined;
+        const report = (): void => {
+          flush = undefined;
+          const batch = unreported;
+          unreported = [];
+          if (running === 0 || batch.length === 0) return;
+          void this.redis.xadd(this.events, '*', 'event', BATCH_MEMBER_EVENT, 'jobId', job.id ?? '', 'returnvalue', JSON.stringify({ batch } satisfies AttemptBatchResult))
+            .catch((err: unknown) => this.log.debug({ err: String(err), attempts: batch.length }, 'member results not streamed; they come with their batch'));
         };
+        try {
+          return {
+            batch: await Promise.all(job.data.batch.map(async (member) => {
+              const result = await this.processOne(job, member, ctx);
+              if (--running > 0) {
+                unreported.push(result);
+                flush ??= setTimeout(report, MEMBER_REPORT_DELAY_MS);
+              }
+              return result;
+            })),
+          };
+        } finally {
+          if (flush !== undefined) clearTimeout(flush);
+        }
       }
       return await this.processOne(job, job.data, ctx);
     } finally {
@@ -265,15 +290,19 @@ export class Executor {
   /** One delivery's run: the attempt, its cancel controller and its delayed progress report. */
   private async runOnce(job: Job, payload: AttemptPayload, ctx: AttemptContext, setTimer: (t: NodeJS.Timeout | undefined) => void, getTimer: () => NodeJS.Timeout | undefined): Promise<AttemptResult> {
     const attemptId = payload.attemptId;
-    // A cancel aborts this controller. The attempt sees it as its drain signal (which kills the
-    // container and hands the attempt back); the result is then relabelled KILLED below.
-    const kill = new AbortController();
+    // A cancel or the end of the drain grace aborts this controller. The attempt sees it as its
+    // drain signal (which kills the container and hands the attempt back); after a cancel the
+    // result is relabelled KILLED below. (One controller per attempt, not AbortSignal.any over a
+    // shared drain signal: that costs weak references and finalizers for every attempt.)
+    const kill = { stop: new AbortController(), killed: false };
+    if (this.drainAborted) kill.stop.abort();
     this.attemptKills.set(attemptId, kill);
+    this.stops.add(kill.stop);
     let result: AttemptResult;
     try {
       result = await runAttempt(payload, ctx, {
         delivery: job.id ?? '',
-        drain: AbortSignal.any([this.drainController.signal, kill.signal]),
+        drain: kill.stop.signal,
         // BullMQ's own `active` event already tells the scheduler the attempt
         // runs; a progress report (with the sandbox) follows only for attempts
         // that last, so short tasks cost no extra Redis round trip.
@@ -290,10 +319,12 @@ export class Executor {
         },
       });
     } finally {
-      this.attemptKills.delete(attemptId);
+      // A second delivery of the attempt may have taken the entry over: only this one's goes.
+      if (this.attemptKills.get(attemptId) === kill) this.attemptKills.delete(attemptId);
+      this.stops.delete(kill.stop);
     }
     // Only a result the kill caused is relabelled: one that finished first stands as it is.
-    if (kill.signal.aborted && result.reason === 'DRAINED') {
+    if (kill.killed && result.reason === 'DRAINED') {
       return { ...result, state: 'KILLED', reason: CANCELLED_REASON, message: 'killed: its job was cancelled' };
     }
     return result;
@@ -360,7 +391,8 @@ export class Executor {
       const kill = this.attemptKills.get(id);
       if (kill) {
         this.log.info({ attempt: id }, 'killing a cancelled attempt');
-        kill.abort();
+        kill.killed = true;
+        kill.stop.abort();
       } else {
         this.killedEarly.set(id, now);
       }
@@ -388,7 +420,10 @@ export class Executor {
       }
     };
     await step('mark draining', () => withTimeout(this.redis.hset(this.key, F.state, 'draining' satisfies ExecutorState), 5000));
-    const grace = setTimeout(() => this.drainController.abort(), this.o.drainGraceMs ?? 30_000);
+    const grace = setTimeout(() => {
+      this.drainAborted = true;
+      for (const stop of this.stops) stop.abort();
+    }, this.o.drainGraceMs ?? 30_000);
     await step('close worker', async () => {
       await this.worker?.close();
     });

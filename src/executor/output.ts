@@ -96,12 +96,17 @@ function safeName(s: string): string {
   return s.replace(/[^A-Za-z0-9_.-]/g, '_').slice(0, 120);
 }
 
+/** This process's part of every staging name: random, so two processes never share one. */
+const STAGING_PREFIX = randomBytes(4).toString('hex');
+let stagingSeq = 0;
+
 /** Plan the directories of one delivery of an attempt. */
 export function planOutput(outputDir: string, attemptId: string): OutputPlan {
   const finalDir = outputDir.replace(/\/+$/, '');
   const stagingRoot = join(dirname(finalDir), `.${basename(finalDir)}.locus-attempts`);
-  // A random suffix keeps two deliveries of the same attempt id apart.
-  return { finalDir, stagingRoot, attemptDir: join(stagingRoot, `${safeName(attemptId)}.${randomBytes(4).toString('hex')}`) };
+  // A suffix unique to this delivery keeps two deliveries of the same attempt id apart: random
+  // per process and counted within it (random bytes per attempt cost more than the no-op attempt).
+  return { finalDir, stagingRoot, attemptDir: join(stagingRoot, `${safeName(attemptId)}.${STAGING_PREFIX}${(stagingSeq++).toString(36)}`) };
 }
 
 /** The attempt that committed `finalDir`, or undefined when nothing is committed there. */
@@ -121,11 +126,39 @@ export async function committedBy(finalDir: string): Promise<string | undefined>
 
 /** Create the attempt's private directory, writable by the unprivileged workload user. */
 export async function prepareAttemptDir(plan: OutputPlan): Promise<void> {
-  await fsp.mkdir(plan.stagingRoot, { recursive: true });
-  await fsp.mkdir(plan.attemptDir, { recursive: false });
+  // One call makes the staging root too; it names the first directory it created, none when the
+  // attempt's directory was there already (which must not be shared: refused as mkdir would).
+  if ((await fsp.mkdir(plan.attemptDir, { recursive: true })) === undefined) {
+    throw Object.assign(new Error(`EEXIST: staging directory already exists, mkdir '${plan.attemptDir}'`), { code: 'EEXIST', path: plan.attemptDir });
+  }
   // Workloads run as an unprivileged user; the staging name is unguessable
   // and lives only as long as the attempt.
   await fsp.chmod(plan.attemptDir, 0o777);
+}
+
+/**
+ * Write the commit marker exclusively and fsync it, through one handle. The workload may have
+ * left a `_SUCCESS` of its own, even a symlink to a file it wants overwritten: only then (EEXIST)
+ * is whatever is there removed (rm does not follow links) and the marker created again.
+ */
+async function writeMarker(marker: string, attemptId: string): Promise<void> {
+  const text = JSON.stringify({ attemptId, committedAt: new Date().toISOString() }) + '\n';
+  let fh: fsp.FileHandle;
+  try {
+    fh = await fsp.open(marker, 'wx');
+  } catch (err) {
+    if ((err as NodeJS.ErrnoException).code !== 'EEXIST') throw err;
+    await fsp.rm(marker, { force: true, recursive: true });
+    fh = await fsp.open(marker, 'wx');
+  }
+  try {
+    await fh.writeFile(text);
+    // The data must be on disk before the marker says it is committed: after a host crash a
+    // marker over truncated files would be taken as a finished task.
+    await fh.sync();
+  } finally {
+    await fh.close();
+  }
 }
 
 async function fsyncPath(path: string): Promise<void> {
@@ -194,15 +227,11 @@ export async function commitOutput(plan: OutputPlan, attemptId: string, decide?:
   }
   const marker = join(plan.attemptDir, COMMIT_MARKER);
   try {
-    // The workload wrote this directory and may have left a `_SUCCESS` of its own, even a
-    // symlink to a file it wants overwritten: remove whatever is there (rm does not follow
-    // links) and create the marker exclusively.
-    await fsp.rm(marker, { force: true, recursive: true });
     // The data must be on disk before the marker says it is committed: after a host crash a
-    // marker over truncated files would be taken as a finished task.
-    await syncTree(plan.attemptDir);
-    await fsp.writeFile(marker, JSON.stringify({ attemptId, committedAt: new Date().toISOString() }) + '\n', { flag: 'wx' });
-    await fsyncPath(marker);
+    // marker over truncated files would be taken as a finished task. The workload's own
+    // `_SUCCESS`, if any, is replaced by writeMarker, not synced here.
+    await syncTree(plan.attemptDir, true, true);
+    await writeMarker(marker, attemptId);
     await fsp.rename(plan.attemptDir, plan.finalDir);
   } catch (err) {
     const code = (err as NodeJS.ErrnoException).code;
@@ -226,13 +255,23 @@ export async function commitOutput(plan: OutputPlan, attemptId: string, decide?:
  * and `dir` itself unless `self` is false (a caller that syncs it later anyway, after adding the
  * marker, would otherwise flush it twice).
  */
-async function syncTree(dir: string, self = true): Promise<void> {
+async function syncTree(dir: string, self = true, skipMarker = false, files?: OutputFile[], prefix = ''): Promise<void> {
   for (const e of await fsp.readdir(dir, { withFileTypes: true })) {
+    // The top directory's `_SUCCESS` is the marker's place: writeMarker replaces it, and it is
+    // never one of the output's files.
+    if (skipMarker && e.name === COMMIT_MARKER) continue;
     const p = join(dir, e.name);
+    const name = prefix === '' ? e.name : `${prefix}/${e.name}`;
     // What the workload made unreadable cannot be opened to sync; it is committed as it is.
     const tolerate = (err: NodeJS.ErrnoException): void => { if (err.code !== 'EACCES' && err.code !== 'EPERM') throw err; };
-    if (e.isDirectory()) await syncTree(p).catch(tolerate);
-    else if (e.isFile()) await fsyncPath(p).catch(tolerate);
+    if (e.isDirectory()) {
+      // A directory that cannot be read cannot be listed either: when listing, that fails the
+      // commit as the listing alone would.
+      await (files === undefined ? syncTree(p).catch(tolerate) : syncTree(p, true, false, files, name));
+    } else if (e.isFile()) {
+      await fsyncPath(p).catch(tolerate);
+      if (files !== undefined) files.push({ name, size: (await fsp.stat(p)).size });
+    }
   }
   if (self) await fsyncPath(dir);
 }
@@ -249,6 +288,13 @@ export async function discardAttemptDir(plan: OutputPlan): Promise<void> {
  * still running finds its directory gone and reports ALREADY_COMMITTED.
  */
 export async function sweepStaging(plan: OutputPlan): Promise<void> {
+  // Usually the committed attempt was the root's only entry: one rmdir, no walk.
+  try {
+    await fsp.rmdir(plan.stagingRoot);
+    return;
+  } catch {
+    // Other deliveries' directories are there (or the root is gone): the full sweep.
+  }
   await fsp.rm(plan.stagingRoot, { recursive: true, force: true });
 }
 
@@ -256,14 +302,14 @@ async function commitWithLedger(plan: OutputPlan, attemptId: string, decide: Com
   const marker = join(plan.attemptDir, COMMIT_MARKER);
   // As without a ledger: the workload's own `_SUCCESS` (even a symlink) goes, the data is synced,
   // and the marker is written exclusively, all before the decision is asked for.
-  await fsp.rm(marker, { force: true, recursive: true });
-  // The files' data and every subdirectory now; the attempt directory's own entries once, below,
-  // after the marker joined them (still before the decision and the rename).
-  await syncTree(plan.attemptDir, false);
-  const files = await listOutputFiles(plan.attemptDir);
+  // The files' data and every subdirectory now, listed in the same walk; the attempt
+  // directory's own entries once, below, after the marker joined them (still before the
+  // decision and the rename).
+  const files: OutputFile[] = [];
+  await syncTree(plan.attemptDir, false, true, files);
+  files.sort((a, b) => (a.name < b.name ? -1 : a.name > b.name ? 1 : 0));
   const size = files.reduce((a, f) => a + f.size, 0);
-  await fsp.writeFile(marker, JSON.stringify({ attemptId, committedAt: new Date().toISOString() }) + '\n', { flag: 'wx' });
-  await fsyncPath(marker);
+  await writeMarker(marker, attemptId);
   await fsyncPath(plan.attemptDir);
   const decision = await decide(files, size, plan.attemptDir);
   if (!decision.won) {

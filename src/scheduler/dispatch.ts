@@ -429,7 +429,9 @@ export class Dispatcher {
         }
         this.settle(w.executorId, result);
       } else if (event === BATCH_MEMBER_EVENT) {
-        this.settleBatch(w, jobId, { batch: [JSON.parse(m.get('returnvalue') ?? 'null') as unknown] }, false);
+        // Members that ended together (a batch result), or one member's result on its own.
+        const value: unknown = JSON.parse(m.get('returnvalue') ?? 'null');
+        this.settleBatch(w, jobId, isBatchData(value) ? value : { batch: [value] }, false);
       } else if (event === 'active') {
         // BullMQ writes this when the executor's worker takes the job (all of a batch's members
         // start then); the entry id's first part is Redis's clock in ms.
