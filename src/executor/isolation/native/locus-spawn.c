@@ -72,19 +72,36 @@
 /* The child's failure pipe (written only by the child, between its clone and its exec). */
 static int err_fd = -1;
 
+/*
+ * Format a message and write all of it to fd; as one event line, its own line
+ * breaks become spaces. Returns -1 when the reader is gone.
+ */
+static int write_message(int fd, int one_line, const char *fmt, va_list ap) {
+  char buf[2048];
+  int n = vsnprintf(buf, sizeof buf, fmt, ap);
+  if (n < 0) return 0;
+  if ((size_t)n >= sizeof buf) n = (int)sizeof buf - 1;
+  for (int k = 0; one_line && k < n - 1; k++)
+    if (buf[k] == '\n') buf[k] = ' ';
+  const char *p = buf;
+  while (n > 0) {
+    ssize_t w = write(fd, p, (size_t)n);
+    if (w < 0) {
+      if (errno == EINTR) continue;
+      return -1;
+    }
+    p += w;
+    n -= (int)w;
+  }
+  return 0;
+}
+
 /* Report why the container could not start (read by the launcher at reap time) and end. */
 static void die(const char *fmt, ...) {
-  char buf[1024];
   va_list ap;
   va_start(ap, fmt);
-  int n = vsnprintf(buf, sizeof buf, fmt, ap);
+  if (err_fd >= 0) write_message(err_fd, 0, fmt, ap);
   va_end(ap);
-  if (n < 0) n = 0;
-  if ((size_t)n >= sizeof buf) n = sizeof buf - 1;
-  if (err_fd >= 0) {
-    ssize_t w = write(err_fd, buf, (size_t)n);
-    (void)w;
-  }
   _exit(127);
 }
 
@@ -546,26 +563,13 @@ struct running {
 static struct running running[MAX_RUNNING];
 static int nrunning = 0;
 
+/* One event line to Locus; when Locus is gone, so is the launcher. */
 static void say(const char *fmt, ...) {
-  char buf[2048];
   va_list ap;
   va_start(ap, fmt);
-  int n = vsnprintf(buf, sizeof buf, fmt, ap);
+  int r = write_message(STDOUT_FILENO, 1, fmt, ap);
   va_end(ap);
-  if (n < 0) return;
-  if ((size_t)n >= sizeof buf) n = sizeof buf - 1;
-  for (int k = 0; k < n - 1; k++)
-    if (buf[k] == '\n') buf[k] = ' ';
-  const char *p = buf;
-  while (n > 0) {
-    ssize_t w = write(STDOUT_FILENO, p, (size_t)n);
-    if (w < 0) {
-      if (errno == EINTR) continue;
-      _exit(0); /* Locus is gone */
-    }
-    p += w;
-    n -= (int)w;
-  }
+  if (r != 0) _exit(0);
 }
 
 static struct plan the_plan;
