@@ -21,10 +21,11 @@
  */
 import { spawn, type ChildProcess } from 'node:child_process';
 import { existsSync } from 'node:fs';
-import { availableParallelism, constants as osConstants } from 'node:os';
+import { availableParallelism } from 'node:os';
 import { dirname, join } from 'node:path';
 import { fileURLToPath } from 'node:url';
 import { LocusError } from '../../core/errors.js';
+import { signalName } from './host.js';
 
 /** One container start asked of the launcher. */
 export interface LaunchRequest {
@@ -237,8 +238,6 @@ export function nativeLauncherPath(env: NodeJS.ProcessEnv = process.env): string
   return undefined;
 }
 
-const SIGNAL_NAMES = new Map<number, NodeJS.Signals>(Object.entries(osConstants.signals).map(([name, n]) => [n, name as NodeJS.Signals]));
-
 /** One event line of locus-spawn: `S id pid` or `E id code signal failure` ("-" for none). */
 export function parseSpawnLine(line: string): FromHelper | undefined {
   const m = /^([SE]) (\d+) (\S+)(?: (\S+) (.*))?$/.exec(line);
@@ -250,7 +249,7 @@ export function parseSpawnLine(line: string): FromHelper | undefined {
   }
   if (m[4] === undefined || m[5] === undefined) return undefined;
   const code = m[3] === '-' ? null : Number(m[3]);
-  const signal = m[4] === '-' ? null : (SIGNAL_NAMES.get(Number(m[4])) ?? 'SIGKILL');
+  const signal = m[4] === '-' ? null : ((signalName(Number(m[4])) as NodeJS.Signals | undefined) ?? 'SIGKILL');
   return { t: 'exit', id, code, signal, ...(m[5] !== '-' ? { failure: m[5] } : {}) };
 }
 

@@ -144,8 +144,9 @@ export class LinuxIsolator implements Isolator {
       rel = [...parent.cgroupRel, spec.id];
     }
     const user = resolveUser(spec.user ?? this.options.defaultUser);
-    await fsp.mkdir(spec.sandboxDir, { recursive: true });
-    await chownTree(spec.sandboxDir, user.uid, user.gid);
+    // A sandbox made just now is empty: its owner is set on it alone, without walking it.
+    if ((await fsp.mkdir(spec.sandboxDir, { recursive: true })) !== undefined) await fsp.chown(spec.sandboxDir, user.uid, user.gid);
+    else await chownTree(spec.sandboxDir, user.uid, user.gid);
     // The sandbox is its user's alone: where another tenant's task runs on the host's filesystem
     // (the process fallback, a path that leaks), the mode still refuses it.
     if (spec.hostFilesystem !== true) await fsp.chmod(spec.sandboxDir, 0o700);
