@@ -142,6 +142,8 @@ export class JobService extends EventEmitter<ServiceEvents> {
   private readonly stageVolumes = new Map<string, { volume: JobVolume; path: string; readOnly: boolean }>();
   /** Tasks of stages being written, per tenant: they count toward the pending cap already. */
   private readonly reserved = new Map<string, number>();
+  /** Per job: the progress check running and the one queued behind it (checkProgressShared). */
+  private readonly progressChecks = new Map<string, { current?: Promise<void>; next?: Promise<void> }>();
   /** `<jobId>:<stage>` of stages being started, so concurrent progress checks start a stage once. */
   private readonly startingStages = new Set<string>();
 
@@ -532,8 +534,42 @@ export class JobService extends EventEmitter<ServiceEvents> {
         await this.repend(job.id, result.taskId);
       }
     }
-    await this.checkProgress(job.id);
+    await this.checkProgressShared(job.id);
     return outcome;
+  }
+
+  /**
+   * A progress check of a job that begins after this call, shared by every caller arriving while
+   * it is queued: the results of a batch arrive together, and one check (a read of the job's
+   * counters, a stage start, the job's end) after all of them recorded does what one per result
+   * did. A caller never joins the check already running (it may have read the counters before
+   * this caller's result was recorded), only the one queued behind it, so each still returns
+   * after a check that saw its result; at most two are outstanding per job.
+   */
+  private checkProgressShared(jobId: string): Promise<void> {
+    let s = this.progressChecks.get(jobId);
+    if (s === undefined) {
+      s = {};
+      this.progressChecks.set(jobId, s);
+    }
+    if (s.next !== undefined) return s.next;
+    const st = s;
+    const start = (): Promise<void> => {
+      const p: Promise<void> = this.checkProgress(jobId).finally(() => {
+        if (st.current !== p) return;
+        st.current = undefined;
+        if (st.next === undefined && this.progressChecks.get(jobId) === st) this.progressChecks.delete(jobId);
+      });
+      st.current = p;
+      return p;
+    };
+    const running = st.current;
+    if (running === undefined) return start();
+    st.next = running.catch(() => undefined).then(() => {
+      st.next = undefined;
+      return start();
+    });
+    return st.next;
   }
 
   /** Make a task that the store left PENDING pending here again, unless its job stopped running meanwhile. */
