@@ -54,6 +54,40 @@ export interface AttemptControl {
    * two scripts on the shared Redis).
    */
   onExited?(): void;
+  /**
+   * Waits for this attempt's turn at the parts of an attempt the executor itself works through
+   * (the set-up until the workload runs, the commit after it ended) and resolves to the release
+   * of that turn. Absent: no turns, every attempt goes at once. The workload's own run holds none.
+   */
+  turn?(): Promise<() => void>;
+}
+
+const NO_TURN = (): void => undefined;
+
+/**
+ * Run one attempt and describe how it ended; never throws for workload failures. With turns
+ * (AttemptControl.turn), the set-up and the commit each wait for one; the run in between holds none.
+ */
+export async function runAttempt(payload: AttemptPayload, ctx: AttemptContext, control: AttemptControl): Promise<AttemptResult> {
+  if (control.turn === undefined) return await runAttemptInTurns(payload, ctx, control, () => Promise.resolve());
+  const turn = control.turn;
+  let release = await turn();
+  try {
+    return await runAttemptInTurns(payload, ctx, {
+      ...control,
+      onRunning: (p) => {
+        release();
+        release = NO_TURN;
+        return control.onRunning(p);
+      },
+    }, async () => {
+      release();
+      release = NO_TURN;
+      release = await turn();
+    });
+  } finally {
+    release();
+  }
 }
 
 function substitute(s: string, values: Readonly<Record<string, string>>): string {
@@ -126,8 +160,8 @@ function rewrite(s: string, rewrites: ReadonlyMap<string, string>): string {
   return out;
 }
 
-/** Run one attempt and describe how it ended; never throws for workload failures. */
-export async function runAttempt(payload: AttemptPayload, ctx: AttemptContext, control: AttemptControl): Promise<AttemptResult> {
+/** runAttempt's body; `commitTurn` is awaited once the workload has ended, before its output is handled. */
+async function runAttemptInTurns(payload: AttemptPayload, ctx: AttemptContext, control: AttemptControl, commitTurn: () => Promise<void>): Promise<AttemptResult> {
   const startedAt = Date.now();
   const base = { attemptId: payload.attemptId, taskId: payload.taskId, host: ctx.host, startedAt };
   const end = (r: Omit<AttemptResult, 'attemptId' | 'taskId' | 'host' | 'startedAt' | 'finishedAt'>): AttemptResult => ({ ...base, ...r, finishedAt: Date.now() });
@@ -293,6 +327,7 @@ export async function runAttempt(payload: AttemptPayload, ctx: AttemptContext, c
     control.drain.removeEventListener('abort', onDrain);
   }
   control.onExited?.();
+  await commitTurn();
   await cleanupScratch().catch(() => undefined);
 
   const common = { sandboxDir: handle.sandboxDir, ...(exit.usage ? { usage: exit.usage } : {}), startedAt: runningAt };

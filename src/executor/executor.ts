@@ -69,7 +69,87 @@ export interface ExecutorOptions {
   readonly stalledIntervalMs?: number;
   /** Report progress (sandbox, start time) on attempts still running after this long (default 1 s). */
   readonly progressDelayMs?: number;
+  /** Attempts the executor sets up or commits at once (FairTurns; default DEFAULT_TURNS, 0 = no limit). */
+  readonly turns?: number;
 }
+
+/**
+ * Turns at the executor's own work on attempts (set-up, commit), at most `limit` at once, given
+ * to the job with the fewest turns held first and in arrival order within a job. Without it an
+ * executor with hundreds of slots of short tasks works on all of them at once: every step of
+ * every attempt waits behind every other's (a no-op attempt took 200 ms to start under load),
+ * and a new job's first task waits behind hundreds of another job's. With it the attempts of a
+ * job that has few at work go first, so a small job starts within a few turns however large the
+ * backlog of another.
+ */
+export class FairTurns {
+  private held = 0;
+  /** Turns held per job. */
+  private readonly byJob = new Map<string, number>();
+  /** Waiters per job, in arrival order. */
+  private readonly waiting = new Map<string, (() => void)[]>();
+
+  constructor(private readonly limit: number) {}
+
+  /** Wait for a turn for an attempt of `jobId`; resolves to its release (idempotent). */
+  take(jobId: string): Promise<() => void> {
+    if (this.held < this.limit && this.waiting.size === 0) return Promise.resolve(this.grant(jobId));
+    return new Promise((resolve) => {
+      const q = this.waiting.get(jobId);
+      const w = (): void => resolve(this.grant(jobId));
+      if (q) q.push(w);
+      else this.waiting.set(jobId, [w]);
+    });
+  }
+
+  /** Turns held now and attempts waiting for one (tests, metrics). */
+  get state(): { held: number; waiting: number } {
+    let waiting = 0;
+    for (const q of this.waiting.values()) waiting += q.length;
+    return { held: this.held, waiting };
+  }
+
+  private grant(jobId: string): () => void {
+    this.held++;
+    this.byJob.set(jobId, (this.byJob.get(jobId) ?? 0) + 1);
+    let done = false;
+    return () => {
+      if (done) return;
+      done = true;
+      this.held--;
+      const n = (this.byJob.get(jobId) ?? 1) - 1;
+      if (n === 0) this.byJob.delete(jobId);
+      else this.byJob.set(jobId, n);
+      this.next();
+    };
+  }
+
+  private next(): void {
+    while (this.held < this.limit && this.waiting.size > 0) {
+      // The waiting job holding the fewest turns; ties go to the one waiting longest (Map order).
+      let best: string | undefined;
+      let fewest = Infinity;
+      for (const jobId of this.waiting.keys()) {
+        const n = this.byJob.get(jobId) ?? 0;
+        if (n < fewest) {
+          fewest = n;
+          best = jobId;
+          if (n === 0) break;
+        }
+      }
+      if (best === undefined) return;
+      const q = this.waiting.get(best);
+      const w = q?.shift();
+      // A job served goes to the back of the order of ties.
+      this.waiting.delete(best);
+      if (q !== undefined && q.length > 0) this.waiting.set(best, q);
+      w?.();
+    }
+  }
+}
+
+/** Turns at once by default (ExecutorOptions.turns): enough to overlap the fsyncs and Redis round trips of set-ups and commits. */
+export const DEFAULT_TURNS = 32;
 
 /**
  * How long a batch member's result waits for others ending at about the same time, to share
@@ -118,8 +198,11 @@ export class Executor {
    */
   private readonly inFlight = new Map<string, Promise<AttemptResult>>();
   private readonly log: Logger;
+  private readonly turns: FairTurns | undefined;
 
   private constructor(private readonly o: ExecutorOptions) {
+    const turns = o.turns ?? DEFAULT_TURNS;
+    this.turns = turns > 0 ? new FairTurns(turns) : undefined;
     this.redis = o.connect();
     this.redis.on('error', () => undefined);
     this.key = executorKey(o.executorId);
@@ -303,6 +386,7 @@ export class Executor {
       result = await runAttempt(payload, ctx, {
         delivery: job.id ?? '',
         drain: kill.stop.signal,
+        ...(this.turns === undefined ? {} : { turn: () => (this.turns as FairTurns).take(payload.jobId) }),
         // BullMQ's own `active` event already tells the scheduler the attempt
         // runs; a progress report (with the sandbox) follows only for attempts
         // that last, so short tasks cost no extra Redis round trip.
