@@ -332,6 +332,25 @@ describeWith([LINUX_ISOLATION], 'linux isolation (real namespaces and cgroups)',
     expect(await run(['--bind', '/', '/', '--proc', '/proc', '--', '/usr/bin/setpriv', '--reuid', '65534', '--regid', '65534', '--clear-groups', '--', '/bin/sh', '-c', 'exit 7'])).toMatchObject({ code: 7, failure: undefined });
   });
 
+  test('when a native launcher process dies, its containers die with it and end as launch failures', async () => {
+    const own = (await createIsolator('linux', silentLogger(), { cgroupRoot: ROOT, diskPollMs: 100, monitorPollMs: 50 })) as LinuxIsolator;
+    onTestFinished(() => own.close());
+    expect(own.launcherKind).toBe('native');
+    const c = (await own.launch(spec(['sh', '-c', 'sleep 60 & wait'], { id: 'orphan-check' }))) as LinuxContainer;
+    const pids = procsOf(c);
+    expect(pids.length).toBeGreaterThan(0);
+    // Two launcher processes share the launches; kill both: whichever started it is gone.
+    for (const pid of own.launcherPids) process.kill(pid, 'SIGKILL');
+    const exit = await c.wait();
+    expect(exit.reason).toBe('LAUNCH_FAILED');
+    expect(exit.message).toContain('the container launcher exited');
+    // No workload outlives its launcher (parent-death signal on the init; the pid namespace goes with it).
+    for (const pid of pids) expect(alive(pid)).toBe(false);
+    // And the isolator starts the next container from a new launcher process.
+    const next = await own.launch(spec(['true'], { id: 'after-launcher-death' }));
+    expect(await next.wait()).toMatchObject({ exitCode: 0, reason: 'EXITED' });
+  });
+
   test.each(['native', 'bwrap'] as const)('without an output callback the %s launcher starts it, with the same guarantees', async (kind) => {
     // Attempts (IsolatorRunner, the local agent) pass no callback: a helper process (locus-spawn,
     // or Node spawning bwrap) starts the container and the workload writes its sandbox files itself.
