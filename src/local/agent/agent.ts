@@ -523,7 +523,9 @@ export class LocalAgent {
     // The parent's persistent volumes stay reachable from its nested containers.
     for (const m of parentMounts) if (!mounts.some((x) => x.containerPath === m.containerPath)) mounts.push(m);
     const env = this.containerEnv(o.env, { frameworkId: parent.frameworkId, executorId: parent.executorId, containerId: o.containerId, sandbox, nested: true });
-    mkdirSync(sandbox, { recursive: true });
+    // The isolator makes the sandbox (every isolator does): one it made itself is known to be
+    // empty, so it sets its owner without walking it, where a sandbox made here first would be
+    // walked (lchown, lstat, readdir: three thread-pool round trips per container).
     this.linkVolumes(sandbox, mounts);
     const container = await this.isolator.launch({
       id: o.containerId,
