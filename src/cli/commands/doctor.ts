@@ -67,7 +67,8 @@ export async function redisServerCheck(): Promise<CheckResult> {
 export async function isolationCheck(): Promise<CheckResult> {
   const r = await detectIsolation();
   if (r.kind === 'linux') {
-    return { name: 'isolation', status: 'ok', summary: `linux (cgroups ${r.cgroups}; namespaces ${r.namespaces.join(', ')})`, details: r.notes };
+    const launcher = r.launcher === 'native' ? 'launcher locus-spawn' : 'launcher bwrap (locus-spawn not built: slower)';
+    return { name: 'isolation', status: 'ok', summary: `linux (cgroups ${r.cgroups}; namespaces ${r.namespaces.join(', ')}; ${launcher})`, details: r.notes };
   }
   return {
     name: 'isolation', status: 'warn', summary: 'process: containers are NOT isolated (plain processes with rlimits)',

@@ -7,6 +7,7 @@
 import { execFile } from 'node:child_process';
 import { detectCgroupLayout, parseMountinfo, type CgroupLayout } from './cgroups.js';
 import { DEFAULT_PATH, findExecutable } from './host.js';
+import { nativeLauncherPath } from './launcher.js';
 import type { IsolationReport } from './types.js';
 import { readFileSync } from 'node:fs';
 
@@ -63,9 +64,13 @@ export async function detectHost(): Promise<HostIsolation> {
     namespaces = probe.namespaces;
     notes.push(probe.note);
   }
+  const native = nativeLauncherPath();
   const linux = isRoot && layout.version !== 'none' && bwrapPath !== undefined && setprivPath !== undefined && namespaces.includes('pid') && namespaces.includes('mount');
   if (linux) {
     notes.push('containers get their own pid, mount, ipc and uts namespaces, a root holding only the system directories (read-only), their sandbox, inputs and volumes, cgroup limits for cpu, memory and pids, and run unprivileged (one uid per tenant)');
+    notes.push(native !== undefined
+      ? `containers start from the native launcher ${native}`
+      : 'containers start with bwrap and setpriv: the native launcher (locus-spawn) is not built, which costs about four times the CPU per container; install gcc and run npm run build');
   } else {
     notes.push('containers will run as plain processes with rlimits: NOT isolated');
   }
@@ -74,6 +79,7 @@ export async function detectHost(): Promise<HostIsolation> {
     cgroups: layout.version === 'none' ? 'none' : layout.version,
     namespaces,
     notes,
+    ...(linux ? { launcher: native !== undefined ? ('native' as const) : ('bwrap' as const) } : {}),
   };
   return { report, layout, bwrapPath, setprivPath, prlimitPath };
 }

@@ -102,6 +102,8 @@ export interface IsolationReport {
   readonly namespaces: readonly string[];
   /** Lines explaining the choice (why not linux, what is missing). */
   readonly notes: readonly string[];
+  /** With linux isolation: what starts the containers (the native locus-spawn, or bwrap and setpriv). */
+  readonly launcher?: 'native' | 'bwrap';
 }
 
 /** The isolation port. */
