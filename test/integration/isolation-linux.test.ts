@@ -40,18 +40,17 @@ function spec(argv: string[], over: Partial<ContainerSpec> = {}): ContainerSpec 
   };
 }
 
+/**
+ * Run a container to its end, as attempts and the local agent start theirs: without an output
+ * callback, so the isolator's launcher (locus-spawn where it is built) starts it and the workload
+ * writes its sandbox files, which are read afterwards.
+ */
 async function run(argv: string[], over: Partial<ContainerSpec> = {}): Promise<Run> {
-  let out = '';
-  let err = '';
-  const c = await iso.launch({
-    ...spec(argv, over),
-    onOutput: (s, b) => {
-      if (s === 'stdout') out += b.toString();
-      else err += b.toString();
-    },
-  });
+  const sp = spec(argv, over);
+  const c = await iso.launch(sp);
   const exit = await c.wait();
-  return { exit, out, err };
+  const read = (f: string): string => (existsSync(join(sp.sandboxDir, f)) ? readFileSync(join(sp.sandboxDir, f), 'utf8') : '');
+  return { exit, out: read('stdout'), err: read('stderr') };
 }
 
 /** Poll until check() is true or the deadline passes. */
@@ -176,6 +175,27 @@ describeWith([LINUX_ISOLATION], 'linux isolation (real namespaces and cgroups)',
     expect(readdirSync(ro)).toEqual(['given.txt']);
     expect(existsSync('/etc/locus-x')).toBe(false);
     expect(existsSync('/data')).toBe(false);
+  });
+
+  test('a file can be mounted over one inside a read-only volume (an input inside a committed output)', async () => {
+    // The reduce of an earlier stage's outputs gets the output directory read-only and, over a
+    // file in it, the copy fetched from another host: no mount point can be made there, but the
+    // file already is one.
+    const outputs = join(work, 'outputs-ro');
+    mkdirSync(join(outputs, 'part'), { recursive: true });
+    writeFileSync(join(outputs, 'part', 'n'), 'stale\n');
+    const fetched = join(work, 'fetched-n');
+    writeFileSync(fetched, 'fetched\n');
+    const r = await run(['cat', join(outputs, 'part', 'n')], {
+      id: 'file-over-ro',
+      volumes: [
+        { hostPath: outputs, containerPath: outputs, readOnly: true },
+        { hostPath: fetched, containerPath: join(outputs, 'part', 'n'), readOnly: true },
+      ],
+    });
+    expect(r.exit).toMatchObject({ exitCode: 0, reason: 'EXITED' });
+    expect(r.out).toBe('fetched\n');
+    expect(readFileSync(join(outputs, 'part', 'n'), 'utf8')).toBe('stale\n');
   });
 
   test('allocating past the memory limit is reported as OOM and ends the container', async () => {

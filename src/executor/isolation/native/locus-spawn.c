@@ -109,6 +109,12 @@ static void die_errno(const char *what, const char *path) {
   die("%s %s: %s", what, path ? path : "", strerror(errno));
 }
 
+/* Whether a directory is there (a mount point inside a read-only bind cannot be made, but may exist). */
+static int is_dir(const char *path) {
+  struct stat st;
+  return stat(path, &st) == 0 && S_ISDIR(st.st_mode);
+}
+
 /* mkdir -p with mode 0755 for the parents and `mode` for the last one. */
 static void mkdirs(const char *path, mode_t mode) {
   char tmp[4096];
@@ -118,11 +124,11 @@ static void mkdirs(const char *path, mode_t mode) {
   for (char *p = tmp + 1; *p; p++) {
     if (*p != '/') continue;
     *p = '\0';
-    if (mkdir(tmp, 0755) != 0 && errno != EEXIST) die_errno("cannot create directory", tmp);
+    if (mkdir(tmp, 0755) != 0 && errno != EEXIST && !is_dir(tmp)) die_errno("cannot create directory", tmp);
     *p = '/';
   }
   if (mkdir(tmp, mode) != 0) {
-    if (errno != EEXIST) die_errno("cannot create directory", tmp);
+    if (errno != EEXIST && !is_dir(tmp)) die_errno("cannot create directory", tmp);
   } else if (chmod(tmp, mode) != 0) {
     die_errno("cannot set the mode of", tmp);
   }
@@ -173,11 +179,12 @@ static void bind_path(const char *src, const char *dst, int readonly, int try_on
   }
   if (S_ISDIR(st.st_mode)) {
     mkdirs(to, 0755);
-  } else {
+  } else if (lstat(to, &st) != 0) {
+    /* A file mounted over one that is there already (inside an earlier read-only bind) needs no new mount point. */
     parent_dirs(to);
     int fd = open(to, O_WRONLY | O_CREAT | O_CLOEXEC, 0444);
-    if (fd < 0 && errno != EEXIST) die_errno("cannot create mount point", dst);
-    if (fd >= 0) close(fd);
+    if (fd < 0) die_errno("cannot create mount point", dst);
+    close(fd);
   }
   if (mount(from, to, NULL, MS_BIND | MS_REC, NULL) != 0) die_errno("cannot bind", src);
   if (readonly) make_readonly(to, 1);
