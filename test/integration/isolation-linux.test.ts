@@ -4,7 +4,7 @@
  * workload saw and what the kernel accounted.
  */
 import { execFileSync, spawn } from 'node:child_process';
-import { existsSync, mkdirSync, mkdtempSync, readFileSync, readdirSync, readlinkSync, rmSync, statSync, writeFileSync, chmodSync } from 'node:fs';
+import { existsSync, mkdirSync, mkdtempSync, readFileSync, readdirSync, readlinkSync, rmSync, statSync, symlinkSync, writeFileSync, chmodSync } from 'node:fs';
 import { join } from 'node:path';
 import { afterAll, beforeAll, expect, onTestFinished, test } from 'vitest';
 import { createIsolator, LinuxIsolator, type LinuxContainer } from '../../src/executor/isolation/index.js';
@@ -175,6 +175,19 @@ describeWith([LINUX_ISOLATION], 'linux isolation (real namespaces and cgroups)',
     expect(readdirSync(ro)).toEqual(['given.txt']);
     expect(existsSync('/etc/locus-x')).toBe(false);
     expect(existsSync('/data')).toBe(false);
+  });
+
+  test('a volume given as a symlink (how a genuine agent links a persistent volume into a sandbox) mounts its target', async () => {
+    const target = join(work, 'pv-target');
+    mkdirSync(target);
+    chmodSync(target, 0o777);
+    writeFileSync(join(target, 'kept'), 'volume\n');
+    const link = join(work, 'pv-link');
+    symlinkSync(target, link);
+    const r = await run(['sh', '-c', 'cat data/kept && echo written > data/new'], { id: 'pv-symlink', volumes: [{ hostPath: link, containerPath: 'data', readOnly: false }] });
+    expect(r.exit).toMatchObject({ exitCode: 0, reason: 'EXITED' });
+    expect(r.out).toBe('volume\n');
+    expect(readFileSync(join(target, 'new'), 'utf8')).toBe('written\n');
   });
 
   test('a file can be mounted over one inside a read-only volume (an input inside a committed output)', async () => {

@@ -338,6 +338,9 @@ struct plan {
   const char *chdir_to;
   char *env[MAX_ENV + 1];
   int nenv;
+  /* Bind sources with their symlinks resolved (freed with the plan). */
+  char *resolved[MAX_ARGS];
+  int nresolved;
   int uid, gid;
   gid_t groups[MAX_GROUPS];
   int ngroups;
@@ -349,9 +352,12 @@ struct plan {
   int out_fd, log_fd, err_fd_w, null_fd; /* the launcher's fds for stdout, stderr, failures, stdin */
 };
 
-static void free_env(struct plan *pl) {
+/* Free what the plan allocated (the environment and the resolved bind sources). */
+static void free_plan(struct plan *pl) {
   for (int k = 0; k < pl->nenv; k++) free(pl->env[k]);
   pl->nenv = 0;
+  for (int k = 0; k < pl->nresolved; k++) free(pl->resolved[k]);
+  pl->nresolved = 0;
 }
 
 /* Check a request's arguments (bubblewrap's, `--`, setpriv's, `--`, the workload) into a plan. */
@@ -377,6 +383,22 @@ static int make_plan(struct plan *pl, char **args, int nargs) {
       if (kv == NULL) return refuse("out of memory");
       snprintf(kv, len, "%s=%s", args[i + 1], args[i + 2]);
       pl->env[pl->nenv++] = kv;
+    } else if ((strcmp(o, "--bind") == 0 || strcmp(o, "--ro-bind") == 0 || strcmp(o, "--ro-bind-try") == 0)) {
+      /*
+       * A source may be a symlink (a genuine agent links a persistent volume into the sandbox
+       * under posix isolation): resolved here, against the host's root, as bubblewrap does; in
+       * the container it would be read against the new root. A source that is not there is
+       * left for the child to report (or skip, for --ro-bind-try).
+       */
+      char *real = realpath(args[i + 1], NULL);
+      if (real != NULL) {
+        if (pl->nresolved >= MAX_ARGS) {
+          free(real);
+          return refuse("too many binds");
+        }
+        pl->resolved[pl->nresolved++] = real;
+        args[i + 1] = real;
+      }
     }
     i += 1 + n;
   }
@@ -597,10 +619,10 @@ static void launch(char **f, int nf) {
     return;
   }
   struct plan *pl = &the_plan;
-  free_env(pl);
+  free_plan(pl);
   memset(pl, 0, sizeof *pl);
   if (make_plan(pl, &f[7 + ncg], nf - 7 - ncg) != 0) {
-    free_env(pl);
+    free_plan(pl);
     say("E %ld 127 - %s\n", id, refusal);
     return;
   }
@@ -640,7 +662,7 @@ static void launch(char **f, int nf) {
   close(errf);
   close(devnull);
   close(ep[1]);
-  free_env(pl);
+  free_plan(pl);
   if (pid < 0) {
     say("E %ld 127 - cannot create the namespaces: %s\n", id, strerror(errno));
     close(ep[0]);
