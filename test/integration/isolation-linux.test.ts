@@ -224,7 +224,8 @@ describeWith([LINUX_ISOLATION], 'linux isolation (real namespaces and cgroups)',
   });
 
   test('a busy loop under cpus 0.5 gets about half a core by cgroup accounting', async () => {
-    const c = (await iso.launch(spec(['sh', '-c', 'while :; do :; done'], { limits: { cpus: 0.5, memMiB: 64, diskMiB: 0, pids: 8 } }))) as LinuxContainer;
+    // Two loops: together they want two cores, so even on a loaded machine they reach the quota.
+    const c = (await iso.launch(spec(['sh', '-c', 'while :; do :; done & while :; do :; done'], { limits: { cpus: 0.5, memMiB: 64, diskMiB: 0, pids: 8 } }))) as LinuxContainer;
     const cpuDir = c.cgroupDirs.find((d) => d.startsWith('/sys/fs/cgroup/cpu/'));
     expect(cpuDir).toBeDefined();
     expect(readFileSync(join(cpuDir ?? '', 'cpu.cfs_quota_us'), 'utf8').trim()).toBe('50000');

@@ -3,14 +3,14 @@
  * mountinfo, limit files for v1 and v2, the bwrap command line, users, exit
  * mapping, volumes on the command line, rlimits, and log rotation.
  */
-import { mkdtempSync, readFileSync, readdirSync, rmSync } from 'node:fs';
+import { linkSync, lstatSync, mkdirSync, mkdtempSync, readFileSync, readdirSync, rmSync, writeFileSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { describe, expect, test } from 'vitest';
 import { bwrapArgs } from '../../src/executor/isolation/bwrap.js';
 import { decideLayout, keyedValue, v1LimitFiles, v2LimitFiles } from '../../src/executor/isolation/cgroups.js';
 import { buildExit, validateSpec } from '../../src/executor/isolation/common.js';
-import { resolveUser } from '../../src/executor/isolation/host.js';
+import { diskUsageBytes, resolveUser } from '../../src/executor/isolation/host.js';
 import { RotatingLog } from '../../src/executor/isolation/logs.js';
 import { rlimitArgv } from '../../src/executor/isolation/process.js';
 import type { ContainerSpec } from '../../src/executor/isolation/types.js';
@@ -241,5 +241,33 @@ describe('tenant uids', () => {
     expect(tenantOfOutput(undefined)).toBeUndefined();
     expect(tenantOfOutput('_other/tmp/x')).toBeUndefined();
     expect(tenantOfOutput('')).toBeUndefined();
+  });
+});
+
+describe('disk usage walk', () => {
+  test('counts each inode once, the same whether the walk is synchronous, asynchronous or both', async () => {
+    const dir = mkdtempSync(join(tmpdir(), 'locus-du-'));
+    try {
+      mkdirSync(join(dir, 'sub', 'deeper'), { recursive: true });
+      for (let i = 0; i < 12; i++) writeFileSync(join(dir, i % 2 === 0 ? 'sub' : 'sub/deeper', `f${i}`), Buffer.alloc(5000 + i * 1000, 1));
+      writeFileSync(join(dir, 'big'), Buffer.alloc(200_000, 2));
+      linkSync(join(dir, 'big'), join(dir, 'sub', 'big-again'));
+      // What du -s counts: every inode's blocks, once (the hard link is the same inode).
+      const inodes = new Map<string, number>();
+      const walk = (p: string): void => {
+        const st = lstatSync(p);
+        inodes.set(`${st.dev}:${st.ino}`, st.blocks * 512);
+        if (st.isDirectory()) for (const n of readdirSync(p)) walk(join(p, n));
+      };
+      walk(dir);
+      const expected = [...inodes.values()].reduce((a, b) => a + b, 0);
+      expect(expected).toBeGreaterThan(200_000);
+      expect(await diskUsageBytes(dir)).toBe(expected);
+      expect(await diskUsageBytes(dir, 0)).toBe(expected);
+      expect(await diskUsageBytes(dir, 3)).toBe(expected);
+      expect(await diskUsageBytes(join(dir, 'missing'))).toBe(0);
+    } finally {
+      rmSync(dir, { recursive: true, force: true });
+    }
   });
 });
