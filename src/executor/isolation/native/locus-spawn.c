@@ -586,7 +586,7 @@ static int container_main(void *arg) {
 struct running {
   long id;
   pid_t pid;
-  int err_fd; /* read end of the child's failure pipe */
+  char *failure; /* why it could not start (NULL when it ran its exec) */
 };
 
 static struct running running[MAX_RUNNING];
@@ -668,9 +668,20 @@ static void launch(char **f, int nf) {
     close(ep[0]);
     return;
   }
+  /*
+   * The clone returned, so the child has exec'd (the pipe closed on exec, empty) or died having
+   * written why: read that now and close the pipe, so a running container holds no descriptor here.
+   */
+  char msg[1024];
+  ssize_t n = read(ep[0], msg, sizeof msg - 1);
+  close(ep[0]);
   running[nrunning].id = id;
   running[nrunning].pid = pid;
-  running[nrunning].err_fd = ep[0];
+  running[nrunning].failure = NULL;
+  if (n > 0) {
+    msg[n] = '\0';
+    running[nrunning].failure = strdup(msg);
+  }
   nrunning++;
   say("S %ld %d\n", id, (int)pid);
 }
@@ -682,16 +693,12 @@ static void reap(void) {
     if (pid <= 0) return;
     for (int k = 0; k < nrunning; k++) {
       if (running[k].pid != pid) continue;
-      char msg[1024];
-      fcntl(running[k].err_fd, F_SETFL, O_NONBLOCK);
-      ssize_t n = read(running[k].err_fd, msg, sizeof msg - 1);
-      close(running[k].err_fd);
-      if (n < 0) n = 0;
-      msg[n] = '\0';
+      const char *failure = running[k].failure != NULL ? running[k].failure : "-";
       if (WIFEXITED(status))
-        say("E %ld %d - %s\n", running[k].id, WEXITSTATUS(status), n > 0 ? msg : "-");
+        say("E %ld %d - %s\n", running[k].id, WEXITSTATUS(status), failure);
       else
-        say("E %ld - %d %s\n", running[k].id, WTERMSIG(status), n > 0 ? msg : "-");
+        say("E %ld - %d %s\n", running[k].id, WTERMSIG(status), failure);
+      free(running[k].failure);
       running[k] = running[--nrunning];
       break;
     }
