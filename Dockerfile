@@ -9,6 +9,10 @@
 ARG NODE_VERSION=20.19.2
 
 FROM node:${NODE_VERSION}-bookworm-slim AS build
+# gcc builds locus-spawn, the native container launcher (scripts/build-native.sh).
+RUN apt-get update \
+ && apt-get install -y --no-install-recommends gcc libc6-dev \
+ && rm -rf /var/lib/apt/lists/*
 WORKDIR /src
 # Dependencies first, so editing the sources does not re-run npm ci.
 COPY package.json package-lock.json ./
@@ -18,6 +22,7 @@ COPY src ./src
 COPY bench ./bench
 COPY proto ./proto
 COPY examples ./examples
+COPY scripts/build-native.sh ./scripts/build-native.sh
 RUN npm run build && npm prune --omit=dev --no-audit --no-fund
 
 FROM node:${NODE_VERSION}-bookworm-slim
