@@ -35,7 +35,7 @@
  * record (`staged`); the next attempt on that host rolls the rename forward.
  */
 import { randomBytes } from 'node:crypto';
-import { chmodSync, closeSync, fsync as fsyncFd, mkdirSync, openSync, promises as fsp, readdirSync, renameSync, rmdirSync, statSync, writeSync, type Dirent } from 'node:fs';
+import { promises as fsp } from 'node:fs';
 import { basename, dirname, join } from 'node:path';
 import type { CommittedOutput, OutputFile } from './contract.js';
 
@@ -124,59 +124,16 @@ export async function committedBy(finalDir: string): Promise<string | undefined>
   }
 }
 
-/**
- * Filesystems on a local disk (statfs magic numbers: ext2/3/4, xfs, btrfs, tmpfs, overlayfs,
- * f2fs, zfs). On these, the metadata calls of a commit (mkdir, chmod, open, write, readdir,
- * rename, rmdir, close) take microseconds and are made on the event loop: through the thread
- * pool each cost two thread switches, which on a virtual machine under load cost more than the
- * call (a no-op attempt made a dozen). fsync always goes through the thread pool. Anything else
- * (NFS, CephFS, GlusterFS, FUSE), where a metadata call may wait on the network, keeps every
- * call off the event loop.
- */
-const LOCAL_DISK_TYPES = new Set([0xef53, 0x58465342, 0x9123683e, 0x01021994, 0x794c7630, 0xf2f52010, 0x2fc12fc1]);
-const localDirs = new Map<string, boolean>();
-
-/** Whether `dir` (an existing directory) is on a local disk; remembered per directory. */
-async function onLocalDisk(dir: string): Promise<boolean> {
-  let local = localDirs.get(dir);
-  if (local === undefined) {
-    try {
-      // Asked off the event loop: the answer is not known yet, and may take a network's time.
-      local = LOCAL_DISK_TYPES.has(Number((await fsp.statfs(dir)).type));
-    } catch {
-      local = false;
-    }
-    if (localDirs.size >= 4096) localDirs.clear();
-    localDirs.set(dir, local);
-  }
-  return local;
-}
-
-/** Whether a plan's directories (all in its final directory's parent) take metadata calls on the event loop. */
-function localPlan(plan: OutputPlan): boolean {
-  return localDirs.get(dirname(plan.finalDir)) === true;
-}
-
-function fsyncOf(fd: number): Promise<void> {
-  return new Promise((resolve, reject) => fsyncFd(fd, (err) => (err ? reject(err) : resolve())));
-}
-
 /** Create the attempt's private directory, writable by the unprivileged workload user. */
 export async function prepareAttemptDir(plan: OutputPlan): Promise<void> {
   // One call makes the staging root too; it names the first directory it created, none when the
   // attempt's directory was there already (which must not be shared: refused as mkdir would).
-  const parent = dirname(plan.finalDir);
-  const known = localDirs.get(parent);
-  const made = known === true ? mkdirSync(plan.attemptDir, { recursive: true }) : await fsp.mkdir(plan.attemptDir, { recursive: true });
-  if (made === undefined) {
+  if ((await fsp.mkdir(plan.attemptDir, { recursive: true })) === undefined) {
     throw Object.assign(new Error(`EEXIST: staging directory already exists, mkdir '${plan.attemptDir}'`), { code: 'EEXIST', path: plan.attemptDir });
   }
-  // The parent exists now: from the next attempt on it is known whether it is on a local disk.
-  const local = known ?? (await onLocalDisk(parent));
   // Workloads run as an unprivileged user; the staging name is unguessable
   // and lives only as long as the attempt.
-  if (local) chmodSync(plan.attemptDir, 0o777);
-  else await fsp.chmod(plan.attemptDir, 0o777);
+  await fsp.chmod(plan.attemptDir, 0o777);
 }
 
 /**
@@ -184,26 +141,8 @@ export async function prepareAttemptDir(plan: OutputPlan): Promise<void> {
  * left a `_SUCCESS` of its own, even a symlink to a file it wants overwritten: only then (EEXIST)
  * is whatever is there removed (rm does not follow links) and the marker created again.
  */
-async function writeMarker(marker: string, attemptId: string, local: boolean): Promise<void> {
+async function writeMarker(marker: string, attemptId: string): Promise<void> {
   const text = JSON.stringify({ attemptId, committedAt: new Date().toISOString() }) + '\n';
-  if (local) {
-    let fd: number;
-    try {
-      fd = openSync(marker, 'wx');
-    } catch (err) {
-      if ((err as NodeJS.ErrnoException).code !== 'EEXIST') throw err;
-      await fsp.rm(marker, { force: true, recursive: true });
-      fd = openSync(marker, 'wx');
-    }
-    try {
-      writeSync(fd, text);
-      // The data must be on disk before the marker says it is committed (see below).
-      await fsyncOf(fd);
-    } finally {
-      closeSync(fd);
-    }
-    return;
-  }
   let fh: fsp.FileHandle;
   try {
     fh = await fsp.open(marker, 'wx');
@@ -222,16 +161,7 @@ async function writeMarker(marker: string, attemptId: string, local: boolean): P
   }
 }
 
-async function fsyncPath(path: string, local = false): Promise<void> {
-  if (local) {
-    const fd = openSync(path, 'r');
-    try {
-      await fsyncOf(fd);
-    } finally {
-      closeSync(fd);
-    }
-    return;
-  }
+async function fsyncPath(path: string): Promise<void> {
   const fh = await fsp.open(path, 'r');
   try {
     await fh.sync();
@@ -300,11 +230,9 @@ export async function commitOutput(plan: OutputPlan, attemptId: string, decide?:
     // The data must be on disk before the marker says it is committed: after a host crash a
     // marker over truncated files would be taken as a finished task. The workload's own
     // `_SUCCESS`, if any, is replaced by writeMarker, not synced here.
-    const local = localPlan(plan);
-    await syncTree(plan.attemptDir, true, true, undefined, '', local);
-    await writeMarker(marker, attemptId, local);
-    if (local) renameSync(plan.attemptDir, plan.finalDir);
-    else await fsp.rename(plan.attemptDir, plan.finalDir);
+    await syncTree(plan.attemptDir, true, true);
+    await writeMarker(marker, attemptId);
+    await fsp.rename(plan.attemptDir, plan.finalDir);
   } catch (err) {
     const code = (err as NodeJS.ErrnoException).code;
     // ENOTEMPTY/EEXIST: another attempt won the race. ENOENT: our staging
@@ -327,9 +255,8 @@ export async function commitOutput(plan: OutputPlan, attemptId: string, decide?:
  * and `dir` itself unless `self` is false (a caller that syncs it later anyway, after adding the
  * marker, would otherwise flush it twice).
  */
-async function syncTree(dir: string, self = true, skipMarker = false, files?: OutputFile[], prefix = '', local = false): Promise<void> {
-  const entries: Dirent[] = local ? readdirSync(dir, { withFileTypes: true }) : await fsp.readdir(dir, { withFileTypes: true });
-  for (const e of entries) {
+async function syncTree(dir: string, self = true, skipMarker = false, files?: OutputFile[], prefix = ''): Promise<void> {
+  for (const e of await fsp.readdir(dir, { withFileTypes: true })) {
     // The top directory's `_SUCCESS` is the marker's place: writeMarker replaces it, and it is
     // never one of the output's files.
     if (skipMarker && e.name === COMMIT_MARKER) continue;
@@ -340,13 +267,13 @@ async function syncTree(dir: string, self = true, skipMarker = false, files?: Ou
     if (e.isDirectory()) {
       // A directory that cannot be read cannot be listed either: when listing, that fails the
       // commit as the listing alone would.
-      await (files === undefined ? syncTree(p, true, false, undefined, '', local).catch(tolerate) : syncTree(p, true, false, files, name, local));
+      await (files === undefined ? syncTree(p).catch(tolerate) : syncTree(p, true, false, files, name));
     } else if (e.isFile()) {
-      await fsyncPath(p, local).catch(tolerate);
-      if (files !== undefined) files.push({ name, size: (local ? statSync(p) : await fsp.stat(p)).size });
+      await fsyncPath(p).catch(tolerate);
+      if (files !== undefined) files.push({ name, size: (await fsp.stat(p)).size });
     }
   }
-  if (self) await fsyncPath(dir, local);
+  if (self) await fsyncPath(dir);
 }
 
 /** Remove this delivery's staging directory (failed or losing attempt). */
@@ -363,8 +290,7 @@ export async function discardAttemptDir(plan: OutputPlan): Promise<void> {
 export async function sweepStaging(plan: OutputPlan): Promise<void> {
   // Usually the committed attempt was the root's only entry: one rmdir, no walk.
   try {
-    if (localPlan(plan)) rmdirSync(plan.stagingRoot);
-    else await fsp.rmdir(plan.stagingRoot);
+    await fsp.rmdir(plan.stagingRoot);
     return;
   } catch {
     // Other deliveries' directories are there (or the root is gone): the full sweep.
@@ -379,21 +305,19 @@ async function commitWithLedger(plan: OutputPlan, attemptId: string, decide: Com
   // The files' data and every subdirectory now, listed in the same walk; the attempt
   // directory's own entries once, below, after the marker joined them (still before the
   // decision and the rename).
-  const local = localPlan(plan);
   const files: OutputFile[] = [];
-  await syncTree(plan.attemptDir, false, true, files, '', local);
+  await syncTree(plan.attemptDir, false, true, files);
   files.sort((a, b) => (a.name < b.name ? -1 : a.name > b.name ? 1 : 0));
   const size = files.reduce((a, f) => a + f.size, 0);
-  await writeMarker(marker, attemptId, local);
-  await fsyncPath(plan.attemptDir, local);
+  await writeMarker(marker, attemptId);
+  await fsyncPath(plan.attemptDir);
   const decision = await decide(files, size, plan.attemptDir);
   if (!decision.won) {
     await discardAttemptDir(plan);
     return { kind: 'already', finalDir: decision.record.path, winner: decision.record.attemptId, record: decision.record };
   }
   try {
-    if (local) renameSync(plan.attemptDir, plan.finalDir);
-    else await fsp.rename(plan.attemptDir, plan.finalDir);
+    await fsp.rename(plan.attemptDir, plan.finalDir);
   } catch (err) {
     const code = (err as NodeJS.ErrnoException).code;
     if (code === 'ENOTEMPTY' || code === 'EEXIST') {
