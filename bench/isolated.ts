@@ -302,7 +302,7 @@ async function main(): Promise<void> {
     };
     const outDir = join(dirname(fileURLToPath(import.meta.url)), '..', '..', 'bench', 'results');
     await mkdir(outDir, { recursive: true });
-    await writeFile(join(outDir, `isolated-${result.date.slice(0, 10)}.json`), JSON.stringify(result, null, 2) + '\n');
+    await writeFile(join(outDir, `${process.env['BENCH_OUT'] ?? `isolated-${result.date.slice(0, 10)}`}.json`), JSON.stringify(result, null, 2) + '\n');
     process.stdout.write(`${JSON.stringify(result)}\n`);
   } finally {
     await iso.close();

@@ -18,7 +18,8 @@
  * Prints one line per run and, last, one JSON object: the 100-task figures
  * at the top level ({tasks, agents, cpusPerAgent, taskCpus, seconds,
  * idealSeconds}), the load average, and the 1,000-task row under `large`.
- * Writes the same object to bench/results/short-<date>.json.
+ * Writes the same object to bench/results/short-<date>.json (BENCH_OUT names another file, without
+ * the extension, so that a run does not overwrite another's figures).
  */
 import { readdirSync, readFileSync } from 'node:fs';
 import { chmod, mkdir, mkdtemp, rm, writeFile } from 'node:fs/promises';
@@ -273,7 +274,7 @@ async function main(): Promise<void> {
   };
   const outDir = join(dirname(fileURLToPath(import.meta.url)), '..', '..', 'bench', 'results');
   await mkdir(outDir, { recursive: true });
-  await writeFile(join(outDir, `short-${date}.json`), JSON.stringify(result, null, 2) + '\n');
+  await writeFile(join(outDir, `${process.env['BENCH_OUT'] ?? `short-${date}`}.json`), JSON.stringify(result, null, 2) + '\n');
   process.stdout.write(JSON.stringify(result) + '\n');
 }
 
