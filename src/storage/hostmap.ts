@@ -5,7 +5,6 @@
  * agent's rack. Without a mapping, storage names are used as they are.
  */
 import { readFile } from 'node:fs/promises';
-import { parse as parseYaml } from 'yaml';
 import { asObject, asString } from '../core/decode.js';
 import { LocusError } from '../core/errors.js';
 
@@ -101,6 +100,9 @@ export async function loadHostMap(file: string): Promise<HostMapConfig> {
   } catch (err) {
     throw new LocusError('INVALID_FIELD', `host map ${file}: cannot read (${(err as Error).message})`, { field: 'hostMap', cause: err });
   }
+  // Loaded here, not with the module: executors import this module for the mapper and never
+  // read a host-map file, and the YAML parser was a tenth of an executor's start-up.
+  const { parse: parseYaml } = await import('yaml');
   let doc: unknown;
   try {
     doc = parseYaml(text) as unknown;
