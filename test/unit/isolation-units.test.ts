@@ -11,6 +11,7 @@ import { bwrapArgs } from '../../src/executor/isolation/bwrap.js';
 import { decideLayout, keyedValue, v1LimitFiles, v2LimitFiles } from '../../src/executor/isolation/cgroups.js';
 import { buildExit, validateSpec } from '../../src/executor/isolation/common.js';
 import { diskUsageBytes, resolveUser } from '../../src/executor/isolation/host.js';
+import { parseSpawnLine, spawnFrame } from '../../src/executor/isolation/launcher.js';
 import { RotatingLog } from '../../src/executor/isolation/logs.js';
 import { rlimitArgv } from '../../src/executor/isolation/process.js';
 import type { ContainerSpec } from '../../src/executor/isolation/types.js';
@@ -269,5 +270,23 @@ describe('disk usage walk', () => {
     } finally {
       rmSync(dir, { recursive: true, force: true });
     }
+  });
+});
+
+describe('native launcher protocol', () => {
+  test('request frames are a little-endian length and NUL-terminated strings', () => {
+    const f = spawnFrame(['L', '7', 'a b', 'ü']);
+    const body = Buffer.from('L\u00007\u0000a b\u0000ü\u0000', 'utf8');
+    expect(f.readUInt32LE(0)).toBe(body.length);
+    expect(f.subarray(4).equals(body)).toBe(true);
+  });
+
+  test('event lines: started, exited with a code, killed by a signal, failed with a message', () => {
+    expect(parseSpawnLine('S 3 4242')).toEqual({ t: 'started', id: 3, pid: 4242 });
+    expect(parseSpawnLine('E 3 0 - -')).toEqual({ t: 'exit', id: 3, code: 0, signal: null });
+    expect(parseSpawnLine('E 3 - 9 -')).toEqual({ t: 'exit', id: 3, code: null, signal: 'SIGKILL' });
+    expect(parseSpawnLine('E 3 - 15 -')).toEqual({ t: 'exit', id: 3, code: null, signal: 'SIGTERM' });
+    expect(parseSpawnLine('E 4 127 - cannot bind /x: No such file or directory')).toEqual({ t: 'exit', id: 4, code: 127, signal: null, failure: 'cannot bind /x: No such file or directory' });
+    for (const bad of ['', 'S 3', 'S x 1', 'S 3 0', 'E 3 0', 'X 1 2 - -']) expect(parseSpawnLine(bad), bad).toBeUndefined();
   });
 });
