@@ -204,11 +204,32 @@ export interface CommittedPart {
  * Pure: the caller reads the records and applies the answer.
  */
 export function partsLostWith(host: string, job: Pick<JobRecord, 'state' | 'stage' | 'outputDir' | 'spec'>, parts: readonly CommittedPart[]): CommittedPart[] {
+  return partsOn(host, job, parts).filter((p) => !sharedPart(job, p));
+}
+
+/**
+ * The parts recorded on `host` under the shared output root (of a stage a later one reads, that
+ * has started): not lost with their host once renamed into place, but a commit the ledger
+ * recorded whose rename never happened (the winner cut off between its record and its rename,
+ * and no later attempt on that host to roll it forward) is only in the winner's staging
+ * directory, unreadable from anywhere but that host. A fetch failure naming the host is how the
+ * scheduler learns of it; the caller checks which of these have no commit marker in place.
+ * Pure.
+ */
+export function sharedPartsOn(host: string, job: Pick<JobRecord, 'state' | 'stage' | 'outputDir' | 'spec'>, parts: readonly CommittedPart[]): CommittedPart[] {
+  return partsOn(host, job, parts).filter((p) => sharedPart(job, p));
+}
+
+function partsOn(host: string, job: Pick<JobRecord, 'state' | 'stage' | 'outputDir' | 'spec'>, parts: readonly CommittedPart[]): CommittedPart[] {
   if (job.state !== 'RUNNING') return [];
   const last = job.spec.stages.length - 1;
   return parts.filter((p) => {
     const spec = job.spec.stages[p.stage];
-    if (spec === undefined || p.stage >= last || p.stage > job.stage || p.record.host !== host) return false;
-    return !p.record.path.startsWith(`${stageOutputDir(job.outputDir, spec)}/`);
+    return spec !== undefined && p.stage < last && p.stage <= job.stage && p.record.host === host;
   });
+}
+
+function sharedPart(job: Pick<JobRecord, 'outputDir' | 'spec'>, p: CommittedPart): boolean {
+  const spec = job.spec.stages[p.stage];
+  return spec !== undefined && p.record.path.startsWith(`${stageOutputDir(job.outputDir, spec)}/`);
 }

@@ -5,10 +5,13 @@
  * class decides what a host loss or an attempt's end means for outputs and asks the service,
  * through RecomputeContext, to make tasks pending.
  */
+import { access } from 'node:fs/promises';
+import { join } from 'node:path';
 import type { Logger } from '../../obs/log.js';
 import type { AttemptResult } from '../../executor/contract.js';
 import { INPUT_UNREACHABLE, ledgerIdOf } from '../../executor/contract.js';
-import { partsLostWith, type CommittedPart, type JobDataPlane, type StageOutputs } from './outputs.js';
+import { COMMIT_MARKER } from '../../executor/output.js';
+import { partsLostWith, sharedPartsOn, type CommittedPart, type JobDataPlane, type StageOutputs } from './outputs.js';
 import type { JobStore, StoredSplit } from './store.js';
 import { TERMINAL_JOB_STATES, taskIdOf, type JobRecord, type TaskRecord, type TaskState } from './model.js';
 import { stageOutputDir } from './tasks.js';
@@ -53,6 +56,12 @@ export interface RecomputeContext {
   recomputed(event: { jobId: string; host: string; reason: string; tasks: number }): void;
   /** Tell watchers what the job is doing. */
   progress(job: JobRecord, message: string): void;
+  /**
+   * Whether a committed output under the shared output root is in place (its commit marker is
+   * there). Default: looked up on this process's filesystem, where the shared root is mounted; an
+   * output this process cannot see is taken as not in place.
+   */
+  inPlace?(path: string): Promise<boolean>;
   /** New pending work appeared. */
   work(): void;
 }
@@ -214,7 +223,7 @@ export class LostOutputs {
       await this.releaseParked(jobId);
     }
     if (result.reason === INPUT_UNREACHABLE && result.inputHost !== undefined && outcome === 'PENDING') {
-      await this.recomputeLost(jobId, result.inputHost, `fetch failure: ${result.message}`);
+      await this.recomputeLost(jobId, result.inputHost, `fetch failure: ${result.message}`, true);
     }
   }
 
@@ -226,7 +235,7 @@ export class LostOutputs {
    * recomputes committed; then it is pending again with the new locations. Returns how many
    * tasks were reopened.
    */
-  private async recomputeLost(jobId: string, host: string, reason: string): Promise<number> {
+  private async recomputeLost(jobId: string, host: string, reason: string, fetchFailure = false): Promise<number> {
     const job = await this.c.refresh(jobId);
     if (job.state !== 'RUNNING' || this.c.dataPlane === undefined) return 0;
     const lostOn = this.lostHosts.get(jobId) ?? new Map<string, number>();
@@ -249,6 +258,14 @@ export class LostOutputs {
       return record === undefined ? [] : [{ ...c, record }];
     });
     const lost = partsLostWith(host, job, parts);
+    // A reader could not fetch an output of this host: one recorded under the shared root whose
+    // commit marker is not in place was never renamed there (its winner was cut off between the
+    // ledger's record and the rename, as when its host's link went down) and is lost with the host
+    // too. Without this it would be read from that host for ever, each reader's failure counting
+    // once the uncounted ones are spent, until the job failed.
+    if (fetchFailure) {
+      for (const p of sharedPartsOn(host, job, parts)) if (!(await this.inPlace(p.record.path))) lost.push(p);
+    }
     let reopened = 0;
     const recomputing = this.recomputing.get(jobId) ?? new Map<string, number>();
     for (const p of lost) {
@@ -283,6 +300,11 @@ export class LostOutputs {
     this.c.progress(await this.c.refresh(jobId), `recomputing ${reopened} output(s) lost with host ${host} (${reason})`);
     this.c.work();
     return reopened;
+  }
+
+  private async inPlace(path: string): Promise<boolean> {
+    if (this.c.inPlace !== undefined) return await this.c.inPlace(path).catch(() => false);
+    return await access(join(path, COMMIT_MARKER)).then(() => true, () => false);
   }
 
   /** Make parked tasks pending again once no stage before theirs is being recomputed. */
