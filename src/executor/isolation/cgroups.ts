@@ -9,7 +9,7 @@
  * removes them (with anything still running inside), so a crash never leaves
  * cgroups behind for long.
  */
-import { mkdirSync, promises as fsp, readdirSync, readFileSync, rmdirSync, writeFileSync } from 'node:fs';
+import { existsSync, mkdirSync, promises as fsp, readdirSync, readFileSync, rmdirSync, writeFileSync } from 'node:fs';
 import { join } from 'node:path';
 import type { ContainerLimits } from './types.js';
 
@@ -161,6 +161,12 @@ export interface ContainerCgroup {
   /** Kill everything at once if the kernel can (v2 cgroup.kill); false when not supported. */
   killAll(): Promise<boolean>;
   stats(): Promise<CgroupStats>;
+  /**
+   * What a running container is watched for, read cheaply: its OOM kills and, where the kernel
+   * keeps no peak of its own, the memory in use (undefined where it does: the peak is read at the
+   * end). One or two files, where stats() reads five.
+   */
+  watch(): Promise<{ oomKills: number; memCurrentBytes: number | undefined }>;
   /** Remove the directories (nested ones first); the cgroup must be empty. */
   remove(): Promise<void>;
 }
@@ -312,6 +318,12 @@ class V1Cgroup implements ContainerCgroup {
     return false;
   }
 
+  async watch(): Promise<{ oomKills: number; memCurrentBytes: number | undefined }> {
+    // memory.max_usage_in_bytes is the kernel's own peak: only the OOM counter needs polling.
+    const mem = this.dir('memory');
+    return { oomKills: mem === undefined ? 0 : keyedValue(await readText(join(mem, 'memory.oom_control')), 'oom_kill'), memCurrentBytes: undefined };
+  }
+
   async stats(): Promise<CgroupStats> {
     const mem = this.dir('memory');
     const cpuacct = this.dir('cpuacct');
@@ -415,6 +427,16 @@ class V2Cgroup implements ContainerCgroup {
     } catch {
       return false;
     }
+  }
+
+  /** Whether memory.peak is there (Linux 5.19+), learnt at the first watch. */
+  private hasPeak: boolean | undefined;
+
+  async watch(): Promise<{ oomKills: number; memCurrentBytes: number | undefined }> {
+    const oomKills = keyedValue(await readText(join(this.dir, V2_PAYLOAD, 'memory.events')), 'oom_kill');
+    this.hasPeak ??= existsSync(join(this.dir, 'memory.peak'));
+    // Without memory.peak the sampled current value is the best there is for the peak.
+    return { oomKills, memCurrentBytes: this.hasPeak ? undefined : await readNumber(join(this.dir, 'memory.current')) };
   }
 
   async stats(): Promise<CgroupStats> {

@@ -384,8 +384,8 @@ export class LinuxContainer implements Container {
 
   private async checkCgroup(): Promise<void> {
     if (!this.cg || this.finalUsage) return;
-    const s = await this.cg.stats();
-    this.peakSeen = Math.max(this.peakSeen, s.memCurrentBytes);
+    const s = await this.cg.watch();
+    if (s.memCurrentBytes !== undefined) this.peakSeen = Math.max(this.peakSeen, s.memCurrentBytes);
     // Like the Mesos memory isolator: an OOM kill inside is a limitation of the whole container.
     if (s.oomKills > 0) this.terminate('OOM', oomMessage(this.spec.limits.memMiB));
   }
