@@ -40,7 +40,7 @@
  * The last line printed is one JSON object `{"scenarios": [...]}`.
  */
 import { spawn, spawnSync, type ChildProcess } from 'node:child_process';
-import { chmodSync, existsSync, mkdirSync, mkdtempSync, readdirSync, readFileSync, rmSync, statfsSync, writeFileSync } from 'node:fs';
+import { appendFileSync, chmodSync, existsSync, mkdirSync, mkdtempSync, readdirSync, readFileSync, rmSync, statfsSync, writeFileSync } from 'node:fs';
 import { connect } from 'node:net';
 import { loadavg } from 'node:os';
 import { basename, dirname, join, resolve } from 'node:path';
@@ -48,7 +48,7 @@ import { fileURLToPath } from 'node:url';
 import { Redis } from 'ioredis';
 import { startLocalCluster, type LocalCluster } from '../src/local/index.js';
 import { startNetnsCluster, type NetnsCluster } from '../src/local/netns-cluster.js';
-import { commitKey, decodeCommittedOutput } from '../src/executor/contract.js';
+import { commitKey, decodeCommittedOutput, ledgerIdOf } from '../src/executor/contract.js';
 import { waitForRedisPong } from '../src/app/redis-server.js';
 import { freePort } from './ports.js';
 
@@ -88,6 +88,13 @@ export interface ChaosOptions {
   readonly scenarioTimeoutMs: number;
   readonly only?: readonly ScenarioName[];
   readonly log?: (line: string) => void;
+  /**
+   * Inject each fault only once the running job has this many tasks succeeded (default: any):
+   * e.g. tasksPerStage to cut an agent while the second stage reads the first one's outputs.
+   */
+  readonly faultAfterSucceeded?: number;
+  /** cut-agent cuts the host running most of the job's attempts instead of the volume's host. */
+  readonly cutBusiest?: boolean;
   /**
    * Run the scenarios with a cluster of their own (restart-master, and cut-agent on separate
    * hosts) beside the others instead of after them: the bounded run's wall time, at the price of
@@ -233,11 +240,16 @@ class Env {
       'locality-wait-node': '1s', 'locality-wait-rack': '1s', ha: this.zkUrl, 'ha-session-timeout': `${this.o.sessionMs}ms`,
     };
     const proc = spawn(process.execPath, [cliPath(), 'framework', ...Object.entries(flags).flatMap(([k, v]) => [`--${k}`, v])], {
-      stdio: ['ignore', 'pipe', 'pipe'], env: { ...process.env, LOCUS_LOG_LEVEL: 'warn', LOCUS_LOG_FORMAT: 'json' },
+      // CHAOS_LOG_DIR: each instance's whole log also goes to <dir>/<env>-<instance>.log, at
+      // CHAOS_LOG_LEVEL (default warn), to follow what the scheduler decided.
+      stdio: ['ignore', 'pipe', 'pipe'], env: { ...process.env, LOCUS_LOG_LEVEL: process.env['CHAOS_LOG_LEVEL'] ?? 'warn', LOCUS_LOG_FORMAT: 'json' },
     });
     const inst: Instance = { name, proc, httpUrl: '', out: '' };
+    const logDir = process.env['CHAOS_LOG_DIR'];
+    const logFile = logDir === undefined ? undefined : join(logDir, `${basename(this.dir)}-${name}.log`);
     const append = (b: Buffer): void => {
       inst.out = (inst.out + b.toString()).slice(-20_000);
+      if (logFile !== undefined) appendFileSync(logFile, b);
     };
     proc.stdout?.on('data', append);
     proc.stderr?.on('data', append);
@@ -255,7 +267,10 @@ class Env {
     // Keep collecting output on the stored object.
     proc.stdout?.off('data', append);
     proc.stderr?.off('data', append);
-    const keep = (b: Buffer): void => { ready.out = (ready.out + b.toString()).slice(-20_000); };
+    const keep = (b: Buffer): void => {
+      ready.out = (ready.out + b.toString()).slice(-20_000);
+      if (logFile !== undefined) appendFileSync(logFile, b);
+    };
     proc.stdout?.on('data', keep);
     proc.stderr?.on('data', keep);
     this.instances.push(ready);
@@ -329,18 +344,25 @@ function jobSpec(name: string, o: ChaosOptions): unknown {
 }
 
 /** Tasks lost and outputs committed twice for one finished job. */
-async function audit(env: Env, id: string): Promise<{ lost: number; duplicates: number; problems: string[]; unsuccessful: string[] }> {
+async function audit(env: Env, id: string): Promise<{ lost: number; duplicates: number; problems: string[]; unsuccessful: string[]; histories: string[] }> {
   const job = await env.job(id);
   const problems: string[] = [];
   const r = await env.api('GET', `/v1/jobs/${id}/tasks?limit=100000`);
-  const tasks = (r.json['tasks'] ?? []) as { id: string; stage: number; index: number; state: string; outputPath?: string; attempts: { attempt: number; attemptId: string; state: string; host?: string; reason?: string; message?: string }[] }[];
+  const tasks = (r.json['tasks'] ?? []) as { id: string; stage: number; index: number; state: string; failures?: number; outputPath?: string; attempts: { attempt: number; attemptId: string; state: string; host?: string; reason?: string; message?: string; startedAt?: number; finishedAt?: number }[] }[];
   // Attempts that did not succeed, as 'host state reason: message' (what a fault did).
   const unsuccessful = tasks.flatMap((t) => t.attempts.filter((a) => a.state !== 'SUCCEEDED').map((a) => `${a.host ?? '?'} ${a.state} ${a.reason ?? ''}: ${(a.message ?? '').slice(0, 160)}`));
+  // Every attempt of each task that failed or had failures counted against it, in order (which
+  // failure counted, and what came before it): times in seconds since the job's first attempt.
+  const t0 = Math.min(...tasks.flatMap((t) => t.attempts.map((a) => a.startedAt ?? Infinity)));
+  const secs = (ms: number | undefined): string => (ms === undefined || !Number.isFinite(t0) ? '?' : ((ms - t0) / 1_000).toFixed(1));
+  const histories = tasks.filter((t) => t.state !== 'SUCCEEDED' || (t.failures ?? 0) > 0).map((t) => `task ${['a', 'b'][t.stage] ?? t.stage}.${t.index} ${t.state} failures=${t.failures ?? '?'}:\n${t.attempts.map((a) => `      a${a.attempt} ${secs(a.startedAt)}-${secs(a.finishedAt)} s ${a.host ?? '?'} ${a.state} ${a.reason ?? ''}: ${(a.message ?? '').slice(0, 200)}`).join('\n')}`);
   // The commit ledger: which attempt's output each task committed (exactly one may).
   const redis = new Redis(env.redis.url, { maxRetriesPerRequest: 3 });
   const ledger = new Map<string, string>();
   try {
-    const raw = tasks.length > 0 ? await redis.mget(...tasks.map((t) => commitKey(t.id))) : [];
+    // A recomputed task commits in its next generation (its output path ends in ~g<n>), under that generation's ledger id.
+    const ledgerId = (t: { id: string; outputPath?: string }): string => ledgerIdOf(t.id, Number(/~g(\d+)$/.exec(t.outputPath ?? '')?.[1] ?? 0));
+    const raw = tasks.length > 0 ? await redis.mget(...tasks.map((t) => commitKey(ledgerId(t)))) : [];
     raw.forEach((v, i) => {
       const t = tasks[i];
       if (t && v !== null) ledger.set(t.id, decodeCommittedOutput(JSON.parse(v) as unknown).attemptId);
@@ -389,7 +411,7 @@ async function audit(env: Env, id: string): Promise<{ lost: number; duplicates: 
       }
     }
   }
-  return { lost, duplicates, problems, unsuccessful };
+  return { lost, duplicates, problems, unsuccessful, histories };
 }
 
 /** Find a live executor process of this environment (its command line names our Redis). */
@@ -453,7 +475,7 @@ async function scenario(env: Env, name: ScenarioName, runs: number, volume: stri
         current = await submit();
         continue;
       }
-      if (j && j.counts.running > 0 && j.counts.succeeded > 0) return j.counts.succeeded;
+      if (j && j.counts.running > 0 && j.counts.succeeded > 0 && j.counts.succeeded >= (o.faultAfterSucceeded ?? 0)) return j.counts.succeeded;
       await sleep(200);
     }
   };
@@ -539,8 +561,19 @@ async function scenario(env: Env, name: ScenarioName, runs: number, volume: stri
         // for good (the volume must stay, and the job finish on the agents left).
         const v = await env.api('GET', `/v1/volumes/${volume}`);
         const volumeHost = typeof v.json['hostname'] === 'string' ? v.json['hostname'] : undefined;
+        let cutHost = volumeHost;
+        if (name === 'cut-agent' && o.cutBusiest === true) {
+          const t = await env.api('GET', `/v1/jobs/${current}/tasks?limit=100000`);
+          const on = new Map<string, number>();
+          for (const task of (t.json['tasks'] ?? []) as { state: string; attempts: { host?: string }[] }[]) {
+            const host = task.attempts[task.attempts.length - 1]?.host;
+            if (task.state === 'RUNNING' && host !== undefined) on.set(host, (on.get(host) ?? 0) + 1);
+          }
+          cutHost = [...on.entries()].sort((x, y) => y[1] - x[1])[0]?.[0] ?? volumeHost;
+          log(`cut-agent: running attempts by host ${JSON.stringify(Object.fromEntries(on))}`);
+        }
         const agent = name === 'cut-agent'
-          ? env.cluster.agents.find((a) => a.hostname === volumeHost) ?? env.cluster.agents[0]
+          ? env.cluster.agents.find((a) => a.hostname === cutHost) ?? env.cluster.agents[0]
           : env.cluster.agents.find((a) => a.hostname !== volumeHost);
         if (!agent) break;
         const setLink = env.setLink;
@@ -586,6 +619,7 @@ async function scenario(env: Env, name: ScenarioName, runs: number, volume: stri
     else problems.push(`job ${id} ended ${j.state} (${JSON.stringify(j.counts)})`);
     const a = await audit(env, id);
     unsuccessful.push(...a.unsuccessful);
+    if (a.histories.length > 0) log(`${name}: job ${id} (${j.state}): tasks that failed or had failures counted:\n  ${a.histories.slice(0, 20).join('\n  ')}`);
     lost += a.lost;
     duplicates += a.duplicates;
     problems.push(...a.problems.slice(0, 10));
@@ -915,7 +949,14 @@ async function main(): Promise<void> {
   const only = onlyAt > 0 ? (process.argv[onlyAt + 1] ?? '').split(',').filter((n) => n !== '') : undefined;
   const unknown = (only ?? []).filter((n) => !(SCENARIOS as readonly string[]).includes(n));
   if (only !== undefined && (only.length === 0 || unknown.length > 0)) throw new Error(`--only: unknown scenario(s) '${unknown.join(',')}'; known: ${SCENARIOS.join(',')}`);
-  const o: ChaosOptions = { ...(quick ? QUICK : FULL), ...(only ? { only: only as ScenarioName[] } : {}), log: (l) => process.stdout.write(`${l}\n`) };
+  // --fault-after N: each fault once the running job has N tasks succeeded (e.g. in its second stage).
+  const afterAt = process.argv.indexOf('--fault-after');
+  const faultAfter = afterAt > 0 ? Number(process.argv[afterAt + 1]) : undefined;
+  const o: ChaosOptions = {
+    ...(quick ? QUICK : FULL), ...(only ? { only: only as ScenarioName[] } : {}), ...(faultAfter !== undefined && Number.isFinite(faultAfter) ? { faultAfterSucceeded: faultAfter } : {}),
+    ...(process.argv.includes('--cut-busiest') ? { cutBusiest: true } : {}),
+    log: (l) => process.stdout.write(`${l}\n`),
+  };
   const load = loadavg()[0] ?? 0;
   const started = Date.now();
   const out = await runChaos(o);
