@@ -67,9 +67,27 @@ export async function procStatFields(pid: number): Promise<string[] | undefined>
   }
 }
 
-/** Find an executable on a PATH string, or undefined. */
-export function findExecutable(name: string, pathEnv: string): string | undefined {
+/** Executables found lately (name and PATH → path, when): most containers run the same few programs. */
+const foundExecutables = new Map<string, { at: number; path: string }>();
+const FOUND_TTL_MS = 5000;
+
+/** Find an executable on a PATH string, or undefined. A find is remembered for a few seconds. */
+export function findExecutable(name: string, pathEnv: string, now = Date.now()): string | undefined {
   if (name.includes('/')) return name;
+  const key = `${name}\0${pathEnv}`;
+  const hit = foundExecutables.get(key);
+  if (hit !== undefined && now - hit.at <= FOUND_TTL_MS) return hit.path;
+  const path = searchPath(name, pathEnv);
+  if (path !== undefined) {
+    if (foundExecutables.size >= 256) foundExecutables.clear();
+    foundExecutables.set(key, { at: now, path });
+  } else {
+    foundExecutables.delete(key);
+  }
+  return path;
+}
+
+function searchPath(name: string, pathEnv: string): string | undefined {
   for (const dir of pathEnv.split(':')) {
     if (dir === '') continue;
     const p = join(dir, name);
