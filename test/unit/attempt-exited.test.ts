@@ -10,10 +10,8 @@ import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { afterEach, beforeEach, describe, expect, it } from 'vitest';
 import { runAttempt, type AttemptContext } from '../../src/executor/attempt.js';
-import { CONTRACT_VERSION, type AttemptPayload, type CommittedOutput } from '../../src/executor/contract.js';
-import { outputMapper, type CommitLedger } from '../../src/executor/data-plane.js';
-import { NoopRunner } from '../../src/executor/runner.js';
-import { silentLogger } from '../../src/obs/log.js';
+import { type AttemptPayload } from '../../src/executor/contract.js';
+import { attemptContext, attemptPayload, memoryLedger } from './attempt-fixture.js';
 
 let dir: string;
 beforeEach(async () => {
@@ -24,33 +22,7 @@ afterEach(async () => {
 });
 
 function setup(events: string[]): { ctx: AttemptContext; payload: (n: number) => AttemptPayload } {
-  const records = new Map<string, CommittedOutput>();
-  const ledger: CommitLedger = {
-    async commit(taskId, record) {
-      events.push('commit');
-      const held = records.get(taskId);
-      if (held) return { won: false, record: held };
-      records.set(taskId, record);
-      return { won: true, record };
-    },
-    async lookup(taskId) {
-      return records.get(taskId);
-    },
-  };
-  const ctx: AttemptContext = {
-    runner: new NoopRunner(join(dir, 'executor')),
-    host: 'localhost',
-    logger: silentLogger(),
-    scratchDir: join(dir, 'scratch'),
-    killGraceMs: 200,
-    dataPlane: { token: async () => '', ledger, ...outputMapper({ root: join(dir, 'outputs'), shared: true }) },
-  };
-  const payload = (n: number): AttemptPayload => ({
-    contractVersion: CONTRACT_VERSION, jobId: 'job-1', taskId: `job-1.0.${n}`, attemptId: `job-1.0.${n}.1`, attempt: 1,
-    argv: ['true'], env: {}, resources: { cpus: 0.1, memMiB: 32, diskMiB: 1 }, timeoutMs: 30_000,
-    outputDir: join(dir, 'outputs', 'default', 'job-1', 'main', String(n).padStart(5, '0')), volumes: [], inputPaths: [],
-  });
-  return { ctx, payload };
+  return { ctx: attemptContext(dir, memoryLedger(events).ledger), payload: (n) => attemptPayload(dir, n) };
 }
 
 describe('the workload has exited', () => {

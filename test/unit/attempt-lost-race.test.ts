@@ -10,10 +10,9 @@ import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { afterEach, beforeEach, describe, expect, it } from 'vitest';
 import { runAttempt, type AttemptContext } from '../../src/executor/attempt.js';
-import { CONTRACT_VERSION, type AttemptPayload, type CommittedOutput } from '../../src/executor/contract.js';
-import { outputMapper, type CommitLedger } from '../../src/executor/data-plane.js';
+import { type AttemptPayload } from '../../src/executor/contract.js';
 import type { AttemptRunner, RunHandle, RunSpec } from '../../src/executor/runner.js';
-import { silentLogger } from '../../src/obs/log.js';
+import { attemptContext, attemptPayload, memoryLedger } from './attempt-fixture.js';
 
 let dir: string;
 beforeEach(async () => {
@@ -24,18 +23,7 @@ afterEach(async () => {
 });
 
 function setup(winnerFirst: boolean): { ctx: AttemptContext; payload: AttemptPayload } {
-  const records = new Map<string, CommittedOutput>();
-  const ledger: CommitLedger = {
-    async commit(taskId, record) {
-      const held = records.get(taskId);
-      if (held) return { won: false, record: held };
-      records.set(taskId, record);
-      return { won: true, record };
-    },
-    async lookup(taskId) {
-      return records.get(taskId);
-    },
-  };
+  const { ledger, records } = memoryLedger();
   const runner: AttemptRunner = {
     kind: 'launch-fails',
     async launch(spec: RunSpec): Promise<RunHandle> {
@@ -50,15 +38,8 @@ function setup(winnerFirst: boolean): { ctx: AttemptContext; payload: AttemptPay
     },
     close: async () => undefined,
   };
-  const ctx: AttemptContext = {
-    runner, host: 'localhost', logger: silentLogger(), scratchDir: join(dir, 'scratch'), killGraceMs: 200,
-    dataPlane: { token: async () => '', ledger, ...outputMapper({ root: join(dir, 'outputs'), shared: true }) },
-  };
-  const payload: AttemptPayload = {
-    contractVersion: CONTRACT_VERSION, jobId: 'job-1', taskId: 'job-1.0.0', attemptId: 'job-1.0.0.1', attempt: 1,
-    argv: ['true'], env: {}, resources: { cpus: 0.1, memMiB: 32, diskMiB: 1 }, timeoutMs: 30_000,
-    outputDir: join(dir, 'outputs', 'default', 'job-1', 'main', '00000'), volumes: [], inputPaths: [],
-  };
+  const ctx = attemptContext(dir, ledger, runner);
+  const payload = attemptPayload(dir, 0);
   return { ctx, payload };
 }
 
