@@ -70,7 +70,7 @@ export async function detectHost(): Promise<HostIsolation> {
     notes.push('containers get their own pid, mount, ipc and uts namespaces, a root holding only the system directories (read-only), their sandbox, inputs and volumes, cgroup limits for cpu, memory and pids, and run unprivileged (one uid per tenant)');
     notes.push(native !== undefined
       ? `containers start from the native launcher ${native}`
-      : 'containers start with bwrap and setpriv: the native launcher (locus-spawn) is not built, which costs about four times the CPU per container; install gcc and run npm run build');
+      : 'containers start with bwrap and setpriv: the native launcher (locus-spawn) is not built, which costs about five times the CPU per container; install gcc and run npm run build');
   } else {
     notes.push('containers will run as plain processes with rlimits: NOT isolated');
   }
