@@ -7,7 +7,7 @@
 import { createWriteStream, promises as fsp } from 'node:fs';
 import { dirname, join } from 'node:path';
 import { pipeline } from 'node:stream/promises';
-import { CONTRACT_VERSION, HOST_DISK_FULL, INPUT_FAILED, INPUT_UNREACHABLE, contractCompatible, ledgerIdOf, type AttemptPayload, type AttemptProgress, type AttemptResult, type AttemptVolume, type CommittedOutput } from './contract.js';
+import { COMMIT_MARKER, CONTRACT_VERSION, HOST_DISK_FULL, INPUT_FAILED, INPUT_UNREACHABLE, contractCompatible, ledgerIdOf, type AttemptPayload, type AttemptProgress, type AttemptResult, type AttemptVolume, type CommittedOutput } from './contract.js';
 import { fetchPart, isHostCause, materialiseSplit, type DataPlane } from './data-plane.js';
 import { commitOutput, committedBy, discardAttemptDir, planOutput, prepareAttemptDir, settleCommitted, type CommitDecision, type OutputPlan } from './output.js';
 import { commitToHdfs, destinationOf, isHdfsRecord, settleHdfs, type Destination } from './destination.js';
@@ -135,7 +135,7 @@ async function prepareStageInputs(payload: AttemptPayload, dp: DataPlane, scratc
     await fsp.mkdir(dir, { recursive: true });
     for (const part of si.parts) {
       const target = join(dir, part.name);
-      if (await exists(join(part.path, COMMIT_MARKER_NAME))) {
+      if (await exists(join(part.path, COMMIT_MARKER))) {
         // On this host already: link it and let the container see it read-only.
         await fsp.symlink(part.path, target);
         volumes.push({ hostPath: part.path, containerPath: part.path, readOnly: true });
@@ -151,8 +151,6 @@ async function prepareStageInputs(payload: AttemptPayload, dp: DataPlane, scratc
   }
   return rewrites;
 }
-
-const COMMIT_MARKER_NAME = '_SUCCESS';
 
 function rewrite(s: string, rewrites: ReadonlyMap<string, string>): string {
   let out = s;

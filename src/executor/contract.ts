@@ -16,6 +16,12 @@ export function executorQueueName(executorId: string): string {
 /** Prefix of every BullMQ key Locus uses (so ACLs can be scoped per queue). */
 export const QUEUE_PREFIX = 'locus:q';
 
+/**
+ * Name of the marker file inside every committed output directory: part of the contract, since
+ * the scheduler checks whether a recorded output is in place by it.
+ */
+export const COMMIT_MARKER = '_SUCCESS';
+
 /** A volume an attempt mounts. */
 export interface AttemptVolume {
   readonly hostPath: string;

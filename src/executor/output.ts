@@ -37,10 +37,9 @@
 import { randomBytes } from 'node:crypto';
 import { promises as fsp } from 'node:fs';
 import { basename, dirname, join } from 'node:path';
-import type { CommittedOutput, OutputFile } from './contract.js';
+import { COMMIT_MARKER, type CommittedOutput, type OutputFile } from './contract.js';
 
-/** Name of the marker file inside every committed output directory. */
-export const COMMIT_MARKER = '_SUCCESS';
+export { COMMIT_MARKER };
 
 /** Where one attempt writes and where its output goes. */
 export interface OutputPlan {
