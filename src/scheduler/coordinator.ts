@@ -628,6 +628,10 @@ export class Coordinator {
             }, (err: unknown) => {
               this.log.warn({ executorId: taskId, err: String(err) }, 'executor never registered; killing it');
               void this.o.driver.kill(taskId, ex.agentId).catch(() => undefined);
+            }).catch((err: unknown) => {
+              // Recording it RUNNING failed (the store is gone, as when the framework stops meanwhile):
+              // the next reconciliation finds the executor again; nothing may escape unhandled.
+              this.log.warn({ executorId: taskId, err: String(err) }, 'could not record the executor as running');
             });
           }
           break;
