@@ -9,7 +9,7 @@
  * removes them (with anything still running inside), so a crash never leaves
  * cgroups behind for long.
  */
-import { existsSync, mkdirSync, promises as fsp, readdirSync, readFileSync, rmdirSync, writeFileSync } from 'node:fs';
+import { existsSync, mkdirSync, promises as fsp, readdirSync, readFileSync, renameSync, rmdirSync, writeFileSync } from 'node:fs';
 import { join } from 'node:path';
 import type { ContainerLimits } from './types.js';
 
@@ -179,6 +179,12 @@ export interface CgroupDriver {
   create(rel: readonly string[], limits: ContainerLimits): Promise<ContainerCgroup>;
   /** Open an existing path (stale cleanup, nested lookups). */
   open(rel: readonly string[]): ContainerCgroup;
+  /**
+   * Move an empty cgroup to `to` (a sibling of `from`) with its limits, and restart what it
+   * counts (CPU time, memory peak; the OOM kills counted before stay out of its figures), so that it
+   * can hold another container. Absent where the layout cannot rename cgroups (cgroup2).
+   */
+  readonly rename?: (from: readonly string[], to: readonly string[]) => ContainerCgroup;
 }
 
 /*
@@ -187,12 +193,16 @@ export interface CgroupDriver {
  * trips per readFile (open, fstat, read, close) and was most of Locus's own CPU per container
  * (bench/results/isolated-2026-12-05.md).
  */
-async function readText(path: string): Promise<string | undefined> {
+function readTextSync(path: string): string | undefined {
   try {
     return readFileSync(path, 'utf8');
   } catch {
     return undefined;
   }
+}
+
+async function readText(path: string): Promise<string | undefined> {
+  return readTextSync(path);
 }
 
 async function readNumber(path: string): Promise<number> {
@@ -277,7 +287,11 @@ async function waitFor(check: () => Promise<boolean>, timeoutMs: number): Promis
 }
 
 class V1Cgroup implements ContainerCgroup {
-  constructor(private readonly byController: ReadonlyMap<string, string>) {}
+  constructor(
+    private readonly byController: ReadonlyMap<string, string>,
+    /** OOM kills the kernel counted here before this container (a reused cgroup's counter cannot be reset). */
+    private readonly oomBase = 0,
+  ) {}
 
   get dirs(): string[] {
     return [...new Set(this.byController.values())];
@@ -321,7 +335,7 @@ class V1Cgroup implements ContainerCgroup {
   async watch(): Promise<{ oomKills: number; memCurrentBytes: number | undefined }> {
     // memory.max_usage_in_bytes is the kernel's own peak: only the OOM counter needs polling.
     const mem = this.dir('memory');
-    return { oomKills: mem === undefined ? 0 : keyedValue(await readText(join(mem, 'memory.oom_control')), 'oom_kill'), memCurrentBytes: undefined };
+    return { oomKills: mem === undefined ? 0 : keyedValue(await readText(join(mem, 'memory.oom_control')), 'oom_kill') - this.oomBase, memCurrentBytes: undefined };
   }
 
   async stats(): Promise<CgroupStats> {
@@ -332,7 +346,7 @@ class V1Cgroup implements ContainerCgroup {
       cpuNs: cpuacct === undefined ? 0 : await readNumber(join(cpuacct, 'cpuacct.usage')),
       memPeakBytes: mem === undefined ? 0 : await readNumber(join(mem, 'memory.max_usage_in_bytes')),
       memCurrentBytes: mem === undefined ? 0 : await readNumber(join(mem, 'memory.usage_in_bytes')),
-      oomKills: mem === undefined ? 0 : keyedValue(await readText(join(mem, 'memory.oom_control')), 'oom_kill'),
+      oomKills: mem === undefined ? 0 : keyedValue(await readText(join(mem, 'memory.oom_control')), 'oom_kill') - this.oomBase,
       pidsCurrent: pids === undefined ? 0 : await readNumber(join(pids, 'pids.current')),
     };
   }
@@ -350,11 +364,29 @@ class V1Driver implements CgroupDriver {
     return [...new Set(this.mounts.values())];
   }
 
-  open(rel: readonly string[]): V1Cgroup {
+  open(rel: readonly string[], oomBase = 0): V1Cgroup {
     const by = new Map<string, string>();
     for (const [c, mount] of this.mounts) by.set(c, join(mount, ...rel));
-    return new V1Cgroup(by);
+    return new V1Cgroup(by, oomBase);
   }
+
+  /**
+   * cgroup v1 renames a cgroup within its parent. The counters that can be restarted are
+   * (cpuacct.usage and memory.max_usage_in_bytes take a write of 0); the OOM kill counter cannot,
+   * so its value now is the new cgroup's base. Renames that were done stay done when a later one
+   * fails: the caller removes both names then.
+   */
+  readonly rename = (from: readonly string[], to: readonly string[]): V1Cgroup => {
+    if (from.length !== to.length || from.slice(0, -1).some((seg, i) => seg !== to[i])) throw new Error(`a cgroup is renamed within its parent only: ${from.join('/')} -> ${to.join('/')}`);
+    const old = this.open(from);
+    for (const d of old.dirs) renameSync(d, join(d, '..', to[to.length - 1] ?? ''));
+    const cpuacct = this.mounts.get('cpuacct');
+    if (cpuacct !== undefined) writeFileSync(join(cpuacct, ...to, 'cpuacct.usage'), '0');
+    const mem = this.mounts.get('memory');
+    if (mem === undefined) return this.open(to);
+    writeFileSync(join(mem, ...to, 'memory.max_usage_in_bytes'), '0');
+    return this.open(to, keyedValue(readTextSync(join(mem, ...to, 'memory.oom_control')), 'oom_kill'));
+  };
 
   async create(rel: readonly string[], limits: ContainerLimits): Promise<ContainerCgroup> {
     const cg = this.open(rel);

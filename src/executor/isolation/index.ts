@@ -32,6 +32,11 @@ export interface IsolatorOptions {
    * false starts containers with bubblewrap and setpriv from a Node helper.
    */
   readonly nativeLauncher?: boolean;
+  /**
+   * Linux: how many emptied cgroups are kept for the next containers with the same limits where
+   * cgroups can be renamed (v1; default 32, 0 turns it off; see cgroup-pool.ts).
+   */
+  readonly cgroupSpares?: number;
 }
 
 /** Describe the isolation this host supports and why. */
@@ -61,6 +66,7 @@ export async function createIsolator(mode: IsolationMode, logger: Logger, option
       setprivPath: host.setprivPath,
       ...(options.warmLauncher === false ? { warmLauncher: false } : {}),
       ...(options.nativeLauncher === false ? { nativeLauncherPath: null } : {}),
+      ...(options.cgroupSpares !== undefined ? { cgroupSpares: options.cgroupSpares } : {}),
     });
   }
   const why = mode === 'process' ? 'process isolation was requested' : 'linux isolation is not available on this host';

@@ -20,6 +20,7 @@ import type { Readable, Writable } from 'node:stream';
 import { LocusError } from '../../core/errors.js';
 import type { Logger } from '../../obs/log.js';
 import { bwrapArgs, type RootEntry } from './bwrap.js';
+import { CgroupPool, SPARES_MAX } from './cgroup-pool.js';
 import { destroyCgroup, type CgroupDriver, type ContainerCgroup, killCgroup } from './cgroups.js';
 import { NativeLauncher, nativeLauncherPath, WarmLauncher, type ContainerLauncher } from './launcher.js';
 import { buildExit, diskMessage, diskPaths, DiskWatch, oomMessage, OutputPump, validateSpec } from './common.js';
@@ -44,6 +45,8 @@ export interface LinuxIsolatorOptions {
    * starts the containers instead of bwrap and setpriv. Default: found by nativeLauncherPath().
    */
   readonly nativeLauncherPath?: string | null;
+  /** Emptied cgroups kept for reuse (see cgroup-pool.ts; default SPARES_MAX, 0 = none). */
+  readonly cgroupSpares?: number;
 }
 
 const OWNER_RE = /^locus-(\d+)-(\d+)-[0-9a-f]+$/;
@@ -71,6 +74,8 @@ export class LinuxIsolator implements Isolator {
   private closing: Promise<void> | undefined;
   /** Starts containers from a small helper process (see launcher.ts), unless turned off. */
   private readonly launcher: ContainerLauncher | undefined;
+  /** Where containers' cgroups come from and go back to. */
+  readonly cgroups: CgroupPool;
 
   private constructor(
     readonly report: IsolationReport,
@@ -80,6 +85,7 @@ export class LinuxIsolator implements Isolator {
   ) {
     const native = options.nativeLauncherPath === undefined ? nativeLauncherPath() : (options.nativeLauncherPath ?? undefined);
     this.launcher = options.warmLauncher === false ? undefined : native !== undefined ? new NativeLauncher(native) : new WarmLauncher();
+    this.cgroups = new CgroupPool(driver, [options.cgroupRoot, this.owner], options.cgroupSpares ?? SPARES_MAX);
   }
 
   /** What starts the containers: `native` (locus-spawn), `bwrap` (through the warm helper) or `bwrap-direct`. */
@@ -142,6 +148,7 @@ export class LinuxIsolator implements Isolator {
       const parent = this.containers.get(spec.parentId);
       if (!parent) throw new LocusError('NOT_FOUND', `parent container '${spec.parentId}' is not running here`, { field: 'parentId' });
       rel = [...parent.cgroupRel, spec.id];
+      parent.markNested();
     }
     const user = resolveUser(spec.user ?? this.options.defaultUser);
     // A sandbox made just now is empty: its owner is set on it alone, without walking it. These
@@ -158,7 +165,7 @@ export class LinuxIsolator implements Isolator {
       if (st && st.isDirectory() && st.uid !== user.uid) await fsp.chown(v.hostPath, user.uid, user.gid);
     }
 
-    const container = new LinuxContainer(spec, rel, this.logger.child({ container: spec.id }), this.options, () => this.containers.delete(spec.id));
+    const container = new LinuxContainer(spec, rel, this.logger.child({ container: spec.id }), this.options, () => this.containers.delete(spec.id), this.cgroups);
     this.containers.set(spec.id, container);
     const env: Record<string, string> = { PATH: DEFAULT_PATH, HOME: spec.sandboxDir, ...spec.env, LOCUS_SANDBOX: spec.sandboxDir };
     const exe = findExecutable(spec.argv[0] ?? '', env['PATH'] ?? DEFAULT_PATH);
@@ -168,7 +175,7 @@ export class LinuxIsolator implements Isolator {
     }
     let cg: ContainerCgroup;
     try {
-      cg = await this.driver.create(rel, spec.limits);
+      cg = await this.cgroups.create(rel, spec.limits);
     } catch (err) {
       this.containers.delete(spec.id);
       throw new LocusError('INTERNAL', `cannot create cgroup for '${spec.id}': ${(err as Error).message}`, { cause: err });
@@ -203,6 +210,7 @@ export class LinuxIsolator implements Isolator {
           this.logger.error({ container: c.id, err: (err as Error).message }, 'kill on close failed');
         }
       }
+      this.cgroups.close();
       await destroyCgroup(this.driver.open([this.options.cgroupRoot, this.owner]), 0).catch((err: unknown) => {
         this.logger.error({ err: (err as Error).message }, 'could not remove the cgroup directory of this process');
       });
@@ -258,6 +266,8 @@ export class LinuxContainer implements Container {
   private killing: Promise<void> | undefined;
   private finalUsage: ContainerUsage | undefined;
   private peakSeen = 0;
+  /** Whether a nested container was ever started inside (its cgroup is then never reused). */
+  private nested = false;
   /** The stderr file the warm launcher's container writes (read for launch-failure messages). */
   private stderrPath: string | undefined;
   private resolveExit!: (exit: ContainerExit) => void;
@@ -270,6 +280,8 @@ export class LinuxContainer implements Container {
     private readonly logger: Logger,
     private readonly options: LinuxIsolatorOptions,
     private readonly forget: () => void,
+    /** Takes the emptied cgroup back at the end (keeps it as a spare or removes it). */
+    private readonly cgroups?: CgroupPool,
   ) {
     this.exited = new Promise((r) => (this.resolveExit = r));
   }
@@ -281,6 +293,10 @@ export class LinuxContainer implements Container {
   /** The cgroup directories (empty before start and after the end). */
   get cgroupDirs(): readonly string[] {
     return this.cg && !this.finalUsage ? this.cg.dirs : [];
+  }
+
+  markNested(): void {
+    this.nested = true;
   }
 
   /** End without ever running (bad executable). */
@@ -402,7 +418,13 @@ export class LinuxContainer implements Container {
     if (this.monitor) clearInterval(this.monitor);
     this.disk?.stop();
     // pid 1 is gone, so the kernel kills the rest of its namespace; anything left is killed by cgroup.
-    if (this.cg) await killCgroup(this.cg, 0).catch((err: unknown) => this.logger.error({ err: (err as Error).message }, 'kill failed'));
+    let emptied = true;
+    if (this.cg) {
+      await killCgroup(this.cg, 0).catch((err: unknown) => {
+        emptied = false;
+        this.logger.error({ err: (err as Error).message }, 'kill failed');
+      });
+    }
     await this.pump?.finish(2000);
     let usage = zeroUsage();
     let oomKills = 0;
@@ -415,7 +437,9 @@ export class LinuxContainer implements Container {
         memCurrentBytes: 0,
         diskUsedBytes: this.disk ? await this.disk.measure() : 0,
       };
-      await this.cg.remove().catch((err: unknown) => this.logger.error({ err: (err as Error).message, cgroup: this.cg?.dirs }, 'could not remove cgroup'));
+      const cg = this.cg;
+      const end = this.cgroups ? this.cgroups.release(cg, this.cgroupRel, this.spec.limits, s.memCurrentBytes, this.nested || !emptied) : cg.remove();
+      await end.catch((err: unknown) => this.logger.error({ err: (err as Error).message, cgroup: cg.dirs }, 'could not remove cgroup'));
     }
     if (launchError !== undefined) {
       const head = this.pump?.stderrHead ?? (this.stderrPath !== undefined ? await readHead(this.stderrPath) : '');
