@@ -26,8 +26,17 @@ export interface CommitLedger {
 // Returns {1, record} when this call committed, {0, existing record} when an attempt already had.
 // One script so that "is anything committed?" and "commit mine" cannot interleave with another
 // attempt's: exactly one attempt of a task ever gets 1.
+// The same call again finds its own record and gets 1 again: an executor's client sends a
+// command whose reply the connection lost again once it reconnects (Redis killed after applying
+// the script and writing its AOF, before answering), and taking its own record for another
+// attempt's, the winner discarded the staging directory the record names and reported the task
+// committed where nothing was ever renamed (chaos kill-redis: readers' 404 on the output, then a
+// recompute). Only that very call matches: the record names the delivery's own staging
+// directory and the time of the call, so another attempt, or another delivery of this one,
+// still gets 0.
 const COMMIT_SCRIPT = `
 local cur = redis.call('GET', KEYS[1])
+if cur == ARGV[1] then return {1, cur} end
 if cur then return {0, cur} end
 redis.call('SET', KEYS[1], ARGV[1])
 return {1, ARGV[1]}

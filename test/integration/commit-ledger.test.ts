@@ -3,12 +3,16 @@
  * filesystem): attempts in different output directories (different hosts)
  * race, exactly one wins and only its directory is renamed into place; the
  * record lists the files and sizes; and a crash between the record and the
- * rename is rolled forward from the staging directory the record names.
+ * rename is rolled forward from the staging directory the record names; a
+ * commit whose reply was lost with the connection (Redis killed after it
+ * applied the script, before it answered) and that the client sends again
+ * after reconnecting is still this attempt's commit.
  */
 import { mkdtemp, readdir, readFile, rm, writeFile, mkdir } from 'node:fs/promises';
+import { createServer, connect, type Server, type Socket } from 'node:net';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
-import type { Redis } from 'ioredis';
+import { Redis } from 'ioredis';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { RedisCommitLedger } from '../../src/executor/data-plane.js';
 import { commitOutput, committedBy, planOutput, prepareAttemptDir, settleCommitted, type CommitDecision } from '../../src/executor/output.js';
@@ -88,5 +92,70 @@ describe('commit decided in Redis', () => {
     expect(await committedBy(finalDir)).toBe('job.1.0.a1');
     expect(await readdir(join(dir, 'crash', 'reduce'))).toEqual(['00000']);
     expect(await conn.exists(commitKey('job.1.0'))).toBe(1);
+  });
+
+  it('a commit sent again after its reply was lost with the connection is still the sender\'s: the output is renamed into place, not discarded', async () => {
+    // A proxy between the executor's client and Redis that, once armed, lets the commit reach
+    // Redis and closes the connection instead of passing the answer back: what a kill -9 of Redis
+    // between applying the script (and its AOF write) and replying does. The executor's client
+    // (maxRetriesPerRequest: null, autoResendUnfulfilledCommands by default) reconnects and sends
+    // the same commit again; Redis finds the record it wrote the first time.
+    let armed = false;
+    const sockets = new Set<Socket>();
+    const proxy: Server = createServer((client) => {
+      const upstream = connect(redis.port, '127.0.0.1');
+      sockets.add(client).add(upstream);
+      let dropReply = false;
+      client.on('data', (d) => {
+        if (armed && d.toString('latin1').includes(commitKey('job.2.0'))) {
+          armed = false;
+          dropReply = true;
+        }
+        upstream.write(d);
+      });
+      upstream.on('data', (d) => {
+        if (!dropReply) {
+          client.write(d);
+          return;
+        }
+        client.destroy();
+        upstream.destroy();
+      });
+      const end = (): void => { client.destroy(); upstream.destroy(); };
+      client.on('error', end).on('close', end);
+      upstream.on('error', end).on('close', end);
+    });
+    await new Promise<void>((res) => proxy.listen(0, '127.0.0.1', res));
+    const port = (proxy.address() as { port: number }).port;
+    // As the executor connects (src/cli/commands/executor.ts).
+    const exec = new Redis({ port, host: '127.0.0.1', maxRetriesPerRequest: null, retryStrategy: (times) => Math.min(times * 100, 2000) });
+    exec.on('error', () => undefined);
+    try {
+      const ledger = new RedisCommitLedger(exec);
+      // The script is loaded once on this connection first, so the commit below goes out as EVALSHA and runs.
+      await ledger.commit('job.2.warm', { attemptId: 'w', host: 'h', path: '/nowhere', size: 0, files: [], committedAt: 1 });
+      const finalDir = join(dir, 'lost-reply', 'a', '00008');
+      const plan = planOutput(finalDir, 'job.2.0.a1');
+      await prepareAttemptDir(plan);
+      await writeFile(join(plan.attemptDir, 'v'), 'a 8 1\n');
+      armed = true;
+      const outcome = await commitOutput(plan, 'job.2.0.a1', decider(ledger, 'job.2.0', 'job.2.0.a1', 'h', finalDir));
+      expect(armed).toBe(false);
+      expect(outcome.kind).toBe('committed');
+      expect(await committedBy(finalDir)).toBe('job.2.0.a1');
+      expect(await readFile(join(finalDir, 'v'), 'utf8')).toBe('a 8 1\n');
+      expect((await ledger.lookup('job.2.0'))?.attemptId).toBe('job.2.0.a1');
+      // Another attempt of the task still loses to it.
+      const other = planOutput(finalDir, 'job.2.0.a2');
+      await prepareAttemptDir(other);
+      await writeFile(join(other.attemptDir, 'v'), 'a 8 2\n');
+      const second = await commitOutput(other, 'job.2.0.a2', decider(ledger, 'job.2.0', 'job.2.0.a2', 'h', finalDir));
+      expect(second.kind === 'already' ? second.winner : second.kind).toBe('job.2.0.a1');
+      expect(await readFile(join(finalDir, 'v'), 'utf8')).toBe('a 8 1\n');
+    } finally {
+      exec.disconnect();
+      for (const s of sockets) s.destroy();
+      await new Promise<void>((res) => proxy.close(() => res()));
+    }
   });
 });
