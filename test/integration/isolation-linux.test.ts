@@ -376,18 +376,31 @@ describeWith([LINUX_ISOLATION], 'linux isolation (real namespaces and cgroups)',
     expect(b.exit).toMatchObject({ exitCode: 0, reason: 'EXITED' });
   });
 
-  test('a cgroup that still holds memory, or held a nested container, is removed rather than kept', async () => {
+  test('nested containers reuse spares inside their parent; a cgroup that still holds memory, or held nested ones, is removed', async () => {
     const limits = { cpus: 0.6, memMiB: 128, diskMiB: 0, pids: 16 };
     const spares = iso.cgroups.size;
     // The page cache of a file the container wrote stays charged to its cgroup.
     const w = await run(['sh', '-c', 'head -c 4000000 /dev/urandom > big'], { limits });
     expect(w.exit.exitCode).toBe(0);
     expect(iso.cgroups.size).toBe(spares);
-    const parent = await iso.launch(spec(['sleep', '300'], { id: 'spare-parent', limits }));
-    const child = await iso.launch(spec(['true'], { id: 'spare-child', parentId: 'spare-parent', limits }));
+    const parent = (await iso.launch(spec(['sleep', '300'], { id: 'spare-parent', limits }))) as LinuxContainer;
+    const parentMem = parent.cgroupDirs.find((d) => d.startsWith('/sys/fs/cgroup/memory/')) ?? '';
+    const child = await iso.launch(spec(['true'], { id: 'spare-child', parentId: 'spare-parent', limits: { ...limits, memMiB: 32 } }));
     expect((await child.wait()).exitCode).toBe(0);
+    if (iso.cgroups.reusable) {
+      expect(iso.cgroups.size).toBe(spares + 1);
+      // A spare stays inside the parent, under its limits, and a sibling with the same limits takes it.
+      expect(readdirSync(parentMem).filter((n) => n.startsWith('locus-spare-'))).toHaveLength(1);
+      const reused = iso.cgroups.reused;
+      const sibling = (await iso.launch(spec(['sleep', '0.1'], { id: 'spare-sibling', parentId: 'spare-parent', limits: { ...limits, memMiB: 32 } }))) as LinuxContainer;
+      expect(iso.cgroups.reused).toBe(reused + 1);
+      expect(sibling.cgroupDirs.find((d) => d.startsWith('/sys/fs/cgroup/memory/'))).toBe(join(parentMem, 'spare-sibling'));
+      expect((await sibling.wait()).exitCode).toBe(0);
+    }
     await parent.kill(0);
     await parent.wait();
+    // The parent held nested containers: it is removed, with the spares inside it.
+    expect(existsSync(parentMem)).toBe(false);
     expect(iso.cgroups.size).toBe(spares);
   });
 

@@ -13,8 +13,11 @@
  * processes were all killed and waited for, it held no nested containers, and
  * at most SPARE_LEFT_BYTES of memory stay charged to it (page cache of files its
  * container wrote, which would otherwise count against the next one's limit).
- * Only containers directly under the isolator's own directory are pooled, so
- * removing that directory on close removes every spare with it.
+ * A spare stays beside the container it came from (under the same parent: the
+ * isolator's directory, or the container a nested one ran in) and is taken
+ * only for a container in the same place, so it never moves out from under
+ * a parent's limits. When a parent ends, its directory goes with the spares in
+ * it; removing the isolator's directory on close removes every spare.
  */
 import { destroyCgroup, type CgroupDriver, type ContainerCgroup } from './cgroups.js';
 import type { ContainerLimits } from './types.js';
@@ -25,13 +28,13 @@ export const SPARE_LEFT_BYTES = 1024 * 1024;
 /** How many spares one isolator keeps (each is a directory in every hierarchy). */
 export const SPARES_MAX = 32;
 
-/** Spares with the same limits are interchangeable. */
-function limitsKey(l: ContainerLimits): string {
-  return `${l.cpus}/${l.memMiB}/${l.pids}`;
+/** Spares under the same parent with the same limits are interchangeable. */
+function spareKey(parent: readonly string[], l: ContainerLimits): string {
+  return `${parent.join('/')}|${l.cpus}/${l.memMiB}/${l.pids}`;
 }
 
 export class CgroupPool {
-  /** Spare names by limits key, most recently parked last. */
+  /** Spare names by parent and limits (spareKey), most recently parked last. */
   private readonly spares = new Map<string, string[]>();
   private count = 0;
   private seq = 0;
@@ -41,8 +44,8 @@ export class CgroupPool {
 
   constructor(
     private readonly driver: CgroupDriver,
-    /** The isolator's own directory below each hierarchy: spares live directly in it. */
-    private readonly parent: readonly string[],
+    /** The isolator's own directory below each hierarchy: every container's cgroup is inside it. */
+    private readonly root: readonly string[],
     private readonly max = SPARES_MAX,
   ) {}
 
@@ -60,10 +63,11 @@ export class CgroupPool {
   async create(rel: readonly string[], limits: ContainerLimits): Promise<ContainerCgroup> {
     const rename = this.driver.rename;
     if (rename !== undefined && this.holds(rel)) {
-      const name = this.spares.get(limitsKey(limits))?.pop();
+      const parent = rel.slice(0, -1);
+      const name = this.spares.get(spareKey(parent, limits))?.pop();
       if (name !== undefined) {
         this.count--;
-        const from = [...this.parent, name];
+        const from = [...parent, name];
         try {
           const cg = rename(from, rel);
           this.reused++;
@@ -84,20 +88,23 @@ export class CgroupPool {
    * nested container, or was not seen empty).
    */
   async release(cg: ContainerCgroup, rel: readonly string[], limits: ContainerLimits, leftBytes: number, keepOut: boolean): Promise<void> {
+    // Spares made inside this cgroup (it held nested containers) go when it is removed.
+    this.dropUnder(rel);
     const rename = this.driver.rename;
     if (rename === undefined || this.closed || keepOut || !this.holds(rel) || this.count >= this.max || !(leftBytes <= SPARE_LEFT_BYTES)) {
       await cg.remove();
       return;
     }
+    const parent = rel.slice(0, -1);
     const name = `locus-spare-${++this.seq}`;
     try {
-      rename(rel, [...this.parent, name]);
+      rename(rel, [...parent, name]);
     } catch {
-      await destroyCgroup(this.driver.open([...this.parent, name]), 0).catch(() => undefined);
+      await destroyCgroup(this.driver.open([...parent, name]), 0).catch(() => undefined);
       await cg.remove();
       return;
     }
-    const key = limitsKey(limits);
+    const key = spareKey(parent, limits);
     const list = this.spares.get(key);
     if (list) list.push(name);
     else this.spares.set(key, [name]);
@@ -112,6 +119,16 @@ export class CgroupPool {
   }
 
   private holds(rel: readonly string[]): boolean {
-    return rel.length === this.parent.length + 1 && this.parent.every((seg, i) => rel[i] === seg);
+    return rel.length > this.root.length && this.root.every((seg, i) => rel[i] === seg);
+  }
+
+  private dropUnder(rel: readonly string[]): void {
+    const dir = rel.join('/');
+    for (const [key, names] of this.spares) {
+      const parent = key.slice(0, key.indexOf('|'));
+      if (parent !== dir && !parent.startsWith(`${dir}/`)) continue;
+      this.count -= names.length;
+      this.spares.delete(key);
+    }
   }
 }
