@@ -13,7 +13,9 @@
  * Then throughput through `LinuxIsolator.launch()` at a few concurrencies,
  * three rounds each, median reported: with the default launcher (the native
  * locus-spawn when it was built), and with bubblewrap + setpriv started from a
- * warm Node helper and from this process, for comparison.
+ * warm Node helper and from this process, for comparison; at concurrency 32
+ * also without cgroup spares (every cgroup made and removed anew), between two
+ * rows with them.
  *
  * Every container is checked to have exited 0 before its time counts.
  * Prints one line per figure and, last, one JSON object; writes it to
@@ -269,9 +271,13 @@ async function main(): Promise<void> {
     const main = iso instanceof LinuxIsolator ? iso.launcherKind : 'unknown';
     const bwrapWarm = await createIsolator('linux', silentLogger(), { nativeLauncher: false });
     const inProcess = await createIsolator('linux', silentLogger(), { warmLauncher: false });
+    // The same launcher with every container's cgroup made and removed anew (no spares kept).
+    const noSpares = await createIsolator('linux', silentLogger(), { cgroupSpares: 0 });
     await (await bwrapWarm.launch({ id: 'warmup-bwrap', argv: ['true'], env: {}, sandboxDir: join(root, 'warmup-bwrap'), limits: { cpus: 0.5, memMiB: 64, diskMiB: 0, pids: 0 }, volumes: [], network: 'host' })).wait();
     try {
       for (const c of CONCURRENCY) await measure(iso, main, c);
+      await measure(noSpares, `${main} without cgroup spares`, 32);
+      await measure(iso, main, 32);
       await measure(bwrapWarm, 'bwrap (warm helper)', 4);
       await measure(inProcess, 'bwrap (in-process)', 4);
       // The local cluster's agent shares its process with the master and the framework: grow this
@@ -283,6 +289,7 @@ async function main(): Promise<void> {
     } finally {
       await inProcess.close();
       await bwrapWarm.close();
+      await noSpares.close();
     }
     const best = Math.max(...rows.map((r) => r.perSecond));
     const result = {
