@@ -8,8 +8,11 @@
  * must finish, and the suite counts:
  * - jobsCompleted / jobs: jobs SUCCEEDED out of those submitted;
  * - tasksLost: tasks not SUCCEEDED, or SUCCEEDED without a committed output;
- * - duplicateOutputs: committed output directories beyond one per task, and
- *   outputs whose content names another attempt than the one recorded;
+ * - duplicateOutputs: committed output directories beyond one per task,
+ *   successful attempts beyond one per output generation (a task recomputed
+ *   after its recorded output could not be read succeeds once more, under its
+ *   next generation's ledger id: not a second commit), and outputs whose
+ *   content names another attempt than the one recorded;
  * - volumesLost: a persistent volume reserved at the start that is no longer
  *   READY (or no longer in the master) at the end of a scenario;
  * - recoverySecondsMax: per fault, seconds from the fault to the first task
@@ -17,13 +20,17 @@
  *
  * Scenarios: kill -9 the leader (a new standby replaces it), SIGSTOP the
  * leader beyond its ZooKeeper session then SIGCONT (it must exit 3), kill -9
- * an executor, kill -9 Redis and restart it from its AOF, drop the master's
+ * an executor, kill -9 Redis and restart it from its AOF (and its ACL file,
+ * so executors reconnect with their users, as with `locus up`), drop the master's
  * event streams (every scheduler re-subscribes; the local master cannot be
  * restarted in place with in-process agents), restart the master (in an
  * environment of its own with `locus agent` processes), fill an agent's
  * disk (agent-3's work directory is a 256 MiB tmpfs, mounted before the
- * cluster starts and unmounted on every exit path; it is filled to ENOSPC for
- * `fillSeconds`, tasks failing there must run elsewhere), cut an agent off
+ * cluster starts and unmounted on every exit path; its jobs have more tasks
+ * than the agents run at once, and once attempts run there it is filled to
+ * ENOSPC for `fillSeconds`, longer until an attempt failed there but at most
+ * twice that; the tasks write to their sandboxes after their work too, so
+ * those running there fail, and must run elsewhere), cut an agent off
  * the network for `cutSeconds` (in an environment of its own on separate
  * hosts: network namespaces in 10.77.0.0/24, each agent a `locus agent`
  * process on its host; the link of the volume's host is set down on the
@@ -144,7 +151,12 @@ class ChaosRedis {
   }
   async start(): Promise<void> {
     const bind = this.bridge === undefined ? ['127.0.0.1'] : ['127.0.0.1', this.bridge, '--protected-mode', 'no'];
-    this.proc = spawn('redis-server', ['--port', String(this.port), '--bind', ...bind, '--dir', this.dir, '--save', '', '--appendonly', 'yes', '--appendfsync', 'always'], { stdio: 'ignore' });
+    // Executors' Redis users live in an ACL file, as with `locus up` (src/app/redis-server.ts):
+    // without one a restart locks every executor out for good, and kill-redis would test lost
+    // executors rather than executors that reconnect to the restarted Redis. Kept across restarts.
+    const aclFile = join(this.dir, 'users.acl');
+    if (!existsSync(aclFile)) writeFileSync(aclFile, 'user default on nopass ~* &* +@all\n');
+    this.proc = spawn('redis-server', ['--port', String(this.port), '--bind', ...bind, '--dir', this.dir, '--save', '', '--appendonly', 'yes', '--appendfsync', 'always', '--aclfile', aclFile], { stdio: 'ignore' });
     await waitForRedisPong(this.port, { timeoutMs: 15_000 });
   }
   async kill9(): Promise<void> {
@@ -328,23 +340,38 @@ class Env {
   }
 }
 
-function jobSpec(name: string, o: ChaosOptions): unknown {
+/**
+ * Tasks per stage of a scenario's jobs. fill-disk's need more than the three agents hold at once
+ * (4 CPUs each, attempts of 0.25 CPU: about 45 with the executors): 30 fit on two agents, and
+ * placement, which packs attempts onto agents whose executors are already running, then often
+ * left the small agent without any work while its disk was full (the fault had no effect).
+ */
+function tasksPerStageOf(name: ScenarioName, o: ChaosOptions): number {
+  return name === 'fill-disk' ? Math.max(o.tasksPerStage, 60) : o.tasksPerStage;
+}
+
+function jobSpec(name: string, o: ChaosOptions, tasks: number, writesAtEnd = false): unknown {
+  // Each task writes 256 KiB of scratch to its sandbox first, as real tasks write logs and
+  // temporary files there: on an agent whose disk is full it fails (fill-disk). fill-disk's
+  // tasks write there again after their sleep, as a task's log grows while it runs: an attempt
+  // already running on the agent when its disk fills fails too, not only one placed there
+  // afterwards (with containers starting in milliseconds, a stage's attempts are often all
+  // placed before the fault, and the first kind alone left the fault without effect).
+  const scratch = 'head -c 262144 /dev/zero > "${MESOS_SANDBOX:-.}/scratch"';
   const task = (stage: string): { command: string[] } => ({
-    // Each task writes 256 KiB of scratch to its sandbox first, as real tasks write logs and
-    // temporary files there: on an agent whose disk is full it fails (fill-disk).
-    command: ['sh', '-c', `head -c 262144 /dev/zero > "\${MESOS_SANDBOX:-.}/scratch" && sleep ${o.taskSeconds} && echo ${stage} {task.index} {attempt} > '{output}/v'`],
+    command: ['sh', '-c', `${scratch} && sleep ${o.taskSeconds}${writesAtEnd ? ` && ${scratch.replace('/scratch"', '/scratch-end"')}` : ''} && echo ${stage} {task.index} {attempt} > '{output}/v'`],
   });
   return {
     name, retries: 3,
     stages: [
-      { name: 'a', tasks: Array.from({ length: o.tasksPerStage }, () => task('a')), task: { command: ['true'], resources: { cpus: 0.25, mem: '32MiB', disk: '8MiB' } } },
-      { name: 'b', inputs: ['stage:a'], tasks: Array.from({ length: o.tasksPerStage }, () => task('b')), task: { command: ['true'], resources: { cpus: 0.25, mem: '32MiB', disk: '8MiB' } } },
+      { name: 'a', tasks: Array.from({ length: tasks }, () => task('a')), task: { command: ['true'], resources: { cpus: 0.25, mem: '32MiB', disk: '8MiB' } } },
+      { name: 'b', inputs: ['stage:a'], tasks: Array.from({ length: tasks }, () => task('b')), task: { command: ['true'], resources: { cpus: 0.25, mem: '32MiB', disk: '8MiB' } } },
     ],
   };
 }
 
 /** Tasks lost and outputs committed twice for one finished job. */
-async function audit(env: Env, id: string): Promise<{ lost: number; duplicates: number; problems: string[]; unsuccessful: string[]; histories: string[] }> {
+async function audit(env: Env, id: string, tasksPerStage: number): Promise<{ lost: number; duplicates: number; problems: string[]; unsuccessful: string[]; histories: string[]; recomputed: string[] }> {
   const job = await env.job(id);
   const problems: string[] = [];
   const r = await env.api('GET', `/v1/jobs/${id}/tasks?limit=100000`);
@@ -355,13 +382,16 @@ async function audit(env: Env, id: string): Promise<{ lost: number; duplicates: 
   // failure counted, and what came before it): times in seconds since the job's first attempt.
   const t0 = Math.min(...tasks.flatMap((t) => t.attempts.map((a) => a.startedAt ?? Infinity)));
   const secs = (ms: number | undefined): string => (ms === undefined || !Number.isFinite(t0) ? '?' : ((ms - t0) / 1_000).toFixed(1));
-  const histories = tasks.filter((t) => t.state !== 'SUCCEEDED' || (t.failures ?? 0) > 0).map((t) => `task ${['a', 'b'][t.stage] ?? t.stage}.${t.index} ${t.state} failures=${t.failures ?? '?'}:\n${t.attempts.map((a) => `      a${a.attempt} ${secs(a.startedAt)}-${secs(a.finishedAt)} s ${a.host ?? '?'} ${a.state} ${a.reason ?? ''}: ${(a.message ?? '').slice(0, 200)}`).join('\n')}`);
+  // A task recomputed after its committed output was lost commits again in its next generation
+  // (output path ~g<n>): the output of generation n is the task's, the earlier ones were lost.
+  const generationOf = (t: { outputPath?: string }): number => Number(/~g(\d+)$/.exec(t.outputPath ?? '')?.[1] ?? 0);
+  const histories = tasks.filter((t) => t.state !== 'SUCCEEDED' || (t.failures ?? 0) > 0 || generationOf(t) > 0).map((t) => `task ${['a', 'b'][t.stage] ?? t.stage}.${t.index} ${t.state} failures=${t.failures ?? '?'}${generationOf(t) > 0 ? ` recomputed (generation ${generationOf(t)})` : ''}:\n${t.attempts.map((a) => `      a${a.attempt} ${secs(a.startedAt)}-${secs(a.finishedAt)} s ${a.host ?? '?'} ${a.state} ${a.reason ?? ''}: ${(a.message ?? '').slice(0, 200)}`).join('\n')}`);
   // The commit ledger: which attempt's output each task committed (exactly one may).
   const redis = new Redis(env.redis.url, { maxRetriesPerRequest: 3 });
   const ledger = new Map<string, string>();
   try {
     // A recomputed task commits in its next generation (its output path ends in ~g<n>), under that generation's ledger id.
-    const ledgerId = (t: { id: string; outputPath?: string }): string => ledgerIdOf(t.id, Number(/~g(\d+)$/.exec(t.outputPath ?? '')?.[1] ?? 0));
+    const ledgerId = (t: { id: string; outputPath?: string }): string => ledgerIdOf(t.id, generationOf(t));
     const raw = tasks.length > 0 ? await redis.mget(...tasks.map((t) => commitKey(ledgerId(t)))) : [];
     raw.forEach((v, i) => {
       const t = tasks[i];
@@ -372,7 +402,7 @@ async function audit(env: Env, id: string): Promise<{ lost: number; duplicates: 
   }
   let lost = 0;
   let duplicates = 0;
-  const expected = 2 * env.o.tasksPerStage;
+  const expected = 2 * tasksPerStage;
   if (tasks.length < expected) {
     lost += expected - tasks.length;
     problems.push(`job ${id}: ${expected - tasks.length} tasks never attempted`);
@@ -394,7 +424,15 @@ async function audit(env: Env, id: string): Promise<{ lost: number; duplicates: 
         problems.push(`job ${id}: task ${stage}.${t.index} ${t.state}`);
         continue;
       }
-      if (ok.length > 1) duplicates += ok.length - 1;
+      // One success per generation: a recomputed task succeeded once for each output it lost and
+      // once for the one it holds, each under its own ledger id (and an earlier generation's
+      // output still in place under the stage's directory shows as one entry too many, above).
+      // Any success beyond that is a second commit of one generation.
+      const allowed = generationOf(t) + 1;
+      if (ok.length > allowed) {
+        duplicates += ok.length - allowed;
+        problems.push(`job ${id}: task ${stage}.${t.index} has ${ok.length} successful attempts in ${allowed} generation(s): ${ok.map((a) => `a${a.attempt} ${a.reason ?? ''}`).join(', ')}`);
+      }
       const file = join(t.outputPath ?? join(stageDir, String(t.index)), 'v');
       if (!existsSync(file)) {
         lost++;
@@ -411,7 +449,8 @@ async function audit(env: Env, id: string): Promise<{ lost: number; duplicates: 
       }
     }
   }
-  return { lost, duplicates, problems, unsuccessful, histories };
+  const recomputed = tasks.filter((t) => generationOf(t) > 0).map((t) => `${['a', 'b'][t.stage] ?? t.stage}.${t.index} (generation ${generationOf(t)})`);
+  return { lost, duplicates, problems, unsuccessful, histories, recomputed };
 }
 
 /** Find a live executor process of this environment (its command line names our Redis). */
@@ -458,7 +497,7 @@ async function scenario(env: Env, name: ScenarioName, runs: number, volume: stri
   const jobs: string[] = [];
   let recoveryMax = 0;
   const submit = async (): Promise<string> => {
-    const r = await env.api('POST', '/v1/jobs', jobSpec(`chaos-${name}-${jobs.length}`, o));
+    const r = await env.api('POST', '/v1/jobs', jobSpec(`chaos-${name}-${jobs.length}`, o, tasksPerStageOf(name, o), name === 'fill-disk'));
     if (r.status !== 201) throw new Error(`submit: ${r.status} ${JSON.stringify(r.json)}`);
     jobs.push(String(r.json['id']));
     return String(r.json['id']);
@@ -490,9 +529,22 @@ async function scenario(env: Env, name: ScenarioName, runs: number, volume: stri
     }
   };
 
+  /** The current job's attempts running on each host, and whether one on `host` ended unsuccessfully. */
+  const attemptsOn = async (host: string): Promise<{ running: Map<string, number>; failedThere: boolean }> => {
+    const t = await env.api('GET', `/v1/jobs/${current}/tasks?limit=100000`);
+    const on = new Map<string, number>();
+    let failedThere = false;
+    for (const task of (t.json['tasks'] ?? []) as { state: string; attempts: { host?: string; state: string }[] }[]) {
+      const last = task.attempts[task.attempts.length - 1];
+      if (last?.state === 'RUNNING' && last.host !== undefined) on.set(last.host, (on.get(last.host) ?? 0) + 1);
+      if (task.attempts.some((a) => a.host === host && a.state !== 'RUNNING' && a.state !== 'SUCCEEDED')) failedThere = true;
+    }
+    return { running: on, failedThere };
+  };
+
   for (let run = 0; run < runs; run++) {
-    const before = await running();
-    const at = Date.now();
+    let before = await running();
+    let at = Date.now();
     // The fault itself; what follows it (SIGCONT, a replacement standby, the agent's return)
     // runs while recovery is timed, so the time is the job's, not the script's.
     let after: () => Promise<void> = async () => undefined;
@@ -544,6 +596,22 @@ async function scenario(env: Env, name: ScenarioName, runs: number, volume: stri
           problems.push('no agent has a size-limited work directory (mounting a tmpfs needs root)');
           break;
         }
+        // Only once attempts of the job run there (bounded; a job that ends meanwhile is followed
+        // by another): the fault must meet work on the agent, which fails when it next writes to
+        // its sandbox, or it proves nothing.
+        const waitUntil = Date.now() + 30_000;
+        const none = { running: new Map<string, number>(), failedThere: false };
+        let on = await attemptsOn(small.hostname).catch(() => none);
+        log(`fill-disk: running attempts by host ${JSON.stringify(Object.fromEntries(on.running))} once the job had a task succeeded`);
+        while ((on.running.get(small.hostname) ?? 0) === 0 && Date.now() < waitUntil) {
+          await sleep(100);
+          const j = await env.job(current).catch(() => undefined);
+          if (j && ['SUCCEEDED', 'FAILED', 'CANCELLED'].includes(j.state)) current = await submit();
+          on = await attemptsOn(small.hostname).catch(() => none);
+        }
+        log(`fill-disk: running attempts by host ${JSON.stringify(Object.fromEntries(on.running))} when filling ${small.hostname} (${((Date.now() - at) / 1_000).toFixed(1)} s later)`);
+        before = (await env.job(current)).counts.succeeded;
+        at = Date.now();
         const filler = join(small.root, '.chaos-fill');
         fillDisk(small.root, filler);
         const free = statfsSync(small.root);
@@ -551,7 +619,12 @@ async function scenario(env: Env, name: ScenarioName, runs: number, volume: stri
         if (free.bavail > 0) problems.push(`${small.hostname}: ${free.bavail * free.bsize} bytes still free after filling`);
         after = async () => {
           await sleep(o.fillSeconds * 1_000);
+          // Full until an attempt has failed there, for at most as long again (the audit's check
+          // that the fault had an effect decides whether it did).
+          const keepUntil = Date.now() + o.fillSeconds * 1_000;
+          while (!(await attemptsOn(small.hostname).then((x) => x.failedThere, () => false)) && Date.now() < keepUntil) await sleep(250);
           rmSync(filler, { force: true });
+          log(`fill-disk: ${small.hostname}'s disk freed after ${((Date.now() - at) / 1_000).toFixed(1)} s`);
         };
         break;
       }
@@ -617,11 +690,12 @@ async function scenario(env: Env, name: ScenarioName, runs: number, volume: stri
     }
     if (j.state === 'SUCCEEDED') completed++;
     else problems.push(`job ${id} ended ${j.state} (${JSON.stringify(j.counts)})`);
-    const a = await audit(env, id);
+    const a = await audit(env, id, tasksPerStageOf(name, o));
     unsuccessful.push(...a.unsuccessful);
     if (a.histories.length > 0) log(`${name}: job ${id} (${j.state}): tasks that failed or had failures counted:\n  ${a.histories.slice(0, 20).join('\n  ')}`);
     lost += a.lost;
     duplicates += a.duplicates;
+    if (a.recomputed.length > 0) log(`${name}: job ${id}: recomputed after their recorded output could not be read: ${a.recomputed.join(', ')}`);
     problems.push(...a.problems.slice(0, 10));
   }
   if (unsuccessful.length > 0) {
