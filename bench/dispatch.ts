@@ -64,8 +64,14 @@ const SKIP_ISOLATED = process.env['BENCH_SKIP_ISOLATED'] === '1';
 const SKIP_LOCUS = process.env['BENCH_SKIP_LOCUS'] === '1';
 /** Under-load latency: one single-task probe job submitted this often while a round's tasks flow. */
 const PROBE_EVERY_MS = num('BENCH_PROBE_EVERY_MS', 100);
-/** With BENCH_MONITOR=1, round 1 of Locus runs under Redis MONITOR: every command by origin, per task (slows that round). */
-const MONITOR = process.env['BENCH_MONITOR'] === '1';
+/**
+ * With BENCH_MONITOR=1, round 1 of Locus runs under Redis MONITOR: every command by origin, per task
+ * (slows that round, scripts most: each command inside a script is fed to the monitor too). With
+ * BENCH_MONITOR=slowlog only SLOWLOG (threshold 0) runs over round 1: server time per call by
+ * script SHA, without MONITOR's cost inside the scripts.
+ */
+const MONITOR = process.env['BENCH_MONITOR'] === '1' || process.env['BENCH_MONITOR'] === 'slowlog';
+const MONITOR_COMMANDS = process.env['BENCH_MONITOR'] === '1';
 /** Where executor processes write CPU profiles (unset: no profiling). */
 const PROFILE_DIR = process.env['BENCH_PROFILE_DIR'];
 const BULL_PREFIX = 'bench:q';
@@ -461,11 +467,11 @@ async function monitorStart(url: string): Promise<{ stop(tasks: number): Promise
   await ctl.config('SET', 'slowlog-max-len', '1000000');
   await ctl.slowlog('RESET');
   await ctl.config('SET', 'slowlog-log-slower-than', '0');
-  const mon = await conn.monitor();
+  const mon = MONITOR_COMMANDS ? await conn.monitor() : undefined;
   const counts = new Map<string, number>();
   let sent = 0;
   let inScripts = 0;
-  mon.on('monitor', (_time: string, args: unknown[], source: string) => {
+  mon?.on('monitor', (_time: string, args: unknown[], source: string) => {
     const str = args.map((a) => String(a));
     const cmd = (str[0] ?? '').toLowerCase();
     if (cmd === 'monitor' || cmd === 'info') return;
@@ -479,7 +485,7 @@ async function monitorStart(url: string): Promise<{ stop(tasks: number): Promise
   });
   return {
     async stop(tasks) {
-      mon.disconnect();
+      mon?.disconnect();
       conn.disconnect();
       await ctl.config('SET', 'slowlog-log-slower-than', oldThreshold[1] ?? '10000');
       const log = (await ctl.slowlog('GET', -1)) as unknown[];
@@ -518,6 +524,8 @@ interface LocusRound {
   probes: LatencySample[];
   redis: RedisCost;
   monitor?: MonitorResult;
+  /** Executors registered as running after the round, and their slots in all. */
+  executors?: { count: number; slots: number };
 }
 
 async function locusThroughput(env: Env, round: number): Promise<LocusRound> {
@@ -715,9 +723,12 @@ async function main(): Promise<void> {
         continue;
       }
       const l = await locusThroughput(env, round);
+      // Executors are sized to the work and grow while it flows: what actually ran the round.
+      const ran = await runningExecutors(env.admin);
+      l.executors = { count: ran.length, slots: ran.reduce((a, e) => a + e.slots, 0) };
       runs.locus.push(l);
       roundLoad.push({ before, after: loadNow() });
-      say(`round ${round + 1}: Locus CPU ${l.cpu.totalMs} ms/task ${JSON.stringify(l.cpu.byProcess)}`);
+      say(`round ${round + 1}: Locus CPU ${l.cpu.totalMs} ms/task ${JSON.stringify(l.cpu.byProcess)}; ${l.executors.count} executors, ${l.executors.slots} slots`);
       const lp = summary(l.probes.map((x) => x.runningMs));
       say(`round ${round + 1}: Locus ${l.throughput.toFixed(0)} tasks/s (${l.seconds.toFixed(2)}s); ms p50/p90: ${Object.entries(l.breakdown).map(([k, v]) => `${k} ${v.p50}/${v.p90}`).join(', ')}; load after ${roundLoad[round]?.after.join(' / ') ?? ''}`);
       say(`round ${round + 1}: under load submit->running p50 ${lp.p50Ms} ms, p99 ${lp.p99Ms} ms (${l.probes.length} probes); Redis per task: Locus ${l.redis.callsPerTask} calls ${l.redis.usecPerTask} us, BullMQ ${b.redis.callsPerTask} calls ${b.redis.usecPerTask} us`);
@@ -761,7 +772,7 @@ async function main(): Promise<void> {
     const r2 = (x: number): number => Number(x.toFixed(2));
     const date = new Date().toISOString().slice(0, 10);
     const result = {
-      locus: { throughput: Math.round(locus?.throughput ?? NaN), medianThroughput: Math.round(median(runs.locus.map((x) => x.throughput))), seconds: r2(locus?.seconds ?? NaN), rounds: runs.locus.map((x) => Math.round(x.throughput)), breakdownMs: locus?.breakdown ?? {}, redisPerTask: runs.locus.map((x) => x.redis), cpuPerTask: runs.locus.map((x) => x.cpu) },
+      locus: { throughput: Math.round(locus?.throughput ?? NaN), medianThroughput: Math.round(median(runs.locus.map((x) => x.throughput))), seconds: r2(locus?.seconds ?? NaN), rounds: runs.locus.map((x) => Math.round(x.throughput)), executorsAfterRound: runs.locus.map((x) => x.executors), breakdownMs: locus?.breakdown ?? {}, redisPerTask: runs.locus.map((x) => x.redis), cpuPerTask: runs.locus.map((x) => x.cpu) },
       bullmq: { throughput: Math.round(bullmq?.throughput ?? NaN), medianThroughput: Math.round(median(runs.bullmq.map((x) => x.throughput))), seconds: r2(bullmq?.seconds ?? NaN), rounds: runs.bullmq.map((x) => Math.round(x.throughput)), redisPerTask: runs.bullmq.map((x) => x.redis), cpuPerTask: runs.bullmq.map((x) => x.cpu) },
       ratio: Number(ratio.toFixed(3)),
       ratioDetail: {
@@ -827,6 +838,7 @@ async function main(): Promise<void> {
       `Locus by command in round 1 (calls / us per task): ${(result.locus.redisPerTask[0]?.byCommand ?? []).map((x) => `${x.command} ${x.callsPerTask} / ${x.usecPerTask}`).join(', ')}.`,
       `BullMQ by command in round 1 (calls / us per task): ${(result.bullmq.redisPerTask[0]?.byCommand ?? []).map((x) => `${x.command} ${x.callsPerTask} / ${x.usecPerTask}`).join(', ')}.`,
       `Where an attempt's time goes in the best Locus round (p50 / p90 ms): ${Object.entries(result.locus.breakdownMs).map(([k, v]) => `${k} ${v.p50} / ${v.p90}`).join('; ')} (attemptsInFlight: a count, not ms; outputsDiskWalk: one du-style walk of the outputs root after the round).`,
+      `Executors running after each Locus round (count / slots in all): ${runs.locus.map((x) => `${x.executors?.count ?? '?'} / ${x.executors?.slots ?? '?'}`).join('; ')}.`,
       `Baseline: ${result.setup.baseline}.`,
       `Load average (1 / 5 / 15 min) at the start: ${loadAtStart.join(' / ')}; at the end: ${result.setup.loadAverage.join(' / ')}; wall time ${result.setup.wallSeconds}s. The machine has ${cpus().length} CPUs and is shared with other work; a load above ${cpus().length} means more runnable processes than CPUs (this benchmark's own Redis, executors and workers included), so every figure here was taken under contention.`,
       '',
