@@ -14,8 +14,9 @@
  * three rounds each, median reported: with the default launcher (the native
  * locus-spawn when it was built), and with bubblewrap + setpriv started from a
  * warm Node helper and from this process, for comparison; at concurrency 32
- * also without cgroup spares (every cgroup made and removed anew), between two
- * rows with them.
+ * also without cgroup spares (every cgroup made and removed anew) and with a
+ * bind per /etc entry instead of the isolator's copy, each between two rows
+ * with both.
  *
  * Every container is checked to have exited 0 before its time counts.
  * Prints one line per figure and, last, one JSON object; writes it to
@@ -273,10 +274,14 @@ async function main(): Promise<void> {
     const inProcess = await createIsolator('linux', silentLogger(), { warmLauncher: false });
     // The same launcher with every container's cgroup made and removed anew (no spares kept).
     const noSpares = await createIsolator('linux', silentLogger(), { cgroupSpares: 0 });
+    // And with each /etc entry bound on its own, as before the isolator kept a copy of them.
+    const perEntryEtc = await createIsolator('linux', silentLogger(), { etcViewParent: null });
     await (await bwrapWarm.launch({ id: 'warmup-bwrap', argv: ['true'], env: {}, sandboxDir: join(root, 'warmup-bwrap'), limits: { cpus: 0.5, memMiB: 64, diskMiB: 0, pids: 0 }, volumes: [], network: 'host' })).wait();
     try {
       for (const c of CONCURRENCY) await measure(iso, main, c);
       await measure(noSpares, `${main} without cgroup spares`, 32);
+      await measure(iso, main, 32);
+      await measure(perEntryEtc, `${main} binding each /etc entry`, 32);
       await measure(iso, main, 32);
       await measure(bwrapWarm, 'bwrap (warm helper)', 4);
       await measure(inProcess, 'bwrap (in-process)', 4);
@@ -290,6 +295,7 @@ async function main(): Promise<void> {
       await inProcess.close();
       await bwrapWarm.close();
       await noSpares.close();
+      await perEntryEtc.close();
     }
     const best = Math.max(...rows.map((r) => r.perSecond));
     const result = {

@@ -8,6 +8,8 @@ import { existsSync, mkdirSync, mkdtempSync, readFileSync, readdirSync, readlink
 import { join } from 'node:path';
 import { afterAll, beforeAll, expect, onTestFinished, test } from 'vitest';
 import { createIsolator, LinuxIsolator, type LinuxContainer } from '../../src/executor/isolation/index.js';
+import { ETC_ENTRIES } from '../../src/executor/isolation/bwrap.js';
+import { ETC_VIEW_PARENT } from '../../src/executor/isolation/linux.js';
 import { NativeLauncher, nativeLauncherPath } from '../../src/executor/isolation/launcher.js';
 import type { ContainerExit, ContainerSpec } from '../../src/executor/isolation/types.js';
 import { silentLogger } from '../../src/obs/log.js';
@@ -404,6 +406,37 @@ describeWith([LINUX_ISOLATION], 'linux isolation (real namespaces and cgroups)',
     expect(iso.cgroups.size).toBe(spares);
   });
 
+  test('/etc is one bind of the isolator\'s copy: the listed entries as on the host and nothing else', async () => {
+    expect(iso.etcDir).toBeDefined();
+    const script = 'cat /etc/passwd; echo @@; ls -A /etc; echo @@; ls /etc/ssl/certs | wc -l; echo @@; while read -r _ _ _ _ point _; do echo "$point"; done < /proc/self/mountinfo';
+    const r = await run(['sh', '-c', script]);
+    expect(r.exit.exitCode).toBe(0);
+    const [passwd, listing, certs, points] = r.out.split('@@\n');
+    expect(passwd).toBe(readFileSync('/etc/passwd', 'utf8'));
+    const seen = (listing ?? '').trim().split('\n');
+    expect(seen).toContain('passwd');
+    expect(seen).not.toContain('shadow');
+    for (const name of seen) expect(ETC_ENTRIES).toContain(name);
+    expect(Number((certs ?? '').trim())).toBe(readdirSync('/etc/ssl/certs').length);
+    const etcMounts = (points ?? '').trim().split('\n').filter((p) => p === '/etc' || p.startsWith('/etc/'));
+    expect(etcMounts[0]).toBe('/etc');
+    expect(etcMounts).toContain('/etc/ssl');
+    expect(etcMounts).not.toContain('/etc/passwd');
+    // Turned off, each entry is bound on its own, with the same contents.
+    const perEntry = (await createIsolator('linux', silentLogger(), { cgroupRoot: ROOT, etcViewParent: null })) as LinuxIsolator;
+    try {
+      expect(perEntry.etcDir).toBeUndefined();
+      const sp = spec(['sh', '-c', script]);
+      const c = await perEntry.launch(sp);
+      expect((await c.wait()).exitCode).toBe(0);
+      const out = readFileSync(join(sp.sandboxDir, 'stdout'), 'utf8').split('@@\n');
+      expect(out[0]).toBe(passwd);
+      expect(out[3]?.split('\n')).toContain('/etc/passwd');
+    } finally {
+      await perEntry.close();
+    }
+  });
+
   test('stdout and stderr land in sandbox files, rotated at a size', async () => {
     const r = await run(['sh', '-c', 'i=0; while [ $i -lt 60 ]; do echo "line-$i-................................................"; echo "e$i" >&2; i=$((i+1)); sleep 0.005; done'], { id: 'logs', logRotateBytes: 1000 });
     expect(r.exit.exitCode).toBe(0);
@@ -503,6 +536,10 @@ describeWith([LINUX_ISOLATION], 'linux isolation (real namespaces and cgroups)',
     // Fake a crashed run: an owner directory naming a dead pid, holding a live process.
     const stale = 'locus-999999-1-abc';
     const dirs = ['cpu', 'cpuacct', 'memory', 'pids', 'freezer'].map((c) => join('/sys/fs/cgroup', c, ROOT, stale, 'orphan'));
+    // And its copy of /etc.
+    const staleEtc = join(ETC_VIEW_PARENT, `etc-${stale}`);
+    mkdirSync(staleEtc, { recursive: true });
+    writeFileSync(join(staleEtc, 'passwd'), 'x');
     for (const d of dirs) mkdirSync(d, { recursive: true });
     const orphan = spawn('sleep', ['300'], { stdio: 'ignore', detached: true });
     const pid = orphan.pid ?? 0;
@@ -512,6 +549,7 @@ describeWith([LINUX_ISOLATION], 'linux isolation (real namespaces and cgroups)',
     await exited;
     expect(alive(pid)).toBe(false);
     for (const d of dirs) expect(existsSync(join(d, '..'))).toBe(false);
+    expect(existsSync(staleEtc)).toBe(false);
     await second.close();
   });
 });

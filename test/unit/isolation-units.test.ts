@@ -3,11 +3,12 @@
  * mountinfo, limit files for v1 and v2, the bwrap command line, users, exit
  * mapping, volumes on the command line, rlimits, and log rotation.
  */
-import { linkSync, lstatSync, mkdirSync, mkdtempSync, readFileSync, readdirSync, rmSync, writeFileSync } from 'node:fs';
+import { existsSync, linkSync, lstatSync, mkdirSync, mkdtempSync, readFileSync, readdirSync, rmSync, statSync, symlinkSync, writeFileSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { describe, expect, test } from 'vitest';
-import { bwrapArgs } from '../../src/executor/isolation/bwrap.js';
+import { bwrapArgs, ETC_ENTRIES } from '../../src/executor/isolation/bwrap.js';
+import { EtcView, removeStaleViews } from '../../src/executor/isolation/etc-view.js';
 import { decideLayout, keyedValue, v1LimitFiles, v2LimitFiles } from '../../src/executor/isolation/cgroups.js';
 import { buildExit, validateSpec } from '../../src/executor/isolation/common.js';
 import { diskUsageBytes, resolveUser } from '../../src/executor/isolation/host.js';
@@ -133,6 +134,12 @@ describe('bwrap command line', () => {
     expect(s).toContain('--setenv PATH /usr/bin');
     // The last word before the workload: setpriv drops the user, capabilities and privileges.
     expect(s.endsWith('-- /usr/bin/setpriv --reuid 65534 --regid 65534 --init-groups --no-new-privs --bounding-set -all --inh-caps -all --pdeathsig SIGKILL -- sh -c echo hi')).toBe(true);
+  });
+
+  test('with an /etc copy, /etc is one read-only bind of it and only its directories are bound from the host', () => {
+    const s = bwrapArgs(spec(), nobody, { ...opts, etc: { dir: '/run/locus/etc-x', subdirs: ['ssl', 'alternatives'] } }).join(' ');
+    expect(s).toContain('--ro-bind /run/locus/etc-x /etc --ro-bind-try /etc/ssl /etc/ssl --ro-bind-try /etc/alternatives /etc/alternatives --proc /proc');
+    for (const name of ETC_ENTRIES.filter((n) => n !== 'ssl' && n !== 'alternatives')) expect(s).not.toContain(`/etc/${name} `);
   });
 
   test('host network, volumes in parent-first order, root keeps a reduced capability set', () => {
@@ -288,5 +295,64 @@ describe('native launcher protocol', () => {
     expect(parseSpawnLine('E 3 - 15 -')).toEqual({ t: 'exit', id: 3, code: null, signal: 'SIGTERM' });
     expect(parseSpawnLine('E 4 127 - cannot bind /x: No such file or directory')).toEqual({ t: 'exit', id: 4, code: 127, signal: null, failure: 'cannot bind /x: No such file or directory' });
     for (const bad of ['', 'S 3', 'S x 1', 'S 3 0', 'E 3 0', 'X 1 2 - -']) expect(parseSpawnLine(bad), bad).toBeUndefined();
+  });
+});
+
+describe('the /etc copy containers bind (etc-view.ts)', () => {
+  test('copies listed files (symlinks as their targets), makes mount points for directories, follows changes, never copies the rest', () => {
+    const root = mkdtempSync(join(tmpdir(), 'locus-etcview-'));
+    try {
+      const src = join(root, 'etc');
+      mkdirSync(src);
+      writeFileSync(join(src, 'passwd'), 'root:x:0:0::/root:/bin/sh\n');
+      writeFileSync(join(src, 'shadow'), 'secret');
+      writeFileSync(join(root, 'zone'), 'UTC-data');
+      symlinkSync(join(root, 'zone'), join(src, 'localtime'));
+      mkdirSync(join(src, 'ssl', 'certs'), { recursive: true });
+      writeFileSync(join(src, 'ssl', 'certs', 'a.pem'), 'cert');
+      const view = new EtcView(join(root, 'view'), ['passwd', 'localtime', 'ssl', 'hosts'], src, 1000);
+
+      const b = view.current(0);
+      expect(b).toEqual({ dir: join(root, 'view'), subdirs: ['ssl'] });
+      expect(readdirSync(b.dir).sort()).toEqual(['localtime', 'passwd', 'ssl']);
+      expect(readFileSync(join(b.dir, 'passwd'), 'utf8')).toBe('root:x:0:0::/root:/bin/sh\n');
+      expect(lstatSync(join(b.dir, 'localtime')).isFile()).toBe(true);
+      expect(readFileSync(join(b.dir, 'localtime'), 'utf8')).toBe('UTC-data');
+      // A directory is an empty mount point: its contents are bound from the host, never copied.
+      expect(readdirSync(join(b.dir, 'ssl'))).toEqual([]);
+
+      // Within the time to live nothing is checked; after it, a changed file is replaced whole.
+      writeFileSync(join(src, 'passwd'), 'root:x:0:0::/root:/bin/sh\nnew:x:1000:1000::/home/new:/bin/sh\n');
+      writeFileSync(join(src, 'hosts'), '127.0.0.1 localhost\n');
+      view.current(500);
+      expect(readFileSync(join(b.dir, 'passwd'), 'utf8')).not.toContain('new:x');
+      view.current(1000);
+      expect(readFileSync(join(b.dir, 'passwd'), 'utf8')).toContain('new:x:1000');
+      expect(readFileSync(join(b.dir, 'hosts'), 'utf8')).toBe('127.0.0.1 localhost\n');
+      // A file's mode follows its source.
+      expect(statSync(join(b.dir, 'hosts')).mode & 0o777).toBe(statSync(join(src, 'hosts')).mode & 0o777);
+      // An entry gone from the source goes from the copy; no temporary file is left.
+      rmSync(join(src, 'hosts'));
+      view.current(2000);
+      expect(readdirSync(b.dir).sort()).toEqual(['localtime', 'passwd', 'ssl']);
+      expect(existsSync(join(b.dir, 'shadow'))).toBe(false);
+
+      view.remove();
+      expect(existsSync(b.dir)).toBe(false);
+    } finally {
+      rmSync(root, { recursive: true, force: true });
+    }
+  });
+
+  test('copies left by dead owners are removed, live ones and others kept', () => {
+    const root = mkdtempSync(join(tmpdir(), 'locus-etcview-'));
+    try {
+      for (const n of ['etc-dead', 'etc-live', 'other']) mkdirSync(join(root, n));
+      expect(removeStaleViews(root, 'etc-', (owner) => owner === 'live')).toEqual(['etc-dead']);
+      expect(readdirSync(root).sort()).toEqual(['etc-live', 'other']);
+      expect(removeStaleViews(join(root, 'missing'), 'etc-', () => false)).toEqual([]);
+    } finally {
+      rmSync(root, { recursive: true, force: true });
+    }
   });
 });

@@ -14,6 +14,7 @@
  * a volume appear at a new top-level path such as `/data`.
  */
 import { volumeTarget } from './common.js';
+import type { EtcBinds } from './etc-view.js';
 import type { HostUser } from './host.js';
 import type { ContainerSpec } from './types.js';
 
@@ -53,6 +54,11 @@ export interface BwrapOptions {
   readonly rootEntries: readonly RootEntry[];
   readonly setprivPath: string;
   readonly env: Readonly<Record<string, string>>;
+  /**
+   * A directory holding the ETC_ENTRIES (see etc-view.ts), bound at /etc in one mount, with the
+   * directory entries bound over it from the host. Without it each entry is bound on its own.
+   */
+  readonly etc?: EtcBinds;
 }
 
 /** The bwrap argv (without the bwrap binary itself) for a spec. */
@@ -75,8 +81,13 @@ export function bwrapArgs(spec: ContainerSpec, user: HostUser, opts: BwrapOption
       if (e.kind === 'symlink') a.push('--symlink', e.target ?? '', p);
       else if (e.kind === 'dir') a.push('--ro-bind', p, p);
     }
-    a.push('--perms', '0755', '--dir', '/etc');
-    for (const name of ETC_ENTRIES) a.push('--ro-bind-try', `/etc/${name}`, `/etc/${name}`);
+    if (opts.etc !== undefined) {
+      a.push('--ro-bind', opts.etc.dir, '/etc');
+      for (const name of opts.etc.subdirs) a.push('--ro-bind-try', `/etc/${name}`, `/etc/${name}`);
+    } else {
+      a.push('--perms', '0755', '--dir', '/etc');
+      for (const name of ETC_ENTRIES) a.push('--ro-bind-try', `/etc/${name}`, `/etc/${name}`);
+    }
     a.push('--proc', '/proc', '--dev', '/dev', '--perms', '1777', '--tmpfs', '/tmp');
   }
   // Mount points outside the system directories (in the private /tmp, or at the host path of a

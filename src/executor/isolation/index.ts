@@ -37,6 +37,8 @@ export interface IsolatorOptions {
    * cgroups can be renamed (v1; default 32, 0 turns it off; see cgroup-pool.ts).
    */
   readonly cgroupSpares?: number;
+  /** Linux: containers bind one copy of the /etc entries they see, kept here (default /run/locus; null: a bind per entry). */
+  readonly etcViewParent?: string | null;
 }
 
 /** Describe the isolation this host supports and why. */
@@ -67,6 +69,7 @@ export async function createIsolator(mode: IsolationMode, logger: Logger, option
       ...(options.warmLauncher === false ? { warmLauncher: false } : {}),
       ...(options.nativeLauncher === false ? { nativeLauncherPath: null } : {}),
       ...(options.cgroupSpares !== undefined ? { cgroupSpares: options.cgroupSpares } : {}),
+      ...(options.etcViewParent !== undefined ? { etcViewParent: options.etcViewParent } : {}),
     });
   }
   const why = mode === 'process' ? 'process isolation was requested' : 'linux isolation is not available on this host';

@@ -19,8 +19,9 @@ import { join } from 'node:path';
 import type { Readable, Writable } from 'node:stream';
 import { LocusError } from '../../core/errors.js';
 import type { Logger } from '../../obs/log.js';
-import { bwrapArgs, type RootEntry } from './bwrap.js';
+import { bwrapArgs, ETC_ENTRIES, type RootEntry } from './bwrap.js';
 import { CgroupPool, SPARES_MAX } from './cgroup-pool.js';
+import { EtcView, removeStaleViews, type EtcBinds } from './etc-view.js';
 import { destroyCgroup, type CgroupDriver, type ContainerCgroup, killCgroup } from './cgroups.js';
 import { NativeLauncher, nativeLauncherPath, WarmLauncher, type ContainerLauncher } from './launcher.js';
 import { buildExit, diskMessage, diskPaths, DiskWatch, oomMessage, OutputPump, validateSpec } from './common.js';
@@ -47,7 +48,15 @@ export interface LinuxIsolatorOptions {
   readonly nativeLauncherPath?: string | null;
   /** Emptied cgroups kept for reuse (see cgroup-pool.ts; default SPARES_MAX, 0 = none). */
   readonly cgroupSpares?: number;
+  /**
+   * Where the isolator keeps the copy of /etc its containers bind (see etc-view.ts), as
+   * `<dir>/etc-<owner>`; null binds each /etc entry on its own. Default ETC_VIEW_PARENT.
+   */
+  readonly etcViewParent?: string | null;
 }
+
+/** The default parent of the isolators' /etc copies: root's, in memory, gone at boot. */
+export const ETC_VIEW_PARENT = '/run/locus';
 
 const OWNER_RE = /^locus-(\d+)-(\d+)-[0-9a-f]+$/;
 
@@ -76,6 +85,8 @@ export class LinuxIsolator implements Isolator {
   private readonly launcher: ContainerLauncher | undefined;
   /** Where containers' cgroups come from and go back to. */
   readonly cgroups: CgroupPool;
+  /** The /etc containers bind, unless turned off or it could not be written. */
+  private etcView: EtcView | undefined;
 
   private constructor(
     readonly report: IsolationReport,
@@ -86,6 +97,25 @@ export class LinuxIsolator implements Isolator {
     const native = options.nativeLauncherPath === undefined ? nativeLauncherPath() : (options.nativeLauncherPath ?? undefined);
     this.launcher = options.warmLauncher === false ? undefined : native !== undefined ? new NativeLauncher(native) : new WarmLauncher();
     this.cgroups = new CgroupPool(driver, [options.cgroupRoot, this.owner], options.cgroupSpares ?? SPARES_MAX);
+    const etcParent = options.etcViewParent === undefined ? ETC_VIEW_PARENT : options.etcViewParent;
+    if (etcParent !== null) this.etcView = new EtcView(join(etcParent, `etc-${this.owner}`), ETC_ENTRIES);
+  }
+
+  /** The directory bound at /etc in containers (undefined: each entry is bound on its own). */
+  get etcDir(): string | undefined {
+    return this.etcView?.dir;
+  }
+
+  private etcBinds(): EtcBinds | undefined {
+    if (!this.etcView) return undefined;
+    try {
+      return this.etcView.current();
+    } catch (err) {
+      // A full or read-only /run: containers still get /etc, one bind per entry as before.
+      this.logger.warn({ dir: this.etcView.dir, err: (err as Error).message }, 'cannot keep the /etc copy for containers; binding each entry instead');
+      this.etcView = undefined;
+      return undefined;
+    }
   }
 
   /** What starts the containers: `native` (locus-spawn), `bwrap` (through the warm helper) or `bwrap-direct`. */
@@ -119,6 +149,10 @@ export class LinuxIsolator implements Isolator {
   }
 
   private async cleanupStale(): Promise<void> {
+    const etcParent = this.options.etcViewParent === undefined ? ETC_VIEW_PARENT : this.options.etcViewParent;
+    if (etcParent !== null) {
+      for (const n of removeStaleViews(etcParent, 'etc-', ownerAlive)) this.logger.warn({ dir: join(etcParent, n) }, 'removed the /etc copy of a Locus process that died');
+    }
     const names = new Set<string>();
     for (const base of this.driver.bases) {
       try {
@@ -181,7 +215,7 @@ export class LinuxIsolator implements Isolator {
       throw new LocusError('INTERNAL', `cannot create cgroup for '${spec.id}': ${(err as Error).message}`, { cause: err });
     }
     try {
-      await container.start(cg, user, this.options, env, this.launcher);
+      await container.start(cg, user, this.options, env, this.launcher, this.etcBinds());
     } catch (err) {
       this.containers.delete(spec.id);
       await destroyCgroup(cg, 0).catch(() => undefined);
@@ -211,6 +245,7 @@ export class LinuxIsolator implements Isolator {
         }
       }
       this.cgroups.close();
+      this.etcView?.remove();
       await destroyCgroup(this.driver.open([this.options.cgroupRoot, this.owner]), 0).catch((err: unknown) => {
         this.logger.error({ err: (err as Error).message }, 'could not remove the cgroup directory of this process');
       });
@@ -312,9 +347,9 @@ export class LinuxContainer implements Container {
   }
 
   /** Spawn bwrap, move its init into the cgroup, release it, and start watching. */
-  async start(cg: ContainerCgroup, user: HostUser, options: LinuxIsolatorOptions, env: Record<string, string>, launcher?: ContainerLauncher): Promise<void> {
+  async start(cg: ContainerCgroup, user: HostUser, options: LinuxIsolatorOptions, env: Record<string, string>, launcher?: ContainerLauncher, etc?: EtcBinds): Promise<void> {
     this.cg = cg;
-    const args = bwrapArgs(this.spec, user, { infoFd: 3, blockFd: 4, rootEntries: cachedHostRootEntries(), setprivPath: options.setprivPath, env });
+    const args = bwrapArgs(this.spec, user, { infoFd: 3, blockFd: 4, rootEntries: cachedHostRootEntries(), setprivPath: options.setprivPath, env, ...(etc !== undefined ? { etc } : {}) });
     // Without an output callback or rotation the workload writes its log files directly, so the
     // warm launcher can start it (see launcher.ts); otherwise Locus pumps the pipes itself.
     if (launcher !== undefined && this.spec.onOutput === undefined && !((this.spec.logRotateBytes ?? 0) > 0)) {
