@@ -373,10 +373,13 @@ async function runAttemptInTurns(payload: AttemptPayload, ctx: AttemptContext, c
       if (dest?.kind === 'hdfs' && err instanceof LocusError) {
         return failed({ state: 'FAILED', exitCode: 0, reason: 'OUTPUT_WRITE_FAILED', message: `the output could not be written to ${dest.uri}: ${err.message}` });
       }
-      // Redis unreachable at the commit: the output was not recorded; the attempt goes back, uncounted.
+      // Redis unreachable at the commit: the attempt goes back, uncounted. Whether the record
+      // landed is unknown (Redis may have applied it before the reply was lost), so the staging
+      // directory stays: a record names it, and the task's next attempt on this host finishes
+      // the rename from it (settleCommitted); with no record, the task's next commit sweeps it.
       const errno = (err as NodeJS.ErrnoException).code;
       if (decide !== undefined && (errno === undefined || !errno.startsWith('E'))) {
-        return failed({ state: 'LOST', exitCode: 0, reason: 'COMMIT_LEDGER_UNAVAILABLE', message: `the output could not be recorded: ${(err as Error).message}` });
+        return finish({ state: 'LOST', exitCode: 0, reason: 'COMMIT_LEDGER_UNAVAILABLE', message: `the output could not be recorded: ${(err as Error).message}` });
       }
       throw err;
     }
