@@ -117,6 +117,17 @@ static int is_dir(const char *path) {
 
 /* mkdir -p with mode 0755 for the parents and `mode` for the last one. */
 static void mkdirs(const char *path, mode_t mode) {
+  /* Usually the parents are there already (made for an earlier mount point): one call. */
+  if (mkdir(path, mode) == 0) {
+    if (chmod(path, mode) != 0) die_errno("cannot set the mode of", path);
+    return;
+  }
+  int first = errno;
+  if (first == EEXIST || is_dir(path)) return;
+  if (first != ENOENT) {
+    errno = first;
+    die_errno("cannot create directory", path);
+  }
   char tmp[4096];
   size_t len = strlen(path);
   if (len >= sizeof tmp) die("path too long: %s", path);
