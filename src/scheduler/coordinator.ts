@@ -483,9 +483,17 @@ export class Coordinator {
     });
     const byExecutor = new Map<string, { payload: AttemptPayload; level: LocalityLevel }[]>();
     for (const s of started) {
-      if (s) byExecutor.set(s.executorId, [...(byExecutor.get(s.executorId) ?? []), s]);
+      if (!s) continue;
+      const list = byExecutor.get(s.executorId);
+      if (list) list.push(s);
+      else byExecutor.set(s.executorId, [s]);
     }
-    for (const [executorId, items] of byExecutor) {
+    // The executors' queues are filled side by side: each executor's attempts still go out in
+    // one enqueue, after their starts were recorded, and fail or succeed together. One after the
+    // other, a pass's enqueue took the sum of every executor's round trips (the batch index, then
+    // the queue add): under load 150-450 ms for a pass of 100-300 attempts on 5 executors, which
+    // every attempt of the pass, and every task submitted meanwhile, waited out.
+    await Promise.all([...byExecutor].map(async ([executorId, items]) => {
       try {
         await this.o.dispatch.enqueueMany(executorId, items.map((i) => i.payload));
         for (const i of items) this.o.metrics?.placements.inc({ locality: LOCALITY_NAMES[i.level] });
@@ -496,7 +504,7 @@ export class Coordinator {
           await this.o.jobs.abandonAttempt(i.payload.taskId, i.payload.attemptId, 'ENQUEUE_FAILED');
         }
       }
-    }
+    }));
 
     // 5. Release idle or drained executors: killing the Mesos task makes the executor drain and exit.
     for (const r of plan.releases) {
