@@ -8,7 +8,6 @@ import type { Redis } from 'ioredis';
 import { startRedis, type TestRedis } from '../harness/redis.js';
 import { ManualClock } from '../../src/core/clock.js';
 import { silentLogger } from '../../src/obs/log.js';
-import { JobStore } from '../../src/scheduler/jobs/store.js';
 import { JobService } from '../../src/scheduler/jobs/service.js';
 import { validateJobSpec } from '../../src/scheduler/jobs/spec.js';
 import { ExecutorBook } from '../../src/scheduler/executors.js';
@@ -16,6 +15,7 @@ import { Coordinator, type MesosDriver } from '../../src/scheduler/coordinator.j
 import type { AttemptPayload } from '../../src/executor/contract.js';
 import type { Event, Offer, Operation } from '../../src/mesos/types.js';
 import { waitFor } from '../harness/wait.js';
+import { bareLauncher, roleOffer, subscribed, testJobService } from './coordinator-fixture.js';
 
 let redis: TestRedis;
 let client: Redis;
@@ -39,16 +39,7 @@ const driver: MesosDriver = {
   acceptInverseOffers: async () => undefined,
 };
 
-const offer = (id: string, agent: string, host: string): Offer => ({
-  id: { value: id }, framework_id: { value: 'fw' }, agent_id: { value: agent }, hostname: host,
-  resources: [
-    { name: 'cpus', type: 'SCALAR', scalar: { value: 3.2 }, allocation_info: { role: 'locus' } },
-    { name: 'mem', type: 'SCALAR', scalar: { value: 8192 }, allocation_info: { role: 'locus' } },
-    { name: 'disk', type: 'SCALAR', scalar: { value: 8192 }, allocation_info: { role: 'locus' } },
-  ],
-  attributes: [{ name: 'rack', type: 'TEXT', text: { value: 'r1' } }],
-  allocation_info: { role: 'locus' },
-});
+const offer = (id: string, agent: string, host: string): Offer => roleOffer(id, agent, host, 3.2);
 
 const running = (taskId: string, agent: string): Event => ({
   type: 'UPDATE', update: { status: { task_id: { value: taskId }, state: 'TASK_RUNNING', agent_id: { value: agent }, uuid: 'dXVpZA==' } },
@@ -57,18 +48,10 @@ const running = (taskId: string, agent: string): Event => ({
 beforeAll(async () => {
   redis = await startRedis({ appendonly: false });
   client = redis.client();
-  jobs = new JobService({
-    store: new JobStore(client), clock, logger: silentLogger(), outputRoot: '/tmp/locus-enqueue-out',
-    resolver: { resolve: async () => [] },
-    limits: { maxPendingTasksPerTenant: 100, maxTasksPerJob: 100 },
-  });
+  jobs = testJobService(client, clock, '/tmp/locus-enqueue-out');
   coordinator = new Coordinator({
     role: 'locus', clock, logger: silentLogger(), jobs, executors: new ExecutorBook(client), driver,
-    launcher: {
-      taskInfo: async (l, _o, resources) => ({ name: l.executorId, task_id: { value: l.executorId }, agent_id: { value: l.agentId }, resources: [...resources], command: { value: 'true' } }),
-      ready: async () => undefined,
-      retire: async () => undefined,
-    },
+    launcher: bareLauncher,
     dispatch: {
       enqueueMany: (executorId, payloads) => new Promise<void>((resolve, reject) => {
         pendingEnqueues.push({
@@ -85,8 +68,7 @@ beforeAll(async () => {
     },
     tenants: () => [{ name: 'default', weight: 1 }],
   });
-  await coordinator.recover();
-  await coordinator.handleEvent({ type: 'SUBSCRIBED', subscribed: { framework_id: { value: 'fw' }, heartbeat_interval_seconds: 15 } });
+  await subscribed(coordinator);
 });
 
 afterAll(async () => {

@@ -14,7 +14,6 @@ import type { Redis } from 'ioredis';
 import { startRedis, type TestRedis } from '../harness/redis.js';
 import { ManualClock } from '../../src/core/clock.js';
 import { silentLogger } from '../../src/obs/log.js';
-import { JobStore } from '../../src/scheduler/jobs/store.js';
 import { JobService } from '../../src/scheduler/jobs/service.js';
 import { validateJobSpec } from '../../src/scheduler/jobs/spec.js';
 import { ExecutorBook } from '../../src/scheduler/executors.js';
@@ -25,6 +24,7 @@ import { validateVolumeRequest } from '../../src/volumes/model.js';
 import type { Tenant } from '../../src/core/tenants.js';
 import type { Offer, Operation } from '../../src/mesos/types.js';
 import { waitFor } from '../harness/wait.js';
+import { bareLauncher, testJobService } from './coordinator-fixture.js';
 
 let redis: TestRedis;
 let client: Redis;
@@ -78,11 +78,7 @@ const settle = async (): Promise<void> => {
 beforeAll(async () => {
   redis = await startRedis({ appendonly: false });
   client = redis.client();
-  jobs = new JobService({
-    store: new JobStore(client), clock, logger: silentLogger(), outputRoot: '/tmp/locus-offer-flow-out',
-    resolver: { resolve: async () => [] },
-    limits: { maxPendingTasksPerTenant: 100, maxTasksPerJob: 100 },
-  });
+  jobs = testJobService(client, clock, '/tmp/locus-offer-flow-out');
   volumes = new VolumeService({
     store: new HoldingStore(client), clock, who: { framework: 'locus-test' }, logger: silentLogger(),
     onWork: () => coordinator.noteWork(),
@@ -94,11 +90,7 @@ beforeAll(async () => {
   };
   coordinator = new Coordinator({
     role: 'locus', clock, logger: silentLogger(), jobs, executors: new ExecutorBook(client), driver,
-    launcher: {
-      taskInfo: async (l, _o, resources) => ({ name: l.executorId, task_id: { value: l.executorId }, agent_id: { value: l.agentId }, resources: [...resources], command: { value: 'true' } }),
-      ready: async () => undefined,
-      retire: async () => undefined,
-    },
+    launcher: bareLauncher,
     dispatch: { enqueueMany: async () => undefined, adopt: async () => undefined, cancel: async () => undefined },
     volumes: planner,
     tenants: () => [{ name: 'default', weight: 1 }],

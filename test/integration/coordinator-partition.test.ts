@@ -10,7 +10,6 @@ import type { Redis } from 'ioredis';
 import { startRedis, type TestRedis } from '../harness/redis.js';
 import { ManualClock } from '../../src/core/clock.js';
 import { silentLogger } from '../../src/obs/log.js';
-import { JobStore } from '../../src/scheduler/jobs/store.js';
 import { JobService } from '../../src/scheduler/jobs/service.js';
 import { validateJobSpec } from '../../src/scheduler/jobs/spec.js';
 import { ExecutorBook } from '../../src/scheduler/executors.js';
@@ -18,6 +17,7 @@ import { Coordinator, type MesosDriver } from '../../src/scheduler/coordinator.j
 import type { AttemptPayload } from '../../src/executor/contract.js';
 import type { Event, Offer, Operation } from '../../src/mesos/types.js';
 import { waitFor } from '../harness/wait.js';
+import { bareLauncher, roleOffer, subscribed, testJobService } from './coordinator-fixture.js';
 
 let redis: TestRedis;
 let client: Redis;
@@ -40,16 +40,7 @@ const driver: MesosDriver = {
 };
 
 
-const offer = (id: string, agent: string, host: string): Offer => ({
-  id: { value: id }, framework_id: { value: 'fw' }, agent_id: { value: agent }, hostname: host,
-  resources: [
-    { name: 'cpus', type: 'SCALAR', scalar: { value: 4 }, allocation_info: { role: 'locus' } },
-    { name: 'mem', type: 'SCALAR', scalar: { value: 8192 }, allocation_info: { role: 'locus' } },
-    { name: 'disk', type: 'SCALAR', scalar: { value: 8192 }, allocation_info: { role: 'locus' } },
-  ],
-  attributes: [{ name: 'rack', type: 'TEXT', text: { value: 'r1' } }],
-  allocation_info: { role: 'locus' },
-});
+const offer = (id: string, agent: string, host: string): Offer => roleOffer(id, agent, host, 4);
 
 const update = (taskId: string, state: string, agent = 'S1'): Event => ({
   type: 'UPDATE', update: { status: { task_id: { value: taskId }, state: state as never, agent_id: { value: agent }, uuid: 'dXVpZA==' } },
@@ -58,24 +49,15 @@ const update = (taskId: string, state: string, agent = 'S1'): Event => ({
 beforeAll(async () => {
   redis = await startRedis({ appendonly: false });
   client = redis.client();
-  jobs = new JobService({
-    store: new JobStore(client), clock, logger: silentLogger(), outputRoot: '/tmp/locus-partition-out',
-    resolver: { resolve: async () => [] },
-    limits: { maxPendingTasksPerTenant: 100, maxTasksPerJob: 100 },
-  });
+  jobs = testJobService(client, clock, '/tmp/locus-partition-out');
   coordinator = new Coordinator({
     role: 'locus', clock, logger: silentLogger(), jobs, executors: new ExecutorBook(client), driver,
-    launcher: {
-      taskInfo: async (l, _o, resources) => ({ name: l.executorId, task_id: { value: l.executorId }, agent_id: { value: l.agentId }, resources: [...resources], command: { value: 'true' } }),
-      ready: async () => undefined,
-      retire: async () => undefined,
-    },
+    launcher: bareLauncher,
     dispatch: { enqueueMany: async (_e, p) => { enqueued.push(...p); }, adopt: async () => undefined, cancel: async () => undefined },
     tenants: () => [{ name: 'default', weight: 1 }],
     unreachableGraceMs: 60_000,
   });
-  await coordinator.recover();
-  await coordinator.handleEvent({ type: 'SUBSCRIBED', subscribed: { framework_id: { value: 'fw' }, heartbeat_interval_seconds: 15 } });
+  await subscribed(coordinator);
 });
 
 afterAll(async () => {

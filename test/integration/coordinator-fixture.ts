@@ -1,0 +1,47 @@
+/**
+ * What the coordinator tests on a real Redis share: the job service the coordinator places from
+ * (no datasets, small limits) and a launcher whose executors are bare TaskInfos that never start.
+ */
+import type { Redis } from 'ioredis';
+import type { Clock } from '../../src/core/clock.js';
+import { silentLogger } from '../../src/obs/log.js';
+import type { Coordinator, ExecutorLauncher } from '../../src/scheduler/coordinator.js';
+import type { Offer } from '../../src/mesos/types.js';
+import { JobService } from '../../src/scheduler/jobs/service.js';
+import { JobStore } from '../../src/scheduler/jobs/store.js';
+
+/** A job service on `client` whose outputs go under `outputRoot`. */
+export function testJobService(client: Redis, clock: Clock, outputRoot: string): JobService {
+  return new JobService({
+    store: new JobStore(client), clock, logger: silentLogger(), outputRoot,
+    resolver: { resolve: async () => [] },
+    limits: { maxPendingTasksPerTenant: 100, maxTasksPerJob: 100 },
+  });
+}
+
+/** Executors as TaskInfos named after their ids, running `true`; ready at once, retired at once. */
+export const bareLauncher: ExecutorLauncher = {
+  taskInfo: async (l, _o, resources) => ({ name: l.executorId, task_id: { value: l.executorId }, agent_id: { value: l.agentId }, resources: [...resources], command: { value: 'true' } }),
+  ready: async () => undefined,
+  retire: async () => undefined,
+};
+
+/** An offer for role `locus` of `cpus` cpus and 8 GiB of memory and disk from `agent` on `host`, rack r1. */
+export function roleOffer(id: string, agent: string, host: string, cpus: number): Offer {
+  return {
+    id: { value: id }, framework_id: { value: 'fw' }, agent_id: { value: agent }, hostname: host,
+    resources: [
+      { name: 'cpus', type: 'SCALAR', scalar: { value: cpus }, allocation_info: { role: 'locus' } },
+      { name: 'mem', type: 'SCALAR', scalar: { value: 8192 }, allocation_info: { role: 'locus' } },
+      { name: 'disk', type: 'SCALAR', scalar: { value: 8192 }, allocation_info: { role: 'locus' } },
+    ],
+    attributes: [{ name: 'rack', type: 'TEXT', text: { value: 'r1' } }],
+    allocation_info: { role: 'locus' },
+  };
+}
+
+/** Recover the coordinator and subscribe it as framework `fw`. */
+export async function subscribed(coordinator: Coordinator): Promise<void> {
+  await coordinator.recover();
+  await coordinator.handleEvent({ type: 'SUBSCRIBED', subscribed: { framework_id: { value: 'fw' }, heartbeat_interval_seconds: 15 } });
+}
