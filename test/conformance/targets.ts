@@ -7,7 +7,7 @@
  */
 import { execFileSync, spawn, type ChildProcess } from 'node:child_process';
 import { createHash, randomBytes } from 'node:crypto';
-import { chmodSync, existsSync, mkdirSync, mkdtempSync, readFileSync, readdirSync, readlinkSync, rmSync, writeFileSync } from 'node:fs';
+import { chmodSync, existsSync, mkdirSync, mkdtempSync, readFileSync, readdirSync, readlinkSync, rmdirSync, rmSync, writeFileSync } from 'node:fs';
 import { join, resolve } from 'node:path';
 import { startLocalCluster } from '../../src/local/index.js';
 import { freePort } from '../harness/ports.js';
@@ -174,6 +174,8 @@ export async function startGenuine(o: TargetOptions = {}): Promise<ClusterTarget
   ];
   run('master', 'mesos-master', masterArgs);
   const masterUrl = `http://127.0.0.1:${masterPort}`;
+  // Each agent's containers live under `<hierarchy>/<cgroupsRoot>-<i>`, removed again by stop().
+  const cgroupsRoot = `locus-conf-${randomBytes(3).toString('hex')}`;
   const stop = async (): Promise<void> => {
     for (const p of [...procs].reverse()) p.proc.kill('SIGTERM');
     await Promise.all(procs.map((p) => (p.proc.exitCode !== null || p.proc.signalCode !== null ? Promise.resolve() : Promise.race([new Promise((r) => p.proc.once('exit', r)), new Promise((r) => setTimeout(r, 5000))]))));
@@ -195,13 +197,14 @@ export async function startGenuine(o: TargetOptions = {}): Promise<ClusterTarget
         // already gone
       }
     }
+    // The agents' cgroup roots, emptied by the kills above (each CI run left a few in every hierarchy).
+    await removeCgroupRoots(cgroupsRoot);
     // LOCUS_CONFORMANCE_KEEP=1 keeps logs and sandboxes for a post-mortem.
     if (!process.env['LOCUS_CONFORMANCE_KEEP']) rmSync(dir, { recursive: true, force: true });
   };
   try {
     await waitHttp(`${masterUrl}/health`, () => true, 30_000, procs);
     const agents: { url: string; hostname: string }[] = [];
-    const cgroupsRoot = `locus-conf-${randomBytes(3).toString('hex')}`;
     const agentArgs: string[][] = [];
     for (let i = 1; i <= n; i++) {
       const port = await freePort();
@@ -316,3 +319,46 @@ export const TARGETS: readonly { readonly name: 'genuine' | 'local'; readonly de
   { name: 'local', deps: [], start: startLocal },
   { name: 'genuine', deps: [GENUINE_MESOS], start: startGenuine },
 ];
+
+/**
+ * Remove the cgroup trees named `<root>-*` under each v1 hierarchy (or the cgroup2 mount),
+ * children first; a cgroup whose last killed process is still exiting is busy for a moment,
+ * so each is tried for up to 2 s. Whatever cannot be removed is left, never an error.
+ */
+async function removeCgroupRoots(root: string): Promise<void> {
+  const base = '/sys/fs/cgroup';
+  let hierarchies: string[];
+  try {
+    hierarchies = [base, ...readdirSync(base).map((h) => join(base, h))];
+  } catch {
+    return;
+  }
+  const deepestFirst = (d: string): string[] => {
+    let subs: string[] = [];
+    try {
+      subs = readdirSync(d, { withFileTypes: true }).filter((e) => e.isDirectory()).map((e) => join(d, e.name));
+    } catch {
+      return [];
+    }
+    return [...subs.flatMap(deepestFirst), d];
+  };
+  for (const h of hierarchies) {
+    let names: string[];
+    try {
+      names = readdirSync(h).filter((n) => n.startsWith(`${root}-`));
+    } catch {
+      continue;
+    }
+    for (const d of names.flatMap((n) => deepestFirst(join(h, n)))) {
+      for (let tries = 0; tries < 40; tries++) {
+        try {
+          rmdirSync(d);
+          break;
+        } catch (err) {
+          if ((err as NodeJS.ErrnoException).code !== 'EBUSY') break;
+          await new Promise((r) => setTimeout(r, 50));
+        }
+      }
+    }
+  }
+}
