@@ -15,7 +15,7 @@
 import { spawn, type ChildProcess } from 'node:child_process';
 import { randomBytes } from 'node:crypto';
 import { chmodSync, chownSync, mkdirSync, promises as fsp, readdirSync, readlinkSync, lstatSync } from 'node:fs';
-import { join } from 'node:path';
+import { dirname, join } from 'node:path';
 import type { Readable, Writable } from 'node:stream';
 import { LocusError } from '../../core/errors.js';
 import type { Logger } from '../../obs/log.js';
@@ -149,8 +149,9 @@ export class LinuxIsolator implements Isolator {
   }
 
   private async cleanupStale(): Promise<void> {
-    const etcParent = this.options.etcViewParent === undefined ? ETC_VIEW_PARENT : this.options.etcViewParent;
-    if (etcParent !== null) {
+    // Copies of dead owners sit beside this isolator's own.
+    const etcParent = this.etcView === undefined ? undefined : dirname(this.etcView.dir);
+    if (etcParent !== undefined) {
       for (const n of removeStaleViews(etcParent, 'etc-', ownerAlive)) this.logger.warn({ dir: join(etcParent, n) }, 'removed the /etc copy of a Locus process that died');
     }
     const names = new Set<string>();
