@@ -58,6 +58,7 @@ fi
 if [ ! -f dist/src/cli/main.js ] || [ -n "$(find src bench -newer dist/.build-stamp -name '*.ts' 2>/dev/null | head -1)" ] || [ ! -f dist/.build-stamp ]; then
   say "building"
   npx tsc -p tsconfig.build.json
+  node scripts/bundle-executor.mjs
   touch dist/.build-stamp
 fi
 # The native container launcher (rebuilt when its source changed; skipped, with a line, without cc).

@@ -3,10 +3,9 @@
  * command-line flags, LOCUS_* environment variables, a YAML/JSON config file
  * whose keys are the flag names, and defaults. Errors name the key.
  */
-import { readFileSync } from 'node:fs';
 import { homedir, userInfo } from 'node:os';
 import { dirname, join } from 'node:path';
-import { existsSync } from 'node:fs';
+import { existsSync, readFileSync, statSync } from 'node:fs';
 import { fileURLToPath } from 'node:url';
 import { parse as parseYaml } from 'yaml';
 import { LocusError, invalidField } from '../core/errors.js';
@@ -189,16 +188,32 @@ export function defaultStateDir(): string {
 }
 
 /**
- * The built CLI entry point executors run on the local cluster: next to this
- * module when running from dist/, or the repository's dist/ when running
- * from sources (tests), which must have been built.
+ * The built entry point executors run on the local cluster: see executorEntryFor. Found next to
+ * this module when running from dist/, or in the repository's dist/ when running from sources
+ * (tests), which must have been built.
  */
 export function defaultExecutorMain(): string {
   const here = dirname(fileURLToPath(import.meta.url));
   const candidates = [join(here, '../cli/main.js'), join(here, '../../dist/src/cli/main.js')];
   const built = candidates.find((c) => c.includes('/dist/') && existsSync(c));
-  if (built) return built;
-  throw new LocusError('UNAVAILABLE', "the built CLI (dist/src/cli/main.js) is missing: run 'npm run build'");
+  if (!built) throw new LocusError('UNAVAILABLE', "the built CLI (dist/src/cli/main.js) is missing: run 'npm run build'");
+  return executorEntryFor(built);
+}
+
+/**
+ * Which file executors start from, given the built CLI (`<dist>/src/cli/main.js`): the bundled
+ * executor (`<dist>/executor.mjs`, src/cli/executor-main.ts) when it is at least as new as the
+ * CLI, else the CLI itself; both take `executor <flags>`. An older bundle holds code tsc has
+ * replaced since (a build that skipped scripts/bundle-executor.mjs): running it would run stale code.
+ */
+export function executorEntryFor(cliMain: string): string {
+  const bundle = join(dirname(cliMain), '../../executor.mjs');
+  try {
+    if (statSync(bundle).mtimeMs >= statSync(cliMain).mtimeMs) return bundle;
+  } catch {
+    // Not bundled: the CLI starts executors as well, only more slowly.
+  }
+  return cliMain;
 }
 
 /** Merge flags over the config file and defaults into typed settings. */

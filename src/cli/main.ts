@@ -3,19 +3,9 @@
  * The `locus` command: dispatches to one module per subcommand, loaded lazily
  * so `locus exec` does not pay for fastify and gRPC at start-up.
  */
-import { LocusError } from '../core/errors.js';
-import { CliUsageError } from './args.js';
+import { exitWith, stopOnEarlySignals } from './process.js';
 
-// Asked to stop before a command has installed its own handling (it is still loading its
-// modules): stop at once, as a process without handlers would. Needed because a container's
-// pid 1 (bubblewrap --as-pid-1, an image entrypoint) ignores signals it has no handler for, and
-// an agent's kill would then wait out the whole kill-policy grace. A command's own handler wins.
-for (const [sig, code] of [['SIGTERM', 143], ['SIGINT', 130]] as const) {
-  process.on(sig, () => {
-    if (process.listenerCount(sig) > 1) return;
-    process.exit(code);
-  });
-}
+stopOnEarlySignals();
 
 /** A subcommand: its one-line help and its entry point (returns the exit code). */
 interface CommandEntry {
@@ -70,20 +60,4 @@ async function main(argv: string[]): Promise<number> {
   return await mod.run(rest);
 }
 
-main(process.argv.slice(2)).then(
-  (code) => {
-    process.exitCode = code;
-  },
-  (err: unknown) => {
-    if (err instanceof CliUsageError) {
-      process.stderr.write(`locus: ${err.message}\n`);
-      process.exitCode = 2;
-    } else if (err instanceof LocusError) {
-      process.stderr.write(`locus: ${err.message}\n`);
-      process.exitCode = 1;
-    } else {
-      process.stderr.write(`locus: ${err instanceof Error ? (err.stack ?? err.message) : String(err)}\n`);
-      process.exitCode = 1;
-    }
-  },
-);
+exitWith(main(process.argv.slice(2)));

@@ -8,7 +8,7 @@ import { execFileSync, spawn } from 'node:child_process';
 import { chmodSync, mkdirSync, mkdtempSync, readFileSync, writeFileSync } from 'node:fs';
 import { dirname, join } from 'node:path';
 import { afterAll, afterEach, beforeAll, expect, it } from 'vitest';
-import { LOCUS_CLI } from '../harness/build.js';
+import { LOCUS_CLI, LOCUS_EXECUTOR } from '../harness/build.js';
 import { startRedis, type TestRedis } from '../harness/redis.js';
 import { describeWith } from '../harness/requires.js';
 import { ack, call, offersOf, statusOf, subscribe, subscribeCall, type Ev, type Offer, type Sub } from '../integration/local-helpers.js';
@@ -127,7 +127,7 @@ async function freshRedis(): Promise<void> {
 function frameworkFlags(t: ClusterTarget, extra: Record<string, string> = {}): Record<string, string> {
   return {
     master: t.masterUrl, redis: redis.url, 'state-dir': join(t.dir, 'state'), 'http-port': '0', 'grpc-port': '0',
-    'admin-token': 'c'.repeat(64), 'executor-idle-timeout': '20s', 'executor-main': LOCUS_CLI, 'framework-name': `locus-conformance-${t.kind}`,
+    'admin-token': 'c'.repeat(64), 'executor-idle-timeout': '20s', 'executor-main': LOCUS_EXECUTOR, 'framework-name': `locus-conformance-${t.kind}`,
     'locality-wait-node': '0s', 'locality-wait-rack': '0s',
     ...(t.principal !== undefined && t.secretFile !== undefined ? { principal: t.principal, 'secret-file': t.secretFile } : {}),
     ...extra,

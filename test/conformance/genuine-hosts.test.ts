@@ -10,7 +10,7 @@ import { spawn, type ChildProcess } from 'node:child_process';
 import { chmodSync, mkdirSync, mkdtempSync, readFileSync, rmSync, writeFileSync } from 'node:fs';
 import { join } from 'node:path';
 import { afterAll, beforeAll, expect, it } from 'vitest';
-import { LOCUS_CLI } from '../harness/build.js';
+import { LOCUS_EXECUTOR } from '../harness/build.js';
 import { freePort } from '../harness/ports.js';
 import { startRedis, type TestRedis } from '../harness/redis.js';
 import { describeWith } from '../harness/requires.js';
@@ -64,7 +64,7 @@ describeWith([GENUINE_MESOS, NETNS], 'genuine Mesos agents as separate hosts: a 
     }
     fw = await startFramework(resolveSettings({
       master: `http://${h.gateway}:${port}`, redis: `redis://${h.gateway}:${redis.port}`, 'state-dir': join(dir, 'state'),
-      'http-port': '0', 'grpc-port': '0', 'admin-token': 'd'.repeat(64), 'executor-main': LOCUS_CLI, 'executor-idle-timeout': '60s',
+      'http-port': '0', 'grpc-port': '0', 'admin-token': 'd'.repeat(64), 'executor-main': LOCUS_EXECUTOR, 'executor-idle-timeout': '60s',
       'shared-outputs': 'false', 'host-output-dir': OUTPUTS, 'block-server-bind': '0.0.0.0',
     }), { logger: silentLogger() });
     await fw.waitForSubscribed(30_000);

@@ -1,6 +1,6 @@
 /**
- * The built CLI (`dist/src/cli/main.js`) that integration tests spawn. Built
- * once per suite run when any source file is newer than the build.
+ * The built CLI (`dist/src/cli/main.js`) and executor bundle that integration tests spawn.
+ * Built once per suite run when any source file is newer than the build.
  */
 import { execFileSync } from 'node:child_process';
 import { existsSync, readdirSync, statSync } from 'node:fs';
@@ -8,6 +8,9 @@ import { join, resolve } from 'node:path';
 
 /** Absolute path of the built CLI. */
 export const LOCUS_CLI = resolve('dist/src/cli/main.js');
+
+/** Absolute path of the bundled executor entry point (`executor <flags>`; scripts/bundle-executor.mjs). */
+export const LOCUS_EXECUTOR = resolve('dist/executor.mjs');
 
 function newestMtime(dir: string): number {
   let newest = 0;
@@ -36,5 +39,6 @@ export function ensureBuilt(): void {
     }
     throw err;
   }
+  execFileSync(process.execPath, ['scripts/bundle-executor.mjs'], { stdio: 'inherit' });
   execFileSync('touch', [stamp]);
 }
