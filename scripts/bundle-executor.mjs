@@ -3,7 +3,6 @@
 // ~300 it replaces, and every job that finds no warm executor waits for one to start
 // (src/cli/executor-main.ts). Run after tsc; src/app/config.ts uses the bundle only while it is
 // newer than the tsc output, so a build without this step falls back to dist/src/cli/main.js.
-import { build } from 'esbuild';
 import { existsSync, renameSync, rmSync, statSync } from 'node:fs';
 import { dirname, join } from 'node:path';
 import { fileURLToPath } from 'node:url';
@@ -16,6 +15,15 @@ if (!existsSync(entry)) {
   process.exit(1);
 }
 if (existsSync(out) && statSync(out).mtimeMs >= statSync(entry).mtimeMs && statSync(out).mtimeMs >= statSync(join(root, 'package-lock.json')).mtimeMs) process.exit(0);
+// Without esbuild (a platform it has no binary for) Locus still runs: executors start from the
+// CLI, only more slowly. Said in one line, as scripts/build-native.sh does without a compiler.
+let build;
+try {
+  ({ build } = await import('esbuild'));
+} catch (err) {
+  console.error(`bundle-executor: esbuild is not available (${err instanceof Error ? err.message.split('\n')[0] : String(err)}); executors will start from dist/src/cli/main.js instead of one bundled file`);
+  process.exit(0);
+}
 const tmp = join(root, 'dist/.bundle-tmp');
 rmSync(tmp, { recursive: true, force: true });
 const result = await build({
