@@ -64,10 +64,12 @@ describe('locus doctor', () => {
     const ls = lines(r.stdout);
     // Every line is a check line; nothing else goes to stdout.
     expect(ls.filter((l) => l.status === ''), r.stdout).toEqual([]);
-    expect(ls.map((l) => l.name)).toEqual(['isolation', 'node', 'redis-server', 'state-dir', 'master', 'redis']);
+    expect(ls.map((l) => l.name)).toEqual(['isolation', 'node', 'executor', 'redis-server', 'state-dir', 'master', 'redis']);
     const byName = new Map(ls.map((l) => [l.name, l]));
     expect(byName.get('node')?.text).toMatch(new RegExp(`^OK +node +v${process.versions.node.replace(/\./g, '\\.')}$`));
     expect(byName.get('redis-server')?.text).toMatch(/^OK +redis-server +installed \(\d+\.\d+/);
+    // The build bundles the executor: doctor says executors start from that one file.
+    expect(byName.get('executor')?.text).toMatch(/^OK +executor +starts from one bundled file \(dist\/executor\.mjs\)$/);
     expect(byName.get('master')?.text).toContain(`OK    master`);
     expect(byName.get('master')?.text).toContain(`${cluster.masterUrl} answers`);
     expect(byName.get('redis')?.text).toMatch(/^OK +redis +redis:\/\/127\.0\.0\.1:\d+\/? answers \(Redis \d+\.\d+\.\d+\); AOF on; maxmemory-policy noeviction$/);
@@ -102,7 +104,7 @@ describe('locus doctor', () => {
     const r = await doctor(['--json'], { LOCUS_MASTER: cluster.masterUrl, LOCUS_REDIS: redis.url });
     expect(r.code).toBe(0);
     const results = JSON.parse(r.stdout) as { name: string; status: string; summary: string; fix?: string; details: string[] }[];
-    expect(results.map((x) => x.name)).toEqual(['isolation', 'node', 'redis-server', 'state-dir', 'master', 'redis']);
+    expect(results.map((x) => x.name)).toEqual(['isolation', 'node', 'executor', 'redis-server', 'state-dir', 'master', 'redis']);
     expect(results.find((x) => x.name === 'master')?.status).toBe('ok');
     const isolation = results.find((x) => x.name === 'isolation');
     expect(isolation?.details.length).toBeGreaterThan(0);
