@@ -16,6 +16,8 @@ export interface LocusMetrics {
   readonly executors: Gauge<'state'>;
   readonly taskDuration: Histogram<'outcome'>;
   readonly queueDepth: Gauge<'executor'>;
+  /** Attempts the scheduler lets each executor have in flight (the adaptive dispatch window). */
+  readonly dispatchWindow: Gauge<'executor'>;
   readonly masterConnected: Gauge<string>;
   readonly redisConnected: Gauge<string>;
   /** 1 on the leading scheduler, 0 on a standby or a fenced former leader. */
@@ -43,6 +45,7 @@ export function createMetrics(): LocusMetrics {
       buckets: [0.1, 0.5, 1, 5, 15, 60, 300, 1800, 7200], registers: r,
     }),
     queueDepth: new Gauge({ name: 'locus_queue_depth', help: 'Attempts queued per executor', labelNames: ['executor'], registers: r }),
+    dispatchWindow: new Gauge({ name: 'locus_dispatch_window', help: 'Attempts the scheduler lets each executor have in flight (adaptive; at most its slots)', labelNames: ['executor'], registers: r }),
     masterConnected: new Gauge({ name: 'locus_master_subscribed', help: '1 when subscribed to a Mesos master', registers: r }),
     redisConnected: new Gauge({ name: 'locus_redis_connected', help: '1 when connected to Redis', registers: r }),
     leader: new Gauge({ name: 'locus_leader', help: '1 on the leading scheduler, 0 on a standby or a fenced former leader', registers: r }),

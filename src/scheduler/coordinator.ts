@@ -18,6 +18,7 @@ import {
 } from './placement/index.js';
 import { offerRole, subtractTaken, summarizeOffer, takeResources, type OfferSummary } from './offers.js';
 import type { CoordinatorOptions, Explanation } from './ports.js';
+import { DispatchWindows } from './dispatch-window.js';
 import { tagOf } from '../volumes/wire.js';
 
 // The ports live in ports.ts; they are re-exported here for callers that wire a coordinator.
@@ -57,9 +58,13 @@ export class Coordinator {
   private unreconciled = new Map<string, string>();
   private reconcileTimer: TimerHandle | undefined;
   private readonly log: Logger;
+  /** How many attempts each executor may have in flight (dispatch-window.ts). */
+  private readonly windows: DispatchWindows;
 
   constructor(private readonly o: CoordinatorOptions) {
     this.log = o.logger.child({ component: 'coordinator' });
+    this.windows = new DispatchWindows(o.dispatchWindow);
+    this.windows.onChange = (c) => this.log.debug({ ...c }, 'dispatch window changed');
     o.jobs.on('work', () => this.noteWork());
   }
 
@@ -166,6 +171,10 @@ export class Coordinator {
   /** An attempt's result arrived from its executor. */
   async onAttemptResult(result: AttemptResult, executorId: string): Promise<void> {
     const outcome = await this.o.jobs.finishAttempt(result);
+    // The start time of an attempt that ran is the dispatch window's signal; synthetic results
+    // (lost, cancelled before it started) carry no start worth measuring.
+    const ran = outcome !== 'STALE' && (result.state === 'SUCCEEDED' || result.state === 'FAILED' || result.state === 'TIMED_OUT');
+    this.windows.finished(executorId, result.attemptId, ran ? result.startedAt : undefined, this.o.clock.now(), result.finishedAt - result.startedAt);
     if (outcome === 'STALE') {
       this.log.debug({ attemptId: result.attemptId }, 'stale attempt result ignored');
       return;
@@ -273,6 +282,7 @@ export class Coordinator {
 
   private snapshot(offers: readonly OfferSummary[], otherWork = false): Snapshot {
     const now = this.o.clock.now();
+    const pendingWork = this.o.jobs.index.size > 0;
     const executors: ExecutorView[] = this.o.executors.all()
       .filter((e) => e.state === 'LAUNCHING' || e.state === 'RUNNING' || e.state === 'DRAINING')
       .map((e) => {
@@ -280,10 +290,13 @@ export class Coordinator {
         // A launching executor takes attempts already: they wait in the runtime until it has
         // registered its queue, so placement never launches a second executor for the same work.
         const free = Math.max(0, e.slots - busy);
+        // A running executor's window may hold some free slots back from tasks (not from growth).
+        const window = e.state === 'RUNNING' ? this.windows.dispatchable(e.executorId, e.slots, free, now, pendingWork) : free;
         return {
           executorId: e.executorId, agentId: e.agentId, hostname: e.hostname,
           ...(e.rack ? { rack: e.rack } : {}), attributes: e.attributes,
           slotResources: e.slotResources, slots: e.slots, freeSlots: free,
+          ...(window < free ? { dispatchSlots: window } : {}),
           volumes: e.volumes, ...(e.tenant ? { tenant: e.tenant } : {}),
           freeSince: e.idleSince ?? now, ...(e.idleSince === undefined ? {} : { idleSince: e.idleSince }),
           draining: e.state === 'DRAINING', ...(e.state === 'LAUNCHING' ? { launching: true } : {}),
@@ -494,6 +507,10 @@ export class Coordinator {
     // the queue add): under load 150-450 ms for a pass of 100-300 attempts on 5 executors, which
     // every attempt of the pass, and every task submitted meanwhile, waited out.
     await Promise.all([...byExecutor].map(async ([executorId, items]) => {
+      // Noted before the queue write, so a fast result finds its dispatch time. Attempts handed
+      // to a launching executor wait for its registration: their start says nothing of its queue.
+      const ex = this.o.executors.get(executorId);
+      this.windows.dispatched(executorId, ex?.slots ?? items.length, items.map((i) => i.payload.attemptId), this.o.clock.now(), ex?.state === 'RUNNING');
       try {
         await this.o.dispatch.enqueueMany(executorId, items.map((i) => i.payload));
         for (const i of items) this.o.metrics?.placements.inc({ locality: LOCALITY_NAMES[i.level] });
@@ -501,6 +518,7 @@ export class Coordinator {
         this.log.warn({ err: String(err), executorId, attempts: items.length }, 'enqueue failed; the tasks go back to pending');
         for (const i of items) {
           this.release(executorId);
+          this.windows.forget(executorId, i.payload.attemptId);
           await this.o.jobs.abandonAttempt(i.payload.taskId, i.payload.attemptId, 'ENQUEUE_FAILED');
         }
       }
@@ -562,10 +580,12 @@ export class Coordinator {
     }
     m.executors.reset();
     m.queueDepth.reset();
+    m.dispatchWindow.reset();
     for (const e of this.o.executors.all()) {
       m.executors.inc({ state: e.state });
       m.queueDepth.set({ executor: e.executorId }, this.busy.get(e.executorId) ?? 0);
     }
+    for (const [executor, window] of this.windows.entries()) m.dispatchWindow.set({ executor }, window);
   }
 
   private async reconcile(): Promise<void> {
@@ -696,6 +716,7 @@ export class Coordinator {
     await this.o.executors.update(executorId, { state: 'GONE', message });
     for (const a of this.o.jobs.attemptsOnExecutor(executorId)) await this.loseAttempt(a.taskId, a.attemptId, executorId, reason);
     this.busy.delete(executorId);
+    this.windows.dropExecutor(executorId);
     for (const v of ex.volumes) {
       await this.o.volumes?.release?.(v, executorId).catch((err: unknown) => this.log.warn({ err: String(err), volumeId: v }, 'releasing a volume failed'));
     }

@@ -13,6 +13,7 @@ import type { ExecutorLaunch, PlacementOptions } from './placement/index.js';
 import type { ExecutorBook } from './executors.js';
 import type { OfferSummary } from './offers.js';
 import type { JobService } from './jobs/service.js';
+import type { DispatchWindowOptions } from './dispatch-window.js';
 
 /** The Mesos calls the coordinator makes (the scheduler client satisfies it through a thin adapter). */
 export interface MesosDriver {
@@ -82,6 +83,11 @@ export interface CoordinatorOptions {
   readonly volumes?: OfferOperationPlanner;
   readonly tenants: () => readonly TenantSetting[];
   readonly placement?: Partial<PlacementOptions>;
+  /**
+   * The adaptive per-executor dispatch window (dispatch-window.ts); `{ enabled: false }` turns
+   * it off (every free slot takes tasks). Defaults: DEFAULT_DISPATCH_WINDOW.
+   */
+  readonly dispatchWindow?: Partial<DispatchWindowOptions>;
   /** How often to re-run placement while work is pending (delay scheduling needs time to pass). */
   readonly tickMs?: number;
   /** How long a TASK_UNREACHABLE executor keeps its attempts before they are retried elsewhere. */

@@ -91,7 +91,7 @@ export function placeExecutors(pass: Pass): ExecutorDecisions {
 
   // Demand by slot shape. Only built when there is an offer to grow on or an idle executor that
   // might make room; the benchmark's hot path (no offers, busy executors) never pays for it.
-  const needShapes = offers.length > 0 || pass.execs.some((x) => !x.used && x.free >= x.view.slots && x.view.slots > 0);
+  const needShapes = offers.length > 0 || pass.execs.some((x) => !x.used && x.free + x.held >= x.view.slots && x.view.slots > 0);
   const shapes = needShapes ? shapeDemand(pass, blocked) : { list: [] as Shape[], of: new Map<Queue, Shape>() };
 
   // What this pass already placed on offered hosts, per shape (the overlay); only walked when there are offers.
@@ -110,15 +110,18 @@ export function placeExecutors(pass: Pass): ExecutorDecisions {
   // Slots still free after task placement, by host and by volume; they absorb demand first.
   // A free slot counts against every shape it fits: conservative (it may under-launch by the
   // few slots that sit free while their tasks wait for locality), never over-launching.
+  // Slots the dispatch window holds back count as free: they take the work as soon as the
+  // executor starts what it queues, so they are no reason for another executor.
   const freeHost = new Map<string, Map<Shape, number>>();
   const freeVolume = new Map<string, number>();
   for (const x of pass.execs) {
-    if (x.free <= 0) continue;
-    for (const v of x.volumes) freeVolume.set(v, (freeVolume.get(v) ?? 0) + x.free);
+    const free = x.free + x.held;
+    if (free <= 0) continue;
+    for (const v of x.volumes) freeVolume.set(v, (freeVolume.get(v) ?? 0) + free);
     for (const sh of shapes.list) {
       if (!fits(sh.slot, x.view.slotResources)) continue;
-      if (offerHosts.has(x.view.hostname)) bump(freeHost, x.view.hostname, sh, x.free);
-      if (x.view.tenant === undefined) sh.unmet -= x.free;
+      if (offerHosts.has(x.view.hostname)) bump(freeHost, x.view.hostname, sh, free);
+      if (x.view.tenant === undefined) sh.unmet -= free;
     }
   }
 

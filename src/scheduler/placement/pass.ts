@@ -21,8 +21,10 @@ import type {
 /** One executor as the pass sees it. */
 export interface ExecState {
   readonly view: ExecutorView;
-  /** Slots still free in this pass. */
+  /** Slots task placement may still fill in this pass (the dispatch window's share of the free ones). */
   free: number;
+  /** Free slots the dispatch window holds back: free for executor growth and release, not for tasks. */
+  readonly held: number;
   /** How long its free slots have waited (ms): the idle-capacity side of delay scheduling. */
   readonly idleMs: number;
   readonly volumes: readonly string[];
@@ -228,14 +230,16 @@ export class Pass {
       total.disk += e.slotResources.disk * e.slots;
       if (e.draining) continue;
       const host = index.hostId(e.hostname);
+      const free = Math.max(0, Math.min(e.freeSlots, e.dispatchSlots ?? e.freeSlots));
       if (host >= 0) {
         this.hostAliveById[host] = 1;
-        if (e.freeSlots > 0) this.hostFree[host] = (this.hostFree[host] as number) + e.freeSlots;
+        if (free > 0) this.hostFree[host] = (this.hostFree[host] as number) + free;
       }
       if (e.rack !== undefined) this.racksAlive.add(e.rack);
       this.execs.push({
         view: e,
-        free: e.freeSlots,
+        free,
+        held: Math.max(0, e.freeSlots - free),
         idleMs: e.freeSlots > 0 ? this.now - (e.freeSince ?? this.now) : 0,
         volumes: e.volumes ?? EMPTY,
         used: false,

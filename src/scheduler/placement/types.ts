@@ -86,7 +86,15 @@ export interface ExecutorView {
   /** What one slot offers a task. */
   readonly slotResources: ResourceVector;
   readonly slots: number;
+  /** Slots not busy: what executor growth, idleness and release go by. */
   readonly freeSlots: number;
+  /**
+   * Of the free slots, how many tasks may go to it now (at most freeSlots; undefined = all of
+   * them): the coordinator's dispatch window holds the rest back while the executor queues
+   * attempts it cannot start yet. Task placement fills these only; executor placement still
+   * counts every free slot, so a narrow window never launches another executor.
+   */
+  readonly dispatchSlots?: number;
   /** Volumes mounted into this executor. */
   readonly volumes?: readonly string[];
   /** Set when the executor serves one tenant only (volume executors always do). */
