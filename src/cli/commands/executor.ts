@@ -221,10 +221,7 @@ export async function run(argv: string[]): Promise<number> {
   const redisUrl = v['redis-url'] ?? 'redis://127.0.0.1:6379';
   const user = v['redis-user'];
   const bootToken = env('LOCUS_REDIS_BOOT_TOKEN');
-  if (password === undefined && bootToken !== undefined) {
-    if (user === undefined) throw new CliUsageError('LOCUS_REDIS_BOOT_TOKEN needs --redis-user');
-    password = await redeemBootToken(redisUrl, user, executorId, bootToken);
-  }
+  if (password === undefined && bootToken !== undefined && user === undefined) throw new CliUsageError('LOCUS_REDIS_BOOT_TOKEN needs --redis-user');
   const sandbox = v.sandbox ?? env('MESOS_SANDBOX') ?? (await mkdtemp(join(tmpdir(), `locus-executor-${executorId}-`)));
   // A genuine agent makes the sandbox 0750 root: attempts this executor runs as the unprivileged
   // workload user could not reach the inputs it prepares under it (scratch, earlier stages'
@@ -244,10 +241,40 @@ export async function run(argv: string[]): Promise<number> {
     return r;
   };
 
-  const chosen = await chooseRunner({
+  // The data plane (storage readers, block server, commit ledger) when the framework sent a
+  // storage configuration; without one, attempts read through unconfigured backends as before.
+  const storageText = v['storage-config'] ?? env('LOCUS_STORAGE_CONFIG');
+  // Redis (the password from the bootstrap token, then the data plane) and the agent (which
+  // runner) are asked at the same time: each is a few round trips, and a job that finds no warm
+  // executor waits for all of them.
+  const redisSide = (async (): Promise<{ plane: RunningDataPlane; redis: Redis } | undefined> => {
+    if (password === undefined && bootToken !== undefined && user !== undefined) password = await redeemBootToken(redisUrl, user, executorId, bootToken);
+    if (storageText === undefined) return undefined;
+    const redis = connect();
+    try {
+      return { plane: await startDataPlane({ config: decodeExecutorStorageConfig(storageText), redis, logger }), redis };
+    } catch (err) {
+      redis.disconnect();
+      throw err;
+    }
+  })();
+  const agentSide = chooseRunner({
     runner: runnerKind, isolation, endpoint: v['agent-endpoint'] ?? env('MESOS_AGENT_ENDPOINT'), containerId: v['container-id'] ?? env('MESOS_CONTAINER_ID'),
     frameworkId: env('MESOS_FRAMEWORK_ID'), mesosExecutorId: env('MESOS_EXECUTOR_ID'), bearerToken: env('MESOS_EXECUTOR_AUTHENTICATION_TOKEN'), sandbox,
   }, logger);
+  const [redisDone, agentDone] = await Promise.allSettled([redisSide, agentSide]);
+  if (redisDone.status === 'rejected' || agentDone.status === 'rejected') {
+    if (agentDone.status === 'fulfilled') await agentDone.value.close().catch(() => undefined);
+    if (redisDone.status === 'fulfilled' && redisDone.value !== undefined) {
+      await redisDone.value.plane.close().catch(() => undefined);
+      redisDone.value.redis.disconnect();
+    }
+    // A usage error in the runner's flags is the one to fix first.
+    throw agentDone.status === 'rejected' ? agentDone.reason : (redisDone as PromiseRejectedResult).reason;
+  }
+  const chosen = agentDone.value;
+  const dataPlane = redisDone.value?.plane;
+  const dataPlaneRedis = redisDone.value?.redis;
   // MESOS_DIRECTORY is the sandbox's host path; it differs from MESOS_SANDBOX inside an image.
   const hostSandbox = env('MESOS_DIRECTORY');
   const runner: AttemptRunner = hostSandbox !== undefined && hostSandbox !== sandbox ? new HostPathRunner(chosen, sandbox, hostSandbox) : chosen;
@@ -259,22 +286,6 @@ export async function run(argv: string[]): Promise<number> {
     }
     return registry.read(uri, offset, length);
   };
-
-  // The data plane (storage readers, block server, commit ledger) when the framework sent a
-  // storage configuration; without one, attempts read through unconfigured backends as before.
-  const storageText = v['storage-config'] ?? env('LOCUS_STORAGE_CONFIG');
-  let dataPlane: RunningDataPlane | undefined;
-  let dataPlaneRedis: Redis | undefined;
-  if (storageText !== undefined) {
-    dataPlaneRedis = connect();
-    try {
-      dataPlane = await startDataPlane({ config: decodeExecutorStorageConfig(storageText), redis: dataPlaneRedis, logger });
-    } catch (err) {
-      dataPlaneRedis.disconnect();
-      await runner.close().catch(() => undefined);
-      throw err;
-    }
-  }
 
   let executor: Executor;
   try {
