@@ -29,6 +29,7 @@ export const FRAMEWORK_OPTION_NAMES = [
   'host-map', 'hdfs-user', 'hdfs-delegation-token-file', 'ceph-conf', 'ceph-id', 'cephfs-mount', 'gluster-mounts',
   'local-work-dir', 'log-level', 'log-format', 'max-pending-tasks', 'max-tasks-per-job', 'stop-timeout',
   'shared-outputs', 'host-output-dir', 'block-server-bind', 'ha', 'ha-session-timeout', 'allow-unisolated-tenants',
+  'dispatch-window',
 ] as const;
 
 /** One option name of `locus framework`. */
@@ -93,6 +94,8 @@ export interface FrameworkSettings {
    * this installation (`local` delivery), per host for `--executor-uri` and `--executor-image`.
    */
   readonly sharedOutputs: boolean | undefined;
+  /** Whether the scheduler adapts how many attempts each executor has in flight (src/scheduler/dispatch-window.ts); off by default. */
+  readonly dispatchWindow: boolean;
   /** Where executors keep outputs on their host when outputs are not shared (one sub-directory per host name). */
   readonly hostOutputDir: string | undefined;
   /** The address executors' block servers listen on (`block-server-bind`, default 127.0.0.1). */
@@ -354,6 +357,12 @@ export function resolveSettings(flags: RawSettings, file: Readonly<Record<string
       if (v === true || v === 'true') return true;
       if (v === false || v === 'false') return false;
       throw invalidField('shared-outputs', `must be true or false, got '${String(v)}'`);
+    })(),
+    dispatchWindow: ((): boolean => {
+      const v = get('dispatch-window');
+      if (v === undefined || v === '' || v === false || v === 'false') return false;
+      if (v === true || v === 'true') return true;
+      throw invalidField('dispatch-window', `must be true or false, got '${String(v)}'`);
     })(),
     hostOutputDir: str('host-output-dir'),
     blockServerBind: str('block-server-bind') ?? '127.0.0.1',

@@ -335,6 +335,7 @@ export async function startFramework(settings: FrameworkSettings, extras: Framew
       dispatch: runtime.dispatch,
       volumes: volumePlanner,
       tenants,
+      dispatchWindow: { enabled: settings.dispatchWindow },
       placement: {
         defaultLocality: { mode: 'wait', nodeWaitMs: settings.localityWaitNodeMs, rackWaitMs: settings.localityWaitRackMs },
         idleTimeoutMs: settings.executorIdleTimeoutMs,

@@ -62,7 +62,7 @@ function promptStream(prefix: string, from: number, n: number, every = 30): Atte
  * endless work pending. Returns the window at the end and the waits of the last attempts.
  */
 function simulate(opts: Partial<DispatchWindowOptions>, slots: number, serviceMs: number, runMs: number, totalMs: number): { window: number; waits: number[]; started: number } {
-  const w = new DispatchWindows(opts);
+  const w = new DispatchWindows({ enabled: true, ...opts });
   const queue: { id: string; at: number }[] = [];
   const running: { id: string; at: number; startedAt: number; endsAt: number }[] = [];
   let busy = 0;
@@ -104,13 +104,13 @@ const p50 = (xs: number[]): number => [...xs].sort((a, b) => a - b)[xs.length >>
 
 describe('dispatch window: the controller', () => {
   it('starts at the slots and lets every free slot take work while nothing queues', () => {
-    const w = new DispatchWindows();
+    const w = new DispatchWindows({ enabled: true });
     expect(w.dispatchable(E, 100, 100, 0)).toBe(100);
     expect(w.window(E)).toBe(100);
   });
 
   it('shrinks while attempts dispatched at different times wait to start, never below its floor', () => {
-    const w = new DispatchWindows({ floor: 8 });
+    const w = new DispatchWindows({ enabled: true, floor: 8 });
     w.dispatchable(E, 100, 100, 0);
     // A baseline: attempts alone start within 5 ms.
     for (let i = 0; i < 4; i++) oneAttempt(w, `base${i}`, 100, i * 10, 5, 1);
@@ -129,7 +129,7 @@ describe('dispatch window: the controller', () => {
   });
 
   it('grows back, at most to the slots, when attempts start promptly while it holds work back', () => {
-    const w = new DispatchWindows({ floor: 4, quietMs: 1e9 });
+    const w = new DispatchWindows({ enabled: true, floor: 4, quietMs: 1e9 });
     w.dispatchable(E, 50, 50, 0);
     for (let i = 0; i < 4; i++) oneAttempt(w, `base${i}`, 50, i, 2, 1);
     play(w, 50, congestedStream('c', 10, 300));
@@ -143,7 +143,7 @@ describe('dispatch window: the controller', () => {
   });
 
   it('does not grow while it holds nothing back', () => {
-    const w = new DispatchWindows({ floor: 4, quietMs: 1e9 });
+    const w = new DispatchWindows({ enabled: true, floor: 4, quietMs: 1e9 });
     w.dispatchable(E, 50, 50, 0);
     for (let i = 0; i < 4; i++) oneAttempt(w, `base${i}`, 50, i, 2, 1);
     play(w, 50, congestedStream('c', 10, 300));
@@ -154,7 +154,7 @@ describe('dispatch window: the controller', () => {
   });
 
   it('ignores how long attempts run: long and sleeping attempts that start promptly keep every slot', () => {
-    const w = new DispatchWindows();
+    const w = new DispatchWindows({ enabled: true });
     // 19 slots of `sleep 0.2`: a refill every ~11 ms starts within a few ms and ends 200 ms
     // later, reported only then (18 more in flight meanwhile); some run for minutes.
     const attempts = Array.from({ length: 500 }, (_, i) => ({ id: `s${i}`, at: 11 * i, wait: 3 + (i % 5), run: i % 50 === 0 ? 300_000 : 200 }));
@@ -163,7 +163,7 @@ describe('dispatch window: the controller', () => {
   });
 
   it('does not shrink for the queue one burst builds for itself (19 containers launched at once)', () => {
-    const w = new DispatchWindows();
+    const w = new DispatchWindows({ enabled: true });
     w.dispatchable(E, 19, 19, 0);
     const ids = Array.from({ length: 19 }, (_, i) => `b${i}`);
     w.dispatched(E, 19, ids, 0);
@@ -176,7 +176,7 @@ describe('dispatch window: the controller', () => {
   });
 
   it('keeps every slot while attempts wait less than they then run (waves of sleeps on a busy host)', () => {
-    const w = new DispatchWindows();
+    const w = new DispatchWindows({ enabled: true });
     // 19 slots of `sleep 0.3` refilled in waves: each wave's 19 go out over 72 ms and queue for
     // their container launches, 15 ms each, so the last waits 270 ms, then runs 300 ms.
     const attempts: Attempt[] = [];
@@ -186,13 +186,13 @@ describe('dispatch window: the controller', () => {
     const seen = play(w, 19, attempts);
     expect(Math.min(...seen)).toBe(19);
     // The same waits in front of attempts that run 5 ms are a queue: the window shrinks.
-    const v = new DispatchWindows();
+    const v = new DispatchWindows({ enabled: true });
     const short = play(v, 19, attempts.map((a) => ({ ...a, run: 5 })));
     expect(Math.min(...short)).toBeLessThan(19);
   });
 
   it('stops counting an attempt against the window once it has been in flight past youngMs', () => {
-    const w = new DispatchWindows({ floor: 2, youngMs: 1000, quietMs: 1e9 });
+    const w = new DispatchWindows({ enabled: true, floor: 2, youngMs: 1000, quietMs: 1e9 });
     w.dispatchable(E, 40, 40, 0);
     for (let i = 0; i < 4; i++) oneAttempt(w, `base${i}`, 40, i, 1, 1);
     play(w, 40, congestedStream('c', 10, 300));
@@ -206,7 +206,7 @@ describe('dispatch window: the controller', () => {
   });
 
   it('goes back to the slots after quietMs without a sample, and measures only attempts sent after a change', () => {
-    const w = new DispatchWindows({ floor: 4, quietMs: 2000 });
+    const w = new DispatchWindows({ enabled: true, floor: 4, quietMs: 2000 });
     w.dispatchable(E, 64, 64, 0);
     for (let i = 0; i < 4; i++) oneAttempt(w, `base${i}`, 64, i, 1, 1);
     // Congested attempts dispatched 2 ms apart; their results arrive 10 ms apart after a second.
