@@ -70,6 +70,12 @@ const rows: Row[] = [
     code: 'NO_CAPACITY',
   },
   {
+    name: 'free slots held back by the dispatch window',
+    task: t0(),
+    snapshot: snap(0, { executors: [exec('r1-h1', { freeSlots: 3, dispatchSlots: 0 }), exec('r2-h1', { freeSlots: 0 })] }),
+    code: 'DISPATCH_WINDOW',
+  },
+  {
     name: 'task too big for any slot or offer',
     task: t0({ resources: { cpus: 64, mem: 512, disk: 0 } }),
     snapshot: snap(0, { executors: [exec('r1-h1')], offers: [offer('r1-h1')] }),

@@ -97,5 +97,9 @@ function explainWith(pass: Pass, t: PendingTask, opts: PlacementOptions): Reason
   if (!head && feasible.some((x) => pass.levelOf(t, x) === LocalityLevel.NODE_LOCAL)) {
     return reason(taskId, 'FAIR_SHARE', 'its executors are busy with tenants that hold less than their share');
   }
+  // Free slots only the dispatch window holds back: they open as the executors' queued attempts start.
+  if (feasible.some((x) => x.held > 0)) {
+    return reason(taskId, 'DISPATCH_WINDOW', 'the executors that can run it have free slots, held back by the dispatch window while their queued attempts wait to start');
+  }
   return reason(taskId, 'NO_CAPACITY', 'every slot that can run it is busy');
 }

@@ -264,6 +264,7 @@ export type ReasonCode =
   | 'VOLUME_AGENT_UNAVAILABLE'
   | 'NO_OFFER_FROM_VOLUME_AGENT'
   | 'FAIR_SHARE'
+  | 'DISPATCH_WINDOW'
   | 'NO_CAPACITY';
 
 /** Why one task is pending; `until` says when a waiting task may take a less local slot. */
