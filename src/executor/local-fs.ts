@@ -10,6 +10,7 @@
  * loop stops the executor's heartbeat, so there every call stays asynchronous; so does any
  * filesystem not known to be local.
  */
+import * as fs from 'node:fs';
 import { promises as fsp } from 'node:fs';
 
 /** statfs f_type values of local, disk- or memory-backed filesystems (linux/magic.h). */
@@ -53,4 +54,71 @@ export async function learnLocalFs(dir: string): Promise<boolean> {
 /** Whether `dir` is known to be on a local filesystem (false until learnLocalFs has looked). */
 export function knownLocalFs(dir: string): boolean {
   return known.get(dir) === true;
+}
+
+/**
+ * The metadata calls an attempt's output makes, each returning its value or a promise of it (the
+ * caller awaits either): synchronous on a local filesystem, through the thread pool elsewhere.
+ */
+export interface MetaCalls {
+  mkdirp(path: string): string | undefined | Promise<string | undefined>;
+  chmod(path: string, mode: number): void | Promise<void>;
+  readdir(path: string): fs.Dirent[] | Promise<fs.Dirent[]>;
+  open(path: string, flags: string): number | Promise<number>;
+  write(fd: number, text: string): unknown;
+  close(fd: number): void | Promise<void>;
+  rename(from: string, to: string): void | Promise<void>;
+  rmdir(path: string): void | Promise<void>;
+  /** fsync a file or directory by path: the flush always through the thread pool, only the open and close differ. */
+  fsync(path: string): Promise<void>;
+  /** fsync an open descriptor (through the thread pool). */
+  fsyncFd(fd: number): Promise<void>;
+}
+
+const fsyncFd = (fd: number): Promise<void> => new Promise((resolve, reject) => fs.fsync(fd, (err) => (err ? reject(err) : resolve())));
+
+const SYNC_CALLS: MetaCalls = {
+  mkdirp: (path) => fs.mkdirSync(path, { recursive: true }),
+  chmod: (path, mode) => fs.chmodSync(path, mode),
+  readdir: (path) => fs.readdirSync(path, { withFileTypes: true }),
+  open: (path, flags) => fs.openSync(path, flags),
+  write: (fd, text) => fs.writeSync(fd, text),
+  close: (fd) => fs.closeSync(fd),
+  rename: (from, to) => fs.renameSync(from, to),
+  rmdir: (path) => fs.rmdirSync(path),
+  fsync: async (path) => {
+    const fd = fs.openSync(path, 'r');
+    try {
+      await fsyncFd(fd);
+    } finally {
+      fs.closeSync(fd);
+    }
+  },
+  fsyncFd,
+};
+
+/** The thread pool's calls (any filesystem not known to be local). */
+export const POOLED_CALLS: MetaCalls = {
+  mkdirp: (path) => fsp.mkdir(path, { recursive: true }),
+  chmod: (path, mode) => fsp.chmod(path, mode),
+  readdir: (path) => fsp.readdir(path, { withFileTypes: true }),
+  open: (path, flags) => new Promise((resolve, reject) => fs.open(path, flags, (err, fd) => (err ? reject(err) : resolve(fd)))),
+  write: (fd, text) => new Promise((resolve, reject) => fs.write(fd, text, (err) => (err ? reject(err) : resolve(undefined)))),
+  close: (fd) => new Promise((resolve, reject) => fs.close(fd, (err) => (err ? reject(err) : resolve()))),
+  rename: (from, to) => fsp.rename(from, to),
+  rmdir: (path) => fsp.rmdir(path),
+  fsync: async (path) => {
+    const fh = await fsp.open(path, 'r');
+    try {
+      await fh.sync();
+    } finally {
+      await fh.close();
+    }
+  },
+  fsyncFd,
+};
+
+/** The calls for an output under `dir` (a stage's output directory). */
+export function metaCallsFor(dir: string): MetaCalls {
+  return knownLocalFs(dir) ? SYNC_CALLS : POOLED_CALLS;
 }

@@ -35,18 +35,14 @@
  * record (`staged`); the next attempt on that host rolls the rename forward.
  */
 import { randomBytes } from 'node:crypto';
-import * as fs from 'node:fs';
 import { promises as fsp } from 'node:fs';
-import { promisify } from 'node:util';
 import { basename, dirname, join } from 'node:path';
 import { COMMIT_MARKER, type CommittedOutput, type OutputFile } from './contract.js';
-import { knownLocalFs, learnLocalFs } from './local-fs.js';
+import { learnLocalFs, metaCallsFor, POOLED_CALLS, type MetaCalls } from './local-fs.js';
 
-const fsyncFd = promisify(fs.fsync);
-
-/** Whether this task's output directory is on a local filesystem: metadata calls are then synchronous (local-fs.ts). */
-function localFor(plan: OutputPlan): boolean {
-  return knownLocalFs(dirname(plan.finalDir));
+/** The metadata calls for this task's output: synchronous where its directory is local (local-fs.ts). */
+function callsFor(plan: OutputPlan): MetaCalls {
+  return metaCallsFor(dirname(plan.finalDir));
 }
 
 export { COMMIT_MARKER };
@@ -96,7 +92,7 @@ export async function settleCommitted(record: CommittedOutput & { readonly stage
   } catch {
     return false;
   }
-  await fsyncPath(dirname(record.path)).catch(() => undefined);
+  await POOLED_CALLS.fsync(dirname(record.path)).catch(() => undefined);
   await fsp.rm(dirname(record.staged), { recursive: true, force: true }).catch(() => undefined);
   return true;
 }
@@ -137,17 +133,15 @@ export async function committedBy(finalDir: string): Promise<string | undefined>
 export async function prepareAttemptDir(plan: OutputPlan): Promise<void> {
   // One call makes the staging root too; it names the first directory it created, none when the
   // attempt's directory was there already (which must not be shared: refused as mkdir would).
-  const local = localFor(plan);
-  const made = local ? fs.mkdirSync(plan.attemptDir, { recursive: true }) : await fsp.mkdir(plan.attemptDir, { recursive: true });
-  if (made === undefined) {
+  const calls = callsFor(plan);
+  if ((await calls.mkdirp(plan.attemptDir)) === undefined) {
     throw Object.assign(new Error(`EEXIST: staging directory already exists, mkdir '${plan.attemptDir}'`), { code: 'EEXIST', path: plan.attemptDir });
   }
   // Workloads run as an unprivileged user; the staging name is unguessable
   // and lives only as long as the attempt.
-  if (local) fs.chmodSync(plan.attemptDir, 0o777);
-  else await fsp.chmod(plan.attemptDir, 0o777);
+  await calls.chmod(plan.attemptDir, 0o777);
   // The stage's directory exists now: the next attempts under it know its filesystem.
-  if (!local) await learnLocalFs(dirname(plan.finalDir));
+  if (calls === POOLED_CALLS) await learnLocalFs(dirname(plan.finalDir));
 }
 
 /**
@@ -155,59 +149,23 @@ export async function prepareAttemptDir(plan: OutputPlan): Promise<void> {
  * left a `_SUCCESS` of its own, even a symlink to a file it wants overwritten: only then (EEXIST)
  * is whatever is there removed (rm does not follow links) and the marker created again.
  */
-async function writeMarker(marker: string, attemptId: string, local: boolean): Promise<void> {
+async function writeMarker(marker: string, attemptId: string, calls: MetaCalls): Promise<void> {
   const text = JSON.stringify({ attemptId, committedAt: new Date().toISOString() }) + '\n';
-  if (local) {
-    let fd: number;
-    try {
-      fd = fs.openSync(marker, 'wx');
-    } catch (err) {
-      if ((err as NodeJS.ErrnoException).code !== 'EEXIST') throw err;
-      await fsp.rm(marker, { force: true, recursive: true });
-      fd = fs.openSync(marker, 'wx');
-    }
-    try {
-      fs.writeSync(fd, text);
-      // As below: the data on disk before the marker says it is committed.
-      await fsyncFd(fd);
-    } finally {
-      fs.closeSync(fd);
-    }
-    return;
-  }
-  let fh: fsp.FileHandle;
+  let fd: number;
   try {
-    fh = await fsp.open(marker, 'wx');
+    fd = await calls.open(marker, 'wx');
   } catch (err) {
     if ((err as NodeJS.ErrnoException).code !== 'EEXIST') throw err;
     await fsp.rm(marker, { force: true, recursive: true });
-    fh = await fsp.open(marker, 'wx');
+    fd = await calls.open(marker, 'wx');
   }
   try {
-    await fh.writeFile(text);
+    await calls.write(fd, text);
     // The data must be on disk before the marker says it is committed: after a host crash a
     // marker over truncated files would be taken as a finished task.
-    await fh.sync();
+    await calls.fsyncFd(fd);
   } finally {
-    await fh.close();
-  }
-}
-
-async function fsyncPath(path: string, local = false): Promise<void> {
-  if (local) {
-    const fd = fs.openSync(path, 'r');
-    try {
-      await fsyncFd(fd);
-    } finally {
-      fs.closeSync(fd);
-    }
-    return;
-  }
-  const fh = await fsp.open(path, 'r');
-  try {
-    await fh.sync();
-  } finally {
-    await fh.close();
+    await calls.close(fd);
   }
 }
 
@@ -220,7 +178,7 @@ interface DirSync {
 const dirSyncs = new Map<string, DirSync>();
 
 function startDirSync(dir: string, s: DirSync): Promise<void> {
-  const p: Promise<void> = fsyncPath(dir, knownLocalFs(dir)).finally(() => {
+  const p: Promise<void> = metaCallsFor(dir).fsync(dir).finally(() => {
     if (s.current !== p) return;
     s.current = undefined;
     if (s.next === undefined) dirSyncs.delete(dir);
@@ -271,11 +229,10 @@ export async function commitOutput(plan: OutputPlan, attemptId: string, decide?:
     // The data must be on disk before the marker says it is committed: after a host crash a
     // marker over truncated files would be taken as a finished task. The workload's own
     // `_SUCCESS`, if any, is replaced by writeMarker, not synced here.
-    const local = localFor(plan);
-    await syncTree(plan.attemptDir, true, true, undefined, '', local);
-    await writeMarker(marker, attemptId, local);
-    if (local) fs.renameSync(plan.attemptDir, plan.finalDir);
-    else await fsp.rename(plan.attemptDir, plan.finalDir);
+    const calls = callsFor(plan);
+    await syncTree(plan.attemptDir, true, true, undefined, '', calls);
+    await writeMarker(marker, attemptId, calls);
+    await calls.rename(plan.attemptDir, plan.finalDir);
   } catch (err) {
     const code = (err as NodeJS.ErrnoException).code;
     // ENOTEMPTY/EEXIST: another attempt won the race. ENOENT: our staging
@@ -298,8 +255,8 @@ export async function commitOutput(plan: OutputPlan, attemptId: string, decide?:
  * and `dir` itself unless `self` is false (a caller that syncs it later anyway, after adding the
  * marker, would otherwise flush it twice).
  */
-async function syncTree(dir: string, self = true, skipMarker = false, files?: OutputFile[], prefix = '', local = false): Promise<void> {
-  for (const e of local ? fs.readdirSync(dir, { withFileTypes: true }) : await fsp.readdir(dir, { withFileTypes: true })) {
+async function syncTree(dir: string, self = true, skipMarker = false, files?: OutputFile[], prefix = '', calls: MetaCalls = POOLED_CALLS): Promise<void> {
+  for (const e of await calls.readdir(dir)) {
     // The top directory's `_SUCCESS` is the marker's place: writeMarker replaces it, and it is
     // never one of the output's files.
     if (skipMarker && e.name === COMMIT_MARKER) continue;
@@ -310,13 +267,13 @@ async function syncTree(dir: string, self = true, skipMarker = false, files?: Ou
     if (e.isDirectory()) {
       // A directory that cannot be read cannot be listed either: when listing, that fails the
       // commit as the listing alone would.
-      await (files === undefined ? syncTree(p, true, false, undefined, '', local).catch(tolerate) : syncTree(p, true, false, files, name, local));
+      await (files === undefined ? syncTree(p, true, false, undefined, '', calls).catch(tolerate) : syncTree(p, true, false, files, name, calls));
     } else if (e.isFile()) {
-      await fsyncPath(p, local).catch(tolerate);
+      await calls.fsync(p).catch(tolerate);
       if (files !== undefined) files.push({ name, size: (await fsp.stat(p)).size });
     }
   }
-  if (self) await fsyncPath(dir, local);
+  if (self) await calls.fsync(dir);
 }
 
 /** Remove this delivery's staging directory (failed or losing attempt). */
@@ -333,8 +290,7 @@ export async function discardAttemptDir(plan: OutputPlan): Promise<void> {
 export async function sweepStaging(plan: OutputPlan): Promise<void> {
   // Usually the committed attempt was the root's only entry: one rmdir, no walk.
   try {
-    if (localFor(plan)) fs.rmdirSync(plan.stagingRoot);
-    else await fsp.rmdir(plan.stagingRoot);
+    await callsFor(plan).rmdir(plan.stagingRoot);
     return;
   } catch {
     // Other deliveries' directories are there (or the root is gone): the full sweep.
@@ -349,21 +305,20 @@ async function commitWithLedger(plan: OutputPlan, attemptId: string, decide: Com
   // The files' data and every subdirectory now, listed in the same walk; the attempt
   // directory's own entries once, below, after the marker joined them (still before the
   // decision and the rename).
-  const local = localFor(plan);
+  const calls = callsFor(plan);
   const files: OutputFile[] = [];
-  await syncTree(plan.attemptDir, false, true, files, '', local);
+  await syncTree(plan.attemptDir, false, true, files, '', calls);
   files.sort((a, b) => (a.name < b.name ? -1 : a.name > b.name ? 1 : 0));
   const size = files.reduce((a, f) => a + f.size, 0);
-  await writeMarker(marker, attemptId, local);
-  await fsyncPath(plan.attemptDir, local);
+  await writeMarker(marker, attemptId, calls);
+  await calls.fsync(plan.attemptDir);
   const decision = await decide(files, size, plan.attemptDir);
   if (!decision.won) {
     await discardAttemptDir(plan);
     return { kind: 'already', finalDir: decision.record.path, winner: decision.record.attemptId, record: decision.record };
   }
   try {
-    if (local) fs.renameSync(plan.attemptDir, plan.finalDir);
-    else await fsp.rename(plan.attemptDir, plan.finalDir);
+    await calls.rename(plan.attemptDir, plan.finalDir);
   } catch (err) {
     const code = (err as NodeJS.ErrnoException).code;
     if (code === 'ENOTEMPTY' || code === 'EEXIST') {
