@@ -247,6 +247,14 @@ export function resolveSettings(flags: RawSettings, file: Readonly<Record<string
     if (!Number.isInteger(n) || n < 1) throw invalidField(key, `must be a whole number >= 1, got '${String(v)}'`);
     return n;
   };
+  /** A true/false option (YAML booleans or their strings); undefined when not given. */
+  const flag = (key: string): boolean | undefined => {
+    const v = get(key);
+    if (v === undefined || v === '') return undefined;
+    if (v === true || v === 'true') return true;
+    if (v === false || v === 'false') return false;
+    throw invalidField(key, `must be true or false, got '${String(v)}'`);
+  };
   const dur = (key: string, fallbackMs: number): number => {
     const v = get(key);
     return v === undefined ? fallbackMs : parseDurationMs(typeof v === 'number' ? v : String(v), key);
@@ -333,12 +341,7 @@ export function resolveSettings(flags: RawSettings, file: Readonly<Record<string
     executorMemMiB: str('executor-mem') === undefined ? DEFAULT_EXECUTOR_OVERHEAD.memMiB : parseSizeMiB(str('executor-mem') ?? '', 'executor-mem'),
     executorIdleTimeoutMs: dur('executor-idle-timeout', 60_000),
     isolation,
-    allowUnisolatedTenants: ((): boolean => {
-      const v = get('allow-unisolated-tenants');
-      if (v === undefined || v === '' || v === false || v === 'false') return false;
-      if (v === true || v === 'true') return true;
-      throw invalidField('allow-unisolated-tenants', `must be true or false, got '${String(v)}'`);
-    })(),
+    allowUnisolatedTenants: flag('allow-unisolated-tenants') ?? false,
     executorRunner,
     localityWaitNodeMs: dur('locality-wait-node', 3000),
     localityWaitRackMs: dur('locality-wait-rack', 3000),
@@ -351,19 +354,8 @@ export function resolveSettings(flags: RawSettings, file: Readonly<Record<string
     hdfsUser: str('hdfs-user') ?? processUser(),
     hdfsDelegationToken,
     localWorkDir: str('local-work-dir'),
-    sharedOutputs: ((): boolean | undefined => {
-      const v = get('shared-outputs');
-      if (v === undefined || v === '') return undefined;
-      if (v === true || v === 'true') return true;
-      if (v === false || v === 'false') return false;
-      throw invalidField('shared-outputs', `must be true or false, got '${String(v)}'`);
-    })(),
-    dispatchWindow: ((): boolean => {
-      const v = get('dispatch-window');
-      if (v === undefined || v === '' || v === false || v === 'false') return false;
-      if (v === true || v === 'true') return true;
-      throw invalidField('dispatch-window', `must be true or false, got '${String(v)}'`);
-    })(),
+    sharedOutputs: flag('shared-outputs'),
+    dispatchWindow: flag('dispatch-window') ?? false,
     hostOutputDir: str('host-output-dir'),
     blockServerBind: str('block-server-bind') ?? '127.0.0.1',
     logLevel: str('log-level') ?? 'info',

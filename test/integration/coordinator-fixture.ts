@@ -26,14 +26,14 @@ export const bareLauncher: ExecutorLauncher = {
   retire: async () => undefined,
 };
 
-/** An offer for role `locus` of `cpus` cpus and 8 GiB of memory and disk from `agent` on `host`, rack r1. */
-export function roleOffer(id: string, agent: string, host: string, cpus: number): Offer {
+/** An offer for role `locus` of `cpus` cpus, 8 GiB of memory and `diskMiB` of disk from `agent` on `host`, rack r1. */
+export function roleOffer(id: string, agent: string, host: string, cpus: number, diskMiB = 8192): Offer {
   return {
     id: { value: id }, framework_id: { value: 'fw' }, agent_id: { value: agent }, hostname: host,
     resources: [
       { name: 'cpus', type: 'SCALAR', scalar: { value: cpus }, allocation_info: { role: 'locus' } },
       { name: 'mem', type: 'SCALAR', scalar: { value: 8192 }, allocation_info: { role: 'locus' } },
-      { name: 'disk', type: 'SCALAR', scalar: { value: 8192 }, allocation_info: { role: 'locus' } },
+      { name: 'disk', type: 'SCALAR', scalar: { value: diskMiB }, allocation_info: { role: 'locus' } },
     ],
     attributes: [{ name: 'rack', type: 'TEXT', text: { value: 'r1' } }],
     allocation_info: { role: 'locus' },

@@ -19,6 +19,7 @@ import { validateJobSpec } from '../../src/scheduler/jobs/spec.js';
 import { ExecutorBook } from '../../src/scheduler/executors.js';
 import { Coordinator, type MesosDriver, type OfferOperationPlanner } from '../../src/scheduler/coordinator.js';
 import { VolumeService } from '../../src/volumes/service.js';
+import { roleOffer } from './coordinator-fixture.js';
 import { HoldingStore } from '../../src/volumes/store.js';
 import { validateVolumeRequest } from '../../src/volumes/model.js';
 import type { Tenant } from '../../src/core/tenants.js';
@@ -55,16 +56,7 @@ const driver: MesosDriver = {
 
 
 let seq = 0;
-const offer = (agent: string, host: string, cpus = 4): Offer => ({
-  id: { value: `o${++seq}` }, framework_id: { value: 'fw' }, agent_id: { value: agent }, hostname: host,
-  resources: [
-    { name: 'cpus', type: 'SCALAR', scalar: { value: cpus }, allocation_info: { role: 'locus' } },
-    { name: 'mem', type: 'SCALAR', scalar: { value: 8192 }, allocation_info: { role: 'locus' } },
-    { name: 'disk', type: 'SCALAR', scalar: { value: 1000 }, allocation_info: { role: 'locus' } },
-  ],
-  attributes: [{ name: 'rack', type: 'TEXT', text: { value: 'r1' } }],
-  allocation_info: { role: 'locus' },
-});
+const offer = (agent: string, host: string, cpus = 4): Offer => roleOffer(`o${++seq}`, agent, host, cpus, 1000);
 
 const scalar = (rs: readonly { name: string; scalar?: { value: number } }[], name: string): number =>
   rs.filter((r) => r.name === name).reduce((a, r) => a + (r.scalar?.value ?? 0), 0);
