@@ -29,7 +29,7 @@ export const FRAMEWORK_OPTION_NAMES = [
   'host-map', 'hdfs-user', 'hdfs-delegation-token-file', 'ceph-conf', 'ceph-id', 'cephfs-mount', 'gluster-mounts',
   'local-work-dir', 'log-level', 'log-format', 'max-pending-tasks', 'max-tasks-per-job', 'stop-timeout',
   'shared-outputs', 'host-output-dir', 'block-server-bind', 'ha', 'ha-session-timeout', 'allow-unisolated-tenants',
-  'dispatch-window',
+  'dispatch-window', 'executor-prefetch',
 ] as const;
 
 /** One option name of `locus framework`. */
@@ -96,6 +96,11 @@ export interface FrameworkSettings {
   readonly sharedOutputs: boolean | undefined;
   /** Whether the scheduler adapts how many attempts each executor has in flight (src/scheduler/dispatch-window.ts); off by default. */
   readonly dispatchWindow: boolean;
+  /**
+   * Whether executors take attempts beyond their slots and hold them prepared for the next slot
+   * to free (src/scheduler/prefetch.ts; sent only while an executor's attempts end quickly); on by default.
+   */
+  readonly executorPrefetch: boolean;
   /** Where executors keep outputs on their host when outputs are not shared (one sub-directory per host name). */
   readonly hostOutputDir: string | undefined;
   /** The address executors' block servers listen on (`block-server-bind`, default 127.0.0.1). */
@@ -356,6 +361,7 @@ export function resolveSettings(flags: RawSettings, file: Readonly<Record<string
     localWorkDir: str('local-work-dir'),
     sharedOutputs: flag('shared-outputs'),
     dispatchWindow: flag('dispatch-window') ?? false,
+    executorPrefetch: flag('executor-prefetch') ?? true,
     hostOutputDir: str('host-output-dir'),
     blockServerBind: str('block-server-bind') ?? '127.0.0.1',
     logLevel: str('log-level') ?? 'info',

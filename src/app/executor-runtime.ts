@@ -12,7 +12,7 @@ import type { Clock } from '../core/clock.js';
 import { formatMiB } from '../core/units.js';
 import type { Logger } from '../obs/log.js';
 import { Queue } from 'bullmq';
-import { CANCELLED_REASON, QUEUE_PREFIX, executorBatchIndexKey, executorKey, executorQueueName, type AttemptPayload, type AttemptResult } from '../executor/contract.js';
+import { CANCELLED_REASON, QUEUE_PREFIX, executorBatchIndexKey, executorKey, executorQueueName, prefetchDepth, type AttemptPayload, type AttemptResult } from '../executor/contract.js';
 import type { CommandInfo, ContainerInfo, TaskInfo } from '../mesos/types.js';
 import { Dispatcher } from '../scheduler/dispatch.js';
 import { ExecutorProvisioner } from '../scheduler/executor-registry.js';
@@ -147,6 +147,7 @@ export async function createExecutorRuntime(o: ExecutorRuntimeOptions): Promise<
         '--agent-id', launch.agentId,
         '--hostname', launch.hostname,
         '--slots', String(launch.slots),
+        ...(settings.executorPrefetch ? ['--prefetch', String(prefetchDepth(launch.slots))] : []),
         '--slot-cpus', String(launch.slotResources.cpus),
         '--slot-mem', formatMiB(launch.slotResources.mem),
         '--slot-disk', formatMiB(launch.slotResources.disk),
@@ -262,6 +263,9 @@ export async function createExecutorRuntime(o: ExecutorRuntimeOptions): Promise<
     },
     async adopt(executorId, payload) {
       await dispatcher.adopt(executorId, payload);
+    },
+    prefetch(executorId) {
+      return dispatcher.prefetchOf(executorId);
     },
     async cancel(executorId, attemptId) {
       // An attempt still buffered for an executor that has not registered never reaches it:

@@ -7,7 +7,7 @@
 import { createWriteStream, promises as fsp } from 'node:fs';
 import { dirname, join } from 'node:path';
 import { pipeline } from 'node:stream/promises';
-import { COMMIT_MARKER, CONTRACT_VERSION, HOST_DISK_FULL, INPUT_FAILED, INPUT_UNREACHABLE, contractCompatible, ledgerIdOf, type AttemptPayload, type AttemptProgress, type AttemptResult, type AttemptVolume, type CommittedOutput } from './contract.js';
+import { COMMIT_MARKER, CONTRACT_VERSION, HANDED_BACK, HOST_DISK_FULL, INPUT_FAILED, INPUT_UNREACHABLE, contractCompatible, ledgerIdOf, type AttemptPayload, type AttemptProgress, type AttemptResult, type AttemptVolume, type CommittedOutput } from './contract.js';
 import { fetchPart, isHostCause, materialiseSplit, type DataPlane } from './data-plane.js';
 import { commitOutput, committedBy, discardAttemptDir, planOutput, prepareAttemptDir, settleCommitted, type CommitDecision, type OutputPlan } from './output.js';
 import { commitToHdfs, destinationOf, isHdfsRecord, settleHdfs, type Destination } from './destination.js';
@@ -15,6 +15,7 @@ import { LocusError } from '../core/errors.js';
 import { containerIdFor, type AttemptRunner, type RunExit, type RunHandle } from './runner.js';
 import { tenantOfOutput, tenantUid, type TenantUidRange } from './isolation/tenant.js';
 import type { Logger } from '../obs/log.js';
+import type { SlotWait } from './slot-gate.js';
 
 /** Streams a byte range of a file from its storage backend (the storage port's `read`). */
 export type SplitReader = (uri: string, offset: number, length: number) => Promise<NodeJS.ReadableStream>;
@@ -60,6 +61,12 @@ export interface AttemptControl {
    * of that turn. Absent: no turns, every attempt goes at once. The workload's own run holds none.
    */
   turn?(): Promise<() => void>;
+  /**
+   * Waits for one of the executor's slots once the attempt is set up, right before its container
+   * starts (SlotGate); the slot is given back when the container has exited. Absent: the
+   * scheduler's placement is the only bound on containers at once.
+   */
+  slot?(): Promise<SlotWait>;
 }
 
 const NO_TURN = (): void => undefined;
@@ -224,6 +231,7 @@ async function runAttemptInTurns(payload: AttemptPayload, ctx: AttemptContext, c
     if (scratchMade) await fsp.rm(scratch, { recursive: true, force: true });
   };
   let handle: RunHandle;
+  let releaseSlot: () => void = NO_TURN;
   // A relative host path names a directory of the executor's own sandbox (a persistent volume
   // its agent mounted there); each runner resolves it the way its launcher can see it.
   const volumes = [...payload.volumes];
@@ -274,6 +282,18 @@ async function runAttemptInTurns(payload: AttemptPayload, ctx: AttemptContext, c
     // A stage directory replaced by a local copy is not on this host: it cannot be mounted.
     for (const p of payload.inputPaths) if (!rewrites.has(p)) volumes.push({ hostPath: p, containerPath: p, readOnly: true });
     for (const [k, v] of Object.entries(env)) env[k] = rewrite(substitute(v, values), rewrites);
+    if (control.slot !== undefined) {
+      const got = await control.slot();
+      if (got === 'timeout' || got === 'aborted') {
+        // Never started: its staging goes, and the scheduler places it again (not counted).
+        if (plan) await discardAttemptDir(plan).catch(() => undefined);
+        await cleanupScratch().catch(() => undefined);
+        return got === 'timeout'
+          ? end({ state: 'LOST', exitCode: null, reason: HANDED_BACK, message: `handed back before it started: every slot of the executor on ${ctx.host} stayed busy; it is placed again` })
+          : end({ state: 'LOST', exitCode: null, reason: 'DRAINED', message: 'the executor drained and handed the attempt back before it started' });
+      }
+      releaseSlot = got.release;
+    }
     handle = await ctx.runner.launch({
       containerId,
       argv: payload.argv.map((a) => rewrite(substitute(a, values), rewrites)),
@@ -283,6 +303,7 @@ async function runAttemptInTurns(payload: AttemptPayload, ctx: AttemptContext, c
       ...(uid !== undefined ? { user: String(uid) } : {}),
     });
   } catch (err) {
+    releaseSlot();
     if (plan) await discardAttemptDir(plan).catch(() => undefined);
     await cleanupScratch().catch(() => undefined);
     if (err instanceof InputError) {
@@ -323,6 +344,8 @@ async function runAttemptInTurns(payload: AttemptPayload, ctx: AttemptContext, c
   } finally {
     if (timer) clearTimeout(timer);
     control.drain.removeEventListener('abort', onDrain);
+    // The container is gone: its slot goes to the next prepared attempt while this one commits.
+    releaseSlot();
   }
   control.onExited?.();
   await commitTurn();

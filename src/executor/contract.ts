@@ -225,7 +225,38 @@ export const EXECUTOR_FIELDS = {
   blockServer: 'blockServer',
   /** '1' when the executor takes batch jobs (AttemptBatch); absent on executors that predate them. */
   batches: 'batches',
+  /**
+   * How many attempts beyond its slots the executor takes and holds prepared (prefetchDepth);
+   * absent (0) on executors that predate prefetching: the scheduler never sends those more
+   * attempts than slots.
+   */
+  prefetch: 'prefetch',
 } as const;
+
+/**
+ * Attempts beyond its slots an executor takes ahead (its queue worker takes slots + this many
+ * jobs). Each is set up (its ledger lookup, staging directory and inputs) and waits, prepared,
+ * for the next container to exit, so the slot goes straight to it: without them a slot of short
+ * tasks idles through the commit, the result's way to the scheduler, the next dispatch and the
+ * next set-up, ~20 ms of a 230 ms cycle of `sleep 0.2` (bench/results/short-2026-12-06-s5.md).
+ * A quarter of the slots is more than the slots that free while one is refilled (19 slots of
+ * 0.23 s free one every 12 ms, against ~15 ms to refill), capped so that a large executor does
+ * not hold a large backlog outside the scheduler's pending set, where fair share orders it.
+ */
+export function prefetchDepth(slots: number): number {
+  return Math.max(1, Math.min(8, Math.ceil(slots / 4)));
+}
+
+/**
+ * The longest a prepared attempt waits for a slot before the executor hands it back (result
+ * LOST, reason HANDED_BACK): the scheduler prefetches only onto executors whose attempts end
+ * quickly, but a run of long tasks can follow, and an attempt must not wait behind them while
+ * another executor has room.
+ */
+export const PREFETCH_HOLD_MS = 1000;
+
+/** Result reason of a prepared attempt that found no slot within PREFETCH_HOLD_MS: it never ran, not counted. */
+export const HANDED_BACK = 'HANDED_BACK';
 
 /**
  * A hash of data-plane secrets (field `blockToken`: the bearer token every block server

@@ -1,8 +1,10 @@
 /**
  * The executor process: registers itself in Redis, heartbeats, consumes its
- * own BullMQ queue with concurrency = slots (one job = one attempt, or a batch of attempts run
- * side by side: the scheduler never places more attempts on it than it has slots), and drains
- * on request, on idleness or on SIGTERM.
+ * own BullMQ queue (one job = one attempt, or a batch of attempts run side by side), and drains
+ * on request, on idleness or on SIGTERM. Its queue worker takes up to slots + prefetch jobs: the
+ * scheduler sends more attempts than slots only to an executor whose attempts end quickly, and
+ * the extra ones wait prepared at its SlotGate for the next container to exit (or are handed
+ * back after PREFETCH_HOLD_MS).
  *
  * Redis layout (all keys this process touches, which is exactly what its
  * ACL user allows): the BullMQ keys of `executorQueueName(id)` under
@@ -25,6 +27,7 @@ import {
   CANCELLED_REASON,
   contractCompatible,
   decodeAttemptPayload,
+  PREFETCH_HOLD_MS,
   executorKey,
   executorKillKey,
   executorQueueName,
@@ -37,6 +40,7 @@ import {
   type ExecutorState,
 } from './contract.js';
 import type { AttemptRunner } from './runner.js';
+import { SlotGate } from './slot-gate.js';
 
 /** Everything an executor needs to run. */
 export interface ExecutorOptions {
@@ -71,6 +75,10 @@ export interface ExecutorOptions {
   readonly progressDelayMs?: number;
   /** Attempts the executor sets up or commits at once (FairTurns; default DEFAULT_TURNS, 0 = no limit). */
   readonly turns?: number;
+  /** Attempts taken beyond the slots, held prepared for the next free slot (default 0: none; the framework asks for prefetchDepth(slots)). */
+  readonly prefetch?: number;
+  /** How long a prepared attempt waits for a slot before it is handed back (default PREFETCH_HOLD_MS). */
+  readonly prefetchHoldMs?: number;
 }
 
 /**
@@ -199,10 +207,15 @@ export class Executor {
   private readonly inFlight = new Map<string, Promise<AttemptResult>>();
   private readonly log: Logger;
   private readonly turns: FairTurns | undefined;
+  /** Containers at once: the slots, whatever the worker has taken. */
+  private readonly gate: SlotGate;
+  private readonly prefetch: number;
 
   private constructor(private readonly o: ExecutorOptions) {
     const turns = o.turns ?? DEFAULT_TURNS;
     this.turns = turns > 0 ? new FairTurns(turns) : undefined;
+    this.gate = new SlotGate(o.slots);
+    this.prefetch = Math.max(0, Math.floor(o.prefetch ?? 0));
     this.redis = o.connect();
     this.redis.on('error', () => undefined);
     this.key = executorKey(o.executorId);
@@ -257,6 +270,8 @@ export class Executor {
       startedAt: String(Date.now()),
       // This executor completes batch jobs (AttemptBatch); a scheduler sends it batches only then.
       [F.batches]: '1',
+      // And takes this many attempts beyond its slots, holding them prepared (SlotGate).
+      [F.prefetch]: String(this.prefetch),
       // Where other hosts read this host's dataset replicas and committed outputs.
       ...(this.o.dataPlane?.blockServer === undefined ? {} : { [F.blockServer]: this.o.dataPlane.blockServer }),
     };
@@ -280,7 +295,7 @@ export class Executor {
     const worker = new Worker(executorQueueName(this.o.executorId), (job: Job) => this.process(job, ctx), {
       connection: this.workerConnection,
       prefix: QUEUE_PREFIX,
-      concurrency: this.o.slots,
+      concurrency: this.o.slots + this.prefetch,
       lockDuration: this.o.lockDurationMs ?? 30_000,
       stalledInterval: this.o.stalledIntervalMs ?? 30_000,
       // A stall is the executor's or Redis's trouble, not the task's: allow several.
@@ -387,6 +402,7 @@ export class Executor {
         delivery: job.id ?? '',
         drain: kill.stop.signal,
         ...(this.turns === undefined ? {} : { turn: () => (this.turns as FairTurns).take(payload.jobId) }),
+        slot: () => this.gate.acquire(kill.stop.signal, this.o.prefetchHoldMs ?? PREFETCH_HOLD_MS),
         // BullMQ's own `active` event already tells the scheduler the attempt
         // runs; a progress report (with the sandbox) follows only for attempts
         // that last, so short tasks cost no extra Redis round trip.

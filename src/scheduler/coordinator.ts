@@ -9,7 +9,7 @@
 import type { TimerHandle } from '../core/clock.js';
 import { LOCALITY_NAMES, type LocalityLevel } from '../core/locality.js';
 import type { Logger } from '../obs/log.js';
-import type { AttemptPayload, AttemptResult } from '../executor/contract.js';
+import { HANDED_BACK, type AttemptPayload, type AttemptResult } from '../executor/contract.js';
 import type { Event, Offer, Operation, Resource, TaskInfo, TaskStatus } from '../mesos/types.js';
 import { TERMINAL_TASK_STATES } from '../mesos/types.js';
 import {
@@ -19,6 +19,7 @@ import {
 import { offerRole, subtractTaken, summarizeOffer, takeResources, type OfferSummary } from './offers.js';
 import type { CoordinatorOptions, Explanation } from './ports.js';
 import { DispatchWindows } from './dispatch-window.js';
+import { PrefetchPolicy } from './prefetch.js';
 import { tagOf } from '../volumes/wire.js';
 
 // The ports live in ports.ts; they are re-exported here for callers that wire a coordinator.
@@ -60,6 +61,8 @@ export class Coordinator {
   private readonly log: Logger;
   /** How many attempts each executor may have in flight (dispatch-window.ts). */
   private readonly windows: DispatchWindows;
+  /** Which executors are sent attempts beyond their slots (prefetch.ts). */
+  private readonly prefetch = new PrefetchPolicy();
 
   constructor(private readonly o: CoordinatorOptions) {
     this.log = o.logger.child({ component: 'coordinator' });
@@ -175,6 +178,7 @@ export class Coordinator {
     // (lost, cancelled before it started) carry no start worth measuring.
     const ran = outcome !== 'STALE' && (result.state === 'SUCCEEDED' || result.state === 'FAILED' || result.state === 'TIMED_OUT');
     this.windows.finished(executorId, result.attemptId, ran ? result.startedAt : undefined, this.o.clock.now(), result.finishedAt - result.startedAt);
+    this.prefetch.finished(executorId, ran ? result.finishedAt - result.startedAt : undefined, result.reason === HANDED_BACK);
     if (outcome === 'STALE') {
       this.log.debug({ attemptId: result.attemptId }, 'stale attempt result ignored');
       return;
@@ -292,11 +296,15 @@ export class Coordinator {
         const free = Math.max(0, e.slots - busy);
         // A running executor's window may hold some free slots back from tasks (not from growth).
         const window = e.state === 'RUNNING' ? this.windows.dispatchable(e.executorId, e.slots, free, now, pendingWork) : free;
+        // Unless its window holds slots back, an executor whose attempts end quickly is also
+        // sent its prefetch: attempts it holds prepared for the next container to exit.
+        const ahead = e.state === 'RUNNING' && window >= free ? this.prefetch.extra(e.executorId, e.slots, this.o.dispatch.prefetch?.(e.executorId) ?? 0) : 0;
+        const dispatchable = window < free ? window : Math.max(0, e.slots + ahead - busy);
         return {
           executorId: e.executorId, agentId: e.agentId, hostname: e.hostname,
           ...(e.rack ? { rack: e.rack } : {}), attributes: e.attributes,
           slotResources: e.slotResources, slots: e.slots, freeSlots: free,
-          ...(window < free ? { dispatchSlots: window } : {}),
+          ...(dispatchable !== free ? { dispatchSlots: dispatchable } : {}),
           volumes: e.volumes, ...(e.tenant ? { tenant: e.tenant } : {}),
           freeSince: e.idleSince ?? now, ...(e.idleSince === undefined ? {} : { idleSince: e.idleSince }),
           draining: e.state === 'DRAINING', ...(e.state === 'LAUNCHING' ? { launching: true } : {}),
@@ -717,6 +725,7 @@ export class Coordinator {
     for (const a of this.o.jobs.attemptsOnExecutor(executorId)) await this.loseAttempt(a.taskId, a.attemptId, executorId, reason);
     this.busy.delete(executorId);
     this.windows.dropExecutor(executorId);
+    this.prefetch.dropExecutor(executorId);
     for (const v of ex.volumes) {
       await this.o.volumes?.release?.(v, executorId).catch((err: unknown) => this.log.warn({ err: String(err), volumeId: v }, 'releasing a volume failed'));
     }

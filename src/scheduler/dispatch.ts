@@ -122,6 +122,8 @@ interface Watched {
   readonly attempts: Set<string>;
   /** Whether the executor registered that it takes batch jobs. */
   readonly batches: boolean;
+  /** Attempts it takes beyond its slots (its registration's prefetch). */
+  readonly prefetch: number;
 }
 
 type Listener = (e: DispatchEvent) => void;
@@ -219,10 +221,16 @@ export class Dispatcher {
           lastChangeAt: this.o.clock.now(),
           attempts: new Set(),
           batches: reg.batches,
+          prefetch: reg.prefetch,
         });
       }
     }
     return reg;
+  }
+
+  /** Attempts a watched executor takes beyond its slots (0 when it is not watched or does not prefetch). */
+  prefetchOf(executorId: string): number {
+    return this.executors.get(executorId)?.prefetch ?? 0;
   }
 
   /** Put one attempt on an executor's queue (job id = attempt id, so a repeat is a no-op). */

@@ -124,6 +124,8 @@ export interface ExecutorRegistration {
   readonly runner: string;
   /** Whether it takes batch jobs (several attempts in one queue job). */
   readonly batches: boolean;
+  /** Attempts it takes beyond its slots and holds prepared (0 on executors that predate this). */
+  readonly prefetch: number;
 }
 
 /** Read one executor's registration, or undefined when it never registered. */
@@ -142,6 +144,7 @@ export async function readRegistration(redis: Redis, executorId: string): Promis
     heartbeat: Number(s(F.heartbeat)) || 0,
     runner: s(F.runner),
     batches: s(F.batches) === '1',
+    prefetch: Math.max(0, Math.floor(Number(s(F.prefetch)) || 0)),
   };
 }
 

@@ -44,6 +44,8 @@ export interface AttemptDispatch {
   /** Track an attempt dispatched before a restart; throws when its executor is not there. */
   adopt(executorId: string, payload: AttemptPayload): Promise<void>;
   cancel(executorId: string, attemptId: string): Promise<void>;
+  /** Attempts the executor takes beyond its slots and holds prepared (absent or 0: never more than slots). */
+  prefetch?(executorId: string): number;
 }
 
 /** Volume operations that ride on offers (RESERVE/CREATE/DESTROY/UNRESERVE). */

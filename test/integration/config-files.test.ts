@@ -252,6 +252,7 @@ describe('the operator guide says what the code does', () => {
     expect(documented('locality-wait-node')).toBe(`\`${s.localityWaitNodeMs / 1000}s\` / \`${s.localityWaitRackMs / 1000}s\``);
     expect(documented('stop-timeout')).toBe(`\`${s.stopTimeoutMs / 1000}s\``);
     expect(documented('dispatch-window')).toBe(`\`${String(s.dispatchWindow)}\``);
+    expect(documented('executor-prefetch')).toBe(`\`${String(s.executorPrefetch)}\``);
   });
 });
 

@@ -30,7 +30,10 @@ describe('scheduler failover', () => {
     const spec = {
       name: 'failover', retries: 0,
       tasks: Array.from({ length: tasks }, () => ({
-        command: ['sh', '-c', `sleep 1.5; echo {task.index} {attempt} > '{output}/v'`],
+        // 1.0 to 1.9 s, one task ending every 100 ms: identical tasks started together ended
+        // within a few milliseconds of each other on a quick machine, and the moment below
+        // (some done, some running) was often missed.
+        command: ['sh', '-c', `sleep 1.{task.index}; echo {task.index} {attempt} > '{output}/v'`],
       })),
       task: { command: ['true'], resources: { cpus: 0.25, mem: '64MiB', disk: '16MiB' } },
     };

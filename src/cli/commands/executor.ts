@@ -33,6 +33,9 @@ attempt in an isolated (nested) container. Every flag also reads LOCUS_<FLAG>.
   --agent-id ID           the agent it runs on (default MESOS_AGENT_ID)
   --hostname NAME         the agent's hostname (default: this host's)
   --slots N               attempts run at once (default 1)
+  --prefetch N            attempts taken beyond the slots and held prepared for the next slot
+                          to free; one that waits over 1s is handed back (LOST, HANDED_BACK).
+                          The framework sets it for its executors (default 0: none)
   --slot-cpus N           cpus per slot (default 1)
   --slot-mem SIZE         memory per slot (default 256MiB)
   --slot-disk SIZE        disk per slot (default 0: no limit)
@@ -66,6 +69,7 @@ const OPTIONS = {
   'agent-id': { type: 'string' },
   hostname: { type: 'string' },
   slots: { type: 'string' },
+  prefetch: { type: 'string' },
   'slot-cpus': { type: 'string' },
   'slot-mem': { type: 'string' },
   'slot-disk': { type: 'string' },
@@ -208,6 +212,7 @@ export async function run(argv: string[]): Promise<number> {
   const runnerKind = v.runner ?? 'auto';
   if (!['auto', 'agent', 'isolator', 'noop'].includes(runnerKind)) throw new CliUsageError(`--runner must be auto, agent, isolator or noop, got '${runnerKind}'`);
   const slots = intFlag(v.slots, 'slots', 1, 1);
+  const prefetch = intFlag(v.prefetch, 'prefetch', 0, 0);
   let tenantUids: TenantUidRange | undefined;
   try {
     tenantUids = v['tenant-uids'] === undefined ? DEFAULT_TENANT_UIDS : parseTenantUids(v['tenant-uids'], '--tenant-uids');
@@ -294,6 +299,7 @@ export async function run(argv: string[]): Promise<number> {
       agentId: v['agent-id'] ?? env('MESOS_AGENT_ID') ?? 'none',
       hostname: v.hostname ?? osHostname(),
       slots,
+      prefetch,
       slotResources: { cpus: slotCpus, memMiB: size(v['slot-mem'], 'slot-mem', 256), diskMiB: size(v['slot-disk'], 'slot-disk', 0) },
       connect,
       runner,

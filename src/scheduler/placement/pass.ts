@@ -230,7 +230,7 @@ export class Pass {
       total.disk += e.slotResources.disk * e.slots;
       if (e.draining) continue;
       const host = index.hostId(e.hostname);
-      const free = Math.max(0, Math.min(e.freeSlots, e.dispatchSlots ?? e.freeSlots));
+      const free = Math.max(0, e.dispatchSlots ?? e.freeSlots);
       if (host >= 0) {
         this.hostAliveById[host] = 1;
         if (free > 0) this.hostFree[host] = (this.hostFree[host] as number) + free;

@@ -89,10 +89,11 @@ export interface ExecutorView {
   /** Slots not busy: what executor growth, idleness and release go by. */
   readonly freeSlots: number;
   /**
-   * Of the free slots, how many tasks may go to it now (at most freeSlots; undefined = all of
-   * them): the coordinator's dispatch window holds the rest back while the executor queues
-   * attempts it cannot start yet. Task placement fills these only; executor placement still
-   * counts every free slot, so a narrow window never launches another executor.
+   * How many tasks may go to it now (undefined = freeSlots). Fewer than its free slots while the
+   * coordinator's dispatch window holds some back (the executor queues attempts it cannot start
+   * yet); more while it is sent its prefetch (attempts it holds prepared for the next container
+   * to exit, see scheduler/prefetch.ts). Task placement fills these only; executor placement
+   * still counts free slots, so neither launches or holds back another executor.
    */
   readonly dispatchSlots?: number;
   /** Volumes mounted into this executor. */

@@ -1,0 +1,155 @@
+/**
+ * The coordinator sends an executor attempts beyond its slots (its registered prefetch) only
+ * while its attempts end quickly: none at first, its prefetch once a run of short results came
+ * in, none again after a long run or an attempt handed back for want of a slot (which goes back
+ * to pending, uncounted); and never any to an executor that does not prefetch.
+ */
+import { afterAll, beforeAll, describe, expect, it } from 'vitest';
+import type { Redis } from 'ioredis';
+import { startRedis, type TestRedis } from '../harness/redis.js';
+import { ManualClock } from '../../src/core/clock.js';
+import { silentLogger } from '../../src/obs/log.js';
+import type { JobService } from '../../src/scheduler/jobs/service.js';
+import { validateJobSpec } from '../../src/scheduler/jobs/spec.js';
+import { ExecutorBook } from '../../src/scheduler/executors.js';
+import { Coordinator, type MesosDriver } from '../../src/scheduler/coordinator.js';
+import { HANDED_BACK, type AttemptPayload, type AttemptResult } from '../../src/executor/contract.js';
+import { PREFETCH_MIN_STREAK, PREFETCH_SHORT_RUN_MS } from '../../src/scheduler/prefetch.js';
+import type { Event, Operation } from '../../src/mesos/types.js';
+import { waitFor } from '../harness/wait.js';
+import { bareLauncher, roleOffer, subscribed, testJobService } from './coordinator-fixture.js';
+
+let redis: TestRedis;
+let client: Redis;
+
+const driver = (accepts: Operation[][]): MesosDriver => ({
+  accept: async (_ids, ops) => { accepts.push([...ops]); },
+  decline: async () => undefined,
+  revive: async () => undefined,
+  suppress: async () => undefined,
+  kill: async () => undefined,
+  acknowledge: async () => undefined,
+  acknowledgeOperationStatus: async () => undefined,
+  reconcile: async () => undefined,
+  acceptInverseOffers: async () => undefined,
+});
+
+beforeAll(async () => {
+  redis = await startRedis({ appendonly: false });
+  client = redis.client();
+});
+
+afterAll(async () => {
+  client.disconnect();
+  await redis.dispose();
+});
+
+/** A coordinator over one agent with room for one executor of four 1-cpu slots; `prefetch` is what the executor registered. */
+async function bed(prefix: string, prefetch: number | undefined): Promise<{
+  coordinator: Coordinator; jobs: JobService; clock: ManualClock; inFlight: Map<string, AttemptPayload>; peak: () => number; executorId: string;
+}> {
+  // Each bed starts from an empty Redis: a job service recovers whatever it finds there.
+  await client.flushall();
+  const clock = new ManualClock(1_000_000);
+  const accepts: Operation[][] = [];
+  const inFlight = new Map<string, AttemptPayload>();
+  let peak = 0;
+  const jobs = testJobService(client, clock, `/tmp/locus-prefetch-${prefix}`);
+  const coordinator = new Coordinator({
+    role: 'locus', clock, logger: silentLogger(), jobs, executors: new ExecutorBook(client), driver: driver(accepts),
+    launcher: bareLauncher,
+    dispatch: {
+      enqueueMany: async (_executorId, payloads) => {
+        for (const p of payloads) inFlight.set(p.attemptId, p);
+        peak = Math.max(peak, inFlight.size);
+      },
+      adopt: async () => undefined,
+      cancel: async () => undefined,
+      ...(prefetch === undefined ? {} : { prefetch: () => prefetch }),
+    },
+    tenants: () => [{ name: 'default', weight: 1 }],
+  });
+  await subscribed(coordinator);
+  await jobs.submit('default', validateJobSpec({
+    name: prefix, retries: 0, tasks: Array.from({ length: 40 }, () => ({})),
+    task: { command: ['true'], resources: { cpus: 1, mem: '64MiB', disk: '16MiB' } },
+  }));
+  await waitFor('tasks pending', () => jobs.index.size === 40);
+  await coordinator.handleEvent({ type: 'OFFERS', offers: { offers: [roleOffer(`${prefix}-o1`, 'S1', 'agent-1', 4.1)] } });
+  await waitFor('an executor launched', () => accepts.length === 1);
+  const op = accepts[0]?.find((o) => o.type === 'LAUNCH');
+  const info = op?.type === 'LAUNCH' ? op.launch.task_infos[0] : undefined;
+  if (!info) throw new Error('no executor launched');
+  const running: Event = { type: 'UPDATE', update: { status: { task_id: { value: info.task_id.value }, state: 'TASK_RUNNING', agent_id: { value: 'S1' }, uuid: 'dXVpZA==' } } };
+  await coordinator.handleEvent(running);
+  await waitFor('the first attempts enqueued', () => inFlight.size === 4);
+  return { coordinator, jobs, clock, inFlight, peak: () => peak, executorId: info.task_id.value };
+}
+
+/** End the oldest attempt in flight after `ranMs`, as its executor would report it. */
+async function finishOne(b: Awaited<ReturnType<typeof bed>>, ranMs: number, reason = 'EXITED'): Promise<AttemptPayload> {
+  const p = b.inFlight.values().next().value as AttemptPayload;
+  b.inFlight.delete(p.attemptId);
+  const now = b.clock.now();
+  const result: AttemptResult = reason === HANDED_BACK
+    ? { attemptId: p.attemptId, taskId: p.taskId, state: 'LOST', exitCode: null, reason, message: 'handed back', startedAt: now, finishedAt: now, host: 'agent-1' }
+    : { attemptId: p.attemptId, taskId: p.taskId, state: 'SUCCEEDED', exitCode: 0, reason, message: 'done', startedAt: now - ranMs, finishedAt: now, host: 'agent-1' };
+  await b.coordinator.onAttemptResult(result, b.executorId);
+  return p;
+}
+
+/** Let the passes the results asked for run (they are coalesced and run on their own). */
+async function settle(b: Awaited<ReturnType<typeof bed>>, want: number): Promise<void> {
+  await waitFor(`${want} attempts in flight`, () => b.inFlight.size === want);
+  // A pass that would overshoot has had its chance too.
+  await new Promise((r) => setTimeout(r, 50));
+}
+
+describe('coordinator: prefetch', () => {
+  it('sends a prefetching executor one attempt beyond its slots only after a run of short results', async () => {
+    const b = await bed('on', 1);
+    try {
+      expect(PREFETCH_MIN_STREAK).toBe(4);
+      // Short results, one by one: each slot is refilled, no more, until four came in a row.
+      for (let i = 0; i < PREFETCH_MIN_STREAK - 1; i++) {
+        await finishOne(b, 200);
+        await settle(b, 4);
+      }
+      expect(b.peak()).toBe(4);
+      await finishOne(b, 200);
+      // The fourth short result in a row: the slot is refilled and one more sent ahead.
+      await settle(b, 5);
+      expect(b.inFlight.size).toBe(5);
+      // A long run ends the streak: back to the slots (the freed place is not refilled).
+      await finishOne(b, PREFETCH_SHORT_RUN_MS + 1);
+      await settle(b, 4);
+      expect(b.inFlight.size).toBe(4);
+      // Short again, then an attempt handed back: no prefetch after it, and its task is pending again, uncounted.
+      for (let i = 0; i < PREFETCH_MIN_STREAK; i++) {
+        await finishOne(b, 100);
+        await settle(b, i === PREFETCH_MIN_STREAK - 1 ? 5 : 4);
+      }
+      const back = await finishOne(b, 0, HANDED_BACK);
+      await settle(b, 4);
+      const rec = await b.jobs.getTaskRecord(back.taskId);
+      expect(rec?.attempts[0]).toMatchObject({ state: 'LOST', reason: HANDED_BACK });
+      expect(rec?.failures).toBe(0);
+      expect(['PENDING', 'RUNNING']).toContain(rec?.state);
+    } finally {
+      b.coordinator.close();
+    }
+  });
+
+  it('never sends more than its slots to an executor that does not prefetch', async () => {
+    const b = await bed('off', undefined);
+    try {
+      for (let i = 0; i < 12; i++) {
+        await finishOne(b, 50);
+        await settle(b, 4);
+      }
+      expect(b.peak()).toBe(4);
+    } finally {
+      b.coordinator.close();
+    }
+  });
+});

@@ -1,0 +1,115 @@
+/**
+ * Prefetch on a real `locus executor` process (the built binary, its own Redis ACL user, real
+ * Redis): with `--prefetch 1` an executor of one slot takes a second attempt while the first
+ * runs, sets it up, and starts its container only once the first's has exited; one that finds
+ * no slot within the hold (PREFETCH_HOLD_MS) is handed back unstarted (LOST, HANDED_BACK) with
+ * its staging directory gone; one cancelled while it waits ends KILLED without running; the
+ * registration says how many attempts the executor takes ahead.
+ */
+import { existsSync, readdirSync } from 'node:fs';
+import { readFile } from 'node:fs/promises';
+import { join } from 'node:path';
+import type { Redis } from 'ioredis';
+import { afterAll, beforeAll, describe, expect, it } from 'vitest';
+import { HANDED_BACK, PREFETCH_HOLD_MS } from '../../src/executor/contract.js';
+import { readRegistration, type ExecutorProvisioner } from '../../src/scheduler/executor-registry.js';
+import type { TestRedis } from '../harness/redis.js';
+import { RecordingDispatcher, payload, spawnExecutor, waitFor, waitRegistered, type ExecutorProc, startExecutorBed, type ExecutorBed } from './executor-harness.js';
+
+let bed: ExecutorBed | undefined;
+let redis: TestRedis;
+let admin: Redis;
+let prov: ExecutorProvisioner;
+let rd: RecordingDispatcher;
+let work: string;
+const procs: ExecutorProc[] = [];
+
+beforeAll(async () => {
+  bed = await startExecutorBed('locus-exec-prefetch-');
+  ({ redis, admin, prov, rd, work } = bed);
+});
+
+afterAll(async () => {
+  await bed?.dispose(procs);
+});
+
+async function start(id: string, prefetch: number): Promise<ExecutorProc> {
+  const creds = await prov.create(id);
+  const e = spawnExecutor({ redis, id, creds, sandbox: join(work, `sandbox-${id}`), slots: 1, args: ['--prefetch', String(prefetch)] });
+  procs.push(e);
+  await waitRegistered(admin, id).catch((err: Error) => {
+    throw new Error(`${err.message}\n${e.stderr()}`);
+  });
+  await rd.dispatcher.watchExecutor(id);
+  return e;
+}
+
+/** A task whose output notes when its workload started and ended (ms since the epoch). */
+function stamped(taskId: string, seconds: number): ReturnType<typeof payload> {
+  return payload(taskId, 1, ['sh', '-c', `date +%s%3N > {output}/start; sleep ${seconds}; date +%s%3N > {output}/end`], { outputDir: join(work, 'out', taskId) });
+}
+
+/** A task that leaves an output only if it ran. */
+function marking(taskId: string): ReturnType<typeof payload> {
+  return payload(taskId, 1, ['sh', '-c', 'echo ran > {output}/ran'], { outputDir: join(work, 'out', taskId) });
+}
+
+async function stamp(file: string): Promise<number> {
+  return Number((await readFile(file, 'utf8')).trim());
+}
+
+describe('executor prefetch', () => {
+  it('registers its prefetch; a prepared attempt starts once the running container exits, never beside it', async () => {
+    const id = 'EP1';
+    await start(id, 1);
+    expect((await readRegistration(admin, id))?.prefetch).toBe(1);
+    const a = stamped('t-pa', 0.6);
+    const b = stamped('t-pb', 0.1);
+    await rd.dispatcher.dispatchMany([{ executorId: id, payload: a }, { executorId: id, payload: b }]);
+    const [ra, rb] = await Promise.all([rd.result(a.attemptId, 30_000), rd.result(b.attemptId, 30_000)]);
+    expect(ra, ra.message).toMatchObject({ state: 'SUCCEEDED' });
+    expect(rb, rb.message).toMatchObject({ state: 'SUCCEEDED' });
+    // One slot: the second workload started after the first ended.
+    expect(await stamp(join(work, 'out', 't-pb', 'start'))).toBeGreaterThanOrEqual(await stamp(join(work, 'out', 't-pa', 'end')));
+    // And it was taken while the first ran (the queue reported it active before the first ended).
+    const active = rd.events.find((ev) => ev.type === 'running' && ev.taskId === b.taskId);
+    expect(active, 'the prefetched attempt was taken').toBeDefined();
+  });
+
+  it('hands a prepared attempt back when no slot frees within the hold, and a cancelled one ends unstarted', async () => {
+    const id = 'EP2';
+    await start(id, 1);
+    const long = payload('t-long', 1, ['sleep', '30']);
+    const waiting = marking('t-wait');
+    const t0 = Date.now();
+    await rd.dispatcher.dispatchMany([{ executorId: id, payload: long }, { executorId: id, payload: waiting }]);
+    const r = await rd.result(waiting.attemptId, 30_000);
+    expect(r).toMatchObject({ state: 'LOST', reason: HANDED_BACK });
+    expect(Date.now() - t0).toBeGreaterThanOrEqual(PREFETCH_HOLD_MS - 50);
+    expect(existsSync(join(work, 'out', 't-wait')), 'the handed-back attempt never ran').toBe(false);
+    // Its staging directory went with it.
+    expect(readdirSync(join(work, 'out')).filter((n) => n.includes('t-wait')).flatMap((n) => readdirSync(join(work, 'out', n)))).toEqual([]);
+
+    // A second prepared attempt, cancelled while it waits: KILLED, never run.
+    const cancelled = marking('t-cancel');
+    await rd.dispatcher.dispatch(id, cancelled);
+    await waitFor('the prepared attempt to be taken', () => rd.events.some((ev) => ev.type === 'running' && ev.taskId === cancelled.taskId), 10_000);
+    expect(await rd.dispatcher.kill(id, cancelled.attemptId)).toBe('signalled');
+    expect(await rd.result(cancelled.attemptId, 10_000)).toMatchObject({ state: 'KILLED', reason: 'CANCELLED' });
+    expect(existsSync(join(work, 'out', 't-cancel'))).toBe(false);
+    expect(await rd.dispatcher.kill(id, long.attemptId)).toBe('signalled');
+    expect(await rd.result(long.attemptId, 10_000)).toMatchObject({ state: 'KILLED' });
+  });
+
+  it('without --prefetch takes no more than its slots: a second attempt waits in the queue and runs later', async () => {
+    const id = 'EP3';
+    await start(id, 0);
+    expect((await readRegistration(admin, id))?.prefetch).toBe(0);
+    const a = payload('t-na', 1, ['sleep', '1.5']);
+    const b = payload('t-nb', 1, ['true']);
+    await rd.dispatcher.dispatchMany([{ executorId: id, payload: a }, { executorId: id, payload: b }]);
+    // Past the hold, the second is still queued (not taken, so not handed back) and then succeeds.
+    expect(await rd.result(b.attemptId, 30_000)).toMatchObject({ state: 'SUCCEEDED' });
+    expect(await rd.result(a.attemptId, 30_000)).toMatchObject({ state: 'SUCCEEDED' });
+  });
+});

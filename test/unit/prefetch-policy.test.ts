@@ -1,0 +1,44 @@
+/**
+ * PrefetchPolicy (src/scheduler/prefetch.ts): an executor is sent its prefetch only after
+ * PREFETCH_MIN_STREAK short results in a row (fewer for an executor with fewer slots); a long
+ * run or a hand-back ends the streak; results of attempts that never ran change nothing.
+ */
+import { describe, expect, it } from 'vitest';
+import { PREFETCH_MIN_STREAK, PREFETCH_SHORT_RUN_MS, PrefetchPolicy } from '../../src/scheduler/prefetch.js';
+import { prefetchDepth } from '../../src/executor/contract.js';
+
+describe('PrefetchPolicy', () => {
+  it('turns on after a run of short results and off after a long run or a hand-back', () => {
+    const p = new PrefetchPolicy();
+    expect(p.extra('e', 19, 5)).toBe(0);
+    for (let i = 0; i < PREFETCH_MIN_STREAK - 1; i++) p.finished('e', 200, false);
+    expect(p.extra('e', 19, 5)).toBe(0);
+    // Not run (lost, cancelled before it started): neither short nor long.
+    p.finished('e', undefined, false);
+    expect(p.extra('e', 19, 5)).toBe(0);
+    p.finished('e', 200, false);
+    expect(p.extra('e', 19, 5)).toBe(5);
+    expect(p.active('e', 19)).toBe(true);
+    // An executor that registered no prefetch gets none.
+    expect(p.extra('e', 19, 0)).toBe(0);
+    p.finished('e', PREFETCH_SHORT_RUN_MS, false);
+    expect(p.extra('e', 19, 5)).toBe(0);
+    for (let i = 0; i < PREFETCH_MIN_STREAK; i++) p.finished('e', 10, false);
+    expect(p.extra('e', 19, 5)).toBe(5);
+    p.finished('e', undefined, true);
+    expect(p.extra('e', 19, 5)).toBe(0);
+  });
+
+  it('needs no more short results than the executor has slots, and forgets executors', () => {
+    const p = new PrefetchPolicy();
+    p.finished('one', 100, false);
+    expect(p.extra('one', 1, 1)).toBe(1);
+    expect(p.extra('other', 1, 1)).toBe(0);
+    p.dropExecutor('one');
+    expect(p.extra('one', 1, 1)).toBe(0);
+  });
+
+  it('asks executors for a quarter of their slots ahead, at least one and at most eight', () => {
+    expect([1, 4, 5, 19, 32, 100].map(prefetchDepth)).toEqual([1, 1, 2, 5, 8, 8]);
+  });
+});
