@@ -1,20 +1,31 @@
 // Bundles the executor's entry point (dist/src/cli/executor-main.js, built by tsc) and every
-// module it loads into dist/executor.mjs: one file loads in about a third of the time of the
-// ~300 it replaces, and every job that finds no warm executor waits for one to start
-// (src/cli/executor-main.ts). Run after tsc; src/app/config.ts uses the bundle only while it is
-// newer than the tsc output, so a build without this step falls back to dist/src/cli/main.js.
-import { existsSync, renameSync, rmSync, statSync } from 'node:fs';
+// module it loads into one file, and writes V8's code cache for it: a new executor is on the path
+// of every job that finds none warm, and loading the ~300 files it replaces took about three
+// times as long as the one file; compiling that one file took another ~20 ms, which the cache
+// saves (src/cli/executor-main.ts). Run after tsc; src/app/config.ts uses the bundle only while
+// it is newer than the tsc output, so a build without this step falls back to dist/src/cli/main.js.
+//
+// Writes, in this order (the entry point after the code, so an executor starting meanwhile never
+// finds it newer than the build without the code in place; the cache is optional):
+//   dist/executor-bundle.cjs (+ .map)  the code, CommonJS: only a classic script takes a code cache
+//   dist/executor.mjs                  the entry point: `node dist/executor.mjs executor <flags>`
+//   dist/executor-bundle.cjs.cache     the cache, after a header naming the bundle it belongs to
+import { createHash } from 'node:crypto';
+import { execFileSync } from 'node:child_process';
+import { existsSync, readFileSync, renameSync, rmSync, statSync, writeFileSync } from 'node:fs';
 import { dirname, join } from 'node:path';
 import { fileURLToPath } from 'node:url';
 
 const root = join(dirname(fileURLToPath(import.meta.url)), '..');
 const entry = join(root, 'dist/src/cli/executor-main.js');
 const out = join(root, 'dist/executor.mjs');
+const bundle = join(root, 'dist/executor-bundle.cjs');
 if (!existsSync(entry)) {
   console.error(`bundle-executor: ${entry} is missing: run tsc first (npm run build)`);
   process.exit(1);
 }
-if (existsSync(out) && statSync(out).mtimeMs >= statSync(entry).mtimeMs && statSync(out).mtimeMs >= statSync(join(root, 'package-lock.json')).mtimeMs) process.exit(0);
+const fresh = (f) => existsSync(f) && statSync(f).mtimeMs >= statSync(entry).mtimeMs && statSync(f).mtimeMs >= statSync(join(root, 'package-lock.json')).mtimeMs;
+if (fresh(out) && existsSync(bundle)) process.exit(0);
 // Without esbuild (a platform it has no binary for) Locus still runs: executors start from the
 // CLI, only more slowly. Said in one line, as scripts/build-native.sh does without a compiler.
 let build;
@@ -29,13 +40,15 @@ rmSync(tmp, { recursive: true, force: true });
 const result = await build({
   entryPoints: [entry],
   // Written beside and renamed into place, so an executor starting meanwhile never loads half a file.
-  outfile: join(tmp, 'executor.mjs'),
+  outfile: join(tmp, 'executor-bundle.cjs'),
   bundle: true,
   platform: 'node',
-  format: 'esm',
+  format: 'cjs',
   target: 'node20',
-  // CommonJS packages inside an ES module bundle still call require() for Node's built-ins.
-  banner: { js: "import { createRequire as __locusRequire } from 'node:module'; const require = __locusRequire(import.meta.url);" },
+  // A few modules find files next to their own (the native launcher, package.json): in the
+  // bundle that is the bundle's own place.
+  define: { 'import.meta.url': '__locusBundleUrl' },
+  banner: { js: 'var __locusBundleUrl = require("node:url").pathToFileURL(__filename).href;' },
   sourcemap: 'linked',
   logLevel: 'warning',
   // The WebHDFS client is loaded on demand through createRequire (src/storage/hdfs): it stays a
@@ -43,6 +56,58 @@ const result = await build({
   external: ['webhdfs'],
 });
 if (result.errors.length > 0) process.exit(1);
-renameSync(join(tmp, 'executor.mjs.map'), `${out}.map`);
+// The cache belongs to this bundle only: V8 checks the cache against the source's length, not its
+// content, so a cache left from another bundle of the same length would run that bundle's code.
+const id = createHash('sha256').update(readFileSync(join(tmp, 'executor-bundle.cjs'))).digest('hex');
+renameSync(join(tmp, 'executor-bundle.cjs.map'), `${bundle}.map`);
+renameSync(join(tmp, 'executor-bundle.cjs'), bundle);
+rmSync(`${bundle}.cache`, { force: true });
+writeFileSync(join(tmp, 'executor.mjs'), loader(id));
 renameSync(join(tmp, 'executor.mjs'), out);
 rmSync(tmp, { recursive: true, force: true });
+// The entry point's first run (`executor --help`: every module's top level, nothing else) writes
+// the cache; executors read it. One that cannot be used (another Node) is ignored by V8.
+try {
+  execFileSync(process.execPath, [out, 'executor', '--help'], { stdio: 'ignore', env: { ...process.env, LOCUS_EXECUTOR_WRITE_CODE_CACHE: '1' }, timeout: 60_000 });
+} catch (err) {
+  console.error(`bundle-executor: the code cache was not written (${err instanceof Error ? err.message.split('\n')[0] : String(err)}); executors compile the bundle at each start`);
+}
+
+/** The entry point: loads the bundle as a classic script with its code cache when it matches. */
+function loader(bundleId) {
+  return `// Generated by scripts/bundle-executor.mjs: starts an executor from executor-bundle.cjs with V8's
+// code cache (executor-bundle.cjs.cache) when it was written for that bundle; without it V8 compiles
+// the bundle as Node would. Same command line as \`locus executor\`.
+import { readFileSync, renameSync, writeFileSync } from 'node:fs';
+import Module, { createRequire } from 'node:module';
+import { dirname, join } from 'node:path';
+import { fileURLToPath } from 'node:url';
+import { Script } from 'node:vm';
+
+const BUNDLE_ID = '${bundleId}';
+const here = dirname(fileURLToPath(import.meta.url));
+const file = join(here, 'executor-bundle.cjs');
+const cacheFile = \`\${file}.cache\`;
+const header = Buffer.from(\`locus-code-cache \${BUNDLE_ID}\\n\`, 'latin1');
+let cachedData;
+try {
+  const raw = readFileSync(cacheFile);
+  if (raw.subarray(0, header.length).equals(header)) cachedData = raw.subarray(header.length);
+} catch {
+  // No cache: compiled as usual.
+}
+const script = new Script(Module.wrap(readFileSync(file, 'utf8')), { filename: file, ...(cachedData === undefined ? {} : { cachedData }) });
+// For tests and diagnosis: whether the cache was there and V8 took it.
+if (process.env.LOCUS_EXECUTOR_CODE_CACHE_REPORT === '1') process.stderr.write(\`locus: executor code cache \${cachedData === undefined ? 'absent' : script.cachedDataRejected === true ? 'rejected' : 'used'}\\n\`);
+if (process.env.LOCUS_EXECUTOR_WRITE_CODE_CACHE === '1') {
+  // At exit, so that the functions the start ran are in it compiled, not only the top level.
+  process.once('exit', () => {
+    writeFileSync(\`\${cacheFile}.tmp\`, Buffer.concat([header, script.createCachedData()]));
+    renameSync(\`\${cacheFile}.tmp\`, cacheFile);
+  });
+}
+const mod = new Module(file);
+mod.filename = file;
+script.runInThisContext().call(mod.exports, mod.exports, createRequire(file), mod, file, here);
+`;
+}

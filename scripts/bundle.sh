@@ -23,7 +23,7 @@ cp "$(command -v node)" "$stage/locus/bin/node"
 cat > "$stage/locus/bin/locus" <<'SH'
 #!/bin/sh
 # The locus command from an unpacked bundle: its own Node, its own code. An executor starts from
-# dist/executor.mjs, its code and packages in one file (src/cli/executor-main.ts): about a third
+# dist/executor.mjs, its code and packages in one file with its code cache (src/cli/executor-main.ts): about a third
 # of the start-up time of loading them file by file.
 here=$(cd "$(dirname "$0")/.." && pwd)
 if [ "${1:-}" = executor ] && [ -f "$here/dist/executor.mjs" ]; then

@@ -6,6 +6,7 @@
 import { execFileSync, spawn } from 'node:child_process';
 import { existsSync, mkdirSync, mkdtempSync, readFileSync, readdirSync, readlinkSync, rmSync, statSync, symlinkSync, writeFileSync, chmodSync } from 'node:fs';
 import { join } from 'node:path';
+import { availableParallelism } from 'node:os';
 import { afterAll, beforeAll, expect, onTestFinished, test } from 'vitest';
 import { createIsolator, LinuxIsolator, type LinuxContainer } from '../../src/executor/isolation/index.js';
 import { ETC_ENTRIES } from '../../src/executor/isolation/bwrap.js';
@@ -484,6 +485,10 @@ describeWith([LINUX_ISOLATION], 'linux isolation (real namespaces and cgroups)',
     const own = (await createIsolator('linux', silentLogger(), { cgroupRoot: ROOT, diskPollMs: 100, monitorPollMs: 50 })) as LinuxIsolator;
     onTestFinished(() => own.close());
     expect(own.launcherKind).toBe('native');
+    // Its launcher processes run before the first container: that container is often a new
+    // executor a job waits for.
+    expect(own.launcherPids.length).toBe(Math.min(2, availableParallelism()));
+    for (const pid of own.launcherPids) expect(alive(pid)).toBe(true);
     const c = (await own.launch(spec(['sh', '-c', 'sleep 60 & wait'], { id: 'orphan-check' }))) as LinuxContainer;
     const pids = procsOf(c);
     expect(pids.length).toBeGreaterThan(0);

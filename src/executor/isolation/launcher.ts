@@ -155,6 +155,12 @@ export interface ContainerLauncher {
   /** `native` (locus-spawn, one exec per container) or `bwrap` (the Node helper spawning bubblewrap and setpriv). */
   readonly kind: 'native' | 'bwrap';
   launch(req: LaunchRequest, handlers: LaunchHandlers): { killLauncherChild(): void };
+  /**
+   * Start the launcher's processes now rather than at the first container: the first container
+   * is often a new executor on the path of a job that found none warm, and spawning a launcher
+   * then cost that job a few milliseconds of its agent's event loop.
+   */
+  prestart?(): void;
   readonly pid: number | undefined;
   close(): void;
 }
@@ -284,13 +290,22 @@ export class NativeLauncher implements ContainerLauncher {
   launch(req: LaunchRequest, handlers: LaunchHandlers): { killLauncherChild(): void } {
     if (this.closed) throw new LocusError('WRONG_STATE', 'the launcher is closed');
     const id = ++this.seq;
-    const slot = id % this.procs.length;
+    return this.proc(id % this.procs.length).launch(id, req, handlers);
+  }
+
+  prestart(): void {
+    if (this.closed) return;
+    for (let i = 0; i < this.procs.length; i++) this.proc(i);
+  }
+
+  /** The launcher process of a slot, started (again) when it is not running. */
+  private proc(slot: number): SpawnProcess {
     let p = this.procs[slot];
     if (p === undefined || !p.usable) {
       p = new SpawnProcess(this.path, () => this.closed);
       this.procs[slot] = p;
     }
-    return p.launch(id, req, handlers);
+    return p;
   }
 
   /** The first launcher process's pid (see pids for all). */

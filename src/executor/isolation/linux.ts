@@ -127,6 +127,7 @@ export class LinuxIsolator implements Isolator {
   static async create(report: IsolationReport, driver: CgroupDriver, logger: Logger, options: LinuxIsolatorOptions): Promise<LinuxIsolator> {
     const iso = new LinuxIsolator(report, driver, logger, options);
     await iso.cleanupStale();
+    iso.launcher?.prestart?.();
     logger.info({ launcher: iso.launcherKind }, iso.launcherKind === 'native' ? 'containers start from the native launcher (locus-spawn)' : 'containers start with bubblewrap and setpriv');
     return iso;
   }
