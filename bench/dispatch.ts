@@ -79,6 +79,8 @@ const BULL_PREFIX = 'bench:q';
 const OUT_NAME = process.env['BENCH_OUT'];
 /** BENCH_DISPATCH_WINDOW=true|false sets the framework's `dispatch-window` (unset: its default). */
 const DISPATCH_WINDOW = process.env['BENCH_DISPATCH_WINDOW'];
+/** BENCH_EXECUTOR_PREFETCH=true|false sets the framework's `executor-prefetch` (unset: its default). */
+const EXECUTOR_PREFETCH = process.env['BENCH_EXECUTOR_PREFETCH'];
 
 function sleep(ms: number): Promise<void> {
   return new Promise((r) => setTimeout(r, ms));
@@ -229,6 +231,7 @@ async function startEnv(work: string, o: { agents: number; slots: number; runner
       'state-dir': work, 'local-work-dir': join(work, 'local'), isolation: o.isolation,
       'executor-runner': o.runner, 'executor-idle-timeout': '30m',
       ...(DISPATCH_WINDOW === undefined ? {} : { 'dispatch-window': DISPATCH_WINDOW }),
+      ...(EXECUTOR_PREFETCH === undefined ? {} : { 'executor-prefetch': EXECUTOR_PREFETCH }),
       ...(executorMain === undefined ? {} : { 'executor-main': executorMain }),
     });
     const c = cluster;
@@ -804,6 +807,7 @@ async function main(): Promise<void> {
         tasks: TASKS, jobs: JOBS, rounds: ROUNDS, agents: AGENTS, executors: executors.length, slotsPerExecutor: concurrency,
         redis: 'managed redis-server, appendonly yes, appendfsync everysec',
         dispatchWindow: DISPATCH_WINDOW ?? 'default',
+        executorPrefetch: EXECUTOR_PREFETCH ?? 'default',
         path: 'JobService.submit -> stage resolution -> Coordinator placement pass -> JobService.startAttempt (Lua) -> executor BullMQ queue -> executor process (Mesos task on a local agent, no-op runner, output commit) -> Dispatcher event stream -> JobService.finishAttempt (Lua) -> job SUCCEEDED',
         baseline: `plain BullMQ: ${executors.length} worker processes x concurrency ${concurrency}, no-op processor, jobs added with addBulk (1000 per call), same Redis`,
         node: process.version, cpus: cpus().length, loadAverageAtStart: loadAtStart, loadAverage: loadNow(), wallSeconds: Math.round((Date.now() - started) / 1000),
@@ -821,7 +825,7 @@ async function main(): Promise<void> {
     const md = [
       `# Dispatch benchmark, ${date}`,
       '',
-      `${TASKS} trivial tasks (${JOBS} job${JOBS === 1 ? '' : 's'}) on the embedded local cluster: ${AGENTS} agents, ${executors.length} executors x ${concurrency} slots, managed redis-server (AOF everysec), dispatch window ${DISPATCH_WINDOW ?? 'default'}, Node ${process.version}, ${cpus().length} CPUs.`,
+      `${TASKS} trivial tasks (${JOBS} job${JOBS === 1 ? '' : 's'}) on the embedded local cluster: ${AGENTS} agents, ${executors.length} executors x ${concurrency} slots, managed redis-server (AOF everysec), dispatch window ${DISPATCH_WINDOW ?? 'default'}, executor prefetch ${EXECUTOR_PREFETCH ?? 'default'}, Node ${process.version}, ${cpus().length} CPUs.`,
       '',
       'Measured path: submit -> placement -> attempt start -> executor queue -> executor process (no-op runner, output commit) -> result recorded -> job SUCCEEDED.',
       '',
