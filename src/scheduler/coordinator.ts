@@ -19,7 +19,7 @@ import {
 import { offerRole, subtractTaken, summarizeOffer, takeResources, type OfferSummary } from './offers.js';
 import type { CoordinatorOptions, Explanation } from './ports.js';
 import { DispatchWindows } from './dispatch-window.js';
-import { PrefetchPolicy } from './prefetch.js';
+import { PrefetchPolicy, dispatchableSlots } from './prefetch.js';
 import { tagOf } from '../volumes/wire.js';
 
 // The ports live in ports.ts; they are re-exported here for callers that wire a coordinator.
@@ -178,7 +178,9 @@ export class Coordinator {
     // (lost, cancelled before it started) carry no start worth measuring.
     const ran = outcome !== 'STALE' && (result.state === 'SUCCEEDED' || result.state === 'FAILED' || result.state === 'TIMED_OUT');
     this.windows.finished(executorId, result.attemptId, ran ? result.startedAt : undefined, this.o.clock.now(), result.finishedAt - result.startedAt);
-    this.prefetch.finished(executorId, ran ? result.finishedAt - result.startedAt : undefined, result.reason === HANDED_BACK);
+    // Only for an executor still in service: a late result must not bring a dropped one back.
+    const ex = this.o.executors.get(executorId);
+    if (ex !== undefined && ex.state !== 'GONE') this.prefetch.finished(executorId, ran ? result.finishedAt - result.startedAt : undefined, result.reason === HANDED_BACK);
     if (outcome === 'STALE') {
       this.log.debug({ attemptId: result.attemptId }, 'stale attempt result ignored');
       return;
@@ -296,10 +298,8 @@ export class Coordinator {
         const free = Math.max(0, e.slots - busy);
         // A running executor's window may hold some free slots back from tasks (not from growth).
         const window = e.state === 'RUNNING' ? this.windows.dispatchable(e.executorId, e.slots, free, now, pendingWork) : free;
-        // Unless its window holds slots back, an executor whose attempts end quickly is also
-        // sent its prefetch: attempts it holds prepared for the next container to exit.
-        const ahead = e.state === 'RUNNING' && window >= free ? this.prefetch.extra(e.executorId, e.slots, this.o.dispatch.prefetch?.(e.executorId) ?? 0) : 0;
-        const dispatchable = window < free ? window : Math.max(0, e.slots + ahead - busy);
+        const ahead = e.state === 'RUNNING' ? this.prefetch.extra(e.executorId, e.slots, this.o.dispatch.prefetch?.(e.executorId) ?? 0) : 0;
+        const dispatchable = dispatchableSlots({ slots: e.slots, busy, windowed: window, window: this.windows.window(e.executorId), ahead });
         return {
           executorId: e.executorId, agentId: e.agentId, hostname: e.hostname,
           ...(e.rack ? { rack: e.rack } : {}), attributes: e.attributes,

@@ -12,6 +12,19 @@ export const PREFETCH_SHORT_RUN_MS = 1000;
 /** Short results in a row (at most the executor's slots) before its queue is filled ahead. */
 export const PREFETCH_MIN_STREAK = 4;
 
+/**
+ * How many attempts an executor may be sent now: `windowed` (its dispatch window's share of its
+ * free slots) while the window holds any back or is shrunk below its slots (then it holds the
+ * prefetch back too, even with no slot free: prefetch is the very queueing a window exists to
+ * stop); otherwise its free slots and its prefetch (`ahead`), less what it holds already (`busy`
+ * counts prefetched attempts too).
+ */
+export function dispatchableSlots(o: { readonly slots: number; readonly busy: number; readonly windowed: number; readonly window: number | undefined; readonly ahead: number }): number {
+  const free = Math.max(0, o.slots - o.busy);
+  if (o.windowed < free || (o.window !== undefined && o.window < o.slots)) return Math.min(o.windowed, free);
+  return Math.max(0, o.slots + o.ahead - o.busy);
+}
+
 /** Per-executor runs of short results. */
 export class PrefetchPolicy {
   private readonly streaks = new Map<string, number>();

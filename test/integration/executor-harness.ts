@@ -8,6 +8,7 @@ import { existsSync } from 'node:fs';
 import { chmod, mkdtemp, rm, writeFile } from 'node:fs/promises';
 import { join, resolve } from 'node:path';
 import { Redis } from 'ioredis';
+import { afterAll, beforeAll } from 'vitest';
 import { systemClock } from '../../src/core/clock.js';
 import { silentLogger } from '../../src/obs/log.js';
 import { CONTRACT_VERSION, type AttemptPayload, type AttemptResult } from '../../src/executor/contract.js';
@@ -181,5 +182,27 @@ export async function startExecutorBed(prefix: string): Promise<ExecutorBed> {
       await redis.dispose();
       await rm(work, { recursive: true, force: true });
     },
+  };
+}
+
+/**
+ * A suite's executor bed: started before its tests, disposed after them together with every
+ * executor process the tests pushed to `procs`.
+ */
+export function useExecutorBed(prefix: string): { readonly bed: () => ExecutorBed; readonly procs: ExecutorProc[] } {
+  let bed: ExecutorBed | undefined;
+  const procs: ExecutorProc[] = [];
+  beforeAll(async () => {
+    bed = await startExecutorBed(prefix);
+  });
+  afterAll(async () => {
+    await bed?.dispose(procs);
+  });
+  return {
+    bed: () => {
+      if (!bed) throw new Error('the executor bed has not started');
+      return bed;
+    },
+    procs,
   };
 }

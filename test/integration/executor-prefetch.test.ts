@@ -9,34 +9,18 @@
 import { existsSync, readdirSync } from 'node:fs';
 import { readFile } from 'node:fs/promises';
 import { join } from 'node:path';
-import type { Redis } from 'ioredis';
-import { afterAll, beforeAll, describe, expect, it } from 'vitest';
+import { describe, expect, it } from 'vitest';
 import { HANDED_BACK, PREFETCH_HOLD_MS } from '../../src/executor/contract.js';
-import { readRegistration, type ExecutorProvisioner } from '../../src/scheduler/executor-registry.js';
-import type { TestRedis } from '../harness/redis.js';
-import { RecordingDispatcher, payload, spawnExecutor, waitFor, waitRegistered, type ExecutorProc, startExecutorBed, type ExecutorBed } from './executor-harness.js';
+import { readRegistration } from '../../src/scheduler/executor-registry.js';
+import { payload, spawnExecutor, useExecutorBed, waitFor, waitRegistered, type ExecutorProc } from './executor-harness.js';
 
-let bed: ExecutorBed | undefined;
-let redis: TestRedis;
-let admin: Redis;
-let prov: ExecutorProvisioner;
-let rd: RecordingDispatcher;
-let work: string;
-const procs: ExecutorProc[] = [];
-
-beforeAll(async () => {
-  bed = await startExecutorBed('locus-exec-prefetch-');
-  ({ redis, admin, prov, rd, work } = bed);
-});
-
-afterAll(async () => {
-  await bed?.dispose(procs);
-});
+const suite = useExecutorBed('locus-exec-prefetch-');
 
 async function start(id: string, prefetch: number): Promise<ExecutorProc> {
+  const { redis, admin, prov, rd, work } = suite.bed();
   const creds = await prov.create(id);
   const e = spawnExecutor({ redis, id, creds, sandbox: join(work, `sandbox-${id}`), slots: 1, args: ['--prefetch', String(prefetch)] });
-  procs.push(e);
+  suite.procs.push(e);
   await waitRegistered(admin, id).catch((err: Error) => {
     throw new Error(`${err.message}\n${e.stderr()}`);
   });
@@ -46,12 +30,12 @@ async function start(id: string, prefetch: number): Promise<ExecutorProc> {
 
 /** A task whose output notes when its workload started and ended (ms since the epoch). */
 function stamped(taskId: string, seconds: number): ReturnType<typeof payload> {
-  return payload(taskId, 1, ['sh', '-c', `date +%s%3N > {output}/start; sleep ${seconds}; date +%s%3N > {output}/end`], { outputDir: join(work, 'out', taskId) });
+  return payload(taskId, 1, ['sh', '-c', `date +%s%3N > {output}/start; sleep ${seconds}; date +%s%3N > {output}/end`], { outputDir: join(suite.bed().work, 'out', taskId) });
 }
 
 /** A task that leaves an output only if it ran. */
 function marking(taskId: string): ReturnType<typeof payload> {
-  return payload(taskId, 1, ['sh', '-c', 'echo ran > {output}/ran'], { outputDir: join(work, 'out', taskId) });
+  return payload(taskId, 1, ['sh', '-c', 'echo ran > {output}/ran'], { outputDir: join(suite.bed().work, 'out', taskId) });
 }
 
 async function stamp(file: string): Promise<number> {
@@ -60,6 +44,7 @@ async function stamp(file: string): Promise<number> {
 
 describe('executor prefetch', () => {
   it('registers its prefetch; a prepared attempt starts once the running container exits, never beside it', async () => {
+    const { admin, rd, work } = suite.bed();
     const id = 'EP1';
     await start(id, 1);
     expect((await readRegistration(admin, id))?.prefetch).toBe(1);
@@ -77,6 +62,7 @@ describe('executor prefetch', () => {
   });
 
   it('hands a prepared attempt back when no slot frees within the hold, and a cancelled one ends unstarted', async () => {
+    const { admin, rd, work } = suite.bed();
     const id = 'EP2';
     await start(id, 1);
     const long = payload('t-long', 1, ['sleep', '30']);
@@ -102,6 +88,7 @@ describe('executor prefetch', () => {
   });
 
   it('without --prefetch takes no more than its slots: a second attempt waits in the queue and runs later', async () => {
+    const { admin, rd, work } = suite.bed();
     const id = 'EP3';
     await start(id, 0);
     expect((await readRegistration(admin, id))?.prefetch).toBe(0);

@@ -44,6 +44,18 @@ describe('executor placement: which offers to accept', () => {
     expect(plan.suppress).toBe(true);
   });
 
+  it('never counts an executor\'s prefetch room as free slots: it launches for work waiting elsewhere', () => {
+    // Three tasks wait for node locality on r1-h2, which has an offer; r1-h1's executor is busy
+    // (no free slot) but may be sent 5 attempts ahead (dispatchSlots 5). Those places are not
+    // slots: they take no work that waits for r1-h2, so they must not cancel its launch.
+    const tasks = Array.from({ length: 3 }, (_, i) => task({ taskId: `w${i}`, preferredHosts: ['r1-h2'], pendingSince: 0 }));
+    const plan = place(snap(1000, { offers: [offer('r1-h2')], executors: [exec('r1-h1', { slots: 4, freeSlots: 0, dispatchSlots: 5 })] }), indexOf(tasks));
+    expect(plan.assignments).toEqual([]);
+    expect(plan.launches.map((l) => [l.hostname, l.slots])).toEqual([['r1-h2', 3]]);
+    // The free slots left that the plan reports are real ones only.
+    expect(plan.stats.freeSlotsLeft).toBe(0);
+  });
+
   it('only launches far from the data for work whose locality wait is over', () => {
     const mk = (): ReturnType<typeof indexOf> => indexOf([task({ taskId: 't', preferredHosts: ['r1-h1'], pendingSince: 0 })]);
     // r1-h1 has a busy executor (the node level is alive); only an offer in another rack.

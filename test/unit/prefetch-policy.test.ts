@@ -4,7 +4,7 @@
  * run or a hand-back ends the streak; results of attempts that never ran change nothing.
  */
 import { describe, expect, it } from 'vitest';
-import { PREFETCH_MIN_STREAK, PREFETCH_SHORT_RUN_MS, PrefetchPolicy } from '../../src/scheduler/prefetch.js';
+import { PREFETCH_MIN_STREAK, PREFETCH_SHORT_RUN_MS, PrefetchPolicy, dispatchableSlots } from '../../src/scheduler/prefetch.js';
 import { prefetchDepth } from '../../src/executor/contract.js';
 
 describe('PrefetchPolicy', () => {
@@ -40,5 +40,18 @@ describe('PrefetchPolicy', () => {
 
   it('asks executors for a quarter of their slots ahead, at least one and at most eight', () => {
     expect([1, 4, 5, 19, 32, 100].map(prefetchDepth)).toEqual([1, 1, 2, 5, 8, 8]);
+  });
+
+  it('adds the prefetch to the free slots only while the dispatch window holds nothing back', () => {
+    // No window kept (off): free slots plus prefetch, less what is in flight beyond the slots.
+    expect(dispatchableSlots({ slots: 19, busy: 19, windowed: 0, window: undefined, ahead: 5 })).toBe(5);
+    expect(dispatchableSlots({ slots: 19, busy: 22, windowed: 0, window: undefined, ahead: 5 })).toBe(2);
+    expect(dispatchableSlots({ slots: 19, busy: 24, windowed: 0, window: undefined, ahead: 5 })).toBe(0);
+    expect(dispatchableSlots({ slots: 19, busy: 10, windowed: 9, window: 19, ahead: 5 })).toBe(14);
+    expect(dispatchableSlots({ slots: 19, busy: 10, windowed: 9, window: 19, ahead: 0 })).toBe(9);
+    // The window holds free slots back: its share, no prefetch.
+    expect(dispatchableSlots({ slots: 19, busy: 10, windowed: 3, window: 13, ahead: 5 })).toBe(3);
+    // Shrunk below the slots with no slot free: nothing, not the prefetch.
+    expect(dispatchableSlots({ slots: 19, busy: 19, windowed: 0, window: 12, ahead: 5 })).toBe(0);
   });
 });

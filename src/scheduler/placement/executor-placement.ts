@@ -22,7 +22,7 @@
  */
 import { LocalityLevel } from '../../core/locality.js';
 import { fits, howMany, subtract, type ResourceVector } from '../../core/resources.js';
-import type { ExecState, Pass } from './pass.js';
+import { slotsLeft, type ExecState, type Pass } from './pass.js';
 import type { Queue } from './pending-index.js';
 import type { Decline, ExecutorLaunch, OfferView, PendingTask, Release } from './types.js';
 
@@ -91,7 +91,7 @@ export function placeExecutors(pass: Pass): ExecutorDecisions {
 
   // Demand by slot shape. Only built when there is an offer to grow on or an idle executor that
   // might make room; the benchmark's hot path (no offers, busy executors) never pays for it.
-  const needShapes = offers.length > 0 || pass.execs.some((x) => !x.used && x.free + x.held >= x.view.slots && x.view.slots > 0);
+  const needShapes = offers.length > 0 || pass.execs.some((x) => !x.used && slotsLeft(x) >= x.view.slots && x.view.slots > 0);
   const shapes = needShapes ? shapeDemand(pass, blocked) : { list: [] as Shape[], of: new Map<Queue, Shape>() };
 
   // What this pass already placed on offered hosts, per shape (the overlay); only walked when there are offers.
@@ -115,7 +115,7 @@ export function placeExecutors(pass: Pass): ExecutorDecisions {
   const freeHost = new Map<string, Map<Shape, number>>();
   const freeVolume = new Map<string, number>();
   for (const x of pass.execs) {
-    const free = x.free + x.held;
+    const free = slotsLeft(x);
     if (free <= 0) continue;
     for (const v of x.volumes) freeVolume.set(v, (freeVolume.get(v) ?? 0) + free);
     for (const sh of shapes.list) {

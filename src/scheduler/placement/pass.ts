@@ -21,10 +21,15 @@ import type {
 /** One executor as the pass sees it. */
 export interface ExecState {
   readonly view: ExecutorView;
-  /** Slots task placement may still fill in this pass (the dispatch window's share of the free ones). */
+  /**
+   * Places task placement may still fill in this pass: the dispatch window's share of the free
+   * slots, or the free slots and the executor's prefetch room (`ahead`), filled slots first.
+   */
   free: number;
   /** Free slots the dispatch window holds back: free for executor growth and release, not for tasks. */
   readonly held: number;
+  /** Of `free` at the start of the pass, the places beyond the free slots (prefetch): never room for more executors' work. */
+  readonly ahead: number;
   /** How long its free slots have waited (ms): the idle-capacity side of delay scheduling. */
   readonly idleMs: number;
   readonly volumes: readonly string[];
@@ -34,6 +39,15 @@ export interface ExecState {
   readonly host: number;
   /** Its index in Pass.execs. */
   readonly no: number;
+}
+
+/**
+ * Free slots an executor has left after this pass's tasks (held ones included): what executor
+ * growth and release go by. Tasks fill the free slots before the prefetch room, so the room
+ * left beyond `ahead` is real slots.
+ */
+export function slotsLeft(x: ExecState): number {
+  return Math.max(0, x.free - x.ahead) + x.held;
 }
 
 /** One tenant as the pass sees it (usage includes this pass's assignments). */
@@ -240,6 +254,7 @@ export class Pass {
         view: e,
         free,
         held: Math.max(0, e.freeSlots - free),
+        ahead: Math.max(0, free - e.freeSlots),
         idleMs: e.freeSlots > 0 ? this.now - (e.freeSince ?? this.now) : 0,
         volumes: e.volumes ?? EMPTY,
         used: false,

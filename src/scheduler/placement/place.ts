@@ -20,7 +20,7 @@ export function place(snapshot: Snapshot, index: PendingIndex, options?: Partial
 
   const assigned = pass.columns();
   let freeLeft = 0;
-  for (const x of pass.execs) freeLeft += x.free;
+  for (const x of pass.execs) freeLeft += Math.max(0, x.free - x.ahead);
   const pendingLeft = index.size - assigned.length;
   // Volume work needs offers as much as tasks do: no suppress while any is waiting.
   const suppress = pendingLeft === 0 && snapshot.otherWork !== true;
