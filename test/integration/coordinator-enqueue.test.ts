@@ -11,11 +11,11 @@ import { silentLogger } from '../../src/obs/log.js';
 import { JobService } from '../../src/scheduler/jobs/service.js';
 import { validateJobSpec } from '../../src/scheduler/jobs/spec.js';
 import { ExecutorBook } from '../../src/scheduler/executors.js';
-import { Coordinator, type MesosDriver } from '../../src/scheduler/coordinator.js';
+import { Coordinator } from '../../src/scheduler/coordinator.js';
 import type { AttemptPayload } from '../../src/executor/contract.js';
 import type { Event, Offer, Operation } from '../../src/mesos/types.js';
 import { waitFor } from '../harness/wait.js';
-import { bareLauncher, roleOffer, subscribed, testJobService } from './coordinator-fixture.js';
+import { acceptRecordingDriver, bareLauncher, roleOffer, subscribed, testJobService } from './coordinator-fixture.js';
 
 let redis: TestRedis;
 let client: Redis;
@@ -27,17 +27,7 @@ const enqueued = new Map<string, AttemptPayload[]>();
 let jobs: JobService;
 let coordinator: Coordinator;
 
-const driver: MesosDriver = {
-  accept: async (_ids, ops) => { accepts.push([...ops]); },
-  decline: async () => undefined,
-  revive: async () => undefined,
-  suppress: async () => undefined,
-  kill: async () => undefined,
-  acknowledge: async () => undefined,
-  acknowledgeOperationStatus: async () => undefined,
-  reconcile: async () => undefined,
-  acceptInverseOffers: async () => undefined,
-};
+const driver = acceptRecordingDriver(accepts);
 
 const offer = (id: string, agent: string, host: string): Offer => roleOffer(id, agent, host, 3.2);
 

@@ -5,8 +5,8 @@
 import type { Redis } from 'ioredis';
 import type { Clock } from '../../src/core/clock.js';
 import { silentLogger } from '../../src/obs/log.js';
-import type { Coordinator, ExecutorLauncher } from '../../src/scheduler/coordinator.js';
-import type { Offer } from '../../src/mesos/types.js';
+import type { Coordinator, ExecutorLauncher, MesosDriver } from '../../src/scheduler/coordinator.js';
+import type { Offer, Operation } from '../../src/mesos/types.js';
 import { JobService } from '../../src/scheduler/jobs/service.js';
 import { JobStore } from '../../src/scheduler/jobs/store.js';
 
@@ -44,4 +44,19 @@ export function roleOffer(id: string, agent: string, host: string, cpus: number,
 export async function subscribed(coordinator: Coordinator): Promise<void> {
   await coordinator.recover();
   await coordinator.handleEvent({ type: 'SUBSCRIBED', subscribed: { framework_id: { value: 'fw' }, heartbeat_interval_seconds: 15 } });
+}
+
+/** A master that answers every call and records the operations of each ACCEPT in `accepts`. */
+export function acceptRecordingDriver(accepts: Operation[][]): MesosDriver {
+  return {
+    accept: async (_ids, ops) => { accepts.push([...ops]); },
+    decline: async () => undefined,
+    revive: async () => undefined,
+    suppress: async () => undefined,
+    kill: async () => undefined,
+    acknowledge: async () => undefined,
+    acknowledgeOperationStatus: async () => undefined,
+    reconcile: async () => undefined,
+    acceptInverseOffers: async () => undefined,
+  };
 }

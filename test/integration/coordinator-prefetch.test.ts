@@ -12,27 +12,16 @@ import { silentLogger } from '../../src/obs/log.js';
 import type { JobService } from '../../src/scheduler/jobs/service.js';
 import { validateJobSpec } from '../../src/scheduler/jobs/spec.js';
 import { ExecutorBook } from '../../src/scheduler/executors.js';
-import { Coordinator, type MesosDriver } from '../../src/scheduler/coordinator.js';
+import { Coordinator } from '../../src/scheduler/coordinator.js';
 import { HANDED_BACK, type AttemptPayload, type AttemptResult } from '../../src/executor/contract.js';
 import { PREFETCH_MIN_STREAK, PREFETCH_SHORT_RUN_MS } from '../../src/scheduler/prefetch.js';
 import type { Event, Operation } from '../../src/mesos/types.js';
 import { waitFor } from '../harness/wait.js';
-import { bareLauncher, roleOffer, subscribed, testJobService } from './coordinator-fixture.js';
+import { acceptRecordingDriver, bareLauncher, roleOffer, subscribed, testJobService } from './coordinator-fixture.js';
 
 let redis: TestRedis;
 let client: Redis;
 
-const driver = (accepts: Operation[][]): MesosDriver => ({
-  accept: async (_ids, ops) => { accepts.push([...ops]); },
-  decline: async () => undefined,
-  revive: async () => undefined,
-  suppress: async () => undefined,
-  kill: async () => undefined,
-  acknowledge: async () => undefined,
-  acknowledgeOperationStatus: async () => undefined,
-  reconcile: async () => undefined,
-  acceptInverseOffers: async () => undefined,
-});
 
 beforeAll(async () => {
   redis = await startRedis({ appendonly: false });
@@ -56,7 +45,7 @@ async function bed(prefix: string, prefetch: number | undefined): Promise<{
   let peak = 0;
   const jobs = testJobService(client, clock, `/tmp/locus-prefetch-${prefix}`);
   const coordinator = new Coordinator({
-    role: 'locus', clock, logger: silentLogger(), jobs, executors: new ExecutorBook(client), driver: driver(accepts),
+    role: 'locus', clock, logger: silentLogger(), jobs, executors: new ExecutorBook(client), driver: acceptRecordingDriver(accepts),
     launcher: bareLauncher,
     dispatch: {
       enqueueMany: async (_executorId, payloads) => {
