@@ -402,7 +402,7 @@ export class Executor {
         delivery: job.id ?? '',
         drain: kill.stop.signal,
         ...(this.turns === undefined ? {} : { turn: () => (this.turns as FairTurns).take(payload.jobId) }),
-        slot: () => this.gate.acquire(kill.stop.signal, this.o.prefetchHoldMs ?? PREFETCH_HOLD_MS),
+        slot: () => this.gate.acquire(payload.jobId, kill.stop.signal, this.o.prefetchHoldMs ?? PREFETCH_HOLD_MS),
         // BullMQ's own `active` event already tells the scheduler the attempt
         // runs; a progress report (with the sandbox) follows only for attempts
         // that last, so short tasks cost no extra Redis round trip.

@@ -2,9 +2,13 @@
  * The executor's slots as a gate in front of its containers. The queue worker takes more
  * attempts than slots (prefetchDepth in contract.ts); every attempt is set up as it arrives and
  * then passes this gate before its container starts, so at most `slots` containers run at once
- * and a prepared attempt starts the moment a container exits. Waiters are served in arrival
- * order; a wait ends early when the attempt's stop signal fires (drain, cancel) or when it has
- * waited `maxWaitMs` (the executor then hands the attempt back to the scheduler).
+ * and a prepared attempt starts the moment a container exits. A wait ends early when the
+ * attempt's stop signal fires (drain, cancel) or when it has waited `maxWaitMs` (the executor
+ * then hands the attempt back to the scheduler).
+ *
+ * A freed slot goes to the waiting job that holds the fewest slots, in arrival order within a
+ * job (as FairTurns does for set-ups and commits): a new job's first attempt does not wait
+ * behind the attempts another job has prefetched.
  */
 
 /** What a wait for a slot ends in: the slot (call to give it back, idempotent), or why not. */
@@ -14,54 +18,89 @@ interface Waiter {
   readonly grant: () => void;
 }
 
-/** A counting gate over the executor's slots. */
+/** A counting gate over the executor's slots, shared fairly between jobs. */
 export class SlotGate {
   private held = 0;
-  private readonly waiters: Waiter[] = [];
+  /** Slots held per job. */
+  private readonly byJob = new Map<string, number>();
+  /** Waiters per job, in arrival order; jobs in the order they started waiting. */
+  private readonly waiting = new Map<string, Waiter[]>();
+  private waiters = 0;
 
   constructor(readonly slots: number) {}
 
   /** Containers running (slots held) and prepared attempts waiting for one. */
   get state(): { held: number; waiting: number } {
-    return { held: this.held, waiting: this.waiters.length };
+    return { held: this.held, waiting: this.waiters };
   }
 
-  /** Wait for a slot; at once when one is free and nobody waits ahead. */
-  acquire(signal: AbortSignal, maxWaitMs: number): Promise<SlotWait> {
+  /** Wait for a slot for an attempt of `jobId`; at once when one is free and nobody waits. */
+  acquire(jobId: string, signal: AbortSignal, maxWaitMs: number): Promise<SlotWait> {
     if (signal.aborted) return Promise.resolve('aborted');
-    if (this.held < this.slots && this.waiters.length === 0) return Promise.resolve(this.take());
+    if (this.held < this.slots && this.waiters === 0) return Promise.resolve(this.take(jobId));
     return new Promise<SlotWait>((resolve) => {
       const finish = (outcome: SlotWait): void => {
         clearTimeout(timer);
         signal.removeEventListener('abort', onAbort);
         resolve(outcome);
       };
-      const waiter: Waiter = { grant: () => finish(this.take()) };
+      const waiter: Waiter = { grant: () => finish(this.take(jobId)) };
       const leave = (why: 'aborted' | 'timeout'): void => {
-        const i = this.waiters.indexOf(waiter);
-        if (i < 0) return;
-        this.waiters.splice(i, 1);
+        const q = this.waiting.get(jobId);
+        const i = q === undefined ? -1 : q.indexOf(waiter);
+        if (q === undefined || i < 0) return;
+        q.splice(i, 1);
+        if (q.length === 0) this.waiting.delete(jobId);
+        this.waiters--;
         finish(why);
       };
       const onAbort = (): void => leave('aborted');
       const timer = setTimeout(() => leave('timeout'), maxWaitMs);
       signal.addEventListener('abort', onAbort, { once: true });
-      this.waiters.push(waiter);
+      const q = this.waiting.get(jobId);
+      if (q) q.push(waiter);
+      else this.waiting.set(jobId, [waiter]);
+      this.waiters++;
     });
   }
 
-  private take(): { release: () => void } {
+  private take(jobId: string): { release: () => void } {
     this.held++;
+    this.byJob.set(jobId, (this.byJob.get(jobId) ?? 0) + 1);
     let done = false;
     return {
       release: () => {
         if (done) return;
         done = true;
         this.held--;
-        // The slot goes straight to the longest waiter, so none can overtake it meanwhile.
-        const next = this.waiters.shift();
-        next?.grant();
+        const n = (this.byJob.get(jobId) ?? 1) - 1;
+        if (n === 0) this.byJob.delete(jobId);
+        else this.byJob.set(jobId, n);
+        // The slot goes straight to a waiter, so none can overtake it meanwhile.
+        this.next()?.grant();
       },
     };
+  }
+
+  /** The next waiter: of the waiting job holding the fewest slots (ties: the longest waiting). */
+  private next(): Waiter | undefined {
+    let best: string | undefined;
+    let fewest = Infinity;
+    for (const jobId of this.waiting.keys()) {
+      const n = this.byJob.get(jobId) ?? 0;
+      if (n < fewest) {
+        fewest = n;
+        best = jobId;
+        if (n === 0) break;
+      }
+    }
+    if (best === undefined) return undefined;
+    const q = this.waiting.get(best) as Waiter[];
+    const w = q.shift();
+    // A job served goes to the back of the order of ties.
+    this.waiting.delete(best);
+    if (q.length > 0) this.waiting.set(best, q);
+    this.waiters--;
+    return w;
   }
 }
