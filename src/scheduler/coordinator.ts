@@ -63,6 +63,8 @@ export class Coordinator {
   private readonly windows: DispatchWindows;
   /** Which executors are sent attempts beyond their slots (prefetch.ts). */
   private readonly prefetch = new PrefetchPolicy();
+  /** Each executor's prefetch as the last pass allowed it (the locus_executor_prefetch gauge). */
+  private readonly aheadNow = new Map<string, number>();
 
   constructor(private readonly o: CoordinatorOptions) {
     this.log = o.logger.child({ component: 'coordinator' });
@@ -186,6 +188,7 @@ export class Coordinator {
       return;
     }
     this.release(executorId);
+    if (result.reason === HANDED_BACK) this.o.metrics?.attemptsHandedBack.inc();
     this.o.metrics?.taskDuration.observe({ outcome: result.state }, Math.max(0, (result.finishedAt - result.startedAt) / 1000));
     this.requestPass();
   }
@@ -299,6 +302,7 @@ export class Coordinator {
         // A running executor's window may hold some free slots back from tasks (not from growth).
         const window = e.state === 'RUNNING' ? this.windows.dispatchable(e.executorId, e.slots, free, now, pendingWork) : free;
         const ahead = e.state === 'RUNNING' ? this.prefetch.extra(e.executorId, e.slots, this.o.dispatch.prefetch?.(e.executorId) ?? 0) : 0;
+        this.aheadNow.set(e.executorId, ahead);
         const dispatchable = dispatchableSlots({ slots: e.slots, busy, windowed: window, window: this.windows.window(e.executorId), ahead });
         return {
           executorId: e.executorId, agentId: e.agentId, hostname: e.hostname,
@@ -589,9 +593,11 @@ export class Coordinator {
     m.executors.reset();
     m.queueDepth.reset();
     m.dispatchWindow.reset();
+    m.executorPrefetch.reset();
     for (const e of this.o.executors.all()) {
       m.executors.inc({ state: e.state });
       m.queueDepth.set({ executor: e.executorId }, this.busy.get(e.executorId) ?? 0);
+      if (e.state !== 'GONE') m.executorPrefetch.set({ executor: e.executorId }, this.aheadNow.get(e.executorId) ?? 0);
     }
     for (const [executor, window] of this.windows.entries()) m.dispatchWindow.set({ executor }, window);
   }
@@ -726,6 +732,7 @@ export class Coordinator {
     this.busy.delete(executorId);
     this.windows.dropExecutor(executorId);
     this.prefetch.dropExecutor(executorId);
+    this.aheadNow.delete(executorId);
     for (const v of ex.volumes) {
       await this.o.volumes?.release?.(v, executorId).catch((err: unknown) => this.log.warn({ err: String(err), volumeId: v }, 'releasing a volume failed'));
     }

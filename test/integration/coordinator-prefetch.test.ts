@@ -9,6 +9,7 @@ import type { Redis } from 'ioredis';
 import { startRedis, type TestRedis } from '../harness/redis.js';
 import { ManualClock } from '../../src/core/clock.js';
 import { silentLogger } from '../../src/obs/log.js';
+import { createMetrics, type LocusMetrics } from '../../src/obs/metrics.js';
 import type { JobService } from '../../src/scheduler/jobs/service.js';
 import { validateJobSpec } from '../../src/scheduler/jobs/spec.js';
 import { ExecutorBook } from '../../src/scheduler/executors.js';
@@ -35,8 +36,9 @@ afterAll(async () => {
 
 /** A coordinator over one agent with room for one executor of four 1-cpu slots; `prefetch` is what the executor registered. */
 async function bed(prefix: string, prefetch: number | undefined): Promise<{
-  coordinator: Coordinator; jobs: JobService; clock: ManualClock; inFlight: Map<string, AttemptPayload>; peak: () => number; executorId: string;
+  coordinator: Coordinator; jobs: JobService; clock: ManualClock; inFlight: Map<string, AttemptPayload>; peak: () => number; executorId: string; metrics: LocusMetrics;
 }> {
+  const metrics = createMetrics();
   // Each bed starts from an empty Redis: a job service recovers whatever it finds there.
   await client.flushall();
   const clock = new ManualClock(1_000_000);
@@ -57,6 +59,7 @@ async function bed(prefix: string, prefetch: number | undefined): Promise<{
       ...(prefetch === undefined ? {} : { prefetch: () => prefetch }),
     },
     tenants: () => [{ name: 'default', weight: 1 }],
+    metrics,
   });
   await subscribed(coordinator);
   await jobs.submit('default', validateJobSpec({
@@ -72,7 +75,7 @@ async function bed(prefix: string, prefetch: number | undefined): Promise<{
   const running: Event = { type: 'UPDATE', update: { status: { task_id: { value: info.task_id.value }, state: 'TASK_RUNNING', agent_id: { value: 'S1' }, uuid: 'dXVpZA==' } } };
   await coordinator.handleEvent(running);
   await waitFor('the first attempts enqueued', () => inFlight.size === 4);
-  return { coordinator, jobs, clock, inFlight, peak: () => peak, executorId: info.task_id.value };
+  return { coordinator, jobs, clock, inFlight, peak: () => peak, executorId: info.task_id.value, metrics };
 }
 
 /** End the oldest attempt in flight after `ranMs`, as its executor would report it. */
@@ -85,6 +88,13 @@ async function finishOne(b: Awaited<ReturnType<typeof bed>>, ranMs: number, reas
     : { attemptId: p.attemptId, taskId: p.taskId, state: 'SUCCEEDED', exitCode: 0, reason, message: 'done', startedAt: now - ranMs, finishedAt: now, host: 'agent-1' };
   await b.coordinator.onAttemptResult(result, b.executorId);
   return p;
+}
+
+/** The executor's locus_executor_prefetch gauge, and the hand-backs counted. */
+async function gauges(b: Awaited<ReturnType<typeof bed>>): Promise<{ ahead: number | undefined; handedBack: number }> {
+  const ahead = (await b.metrics.executorPrefetch.get()).values.find((v) => v.labels.executor === b.executorId)?.value;
+  const handedBack = (await b.metrics.attemptsHandedBack.get()).values[0]?.value ?? 0;
+  return { ahead, handedBack };
 }
 
 /** Let the passes the results asked for run (they are coalesced and run on their own). */
@@ -105,10 +115,12 @@ describe('coordinator: prefetch', () => {
         await settle(b, 4);
       }
       expect(b.peak()).toBe(4);
+      expect(await gauges(b)).toEqual({ ahead: 0, handedBack: 0 });
       await finishOne(b, 200);
       // The fourth short result in a row: the slot is refilled and one more sent ahead.
       await settle(b, 5);
       expect(b.inFlight.size).toBe(5);
+      expect((await gauges(b)).ahead).toBe(1);
       // A long run ends the streak: back to the slots (the freed place is not refilled).
       await finishOne(b, PREFETCH_SHORT_RUN_MS + 1);
       await settle(b, 4);
@@ -120,6 +132,7 @@ describe('coordinator: prefetch', () => {
       }
       const back = await finishOne(b, 0, HANDED_BACK);
       await settle(b, 4);
+      expect(await gauges(b)).toEqual({ ahead: 0, handedBack: 1 });
       const rec = await b.jobs.getTaskRecord(back.taskId);
       expect(rec?.attempts[0]).toMatchObject({ state: 'LOST', reason: HANDED_BACK });
       expect(rec?.failures).toBe(0);
