@@ -5,7 +5,8 @@
  * the same results as JSON.
  */
 import { execFile } from 'node:child_process';
-import { mkdtempSync, rmSync } from 'node:fs';
+import { mkdtempSync, rmSync, writeFileSync } from 'node:fs';
+import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { promisify } from 'node:util';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
@@ -13,6 +14,7 @@ import { LOCUS_CLI, ensureBuilt } from '../harness/build.js';
 import { freePort } from '../harness/ports.js';
 import { startRedis, type TestRedis } from '../harness/redis.js';
 import { startLocalCluster, type LocalCluster } from '../../src/local/index.js';
+import { codeCacheMatches } from '../../src/cli/commands/doctor.js';
 
 const run = promisify(execFile);
 
@@ -69,7 +71,7 @@ describe('locus doctor', () => {
     expect(byName.get('node')?.text).toMatch(new RegExp(`^OK +node +v${process.versions.node.replace(/\./g, '\\.')}$`));
     expect(byName.get('redis-server')?.text).toMatch(/^OK +redis-server +installed \(\d+\.\d+/);
     // The build bundles the executor: doctor says executors start from that one file.
-    expect(byName.get('executor')?.text).toMatch(/^OK +executor +starts from one bundled file \(dist\/executor\.mjs\)$/);
+    expect(byName.get('executor')?.text).toMatch(/^OK +executor +starts from one bundled file with its code cache \(dist\/executor\.mjs\)$/);
     expect(byName.get('master')?.text).toContain(`OK    master`);
     expect(byName.get('master')?.text).toContain(`${cluster.masterUrl} answers`);
     expect(byName.get('redis')?.text).toMatch(/^OK +redis +redis:\/\/127\.0\.0\.1:\d+\/? answers \(Redis \d+\.\d+\.\d+\); AOF on; maxmemory-policy noeviction$/);
@@ -133,4 +135,19 @@ describe('locus doctor', () => {
       srv.close();
     }
   }, 60_000);
+
+  it('tells a code cache written for the bundle from a missing one or one for another bundle', () => {
+    const dir = mkdtempSync(join(tmpdir(), 'locus-doctor-cache-'));
+    try {
+      const entry = join(dir, 'executor.mjs');
+      writeFileSync(entry, "const BUNDLE_ID = 'ab12';\n");
+      expect(codeCacheMatches(entry)).toBe(false);
+      writeFileSync(join(dir, 'executor-bundle.cjs.cache'), Buffer.concat([Buffer.from('locus-code-cache ab13\n'), Buffer.alloc(64, 1)]));
+      expect(codeCacheMatches(entry)).toBe(false);
+      writeFileSync(join(dir, 'executor-bundle.cjs.cache'), Buffer.concat([Buffer.from('locus-code-cache ab12\n'), Buffer.alloc(64, 1)]));
+      expect(codeCacheMatches(entry)).toBe(true);
+    } finally {
+      rmSync(dir, { recursive: true, force: true });
+    }
+  });
 });
