@@ -41,6 +41,7 @@ import {
 } from './contract.js';
 import type { AttemptRunner } from './runner.js';
 import { SlotGate } from './slot-gate.js';
+import { Holdings, takeFairly } from './fair-pick.js';
 
 /** Everything an executor needs to run. */
 export interface ExecutorOptions {
@@ -91,9 +92,8 @@ export interface ExecutorOptions {
  * backlog of another.
  */
 export class FairTurns {
-  private held = 0;
-  /** Turns held per job. */
-  private readonly byJob = new Map<string, number>();
+  /** Turns held, per job and in all. */
+  private readonly holdings = new Holdings();
   /** Waiters per job, in arrival order. */
   private readonly waiting = new Map<string, (() => void)[]>();
 
@@ -101,7 +101,7 @@ export class FairTurns {
 
   /** Wait for a turn for an attempt of `jobId`; resolves to its release (idempotent). */
   take(jobId: string): Promise<() => void> {
-    if (this.held < this.limit && this.waiting.size === 0) return Promise.resolve(this.grant(jobId));
+    if (this.holdings.total < this.limit && this.waiting.size === 0) return Promise.resolve(this.grant(jobId));
     return new Promise((resolve) => {
       const q = this.waiting.get(jobId);
       const w = (): void => resolve(this.grant(jobId));
@@ -114,44 +114,18 @@ export class FairTurns {
   get state(): { held: number; waiting: number } {
     let waiting = 0;
     for (const q of this.waiting.values()) waiting += q.length;
-    return { held: this.held, waiting };
+    return { held: this.holdings.total, waiting };
   }
 
   private grant(jobId: string): () => void {
-    this.held++;
-    this.byJob.set(jobId, (this.byJob.get(jobId) ?? 0) + 1);
-    let done = false;
-    return () => {
-      if (done) return;
-      done = true;
-      this.held--;
-      const n = (this.byJob.get(jobId) ?? 1) - 1;
-      if (n === 0) this.byJob.delete(jobId);
-      else this.byJob.set(jobId, n);
-      this.next();
-    };
+    return this.holdings.hold(jobId, () => this.next());
   }
 
   private next(): void {
-    while (this.held < this.limit && this.waiting.size > 0) {
-      // The waiting job holding the fewest turns; ties go to the one waiting longest (Map order).
-      let best: string | undefined;
-      let fewest = Infinity;
-      for (const jobId of this.waiting.keys()) {
-        const n = this.byJob.get(jobId) ?? 0;
-        if (n < fewest) {
-          fewest = n;
-          best = jobId;
-          if (n === 0) break;
-        }
-      }
-      if (best === undefined) return;
-      const q = this.waiting.get(best);
-      const w = q?.shift();
-      // A job served goes to the back of the order of ties.
-      this.waiting.delete(best);
-      if (q !== undefined && q.length > 0) this.waiting.set(best, q);
-      w?.();
+    while (this.holdings.total < this.limit && this.waiting.size > 0) {
+      const w = takeFairly(this.waiting, this.holdings.byJob);
+      if (w === undefined) return;
+      w();
     }
   }
 }

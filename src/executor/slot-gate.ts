@@ -11,6 +11,8 @@
  * behind the attempts another job has prefetched.
  */
 
+import { Holdings, takeFairly } from './fair-pick.js';
+
 /** What a wait for a slot ends in: the slot (call to give it back, idempotent), or why not. */
 export type SlotWait = { readonly release: () => void } | 'aborted' | 'timeout';
 
@@ -20,9 +22,8 @@ interface Waiter {
 
 /** A counting gate over the executor's slots, shared fairly between jobs. */
 export class SlotGate {
-  private held = 0;
-  /** Slots held per job. */
-  private readonly byJob = new Map<string, number>();
+  /** Slots held, per job and in all. */
+  private readonly holdings = new Holdings();
   /** Waiters per job, in arrival order; jobs in the order they started waiting. */
   private readonly waiting = new Map<string, Waiter[]>();
   private waiters = 0;
@@ -31,13 +32,13 @@ export class SlotGate {
 
   /** Containers running (slots held) and prepared attempts waiting for one. */
   get state(): { held: number; waiting: number } {
-    return { held: this.held, waiting: this.waiters };
+    return { held: this.holdings.total, waiting: this.waiters };
   }
 
   /** Wait for a slot for an attempt of `jobId`; at once when one is free and nobody waits. */
   acquire(jobId: string, signal: AbortSignal, maxWaitMs: number): Promise<SlotWait> {
     if (signal.aborted) return Promise.resolve('aborted');
-    if (this.held < this.slots && this.waiters === 0) return Promise.resolve(this.take(jobId));
+    if (this.holdings.total < this.slots && this.waiters === 0) return Promise.resolve(this.take(jobId));
     return new Promise<SlotWait>((resolve) => {
       const finish = (outcome: SlotWait): void => {
         clearTimeout(timer);
@@ -65,42 +66,14 @@ export class SlotGate {
   }
 
   private take(jobId: string): { release: () => void } {
-    this.held++;
-    this.byJob.set(jobId, (this.byJob.get(jobId) ?? 0) + 1);
-    let done = false;
-    return {
-      release: () => {
-        if (done) return;
-        done = true;
-        this.held--;
-        const n = (this.byJob.get(jobId) ?? 1) - 1;
-        if (n === 0) this.byJob.delete(jobId);
-        else this.byJob.set(jobId, n);
-        // The slot goes straight to a waiter, so none can overtake it meanwhile.
-        this.next()?.grant();
-      },
-    };
+    // A freed slot goes straight to a waiter, so none can overtake it meanwhile.
+    return { release: this.holdings.hold(jobId, () => this.next()?.grant()) };
   }
 
-  /** The next waiter: of the waiting job holding the fewest slots (ties: the longest waiting). */
+  /** The next waiter (takeFairly: of the waiting job holding the fewest slots). */
   private next(): Waiter | undefined {
-    let best: string | undefined;
-    let fewest = Infinity;
-    for (const jobId of this.waiting.keys()) {
-      const n = this.byJob.get(jobId) ?? 0;
-      if (n < fewest) {
-        fewest = n;
-        best = jobId;
-        if (n === 0) break;
-      }
-    }
-    if (best === undefined) return undefined;
-    const q = this.waiting.get(best) as Waiter[];
-    const w = q.shift();
-    // A job served goes to the back of the order of ties.
-    this.waiting.delete(best);
-    if (q.length > 0) this.waiting.set(best, q);
-    this.waiters--;
+    const w = takeFairly(this.waiting, this.holdings.byJob);
+    if (w !== undefined) this.waiters--;
     return w;
   }
 }

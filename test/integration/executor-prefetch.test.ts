@@ -16,10 +16,11 @@ import { payload, spawnExecutor, useExecutorBed, waitFor, waitRegistered, type E
 
 const suite = useExecutorBed('locus-exec-prefetch-');
 
-async function start(id: string, prefetch: number): Promise<ExecutorProc> {
+/** An executor of one slot; `hold` (default the executors' own, PREFETCH_HOLD_MS) bounds a prepared attempt's wait. */
+async function start(id: string, prefetch: number, hold?: string): Promise<ExecutorProc> {
   const { redis, admin, prov, rd, work } = suite.bed();
   const creds = await prov.create(id);
-  const e = spawnExecutor({ redis, id, creds, sandbox: join(work, `sandbox-${id}`), slots: 1, args: ['--prefetch', String(prefetch)] });
+  const e = spawnExecutor({ redis, id, creds, sandbox: join(work, `sandbox-${id}`), slots: 1, args: ['--prefetch', String(prefetch), ...(hold === undefined ? [] : ['--prefetch-hold', hold])] });
   suite.procs.push(e);
   await waitRegistered(admin, id).catch((err: Error) => {
     throw new Error(`${err.message}\n${e.stderr()}`);
@@ -46,7 +47,8 @@ describe('executor prefetch', () => {
   it('registers its prefetch; a prepared attempt starts once the running container exits, never beside it', async () => {
     const { admin, rd, work } = suite.bed();
     const id = 'EP1';
-    await start(id, 1);
+    // A long hold: on a loaded machine the first container's start alone can take most of a second.
+    await start(id, 1, '30s');
     expect((await readRegistration(admin, id))?.prefetch).toBe(1);
     const a = stamped('t-pa', 0.6);
     const b = stamped('t-pb', 0.1);

@@ -18,7 +18,7 @@ import type { IsolationMode } from '../../executor/isolation/types.js';
 import { AgentRunner, HostPathRunner, IsolatorRunner, NoopRunner, PreferAgentRunner, type AttemptRunner } from '../../executor/runner.js';
 import { AgentClient } from '../../mesos/agent.js';
 import { DEFAULT_TENANT_UIDS, parseTenantUids, type TenantUidRange } from '../../executor/isolation/tenant.js';
-import { bootKey, bootUser } from '../../executor/contract.js';
+import { PREFETCH_HOLD_MS, bootKey, bootUser } from '../../executor/contract.js';
 import { createLogger, type Logger } from '../../obs/log.js';
 import { startDataPlane, type RunningDataPlane } from '../../executor/data-plane-setup.js';
 import { decodeExecutorStorageConfig } from '../../storage/executor-config.js';
@@ -36,6 +36,8 @@ attempt in an isolated (nested) container. Every flag also reads LOCUS_<FLAG>.
   --prefetch N            attempts taken beyond the slots and held prepared for the next slot
                           to free; one that waits over 1s is handed back (LOST, HANDED_BACK).
                           The framework sets it for its executors (default 0: none)
+  --prefetch-hold DUR     how long a prefetched attempt waits for a slot before it is handed
+                          back (default 1s)
   --slot-cpus N           cpus per slot (default 1)
   --slot-mem SIZE         memory per slot (default 256MiB)
   --slot-disk SIZE        disk per slot (default 0: no limit)
@@ -70,6 +72,7 @@ const OPTIONS = {
   hostname: { type: 'string' },
   slots: { type: 'string' },
   prefetch: { type: 'string' },
+  'prefetch-hold': { type: 'string' },
   'slot-cpus': { type: 'string' },
   'slot-mem': { type: 'string' },
   'slot-disk': { type: 'string' },
@@ -300,6 +303,7 @@ export async function run(argv: string[]): Promise<number> {
       hostname: v.hostname ?? osHostname(),
       slots,
       prefetch,
+      prefetchHoldMs: duration(v['prefetch-hold'], 'prefetch-hold', PREFETCH_HOLD_MS),
       slotResources: { cpus: slotCpus, memMiB: size(v['slot-mem'], 'slot-mem', 256), diskMiB: size(v['slot-disk'], 'slot-disk', 0) },
       connect,
       runner,
