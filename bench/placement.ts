@@ -2,7 +2,7 @@
  * Placement benchmark: drives the real placement code (src/scheduler/placement)
  * with a simulated cluster and a manual clock over a matrix of cluster sizes
  * and pending-task counts, and writes bench/results/placement-<date>.json and
- * a Markdown table beside it.
+ * a Markdown table beside it (BENCH_OUT names another file, without the extension).
  *
  *   npm run bench:placement          (builds, then node --expose-gc dist/bench/placement.js)
  *   node --expose-gc dist/bench/placement.js --quick    (small rows only, for a smoke run)
@@ -672,7 +672,9 @@ async function main(): Promise<void> {
   // dist/bench/placement.js → <repo>/bench/results
   const outDir = join(here, '..', '..', 'bench', 'results');
   mkdirSync(outDir, { recursive: true });
-  const name = quick || only > 0 ? `placement-${date}-partial` : `placement-${date}`;
+  // BENCH_OUT names the files (without extension), as the other benchmarks take it: a run must not
+  // overwrite another's figures.
+  const name = process.env['BENCH_OUT'] ?? (quick || only > 0 ? `placement-${date}-partial` : `placement-${date}`);
   const load = { start: loadStart, end: loadNow() };
   writeFileSync(join(outDir, `${name}.json`), JSON.stringify({ loadAverage: load, results: rows }, null, 2) + '\n');
   writeFileSync(join(outDir, `${name}.md`), markdown(rows, date, load));
