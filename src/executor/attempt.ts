@@ -15,7 +15,7 @@ import { LocusError } from '../core/errors.js';
 import { containerIdFor, type AttemptRunner, type RunExit, type RunHandle } from './runner.js';
 import { tenantOfOutput, tenantUid, type TenantUidRange } from './isolation/tenant.js';
 import type { Logger } from '../obs/log.js';
-import type { SlotWait } from './slot-gate.js';
+import type { GateWait } from './fair-gate.js';
 
 /** Streams a byte range of a file from its storage backend (the storage port's `read`). */
 export type SplitReader = (uri: string, offset: number, length: number) => Promise<NodeJS.ReadableStream>;
@@ -63,10 +63,10 @@ export interface AttemptControl {
   turn?(): Promise<() => void>;
   /**
    * Waits for one of the executor's slots once the attempt is set up, right before its container
-   * starts (SlotGate); the slot is given back when the container has exited. Absent: the
+   * starts (FairGate); the slot is given back when the container has exited. Absent: the
    * scheduler's placement is the only bound on containers at once.
    */
-  slot?(): Promise<SlotWait>;
+  slot?(): Promise<GateWait>;
 }
 
 const NO_TURN = (): void => undefined;

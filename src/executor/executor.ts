@@ -3,7 +3,7 @@
  * own BullMQ queue (one job = one attempt, or a batch of attempts run side by side), and drains
  * on request, on idleness or on SIGTERM. Its queue worker takes up to slots + prefetch jobs: the
  * scheduler sends more attempts than slots only to an executor whose attempts end quickly, and
- * the extra ones wait prepared at its SlotGate for the next container to exit (or are handed
+ * the extra ones wait prepared at the gate over its slots (a FairGate) for the next container to exit (or are handed
  * back after PREFETCH_HOLD_MS).
  *
  * Redis layout (all keys this process touches, which is exactly what its
@@ -40,8 +40,7 @@ import {
   type ExecutorState,
 } from './contract.js';
 import type { AttemptRunner } from './runner.js';
-import { SlotGate } from './slot-gate.js';
-import { Holdings, takeFairly } from './fair-pick.js';
+import { FairGate } from './fair-gate.js';
 
 /** Everything an executor needs to run. */
 export interface ExecutorOptions {
@@ -74,7 +73,7 @@ export interface ExecutorOptions {
   readonly stalledIntervalMs?: number;
   /** Report progress (sandbox, start time) on attempts still running after this long (default 1 s). */
   readonly progressDelayMs?: number;
-  /** Attempts the executor sets up or commits at once (FairTurns; default DEFAULT_TURNS, 0 = no limit). */
+  /** Attempts the executor sets up or commits at once (a FairGate; default DEFAULT_TURNS, 0 = no limit). */
   readonly turns?: number;
   /** Attempts taken beyond the slots, held prepared for the next free slot (default 0: none; the framework asks for prefetchDepth(slots)). */
   readonly prefetch?: number;
@@ -83,54 +82,14 @@ export interface ExecutorOptions {
 }
 
 /**
- * Turns at the executor's own work on attempts (set-up, commit), at most `limit` at once, given
- * to the job with the fewest turns held first and in arrival order within a job. Without it an
- * executor with hundreds of slots of short tasks works on all of them at once: every step of
- * every attempt waits behind every other's (a no-op attempt took 200 ms to start under load),
- * and a new job's first task waits behind hundreds of another job's. With it the attempts of a
- * job that has few at work go first, so a small job starts within a few turns however large the
- * backlog of another.
+ * Turns at the executor's own work on attempts (set-up, commit) at once by default
+ * (ExecutorOptions.turns, a FairGate): enough to overlap the fsyncs and Redis round trips of
+ * set-ups and commits. Without a limit an executor with hundreds of slots of short tasks works on
+ * all of them at once: every step of every attempt waits behind every other's (a no-op attempt
+ * took 200 ms to start under load), and a new job's first task waits behind hundreds of another
+ * job's. With it the attempts of a job that has few at work go first, so a small job starts
+ * within a few turns however large the backlog of another.
  */
-export class FairTurns {
-  /** Turns held, per job and in all. */
-  private readonly holdings = new Holdings();
-  /** Waiters per job, in arrival order. */
-  private readonly waiting = new Map<string, (() => void)[]>();
-
-  constructor(private readonly limit: number) {}
-
-  /** Wait for a turn for an attempt of `jobId`; resolves to its release (idempotent). */
-  take(jobId: string): Promise<() => void> {
-    if (this.holdings.total < this.limit && this.waiting.size === 0) return Promise.resolve(this.grant(jobId));
-    return new Promise((resolve) => {
-      const q = this.waiting.get(jobId);
-      const w = (): void => resolve(this.grant(jobId));
-      if (q) q.push(w);
-      else this.waiting.set(jobId, [w]);
-    });
-  }
-
-  /** Turns held now and attempts waiting for one (tests, metrics). */
-  get state(): { held: number; waiting: number } {
-    let waiting = 0;
-    for (const q of this.waiting.values()) waiting += q.length;
-    return { held: this.holdings.total, waiting };
-  }
-
-  private grant(jobId: string): () => void {
-    return this.holdings.hold(jobId, () => this.next());
-  }
-
-  private next(): void {
-    while (this.holdings.total < this.limit && this.waiting.size > 0) {
-      const w = takeFairly(this.waiting, this.holdings.byJob);
-      if (w === undefined) return;
-      w();
-    }
-  }
-}
-
-/** Turns at once by default (ExecutorOptions.turns): enough to overlap the fsyncs and Redis round trips of set-ups and commits. */
 export const DEFAULT_TURNS = 32;
 
 /**
@@ -180,15 +139,15 @@ export class Executor {
    */
   private readonly inFlight = new Map<string, Promise<AttemptResult>>();
   private readonly log: Logger;
-  private readonly turns: FairTurns | undefined;
+  private readonly turns: FairGate | undefined;
   /** Containers at once: the slots, whatever the worker has taken. */
-  private readonly gate: SlotGate;
+  private readonly gate: FairGate;
   private readonly prefetch: number;
 
   private constructor(private readonly o: ExecutorOptions) {
     const turns = o.turns ?? DEFAULT_TURNS;
-    this.turns = turns > 0 ? new FairTurns(turns) : undefined;
-    this.gate = new SlotGate(o.slots);
+    this.turns = turns > 0 ? new FairGate(turns) : undefined;
+    this.gate = new FairGate(o.slots);
     this.prefetch = Math.max(0, Math.floor(o.prefetch ?? 0));
     this.redis = o.connect();
     this.redis.on('error', () => undefined);
@@ -244,7 +203,7 @@ export class Executor {
       startedAt: String(Date.now()),
       // This executor completes batch jobs (AttemptBatch); a scheduler sends it batches only then.
       [F.batches]: '1',
-      // And takes this many attempts beyond its slots, holding them prepared (SlotGate).
+      // And takes this many attempts beyond its slots, holding them prepared at the gate over its slots.
       [F.prefetch]: String(this.prefetch),
       // Where other hosts read this host's dataset replicas and committed outputs.
       ...(this.o.dataPlane?.blockServer === undefined ? {} : { [F.blockServer]: this.o.dataPlane.blockServer }),
@@ -375,7 +334,7 @@ export class Executor {
       result = await runAttempt(payload, ctx, {
         delivery: job.id ?? '',
         drain: kill.stop.signal,
-        ...(this.turns === undefined ? {} : { turn: () => (this.turns as FairTurns).take(payload.jobId) }),
+        ...(this.turns === undefined ? {} : { turn: () => (this.turns as FairGate).take(payload.jobId) }),
         slot: () => this.gate.acquire(payload.jobId, kill.stop.signal, this.o.prefetchHoldMs ?? PREFETCH_HOLD_MS),
         // BullMQ's own `active` event already tells the scheduler the attempt
         // runs; a progress report (with the sandbox) follows only for attempts

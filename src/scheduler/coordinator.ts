@@ -179,17 +179,18 @@ export class Coordinator {
     // The start time of an attempt that ran is the dispatch window's signal; synthetic results
     // (lost, cancelled before it started) carry no start worth measuring.
     const ran = outcome !== 'STALE' && (result.state === 'SUCCEEDED' || result.state === 'FAILED' || result.state === 'TIMED_OUT');
-    this.windows.finished(executorId, result.attemptId, ran ? result.startedAt : undefined, this.o.clock.now(), result.finishedAt - result.startedAt);
+    const runMs = result.finishedAt - result.startedAt;
+    this.windows.finished(executorId, result.attemptId, ran ? result.startedAt : undefined, this.o.clock.now(), runMs);
     // Only for an executor still in service: a late result must not bring a dropped one back.
     const ex = this.o.executors.get(executorId);
-    if (ex !== undefined && ex.state !== 'GONE') this.prefetch.finished(executorId, ran ? result.finishedAt - result.startedAt : undefined, result.reason === HANDED_BACK);
+    if (ex !== undefined && ex.state !== 'GONE') this.prefetch.finished(executorId, ran ? runMs : undefined, result.reason === HANDED_BACK);
     if (outcome === 'STALE') {
       this.log.debug({ attemptId: result.attemptId }, 'stale attempt result ignored');
       return;
     }
     this.release(executorId);
     if (result.reason === HANDED_BACK) this.o.metrics?.attemptsHandedBack.inc();
-    this.o.metrics?.taskDuration.observe({ outcome: result.state }, Math.max(0, (result.finishedAt - result.startedAt) / 1000));
+    this.o.metrics?.taskDuration.observe({ outcome: result.state }, Math.max(0, runMs / 1000));
     this.requestPass();
   }
 

@@ -48,11 +48,6 @@ export class PrefetchPolicy {
     return (this.streaks.get(executorId) ?? 0) >= Math.min(slots, PREFETCH_MIN_STREAK) ? depth : 0;
   }
 
-  /** Whether the executor is being filled ahead now (metrics). */
-  active(executorId: string, slots: number): boolean {
-    return this.extra(executorId, slots, 1) > 0;
-  }
-
   dropExecutor(executorId: string): void {
     this.streaks.delete(executorId);
   }

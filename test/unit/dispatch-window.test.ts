@@ -128,12 +128,17 @@ describe('dispatch window: the controller', () => {
     expect(w.dispatchable(E, 100, 3, t + 5000)).toBeLessThanOrEqual(3);
   });
 
-  it('grows back, at most to the slots, when attempts start promptly while it holds work back', () => {
+  /** A window of 50 slots shrunk by a congested stream, and the window it shrank to. */
+  const shrunk = (): { w: DispatchWindows; low: number } => {
     const w = new DispatchWindows({ enabled: true, floor: 4, quietMs: 1e9 });
     w.dispatchable(E, 50, 50, 0);
     for (let i = 0; i < 4; i++) oneAttempt(w, `base${i}`, 50, i, 2, 1);
     play(w, 50, congestedStream('c', 10, 300));
-    const low = w.window(E) ?? NaN;
+    return { w, low: w.window(E) ?? NaN };
+  };
+
+  it('grows back, at most to the slots, when attempts start promptly while it holds work back', () => {
+    const { w, low } = shrunk();
     expect(low).toBeLessThan(10);
     // Prompt starts, with the window the limit (work waiting): it grows, step by step, to the slots.
     const seen = play(w, 50, promptStream('p', 10_000, 2000));
@@ -143,11 +148,7 @@ describe('dispatch window: the controller', () => {
   });
 
   it('does not grow while it holds nothing back', () => {
-    const w = new DispatchWindows({ enabled: true, floor: 4, quietMs: 1e9 });
-    w.dispatchable(E, 50, 50, 0);
-    for (let i = 0; i < 4; i++) oneAttempt(w, `base${i}`, 50, i, 2, 1);
-    play(w, 50, congestedStream('c', 10, 300));
-    const low = w.window(E) ?? NaN;
+    const { w, low } = shrunk();
     expect(low).toBeLessThan(50);
     play(w, 50, promptStream('p', 10_000, 500), false);
     expect(w.window(E)).toBe(low);

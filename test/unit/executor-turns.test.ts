@@ -1,5 +1,5 @@
 /**
- * Turns at an executor's own work on attempts (FairTurns, issue 16 item 4): at most `limit`
+ * Turns at an executor's own work on attempts (a FairGate, issue 16 item 4): at most `limit`
  * attempts are set up or committed at once, the job holding the fewest turns goes first, and a
  * workload's run holds none. runAttempt takes a turn for its set-up and another for its commit,
  * and gives each back on every path (the real no-op runner, a real filesystem, an in-memory
@@ -10,15 +10,15 @@ import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { afterEach, beforeEach, describe, expect, it } from 'vitest';
 import { runAttempt, type AttemptContext } from '../../src/executor/attempt.js';
-import { FairTurns } from '../../src/executor/executor.js';
+import { FairGate } from '../../src/executor/fair-gate.js';
 import { type AttemptPayload } from '../../src/executor/contract.js';
 import { attemptContext, attemptPayload, memoryLedger } from './attempt-fixture.js';
 
 const tick = (): Promise<void> => new Promise((r) => setImmediate(r));
 
-describe('FairTurns', () => {
+describe('FairGate as the executor\'s turns', () => {
   it('gives at most `limit` turns at once, the next to the waiting job holding the fewest', async () => {
-    const turns = new FairTurns(2);
+    const turns = new FairGate(2);
     const order: string[] = [];
     const take = (job: string, name: string): Promise<() => void> => turns.take(job).then((release) => {
       order.push(name);
@@ -47,7 +47,7 @@ describe('FairTurns', () => {
   });
 
   it('alternates between jobs holding as many turns', async () => {
-    const turns = new FairTurns(1);
+    const turns = new FairGate(1);
     const order: string[] = [];
     const first = await turns.take('x');
     const all = ['x', 'x', 'y', 'y'].map((job, i) => turns.take(job).then((release) => {
@@ -75,7 +75,7 @@ function setup(): { ctx: AttemptContext; payload: (n: number) => AttemptPayload 
 describe('an attempt in turns', () => {
   it('holds a turn for its set-up and one for its commit, none while the workload runs', async () => {
     const { ctx, payload } = setup();
-    const turns = new FairTurns(4);
+    const turns = new FairGate(4);
     const events: string[] = [];
     const r = await runAttempt(payload(0), ctx, {
       delivery: 'd0', drain: new AbortController().signal,
@@ -97,7 +97,7 @@ describe('an attempt in turns', () => {
 
   it('gives its turn back when it ends before running (already committed), and many attempts share few turns', async () => {
     const { ctx, payload } = setup();
-    const turns = new FairTurns(2);
+    const turns = new FairGate(2);
     let most = 0;
     const turn = async (): Promise<() => void> => {
       const release = await turns.take('job-1');

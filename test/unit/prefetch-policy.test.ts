@@ -18,7 +18,7 @@ describe('PrefetchPolicy', () => {
     expect(p.extra('e', 19, 5)).toBe(0);
     p.finished('e', 200, false);
     expect(p.extra('e', 19, 5)).toBe(5);
-    expect(p.active('e', 19)).toBe(true);
+    expect(p.extra('e', 19, 1)).toBe(1);
     // An executor that registered no prefetch gets none.
     expect(p.extra('e', 19, 0)).toBe(0);
     p.finished('e', PREFETCH_SHORT_RUN_MS, false);

@@ -34,8 +34,9 @@ attempt in an isolated (nested) container. Every flag also reads LOCUS_<FLAG>.
   --hostname NAME         the agent's hostname (default: this host's)
   --slots N               attempts run at once (default 1)
   --prefetch N            attempts taken beyond the slots and held prepared for the next slot
-                          to free; one that waits over 1s is handed back (LOST, HANDED_BACK).
-                          The framework sets it for its executors (default 0: none)
+                          to free; one that waits longer than --prefetch-hold is handed back
+                          (LOST, HANDED_BACK). The framework sets it for its executors
+                          (default 0: none)
   --prefetch-hold DUR     how long a prefetched attempt waits for a slot before it is handed
                           back (default 1s)
   --slot-cpus N           cpus per slot (default 1)

@@ -1,32 +1,35 @@
 /**
- * SlotGate (src/executor/slot-gate.ts): at most `slots` holders; a freed slot handed straight to
+ * FairGate (src/executor/fair-gate.ts) as the gate over an executor's slots: at most `slots` holders; a freed slot handed straight to
  * a waiter, of the waiting job holding the fewest slots, in arrival order within a job; a wait
  * ends on abort or after its limit without taking a slot; a release counts once.
  */
 import { describe, expect, it } from 'vitest';
-import { SlotGate, type SlotWait } from '../../src/executor/slot-gate.js';
+import { FairGate, type GateWait } from '../../src/executor/fair-gate.js';
 
-const held = (w: SlotWait): { release: () => void } => {
+const held = (w: GateWait): { release: () => void } => {
   if (typeof w === 'string') throw new Error(`expected a slot, got ${w}`);
   return w;
 };
 const never = new AbortController().signal;
+/** A wait for a place that notes `name` in `order` when it is granted. */
+const queued = (gate: FairGate, job: string, name: string, order: string[]): Promise<{ release: () => void }> =>
+  gate.acquire(job, never, 10_000).then((w) => (order.push(name), held(w)));
 
-describe('SlotGate', () => {
+describe('FairGate over slots', () => {
   it('grants free slots at once and queues the rest of one job in arrival order', async () => {
-    const gate = new SlotGate(2);
+    const gate = new FairGate(2);
     const a = held(await gate.acquire('j', never, 10_000));
     const b = held(await gate.acquire('j', never, 10_000));
     const order: string[] = [];
-    const c = gate.acquire('j', never, 10_000).then((w) => (order.push('c'), held(w)));
-    const d = gate.acquire('j', never, 10_000).then((w) => (order.push('d'), held(w)));
+    const c = queued(gate, 'j', 'c', order);
+    const d = queued(gate, 'j', 'd', order);
     expect(gate.state).toEqual({ held: 2, waiting: 2 });
     a.release();
     a.release(); // counted once
     const cs = await c;
     expect(gate.state).toEqual({ held: 2, waiting: 1 });
     // A newcomer does not overtake the waiter the next slot belongs to.
-    const e = gate.acquire('j', never, 10_000).then((w) => (order.push('e'), held(w)));
+    const e = queued(gate, 'j', 'e', order);
     b.release();
     const ds = await d;
     cs.release();
@@ -38,14 +41,14 @@ describe('SlotGate', () => {
   });
 
   it('gives a freed slot to the waiting job that holds the fewest, not to the longest waiter', async () => {
-    const gate = new SlotGate(2);
+    const gate = new FairGate(2);
     const big1 = held(await gate.acquire('big', never, 10_000));
     const big2 = held(await gate.acquire('big', never, 10_000));
     const order: string[] = [];
     // The big job has prefetched two more; a new job's first attempt arrives after them.
-    const big3 = gate.acquire('big', never, 10_000).then((w) => (order.push('big3'), held(w)));
-    const big4 = gate.acquire('big', never, 10_000).then((w) => (order.push('big4'), held(w)));
-    const small = gate.acquire('small', never, 10_000).then((w) => (order.push('small'), held(w)));
+    const big3 = queued(gate, 'big', 'big3', order);
+    const big4 = queued(gate, 'big', 'big4', order);
+    const small = queued(gate, 'small', 'small', order);
     big1.release();
     const s = await small;
     expect(order).toEqual(['small']);
@@ -61,7 +64,7 @@ describe('SlotGate', () => {
   });
 
   it('ends a wait on abort or after its limit, without taking a slot', async () => {
-    const gate = new SlotGate(1);
+    const gate = new FairGate(1);
     const stop = new AbortController();
     const first = held(await gate.acquire('j', stop.signal, 10_000));
     const aborted = gate.acquire('j', stop.signal, 10_000);
