@@ -15,7 +15,7 @@ import { join } from 'node:path';
 import { Redis } from 'ioredis';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { RedisCommitLedger } from '../../src/executor/data-plane.js';
-import { commitOutput, committedBy, planOutput, prepareAttemptDir, settleCommitted, type CommitDecision } from '../../src/executor/output.js';
+import { STAGING_DIR, commitOutput, committedBy, planOutput, prepareAttemptDir, settleCommitted, type CommitDecision } from '../../src/executor/output.js';
 import { commitKey, type CommittedOutput } from '../../src/executor/contract.js';
 import { startRedis, type TestRedis } from '../harness/redis.js';
 
@@ -90,7 +90,9 @@ describe('commit decided in Redis', () => {
     expect(await settleCommitted(record as CommittedOutput)).toBe(true);
     expect(await readFile(join(finalDir, 'words'), 'utf8')).toBe('the 3\n');
     expect(await committedBy(finalDir)).toBe('job.1.0.a1');
-    expect(await readdir(join(dir, 'crash', 'reduce'))).toEqual(['00000']);
+    // Nothing of the task is left in staging (the stage's shared staging directory stays until idle).
+    expect((await readdir(join(dir, 'crash', 'reduce'))).sort()).toEqual([STAGING_DIR, '00000']);
+    expect(await readdir(plan.stagingRoot)).toEqual([]);
     expect(await conn.exists(commitKey('job.1.0'))).toBe(1);
   });
 

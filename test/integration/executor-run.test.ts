@@ -12,6 +12,7 @@ import { Queue } from 'bullmq';
 import type { Redis } from 'ioredis';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { QUEUE_PREFIX, SCHEDULER_INFO_KEY, decodeAttemptResult, executorQueueName, type AttemptResult } from '../../src/executor/contract.js';
+import { planOutput } from '../../src/executor/output.js';
 import type { ExecutorProvisioner } from '../../src/scheduler/executor-registry.js';
 import type { TestRedis } from '../harness/redis.js';
 import { LINUX_ISOLATION, ROOT, checkWith, itWith } from '../harness/requires.js';
@@ -35,6 +36,12 @@ beforeAll(async () => {
 afterAll(async () => {
   await bed?.dispose(procs);
 });
+
+/** The staging directories of the task whose output goes to `finalDir` (in the stage's shared staging directory, when it is there). */
+async function stagedFor(finalDir: string): Promise<string[]> {
+  const plan = planOutput(finalDir, 'any');
+  return (await readdir(plan.stagingRoot).catch(() => [])).filter((f) => f.startsWith(plan.taskPrefix));
+}
 
 async function executor(id: string, args: readonly string[] = [], slots = 2): Promise<ExecutorProc> {
   const creds = await prov.create(id);
@@ -130,7 +137,7 @@ describe('locus executor (no agent: isolated children)', () => {
     expect((await readFile(join(out, 'part-0'), 'utf8')).trim()).toBe(winner?.attemptId);
     expect(JSON.parse(await readFile(join(out, '_SUCCESS'), 'utf8'))).toMatchObject({ attemptId: winner?.attemptId });
     // Losers' staging directories are gone.
-    expect((await readdir(join(work, 'out'))).filter((f) => f.includes('locus-attempts'))).toEqual([]);
+    expect(await stagedFor(out)).toEqual([]);
     // A later attempt of a committed task does not run at all.
     const a3 = payload('t-dup', 3, ['sh', '-c', 'echo ran > {output}/part-0'], { outputDir: out });
     await rd.dispatcher.dispatch('E2', a3);
@@ -148,7 +155,7 @@ describe('locus executor (no agent: isolated children)', () => {
     expect(r).toMatchObject({ state: 'FAILED', reason: 'EXIT_NONZERO', exitCode: 3 });
     expect(await readFile(join(r.sandboxDir ?? '', 'stderr'), 'utf8')).toContain('oops');
     await expect(readdir(out)).rejects.toThrow();
-    expect((await readdir(join(work, 'out'))).filter((f) => f.includes('fail.locus-attempts'))).toEqual([]);
+    expect(await stagedFor(out)).toEqual([]);
   });
 
   it('reads a non-local split through the storage reader', async () => {

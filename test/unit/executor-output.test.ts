@@ -7,7 +7,8 @@ import { mkdtemp, mkdir, readdir, readFile, rm, writeFile } from 'node:fs/promis
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { afterEach, beforeEach, describe, expect, it } from 'vitest';
-import { COMMIT_MARKER, commitOutput, committedBy, planOutput, prepareAttemptDir } from '../../src/executor/output.js';
+import { COMMIT_MARKER, STAGING_DIR, commitOutput, committedBy, planOutput, prepareAttemptDir, removeIdleStaging, settleCommitted } from '../../src/executor/output.js';
+import type { CommittedOutput } from '../../src/executor/contract.js';
 
 let dir: string;
 beforeEach(async () => {
@@ -31,7 +32,9 @@ describe('exactly-once output commit', () => {
     const winner = await committedBy(final);
     expect(await readFile(join(final, 'part-0'), 'utf8')).toBe(winner);
     expect((await readdir(final)).sort()).toEqual([COMMIT_MARKER, 'part-0']);
-    expect((await readdir(dir)).sort()).toEqual(['task-1']);
+    // The losers' directories are gone; the shared staging directory stays until it is idle.
+    expect((await readdir(dir)).sort()).toEqual([STAGING_DIR, 'task-1']);
+    expect(await readdir(join(dir, STAGING_DIR))).toEqual([]);
   });
 
   it('two deliveries of the same attempt get different private directories', () => {
@@ -51,6 +54,68 @@ describe('exactly-once output commit', () => {
     const o = await commitOutput(second, 't.a2');
     expect(o).toMatchObject({ kind: 'already', winner: 't.a1' });
     expect(await committedBy(final)).toBe('t.a1');
+  });
+
+  it("stages a stage's tasks in one shared directory, and a commit sweeps its own task's leftovers only", async () => {
+    // 'task-1.x' begins with 'task-1.': a name prefix alone would take its directories for task-1's.
+    const crashed = planOutput(join(dir, 'task-1'), 'task-1.a0');
+    const other = planOutput(join(dir, 'task-1.x'), 'task-1.x.a1');
+    const winner = planOutput(join(dir, 'task-1'), 'task-1.a1');
+    for (const p of [crashed, other, winner]) {
+      await prepareAttemptDir(p);
+      await writeFile(join(p.attemptDir, 'part-0'), p.attemptDir);
+    }
+    expect(new Set([crashed.stagingRoot, other.stagingRoot, winner.stagingRoot])).toEqual(new Set([join(dir, STAGING_DIR)]));
+    expect(other.attemptDir.startsWith(join(winner.stagingRoot, winner.taskPrefix))).toBe(false);
+    expect((await commitOutput(winner, 'task-1.a1')).kind).toBe('committed');
+    // The crashed delivery's directory went with the commit; the other task's running attempt kept its own.
+    expect(await readdir(winner.stagingRoot)).toEqual([other.attemptDir.slice(other.stagingRoot.length + 1)]);
+    expect((await commitOutput(other, 'task-1.x.a1')).kind).toBe('committed');
+    expect(await readFile(join(dir, 'task-1.x', 'part-0'), 'utf8')).toBe(other.attemptDir);
+    expect(await readdir(winner.stagingRoot)).toEqual([]);
+  });
+
+  it('removes the shared staging directory once it is idle and empty, never while an attempt uses it', async () => {
+    const a = planOutput(join(dir, 't1'), 't1.a1');
+    await prepareAttemptDir(a);
+    expect(await removeIdleStaging(0)).toEqual([]);
+    expect(await readdir(a.stagingRoot)).toHaveLength(1);
+    expect((await commitOutput(a, 't1.a1')).kind).toBe('committed');
+    // Used just now: not idle yet.
+    expect(await removeIdleStaging(60_000)).toEqual([]);
+    expect(await removeIdleStaging(0)).toEqual([a.stagingRoot]);
+    expect((await readdir(dir)).sort()).toEqual(['t1']);
+    // The next attempt makes it again.
+    const b = planOutput(join(dir, 't2'), 't2.a1');
+    await prepareAttemptDir(b);
+    expect((await commitOutput(b, 't2.a1')).kind).toBe('committed');
+    expect((await readdir(dir)).sort()).toEqual([STAGING_DIR, 't1', 't2']);
+  });
+
+  it('finishes a recorded rename from the shared staging directory, leaving other tasks\' directories', async () => {
+    const staged = planOutput(join(dir, 't'), 't.a1');
+    const leftover = planOutput(join(dir, 't'), 't.a0');
+    const neighbour = planOutput(join(dir, 'u'), 'u.a1');
+    for (const p of [staged, leftover, neighbour]) {
+      await prepareAttemptDir(p);
+      await writeFile(join(p.attemptDir, 'part-0'), 'x');
+    }
+    await writeFile(join(staged.attemptDir, COMMIT_MARKER), JSON.stringify({ attemptId: 't.a1' }));
+    const record: CommittedOutput = { attemptId: 't.a1', host: 'h', path: join(dir, 't'), size: 1, files: [{ name: 'part-0', size: 1 }], committedAt: 0, staged: staged.attemptDir };
+    expect(await settleCommitted(record)).toBe(true);
+    expect(await committedBy(join(dir, 't'))).toBe('t.a1');
+    expect(await readdir(staged.stagingRoot)).toEqual([neighbour.attemptDir.slice(neighbour.stagingRoot.length + 1)]);
+  });
+
+  it('finishes a recorded rename from an earlier version\'s per-task staging root, and removes that root', async () => {
+    const root = join(dir, '.t.locus-attempts');
+    const staged = join(root, 't.a1.abc');
+    await mkdir(staged, { recursive: true });
+    await writeFile(join(staged, COMMIT_MARKER), JSON.stringify({ attemptId: 't.a1' }));
+    await mkdir(join(root, 't.a0.def'));
+    const record: CommittedOutput = { attemptId: 't.a1', host: 'h', path: join(dir, 't'), size: 0, files: [], committedAt: 0, staged };
+    expect(await settleCommitted(record)).toBe(true);
+    expect((await readdir(dir)).sort()).toEqual(['t']);
   });
 
   it('reports foreign content at the final path as a conflict', async () => {

@@ -75,7 +75,9 @@ export function bwrapArgs(spec: ContainerSpec, user: HostUser, opts: BwrapOption
   if (host) {
     a.push('--bind', '/', '/', '--proc', '/proc', '--dev', '/dev');
   } else {
-    for (const e of [...opts.rootEntries].sort((x, y) => x.name.localeCompare(y.name))) {
+    // By code unit, not localeCompare: the order only has to be stable, and the first
+    // localeCompare of a process loads ICU's collator (~6 ms, on the first container's launch).
+    for (const e of [...opts.rootEntries].sort((x, y) => (x.name < y.name ? -1 : x.name > y.name ? 1 : 0))) {
       if (!SYSTEM_DIRS.has(e.name)) continue;
       const p = `/${e.name}`;
       if (e.kind === 'symlink') a.push('--symlink', e.target ?? '', p);
