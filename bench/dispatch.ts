@@ -42,7 +42,7 @@ import { startFramework, type RunningFramework } from '../src/app/framework.js';
 import { startLocalCluster, type LocalCluster } from '../src/local/index.js';
 import { detectIsolation } from '../src/executor/isolation/index.js';
 import { diskUsageBytes } from '../src/executor/isolation/host.js';
-import { EXECUTOR_KEY_PREFIX, QUEUE_PREFIX, executorBatchIndexKey, executorQueueName } from '../src/executor/contract.js';
+import { CONTRACT_VERSION, EXECUTOR_KEY_PREFIX, QUEUE_PREFIX, executorBatchIndexKey, executorQueueName } from '../src/executor/contract.js';
 import { validateJobSpec, type JobSpec } from '../src/scheduler/jobs/spec.js';
 import { TERMINAL_JOB_STATES } from '../src/scheduler/jobs/model.js';
 import { createLogger, silentLogger, type Logger } from '../src/obs/log.js';
@@ -390,7 +390,7 @@ async function bullmqThroughput(url: string, round: number, queues: number, conc
   try {
     await Promise.all(ready);
     const payload = (i: number): Record<string, unknown> => ({
-      contractVersion: '1.0', jobId: `plain-r${round}`, taskId: `plain-r${round}.0.${i}`, attemptId: `plain-r${round}.0.${i}.1`, attempt: 1,
+      contractVersion: CONTRACT_VERSION, jobId: `plain-r${round}`, taskId: `plain-r${round}.0.${i}`, attemptId: `plain-r${round}.0.${i}.1`, attempt: 1,
       argv: ['true'], env: { LOCUS_JOB_ID: `plain-r${round}`, LOCUS_TASK_INDEX: String(i) }, resources: { cpus: 0.1, memMiB: 32, diskMiB: 1 },
       timeoutMs: 300_000, outputDir: `/var/tmp/out/plain-r${round}/main/${String(i).padStart(5, '0')}`, volumes: [], inputPaths: [],
     });

@@ -9,7 +9,7 @@ import { dirname, join } from 'node:path';
 import { pipeline } from 'node:stream/promises';
 import { COMMIT_MARKER, CONTRACT_VERSION, HANDED_BACK, HOST_DISK_FULL, INPUT_FAILED, INPUT_UNREACHABLE, contractCompatible, ledgerIdOf, type AttemptPayload, type AttemptProgress, type AttemptResult, type AttemptVolume, type CommittedOutput } from './contract.js';
 import { fetchPart, isHostCause, materialiseSplit, type DataPlane } from './data-plane.js';
-import { commitOutput, committedBy, discardAttemptDir, planOutput, prepareAttemptDir, settleCommitted, type CommitDecision, type OutputPlan } from './output.js';
+import { commitOutput, committedBy, discardAttemptDir, planOutput, prepareAttemptDir, releaseStaging, settleCommitted, type CommitDecision, type OutputPlan } from './output.js';
 import { commitToHdfs, destinationOf, isHdfsRecord, settleHdfs, type Destination } from './destination.js';
 import { LocusError } from '../core/errors.js';
 import { containerIdFor, type AttemptRunner, type RunExit, type RunHandle } from './runner.js';
@@ -167,6 +167,17 @@ function rewrite(s: string, rewrites: ReadonlyMap<string, string>): string {
 
 /** runAttempt's body; `commitTurn` is awaited once the workload has ended, before its output is handled. */
 async function runAttemptInTurns(payload: AttemptPayload, ctx: AttemptContext, control: AttemptControl, commitTurn: () => Promise<void>): Promise<AttemptResult> {
+  let plan: OutputPlan | undefined;
+  try {
+    return await attemptSteps(payload, ctx, control, commitTurn, (p) => (plan = p));
+  } finally {
+    // Whatever the end: this attempt no longer uses its stage's staging directory, which goes
+    // when no attempt of this process uses it any more and it is empty (releaseStaging).
+    if (plan !== undefined) await releaseStaging(plan);
+  }
+}
+
+async function attemptSteps(payload: AttemptPayload, ctx: AttemptContext, control: AttemptControl, commitTurn: () => Promise<void>, planned: (plan: OutputPlan) => void): Promise<AttemptResult> {
   const startedAt = Date.now();
   const base = { attemptId: payload.attemptId, taskId: payload.taskId, host: ctx.host, startedAt };
   const end = (r: Omit<AttemptResult, 'attemptId' | 'taskId' | 'host' | 'startedAt' | 'finishedAt'>): AttemptResult => ({ ...base, ...r, finishedAt: Date.now() });
@@ -220,6 +231,7 @@ async function runAttemptInTurns(payload: AttemptPayload, ctx: AttemptContext, c
   const uid = tenant !== undefined && ctx.tenantUids !== undefined ? tenantUid(tenant, ctx.tenantUids) : undefined;
   const containerId = containerIdFor(payload.attemptId, control.delivery);
   const plan: OutputPlan | undefined = out !== undefined ? planOutput(out.dir, payload.attemptId) : undefined;
+  if (plan !== undefined) planned(plan);
   const ledger = dp?.ledger;
   const decide: CommitDecision | undefined = ledger === undefined || out === undefined ? undefined : async (files, size, staged) => await ledger.commit(ledgerId, {
     attemptId: payload.attemptId, host: ctx.host, ...(dp?.blockServer === undefined ? {} : { blockServer: dp.blockServer }),

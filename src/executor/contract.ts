@@ -5,8 +5,13 @@
  */
 import { asArray, asBoolean, asEnum, asNumber, asObject, asString, isObject, optional } from '../core/decode.js';
 
-/** Version of this contract; a different major on either side is refused. */
-export const CONTRACT_VERSION = '1.0';
+/**
+ * Version of this contract; a different major on either side is refused. 2: attempts stage in
+ * one directory per stage (`.locus-staging`), which a commit record's `staged` path now names; an
+ * executor of major 1 rolling such a record forward would remove that whole directory (it
+ * removed the staged path's parent, then its task's alone), so the two must not share a scheduler.
+ */
+export const CONTRACT_VERSION = '2.0';
 
 /** The BullMQ queue an executor consumes. */
 export function executorQueueName(executorId: string): string {

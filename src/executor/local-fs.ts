@@ -69,6 +69,8 @@ export interface MetaCalls {
   close(fd: number): void | Promise<void>;
   rename(from: string, to: string): void | Promise<void>;
   rmdir(path: string): void | Promise<void>;
+  /** Whether `path` exists (lstat: a dangling symlink exists). */
+  exists(path: string): boolean | Promise<boolean>;
   /** fsync a file or directory by path: the flush always through the thread pool, only the open and close differ. */
   fsync(path: string): Promise<void>;
   /** fsync an open descriptor (through the thread pool). */
@@ -86,6 +88,7 @@ const SYNC_CALLS: MetaCalls = {
   close: (fd) => fs.closeSync(fd),
   rename: (from, to) => fs.renameSync(from, to),
   rmdir: (path) => fs.rmdirSync(path),
+  exists: (path) => fs.lstatSync(path, { throwIfNoEntry: false }) !== undefined,
   fsync: async (path) => {
     const fd = fs.openSync(path, 'r');
     try {
@@ -107,6 +110,7 @@ export const POOLED_CALLS: MetaCalls = {
   close: (fd) => new Promise((resolve, reject) => fs.close(fd, (err) => (err ? reject(err) : resolve()))),
   rename: (from, to) => fsp.rename(from, to),
   rmdir: (path) => fsp.rmdir(path),
+  exists: (path) => fsp.lstat(path).then(() => true, () => false),
   fsync: async (path) => {
     const fh = await fsp.open(path, 'r');
     try {

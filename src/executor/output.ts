@@ -65,16 +65,13 @@ export interface OutputPlan {
  * orphans its inode under a lock every process on the filesystem shares, and with an mkdir that
  * was the largest cost of a short attempt: on `bench:dispatch` (20,000 no-op tasks) executors
  * spent 4.6 of their 22 s busy in that rmdir, and without it they ran 1,620-1,740 tasks/s
- * against 1,075-1,140. The shared directory is made once and removed when it has been idle
- * (removeIdleStaging), not per attempt.
+ * against 1,075-1,140. The shared directory is made by the first attempt and removed when the
+ * last attempt of this process using it ends (releaseStaging), not per attempt.
  */
 export const STAGING_DIR = '.locus-staging';
 
 /** How an earlier version named a task's own staging root: a record may still name a directory in one. */
 const LEGACY_ROOT_SUFFIX = '.locus-attempts';
-
-/** A shared staging directory unused this long (ms) is removed when empty. */
-export const STAGING_IDLE_MS = 2000;
 
 /** The outcome of a commit. */
 export type CommitOutcome =
@@ -116,7 +113,10 @@ export async function settleCommitted(record: CommittedOutput & { readonly stage
   const root = dirname(record.staged);
   // An earlier version's root held this task's directories alone; the shared one holds others'.
   if (basename(root).endsWith(LEGACY_ROOT_SUFFIX)) await fsp.rm(root, { recursive: true, force: true }).catch(() => undefined);
-  else if (basename(root) === STAGING_DIR) await sweepTask(POOLED_CALLS, root, taskPrefixOf(record.path));
+  else if (basename(root) === STAGING_DIR) {
+    await sweepTask(POOLED_CALLS, root, taskPrefixOf(record.path));
+    if (!stagingHeld.has(root)) await fsp.rmdir(root).catch(() => undefined);
+  }
   return true;
 }
 
@@ -168,16 +168,11 @@ export async function prepareAttemptDir(plan: OutputPlan): Promise<void> {
   // One call makes the staging root too; it names the first directory it created, none when the
   // attempt's directory was there already (which must not be shared: refused as mkdir would).
   const calls = callsFor(plan);
-  noteStagingUse(plan.stagingRoot);
-  let made: string | undefined;
-  try {
-    made = await calls.mkdirp(plan.attemptDir);
-  } catch (err) {
-    // The shared staging directory was removed as idle between its mkdir and ours: once more.
-    if ((err as NodeJS.ErrnoException).code !== 'ENOENT') throw err;
-    made = await calls.mkdirp(plan.attemptDir);
-  }
-  if (made === undefined) {
+  // Held before the mkdir: this process does not remove the directory while the attempt uses it.
+  // Another process may (it is empty for an instant between its own attempts): mkdir -p makes it
+  // again when the attempt's mkdir finds it gone.
+  holdStaging(plan);
+  if ((await calls.mkdirp(plan.attemptDir)) === undefined) {
     throw Object.assign(new Error(`EEXIST: staging directory already exists, mkdir '${plan.attemptDir}'`), { code: 'EEXIST', path: plan.attemptDir });
   }
   // Workloads run as an unprivileged user; the staging name is unguessable
@@ -322,7 +317,6 @@ async function syncTree(dir: string, self = true, skipMarker = false, files?: Ou
 /** Remove this delivery's staging directory (failed or losing attempt). */
 export async function discardAttemptDir(plan: OutputPlan): Promise<void> {
   await fsp.rm(plan.attemptDir, { recursive: true, force: true });
-  noteStagingUse(plan.stagingRoot);
 }
 
 /**
@@ -331,8 +325,12 @@ export async function discardAttemptDir(plan: OutputPlan): Promise<void> {
  * still running finds its directory gone and reports ALREADY_COMMITTED.
  */
 export async function sweepStaging(plan: OutputPlan): Promise<void> {
-  await sweepTask(callsFor(plan), plan.stagingRoot, plan.taskPrefix);
-  noteStagingUse(plan.stagingRoot);
+  const calls = callsFor(plan);
+  await sweepTask(calls, plan.stagingRoot, plan.taskPrefix);
+  // What an earlier version's attempt of this task left (its own root, `.<task>.locus-attempts`),
+  // looked up without the parent directory's lock: it is almost never there.
+  const legacy = join(dirname(plan.finalDir), `.${basename(plan.finalDir)}${LEGACY_ROOT_SUFFIX}`);
+  if (await calls.exists(legacy)) await fsp.rm(legacy, { recursive: true, force: true }).catch(() => undefined);
 }
 
 /** Remove one task's directories from a shared staging directory (usually there are none: one readdir). */
@@ -348,40 +346,37 @@ async function sweepTask(calls: MetaCalls, root: string, prefix: string): Promis
   }
 }
 
-/** Shared staging directories this process used, and when it last did. */
-const stagingUse = new Map<string, number>();
-let stagingTimer: NodeJS.Timeout | undefined;
+/** The attempts of this process using each shared staging directory (their attempt directories). */
+const stagingHeld = new Map<string, Set<string>>();
 
-/** Note a use of a shared staging directory: once idle for STAGING_IDLE_MS, removeIdleStaging removes it if empty. */
-function noteStagingUse(root: string): void {
-  stagingUse.set(root, Date.now());
-  if (stagingTimer !== undefined) return;
-  stagingTimer = setInterval(() => void removeIdleStaging(), STAGING_IDLE_MS);
-  stagingTimer.unref();
+function holdStaging(plan: OutputPlan): void {
+  const held = stagingHeld.get(plan.stagingRoot);
+  if (held) held.add(plan.attemptDir);
+  else stagingHeld.set(plan.stagingRoot, new Set([plan.attemptDir]));
 }
 
 /**
- * Remove the shared staging directories this process has not used for `idleMs` when they are
- * empty (an rmdir fails on one that is not: another attempt, here or in another executor, is
- * using it, and makes it again when it has gone). Returns the directories removed.
+ * The attempt planned as `plan` has ended, however it ended: when no other attempt of this
+ * process uses its stage's staging directory, the directory is removed if it is empty, so a
+ * stage's output directory holds only its tasks' directories once its attempts are done. An
+ * attempt of another executor still staging there keeps it (the rmdir fails), and removes it
+ * itself when it ends. Never throws.
  */
-export async function removeIdleStaging(idleMs = STAGING_IDLE_MS, now = Date.now()): Promise<string[]> {
-  const removed: string[] = [];
-  for (const [root, at] of [...stagingUse]) {
-    if (now - at < idleMs) continue;
-    stagingUse.delete(root);
-    try {
-      await fsp.rmdir(root);
-      removed.push(root);
-    } catch {
-      // Not empty, or gone already.
-    }
+export async function releaseStaging(plan: OutputPlan): Promise<void> {
+  const held = stagingHeld.get(plan.stagingRoot);
+  if (held === undefined || !held.delete(plan.attemptDir) || held.size > 0) return;
+  stagingHeld.delete(plan.stagingRoot);
+  try {
+    await callsFor(plan).rmdir(plan.stagingRoot);
+  } catch {
+    // Not empty (another process's attempt, a record's staged directory, a crashed attempt's
+    // leftovers until its task's commit sweeps them), or gone already.
   }
-  if (stagingUse.size === 0 && stagingTimer !== undefined) {
-    clearInterval(stagingTimer);
-    stagingTimer = undefined;
-  }
-  return removed;
+}
+
+/** Whether this process has an attempt staging in `root` (tests). */
+export function stagingInUse(root: string): boolean {
+  return stagingHeld.has(root);
 }
 
 async function commitWithLedger(plan: OutputPlan, attemptId: string, decide: CommitDecision): Promise<CommitOutcome & { readonly record?: CommittedOutput }> {

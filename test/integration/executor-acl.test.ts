@@ -7,7 +7,7 @@ import { join } from 'node:path';
 import { Queue } from 'bullmq';
 import { Redis } from 'ioredis';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
-import { QUEUE_PREFIX, SCHEDULER_INFO_KEY, executorAclUser, executorQueueName } from '../../src/executor/contract.js';
+import { CONTRACT_VERSION, QUEUE_PREFIX, SCHEDULER_INFO_KEY, executorAclUser, executorQueueName } from '../../src/executor/contract.js';
 import type { ExecutorCredentials, ExecutorProvisioner } from '../../src/scheduler/executor-registry.js';
 import type { TestRedis } from '../harness/redis.js';
 import { RecordingDispatcher, payload, spawnExecutor, waitRegistered, type ExecutorProc, startExecutorBed, type ExecutorBed } from './executor-harness.js';
@@ -81,7 +81,7 @@ describe('executor ACL users', () => {
     await expect(q2asB1.add('attempt', { x: 1 })).rejects.toThrow(/NOPERM/);
     // What B1 may do: its own registration, its own queue, read the scheduler's contract.
     await b1.hset('locus:executor:B1', 'hb', '1');
-    expect(await b1.hget(SCHEDULER_INFO_KEY, 'contract')).toBe('1.0');
+    expect(await b1.hget(SCHEDULER_INFO_KEY, 'contract')).toBe(CONTRACT_VERSION);
     const q1 = new Queue(executorQueueName('B1'), { connection: as(c1), prefix: QUEUE_PREFIX });
     await q1.add('attempt', { x: 1 }, { jobId: 'own' });
     // The secret job is untouched.

@@ -11,6 +11,7 @@ import { readFile } from 'node:fs/promises';
 import { join } from 'node:path';
 import { describe, expect, it } from 'vitest';
 import { HANDED_BACK, PREFETCH_HOLD_MS } from '../../src/executor/contract.js';
+import { planOutput } from '../../src/executor/output.js';
 import { readRegistration } from '../../src/scheduler/executor-registry.js';
 import { payload, spawnExecutor, useExecutorBed, waitFor, waitRegistered, type ExecutorProc } from './executor-harness.js';
 
@@ -76,7 +77,8 @@ describe('executor prefetch', () => {
     expect(Date.now() - t0).toBeGreaterThanOrEqual(PREFETCH_HOLD_MS - 50);
     expect(existsSync(join(work, 'out', 't-wait')), 'the handed-back attempt never ran').toBe(false);
     // Its staging directory went with it.
-    expect(readdirSync(join(work, 'out')).filter((n) => n.includes('t-wait')).flatMap((n) => readdirSync(join(work, 'out', n)))).toEqual([]);
+    const staging = planOutput(join(work, 'out', 't-wait'), waiting.attemptId);
+    expect(existsSync(staging.stagingRoot) ? readdirSync(staging.stagingRoot).filter((n) => n.startsWith(staging.taskPrefix)) : []).toEqual([]);
 
     // A second prepared attempt, cancelled while it waits: KILLED, never run.
     const cancelled = marking('t-cancel');

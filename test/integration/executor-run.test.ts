@@ -11,7 +11,7 @@ import { join } from 'node:path';
 import { Queue } from 'bullmq';
 import type { Redis } from 'ioredis';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
-import { QUEUE_PREFIX, SCHEDULER_INFO_KEY, decodeAttemptResult, executorQueueName, type AttemptResult } from '../../src/executor/contract.js';
+import { CONTRACT_VERSION, QUEUE_PREFIX, SCHEDULER_INFO_KEY, decodeAttemptResult, executorQueueName, type AttemptResult } from '../../src/executor/contract.js';
 import { planOutput } from '../../src/executor/output.js';
 import type { ExecutorProvisioner } from '../../src/scheduler/executor-registry.js';
 import type { TestRedis } from '../harness/redis.js';
@@ -170,18 +170,22 @@ describe('locus executor (no agent: isolated children)', () => {
   });
 
   it('refuses a scheduler of a different contract major, and the dispatcher refuses such an executor', async () => {
-    await admin.hset(SCHEDULER_INFO_KEY, 'contract', '2.0');
+    const major = Number(CONTRACT_VERSION.split('.')[0]);
+    await admin.hset(SCHEDULER_INFO_KEY, 'contract', `${major + 1}.0`);
     try {
       const creds = await prov.create('E-old');
       const e = spawnExecutor({ redis, id: 'E-old', creds, sandbox: join(work, 'sandbox-old') });
       procs.push(e);
       expect(await e.exited).toBe(1);
-      expect(e.stderr()).toMatch(/queue contract 2\.0.*major versions differ/);
+      expect(e.stderr()).toMatch(new RegExp(`queue contract ${major + 1}\\.0.*major versions differ`));
     } finally {
-      await admin.hset(SCHEDULER_INFO_KEY, 'contract', '1.0');
+      await admin.hset(SCHEDULER_INFO_KEY, 'contract', CONTRACT_VERSION);
     }
-    await admin.hset('locus:executor:E-future', { contract: '2.1', state: 'running', hb: '1', hostname: 'h', slots: '1', agentId: 'a' });
-    await expect(rd.dispatcher.watchExecutor('E-future')).rejects.toThrow(/queue contract 2\.1.*major versions differ/);
+    // An executor of the previous major (one that stages in a directory per task) is refused too.
+    await admin.hset('locus:executor:E-old-major', { contract: `${major - 1}.3`, state: 'running', hb: '1', hostname: 'h', slots: '1', agentId: 'a' });
+    await expect(rd.dispatcher.watchExecutor('E-old-major')).rejects.toThrow(new RegExp(`queue contract ${major - 1}\\.3.*major versions differ`));
+    await admin.hset('locus:executor:E-future', { contract: `${major + 1}.1`, state: 'running', hb: '1', hostname: 'h', slots: '1', agentId: 'a' });
+    await expect(rd.dispatcher.watchExecutor('E-future')).rejects.toThrow(new RegExp(`queue contract ${major + 1}\\.1.*major versions differ`));
   });
 
   it('exits when idle, marks itself exited, and the dispatcher notices', async () => {

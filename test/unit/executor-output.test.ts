@@ -7,7 +7,7 @@ import { mkdtemp, mkdir, readdir, readFile, rm, writeFile } from 'node:fs/promis
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { afterEach, beforeEach, describe, expect, it } from 'vitest';
-import { COMMIT_MARKER, STAGING_DIR, commitOutput, committedBy, planOutput, prepareAttemptDir, removeIdleStaging, settleCommitted } from '../../src/executor/output.js';
+import { COMMIT_MARKER, STAGING_DIR, commitOutput, committedBy, discardAttemptDir, planOutput, prepareAttemptDir, releaseStaging, settleCommitted, stagingInUse } from '../../src/executor/output.js';
 import type { CommittedOutput } from '../../src/executor/contract.js';
 
 let dir: string;
@@ -75,21 +75,52 @@ describe('exactly-once output commit', () => {
     expect(await readdir(winner.stagingRoot)).toEqual([]);
   });
 
-  it('removes the shared staging directory once it is idle and empty, never while an attempt uses it', async () => {
+  it("removes the shared staging directory when this process's last attempt in it ends, never while one uses it", async () => {
     const a = planOutput(join(dir, 't1'), 't1.a1');
-    await prepareAttemptDir(a);
-    expect(await removeIdleStaging(0)).toEqual([]);
-    expect(await readdir(a.stagingRoot)).toHaveLength(1);
-    expect((await commitOutput(a, 't1.a1')).kind).toBe('committed');
-    // Used just now: not idle yet.
-    expect(await removeIdleStaging(60_000)).toEqual([]);
-    expect(await removeIdleStaging(0)).toEqual([a.stagingRoot]);
-    expect((await readdir(dir)).sort()).toEqual(['t1']);
-    // The next attempt makes it again.
     const b = planOutput(join(dir, 't2'), 't2.a1');
+    await prepareAttemptDir(a);
     await prepareAttemptDir(b);
+    expect((await commitOutput(a, 't1.a1')).kind).toBe('committed');
+    await releaseStaging(a);
+    // b still stages there.
+    expect(stagingInUse(a.stagingRoot)).toBe(true);
+    expect(await readdir(a.stagingRoot)).toHaveLength(1);
     expect((await commitOutput(b, 't2.a1')).kind).toBe('committed');
-    expect((await readdir(dir)).sort()).toEqual([STAGING_DIR, 't1', 't2']);
+    await releaseStaging(b);
+    expect(stagingInUse(a.stagingRoot)).toBe(false);
+    expect((await readdir(dir)).sort()).toEqual(['t1', 't2']);
+    // A release twice, or of an attempt never prepared, changes nothing.
+    await releaseStaging(b);
+    await releaseStaging(planOutput(join(dir, 't3'), 't3.a1'));
+    // Another process's attempt (not held here) keeps the directory: the rmdir fails.
+    const c = planOutput(join(dir, 't3'), 't3.a1');
+    await prepareAttemptDir(c);
+    const foreign = join(c.stagingRoot, 'other-process-attempt');
+    await mkdir(foreign);
+    await discardAttemptDir(c);
+    await releaseStaging(c);
+    expect(await readdir(c.stagingRoot)).toEqual(['other-process-attempt']);
+    // The next attempt makes it again after it went.
+    await rm(c.stagingRoot, { recursive: true });
+    const d = planOutput(join(dir, 't4'), 't4.a1');
+    await prepareAttemptDir(d);
+    expect((await commitOutput(d, 't4.a1')).kind).toBe('committed');
+    await releaseStaging(d);
+    expect((await readdir(dir)).sort()).toEqual(['t1', 't2', 't4']);
+  });
+
+  it('sweeps what an earlier version left for the task in its own staging root when the task commits', async () => {
+    const legacy = join(dir, '.t.locus-attempts', 't.a0.abc');
+    await mkdir(legacy, { recursive: true });
+    await writeFile(join(legacy, 'part-0'), 'half');
+    const keep = join(dir, '.u.locus-attempts');
+    await mkdir(keep);
+    const p = planOutput(join(dir, 't'), 't.a1');
+    await prepareAttemptDir(p);
+    expect((await commitOutput(p, 't.a1')).kind).toBe('committed');
+    await releaseStaging(p);
+    // The task's old root is gone; another task's is not its to remove.
+    expect((await readdir(dir)).sort()).toEqual(['.u.locus-attempts', 't']);
   });
 
   it('finishes a recorded rename from the shared staging directory, leaving other tasks\' directories', async () => {
@@ -105,6 +136,17 @@ describe('exactly-once output commit', () => {
     expect(await settleCommitted(record)).toBe(true);
     expect(await committedBy(join(dir, 't'))).toBe('t.a1');
     expect(await readdir(staged.stagingRoot)).toEqual([neighbour.attemptDir.slice(neighbour.stagingRoot.length + 1)]);
+  });
+
+  it('removes the shared staging directory a settled rename left empty when no attempt here uses it', async () => {
+    // Another process staged and recorded, then died: nothing of this process holds the directory.
+    const root = join(dir, STAGING_DIR);
+    const staged = join(root, `${planOutput(join(dir, 't'), 'x').taskPrefix}t.a1.dead0`);
+    await mkdir(staged, { recursive: true });
+    await writeFile(join(staged, COMMIT_MARKER), JSON.stringify({ attemptId: 't.a1' }));
+    const record: CommittedOutput = { attemptId: 't.a1', host: 'h', path: join(dir, 't'), size: 0, files: [], committedAt: 0, staged };
+    expect(await settleCommitted(record)).toBe(true);
+    expect(await readdir(dir)).toEqual(['t']);
   });
 
   it('finishes a recorded rename from an earlier version\'s per-task staging root, and removes that root', async () => {
