@@ -7,7 +7,7 @@ import { mkdtemp, mkdir, readdir, readFile, rm, writeFile } from 'node:fs/promis
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { afterEach, beforeEach, describe, expect, it } from 'vitest';
-import { COMMIT_MARKER, STAGING_DIR, commitOutput, committedBy, discardAttemptDir, planOutput, prepareAttemptDir, releaseStaging, settleCommitted, stagingInUse } from '../../src/executor/output.js';
+import { COMMIT_MARKER, STAGING_DIR, commitOutput, committedBy, discardAttemptDir, planOutput, prepareAttemptDir, releaseStaging, settleCommitted, stagingInUse, type OutputPlan } from '../../src/executor/output.js';
 import type { CommittedOutput } from '../../src/executor/contract.js';
 
 let dir: string;
@@ -17,6 +17,18 @@ beforeEach(async () => {
 afterEach(async () => {
   await rm(dir, { recursive: true, force: true });
 });
+
+/** Prepare an attempt directory for each [task directory name, attempt id], each holding a part file that names it. */
+async function stageAttempts<T extends readonly [] | readonly (readonly [string, string])[]>(attempts: T): Promise<{ -readonly [K in keyof T]: OutputPlan }> {
+  const plans: OutputPlan[] = [];
+  for (const [task, attemptId] of attempts as readonly (readonly [string, string])[]) {
+    const p = planOutput(join(dir, task), attemptId);
+    await prepareAttemptDir(p);
+    await writeFile(join(p.attemptDir, 'part-0'), p.attemptDir);
+    plans.push(p);
+  }
+  return plans as { -readonly [K in keyof T]: OutputPlan };
+}
 
 describe('exactly-once output commit', () => {
   it('lets exactly one of many concurrent attempts commit, and discards the others', async () => {
@@ -58,13 +70,7 @@ describe('exactly-once output commit', () => {
 
   it("stages a stage's tasks in one shared directory, and a commit sweeps its own task's leftovers only", async () => {
     // 'task-1.x' begins with 'task-1.': a name prefix alone would take its directories for task-1's.
-    const crashed = planOutput(join(dir, 'task-1'), 'task-1.a0');
-    const other = planOutput(join(dir, 'task-1.x'), 'task-1.x.a1');
-    const winner = planOutput(join(dir, 'task-1'), 'task-1.a1');
-    for (const p of [crashed, other, winner]) {
-      await prepareAttemptDir(p);
-      await writeFile(join(p.attemptDir, 'part-0'), p.attemptDir);
-    }
+    const [crashed, other, winner] = await stageAttempts([['task-1', 'task-1.a0'], ['task-1.x', 'task-1.x.a1'], ['task-1', 'task-1.a1']]);
     expect(new Set([crashed.stagingRoot, other.stagingRoot, winner.stagingRoot])).toEqual(new Set([join(dir, STAGING_DIR)]));
     expect(other.attemptDir.startsWith(join(winner.stagingRoot, winner.taskPrefix))).toBe(false);
     expect((await commitOutput(winner, 'task-1.a1')).kind).toBe('committed');
@@ -124,18 +130,12 @@ describe('exactly-once output commit', () => {
   });
 
   it('finishes a recorded rename from the shared staging directory, leaving other tasks\' directories', async () => {
-    const staged = planOutput(join(dir, 't'), 't.a1');
-    const leftover = planOutput(join(dir, 't'), 't.a0');
-    const neighbour = planOutput(join(dir, 'u'), 'u.a1');
-    for (const p of [staged, leftover, neighbour]) {
-      await prepareAttemptDir(p);
-      await writeFile(join(p.attemptDir, 'part-0'), 'x');
-    }
-    await writeFile(join(staged.attemptDir, COMMIT_MARKER), JSON.stringify({ attemptId: 't.a1' }));
-    const record: CommittedOutput = { attemptId: 't.a1', host: 'h', path: join(dir, 't'), size: 1, files: [{ name: 'part-0', size: 1 }], committedAt: 0, staged: staged.attemptDir };
+    const [recorded, , neighbour] = await stageAttempts([['t', 't.a1'], ['t', 't.a0'], ['u', 'u.a1']]);
+    await writeFile(join(recorded.attemptDir, COMMIT_MARKER), JSON.stringify({ attemptId: 't.a1' }));
+    const record: CommittedOutput = { attemptId: 't.a1', host: 'h', path: join(dir, 't'), size: 0, files: [], committedAt: 0, staged: recorded.attemptDir };
     expect(await settleCommitted(record)).toBe(true);
     expect(await committedBy(join(dir, 't'))).toBe('t.a1');
-    expect(await readdir(staged.stagingRoot)).toEqual([neighbour.attemptDir.slice(neighbour.stagingRoot.length + 1)]);
+    expect(await readdir(recorded.stagingRoot)).toEqual([neighbour.attemptDir.slice(neighbour.stagingRoot.length + 1)]);
   });
 
   it('removes the shared staging directory a settled rename left empty when no attempt here uses it', async () => {
