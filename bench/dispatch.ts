@@ -651,6 +651,10 @@ interface LatencySample {
   readonly runningMs: number;
   /** Submit → the scheduler started the attempt (placement + Lua, before the queue write). */
   readonly placedMs: number;
+  /** Submit → its queue job was added (BullMQ's timestamp). */
+  readonly queuedMs: number;
+  /** Submit → the executor's worker took its queue job (BullMQ's processedOn). */
+  readonly takenMs: number;
   /** Submit → job SUCCEEDED event. */
   readonly doneMs: number;
 }
@@ -667,10 +671,10 @@ async function probe(env: Env, name: string): Promise<LatencySample> {
   const attempt = task?.attempts[task.attempts.length - 1];
   if (!attempt) throw new Error(`latency job ${job.id} has no attempt`);
   const held = (await env.admin.hget(executorBatchIndexKey(attempt.executorId), attempt.attemptId)) ?? attempt.attemptId;
-  const rv = await env.admin.hget(`${QUEUE_PREFIX}:${executorQueueName(attempt.executorId)}:${held}`, 'returnvalue');
+  const [rv, ts, on] = await env.admin.hmget(`${QUEUE_PREFIX}:${executorQueueName(attempt.executorId)}:${held}`, 'returnvalue', 'timestamp', 'processedOn');
   const startedAt = rv ? Number(memberResult(JSON.parse(rv) as unknown, attempt.attemptId).startedAt) : NaN;
   if (!Number.isFinite(startedAt)) throw new Error(`no executor start time for ${attempt.attemptId}`);
-  return { runningMs: startedAt - t0, placedMs: attempt.startedAt - t0, doneMs };
+  return { runningMs: startedAt - t0, placedMs: attempt.startedAt - t0, queuedMs: Number(ts) - t0, takenMs: Number(on) - t0, doneMs };
 }
 
 async function latency(env: Env): Promise<LatencySample[]> {
@@ -747,6 +751,8 @@ async function main(): Promise<void> {
     const loaded = runs.locus.flatMap((l) => l.probes);
     const loadedRunning = summary(loaded.map((s) => s.runningMs));
     const loadedPlaced = summary(loaded.map((s) => s.placedMs));
+    const loadedQueued = summary(loaded.map((s) => s.queuedMs).filter(Number.isFinite));
+    const loadedTaken = summary(loaded.map((s) => s.takenMs).filter(Number.isFinite));
     const loadedDone = summary(loaded.map((s) => s.doneMs));
     const placed = summary(lat.map((s) => s.placedMs));
     const done = summary(lat.map((s) => s.doneMs));
@@ -795,7 +801,7 @@ async function main(): Promise<void> {
           p50Ms: loadedRunning.p50Ms, p99Ms: loadedRunning.p99Ms, maxMs: loadedRunning.maxMs, samples: loaded.length,
           how: `single-task probe jobs submitted every ${PROBE_EVERY_MS} ms while each throughput round's ${TASKS} tasks flowed (all rounds pooled)`,
           perRound: runs.locus.map((l) => ({ ...summary(l.probes.map((x) => x.runningMs)), samples: l.probes.length })),
-          placed: loadedPlaced, done: loadedDone,
+          placed: loadedPlaced, queued: loadedQueued, taken: loadedTaken, done: loadedDone,
         },
         idle: {
           p50Ms: running.p50Ms, p99Ms: running.p99Ms, maxMs: running.maxMs, samples: lat.length,
@@ -839,7 +845,7 @@ async function main(): Promise<void> {
       `| submit-to-running idle p50 / p99 (${lat.length} samples, one at a time) | ${running.p50Ms} / ${running.p99Ms} ms | |`,
       `| isolated runs (${iso.runner}, ${iso.isolation}, ${iso.executors} executors x ${iso.executors > 0 ? iso.slots / iso.executors : 0} slots, ${iso.tasks} tasks) | ${result.isolated.throughput} tasks/s | reported |`,
       '',
-      `Latency breakdown under load (p50 / p99 ms): submit -> attempt placed ${loadedPlaced.p50Ms} / ${loadedPlaced.p99Ms}; submit -> executor running ${loadedRunning.p50Ms} / ${loadedRunning.p99Ms}; submit -> job SUCCEEDED ${loadedDone.p50Ms} / ${loadedDone.p99Ms}. Per round (running p50 / p99): ${result.latency.underLoad.perRound.map((x) => `${x.p50Ms} / ${x.p99Ms} (${x.samples})`).join('; ')}.`,
+      `Latency breakdown under load (p50 / p99 ms): submit -> attempt placed ${loadedPlaced.p50Ms} / ${loadedPlaced.p99Ms}; submit -> on the executor's queue ${loadedQueued.p50Ms} / ${loadedQueued.p99Ms}; submit -> taken by the executor's worker ${loadedTaken.p50Ms} / ${loadedTaken.p99Ms}; submit -> executor running ${loadedRunning.p50Ms} / ${loadedRunning.p99Ms}; submit -> job SUCCEEDED ${loadedDone.p50Ms} / ${loadedDone.p99Ms}. Per round (running p50 / p99): ${result.latency.underLoad.perRound.map((x) => `${x.p50Ms} / ${x.p99Ms} (${x.samples})`).join('; ')}.`,
       `Latency breakdown idle (p50 / p99 ms): submit -> attempt placed ${placed.p50Ms} / ${placed.p99Ms}; submit -> executor running ${running.p50Ms} / ${running.p99Ms}; submit -> job SUCCEEDED ${done.p50Ms} / ${done.p99Ms}.`,
       `Redis work per task (INFO commandstats, server time; per round): Locus ${result.locus.redisPerTask.map((x) => `${x.callsPerTask} calls / ${x.usecPerTask} us`).join('; ')}; plain BullMQ ${result.bullmq.redisPerTask.map((x) => `${x.callsPerTask} calls / ${x.usecPerTask} us`).join('; ')}.`,
       `CPU time per task of the benchmark's process tree (ms; framework and local agents run in the benchmark's process): Locus ${result.locus.cpuPerTask.map((x) => `${x.totalMs} (${Object.entries(x.byProcess).map(([k, v]) => `${k} ${v}`).join(', ')})`).join('; ')}; plain BullMQ ${result.bullmq.cpuPerTask.map((x) => `${x.totalMs} (${Object.entries(x.byProcess).map(([k, v]) => `${k} ${v}`).join(', ')})`).join('; ')}.`,
