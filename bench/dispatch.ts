@@ -671,7 +671,14 @@ async function probe(env: Env, name: string): Promise<LatencySample> {
   const attempt = task?.attempts[task.attempts.length - 1];
   if (!attempt) throw new Error(`latency job ${job.id} has no attempt`);
   const held = (await env.admin.hget(executorBatchIndexKey(attempt.executorId), attempt.attemptId)) ?? attempt.attemptId;
-  const [rv, ts, on] = await env.admin.hmget(`${QUEUE_PREFIX}:${executorQueueName(attempt.executorId)}:${held}`, 'returnvalue', 'timestamp', 'processedOn');
+  // A batch's queue job completes with its last member: the probe's own result (streamed as it
+  // ended) can end the job before the batch it went out in has, so wait for the batch's record.
+  const key = `${QUEUE_PREFIX}:${executorQueueName(attempt.executorId)}:${held}`;
+  let [rv, ts, on] = await env.admin.hmget(key, 'returnvalue', 'timestamp', 'processedOn');
+  for (let waited = 0; !rv && waited < 30_000; waited += 20) {
+    await sleep(20);
+    [rv, ts, on] = await env.admin.hmget(key, 'returnvalue', 'timestamp', 'processedOn');
+  }
   const startedAt = rv ? Number(memberResult(JSON.parse(rv) as unknown, attempt.attemptId).startedAt) : NaN;
   if (!Number.isFinite(startedAt)) throw new Error(`no executor start time for ${attempt.attemptId}`);
   return { runningMs: startedAt - t0, placedMs: attempt.startedAt - t0, queuedMs: Number(ts) - t0, takenMs: Number(on) - t0, doneMs };

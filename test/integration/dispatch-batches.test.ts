@@ -1,8 +1,9 @@
 /**
  * Batched dispatch between the dispatcher and a real `locus executor` process
- * (the built binary, its own Redis ACL user, real Redis): attempts of one
- * stage go out in one queue job and each is settled from its own result, as
- * it ends; one member of a running batch is killed; and a second
+ * (the built binary, its own Redis ACL user, real Redis): attempts placed
+ * together go out in one queue job, of one stage or of several jobs, and each
+ * is settled from its own result, as it ends; one member of a running batch is
+ * killed; and a second
  * dispatcher that adopts batched attempts (a scheduler after a crash) settles
  * them from their batch's queue job without queueing any of them again.
  */
@@ -68,6 +69,27 @@ describe('batched dispatch', () => {
       await q.close();
     }
     for (const p of attempts) expect(rd.events.some((e) => e.type === 'running' && e.taskId === p.taskId)).toBe(true);
+  }, 60_000);
+
+  it('sends attempts of different jobs placed together in one queue job, each settled as its own', async () => {
+    const id = 'EB4';
+    await executor(id, 4);
+    // A pass interleaves jobs (fair share): these are one executor's share of one pass.
+    const a = stage('job-b4a', 2, () => ['true']);
+    const b = stage('job-b4b', 2, (i) => (i === 0 ? ['sh', '-c', 'exit 3'] : ['true']));
+    const attempts = [a[0], b[0], a[1], b[1]] as AttemptPayload[];
+    await rd.dispatcher.dispatchMany(attempts.map((p) => ({ executorId: id, payload: p })));
+    for (const p of [a[0], a[1], b[1]] as AttemptPayload[]) expect(await rd.result(p.attemptId)).toMatchObject({ attemptId: p.attemptId, taskId: p.taskId, state: 'SUCCEEDED' });
+    // The failing member fails alone.
+    expect(await rd.result(b[0]?.attemptId ?? '')).toMatchObject({ taskId: b[0]?.taskId, state: 'FAILED', reason: 'EXIT_NONZERO', exitCode: 3 });
+    const batch = batchJobId(attempts[0]?.attemptId ?? '');
+    expect(await admin.hgetall(executorBatchIndexKey(id))).toEqual(Object.fromEntries(attempts.map((p) => [p.attemptId, batch])));
+    const q = new Queue(executorQueueName(id), { connection: admin, prefix: QUEUE_PREFIX });
+    try {
+      expect(await q.getJobCounts('completed')).toEqual({ completed: 1 });
+    } finally {
+      await q.close();
+    }
   }, 60_000);
 
   it('reports each member as it ends, and kills one member of a running batch', async () => {
