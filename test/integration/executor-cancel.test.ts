@@ -55,7 +55,10 @@ describe('killing attempts of a cancelled job', () => {
     const seconds = `${5000 + (process.pid % 1000)}.${Date.now() % 991}`;
     const running = payload('t-run', 1, ['sleep', seconds]);
     const queued = payload('t-queued', 1, ['sleep', seconds]);
-    await rd.dispatcher.dispatchMany([{ executorId: id, payload: running }, { executorId: id, payload: queued }]);
+    // One by one, as the scheduler sends an attempt beyond an executor's slots (later, on its own):
+    // attempts sent together go out in one batch, which the executor takes whole.
+    await rd.dispatcher.dispatch(id, running);
+    await rd.dispatcher.dispatch(id, queued);
     await waitFor('the first attempt to run', () => pidsOf(`sleep ${seconds}`).length === 1, 30_000);
 
     // Still queued: taken off the queue and settled here, at once.

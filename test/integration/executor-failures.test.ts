@@ -117,7 +117,9 @@ describe('executor failures', () => {
     const out = join(work, 'out-drain');
     const a = payload('t-d1', 1, ['sh', '-c', 'sleep 1 && echo done > {output}/part-0'], { outputDir: out });
     const b = payload('t-d2', 1, ['sh', '-c', 'echo should-not-run'], {});
-    await e.rd.dispatcher.dispatchMany([{ executorId: 'ED', payload: a }, { executorId: 'ED', payload: b }]);
+    // One by one: attempts sent together go out in one batch, which the executor takes whole.
+    await e.rd.dispatcher.dispatch('ED', a);
+    await e.rd.dispatcher.dispatch('ED', b);
     await running(e, a.attemptId);
     ed.proc.kill('SIGTERM');
     expect(await ed.exited).toBe(0);
@@ -178,7 +180,9 @@ describe('executor failures', () => {
       for (let i = 0; i < 8; i++) {
         tasks.push(payload(`t-r${i}`, 1, ['sh', '-c', `sleep ${i < 4 ? 1 : 0.2} && echo "$LOCUS_ATTEMPT_ID" > {output}/part-0`], { outputDir: join(out, `t${i}`) }));
       }
-      await e.rd.dispatcher.dispatchMany(tasks.map((payload) => ({ executorId: 'ER', payload })));
+      // One by one, twice the slots: the scheduler never sends an executor more than it can hold at
+      // once (attempts sent together go out in one batch, which the executor takes whole).
+      for (const t of tasks) await e.rd.dispatcher.dispatch('ER', t);
       await running(e, tasks[0]?.attemptId ?? '');
       if (mode === 'graceful') await e.redis.stop();
       else await e.redis.crash();

@@ -98,7 +98,10 @@ describe('executor prefetch', () => {
     expect((await readRegistration(admin, id))?.prefetch).toBe(0);
     const a = payload('t-na', 1, ['sleep', '1.5']);
     const b = payload('t-nb', 1, ['true']);
-    await rd.dispatcher.dispatchMany([{ executorId: id, payload: a }, { executorId: id, payload: b }]);
+    // One by one, as the scheduler sends an attempt beyond the slots: sent together they would
+    // go out in one batch, which the executor takes whole.
+    await rd.dispatcher.dispatch(id, a);
+    await rd.dispatcher.dispatch(id, b);
     // Past the hold, the second is still queued (not taken, so not handed back) and then succeeds.
     expect(await rd.result(b.attemptId, 30_000)).toMatchObject({ state: 'SUCCEEDED' });
     expect(await rd.result(a.attemptId, 30_000)).toMatchObject({ state: 'SUCCEEDED' });
