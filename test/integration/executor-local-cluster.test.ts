@@ -84,7 +84,9 @@ describe('executors on the local cluster', () => {
       await rd.dispatcher.watchExecutor(id);
     }
     const tasks = Array.from({ length: 6 }, (_, i) => payload(`t-lc${i}`, 1, ['sh', '-c', 'ls /proc | grep -c "^[0-9]"; echo "$LOCUS_ATTEMPT_ID" > {output}/part-0'], { outputDir: join(outRoot, `t${i}`), resources: { cpus: 0.2, memMiB: 64, diskMiB: 0 } }));
-    await rd.dispatcher.dispatchMany(tasks.map((p, i) => ({ executorId: ids[i % 2] ?? '', payload: p })));
+    // One by one: three attempts for executors of two slots. Sent together they would go out in
+    // one batch per executor, which it takes whole (the scheduler never sends more than it holds).
+    for (const [i, p] of tasks.entries()) await rd.dispatcher.dispatch(ids[i % 2] ?? '', p);
     const results = [];
     for (const t of tasks) results.push(await rd.result(t.attemptId, 30_000));
     const visibleProcesses: number[] = [];

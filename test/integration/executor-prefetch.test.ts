@@ -57,8 +57,14 @@ describe('executor prefetch', () => {
     const [ra, rb] = await Promise.all([rd.result(a.attemptId, 30_000), rd.result(b.attemptId, 30_000)]);
     expect(ra, ra.message).toMatchObject({ state: 'SUCCEEDED' });
     expect(rb, rb.message).toMatchObject({ state: 'SUCCEEDED' });
-    // One slot: the second workload started after the first ended.
-    expect(await stamp(join(work, 'out', 't-pb', 'start'))).toBeGreaterThanOrEqual(await stamp(join(work, 'out', 't-pa', 'end')));
+    // One slot: one workload started after the other ended. Sent together, the two go out in one
+    // batch and are set up side by side, so either may reach the slot first.
+    const at = (task: string, file: string): Promise<number> => stamp(join(work, 'out', task, file));
+    const a0 = await at('t-pa', 'start');
+    const a1 = await at('t-pa', 'end');
+    const b0 = await at('t-pb', 'start');
+    const b1 = await at('t-pb', 'end');
+    expect(b0 >= a1 || a0 >= b1, `runs overlap: a ${a0}-${a1}, b ${b0}-${b1}`).toBe(true);
     // And it was taken while the first ran (the queue reported it active before the first ended).
     const active = rd.events.find((ev) => ev.type === 'running' && ev.taskId === b.taskId);
     expect(active, 'the prefetched attempt was taken').toBeDefined();
@@ -71,7 +77,11 @@ describe('executor prefetch', () => {
     const long = payload('t-long', 1, ['sleep', '30']);
     const waiting = marking('t-wait');
     const t0 = Date.now();
-    await rd.dispatcher.dispatchMany([{ executorId: id, payload: long }, { executorId: id, payload: waiting }]);
+    // The long one first and on its own: sent together, the two would go out in one batch, set up
+    // side by side, and either could reach the slot first.
+    await rd.dispatcher.dispatch(id, long);
+    await waitFor('the long attempt to run', () => rd.events.some((ev) => ev.type === 'running' && ev.taskId === long.taskId), 10_000);
+    await rd.dispatcher.dispatch(id, waiting);
     const r = await rd.result(waiting.attemptId, 30_000);
     expect(r).toMatchObject({ state: 'LOST', reason: HANDED_BACK });
     expect(Date.now() - t0).toBeGreaterThanOrEqual(PREFETCH_HOLD_MS - 50);
