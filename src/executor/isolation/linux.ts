@@ -128,10 +128,6 @@ export class LinuxIsolator implements Isolator {
     const iso = new LinuxIsolator(report, driver, logger, options);
     await iso.cleanupStale();
     iso.launcher?.prestart?.();
-    // The /etc copy and the root's entries are made on first use: made here, the first
-    // container's launch (a new executor's first task, on its critical path) does not copy files.
-    iso.etcBinds();
-    cachedHostRootEntries();
     logger.info({ launcher: iso.launcherKind }, iso.launcherKind === 'native' ? 'containers start from the native launcher (locus-spawn)' : 'containers start with bubblewrap and setpriv');
     return iso;
   }
