@@ -181,9 +181,11 @@ describe('locus executor (no agent: isolated children)', () => {
     } finally {
       await admin.hset(SCHEDULER_INFO_KEY, 'contract', CONTRACT_VERSION);
     }
-    // An executor of the previous major (one that stages in a directory per task) is refused too.
-    await admin.hset('locus:executor:E-old-major', { contract: `${major - 1}.3`, state: 'running', hb: '1', hostname: 'h', slots: '1', agentId: 'a' });
-    await expect(rd.dispatcher.watchExecutor('E-old-major')).rejects.toThrow(new RegExp(`queue contract ${major - 1}\\.3.*major versions differ`));
+    // An executor of major 1 stages in a directory per task and, rolling a record forward, removes
+    // the staged path's parent (now a stage's shared staging directory): it is refused.
+    expect(major).toBeGreaterThanOrEqual(2);
+    await admin.hset('locus:executor:E-old-major', { contract: '1.9', state: 'running', hb: '1', hostname: 'h', slots: '1', agentId: 'a' });
+    await expect(rd.dispatcher.watchExecutor('E-old-major')).rejects.toThrow(/queue contract 1\.9.*major versions differ/);
     await admin.hset('locus:executor:E-future', { contract: `${major + 1}.1`, state: 'running', hb: '1', hostname: 'h', slots: '1', agentId: 'a' });
     await expect(rd.dispatcher.watchExecutor('E-future')).rejects.toThrow(new RegExp(`queue contract ${major + 1}\\.1.*major versions differ`));
   });
