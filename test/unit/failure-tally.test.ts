@@ -40,6 +40,20 @@ describe('FailureTally', () => {
     expect(t.retryPauseMs(r, 'not-counted')).toBe(0);
   });
 
+  it('a dataset input unreachable while another output is recomputed still pauses and counts (no spin)', () => {
+    const t = new FailureTally({ isRecomputing: () => true, wasLost: () => true }, 100);
+    const r = unreachable('j1.0.2');
+    const classes: string[] = [];
+    const pauses: number[] = [];
+    for (let i = 0; i < UNCOUNTED_INPUT_FAILURES + 1; i++) {
+      const cls = t.cap(r, 'not-counted');
+      classes.push(cls);
+      pauses.push(t.retryPauseMs(r, cls));
+    }
+    expect(classes).toEqual([...Array<string>(UNCOUNTED_INPUT_FAILURES).fill('not-counted'), 'counted']);
+    expect(pauses).toEqual([100, 200, 400, 800, 1600, 0]);
+  });
+
   it('avoids a host after repeated failures of the job, and forgets the job when it ends', () => {
     const t = new FailureTally(noRecompute);
     for (let i = 1; i <= HOST_FAILURES_TO_AVOID; i++) expect(t.countHost('j2', 'h1')).toBe(i);

@@ -122,6 +122,24 @@ describe('placement: empty levels are skipped', () => {
     expect(plan.assignments[0]).toMatchObject({ taskId: 't', level });
   });
 
+  it('a task whose input its last host could not reach waits for its data hosts, alive or not, then runs elsewhere', () => {
+    // Nothing on r1-h1 now (no executor, no offer), which would skip the wait; but the task's
+    // last attempt could not read its input from another host: elsewhere it would fail again,
+    // while a REVIVE may bring r1-h1's offers back.
+    const awaiting = task({ taskId: 't', preferredHosts: ['r1-h1'], pendingSince: 1000, awaitDataHosts: true });
+    const execs = [exec('r5-h1', { freeSince: 1000 })];
+    expect(place(snap(1000, { executors: execs }), indexOf([awaiting])).assignments).toEqual([]);
+    // Past its node wait (3 s by default), any host again: the wait is bounded.
+    expect(place(snap(4100, { executors: [exec('r5-h1', { freeSince: 4100 })] }), indexOf([awaiting])).assignments[0]).toMatchObject({ taskId: 't', level: LocalityLevel.ANY });
+    // An offer from its data host gets an executor for it, though a slot is free elsewhere (that
+    // slot cannot take it while it waits); without the mark, the free slot absorbs the demand.
+    const withOffer = snap(1000, { executors: execs, offers: [offer('r1-h1')] });
+    expect(place(withOffer, indexOf([awaiting])).launches).toEqual([expect.objectContaining({ hostname: 'r1-h1', why: 'data' })]);
+    expect(place(withOffer, indexOf([{ ...awaiting, awaitDataHosts: false }])).launches).toEqual([]);
+    // Without the mark, the same task goes to the free slot elsewhere at once (the level is empty).
+    expect(place(snap(1000, { executors: execs }), indexOf([{ ...awaiting, awaitDataHosts: false }])).assignments[0]).toMatchObject({ taskId: 't', hostname: 'r5-h1' });
+  });
+
   it('tasks with no preferences run anywhere at once', () => {
     const ix = indexOf([task({ taskId: 't', pendingSince: 1000 })]);
     const plan = place(snap(1000, { executors: [exec('r1-h1', { freeSince: 1000 })] }), ix);

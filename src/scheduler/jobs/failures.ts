@@ -52,6 +52,8 @@ const jobOf = (taskId: string): string => parseTaskId(taskId)?.jobId ?? taskId;
 export class FailureTally {
   private readonly hostFailures = new Map<string, Map<string, number>>();
   private readonly inputFailures = new Map<string, number>();
+  /** Tasks whose placements wait for their data's hosts (noteUnreachable). */
+  private readonly awaitData = new Set<string>();
 
   constructor(private readonly lost: RecomputeView, private readonly inputRetryPauseMs = INPUT_RETRY_BASE_MS) {}
 
@@ -62,10 +64,26 @@ export class FailureTally {
     // What it could not read is being recomputed, or is about to be (the first fetch failure
     // naming an output host not yet lost recomputes that host's outputs): the retry waits for the
     // recompute and counts toward nothing. Further failures naming a lost host count as usual.
+    // Only an output's reader waits so: an input that is a dataset (no output host named) is not
+    // what a recompute brings back, and its retries pause and count like any (the task that
+    // rewrites a lost output may itself fail to read its dataset, and retried at once it would
+    // spin).
     const jobId = jobOf(result.taskId);
-    if (this.lost.isRecomputing(jobId)) return cls;
-    if (result.inputHost !== undefined && !this.lost.wasLost(jobId, result.inputHost)) return cls;
+    if (result.inputHost !== undefined && (this.lost.isRecomputing(jobId) || !this.lost.wasLost(jobId, result.inputHost))) return cls;
     return this.countUncounted(result.taskId, cls);
+  }
+
+  /**
+   * The attempt's host could not reach the task's input (INPUT_UNREACHABLE, that host at fault):
+   * the task's next placements wait for its data's hosts (PendingTask.awaitDataHosts).
+   */
+  noteUnreachable(result: Pick<AttemptResult, 'taskId' | 'reason' | 'inputHost' | 'host'>): void {
+    if (result.reason === INPUT_UNREACHABLE && hostAtFault(result)) this.awaitData.add(result.taskId);
+  }
+
+  /** Whether the task's placements wait for its data's hosts (noteUnreachable). */
+  awaitsData(taskId: string): boolean {
+    return this.awaitData.has(taskId);
   }
 
   /**
@@ -104,6 +122,7 @@ export class FailureTally {
   forgetJob(jobId: string): void {
     this.hostFailures.delete(jobId);
     this.resetInputs(jobId);
+    for (const k of [...this.awaitData]) if (jobOf(k) === jobId) this.awaitData.delete(k);
   }
 
   private countUncounted<C extends FailureClass | 'cancelled'>(taskId: string, cls: C): C | 'counted' {

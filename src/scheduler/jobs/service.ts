@@ -515,6 +515,7 @@ export class JobService extends EventEmitter<ServiceEvents> {
     // A full disk is not the task's fault, but it is the host's: the job moves off it as it does
     // off a host that fails its tasks.
     if (blameHost && (cls === 'counted' || result.reason === HOST_DISK_FULL) && result.state !== 'SUCCEEDED' && result.host) this.noteHostFailure(job.id, result.host);
+    this.failures.noteUnreachable(result);
     await this.lost.attemptEnded(job.id, result, outcome, was?.attemptId === result.attemptId ? was.startSeq : 0);
     // A success says where it ran: a watcher that missed the RUNNING event still counts it at
     // the level the store's counters do, not as 'any'.
@@ -728,6 +729,7 @@ export class JobService extends EventEmitter<ServiceEvents> {
       constraints: job.spec.constraints,
       ...(locality === undefined ? {} : { locality }),
       ...(avoidHosts.length > 0 ? { avoidHosts } : {}),
+      ...(this.failures.awaitsData(taskId) ? { awaitDataHosts: true } : {}),
       ...(this.stageVolumes.has(`${job.id}:${stage}`) ? { volumeId: this.stageVolumes.get(`${job.id}:${stage}`)?.volume.id } : {}),
       pendingSince: now,
     });

@@ -57,6 +57,11 @@ interface Shape {
   unmet: number;
   /** The queue of this shape served first (fair-share order); orders shapes competing for one offer. */
   head: Queue;
+  /**
+   * Unmet tasks that wait for their data's hosts (PendingTask.awaitDataHosts): free slots elsewhere
+   * cannot take them, so they keep their demand for an executor on a data host.
+   */
+  awaiting: number;
   /** Tasks whose wait for their data hosts is over: anywhere, and per rack. */
   ripeAny: number;
   readonly ripeRack: Map<string, number>;
@@ -121,7 +126,7 @@ export function placeExecutors(pass: Pass): ExecutorDecisions {
     for (const sh of shapes.list) {
       if (!fits(sh.slot, x.view.slotResources)) continue;
       if (offerHosts.has(x.view.hostname)) bump(freeHost, x.view.hostname, sh, free);
-      if (x.view.tenant === undefined) sh.unmet -= free;
+      if (x.view.tenant === undefined) sh.unmet = Math.max(sh.unmet - free, Math.min(sh.unmet, sh.awaiting));
     }
   }
 
@@ -264,13 +269,14 @@ function shapeDemand(pass: Pass, blocked: ReadonlySet<string>): { list: Shape[];
       const key = `${slot.cpus}/${slot.mem}/${slot.disk}`;
       let sh = byKey.get(key);
       if (!sh) {
-        sh = { key, slot, unmet: 0, head: q, ripeAny: 0, ripeRack: new Map() };
+        sh = { key, slot, unmet: 0, awaiting: 0, head: q, ripeAny: 0, ripeRack: new Map() };
         byKey.set(key, sh);
       } else if (pass.before(q, sh.head)) {
         sh.head = q;
       }
       of.set(q, sh);
       sh.unmet += live;
+      sh.awaiting += q.awaiting;
       const level = ripeLevel(pass, q);
       if (level === LocalityLevel.ANY) sh.ripeAny += q.all.live;
       else if (level === LocalityLevel.RACK_LOCAL) for (const [r, b] of q.racks) sh.ripeRack.set(r, (sh.ripeRack.get(r) ?? 0) + b.live);
@@ -280,7 +286,9 @@ function shapeDemand(pass: Pass, blocked: ReadonlySet<string>): { list: Shape[];
     const e = pass.entryAt(k);
     if (e.task.volumeId !== undefined) continue;
     const sh = of.get(e.queue);
-    if (sh) sh.unmet--;
+    if (!sh) continue;
+    sh.unmet--;
+    if (e.task.awaitDataHosts === true) sh.awaiting--;
   }
   return { list: [...byKey.values()], of };
 }

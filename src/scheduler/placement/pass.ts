@@ -497,7 +497,7 @@ export class Pass {
     // A task pinned to one hostname can run nowhere else: waiting for its data hosts is pointless.
     if (t.constraints?.some((c) => c.kind === 'hostname')) return 0;
     let need = 0;
-    if (e !== undefined && e.plain ? this.someHostAlive(e) : this.someHostUsable(t)) need += p.nodeWaitMs;
+    if (t.awaitDataHosts === true || (e !== undefined && e.plain ? this.someHostAlive(e) : this.someHostUsable(t))) need += p.nodeWaitMs;
     if (level === LocalityLevel.ANY) {
       const rs = t.preferredRacks;
       for (let i = 0; i < rs.length; i++) {

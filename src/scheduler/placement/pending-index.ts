@@ -174,6 +174,8 @@ export class Queue {
   /** Every unpinned task (no volume, no hostname constraint). */
   readonly all: Bucket = new Bucket(this);
   live = 0;
+  /** Its unpinned tasks that wait for their data's hosts (PendingTask.awaitDataHosts). */
+  awaiting = 0;
   /**
    * The resources object all its tasks share (the job spec gives them one),
    * undefined once two differ: a pass then books a placement without reading
@@ -342,6 +344,7 @@ export class PendingIndex {
       this.hostBucket(q, pin).push(e);
       return;
     }
+    if (task.awaitDataHosts === true) q.awaiting++;
     for (let i = 0; i < ids.length; i++) this.hostBucket(q, ids[i] as number).push(e);
     const rs = task.preferredRacks;
     for (let i = 0; i < rs.length; i++) {
@@ -370,6 +373,7 @@ export class PendingIndex {
     } else if (e.pin >= 0) {
       this.releaseHost(q, e.pin, e);
     } else {
+      if (task.awaitDataHosts === true) q.awaiting--;
       for (let k = 0; k < e.hostCount; k++) this.releaseHost(q, e.hostAt(k), e);
       const rs = task.preferredRacks;
       for (let i = 0; i < rs.length; i++) if (rs.indexOf(rs[i] as string) === i) this.release(q.racks, this.byRack, rs[i] as string, q, e);

@@ -50,6 +50,14 @@ export interface PendingTask {
   readonly locality?: LocalityPolicy;
   /** Hosts where this task failed repeatedly; never placed there again. */
   readonly avoidHosts?: readonly string[];
+  /**
+   * Its last attempt could not reach its input from the host it ran on: it waits out its node
+   * locality wait for one of its preferred hosts even when none has an executor or an offer now
+   * (an agent whose offers this framework declined comes back with a REVIVE). Otherwise that wait
+   * counts zero, and the task goes straight back to a host that cannot read its input: a dataset
+   * held only by hosts without an executor has no block server to serve it elsewhere.
+   */
+  readonly awaitDataHosts?: boolean;
   /** When the task became pending (ms). Submission order within a job follows it. */
   readonly pendingSince: number;
 }
