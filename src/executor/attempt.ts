@@ -16,6 +16,7 @@ import { containerIdFor, type AttemptRunner, type RunExit, type RunHandle } from
 import { tenantOfOutput, tenantUid, type TenantUidRange } from './isolation/tenant.js';
 import type { Logger } from '../obs/log.js';
 import type { GateWait } from './fair-gate.js';
+import { StartGate, findable, type StartOrder } from './start-gate.js';
 
 /** Streams a byte range of a file from its storage backend (the storage port's `read`). */
 export type SplitReader = (uri: string, offset: number, length: number) => Promise<NodeJS.ReadableStream>;
@@ -38,6 +39,12 @@ export interface AttemptContext {
    * runner's default user (one tenant, or `--tenant-uids off`).
    */
   readonly tenantUids?: TenantUidRange;
+  /**
+   * Present when containers may start held (start-gate.ts): an attempt set up while every slot is
+   * busy starts its container at once, held, and releases it when its slot frees. Where the
+   * runner allows it (AttemptRunner.heldStarts).
+   */
+  readonly startOrder?: StartOrder;
 }
 
 /** Per-attempt controls from the executor. */
@@ -67,6 +74,13 @@ export interface AttemptControl {
    * scheduler's placement is the only bound on containers at once.
    */
   slot?(): Promise<GateWait>;
+  /** A slot now, when one is free and no attempt waits for one (FairGate.tryAcquire); else undefined. */
+  slotNow?(): { readonly release: () => void } | undefined;
+  /**
+   * Called when the attempt's container has started held (start-gate.ts): its set-up is done, and
+   * what is left before its workload runs is the wait for its slot.
+   */
+  onHeld?(): void;
 }
 
 const NO_TURN = (): void => undefined;
@@ -86,6 +100,12 @@ export async function runAttempt(payload: AttemptPayload, ctx: AttemptContext, c
         release();
         release = NO_TURN;
         return control.onRunning(p);
+      },
+      // A held container waits for its slot without the turn: its set-up is done.
+      onHeld: () => {
+        release();
+        release = NO_TURN;
+        control.onHeld?.();
       },
     }, async () => {
       release();
@@ -242,7 +262,8 @@ async function attemptSteps(payload: AttemptPayload, ctx: AttemptContext, contro
   const cleanupScratch = async (): Promise<void> => {
     if (scratchMade) await fsp.rm(scratch, { recursive: true, force: true });
   };
-  let handle: RunHandle;
+  let handle: RunHandle | undefined;
+  let gate: StartGate | undefined;
   let releaseSlot: () => void = NO_TURN;
   // A relative host path names a directory of the executor's own sandbox (a persistent volume
   // its agent mounted there); each runner resolves it the way its launcher can see it.
@@ -294,28 +315,56 @@ async function attemptSteps(payload: AttemptPayload, ctx: AttemptContext, contro
     // A stage directory replaced by a local copy is not on this host: it cannot be mounted.
     for (const p of payload.inputPaths) if (!rewrites.has(p)) volumes.push({ hostPath: p, containerPath: p, readOnly: true });
     for (const [k, v] of Object.entries(env)) env[k] = rewrite(substitute(v, values), rewrites);
-    if (control.slot !== undefined) {
-      const got = await control.slot();
+    const argv = payload.argv.map((a) => rewrite(substitute(a, values), rewrites));
+    const user = uid !== undefined ? { user: String(uid) } : {};
+    let slot = control.slotNow?.();
+    if (control.slot !== undefined && slot === undefined) {
+      // Queued for a slot now, in arrival order, whatever the held start below does meanwhile.
+      const waiting = control.slot();
+      if (ctx.startOrder !== undefined && ctx.runner.heldStarts === true && await findable(argv[0], env['PATH'])) {
+        try {
+          await ctx.startOrder.whenIdle();
+          await fsp.mkdir(ctx.scratchDir, { recursive: true });
+          gate = await StartGate.create(join(ctx.scratchDir, `${containerId}.start`), uid !== undefined && process.getuid?.() === 0 ? uid : undefined);
+          handle = await ctx.runner.launch({ containerId, argv: gate.wrap(argv), env, resources: payload.resources, volumes: [...volumes, gate.volume], ...user });
+          control.onHeld?.();
+        } catch (err) {
+          // Held starts are a saving, never a reason to fail: the container starts when its slot
+          // frees, as without them (and a launch that fails for the workload's sake fails there).
+          log.warn({ err: (err as Error).message }, 'could not start the container held; it starts when its slot frees');
+          await gate?.close();
+          gate = undefined;
+        }
+      }
+      const got = await waiting;
       if (got === 'timeout' || got === 'aborted') {
-        // Never started: its staging goes, and the scheduler places it again (not counted).
+        // Never started: its held container (the workload never ran in it) and its staging go,
+        // and the scheduler places it again (not counted).
+        if (handle !== undefined) await stopHeld(handle);
+        await gate?.close();
         if (plan) await discardAttemptDir(plan).catch(() => undefined);
         await cleanupScratch().catch(() => undefined);
         return got === 'timeout'
           ? end({ state: 'LOST', exitCode: null, reason: HANDED_BACK, message: `handed back before it started: every slot of the executor on ${ctx.host} stayed busy; it is placed again` })
           : end({ state: 'LOST', exitCode: null, reason: 'DRAINED', message: 'the executor drained and handed the attempt back before it started' });
       }
-      releaseSlot = got.release;
+      slot = got;
     }
-    handle = await ctx.runner.launch({
-      containerId,
-      argv: payload.argv.map((a) => rewrite(substitute(a, values), rewrites)),
-      env,
-      resources: payload.resources,
-      volumes,
-      ...(uid !== undefined ? { user: String(uid) } : {}),
-    });
+    releaseSlot = slot?.release ?? NO_TURN;
+    if (gate !== undefined && handle !== undefined) {
+      try {
+        await gate.open();
+      } catch (err) {
+        await stopHeld(handle);
+        throw err;
+      }
+    } else {
+      const spec = { containerId, argv, env, resources: payload.resources, volumes, ...user };
+      handle = await (ctx.startOrder !== undefined ? ctx.startOrder.now(() => ctx.runner.launch(spec)) : ctx.runner.launch(spec));
+    }
   } catch (err) {
     releaseSlot();
+    await gate?.close();
     if (plan) await discardAttemptDir(plan).catch(() => undefined);
     await cleanupScratch().catch(() => undefined);
     if (err instanceof InputError) {
@@ -358,6 +407,7 @@ async function attemptSteps(payload: AttemptPayload, ctx: AttemptContext, contro
     control.drain.removeEventListener('abort', onDrain);
     // The container is gone: its slot goes to the next prepared attempt while this one commits.
     releaseSlot();
+    await gate?.close();
   }
   control.onExited?.();
   await commitTurn();
@@ -430,6 +480,12 @@ async function attemptSteps(payload: AttemptPayload, ctx: AttemptContext, contro
   }
   if (exit.exitCode === null) return failed({ state: 'FAILED', exitCode: null, reason: 'SIGNALED', message: exit.message });
   return failed({ state: 'FAILED', exitCode: exit.exitCode, reason: 'EXIT_NONZERO', message: exit.message });
+}
+
+/** Kill a held container whose workload will not run, and wait for its end. */
+async function stopHeld(handle: RunHandle): Promise<void> {
+  await handle.kill(0).catch(() => undefined);
+  await handle.wait().catch(() => undefined);
 }
 
 /** Make an attempt's scratch directory, in a scratch root others may pass through but not list. */

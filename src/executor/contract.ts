@@ -244,12 +244,17 @@ export const EXECUTOR_FIELDS = {
  * for the next container to exit, so the slot goes straight to it: without them a slot of short
  * tasks idles through the commit, the result's way to the scheduler, the next dispatch and the
  * next set-up, ~20 ms of a 230 ms cycle of `sleep 0.2` (bench/results/short-2026-12-06-s5.md).
- * A quarter of the slots is more than the slots that free while one is refilled (19 slots of
- * 0.23 s free one every 12 ms, against ~15 ms to refill), capped so that a large executor does
- * not hold a large backlog outside the scheduler's pending set, where fair share orders it.
+ * Where the runner allows it, a prepared attempt's container also starts, held (start-gate.ts).
+ *
+ * As many as the slots: tasks started together end together, so a whole wave of slots frees
+ * within a few milliseconds, and each slot without a prepared attempt waits for the round trip
+ * through the scheduler (a quarter of the slots, the depth before held starts, left 14 of 19
+ * slots of `sleep 0.2` waiting at every wave, and held starts then gained nothing measurable).
+ * Capped so that a large executor does not hold a large backlog outside the scheduler's pending
+ * set, where fair share orders it.
  */
 export function prefetchDepth(slots: number): number {
-  return Math.max(1, Math.min(8, Math.ceil(slots / 4)));
+  return Math.max(1, Math.min(32, slots));
 }
 
 /**

@@ -41,6 +41,7 @@ import {
 } from './contract.js';
 import type { AttemptRunner } from './runner.js';
 import { FairGate } from './fair-gate.js';
+import { StartOrder } from './start-gate.js';
 
 /** Everything an executor needs to run. */
 export interface ExecutorOptions {
@@ -79,6 +80,11 @@ export interface ExecutorOptions {
   readonly prefetch?: number;
   /** How long a prepared attempt waits for a slot before it is handed back (default PREFETCH_HOLD_MS). */
   readonly prefetchHoldMs?: number;
+  /**
+   * A prepared attempt's container starts held while it waits for its slot, where the runner
+   * allows it (start-gate.ts; default true).
+   */
+  readonly heldStarts?: boolean;
 }
 
 /**
@@ -221,6 +227,7 @@ export class Executor {
       ...(this.o.splitReader ? { splitReader: this.o.splitReader } : {}),
       ...(this.o.dataPlane ? { dataPlane: this.o.dataPlane } : {}),
       ...(this.o.tenantUids ? { tenantUids: this.o.tenantUids } : {}),
+      ...(this.o.heldStarts !== false ? { startOrder: new StartOrder() } : {}),
     };
     // BullMQ does not close a connection it was handed; keep it to close after the worker.
     this.workerConnection = this.o.connect();
@@ -336,6 +343,7 @@ export class Executor {
         drain: kill.stop.signal,
         ...(this.turns === undefined ? {} : { turn: () => (this.turns as FairGate).take(payload.jobId) }),
         slot: () => this.gate.acquire(payload.jobId, kill.stop.signal, this.o.prefetchHoldMs ?? PREFETCH_HOLD_MS),
+        slotNow: () => this.gate.tryAcquire(payload.jobId),
         // BullMQ's own `active` event already tells the scheduler the attempt
         // runs; a progress report (with the sandbox) follows only for attempts
         // that last, so short tasks cost no extra Redis round trip.

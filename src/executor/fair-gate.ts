@@ -41,13 +41,19 @@ export class FairGate {
     return ((await this.acquire(jobId)) as { release: () => void }).release;
   }
 
+  /** A place for an attempt of `jobId` now, when one is free and nobody waits; else undefined. */
+  tryAcquire(jobId: string): { release: () => void } | undefined {
+    return this.held < this.limit && this.waiters === 0 ? this.take1(jobId) : undefined;
+  }
+
   /**
    * Wait for a place for an attempt of `jobId`: at once when one is free and nobody waits; ended
    * early by `signal` or after `maxWaitMs` when given.
    */
   acquire(jobId: string, signal?: AbortSignal, maxWaitMs?: number): Promise<GateWait> {
     if (signal?.aborted === true) return Promise.resolve('aborted');
-    if (this.held < this.limit && this.waiters === 0) return Promise.resolve(this.take1(jobId));
+    const now = this.tryAcquire(jobId);
+    if (now !== undefined) return Promise.resolve(now);
     return new Promise<GateWait>((resolve) => {
       let timer: NodeJS.Timeout | undefined;
       const finish = (outcome: GateWait): void => {

@@ -46,6 +46,11 @@ export interface RunHandle {
 export interface AttemptRunner {
   /** `agent`, `isolator:<linux|process>`, or `noop` (benchmarks). */
   readonly kind: string;
+  /**
+   * Its containers can start held at a start gate (start-gate.ts): a host path it is given as a
+   * read-only volume is the same file inside the container, and `/bin/sh` is there.
+   */
+  readonly heldStarts?: boolean;
   launch(spec: RunSpec): Promise<RunHandle>;
   close(): Promise<void>;
 }
@@ -64,6 +69,8 @@ function fromContainerExit(e: ContainerExit): RunExit {
 /** Runs attempts through the isolation port, in sandboxes under `sandboxRoot`. */
 export class IsolatorRunner implements AttemptRunner {
   readonly kind: string;
+  // Its isolators mount volumes at the paths given (linux), or run on the host's filesystem (process).
+  readonly heldStarts = true;
 
   constructor(private readonly isolator: Isolator, private readonly sandboxRoot: string, private readonly parentId?: string) {
     this.kind = `isolator:${isolator.report.kind}`;
@@ -120,7 +127,18 @@ export class AgentRunner implements AttemptRunner {
    * agent looks the user up in its /etc/passwd and fails the launch without an entry, so there a
    * user is named only when it has one (operators create the tenant uids' entries).
    */
-  constructor(private readonly agent: AgentClient, private readonly parentId: string, private readonly parentSandbox: string, private readonly anyUser = false) {}
+  constructor(
+    private readonly agent: AgentClient,
+    private readonly parentId: string,
+    private readonly parentSandbox: string,
+    private readonly anyUser = false,
+    /**
+     * Held starts (start-gate.ts) go through this agent: Locus's own local agent, which mounts a
+     * nested container's host path volumes where it is told, files as well as directories. A
+     * genuine agent's nested volumes depend on its isolators, so there they are not used.
+     */
+    readonly heldStarts = false,
+  ) {}
 
   private userFor(user: string | undefined): string | undefined {
     if (user === undefined || this.anyUser) return user;
@@ -197,6 +215,11 @@ export class PreferAgentRunner implements AttemptRunner {
 
   get kind(): string {
     return this.useFallback ? 'agent-unsupported' : this.primary.kind;
+  }
+
+  /** The fallback (an IsolatorRunner) holds starts too. */
+  get heldStarts(): boolean {
+    return this.useFallback || this.primary.heldStarts;
   }
 
   async launch(spec: RunSpec): Promise<RunHandle> {

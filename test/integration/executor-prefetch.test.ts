@@ -4,9 +4,11 @@
  * runs, sets it up, and starts its container only once the first's has exited; one that finds
  * no slot within the hold (PREFETCH_HOLD_MS) is handed back unstarted (LOST, HANDED_BACK) with
  * its staging directory gone; one cancelled while it waits ends KILLED without running; the
- * registration says how many attempts the executor takes ahead.
+ * registration says how many attempts the executor takes ahead. A prepared attempt's container
+ * starts held at its start gate while the slot is busy (and not with `--held-starts off`), and
+ * no gate or held container outlives its attempt.
  */
-import { existsSync, readdirSync } from 'node:fs';
+import { existsSync, readdirSync, readFileSync, statSync } from 'node:fs';
 import { readFile } from 'node:fs/promises';
 import { join } from 'node:path';
 import { describe, expect, it } from 'vitest';
@@ -42,6 +44,27 @@ function marking(taskId: string): ReturnType<typeof payload> {
 
 async function stamp(file: string): Promise<number> {
   return Number((await readFile(file, 'utf8')).trim());
+}
+
+/** The start gates (FIFOs) in an executor's scratch directory. */
+function gatesOf(id: string): string[] {
+  const scratch = join(suite.bed().work, `sandbox-${id}`, 'scratch');
+  if (!existsSync(scratch)) return [];
+  return readdirSync(scratch).filter((n) => n.endsWith('.start') && statSync(join(scratch, n)).isFIFO());
+}
+
+/** Processes held at a start gate (their shell's command line names the gate script). */
+function heldProcesses(): number[] {
+  const pids: number[] = [];
+  for (const name of readdirSync('/proc')) {
+    if (!/^\d+$/.test(name)) continue;
+    try {
+      if (readFileSync(`/proc/${name}/cmdline`, 'utf8').includes('IFS= read -r g <')) pids.push(Number(name));
+    } catch {
+      // Gone meanwhile.
+    }
+  }
+  return pids;
 }
 
 describe('executor prefetch', () => {
@@ -99,6 +122,67 @@ describe('executor prefetch', () => {
     expect(existsSync(join(work, 'out', 't-cancel'))).toBe(false);
     expect(await rd.dispatcher.kill(id, long.attemptId)).toBe('signalled');
     expect(await rd.result(long.attemptId, 10_000)).toMatchObject({ state: 'KILLED' });
+    // Their held containers went with them, and so did their gates.
+    expect(gatesOf(id)).toEqual([]);
+    await waitFor('no container held at a gate', () => heldProcesses().length === 0, 5000);
+  });
+
+  it('starts a prepared attempt\'s container held while the slot is busy, and releases it when the slot frees', async () => {
+    const { rd, work } = suite.bed();
+    const id = 'EP4';
+    await start(id, 1, '30s');
+    const a = stamped('t-ha', 1.5);
+    const b = stamped('t-hb', 0.1);
+    await rd.dispatcher.dispatch(id, a);
+    await waitFor('the first attempt to run', () => rd.events.some((ev) => ev.type === 'running' && ev.taskId === a.taskId), 10_000);
+    await rd.dispatcher.dispatch(id, b);
+    // While the first runs, the second's container is there, held at its gate.
+    await waitFor('a held container', () => gatesOf(id).length === 1 && heldProcesses().length > 0, 10_000);
+    expect(rd.results(a.attemptId, true), 'the first ended before the check').toEqual([]);
+    expect(existsSync(join(work, 'out', 't-hb', 'start')), 'the held workload ran beside the first').toBe(false);
+    const [ra, rb] = await Promise.all([rd.result(a.attemptId, 30_000), rd.result(b.attemptId, 30_000)]);
+    expect(ra, ra.message).toMatchObject({ state: 'SUCCEEDED' });
+    expect(rb, rb.message).toMatchObject({ state: 'SUCCEEDED' });
+    const a1 = await stamp(join(work, 'out', 't-ha', 'end'));
+    const b0 = await stamp(join(work, 'out', 't-hb', 'start'));
+    expect(b0, 'the held workload started before the first ended').toBeGreaterThanOrEqual(a1);
+    // Its run is timed from its release, not from its container's start: about its 0.1 s sleep.
+    expect((rb.finishedAt ?? 0) - rb.startedAt).toBeLessThan(1400);
+    expect(gatesOf(id)).toEqual([]);
+  });
+
+  it('with --held-starts off, a prepared attempt\'s container starts only when its slot frees', async () => {
+    const { rd, work } = suite.bed();
+    const id = 'EP5';
+    const { admin, prov } = suite.bed();
+    const creds = await prov.create(id);
+    const e = spawnExecutor({ redis: suite.bed().redis, id, creds, sandbox: join(work, `sandbox-${id}`), slots: 1, args: ['--prefetch', '1', '--prefetch-hold', '30s', '--held-starts', 'off'] });
+    suite.procs.push(e);
+    await waitRegistered(admin, id);
+    await rd.dispatcher.watchExecutor(id);
+    const a = stamped('t-oa', 1.2);
+    const b = stamped('t-ob', 0.1);
+    await rd.dispatcher.dispatch(id, a);
+    await waitFor('the first attempt to run', () => rd.events.some((ev) => ev.type === 'running' && ev.taskId === a.taskId), 10_000);
+    await rd.dispatcher.dispatch(id, b);
+    await waitFor('the second attempt to be taken', () => rd.events.some((ev) => ev.type === 'running' && ev.taskId === b.taskId), 10_000);
+    const deadline = Date.now() + 600;
+    while (Date.now() < deadline && rd.results(a.attemptId, true).length === 0) {
+      expect(gatesOf(id)).toEqual([]);
+      await new Promise((r) => setTimeout(r, 50));
+    }
+    expect(await rd.result(b.attemptId, 30_000)).toMatchObject({ state: 'SUCCEEDED' });
+    expect(await stamp(join(work, 'out', 't-ob', 'start'))).toBeGreaterThanOrEqual(await stamp(join(work, 'out', 't-oa', 'end')));
+  });
+
+  it('refuses a --held-starts that is neither on nor off, naming the flag', async () => {
+    const { redis, prov, work } = suite.bed();
+    const id = 'EP6';
+    const creds = await prov.create(id);
+    const e = spawnExecutor({ redis, id, creds, sandbox: join(work, `sandbox-${id}`), slots: 1, args: ['--held-starts', 'maybe'] });
+    suite.procs.push(e);
+    expect(await e.exited).not.toBe(0);
+    expect(e.stderr()).toContain('--held-starts must be on or off');
   });
 
   it('without --prefetch takes no more than its slots: a second attempt waits in the queue and runs later', async () => {

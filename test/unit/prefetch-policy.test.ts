@@ -38,8 +38,8 @@ describe('PrefetchPolicy', () => {
     expect(p.extra('one', 1, 1)).toBe(0);
   });
 
-  it('asks executors for a quarter of their slots ahead, at least one and at most eight', () => {
-    expect([1, 4, 5, 19, 32, 100].map(prefetchDepth)).toEqual([1, 1, 2, 5, 8, 8]);
+  it('asks executors for as many attempts ahead as they have slots, at least one and at most 32', () => {
+    expect([1, 4, 5, 19, 32, 100].map(prefetchDepth)).toEqual([1, 4, 5, 19, 32, 32]);
   });
 
   it('adds the prefetch to the free slots only while the dispatch window holds nothing back', () => {

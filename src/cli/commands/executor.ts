@@ -39,6 +39,10 @@ attempt in an isolated (nested) container. Every flag also reads LOCUS_<FLAG>.
                           (default 0: none)
   --prefetch-hold DUR     how long a prefetched attempt waits for a slot before it is handed
                           back (default 1s)
+  --held-starts on|off    start a prefetched attempt's container while it waits for its slot,
+                          held before the workload runs, and release it when the slot frees
+                          (where the runner allows it: the local agent, or the executor's own
+                          containers; default on)
   --slot-cpus N           cpus per slot (default 1)
   --slot-mem SIZE         memory per slot (default 256MiB)
   --slot-disk SIZE        disk per slot (default 0: no limit)
@@ -74,6 +78,7 @@ const OPTIONS = {
   slots: { type: 'string' },
   prefetch: { type: 'string' },
   'prefetch-hold': { type: 'string' },
+  'held-starts': { type: 'string' },
   'slot-cpus': { type: 'string' },
   'slot-mem': { type: 'string' },
   'slot-disk': { type: 'string' },
@@ -163,9 +168,10 @@ async function chooseRunner(v: RunnerChoice, logger: Logger): Promise<AttemptRun
     return isolated();
   }
   const flags = await client.flags().catch(() => undefined);
-  const agent = new AgentRunner(client, containerId, v.sandbox, flags?.['locus_local'] === 'true');
-  if (v.runner === 'agent') return agent;
+  const local = flags?.['locus_local'] === 'true';
   const isolation = flags?.['isolation'];
+  const agent = new AgentRunner(client, containerId, v.sandbox, local, local && isolation !== undefined && isolation.split(',').includes('filesystem/linux'));
+  if (v.runner === 'agent') return agent;
   if (isolation !== undefined && !isolation.split(',').includes('filesystem/linux')) {
     logger.info({ agentIsolation: isolation }, 'the agent does not isolate nested containers\' filesystems: attempts run in the executor\'s own containers');
     return isolated();
@@ -217,6 +223,8 @@ export async function run(argv: string[]): Promise<number> {
   if (!['auto', 'agent', 'isolator', 'noop'].includes(runnerKind)) throw new CliUsageError(`--runner must be auto, agent, isolator or noop, got '${runnerKind}'`);
   const slots = intFlag(v.slots, 'slots', 1, 1);
   const prefetch = intFlag(v.prefetch, 'prefetch', 0, 0);
+  const heldStarts = v['held-starts'] ?? 'on';
+  if (heldStarts !== 'on' && heldStarts !== 'off') throw new CliUsageError(`--held-starts must be on or off, got '${heldStarts}'`);
   let tenantUids: TenantUidRange | undefined;
   try {
     tenantUids = v['tenant-uids'] === undefined ? DEFAULT_TENANT_UIDS : parseTenantUids(v['tenant-uids'], '--tenant-uids');
@@ -305,6 +313,7 @@ export async function run(argv: string[]): Promise<number> {
       slots,
       prefetch,
       prefetchHoldMs: duration(v['prefetch-hold'], 'prefetch-hold', PREFETCH_HOLD_MS),
+      heldStarts: heldStarts === 'on',
       slotResources: { cpus: slotCpus, memMiB: size(v['slot-mem'], 'slot-mem', 256), diskMiB: size(v['slot-disk'], 'slot-disk', 0) },
       connect,
       runner,

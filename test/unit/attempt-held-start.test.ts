@@ -1,0 +1,136 @@
+/**
+ * Held starts in runAttempt (start-gate.ts), with a runner that records its launches and runs the
+ * gated argv as a real process: an attempt with a slot free starts directly; one that waits for
+ * its slot starts held, its workload released only when the slot comes and its run timed from
+ * then; one handed back while held has its container stopped and never runs; a held start that
+ * fails is no failure (the container starts when the slot frees); a command that cannot be found
+ * is started directly, so its launch failure is reported as before.
+ */
+import { spawn } from 'node:child_process';
+import { existsSync, readdirSync } from 'node:fs';
+import { mkdtemp, rm } from 'node:fs/promises';
+import { tmpdir } from 'node:os';
+import { join } from 'node:path';
+import { afterEach, beforeEach, describe, expect, it } from 'vitest';
+import { runAttempt, type AttemptControl } from '../../src/executor/attempt.js';
+import type { GateWait } from '../../src/executor/fair-gate.js';
+import { StartOrder } from '../../src/executor/start-gate.js';
+import type { AttemptRunner, RunExit, RunHandle, RunSpec } from '../../src/executor/runner.js';
+import { attemptContext, attemptPayload, memoryLedger } from './attempt-fixture.js';
+
+let dir: string;
+beforeEach(async () => {
+  dir = await mkdtemp(join(tmpdir(), 'locus-held-'));
+});
+afterEach(async () => {
+  await rm(dir, { recursive: true, force: true });
+});
+
+/** Runs each spec's argv as a plain child process; `failHeld` refuses gated launches. */
+class ProcessRunner implements AttemptRunner {
+  readonly kind = 'test';
+  readonly heldStarts = true;
+  readonly launched: string[][] = [];
+  constructor(private readonly failHeld = false) {}
+
+  async launch(spec: RunSpec): Promise<RunHandle> {
+    this.launched.push([...spec.argv]);
+    if (this.failHeld && spec.argv[0] === '/bin/sh') throw new Error('no held starts here');
+    const [file, ...args] = spec.argv;
+    const p = spawn(file ?? '', args, { stdio: 'ignore' });
+    const exit = new Promise<RunExit>((r) => {
+      p.once('exit', (code, signal) => r({ exitCode: code, signal, reason: signal !== null ? 'KILLED' : 'EXITED', message: `exited ${String(code)}` }));
+      p.once('error', (err) => r({ exitCode: 127, signal: null, reason: 'LAUNCH_FAILED', message: err.message }));
+    });
+    return { sandboxDir: join(dir, 'sb', spec.containerId), wait: () => exit, kill: async () => void p.kill('SIGKILL') };
+  }
+
+  async close(): Promise<void> {}
+}
+
+/** A slot that is busy until `free()` (or that ends as `outcome`). */
+function busySlot(): { control: Pick<AttemptControl, 'slot' | 'slotNow'>; free(outcome?: GateWait): void } {
+  let grant!: (g: GateWait) => void;
+  const got = new Promise<GateWait>((r) => (grant = r));
+  return { control: { slotNow: () => undefined, slot: () => got }, free: (outcome) => grant(outcome ?? { release: () => undefined }) };
+}
+
+const sleep = (ms: number): Promise<void> => new Promise((r) => setTimeout(r, ms));
+const base = { delivery: 'd', drain: new AbortController().signal, onRunning: () => undefined };
+
+describe('held starts', () => {
+  it('an attempt whose slot is free starts directly, its argv as given', async () => {
+    const runner = new ProcessRunner();
+    const ctx = { ...attemptContext(dir, memoryLedger().ledger, runner), startOrder: new StartOrder() };
+    const r = await runAttempt(attemptPayload(dir, 0), ctx, { ...base, slotNow: () => ({ release: () => undefined }), slot: () => Promise.reject(new Error('not asked')) });
+    expect(r.state, r.message).toBe('SUCCEEDED');
+    expect(runner.launched).toEqual([['true']]);
+  });
+
+  it('one that waits for its slot starts held, and its workload runs only once the slot comes', async () => {
+    const runner = new ProcessRunner();
+    const ctx = { ...attemptContext(dir, memoryLedger().ledger, runner), startOrder: new StartOrder() };
+    const mark = join(dir, 'ran');
+    const slot = busySlot();
+    let held = 0;
+    const p = { ...attemptPayload(dir, 1), argv: ['sh', '-c', `touch ${mark}`] };
+    const done = runAttempt(p, ctx, { ...base, ...slot.control, onHeld: () => void held++ });
+    await sleep(300);
+    expect(runner.launched).toHaveLength(1);
+    expect(runner.launched[0]?.slice(0, 2)).toEqual(['/bin/sh', '-c']);
+    expect(runner.launched[0]?.slice(-3)).toEqual(['sh', '-c', `touch ${mark}`]);
+    expect(held).toBe(1);
+    expect(existsSync(mark), 'the workload ran before its slot came').toBe(false);
+    const freedAt = Date.now();
+    slot.free();
+    const r = await done;
+    expect(r.state, r.message).toBe('SUCCEEDED');
+    expect(existsSync(mark)).toBe(true);
+    // Its run is timed from the release, not from the container's start.
+    expect(r.startedAt).toBeGreaterThanOrEqual(freedAt);
+    // The gate went with the container.
+    expect(existsSync(join(dir, 'scratch')) ? readdirSync(join(dir, 'scratch')) : []).toEqual([]);
+  });
+
+  it('one handed back while held is stopped, and its workload never runs', async () => {
+    const runner = new ProcessRunner();
+    const ctx = { ...attemptContext(dir, memoryLedger().ledger, runner), startOrder: new StartOrder() };
+    const mark = join(dir, 'ran');
+    const slot = busySlot();
+    const done = runAttempt({ ...attemptPayload(dir, 2), argv: ['sh', '-c', `touch ${mark}`] }, ctx, { ...base, ...slot.control });
+    await sleep(300);
+    expect(runner.launched).toHaveLength(1);
+    slot.free('timeout');
+    const r = await done;
+    expect(r).toMatchObject({ state: 'LOST', reason: 'HANDED_BACK' });
+    await sleep(200);
+    expect(existsSync(mark)).toBe(false);
+  });
+
+  it('a held start that fails is no failure: the container starts when its slot frees', async () => {
+    const runner = new ProcessRunner(true);
+    const ctx = { ...attemptContext(dir, memoryLedger().ledger, runner), startOrder: new StartOrder() };
+    const slot = busySlot();
+    const done = runAttempt(attemptPayload(dir, 3), ctx, { ...base, ...slot.control });
+    await sleep(200);
+    slot.free();
+    const r = await done;
+    expect(r.state, r.message).toBe('SUCCEEDED');
+    expect(runner.launched.map((a) => a[0])).toEqual(['/bin/sh', 'true']);
+  });
+
+  it('a command that cannot be found, or held starts off, starts directly once the slot frees', async () => {
+    for (const [argv, startOrder] of [[['no-such-command-locus'], new StartOrder()], [['true'], undefined]] as const) {
+      const runner = new ProcessRunner();
+      const ctx = { ...attemptContext(dir, memoryLedger().ledger, runner), ...(startOrder ? { startOrder } : {}) };
+      const slot = busySlot();
+      const done = runAttempt({ ...attemptPayload(dir, 4), argv: [...argv] }, ctx, { ...base, ...slot.control });
+      await sleep(100);
+      expect(runner.launched).toEqual([]);
+      slot.free();
+      const r = await done;
+      expect(runner.launched).toEqual([[...argv]]);
+      expect(r.reason).toBe(argv[0] === 'true' ? 'COMMITTED' : 'LAUNCH_FAILED');
+    }
+  });
+});
