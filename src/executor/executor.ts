@@ -34,6 +34,7 @@ import {
   isValidExecutorId,
   isBatchData,
   BATCH_MEMBER_EVENT,
+  unheldPrefetch,
   type AttemptBatchResult,
   type AttemptPayload,
   type AttemptResult,
@@ -154,7 +155,8 @@ export class Executor {
     const turns = o.turns ?? DEFAULT_TURNS;
     this.turns = turns > 0 ? new FairGate(turns) : undefined;
     this.gate = new FairGate(o.slots);
-    this.prefetch = Math.max(0, Math.floor(o.prefetch ?? 0));
+    const asked = Math.max(0, Math.floor(o.prefetch ?? 0));
+    this.prefetch = o.heldStarts !== false && o.runner.heldStarts === true ? asked : Math.min(asked, unheldPrefetch(o.slots));
     this.redis = o.connect();
     this.redis.on('error', () => undefined);
     this.key = executorKey(o.executorId);

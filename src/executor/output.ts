@@ -172,7 +172,7 @@ export async function prepareAttemptDir(plan: OutputPlan): Promise<void> {
   // Another process may (it is empty for an instant between its own attempts): mkdir -p makes it
   // again when the attempt's mkdir finds it gone.
   holdStaging(plan);
-  if ((await calls.mkdirp(plan.attemptDir)) === undefined) {
+  if ((await mkdirpRacing(calls, plan.attemptDir)) === undefined) {
     throw Object.assign(new Error(`EEXIST: staging directory already exists, mkdir '${plan.attemptDir}'`), { code: 'EEXIST', path: plan.attemptDir });
   }
   // Workloads run as an unprivileged user; the staging name is unguessable
@@ -180,6 +180,27 @@ export async function prepareAttemptDir(plan: OutputPlan): Promise<void> {
   await calls.chmod(plan.attemptDir, 0o777);
   // The stage's directory exists now: the next attempts under it know its filesystem.
   if (calls === POOLED_CALLS) await learnLocalFs(dirname(plan.finalDir));
+}
+
+/** Tries of an attempt directory's mkdir -p while other processes remove the staging root. */
+const MKDIR_RACE_TRIES = 5;
+
+/**
+ * mkdir -p of an attempt's directory while another process may remove the staging root (empty
+ * for an instant between its own attempts). Node's mkdir -p does not make it again then: when
+ * the root was there at its mkdir (EEXIST) and gone at the stat that follows, it reports ENOTDIR
+ * (ENOENT when synchronous), and the attempt failed to launch (bench:dispatch, 5 executors on
+ * one stage, 2026-12-06). A root that is really not a directory still fails, after the last try.
+ */
+export async function mkdirpRacing(calls: Pick<MetaCalls, 'mkdirp'>, dir: string): Promise<string | undefined> {
+  for (let tries = 1; ; tries++) {
+    try {
+      return await calls.mkdirp(dir);
+    } catch (err) {
+      const code = (err as NodeJS.ErrnoException).code;
+      if (tries >= MKDIR_RACE_TRIES || (code !== 'ENOTDIR' && code !== 'ENOENT')) throw err;
+    }
+  }
 }
 
 /**

@@ -175,6 +175,19 @@ describe('executor prefetch', () => {
     expect(await stamp(join(work, 'out', 't-ob', 'start'))).toBeGreaterThanOrEqual(await stamp(join(work, 'out', 't-oa', 'end')));
   });
 
+  it('keeps a quarter of the prefetch it is asked for when its containers cannot start held', async () => {
+    const { redis, admin, prov, work } = suite.bed();
+    for (const [id, extra, want] of [['EP7', ['--held-starts', 'off'], 2], ['EP8', ['--runner', 'noop'], 2], ['EP9', [], 8]] as const) {
+      const creds = await prov.create(id);
+      const e = spawnExecutor({ redis, id, creds, sandbox: join(work, `sandbox-${id}`), slots: 8, args: ['--prefetch', '8', ...extra] });
+      suite.procs.push(e);
+      await waitRegistered(admin, id).catch((err: Error) => {
+        throw new Error(`${err.message}\n${e.stderr()}`);
+      });
+      expect((await readRegistration(admin, id))?.prefetch, id).toBe(want);
+    }
+  });
+
   it('refuses a --held-starts that is neither on nor off, naming the flag', async () => {
     const { redis, prov, work } = suite.bed();
     const id = 'EP6';

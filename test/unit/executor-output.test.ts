@@ -7,7 +7,7 @@ import { mkdtemp, mkdir, readdir, readFile, rm, writeFile } from 'node:fs/promis
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { afterEach, beforeEach, describe, expect, it } from 'vitest';
-import { COMMIT_MARKER, STAGING_DIR, commitOutput, committedBy, discardAttemptDir, planOutput, prepareAttemptDir, releaseStaging, settleCommitted, stagingInUse, type OutputPlan } from '../../src/executor/output.js';
+import { COMMIT_MARKER, STAGING_DIR, commitOutput, committedBy, discardAttemptDir, mkdirpRacing, planOutput, prepareAttemptDir, releaseStaging, settleCommitted, stagingInUse, type OutputPlan } from '../../src/executor/output.js';
 import type { CommittedOutput } from '../../src/executor/contract.js';
 
 let dir: string;
@@ -168,5 +168,34 @@ describe('exactly-once output commit', () => {
     await prepareAttemptDir(plan);
     expect((await commitOutput(plan, 'taken.a1')).kind).toBe('conflict');
     expect(await readdir(final)).toEqual(['someone-elses']);
+  });
+});
+
+describe('an attempt directory made while another process removes the staging root', () => {
+  const failing = (codes: string[]): { mkdirp(path: string): Promise<string | undefined>; calls: number } => {
+    const o = {
+      calls: 0,
+      async mkdirp(path: string): Promise<string | undefined> {
+        const code = codes[o.calls++];
+        if (code !== undefined) throw Object.assign(new Error(`${code}: mkdir '${path}'`), { code });
+        return path;
+      },
+    };
+    return o;
+  };
+
+  it('is made again when Node reports the race (ENOTDIR, or ENOENT when synchronous)', async () => {
+    const c = failing(['ENOTDIR', 'ENOENT']);
+    expect(await mkdirpRacing(c, '/x/.locus-staging/a')).toBe('/x/.locus-staging/a');
+    expect(c.calls).toBe(3);
+  });
+
+  it('a root that stays no directory fails after a few tries, and other errors at once', async () => {
+    const stuck = failing(Array<string>(10).fill('ENOTDIR'));
+    await expect(mkdirpRacing(stuck, '/x/a')).rejects.toMatchObject({ code: 'ENOTDIR' });
+    expect(stuck.calls).toBe(5);
+    const denied = failing(['EACCES']);
+    await expect(mkdirpRacing(denied, '/x/a')).rejects.toMatchObject({ code: 'EACCES' });
+    expect(denied.calls).toBe(1);
   });
 });

@@ -5,7 +5,7 @@
  */
 import { describe, expect, it } from 'vitest';
 import { PREFETCH_MIN_STREAK, PREFETCH_SHORT_RUN_MS, PrefetchPolicy, dispatchableSlots } from '../../src/scheduler/prefetch.js';
-import { prefetchDepth } from '../../src/executor/contract.js';
+import { prefetchDepth, unheldPrefetch } from '../../src/executor/contract.js';
 
 describe('PrefetchPolicy', () => {
   it('turns on after a run of short results and off after a long run or a hand-back', () => {
@@ -40,6 +40,10 @@ describe('PrefetchPolicy', () => {
 
   it('asks executors for as many attempts ahead as they have slots, at least one and at most 32', () => {
     expect([1, 4, 5, 19, 32, 100].map(prefetchDepth)).toEqual([1, 4, 5, 19, 32, 32]);
+  });
+
+  it('an executor whose containers cannot start held keeps a quarter of its slots, at least one and at most eight', () => {
+    expect([1, 4, 5, 19, 32, 100].map(unheldPrefetch)).toEqual([1, 1, 2, 5, 8, 8]);
   });
 
   it('adds the prefetch to the free slots only while the dispatch window holds nothing back', () => {
