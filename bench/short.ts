@@ -9,7 +9,8 @@
  * tasks on 3 agents, cold (`--small-only` skips it). `--isolation process`
  * runs tasks without namespaces and cgroups, to tell their cost apart;
  * `--runner isolator` runs them in the executor's own containers instead of
- * the agent's nested ones. Each run's CPU per task is split by process role.
+ * the agent's nested ones; `--held-starts` turns on executor-held-starts. Each run's CPU per
+ * task is split by process role.
  *
  * Every task is checked SUCCEEDED before a time is trusted. The ideal is the
  * work itself: waves of 0.2 s, as many tasks per wave as 0.1-cpu slots fit in
@@ -49,6 +50,8 @@ const RUNNER = ((): 'auto' | 'agent' | 'isolator' => {
   if (v !== 'auto' && v !== 'agent' && v !== 'isolator') throw new Error(`--runner must be auto, agent or isolator, got '${v ?? ''}'`);
   return v;
 })();
+/** `--held-starts` turns on the framework's executor-held-starts (off by default). */
+const HELD_STARTS = process.argv.includes('--held-starts');
 const TASK_SECONDS = 0.2;
 const TASK_CPUS = 0.1;
 const CPUS_PER_AGENT = 2;
@@ -72,6 +75,8 @@ interface Row {
   readonly isolation: string;
   /** Who starts the containers: auto (the agent's nested containers where it isolates them), agent or isolator. */
   readonly runner: string;
+  /** Whether executor-held-starts was on (`--held-starts`). */
+  readonly heldStarts: boolean;
 }
 
 /**
@@ -200,6 +205,7 @@ async function runRow(tasks: number, agents: number, isolation: string, warmRun 
   const settings = resolveSettings({
     master: cluster.masterUrl, redis: redis.url, 'http-port': '0', 'grpc-port': '0',
     'state-dir': work, 'local-work-dir': join(work, 'local'), isolation: ISOLATION, 'executor-runner': RUNNER, 'executor-idle-timeout': '5m',
+    ...(HELD_STARTS ? { 'executor-held-starts': 'true' } : {}),
   });
   const fw = await startFramework(settings, { logger, agents: () => cluster.agents });
   try {
@@ -263,7 +269,7 @@ async function runRow(tasks: number, agents: number, isolation: string, warmRun 
     const warm = warmRun ? await run(`short-${tasks}-warm`) : undefined;
     if (warm) say(`${tasks} tasks on ${agents} agent(s): ${warm.seconds.toFixed(2)} s warm (peak ${warm.peak} running; ms ${JSON.stringify(warm.breakdown)})`);
     return {
-      tasks, agents, cpusPerAgent: CPUS_PER_AGENT, taskCpus: TASK_CPUS,
+      tasks, agents, cpusPerAgent: CPUS_PER_AGENT, taskCpus: TASK_CPUS, heldStarts: HELD_STARTS,
       seconds: r2(cold.seconds), ...(warm ? { warmSeconds: r2(warm.seconds) } : {}), idealSeconds: r2(ideal(tasks, agents)),
       peakRunning: Math.max(cold.peak, warm?.peak ?? 0), breakdownMs: cold.breakdown, ...(warm ? { warmBreakdownMs: warm.breakdown } : {}), isolation, runner: RUNNER,
     };

@@ -83,7 +83,7 @@ export interface ExecutorOptions {
   readonly prefetchHoldMs?: number;
   /**
    * A prepared attempt's container starts held while it waits for its slot, where the runner
-   * allows it (start-gate.ts; default true).
+   * allows it (start-gate.ts; default false).
    */
   readonly heldStarts?: boolean;
 }
@@ -156,7 +156,7 @@ export class Executor {
     this.turns = turns > 0 ? new FairGate(turns) : undefined;
     this.gate = new FairGate(o.slots);
     const asked = Math.max(0, Math.floor(o.prefetch ?? 0));
-    this.prefetch = o.heldStarts !== false && o.runner.heldStarts === true ? asked : Math.min(asked, unheldPrefetch(o.slots));
+    this.prefetch = o.heldStarts === true && o.runner.heldStarts === true ? asked : Math.min(asked, unheldPrefetch(o.slots));
     this.redis = o.connect();
     this.redis.on('error', () => undefined);
     this.key = executorKey(o.executorId);
@@ -229,7 +229,7 @@ export class Executor {
       ...(this.o.splitReader ? { splitReader: this.o.splitReader } : {}),
       ...(this.o.dataPlane ? { dataPlane: this.o.dataPlane } : {}),
       ...(this.o.tenantUids ? { tenantUids: this.o.tenantUids } : {}),
-      ...(this.o.heldStarts !== false ? { startOrder: new StartOrder() } : {}),
+      ...(this.o.heldStarts === true ? { startOrder: new StartOrder() } : {}),
     };
     // BullMQ does not close a connection it was handed; keep it to close after the worker.
     this.workerConnection = this.o.connect();

@@ -9,7 +9,10 @@
  * the previous task ran; its release is one write to a pipe. On the short-task
  * benchmark (100 × `sleep 0.2` on 19 slots, warm) the gap between a
  * container's end and the next one's workload fell from 23 to 5 ms on average
- * (bench/results/short-2026-12-06-s7.notes.md).
+ * (bench/results/short-2026-12-06-s7.notes.md). It costs CPU, though (a mkfifo
+ * per attempt, the shell, held containers handed back unused): about 6 ms a task,
+ * which a CPU-bound cluster pays in time, so the framework turns it on only when
+ * asked (`executor-held-starts`).
  *
  * The gate is a FIFO in the executor's scratch directory, mounted read-only
  * into the container at the same path. The container's first process is a

@@ -253,6 +253,7 @@ describe('the operator guide says what the code does', () => {
     expect(documented('stop-timeout')).toBe(`\`${s.stopTimeoutMs / 1000}s\``);
     expect(documented('dispatch-window')).toBe(`\`${String(s.dispatchWindow)}\``);
     expect(documented('executor-prefetch')).toBe(`\`${String(s.executorPrefetch)}\``);
+    expect(documented('executor-held-starts')).toBe(`\`${String(s.executorHeldStarts)}\``);
   });
 });
 

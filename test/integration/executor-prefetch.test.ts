@@ -20,10 +20,10 @@ import { payload, spawnExecutor, useExecutorBed, waitFor, waitRegistered, type E
 const suite = useExecutorBed('locus-exec-prefetch-');
 
 /** An executor of one slot; `hold` (default the executors' own, PREFETCH_HOLD_MS) bounds a prepared attempt's wait. */
-async function start(id: string, prefetch: number, hold?: string): Promise<ExecutorProc> {
+async function start(id: string, prefetch: number, hold?: string, extra: readonly string[] = []): Promise<ExecutorProc> {
   const { redis, admin, prov, rd, work } = suite.bed();
   const creds = await prov.create(id);
-  const e = spawnExecutor({ redis, id, creds, sandbox: join(work, `sandbox-${id}`), slots: 1, args: ['--prefetch', String(prefetch), ...(hold === undefined ? [] : ['--prefetch-hold', hold])] });
+  const e = spawnExecutor({ redis, id, creds, sandbox: join(work, `sandbox-${id}`), slots: 1, args: ['--prefetch', String(prefetch), ...(hold === undefined ? [] : ['--prefetch-hold', hold]), ...extra] });
   suite.procs.push(e);
   await waitRegistered(admin, id).catch((err: Error) => {
     throw new Error(`${err.message}\n${e.stderr()}`);
@@ -130,7 +130,7 @@ describe('executor prefetch', () => {
   it('starts a prepared attempt\'s container held while the slot is busy, and releases it when the slot frees', async () => {
     const { rd, work } = suite.bed();
     const id = 'EP4';
-    await start(id, 1, '30s');
+    await start(id, 1, '30s', ['--held-starts', 'on']);
     const a = stamped('t-ha', 1.5);
     const b = stamped('t-hb', 0.1);
     await rd.dispatcher.dispatch(id, a);
@@ -151,7 +151,7 @@ describe('executor prefetch', () => {
     expect(gatesOf(id)).toEqual([]);
   });
 
-  it('with --held-starts off, a prepared attempt\'s container starts only when its slot frees', async () => {
+  it('without held starts (--held-starts off, the default), a prepared attempt\'s container starts only when its slot frees', async () => {
     const { rd, work } = suite.bed();
     const id = 'EP5';
     const { admin, prov } = suite.bed();
@@ -177,7 +177,7 @@ describe('executor prefetch', () => {
 
   it('keeps a quarter of the prefetch it is asked for when its containers cannot start held', async () => {
     const { redis, admin, prov, work } = suite.bed();
-    for (const [id, extra, want] of [['EP7', ['--held-starts', 'off'], 2], ['EP8', ['--runner', 'noop'], 2], ['EP9', [], 8]] as const) {
+    for (const [id, extra, want] of [['EP7', [], 2], ['EP8', ['--runner', 'noop', '--held-starts', 'on'], 2], ['EP9', ['--held-starts', 'on'], 8]] as const) {
       const creds = await prov.create(id);
       const e = spawnExecutor({ redis, id, creds, sandbox: join(work, `sandbox-${id}`), slots: 8, args: ['--prefetch', '8', ...extra] });
       suite.procs.push(e);

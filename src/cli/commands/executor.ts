@@ -42,7 +42,8 @@ attempt in an isolated (nested) container. Every flag also reads LOCUS_<FLAG>.
   --held-starts on|off    start a prefetched attempt's container while it waits for its slot,
                           held before the workload runs, and release it when the slot frees
                           (where the runner allows it: the local agent, or the executor's own
-                          containers; default on)
+                          containers). Costs CPU per task; the framework's executor-held-starts
+                          setting turns it on (default off)
   --slot-cpus N           cpus per slot (default 1)
   --slot-mem SIZE         memory per slot (default 256MiB)
   --slot-disk SIZE        disk per slot (default 0: no limit)
@@ -223,7 +224,7 @@ export async function run(argv: string[]): Promise<number> {
   if (!['auto', 'agent', 'isolator', 'noop'].includes(runnerKind)) throw new CliUsageError(`--runner must be auto, agent, isolator or noop, got '${runnerKind}'`);
   const slots = intFlag(v.slots, 'slots', 1, 1);
   const prefetch = intFlag(v.prefetch, 'prefetch', 0, 0);
-  const heldStarts = v['held-starts'] ?? 'on';
+  const heldStarts = v['held-starts'] ?? 'off';
   if (heldStarts !== 'on' && heldStarts !== 'off') throw new CliUsageError(`--held-starts must be on or off, got '${heldStarts}'`);
   let tenantUids: TenantUidRange | undefined;
   try {
