@@ -264,6 +264,8 @@ async function attemptSteps(payload: AttemptPayload, ctx: AttemptContext, contro
   };
   let handle: RunHandle | undefined;
   let gate: StartGate | undefined;
+  /** The held container (gate set) ended before its release. */
+  let heldEnded = false;
   let releaseSlot: () => void = NO_TURN;
   // A relative host path names a directory of the executor's own sandbox (a persistent volume
   // its agent mounted there); each runner resolves it the way its launcher can see it.
@@ -321,13 +323,20 @@ async function attemptSteps(payload: AttemptPayload, ctx: AttemptContext, contro
     if (control.slot !== undefined && slot === undefined) {
       // Queued for a slot now, in arrival order, whatever the held start below does meanwhile.
       const waiting = control.slot();
+      // Once the wait is over (a slot, a hand-back, a stop) a held start has nothing left to save.
+      let waited = false;
+      void waiting.then(() => (waited = true));
       if (ctx.startOrder !== undefined && ctx.runner.heldStarts === true && await findable(argv[0], env['PATH'])) {
         try {
-          await ctx.startOrder.whenIdle();
-          await fsp.mkdir(ctx.scratchDir, { recursive: true });
-          gate = await StartGate.create(join(ctx.scratchDir, `${containerId}.start`), uid !== undefined && process.getuid?.() === 0 ? uid : undefined);
-          handle = await ctx.runner.launch({ containerId, argv: gate.wrap(argv), env, resources: payload.resources, volumes: [...volumes, gate.volume], ...user });
-          control.onHeld?.();
+          await Promise.race([ctx.startOrder.whenIdle(), waiting]);
+          if (!waited) {
+            await makeScratchRoot(ctx.scratchDir);
+            gate = await StartGate.create(join(ctx.scratchDir, `${containerId}.start`), uid !== undefined && process.getuid?.() === 0 ? uid : undefined);
+            const held = await ctx.runner.launch({ containerId, argv: gate.wrap(argv), env, resources: payload.resources, volumes: [...volumes, gate.volume], ...user });
+            handle = held;
+            void held.wait().then(() => (heldEnded = true), () => (heldEnded = true));
+            control.onHeld?.();
+          }
         } catch (err) {
           // Held starts are a saving, never a reason to fail: the container starts when its slot
           // frees, as without them (and a launch that fails for the workload's sake fails there).
@@ -351,6 +360,14 @@ async function attemptSteps(payload: AttemptPayload, ctx: AttemptContext, contro
       slot = got;
     }
     releaseSlot = slot?.release ?? NO_TURN;
+    if (gate !== undefined && handle !== undefined && heldEnded) {
+      // The held container ended before its release (its launch failed late, the shell was
+      // killed): not the workload's doing. It starts as it would have without held starts.
+      log.warn({}, 'the held container ended before its slot freed; it starts again now');
+      await gate.close();
+      gate = undefined;
+      handle = undefined;
+    }
     if (gate !== undefined && handle !== undefined) {
       try {
         await gate.open();
@@ -491,8 +508,13 @@ async function stopHeld(handle: RunHandle): Promise<void> {
 /** Make an attempt's scratch directory, in a scratch root others may pass through but not list. */
 async function makeScratch(scratch: string): Promise<void> {
   await fsp.mkdir(scratch, { recursive: true });
-  // The other attempts' directories there are named after their attempts: none of a task's business.
-  await fsp.chmod(dirname(scratch), 0o711);
+  await makeScratchRoot(dirname(scratch));
+}
+
+/** The scratch root: the other attempts' directories and start gates there are none of a task's business. */
+async function makeScratchRoot(root: string): Promise<void> {
+  await fsp.mkdir(root, { recursive: true });
+  await fsp.chmod(root, 0o711);
 }
 
 /**

@@ -345,7 +345,8 @@ export class Executor {
         drain: kill.stop.signal,
         ...(this.turns === undefined ? {} : { turn: () => (this.turns as FairGate).take(payload.jobId) }),
         slot: () => this.gate.acquire(payload.jobId, kill.stop.signal, this.o.prefetchHoldMs ?? PREFETCH_HOLD_MS),
-        slotNow: () => this.gate.tryAcquire(payload.jobId),
+        // Like acquire: an attempt stopped meanwhile (cancelled, drained) gets no slot.
+        slotNow: () => (kill.stop.signal.aborted ? undefined : this.gate.tryAcquire(payload.jobId)),
         // BullMQ's own `active` event already tells the scheduler the attempt
         // runs; a progress report (with the sandbox) follows only for attempts
         // that last, so short tasks cost no extra Redis round trip.

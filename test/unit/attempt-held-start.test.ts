@@ -3,8 +3,9 @@
  * gated argv as a real process: an attempt with a slot free starts directly; one that waits for
  * its slot starts held, its workload released only when the slot comes and its run timed from
  * then; one handed back while held has its container stopped and never runs; a held start that
- * fails is no failure (the container starts when the slot frees); a command that cannot be found
- * is started directly, so its launch failure is reported as before.
+ * fails, or a held container that ends before its release, is no failure (the container starts
+ * when the slot frees); a slot that comes while the held start waits its turn is used at once; a
+ * command that cannot be found is started directly, so its launch failure is reported as before.
  */
 import { spawn } from 'node:child_process';
 import { existsSync, readdirSync } from 'node:fs';
@@ -12,7 +13,7 @@ import { mkdtemp, rm } from 'node:fs/promises';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { afterEach, beforeEach, describe, expect, it } from 'vitest';
-import { runAttempt, type AttemptControl } from '../../src/executor/attempt.js';
+import { runAttempt, type AttemptContext, type AttemptControl } from '../../src/executor/attempt.js';
 import type { GateWait } from '../../src/executor/fair-gate.js';
 import { StartOrder } from '../../src/executor/start-gate.js';
 import type { AttemptRunner, RunExit, RunHandle, RunSpec } from '../../src/executor/runner.js';
@@ -31,6 +32,9 @@ class ProcessRunner implements AttemptRunner {
   readonly kind = 'test';
   readonly heldStarts = true;
   readonly launched: string[][] = [];
+  kills = 0;
+  /** Kill the next held container's shell right after its launch (it ends before its release). */
+  dieHeld = false;
   constructor(private readonly failHeld = false) {}
 
   async launch(spec: RunSpec): Promise<RunHandle> {
@@ -42,7 +46,11 @@ class ProcessRunner implements AttemptRunner {
       p.once('exit', (code, signal) => r({ exitCode: code, signal, reason: signal !== null ? 'KILLED' : 'EXITED', message: `exited ${String(code)}` }));
       p.once('error', (err) => r({ exitCode: 127, signal: null, reason: 'LAUNCH_FAILED', message: err.message }));
     });
-    return { sandboxDir: join(dir, 'sb', spec.containerId), wait: () => exit, kill: async () => void p.kill('SIGKILL') };
+    if (this.dieHeld && spec.argv[0] === '/bin/sh') {
+      this.dieHeld = false;
+      p.kill('SIGKILL');
+    }
+    return { sandboxDir: join(dir, 'sb', spec.containerId), wait: () => exit, kill: async () => { this.kills++; p.kill('SIGKILL'); } };
   }
 
   async close(): Promise<void> {}
@@ -56,12 +64,26 @@ function busySlot(): { control: Pick<AttemptControl, 'slot' | 'slotNow'>; free(o
 }
 
 const sleep = (ms: number): Promise<void> => new Promise((r) => setTimeout(r, ms));
+
+/** An attempt context over `runner` whose containers may start held. */
+function heldContext(runner: AttemptRunner, order = new StartOrder()): AttemptContext {
+  return { ...attemptContext(dir, memoryLedger().ledger, runner), startOrder: order };
+}
+
+/** Wait (polling, up to 10 s) until `ok` holds. */
+async function until(what: string, ok: () => boolean): Promise<void> {
+  const deadline = Date.now() + 10_000;
+  while (!ok()) {
+    if (Date.now() > deadline) throw new Error(`timed out waiting for ${what}`);
+    await sleep(10);
+  }
+}
 const base = { delivery: 'd', drain: new AbortController().signal, onRunning: () => undefined };
 
 describe('held starts', () => {
   it('an attempt whose slot is free starts directly, its argv as given', async () => {
     const runner = new ProcessRunner();
-    const ctx = { ...attemptContext(dir, memoryLedger().ledger, runner), startOrder: new StartOrder() };
+    const ctx = heldContext(runner);
     const r = await runAttempt(attemptPayload(dir, 0), ctx, { ...base, slotNow: () => ({ release: () => undefined }), slot: () => Promise.reject(new Error('not asked')) });
     expect(r.state, r.message).toBe('SUCCEEDED');
     expect(runner.launched).toEqual([['true']]);
@@ -69,13 +91,15 @@ describe('held starts', () => {
 
   it('one that waits for its slot starts held, and its workload runs only once the slot comes', async () => {
     const runner = new ProcessRunner();
-    const ctx = { ...attemptContext(dir, memoryLedger().ledger, runner), startOrder: new StartOrder() };
+    const ctx = heldContext(runner);
     const mark = join(dir, 'ran');
     const slot = busySlot();
     let held = 0;
     const p = { ...attemptPayload(dir, 1), argv: ['sh', '-c', `touch ${mark}`] };
     const done = runAttempt(p, ctx, { ...base, ...slot.control, onHeld: () => void held++ });
-    await sleep(300);
+    await until('the held start', () => held === 1);
+    // Given time to run, were it not held.
+    await sleep(200);
     expect(runner.launched).toHaveLength(1);
     expect(runner.launched[0]?.slice(0, 2)).toEqual(['/bin/sh', '-c']);
     expect(runner.launched[0]?.slice(-3)).toEqual(['sh', '-c', `touch ${mark}`]);
@@ -94,29 +118,56 @@ describe('held starts', () => {
 
   it('one handed back while held is stopped, and its workload never runs', async () => {
     const runner = new ProcessRunner();
-    const ctx = { ...attemptContext(dir, memoryLedger().ledger, runner), startOrder: new StartOrder() };
+    const ctx = heldContext(runner);
     const mark = join(dir, 'ran');
     const slot = busySlot();
-    const done = runAttempt({ ...attemptPayload(dir, 2), argv: ['sh', '-c', `touch ${mark}`] }, ctx, { ...base, ...slot.control });
-    await sleep(300);
+    let held = 0;
+    const done = runAttempt({ ...attemptPayload(dir, 2), argv: ['sh', '-c', `touch ${mark}`] }, ctx, { ...base, ...slot.control, onHeld: () => void held++ });
+    await until('the held start', () => held === 1);
     expect(runner.launched).toHaveLength(1);
     slot.free('timeout');
     const r = await done;
     expect(r).toMatchObject({ state: 'LOST', reason: 'HANDED_BACK' });
+    // Stopped, not left to end by itself, and its gate gone.
+    expect(runner.kills).toBe(1);
+    expect(existsSync(join(dir, 'scratch')) ? readdirSync(join(dir, 'scratch')) : []).toEqual([]);
     await sleep(200);
     expect(existsSync(mark)).toBe(false);
   });
 
-  it('a held start that fails is no failure: the container starts when its slot frees', async () => {
-    const runner = new ProcessRunner(true);
-    const ctx = { ...attemptContext(dir, memoryLedger().ledger, runner), startOrder: new StartOrder() };
+  it.each([
+    { name: 'a held start that fails', failHeld: true, dieHeld: false },
+    { name: 'a held container that ends before its release', failHeld: false, dieHeld: true },
+  ])('$name is no failure: the container starts (again) when its slot frees', async ({ failHeld, dieHeld }) => {
+    const runner = new ProcessRunner(failHeld);
+    runner.dieHeld = dieHeld;
     const slot = busySlot();
-    const done = runAttempt(attemptPayload(dir, 3), ctx, { ...base, ...slot.control });
+    const done = runAttempt(attemptPayload(dir, 3), heldContext(runner), { ...base, ...slot.control });
+    await until('the held start tried', () => runner.launched.length === 1);
+    // A held container's end is seen before the slot comes.
     await sleep(200);
     slot.free();
     const r = await done;
     expect(r.state, r.message).toBe('SUCCEEDED');
     expect(runner.launched.map((a) => a[0])).toEqual(['/bin/sh', 'true']);
+  });
+
+  it('an attempt whose slot comes while its held start waits its turn starts directly', async () => {
+    const runner = new ProcessRunner();
+    const order = new StartOrder();
+    const ctx = heldContext(runner, order);
+    // A start that has its slot is under way: held starts wait for it.
+    let finishDirect!: () => void;
+    const direct = order.now(() => new Promise<void>((r) => (finishDirect = r)));
+    const slot = busySlot();
+    const done = runAttempt(attemptPayload(dir, 6), ctx, { ...base, ...slot.control });
+    await sleep(100);
+    slot.free();
+    const r = await done;
+    finishDirect();
+    await direct;
+    expect(r.state, r.message).toBe('SUCCEEDED');
+    expect(runner.launched).toEqual([['true']]);
   });
 
   it('a command that cannot be found, or held starts off, starts directly once the slot frees', async () => {

@@ -54,6 +54,22 @@ describe('FailureTally', () => {
     expect(pauses).toEqual([100, 200, 400, 800, 1600, 0]);
   });
 
+  it('a task whose input its host could not reach waits for its data hosts until an attempt ends otherwise', () => {
+    const t = new FailureTally(noRecompute);
+    expect(t.awaitsData('j4.0.1')).toBe(false);
+    t.noteUnreachable(unreachable('j4.0.1'));
+    expect(t.awaitsData('j4.0.1')).toBe(true);
+    // Not when another host is the one at fault (an output's host): the reader is fine where it is.
+    t.noteUnreachable(unreachable('j4.0.2', { inputHost: 'h9' }));
+    expect(t.awaitsData('j4.0.2')).toBe(false);
+    // Any other end forgets it; so does the job's end.
+    t.noteUnreachable({ taskId: 'j4.0.1', reason: 'EXIT_NONZERO', host: 'h1' });
+    expect(t.awaitsData('j4.0.1')).toBe(false);
+    t.noteUnreachable(unreachable('j4.0.1'));
+    t.forgetJob('j4');
+    expect(t.awaitsData('j4.0.1')).toBe(false);
+  });
+
   it('avoids a host after repeated failures of the job, and forgets the job when it ends', () => {
     const t = new FailureTally(noRecompute);
     for (let i = 1; i <= HOST_FAILURES_TO_AVOID; i++) expect(t.countHost('j2', 'h1')).toBe(i);

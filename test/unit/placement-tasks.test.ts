@@ -136,6 +136,14 @@ describe('placement: empty levels are skipped', () => {
     const withOffer = snap(1000, { executors: execs, offers: [offer('r1-h1')] });
     expect(place(withOffer, indexOf([awaiting])).launches).toEqual([expect.objectContaining({ hostname: 'r1-h1', why: 'data' })]);
     expect(place(withOffer, indexOf([{ ...awaiting, awaitDataHosts: false }])).launches).toEqual([]);
+    // No executor starts for it on a host without its data while it waits; once its wait is
+    // over, one may (its data hosts may never offer again).
+    expect(place(snap(1000, { offers: [offer('r5-h2')] }), indexOf([awaiting])).launches).toEqual([]);
+    expect(place(snap(4100, { offers: [offer('r5-h2')] }), indexOf([awaiting])).launches).toEqual([expect.objectContaining({ hostname: 'r5-h2' })]);
+    // Removed from the index, it leaves no demand behind: the data host's offer starts nothing.
+    const ix = indexOf([awaiting]);
+    ix.remove('t');
+    expect(place(withOffer, ix).launches).toEqual([]);
     // Without the mark, the same task goes to the free slot elsewhere at once (the level is empty).
     expect(place(snap(1000, { executors: execs }), indexOf([{ ...awaiting, awaitDataHosts: false }])).assignments[0]).toMatchObject({ taskId: 't', hostname: 'r5-h1' });
   });

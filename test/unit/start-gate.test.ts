@@ -5,7 +5,7 @@
  * finds commands as the container's PATH would, and StartOrder lets starts with a slot go first.
  */
 import { spawn } from 'node:child_process';
-import { existsSync, mkdtempSync, readFileSync, rmSync, statSync } from 'node:fs';
+import { existsSync, mkdtempSync, readFileSync, rmSync, statSync, writeFileSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { afterEach, beforeEach, describe, expect, it } from 'vitest';
@@ -81,9 +81,11 @@ describe('start gate', () => {
     await gate.close();
   });
 
-  it('a FIFO that cannot be made is an error, and leaves nothing', async () => {
-    await expect(StartGate.create(join(dir, 'missing', 'c5.start'), undefined)).rejects.toThrow();
-    expect(existsSync(join(dir, 'missing'))).toBe(false);
+  it('a path that is taken is refused and left as it was', async () => {
+    const taken = join(dir, 'c5.start');
+    writeFileSync(taken, 'mine');
+    await expect(StartGate.create(taken, undefined)).rejects.toThrow();
+    expect(readFileSync(taken, 'utf8')).toBe('mine');
   });
 });
 

@@ -35,7 +35,8 @@ attempt in an isolated (nested) container. Every flag also reads LOCUS_<FLAG>.
   --slots N               attempts run at once (default 1)
   --prefetch N            attempts taken beyond the slots and held prepared for the next slot
                           to free; one that waits longer than --prefetch-hold is handed back
-                          (LOST, HANDED_BACK). The framework sets it for its executors
+                          (LOST, HANDED_BACK). Without held starts at most a quarter of the
+                          slots (1 to 8) is kept. The framework sets it for its executors
                           (default 0: none)
   --prefetch-hold DUR     how long a prefetched attempt waits for a slot before it is handed
                           back (default 1s)

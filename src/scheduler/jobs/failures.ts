@@ -74,11 +74,13 @@ export class FailureTally {
   }
 
   /**
-   * The attempt's host could not reach the task's input (INPUT_UNREACHABLE, that host at fault):
-   * the task's next placements wait for its data's hosts (PendingTask.awaitDataHosts).
+   * An attempt of the task ended. When its host could not reach the task's input
+   * (INPUT_UNREACHABLE, that host at fault), the task's next placement waits for its data's hosts
+   * (PendingTask.awaitDataHosts); any other end forgets that.
    */
   noteUnreachable(result: Pick<AttemptResult, 'taskId' | 'reason' | 'inputHost' | 'host'>): void {
     if (result.reason === INPUT_UNREACHABLE && hostAtFault(result)) this.awaitData.add(result.taskId);
+    else this.awaitData.delete(result.taskId);
   }
 
   /** Whether the task's placements wait for its data's hosts (noteUnreachable). */

@@ -212,7 +212,16 @@ export function placeExecutors(pass: Pass): ExecutorDecisions {
     shareOffer(pass, c.s, c.want, 'data', launchOne, emit, () => budget);
   }
 
-  // 3. Elsewhere, only for work whose wait for its data hosts is over.
+  // 3. Elsewhere, only for work whose wait for its data hosts is over. Tasks that wait for their
+  // data's hosts (awaiting) are no reason for an executor anywhere else: their floor of the
+  // demand is set aside here and counted again after (it still asks for offers).
+  const setAside = new Map<Shape, number>();
+  for (const sh of shapes.list) {
+    const floor = Math.min(Math.max(0, sh.unmet), sh.awaiting);
+    if (floor <= 0) continue;
+    setAside.set(sh, floor);
+    sh.unmet -= floor;
+  }
   if (budget > 0 && shapes.list.some((sh) => sh.unmet > 0 && (sh.ripeAny > 0 || sh.ripeRack.size > 0))) {
     for (const s of offers) {
       if (budget <= 0) break;
@@ -236,6 +245,7 @@ export function placeExecutors(pass: Pass): ExecutorDecisions {
     }
   }
 
+  for (const [sh, floor] of setAside) sh.unmet += floor;
   let unmet = 0;
   for (const sh of shapes.list) unmet += Math.max(0, sh.unmet);
   const pendingLeft = pass.index.size - pass.placed;
@@ -276,8 +286,11 @@ function shapeDemand(pass: Pass, blocked: ReadonlySet<string>): { list: Shape[];
       }
       of.set(q, sh);
       sh.unmet += live;
-      sh.awaiting += q.awaiting;
       const level = ripeLevel(pass, q);
+      // A queue whose head has waited out its wait keeps no floor: its waiting tasks' waits are
+      // bounded too, and an executor elsewhere must be able to start for them (the data hosts
+      // may never offer again).
+      if (level !== LocalityLevel.ANY) sh.awaiting += q.awaiting;
       if (level === LocalityLevel.ANY) sh.ripeAny += q.all.live;
       else if (level === LocalityLevel.RACK_LOCAL) for (const [r, b] of q.racks) sh.ripeRack.set(r, (sh.ripeRack.get(r) ?? 0) + b.live);
     }

@@ -344,7 +344,7 @@ export class PendingIndex {
       this.hostBucket(q, pin).push(e);
       return;
     }
-    if (task.awaitDataHosts === true) q.awaiting++;
+    if (task.awaitDataHosts === true && ids.length > 0) q.awaiting++;
     for (let i = 0; i < ids.length; i++) this.hostBucket(q, ids[i] as number).push(e);
     const rs = task.preferredRacks;
     for (let i = 0; i < rs.length; i++) {
@@ -373,7 +373,7 @@ export class PendingIndex {
     } else if (e.pin >= 0) {
       this.releaseHost(q, e.pin, e);
     } else {
-      if (task.awaitDataHosts === true) q.awaiting--;
+      if (task.awaitDataHosts === true && e.hostCount > 0) q.awaiting--;
       for (let k = 0; k < e.hostCount; k++) this.releaseHost(q, e.hostAt(k), e);
       const rs = task.preferredRacks;
       for (let i = 0; i < rs.length; i++) if (rs.indexOf(rs[i] as string) === i) this.release(q.racks, this.byRack, rs[i] as string, q, e);
