@@ -16,7 +16,7 @@ import { containerIdFor, type AttemptRunner, type RunExit, type RunHandle } from
 import { tenantOfOutput, tenantUid, type TenantUidRange } from './isolation/tenant.js';
 import type { Logger } from '../obs/log.js';
 import type { GateWait } from './fair-gate.js';
-import { StartGate, findable, type StartOrder } from './start-gate.js';
+import { startHeld, type HeldContainer, type StartOrder } from './start-gate.js';
 
 /** Streams a byte range of a file from its storage backend (the storage port's `read`). */
 export type SplitReader = (uri: string, offset: number, length: number) => Promise<NodeJS.ReadableStream>;
@@ -263,9 +263,8 @@ async function attemptSteps(payload: AttemptPayload, ctx: AttemptContext, contro
     if (scratchMade) await fsp.rm(scratch, { recursive: true, force: true });
   };
   let handle: RunHandle | undefined;
-  let gate: StartGate | undefined;
-  /** The held container (gate set) ended before its release. */
-  let heldEnded = false;
+  /** The attempt's container when it started held (start-gate.ts). */
+  let held: HeldContainer | undefined;
   let releaseSlot: () => void = NO_TURN;
   // A relative host path names a directory of the executor's own sandbox (a persistent volume
   // its agent mounted there); each runner resolves it the way its launcher can see it.
@@ -317,40 +316,27 @@ async function attemptSteps(payload: AttemptPayload, ctx: AttemptContext, contro
     // A stage directory replaced by a local copy is not on this host: it cannot be mounted.
     for (const p of payload.inputPaths) if (!rewrites.has(p)) volumes.push({ hostPath: p, containerPath: p, readOnly: true });
     for (const [k, v] of Object.entries(env)) env[k] = rewrite(substitute(v, values), rewrites);
-    const argv = payload.argv.map((a) => rewrite(substitute(a, values), rewrites));
-    const user = uid !== undefined ? { user: String(uid) } : {};
+    const spec = {
+      containerId, argv: payload.argv.map((a) => rewrite(substitute(a, values), rewrites)), env, resources: payload.resources, volumes,
+      ...(uid !== undefined ? { user: String(uid) } : {}),
+    };
     let slot = control.slotNow?.();
     if (control.slot !== undefined && slot === undefined) {
-      // Queued for a slot now, in arrival order, whatever the held start below does meanwhile.
+      // Queued for a slot now, in arrival order, whatever a held start does meanwhile.
       const waiting = control.slot();
-      // Once the wait is over (a slot, a hand-back, a stop) a held start has nothing left to save.
-      let waited = false;
-      void waiting.then(() => (waited = true));
-      if (ctx.startOrder !== undefined && ctx.runner.heldStarts === true && await findable(argv[0], env['PATH'])) {
-        try {
-          await Promise.race([ctx.startOrder.whenIdle(), waiting]);
-          if (!waited) {
-            await makeScratchRoot(ctx.scratchDir);
-            gate = await StartGate.create(join(ctx.scratchDir, `${containerId}.start`), uid !== undefined && process.getuid?.() === 0 ? uid : undefined);
-            const held = await ctx.runner.launch({ containerId, argv: gate.wrap(argv), env, resources: payload.resources, volumes: [...volumes, gate.volume], ...user });
-            handle = held;
-            void held.wait().then(() => (heldEnded = true), () => (heldEnded = true));
-            control.onHeld?.();
-          }
-        } catch (err) {
-          // Held starts are a saving, never a reason to fail: the container starts when its slot
-          // frees, as without them (and a launch that fails for the workload's sake fails there).
-          log.warn({ err: (err as Error).message }, 'could not start the container held; it starts when its slot frees');
-          await gate?.close();
-          gate = undefined;
-        }
+      if (ctx.startOrder !== undefined && ctx.runner.heldStarts === true) {
+        held = await startHeld({
+          runner: ctx.runner, order: ctx.startOrder, spec, slot: waiting, gateDir: ctx.scratchDir, prepare: () => makeScratchRoot(ctx.scratchDir),
+          owner: uid !== undefined && process.getuid?.() === 0 ? uid : undefined,
+          warn: (err) => log.warn({ err: err.message }, 'could not start the container held; it starts when its slot frees'),
+        });
+        if (held !== undefined) control.onHeld?.();
       }
       const got = await waiting;
       if (got === 'timeout' || got === 'aborted') {
         // Never started: its held container (the workload never ran in it) and its staging go,
         // and the scheduler places it again (not counted).
-        if (handle !== undefined) await stopHeld(handle);
-        await gate?.close();
+        await held?.stop();
         if (plan) await discardAttemptDir(plan).catch(() => undefined);
         await cleanupScratch().catch(() => undefined);
         return got === 'timeout'
@@ -360,28 +346,21 @@ async function attemptSteps(payload: AttemptPayload, ctx: AttemptContext, contro
       slot = got;
     }
     releaseSlot = slot?.release ?? NO_TURN;
-    if (gate !== undefined && handle !== undefined && heldEnded) {
-      // The held container ended before its release (its launch failed late, the shell was
-      // killed): not the workload's doing. It starts as it would have without held starts.
+    if (held?.ended === true) {
+      // Not the workload's doing: it starts as it would have without held starts.
       log.warn({}, 'the held container ended before its slot freed; it starts again now');
-      await gate.close();
-      gate = undefined;
-      handle = undefined;
+      await held.close();
+      held = undefined;
     }
-    if (gate !== undefined && handle !== undefined) {
-      try {
-        await gate.open();
-      } catch (err) {
-        await stopHeld(handle);
-        throw err;
-      }
+    if (held !== undefined) {
+      await held.release();
+      handle = held.handle;
     } else {
-      const spec = { containerId, argv, env, resources: payload.resources, volumes, ...user };
       handle = await (ctx.startOrder !== undefined ? ctx.startOrder.now(() => ctx.runner.launch(spec)) : ctx.runner.launch(spec));
     }
   } catch (err) {
     releaseSlot();
-    await gate?.close();
+    await held?.close();
     if (plan) await discardAttemptDir(plan).catch(() => undefined);
     await cleanupScratch().catch(() => undefined);
     if (err instanceof InputError) {
@@ -424,7 +403,7 @@ async function attemptSteps(payload: AttemptPayload, ctx: AttemptContext, contro
     control.drain.removeEventListener('abort', onDrain);
     // The container is gone: its slot goes to the next prepared attempt while this one commits.
     releaseSlot();
-    await gate?.close();
+    await held?.close();
   }
   control.onExited?.();
   await commitTurn();
@@ -497,12 +476,6 @@ async function attemptSteps(payload: AttemptPayload, ctx: AttemptContext, contro
   }
   if (exit.exitCode === null) return failed({ state: 'FAILED', exitCode: null, reason: 'SIGNALED', message: exit.message });
   return failed({ state: 'FAILED', exitCode: exit.exitCode, reason: 'EXIT_NONZERO', message: exit.message });
-}
-
-/** Kill a held container whose workload will not run, and wait for its end. */
-async function stopHeld(handle: RunHandle): Promise<void> {
-  await handle.kill(0).catch(() => undefined);
-  await handle.wait().catch(() => undefined);
 }
 
 /** Make an attempt's scratch directory, in a scratch root others may pass through but not list. */

@@ -27,9 +27,10 @@
  */
 import { execFile } from 'node:child_process';
 import { constants, promises as fsp } from 'node:fs';
-import { isAbsolute, join } from 'node:path';
+import { join } from 'node:path';
 import { promisify } from 'node:util';
-import { DEFAULT_PATH } from './isolation/host.js';
+import { DEFAULT_PATH, findExecutable } from './isolation/host.js';
+import type { AttemptRunner, RunHandle, RunSpec } from './runner.js';
 
 const execFileP = promisify(execFile);
 
@@ -98,28 +99,6 @@ export class StartGate {
 }
 
 /**
- * Whether `argv[0]` is an executable file on this host, searched along the container's PATH as
- * the isolators do. A held start runs the workload from a shell, where a missing command is
- * exit 127; started directly, the agent reports it as a failed launch. So a command that
- * cannot be found is started directly, and keeps that report.
- */
-export async function findable(argv0: string | undefined, pathVar: string | undefined): Promise<boolean> {
-  if (argv0 === undefined || argv0 === '') return false;
-  const candidates = argv0.includes('/')
-    ? (isAbsolute(argv0) ? [argv0] : [])
-    : (pathVar ?? DEFAULT_PATH).split(':').filter((d) => isAbsolute(d)).map((d) => join(d, argv0));
-  for (const c of candidates) {
-    try {
-      const st = await fsp.stat(c);
-      if (st.isFile() && (st.mode & 0o111) !== 0) return true;
-    } catch {
-      // Not there: the next directory.
-    }
-  }
-  return false;
-}
-
-/**
  * Orders an executor's container starts: starts for attempts with a slot go first, and held
  * starts wait until none of those is under way. A wave of attempts taken together (an idle
  * executor's first batch, a batch as wide as the slots and the prefetch) would otherwise have
@@ -145,4 +124,82 @@ export class StartOrder {
     if (this.direct === 0) return Promise.resolve();
     return new Promise((r) => this.idle.push(r));
   }
+}
+
+/** A container started held (startHeld). */
+export interface HeldContainer {
+  readonly handle: RunHandle;
+  /** It ended before its release (a late launch failure, its shell killed): not the workload's doing. */
+  readonly ended: boolean;
+  /** Run its workload (on failure it is stopped, and the error thrown). */
+  release(): Promise<void>;
+  /** Kill it unrun, wait for its end, and drop its gate. */
+  stop(): Promise<void>;
+  /** Drop its gate, once it has ended. */
+  close(): Promise<void>;
+}
+
+/**
+ * Start an attempt's container held while it waits for its slot. Undefined, and the container
+ * starts when its slot comes, as without held starts:
+ * - when the wait for the slot (`slot`) is over first: there is nothing left to save;
+ * - when its command cannot be found on the container's PATH (as the isolators look): held, a
+ *   shell would report it as exit 127, where a direct start reports a failed launch;
+ * - when the held start fails (`warn` is told): held starts are a saving, never a reason to fail.
+ * `gateDir` is made ready by `prepare` (the executor's scratch root); `owner` is the workload's
+ * uid when this process may give the gate to it.
+ */
+export async function startHeld(o: {
+  readonly runner: AttemptRunner;
+  readonly order: StartOrder;
+  readonly spec: RunSpec;
+  readonly slot: Promise<unknown>;
+  readonly gateDir: string;
+  readonly prepare: () => Promise<void>;
+  readonly owner: number | undefined;
+  readonly warn: (err: Error) => void;
+}): Promise<HeldContainer | undefined> {
+  if (findExecutable(o.spec.argv[0] ?? '', o.spec.env['PATH'] ?? DEFAULT_PATH) === undefined) return undefined;
+  let waited = false;
+  void o.slot.then(() => (waited = true));
+  // Starts that have their slot go first (StartOrder).
+  await Promise.race([o.order.whenIdle(), o.slot]);
+  if (waited) return undefined;
+  let gate: StartGate | undefined;
+  try {
+    await o.prepare();
+    gate = await StartGate.create(join(o.gateDir, `${o.spec.containerId}.start`), o.owner);
+    const handle = await o.runner.launch({ ...o.spec, argv: gate.wrap(o.spec.argv), volumes: [...o.spec.volumes, gate.volume] });
+    return heldContainer(handle, gate);
+  } catch (err) {
+    o.warn(err as Error);
+    await gate?.close();
+    return undefined;
+  }
+}
+
+function heldContainer(handle: RunHandle, gate: StartGate): HeldContainer {
+  let ended = false;
+  void handle.wait().then(() => (ended = true), () => (ended = true));
+  const stop = async (): Promise<void> => {
+    await handle.kill(0).catch(() => undefined);
+    await handle.wait().catch(() => undefined);
+    await gate.close();
+  };
+  return {
+    handle,
+    get ended() {
+      return ended;
+    },
+    async release() {
+      try {
+        await gate.open();
+      } catch (err) {
+        await stop();
+        throw err;
+      }
+    },
+    stop,
+    close: () => gate.close(),
+  };
 }

@@ -1,15 +1,15 @@
 /**
  * The start gate of held starts, with a real shell and a real FIFO: the workload runs only once
  * the gate opens, with its own argv; a gate closed without a `go` (the executor gone, the attempt
- * handed back) ends the shell with GATE_CLOSED_EXIT and the workload never runs. `findable`
- * finds commands as the container's PATH would, and StartOrder lets starts with a slot go first.
+ * handed back) ends the shell with GATE_CLOSED_EXIT and the workload never runs; StartOrder lets
+ * starts with a slot go first.
  */
 import { spawn } from 'node:child_process';
 import { existsSync, mkdtempSync, readFileSync, rmSync, statSync, writeFileSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { afterEach, beforeEach, describe, expect, it } from 'vitest';
-import { GATE_CLOSED_EXIT, StartGate, StartOrder, findable } from '../../src/executor/start-gate.js';
+import { GATE_CLOSED_EXIT, StartGate, StartOrder } from '../../src/executor/start-gate.js';
 
 let dir: string;
 beforeEach(() => {
@@ -86,20 +86,6 @@ describe('start gate', () => {
     writeFileSync(taken, 'mine');
     await expect(StartGate.create(taken, undefined)).rejects.toThrow();
     expect(readFileSync(taken, 'utf8')).toBe('mine');
-  });
-});
-
-describe('findable', () => {
-  it('finds commands along PATH or by absolute path, executable files only', async () => {
-    expect(await findable('sh', undefined)).toBe(true);
-    expect(await findable('sh', '/nonexistent')).toBe(false);
-    expect(await findable('/bin/sh', '/nonexistent')).toBe(true);
-    expect(await findable('no-such-command-locus', undefined)).toBe(false);
-    // A directory, a relative path with a slash and an empty name are not commands.
-    expect(await findable('/tmp', undefined)).toBe(false);
-    expect(await findable('./sh', '/bin')).toBe(false);
-    expect(await findable('', undefined)).toBe(false);
-    expect(await findable(undefined, undefined)).toBe(false);
   });
 });
 

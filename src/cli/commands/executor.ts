@@ -172,9 +172,10 @@ async function chooseRunner(v: RunnerChoice, logger: Logger): Promise<AttemptRun
   const flags = await client.flags().catch(() => undefined);
   const local = flags?.['locus_local'] === 'true';
   const isolation = flags?.['isolation'];
-  const agent = new AgentRunner(client, containerId, v.sandbox, local, local && isolation !== undefined && isolation.split(',').includes('filesystem/linux'));
+  const filesystemLinux = isolation?.split(',').includes('filesystem/linux');
+  const agent = new AgentRunner(client, containerId, v.sandbox, local, local && filesystemLinux === true);
   if (v.runner === 'agent') return agent;
-  if (isolation !== undefined && !isolation.split(',').includes('filesystem/linux')) {
+  if (filesystemLinux === false) {
     logger.info({ agentIsolation: isolation }, 'the agent does not isolate nested containers\' filesystems: attempts run in the executor\'s own containers');
     return isolated();
   }
