@@ -73,6 +73,8 @@ const fingerprint = (x: unknown): string => createHash('sha256').update(JSON.str
 export class VolumeService {
   private readonly opts: PlannerOptions;
   private orphans: ReadonlyMap<string, OrphanSighting> = new Map();
+  /** hasPendingWork's answer for the records at one store generation (orphans are checked apart). */
+  private pendingWork: { readonly generation: string; readonly value: boolean } | undefined;
 
   constructor(private readonly deps: VolumeServiceDeps) {
     this.opts = { ...DEFAULT_PLANNER_OPTIONS, ...deps.planner };
@@ -286,7 +288,17 @@ export class VolumeService {
 
   /** Whether holdings need offers: the coordinator revives while true. */
   async hasPendingWork(): Promise<boolean> {
-    return hasPendingWork(await this.deps.store.list(), this.orphans);
+    if (this.orphans.size > 0) return true;
+    // Asked by every placement pass. A listing reads every record ever made (tombstones too, until
+    // purged): one small read of the store's generation instead, and a listing only when a record
+    // was written since the last one. The generation is read before the listing, so a write that
+    // lands during it makes the next call list again.
+    const generation = await this.deps.store.generation();
+    const known = this.pendingWork;
+    if (known !== undefined && known.generation === generation) return known.value;
+    const value = hasPendingWork(await this.deps.store.list(), this.orphans);
+    this.pendingWork = { generation, value };
+    return value;
   }
 
   /** Operations to list in RECONCILE_OPERATIONS after (re)subscribing. */

@@ -11,6 +11,8 @@
  *   P:volnames:<tenant>            HASH    volume name → id, for volumes not DELETED (name uniqueness)
  *   P:volnames-deleted:<tenant>    HASH    volume name → id of the last DELETED volume of that name
  *   P:idem:<kind>:<tenant>:<sha>   STRING  `<fingerprint>|<id>` for an Idempotency-Key, expires after a day
+ *   P:holdings:gen                 STRING  counter bumped by every write of a record (create, transition,
+ *                                          purge), so readers can tell that nothing changed without a listing
  */
 import { createHash } from 'node:crypto';
 import type { Redis } from 'ioredis';
@@ -21,7 +23,7 @@ import type { HoldingRecord, VolumeRecord } from './model.js';
 import type { HoldingChange } from './planner.js';
 
 /**
- * CREATE. KEYS: 1 record, 2 id set, 3 name hash, 4 idempotency key.
+ * CREATE. KEYS: 1 record, 2 id set, 3 name hash, 4 idempotency key, 5 generation counter.
  * ARGV: 1 record JSON, 2 id, 3 name ('' for none), 4 fingerprint ('' for no key), 5 key TTL seconds.
  * Returns {status, id}: CREATED | REPLAY (same key, same request: the earlier id)
  * | IDEM_MISMATCH (same key, different request) | EXISTS (name taken: its id).
@@ -46,11 +48,12 @@ redis.call('SET', KEYS[1], ARGV[1])
 redis.call('SADD', KEYS[2], ARGV[2])
 if ARGV[3] ~= '' then redis.call('HSET', KEYS[3], ARGV[3], ARGV[2]) end
 if ARGV[4] ~= '' then redis.call('SET', KEYS[4], ARGV[4] .. '|' .. ARGV[2], 'EX', tonumber(ARGV[5])) end
+redis.call('INCR', KEYS[5])
 return {'CREATED', ARGV[2]}
 `;
 
 /**
- * TRANSITION (compare-and-set). KEYS: 1 record, 2 name hash, 3 deleted-name hash.
+ * TRANSITION (compare-and-set). KEYS: 1 record, 2 name hash, 3 deleted-name hash, 4 generation counter.
  * ARGV: 1 expected version, 2 new record JSON, 3 new state, 4 id, 5 name ('' for none).
  * Returns OK | CONFLICT (version moved on) | MISSING. Reaching DELETED frees the name.
  */
@@ -64,6 +67,7 @@ if ARGV[3] == 'DELETED' and ARGV[5] ~= '' then
   if redis.call('HGET', KEYS[2], ARGV[5]) == ARGV[4] then redis.call('HDEL', KEYS[2], ARGV[5]) end
   redis.call('HSET', KEYS[3], ARGV[5], ARGV[4])
 end
+redis.call('INCR', KEYS[4])
 return 'OK'
 `;
 
@@ -103,6 +107,9 @@ export class HoldingStore {
     this.ttl = options.idempotencyTtlSeconds ?? 86_400;
   }
 
+  private get genKey(): string {
+    return `${this.p}:holdings:gen`;
+  }
   private recKey(id: string): string {
     return `${this.p}:holding:${id}`;
   }
@@ -121,8 +128,8 @@ export class HoldingStore {
     const name = rec.kind === 'volume' ? rec.name : '';
     const record = { ...rec, version: 1 };
     const res = (await this.redis.eval(
-      CREATE_LUA, 4,
-      this.recKey(rec.id), `${this.p}:holdings`, this.namesKey(rec.tenant), idem ? this.idemKey(rec.kind, rec.tenant, idem.key) : `${this.p}:idem:none`,
+      CREATE_LUA, 5,
+      this.recKey(rec.id), `${this.p}:holdings`, this.namesKey(rec.tenant), idem ? this.idemKey(rec.kind, rec.tenant, idem.key) : `${this.p}:idem:none`, this.genKey,
       JSON.stringify(record), rec.id, name, idem?.fingerprint ?? '', String(this.ttl),
     )) as unknown;
     if (!Array.isArray(res) || typeof res[0] !== 'string' || typeof res[1] !== 'string') {
@@ -154,6 +161,15 @@ export class HoldingStore {
     return rec?.kind === 'volume' ? rec : undefined;
   }
 
+  /**
+   * Where the records stand: a value that changes with every write of a record, by this process or
+   * any other (the counter is bumped by the write scripts themselves). Equal values read at two
+   * times mean no record was written in between, so what was derived from a listing still holds.
+   */
+  async generation(): Promise<string> {
+    return (await this.redis.get(this.genKey)) ?? '0';
+  }
+
   /** All records matching the filter, oldest first. */
   async list(filter: ListFilter = {}): Promise<HoldingRecord[]> {
     const ids = await this.redis.smembers(`${this.p}:holdings`);
@@ -178,8 +194,8 @@ export class HoldingStore {
     const next = { ...after, version: before.version + 1 };
     const name = next.kind === 'volume' ? next.name : '';
     const res = await this.redis.eval(
-      CAS_LUA, 3,
-      this.recKey(before.id), this.namesKey(before.tenant), this.deletedNamesKey(before.tenant),
+      CAS_LUA, 4,
+      this.recKey(before.id), this.namesKey(before.tenant), this.deletedNamesKey(before.tenant), this.genKey,
       String(before.version), JSON.stringify(next), next.state, next.id, name,
     );
     if (res === 'OK') return next;
@@ -222,7 +238,7 @@ export class HoldingStore {
     let n = 0;
     for (const rec of all) {
       if (rec.state !== 'DELETED' || rec.updatedAt >= before) continue;
-      const multi = this.redis.multi().del(this.recKey(rec.id)).srem(`${this.p}:holdings`, rec.id);
+      const multi = this.redis.multi().del(this.recKey(rec.id)).srem(`${this.p}:holdings`, rec.id).incr(this.genKey);
       await multi.exec();
       if (rec.kind === 'volume') {
         const last = await this.redis.hget(this.deletedNamesKey(rec.tenant), rec.name);

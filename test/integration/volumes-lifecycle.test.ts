@@ -148,6 +148,59 @@ describe('volume lifecycle through offers and operation feedback', () => {
   });
 });
 
+describe('the pending-work check every placement pass makes', () => {
+  it('lists the records only when one was written since, by this service or another on the same Redis', async () => {
+    const clock = new ManualClock(1_000_000);
+    const prefix = `lc${prefixSeq++}`;
+    const store = new HoldingStore(client, { prefix });
+    let listings = 0;
+    const list = store.list.bind(store);
+    store.list = async (filter) => {
+      listings++;
+      return await list(filter);
+    };
+    const svc = new VolumeService({ store, clock, who: { framework: 'locus-it', principal: 'locus' } });
+    // Tombstones and settled volumes make a listing long; none of them is work.
+    expect(await svc.hasPendingWork()).toBe(false);
+    expect(await svc.hasPendingWork()).toBe(false);
+    expect(listings).toBe(1);
+
+    // Another process (here another service over its own store) asks for a volume: the next check sees it.
+    const other = service(clock, prefix);
+    const { record } = await other.createVolume(TENANT, validateVolumeRequest({ name: 'late', size: '64MiB' }));
+    expect(await svc.hasPendingWork()).toBe(true);
+    expect(listings).toBe(2);
+    for (let i = 0; i < 5; i++) expect(await svc.hasPendingWork()).toBe(true);
+    expect(listings).toBe(2);
+
+    // Its reservation through offers, then READY: written by the other service, seen here.
+    const agent = new Agent();
+    const accepts = await other.offerCycle([agent.offer()]);
+    applyAll(agent, accepts);
+    for (const op of opsOf(accepts)) await other.onOperationStatus(finished(op.id?.value));
+    expect((await other.getVolume('default', 'late')).state).toBe('READY');
+    expect(await svc.hasPendingWork()).toBe(false);
+    expect(await svc.hasPendingWork()).toBe(false);
+    expect(listings).toBe(3);
+
+    // A delete request is work again; the teardown ends it, and purging the tombstone moves the generation too.
+    await other.deleteVolume('default', record.name, false);
+    expect(await svc.hasPendingWork()).toBe(true);
+    clock.advance(10);
+    applyAll(agent, await other.offerCycle([agent.offer()]));
+    clock.advance(10);
+    expect(await other.offerCycle([agent.offer()])).toEqual([]);
+    expect((await other.getVolume('default', record.name)).state).toBe('DELETED');
+    expect(await svc.hasPendingWork()).toBe(false);
+    const before = await store.generation();
+    expect(await store.purgeDeleted(Number.MAX_SAFE_INTEGER)).toBe(1);
+    expect(await store.generation()).not.toBe(before);
+    const listed = listings;
+    expect(await svc.hasPendingWork()).toBe(false);
+    expect(listings).toBe(listed + 1);
+  });
+});
+
 describe('restarts mid-operation (the service is rebuilt on the same Redis)', () => {
   it('crash after the write-ahead, before the ACCEPT: retried once after the timeout, no duplicate', async () => {
     const clock = new ManualClock(1_000_000);
