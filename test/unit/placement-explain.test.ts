@@ -82,6 +82,12 @@ const rows: Row[] = [
     code: 'NO_CAPACITY',
   },
   {
+    name: 'its last attempt could not read its input elsewhere: an idle slot elsewhere waits out its own wait',
+    task: t0({ awaitDataHosts: true, pendingSince: 1000 }),
+    snapshot: snap(2000, { executors: [exec('r5-h1', { freeSince: -60_000, idleSince: -60_000 })] }),
+    code: 'WAITING_FOR_LOCALITY', until: 4000,
+  },
+  {
     name: 'node-only and its data host is busy',
     task: t0({ locality: { mode: 'node-only' } }),
     snapshot: snap(100_000, { executors: [exec('r1-h1', { freeSlots: 0 }), exec('r1-h2')] }),
@@ -112,6 +118,12 @@ describe('explain', () => {
     const offered = explain('t', snap(0, { offers: [offer('r1-h2')] }), indexOf([avoiding]));
     expect(offered.message).toMatch(/one it avoids/);
     expect(offered.code).not.toBe('NO_CAPACITY');
+  });
+
+  it('tells why a task waits for its data hosts', () => {
+    const r = explain('t', snap(2000, { executors: [exec('r5-h1', { freeSince: -60_000, idleSince: -60_000 })] }), indexOf([t0({ awaitDataHosts: true, pendingSince: 1000 })]));
+    expect(r.message).toContain('could not read its input');
+    expect(r.message).toContain('r1-h1');
   });
 
   it('a task that is not pending', () => {

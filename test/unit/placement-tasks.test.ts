@@ -1,6 +1,6 @@
 import { describe, expect, it } from 'vitest';
 import { LocalityLevel } from '../../src/core/locality.js';
-import { place, type PendingTask, type Plan } from '../../src/scheduler/placement/index.js';
+import { place, type PendingTask, type Plan, type Snapshot } from '../../src/scheduler/placement/index.js';
 import { exec, indexOf, offer, snap, task, tenant } from './placement-builders.js';
 
 const where = (plan: Plan): Record<string, string> =>
@@ -146,6 +146,19 @@ describe('placement: empty levels are skipped', () => {
     expect(place(withOffer, ix).launches).toEqual([]);
     // Without the mark, the same task goes to the free slot elsewhere at once (the level is empty).
     expect(place(snap(1000, { executors: execs }), indexOf([{ ...awaiting, awaitDataHosts: false }])).assignments[0]).toMatchObject({ taskId: 't', hostname: 'r5-h1' });
+  });
+
+  it('a task waiting for its data hosts is not taken by a slot that idles elsewhere, until its own wait is over', () => {
+    // An executor left idle by an earlier job, for longer than any locality wait: delay scheduling
+    // lets an idle slot take a less local task, but this task would fail there again.
+    const awaiting = task({ taskId: 't', preferredHosts: ['r1-h1'], preferredRacks: ['r1'], pendingSince: 1000, awaitDataHosts: true });
+    const idle = (now: number): Snapshot => snap(now, { executors: [exec('r5-h1', { freeSince: -60_000, idleSince: -60_000 })] });
+    expect(place(idle(1000), indexOf([awaiting])).assignments).toEqual([]);
+    expect(place(idle(3900), indexOf([awaiting])).assignments).toEqual([]);
+    // Its own node wait over (3 s: nothing lives in its rack, so no rack wait), it goes there.
+    expect(place(idle(4100), indexOf([awaiting])).assignments[0]).toMatchObject({ taskId: 't', hostname: 'r5-h1', level: LocalityLevel.ANY });
+    // Without the mark the idle slot takes it at once, as delay scheduling has it.
+    expect(place(idle(1000), indexOf([{ ...awaiting, awaitDataHosts: false }])).assignments[0]).toMatchObject({ taskId: 't', hostname: 'r5-h1' });
   });
 
   it('tasks with no preferences run anywhere at once', () => {

@@ -85,7 +85,12 @@ function explainWith(pass: Pass, t: PendingTask, opts: PlacementOptions): Reason
     }
     const need = pass.waitNeeded(t, level);
     if (need === Infinity) nodeOnly = true;
+    // A task waiting for its data hosts waits its own wait, whatever idles (Pass.allowed).
+    else if (t.awaitDataHosts === true) until = Math.min(until, t.pendingSince + need);
     else until = Math.min(until, pass.now + need - x.idleMs, head ? t.pendingSince + need : Infinity);
+  }
+  if (until !== Infinity && t.awaitDataHosts === true) {
+    return reason(taskId, 'WAITING_FOR_LOCALITY', `its last attempt could not read its input from the host it ran on: waiting for a slot on its data hosts (${t.preferredHosts.join(', ')}) until ${until}, then any host`, until);
   }
   if (until !== Infinity) {
     return reason(taskId, 'WAITING_FOR_LOCALITY', `waiting for a slot on its data hosts until ${until}, then a less local slot`, until);

@@ -637,6 +637,11 @@ export class Pass {
     if (level === LocalityLevel.NODE_LOCAL) return true;
     const need = this.waitNeeded(t, level, e);
     if (need === 0) return true;
+    // A task whose last attempt could not read its input from another host waits for its data's
+    // hosts for its own wait, whatever idles elsewhere: an idle slot elsewhere is no capacity for
+    // it (it would fail there again), and its own wait bounds the delay (a data host may never
+    // come back), whichever tenant is served first.
+    if (t.awaitDataHosts === true) return this.now - t.pendingSince >= need;
     if (x.idleMs >= need) return true;
     return head && this.now - t.pendingSince >= need;
   }
