@@ -141,6 +141,7 @@ export async function createExecutorRuntime(o: ExecutorRuntimeOptions): Promise<
 
   const launcher: ExecutorLauncher = {
     async taskInfo(launch, offer, resources) {
+      dispatcher.prepareExecutor(launch.executorId);
       const creds = await provisioner.create(launch.executorId);
       const flags = [
         '--executor-id', launch.executorId,

@@ -32,6 +32,7 @@
  * timeout (or when the executor marks itself exited) its in-flight attempts
  * are reported LOST, which does not count against retries.
  */
+import { randomBytes } from 'node:crypto';
 import { Queue } from 'bullmq';
 import type { Redis } from 'ioredis';
 import type { Clock, TimerHandle } from '../core/clock.js';
@@ -137,6 +138,8 @@ export class Dispatcher {
   private readonly reader: Redis;
   private readonly listeners = new Set<Listener>();
   private readonly executors = new Map<string, Watched>();
+  /** Queues made for executors still starting (prepareExecutor), taken over when they register. */
+  private readonly prepared = new Map<string, Queue>();
   private readonly inFlight = new Map<string, InFlight>();
   private readonly currentAttempt = new Map<string, number>();
   /** Batch job id -> the batch, for the batches this process queued. */
@@ -154,6 +157,16 @@ export class Dispatcher {
   private reconcileTimer: TimerHandle | undefined;
   private pollFailed = false;
   private closing: Promise<void> | undefined;
+  /**
+   * A stream only this dispatcher reads, beside the executors' event streams: an entry ends its
+   * blocked read when the executors it reads change. Without it, an executor watched while the
+   * read was blocked on the others (idle ones: for the whole block) had its results read only
+   * when that read timed out, up to blockMs after they were there; with none watched, the loop
+   * slept and looked again.
+   */
+  private readonly wakeKey = `locus:dispatch:wake:${randomBytes(8).toString('hex')}`;
+  private wakeLastId = '0-0';
+  private wakeQueued = false;
 
   constructor(private readonly o: DispatcherOptions) {
     this.producer = o.connect();
@@ -189,6 +202,17 @@ export class Dispatcher {
     return this.inFlight.size;
   }
 
+  /**
+   * An executor was launched: make its queue's client now, while the executor starts. A queue's
+   * first use reads the server's version and loads BullMQ's scripts; made at the registration,
+   * that stood between the executor's start and its first attempt (the first executor of a
+   * framework's life: a few ms of a cold job's critical path).
+   */
+  prepareExecutor(executorId: string): void {
+    if (this.closed || this.executors.has(executorId) || this.prepared.has(executorId)) return;
+    this.prepared.set(executorId, new Queue(executorQueueName(executorId), { connection: this.producer, prefix: QUEUE_PREFIX }));
+  }
+
   /** Executors being watched. */
   watchedExecutors(): string[] {
     return [...this.executors.keys()];
@@ -212,7 +236,7 @@ export class Dispatcher {
       if (!this.executors.has(executorId)) {
         this.executors.set(executorId, {
           executorId,
-          queue: new Queue(queueName, { connection: this.producer, prefix: QUEUE_PREFIX }),
+          queue: this.takePrepared(executorId) ?? new Queue(queueName, { connection: this.producer, prefix: QUEUE_PREFIX }),
           stream,
           lastId,
           hostname: reg.hostname,
@@ -222,6 +246,7 @@ export class Dispatcher {
           batches: reg.batches,
           prefetch: reg.prefetch,
         });
+        this.wake();
       }
     }
     return reg;
@@ -365,8 +390,16 @@ export class Dispatcher {
     await requestExecutorStop(this.producer, executorId);
   }
 
+  private takePrepared(executorId: string): Queue | undefined {
+    const q = this.prepared.get(executorId);
+    this.prepared.delete(executorId);
+    return q;
+  }
+
   /** Stop watching an executor without reporting anything (after the coordinator handled its end). */
   forgetExecutor(executorId: string): void {
+    // One that never registered leaves only the queue prepared for it.
+    void this.takePrepared(executorId)?.close().catch(() => undefined);
     // Attempts still tracked for it were settled by the coordinator (lost); keeping them would
     // only leak memory and let a late reconcile settle them a second time.
     for (const [id, f] of this.inFlight) if (f.executorId === executorId) this.inFlight.delete(id);
@@ -502,16 +535,24 @@ export class Dispatcher {
     };
   }
 
+  /** End the read loop's blocked read now (it starts again with the executors watched now). Coalesced per tick. */
+  private wake(): void {
+    if (this.closed || this.wakeQueued) return;
+    this.wakeQueued = true;
+    queueMicrotask(() => {
+      this.wakeQueued = false;
+      if (this.closed) return;
+      // One entry kept; the key goes away by itself if this process dies without closing.
+      void this.producer.multi().call('XADD', this.wakeKey, 'MAXLEN', '1', '*', 'w', '1').expire(this.wakeKey, 86_400).exec().catch(() => undefined);
+    });
+  }
+
   private async readLoop(): Promise<void> {
     while (!this.closed) {
       const ws = [...this.executors.values()];
-      if (ws.length === 0) {
-        await sleep(Math.min(this.blockMs, 100));
-        continue;
-      }
       let res: unknown;
       try {
-        res = await this.reader.call('XREAD', 'COUNT', 2000, 'BLOCK', this.blockMs, 'STREAMS', ...ws.map((w) => w.stream), ...ws.map((w) => w.lastId));
+        res = await this.reader.call('XREAD', 'COUNT', 2000, 'BLOCK', this.blockMs, 'STREAMS', this.wakeKey, ...ws.map((w) => w.stream), this.wakeLastId, ...ws.map((w) => w.lastId));
       } catch (err) {
         if (this.closed) break;
         this.o.logger.debug({ err: (err as Error).message }, 'event read failed; retrying');
@@ -522,6 +563,11 @@ export class Dispatcher {
       const byStream = new Map(ws.map((w) => [w.stream, w]));
       for (const s of res) {
         if (!Array.isArray(s) || typeof s[0] !== 'string' || !Array.isArray(s[1])) continue;
+        if (s[0] === this.wakeKey) {
+          const last: unknown = s[1][s[1].length - 1];
+          if (Array.isArray(last) && typeof last[0] === 'string') this.wakeLastId = last[0];
+          continue;
+        }
         const w = byStream.get(s[0]);
         if (!w) continue;
         for (const entry of s[1] as unknown[]) {
@@ -689,6 +735,9 @@ export class Dispatcher {
       await this.readLoopDone.catch(() => undefined);
       for (const w of this.executors.values()) await w.queue.close().catch(() => undefined);
       this.executors.clear();
+      for (const q of this.prepared.values()) await q.close().catch(() => undefined);
+      this.prepared.clear();
+      await this.producer.del(this.wakeKey).catch(() => undefined);
       await this.producer.quit().catch(() => undefined);
       this.producer.disconnect();
     })();

@@ -75,10 +75,13 @@ export class ExecutorProvisioner {
     const username = executorAclUser(executorId);
     const password = newToken(24);
     const bootToken = newToken(24);
-    await this.admin.call('ACL', 'SETUSER', username, ...executorAclRules(executorId, password));
-    // The boot user can do one thing: take (GETDEL) the key holding the real password.
-    await this.admin.call('ACL', 'SETUSER', bootUser(username), 'reset', 'on', `>${bootToken}`, 'resetchannels', `~${bootKey(executorId)}`, '-@all', '+getdel', '+hello', '+auth', '+client|setname', '+info');
-    await this.admin.set(bootKey(executorId), password, 'EX', BOOT_TTL_SECONDS);
+    // Sent together (one round trip, not three): every launch waits for them.
+    await Promise.all([
+      this.admin.call('ACL', 'SETUSER', username, ...executorAclRules(executorId, password)),
+      // The boot user can do one thing: take (GETDEL) the key holding the real password.
+      this.admin.call('ACL', 'SETUSER', bootUser(username), 'reset', 'on', `>${bootToken}`, 'resetchannels', `~${bootKey(executorId)}`, '-@all', '+getdel', '+hello', '+auth', '+client|setname', '+info'),
+      this.admin.set(bootKey(executorId), password, 'EX', BOOT_TTL_SECONDS),
+    ]);
     await this.persist();
     return { username, password, bootToken };
   }

@@ -133,4 +133,22 @@ describe('batched dispatch', () => {
     // No attempt went out again as a job of its own.
     for (const p of attempts) expect(await admin.exists(`${QUEUE_PREFIX}:${executorQueueName(id)}:${p.attemptId}`)).toBe(0);
   }, 60_000);
+
+  it('reads the results of an executor it starts watching while its read is blocked on another executor', async () => {
+    // Blocking 5 s on the event streams it reads (the other dispatchers here block 200 ms).
+    const slow = new RecordingDispatcher(redis, { blockMs: 5000 });
+    others.push(slow);
+    await slow.dispatcher.start();
+    await executor('EW1', 1);
+    await executor('EW2', 1);
+    // EW1, idle, is the only one watched: the read blocks on its stream.
+    await slow.dispatcher.watchExecutor('EW1');
+    await new Promise((r) => setTimeout(r, 300));
+    const [p] = stage('job-w1', 1, () => ['true']) as [AttemptPayload];
+    const t0 = Date.now();
+    // Dispatching to EW2 watches it; its result must not wait for the blocked read to time out.
+    await slow.dispatcher.dispatchMany([{ executorId: 'EW2', payload: p }]);
+    expect(await slow.result(p.attemptId, 10_000)).toMatchObject({ attemptId: p.attemptId, state: 'SUCCEEDED' });
+    expect(Date.now() - t0).toBeLessThan(2500);
+  }, 60_000);
 });

@@ -101,7 +101,7 @@ export class RecordingDispatcher {
   readonly dispatcher: Dispatcher;
   private readonly conns: Redis[] = [];
 
-  constructor(redis: TestRedis, o: { heartbeatTimeoutMs?: number; reconcileIntervalMs?: number } = {}) {
+  constructor(redis: TestRedis, o: { heartbeatTimeoutMs?: number; reconcileIntervalMs?: number; blockMs?: number } = {}) {
     this.dispatcher = new Dispatcher({
       connect: () => {
         const r = new Redis(redis.url, { maxRetriesPerRequest: null, retryStrategy: (t) => Math.min(t * 100, 1000) });
@@ -114,7 +114,7 @@ export class RecordingDispatcher {
       heartbeatTimeoutMs: o.heartbeatTimeoutMs ?? 1500,
       watchIntervalMs: 200,
       reconcileIntervalMs: o.reconcileIntervalMs ?? 2000,
-      blockMs: 200,
+      blockMs: o.blockMs ?? 200,
     });
     this.dispatcher.on((e) => this.events.push(e));
   }
