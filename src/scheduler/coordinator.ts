@@ -315,7 +315,10 @@ export class Coordinator {
           draining: e.state === 'DRAINING', ...(e.state === 'LAUNCHING' ? { launching: true } : {}),
         };
       });
-    const runningByTenant = this.o.jobs.runningByTenant();
+    // Per job too: between the jobs of one tenant, the one running fewer tasks goes first
+    // (Pass.before). Without the counts every job ran "none", and an older job's backlog went
+    // before a newer job's first task.
+    const { byTenant: runningByTenant, byJob: runningByJob } = this.o.jobs.runningCounts();
     // Usage: what busy slots hold (each executor's slot shape × its running attempts), shared
     // between tenants by their running attempts. Exact when tenants run one shape each, which is
     // what DRF ordering and quotas need; a fixed 1-cpu unit per attempt would count a 0.1-cpu
@@ -342,7 +345,7 @@ export class Coordinator {
     return {
       now, offers: offerViews, executors, tenants, suppressed: this.suppressed,
       ...(this.lastReviveAt === undefined ? {} : { lastReviveAt: this.lastReviveAt }),
-      otherWork, offersParked, outputHosts: this.o.jobs.outputHosts(),
+      otherWork, offersParked, outputHosts: this.o.jobs.outputHosts(), runningByJob,
     };
   }
 

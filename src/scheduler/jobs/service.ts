@@ -134,7 +134,7 @@ export class JobService extends EventEmitter<ServiceEvents> {
    * order of starts and host losses (LostOutputs.attemptStarted; 0: started before this process
    * knew of it, as after a restart).
    */
-  private readonly running = new Map<string, { attemptId: string; tenant: string; executorId: string; locality: LocalityLevel; startSeq: number }>();
+  private readonly running = new Map<string, { attemptId: string; tenant: string; jobId: string; executorId: string; locality: LocalityLevel; startSeq: number }>();
   private readonly jobs = new Map<string, JobRecord>();
   /** Each job spec's resolved locality policy (see localityOf). */
   private readonly resolvedLocality = new WeakMap<JobSpec, LocalityPolicy>();
@@ -277,7 +277,7 @@ export class JobService extends EventEmitter<ServiceEvents> {
       for (const rec of reopened) {
         const last = rec.attempts[rec.attempts.length - 1];
         if (rec.state === 'RUNNING') {
-          if (last) this.running.set(rec.id, { attemptId: last.attemptId, tenant: job.tenant, executorId: last.executorId, locality: last.locality, startSeq: 0 });
+          if (last) this.running.set(rec.id, { attemptId: last.attemptId, tenant: job.tenant, jobId: job.id, executorId: last.executorId, locality: last.locality, startSeq: 0 });
           running.push(rec);
         } else {
           const split = job.spec.stages[rec.stage]?.tasks ? undefined : (await this.o.store.getSplits(job.id, rec.stage, rec.index, rec.index + 1))[0];
@@ -291,7 +291,7 @@ export class JobService extends EventEmitter<ServiceEvents> {
         const rec = tasks.get(i);
         if (rec?.state === 'RUNNING') {
           const last = rec.attempts[rec.attempts.length - 1];
-          if (last) this.running.set(rec.id, { attemptId: last.attemptId, tenant: job.tenant, executorId: last.executorId, locality: last.locality, startSeq: 0 });
+          if (last) this.running.set(rec.id, { attemptId: last.attemptId, tenant: job.tenant, jobId: job.id, executorId: last.executorId, locality: last.locality, startSeq: 0 });
           running.push(rec);
         } else if (!rec || rec.state === 'PENDING') {
           this.addPending(job, stage, i, splits[i], rec);
@@ -318,9 +318,18 @@ export class JobService extends EventEmitter<ServiceEvents> {
 
   /** How many attempts are running, per tenant. */
   runningByTenant(): Map<string, number> {
-    const out = new Map<string, number>();
-    for (const r of this.running.values()) out.set(r.tenant, (out.get(r.tenant) ?? 0) + 1);
-    return out;
+    return this.runningCounts().byTenant;
+  }
+
+  /** Running attempts per tenant and per job, in one walk (every placement pass asks for both). */
+  runningCounts(): { readonly byTenant: Map<string, number>; readonly byJob: Map<string, number> } {
+    const byTenant = new Map<string, number>();
+    const byJob = new Map<string, number>();
+    for (const r of this.running.values()) {
+      byTenant.set(r.tenant, (byTenant.get(r.tenant) ?? 0) + 1);
+      byJob.set(r.jobId, (byJob.get(r.jobId) ?? 0) + 1);
+    }
+    return { byTenant, byJob };
   }
 
   /** Running attempts on one executor (to fail them over when it dies). */
@@ -362,7 +371,7 @@ export class JobService extends EventEmitter<ServiceEvents> {
       this.requeue(taskId);
       return undefined;
     }
-    this.running.set(taskId, { attemptId, tenant: task.tenant, executorId: executor.id, locality, startSeq: this.lost.attemptStarted() });
+    this.running.set(taskId, { attemptId, tenant: task.tenant, jobId: task.jobId, executorId: executor.id, locality, startSeq: this.lost.attemptStarted() });
     this.emitTask(job, taskId, 'RUNNING', { host: executor.host, locality });
     try {
       return await this.buildPayload(job, task.stage, task.index, attempt, task.split, executor.host, task.generation);
