@@ -7,6 +7,7 @@ import { mkdtemp, rm } from 'node:fs/promises';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { Redis } from 'ioredis';
+import { afterAll, beforeAll } from 'vitest';
 import { freePort } from './ports.js';
 import { waitForRedisPong } from '../../src/app/redis-server.js';
 
@@ -79,4 +80,24 @@ export async function startRedis(options: TestRedisOptions = {}): Promise<TestRe
     },
   };
   return handle;
+}
+
+/** A real redis-server (no AOF) for the suite, started before its tests and stopped after; `client()` is a connection to it. */
+export function suiteRedis(): { client: () => Redis } {
+  let redis: TestRedis | undefined;
+  let client: Redis | undefined;
+  beforeAll(async () => {
+    redis = await startRedis({ appendonly: false });
+    client = redis.client();
+  });
+  afterAll(async () => {
+    client?.disconnect();
+    await redis?.dispose();
+  });
+  return {
+    client: () => {
+      if (!client) throw new Error('the suite redis has not started');
+      return client;
+    },
+  };
 }

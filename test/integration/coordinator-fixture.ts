@@ -6,7 +6,9 @@ import type { Redis } from 'ioredis';
 import type { Clock } from '../../src/core/clock.js';
 import { silentLogger } from '../../src/obs/log.js';
 import type { Coordinator, ExecutorLauncher, MesosDriver } from '../../src/scheduler/coordinator.js';
-import type { Offer, Operation } from '../../src/mesos/types.js';
+import type { Event, Offer, Operation } from '../../src/mesos/types.js';
+import { waitFor } from '../harness/wait.js';
+export { suiteRedis } from '../harness/redis.js';
 import { JobService } from '../../src/scheduler/jobs/service.js';
 import { JobStore } from '../../src/scheduler/jobs/store.js';
 
@@ -38,6 +40,21 @@ export function roleOffer(id: string, agent: string, host: string, cpus: number,
     attributes: [{ name: 'rack', type: 'TEXT', text: { value: 'r1' } }],
     allocation_info: { role: 'locus' },
   };
+}
+
+/**
+ * Offer agent S1 (agent-1) with `cpus` cpus, wait for the one executor the coordinator launches
+ * there (recorded in `accepts`) and report it running; returns its id.
+ */
+export async function launchOnOffer(coordinator: Coordinator, accepts: readonly Operation[][], offerId: string, cpus: number): Promise<string> {
+  await coordinator.handleEvent({ type: 'OFFERS', offers: { offers: [roleOffer(offerId, 'S1', 'agent-1', cpus)] } });
+  await waitFor('an executor launched', () => accepts.length === 1);
+  const op = accepts[0]?.find((o) => o.type === 'LAUNCH');
+  const info = op?.type === 'LAUNCH' ? op.launch.task_infos[0] : undefined;
+  if (!info) throw new Error('no executor launched');
+  const running: Event = { type: 'UPDATE', update: { status: { task_id: { value: info.task_id.value }, state: 'TASK_RUNNING', agent_id: { value: 'S1' }, uuid: 'dXVpZA==' } } };
+  await coordinator.handleEvent(running);
+  return info.task_id.value;
 }
 
 /** Recover the coordinator and subscribe it as framework `fw`. */

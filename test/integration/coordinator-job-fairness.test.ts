@@ -6,31 +6,18 @@
  * wait under load: a probe job's task sat ~110 ms in the pending index while passes ran every few
  * milliseconds, placing the older jobs' tasks).
  */
-import { afterAll, beforeAll, describe, expect, it } from 'vitest';
-import type { Redis } from 'ioredis';
-import { startRedis, type TestRedis } from '../harness/redis.js';
+import { describe, expect, it } from 'vitest';
 import { ManualClock } from '../../src/core/clock.js';
 import { silentLogger } from '../../src/obs/log.js';
 import { validateJobSpec } from '../../src/scheduler/jobs/spec.js';
 import { ExecutorBook } from '../../src/scheduler/executors.js';
 import { Coordinator } from '../../src/scheduler/coordinator.js';
 import type { AttemptPayload, AttemptResult } from '../../src/executor/contract.js';
-import type { Event, Operation } from '../../src/mesos/types.js';
+import type { Operation } from '../../src/mesos/types.js';
 import { waitFor } from '../harness/wait.js';
-import { acceptRecordingDriver, bareLauncher, roleOffer, subscribed, testJobService } from './coordinator-fixture.js';
+import { acceptRecordingDriver, bareLauncher, launchOnOffer, subscribed, suiteRedis, testJobService } from './coordinator-fixture.js';
 
-let redis: TestRedis;
-let client: Redis;
-
-beforeAll(async () => {
-  redis = await startRedis({ appendonly: false });
-  client = redis.client();
-});
-
-afterAll(async () => {
-  client.disconnect();
-  await redis.dispose();
-});
+const redis = suiteRedis();
 
 const spec = (name: string, tasks: number): ReturnType<typeof validateJobSpec> => validateJobSpec({
   name, retries: 0, tasks: Array.from({ length: tasks }, () => ({})),
@@ -43,9 +30,9 @@ describe('coordinator: fair share between the jobs of one tenant', () => {
     const accepts: Operation[][] = [];
     /** Attempts handed to the executor, in the order they were enqueued. */
     const sent: AttemptPayload[] = [];
-    const jobs = testJobService(client, clock, '/tmp/locus-job-fairness');
+    const jobs = testJobService(redis.client(), clock, '/tmp/locus-job-fairness');
     const coordinator = new Coordinator({
-      role: 'locus', clock, logger: silentLogger(), jobs, executors: new ExecutorBook(client), driver: acceptRecordingDriver(accepts),
+      role: 'locus', clock, logger: silentLogger(), jobs, executors: new ExecutorBook(redis.client()), driver: acceptRecordingDriver(accepts),
       launcher: bareLauncher,
       dispatch: {
         enqueueMany: async (_executorId, payloads) => {
@@ -61,13 +48,7 @@ describe('coordinator: fair share between the jobs of one tenant', () => {
       // The large job first: ten tasks for an executor of two 1-cpu slots.
       const large = await jobs.submit('default', spec('large', 10));
       await waitFor('the large job pending', () => jobs.index.size === 10);
-      await coordinator.handleEvent({ type: 'OFFERS', offers: { offers: [roleOffer('o1', 'S1', 'agent-1', 2.1)] } });
-      await waitFor('an executor launched', () => accepts.length === 1);
-      const op = accepts[0]?.find((o) => o.type === 'LAUNCH');
-      const info = op?.type === 'LAUNCH' ? op.launch.task_infos[0] : undefined;
-      if (!info) throw new Error('no executor launched');
-      const running: Event = { type: 'UPDATE', update: { status: { task_id: { value: info.task_id.value }, state: 'TASK_RUNNING', agent_id: { value: 'S1' }, uuid: 'dXVpZA==' } } };
-      await coordinator.handleEvent(running);
+      const executorId = await launchOnOffer(coordinator, accepts, 'o1', 2.1);
       await waitFor('both slots taken by the large job', () => sent.length === 2);
       expect(sent.every((p) => p.taskId.startsWith(`${large.id}.`))).toBe(true);
 
@@ -83,7 +64,7 @@ describe('coordinator: fair share between the jobs of one tenant', () => {
       const done = sent[0] as AttemptPayload;
       const now = clock.now();
       const result: AttemptResult = { attemptId: done.attemptId, taskId: done.taskId, state: 'SUCCEEDED', exitCode: 0, reason: 'EXITED', message: 'done', startedAt: now - 100, finishedAt: now, host: 'agent-1' };
-      await coordinator.onAttemptResult(result, info.task_id.value);
+      await coordinator.onAttemptResult(result, executorId);
       const next = await waitFor('the freed slot refilled', () => sent[2]);
       expect(next.taskId.startsWith(`${small.id}.`)).toBe(true);
       // Only the one slot was free.

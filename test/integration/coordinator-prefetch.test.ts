@@ -4,9 +4,7 @@
  * in, none again after a long run or an attempt handed back for want of a slot (which goes back
  * to pending, uncounted); and never any to an executor that does not prefetch.
  */
-import { afterAll, beforeAll, describe, expect, it } from 'vitest';
-import type { Redis } from 'ioredis';
-import { startRedis, type TestRedis } from '../harness/redis.js';
+import { describe, expect, it } from 'vitest';
 import { ManualClock } from '../../src/core/clock.js';
 import { silentLogger } from '../../src/obs/log.js';
 import { createMetrics, type LocusMetrics } from '../../src/obs/metrics.js';
@@ -16,23 +14,11 @@ import { ExecutorBook } from '../../src/scheduler/executors.js';
 import { Coordinator } from '../../src/scheduler/coordinator.js';
 import { HANDED_BACK, type AttemptPayload, type AttemptResult } from '../../src/executor/contract.js';
 import { PREFETCH_MIN_STREAK, PREFETCH_SHORT_RUN_MS } from '../../src/scheduler/prefetch.js';
-import type { Event, Operation } from '../../src/mesos/types.js';
+import type { Operation } from '../../src/mesos/types.js';
 import { waitFor } from '../harness/wait.js';
-import { acceptRecordingDriver, bareLauncher, roleOffer, subscribed, testJobService } from './coordinator-fixture.js';
+import { acceptRecordingDriver, bareLauncher, launchOnOffer, subscribed, suiteRedis, testJobService } from './coordinator-fixture.js';
 
-let redis: TestRedis;
-let client: Redis;
-
-
-beforeAll(async () => {
-  redis = await startRedis({ appendonly: false });
-  client = redis.client();
-});
-
-afterAll(async () => {
-  client.disconnect();
-  await redis.dispose();
-});
+const redis = suiteRedis();
 
 /** A coordinator over one agent with room for one executor of four 1-cpu slots; `prefetch` is what the executor registered. */
 async function bed(prefix: string, prefetch: number | undefined): Promise<{
@@ -40,14 +26,14 @@ async function bed(prefix: string, prefetch: number | undefined): Promise<{
 }> {
   const metrics = createMetrics();
   // Each bed starts from an empty Redis: a job service recovers whatever it finds there.
-  await client.flushall();
+  await redis.client().flushall();
   const clock = new ManualClock(1_000_000);
   const accepts: Operation[][] = [];
   const inFlight = new Map<string, AttemptPayload>();
   let peak = 0;
-  const jobs = testJobService(client, clock, `/tmp/locus-prefetch-${prefix}`);
+  const jobs = testJobService(redis.client(), clock, `/tmp/locus-prefetch-${prefix}`);
   const coordinator = new Coordinator({
-    role: 'locus', clock, logger: silentLogger(), jobs, executors: new ExecutorBook(client), driver: acceptRecordingDriver(accepts),
+    role: 'locus', clock, logger: silentLogger(), jobs, executors: new ExecutorBook(redis.client()), driver: acceptRecordingDriver(accepts),
     launcher: bareLauncher,
     dispatch: {
       enqueueMany: async (_executorId, payloads) => {
@@ -67,15 +53,9 @@ async function bed(prefix: string, prefetch: number | undefined): Promise<{
     task: { command: ['true'], resources: { cpus: 1, mem: '64MiB', disk: '16MiB' } },
   }));
   await waitFor('tasks pending', () => jobs.index.size === 40);
-  await coordinator.handleEvent({ type: 'OFFERS', offers: { offers: [roleOffer(`${prefix}-o1`, 'S1', 'agent-1', 4.1)] } });
-  await waitFor('an executor launched', () => accepts.length === 1);
-  const op = accepts[0]?.find((o) => o.type === 'LAUNCH');
-  const info = op?.type === 'LAUNCH' ? op.launch.task_infos[0] : undefined;
-  if (!info) throw new Error('no executor launched');
-  const running: Event = { type: 'UPDATE', update: { status: { task_id: { value: info.task_id.value }, state: 'TASK_RUNNING', agent_id: { value: 'S1' }, uuid: 'dXVpZA==' } } };
-  await coordinator.handleEvent(running);
+  const executorId = await launchOnOffer(coordinator, accepts, `${prefix}-o1`, 4.1);
   await waitFor('the first attempts enqueued', () => inFlight.size === 4);
-  return { coordinator, jobs, clock, inFlight, peak: () => peak, executorId: info.task_id.value, metrics };
+  return { coordinator, jobs, clock, inFlight, peak: () => peak, executorId, metrics };
 }
 
 /** End the oldest attempt in flight after `ranMs`, as its executor would report it. */

@@ -10,7 +10,6 @@ import { spawn } from 'node:child_process';
 import { readFileSync } from 'node:fs';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import type { FastifyInstance } from 'fastify';
-import type { Redis } from 'ioredis';
 import { Authenticator, hashToken } from '../../src/api/auth.js';
 import { createHttpServer } from '../../src/api/http/server.js';
 import { ManualClock, systemClock, type Clock } from '../../src/core/clock.js';
@@ -24,7 +23,7 @@ import { VolumeService, type VolumeAccept } from '../../src/volumes/service.js';
 import { HoldingStore } from '../../src/volumes/store.js';
 import { tagOf } from '../../src/volumes/wire.js';
 import { freePort } from '../harness/ports.js';
-import { startRedis, type TestRedis } from '../harness/redis.js';
+import { suiteRedis } from '../harness/redis.js';
 
 const FIXTURES = fileURLToPath(new URL('../fixtures/mesos-1.12', import.meta.url));
 const ev = decodeEvent(JSON.parse(readFileSync(`${FIXTURES}/event-offers-unreserved.json`, 'utf8')) as unknown);
@@ -74,22 +73,12 @@ const applyAll = (agent: Agent, accepts: readonly VolumeAccept[]): void => {
 const opsOf = (accepts: readonly VolumeAccept[]): types.Operation[] => accepts.flatMap((a) => a.operations);
 const finished = (id: string | undefined): types.OperationStatus => ({ operation_id: { value: id ?? '' }, state: 'OPERATION_FINISHED', agent_id: { value: TEMPLATE.agent_id.value }, uuid: { value: 'dXVpZA==' } });
 
-let redis: TestRedis;
-let client: Redis;
+const redis = suiteRedis();
 let prefixSeq = 0;
-
-beforeAll(async () => {
-  redis = await startRedis({ appendonly: false });
-  client = redis.client();
-});
-afterAll(async () => {
-  client?.disconnect();
-  await redis?.dispose();
-});
 
 function service(clock: Clock, prefix: string, timeoutMs = 5000): VolumeService {
   return new VolumeService({
-    store: new HoldingStore(client, { prefix }),
+    store: new HoldingStore(redis.client(), { prefix }),
     clock,
     who: { framework: 'locus-it', principal: 'locus' },
     planner: { operationTimeoutMs: timeoutMs, orphanGraceMs: 60_000 },
@@ -152,7 +141,7 @@ describe('the pending-work check every placement pass makes', () => {
   it('lists the records only when one was written since, by this service or another on the same Redis', async () => {
     const clock = new ManualClock(1_000_000);
     const prefix = `lc${prefixSeq++}`;
-    const store = new HoldingStore(client, { prefix });
+    const store = new HoldingStore(redis.client(), { prefix });
     let listings = 0;
     const list = store.list.bind(store);
     store.list = async (filter) => {
@@ -273,7 +262,7 @@ describe('concurrency and idempotency in the store', () => {
     expect(results.filter((r) => r.created)).toHaveLength(1);
   });
   it('refuses a stale compare-and-set', async () => {
-    const store = new HoldingStore(client, { prefix: `lc${prefixSeq++}` });
+    const store = new HoldingStore(redis.client(), { prefix: `lc${prefixSeq++}` });
     const svc = new VolumeService({ store, clock: systemClock, who: { framework: 'x' } });
     const { record } = await svc.createVolume(TENANT, validateVolumeRequest({ name: 'cas', size: '1GiB' }));
     const a = await store.compareAndSet(record, { ...record, reason: 'first' });
