@@ -4,10 +4,10 @@
  * cannot be looked at, stay asynchronous.
  */
 import { afterAll, describe, expect, it } from 'vitest';
-import { mkdtempSync, rmSync, statfsSync } from 'node:fs';
+import { mkdirSync, mkdtempSync, rmSync, statfsSync, symlinkSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
-import { isLocalFsType, knownLocalFs, learnLocalFs } from '../../src/executor/local-fs.js';
+import { isLocalFsType, judgeLocalFs, knownLocalFs, learnLocalFs, parseMountInfo } from '../../src/executor/local-fs.js';
 
 const dir = mkdtempSync(join(tmpdir(), 'locus-localfs-'));
 afterAll(() => rmSync(dir, { recursive: true, force: true }));
@@ -19,15 +19,52 @@ describe('local filesystems', () => {
   });
 
   it('learns a directory once, from its statfs type', async () => {
-    const expected = isLocalFsType(statfsSync(dir).type);
-    expect(knownLocalFs(dir)).toBe(false);
-    expect(await learnLocalFs(dir)).toBe(expected);
-    expect(knownLocalFs(dir)).toBe(expected);
+    const d = join(dir, 'learnt');
+    mkdirSync(d);
+    const expected = isLocalFsType(statfsSync(d).type);
+    expect(await learnLocalFs(d)).toBe(expected);
+    expect(knownLocalFs(d)).toBe(expected);
   });
 
   it('counts a directory it cannot look at as not local, and does not remember that', async () => {
     const missing = join(dir, 'not-yet');
     expect(await learnLocalFs(missing)).toBe(false);
-    expect(knownLocalFs(missing)).toBe(false);
+    // Asked afterwards, it is judged from the mount table: made by mkdir, it would be local here.
+    expect(knownLocalFs(missing)).toBe(isLocalFsType(statfsSync(dir).type));
+  });
+
+  it('knows a new output directory at once from the mount table, without a statfs', () => {
+    // What a new job's first attempt asks: its directory does not exist yet.
+    const fresh = join(dir, 'job-1', 'stage-0');
+    expect(judgeLocalFs(fresh)).toBe(isLocalFsType(statfsSync(dir).type));
+    expect(knownLocalFs(fresh)).toBe(isLocalFsType(statfsSync(dir).type));
+  });
+
+  it('never looks into a filesystem the mount table says is not local', () => {
+    const table = [
+      '22 1 0:21 / / rw,relatime - ext4 /dev/vda rw',
+      '40 22 0:50 / /srv/nfs rw,relatime - nfs4 server:/export rw',
+      '41 22 0:51 / /mnt/glu rw,relatime - fuse.glusterfs host:/vol rw',
+      '42 22 0:52 / /mnt/my\\040disk rw,relatime - xfs /dev/vdb rw',
+    ].join('\n');
+    expect(parseMountInfo(table).map((m) => [m.point, m.local])).toEqual([['/mnt/my disk', true], ['/srv/nfs', false], ['/mnt/glu', false], ['/', true]]);
+    expect(judgeLocalFs('/srv/nfs/out/job-1', table)).toBe(false);
+    expect(judgeLocalFs('/srv/nfs', table)).toBe(false);
+    expect(judgeLocalFs('/mnt/glu/x', table)).toBe(false);
+    // A name that merely begins like a mount point is not under it.
+    expect(judgeLocalFs('/srv/nfsx/out', table)).toBe(true);
+    // Not absolute or not normalized: left to the statfs.
+    expect(judgeLocalFs('out/job-1', table)).toBeUndefined();
+    expect(judgeLocalFs('/srv/../srv/nfs/out', table)).toBeUndefined();
+  });
+
+  it('leaves a path through a symbolic link to the statfs', () => {
+    const target = join(dir, 'target');
+    mkdirSync(target);
+    const link = join(dir, 'link');
+    symlinkSync(target, link);
+    expect(judgeLocalFs(join(link, 'stage-0'))).toBeUndefined();
+    // A path made only of directories (and names still to be made) is told at once.
+    expect(judgeLocalFs(join(target, 'stage-0'))).toBe(isLocalFsType(statfsSync(target).type));
   });
 });

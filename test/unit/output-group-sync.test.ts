@@ -6,19 +6,28 @@
  * to count and order the flushes.
  */
 import { promises as fsp } from 'node:fs';
-import { mkdtemp, rm } from 'node:fs/promises';
+import { mkdir, mkdtemp, rm, symlink } from 'node:fs/promises';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { afterEach, beforeEach, describe, expect, it, vi } from 'vitest';
 import { syncDirectoryShared } from '../../src/executor/output.js';
 
+let root: string;
+/**
+ * The stage directory, reached through a symbolic link: its filesystem is then left to a statfs
+ * (local-fs.ts judgeLocalFs), so the flushes go through the thread pool, where the test can
+ * observe each `open` and hold one back.
+ */
 let dir: string;
 beforeEach(async () => {
-  dir = await mkdtemp(join(tmpdir(), 'locus-groupsync-'));
+  root = await mkdtemp(join(tmpdir(), 'locus-groupsync-'));
+  await mkdir(join(root, 'real'));
+  await symlink(join(root, 'real'), join(root, 'link'));
+  dir = join(root, 'link');
 });
 afterEach(async () => {
   vi.restoreAllMocks();
-  await rm(dir, { recursive: true, force: true });
+  await rm(root, { recursive: true, force: true });
 });
 
 describe('shared directory fsync', () => {
