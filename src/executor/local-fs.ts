@@ -40,7 +40,9 @@ export interface MountPoint {
 
 /** The mounts of a mountinfo text (proc(5)), longest mount point first. */
 export function parseMountInfo(text: string): MountPoint[] {
-  const out: MountPoint[] = [];
+  // A mount over another at the same point hides it: the later line (mountinfo lists mounts in
+  // the order they were made) is the one a path reaches.
+  const byPoint = new Map<string, MountPoint>();
   for (const line of text.split('\n')) {
     const sep = line.indexOf(' - ');
     if (sep < 0) continue;
@@ -48,9 +50,10 @@ export function parseMountInfo(text: string): MountPoint[] {
     const type = line.slice(sep + 3).split(' ')[0];
     if (point === undefined || type === undefined) continue;
     // Spaces, tabs, newlines and backslashes in a mount point are octal escapes.
-    out.push({ point: point.replace(/\\([0-7]{3})/g, (_m, o: string) => String.fromCharCode(parseInt(o, 8))), local: LOCAL_TYPE_NAMES.has(type) });
+    const decoded = point.replace(/\\([0-7]{3})/g, (_m, o: string) => String.fromCharCode(parseInt(o, 8)));
+    byPoint.set(decoded, { point: decoded, local: LOCAL_TYPE_NAMES.has(type) });
   }
-  return out.sort((a, b) => b.point.length - a.point.length);
+  return [...byPoint.values()].sort((a, b) => b.point.length - a.point.length);
 }
 
 /** The mount holding `path` (an absolute, normalized path): the longest mount point it is under. */

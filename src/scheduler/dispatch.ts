@@ -128,6 +128,9 @@ interface Watched {
 
 type Listener = (e: DispatchEvent) => void;
 
+/** How long a queue made for a launched executor waits to be taken over by its registration. */
+const PREPARED_QUEUE_MS = 120_000;
+
 function sleep(ms: number): Promise<void> {
   return new Promise((r) => setTimeout(r, ms));
 }
@@ -210,7 +213,15 @@ export class Dispatcher {
    */
   prepareExecutor(executorId: string): void {
     if (this.closed || this.executors.has(executorId) || this.prepared.has(executorId)) return;
-    this.prepared.set(executorId, new Queue(executorQueueName(executorId), { connection: this.producer, prefix: QUEUE_PREFIX }));
+    const queue = new Queue(executorQueueName(executorId), { connection: this.producer, prefix: QUEUE_PREFIX });
+    this.prepared.set(executorId, queue);
+    // A launch that failed before the executor was recorded is never retired: its queue goes by
+    // itself once no registration could still come (the runtime waits a minute for one).
+    setTimeout(() => {
+      if (this.prepared.get(executorId) !== queue) return;
+      this.prepared.delete(executorId);
+      void queue.close().catch(() => undefined);
+    }, PREPARED_QUEUE_MS).unref();
   }
 
   /** Executors being watched. */

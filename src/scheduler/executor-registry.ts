@@ -76,12 +76,18 @@ export class ExecutorProvisioner {
     const password = newToken(24);
     const bootToken = newToken(24);
     // Sent together (one round trip, not three): every launch waits for them.
-    await Promise.all([
+    const written = await Promise.allSettled([
       this.admin.call('ACL', 'SETUSER', username, ...executorAclRules(executorId, password)),
       // The boot user can do one thing: take (GETDEL) the key holding the real password.
       this.admin.call('ACL', 'SETUSER', bootUser(username), 'reset', 'on', `>${bootToken}`, 'resetchannels', `~${bootKey(executorId)}`, '-@all', '+getdel', '+hello', '+auth', '+client|setname', '+info'),
       this.admin.set(bootKey(executorId), password, 'EX', BOOT_TTL_SECONDS),
     ]);
+    const failed = written.find((r): r is PromiseRejectedResult => r.status === 'rejected');
+    if (failed !== undefined) {
+      // What was written goes: no user or password is left for an executor that is not launched.
+      await this.remove(executorId).catch(() => undefined);
+      throw failed.reason;
+    }
     await this.persist();
     return { username, password, bootToken };
   }

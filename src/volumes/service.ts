@@ -22,6 +22,9 @@ import {
 import type { HoldingStore } from './store.js';
 import { parseOperationId, type WireIdentity } from './wire.js';
 
+/** How long hasPendingWork trusts a listing while the store's generation has not moved. */
+const PENDING_WORK_MAX_AGE_MS = 30_000;
+
 /** An agent as the scheduler knows it (from offers / the master's state). */
 export interface KnownAgent {
   readonly agentId: string;
@@ -74,7 +77,7 @@ export class VolumeService {
   private readonly opts: PlannerOptions;
   private orphans: ReadonlyMap<string, OrphanSighting> = new Map();
   /** hasPendingWork's answer for the records at one store generation (orphans are checked apart). */
-  private pendingWork: { readonly generation: string; readonly value: boolean } | undefined;
+  private pendingWork: { readonly generation: string; readonly value: boolean; readonly at: number } | undefined;
 
   constructor(private readonly deps: VolumeServiceDeps) {
     this.opts = { ...DEFAULT_PLANNER_OPTIONS, ...deps.planner };
@@ -293,12 +296,16 @@ export class VolumeService {
     // purged): one small read of the store's generation instead, and a listing only when a record
     // was written since the last one. The generation is read before the listing, so a write that
     // lands during it makes the next call list again.
+    // The answer is kept at most PENDING_WORK_MAX_AGE_MS: a counter rolled back with the records
+    // (Redis losing its last writes) could come back to a value it had for other records.
     const generation = await this.deps.store.generation();
+    const now = this.deps.clock.now();
     const known = this.pendingWork;
-    if (known !== undefined && known.generation === generation) return known.value;
-    const value = hasPendingWork(await this.deps.store.list(), this.orphans);
-    this.pendingWork = { generation, value };
-    return value;
+    if (known !== undefined && known.generation === generation && now - known.at < PENDING_WORK_MAX_AGE_MS) return known.value;
+    // The holdings alone (orphans were checked above, and may change during the listing).
+    const value = hasPendingWork(await this.deps.store.list());
+    this.pendingWork = { generation, value, at: now };
+    return value || this.orphans.size > 0;
   }
 
   /** Operations to list in RECONCILE_OPERATIONS after (re)subscribing. */

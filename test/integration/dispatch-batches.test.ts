@@ -136,7 +136,8 @@ describe('batched dispatch', () => {
 
   it('reads the results of an executor it starts watching while its read is blocked on another executor', async () => {
     // Blocking 5 s on the event streams it reads (the other dispatchers here block 200 ms).
-    const slow = new RecordingDispatcher(redis, { blockMs: 5000 });
+    // Its reconcile (which would find the result too) waits a minute.
+    const slow = new RecordingDispatcher(redis, { blockMs: 5000, reconcileIntervalMs: 60_000 });
     others.push(slow);
     await slow.dispatcher.start();
     await executor('EW1', 1);

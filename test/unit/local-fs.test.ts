@@ -4,12 +4,12 @@
  * cannot be looked at, stay asynchronous.
  */
 import { afterAll, describe, expect, it } from 'vitest';
-import { mkdirSync, mkdtempSync, rmSync, statfsSync, symlinkSync } from 'node:fs';
+import { mkdirSync, mkdtempSync, realpathSync, rmSync, statfsSync, symlinkSync, writeFileSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { isLocalFsType, judgeLocalFs, knownLocalFs, learnLocalFs, parseMountInfo } from '../../src/executor/local-fs.js';
 
-const dir = mkdtempSync(join(tmpdir(), 'locus-localfs-'));
+const dir = realpathSync(mkdtempSync(join(tmpdir(), 'locus-localfs-')));
 afterAll(() => rmSync(dir, { recursive: true, force: true }));
 
 describe('local filesystems', () => {
@@ -29,7 +29,8 @@ describe('local filesystems', () => {
   it('counts a directory it cannot look at as not local, and does not remember that', async () => {
     const missing = join(dir, 'not-yet');
     expect(await learnLocalFs(missing)).toBe(false);
-    // Asked afterwards, it is judged from the mount table: made by mkdir, it would be local here.
+    // Not remembered as not local: asked again, it is judged from the mount table (made by mkdir,
+    // it would be on the filesystem of the directory above it).
     expect(knownLocalFs(missing)).toBe(isLocalFsType(statfsSync(dir).type));
   });
 
@@ -41,21 +42,27 @@ describe('local filesystems', () => {
   });
 
   it('never looks into a filesystem the mount table says is not local', () => {
+    // A made-up table around this test's own directory (which exists and holds no link).
     const table = [
       '22 1 0:21 / / rw,relatime - ext4 /dev/vda rw',
-      '40 22 0:50 / /srv/nfs rw,relatime - nfs4 server:/export rw',
-      '41 22 0:51 / /mnt/glu rw,relatime - fuse.glusterfs host:/vol rw',
-      '42 22 0:52 / /mnt/my\\040disk rw,relatime - xfs /dev/vdb rw',
+      `40 22 0:50 / ${dir}/nfs rw,relatime - nfs4 server:/export rw`,
+      `41 22 0:51 / ${dir}/glu rw,relatime - fuse.glusterfs host:/vol rw`,
+      `42 22 0:52 / ${dir}/my\\040disk rw,relatime - xfs /dev/vdb rw`,
+      // NFS mounted over a tmpfs at the same point: the later mount is the one paths reach.
+      `43 22 0:53 / ${dir}/stacked rw,relatime - tmpfs tmpfs rw`,
+      `44 22 0:54 / ${dir}/stacked rw,relatime - nfs4 server:/other rw`,
     ].join('\n');
-    expect(parseMountInfo(table).map((m) => [m.point, m.local])).toEqual([['/mnt/my disk', true], ['/srv/nfs', false], ['/mnt/glu', false], ['/', true]]);
-    expect(judgeLocalFs('/srv/nfs/out/job-1', table)).toBe(false);
-    expect(judgeLocalFs('/srv/nfs', table)).toBe(false);
-    expect(judgeLocalFs('/mnt/glu/x', table)).toBe(false);
+    const mounts = parseMountInfo(table);
+    expect(mounts.map((m) => [m.point, m.local])).toEqual([[`${dir}/my disk`, true], [`${dir}/stacked`, false], [`${dir}/nfs`, false], [`${dir}/glu`, false], ['/', true]]);
+    expect(judgeLocalFs(`${dir}/nfs/out/job-1`, table)).toBe(false);
+    expect(judgeLocalFs(`${dir}/nfs`, table)).toBe(false);
+    expect(judgeLocalFs(`${dir}/glu/x`, table)).toBe(false);
+    expect(judgeLocalFs(`${dir}/stacked/x`, table)).toBe(false);
     // A name that merely begins like a mount point is not under it.
-    expect(judgeLocalFs('/srv/nfsx/out', table)).toBe(true);
+    expect(judgeLocalFs(`${dir}/nfsx/out`, table)).toBe(true);
     // Not absolute or not normalized: left to the statfs.
     expect(judgeLocalFs('out/job-1', table)).toBeUndefined();
-    expect(judgeLocalFs('/srv/../srv/nfs/out', table)).toBeUndefined();
+    expect(judgeLocalFs(`${dir}/../x/nfs`, table)).toBeUndefined();
   });
 
   it('leaves a path through a symbolic link to the statfs', () => {
@@ -64,6 +71,10 @@ describe('local filesystems', () => {
     const link = join(dir, 'link');
     symlinkSync(target, link);
     expect(judgeLocalFs(join(link, 'stage-0'))).toBeUndefined();
+    // The link as the last component too, and a regular file on the way.
+    expect(judgeLocalFs(link)).toBeUndefined();
+    writeFileSync(join(dir, 'file'), '');
+    expect(judgeLocalFs(join(dir, 'file', 'stage-0'))).toBeUndefined();
     // A path made only of directories (and names still to be made) is told at once.
     expect(judgeLocalFs(join(target, 'stage-0'))).toBe(isLocalFsType(statfsSync(target).type));
   });

@@ -153,7 +153,11 @@ describe('placement: empty levels are skipped', () => {
     // lets an idle slot take a less local task, but this task would fail there again.
     const awaiting = task({ taskId: 't', preferredHosts: ['r1-h1'], preferredRacks: ['r1'], pendingSince: 1000, awaitDataHosts: true });
     const idle = (now: number): Snapshot => snap(now, { executors: [exec('r5-h1', { freeSince: -60_000, idleSince: -60_000 })] });
-    expect(place(idle(1000), indexOf([awaiting])).assignments).toEqual([]);
+    const waiting = place(idle(1000), indexOf([awaiting]));
+    expect(waiting.assignments).toEqual([]);
+    // The reason the pass records (what explain shows first) has its own wait's end, not the slot's.
+    expect(waiting.reasons).toContainEqual(expect.objectContaining({ taskId: 't', code: 'WAITING_FOR_LOCALITY', until: 4000 }));
+    expect(waiting.reasons.find((r) => r.taskId === 't')?.message).toContain('could not read its input');
     expect(place(idle(3900), indexOf([awaiting])).assignments).toEqual([]);
     // Its own node wait over (3 s: nothing lives in its rack, so no rack wait), it goes there.
     expect(place(idle(4100), indexOf([awaiting])).assignments[0]).toMatchObject({ taskId: 't', hostname: 'r5-h1', level: LocalityLevel.ANY });

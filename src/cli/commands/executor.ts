@@ -188,9 +188,7 @@ async function chooseRunner(v: RunnerChoice, logger: Logger): Promise<AttemptRun
  * (the agent's state endpoints show a task's environment) finds the key gone.
  */
 async function redeemBootToken(url: string, user: string, executorId: string, token: string): Promise<string> {
-  // No ready check: the connection makes one GETDEL, and the check's INFO (a round trip and a
-  // few KiB to parse) stood between the executor's start and its first attempt.
-  const r = new Redis(url, { username: bootUser(user), password: token, maxRetriesPerRequest: 3, lazyConnect: true, enableReadyCheck: false, retryStrategy: (times) => (times > 5 ? null : times * 200) });
+  const r = new Redis(url, { username: bootUser(user), password: token, maxRetriesPerRequest: 3, lazyConnect: true, retryStrategy: (times) => (times > 5 ? null : times * 200) });
   r.on('error', () => undefined);
   try {
     await r.connect();

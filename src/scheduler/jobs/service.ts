@@ -318,7 +318,9 @@ export class JobService extends EventEmitter<ServiceEvents> {
 
   /** How many attempts are running, per tenant. */
   runningByTenant(): Map<string, number> {
-    return this.runningCounts().byTenant;
+    const out = new Map<string, number>();
+    for (const r of this.running.values()) out.set(r.tenant, (out.get(r.tenant) ?? 0) + 1);
+    return out;
   }
 
   /** Running attempts per tenant and per job, in one walk (every placement pass asks for both). */

@@ -7,7 +7,7 @@
  */
 import { LocalityLevel } from '../../core/locality.js';
 import { resolveOptions } from './options.js';
-import { offerCouldRun, Pass } from './pass.js';
+import { awaitingDataMessage, offerCouldRun, Pass } from './pass.js';
 import type { PendingIndex } from './pending-index.js';
 import type { PendingTask, PlacementOptions, Reason, ReasonCode, Snapshot } from './types.js';
 
@@ -90,7 +90,7 @@ function explainWith(pass: Pass, t: PendingTask, opts: PlacementOptions): Reason
     else until = Math.min(until, pass.now + need - x.idleMs, head ? t.pendingSince + need : Infinity);
   }
   if (until !== Infinity && t.awaitDataHosts === true) {
-    return reason(taskId, 'WAITING_FOR_LOCALITY', `its last attempt could not read its input from the host it ran on: waiting for a slot on its data hosts (${t.preferredHosts.join(', ')}) until ${until}, then any host`, until);
+    return reason(taskId, 'WAITING_FOR_LOCALITY', awaitingDataMessage(t, until), until);
   }
   if (until !== Infinity) {
     return reason(taskId, 'WAITING_FOR_LOCALITY', `waiting for a slot on its data hosts until ${until}, then a less local slot`, until);

@@ -1005,7 +1005,18 @@ export class Pass {
       this.note(t, 'NODE_ONLY', 'the job runs node-local only and no slot on its data hosts is free');
       return;
     }
+    if (t.awaitDataHosts === true) {
+      // It waits its own wait, whatever idles (allowed).
+      const until = t.pendingSince + need;
+      this.note(t, 'WAITING_FOR_LOCALITY', awaitingDataMessage(t, until), until);
+      return;
+    }
     const until = this.now + need - x.idleMs;
     this.note(t, 'WAITING_FOR_LOCALITY', `waiting for a slot on its data hosts until ${until}`, until);
   }
+}
+
+/** Why a task whose last attempt could not read its input elsewhere waits (passes and explain say the same). */
+export function awaitingDataMessage(t: PendingTask, until: number): string {
+  return `its last attempt could not read its input from the host it ran on: waiting for a slot on its data hosts (${t.preferredHosts.join(', ')}) until ${until}, then a less local slot`;
 }
