@@ -12,6 +12,7 @@
  */
 import * as fs from 'node:fs';
 import { promises as fsp } from 'node:fs';
+import { parseMountinfo } from './isolation/cgroups.js';
 
 /** statfs f_type values of local, disk- or memory-backed filesystems (linux/magic.h). */
 const LOCAL_TYPES: ReadonlySet<number> = new Set([
@@ -38,21 +39,12 @@ export interface MountPoint {
   readonly local: boolean;
 }
 
-/** The mounts of a mountinfo text (proc(5)), longest mount point first. */
-export function parseMountInfo(text: string): MountPoint[] {
+/** The mounts of a mountinfo text (proc(5), parsed as the cgroup layout is), longest mount point first. */
+export function localityOfMounts(text: string): MountPoint[] {
   // A mount over another at the same point hides it: the later line (mountinfo lists mounts in
   // the order they were made) is the one a path reaches.
   const byPoint = new Map<string, MountPoint>();
-  for (const line of text.split('\n')) {
-    const sep = line.indexOf(' - ');
-    if (sep < 0) continue;
-    const point = line.slice(0, sep).split(' ')[4];
-    const type = line.slice(sep + 3).split(' ')[0];
-    if (point === undefined || type === undefined) continue;
-    // Spaces, tabs, newlines and backslashes in a mount point are octal escapes.
-    const decoded = point.replace(/\\([0-7]{3})/g, (_m, o: string) => String.fromCharCode(parseInt(o, 8)));
-    byPoint.set(decoded, { point: decoded, local: LOCAL_TYPE_NAMES.has(type) });
-  }
+  for (const m of parseMountinfo(text)) byPoint.set(m.mountPoint, { point: m.mountPoint, local: LOCAL_TYPE_NAMES.has(m.fsType) });
   return [...byPoint.values()].sort((a, b) => b.point.length - a.point.length);
 }
 
@@ -85,7 +77,7 @@ export function judgeLocalFs(dir: string, mountInfo?: string): boolean | undefin
       return undefined;
     }
   }
-  const mounts = parseMountInfo(text);
+  const mounts = localityOfMounts(text);
   if (!dir.startsWith('/') || dir.split('/').some((c) => c === '.' || c === '..')) return undefined;
   const parts = dir.split('/').filter((c) => c !== '');
   let path = '';
@@ -136,11 +128,20 @@ export async function learnLocalFs(dir: string): Promise<boolean> {
 export function knownLocalFs(dir: string): boolean {
   const seen = known.get(dir);
   if (seen !== undefined) return seen;
+  // Judged once: a directory the mount table cannot tell about waits for learnLocalFs.
+  if (unjudgeable.has(dir)) return false;
   const judged = judgeLocalFs(dir);
-  if (judged === undefined) return false;
+  if (judged === undefined) {
+    if (unjudgeable.size >= MAX_KNOWN) unjudgeable.clear();
+    unjudgeable.add(dir);
+    return false;
+  }
   remember(dir, judged);
   return judged;
 }
+
+/** Directories the mount table could not tell about (a symbolic link on the way, ...). */
+const unjudgeable = new Set<string>();
 
 function remember(dir: string, local: boolean): void {
   if (known.size >= MAX_KNOWN) known.clear();

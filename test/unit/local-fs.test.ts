@@ -7,7 +7,7 @@ import { afterAll, describe, expect, it } from 'vitest';
 import { mkdirSync, mkdtempSync, realpathSync, rmSync, statfsSync, symlinkSync, writeFileSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
-import { isLocalFsType, judgeLocalFs, knownLocalFs, learnLocalFs, parseMountInfo } from '../../src/executor/local-fs.js';
+import { isLocalFsType, judgeLocalFs, knownLocalFs, learnLocalFs, localityOfMounts } from '../../src/executor/local-fs.js';
 
 const dir = realpathSync(mkdtempSync(join(tmpdir(), 'locus-localfs-')));
 afterAll(() => rmSync(dir, { recursive: true, force: true }));
@@ -52,7 +52,7 @@ describe('local filesystems', () => {
       `43 22 0:53 / ${dir}/stacked rw,relatime - tmpfs tmpfs rw`,
       `44 22 0:54 / ${dir}/stacked rw,relatime - nfs4 server:/other rw`,
     ].join('\n');
-    const mounts = parseMountInfo(table);
+    const mounts = localityOfMounts(table);
     expect(mounts.map((m) => [m.point, m.local])).toEqual([[`${dir}/my disk`, true], [`${dir}/stacked`, false], [`${dir}/nfs`, false], [`${dir}/glu`, false], ['/', true]]);
     expect(judgeLocalFs(`${dir}/nfs/out/job-1`, table)).toBe(false);
     expect(judgeLocalFs(`${dir}/nfs`, table)).toBe(false);
