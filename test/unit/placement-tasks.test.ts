@@ -148,6 +148,17 @@ describe('placement: empty levels are skipped', () => {
     expect(place(snap(1000, { executors: execs }), indexOf([{ ...awaiting, awaitDataHosts: false }])).assignments[0]).toMatchObject({ taskId: 't', hostname: 'r5-h1' });
   });
 
+  it('a task still waiting for its data hosts keeps its demand when another job\'s waiting task, its wait over, is placed elsewhere', () => {
+    // Two jobs, tasks of one shape, both waiting for r1-h1: `a` since -10 s (its wait is over: it takes
+    // the free slot elsewhere), `b` since 4000 (still waiting). A slot stays free on r5-h1, but it is
+    // no room for `b`: the offer from r1-h1 must still start an executor for it.
+    const a = task({ taskId: 'a', jobId: 'ja', preferredHosts: ['r1-h1'], pendingSince: -10_000, awaitDataHosts: true });
+    const b = task({ taskId: 'b', jobId: 'jb', preferredHosts: ['r1-h1'], pendingSince: 4000, awaitDataHosts: true });
+    const plan = place(snap(4100, { executors: [exec('r5-h1', { slots: 2, freeSlots: 2, freeSince: 4100 })], offers: [offer('r1-h1')] }), indexOf([a, b]));
+    expect(plan.assignments.map((x) => x.taskId)).toEqual(['a']);
+    expect(plan.launches).toEqual([expect.objectContaining({ hostname: 'r1-h1', why: 'data' })]);
+  });
+
   it('a task waiting for its data hosts is not taken by a slot that idles elsewhere, until its own wait is over', () => {
     // An executor left idle by an earlier job, for longer than any locality wait: delay scheduling
     // lets an idle slot take a less local task, but this task would fail there again.

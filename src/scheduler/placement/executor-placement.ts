@@ -267,6 +267,8 @@ function bump(m: Map<string, Map<Shape, number>>, host: string, sh: Shape, n: nu
 function shapeDemand(pass: Pass, blocked: ReadonlySet<string>): { list: Shape[]; of: Map<Queue, Shape> } {
   const byKey = new Map<string, Shape>();
   const of = new Map<Queue, Shape>();
+  /** Queues whose waiting tasks were counted in their shape's `awaiting`. */
+  const awaitingCounted = new Set<Queue>();
   const floor = pass.opts.slotResources;
   for (const name of pass.index.tenantNames()) {
     if (blocked.has(name)) continue;
@@ -290,7 +292,10 @@ function shapeDemand(pass: Pass, blocked: ReadonlySet<string>): { list: Shape[];
       // A queue whose head has waited out its wait keeps no floor: its waiting tasks' waits are
       // bounded too, and an executor elsewhere must be able to start for them (the data hosts
       // may never offer again).
-      if (level !== LocalityLevel.ANY) sh.awaiting += q.awaiting;
+      if (level !== LocalityLevel.ANY && q.awaiting > 0) {
+        sh.awaiting += q.awaiting;
+        awaitingCounted.add(q);
+      }
       if (level === LocalityLevel.ANY) sh.ripeAny += q.all.live;
       else if (level === LocalityLevel.RACK_LOCAL) for (const [r, b] of q.racks) sh.ripeRack.set(r, (sh.ripeRack.get(r) ?? 0) + b.live);
     }
@@ -301,7 +306,8 @@ function shapeDemand(pass: Pass, blocked: ReadonlySet<string>): { list: Shape[];
     const sh = of.get(e.queue);
     if (!sh) continue;
     sh.unmet--;
-    if (e.task.awaitDataHosts === true) sh.awaiting--;
+    // Only where it was counted: a queue past its wait added none.
+    if (e.task.awaitDataHosts === true && awaitingCounted.has(e.queue)) sh.awaiting--;
   }
   return { list: [...byKey.values()], of };
 }
