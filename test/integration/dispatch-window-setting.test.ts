@@ -8,7 +8,6 @@ import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { startBed, startInProcess, waitForJob, type Bed } from './framework-harness.js';
 import type { RunningFramework } from '../../src/app/framework.js';
 import { validateJobSpec } from '../../src/scheduler/jobs/spec.js';
-import { resolveSettings } from '../../src/app/config.js';
 
 let bed: Bed;
 
@@ -45,13 +44,6 @@ async function runWith(extra: Record<string, string>): Promise<number[]> {
 }
 
 describe('dispatch-window setting', () => {
-  it('is off unless asked for, and refuses anything but true or false, naming the option', () => {
-    const base = { master: 'http://m:5050', redis: 'redis://r:6379' };
-    expect(resolveSettings(base).dispatchWindow).toBe(false);
-    expect(resolveSettings({ ...base, 'dispatch-window': 'true' }).dispatchWindow).toBe(true);
-    expect(() => resolveSettings({ ...base, 'dispatch-window': 'sometimes' })).toThrow(/dispatch-window.*must be true or false/);
-  });
-
   it('with true, the scheduler keeps a window for the executor it dispatched to; by default none', async () => {
     const on = await runWith({ 'dispatch-window': 'true' });
     expect(on.length).toBeGreaterThan(0);

@@ -11,7 +11,6 @@ import { join } from 'node:path';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { startBed, startInProcess, waitForJob, type Bed } from './framework-harness.js';
 import { validateJobSpec } from '../../src/scheduler/jobs/spec.js';
-import { resolveSettings } from '../../src/app/config.js';
 
 // One bed per run: a run's executors outlive their framework until they idle out, and are told
 // apart from the other run's by their Redis.
@@ -99,13 +98,6 @@ async function runWith(bed: Bed, name: string, extra: Record<string, string>): P
 }
 
 describe('executor-held-starts setting', () => {
-  it('is off unless asked for, and refuses anything but true or false, naming the option', () => {
-    const base = { master: 'http://m:5050', redis: 'redis://r:6379' };
-    expect(resolveSettings(base).executorHeldStarts).toBe(false);
-    expect(resolveSettings({ ...base, 'executor-held-starts': 'true' }).executorHeldStarts).toBe(true);
-    expect(() => resolveSettings({ ...base, 'executor-held-starts': 'often' })).toThrow(/executor-held-starts.*must be true or false/);
-  });
-
   it('with true, the local cluster\'s executors start attempts held and a job of short tasks runs to the end, each task once; by default none', async () => {
     const on = await runWith(beds[0] as Bed, 'held-on', { 'executor-held-starts': 'true' });
     expect(on.asked.length).toBeGreaterThan(0);

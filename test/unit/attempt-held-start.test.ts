@@ -14,6 +14,7 @@ import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { afterEach, beforeEach, describe, expect, it } from 'vitest';
 import { runAttempt, type AttemptContext, type AttemptControl } from '../../src/executor/attempt.js';
+import type { AttemptResult } from '../../src/executor/contract.js';
 import type { GateWait } from '../../src/executor/fair-gate.js';
 import { StartOrder } from '../../src/executor/start-gate.js';
 import type { AttemptRunner, RunExit, RunHandle, RunSpec } from '../../src/executor/runner.js';
@@ -80,6 +81,17 @@ async function until(what: string, ok: () => boolean): Promise<void> {
 }
 const base = { delivery: 'd', drain: new AbortController().signal, onRunning: () => undefined };
 
+/** Attempt `n` running `touch <dir>/ran`, set up while its slot is busy: resolves once it is held. */
+async function heldTouch(n: number): Promise<{ runner: ProcessRunner; mark: string; slot: ReturnType<typeof busySlot>; done: Promise<AttemptResult>; held: () => number }> {
+  const runner = new ProcessRunner();
+  const mark = join(dir, 'ran');
+  const slot = busySlot();
+  let held = 0;
+  const done = runAttempt({ ...attemptPayload(dir, n), argv: ['sh', '-c', `touch ${mark}`] }, heldContext(runner), { ...base, ...slot.control, onHeld: () => void held++ });
+  await until('the held start', () => held === 1);
+  return { runner, mark, slot, done, held: () => held };
+}
+
 describe('held starts', () => {
   it('an attempt whose slot is free starts directly, its argv as given', async () => {
     const runner = new ProcessRunner();
@@ -90,20 +102,13 @@ describe('held starts', () => {
   });
 
   it('one that waits for its slot starts held, and its workload runs only once the slot comes', async () => {
-    const runner = new ProcessRunner();
-    const ctx = heldContext(runner);
-    const mark = join(dir, 'ran');
-    const slot = busySlot();
-    let held = 0;
-    const p = { ...attemptPayload(dir, 1), argv: ['sh', '-c', `touch ${mark}`] };
-    const done = runAttempt(p, ctx, { ...base, ...slot.control, onHeld: () => void held++ });
-    await until('the held start', () => held === 1);
+    const { runner, mark, slot, done, held } = await heldTouch(1);
     // Given time to run, were it not held.
     await sleep(200);
     expect(runner.launched).toHaveLength(1);
     expect(runner.launched[0]?.slice(0, 2)).toEqual(['/bin/sh', '-c']);
     expect(runner.launched[0]?.slice(-3)).toEqual(['sh', '-c', `touch ${mark}`]);
-    expect(held).toBe(1);
+    expect(held()).toBe(1);
     expect(existsSync(mark), 'the workload ran before its slot came').toBe(false);
     const freedAt = Date.now();
     slot.free();
@@ -117,13 +122,7 @@ describe('held starts', () => {
   });
 
   it('one handed back while held is stopped, and its workload never runs', async () => {
-    const runner = new ProcessRunner();
-    const ctx = heldContext(runner);
-    const mark = join(dir, 'ran');
-    const slot = busySlot();
-    let held = 0;
-    const done = runAttempt({ ...attemptPayload(dir, 2), argv: ['sh', '-c', `touch ${mark}`] }, ctx, { ...base, ...slot.control, onHeld: () => void held++ });
-    await until('the held start', () => held === 1);
+    const { runner, mark, slot, done } = await heldTouch(2);
     expect(runner.launched).toHaveLength(1);
     slot.free('timeout');
     const r = await done;
