@@ -1,6 +1,7 @@
 /**
  * The Mesos v1 scheduler client: one long-lived SUBSCRIBE connection whose
- * RecordIO stream carries events, and one short connection per call.
+ * RecordIO stream carries events, and one short connection per call (the calls by name are
+ * SchedulerCalls', scheduler-calls.ts).
  *
  * It is an explicit state machine (after Mesos `src/scheduler/scheduler.cpp`):
  *
@@ -22,16 +23,13 @@ import { silentLogger } from '../obs/log.js';
 import { DEFAULT_BACKOFF, backoffDelay, type BackoffPolicy } from './backoff.js';
 import { calls, interpretCallResponse, type CallResult } from './calls.js';
 import { createDetector, type MasterDetector } from './detector.js';
-import { TypedEmitter } from './emitter.js';
 import { decodeEventRecord } from './events.js';
 import {
   connectionError, masterBase, postOnce, readCaFile, resolveRedirect, schedulerEndpoint, startPost, type Credentials, type TransportOptions,
 } from './http.js';
 import { RecordIoDecoder } from './recordio.js';
-import type {
-  AgentID, CallBody, Event, EventType, ExecutorID, Filters, FrameworkID, FrameworkInfo, MasterInfo, OfferID, Operation,
-  OperationID, OperationStatus, TaskID, TaskInfo, TaskStatus,
-} from './types.js';
+import { SchedulerCalls } from './scheduler-calls.js';
+import type { CallBody, Event, EventType, FrameworkID, FrameworkInfo, MasterInfo } from './types.js';
 
 /** The connection states, in order. */
 export type ConnectionState = 'DISCONNECTED' | 'CONNECTING' | 'SUBSCRIBING' | 'SUBSCRIBED';
@@ -123,7 +121,7 @@ interface Connection {
 const DEFAULT_HEARTBEAT_SECONDS = 15;
 
 /** The scheduler client. Create, attach listeners, then `start()`. */
-export class SchedulerClient extends TypedEmitter<SchedulerClientEvents> {
+export class SchedulerClient extends SchedulerCalls<SchedulerClientEvents> {
   private readonly clock: Clock;
   private readonly random: () => number;
   private readonly log: Logger;
@@ -639,75 +637,6 @@ export class SchedulerClient extends TypedEmitter<SchedulerClientEvents> {
     return new Promise((resolve) => this.clock.setTimer(ms, resolve));
   }
 
-  /** ACCEPT offers with operations (LAUNCH, LAUNCH_GROUP, RESERVE, UNRESERVE, CREATE, DESTROY). */
-  accept(offerIds: readonly (string | OfferID)[], operations: readonly Operation[], filters?: Filters): Promise<CallResult> {
-    return this.call(calls.accept(offerIds, operations, filters));
-  }
-
-  /** Shorthand: ACCEPT with one LAUNCH of the given tasks. */
-  launch(offerIds: readonly (string | OfferID)[], tasks: readonly TaskInfo[], filters?: Filters): Promise<CallResult> {
-    return this.call(calls.accept(offerIds, [{ type: 'LAUNCH', launch: { task_infos: tasks } }], filters));
-  }
-
-  /** DECLINE offers; `filters.refuse_seconds` keeps them away for a while. */
-  decline(offerIds: readonly (string | OfferID)[], filters?: Filters): Promise<CallResult> {
-    return this.call(calls.decline(offerIds, filters));
-  }
-
-  /** REVIVE offers for the given roles (all roles when empty). */
-  revive(roles?: readonly string[]): Promise<CallResult> {
-    return this.call(calls.revive(roles));
-  }
-
-  /** SUPPRESS offers for the given roles (all roles when empty). */
-  suppress(roles?: readonly string[]): Promise<CallResult> {
-    return this.call(calls.suppress(roles));
-  }
-
-  /** KILL a task. */
-  kill(taskId: TaskID | string, agentId?: AgentID | string): Promise<CallResult> {
-    return this.call(calls.kill(toId(taskId), agentId === undefined ? undefined : toId(agentId)));
-  }
-
-  /** SHUTDOWN an executor. */
-  shutdown(executorId: ExecutorID | string, agentId: AgentID | string): Promise<CallResult> {
-    return this.call(calls.shutdown(toId(executorId), toId(agentId)));
-  }
-
-  /** ACKNOWLEDGE one status update. */
-  acknowledge(agentId: AgentID | string, taskId: TaskID | string, uuid: string): Promise<CallResult> {
-    return this.call(calls.acknowledge(toId(agentId), toId(taskId), uuid));
-  }
-
-  /** ACKNOWLEDGE a status if it needs it (has a uuid and an agent); resolves false otherwise. */
-  async acknowledgeUpdate(status: TaskStatus): Promise<boolean> {
-    if (status.uuid === undefined || status.agent_id === undefined) return false;
-    await this.acknowledge(status.agent_id, status.task_id, status.uuid);
-    return true;
-  }
-
-  /** ACKNOWLEDGE_OPERATION_STATUS for an operation status that carries a uuid; resolves false otherwise. */
-  async acknowledgeOperationStatus(status: OperationStatus): Promise<boolean> {
-    if (status.uuid === undefined || status.operation_id === undefined) return false;
-    await this.call(calls.acknowledgeOperationStatus(status.operation_id, status.uuid.value, status.agent_id));
-    return true;
-  }
-
-  /** RECONCILE the given tasks; an empty list asks for every task (implicit reconciliation). */
-  reconcile(tasks: readonly { task_id: TaskID; agent_id?: AgentID }[] = []): Promise<CallResult> {
-    return this.call(calls.reconcile(tasks));
-  }
-
-  /** RECONCILE_OPERATIONS for the given operations (empty: all). */
-  reconcileOperations(operations: readonly { operation_id: OperationID; agent_id?: AgentID }[] = []): Promise<CallResult> {
-    return this.call(calls.reconcileOperations(operations));
-  }
-
-  /** Send a MESSAGE to an executor (data is base64-encoded for the wire). */
-  message(agentId: AgentID | string, executorId: ExecutorID | string, data: Uint8Array | string): Promise<CallResult> {
-    return this.call(calls.message(toId(agentId), toId(executorId), data));
-  }
-
   /** UPDATE_FRAMEWORK; the new info is also what later re-subscriptions send. */
   async updateFramework(framework: FrameworkInfo, suppressedRoles?: readonly string[]): Promise<CallResult> {
     const info: FrameworkInfo = this.framework.id ? { ...framework, id: this.framework.id } : framework;
@@ -726,8 +655,6 @@ export class SchedulerClient extends TypedEmitter<SchedulerClientEvents> {
     }
   }
 }
-
-const toId = (v: { value: string } | string): { value: string } => (typeof v === 'string' ? { value: v } : v);
 
 /** A FrameworkID as a string, for logs and storage. */
 export function frameworkIdValue(id: FrameworkID | undefined): string | undefined {
