@@ -5,7 +5,7 @@
  */
 import { execFileSync, spawn } from 'node:child_process';
 import { existsSync, mkdirSync, mkdtempSync, readFileSync, readdirSync, readlinkSync, rmSync, statSync, symlinkSync, writeFileSync, chmodSync } from 'node:fs';
-import { join } from 'node:path';
+import { basename, dirname, join } from 'node:path';
 import { availableParallelism } from 'node:os';
 import { afterAll, beforeAll, expect, onTestFinished, test } from 'vitest';
 import { createIsolator, LinuxIsolator, type LinuxContainer } from '../../src/executor/isolation/index.js';
@@ -315,7 +315,8 @@ describeWith([LINUX_ISOLATION], 'linux isolation (real namespaces and cgroups)',
     expect(Date.now() - t0).toBeGreaterThanOrEqual(250);
     expect((await c.wait()).signal).toBe('SIGKILL');
     expect(before.filter(alive)).toEqual([]);
-    for (const d of dirs) expect(existsSync(d)).toBe(false);
+    // Its cgroup is empty: removed, or kept as a spare for the next container.
+    for (const d of dirs) expect(existsSync(d) ? readFileSync(join(d, 'cgroup.procs'), 'utf8').trim() : '').toBe('');
   });
 
   test('nested containers get their cgroup under the parent and die with it', async () => {
@@ -323,7 +324,7 @@ describeWith([LINUX_ISOLATION], 'linux isolation (real namespaces and cgroups)',
     const child = (await iso.launch(spec(['sleep', '300'], { id: 'child', parentId: 'parent', limits: { cpus: 0.5, memMiB: 32, diskMiB: 0, pids: 8 } }))) as LinuxContainer;
     const parentMem = parent.cgroupDirs.find((d) => d.startsWith('/sys/fs/cgroup/memory/')) ?? '';
     const childMem = child.cgroupDirs.find((d) => d.startsWith('/sys/fs/cgroup/memory/')) ?? '';
-    expect(childMem).toBe(join(parentMem, 'child'));
+    expect(dirname(childMem)).toBe(parentMem);
     expect(readFileSync(join(childMem, 'memory.limit_in_bytes'), 'utf8').trim()).toBe(String(32 * 1024 * 1024));
     const childPids = procsOf(child);
     await parent.kill(0);
@@ -334,7 +335,7 @@ describeWith([LINUX_ISOLATION], 'linux isolation (real namespaces and cgroups)',
 
   test('an emptied cgroup is reused by the next container with the same limits, its counters restarted', async () => {
     if (!iso.cgroups.reusable) {
-      console.log('SKIPPED cgroup reuse: this host\'s cgroups cannot be renamed (cgroup2)');
+      console.log('SKIPPED cgroup reuse: this host\'s cgroups cannot restart their counters (cgroup2)');
       return;
     }
     const limits = { cpus: 0.7, memMiB: 96, diskMiB: 0, pids: 32 };
@@ -349,14 +350,18 @@ describeWith([LINUX_ISOLATION], 'linux isolation (real namespaces and cgroups)',
     expect(iso.cgroups.reused).toBe(reused + 1);
     expect(iso.cgroups.size).toBe(spares - 1);
     const memDir = c.cgroupDirs.find((d) => d.startsWith('/sys/fs/cgroup/memory/')) ?? '';
-    expect(memDir.endsWith('/reuse-second')).toBe(true);
+    // A pool's cgroup keeps the pool's name (no renames): the container knows its path.
+    expect(basename(memDir)).toMatch(/^locus-cg-\d+$/);
+    expect(c.cgroupRel[c.cgroupRel.length - 1]).toBe(basename(memDir));
     expect(readFileSync(join(memDir, 'memory.limit_in_bytes'), 'utf8').trim()).toBe(String(96 * 1024 * 1024));
     expect(procsOf(c).length).toBe(1);
     const exit = await c.wait();
     expect(exit.exitCode).toBe(0);
     expect(exit.usage.memPeakBytes).toBeLessThan(8 * 1024 * 1024);
     expect(exit.usage.cpuTimeSeconds).toBeLessThan(first.exit.usage.cpuTimeSeconds);
-    expect(existsSync(memDir)).toBe(false);
+    // Emptied, it is a spare again, under the same name.
+    expect(existsSync(memDir)).toBe(true);
+    expect(iso.cgroups.size).toBe(spares);
     // Other limits never take it.
     const before = iso.cgroups.reused;
     const other = await run(['true'], { limits: { ...limits, memMiB: 97 } });
@@ -366,7 +371,7 @@ describeWith([LINUX_ISOLATION], 'linux isolation (real namespaces and cgroups)',
 
   test('a reused cgroup does not carry an earlier container\'s OOM kill', async () => {
     if (!iso.cgroups.reusable) {
-      console.log('SKIPPED cgroup reuse after OOM: this host\'s cgroups cannot be renamed (cgroup2)');
+      console.log('SKIPPED cgroup reuse after OOM: this host\'s cgroups cannot restart their counters (cgroup2)');
       return;
     }
     const limits = { cpus: 1, memMiB: 40, diskMiB: 0, pids: 16 };
@@ -393,11 +398,12 @@ describeWith([LINUX_ISOLATION], 'linux isolation (real namespaces and cgroups)',
     if (iso.cgroups.reusable) {
       expect(iso.cgroups.size).toBe(spares + 1);
       // A spare stays inside the parent, under its limits, and a sibling with the same limits takes it.
-      expect(readdirSync(parentMem).filter((n) => n.startsWith('locus-spare-'))).toHaveLength(1);
+      const inParent = readdirSync(parentMem).filter((n) => n.startsWith('locus-cg-'));
+      expect(inParent).toHaveLength(1);
       const reused = iso.cgroups.reused;
       const sibling = (await iso.launch(spec(['sleep', '0.1'], { id: 'spare-sibling', parentId: 'spare-parent', limits: { ...limits, memMiB: 32 } }))) as LinuxContainer;
       expect(iso.cgroups.reused).toBe(reused + 1);
-      expect(sibling.cgroupDirs.find((d) => d.startsWith('/sys/fs/cgroup/memory/'))).toBe(join(parentMem, 'spare-sibling'));
+      expect(sibling.cgroupDirs.find((d) => d.startsWith('/sys/fs/cgroup/memory/'))).toBe(join(parentMem, inParent[0] ?? ''));
       expect((await sibling.wait()).exitCode).toBe(0);
     }
     await parent.kill(0);

@@ -1,13 +1,19 @@
 /**
  * Spare container cgroups: an emptied cgroup kept for the next container with
- * the same limits, where the layout can rename cgroups (v1).
+ * the same limits, where the layout can restart a cgroup's counters (v1).
  *
  * Making a container's cgroup is a mkdir and its limit writes in each of five
  * v1 hierarchies, and removing it five rmdirs that leave an offline memory
  * cgroup for the kernel to reap later; for a short task that is a good part of
- * what its container costs. A spare is renamed twice instead (to `locus-spare-<n>`, a name no container id can take,
- * when its container ends, to the next container's id when it is taken), its
- * limits are already written, and its counters restart (see CgroupDriver.rename).
+ * what its container costs. A spare is taken as it is instead: its limits are
+ * already written, and its counters restart (see CgroupDriver.reuse).
+ *
+ * So that a spare needs no rename (five renames a container, each waiting on the
+ * kernel's cgroup mutex while other containers start and end: a millisecond a
+ * container on the event loop in a busy wave), the cgroups of a pool are named
+ * `locus-cg-<n>`, a name no container id can take, not after their container;
+ * the container knows its cgroup's path (LinuxContainer.cgroupRel), and logs it
+ * when it starts.
  *
  * A cgroup becomes a spare only when it is certainly reusable: its container's
  * processes were all killed and waited for, it held no nested containers, and
@@ -49,9 +55,9 @@ export class CgroupPool {
     private readonly max = SPARES_MAX,
   ) {}
 
-  /** Whether cgroups are kept for reuse here at all (a layout that can rename them, a pool of at least one). */
+  /** Whether cgroups are kept for reuse here at all (a layout that can restart their counters, a pool of at least one). */
   get reusable(): boolean {
-    return this.driver.rename !== undefined && this.max > 0;
+    return this.driver.reuse !== undefined && this.max > 0;
   }
 
   /** How many spares are waiting. */
@@ -59,52 +65,47 @@ export class CgroupPool {
     return this.count;
   }
 
-  /** A cgroup for a container at `rel`: a spare with the same limits when there is one, else a new one. */
-  async create(rel: readonly string[], limits: ContainerLimits): Promise<ContainerCgroup> {
-    const rename = this.driver.rename;
-    if (rename !== undefined && this.holds(rel)) {
-      const parent = rel.slice(0, -1);
+  /**
+   * A cgroup for container `id` inside `parent` (path segments below each hierarchy): a spare with
+   * the same limits when there is one, else a new one. Returns it with its path: a pool's cgroup is
+   * named by the pool, a cgroup outside the pool after its container.
+   */
+  async create(parent: readonly string[], id: string, limits: ContainerLimits): Promise<{ cg: ContainerCgroup; rel: string[] }> {
+    const pooled = this.reusable && this.inside(parent);
+    const reuse = this.driver.reuse;
+    if (pooled && reuse !== undefined) {
       const name = this.spares.get(spareKey(parent, limits))?.pop();
       if (name !== undefined) {
         this.count--;
-        const from = [...parent, name];
+        const rel = [...parent, name];
         try {
-          const cg = rename(from, rel);
+          const cg = reuse(rel);
           this.reused++;
-          return cg;
+          return { cg, rel };
         } catch {
-          // Renamed in some hierarchies and not others, or gone: remove both names and start afresh.
-          await destroyCgroup(this.driver.open(from), 0).catch(() => undefined);
+          // Gone or unreadable: remove what is left of it and start afresh.
           await destroyCgroup(this.driver.open(rel), 0).catch(() => undefined);
         }
       }
     }
-    return this.driver.create(rel, limits);
+    const rel = [...parent, pooled ? `locus-cg-${++this.seq}` : id];
+    return { cg: await this.driver.create(rel, limits), rel };
   }
 
   /**
-   * The container at `rel` ended and its cgroup is empty: keep it as a spare, or remove it.
-   * `leftBytes` is the memory still charged to it; `keepOut` says it must not be reused (it held a
-   * nested container, or was not seen empty).
+   * The container whose cgroup is at `rel` ended and its cgroup is empty: keep it as a spare, or
+   * remove it. `leftBytes` is the memory still charged to it; `keepOut` says it must not be reused
+   * (it held a nested container, or was not seen empty).
    */
   async release(cg: ContainerCgroup, rel: readonly string[], limits: ContainerLimits, leftBytes: number, keepOut: boolean): Promise<void> {
     // Spares made inside this cgroup (it held nested containers) go when it is removed.
     this.dropUnder(rel);
-    const rename = this.driver.rename;
-    if (rename === undefined || this.closed || keepOut || !this.holds(rel) || this.count >= this.max || !(leftBytes <= SPARE_LEFT_BYTES)) {
+    const name = rel[rel.length - 1] ?? '';
+    if (!this.reusable || this.closed || keepOut || !name.startsWith('locus-cg-') || !this.inside(rel.slice(0, -1)) || this.count >= this.max || !(leftBytes <= SPARE_LEFT_BYTES)) {
       await cg.remove();
       return;
     }
-    const parent = rel.slice(0, -1);
-    const name = `locus-spare-${++this.seq}`;
-    try {
-      rename(rel, [...parent, name]);
-    } catch {
-      await destroyCgroup(this.driver.open([...parent, name]), 0).catch(() => undefined);
-      await cg.remove();
-      return;
-    }
-    const key = spareKey(parent, limits);
+    const key = spareKey(rel.slice(0, -1), limits);
     const list = this.spares.get(key);
     if (list) list.push(name);
     else this.spares.set(key, [name]);
@@ -118,8 +119,9 @@ export class CgroupPool {
     this.count = 0;
   }
 
-  private holds(rel: readonly string[]): boolean {
-    return rel.length > this.root.length && this.root.every((seg, i) => rel[i] === seg);
+  /** Whether `parent` is the pool's root or inside it. */
+  private inside(parent: readonly string[]): boolean {
+    return parent.length >= this.root.length && this.root.every((seg, i) => parent[i] === seg);
   }
 
   private dropUnder(rel: readonly string[]): void {

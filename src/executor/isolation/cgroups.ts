@@ -9,7 +9,7 @@
  * removes them (with anything still running inside), so a crash never leaves
  * cgroups behind for long.
  */
-import { existsSync, mkdirSync, promises as fsp, readdirSync, readFileSync, renameSync, rmdirSync, writeFileSync } from 'node:fs';
+import { existsSync, mkdirSync, promises as fsp, readdirSync, readFileSync, rmdirSync, writeFileSync } from 'node:fs';
 import { join } from 'node:path';
 import type { ContainerLimits } from './types.js';
 
@@ -180,11 +180,11 @@ export interface CgroupDriver {
   /** Open an existing path (stale cleanup, nested lookups). */
   open(rel: readonly string[]): ContainerCgroup;
   /**
-   * Move an empty cgroup to `to` (a sibling of `from`) with its limits, and restart what it
-   * counts (CPU time, memory peak; the OOM kills counted before stay out of its figures), so that it
-   * can hold another container. Absent where the layout cannot rename cgroups (cgroup2).
+   * Take an empty cgroup at `rel` for another container, its limits as they are: restart what it
+   * counts (CPU time, memory peak; the OOM kills counted before stay out of its figures). Absent
+   * where the layout cannot restart its counters (cgroup2).
    */
-  readonly rename?: (from: readonly string[], to: readonly string[]) => ContainerCgroup;
+  readonly reuse?: (rel: readonly string[]) => ContainerCgroup;
 }
 
 /*
@@ -371,21 +371,16 @@ class V1Driver implements CgroupDriver {
   }
 
   /**
-   * cgroup v1 renames a cgroup within its parent. The counters that can be restarted are
-   * (cpuacct.usage and memory.max_usage_in_bytes take a write of 0); the OOM kill counter cannot,
-   * so its value now is the new cgroup's base. Renames that were done stay done when a later one
-   * fails: the caller removes both names then.
+   * The counters that can be restarted are (cpuacct.usage and memory.max_usage_in_bytes take a
+   * write of 0); the OOM kill counter cannot, so its value now is the cgroup's base from here.
    */
-  readonly rename = (from: readonly string[], to: readonly string[]): V1Cgroup => {
-    if (from.length !== to.length || from.slice(0, -1).some((seg, i) => seg !== to[i])) throw new Error(`a cgroup is renamed within its parent only: ${from.join('/')} -> ${to.join('/')}`);
-    const old = this.open(from);
-    for (const d of old.dirs) renameSync(d, join(d, '..', to[to.length - 1] ?? ''));
+  readonly reuse = (rel: readonly string[]): V1Cgroup => {
     const cpuacct = this.mounts.get('cpuacct');
-    if (cpuacct !== undefined) writeFileSync(join(cpuacct, ...to, 'cpuacct.usage'), '0');
+    if (cpuacct !== undefined) writeFileSync(join(cpuacct, ...rel, 'cpuacct.usage'), '0');
     const mem = this.mounts.get('memory');
-    if (mem === undefined) return this.open(to);
-    writeFileSync(join(mem, ...to, 'memory.max_usage_in_bytes'), '0');
-    return this.open(to, keyedValue(readTextSync(join(mem, ...to, 'memory.oom_control')), 'oom_kill'));
+    if (mem === undefined) return this.open(rel);
+    writeFileSync(join(mem, ...rel, 'memory.max_usage_in_bytes'), '0');
+    return this.open(rel, keyedValue(readTextSync(join(mem, ...rel, 'memory.oom_control')), 'oom_kill'));
   };
 
   async create(rel: readonly string[], limits: ContainerLimits): Promise<ContainerCgroup> {

@@ -179,11 +179,13 @@ export class LinuxIsolator implements Isolator {
     if (this.closing) throw new LocusError('WRONG_STATE', 'the isolator is closed');
     validateSpec(spec);
     if (this.containers.has(spec.id)) throw new LocusError('ALREADY_EXISTS', `container '${spec.id}' is already running`);
-    let rel = [this.options.cgroupRoot, this.owner, spec.id];
+    let cgroupParent: readonly string[] = [this.options.cgroupRoot, this.owner];
     if (spec.parentId !== undefined) {
       const parent = this.containers.get(spec.parentId);
       if (!parent) throw new LocusError('NOT_FOUND', `parent container '${spec.parentId}' is not running here`, { field: 'parentId' });
-      rel = [...parent.cgroupRel, spec.id];
+      // A parent still being started has no cgroup yet: nothing can be nested in it.
+      if (parent.cgroupRel.length === 0) throw new LocusError('WRONG_STATE', `parent container '${spec.parentId}' is still starting`, { field: 'parentId' });
+      cgroupParent = parent.cgroupRel;
       parent.markNested();
     }
     const user = resolveUser(spec.user ?? this.options.defaultUser);
@@ -201,7 +203,7 @@ export class LinuxIsolator implements Isolator {
       if (st && st.isDirectory() && st.uid !== user.uid) await fsp.chown(v.hostPath, user.uid, user.gid);
     }
 
-    const container = new LinuxContainer(spec, rel, this.logger.child({ container: spec.id }), this.options, () => this.containers.delete(spec.id), this.cgroups);
+    const container = new LinuxContainer(spec, this.logger.child({ container: spec.id }), this.options, () => this.containers.delete(spec.id), this.cgroups);
     this.containers.set(spec.id, container);
     const env: Record<string, string> = { PATH: DEFAULT_PATH, HOME: spec.sandboxDir, ...spec.env, LOCUS_SANDBOX: spec.sandboxDir };
     const exe = findExecutable(spec.argv[0] ?? '', env['PATH'] ?? DEFAULT_PATH);
@@ -211,7 +213,9 @@ export class LinuxIsolator implements Isolator {
     }
     let cg: ContainerCgroup;
     try {
-      cg = await this.cgroups.create(rel, spec.limits);
+      const made = await this.cgroups.create(cgroupParent, spec.id, spec.limits);
+      cg = made.cg;
+      container.cgroupRel = made.rel;
     } catch (err) {
       this.containers.delete(spec.id);
       throw new LocusError('INTERNAL', `cannot create cgroup for '${spec.id}': ${(err as Error).message}`, { cause: err });
@@ -310,10 +314,11 @@ export class LinuxContainer implements Container {
   private resolveExit!: (exit: ContainerExit) => void;
   private readonly exited: Promise<ContainerExit>;
 
+  /** The container's cgroup: its path segments below each hierarchy (set when it is made). */
+  cgroupRel: readonly string[] = [];
+
   constructor(
     private readonly spec: ContainerSpec,
-    /** Cgroup path segments below each hierarchy. */
-    readonly cgroupRel: readonly string[],
     private readonly logger: Logger,
     private readonly options: LinuxIsolatorOptions,
     private readonly forget: () => void,
