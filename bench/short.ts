@@ -9,7 +9,7 @@
  * tasks on 3 agents, cold (`--small-only` skips it). `--isolation process`
  * runs tasks without namespaces and cgroups, to tell their cost apart;
  * `--runner isolator` runs them in the executor's own containers instead of
- * the agent's nested ones; `--held-starts` turns on executor-held-starts. Each run's CPU per
+ * the agent's nested ones; `--held-starts on|off|auto` sets executor-held-starts (default auto). Each run's CPU per
  * task is split by process role.
  *
  * Every task is checked SUCCEEDED before a time is trusted. The ideal is the
@@ -50,8 +50,13 @@ const RUNNER = ((): 'auto' | 'agent' | 'isolator' => {
   if (v !== 'auto' && v !== 'agent' && v !== 'isolator') throw new Error(`--runner must be auto, agent or isolator, got '${v ?? ''}'`);
   return v;
 })();
-/** `--held-starts` turns on the framework's executor-held-starts (off by default). */
-const HELD_STARTS = process.argv.includes('--held-starts');
+/** `--held-starts on|off|auto` sets the framework's executor-held-starts (default: the framework's own, auto). */
+const HELD_STARTS = ((): 'on' | 'off' | 'auto' => {
+  const i = process.argv.indexOf('--held-starts');
+  const v = i >= 0 ? process.argv[i + 1] : 'auto';
+  if (v !== 'on' && v !== 'off' && v !== 'auto') throw new Error(`--held-starts must be on, off or auto, got '${v ?? ''}'`);
+  return v;
+})();
 const TASK_SECONDS = 0.2;
 const TASK_CPUS = 0.1;
 const CPUS_PER_AGENT = 2;
@@ -75,8 +80,8 @@ interface Row {
   readonly isolation: string;
   /** Who starts the containers: auto (the agent's nested containers where it isolates them), agent or isolator. */
   readonly runner: string;
-  /** Whether executor-held-starts was on (`--held-starts`). */
-  readonly heldStarts: boolean;
+  /** executor-held-starts as set for the run (`--held-starts`). */
+  readonly heldStarts: 'on' | 'off' | 'auto';
 }
 
 /**
@@ -205,7 +210,7 @@ async function runRow(tasks: number, agents: number, isolation: string, warmRun 
   const settings = resolveSettings({
     master: cluster.masterUrl, redis: redis.url, 'http-port': '0', 'grpc-port': '0',
     'state-dir': work, 'local-work-dir': join(work, 'local'), isolation: ISOLATION, 'executor-runner': RUNNER, 'executor-idle-timeout': '5m',
-    ...(HELD_STARTS ? { 'executor-held-starts': 'true' } : {}),
+    'executor-held-starts': HELD_STARTS === 'on' ? 'true' : HELD_STARTS === 'off' ? 'false' : 'auto',
   });
   const fw = await startFramework(settings, { logger, agents: () => cluster.agents });
   try {

@@ -103,10 +103,11 @@ export interface FrameworkSettings {
   readonly executorPrefetch: boolean;
   /**
    * Whether executors start prefetched attempts' containers held while they wait for a slot
-   * (src/executor/start-gate.ts), where their runner allows it; off by default: it costs about
-   * 6 ms of CPU per task, which a CPU-bound cluster pays in time (see the operator guide).
+   * (src/executor/start-gate.ts), where their runner allows it. `auto` (the default): only while
+   * their host's CPUs idle enough for the CPU it costs to be free (src/executor/host-cpu.ts); a
+   * CPU-bound host pays it in time (see the operator guide).
    */
-  readonly executorHeldStarts: boolean;
+  readonly executorHeldStarts: boolean | 'auto';
   /** Where executors keep outputs on their host when outputs are not shared (one sub-directory per host name). */
   readonly hostOutputDir: string | undefined;
   /** The address executors' block servers listen on (`block-server-bind`, default 127.0.0.1). */
@@ -368,7 +369,13 @@ export function resolveSettings(flags: RawSettings, file: Readonly<Record<string
     sharedOutputs: flag('shared-outputs'),
     dispatchWindow: flag('dispatch-window') ?? false,
     executorPrefetch: flag('executor-prefetch') ?? true,
-    executorHeldStarts: flag('executor-held-starts') ?? false,
+    executorHeldStarts: ((): boolean | 'auto' => {
+      const v = get('executor-held-starts');
+      if (v === undefined || v === '' || v === 'auto') return 'auto';
+      if (v === true || v === 'true') return true;
+      if (v === false || v === 'false') return false;
+      throw invalidField('executor-held-starts', `must be true, false or auto, got '${String(v)}'`);
+    })(),
     hostOutputDir: str('host-output-dir'),
     blockServerBind: str('block-server-bind') ?? '127.0.0.1',
     logLevel: str('log-level') ?? 'info',

@@ -149,7 +149,7 @@ export async function createExecutorRuntime(o: ExecutorRuntimeOptions): Promise<
         '--hostname', launch.hostname,
         '--slots', String(launch.slots),
         ...(settings.executorPrefetch ? ['--prefetch', String(prefetchDepth(launch.slots))] : []),
-        ...(settings.executorPrefetch && settings.executorHeldStarts ? ['--held-starts', 'on'] : []),
+        ...(settings.executorPrefetch && settings.executorHeldStarts !== false ? ['--held-starts', settings.executorHeldStarts === 'auto' ? 'auto' : 'on'] : []),
         '--slot-cpus', String(launch.slotResources.cpus),
         '--slot-mem', formatMiB(launch.slotResources.mem),
         '--slot-disk', formatMiB(launch.slotResources.disk),

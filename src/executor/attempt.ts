@@ -45,6 +45,8 @@ export interface AttemptContext {
    * runner allows it (AttemptRunner.heldStarts).
    */
   readonly startOrder?: StartOrder;
+  /** Asked before each held start (executor-held-starts auto): false starts the container when its slot frees. Absent: held whenever startOrder is set. */
+  readonly holdStarts?: () => boolean;
 }
 
 /** Per-attempt controls from the executor. */
@@ -324,7 +326,7 @@ async function attemptSteps(payload: AttemptPayload, ctx: AttemptContext, contro
     if (control.slot !== undefined && slot === undefined) {
       // Queued for a slot now, in arrival order, whatever a held start does meanwhile.
       const waiting = control.slot();
-      if (ctx.startOrder !== undefined && ctx.runner.heldStarts === true) {
+      if (ctx.startOrder !== undefined && ctx.runner.heldStarts === true && (ctx.holdStarts?.() ?? true)) {
         held = await startHeld({
           runner: ctx.runner, order: ctx.startOrder, spec, slot: waiting, gateDir: ctx.scratchDir, prepare: () => makeScratchRoot(ctx.scratchDir),
           owner: uid !== undefined && process.getuid?.() === 0 ? uid : undefined,

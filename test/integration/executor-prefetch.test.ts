@@ -184,7 +184,7 @@ describe('executor prefetch', () => {
 
   it('keeps a quarter of the prefetch it is asked for when its containers cannot start held', async () => {
     const { redis, admin, prov, work } = suite.bed();
-    for (const [id, extra, want] of [['EP7', [], 2], ['EP8', ['--runner', 'noop', '--held-starts', 'on'], 2], ['EP9', ['--held-starts', 'on'], 8]] as const) {
+    for (const [id, extra, want] of [['EP7', [], 2], ['EP8', ['--runner', 'noop', '--held-starts', 'on'], 2], ['EP9', ['--held-starts', 'on'], 8], ['EP10', ['--held-starts', 'auto'], 8]] as const) {
       const creds = await prov.create(id);
       const e = spawnExecutor({ redis, id, creds, sandbox: join(work, `sandbox-${id}`), slots: 8, args: ['--prefetch', '8', ...extra] });
       suite.procs.push(e);
@@ -195,14 +195,14 @@ describe('executor prefetch', () => {
     }
   });
 
-  it('refuses a --held-starts that is neither on nor off, naming the flag', async () => {
+  it('refuses a --held-starts that is not on, off or auto, naming the flag', async () => {
     const { redis, prov, work } = suite.bed();
     const id = 'EP6';
     const creds = await prov.create(id);
     const e = spawnExecutor({ redis, id, creds, sandbox: join(work, `sandbox-${id}`), slots: 1, args: ['--held-starts', 'maybe'] });
     suite.procs.push(e);
     expect(await e.exited).not.toBe(0);
-    expect(e.stderr()).toContain('--held-starts must be on or off');
+    expect(e.stderr()).toContain('--held-starts must be on, off or auto');
   });
 
   it('without --prefetch takes no more than its slots: a second attempt waits in the queue and runs later', async () => {

@@ -2,8 +2,10 @@
  * The `executor-held-starts` setting reaches the executors the framework launches on the local
  * cluster: with `true` they are started with `--held-starts on`, attempts' containers start held
  * at their gates while the job runs (the gates appear in the executors' scratch directories), and
- * a job of short tasks runs to the end, every task once; by default (off) no executor is asked and
- * no gate appears. The gate itself is test/unit/start-gate.test.ts's, the attempt's steps
+ * a job of short tasks runs to the end, every task once; with `false` no executor is asked and no
+ * gate appears; by default they are asked for `auto` (held while their host's CPUs idle enough:
+ * whether they do depends on the machine's load, so test/unit/held-starts-auto.test.ts tests
+ * the decision). The gate itself is test/unit/start-gate.test.ts's, the attempt's steps
  * test/unit/attempt-held-start.test.ts's and a real executor's test/integration/executor-prefetch.test.ts's.
  */
 import { existsSync, readdirSync, readFileSync, statSync } from 'node:fs';
@@ -17,7 +19,7 @@ import { validateJobSpec } from '../../src/scheduler/jobs/spec.js';
 let beds: Bed[] = [];
 
 beforeAll(async () => {
-  beds = [await startBed({ agents: 1, files: 1 }), await startBed({ agents: 1, files: 1 })];
+  beds = [await startBed({ agents: 1, files: 1 }), await startBed({ agents: 1, files: 1 }), await startBed({ agents: 1, files: 1 })];
 }, 180_000);
 
 afterAll(async () => {
@@ -52,16 +54,16 @@ function gates(bed: Bed): number {
   return n;
 }
 
-/** Running executor processes of this bed's Redis, by pid: whether each was asked for held starts. */
-function executorsAsked(bed: Bed): Map<number, boolean> {
-  const out = new Map<number, boolean>();
+/** Running executor processes of this bed's Redis, by pid: the held starts each was asked for ('off' when none). */
+function executorsAsked(bed: Bed): Map<number, string> {
+  const out = new Map<number, string>();
   for (const name of readdirSync('/proc')) {
     if (!/^\d+$/.test(name)) continue;
     try {
       const argv = readFileSync(`/proc/${name}/cmdline`, 'utf8').split('\0');
       if (!argv.includes('--executor-id') || !argv.includes(bed.redis.url)) continue;
       const i = argv.indexOf('--held-starts');
-      out.set(Number(name), i >= 0 && argv[i + 1] === 'on');
+      out.set(Number(name), i >= 0 ? (argv[i + 1] ?? '') : 'off');
     } catch {
       // Gone meanwhile.
     }
@@ -69,7 +71,7 @@ function executorsAsked(bed: Bed): Map<number, boolean> {
   return out;
 }
 
-async function runWith(bed: Bed, name: string, extra: Record<string, string>): Promise<{ asked: boolean[]; gatesSeen: number }> {
+async function runWith(bed: Bed, name: string, extra: Record<string, string>): Promise<{ asked: string[]; gatesSeen: number }> {
   const fw = await startInProcess(bed, { 'state-dir': `${bed.dir}/state-${name}`, ...extra });
   try {
     const submitted = await fw.jobs.submit('default', validateJobSpec({
@@ -77,7 +79,7 @@ async function runWith(bed: Bed, name: string, extra: Record<string, string>): P
       task: { command: ['sleep', '0.3'], resources: { cpus: 0.1, mem: '32MiB' } },
       tasks: Array.from({ length: 120 }, () => ({})),
     }));
-    let asked: boolean[] = [];
+    let asked: string[] = [];
     let gatesSeen = 0;
     for (;;) {
       const job = await fw.jobs.get(submitted.id);
@@ -98,14 +100,17 @@ async function runWith(bed: Bed, name: string, extra: Record<string, string>): P
 }
 
 describe('executor-held-starts setting', () => {
-  it('with true, the local cluster\'s executors start attempts held and a job of short tasks runs to the end, each task once; by default none', async () => {
+  it('with true, the local cluster\'s executors start attempts held and a job of short tasks runs to the end, each task once; with false none; by default they are asked for auto', async () => {
     const on = await runWith(beds[0] as Bed, 'held-on', { 'executor-held-starts': 'true' });
     expect(on.asked.length).toBeGreaterThan(0);
-    expect(on.asked.every((a) => a)).toBe(true);
+    expect(on.asked.every((a) => a === 'on')).toBe(true);
     expect(on.gatesSeen, 'no container was seen held').toBeGreaterThan(0);
-    const off = await runWith(beds[1] as Bed, 'held-off', {});
+    const off = await runWith(beds[1] as Bed, 'held-off', { 'executor-held-starts': 'false' });
     expect(off.asked.length).toBeGreaterThan(0);
-    expect(off.asked.some((a) => a)).toBe(false);
+    expect(off.asked.every((a) => a === 'off')).toBe(true);
     expect(off.gatesSeen).toBe(0);
-  }, 180_000);
+    const auto = await runWith(beds[2] as Bed, 'held-auto', {});
+    expect(auto.asked.length).toBeGreaterThan(0);
+    expect(auto.asked.every((a) => a === 'auto')).toBe(true);
+  }, 240_000);
 });

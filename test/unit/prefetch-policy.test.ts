@@ -1,15 +1,22 @@
 /**
- * PrefetchPolicy (src/scheduler/prefetch.ts): an executor is sent its prefetch only after
- * PREFETCH_MIN_STREAK short results in a row (fewer for an executor with fewer slots); a long
- * run or a hand-back ends the streak; results of attempts that never ran change nothing.
+ * PrefetchPolicy (src/scheduler/prefetch.ts): a new executor is sent its prefetch at once; a long
+ * run or a hand-back stops it until PREFETCH_MIN_STREAK short results in a row (fewer for an
+ * executor with fewer slots); results of attempts that never ran change nothing.
  */
 import { describe, expect, it } from 'vitest';
 import { PREFETCH_MIN_STREAK, PREFETCH_SHORT_RUN_MS, PrefetchPolicy, dispatchableSlots } from '../../src/scheduler/prefetch.js';
 import { prefetchDepth, unheldPrefetch } from '../../src/executor/contract.js';
 
 describe('PrefetchPolicy', () => {
-  it('turns on after a run of short results and off after a long run or a hand-back', () => {
+  it('prefetches until a long run or a hand-back, then again after a run of short results', () => {
     const p = new PrefetchPolicy();
+    // Nothing known: trusted, and short results keep it so.
+    expect(p.extra('e', 19, 5)).toBe(5);
+    p.finished('e', 200, false);
+    expect(p.extra('e', 19, 5)).toBe(5);
+    // An executor that registered no prefetch gets none.
+    expect(p.extra('e', 19, 0)).toBe(0);
+    p.finished('e', PREFETCH_SHORT_RUN_MS, false);
     expect(p.extra('e', 19, 5)).toBe(0);
     for (let i = 0; i < PREFETCH_MIN_STREAK - 1; i++) p.finished('e', 200, false);
     expect(p.extra('e', 19, 5)).toBe(0);
@@ -19,23 +26,22 @@ describe('PrefetchPolicy', () => {
     p.finished('e', 200, false);
     expect(p.extra('e', 19, 5)).toBe(5);
     expect(p.extra('e', 19, 1)).toBe(1);
-    // An executor that registered no prefetch gets none.
-    expect(p.extra('e', 19, 0)).toBe(0);
-    p.finished('e', PREFETCH_SHORT_RUN_MS, false);
+    p.finished('e', undefined, true);
     expect(p.extra('e', 19, 5)).toBe(0);
     for (let i = 0; i < PREFETCH_MIN_STREAK; i++) p.finished('e', 10, false);
     expect(p.extra('e', 19, 5)).toBe(5);
-    p.finished('e', undefined, true);
-    expect(p.extra('e', 19, 5)).toBe(0);
   });
 
   it('needs no more short results than the executor has slots, and forgets executors', () => {
     const p = new PrefetchPolicy();
+    p.finished('one', PREFETCH_SHORT_RUN_MS + 1, false);
+    expect(p.extra('one', 1, 1)).toBe(0);
     p.finished('one', 100, false);
     expect(p.extra('one', 1, 1)).toBe(1);
+    p.finished('other', undefined, true);
     expect(p.extra('other', 1, 1)).toBe(0);
-    p.dropExecutor('one');
-    expect(p.extra('one', 1, 1)).toBe(0);
+    p.dropExecutor('other');
+    expect(p.extra('other', 1, 1)).toBe(1);
   });
 
   it('asks executors for as many attempts ahead as they have slots, at least one and at most 32', () => {

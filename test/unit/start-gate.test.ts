@@ -5,11 +5,11 @@
  * starts with a slot go first.
  */
 import { spawn } from 'node:child_process';
-import { existsSync, mkdtempSync, readFileSync, rmSync, statSync, writeFileSync } from 'node:fs';
+import { existsSync, mkdtempSync, readdirSync, readFileSync, rmSync, statSync, writeFileSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { afterEach, beforeEach, describe, expect, it } from 'vitest';
-import { GATE_CLOSED_EXIT, StartGate, StartOrder } from '../../src/executor/start-gate.js';
+import { FIFO_BATCH, FifoStock, GATE_CLOSED_EXIT, StartGate, StartOrder } from '../../src/executor/start-gate.js';
 
 let dir: string;
 beforeEach(() => {
@@ -86,6 +86,28 @@ describe('start gate', () => {
     writeFileSync(taken, 'mine');
     await expect(StartGate.create(taken, undefined)).rejects.toThrow();
     expect(readFileSync(taken, 'utf8')).toBe('mine');
+  });
+
+  it('takes its FIFOs from a stock made a batch at a time, in a directory of its own; a taken path keeps its FIFO in the stock', async () => {
+    const stock = new FifoStock(join(dir, '.gate-stock'), 8);
+    for (let i = 0; i < 20; i++) {
+      await stock.take(join(dir, `s${i}.start`));
+      expect(statSync(join(dir, `s${i}.start`)).isFIFO()).toBe(true);
+      expect(statSync(join(dir, `s${i}.start`)).mode & 0o777).toBe(0o600);
+    }
+    // 20 FIFOs, refilled when half empty: a handful of mkfifo runs, not one per FIFO.
+    expect(stock.fills).toBeGreaterThanOrEqual(3);
+    expect(stock.fills).toBeLessThanOrEqual(5);
+    expect(statSync(join(dir, '.gate-stock')).mode & 0o777).toBe(0o700);
+    const left = readdirSync(join(dir, '.gate-stock')).length;
+    writeFileSync(join(dir, 'taken.start'), 'mine');
+    await expect(stock.take(join(dir, 'taken.start'))).rejects.toThrow(/EEXIST/);
+    expect(readFileSync(join(dir, 'taken.start'), 'utf8')).toBe('mine');
+    await new Promise((r) => setTimeout(r, 100));
+    expect(readdirSync(join(dir, '.gate-stock')).length).toBeGreaterThanOrEqual(left);
+    await stock.clear();
+    expect(existsSync(join(dir, '.gate-stock'))).toBe(false);
+    expect(FIFO_BATCH).toBeGreaterThan(1);
   });
 });
 

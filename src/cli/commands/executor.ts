@@ -40,11 +40,13 @@ attempt in an isolated (nested) container. Every flag also reads LOCUS_<FLAG>.
                           (default 0: none)
   --prefetch-hold DUR     how long a prefetched attempt waits for a slot before it is handed
                           back (default 1s)
-  --held-starts on|off    start a prefetched attempt's container while it waits for its slot,
+  --held-starts on|off|auto
+                          start a prefetched attempt's container while it waits for its slot,
                           held before the workload runs, and release it when the slot frees
                           (where the runner allows it: the local agent, or the executor's own
-                          containers). Costs CPU per task; the framework's executor-held-starts
-                          setting turns it on (default off)
+                          containers). Costs CPU per task; auto: only while the host's CPUs
+                          were idle at least 30% lately. The framework's executor-held-starts
+                          setting asks for it (default here off; the framework's auto)
   --slot-cpus N           cpus per slot (default 1)
   --slot-mem SIZE         memory per slot (default 256MiB)
   --slot-disk SIZE        disk per slot (default 0: no limit)
@@ -227,7 +229,7 @@ export async function run(argv: string[]): Promise<number> {
   const slots = intFlag(v.slots, 'slots', 1, 1);
   const prefetch = intFlag(v.prefetch, 'prefetch', 0, 0);
   const heldStarts = v['held-starts'] ?? 'off';
-  if (heldStarts !== 'on' && heldStarts !== 'off') throw new CliUsageError(`--held-starts must be on or off, got '${heldStarts}'`);
+  if (heldStarts !== 'on' && heldStarts !== 'off' && heldStarts !== 'auto') throw new CliUsageError(`--held-starts must be on, off or auto, got '${heldStarts}'`);
   let tenantUids: TenantUidRange | undefined;
   try {
     tenantUids = v['tenant-uids'] === undefined ? DEFAULT_TENANT_UIDS : parseTenantUids(v['tenant-uids'], '--tenant-uids');
@@ -316,7 +318,7 @@ export async function run(argv: string[]): Promise<number> {
       slots,
       prefetch,
       prefetchHoldMs: duration(v['prefetch-hold'], 'prefetch-hold', PREFETCH_HOLD_MS),
-      heldStarts: heldStarts === 'on',
+      heldStarts: heldStarts === 'auto' ? 'auto' : heldStarts === 'on',
       slotResources: { cpus: slotCpus, memMiB: size(v['slot-mem'], 'slot-mem', 256), diskMiB: size(v['slot-disk'], 'slot-disk', 0) },
       connect,
       runner,
