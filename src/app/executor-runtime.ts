@@ -149,7 +149,9 @@ export async function createExecutorRuntime(o: ExecutorRuntimeOptions): Promise<
         '--hostname', launch.hostname,
         '--slots', String(launch.slots),
         ...(settings.executorPrefetch ? ['--prefetch', String(prefetchDepth(launch.slots))] : []),
-        ...(settings.executorPrefetch && settings.executorHeldStarts !== false ? ['--held-starts', settings.executorHeldStarts === 'auto' ? 'auto' : 'on'] : []),
+        // auto is the executor's own default: no flag, which an executor older than `auto` (from
+        // executor-uri or executor-image) also takes.
+        ...(settings.executorPrefetch && settings.executorHeldStarts !== 'auto' ? ['--held-starts', settings.executorHeldStarts ? 'on' : 'off'] : []),
         '--slot-cpus', String(launch.slotResources.cpus),
         '--slot-mem', formatMiB(launch.slotResources.mem),
         '--slot-disk', formatMiB(launch.slotResources.disk),

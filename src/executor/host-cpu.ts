@@ -39,9 +39,10 @@ export class HostCpu {
   }
 
   /**
-   * The share (0 to 1) of the host's CPU time that was idle between the two latest samples
-   * (a sample is taken when the latest is `everyMs` old); undefined until there are two, or
-   * where /proc/stat cannot be read.
+   * The share (0 to 1) of the host's CPU time that was idle between the two latest samples (a
+   * sample is taken when asked and the latest is `everyMs` old: while attempts keep asking, the
+   * last 200-400 ms; after a quiet spell, that spell); undefined until there are two, or when
+   * /proc/stat could not be read.
    */
   idle(): number | undefined {
     const at = this.now();
@@ -54,9 +55,12 @@ export class HostCpu {
     try {
       s = parseProcStat(this.read());
     } catch {
+      s = undefined;
+    }
+    if (s === undefined) {
+      this.share = undefined;
       return;
     }
-    if (s === undefined) return;
     if (this.last !== undefined && s.total > this.last.total) this.share = Math.min(1, Math.max(0, (s.idle - this.last.idle) / (s.total - this.last.total)));
     this.last = { at, idle: s.idle, total: s.total };
   }

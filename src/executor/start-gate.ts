@@ -9,10 +9,10 @@
  * the previous task ran; its release is one write to a pipe. On the short-task
  * benchmark (100 × `sleep 0.2` on 19 slots, warm) the gap between a
  * container's end and the next one's workload fell from 23 to 5 ms on average
- * (bench/results/short-2026-12-06-s7.notes.md). It costs CPU, though (a mkfifo
- * per attempt, the shell, held containers handed back unused): about 6 ms a task,
- * which a CPU-bound cluster pays in time, so the framework turns it on only when
- * asked (`executor-held-starts`).
+ * (bench/results/short-2026-12-06-s7.notes.md). It costs CPU, though (the
+ * shell, a FIFO and its mount, held containers handed back unused), which a
+ * CPU-bound host pays in time: by default (`executor-held-starts: auto`) an
+ * executor holds a start only while its host's CPUs idle enough (host-cpu.ts).
  *
  * The gate is a FIFO in the executor's scratch directory, mounted read-only
  * into the container at the same path. The container's first process is a
@@ -108,24 +108,32 @@ export const FIFO_BATCH = 32;
 
 /**
  * FIFOs made ahead, a batch at a time, in a private directory beside the gates (`.gate-stock`,
- * 0700): Node cannot make a FIFO, and a `mkfifo` run per attempt was a fork of the executor and an
- * exec, about 1.3 ms of CPU an attempt on a 2-core VM. A gate takes one by a hard link and an unlink
- * (same directory tree, so same filesystem); the stock is filled again in the background when it runs
- * half empty. The names are random: nothing in a container can guess one.
+ * 0700, this process's, checked): Node cannot make a FIFO, and a `mkfifo` run per attempt was a
+ * fork of the executor and an exec, about 1.3 ms of CPU an attempt on a 2-core VM. A gate takes
+ * one by a hard link and an unlink (same directory tree, so same filesystem); the stock is filled
+ * again in the background when it runs half empty. Where the stock cannot work (no hard links,
+ * a directory that is not this process's alone) it stops, and each gate gets its own `mkfifo`.
  */
 export class FifoStock {
   private readonly ready: string[] = [];
   private filling: Promise<void> | undefined;
-  /** mkfifo runs so far (tests). */
+  /** Set when the stock cannot work here, or was cleared: each gate gets its own mkfifo. */
+  private off = false;
+  /** mkfifo runs for the stock so far (tests). */
   fills = 0;
 
   constructor(private readonly dir: string, private readonly batch = FIFO_BATCH) {}
 
+  /** Whether gates are still taken from the stock (tests). */
+  get working(): boolean {
+    return !this.off;
+  }
+
   /** Put a FIFO (mode 0600) at `path`: one from the stock, or one made there when the stock cannot give one. */
   async take(path: string): Promise<void> {
-    if (this.ready.length === 0) await this.fill();
-    const from = this.ready.pop();
-    if (this.ready.length <= this.batch / 2) void this.fill();
+    if (!this.off && this.ready.length === 0) await this.fill();
+    const from = this.off ? undefined : this.ready.pop();
+    if (!this.off && this.ready.length <= this.batch / 2) void this.fill();
     if (from !== undefined) {
       try {
         // A link, not a rename: a path that is taken is refused (EEXIST), as mkfifo refuses it.
@@ -137,14 +145,17 @@ export class FifoStock {
           this.ready.push(from);
           throw err;
         }
-        // Removed under us (the scratch directory cleaned): make this one directly.
+        // No hard links here, or the stock removed under us: make each gate directly from now on.
+        await fsp.unlink(from).catch(() => undefined);
+        this.off = true;
       }
     }
     await execFileP('mkfifo', ['-m', '0600', path]);
   }
 
-  /** Remove the FIFOs not taken (the executor ends). */
+  /** Remove the FIFOs not taken and stop (the executor ends): a later take makes its own FIFO. */
   async clear(): Promise<void> {
+    this.off = true;
     await this.filling;
     this.ready.length = 0;
     await fsp.rm(this.dir, { recursive: true, force: true }).catch(() => undefined);
@@ -153,11 +164,18 @@ export class FifoStock {
   private fill(): Promise<void> {
     this.filling ??= (async () => {
       await fsp.mkdir(this.dir, { recursive: true, mode: 0o700 });
+      // Its own, private directory, or no stock: FIFOs another user could swap would be gates
+      // that user controls.
+      const st = await fsp.lstat(this.dir);
+      if (!st.isDirectory() || st.uid !== process.geteuid?.() || (st.mode & 0o777) !== 0o700) throw new Error(`${this.dir} is not this process's private directory`);
       const names = Array.from({ length: this.batch }, () => join(this.dir, randomBytes(12).toString('hex')));
       this.fills++;
       await execFileP('mkfifo', ['-m', '0600', ...names]);
+      if (this.off) return;
       this.ready.push(...names);
-    })().catch(() => undefined).finally(() => (this.filling = undefined));
+    })().catch(() => {
+      this.off = true;
+    }).finally(() => (this.filling = undefined));
     return this.filling;
   }
 }

@@ -85,6 +85,10 @@ export class Coordinator {
     // may have finished them while no scheduler listened. Adopt each so its result is read;
     // an attempt whose executor is gone is retried, uncounted.
     const known = new Set(executors.map((e) => e.executorId));
+    // Whether their tasks were short died with the old scheduler: they prefetch again only after
+    // a run of short results, not as a new executor does (every executor of a long-task cluster
+    // would hand back what it was sent ahead once more).
+    for (const id of known) this.prefetch.unknown(id);
     for (const t of running) {
       const last = t.attempts[t.attempts.length - 1];
       if (!last) continue;

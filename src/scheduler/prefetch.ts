@@ -57,6 +57,11 @@ export class PrefetchPolicy {
     return streak === undefined || streak >= Math.min(slots, PREFETCH_MIN_STREAK) ? depth : 0;
   }
 
+  /** An executor that ran before this scheduler knew it (recovered after a restart): no optimism, its streak starts at zero. */
+  unknown(executorId: string): void {
+    if (!this.streaks.has(executorId)) this.streaks.set(executorId, 0);
+  }
+
   dropExecutor(executorId: string): void {
     this.streaks.delete(executorId);
   }

@@ -100,7 +100,7 @@ describe('executor prefetch', () => {
     { id: 'EP2H', held: true },
   ])('hands a prepared attempt back when no slot frees within the hold, and a cancelled one ends unstarted (held starts: $held)', async ({ id, held }) => {
     const { rd, work } = suite.bed();
-    await start(id, 1, undefined, held ? ['--held-starts', 'on'] : []);
+    await start(id, 1, undefined, ['--held-starts', held ? 'on' : 'off']);
     const long = payload(`${id}-long`, 1, ['sleep', '30']);
     const waiting = marking(`${id}-wait`);
     const t0 = Date.now();
@@ -158,7 +158,7 @@ describe('executor prefetch', () => {
     expect(gatesOf(id)).toEqual([]);
   });
 
-  it('without held starts (--held-starts off, the default), a prepared attempt\'s container starts only when its slot frees', async () => {
+  it('without held starts (--held-starts off), a prepared attempt\'s container starts only when its slot frees', async () => {
     const { rd, work } = suite.bed();
     const id = 'EP5';
     const { admin, prov } = suite.bed();
@@ -184,7 +184,7 @@ describe('executor prefetch', () => {
 
   it('keeps a quarter of the prefetch it is asked for when its containers cannot start held', async () => {
     const { redis, admin, prov, work } = suite.bed();
-    for (const [id, extra, want] of [['EP7', [], 2], ['EP8', ['--runner', 'noop', '--held-starts', 'on'], 2], ['EP9', ['--held-starts', 'on'], 8], ['EP10', ['--held-starts', 'auto'], 8]] as const) {
+    for (const [id, extra, want] of [['EP7', ['--held-starts', 'off'], 2], ['EP8', ['--runner', 'noop', '--held-starts', 'on'], 2], ['EP9', ['--held-starts', 'on'], 8], ['EP10', [], 8]] as const) {
       const creds = await prov.create(id);
       const e = spawnExecutor({ redis, id, creds, sandbox: join(work, `sandbox-${id}`), slots: 8, args: ['--prefetch', '8', ...extra] });
       suite.procs.push(e);

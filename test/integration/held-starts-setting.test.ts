@@ -3,7 +3,7 @@
  * cluster: with `true` they are started with `--held-starts on`, attempts' containers start held
  * at their gates while the job runs (the gates appear in the executors' scratch directories), and
  * a job of short tasks runs to the end, every task once; with `false` no executor is asked and no
- * gate appears; by default they are asked for `auto` (held while their host's CPUs idle enough:
+ * gate appears; by default they are given no flag, and so hold as their own default `auto` says (while their host's CPUs idle enough:
  * whether they do depends on the machine's load, so test/unit/held-starts-auto.test.ts tests
  * the decision). The gate itself is test/unit/start-gate.test.ts's, the attempt's steps
  * test/unit/attempt-held-start.test.ts's and a real executor's test/integration/executor-prefetch.test.ts's.
@@ -54,7 +54,7 @@ function gates(bed: Bed): number {
   return n;
 }
 
-/** Running executor processes of this bed's Redis, by pid: the held starts each was asked for ('off' when none). */
+/** Running executor processes of this bed's Redis, by pid: the held starts each was asked for ('default' when not: the executor's own, auto). */
 function executorsAsked(bed: Bed): Map<number, string> {
   const out = new Map<number, string>();
   for (const name of readdirSync('/proc')) {
@@ -63,7 +63,7 @@ function executorsAsked(bed: Bed): Map<number, string> {
       const argv = readFileSync(`/proc/${name}/cmdline`, 'utf8').split('\0');
       if (!argv.includes('--executor-id') || !argv.includes(bed.redis.url)) continue;
       const i = argv.indexOf('--held-starts');
-      out.set(Number(name), i >= 0 ? (argv[i + 1] ?? '') : 'off');
+      out.set(Number(name), i >= 0 ? (argv[i + 1] ?? '') : 'default');
     } catch {
       // Gone meanwhile.
     }
@@ -111,6 +111,6 @@ describe('executor-held-starts setting', () => {
     expect(off.gatesSeen).toBe(0);
     const auto = await runWith(beds[2] as Bed, 'held-auto', {});
     expect(auto.asked.length).toBeGreaterThan(0);
-    expect(auto.asked.every((a) => a === 'auto')).toBe(true);
+    expect(auto.asked.every((a) => a === 'default')).toBe(true);
   }, 240_000);
 });

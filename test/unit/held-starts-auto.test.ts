@@ -45,7 +45,7 @@ describe('host CPU idle share', () => {
     expect(reads).toBe(3);
   });
 
-  it('keeps the last answer when /proc/stat cannot be read', () => {
+  it('cannot tell (undefined) once /proc/stat cannot be read, and tells again once it can', () => {
     let now = 0;
     let fail = false;
     let n = 0;
@@ -58,6 +58,9 @@ describe('host CPU idle share', () => {
     expect(cpu.idle()).toBeCloseTo(0.5);
     fail = true;
     now = 300;
+    expect(cpu.idle()).toBeUndefined();
+    fail = false;
+    now = 400;
     expect(cpu.idle()).toBeCloseTo(0.5);
   });
 });

@@ -44,6 +44,17 @@ describe('PrefetchPolicy', () => {
     expect(p.extra('other', 1, 1)).toBe(1);
   });
 
+  it('an executor recovered after a restart prefetches only after a run of short results', () => {
+    const p = new PrefetchPolicy();
+    p.unknown('old');
+    expect(p.extra('old', 19, 5)).toBe(0);
+    for (let i = 0; i < PREFETCH_MIN_STREAK; i++) p.finished('old', 100, false);
+    expect(p.extra('old', 19, 5)).toBe(5);
+    // Known already: its streak stands.
+    p.unknown('old');
+    expect(p.extra('old', 19, 5)).toBe(5);
+  });
+
   it('asks executors for as many attempts ahead as they have slots, at least one and at most 32', () => {
     expect([1, 4, 5, 19, 32, 100].map(prefetchDepth)).toEqual([1, 4, 5, 19, 32, 32]);
   });

@@ -5,7 +5,7 @@
  * starts with a slot go first.
  */
 import { spawn } from 'node:child_process';
-import { existsSync, mkdtempSync, readdirSync, readFileSync, rmSync, statSync, writeFileSync } from 'node:fs';
+import { chmodSync, existsSync, mkdirSync, mkdtempSync, readdirSync, readFileSync, rmSync, statSync, writeFileSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { afterEach, beforeEach, describe, expect, it } from 'vitest';
@@ -108,6 +108,22 @@ describe('start gate', () => {
     await stock.clear();
     expect(existsSync(join(dir, '.gate-stock'))).toBe(false);
     expect(FIFO_BATCH).toBeGreaterThan(1);
+    // Cleared (the executor ends): a late gate is still made, without a stock coming back.
+    await stock.take(join(dir, 'late.start'));
+    expect(statSync(join(dir, 'late.start')).isFIFO()).toBe(true);
+    expect(existsSync(join(dir, '.gate-stock'))).toBe(false);
+  });
+
+  it('makes each gate on its own when the stock directory is not its private one', async () => {
+    mkdirSync(join(dir, 'open-stock'), { mode: 0o755 });
+    chmodSync(join(dir, 'open-stock'), 0o755);
+    const stock = new FifoStock(join(dir, 'open-stock'), 4);
+    await stock.take(join(dir, 'g1.start'));
+    await stock.take(join(dir, 'g2.start'));
+    expect(statSync(join(dir, 'g1.start')).isFIFO()).toBe(true);
+    expect(statSync(join(dir, 'g2.start')).isFIFO()).toBe(true);
+    expect(stock.working).toBe(false);
+    expect(readdirSync(join(dir, 'open-stock'))).toEqual([]);
   });
 });
 

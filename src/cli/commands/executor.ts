@@ -44,9 +44,9 @@ attempt in an isolated (nested) container. Every flag also reads LOCUS_<FLAG>.
                           start a prefetched attempt's container while it waits for its slot,
                           held before the workload runs, and release it when the slot frees
                           (where the runner allows it: the local agent, or the executor's own
-                          containers). Costs CPU per task; auto: only while the host's CPUs
-                          were idle at least 30% lately. The framework's executor-held-starts
-                          setting asks for it (default here off; the framework's auto)
+                          containers). Costs CPU per task; auto (the default): only while the
+                          host's CPUs were idle at least 30% lately. The framework's
+                          executor-held-starts setting passes on or off when it is not auto
   --slot-cpus N           cpus per slot (default 1)
   --slot-mem SIZE         memory per slot (default 256MiB)
   --slot-disk SIZE        disk per slot (default 0: no limit)
@@ -228,7 +228,7 @@ export async function run(argv: string[]): Promise<number> {
   if (!['auto', 'agent', 'isolator', 'noop'].includes(runnerKind)) throw new CliUsageError(`--runner must be auto, agent, isolator or noop, got '${runnerKind}'`);
   const slots = intFlag(v.slots, 'slots', 1, 1);
   const prefetch = intFlag(v.prefetch, 'prefetch', 0, 0);
-  const heldStarts = v['held-starts'] ?? 'off';
+  const heldStarts = v['held-starts'] ?? 'auto';
   if (heldStarts !== 'on' && heldStarts !== 'off' && heldStarts !== 'auto') throw new CliUsageError(`--held-starts must be on, off or auto, got '${heldStarts}'`);
   let tenantUids: TenantUidRange | undefined;
   try {

@@ -25,6 +25,7 @@
  * a parent's limits. When a parent ends, its directory goes with the spares in
  * it; removing the isolator's directory on close removes every spare.
  */
+import { existsSync } from 'node:fs';
 import { destroyCgroup, type CgroupDriver, type ContainerCgroup } from './cgroups.js';
 import type { ContainerLimits } from './types.js';
 
@@ -105,6 +106,10 @@ export class CgroupPool {
       await cg.remove();
       return;
     }
+    // Gone with its parent (a nested container whose parent ended, and was removed, before its
+    // own end was handled): nothing to keep, and a spare counted here would never be taken.
+    const dir = cg.dirs[0];
+    if (dir === undefined || !existsSync(dir)) return;
     const key = spareKey(rel.slice(0, -1), limits);
     const list = this.spares.get(key);
     if (list) list.push(name);

@@ -3,9 +3,10 @@
  * unified v2 hierarchy) and the driver that creates one cgroup per container,
  * sets its limits, reads its accounting and tears it down.
  *
- * Every container's cgroup lives at `<hierarchy>/<root>/<owner>/<parent ids…>/<id>`
+ * Every container's cgroup lives at `<hierarchy>/<root>/<owner>/<parent's…>/<name>`
  * where `<owner>` is `locus-<pid>-<starttime>` of the Locus process that made
- * it. A later Locus recognises the owner directories of dead processes and
+ * it, and `<name>` is the container's id, or `locus-cg-<n>` where emptied
+ * cgroups are kept for reuse (v1 with spares: see cgroup-pool.ts). A later Locus recognises the owner directories of dead processes and
  * removes them (with anything still running inside), so a crash never leaves
  * cgroups behind for long.
  */

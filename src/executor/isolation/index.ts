@@ -34,7 +34,7 @@ export interface IsolatorOptions {
   readonly nativeLauncher?: boolean;
   /**
    * Linux: how many emptied cgroups are kept for the next containers with the same limits where
-   * cgroups can be renamed (v1; default 32, 0 turns it off; see cgroup-pool.ts).
+   * their counters can be restarted (v1; default 32, 0 turns it off; see cgroup-pool.ts).
    */
   readonly cgroupSpares?: number;
   /** Linux: containers bind one copy of the /etc entries they see, kept here (default /run/locus; null: a bind per entry). */

@@ -33,7 +33,7 @@ export interface ContainerLimits {
 
 /** Everything needed to launch one container. */
 export interface ContainerSpec {
-  /** Unique id (becomes the cgroup name); `parentId` nests it under another container. */
+  /** Unique id (the cgroup's name, where cgroups are not pooled: see cgroup-pool.ts); `parentId` nests it under another container. */
   readonly id: string;
   readonly parentId?: string;
   /** argv; argv[0] is looked up on PATH. */
