@@ -4,7 +4,7 @@
  * of a directory tree (like `du`), and signal names.
  */
 import { constants as osConstants } from 'node:os';
-import { promises as fsp, readFileSync, accessSync, constants as fsConstants, lstatSync, readdirSync, statSync, type Stats } from 'node:fs';
+import { promises as fsp, readFileSync, accessSync, constants as fsConstants, lchownSync, lstatSync, readdirSync, statSync, type Stats } from 'node:fs';
 import { join } from 'node:path';
 import { LocusError } from '../../core/errors.js';
 
@@ -166,8 +166,32 @@ export function signalNumber(name: string): number | undefined {
   return n;
 }
 
-/** Change the owner of a tree (the sandbox) so the workload's user can write it. */
+/** A tree with at most this many entries at its top, none a directory, is given away synchronously (chownTree). */
+const SMALL_TREE_ENTRIES = 16;
+
+/**
+ * Change the owner of a tree (the sandbox) so the workload's user can write it. A sandbox an agent
+ * has just made holds only the links to its volumes: it is done with a few synchronous calls.
+ * Walked through libuv's thread pool, its calls queued behind the agent's checkpoint fsyncs while
+ * a placement pass ran, on the way from a new executor's launch to its process (CPU profile of a
+ * cold bench:short run; that way took 25 ms after this change against 34 before, in one run each).
+ */
 export async function chownTree(root: string, uid: number, gid: number): Promise<void> {
+  try {
+    const st = lstatSync(root);
+    if (!st.isDirectory()) {
+      lchownSync(root, uid, gid);
+      return;
+    }
+    const top = readdirSync(root, { withFileTypes: true });
+    if (top.length <= SMALL_TREE_ENTRIES && !top.some((e) => e.isDirectory())) {
+      lchownSync(root, uid, gid);
+      for (const e of top) lchownSync(join(root, e.name), uid, gid);
+      return;
+    }
+  } catch {
+    // Gone or unreadable: the walk below reports what it can.
+  }
   const walk = async (path: string): Promise<void> => {
     await fsp.lchown(path, uid, gid);
     let st;
