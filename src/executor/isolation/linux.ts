@@ -22,7 +22,7 @@ import type { Logger } from '../../obs/log.js';
 import { bwrapArgs, ETC_ENTRIES, type RootEntry } from './bwrap.js';
 import { CgroupPool, SPARES_MAX } from './cgroup-pool.js';
 import { EtcView, removeStaleViews, type EtcBinds } from './etc-view.js';
-import { destroyCgroup, type CgroupDriver, type ContainerCgroup, killCgroup } from './cgroups.js';
+import { destroyCgroup, JoinWarmer, type CgroupDriver, type ContainerCgroup, killCgroup } from './cgroups.js';
 import { NativeLauncher, nativeLauncherPath, WarmLauncher, type ContainerLauncher } from './launcher.js';
 import { buildExit, diskMessage, diskPaths, DiskWatch, oomMessage, OutputPump, validateSpec } from './common.js';
 import { chownTree, DEFAULT_PATH, findExecutable, processStartTime, resolveUser, type HostUser } from './host.js';
@@ -53,6 +53,8 @@ export interface LinuxIsolatorOptions {
    * `<dir>/etc-<owner>`; null binds each /etc entry on its own. Default ETC_VIEW_PARENT.
    */
   readonly etcViewParent?: string | null;
+  /** This process's own `cgroup.procs` (one hierarchy): where JoinWarmer's no-op moves go; absent, none. */
+  readonly ownProcsFile?: string;
 }
 
 /** The default parent of the isolators' /etc copies: root's, in memory, gone at boot. */
@@ -85,6 +87,8 @@ export class LinuxIsolator implements Isolator {
   private readonly launcher: ContainerLauncher | undefined;
   /** Where containers' cgroups come from and go back to. */
   readonly cgroups: CgroupPool;
+  /** Starts the kernel's wait for a cgroup join when a launch follows a quiet spell. */
+  readonly joins: JoinWarmer;
   /** The /etc containers bind, unless turned off or it could not be written. */
   private etcView: EtcView | undefined;
 
@@ -97,6 +101,7 @@ export class LinuxIsolator implements Isolator {
     const native = options.nativeLauncherPath === undefined ? nativeLauncherPath() : (options.nativeLauncherPath ?? undefined);
     this.launcher = options.warmLauncher === false ? undefined : native !== undefined ? new NativeLauncher(native) : new WarmLauncher();
     this.cgroups = new CgroupPool(driver, [options.cgroupRoot, this.owner], options.cgroupSpares ?? SPARES_MAX);
+    this.joins = new JoinWarmer(options.ownProcsFile);
     const etcParent = options.etcViewParent === undefined ? ETC_VIEW_PARENT : options.etcViewParent;
     if (etcParent !== null) this.etcView = new EtcView(join(etcParent, `etc-${this.owner}`), ETC_ENTRIES);
   }
@@ -182,6 +187,7 @@ export class LinuxIsolator implements Isolator {
     if (this.closing) throw new LocusError('WRONG_STATE', 'the isolator is closed');
     validateSpec(spec);
     if (this.containers.has(spec.id)) throw new LocusError('ALREADY_EXISTS', `container '${spec.id}' is already running`);
+    this.joins.launching();
     let cgroupParent: readonly string[] = [this.options.cgroupRoot, this.owner];
     if (spec.parentId !== undefined) {
       const parent = this.containers.get(spec.parentId);
@@ -231,6 +237,10 @@ export class LinuxIsolator implements Isolator {
       throw new LocusError('INTERNAL', `cannot start container '${spec.id}': ${(err as Error).message}`, { cause: err });
     }
     return container;
+  }
+
+  expectLaunch(): void {
+    this.joins.launching();
   }
 
   get(id: string): Container | undefined {

@@ -110,6 +110,12 @@ export interface IsolationReport {
 export interface Isolator {
   readonly report: IsolationReport;
   launch(spec: ContainerSpec): Promise<Container>;
+  /**
+   * A launch is coming (an agent got a task, before its checkpoint and sandbox): start what the
+   * launch will wait for and can start early. Optional; the Linux isolator starts the kernel's wait
+   * for a cgroup join (JoinWarmer).
+   */
+  expectLaunch?(): void;
   /** Look up a running container launched by this isolator. */
   get(id: string): Container | undefined;
   /** Kill everything still running (shutdown). */

@@ -374,6 +374,8 @@ export class LocalAgent {
 
   /** Launch a task: on its custom executor, or as a command task (the command executor's behaviour, built in). */
   launchTask(frameworkId: string, framework: FrameworkInfo, task: TaskInfo): void {
+    // Its container's cgroup join waits least when the kernel's wait starts now, not at the join.
+    this.isolator.expectLaunch?.();
     if (task.executor && isCustomExecutor(task.executor)) {
       this.executors.launch(frameworkId, framework, task.executor, [task], false);
       return;
@@ -436,6 +438,7 @@ export class LocalAgent {
 
   /** Launch a task group on a custom executor (LAUNCH_GROUP event). */
   launchGroup(frameworkId: string, framework: FrameworkInfo, executor: ExecutorInfo, tasks: readonly TaskInfo[]): void {
+    this.isolator.expectLaunch?.();
     this.executors.launch(frameworkId, framework, executor, tasks, true);
   }
 
