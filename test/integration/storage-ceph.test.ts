@@ -82,10 +82,13 @@ describeWith([CEPH], 'Ceph backend against a real Ceph 16 cluster with fake host
   async function agreeAtSameEpoch(names: readonly string[], accept: (osds: readonly number[][]) => boolean): Promise<number[][]> {
     const deadline = Date.now() + 60_000;
     for (;;) {
+      // The maps our answer came from: the same epoch before and after it (they are fetched again
+      // whenever the epoch moved, and it moves often while PGs recover), else it is read again.
+      const epochBefore = (await backend.cluster.maps()).epoch;
       const located = await backend.locateObjects(cluster.pool, names);
       const epoch = (await backend.cluster.maps()).epoch;
       const truths = [];
-      let sameEpoch = true;
+      let sameEpoch = epoch === epochBefore;
       for (const name of names) {
         const m = (await cluster.cephJson(['osd', 'map', cluster.pool, name])) as OsdMap & { epoch: number };
         if (m.epoch !== epoch) sameEpoch = false;
