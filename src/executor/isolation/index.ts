@@ -3,10 +3,9 @@
  * this host supports. `auto` uses namespaces and cgroups when the host allows
  * them and otherwise falls back to plain processes, loudly.
  */
-import { readFileSync } from 'node:fs';
 import { LocusError } from '../../core/errors.js';
 import type { Logger } from '../../obs/log.js';
-import { cgroupDriver, ownProcsFile, type CgroupLayout } from './cgroups.js';
+import { cgroupDriver, ownProcsLocator } from './cgroups.js';
 import { detectHost } from './detect.js';
 import { LinuxIsolator } from './linux.js';
 import { ProcessIsolator } from './process.js';
@@ -48,16 +47,6 @@ export async function detectIsolation(): Promise<IsolationReport> {
 }
 
 /** Create the isolator for a mode; `linux` fails with UNSUPPORTED (and the reasons) where the host cannot do it. */
-/** This process's own cgroup.procs in the layout, for JoinWarmer (none when it cannot be read). */
-function ownProcs(layout: CgroupLayout): { ownProcsFile?: string } {
-  try {
-    const file = ownProcsFile(readFileSync('/proc/self/cgroup', 'utf8'), layout);
-    return file === undefined ? {} : { ownProcsFile: file };
-  } catch {
-    return {};
-  }
-}
-
 export async function createIsolator(mode: IsolationMode, logger: Logger, options: IsolatorOptions = {}): Promise<Isolator> {
   const host = await detectHost();
   const common = {
@@ -81,7 +70,7 @@ export async function createIsolator(mode: IsolationMode, logger: Logger, option
       ...(options.nativeLauncher === false ? { nativeLauncherPath: null } : {}),
       ...(options.cgroupSpares !== undefined ? { cgroupSpares: options.cgroupSpares } : {}),
       ...(options.etcViewParent !== undefined ? { etcViewParent: options.etcViewParent } : {}),
-      ...ownProcs(host.layout),
+      ownProcs: ownProcsLocator(host.layout),
     });
   }
   const why = mode === 'process' ? 'process isolation was requested' : 'linux isolation is not available on this host';

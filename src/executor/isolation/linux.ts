@@ -53,8 +53,8 @@ export interface LinuxIsolatorOptions {
    * `<dir>/etc-<owner>`; null binds each /etc entry on its own. Default ETC_VIEW_PARENT.
    */
   readonly etcViewParent?: string | null;
-  /** This process's own `cgroup.procs` (one hierarchy): where JoinWarmer's no-op moves go; absent, none. */
-  readonly ownProcsFile?: string;
+  /** Finds this process's own `cgroup.procs` (one hierarchy) for JoinWarmer's no-op moves; absent, none. */
+  readonly ownProcs?: () => Promise<string | undefined>;
 }
 
 /** The default parent of the isolators' /etc copies: root's, in memory, gone at boot. */
@@ -101,7 +101,7 @@ export class LinuxIsolator implements Isolator {
     const native = options.nativeLauncherPath === undefined ? nativeLauncherPath() : (options.nativeLauncherPath ?? undefined);
     this.launcher = options.warmLauncher === false ? undefined : native !== undefined ? new NativeLauncher(native) : new WarmLauncher();
     this.cgroups = new CgroupPool(driver, [options.cgroupRoot, this.owner], options.cgroupSpares ?? SPARES_MAX);
-    this.joins = new JoinWarmer(options.ownProcsFile);
+    this.joins = new JoinWarmer(options.ownProcs);
     const etcParent = options.etcViewParent === undefined ? ETC_VIEW_PARENT : options.etcViewParent;
     if (etcParent !== null) this.etcView = new EtcView(join(etcParent, `etc-${this.owner}`), ETC_ENTRIES);
   }

@@ -374,8 +374,6 @@ export class LocalAgent {
 
   /** Launch a task: on its custom executor, or as a command task (the command executor's behaviour, built in). */
   launchTask(frameworkId: string, framework: FrameworkInfo, task: TaskInfo): void {
-    // Its container's cgroup join waits least when the kernel's wait starts now, not at the join.
-    this.isolator.expectLaunch?.();
     if (task.executor && isCustomExecutor(task.executor)) {
       this.executors.launch(frameworkId, framework, task.executor, [task], false);
       return;
@@ -386,6 +384,8 @@ export class LocalAgent {
       this.status(frameworkId, taskId, 'TASK_FAILED', { source: 'SOURCE_AGENT', reason: 'REASON_CONTAINER_LAUNCH_FAILED', message: refused });
       return;
     }
+    // Its container's cgroup join waits least when the kernel's wait starts now, not at the join.
+    this.isolator.expectLaunch?.();
     const containerId = randomUUID();
     const sandbox = sandboxDir(this.workDir, this.spec.hostname, this.id, frameworkId, taskId, containerId);
     this.tasks.set(`${frameworkId}/${taskId}`, { frameworkId, framework, task, containerId });
@@ -438,7 +438,6 @@ export class LocalAgent {
 
   /** Launch a task group on a custom executor (LAUNCH_GROUP event). */
   launchGroup(frameworkId: string, framework: FrameworkInfo, executor: ExecutorInfo, tasks: readonly TaskInfo[]): void {
-    this.isolator.expectLaunch?.();
     this.executors.launch(frameworkId, framework, executor, tasks, true);
   }
 

@@ -151,6 +151,8 @@ export class CustomExecutors {
   }
 
   private start(frameworkId: string, framework: FrameworkInfo, executor: ExecutorInfo, tasks: readonly TaskInfo[]): ExecutorRun {
+    // Its container's cgroup join waits least when the kernel's wait starts now, not at the join.
+    this.agent.isolator.expectLaunch?.();
     const executorId = executor.executor_id.value;
     const containerId = randomUUID();
     const sandbox = sandboxDir(this.agent.clusterWorkDir, this.agent.spec.hostname, this.agent.id, frameworkId, executorId, containerId);
