@@ -178,22 +178,6 @@ export function itWith(deps: readonly Dependency[], name: string, fn: () => Prom
 }
 
 /**
- * `it` for a test of the fallback on hosts WITHOUT `dep` (e.g. "linux
- * isolation is refused where the host cannot do it"). On a host that has it
- * the test cannot run; that is not a missing dependency, so it does not fail
- * CI, but it still prints its SKIPPED line.
- */
-export function itWithout(dep: Dependency, name: string, fn: () => Promise<void> | void, timeoutMs?: number): void {
-  // The real state, not LOCUS_TEST_PRETEND_MISSING: pretending does not take the capability away.
-  if (dep.missing !== undefined) {
-    it(name, fn, timeoutMs);
-  } else {
-    process.stderr.write(`SKIPPED ${name}: this host has ${dep.name}; the test covers hosts without it\n`);
-    it.skip(name, fn, timeoutMs);
-  }
-}
-
-/**
  * Assertions inside a running test that only hold where `deps` are present
  * (the workload's pid namespace, an OOM reason from cgroups). Present: run
  * them. Missing in CI: throw, failing the test. Missing elsewhere: one

@@ -2,7 +2,8 @@
  * The process isolator run by an unprivileged user (the executors the local cluster starts as
  * `nobody`, a developer's own machine) cannot switch users: a workload whose spec names a
  * tenant's uid runs as the isolator's own uid, and the isolator says so in its log, once per
- * user named. Run for real: a node process as `nobody` drives the built isolator.
+ * user named. Without root, linux isolation is refused with the reason and `auto` falls back to
+ * plain processes. Run for real: a node process as `nobody` drives the built isolator.
  */
 import { spawnSync } from 'node:child_process';
 import { chmodSync, chownSync, mkdirSync, mkdtempSync, readFileSync, rmSync } from 'node:fs';
@@ -58,5 +59,27 @@ describeWith([ROOT], 'process isolation without root', () => {
     expect(said, r.stderr).toHaveLength(1);
     expect(said[0]).toMatchObject({ user: String(TENANT_UID), runsAsUid: NOBODY });
     expect(said[0]?.msg).toContain(`they run as uid ${NOBODY}, shared by every tenant's tasks here`);
+  }, 90_000);
+
+  test('refuses linux isolation, naming why, and auto falls back to plain processes', () => {
+    const isolation = pathToFileURL(resolve('dist/src/executor/isolation/index.js')).href;
+    const log = pathToFileURL(resolve('dist/src/obs/log.js')).href;
+    const script = `
+      import { createIsolator } from ${JSON.stringify(isolation)};
+      import { createLogger } from ${JSON.stringify(log)};
+      const logger = createLogger('test', { level: 'error', format: 'json' });
+      const refused = await createIsolator('linux', logger).then(() => undefined, (err) => err);
+      const auto = await createIsolator('auto', logger);
+      console.log(JSON.stringify({ code: refused?.code, message: refused?.message, auto: auto.report.kind }));
+      await auto.close();
+    `;
+    const r = spawnSync(process.execPath, ['--input-type=module', '-e', script], {
+      uid: NOBODY, gid: NOBODY, cwd: dir, encoding: 'utf8', timeout: 60_000, env: { PATH: process.env['PATH'] ?? '/usr/bin:/bin' },
+    });
+    expect(r.status, `${r.stdout}\n${r.stderr}`).toBe(0);
+    const out = JSON.parse(r.stdout.trim().split('\n').pop() ?? '{}') as { code?: string; message?: string; auto?: string };
+    expect(out.code).toBe('UNSUPPORTED');
+    expect(out.message).toMatch(/linux isolation is not available on this host: not running as root/);
+    expect(out.auto).toBe('process');
   }, 90_000);
 });
