@@ -43,7 +43,7 @@ import {
 import type { AttemptRunner } from './runner.js';
 import { FairGate } from './fair-gate.js';
 import { fifoStockFor, StartOrder } from './start-gate.js';
-import { HostCpu } from './host-cpu.js';
+import { HostCpu, holdWhileIdle } from './host-cpu.js';
 
 /** Everything an executor needs to run. */
 export interface ExecutorOptions {
@@ -88,16 +88,7 @@ export interface ExecutorOptions {
    * least HELD_STARTS_MIN_IDLE of the time lately (host-cpu.ts).
    */
   readonly heldStarts?: boolean | 'auto';
-  /** The host's CPU sampler `auto` asks (tests give their own). */
-  readonly hostCpu?: HostCpu;
 }
-
-/**
- * The idle share of the host's CPUs below which `heldStarts: auto` starts containers directly. A
- * 2-core host running waves of 19 `sleep 0.2` tasks idles about half the time and gains from held
- * starts; three such agents on the same two cores idle under a tenth and lose.
- */
-export const HELD_STARTS_MIN_IDLE = 0.3;
 
 /**
  * Turns at the executor's own work on attempts (set-up, commit) at once by default
@@ -167,7 +158,7 @@ export class Executor {
     this.turns = turns > 0 ? new FairGate(turns) : undefined;
     this.gate = new FairGate(o.slots);
     const asked = Math.max(0, Math.floor(o.prefetch ?? 0));
-    this.prefetch = o.heldStarts !== undefined && o.heldStarts !== false && o.runner.heldStarts === true ? asked : Math.min(asked, unheldPrefetch(o.slots));
+    this.prefetch = mayHold(o) && o.runner.heldStarts === true ? asked : Math.min(asked, unheldPrefetch(o.slots));
     this.redis = o.connect();
     this.redis.on('error', () => undefined);
     this.key = executorKey(o.executorId);
@@ -240,8 +231,8 @@ export class Executor {
       ...(this.o.splitReader ? { splitReader: this.o.splitReader } : {}),
       ...(this.o.dataPlane ? { dataPlane: this.o.dataPlane } : {}),
       ...(this.o.tenantUids ? { tenantUids: this.o.tenantUids } : {}),
-      ...(this.o.heldStarts !== undefined && this.o.heldStarts !== false ? { startOrder: new StartOrder() } : {}),
-      ...(this.o.heldStarts === 'auto' ? { holdStarts: holdWhileIdle(this.o.hostCpu ?? new HostCpu()) } : {}),
+      ...(mayHold(this.o) ? { startOrder: new StartOrder() } : {}),
+      ...(this.o.heldStarts === 'auto' ? { holdStarts: holdWhileIdle(new HostCpu()) } : {}),
     };
     // BullMQ does not close a connection it was handed; keep it to close after the worker.
     this.workerConnection = this.o.connect();
@@ -487,7 +478,7 @@ export class Executor {
     clearTimeout(grace);
     await step('close runner', () => this.o.runner.close());
     // The FIFOs made ahead for held starts that no attempt took.
-    if (this.o.heldStarts !== undefined && this.o.heldStarts !== false) await step('clear gate stock', () => fifoStockFor(this.o.scratchDir).clear());
+    if (mayHold(this.o)) await step('clear gate stock', () => fifoStockFor(this.o.scratchDir).clear());
     if (this.heartbeatTimer) clearInterval(this.heartbeatTimer);
     if (this.killTimer) clearInterval(this.killTimer);
     await step('mark exited', () => withTimeout(this.redis.hset(this.key, F.state, 'exited' satisfies ExecutorState, 'exitedAt', String(Date.now()), 'exitReason', reason), 5000));
@@ -499,10 +490,9 @@ export class Executor {
   }
 }
 
-/** `heldStarts: auto`'s question before each held start: have the host's CPUs idled enough lately? */
-export function holdWhileIdle(cpu: HostCpu): () => boolean {
-  // Unknown (no second sample yet, or no /proc/stat): held, as asked.
-  return () => (cpu.idle() ?? 1) >= HELD_STARTS_MIN_IDLE;
+/** Whether the executor may start containers held at all (heldStarts true or auto). */
+function mayHold(o: ExecutorOptions): boolean {
+  return o.heldStarts === true || o.heldStarts === 'auto';
 }
 
 function withTimeout<T>(p: Promise<T>, ms: number): Promise<T> {

@@ -1,13 +1,12 @@
 /**
- * `executor-held-starts: auto` (src/executor/host-cpu.ts, holdWhileIdle in executor.ts): the idle
+ * `executor-held-starts: auto` (src/executor/host-cpu.ts: HostCpu, holdWhileIdle): the idle
  * share of the host's CPUs between the two latest samples of /proc/stat, sampled at most every
  * `everyMs`; held starts only while it is at least HELD_STARTS_MIN_IDLE, and held when it cannot
  * be told.
  */
 import { readFileSync } from 'node:fs';
 import { describe, expect, it } from 'vitest';
-import { HostCpu, parseProcStat } from '../../src/executor/host-cpu.js';
-import { HELD_STARTS_MIN_IDLE, holdWhileIdle } from '../../src/executor/executor.js';
+import { HELD_STARTS_MIN_IDLE, HostCpu, holdWhileIdle, parseProcStat } from '../../src/executor/host-cpu.js';
 
 /** A /proc/stat whose first line has these idle and busy jiffies (busy split over user and system). */
 function stat(idle: number, busy: number): string {

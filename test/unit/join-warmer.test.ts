@@ -1,5 +1,5 @@
 /**
- * JoinWarmer, ownProcsFile and ownProcsLocator (src/executor/isolation/cgroups.ts): a launch after a
+ * JoinWarmer, ownProcsFile and ownProcsLocator (src/executor/isolation/join-warmer.ts): a launch after a
  * quiet spell of JOIN_QUIET_MS starts one no-op move of this process into its own cgroup (so the
  * kernel's grace period passes while the launch prepares); launches close together, or while a
  * move is under way, start none; a move that fails, or finds no cgroup, turns it off; the own
@@ -8,7 +8,8 @@
  */
 import { readFileSync } from 'node:fs';
 import { describe, expect, it } from 'vitest';
-import { detectCgroupLayout, JOIN_QUIET_MS, JoinWarmer, ownProcsFile, ownProcsLocator } from '../../src/executor/isolation/cgroups.js';
+import { detectCgroupLayout } from '../../src/executor/isolation/cgroups.js';
+import { JOIN_QUIET_MS, JoinWarmer, ownProcsFile, ownProcsLocator } from '../../src/executor/isolation/join-warmer.js';
 
 const settle = (): Promise<void> => new Promise((r) => setTimeout(r, 5));
 

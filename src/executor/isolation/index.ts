@@ -5,7 +5,8 @@
  */
 import { LocusError } from '../../core/errors.js';
 import type { Logger } from '../../obs/log.js';
-import { cgroupDriver, ownProcsLocator } from './cgroups.js';
+import { cgroupDriver } from './cgroups.js';
+import { ownProcsLocator } from './join-warmer.js';
 import { detectHost } from './detect.js';
 import { LinuxIsolator } from './linux.js';
 import { ProcessIsolator } from './process.js';
