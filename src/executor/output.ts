@@ -204,9 +204,12 @@ export async function mkdirpRacing(calls: Pick<MetaCalls, 'mkdirp'>, dir: string
 }
 
 /**
- * Write the commit marker exclusively and fsync it, through one handle. The workload may have
- * left a `_SUCCESS` of its own, even a symlink to a file it wants overwritten: only then (EEXIST)
- * is whatever is there removed (rm does not follow links) and the marker created again.
+ * Write the commit marker exclusively and fsync it, through one handle, and fsync its directory
+ * (the attempt's) at the same time: that flush covers the marker's own entry and every entry
+ * made before it, so it must begin after the marker exists. The two flushes were one after the
+ * other before (an attempt's commit waited out two device flushes in a row). The workload may
+ * have left a `_SUCCESS` of its own, even a symlink to a file it wants overwritten: only then
+ * (EEXIST) is whatever is there removed (rm does not follow links) and the marker created again.
  */
 async function writeMarker(marker: string, attemptId: string, calls: MetaCalls): Promise<void> {
   const text = JSON.stringify({ attemptId, committedAt: new Date().toISOString() }) + '\n';
@@ -220,9 +223,11 @@ async function writeMarker(marker: string, attemptId: string, calls: MetaCalls):
   }
   try {
     await calls.write(fd, text);
-    // The data must be on disk before the marker says it is committed: after a host crash a
-    // marker over truncated files would be taken as a finished task.
-    await calls.fsyncFd(fd);
+    // Both flushes end before the handle closes, whichever fails: closing it while its fsync is
+    // in the thread pool would let that fsync reach whatever file reuses the descriptor number.
+    const [own, dir] = await Promise.allSettled([calls.fsyncFd(fd), calls.fsync(dirname(marker))]);
+    if (own.status === 'rejected') throw own.reason;
+    if (dir.status === 'rejected') throw dir.reason;
   } finally {
     await calls.close(fd);
   }
@@ -287,9 +292,11 @@ export async function commitOutput(plan: OutputPlan, attemptId: string, decide?:
   try {
     // The data must be on disk before the marker says it is committed: after a host crash a
     // marker over truncated files would be taken as a finished task. The workload's own
-    // `_SUCCESS`, if any, is replaced by writeMarker, not synced here.
+    // `_SUCCESS`, if any, is replaced by writeMarker, not synced here. The attempt directory
+    // itself is flushed by writeMarker, after the marker's entry was made: flushed here, before
+    // the marker existed, it left the marker's entry to chance across a host crash.
     const calls = callsFor(plan);
-    await syncTree(plan.attemptDir, true, true, undefined, '', calls);
+    await syncTree(plan.attemptDir, false, true, undefined, '', calls);
     await writeMarker(marker, attemptId, calls);
     await calls.rename(plan.attemptDir, plan.finalDir);
   } catch (err) {
@@ -405,15 +412,14 @@ async function commitWithLedger(plan: OutputPlan, attemptId: string, decide: Com
   // As without a ledger: the workload's own `_SUCCESS` (even a symlink) goes, the data is synced,
   // and the marker is written exclusively, all before the decision is asked for.
   // The files' data and every subdirectory now, listed in the same walk; the attempt
-  // directory's own entries once, below, after the marker joined them (still before the
-  // decision and the rename).
+  // directory's own entries once, with the marker (writeMarker), still before the decision and
+  // the rename.
   const calls = callsFor(plan);
   const files: OutputFile[] = [];
   await syncTree(plan.attemptDir, false, true, files, '', calls);
   files.sort((a, b) => (a.name < b.name ? -1 : a.name > b.name ? 1 : 0));
   const size = files.reduce((a, f) => a + f.size, 0);
   await writeMarker(marker, attemptId, calls);
-  await calls.fsync(plan.attemptDir);
   const decision = await decide(files, size, plan.attemptDir);
   if (!decision.won) {
     await discardAttemptDir(plan);

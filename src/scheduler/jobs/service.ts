@@ -27,6 +27,7 @@ import {
 import { stageOutputDir, substitute, taskOutputDir } from './tasks.js';
 import { PendingIndex } from '../placement/index.js';
 import { checkExplicitTaskCounts, checkInputSchemes, checkVolumes, outputDirFor } from './admission.js';
+import { TalliedMap } from '../../core/tallied-map.js';
 
 export { HOST_FAILURES_TO_AVOID, INPUT_RETRY_BASE_MS, INPUT_RETRY_MAX_MS, UNCOUNTED_INPUT_FAILURES, classifyFailure, hostAtFault } from './failures.js';
 
@@ -124,9 +125,19 @@ export interface JobServiceOptions {
 
 const FRAMEWORK_LOCALITY_DEFAULT: LocalityPolicy = { mode: 'wait', nodeWaitMs: 3000, rackWaitMs: 3000 };
 
+/** A task's running attempt, as this process knows it. */
+interface RunningAttempt {
+  readonly attemptId: string;
+  readonly tenant: string;
+  readonly jobId: string;
+  readonly executorId: string;
+  readonly locality: LocalityLevel;
+  readonly startSeq: number;
+}
+
 /** The job service. */
 export class JobService extends EventEmitter<ServiceEvents> {
-  private readonly pending = new Map<string, PendingTask>();
+  private readonly pending = new TalliedMap<string, PendingTask, 'tenant'>({ tenant: (t) => t.tenant });
   /** The same pending tasks, indexed by host, rack and volume for placement. */
   readonly index = new PendingIndex();
   /**
@@ -134,7 +145,7 @@ export class JobService extends EventEmitter<ServiceEvents> {
    * order of starts and host losses (LostOutputs.attemptStarted; 0: started before this process
    * knew of it, as after a restart).
    */
-  private readonly running = new Map<string, { attemptId: string; tenant: string; jobId: string; executorId: string; locality: LocalityLevel; startSeq: number }>();
+  private readonly running = new TalliedMap<string, RunningAttempt, 'tenant' | 'job'>({ tenant: (r) => r.tenant, job: (r) => r.jobId });
   private readonly jobs = new Map<string, JobRecord>();
   /** Each job spec's resolved locality policy (see localityOf). */
   private readonly resolvedLocality = new WeakMap<JobSpec, LocalityPolicy>();
@@ -200,7 +211,7 @@ export class JobService extends EventEmitter<ServiceEvents> {
    * the Idempotency-Key named an earlier job, which is returned instead).
    */
   async submitJob(tenant: string, spec: JobSpec, idempotencyKey?: string): Promise<{ job: JobRecord; created: boolean }> {
-    const pendingForTenant = this.pendingByTenant().get(tenant) ?? 0;
+    const pendingForTenant = this.pending.countOf('tenant', tenant);
     if (pendingForTenant >= this.o.limits.maxPendingTasksPerTenant) {
       throw new LocusError('QUOTA_EXCEEDED', `tenant '${tenant}' already has ${pendingForTenant} pending tasks (limit ${this.o.limits.maxPendingTasksPerTenant})`);
     }
@@ -311,27 +322,17 @@ export class JobService extends EventEmitter<ServiceEvents> {
 
   /** How many tasks are pending, per tenant. */
   pendingByTenant(): Map<string, number> {
-    const out = new Map<string, number>();
-    for (const t of this.pending.values()) out.set(t.tenant, (out.get(t.tenant) ?? 0) + 1);
-    return out;
+    return this.pending.tally('tenant');
   }
 
   /** How many attempts are running, per tenant. */
   runningByTenant(): Map<string, number> {
-    const out = new Map<string, number>();
-    for (const r of this.running.values()) out.set(r.tenant, (out.get(r.tenant) ?? 0) + 1);
-    return out;
+    return this.running.tally('tenant');
   }
 
-  /** Running attempts per tenant and per job, in one walk (every placement pass asks for both). */
+  /** Running attempts per tenant and per job (every placement pass asks for both). */
   runningCounts(): { readonly byTenant: Map<string, number>; readonly byJob: Map<string, number> } {
-    const byTenant = new Map<string, number>();
-    const byJob = new Map<string, number>();
-    for (const r of this.running.values()) {
-      byTenant.set(r.tenant, (byTenant.get(r.tenant) ?? 0) + 1);
-      byJob.set(r.jobId, (byJob.get(r.jobId) ?? 0) + 1);
-    }
-    return { byTenant, byJob };
+    return { byTenant: this.running.tally('tenant'), byJob: this.running.tally('job') };
   }
 
   /** Running attempts on one executor (to fail them over when it dies). */
@@ -790,7 +791,7 @@ export class JobService extends EventEmitter<ServiceEvents> {
       // Checked again here, not only at submission: many jobs submitted at once all pass the
       // submission check before any of them has resolved its inputs into pending tasks.
       // Stages being written count too (synchronously reserved, released once they are pending).
-      const pendingNow = (this.pendingByTenant().get(job.tenant) ?? 0) + (this.reserved.get(job.tenant) ?? 0);
+      const pendingNow = this.pending.countOf('tenant', job.tenant) + (this.reserved.get(job.tenant) ?? 0);
       if (stage === 0 && pendingNow + splits.length > this.o.limits.maxPendingTasksPerTenant) {
         throw new LocusError('QUOTA_EXCEEDED', `tenant '${job.tenant}' would have ${pendingNow + splits.length} pending tasks (limit ${this.o.limits.maxPendingTasksPerTenant})`);
       }

@@ -153,17 +153,27 @@ export class Bucket {
 
   /** Keep the live entries only (PendingIndex.sweep relies on this leaving no dead number behind). */
   compact(marks: Uint8Array): void {
-    const kept: number[] = [];
-    const items = this.items;
-    for (let i = this.head; i < items.length; i++) {
-      const no = items[i] as number;
-      if (marks[no] !== DEAD) kept.push(no);
-    }
-    this.items = kept;
+    this.items = liveItems(this.items, this.head, marks);
     this.head = 0;
     this.dead = 0;
     this.cursor = 0;
   }
+}
+
+/**
+ * The entries of `items` from `head` on that are not DEAD. A function of its own, not a loop in
+ * Bucket.compact: V8 compiled that loop on-stack (OSR) during its first long call, before the
+ * stores after it had ever run, and every later call entered the same code and deoptimized at
+ * those stores ("insufficient type feedback"): 210 deoptimizations in each 10,000 x 100,000 run
+ * of bench:placement.
+ */
+function liveItems(items: readonly number[], head: number, marks: Uint8Array): number[] {
+  const kept: number[] = [];
+  for (let i = head; i < items.length; i++) {
+    const no = items[i] as number;
+    if (marks[no] !== DEAD) kept.push(no);
+  }
+  return kept;
 }
 
 /** The tasks of one job at one priority, in submission order. */

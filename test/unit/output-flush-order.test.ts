@@ -1,0 +1,99 @@
+/**
+ * The order of an output commit's flushes, on a real filesystem: the attempt directory is
+ * flushed once, after its `_SUCCESS` marker exists (a flush before the marker was made leaves
+ * the marker's entry to chance across a host crash), and the marker's descriptor is closed only
+ * after its own flush has ended (closed earlier, a flush still in the thread pool could reach
+ * whatever file reuses the number). node:fs is wrapped, not replaced: every call goes through.
+ */
+import type * as FsModule from 'node:fs';
+import { existsSync, readFileSync } from 'node:fs';
+import { mkdtemp, rm, writeFile } from 'node:fs/promises';
+import { tmpdir } from 'node:os';
+import { join } from 'node:path';
+import { afterEach, beforeEach, describe, expect, it, vi } from 'vitest';
+
+const events: string[] = [];
+/** Paths of interest, set per test: the attempt directory and its marker. */
+const watched = { dir: '', marker: '' };
+const markerFds = new Set<number>();
+
+vi.mock('node:fs', async (importOriginal) => {
+  const real = await importOriginal<typeof FsModule>();
+  const note = (path: unknown, fd: number): void => {
+    if (path === watched.dir) events.push(`dir opened (marker there: ${real.existsSync(watched.marker)})`);
+    if (path === watched.marker) markerFds.add(fd);
+  };
+  const wrapped = {
+    ...real,
+    openSync: (...args: Parameters<typeof real.openSync>): number => {
+      const fd = real.openSync(...args);
+      note(args[0], fd);
+      return fd;
+    },
+    open: (path: FsModule.PathLike, flags: FsModule.OpenMode, cb: (err: NodeJS.ErrnoException | null, fd: number) => void): void => {
+      real.open(path, flags, (err, fd) => {
+        if (!err) note(path, fd);
+        cb(err, fd);
+      });
+    },
+    fsync: (fd: number, cb: (err: NodeJS.ErrnoException | null) => void): void => {
+      real.fsync(fd, (err) => {
+        if (markerFds.has(fd)) events.push('marker flushed');
+        cb(err);
+      });
+    },
+    closeSync: (fd: number): void => {
+      if (markerFds.delete(fd)) events.push('marker closed');
+      real.closeSync(fd);
+    },
+    close: (fd: number, cb: (err: NodeJS.ErrnoException | null) => void): void => {
+      if (markerFds.delete(fd)) events.push('marker closed');
+      real.close(fd, cb);
+    },
+  };
+  return { ...wrapped, default: wrapped };
+});
+
+const { COMMIT_MARKER, commitOutput, planOutput, prepareAttemptDir, releaseStaging } = await import('../../src/executor/output.js');
+type CommittedOutput = import('../../src/executor/contract.js').CommittedOutput;
+
+let root: string;
+beforeEach(async () => {
+  root = await mkdtemp(join(tmpdir(), 'locus-flush-order-'));
+  events.length = 0;
+  markerFds.clear();
+});
+afterEach(async () => {
+  await rm(root, { recursive: true, force: true });
+});
+
+async function commitWatched(withLedger: boolean): Promise<string> {
+  const plan = planOutput(join(root, 'stage', '00001'), 'job.0.1.a1');
+  await prepareAttemptDir(plan);
+  await writeFile(join(plan.attemptDir, 'part-0'), 'data');
+  watched.dir = plan.attemptDir;
+  watched.marker = join(plan.attemptDir, COMMIT_MARKER);
+  const decide = async (): Promise<{ won: boolean; record: CommittedOutput }> =>
+    ({ won: true, record: { attemptId: 'job.0.1.a1', host: 'h', path: plan.finalDir, size: 4, files: [], committedAt: 0 } });
+  try {
+    const outcome = await commitOutput(plan, 'job.0.1.a1', withLedger ? decide : undefined);
+    expect(outcome.kind).toBe('committed');
+    expect(existsSync(join(plan.finalDir, COMMIT_MARKER))).toBe(true);
+    expect(JSON.parse(readFileSync(join(plan.finalDir, COMMIT_MARKER), 'utf8')).attemptId).toBe('job.0.1.a1');
+  } finally {
+    await releaseStaging(plan);
+  }
+  return events.join(' | ');
+}
+
+describe('the flushes of an output commit', () => {
+  for (const withLedger of [false, true]) {
+    it(`flush the attempt directory once, after the marker exists, and close the marker after its flush (${withLedger ? 'with' : 'without'} a ledger)`, async () => {
+      const order = await commitWatched(withLedger);
+      const dirFlushes = events.filter((e) => e.startsWith('dir opened'));
+      expect(dirFlushes, order).toEqual(['dir opened (marker there: true)']);
+      expect(events.indexOf('marker flushed'), order).toBeGreaterThanOrEqual(0);
+      expect(events.indexOf('marker closed'), order).toBeGreaterThan(events.indexOf('marker flushed'));
+    });
+  }
+});
