@@ -39,6 +39,13 @@ import { promises as fsp, type Dirent } from 'node:fs';
 import { basename, dirname, join } from 'node:path';
 import { COMMIT_MARKER, type CommittedOutput, type OutputFile } from './contract.js';
 import { learnLocalFs, metaCallsFor, POOLED_CALLS, type MetaCalls } from './local-fs.js';
+import { FilesystemFlusher, SharedRuns, syncfsHelperPath } from './fs-flush.js';
+
+/** Group commit of flushes on local filesystems (fs-flush.ts); callers fall back to fsyncs without it. */
+const flusher = new FilesystemFlusher(syncfsHelperPath());
+/** Attempt directories whose stage directory was watched before they were made: they may share flushes. */
+const sharing = new Set<string>();
+
 
 /** The metadata calls for this task's output: synchronous where its directory is local (local-fs.ts). */
 function callsFor(plan: OutputPlan): MetaCalls {
@@ -172,14 +179,20 @@ export async function prepareAttemptDir(plan: OutputPlan): Promise<void> {
   // Another process may (it is empty for an instant between its own attempts): mkdir -p makes it
   // again when the attempt's mkdir finds it gone.
   holdStaging(plan);
+  // Asked before anything of this attempt exists: a flush of the stage's filesystem covers its
+  // writes only if the filesystem was watched before them (fs-flush.ts).
+  const stageDir = dirname(plan.finalDir);
+  if (calls !== POOLED_CALLS && flusher.watchedBefore(stageDir)) sharing.add(plan.attemptDir);
   if ((await mkdirpRacing(calls, plan.attemptDir)) === undefined) {
     throw Object.assign(new Error(`EEXIST: staging directory already exists, mkdir '${plan.attemptDir}'`), { code: 'EEXIST', path: plan.attemptDir });
   }
   // Workloads run as an unprivileged user; the staging name is unguessable
   // and lives only as long as the attempt.
   await calls.chmod(plan.attemptDir, 0o777);
-  // The stage's directory exists now: the next attempts under it know its filesystem.
-  if (calls === POOLED_CALLS) await learnLocalFs(dirname(plan.finalDir));
+  // The stage's directory exists now: the next attempts under it know its filesystem, and on a
+  // local one may share its flushes.
+  if (calls === POOLED_CALLS) await learnLocalFs(stageDir);
+  else if (!sharing.has(plan.attemptDir)) void flusher.watch(stageDir);
 }
 
 /** Tries of an attempt directory's mkdir -p while other processes remove the staging root. */
@@ -213,6 +226,7 @@ export async function mkdirpRacing(calls: Pick<MetaCalls, 'mkdirp'>, dir: string
  */
 async function writeMarker(marker: string, attemptId: string, calls: MetaCalls): Promise<void> {
   const text = JSON.stringify({ attemptId, committedAt: new Date().toISOString() }) + '\n';
+  const dir = dirname(marker);
   let fd: number;
   try {
     fd = await calls.open(marker, 'wx');
@@ -221,35 +235,29 @@ async function writeMarker(marker: string, attemptId: string, calls: MetaCalls):
     await fsp.rm(marker, { force: true, recursive: true });
     fd = await calls.open(marker, 'wx');
   }
+  const shared = sharing.has(dir);
   try {
     await calls.write(fd, text);
-    // Both flushes end before the handle closes, whichever fails: closing it while its fsync is
-    // in the thread pool would let that fsync reach whatever file reuses the descriptor number.
-    const [own, dir] = await Promise.allSettled([calls.fsyncFd(fd), calls.fsync(dirname(marker))]);
-    if (own.status === 'rejected') throw own.reason;
-    if (dir.status === 'rejected') throw dir.reason;
+    if (!shared) {
+      // Both flushes end before the handle closes, whichever fails: closing it while its fsync is
+      // in the thread pool would let that fsync reach whatever file reuses the descriptor number.
+      settledOrThrow(await Promise.allSettled([calls.fsyncFd(fd), calls.fsync(dir)]));
+      return;
+    }
   } finally {
     await calls.close(fd);
   }
+  // One flush of the filesystem, shared with the other attempts committing now, covers the
+  // marker, the attempt directory and everything the attempt wrote (it began after all of them).
+  if (await flusher.flushShared(dirname(dirname(dir)))) return;
+  settledOrThrow(await Promise.allSettled([calls.fsync(marker), calls.fsync(dir)]));
 }
 
-/** One directory's shared fsyncs: the one running, and the one queued behind it. */
-interface DirSync {
-  current?: Promise<void>;
-  next?: Promise<void>;
+function settledOrThrow(results: readonly PromiseSettledResult<unknown>[]): void {
+  for (const r of results) if (r.status === 'rejected') throw r.reason;
 }
 
-const dirSyncs = new Map<string, DirSync>();
-
-function startDirSync(dir: string, s: DirSync): Promise<void> {
-  const p: Promise<void> = metaCallsFor(dir).fsync(dir).finally(() => {
-    if (s.current !== p) return;
-    s.current = undefined;
-    if (s.next === undefined) dirSyncs.delete(dir);
-  });
-  s.current = p;
-  return p;
-}
+const dirSyncs = new SharedRuns();
 
 /**
  * Group commit of a directory's fsync: every task of a stage renames its output into the same
@@ -258,23 +266,13 @@ function startDirSync(dir: string, s: DirSync): Promise<void> {
  * may have begun before the caller's rename); the queued one starts when the running one ends,
  * so at most two are outstanding per directory however many slots commit at once. Each
  * caller's own rename is still covered before its commit is reported: the decision per task is
- * unchanged, only the disk flushes are shared.
+ * unchanged, only the disk flushes are shared. For an attempt that may share flushes of its
+ * filesystem (`shared`: watched before the attempt wrote, fs-flush.ts), the flush is one
+ * syncfs, which the attempts' markers share too.
  */
-export function syncDirectoryShared(dir: string): Promise<void> {
-  let s = dirSyncs.get(dir);
-  if (s === undefined) {
-    s = {};
-    dirSyncs.set(dir, s);
-  }
-  if (s.next !== undefined) return s.next;
-  const running = s.current;
-  if (running === undefined) return startDirSync(dir, s);
-  const st = s;
-  st.next = running.catch(() => undefined).then(() => {
-    st.next = undefined;
-    return startDirSync(dir, st);
-  });
-  return st.next;
+export async function syncDirectoryShared(dir: string, shared = false): Promise<void> {
+  if (shared && (await flusher.flushShared(dir))) return;
+  await dirSyncs.run(dir, (d) => metaCallsFor(d).fsync(d));
 }
 
 /**
@@ -311,7 +309,7 @@ export async function commitOutput(plan: OutputPlan, attemptId: string, decide?:
     }
     throw err;
   }
-  await syncDirectoryShared(dirname(plan.finalDir)).catch(() => undefined);
+  await syncDirectoryShared(dirname(plan.finalDir), sharing.has(plan.attemptDir)).catch(() => undefined);
   await sweepStaging(plan);
   return { kind: 'committed', finalDir: plan.finalDir };
 }
@@ -391,6 +389,7 @@ function holdStaging(plan: OutputPlan): void {
  * itself when it ends. Never throws.
  */
 export async function releaseStaging(plan: OutputPlan): Promise<void> {
+  sharing.delete(plan.attemptDir);
   const held = stagingHeld.get(plan.stagingRoot);
   if (held === undefined || !held.delete(plan.attemptDir) || held.size > 0) return;
   stagingHeld.delete(plan.stagingRoot);
@@ -437,7 +436,7 @@ async function commitWithLedger(plan: OutputPlan, attemptId: string, decide: Com
     }
     throw err;
   }
-  await syncDirectoryShared(dirname(plan.finalDir)).catch(() => undefined);
+  await syncDirectoryShared(dirname(plan.finalDir), sharing.has(plan.attemptDir)).catch(() => undefined);
   await sweepStaging(plan);
   return { kind: 'committed', finalDir: plan.finalDir, record: decision.record };
 }

@@ -71,7 +71,7 @@ describe('locus doctor', () => {
     expect(byName.get('node')?.text).toMatch(new RegExp(`^OK +node +v${process.versions.node.replace(/\./g, '\\.')}$`));
     expect(byName.get('redis-server')?.text).toMatch(/^OK +redis-server +installed \(\d+\.\d+/);
     // The build bundles the executor: doctor says executors start from that one file.
-    expect(byName.get('executor')?.text).toMatch(/^OK +executor +starts from one bundled file with its code cache \(dist\/executor\.mjs\)$/);
+    expect(byName.get('executor')?.text).toMatch(/^OK +executor +starts from one bundled file with its code cache \(dist\/executor\.mjs\); output commits share flushes \(locus-syncfs\)$/);
     expect(byName.get('master')?.text).toContain(`OK    master`);
     expect(byName.get('master')?.text).toContain(`${cluster.masterUrl} answers`);
     expect(byName.get('redis')?.text).toMatch(/^OK +redis +redis:\/\/127\.0\.0\.1:\d+\/? answers \(Redis \d+\.\d+\.\d+\); AOF on; maxmemory-policy noeviction$/);
@@ -112,6 +112,8 @@ describe('locus doctor', () => {
     expect(isolation?.details.length).toBeGreaterThan(0);
     // Where linux isolation works, doctor says what starts the containers (set-up builds locus-spawn).
     if (isolation?.summary.startsWith('linux')) expect(isolation.summary).toContain('launcher locus-spawn');
+    // The set-up builds the flush helper too; doctor names it.
+    expect(results.find((x) => x.name === 'executor')?.summary).toContain('locus-syncfs');
     for (const x of results) expect(['ok', 'warn', 'fail']).toContain(x.status);
     for (const x of results.filter((y) => y.status !== 'ok')) expect(x.fix, x.name).toBeTruthy();
   }, 60_000);

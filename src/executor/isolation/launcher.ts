@@ -23,9 +23,9 @@ import { spawn, type ChildProcess } from 'node:child_process';
 import { existsSync } from 'node:fs';
 import { availableParallelism } from 'node:os';
 import { dirname, join } from 'node:path';
-import { fileURLToPath } from 'node:url';
 import { LocusError } from '../../core/errors.js';
 import { signalName } from './host.js';
+import { nativeHelperPath } from './native-path.js';
 
 /** One container start asked of the launcher. */
 export interface LaunchRequest {
@@ -231,17 +231,7 @@ export class WarmLauncher implements ContainerLauncher {
  * it was not built (no C compiler): Locus then starts containers with bwrap.
  */
 export function nativeLauncherPath(env: NodeJS.ProcessEnv = process.env): string | undefined {
-  const set = env['LOCUS_SPAWN_PATH'];
-  if (set !== undefined) return set === '' ? undefined : set;
-  let dir = dirname(fileURLToPath(import.meta.url));
-  for (let i = 0; i < 6; i++) {
-    if (existsSync(join(dir, 'package.json'))) {
-      const p = join(dir, 'dist', 'native', 'locus-spawn');
-      return existsSync(p) ? p : undefined;
-    }
-    dir = dirname(dir);
-  }
-  return undefined;
+  return nativeHelperPath('locus-spawn', 'LOCUS_SPAWN_PATH', env);
 }
 
 /** One event line of locus-spawn: `S id pid` or `E id code signal failure` ("-" for none). */
