@@ -35,7 +35,7 @@
  * record (`staged`); the next attempt on that host rolls the rename forward.
  */
 import { createHash, randomBytes } from 'node:crypto';
-import { promises as fsp, type Dirent } from 'node:fs';
+import { lstatSync, promises as fsp, type Dirent } from 'node:fs';
 import { basename, dirname, join } from 'node:path';
 import { COMMIT_MARKER, type CommittedOutput, type OutputFile } from './contract.js';
 import { learnLocalFs, metaCallsFor, POOLED_CALLS, type MetaCalls } from './local-fs.js';
@@ -185,6 +185,11 @@ export async function prepareAttemptDir(plan: OutputPlan): Promise<void> {
   if (calls !== POOLED_CALLS && flusher.watchedBefore(stageDir)) sharing.add(plan.attemptDir);
   if ((await mkdirpRacing(calls, plan.attemptDir)) === undefined) {
     throw Object.assign(new Error(`EEXIST: staging directory already exists, mkdir '${plan.attemptDir}'`), { code: 'EEXIST', path: plan.attemptDir });
+  }
+  // Shared only when the attempt's directory is on the watched filesystem itself: a staging
+  // directory that is a symbolic link or a mount point leads elsewhere.
+  if (sharing.has(plan.attemptDir) && String(lstatSync(plan.attemptDir, { throwIfNoEntry: false })?.dev) !== flusher.deviceOf(stageDir)) {
+    sharing.delete(plan.attemptDir);
   }
   // Workloads run as an unprivileged user; the staging name is unguessable
   // and lives only as long as the attempt.

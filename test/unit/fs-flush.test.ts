@@ -2,11 +2,11 @@
  * The group commit's filesystem flush (src/executor/fs-flush.ts) with the real helper
  * (dist/native/locus-syncfs, which the set-up builds): flushes are shared only for directories
  * watched before, callers that asked meanwhile share at most two flushes and none rides on a
- * flush that began before it asked, a slow flush pauses sharing, and every way the helper can
- * fail (missing, dying) sends callers back to their own fsyncs instead of failing their commits;
- * a flush that failed reaches its callers as the filesystem's error.
+ * flush that began before it asked, a slow or stuck flush pauses sharing, an idle helper is
+ * stopped, and every way the helper can fail (missing, dying, a failed syncfs, a filesystem it
+ * does not share) sends callers back to their own fsyncs instead of failing their commits.
  */
-import { chmodSync, writeFileSync } from 'node:fs';
+import { chmodSync, mkdirSync, writeFileSync } from 'node:fs';
 import { mkdtemp, rm } from 'node:fs/promises';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
@@ -23,8 +23,8 @@ afterEach(async () => {
   await rm(dir, { recursive: true, force: true });
 });
 
-function flusher(path: string | undefined, now?: () => number): FilesystemFlusher {
-  const f = new FilesystemFlusher(path, now);
+function flusher(path: string | undefined, o: { now?: () => number; idleRetireMs?: number } = {}): FilesystemFlusher {
+  const f = new FilesystemFlusher(path, o);
   flushers.push(f);
   return f;
 }
@@ -102,7 +102,7 @@ describe('FilesystemFlusher', () => {
     const p = join(dir, 'helper.sh');
     writeFileSync(p, `#!/bin/sh\nwhile read op id path; do if [ "$op" = W ]; then echo "$id 0 1"; else echo "$id 0"; fi; done\n`);
     chmodSync(p, 0o755);
-    const f = flusher(p, () => clock);
+    const f = flusher(p, { now: () => clock });
     expect(await f.watch(dir)).toBe(true);
     /** One shared flush that takes `flushTakes` on the fake clock. */
     const flush = async (): Promise<boolean> => {
@@ -142,7 +142,7 @@ describe('FilesystemFlusher', () => {
   it('falls back for good when the helper dies, failing no caller', async () => {
     const p = join(dir, 'dying-helper.sh');
     // Acknowledges the watch, then exits at the first flush without answering it.
-    writeFileSync(p, '#!/bin/sh\nread op id path\necho "$id 0 1"\nread op id path\nexit 0\n');
+    writeFileSync(p, '#!/bin/sh\nread op id arg\necho "$id 0 1"\nread op id arg\nexit 0\n');
     chmodSync(p, 0o755);
     const f = flusher(p);
     expect(await f.watch(dir)).toBe(true);
@@ -151,12 +151,56 @@ describe('FilesystemFlusher', () => {
     expect(await f.flushShared(dir)).toBe(false);
   });
 
-  it('hands a failed flush to its callers as the errno the helper reported', async () => {
+  it('sends callers back to their own fsyncs after a failed flush, and never shares that filesystem again', async () => {
     const p = join(dir, 'eio-helper.sh');
-    writeFileSync(p, '#!/bin/sh\nread op id path\necho "$id 0 1"\nread op id path\necho "$id 5"\ncat >/dev/null\n');
+    writeFileSync(p, '#!/bin/sh\nwhile read op id arg; do if [ "$op" = W ]; then echo "$id 0 7"; else echo "$id 5"; fi; done\n');
     chmodSync(p, 0o755);
     const f = flusher(p);
     expect(await f.watch(dir)).toBe(true);
-    await expect(f.flushShared(dir)).rejects.toMatchObject({ code: 'EIO', syscall: 'syncfs' });
+    expect(await f.flushShared(dir)).toBe(false);
+    expect(f.watchedBefore(dir)).toBe(false);
+    // Another directory on the same filesystem (device 7) is not shared either.
+    const other = join(dir, 'other');
+    mkdirSync(other);
+    expect(await f.watch(other)).toBe(true);
+    expect(f.watchedBefore(other)).toBe(false);
+    expect(await f.flushShared(other)).toBe(false);
+  });
+
+  it('lets a caller flush its own files when a shared flush does not end within SLOW_FLUSH_MS, and pauses sharing', async () => {
+    const p = join(dir, 'stuck-helper.sh');
+    writeFileSync(p, '#!/bin/sh\nwhile read op id arg; do if [ "$op" = W ]; then echo "$id 0 7"; else sleep 2; echo "$id 0"; fi; done\n');
+    chmodSync(p, 0o755);
+    const f = flusher(p);
+    expect(await f.watch(dir)).toBe(true);
+    const began = performance.now();
+    expect(await f.flushShared(dir)).toBe(false);
+    const waited = performance.now() - began;
+    expect(waited).toBeGreaterThanOrEqual(SLOW_FLUSH_MS - 5);
+    expect(waited).toBeLessThan(1500);
+    // Paused: the next caller does not wait at all.
+    const again = performance.now();
+    expect(await f.flushShared(dir)).toBe(false);
+    expect(performance.now() - again).toBeLessThan(50);
+  });
+
+  it('shares only filesystems whose syncfs reports errors (not /proc, say)', async () => {
+    const f = flusher(syncfsHelperPath());
+    expect(await f.watch('/proc')).toBe(false);
+    expect(await f.watch(dir)).toBe(true);
+  });
+
+  it('stops an idle helper (its descriptors would keep filesystems mounted) and starts a new one when asked again', async () => {
+    const log = join(dir, 'requests.log');
+    const f = flusher(countingHelper(log), { idleRetireMs: 300 });
+    expect(await f.watch(dir)).toBe(true);
+    expect(await f.flushShared(dir)).toBe(true);
+    await new Promise((r) => setTimeout(r, 700));
+    expect(f.watchedBefore(dir)).toBe(false);
+    expect(await f.flushShared(dir)).toBe(false);
+    expect(await f.watch(dir)).toBe(true);
+    expect(await f.flushShared(dir)).toBe(true);
+    const { readFileSync } = await import('node:fs');
+    expect(readFileSync(log, 'utf8').trim().split('\n').map((l) => l.split(' ')[0])).toEqual(['W', 'S', 'W', 'S']);
   });
 });

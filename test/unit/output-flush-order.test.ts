@@ -64,10 +64,11 @@ const realHelper = syncfsHelperPath();
 if (realHelper === undefined) throw new Error('dist/native/locus-syncfs is not built (npm run build builds it)');
 writeFileSyncReal(join(helperDir, 'helper.sh'), [
   '#!/bin/sh',
-  'while read op id path; do',
-  `  if [ "$op" = S ]; then echo "S $(find "$path" -path '*/.locus-staging/*' -name _SUCCESS | wc -l)" >> '${helperLog}'; fi`,
-  `  if [ "$op" = W ]; then echo W >> '${helperLog}'; fi`,
-  '  echo "$op $id $path"',
+  // A flush names the device; the markers are counted under the directory watched last.
+  'while read op id arg; do',
+  `  if [ "$op" = S ]; then echo "S $(find "$watched" -path '*/.locus-staging/*' -name _SUCCESS | wc -l)" >> '${helperLog}'; fi`,
+  `  if [ "$op" = W ]; then watched="$arg"; echo W >> '${helperLog}'; fi`,
+  '  echo "$op $id $arg"',
   `done | '${realHelper}'`,
   '',
 ].join('\n'));

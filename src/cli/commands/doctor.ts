@@ -89,16 +89,23 @@ export async function executorCheck(): Promise<CheckResult> {
   } catch (err) {
     return { name: 'executor', status: 'fail', summary: (err as Error).message, fix: 'npm run build', details: [] };
   }
+  const result = executorEntryCheck(entry);
   // Without the flush helper every output commit flushes its own files (src/executor/fs-flush.ts).
+  // LOCUS_SYNCFS_PATH= (empty) turns it off on purpose: said, not warned about.
   const syncfs = syncfsHelperPath();
-  if (syncfs === undefined) {
-    return {
-      name: 'executor', status: 'warn', summary: 'output commits flush file by file: dist/native/locus-syncfs was not built (short tasks cost executors about 30 % more CPU)',
-      fix: 'install a C compiler (gcc) and run npm run build', details: [entry],
-    };
-  }
+  if (syncfs !== undefined && existsSync(syncfs)) return { ...result, summary: `${result.summary}; output commits share flushes (locus-syncfs)`, details: [...result.details, syncfs] };
+  if (process.env['LOCUS_SYNCFS_PATH'] === '') return { ...result, summary: `${result.summary}; output commits flush file by file (LOCUS_SYNCFS_PATH is empty)` };
+  return {
+    ...result, status: result.status === 'ok' ? 'warn' : result.status,
+    summary: `${result.summary}; output commits flush file by file: ${syncfs === undefined ? 'dist/native/locus-syncfs was not built' : `${syncfs} (LOCUS_SYNCFS_PATH) is not there`} (short tasks cost executors about 30 % more CPU)`,
+    fix: [result.fix, 'install a C compiler (gcc) and run npm run build'].filter((f) => f !== undefined).join('; '),
+  };
+}
+
+/** How executors start: from the bundle with its code cache, the bundle alone, or the CLI. */
+function executorEntryCheck(entry: string): CheckResult {
   if (basename(entry) === 'executor.mjs') {
-    if (codeCacheMatches(entry)) return { name: 'executor', status: 'ok', summary: 'starts from one bundled file with its code cache (dist/executor.mjs); output commits share flushes (locus-syncfs)', details: [entry, syncfs] };
+    if (codeCacheMatches(entry)) return { name: 'executor', status: 'ok', summary: 'starts from one bundled file with its code cache (dist/executor.mjs)', details: [entry] };
     return {
       name: 'executor', status: 'warn', summary: 'starts from one bundled file, without its code cache: dist/executor-bundle.cjs.cache is missing or written for another bundle (each start ~20 ms longer)',
       fix: 'npm run build (it writes the cache after bundling)', details: [entry],
