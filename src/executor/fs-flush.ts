@@ -38,42 +38,8 @@
  */
 import { spawn, type ChildProcessWithoutNullStreams } from 'node:child_process';
 import { createInterface } from 'node:readline';
+import { SharedRuns } from '../core/shared-runs.js';
 import { nativeHelperPath } from './isolation/native-path.js';
-
-/** Runs of one operation per key, shared: a caller joins the run queued behind the running one. */
-export class SharedRuns {
-  private readonly runs = new Map<string, { current?: Promise<void>; next?: Promise<void> }>();
-
-  /**
-   * Run `op(key)` for this caller, or join a run that has not begun yet. At most two runs per key
-   * are outstanding however many callers ask; each caller is covered by a run that began after
-   * it asked.
-   */
-  run(key: string, op: (key: string) => Promise<void>): Promise<void> {
-    let s = this.runs.get(key);
-    if (s === undefined) {
-      s = {};
-      this.runs.set(key, s);
-    }
-    if (s.next !== undefined) return s.next;
-    const st = s;
-    const start = (): Promise<void> => {
-      const p: Promise<void> = op(key).finally(() => {
-        if (st.current !== p) return;
-        st.current = undefined;
-        if (st.next === undefined) this.runs.delete(key);
-      });
-      st.current = p;
-      return p;
-    };
-    if (st.current === undefined) return start();
-    st.next = st.current.catch(() => undefined).then(() => {
-      st.next = undefined;
-      return start();
-    });
-    return st.next;
-  }
-}
 
 /** A caller waits at most this long for a shared flush; one that took longer waited for more than the commits that asked for it. */
 export const SLOW_FLUSH_MS = 200;

@@ -39,7 +39,8 @@ import { lstatSync, promises as fsp, type Dirent } from 'node:fs';
 import { basename, dirname, join } from 'node:path';
 import { COMMIT_MARKER, type CommittedOutput, type OutputFile } from './contract.js';
 import { learnLocalFs, metaCallsFor, POOLED_CALLS, type MetaCalls } from './local-fs.js';
-import { FilesystemFlusher, SharedRuns, syncfsHelperPath } from './fs-flush.js';
+import { SharedRuns } from '../core/shared-runs.js';
+import { FilesystemFlusher, syncfsHelperPath } from './fs-flush.js';
 
 /** Group commit of flushes on local filesystems (fs-flush.ts); callers fall back to fsyncs without it. */
 const flusher = new FilesystemFlusher(syncfsHelperPath());

@@ -11,7 +11,8 @@ import { mkdtemp, rm } from 'node:fs/promises';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { afterEach, beforeEach, describe, expect, it } from 'vitest';
-import { FilesystemFlusher, SLOW_FLUSH_MS, SLOW_FLUSH_PAUSE_MS, SharedRuns, syncfsHelperPath } from '../../src/executor/fs-flush.js';
+import { SharedRuns } from '../../src/core/shared-runs.js';
+import { FilesystemFlusher, SLOW_FLUSH_MS, SLOW_FLUSH_PAUSE_MS, syncfsHelperPath } from '../../src/executor/fs-flush.js';
 
 let dir: string;
 const flushers: FilesystemFlusher[] = [];

@@ -27,6 +27,7 @@ import {
 import { stageOutputDir, substitute, taskOutputDir } from './tasks.js';
 import { PendingIndex } from '../placement/index.js';
 import { checkExplicitTaskCounts, checkInputSchemes, checkVolumes, outputDirFor } from './admission.js';
+import { SharedRuns } from '../../core/shared-runs.js';
 import { TalliedMap } from '../../core/tallied-map.js';
 
 export { HOST_FAILURES_TO_AVOID, INPUT_RETRY_BASE_MS, INPUT_RETRY_MAX_MS, UNCOUNTED_INPUT_FAILURES, classifyFailure, hostAtFault } from './failures.js';
@@ -154,7 +155,7 @@ export class JobService extends EventEmitter<ServiceEvents> {
   /** Tasks of stages being written, per tenant: they count toward the pending cap already. */
   private readonly reserved = new Map<string, number>();
   /** Per job: the progress check running and the one queued behind it (checkProgressShared). */
-  private readonly progressChecks = new Map<string, { current?: Promise<void>; next?: Promise<void> }>();
+  private readonly progressChecks = new SharedRuns();
   /** `<jobId>:<stage>` of stages being started, so concurrent progress checks start a stage once. */
   private readonly startingStages = new Set<string>();
 
@@ -560,29 +561,7 @@ export class JobService extends EventEmitter<ServiceEvents> {
    * after a check that saw its result; at most two are outstanding per job.
    */
   private checkProgressShared(jobId: string): Promise<void> {
-    let s = this.progressChecks.get(jobId);
-    if (s === undefined) {
-      s = {};
-      this.progressChecks.set(jobId, s);
-    }
-    if (s.next !== undefined) return s.next;
-    const st = s;
-    const start = (): Promise<void> => {
-      const p: Promise<void> = this.checkProgress(jobId).finally(() => {
-        if (st.current !== p) return;
-        st.current = undefined;
-        if (st.next === undefined && this.progressChecks.get(jobId) === st) this.progressChecks.delete(jobId);
-      });
-      st.current = p;
-      return p;
-    };
-    const running = st.current;
-    if (running === undefined) return start();
-    st.next = running.catch(() => undefined).then(() => {
-      st.next = undefined;
-      return start();
-    });
-    return st.next;
+    return this.progressChecks.run(jobId, (id) => this.checkProgress(id));
   }
 
   /** Make a task that the store left PENDING pending here again, unless its job stopped running meanwhile. */
