@@ -50,6 +50,9 @@ export const SLOW_FLUSH_PAUSE_MAX_MS = 30_000;
 /** The helper is stopped after this long without a request (its descriptors would keep filesystems mounted). */
 export const IDLE_RETIRE_MS = 30_000;
 
+/** Stage directories remembered as watched at most (a busy executor sees one per job). */
+export const MAX_WATCHED_DIRS = 4096;
+
 /** The helper's answer: 0 or an errno, and for a watch the filesystem's device number. */
 interface Reply {
   readonly errno: number;
@@ -83,10 +86,12 @@ export class FilesystemFlusher {
 
   private readonly now: () => number;
   private readonly idleRetireMs: number;
+  private readonly maxWatchedDirs: number;
 
-  constructor(private readonly helperPath: string | undefined, o: { readonly now?: () => number; readonly idleRetireMs?: number } = {}) {
+  constructor(private readonly helperPath: string | undefined, o: { readonly now?: () => number; readonly idleRetireMs?: number; readonly maxWatchedDirs?: number } = {}) {
     this.now = o.now ?? (() => performance.now());
     this.idleRetireMs = o.idleRetireMs ?? IDLE_RETIRE_MS;
+    this.maxWatchedDirs = o.maxWatchedDirs ?? MAX_WATCHED_DIRS;
   }
 
   /** Whether `dir` was watched (acknowledged) before now: an attempt preparing in it now may share flushes. */
@@ -111,6 +116,9 @@ export class FilesystemFlusher {
         this.watching.delete(dir);
         // Answered by a helper since retired: its descriptor is gone, so is the watch.
         if (r.errno !== 0 || r.device === undefined || (helper !== undefined && helper !== this.helper)) return false;
+        // A long-lived executor sees a stage directory per job: forget them all now and then (each
+        // is watched again by its next attempt, whose commit meanwhile flushes its own files).
+        if (this.watched.size >= this.maxWatchedDirs) this.watched.clear();
         this.watched.set(dir, r.device);
         return true;
       }, () => {

@@ -24,7 +24,7 @@ afterEach(async () => {
   await rm(dir, { recursive: true, force: true });
 });
 
-function flusher(path: string | undefined, o: { now?: () => number; idleRetireMs?: number } = {}): FilesystemFlusher {
+function flusher(path: string | undefined, o: { now?: () => number; idleRetireMs?: number; maxWatchedDirs?: number } = {}): FilesystemFlusher {
   const f = new FilesystemFlusher(path, o);
   flushers.push(f);
   return f;
@@ -203,5 +203,19 @@ describe('FilesystemFlusher', () => {
     expect(await f.flushShared(dir)).toBe(true);
     const { readFileSync } = await import('node:fs');
     expect(readFileSync(log, 'utf8').trim().split('\n').map((l) => l.split(' ')[0])).toEqual(['W', 'S', 'W', 'S']);
+  });
+
+  it('remembers a bounded number of watched directories, and watches a forgotten one again', async () => {
+    const f = flusher(syncfsHelperPath(), { maxWatchedDirs: 3 });
+    const dirs = ['a', 'b', 'c', 'd'].map((n) => join(dir, n));
+    for (const d of dirs) mkdirSync(d);
+    for (const d of dirs.slice(0, 3)) expect(await f.watch(d)).toBe(true);
+    expect(dirs.slice(0, 3).every((d) => f.watchedBefore(d))).toBe(true);
+    // The fourth clears the others: their next attempts flush their own files until watched again.
+    expect(await f.watch(dirs[3] as string)).toBe(true);
+    expect(f.watchedBefore(dirs[3] as string)).toBe(true);
+    expect(f.watchedBefore(dirs[0] as string)).toBe(false);
+    expect(await f.watch(dirs[0] as string)).toBe(true);
+    expect(await f.flushShared(dirs[0] as string)).toBe(true);
   });
 });
