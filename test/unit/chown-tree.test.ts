@@ -6,11 +6,9 @@
 import { lstatSync, mkdirSync, mkdtempSync, rmSync, symlinkSync, writeFileSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
-import { afterEach, beforeEach, describe, expect, it } from 'vitest';
+import { afterEach, beforeEach, expect, it } from 'vitest';
 import { chownTree } from '../../src/executor/isolation/host.js';
-
-const root = process.getuid?.() === 0;
-if (!root) console.log('SKIPPED chownTree: needs root to give files away');
+import { ROOT, describeWith } from '../harness/requires.js';
 
 let dir: string;
 beforeEach(() => {
@@ -20,7 +18,7 @@ afterEach(() => {
   rmSync(dir, { recursive: true, force: true });
 });
 
-describe.runIf(root)('chownTree', () => {
+describeWith([ROOT], 'chownTree (gives files away: needs root)', () => {
   it('gives a flat sandbox and its links (not their targets) to the user', async () => {
     const target = join(dir, 'target');
     writeFileSync(target, 'x');

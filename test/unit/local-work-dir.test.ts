@@ -7,6 +7,7 @@ import { chmodSync, chownSync, mkdirSync, mkdtempSync, readFileSync, rmSync, sta
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { afterAll, describe, expect, it } from 'vitest';
+import { ROOT, itWith } from '../harness/requires.js';
 import { writeCheckpoint } from '../../src/local/checkpoint.js';
 import { closeStateDir, defaultLocalWorkDir, traversableByOthers, workloadRootFor } from '../../src/local/work-dir.js';
 
@@ -102,7 +103,7 @@ describe('closing a state dir to other users', () => {
     expect(mode(shared)).toBe(0o1777);
   });
 
-  it.runIf(process.geteuid?.() === 0)('leaves a directory another user owns as it is and says why', () => {
+  itWith([ROOT], 'leaves a directory another user owns as it is and says why (gives one away: needs root)', () => {
     const theirs = join(base, 'theirs');
     mkdirSync(theirs);
     chmodSync(theirs, 0o755);

@@ -9,6 +9,7 @@ import { chmodSync, existsSync, mkdirSync, mkdtempSync, readdirSync, readFileSyn
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { afterEach, beforeEach, describe, expect, it } from 'vitest';
+import { ROOT, itWith } from '../harness/requires.js';
 import { FIFO_BATCH, FifoStock, GATE_CLOSED_EXIT, StartGate, StartOrder } from '../../src/executor/start-gate.js';
 
 let dir: string;
@@ -69,11 +70,7 @@ describe('start gate', () => {
     await gate.close();
   });
 
-  it('gives the FIFO to the workload\'s uid alone when asked (as root)', async (ctx) => {
-    if (process.getuid?.() !== 0) {
-      console.log('SKIPPED start gate owner: needs root to give a file away');
-      ctx.skip();
-    }
+  itWith([ROOT], 'gives the FIFO to the workload\'s uid alone when asked (needs root to give it away)', async () => {
     const gate = await StartGate.create(join(dir, 'c4.start'), 4242);
     const st = statSync(gate.path);
     expect(st.uid).toBe(4242);
