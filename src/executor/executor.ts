@@ -44,6 +44,7 @@ import type { AttemptRunner } from './runner.js';
 import { FairGate } from './fair-gate.js';
 import { fifoStockFor, StartOrder } from './start-gate.js';
 import { HostCpu, holdWhileIdle } from './host-cpu.js';
+import { withTimeout } from '../storage/concurrency.js';
 
 /** Everything an executor needs to run. */
 export interface ExecutorOptions {
@@ -466,7 +467,7 @@ export class Executor {
         this.log.warn({ err: (err as Error).message }, `drain: ${what} failed`);
       }
     };
-    await step('mark draining', () => withTimeout(this.redis.hset(this.key, F.state, 'draining' satisfies ExecutorState), 5000));
+    await step('mark draining', () => withTimeout('marking the executor draining', 5000, this.redis.hset(this.key, F.state, 'draining' satisfies ExecutorState)));
     const grace = setTimeout(() => {
       this.drainAborted = true;
       for (const stop of this.stops) stop.abort();
@@ -481,8 +482,8 @@ export class Executor {
     if (mayHold(this.o)) await step('clear gate stock', () => fifoStockFor(this.o.scratchDir).clear());
     if (this.heartbeatTimer) clearInterval(this.heartbeatTimer);
     if (this.killTimer) clearInterval(this.killTimer);
-    await step('mark exited', () => withTimeout(this.redis.hset(this.key, F.state, 'exited' satisfies ExecutorState, 'exitedAt', String(Date.now()), 'exitReason', reason), 5000));
-    await step('quit redis', () => withTimeout(this.redis.quit(), 2000));
+    await step('mark exited', () => withTimeout('marking the executor exited', 5000, this.redis.hset(this.key, F.state, 'exited' satisfies ExecutorState, 'exitedAt', String(Date.now()), 'exitReason', reason)));
+    await step('quit redis', () => withTimeout('closing Redis', 2000, this.redis.quit()));
     this.redis.disconnect();
     this.log.info({ reason }, 'executor stopped');
     this.resolveFinished(reason);
@@ -495,12 +496,3 @@ function mayHold(o: ExecutorOptions): boolean {
   return o.heldStarts === true || o.heldStarts === 'auto';
 }
 
-function withTimeout<T>(p: Promise<T>, ms: number): Promise<T> {
-  let t: NodeJS.Timeout | undefined;
-  return Promise.race([
-    p.finally(() => clearTimeout(t)),
-    new Promise<T>((_, reject) => {
-      t = setTimeout(() => reject(new Error(`timed out after ${ms} ms`)), ms);
-    }),
-  ]);
-}

@@ -23,8 +23,8 @@
  * - A failed syncfs says something on the filesystem failed, not what: its callers, and every
  *   later one on that filesystem, flush their own files, whose fsyncs report their own errors.
  * - A syncfs writes whatever is dirty on the filesystem, other work's writes included: while a
- *   workload streams data onto it, every shared flush would wait for that stream. A caller waits
- *   at most SLOW_FLUSH_MS for a shared flush before flushing its own files, and a flush slower
+ *   workload streams data onto it, every shared flush would wait for that stream. A flush's
+ *   callers wait at most SLOW_FLUSH_MS for it before flushing their own files, and a flush slower
  *   than that pauses sharing for SLOW_FLUSH_PAUSE_MS, twice that after two slow ones in a row,
  *   and so on up to SLOW_FLUSH_PAUSE_MAX_MS; a prompt flush ends the doubling. So a one-off burst
  *   (a large directory removed) costs one short pause, and a steady stream of foreign writes soon
@@ -39,6 +39,7 @@
 import { spawn, type ChildProcessWithoutNullStreams } from 'node:child_process';
 import { createInterface } from 'node:readline';
 import { SharedRuns } from '../core/shared-runs.js';
+import { withTimeout } from '../storage/concurrency.js';
 import { nativeHelperPath } from './isolation/native-path.js';
 
 /** A caller waits at most this long for a shared flush; one that took longer waited for more than the commits that asked for it. */
@@ -111,11 +112,10 @@ export class FilesystemFlusher {
     if (this.watched.has(dir)) return Promise.resolve(true);
     let w = this.watching.get(dir);
     if (w === undefined) {
-      const helper = this.helper;
+      // A helper retired meanwhile fails its waiting requests, so an answer is the live helper's.
       w = this.request('W', dir).then((r) => {
         this.watching.delete(dir);
-        // Answered by a helper since retired: its descriptor is gone, so is the watch.
-        if (r.errno !== 0 || r.device === undefined || (helper !== undefined && helper !== this.helper)) return false;
+        if (r.errno !== 0 || r.device === undefined) return false;
         // A long-lived executor sees a stage directory per job: forget them all now and then (each
         // is watched again by its next attempt, whose commit meanwhile flushes its own files).
         if (this.watched.size >= this.maxWatchedDirs) this.watched.clear();
@@ -137,40 +137,31 @@ export class FilesystemFlusher {
   async flushShared(dir: string): Promise<boolean> {
     const device = this.deviceOf(dir);
     if (device === undefined || this.now() < this.pausedUntil) return false;
-    let late: NodeJS.Timeout | undefined;
     try {
       // One flush per filesystem, whichever of its directories asked: a stage's commits and every
       // other stage's on the same filesystem share it.
-      const flushed = this.runs.run(device, async () => {
+      await this.runs.run(device, async () => {
         const began = this.now();
-        const { errno } = await this.request('S', device);
+        const answer = this.request('S', device);
+        let errno: number;
+        try {
+          ({ errno } = await withTimeout('syncfs', SLOW_FLUSH_MS, answer));
+        } catch (err) {
+          // Not answered in time: its callers flush their own files, and so do callers for a while.
+          answer.catch(() => undefined);
+          if (!(err instanceof HelperGone)) this.pauseFor(++this.slowInARow);
+          throw err;
+        }
         if (errno !== 0) {
           this.failedDevices.add(device);
           throw new HelperGone(`syncfs failed (errno ${errno})`);
         }
-        const took = this.now() - began;
-        if (took <= SLOW_FLUSH_MS) {
-          this.slowInARow = 0;
-          return;
-        }
-        this.slowInARow++;
-        this.pauseFor(this.slowInARow);
+        if (this.now() - began <= SLOW_FLUSH_MS) this.slowInARow = 0;
+        else this.pauseFor(++this.slowInARow);
       });
-      const tooLate = new Promise<'late'>((resolve) => {
-        late = setTimeout(() => resolve('late'), SLOW_FLUSH_MS);
-        late.unref();
-      });
-      if ((await Promise.race([flushed, tooLate])) === 'late') {
-        // Still running: this caller flushes its own files, and so do callers for a while.
-        flushed.catch(() => undefined);
-        this.pauseFor(this.slowInARow + 1);
-        return false;
-      }
       return true;
     } catch {
       return false;
-    } finally {
-      if (late !== undefined) clearTimeout(late);
     }
   }
 

@@ -47,7 +47,6 @@ const flusher = new FilesystemFlusher(syncfsHelperPath());
 /** Attempt directories whose stage directory was watched before they were made: they may share flushes. */
 const sharing = new Set<string>();
 
-
 /** The metadata calls for this task's output: synchronous where its directory is local (local-fs.ts). */
 function callsFor(plan: OutputPlan): MetaCalls {
   return metaCallsFor(dirname(plan.finalDir));
@@ -230,9 +229,10 @@ export async function mkdirpRacing(calls: Pick<MetaCalls, 'mkdirp'>, dir: string
  * have left a `_SUCCESS` of its own, even a symlink to a file it wants overwritten: only then
  * (EEXIST) is whatever is there removed (rm does not follow links) and the marker created again.
  */
-async function writeMarker(marker: string, attemptId: string, calls: MetaCalls): Promise<void> {
+async function writeMarker(plan: OutputPlan, attemptId: string, calls: MetaCalls): Promise<void> {
+  const marker = join(plan.attemptDir, COMMIT_MARKER);
   const text = JSON.stringify({ attemptId, committedAt: new Date().toISOString() }) + '\n';
-  const dir = dirname(marker);
+  const dir = plan.attemptDir;
   let fd: number;
   try {
     fd = await calls.open(marker, 'wx');
@@ -241,7 +241,7 @@ async function writeMarker(marker: string, attemptId: string, calls: MetaCalls):
     await fsp.rm(marker, { force: true, recursive: true });
     fd = await calls.open(marker, 'wx');
   }
-  const shared = sharing.has(dir);
+  const shared = sharing.has(plan.attemptDir);
   try {
     await calls.write(fd, text);
     if (!shared) {
@@ -255,7 +255,7 @@ async function writeMarker(marker: string, attemptId: string, calls: MetaCalls):
   }
   // One flush of the filesystem, shared with the other attempts committing now, covers the
   // marker, the attempt directory and everything the attempt wrote (it began after all of them).
-  if (await flusher.flushShared(dirname(dirname(dir)))) return;
+  if (await flusher.flushShared(dirname(plan.finalDir))) return;
   settledOrThrow(await Promise.allSettled([calls.fsync(marker), calls.fsync(dir)]));
 }
 
@@ -292,7 +292,6 @@ export async function commitOutput(plan: OutputPlan, attemptId: string, decide?:
     await discardAttemptDir(plan);
     return { kind: 'already', finalDir: plan.finalDir, winner: before };
   }
-  const marker = join(plan.attemptDir, COMMIT_MARKER);
   try {
     // The data must be on disk before the marker says it is committed: after a host crash a
     // marker over truncated files would be taken as a finished task. The workload's own
@@ -301,7 +300,7 @@ export async function commitOutput(plan: OutputPlan, attemptId: string, decide?:
     // the marker existed, it left the marker's entry to chance across a host crash.
     const calls = callsFor(plan);
     await syncTree(plan.attemptDir, false, true, undefined, '', calls);
-    await writeMarker(marker, attemptId, calls);
+    await writeMarker(plan, attemptId, calls);
     await calls.rename(plan.attemptDir, plan.finalDir);
   } catch (err) {
     const code = (err as NodeJS.ErrnoException).code;
@@ -413,7 +412,6 @@ export function stagingInUse(root: string): boolean {
 }
 
 async function commitWithLedger(plan: OutputPlan, attemptId: string, decide: CommitDecision): Promise<CommitOutcome & { readonly record?: CommittedOutput }> {
-  const marker = join(plan.attemptDir, COMMIT_MARKER);
   // As without a ledger: the workload's own `_SUCCESS` (even a symlink) goes, the data is synced,
   // and the marker is written exclusively, all before the decision is asked for.
   // The files' data and every subdirectory now, listed in the same walk; the attempt
@@ -424,7 +422,7 @@ async function commitWithLedger(plan: OutputPlan, attemptId: string, decide: Com
   await syncTree(plan.attemptDir, false, true, files, '', calls);
   files.sort((a, b) => (a.name < b.name ? -1 : a.name > b.name ? 1 : 0));
   const size = files.reduce((a, f) => a + f.size, 0);
-  await writeMarker(marker, attemptId, calls);
+  await writeMarker(plan, attemptId, calls);
   const decision = await decide(files, size, plan.attemptDir);
   if (!decision.won) {
     await discardAttemptDir(plan);
