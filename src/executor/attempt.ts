@@ -9,7 +9,7 @@ import { dirname, join } from 'node:path';
 import { pipeline } from 'node:stream/promises';
 import { COMMIT_MARKER, CONTRACT_VERSION, HANDED_BACK, HOST_DISK_FULL, INPUT_FAILED, INPUT_UNREACHABLE, contractCompatible, ledgerIdOf, type AttemptPayload, type AttemptProgress, type AttemptResult, type AttemptVolume, type CommittedOutput } from './contract.js';
 import { fetchPart, isHostCause, materialiseSplit, type DataPlane } from './data-plane.js';
-import { commitOutput, committedBy, discardAttemptDir, planOutput, prepareAttemptDir, releaseStaging, settleCommitted, type CommitDecision, type OutputPlan } from './output.js';
+import { commitOutput, committedDurably, discardAttemptDir, OutputNotDurableError, planOutput, prepareAttemptDir, releaseStaging, settleCommitted, type CommitDecision, type OutputPlan } from './output.js';
 import { commitToHdfs, destinationOf, isHdfsRecord, settleHdfs, type Destination } from './destination.js';
 import { LocusError } from '../core/errors.js';
 import { containerIdFor, type AttemptRunner, type RunExit, type RunHandle } from './runner.js';
@@ -131,6 +131,11 @@ class InputError extends Error {
   }
 }
 
+/** The result of an attempt whose output is committed but could not be flushed: a failed write, counted. */
+function notDurable(err: OutputNotDurableError): { state: 'FAILED'; exitCode: 0; reason: 'OUTPUT_WRITE_FAILED'; message: string } {
+  return { state: 'FAILED', exitCode: 0, reason: 'OUTPUT_WRITE_FAILED', message: err.message };
+}
+
 function inputError(what: string, err: unknown, outputHost?: string): InputError {
   const message = err instanceof Error ? err.message : String(err);
   return new InputError(isHostCause(err), `${what}: ${message}`, outputHost);
@@ -241,7 +246,13 @@ async function attemptSteps(payload: AttemptPayload, ctx: AttemptContext, contro
     }
     // Without a ledger the committed directory's marker is the record (with one, the ledger's
     // answer above is the whole check: reading a marker that is not there costs an error per attempt).
-    const winner = dp?.ledger === undefined ? await committedBy(out.dir) : undefined;
+    let winner: string | undefined;
+    try {
+      winner = dp?.ledger === undefined ? await committedDurably(out.dir) : undefined;
+    } catch (err) {
+      if (err instanceof OutputNotDurableError) return end(notDurable(err));
+      throw err;
+    }
     if (winner !== undefined) {
       return end({ state: 'SUCCEEDED', exitCode: 0, reason: 'ALREADY_COMMITTED', message: `output already committed by attempt ${winner}`, outputPath: out.dir });
     }
@@ -430,7 +441,13 @@ async function attemptSteps(payload: AttemptPayload, ctx: AttemptContext, contro
       await discardAttemptDir(plan).catch(() => undefined);
       return finish({ state: 'SUCCEEDED', exitCode: exit.exitCode, reason: 'ALREADY_COMMITTED', message: `output already committed by attempt ${recorded.attemptId} on ${recorded.host}`, outputPath: recorded.path, output: recorded });
     }
-    const winner = ledger === undefined ? await committedBy(plan.finalDir).catch(() => undefined) : undefined;
+    let winner: string | undefined;
+    try {
+      winner = ledger === undefined ? await committedDurably(plan.finalDir) : undefined;
+    } catch (err) {
+      if (err instanceof OutputNotDurableError) return failed(notDurable(err));
+      winner = undefined;
+    }
     if (winner !== undefined) {
       await discardAttemptDir(plan).catch(() => undefined);
       return finish({ state: 'SUCCEEDED', exitCode: exit.exitCode, reason: 'ALREADY_COMMITTED', message: `output already committed by attempt ${winner}`, outputPath: plan.finalDir });
@@ -452,6 +469,7 @@ async function attemptSteps(payload: AttemptPayload, ctx: AttemptContext, contro
         ? await commitToHdfs(plan, payload.attemptId, dest.uri, hdfs, decide)
         : await commitOutput(plan, payload.attemptId, decide);
     } catch (err) {
+      if (err instanceof OutputNotDurableError) return failed(notDurable(err));
       // WebHDFS refused or could not be reached while the output was written: nothing is recorded.
       if (dest?.kind === 'hdfs' && err instanceof LocusError) {
         return failed({ state: 'FAILED', exitCode: 0, reason: 'OUTPUT_WRITE_FAILED', message: `the output could not be written to ${dest.uri}: ${err.message}` });

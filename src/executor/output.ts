@@ -22,7 +22,10 @@
  *   the same as the previous case, the filesystem remains the authority.
  * - Host crash right after the rename: the attempt's files and directories,
  *   then the marker and the parent directory, are fsynced before the commit
- *   is reported, so a reported commit survives with its data.
+ *   is reported, so a reported commit survives with its data. A parent that
+ *   cannot be flushed fails the attempt (OutputNotDurableError), and an
+ *   attempt that finds the task committed flushes the parent before saying
+ *   so (committedDurably).
  *
  * When agents share no filesystem, a rename cannot decide between attempts on
  * different hosts. With a ledger (the Redis commit script), the decision is
@@ -282,12 +285,47 @@ export async function syncDirectoryShared(dir: string, shared = false): Promise<
 }
 
 /**
+ * A commit's rename was made (or found made) but the directory holding it could not be flushed:
+ * the output is in place now and may not be after a crash of this host. Reported as a failed
+ * write (counted): no attempt may say "committed" while the disk refuses to keep it, and a
+ * failing disk must end in the task's failure, not in attempts placed again without end.
+ */
+export class OutputNotDurableError extends Error {
+  constructor(readonly dir: string, override readonly cause: unknown) {
+    super(`the output is in place in ${dir}, but that directory could not be flushed to disk (${cause instanceof Error ? cause.message : String(cause)}): it may not survive a crash of this host`);
+    this.name = 'OutputNotDurableError';
+  }
+}
+
+/** Flush the directory a committed output was renamed into; OutputNotDurableError when it cannot be. */
+async function flushCommitted(finalDir: string, shared: boolean): Promise<void> {
+  const dir = dirname(finalDir);
+  try {
+    await syncDirectoryShared(dir, shared);
+  } catch (err) {
+    throw new OutputNotDurableError(dir, err);
+  }
+}
+
+/**
+ * Which attempt committed `finalDir` (committedBy), once the rename that put it there is on disk:
+ * an attempt that finds a commit it did not make reports it only after flushing its directory,
+ * so a reported commit survives a crash of the host whichever attempt reports it (the winner's
+ * own flush may have failed, or the winner may have died between its rename and its flush).
+ */
+export async function committedDurably(finalDir: string): Promise<string | undefined> {
+  const winner = await committedBy(finalDir);
+  if (winner !== undefined) await flushCommitted(finalDir, false);
+  return winner;
+}
+
+/**
  * Promote the attempt's output to the final location, exactly once per task. With `decide`
  * (the ledger), the ledger chooses the winner before anything is renamed.
  */
 export async function commitOutput(plan: OutputPlan, attemptId: string, decide?: CommitDecision): Promise<CommitOutcome & { readonly record?: CommittedOutput }> {
   if (decide !== undefined) return await commitWithLedger(plan, attemptId, decide);
-  const before = await committedBy(plan.finalDir);
+  const before = await committedDurably(plan.finalDir);
   if (before !== undefined) {
     await discardAttemptDir(plan);
     return { kind: 'already', finalDir: plan.finalDir, winner: before };
@@ -308,13 +346,14 @@ export async function commitOutput(plan: OutputPlan, attemptId: string, decide?:
     // directory was swept by a winner that committed while we ran.
     if (code === 'ENOTEMPTY' || code === 'EEXIST' || code === 'ENOENT') {
       await discardAttemptDir(plan);
-      const winner = await committedBy(plan.finalDir);
+      const winner = await committedDurably(plan.finalDir);
       if (winner !== undefined) return { kind: 'already', finalDir: plan.finalDir, winner };
       return { kind: 'conflict', finalDir: plan.finalDir, message: `${plan.finalDir} exists and was not committed by Locus (${code})` };
     }
     throw err;
   }
-  await syncDirectoryShared(dirname(plan.finalDir), sharing.has(plan.attemptDir)).catch(() => undefined);
+  // The rename is the commit; it is reported only once on disk (a failed flush throws).
+  await flushCommitted(plan.finalDir, sharing.has(plan.attemptDir));
   await sweepStaging(plan);
   return { kind: 'committed', finalDir: plan.finalDir };
 }
@@ -440,7 +479,10 @@ async function commitWithLedger(plan: OutputPlan, attemptId: string, decide: Com
     }
     throw err;
   }
-  await syncDirectoryShared(dirname(plan.finalDir), sharing.has(plan.attemptDir)).catch(() => undefined);
+  // Not reported until on disk. A failed flush leaves the record naming this host's staging
+  // directory (`staged`); whether the rename survives a crash or not, the task's next attempt
+  // here finds the output in place or rolls the rename forward (settleCommitted).
+  await flushCommitted(plan.finalDir, sharing.has(plan.attemptDir));
   await sweepStaging(plan);
   return { kind: 'committed', finalDir: plan.finalDir, record: decision.record };
 }
