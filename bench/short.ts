@@ -50,6 +50,8 @@ const RUNNER = ((): 'auto' | 'agent' | 'isolator' => {
   if (v !== 'auto' && v !== 'agent' && v !== 'isolator') throw new Error(`--runner must be auto, agent or isolator, got '${v ?? ''}'`);
   return v;
 })();
+/** BENCH_DISPATCH_WINDOW=true|false sets the framework's `dispatch-window` (unset: its default). */
+const DISPATCH_WINDOW = process.env['BENCH_DISPATCH_WINDOW'];
 /** `--held-starts on|off|auto` sets the framework's executor-held-starts (default: the framework's own, auto). */
 const HELD_STARTS = ((): 'on' | 'off' | 'auto' => {
   const i = process.argv.indexOf('--held-starts');
@@ -82,6 +84,8 @@ interface Row {
   readonly runner: string;
   /** executor-held-starts as set for the run (`--held-starts`). */
   readonly heldStarts: 'on' | 'off' | 'auto';
+  /** dispatch-window as set for the run (BENCH_DISPATCH_WINDOW), or 'default'. */
+  readonly dispatchWindow: string;
 }
 
 /**
@@ -211,6 +215,7 @@ async function runRow(tasks: number, agents: number, isolation: string, warmRun 
     master: cluster.masterUrl, redis: redis.url, 'http-port': '0', 'grpc-port': '0',
     'state-dir': work, 'local-work-dir': join(work, 'local'), isolation: ISOLATION, 'executor-runner': RUNNER, 'executor-idle-timeout': '5m',
     'executor-held-starts': HELD_STARTS === 'on' ? 'true' : HELD_STARTS === 'off' ? 'false' : 'auto',
+    ...(DISPATCH_WINDOW === undefined ? {} : { 'dispatch-window': DISPATCH_WINDOW }),
   });
   const fw = await startFramework(settings, { logger, agents: () => cluster.agents });
   try {
@@ -274,7 +279,7 @@ async function runRow(tasks: number, agents: number, isolation: string, warmRun 
     const warm = warmRun ? await run(`short-${tasks}-warm`) : undefined;
     if (warm) say(`${tasks} tasks on ${agents} agent(s): ${warm.seconds.toFixed(2)} s warm (peak ${warm.peak} running; ms ${JSON.stringify(warm.breakdown)})`);
     return {
-      tasks, agents, cpusPerAgent: CPUS_PER_AGENT, taskCpus: TASK_CPUS, heldStarts: HELD_STARTS,
+      tasks, agents, cpusPerAgent: CPUS_PER_AGENT, taskCpus: TASK_CPUS, heldStarts: HELD_STARTS, dispatchWindow: DISPATCH_WINDOW ?? 'default',
       seconds: r2(cold.seconds), ...(warm ? { warmSeconds: r2(warm.seconds) } : {}), idealSeconds: r2(ideal(tasks, agents)),
       peakRunning: Math.max(cold.peak, warm?.peak ?? 0), breakdownMs: cold.breakdown, ...(warm ? { warmBreakdownMs: warm.breakdown } : {}), isolation, runner: RUNNER,
     };

@@ -94,7 +94,7 @@ export interface FrameworkSettings {
    * this installation (`local` delivery), per host for `--executor-uri` and `--executor-image`.
    */
   readonly sharedOutputs: boolean | undefined;
-  /** Whether the scheduler adapts how many attempts each executor has in flight (src/scheduler/dispatch-window.ts); off by default. */
+  /** Whether the scheduler adapts how many attempts each executor has in flight (src/scheduler/dispatch-window.ts); on by default. */
   readonly dispatchWindow: boolean;
   /**
    * Whether executors take attempts beyond their slots and hold them prepared for the next slot
@@ -367,7 +367,7 @@ export function resolveSettings(flags: RawSettings, file: Readonly<Record<string
     hdfsDelegationToken,
     localWorkDir: str('local-work-dir'),
     sharedOutputs: flag('shared-outputs'),
-    dispatchWindow: flag('dispatch-window') ?? false,
+    dispatchWindow: flag('dispatch-window') ?? true,
     executorPrefetch: flag('executor-prefetch') ?? true,
     executorHeldStarts: ((): boolean | 'auto' => {
       const v = get('executor-held-starts');

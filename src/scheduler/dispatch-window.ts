@@ -52,11 +52,10 @@ export interface DispatchWindowOptions {
 
 /** The defaults. */
 export const DEFAULT_DISPATCH_WINDOW: DispatchWindowOptions = Object.freeze({
-  // Off unless asked for (`dispatch-window: true`): on bench:dispatch it cut a new job's wait under
-  // load four-fold (submit->running p50 785 -> 199 ms) but cost 31 % of the throughput of
-  // trivial tasks (677 -> 467 tasks/s, more and smaller passes and batches): results
-  // dispatch-2026-12-06-f-window-{true,false}.md.
-  enabled: false,
+  // On: off until session 11 (it then cost 31 % of bench:dispatch's throughput); with the faster
+  // dispatch path of 2026-12-07 it costs none within noise and halves a new job's wait under load
+  // (bench/results/dispatch-2026-12-07-s11.notes.md).
+  enabled: true,
   floor: 8,
   toleranceMs: 10,
   spreadMs: 25,

@@ -1,7 +1,7 @@
 /**
- * The `dispatch-window` setting reaches the scheduler: with `true` the coordinator keeps a window
- * per executor it dispatches to (the /metrics gauge shows it, between the floor and the slots) and
- * jobs still run to the end; by default (off) no executor has one. The controller itself is
+ * The `dispatch-window` setting reaches the scheduler: by default (on) the coordinator keeps a
+ * window per executor it dispatches to (the /metrics gauge shows it, between the floor and the
+ * slots) and jobs still run to the end; with `false` no executor has one. The controller itself is
  * test/unit/dispatch-window.test.ts's.
  */
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
@@ -44,14 +44,14 @@ async function runWith(extra: Record<string, string>): Promise<number[]> {
 }
 
 describe('dispatch-window setting', () => {
-  it('with true, the scheduler keeps a window for the executor it dispatched to; by default none', async () => {
-    const on = await runWith({ 'dispatch-window': 'true' });
+  it('by default, the scheduler keeps a window for the executor it dispatched to; with false none', async () => {
+    const on = await runWith({});
     expect(on.length).toBeGreaterThan(0);
     // Between the floor (8, or the slots when fewer) and the executor's slots: 4 cpus / 0.1 at most.
     for (const w of on) {
       expect(w).toBeGreaterThanOrEqual(1);
       expect(w).toBeLessThanOrEqual(40);
     }
-    expect(await runWith({})).toEqual([]);
+    expect(await runWith({ 'dispatch-window': 'false' })).toEqual([]);
   }, 120_000);
 });

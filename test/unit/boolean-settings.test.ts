@@ -10,8 +10,9 @@ const base = { master: 'http://m:5050', redis: 'redis://r:6379' };
 describe('on/off settings', () => {
   it.each([
     { option: 'dispatch-window', field: 'dispatchWindow', bad: 'sometimes' },
-  ] as const)('$option is off unless asked for, and refuses anything but true or false, naming the option', ({ option, field, bad }) => {
-    expect(resolveSettings(base)[field]).toBe(false);
+  ] as const)('$option is on unless turned off, and refuses anything but true or false, naming the option', ({ option, field, bad }) => {
+    expect(resolveSettings(base)[field]).toBe(true);
+    expect(resolveSettings({ ...base, [option]: 'false' })[field]).toBe(false);
     expect(resolveSettings({ ...base, [option]: 'true' })[field]).toBe(true);
     expect(() => resolveSettings({ ...base, [option]: bad })).toThrow(new RegExp(`${option}.*must be true or false`));
   });
