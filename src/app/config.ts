@@ -29,7 +29,7 @@ export const FRAMEWORK_OPTION_NAMES = [
   'host-map', 'hdfs-user', 'hdfs-delegation-token-file', 'ceph-conf', 'ceph-id', 'cephfs-mount', 'gluster-mounts',
   'local-work-dir', 'log-level', 'log-format', 'max-pending-tasks', 'max-tasks-per-job', 'stop-timeout',
   'shared-outputs', 'host-output-dir', 'block-server-bind', 'ha', 'ha-session-timeout', 'allow-unisolated-tenants',
-  'dispatch-window', 'executor-prefetch', 'executor-held-starts',
+  'dispatch-window', 'executor-prefetch', 'executor-held-starts', 'executor-kept-sandboxes',
 ] as const;
 
 /** One option name of `locus framework`. */
@@ -108,6 +108,12 @@ export interface FrameworkSettings {
    * CPU-bound host pays it in time (see the operator guide).
    */
   readonly executorHeldStarts: boolean | 'auto';
+  /**
+   * How many ended attempts' sandboxes each executor keeps before it removes older ones
+   * (src/executor/sandbox-retention.ts); 0 keeps all. Undefined: the executor's own default
+   * (1,000), and no flag, which an older executor also takes.
+   */
+  readonly executorKeptSandboxes: number | undefined;
   /** Where executors keep outputs on their host when outputs are not shared (one sub-directory per host name). */
   readonly hostOutputDir: string | undefined;
   /** The address executors' block servers listen on (`block-server-bind`, default 127.0.0.1). */
@@ -375,6 +381,13 @@ export function resolveSettings(flags: RawSettings, file: Readonly<Record<string
       if (v === true || v === 'true') return true;
       if (v === false || v === 'false') return false;
       throw invalidField('executor-held-starts', `must be true, false or auto, got '${String(v)}'`);
+    })(),
+    executorKeptSandboxes: ((): number | undefined => {
+      const v = get('executor-kept-sandboxes');
+      if (v === undefined || v === '') return undefined;
+      const n = Number(v);
+      if (!Number.isInteger(n) || n < 0 || n > 10_000_000) throw invalidField('executor-kept-sandboxes', `must be a whole number from 0 (keep all) to 10000000, got '${String(v)}'`);
+      return n;
     })(),
     hostOutputDir: str('host-output-dir'),
     blockServerBind: str('block-server-bind') ?? '127.0.0.1',

@@ -152,6 +152,8 @@ export async function createExecutorRuntime(o: ExecutorRuntimeOptions): Promise<
         // auto is the executor's own default: no flag, which an executor older than `auto` (from
         // executor-uri or executor-image) also takes.
         ...(settings.executorPrefetch && settings.executorHeldStarts !== 'auto' ? ['--held-starts', settings.executorHeldStarts ? 'on' : 'off'] : []),
+        // Unset: the executor's own default, and no flag an older executor would refuse.
+        ...(settings.executorKeptSandboxes === undefined ? [] : ['--kept-sandboxes', String(settings.executorKeptSandboxes)]),
         '--slot-cpus', String(launch.slotResources.cpus),
         '--slot-mem', formatMiB(launch.slotResources.mem),
         '--slot-disk', formatMiB(launch.slotResources.disk),

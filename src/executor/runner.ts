@@ -5,13 +5,14 @@
  * workload itself through the isolation port, and says so.
  */
 import { createHash } from 'node:crypto';
-import { chmod, mkdir } from 'node:fs/promises';
+import { chmod, mkdir, rm } from 'node:fs/promises';
 import { join, isAbsolute } from 'node:path';
 import { LocusError } from '../core/errors.js';
 import { AgentClient, decodeWaitStatus } from '../mesos/agent.js';
 import type { Logger } from '../obs/log.js';
 import type { Container, ContainerExit, Isolator, TerminationReason } from './isolation/types.js';
 import { resolveUser } from './isolation/host.js';
+import { SandboxRetention } from './sandbox-retention.js';
 
 /** What a runner launches. */
 export interface RunSpec {
@@ -72,8 +73,12 @@ export class IsolatorRunner implements AttemptRunner {
   // Its isolators mount volumes at the paths given (linux), or run on the host's filesystem (process).
   readonly heldStarts = true;
 
-  constructor(private readonly isolator: Isolator, private readonly sandboxRoot: string, private readonly parentId?: string) {
+  /** Ended attempts' sandboxes beyond the kept ones are removed (sandbox-retention.ts); absent: all kept. */
+  private readonly retention: SandboxRetention | undefined;
+
+  constructor(private readonly isolator: Isolator, private readonly sandboxRoot: string, private readonly parentId?: string, keptSandboxes = 0, log?: Pick<Logger, 'warn'>) {
     this.kind = `isolator:${isolator.report.kind}`;
+    this.retention = keptSandboxes > 0 ? new SandboxRetention(keptSandboxes, (_id, dir) => rm(dir, { recursive: true, force: true }), log) : undefined;
   }
 
   async launch(spec: RunSpec): Promise<RunHandle> {
@@ -100,6 +105,8 @@ export class IsolatorRunner implements AttemptRunner {
       stdoutPath: join(sandboxDir, 'stdout'),
       stderrPath: join(sandboxDir, 'stderr'),
     });
+    const retention = this.retention;
+    if (retention !== undefined) void c.wait().then(() => retention.noteEnded(spec.containerId, sandboxDir), () => undefined);
     return {
       sandboxDir,
       wait: async () => fromContainerExit(await c.wait()),
@@ -138,7 +145,14 @@ export class AgentRunner implements AttemptRunner {
      * genuine agent's nested volumes depend on its isolators, so there they are not used.
      */
     readonly heldStarts = false,
-  ) {}
+    /** Ended attempts' nested containers beyond this many are removed through the agent (REMOVE_CONTAINER); 0 keeps all. */
+    keptSandboxes = 0,
+    log?: Pick<Logger, 'warn'>,
+  ) {
+    this.retention = keptSandboxes > 0 ? new SandboxRetention(keptSandboxes, (id) => this.agent.removeNested(id, this.parentId), log) : undefined;
+  }
+
+  private readonly retention: SandboxRetention | undefined;
 
   private userFor(user: string | undefined): string | undefined {
     if (user === undefined || this.anyUser) return user;
@@ -168,6 +182,7 @@ export class AgentRunner implements AttemptRunner {
     let waited: Promise<RunExit> | undefined;
     const wait = (): Promise<RunExit> => {
       waited ??= this.agent.waitNested(spec.containerId, this.parentId).then((w) => {
+        this.retention?.noteEnded(spec.containerId, sandboxDir);
         const limited = w.reason === 'REASON_CONTAINER_LIMITATION_MEMORY' ? 'OOM' : w.reason === 'REASON_CONTAINER_LIMITATION_DISK' ? 'DISK_LIMIT' : w.reason === 'REASON_CONTAINER_LAUNCH_FAILED' ? 'LAUNCH_FAILED' : undefined;
         const decoded = w.exitStatus === undefined ? { exitCode: null, signal: null } : decodeWaitStatus(w.exitStatus);
         const signal = decoded.signal === null ? null : (SIGNAL_NAMES[decoded.signal] ?? decoded.signal);

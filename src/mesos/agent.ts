@@ -137,6 +137,16 @@ export class AgentClient {
   }
 
   /**
+   * REMOVE_CONTAINER of an ended nested container: the agent removes its sandbox and runtime
+   * directories. A genuine agent answers 200 also for a container it no longer knows, and 500
+   * for one that has not ended yet.
+   */
+  async removeNested(containerId: string, parentId: string): Promise<void> {
+    const a = await this.call({ type: 'REMOVE_CONTAINER', remove_container: { container_id: { value: containerId, parent: { value: parentId } } } }, this.options.timeoutMs ?? 30_000);
+    if (a.status !== 200) throw this.failure('REMOVE_CONTAINER', a);
+  }
+
+  /**
    * The container that runs a framework's executor (GET_CONTAINERS). A genuine agent never tells a
    * command task its own container id (no MESOS_CONTAINER_ID), yet nested containers need it as
    * their parent; the executor id of a command task is its task id.

@@ -5,7 +5,7 @@
  * genuine half prints one SKIPPED line; in CI it fails.
  */
 import { execFileSync, spawn } from 'node:child_process';
-import { chmodSync, mkdirSync, mkdtempSync, readFileSync, writeFileSync } from 'node:fs';
+import { chmodSync, existsSync, mkdirSync, mkdtempSync, readdirSync, readFileSync, writeFileSync, type Dirent } from 'node:fs';
 import { dirname, join } from 'node:path';
 import { afterAll, afterEach, beforeAll, expect, it } from 'vitest';
 import { LOCUS_CLI, LOCUS_EXECUTOR } from '../harness/build.js';
@@ -431,11 +431,15 @@ for (const target of TARGETS) {
           await fw.stop();
         }
       }, 300_000);
+
+      // Under posix the executor runs attempts as its own children (their sandboxes in its own).
+      keptSandboxesScenario(cluster, 'posix');
     });
 
     describeWith([], `${target.name}: cgroups/cpu,cgroups/mem,filesystem/linux,namespaces/pid`, () => {
       const cluster = useCluster(() => target.start({ agents: 2, isolation: 'linux' }));
       twoStageScenario(cluster, 'linux');
+      keptSandboxesScenario(cluster, 'linux');
     });
 
     describeWith([], `${target.name}: failures (two agents${target.name === 'genuine' ? ', replicated-log registry' : ''})`, () => {
@@ -595,6 +599,75 @@ function twoStageScenario(get: () => ClusterTarget, isolation: Isolation, delive
       await fw.stop();
     }
   }, 200_000);
+}
+
+/**
+ * The executor's attempt sandboxes under a cluster's directory: the entries of every
+ * `executors/<id>/runs/<container>/containers` directory (the same layout on both agents; the
+ * `latest` link is not followed). Keyed by that directory.
+ */
+function attemptSandboxes(root: string): Map<string, string[]> {
+  const out = new Map<string, string[]>();
+  const walk = (dir: string): void => {
+    let entries: Dirent[];
+    try {
+      entries = readdirSync(dir, { withFileTypes: true });
+    } catch {
+      return;
+    }
+    for (const e of entries) {
+      if (!e.isDirectory()) continue;
+      const p = join(dir, e.name);
+      if (e.name === 'containers' && /\/executors\/[^/]+\/runs\/[^/]+$/.test(dir)) out.set(p, readdirSync(p));
+      else walk(p);
+    }
+  };
+  walk(root);
+  return out;
+}
+
+/**
+ * An executor keeps the sandboxes of its most recently ended attempts only (executor-kept-sandboxes):
+ * through the agent's REMOVE_CONTAINER for nested containers (filesystem/linux), by removing the
+ * directory for its own children (posix). The newest attempt's log is still there to read.
+ */
+function keptSandboxesScenario(get: () => ClusterTarget, isolation: Isolation): void {
+  it(`an executor keeps only its latest attempts' sandboxes (executor-kept-sandboxes 2, ${isolation})`, async () => {
+    const t = get();
+    const fw = await frameworkOn(t, { 'state-dir': join(t.dir, `state-kept-${isolation}`), 'executor-kept-sandboxes': '2' });
+    try {
+      const job = await fw.jobs.submit('default', validateJobSpec({
+        name: `kept-sandboxes-${isolation}`, retries: 0,
+        tasks: Array.from({ length: 8 }, (_, i) => ({ command: ['sh', '-c', `echo kept-${i}; sleep 0.2`] })),
+        task: { command: ['true'], resources: { cpus: 0.5, mem: '32MiB' } },
+      }));
+      const done = await waitJob(fw, job.id, 120_000);
+      expect(done.state, JSON.stringify(done.counts)).toBe('SUCCEEDED');
+      const attempts = (await fw.jobs.tasks(job.id)).flatMap((task) => task.attempts);
+      const ran = attempts.filter((a) => a.sandboxDir !== undefined && a.sandboxDir !== '');
+      expect(ran.length).toBe(8);
+      // Removal follows each attempt's end asynchronously: allow it a few seconds.
+      let seen = new Map<string, string[]>();
+      const deadline = Date.now() + 15_000;
+      for (;;) {
+        seen = attemptSandboxes(t.dir);
+        const over = [...seen.values()].some((names) => names.length > 2);
+        if (!over || Date.now() > deadline) break;
+        await new Promise((r) => setTimeout(r, 200));
+      }
+      const counts = [...seen.entries()].map(([dir, names]) => `${dir}: ${names.length}`).join('; ');
+      expect(seen.size, 'no executor sandbox found').toBeGreaterThan(0);
+      for (const names of seen.values()) expect(names.length, counts).toBeLessThanOrEqual(2);
+      // Every kept sandbox is one of this job's attempts', and the last attempt's log is readable.
+      const kept = [...seen.values()].flat();
+      expect(kept.length, counts).toBeGreaterThan(0);
+      const last = ran.reduce((a, b) => ((a.finishedAt ?? 0) >= (b.finishedAt ?? 0) ? a : b));
+      expect(existsSync(join(last.sandboxDir ?? '', 'stdout')), `${last.sandboxDir ?? ''} kept`).toBe(true);
+      expect(readFileSync(join(last.sandboxDir ?? '', 'stdout'), 'utf8')).toMatch(/kept-\d/);
+    } finally {
+      await fw.stop();
+    }
+  }, 180_000);
 }
 
 /** Silent, unless LOCUS_CONFORMANCE_LOG is set (then the framework's own logs, for debugging a scenario). */

@@ -21,6 +21,7 @@ import { freePort } from '../harness/ports.js';
 import { startRedis, type TestRedis } from '../harness/redis.js';
 import { startLocalCluster, type LocalCluster } from '../../src/local/index.js';
 import { FRAMEWORK_OPTION_NAMES, readConfigFile, resolveSettings } from '../../src/app/config.js';
+import { DEFAULT_KEPT_SANDBOXES } from '../../src/executor/sandbox-retention.js';
 import { parseTenantsText } from '../../src/api/auth.js';
 import { startFramework } from '../../src/app/framework.js';
 import { silentLogger } from '../../src/obs/log.js';
@@ -254,6 +255,13 @@ describe('the operator guide says what the code does', () => {
     expect(documented('dispatch-window')).toBe(`\`${String(s.dispatchWindow)}\``);
     expect(documented('executor-prefetch')).toBe(`\`${String(s.executorPrefetch)}\``);
     expect(documented('executor-held-starts')).toBe(`\`${String(s.executorHeldStarts)}\``);
+    // Unset, the executor's own default applies: the one documented.
+    expect(s.executorKeptSandboxes).toBeUndefined();
+    expect(documented('executor-kept-sandboxes')).toBe(`\`${DEFAULT_KEPT_SANDBOXES}\``);
+    const base = { master: 'http://m:5050', redis: 'redis://r:6379' };
+    expect(resolveSettings({ ...base, 'executor-kept-sandboxes': '0' }).executorKeptSandboxes).toBe(0);
+    expect(resolveSettings({ ...base, 'executor-kept-sandboxes': '250' }).executorKeptSandboxes).toBe(250);
+    for (const bad of ['-1', 'many', '2.5']) expect(() => resolveSettings({ ...base, 'executor-kept-sandboxes': bad })).toThrow(/executor-kept-sandboxes.*whole number/);
   });
 });
 

@@ -126,6 +126,17 @@ describe('local cluster: failover and agents', () => {
       const sleeper = { value: 'child-2', parent: { value: parent } };
       expect((await api({ type: 'LAUNCH_CONTAINER', launch_container: { container_id: sleeper, command: { shell: true, value: 'sleep 60' } } })).status).toBe(200);
       expect((await api({ type: 'LAUNCH_CONTAINER', launch_container: { container_id: sleeper, command: { shell: true, value: 'sleep 60' } } })).status).toBe(202);
+      // REMOVE_CONTAINER as a genuine agent answers it (MesosContainerizer::remove): a running
+      // container is refused with 500; an ended one's sandbox goes, and WAIT then finds nothing;
+      // a container the agent does not know is removed already (200).
+      const refused = await api({ type: 'REMOVE_CONTAINER', remove_container: { container_id: sleeper } });
+      expect(refused.status).toBe(500);
+      expect(await refused.text()).toMatch(/not terminated/);
+      expect((await api({ type: 'REMOVE_CONTAINER', remove_container: { container_id: child } })).status).toBe(200);
+      expect(existsSync(sandbox)).toBe(false);
+      expect((await api({ type: 'WAIT_CONTAINER', wait_container: { container_id: child } })).status).toBe(404);
+      expect((await api({ type: 'REMOVE_CONTAINER', remove_container: { container_id: child } })).status).toBe(200);
+      expect((await api({ type: 'REMOVE_NESTED_CONTAINER', remove_nested_container: { container_id: { value: 'never-was', parent: { value: parent } } } })).status).toBe(200);
       const waiting = api({ type: 'WAIT_CONTAINER', wait_container: { container_id: sleeper } });
       expect((await api({ type: 'KILL_CONTAINER', kill_container: { container_id: sleeper } })).status).toBe(200);
       const killed = (await (await waiting).json()) as { wait_container: { exit_status: number } };

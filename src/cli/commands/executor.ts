@@ -16,6 +16,7 @@ import { Executor } from '../../executor/executor.js';
 import { createIsolator } from '../../executor/isolation/index.js';
 import type { IsolationMode } from '../../executor/isolation/types.js';
 import { AgentRunner, HostPathRunner, IsolatorRunner, NoopRunner, PreferAgentRunner, type AttemptRunner } from '../../executor/runner.js';
+import { DEFAULT_KEPT_SANDBOXES } from '../../executor/sandbox-retention.js';
 import { AgentClient } from '../../mesos/agent.js';
 import { DEFAULT_TENANT_UIDS, parseTenantUids, type TenantUidRange } from '../../executor/isolation/tenant.js';
 import { PREFETCH_HOLD_MS, bootKey, bootUser } from '../../executor/contract.js';
@@ -62,6 +63,10 @@ attempt in an isolated (nested) container. Every flag also reads LOCUS_<FLAG>.
   --isolation MODE        auto | linux | process, when running attempts itself (default auto)
   --runner KIND           auto | agent | isolator | noop (noop: benchmarks only; default auto)
   --idle-timeout DUR      exit after this long without attempts (default 0: never)
+  --kept-sandboxes N      keep the sandboxes (stdout, stderr) of the N most recently ended
+                          attempts and remove older ones, through the agent for nested
+                          containers (default 1000; 0: keep all until the executor's own
+                          sandbox goes)
   --drain-grace DUR       on SIGTERM, let running attempts finish this long (default 30s)
   --kill-grace DUR        SIGTERM-to-SIGKILL grace when killing an attempt (default 2s)
   --heartbeat DUR         heartbeat interval (default 2s)
@@ -96,6 +101,7 @@ const OPTIONS = {
   isolation: { type: 'string' },
   runner: { type: 'string' },
   'idle-timeout': { type: 'string' },
+  'kept-sandboxes': { type: 'string' },
   'drain-grace': { type: 'string' },
   'kill-grace': { type: 'string' },
   heartbeat: { type: 'string' },
@@ -137,6 +143,8 @@ interface RunnerChoice {
   readonly mesosExecutorId: string | undefined;
   readonly bearerToken: string | undefined;
   readonly sandbox: string;
+  /** Ended attempts' sandboxes kept (sandbox-retention.ts); 0 keeps all. */
+  readonly keptSandboxes: number;
 }
 
 /**
@@ -147,7 +155,7 @@ interface RunnerChoice {
  * container id, so it is looked up (GET_CONTAINERS) by framework and executor id.
  */
 async function chooseRunner(v: RunnerChoice, logger: Logger): Promise<AttemptRunner> {
-  const isolated = async (): Promise<AttemptRunner> => new IsolatorRunner(await createIsolator(v.isolation, logger), v.sandbox);
+  const isolated = async (): Promise<AttemptRunner> => new IsolatorRunner(await createIsolator(v.isolation, logger), v.sandbox, undefined, v.keptSandboxes, logger);
   if (v.runner === 'noop') {
     logger.warn('runner noop: attempts are NOT run (benchmark mode)');
     return new NoopRunner(v.sandbox);
@@ -175,7 +183,7 @@ async function chooseRunner(v: RunnerChoice, logger: Logger): Promise<AttemptRun
   const local = flags?.['locus_local'] === 'true';
   const isolation = flags?.['isolation'];
   const filesystemLinux = isolation?.split(',').includes('filesystem/linux');
-  const agent = new AgentRunner(client, containerId, v.sandbox, local, local && filesystemLinux === true);
+  const agent = new AgentRunner(client, containerId, v.sandbox, local, local && filesystemLinux === true, v.keptSandboxes, logger);
   if (v.runner === 'agent') return agent;
   if (filesystemLinux === false) {
     logger.info({ agentIsolation: isolation }, 'the agent does not isolate nested containers\' filesystems: attempts run in the executor\'s own containers');
@@ -283,6 +291,7 @@ export async function run(argv: string[]): Promise<number> {
   const agentSide = chooseRunner({
     runner: runnerKind, isolation, endpoint: v['agent-endpoint'] ?? env('MESOS_AGENT_ENDPOINT'), containerId: v['container-id'] ?? env('MESOS_CONTAINER_ID'),
     frameworkId: env('MESOS_FRAMEWORK_ID'), mesosExecutorId: env('MESOS_EXECUTOR_ID'), bearerToken: env('MESOS_EXECUTOR_AUTHENTICATION_TOKEN'), sandbox,
+    keptSandboxes: intFlag(v['kept-sandboxes'], 'kept-sandboxes', DEFAULT_KEPT_SANDBOXES, 0),
   }, logger);
   const [redisDone, agentDone] = await Promise.allSettled([redisSide, agentSide]);
   if (redisDone.status === 'rejected' || agentDone.status === 'rejected') {

@@ -9,6 +9,7 @@
  */
 import { randomUUID } from 'node:crypto';
 import { chmodSync, lstatSync, mkdirSync, rmSync, symlinkSync } from 'node:fs';
+import { rm } from 'node:fs/promises';
 import type { IncomingMessage, ServerResponse } from 'node:http';
 import { dirname, isAbsolute, join } from 'node:path';
 import type { Logger } from '../../obs/log.js';
@@ -552,6 +553,19 @@ export class LocalAgent {
     return 'launched';
   }
 
-  /** Ends of nested containers, for WAIT_CONTAINER after the fact. */
+  /**
+   * REMOVE_CONTAINER of a nested container, as a genuine agent answers it: one that has not ended
+   * is refused ('running'); otherwise its sandbox goes (and its end, so a later WAIT_CONTAINER
+   * finds nothing), and a container or parent the agent does not know is removed already.
+   */
+  async removeNested(containerId: string, parentId: string): Promise<'removed' | 'running'> {
+    if (this.containers.has(containerId)) return 'running';
+    this.finished.delete(containerId);
+    const parent = this.containers.get(parentId);
+    if (parent !== undefined) await rm(nestedSandboxDir(parent.sandbox, containerId), { recursive: true, force: true });
+    return 'removed';
+  }
+
+  /** Ends of nested containers, for WAIT_CONTAINER after the fact (until REMOVE_CONTAINER). */
   readonly finished = new Map<string, ContainerExit>();
 }

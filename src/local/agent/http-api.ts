@@ -111,6 +111,15 @@ async function operatorApi(agent: LocalAgent, req: IncomingMessage, res: ServerR
         void live.container.kill(signal === 9 ? 0 : 3000);
         return text(res, 200);
       }
+      case 'REMOVE_CONTAINER':
+      case 'REMOVE_NESTED_CONTAINER': {
+        const key = type === 'REMOVE_CONTAINER' ? 'remove_container' : 'remove_nested_container';
+        const id = containerIdOf(asObject(call[key], key)['container_id'], `${key}.container_id`);
+        if (id.parent === undefined) return text(res, 400, 'Failed to validate agent::Call: Standalone containers are not supported by the local agent');
+        // As a genuine agent (MesosContainerizer::remove): a container still running is an error.
+        if ((await agent.removeNested(id.value, id.parent)) === 'running') return text(res, 500, 'Nested container has not terminated yet');
+        return text(res, 200);
+      }
       case 'GET_CONTAINERS':
         return json(res, 200, {
           type: 'GET_CONTAINERS',

@@ -1,0 +1,65 @@
+/**
+ * An executor keeps the sandboxes of its `keep` most recently ended attempts and removes older
+ * ones in the order they ended; `keep` 0 keeps all; a removal that fails is warned about (not
+ * per attempt) and never thrown into the attempt's path.
+ */
+import { describe, expect, it } from 'vitest';
+import { SandboxRetention } from '../../src/executor/sandbox-retention.js';
+
+const settle = (): Promise<void> => new Promise((r) => setImmediate(r));
+
+describe('sandbox retention', () => {
+  it('removes the oldest ended sandboxes beyond keep, in the order they ended', async () => {
+    const removed: string[] = [];
+    const r = new SandboxRetention(3, async (id, dir) => {
+      removed.push(`${id}@${dir}`);
+    });
+    for (let i = 0; i < 3; i++) r.noteEnded(`c${i}`, `/s/c${i}`);
+    await settle();
+    expect(removed).toEqual([]);
+    for (let i = 3; i < 10; i++) r.noteEnded(`c${i}`, `/s/c${i}`);
+    await settle();
+    expect(removed).toEqual(['c0@/s/c0', 'c1@/s/c1', 'c2@/s/c2', 'c3@/s/c3', 'c4@/s/c4', 'c5@/s/c5', 'c6@/s/c6']);
+    expect(r.state).toEqual({ kept: 3, removed: 7, failed: 0 });
+  });
+
+  it('stays bounded over a long life (its own bookkeeping too)', async () => {
+    let removed = 0;
+    const r = new SandboxRetention(5, async () => {
+      removed++;
+    });
+    for (let i = 0; i < 100_000; i++) r.noteEnded(`c${i}`, `/s/c${i}`);
+    await settle();
+    expect(removed).toBe(100_000 - 5);
+    expect(r.state.kept).toBe(5);
+    // The internal list is compacted: it never holds more than about twice what is kept.
+    expect((r as unknown as { ended: unknown[] }).ended.length).toBeLessThanOrEqual(11);
+  });
+
+  it('keep 0 keeps every sandbox', async () => {
+    let calls = 0;
+    const r = new SandboxRetention(0, async () => {
+      calls++;
+    });
+    for (let i = 0; i < 50; i++) r.noteEnded(`c${i}`, `/s/c${i}`);
+    await settle();
+    expect(calls).toBe(0);
+  });
+
+  it('a failing removal is warned about once per thousand, counted, and never thrown', async () => {
+    const warnings: string[] = [];
+    const r = new SandboxRetention(1, async () => {
+      throw new Error('agent answered REMOVE_CONTAINER with 403');
+    }, { warn: ((o: object, m: string) => void warnings.push(`${m} ${JSON.stringify(o)}`)) as never });
+    for (let i = 0; i < 1_002; i++) r.noteEnded(`c${i}`, `/s/c${i}`);
+    await settle();
+    expect(r.state).toEqual({ kept: 1, removed: 0, failed: 1_001 });
+    expect(warnings).toHaveLength(2);
+    expect(warnings[0]).toContain('403');
+  });
+
+  it('refuses a keep that is not a whole number >= 0', () => {
+    expect(() => new SandboxRetention(-1, async () => undefined)).toThrow(/keep/);
+    expect(() => new SandboxRetention(1.5, async () => undefined)).toThrow(/keep/);
+  });
+});
