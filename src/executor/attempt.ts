@@ -195,16 +195,20 @@ function rewrite(s: string, rewrites: ReadonlyMap<string, string>): string {
 /** runAttempt's body; `commitTurn` is awaited once the workload has ended, before its output is handled. */
 async function runAttemptInTurns(payload: AttemptPayload, ctx: AttemptContext, control: AttemptControl, commitTurn: () => Promise<void>): Promise<AttemptResult> {
   let plan: OutputPlan | undefined;
+  let launched: RunHandle | undefined;
   try {
-    return await attemptSteps(payload, ctx, control, commitTurn, (p) => (plan = p));
+    return await attemptSteps(payload, ctx, control, commitTurn, (p) => (plan = p), (h) => (launched = h));
   } finally {
+    // Its result is built: nothing reads its sandbox any more but `locus logs`, which the
+    // runner's retention serves (sandbox-retention.ts).
+    launched?.release?.();
     // Whatever the end: this attempt no longer uses its stage's staging directory, which goes
     // when no attempt of this process uses it any more and it is empty (releaseStaging).
     if (plan !== undefined) await releaseStaging(plan);
   }
 }
 
-async function attemptSteps(payload: AttemptPayload, ctx: AttemptContext, control: AttemptControl, commitTurn: () => Promise<void>, planned: (plan: OutputPlan) => void): Promise<AttemptResult> {
+async function attemptSteps(payload: AttemptPayload, ctx: AttemptContext, control: AttemptControl, commitTurn: () => Promise<void>, planned: (plan: OutputPlan) => void, launched: (handle: RunHandle) => void): Promise<AttemptResult> {
   const startedAt = Date.now();
   const base = { attemptId: payload.attemptId, taskId: payload.taskId, host: ctx.host, startedAt };
   const end = (r: Omit<AttemptResult, 'attemptId' | 'taskId' | 'host' | 'startedAt' | 'finishedAt'>): AttemptResult => ({ ...base, ...r, finishedAt: Date.now() });
@@ -371,6 +375,7 @@ async function attemptSteps(payload: AttemptPayload, ctx: AttemptContext, contro
     } else {
       handle = await (ctx.startOrder !== undefined ? ctx.startOrder.now(() => ctx.runner.launch(spec)) : ctx.runner.launch(spec));
     }
+    launched(handle);
   } catch (err) {
     releaseSlot();
     await held?.close();
@@ -485,7 +490,11 @@ async function attemptSteps(payload: AttemptPayload, ctx: AttemptContext, contro
       throw err;
     }
     const rec = outcome.record === undefined ? {} : { output: outcome.record };
-    if (outcome.kind === 'committed') return finish({ state: 'SUCCEEDED', exitCode: 0, reason: 'COMMITTED', message: `output committed to ${outcome.finalDir} on ${ctx.host}`, outputPath: outcome.finalDir, ...rec });
+    if (outcome.kind === 'committed') {
+      if (outcome.unflushed !== undefined) log.warn({ output: outcome.finalDir }, `the commit record stands, but ${outcome.unflushed}`);
+      const unflushed = outcome.unflushed === undefined ? '' : `; the commit record stands, but ${outcome.unflushed} (an output the host loses is computed again)`;
+      return finish({ state: 'SUCCEEDED', exitCode: 0, reason: 'COMMITTED', message: `output committed to ${outcome.finalDir} on ${ctx.host}${unflushed}`, outputPath: outcome.finalDir, ...rec });
+    }
     if (outcome.kind === 'already') return finish({ state: 'SUCCEEDED', exitCode: 0, reason: 'ALREADY_COMMITTED', message: `output already committed by attempt ${outcome.winner}; this attempt's output was discarded`, outputPath: outcome.finalDir, ...rec });
     return failed({ state: 'FAILED', exitCode: 0, reason: 'OUTPUT_CONFLICT', message: outcome.message });
   }

@@ -22,10 +22,11 @@
  *   the same as the previous case, the filesystem remains the authority.
  * - Host crash right after the rename: the attempt's files and directories,
  *   then the marker and the parent directory, are fsynced before the commit
- *   is reported, so a reported commit survives with its data. A parent that
- *   cannot be flushed fails the attempt (OutputNotDurableError), and an
- *   attempt that finds the task committed flushes the parent before saying
- *   so (committedDurably).
+ *   is reported, so a reported commit survives with its data. Without a
+ *   ledger, a parent that cannot be flushed fails the attempt
+ *   (OutputNotDurableError), and an attempt that finds the task committed
+ *   flushes the parent before saying so (committedDurably); with one, the
+ *   record stands and the failed flush is reported with the commit.
  *
  * When agents share no filesystem, a rename cannot decide between attempts on
  * different hosts. With a ledger (the Redis commit script), the decision is
@@ -85,7 +86,8 @@ const LEGACY_ROOT_SUFFIX = '.locus-attempts';
 
 /** The outcome of a commit. */
 export type CommitOutcome =
-  | { readonly kind: 'committed'; readonly finalDir: string }
+  /** `unflushed`: with the ledger, the rename could not be flushed; the record stands (why, in words). */
+  | { readonly kind: 'committed'; readonly finalDir: string; readonly unflushed?: string }
   | { readonly kind: 'already'; readonly finalDir: string; readonly winner: string }
   /** The final path holds something that Locus did not commit. */
   | { readonly kind: 'conflict'; readonly finalDir: string; readonly message: string };
@@ -479,10 +481,18 @@ async function commitWithLedger(plan: OutputPlan, attemptId: string, decide: Com
     }
     throw err;
   }
-  // Not reported until on disk. A failed flush leaves the record naming this host's staging
-  // directory (`staged`); whether the rename survives a crash or not, the task's next attempt
-  // here finds the output in place or rolls the rename forward (settleCommitted).
-  await flushCommitted(plan.finalDir, sharing.has(plan.attemptDir));
+  // The ledger has decided: the commit stands whatever the flush says, and a failed flush is
+  // reported with it, not as a failed attempt (the record would answer every retry with this
+  // output anyway). What a crash could cost is the rename, which the task's next attempt here
+  // rolls forward from the record's `staged` directory (settleCommitted), or the output itself,
+  // which is then computed again as any output lost with its host.
+  let unflushed: string | undefined;
+  try {
+    await flushCommitted(plan.finalDir, sharing.has(plan.attemptDir));
+  } catch (err) {
+    if (!(err instanceof OutputNotDurableError)) throw err;
+    unflushed = err.message;
+  }
   await sweepStaging(plan);
-  return { kind: 'committed', finalDir: plan.finalDir, record: decision.record };
+  return { kind: 'committed', finalDir: plan.finalDir, record: decision.record, ...(unflushed === undefined ? {} : { unflushed }) };
 }

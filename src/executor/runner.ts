@@ -41,6 +41,12 @@ export interface RunHandle {
   wait(): Promise<RunExit>;
   /** Stop the whole tree: SIGTERM, then SIGKILL after graceMs. */
   kill(graceMs: number): Promise<void>;
+  /**
+   * The attempt is done with this container and its sandbox (its result is built, or it was a
+   * held start stopped unused): the runner may remove the sandbox once newer ones are done
+   * (sandbox-retention.ts). Idempotent.
+   */
+  release?(): void;
 }
 
 /** Starts attempt processes. */
@@ -83,6 +89,7 @@ export class IsolatorRunner implements AttemptRunner {
 
   async launch(spec: RunSpec): Promise<RunHandle> {
     const sandboxDir = join(this.sandboxRoot, 'containers', spec.containerId);
+    this.retention?.forget(spec.containerId);
     await mkdir(sandboxDir, { recursive: true });
     // Tasks pass through to their own sandbox; the others' names (their attempts) are not theirs
     // to list. A directory someone else made (EPERM) is theirs to keep as it is.
@@ -106,11 +113,18 @@ export class IsolatorRunner implements AttemptRunner {
       stderrPath: join(sandboxDir, 'stderr'),
     });
     const retention = this.retention;
-    if (retention !== undefined) void c.wait().then(() => retention.noteEnded(spec.containerId, sandboxDir), () => undefined);
+    let released = false;
     return {
       sandboxDir,
       wait: async () => fromContainerExit(await c.wait()),
       kill: (graceMs) => c.kill(graceMs),
+      // Its directory is removed by this process: only once its process tree has ended.
+      release: () => {
+        if (released || retention === undefined) return;
+        released = true;
+        const note = (): void => retention.noteDone(spec.containerId, sandboxDir);
+        void c.wait().then(note, note);
+      },
     };
   }
 
@@ -164,6 +178,7 @@ export class AgentRunner implements AttemptRunner {
   }
 
   async launch(spec: RunSpec): Promise<RunHandle> {
+    this.retention?.forget(spec.containerId);
     await this.agent.launchNested({
       containerId: spec.containerId,
       parentId: this.parentId,
@@ -182,7 +197,6 @@ export class AgentRunner implements AttemptRunner {
     let waited: Promise<RunExit> | undefined;
     const wait = (): Promise<RunExit> => {
       waited ??= this.agent.waitNested(spec.containerId, this.parentId).then((w) => {
-        this.retention?.noteEnded(spec.containerId, sandboxDir);
         const limited = w.reason === 'REASON_CONTAINER_LIMITATION_MEMORY' ? 'OOM' : w.reason === 'REASON_CONTAINER_LIMITATION_DISK' ? 'DISK_LIMIT' : w.reason === 'REASON_CONTAINER_LAUNCH_FAILED' ? 'LAUNCH_FAILED' : undefined;
         const decoded = w.exitStatus === undefined ? { exitCode: null, signal: null } : decodeWaitStatus(w.exitStatus);
         const signal = decoded.signal === null ? null : (SIGNAL_NAMES[decoded.signal] ?? decoded.signal);
@@ -208,6 +222,8 @@ export class AgentRunner implements AttemptRunner {
         await this.agent.killNested(spec.containerId, this.parentId, 9).catch(() => false);
         await ended;
       },
+      // The agent refuses to remove a container that still runs: noted at once.
+      release: () => this.retention?.noteDone(spec.containerId, sandboxDir),
     };
   }
 
@@ -298,7 +314,7 @@ export class HostPathRunner implements AttemptRunner {
 
   async launch(spec: RunSpec): Promise<RunHandle> {
     const h = await this.inner.launch(spec);
-    return { sandboxDir: this.hostPath(h.sandboxDir), wait: () => h.wait(), kill: (graceMs) => h.kill(graceMs) };
+    return { sandboxDir: this.hostPath(h.sandboxDir), wait: () => h.wait(), kill: (graceMs) => h.kill(graceMs), release: () => h.release?.() };
   }
 
   close(): Promise<void> {

@@ -10,9 +10,11 @@
  * which removes a nested container's sandbox and runtime directories) or, for its own
  * children, by removing the directory.
  *
- * A sandbox goes only once `keep` later attempts have ended, so its own attempt finished long
- * before (it reads nothing from its sandbox after its process has ended but the disk-full
- * check, milliseconds later). `keep` 0 keeps every sandbox, as before.
+ * A sandbox is noted when its attempt is done with it (RunHandle.release: the result is built,
+ * or a held container was stopped unused), never at its process's end, so however small `keep`
+ * is, no attempt loses its sandbox while it may still read it. A container id launched again
+ * (a held container restarted, a duplicate delivery) takes its entry back first. `keep` 0
+ * keeps every sandbox, as before.
  */
 import type { Logger } from '../obs/log.js';
 
@@ -22,10 +24,10 @@ export const DEFAULT_KEPT_SANDBOXES = 1000;
 /** Remove one ended attempt's sandbox (its container id and directory). */
 export type SandboxRemover = (containerId: string, sandboxDir: string) => Promise<void>;
 
-/** The ended attempts' sandboxes of one runner, oldest first; removes past `keep`. */
+/** The sandboxes of one runner's finished attempts, oldest first; removes past `keep`. */
 export class SandboxRetention {
-  private readonly ended: { readonly containerId: string; readonly sandboxDir: string }[] = [];
-  private head = 0;
+  /** Container id -> sandbox, in the order their attempts were done (a Map keeps insertion order). */
+  private readonly done = new Map<string, string>();
   private removedCount = 0;
   private failedCount = 0;
 
@@ -35,21 +37,29 @@ export class SandboxRetention {
 
   /** Sandboxes kept now, and removals done and failed (for logs and tests). */
   get state(): { kept: number; removed: number; failed: number } {
-    return { kept: this.ended.length - this.head, removed: this.removedCount, failed: this.failedCount };
+    return { kept: this.done.size, removed: this.removedCount, failed: this.failedCount };
   }
 
-  /** An attempt's container has ended: its sandbox is kept, and the oldest beyond `keep` goes. */
-  noteEnded(containerId: string, sandboxDir: string): void {
+  /**
+   * A container is launched under `containerId`: an earlier one of that id (a held container
+   * started again, a duplicate delivery after the first had ended) shares its sandbox, which
+   * must not be removed from under it. Its entry goes; the new one is noted when it is done.
+   */
+  forget(containerId: string): void {
+    this.done.delete(containerId);
+  }
+
+  /** An attempt is done with its sandbox: it is kept, and the oldest beyond `keep` goes. */
+  noteDone(containerId: string, sandboxDir: string): void {
     if (this.keep === 0) return;
-    this.ended.push({ containerId, sandboxDir });
-    while (this.ended.length - this.head > this.keep) {
-      const old = this.ended[this.head++];
-      if (old !== undefined) void this.removeOne(old.containerId, old.sandboxDir);
-    }
-    // The array is compacted once half of it is consumed: O(1) amortized per attempt.
-    if (this.head > this.keep && this.head * 2 > this.ended.length) {
-      this.ended.splice(0, this.head);
-      this.head = 0;
+    this.done.delete(containerId);
+    this.done.set(containerId, sandboxDir);
+    while (this.done.size > this.keep) {
+      const oldest = this.done.entries().next();
+      if (oldest.done === true) break;
+      const [id, dir] = oldest.value;
+      this.done.delete(id);
+      void this.removeOne(id, dir);
     }
   }
 

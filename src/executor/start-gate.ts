@@ -279,6 +279,8 @@ function heldContainer(handle: RunHandle, gate: StartGate): HeldContainer {
     await handle.kill(0).catch(() => undefined);
     await handle.wait().catch(() => undefined);
     await gate.close();
+    // Stopped unused: no attempt reads its sandbox any more.
+    handle.release?.();
   };
   return {
     handle,

@@ -54,7 +54,7 @@ export interface DispatchWindowOptions {
 export const DEFAULT_DISPATCH_WINDOW: DispatchWindowOptions = Object.freeze({
   // On: off until session 11 (it then cost 31 % of bench:dispatch's throughput); with the faster
   // dispatch path of 2026-12-07 it costs none within noise and halves a new job's wait under load
-  // (bench/results/dispatch-2026-12-07-s11.notes.md).
+  // (bench/results/dispatch-2026-12-07-s11-window.notes.md).
   enabled: true,
   floor: 8,
   toleranceMs: 10,

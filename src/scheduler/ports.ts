@@ -86,8 +86,8 @@ export interface CoordinatorOptions {
   readonly tenants: () => readonly TenantSetting[];
   readonly placement?: Partial<PlacementOptions>;
   /**
-   * The adaptive per-executor dispatch window (dispatch-window.ts); `{ enabled: true }` turns it
-   * on. Off (the default, DEFAULT_DISPATCH_WINDOW) every free slot takes tasks.
+   * The adaptive per-executor dispatch window (dispatch-window.ts); on by default
+   * (DEFAULT_DISPATCH_WINDOW); `{ enabled: false }` turns it off: every free slot takes tasks.
    */
   readonly dispatchWindow?: Partial<DispatchWindowOptions>;
   /** How often to re-run placement while work is pending (delay scheduling needs time to pass). */

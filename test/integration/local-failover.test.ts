@@ -137,6 +137,14 @@ describe('local cluster: failover and agents', () => {
       expect((await api({ type: 'WAIT_CONTAINER', wait_container: { container_id: child } })).status).toBe(404);
       expect((await api({ type: 'REMOVE_CONTAINER', remove_container: { container_id: child } })).status).toBe(200);
       expect((await api({ type: 'REMOVE_NESTED_CONTAINER', remove_nested_container: { container_id: { value: 'never-was', parent: { value: parent } } } })).status).toBe(200);
+      // Ids are validated as a genuine agent does: none may name a path outside the sandbox.
+      for (const bad of ['..', '../..', 'a/b', 'a.b', '']) {
+        const refusedId = await api({ type: 'REMOVE_CONTAINER', remove_container: { container_id: { value: bad, parent: { value: parent } } } });
+        expect(refusedId.status, bad).toBe(400);
+        expect(await refusedId.text()).toMatch(/not a valid container id/);
+      }
+      expect((await api({ type: 'LAUNCH_CONTAINER', launch_container: { container_id: { value: '..', parent: { value: parent } }, command: { value: 'true' } } })).status).toBe(400);
+      expect(existsSync(`${env.workDir}/agents/agent-1/slaves/${o.agent_id.value}/frameworks/${sub.frameworkId}/executors/executor-1/runs/${parent}`)).toBe(true);
       const waiting = api({ type: 'WAIT_CONTAINER', wait_container: { container_id: sleeper } });
       expect((await api({ type: 'KILL_CONTAINER', kill_container: { container_id: sleeper } })).status).toBe(200);
       const killed = (await (await waiting).json()) as { wait_container: { exit_status: number } };

@@ -1,11 +1,11 @@
 /**
- * An output is reported committed only once the rename that committed it is on disk. When the
- * directory the output was renamed into cannot be flushed (EIO from its fsync), the attempt ends
- * FAILED with OUTPUT_WRITE_FAILED (counted: a failing disk ends in the task's failure, not in
- * attempts placed again without end), with and without the commit ledger. An attempt that
- * finds the task committed by another reports ALREADY_COMMITTED only after flushing that
- * directory itself, so the winner's lost flush is made good by the next attempt once the disk
- * is back. node:fs is wrapped: every call goes through, and the fsync of a directory named in
+ * An output is reported committed only once the rename that committed it is on disk. Without
+ * the commit ledger (the rename decides), when the directory the output was renamed into cannot
+ * be flushed (EIO from its fsync), the attempt ends FAILED with OUTPUT_WRITE_FAILED (counted: a
+ * failing disk ends in the task's failure, not in attempts placed again without end), and an
+ * attempt that finds the task committed by another reports ALREADY_COMMITTED only after flushing
+ * that directory itself. With the ledger the record has decided: the commit stands and its
+ * message says the flush failed. node:fs is wrapped: every call goes through, and the fsync of a directory named in
  * `failing` fails with EIO. Shared flushes are off (LOCUS_SYNCFS_PATH=''): each commit flushes
  * its own directories, which is where the fault is put.
  */
@@ -18,6 +18,8 @@ import { afterEach, beforeEach, describe, expect, it, vi } from 'vitest';
 
 /** Directories whose fsync fails. */
 const failing = new Set<string>();
+/** Directories flushed successfully, in order. */
+const flushed: string[] = [];
 const fdPaths = new Map<number, string>();
 let failedFlushes = 0;
 
@@ -57,7 +59,10 @@ vi.mock('node:fs', async (importOriginal) => {
         setImmediate(() => cb(eio(path)));
         return;
       }
-      real.fsync(fd, cb);
+      real.fsync(fd, (err) => {
+        if (!err && path !== undefined) flushed.push(path);
+        cb(err);
+      });
     },
   };
   return { ...wrapped, default: wrapped };
@@ -72,6 +77,7 @@ let dir: string;
 beforeEach(async () => {
   dir = await mkdtemp(join(tmpdir(), 'locus-not-durable-'));
   failing.clear();
+  flushed.length = 0;
   failedFlushes = 0;
 });
 afterEach(async () => {
@@ -87,20 +93,17 @@ function attemptOf(attempt: number): ReturnType<typeof attemptPayload> {
   return { ...p, attemptId: `${p.taskId}.${attempt}`, attempt };
 }
 
-describe.each([
-  { ledger: 'without the ledger (the rename decides)', withLedger: false },
-  { ledger: 'with the ledger', withLedger: true },
-])('a commit whose directory cannot be flushed, $ledger', ({ withLedger }) => {
-  function context(): AttemptContext {
-    const ctx = attemptContext(dir, memoryLedger().ledger);
-    if (withLedger) return ctx;
-    if (ctx.dataPlane === undefined) throw new Error('the fixture has a data plane');
-    const { ledger: _ledger, ...plane } = ctx.dataPlane;
-    return { ...ctx, dataPlane: plane };
-  }
+function contextWith(withLedger: boolean): AttemptContext {
+  const ctx = attemptContext(dir, memoryLedger().ledger);
+  if (withLedger) return ctx;
+  if (ctx.dataPlane === undefined) throw new Error('the fixture has a data plane');
+  const { ledger: _ledger, ...plane } = ctx.dataPlane;
+  return { ...ctx, dataPlane: plane };
+}
 
+describe('without the ledger (the rename decides), a commit whose directory cannot be flushed', () => {
   it('fails the attempt (OUTPUT_WRITE_FAILED, counted) instead of reporting a commit the disk may not keep', async () => {
-    const ctx = context();
+    const ctx = contextWith(false);
     const finalDir = attemptOf(1).outputDir as string;
     failing.add(dirname(finalDir));
     const r = await runAttempt(attemptOf(1), ctx, control('d1'));
@@ -113,31 +116,56 @@ describe.each([
     expect(existsSync(join(finalDir, '_SUCCESS'))).toBe(true);
   });
 
-  it('a later attempt reports the commit only once it could flush it itself', async () => {
-    const ctx = context();
+  it('a later attempt reports the commit only once it could flush the directory itself', async () => {
+    const ctx = contextWith(false);
     const finalDir = attemptOf(1).outputDir as string;
     failing.add(dirname(finalDir));
     expect((await runAttempt(attemptOf(1), ctx, control('d1'))).reason).toBe('OUTPUT_WRITE_FAILED');
-    if (!withLedger) {
-      // The disk still refuses: the next attempt finds the commit but cannot make it durable.
-      const again = await runAttempt(attemptOf(2), ctx, control('d2'));
-      expect(again.state).toBe('FAILED');
-      expect(again.reason).toBe('OUTPUT_WRITE_FAILED');
-    }
+    // The disk still refuses: the next attempt finds the commit but cannot make it durable.
+    const again = await runAttempt(attemptOf(2), ctx, control('d2'));
+    expect(again.state).toBe('FAILED');
+    expect(again.reason).toBe('OUTPUT_WRITE_FAILED');
     failing.clear();
-    const flushesBefore = failedFlushes;
+    flushed.length = 0;
     const last = await runAttempt(attemptOf(3), ctx, control('d3'));
     expect(last.state).toBe('SUCCEEDED');
     expect(last.reason).toBe('ALREADY_COMMITTED');
     expect(last.message).toContain(`${attemptOf(1).attemptId}`);
     expect(last.outputPath).toBe(finalDir);
-    expect(failedFlushes).toBe(flushesBefore);
+    // It flushed the directory holding the output before saying so.
+    expect(flushed).toContain(dirname(finalDir));
   });
+});
 
-  it('commits as before when the disk flushes', async () => {
-    const r = await runAttempt(attemptOf(1), context(), control('d1'));
+describe('with the ledger, a commit whose directory cannot be flushed', () => {
+  it('stands (the record decided), and says the flush failed; a retry reports the same output', async () => {
+    const ctx = contextWith(true);
+    const finalDir = attemptOf(1).outputDir as string;
+    failing.add(dirname(finalDir));
+    const r = await runAttempt(attemptOf(1), ctx, control('d1'));
+    expect(failedFlushes).toBeGreaterThan(0);
     expect(r.state).toBe('SUCCEEDED');
     expect(r.reason).toBe('COMMITTED');
+    expect(r.message).toContain('the commit record stands');
+    expect(r.message).toContain('could not be flushed');
+    expect(existsSync(join(finalDir, '_SUCCESS'))).toBe(true);
+    const again = await runAttempt(attemptOf(2), ctx, control('d2'));
+    expect(again.reason).toBe('ALREADY_COMMITTED');
+    expect(again.outputPath).toBe(finalDir);
+  });
+});
+
+describe.each([
+  { ledger: 'without the ledger', withLedger: false },
+  { ledger: 'with the ledger', withLedger: true },
+])('a commit on a disk that flushes, $ledger', ({ withLedger }) => {
+  it('is reported committed, with its directory flushed and no warning', async () => {
+    const finalDir = attemptOf(1).outputDir as string;
+    const r = await runAttempt(attemptOf(1), contextWith(withLedger), control('d1'));
+    expect(r.state).toBe('SUCCEEDED');
+    expect(r.reason).toBe('COMMITTED');
+    expect(r.message).not.toContain('flushed');
     expect(failedFlushes).toBe(0);
+    expect(flushed).toContain(dirname(finalDir));
   });
 });

@@ -1,7 +1,8 @@
 /**
- * An executor keeps the sandboxes of its `keep` most recently ended attempts and removes older
- * ones in the order they ended; `keep` 0 keeps all; a removal that fails is warned about (not
- * per attempt) and never thrown into the attempt's path.
+ * An executor keeps the sandboxes of its `keep` most recently done attempts and removes older
+ * ones in the order they were done; a container id launched again takes its entry back (its
+ * sandbox is in use again); `keep` 0 keeps all; a removal that fails is warned about (not per
+ * attempt) and never thrown into the attempt's path.
  */
 import { describe, expect, it } from 'vitest';
 import { SandboxRetention } from '../../src/executor/sandbox-retention.js';
@@ -14,10 +15,10 @@ describe('sandbox retention', () => {
     const r = new SandboxRetention(3, async (id, dir) => {
       removed.push(`${id}@${dir}`);
     });
-    for (let i = 0; i < 3; i++) r.noteEnded(`c${i}`, `/s/c${i}`);
+    for (let i = 0; i < 3; i++) r.noteDone(`c${i}`, `/s/c${i}`);
     await settle();
     expect(removed).toEqual([]);
-    for (let i = 3; i < 10; i++) r.noteEnded(`c${i}`, `/s/c${i}`);
+    for (let i = 3; i < 10; i++) r.noteDone(`c${i}`, `/s/c${i}`);
     await settle();
     expect(removed).toEqual(['c0@/s/c0', 'c1@/s/c1', 'c2@/s/c2', 'c3@/s/c3', 'c4@/s/c4', 'c5@/s/c5', 'c6@/s/c6']);
     expect(r.state).toEqual({ kept: 3, removed: 7, failed: 0 });
@@ -28,12 +29,31 @@ describe('sandbox retention', () => {
     const r = new SandboxRetention(5, async () => {
       removed++;
     });
-    for (let i = 0; i < 100_000; i++) r.noteEnded(`c${i}`, `/s/c${i}`);
+    for (let i = 0; i < 100_000; i++) r.noteDone(`c${i}`, `/s/c${i}`);
     await settle();
     expect(removed).toBe(100_000 - 5);
     expect(r.state.kept).toBe(5);
-    // The internal list is compacted: it never holds more than about twice what is kept.
-    expect((r as unknown as { ended: unknown[] }).ended.length).toBeLessThanOrEqual(11);
+  });
+
+  it('a container id launched again is not removed from under its new run', async () => {
+    const removed: string[] = [];
+    const r = new SandboxRetention(2, async (id) => {
+      removed.push(id);
+    });
+    r.noteDone('held', '/s/held');
+    // The held container ended early and is started again under the same id (same sandbox).
+    r.forget('held');
+    for (const id of ['a', 'b', 'c']) r.noteDone(id, `/s/${id}`);
+    await settle();
+    expect(removed).toEqual(['a']);
+    // Done again later: it is the newest, and goes only after two more.
+    r.noteDone('held', '/s/held');
+    r.noteDone('d', '/s/d');
+    await settle();
+    expect(removed).toEqual(['a', 'b', 'c']);
+    r.noteDone('e', '/s/e');
+    await settle();
+    expect(removed).toEqual(['a', 'b', 'c', 'held']);
   });
 
   it('keep 0 keeps every sandbox', async () => {
@@ -41,7 +61,7 @@ describe('sandbox retention', () => {
     const r = new SandboxRetention(0, async () => {
       calls++;
     });
-    for (let i = 0; i < 50; i++) r.noteEnded(`c${i}`, `/s/c${i}`);
+    for (let i = 0; i < 50; i++) r.noteDone(`c${i}`, `/s/c${i}`);
     await settle();
     expect(calls).toBe(0);
   });
@@ -51,7 +71,7 @@ describe('sandbox retention', () => {
     const r = new SandboxRetention(1, async () => {
       throw new Error('agent answered REMOVE_CONTAINER with 403');
     }, { warn: ((o: object, m: string) => void warnings.push(`${m} ${JSON.stringify(o)}`)) as never });
-    for (let i = 0; i < 1_002; i++) r.noteEnded(`c${i}`, `/s/c${i}`);
+    for (let i = 0; i < 1_002; i++) r.noteDone(`c${i}`, `/s/c${i}`);
     await settle();
     expect(r.state).toEqual({ kept: 1, removed: 0, failed: 1_001 });
     expect(warnings).toHaveLength(2);

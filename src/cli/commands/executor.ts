@@ -236,6 +236,7 @@ export async function run(argv: string[]): Promise<number> {
   if (!['auto', 'agent', 'isolator', 'noop'].includes(runnerKind)) throw new CliUsageError(`--runner must be auto, agent, isolator or noop, got '${runnerKind}'`);
   const slots = intFlag(v.slots, 'slots', 1, 1);
   const prefetch = intFlag(v.prefetch, 'prefetch', 0, 0);
+  const keptSandboxes = intFlag(v['kept-sandboxes'], 'kept-sandboxes', DEFAULT_KEPT_SANDBOXES, 0);
   const heldStarts = v['held-starts'] ?? 'auto';
   if (heldStarts !== 'on' && heldStarts !== 'off' && heldStarts !== 'auto') throw new CliUsageError(`--held-starts must be on, off or auto, got '${heldStarts}'`);
   let tenantUids: TenantUidRange | undefined;
@@ -291,7 +292,7 @@ export async function run(argv: string[]): Promise<number> {
   const agentSide = chooseRunner({
     runner: runnerKind, isolation, endpoint: v['agent-endpoint'] ?? env('MESOS_AGENT_ENDPOINT'), containerId: v['container-id'] ?? env('MESOS_CONTAINER_ID'),
     frameworkId: env('MESOS_FRAMEWORK_ID'), mesosExecutorId: env('MESOS_EXECUTOR_ID'), bearerToken: env('MESOS_EXECUTOR_AUTHENTICATION_TOKEN'), sandbox,
-    keptSandboxes: intFlag(v['kept-sandboxes'], 'kept-sandboxes', DEFAULT_KEPT_SANDBOXES, 0),
+    keptSandboxes,
   }, logger);
   const [redisDone, agentDone] = await Promise.allSettled([redisSide, agentSide]);
   if (redisDone.status === 'rejected' || agentDone.status === 'rejected') {

@@ -30,10 +30,24 @@ export async function handleAgentRequest(agent: LocalAgent, req: IncomingMessage
   text(res, 404);
 }
 
+/**
+ * A container id as a genuine agent validates it (validateContainerId): not empty, and neither
+ * `/` nor `.` (the separator of nested ids), so no id can name a path outside the sandbox
+ * it is joined to, such as `..`.
+ */
+function containerIdValue(v: unknown, path: string): string {
+  const id = asString(v, path);
+  if (id === '' || /[/.\s\\]/.test(id) || /[\u0000-\u001f]/.test(id)) throw new ContainerIdError(`'${id}' is not a valid container id: it must not be empty nor contain '/', '.', whitespace or control characters`);
+  return id;
+}
+
+/** An id the agent refuses (400, as the genuine one's validation). */
+class ContainerIdError extends Error {}
+
 function containerIdOf(v: unknown, path: string): { value: string; parent?: string } {
   const o = asObject(v, path);
-  const parent = optional(o['parent'], `${path}.parent`, (x, p) => asString(asObject(x, p)['value'], `${p}.value`));
-  return { value: asString(o['value'], `${path}.value`), ...(parent !== undefined ? { parent } : {}) };
+  const parent = optional(o['parent'], `${path}.parent`, (x, p) => containerIdValue(asObject(x, p)['value'], `${p}.value`));
+  return { value: containerIdValue(o['value'], `${path}.value`), ...(parent !== undefined ? { parent } : {}) };
 }
 
 async function operatorApi(agent: LocalAgent, req: IncomingMessage, res: ServerResponse): Promise<void> {
@@ -152,6 +166,7 @@ async function operatorApi(agent: LocalAgent, req: IncomingMessage, res: ServerR
     }
   } catch (err) {
     if (err instanceof DecodeError) return text(res, 400, `Failed to convert JSON into Call protobuf: ${err.message}`);
+    if (err instanceof ContainerIdError) return text(res, 400, `Failed to validate agent::Call: ${err.message}`);
     return text(res, 400, err instanceof Error ? err.message : String(err));
   }
 }
