@@ -29,6 +29,7 @@
  * Writes bench/results/dispatch-<date>.json and .md. Run with
  * `--bullmq-worker` it is the child process of the BullMQ baseline.
  */
+import { resultName } from './out-name.js';
 import { spawn, type ChildProcess } from 'node:child_process';
 import { chmod, mkdir, mkdtemp, readFile, readdir, rm, writeFile } from 'node:fs/promises';
 import { cpus, loadavg } from 'node:os';
@@ -75,8 +76,6 @@ const MONITOR_COMMANDS = process.env['BENCH_MONITOR'] === '1';
 /** Where executor processes write CPU profiles (unset: no profiling). */
 const PROFILE_DIR = process.env['BENCH_PROFILE_DIR'];
 const BULL_PREFIX = 'bench:q';
-/** The results' file name without extension (default dispatch-<date>): a run must not overwrite another's figures. */
-const OUT_NAME = process.env['BENCH_OUT'];
 /** BENCH_DISPATCH_WINDOW=true|false sets the framework's `dispatch-window` (unset: its default). */
 const DISPATCH_WINDOW = process.env['BENCH_DISPATCH_WINDOW'];
 /** BENCH_EXECUTOR_PREFETCH=true|false sets the framework's `executor-prefetch` (unset: its default). */
@@ -834,7 +833,8 @@ async function main(): Promise<void> {
     const here = dirname(fileURLToPath(import.meta.url));
     const outDir = join(here, '..', '..', 'bench', 'results');
     await mkdir(outDir, { recursive: true });
-    await writeFile(join(outDir, `${OUT_NAME ?? `dispatch-${date}`}.json`), JSON.stringify(result, null, 2) + '\n');
+    const outName = resultName(outDir, `dispatch-${date}`);
+    await writeFile(join(outDir, `${outName}.json`), JSON.stringify(result, null, 2) + '\n');
     const md = [
       `# Dispatch benchmark, ${date}`,
       '',
@@ -870,7 +870,7 @@ async function main(): Promise<void> {
       `| isolated runs | | ${result.isolated.throughput} | | ${isoLoad.before.join(' / ')} | ${isoLoad.after.join(' / ')} |`,
       '',
     ].join('\n');
-    await writeFile(join(outDir, `${OUT_NAME ?? `dispatch-${date}`}.md`), md);
+    await writeFile(join(outDir, `${outName}.md`), md);
     process.stdout.write(JSON.stringify(result, null, 2) + '\n');
   } finally {
     if (env) await env.stop().catch(() => undefined);

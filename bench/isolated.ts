@@ -22,6 +22,7 @@
  * Prints one line per figure and, last, one JSON object; writes it to
  * bench/results/isolated-<date>.json.
  */
+import { resultName } from './out-name.js';
 import { spawn } from 'node:child_process';
 import { mkdtempSync, readFileSync, rmSync } from 'node:fs';
 import { mkdir, writeFile } from 'node:fs/promises';
@@ -315,7 +316,7 @@ async function main(): Promise<void> {
     };
     const outDir = join(dirname(fileURLToPath(import.meta.url)), '..', '..', 'bench', 'results');
     await mkdir(outDir, { recursive: true });
-    await writeFile(join(outDir, `${process.env['BENCH_OUT'] ?? `isolated-${result.date.slice(0, 10)}`}.json`), JSON.stringify(result, null, 2) + '\n');
+    await writeFile(join(outDir, `${resultName(outDir, `isolated-${result.date.slice(0, 10)}`)}.json`), JSON.stringify(result, null, 2) + '\n');
     process.stdout.write(`${JSON.stringify(result)}\n`);
   } finally {
     await iso.close();

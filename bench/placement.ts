@@ -53,6 +53,7 @@
  * The last line printed is one JSON object: the load average at start and end,
  * every row, and the targets of issue 16 item 3 with whether each is met.
  */
+import { resultName } from './out-name.js';
 import { spawn, type ChildProcess } from 'node:child_process';
 import { mkdirSync, mkdtempSync, rmSync, writeFileSync } from 'node:fs';
 import { loadavg, tmpdir } from 'node:os';
@@ -674,7 +675,7 @@ async function main(): Promise<void> {
   mkdirSync(outDir, { recursive: true });
   // BENCH_OUT names the files (without extension), as the other benchmarks take it: a run must not
   // overwrite another's figures.
-  const name = process.env['BENCH_OUT'] ?? (quick || only > 0 ? `placement-${date}-partial` : `placement-${date}`);
+  const name = resultName(outDir, quick || only > 0 ? `placement-${date}-partial` : `placement-${date}`);
   const load = { start: loadStart, end: loadNow() };
   writeFileSync(join(outDir, `${name}.json`), JSON.stringify({ loadAverage: load, results: rows }, null, 2) + '\n');
   writeFileSync(join(outDir, `${name}.md`), markdown(rows, date, load));

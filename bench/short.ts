@@ -19,9 +19,10 @@
  * Prints one line per run and, last, one JSON object: the 100-task figures
  * at the top level ({tasks, agents, cpusPerAgent, taskCpus, seconds,
  * idealSeconds}), the load average, and the 1,000-task row under `large`.
- * Writes the same object to bench/results/short-<date>.json (BENCH_OUT names another file, without
+ * Writes the same object to bench/results/short-<date>.json (a later run of the day: -2, -3...; BENCH_OUT names another file, without
  * the extension, so that a run does not overwrite another's figures).
  */
+import { resultName } from './out-name.js';
 import { readdirSync, readFileSync } from 'node:fs';
 import { chmod, mkdir, mkdtemp, rm, writeFile } from 'node:fs/promises';
 import { cpus, loadavg, tmpdir } from 'node:os';
@@ -314,7 +315,7 @@ async function main(): Promise<void> {
   };
   const outDir = join(dirname(fileURLToPath(import.meta.url)), '..', '..', 'bench', 'results');
   await mkdir(outDir, { recursive: true });
-  await writeFile(join(outDir, `${process.env['BENCH_OUT'] ?? `short-${date}`}.json`), JSON.stringify(result, null, 2) + '\n');
+  await writeFile(join(outDir, `${resultName(outDir, `short-${date}`)}.json`), JSON.stringify(result, null, 2) + '\n');
   process.stdout.write(JSON.stringify(result) + '\n');
 }
 
