@@ -646,11 +646,14 @@ function keptSandboxesScenario(get: () => ClusterTarget, isolation: Isolation): 
       const attempts = (await fw.jobs.tasks(job.id)).flatMap((task) => task.attempts);
       const ran = attempts.filter((a) => a.sandboxDir !== undefined && a.sandboxDir !== '');
       expect(ran.length).toBe(8);
-      // Removal follows each attempt's end asynchronously: allow it a few seconds.
+      // This job's executors only (earlier scenarios' executors keep the default): the directory
+      // holding each attempt's sandbox. Removal follows each attempt's end: allow it a few seconds.
+      const mine = new Set(ran.map((a) => dirname(a.sandboxDir ?? '')));
+      const ours = (): Map<string, string[]> => new Map([...attemptSandboxes(t.dir)].filter(([dir]) => mine.has(dir)));
       let seen = new Map<string, string[]>();
       const deadline = Date.now() + 15_000;
       for (;;) {
-        seen = attemptSandboxes(t.dir);
+        seen = ours();
         const over = [...seen.values()].some((names) => names.length > 2);
         if (!over || Date.now() > deadline) break;
         await new Promise((r) => setTimeout(r, 200));
