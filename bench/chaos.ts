@@ -563,7 +563,11 @@ async function scenario(env: Env, name: ScenarioName, runs: number, volume: stri
           await sleep(o.sessionMs + 3_000);
           l.proc.kill('SIGCONT');
           const code = await Promise.race([exited(l.proc).then(() => l.proc.exitCode), sleep(30_000).then(() => 'running')]);
-          if (code !== 3) problems.push(`the paused leader ${l.name} did not step down with exit 3 after SIGCONT (${String(code)})`);
+          if (code !== 3) {
+            // Its own words on why it stopped (its last lines: the error, the stop), for whoever reads the failure.
+            const said = l.out.split('\n').filter((line) => line.startsWith('locus framework:') || /"level":(50|60)/.test(line)).slice(-4).join(' | ').slice(-1200);
+            problems.push(`the paused leader ${l.name} did not step down with exit 3 after SIGCONT (${String(code)}); it said: ${said || '(nothing)'}`);
+          }
           if (code === 'running') l.proc.kill('SIGKILL');
           await env.spawnInstance();
         };
