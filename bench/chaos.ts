@@ -565,7 +565,9 @@ async function scenario(env: Env, name: ScenarioName, runs: number, volume: stri
           const code = await Promise.race([exited(l.proc).then(() => l.proc.exitCode), sleep(30_000).then(() => 'running')]);
           if (code !== 3) {
             // Its own words on why it stopped (its last lines: the error, the stop), for whoever reads the failure.
-            const said = l.out.split('\n').filter((line) => line.startsWith('locus framework:') || /"level":(50|60)/.test(line)).slice(-4).join(' | ').slice(-1200);
+            // (An uncaught error's stack is neither a log line nor the CLI's own: the tail has it too.)
+            const lines = l.out.split('\n').filter((line) => line.trim() !== '');
+            const said = [...lines.filter((line) => line.startsWith('locus framework:') || /"level":(50|60)/.test(line)).slice(-4), '... last lines:', ...lines.slice(-6)].join(' | ').slice(-2400);
             problems.push(`the paused leader ${l.name} did not step down with exit 3 after SIGCONT (${String(code)}); it said: ${said || '(nothing)'}`);
           }
           if (code === 'running') l.proc.kill('SIGKILL');
