@@ -53,6 +53,8 @@ const RUNNER = ((): 'auto' | 'agent' | 'isolator' => {
 })();
 /** BENCH_DISPATCH_WINDOW=true|false sets the framework's `dispatch-window` (unset: its default). */
 const DISPATCH_WINDOW = process.env['BENCH_DISPATCH_WINDOW'];
+/** BENCH_KEPT_SANDBOXES=N sets the framework's `executor-kept-sandboxes` (unset: the executors' default). */
+const KEPT_SANDBOXES = process.env['BENCH_KEPT_SANDBOXES'];
 /** `--held-starts on|off|auto` sets the framework's executor-held-starts (default: the framework's own, auto). */
 const HELD_STARTS = ((): 'on' | 'off' | 'auto' => {
   const i = process.argv.indexOf('--held-starts');
@@ -87,6 +89,8 @@ interface Row {
   readonly heldStarts: 'on' | 'off' | 'auto';
   /** dispatch-window as set for the run (BENCH_DISPATCH_WINDOW), or 'default'. */
   readonly dispatchWindow: string;
+  /** executor-kept-sandboxes as set for the run (BENCH_KEPT_SANDBOXES), or 'default'. */
+  readonly keptSandboxes: string;
 }
 
 /**
@@ -217,6 +221,7 @@ async function runRow(tasks: number, agents: number, isolation: string, warmRun 
     'state-dir': work, 'local-work-dir': join(work, 'local'), isolation: ISOLATION, 'executor-runner': RUNNER, 'executor-idle-timeout': '5m',
     'executor-held-starts': HELD_STARTS === 'on' ? 'true' : HELD_STARTS === 'off' ? 'false' : 'auto',
     ...(DISPATCH_WINDOW === undefined ? {} : { 'dispatch-window': DISPATCH_WINDOW }),
+    ...(KEPT_SANDBOXES === undefined ? {} : { 'executor-kept-sandboxes': KEPT_SANDBOXES }),
   });
   const fw = await startFramework(settings, { logger, agents: () => cluster.agents });
   try {
@@ -280,7 +285,7 @@ async function runRow(tasks: number, agents: number, isolation: string, warmRun 
     const warm = warmRun ? await run(`short-${tasks}-warm`) : undefined;
     if (warm) say(`${tasks} tasks on ${agents} agent(s): ${warm.seconds.toFixed(2)} s warm (peak ${warm.peak} running; ms ${JSON.stringify(warm.breakdown)})`);
     return {
-      tasks, agents, cpusPerAgent: CPUS_PER_AGENT, taskCpus: TASK_CPUS, heldStarts: HELD_STARTS, dispatchWindow: DISPATCH_WINDOW ?? 'default',
+      tasks, agents, cpusPerAgent: CPUS_PER_AGENT, taskCpus: TASK_CPUS, heldStarts: HELD_STARTS, dispatchWindow: DISPATCH_WINDOW ?? 'default', keptSandboxes: KEPT_SANDBOXES ?? 'default',
       seconds: r2(cold.seconds), ...(warm ? { warmSeconds: r2(warm.seconds) } : {}), idealSeconds: r2(ideal(tasks, agents)),
       peakRunning: Math.max(cold.peak, warm?.peak ?? 0), breakdownMs: cold.breakdown, ...(warm ? { warmBreakdownMs: warm.breakdown } : {}), isolation, runner: RUNNER,
     };
