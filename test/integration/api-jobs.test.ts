@@ -5,7 +5,7 @@
  * to the end of a job, logs through an agent's /files/read, explain, cancel
  * and the cluster view.
  */
-import { mkdir, writeFile, appendFile } from 'node:fs/promises';
+import { mkdir, writeFile, appendFile, rm } from 'node:fs/promises';
 import { join } from 'node:path';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { TOKENS, WORD_FILES, startJobsApi, until, type JobsApi } from './api-jobs-fixture.js';
@@ -376,6 +376,19 @@ describe('logs', () => {
     expect(errorOf(bad).field).toBe('stream');
     const pending = await api.app.inject({ method: 'GET', url: `/v1/tasks/${id}.0.2/logs`, headers: bearer(TOKENS.alpha) });
     expect(pending.statusCode).toBe(409);
+    // An empty log of an ended attempt is an empty log while its file is there...
+    await writeFile(join(sandbox, 'stderr'), '');
+    const empty = await api.app.inject({ method: 'GET', url: `/v1/tasks/${t}/logs?stream=stderr`, headers: bearer(TOKENS.alpha) });
+    expect(empty.statusCode).toBe(200);
+    expect(empty.body).toBe('');
+    // ...and a clear 404 once its executor removed the sandbox (executor-kept-sandboxes).
+    await rm(sandbox, { recursive: true, force: true });
+    for (const q of ['', '?tail=5', '?stream=stderr']) {
+      const goneRes = await api.app.inject({ method: 'GET', url: `/v1/tasks/${t}/logs${q}`, headers: bearer(TOKENS.alpha) });
+      expect(goneRes.statusCode, q).toBe(404);
+      expect(errorOf(goneRes)).toMatchObject({ code: 'NOT_FOUND' });
+      expect(errorOf(goneRes).message).toMatch(/sandbox.*was removed.*executor-kept-sandboxes/);
+    }
   });
 
   it('follows a running attempt as it grows, across a retry, until the task ends', async () => {

@@ -30,6 +30,8 @@ export interface TaskLogReader {
   size(attempt: LogLocation, stream: LogStream): Promise<number>;
   /** Up to `length` bytes from `offset` (fewer at the end of the file). */
   read(attempt: LogLocation, stream: LogStream, offset: number, length: number): Promise<LogChunk>;
+  /** Whether the stream's file exists (an ended attempt's sandbox may have been removed). */
+  exists?(attempt: LogLocation, stream: LogStream): Promise<boolean>;
 }
 
 /** Options of the agent-backed reader. */
@@ -62,6 +64,10 @@ export class AgentFilesLogReader implements TaskLogReader {
   async size(attempt: LogLocation, stream: LogStream): Promise<number> {
     const r = await this.call(attempt, stream, -1, -1);
     return r?.offset ?? 0;
+  }
+
+  async exists(attempt: LogLocation, stream: LogStream): Promise<boolean> {
+    return (await this.call(attempt, stream, -1, -1)) !== undefined;
   }
 
   async read(attempt: LogLocation, stream: LogStream, offset: number, length: number): Promise<LogChunk> {

@@ -294,8 +294,19 @@ export function jobsRoutes(deps: JobRoutesDeps): JobsPlugin {
           reply.type('text/plain; charset=utf-8').header('cache-control', 'no-cache');
           if (attempt) reply.header('locus-attempt', attempt.attemptId);
           if (!follow && attempt) {
-            if (tail !== undefined) return reply.send((await readTail(deps.logs, attempt, stream, tail)).text);
+            const text = tail !== undefined ? (await readTail(deps.logs, attempt, stream, tail)).text : undefined;
+            // An ended attempt's empty answer may be a sandbox its executor removed since: say so
+            // rather than show an empty log (one more call, only for an empty one).
+            const gone = async (): Promise<void> => {
+              if (attempt.state === 'RUNNING' || deps.logs.exists === undefined || (await deps.logs.exists(attempt, stream))) return;
+              throw new LocusError('NOT_FOUND', `the ${stream} of attempt ${attempt.attempt} of task ${taskId} is gone: its sandbox${attempt.host === undefined ? '' : ` on ${attempt.host}`} was removed (an executor keeps the sandboxes of its most recently ended attempts, executor-kept-sandboxes, 1,000 by default; an agent removes an ended executor's after its --gc_delay)`, { details: { reason: 'SANDBOX_REMOVED' } });
+            };
+            if (text !== undefined) {
+              if (text === '') await gone();
+              return reply.send(text);
+            }
             const all = await readAll(deps.logs, attempt, stream);
+            if (all.text === '' && all.skipped === 0) await gone();
             if (all.skipped > 0) reply.header('locus-log-skipped-bytes', String(all.skipped));
             return reply.send(all.text);
           }
