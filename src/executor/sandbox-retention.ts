@@ -21,6 +21,13 @@ import type { Logger } from '../obs/log.js';
 /** The executor's default (`--kept-sandboxes`, the framework's `executor-kept-sandboxes`). */
 export const DEFAULT_KEPT_SANDBOXES = 1000;
 
+/**
+ * Removals under way at once. An agent that answers slowly must not collect one request per
+ * ended attempt (a thousand a second on a busy executor): past this, the oldest sandboxes wait,
+ * kept a little longer, for a removal to end.
+ */
+export const MAX_REMOVALS_IN_FLIGHT = 4;
+
 /** Remove one ended attempt's sandbox (its container id and directory). */
 export type SandboxRemover = (containerId: string, sandboxDir: string) => Promise<void>;
 
@@ -30,14 +37,15 @@ export class SandboxRetention {
   private readonly done = new Map<string, string>();
   private removedCount = 0;
   private failedCount = 0;
+  private inFlight = 0;
 
   constructor(readonly keep: number, private readonly remove: SandboxRemover, private readonly log?: Pick<Logger, 'warn'>) {
     if (!Number.isInteger(keep) || keep < 0) throw new RangeError(`keep must be a whole number >= 0, got ${keep}`);
   }
 
   /** Sandboxes kept now, and removals done and failed (for logs and tests). */
-  get state(): { kept: number; removed: number; failed: number } {
-    return { kept: this.done.size, removed: this.removedCount, failed: this.failedCount };
+  get state(): { kept: number; removed: number; failed: number; removing: number } {
+    return { kept: this.done.size, removed: this.removedCount, failed: this.failedCount, removing: this.inFlight };
   }
 
   /**
@@ -54,12 +62,21 @@ export class SandboxRetention {
     if (this.keep === 0) return;
     this.done.delete(containerId);
     this.done.set(containerId, sandboxDir);
-    while (this.done.size > this.keep) {
+    this.trim();
+  }
+
+  /** Remove the oldest beyond `keep`, as many as may be under way at once. */
+  private trim(): void {
+    while (this.done.size > this.keep && this.inFlight < MAX_REMOVALS_IN_FLIGHT) {
       const oldest = this.done.entries().next();
       if (oldest.done === true) break;
       const [id, dir] = oldest.value;
       this.done.delete(id);
-      void this.removeOne(id, dir);
+      this.inFlight++;
+      void this.removeOne(id, dir).finally(() => {
+        this.inFlight--;
+        this.trim();
+      });
     }
   }
 

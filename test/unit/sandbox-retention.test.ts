@@ -5,7 +5,7 @@
  * attempt) and never thrown into the attempt's path.
  */
 import { describe, expect, it } from 'vitest';
-import { SandboxRetention } from '../../src/executor/sandbox-retention.js';
+import { MAX_REMOVALS_IN_FLIGHT, SandboxRetention } from '../../src/executor/sandbox-retention.js';
 
 const settle = (): Promise<void> => new Promise((r) => setImmediate(r));
 
@@ -21,7 +21,7 @@ describe('sandbox retention', () => {
     for (let i = 3; i < 10; i++) r.noteDone(`c${i}`, `/s/c${i}`);
     await settle();
     expect(removed).toEqual(['c0@/s/c0', 'c1@/s/c1', 'c2@/s/c2', 'c3@/s/c3', 'c4@/s/c4', 'c5@/s/c5', 'c6@/s/c6']);
-    expect(r.state).toEqual({ kept: 3, removed: 7, failed: 0 });
+    expect(r.state).toEqual({ kept: 3, removed: 7, failed: 0, removing: 0 });
   });
 
   it('stays bounded over a long life (its own bookkeeping too)', async () => {
@@ -56,6 +56,27 @@ describe('sandbox retention', () => {
     expect(removed).toEqual(['a', 'b', 'c', 'held']);
   });
 
+  it('a slow agent never has more than a few removals under way; the rest wait, oldest first', async () => {
+    const pending: { id: string; done: () => void }[] = [];
+    const r = new SandboxRetention(2, (id) => new Promise<void>((resolve) => void pending.push({ id, done: resolve })));
+    for (let i = 0; i < 50; i++) r.noteDone(`c${i}`, `/s/c${i}`);
+    expect(pending.map((p) => p.id)).toEqual(Array.from({ length: MAX_REMOVALS_IN_FLIGHT }, (_, i) => `c${i}`));
+    expect(r.state).toMatchObject({ kept: 50 - MAX_REMOVALS_IN_FLIGHT, removing: MAX_REMOVALS_IN_FLIGHT });
+    // One ends: the next oldest goes.
+    pending.shift()?.done();
+    await settle();
+    expect(pending.map((p) => p.id)).toEqual([...Array.from({ length: MAX_REMOVALS_IN_FLIGHT - 1 }, (_, i) => `c${i + 1}`), `c${MAX_REMOVALS_IN_FLIGHT}`]);
+    // All end, as they come: down to `keep`, never more than the cap at once.
+    let most = 0;
+    while (pending.length > 0) {
+      most = Math.max(most, pending.length);
+      pending.shift()?.done();
+      await settle();
+    }
+    expect(most).toBeLessThanOrEqual(MAX_REMOVALS_IN_FLIGHT);
+    expect(r.state).toEqual({ kept: 2, removed: 48, failed: 0, removing: 0 });
+  });
+
   it('keep 0 keeps every sandbox', async () => {
     let calls = 0;
     const r = new SandboxRetention(0, async () => {
@@ -73,7 +94,7 @@ describe('sandbox retention', () => {
     }, { warn: ((o: object, m: string) => void warnings.push(`${m} ${JSON.stringify(o)}`)) as never });
     for (let i = 0; i < 1_002; i++) r.noteDone(`c${i}`, `/s/c${i}`);
     await settle();
-    expect(r.state).toEqual({ kept: 1, removed: 0, failed: 1_001 });
+    expect(r.state).toEqual({ kept: 1, removed: 0, failed: 1_001, removing: 0 });
     expect(warnings).toHaveLength(2);
     expect(warnings[0]).toContain('403');
   });
