@@ -564,11 +564,13 @@ async function scenario(env: Env, name: ScenarioName, runs: number, volume: stri
           l.proc.kill('SIGCONT');
           const code = await Promise.race([exited(l.proc).then(() => l.proc.exitCode), sleep(30_000).then(() => 'running')]);
           if (code !== 3) {
-            // Its own words on why it stopped (its last lines: the error, the stop), for whoever reads the failure.
-            // (An uncaught error's stack is neither a log line nor the CLI's own: the tail has it too.)
-            const lines = l.out.split('\n').filter((line) => line.trim() !== '');
-            const said = [...lines.filter((line) => line.startsWith('locus framework:') || /"level":(50|60)/.test(line)).slice(-4), '... last lines:', ...lines.slice(-6)].join(' | ').slice(-2400);
-            problems.push(`the paused leader ${l.name} did not step down with exit 3 after SIGCONT (${String(code)}); it said: ${said || '(nothing)'}`);
+            // Its own words on why it stopped, for whoever reads the failure: 'exit' can come before
+            // its pipes are read to the end, so they are given a moment to close. Its stop lines
+            // and errors, then its last lines (an uncaught error's stack is neither), each cut short.
+            await Promise.race([new Promise((r) => l.proc.once('close', r)), sleep(2_000)]);
+            const lines = l.out.split('\n').filter((line) => line.trim() !== '').map((line) => line.slice(0, 400));
+            const own = lines.filter((line) => line.startsWith('locus framework:') || /"level":(50|60)/.test(line)).slice(-4);
+            problems.push(`the paused leader ${l.name} did not step down with exit 3 after SIGCONT (${String(code)}); its stop and errors: ${own.join(' | ') || '(none)'}; its last lines: ${lines.slice(-6).join(' | ') || '(none)'}`);
           }
           if (code === 'running') l.proc.kill('SIGKILL');
           await env.spawnInstance();

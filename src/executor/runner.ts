@@ -90,6 +90,16 @@ export class IsolatorRunner implements AttemptRunner {
   async launch(spec: RunSpec): Promise<RunHandle> {
     const sandboxDir = join(this.sandboxRoot, 'containers', spec.containerId);
     this.retention?.forget(spec.containerId);
+    try {
+      return await this.launchIn(spec, sandboxDir);
+    } catch (err) {
+      // No handle will release it: the sandbox (if made) is noted now, as a done attempt's.
+      this.retention?.noteDone(spec.containerId, sandboxDir);
+      throw err;
+    }
+  }
+
+  private async launchIn(spec: RunSpec, sandboxDir: string): Promise<RunHandle> {
     await mkdir(sandboxDir, { recursive: true });
     // Tasks pass through to their own sandbox; the others' names (their attempts) are not theirs
     // to list. A directory someone else made (EPERM) is theirs to keep as it is.
@@ -179,6 +189,10 @@ export class AgentRunner implements AttemptRunner {
 
   async launch(spec: RunSpec): Promise<RunHandle> {
     this.retention?.forget(spec.containerId);
+    // Mesos puts a nested container's sandbox at `containers/<id>` of its parent's.
+    const sandboxDir = join(this.parentSandbox, 'containers', spec.containerId);
+    // A launch the agent refused may still have made the sandbox: no handle will release it, so
+    // it is noted now (REMOVE_CONTAINER of a container the agent does not know answers 200).
     await this.agent.launchNested({
       containerId: spec.containerId,
       parentId: this.parentId,
@@ -191,9 +205,10 @@ export class AgentRunner implements AttemptRunner {
       volumes: spec.volumes.map((v) => (isAbsolute(v.hostPath)
         ? { host_path: v.hostPath, container_path: v.containerPath, mode: v.readOnly ? 'RO' as const : 'RW' as const }
         : { container_path: v.containerPath, mode: v.readOnly ? 'RO' as const : 'RW' as const, source: { type: 'SANDBOX_PATH' as const, sandbox_path: { type: 'PARENT' as const, path: v.hostPath } } })),
+    }).catch((err: unknown) => {
+      this.retention?.noteDone(spec.containerId, sandboxDir);
+      throw err;
     });
-    // Mesos puts a nested container's sandbox at `containers/<id>` of its parent's.
-    const sandboxDir = join(this.parentSandbox, 'containers', spec.containerId);
     let waited: Promise<RunExit> | undefined;
     const wait = (): Promise<RunExit> => {
       waited ??= this.agent.waitNested(spec.containerId, this.parentId).then((w) => {

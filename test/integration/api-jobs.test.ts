@@ -34,8 +34,8 @@ afterAll(async () => {
 });
 
 const bearer = (t: string): Record<string, string> => ({ authorization: `Bearer ${t}` });
-const errorOf = (res: { json(): unknown }): { code?: string; field?: string; message?: string } =>
-  (res.json() as { error?: { code?: string; field?: string; message?: string } }).error ?? {};
+const errorOf = (res: { json(): unknown }): { code?: string; field?: string; message?: string; details?: Record<string, unknown> } =>
+  (res.json() as { error?: { code?: string; field?: string; message?: string; details?: Record<string, unknown> } }).error ?? {};
 const SPEC = { name: 'wc', inputs: ['local://words/'], task: { command: ['wc', '-w', '{split.path}'] }, retries: 1 };
 const YAML_SPEC = `name: wc-yaml
 retries: 1
@@ -383,12 +383,28 @@ describe('logs', () => {
     expect(empty.body).toBe('');
     // ...and a clear 404 once its executor removed the sandbox (executor-kept-sandboxes).
     await rm(sandbox, { recursive: true, force: true });
-    for (const q of ['', '?tail=5', '?stream=stderr']) {
+    // (follow=true on a task that has ended reads that attempt's log and ends: the same answer.)
+    for (const q of ['', '?tail=5', '?stream=stderr', '?follow=true', '?follow=true&tail=3']) {
       const goneRes = await api.app.inject({ method: 'GET', url: `/v1/tasks/${t}/logs${q}`, headers: bearer(TOKENS.alpha) });
       expect(goneRes.statusCode, q).toBe(404);
-      expect(errorOf(goneRes)).toMatchObject({ code: 'NOT_FOUND' });
-      expect(errorOf(goneRes).message).toMatch(/sandbox.*was removed.*executor-kept-sandboxes/);
+      expect(errorOf(goneRes)).toMatchObject({ code: 'NOT_FOUND', details: { reason: 'SANDBOX_REMOVED' } });
+      expect(errorOf(goneRes).message).toMatch(/sandbox.*most likely removed.*executor-kept-sandboxes/);
     }
+  });
+
+  it('a running attempt whose log file is not there yet reads as empty, not as removed', async () => {
+    const id = await submitOk(TOKENS.alpha);
+    const [t = ''] = await api.waitPending(id, WORD_FILES);
+    await api.start(t);
+    // The executor has reported the sandbox (recorded on the attempt); the workload has written nothing.
+    const field = t.slice(id.length + 1);
+    const raw = await api.client.hget(`locus:job:${id}:tasks`, field);
+    const rec = JSON.parse(raw ?? '{}') as { attempts: Record<string, unknown>[] };
+    rec.attempts[0] = { ...rec.attempts[0], sandboxDir: join(api.agentRoot, 'not-made-yet') };
+    await api.client.hset(`locus:job:${id}:tasks`, field, JSON.stringify(rec));
+    const res = await api.app.inject({ method: 'GET', url: `/v1/tasks/${t}/logs`, headers: bearer(TOKENS.alpha) });
+    expect(res.statusCode).toBe(200);
+    expect(res.body).toBe('');
   });
 
   it('follows a running attempt as it grows, across a retry, until the task ends', async () => {

@@ -293,20 +293,23 @@ export function jobsRoutes(deps: JobRoutesDeps): JobsPlugin {
           if (!follow && !attempt) throw new LocusError('WRONG_STATE', `task ${taskId} has not started yet: no logs (add follow=true to wait for them)`);
           reply.type('text/plain; charset=utf-8').header('cache-control', 'no-cache');
           if (attempt) reply.header('locus-attempt', attempt.attemptId);
+          // An ended attempt's empty answer may be a sandbox its executor removed since: say so
+          // rather than show an empty log (one more call, only for an empty one). Every launched
+          // attempt's stdout and stderr exist, empty or not, while its sandbox does.
+          const gone = async (a: AttemptRecord): Promise<void> => {
+            if (a.state === 'RUNNING' || a.sandboxDir === undefined || a.agentUrl === undefined || deps.logs.exists === undefined || (await deps.logs.exists(a, stream))) return;
+            throw new LocusError('NOT_FOUND', `the ${stream} of attempt ${a.attempt} of task ${taskId} is missing: its sandbox${a.host === undefined ? '' : ` on ${a.host}`} was most likely removed (an executor keeps the sandboxes of its most recently ended attempts, executor-kept-sandboxes, 1,000 by default; an agent removes an ended executor's after its --gc_delay)`, { details: { reason: 'SANDBOX_REMOVED' } });
+          };
+          // Following a task that has ended reads that attempt's log and ends: the same answer.
+          if (follow && attempt && record !== undefined && TERMINAL_TASK_STATES.has(record.state)) await gone(attempt);
           if (!follow && attempt) {
             const text = tail !== undefined ? (await readTail(deps.logs, attempt, stream, tail)).text : undefined;
-            // An ended attempt's empty answer may be a sandbox its executor removed since: say so
-            // rather than show an empty log (one more call, only for an empty one).
-            const gone = async (): Promise<void> => {
-              if (attempt.state === 'RUNNING' || deps.logs.exists === undefined || (await deps.logs.exists(attempt, stream))) return;
-              throw new LocusError('NOT_FOUND', `the ${stream} of attempt ${attempt.attempt} of task ${taskId} is gone: its sandbox${attempt.host === undefined ? '' : ` on ${attempt.host}`} was removed (an executor keeps the sandboxes of its most recently ended attempts, executor-kept-sandboxes, 1,000 by default; an agent removes an ended executor's after its --gc_delay)`, { details: { reason: 'SANDBOX_REMOVED' } });
-            };
             if (text !== undefined) {
-              if (text === '') await gone();
+              if (text === '') await gone(attempt);
               return reply.send(text);
             }
             const all = await readAll(deps.logs, attempt, stream);
-            if (all.text === '' && all.skipped === 0) await gone();
+            if (all.text === '' && all.skipped === 0) await gone(attempt);
             if (all.skipped > 0) reply.header('locus-log-skipped-bytes', String(all.skipped));
             return reply.send(all.text);
           }
