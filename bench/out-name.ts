@@ -7,9 +7,12 @@
 import { existsSync } from 'node:fs';
 import { join } from 'node:path';
 
-/** `dir`: the results directory; `base`: the default name; `exts`: the files a run writes. */
-export function resultName(dir: string, base: string, exts: readonly string[] = ['.json', '.md']): string {
-  const asked = process.env['BENCH_OUT'];
+/**
+ * `dir`: the results directory; `base`: the default name; `exts`: the files a run writes;
+ * `askable`: whether BENCH_OUT may name it (not for a run that writes several figures).
+ */
+export function resultName(dir: string, base: string, exts: readonly string[] = ['.json', '.md'], askable = true): string {
+  const asked = askable ? process.env['BENCH_OUT'] : undefined;
   if (asked !== undefined && asked !== '') return asked;
   const taken = (name: string): boolean => exts.some((e) => existsSync(join(dir, `${name}${e}`)));
   if (!taken(base)) return base;

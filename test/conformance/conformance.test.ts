@@ -18,6 +18,7 @@ import { createLogger, silentLogger } from '../../src/obs/log.js';
 import { validateJobSpec } from '../../src/scheduler/jobs/spec.js';
 import { TERMINAL_JOB_STATES, type JobRecord } from '../../src/scheduler/jobs/model.js';
 import { TARGETS, type ClusterTarget, type Isolation } from './targets.js';
+import { resultName } from '../../bench/out-name.js';
 
 /** The Mesos variables a genuine 1.12 agent gives a command task (posix isolation), measured. */
 const GENUINE_COMMAND_TASK_ENV = [
@@ -742,7 +743,8 @@ function recordFigure(name: string, figure: Record<string, number>): void {
   mkdirSync(dir, { recursive: true });
   const day = new Date().toISOString().slice(0, 10);
   const load = readFileSync('/proc/loadavg', 'utf8').split(' ').slice(0, 3).map(Number);
-  writeFileSync(join(dir, `conformance-${name}-${day}.json`), `${JSON.stringify({ ...figure, loadAverage: load, measuredAt: new Date().toISOString() })}\n`);
+  // An earlier run's figure of the day is kept: a later one is `-2`, `-3`...
+  writeFileSync(join(dir, `${resultName(dir, `conformance-${name}-${day}`, ['.json'], false)}.json`), `${JSON.stringify({ ...figure, loadAverage: load, measuredAt: new Date().toISOString() })}\n`);
   process.stderr.write(`conformance figure ${name}: ${JSON.stringify(figure)}\n`);
 }
 
