@@ -158,7 +158,8 @@ export function describeWith(deps: readonly Dependency[], name: string, body: ()
     });
   } else {
     process.stderr.write(`${d.line}\n`);
-    describe.skip(name, body);
+    // The reason goes in the name too: vitest's own report shows it beside the skip.
+    describe.skip(`${name} (${d.line})`, body);
   }
 }
 
@@ -173,7 +174,7 @@ export function itWith(deps: readonly Dependency[], name: string, fn: () => Prom
     });
   } else {
     process.stderr.write(`${d.line}\n`);
-    it.skip(name, fn, timeoutMs);
+    it.skip(`${name} (${d.line})`, fn, timeoutMs);
   }
 }
 
