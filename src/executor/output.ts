@@ -121,7 +121,7 @@ export async function settleCommitted(record: CommittedOutput & { readonly stage
   } catch {
     return false;
   }
-  await POOLED_CALLS.fsync(dirname(record.path)).catch(() => undefined);
+  await syncDirectoryShared(dirname(record.path)).catch(() => undefined);
   const root = dirname(record.staged);
   // An earlier version's root held this task's directories alone; the shared one holds others'.
   if (basename(root).endsWith(LEGACY_ROOT_SUFFIX)) await fsp.rm(root, { recursive: true, force: true }).catch(() => undefined);

@@ -79,24 +79,17 @@ export class IsolatorRunner implements AttemptRunner {
   // Its isolators mount volumes at the paths given (linux), or run on the host's filesystem (process).
   readonly heldStarts = true;
 
-  /** Ended attempts' sandboxes beyond the kept ones are removed (sandbox-retention.ts); absent: all kept. */
-  private readonly retention: SandboxRetention | undefined;
+  /** Done attempts' sandboxes beyond the kept ones are removed (sandbox-retention.ts; keep 0: all kept). */
+  private readonly retention: SandboxRetention;
 
   constructor(private readonly isolator: Isolator, private readonly sandboxRoot: string, private readonly parentId?: string, keptSandboxes = 0, log?: Pick<Logger, 'warn'>) {
     this.kind = `isolator:${isolator.report.kind}`;
-    this.retention = keptSandboxes > 0 ? new SandboxRetention(keptSandboxes, (_id, dir) => rm(dir, { recursive: true, force: true }), log) : undefined;
+    this.retention = new SandboxRetention(keptSandboxes, (_id, dir) => rm(dir, { recursive: true, force: true }), log);
   }
 
   async launch(spec: RunSpec): Promise<RunHandle> {
     const sandboxDir = join(this.sandboxRoot, 'containers', spec.containerId);
-    this.retention?.forget(spec.containerId);
-    try {
-      return await this.launchIn(spec, sandboxDir);
-    } catch (err) {
-      // No handle will release it: the sandbox (if made) is noted now, as a done attempt's.
-      this.retention?.noteDone(spec.containerId, sandboxDir);
-      throw err;
-    }
+    return await this.retention.launching(spec.containerId, sandboxDir, () => this.launchIn(spec, sandboxDir));
   }
 
   private async launchIn(spec: RunSpec, sandboxDir: string): Promise<RunHandle> {
@@ -122,7 +115,6 @@ export class IsolatorRunner implements AttemptRunner {
       stdoutPath: join(sandboxDir, 'stdout'),
       stderrPath: join(sandboxDir, 'stderr'),
     });
-    const retention = this.retention;
     let released = false;
     return {
       sandboxDir,
@@ -130,9 +122,9 @@ export class IsolatorRunner implements AttemptRunner {
       kill: (graceMs) => c.kill(graceMs),
       // Its directory is removed by this process: only once its process tree has ended.
       release: () => {
-        if (released || retention === undefined) return;
+        if (released || this.retention.keep === 0) return;
         released = true;
-        const note = (): void => retention.noteDone(spec.containerId, sandboxDir);
+        const note = (): void => this.retention.noteDone(spec.containerId, sandboxDir);
         void c.wait().then(note, note);
       },
     };
@@ -173,10 +165,10 @@ export class AgentRunner implements AttemptRunner {
     keptSandboxes = 0,
     log?: Pick<Logger, 'warn'>,
   ) {
-    this.retention = keptSandboxes > 0 ? new SandboxRetention(keptSandboxes, (id) => this.agent.removeNested(id, this.parentId), log) : undefined;
+    this.retention = new SandboxRetention(keptSandboxes, (id) => this.agent.removeNested(id, this.parentId), log);
   }
 
-  private readonly retention: SandboxRetention | undefined;
+  private readonly retention: SandboxRetention;
 
   private userFor(user: string | undefined): string | undefined {
     if (user === undefined || this.anyUser) return user;
@@ -188,12 +180,10 @@ export class AgentRunner implements AttemptRunner {
   }
 
   async launch(spec: RunSpec): Promise<RunHandle> {
-    this.retention?.forget(spec.containerId);
-    // Mesos puts a nested container's sandbox at `containers/<id>` of its parent's.
+    // Mesos puts a nested container's sandbox at `containers/<id>` of its parent's. A launch the
+    // agent refused may still have made it (REMOVE_CONTAINER of an unknown container answers 200).
     const sandboxDir = join(this.parentSandbox, 'containers', spec.containerId);
-    // A launch the agent refused may still have made the sandbox: no handle will release it, so
-    // it is noted now (REMOVE_CONTAINER of a container the agent does not know answers 200).
-    await this.agent.launchNested({
+    await this.retention.launching(spec.containerId, sandboxDir, () => this.agent.launchNested({
       containerId: spec.containerId,
       parentId: this.parentId,
       argv: spec.argv,
@@ -205,10 +195,7 @@ export class AgentRunner implements AttemptRunner {
       volumes: spec.volumes.map((v) => (isAbsolute(v.hostPath)
         ? { host_path: v.hostPath, container_path: v.containerPath, mode: v.readOnly ? 'RO' as const : 'RW' as const }
         : { container_path: v.containerPath, mode: v.readOnly ? 'RO' as const : 'RW' as const, source: { type: 'SANDBOX_PATH' as const, sandbox_path: { type: 'PARENT' as const, path: v.hostPath } } })),
-    }).catch((err: unknown) => {
-      this.retention?.noteDone(spec.containerId, sandboxDir);
-      throw err;
-    });
+    }));
     let waited: Promise<RunExit> | undefined;
     const wait = (): Promise<RunExit> => {
       waited ??= this.agent.waitNested(spec.containerId, this.parentId).then((w) => {
@@ -238,7 +225,7 @@ export class AgentRunner implements AttemptRunner {
         await ended;
       },
       // The agent refuses to remove a container that still runs: noted at once.
-      release: () => this.retention?.noteDone(spec.containerId, sandboxDir),
+      release: () => this.retention.noteDone(spec.containerId, sandboxDir),
     };
   }
 

@@ -57,6 +57,21 @@ export class SandboxRetention {
     this.done.delete(containerId);
   }
 
+  /**
+   * Launch a container under `containerId` through `launch`: an earlier entry of that id goes
+   * first (forget), and a launch that fails leaves its sandbox (if it was made) noted as done,
+   * since no handle will ever release it.
+   */
+  async launching<T>(containerId: string, sandboxDir: string, launch: () => Promise<T>): Promise<T> {
+    this.forget(containerId);
+    try {
+      return await launch();
+    } catch (err) {
+      this.noteDone(containerId, sandboxDir);
+      throw err;
+    }
+  }
+
   /** An attempt is done with its sandbox: it is kept, and the oldest beyond `keep` goes. */
   noteDone(containerId: string, sandboxDir: string): void {
     if (this.keep === 0) return;
