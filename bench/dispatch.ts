@@ -22,6 +22,10 @@
  * and server microseconds per task, by command), for Locus and for BullMQ.
  * Profiles: with BENCH_PROFILE_DIR set, every executor process writes a CPU
  * profile there (the framework side: run the bench itself with --cpu-prof).
+ * Those profiles sample wall time on the main thread: on this oversubscribed host a socket write
+ * that wakes Redis is charged with the time the writer waits for a CPU afterwards. For CPU time,
+ * BENCH_PERF_MAP=1 runs each executor under `node --perf-basic-prof` (a map of its JIT code in
+ * /tmp/perf-<pid>.map) so that `perf record -a -g` names the JavaScript frames it samples.
  * 3. Isolated runs: a second environment with the real runner (each attempt
  *    a nested container launched through the executor's agent, linux
  *    isolation where available): tasks per second.
@@ -75,6 +79,8 @@ const MONITOR = process.env['BENCH_MONITOR'] === '1' || process.env['BENCH_MONIT
 const MONITOR_COMMANDS = process.env['BENCH_MONITOR'] === '1';
 /** Where executor processes write CPU profiles (unset: no profiling). */
 const PROFILE_DIR = process.env['BENCH_PROFILE_DIR'];
+/** BENCH_PERF_MAP=1: executors write perf maps of their JIT code (see the header). */
+const PERF_MAP = process.env['BENCH_PERF_MAP'] === '1';
 const BULL_PREFIX = 'bench:q';
 /** BENCH_DISPATCH_WINDOW=true|false sets the framework's `dispatch-window` (unset: its default). */
 const DISPATCH_WINDOW = process.env['BENCH_DISPATCH_WINDOW'];
@@ -211,11 +217,28 @@ async function profilingExecutorMain(work: string, dir: string): Promise<string>
   return file;
 }
 
+/**
+ * An executor main that runs the real one in a child `node --perf-basic-prof` (the flag takes
+ * effect only at start) and forwards its signals and exit code: the agent's process is this one.
+ */
+async function perfMapExecutorMain(work: string): Promise<string> {
+  const file = join(work, 'perf-map-executor.mjs');
+  await writeFile(file, [
+    "import { spawn } from 'node:child_process';",
+    `const child = spawn(process.execPath, ['--perf-basic-prof', ${JSON.stringify(defaultExecutorMain())}, ...process.argv.slice(2)], { stdio: 'inherit' });`,
+    "for (const sig of ['SIGTERM', 'SIGINT']) process.on(sig, () => child.kill(sig));",
+    "child.on('exit', (code, signal) => process.exit(code ?? (signal === null ? 1 : 128)));",
+    '',
+  ].join('\n'));
+  await chmod(file, 0o644);
+  return file;
+}
+
 async function startEnv(work: string, o: { agents: number; slots: number; runner: 'noop' | 'auto'; isolation: 'auto' | 'linux' | 'process'; logger: Logger }): Promise<Env> {
   await mkdir(work, { recursive: true });
   // Workloads run unprivileged: every ancestor of the outputs must be reachable.
   await chmod(work, 0o755);
-  const executorMain = PROFILE_DIR === undefined ? undefined : await profilingExecutorMain(work, PROFILE_DIR);
+  const executorMain = PROFILE_DIR !== undefined ? await profilingExecutorMain(work, PROFILE_DIR) : PERF_MAP ? await perfMapExecutorMain(work) : undefined;
   const redis = await startManagedRedis({ dataDir: join(work, 'redis'), logger: o.logger });
   let cluster: LocalCluster | undefined;
   try {
@@ -708,7 +731,9 @@ async function main(): Promise<void> {
   // mkdtemp makes it 0700; executors and workloads run unprivileged and must traverse it.
   await chmod(work, 0o755);
   const detected = (await detectIsolation()).kind;
-  const isolation = detected === 'linux' ? 'linux' : 'process';
+  // Under BENCH_PERF_MAP executors share the host's pid space: a map file is named by the pid
+  // inside the process's pid namespace, which perf (reading host pids) would never match.
+  const isolation = detected === 'linux' && !PERF_MAP ? 'linux' : 'process';
   // With two rounds the "median" would be one of them picked by rule, not a median; refuse fewer than three.
   if (!(ROUNDS >= 3)) throw new Error(`BENCH_ROUNDS=${ROUNDS}: the ratio is a median of rounds and needs at least 3`);
   const loadAtStart = loadNow();

@@ -47,9 +47,24 @@ interface LedgerRedis extends Redis {
   locusCommitOutput(key: string, record: string): Promise<[number, string]>;
 }
 
+/** A lookup waiting for the next MGET. */
+interface AskedLookup {
+  readonly key: string;
+  readonly resolve: (record: CommittedOutput | undefined) => void;
+  readonly reject: (err: unknown) => void;
+}
+
 /** The commit ledger on Redis (the executor's own ACL user may write `locus:commit:*`). */
 export class RedisCommitLedger implements CommitLedger {
   private readonly redis: LedgerRedis;
+  /**
+   * Lookups asked for since the last MGET went out. Every attempt looks its task up before it
+   * runs, and a batch's members start together: one MGET for all of them, sent once the
+   * current run of callbacks is over (process.nextTick), costs one write and one reply instead
+   * of one per attempt. A lookup still sees every commit made before it was asked (the MGET is
+   * sent later, never earlier).
+   */
+  private asked: AskedLookup[] | undefined;
 
   constructor(redis: Redis) {
     // A defined command goes out as EVALSHA (the script text once per connection, not with
@@ -63,9 +78,35 @@ export class RedisCommitLedger implements CommitLedger {
     return { won: Number(r[0]) === 1, record: decodeCommittedOutput(JSON.parse(r[1]) as unknown) };
   }
 
-  async lookup(taskId: string): Promise<CommittedOutput | undefined> {
-    const raw = await this.redis.get(commitKey(taskId));
-    return raw === null ? undefined : decodeCommittedOutput(JSON.parse(raw) as unknown);
+  lookup(taskId: string): Promise<CommittedOutput | undefined> {
+    return new Promise((resolve, reject) => {
+      if (this.asked === undefined) {
+        this.asked = [];
+        process.nextTick(() => this.sendLookups());
+      }
+      this.asked.push({ key: commitKey(taskId), resolve, reject });
+    });
+  }
+
+  private sendLookups(): void {
+    const asked = this.asked ?? [];
+    this.asked = undefined;
+    const [first] = asked;
+    if (first === undefined) return;
+    const reply: Promise<(string | null)[]> = asked.length === 1 ? this.redis.get(first.key).then((raw) => [raw]) : this.redis.mget(asked.map((a) => a.key));
+    reply.then((raws) => {
+      asked.forEach((a, i) => {
+        // Each record is decoded on its own: one that does not parse fails its own lookup only.
+        try {
+          const raw = raws[i];
+          a.resolve(raw === null || raw === undefined ? undefined : decodeCommittedOutput(JSON.parse(raw) as unknown));
+        } catch (err) {
+          a.reject(err);
+        }
+      });
+    }, (err: unknown) => {
+      for (const a of asked) a.reject(err);
+    });
   }
 }
 

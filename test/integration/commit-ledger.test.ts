@@ -6,7 +6,8 @@
  * rename is rolled forward from the staging directory the record names; a
  * commit whose reply was lost with the connection (Redis killed after it
  * applied the script, before it answered) and that the client sends again
- * after reconnecting is still this attempt's commit.
+ * after reconnecting is still this attempt's commit. Lookups asked for together (a batch's
+ * members starting) go out as one MGET, each answered with its own task's record.
  */
 import { mkdtemp, readdir, readFile, rm, writeFile, mkdir } from 'node:fs/promises';
 import { createServer, connect, type Server, type Socket } from 'node:net';
@@ -159,5 +160,31 @@ describe('commit decided in Redis', () => {
       for (const s of sockets) s.destroy();
       await new Promise<void>((res) => proxy.close(() => res()));
     }
+  });
+
+  it('lookups asked for together go out as one MGET; each gets its own record, and a record that does not parse fails only its own lookup', async () => {
+    const ledger = new RedisCommitLedger(conn);
+    const record: CommittedOutput = { attemptId: 'mget.0.1.a1', host: 'host-1', path: join(dir, 'mget', '00001'), size: 0, files: [], committedAt: Date.now() };
+    await conn.set(commitKey('mget.0.1'), JSON.stringify(record));
+    await conn.set(commitKey('mget.0.9'), '{not json');
+    const calls = async (): Promise<{ get: number; mget: number }> => {
+      const info = await conn.info('commandstats');
+      const count = (cmd: string): number => Number(new RegExp(`^cmdstat_${cmd}:calls=(\\d+)`, 'm').exec(info)?.[1] ?? 0);
+      return { get: count('get'), mget: count('mget') };
+    };
+    const before = await calls();
+    const answers = await Promise.allSettled([ledger.lookup('mget.0.0'), ledger.lookup('mget.0.1'), ledger.lookup('mget.0.9'), ledger.lookup('mget.0.2')]);
+    const after = await calls();
+    expect(after.mget - before.mget).toBe(1);
+    expect(after.get - before.get).toBe(0);
+    expect(answers.map((a) => a.status)).toEqual(['fulfilled', 'fulfilled', 'rejected', 'fulfilled']);
+    expect(answers[0]).toEqual({ status: 'fulfilled', value: undefined });
+    expect(answers[1]).toEqual({ status: 'fulfilled', value: record });
+    expect(answers[3]).toEqual({ status: 'fulfilled', value: undefined });
+    // A lookup asked later (another turn of the event loop) goes out on its own, and sees a
+    // commit made after the first MGET.
+    await conn.set(commitKey('mget.0.0'), JSON.stringify({ ...record, attemptId: 'mget.0.0.a1' }));
+    expect((await ledger.lookup('mget.0.0'))?.attemptId).toBe('mget.0.0.a1');
+    expect((await calls()).get - after.get).toBe(1);
   });
 });
