@@ -19,7 +19,8 @@ import { AgentRunner, HostPathRunner, IsolatorRunner, NoopRunner, PreferAgentRun
 import { DEFAULT_KEPT_SANDBOXES } from '../../executor/sandbox-retention.js';
 import { AgentClient } from '../../mesos/agent.js';
 import { DEFAULT_TENANT_UIDS, parseTenantUids, type TenantUidRange } from '../../executor/isolation/tenant.js';
-import { PREFETCH_HOLD_MS, bootKey, bootUser } from '../../executor/contract.js';
+import { PREFETCH_HOLD_MS } from '../../executor/contract.js';
+import { redeemBootToken } from '../../executor/boot-token.js';
 import { createLogger, type Logger } from '../../obs/log.js';
 import { startDataPlane, type RunningDataPlane } from '../../executor/data-plane-setup.js';
 import { decodeExecutorStorageConfig } from '../../storage/executor-config.js';
@@ -190,29 +191,6 @@ async function chooseRunner(v: RunnerChoice, logger: Logger): Promise<AttemptRun
     return isolated();
   }
   return new PreferAgentRunner(agent, isolated, logger);
-}
-
-/**
- * The executor's Redis password, from a one-time bootstrap token. The token is the password of a
- * user that may only GETDEL one key holding the real password: anyone who later reads the token
- * (the agent's state endpoints show a task's environment) finds the key gone.
- */
-async function redeemBootToken(url: string, user: string, executorId: string, token: string): Promise<string> {
-  const r = new Redis(url, { username: bootUser(user), password: token, maxRetriesPerRequest: 3, lazyConnect: true, retryStrategy: (times) => (times > 5 ? null : times * 200) });
-  r.on('error', () => undefined);
-  try {
-    await r.connect();
-    const pw = await r.call('GETDEL', bootKey(executorId));
-    if (typeof pw !== 'string' || pw === '') {
-      throw new LocusError('UNAUTHENTICATED', `executor ${executorId}: its bootstrap token was already used or has expired; it cannot reach its queue`);
-    }
-    return pw;
-  } catch (err) {
-    if (err instanceof LocusError) throw err;
-    throw new LocusError('UNAUTHENTICATED', `executor ${executorId}: redeeming its bootstrap token failed: ${(err as Error).message}`, { cause: err });
-  } finally {
-    r.disconnect();
-  }
 }
 
 /** Entry point of `locus executor`. */
