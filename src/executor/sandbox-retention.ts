@@ -28,6 +28,23 @@ export const DEFAULT_KEPT_SANDBOXES = 1000;
  */
 export const MAX_REMOVALS_IN_FLIGHT = 4;
 
+/**
+ * Tries of one sandbox's removal, and the waits before the second and third. A removal can
+ * fail for a while (an agent restarting, a nested container whose end the agent has not
+ * noticed yet: "has not terminated yet"); one that failed three times stays, as every sandbox
+ * did before, until the executor's own sandbox goes.
+ */
+export const REMOVAL_RETRY_DELAYS_MS: readonly number[] = [5_000, 30_000];
+
+/** A removal that failed, waiting to be tried again. */
+interface Retry {
+  readonly sandboxDir: string;
+  /** Tries made so far. */
+  readonly tries: number;
+  /** Whether its wait is over. */
+  due: boolean;
+}
+
 /** Remove one ended attempt's sandbox (its container id and directory). */
 export type SandboxRemover = (containerId: string, sandboxDir: string) => Promise<void>;
 
@@ -35,17 +52,24 @@ export type SandboxRemover = (containerId: string, sandboxDir: string) => Promis
 export class SandboxRetention {
   /** Container id -> sandbox, in the order their attempts were done (a Map keeps insertion order). */
   private readonly done = new Map<string, string>();
+  /** Removals that failed, by container id, until tried again (first those whose wait is over). */
+  private readonly retries = new Map<string, Retry>();
   private removedCount = 0;
   private failedCount = 0;
   private inFlight = 0;
 
-  constructor(readonly keep: number, private readonly remove: SandboxRemover, private readonly log?: Pick<Logger, 'warn'>) {
+  constructor(
+    readonly keep: number,
+    private readonly remove: SandboxRemover,
+    private readonly log?: Pick<Logger, 'warn'>,
+    private readonly retryDelaysMs: readonly number[] = REMOVAL_RETRY_DELAYS_MS,
+  ) {
     if (!Number.isInteger(keep) || keep < 0) throw new RangeError(`keep must be a whole number >= 0, got ${keep}`);
   }
 
   /** Sandboxes kept now, and removals done and failed (for logs and tests). */
-  get state(): { kept: number; removed: number; failed: number; removing: number } {
-    return { kept: this.done.size, removed: this.removedCount, failed: this.failedCount, removing: this.inFlight };
+  get state(): { kept: number; removed: number; failed: number; removing: number; retrying: number } {
+    return { kept: this.done.size, removed: this.removedCount, failed: this.failedCount, removing: this.inFlight, retrying: this.retries.size };
   }
 
   /**
@@ -55,6 +79,8 @@ export class SandboxRetention {
    */
   forget(containerId: string): void {
     this.done.delete(containerId);
+    // A removal of the earlier one waiting to be tried again would take the new one's sandbox.
+    this.retries.delete(containerId);
   }
 
   /**
@@ -80,30 +106,54 @@ export class SandboxRetention {
     this.trim();
   }
 
-  /** Remove the oldest beyond `keep`, as many as may be under way at once. */
+  /** Removals due again first, then the oldest beyond `keep`, as many as may be under way at once. */
   private trim(): void {
+    for (const [id, retry] of this.retries) {
+      if (this.inFlight >= MAX_REMOVALS_IN_FLIGHT) return;
+      if (!retry.due) continue;
+      this.retries.delete(id);
+      this.start(id, retry.sandboxDir, retry.tries);
+    }
     while (this.done.size > this.keep && this.inFlight < MAX_REMOVALS_IN_FLIGHT) {
       const oldest = this.done.entries().next();
       if (oldest.done === true) break;
       const [id, dir] = oldest.value;
       this.done.delete(id);
-      this.inFlight++;
-      void this.removeOne(id, dir).finally(() => {
-        this.inFlight--;
-        this.trim();
-      });
+      this.start(id, dir, 0);
     }
   }
 
-  private async removeOne(containerId: string, sandboxDir: string): Promise<void> {
+  /** One removal under way; `tries`: those made before. */
+  private start(containerId: string, sandboxDir: string, tries: number): void {
+    this.inFlight++;
+    void this.removeOne(containerId, sandboxDir, tries + 1).finally(() => {
+      this.inFlight--;
+      this.trim();
+    });
+  }
+
+  private async removeOne(containerId: string, sandboxDir: string, tries: number): Promise<void> {
     try {
       await this.remove(containerId, sandboxDir);
       this.removedCount++;
     } catch (err) {
-      // A sandbox that cannot be removed stays, as every sandbox did before: warned once in a
-      // while, not per attempt (an agent that refuses one refuses them all).
+      const delay = this.retryDelaysMs[tries - 1];
+      if (delay !== undefined) {
+        const retry: Retry = { sandboxDir, tries, due: false };
+        this.retries.set(containerId, retry);
+        // Not kept alive for this: an executor that is ending leaves the rest to its agent.
+        setTimeout(() => {
+          // Forgotten meanwhile (the id launched again): nothing of this one to remove.
+          if (this.retries.get(containerId) !== retry) return;
+          retry.due = true;
+          this.trim();
+        }, delay).unref();
+        return;
+      }
+      // Failed every try: it stays, as every sandbox did before, warned once in a while, not
+      // per attempt (an agent that refuses one refuses them all).
       if (this.failedCount++ % 1000 === 0) {
-        this.log?.warn({ err: err instanceof Error ? err.message : String(err), containerId, failed: this.failedCount }, 'could not remove an ended attempt\'s sandbox; it stays until the executor\'s own sandbox is removed');
+        this.log?.warn({ err: err instanceof Error ? err.message : String(err), containerId, tries, failed: this.failedCount }, 'could not remove an ended attempt\'s sandbox; it stays until the executor\'s own sandbox is removed');
       }
     }
   }

@@ -1,8 +1,9 @@
 /**
  * An executor keeps the sandboxes of its `keep` most recently done attempts and removes older
  * ones in the order they were done; a container id launched again takes its entry back (its
- * sandbox is in use again); `keep` 0 keeps all; a removal that fails is warned about (not per
- * attempt) and never thrown into the attempt's path.
+ * sandbox is in use again); `keep` 0 keeps all; a removal that fails is tried again twice,
+ * later, unless its id was launched again meanwhile; one that failed every try is warned about
+ * (not per attempt); nothing is ever thrown into the attempt's path.
  */
 import { describe, expect, it } from 'vitest';
 import { MAX_REMOVALS_IN_FLIGHT, SandboxRetention } from '../../src/executor/sandbox-retention.js';
@@ -21,7 +22,7 @@ describe('sandbox retention', () => {
     for (let i = 3; i < 10; i++) r.noteDone(`c${i}`, `/s/c${i}`);
     await settle();
     expect(removed).toEqual(['c0@/s/c0', 'c1@/s/c1', 'c2@/s/c2', 'c3@/s/c3', 'c4@/s/c4', 'c5@/s/c5', 'c6@/s/c6']);
-    expect(r.state).toEqual({ kept: 3, removed: 7, failed: 0, removing: 0 });
+    expect(r.state).toEqual({ kept: 3, removed: 7, failed: 0, removing: 0, retrying: 0 });
   });
 
   it('stays bounded over a long life (its own bookkeeping too)', async () => {
@@ -74,7 +75,7 @@ describe('sandbox retention', () => {
       await settle();
     }
     expect(most).toBeLessThanOrEqual(MAX_REMOVALS_IN_FLIGHT);
-    expect(r.state).toEqual({ kept: 2, removed: 48, failed: 0, removing: 0 });
+    expect(r.state).toEqual({ kept: 2, removed: 48, failed: 0, removing: 0, retrying: 0 });
   });
 
   it('keep 0 keeps every sandbox', async () => {
@@ -87,16 +88,61 @@ describe('sandbox retention', () => {
     expect(calls).toBe(0);
   });
 
-  it('a failing removal is warned about once per thousand, counted, and never thrown', async () => {
+  it('a removal that fails is tried again later, and succeeds then; others go on meanwhile', async () => {
+    const tries = new Map<string, number>();
+    const r = new SandboxRetention(1, async (id) => {
+      const n = (tries.get(id) ?? 0) + 1;
+      tries.set(id, n);
+      // c0's nested container has not ended yet for the agent on the first two tries.
+      if (id === 'c0' && n < 3) throw new Error('Nested container has not terminated yet');
+    }, undefined, [20, 40]);
+    for (let i = 0; i < 4; i++) r.noteDone(`c${i}`, `/s/c${i}`);
+    await settle();
+    expect(r.state).toEqual({ kept: 1, removed: 2, failed: 0, removing: 0, retrying: 1 });
+    await new Promise((res) => setTimeout(res, 30));
+    await settle();
+    expect(tries.get('c0')).toBe(2);
+    expect(r.state.retrying).toBe(1);
+    await new Promise((res) => setTimeout(res, 60));
+    await settle();
+    expect(tries.get('c0')).toBe(3);
+    expect(r.state).toEqual({ kept: 1, removed: 3, failed: 0, removing: 0, retrying: 0 });
+  });
+
+  it('a removal waiting to be tried again is dropped when its container id is launched again', async () => {
+    const removed: string[] = [];
+    let refuse = true;
+    const r = new SandboxRetention(1, async (id) => {
+      if (refuse) throw new Error('agent restarting');
+      removed.push(id);
+    }, undefined, [20]);
+    r.noteDone('held', '/s/held');
+    r.noteDone('a', '/s/a');
+    await settle();
+    expect(r.state.retrying).toBe(1);
+    refuse = false;
+    // The same id starts again (its sandbox is in use again) before the retry is due.
+    r.forget('held');
+    await new Promise((res) => setTimeout(res, 40));
+    await settle();
+    expect(removed).toEqual([]);
+    expect(r.state).toEqual({ kept: 1, removed: 0, failed: 0, removing: 0, retrying: 0 });
+  });
+
+  it('a removal that failed every try is warned about once per thousand, counted, and never thrown', async () => {
     const warnings: string[] = [];
     const r = new SandboxRetention(1, async () => {
       throw new Error('agent answered REMOVE_CONTAINER with 403');
-    }, { warn: ((o: object, m: string) => void warnings.push(`${m} ${JSON.stringify(o)}`)) as never });
+    }, { warn: ((o: object, m: string) => void warnings.push(`${m} ${JSON.stringify(o)}`)) as never }, [50]);
     for (let i = 0; i < 1_002; i++) r.noteDone(`c${i}`, `/s/c${i}`);
     await settle();
-    expect(r.state).toEqual({ kept: 1, removed: 0, failed: 1_001, removing: 0 });
+    expect(r.state).toMatchObject({ kept: 1, failed: 0, retrying: 1_001 });
+    expect(warnings).toHaveLength(0);
+    for (let i = 0; i < 50 && r.state.failed < 1_001; i++) await new Promise((res) => setTimeout(res, 10));
+    expect(r.state).toEqual({ kept: 1, removed: 0, failed: 1_001, removing: 0, retrying: 0 });
     expect(warnings).toHaveLength(2);
     expect(warnings[0]).toContain('403');
+    expect(warnings[0]).toContain('"tries":2');
   });
 
   it('refuses a keep that is not a whole number >= 0', () => {
