@@ -245,9 +245,15 @@ async function attemptSteps(payload: AttemptPayload, ctx: AttemptContext, contro
     }
     if (recorded !== undefined) {
       // A rename a crash cut short is finished: on HDFS from any host, else on the recording host.
+      let unflushed = '';
       if (isHdfsRecord(recorded)) await (hdfs === undefined ? Promise.resolve(false) : settleHdfs(recorded, hdfs)).catch(() => false);
-      else if (recorded.host === ctx.host) await settleCommitted(recorded).catch(() => false);
-      return end({ state: 'SUCCEEDED', exitCode: 0, reason: 'ALREADY_COMMITTED', message: `output already committed by attempt ${recorded.attemptId} on ${recorded.host}`, outputPath: recorded.path, output: recorded });
+      else if (recorded.host === ctx.host) {
+        await settleCommitted(recorded, (why) => {
+          unflushed = `; rolled into place here: ${why}`;
+          log.warn({ err: why, path: recorded?.path }, 'a recorded commit was rolled forward but its directory could not be flushed');
+        }).catch(() => false);
+      }
+      return end({ state: 'SUCCEEDED', exitCode: 0, reason: 'ALREADY_COMMITTED', message: `output already committed by attempt ${recorded.attemptId} on ${recorded.host}${unflushed}`, outputPath: recorded.path, output: recorded });
     }
     // Without a ledger the committed directory's marker is the record (with one, the ledger's
     // answer above is the whole check: reading a marker that is not there costs an error per attempt).

@@ -111,9 +111,11 @@ export async function listOutputFiles(dir: string, prefix = ''): Promise<OutputF
 /**
  * Finish a commit the ledger recorded but whose rename never happened (a crash between
  * the two): when the record's staging directory is on this host, rename it into place.
- * Returns whether the final directory now holds the output.
+ * Returns whether the final directory now holds the output. A rename made here that cannot be
+ * flushed stands, as the winner's own does (the record has decided); `unflushed` hears why,
+ * for the attempt's report.
  */
-export async function settleCommitted(record: CommittedOutput & { readonly staged?: string }): Promise<boolean> {
+export async function settleCommitted(record: CommittedOutput & { readonly staged?: string }, unflushed?: (why: string) => void): Promise<boolean> {
   if ((await committedBy(record.path)) !== undefined) return true;
   if (record.staged === undefined) return false;
   try {
@@ -121,7 +123,11 @@ export async function settleCommitted(record: CommittedOutput & { readonly stage
   } catch {
     return false;
   }
-  await syncDirectoryShared(dirname(record.path)).catch(() => undefined);
+  try {
+    await flushCommitted(record.path, false);
+  } catch (err) {
+    unflushed?.(err instanceof Error ? err.message : String(err));
+  }
   const root = dirname(record.staged);
   // An earlier version's root held this task's directories alone; the shared one holds others'.
   if (basename(root).endsWith(LEGACY_ROOT_SUFFIX)) await fsp.rm(root, { recursive: true, force: true }).catch(() => undefined);

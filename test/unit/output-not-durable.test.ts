@@ -5,13 +5,14 @@
  * failing disk ends in the task's failure, not in attempts placed again without end), and an
  * attempt that finds the task committed by another reports ALREADY_COMMITTED only after flushing
  * that directory itself. With the ledger the record has decided: the commit stands and its
- * message says the flush failed. node:fs is wrapped: every call goes through, and the fsync of a directory named in
+ * message says the flush failed, as does the message of an attempt that rolls a recorded commit
+ * forward (a crash between the record and the rename) into a directory it cannot flush. node:fs is wrapped: every call goes through, and the fsync of a directory named in
  * `failing` fails with EIO. Shared flushes are off (LOCUS_SYNCFS_PATH=''): each commit flushes
  * its own directories, which is where the fault is put.
  */
 import type * as FsModule from 'node:fs';
 import { existsSync } from 'node:fs';
-import { mkdtemp, rm } from 'node:fs/promises';
+import { mkdir, mkdtemp, rm, writeFile } from 'node:fs/promises';
 import { tmpdir } from 'node:os';
 import { dirname, join } from 'node:path';
 import { afterEach, beforeEach, describe, expect, it, vi } from 'vitest';
@@ -71,6 +72,7 @@ vi.mock('node:fs', async (importOriginal) => {
 process.env['LOCUS_SYNCFS_PATH'] = '';
 const { runAttempt } = await import('../../src/executor/attempt.js');
 const { attemptContext, attemptPayload, memoryLedger } = await import('./attempt-fixture.js');
+const { ledgerIdOf } = await import('../../src/executor/contract.js');
 type AttemptContext = import('../../src/executor/attempt.js').AttemptContext;
 
 let dir: string;
@@ -152,6 +154,28 @@ describe('with the ledger, a commit whose directory cannot be flushed', () => {
     const again = await runAttempt(attemptOf(2), ctx, control('d2'));
     expect(again.reason).toBe('ALREADY_COMMITTED');
     expect(again.outputPath).toBe(finalDir);
+  });
+});
+
+describe('with the ledger, a recorded commit rolled forward on this host', () => {
+  it('is reported committed, and its message says when the directory it was renamed into could not be flushed', async () => {
+    const { ledger, records } = memoryLedger();
+    const ctx = attemptContext(dir, ledger);
+    const first = attemptOf(1);
+    const finalDir = first.outputDir as string;
+    // The first attempt's record was written, then its host crashed before the rename.
+    const staged = join(dirname(finalDir), '.locus-staging', 'crashed-before-rename');
+    await mkdir(staged, { recursive: true });
+    await writeFile(join(staged, '_SUCCESS'), `${JSON.stringify({ attemptId: first.attemptId })}\n`);
+    records.set(ledgerIdOf(first.taskId, first.generation), { attemptId: first.attemptId, host: 'localhost', path: finalDir, size: 0, files: [], committedAt: Date.now(), staged });
+    failing.add(dirname(finalDir));
+    const r = await runAttempt(attemptOf(2), ctx, control('d2'));
+    expect(r.state).toBe('SUCCEEDED');
+    expect(r.reason).toBe('ALREADY_COMMITTED');
+    expect(existsSync(join(finalDir, '_SUCCESS'))).toBe(true);
+    expect(failedFlushes).toBeGreaterThan(0);
+    expect(r.message).toContain('rolled into place here');
+    expect(r.message).toContain('could not be flushed');
   });
 });
 
