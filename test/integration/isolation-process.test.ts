@@ -76,3 +76,19 @@ test('the disk limit is enforced by polling', async () => {
   expect(exit.reason).toBe('DISK_LIMIT');
   expect(exit.message).toMatch(/of 2MiB$/);
 });
+
+test('usage is sampled per process group: CPU time and resident memory of the group, not of other containers', async () => {
+  // Two containers at once: one counts to 400,000 in a child of its shell (about 0.3 s of CPU
+  // however loaded the host is), then sleeps; the other only sleeps.
+  const busy = await iso.launch(spec('u-busy', ['sh', '-c', 'sh -c \'i=0; while [ $i -lt 400000 ]; do i=$((i+1)); done\'; sleep 0.3']));
+  const idle = await iso.launch(spec('u-idle', ['sh', '-c', 'sleep 0.6']));
+  await new Promise((res) => setTimeout(res, 100));
+  const during = await busy.usage();
+  expect(during.memCurrentBytes).toBeGreaterThan(0);
+  const busyExit = await busy.wait();
+  const idleExit = await idle.wait();
+  // The busy group's CPU includes its reaped child's (cutime); the sleeping one has almost none.
+  expect(busyExit.usage?.cpuTimeSeconds ?? 0).toBeGreaterThanOrEqual(0.1);
+  expect(idleExit.usage?.cpuTimeSeconds ?? 1).toBeLessThan(0.1);
+  expect(busyExit.usage?.memPeakBytes ?? 0).toBeGreaterThan(0);
+});

@@ -57,16 +57,6 @@ export function processStartTime(pid: number): number | undefined {
   }
 }
 
-/** Fields of /proc/<pid>/stat after the command name (index 0 = state, field 3 of proc(5)). */
-export async function procStatFields(pid: number): Promise<string[] | undefined> {
-  try {
-    const stat = await fsp.readFile(`/proc/${pid}/stat`, 'utf8');
-    return stat.slice(stat.lastIndexOf(')') + 2).trim().split(' ');
-  } catch {
-    return undefined;
-  }
-}
-
 /** Executables found lately (name and PATH → path, when): most containers run the same few programs. */
 const foundExecutables = new Map<string, { at: number; path: string }>();
 const FOUND_TTL_MS = 5000;

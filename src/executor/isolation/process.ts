@@ -15,7 +15,8 @@ import { LocusError } from '../../core/errors.js';
 import type { Logger } from '../../obs/log.js';
 import { dirname, isAbsolute } from 'node:path';
 import { buildExit, diskMessage, diskPaths, DiskWatch, OutputPump, validateSpec, volumeTarget } from './common.js';
-import { chownTree, DEFAULT_PATH, findExecutable, procStatFields, resolveUser, sleep } from './host.js';
+import { chownTree, DEFAULT_PATH, findExecutable, resolveUser, sleep } from './host.js';
+import { ProcessGroupSampler } from './process-groups.js';
 import type { Container, ContainerExit, ContainerSpec, ContainerUsage, IsolationReport, Isolator, TerminationReason } from './types.js';
 
 /** Settings of the process isolator. */
@@ -35,12 +36,15 @@ export class ProcessIsolator implements Isolator {
   private closing: Promise<void> | undefined;
   /** Users a spec named that this (unprivileged) isolator could not switch to, each said once. */
   private readonly unswitched = new Set<string>();
+  /** One pass over /proc per monitor interval for all containers. */
+  private readonly groups: ProcessGroupSampler;
 
   constructor(
     readonly report: IsolationReport,
     private readonly logger: Logger,
     private readonly options: ProcessIsolatorOptions,
   ) {
+    this.groups = new ProcessGroupSampler(options.monitorPollMs);
     logger.warn({ notes: report.notes }, 'NOT isolated: containers run as plain processes with rlimits (no namespaces, no cgroups)');
   }
 
@@ -67,7 +71,7 @@ export class ProcessIsolator implements Isolator {
       await fsp.chmod(spec.sandboxDir, 0o700);
     }
     const env: Record<string, string> = { PATH: DEFAULT_PATH, HOME: spec.sandboxDir, ...spec.env, LOCUS_SANDBOX: spec.sandboxDir };
-    const c = new ProcessContainer(spec, this.logger.child({ container: spec.id }), () => this.containers.delete(spec.id));
+    const c = new ProcessContainer(spec, this.logger.child({ container: spec.id }), this.groups, () => this.containers.delete(spec.id));
     this.containers.set(spec.id, c);
     if (findExecutable(spec.argv[0] ?? '', env['PATH'] ?? DEFAULT_PATH) === undefined) {
       c.failLaunch(`executable not found: ${spec.argv[0] ?? ''}`);
@@ -144,6 +148,7 @@ class ProcessContainer implements Container {
   constructor(
     private readonly spec: ContainerSpec,
     private readonly logger: Logger,
+    private readonly groups: ProcessGroupSampler,
     private readonly forget: () => void,
   ) {
     this.exited = new Promise((r) => (this.resolveExit = r));
@@ -183,7 +188,7 @@ class ProcessContainer implements Container {
       void this.kill(0);
     });
     if (this.spec.limits.diskMiB > 0) this.disk.start();
-    this.monitor = setInterval(() => void this.sample(), options.monitorPollMs);
+    this.monitor = setInterval(() => this.sample(), options.monitorPollMs);
     this.monitor.unref();
     child.once('error', (err) => {
       // A spawn that failed never emits 'exit'; a running child's later errors are about its pipes.
@@ -208,25 +213,12 @@ class ProcessContainer implements Container {
     });
   }
 
-  /** Sum CPU ticks and resident memory over the process group (best effort, sampled). */
-  private async sample(): Promise<void> {
+  /** CPU ticks and resident memory of the process group (best effort, sampled; process-groups.ts). */
+  private sample(): void {
     if (this.pid === undefined) return;
-    let ticks = 0;
-    let rss = 0;
-    let names: string[];
-    try {
-      names = await fsp.readdir('/proc');
-    } catch {
-      return;
-    }
-    for (const n of names) {
-      if (!/^\d+$/.test(n)) continue;
-      const f = await procStatFields(Number(n));
-      // Index 2 is the process group; 11..14 utime, stime, cutime, cstime; 21 rss in pages.
-      if (!f || Number(f[2]) !== this.pid) continue;
-      ticks += Number(f[11]) + Number(f[12]) + Number(f[13]) + Number(f[14]);
-      rss += Number(f[21]) * PAGE_SIZE;
-    }
+    const u = this.groups.usageOf(this.pid);
+    const ticks = u?.ticks ?? 0;
+    const rss = (u?.rssPages ?? 0) * PAGE_SIZE;
     this.cpuTicks = Math.max(this.cpuTicks, ticks);
     this.memCurrent = rss;
     this.memPeak = Math.max(this.memPeak, rss);
@@ -266,7 +258,7 @@ class ProcessContainer implements Container {
 
   async usage(): Promise<ContainerUsage> {
     if (this.finalUsage) return this.finalUsage;
-    await this.sample();
+    this.sample();
     if (this.disk) await this.disk.measure();
     return this.currentUsage();
   }
