@@ -13,7 +13,7 @@ function stat(pid: number, comm: string, pgrp: number, ticks: [number, number, n
   f[0] = 'S';
   f[1] = '1';
   f[2] = String(pgrp);
-  [f[11], f[12], f[13], f[14]] = ticks.map(String);
+  ticks.forEach((t, i) => (f[11 + i] = String(t)));
   f[21] = String(rss);
   return `${pid} (${comm}) ${f.join(' ')}\n`;
 }

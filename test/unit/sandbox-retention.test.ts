@@ -133,12 +133,13 @@ describe('sandbox retention', () => {
     const warnings: string[] = [];
     const r = new SandboxRetention(1, async () => {
       throw new Error('agent answered REMOVE_CONTAINER with 403');
-    }, { warn: ((o: object, m: string) => void warnings.push(`${m} ${JSON.stringify(o)}`)) as never }, [50]);
+    }, { warn: ((o: object, m: string) => void warnings.push(`${m} ${JSON.stringify(o)}`)) as never }, [1_000]);
     for (let i = 0; i < 1_002; i++) r.noteDone(`c${i}`, `/s/c${i}`);
     await settle();
     expect(r.state).toMatchObject({ kept: 1, failed: 0, retrying: 1_001 });
     expect(warnings).toHaveLength(0);
-    for (let i = 0; i < 50 && r.state.failed < 1_001; i++) await new Promise((res) => setTimeout(res, 10));
+    // (The wait is long enough that a loaded host cannot reach it before the check above.)
+    for (let i = 0; i < 300 && r.state.failed < 1_001; i++) await new Promise((res) => setTimeout(res, 10));
     expect(r.state).toEqual({ kept: 1, removed: 0, failed: 1_001, removing: 0, retrying: 0 });
     expect(warnings).toHaveLength(2);
     expect(warnings[0]).toContain('403');
