@@ -5,14 +5,14 @@
  * output, and describe the end as an AttemptResult.
  */
 import { createWriteStream, promises as fsp } from 'node:fs';
-import { dirname, join } from 'node:path';
+import { join } from 'node:path';
 import { pipeline } from 'node:stream/promises';
 import { COMMIT_MARKER, CONTRACT_VERSION, HANDED_BACK, HOST_DISK_FULL, INPUT_FAILED, INPUT_UNREACHABLE, contractCompatible, ledgerIdOf, type AttemptPayload, type AttemptProgress, type AttemptResult, type AttemptVolume, type CommittedOutput } from './contract.js';
-import { fetchPart, isHostCause, materialiseSplit, type DataPlane } from './data-plane.js';
+import { fetchPart, isHostCause, materialiseSplit, type CommitLedger, type DataPlane } from './data-plane.js';
 import { commitOutput, committedDurably, discardAttemptDir, OutputNotDurableError, planOutput, prepareAttemptDir, releaseStaging, settleCommitted, type CommitDecision, type OutputPlan } from './output.js';
-import { commitToHdfs, destinationOf, isHdfsRecord, settleHdfs, type Destination } from './destination.js';
+import { commitToHdfs, destinationOf, isHdfsRecord, settleHdfs, type Destination, type HdfsOutputFs } from './destination.js';
 import { LocusError } from '../core/errors.js';
-import { containerIdFor, type AttemptRunner, type RunExit, type RunHandle } from './runner.js';
+import { containerIdFor, type AttemptRunner, type RunExit, type RunHandle, type RunSpec } from './runner.js';
 import { tenantOfOutput, tenantUid, type TenantUidRange } from './isolation/tenant.js';
 import type { Logger } from '../obs/log.js';
 import type { GateWait } from './fair-gate.js';
@@ -209,15 +209,103 @@ async function runAttemptInTurns(payload: AttemptPayload, ctx: AttemptContext, c
   }
 }
 
+/** An attempt's result without what every result of that attempt says alike (AttemptBasics.end adds it). */
+type EndFields = Omit<AttemptResult, 'attemptId' | 'taskId' | 'host' | 'startedAt' | 'finishedAt'>;
+
+/** The result of an attempt whose workload ran, without what its run adds (RunEnders.finish). */
+type FinishFields = Omit<AttemptResult, 'attemptId' | 'taskId' | 'host' | 'startedAt' | 'finishedAt' | 'sandboxDir'>;
+
+/** A phase's answer: the attempt ended there, or what the next phase goes on with. */
+type Phase<T> = { readonly ended: AttemptResult } | { readonly ended?: undefined; readonly next: T };
+
+/** An attempt's log lines, each naming the attempt. */
+interface AttemptLog {
+  warn(o: object, m: string): void;
+  debug(o: object, m: string): void;
+}
+
+/** What an attempt is given, and how it logs and describes its end. */
+interface AttemptBasics {
+  readonly payload: AttemptPayload;
+  readonly ctx: AttemptContext;
+  readonly control: AttemptControl;
+  readonly log: AttemptLog;
+  /** The attempt's result, started when the attempt was. */
+  readonly end: (r: EndFields) => AttemptResult;
+}
+
+/** Where an attempt's output goes, once the checks before its run let it go on. */
+interface OutputTarget {
+  readonly dest: Destination | undefined;
+  readonly hdfs: HdfsOutputFs | undefined;
+  /** Where this host writes the task's output; undefined when the task has none. */
+  readonly out: { readonly dir: string; readonly relPath?: string } | undefined;
+  readonly ledgerId: string;
+}
+
+/** What the phases of an attempt that goes on share, from its output's plan to its outcome. */
+interface AttemptScope extends AttemptBasics, OutputTarget {
+  readonly dp: DataPlane | undefined;
+  readonly tenant: string | undefined;
+  readonly uid: number | undefined;
+  readonly containerId: string;
+  readonly plan: OutputPlan | undefined;
+  readonly ledger: CommitLedger | undefined;
+  readonly decide: CommitDecision | undefined;
+  readonly scratch: string;
+  /** Whether the scratch directory was made: only then is there one to clean up. */
+  scratchMade: boolean;
+  /** The attempt's container when it started held (start-gate.ts). */
+  held: HeldContainer | undefined;
+  /** Gives the attempt's slot back; a no-op until it has one. */
+  releaseSlot: () => void;
+}
+
+/** How the workload's run ended, and whether the attempt's timeout or the executor's drain stopped it. */
+interface RunEnd {
+  readonly exit: RunExit;
+  /** When the workload began to run: the start its result gives. */
+  readonly runningAt: number;
+  readonly timedOut: boolean;
+  readonly drained: boolean;
+}
+
+/** The result of an attempt whose workload ran: `finish` describes it, `failed` discards its output first. */
+interface RunEnders {
+  readonly finish: (r: FinishFields) => AttemptResult;
+  readonly failed: (r: FinishFields) => Promise<AttemptResult>;
+}
+
+/**
+ * runAttemptInTurns's phases; `planned` is told the output's plan once it is made, `launched` the
+ * container's handle once it exists.
+ */
 async function attemptSteps(payload: AttemptPayload, ctx: AttemptContext, control: AttemptControl, commitTurn: () => Promise<void>, planned: (plan: OutputPlan) => void, launched: (handle: RunHandle) => void): Promise<AttemptResult> {
   const startedAt = Date.now();
   const base = { attemptId: payload.attemptId, taskId: payload.taskId, host: ctx.host, startedAt };
-  const end = (r: Omit<AttemptResult, 'attemptId' | 'taskId' | 'host' | 'startedAt' | 'finishedAt'>): AttemptResult => ({ ...base, ...r, finishedAt: Date.now() });
+  const end = (r: EndFields): AttemptResult => ({ ...base, ...r, finishedAt: Date.now() });
   // A child logger per attempt costs more than a no-op attempt: create it only to log.
-  const log = { warn: (o: object, m: string) => ctx.logger.warn({ attempt: payload.attemptId, ...o }, m), debug: (o: object, m: string) => ctx.logger.debug({ attempt: payload.attemptId, ...o }, m) };
+  const log: AttemptLog = { warn: (o: object, m: string) => ctx.logger.warn({ attempt: payload.attemptId, ...o }, m), debug: (o: object, m: string) => ctx.logger.debug({ attempt: payload.attemptId, ...o }, m) };
+  const basics: AttemptBasics = { payload, ctx, control, log, end };
 
+  const checked = await checkBeforeRun(basics);
+  if (checked.ended !== undefined) return checked.ended;
+  const s = planAttempt({ ...basics, ...checked.next }, planned);
+  const started = await startContainer(s, launched);
+  if (started.ended !== undefined) return started.ended;
+  const handle = started.next;
+  const run = await runToExit(s, handle, commitTurn);
+  return await outcomeOf(s, handle, run);
+}
+
+/**
+ * The checks before anything is made for the attempt: its queue contract, its destination, and
+ * whether its task's output is already committed. Ends the attempt when one of them does.
+ */
+async function checkBeforeRun(a: AttemptBasics): Promise<Phase<OutputTarget>> {
+  const { payload, ctx, log, end } = a;
   if (!contractCompatible(payload.contractVersion, CONTRACT_VERSION)) {
-    return end({ state: 'FAILED', exitCode: null, reason: 'CONTRACT_MISMATCH', message: `attempt speaks queue contract ${payload.contractVersion}, this executor ${CONTRACT_VERSION}: major versions differ; upgrade the executor or the scheduler` });
+    return { ended: end({ state: 'FAILED', exitCode: null, reason: 'CONTRACT_MISMATCH', message: `attempt speaks queue contract ${payload.contractVersion}, this executor ${CONTRACT_VERSION}: major versions differ; upgrade the executor or the scheduler` }) };
   }
   const dp = ctx.dataPlane;
   // The last stage's destination when the spec names one (local:// on this host, hdfs://).
@@ -225,7 +313,7 @@ async function attemptSteps(payload: AttemptPayload, ctx: AttemptContext, contro
   try {
     dest = destinationOf(payload, dp?.localDataDir, dp?.hdfs);
   } catch (err) {
-    return end({ state: 'FAILED', exitCode: null, reason: 'OUTPUT_UNAVAILABLE', message: (err as Error).message });
+    return { ended: end({ state: 'FAILED', exitCode: null, reason: 'OUTPUT_UNAVAILABLE', message: (err as Error).message }) };
   }
   const hdfs = dest?.kind === 'hdfs' ? dp?.hdfs?.() : undefined;
   // Where this host writes the task's output: the payload's directory on a shared mount, or
@@ -241,7 +329,7 @@ async function attemptSteps(payload: AttemptPayload, ctx: AttemptContext, contro
     try {
       recorded = await dp?.ledger?.lookup(ledgerId);
     } catch (err) {
-      return end({ state: 'LOST', exitCode: null, reason: 'COMMIT_LEDGER_UNAVAILABLE', message: `cannot read the task's commit record: ${(err as Error).message}` });
+      return { ended: end({ state: 'LOST', exitCode: null, reason: 'COMMIT_LEDGER_UNAVAILABLE', message: `cannot read the task's commit record: ${(err as Error).message}` }) };
     }
     if (recorded !== undefined) {
       // A rename a crash cut short is finished: on HDFS from any host, else on the recording host.
@@ -253,7 +341,7 @@ async function attemptSteps(payload: AttemptPayload, ctx: AttemptContext, contro
           log.warn({ err: why, path: recorded?.path }, 'a recorded commit was rolled forward but its directory could not be flushed');
         }).catch(() => false);
       }
-      return end({ state: 'SUCCEEDED', exitCode: 0, reason: 'ALREADY_COMMITTED', message: `output already committed by attempt ${recorded.attemptId} on ${recorded.host}${unflushed}`, outputPath: recorded.path, output: recorded });
+      return { ended: end({ state: 'SUCCEEDED', exitCode: 0, reason: 'ALREADY_COMMITTED', message: `output already committed by attempt ${recorded.attemptId} on ${recorded.host}${unflushed}`, outputPath: recorded.path, output: recorded }) };
     }
     // Without a ledger the committed directory's marker is the record (with one, the ledger's
     // answer above is the whole check: reading a marker that is not there costs an error per attempt).
@@ -261,14 +349,23 @@ async function attemptSteps(payload: AttemptPayload, ctx: AttemptContext, contro
     try {
       winner = dp?.ledger === undefined ? await committedDurably(out.dir) : undefined;
     } catch (err) {
-      if (err instanceof OutputNotDurableError) return end(notDurable(err));
+      if (err instanceof OutputNotDurableError) return { ended: end(notDurable(err)) };
       throw err;
     }
     if (winner !== undefined) {
-      return end({ state: 'SUCCEEDED', exitCode: 0, reason: 'ALREADY_COMMITTED', message: `output already committed by attempt ${winner}`, outputPath: out.dir });
+      return { ended: end({ state: 'SUCCEEDED', exitCode: 0, reason: 'ALREADY_COMMITTED', message: `output already committed by attempt ${winner}`, outputPath: out.dir }) };
     }
   }
+  return { next: { dest, hdfs, out, ledgerId } };
+}
 
+/**
+ * What the attempt's phases share from here on: its tenant's uid, its container id, its output's
+ * plan (told to `planned` at once), the commit through the ledger and its scratch directory.
+ */
+function planAttempt(a: AttemptBasics & OutputTarget, planned: (plan: OutputPlan) => void): AttemptScope {
+  const { payload, ctx, control, dest, out, ledgerId } = a;
+  const dp = ctx.dataPlane;
   // The tenant is the first segment of the output's path under the outputs root (the
   // scheduler's layout `<root>/<tenant>/<job>/...`); without one the attempt keeps the default user.
   const tenant = out !== undefined && ctx.tenantUids !== undefined ? tenantOfOutput(out.relPath) : undefined;
@@ -281,126 +378,166 @@ async function attemptSteps(payload: AttemptPayload, ctx: AttemptContext, contro
     attemptId: payload.attemptId, host: ctx.host, ...(dp?.blockServer === undefined ? {} : { blockServer: dp.blockServer }),
     path: dest?.kind === 'hdfs' ? dest.uri : out.dir, ...(out.relPath === undefined || dest !== undefined ? {} : { relPath: out.relPath }), size, files, committedAt: Date.now(), staged,
   });
-  const scratch = join(ctx.scratchDir, containerId);
-  let scratchMade = false;
-  const cleanupScratch = async (): Promise<void> => {
-    if (scratchMade) await fsp.rm(scratch, { recursive: true, force: true });
+  return {
+    ...a, dp, tenant, uid, containerId, plan, ledger, decide,
+    scratch: join(ctx.scratchDir, containerId), scratchMade: false, held: undefined, releaseSlot: NO_TURN,
   };
-  let handle: RunHandle | undefined;
-  /** The attempt's container when it started held (start-gate.ts). */
-  let held: HeldContainer | undefined;
-  let releaseSlot: () => void = NO_TURN;
+}
+
+/** Remove the attempt's scratch directory, when it made one. */
+async function cleanupScratch(s: AttemptScope): Promise<void> {
+  if (s.scratchMade) await fsp.rm(s.scratch, { recursive: true, force: true });
+}
+
+/**
+ * Set the attempt up and start its container once it has a slot. Whatever fails on the way ends
+ * the attempt: its slot, held container, attempt directory and scratch directory go.
+ */
+async function startContainer(s: AttemptScope, launched: (handle: RunHandle) => void): Promise<Phase<RunHandle>> {
+  const { payload, log, end } = s;
   // A relative host path names a directory of the executor's own sandbox (a persistent volume
   // its agent mounted there); each runner resolves it the way its launcher can see it.
   const volumes = [...payload.volumes];
   const env: Record<string, string> = { ...payload.env, LOCUS_ATTEMPT_ID: payload.attemptId, LOCUS_TASK_ID: payload.taskId, LOCUS_JOB_ID: payload.jobId };
   try {
-    const values: Record<string, string> = {};
-    if (plan) {
-      await prepareAttemptDir(plan);
-      if (tenant !== undefined && uid !== undefined && out?.relPath !== undefined) await closeTenantDir(out.dir, out.relPath, uid);
-      values['output'] = plan.attemptDir;
-      env['LOCUS_OUTPUT_DIR'] = plan.attemptDir;
-      volumes.push({ hostPath: plan.attemptDir, containerPath: plan.attemptDir, readOnly: false });
-    }
-    if (payload.split) {
-      env['LOCUS_SPLIT_URI'] = payload.split.uri;
-      env['LOCUS_SPLIT_OFFSET'] = String(payload.split.offset);
-      env['LOCUS_SPLIT_LENGTH'] = String(payload.split.length);
-      let splitPath = payload.split.localPath;
-      if (splitPath === undefined && (dp !== undefined || ctx.splitReader)) {
-        // Not on this host: stream the byte range from a block server or the backend into
-        // the attempt's scratch directory, so the workload always reads a file.
-        await makeScratch(scratch);
-        scratchMade = true;
-        splitPath = join(scratch, 'split');
-        try {
-          if (dp !== undefined) await materialiseSplit(payload.split, dp, splitPath);
-          else if (ctx.splitReader) await pipeline(await ctx.splitReader(payload.split.uri, payload.split.offset, payload.split.length), createWriteStream(splitPath));
-        } catch (err) {
-          // A split over an earlier stage's output names the host that committed it.
-          throw inputError(`cannot read ${payload.split.uri}`, err, payload.split.sources?.find((x) => x.root === 'outputs')?.host);
-        }
-        await shareScratch(scratch, uid);
-        volumes.push({ hostPath: scratch, containerPath: scratch, readOnly: true });
-      }
-      if (splitPath !== undefined) {
-        values['split.path'] = splitPath;
-        env['LOCUS_SPLIT_PATH'] = splitPath;
-      }
-    }
-    let rewrites = new Map<string, string>();
-    if (dp !== undefined && (payload.stageInputs?.length ?? 0) > 0) {
-      await makeScratch(scratch);
-      scratchMade = true;
-      rewrites = await prepareStageInputs(payload, dp, scratch, volumes);
-      await shareScratch(scratch, uid);
-      if (!volumes.some((v) => v.hostPath === scratch)) volumes.push({ hostPath: scratch, containerPath: scratch, readOnly: true });
-    }
-    // A stage directory replaced by a local copy is not on this host: it cannot be mounted.
-    for (const p of payload.inputPaths) if (!rewrites.has(p)) volumes.push({ hostPath: p, containerPath: p, readOnly: true });
-    for (const [k, v] of Object.entries(env)) env[k] = rewrite(substitute(v, values), rewrites);
-    const spec = {
-      containerId, argv: payload.argv.map((a) => rewrite(substitute(a, values), rewrites)), env, resources: payload.resources, volumes,
-      ...(uid !== undefined ? { user: String(uid) } : {}),
-    };
-    let slot = control.slotNow?.();
-    if (control.slot !== undefined && slot === undefined) {
-      // Queued for a slot now, in arrival order, whatever a held start does meanwhile.
-      const waiting = control.slot();
-      if (ctx.startOrder !== undefined && ctx.runner.heldStarts === true && (ctx.holdStarts?.() ?? true)) {
-        held = await startHeld({
-          runner: ctx.runner, order: ctx.startOrder, spec, slot: waiting, gateDir: ctx.scratchDir, prepare: () => makeScratchRoot(ctx.scratchDir),
-          owner: uid !== undefined && process.getuid?.() === 0 ? uid : undefined,
-          warn: (err) => log.warn({ err: err.message }, 'could not start the container held; it starts when its slot frees'),
-        });
-        if (held !== undefined) control.onHeld?.();
-      }
-      const got = await waiting;
-      if (got === 'timeout' || got === 'aborted') {
-        // Never started: its held container (the workload never ran in it) and its staging go,
-        // and the scheduler places it again (not counted).
-        await held?.stop();
-        if (plan) await discardAttemptDir(plan).catch(() => undefined);
-        await cleanupScratch().catch(() => undefined);
-        return got === 'timeout'
-          ? end({ state: 'LOST', exitCode: null, reason: HANDED_BACK, message: `handed back before it started: every slot of the executor on ${ctx.host} stayed busy; it is placed again` })
-          : end({ state: 'LOST', exitCode: null, reason: 'DRAINED', message: 'the executor drained and handed the attempt back before it started' });
-      }
-      slot = got;
-    }
-    releaseSlot = slot?.release ?? NO_TURN;
-    if (held?.ended === true) {
-      // Not the workload's doing: it starts as it would have without held starts.
-      log.warn({}, 'the held container ended before its slot freed; it starts again now');
-      await held.close();
-      held = undefined;
-    }
-    if (held !== undefined) {
-      await held.release();
-      handle = held.handle;
-    } else {
-      handle = await (ctx.startOrder !== undefined ? ctx.startOrder.now(() => ctx.runner.launch(spec)) : ctx.runner.launch(spec));
-    }
-    launched(handle);
+    const spec = await prepareRunSpec(s, volumes, env);
+    return await launchWhenSlotFree(s, spec, launched);
   } catch (err) {
-    releaseSlot();
-    await held?.close();
-    if (plan) await discardAttemptDir(plan).catch(() => undefined);
-    await cleanupScratch().catch(() => undefined);
+    s.releaseSlot();
+    await s.held?.close();
+    if (s.plan) await discardAttemptDir(s.plan).catch(() => undefined);
+    await cleanupScratch(s).catch(() => undefined);
     if (err instanceof InputError) {
       // The host's trouble (storage or a block server unreachable from here) does not count
       // against the task's retries; the task's own (no such file) does.
       log.warn({ err: err.message, hostCause: err.hostCause }, 'attempt input could not be read');
-      return end({
-        state: 'FAILED', exitCode: null, reason: err.hostCause ? INPUT_UNREACHABLE : INPUT_FAILED, message: err.message,
-        ...(err.hostCause && err.outputHost !== undefined ? { inputHost: err.outputHost } : {}),
-      });
+      return {
+        ended: end({
+          state: 'FAILED', exitCode: null, reason: err.hostCause ? INPUT_UNREACHABLE : INPUT_FAILED, message: err.message,
+          ...(err.hostCause && err.outputHost !== undefined ? { inputHost: err.outputHost } : {}),
+        }),
+      };
     }
     log.warn({ err: (err as Error).message }, 'attempt could not be launched');
-    return end({ state: 'FAILED', exitCode: null, reason: 'LAUNCH_FAILED', message: (err as Error).message });
+    return { ended: end({ state: 'FAILED', exitCode: null, reason: 'LAUNCH_FAILED', message: (err as Error).message }) };
   }
+}
 
+/**
+ * Make ready what the workload reads and writes: its attempt directory (its tenant's directory
+ * closed to others), its split and earlier stages' outputs, the volumes and env that name them
+ * (added to `volumes` and `env`), and its argv.
+ */
+async function prepareRunSpec(s: AttemptScope, volumes: AttemptVolume[], env: Record<string, string>): Promise<RunSpec> {
+  const { payload, ctx, dp, out, tenant, uid, plan, scratch } = s;
+  const values: Record<string, string> = {};
+  if (plan) {
+    await prepareAttemptDir(plan);
+    if (tenant !== undefined && uid !== undefined && out?.relPath !== undefined) await closeTenantDir(out.dir, out.relPath, uid);
+    values['output'] = plan.attemptDir;
+    env['LOCUS_OUTPUT_DIR'] = plan.attemptDir;
+    volumes.push({ hostPath: plan.attemptDir, containerPath: plan.attemptDir, readOnly: false });
+  }
+  if (payload.split) {
+    env['LOCUS_SPLIT_URI'] = payload.split.uri;
+    env['LOCUS_SPLIT_OFFSET'] = String(payload.split.offset);
+    env['LOCUS_SPLIT_LENGTH'] = String(payload.split.length);
+    let splitPath = payload.split.localPath;
+    if (splitPath === undefined && (dp !== undefined || ctx.splitReader)) {
+      // Not on this host: stream the byte range from a block server or the backend into
+      // the attempt's scratch directory, so the workload always reads a file.
+      await makeScratch(scratch);
+      s.scratchMade = true;
+      splitPath = join(scratch, 'split');
+      try {
+        if (dp !== undefined) await materialiseSplit(payload.split, dp, splitPath);
+        else if (ctx.splitReader) await pipeline(await ctx.splitReader(payload.split.uri, payload.split.offset, payload.split.length), createWriteStream(splitPath));
+      } catch (err) {
+        // A split over an earlier stage's output names the host that committed it.
+        throw inputError(`cannot read ${payload.split.uri}`, err, payload.split.sources?.find((x) => x.root === 'outputs')?.host);
+      }
+      await shareScratch(scratch, uid);
+      volumes.push({ hostPath: scratch, containerPath: scratch, readOnly: true });
+    }
+    if (splitPath !== undefined) {
+      values['split.path'] = splitPath;
+      env['LOCUS_SPLIT_PATH'] = splitPath;
+    }
+  }
+  let rewrites = new Map<string, string>();
+  if (dp !== undefined && (payload.stageInputs?.length ?? 0) > 0) {
+    await makeScratch(scratch);
+    s.scratchMade = true;
+    rewrites = await prepareStageInputs(payload, dp, scratch, volumes);
+    await shareScratch(scratch, uid);
+    if (!volumes.some((v) => v.hostPath === scratch)) volumes.push({ hostPath: scratch, containerPath: scratch, readOnly: true });
+  }
+  // A stage directory replaced by a local copy is not on this host: it cannot be mounted.
+  for (const p of payload.inputPaths) if (!rewrites.has(p)) volumes.push({ hostPath: p, containerPath: p, readOnly: true });
+  for (const [k, v] of Object.entries(env)) env[k] = rewrite(substitute(v, values), rewrites);
+  return {
+    containerId: s.containerId, argv: payload.argv.map((a) => rewrite(substitute(a, values), rewrites)), env, resources: payload.resources, volumes,
+    ...(uid !== undefined ? { user: String(uid) } : {}),
+  };
+}
+
+/**
+ * Start the attempt's container once it has one of the executor's slots (held meanwhile where it
+ * may be), and tell `launched` its handle; an attempt that gets no slot is handed back.
+ */
+async function launchWhenSlotFree(s: AttemptScope, spec: RunSpec, launched: (handle: RunHandle) => void): Promise<Phase<RunHandle>> {
+  const { ctx, control, log, end, uid, plan } = s;
+  let slot = control.slotNow?.();
+  if (control.slot !== undefined && slot === undefined) {
+    // Queued for a slot now, in arrival order, whatever a held start does meanwhile.
+    const waiting = control.slot();
+    if (ctx.startOrder !== undefined && ctx.runner.heldStarts === true && (ctx.holdStarts?.() ?? true)) {
+      s.held = await startHeld({
+        runner: ctx.runner, order: ctx.startOrder, spec, slot: waiting, gateDir: ctx.scratchDir, prepare: () => makeScratchRoot(ctx.scratchDir),
+        owner: uid !== undefined && process.getuid?.() === 0 ? uid : undefined,
+        warn: (err) => log.warn({ err: err.message }, 'could not start the container held; it starts when its slot frees'),
+      });
+      if (s.held !== undefined) control.onHeld?.();
+    }
+    const got = await waiting;
+    if (got === 'timeout' || got === 'aborted') {
+      // Never started: its held container (the workload never ran in it) and its staging go,
+      // and the scheduler places it again (not counted).
+      await s.held?.stop();
+      if (plan) await discardAttemptDir(plan).catch(() => undefined);
+      await cleanupScratch(s).catch(() => undefined);
+      return {
+        ended: got === 'timeout'
+          ? end({ state: 'LOST', exitCode: null, reason: HANDED_BACK, message: `handed back before it started: every slot of the executor on ${ctx.host} stayed busy; it is placed again` })
+          : end({ state: 'LOST', exitCode: null, reason: 'DRAINED', message: 'the executor drained and handed the attempt back before it started' }),
+      };
+    }
+    slot = got;
+  }
+  s.releaseSlot = slot?.release ?? NO_TURN;
+  if (s.held?.ended === true) {
+    // Not the workload's doing: it starts as it would have without held starts.
+    log.warn({}, 'the held container ended before its slot freed; it starts again now');
+    await s.held.close();
+    s.held = undefined;
+  }
+  let handle: RunHandle;
+  if (s.held !== undefined) {
+    await s.held.release();
+    handle = s.held.handle;
+  } else {
+    handle = await (ctx.startOrder !== undefined ? ctx.startOrder.now(() => ctx.runner.launch(spec)) : ctx.runner.launch(spec));
+  }
+  launched(handle);
+  return { next: handle };
+}
+
+/**
+ * Report the workload running and wait for it to exit, stopping it at the attempt's timeout or at
+ * the executor's drain; then give its slot back, wait for the commit's turn and remove its scratch.
+ */
+async function runToExit(s: AttemptScope, handle: RunHandle, commitTurn: () => Promise<void>): Promise<RunEnd> {
+  const { payload, ctx, control, log } = s;
   const runningAt = Date.now();
   await Promise.resolve(control.onRunning({ phase: 'running', attemptId: payload.attemptId, startedAt: runningAt, host: ctx.host, sandboxDir: handle.sandboxDir })).catch((err: unknown) => {
     log.debug({ err: (err as Error).message }, 'progress report failed');
@@ -427,47 +564,31 @@ async function attemptSteps(payload: AttemptPayload, ctx: AttemptContext, contro
     if (timer) clearTimeout(timer);
     control.drain.removeEventListener('abort', onDrain);
     // The container is gone: its slot goes to the next prepared attempt while this one commits.
-    releaseSlot();
-    await held?.close();
+    s.releaseSlot();
+    await s.held?.close();
   }
   control.onExited?.();
   await commitTurn();
-  await cleanupScratch().catch(() => undefined);
+  await cleanupScratch(s).catch(() => undefined);
+  return { exit, runningAt, timedOut, drained };
+}
 
+/** Describe how the attempt ended once its workload exited, committing its output after a clean exit. */
+async function outcomeOf(s: AttemptScope, handle: RunHandle, run: RunEnd): Promise<AttemptResult> {
+  const { payload, ctx, end, plan } = s;
+  const { exit, runningAt } = run;
   const common = { sandboxDir: handle.sandboxDir, ...(exit.usage ? { usage: exit.usage } : {}), startedAt: runningAt };
-  const finish = (r: Omit<AttemptResult, 'attemptId' | 'taskId' | 'host' | 'startedAt' | 'finishedAt' | 'sandboxDir'>): AttemptResult => ({ ...end({ ...r, ...common }), startedAt: runningAt });
-  const failed = async (r: Omit<AttemptResult, 'attemptId' | 'taskId' | 'host' | 'startedAt' | 'finishedAt' | 'sandboxDir'>): Promise<AttemptResult> => {
+  const finish = (r: FinishFields): AttemptResult => ({ ...end({ ...r, ...common }), startedAt: runningAt });
+  const failed = async (r: FinishFields): Promise<AttemptResult> => {
     if (plan) await discardAttemptDir(plan).catch(() => undefined);
     return finish(r);
   };
+  const enders: RunEnders = { finish, failed };
 
-  if (drained) return failed({ state: 'LOST', exitCode: exit.exitCode, reason: 'DRAINED', message: 'the executor drained and handed the attempt back' });
-  if (timedOut) return failed({ state: 'TIMED_OUT', exitCode: exit.exitCode, reason: 'TIMEOUT', message: `timed out after ${payload.timeoutMs} ms; the whole process tree was killed` });
-  // A losing duplicate may fail because the winner swept its staging directory (before its
-  // container could bind it: LAUNCH_FAILED; or while it wrote: a non-zero exit); the task is
-  // done all the same, and this attempt says so instead of failing it.
-  const committedElsewhere = async (): Promise<AttemptResult | undefined> => {
-    if (!plan) return undefined;
-    const recorded = await ledger?.lookup(ledgerId).catch(() => undefined);
-    if (recorded !== undefined) {
-      await discardAttemptDir(plan).catch(() => undefined);
-      return finish({ state: 'SUCCEEDED', exitCode: exit.exitCode, reason: 'ALREADY_COMMITTED', message: `output already committed by attempt ${recorded.attemptId} on ${recorded.host}`, outputPath: recorded.path, output: recorded });
-    }
-    let winner: string | undefined;
-    try {
-      winner = ledger === undefined ? await committedDurably(plan.finalDir) : undefined;
-    } catch (err) {
-      if (err instanceof OutputNotDurableError) return failed(notDurable(err));
-      winner = undefined;
-    }
-    if (winner !== undefined) {
-      await discardAttemptDir(plan).catch(() => undefined);
-      return finish({ state: 'SUCCEEDED', exitCode: exit.exitCode, reason: 'ALREADY_COMMITTED', message: `output already committed by attempt ${winner}`, outputPath: plan.finalDir });
-    }
-    return undefined;
-  };
+  if (run.drained) return failed({ state: 'LOST', exitCode: exit.exitCode, reason: 'DRAINED', message: 'the executor drained and handed the attempt back' });
+  if (run.timedOut) return failed({ state: 'TIMED_OUT', exitCode: exit.exitCode, reason: 'TIMEOUT', message: `timed out after ${payload.timeoutMs} ms; the whole process tree was killed` });
   if (exit.reason === 'LAUNCH_FAILED') {
-    const done = await committedElsewhere();
+    const done = await committedElsewhere(s, enders, exit.exitCode);
     if (done !== undefined) return done;
   }
   if (exit.reason === 'OOM' || exit.reason === 'DISK_LIMIT' || exit.reason === 'LAUNCH_FAILED') {
@@ -475,41 +596,77 @@ async function attemptSteps(payload: AttemptPayload, ctx: AttemptContext, contro
   }
   if (exit.exitCode === 0) {
     if (!plan) return finish({ state: 'SUCCEEDED', exitCode: 0, reason: 'EXITED', message: exit.message });
-    let outcome: Awaited<ReturnType<typeof commitOutput>>;
-    try {
-      outcome = dest?.kind === 'hdfs' && hdfs !== undefined && decide !== undefined
-        ? await commitToHdfs(plan, payload.attemptId, dest.uri, hdfs, decide)
-        : await commitOutput(plan, payload.attemptId, decide);
-    } catch (err) {
-      if (err instanceof OutputNotDurableError) return failed(notDurable(err));
-      // WebHDFS refused or could not be reached while the output was written: nothing is recorded.
-      if (dest?.kind === 'hdfs' && err instanceof LocusError) {
-        return failed({ state: 'FAILED', exitCode: 0, reason: 'OUTPUT_WRITE_FAILED', message: `the output could not be written to ${dest.uri}: ${err.message}` });
-      }
-      // Redis unreachable at the commit: the attempt goes back, uncounted. Whether the record
-      // landed is unknown (Redis may have applied it before the reply was lost), so the staging
-      // directory stays: a record names it, and the task's next attempt on this host finishes
-      // the rename from it (settleCommitted); with no record, the task's next commit sweeps it.
-      const errno = (err as NodeJS.ErrnoException).code;
-      if (decide !== undefined && (errno === undefined || !errno.startsWith('E'))) {
-        return finish({ state: 'LOST', exitCode: 0, reason: 'COMMIT_LEDGER_UNAVAILABLE', message: `the output could not be recorded: ${(err as Error).message}` });
-      }
-      throw err;
-    }
-    const rec = outcome.record === undefined ? {} : { output: outcome.record };
-    if (outcome.kind === 'committed') {
-      if (outcome.unflushed !== undefined) log.warn({ output: outcome.finalDir }, `the commit record stands, but ${outcome.unflushed}`);
-      const unflushed = outcome.unflushed === undefined ? '' : `; the commit record stands, but ${outcome.unflushed} (an output the host loses is computed again)`;
-      return finish({ state: 'SUCCEEDED', exitCode: 0, reason: 'COMMITTED', message: `output committed to ${outcome.finalDir} on ${ctx.host}${unflushed}`, outputPath: outcome.finalDir, ...rec });
-    }
-    if (outcome.kind === 'already') return finish({ state: 'SUCCEEDED', exitCode: 0, reason: 'ALREADY_COMMITTED', message: `output already committed by attempt ${outcome.winner}; this attempt's output was discarded`, outputPath: outcome.finalDir, ...rec });
-    return failed({ state: 'FAILED', exitCode: 0, reason: 'OUTPUT_CONFLICT', message: outcome.message });
+    return await commitRunOutput(s, plan, enders);
   }
-  const done = await committedElsewhere();
+  const done = await committedElsewhere(s, enders, exit.exitCode);
   if (done !== undefined) return done;
   if (await noSpaceLeft(handle.sandboxDir)) {
     return failed({ state: 'FAILED', exitCode: exit.exitCode, reason: HOST_DISK_FULL, message: `${exit.message}; the sandbox's filesystem on ${ctx.host} has no space left` });
   }
   if (exit.exitCode === null) return failed({ state: 'FAILED', exitCode: null, reason: 'SIGNALED', message: exit.message });
   return failed({ state: 'FAILED', exitCode: exit.exitCode, reason: 'EXIT_NONZERO', message: exit.message });
+}
+
+/**
+ * The result of an attempt whose task another attempt committed, else undefined. A losing
+ * duplicate may fail because the winner swept its staging directory (before its container could
+ * bind it: LAUNCH_FAILED; or while it wrote: a non-zero exit); the task is done all the same, and
+ * this attempt says so instead of failing it.
+ */
+async function committedElsewhere(s: AttemptScope, enders: RunEnders, exitCode: number | null): Promise<AttemptResult | undefined> {
+  const { plan, ledger, ledgerId } = s;
+  const { finish, failed } = enders;
+  if (!plan) return undefined;
+  const recorded = await ledger?.lookup(ledgerId).catch(() => undefined);
+  if (recorded !== undefined) {
+    await discardAttemptDir(plan).catch(() => undefined);
+    return finish({ state: 'SUCCEEDED', exitCode, reason: 'ALREADY_COMMITTED', message: `output already committed by attempt ${recorded.attemptId} on ${recorded.host}`, outputPath: recorded.path, output: recorded });
+  }
+  let winner: string | undefined;
+  try {
+    winner = ledger === undefined ? await committedDurably(plan.finalDir) : undefined;
+  } catch (err) {
+    if (err instanceof OutputNotDurableError) return failed(notDurable(err));
+    winner = undefined;
+  }
+  if (winner !== undefined) {
+    await discardAttemptDir(plan).catch(() => undefined);
+    return finish({ state: 'SUCCEEDED', exitCode, reason: 'ALREADY_COMMITTED', message: `output already committed by attempt ${winner}`, outputPath: plan.finalDir });
+  }
+  return undefined;
+}
+
+/** Commit the output of a workload that exited 0 (to HDFS, or in place) and describe how that went. */
+async function commitRunOutput(s: AttemptScope, plan: OutputPlan, enders: RunEnders): Promise<AttemptResult> {
+  const { payload, ctx, log, dest, hdfs, decide } = s;
+  const { finish, failed } = enders;
+  let outcome: Awaited<ReturnType<typeof commitOutput>>;
+  try {
+    outcome = dest?.kind === 'hdfs' && hdfs !== undefined && decide !== undefined
+      ? await commitToHdfs(plan, payload.attemptId, dest.uri, hdfs, decide)
+      : await commitOutput(plan, payload.attemptId, decide);
+  } catch (err) {
+    if (err instanceof OutputNotDurableError) return failed(notDurable(err));
+    // WebHDFS refused or could not be reached while the output was written: nothing is recorded.
+    if (dest?.kind === 'hdfs' && err instanceof LocusError) {
+      return failed({ state: 'FAILED', exitCode: 0, reason: 'OUTPUT_WRITE_FAILED', message: `the output could not be written to ${dest.uri}: ${err.message}` });
+    }
+    // Redis unreachable at the commit: the attempt goes back, uncounted. Whether the record
+    // landed is unknown (Redis may have applied it before the reply was lost), so the staging
+    // directory stays: a record names it, and the task's next attempt on this host finishes
+    // the rename from it (settleCommitted); with no record, the task's next commit sweeps it.
+    const errno = (err as NodeJS.ErrnoException).code;
+    if (decide !== undefined && (errno === undefined || !errno.startsWith('E'))) {
+      return finish({ state: 'LOST', exitCode: 0, reason: 'COMMIT_LEDGER_UNAVAILABLE', message: `the output could not be recorded: ${(err as Error).message}` });
+    }
+    throw err;
+  }
+  const rec = outcome.record === undefined ? {} : { output: outcome.record };
+  if (outcome.kind === 'committed') {
+    if (outcome.unflushed !== undefined) log.warn({ output: outcome.finalDir }, `the commit record stands, but ${outcome.unflushed}`);
+    const unflushed = outcome.unflushed === undefined ? '' : `; the commit record stands, but ${outcome.unflushed} (an output the host loses is computed again)`;
+    return finish({ state: 'SUCCEEDED', exitCode: 0, reason: 'COMMITTED', message: `output committed to ${outcome.finalDir} on ${ctx.host}${unflushed}`, outputPath: outcome.finalDir, ...rec });
+  }
+  if (outcome.kind === 'already') return finish({ state: 'SUCCEEDED', exitCode: 0, reason: 'ALREADY_COMMITTED', message: `output already committed by attempt ${outcome.winner}; this attempt's output was discarded`, outputPath: outcome.finalDir, ...rec });
+  return failed({ state: 'FAILED', exitCode: 0, reason: 'OUTPUT_CONFLICT', message: outcome.message });
 }
