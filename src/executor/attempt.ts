@@ -659,6 +659,17 @@ async function commitRunOutput(s: AttemptScope, plan: OutputPlan, enders: RunEnd
     if (decide !== undefined && (errno === undefined || !errno.startsWith('E'))) {
       return finish({ state: 'LOST', exitCode: 0, reason: 'COMMIT_LEDGER_UNAVAILABLE', message: `the output could not be recorded: ${(err as Error).message}` });
     }
+    // The filesystem refused a step of the commit (a flush, the marker, the rename). The staging
+    // directory stays, as above: a record may name it already. A full disk is the host's
+    // trouble (not counted, as a full sandbox); anything else fails the attempt, counted, so a
+    // disk that keeps refusing ends in the task's failure.
+    if (errno !== undefined && errno.startsWith('E') && !errno.startsWith('ERR_')) {
+      const message = `the output could not be committed on ${ctx.host}: ${(err as Error).message}`;
+      log.warn({ err: (err as Error).message }, 'the output could not be committed');
+      return finish(errno === 'ENOSPC' || errno === 'EDQUOT'
+        ? { state: 'FAILED', exitCode: 0, reason: HOST_DISK_FULL, message }
+        : { state: 'FAILED', exitCode: 0, reason: 'OUTPUT_WRITE_FAILED', message });
+    }
     throw err;
   }
   const rec = outcome.record === undefined ? {} : { output: outcome.record };

@@ -343,6 +343,7 @@ export class Executor {
     this.attemptKills.set(attemptId, kill);
     this.stops.add(kill.stop);
     let result: AttemptResult;
+    const startedAt = Date.now();
     try {
       result = await runAttempt(payload, ctx, {
         delivery: job.id ?? '',
@@ -365,6 +366,13 @@ export class Executor {
           if (t) clearTimeout(t);
           setTimer(undefined);
         },
+      }).catch((err: unknown): AttemptResult => {
+        // What the attempt's code did not expect ends this attempt alone: thrown on, it failed
+        // its queue job, and with it every other attempt of a batch, done or not, as
+        // EXECUTOR_ERROR.
+        const message = err instanceof Error ? err.message : String(err);
+        this.log.error({ attempt: attemptId, err: message }, 'the attempt failed in the executor');
+        return { attemptId, taskId: payload.taskId, state: 'FAILED', exitCode: null, reason: 'EXECUTOR_ERROR', message: `the executor failed the attempt: ${message}`, startedAt, finishedAt: Date.now(), host: this.o.hostname };
       });
     } finally {
       // A second delivery of the attempt may have taken the entry over: only this one's goes.

@@ -19,6 +19,9 @@ import { afterEach, beforeEach, describe, expect, it, vi } from 'vitest';
 
 /** Directories whose fsync fails. */
 const failing = new Set<string>();
+/** Directories below which every fsync fails. */
+const failingUnder = new Set<string>();
+const fails = (path: string): boolean => failing.has(path) || [...failingUnder].some((p) => path.startsWith(`${p}/`));
 /** Directories flushed successfully, in order. */
 const flushed: string[] = [];
 const fdPaths = new Map<number, string>();
@@ -36,7 +39,7 @@ vi.mock('node:fs', async (importOriginal) => {
     open: async (...args: Parameters<typeof real.promises.open>): ReturnType<typeof real.promises.open> => {
       const fh = await real.promises.open(...args);
       const path = String(args[0]);
-      if (!failing.has(path)) return fh;
+      if (!fails(path)) return fh;
       return Object.assign(Object.create(fh) as typeof fh, { sync: async () => { throw eio(path); }, close: () => fh.close() });
     },
   };
@@ -56,7 +59,7 @@ vi.mock('node:fs', async (importOriginal) => {
     },
     fsync: (fd: number, cb: (err: NodeJS.ErrnoException | null) => void): void => {
       const path = fdPaths.get(fd);
-      if (path !== undefined && failing.has(path)) {
+      if (path !== undefined && fails(path)) {
         setImmediate(() => cb(eio(path)));
         return;
       }
@@ -79,6 +82,7 @@ let dir: string;
 beforeEach(async () => {
   dir = await mkdtemp(join(tmpdir(), 'locus-not-durable-'));
   failing.clear();
+  failingUnder.clear();
   flushed.length = 0;
   failedFlushes = 0;
 });
@@ -176,6 +180,23 @@ describe('with the ledger, a recorded commit rolled forward on this host', () =>
     expect(failedFlushes).toBeGreaterThan(0);
     expect(r.message).toContain('rolled into place here');
     expect(r.message).toContain('could not be flushed');
+  });
+});
+
+describe.each([
+  { ledger: 'without the ledger', withLedger: false },
+  { ledger: 'with the ledger', withLedger: true },
+])('a commit whose own files cannot be flushed (before anything is decided), $ledger', ({ withLedger }) => {
+  it('fails the attempt with OUTPUT_WRITE_FAILED instead of throwing out of it; nothing is committed', async () => {
+    const finalDir = attemptOf(1).outputDir as string;
+    failingUnder.add(join(dirname(finalDir), '.locus-staging'));
+    const r = await runAttempt(attemptOf(1), contextWith(withLedger), control('d1'));
+    expect(failedFlushes).toBeGreaterThan(0);
+    expect(r.state).toBe('FAILED');
+    expect(r.reason).toBe('OUTPUT_WRITE_FAILED');
+    expect(r.message).toContain('could not be committed on localhost');
+    expect(r.message).toContain('EIO');
+    expect(existsSync(join(finalDir, '_SUCCESS'))).toBe(false);
   });
 });
 
