@@ -9,7 +9,7 @@ import { join } from 'node:path';
 import { pipeline } from 'node:stream/promises';
 import { COMMIT_MARKER, CONTRACT_VERSION, HANDED_BACK, HOST_DISK_FULL, INPUT_FAILED, INPUT_UNREACHABLE, contractCompatible, ledgerIdOf, type AttemptPayload, type AttemptProgress, type AttemptResult, type AttemptVolume, type CommittedOutput } from './contract.js';
 import { fetchPart, isHostCause, materialiseSplit, type CommitLedger, type DataPlane } from './data-plane.js';
-import { commitOutput, committedDurably, discardAttemptDir, OutputNotDurableError, planOutput, prepareAttemptDir, releaseStaging, settleCommitted, type CommitDecision, type OutputPlan } from './output.js';
+import { commitOutput, committedDurably, discardAttemptDir, OutputNotDurableError, OutputNotPlacedError, planOutput, prepareAttemptDir, releaseStaging, settleCommitted, type CommitDecision, type OutputPlan } from './output.js';
 import { commitToHdfs, destinationOf, isHdfsRecord, settleHdfs, type Destination, type HdfsOutputFs } from './destination.js';
 import { LocusError } from '../core/errors.js';
 import { containerIdFor, type AttemptRunner, type RunExit, type RunHandle, type RunSpec } from './runner.js';
@@ -201,8 +201,13 @@ async function runAttemptInTurns(payload: AttemptPayload, ctx: AttemptContext, c
     return await attemptSteps(payload, ctx, control, commitTurn, (p) => (plan = p), (h) => (launched = h));
   } finally {
     // Its result is built: nothing reads its sandbox any more but `locus logs`, which the
-    // runner's retention serves (sandbox-retention.ts).
-    launched?.release?.();
+    // runner's retention serves (sandbox-retention.ts). A runner failing at that is no reason
+    // to change the result.
+    try {
+      launched?.release?.();
+    } catch (err) {
+      ctx.logger.warn({ attempt: payload.attemptId, err: (err as Error).message }, 'the runner could not take the attempt\'s sandbox back');
+    }
     // Whatever the end: this attempt no longer uses its stage's staging directory, which goes
     // when no attempt of this process uses it any more and it is empty (releaseStaging).
     if (plan !== undefined) await releaseStaging(plan);
@@ -638,8 +643,14 @@ async function committedElsewhere(s: AttemptScope, enders: RunEnders, exitCode: 
 
 /** Commit the output of a workload that exited 0 (to HDFS, or in place) and describe how that went. */
 async function commitRunOutput(s: AttemptScope, plan: OutputPlan, enders: RunEnders): Promise<AttemptResult> {
-  const { payload, ctx, log, dest, hdfs, decide } = s;
+  const { payload, ctx, log, dest, hdfs } = s;
   const { finish, failed } = enders;
+  // Whether the ledger was asked: from then on a record may name the staging directory.
+  let asked = false;
+  const decide: CommitDecision | undefined = s.decide === undefined ? undefined : async (...args) => {
+    asked = true;
+    return await (s.decide as CommitDecision)(...args);
+  };
   let outcome: Awaited<ReturnType<typeof commitOutput>>;
   try {
     outcome = dest?.kind === 'hdfs' && hdfs !== undefined && decide !== undefined
@@ -647,26 +658,34 @@ async function commitRunOutput(s: AttemptScope, plan: OutputPlan, enders: RunEnd
       : await commitOutput(plan, payload.attemptId, decide);
   } catch (err) {
     if (err instanceof OutputNotDurableError) return failed(notDurable(err));
+    // Recorded, not renamed: not the task's failure (every retry would find the record), and the
+    // staging directory the record names stays for the next attempt here to finish the rename.
+    if (err instanceof OutputNotPlacedError) {
+      log.warn({ err: err.message }, 'the output was recorded but could not be renamed into place');
+      return finish({ state: 'LOST', exitCode: 0, reason: 'OUTPUT_WRITE_FAILED', message: `${err.message} on ${ctx.host}; the task's next attempt here finishes the rename` });
+    }
     // WebHDFS refused or could not be reached while the output was written: nothing is recorded.
     if (dest?.kind === 'hdfs' && err instanceof LocusError) {
       return failed({ state: 'FAILED', exitCode: 0, reason: 'OUTPUT_WRITE_FAILED', message: `the output could not be written to ${dest.uri}: ${err.message}` });
     }
-    // Redis unreachable at the commit: the attempt goes back, uncounted. Whether the record
+    // Redis unreachable at the commit (anything that failed once the ledger was asked, or a
+    // reply that never came): the attempt goes back, uncounted. Whether the record
     // landed is unknown (Redis may have applied it before the reply was lost), so the staging
     // directory stays: a record names it, and the task's next attempt on this host finishes
     // the rename from it (settleCommitted); with no record, the task's next commit sweeps it.
     const errno = (err as NodeJS.ErrnoException).code;
-    if (decide !== undefined && (errno === undefined || !errno.startsWith('E'))) {
+    if (asked || (decide !== undefined && (errno === undefined || !errno.startsWith('E')))) {
       return finish({ state: 'LOST', exitCode: 0, reason: 'COMMIT_LEDGER_UNAVAILABLE', message: `the output could not be recorded: ${(err as Error).message}` });
     }
-    // The filesystem refused a step of the commit (a flush, the marker, the rename). The staging
-    // directory stays, as above: a record may name it already. A full disk is the host's
+    // The filesystem refused a step of the commit before the ledger was asked (a flush, the
+    // marker; without the ledger, the rename): no record names the staging directory, so it goes
+    // (a full disk kept full would fail the next attempts here too). A full disk is the host's
     // trouble (not counted, as a full sandbox); anything else fails the attempt, counted, so a
     // disk that keeps refusing ends in the task's failure.
     if (errno !== undefined && errno.startsWith('E') && !errno.startsWith('ERR_')) {
       const message = `the output could not be committed on ${ctx.host}: ${(err as Error).message}`;
       log.warn({ err: (err as Error).message }, 'the output could not be committed');
-      return finish(errno === 'ENOSPC' || errno === 'EDQUOT'
+      return await failed(errno === 'ENOSPC' || errno === 'EDQUOT'
         ? { state: 'FAILED', exitCode: 0, reason: HOST_DISK_FULL, message }
         : { state: 'FAILED', exitCode: 0, reason: 'OUTPUT_WRITE_FAILED', message });
     }

@@ -372,6 +372,8 @@ export class Executor {
         // EXECUTOR_ERROR.
         const message = err instanceof Error ? err.message : String(err);
         this.log.error({ attempt: attemptId, err: message }, 'the attempt failed in the executor');
+        // Its job was cancelled meanwhile: it ends as every cancelled attempt does.
+        if (kill.killed) return { attemptId, taskId: payload.taskId, state: 'KILLED', exitCode: null, reason: CANCELLED_REASON, message: 'killed: its job was cancelled', startedAt, finishedAt: Date.now(), host: this.o.hostname };
         return { attemptId, taskId: payload.taskId, state: 'FAILED', exitCode: null, reason: 'EXECUTOR_ERROR', message: `the executor failed the attempt: ${message}`, startedAt, finishedAt: Date.now(), host: this.o.hostname };
       });
     } finally {

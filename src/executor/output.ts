@@ -305,6 +305,18 @@ export class OutputNotDurableError extends Error {
   }
 }
 
+/**
+ * With the ledger: this attempt's output is the task's record, but its rename into place failed
+ * (EIO, a read-only or full filesystem...). The record stands and names the staging directory,
+ * which stays: the task's next attempt on this host rolls the rename forward (settleCommitted).
+ */
+export class OutputNotPlacedError extends Error {
+  constructor(readonly finalDir: string, override readonly cause: unknown) {
+    super(`the output is the task's record, but it could not be renamed into ${finalDir} (${cause instanceof Error ? cause.message : String(cause)})`);
+    this.name = 'OutputNotPlacedError';
+  }
+}
+
 /** Flush the directory a committed output was renamed into; OutputNotDurableError when it cannot be. */
 async function flushCommitted(finalDir: string, shared: boolean): Promise<void> {
   const dir = dirname(finalDir);
@@ -335,7 +347,9 @@ export async function commitOutput(plan: OutputPlan, attemptId: string, decide?:
   if (decide !== undefined) return await commitWithLedger(plan, attemptId, decide);
   const before = await committedDurably(plan.finalDir);
   if (before !== undefined) {
-    await discardAttemptDir(plan);
+    // Another attempt's commit is the task's: a staging directory that will not go is swept by
+    // that commit's sweep or a later one, never a reason to fail this attempt.
+    await discardAttemptDir(plan).catch(() => undefined);
     return { kind: 'already', finalDir: plan.finalDir, winner: before };
   }
   try {
@@ -353,7 +367,7 @@ export async function commitOutput(plan: OutputPlan, attemptId: string, decide?:
     // ENOTEMPTY/EEXIST: another attempt won the race. ENOENT: our staging
     // directory was swept by a winner that committed while we ran.
     if (code === 'ENOTEMPTY' || code === 'EEXIST' || code === 'ENOENT') {
-      await discardAttemptDir(plan);
+      await discardAttemptDir(plan).catch(() => undefined);
       const winner = await committedDurably(plan.finalDir);
       if (winner !== undefined) return { kind: 'already', finalDir: plan.finalDir, winner };
       return { kind: 'conflict', finalDir: plan.finalDir, message: `${plan.finalDir} exists and was not committed by Locus (${code})` };
@@ -472,7 +486,7 @@ async function commitWithLedger(plan: OutputPlan, attemptId: string, decide: Com
   await writeMarker(plan, attemptId, calls);
   const decision = await decide(files, size, plan.attemptDir);
   if (!decision.won) {
-    await discardAttemptDir(plan);
+    await discardAttemptDir(plan).catch(() => undefined);
     return { kind: 'already', finalDir: decision.record.path, winner: decision.record.attemptId, record: decision.record };
   }
   try {
@@ -485,7 +499,7 @@ async function commitWithLedger(plan: OutputPlan, attemptId: string, decide: Com
       const other = await committedBy(plan.finalDir);
       return { kind: 'conflict', finalDir: plan.finalDir, message: `${plan.finalDir} already holds ${other === undefined ? 'files Locus did not commit' : `the output of attempt ${other}`}`, record: decision.record };
     }
-    throw err;
+    throw new OutputNotPlacedError(plan.finalDir, err);
   }
   // The ledger has decided: the commit stands whatever the flush says, and a failed flush is
   // reported with it, not as a failed attempt (the record would answer every retry with this

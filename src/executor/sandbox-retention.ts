@@ -41,8 +41,6 @@ interface Retry {
   readonly sandboxDir: string;
   /** Tries made so far. */
   readonly tries: number;
-  /** Whether its wait is over. */
-  due: boolean;
 }
 
 /** Remove one ended attempt's sandbox (its container id and directory). */
@@ -52,8 +50,16 @@ export type SandboxRemover = (containerId: string, sandboxDir: string) => Promis
 export class SandboxRetention {
   /** Container id -> sandbox, in the order their attempts were done (a Map keeps insertion order). */
   private readonly done = new Map<string, string>();
-  /** Removals that failed, by container id, until tried again (first those whose wait is over). */
+  /** Removals that failed, by container id, while they wait to be tried again. */
   private readonly retries = new Map<string, Retry>();
+  /** Removals whose wait is over, in the order their waits ended: tried before any new one. */
+  private readonly due = new Map<string, Retry>();
+  /**
+   * The removal under way of each container id, as a token: an id launched again meanwhile
+   * (forget) drops it, so that a removal failing afterwards is not tried again on the sandbox
+   * the new run uses.
+   */
+  private readonly removing = new Map<string, object>();
   private removedCount = 0;
   private failedCount = 0;
   private inFlight = 0;
@@ -69,7 +75,7 @@ export class SandboxRetention {
 
   /** Sandboxes kept now, and removals done and failed (for logs and tests). */
   get state(): { kept: number; removed: number; failed: number; removing: number; retrying: number } {
-    return { kept: this.done.size, removed: this.removedCount, failed: this.failedCount, removing: this.inFlight, retrying: this.retries.size };
+    return { kept: this.done.size, removed: this.removedCount, failed: this.failedCount, removing: this.inFlight, retrying: this.retries.size + this.due.size };
   }
 
   /**
@@ -79,8 +85,11 @@ export class SandboxRetention {
    */
   forget(containerId: string): void {
     this.done.delete(containerId);
-    // A removal of the earlier one waiting to be tried again would take the new one's sandbox.
+    // A removal of the earlier one, waiting to be tried again or failing later, would take the
+    // new one's sandbox.
     this.retries.delete(containerId);
+    this.due.delete(containerId);
+    this.removing.delete(containerId);
   }
 
   /**
@@ -108,10 +117,9 @@ export class SandboxRetention {
 
   /** Removals due again first, then the oldest beyond `keep`, as many as may be under way at once. */
   private trim(): void {
-    for (const [id, retry] of this.retries) {
+    for (const [id, retry] of this.due) {
       if (this.inFlight >= MAX_REMOVALS_IN_FLIGHT) return;
-      if (!retry.due) continue;
-      this.retries.delete(id);
+      this.due.delete(id);
       this.start(id, retry.sandboxDir, retry.tries);
     }
     while (this.done.size > this.keep && this.inFlight < MAX_REMOVALS_IN_FLIGHT) {
@@ -125,27 +133,33 @@ export class SandboxRetention {
 
   /** One removal under way; `tries`: those made before. */
   private start(containerId: string, sandboxDir: string, tries: number): void {
+    const token = {};
+    this.removing.set(containerId, token);
     this.inFlight++;
-    void this.removeOne(containerId, sandboxDir, tries + 1).finally(() => {
+    void this.removeOne(containerId, sandboxDir, tries + 1, token).finally(() => {
+      if (this.removing.get(containerId) === token) this.removing.delete(containerId);
       this.inFlight--;
       this.trim();
     });
   }
 
-  private async removeOne(containerId: string, sandboxDir: string, tries: number): Promise<void> {
+  private async removeOne(containerId: string, sandboxDir: string, tries: number, token: object): Promise<void> {
     try {
       await this.remove(containerId, sandboxDir);
       this.removedCount++;
     } catch (err) {
+      // Launched again while this removal ran: its sandbox is in use and must not be tried again.
+      if (this.removing.get(containerId) !== token) return;
       const delay = this.retryDelaysMs[tries - 1];
       if (delay !== undefined) {
-        const retry: Retry = { sandboxDir, tries, due: false };
+        const retry: Retry = { sandboxDir, tries };
         this.retries.set(containerId, retry);
         // Not kept alive for this: an executor that is ending leaves the rest to its agent.
         setTimeout(() => {
           // Forgotten meanwhile (the id launched again): nothing of this one to remove.
           if (this.retries.get(containerId) !== retry) return;
-          retry.due = true;
+          this.retries.delete(containerId);
+          this.due.set(containerId, retry);
           this.trim();
         }, delay).unref();
         return;

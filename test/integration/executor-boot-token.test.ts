@@ -2,8 +2,10 @@
  * An executor redeems its bootstrap token against a real redis-server: it waits out a Redis that
  * is down when it starts (a restart) and gets its password once Redis is back, reporting the
  * wait; a token Redis refuses, or one already used, fails at once as UNAUTHENTICATED; a Redis
- * that never comes back fails as UNAVAILABLE after the wait, naming where it looked.
+ * that never comes back fails as UNAVAILABLE after the wait, naming where it looked; so does one
+ * that accepts connections and never answers, or answers only LOADING (each try is bounded).
  */
+import { createServer, type Server, type Socket } from 'node:net';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { LocusError } from '../../src/core/errors.js';
 import { redeemBootToken } from '../../src/executor/boot-token.js';
@@ -77,4 +79,33 @@ describe('redeeming the bootstrap token', () => {
     expect(err.message).toContain(`Redis at 127.0.0.1:${port} stayed unreachable`);
     expect(Date.now() - started).toBeGreaterThanOrEqual(1_500);
   });
+
+  it.each([
+    { peer: 'accepts and never answers', answer: undefined, expect: 'no answer within 5 s' },
+    { peer: 'answers only LOADING', answer: '-LOADING Redis is loading the dataset in memory\r\n', expect: 'LOADING' },
+  ])('a peer that $peer fails as UNAVAILABLE once the wait is over, reporting meanwhile', async ({ answer, expect: why }) => {
+    const sockets: Socket[] = [];
+    const server: Server = createServer((sock) => {
+      sockets.push(sock);
+      sock.on('error', () => undefined);
+      if (answer !== undefined) sock.on('data', () => sock.write(answer));
+    });
+    await new Promise<void>((res) => server.listen(0, '127.0.0.1', () => res()));
+    const address = server.address();
+    const port = typeof address === 'object' && address !== null ? address.port : 0;
+    try {
+      const said: string[] = [];
+      const started = Date.now();
+      const err = await rejection(redeemBootToken(`redis://127.0.0.1:${port}`, USER, 'ex-stuck', TOKEN, { waitMs: 1_500, say: (l) => said.push(l), sayEveryMs: 200 }));
+      expect(err.code).toBe('UNAVAILABLE');
+      expect(err.message).toContain(`Redis at 127.0.0.1:${port} stayed unreachable`);
+      expect(err.message).toContain(why);
+      // Bounded by one try's limit past the wait, never open-ended.
+      expect(Date.now() - started).toBeLessThan(1_500 + 5_000 + 2_000);
+      if (answer !== undefined) expect(said.length).toBeGreaterThan(0);
+    } finally {
+      for (const sock of sockets) sock.destroy();
+      await new Promise<void>((res) => server.close(() => res()));
+    }
+  }, 20_000);
 });

@@ -12,7 +12,7 @@
  */
 import type * as FsModule from 'node:fs';
 import { existsSync } from 'node:fs';
-import { mkdir, mkdtemp, rm, writeFile } from 'node:fs/promises';
+import { mkdir, mkdtemp, readdir, rm, writeFile } from 'node:fs/promises';
 import { tmpdir } from 'node:os';
 import { dirname, join } from 'node:path';
 import { afterEach, beforeEach, describe, expect, it, vi } from 'vitest';
@@ -197,6 +197,29 @@ describe.each([
     expect(r.message).toContain('could not be committed on localhost');
     expect(r.message).toContain('EIO');
     expect(existsSync(join(finalDir, '_SUCCESS'))).toBe(false);
+    // No record names its staging directory: it went with the attempt.
+    const staging = join(dirname(finalDir), '.locus-staging');
+    expect(existsSync(staging) ? await readdir(staging) : []).toEqual([]);
+  });
+});
+
+describe('with the ledger, an output recorded as the task\'s whose rename into place fails', () => {
+  it('ends the attempt LOST (uncounted), keeps the staging directory the record names, and the next attempt reports the record', async () => {
+    const { ledger, records } = memoryLedger();
+    const ctx = attemptContext(dir, ledger);
+    const finalDir = attemptOf(1).outputDir as string;
+    // Something that is not a directory holds the final path: the rename fails with ENOTDIR.
+    await mkdir(dirname(finalDir), { recursive: true });
+    await writeFile(finalDir, 'in the way');
+    const r = await runAttempt(attemptOf(1), ctx, control('d1'));
+    expect(r.state).toBe('LOST');
+    expect(r.reason).toBe('OUTPUT_WRITE_FAILED');
+    expect(r.message).toContain('could not be renamed into');
+    const record = records.get(ledgerIdOf(attemptOf(1).taskId, attemptOf(1).generation));
+    expect(record?.attemptId).toBe(attemptOf(1).attemptId);
+    expect(record?.staged !== undefined && existsSync(record.staged)).toBe(true);
+    const again = await runAttempt(attemptOf(2), ctx, control('d2'));
+    expect(again.reason).toBe('ALREADY_COMMITTED');
   });
 });
 

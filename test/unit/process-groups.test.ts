@@ -1,7 +1,7 @@
 /**
  * The process isolator's usage per process group: a pass over /proc's stat texts summed by
  * group (commands holding spaces and parentheses parsed from the last ')'), and one pass shared
- * by every container asking within the interval instead of a pass each.
+ * by every container asking within the interval instead of a pass each, slow passes spaced out.
  */
 import { readFileSync } from 'node:fs';
 import { describe, expect, it } from 'vitest';
@@ -48,6 +48,22 @@ describe('process group usage', () => {
     now += 1;
     expect(sampler.usageOf(1)?.ticks).toBe(2);
     expect(passes).toBe(2);
+  });
+
+  it('a slow pass (a host of thousands of processes) spaces the next ones out to 20 times its length', () => {
+    let passes = 0;
+    let now = 0;
+    const sampler = new ProcessGroupSampler(250, () => {
+      passes++;
+      now += 60; // the pass itself takes 60 ms
+      return [stat(1, 'a', 1, [passes, 0, 0, 0], 1)];
+    }, () => now);
+    sampler.usageOf(1);
+    now += 500;
+    sampler.usageOf(1);
+    expect(passes).toBe(1);
+    now += 700; // 1,260 ms after the first pass began: past 20 x 60 ms
+    expect(sampler.usageOf(1)?.ticks).toBe(2);
   });
 
   it('reads this host\'s /proc: its own process group is there, with CPU time', () => {

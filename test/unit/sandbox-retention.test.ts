@@ -95,16 +95,18 @@ describe('sandbox retention', () => {
       tries.set(id, n);
       // c0's nested container has not ended yet for the agent on the first two tries.
       if (id === 'c0' && n < 3) throw new Error('Nested container has not terminated yet');
-    }, undefined, [20, 40]);
+    }, undefined, [300, 600]);
     for (let i = 0; i < 4; i++) r.noteDone(`c${i}`, `/s/c${i}`);
     await settle();
     expect(r.state).toEqual({ kept: 1, removed: 2, failed: 0, removing: 0, retrying: 1 });
-    await new Promise((res) => setTimeout(res, 30));
-    await settle();
+    const until = async (n: number): Promise<void> => {
+      for (let i = 0; i < 300 && (tries.get('c0') ?? 0) < n; i++) await new Promise((res) => setTimeout(res, 10));
+      await settle();
+    };
+    await until(2);
     expect(tries.get('c0')).toBe(2);
     expect(r.state.retrying).toBe(1);
-    await new Promise((res) => setTimeout(res, 60));
-    await settle();
+    await until(3);
     expect(tries.get('c0')).toBe(3);
     expect(r.state).toEqual({ kept: 1, removed: 3, failed: 0, removing: 0, retrying: 0 });
   });
@@ -127,6 +129,30 @@ describe('sandbox retention', () => {
     await settle();
     expect(removed).toEqual([]);
     expect(r.state).toEqual({ kept: 1, removed: 0, failed: 0, removing: 0, retrying: 0 });
+  });
+
+  it('a removal under way when its container id is launched again is not tried again if it fails', async () => {
+    const removed: string[] = [];
+    const pending: { id: string; fail: () => void }[] = [];
+    const r = new SandboxRetention(1, (id, dir) => new Promise<void>((resolve, reject) => {
+      if (pending.some((p) => p.id === id)) {
+        removed.push(dir);
+        resolve();
+        return;
+      }
+      pending.push({ id, fail: () => reject(new Error('agent restarting')) });
+    }), undefined, [10]);
+    r.noteDone('x', '/s/x');
+    r.noteDone('y', '/s/y');
+    expect(pending.map((p) => p.id)).toEqual(['x']);
+    // x starts again (its sandbox is in use) while its removal is still under way, which then fails.
+    r.forget('x');
+    pending[0]?.fail();
+    await settle();
+    await new Promise((res) => setTimeout(res, 50));
+    await settle();
+    expect(removed).toEqual([]);
+    expect(r.state).toMatchObject({ retrying: 0, removing: 0 });
   });
 
   it('a removal that failed every try is warned about once per thousand, counted, and never thrown', async () => {

@@ -256,8 +256,10 @@ export async function run(argv: string[]): Promise<number> {
   // Redis (the password from the bootstrap token, then the data plane) and the agent (which
   // runner) are asked at the same time: each is a few round trips, and a job that finds no warm
   // executor waits for all of them.
+  // A runner that cannot be had ends the start at once, not after a wait for Redis.
+  const agentFailed = new AbortController();
   const redisSide = (async (): Promise<{ plane: RunningDataPlane; redis: Redis } | undefined> => {
-    if (password === undefined && bootToken !== undefined && user !== undefined) password = await redeemBootToken(redisUrl, user, executorId, bootToken);
+    if (password === undefined && bootToken !== undefined && user !== undefined) password = await redeemBootToken(redisUrl, user, executorId, bootToken, { signal: agentFailed.signal });
     if (storageText === undefined) return undefined;
     const redis = connect();
     try {
@@ -272,6 +274,7 @@ export async function run(argv: string[]): Promise<number> {
     frameworkId: env('MESOS_FRAMEWORK_ID'), mesosExecutorId: env('MESOS_EXECUTOR_ID'), bearerToken: env('MESOS_EXECUTOR_AUTHENTICATION_TOKEN'), sandbox,
     keptSandboxes,
   }, logger);
+  agentSide.catch(() => agentFailed.abort());
   const [redisDone, agentDone] = await Promise.allSettled([redisSide, agentSide]);
   if (redisDone.status === 'rejected' || agentDone.status === 'rejected') {
     if (agentDone.status === 'fulfilled') await agentDone.value.close().catch(() => undefined);

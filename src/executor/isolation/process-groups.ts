@@ -71,9 +71,19 @@ function readAllStats(): string[] {
   return out;
 }
 
-/** Process-group usage from passes over /proc, each at most `maxAgeMs` old when read. */
+/**
+ * A pass may take at most this share of the time: on a host of thousands of processes one pass
+ * blocks the event loop for tens of milliseconds, and passes every 250 ms would hold it a good
+ * part of the time (BullMQ's lock renewals and the heartbeat wait behind it).
+ */
+const MAX_PASS_SHARE = 0.05;
+
+/**
+ * Process-group usage from passes over /proc, each at most `maxAgeMs` old when read, or older
+ * where passes are slow (MAX_PASS_SHARE).
+ */
 export class ProcessGroupSampler {
-  private last: { readonly at: number; readonly byGroup: Map<number, GroupUsage> } | undefined;
+  private last: { readonly at: number; readonly byGroup: Map<number, GroupUsage>; readonly tookMs: number } | undefined;
 
   constructor(
     private readonly maxAgeMs: number,
@@ -84,7 +94,10 @@ export class ProcessGroupSampler {
   /** The group's usage (undefined: no process of it was found), from the latest pass or a new one. */
   usageOf(group: number): GroupUsage | undefined {
     const at = this.now();
-    if (this.last === undefined || at - this.last.at >= this.maxAgeMs) this.last = { at, byGroup: usageByGroup(this.readStats()) };
+    if (this.last === undefined || at - this.last.at >= Math.max(this.maxAgeMs, this.last.tookMs / MAX_PASS_SHARE)) {
+      const byGroup = usageByGroup(this.readStats());
+      this.last = { at, byGroup, tookMs: this.now() - at };
+    }
     return this.last.byGroup.get(group);
   }
 }
