@@ -453,6 +453,38 @@ async function commandStats(admin: Redis): Promise<CommandStats> {
   return out;
 }
 
+/**
+ * Redis's memory in use (INFO memory). Its growth over a round, per task, is what each finished
+ * task leaves in Redis: its record, and its queue job, which is kept finished for a day.
+ */
+async function usedMemory(admin: Redis): Promise<number> {
+  return Number(/^used_memory:(\d+)/m.exec(await admin.info('memory'))?.[1] ?? NaN);
+}
+
+/** BENCH_MEMORY_BREAKDOWN=1: after round 1, Redis's memory by key shape (SCAN and MEMORY USAGE of every key). */
+const MEMORY_BREAKDOWN = process.env['BENCH_MEMORY_BREAKDOWN'] === '1';
+
+/** Every key's MEMORY USAGE, summed by its shape (ids and numbers folded). */
+async function memoryByShape(admin: Redis, tasks: number): Promise<{ shape: string; keys: number; bytesPerTask: number }[]> {
+  const by = new Map<string, { keys: number; bytes: number }>();
+  let cursor = '0';
+  do {
+    const [next, keys] = await admin.scan(cursor, 'COUNT', 1000);
+    cursor = next;
+    const pipe = admin.pipeline();
+    for (const k of keys) pipe.memory('USAGE', k);
+    const sizes = (await pipe.exec()) ?? [];
+    keys.forEach((k, i) => {
+      const shape = k.replace(/[0-9a-f]{8,}|\d+/g, '#').replace(/job-[^:.]+/g, 'job-*');
+      const e = by.get(shape) ?? { keys: 0, bytes: 0 };
+      e.keys++;
+      e.bytes += Number(sizes[i]?.[1] ?? 0);
+      by.set(shape, e);
+    });
+  } while (cursor !== '0');
+  return [...by].map(([shape, e]) => ({ shape, keys: e.keys, bytesPerTask: Math.round(e.bytes / tasks) })).sort((a, b) => b.bytesPerTask - a.bytesPerTask).slice(0, 15);
+}
+
 /** Redis work per task between two snapshots: what one task costs the shared Redis. */
 interface RedisCost {
   readonly callsPerTask: number;
@@ -590,6 +622,7 @@ async function locusThroughput(env: Env, round: number): Promise<LocusRound> {
     }
   })();
   const statsBefore = await commandStats(env.admin);
+  const memoryBefore = await usedMemory(env.admin);
   const cpuBefore = await treeCpuMs();
   const mon = MONITOR && round === 0 ? await monitorStart(env.redis.url) : undefined;
   const r = await runJobs(env, specs, 480_000, ids).finally(() => { sampling = false; flowing = false; });
@@ -605,7 +638,8 @@ async function locusThroughput(env: Env, round: number): Promise<LocusRound> {
   }
   if (r.tasks !== TASKS) throw new Error(`only ${r.tasks}/${TASKS} tasks succeeded`);
   // The probes ran the same path: their tasks count as tasks (a few per cent of the round).
-  const redis = redisCost(statsBefore, statsAfter, TASKS + probes.length, samplerCalls);
+  const redis = { ...redisCost(statsBefore, statsAfter, TASKS + probes.length, samplerCalls), keptBytesPerTask: Math.round((await usedMemory(env.admin) - memoryBefore) / (TASKS + probes.length)) };
+  if (MEMORY_BREAKDOWN && round === 0) say(`Redis memory by key shape after round 1 (bytes per task, keys):\n${(await memoryByShape(env.admin, TASKS + probes.length)).map((x) => `  ${String(x.bytesPerTask).padStart(6)}  ${String(x.keys).padStart(7)}  ${x.shape}`).join('\n')}`);
   const bd = await breakdown(env, r.jobIds);
   // Each executor's container has the outputs root as a read-write volume, and the local agent's
   // disk accounting walks it every second: leftovers of earlier rounds would slow later ones.
@@ -880,6 +914,7 @@ async function main(): Promise<void> {
       `Latency breakdown under load (p50 / p99 ms): submit -> attempt placed ${loadedPlaced.p50Ms} / ${loadedPlaced.p99Ms}; submit -> on the executor's queue ${loadedQueued.p50Ms} / ${loadedQueued.p99Ms}; submit -> taken by the executor's worker ${loadedTaken.p50Ms} / ${loadedTaken.p99Ms}; submit -> executor running ${loadedRunning.p50Ms} / ${loadedRunning.p99Ms}; submit -> job SUCCEEDED ${loadedDone.p50Ms} / ${loadedDone.p99Ms}. Per round (running p50 / p99): ${result.latency.underLoad.perRound.map((x) => `${x.p50Ms} / ${x.p99Ms} (${x.samples})`).join('; ')}.`,
       `Latency breakdown idle (p50 / p99 ms): submit -> attempt placed ${placed.p50Ms} / ${placed.p99Ms}; submit -> executor running ${running.p50Ms} / ${running.p99Ms}; submit -> job SUCCEEDED ${done.p50Ms} / ${done.p99Ms}.`,
       `Redis work per task (INFO commandstats, server time; per round): Locus ${result.locus.redisPerTask.map((x) => `${x.callsPerTask} calls / ${x.usecPerTask} us`).join('; ')}; plain BullMQ ${result.bullmq.redisPerTask.map((x) => `${x.callsPerTask} calls / ${x.usecPerTask} us`).join('; ')}.`,
+      `Redis memory kept per finished task (INFO memory, growth over the round): ${result.locus.redisPerTask.map((x) => ('keptBytesPerTask' in x ? `${String(x.keptBytesPerTask)} bytes` : '?')).join('; ')}.`,
       `CPU time per task of the benchmark's process tree (ms; framework and local agents run in the benchmark's process): Locus ${result.locus.cpuPerTask.map((x) => `${x.totalMs} (${Object.entries(x.byProcess).map(([k, v]) => `${k} ${v}`).join(', ')})`).join('; ')}; plain BullMQ ${result.bullmq.cpuPerTask.map((x) => `${x.totalMs} (${Object.entries(x.byProcess).map(([k, v]) => `${k} ${v}`).join(', ')})`).join('; ')}.`,
       `Locus by command in round 1 (calls / us per task): ${(result.locus.redisPerTask[0]?.byCommand ?? []).map((x) => `${x.command} ${x.callsPerTask} / ${x.usecPerTask}`).join(', ')}.`,
       `BullMQ by command in round 1 (calls / us per task): ${(result.bullmq.redisPerTask[0]?.byCommand ?? []).map((x) => `${x.command} ${x.callsPerTask} / ${x.usecPerTask}`).join(', ')}.`,
