@@ -3,6 +3,7 @@
  * command-line flags, LOCUS_* environment variables, a YAML/JSON config file
  * whose keys are the flag names, and defaults. Errors name the key.
  */
+import { DEFAULT_JOB_RETENTION_MS } from '../scheduler/jobs/retention.js';
 import { homedir, userInfo } from 'node:os';
 import { dirname, join } from 'node:path';
 import { existsSync, readFileSync, statSync } from 'node:fs';
@@ -29,7 +30,7 @@ export const FRAMEWORK_OPTION_NAMES = [
   'host-map', 'hdfs-user', 'hdfs-delegation-token-file', 'ceph-conf', 'ceph-id', 'cephfs-mount', 'gluster-mounts',
   'local-work-dir', 'log-level', 'log-format', 'max-pending-tasks', 'max-tasks-per-job', 'stop-timeout',
   'shared-outputs', 'host-output-dir', 'block-server-bind', 'ha', 'ha-session-timeout', 'allow-unisolated-tenants',
-  'dispatch-window', 'executor-prefetch', 'executor-held-starts', 'executor-kept-sandboxes',
+  'dispatch-window', 'executor-prefetch', 'executor-held-starts', 'executor-kept-sandboxes', 'job-retention',
 ] as const;
 
 /** One option name of `locus framework`. */
@@ -65,6 +66,8 @@ export interface FrameworkSettings {
   readonly executorCpus: number;
   readonly executorMemMiB: number;
   readonly executorIdleTimeoutMs: number;
+  /** Finished jobs are purged this long after they finished (scheduler/jobs/retention.ts); 0 keeps them. */
+  readonly jobRetentionMs: number;
   readonly isolation: IsolationMode;
   /** Run several tenants with `isolation: process` (no namespaces: tasks see the host's world-readable files). */
   readonly allowUnisolatedTenants: boolean;
@@ -358,6 +361,7 @@ export function resolveSettings(flags: RawSettings, file: Readonly<Record<string
     executorCpus: positive('executor-cpus', DEFAULT_EXECUTOR_OVERHEAD.cpus),
     executorMemMiB: str('executor-mem') === undefined ? DEFAULT_EXECUTOR_OVERHEAD.memMiB : parseSizeMiB(str('executor-mem') ?? '', 'executor-mem'),
     executorIdleTimeoutMs: dur('executor-idle-timeout', 60_000),
+    jobRetentionMs: dur('job-retention', DEFAULT_JOB_RETENTION_MS),
     isolation,
     allowUnisolatedTenants: flag('allow-unisolated-tenants') ?? false,
     executorRunner,

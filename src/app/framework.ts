@@ -4,6 +4,7 @@
  * gRPC APIs, and stops them in reverse order. `locus framework` runs this on
  * an existing master; `locus up` runs it on the embedded local cluster.
  */
+import { startJobRetention } from '../scheduler/jobs/retention.js';
 import { join } from 'node:path';
 import { Redis } from 'ioredis';
 import type { FastifyInstance } from 'fastify';
@@ -249,6 +250,11 @@ export async function startFramework(settings: FrameworkSettings, extras: Framew
       if (e.kind === 'job') metrics.jobs.inc({ state: e.state });
     });
     jobs.on('recompute', (r) => metrics.outputsRecomputed.inc(r.tasks));
+    // Finished jobs go once past their retention (runs while this scheduler leads).
+    if (settings.jobRetentionMs > 0) {
+      const retention = startJobRetention(jobs, settings.jobRetentionMs, clock, log.child({ component: 'retention' }));
+      stops.push({ name: 'job retention', fn: () => retention.stop() });
+    }
 
     // Agents seen in offers, for volume size checks and the cluster view.
     const seenAgents = new Map<string, KnownAgent & { rack?: string; url?: string }>();

@@ -620,6 +620,24 @@ export class JobService extends EventEmitter<ServiceEvents> {
     return { jobId, commitRecords };
   }
 
+  /**
+   * Purge up to `limit` jobs that finished at or before `cutoff` (ms): the framework's
+   * `job-retention` (retention.ts). Returns the ids purged; a job purged meanwhile by hand, or
+   * reopened, is skipped.
+   */
+  async purgeFinishedBefore(cutoff: number, limit: number): Promise<string[]> {
+    const purged: string[] = [];
+    for (const id of await this.o.store.finishedBefore(cutoff, limit)) {
+      try {
+        await this.purge(id);
+        purged.push(id);
+      } catch (err) {
+        if (!(err instanceof LocusError) || (err.code !== 'NOT_FOUND' && err.code !== 'CONFLICT')) throw err;
+      }
+    }
+    return purged;
+  }
+
   /** A job visible to the tenant (all jobs when tenant is undefined = admin). */
   async get(jobId: string, tenant?: string): Promise<JobRecord> {
     const job = await this.o.store.get(jobId);

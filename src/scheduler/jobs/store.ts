@@ -226,6 +226,27 @@ export class JobStore {
     return out;
   }
 
+  /**
+   * Jobs that finished (SUCCEEDED, FAILED, CANCELLED) at or before `cutoff` (ms), oldest
+   * created first, at most `limit`. Only jobs created by then can have finished by then, so only
+   * those are read (the jobs index is ordered by creation), `scan` of them at most.
+   */
+  async finishedBefore(cutoff: number, limit: number, scan = 10 * limit): Promise<string[]> {
+    const ids = await this.redis.zrangebyscore(`${P}jobs`, '-inf', cutoff, 'LIMIT', 0, scan);
+    if (ids.length === 0) return [];
+    const pipe = this.redis.pipeline();
+    for (const id of ids) pipe.hmget(jobKey(id), 'state', 'finishedAt');
+    const rows = (await pipe.exec()) ?? [];
+    const out: string[] = [];
+    ids.forEach((id, i) => {
+      const row = rows[i];
+      if (out.length >= limit || !row || row[0] || !Array.isArray(row[1])) return;
+      const [state, finishedAt] = row[1] as (string | null)[];
+      if ((state === 'SUCCEEDED' || state === 'FAILED' || state === 'CANCELLED') && finishedAt !== null && Number(finishedAt) <= cutoff) out.push(id);
+    });
+    return out;
+  }
+
   /** Jobs not yet in a terminal state (recovery after a restart). */
   async active(): Promise<JobRecord[]> {
     const ids = await this.redis.zrange(`${P}jobs`, 0, -1);
