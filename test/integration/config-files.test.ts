@@ -262,6 +262,10 @@ describe('the operator guide says what the code does', () => {
     expect(resolveSettings({ ...base, 'executor-kept-sandboxes': '0' }).executorKeptSandboxes).toBe(0);
     expect(resolveSettings({ ...base, 'executor-kept-sandboxes': '250' }).executorKeptSandboxes).toBe(250);
     for (const bad of ['-1', 'many', '2.5']) expect(() => resolveSettings({ ...base, 'executor-kept-sandboxes': bad })).toThrow(/executor-kept-sandboxes.*whole number/);
+    expect(documented('job-retention')).toBe(`\`${s.jobRetentionMs / 86_400_000}d\``);
+    expect(resolveSettings({ ...base, 'job-retention': '0' }).jobRetentionMs).toBe(0);
+    expect(resolveSettings({ ...base, 'job-retention': '36h' }).jobRetentionMs).toBe(36 * 3600 * 1000);
+    expect(() => resolveSettings({ ...base, 'job-retention': 'a week' })).toThrow(/job-retention/);
   });
 });
 
