@@ -7,6 +7,7 @@ import { Redis } from 'ioredis';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { commitKey, ledgerIdOf } from '../../src/executor/contract.js';
 import type { RunningFramework } from '../../src/app/framework.js';
+import { waitFor } from '../harness/wait.js';
 import { api as apiAt, startBed, startInProcess, type Bed } from './framework-harness.js';
 
 let bed: Bed;
@@ -27,16 +28,6 @@ afterAll(async () => {
 
 const api = (method: string, path: string, body?: unknown): ReturnType<typeof apiAt> => apiAt(fw.httpUrl, fw.adminToken, method, path, body);
 
-async function until<T>(what: string, timeoutMs: number, probe: () => Promise<T | undefined>): Promise<T> {
-  const deadline = Date.now() + timeoutMs;
-  for (;;) {
-    const v = await probe();
-    if (v !== undefined) return v;
-    if (Date.now() > deadline) throw new Error(`${what} did not happen within ${timeoutMs} ms`);
-    await new Promise((r) => setTimeout(r, 100));
-  }
-}
-
 describe('job retention', () => {
   it('purges a job finished longer ago than the retention, commit records too, and keeps a running one', async () => {
     // Too large for any agent: it stays RUNNING, however old it gets.
@@ -45,14 +36,14 @@ describe('job retention', () => {
     const done = await api('POST', '/v1/jobs', { name: 'done', tasks: [{ command: ['true'] }, { command: ['true'] }], task: { command: ['true'], resources: { cpus: 0.5, mem: '64MiB', disk: '16MiB' } } });
     expect(done.status).toBe(201);
     const id = String(done.json['id']);
-    await until(`job ${id} SUCCEEDED`, 30_000, async () => ((await api('GET', `/v1/jobs/${id}`)).json['state'] === 'SUCCEEDED' ? true : undefined));
+    await waitFor(`job ${id} SUCCEEDED`, async () => (await api('GET', `/v1/jobs/${id}`)).json['state'] === 'SUCCEEDED', 30_000, 100);
     const finishedAt = Date.now();
     // Its tasks' outputs were recorded; the records go with the job.
     expect(await admin.exists(commitKey(ledgerIdOf(`${id}.0.0`)))).toBe(1);
     // Kept for the retention (2 s) ...
     expect((await api('GET', `/v1/jobs/${id}`)).status).toBe(200);
     // ... then purged by a sweep (every 1 s here).
-    await until(`job ${id} purged`, 10_000, async () => ((await api('GET', `/v1/jobs/${id}`)).status === 404 ? true : undefined));
+    await waitFor(`job ${id} purged`, async () => (await api('GET', `/v1/jobs/${id}`)).status === 404, 10_000, 100);
     expect(Date.now() - finishedAt).toBeGreaterThanOrEqual(1_500);
     expect(await admin.exists(commitKey(ledgerIdOf(`${id}.0.0`)), commitKey(ledgerIdOf(`${id}.0.1`)))).toBe(0);
     // The running job is older than the retention too, and is kept.
