@@ -40,6 +40,8 @@ export interface ExecutorRuntimeOptions {
   readonly clock: Clock;
   /** Directory executors commit outputs into (mounted read-write into local executors). */
   readonly outputRoot: string;
+  /** The scheduler's fenced connection: finished queue jobs are removed through it once recorded (Dispatcher.acknowledge). */
+  readonly fenced?: Redis;
 }
 
 /** How long attempts for a launched executor wait for it to register before their enqueue fails. */
@@ -86,6 +88,7 @@ export async function createExecutorRuntime(o: ExecutorRuntimeOptions): Promise<
     connect: () => new RedisClient(settings.redis, { maxRetriesPerRequest: null }),
     clock: o.clock,
     logger,
+    ...(o.fenced === undefined ? {} : { fenced: o.fenced }),
   });
   const redisUrl = new URL(settings.redis);
   // The executor gets the address only; its user and password are its own.
@@ -98,7 +101,9 @@ export async function createExecutorRuntime(o: ExecutorRuntimeOptions): Promise<
   dispatcher.on((e) => {
     switch (e.type) {
       case 'result':
-        if (resultCb) void resultCb(e.result, e.executorId).catch((err: unknown) => logger.error({ err: String(err) }, 'recording a result failed'));
+        // Once recorded, the result's queue job may go (Dispatcher.acknowledge); a result that
+        // could not be recorded keeps it for the reconcile.
+        if (resultCb) void resultCb(e.result, e.executorId).then(() => dispatcher.acknowledge(e.result.attemptId), (err: unknown) => logger.error({ err: String(err) }, 'recording a result failed'));
         return;
       case 'executor-lost':
         if (lostCb) void lostCb(e.executorId, `executor ${e.reason.toLowerCase().replace(/_/g, ' ')}`).catch((err: unknown) => logger.error({ err: String(err) }, 'handling a lost executor failed'));

@@ -273,7 +273,7 @@ export async function startFramework(settings: FrameworkSettings, extras: Framew
     volumesRef = volumes;
     const executors = new ExecutorBook(fenced);
     const runtime: ExecutorRuntime = await createExecutorRuntime({
-      settings, redis, logger: log.child({ component: 'executors' }), clock, outputRoot: join(settings.stateDir, 'outputs'),
+      settings, redis, fenced, logger: log.child({ component: 'executors' }), clock, outputRoot: join(settings.stateDir, 'outputs'),
     });
     stops.push({ name: 'executor runtime', fn: () => runtime.close() });
 

@@ -5,7 +5,8 @@
  * is settled from its own result, as it ends; one member of a running batch is
  * killed; and a second
  * dispatcher that adopts batched attempts (a scheduler after a crash) settles
- * them from their batch's queue job without queueing any of them again.
+ * them from their batch's queue job without queueing any of them again; a finished queue job is
+ * removed once every attempt in it was recorded, and only by the scheduler that leads.
  */
 import { join } from 'node:path';
 import { Queue } from 'bullmq';
@@ -14,6 +15,7 @@ import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { QUEUE_PREFIX, batchJobId, executorBatchIndexKey, executorQueueName, type AttemptPayload } from '../../src/executor/contract.js';
 import type { ExecutorProvisioner } from '../../src/scheduler/executor-registry.js';
 import type { TestRedis } from '../harness/redis.js';
+import { Fence, fencedRedis } from '../../src/scheduler/fence.js';
 import { RecordingDispatcher, payload, spawnExecutor, waitFor, waitRegistered, type ExecutorProc, startExecutorBed, type ExecutorBed } from './executor-harness.js';
 
 let bed: ExecutorBed | undefined;
@@ -151,5 +153,43 @@ describe('batched dispatch', () => {
     await slow.dispatcher.dispatchMany([{ executorId: 'EW2', payload: p }]);
     expect(await slow.result(p.attemptId, 10_000)).toMatchObject({ attemptId: p.attemptId, state: 'SUCCEEDED' });
     expect(Date.now() - t0).toBeLessThan(2500);
+  }, 60_000);
+
+  it('removes a finished queue job once every attempt in it was recorded, through the fenced connection only', async () => {
+    const fence = new Fence();
+    await fence.acquire(admin);
+    const fenced = fencedRedis(admin, fence);
+    const acking = new RecordingDispatcher(redis, { fenced });
+    others.push(acking);
+    await acking.dispatcher.start();
+    const id = 'EA1';
+    await executor(id, 4);
+    const queue = `${QUEUE_PREFIX}:${executorQueueName(id)}`;
+    const attempts = stage('job-a1', 3, () => ['true']);
+    await acking.dispatcher.dispatchMany(attempts.map((p) => ({ executorId: id, payload: p })));
+    for (const p of attempts) expect(await acking.result(p.attemptId)).toMatchObject({ state: 'SUCCEEDED' });
+    const batch = batchJobId(attempts[0]?.attemptId ?? '');
+    await waitFor('the batch job to finish', async () => (await admin.zscore(`${queue}:completed`, batch)) !== null, 10_000);
+    // Finished, but not every result recorded yet: it stays (the reconcile may still need it).
+    acking.dispatcher.acknowledge(attempts[0]?.attemptId ?? '');
+    acking.dispatcher.acknowledge(attempts[1]?.attemptId ?? '');
+    await new Promise((r) => setTimeout(r, 600));
+    expect(await admin.exists(`${queue}:${batch}`)).toBe(1);
+    // The last one recorded: the job, its place in the completed set and its batch index entries go.
+    acking.dispatcher.acknowledge(attempts[2]?.attemptId ?? '');
+    await waitFor('the finished job removed', async () => (await admin.exists(`${queue}:${batch}`)) === 0, 5_000);
+    expect(await admin.zscore(`${queue}:completed`, batch)).toBeNull();
+    expect(await admin.hmget(executorBatchIndexKey(id), ...attempts.map((p) => p.attemptId))).toEqual([null, null, null]);
+
+    // A scheduler that no longer leads (another took a newer epoch) removes nothing.
+    await new Fence().acquire(admin);
+    const more = stage('job-a2', 2, () => ['true']);
+    await acking.dispatcher.dispatchMany(more.map((p) => ({ executorId: id, payload: p })));
+    for (const p of more) expect(await acking.result(p.attemptId)).toMatchObject({ state: 'SUCCEEDED' });
+    const batch2 = batchJobId(more[0]?.attemptId ?? '');
+    await waitFor('the second batch job to finish', async () => (await admin.zscore(`${queue}:completed`, batch2)) !== null, 10_000);
+    for (const p of more) acking.dispatcher.acknowledge(p.attemptId);
+    await new Promise((r) => setTimeout(r, 600));
+    expect(await admin.exists(`${queue}:${batch2}`)).toBe(1);
   }, 60_000);
 });

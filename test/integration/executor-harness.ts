@@ -101,7 +101,7 @@ export class RecordingDispatcher {
   readonly dispatcher: Dispatcher;
   private readonly conns: Redis[] = [];
 
-  constructor(redis: TestRedis, o: { heartbeatTimeoutMs?: number; reconcileIntervalMs?: number; blockMs?: number } = {}) {
+  constructor(redis: TestRedis, o: { heartbeatTimeoutMs?: number; reconcileIntervalMs?: number; blockMs?: number; fenced?: Redis } = {}) {
     this.dispatcher = new Dispatcher({
       connect: () => {
         const r = new Redis(redis.url, { maxRetriesPerRequest: null, retryStrategy: (t) => Math.min(t * 100, 1000) });
@@ -115,6 +115,7 @@ export class RecordingDispatcher {
       watchIntervalMs: 200,
       reconcileIntervalMs: o.reconcileIntervalMs ?? 2000,
       blockMs: o.blockMs ?? 200,
+      ...(o.fenced === undefined ? {} : { fenced: o.fenced }),
     });
     this.dispatcher.on((e) => this.events.push(e));
   }
