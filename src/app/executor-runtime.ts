@@ -42,6 +42,8 @@ export interface ExecutorRuntimeOptions {
   readonly outputRoot: string;
   /** The scheduler's fenced connection: finished queue jobs are removed through it once recorded (Dispatcher.acknowledge). */
   readonly fenced?: Redis;
+  /** How long finished, recorded queue jobs stay before removal (Dispatcher's keepRecordedMs; benchmarks). */
+  readonly keepRecordedQueueJobsMs?: number;
 }
 
 /** How long attempts for a launched executor wait for it to register before their enqueue fails. */
@@ -89,6 +91,7 @@ export async function createExecutorRuntime(o: ExecutorRuntimeOptions): Promise<
     clock: o.clock,
     logger,
     ...(o.fenced === undefined ? {} : { fenced: o.fenced }),
+    ...(o.keepRecordedQueueJobsMs === undefined ? {} : { keepRecordedMs: o.keepRecordedQueueJobsMs }),
   });
   const redisUrl = new URL(settings.redis);
   // The executor gets the address only; its user and password are its own.

@@ -93,6 +93,8 @@ export interface FrameworkExtras {
   readonly clock?: Clock;
   /** Agents known up front (the local cluster) for the volume size check and /v1/cluster. */
   readonly agents?: () => readonly { id: string; hostname: string; rack?: string; url?: string }[];
+  /** How long finished, recorded queue jobs stay in Redis before removal (default: removed at once; benchmarks read them). */
+  readonly keepRecordedQueueJobsMs?: number;
 }
 
 /** A Redis URL without its password, for messages. */
@@ -274,6 +276,7 @@ export async function startFramework(settings: FrameworkSettings, extras: Framew
     const executors = new ExecutorBook(fenced);
     const runtime: ExecutorRuntime = await createExecutorRuntime({
       settings, redis, fenced, logger: log.child({ component: 'executors' }), clock, outputRoot: join(settings.stateDir, 'outputs'),
+      ...(extras.keepRecordedQueueJobsMs === undefined ? {} : { keepRecordedQueueJobsMs: extras.keepRecordedQueueJobsMs }),
     });
     stops.push({ name: 'executor runtime', fn: () => runtime.close() });
 

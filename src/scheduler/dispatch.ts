@@ -98,6 +98,12 @@ export interface DispatcherOptions {
    * keepFinishedSeconds.
    */
   readonly fenced?: Redis;
+  /**
+   * How long a finished queue job whose attempts were all recorded stays before its removal
+   * (default 0: the next removal, within REMOVE_EVERY_MS). bench:dispatch reads a round's queue
+   * jobs after the round.
+   */
+  readonly keepRecordedMs?: number;
 }
 
 /**
@@ -476,6 +482,13 @@ export class Dispatcher {
   private maybeRemove(key: string, r: Removable): void {
     if (r.finishedIn === undefined || r.unrecorded.size > 0) return;
     this.removable.delete(key);
+    const keep = this.o.keepRecordedMs ?? 0;
+    if (keep > 0) setTimeout(() => this.queueRemoval(r), keep).unref();
+    else this.queueRemoval(r);
+  }
+
+  private queueRemoval(r: Removable): void {
+    if (this.closed) return;
     this.toRemove.push(r);
     this.removeTimer ??= setTimeout(() => void this.removeFinished(), REMOVE_EVERY_MS);
   }
