@@ -435,6 +435,9 @@ export class Dispatcher {
       // does not have): with the attempt in flight here, 1 means it had not started.
       const removed = await w.queue.remove(attemptId).catch(() => 0);
       if (removed === 1) {
+        // Gone from the queue already: nothing of it to remove once it is recorded.
+        this.removable.delete(`${executorId}\0${attemptId}`);
+        this.removableOf.delete(attemptId);
         this.settle(executorId, this.synthetic(f, w, 'KILLED', CANCELLED_REASON, 'taken off the queue before it started: its job was cancelled'));
         return 'removed';
       }

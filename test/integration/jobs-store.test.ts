@@ -5,6 +5,7 @@ import { JobStore } from '../../src/scheduler/jobs/store.js';
 import { validateJobSpec } from '../../src/scheduler/jobs/spec.js';
 import { taskIdOf, type AttemptRecord } from '../../src/scheduler/jobs/model.js';
 import { commitKey } from '../../src/executor/contract.js';
+import { Fence, fencedRedis } from '../../src/scheduler/fence.js';
 
 let redis: TestRedis;
 let client: Redis;
@@ -146,5 +147,59 @@ describe('JobStore', () => {
     expect(await store.finishPurges()).toBe(3);
     expect(await client.exists(...ids)).toBe(0);
     expect(await client.hlen('locus:purging')).toBe(0);
+  });
+
+  it('purges a job with a stage of 10,000 tasks through the fence (a fenced command runs as a script, whose arguments stop near 8,000)', async () => {
+    // A connection of its own: the fence defines its scripts on the connection it wraps.
+    const conn = redis.client();
+    const fence = new Fence();
+    await fence.acquire(conn);
+    const fenced = new JobStore(fencedRedis(conn, fence));
+    await newJob('job-big', 10_000);
+    const keys = Array.from({ length: 10_000 }, (_, i) => commitKey(taskIdOf('job-big', 0, i)));
+    for (let i = 0; i < keys.length; i += 2_000) await client.mset(...keys.slice(i, i + 2_000).flatMap((k) => [k, '{}']));
+    expect(await fenced.setState('job-big', 'CANCELLED', ['PENDING', 'RESOLVING', 'RUNNING'], 20)).toBe(true);
+    expect(await fenced.purge('job-big')).toBe(10_000);
+    expect(await client.exists(...keys.slice(0, 5_000))).toBe(0);
+    expect(await client.hlen('locus:purging')).toBe(0);
+    conn.disconnect();
+  });
+
+  it('pages the jobs finished by a cutoff: by when they finished (not when created), with nothing running, from an offset', async () => {
+    for (const id of ['job-r-old', 'job-r-late', 'job-r-busy', 'job-r-running']) {
+      await newJob(id, 1);
+      expect(await store.setState(id, 'RUNNING', ['PENDING'], 2)).toBe(true);
+    }
+    // All created at 1; finished at 10 and 50; cancelled at 10 with an attempt still running; running.
+    await store.setState('job-r-old', 'SUCCEEDED', ['PENDING', 'RUNNING'], 10);
+    await store.setState('job-r-late', 'FAILED', ['PENDING', 'RUNNING'], 50);
+    expect(await store.startAttempt(taskIdOf('job-r-busy', 0, 0), attempt(1))).toBe(true);
+    await store.setState('job-r-busy', 'CANCELLED', ['PENDING', 'RUNNING'], 10);
+    expect(await store.startAttempt(taskIdOf('job-r-running', 0, 0), attempt(1))).toBe(true);
+    const all = await store.finishedBefore(30, 0, 10_000);
+    expect(all.ids).toContain('job-r-old');
+    for (const id of ['job-r-late', 'job-r-busy', 'job-r-running']) expect(all.ids).not.toContain(id);
+    // Paging: every job created by the cutoff is read once, page by page.
+    const total = all.scanned;
+    let read = 0;
+    const seen: string[] = [];
+    for (let offset = 0; ; offset += 2) {
+      const page = await store.finishedBefore(30, offset, 2);
+      read += page.scanned;
+      seen.push(...page.ids);
+      if (page.scanned < 2) break;
+    }
+    expect(read).toBe(total);
+    expect(seen.sort()).toEqual([...all.ids].sort());
+  });
+
+  it('an idempotency key naming a purged job is taken by the new job', async () => {
+    const job = (id: string): Parameters<JobStore['create']>[0] => ({ id, tenant: 't', name: 'j', spec, outputDir: '/tmp/o', createdAt: 1, stages: [{ name: 'main', taskCount: 0 }] });
+    expect(await store.create(job('job-i1'), 'key-after-purge')).toEqual({ id: 'job-i1', created: true });
+    expect(await store.create(job('job-i2'), 'key-after-purge')).toEqual({ id: 'job-i1', created: false });
+    expect(await store.setState('job-i1', 'SUCCEEDED', ['PENDING'], 5)).toBe(true);
+    await store.purge('job-i1');
+    expect(await store.create(job('job-i3'), 'key-after-purge')).toEqual({ id: 'job-i3', created: true });
+    expect(await store.create(job('job-i4'), 'key-after-purge')).toEqual({ id: 'job-i3', created: false });
   });
 });

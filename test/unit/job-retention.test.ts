@@ -1,7 +1,9 @@
 /**
  * The job retention sweep: how often it runs for a retention, the cutoff it asks for (now minus
- * the retention, by the framework's clock), one sweep at a time, a failing sweep only logged and
- * tried again, and stop waiting for the sweep under way.
+ * the retention, by the framework's clock), paging through the jobs (a full page is followed by
+ * the next one a second later, from where it stopped, net of the jobs it purged; the last page by
+ * a start from the beginning a whole interval later), a failing sweep only logged and tried
+ * again, and stop waiting for the sweep under way.
  */
 import { afterEach, beforeEach, describe, expect, it, vi } from 'vitest';
 import { retentionSweepEveryMs, startJobRetention } from '../../src/scheduler/jobs/retention.js';
@@ -21,39 +23,70 @@ describe('job retention sweep', () => {
     expect(retentionSweepEveryMs(7 * 24 * 3600 * 1000)).toBe(600_000);
   });
 
-  it('asks for jobs finished before now minus the retention, one sweep at a time, and keeps going after a failure', async () => {
-    const cutoffs: number[] = [];
-    let fail = true;
-    let release: (() => void) | undefined;
+  it('pages on from where it stopped while pages are full, then starts over an interval later; a failure is tried again', async () => {
+    const calls: { cutoff: number; offset: number }[] = [];
+    // Pages: full (purging 300 of 1,000), full (none purged), a failure, the last (200 read).
+    const answers: (() => { purged: string[]; scanned: number })[] = [
+      () => ({ purged: Array.from({ length: 300 }, (_, i) => `j${i}`), scanned: 1_000 }),
+      () => ({ purged: [], scanned: 1_000 }),
+      () => {
+        throw new Error('Redis went away');
+      },
+      () => ({ purged: ['late'], scanned: 200 }),
+    ];
     const jobs = {
-      async purgeFinishedBefore(cutoff: number): Promise<string[]> {
-        cutoffs.push(cutoff);
-        if (fail) {
-          fail = false;
-          throw new Error('Redis went away');
-        }
-        await new Promise<void>((res) => (release = res));
-        return ['job-1'];
+      async purgeFinishedBefore(cutoff: number, offset: number): Promise<{ purged: string[]; scanned: number }> {
+        calls.push({ cutoff, offset });
+        const next = answers.shift();
+        return next === undefined ? { purged: [], scanned: 0 } : next();
       },
     };
     let now = 100_000;
-    const r = startJobRetention(jobs, 20_000, { now: () => now, setTimer: () => ({ cancel: () => undefined }) }, silentLogger());
+    const r = startJobRetention(jobs, 60_000, { now: () => now, setTimer: () => ({ cancel: () => undefined }) }, silentLogger());
+    // First sweep after an interval (6 s here): offset 0, cutoff now - retention.
+    await vi.advanceTimersByTimeAsync(6_000);
+    expect(calls).toEqual([{ cutoff: 40_000, offset: 0 }]);
+    // A full page: the next one a second later, past the 700 jobs that stayed.
+    now += 1_000;
+    await vi.advanceTimersByTimeAsync(1_000);
+    expect(calls[1]).toEqual({ cutoff: 41_000, offset: 700 });
+    // Full again, none purged: on by 1,000. That one fails: tried again after an interval, same offset.
+    await vi.advanceTimersByTimeAsync(1_000);
+    expect(calls[2]?.offset).toBe(1_700);
+    await vi.advanceTimersByTimeAsync(1_000);
+    expect(calls).toHaveLength(3);
+    await vi.advanceTimersByTimeAsync(5_000);
+    expect(calls[3]?.offset).toBe(1_700);
+    // The last page (200 read): the next sweep an interval later, from the start.
+    await vi.advanceTimersByTimeAsync(1_000);
+    expect(calls).toHaveLength(4);
+    await vi.advanceTimersByTimeAsync(5_000);
+    expect(calls[4]?.offset).toBe(0);
+    await r.stop();
+    await vi.advanceTimersByTimeAsync(60_000);
+    expect(calls).toHaveLength(5);
+  });
+
+  it('stop waits for the sweep under way and starts no other', async () => {
+    let release: (() => void) | undefined;
+    let calls = 0;
+    const jobs = {
+      async purgeFinishedBefore(): Promise<{ purged: string[]; scanned: number }> {
+        calls++;
+        await new Promise<void>((res) => (release = res));
+        return { purged: [], scanned: 1_000 };
+      },
+    };
+    const r = startJobRetention(jobs, 20_000, { now: () => 0, setTimer: () => ({ cancel: () => undefined }) }, silentLogger());
     await vi.advanceTimersByTimeAsync(2_000);
-    expect(cutoffs).toEqual([80_000]);
-    now += 2_000;
-    await vi.advanceTimersByTimeAsync(2_000);
-    expect(cutoffs).toEqual([80_000, 82_000]);
-    // The second sweep is still under way: the next tick does not start another.
-    await vi.advanceTimersByTimeAsync(2_000);
-    expect(cutoffs).toHaveLength(2);
-    const stopped = r.stop();
+    expect(calls).toBe(1);
     let done = false;
-    void stopped.then(() => (done = true));
+    const stopped = r.stop().then(() => (done = true));
     await vi.advanceTimersByTimeAsync(0);
     expect(done).toBe(false);
     release?.();
     await stopped;
     await vi.advanceTimersByTimeAsync(10_000);
-    expect(cutoffs).toHaveLength(2);
+    expect(calls).toBe(1);
   });
 });

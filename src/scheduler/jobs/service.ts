@@ -227,7 +227,8 @@ export class JobService extends EventEmitter<ServiceEvents> {
       idempotencyKey,
     );
     if (!created.created) {
-      // The key and its job are written together (one script), so the earlier job is there.
+      // The key and its job are written together (one script), and a key naming a purged job is
+      // taken over by the new one (CREATE_JOB): the earlier job is there.
       const existing = await this.o.store.get(created.id);
       if (!existing) throw new LocusError('INTERNAL', `idempotency key names job ${created.id}, which does not exist`);
       return { job: existing, created: false };
@@ -616,26 +617,33 @@ export class JobService extends EventEmitter<ServiceEvents> {
     await this.get(jobId, tenant);
     const commitRecords = await this.o.store.purge(jobId);
     this.outputs?.forget(jobId);
-    // The cached record stays: a late result of the purged job must still be found stale.
+    // Its cached record goes too (job-retention purges jobs for as long as the scheduler runs): a
+    // late result of a job not known here is stale (finishAttempt).
+    this.jobs.delete(jobId);
+    for (const key of [...this.stageVolumes.keys()]) if (key.startsWith(`${jobId}:`)) this.stageVolumes.delete(key);
     return { jobId, commitRecords };
   }
 
   /**
-   * Purge up to `limit` jobs that finished at or before `cutoff` (ms): the framework's
-   * `job-retention` (retention.ts). Returns the ids purged; a job purged meanwhile by hand, or
-   * reopened, is skipped.
+   * Purge the jobs of one page (JobStore.finishedBefore) that finished at or before `cutoff`
+   * (ms) with nothing running: the framework's `job-retention` (retention.ts). Returns the ids
+   * purged and how many jobs the page read. A job that cannot be purged now is skipped (logged),
+   * never the ones after it.
    */
-  async purgeFinishedBefore(cutoff: number, limit: number): Promise<string[]> {
+  async purgeFinishedBefore(cutoff: number, offset: number, count: number): Promise<{ purged: string[]; scanned: number }> {
+    const page = await this.o.store.finishedBefore(cutoff, offset, count);
     const purged: string[] = [];
-    for (const id of await this.o.store.finishedBefore(cutoff, limit)) {
+    for (const id of page.ids) {
       try {
         await this.purge(id);
         purged.push(id);
       } catch (err) {
-        if (!(err instanceof LocusError) || (err.code !== 'NOT_FOUND' && err.code !== 'CONFLICT')) throw err;
+        // Purged meanwhile by hand, or reopened: nothing to say.
+        if (err instanceof LocusError && (err.code === 'NOT_FOUND' || err.code === 'CONFLICT')) continue;
+        this.o.logger.warn({ jobId: id, err: (err as Error).message }, 'purging a job past its retention failed; the next sweep tries again');
       }
     }
-    return purged;
+    return { purged, scanned: page.scanned };
   }
 
   /** A job visible to the tenant (all jobs when tenant is undefined = admin). */

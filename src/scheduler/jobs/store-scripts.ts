@@ -134,11 +134,13 @@ return gen + 1
 `;
 
 // KEYS[1]=job hash, KEYS[2]=jobs zset, KEYS[3]=idempotency key ('' for none);
-// ARGV: job id, record JSON, stages JSON, createdAt. Returns '' when created, else the existing job id.
+// ARGV: job id, record JSON, stages JSON, createdAt, the job hash's prefix. Returns '' when created,
+// else the existing job id. A key naming a job purged since (job-retention can purge within the
+// key's 24 h) is taken by the new job: the job it named is gone, and resubmitting must not fail.
 const CREATE_JOB = `
 if KEYS[3] ~= '' then
   local existing = redis.call('GET', KEYS[3])
-  if existing then return existing end
+  if existing and redis.call('EXISTS', ARGV[5] .. existing) == 1 then return existing end
   redis.call('SET', KEYS[3], ARGV[1], 'EX', 86400)
 end
 redis.call('HSET', KEYS[1], 'record', ARGV[2], 'stages', ARGV[3], 'state', 'PENDING', 'stage', '0', 'updatedAt', ARGV[4],
@@ -203,7 +205,7 @@ export interface ScriptedRedis extends Redis {
   ): Promise<string>;
   locusSetJobState(jobKey: string, state: string, from: string, now: string, message: string): Promise<number>;
   locusNoteAttempt(tasksKey: string, field: string, attemptId: string, patch: string): Promise<number>;
-  locusCreateJob(jobKey: string, jobsKey: string, idemKey: string, id: string, record: string, stages: string, createdAt: string): Promise<string>;
+  locusCreateJob(jobKey: string, jobsKey: string, idemKey: string, id: string, record: string, stages: string, createdAt: string, jobKeyPrefix: string): Promise<string>;
   locusPurgeJob(numKeys: number, ...keysAndArgs: string[]): Promise<number>;
   locusReopenTask(jobKey: string, tasksKey: string, gensKey: string, field: string, generation: string): Promise<number>;
 }

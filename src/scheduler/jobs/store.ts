@@ -46,6 +46,13 @@ const LEGACY_ANY_COUNTER = 'n:anywhere';
 
 const C = JOB_COUNTERS;
 const jobKey = (id: string): string => `${P}job:${id}`;
+
+/**
+ * Keys per UNLINK of commit records. The store's writes go through the fence, which runs a plain
+ * command as a script, and a script's argument list stops near 8,000 (Lua's unpack): 10,000 keys
+ * failed every purge of a job with a stage that large, after its record was already gone.
+ */
+const UNLINK_CHUNK = 4_000;
 const tasksKey = (id: string): string => `${P}job:${id}:tasks`;
 const splitsKey = (id: string, stage: number): string => `${P}job:${id}:splits:${stage}`;
 const PURGING_KEY = `${P}purging`;
@@ -74,7 +81,7 @@ export class JobStore {
     // can never leave a key pointing at a job that does not exist.
     const existing = await this.redis.locusCreateJob(
       jobKey(job.id), `${P}jobs`, idempotencyKey === undefined ? '' : `${P}idem:${job.tenant}:${idempotencyKey}`,
-      job.id, JSON.stringify(job), JSON.stringify(job.stages), String(job.createdAt),
+      job.id, JSON.stringify(job), JSON.stringify(job.stages), String(job.createdAt), jobKey(''),
     );
     return existing === '' ? { id: job.id, created: true } : { id: existing, created: false };
   }
@@ -227,24 +234,27 @@ export class JobStore {
   }
 
   /**
-   * Jobs that finished (SUCCEEDED, FAILED, CANCELLED) at or before `cutoff` (ms), oldest
-   * created first, at most `limit`. Only jobs created by then can have finished by then, so only
-   * those are read (the jobs index is ordered by creation), `scan` of them at most.
+   * One page of the jobs created at or before `cutoff` (ms), oldest first, from `offset`: the ids
+   * of those that finished (SUCCEEDED, FAILED, CANCELLED) at or before it with no attempt still
+   * running (a cancelled job's attempts end after it), and how many jobs the page read (fewer
+   * than `count`: it was the last). Only jobs created by the cutoff can have finished by then, so
+   * only those are read (the jobs index is ordered by creation).
    */
-  async finishedBefore(cutoff: number, limit: number, scan = 10 * limit): Promise<string[]> {
-    const ids = await this.redis.zrangebyscore(`${P}jobs`, '-inf', cutoff, 'LIMIT', 0, scan);
-    if (ids.length === 0) return [];
+  async finishedBefore(cutoff: number, offset: number, count: number): Promise<{ ids: string[]; scanned: number }> {
+    const ids = await this.redis.zrangebyscore(`${P}jobs`, '-inf', cutoff, 'LIMIT', offset, count);
+    if (ids.length === 0) return { ids: [], scanned: 0 };
     const pipe = this.redis.pipeline();
-    for (const id of ids) pipe.hmget(jobKey(id), 'state', 'finishedAt');
+    for (const id of ids) pipe.hmget(jobKey(id), 'state', 'finishedAt', JOB_COUNTERS.running);
     const rows = (await pipe.exec()) ?? [];
     const out: string[] = [];
     ids.forEach((id, i) => {
       const row = rows[i];
-      if (out.length >= limit || !row || row[0] || !Array.isArray(row[1])) return;
-      const [state, finishedAt] = row[1] as (string | null)[];
-      if ((state === 'SUCCEEDED' || state === 'FAILED' || state === 'CANCELLED') && finishedAt !== null && Number(finishedAt) <= cutoff) out.push(id);
+      if (!row || row[0] || !Array.isArray(row[1])) return;
+      const [state, finishedAt, running] = row[1] as (string | null)[];
+      const finished = state === 'SUCCEEDED' || state === 'FAILED' || state === 'CANCELLED';
+      if (finished && finishedAt !== null && Number(finishedAt) <= cutoff && Number(running ?? 0) <= 0) out.push(id);
     });
-    return out;
+    return { ids: out, scanned: ids.length };
   }
 
   /** Jobs not yet in a terminal state (recovery after a restart). */
@@ -294,11 +304,15 @@ export class JobStore {
     if (r === -1) throw new LocusError('NOT_FOUND', `job ${jobId} not found`);
     if (r === 0) throw new LocusError('CONFLICT', `job ${jobId} has not finished: cancel it before deleting it`);
     let deleted = 0;
-    for (let i = 0; i < gens.length; i += 10_000) deleted += await this.redis.unlink(...gens.slice(i, i + 10_000));
+    for (let i = 0; i < gens.length; i += UNLINK_CHUNK) deleted += await this.redis.unlink(...gens.slice(i, i + UNLINK_CHUNK));
     return deleted + (await this.finishPurges());
   }
 
-  /** Delete the commit records of every job whose record a purge removed; returns how many. */
+  /**
+   * Delete the commit records of every job whose record a purge removed; returns how many. A job
+   * whose deletion fails (Redis away) stays in the purging hash for the next purge, and the others
+   * go on: one failing job must not fail every purge after it (the hash is read in insertion order).
+   */
   async finishPurges(): Promise<number> {
     let deleted = 0;
     for (const [jobId, raw] of Object.entries(await this.redis.hgetall(PURGING_KEY))) {
@@ -309,14 +323,18 @@ export class JobStore {
         stages = [];
       }
       const counts = Array.isArray(stages) ? stages.map((s: unknown) => (isObject(s) && typeof s['taskCount'] === 'number' ? s['taskCount'] : 0)) : [];
-      for (const [stage, count] of counts.entries()) {
-        // Chunked so that a job of a million tasks never sends one million-key command.
-        for (let from = 0; from < count; from += 10_000) {
-          const ids = Array.from({ length: Math.min(10_000, count - from) }, (_, i) => commitKey(taskIdOf(jobId, stage, from + i)));
-          deleted += await this.redis.unlink(...ids);
+      try {
+        for (const [stage, count] of counts.entries()) {
+          // Chunked so that a job of a million tasks never sends one million-key command.
+          for (let from = 0; from < count; from += UNLINK_CHUNK) {
+            const ids = Array.from({ length: Math.min(UNLINK_CHUNK, count - from) }, (_, i) => commitKey(taskIdOf(jobId, stage, from + i)));
+            deleted += await this.redis.unlink(...ids);
+          }
         }
+        await this.redis.hdel(PURGING_KEY, jobId);
+      } catch {
+        // Left for the next purge.
       }
-      await this.redis.hdel(PURGING_KEY, jobId);
     }
     return deleted;
   }
