@@ -1,7 +1,8 @@
 /**
  * `job-retention`: a finished job is purged once it has been finished that long (its record and
  * its tasks' commit records go; GET answers 404), while a job still running is kept however old,
- * on the embedded local cluster over real HTTP with a real redis-server.
+ * on the embedded local cluster over real HTTP with a real redis-server. Its queue jobs are gone
+ * long before: removed once their results were recorded.
  */
 import { Redis } from 'ioredis';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
@@ -38,6 +39,13 @@ describe('job retention', () => {
     const id = String(done.json['id']);
     await waitFor(`job ${id} SUCCEEDED`, async () => (await api('GET', `/v1/jobs/${id}`)).json['state'] === 'SUCCEEDED', 30_000, 100);
     const finishedAt = Date.now();
+    // Its queue jobs went as soon as their results were recorded, long before the job itself.
+    const completed = async (): Promise<number> => {
+      let n = 0;
+      for (const key of await admin.keys('locus:q:*:completed')) n += await admin.zcard(key);
+      return n;
+    };
+    await waitFor('the finished queue jobs removed', async () => (await completed()) === 0, 5_000, 100);
     // Its tasks' outputs were recorded; the records go with the job.
     expect(await admin.exists(commitKey(ledgerIdOf(`${id}.0.0`)))).toBe(1);
     // Kept for the retention (2 s) ...
