@@ -62,6 +62,7 @@ import {
   type AttemptResult,
 } from '../executor/contract.js';
 import { readRegistration, requestExecutorStop, type ExecutorRegistration } from './executor-registry.js';
+import { FinishedJobs } from './finished-jobs.js';
 
 /** What the dispatcher tells the coordinator. */
 export type DispatchEvent =
@@ -100,29 +101,11 @@ export interface DispatcherOptions {
   readonly fenced?: Redis;
   /**
    * How long a finished queue job whose attempts were all recorded stays before its removal
-   * (default 0: the next removal, within REMOVE_EVERY_MS). bench:dispatch reads a round's queue
+   * (default 0: at the next removal, finished-jobs.ts). bench:dispatch reads a round's queue
    * jobs after the round.
    */
   readonly keepRecordedMs?: number;
 }
-
-/**
- * A queue job this process queued, until it can be removed: it has finished (its `completed`
- * event was read) and every attempt in it has been recorded by the scheduler (acknowledge).
- */
-interface Removable {
-  readonly executorId: string;
-  readonly jobId: string;
-  /** Its attempts, for the batch index entries that go with it. */
-  readonly members: readonly string[];
-  /** Its attempts whose results are not recorded yet. */
-  readonly unrecorded: Set<string>;
-  /** Which of BullMQ's sets holds it once it has finished. */
-  finishedIn: 'completed' | 'failed' | undefined;
-}
-
-/** How long finished queue jobs wait to be removed together (one fenced script for all of them). */
-const REMOVE_EVERY_MS = 200;
 
 interface InFlight {
   readonly payload: AttemptPayload;
@@ -178,13 +161,8 @@ export class Dispatcher {
   private readonly currentAttempt = new Map<string, number>();
   /** Batch job id -> the batch, for the batches this process queued. */
   private readonly batches = new Map<string, Batch>();
-  /** Queue jobs this process queued, by `<executor>\0<job id>`, until removed (Removable). */
-  private readonly removable = new Map<string, Removable>();
-  /** Attempt id -> the key of its queue job in `removable`. */
-  private readonly removableOf = new Map<string, string>();
-  /** Finished and recorded queue jobs waiting for the next removal. */
-  private toRemove: Removable[] = [];
-  private removeTimer: NodeJS.Timeout | undefined;
+  /** The queue jobs this process queued, removed once finished and recorded (with the fenced connection only). */
+  private readonly finishedJobs: FinishedJobs | undefined;
   private readonly maxBatch: number;
   private readonly heartbeatTimeoutMs: number;
   private readonly watchIntervalMs: number;
@@ -220,6 +198,7 @@ export class Dispatcher {
     this.blockMs = o.blockMs ?? 500;
     this.keepSeconds = o.keepFinishedSeconds ?? 24 * 3600;
     this.maxBatch = Math.max(1, Math.floor(o.maxBatch ?? 16));
+    this.finishedJobs = o.fenced === undefined ? undefined : new FinishedJobs(o.fenced, o.logger, o.keepRecordedMs);
   }
 
   /** Subscribe to events; returns the unsubscribe function. */
@@ -328,12 +307,7 @@ export class Dispatcher {
       for (const j of jobs) {
         const members = 'batch' in j.data ? j.data.batch : [j.data];
         if ('batch' in j.data) this.batches.set(j.jobId, { executorId, members: new Set(members.map((p) => p.attemptId)) });
-        if (this.o.fenced !== undefined) {
-          const ids = members.map((p) => p.attemptId);
-          const key = `${executorId}\0${j.jobId}`;
-          this.removable.set(key, { executorId, jobId: j.jobId, members: 'batch' in j.data ? ids : [], unrecorded: new Set(ids), finishedIn: undefined });
-          for (const id of ids) this.removableOf.set(id, key);
-        }
+        this.finishedJobs?.track(executorId, j.jobId, members.map((p) => p.attemptId), 'batch' in j.data);
         for (const p of members) {
           this.inFlight.set(p.attemptId, { payload: p, executorId, dispatchedAt: now, running: false, jobId: j.jobId });
           w.attempts.add(p.attemptId);
@@ -355,10 +329,9 @@ export class Dispatcher {
       } catch (err) {
         for (const j of jobs) {
           this.batches.delete(j.jobId);
-          this.removable.delete(`${executorId}\0${j.jobId}`);
+          this.finishedJobs?.untrack(executorId, j.jobId);
           for (const p of 'batch' in j.data ? j.data.batch : [j.data]) {
             this.inFlight.delete(p.attemptId);
-            this.removableOf.delete(p.attemptId);
             w.attempts.delete(p.attemptId);
           }
         }
@@ -436,8 +409,7 @@ export class Dispatcher {
       const removed = await w.queue.remove(attemptId).catch(() => 0);
       if (removed === 1) {
         // Gone from the queue already: nothing of it to remove once it is recorded.
-        this.removable.delete(`${executorId}\0${attemptId}`);
-        this.removableOf.delete(attemptId);
+        this.finishedJobs?.untrack(executorId, attemptId);
         this.settle(executorId, this.synthetic(f, w, 'KILLED', CANCELLED_REASON, 'taken off the queue before it started: its job was cancelled'));
         return 'removed';
       }
@@ -458,59 +430,10 @@ export class Dispatcher {
 
   /**
    * The scheduler has recorded this attempt's result (or found it stale): once every attempt of
-   * its queue job is recorded and the job has finished, the job is removed from Redis (with the
-   * fenced connection only). Before, every finished job stayed for keepFinishedSeconds (a day):
-   * about 1.6 KB per attempt (bench:dispatch's memory breakdown), 14 GB at 100 attempts a second.
-   * Until then the reconcile may still need it (an event missed), so it is never removed earlier.
+   * its queue job is recorded and the job has finished, the job is removed (finished-jobs.ts).
    */
   acknowledge(attemptId: string): void {
-    const key = this.removableOf.get(attemptId);
-    if (key === undefined) return;
-    this.removableOf.delete(attemptId);
-    const r = this.removable.get(key);
-    if (r === undefined) return;
-    r.unrecorded.delete(attemptId);
-    this.maybeRemove(key, r);
-  }
-
-  /** A queue job this process queued has finished (its event, or its hash, was read): `set` is where BullMQ keeps it. */
-  private finished(executorId: string, jobId: string, set: 'completed' | 'failed'): void {
-    const key = `${executorId}\0${jobId}`;
-    const r = this.removable.get(key);
-    if (r === undefined) return;
-    r.finishedIn = set;
-    this.maybeRemove(key, r);
-  }
-
-  private maybeRemove(key: string, r: Removable): void {
-    if (r.finishedIn === undefined || r.unrecorded.size > 0) return;
-    this.removable.delete(key);
-    const keep = this.o.keepRecordedMs ?? 0;
-    if (keep > 0) setTimeout(() => this.queueRemoval(r), keep).unref();
-    else this.queueRemoval(r);
-  }
-
-  private queueRemoval(r: Removable): void {
-    if (this.closed) return;
-    this.toRemove.push(r);
-    this.removeTimer ??= setTimeout(() => void this.removeFinished(), REMOVE_EVERY_MS);
-  }
-
-  /** Remove the finished, recorded queue jobs gathered since the last time, in one fenced script. */
-  private async removeFinished(): Promise<void> {
-    this.removeTimer = undefined;
-    const jobs = this.toRemove;
-    this.toRemove = [];
-    const fenced = this.o.fenced;
-    if (fenced === undefined || jobs.length === 0 || this.closed) return;
-    const m = fenced.multi();
-    for (const r of jobs) {
-      const queue = `${QUEUE_PREFIX}:${executorQueueName(r.executorId)}`;
-      m.zrem(`${queue}:${r.finishedIn ?? 'completed'}`, r.jobId).unlink(`${queue}:${r.jobId}`, `${queue}:${r.jobId}:logs`);
-      if (r.members.length > 0) m.hdel(executorBatchIndexKey(r.executorId), ...r.members);
-    }
-    // Not removed (Redis away, this scheduler fenced): they stay for keepFinishedSeconds, as before.
-    await m.exec().catch((err: unknown) => this.o.logger.debug({ err: (err as Error).message, jobs: jobs.length }, 'finished queue jobs not removed; they expire'));
+    this.finishedJobs?.recorded(attemptId);
   }
 
   /** Stop watching an executor without reporting anything (after the coordinator handled its end). */
@@ -522,11 +445,7 @@ export class Dispatcher {
     for (const [id, f] of this.inFlight) if (f.executorId === executorId) this.inFlight.delete(id);
     for (const [id, b] of this.batches) if (b.executorId === executorId) this.batches.delete(id);
     // Its unfinished queue jobs are never removed here (they expire): forgotten, as its attempts.
-    for (const [key, r] of this.removable) {
-      if (r.executorId !== executorId) continue;
-      this.removable.delete(key);
-      for (const id of r.members.length > 0 ? r.members : [r.jobId]) this.removableOf.delete(id);
-    }
+    this.finishedJobs?.forgetExecutor(executorId);
     const w = this.executors.get(executorId);
     if (!w) return;
     this.executors.delete(executorId);
@@ -574,7 +493,7 @@ export class Dispatcher {
     try {
       const batch = this.batches.get(jobId);
       if (event === 'completed') {
-        this.finished(w.executorId, jobId, 'completed');
+        this.finishedJobs?.finished(w.executorId, jobId, 'completed');
         const value: unknown = JSON.parse(m.get('returnvalue') ?? 'null');
         if (isBatchData(value)) {
           this.settleBatch(w, jobId, value);
@@ -613,7 +532,7 @@ export class Dispatcher {
           this.emit({ type: first ? 'running' : 'progress', executorId: w.executorId, taskId: f.payload.taskId, progress: p });
         }
       } else if (event === 'failed') {
-        this.finished(w.executorId, jobId, 'failed');
+        this.finishedJobs?.finished(w.executorId, jobId, 'failed');
         const reason = `the executor failed the job: ${m.get('failedReason') ?? ''}`;
         for (const attemptId of batch ? [...batch.members] : [jobId]) {
           const f = this.inFlight.get(attemptId);
@@ -816,7 +735,7 @@ export class Dispatcher {
           const live = members.filter((f) => this.inFlight.get(f.payload.attemptId) === f);
           if (live.length === 0) return;
           const w = this.executors.get(f0.executorId);
-          if (finishedOn && f0.jobId !== undefined) this.finished(f0.executorId, f0.jobId, returnvalue ? 'completed' : 'failed');
+          if (finishedOn && f0.jobId !== undefined) this.finishedJobs?.finished(f0.executorId, f0.jobId, returnvalue ? 'completed' : 'failed');
           if (timestamp === null || timestamp === undefined) lost.push(live);
           else if (finishedOn && returnvalue) {
             try {
@@ -855,8 +774,7 @@ export class Dispatcher {
   close(): Promise<void> {
     this.closing ??= (async () => {
       this.closed = true;
-      // Jobs not removed yet expire (keepFinishedSeconds).
-      if (this.removeTimer !== undefined) clearTimeout(this.removeTimer);
+      this.finishedJobs?.close();
       this.watchTimer?.cancel();
       this.reconcileTimer?.cancel();
       this.reader.disconnect();
