@@ -341,10 +341,19 @@ async function checkBeforeRun(a: AttemptBasics): Promise<Phase<OutputTarget>> {
       let unflushed = '';
       if (isHdfsRecord(recorded)) await (hdfs === undefined ? Promise.resolve(false) : settleHdfs(recorded, hdfs)).catch(() => false);
       else if (recorded.host === ctx.host) {
-        await settleCommitted(recorded, (why) => {
+        const placed = await settleCommitted(recorded, (why) => {
           unflushed = `; rolled into place here: ${why}`;
           log.warn({ err: why, path: recorded?.path }, 'a recorded commit was rolled forward but its directory could not be flushed');
         }).catch(() => false);
+        // Recorded here, yet neither in place nor placeable (its staging directory gone, the final
+        // path taken by something else): saying "committed" would hand the next stage a path with
+        // nothing of it. Counted, so a host that cannot place it ends in the task's failure; an
+        // attempt on another host reports the record, and readers that find nothing there have
+        // the output computed again.
+        if (!placed) {
+          log.warn({ path: recorded.path }, 'the task\'s recorded output is not in place on this host and could not be put there');
+          return { ended: end({ state: 'FAILED', exitCode: null, reason: 'OUTPUT_WRITE_FAILED', message: `the task's output is recorded on ${ctx.host} (attempt ${recorded.attemptId}) but is not in place at ${recorded.path}, and could not be put there` }) };
+        }
       }
       return { ended: end({ state: 'SUCCEEDED', exitCode: 0, reason: 'ALREADY_COMMITTED', message: `output already committed by attempt ${recorded.attemptId} on ${recorded.host}${unflushed}`, outputPath: recorded.path, output: recorded }) };
     }

@@ -204,7 +204,7 @@ describe.each([
 });
 
 describe('with the ledger, an output recorded as the task\'s whose rename into place fails', () => {
-  it('ends the attempt LOST (uncounted), keeps the staging directory the record names, and the next attempt reports the record', async () => {
+  it('ends the attempt LOST (uncounted), keeps the staging directory the record names; the next attempt here fails while the output cannot be placed, and rolls it into place once it can', async () => {
     const { ledger, records } = memoryLedger();
     const ctx = attemptContext(dir, ledger);
     const finalDir = attemptOf(1).outputDir as string;
@@ -218,8 +218,16 @@ describe('with the ledger, an output recorded as the task\'s whose rename into p
     const record = records.get(ledgerIdOf(attemptOf(1).taskId, attemptOf(1).generation));
     expect(record?.attemptId).toBe(attemptOf(1).attemptId);
     expect(record?.staged !== undefined && existsSync(record.staged)).toBe(true);
-    const again = await runAttempt(attemptOf(2), ctx, control('d2'));
+    // While the final path stays taken, the output cannot be put in place: not reported committed.
+    const blocked = await runAttempt(attemptOf(2), ctx, control('d2'));
+    expect(blocked.state).toBe('FAILED');
+    expect(blocked.reason).toBe('OUTPUT_WRITE_FAILED');
+    expect(blocked.message).toContain('not in place');
+    // Once it is free, the next attempt here rolls the recorded output into place.
+    await rm(finalDir);
+    const again = await runAttempt(attemptOf(3), ctx, control('d3'));
     expect(again.reason).toBe('ALREADY_COMMITTED');
+    expect(existsSync(join(finalDir, '_SUCCESS'))).toBe(true);
   });
 });
 
