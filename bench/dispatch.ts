@@ -47,7 +47,7 @@ import { startFramework, type RunningFramework } from '../src/app/framework.js';
 import { startLocalCluster, type LocalCluster } from '../src/local/index.js';
 import { detectIsolation } from '../src/executor/isolation/index.js';
 import { diskUsageBytes } from '../src/executor/isolation/host.js';
-import { CONTRACT_VERSION, EXECUTOR_KEY_PREFIX, QUEUE_PREFIX, executorBatchIndexKey, executorQueueName } from '../src/executor/contract.js';
+import { CONTRACT_VERSION, EXECUTOR_KEY_PREFIX, executorBatchIndexKey, executorQueueKey } from '../src/executor/contract.js';
 import { validateJobSpec, type JobSpec } from '../src/scheduler/jobs/spec.js';
 import { TERMINAL_JOB_STATES } from '../src/scheduler/jobs/model.js';
 import { createLogger, silentLogger, type Logger } from '../src/obs/log.js';
@@ -682,7 +682,7 @@ async function breakdown(env: Env, jobIds: readonly string[]): Promise<Breakdown
     for (const a of picked) ix.hget(executorBatchIndexKey(a.executorId), a.attemptId);
     const held = ((await ix.exec()) ?? []).map(([, v], i) => (typeof v === 'string' ? v : picked[i]?.attemptId ?? ''));
     const pipe = env.admin.pipeline();
-    picked.forEach((a, i) => pipe.hmget(`${QUEUE_PREFIX}:${executorQueueName(a.executorId)}:${held[i] ?? a.attemptId}`, 'timestamp', 'processedOn', 'finishedOn', 'returnvalue'));
+    picked.forEach((a, i) => pipe.hmget(executorQueueKey(a.executorId, held[i] ?? a.attemptId), 'timestamp', 'processedOn', 'finishedOn', 'returnvalue'));
     const res = (await pipe.exec()) ?? [];
     picked.forEach((a, i) => {
       const row = res[i]?.[1];
@@ -731,7 +731,7 @@ async function probe(env: Env, name: string): Promise<LatencySample> {
   const held = (await env.admin.hget(executorBatchIndexKey(attempt.executorId), attempt.attemptId)) ?? attempt.attemptId;
   // A batch's queue job completes with its last member: the probe's own result (streamed as it
   // ended) can end the job before the batch it went out in has, so wait for the batch's record.
-  const key = `${QUEUE_PREFIX}:${executorQueueName(attempt.executorId)}:${held}`;
+  const key = executorQueueKey(attempt.executorId, held);
   let [rv, ts, on] = await env.admin.hmget(key, 'returnvalue', 'timestamp', 'processedOn');
   for (let waited = 0; !rv && waited < 30_000; waited += 20) {
     await sleep(20);

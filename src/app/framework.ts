@@ -4,6 +4,7 @@
  * gRPC APIs, and stops them in reverse order. `locus framework` runs this on
  * an existing master; `locus up` runs it on the embedded local cluster.
  */
+import { redisAddress } from '../core/redis-address.js';
 import { startJobRetention } from '../scheduler/jobs/retention.js';
 import { join } from 'node:path';
 import { Redis } from 'ioredis';
@@ -97,16 +98,6 @@ export interface FrameworkExtras {
   readonly keepRecordedQueueJobsMs?: number;
 }
 
-/** A Redis URL without its password, for messages. */
-function redactedRedis(url: string): string {
-  try {
-    const u = new URL(url);
-    return `${u.hostname}:${u.port || '6379'}`;
-  } catch {
-    return 'the configured address';
-  }
-}
-
 /** Start the framework with its APIs. */
 export async function startFramework(settings: FrameworkSettings, extras: FrameworkExtras): Promise<RunningFramework> {
   const log = extras.logger;
@@ -146,7 +137,7 @@ export async function startFramework(settings: FrameworkSettings, extras: Framew
   try {
     const redis = new Redis(settings.redis, { maxRetriesPerRequest: null, lazyConnect: true });
     redis.on('error', (err: Error) => {
-      redisProblem = `Redis at ${redactedRedis(settings.redis)} is unreachable (${err.message})`;
+      redisProblem = `Redis at ${redisAddress(settings.redis)} is unreachable (${err.message})`;
       log.warn({ err: err.message }, 'redis connection error');
     });
     redis.on('ready', () => {

@@ -14,6 +14,7 @@
  */
 import { Redis } from 'ioredis';
 import { LocusError } from '../core/errors.js';
+import { redisAddress } from '../core/redis-address.js';
 import { backoffDelay, type BackoffPolicy } from '../mesos/backoff.js';
 import { bootKey, bootUser } from './contract.js';
 
@@ -53,15 +54,6 @@ function isRefusal(err: unknown): boolean {
   return err instanceof Error && /^(WRONGPASS|NOAUTH|NOPERM|ERR AUTH)/.test(err.message);
 }
 
-/** Where the URL points, without any credentials it may carry. */
-function redisAddress(url: string): string {
-  try {
-    const u = new URL(url);
-    return u.host === '' ? url : u.host;
-  } catch {
-    return 'Redis';
-  }
-}
 
 /** Trade `token` for executor `executorId`'s password (user `user`); waits for an unreachable Redis. */
 export async function redeemBootToken(url: string, user: string, executorId: string, token: string, o: RedeemOptions = {}): Promise<string> {

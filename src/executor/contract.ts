@@ -18,6 +18,14 @@ export function executorQueueName(executorId: string): string {
   return `locus-exec-${executorId}`;
 }
 
+/**
+ * A key of an executor's queue, as BullMQ names them (`<prefix>:<queue>:<part>...`): a queue
+ * job's hash (`executorQueueKey(id, jobId)`), its sets (`'completed'`), its event stream.
+ */
+export function executorQueueKey(executorId: string, ...parts: string[]): string {
+  return [QUEUE_PREFIX, executorQueueName(executorId), ...parts].join(':');
+}
+
 /** Prefix of every BullMQ key Locus uses (so ACLs can be scoped per queue). */
 export const QUEUE_PREFIX = 'locus:q';
 
@@ -317,7 +325,7 @@ export const INPUT_FAILED = 'INPUT_FAILED';
  */
 export function executorKillKey(executorId: string): string {
   // Attempt ids end in `.a<n>`, so BullMQ's job keys under the same prefix can never be `kill`.
-  return `${QUEUE_PREFIX}:${executorQueueName(executorId)}:kill`;
+  return executorQueueKey(executorId, 'kill');
 }
 
 /** How long kill requests are kept (refreshed on each request); an executor reads them within seconds. */

@@ -30,6 +30,7 @@ import {
   PREFETCH_HOLD_MS,
   executorKey,
   executorKillKey,
+  executorQueueKey,
   executorQueueName,
   isValidExecutorId,
   isBatchData,
@@ -164,7 +165,7 @@ export class Executor {
     this.redis.on('error', () => undefined);
     this.key = executorKey(o.executorId);
     this.killKey = executorKillKey(o.executorId);
-    this.events = `${QUEUE_PREFIX}:${executorQueueName(o.executorId)}:events`;
+    this.events = executorQueueKey(o.executorId, 'events');
     this.log = o.logger.child({ executor: o.executorId });
     this.finished = new Promise((r) => (this.resolveFinished = r));
   }

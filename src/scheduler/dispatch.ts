@@ -54,6 +54,7 @@ import {
   executorBatchIndexKey,
   executorKey,
   executorKillKey,
+  executorQueueKey,
   executorQueueName,
   isBatchData,
   type AttemptBatch,
@@ -724,7 +725,7 @@ export class Dispatcher {
       for (let i = 0; i < jobs.length; i += 1000) {
         const chunk = jobs.slice(i, i + 1000);
         const pipe = this.producer.pipeline();
-        for (const [f] of chunk) if (f) pipe.hmget(`${QUEUE_PREFIX}:${executorQueueName(f.executorId)}:${f.jobId ?? ''}`, 'timestamp', 'finishedOn', 'returnvalue', 'failedReason');
+        for (const [f] of chunk) if (f) pipe.hmget(executorQueueKey(f.executorId, f.jobId ?? ''), 'timestamp', 'finishedOn', 'returnvalue', 'failedReason');
         const res = (await pipe.exec()) ?? [];
         const lost: InFlight[][] = [];
         chunk.forEach((members, j) => {

@@ -21,13 +21,12 @@ import {
   EXECUTOR_FIELDS as F,
   bootKey,
   bootUser,
-  QUEUE_PREFIX,
   SCHEDULER_INFO_KEY,
   COMMIT_KEY_PREFIX,
   DATAPLANE_SECRETS_KEY,
   executorAclUser,
   executorKey,
-  executorQueueName,
+  executorQueueKey,
   isValidExecutorId,
   type ExecutorState,
 } from '../executor/contract.js';
@@ -43,7 +42,7 @@ export interface ExecutorCredentials {
 /** The ACL rules of an executor's user (arguments of ACL SETUSER after the name). */
 export function executorAclRules(executorId: string, password: string): string[] {
   if (!isValidExecutorId(executorId)) throw new LocusError('INVALID_FIELD', `executor id '${executorId}' is not safe for an ACL pattern`, { field: 'executorId' });
-  const queueKeys = `${QUEUE_PREFIX}:${executorQueueName(executorId)}:*`;
+  const queueKeys = executorQueueKey(executorId, '*');
   return [
     'reset', 'on', `>${password}`, 'resetchannels',
     `~${queueKeys}`,

@@ -15,7 +15,7 @@
  */
 import type { Redis } from 'ioredis';
 import type { Logger } from '../obs/log.js';
-import { QUEUE_PREFIX, executorBatchIndexKey, executorQueueName } from '../executor/contract.js';
+import { executorBatchIndexKey, executorQueueKey } from '../executor/contract.js';
 
 /** A queue job this process queued, until it can be removed. */
 interface Tracked {
@@ -120,8 +120,8 @@ export class FinishedJobs {
     if (jobs.length === 0 || this.closed) return;
     const m = this.fenced.multi();
     for (const t of jobs) {
-      const queue = `${QUEUE_PREFIX}:${executorQueueName(t.executorId)}`;
-      m.zrem(`${queue}:${t.finishedIn ?? 'completed'}`, t.jobId).unlink(`${queue}:${t.jobId}`, `${queue}:${t.jobId}:logs`);
+      const key = (...parts: string[]): string => executorQueueKey(t.executorId, ...parts);
+      m.zrem(key(t.finishedIn ?? 'completed'), t.jobId).unlink(key(t.jobId), key(t.jobId, 'logs'));
       if (t.members.length > 0) m.hdel(executorBatchIndexKey(t.executorId), ...t.members);
     }
     // Not removed (Redis away, this scheduler fenced): they expire.
