@@ -199,7 +199,7 @@ export class Dispatcher {
     this.blockMs = o.blockMs ?? 500;
     this.keepSeconds = o.keepFinishedSeconds ?? 24 * 3600;
     this.maxBatch = Math.max(1, Math.floor(o.maxBatch ?? 16));
-    this.finishedJobs = o.fenced === undefined ? undefined : new FinishedJobs(o.fenced, o.logger, o.keepRecordedMs);
+    this.finishedJobs = o.fenced === undefined ? undefined : new FinishedJobs(o.fenced, o.clock, o.logger, o.keepRecordedMs);
   }
 
   /** Subscribe to events; returns the unsubscribe function. */

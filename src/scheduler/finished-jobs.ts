@@ -14,6 +14,7 @@
  * recorded) expires as before.
  */
 import type { Redis } from 'ioredis';
+import type { Clock, TimerHandle } from '../core/clock.js';
 import type { Logger } from '../obs/log.js';
 import { executorBatchIndexKey, executorQueueKey } from '../executor/contract.js';
 
@@ -39,14 +40,14 @@ export class FinishedJobs {
   /** Attempt id -> the key of its job in `tracked`. */
   private readonly jobOf = new Map<string, string>();
   private due: Tracked[] = [];
-  private timer: NodeJS.Timeout | undefined;
+  private timer: TimerHandle | undefined;
   private closed = false;
 
   /**
    * `keepMs`: how long a finished, recorded job stays before its removal (default 0: the next
    * removal, within REMOVE_EVERY_MS); bench:dispatch reads a round's jobs after the round.
    */
-  constructor(private readonly fenced: Redis, private readonly logger: Logger, private readonly keepMs = 0) {}
+  constructor(private readonly fenced: Redis, private readonly clock: Clock, private readonly logger: Logger, private readonly keepMs = 0) {}
 
   /** A job this dispatcher queued: `attempts`, and whether it is a batch. */
   track(executorId: string, jobId: string, attempts: readonly string[], batch: boolean): void {
@@ -96,20 +97,20 @@ export class FinishedJobs {
   /** Stop: jobs not removed yet expire. */
   close(): void {
     this.closed = true;
-    if (this.timer !== undefined) clearTimeout(this.timer);
+    this.timer?.cancel();
   }
 
   private maybeRemove(key: string, t: Tracked): void {
     if (t.finishedIn === undefined || t.unrecorded.size > 0) return;
     this.tracked.delete(key);
-    if (this.keepMs > 0) setTimeout(() => this.queue(t), this.keepMs).unref();
+    if (this.keepMs > 0) this.clock.setTimer(this.keepMs, () => this.queue(t));
     else this.queue(t);
   }
 
   private queue(t: Tracked): void {
     if (this.closed) return;
     this.due.push(t);
-    this.timer ??= setTimeout(() => void this.remove(), REMOVE_EVERY_MS);
+    this.timer ??= this.clock.setTimer(REMOVE_EVERY_MS, () => void this.remove());
   }
 
   /** Remove the jobs due since the last time, in one fenced script. */

@@ -5,16 +5,16 @@
  * a start from the beginning a whole interval later), a failing sweep only logged and tried
  * again, and stop waiting for the sweep under way.
  */
-import { afterEach, beforeEach, describe, expect, it, vi } from 'vitest';
+import { describe, expect, it } from 'vitest';
+import { ManualClock } from '../../src/core/clock.js';
 import { retentionSweepEveryMs, startJobRetention } from '../../src/scheduler/jobs/retention.js';
 import { silentLogger } from '../../src/obs/log.js';
 
-beforeEach(() => {
-  vi.useFakeTimers();
-});
-afterEach(() => {
-  vi.useRealTimers();
-});
+/** Move the clock and let the sweep it started run to its end. */
+async function advance(clock: ManualClock, ms: number): Promise<void> {
+  clock.advance(ms);
+  for (let i = 0; i < 5; i++) await new Promise((r) => setImmediate(r));
+}
 
 describe('job retention sweep', () => {
   it('runs every tenth of the retention, between 1 s and 10 min', () => {
@@ -41,29 +41,28 @@ describe('job retention sweep', () => {
         return next === undefined ? { purged: [], scanned: 0 } : next();
       },
     };
-    let now = 100_000;
-    const r = startJobRetention(jobs, 60_000, { now: () => now, setTimer: () => ({ cancel: () => undefined }) }, silentLogger());
+    const clock = new ManualClock(94_000);
+    const r = startJobRetention(jobs, 60_000, clock, silentLogger());
     // First sweep after an interval (6 s here): offset 0, cutoff now - retention.
-    await vi.advanceTimersByTimeAsync(6_000);
+    await advance(clock, 6_000);
     expect(calls).toEqual([{ cutoff: 40_000, offset: 0 }]);
     // A full page: the next one a second later, past the 700 jobs that stayed.
-    now += 1_000;
-    await vi.advanceTimersByTimeAsync(1_000);
+    await advance(clock, 1_000);
     expect(calls[1]).toEqual({ cutoff: 41_000, offset: 700 });
     // Full again, none purged: on by 1,000. That one fails: tried again after an interval, same offset.
-    await vi.advanceTimersByTimeAsync(1_000);
+    await advance(clock, 1_000);
     expect(calls[2]?.offset).toBe(1_700);
-    await vi.advanceTimersByTimeAsync(1_000);
+    await advance(clock, 1_000);
     expect(calls).toHaveLength(3);
-    await vi.advanceTimersByTimeAsync(5_000);
+    await advance(clock, 5_000);
     expect(calls[3]?.offset).toBe(1_700);
     // The last page (200 read): the next sweep an interval later, from the start.
-    await vi.advanceTimersByTimeAsync(1_000);
+    await advance(clock, 1_000);
     expect(calls).toHaveLength(4);
-    await vi.advanceTimersByTimeAsync(5_000);
+    await advance(clock, 5_000);
     expect(calls[4]?.offset).toBe(0);
     await r.stop();
-    await vi.advanceTimersByTimeAsync(60_000);
+    await advance(clock, 60_000);
     expect(calls).toHaveLength(5);
   });
 
@@ -77,16 +76,18 @@ describe('job retention sweep', () => {
         return { purged: [], scanned: 1_000 };
       },
     };
-    const r = startJobRetention(jobs, 20_000, { now: () => 0, setTimer: () => ({ cancel: () => undefined }) }, silentLogger());
-    await vi.advanceTimersByTimeAsync(2_000);
+    const clock = new ManualClock();
+    const r = startJobRetention(jobs, 20_000, clock, silentLogger());
+    await advance(clock, 2_000);
     expect(calls).toBe(1);
     let done = false;
     const stopped = r.stop().then(() => (done = true));
-    await vi.advanceTimersByTimeAsync(0);
+    await advance(clock, 0);
     expect(done).toBe(false);
     release?.();
     await stopped;
-    await vi.advanceTimersByTimeAsync(10_000);
+    await advance(clock, 10_000);
     expect(calls).toBe(1);
+    expect(clock.pendingTimers()).toBe(0);
   });
 });

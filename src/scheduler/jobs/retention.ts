@@ -6,7 +6,7 @@
  * and copy whole at every rewrite of its append-only file. The committed outputs stay where
  * they were committed; only the records go, as with `POST /v1/jobs/:id/purge`.
  */
-import type { Clock } from '../../core/clock.js';
+import type { Clock, TimerHandle } from '../../core/clock.js';
 import type { Logger } from '../../obs/log.js';
 
 /** The framework's default `job-retention`. */
@@ -38,14 +38,13 @@ export interface PurgesFinished {
 export function startJobRetention(jobs: PurgesFinished, retentionMs: number, clock: Clock, logger: Logger): { stop(): Promise<void> } {
   let offset = 0;
   let stopped = false;
-  let timer: NodeJS.Timeout | undefined;
+  let timer: TimerHandle | undefined;
   let running: Promise<void> | undefined;
   const schedule = (ms: number): void => {
     if (stopped) return;
-    timer = setTimeout(() => {
+    timer = clock.setTimer(ms, () => {
       running = sweep().finally(() => (running = undefined));
-    }, ms);
-    timer.unref();
+    });
   };
   const sweep = async (): Promise<void> => {
     let next = retentionSweepEveryMs(retentionMs);
@@ -69,7 +68,7 @@ export function startJobRetention(jobs: PurgesFinished, retentionMs: number, clo
   return {
     async stop() {
       stopped = true;
-      if (timer !== undefined) clearTimeout(timer);
+      timer?.cancel();
       await running;
     },
   };
