@@ -38,6 +38,9 @@ if __locus_current ~= __locus_epoch then
 end
 `;
 
+/** Arguments past which one command goes through MULTI's script, which splits the long ones. */
+const LONG_COMMAND = 4000;
+
 // One plain write command: ARGV = command, its arguments...
 const ONE = `${PRELUDE}return redis.call(unpack(ARGV))`;
 
@@ -231,7 +234,18 @@ export function fencedRedis(redis: Redis, fence: Fence): Redis {
       }
       const lower = prop.toLowerCase();
       if (exists(lower) && hasFlag(lower, 'write')) {
-        return (...args: unknown[]) => guard((epoch) => redis.eval(ONE, 0, lower, ...flatArgs(args), epoch));
+        return (...args: unknown[]) => {
+          const flat = flatArgs(args);
+          // Lua's unpack stops near 8,000 arguments: a long command (the UNLINK of a large job's
+          // commit records) goes through the transaction script, which cuts it into pieces.
+          if (flat.length > LONG_COMMAND) {
+            return runMulti([[lower, ...flat]]).then(([reply]) => {
+              if (reply?.[0]) throw reply[0];
+              return reply?.[1];
+            });
+          }
+          return guard((epoch) => redis.eval(ONE, 0, lower, ...flat, epoch));
+        };
       }
       const v = Reflect.get(t, prop, receiver) as unknown;
       return typeof v === 'function' ? (v as Fn).bind(t) : v;

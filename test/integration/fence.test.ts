@@ -113,4 +113,24 @@ describe('fencing by leadership epoch', () => {
     await refused(fencedRedis(rawA, new Fence()).set('locus:z', '1'));
     expect(await rawA.exists('locus:z')).toBe(0);
   });
+
+  it('runs a write of more arguments than a script can unpack (10,000 keys), and still refuses it once fenced', async () => {
+    const conn = redis.client();
+    try {
+      const fence = new Fence();
+      await fence.acquire(conn);
+      const fenced = fencedRedis(conn, fence);
+      const keys = Array.from({ length: 10_000 }, (_, i) => `big:${i}`);
+      for (let i = 0; i < keys.length; i += 2_000) await rawA.mset(...keys.slice(i, i + 2_000).flatMap((k) => [k, '1']));
+      expect(await fenced.unlink(...keys)).toBe(10_000);
+      expect(await rawA.exists(...keys.slice(0, 5_000))).toBe(0);
+      expect(await fenced.sadd('big:set', ...keys)).toBe(10_000);
+      expect(await rawA.scard('big:set')).toBe(10_000);
+      // Another scheduler takes the lead: the long write is refused as any other.
+      await new Fence().acquire(rawB);
+      await refused(fenced.unlink(...keys));
+    } finally {
+      conn.disconnect();
+    }
+  });
 });

@@ -149,7 +149,7 @@ describe('JobStore', () => {
     expect(await client.hlen('locus:purging')).toBe(0);
   });
 
-  it('purges a job with a stage of 10,000 tasks through the fence (a fenced command runs as a script, whose arguments stop near 8,000)', async () => {
+  it('purges a job with a stage of 10,000 tasks through the fence (whose plain commands run as a script, with arguments that stop near 8,000)', async () => {
     // A connection of its own: the fence defines its scripts on the connection it wraps.
     const conn = redis.client();
     const fence = new Fence();

@@ -47,12 +47,6 @@ const LEGACY_ANY_COUNTER = 'n:anywhere';
 const C = JOB_COUNTERS;
 const jobKey = (id: string): string => `${P}job:${id}`;
 
-/**
- * Keys per UNLINK of commit records. The store's writes go through the fence, which runs a plain
- * command as a script, and a script's argument list stops near 8,000 (Lua's unpack): 10,000 keys
- * failed every purge of a job with a stage that large, after its record was already gone.
- */
-const UNLINK_CHUNK = 4_000;
 const tasksKey = (id: string): string => `${P}job:${id}:tasks`;
 const splitsKey = (id: string, stage: number): string => `${P}job:${id}:splits:${stage}`;
 const PURGING_KEY = `${P}purging`;
@@ -304,7 +298,7 @@ export class JobStore {
     if (r === -1) throw new LocusError('NOT_FOUND', `job ${jobId} not found`);
     if (r === 0) throw new LocusError('CONFLICT', `job ${jobId} has not finished: cancel it before deleting it`);
     let deleted = 0;
-    for (let i = 0; i < gens.length; i += UNLINK_CHUNK) deleted += await this.redis.unlink(...gens.slice(i, i + UNLINK_CHUNK));
+    for (let i = 0; i < gens.length; i += 10_000) deleted += await this.redis.unlink(...gens.slice(i, i + 10_000));
     return deleted + (await this.finishPurges());
   }
 
@@ -326,8 +320,8 @@ export class JobStore {
       try {
         for (const [stage, count] of counts.entries()) {
           // Chunked so that a job of a million tasks never sends one million-key command.
-          for (let from = 0; from < count; from += UNLINK_CHUNK) {
-            const ids = Array.from({ length: Math.min(UNLINK_CHUNK, count - from) }, (_, i) => commitKey(taskIdOf(jobId, stage, from + i)));
+          for (let from = 0; from < count; from += 10_000) {
+            const ids = Array.from({ length: Math.min(10_000, count - from) }, (_, i) => commitKey(taskIdOf(jobId, stage, from + i)));
             deleted += await this.redis.unlink(...ids);
           }
         }
