@@ -1,23 +1,23 @@
 /**
  * One attempt from payload to result: check the contract and whether the
  * task is already committed, stage the output and the split, launch the
- * workload through a runner, enforce the timeout, commit or discard the
- * output, and describe the end as an AttemptResult.
+ * workload through a runner, enforce the timeout; then attempt-outcome.ts
+ * commits or discards the output and describes the end as an AttemptResult.
  */
 import { createWriteStream, promises as fsp } from 'node:fs';
 import { join } from 'node:path';
 import { pipeline } from 'node:stream/promises';
-import { COMMIT_MARKER, CONTRACT_VERSION, HANDED_BACK, HOST_DISK_FULL, INPUT_FAILED, INPUT_UNREACHABLE, contractCompatible, ledgerIdOf, type AttemptPayload, type AttemptProgress, type AttemptResult, type AttemptVolume, type CommittedOutput } from './contract.js';
+import { COMMIT_MARKER, CONTRACT_VERSION, HANDED_BACK, INPUT_FAILED, INPUT_UNREACHABLE, contractCompatible, ledgerIdOf, type AttemptPayload, type AttemptProgress, type AttemptResult, type AttemptVolume, type CommittedOutput } from './contract.js';
 import { fetchPart, isHostCause, materialiseSplit, type CommitLedger, type DataPlane } from './data-plane.js';
-import { commitOutput, committedDurably, discardAttemptDir, OutputNotDurableError, OutputNotPlacedError, planOutput, prepareAttemptDir, releaseStaging, settleCommitted, type CommitDecision, type OutputPlan } from './output.js';
-import { commitToHdfs, destinationOf, isHdfsRecord, settleHdfs, type Destination, type HdfsOutputFs } from './destination.js';
-import { LocusError } from '../core/errors.js';
+import { committedDurably, discardAttemptDir, OutputNotDurableError, planOutput, prepareAttemptDir, releaseStaging, settleCommitted, type CommitDecision, type OutputPlan } from './output.js';
+import { notDurable, outcomeOf } from './attempt-outcome.js';
+import { destinationOf, isHdfsRecord, settleHdfs, type Destination, type HdfsOutputFs } from './destination.js';
 import { containerIdFor, type AttemptRunner, type RunExit, type RunHandle, type RunSpec } from './runner.js';
 import { tenantOfOutput, tenantUid, type TenantUidRange } from './isolation/tenant.js';
 import type { Logger } from '../obs/log.js';
 import type { GateWait } from './fair-gate.js';
 import { startHeld, type HeldContainer, type StartOrder } from './start-gate.js';
-import { closeTenantDir, makeScratch, makeScratchRoot, noSpaceLeft, shareScratch } from './attempt-dirs.js';
+import { closeTenantDir, makeScratch, makeScratchRoot, shareScratch } from './attempt-dirs.js';
 
 /** Streams a byte range of a file from its storage backend (the storage port's `read`). */
 export type SplitReader = (uri: string, offset: number, length: number) => Promise<NodeJS.ReadableStream>;
@@ -132,11 +132,6 @@ class InputError extends Error {
   }
 }
 
-/** The result of an attempt whose output is committed but could not be flushed: a failed write, counted. */
-function notDurable(err: OutputNotDurableError): { state: 'FAILED'; exitCode: 0; reason: 'OUTPUT_WRITE_FAILED'; message: string } {
-  return { state: 'FAILED', exitCode: 0, reason: 'OUTPUT_WRITE_FAILED', message: err.message };
-}
-
 function inputError(what: string, err: unknown, outputHost?: string): InputError {
   const message = err instanceof Error ? err.message : String(err);
   return new InputError(isHostCause(err), `${what}: ${message}`, outputHost);
@@ -215,22 +210,22 @@ async function runAttemptInTurns(payload: AttemptPayload, ctx: AttemptContext, c
 }
 
 /** An attempt's result without what every result of that attempt says alike (AttemptBasics.end adds it). */
-type EndFields = Omit<AttemptResult, 'attemptId' | 'taskId' | 'host' | 'startedAt' | 'finishedAt'>;
+export type EndFields = Omit<AttemptResult, 'attemptId' | 'taskId' | 'host' | 'startedAt' | 'finishedAt'>;
 
 /** The result of an attempt whose workload ran, without what its run adds (RunEnders.finish). */
-type FinishFields = Omit<AttemptResult, 'attemptId' | 'taskId' | 'host' | 'startedAt' | 'finishedAt' | 'sandboxDir'>;
+export type FinishFields = Omit<AttemptResult, 'attemptId' | 'taskId' | 'host' | 'startedAt' | 'finishedAt' | 'sandboxDir'>;
 
 /** A phase's answer: the attempt ended there, or what the next phase goes on with. */
-type Phase<T> = { readonly ended: AttemptResult } | { readonly ended?: undefined; readonly next: T };
+export type Phase<T> = { readonly ended: AttemptResult } | { readonly ended?: undefined; readonly next: T };
 
 /** An attempt's log lines, each naming the attempt. */
-interface AttemptLog {
+export interface AttemptLog {
   warn(o: object, m: string): void;
   debug(o: object, m: string): void;
 }
 
 /** What an attempt is given, and how it logs and describes its end. */
-interface AttemptBasics {
+export interface AttemptBasics {
   readonly payload: AttemptPayload;
   readonly ctx: AttemptContext;
   readonly control: AttemptControl;
@@ -240,7 +235,7 @@ interface AttemptBasics {
 }
 
 /** Where an attempt's output goes, once the checks before its run let it go on. */
-interface OutputTarget {
+export interface OutputTarget {
   readonly dest: Destination | undefined;
   readonly hdfs: HdfsOutputFs | undefined;
   /** Where this host writes the task's output; undefined when the task has none. */
@@ -249,7 +244,7 @@ interface OutputTarget {
 }
 
 /** What the phases of an attempt that goes on share, from its output's plan to its outcome. */
-interface AttemptScope extends AttemptBasics, OutputTarget {
+export interface AttemptScope extends AttemptBasics, OutputTarget {
   readonly dp: DataPlane | undefined;
   readonly tenant: string | undefined;
   readonly uid: number | undefined;
@@ -267,7 +262,7 @@ interface AttemptScope extends AttemptBasics, OutputTarget {
 }
 
 /** How the workload's run ended, and whether the attempt's timeout or the executor's drain stopped it. */
-interface RunEnd {
+export interface RunEnd {
   readonly exit: RunExit;
   /** When the workload began to run: the start its result gives. */
   readonly runningAt: number;
@@ -276,7 +271,7 @@ interface RunEnd {
 }
 
 /** The result of an attempt whose workload ran: `finish` describes it, `failed` discards its output first. */
-interface RunEnders {
+export interface RunEnders {
   readonly finish: (r: FinishFields) => AttemptResult;
   readonly failed: (r: FinishFields) => Promise<AttemptResult>;
 }
@@ -585,127 +580,4 @@ async function runToExit(s: AttemptScope, handle: RunHandle, commitTurn: () => P
   await commitTurn();
   await cleanupScratch(s).catch(() => undefined);
   return { exit, runningAt, timedOut, drained };
-}
-
-/** Describe how the attempt ended once its workload exited, committing its output after a clean exit. */
-async function outcomeOf(s: AttemptScope, handle: RunHandle, run: RunEnd): Promise<AttemptResult> {
-  const { payload, ctx, end, plan } = s;
-  const { exit, runningAt } = run;
-  const common = { sandboxDir: handle.sandboxDir, ...(exit.usage ? { usage: exit.usage } : {}), startedAt: runningAt };
-  const finish = (r: FinishFields): AttemptResult => ({ ...end({ ...r, ...common }), startedAt: runningAt });
-  const failed = async (r: FinishFields): Promise<AttemptResult> => {
-    if (plan) await discardAttemptDir(plan).catch(() => undefined);
-    return finish(r);
-  };
-  const enders: RunEnders = { finish, failed };
-
-  if (run.drained) return failed({ state: 'LOST', exitCode: exit.exitCode, reason: 'DRAINED', message: 'the executor drained and handed the attempt back' });
-  if (run.timedOut) return failed({ state: 'TIMED_OUT', exitCode: exit.exitCode, reason: 'TIMEOUT', message: `timed out after ${payload.timeoutMs} ms; the whole process tree was killed` });
-  if (exit.reason === 'LAUNCH_FAILED') {
-    const done = await committedElsewhere(s, enders, exit.exitCode);
-    if (done !== undefined) return done;
-  }
-  if (exit.reason === 'OOM' || exit.reason === 'DISK_LIMIT' || exit.reason === 'LAUNCH_FAILED') {
-    return failed({ state: 'FAILED', exitCode: exit.exitCode, reason: exit.reason, message: exit.message });
-  }
-  if (exit.exitCode === 0) {
-    if (!plan) return finish({ state: 'SUCCEEDED', exitCode: 0, reason: 'EXITED', message: exit.message });
-    return await commitRunOutput(s, plan, enders);
-  }
-  const done = await committedElsewhere(s, enders, exit.exitCode);
-  if (done !== undefined) return done;
-  if (await noSpaceLeft(handle.sandboxDir)) {
-    return failed({ state: 'FAILED', exitCode: exit.exitCode, reason: HOST_DISK_FULL, message: `${exit.message}; the sandbox's filesystem on ${ctx.host} has no space left` });
-  }
-  if (exit.exitCode === null) return failed({ state: 'FAILED', exitCode: null, reason: 'SIGNALED', message: exit.message });
-  return failed({ state: 'FAILED', exitCode: exit.exitCode, reason: 'EXIT_NONZERO', message: exit.message });
-}
-
-/**
- * The result of an attempt whose task another attempt committed, else undefined. A losing
- * duplicate may fail because the winner swept its staging directory (before its container could
- * bind it: LAUNCH_FAILED; or while it wrote: a non-zero exit); the task is done all the same, and
- * this attempt says so instead of failing it.
- */
-async function committedElsewhere(s: AttemptScope, enders: RunEnders, exitCode: number | null): Promise<AttemptResult | undefined> {
-  const { plan, ledger, ledgerId } = s;
-  const { finish, failed } = enders;
-  if (!plan) return undefined;
-  const recorded = await ledger?.lookup(ledgerId).catch(() => undefined);
-  if (recorded !== undefined) {
-    await discardAttemptDir(plan).catch(() => undefined);
-    return finish({ state: 'SUCCEEDED', exitCode, reason: 'ALREADY_COMMITTED', message: `output already committed by attempt ${recorded.attemptId} on ${recorded.host}`, outputPath: recorded.path, output: recorded });
-  }
-  let winner: string | undefined;
-  try {
-    winner = ledger === undefined ? await committedDurably(plan.finalDir) : undefined;
-  } catch (err) {
-    if (err instanceof OutputNotDurableError) return failed(notDurable(err));
-    winner = undefined;
-  }
-  if (winner !== undefined) {
-    await discardAttemptDir(plan).catch(() => undefined);
-    return finish({ state: 'SUCCEEDED', exitCode, reason: 'ALREADY_COMMITTED', message: `output already committed by attempt ${winner}`, outputPath: plan.finalDir });
-  }
-  return undefined;
-}
-
-/** Commit the output of a workload that exited 0 (to HDFS, or in place) and describe how that went. */
-async function commitRunOutput(s: AttemptScope, plan: OutputPlan, enders: RunEnders): Promise<AttemptResult> {
-  const { payload, ctx, log, dest, hdfs } = s;
-  const { finish, failed } = enders;
-  // Whether the ledger was asked: from then on a record may name the staging directory.
-  let asked = false;
-  const decide: CommitDecision | undefined = s.decide === undefined ? undefined : async (...args) => {
-    asked = true;
-    return await (s.decide as CommitDecision)(...args);
-  };
-  let outcome: Awaited<ReturnType<typeof commitOutput>>;
-  try {
-    outcome = dest?.kind === 'hdfs' && hdfs !== undefined && decide !== undefined
-      ? await commitToHdfs(plan, payload.attemptId, dest.uri, hdfs, decide)
-      : await commitOutput(plan, payload.attemptId, decide);
-  } catch (err) {
-    if (err instanceof OutputNotDurableError) return failed(notDurable(err));
-    // Recorded, not renamed: not the task's failure (every retry would find the record), and the
-    // staging directory the record names stays for the next attempt here to finish the rename.
-    if (err instanceof OutputNotPlacedError) {
-      log.warn({ err: err.message }, 'the output was recorded but could not be renamed into place');
-      return finish({ state: 'LOST', exitCode: 0, reason: 'OUTPUT_WRITE_FAILED', message: `${err.message} on ${ctx.host}; the task's next attempt here finishes the rename` });
-    }
-    // WebHDFS refused or could not be reached while the output was written: nothing is recorded.
-    if (dest?.kind === 'hdfs' && err instanceof LocusError) {
-      return failed({ state: 'FAILED', exitCode: 0, reason: 'OUTPUT_WRITE_FAILED', message: `the output could not be written to ${dest.uri}: ${err.message}` });
-    }
-    // Redis unreachable at the commit (anything that failed once the ledger was asked, or a
-    // reply that never came): the attempt goes back, uncounted. Whether the record
-    // landed is unknown (Redis may have applied it before the reply was lost), so the staging
-    // directory stays: a record names it, and the task's next attempt on this host finishes
-    // the rename from it (settleCommitted); with no record, the task's next commit sweeps it.
-    const errno = (err as NodeJS.ErrnoException).code;
-    if (asked || (decide !== undefined && (errno === undefined || !errno.startsWith('E')))) {
-      return finish({ state: 'LOST', exitCode: 0, reason: 'COMMIT_LEDGER_UNAVAILABLE', message: `the output could not be recorded: ${(err as Error).message}` });
-    }
-    // The filesystem refused a step of the commit before the ledger was asked (a flush, the
-    // marker; without the ledger, the rename): no record names the staging directory, so it goes
-    // (a full disk kept full would fail the next attempts here too). A full disk is the host's
-    // trouble (not counted, as a full sandbox); anything else fails the attempt, counted, so a
-    // disk that keeps refusing ends in the task's failure.
-    if (errno !== undefined && errno.startsWith('E') && !errno.startsWith('ERR_')) {
-      const message = `the output could not be committed on ${ctx.host}: ${(err as Error).message}`;
-      log.warn({ err: (err as Error).message }, 'the output could not be committed');
-      return await failed(errno === 'ENOSPC' || errno === 'EDQUOT'
-        ? { state: 'FAILED', exitCode: 0, reason: HOST_DISK_FULL, message }
-        : { state: 'FAILED', exitCode: 0, reason: 'OUTPUT_WRITE_FAILED', message });
-    }
-    throw err;
-  }
-  const rec = outcome.record === undefined ? {} : { output: outcome.record };
-  if (outcome.kind === 'committed') {
-    if (outcome.unflushed !== undefined) log.warn({ output: outcome.finalDir }, `the commit record stands, but ${outcome.unflushed}`);
-    const unflushed = outcome.unflushed === undefined ? '' : `; the commit record stands, but ${outcome.unflushed} (an output the host loses is computed again)`;
-    return finish({ state: 'SUCCEEDED', exitCode: 0, reason: 'COMMITTED', message: `output committed to ${outcome.finalDir} on ${ctx.host}${unflushed}`, outputPath: outcome.finalDir, ...rec });
-  }
-  if (outcome.kind === 'already') return finish({ state: 'SUCCEEDED', exitCode: 0, reason: 'ALREADY_COMMITTED', message: `output already committed by attempt ${outcome.winner}; this attempt's output was discarded`, outputPath: outcome.finalDir, ...rec });
-  return failed({ state: 'FAILED', exitCode: 0, reason: 'OUTPUT_CONFLICT', message: outcome.message });
 }
