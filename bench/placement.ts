@@ -369,7 +369,7 @@ async function measureRedis(redis: BenchRedis, c: Cluster, n: number, replicas: 
       hosts: hs.map((h) => c.hosts[h] as string), racks: [...new Set(hs.map(rackName))],
     };
   }
-  if (!(await store.setStageSplits(jobId, 0, stored))) throw new Error('the job store did not write the splits');
+  if (!(await store.openStage(jobId, 0, stored, 0)).opened) throw new Error('the job store did not write the splits');
   // Check the work was done before trusting the number: every task is there, and one reads back as written.
   const job = await store.get(jobId);
   if (job?.counts.pending !== n) throw new Error(`the job store holds ${String(job?.counts.pending)} pending tasks, expected ${n}`);

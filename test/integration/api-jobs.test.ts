@@ -102,6 +102,30 @@ describe('submit', () => {
     expect(one.json()).toMatchObject({ id, state: 'RUNNING', stages: [{ name: 'main', tasks: WORD_FILES }], counts: { total: WORD_FILES, pending: WORD_FILES } });
   });
 
+  it('opens a job of explicit tasks in one write: PENDING to RUNNING, its RUNNING event and record counting its tasks', async () => {
+    const all: { jobId: string; state: string; counts: unknown }[] = [];
+    const listen = (e: { kind: string; jobId: string; state: string; counts?: unknown }): void => {
+      if (e.kind === 'job') all.push({ jobId: e.jobId, state: e.state, counts: e.counts });
+    };
+    api.jobs.on('event', listen);
+    try {
+      const r = await submit(TOKENS.alpha, { name: 'explicit', tasks: [{}, {}, {}, {}], task: { command: ['true'] } });
+      expect(r.status, JSON.stringify(r.body)).toBe(201);
+      const id = String(r.body['id']);
+      await api.waitPending(id, 4);
+      const events = (): typeof all => all.filter((e) => e.jobId === id);
+      await until('the RUNNING event', async () => (events().some((e) => e.state === 'RUNNING') ? true : undefined));
+      // No RESOLVING in between: there are no inputs to list.
+      expect(events().map((e) => e.state)).toEqual(['PENDING', 'RUNNING']);
+      expect(events()[1]?.counts).toMatchObject({ total: 4, pending: 4, running: 0 });
+      const one = await api.app.inject({ method: 'GET', url: `/v1/jobs/${id}`, headers: bearer(TOKENS.alpha) });
+      expect(one.json()).toMatchObject({ id, state: 'RUNNING', stages: [{ name: 'main', tasks: 4 }], counts: { total: 4, pending: 4 } });
+      expect((await api.jobs.get(id)).counts).toMatchObject({ total: 4, pending: 4 });
+    } finally {
+      api.jobs.off('event', listen);
+    }
+  });
+
   it.each(['application/yaml', 'application/x-yaml', 'text/yaml', 'application/yaml; charset=utf-8'])('accepts YAML as %s', async (type) => {
     const r = await submit(TOKENS.alpha, YAML_SPEC, { 'content-type': type });
     expect(r.status, JSON.stringify(r.body)).toBe(201);

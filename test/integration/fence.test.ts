@@ -54,10 +54,10 @@ describe('fencing by leadership epoch', () => {
     // The leader's writes go through: a script, a transaction larger than Lua's unpack limit, plain writes.
     await storeA.create({ id: 'job-1', tenant: 't', name: 'j', spec, outputDir: '/tmp/o', createdAt: 1, stages: [{ name: 'main', taskCount: -1 }] });
     const splits = Array.from({ length: 12_345 }, (_, i) => ({ uri: `local://d/f${i}`, offset: 0, length: 10, hosts: ['agent-1'], racks: ['r1'] }));
-    expect(await storeA.setStageSplits('job-1', 0, splits)).toBe(true);
+    expect((await storeA.openStage('job-1', 0, splits, 5)).opened).toBe(true);
     expect(await rawA.llen('locus:job:job-1:splits:0')).toBe(12_345);
     expect((await storeA.get('job-1'))?.counts.pending).toBe(12_345);
-    expect(await storeA.setState('job-1', 'RUNNING', ['PENDING'], 5)).toBe(true);
+    expect((await storeA.get('job-1'))?.state).toBe('RUNNING');
     expect(await storeA.startAttempt(taskIdOf('job-1', 0, 0), attempt(1))).toBe(true);
     await storeA.setFrameworkId('fw-1');
     expect(await a.hset('locus:x', { f: 'v', g: 2 })).toBe(2);

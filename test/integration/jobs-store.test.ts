@@ -1,7 +1,7 @@
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import type { Redis } from 'ioredis';
 import { startRedis, type TestRedis } from '../harness/redis.js';
-import { JobStore } from '../../src/scheduler/jobs/store.js';
+import { JobStore, type StoredSplit } from '../../src/scheduler/jobs/store.js';
 import { validateJobSpec } from '../../src/scheduler/jobs/spec.js';
 import { taskIdOf, type AttemptRecord } from '../../src/scheduler/jobs/model.js';
 import { commitKey } from '../../src/executor/contract.js';
@@ -25,9 +25,10 @@ const spec = validateJobSpec({ name: 'j', inputs: ['local://d/'], task: { comman
 
 async function newJob(id: string, splits = 3): Promise<void> {
   await store.create({ id, tenant: 't', name: 'j', spec, outputDir: '/tmp/o', createdAt: 1, stages: [{ name: 'main', taskCount: -1 }] });
-  await store.setStageSplits(id, 0, Array.from({ length: splits }, (_, i) => ({
+  const opened = await store.openStage(id, 0, Array.from({ length: splits }, (_, i) => ({
     uri: `local://d/f${i}`, offset: 0, length: 10, hosts: ['agent-1'], racks: ['r1'],
-  })));
+  })), 2);
+  expect(opened).toMatchObject({ opened: true, state: 'RUNNING' });
 }
 
 const attempt = (n: number, host = 'agent-1'): AttemptRecord => ({
@@ -37,8 +38,11 @@ const attempt = (n: number, host = 'agent-1'): AttemptRecord => ({
 describe('JobStore', () => {
   it('stores splits compactly and counts pending tasks', async () => {
     await newJob('job-1');
-    await store.setStageSplits('job-1', 0, []); // a replay changes nothing
+    // A replay changes nothing.
+    expect(await store.openStage('job-1', 0, [], 3)).toMatchObject({ opened: false, state: 'RUNNING', stages: [{ name: 'main', taskCount: 3 }], counts: { total: 3, pending: 3 } });
     const job = await store.get('job-1');
+    expect(job?.state).toBe('RUNNING');
+    expect(job?.updatedAt).toBe(2);
     expect(job?.counts.total).toBe(3);
     expect(job?.counts.pending).toBe(3);
     expect(job?.stages[0]?.taskCount).toBe(3);
@@ -46,8 +50,55 @@ describe('JobStore', () => {
     expect(await client.exists('locus:job:job-1:tasks')).toBe(0);
   });
 
+  it('returns a new job\'s record as a read of it would', async () => {
+    const created = await store.create({ id: 'job-c', tenant: 't', name: 'j', spec, outputDir: '/tmp/o', createdAt: 7, stages: [{ name: 'main', taskCount: -1 }] });
+    expect(created.created).toBe(true);
+    if (!created.created) return;
+    expect(created.job).toEqual(await store.get('job-c'));
+    expect(created.job).toMatchObject({ state: 'PENDING', stage: 0, updatedAt: 7, counts: { total: 0, pending: 0 } });
+  });
+
+  it('opens a stage in one script: its tasks pending and the job RUNNING; later stages keep the earlier counts', async () => {
+    // The store keeps the stage records it is given (the spec is the service's business).
+    await store.create({ id: 'job-s', tenant: 't', name: 'j2', spec, outputDir: '/tmp/o', createdAt: 1, stages: [{ name: 'a', taskCount: -1 }, { name: 'b', taskCount: -1 }] });
+    const split = (i: number): StoredSplit => ({ uri: `local://d/g${i}`, offset: 0, length: 1, hosts: [], racks: [] });
+    expect(await store.openStage('job-s', 0, [split(0), split(1)], 3)).toMatchObject({
+      opened: true, state: 'RUNNING', stages: [{ name: 'a', taskCount: 2 }, { name: 'b', taskCount: -1 }], counts: { total: 2, pending: 2 },
+    });
+    const second = await store.openStage('job-s', 1, [split(2)], 4);
+    expect(second).toMatchObject({ opened: true, state: 'RUNNING', stages: [{ name: 'a', taskCount: 2 }, { name: 'b', taskCount: 1 }] });
+    const job = await store.get('job-s');
+    // What the script answers is what a read gives.
+    expect(second.counts).toEqual(job?.counts);
+    expect(job).toMatchObject({ stage: 1, updatedAt: 4, counts: { total: 3, pending: 3 } });
+    expect(job?.stages).toEqual([{ name: 'a', taskCount: 2 }, { name: 'b', taskCount: 1 }]);
+    await expect(store.openStage('job-none', 0, [split(0)], 5)).rejects.toThrow(/not found/);
+  });
+
+  it('gives a job that ended meanwhile no tasks (cancelled while its inputs were resolved)', async () => {
+    await store.create({ id: 'job-x', tenant: 't', name: 'j', spec, outputDir: '/tmp/o', createdAt: 1, stages: [{ name: 'main', taskCount: -1 }] });
+    expect(await store.setState('job-x', 'CANCELLED', ['PENDING', 'RESOLVING', 'RUNNING'], 2)).toBe(true);
+    const many = Array.from({ length: 12_000 }, (_, i) => ({ uri: `local://d/x${i}`, offset: 0, length: 1, hosts: [], racks: [] }));
+    expect(await store.openStage('job-x', 0, many, 3)).toMatchObject({ opened: false, state: 'CANCELLED', stages: [{ name: 'main', taskCount: -1 }], counts: { total: 0, pending: 0 } });
+    const job = await store.get('job-x');
+    expect(job?.counts).toMatchObject({ total: 0, pending: 0 });
+    expect(job?.state).toBe('CANCELLED');
+    // Nothing is left of the list the large stage was staged in.
+    expect(await client.keys('locus:job:job-x:splits*')).toEqual([]);
+  });
+
+  it('opens a stage larger than one script\'s arguments through a staged list, with no expiry left on it', async () => {
+    await newJob('job-huge', 25_001);
+    expect(await client.llen('locus:job:job-huge:splits:0')).toBe(25_001);
+    expect(await client.pttl('locus:job:job-huge:splits:0')).toBe(-1);
+    expect(await client.exists('locus:job:job-huge:splits:0:staging')).toBe(0);
+    expect((await store.getSplits('job-huge', 0, 25_000, 25_001))[0]?.uri).toBe('local://d/f25000');
+    expect((await store.get('job-huge'))?.counts).toMatchObject({ total: 25_001, pending: 25_001 });
+  });
+
   it('starts attempts only for a RUNNING job, once, ignoring a replayed start', async () => {
     const t = taskIdOf('job-1', 0, 0);
+    expect(await store.setState('job-1', 'PENDING', ['RUNNING'], 4)).toBe(true);
     expect(await store.startAttempt(t, attempt(1))).toBe(false);
     expect(await store.setState('job-1', 'RUNNING', ['PENDING'], 5)).toBe(true);
     expect(await store.startAttempt(t, attempt(1))).toBe(true);
@@ -87,7 +138,6 @@ describe('JobStore', () => {
 
   it('starts only the task\'s next attempt: a start counted from an older record is refused and changes nothing', async () => {
     await newJob('job-next', 1);
-    expect(await store.setState('job-next', 'RUNNING', ['PENDING'], 5)).toBe(true);
     const t = taskIdOf('job-next', 0, 0);
     expect(await store.startAttempt(t, attempt(2))).toBe(false);
     expect(await store.startAttempt(t, attempt(1))).toBe(true);
@@ -111,7 +161,7 @@ describe('JobStore', () => {
   it('returns the first job for a repeated idempotency key', async () => {
     const a = await store.create({ id: 'job-a', tenant: 't', name: 'j', spec, outputDir: '/o', createdAt: 2, stages: [] }, 'key-1');
     const b = await store.create({ id: 'job-b', tenant: 't', name: 'j', spec, outputDir: '/o', createdAt: 3, stages: [] }, 'key-1');
-    expect(a).toEqual({ id: 'job-a', created: true });
+    expect(a).toMatchObject({ id: 'job-a', created: true });
     expect(b).toEqual({ id: 'job-a', created: false });
     expect(await store.get('job-b')).toBeUndefined();
   });
@@ -168,7 +218,6 @@ describe('JobStore', () => {
   it('pages the jobs finished by a cutoff: by when they finished (not when created), with nothing running, from an offset', async () => {
     for (const id of ['job-r-old', 'job-r-late', 'job-r-busy', 'job-r-running']) {
       await newJob(id, 1);
-      expect(await store.setState(id, 'RUNNING', ['PENDING'], 2)).toBe(true);
     }
     // All created at 1; finished at 10 and 50; cancelled at 10 with an attempt still running; running.
     await store.setState('job-r-old', 'SUCCEEDED', ['PENDING', 'RUNNING'], 10);
@@ -195,11 +244,11 @@ describe('JobStore', () => {
 
   it('an idempotency key naming a purged job is taken by the new job', async () => {
     const job = (id: string): Parameters<JobStore['create']>[0] => ({ id, tenant: 't', name: 'j', spec, outputDir: '/tmp/o', createdAt: 1, stages: [{ name: 'main', taskCount: 0 }] });
-    expect(await store.create(job('job-i1'), 'key-after-purge')).toEqual({ id: 'job-i1', created: true });
+    expect(await store.create(job('job-i1'), 'key-after-purge')).toMatchObject({ id: 'job-i1', created: true });
     expect(await store.create(job('job-i2'), 'key-after-purge')).toEqual({ id: 'job-i1', created: false });
     expect(await store.setState('job-i1', 'SUCCEEDED', ['PENDING'], 5)).toBe(true);
     await store.purge('job-i1');
-    expect(await store.create(job('job-i3'), 'key-after-purge')).toEqual({ id: 'job-i3', created: true });
+    expect(await store.create(job('job-i3'), 'key-after-purge')).toMatchObject({ id: 'job-i3', created: true });
     expect(await store.create(job('job-i4'), 'key-after-purge')).toEqual({ id: 'job-i3', created: false });
   });
 });

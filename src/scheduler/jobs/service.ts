@@ -233,8 +233,7 @@ export class JobService extends EventEmitter<ServiceEvents> {
       if (!existing) throw new LocusError('INTERNAL', `idempotency key names job ${created.id}, which does not exist`);
       return { job: existing, created: false };
     }
-    const job = await this.o.store.get(created.id);
-    if (!job) throw new LocusError('INTERNAL', `job ${created.id} vanished after creation`);
+    const job = created.job;
     this.jobs.set(id, job);
     // Every commit of this job will be seen here: hosts are added as outputs land on them.
     this.lost.jobSubmitted(id);
@@ -760,7 +759,10 @@ export class JobService extends EventEmitter<ServiceEvents> {
     this.startingStages.add(key);
     let reservedHere = 0;
     try {
-      if (stage === 0) await this.o.store.setState(job.id, 'RESOLVING', ['PENDING'], this.o.clock.now());
+      // RESOLVING says inputs are being listed, which can take a while; a stage of explicit tasks
+      // has none, and its job goes from PENDING to RUNNING in one write (each round trip before a
+      // new job's first task is placed is one more wait behind the results of other jobs).
+      if (stage === 0 && !spec.tasks) await this.o.store.setState(job.id, 'RESOLVING', ['PENDING'], this.o.clock.now());
       await this.resolveStageVolume(job, stage);
       // Where the earlier stages' outputs were committed: what this stage reads, and where it should run.
       if (stage > 0) await this.outputs?.loadBefore(await this.refresh(job.id), stage, await this.o.store.generations(job.id));
@@ -802,11 +804,15 @@ export class JobService extends EventEmitter<ServiceEvents> {
       }
       this.reserved.set(job.tenant, (this.reserved.get(job.tenant) ?? 0) + splits.length);
       reservedHere = splits.length;
-      const first = await this.o.store.setStageSplits(job.id, stage, splits);
-      await this.o.store.setState(job.id, 'RUNNING', ['RESOLVING', 'RUNNING'], this.o.clock.now());
-      const fresh = await this.refresh(job.id);
-      // Another start of this stage (a recovery racing a progress check) got there first.
-      if (fresh.state === 'CANCELLED' || !first) return;
+      const openedAt = this.o.clock.now();
+      const opened = await this.o.store.openStage(job.id, stage, splits, openedAt);
+      // Not opened: another start of this stage (a recovery racing a progress check) got there
+      // first, or the job ended meanwhile (cancelled while its inputs were resolved).
+      if (!opened.opened) return;
+      // The script's answer on the cached record: what a read of the job would give now.
+      const cached = this.jobs.get(job.id) ?? job;
+      const fresh: JobRecord = { ...cached, state: opened.state, stage, stages: opened.stages, counts: opened.counts, updatedAt: openedAt };
+      this.jobs.set(job.id, fresh);
       splits.forEach((s, i) => this.addPending(fresh, stage, i, spec.tasks ? undefined : s));
       log.info({ tasks: splits.length }, 'stage resolved');
       this.emitJob(fresh, 'RUNNING', `stage ${spec.name}: ${splits.length} tasks`);

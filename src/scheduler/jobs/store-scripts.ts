@@ -36,6 +36,15 @@ export const LOCALITY_COUNTER: Readonly<Record<LocalityLevel, string>> = {
 /** Every counter's name in JobCounts, in one order (scripts and readers iterate it). */
 export const COUNTER_KEYS = Object.keys(JOB_COUNTERS) as (keyof JobCounts)[];
 const C = JOB_COUNTERS;
+
+/**
+ * Jobs recorded before the counter names were unified kept the `any` level under
+ * this field. Read (added to `n:any`), never written, so their views stay right.
+ */
+export const LEGACY_ANY_COUNTER = 'n:anywhere';
+
+/** The job hash's counter fields a script returns (OPEN_STAGE), in this order. */
+export const COUNTER_FIELDS: readonly string[] = [...COUNTER_KEYS.map((k) => C[k]), LEGACY_ANY_COUNTER];
 /** Lua table literal: locality level → counter field. */
 const LUA_LOCALITY_COUNTERS = `{ [0] = '${LOCALITY_COUNTER[0]}', [1] = '${LOCALITY_COUNTER[1]}', [2] = '${LOCALITY_COUNTER[2]}' }`;
 
@@ -134,19 +143,59 @@ return gen + 1
 `;
 
 // KEYS[1]=job hash, KEYS[2]=jobs zset, KEYS[3]=idempotency key ('' for none);
-// ARGV: job id, record JSON, stages JSON, createdAt, the job hash's prefix. Returns '' when created,
-// else the existing job id. A key naming a job purged since (job-retention can purge within the
-// key's 24 h) is taken by the new job: the job it named is gone, and resubmitting must not fail.
+// ARGV: job id, createdAt, the job hash's prefix, then the job hash's fields and values. Returns ''
+// when created, else the existing job id. A key naming a job purged since (job-retention can purge
+// within the key's 24 h) is taken by the new job: the job it named is gone, and resubmitting must
+// not fail. The fields come from the caller, which builds the new job's record from the same ones.
 const CREATE_JOB = `
 if KEYS[3] ~= '' then
   local existing = redis.call('GET', KEYS[3])
-  if existing and redis.call('EXISTS', ARGV[5] .. existing) == 1 then return existing end
+  if existing and redis.call('EXISTS', ARGV[3] .. existing) == 1 then return existing end
   redis.call('SET', KEYS[3], ARGV[1], 'EX', 86400)
 end
-redis.call('HSET', KEYS[1], 'record', ARGV[2], 'stages', ARGV[3], 'state', 'PENDING', 'stage', '0', 'updatedAt', ARGV[4],
-  ${COUNTER_KEYS.map((k) => `'${C[k]}', '0'`).join(', ')})
-redis.call('ZADD', KEYS[2], ARGV[4], ARGV[1])
+redis.call('HSET', KEYS[1], unpack(ARGV, 4))
+redis.call('ZADD', KEYS[2], ARGV[2], ARGV[1])
 return ''
+`;
+
+// KEYS[1]=job hash, KEYS[2]=the stage's split list, KEYS[3]=a list the splits were staged in
+// beforehand ('' when they are ARGV[4..]); ARGV[1]=stage, ARGV[2]=task count, ARGV[3]=now.
+// Records the stage's splits once, makes its tasks pending and the job RUNNING, atomically: a
+// crash leaves all or nothing, and a replay (the stage written already) or a job that ended
+// meanwhile (cancelled while its inputs were resolved) changes nothing. Returns
+// {1 when written here else 0, the job's state, its stages JSON, its COUNTER_FIELDS' values};
+// {-1} when there is no such job.
+const OPEN_STAGE = `
+local function after(code, state, stages)
+  return { code, state, stages, unpack(redis.call('HMGET', KEYS[1], ${COUNTER_FIELDS.map((f) => `'${f}'`).join(', ')})) }
+end
+local state = redis.call('HGET', KEYS[1], 'state')
+if not state then return { -1 } end
+local stage = tonumber(ARGV[1])
+if redis.call('HEXISTS', KEYS[1], 'split-stage:' .. stage) == 1
+  or (state ~= 'PENDING' and state ~= 'RESOLVING' and state ~= 'RUNNING') then
+  if KEYS[3] ~= '' then redis.call('DEL', KEYS[3]) end
+  return after(0, state, redis.call('HGET', KEYS[1], 'stages') or '[]')
+end
+local n = tonumber(ARGV[2])
+redis.call('DEL', KEYS[2])
+if KEYS[3] ~= '' then
+  if redis.call('EXISTS', KEYS[3]) == 1 then
+    redis.call('RENAME', KEYS[3], KEYS[2])
+    redis.call('PERSIST', KEYS[2])
+  end
+else
+  -- In pieces: Lua's unpack stops near 8,000 values.
+  for i = 4, #ARGV, 1000 do redis.call('RPUSH', KEYS[2], unpack(ARGV, i, math.min(i + 999, #ARGV))) end
+end
+local stages = cjson.decode(redis.call('HGET', KEYS[1], 'stages') or '[]')
+if stages[stage + 1] then stages[stage + 1].taskCount = n end
+local encoded = cjson.encode(stages)
+redis.call('HSET', KEYS[1], 'stages', encoded, 'stage', tostring(stage), 'split-stage:' .. stage, tostring(n),
+  'state', 'RUNNING', 'updatedAt', ARGV[3])
+redis.call('HINCRBY', KEYS[1], '${C.total}', n)
+redis.call('HINCRBY', KEYS[1], '${C.pending}', n)
+return after(1, 'RUNNING', encoded)
 `;
 
 // KEYS[1]=job hash, KEYS[2]=tasks hash, KEYS[3]=jobs zset, KEYS[4]=purging hash, KEYS[5..]=split lists;
@@ -205,7 +254,8 @@ export interface ScriptedRedis extends Redis {
   ): Promise<string>;
   locusSetJobState(jobKey: string, state: string, from: string, now: string, message: string): Promise<number>;
   locusNoteAttempt(tasksKey: string, field: string, attemptId: string, patch: string): Promise<number>;
-  locusCreateJob(jobKey: string, jobsKey: string, idemKey: string, id: string, record: string, stages: string, createdAt: string, jobKeyPrefix: string): Promise<string>;
+  locusCreateJob(jobKey: string, jobsKey: string, idemKey: string, id: string, createdAt: string, jobKeyPrefix: string, ...fields: string[]): Promise<string>;
+  locusOpenStage(jobKey: string, splitsKey: string, stagedKey: string, stage: string, taskCount: string, now: string, ...packedSplits: string[]): Promise<[number, string?, string?, ...(string | null)[]]>;
   locusPurgeJob(numKeys: number, ...keysAndArgs: string[]): Promise<number>;
   locusReopenTask(jobKey: string, tasksKey: string, gensKey: string, field: string, generation: string): Promise<number>;
 }
@@ -217,6 +267,7 @@ export function defineStoreScripts(redis: Redis): ScriptedRedis {
   redis.defineCommand('locusSetJobState', { numberOfKeys: 1, lua: SET_JOB_STATE });
   redis.defineCommand('locusNoteAttempt', { numberOfKeys: 1, lua: NOTE_ATTEMPT });
   redis.defineCommand('locusCreateJob', { numberOfKeys: 3, lua: CREATE_JOB });
+  redis.defineCommand('locusOpenStage', { numberOfKeys: 3, lua: OPEN_STAGE });
   redis.defineCommand('locusReopenTask', { numberOfKeys: 3, lua: REOPEN_TASK });
   // The number of split lists varies with the job: the key count is passed per call.
   redis.defineCommand('locusPurgeJob', { lua: PURGE_JOB });

@@ -26,7 +26,7 @@ import type {
   AttemptRecord, FailureClass, JobCounts, JobRecord, JobState, StageRecord, TaskRecord, TaskState,
 } from './model.js';
 import { parseTaskId, taskIdOf } from './model.js';
-import { COUNTER_KEYS, JOB_COUNTERS, defineStoreScripts, type ScriptedRedis } from './store-scripts.js';
+import { COUNTER_FIELDS, COUNTER_KEYS, JOB_COUNTERS, LEGACY_ANY_COUNTER, defineStoreScripts, type ScriptedRedis } from './store-scripts.js';
 
 export { JOB_COUNTERS, LOCALITY_COUNTER } from './store-scripts.js';
 
@@ -38,11 +38,6 @@ export interface StoredSplit extends SplitLocation {
 
 const P = 'locus:';
 
-/**
- * Jobs recorded before the counter names were unified kept the `any` level under
- * this field. Read (added to `n:any`), never written, so their views stay right.
- */
-const LEGACY_ANY_COUNTER = 'n:anywhere';
 
 const C = JOB_COUNTERS;
 const jobKey = (id: string): string => `${P}job:${id}`;
@@ -54,6 +49,9 @@ const gensKey = (id: string): string => `${P}job:${id}:gens`;
 
 /** The part of a job record that never changes after creation. */
 type JobStatic = Omit<JobRecord, 'state' | 'stage' | 'counts' | 'updatedAt' | 'finishedAt' | 'message' | 'stages'>;
+
+/** Splits of a stage passed to its script directly; a larger stage is staged in a list first. */
+const OPEN_STAGE_INLINE = 10_000;
 
 /** Result of finishing an attempt. */
 export type FinishOutcome = TaskState | 'STALE';
@@ -68,42 +66,53 @@ export class JobStore {
 
   /**
    * Create a job. With an idempotency key, a second create with the same key
-   * returns the first job's id instead of creating another.
+   * returns the first job's id instead of creating another. A new job's record
+   * comes back as `job`: it is decoded from the very fields written, so it is
+   * what a read would return, without the read.
    */
-  async create(job: JobStatic & { stages: readonly StageRecord[] }, idempotencyKey?: string): Promise<{ id: string; created: boolean }> {
+  async create(job: JobStatic & { stages: readonly StageRecord[] }, idempotencyKey?: string): Promise<{ id: string; created: true; job: JobRecord } | { id: string; created: false }> {
+    const fields: Record<string, string> = {
+      record: JSON.stringify(job), stages: JSON.stringify(job.stages), state: 'PENDING', stage: '0', updatedAt: String(job.createdAt),
+    };
+    for (const k of COUNTER_KEYS) fields[C[k]] = '0';
     // One script: the idempotency key and the job appear together or not at all, so a crash
     // can never leave a key pointing at a job that does not exist.
     const existing = await this.redis.locusCreateJob(
       jobKey(job.id), `${P}jobs`, idempotencyKey === undefined ? '' : `${P}idem:${job.tenant}:${idempotencyKey}`,
-      job.id, JSON.stringify(job), JSON.stringify(job.stages), String(job.createdAt), jobKey(''),
+      job.id, String(job.createdAt), jobKey(''), ...Object.entries(fields).flat(),
     );
-    return existing === '' ? { id: job.id, created: true } : { id: existing, created: false };
+    return existing === '' ? { id: job.id, created: true, job: decodeJob(fields) } : { id: existing, created: false };
   }
 
-
   /**
-   * Record a stage's splits (once) and make its tasks pending, in one MULTI
-   * (a crash leaves all or nothing). A `split-stage:<n>` field marks a stage as
-   * written, so a replay adds nothing twice; callers in one process serialise
-   * per stage (JobService does). Returns whether this call wrote them.
+   * Record a stage's splits (once), make its tasks pending and the job RUNNING, in one script
+   * (a crash leaves all or nothing). A `split-stage:<n>` field marks a stage as written, so a
+   * replay adds nothing twice, and a job that ended meanwhile (cancelled while its inputs were
+   * resolved) takes none; callers in one process serialise per stage (JobService does).
+   * Returns whether this call wrote them, with the job's state, stages and counters after it.
    */
-  async setStageSplits(jobId: string, stage: number, splits: readonly StoredSplit[]): Promise<boolean> {
-    const job = await this.get(jobId);
-    if (!job) throw new LocusError('NOT_FOUND', `job ${jobId} not found`);
-    if ((await this.redis.hexists(jobKey(jobId), `split-stage:${stage}`)) === 1) return false;
-    const key = splitsKey(jobId, stage);
-    const stages = job.stages.map((s, i) => (i === stage ? { ...s, taskCount: splits.length } : s));
-    const multi = this.redis.multi();
-    multi.del(key);
-    // Chunked RPUSH keeps each command small for huge jobs.
-    for (let i = 0; i < splits.length; i += 10_000) {
-      multi.rpush(key, ...splits.slice(i, i + 10_000).map(packSplit));
+  async openStage(jobId: string, stage: number, splits: readonly StoredSplit[], now: number): Promise<{ opened: boolean; state: JobState; stages: StageRecord[]; counts: JobCounts }> {
+    const packed = splits.map(packSplit);
+    // Up to this many go in the script's own arguments; a larger stage is staged in a list first,
+    // in commands of bounded size, and the script renames that list into place.
+    const inline = packed.length <= OPEN_STAGE_INLINE;
+    const staged = inline ? '' : `${splitsKey(jobId, stage)}:staging`;
+    if (!inline) {
+      await this.redis.del(staged);
+      for (let i = 0; i < packed.length; i += OPEN_STAGE_INLINE) await this.redis.rpush(staged, ...packed.slice(i, i + OPEN_STAGE_INLINE));
+      // Left behind by a crash before the script, it expires instead of leaking (the rename clears this).
+      await this.redis.pexpire(staged, 3_600_000);
     }
-    multi.hset(jobKey(jobId), 'stages', JSON.stringify(stages), 'stage', String(stage), `split-stage:${stage}`, String(splits.length));
-    multi.hincrby(jobKey(jobId), C.total, splits.length);
-    multi.hincrby(jobKey(jobId), C.pending, splits.length);
-    await multi.exec();
-    return true;
+    const [code, state, stages, ...counters] = await this.redis.locusOpenStage(
+      jobKey(jobId), splitsKey(jobId, stage), staged, String(stage), String(splits.length), String(now), ...(inline ? packed : []),
+    );
+    if (code === -1 || state === undefined) throw new LocusError('NOT_FOUND', `job ${jobId} not found`);
+    const h: Record<string, string> = {};
+    COUNTER_FIELDS.forEach((f, i) => {
+      const v = counters[i];
+      if (typeof v === 'string') h[f] = v;
+    });
+    return { opened: code === 1, state: state as JobState, stages: parseJson(stages ?? '[]', 'job.stages') as StageRecord[], counts: decodeCounts(h) };
   }
 
   /** Read splits [start, end) of a stage. */
