@@ -101,10 +101,13 @@ async function commitRunOutput(s: AttemptScope, plan: OutputPlan, enders: RunEnd
     // staging directory the record names stays for the next attempt here to finish the rename.
     if (err instanceof OutputNotPlacedError) {
       log.warn({ err: err.message }, 'the output was recorded but could not be renamed into place');
-      return finish({ state: 'LOST', exitCode: 0, reason: 'OUTPUT_WRITE_FAILED', message: `${err.message} on ${ctx.host}; the task's next attempt here finishes the rename` });
+      const where = dest?.kind === 'hdfs' ? 'on any host' : 'here';
+      return finish({ state: 'LOST', exitCode: 0, reason: 'OUTPUT_WRITE_FAILED', message: `${err.message} on ${ctx.host}; the task's next attempt ${where} finishes the rename` });
     }
-    // WebHDFS refused or could not be reached while the output was written: nothing is recorded.
-    if (dest?.kind === 'hdfs' && err instanceof LocusError) {
+    // WebHDFS refused or could not be reached while the output was uploaded, before the ledger
+    // was asked: nothing is recorded, and the temporary copy is gone. (Once the ledger was asked,
+    // a failure is the ledger's, below, or the rename's, above.)
+    if (dest?.kind === 'hdfs' && err instanceof LocusError && !asked) {
       return failed({ state: 'FAILED', exitCode: 0, reason: 'OUTPUT_WRITE_FAILED', message: `the output could not be written to ${dest.uri}: ${err.message}` });
     }
     // Redis unreachable at the commit (anything that failed once the ledger was asked, or a

@@ -29,7 +29,7 @@ import { promises as fsp } from 'node:fs';
 import { join } from 'node:path';
 import { LocusError } from '../core/errors.js';
 import type { AttemptPayload, CommittedOutput } from './contract.js';
-import { COMMIT_MARKER, discardAttemptDir, listOutputFiles, type CommitDecision, type CommitOutcome, type OutputPlan } from './output.js';
+import { COMMIT_MARKER, OutputNotPlacedError, discardAttemptDir, listOutputFiles, type CommitDecision, type CommitOutcome, type OutputPlan } from './output.js';
 
 /** What the executor needs of HDFS to commit an output there (WebHdfsBackend has it). */
 export interface HdfsOutputFs {
@@ -123,7 +123,14 @@ export async function commitToHdfs(plan: OutputPlan, attemptId: string, finalUri
       await fs.remove(temp).catch(() => false);
       return { kind: 'already', finalDir: decision.record.path, winner: decision.record.attemptId, record: decision.record };
     }
-    const placed = await placeHdfs(fs, temp, finalUri);
+    let placed: Awaited<ReturnType<typeof placeHdfs>>;
+    try {
+      placed = await placeHdfs(fs, temp, finalUri);
+    } catch (err) {
+      // The record names the temporary copy: the task is committed, and its next attempt (on any
+      // host: HDFS is shared) finishes the rename. Not the workload's failure.
+      throw new OutputNotPlacedError(finalUri, err);
+    }
     if (placed !== 'placed') {
       // The ledger says this attempt won, yet the final path holds something else (another
       // job's output, or files written by hand): the record stands, pointing at the temporary copy.

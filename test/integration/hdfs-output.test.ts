@@ -21,7 +21,8 @@ import { createIsolator } from '../../src/executor/isolation/index.js';
 import type { Isolator } from '../../src/executor/isolation/types.js';
 import { IsolatorRunner } from '../../src/executor/runner.js';
 import { silentLogger } from '../../src/obs/log.js';
-import { commitToHdfs, settleHdfs } from '../../src/executor/destination.js';
+import { commitToHdfs, settleHdfs, type HdfsOutputFs } from '../../src/executor/destination.js';
+import { LocusError } from '../../src/core/errors.js';
 import { planOutput, prepareAttemptDir, type CommitDecision } from '../../src/executor/output.js';
 import type { CommittedOutput } from '../../src/executor/contract.js';
 import { WebHdfsBackend } from '../../src/storage/hdfs/backend.js';
@@ -220,5 +221,51 @@ describe('through the attempt path', () => {
     const late = await runAttempt(payload(3), ctx('host-c'), control('d3'));
     expect(late).toMatchObject({ state: 'SUCCEEDED', reason: 'ALREADY_COMMITTED', outputPath: finalUri });
     expect(late.sandboxDir).toBeUndefined();
+  }, 60_000);
+
+  it('a rename WebHDFS refuses after the ledger recorded the commit: the attempt is LOST (uncounted), the next one finishes the rename', async () => {
+    isolator ??= await createIsolator('process', silentLogger());
+    const outputs = join(dir, 'outputs-rename');
+    await mkdir(outputs, { recursive: true });
+    await chmod(outputs, 0o1777);
+    const ledger = new RedisCommitLedger(conn);
+    // The NameNode is there for the upload and the record, and refuses the RENAME once.
+    let refuse = true;
+    const flaky: HdfsOutputFs = {
+      exists: (u) => hdfs.exists(u), writeFile: (u, f, n) => hdfs.writeFile(u, f, n), mkdirs: (u) => hdfs.mkdirs(u), remove: (u) => hdfs.remove(u),
+      rename: async (from, to) => {
+        if (refuse) {
+          refuse = false;
+          throw new LocusError('UNAVAILABLE', 'WebHDFS RENAME: connection refused');
+        }
+        return await hdfs.rename(from, to);
+      },
+    };
+    const ctx = (host: string, fs: HdfsOutputFs): AttemptContext => ({
+      runner: new IsolatorRunner(isolator as Isolator, join(dir, `executor-r-${host}`)),
+      host, logger: silentLogger(), scratchDir: join(dir, `executor-r-${host}`, 'scratch'), killGraceMs: 200,
+      dataPlane: { token: async () => '', ...outputMapper({ root: outputs, shared: true }), ledger, hdfs: () => fs },
+    });
+    const finalUri = `hdfs://127.0.0.1:${nn.port}/refused/reduce/00000`;
+    const payload = (attempt: number): AttemptPayload => ({
+      contractVersion: CONTRACT_VERSION, jobId: 'refused', taskId: 'refused.1.0', attemptId: `refused.1.0.a${attempt}`, attempt,
+      argv: ['sh', '-c', 'echo "$LOCUS_ATTEMPT_ID" > {output}/part'], env: {}, resources: { cpus: 0.2, memMiB: 64, diskMiB: 0 }, timeoutMs: 30_000,
+      outputDir: join(outputs, 't', 'refused', 'reduce', '00000'), destination: finalUri, volumes: [], inputPaths: [],
+    });
+    const control = (delivery: string): Parameters<typeof runAttempt>[2] => ({ delivery, drain: new AbortController().signal, onRunning: () => undefined });
+    const first = await runAttempt(payload(1), ctx('host-a', flaky), control('r1'));
+    // Not FAILED: a counted failure would spend a retry (with none left, fail the job) on a task
+    // whose output the ledger holds.
+    expect(first).toMatchObject({ state: 'LOST', reason: 'OUTPUT_WRITE_FAILED' });
+    expect(first.message).toContain('on any host');
+    const record = (await ledger.lookup('refused.1.0')) as CommittedOutput;
+    expect(record.attemptId).toBe('refused.1.0.a1');
+    expect(await hdfs.exists(finalUri)).toBe(false);
+    expect(await hdfs.exists(record.staged ?? '')).toBe(true);
+    // The next attempt, on another host, runs nothing and finishes the rename from the record.
+    const next = await runAttempt(payload(2), ctx('host-b', hdfs), control('r2'));
+    expect(next).toMatchObject({ state: 'SUCCEEDED', reason: 'ALREADY_COMMITTED', outputPath: finalUri });
+    expect(next.sandboxDir).toBeUndefined();
+    expect(await readBack(`${finalUri}/part`)).toBe('refused.1.0.a1\n');
   }, 60_000);
 });
