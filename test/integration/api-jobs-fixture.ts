@@ -76,6 +76,8 @@ export interface JobsApiOptions {
   readonly heartbeatMs?: number;
   readonly logPollMs?: number;
   readonly cluster?: ClusterView;
+  /** The storage port (default: `resolver`). */
+  readonly resolver?: InputResolver;
 }
 
 async function agentServer(root: string): Promise<{ server: Server; url: string }> {
@@ -145,7 +147,7 @@ export async function startJobsApi(options: JobsApiOptions = {}): Promise<JobsAp
   const agentRoot = await mkdtemp(join(tmpdir(), 'locus-agent-'));
   const agent = await agentServer(agentRoot);
   const jobs = new JobService({
-    store, resolver, clock: systemClock, logger, outputRoot,
+    store, resolver: options.resolver ?? resolver, clock: systemClock, logger, outputRoot,
     limits: { maxPendingTasksPerTenant: 10_000, maxTasksPerJob: 10_000 },
   });
   const inert = async (): Promise<void> => undefined;

@@ -80,6 +80,13 @@ describe('fencing by leadership epoch', () => {
     await refused(a.hset('locus:x', 'f', 'stale'));
     await refused(a.multi().del('locus:x').exec());
     await refused(a.eval("return redis.call('SET', KEYS[1], ARGV[1])", 1, 'locus:y', 'stale'));
+    // Opening a stage, inline or staged in a list first: refused, and nothing of it is left.
+    await rawA.hset('locus:job:job-2', 'record', '{}', 'state', 'RUNNING', 'stages', '[{"name":"a","taskCount":-1}]');
+    const two = await rawA.hgetall('locus:job:job-2');
+    await refused(storeA.openStage('job-2', 0, splits.slice(0, 5), 6));
+    await refused(storeA.openStage('job-2', 0, splits, 6));
+    expect(await rawA.hgetall('locus:job:job-2')).toEqual(two);
+    expect(await rawA.keys('locus:job:job-2:*')).toEqual([]);
     expect(await rawA.hgetall('locus:job:job-1')).toEqual(before);
     expect(await rawA.hgetall('locus:job:job-1:tasks')).toEqual(tasksBefore);
     expect(await rawA.get('locus:framework-id')).toBe('fw-1');

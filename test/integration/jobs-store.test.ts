@@ -2,6 +2,7 @@ import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import type { Redis } from 'ioredis';
 import { startRedis, type TestRedis } from '../harness/redis.js';
 import { JobStore, type StoredSplit } from '../../src/scheduler/jobs/store.js';
+import { defineStoreScripts } from '../../src/scheduler/jobs/store-scripts.js';
 import { validateJobSpec } from '../../src/scheduler/jobs/spec.js';
 import { taskIdOf, type AttemptRecord } from '../../src/scheduler/jobs/model.js';
 import { commitKey } from '../../src/executor/contract.js';
@@ -94,6 +95,52 @@ describe('JobStore', () => {
     expect(await client.exists('locus:job:job-huge:splits:0:staging')).toBe(0);
     expect((await store.getSplits('job-huge', 0, 25_000, 25_001))[0]?.uri).toBe('local://d/f25000');
     expect((await store.get('job-huge'))?.counts).toMatchObject({ total: 25_001, pending: 25_001 });
+    // A staging list a writer left (stopped part-way) expires, and goes with the job's purge.
+    await client.rpush('locus:job:job-huge:splits:0:staging', 'left');
+    await store.setState('job-huge', 'SUCCEEDED', ['RUNNING'], 3);
+    await store.purge('job-huge');
+    expect(await client.keys('locus:job:job-huge*')).toEqual([]);
+  });
+
+  it('opens a stage of 1,001-10,000 tasks inline across the script\'s pieces, and maps every counter to its own name', async () => {
+    await store.create({ id: 'job-mid', tenant: 't', name: 'j', spec, outputDir: '/tmp/o', createdAt: 1, stages: [{ name: 'main', taskCount: -1 }] });
+    // Distinct counter values, so a counter read under another's name shows.
+    await client.hset('locus:job:job-mid', 'n:running', '3', 'n:succeeded', '5', 'n:failed', '7', 'n:node', '11', 'n:rack', '13', 'n:any', '17', 'n:anywhere', '19');
+    const many = Array.from({ length: 2_501 }, (_, i) => ({ uri: `local://d/m${i}`, offset: i, length: 1, hosts: [`h${i % 3}`], racks: [] }));
+    const opened = await store.openStage('job-mid', 0, many, 2);
+    expect(opened.counts).toEqual({ total: 2_501, pending: 2_501, running: 3, succeeded: 5, failed: 7, nodeLocal: 11, rackLocal: 13, anyLocal: 17 + 19 });
+    expect(opened.counts).toEqual((await store.get('job-mid'))?.counts);
+    expect(await client.llen('locus:job:job-mid:splits:0')).toBe(2_501);
+    for (const i of [0, 999, 1_000, 1_999, 2_000, 2_500]) {
+      expect((await store.getSplits('job-mid', 0, i, i + 1))[0]).toMatchObject({ uri: `local://d/m${i}`, offset: i, hosts: [`h${i % 3}`] });
+    }
+  });
+
+  it('refuses a staged list of the wrong length whole (a chunk sent twice, or expired), and answers a replay of its own call "opened"', async () => {
+    await store.create({ id: 'job-st', tenant: 't', name: 'j', spec, outputDir: '/tmp/o', createdAt: 1, stages: [{ name: 'main', taskCount: -1 }] });
+    const scripted = defineStoreScripts(client);
+    const open = (staged: string, nonce: string): ReturnType<typeof scripted.locusOpenStage> =>
+      scripted.locusOpenStage('locus:job:job-st', 'locus:job:job-st:splits:0', staged, '0', '3', '9', nonce);
+    await client.rpush('locus:job:job-st:splits:0:staging', 'a', 'b', 'a', 'b');
+    expect((await open('locus:job:job-st:splits:0:staging', 'n1'))[0]).toBe(-2);
+    expect(await client.exists('locus:job:job-st:splits:0:staging', 'locus:job:job-st:splits:0')).toBe(0);
+    expect((await open('locus:job:job-st:splits:0:staging', 'n1'))[0]).toBe(-2); // missing: length 0
+    expect((await store.get('job-st'))?.counts).toMatchObject({ total: 0, pending: 0 });
+    expect((await store.get('job-st'))?.state).toBe('PENDING');
+    await client.rpush('locus:job:job-st:splits:0:staging', 'a', 'b', 'c');
+    expect((await open('locus:job:job-st:splits:0:staging', 'n2'))[0]).toBe(1);
+    // The same call again (its reply lost, sent again): "opened", and nothing is added twice.
+    expect((await open('locus:job:job-st:splits:0:staging', 'n2'))[0]).toBe(1);
+    // Another start of the stage: not opened by it.
+    expect((await open('', 'n3'))[0]).toBe(0);
+    expect((await store.get('job-st'))?.counts).toMatchObject({ total: 3, pending: 3 });
+    expect(await client.lrange('locus:job:job-st:splits:0', 0, -1)).toEqual(['a', 'b', 'c']);
+  });
+
+  it('keeps an empty stage list a list', async () => {
+    await store.create({ id: 'job-e', tenant: 't', name: 'j', spec, outputDir: '/tmp/o', createdAt: 1, stages: [] });
+    expect((await store.openStage('job-e', 0, [], 2)).stages).toEqual([]);
+    expect((await store.get('job-e'))?.stages).toEqual([]);
   });
 
   it('starts attempts only for a RUNNING job, once, ignoring a replayed start', async () => {

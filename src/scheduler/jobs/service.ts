@@ -268,7 +268,8 @@ export class JobService extends EventEmitter<ServiceEvents> {
         void this.startStage(job, stage);
         continue;
       }
-      // A crash between writing the first stage's splits and marking the job RUNNING.
+      // Splits written but the job not RUNNING: only a record of a version that wrote them and
+      // the state in two steps (OPEN_STAGE now does both at once) with a crash in between.
       if (job.state !== 'RUNNING') {
         await this.o.store.setState(job.id, 'RUNNING', ['PENDING', 'RESOLVING'], this.o.clock.now());
         this.jobs.set(job.id, await this.refresh(job.id));

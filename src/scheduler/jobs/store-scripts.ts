@@ -159,46 +159,58 @@ return ''
 `;
 
 // KEYS[1]=job hash, KEYS[2]=the stage's split list, KEYS[3]=a list the splits were staged in
-// beforehand ('' when they are ARGV[4..]); ARGV[1]=stage, ARGV[2]=task count, ARGV[3]=now.
-// Records the stage's splits once, makes its tasks pending and the job RUNNING, atomically: a
-// crash leaves all or nothing, and a replay (the stage written already) or a job that ended
-// meanwhile (cancelled while its inputs were resolved) changes nothing. Returns
-// {1 when written here else 0, the job's state, its stages JSON, its COUNTER_FIELDS' values};
-// {-1} when there is no such job.
+// beforehand ('' when they are ARGV[5..]); ARGV[1]=stage, ARGV[2]=task count, ARGV[3]=now,
+// ARGV[4]=this call's nonce. Records the stage's splits once, makes its tasks pending and the
+// job RUNNING, atomically: a crash leaves all or nothing, and a replay (the stage written
+// already) or a job that ended meanwhile (cancelled while its inputs were resolved) changes
+// nothing. A staged list of another length than the task count (a chunk pushed twice when its
+// reply was lost and ioredis sent it again, or the list expired) is refused whole. Returns
+// {1 when written by this call (or by an earlier run of it whose reply was lost: same nonce),
+// else 0, the job's state, its stages JSON, its COUNTER_FIELDS' values}; {-1} when there is no
+// such job; {-2} when the staged list is not the task count long (it is deleted).
 const OPEN_STAGE = `
 local function after(code, state, stages)
   return { code, state, stages, unpack(redis.call('HMGET', KEYS[1], ${COUNTER_FIELDS.map((f) => `'${f}'`).join(', ')})) }
 end
 local state = redis.call('HGET', KEYS[1], 'state')
-if not state then return { -1 } end
+if not state then
+  if KEYS[3] ~= '' then redis.call('DEL', KEYS[3]) end
+  return { -1 }
+end
 local stage = tonumber(ARGV[1])
 if redis.call('HEXISTS', KEYS[1], 'split-stage:' .. stage) == 1
   or (state ~= 'PENDING' and state ~= 'RESOLVING' and state ~= 'RUNNING') then
   if KEYS[3] ~= '' then redis.call('DEL', KEYS[3]) end
-  return after(0, state, redis.call('HGET', KEYS[1], 'stages') or '[]')
+  local mine = redis.call('HGET', KEYS[1], 'split-opener:' .. stage) == ARGV[4]
+  return after(mine and 1 or 0, state, redis.call('HGET', KEYS[1], 'stages') or '[]')
 end
 local n = tonumber(ARGV[2])
+if KEYS[3] ~= '' and redis.call('LLEN', KEYS[3]) ~= n then
+  redis.call('DEL', KEYS[3])
+  return { -2 }
+end
 redis.call('DEL', KEYS[2])
 if KEYS[3] ~= '' then
-  if redis.call('EXISTS', KEYS[3]) == 1 then
+  if n > 0 then
     redis.call('RENAME', KEYS[3], KEYS[2])
     redis.call('PERSIST', KEYS[2])
   end
 else
   -- In pieces: Lua's unpack stops near 8,000 values.
-  for i = 4, #ARGV, 1000 do redis.call('RPUSH', KEYS[2], unpack(ARGV, i, math.min(i + 999, #ARGV))) end
+  for i = 5, #ARGV, 1000 do redis.call('RPUSH', KEYS[2], unpack(ARGV, i, math.min(i + 999, #ARGV))) end
 end
 local stages = cjson.decode(redis.call('HGET', KEYS[1], 'stages') or '[]')
 if stages[stage + 1] then stages[stage + 1].taskCount = n end
-local encoded = cjson.encode(stages)
+-- cjson writes an empty table as an object.
+local encoded = next(stages) == nil and '[]' or cjson.encode(stages)
 redis.call('HSET', KEYS[1], 'stages', encoded, 'stage', tostring(stage), 'split-stage:' .. stage, tostring(n),
-  'state', 'RUNNING', 'updatedAt', ARGV[3])
+  'split-opener:' .. stage, ARGV[4], 'state', 'RUNNING', 'updatedAt', ARGV[3])
 redis.call('HINCRBY', KEYS[1], '${C.total}', n)
 redis.call('HINCRBY', KEYS[1], '${C.pending}', n)
 return after(1, 'RUNNING', encoded)
 `;
 
-// KEYS[1]=job hash, KEYS[2]=tasks hash, KEYS[3]=jobs zset, KEYS[4]=purging hash, KEYS[5..]=split lists;
+// KEYS[1]=job hash, KEYS[2]=tasks hash, KEYS[3]=jobs zset, KEYS[4]=purging hash, KEYS[5..]=split lists (and their staging lists);
 // ARGV[1]=jobId. Removes a finished job's record and notes its task counts in the purging hash,
 // from which its commit records are deleted next (and after a crash, by the next purge).
 // Returns 1 when removed, 0 when the job has not finished, -1 when there is no such job.
@@ -255,7 +267,7 @@ export interface ScriptedRedis extends Redis {
   locusSetJobState(jobKey: string, state: string, from: string, now: string, message: string): Promise<number>;
   locusNoteAttempt(tasksKey: string, field: string, attemptId: string, patch: string): Promise<number>;
   locusCreateJob(jobKey: string, jobsKey: string, idemKey: string, id: string, createdAt: string, jobKeyPrefix: string, ...fields: string[]): Promise<string>;
-  locusOpenStage(jobKey: string, splitsKey: string, stagedKey: string, stage: string, taskCount: string, now: string, ...packedSplits: string[]): Promise<[number, string?, string?, ...(string | null)[]]>;
+  locusOpenStage(jobKey: string, splitsKey: string, stagedKey: string, stage: string, taskCount: string, now: string, nonce: string, ...packedSplits: string[]): Promise<[number, string?, string?, ...(string | null)[]]>;
   locusPurgeJob(numKeys: number, ...keysAndArgs: string[]): Promise<number>;
   locusReopenTask(jobKey: string, tasksKey: string, gensKey: string, field: string, generation: string): Promise<number>;
 }

@@ -17,6 +17,7 @@
  *                                     job's commit records (`commit:<task id>`, written by executors)
  * A job of 1,000,000 split tasks costs one list of 1,000,000 short entries, not 1,000,000 keys.
  */
+import { randomBytes } from 'node:crypto';
 import type { Redis } from 'ioredis';
 import { LocusError } from '../../core/errors.js';
 import { asObject, isObject, parseJson } from '../../core/decode.js';
@@ -44,6 +45,8 @@ const jobKey = (id: string): string => `${P}job:${id}`;
 
 const tasksKey = (id: string): string => `${P}job:${id}:tasks`;
 const splitsKey = (id: string, stage: number): string => `${P}job:${id}:splits:${stage}`;
+/** Where a large stage's splits are written before its script renames them into `splitsKey`. */
+const stagingKey = (id: string, stage: number): string => `${splitsKey(id, stage)}:staging`;
 const PURGING_KEY = `${P}purging`;
 const gensKey = (id: string): string => `${P}job:${id}:gens`;
 
@@ -52,6 +55,8 @@ type JobStatic = Omit<JobRecord, 'state' | 'stage' | 'counts' | 'updatedAt' | 'f
 
 /** Splits of a stage passed to its script directly; a larger stage is staged in a list first. */
 const OPEN_STAGE_INLINE = 10_000;
+/** How long a staging list outlives a writer that stopped before the script renamed it. */
+const STAGING_TTL_MS = 3_600_000;
 
 /** Result of finishing an attempt. */
 export type FinishOutcome = TaskState | 'STALE';
@@ -96,23 +101,41 @@ export class JobStore {
     // Up to this many go in the script's own arguments; a larger stage is staged in a list first,
     // in commands of bounded size, and the script renames that list into place.
     const inline = packed.length <= OPEN_STAGE_INLINE;
-    const staged = inline ? '' : `${splitsKey(jobId, stage)}:staging`;
-    if (!inline) {
-      await this.redis.del(staged);
-      for (let i = 0; i < packed.length; i += OPEN_STAGE_INLINE) await this.redis.rpush(staged, ...packed.slice(i, i + OPEN_STAGE_INLINE));
-      // Left behind by a crash before the script, it expires instead of leaking (the rename clears this).
-      await this.redis.pexpire(staged, 3_600_000);
+    const staged = inline ? '' : stagingKey(jobId, stage);
+    // Told apart from any other start of this stage: a run of this very call whose reply was lost
+    // (ioredis sends it again after a reconnect) answers "opened", as the first run would have.
+    const nonce = randomBytes(8).toString('hex');
+    for (let tries = 1; ; tries++) {
+      if (!inline) await this.stage(staged, packed);
+      const [code, state, stages, ...counters] = await this.redis.locusOpenStage(
+        jobKey(jobId), splitsKey(jobId, stage), staged, String(stage), String(splits.length), String(now), nonce, ...(inline ? packed : []),
+      );
+      if (code === -2) {
+        if (tries < 3) continue;
+        throw new LocusError('UNAVAILABLE', `the splits of job ${jobId} stage ${stage} could not be staged whole (${tries} tries)`);
+      }
+      if (code === -1 || state === undefined) throw new LocusError('NOT_FOUND', `job ${jobId} not found`);
+      const h: Record<string, string> = {};
+      COUNTER_FIELDS.forEach((f, i) => {
+        const v = counters[i];
+        if (typeof v === 'string') h[f] = v;
+      });
+      return { opened: code === 1, state: state as JobState, stages: parseJson(stages ?? '[]', 'job.stages') as StageRecord[], counts: decodeCounts(h) };
     }
-    const [code, state, stages, ...counters] = await this.redis.locusOpenStage(
-      jobKey(jobId), splitsKey(jobId, stage), staged, String(stage), String(splits.length), String(now), ...(inline ? packed : []),
-    );
-    if (code === -1 || state === undefined) throw new LocusError('NOT_FOUND', `job ${jobId} not found`);
-    const h: Record<string, string> = {};
-    COUNTER_FIELDS.forEach((f, i) => {
-      const v = counters[i];
-      if (typeof v === 'string') h[f] = v;
-    });
-    return { opened: code === 1, state: state as JobState, stages: parseJson(stages ?? '[]', 'job.stages') as StageRecord[], counts: decodeCounts(h) };
+  }
+
+  /**
+   * Write a large stage's packed splits into its staging list, in commands of bounded size. Each
+   * one (re)arms the list's expiry in the same transaction, so a writer that stops part-way
+   * (fenced out, crashed) leaves nothing for longer than STAGING_TTL_MS. The script checks the
+   * list's length: a command sent twice (a lost reply) is caught there.
+   */
+  private async stage(key: string, packed: readonly string[]): Promise<void> {
+    for (let i = 0; i < packed.length; i += OPEN_STAGE_INLINE) {
+      const tx = this.redis.multi();
+      if (i === 0) tx.del(key);
+      await tx.rpush(key, ...packed.slice(i, i + OPEN_STAGE_INLINE)).pexpire(key, STAGING_TTL_MS).exec();
+    }
   }
 
   /** Read splits [start, end) of a stage. */
@@ -302,7 +325,8 @@ export class JobStore {
     // Commit records of recomputed generations (`<task>~g<n>`): only the gens hash, which the
     // purge removes, names them (a crash right after the script leaves these few behind).
     const gens = [...(await this.generations(jobId))].flatMap(([taskId, g]) => Array.from({ length: g }, (_, i) => commitKey(ledgerIdOf(taskId, i + 1))));
-    const keys = [jobKey(jobId), tasksKey(jobId), `${P}jobs`, PURGING_KEY, ...job.stages.map((_, i) => splitsKey(jobId, i)), gensKey(jobId)];
+    // A staging list left by a writer that stopped would expire anyway; it goes with the job.
+    const keys = [jobKey(jobId), tasksKey(jobId), `${P}jobs`, PURGING_KEY, ...job.stages.flatMap((_, i) => [splitsKey(jobId, i), stagingKey(jobId, i)]), gensKey(jobId)];
     const r = await this.redis.locusPurgeJob(keys.length, ...keys, jobId);
     if (r === -1) throw new LocusError('NOT_FOUND', `job ${jobId} not found`);
     if (r === 0) throw new LocusError('CONFLICT', `job ${jobId} has not finished: cancel it before deleting it`);
