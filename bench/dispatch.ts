@@ -24,6 +24,7 @@
  * profile there (the framework side: run the bench itself with --cpu-prof).
  * Those profiles sample wall time on the main thread: on this oversubscribed host a socket write
  * that wakes Redis is charged with the time the writer waits for a CPU afterwards. For CPU time,
+ * BENCH_EXECUTOR_NODE_FLAGS="--flag ..." starts each executor with those Node/V8 flags (GC settings).
  * BENCH_PERF_MAP=1 runs each executor under `node --perf-basic-prof` (a map of its JIT code in
  * /tmp/perf-<pid>.map) so that `perf record -a -g` names the JavaScript frames it samples.
  * 3. Isolated runs: a second environment with the real runner (each attempt
@@ -81,6 +82,8 @@ const MONITOR_COMMANDS = process.env['BENCH_MONITOR'] === '1';
 const PROFILE_DIR = process.env['BENCH_PROFILE_DIR'];
 /** BENCH_PERF_MAP=1: executors write perf maps of their JIT code (see the header). */
 const PERF_MAP = process.env['BENCH_PERF_MAP'] === '1';
+/** BENCH_EXECUTOR_NODE_FLAGS: V8/Node flags executors start with (space-separated), e.g. GC settings. */
+const EXECUTOR_NODE_FLAGS = (process.env['BENCH_EXECUTOR_NODE_FLAGS'] ?? '').split(' ').filter((f) => f !== '');
 const BULL_PREFIX = 'bench:q';
 /** BENCH_DISPATCH_WINDOW=true|false sets the framework's `dispatch-window` (unset: its default). */
 const DISPATCH_WINDOW = process.env['BENCH_DISPATCH_WINDOW'];
@@ -218,14 +221,15 @@ async function profilingExecutorMain(work: string, dir: string): Promise<string>
 }
 
 /**
- * An executor main that runs the real one in a child `node --perf-basic-prof` (the flag takes
- * effect only at start) and forwards its signals and exit code: the agent's process is this one.
+ * An executor main that runs the real one in a child `node <flags>` (`--perf-basic-prof` and GC
+ * settings take effect only at start) and forwards its signals and exit code: the agent's process
+ * is this one.
  */
-async function perfMapExecutorMain(work: string): Promise<string> {
-  const file = join(work, 'perf-map-executor.mjs');
+async function flaggedExecutorMain(work: string, flags: readonly string[]): Promise<string> {
+  const file = join(work, 'flagged-executor.mjs');
   await writeFile(file, [
     "import { spawn } from 'node:child_process';",
-    `const child = spawn(process.execPath, ['--perf-basic-prof', ${JSON.stringify(defaultExecutorMain())}, ...process.argv.slice(2)], { stdio: 'inherit' });`,
+    `const child = spawn(process.execPath, [...${JSON.stringify(flags)}, ${JSON.stringify(defaultExecutorMain())}, ...process.argv.slice(2)], { stdio: 'inherit' });`,
     "for (const sig of ['SIGTERM', 'SIGINT']) process.on(sig, () => child.kill(sig));",
     "child.on('exit', (code, signal) => process.exit(code ?? (signal === null ? 1 : 128)));",
     '',
@@ -238,7 +242,8 @@ async function startEnv(work: string, o: { agents: number; slots: number; runner
   await mkdir(work, { recursive: true });
   // Workloads run unprivileged: every ancestor of the outputs must be reachable.
   await chmod(work, 0o755);
-  const executorMain = PROFILE_DIR !== undefined ? await profilingExecutorMain(work, PROFILE_DIR) : PERF_MAP ? await perfMapExecutorMain(work) : undefined;
+  const flags = [...(PERF_MAP ? ['--perf-basic-prof'] : []), ...EXECUTOR_NODE_FLAGS];
+  const executorMain = PROFILE_DIR !== undefined ? await profilingExecutorMain(work, PROFILE_DIR) : flags.length > 0 ? await flaggedExecutorMain(work, flags) : undefined;
   const redis = await startManagedRedis({ dataDir: join(work, 'redis'), logger: o.logger });
   let cluster: LocalCluster | undefined;
   try {
@@ -899,7 +904,7 @@ async function main(): Promise<void> {
     const md = [
       `# Dispatch benchmark, ${date}`,
       '',
-      `${TASKS} trivial tasks (${JOBS} job${JOBS === 1 ? '' : 's'}) on the embedded local cluster: ${AGENTS} agents, ${executors.length} executors x ${concurrency} slots, managed redis-server (AOF everysec), dispatch window ${DISPATCH_WINDOW ?? 'default'}, executor prefetch ${EXECUTOR_PREFETCH ?? 'default'}, Node ${process.version}, ${cpus().length} CPUs.`,
+      `${TASKS} trivial tasks (${JOBS} job${JOBS === 1 ? '' : 's'}) on the embedded local cluster: ${AGENTS} agents, ${executors.length} executors x ${concurrency} slots, managed redis-server (AOF everysec), dispatch window ${DISPATCH_WINDOW ?? 'default'}, executor prefetch ${EXECUTOR_PREFETCH ?? 'default'}${EXECUTOR_NODE_FLAGS.length > 0 ? `, executors started with \`${EXECUTOR_NODE_FLAGS.join(' ')}\`` : ''}, Node ${process.version}, ${cpus().length} CPUs.`,
       '',
       'Measured path: submit -> placement -> attempt start -> executor queue -> executor process (no-op runner, output commit) -> result recorded -> job SUCCEEDED.',
       '',

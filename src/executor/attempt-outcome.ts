@@ -20,8 +20,8 @@ export function notDurable(err: OutputNotDurableError): { state: 'FAILED'; exitC
 /** Describe how the attempt ended once its workload exited, committing its output after a clean exit. */
 export async function outcomeOf(s: AttemptScope, handle: RunHandle, run: RunEnd): Promise<AttemptResult> {
   const { payload, ctx, end, plan } = s;
-  const { exit, runningAt } = run;
-  const common = { sandboxDir: handle.sandboxDir, ...(exit.usage ? { usage: exit.usage } : {}), startedAt: runningAt };
+  const { exit, runningAt, exitedAt } = run;
+  const common = { sandboxDir: handle.sandboxDir, ...(exit.usage ? { usage: exit.usage } : {}), startedAt: runningAt, exitedAt };
   const finish = (r: FinishFields): AttemptResult => ({ ...end({ ...r, ...common }), startedAt: runningAt });
   const failed = async (r: FinishFields): Promise<AttemptResult> => {
     if (plan) await discardAttemptDir(plan).catch(() => undefined);

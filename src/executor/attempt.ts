@@ -266,6 +266,8 @@ export interface RunEnd {
   readonly exit: RunExit;
   /** When the workload began to run: the start its result gives. */
   readonly runningAt: number;
+  /** When it exited (before the commit's turn and the commit). */
+  readonly exitedAt: number;
   readonly timedOut: boolean;
   readonly drained: boolean;
 }
@@ -565,11 +567,13 @@ async function runToExit(s: AttemptScope, handle: RunHandle, commitTurn: () => P
   if (control.drain.aborted) onDrain();
   else control.drain.addEventListener('abort', onDrain, { once: true });
   let exit: RunExit;
+  let exitedAt = runningAt;
   try {
     exit = await handle.wait();
   } catch (err) {
     exit = { exitCode: null, signal: null, reason: 'LAUNCH_FAILED', message: `lost track of the container: ${(err as Error).message}` };
   } finally {
+    exitedAt = Date.now();
     if (timer) clearTimeout(timer);
     control.drain.removeEventListener('abort', onDrain);
     // The container is gone: its slot goes to the next prepared attempt while this one commits.
@@ -579,5 +583,5 @@ async function runToExit(s: AttemptScope, handle: RunHandle, commitTurn: () => P
   control.onExited?.();
   await commitTurn();
   await cleanupScratch(s).catch(() => undefined);
-  return { exit, runningAt, timedOut, drained };
+  return { exit, runningAt, exitedAt, timedOut, drained };
 }

@@ -6,12 +6,13 @@
 import { asArray, asBoolean, asEnum, asNumber, asObject, asString, isObject, optional } from '../core/decode.js';
 
 /**
- * Version of this contract; a different major on either side is refused. 2: attempts stage in
+ * Version of this contract; a different major on either side is refused. 2.1: results say when
+ * the workload exited (`exitedAt`; optional, so 2.0 and 2.1 talk). 2: attempts stage in
  * one directory per stage (`.locus-staging`), which a commit record's `staged` path now names; an
  * executor of major 1 rolling such a record forward would remove that whole directory (it
  * removed the staged path's parent, then its task's alone), so the two must not share a scheduler.
  */
-export const CONTRACT_VERSION = '2.0';
+export const CONTRACT_VERSION = '2.1';
 
 /** The BullMQ queue an executor consumes. */
 export function executorQueueName(executorId: string): string {
@@ -178,6 +179,12 @@ export interface AttemptResult {
    */
   readonly inputHost?: string;
   readonly startedAt: number;
+  /**
+   * When the workload exited, before its output was committed (absent: it never ran, or an
+   * executor of contract 2.0). The scheduler's dispatch window tells the workload's own run from
+   * the executor's work around it with this.
+   */
+  readonly exitedAt?: number;
   readonly finishedAt: number;
   readonly host: string;
 }
@@ -455,6 +462,7 @@ export function decodeAttemptResult(v: unknown): AttemptResult {
   const outputPath = optional(o['outputPath'], 'result.outputPath', asString);
   const output = optional(o['output'], 'result.output', decodeCommittedOutput);
   const inputHost = optional(o['inputHost'], 'result.inputHost', asString);
+  const exitedAt = optional(o['exitedAt'], 'result.exitedAt', asNumber);
   const exitCode = o['exitCode'];
   return {
     attemptId: asString(o['attemptId'], 'result.attemptId'),
@@ -469,6 +477,7 @@ export function decodeAttemptResult(v: unknown): AttemptResult {
     ...(output !== undefined ? { output } : {}),
     ...(inputHost !== undefined ? { inputHost } : {}),
     startedAt: asNumber(o['startedAt'], 'result.startedAt'),
+    ...(exitedAt !== undefined ? { exitedAt } : {}),
     finishedAt: asNumber(o['finishedAt'], 'result.finishedAt'),
     host: asString(o['host'], 'result.host'),
   };

@@ -18,7 +18,7 @@ import {
 } from './placement/index.js';
 import { offerRole, subtractTaken, summarizeOffer, takeResources, type OfferSummary } from './offers.js';
 import type { CoordinatorOptions, Explanation } from './ports.js';
-import { DispatchWindows } from './dispatch-window.js';
+import { DispatchWindows, workloadMs } from './dispatch-window.js';
 import { PrefetchPolicy, dispatchableSlots } from './prefetch.js';
 import { tagOf } from '../volumes/wire.js';
 
@@ -184,7 +184,7 @@ export class Coordinator {
     // (lost, cancelled before it started) carry no start worth measuring.
     const ran = outcome !== 'STALE' && (result.state === 'SUCCEEDED' || result.state === 'FAILED' || result.state === 'TIMED_OUT');
     const runMs = result.finishedAt - result.startedAt;
-    this.windows.finished(executorId, result.attemptId, ran ? result.startedAt : undefined, this.o.clock.now(), runMs);
+    this.windows.finished(executorId, result.attemptId, ran ? result.startedAt : undefined, this.o.clock.now(), workloadMs(result));
     // Only for an executor still in service: a late result must not bring a dropped one back.
     const ex = this.o.executors.get(executorId);
     if (ex !== undefined && ex.state !== 'GONE') this.prefetch.finished(executorId, ran ? runMs : undefined, result.reason === HANDED_BACK);

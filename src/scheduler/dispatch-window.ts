@@ -28,6 +28,19 @@
  * in as arguments.
  */
 
+/**
+ * How long an attempt's workload ran, the run a wait is weighed against: from its start to its
+ * exit, not to the end of the commit after it (`finishedAt`, for results of executors that do not
+ * say when it exited). A no-op task's commit (its flushes, the ledger, its turn) is the
+ * executor's own work and queues as its start does; counted as run it outweighed every wait, and
+ * the window never shrank for short tasks (bench:dispatch: about 210 attempts in flight and a new
+ * job's task 39-45 ms to start; weighed by the workload, 30-31 ms at the same throughput,
+ * bench/results/dispatch-2026-12-07-s13.notes.md).
+ */
+export function workloadMs(result: { readonly startedAt: number; readonly exitedAt?: number; readonly finishedAt: number }): number {
+  return Math.max(0, (result.exitedAt ?? result.finishedAt) - result.startedAt);
+}
+
 /** Tunables of the dispatch window. */
 export interface DispatchWindowOptions {
   /** Off: every free slot is dispatchable, as without a window. */
@@ -57,7 +70,10 @@ export const DEFAULT_DISPATCH_WINDOW: DispatchWindowOptions = Object.freeze({
   // (bench/results/dispatch-2026-12-07-s11-window.notes.md).
   enabled: true,
   floor: 8,
-  toleranceMs: 10,
+  // 15, not 10, since the wait is weighed against the workload alone (workloadMs): at 10 the
+  // window held no-op tasks to about 90 in flight, a p50 of 26 ms to start, and cost 18 % of
+  // their throughput; at 15 about 110, 30 ms, and no throughput within the runs' spread.
+  toleranceMs: 15,
   spreadMs: 25,
   youngMs: 1000,
   quietMs: 2000,
@@ -161,8 +177,8 @@ export class DispatchWindows {
 
   /**
    * An attempt ended; `startedAt` is when its executor started it (undefined: it never
-   * started, or the time means nothing, as for a synthetic LOST result) and `runMs` how long it
-   * ran then (both on the executor's clock).
+   * started, or the time means nothing, as for a synthetic LOST result) and `runMs` how long its
+   * workload ran then, without the commit after it (both on the executor's clock).
    */
   finished(executorId: string, attemptId: string, startedAt: number | undefined, now: number, runMs = 0): void {
     const s = this.execs.get(executorId);

@@ -130,6 +130,9 @@ describe('locus executor (no agent: isolated children)', () => {
     expect(all.filter((r) => r.reason === 'COMMITTED')).toHaveLength(1);
     expect(all.filter((r) => r.reason === 'ALREADY_COMMITTED')).toHaveLength(2);
     const winner = all.find((r) => r.reason === 'COMMITTED');
+    // When its workload exited crosses the wire with the result (contract 2.1).
+    expect(winner?.exitedAt).toBeGreaterThanOrEqual(winner?.startedAt ?? Infinity);
+    expect(winner?.exitedAt).toBeLessThanOrEqual(winner?.finishedAt ?? -Infinity);
     const files = (await readdir(out)).sort();
     // One attempt's files only: part-0, one extra-*, the marker.
     expect(files.filter((f) => f.startsWith('extra-'))).toHaveLength(1);

@@ -205,6 +205,11 @@ describe('through the attempt path', () => {
     expect(results.map((r) => r.state)).toEqual(['SUCCEEDED', 'SUCCEEDED', 'SUCCEEDED']);
     // All three ran their workload (none found a record at its start): the race was at the commit.
     for (const r of results) expect(r.sandboxDir).toBeDefined();
+    // Each says when its workload (`sleep 0.5`) exited, before its commit ended.
+    for (const r of results) {
+      expect(r.exitedAt).toBeGreaterThanOrEqual(r.startedAt + 450);
+      expect(r.exitedAt).toBeLessThanOrEqual(r.finishedAt);
+    }
     expect(results.filter((r) => r.reason === 'COMMITTED')).toHaveLength(1);
     expect(results.filter((r) => r.reason === 'ALREADY_COMMITTED')).toHaveLength(2);
     const record = (await ledger.lookup('dup.1.0')) as CommittedOutput;

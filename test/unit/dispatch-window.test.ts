@@ -7,7 +7,7 @@
  * their free slots.
  */
 import { describe, expect, it } from 'vitest';
-import { DispatchWindows, type DispatchWindowOptions } from '../../src/scheduler/dispatch-window.js';
+import { DispatchWindows, workloadMs, type DispatchWindowOptions } from '../../src/scheduler/dispatch-window.js';
 import { place } from '../../src/scheduler/placement/index.js';
 import { exec, indexOf, offer, snap, task } from './placement-builders.js';
 
@@ -190,6 +190,40 @@ describe('dispatch window: the controller', () => {
     const v = new DispatchWindows({ enabled: true });
     const short = play(v, 19, attempts.map((a) => ({ ...a, run: 5 })));
     expect(Math.min(...short)).toBeLessThan(19);
+  });
+
+  it('weighs a wait against the workload\'s run, not the commit after it (workloadMs)', () => {
+    // No-op tasks on an executor getting busy: the first start at once, then each waits 40 ms
+    // up to 54 to start, runs 1 ms, and takes 60 ms to commit (its flushes, the ledger, its turn);
+    // its result arrives when the commit is done.
+    const results = Array.from({ length: 60 }, (_, i) => {
+      const startedAt = i * 10 + (i < 5 ? 2 : 40 + (i % 15));
+      return { id: `c${i}`, at: i * 10, startedAt, exitedAt: startedAt + 1, finishedAt: startedAt + 61 };
+    });
+    const least = (runOf: (r: (typeof results)[number]) => number): number => {
+      const w = new DispatchWindows({ enabled: true });
+      const events = results.flatMap((r) => [{ t: r.at, end: false, r }, { t: r.finishedAt, end: true, r }]);
+      events.sort((x, y) => x.t - y.t || Number(x.end) - Number(y.end));
+      let min = Infinity;
+      for (const e of events) {
+        if (!e.end) {
+          w.dispatchable(E, 40, 40, e.t);
+          w.dispatched(E, 40, [e.r.id], e.t);
+        } else {
+          w.finished(E, e.r.id, e.r.startedAt, e.t, runOf(e.r));
+          min = Math.min(min, w.window(E) ?? NaN);
+        }
+      }
+      return min;
+    };
+    expect(workloadMs(results[9] as (typeof results)[number])).toBe(1);
+    // Weighed by the workload: a queue, the window shrinks to its floor.
+    expect(least(workloadMs)).toBe(8);
+    // Weighed to the end of the commit (what the coordinator did before): each wait looked
+    // shorter than the "run", and the window kept every slot.
+    expect(least((r) => r.finishedAt - r.startedAt)).toBe(40);
+    // A result without exitedAt (an executor of contract 2.0) is weighed to its end, as before.
+    expect(workloadMs({ startedAt: 5, finishedAt: 70 })).toBe(65);
   });
 
   it('stops counting an attempt against the window once it has been in flight past youngMs', () => {
