@@ -567,7 +567,7 @@ async function runToExit(s: AttemptScope, handle: RunHandle, commitTurn: () => P
   if (control.drain.aborted) onDrain();
   else control.drain.addEventListener('abort', onDrain, { once: true });
   let exit: RunExit;
-  let exitedAt = runningAt;
+  let exitedAt: number;
   try {
     exit = await handle.wait();
   } catch (err) {

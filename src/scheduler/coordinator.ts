@@ -184,7 +184,13 @@ export class Coordinator {
     // (lost, cancelled before it started) carry no start worth measuring.
     const ran = outcome !== 'STALE' && (result.state === 'SUCCEEDED' || result.state === 'FAILED' || result.state === 'TIMED_OUT');
     const runMs = result.finishedAt - result.startedAt;
-    this.windows.finished(executorId, result.attemptId, ran ? result.startedAt : undefined, this.o.clock.now(), workloadMs(result));
+    // The window samples only attempts whose workload ran: their result says when it exited. One
+    // that ended before (found committed, failed to set up or launch, the executor's own error)
+    // has a "start" from before its set-up: a delay that short would lower the window's baseline
+    // for a minute and make every prompt start after it look congested. (An executor of contract
+    // 2.0 says no exit time: during a rolling upgrade its window keeps every slot.)
+    const sampled = ran && result.exitedAt !== undefined;
+    this.windows.finished(executorId, result.attemptId, sampled ? result.startedAt : undefined, this.o.clock.now(), workloadMs(result));
     // Only for an executor still in service: a late result must not bring a dropped one back.
     const ex = this.o.executors.get(executorId);
     if (ex !== undefined && ex.state !== 'GONE') this.prefetch.finished(executorId, ran ? runMs : undefined, result.reason === HANDED_BACK);
