@@ -904,7 +904,7 @@ async function main(): Promise<void> {
     const md = [
       `# Dispatch benchmark, ${date}`,
       '',
-      `${TASKS} trivial tasks (${JOBS} job${JOBS === 1 ? '' : 's'}) on the embedded local cluster: ${AGENTS} agents, ${executors.length} executors x ${concurrency} slots, managed redis-server (AOF everysec), dispatch window ${DISPATCH_WINDOW ?? 'default'}, executor prefetch ${EXECUTOR_PREFETCH ?? 'default'}${EXECUTOR_NODE_FLAGS.length > 0 ? `, executors started with \`${EXECUTOR_NODE_FLAGS.join(' ')}\`` : ''}, Node ${process.version}, ${cpus().length} CPUs.`,
+      `${TASKS} trivial tasks (${JOBS} job${JOBS === 1 ? '' : 's'}) on the embedded local cluster: ${AGENTS} agents, warmed up to ${executors.length} executors x ${concurrency} slots (the framework then sizes them to each round's work: see "Executors running after each Locus round"; the BullMQ baseline keeps the warmed-up count), managed redis-server (AOF everysec), dispatch window ${DISPATCH_WINDOW ?? 'default'}, executor prefetch ${EXECUTOR_PREFETCH ?? 'default'}${EXECUTOR_NODE_FLAGS.length > 0 ? `, executors started with \`${EXECUTOR_NODE_FLAGS.join(' ')}\`` : ''}, Node ${process.version}, ${cpus().length} CPUs.`,
       '',
       'Measured path: submit -> placement -> attempt start -> executor queue -> executor process (no-op runner, output commit) -> result recorded -> job SUCCEEDED.',
       '',
