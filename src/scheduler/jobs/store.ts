@@ -115,12 +115,7 @@ export class JobStore {
         throw new LocusError('UNAVAILABLE', `the splits of job ${jobId} stage ${stage} could not be staged whole (${tries} tries)`);
       }
       if (code === -1 || state === undefined) throw new LocusError('NOT_FOUND', `job ${jobId} not found`);
-      const h: Record<string, string> = {};
-      COUNTER_FIELDS.forEach((f, i) => {
-        const v = counters[i];
-        if (typeof v === 'string') h[f] = v;
-      });
-      return { opened: code === 1, state: state as JobState, stages: parseJson(stages ?? '[]', 'job.stages') as StageRecord[], counts: decodeCounts(h) };
+      return { opened: code === 1, state: state as JobState, stages: parseJson(stages ?? '[]', 'job.stages') as StageRecord[], counts: decodeCounts(hashOf(COUNTER_FIELDS, counters)) };
     }
   }
 
@@ -228,14 +223,10 @@ export class JobStore {
    * does not grow with the spec.
    */
   async getDynamic(jobId: string): Promise<Pick<JobRecord, 'state' | 'stage' | 'stages' | 'counts' | 'updatedAt' | 'finishedAt' | 'message'> | undefined> {
-    const fields = ['state', 'stage', 'stages', 'updatedAt', 'finishedAt', 'message', LEGACY_ANY_COUNTER, ...COUNTER_KEYS.map((k) => C[k])];
+    const fields = ['state', 'stage', 'stages', 'updatedAt', 'finishedAt', 'message', ...COUNTER_FIELDS];
     const v = await this.redis.hmget(jobKey(jobId), ...fields);
     if (v[0] === null) return undefined;
-    const h: Record<string, string> = {};
-    fields.forEach((f, i) => {
-      const x = v[i];
-      if (typeof x === 'string') h[f] = x;
-    });
+    const h = hashOf(fields, v);
     return {
       state: v[0] as JobState,
       stage: Number(v[1] ?? 0),
@@ -407,6 +398,16 @@ function decodeTask(raw: string): TaskRecord {
 }
 
 /** The counters of a job hash (every name from JOB_COUNTERS). */
+/** An HMGET's reply as the hash it read: `fields[i]` → `values[i]`, the absent ones left out. */
+function hashOf(fields: readonly string[], values: readonly (string | null | undefined)[]): Record<string, string> {
+  const h: Record<string, string> = {};
+  fields.forEach((f, i) => {
+    const x = values[i];
+    if (typeof x === 'string') h[f] = x;
+  });
+  return h;
+}
+
 function decodeCounts(h: Readonly<Record<string, string>>): JobCounts {
   const out = {} as Record<keyof JobCounts, number>;
   for (const k of COUNTER_KEYS) out[k] = Number(h[C[k]] ?? 0);
