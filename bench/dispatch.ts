@@ -117,20 +117,44 @@ function say(line: string): void {
   process.stderr.write(`bench: ${line}\n`);
 }
 
+/** How long the main threads of one kind of process ran and waited for a CPU (/proc/<pid>/schedstat). */
+interface SchedTotals {
+  /** Nanoseconds on a CPU. */
+  runNs: number;
+  /** Nanoseconds runnable but waiting for a CPU (on a run queue). */
+  waitNs: number;
+  /** Times the thread was put on a CPU: each one followed a wait, however short. */
+  slices: number;
+  /** Processes of this kind. */
+  procs: number;
+}
+
+/** One reading of the benchmark's process tree. */
+interface TreeReading {
+  readonly at: number;
+  /** CPU time (ms) by command name, every thread, reaped children counted by `self`. */
+  readonly cpuMs: Map<string, number>;
+  /** Main threads only: an event loop runs there, so its waits for a CPU are its delays. */
+  readonly sched: Map<string, SchedTotals>;
+}
+
 /**
- * CPU time (ms) of this process and every live descendant, by command name, from /proc: the
+ * CPU time of this process and every live descendant, by command name, from /proc: the
  * benchmark's own processes (framework and agents in this one, redis-server, executors, BullMQ
- * workers) and nothing else on the shared machine. `self` also counts children it reaped.
+ * workers) and nothing else on the shared machine. Also each main thread's time waiting for a
+ * CPU (schedstat): whether a busy event loop was slow because it worked or because it waited.
  */
-async function treeCpuMs(): Promise<Map<string, number>> {
-  const out = new Map<string, number>();
+async function treeReading(): Promise<TreeReading> {
+  const cpuMs = new Map<string, number>();
+  const sched = new Map<string, SchedTotals>();
+  const at = performance.now();
   const tick = 10; // USER_HZ is 100 on Linux
-  const procs: { pid: number; ppid: number; comm: string; cpu: number; children: number }[] = [];
+  const procs: { pid: number; ppid: number; comm: string; cpu: number; children: number; stat?: number[] }[] = [];
   let names: string[];
   try {
     names = await readdir('/proc');
   } catch {
-    return out;
+    return { at, cpuMs, sched };
   }
   for (const n of names) {
     if (!/^\d+$/.test(n)) continue;
@@ -147,29 +171,67 @@ async function treeCpuMs(): Promise<Map<string, number>> {
   }
   const kids = new Map<number, typeof procs>();
   for (const p of procs) kids.set(p.ppid, [...(kids.get(p.ppid) ?? []), p]);
-  const walk = (pid: number): void => {
+  const addSched = async (comm: string, pid: number): Promise<void> => {
+    // The thread group leader's own figures: run ns, run-queue wait ns, time slices.
+    const f = (await readFile(`/proc/${pid}/schedstat`, 'utf8').catch(() => '')).trim().split(' ').map(Number);
+    if (f.length < 3 || f.some((x) => !Number.isFinite(x))) return;
+    const t = sched.get(comm) ?? { runNs: 0, waitNs: 0, slices: 0, procs: 0 };
+    sched.set(comm, { runNs: t.runNs + (f[0] ?? 0), waitNs: t.waitNs + (f[1] ?? 0), slices: t.slices + (f[2] ?? 0), procs: t.procs + 1 });
+  };
+  const walk = async (pid: number): Promise<void> => {
     for (const c of kids.get(pid) ?? []) {
-      out.set(c.comm, (out.get(c.comm) ?? 0) + c.cpu);
-      walk(c.pid);
+      cpuMs.set(c.comm, (cpuMs.get(c.comm) ?? 0) + c.cpu);
+      await addSched(c.comm, c.pid);
+      await walk(c.pid);
     }
   };
   const me = procs.find((p) => p.pid === process.pid);
-  if (me) out.set('bench+framework', me.cpu + me.children);
-  walk(process.pid);
-  return out;
+  if (me) {
+    cpuMs.set('bench+framework', me.cpu + me.children);
+    await addSched('bench+framework', me.pid);
+  }
+  await walk(process.pid);
+  return { at, cpuMs, sched };
 }
 
-/** CPU ms per task by process name between two treeCpuMs readings, and in all. */
-function cpuPerTask(before: Map<string, number>, after: Map<string, number>, tasks: number): { totalMs: number; byProcess: Record<string, number> } {
+/** A main thread's waits for a CPU over a span, by process name. */
+interface CpuWait {
+  /** Share of the span the main threads spent runnable but not running (per process, mean). */
+  waitShare: number;
+  /** Mean wait for a CPU each time a main thread became runnable, ms. */
+  msPerWakeup: number;
+  /** Share of the span on a CPU (per process, mean). */
+  runShare: number;
+}
+
+/**
+ * CPU ms per task by process name between two readings, and in all; and the main threads'
+ * waits for a CPU (only processes alive at both readings count, by name: a process that came or
+ * went in between is left out of `waits` rather than guessed at).
+ */
+function cpuPerTask(before: TreeReading, after: TreeReading, tasks: number): { totalMs: number; byProcess: Record<string, number>; waits: Record<string, CpuWait> } {
   const byProcess: Record<string, number> = {};
   let total = 0;
-  for (const [k, v] of after) {
-    const d = v - (before.get(k) ?? 0);
+  for (const [k, v] of after.cpuMs) {
+    const d = v - (before.cpuMs.get(k) ?? 0);
     if (d <= 0) continue;
     byProcess[k] = Number((d / tasks).toFixed(3));
     total += d;
   }
-  return { totalMs: Number((total / tasks).toFixed(3)), byProcess };
+  const waits: Record<string, CpuWait> = {};
+  const spanNs = (after.at - before.at) * 1e6;
+  for (const [k, a] of after.sched) {
+    const b = before.sched.get(k);
+    if (b === undefined || b.procs !== a.procs || spanNs <= 0) continue;
+    const slices = a.slices - b.slices;
+    if (slices <= 0) continue;
+    waits[k] = {
+      waitShare: Number(((a.waitNs - b.waitNs) / a.procs / spanNs).toFixed(3)),
+      msPerWakeup: Number(((a.waitNs - b.waitNs) / slices / 1e6).toFixed(3)),
+      runShare: Number(((a.runNs - b.runNs) / a.procs / spanNs).toFixed(3)),
+    };
+  }
+  return { totalMs: Number((total / tasks).toFixed(3)), byProcess, waits };
 }
 
 // ---------------------------------------------------------------- environment
@@ -630,14 +692,14 @@ async function locusThroughput(env: Env, round: number): Promise<LocusRound> {
   })();
   const statsBefore = await commandStats(env.admin);
   const memoryBefore = await usedMemory(env.admin);
-  const cpuBefore = await treeCpuMs();
+  const cpuBefore = await treeReading();
   const mon = MONITOR && round === 0 ? await monitorStart(env.redis.url) : undefined;
   const r = await runJobs(env, specs, 480_000, ids).finally(() => { sampling = false; flowing = false; });
   await sampler;
   await prober;
   const probes = (await Promise.all(probeRuns)).filter((x): x is LatencySample => x !== undefined);
   const statsAfter = await commandStats(env.admin);
-  const cpu = cpuPerTask(cpuBefore, await treeCpuMs(), TASKS + probes.length);
+  const cpu = cpuPerTask(cpuBefore, await treeReading(), TASKS + probes.length);
   const monitor = await mon?.stop(TASKS + probes.length);
   if (monitor) {
     say(`MONITOR round 1, per task: ${monitor.sent} sent, ${monitor.inScripts} inside scripts\n${monitor.rows.slice(0, 60).map((x) => `  ${x.perTask.toFixed(3)}  ${x.what}`).join('\n')}`);
@@ -795,9 +857,9 @@ async function main(): Promise<void> {
     for (let round = 0; round < ROUNDS; round++) {
       const before = loadNow();
       const bStats = await commandStats(env.admin);
-      const bCpu = await treeCpuMs();
+      const bCpu = await treeReading();
       const b0 = await bullmqThroughput(env.redis.url, round, executors.length, concurrency, TASKS);
-      const b = { ...b0, redis: redisCost(bStats, await commandStats(env.admin), TASKS), cpu: cpuPerTask(bCpu, await treeCpuMs(), TASKS) };
+      const b = { ...b0, redis: redisCost(bStats, await commandStats(env.admin), TASKS), cpu: cpuPerTask(bCpu, await treeReading(), TASKS) };
       runs.bullmq.push(b);
       say(`round ${round + 1}: plain BullMQ ${b.throughput.toFixed(0)} jobs/s (${b.seconds.toFixed(2)}s); CPU ${b.cpu.totalMs} ms/task ${JSON.stringify(b.cpu.byProcess)}; load ${before.join(' / ')}`);
       if (SKIP_LOCUS) {
@@ -810,7 +872,7 @@ async function main(): Promise<void> {
       l.executors = { count: ran.length, slots: ran.reduce((a, e) => a + e.slots, 0) };
       runs.locus.push(l);
       roundLoad.push({ before, after: loadNow() });
-      say(`round ${round + 1}: Locus CPU ${l.cpu.totalMs} ms/task ${JSON.stringify(l.cpu.byProcess)}; ${l.executors.count} executors, ${l.executors.slots} slots`);
+      say(`round ${round + 1}: Locus CPU ${l.cpu.totalMs} ms/task ${JSON.stringify(l.cpu.byProcess)}; ${l.executors.count} executors, ${l.executors.slots} slots; CPU waits (share / ms per wake-up / run share) ${JSON.stringify(l.cpu.waits)}`);
       const lp = summary(l.probes.map((x) => x.runningMs));
       say(`round ${round + 1}: Locus ${l.throughput.toFixed(0)} tasks/s (${l.seconds.toFixed(2)}s); ms p50/p90: ${Object.entries(l.breakdown).map(([k, v]) => `${k} ${v.p50}/${v.p90}`).join(', ')}; load after ${roundLoad[round]?.after.join(' / ') ?? ''}`);
       say(`round ${round + 1}: under load submit->running p50 ${lp.p50Ms} ms, p99 ${lp.p99Ms} ms (${l.probes.length} probes); Redis per task: Locus ${l.redis.callsPerTask} calls ${l.redis.usecPerTask} us, BullMQ ${b.redis.callsPerTask} calls ${b.redis.usecPerTask} us`);
@@ -923,6 +985,7 @@ async function main(): Promise<void> {
       `Redis work per task (INFO commandstats, server time; per round): Locus ${result.locus.redisPerTask.map((x) => `${x.callsPerTask} calls / ${x.usecPerTask} us`).join('; ')}; plain BullMQ ${result.bullmq.redisPerTask.map((x) => `${x.callsPerTask} calls / ${x.usecPerTask} us`).join('; ')}.`,
       `Redis memory kept per finished task (INFO memory, growth over the round; it includes the round's finished queue jobs, about 1.6 KB per task, which the benchmark keeps 5 min to read its breakdown from them, where a framework removes them once recorded): ${result.locus.redisPerTask.map((x) => ('keptBytesPerTask' in x ? `${String(x.keptBytesPerTask)} bytes` : '?')).join('; ')}.`,
       `CPU time per task of the benchmark's process tree (ms; framework and local agents run in the benchmark's process): Locus ${result.locus.cpuPerTask.map((x) => `${x.totalMs} (${Object.entries(x.byProcess).map(([k, v]) => `${k} ${v}`).join(', ')})`).join('; ')}; plain BullMQ ${result.bullmq.cpuPerTask.map((x) => `${x.totalMs} (${Object.entries(x.byProcess).map(([k, v]) => `${k} ${v}`).join(', ')})`).join('; ')}.`,
+      `Main threads' waits for a CPU (schedstat; per round, by process: share of the round runnable but not running / mean wait each time it became runnable, ms / share on a CPU; a process's event loop is delayed by the first): Locus ${result.locus.cpuPerTask.map((x) => Object.entries(x.waits).map(([k, v]) => `${k} ${v.waitShare} / ${v.msPerWakeup} / ${v.runShare}`).join(', ')).join('; ')}.`,
       `Locus by command in round 1 (calls / us per task): ${(result.locus.redisPerTask[0]?.byCommand ?? []).map((x) => `${x.command} ${x.callsPerTask} / ${x.usecPerTask}`).join(', ')}.`,
       `BullMQ by command in round 1 (calls / us per task): ${(result.bullmq.redisPerTask[0]?.byCommand ?? []).map((x) => `${x.command} ${x.callsPerTask} / ${x.usecPerTask}`).join(', ')}.`,
       `Where an attempt's time goes in the best Locus round (p50 / p90 ms): ${Object.entries(result.locus.breakdownMs).map(([k, v]) => `${k} ${v.p50} / ${v.p90}`).join('; ')} (attemptsInFlight: a count, not ms; outputsDiskWalk: one du-style walk of the outputs root after the round).`,
