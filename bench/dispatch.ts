@@ -18,6 +18,9 @@
  *    are reported too. Under load (the target): probes submitted every
  *    BENCH_PROBE_EVERY_MS while a throughput round's tasks flow. Idle: one
  *    at a time onto idle, warm executors.
+ *    After the rounds, one more pair with the same tasks in a stage of
+ *    `outputs: none` (nothing staged, flushed or committed): what the output
+ *    commit costs, reported beside the ratio, never in it (BENCH_SKIP_NO_OUTPUT=1 skips it).
  * Redis work per task: INFO commandstats before and after each round (calls
  * and server microseconds per task, by command), for Locus and for BullMQ.
  * Profiles: with BENCH_PROFILE_DIR set, every executor process writes a CPU
@@ -68,6 +71,8 @@ const ISO_AGENTS = num('BENCH_ISOLATED_AGENTS', 2);
 const ISO_SLOTS = num('BENCH_ISOLATED_SLOTS', 4);
 const SKIP_ISOLATED = process.env['BENCH_SKIP_ISOLATED'] === '1';
 const SKIP_LOCUS = process.env['BENCH_SKIP_LOCUS'] === '1';
+/** BENCH_SKIP_NO_OUTPUT=1: no extra pair with the tasks in a stage of `outputs: none`. */
+const SKIP_NO_OUTPUT = process.env['BENCH_SKIP_NO_OUTPUT'] === '1';
 /** Under-load latency: one single-task probe job submitted this often while a round's tasks flow. */
 const PROBE_EVERY_MS = num('BENCH_PROBE_EVERY_MS', 100);
 /**
@@ -358,9 +363,9 @@ async function startEnv(work: string, o: { agents: number; slots: number; runner
   }
 }
 
-function trivialJob(name: string, tasks: number, command: readonly string[] = ['true']): JobSpec {
+function trivialJob(name: string, tasks: number, command: readonly string[] = ['true'], outputs: 'committed' | 'none' = 'committed'): JobSpec {
   return validateJobSpec({
-    name, retries: 0, timeout: '5m',
+    name, retries: 0, timeout: '5m', outputs,
     task: { command: [...command], resources: { cpus: 0.1, mem: '32MiB', disk: '1MiB' } },
     tasks: Array.from({ length: tasks }, () => ({})),
   });
@@ -657,9 +662,10 @@ interface LocusRound {
   executors?: { count: number; slots: number };
 }
 
-async function locusThroughput(env: Env, round: number): Promise<LocusRound> {
+/** `outputs`: the round's tasks commit an (empty) output each, or are a stage of `outputs: none`. */
+async function locusThroughput(env: Env, round: number, outputs: 'committed' | 'none' = 'committed'): Promise<LocusRound> {
   const perJob = Math.floor(TASKS / JOBS);
-  const specs = Array.from({ length: JOBS }, (_, j) => trivialJob(`thr-r${round}-${j}`, perJob + (j < TASKS % JOBS ? 1 : 0)));
+  const specs = Array.from({ length: JOBS }, (_, j) => trivialJob(`thr-r${round}-${j}`, perJob + (j < TASKS % JOBS ? 1 : 0), ['true'], outputs));
   // How many attempts are in flight (the job counters), sampled every 50 ms: how full the slots are kept.
   const inFlight: number[] = [];
   let sampling = true;
@@ -878,6 +884,17 @@ async function main(): Promise<void> {
       say(`round ${round + 1}: under load submit->running p50 ${lp.p50Ms} ms, p99 ${lp.p99Ms} ms (${l.probes.length} probes); Redis per task: Locus ${l.redis.callsPerTask} calls ${l.redis.usecPerTask} us, BullMQ ${b.redis.callsPerTask} calls ${b.redis.usecPerTask} us`);
     }
 
+    // The same no-op tasks in a stage of `outputs: none` (nothing staged, flushed or committed):
+    // one more pair, BullMQ then Locus back to back, measured here like the rounds above.
+    let noOutput: { bullmq: number; locus: number; ratio: number; cpu: CpuCost; probes: ReturnType<typeof summary>; loadAverageBefore: number[]; loadAverageAfter: number[] } | undefined;
+    if (!SKIP_LOCUS && !SKIP_NO_OUTPUT) {
+      const before = loadNow();
+      const b = await bullmqThroughput(env.redis.url, ROUNDS, executors.length, concurrency, TASKS);
+      const l = await locusThroughput(env, ROUNDS, 'none');
+      noOutput = { bullmq: b.throughput, locus: l.throughput, ratio: l.throughput / b.throughput, cpu: l.cpu, probes: summary(l.probes.map((x) => x.runningMs)), loadAverageBefore: before, loadAverageAfter: loadNow() };
+      say(`outputs: none: plain BullMQ ${b.throughput.toFixed(0)} jobs/s, Locus ${l.throughput.toFixed(0)} tasks/s (ratio ${noOutput.ratio.toFixed(3)}); CPU ${l.cpu.totalMs} ms/task ${JSON.stringify(l.cpu.byProcess)}; probes p50 ${noOutput.probes.p50Ms} ms, p99 ${noOutput.probes.p99Ms} ms`);
+    }
+
     const latLoadBefore = loadNow();
     const lat = await latency(env);
     const latLoadAfter = loadNow();
@@ -942,6 +959,11 @@ async function main(): Promise<void> {
           placed: placed, done: done, loadAverageBefore: latLoadBefore, loadAverageAfter: latLoadAfter,
         },
       },
+      noOutput: noOutput === undefined ? null : {
+        what: 'the rounds\' no-op tasks in a stage of `outputs: none`: nothing staged, flushed or committed (one pair, after the rounds; not part of the ratio above)',
+        bullmq: Math.round(noOutput.bullmq), locus: Math.round(noOutput.locus), ratio: Number(noOutput.ratio.toFixed(3)), cpuPerTask: noOutput.cpu,
+        underLoad: noOutput.probes, loadAverageBefore: noOutput.loadAverageBefore, loadAverageAfter: noOutput.loadAverageAfter,
+      },
       isolated: { throughput: r2(iso.throughput), tasks: iso.tasks, seconds: r2(iso.seconds), executors: iso.executors, slots: iso.slots, runner: iso.runner, isolation: iso.isolation, loadAverageBefore: isoLoad.before, loadAverageAfter: isoLoad.after },
       setup: {
         tasks: TASKS, jobs: JOBS, rounds: ROUNDS, agents: AGENTS, executors: executors.length, slotsPerExecutor: concurrency,
@@ -978,6 +1000,7 @@ async function main(): Promise<void> {
       `| submit-to-running under load p50 (${loaded.length} probes while the rounds' tasks flowed) | ${loadedRunning.p50Ms} ms | < 20 ms ${result.targets.p50Met ? '(met)' : '(NOT met)'} |`,
       `| submit-to-running under load p99 | ${loadedRunning.p99Ms} ms | < 50 ms ${result.targets.p99Met ? '(met)' : '(NOT met)'} |`,
       `| submit-to-running idle p50 / p99 (${lat.length} samples, one at a time) | ${running.p50Ms} / ${running.p99Ms} ms | |`,
+      ...(noOutput === undefined ? [] : [`| the same tasks in a stage of \`outputs: none\` (one more pair after the rounds: BullMQ ${Math.round(noOutput.bullmq)} jobs/s, Locus ${Math.round(noOutput.locus)} tasks/s; CPU ${noOutput.cpu.totalMs} ms per task; probes' submit-to-running p50 / p99 ${noOutput.probes.p50Ms} / ${noOutput.probes.p99Ms} ms) | ratio ${noOutput.ratio.toFixed(3)} | reported |`]),
       `| isolated runs (${iso.runner}, ${iso.isolation}, ${iso.executors} executors x ${iso.executors > 0 ? iso.slots / iso.executors : 0} slots, ${iso.tasks} tasks) | ${result.isolated.throughput} tasks/s | reported |`,
       '',
       `Latency breakdown under load (p50 / p99 ms): submit -> attempt placed ${loadedPlaced.p50Ms} / ${loadedPlaced.p99Ms}; submit -> on the executor's queue ${loadedQueued.p50Ms} / ${loadedQueued.p99Ms}; submit -> taken by the executor's worker ${loadedTaken.p50Ms} / ${loadedTaken.p99Ms}; submit -> executor running ${loadedRunning.p50Ms} / ${loadedRunning.p99Ms}; submit -> job SUCCEEDED ${loadedDone.p50Ms} / ${loadedDone.p99Ms}. Per round (running p50 / p99): ${result.latency.underLoad.perRound.map((x) => `${x.p50Ms} / ${x.p99Ms} (${x.samples})`).join('; ')}.`,

@@ -379,7 +379,8 @@ function planAttempt(a: AttemptBasics & OutputTarget, planned: (plan: OutputPlan
   const dp = ctx.dataPlane;
   // The tenant is the first segment of the output's path under the outputs root (the
   // scheduler's layout `<root>/<tenant>/<job>/...`); without one the attempt keeps the default user.
-  const tenant = out !== undefined && ctx.tenantUids !== undefined ? tenantOfOutput(out.relPath) : undefined;
+  // Without an output (outputs: none) the payload names the tenant (contract 2.2).
+  const tenant = ctx.tenantUids === undefined ? undefined : out !== undefined ? tenantOfOutput(out.relPath) : payload.tenant;
   const uid = tenant !== undefined && ctx.tenantUids !== undefined ? tenantUid(tenant, ctx.tenantUids) : undefined;
   const containerId = containerIdFor(payload.attemptId, control.delivery);
   const plan: OutputPlan | undefined = out !== undefined ? planOutput(out.dir, payload.attemptId) : undefined;
@@ -581,7 +582,8 @@ async function runToExit(s: AttemptScope, handle: RunHandle, commitTurn: () => P
     await s.held?.close();
   }
   control.onExited?.();
-  await commitTurn();
+  // An attempt with no output (outputs: none) has nothing to commit: no commit turn to wait for.
+  if (s.plan !== undefined) await commitTurn();
   await cleanupScratch(s).catch(() => undefined);
   return { exit, runningAt, exitedAt, timedOut, drained };
 }

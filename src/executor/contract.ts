@@ -12,7 +12,7 @@ import { asArray, asBoolean, asEnum, asNumber, asObject, asString, isObject, opt
  * executor of major 1 rolling such a record forward would remove that whole directory (it
  * removed the staged path's parent, then its task's alone), so the two must not share a scheduler.
  */
-export const CONTRACT_VERSION = '2.1';
+export const CONTRACT_VERSION = '2.2';
 
 /** The BullMQ queue an executor consumes. */
 export function executorQueueName(executorId: string): string {
@@ -54,8 +54,13 @@ export interface AttemptPayload {
   readonly env: Readonly<Record<string, string>>;
   readonly resources: { readonly cpus: number; readonly memMiB: number; readonly diskMiB: number };
   readonly timeoutMs: number;
-  /** Where committed output goes (a directory); undefined = no output commit. */
+  /** Where committed output goes (a directory); undefined = no output commit (a stage of `outputs: none`). */
   readonly outputDir?: string;
+  /**
+   * The job's tenant (contract 2.2): whose uid the workload runs as when there is no output
+   * directory to tell it (an attempt with one takes its tenant from the output's path, as before).
+   */
+  readonly tenant?: string;
   /**
    * The last stage's final place when the spec names one outside the output root:
    * `local://<dataset>/<path>/<stage>/<index>` or `hdfs://nn:port/<out>/<stage>/<index>` (attempts
@@ -391,6 +396,7 @@ export function decodeAttemptPayload(v: unknown): AttemptPayload {
     };
   }));
   const outputDir = optional(o['outputDir'], 'payload.outputDir', asString);
+  const tenant = optional(o['tenant'], 'payload.tenant', asString);
   const destination = optional(o['destination'], 'payload.destination', asString);
   const generation = optional(o['generation'], 'payload.generation', asNumber);
   return {
@@ -408,6 +414,7 @@ export function decodeAttemptPayload(v: unknown): AttemptPayload {
     },
     timeoutMs: asNumber(o['timeoutMs'], 'payload.timeoutMs'),
     ...(outputDir !== undefined ? { outputDir } : {}),
+    ...(tenant !== undefined ? { tenant } : {}),
     ...(destination !== undefined ? { destination } : {}),
     ...(split !== undefined ? { split } : {}),
     volumes: asArray(o['volumes'] ?? [], 'payload.volumes', (x, p) => {

@@ -168,6 +168,7 @@ describe('submit', () => {
     ['missing name', { inputs: ['local://words/'], task: { command: ['x'] } }, 'application/json', 400, 'INVALID_FIELD', 'name'],
     ['unknown field', { ...SPEC, colour: 'red' }, 'application/json', 400, 'INVALID_FIELD', 'colour'],
     ['empty command', { ...SPEC, task: { command: [] } }, 'application/json', 400, 'INVALID_FIELD', 'task.command'],
+    ['{output} in a stage of outputs: none', { ...SPEC, task: { command: ['x', '{output}/y'] }, outputs: 'none' }, 'application/json', 400, 'INVALID_FIELD', 'task.command[1]'],
     ['bad memory size', { ...SPEC, task: { command: ['x'], resources: { mem: 'lots' } } }, 'application/json', 400, 'INVALID_FIELD', 'task.resources.mem'],
     ['input not a URI', { ...SPEC, inputs: ['just words'] }, 'application/json', 400, 'INVALID_FIELD', 'inputs[0]'],
     ['unknown placeholder', { ...SPEC, task: { command: ['x', '{nope}'] } }, 'application/json', 400, 'INVALID_FIELD', 'task.command[1]'],

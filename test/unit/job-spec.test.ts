@@ -85,6 +85,36 @@ stages:
     expect(fieldOf(() => validateJobSpec(raw))).toBe(field);
   });
 
+  it("accepts outputs: none, and 'committed' as the default written out", () => {
+    const none = validateJobSpec({ name: 'load', tasks: [{ command: ['load-db', '{task.index}'] }], task: { command: ['x'] }, outputs: 'none' });
+    expect(none.stages[0]?.outputs).toBe('none');
+    // The default leaves the stage as every stored spec has it (no field), so old records read alike.
+    const committed = validateJobSpec({ name: 'wc', inputs: ['local://x'], task: { command: ['wc', '{output}'] }, outputs: 'committed' });
+    expect(committed.stages[0]).not.toHaveProperty('outputs');
+    const staged = validateJobSpec({
+      name: 'two',
+      stages: [
+        { name: 'notify', tasks: [{ command: ['curl', 'http://svc/{task.index}'] }], task: { command: ['x'] }, outputs: 'none' },
+        { name: 'sum', inputs: ['local://x'], task: { command: ['sum', '{split.path}', '{output}'] } },
+      ],
+    });
+    expect(staged.stages.map((x) => x.outputs)).toEqual(['none', undefined]);
+  });
+
+  it.each([
+    [{ name: 'a', inputs: ['local://x'], task: { command: ['a'] }, outputs: 'some' }, 'outputs'],
+    [{ name: 'a', inputs: ['local://x'], task: { command: ['a', '{output}/part'] }, outputs: 'none' }, 'task.command[1]'],
+    [{ name: 'a', inputs: ['local://x'], task: { command: ['a'], env: { OUT: '{output}' } }, outputs: 'none' }, 'task.env.OUT'],
+    [{ name: 'a', tasks: [{ command: ['b'] }, { command: ['c', '{output}'] }], task: { command: ['a'] }, outputs: 'none' }, 'tasks[1].command[1]'],
+    [{ name: 'a', tasks: [{ command: ['b'], env: { O: 'x{output}' } }], task: { command: ['a'] }, outputs: 'none' }, 'tasks[0].env.O'],
+    [{ name: 'a', inputs: ['local://x'], task: { command: ['a'] }, outputs: 'none', output: 'results' }, 'output'],
+    [{ name: 'a', stages: [{ name: 'm', inputs: ['local://x'], task: { command: ['a'] }, outputs: 'none' }, { name: 'r', inputs: ['stage:m'], task: { command: ['a'] } }] }, 'stages[1].inputs[0]'],
+    [{ name: 'a', stages: [{ name: 'm', inputs: ['local://x'], task: { command: ['a'] }, outputs: 'none' }, { name: 'r', tasks: [{ command: ['cat', '{stages.m.output}'] }], task: { command: ['a'] } }] }, 'stages[1].tasks[0].command[1]'],
+    [{ name: 'a', stages: [{ name: 'm', inputs: ['local://x'], task: { command: ['a'] } }], outputs: 'none' }, 'outputs'],
+  ])('refuses an output that is not there: %j naming %s', (raw, field) => {
+    expect(fieldOf(() => validateJobSpec(raw))).toBe(field);
+  });
+
   it('refuses a YAML alias bomb and oversized bodies', () => {
     const bomb = ['a: &a ["x","x","x","x","x","x","x","x","x","x"]'];
     for (let i = 0; i < 9; i++) bomb.push(`${String.fromCharCode(98 + i)}: &${String.fromCharCode(98 + i)} [${Array(10).fill('*' + String.fromCharCode(97 + i)).join(',')}]`);

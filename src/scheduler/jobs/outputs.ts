@@ -43,7 +43,8 @@ export class StageOutputs {
       const key = `${job.id}:${s}`;
       if (this.stages.has(key)) continue;
       const count = job.stages[s]?.taskCount ?? 0;
-      if (count <= 0) continue;
+      // A stage of `outputs: none` commits nothing: there are no records to read.
+      if (count <= 0 || job.spec.stages[s]?.outputs === 'none') continue;
       const ids = Array.from({ length: count }, (_, i) => { const t = taskIdOf(job.id, s, i); return ledgerIdOf(t, generations.get(t)); });
       const records = await this.dp.commits(ids);
       const parts = records.flatMap((r, index) => (r === undefined ? [] : [{ ...r, index }]));

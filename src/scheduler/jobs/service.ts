@@ -405,8 +405,9 @@ export class JobService extends EventEmitter<ServiceEvents> {
     if (!stage) return undefined;
     const taskId = taskIdOf(job.id, stageIndex, index);
     const explicit = stage.tasks?.[index];
+    // A stage of `outputs: none` has no directory (the spec refuses references to one).
     const stageOutputs: Record<string, string> = {};
-    for (const s of job.spec.stages) stageOutputs[s.name] = stageOutputDir(job.outputDir, s);
+    for (const s of job.spec.stages) if (s.outputs !== 'none') stageOutputs[s.name] = stageOutputDir(job.outputDir, s);
     // A split's local path depends on the host: each replica sits in its own agent's data directory.
     const split = taskSplit && taskSplit.localPaths?.[host] !== undefined
       ? { ...taskSplit, localPath: taskSplit.localPaths[host] }
@@ -417,6 +418,7 @@ export class JobService extends EventEmitter<ServiceEvents> {
     const mount = this.stageVolumes.get(`${job.id}:${stageIndex}`);
     // The last stage's tasks commit where the spec's output says (local:// or hdfs://).
     const destination = taskDestination(job.spec, stageIndex, index);
+    const committed = stage.outputs !== 'none';
     const payload: AttemptPayload = {
       contractVersion: CONTRACT_VERSION,
       jobId: job.id,
@@ -433,8 +435,11 @@ export class JobService extends EventEmitter<ServiceEvents> {
       // A recompute writes beside the lost generation's directory, never onto it: on a host that
       // still holds the old output (its block server was unreachable, not its disk) the two
       // cannot collide.
-      ...(destination === undefined ? {} : { destination }),
-      outputDir: generation > 0 ? `${taskOutputDir(job.outputDir, stage, index)}~g${generation}` : taskOutputDir(job.outputDir, stage, index),
+      ...(destination === undefined || !committed ? {} : { destination }),
+      // Without an output directory the executor stages and commits nothing (outputs: none).
+      ...(committed ? { outputDir: generation > 0 ? `${taskOutputDir(job.outputDir, stage, index)}~g${generation}` : taskOutputDir(job.outputDir, stage, index) } : {}),
+      // Whose uid the workload runs as when no output path names the tenant (contract 2.2).
+      tenant: job.tenant,
       ...(generation > 0 ? { generation } : {}),
       ...(split ? { split: { uri: split.uri, offset: split.offset, length: split.length, ...(split.localPath ? { localPath: split.localPath } : {}) } } : {}),
       volumes: mount ? [{ hostPath: mount.volume.containerPath, containerPath: mount.path, readOnly: mount.readOnly }] : [],

@@ -59,6 +59,11 @@ export interface StageSpec {
   readonly task: TaskTemplate;
   /** Explicit tasks (instead of one per split): each overrides the template's command/env. */
   readonly tasks?: readonly { readonly command: readonly string[]; readonly env: Readonly<Record<string, string>> }[];
+  /**
+   * `none`: the tasks write no output (their effect is elsewhere: a database, a service); nothing
+   * is staged or committed for them. Absent: each task's `{output}` is committed exactly once.
+   */
+  readonly outputs?: 'none';
 }
 
 /**
@@ -277,15 +282,61 @@ function inputs(v: unknown, field: string, earlierStages: readonly string[]): st
   });
 }
 
-const STAGE_KEYS = ['name', 'inputs', 'split', 'task', 'tasks'] as const;
+const STAGE_KEYS = ['name', 'inputs', 'split', 'task', 'tasks', 'outputs'] as const;
 
-function stage(v: JsonObject, field: string, defaultName: string, earlier: readonly string[]): StageSpec {
+/** A stage's `outputs` as written: `committed` (the default) or `none`. */
+function outputsMode(v: unknown, field: string): 'none' | undefined {
+  if (v === undefined || v === 'committed') return undefined;
+  if (v === 'none') return 'none';
+  throw invalidField(field, "must be 'committed' (each task's {output} is committed once, the default) or 'none' (the tasks write no output)");
+}
+
+/**
+ * Where a stage's commands and environment name an output that is not there: `{output}` in a
+ * stage of `outputs: none`, or `{stages.<name>.output}` of an earlier stage that has none. The
+ * field named is the first such argument or variable.
+ */
+function checkOutputReferences(field: string, task: TaskTemplate, tasks: StageSpec['tasks'], raw: JsonObject, ownNone: boolean, noneEarlier: ReadonlySet<string>): void {
+  const wrong = (text: string): string | undefined => {
+    for (const m of text.matchAll(PLACEHOLDER_RE)) {
+      const name = m[1] ?? '';
+      if (name === 'output' && ownNone) return "{output} names the task's output, but this stage says outputs: none";
+      const ref = /^stages\.(.+)\.output$/.exec(name)?.[1];
+      if (ref !== undefined && noneEarlier.has(ref)) return `{${name}}: stage '${ref}' writes no output (outputs: none)`;
+    }
+    return undefined;
+  };
+  const check = (f: string, text: string): void => {
+    const why = wrong(text);
+    if (why !== undefined) throw invalidField(f, why);
+  };
+  task.command.forEach((a, i) => check(`${field}task.command[${i}]`, a));
+  for (const [k, val] of Object.entries(task.env)) check(`${field}task.env.${k}`, val);
+  // Explicit tasks: only what each one says itself (the template's part was checked above).
+  const explicit = Array.isArray(raw['tasks']) ? raw['tasks'] : [];
+  tasks?.forEach((t, i) => {
+    const own = explicit[i];
+    if (isObject(own) && own['command'] !== undefined) t.command.forEach((a, j) => check(`${field}tasks[${i}].command[${j}]`, a));
+    const ownEnv = isObject(own) && isObject(own['env']) ? own['env'] : {};
+    for (const k of Object.keys(ownEnv)) check(`${field}tasks[${i}].env.${k}`, t.env[k] ?? '');
+  });
+}
+
+function stage(v: JsonObject, field: string, defaultName: string, earlierStages: readonly StageSpec[]): StageSpec {
+  const earlier = earlierStages.map((x) => x.name);
+  const noneEarlier = new Set(earlierStages.filter((x) => x.outputs === 'none').map((x) => x.name));
   const name = v['name'] === undefined ? defaultName : str(v['name'], `${field}name`);
   if (!NAME_RE.test(name)) throw invalidField(`${field}name`, 'must be letters, digits, ., _ or - (up to 63)');
   if (earlier.includes(name)) throw invalidField(`${field}name`, `stage name '${name}' is used twice`);
   const split = v['split'] === undefined ? 'block' : v['split'];
   if (split !== 'block' && split !== 'file') throw invalidField(`${field}split`, "must be 'block' or 'file'");
+  const outputs = outputsMode(v['outputs'], `${field}outputs`);
   const ins = inputs(v['inputs'], `${field}inputs`, earlier);
+  ins.forEach((uri, i) => {
+    if (uri.startsWith('stage:') && noneEarlier.has(uri.slice('stage:'.length))) {
+      throw invalidField(`${field}inputs[${i}]`, `stage '${uri.slice('stage:'.length)}' writes no output (outputs: none): there is nothing to read`);
+    }
+  });
   const taskField = `${field}task`;
   if (v['task'] === undefined) throw invalidField(taskField, 'is required');
   const task = taskTemplate(v['task'], taskField);
@@ -305,7 +356,8 @@ function stage(v: JsonObject, field: string, defaultName: string, earlier: reado
   if (ins.length === 0 && tasks === undefined) {
     throw invalidField(`${field}inputs`, 'a stage needs inputs (one task per split) or an explicit tasks list');
   }
-  return { name, inputs: ins, split, task, ...(tasks ? { tasks } : {}) };
+  checkOutputReferences(field, task, tasks, v, outputs === 'none', noneEarlier);
+  return { name, inputs: ins, split, task, ...(tasks ? { tasks } : {}), ...(outputs === undefined ? {} : { outputs }) };
 }
 
 function constraints(v: unknown, field: string): Constraint[] {
@@ -391,7 +443,7 @@ export function validateJobSpec(raw: unknown): JobSpec {
     list.forEach((s, i) => {
       if (!isObject(s)) throw invalidField(`stages[${i}]`, 'must be a map');
       checkKeys(s, `stages[${i}]`, STAGE_KEYS);
-      stages.push(stage(s, `stages[${i}].`, `stage-${i}`, stages.map((x) => x.name)));
+      stages.push(stage(s, `stages[${i}].`, `stage-${i}`, stages));
     });
   } else {
     const { name: _jobName, ...single } = raw;
@@ -402,6 +454,11 @@ export function validateJobSpec(raw: unknown): JobSpec {
     if (!isObject(raw['labels'])) throw invalidField('labels', 'must be a map of strings');
     for (const [k, v] of Object.entries(raw['labels'])) labels[k] = str(v, `labels.${k}`);
   }
+  const output = raw['output'] === undefined ? undefined : str(raw['output'], 'output');
+  const last = stages[stages.length - 1];
+  if (output !== undefined && last?.outputs === 'none') {
+    throw invalidField('output', `the last stage ('${last.name}') says outputs: none: there is no output to put at '${output}'`);
+  }
   return {
     name,
     priority: raw['priority'] === undefined ? SPEC_DEFAULTS.priority : num(raw['priority'], 'priority', -1000, 1000, true),
@@ -409,7 +466,7 @@ export function validateJobSpec(raw: unknown): JobSpec {
     timeoutMs: duration(raw['timeout'], 'timeout', SPEC_DEFAULTS.timeoutMs),
     ...(raw['locality'] === undefined ? {} : { locality: locality(raw['locality'], 'locality') }),
     constraints: constraints(raw['constraints'], 'constraints'),
-    output: raw['output'] === undefined ? undefined : str(raw['output'], 'output'),
+    output,
     stages,
     labels,
   };
