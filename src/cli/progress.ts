@@ -49,7 +49,7 @@ export function asJobView(v: unknown): JobView {
   const state = s(v, 'state');
   if (id === undefined || state === undefined) throw notA('a job');
   const stages: StageView[] = Array.isArray(v['stages'])
-    ? v['stages'].filter(isObject).map((st, i) => ({ index: typeof st['index'] === 'number' ? st['index'] : i, name: s(st, 'name') ?? `stage-${i}`, tasks: typeof st['tasks'] === 'number' ? st['tasks'] : null }))
+    ? v['stages'].filter(isObject).map((st, i) => ({ index: typeof st['index'] === 'number' ? st['index'] : i, name: s(st, 'name') ?? `stage-${i}`, tasks: typeof st['tasks'] === 'number' ? st['tasks'] : null, outputs: st['outputs'] === 'none' ? 'none' as const : 'committed' as const }))
     : [];
   const labels: Record<string, string> = {};
   if (isObject(v['labels'])) for (const [k, x] of Object.entries(v['labels'])) if (typeof x === 'string') labels[k] = x;

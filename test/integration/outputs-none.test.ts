@@ -14,7 +14,7 @@ import { DEFAULT_TENANT_UIDS, tenantUid } from '../../src/executor/isolation/ten
 import { commitKey } from '../../src/executor/contract.js';
 import type { RunningFramework } from '../../src/app/framework.js';
 import { validateJobSpec } from '../../src/scheduler/jobs/spec.js';
-import { commitRecordOf, startBed, startInProcess, waitForJob, type Bed } from './framework-harness.js';
+import { api, commitRecordOf, startBed, startInProcess, waitForJob, type Bed } from './framework-harness.js';
 
 describeWith([ROOT, LINUX_ISOLATION], 'a stage of outputs: none', () => {
   let bed: Bed | undefined;
@@ -75,5 +75,11 @@ describeWith([ROOT, LINUX_ISOLATION], 'a stage of outputs: none', () => {
     expect(readFileSync(join(done.outputDir, 'sum', '00000', 'total'), 'utf8')).toBe('summed\n');
     expect((await commitRecordOf(conn, `${job.id}.1.0`)).path).toBe(join(done.outputDir, 'sum', '00000'));
     expect(readdirSync(join(done.outputDir, 'sum')).filter((n) => n.startsWith('.'))).toEqual([]);
+    // The job view over HTTP says which stage has no output (the CLI's `locus job` prints it).
+    const view = await api(fw.httpUrl, 'a'.repeat(64), 'GET', `/v1/jobs/${job.id}`);
+    expect(view.json['stages']).toEqual([
+      { index: 0, name: 'notify', tasks: 3, outputs: 'none' },
+      { index: 1, name: 'sum', tasks: 1, outputs: 'committed' },
+    ]);
   }, 120_000);
 });

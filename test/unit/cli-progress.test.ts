@@ -16,7 +16,7 @@ const counts = (c: Partial<{ total: number; pending: number; running: number; su
 
 const JOB: JobView = {
   id: 'job-1', name: 'wc', tenant: 'alpha', state: 'RUNNING', stage: 0,
-  stages: [{ index: 0, name: 'map', tasks: 4 }, { index: 1, name: 'reduce', tasks: null }],
+  stages: [{ index: 0, name: 'map', tasks: 4, outputs: 'committed' }, { index: 1, name: 'reduce', tasks: null, outputs: 'committed' }],
   counts: counts({ total: 4, pending: 4 }), priority: 0, labels: {},
   createdAt: '2026-01-01T00:00:00.000Z', updatedAt: '2026-01-01T00:00:00.000Z', outputDir: '/out/job-1',
 };
@@ -90,6 +90,9 @@ describe('JobProgress', () => {
     expect(() => asJobView({ name: 'x' })).toThrow(/not a job/);
     expect(asJobView({ id: 'j', state: 'RUNNING', counts: { total: 'many' } }).counts.total).toBe(0);
     expect(asEventView({ kind: 'weird', state: 'X' }).kind).toBe('job');
+    // A stage of outputs: none says so; anything else (an older server says nothing) commits.
+    const staged = asJobView({ id: 'j', state: 'RUNNING', stages: [{ name: 'load', outputs: 'none' }, { name: 'sum' }, { name: 'x', outputs: 'maybe' }] });
+    expect(staged.stages.map((x) => x.outputs)).toEqual(['none', 'committed', 'committed']);
   });
 });
 

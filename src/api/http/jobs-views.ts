@@ -32,6 +32,8 @@ export interface StageView {
   readonly name: string;
   /** Number of tasks, or null while the stage's inputs are not resolved yet. */
   readonly tasks: number | null;
+  /** `none`: the stage's tasks write no output (the spec's `outputs: none`). */
+  readonly outputs: 'committed' | 'none';
 }
 
 /** A job as answered by `GET /v1/jobs/:id` (and in lists, and as the first SSE event). */
@@ -147,7 +149,7 @@ export function jobView(job: JobRecord): JobView {
     tenant: job.tenant,
     state: job.state,
     stage: job.stage,
-    stages: job.stages.map((s, index) => ({ index, name: s.name, tasks: s.taskCount < 0 ? null : s.taskCount })),
+    stages: job.stages.map((s, index) => ({ index, name: s.name, tasks: s.taskCount < 0 ? null : s.taskCount, outputs: job.spec.stages[index]?.outputs ?? 'committed' })),
     counts: countsView(job.counts),
     priority: job.spec.priority,
     labels: job.spec.labels,
@@ -240,7 +242,7 @@ export const JOB_VIEW_SCHEMA: JsonSchema = {
     id: { type: 'string' }, name: { type: 'string' }, tenant: { type: 'string' },
     state: { type: 'string', enum: ['PENDING', 'RESOLVING', 'RUNNING', 'SUCCEEDED', 'FAILED', 'CANCELLED'] },
     stage: { type: 'integer' },
-    stages: { type: 'array', items: { type: 'object', properties: { index: { type: 'integer' }, name: { type: 'string' }, tasks: { type: ['integer', 'null'] } } } },
+    stages: { type: 'array', items: { type: 'object', properties: { index: { type: 'integer' }, name: { type: 'string' }, tasks: { type: ['integer', 'null'] }, outputs: { type: 'string', enum: ['committed', 'none'] } } } },
     counts: COUNTS_SCHEMA,
     priority: { type: 'integer' },
     labels: { type: 'object', additionalProperties: { type: 'string' } },
@@ -315,7 +317,8 @@ export const JOB_SPEC_BODY: JsonSchema = {
         split: { description: "'block' or 'file'" },
         task: { description: '{command: [argv], resources: {cpus, mem, disk}, env, volumes}' },
         tasks: { description: 'explicit tasks instead of one per split' },
-        stages: { description: 'a list of stages, each with name, inputs, split, task, tasks' },
+        stages: { description: 'a list of stages, each with name, inputs, split, task, tasks, outputs' },
+        outputs: { description: "'committed' (the default: each task's {output} is committed once) or 'none' (the tasks write no output)" },
         priority: { description: 'integer, -1000..1000' },
         retries: { description: 'integer, 0..100' },
         timeout: { description: 'a duration such as 10m' },

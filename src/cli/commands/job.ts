@@ -130,12 +130,13 @@ export async function run(argv: string[]): Promise<number> {
       ['name', job.name],
       ['tenant', job.tenant],
       ['state', job.state + (job.message ? ` (${job.message})` : '')],
-      ['stages', job.stages.map((s) => `${s.index === job.stage && !p.done ? '*' : ''}${s.name}${s.tasks === null ? '' : ` (${s.tasks})`}`).join(' → ')],
+      ['stages', job.stages.map((s) => `${s.index === job.stage && !p.done ? '*' : ''}${s.name}${s.tasks === null ? '' : ` (${s.tasks})`}${s.outputs === 'none' ? ' [no output]' : ''}`).join(' → ')],
       ['tasks', `${job.counts.total} total: ${job.counts.succeeded} succeeded, ${job.counts.running} running, ${job.counts.pending} pending, ${job.counts.failed} failed`],
       ['locality', localityMix(p)],
       ['created', job.createdAt],
       ['elapsed', formatElapsed(p.elapsedMs(Date.now()))],
-      ['output', job.outputDir],
+      // A last stage of `outputs: none` leaves nothing at the job's output directory.
+      ['output', job.stages[job.stages.length - 1]?.outputs === 'none' ? 'none (the last stage writes no output)' : job.outputDir],
     ];
     for (const [k, v] of rows) process.stdout.write(`${k.padEnd(9)} ${v}\n`);
     const byState = new Map<string, number>();
