@@ -106,7 +106,10 @@ describe('messages', () => {
     expect(jobMessage(job('j1', 'RUNNING'))).toMatchObject({
       id: 'j1', state: 'RUNNING', stages: ['map', 'reduce'], created_at_ms: 1000, finished_at_ms: 0, output_dir: '/tmp/out', message: '',
       counts: { node_local: 1 },
+      stages_without_output: [],
     });
+    const loads = { ...job('j2', 'RUNNING'), spec: { stages: [{ name: 'map', outputs: 'none' }, { name: 'reduce' }] } as unknown as JobRecord['spec'] };
+    expect(jobMessage(loads)['stages_without_output']).toEqual(['map']);
     expect(eventMessage({ kind: 'task', jobId: 'j1', taskId: 'j1.0.0', at: 5, state: 'RUNNING', host: 'a1', locality: 0 })).toEqual({
       kind: 'task', job_id: 'j1', task_id: 'j1.0.0', state: 'RUNNING', host: 'a1', locality: 'node-local', message: '', at_ms: 5,
     });
