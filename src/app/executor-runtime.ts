@@ -278,6 +278,9 @@ export async function createExecutorRuntime(o: ExecutorRuntimeOptions): Promise<
     async adopt(executorId, payload) {
       await dispatcher.adopt(executorId, payload);
     },
+    contractOf(executorId) {
+      return dispatcher.contractOf(executorId);
+    },
     prefetch(executorId) {
       return dispatcher.prefetchOf(executorId);
     },

@@ -214,12 +214,15 @@ export async function startFramework(settings: FrameworkSettings, extras: Framew
     blockServers.start();
     stops.push({ name: 'block server directory', fn: () => blockServers.stop() });
     let volumesRef: VolumeService | undefined;
+    // Set once the executor runtime exists (it is built after the job service).
+    let runtimeRef: ExecutorRuntime | undefined;
     const jobs = new JobService({
       store, resolver: storage, clock, logger: log.child({ component: 'jobs' }),
       outputRoot: join(settings.stateDir, 'outputs'),
       // local:// final outputs are listed in the local cluster's dataset manifests.
       ...(settings.localWorkDir === undefined ? {} : { localDatasets: async (dataset: string, files: readonly HeldFile[]) => await addHeldFiles(settings.localWorkDir ?? '', dataset, files) }),
       limits: { maxPendingTasksPerTenant: settings.maxPendingTasksPerTenant, maxTasksPerJob: settings.maxTasksPerJob },
+      executorContract: (executorId) => runtimeRef?.dispatch.contractOf?.(executorId),
       // What a job's `locality` leaves out is the framework's (jobs saying nothing use placement's default, the same policy).
       defaultLocality: { mode: 'wait', nodeWaitMs: settings.localityWaitNodeMs, rackWaitMs: settings.localityWaitRackMs },
       dataPlane: {
@@ -270,6 +273,7 @@ export async function startFramework(settings: FrameworkSettings, extras: Framew
       ...(extras.keepRecordedQueueJobsMs === undefined ? {} : { keepRecordedQueueJobsMs: extras.keepRecordedQueueJobsMs }),
     });
     stops.push({ name: 'executor runtime', fn: () => runtime.close() });
+    runtimeRef = runtime;
 
     const client = new SchedulerClient({
       master: settings.master,

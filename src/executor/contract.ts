@@ -199,6 +199,16 @@ export function contractCompatible(a: string, b: string): boolean {
   return a.split('.')[0] === b.split('.')[0];
 }
 
+/** Whether `version` is `least`'s major at `least`'s minor or later (what a minor addition needs). */
+export function contractAtLeast(version: string, least: string): boolean {
+  const [major, minor] = version.split('.').map(Number);
+  const [wantMajor, wantMinor] = least.split('.').map(Number);
+  return major === wantMajor && (minor ?? 0) >= (wantMinor ?? 0);
+}
+
+/** The contract in which attempts carry their tenant (AttemptPayload.tenant). */
+export const TENANT_IN_PAYLOAD_CONTRACT = '2.2';
+
 // ---------------------------------------------------------------------------
 // Additions (executor issue): Redis keys both sides agree on, the progress an
 // executor reports, and decoders for the wire shapes. All additive.

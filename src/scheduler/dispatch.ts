@@ -12,7 +12,9 @@
  * up results whose events were lost or trimmed, and re-enqueues jobs that
  * Redis lost (a kill -9 with `appendfsync everysec` can drop the last
  * second of writes). Re-enqueueing is safe because the job id is the
- * attempt id and output commit is exactly-once on the executor.
+ * attempt id and output commit is exactly-once on the executor; an attempt
+ * of a stage of `outputs: none` has no commit to find, so its command runs
+ * again (docs/job-spec.md: such commands must be idempotent).
  *
  * Batches: attempts placed on an executor together go out in queue jobs of up
  * to `maxBatch` attempts (AttemptBatch), whatever their jobs, when the
@@ -139,6 +141,8 @@ interface Watched {
   readonly batches: boolean;
   /** Attempts it takes beyond its slots (its registration's prefetch). */
   readonly prefetch: number;
+  /** The queue contract it registered with. */
+  readonly contract: string;
 }
 
 type Listener = (e: DispatchEvent) => void;
@@ -274,11 +278,17 @@ export class Dispatcher {
           attempts: new Set(),
           batches: reg.batches,
           prefetch: reg.prefetch,
+          contract: reg.contract,
         });
         this.wake();
       }
     }
     return reg;
+  }
+
+  /** The queue contract a watched executor registered with (undefined when it is not watched). */
+  contractOf(executorId: string): string | undefined {
+    return this.executors.get(executorId)?.contract;
   }
 
   /** Attempts a watched executor takes beyond its slots (0 when it is not watched or does not prefetch). */

@@ -46,6 +46,8 @@ export interface AttemptDispatch {
   cancel(executorId: string, attemptId: string): Promise<void>;
   /** Attempts the executor takes beyond its slots and holds prepared (absent or 0: never more than slots). */
   prefetch?(executorId: string): number;
+  /** The queue contract the executor registered with (undefined: not known yet, or not tracked). */
+  contractOf?(executorId: string): string | undefined;
 }
 
 /** Volume operations that ride on offers (RESERVE/CREATE/DESTROY/UNRESERVE). */

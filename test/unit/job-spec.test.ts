@@ -111,6 +111,9 @@ stages:
     [{ name: 'a', stages: [{ name: 'm', inputs: ['local://x'], task: { command: ['a'] }, outputs: 'none' }, { name: 'r', inputs: ['stage:m'], task: { command: ['a'] } }] }, 'stages[1].inputs[0]'],
     [{ name: 'a', stages: [{ name: 'm', inputs: ['local://x'], task: { command: ['a'] }, outputs: 'none' }, { name: 'r', tasks: [{ command: ['cat', '{stages.m.output}'] }], task: { command: ['a'] } }] }, 'stages[1].tasks[0].command[1]'],
     [{ name: 'a', stages: [{ name: 'm', inputs: ['local://x'], task: { command: ['a'] } }], outputs: 'none' }, 'outputs'],
+    // Its own stage's directory, or a later stage's: neither exists either.
+    [{ name: 'a', tasks: [{ command: ['load', '{stages.main.output}'] }], task: { command: ['a'] }, outputs: 'none' }, 'tasks[0].command[1]'],
+    [{ name: 'a', stages: [{ name: 'm', inputs: ['local://x'], task: { command: ['a'], env: { LATER: '{stages.r.output}' } } }, { name: 'r', inputs: ['local://x'], task: { command: ['a'] }, outputs: 'none' }] }, 'stages[0].task.env.LATER'],
   ])('refuses an output that is not there: %j naming %s', (raw, field) => {
     expect(fieldOf(() => validateJobSpec(raw))).toBe(field);
   });

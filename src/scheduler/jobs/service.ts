@@ -13,7 +13,7 @@ import type { LocalityLevel } from '../../core/locality.js';
 import type { ResolveOptions } from '../../storage/port.js';
 import type { Logger } from '../../obs/log.js';
 import type { AttemptPayload, AttemptResult } from '../../executor/contract.js';
-import { CONTRACT_VERSION, HOST_DISK_FULL } from '../../executor/contract.js';
+import { CONTRACT_VERSION, HOST_DISK_FULL, TENANT_IN_PAYLOAD_CONTRACT, contractAtLeast } from '../../executor/contract.js';
 import { publishFinalOutputs, taskDestination, type LocalDatasetLister } from './destinations.js';
 import { StageOutputs, splitSources, withDataPlane, type JobDataPlane } from './outputs.js';
 import { LostOutputs } from './recompute.js';
@@ -122,6 +122,11 @@ export interface JobServiceOptions {
   readonly defaultLocality?: LocalityPolicy;
   /** The pause before retrying a task whose input its host could not reach, doubled per such failure (default INPUT_RETRY_BASE_MS). */
   readonly inputRetryPauseMs?: number;
+  /**
+   * The queue contract an executor registered with (undefined: not known, taken as this
+   * build's). An executor older than 2.2 reads an attempt's tenant from its output path only.
+   */
+  readonly executorContract?: (executorId: string) => string | undefined;
 }
 
 const FRAMEWORK_LOCALITY_DEFAULT: LocalityPolicy = { mode: 'wait', nodeWaitMs: 3000, rackWaitMs: 3000 };
@@ -379,7 +384,7 @@ export class JobService extends EventEmitter<ServiceEvents> {
     this.running.set(taskId, { attemptId, tenant: task.tenant, jobId: task.jobId, executorId: executor.id, locality, startSeq: this.lost.attemptStarted() });
     this.emitTask(job, taskId, 'RUNNING', { host: executor.host, locality });
     try {
-      return await this.buildPayload(job, task.stage, task.index, attempt, task.split, executor.host, task.generation);
+      return await this.buildPayload(job, task.stage, task.index, attempt, task.split, executor, task.generation);
     } catch (err) {
       // Recorded as running but never given to an executor: ended LOST, so it runs again.
       this.requeue(taskId, attemptId);
@@ -397,10 +402,22 @@ export class JobService extends EventEmitter<ServiceEvents> {
     const last = rec.attempts[rec.attempts.length - 1];
     if (!job || !last) return undefined;
     const split = job.spec.stages[rec.stage]?.tasks ? undefined : (await this.o.store.getSplits(job.id, rec.stage, rec.index, rec.index + 1))[0];
-    return this.buildPayload(job, rec.stage, rec.index, last.attempt, split, last.host, rec.generation ?? 0);
+    return this.buildPayload(job, rec.stage, rec.index, last.attempt, split, { id: last.executorId, host: last.host }, rec.generation ?? 0);
   }
 
-  private buildPayload(job: JobRecord, stageIndex: number, index: number, attempt: number, taskSplit: StoredSplit | undefined, host: string, generation: number): AttemptPayload | undefined {
+  /**
+   * Whether an executor runs an attempt without an output under the tenant the payload names
+   * (contract 2.2). An older one takes the tenant from the output's path alone: an attempt of a
+   * stage of `outputs: none` sent to it without one would run as its default user, shared by
+   * every tenant. Such an attempt gets its output directory as before (and commits it, empty).
+   */
+  private takesTenant(executorId: string): boolean {
+    const contract = this.o.executorContract?.(executorId);
+    return contract === undefined || contractAtLeast(contract, TENANT_IN_PAYLOAD_CONTRACT);
+  }
+
+  private buildPayload(job: JobRecord, stageIndex: number, index: number, attempt: number, taskSplit: StoredSplit | undefined, executor: { readonly id: string; readonly host: string }, generation: number): AttemptPayload | undefined {
+    const host = executor.host;
     const stage = job.spec.stages[stageIndex];
     if (!stage) return undefined;
     const taskId = taskIdOf(job.id, stageIndex, index);
@@ -418,7 +435,7 @@ export class JobService extends EventEmitter<ServiceEvents> {
     const mount = this.stageVolumes.get(`${job.id}:${stageIndex}`);
     // The last stage's tasks commit where the spec's output says (local:// or hdfs://).
     const destination = taskDestination(job.spec, stageIndex, index);
-    const committed = stage.outputs !== 'none';
+    const committed = stage.outputs !== 'none' || !this.takesTenant(executor.id);
     const payload: AttemptPayload = {
       contractVersion: CONTRACT_VERSION,
       jobId: job.id,

@@ -293,16 +293,18 @@ function outputsMode(v: unknown, field: string): 'none' | undefined {
 
 /**
  * Where a stage's commands and environment name an output that is not there: `{output}` in a
- * stage of `outputs: none`, or `{stages.<name>.output}` of an earlier stage that has none. The
- * field named is the first such argument or variable.
+ * stage of `outputs: none`, or `{stages.<name>.output}` of any stage that has none (earlier,
+ * later or itself). The field named is the first such argument or variable.
  */
-function checkOutputReferences(field: string, task: TaskTemplate, tasks: StageSpec['tasks'], raw: JsonObject, ownNone: boolean, noneEarlier: ReadonlySet<string>): void {
+function checkOutputReferences(field: string, st: StageSpec, raw: JsonObject, noneStages: ReadonlySet<string>): void {
+  const { task, tasks } = st;
+  const ownNone = st.outputs === 'none';
   const wrong = (text: string): string | undefined => {
     for (const m of text.matchAll(PLACEHOLDER_RE)) {
       const name = m[1] ?? '';
       if (name === 'output' && ownNone) return "{output} names the task's output, but this stage says outputs: none";
       const ref = /^stages\.(.+)\.output$/.exec(name)?.[1];
-      if (ref !== undefined && noneEarlier.has(ref)) return `{${name}}: stage '${ref}' writes no output (outputs: none)`;
+      if (ref !== undefined && noneStages.has(ref)) return `{${name}}: stage '${ref}' writes no output (outputs: none)`;
     }
     return undefined;
   };
@@ -356,7 +358,6 @@ function stage(v: JsonObject, field: string, defaultName: string, earlierStages:
   if (ins.length === 0 && tasks === undefined) {
     throw invalidField(`${field}inputs`, 'a stage needs inputs (one task per split) or an explicit tasks list');
   }
-  checkOutputReferences(field, task, tasks, v, outputs === 'none', noneEarlier);
   return { name, inputs: ins, split, task, ...(tasks ? { tasks } : {}), ...(outputs === undefined ? {} : { outputs }) };
 }
 
@@ -445,9 +446,13 @@ export function validateJobSpec(raw: unknown): JobSpec {
       checkKeys(s, `stages[${i}]`, STAGE_KEYS);
       stages.push(stage(s, `stages[${i}].`, `stage-${i}`, stages));
     });
+    const none = new Set(stages.filter((x) => x.outputs === 'none').map((x) => x.name));
+    stages.forEach((st, i) => checkOutputReferences(`stages[${i}].`, st, list[i] as JsonObject, none));
   } else {
     const { name: _jobName, ...single } = raw;
-    stages.push(stage(single, '', 'main', []));
+    const st = stage(single, '', 'main', []);
+    stages.push(st);
+    checkOutputReferences('', st, single, new Set(st.outputs === 'none' ? [st.name] : []));
   }
   const labels: Record<string, string> = {};
   if (raw['labels'] !== undefined) {
