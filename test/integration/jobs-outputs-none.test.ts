@@ -6,36 +6,25 @@
  * than run as a uid every tenant shares). The stage succeeds on its tasks' exits alone, the
  * next stage starts without reading it, and a payload rebuilt after a restart is the same.
  */
-import type { Redis } from 'ioredis';
-import { afterAll, beforeAll, describe, expect, it } from 'vitest';
+import { describe, expect, it } from 'vitest';
 import { JobService } from '../../src/scheduler/jobs/service.js';
 import { JobStore } from '../../src/scheduler/jobs/store.js';
 import { validateJobSpec } from '../../src/scheduler/jobs/spec.js';
 import { systemClock } from '../../src/core/clock.js';
 import { LocalityLevel } from '../../src/core/locality.js';
 import { silentLogger } from '../../src/obs/log.js';
-import { startRedis, type TestRedis } from '../harness/redis.js';
+import { suiteRedis } from '../harness/redis.js';
 import { waitFor } from '../harness/wait.js';
 import { pendingIds } from './jobs-harness.js';
 
-let redis: TestRedis;
-let conn: Redis;
-
-beforeAll(async () => {
-  redis = await startRedis();
-  conn = redis.client();
-});
-afterAll(async () => {
-  conn?.disconnect();
-  await redis?.dispose();
-});
+const redis = suiteRedis();
 
 /** Executors by contract: `ex-old` registered 2.1, `ex-new` 2.2, anything else not known yet. */
 const CONTRACTS: Record<string, string> = { 'ex-old': '2.1', 'ex-new': '2.2' };
 
 function service(): JobService {
   return new JobService({
-    store: new JobStore(conn),
+    store: new JobStore(redis.client()),
     resolver: { resolve: () => Promise.reject(new Error('no inputs in these jobs')) },
     clock: systemClock,
     logger: silentLogger(),
