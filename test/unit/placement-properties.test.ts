@@ -218,10 +218,31 @@ describe('placement properties', () => {
         const pinned = (t: PendingTask): boolean => t.constraints?.some((c) => c.kind === 'hostname') ?? false;
         expect(inBuckets).toBe([...live.values()].filter((t) => (pinned(t) ? pinnedHere(t) : t.preferredHosts.includes(h))).length);
       }
-      // Placing on the recycled ids finds what a fresh index finds.
-      const snap = snapshotOf(HOSTS.map((h) => exec(h, { slots: 2, freeSlots: 2 })), 0);
+      // Placing on the recycled ids finds what a fresh index finds. With room for every task on
+      // every host the plan cannot depend on the order of the index's queues (which a re-add
+      // does not move, and a fresh index builds in another order: with two slots a host, an
+      // unpinned task taken first may leave a task pinned there without one): each task lands
+      // where it must (pinned) or where it prefers, which a stale host id would get wrong.
+      const snap = snapshotOf(HOSTS.map((h) => exec(h, { slots: 100, freeSlots: 100 })), 0);
       const fresh = indexOf([...live.values()]);
-      expect(place(snap, ix).stats.placed).toBe(place(snap, fresh).stats.placed);
-    }), { numRuns: 300 });
+      const plan = place(snap, ix);
+      expect(plan.stats.placed).toBe(live.size);
+      expect(place(snap, fresh).stats.placed).toBe(live.size);
+      for (let k = 0; k < plan.assigned.length; k++) {
+        const t = live.get(plan.assigned.taskId(k));
+        const host = plan.assigned.executorId(k).replace(/^e-/, '');
+        const pin = t?.constraints?.find((c) => c.kind === 'hostname');
+        if (pin !== undefined && pin.kind === 'hostname') expect(host).toBe(pin.equals);
+        else if ((t?.preferredHosts.length ?? 0) > 0) expect(t?.preferredHosts).toContain(host);
+      }
+    }), {
+      numRuns: 300,
+      // Found in CI (seed -213239541): unpinned t0 and t3 re-added after pinned t4 and t7.
+      examples: [[[
+        { kind: 'add', id: 3, hosts: [], pin: false, pinHost: 'r0-h0' }, { kind: 'add', id: 4, hosts: [], pin: true, pinHost: 'r0-h0' },
+        { kind: 'add', id: 7, hosts: [], pin: true, pinHost: 'r0-h0' }, { kind: 'add', id: 0, hosts: ['r0-h0'], pin: false, pinHost: 'r0-h0' },
+        { kind: 'add', id: 3, hosts: ['r1-h7'], pin: false, pinHost: 'r0-h0' },
+      ]]],
+    });
   });
 });
