@@ -50,6 +50,25 @@ describe('process group usage', () => {
     expect(passes).toBe(2);
   });
 
+  it('a group born after the latest pass gets a pass of its own when asked, once', () => {
+    let passes = 0;
+    let now = 1_000;
+    const sampler = new ProcessGroupSampler(250, () => {
+      passes++;
+      // Group 9 exists from the second pass on (started at 1,100).
+      return passes === 1 ? [stat(1, 'a', 1, [1, 0, 0, 0], 1)] : [stat(1, 'a', 1, [1, 0, 0, 0], 1), stat(9, 'n', 9, [3, 0, 0, 0], 4)];
+    }, () => now);
+    expect(sampler.usageOf(1)?.ticks).toBe(1);
+    now = 1_150;
+    // The monitor's tick takes the shared pass as it is; an ask with the birth time does not.
+    expect(sampler.usageOf(9)).toBeUndefined();
+    expect(sampler.usageOf(9, 1_100)?.rssPages).toBe(4);
+    expect(passes).toBe(2);
+    now = 1_200;
+    expect(sampler.usageOf(9, 1_100)?.ticks).toBe(3);
+    expect(passes).toBe(2);
+  });
+
   it('a slow pass (a host of thousands of processes) spaces the next ones out to 20 times its length', () => {
     let passes = 0;
     let now = 0;

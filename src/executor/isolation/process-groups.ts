@@ -91,10 +91,14 @@ export class ProcessGroupSampler {
     private readonly now: () => number = Date.now,
   ) {}
 
-  /** The group's usage (undefined: no process of it was found), from the latest pass or a new one. */
-  usageOf(group: number): GroupUsage | undefined {
+  /**
+   * The group's usage (undefined: no process of it was found), from the latest pass or a new one.
+   * `bornAt`: when the group's first process was started; a pass begun before then cannot have
+   * seen it, so a new one is taken (once: the next is after it).
+   */
+  usageOf(group: number, bornAt?: number): GroupUsage | undefined {
     const at = this.now();
-    if (this.last === undefined || at - this.last.at >= Math.max(this.maxAgeMs, this.last.tookMs / MAX_PASS_SHARE)) {
+    if (this.last === undefined || (bornAt !== undefined && this.last.at < bornAt) || at - this.last.at >= Math.max(this.maxAgeMs, this.last.tookMs / MAX_PASS_SHARE)) {
       const byGroup = usageByGroup(this.readStats());
       this.last = { at, byGroup, tookMs: this.now() - at };
     }

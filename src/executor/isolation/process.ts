@@ -141,6 +141,8 @@ class ProcessContainer implements Container {
   private cpuTicks = 0;
   private memPeak = 0;
   private memCurrent = 0;
+  /** When its process was spawned (Date.now()): a /proc pass begun before cannot have seen it. */
+  private spawnedAt = 0;
   private finalUsage: ContainerUsage | undefined;
   private resolveExit!: (exit: ContainerExit) => void;
   private readonly exited: Promise<ContainerExit>;
@@ -179,6 +181,7 @@ class ProcessContainer implements Container {
       ...(user ? { uid: user.uid, gid: user.gid } : {}),
     });
     this.pid = child.pid;
+    this.spawnedAt = Date.now();
     const pump = new OutputPump(child, this.spec, user);
     this.disk = new DiskWatch(diskPaths(this.spec), this.spec.limits.diskMiB, options.diskPollMs, (used) => {
       if (this.reason === undefined) {
@@ -213,10 +216,15 @@ class ProcessContainer implements Container {
     });
   }
 
-  /** CPU ticks and resident memory of the process group (best effort, sampled; process-groups.ts). */
-  private sample(): void {
+  /**
+   * CPU ticks and resident memory of the process group (best effort, sampled; process-groups.ts).
+   * `asked`: for usage(), whose answer must not come from a pass older than the container (the
+   * monitor's ticks take the shared pass as it is: a forced one per container launched would
+   * undo the sharing).
+   */
+  private sample(asked = false): void {
     if (this.pid === undefined) return;
-    const u = this.groups.usageOf(this.pid);
+    const u = this.groups.usageOf(this.pid, asked ? this.spawnedAt : undefined);
     const ticks = u?.ticks ?? 0;
     const rss = (u?.rssPages ?? 0) * PAGE_SIZE;
     this.cpuTicks = Math.max(this.cpuTicks, ticks);
@@ -258,7 +266,7 @@ class ProcessContainer implements Container {
 
   async usage(): Promise<ContainerUsage> {
     if (this.finalUsage) return this.finalUsage;
-    this.sample();
+    this.sample(true);
     if (this.disk) await this.disk.measure();
     return this.currentUsage();
   }
