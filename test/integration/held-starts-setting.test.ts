@@ -76,8 +76,11 @@ async function runWith(bed: Bed, name: string, extra: Record<string, string>): P
   try {
     const submitted = await fw.jobs.submit('default', validateJobSpec({
       name, retries: 0,
-      task: { command: ['sleep', '0.3'], resources: { cpus: 0.1, mem: '32MiB' } },
-      tasks: Array.from({ length: 120 }, () => ({})),
+      // A whole CPU each, so the executor's few slots are what attempts wait for (a held start
+      // is one waiting for its slot): with 0.1 CPU each, a loaded host's set-ups were slower
+      // than slots freed, no attempt ever waited, and none was held (CI run 78).
+      task: { command: ['sleep', '0.5'], resources: { cpus: 1, mem: '32MiB' } },
+      tasks: Array.from({ length: 24 }, () => ({})),
     }));
     let asked: string[] = [];
     let gatesSeen = 0;
@@ -91,7 +94,7 @@ async function runWith(bed: Bed, name: string, extra: Record<string, string>): P
     }
     const done = await waitForJob(() => fw.jobs.get(submitted.id));
     expect(done.state, done.message).toBe('SUCCEEDED');
-    expect(done.counts.succeeded).toBe(120);
+    expect(done.counts.succeeded).toBe(24);
     for (const t of await fw.jobs.tasks(submitted.id)) expect(t.attempts.filter((a) => a.state === 'SUCCEEDED'), t.id).toHaveLength(1);
     return { asked, gatesSeen };
   } finally {
