@@ -276,7 +276,10 @@ describeWith([LINUX_ISOLATION], 'linux isolation (real namespaces and cgroups)',
     await c.kill(0);
     expect(before.filter(alive)).toEqual([]);
     expect(c.cgroupDirs).toEqual([]);
-    expect(existsSync(pidsDir)).toBe(false);
+    // Removed, or kept empty as a spare for the next container of the same limits (the pool keeps
+    // a cgroup whose memory went back to under 1 MiB: on a slower host a fork bomb's did, CI run 79).
+    const left = existsSync(pidsDir) ? readFileSync(join(pidsDir, 'cgroup.procs'), 'utf8').trim() : '';
+    expect(left).toBe('');
   });
 
   test('writing past the disk limit is stopped with a reason', async () => {
