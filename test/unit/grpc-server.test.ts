@@ -21,7 +21,7 @@ const COUNTS = { total: 3, pending: 1, running: 1, succeeded: 1, failed: 0, node
 
 function job(id: string, state: JobRecord['state']): JobRecord {
   return {
-    id, tenant: 'default', name: 'j', spec: {} as JobRecord['spec'], state, stage: 0,
+    id, tenant: 'default', name: 'j', spec: { stages: [{ name: 'map' }, { name: 'reduce' }] } as unknown as JobRecord['spec'], state, stage: 0,
     stages: [{ name: 'map', taskCount: 3 }, { name: 'reduce', taskCount: -1 }],
     outputDir: '/tmp/out', createdAt: 1000, updatedAt: 2000, counts: COUNTS,
   };

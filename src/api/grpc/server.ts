@@ -154,7 +154,7 @@ export function jobMessage(j: JobRecord): Record<string, unknown> {
     id: j.id, name: j.name, tenant: j.tenant, state: j.state, stage: j.stage, stages: j.stages.map((s) => s.name),
     counts: countsMessage(j.counts),
     created_at_ms: j.createdAt, finished_at_ms: j.finishedAt ?? 0, message: j.message ?? '', output_dir: j.outputDir,
-    stages_without_output: (j.spec.stages ?? []).filter((s) => s.outputs === 'none').map((s) => s.name),
+    stages_without_output: j.spec.stages.filter((s) => s.outputs === 'none').map((s) => s.name),
   };
 }
 

@@ -149,7 +149,7 @@ export function jobView(job: JobRecord): JobView {
     tenant: job.tenant,
     state: job.state,
     stage: job.stage,
-    stages: job.stages.map((s, index) => ({ index, name: s.name, tasks: s.taskCount < 0 ? null : s.taskCount, outputs: job.spec.stages?.[index]?.outputs ?? 'committed' })),
+    stages: job.stages.map((s, index) => ({ index, name: s.name, tasks: s.taskCount < 0 ? null : s.taskCount, outputs: job.spec.stages[index]?.outputs ?? 'committed' })),
     counts: countsView(job.counts),
     priority: job.spec.priority,
     labels: job.spec.labels,

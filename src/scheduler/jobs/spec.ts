@@ -292,13 +292,17 @@ function outputsMode(v: unknown, field: string): 'none' | undefined {
 }
 
 /**
- * Where a stage's commands and environment name an output that is not there: `{output}` in a
- * stage of `outputs: none`, or `{stages.<name>.output}` of any stage that has none (earlier,
- * later or itself). The field named is the first such argument or variable.
+ * Where a stage reads an output that is not there: `{output}` in a stage of `outputs: none`, or
+ * `stage:<name>` and `{stages.<name>.output}` of any stage that has none (earlier, later or
+ * itself). The field named is the first such input, argument or variable.
  */
 function checkOutputReferences(field: string, st: StageSpec, raw: JsonObject, noneStages: ReadonlySet<string>): void {
   const { task, tasks } = st;
   const ownNone = st.outputs === 'none';
+  st.inputs.forEach((uri, i) => {
+    const ref = uri.startsWith('stage:') ? uri.slice('stage:'.length) : undefined;
+    if (ref !== undefined && noneStages.has(ref)) throw invalidField(`${field}inputs[${i}]`, `stage '${ref}' writes no output (outputs: none): there is nothing to read`);
+  });
   const wrong = (text: string): string | undefined => {
     for (const m of text.matchAll(PLACEHOLDER_RE)) {
       const name = m[1] ?? '';
@@ -324,9 +328,7 @@ function checkOutputReferences(field: string, st: StageSpec, raw: JsonObject, no
   });
 }
 
-function stage(v: JsonObject, field: string, defaultName: string, earlierStages: readonly StageSpec[]): StageSpec {
-  const earlier = earlierStages.map((x) => x.name);
-  const noneEarlier = new Set(earlierStages.filter((x) => x.outputs === 'none').map((x) => x.name));
+function stage(v: JsonObject, field: string, defaultName: string, earlier: readonly string[]): StageSpec {
   const name = v['name'] === undefined ? defaultName : str(v['name'], `${field}name`);
   if (!NAME_RE.test(name)) throw invalidField(`${field}name`, 'must be letters, digits, ., _ or - (up to 63)');
   if (earlier.includes(name)) throw invalidField(`${field}name`, `stage name '${name}' is used twice`);
@@ -334,11 +336,6 @@ function stage(v: JsonObject, field: string, defaultName: string, earlierStages:
   if (split !== 'block' && split !== 'file') throw invalidField(`${field}split`, "must be 'block' or 'file'");
   const outputs = outputsMode(v['outputs'], `${field}outputs`);
   const ins = inputs(v['inputs'], `${field}inputs`, earlier);
-  ins.forEach((uri, i) => {
-    if (uri.startsWith('stage:') && noneEarlier.has(uri.slice('stage:'.length))) {
-      throw invalidField(`${field}inputs[${i}]`, `stage '${uri.slice('stage:'.length)}' writes no output (outputs: none): there is nothing to read`);
-    }
-  });
   const taskField = `${field}task`;
   if (v['task'] === undefined) throw invalidField(taskField, 'is required');
   const task = taskTemplate(v['task'], taskField);
@@ -444,7 +441,7 @@ export function validateJobSpec(raw: unknown): JobSpec {
     list.forEach((s, i) => {
       if (!isObject(s)) throw invalidField(`stages[${i}]`, 'must be a map');
       checkKeys(s, `stages[${i}]`, STAGE_KEYS);
-      stages.push(stage(s, `stages[${i}].`, `stage-${i}`, stages));
+      stages.push(stage(s, `stages[${i}].`, `stage-${i}`, stages.map((x) => x.name)));
     });
     const none = new Set(stages.filter((x) => x.outputs === 'none').map((x) => x.name));
     stages.forEach((st, i) => checkOutputReferences(`stages[${i}].`, st, list[i] as JsonObject, none));
