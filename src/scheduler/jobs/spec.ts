@@ -292,11 +292,14 @@ function outputsMode(v: unknown, field: string): 'none' | undefined {
 }
 
 /**
- * Where a stage reads an output that is not there: `{output}` in a stage of `outputs: none`, or
+ * Where a stage reads an output that is not there: `{output}` in a stage of `outputs: none`,
  * `stage:<name>` and `{stages.<name>.output}` of any stage that has none (earlier, later or
- * itself). The field named is the first such input, argument or variable.
+ * itself), and `{stages.<name>.output}` of a stage that is not an earlier one (no such stage,
+ * this one or a later one: its output does not exist yet when the task runs, and the argument
+ * would reach the command as the literal text). The field named is the first such input,
+ * argument or variable.
  */
-function checkOutputReferences(field: string, st: StageSpec, raw: JsonObject, noneStages: ReadonlySet<string>): void {
+function checkOutputReferences(field: string, st: StageSpec, raw: JsonObject, noneStages: ReadonlySet<string>, earlier: readonly string[]): void {
   const { task, tasks } = st;
   const ownNone = st.outputs === 'none';
   st.inputs.forEach((uri, i) => {
@@ -309,6 +312,11 @@ function checkOutputReferences(field: string, st: StageSpec, raw: JsonObject, no
       if (name === 'output' && ownNone) return "{output} names the task's output, but this stage says outputs: none";
       const ref = /^stages\.(.+)\.output$/.exec(name)?.[1];
       if (ref !== undefined && noneStages.has(ref)) return `{${name}}: stage '${ref}' writes no output (outputs: none)`;
+      if (ref !== undefined && !earlier.includes(ref)) {
+        return ref === st.name
+          ? `{${name}} is this stage's own output: use {output}`
+          : `{${name}}: no earlier stage is named '${ref}' (a task reads only the outputs of stages before its own${earlier.length > 0 ? `: ${earlier.join(', ')}` : '; this stage is the first'})`;
+      }
     }
     return undefined;
   };
@@ -444,12 +452,12 @@ export function validateJobSpec(raw: unknown): JobSpec {
       stages.push(stage(s, `stages[${i}].`, `stage-${i}`, stages.map((x) => x.name)));
     });
     const none = new Set(stages.filter((x) => x.outputs === 'none').map((x) => x.name));
-    stages.forEach((st, i) => checkOutputReferences(`stages[${i}].`, st, list[i] as JsonObject, none));
+    stages.forEach((st, i) => checkOutputReferences(`stages[${i}].`, st, list[i] as JsonObject, none, stages.slice(0, i).map((x) => x.name)));
   } else {
     const { name: _jobName, ...single } = raw;
     const st = stage(single, '', 'main', []);
     stages.push(st);
-    checkOutputReferences('', st, single, new Set(st.outputs === 'none' ? [st.name] : []));
+    checkOutputReferences('', st, single, new Set(st.outputs === 'none' ? [st.name] : []), []);
   }
   const labels: Record<string, string> = {};
   if (raw['labels'] !== undefined) {
