@@ -47,6 +47,45 @@ describe('placement: locality order', () => {
   });
 });
 
+describe('placement: tasks pinned to a host', () => {
+  const pinned = (taskId: string, host: string, over: Partial<PendingTask> = {}): PendingTask =>
+    task({ taskId, preferredHosts: [], constraints: [{ kind: 'hostname', equals: host }], ...over });
+
+  it('a host\'s last slots go to the tasks pinned to it, even when tasks that could run elsewhere came first', () => {
+    // One job: u1 and u2 prefer r1-h1 (and came first), p1 and p2 may run only there. r1-h1 has two
+    // slots, r2-h5 two more: all four fit only if the pinned tasks get r1-h1's.
+    const ix = indexOf([
+      task({ taskId: 'u1', preferredHosts: ['r1-h1'] }),
+      task({ taskId: 'u2', preferredHosts: ['r1-h1'] }),
+      pinned('p1', 'r1-h1'),
+      pinned('p2', 'r1-h1'),
+    ]);
+    const plan = place(snap(60_000, { executors: [exec('r1-h1', { slots: 2, freeSlots: 2, freeSince: 0 }), exec('r2-h5', { slots: 2, freeSlots: 2, freeSince: 0 })] }), ix);
+    expect(where(plan)).toEqual({ p1: 'r1-h1', p2: 'r1-h1', u1: 'r2-h5', u2: 'r2-h5' });
+  });
+
+  it('across jobs and tenants too: the fairer job\'s movable task does not take the pinned task\'s only host', () => {
+    // Tenant b is far behind a (fairness prefers b's job), but b's task can run on r2-h5.
+    const ix = indexOf([
+      task({ taskId: 'b1', jobId: 'jb', tenant: 'b', preferredHosts: ['r1-h1'] }),
+      pinned('a1', 'r1-h1', { jobId: 'ja', tenant: 'a' }),
+    ]);
+    const tenants = [tenant('a', 1, { usage: { cpus: 50, mem: 0, disk: 0 } }), tenant('b')];
+    const plan = place(snap(60_000, { tenants, executors: [exec('r1-h1', { freeSince: 0 }), exec('r2-h5', { freeSince: 0 })] }), ix);
+    expect(where(plan)).toEqual({ a1: 'r1-h1', b1: 'r2-h5' });
+  });
+
+  it('a pinned task that does not fit leaves the slot to other work; pinned tasks of other hosts wait for theirs', () => {
+    const ix = indexOf([
+      pinned('big', 'r1-h1', { resources: { cpus: 64, mem: 1024, disk: 0 } }),
+      pinned('elsewhere', 'r3-h3'),
+      task({ taskId: 'u', preferredHosts: ['r1-h1'] }),
+    ]);
+    const plan = place(snap(60_000, { executors: [exec('r1-h1', { freeSince: 0 })] }), ix);
+    expect(where(plan)).toEqual({ u: 'r1-h1' });
+  });
+});
+
 describe('placement: delay scheduling', () => {
   // t prefers r1-h1 (busy); a rack-local slot on r1-h2 and a remote one on r2-h1 became free at time 0.
   const execs = [exec('r1-h1', { freeSlots: 0 }), exec('r1-h2', { freeSince: 0 }), exec('r2-h1', { freeSince: 0 })];

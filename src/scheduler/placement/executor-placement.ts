@@ -186,11 +186,10 @@ export function placeExecutors(pass: Pass): ExecutorDecisions {
       const want = new Map<Shape, number>();
       let bytes = 0;
       let tasks = 0;
-      for (const q of pass.index.queuesAtHost(h)) {
-        const sh = shapes.of.get(q);
+      // Its host buckets: tasks preferring it and tasks pinned to it, of every queue.
+      for (const b of pass.index.bucketsAtHost(pass.index.hostId(h))) {
+        const sh = shapes.of.get(b.queue);
         if (!sh) continue;
-        const b = q.hosts.get(h);
-        if (!b) continue;
         want.set(sh, (want.get(sh) ?? 0) + b.live);
         bytes += b.bytes;
       }

@@ -119,6 +119,8 @@ export class Bucket {
     readonly queue: Queue,
     /** The interned host id for a host bucket, -1 for rack, volume and `all` buckets. */
     readonly host = -1,
+    /** A host bucket of tasks pinned to that host (a `hostname` constraint), not preferring it. */
+    readonly pinned = false,
   ) {}
 
   push(e: Entry): void {
@@ -178,7 +180,10 @@ function liveItems(items: readonly number[], head: number, marks: Uint8Array): n
 
 /** The tasks of one job at one priority, in submission order. */
 export class Queue {
+  /** Its unpinned tasks preferring each host. */
   readonly hosts = new Map<string, Bucket>();
+  /** Its tasks pinned to each host by a `hostname` constraint: they can run nowhere else. */
+  readonly pins = new Map<string, Bucket>();
   readonly racks = new Map<string, Bucket>();
   readonly volumes = new Map<string, Bucket>();
   /** Every unpinned task (no volume, no hostname constraint). */
@@ -254,6 +259,10 @@ export class PendingIndex {
   private readonly freeHostIds: number[] = [];
   /** Per host id, the host buckets (of every queue) of tasks preferring or pinned to it. */
   private readonly hostBuckets: Bucket[][] = [];
+  /** Per host id, how many pending tasks are pinned to it (0 or absent: none). */
+  private readonly pinnedAt: number[] = [];
+  /** How many pending tasks are pinned to a host. */
+  private pinnedTotal = 0;
   private queueSeq = 0;
   private passSeq = 0;
   /** @internal The current pass's tag: what `marks` holds for an entry that pass placed. */
@@ -351,7 +360,9 @@ export class PendingIndex {
       return;
     }
     if (pin >= 0) {
-      this.hostBucket(q, pin).push(e);
+      this.hostBucket(q, pin, true).push(e);
+      this.pinnedAt[pin] = (this.pinnedAt[pin] ?? 0) + 1;
+      this.pinnedTotal++;
       return;
     }
     if (task.awaitDataHosts === true && ids.length > 0) q.awaiting++;
@@ -381,7 +392,9 @@ export class PendingIndex {
     if (task.volumeId !== undefined) {
       this.release(q.volumes, this.byVolume, task.volumeId, q, e);
     } else if (e.pin >= 0) {
-      this.releaseHost(q, e.pin, e);
+      this.releaseHost(q, e.pin, e, true);
+      this.pinnedAt[e.pin] = (this.pinnedAt[e.pin] ?? 1) - 1;
+      this.pinnedTotal--;
     } else {
       if (task.awaitDataHosts === true && e.hostCount > 0) q.awaiting--;
       for (let k = 0; k < e.hostCount; k++) this.releaseHost(q, e.hostAt(k), e);
@@ -433,6 +446,7 @@ export class PendingIndex {
     for (const q of this.queues.values()) {
       q.all.compact(marks);
       for (const b of q.hosts.values()) b.compact(marks);
+      for (const b of q.pins.values()) b.compact(marks);
       for (const b of q.racks.values()) b.compact(marks);
       for (const b of q.volumes.values()) b.compact(marks);
     }
@@ -454,6 +468,7 @@ export class PendingIndex {
       };
       collect(q.all);
       for (const b of q.hosts.values()) collect(b);
+      for (const b of q.pins.values()) collect(b);
       for (const b of q.volumes.values()) collect(b);
       for (const id of new Set(ids)) if (this.remove(id)) n++;
     }
@@ -510,10 +525,20 @@ export class PendingIndex {
     return id < 0 ? EMPTY_BUCKETS : (this.hostBuckets[id] ?? EMPTY_BUCKETS);
   }
 
-  /** @internal Queues with tasks preferring (or pinned to) a host. */
+  /** @internal Whether some pending task is pinned to a host (by a `hostname` constraint). */
+  hasPinned(): boolean {
+    return this.pinnedTotal > 0;
+  }
+
+  /** @internal Whether some pending task is pinned to the host with this interned id. */
+  hasPinnedAt(id: number): boolean {
+    return id >= 0 && (this.pinnedAt[id] ?? 0) > 0;
+  }
+
+  /** @internal Queues with tasks preferring (or pinned to) a host, each once. */
   queuesAtHost(host: string): readonly Queue[] {
     const bs = this.bucketsAtHost(this.hostId(host));
-    return bs.length === 0 ? EMPTY_QUEUES : bs.map((b) => b.queue);
+    return bs.length === 0 ? EMPTY_QUEUES : [...new Set(bs.map((b) => b.queue))];
   }
 
   /** @internal Queues with tasks preferring a rack. */
@@ -595,12 +620,13 @@ export class PendingIndex {
     return (this.lastQueue = q);
   }
 
-  private hostBucket(q: Queue, id: number): Bucket {
+  private hostBucket(q: Queue, id: number, pinned = false): Bucket {
     const name = this.hostNames[id] as string;
-    let b = q.hosts.get(name);
+    const map = pinned ? q.pins : q.hosts;
+    let b = map.get(name);
     if (!b) {
-      b = new Bucket(q, id);
-      q.hosts.set(name, b);
+      b = new Bucket(q, id, pinned);
+      map.set(name, b);
       // One job per host is the common case: an array of one slot, not the 16 a first push allocates.
       const list = this.hostBuckets[id] as Bucket[];
       if (list.length === 0) this.hostBuckets[id] = [b];
@@ -609,13 +635,14 @@ export class PendingIndex {
     return b;
   }
 
-  private releaseHost(q: Queue, id: number, e: Entry): void {
+  private releaseHost(q: Queue, id: number, e: Entry, pinned = false): void {
     const name = this.hostNames[id] as string;
-    const b = q.hosts.get(name);
+    const map = pinned ? q.pins : q.hosts;
+    const b = map.get(name);
     if (!b) return;
     b.drop(e, this.marks);
     if (b.live === 0) {
-      q.hosts.delete(name);
+      map.delete(name);
       const list = this.hostBuckets[id] as Bucket[];
       const i = list.indexOf(b);
       if (i >= 0) list.splice(i, 1);

@@ -2,7 +2,8 @@
  * Level 2: which free executor slot runs which pending task.
  *
  * The pass fills slots level by level over the whole cluster — every slot
- * first takes node-local work, then a short augmenting search trades
+ * first takes the tasks pinned to its host (they can run nowhere else), then
+ * node-local work, then a short augmenting search trades
  * placements so more slots end node-local, then rack-local work, then any —
  * the way Spark offers all executors at one locality level before relaxing
  * to the next. Doing node-local for everyone first is what keeps a slot on
@@ -27,6 +28,12 @@ function phases(pass: Pass): void {
   if (pass.index.size === 0) return;
   // Each phase stops as soon as nothing is left unplaced: with ample capacity most slots stay
   // free, and walking them would cost per executor, not per task.
+  if (pass.index.hasPinned()) {
+    for (const x of pass.execs) {
+      if (pass.unplaced() === 0) return;
+      if (x.free > 0 && pass.index.hasPinnedAt(x.host)) fillPinned(pass, x);
+    }
+  }
   const ripe = ripeTenants(pass);
   for (const x of scarceFirst(pass)) {
     if (pass.unplaced() === 0) return;
@@ -209,6 +216,30 @@ function fillNode(pass: Pass, x: ExecState, ripe: Set<string> | undefined): void
       }
     }
     const e = pass.take(c, x, false, true);
+    if (!e) {
+      exhausted[i] = 1;
+      continue;
+    }
+    pass.assign(e, x, pass.takenLevel);
+  }
+}
+
+/**
+ * Give x's free slots to the tasks pinned to its host (a `hostname` constraint), fairness deciding
+ * between their jobs, before any other work may take them. In the node phase a host's pinned and
+ * preferring tasks were one bucket in submission order, so tasks that could run elsewhere took
+ * the last slots of the only host a pinned task may use, and it waited for a later pass (for
+ * good, while such tasks kept coming).
+ */
+function fillPinned(pass: Pass, x: ExecState): void {
+  const cands: Bucket[] = [];
+  for (const b of pass.index.bucketsAtHost(x.host)) if (b.pinned && b.live > 0) cands.push(b);
+  if (cands.length === 0) return;
+  const exhausted = pass.scratchFlags(cands.length);
+  while (x.free > 0) {
+    const i = best(pass, x, cands, exhausted);
+    if (i < 0) return;
+    const e = pass.take(cands[i] as Bucket, x, false, true);
     if (!e) {
       exhausted[i] = 1;
       continue;
