@@ -23,6 +23,7 @@
  * the extension, so that a run does not overwrite another's figures).
  */
 import { resultName } from './out-name.js';
+import { profilingExecutorMain } from './executor-profile.js';
 import { readdirSync, readFileSync } from 'node:fs';
 import { chmod, mkdir, mkdtemp, rm, writeFile } from 'node:fs/promises';
 import { cpus, loadavg, tmpdir } from 'node:os';
@@ -51,6 +52,8 @@ const RUNNER = ((): 'auto' | 'agent' | 'isolator' => {
   if (v !== 'auto' && v !== 'agent' && v !== 'isolator') throw new Error(`--runner must be auto, agent or isolator, got '${v ?? ''}'`);
   return v;
 })();
+/** Where executor processes write CPU profiles (BENCH_PROFILE_DIR; unset: no profiling; the framework's side: run this with --cpu-prof). */
+const PROFILE_DIR = process.env['BENCH_PROFILE_DIR'];
 /** BENCH_DISPATCH_WINDOW=true|false sets the framework's `dispatch-window` (unset: its default). */
 const DISPATCH_WINDOW = process.env['BENCH_DISPATCH_WINDOW'];
 /** BENCH_KEPT_SANDBOXES=N sets the framework's `executor-kept-sandboxes` (unset: the executors' default). */
@@ -216,9 +219,11 @@ async function runRow(tasks: number, agents: number, isolation: string, warmRun 
     workDir: join(work, 'local'), agents, racks: 1, port: 0, isolation: ISOLATION, logger,
     resources: `cpus:${CPUS_PER_AGENT};mem:4096;disk:20480;ports:[31000-32000]`,
   });
+  const executorMain = PROFILE_DIR === undefined ? undefined : await profilingExecutorMain(work, PROFILE_DIR);
   const settings = resolveSettings({
     master: cluster.masterUrl, redis: redis.url, 'http-port': '0', 'grpc-port': '0',
     'state-dir': work, 'local-work-dir': join(work, 'local'), isolation: ISOLATION, 'executor-runner': RUNNER, 'executor-idle-timeout': '5m',
+    ...(executorMain === undefined ? {} : { 'executor-main': executorMain }),
     'executor-held-starts': HELD_STARTS === 'on' ? 'true' : HELD_STARTS === 'off' ? 'false' : 'auto',
     ...(DISPATCH_WINDOW === undefined ? {} : { 'dispatch-window': DISPATCH_WINDOW }),
     ...(KEPT_SANDBOXES === undefined ? {} : { 'executor-kept-sandboxes': KEPT_SANDBOXES }),
