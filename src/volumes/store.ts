@@ -101,6 +101,12 @@ export interface ListFilter {
 export class HoldingStore {
   private readonly p: string;
   private readonly ttl: number;
+  /**
+   * Writes this process made or attempted (counted when each ends, however it ended: one that
+   * failed may still have reached Redis). What this process writes it knows without reading the
+   * generation; writes of other processes are seen only through it.
+   */
+  private writes = 0;
 
   constructor(private readonly redis: Redis, options: HoldingStoreOptions = {}) {
     this.p = options.prefix ?? 'locus';
@@ -123,15 +129,29 @@ export class HoldingStore {
     return `${this.p}:idem:${kind}:${tenant}:${createHash('sha256').update(key).digest('hex')}`;
   }
 
+  /** How many writes of records this process has made or attempted (see `writes`). */
+  get localWrites(): number {
+    return this.writes;
+  }
+
+  /** Run one write, counted in localWrites when it ends. */
+  private async written<T>(write: () => Promise<T>): Promise<T> {
+    try {
+      return await write();
+    } finally {
+      this.writes++;
+    }
+  }
+
   /** Create a record (version 1), enforcing volume-name uniqueness and the idempotency key atomically. */
   async create(rec: HoldingRecord, idem?: IdempotencyInput): Promise<CreateOutcome> {
     const name = rec.kind === 'volume' ? rec.name : '';
     const record = { ...rec, version: 1 };
-    const res = (await this.redis.eval(
+    const res = (await this.written(() => this.redis.eval(
       CREATE_LUA, 5,
       this.recKey(rec.id), `${this.p}:holdings`, this.namesKey(rec.tenant), idem ? this.idemKey(rec.kind, rec.tenant, idem.key) : `${this.p}:idem:none`, this.genKey,
       JSON.stringify(record), rec.id, name, idem?.fingerprint ?? '', String(this.ttl),
-    )) as unknown;
+    ))) as unknown;
     if (!Array.isArray(res) || typeof res[0] !== 'string' || typeof res[1] !== 'string') {
       throw new LocusError('INTERNAL', 'unexpected answer from the create script');
     }
@@ -193,11 +213,11 @@ export class HoldingStore {
   async compareAndSet(before: HoldingRecord, after: HoldingRecord): Promise<HoldingRecord | undefined> {
     const next = { ...after, version: before.version + 1 };
     const name = next.kind === 'volume' ? next.name : '';
-    const res = await this.redis.eval(
+    const res = await this.written(() => this.redis.eval(
       CAS_LUA, 4,
       this.recKey(before.id), this.namesKey(before.tenant), this.deletedNamesKey(before.tenant), this.genKey,
       String(before.version), JSON.stringify(next), next.state, next.id, name,
-    );
+    ));
     if (res === 'OK') return next;
     if (res === 'MISSING') throw new LocusError('NOT_FOUND', `no ${before.kind} ${before.id}`);
     return undefined;
@@ -239,7 +259,7 @@ export class HoldingStore {
     for (const rec of all) {
       if (rec.state !== 'DELETED' || rec.updatedAt >= before) continue;
       const multi = this.redis.multi().del(this.recKey(rec.id)).srem(`${this.p}:holdings`, rec.id).incr(this.genKey);
-      await multi.exec();
+      await this.written(() => multi.exec());
       if (rec.kind === 'volume') {
         const last = await this.redis.hget(this.deletedNamesKey(rec.tenant), rec.name);
         if (last === rec.id) await this.redis.hdel(this.deletedNamesKey(rec.tenant), rec.name);

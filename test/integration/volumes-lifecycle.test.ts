@@ -19,7 +19,7 @@ import { decodeEvent } from '../../src/mesos/events.js';
 import type * as types from '../../src/mesos/types.js';
 import { silentLogger } from '../../src/obs/log.js';
 import { validateVolumeRequest } from '../../src/volumes/model.js';
-import { VolumeService, type VolumeAccept } from '../../src/volumes/service.js';
+import { GENERATION_RECHECK_MS, VolumeService, type VolumeAccept } from '../../src/volumes/service.js';
 import { HoldingStore } from '../../src/volumes/store.js';
 import { tagOf } from '../../src/volumes/wire.js';
 import { freePort } from '../harness/ports.js';
@@ -143,20 +143,34 @@ describe('the pending-work check every placement pass makes', () => {
     const prefix = `lc${prefixSeq++}`;
     const store = new HoldingStore(redis.client(), { prefix });
     let listings = 0;
+    let generationReads = 0;
     const list = store.list.bind(store);
     store.list = async (filter) => {
       listings++;
       return await list(filter);
+    };
+    const generation = store.generation.bind(store);
+    store.generation = async () => {
+      generationReads++;
+      return await generation();
     };
     const svc = new VolumeService({ store, clock, who: { framework: 'locus-it', principal: 'locus' } });
     // Tombstones and settled volumes make a listing long; none of them is work.
     expect(await svc.hasPendingWork()).toBe(false);
     expect(await svc.hasPendingWork()).toBe(false);
     expect(listings).toBe(1);
+    // Nor is the generation read by every check while this service writes nothing.
+    expect(generationReads).toBe(1);
+    clock.advance(GENERATION_RECHECK_MS);
+    expect(await svc.hasPendingWork()).toBe(false);
+    expect(generationReads).toBe(2);
+    expect(listings).toBe(1);
 
-    // Another process (here another service over its own store) asks for a volume: the next check sees it.
+    // Another process (here another service over its own store) asks for a volume: a check
+    // GENERATION_RECHECK_MS later sees it.
     const other = service(clock, prefix);
     const { record } = await other.createVolume(TENANT, validateVolumeRequest({ name: 'late', size: '64MiB' }));
+    clock.advance(GENERATION_RECHECK_MS);
     expect(await svc.hasPendingWork()).toBe(true);
     expect(listings).toBe(2);
     for (let i = 0; i < 5; i++) expect(await svc.hasPendingWork()).toBe(true);
@@ -168,18 +182,21 @@ describe('the pending-work check every placement pass makes', () => {
     applyAll(agent, accepts);
     for (const op of opsOf(accepts)) await other.onOperationStatus(finished(op.id?.value));
     expect((await other.getVolume('default', 'late')).state).toBe('READY');
+    clock.advance(GENERATION_RECHECK_MS);
     expect(await svc.hasPendingWork()).toBe(false);
     expect(await svc.hasPendingWork()).toBe(false);
     expect(listings).toBe(3);
 
     // A delete request is work again; the teardown ends it, and purging the tombstone moves the generation too.
     await other.deleteVolume('default', record.name, false);
+    clock.advance(GENERATION_RECHECK_MS);
     expect(await svc.hasPendingWork()).toBe(true);
     clock.advance(10);
     applyAll(agent, await other.offerCycle([agent.offer()]));
     clock.advance(10);
     expect(await other.offerCycle([agent.offer()])).toEqual([]);
     expect((await other.getVolume('default', record.name)).state).toBe('DELETED');
+    clock.advance(GENERATION_RECHECK_MS);
     expect(await svc.hasPendingWork()).toBe(false);
     const before = await store.generation();
     expect(await store.purgeDeleted(Number.MAX_SAFE_INTEGER)).toBe(1);
@@ -194,6 +211,11 @@ describe('the pending-work check every placement pass makes', () => {
     clock.advance(1_000);
     expect(await svc.hasPendingWork()).toBe(false);
     expect(listings).toBe(listed + 2);
+
+    // What this service writes itself is seen by its next check, however soon.
+    await svc.createVolume(TENANT, validateVolumeRequest({ name: 'mine', size: '64MiB' }));
+    expect(await svc.hasPendingWork()).toBe(true);
+    expect(listings).toBe(listed + 3);
   });
 });
 
