@@ -75,6 +75,28 @@ describe('placement: tasks pinned to a host', () => {
     expect(where(plan)).toEqual({ a1: 'r1-h1', b1: 'r2-h5' });
   });
 
+  it('a volume\'s task keeps its volume\'s executor: pinned tasks fill the host\'s other executors first', () => {
+    // The volume's executor is listed first; the pinned task could take its only slot, and the
+    // volume's task can run nowhere else.
+    const ix = indexOf([task({ taskId: 'v', volumeId: 'vol1' }), pinned('p', 'r1-h1')]);
+    const execs = [exec('r1-h1', { volumes: ['vol1'], tenant: 'a', executorId: 'ev' }), exec('r1-h1', { executorId: 'plain' })];
+    const plan = place(snap(60_000, { executors: execs }), ix);
+    expect(Object.fromEntries(plan.assignments.map((a) => [a.taskId, a.executorId]))).toEqual({ v: 'ev', p: 'plain' });
+  });
+
+  it('the oldest pinned task goes first, whatever hosts its data is on', () => {
+    // p1 also prefers r2-h5, where a slot is free (it can never use it): it still came first.
+    const ix = indexOf([pinned('p1', 'r1-h1', { preferredHosts: ['r2-h5'] }), pinned('p2', 'r1-h1'), pinned('p3', 'r1-h1')]);
+    const plan = place(snap(60_000, { executors: [exec('r1-h1', { freeSince: 0 }), exec('r2-h5', { freeSince: 0 })] }), ix);
+    expect(where(plan)).toEqual({ p1: 'r1-h1' });
+  });
+
+  it('node-only does not keep a task from the host it is pinned to when its data is elsewhere', () => {
+    const ix = indexOf([pinned('p', 'r1-h1', { preferredHosts: ['r2-h5'], locality: { mode: 'node-only' } })]);
+    const plan = place(snap(0, { executors: [exec('r1-h1', { freeSince: 0 })] }), ix);
+    expect(where(plan)).toEqual({ p: 'r1-h1' });
+  });
+
   it('a pinned task that does not fit leaves the slot to other work; pinned tasks of other hosts wait for theirs', () => {
     const ix = indexOf([
       pinned('big', 'r1-h1', { resources: { cpus: 64, mem: 1024, disk: 0 } }),

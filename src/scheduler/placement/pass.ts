@@ -492,10 +492,12 @@ export class Pass {
   waitNeeded(t: PendingTask, level: LocalityLevel, e?: Entry): number {
     if (level === LocalityLevel.NODE_LOCAL) return 0;
     if (t.preferredHosts.length === 0 && t.preferredRacks.length === 0) return 0;
+    // A task pinned to one hostname can run nowhere else: waiting for its data hosts is pointless,
+    // and `node-only` cannot keep it from the one host it may use (asked first: node-only would
+    // otherwise leave a task pinned away from its data pending for ever).
+    if (t.constraints?.some((c) => c.kind === 'hostname')) return 0;
     const p = this.policy(t);
     if (p.mode === 'node-only') return Infinity;
-    // A task pinned to one hostname can run nowhere else: waiting for its data hosts is pointless.
-    if (t.constraints?.some((c) => c.kind === 'hostname')) return 0;
     let need = 0;
     if (t.awaitDataHosts === true || (e !== undefined && e.plain ? this.someHostAlive(e) : this.someHostUsable(t))) need += p.nodeWaitMs;
     if (level === LocalityLevel.ANY) {

@@ -29,9 +29,13 @@ function phases(pass: Pass): void {
   // Each phase stops as soon as nothing is left unplaced: with ample capacity most slots stay
   // free, and walking them would cost per executor, not per task.
   if (pass.index.hasPinned()) {
-    for (const x of pass.execs) {
-      if (pass.unplaced() === 0) return;
-      if (x.free > 0 && pass.index.hasPinnedAt(x.host)) fillPinned(pass, x);
+    // Executors without volumes first: a volume's executor may be the only place its tasks can
+    // run, and on it they compete with the pinned tasks by fairness (fillPinned).
+    for (const withVolumes of [false, true]) {
+      for (const x of pass.execs) {
+        if (pass.unplaced() === 0) return;
+        if (x.free > 0 && (x.volumes.length > 0) === withVolumes && pass.index.hasPinnedAt(x.host)) fillPinned(pass, x);
+      }
     }
   }
   const ripe = ripeTenants(pass);
@@ -225,21 +229,33 @@ function fillNode(pass: Pass, x: ExecState, ripe: Set<string> | undefined): void
 }
 
 /**
- * Give x's free slots to the tasks pinned to its host (a `hostname` constraint), fairness deciding
- * between their jobs, before any other work may take them. In the node phase a host's pinned and
+ * Give x's free slots to the tasks pinned to its host (a `hostname` constraint) and to its
+ * volumes' tasks, fairness deciding between their jobs, before any other work may take them. In the node phase a host's pinned and
  * preferring tasks were one bucket in submission order, so tasks that could run elsewhere took
  * the last slots of the only host a pinned task may use, and it waited for a later pass (for
  * good, while such tasks kept coming).
  */
 function fillPinned(pass: Pass, x: ExecState): void {
   const cands: Bucket[] = [];
+  // The tasks of x's volumes are as bound to it as pinned ones are to its host (listed first, as
+  // in the node phase: within one job they go before its pinned tasks).
+  for (const v of x.volumes) {
+    for (const q of pass.index.queuesWithVolume(v)) {
+      const b = q.volumes.get(v);
+      if (b && b.live > 0) cands.push(b);
+    }
+  }
+  const volumeCands = cands.length;
   for (const b of pass.index.bucketsAtHost(x.host)) if (b.pinned && b.live > 0) cands.push(b);
-  if (cands.length === 0) return;
+  if (cands.length === volumeCands) return;
   const exhausted = pass.scratchFlags(cands.length);
   while (x.free > 0) {
     const i = best(pass, x, cands, exhausted);
     if (i < 0) return;
-    const e = pass.take(cands[i] as Bucket, x, false, true);
+    // In submission order, not the node phase's scarcity window: that ranks tasks by the free
+    // slots left on their data hosts, which a pinned task can never use, and kept passing over
+    // the oldest pinned task while newer ones came.
+    const e = pass.take(cands[i] as Bucket, x, false);
     if (!e) {
       exhausted[i] = 1;
       continue;
