@@ -429,9 +429,12 @@ export class JobService extends EventEmitter<ServiceEvents> {
     const split = taskSplit && taskSplit.localPaths?.[host] !== undefined
       ? { ...taskSplit, localPath: taskSplit.localPaths[host] }
       : taskSplit;
-    const argv = substitute(explicit?.command ?? stage.task.command, {
-      jobId: job.id, taskIndex: index, attempt, ...(split ? { split } : {}), stageOutputs,
-    });
+    const values = { jobId: job.id, taskIndex: index, attempt, ...(split ? { split } : {}), stageOutputs };
+    const argv = substitute(explicit?.command ?? stage.task.command, values);
+    // The env's values take the same placeholders as the command's ({output} and {split.path}
+    // left to the executor, as in argv; an unknown name stays as written).
+    const env: Record<string, string> = {};
+    for (const [k, v] of Object.entries(explicit?.env ?? stage.task.env)) env[k] = substitute([v], values)[0] ?? v;
     const mount = this.stageVolumes.get(`${job.id}:${stageIndex}`);
     // The last stage's tasks commit where the spec's output says (local:// or hdfs://).
     const destination = taskDestination(job.spec, stageIndex, index);
@@ -444,7 +447,7 @@ export class JobService extends EventEmitter<ServiceEvents> {
       attempt,
       argv,
       env: {
-        ...(explicit?.env ?? stage.task.env),
+        ...env,
         LOCUS_JOB_ID: job.id, LOCUS_TASK_ID: taskId, LOCUS_TASK_INDEX: String(index), LOCUS_ATTEMPT: String(attempt),
       },
       resources: { cpus: stage.task.resources.cpus, memMiB: stage.task.resources.mem, diskMiB: stage.task.resources.disk },
