@@ -122,7 +122,7 @@ stages:
     // No such stage: the argument would reach the command as the literal text.
     [{ name: 'a', stages: [{ name: 'm', inputs: ['local://x'], task: { command: ['a'] } }, { name: 'r', tasks: [{ command: ['cat', '{stages.mpa.output}'] }], task: { command: ['a'] } }] }, 'stages[1].tasks[0].command[1]', /no earlier stage is named 'mpa'.*: m\)/],
     // A later stage's output does not exist yet when this stage's tasks run.
-    [{ name: 'a', stages: [{ name: 'm', inputs: ['local://x'], task: { command: ['a', '{stages.r.output}'] } }, { name: 'r', inputs: ['stage:m'], task: { command: ['a'] } }] }, 'stages[0].task.command[1]', /no earlier stage is named 'r'.*this stage is the first/],
+    [{ name: 'a', stages: [{ name: 'm', inputs: ['local://x'], task: { command: ['a', '{stages.r.output}'] } }, { name: 'r', inputs: ['stage:m'], task: { command: ['a'] } }] }, 'stages[0].task.command[1]', /'r' is a later stage/],
     // Its own stage: {output} is the attempt's directory, the stage's is not there yet.
     [{ name: 'a', stages: [{ name: 'm', inputs: ['local://x'], task: { command: ['a'], env: { O: '{stages.m.output}' } } }] }, 'stages[0].task.env.O', /own output: use \{output\}/],
     [{ name: 'a', inputs: ['local://x'], task: { command: ['a', '{stages.main.output}'] } }, 'task.command[1]', /own output/],

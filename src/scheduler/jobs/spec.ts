@@ -299,7 +299,7 @@ function outputsMode(v: unknown, field: string): 'none' | undefined {
  * would reach the command as the literal text). The field named is the first such input,
  * argument or variable.
  */
-function checkOutputReferences(field: string, st: StageSpec, raw: JsonObject, noneStages: ReadonlySet<string>, earlier: readonly string[]): void {
+function checkOutputReferences(field: string, st: StageSpec, raw: JsonObject, noneStages: ReadonlySet<string>, earlier: readonly string[], later: readonly string[] = []): void {
   const { task, tasks } = st;
   const ownNone = st.outputs === 'none';
   st.inputs.forEach((uri, i) => {
@@ -313,9 +313,9 @@ function checkOutputReferences(field: string, st: StageSpec, raw: JsonObject, no
       const ref = /^stages\.(.+)\.output$/.exec(name)?.[1];
       if (ref !== undefined && noneStages.has(ref)) return `{${name}}: stage '${ref}' writes no output (outputs: none)`;
       if (ref !== undefined && !earlier.includes(ref)) {
-        return ref === st.name
-          ? `{${name}} is this stage's own output: use {output}`
-          : `{${name}}: no earlier stage is named '${ref}' (a task reads only the outputs of stages before its own${earlier.length > 0 ? `: ${earlier.join(', ')}` : '; this stage is the first'})`;
+        if (ref === st.name) return `{${name}} is this stage's own output: use {output}`;
+        if (later.includes(ref)) return `{${name}}: '${ref}' is a later stage, whose output does not exist when this stage's tasks run`;
+        return `{${name}}: no earlier stage is named '${ref}' (a task reads only the outputs of stages before its own${earlier.length > 0 ? `: ${earlier.join(', ')}` : '; this stage is the first'})`;
       }
     }
     return undefined;
@@ -452,7 +452,7 @@ export function validateJobSpec(raw: unknown): JobSpec {
       stages.push(stage(s, `stages[${i}].`, `stage-${i}`, stages.map((x) => x.name)));
     });
     const none = new Set(stages.filter((x) => x.outputs === 'none').map((x) => x.name));
-    stages.forEach((st, i) => checkOutputReferences(`stages[${i}].`, st, list[i] as JsonObject, none, stages.slice(0, i).map((x) => x.name)));
+    stages.forEach((st, i) => checkOutputReferences(`stages[${i}].`, st, list[i] as JsonObject, none, stages.slice(0, i).map((x) => x.name), stages.slice(i + 1).map((x) => x.name)));
   } else {
     const { name: _jobName, ...single } = raw;
     const st = stage(single, '', 'main', []);
