@@ -64,10 +64,7 @@ beforeAll(async () => {
   redis = await startRedis({ extraArgs: ['--aclfile', aclFile] });
   ({ admin, prov } = provisioner(redis));
   await admin.hset(DATAPLANE_SECRETS_KEY, 'blockToken', TOKEN);
-  // The production heartbeat timeout (10 s), not the harness's 1.5 s: no test here is about losing
-  // an executor, and under CI's load an executor's heartbeats once paused longer than 1.5 s, so it
-  // was taken for lost mid-test and its block server went with it (CI run 85).
-  rd = new RecordingDispatcher(redis, { heartbeatTimeoutMs: 10_000 });
+  rd = new RecordingDispatcher(redis);
   await rd.dispatcher.start();
   hdfs = await startWebHdfsServer({ files: [{ path: '/logs/day1.txt', size: 300_000, blockSize: 100_000 }] });
 }, 60_000);

@@ -111,7 +111,10 @@ export class RecordingDispatcher {
       },
       clock: systemClock,
       logger: silentLogger(),
-      heartbeatTimeoutMs: o.heartbeatTimeoutMs ?? 1500,
+      // The production timeout unless a test is about losing executors (it asks for less): under
+      // CI's load an executor's heartbeats once paused past 1.5 s, the old default here, and a
+      // test that was not about a lost executor saw one (data-plane, CI run 85).
+      heartbeatTimeoutMs: o.heartbeatTimeoutMs ?? 10_000,
       watchIntervalMs: 200,
       reconcileIntervalMs: o.reconcileIntervalMs ?? 2000,
       blockMs: o.blockMs ?? 200,
