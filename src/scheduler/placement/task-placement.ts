@@ -138,6 +138,13 @@ function scarceFirst(pass: Pass): ExecState[] {
 function nodeCandidates(pass: Pass, x: ExecState): readonly Bucket[] {
   const hostBuckets = pass.index.bucketsAtHost(x.host);
   if (x.volumes.length === 0) return hostBuckets;
+  const out = volumeCandidates(pass, x);
+  out.push(...hostBuckets);
+  return out;
+}
+
+/** The buckets of tasks of x's volumes (they can run on x alone). */
+function volumeCandidates(pass: Pass, x: ExecState): Bucket[] {
   const out: Bucket[] = [];
   for (const v of x.volumes) {
     for (const q of pass.index.queuesWithVolume(v)) {
@@ -145,7 +152,6 @@ function nodeCandidates(pass: Pass, x: ExecState): readonly Bucket[] {
       if (b) out.push(b);
     }
   }
-  out.push(...hostBuckets);
   return out;
 }
 
@@ -236,32 +242,17 @@ function fillNode(pass: Pass, x: ExecState, ripe: Set<string> | undefined): void
  * good, while such tasks kept coming).
  */
 function fillPinned(pass: Pass, x: ExecState): void {
-  const cands: Bucket[] = [];
   // The tasks of x's volumes are as bound to it as pinned ones are to its host (listed first, as
   // in the node phase: within one job they go before its pinned tasks).
-  for (const v of x.volumes) {
-    for (const q of pass.index.queuesWithVolume(v)) {
-      const b = q.volumes.get(v);
-      if (b && b.live > 0) cands.push(b);
-    }
-  }
+  const cands = volumeCandidates(pass, x);
   const volumeCands = cands.length;
-  for (const b of pass.index.bucketsAtHost(x.host)) if (b.pinned && b.live > 0) cands.push(b);
+  for (const b of pass.index.bucketsAtHost(x.host)) if (b.pinned) cands.push(b);
   if (cands.length === volumeCands) return;
-  const exhausted = pass.scratchFlags(cands.length);
-  while (x.free > 0) {
-    const i = best(pass, x, cands, exhausted);
-    if (i < 0) return;
-    // In submission order, not the node phase's scarcity window: that ranks tasks by the free
-    // slots left on their data hosts, which a pinned task can never use, and kept passing over
-    // the oldest pinned task while newer ones came.
-    const e = pass.take(cands[i] as Bucket, x, false);
-    if (!e) {
-      exhausted[i] = 1;
-      continue;
-    }
-    pass.assign(e, x, pass.takenLevel);
-  }
+  // fill takes in submission order, not by the node phase's scarcity window: that ranks tasks by
+  // the free slots left on their data hosts, which a pinned task can never use, and kept passing
+  // over the oldest pinned task while newer ones came. Both kinds are node-local on x, so no
+  // locality wait (fill's head-tenant rule) applies to them.
+  fill(pass, x, cands);
 }
 
 /** The best task of one tenant for x at whatever level its waits allow (rack first, then any). */
