@@ -46,6 +46,7 @@ import { FairGate } from './fair-gate.js';
 import { fifoStockFor, StartOrder } from './start-gate.js';
 import { HostCpu, holdWhileIdle } from './host-cpu.js';
 import { withTimeout } from '../storage/concurrency.js';
+import { settleStaging } from './output.js';
 
 /** Everything an executor needs to run. */
 export interface ExecutorOptions {
@@ -489,6 +490,9 @@ export class Executor {
     this.workerConnection?.disconnect();
     clearTimeout(grace);
     await step('close runner', () => this.o.runner.close());
+    // Its last attempts' stage directories: their sweeps and staging directories' removal now,
+    // not after the upkeep's wait, which a process about to exit would never see.
+    await step('tidy staging', () => settleStaging());
     // The FIFOs made ahead for held starts that no attempt took.
     if (mayHold(this.o)) await step('clear gate stock', () => fifoStockFor(this.o.scratchDir).clear());
     if (this.heartbeatTimer) clearInterval(this.heartbeatTimer);

@@ -76,8 +76,8 @@ export interface OutputPlan {
  * orphans its inode under a lock every process on the filesystem shares, and with an mkdir that
  * was the largest cost of a short attempt: on `bench:dispatch` (20,000 no-op tasks) executors
  * spent 4.6 of their 22 s busy in that rmdir, and without it they ran 1,620-1,740 tasks/s
- * against 1,075-1,140. The shared directory is made by the first attempt and removed when the
- * last attempt of this process using it ends (releaseStaging), not per attempt.
+ * against 1,075-1,140. The shared directory is made by the first attempt and removed once no
+ * attempt of this process used it for STAGING_UPKEEP_MS (releaseStaging), not per attempt.
  */
 export const STAGING_DIR = '.locus-staging';
 
@@ -376,7 +376,7 @@ export async function commitOutput(plan: OutputPlan, attemptId: string, decide?:
   }
   // The rename is the commit; it is reported only once on disk (a failed flush throws).
   await flushCommitted(plan.finalDir, sharing.has(plan.attemptDir));
-  await sweepStaging(plan);
+  sweepStaging(plan);
   return { kind: 'committed', finalDir: plan.finalDir };
 }
 
@@ -412,17 +412,15 @@ export async function discardAttemptDir(plan: OutputPlan): Promise<void> {
 }
 
 /**
- * After a commit, remove what other attempts of the task left in staging:
- * they can never commit any more (the final path is taken), and an attempt
- * still running finds its directory gone and reports ALREADY_COMMITTED.
+ * After a commit, remove what other attempts of the task left in staging: they can never commit
+ * any more (the final path is taken), and an attempt still running finds its directory gone and
+ * reports ALREADY_COMMITTED. Done by the staging directory's next upkeep (scheduleUpkeep), with
+ * the other tasks committed there meanwhile: one listing for all of them.
  */
-export async function sweepStaging(plan: OutputPlan): Promise<void> {
-  const calls = callsFor(plan);
-  await sweepTask(calls, plan.stagingRoot, plan.taskPrefix);
-  // What an earlier version's attempt of this task left (its own root, `.<task>.locus-attempts`),
-  // looked up without the parent directory's lock: it is almost never there.
-  const legacy = join(dirname(plan.finalDir), `.${basename(plan.finalDir)}${LEGACY_ROOT_SUFFIX}`);
-  if (await calls.exists(legacy)) await fsp.rm(legacy, { recursive: true, force: true }).catch(() => undefined);
+function sweepStaging(plan: OutputPlan): void {
+  const u = upkeepOf(plan);
+  u.sweeps.set(plan.taskPrefix, { committedAt: Date.now(), finalDir: plan.finalDir });
+  scheduleUpkeep(plan.stagingRoot, u);
 }
 
 /** Remove one task's directories from a shared staging directory (usually there are none: one readdir). */
@@ -449,21 +447,103 @@ function holdStaging(plan: OutputPlan): void {
 
 /**
  * The attempt planned as `plan` has ended, however it ended: when no other attempt of this
- * process uses its stage's staging directory, the directory is removed if it is empty, so a
- * stage's output directory holds only its tasks' directories once its attempts are done. An
- * attempt of another executor still staging there keeps it (the rmdir fails), and removes it
- * itself when it ends. Never throws.
+ * process uses its stage's staging directory, the directory's next upkeep removes it if it is
+ * empty, so a stage's output directory holds only its tasks' directories shortly after its
+ * attempts are done. An attempt of another executor still staging there keeps it (the rmdir
+ * fails), and removes it itself when it ends. Never throws.
  */
-export async function releaseStaging(plan: OutputPlan): Promise<void> {
+export function releaseStaging(plan: OutputPlan): void {
   sharing.delete(plan.attemptDir);
   const held = stagingHeld.get(plan.stagingRoot);
   if (held === undefined || !held.delete(plan.attemptDir) || held.size > 0) return;
   stagingHeld.delete(plan.stagingRoot);
+  scheduleUpkeep(plan.stagingRoot, upkeepOf(plan));
+}
+
+/**
+ * How long a staging directory's sweeps and removal wait (STAGING_UPKEEP_MS). Made per commit and
+ * per attempt end, the listing of the directory and its removal were an eighth of an executor's
+ * time on bench:dispatch (each takes the stage directory's lock, which every executor's mkdir and
+ * rename there wait for), and in a steady flow the next attempt made the directory again moments
+ * after it went. Now one listing serves every task committed in the interval, and the directory
+ * goes only when it stayed unused that long.
+ */
+export const STAGING_UPKEEP_MS = 200;
+
+/** A staging directory's pending upkeep: the tasks committed since its last sweep, by prefix. */
+interface Upkeep {
+  readonly calls: MetaCalls;
+  readonly sweeps: Map<string, { readonly committedAt: number; readonly finalDir: string }>;
+  timer?: NodeJS.Timeout;
+}
+
+const upkeeps = new Map<string, Upkeep>();
+
+function upkeepOf(plan: OutputPlan): Upkeep {
+  let u = upkeeps.get(plan.stagingRoot);
+  if (u === undefined) upkeeps.set(plan.stagingRoot, (u = { calls: callsFor(plan), sweeps: new Map() }));
+  return u;
+}
+
+function scheduleUpkeep(root: string, u: Upkeep): void {
+  if (u.timer !== undefined) return;
+  // Unref'd: a pending upkeep never keeps a process alive (an executor settles them as it drains).
+  u.timer = setTimeout(() => void runUpkeep(root, u), STAGING_UPKEEP_MS).unref();
+}
+
+async function runUpkeep(root: string, u: Upkeep): Promise<void> {
+  clearTimeout(u.timer);
+  u.timer = undefined;
+  const sweeps = [...u.sweeps];
+  u.sweeps.clear();
+  if (!stagingHeld.has(root)) upkeeps.delete(root);
   try {
-    await callsFor(plan).rmdir(plan.stagingRoot);
+    if (sweeps.length > 0) await sweepTasks(u.calls, root, sweeps);
+    // Held again meanwhile: an attempt of this process stages there (or is about to).
+    if (!stagingHeld.has(root)) await u.calls.rmdir(root);
   } catch {
     // Not empty (another process's attempt, a record's staged directory, a crashed attempt's
     // leftovers until its task's commit sweeps them), or gone already.
+  }
+}
+
+/**
+ * Run every pending upkeep now, and wait for them: an executor draining leaves its stages'
+ * output directories tidy, and a test reads them at a known moment.
+ */
+export async function settleStaging(): Promise<void> {
+  await Promise.all([...upkeeps].map(([root, u]) => runUpkeep(root, u)));
+}
+
+/**
+ * One listing of a staging directory for the tasks committed since the last: each one's
+ * directories there go, but a directory made after its task's commit belongs to a later attempt
+ * (the output was lost and is computed again) and stays. Then what an earlier version's attempt of
+ * each task left (its own root, `.<task>.locus-attempts`), looked up without the parent's lock:
+ * it is almost never there.
+ */
+async function sweepTasks(calls: MetaCalls, root: string, sweeps: readonly (readonly [string, { readonly committedAt: number; readonly finalDir: string }])[]): Promise<void> {
+  let entries: readonly Dirent[] = [];
+  try {
+    entries = await calls.readdir(root);
+  } catch {
+    // Gone: nothing of any task left in it.
+  }
+  const byPrefix = new Map(sweeps);
+  for (const e of entries) {
+    // A prefix ends at its first '.' after the '~' hash (taskPrefixOf), the delivery's suffix follows.
+    const tilde = e.name.indexOf('~');
+    const prefix = tilde < 0 ? undefined : e.name.slice(0, e.name.indexOf('.', tilde) + 1);
+    const sweep = prefix === undefined ? undefined : byPrefix.get(prefix);
+    if (sweep === undefined) continue;
+    const p = join(root, e.name);
+    const st = await fsp.lstat(p).catch(() => undefined);
+    if (st === undefined || (st.birthtimeMs > 0 ? st.birthtimeMs : st.mtimeMs) > sweep.committedAt) continue;
+    await fsp.rm(p, { recursive: true, force: true }).catch(() => undefined);
+  }
+  for (const [, { finalDir }] of sweeps) {
+    const legacy = join(dirname(finalDir), `.${basename(finalDir)}${LEGACY_ROOT_SUFFIX}`);
+    if (await calls.exists(legacy)) await fsp.rm(legacy, { recursive: true, force: true }).catch(() => undefined);
   }
 }
 
@@ -513,6 +593,6 @@ async function commitWithLedger(plan: OutputPlan, attemptId: string, decide: Com
     if (!(err instanceof OutputNotDurableError)) throw err;
     unflushed = err.message;
   }
-  await sweepStaging(plan);
+  sweepStaging(plan);
   return { kind: 'committed', finalDir: plan.finalDir, record: decision.record, ...(unflushed === undefined ? {} : { unflushed }) };
 }

@@ -4,11 +4,25 @@
  */
 import { readdir } from 'node:fs/promises';
 import { join } from 'node:path';
-import { STAGING_DIR } from '../../src/executor/output.js';
+import { STAGING_DIR, STAGING_UPKEEP_MS } from '../../src/executor/output.js';
 
 /** The entries of `dir` other than its staging directory (sorted), and the entries left in that ([] when it is gone). */
 export async function outputsAndStaging(dir: string): Promise<{ entries: string[]; staging: string[] }> {
   const entries = (await readdir(dir)).filter((n) => n !== STAGING_DIR).sort();
   const staging = (await readdir(join(dir, STAGING_DIR)).catch(() => [] as string[])).sort();
   return { entries, staging };
+}
+
+/**
+ * outputsAndStaging once an executor's staging upkeep (output.ts, STAGING_UPKEEP_MS after the
+ * commits) had its chance to sweep: read again until nothing is left in staging, for at most
+ * ten upkeep periods. What is still there then is a leftover, which the caller's expectation shows.
+ */
+export async function outputsAndStagingSwept(dir: string): Promise<{ entries: string[]; staging: string[] }> {
+  const until = Date.now() + 10 * STAGING_UPKEEP_MS;
+  for (;;) {
+    const seen = await outputsAndStaging(dir);
+    if (seen.staging.length === 0 || Date.now() >= until) return seen;
+    await new Promise((r) => setTimeout(r, STAGING_UPKEEP_MS / 4));
+  }
 }

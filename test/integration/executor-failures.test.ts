@@ -12,7 +12,7 @@ import { afterAll, afterEach, beforeAll, describe, expect, it } from 'vitest';
 import type { AttemptPayload } from '../../src/executor/contract.js';
 import type { ExecutorProvisioner } from '../../src/scheduler/executor-registry.js';
 import { startRedis, type TestRedis } from '../harness/redis.js';
-import { outputsAndStaging } from '../harness/staging.js';
+import { outputsAndStagingSwept } from '../harness/staging.js';
 import { RecordingDispatcher, payload, provisioner, requireBuild, spawnExecutor, stopProc, waitFor, waitRegistered, type ExecutorProc } from './executor-harness.js';
 
 let work: string;
@@ -194,7 +194,7 @@ describe('executor failures', () => {
         expect(await marker(join(out, t.taskId.replace('t-r', 't')))).toBe(t.attemptId);
       }
       // No staging leftovers: every output promoted once, losers cleaned.
-      expect(await outputsAndStaging(out)).toEqual({ entries: tasks.map((_, i) => `t${i}`).sort(), staging: [] });
+      expect(await outputsAndStagingSwept(out)).toEqual({ entries: tasks.map((_, i) => `t${i}`).sort(), staging: [] });
       // The executor survived the restart and is still heartbeating.
       expect(e.rd.events.some((ev) => ev.type === 'executor-lost')).toBe(false);
     });

@@ -28,7 +28,7 @@ import type { CommittedOutput } from '../../src/executor/contract.js';
 import { WebHdfsBackend } from '../../src/storage/hdfs/backend.js';
 import { HostMapper } from '../../src/storage/hostmap.js';
 import { startRedis, type TestRedis } from '../harness/redis.js';
-import { outputsAndStaging } from '../harness/staging.js';
+import { outputsAndStagingSwept } from '../harness/staging.js';
 import { startWebHdfsServer, type WebHdfsServer } from '../harness/webhdfs-server.js';
 
 let redis: TestRedis;
@@ -220,7 +220,7 @@ describe('through the attempt path', () => {
     // The one part in place is one delivery's, whole; no temporary copy and no local staging is left.
     expect(await readBack(`${finalUri}/part`)).toMatch(new RegExp(`^${winner?.attemptId ?? '?'} \\d+\n$`));
     expect(nn.tree().filter((p) => p.startsWith('/dup/'))).toEqual(['/dup/', '/dup/_temporary/', '/dup/reduce/', '/dup/reduce/00000/', '/dup/reduce/00000/_SUCCESS', '/dup/reduce/00000/part']);
-    expect(await outputsAndStaging(join(outputs, 't', 'dup', 'reduce'))).toEqual({ entries: [], staging: [] });
+    expect(await outputsAndStagingSwept(join(outputs, 't', 'dup', 'reduce'))).toEqual({ entries: [], staging: [] });
 
     // A later redelivery runs nothing: the record is found before the workload starts.
     const late = await runAttempt(payload(3), ctx('host-c'), control('d3'));

@@ -7,7 +7,7 @@ import { mkdtemp, mkdir, readdir, readFile, rm, writeFile } from 'node:fs/promis
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { afterEach, beforeEach, describe, expect, it } from 'vitest';
-import { COMMIT_MARKER, STAGING_DIR, commitOutput, committedBy, discardAttemptDir, mkdirpRacing, planOutput, prepareAttemptDir, releaseStaging, settleCommitted, stagingInUse, type OutputPlan } from '../../src/executor/output.js';
+import { COMMIT_MARKER, STAGING_DIR, STAGING_UPKEEP_MS, commitOutput, committedBy, discardAttemptDir, mkdirpRacing, planOutput, prepareAttemptDir, releaseStaging, settleCommitted, settleStaging, stagingInUse, type OutputPlan } from '../../src/executor/output.js';
 import type { CommittedOutput } from '../../src/executor/contract.js';
 
 let dir: string;
@@ -74,11 +74,29 @@ describe('exactly-once output commit', () => {
     expect(new Set([crashed.stagingRoot, other.stagingRoot, winner.stagingRoot])).toEqual(new Set([join(dir, STAGING_DIR)]));
     expect(other.attemptDir.startsWith(join(winner.stagingRoot, winner.taskPrefix))).toBe(false);
     expect((await commitOutput(winner, 'task-1.a1')).kind).toBe('committed');
+    // Swept by the staging directory's next upkeep, not by the commit itself.
+    expect(await readdir(winner.stagingRoot)).toHaveLength(2);
+    await settleStaging();
     // The crashed delivery's directory went with the commit; the other task's running attempt kept its own.
     expect(await readdir(winner.stagingRoot)).toEqual([other.attemptDir.slice(other.stagingRoot.length + 1)]);
     expect((await commitOutput(other, 'task-1.x.a1')).kind).toBe('committed');
     expect(await readFile(join(dir, 'task-1.x', 'part-0'), 'utf8')).toBe(other.attemptDir);
     expect(await readdir(winner.stagingRoot)).toEqual([]);
+  });
+
+  it("a commit's sweep leaves a directory of the task made after the commit (a later attempt computing a lost output again)", async () => {
+    const [crashed, winner] = await stageAttempts([['t', 't.a0'], ['t', 't.a1']]);
+    expect((await commitOutput(winner, 't.a1')).kind).toBe('committed');
+    // Time stamps are coarse: the later directory is made well after the commit's.
+    await new Promise((r) => setTimeout(r, 50));
+    const later = planOutput(join(dir, 't'), 't.a2');
+    await prepareAttemptDir(later);
+    await settleStaging();
+    expect(await readdir(winner.stagingRoot)).toEqual([later.attemptDir.slice(later.stagingRoot.length + 1)]);
+    expect(crashed.attemptDir).not.toBe(later.attemptDir);
+    releaseStaging(later);
+    releaseStaging(crashed);
+    releaseStaging(winner);
   });
 
   it("removes the shared staging directory when this process's last attempt in it ends, never while one uses it", async () => {
@@ -87,31 +105,36 @@ describe('exactly-once output commit', () => {
     await prepareAttemptDir(a);
     await prepareAttemptDir(b);
     expect((await commitOutput(a, 't1.a1')).kind).toBe('committed');
-    await releaseStaging(a);
+    releaseStaging(a);
     // b still stages there.
     expect(stagingInUse(a.stagingRoot)).toBe(true);
     expect(await readdir(a.stagingRoot)).toHaveLength(1);
     expect((await commitOutput(b, 't2.a1')).kind).toBe('committed');
-    await releaseStaging(b);
+    releaseStaging(b);
     expect(stagingInUse(a.stagingRoot)).toBe(false);
+    // Removed by its upkeep, once it stayed unused for STAGING_UPKEEP_MS: by the timer alone.
+    expect((await readdir(dir)).sort()).toEqual([STAGING_DIR, 't1', 't2']);
+    await new Promise((r) => setTimeout(r, STAGING_UPKEEP_MS + 100));
     expect((await readdir(dir)).sort()).toEqual(['t1', 't2']);
     // A release twice, or of an attempt never prepared, changes nothing.
-    await releaseStaging(b);
-    await releaseStaging(planOutput(join(dir, 't3'), 't3.a1'));
+    releaseStaging(b);
+    releaseStaging(planOutput(join(dir, 't3'), 't3.a1'));
     // Another process's attempt (not held here) keeps the directory: the rmdir fails.
     const c = planOutput(join(dir, 't3'), 't3.a1');
     await prepareAttemptDir(c);
     const foreign = join(c.stagingRoot, 'other-process-attempt');
     await mkdir(foreign);
     await discardAttemptDir(c);
-    await releaseStaging(c);
+    releaseStaging(c);
+    await settleStaging();
     expect(await readdir(c.stagingRoot)).toEqual(['other-process-attempt']);
     // The next attempt makes it again after it went.
     await rm(c.stagingRoot, { recursive: true });
     const d = planOutput(join(dir, 't4'), 't4.a1');
     await prepareAttemptDir(d);
     expect((await commitOutput(d, 't4.a1')).kind).toBe('committed');
-    await releaseStaging(d);
+    releaseStaging(d);
+    await settleStaging();
     expect((await readdir(dir)).sort()).toEqual(['t1', 't2', 't4']);
   });
 
@@ -124,7 +147,8 @@ describe('exactly-once output commit', () => {
     const p = planOutput(join(dir, 't'), 't.a1');
     await prepareAttemptDir(p);
     expect((await commitOutput(p, 't.a1')).kind).toBe('committed');
-    await releaseStaging(p);
+    releaseStaging(p);
+    await settleStaging();
     // The task's old root is gone; another task's is not its to remove.
     expect((await readdir(dir)).sort()).toEqual(['.u.locus-attempts', 't']);
   });
