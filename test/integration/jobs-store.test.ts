@@ -196,6 +196,45 @@ describe('JobStore', () => {
     expect(await store.startAttempt(t, attempt(2))).toBe(true);
   });
 
+  it('sends the starts and finishes made together as one script call each, through the fence, each with its own answer or error', async () => {
+    const conn = redis.client();
+    const fence = new Fence();
+    await fence.acquire(conn);
+    const fenced = new JobStore(fencedRedis(conn, fence));
+    await newJob('job-batch', 300);
+    // A record that does not decode: its transition fails alone.
+    await client.hset('locus:job:job-batch:tasks', '0.7', '{not json');
+    // Script calls: EVALSHA, and the EVAL a script's first call falls back to (NOSCRIPT).
+    const calls = async (): Promise<number> => (await client.info('commandstats')).split('\n')
+      .filter((l) => l.startsWith('cmdstat_evalsha:') || l.startsWith('cmdstat_eval:'))
+      .reduce((n, l) => n + Number(/calls=(\d+)/.exec(l)?.[1] ?? 0), 0);
+    const before = await calls();
+    const ids = Array.from({ length: 300 }, (_, i) => taskIdOf('job-batch', 0, i));
+    const starts = await Promise.allSettled(ids.map((t) => fenced.startAttempt(t, attempt(1))));
+    // 300 starts: two calls (a batch holds 256); the fence's own reads are not scripts.
+    expect(await calls() - before).toBe(2);
+    expect(starts.filter((s) => s.status === 'fulfilled' && s.value === true)).toHaveLength(299);
+    const bad = starts[7];
+    expect(bad?.status).toBe('rejected');
+    expect(bad?.status === 'rejected' ? String(bad.reason) : '').toMatch(/decode|json|Expected/i);
+    const mid = await calls();
+    const finishes = await Promise.allSettled(ids.map((t, i) => fenced.finishAttempt(t, 'a1', { state: i % 2 === 0 ? 'SUCCEEDED' : 'LOST' }, i % 2 === 0 ? 'counted' : 'not-counted', 1)));
+    expect(await calls() - mid).toBe(2);
+    expect(finishes.filter((f) => f.status === 'fulfilled' && f.value === 'SUCCEEDED')).toHaveLength(150);
+    expect(finishes.filter((f) => f.status === 'fulfilled' && f.value === 'PENDING')).toHaveLength(149);
+    expect(finishes[7]?.status).toBe('rejected');
+    expect((await fenced.get('job-batch'))?.counts).toMatchObject({ succeeded: 150, running: 0, pending: 150 });
+    // Items of one batch run in order, as one call after the other would: of two starts of the
+    // same attempt, the first starts it and the second is refused.
+    expect(await Promise.all([fenced.startAttempt(ids[1] ?? '', attempt(2)), fenced.startAttempt(ids[1] ?? '', attempt(2))])).toEqual([true, false]);
+    // A stale leader's batch is refused whole, and writes nothing.
+    await client.incr('locus:leader:epoch');
+    const refused = await Promise.allSettled([fenced.startAttempt(ids[3] ?? '', attempt(2)), fenced.startAttempt(ids[5] ?? '', attempt(2))]);
+    expect(refused.map((r) => r.status)).toEqual(['rejected', 'rejected']);
+    expect((await store.getTask(ids[3] ?? ''))?.state).toBe('PENDING');
+    conn.disconnect();
+  });
+
   it('changes job state only from allowed states', async () => {
     expect(await store.setState('job-1', 'RUNNING', ['PENDING'], 11)).toBe(false);
     expect(await store.setState('job-1', 'FAILED', ['RUNNING'], 12, 'boom')).toBe(true);

@@ -27,7 +27,8 @@ import type {
   AttemptRecord, FailureClass, JobCounts, JobRecord, JobState, StageRecord, TaskRecord, TaskState,
 } from './model.js';
 import { parseTaskId, taskIdOf } from './model.js';
-import { COUNTER_FIELDS, COUNTER_KEYS, JOB_COUNTERS, LEGACY_ANY_COUNTER, defineStoreScripts, type ScriptedRedis } from './store-scripts.js';
+import { BATCH_ITEM_ERROR, COUNTER_FIELDS, COUNTER_KEYS, FINISH_ATTEMPT_ITEM, JOB_COUNTERS, LEGACY_ANY_COUNTER, START_ATTEMPT_ITEM, defineStoreScripts, type ScriptedRedis } from './store-scripts.js';
+import { CallBatch } from '../../core/call-batch.js';
 
 export { JOB_COUNTERS, LOCALITY_COUNTER } from './store-scripts.js';
 
@@ -58,15 +59,43 @@ const OPEN_STAGE_INLINE = 10_000;
 /** How long a staging list outlives a writer that stopped before the script renamed it. */
 const STAGING_TTL_MS = 3_600_000;
 
+/** One attempt's transition in a batched script: its keys and arguments (store-scripts.ts). */
+interface TransitionItem {
+  readonly keys: readonly string[];
+  readonly args: readonly string[];
+}
+
+/** A batched script's call: the key count, every item's keys, then every item's arguments. */
+function layOut(items: readonly TransitionItem[], per: { readonly keys: number; readonly args: number }): [number, ...string[]] {
+  const keys: string[] = [];
+  const args: string[] = [];
+  for (const it of items) {
+    if (it.keys.length !== per.keys || it.args.length !== per.args) throw new Error(`a transition takes ${per.keys} keys and ${per.args} arguments (given ${it.keys.length} and ${it.args.length})`);
+    keys.push(...it.keys);
+    args.push(...it.args);
+  }
+  return [keys.length, ...keys, ...args];
+}
+
+/** A batched script's replies, an item's error (BATCH_ITEM_ERROR) as that item's Error. */
+function itemReplies<R extends number | string>(replies: readonly R[]): (R | Error)[] {
+  return replies.map((r) => (typeof r === 'string' && r.startsWith(BATCH_ITEM_ERROR) ? new Error(r.slice(BATCH_ITEM_ERROR.length)) : r));
+}
+
 /** Result of finishing an attempt. */
 export type FinishOutcome = TaskState | 'STALE';
 
 /** Redis-backed job and task state. */
 export class JobStore {
   private readonly redis: ScriptedRedis;
+  /** The attempts' starts and finishes made in one turn, each kind one script call (CallBatch). */
+  private readonly starts: CallBatch<TransitionItem, number | string>;
+  private readonly finishes: CallBatch<TransitionItem, string>;
 
   constructor(redis: Redis) {
     this.redis = defineStoreScripts(redis);
+    this.starts = new CallBatch((items) => this.redis.locusStartAttempts(...layOut(items, START_ATTEMPT_ITEM)).then(itemReplies));
+    this.finishes = new CallBatch((items) => this.redis.locusFinishAttempts(...layOut(items, FINISH_ATTEMPT_ITEM)).then(itemReplies));
   }
 
   /**
@@ -156,9 +185,10 @@ export class JobStore {
       id: taskId, jobId: parts.jobId, stage: parts.stage, index: parts.index,
       state: 'PENDING', failures: 0, attempts: [], failedHosts: [],
     };
-    const r = await this.redis.locusStartAttempt(
-      jobKey(parts.jobId), tasksKey(parts.jobId), `${parts.stage}.${parts.index}`, JSON.stringify(attempt), JSON.stringify(fresh),
-    );
+    const r = await this.starts.call({
+      keys: [jobKey(parts.jobId), tasksKey(parts.jobId)],
+      args: [`${parts.stage}.${parts.index}`, JSON.stringify(attempt), JSON.stringify(fresh)],
+    });
     return r === 1;
   }
 
@@ -179,10 +209,10 @@ export class JobStore {
   ): Promise<FinishOutcome> {
     const parts = mustParse(taskId);
     const failedHost = blameHost && patch.state !== 'SUCCEEDED' && failureClass === 'counted' && patch.host ? patch.host : '';
-    const r = await this.redis.locusFinishAttempt(
-      jobKey(parts.jobId), tasksKey(parts.jobId), `${parts.stage}.${parts.index}`, attemptId,
-      JSON.stringify(patch), failureClass, String(maxRetries), outputPath ?? '', failedHost,
-    );
+    const r = await this.finishes.call({
+      keys: [jobKey(parts.jobId), tasksKey(parts.jobId)],
+      args: [`${parts.stage}.${parts.index}`, attemptId, JSON.stringify(patch), failureClass, String(maxRetries), outputPath ?? '', failedHost],
+    });
     return r as FinishOutcome;
   }
 
