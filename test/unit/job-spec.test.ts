@@ -118,6 +118,25 @@ stages:
     expect(fieldOf(() => validateJobSpec(raw))).toBe(field);
   });
 
+  it('checks the template only where a task runs it: a command or variable every explicit task gives itself is never refused', () => {
+    // Every task has its own command: the template's {output} never runs in this stage of outputs: none.
+    const own = validateJobSpec({ name: 'a', tasks: [{ command: ['b'] }, { command: ['c'] }], task: { command: ['a', '{output}'] }, outputs: 'none' });
+    expect(own.stages[0]?.tasks?.map((t) => t.command)).toEqual([['b'], ['c']]);
+    // Not the env: K is the template's in the task.
+    expect(fieldOf(() => validateJobSpec({ name: 'a', tasks: [{ command: ['b'] }], task: { command: ['a', '{output}'], env: { K: '{output}' } }, outputs: 'none' }))).toBe('task.env.K');
+    // K given by every task itself: the template's K is never used.
+    const envOwn = validateJobSpec({ name: 'a', tasks: [{ command: ['b'], env: { K: '1' } }, { command: ['c'], env: { K: '2' } }], task: { command: ['a', '{output}'], env: { K: '{output}' } }, outputs: 'none' });
+    expect(envOwn.stages[0]?.tasks?.map((t) => t.env['K'])).toEqual(['1', '2']);
+    // One task without its own command runs the template's: refused, naming the template.
+    expect(fieldOf(() => validateJobSpec({ name: 'a', tasks: [{ command: ['b'] }, {}], task: { command: ['a', '{output}'] }, outputs: 'none' }))).toBe('task.command[1]');
+    // A later stage's output in a template variable every task overrides.
+    const later = validateJobSpec({ name: 'a', stages: [
+      { name: 'm', tasks: [{ command: ['a'], env: { O: 'x' } }], task: { command: ['a'], env: { O: '{stages.r.output}' } } },
+      { name: 'r', inputs: ['stage:m'], task: { command: ['a'] } },
+    ] });
+    expect(later.stages[0]?.tasks?.[0]?.env['O']).toBe('x');
+  });
+
   it.each([
     // No such stage: the argument would reach the command as the literal text.
     [{ name: 'a', stages: [{ name: 'm', inputs: ['local://x'], task: { command: ['a'] } }, { name: 'r', tasks: [{ command: ['cat', '{stages.mpa.output}'] }], task: { command: ['a'] } }] }, 'stages[1].tasks[0].command[1]', /no earlier stage is named 'mpa'.*: m\)/],

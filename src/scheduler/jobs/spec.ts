@@ -324,10 +324,20 @@ function checkOutputReferences(field: string, st: StageSpec, raw: JsonObject, no
     const why = wrong(text);
     if (why !== undefined) throw invalidField(f, why);
   };
-  task.command.forEach((a, i) => check(`${field}task.command[${i}]`, a));
-  for (const [k, val] of Object.entries(task.env)) check(`${field}task.env.${k}`, val);
-  // Explicit tasks: only what each one says itself (the template's part was checked above).
+  // The template's command and each of its variables are checked where some task runs them: a
+  // stage's explicit tasks may each give their own, and what none of them takes never reaches a
+  // command (refusing it would refuse a spec that runs as written).
   const explicit = Array.isArray(raw['tasks']) ? raw['tasks'] : [];
+  const ownOf = (i: number): JsonObject | undefined => {
+    const own = explicit[i];
+    return isObject(own) ? own : undefined;
+  };
+  const templateRuns = (overrides: (own: JsonObject | undefined) => boolean): boolean => tasks === undefined || tasks.some((_, i) => !overrides(ownOf(i)));
+  if (templateRuns((own) => own?.['command'] !== undefined)) task.command.forEach((a, i) => check(`${field}task.command[${i}]`, a));
+  for (const [k, val] of Object.entries(task.env)) {
+    if (templateRuns((own) => isObject(own?.['env']) && own['env'][k] !== undefined)) check(`${field}task.env.${k}`, val);
+  }
+  // Explicit tasks: only what each one says itself (the template's part was checked above).
   tasks?.forEach((t, i) => {
     const own = explicit[i];
     if (isObject(own) && own['command'] !== undefined) t.command.forEach((a, j) => check(`${field}tasks[${i}].command[${j}]`, a));
