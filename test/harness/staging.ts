@@ -26,3 +26,17 @@ export async function outputsAndStagingSwept(dir: string): Promise<{ entries: st
     await new Promise((r) => setTimeout(r, STAGING_UPKEEP_MS / 4));
   }
 }
+
+/**
+ * The hidden entries (a staging directory) of a stage's output directory once an executor's
+ * staging upkeep had its chance to remove them: read again until none is left, for at most ten
+ * upkeep periods. What is still there then is a leftover, which the caller's expectation shows.
+ */
+export async function hiddenEntriesSettled(dir: string): Promise<string[]> {
+  const until = Date.now() + 10 * STAGING_UPKEEP_MS;
+  for (;;) {
+    const hidden = (await readdir(dir)).filter((n) => n.startsWith('.'));
+    if (hidden.length === 0 || Date.now() >= until) return hidden;
+    await new Promise((r) => setTimeout(r, STAGING_UPKEEP_MS / 4));
+  }
+}

@@ -12,6 +12,7 @@ import type { RunningFramework } from '../../src/app/framework.js';
 import { validateJobSpec } from '../../src/scheduler/jobs/spec.js';
 import { LocalityLevel } from '../../src/core/locality.js';
 import { JobStore } from '../../src/scheduler/jobs/store.js';
+import { hiddenEntriesSettled } from '../harness/staging.js';
 
 let bed: Bed;
 let fw: RunningFramework;
@@ -64,7 +65,7 @@ describe('framework on the local cluster', () => {
     expect(nodeLocal).toBeGreaterThanOrEqual(5);
     expect(done.counts.nodeLocal).toBe(nodeLocal);
     // No staging directories are left behind.
-    expect(readdirSync(join(done.outputDir, 'main')).filter((n) => n.startsWith('.'))).toEqual([]);
+    expect(await hiddenEntriesSettled(join(done.outputDir, 'main'))).toEqual([]);
   }, 90_000);
 
   it('runs a two-stage job whose second stage reads the first stage outputs', async () => {

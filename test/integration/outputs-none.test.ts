@@ -15,6 +15,7 @@ import { commitKey } from '../../src/executor/contract.js';
 import type { RunningFramework } from '../../src/app/framework.js';
 import { validateJobSpec } from '../../src/scheduler/jobs/spec.js';
 import { api, commitRecordOf, startBed, startInProcess, waitForJob, type Bed } from './framework-harness.js';
+import { hiddenEntriesSettled } from '../harness/staging.js';
 
 describeWith([ROOT, LINUX_ISOLATION], 'a stage of outputs: none', () => {
   let bed: Bed | undefined;
@@ -74,7 +75,7 @@ describeWith([ROOT, LINUX_ISOLATION], 'a stage of outputs: none', () => {
     // The next stage commits its output as every stage did before.
     expect(readFileSync(join(done.outputDir, 'sum', '00000', 'total'), 'utf8')).toBe('summed\n');
     expect((await commitRecordOf(conn, `${job.id}.1.0`)).path).toBe(join(done.outputDir, 'sum', '00000'));
-    expect(readdirSync(join(done.outputDir, 'sum')).filter((n) => n.startsWith('.'))).toEqual([]);
+    expect(await hiddenEntriesSettled(join(done.outputDir, 'sum'))).toEqual([]);
     // The job view over HTTP says which stage has no output (the CLI's `locus job` prints it).
     const view = await api(fw.httpUrl, 'a'.repeat(64), 'GET', `/v1/jobs/${job.id}`);
     expect(view.json['stages']).toEqual([
