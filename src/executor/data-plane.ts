@@ -10,6 +10,8 @@ import { pipeline } from 'node:stream/promises';
 import type { Readable } from 'node:stream';
 import type { Redis } from 'ioredis';
 import { LocusError } from '../core/errors.js';
+import { CallBatch } from '../core/call-batch.js';
+import { batchCallArgs, batchedScript, batchReplies, type BatchItem, type BatchShape } from '../core/lua-batch.js';
 import { readFromBlockServers } from '../storage/block-client.js';
 import type { HdfsOutputFs } from './destination.js';
 import { commitKey, decodeCommittedOutput, type AttemptPayload, type CommittedOutput, type StageOutputPart } from './contract.js';
@@ -42,71 +44,60 @@ redis.call('SET', KEYS[1], ARGV[1])
 return {1, ARGV[1]}
 `;
 
-/** The connection with the commit script defined on it. */
+/** The connection with the commit script defined on it (batched: see CallBatch). */
 interface LedgerRedis extends Redis {
-  locusCommitOutput(key: string, record: string): Promise<[number, string]>;
+  locusCommitOutputs(numKeys: number, ...keysThenArgs: string[]): Promise<([number, string] | string)[]>;
 }
 
-/** A lookup waiting for the next MGET. */
-interface AskedLookup {
-  readonly key: string;
-  readonly resolve: (record: CommittedOutput | undefined) => void;
-  readonly reject: (err: unknown) => void;
-}
+/** One commit record per item: its key, the record. */
+const COMMIT_ITEM: BatchShape = { keys: 1, args: 1 };
 
 /** The commit ledger on Redis (the executor's own ACL user may write `locus:commit:*`). */
 export class RedisCommitLedger implements CommitLedger {
   private readonly redis: LedgerRedis;
   /**
-   * Lookups asked for since the last MGET went out. Every attempt looks its task up before it
-   * runs, and a batch's members start together: one MGET for all of them, sent once the
-   * current run of callbacks is over (process.nextTick), costs one write and one reply instead
-   * of one per attempt. A lookup still sees every commit made before it was asked (the MGET is
-   * sent later, never earlier).
+   * Every attempt looks its task up before it runs, and a batch's members start together: one
+   * MGET for all the lookups of a turn costs one write and one reply instead of one per attempt.
+   * A lookup still sees every commit made before it was asked (the MGET is sent later, never
+   * earlier). Each record is decoded on its own: one that does not parse fails its own lookup only.
    */
-  private asked: AskedLookup[] | undefined;
+  private readonly lookups = new CallBatch<string, CommittedOutput | undefined>(async (keys) => {
+    const raws = keys.length === 1 ? [await this.redis.get(keys[0] ?? '')] : await this.redis.mget([...keys]);
+    return keys.map((_, i) => {
+      const raw = raws[i];
+      try {
+        return raw === null || raw === undefined ? undefined : decodeCommittedOutput(JSON.parse(raw) as unknown);
+      } catch (err) {
+        return err instanceof Error ? err : new Error(String(err));
+      }
+    });
+  });
+
+  /**
+   * Commits in group: one script call out at a time, and the commits that ended meanwhile go in
+   * the next, each still decided on its own (the script writes a record only where none is). Under
+   * load an executor's attempts end a few at a time, each with its own round trip before.
+   */
+  private readonly commits = new CallBatch<BatchItem, [number, string]>(
+    async (items) => batchReplies(await this.redis.locusCommitOutputs(...batchCallArgs(items, COMMIT_ITEM)))
+      .map((r) => (typeof r === 'string' ? new Error(`the commit script answered '${r}'`) : r)),
+    { serial: true },
+  );
 
   constructor(redis: Redis) {
     // A defined command goes out as EVALSHA (the script text once per connection, not with
     // every commit: one commit per attempt made the text the largest part of the call).
-    redis.defineCommand('locusCommitOutput', { numberOfKeys: 1, lua: COMMIT_SCRIPT });
+    redis.defineCommand('locusCommitOutputs', { lua: batchedScript(COMMIT_SCRIPT, COMMIT_ITEM) });
     this.redis = redis as LedgerRedis;
   }
 
   async commit(taskId: string, record: CommittedOutput): Promise<{ won: boolean; record: CommittedOutput }> {
-    const r = await this.redis.locusCommitOutput(commitKey(taskId), JSON.stringify(record));
+    const r = await this.commits.call({ keys: [commitKey(taskId)], args: [JSON.stringify(record)] });
     return { won: Number(r[0]) === 1, record: decodeCommittedOutput(JSON.parse(r[1]) as unknown) };
   }
 
   lookup(taskId: string): Promise<CommittedOutput | undefined> {
-    return new Promise((resolve, reject) => {
-      if (this.asked === undefined) {
-        this.asked = [];
-        process.nextTick(() => this.sendLookups());
-      }
-      this.asked.push({ key: commitKey(taskId), resolve, reject });
-    });
-  }
-
-  private sendLookups(): void {
-    const asked = this.asked ?? [];
-    this.asked = undefined;
-    const [first] = asked;
-    if (first === undefined) return;
-    const reply: Promise<(string | null)[]> = asked.length === 1 ? this.redis.get(first.key).then((raw) => [raw]) : this.redis.mget(asked.map((a) => a.key));
-    reply.then((raws) => {
-      asked.forEach((a, i) => {
-        // Each record is decoded on its own: one that does not parse fails its own lookup only.
-        try {
-          const raw = raws[i];
-          a.resolve(raw === null || raw === undefined ? undefined : decodeCommittedOutput(JSON.parse(raw) as unknown));
-        } catch (err) {
-          a.reject(err);
-        }
-      });
-    }, (err: unknown) => {
-      for (const a of asked) a.reject(err);
-    });
+    return this.lookups.call(commitKey(taskId));
   }
 }
 

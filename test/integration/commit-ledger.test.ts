@@ -187,4 +187,39 @@ describe('commit decided in Redis', () => {
     expect((await ledger.lookup('mget.0.0'))?.attemptId).toBe('mget.0.0.a1');
     expect((await calls()).get - after.get).toBe(1);
   });
+
+  it('commits go in group: one script call out at a time, those made meanwhile together in the next, each decided on its own', async () => {
+    const ledger = new RedisCommitLedger(conn);
+    const scripts = async (): Promise<number> => (await conn.info('commandstats')).split('\n')
+      .filter((l) => l.startsWith('cmdstat_evalsha:') || l.startsWith('cmdstat_eval:'))
+      .reduce((n, l) => n + Number(/calls=(\d+)/.exec(l)?.[1] ?? 0), 0);
+    const rec = (task: string, attempt: string): CommittedOutput => ({ attemptId: attempt, host: 'h', path: join(dir, 'group', task), size: 0, files: [], committedAt: 1 });
+    // Loaded once first: a script's first call on a server goes as EVALSHA, then EVAL.
+    await ledger.commit('group.0.99', rec('99', 'group.0.99.a1'));
+    const before = await scripts();
+    // One first, alone; then, while it is out, ten more tasks' commits, two attempts of one task
+    // among them, and a record already there for another.
+    await conn.set(commitKey('group.0.5'), JSON.stringify(rec('5', 'group.0.5.a0')));
+    // The connection's replies wait behind a blocked command: the first commit stays out while
+    // the others come, each in a turn of its own.
+    const blocked = conn.blpop('group:never', 0.3);
+    const first = ledger.commit('group.0.0', rec('0', 'group.0.0.a1'));
+    const turn = (): Promise<void> => new Promise((r) => setImmediate(r));
+    const rest: Promise<{ won: boolean; record: CommittedOutput }>[] = [];
+    for (const i of [1, 2, 3, 4, 5, 6, 7, 8, 9]) {
+      await turn();
+      rest.push(ledger.commit(`group.0.${i}`, rec(String(i), `group.0.${i}.a1`)));
+    }
+    await turn();
+    const twice = ledger.commit('group.0.3', rec('3', 'group.0.3.a2'));
+    expect(await blocked).toBeNull();
+    expect((await first).won).toBe(true);
+    const answers = await Promise.all(rest);
+    expect(answers.map((a) => a.won)).toEqual([true, true, true, true, false, true, true, true, true]);
+    expect(answers[4]?.record.attemptId).toBe('group.0.5.a0');
+    // The second attempt of task 3, in the same call as the first: refused, with the first's record.
+    expect(await twice).toMatchObject({ won: false, record: { attemptId: 'group.0.3.a1' } });
+    expect(await scripts() - before).toBe(2);
+    expect(JSON.parse(await conn.get(commitKey('group.0.3')) ?? '{}')).toMatchObject({ attemptId: 'group.0.3.a1' });
+  });
 });

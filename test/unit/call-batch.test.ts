@@ -22,7 +22,7 @@ describe('CallBatch', () => {
       sent.push([...args]);
       if (args.includes(3)) throw new Error('down');
       return args.map((a) => a * 10);
-    }, 2);
+    }, { maxSize: 2 });
     const got = await Promise.allSettled([1, 2, 3, 4, 5].map((a) => b.call(a)));
     expect(sent).toEqual([[1, 2], [3, 4], [5]]);
     expect(got.map((r) => (r.status === 'fulfilled' ? r.value : (r.reason as Error).message))).toEqual([10, 20, 'down', 'down', 50]);
@@ -37,6 +37,32 @@ describe('CallBatch', () => {
       throw new Error('at once');
     });
     await expect(throwing.call(1)).rejects.toThrow('at once');
-    expect(() => new CallBatch<number, number>(async () => [], 0)).toThrow(RangeError);
+    expect(() => new CallBatch<number, number>(async () => [], { maxSize: 0 })).toThrow(RangeError);
+  });
+
+  it('serial: one request out at a time, the calls made meanwhile together in the next once it returns', async () => {
+    const sent: number[][] = [];
+    const answers: (() => void)[] = [];
+    const b = new CallBatch<number, number>((args) => {
+      sent.push([...args]);
+      return new Promise((resolve) => answers.push(() => resolve(args.map((a) => -a))));
+    }, { serial: true, maxSize: 3 });
+    const first = b.call(1);
+    await Promise.resolve();
+    expect(sent).toEqual([[1]]);
+    // Made one by one while the first is out: none goes yet.
+    const later = [2, 3, 4, 5].map((a) => b.call(a));
+    await new Promise((r) => setTimeout(r, 10));
+    expect(sent).toEqual([[1]]);
+    answers[0]?.();
+    expect(await first).toBe(-1);
+    await new Promise((r) => setTimeout(r, 10));
+    // The next request holds what waited, up to maxSize; the rest waits for it in turn.
+    expect(sent).toEqual([[1], [2, 3, 4]]);
+    answers[1]?.();
+    await new Promise((r) => setTimeout(r, 10));
+    expect(sent).toEqual([[1], [2, 3, 4], [5]]);
+    answers[2]?.();
+    expect(await Promise.all(later)).toEqual([-2, -3, -4, -5]);
   });
 });

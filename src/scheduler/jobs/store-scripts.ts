@@ -8,6 +8,7 @@
 import type { Redis } from 'ioredis';
 import type { JobCounts } from './model.js';
 import { LocalityLevel } from '../../core/locality.js';
+import { batchedScript, type BatchShape } from '../../core/lua-batch.js';
 
 /**
  * The Redis field of every job counter, keyed by its JobCounts name: the one
@@ -257,38 +258,9 @@ if ARGV[1] == 'FAILED' or ARGV[1] == 'CANCELLED' then redis.call('HSET', KEYS[1]
 return 1
 `;
 
-/** What an item of a batched script answers when it raised an error: this, then the message. */
-export const BATCH_ITEM_ERROR = '!';
-
-/**
- * A script run for many items in one call: `body` is the script for one item (its KEYS and ARGV
- * the item's own, `keysPer` and `argsPer` of them); the batch's KEYS and ARGV are the items'
- * concatenated, in the same order. Each item runs in its own protected call, so one item's error
- * (a record that does not decode) is that item's answer (BATCH_ITEM_ERROR and the message) and
- * the others still run, as they would have one script each. What an item wrote before its error
- * stays written, as with a script of its own (Redis does not roll scripts back).
- */
-function batchedScript(body: string, keysPer: number, argsPer: number): string {
-  return `local function one(KEYS, ARGV)
-${body}
-end
-local out = {}
-for i = 0, #KEYS / ${keysPer} - 1 do
-  local keys, args = {}, {}
-  for j = 1, ${keysPer} do keys[j] = KEYS[i * ${keysPer} + j] end
-  for j = 1, ${argsPer} do args[j] = ARGV[i * ${argsPer} + j] end
-  local ok, r = pcall(one, keys, args)
-  if ok then out[i + 1] = r
-  elseif type(r) == 'table' then out[i + 1] = '${BATCH_ITEM_ERROR}' .. tostring(r.err)
-  else out[i + 1] = '${BATCH_ITEM_ERROR}' .. tostring(r) end
-end
-return out
-`;
-}
-
-/** The keys and arguments of one item of START_ATTEMPTS / FINISH_ATTEMPTS (their scripts' counts). */
-export const START_ATTEMPT_ITEM = { keys: 2, args: 3 } as const;
-export const FINISH_ATTEMPT_ITEM = { keys: 2, args: 7 } as const;
+/** The keys and arguments of one item of locusStartAttempts / locusFinishAttempts (their scripts' counts). */
+export const START_ATTEMPT_ITEM: BatchShape = { keys: 2, args: 3 };
+export const FINISH_ATTEMPT_ITEM: BatchShape = { keys: 2, args: 7 };
 
 /** A connection with the store's scripts defined on it. */
 export interface ScriptedRedis extends Redis {
@@ -307,8 +279,8 @@ export interface ScriptedRedis extends Redis {
 /** Register the scripts as commands on a connection (EVALSHA, loaded on first use). */
 export function defineStoreScripts(redis: Redis): ScriptedRedis {
   // The attempts' transitions go in batches (JobStore): the key count is passed per call.
-  redis.defineCommand('locusStartAttempts', { lua: batchedScript(START_ATTEMPT, START_ATTEMPT_ITEM.keys, START_ATTEMPT_ITEM.args) });
-  redis.defineCommand('locusFinishAttempts', { lua: batchedScript(FINISH_ATTEMPT, FINISH_ATTEMPT_ITEM.keys, FINISH_ATTEMPT_ITEM.args) });
+  redis.defineCommand('locusStartAttempts', { lua: batchedScript(START_ATTEMPT, START_ATTEMPT_ITEM) });
+  redis.defineCommand('locusFinishAttempts', { lua: batchedScript(FINISH_ATTEMPT, FINISH_ATTEMPT_ITEM) });
   redis.defineCommand('locusSetJobState', { numberOfKeys: 1, lua: SET_JOB_STATE });
   redis.defineCommand('locusNoteAttempt', { numberOfKeys: 1, lua: NOTE_ATTEMPT });
   redis.defineCommand('locusCreateJob', { numberOfKeys: 3, lua: CREATE_JOB });

@@ -27,8 +27,9 @@ import type {
   AttemptRecord, FailureClass, JobCounts, JobRecord, JobState, StageRecord, TaskRecord, TaskState,
 } from './model.js';
 import { parseTaskId, taskIdOf } from './model.js';
-import { BATCH_ITEM_ERROR, COUNTER_FIELDS, COUNTER_KEYS, FINISH_ATTEMPT_ITEM, JOB_COUNTERS, LEGACY_ANY_COUNTER, START_ATTEMPT_ITEM, defineStoreScripts, type ScriptedRedis } from './store-scripts.js';
+import { COUNTER_FIELDS, COUNTER_KEYS, FINISH_ATTEMPT_ITEM, JOB_COUNTERS, LEGACY_ANY_COUNTER, START_ATTEMPT_ITEM, defineStoreScripts, type ScriptedRedis } from './store-scripts.js';
 import { CallBatch } from '../../core/call-batch.js';
+import { batchCallArgs, batchReplies, type BatchItem } from '../../core/lua-batch.js';
 
 export { JOB_COUNTERS, LOCALITY_COUNTER } from './store-scripts.js';
 
@@ -59,29 +60,6 @@ const OPEN_STAGE_INLINE = 10_000;
 /** How long a staging list outlives a writer that stopped before the script renamed it. */
 const STAGING_TTL_MS = 3_600_000;
 
-/** One attempt's transition in a batched script: its keys and arguments (store-scripts.ts). */
-interface TransitionItem {
-  readonly keys: readonly string[];
-  readonly args: readonly string[];
-}
-
-/** A batched script's call: the key count, every item's keys, then every item's arguments. */
-function layOut(items: readonly TransitionItem[], per: { readonly keys: number; readonly args: number }): [number, ...string[]] {
-  const keys: string[] = [];
-  const args: string[] = [];
-  for (const it of items) {
-    if (it.keys.length !== per.keys || it.args.length !== per.args) throw new Error(`a transition takes ${per.keys} keys and ${per.args} arguments (given ${it.keys.length} and ${it.args.length})`);
-    keys.push(...it.keys);
-    args.push(...it.args);
-  }
-  return [keys.length, ...keys, ...args];
-}
-
-/** A batched script's replies, an item's error (BATCH_ITEM_ERROR) as that item's Error. */
-function itemReplies<R extends number | string>(replies: readonly R[]): (R | Error)[] {
-  return replies.map((r) => (typeof r === 'string' && r.startsWith(BATCH_ITEM_ERROR) ? new Error(r.slice(BATCH_ITEM_ERROR.length)) : r));
-}
-
 /** Result of finishing an attempt. */
 export type FinishOutcome = TaskState | 'STALE';
 
@@ -89,13 +67,13 @@ export type FinishOutcome = TaskState | 'STALE';
 export class JobStore {
   private readonly redis: ScriptedRedis;
   /** The attempts' starts and finishes made in one turn, each kind one script call (CallBatch). */
-  private readonly starts: CallBatch<TransitionItem, number | string>;
-  private readonly finishes: CallBatch<TransitionItem, string>;
+  private readonly starts: CallBatch<BatchItem, number | string>;
+  private readonly finishes: CallBatch<BatchItem, string>;
 
   constructor(redis: Redis) {
     this.redis = defineStoreScripts(redis);
-    this.starts = new CallBatch((items) => this.redis.locusStartAttempts(...layOut(items, START_ATTEMPT_ITEM)).then(itemReplies));
-    this.finishes = new CallBatch((items) => this.redis.locusFinishAttempts(...layOut(items, FINISH_ATTEMPT_ITEM)).then(itemReplies));
+    this.starts = new CallBatch((items) => this.redis.locusStartAttempts(...batchCallArgs(items, START_ATTEMPT_ITEM)).then(batchReplies));
+    this.finishes = new CallBatch((items) => this.redis.locusFinishAttempts(...batchCallArgs(items, FINISH_ATTEMPT_ITEM)).then(batchReplies));
   }
 
   /**
