@@ -101,3 +101,13 @@ export function suiteRedis(): { client: () => Redis } {
     },
   };
 }
+
+/**
+ * Script calls the server has run so far (INFO commandstats): EVALSHA, and the EVAL a script's
+ * first call on a server falls back to (NOSCRIPT). Tests count the calls a batch costs.
+ */
+export async function scriptCalls(conn: Redis): Promise<number> {
+  return (await conn.info('commandstats')).split('\n')
+    .filter((l) => l.startsWith('cmdstat_evalsha:') || l.startsWith('cmdstat_eval:'))
+    .reduce((n, l) => n + Number(/calls=(\d+)/.exec(l)?.[1] ?? 0), 0);
+}

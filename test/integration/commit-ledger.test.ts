@@ -18,7 +18,7 @@ import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { RedisCommitLedger } from '../../src/executor/data-plane.js';
 import { STAGING_DIR, commitOutput, committedBy, planOutput, prepareAttemptDir, settleCommitted, type CommitDecision } from '../../src/executor/output.js';
 import { commitKey, type CommittedOutput } from '../../src/executor/contract.js';
-import { startRedis, type TestRedis } from '../harness/redis.js';
+import { scriptCalls, startRedis, type TestRedis } from '../harness/redis.js';
 
 let redis: TestRedis;
 let conn: Redis;
@@ -190,9 +190,7 @@ describe('commit decided in Redis', () => {
 
   it('commits go in group: one script call out at a time, those made meanwhile together in the next, each decided on its own', async () => {
     const ledger = new RedisCommitLedger(conn);
-    const scripts = async (): Promise<number> => (await conn.info('commandstats')).split('\n')
-      .filter((l) => l.startsWith('cmdstat_evalsha:') || l.startsWith('cmdstat_eval:'))
-      .reduce((n, l) => n + Number(/calls=(\d+)/.exec(l)?.[1] ?? 0), 0);
+    const scripts = (): Promise<number> => scriptCalls(conn);
     const rec = (task: string, attempt: string): CommittedOutput => ({ attemptId: attempt, host: 'h', path: join(dir, 'group', task), size: 0, files: [], committedAt: 1 });
     // Loaded once first: a script's first call on a server goes as EVALSHA, then EVAL.
     await ledger.commit('group.0.99', rec('99', 'group.0.99.a1'));

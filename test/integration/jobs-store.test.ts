@@ -1,6 +1,6 @@
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import type { Redis } from 'ioredis';
-import { startRedis, type TestRedis } from '../harness/redis.js';
+import { scriptCalls, startRedis, type TestRedis } from '../harness/redis.js';
 import { JobStore, type StoredSplit } from '../../src/scheduler/jobs/store.js';
 import { defineStoreScripts } from '../../src/scheduler/jobs/store-scripts.js';
 import { validateJobSpec } from '../../src/scheduler/jobs/spec.js';
@@ -30,6 +30,14 @@ async function newJob(id: string, splits = 3): Promise<void> {
     uri: `local://d/f${i}`, offset: 0, length: 10, hosts: ['agent-1'], racks: ['r1'],
   })), 2);
   expect(opened).toMatchObject({ opened: true, state: 'RUNNING' });
+}
+
+/** A store on a fenced connection of its own (the fence defines its scripts on the connection it wraps). */
+async function fencedStore(): Promise<{ conn: Redis; fenced: JobStore }> {
+  const conn = redis.client();
+  const fence = new Fence();
+  await fence.acquire(conn);
+  return { conn, fenced: new JobStore(fencedRedis(conn, fence)) };
 }
 
 const attempt = (n: number, host = 'agent-1'): AttemptRecord => ({
@@ -197,17 +205,11 @@ describe('JobStore', () => {
   });
 
   it('sends the starts and finishes made together as one script call each, through the fence, each with its own answer or error', async () => {
-    const conn = redis.client();
-    const fence = new Fence();
-    await fence.acquire(conn);
-    const fenced = new JobStore(fencedRedis(conn, fence));
+    const { conn, fenced } = await fencedStore();
     await newJob('job-batch', 300);
     // A record that does not decode: its transition fails alone.
     await client.hset('locus:job:job-batch:tasks', '0.7', '{not json');
-    // Script calls: EVALSHA, and the EVAL a script's first call falls back to (NOSCRIPT).
-    const calls = async (): Promise<number> => (await client.info('commandstats')).split('\n')
-      .filter((l) => l.startsWith('cmdstat_evalsha:') || l.startsWith('cmdstat_eval:'))
-      .reduce((n, l) => n + Number(/calls=(\d+)/.exec(l)?.[1] ?? 0), 0);
+    const calls = (): Promise<number> => scriptCalls(client);
     const before = await calls();
     const ids = Array.from({ length: 300 }, (_, i) => taskIdOf('job-batch', 0, i));
     const starts = await Promise.allSettled(ids.map((t) => fenced.startAttempt(t, attempt(1))));
@@ -286,11 +288,7 @@ describe('JobStore', () => {
   });
 
   it('purges a job with a stage of 10,000 tasks through the fence (whose plain commands run as a script, with arguments that stop near 8,000)', async () => {
-    // A connection of its own: the fence defines its scripts on the connection it wraps.
-    const conn = redis.client();
-    const fence = new Fence();
-    await fence.acquire(conn);
-    const fenced = new JobStore(fencedRedis(conn, fence));
+    const { conn, fenced } = await fencedStore();
     await newJob('job-big', 10_000);
     const keys = Array.from({ length: 10_000 }, (_, i) => commitKey(taskIdOf('job-big', 0, i)));
     for (let i = 0; i < keys.length; i += 2_000) await client.mset(...keys.slice(i, i + 2_000).flatMap((k) => [k, '{}']));
