@@ -205,7 +205,7 @@ async function runAttemptInTurns(payload: AttemptPayload, ctx: AttemptContext, c
     }
     // Whatever the end: this attempt no longer uses its stage's staging directory, which goes
     // when no attempt of this process uses it any more and it is empty (releaseStaging).
-    if (plan !== undefined) releaseStaging(plan);
+    if (plan !== undefined) await releaseStaging(plan);
   }
 }
 

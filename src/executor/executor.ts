@@ -492,7 +492,7 @@ export class Executor {
     await step('close runner', () => this.o.runner.close());
     // Its last attempts' stage directories: their sweeps and staging directories' removal now,
     // not after the upkeep's wait, which a process about to exit would never see.
-    await step('tidy staging', () => settleStaging());
+    await step('tidy staging', () => withTimeout('tidying the staging directories', 10_000, settleStaging()));
     // The FIFOs made ahead for held starts that no attempt took.
     if (mayHold(this.o)) await step('clear gate stock', () => fifoStockFor(this.o.scratchDir).clear());
     if (this.heartbeatTimer) clearInterval(this.heartbeatTimer);

@@ -418,8 +418,8 @@ export async function discardAttemptDir(plan: OutputPlan): Promise<void> {
  * the other tasks committed there meanwhile: one listing for all of them.
  */
 function sweepStaging(plan: OutputPlan): void {
-  const u = upkeepOf(plan);
-  u.sweeps.set(plan.taskPrefix, { committedAt: Date.now(), finalDir: plan.finalDir });
+  const u = upkeepOf(plan.stagingRoot, plan.finalDir);
+  u.sweeps.set(plan.taskPrefix, plan.finalDir);
   scheduleUpkeep(plan.stagingRoot, u);
 }
 
@@ -446,49 +446,60 @@ function holdStaging(plan: OutputPlan): void {
 }
 
 /**
- * The attempt planned as `plan` has ended, however it ended: when no other attempt of this
- * process uses its stage's staging directory, the directory's next upkeep removes it if it is
- * empty, so a stage's output directory holds only its tasks' directories shortly after its
- * attempts are done. An attempt of another executor still staging there keeps it (the rmdir
- * fails), and removes it itself when it ends. Never throws.
+ * The attempt planned as `plan` has ended, however it ended. When no other attempt of this process
+ * uses its stage's staging directory, the directory is removed if it is empty: at once when this
+ * process has no attempt staging anywhere (the end of a stage, or of the last job here: the
+ * directory is gone before the attempt's result is reported), else by the directory's next upkeep
+ * (within STAGING_UPKEEP_MS). An attempt of another executor still staging there keeps it (the
+ * rmdir fails), and removes it itself when it ends. Never throws.
  */
-export function releaseStaging(plan: OutputPlan): void {
+export async function releaseStaging(plan: OutputPlan): Promise<void> {
   sharing.delete(plan.attemptDir);
   const held = stagingHeld.get(plan.stagingRoot);
   if (held === undefined || !held.delete(plan.attemptDir) || held.size > 0) return;
   stagingHeld.delete(plan.stagingRoot);
-  scheduleUpkeep(plan.stagingRoot, upkeepOf(plan));
+  if (stagingHeld.size === 0) await settleStaging();
+  else scheduleUpkeep(plan.stagingRoot, upkeepOf(plan.stagingRoot, plan.finalDir));
 }
 
 /**
- * How long a staging directory's sweeps and removal wait (STAGING_UPKEEP_MS). Made per commit and
- * per attempt end, the listing of the directory and its removal were an eighth of an executor's
- * time on bench:dispatch (each takes the stage directory's lock, which every executor's mkdir and
- * rename there wait for), and in a steady flow the next attempt made the directory again moments
- * after it went. Now one listing serves every task committed in the interval, and the directory
- * goes only when it stayed unused that long.
+ * How often a staging directory's sweeps run, and its removal is tried, while this process's
+ * attempts keep coming and going (releaseStaging). Made per commit and per attempt end, the listing
+ * of the directory and its removal were an eighth of an executor's time on bench:dispatch (each
+ * takes the stage directory's lock, which every executor's mkdir and rename there wait for; with
+ * the attempts of twenty jobs interleaved, each job's directory went and was made again moments
+ * later). Now one listing serves every task committed in the interval.
  */
 export const STAGING_UPKEEP_MS = 200;
 
-/** A staging directory's pending upkeep: the tasks committed since its last sweep, by prefix. */
+/** A staging directory's pending upkeep: the tasks committed since its last sweep (their prefixes and final directories). */
 interface Upkeep {
   readonly calls: MetaCalls;
-  readonly sweeps: Map<string, { readonly committedAt: number; readonly finalDir: string }>;
+  readonly sweeps: Map<string, string>;
   timer?: NodeJS.Timeout;
 }
 
 const upkeeps = new Map<string, Upkeep>();
+/** Upkeeps under way: settleStaging waits for them too. */
+const upkeepsRunning = new Set<Promise<void>>();
 
-function upkeepOf(plan: OutputPlan): Upkeep {
-  let u = upkeeps.get(plan.stagingRoot);
-  if (u === undefined) upkeeps.set(plan.stagingRoot, (u = { calls: callsFor(plan), sweeps: new Map() }));
+/** The upkeep of the staging directory `root` of the stage whose task `finalDir` is one. */
+function upkeepOf(root: string, finalDir: string): Upkeep {
+  let u = upkeeps.get(root);
+  if (u === undefined) upkeeps.set(root, (u = { calls: metaCallsFor(dirname(finalDir)), sweeps: new Map() }));
   return u;
 }
 
 function scheduleUpkeep(root: string, u: Upkeep): void {
   if (u.timer !== undefined) return;
   // Unref'd: a pending upkeep never keeps a process alive (an executor settles them as it drains).
-  u.timer = setTimeout(() => void runUpkeep(root, u), STAGING_UPKEEP_MS).unref();
+  u.timer = setTimeout(() => void startUpkeep(root, u), STAGING_UPKEEP_MS).unref();
+}
+
+function startUpkeep(root: string, u: Upkeep): Promise<void> {
+  const run = runUpkeep(root, u).finally(() => upkeepsRunning.delete(run));
+  upkeepsRunning.add(run);
+  return run;
 }
 
 async function runUpkeep(root: string, u: Upkeep): Promise<void> {
@@ -496,11 +507,20 @@ async function runUpkeep(root: string, u: Upkeep): Promise<void> {
   u.timer = undefined;
   const sweeps = [...u.sweeps];
   u.sweeps.clear();
-  if (!stagingHeld.has(root)) upkeeps.delete(root);
+  if (!stagingHeld.has(root) && upkeeps.get(root) === u) upkeeps.delete(root);
+  if (sweeps.length > 0 && !(await sweepTasks(u.calls, root, sweeps))) {
+    // Not listed (EMFILE, EIO...): the next upkeep of the directory sweeps them.
+    for (const [prefix, finalDir] of sweeps) {
+      const next = upkeepOf(root, finalDir);
+      next.sweeps.set(prefix, finalDir);
+      scheduleUpkeep(root, next);
+    }
+    return;
+  }
+  // Held again meanwhile: an attempt of this process stages there (or is about to).
+  if (stagingHeld.has(root)) return;
   try {
-    if (sweeps.length > 0) await sweepTasks(u.calls, root, sweeps);
-    // Held again meanwhile: an attempt of this process stages there (or is about to).
-    if (!stagingHeld.has(root)) await u.calls.rmdir(root);
+    await u.calls.rmdir(root);
   } catch {
     // Not empty (another process's attempt, a record's staged directory, a crashed attempt's
     // leftovers until its task's commit sweeps them), or gone already.
@@ -508,43 +528,45 @@ async function runUpkeep(root: string, u: Upkeep): Promise<void> {
 }
 
 /**
- * Run every pending upkeep now, and wait for them: an executor draining leaves its stages'
- * output directories tidy, and a test reads them at a known moment.
+ * Run every pending upkeep now, and wait for them and for those under way: the last attempt of
+ * this process leaves its stages' output directories tidy before its result is reported, an
+ * executor draining does too, and a test reads them at a known moment.
  */
 export async function settleStaging(): Promise<void> {
-  await Promise.all([...upkeeps].map(([root, u]) => runUpkeep(root, u)));
+  const pending = [...upkeeps].map(([root, u]) => startUpkeep(root, u));
+  await Promise.all([...pending, ...upkeepsRunning]);
 }
 
 /**
  * One listing of a staging directory for the tasks committed since the last: each one's
- * directories there go, but a directory made after its task's commit belongs to a later attempt
- * (the output was lost and is computed again) and stays. Then what an earlier version's attempt of
- * each task left (its own root, `.<task>.locus-attempts`), looked up without the parent's lock:
- * it is almost never there.
+ * directories there go (what other deliveries and attempts of the task left: none can commit any
+ * more, and one still running finds its directory gone). A recompute of a lost output commits to
+ * another directory (`<task>~g<n>`), so its attempts have another prefix and are never swept by
+ * the commit they replace. Then what an earlier version's attempt of each task left (its own root,
+ * `.<task>.locus-attempts`), looked up without the parent's lock: it is almost never there.
+ * Returns false when the directory could not be listed (and was not gone).
  */
-async function sweepTasks(calls: MetaCalls, root: string, sweeps: readonly (readonly [string, { readonly committedAt: number; readonly finalDir: string }])[]): Promise<void> {
+async function sweepTasks(calls: MetaCalls, root: string, sweeps: readonly (readonly [string, string])[]): Promise<boolean> {
   let entries: readonly Dirent[] = [];
   try {
     entries = await calls.readdir(root);
-  } catch {
+  } catch (err) {
     // Gone: nothing of any task left in it.
+    if ((err as NodeJS.ErrnoException).code !== 'ENOENT') return false;
   }
-  const byPrefix = new Map(sweeps);
+  const prefixes = new Set(sweeps.map(([prefix]) => prefix));
   for (const e of entries) {
-    // A prefix ends at its first '.' after the '~' hash (taskPrefixOf), the delivery's suffix follows.
+    // A prefix ends at the first '.' after its '~' (taskPrefixOf); the delivery's own part follows.
     const tilde = e.name.indexOf('~');
-    const prefix = tilde < 0 ? undefined : e.name.slice(0, e.name.indexOf('.', tilde) + 1);
-    const sweep = prefix === undefined ? undefined : byPrefix.get(prefix);
-    if (sweep === undefined) continue;
-    const p = join(root, e.name);
-    const st = await fsp.lstat(p).catch(() => undefined);
-    if (st === undefined || (st.birthtimeMs > 0 ? st.birthtimeMs : st.mtimeMs) > sweep.committedAt) continue;
-    await fsp.rm(p, { recursive: true, force: true }).catch(() => undefined);
+    const dot = tilde < 0 ? -1 : e.name.indexOf('.', tilde);
+    if (dot < 0 || !prefixes.has(e.name.slice(0, dot + 1))) continue;
+    await fsp.rm(join(root, e.name), { recursive: true, force: true }).catch(() => undefined);
   }
-  for (const [, { finalDir }] of sweeps) {
+  for (const [, finalDir] of sweeps) {
     const legacy = join(dirname(finalDir), `.${basename(finalDir)}${LEGACY_ROOT_SUFFIX}`);
     if (await calls.exists(legacy)) await fsp.rm(legacy, { recursive: true, force: true }).catch(() => undefined);
   }
+  return true;
 }
 
 /** Whether this process has an attempt staging in `root` (tests). */

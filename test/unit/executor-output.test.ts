@@ -3,6 +3,7 @@
  * of the same task, losers discarded, a committed directory never replaced,
  * and foreign content at the final path reported as a conflict.
  */
+import { existsSync } from 'node:fs';
 import { mkdtemp, mkdir, readdir, readFile, rm, writeFile } from 'node:fs/promises';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
@@ -11,19 +12,31 @@ import { COMMIT_MARKER, STAGING_DIR, STAGING_UPKEEP_MS, commitOutput, committedB
 import type { CommittedOutput } from '../../src/executor/contract.js';
 
 let dir: string;
+/** Every attempt a test prepared: released after it, so that no test begins with this process staging. */
+let made: OutputPlan[] = [];
 beforeEach(async () => {
   dir = await mkdtemp(join(tmpdir(), 'locus-output-'));
 });
 afterEach(async () => {
+  for (const p of made) await releaseStaging(p);
+  made = [];
+  await settleStaging();
   await rm(dir, { recursive: true, force: true });
 });
+
+/** prepareAttemptDir, the attempt noted for release after the test. */
+async function prepare(p: OutputPlan): Promise<OutputPlan> {
+  made.push(p);
+  await prepareAttemptDir(p);
+  return p;
+}
 
 /** Prepare an attempt directory for each [task directory name, attempt id], each holding a part file that names it. */
 async function stageAttempts<T extends readonly [] | readonly (readonly [string, string])[]>(attempts: T): Promise<{ -readonly [K in keyof T]: OutputPlan }> {
   const plans: OutputPlan[] = [];
   for (const [task, attemptId] of attempts as readonly (readonly [string, string])[]) {
     const p = planOutput(join(dir, task), attemptId);
-    await prepareAttemptDir(p);
+    await prepare(p);
     await writeFile(join(p.attemptDir, 'part-0'), p.attemptDir);
     plans.push(p);
   }
@@ -35,7 +48,7 @@ describe('exactly-once output commit', () => {
     const final = join(dir, 'task-1');
     const plans = Array.from({ length: 12 }, (_, i) => ({ plan: planOutput(final, `task-1.a${i}`), id: `task-1.a${i}` }));
     for (const { plan, id } of plans) {
-      await prepareAttemptDir(plan);
+      await prepare(plan);
       await writeFile(join(plan.attemptDir, 'part-0'), id);
     }
     const outcomes = await Promise.all(plans.map(({ plan, id }) => commitOutput(plan, id)));
@@ -59,10 +72,10 @@ describe('exactly-once output commit', () => {
   it('never replaces a committed directory, even one a later attempt would leave empty', async () => {
     const final = join(dir, 't');
     const first = planOutput(final, 't.a1');
-    await prepareAttemptDir(first);
+    await prepare(first);
     expect((await commitOutput(first, 't.a1')).kind).toBe('committed');
     const second = planOutput(final, 't.a2');
-    await prepareAttemptDir(second);
+    await prepare(second);
     const o = await commitOutput(second, 't.a2');
     expect(o).toMatchObject({ kind: 'already', winner: 't.a1' });
     expect(await committedBy(final)).toBe('t.a1');
@@ -84,58 +97,62 @@ describe('exactly-once output commit', () => {
     expect(await readdir(winner.stagingRoot)).toEqual([]);
   });
 
-  it("a commit's sweep leaves a directory of the task made after the commit (a later attempt computing a lost output again)", async () => {
+  it("a commit's sweep leaves the directories of a recompute of the task (another output directory, another prefix)", async () => {
     const [crashed, winner] = await stageAttempts([['t', 't.a0'], ['t', 't.a1']]);
+    // The output lost and computed again: a generation's own directory, `<task>~g<n>` (JobService).
+    const recompute = await prepare(planOutput(join(dir, 't~g1'), 't.a2'));
+    expect(recompute.taskPrefix.startsWith(winner.taskPrefix)).toBe(false);
     expect((await commitOutput(winner, 't.a1')).kind).toBe('committed');
-    // Time stamps are coarse: the later directory is made well after the commit's.
-    await new Promise((r) => setTimeout(r, 50));
-    const later = planOutput(join(dir, 't'), 't.a2');
-    await prepareAttemptDir(later);
     await settleStaging();
-    expect(await readdir(winner.stagingRoot)).toEqual([later.attemptDir.slice(later.stagingRoot.length + 1)]);
-    expect(crashed.attemptDir).not.toBe(later.attemptDir);
-    releaseStaging(later);
-    releaseStaging(crashed);
-    releaseStaging(winner);
+    expect(await readdir(winner.stagingRoot)).toEqual([recompute.attemptDir.slice(recompute.stagingRoot.length + 1)]);
+    expect(crashed.attemptDir).not.toBe(recompute.attemptDir);
   });
 
   it("removes the shared staging directory when this process's last attempt in it ends, never while one uses it", async () => {
-    const a = planOutput(join(dir, 't1'), 't1.a1');
-    const b = planOutput(join(dir, 't2'), 't2.a1');
-    await prepareAttemptDir(a);
-    await prepareAttemptDir(b);
+    const a = await prepare(planOutput(join(dir, 't1'), 't1.a1'));
+    const b = await prepare(planOutput(join(dir, 't2'), 't2.a1'));
     expect((await commitOutput(a, 't1.a1')).kind).toBe('committed');
-    releaseStaging(a);
+    await releaseStaging(a);
     // b still stages there.
     expect(stagingInUse(a.stagingRoot)).toBe(true);
     expect(await readdir(a.stagingRoot)).toHaveLength(1);
     expect((await commitOutput(b, 't2.a1')).kind).toBe('committed');
-    releaseStaging(b);
+    await releaseStaging(b);
+    // This process stages nowhere else: gone before the release returns (before a result is reported).
     expect(stagingInUse(a.stagingRoot)).toBe(false);
-    // Removed by its upkeep, once it stayed unused for STAGING_UPKEEP_MS: by the timer alone.
-    expect((await readdir(dir)).sort()).toEqual([STAGING_DIR, 't1', 't2']);
-    await new Promise((r) => setTimeout(r, STAGING_UPKEEP_MS + 100));
     expect((await readdir(dir)).sort()).toEqual(['t1', 't2']);
     // A release twice, or of an attempt never prepared, changes nothing.
-    releaseStaging(b);
-    releaseStaging(planOutput(join(dir, 't3'), 't3.a1'));
+    await releaseStaging(b);
+    await releaseStaging(planOutput(join(dir, 't3'), 't3.a1'));
     // Another process's attempt (not held here) keeps the directory: the rmdir fails.
-    const c = planOutput(join(dir, 't3'), 't3.a1');
-    await prepareAttemptDir(c);
+    const c = await prepare(planOutput(join(dir, 't3'), 't3.a1'));
     const foreign = join(c.stagingRoot, 'other-process-attempt');
     await mkdir(foreign);
     await discardAttemptDir(c);
-    releaseStaging(c);
-    await settleStaging();
+    await releaseStaging(c);
     expect(await readdir(c.stagingRoot)).toEqual(['other-process-attempt']);
     // The next attempt makes it again after it went.
     await rm(c.stagingRoot, { recursive: true });
-    const d = planOutput(join(dir, 't4'), 't4.a1');
-    await prepareAttemptDir(d);
+    const d = await prepare(planOutput(join(dir, 't4'), 't4.a1'));
     expect((await commitOutput(d, 't4.a1')).kind).toBe('committed');
-    releaseStaging(d);
-    await settleStaging();
+    await releaseStaging(d);
     expect((await readdir(dir)).sort()).toEqual(['t1', 't2', 't4']);
+  });
+
+  it('while this process stages elsewhere, a staging directory it left is swept and removed by its upkeep, within STAGING_UPKEEP_MS', async () => {
+    // An attempt of another stage keeps this process busy.
+    const elsewhere = await prepare(planOutput(join(dir, 'other-stage', 'x'), 'x.a1'));
+    const [crashed, winner] = await stageAttempts([['s/t', 't.a0'], ['s/t', 't.a1']]);
+    expect((await commitOutput(winner, 't.a1')).kind).toBe('committed');
+    await releaseStaging(winner);
+    // Not yet: the crashed delivery's directory (still held here) waits for the sweep.
+    expect(await readdir(winner.stagingRoot)).toEqual([crashed.attemptDir.slice(crashed.stagingRoot.length + 1)]);
+    await releaseStaging(crashed);
+    expect(existsSync(winner.stagingRoot)).toBe(true);
+    // By the upkeep's timer alone.
+    await new Promise((r) => setTimeout(r, STAGING_UPKEEP_MS + 150));
+    expect((await readdir(join(dir, 's'))).sort()).toEqual(['t']);
+    expect(stagingInUse(elsewhere.stagingRoot)).toBe(true);
   });
 
   it('sweeps what an earlier version left for the task in its own staging root when the task commits', async () => {
@@ -145,10 +162,9 @@ describe('exactly-once output commit', () => {
     const keep = join(dir, '.u.locus-attempts');
     await mkdir(keep);
     const p = planOutput(join(dir, 't'), 't.a1');
-    await prepareAttemptDir(p);
+    await prepare(p);
     expect((await commitOutput(p, 't.a1')).kind).toBe('committed');
-    releaseStaging(p);
-    await settleStaging();
+    await releaseStaging(p);
     // The task's old root is gone; another task's is not its to remove.
     expect((await readdir(dir)).sort()).toEqual(['.u.locus-attempts', 't']);
   });
@@ -189,7 +205,7 @@ describe('exactly-once output commit', () => {
     await mkdir(final);
     await writeFile(join(final, 'someone-elses'), 'x');
     const plan = planOutput(final, 'taken.a1');
-    await prepareAttemptDir(plan);
+    await prepare(plan);
     expect((await commitOutput(plan, 'taken.a1')).kind).toBe('conflict');
     expect(await readdir(final)).toEqual(['someone-elses']);
   });

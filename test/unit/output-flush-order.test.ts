@@ -106,7 +106,7 @@ async function commitWatched(withLedger: boolean, index = '00001'): Promise<stri
     expect(existsSync(join(plan.finalDir, COMMIT_MARKER))).toBe(true);
     expect(JSON.parse(readFileSync(join(plan.finalDir, COMMIT_MARKER), 'utf8')).attemptId).toBe(attemptId);
   } finally {
-    releaseStaging(plan);
+    await releaseStaging(plan);
   }
   return events.join(' | ');
 }
