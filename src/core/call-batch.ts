@@ -72,6 +72,11 @@ export class CallBatch<A, R> {
     }
     sent.then(
       (results) => {
+        if (!Array.isArray(results)) {
+          const err = new Error(`a batch of ${chunk.length} calls was answered with no list of answers`);
+          for (const c of chunk) c.reject(err);
+          return;
+        }
         chunk.forEach((c, k) => {
           const r = results[k];
           if (r instanceof Error) c.reject(r);

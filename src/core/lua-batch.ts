@@ -37,7 +37,10 @@ for i = 0, #KEYS / ${k} - 1 do
   for j = 1, ${k} do keys[j] = KEYS[i * ${k} + j] end
   for j = 1, ${a} do args[j] = ARGV[i * ${a} + j] end
   local ok, r = pcall(one, keys, args)
-  if ok then out[i + 1] = r
+  if ok then
+    -- nil would end the reply's list there: the items after it would go unanswered.
+    if r == nil then r = false end
+    out[i + 1] = r
   elseif type(r) == 'table' then out[i + 1] = '${BATCH_ITEM_ERROR}' .. tostring(r.err)
   else out[i + 1] = '${BATCH_ITEM_ERROR}' .. tostring(r) end
 end

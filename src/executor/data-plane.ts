@@ -81,7 +81,9 @@ export class RedisCommitLedger implements CommitLedger {
   private readonly commits = new CallBatch<BatchItem, [number, string]>(
     async (items) => batchReplies(await this.redis.locusCommitOutputs(...batchCallArgs(items, COMMIT_ITEM)))
       .map((r) => (typeof r === 'string' ? new Error(`the commit script answered '${r}'`) : r)),
-    { serial: true },
+    // A record lists every file of its output: 32 of them bound one call's size and the time
+    // Redis spends in it, and still share each round trip among many commits.
+    { serial: true, maxSize: 32 },
   );
 
   constructor(redis: Redis) {

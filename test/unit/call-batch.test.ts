@@ -38,6 +38,10 @@ describe('CallBatch', () => {
     });
     await expect(throwing.call(1)).rejects.toThrow('at once');
     expect(() => new CallBatch<number, number>(async () => [], { maxSize: 0 })).toThrow(RangeError);
+    // A reply that is no list at all fails every call of its batch, none left waiting.
+    const odd = new CallBatch<number, number>(async () => 'OK' as unknown as number[]);
+    const answered = await Promise.allSettled([odd.call(1), odd.call(2)]);
+    expect(answered.map((a) => a.status)).toEqual(['rejected', 'rejected']);
   });
 
   it('serial: one request out at a time, the calls made meanwhile together in the next once it returns', async () => {
