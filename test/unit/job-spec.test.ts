@@ -135,6 +135,8 @@ stages:
       { name: 'r', inputs: ['stage:m'], task: { command: ['a'] } },
     ] });
     expect(later.stages[0]?.tasks?.[0]?.env['O']).toBe('x');
+    // An inherited name is no override: every task still runs the template's `constructor`.
+    expect(fieldOf(() => validateJobSpec({ name: 'a', tasks: [{ env: { O: 'x' } }], task: { command: ['a'], env: { constructor: '{output}' } }, outputs: 'none' }))).toBe('task.env.constructor');
   });
 
   it.each([

@@ -335,7 +335,8 @@ function checkOutputReferences(field: string, st: StageSpec, raw: JsonObject, no
   const templateRuns = (overrides: (own: JsonObject | undefined) => boolean): boolean => tasks === undefined || tasks.some((_, i) => !overrides(ownOf(i)));
   if (templateRuns((own) => own?.['command'] !== undefined)) task.command.forEach((a, i) => check(`${field}task.command[${i}]`, a));
   for (const [k, val] of Object.entries(task.env)) {
-    if (templateRuns((own) => isObject(own?.['env']) && own['env'][k] !== undefined)) check(`${field}task.env.${k}`, val);
+    // Own keys only: the merge (`{ ...task.env, ...own }`) copies no inherited name (`constructor`).
+    if (templateRuns((own) => isObject(own?.['env']) && Object.hasOwn(own['env'], k))) check(`${field}task.env.${k}`, val);
   }
   // Explicit tasks: only what each one says itself (the template's part was checked above).
   tasks?.forEach((t, i) => {
