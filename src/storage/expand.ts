@@ -59,6 +59,11 @@ export function globToRegExp(segment: string): RegExp {
 const baseName = (p: string): string => p.slice(p.lastIndexOf('/') + 1);
 const join = (dir: string, name: string): string => (dir.endsWith('/') ? dir + name : `${dir}/${name}`);
 
+/** Hidden names, as Hadoop's inputs have them: a stage's `_SUCCESS` marker, `.locus-staging`, `.crc` files. */
+function isHidden(name: string): boolean {
+  return name.startsWith('_') || name.startsWith('.');
+}
+
 /** Recursively list the files under a directory (hidden names skipped), sorted by path. */
 export async function walkFiles(dir: string, lister: Lister, concurrency: number): Promise<Entry[]> {
   const files: Entry[] = [];
@@ -70,7 +75,7 @@ export async function walkFiles(dir: string, lister: Lister, concurrency: number
     for (const children of listed) {
       for (const e of children) {
         const name = baseName(e.path);
-        if (name.startsWith('_') || name.startsWith('.')) continue;
+        if (isHidden(name)) continue;
         if (e.type === 'dir') next.push(e.path);
         else files.push(e);
       }
@@ -101,8 +106,14 @@ export async function expandPath(path: string, lister: Lister, concurrency = 8):
       continue;
     }
     const re = globToRegExp(seg);
+    // A wildcard matches no hidden name (`.x`, `_x`: a stage's staging directory, a commit
+    // marker), as the directory walk skips them, unless the pattern itself begins with one.
+    const hiddenToo = isHidden(seg);
     const listed = await mapLimit(current.filter((c) => c.type === 'dir'), concurrency, (c) => lister.list(c.path));
-    current = listed.flat().filter((e) => re.test(baseName(e.path)) && (last || e.type === 'dir'));
+    current = listed.flat().filter((e) => {
+      const name = baseName(e.path);
+      return (hiddenToo || !isHidden(name)) && re.test(name) && (last || e.type === 'dir');
+    });
   }
   const out: Entry[] = [];
   for (const e of current) {

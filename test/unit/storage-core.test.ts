@@ -149,6 +149,12 @@ describe('path expansion', () => {
     expect((await expandPath('/data/_SUCCESS', lister))?.map((e) => e.path)).toEqual(['/data/_SUCCESS']);
     expect(await expandPath('/nope', lister)).toBeUndefined();
     expect(await expandPath('/nope/*', lister)).toEqual([]);
+    // A wildcard matches no hidden name (a stage's staging directory, its marker) unless the
+    // pattern begins with one.
+    expect((await expandPath('/data/*', lister))?.map((e) => e.path)).toEqual(['/data/2024/c.csv', '/data/a.csv', '/data/b.txt']);
+    expect((await expandPath('/data/?crc', lister))?.map((e) => e.path)).toEqual([]);
+    expect((await expandPath('/data/.*', lister))?.map((e) => e.path)).toEqual(['/data/.crc']);
+    expect((await expandPath('/data/_*', lister))?.map((e) => e.path)).toEqual(['/data/_SUCCESS']);
     expect(globToRegExp('a.b*').test('a.bcd')).toBe(true);
     expect(globToRegExp('a.b*').test('axbcd')).toBe(false);
   });
