@@ -79,9 +79,12 @@ test('the disk limit is enforced by polling', async () => {
 
 test('usage is sampled per process group: CPU time and resident memory of the group, not of other containers', async () => {
   // Two containers at once: one counts to 400,000 in a child of its shell (about 0.3 s of CPU
-  // however loaded the host is), then sleeps; the other only sleeps.
-  const busy = await iso.launch(spec('u-busy', ['sh', '-c', 'sh -c \'i=0; while [ $i -lt 400000 ]; do i=$((i+1)); done\'; sleep 0.3']));
-  const idle = await iso.launch(spec('u-idle', ['sh', '-c', 'sleep 0.6']));
+  // however loaded the host is), then sleeps; the other only sleeps. Usage is sampled every
+  // 250 ms: the busy one sleeps a full second after its child is reaped, so that the samples
+  // that see the child's time (cutime) come in even when the host delays the monitor's timer
+  // (CI run 91: 0.3 s of sleep left the last sample at 0.08 s of CPU).
+  const busy = await iso.launch(spec('u-busy', ['sh', '-c', 'sh -c \'i=0; while [ $i -lt 400000 ]; do i=$((i+1)); done\'; sleep 1']));
+  const idle = await iso.launch(spec('u-idle', ['sh', '-c', 'sleep 1.3']));
   await new Promise((res) => setTimeout(res, 100));
   const during = await busy.usage();
   expect(during.memCurrentBytes).toBeGreaterThan(0);
