@@ -3,21 +3,11 @@
  * arguments, in order; an item that raises answers with its error and the others still run; an
  * item answering nothing (nil) does not cut the answers of the items after it.
  */
-import type { Redis } from 'ioredis';
-import { afterAll, beforeAll, describe, expect, it } from 'vitest';
+import { describe, expect, it } from 'vitest';
 import { batchCallArgs, batchedScript, batchReplies, type BatchShape } from '../../src/core/lua-batch.js';
-import { startRedis, type TestRedis } from '../harness/redis.js';
+import { suiteRedis } from '../harness/redis.js';
 
-let redis: TestRedis;
-let conn: Redis;
-beforeAll(async () => {
-  redis = await startRedis();
-  conn = redis.client();
-});
-afterAll(async () => {
-  conn?.disconnect();
-  await redis?.dispose();
-});
+const suite = suiteRedis();
 
 // Per item: KEYS[1] a counter; ARGV[1] what to do.
 const BODY = `
@@ -31,6 +21,7 @@ const SHAPE: BatchShape = { keys: 1, args: 1 };
 
 describe('a batched script', () => {
   it('answers each item in order, an error or nil as that item alone', async () => {
+    const conn = suite.client();
     await conn.set('not-a-number-key-c5', 'text');
     const items = [['c1', '2'], ['c2', 'raise'], ['c3', '0'], ['c4', '5'], ['c5', 'call-error'], ['c1', '3']]
       .map(([k, a]) => ({ keys: [k ?? ''], args: [a ?? ''] }));
