@@ -132,7 +132,7 @@ export async function settleCommitted(record: CommittedOutput & { readonly stage
   // An earlier version's root held this task's directories alone; the shared one holds others'.
   if (basename(root).endsWith(LEGACY_ROOT_SUFFIX)) await fsp.rm(root, { recursive: true, force: true }).catch(() => undefined);
   else if (basename(root) === STAGING_DIR) {
-    await sweepTask(POOLED_CALLS, root, taskPrefixOf(record.path));
+    await sweepTasks(POOLED_CALLS, root, [[taskPrefixOf(record.path), record.path]]);
     if (!stagingHeld.has(root)) await fsp.rmdir(root).catch(() => undefined);
   }
   return true;
@@ -421,19 +421,6 @@ function sweepStaging(plan: OutputPlan): void {
   const u = upkeepOf(plan.stagingRoot, plan.finalDir);
   u.sweeps.set(plan.taskPrefix, plan.finalDir);
   scheduleUpkeep(plan.stagingRoot, u);
-}
-
-/** Remove one task's directories from a shared staging directory (usually there are none: one readdir). */
-async function sweepTask(calls: MetaCalls, root: string, prefix: string): Promise<void> {
-  let entries: readonly Dirent[];
-  try {
-    entries = await calls.readdir(root);
-  } catch {
-    return;
-  }
-  for (const e of entries) {
-    if (e.name.startsWith(prefix)) await fsp.rm(join(root, e.name), { recursive: true, force: true }).catch(() => undefined);
-  }
 }
 
 /** The attempts of this process using each shared staging directory (their attempt directories). */

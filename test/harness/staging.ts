@@ -14,29 +14,25 @@ export async function outputsAndStaging(dir: string): Promise<{ entries: string[
 }
 
 /**
- * outputsAndStaging once an executor's staging upkeep (output.ts, STAGING_UPKEEP_MS after the
- * commits) had its chance to sweep: read again until nothing is left in staging, for at most
- * ten upkeep periods. What is still there then is a leftover, which the caller's expectation shows.
+ * Read `read` again until `done` holds of it, for at most ten staging upkeep periods (output.ts:
+ * an executor that still stages for other stages tidies a directory within STAGING_UPKEEP_MS).
+ * What is still there then is a leftover, which the caller's expectation shows.
  */
-export async function outputsAndStagingSwept(dir: string): Promise<{ entries: string[]; staging: string[] }> {
+async function onceTidied<T>(read: () => Promise<T>, done: (seen: T) => boolean): Promise<T> {
   const until = Date.now() + 10 * STAGING_UPKEEP_MS;
   for (;;) {
-    const seen = await outputsAndStaging(dir);
-    if (seen.staging.length === 0 || Date.now() >= until) return seen;
+    const seen = await read();
+    if (done(seen) || Date.now() >= until) return seen;
     await new Promise((r) => setTimeout(r, STAGING_UPKEEP_MS / 4));
   }
 }
 
-/**
- * The hidden entries (a staging directory) of a stage's output directory once an executor's
- * staging upkeep had its chance to remove them: read again until none is left, for at most ten
- * upkeep periods. What is still there then is a leftover, which the caller's expectation shows.
- */
-export async function hiddenEntriesSettled(dir: string): Promise<string[]> {
-  const until = Date.now() + 10 * STAGING_UPKEEP_MS;
-  for (;;) {
-    const hidden = (await readdir(dir)).filter((n) => n.startsWith('.'));
-    if (hidden.length === 0 || Date.now() >= until) return hidden;
-    await new Promise((r) => setTimeout(r, STAGING_UPKEEP_MS / 4));
-  }
+/** outputsAndStaging once nothing is left in staging, or the executors' upkeep had its chance. */
+export function outputsAndStagingSwept(dir: string): Promise<{ entries: string[]; staging: string[] }> {
+  return onceTidied(() => outputsAndStaging(dir), (seen) => seen.staging.length === 0);
+}
+
+/** The hidden entries (a staging directory) of a stage's output directory, once none is left or the upkeep had its chance. */
+export function hiddenEntriesSettled(dir: string): Promise<string[]> {
+  return onceTidied(async () => (await readdir(dir)).filter((n) => n.startsWith('.')), (hidden) => hidden.length === 0);
 }

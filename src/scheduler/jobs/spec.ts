@@ -340,9 +340,9 @@ function checkOutputReferences(field: string, st: StageSpec, raw: JsonObject, no
   }
   // Explicit tasks: only what each one says itself (the template's part was checked above).
   tasks?.forEach((t, i) => {
-    const own = explicit[i];
-    if (isObject(own) && own['command'] !== undefined) t.command.forEach((a, j) => check(`${field}tasks[${i}].command[${j}]`, a));
-    const ownEnv = isObject(own) && isObject(own['env']) ? own['env'] : {};
+    const own = ownOf(i);
+    if (own?.['command'] !== undefined) t.command.forEach((a, j) => check(`${field}tasks[${i}].command[${j}]`, a));
+    const ownEnv = isObject(own?.['env']) ? own['env'] : {};
     for (const k of Object.keys(ownEnv)) check(`${field}tasks[${i}].env.${k}`, t.env[k] ?? '');
   });
 }
