@@ -60,6 +60,22 @@ export async function prepareLocalDataDirs(settings: FrameworkSettings): Promise
   }
 }
 
+/**
+ * The Ceph options of these settings, for the framework's own listing and every executor's
+ * reads alike (undefined: none set). Any one of them configures Ceph: the conf defaults the way
+ * the ceph CLI finds it, so a CephFS mount, or a cephx user alone (`ceph-id`), is enough. Both
+ * sides read it from here: the executors once missed a `ceph-id` given alone, and read as
+ * `client.admin` while the framework listed as the configured user.
+ */
+export function cephSettings(settings: FrameworkSettings): { conf?: string; name?: string; cephfsMount?: string } | undefined {
+  if (settings.cephConf === undefined && settings.cephfsMount === undefined && settings.cephClientName === undefined) return undefined;
+  return {
+    ...(settings.cephConf === undefined ? {} : { conf: settings.cephConf }),
+    ...(settings.cephClientName === undefined ? {} : { name: settings.cephClientName }),
+    ...(settings.cephfsMount === undefined ? {} : { cephfsMount: settings.cephfsMount }),
+  };
+}
+
 /** The storage configuration of an executor on `hostname` (no secrets: it travels in TaskInfo). */
 export async function executorStorageConfig(settings: FrameworkSettings, hostname: string, outputRoot: string): Promise<ExecutorStorageConfig> {
   let localDataDir: string | undefined;
@@ -71,16 +87,11 @@ export async function executorStorageConfig(settings: FrameworkSettings, hostnam
   const shared = outputsShared(settings);
   const hostRoot = join(hostOutputRoot(settings), hostname);
   const glusterMounts = settings.glusterMounts;
+  const ceph = cephSettings(settings);
   return {
     version: 1,
     ...(settings.hdfsUser === undefined ? {} : { webhdfs: { user: settings.hdfsUser } }),
-    ...(settings.cephConf === undefined && settings.cephfsMount === undefined ? {} : {
-      ceph: {
-        ...(settings.cephConf === undefined ? {} : { conf: settings.cephConf }),
-        ...(settings.cephClientName === undefined ? {} : { name: settings.cephClientName }),
-        ...(settings.cephfsMount === undefined ? {} : { cephfsMount: settings.cephfsMount }),
-      },
-    }),
+    ...(ceph === undefined ? {} : { ceph }),
     ...(Object.keys(glusterMounts).length === 0 ? {} : { gluster: { mounts: glusterMounts } }),
     ...(localDataDir === undefined ? {} : { localDataDir }),
     // On one machine the executor can read every replica directly too (a fallback when no

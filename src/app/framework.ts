@@ -41,7 +41,7 @@ import { startGrpcServer, type RunningGrpcServer } from '../api/grpc/server.js';
 import { clientDriver } from './driver.js';
 import type { FrameworkSettings } from './config.js';
 import { createExecutorRuntime, type ExecutorRuntime } from './executor-runtime.js';
-import { BlockServerDirectory, prepareHostOutputRoot, prepareLocalDataDirs, publishDataPlaneSecrets } from './data-plane.js';
+import { BlockServerDirectory, cephSettings, prepareHostOutputRoot, prepareLocalDataDirs, publishDataPlaneSecrets } from './data-plane.js';
 import { commitKey, decodeCommittedOutput } from '../executor/contract.js';
 import { addHeldFiles, type HeldFile } from '../storage/local/register.js';
 
@@ -180,19 +180,12 @@ export async function startFramework(settings: FrameworkSettings, extras: Framew
     const auth = new Authenticator({ config: tenantsConfig, adminToken });
     const roles = [...new Set([settings.role, ...auth.tenants().map((t) => t.role)])];
 
+    const ceph = cephSettings(settings);
     const storage = createStorageRegistry({
       clock,
       ...(settings.localWorkDir ? { local: { workDir: settings.localWorkDir } } : {}),
       ...(settings.hostMap ? { hostMap: settings.hostMap } : {}),
-      // Any Ceph option configures Ceph: the conf defaults the way the ceph CLI finds it, so a
-      // CephFS mount alone is enough.
-      ...(settings.cephConf !== undefined || settings.cephfsMount !== undefined || settings.cephClientName !== undefined
-        ? { ceph: {
-          ...(settings.cephConf !== undefined ? { conf: settings.cephConf } : {}),
-          ...(settings.cephClientName !== undefined ? { name: settings.cephClientName } : {}),
-          ...(settings.cephfsMount !== undefined ? { cephfsMount: settings.cephfsMount } : {}),
-        } }
-        : {}),
+      ...(ceph === undefined ? {} : { ceph }),
       ...(Object.keys(settings.glusterMounts).length > 0 ? { gluster: { mounts: settings.glusterMounts } } : {}),
       ...(settings.hdfsUser !== undefined || settings.hdfsDelegationToken !== undefined
         ? { webhdfs: {
