@@ -11,7 +11,8 @@ import { createServer, request as httpRequest, type IncomingMessage, type Server
 import type { AddressInfo } from 'node:net';
 import * as grpc from '@grpc/grpc-js';
 import type { Logger } from '../obs/log.js';
-import { loadLocusProto } from '../api/grpc/server.js';
+import { loadLocusProto, toStatus } from '../api/grpc/server.js';
+import { LocusError } from '../core/errors.js';
 
 /** The leader's addresses, as the election knows them. */
 export interface LeaderAddress {
@@ -40,10 +41,19 @@ export interface StandbyFrontOptions {
 // Hop-by-hop headers are the connection's own, not the request's (RFC 9110 7.6.1).
 const HOP = new Set(['connection', 'keep-alive', 'proxy-connection', 'transfer-encoding', 'upgrade', 'te', 'trailer', 'host']);
 
-function sendJson(res: ServerResponse, status: number, body: unknown): void {
+function sendJson(res: ServerResponse, status: number, body: unknown, headers: Readonly<Record<string, string>> = {}): void {
   const text = JSON.stringify(body);
-  res.writeHead(status, { 'content-type': 'application/json; charset=utf-8', 'content-length': Buffer.byteLength(text), 'x-locus-role': 'standby' });
+  res.writeHead(status, { ...headers, 'content-type': 'application/json; charset=utf-8', 'content-length': Buffer.byteLength(text), 'x-locus-role': 'standby' });
   res.end(text);
+}
+
+/**
+ * A request this standby cannot serve: 503 NOT_LEADER in the error format of every other route
+ * (`{ error: { code, message } }`), so a client reading `error.code` needs no case for a standby;
+ * Retry-After, because an election settles within seconds.
+ */
+function sendNotLeader(res: ServerResponse, message: string): void {
+  sendJson(res, 503, { error: { code: 'NOT_LEADER', message } }, { 'retry-after': '1' });
 }
 
 function forwardHttp(req: IncomingMessage, res: ServerResponse, leader: LeaderAddress, log: Logger): void {
@@ -60,7 +70,7 @@ function forwardHttp(req: IncomingMessage, res: ServerResponse, leader: LeaderAd
   });
   out.on('error', (err) => {
     log.warn({ err: err.message, leader: leader.httpUrl }, 'forwarding to the leader failed');
-    if (!res.headersSent) sendJson(res, 503, { code: 'NOT_LEADER', message: `this instance is a standby and the leader at ${leader.httpUrl} did not answer: ${err.message}`, retryable: true });
+    if (!res.headersSent) sendNotLeader(res, `this instance is a standby and the leader at ${leader.httpUrl} did not answer: ${err.message}`);
     else res.destroy();
   });
   res.on('close', () => out.destroy());
@@ -80,7 +90,7 @@ export async function startStandbyFront(o: StandbyFrontOptions): Promise<Standby
       res.end('# HELP locus_leader 1 on the leading scheduler, 0 on a standby or a fenced former leader\n# TYPE locus_leader gauge\nlocus_leader 0\n');
       return;
     }
-    if (!leader) return sendJson(res, 503, { code: 'NOT_LEADER', message: 'this instance is a standby and no leader is known yet; retry', retryable: true });
+    if (!leader) return sendNotLeader(res, 'this instance is a standby and no leader is known yet; retry');
     forwardHttp(req, res, leader, log);
   });
   await new Promise<void>((resolve, reject) => {
@@ -105,14 +115,15 @@ export async function startStandbyFront(o: StandbyFrontOptions): Promise<Standby
     }
     return client.c;
   };
-  const noLeader = { code: grpc.status.UNAVAILABLE, details: 'NOT_LEADER: this instance is a standby and no leader is known yet; retry' };
+  // UNAVAILABLE with the locus-error-code trailer, as the framework's own server answers errors.
+  const noLeader = (): grpc.ServiceError => toStatus(new LocusError('NOT_LEADER', 'this instance is a standby and no leader is known yet; retry'));
   for (const [name, m] of Object.entries(service)) {
     definition[name] = { ...m, requestSerialize: raw, requestDeserialize: raw, responseSerialize: raw, responseDeserialize: raw };
     if (m.responseStream) {
       handlers[name] = (call: grpc.ServerWritableStream<Buffer, Buffer>) => {
         const c = leaderClient();
         if (!c) {
-          call.emit('error', noLeader);
+          call.emit('error', noLeader());
           return;
         }
         const up = c.makeServerStreamRequest(m.path, raw, raw, call.request, call.metadata, {});
@@ -125,7 +136,7 @@ export async function startStandbyFront(o: StandbyFrontOptions): Promise<Standby
       handlers[name] = (call: grpc.ServerUnaryCall<Buffer, Buffer>, cb: grpc.sendUnaryData<Buffer>) => {
         const c = leaderClient();
         if (!c) {
-          cb(noLeader);
+          cb(noLeader());
           return;
         }
         c.makeUnaryRequest(m.path, raw, raw, call.request, call.metadata, {}, (err, res) => {

@@ -77,7 +77,8 @@ export interface RunningGrpcServer {
 
 type Unary = (call: grpc.ServerUnaryCall<unknown, unknown>, cb: grpc.sendUnaryData<unknown>) => void;
 
-function toStatus(err: unknown): grpc.ServiceError {
+/** The gRPC status of an error: the catalog's code, with the code and field in the trailers. */
+export function toStatus(err: unknown): grpc.ServiceError {
   const e = asLocusError(err);
   const status = Object.assign(new Error(`${e.code}: ${e.message}`), {
     code: e.spec.grpcCode as grpc.status,
