@@ -1,5 +1,5 @@
 import { execFile } from 'node:child_process';
-import { mkdir, mkdtemp, open, readFile, rm, stat, writeFile } from 'node:fs/promises';
+import { mkdir, mkdtemp, open, readFile, readdir, rm, stat, writeFile } from 'node:fs/promises';
 import { hostname, tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { promisify } from 'node:util';
@@ -106,6 +106,74 @@ describe('local:// datasets across the local cluster agents, and file://', () =>
     const e3 = (await registry.resolve('s3://b/k', { split: 'file' }).catch((e: unknown) => e)) as LocusError;
     expect(e3.code).toBe('UNSUPPORTED');
     expect(e3.message).toContain('s3://b/k');
+  });
+
+  it('refuses a target that climbs out of the dataset, and writes nothing', async () => {
+    const topology = await readFile(join(work, 'topology.json'), 'utf8');
+    for (const path of ['/../../../../topology.json', '/a/../b', '/./x']) {
+      const e = (await putLocalDataset({ workDir: work, source: join(src, 'sub', 'small.txt'), dataset: 'trav', path, replicas: 4 }).catch((x: unknown) => x)) as LocusError;
+      expect(e).toBeInstanceOf(LocusError);
+      expect(e.code).toBe('INVALID_FIELD');
+      expect(e.field).toBe('path');
+    }
+    expect(await readFile(join(work, 'topology.json'), 'utf8')).toBe(topology);
+    await expect(stat(join(work, 'agents', 'agent-1', 'data', 'trav'))).rejects.toThrow(/ENOENT/);
+  });
+
+  it('refuses a put whose file and directory names clash with the dataset\'s, before touching any replica', async () => {
+    const a = join(work, 'clash-a');
+    await mkdir(a, { recursive: true });
+    await writeFile(join(a, 'b1.txt'), pattern(3000, 2));
+    await writeFile(join(a, 'b2.txt'), 'old\n');
+    await putLocalDataset({ workDir: work, source: a, dataset: 'clash', replicas: 4 });
+    const b = join(work, 'clash-b');
+    await mkdir(join(b, 'b2.txt'), { recursive: true });
+    await writeFile(join(b, 'b1.txt'), 'new\n');
+    await writeFile(join(b, 'b2.txt', 'inner'), 'x\n');
+    const e = (await putLocalDataset({ workDir: work, source: b, dataset: 'clash', replicas: 4 }).catch((x: unknown) => x)) as LocusError;
+    expect(e.code).toBe('CONFLICT');
+    expect(e.message).toContain("'/b2.txt/inner'");
+    // Every replica of b1.txt is still the first put's, as the manifest says.
+    for (const agent of agents) expect(await readFile(join(work, 'agents', agent, 'data', 'clash', 'b1.txt'))).toEqual(pattern(3000, 2));
+    // The other way round: a file over a directory of the dataset.
+    const c = join(work, 'clash-c');
+    await mkdir(join(c, 'd'), { recursive: true });
+    await writeFile(join(c, 'd', 'x'), 'x\n');
+    await putLocalDataset({ workDir: work, source: c, dataset: 'clash2', replicas: 1 });
+    const e2 = (await putLocalDataset({ workDir: work, source: join(a, 'b2.txt'), dataset: 'clash2', path: '/d', replicas: 1 }).catch((x: unknown) => x)) as LocusError;
+    expect(e2.code).toBe('CONFLICT');
+    expect(e2.message).toContain("'/d/x'");
+  });
+
+  it('leaves the dataset as it was when writing fails half way, with no temporary file behind', async () => {
+    const a = join(work, 'half-a');
+    await mkdir(a, { recursive: true });
+    await writeFile(join(a, 'one'), 'first one\n');
+    await writeFile(join(a, 'two'), 'first two\n');
+    await putLocalDataset({ workDir: work, source: a, dataset: 'half', replicas: 4 });
+    // A directory on agent-3's disk where 'two' goes, unknown to the manifest: its replica cannot be written.
+    await rm(join(work, 'agents', 'agent-3', 'data', 'half', 'two'));
+    await mkdir(join(work, 'agents', 'agent-3', 'data', 'half', 'two', 'stray'), { recursive: true });
+    await writeFile(join(a, 'one'), 'second one\n');
+    await writeFile(join(a, 'two'), 'second two\n');
+    const e = (await putLocalDataset({ workDir: work, source: a, dataset: 'half', replicas: 4 }).catch((x: unknown) => x)) as LocusError;
+    expect(e).toBeInstanceOf(LocusError);
+    expect(e.code).toBe('STORAGE');
+    expect(e.message).toMatch(/agent-3.*two.*clash.*as it was before this put/);
+    for (const agent of agents) {
+      expect(await readFile(join(work, 'agents', agent, 'data', 'half', 'one'), 'utf8')).toBe('first one\n');
+      expect((await readdir(join(work, 'agents', agent, 'data', 'half'))).filter((n) => n.startsWith('.locus-put-'))).toEqual([]);
+    }
+  });
+
+  it('puts a single file beneath a target ending in /, and records no more copies than agents', async () => {
+    const result = await putLocalDataset({ workDir: work, source: join(src, 'sub', 'small.txt'), dataset: 'slash', path: '/sub/', replicas: 9 });
+    expect(result.files.map((f) => f.path)).toEqual(['/sub/small.txt']);
+    expect(result.files[0]?.blocks[0]?.hosts.length).toBe(4);
+    const manifest = JSON.parse(await readFile(join(work, 'datasets', 'slash', 'manifest.json'), 'utf8')) as { replicas: number };
+    expect(manifest.replicas).toBe(4);
+    // Without the slash, the path is the file's own name.
+    expect((await putLocalDataset({ workDir: work, source: join(src, 'sub', 'small.txt'), dataset: 'slash', path: '/renamed', replicas: 1 })).files.map((f) => f.path)).toEqual(['/renamed']);
   });
 
   it('file:// names this host and cuts by split size', async () => {

@@ -4,8 +4,8 @@
  * (distinct agents, different racks when possible), then recording the
  * layout in the dataset's manifest. Deterministic for the same inputs.
  */
-import { mkdir, open, readdir, rename, stat, writeFile, type FileHandle } from 'node:fs/promises';
-import { dirname, join, relative, sep } from 'node:path';
+import { mkdir, open, readdir, rename, rm, stat, writeFile, type FileHandle } from 'node:fs/promises';
+import { basename, dirname, join, relative, sep } from 'node:path';
 import { LocusError } from '../../core/errors.js';
 import { normalisePath } from '../uri.js';
 import { checkDatasetName, chooseReplicas, manifestPath, readManifest, readTopology, replicaPath, type DatasetFile, type DatasetManifest, type LocalAgent } from './dataset.js';
@@ -51,6 +51,50 @@ async function listSource(source: string): Promise<{ abs: string; rel: string }[
   return out;
 }
 
+/**
+ * A path inside a dataset, normalised; `.` and `..` segments are refused: a replica's file is the
+ * agent's data directory joined with it, and `..` would climb out of it (over the cluster's
+ * topology, say).
+ */
+function datasetPath(path: string): string {
+  const p = normalisePath(path);
+  if (p.split('/').some((seg) => seg === '.' || seg === '..') || p.includes('\0')) {
+    throw new LocusError('INVALID_FIELD', `path '${path}' must not contain '.' or '..' segments`, { field: 'path' });
+  }
+  return p;
+}
+
+/**
+ * Refuse a put whose files would clash with the dataset's, or with each other, as file against
+ * directory: a new `/a/b` under an existing file `/a`, or a new file `/a` over the directory of
+ * an existing `/a/b`. Checked before anything is written; the file system would refuse it half
+ * way through, after other replicas had been overwritten.
+ */
+function checkClashes(paths: readonly string[], existing: readonly string[]): void {
+  const files = new Set([...existing, ...paths]);
+  const dirs = new Map<string, string>();
+  for (const f of files) {
+    for (let i = f.indexOf('/', 1); i > 0; i = f.indexOf('/', i + 1)) if (!dirs.has(f.slice(0, i))) dirs.set(f.slice(0, i), f);
+  }
+  for (const p of paths) {
+    const under = dirs.get(p);
+    if (under !== undefined) throw new LocusError('CONFLICT', `'${p}' would be a file, but the dataset has '${under}' beneath it`, { field: 'path' });
+    for (let i = p.indexOf('/', 1); i > 0; i = p.indexOf('/', i + 1)) {
+      const parent = p.slice(0, i);
+      if (files.has(parent)) throw new LocusError('CONFLICT', `'${p}' would go beneath '${parent}', which is a file of the dataset`, { field: 'path' });
+    }
+  }
+}
+
+/** A file-system failure while writing the dataset, as an error that names the file. */
+function storageError(file: string, err: unknown, intact = true): LocusError {
+  if (err instanceof LocusError) return err;
+  const code = (err as { code?: unknown }).code;
+  const why = code === 'ENOTDIR' || code === 'EEXIST' || code === 'EISDIR' ? 'a file and a directory of that name clash there' : err instanceof Error ? err.message : String(err);
+  const state = intact ? 'the dataset is as it was before this put' : 'some of its files were replaced: put them again';
+  return new LocusError('STORAGE', `writing ${file} failed: ${why}; ${state}`, { cause: err });
+}
+
 /** Lay a file or directory out as (part of) a local dataset. */
 export async function putLocalDataset(options: PutLocalDatasetOptions): Promise<PutResult> {
   checkDatasetName(options.dataset);
@@ -68,45 +112,80 @@ export async function putLocalDataset(options: PutLocalDatasetOptions): Promise<
     throw new LocusError('CONFLICT', `dataset '${options.dataset}' uses block size ${existing.blockSize}; put with the same block size`);
   }
   const sources = await listSource(options.source);
-  const dest = normalisePath(options.path ?? '/');
+  // A target ending in '/' names a directory: a single file goes beneath it under its own name.
+  const intoDir = (options.path ?? '/').endsWith('/');
+  const dest = datasetPath(options.path ?? '/');
   const isDirSource = sources.length !== 1 || sources[0]?.rel !== '';
+  const planned = sources.map((src) => ({
+    src,
+    path: datasetPath(isDirSource || intoDir || dest === '/' ? `${dest}/${isDirSource ? src.rel : basename(src.abs) || 'data'}` : dest),
+  }));
+  checkClashes(planned.map((p) => p.path), existing?.files.map((f) => f.path) ?? []);
   // Continue the rotation where the dataset left off, so repeated puts stay even.
   let counter = existing?.files.reduce((n, f) => n + f.blocks.length, 0) ?? 0;
   const written: DatasetFile[] = [];
   let bytes = 0;
   const buf = Buffer.alloc(Math.min(blockSize, 16 * 1024 * 1024));
-  for (const src of sources) {
-    const path = isDirSource ? normalisePath(`${dest}/${src.rel}`) : dest === '/' ? normalisePath(`/${src.abs.split('/').pop() ?? 'data'}`) : dest;
-    const size = (await stat(src.abs)).size;
-    const blocks: { offset: number; length: number; agents: LocalAgent[] }[] = [];
-    for (let off = 0; off < size; off += blockSize) blocks.push({ offset: off, length: Math.min(blockSize, size - off), agents: chooseReplicas(agents, counter++, replicas) });
-    const holders = [...new Set(blocks.flatMap((b) => b.agents))];
-    const handles = new Map<LocalAgent, FileHandle>();
-    const input = await open(src.abs, 'r');
-    try {
-      for (const a of holders) {
-        const p = replicaPath(a, options.dataset, path);
-        await mkdir(dirname(p), { recursive: true });
-        const h = await open(p, 'w');
-        // Full size, sparse: bytes of blocks this agent does not hold stay holes.
-        await h.truncate(size);
-        handles.set(a, h);
-      }
-      for (const b of blocks) {
-        for (let done = 0; done < b.length; ) {
-          const n = Math.min(buf.length, b.length - done);
-          const { bytesRead } = await input.read(buf, 0, n, b.offset + done);
-          if (bytesRead === 0) throw new LocusError('STORAGE', `${src.abs} shrank while being copied`);
-          for (const a of b.agents) await handles.get(a)?.write(buf, 0, bytesRead, b.offset + done);
-          done += bytesRead;
+  // Every replica is written beside its place under a temporary name and renamed over it only
+  // once the whole put is written: a put that fails half way leaves the dataset as it was.
+  const temp = `.locus-put-${process.pid}-${Date.now().toString(36)}`;
+  const renames: { from: string; to: string }[] = [];
+  try {
+    for (const { src, path } of planned) {
+      const size = (await stat(src.abs)).size;
+      const blocks: { offset: number; length: number; agents: LocalAgent[] }[] = [];
+      for (let off = 0; off < size; off += blockSize) blocks.push({ offset: off, length: Math.min(blockSize, size - off), agents: chooseReplicas(agents, counter++, replicas) });
+      const holders = [...new Set(blocks.flatMap((b) => b.agents))];
+      const handles = new Map<LocalAgent, FileHandle>();
+      const input = await open(src.abs, 'r');
+      try {
+        for (const a of holders) {
+          const p = replicaPath(a, options.dataset, path);
+          const t = join(dirname(p), `${temp}-${basename(p)}`);
+          try {
+            await mkdir(dirname(p), { recursive: true });
+            renames.push({ from: t, to: p });
+            const h = await open(t, 'w');
+            handles.set(a, h);
+            // Full size, sparse: bytes of blocks this agent does not hold stay holes.
+            await h.truncate(size);
+          } catch (err) {
+            throw storageError(p, err);
+          }
         }
+        for (const b of blocks) {
+          for (let done = 0; done < b.length; ) {
+            const n = Math.min(buf.length, b.length - done);
+            const { bytesRead } = await input.read(buf, 0, n, b.offset + done);
+            if (bytesRead === 0) throw new LocusError('STORAGE', `${src.abs} shrank while being copied`);
+            for (const a of b.agents) await handles.get(a)?.write(buf, 0, bytesRead, b.offset + done);
+            done += bytesRead;
+          }
+        }
+      } finally {
+        await input.close();
+        for (const h of handles.values()) await h.close();
       }
-    } finally {
-      await input.close();
-      for (const h of handles.values()) await h.close();
+      bytes += size;
+      written.push({ path, size, blocks: blocks.map((b) => ({ offset: b.offset, length: b.length, hosts: b.agents.map((a) => a.hostname) })) });
     }
-    bytes += size;
-    written.push({ path, size, blocks: blocks.map((b) => ({ offset: b.offset, length: b.length, hosts: b.agents.map((a) => a.hostname) })) });
+    // A directory where a replica goes (left on disk, unknown to the manifest) would fail its
+    // rename after others were done: found before any is.
+    for (const r of renames) {
+      const there = await stat(r.to).catch(() => undefined);
+      if (there?.isDirectory() === true) throw storageError(r.to, Object.assign(new Error('is a directory'), { code: 'EISDIR' }));
+    }
+    for (const r of renames) {
+      try {
+        await rename(r.from, r.to);
+      } catch (err) {
+        throw storageError(r.to, err, false);
+      }
+    }
+    renames.length = 0;
+  } finally {
+    // Whatever was not renamed into place (a failed put) goes.
+    for (const r of renames) await rm(r.from, { force: true }).catch(() => undefined);
   }
   const byPath = new Map((existing?.files ?? []).map((f) => [f.path, f]));
   for (const f of written) byPath.set(f.path, f);
@@ -114,7 +193,8 @@ export async function putLocalDataset(options: PutLocalDatasetOptions): Promise<
     version: 1,
     dataset: options.dataset,
     blockSize,
-    replicas: Math.max(replicas, existing?.replicas ?? 0),
+    // What the dataset holds: no block has more copies than there are agents.
+    replicas: Math.max(Math.min(replicas, agents.length), existing?.replicas ?? 0),
     files: [...byPath.values()].sort((a, b) => (a.path < b.path ? -1 : 1)),
   };
   const file = manifestPath(options.workDir, options.dataset);
