@@ -128,6 +128,19 @@ describe('tenants and jobs', () => {
     const k1 = await rpc.unary('SubmitJob', { spec: QUICK('beta-idem'), idempotency_key: 'k-1' }, TOKENS.beta);
     const k2 = await rpc.unary('SubmitJob', { spec: QUICK('beta-idem'), idempotency_key: 'k-1' }, TOKENS.beta);
     expect(k2['id']).toBe(k1['id']);
+    // The same key with another spec is refused, as over HTTP (409 CONFLICT); nothing is submitted.
+    const other = await grpcError(rpc.unary('SubmitJob', { spec: QUICK('beta-idem-other'), idempotency_key: 'k-1' }, TOKENS.beta));
+    expect(other.code).toBe(grpc.status.FAILED_PRECONDITION);
+    expect(other.metadata.get('locus-error-code')).toEqual(['CONFLICT']);
+    expect(other.details).toContain(String(k1['id']));
+    // Keys HTTP refuses are refused here too, naming the field.
+    for (const key of ['has space', 'k'.repeat(201)]) {
+      const bad = await grpcError(rpc.unary('SubmitJob', { spec: QUICK('beta-idem-bad'), idempotency_key: key }, TOKENS.beta));
+      expect(bad.code).toBe(grpc.status.INVALID_ARGUMENT);
+      expect(bad.metadata.get('locus-error-field')).toEqual(['idempotency_key']);
+    }
+    const listed = (await rpc.unary('ListJobs', {}, TOKENS.beta))['jobs'] as { name?: string }[];
+    expect(listed.filter((j) => j.name === 'beta-idem-other' || j.name === 'beta-idem-bad')).toEqual([]);
   });
 
   it("another tenant's job is NOT_FOUND for GetJob, CancelJob and WatchJob", async () => {

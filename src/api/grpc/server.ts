@@ -20,6 +20,7 @@ import type { JobService, JobEvent } from '../../scheduler/jobs/service.js';
 import type { JobRecord } from '../../scheduler/jobs/model.js';
 import { TERMINAL_JOB_STATES } from '../../scheduler/jobs/model.js';
 import { MAX_SPEC_BYTES, parseJobSpecText } from '../../scheduler/jobs/spec.js';
+import { IDEMPOTENCY_KEY } from '../http/schemas.js';
 import type { VolumeService } from '../../volumes/service.js';
 import { validateVolumeRequest, holdingView, type VolumeRecord } from '../../volumes/model.js';
 import { JobWatchers } from '../../scheduler/jobs/watchers.js';
@@ -140,6 +141,21 @@ function str(o: JsonObject, key: string): string {
   return typeof v === 'string' ? v : '';
 }
 
+const IDEMPOTENCY_KEY_RE = new RegExp(IDEMPOTENCY_KEY.pattern);
+
+/** The request's idempotency_key (undefined: none), checked as HTTP checks the Idempotency-Key header. */
+function idempotencyKey(req: JsonObject): string | undefined {
+  const key = str(req, 'idempotency_key');
+  if (key === '') return undefined;
+  if (key.length > IDEMPOTENCY_KEY.maxLength) {
+    throw new LocusError('INVALID_FIELD', `idempotency_key: must NOT have more than ${IDEMPOTENCY_KEY.maxLength} characters`, { field: 'idempotency_key' });
+  }
+  if (!IDEMPOTENCY_KEY_RE.test(key)) {
+    throw new LocusError('INVALID_FIELD', 'idempotency_key: must be printable ASCII without spaces', { field: 'idempotency_key' });
+  }
+  return key;
+}
+
 /** A Counts message. */
 export function countsMessage(c: JobRecord['counts']): Record<string, number> {
   return {
@@ -228,8 +244,7 @@ export async function startGrpcServer(o: GrpcServerOptions): Promise<RunningGrpc
     SubmitJob: changing(async (req, p) => {
       const tenant = o.auth.actingTenant(p, tenantField(req));
       const spec = parseJobSpecText(str(req, 'spec'));
-      const key = str(req, 'idempotency_key');
-      return jobMessage(await o.services.jobs.submit(tenant.name, spec, key || undefined));
+      return jobMessage(await o.services.jobs.submit(tenant.name, spec, idempotencyKey(req)));
     }),
     GetJob: unary(async (req, p) => jobMessage(await o.services.jobs.get(str(req, 'id'), scope(p)))),
     ListJobs: unary(async (req, p) => ({
@@ -247,7 +262,7 @@ export async function startGrpcServer(o: GrpcServerOptions): Promise<RunningGrpc
       if (Object.keys(labels).length > 0) body['labels'] = labels;
       const spec = validateVolumeRequest(body);
       checkPinnedAgent(spec.placement.agent, o.services.agents);
-      const res = await needVolumes().createVolume(tenant, spec, str(req, 'idempotency_key') || undefined);
+      const res = await needVolumes().createVolume(tenant, spec, idempotencyKey(req));
       return volumeMessage(res.record);
     }),
     ListVolumes: unary(async (req, p) => {

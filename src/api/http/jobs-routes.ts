@@ -126,10 +126,8 @@ export function jobsRoutes(deps: JobRoutesDeps): JobsPlugin {
             : validateJobSpec(req.body);
           const key = req.headers['idempotency-key'];
           const idempotencyKey = typeof key === 'string' ? key : undefined;
+          // A key used before with another spec is refused (CONFLICT) by the service.
           const { job, created } = await submitTracked(jobs, tenant.name, spec, idempotencyKey);
-          if (!created && JSON.stringify(job.spec) !== JSON.stringify(spec)) {
-            throw new LocusError('CONFLICT', `Idempotency-Key '${idempotencyKey ?? ''}' was already used for a different job spec (job ${job.id})`, { field: 'Idempotency-Key' });
-          }
           reply.header('location', `/v1/jobs/${job.id}`);
           if (!created) reply.header('idempotent-replayed', 'true');
           return reply.status(created ? 201 : 200).send(jobView(job));

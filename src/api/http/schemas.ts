@@ -117,9 +117,12 @@ export const DELETE_QUERY: JsonSchema = {
 };
 
 /** The Idempotency-Key header. */
+/** What an idempotency key may be, on every surface: 1-200 printable ASCII characters, no space. */
+export const IDEMPOTENCY_KEY = { maxLength: 200, pattern: '^[\\x21-\\x7e]+$' } as const;
+
 export const IDEMPOTENCY_HEADERS: JsonSchema = {
   type: 'object',
-  properties: { 'idempotency-key': { type: 'string', minLength: 1, maxLength: 200, pattern: '^[\\x21-\\x7e]+$' } },
+  properties: { 'idempotency-key': { type: 'string', minLength: 1, ...IDEMPOTENCY_KEY } },
 };
 
 const HOLDING_COMMON = {

@@ -236,6 +236,11 @@ export class JobService extends EventEmitter<ServiceEvents> {
       // taken over by the new one (CREATE_JOB): the earlier job is there.
       const existing = await this.o.store.get(created.id);
       if (!existing) throw new LocusError('INTERNAL', `idempotency key names job ${created.id}, which does not exist`);
+      // A replay is the same request again; a key sent with another spec is a client's mistake,
+      // refused on every surface alike (HTTP and gRPC), as the volume service does.
+      if (JSON.stringify(existing.spec) !== JSON.stringify(spec)) {
+        throw new LocusError('CONFLICT', `Idempotency-Key '${idempotencyKey ?? ''}' was already used for a different job spec (job ${existing.id})`, { field: 'Idempotency-Key' });
+      }
       return { job: existing, created: false };
     }
     const job = created.job;
