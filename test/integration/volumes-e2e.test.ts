@@ -91,6 +91,17 @@ describe('persistent volumes on the local cluster', () => {
     expect(reader['state'], JSON.stringify(reader)).toBe('SUCCEEDED');
     const { readFileSync } = await import('node:fs');
     expect(readFileSync(`${String(reader['outputDir'])}/main/00000/got`, 'utf8').trim()).toBe('hello-volume');
+    // A task that mounts it read-only can write it neither where it asked for it nor at the path
+    // the volume was reserved with (the executor's own mount of it): a task gets the volumes it
+    // names, in the mode it names, and no other.
+    const ro = { ...task('true'), volumes: [{ name: 'cache', path: 'cache', mode: 'RO' }] };
+    const tamper = "for p in cache data; do echo tampered > $p/greeting 2>/dev/null && echo $p >> '{output}/wrote'; done; cat cache/greeting > '{output}/got'; true";
+    const roReader = await runJob({ name: 'read-only-cache', tasks: [{ command: ['sh', '-c', tamper] }], task: ro });
+    expect(roReader['state'], JSON.stringify(roReader)).toBe('SUCCEEDED');
+    const { existsSync } = await import('node:fs');
+    const roOut = `${String(roReader['outputDir'])}/main/00000`;
+    expect(existsSync(`${roOut}/wrote`) ? readFileSync(`${roOut}/wrote`, 'utf8') : '').toBe('');
+    expect(readFileSync(`${roOut}/got`, 'utf8').trim()).toBe('hello-volume');
 
     // In use while a job holds it.
     const sub = await api('POST', '/v1/jobs', { name: 'hold-cache', tasks: [{ command: ['sh', '-c', 'sleep 4'] }], task: task('true') });

@@ -523,8 +523,10 @@ export class LocalAgent {
         mounts.push({ hostPath, containerPath: v.container_path, readOnly: v.mode === 'RO' });
       }
     }
-    // The parent's persistent volumes stay reachable from its nested containers.
-    for (const m of parentMounts) if (!mounts.some((x) => x.containerPath === m.containerPath)) mounts.push(m);
+    // Only the volumes the launch names, in the modes it names: the parent's other persistent
+    // volumes are not mounted too. They were (read-write, at the paths they were reserved with),
+    // so a task that asked for a volume read-only could write it through the executor's own
+    // mount, and a task that named no volume could write a volume its executor held.
     const env = this.containerEnv(o.env, { frameworkId: parent.frameworkId, executorId: parent.executorId, containerId: o.containerId, sandbox, nested: true });
     // The isolator makes the sandbox (every isolator does): one it made itself is known to be
     // empty, so it sets its owner without walking it, where a sandbox made here first would be
