@@ -164,6 +164,27 @@ describe('a task whose input its host cannot reach is retried after a growing pa
   });
 });
 
+describe('purging a cancelled job', () => {
+  it('waits for its attempts being stopped: their results still end them and give their slots back', async () => {
+    const jobs = service();
+    const job = await jobs.submit('default', validateJobSpec({ name: 'purge-after-cancel', tasks: [{ command: ['sleep', '30'] }], task: { command: ['true'] } }));
+    const id = `${job.id}.0.0`;
+    await waitFor('task pending', () => (pendingIds(jobs, job.id).length === 1 ? true : undefined));
+    const p = await start(jobs, id, 'h1');
+    const { kill } = await jobs.cancel(job.id);
+    expect(kill.map((k) => k.attemptId)).toEqual([p.attemptId]);
+    // Its attempt is still being killed: purge is refused, and the job stays known.
+    await expect(jobs.purge(job.id)).rejects.toMatchObject({ code: 'CONFLICT' });
+    expect(jobs.attemptsOnExecutor('ex-h1')).toEqual([{ taskId: id, attemptId: p.attemptId }]);
+    // The killed attempt's result is not stale: the attempt ends, and nothing holds a slot for it.
+    const now = Date.now();
+    expect(await jobs.finishAttempt({ attemptId: p.attemptId, taskId: id, state: 'KILLED', exitCode: null, reason: 'CANCELLED', message: 'killed', startedAt: now, finishedAt: now, host: 'h1' })).not.toBe('STALE');
+    expect(jobs.attemptsOnExecutor('ex-h1')).toEqual([]);
+    expect(jobs.runningByTenant().get('default') ?? 0).toBe(0);
+    expect((await jobs.purge(job.id)).jobId).toBe(job.id);
+  });
+});
+
 describe('a job whose tasks avoid every live host still completes', () => {
   it('tasks that failed twice on each of the two live hosts are placed on them anyway', async () => {
     const jobs = service();

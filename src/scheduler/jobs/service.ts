@@ -645,6 +645,10 @@ export class JobService extends EventEmitter<ServiceEvents> {
    */
   async purge(jobId: string, tenant?: string): Promise<{ jobId: string; commitRecords: number }> {
     await this.get(jobId, tenant);
+    // A cancelled job's attempts are killed after it ended: until each result is in, its slot is
+    // held. Purged before, the results were stale (no job) and the slots stayed held for good.
+    const live = this.running.countOf('job', jobId);
+    if (live > 0) throw new LocusError('CONFLICT', `job ${jobId} still has ${live} attempt(s) being stopped; purge it once they have ended (seconds)`);
     const commitRecords = await this.o.store.purge(jobId);
     this.outputs?.forget(jobId);
     // Its cached record goes too (job-retention purges jobs for as long as the scheduler runs): a
