@@ -14,13 +14,21 @@ export interface Clock {
   setTimer(ms: number, fn: () => void): TimerHandle;
 }
 
+/** The longest delay setTimeout keeps: 2^31-1 ms, about 24.8 days. Node fires a longer one after 1 ms. */
+export const MAX_TIMEOUT_MS = 2 ** 31 - 1;
+
 /** The wall clock. */
 export const systemClock: Clock = {
   now: () => Date.now(),
   setTimer(ms, fn) {
-    const t = setTimeout(fn, ms);
-    // A pending timer must never be the only thing keeping a CLI alive.
-    t.unref?.();
+    let t: NodeJS.Timeout | undefined;
+    // A delay past setTimeout's limit (a job's `timeout: 30d`) is waited out in steps.
+    const arm = (left: number): void => {
+      t = setTimeout(() => (left > MAX_TIMEOUT_MS ? arm(left - MAX_TIMEOUT_MS) : fn()), Math.min(left, MAX_TIMEOUT_MS));
+      // A pending timer must never be the only thing keeping a CLI alive.
+      t.unref?.();
+    };
+    arm(ms);
     return { cancel: () => clearTimeout(t) };
   },
 };

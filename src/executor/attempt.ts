@@ -7,6 +7,7 @@
 import { createWriteStream, promises as fsp } from 'node:fs';
 import { join } from 'node:path';
 import { pipeline } from 'node:stream/promises';
+import { systemClock } from '../core/clock.js';
 import { COMMIT_MARKER, CONTRACT_VERSION, HANDED_BACK, INPUT_FAILED, INPUT_UNREACHABLE, contractCompatible, ledgerIdOf, type AttemptPayload, type AttemptProgress, type AttemptResult, type AttemptVolume, type CommittedOutput } from './contract.js';
 import { fetchPart, isHostCause, materialiseSplit, type CommitLedger, type DataPlane } from './data-plane.js';
 import { committedDurably, discardAttemptDir, OutputNotDurableError, planOutput, prepareAttemptDir, releaseStaging, settleCommitted, type CommitDecision, type OutputPlan } from './output.js';
@@ -557,10 +558,11 @@ async function runToExit(s: AttemptScope, handle: RunHandle, commitTurn: () => P
 
   let timedOut = false;
   let drained = false;
-  const timer = payload.timeoutMs > 0 ? setTimeout(() => {
+  // The clock's timer: a timeout past setTimeout's 24.8 days (`timeout: 30d`) fired at once.
+  const timer = payload.timeoutMs > 0 ? systemClock.setTimer(payload.timeoutMs, () => {
     timedOut = true;
     void handle.kill(ctx.killGraceMs).catch(() => undefined);
-  }, payload.timeoutMs) : undefined;
+  }) : undefined;
   const onDrain = (): void => {
     drained = true;
     void handle.kill(ctx.killGraceMs).catch(() => undefined);
@@ -575,7 +577,7 @@ async function runToExit(s: AttemptScope, handle: RunHandle, commitTurn: () => P
     exit = { exitCode: null, signal: null, reason: 'LAUNCH_FAILED', message: `lost track of the container: ${(err as Error).message}` };
   } finally {
     exitedAt = Date.now();
-    if (timer) clearTimeout(timer);
+    timer?.cancel();
     control.drain.removeEventListener('abort', onDrain);
     // The container is gone: its slot goes to the next prepared attempt while this one commits.
     s.releaseSlot();
