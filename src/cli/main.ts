@@ -3,9 +3,10 @@
  * The `locus` command: dispatches to one module per subcommand, loaded lazily
  * so `locus exec` does not pay for fastify and gRPC at start-up.
  */
-import { exitWith, stopOnEarlySignals } from './process.js';
+import { exitWith, quietOnClosedPipe, stopOnEarlySignals } from './process.js';
 
 stopOnEarlySignals();
+quietOnClosedPipe();
 
 /** A subcommand: its one-line help and its entry point (returns the exit code). */
 interface CommandEntry {

@@ -21,6 +21,18 @@ export function stopOnEarlySignals(): void {
   }
 }
 
+/**
+ * Output piped into a reader that stops early (`locus jobs | head`): the next write fails with
+ * EPIPE, an error event nothing handled, and Node printed its stack. The reader has what it
+ * wanted; end quietly, as other command-line tools do. Any other error on stdout is still one.
+ */
+export function quietOnClosedPipe(): void {
+  process.stdout.on('error', (err: NodeJS.ErrnoException) => {
+    if (err.code !== 'EPIPE') throw err;
+    process.exit(process.exitCode ?? 0);
+  });
+}
+
 /** Set the exit code from a command's outcome: its code, 2 for a usage error, 1 for any other. */
 export function exitWith(outcome: Promise<number>): void {
   outcome.then(
