@@ -66,6 +66,27 @@ stages:
     expect(spec.stages[1]?.task.resources.mem).toBe(1024);
   });
 
+  it('keeps the words of a YAML command and env as written, numbers and booleans too', () => {
+    const spec = parseJobSpecText(`
+name: words
+retries: 2
+task:
+  command: [sh, -c, 'echo "$0 $1 $2 $3"', 0x1F, 1e3, 3.10, yes, true]
+  env: { PYVER: 3.10, BUILD: 1_000, DEBUG: false, PORT: 8080 }
+  resources: { cpus: 0.50 }
+tasks:
+  - { command: [python3.10, 007] }
+`);
+    expect(spec.stages[0]?.task.command).toEqual(['sh', '-c', 'echo "$0 $1 $2 $3"', '0x1F', '1e3', '3.10', 'yes', 'true']);
+    expect(spec.stages[0]?.task.env).toEqual({ PYVER: '3.10', BUILD: '1_000', DEBUG: 'false', PORT: '8080' });
+    expect(spec.stages[0]?.tasks?.[0]?.command).toEqual(['python3.10', '007']);
+    // Numbers elsewhere stay numbers.
+    expect(spec.retries).toBe(2);
+    expect(spec.stages[0]?.task.resources.cpus).toBe(0.5);
+    // An env variable named __proto__ would vanish: refused, naming it.
+    expect(() => parseJobSpecText('name: p\ntasks: [{}]\ntask: { command: [env], env: { __proto__: x } }\n')).toThrow(/task\.env\.__proto__/);
+  });
+
   it.each([
     [{ inputs: ['local://x'], task: { command: ['a'] } }, 'name'],
     [{ name: 'bad name!', inputs: ['local://x'], task: { command: ['a'] } }, 'name'],

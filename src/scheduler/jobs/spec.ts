@@ -3,7 +3,7 @@
  * normalised form with errors that name the field. Documented in
  * docs/job-spec.md; examples/wordcount.yaml is a complete example.
  */
-import { Lexer, parseDocument } from 'yaml';
+import { Lexer, isPair, isScalar, isSeq, parseDocument, visit, type Document } from 'yaml';
 import { LocusError, invalidField } from '../../core/errors.js';
 import { isObject, type JsonObject } from '../../core/decode.js';
 import { parseDurationMs, parseSizeMiB } from '../../core/units.js';
@@ -132,11 +132,33 @@ export function parseYamlSafely(text: string): unknown {
     const first = doc.errors[0];
     throw new LocusError('INVALID_BODY', `job spec is not valid YAML: ${first?.message ?? 'parse error'}`);
   }
+  keepWordsAsWritten(doc);
   try {
     return doc.toJS({ maxAliasCount: MAX_YAML_ALIASES }) as unknown;
   } catch (err) {
     throw new LocusError('INVALID_BODY', `job spec YAML rejected: ${(err as Error).message}`);
   }
+}
+
+/**
+ * An argument of a `command` list, or a value of an `env` map, that YAML reads as a number or a
+ * boolean keeps the text it was written as: they are words. Read as numbers and turned back into
+ * text, `3.10` became `3.1`, `0x1F` became `31` and `1e3` became `1000`.
+ */
+function keepWordsAsWritten(doc: Document): void {
+  const keyIs = (node: unknown, name: string): boolean => isPair(node) && isScalar(node.key) && node.key.value === name;
+  visit(doc, {
+    Scalar(key, node, path) {
+      if (typeof node.value !== 'number' && typeof node.value !== 'boolean') return;
+      if (node.source === undefined) return;
+      const parent = path[path.length - 1];
+      // An item of a sequence that is the value of a `command` key.
+      const inCommand = typeof key === 'number' && isSeq(parent) && keyIs(path[path.length - 2], 'command');
+      // The value of a pair in a map that is the value of an `env` key.
+      const inEnv = key === 'value' && isPair(parent) && keyIs(path[path.length - 3], 'env');
+      if (inCommand || inEnv) node.value = node.source;
+    },
+  });
 }
 
 /** Refuse YAML nested deeper than the composer can safely recurse (see MAX_YAML_FLOW_DEPTH). */
@@ -218,6 +240,8 @@ function env(v: unknown, field: string): Record<string, string> {
   const out: Record<string, string> = {};
   for (const [k, val] of Object.entries(v)) {
     if (!/^[A-Za-z_][A-Za-z0-9_]*$/.test(k)) throw invalidField(`${field}.${k}`, 'is not a valid environment variable name');
+    // An assignment of `__proto__` sets no property: the variable would vanish without a word.
+    if (k === '__proto__') throw invalidField(`${field}.${k}`, 'is a name Locus cannot carry; choose another');
     if (typeof val !== 'string' && typeof val !== 'number' && typeof val !== 'boolean') {
       throw invalidField(`${field}.${k}`, 'must be a string');
     }
