@@ -477,6 +477,9 @@ async function prepareRunSpec(s: AttemptScope, volumes: AttemptVolume[], env: Re
       env['LOCUS_SPLIT_PATH'] = splitPath;
     }
   }
+  // No split, or none readable as a file here: `{split.path}` is empty (job-spec.md), not left
+  // in the command as written.
+  values['split.path'] ??= '';
   let rewrites = new Map<string, string>();
   if (dp !== undefined && (payload.stageInputs?.length ?? 0) > 0) {
     await makeScratch(scratch);

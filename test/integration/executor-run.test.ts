@@ -172,6 +172,14 @@ describe('locus executor (no agent: isolated children)', () => {
     expect(await readFile(join(out, 'part-0'), 'utf8')).toBe('456789');
   });
 
+  it('fills {split.path} with nothing for a task without a split, as {split.uri} is', async () => {
+    const out = join(work, 'out', 'no-split');
+    const pl = payload('t-nosplit', 1, ['sh', '-c', 'printf "[%s][%s]" "{split.path}" "$LOCUS_SPLIT_PATH" > {output}/part-0'], { outputDir: out });
+    await rd.dispatcher.dispatch('E1', pl);
+    expect(await rd.result(pl.attemptId)).toMatchObject({ state: 'SUCCEEDED' });
+    expect(await readFile(join(out, 'part-0'), 'utf8')).toBe('[][]');
+  });
+
   it('refuses a scheduler of a different contract major, and the dispatcher refuses such an executor', async () => {
     const major = Number(CONTRACT_VERSION.split('.')[0]);
     await admin.hset(SCHEDULER_INFO_KEY, 'contract', `${major + 1}.0`);
