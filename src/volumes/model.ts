@@ -152,7 +152,23 @@ export function validateVolumeName(name: string, field = 'name'): string {
   return name;
 }
 
-/** Throw INVALID_FIELD unless `path` is relative, without `..`, of plain components. */
+/**
+ * What a sandbox holds of its own at its top (a Mesos executor's and a task's alike): the logs,
+ * the nested containers' sandboxes and the executor's scratch. A volume mounted over one of them
+ * cannot be (`stdout` is a file: the bind fails, and so did every launch of an executor for the
+ * volume's jobs, without end), or would hide what the executor needs.
+ */
+const SANDBOX_ENTRIES: ReadonlySet<string> = new Set(['stdout', 'stderr', 'containers', 'scratch']);
+
+/** Throw INVALID_FIELD when `path`'s first component is one of the sandbox's own entries. */
+export function checkNotSandboxEntry(path: string, field: string): void {
+  const first = path.replace(/^\/+/, '').split('/')[0] ?? '';
+  if (SANDBOX_ENTRIES.has(first)) {
+    throw invalidField(field, `'${first}' is the sandbox's own (${[...SANDBOX_ENTRIES].join(', ')}): choose another path`);
+  }
+}
+
+/** Throw INVALID_FIELD unless `path` is relative, without `..`, of plain components, and not the sandbox's own. */
 export function validateContainerPath(path: string, field = 'containerPath'): string {
   if (path.length === 0 || path.length > LIMITS.pathMax) throw invalidField(field, `must be 1-${LIMITS.pathMax} characters`);
   if (path.startsWith('/')) throw invalidField(field, 'must be relative to the sandbox, not absolute');
@@ -162,6 +178,7 @@ export function validateContainerPath(path: string, field = 'containerPath'): st
     if (p === '' || p === '.') throw invalidField(field, "must not contain empty or '.' components");
     if (!PATH_COMPONENT_RE.test(p)) throw invalidField(field, `component '${p.slice(0, 40)}' may only use letters, digits, '-', '_', '.'`);
   }
+  checkNotSandboxEntry(path, field);
   return parts.join('/');
 }
 

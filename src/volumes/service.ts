@@ -374,6 +374,12 @@ export class VolumeService {
     try {
       return await this.deps.resolveNear(uri);
     } catch (err) {
+      // A scheme no backend serves is the request's mistake (400), as for a job's inputs; the
+      // registry says UNSUPPORTED (501), which told the client to wait for a server that can.
+      if (err instanceof LocusError && err.code === 'UNSUPPORTED' && /no storage backend for/.test(err.message)) {
+        const scheme = /^([a-z][a-z0-9+.-]*):/i.exec(uri)?.[1]?.toLowerCase() ?? '';
+        throw new LocusError('UNKNOWN_SCHEME', `near: ${err.message}`, { field: 'near', details: { scheme }, cause: err });
+      }
       if (err instanceof LocusError) throw new LocusError(err.code, `near: ${err.message}`, { field: 'near', cause: err });
       throw new LocusError('STORAGE', `near: cannot locate ${uri}: ${(err as Error).message}`, { field: 'near', cause: err });
     }

@@ -13,6 +13,8 @@ import { systemClock } from '../../src/core/clock.js';
 import { silentLogger } from '../../src/obs/log.js';
 import { HoldingStore } from '../../src/volumes/store.js';
 import { VolumeService } from '../../src/volumes/service.js';
+import { nearResolver } from '../../src/volumes/near.js';
+import { createStorageRegistry, type StorageRegistry } from '../../src/storage/registry.js';
 import { startRedis, type TestRedis } from '../harness/redis.js';
 
 const ADMIN = 'admin-token-0123456789';
@@ -23,17 +25,21 @@ let redis: TestRedis;
 let client: Redis;
 let app: FastifyInstance;
 let store: HoldingStore;
+let storage: StorageRegistry;
 const health = { subscribed: true, redis: true };
 
 beforeAll(async () => {
   redis = await startRedis({ appendonly: false });
   client = redis.client();
   store = new HoldingStore(client, { prefix: 'apitest' });
+  storage = createStorageRegistry({});
   const volumes = new VolumeService({
     store,
     clock: systemClock,
     who: { framework: 'locus-test', principal: 'locus' },
     agents: () => [{ agentId: 'S0', hostname: 'agent-a', total: { cpus: 4, mem: 8192, disk: 100 * 1024 } }],
+    // As the framework wires it: `near` is located through the storage registry.
+    resolveNear: nearResolver((uri, o) => storage.resolve(uri, o)),
   });
   const auth = new Authenticator({
     config: {
@@ -49,6 +55,7 @@ beforeAll(async () => {
 });
 
 afterAll(async () => {
+  await storage?.close();
   await app?.close();
   client?.disconnect();
   await redis?.dispose();
@@ -106,12 +113,15 @@ describe('bad input', () => {
     ['path traversal inside', { name: 'v1', size: '1GiB', containerPath: 'data/../../x' }, 400, 'INVALID_FIELD', 'containerPath'],
     ['absolute path', { name: 'v1', size: '1GiB', containerPath: '/etc' }, 400, 'INVALID_FIELD', 'containerPath'],
     ['unicode path', { name: 'v1', size: '1GiB', containerPath: 'dätä' }, 400, 'INVALID_FIELD', 'containerPath'],
+    ['path over the sandbox log', { name: 'v1', size: '1GiB', containerPath: 'stdout' }, 400, 'INVALID_FIELD', 'containerPath'],
+    ['path under the nested sandboxes', { name: 'v1', size: '1GiB', containerPath: 'containers/x' }, 400, 'INVALID_FIELD', 'containerPath'],
     ['bad mode', { name: 'v1', size: '1GiB', mode: 'RWX' }, 400, 'INVALID_FIELD', 'mode'],
     ['unknown field', { name: 'v1', size: '1GiB', colour: 'red' }, 400, 'INVALID_FIELD', 'colour'],
     ['reserved label', { name: 'v1', size: '1GiB', labels: { 'locus.volume': 'x' } }, 400, 'INVALID_FIELD', 'labels.locus.volume'],
     ['label not a string', { name: 'v1', size: '1GiB', labels: { team: 3 } }, 400, 'INVALID_FIELD', 'labels.team'],
     ['agent and near', { name: 'v1', size: '1GiB', agent: 'agent-a', near: 'hdfs://nn/x' }, 400, 'INVALID_FIELD', 'near'],
     ['near not a URI', { name: 'v1', size: '1GiB', near: 'just words' }, 400, 'INVALID_FIELD', 'near'],
+    ['near with a scheme no backend serves', { name: 'v1', size: '1GiB', near: 'gopher://x/y' }, 400, 'UNKNOWN_SCHEME', 'near'],
     ['bad constraint op', { name: 'v1', size: '1GiB', constraints: [{ attribute: 'rack', op: 'LIKE', value: 'r1' }] }, 400, 'INVALID_FIELD', 'constraints.0.op'],
     ['prototype pollution', '{"name":"v1","size":"1GiB","__proto__":{"admin":true}}', 400, 'INVALID_BODY', 'body'],
     ['bigger than any agent', { name: 'v1', size: '1TiB' }, 422, 'UNSATISFIABLE', 'size'],

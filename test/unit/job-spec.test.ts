@@ -94,6 +94,7 @@ tasks:
     [{ name: 'a', inputs: ['local://x'], task: { command: [] } }, 'task.command'],
     [{ name: 'a', inputs: ['local://x'], task: { command: ['{nope}'] } }, 'task.command[0]'],
     [{ name: 'a', inputs: ['local://x'], task: { command: ['a'], resources: { mem: '12 parsecs' } } }, 'task.resources.mem'],
+    [{ name: 'a', inputs: ['local://x'], task: { command: ['a'], volumes: [{ name: 'v', path: 'stderr' }] } }, 'task.volumes[0].path'],
     [{ name: 'a', inputs: ['local://x'], task: { command: ['a'], resources: { cpus: -1 } } }, 'task.resources.cpus'],
     [{ name: 'a', inputs: ['local://x'], task: { command: ['a'], volumes: [{ name: 'v', path: '../etc' }] } }, 'task.volumes[0].path'],
     [{ name: 'a', inputs: ['local://x'], task: { command: ['a'] }, retries: 1.5 }, 'retries'],

@@ -9,6 +9,7 @@ import { isObject, type JsonObject } from '../../core/decode.js';
 import { parseDurationMs, parseSizeMiB } from '../../core/units.js';
 import type { SplitMode } from '../../core/blocks.js';
 import type { Constraint, LocalityPolicy } from '../placement/types.js';
+import { checkNotSandboxEntry } from '../../volumes/model.js';
 
 /** Largest spec body accepted, in bytes (YAML or JSON). */
 export const MAX_SPEC_BYTES = 1024 * 1024;
@@ -271,6 +272,7 @@ function volumes(v: unknown, field: string): TaskVolumeRef[] {
     const name = str(item['name'], `${f}.name`);
     const path = str(item['path'], `${f}.path`);
     if (path.startsWith('/') || path.split('/').includes('..')) throw invalidField(`${f}.path`, 'must be relative to the sandbox, without ..');
+    checkNotSandboxEntry(path, `${f}.path`);
     const mode = item['mode'] === undefined ? 'RW' : item['mode'];
     if (mode !== 'RW' && mode !== 'RO') throw invalidField(`${f}.mode`, "must be 'RW' or 'RO'");
     return { name, path, mode };
