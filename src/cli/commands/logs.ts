@@ -43,6 +43,9 @@ export async function run(argv: string[]): Promise<number> {
   try {
     if (f.follow !== true) {
       const res = await client.request('GET', path, { query, headers: { accept: 'text/plain' } });
+      // The server answers the last 8 MiB of a longer log: say so, where the start was cut.
+      const skipped = Number(res.headers.get('locus-log-skipped-bytes') ?? 0);
+      if (skipped > 0) process.stderr.write(`locus: the first ${skipped} bytes of this log are not shown (it is longer than the server answers at once); --tail N shows its last N lines\n`);
       process.stdout.write(typeof res.body === 'string' ? res.body : JSON.stringify(res.body));
       return 0;
     }
