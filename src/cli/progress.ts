@@ -60,6 +60,8 @@ export function asJobView(v: unknown): JobView {
   return {
     id, state, name: s(v, 'name') ?? '', tenant: s(v, 'tenant') ?? '', stage: n(v, 'stage'), stages, counts: asCounts(v['counts']),
     priority: n(v, 'priority'), labels, createdAt: s(v, 'createdAt') ?? '', updatedAt: s(v, 'updatedAt') ?? '', outputDir: s(v, 'outputDir') ?? '',
+    // A server before `output` was answered: the output directory is all it says.
+    output: s(v, 'output') ?? s(v, 'outputDir') ?? '',
     ...opt('finishedAt'), ...opt('message'),
   };
 }

@@ -18,7 +18,7 @@ const JOB: JobView = {
   id: 'job-1', name: 'wc', tenant: 'alpha', state: 'RUNNING', stage: 0,
   stages: [{ index: 0, name: 'map', tasks: 4, outputs: 'committed' }, { index: 1, name: 'reduce', tasks: null, outputs: 'committed' }],
   counts: counts({ total: 4, pending: 4 }), priority: 0, labels: {},
-  createdAt: '2026-01-01T00:00:00.000Z', updatedAt: '2026-01-01T00:00:00.000Z', outputDir: '/out/job-1',
+  createdAt: '2026-01-01T00:00:00.000Z', updatedAt: '2026-01-01T00:00:00.000Z', outputDir: '/out/job-1', output: '/out/job-1',
 };
 const T0 = Date.parse(JOB.createdAt);
 const task = (taskId: string, state: string, extra: Partial<JobEventView> = {}): JobEventView => ({ kind: 'task', jobId: 'job-1', at: '2026-01-01T00:00:05.000Z', state, taskId, ...extra });

@@ -9,6 +9,7 @@ import type { JobEvent } from '../../scheduler/jobs/service.js';
 import type { AttemptRecord, JobCounts, JobRecord, TaskRecord } from '../../scheduler/jobs/model.js';
 import type { Explanation } from '../../scheduler/coordinator.js';
 import type { JsonSchema } from './schemas.js';
+import { outputDestination } from '../../scheduler/jobs/destinations.js';
 
 /** Task counters of a job as answered (locality counts successful tasks by where they ran). */
 export interface JobCountsView {
@@ -52,7 +53,10 @@ export interface JobView {
   readonly updatedAt: string;
   readonly finishedAt?: string;
   readonly message?: string;
+  /** The directory the stages' committed outputs go to (under the tenant's output root). */
   readonly outputDir: string;
+  /** Where the job's final output goes: its `output:` URI (local://, hdfs://) when it names one, else outputDir. */
+  readonly output: string;
 }
 
 /** One attempt of a task as answered. */
@@ -158,7 +162,14 @@ export function jobView(job: JobRecord): JobView {
     ...(job.finishedAt === undefined ? {} : { finishedAt: iso(job.finishedAt) }),
     ...(job.message === undefined ? {} : { message: job.message }),
     outputDir: job.outputDir,
+    output: finalOutputOf(job),
   };
+}
+
+/** Where a job's final output goes: a local:// or hdfs:// destination when it names one, else its output directory. */
+function finalOutputOf(job: JobRecord): string {
+  const dest = outputDestination(job.spec.output);
+  return dest.kind === 'root' ? job.outputDir : dest.uri;
 }
 
 /** One attempt as answered (the agent URL and sandbox path stay internal). */
@@ -251,6 +262,7 @@ export const JOB_VIEW_SCHEMA: JsonSchema = {
     finishedAt: { type: 'string', format: 'date-time' },
     message: { type: 'string' },
     outputDir: { type: 'string' },
+    output: { type: 'string' },
   },
 };
 

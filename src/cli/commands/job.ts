@@ -136,7 +136,7 @@ export async function run(argv: string[]): Promise<number> {
       ['created', job.createdAt],
       ['elapsed', formatElapsed(p.elapsedMs(Date.now()))],
       // A last stage of `outputs: none` leaves nothing at the job's output directory.
-      ['output', job.stages[job.stages.length - 1]?.outputs === 'none' ? 'none (the last stage writes no output)' : job.outputDir],
+      ['output', job.stages[job.stages.length - 1]?.outputs === 'none' ? 'none (the last stage writes no output)' : job.output],
     ];
     for (const [k, v] of rows) process.stdout.write(`${k.padEnd(9)} ${v}\n`);
     const byState = new Map<string, number>();
