@@ -20,19 +20,19 @@ export function hashToken(token: string): string {
 }
 
 /** Parse a tenants file's text: YAML (which includes JSON), bounded against alias bombs. */
-export function parseTenantsText(text: string): TenantsConfig {
+export function parseTenantsText(text: string, defaultRole?: string): TenantsConfig {
   let doc: unknown;
   try {
     doc = parseYaml(text, { maxAliasCount: 50, prettyErrors: false }) as unknown;
   } catch (err) {
     throw new LocusError('INVALID_BODY', `tenants file: ${(err as Error).message}`, { cause: err });
   }
-  return decodeTenantsConfig(doc ?? {});
+  return decodeTenantsConfig(doc ?? {}, defaultRole);
 }
 
 /** Read and decode a tenants file (YAML or JSON). */
-export async function loadTenantsFile(path: string): Promise<TenantsConfig> {
-  return parseTenantsText(await readFile(path, 'utf8'));
+export async function loadTenantsFile(path: string, defaultRole?: string): Promise<TenantsConfig> {
+  return parseTenantsText(await readFile(path, 'utf8'), defaultRole);
 }
 
 /** Options for an Authenticator. */

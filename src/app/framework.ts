@@ -169,7 +169,9 @@ export async function startFramework(settings: FrameworkSettings, extras: Framew
     const lostLeadership = new Promise<string>((resolve) => { lostLead = resolve; });
     log.info({ epoch }, 'took the leadership epoch');
 
-    const tenantsConfig: TenantsConfig = settings.tenantsFile ? await loadTenantsFile(settings.tenantsFile) : { tenants: [] };
+    // Tenants that name no role, and the built-in `default` tenant, take the framework's role:
+    // with another `--role` they subscribed as `locus` too, which its ACLs need not allow.
+    const tenantsConfig: TenantsConfig = settings.tenantsFile ? await loadTenantsFile(settings.tenantsFile, settings.role) : { tenants: [], defaultRole: settings.role };
     checkTenantIsolation({ isolation: settings.isolation, allowUnisolatedTenants: settings.allowUnisolatedTenants, tenants: tenantsConfig.tenants.length });
     checkTenantUids(tenantsConfig.tenants.map((t) => t.name));
     // Tasks may pass through the state dir to outputs staged beneath it, but never list it or

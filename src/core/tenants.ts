@@ -40,6 +40,8 @@ export interface TenantsConfig {
   readonly tenants: readonly Tenant[];
   /** SHA-256 of the admin token, when the file names one. */
   readonly adminTokenSha256?: string;
+  /** The role of the `default` tenant when the file does not name it (the framework's role; DEFAULT_ROLE when unset). */
+  readonly defaultRole?: string;
 }
 
 const TENANT_NAME_RE = /^[a-z0-9]([a-z0-9_-]{0,61}[a-z0-9])?$/;
@@ -89,11 +91,11 @@ function decodeSha(v: unknown, path: string): string {
 }
 
 /** Decode one tenant entry. */
-export function decodeTenant(v: unknown, path: string): Tenant {
+export function decodeTenant(v: unknown, path: string, defaultRole: string = DEFAULT_ROLE): Tenant {
   const o = asObject(v, path);
   const name = asString(o['name'], `${path}.name`);
   if (!isTenantName(name)) throw new DecodeError(`${path}.name`, `'${name}' is not a tenant name (lowercase letters, digits, '-', '_')`);
-  const role = optional(o['role'], `${path}.role`, asString) ?? DEFAULT_ROLE;
+  const role = optional(o['role'], `${path}.role`, asString) ?? defaultRole;
   if (!isRoleName(role)) throw new DecodeError(`${path}.role`, `'${role}' is not a valid Mesos role`);
   const weight = optional(o['weight'], `${path}.weight`, asNumber) ?? 1;
   if (weight <= 0) throw new DecodeError(`${path}.weight`, 'must be > 0');
@@ -109,10 +111,10 @@ export function decodeTenant(v: unknown, path: string): Tenant {
  * (also `token-sha256` / `admin-token-sha256`; quota mem and disk as sizes like `8GiB` or MiB).
  * Errors are INVALID_FIELD naming the offending path.
  */
-export function decodeTenantsConfig(doc: unknown): TenantsConfig {
+export function decodeTenantsConfig(doc: unknown, defaultRole: string = DEFAULT_ROLE): TenantsConfig {
   try {
     const o = isObject(doc) ? doc : asObject(doc, '');
-    const tenants = optional(o['tenants'], 'tenants', (v, p) => asArray(v, p, decodeTenant)) ?? [];
+    const tenants = optional(o['tenants'], 'tenants', (v, p) => asArray(v, p, (x, q) => decodeTenant(x, q, defaultRole))) ?? [];
     const seenNames = new Set<string>();
     const seenTokens = new Set<string>();
     tenants.forEach((t, i) => {
@@ -123,17 +125,17 @@ export function decodeTenantsConfig(doc: unknown): TenantsConfig {
     });
     const admin = optional(o['adminTokenSha256'] ?? o['admin_token_sha256'] ?? o['admin-token-sha256'], 'adminTokenSha256', decodeSha);
     if (admin !== undefined && seenTokens.has(admin)) throw new DecodeError('adminTokenSha256', 'the admin token is also a tenant token');
-    return { tenants, ...(admin === undefined ? {} : { adminTokenSha256: admin }) };
+    return { tenants, ...(admin === undefined ? {} : { adminTokenSha256: admin }), ...(defaultRole === DEFAULT_ROLE ? {} : { defaultRole }) };
   } catch (err) {
     if (err instanceof DecodeError) throw invalidField(err.path || 'tenants', err.message.slice((err.path || '<root>').length + 2));
     throw err;
   }
 }
 
-/** The tenant named `name`, or the implicit default tenant (role DEFAULT_ROLE, no token). */
+/** The tenant named `name`, or the implicit default tenant (the framework's role, no token). */
 export function tenantOrDefault(config: TenantsConfig, name: string): Tenant | undefined {
   const t = config.tenants.find((x) => x.name === name);
   if (t) return t;
-  if (name === DEFAULT_TENANT) return { name: DEFAULT_TENANT, role: DEFAULT_ROLE, weight: 1, tokenSha256: '' };
+  if (name === DEFAULT_TENANT) return { name: DEFAULT_TENANT, role: config.defaultRole ?? DEFAULT_ROLE, weight: 1, tokenSha256: '' };
   return undefined;
 }

@@ -261,8 +261,9 @@ describe('locus mesos probe', () => {
     const r = await probe(['--master', lc.masterUrl, '--principal', 'prober', '--secret-file', secret, '--role', 'locus', '--json', '--timeout', '10s']);
     expect(r.stderr).toBe('');
     expect(r.code).toBe(0);
-    const out = JSON.parse(r.stdout) as { framework_id: string; master: string; offers: { hostname: string; agent_id: string; resources: { cpus: number; ports: string } }[] };
+    const out = JSON.parse(r.stdout) as { framework_id: string; master: string; role: string; offers: { hostname: string; agent_id: string; resources: { cpus: number; ports: string } }[] };
     expect(out.master).toBe(lc.masterUrl);
+    expect(out.role).toBe('locus');
     expect(out.framework_id).toMatch(/\S/);
     expect(new Set(out.offers.map((o) => o.agent_id)).size).toBe(2);
     expect(out.offers[0]?.resources.cpus).toBe(2);
@@ -270,6 +271,16 @@ describe('locus mesos probe', () => {
     // TEARDOWN happened: the master lists the probe among completed frameworks.
     const state = (await (await fetch(`${lc.masterUrl}/state`)).json()) as { frameworks: { id: string }[]; completed_frameworks?: { id: string }[] };
     expect(state.frameworks.map((f) => f.id)).not.toContain(out.framework_id);
+  });
+
+  it('probes the framework\'s default role, locus, unless told another', async () => {
+    const lc = await cluster({ agents: 1 });
+    const plain = await probe(['--master', lc.masterUrl, '--json', '--timeout', '10s']);
+    expect(plain.code, plain.stderr).toBe(0);
+    expect((JSON.parse(plain.stdout) as { role: string }).role).toBe('locus');
+    const other = await probe(['--master', lc.masterUrl, '--role', 'etl', '--json', '--timeout', '10s']);
+    expect(other.code, other.stderr).toBe(0);
+    expect((JSON.parse(other.stdout) as { role: string }).role).toBe('etl');
   });
 
   it('exits non-zero with one line when auth is refused or nothing listens', async () => {

@@ -21,6 +21,14 @@ describe('tenants file', () => {
     ]);
     expect(parseTenantsText(JSON.stringify({ tenants: [{ name: 'x', tokenSha256: A }] })).tenants).toHaveLength(1);
   });
+  it('gives tenants without a role, and the default tenant, the framework\'s role', () => {
+    const yaml = `tenants:\n  - name: analytics\n    role: analytics/batch\n    tokenSha256: ${A}\n  - name: ml\n    tokenSha256: ${B}\n`;
+    const auth = new Authenticator({ config: parseTenantsText(yaml, 'batch-fw') });
+    expect(auth.tenants().map((t) => [t.name, t.role])).toEqual([['analytics', 'analytics/batch'], ['ml', 'batch-fw'], ['default', 'batch-fw']]);
+    // With no tenants file the framework passes its role the same way; without one, `locus`.
+    expect(new Authenticator({ config: { tenants: [], defaultRole: 'batch-fw' } }).tenants().map((t) => t.role)).toEqual(['batch-fw']);
+    expect(new Authenticator({ config: parseTenantsText(yaml) }).tenants().map((t) => t.role)).toEqual(['analytics/batch', 'locus', 'locus']);
+  });
   it.each([
     [{ tenants: [{ name: 'Bad Name', tokenSha256: A }] }, 'tenants[0].name'],
     [{ tenants: [{ name: 'a', tokenSha256: 'abc' }] }, 'tenants[0].tokenSha256'],

@@ -6,6 +6,7 @@
  */
 import { readFileSync } from 'node:fs';
 import { LocusError, asLocusError } from '../../core/errors.js';
+import { DEFAULT_ROLE } from '../../core/tenants.js';
 import { formatMiB, parseDurationMs } from '../../core/units.js';
 import { createLogger, silentLogger } from '../../obs/log.js';
 import {
@@ -26,7 +27,7 @@ options:
   --principal P        framework principal (HTTP Basic authentication)
   --secret-file F      file holding the principal's secret
   --ca-file F          PEM CA certificate(s) for an https master
-  --role R             role to subscribe with (default '*')
+  --role R             role to subscribe with (default 'locus', the framework's default role)
   --timeout D          give up after this long (default 10s)
   --json               print {"framework_id", "master", "offers": [...]}`;
 
@@ -85,12 +86,13 @@ export function summarizeOffer(offer: Offer): OfferSummary {
   };
 }
 
-function humanReport(info: SubscriptionInfo, offers: OfferSummary[]): string {
+function humanReport(info: SubscriptionInfo, role: string, offers: OfferSummary[]): string {
   const agents = new Set(offers.map((o) => o.agent_id));
   const version = info.masterInfo?.version ? ` (Mesos ${info.masterInfo.version})` : '';
   const lines = [
     `framework_id: ${info.frameworkId}`,
     `master:       ${info.master}${version}`,
+    `role:         ${role}`,
     `offers:       ${offers.length} from ${agents.size} agent${agents.size === 1 ? '' : 's'}`,
   ];
   for (const o of offers) {
@@ -122,7 +124,8 @@ async function probe(argv: string[]): Promise<number> {
   const master = required(v.master, 'master');
   if (v['secret-file'] !== undefined && v.principal === undefined) throw new CliUsageError('--secret-file needs --principal');
   const timeoutMs = parseDurationMs(v.timeout ?? '10s', 'timeout');
-  const role = v.role ?? '*';
+  // The framework's own default: a probe of another role could pass where the framework is refused.
+  const role = v.role ?? DEFAULT_ROLE;
   const credentials = v.principal !== undefined ? { principal: v.principal, secret: v['secret-file'] !== undefined ? readSecret(v['secret-file']) : '' } : undefined;
   const logger = process.env['LOCUS_LOG_LEVEL'] ? createLogger('locus-probe') : silentLogger();
   const deadline = Date.now() + timeoutMs;
@@ -178,9 +181,9 @@ async function probe(argv: string[]): Promise<number> {
     await client.teardown();
     const summaries = received.map(summarizeOffer);
     if (v.json) {
-      process.stdout.write(JSON.stringify({ framework_id: info.frameworkId, master: info.master, offers: summaries }) + '\n');
+      process.stdout.write(JSON.stringify({ framework_id: info.frameworkId, master: info.master, role, offers: summaries }) + '\n');
     } else {
-      process.stdout.write(humanReport(info, summaries) + '\n');
+      process.stdout.write(humanReport(info, role, summaries) + '\n');
     }
     return 0;
   } catch (err) {
