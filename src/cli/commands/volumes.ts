@@ -12,7 +12,7 @@ import { LocusClient, resolveClientConfig } from '../client.js';
 const HELP = `usage: locus volumes <command> [options]
 
 commands:
-  reserve NAME --size 10GiB [--near URI | --agent HOST] [--path data] [--mode RW|RO]
+  reserve NAME --size 10GiB [--near URI | --agent HOST] [--path data] [--mode RW]
                [--label key=value]... [--idempotency-key KEY] [--no-wait]
   ls [--all]
   show NAME
@@ -24,6 +24,9 @@ options (every command):
   --tenant NAME    admin only: act for this tenant
   --timeout DUR    how long to wait (default 5m)
   --json           print JSON
+
+A volume is created read-write (Mesos has no read-only persistent volumes); a job mounts it
+read-only with mode: RO in its task.volumes.
 `;
 
 const OPTIONS = {
