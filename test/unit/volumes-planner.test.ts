@@ -366,6 +366,8 @@ describe('destroy → unreserve', () => {
     expect(w.get(v.id).state).toBe('IN_USE');
     expect(() => markInUse(w.get(v.id) as VolumeRecord, 'exec-2', w.now)).toThrow(/in use/);
     expect(() => requestDelete(w.get(v.id), true, w.now)).toThrow(expect.objectContaining({ code: 'IN_USE' }));
+    // The refusal names the executor and says when the volume comes free, not only "stop the job".
+    expect(() => requestDelete(w.get(v.id), false, w.now)).toThrow(/executor exec-1.*executor-idle-timeout/);
     w.put(markReleased(w.get(v.id) as VolumeRecord, 'exec-1', w.now));
     expect(markReleased(w.get(v.id) as VolumeRecord, 'exec-1', w.now)).toBeUndefined();
     expect(w.get(v.id).state).toBe('READY');
