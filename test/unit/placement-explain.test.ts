@@ -105,6 +105,15 @@ describe('explain', () => {
     expect(r.until).toBe(until);
   });
 
+  it('says how large a task too big for every slot and offer is, and how large the largest are', () => {
+    const big = t0({ resources: { cpus: 64, mem: 512, disk: 0 } });
+    const r = explain('t', snap(0, { executors: [exec('r1-h1')], offers: [offer('r1-h1')] }), indexOf([big]));
+    expect(r.code).toBe('NO_CAPACITY');
+    expect(r.message).toMatch(/it asks 64 cpus, 512MiB of memory/);
+    expect(r.message).toMatch(/the largest executor slot has \d+(\.\d+)? cpus/);
+    expect(r.message).toMatch(/the largest offer \d+(\.\d+)? cpus/);
+  });
+
   it('says when a task runs on a host it avoids because no other live host could run it', () => {
     const avoiding = t0({ avoidHosts: ['r1-h1', 'r1-h2'] });
     const waived = explain('t', snap(0, { executors: [exec('r1-h1'), exec('r1-h2', { freeSlots: 0 })] }), indexOf([avoiding]));

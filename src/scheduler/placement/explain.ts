@@ -6,6 +6,7 @@
  * fine here, unlike in a pass).
  */
 import { LocalityLevel } from '../../core/locality.js';
+import { formatMiB } from '../../core/units.js';
 import { resolveOptions } from './options.js';
 import { awaitingDataMessage, offerCouldRun, Pass } from './pass.js';
 import type { PendingIndex } from './pending-index.js';
@@ -71,7 +72,7 @@ function explainWith(pass: Pass, t: PendingTask, opts: PlacementOptions): Reason
     if (t.preferredHosts.length > 0 && !pass.someHostUsable(t)) {
       return reason(taskId, 'NO_OFFER_FROM_DATA_HOSTS', `no executor or offer on its data hosts (${t.preferredHosts.join(', ')})`);
     }
-    return reason(taskId, 'NO_CAPACITY', 'no executor slot or offer is large enough for it');
+    return reason(taskId, 'NO_CAPACITY', `no executor slot or offer is large enough for it: it asks ${sizeOf(t.resources)}; ${largestOf(pass, usableOffers)}`);
   }
 
   const free = feasible.filter((x) => x.free > 0);
@@ -107,4 +108,22 @@ function explainWith(pass: Pass, t: PendingTask, opts: PlacementOptions): Reason
     return reason(taskId, 'DISPATCH_WINDOW', 'the executors that can run it have free slots, held back by the dispatch window while their queued attempts wait to start');
   }
   return reason(taskId, 'NO_CAPACITY', 'every slot that can run it is busy');
+}
+
+/** A task's resources as an answer names them. */
+function sizeOf(r: { readonly cpus: number; readonly mem: number; readonly disk: number }): string {
+  return `${r.cpus} cpus, ${formatMiB(r.mem)} of memory, ${formatMiB(r.disk)} of disk`;
+}
+
+/**
+ * The largest slot and offer there are now, so a task that can never fit says by how much (a
+ * task asking 1000 cpus of 2-cpu agents waited with no number to go on).
+ */
+function largestOf(pass: Pass, offers: readonly { readonly free: { readonly cpus: number; readonly mem: number; readonly disk: number } }[]): string {
+  const most = (xs: readonly { readonly cpus: number; readonly mem: number; readonly disk: number }[]): string | undefined => (xs.length === 0 ? undefined
+    : `${Math.max(...xs.map((x) => x.cpus))} cpus, ${formatMiB(Math.max(...xs.map((x) => x.mem)))}, ${formatMiB(Math.max(...xs.map((x) => x.disk)))}`);
+  const slot = most(pass.execs.map((x) => x.view.slotResources));
+  const offer = most(offers.map((o) => o.free));
+  const parts = [...(slot ? [`the largest executor slot has ${slot}`] : []), ...(offer ? [`the largest offer ${offer}`] : [])];
+  return parts.length > 0 ? parts.join(', ') : 'no executor or offer is there now';
 }
