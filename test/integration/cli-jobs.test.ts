@@ -247,6 +247,10 @@ describe('the other job commands', () => {
     expect(r.code, r.stderr).toBe(0);
     expect(r.stdout).toBe(`job ${id}: CANCELLED\n`);
     expect((await api.jobs.get(id)).state).toBe('CANCELLED');
+    // Cancelled again: said to have ended before, not cancelled anew.
+    const again = await locus(['cancel', id]).done;
+    expect(again.code, again.stderr).toBe(0);
+    expect(again.stdout).toBe(`job ${id}: CANCELLED (it had already ended; nothing to cancel)\n`);
     // Watching a cancelled job ends at once with exit 1.
     const watch = await locus(['submit', join(work, 'job.yaml'), '--watch', '--json']);
     const newId = await until('an id', async () => {
