@@ -153,18 +153,20 @@ export function validateVolumeName(name: string, field = 'name'): string {
 }
 
 /**
- * What a sandbox holds of its own at its top (a Mesos executor's and a task's alike): the logs,
- * the nested containers' sandboxes and the executor's scratch. A volume mounted over one of them
- * cannot be (`stdout` is a file: the bind fails, and so did every launch of an executor for the
- * volume's jobs, without end), or would hide what the executor needs.
+ * What a sandbox holds of its own at its top. A task's: its logs. An executor's (where a volume is
+ * mounted at its containerPath): its logs, its nested containers' sandboxes and its scratch. A
+ * volume mounted over one of them cannot be (`stdout` is a file: the bind fails, and so did every
+ * launch of an executor for the volume's jobs, without end), or would hide what the executor
+ * needs (its scratch would be written into the volume).
  */
-const SANDBOX_ENTRIES: ReadonlySet<string> = new Set(['stdout', 'stderr', 'containers', 'scratch']);
+export const TASK_SANDBOX_ENTRIES: ReadonlySet<string> = new Set(['stdout', 'stderr']);
+const EXECUTOR_SANDBOX_ENTRIES: ReadonlySet<string> = new Set([...TASK_SANDBOX_ENTRIES, 'containers', 'scratch']);
 
-/** Throw INVALID_FIELD when `path`'s first component is one of the sandbox's own entries. */
-export function checkNotSandboxEntry(path: string, field: string): void {
+/** Throw INVALID_FIELD when `path`'s first component is one of `entries` (a sandbox's own). */
+export function checkNotSandboxEntry(path: string, field: string, entries: ReadonlySet<string> = TASK_SANDBOX_ENTRIES): void {
   const first = path.replace(/^\/+/, '').split('/')[0] ?? '';
-  if (SANDBOX_ENTRIES.has(first)) {
-    throw invalidField(field, `'${first}' is the sandbox's own (${[...SANDBOX_ENTRIES].join(', ')}): choose another path`);
+  if (entries.has(first)) {
+    throw invalidField(field, `'${first}' is the sandbox's own (${[...entries].join(', ')}): choose another path`);
   }
 }
 
@@ -178,7 +180,7 @@ export function validateContainerPath(path: string, field = 'containerPath'): st
     if (p === '' || p === '.') throw invalidField(field, "must not contain empty or '.' components");
     if (!PATH_COMPONENT_RE.test(p)) throw invalidField(field, `component '${p.slice(0, 40)}' may only use letters, digits, '-', '_', '.'`);
   }
-  checkNotSandboxEntry(path, field);
+  checkNotSandboxEntry(path, field, EXECUTOR_SANDBOX_ENTRIES);
   return parts.join('/');
 }
 

@@ -214,8 +214,8 @@ describe('volumes', () => {
   });
 
   it('ReserveVolume, ListVolumes per tenant, DeleteVolume', async () => {
-    const v = await rpc.unary('ReserveVolume', { name: 'scratch', size: '64MiB', container_path: 'scratch', labels: { team: 'a' } }, TOKENS.alpha);
-    expect(v).toMatchObject({ name: 'scratch', tenant: 'alpha', size: expect.stringMatching(/64/), container_path: 'scratch', mode: 'RW' });
+    const v = await rpc.unary('ReserveVolume', { name: 'scratch', size: '64MiB', container_path: 'cache', labels: { team: 'a' } }, TOKENS.alpha);
+    expect(v).toMatchObject({ name: 'scratch', tenant: 'alpha', size: expect.stringMatching(/64/), container_path: 'cache', mode: 'RW' });
     expect(String(v['state'])).toMatch(/^[A-Z_]+$/);
     expect(JSON.parse(String(v['json']))).toMatchObject({ name: 'scratch', tenant: 'alpha' });
     // The same name again for the same tenant is ALREADY_EXISTS; another tenant may use it.
@@ -232,6 +232,12 @@ describe('volumes', () => {
     expect((await grpcError(rpc.unary('ListVolumes', { tenant: 'alpha' }, TOKENS.beta))).code).toBe(grpc.status.PERMISSION_DENIED);
 
     expect((await grpcError(rpc.unary('DeleteVolume', { name: 'nothing-here' }, TOKENS.alpha))).code).toBe(grpc.status.NOT_FOUND);
+    // A name no volume can have is a bad request, as over HTTP.
+    for (const name of ['../x', '']) {
+      const bad = await grpcError(rpc.unary('DeleteVolume', { name }, TOKENS.alpha));
+      expect(bad.code).toBe(grpc.status.INVALID_ARGUMENT);
+      expect(bad.metadata.get('locus-error-field')).toEqual(['name']);
+    }
     const del = await rpc.unary('DeleteVolume', { name: 'scratch' }, TOKENS.alpha);
     expect(del).toMatchObject({ name: 'scratch', tenant: 'alpha' });
     expect(String(del['state'])).not.toBe(String(v['state']));

@@ -22,7 +22,7 @@ import { TERMINAL_JOB_STATES } from '../../scheduler/jobs/model.js';
 import { MAX_SPEC_BYTES, parseJobSpecText } from '../../scheduler/jobs/spec.js';
 import { IDEMPOTENCY_KEY } from '../http/schemas.js';
 import type { VolumeService } from '../../volumes/service.js';
-import { validateVolumeRequest, holdingView, type VolumeRecord } from '../../volumes/model.js';
+import { validateVolumeName, validateVolumeRequest, holdingView, type VolumeRecord } from '../../volumes/model.js';
 import { JobWatchers } from '../../scheduler/jobs/watchers.js';
 
 /** Largest gRPC request accepted: a largest job spec plus room for the message's other fields. */
@@ -271,7 +271,8 @@ export async function startGrpcServer(o: GrpcServerOptions): Promise<RunningGrpc
     }),
     DeleteVolume: changing(async (req, p) => {
       const tenant = o.auth.actingTenant(p, tenantField(req)).name;
-      return volumeMessage(await needVolumes().deleteVolume(tenant, str(req, 'name'), req['force'] === true));
+      // Checked as the HTTP route's path parameter is: a name that cannot be a volume's is a bad request, not a missing volume.
+      return volumeMessage(await needVolumes().deleteVolume(tenant, validateVolumeName(str(req, 'name')), req['force'] === true));
     }),
     WatchJob: (call: grpc.ServerWritableStream<unknown, unknown>) => {
       let p: Principal;
