@@ -477,5 +477,9 @@ describe('logs', () => {
     expect(end?.done).toBe(true);
     expect(text).toBe(`a3\na4\na5\n\n==> ${t} attempt 2 on agent-a <==\nb1\n`);
     await until('the follow to be released', async () => (api.activeStreams() === 0 ? true : undefined));
+    // Following a named attempt gives that attempt's log alone, not its retry's.
+    const one = await fetch(`${api.url}/v1/tasks/${t}/logs?follow=true&attempt=1`, { headers: bearer(TOKENS.alpha) });
+    expect(one.status).toBe(200);
+    expect(await one.text()).toBe('a1\na2\na3\na4\na5\n');
   });
 });

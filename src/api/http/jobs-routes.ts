@@ -327,7 +327,7 @@ export function jobsRoutes(deps: JobRoutesDeps): JobsPlugin {
             const t = setTimeout(done, ms);
             wake.add(done);
           });
-          const body = Readable.from(followLog({ taskId, scope, stream, tail, first: attempt, isClosed: () => closed, sleep }), { objectMode: false });
+          const body = Readable.from(followLog({ taskId, scope, stream, tail, first: attempt, pinned: wanted !== undefined, isClosed: () => closed, sleep }), { objectMode: false });
           openStreams.add(close);
           reply.raw.on('close', () => {
             closed = true;
@@ -341,6 +341,8 @@ export function jobsRoutes(deps: JobRoutesDeps): JobsPlugin {
       /** Yield a task's log as it grows: the current content (or tail), then new bytes until the task ends. */
       async function* followLog(o: {
         taskId: string; scope: string | undefined; stream: LogStream; tail: number | undefined; first: AttemptRecord | undefined;
+        /** An attempt named by the request (`attempt=N`): followed to its end, never switched for a retry. */
+        pinned: boolean;
         isClosed(): boolean; sleep(ms: number): Promise<void>;
       }): AsyncGenerator<string> {
         let current = o.first;
@@ -386,6 +388,8 @@ export function jobsRoutes(deps: JobRoutesDeps): JobsPlugin {
             }
             if (!drained) continue;
             const mineEnded = mine !== undefined && mine.state !== 'RUNNING';
+            // The attempt asked for has ended and all of its log was sent: that is the answer.
+            if (o.pinned && mineEnded) return;
             if (latest && mine && latest.attemptId !== mine.attemptId && mineEnded) {
               // A retry started: follow the new attempt, as `tail -f` marks a change of file.
               yield `\n==> ${o.taskId} attempt ${latest.attempt} on ${latest.host} <==\n`;
