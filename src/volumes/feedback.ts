@@ -124,7 +124,7 @@ export function requestDelete(h: HoldingRecord, force: boolean, now: number): Ho
     case 'IN_USE':
       // An executor keeps its volume until it has idled for executor-idle-timeout after its last
       // task, so "stop the job" alone was no answer: the volume stayed in use after every job had ended.
-      throw new LocusError('IN_USE', `${what} is in use by ${h.kind === 'volume' ? `executor ${h.usedBy.join(', ')}` : 'an executor'}: a task that mounts it runs there, or ran there last and the executor keeps the volume until it has been idle for executor-idle-timeout (60 s unless set); delete it once no job using it runs and that time has passed`);
+      throw new LocusError('IN_USE', `${what} is in use by ${h.kind === 'volume' ? `executor ${h.usedBy.join(', ')}` : 'an executor'}: a task that mounts it runs there, or ran there last and the executor keeps the volume until it has been idle for executor-idle-timeout (60 s unless set; with 0, until the executor stops); delete it once no job using it runs and that time has passed`);
     case 'REQUESTED':
       return transition(h, 'DELETED', now, { ops: {}, deleteRequested: true });
     case 'UNAVAILABLE':

@@ -132,6 +132,7 @@ describe('tenants and jobs', () => {
     const other = await grpcError(rpc.unary('SubmitJob', { spec: QUICK('beta-idem-other'), idempotency_key: 'k-1' }, TOKENS.beta));
     expect(other.code).toBe(grpc.status.FAILED_PRECONDITION);
     expect(other.metadata.get('locus-error-code')).toEqual(['CONFLICT']);
+    expect(other.metadata.get('locus-error-field')).toEqual(['idempotency_key']);
     expect(other.details).toContain(String(k1['id']));
     // Keys HTTP refuses are refused here too, naming the field.
     for (const key of ['has space', 'k'.repeat(201)]) {

@@ -171,6 +171,8 @@ describe('purging a cancelled job', () => {
     const id = `${job.id}.0.0`;
     await waitFor('task pending', () => (pendingIds(jobs, job.id).length === 1 ? true : undefined));
     const p = await start(jobs, id, 'h1');
+    // Running: refused for that reason, not as an attempt being stopped.
+    await expect(jobs.purge(job.id)).rejects.toThrow(/has not finished: cancel it/);
     const { kill } = await jobs.cancel(job.id);
     expect(kill.map((k) => k.attemptId)).toEqual([p.attemptId]);
     // Its attempt is still being killed: purge is refused, and the job stays known.

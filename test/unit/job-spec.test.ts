@@ -83,6 +83,10 @@ tasks:
     // Numbers elsewhere stay numbers.
     expect(spec.retries).toBe(2);
     expect(spec.stages[0]?.task.resources.cpus).toBe(0.5);
+    // An anchored value stays as YAML reads it, for the aliases that use it as a number.
+    const anchored = parseJobSpecText('name: a\ntasks: [{}]\ntask: { command: [sleep, &n 3] }\nretries: *n\n');
+    expect(anchored.retries).toBe(3);
+    expect(anchored.stages[0]?.task.command).toEqual(['sleep', '3']);
     // An env variable named __proto__ would vanish: refused, naming it.
     expect(() => parseJobSpecText('name: p\ntasks: [{}]\ntask: { command: [env], env: { __proto__: x } }\n')).toThrow(/task\.env\.__proto__/);
   });
@@ -95,6 +99,8 @@ tasks:
     [{ name: 'a', inputs: ['local://x'], task: { command: ['{nope}'] } }, 'task.command[0]'],
     [{ name: 'a', inputs: ['local://x'], task: { command: ['a'], resources: { mem: '12 parsecs' } } }, 'task.resources.mem'],
     [{ name: 'a', inputs: ['local://x'], task: { command: ['a'], volumes: [{ name: 'v', path: 'stderr' }] } }, 'task.volumes[0].path'],
+    [{ name: 'a', inputs: ['local://x'], task: { command: ['a'], volumes: [{ name: 'v', path: './stdout' }] } }, 'task.volumes[0].path'],
+    [{ name: 'a', inputs: ['local://x'], task: { command: ['a'], volumes: [{ name: 'v', path: '.' }] } }, 'task.volumes[0].path'],
     [{ name: 'a', inputs: ['local://x'], task: { command: ['a'], resources: { cpus: -1 } } }, 'task.resources.cpus'],
     [{ name: 'a', inputs: ['local://x'], task: { command: ['a'], volumes: [{ name: 'v', path: '../etc' }] } }, 'task.volumes[0].path'],
     [{ name: 'a', inputs: ['local://x'], task: { command: ['a'] }, retries: 1.5 }, 'retries'],

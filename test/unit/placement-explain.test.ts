@@ -110,8 +110,9 @@ describe('explain', () => {
     const r = explain('t', snap(0, { executors: [exec('r1-h1')], offers: [offer('r1-h1')] }), indexOf([big]));
     expect(r.code).toBe('NO_CAPACITY');
     expect(r.message).toMatch(/it asks 64 cpus, 512MiB of memory/);
-    expect(r.message).toMatch(/the largest executor slot has \d+(\.\d+)? cpus/);
-    expect(r.message).toMatch(/the largest offer \d+(\.\d+)? cpus/);
+    expect(r.message).toMatch(/a new executor's \d+(\.\d+)? cpus/);
+    expect(r.message).toMatch(/executor slots hold at most \d+(\.\d+)? cpus/);
+    expect(r.message).toMatch(/offers at most \d+(\.\d+)? cpus/);
   });
 
   it('says when a task runs on a host it avoids because no other live host could run it', () => {

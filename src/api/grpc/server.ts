@@ -244,7 +244,13 @@ export async function startGrpcServer(o: GrpcServerOptions): Promise<RunningGrpc
     SubmitJob: changing(async (req, p) => {
       const tenant = o.auth.actingTenant(p, tenantField(req));
       const spec = parseJobSpecText(str(req, 'spec'));
-      return jobMessage(await o.services.jobs.submit(tenant.name, spec, idempotencyKey(req)));
+      try {
+        return jobMessage(await o.services.jobs.submit(tenant.name, spec, idempotencyKey(req)));
+      } catch (err) {
+        // The service names the HTTP header; here the key is the request's idempotency_key.
+        if (err instanceof LocusError && err.field === 'Idempotency-Key') throw new LocusError(err.code, err.message.replace('Idempotency-Key', 'idempotency_key'), { field: 'idempotency_key', cause: err });
+        throw err;
+      }
     }),
     GetJob: unary(async (req, p) => jobMessage(await o.services.jobs.get(str(req, 'id'), scope(p)))),
     ListJobs: unary(async (req, p) => ({

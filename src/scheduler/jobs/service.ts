@@ -644,10 +644,11 @@ export class JobService extends EventEmitter<ServiceEvents> {
    * themselves stay where they were committed. CONFLICT while the job is not finished.
    */
   async purge(jobId: string, tenant?: string): Promise<{ jobId: string; commitRecords: number }> {
-    await this.get(jobId, tenant);
+    const job = await this.get(jobId, tenant);
     // A cancelled job's attempts are killed after it ended: until each result is in, its slot is
     // held. Purged before, the results were stale (no job) and the slots stayed held for good.
-    const live = this.running.countOf('job', jobId);
+    // (A job still running is refused by the store, with its own reason.)
+    const live = TERMINAL_JOB_STATES.has(job.state) ? this.running.countOf('job', jobId) : 0;
     if (live > 0) throw new LocusError('CONFLICT', `job ${jobId} still has ${live} attempt(s) being stopped; purge it once they have ended (seconds)`);
     const commitRecords = await this.o.store.purge(jobId);
     this.outputs?.forget(jobId);

@@ -151,7 +151,8 @@ function keepWordsAsWritten(doc: Document): void {
   visit(doc, {
     Scalar(key, node, path) {
       if (typeof node.value !== 'number' && typeof node.value !== 'boolean') return;
-      if (node.source === undefined) return;
+      // An anchored value may be aliased where a number is meant (`retries: *n`): left as it is.
+      if (node.source === undefined || node.anchor !== undefined) return;
       const parent = path[path.length - 1];
       // An item of a sequence that is the value of a `command` key.
       const inCommand = typeof key === 'number' && isSeq(parent) && keyIs(path[path.length - 2], 'command');
@@ -272,7 +273,10 @@ function volumes(v: unknown, field: string): TaskVolumeRef[] {
     const name = str(item['name'], `${f}.name`);
     const path = str(item['path'], `${f}.path`);
     if (path.startsWith('/') || path.split('/').includes('..')) throw invalidField(`${f}.path`, 'must be relative to the sandbox, without ..');
-    checkNotSandboxEntry(path, `${f}.path`);
+    // Checked as the agent will join it onto the sandbox: `./stdout` is `stdout`, and `.` the sandbox itself.
+    const parts = path.split('/').filter((p) => p !== '' && p !== '.');
+    if (parts.length === 0) throw invalidField(`${f}.path`, 'must name a directory in the sandbox, not the sandbox itself');
+    checkNotSandboxEntry(parts.join('/'), `${f}.path`);
     const mode = item['mode'] === undefined ? 'RW' : item['mode'];
     if (mode !== 'RW' && mode !== 'RO') throw invalidField(`${f}.mode`, "must be 'RW' or 'RO'");
     return { name, path, mode };

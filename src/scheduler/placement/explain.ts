@@ -72,7 +72,7 @@ function explainWith(pass: Pass, t: PendingTask, opts: PlacementOptions): Reason
     if (t.preferredHosts.length > 0 && !pass.someHostUsable(t)) {
       return reason(taskId, 'NO_OFFER_FROM_DATA_HOSTS', `no executor or offer on its data hosts (${t.preferredHosts.join(', ')})`);
     }
-    return reason(taskId, 'NO_CAPACITY', `no executor slot or offer is large enough for it: it asks ${sizeOf(t.resources)}; ${largestOf(pass, usableOffers)}`);
+    return reason(taskId, 'NO_CAPACITY', `no executor slot or offer is large enough for it: it asks ${sizeOf(t.resources)} (an offer must also hold a new executor's ${sizeOf(opts.executorOverhead)}); ${largestOf(pass, usableOffers)}`);
   }
 
   const free = feasible.filter((x) => x.free > 0);
@@ -124,6 +124,7 @@ function largestOf(pass: Pass, offers: readonly { readonly free: { readonly cpus
     : `${Math.max(...xs.map((x) => x.cpus))} cpus, ${formatMiB(Math.max(...xs.map((x) => x.mem)))}, ${formatMiB(Math.max(...xs.map((x) => x.disk)))}`);
   const slot = most(pass.execs.map((x) => x.view.slotResources));
   const offer = most(offers.map((o) => o.free));
-  const parts = [...(slot ? [`the largest executor slot has ${slot}`] : []), ...(offer ? [`the largest offer ${offer}`] : [])];
+  // Each resource's most, maybe from different slots or offers.
+  const parts = [...(slot ? [`executor slots hold at most ${slot}`] : []), ...(offer ? [`offers at most ${offer}`] : [])];
   return parts.length > 0 ? parts.join(', ') : 'no executor or offer is there now';
 }
