@@ -162,7 +162,24 @@ describe('local:// datasets across the local cluster agents, and file://', () =>
     expect(e.message).toMatch(/agent-3.*two.*clash.*as it was before this put/);
     for (const agent of agents) {
       expect(await readFile(join(work, 'agents', agent, 'data', 'half', 'one'), 'utf8')).toBe('first one\n');
-      expect((await readdir(join(work, 'agents', agent, 'data', 'half'))).filter((n) => n.startsWith('.locus-put-'))).toEqual([]);
+      expect((await readdir(join(work, 'agents', agent, 'data', 'half'))).filter((n) => n.startsWith('.lp'))).toEqual([]);
+    }
+  });
+
+  it('stops when told to (Ctrl-C), removing what it wrote, and leaves the dataset as it was', async () => {
+    const a = join(work, 'stop-a');
+    await mkdir(a, { recursive: true });
+    await writeFile(join(a, 'one'), 'first one\n');
+    await putLocalDataset({ workDir: work, source: a, dataset: 'stop', replicas: 4 });
+    await writeFile(join(a, 'one'), 'second one\n');
+    const stop = new AbortController();
+    stop.abort();
+    const e = (await putLocalDataset({ workDir: work, source: a, dataset: 'stop', replicas: 4, signal: stop.signal }).catch((x: unknown) => x)) as LocusError;
+    expect(e).toBeInstanceOf(LocusError);
+    expect(e.message).toMatch(/stopped/);
+    for (const agent of agents) {
+      expect(await readFile(join(work, 'agents', agent, 'data', 'stop', 'one'), 'utf8')).toBe('first one\n');
+      expect((await readdir(join(work, 'agents', agent, 'data', 'stop'))).filter((n) => n.startsWith('.lp'))).toEqual([]);
     }
   });
 

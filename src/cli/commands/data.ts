@@ -47,14 +47,31 @@ export async function run(argv: string[]): Promise<number> {
   }
   if (uri.scheme !== 'local' || uri.authority === '') throw new CliUsageError(`target must be local://<dataset>/<path>, got '${target}'`);
   const blockSize = Math.round(parseSizeMiB(parsed.values['block-size'] ?? '8MiB', '--block-size') * 1024 * 1024);
-  const result = await putLocalDataset({
-    workDir: parsed.values['work-dir'] ?? join(homedir(), '.locus', 'local'),
-    source,
-    dataset: uri.authority,
-    path: uri.path || '/',
-    replicas: intFlag(parsed.values.replicas, 'replicas', 2, 1),
-    blockSize,
-  });
+  // Ctrl-C stops the put, which then removes what it wrote (it writes under temporary names):
+  // exiting at once left those behind in the agents' data directories.
+  const stop = new AbortController();
+  const onSignal = (): void => stop.abort();
+  process.once('SIGINT', onSignal);
+  process.once('SIGTERM', onSignal);
+  let result;
+  try {
+    result = await putLocalDataset({
+      workDir: parsed.values['work-dir'] ?? join(homedir(), '.locus', 'local'),
+      source,
+      dataset: uri.authority,
+      path: uri.path || '/',
+      replicas: intFlag(parsed.values.replicas, 'replicas', 2, 1),
+      blockSize,
+      signal: stop.signal,
+    });
+  } catch (err) {
+    if (!stop.signal.aborted) throw err;
+    process.stderr.write(`locus: data put stopped; local://${uri.authority} is as it was before it\n`);
+    return 130;
+  } finally {
+    process.off('SIGINT', onSignal);
+    process.off('SIGTERM', onSignal);
+  }
   if (parsed.values.json === true) {
     process.stdout.write(JSON.stringify(result) + '\n');
   } else {

@@ -22,7 +22,12 @@ export interface PutLocalDatasetOptions {
   readonly replicas?: number;
   /** Bytes per block (default 8 MiB). */
   readonly blockSize?: number;
+  /** Stops the put (Ctrl-C): what it wrote is removed, the dataset stays as it was. */
+  readonly signal?: AbortSignal;
 }
+
+/** Puts begun by this process, for unique temporary names beside the replicas. */
+let puts = 0;
 
 /** The result: the manifest entries written. */
 export interface PutResult {
@@ -128,16 +133,21 @@ export async function putLocalDataset(options: PutLocalDatasetOptions): Promise<
   const buf = Buffer.alloc(Math.min(blockSize, 16 * 1024 * 1024));
   // Every replica is written beside its place under a temporary name and renamed over it only
   // once the whole put is written: a put that fails half way leaves the dataset as it was.
-  const temp = `.locus-put-${process.pid}-${Date.now().toString(36)}`;
+  // Short: the replica's own name follows, and the whole must stay within NAME_MAX (255).
+  const temp = `.lp${process.pid}.${puts++}`;
   const renames: { from: string; to: string }[] = [];
+  const stopped = (): void => {
+    if (options.signal?.aborted === true) throw new LocusError('UNAVAILABLE', 'the put was stopped; the dataset is as it was before it');
+  };
   try {
     for (const { src, path } of planned) {
-      const size = (await stat(src.abs)).size;
+      stopped();
+      const size = (await stat(src.abs).catch((err: unknown) => { throw storageError(src.abs, err); })).size;
       const blocks: { offset: number; length: number; agents: LocalAgent[] }[] = [];
       for (let off = 0; off < size; off += blockSize) blocks.push({ offset: off, length: Math.min(blockSize, size - off), agents: chooseReplicas(agents, counter++, replicas) });
       const holders = [...new Set(blocks.flatMap((b) => b.agents))];
       const handles = new Map<LocalAgent, FileHandle>();
-      const input = await open(src.abs, 'r');
+      const input = await open(src.abs, 'r').catch((err: unknown) => { throw storageError(src.abs, err); });
       try {
         for (const a of holders) {
           const p = replicaPath(a, options.dataset, path);
@@ -153,14 +163,20 @@ export async function putLocalDataset(options: PutLocalDatasetOptions): Promise<
             throw storageError(p, err);
           }
         }
-        for (const b of blocks) {
-          for (let done = 0; done < b.length; ) {
-            const n = Math.min(buf.length, b.length - done);
-            const { bytesRead } = await input.read(buf, 0, n, b.offset + done);
-            if (bytesRead === 0) throw new LocusError('STORAGE', `${src.abs} shrank while being copied`);
-            for (const a of b.agents) await handles.get(a)?.write(buf, 0, bytesRead, b.offset + done);
-            done += bytesRead;
+        try {
+          for (const b of blocks) {
+            stopped();
+            for (let done = 0; done < b.length; ) {
+              const n = Math.min(buf.length, b.length - done);
+              const { bytesRead } = await input.read(buf, 0, n, b.offset + done);
+              if (bytesRead === 0) throw new LocusError('STORAGE', `${src.abs} shrank while being copied`);
+              for (const a of b.agents) await handles.get(a)?.write(buf, 0, bytesRead, b.offset + done);
+              done += bytesRead;
+            }
           }
+        } catch (err) {
+          // A full disk, an I/O error: named, and the dataset left as it was (no stack trace).
+          throw storageError(`${src.abs} → ${path}`, err);
         }
       } finally {
         await input.close();
@@ -169,6 +185,7 @@ export async function putLocalDataset(options: PutLocalDatasetOptions): Promise<
       bytes += size;
       written.push({ path, size, blocks: blocks.map((b) => ({ offset: b.offset, length: b.length, hosts: b.agents.map((a) => a.hostname) })) });
     }
+    stopped();
     // A directory where a replica goes (left on disk, unknown to the manifest) would fail its
     // rename after others were done: found before any is.
     for (const r of renames) {
@@ -200,7 +217,11 @@ export async function putLocalDataset(options: PutLocalDatasetOptions): Promise<
   const file = manifestPath(options.workDir, options.dataset);
   await mkdir(dirname(file), { recursive: true });
   // Write then rename, so a reader never sees half a manifest.
-  await writeFile(`${file}.tmp`, JSON.stringify(manifest, null, 1));
-  await rename(`${file}.tmp`, file);
+  try {
+    await writeFile(`${file}.tmp`, JSON.stringify(manifest, null, 1));
+    await rename(`${file}.tmp`, file);
+  } catch (err) {
+    throw storageError(file, err, false);
+  }
   return { dataset: options.dataset, files: written, bytes };
 }
