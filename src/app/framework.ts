@@ -180,7 +180,7 @@ export async function startFramework(settings: FrameworkSettings, extras: Framew
     closeStateDirLogged(settings.stateDir, { privateFiles: true }, log, 'state dir');
     const adminToken = settings.adminToken ?? newToken();
     const auth = new Authenticator({ config: tenantsConfig, adminToken });
-    const roles = [...new Set([settings.role, ...auth.tenants().map((t) => t.role)])];
+    const tenantRoles = [...new Set([settings.role, ...auth.tenants().map((t) => t.role)])];
 
     const ceph = cephSettings(settings);
     const storage = createStorageRegistry({
@@ -250,8 +250,9 @@ export async function startFramework(settings: FrameworkSettings, extras: Framew
     // Agents seen in offers, for volume size checks and the cluster view.
     const seenAgents = new Map<string, KnownAgent & { rack?: string; url?: string }>();
     let coordinatorRef: Coordinator | undefined;
+    const holdings = new HoldingStore(fenced);
     const volumes = new VolumeService({
-      store: new HoldingStore(fenced),
+      store: holdings,
       clock,
       who: { framework: settings.frameworkName, ...(settings.principal ? { principal: settings.principal } : {}) },
       logger: log.child({ component: 'volumes' }),
@@ -270,6 +271,10 @@ export async function startFramework(settings: FrameworkSettings, extras: Framew
     stops.push({ name: 'executor runtime', fn: () => runtime.close() });
     runtimeRef = runtime;
 
+    // A volume or reservation keeps the role it was made with, and Mesos offers it to that role
+    // only: one made while its tenant had another role (before tenants that name none took the
+    // framework's role, they had `locus`) must still be offered, used and torn down.
+    const roles = [...new Set([...tenantRoles, ...(await holdings.list()).filter((h) => h.state !== 'DELETED').map((h) => h.role)])];
     const client = new SchedulerClient({
       master: settings.master,
       framework: buildFrameworkInfo({
