@@ -346,8 +346,13 @@ export class VolumeService {
     if (pool.length === 0) return; // an unknown agent may still register
     const ok = pool.some((a) => need.cpus <= a.total.cpus && need.mem <= a.total.mem && need.disk <= a.total.disk);
     if (!ok) {
-      const biggest = Math.max(...pool.map((a) => a.total.disk));
-      throw new LocusError('UNSATISFIABLE', `${field}: no ${agent === undefined ? 'agent' : `agent ${agent}`} is large enough (largest disk ${formatMiB(biggest)})`, { field });
+      // Name what does not fit (a reservation too large in cpus was told about disk).
+      const shown = (k: keyof ResourceVector, v: number): string => (k === 'cpus' ? `${v} cpus` : `${formatMiB(v)} of ${k === 'mem' ? 'memory' : 'disk'}`);
+      const short = (['cpus', 'mem', 'disk'] as const).filter((k) => need[k] > Math.max(...pool.map((a) => a.total[k])));
+      const why = short.length > 0
+        ? short.map((k) => `it asks ${shown(k, need[k])}, the largest has ${shown(k, Math.max(...pool.map((a) => a.total[k])))}`).join('; ')
+        : 'no one of them holds all it asks';
+      throw new LocusError('UNSATISFIABLE', `${field}: no ${agent === undefined ? 'agent' : `agent ${agent}`} is large enough: ${why}`, { field });
     }
   }
 

@@ -204,6 +204,23 @@ describe('volumes', () => {
   });
 });
 
+describe('what a refusal says', () => {
+  it('a size that is neither text nor a number of MiB says what it may be', async () => {
+    const res = await post('/v1/volumes', ALPHA, { name: 'neg', size: -5 });
+    expect(res.statusCode).toBe(400);
+    expect(errorOf(res).field).toBe('size');
+    expect((res.json() as { error: { message: string } }).error.message).toMatch(/a size such as/);
+  });
+
+  it('a reservation no agent can hold names the resource that does not fit', async () => {
+    const res = await post('/v1/reservations', ALPHA, { resources: { cpus: 1000, mem: '1GiB' } });
+    expect(res.statusCode).toBe(422);
+    const message = (res.json() as { error: { message: string } }).error.message;
+    expect(message).toMatch(/it asks 1000 cpus, the largest has 4 cpus/);
+    expect(message).not.toMatch(/disk/);
+  });
+});
+
 describe('tenant isolation', () => {
   let resId = '';
   beforeAll(async () => {

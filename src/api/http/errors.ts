@@ -39,7 +39,10 @@ export function toLocusError(err: unknown): LocusError {
   if (isRecord(err)) {
     const validation = err['validation'];
     if (Array.isArray(validation) && validation.length > 0) {
-      const issue = (validation[0] ?? {}) as AjvIssue;
+      // A value that matches no branch of a oneOf (a size: text or a number of MiB) is reported
+      // branch by branch first ("must be string" for -5); the oneOf's own issue says what it may be.
+      const first = (validation[0] ?? {}) as AjvIssue;
+      const issue = ((validation as AjvIssue[]).find((i) => i.keyword === 'oneOf' && i.instancePath === first.instancePath) ?? first);
       const context = typeof err['validationContext'] === 'string' ? err['validationContext'] : 'body';
       const field = fieldOf(issue, context);
       return new LocusError('INVALID_FIELD', `${field}: ${messageOf(issue)}`, { field });
