@@ -66,6 +66,12 @@ stages:
     expect(spec.stages[1]?.task.resources.mem).toBe(1024);
   });
 
+  it('says where a YAML error is, and what it is in the spec\'s words', () => {
+    expect(() => parseJobSpecText('name: a\ntask: { command: [x] }\nname: b\n')).toThrow(/line 3, column 1: the key 'name' appears twice in one map/);
+    expect(() => parseJobSpecText('name: a\n---\nname: b\n')).toThrow(/a job spec is one YAML document; this text has more/);
+    expect(() => parseJobSpecText('name: a\n---\nname: b\n')).not.toThrow(/parseAllDocuments/);
+  });
+
   it('keeps the words of a YAML command and env as written, numbers and booleans too', () => {
     const spec = parseJobSpecText(`
 name: words

@@ -131,7 +131,7 @@ export function parseYamlSafely(text: string): unknown {
   const doc = parseDocument(text, { schema: 'core', uniqueKeys: true, prettyErrors: false });
   if (doc.errors.length > 0) {
     const first = doc.errors[0];
-    throw new LocusError('INVALID_BODY', `job spec is not valid YAML: ${first?.message ?? 'parse error'}`);
+    throw new LocusError('INVALID_BODY', `job spec is not valid YAML: ${yamlErrorText(text, first)}`);
   }
   keepWordsAsWritten(doc);
   try {
@@ -161,6 +161,25 @@ function keepWordsAsWritten(doc: Document): void {
       if (inCommand || inEnv) node.value = node.source;
     },
   });
+}
+
+/** A YAML error as a person reads it: where it is (line, column), and what in words of the spec. */
+function yamlErrorText(text: string, err: { readonly message: string; readonly code?: string; readonly pos?: readonly [number, number] } | undefined): string {
+  if (err === undefined) return 'parse error';
+  const at = err.pos?.[0];
+  let where = '';
+  if (at !== undefined && at >= 0 && at <= text.length) {
+    const before = text.slice(0, at);
+    const line = before.split('\n').length;
+    where = `line ${line}, column ${at - (before.lastIndexOf('\n') + 1) + 1}: `;
+  }
+  if (err.code === 'DUPLICATE_KEY') {
+    const key = /^[^:\n]*/.exec(text.slice(at ?? 0))?.[0]?.trim() ?? '';
+    return `${where}the key ${key === '' ? '' : `'${key}' `}appears twice in one map`;
+  }
+  // The library's own advice (parseAllDocuments) is not the user's to follow.
+  if (err.code === 'MULTIPLE_DOCS') return `${where}a job spec is one YAML document; this text has more (a line '---' starts another)`;
+  return `${where}${err.message}`;
 }
 
 /** Refuse YAML nested deeper than the composer can safely recurse (see MAX_YAML_FLOW_DEPTH). */
