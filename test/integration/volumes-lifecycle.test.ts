@@ -365,7 +365,12 @@ describe('locus volumes (CLI) against a real HTTP server', () => {
     expect(JSON.parse(r.stdout)).toMatchObject({ name: 'quick', state: 'REQUESTED' });
     const bad = await locus(['reserve', 'bad', '--size', 'lots'], { LOCUS_TOKEN: TOKEN });
     expect(bad.code).toBe(1);
-    expect(bad.stderr).toContain('locus: size:');
+    // Named by the flag the user typed.
+    expect(bad.stderr).toContain('locus: --size:');
+    const badPath = await locus(['reserve', 'bad', '--size', '64MiB', '--path', '/etc'], { LOCUS_TOKEN: TOKEN });
+    expect(badPath.code).toBe(1);
+    expect(badPath.stderr).toContain('locus: --path: must be relative to the sandbox');
+    expect(badPath.stderr).not.toContain('containerPath');
     const unauth = await locus(['ls'], { LOCUS_TOKEN: 'wrong' });
     expect(unauth.code).toBe(1);
     expect(unauth.stderr).toContain('bearer token');

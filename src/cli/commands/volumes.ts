@@ -137,6 +137,21 @@ function parseLabels(list: string[] | undefined): Record<string, string> | undef
   return out;
 }
 
+/** The request's fields as the flags that set them, so an error names what the user typed. */
+const FLAG_OF: Readonly<Record<string, string>> = {
+  containerPath: '--path', size: '--size', mode: '--mode', near: '--near', agent: '--agent', labels: '--label', 'Idempotency-Key': '--idempotency-key',
+};
+
+/** A refusal of `reserve` naming the flag rather than the API field (`--path`, not containerPath). */
+function asFlagError(err: unknown): unknown {
+  if (!(err instanceof LocusError) || err.field === undefined) return err;
+  const top = err.field.split('.')[0] ?? err.field;
+  const flag = FLAG_OF[top];
+  if (flag === undefined) return err;
+  const message = err.message.startsWith(`${err.field}:`) ? `${flag}${err.message.slice(top.length)}` : `${flag}: ${err.message}`;
+  return new LocusError(err.code, message, { field: flag, cause: err });
+}
+
 /** Entry point of `locus volumes`. */
 export async function run(argv: string[]): Promise<number> {
   const [sub, ...rest] = argv;
@@ -172,7 +187,7 @@ export async function run(argv: string[]): Promise<number> {
       const res = await client.request('POST', '/v1/volumes', {
         body,
         ...(f['idempotency-key'] === undefined ? {} : { headers: { 'idempotency-key': f['idempotency-key'] } }),
-      });
+      }).catch((err: unknown) => { throw asFlagError(err); });
       const created = asView(res.body);
       if (f['no-wait'] === true) {
         printVolume(created, json);
