@@ -144,6 +144,15 @@ describe('tenants and jobs', () => {
     expect(listed.filter((j) => j.name === 'beta-idem-other' || j.name === 'beta-idem-bad')).toEqual([]);
   });
 
+  it('a malformed job id is INVALID_ARGUMENT naming id, as over HTTP, for GetJob, CancelJob and WatchJob', async () => {
+    for (const method of ['GetJob', 'CancelJob']) {
+      const err = await grpcError(rpc.unary(method, { id: '../../x' }, TOKENS.alpha));
+      expect(err.code).toBe(grpc.status.INVALID_ARGUMENT);
+      expect(err.metadata.get('locus-error-field')).toEqual(['id']);
+    }
+    expect((await grpcError(rpc.watch('../../x', TOKENS.alpha))).code).toBe(grpc.status.INVALID_ARGUMENT);
+  });
+
   it("another tenant's job is NOT_FOUND for GetJob, CancelJob and WatchJob", async () => {
     for (const method of ['GetJob', 'CancelJob']) {
       const err = await grpcError(rpc.unary(method, { id: alphaJob }, TOKENS.beta));

@@ -20,7 +20,7 @@ import type { JobService, JobEvent } from '../../scheduler/jobs/service.js';
 import type { JobRecord } from '../../scheduler/jobs/model.js';
 import { TERMINAL_JOB_STATES } from '../../scheduler/jobs/model.js';
 import { MAX_SPEC_BYTES, parseJobSpecText } from '../../scheduler/jobs/spec.js';
-import { IDEMPOTENCY_KEY } from '../http/schemas.js';
+import { IDEMPOTENCY_KEY, RECORD_ID } from '../http/schemas.js';
 import type { VolumeService } from '../../volumes/service.js';
 import { validateVolumeName, validateVolumeRequest, holdingView, type VolumeRecord } from '../../volumes/model.js';
 import { JobWatchers } from '../../scheduler/jobs/watchers.js';
@@ -142,6 +142,16 @@ function str(o: JsonObject, key: string): string {
 }
 
 const IDEMPOTENCY_KEY_RE = new RegExp(IDEMPOTENCY_KEY.pattern);
+const RECORD_ID_RE = new RegExp(RECORD_ID.pattern);
+
+/** The request's job id, checked as HTTP checks the path's: a malformed one is a bad request, not a missing job. */
+function jobId(req: JsonObject): string {
+  const id = str(req, 'id');
+  if (id.length === 0 || id.length > RECORD_ID.maxLength || !RECORD_ID_RE.test(id)) {
+    throw new LocusError('INVALID_FIELD', `id: '${id.slice(0, 80)}' is not a job id`, { field: 'id' });
+  }
+  return id;
+}
 
 /** The request's idempotency_key (undefined: none), checked as HTTP checks the Idempotency-Key header. */
 function idempotencyKey(req: JsonObject): string | undefined {
@@ -252,11 +262,11 @@ export async function startGrpcServer(o: GrpcServerOptions): Promise<RunningGrpc
         throw err;
       }
     }),
-    GetJob: unary(async (req, p) => jobMessage(await o.services.jobs.get(str(req, 'id'), scope(p)))),
+    GetJob: unary(async (req, p) => jobMessage(await o.services.jobs.get(jobId(req), scope(p)))),
     ListJobs: unary(async (req, p) => ({
       jobs: (await o.services.jobs.list(o.auth.listScope(p, tenantField(req)))).map(jobMessage),
     })),
-    CancelJob: changing(async (req, p) => jobMessage(await o.services.cancel(str(req, 'id'), scope(p)))),
+    CancelJob: changing(async (req, p) => jobMessage(await o.services.cancel(jobId(req), scope(p)))),
     ReserveVolume: changing(async (req, p) => {
       const tenant = o.auth.actingTenant(p, tenantField(req));
       const labels = isObject(req['labels']) ? req['labels'] : {};
@@ -290,7 +300,7 @@ export async function startGrpcServer(o: GrpcServerOptions): Promise<RunningGrpc
       }
       let id: string;
       try {
-        id = str(request(call), 'id');
+        id = jobId(request(call));
       } catch (err) {
         call.emit('error', toStatus(err));
         return;

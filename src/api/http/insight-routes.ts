@@ -20,7 +20,7 @@ import { dominantShare, type ResourceVector } from '../../core/resources.js';
 import { LOCALITY_NAMES } from '../../core/locality.js';
 import type { JobRecord, TaskRecord } from '../../scheduler/jobs/model.js';
 import type { HttpPlugin, HttpRouteContext } from './registry.js';
-import type { JsonSchema } from './schemas.js';
+import { ID, type JsonSchema } from './schemas.js';
 
 /** One input split as the store keeps it (hosts are agent hostnames). */
 export interface InsightSplit {
@@ -76,7 +76,6 @@ export interface InsightDeps {
 /** Most splits one answer carries (the page says how many more there are). */
 export const MAX_SPLITS = 2000;
 
-const ID: JsonSchema = { type: 'string', minLength: 1, maxLength: 160, pattern: '^[A-Za-z0-9][A-Za-z0-9._-]*$' };
 const TENANT: JsonSchema = { type: 'string', minLength: 1, maxLength: 63, pattern: '^[a-z0-9][a-z0-9_-]*$', description: 'admin only: the tenant to act for' };
 const VECTOR: JsonSchema = { type: 'object', properties: { cpus: { type: 'number' }, mem: { type: 'number' }, disk: { type: 'number' } } };
 

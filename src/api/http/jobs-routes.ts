@@ -17,7 +17,7 @@ import { parseJobSpecText, validateJobSpec, type JobSpec } from '../../scheduler
 import { TERMINAL_JOB_STATES, TERMINAL_TASK_STATES, type AttemptRecord, type JobRecord, type TaskRecord } from '../../scheduler/jobs/model.js';
 import type { Explanation } from '../../scheduler/coordinator.js';
 import type { HttpPlugin, HttpRouteContext } from './registry.js';
-import { IDEMPOTENCY_HEADERS, type JsonSchema } from './schemas.js';
+import { ID, IDEMPOTENCY_HEADERS, type JsonSchema } from './schemas.js';
 import { openSse, type SseStream } from './sse.js';
 import {
   CLUSTER_VIEW_SCHEMA, EXPLANATION_SCHEMA, JOB_SPEC_BODY, JOB_VIEW_SCHEMA, TASK_VIEW_SCHEMA,
@@ -57,7 +57,6 @@ export function cancelJob(
 export const YAML_CONTENT_TYPES = ['application/yaml', 'application/x-yaml', 'text/yaml'] as const;
 
 const TENANT: JsonSchema = { type: 'string', minLength: 1, maxLength: 63, pattern: '^[a-z0-9][a-z0-9_-]*$', description: 'admin only: the tenant to act for' };
-const ID: JsonSchema = { type: 'string', minLength: 1, maxLength: 160, pattern: '^[A-Za-z0-9][A-Za-z0-9._-]*$' };
 const JOB_PARAMS: JsonSchema = { type: 'object', required: ['id'], properties: { id: ID } };
 const TASK_PARAMS: JsonSchema = { type: 'object', required: ['id'], properties: { id: { ...ID, description: 'a task id: <jobId>.<stage>.<index>' } } };
 const SCOPE_QUERY: JsonSchema = { type: 'object', additionalProperties: false, properties: { tenant: TENANT } };

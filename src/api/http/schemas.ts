@@ -117,6 +117,12 @@ export const DELETE_QUERY: JsonSchema = {
 };
 
 /** The Idempotency-Key header. */
+/** What a job or task id may be, on every surface. */
+export const RECORD_ID = { maxLength: 160, pattern: '^[A-Za-z0-9][A-Za-z0-9._-]*$' } as const;
+
+/** A job or task id in a path. */
+export const ID: JsonSchema = { type: 'string', minLength: 1, ...RECORD_ID };
+
 /** What an idempotency key may be, on every surface: 1-200 printable ASCII characters, no space. */
 export const IDEMPOTENCY_KEY = { maxLength: 200, pattern: '^[\\x21-\\x7e]+$' } as const;
 
