@@ -371,6 +371,9 @@ describe('locus volumes (CLI) against a real HTTP server', () => {
     expect(badPath.code).toBe(1);
     expect(badPath.stderr).toContain('locus: --path: must be relative to the sandbox');
     expect(badPath.stderr).not.toContain('containerPath');
+    const badLabel = await locus(['reserve', 'bad', '--size', '64MiB', '--label', 'locus.x=1'], { LOCUS_TOKEN: TOKEN });
+    expect(badLabel.code).toBe(1);
+    expect(badLabel.stderr).toMatch(/locus: --label locus\.x: /);
     const unauth = await locus(['ls'], { LOCUS_TOKEN: 'wrong' });
     expect(unauth.code).toBe(1);
     expect(unauth.stderr).toContain('bearer token');

@@ -70,6 +70,9 @@ stages:
     expect(() => parseJobSpecText('name: a\ntask: { command: [x] }\nname: b\n')).toThrow(/line 3, column 1: the key 'name' appears twice in one map/);
     expect(() => parseJobSpecText('name: a\n---\nname: b\n')).toThrow(/a job spec is one YAML document; this text has more/);
     expect(() => parseJobSpecText('name: a\n---\nname: b\n')).not.toThrow(/parseAllDocuments/);
+    // The key as parsed, wherever and however it is written.
+    expect(() => parseJobSpecText('name: a\nlabels: {a: x, a: y}\n')).toThrow(/line 2, column \d+: the key 'a' appears twice/);
+    expect(() => parseJobSpecText('name: a\nlabels:\n  "a:b": x\n  "a:b": y\n')).toThrow(/line 4, column 3: the key 'a:b' appears twice/);
   });
 
   it('keeps the words of a YAML command and env as written, numbers and booleans too', () => {

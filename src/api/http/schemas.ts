@@ -116,7 +116,6 @@ export const DELETE_QUERY: JsonSchema = {
   properties: { tenant: TENANT, force: { type: 'string', enum: ['true', 'false', '1', '0'] } },
 };
 
-/** The Idempotency-Key header. */
 /** What a job or task id may be, on every surface. */
 export const RECORD_ID = { maxLength: 160, pattern: '^[A-Za-z0-9][A-Za-z0-9._-]*$' } as const;
 
@@ -126,6 +125,7 @@ export const ID: JsonSchema = { type: 'string', minLength: 1, ...RECORD_ID };
 /** What an idempotency key may be, on every surface: 1-200 printable ASCII characters, no space. */
 export const IDEMPOTENCY_KEY = { maxLength: 200, pattern: '^[\\x21-\\x7e]+$' } as const;
 
+/** The Idempotency-Key header. */
 export const IDEMPOTENCY_HEADERS: JsonSchema = {
   type: 'object',
   properties: { 'idempotency-key': { type: 'string', minLength: 1, ...IDEMPOTENCY_KEY } },

@@ -148,8 +148,11 @@ function asFlagError(err: unknown): unknown {
   const top = err.field.split('.')[0] ?? err.field;
   const flag = FLAG_OF[top];
   if (flag === undefined) return err;
-  const message = err.message.startsWith(`${err.field}:`) ? `${flag}${err.message.slice(top.length)}` : `${flag}: ${err.message}`;
-  return new LocusError(err.code, message, { field: flag, cause: err });
+  // `labels.team` is the --label of key `team`: `--label team: ...`.
+  const rest = err.field.slice(top.length + 1);
+  const named = rest === '' ? flag : `${flag} ${rest}`;
+  const message = err.message.startsWith(`${err.field}:`) ? `${named}${err.message.slice(err.field.length)}` : `${named}: ${err.message}`;
+  return new LocusError(err.code, message, { field: flag, cause: err, ...(err.details === undefined ? {} : { details: err.details }) });
 }
 
 /** Entry point of `locus volumes`. */

@@ -131,7 +131,7 @@ export function parseYamlSafely(text: string): unknown {
   const doc = parseDocument(text, { schema: 'core', uniqueKeys: true, prettyErrors: false });
   if (doc.errors.length > 0) {
     const first = doc.errors[0];
-    throw new LocusError('INVALID_BODY', `job spec is not valid YAML: ${yamlErrorText(text, first)}`);
+    throw new LocusError('INVALID_BODY', `job spec is not valid YAML: ${yamlErrorText(text, doc, first)}`);
   }
   keepWordsAsWritten(doc);
   try {
@@ -164,7 +164,7 @@ function keepWordsAsWritten(doc: Document): void {
 }
 
 /** A YAML error as a person reads it: where it is (line, column), and what in words of the spec. */
-function yamlErrorText(text: string, err: { readonly message: string; readonly code?: string; readonly pos?: readonly [number, number] } | undefined): string {
+function yamlErrorText(text: string, doc: Document, err: { readonly message: string; readonly code?: string; readonly pos?: readonly [number, number] } | undefined): string {
   if (err === undefined) return 'parse error';
   const at = err.pos?.[0];
   let where = '';
@@ -174,11 +174,22 @@ function yamlErrorText(text: string, err: { readonly message: string; readonly c
     where = `line ${line}, column ${at - (before.lastIndexOf('\n') + 1) + 1}: `;
   }
   if (err.code === 'DUPLICATE_KEY') {
-    const key = /^[^:\n]*/.exec(text.slice(at ?? 0))?.[0]?.trim() ?? '';
+    // The key as parsed (quoted, with a colon, in a flow map...), found by where it starts.
+    let key = '';
+    visit(doc, {
+      Pair(_k, pair) {
+        const k = pair.key;
+        if (key === '' && isScalar(k) && k.range?.[0] === at) {
+          key = String(k.value).slice(0, 80);
+          return visit.BREAK;
+        }
+        return undefined;
+      },
+    });
     return `${where}the key ${key === '' ? '' : `'${key}' `}appears twice in one map`;
   }
   // The library's own advice (parseAllDocuments) is not the user's to follow.
-  if (err.code === 'MULTIPLE_DOCS') return `${where}a job spec is one YAML document; this text has more (a line '---' starts another)`;
+  if (err.code === 'MULTIPLE_DOCS') return `${where}a job spec is one YAML document; this text has more (a line '---' or '...' ends one)`;
   return `${where}${err.message}`;
 }
 
