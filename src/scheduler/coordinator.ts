@@ -504,9 +504,19 @@ export class Coordinator {
       const executorId = assigned.executorId(k);
       starts.push((async () => {
         const ex = this.o.executors.get(executorId);
-        if (!ex) return undefined;
+        // One being declared gone (GONE until the book's write ends) takes no new attempt.
+        if (!ex || ex.state === 'GONE') return undefined;
         const payload = await this.o.jobs.startAttempt(taskId, { id: ex.executorId, host: ex.hostname, ...(ex.agentUrl ? { agentUrl: ex.agentUrl } : {}) }, level);
         if (!payload) return undefined;
+        // Declared gone while this start was being recorded: executorGone's scan of its attempts
+        // may have run before this one was among them, and then nothing ever settled it (it stayed
+        // RUNNING for good; chaos lose-agent, CI run 99). Given back, uncounted; if the scan did
+        // see it, this second end is stale.
+        const now = this.o.executors.get(executorId);
+        if (!now || now.state === 'GONE') {
+          await this.o.jobs.abandonAttempt(taskId, payload.attemptId, 'EXECUTOR_LOST');
+          return undefined;
+        }
         this.occupy(ex.executorId);
         return { executorId: ex.executorId, payload, level };
       })());
