@@ -257,8 +257,8 @@ export async function startGrpcServer(o: GrpcServerOptions): Promise<RunningGrpc
       try {
         return jobMessage(await o.services.jobs.submit(tenant.name, spec, idempotencyKey(req)));
       } catch (err) {
-        // The service names the HTTP header; here the key is the request's idempotency_key.
-        if (err instanceof LocusError && err.field === 'Idempotency-Key') throw new LocusError(err.code, err.message.replace('Idempotency-Key', 'idempotency_key'), { field: 'idempotency_key', cause: err });
+        // The service names the HTTP header as the field; here the key is the request's idempotency_key.
+        if (err instanceof LocusError && err.field === 'Idempotency-Key') throw new LocusError(err.code, err.message, { field: 'idempotency_key', cause: err });
         throw err;
       }
     }),

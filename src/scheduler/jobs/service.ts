@@ -239,7 +239,7 @@ export class JobService extends EventEmitter<ServiceEvents> {
       // A replay is the same request again; a key sent with another spec is a client's mistake,
       // refused on every surface alike (HTTP and gRPC), as the volume service does.
       if (JSON.stringify(existing.spec) !== JSON.stringify(spec)) {
-        throw new LocusError('CONFLICT', `Idempotency-Key '${idempotencyKey ?? ''}' was already used for a different job spec (job ${existing.id})`, { field: 'Idempotency-Key' });
+        throw new LocusError('CONFLICT', `idempotency key '${idempotencyKey ?? ''}' was already used for a different job spec (job ${existing.id})`, { field: 'Idempotency-Key' });
       }
       return { job: existing, created: false };
     }
