@@ -20,6 +20,8 @@ export interface LocusMetrics {
   readonly dispatchWindow: Gauge<'executor'>;
   readonly executorPrefetch: Gauge<'executor'>;
   readonly attemptsHandedBack: Counter;
+  readonly executorStartFailures: Counter<'host'>;
+  readonly jobsGaveUpOnExecutors: Counter;
   readonly masterConnected: Gauge<string>;
   readonly redisConnected: Gauge<string>;
   /** 1 on the leading scheduler, 0 on a standby or a fenced former leader. */
@@ -49,6 +51,8 @@ export function createMetrics(): LocusMetrics {
     queueDepth: new Gauge({ name: 'locus_queue_depth', help: 'Attempts queued per executor', labelNames: ['executor'], registers: r }),
     executorPrefetch: new Gauge({ name: 'locus_executor_prefetch', help: 'Attempts the scheduler may send each executor beyond its slots now (0: its attempts are not short, or it does not prefetch)', labelNames: ['executor'], registers: r }),
     attemptsHandedBack: new Counter({ name: 'locus_attempts_handed_back_total', help: 'Prefetched attempts an executor handed back unstarted (no slot came free in time); placed again, not counted as failures', registers: r }),
+    executorStartFailures: new Counter({ name: 'locus_executor_start_failures_total', help: 'Executors that ended before they registered (not stopped by Locus, not lost with their agent), per host', labelNames: ['host'], registers: r }),
+    jobsGaveUpOnExecutors: new Counter({ name: 'locus_jobs_executor_start_failed_total', help: 'Jobs failed with EXECUTOR_START_FAILED: no executor could be started for their tasks anywhere', registers: r }),
     dispatchWindow: new Gauge({ name: 'locus_dispatch_window', help: 'Attempts the scheduler lets each executor have in flight (adaptive; at most its slots)', labelNames: ['executor'], registers: r }),
     masterConnected: new Gauge({ name: 'locus_master_subscribed', help: '1 when subscribed to a Mesos master', registers: r }),
     redisConnected: new Gauge({ name: 'locus_redis_connected', help: '1 when connected to Redis', registers: r }),

@@ -21,6 +21,19 @@ import type { CoordinatorOptions, Explanation } from './ports.js';
 import { DispatchWindows, workloadMs } from './dispatch-window.js';
 import { PrefetchPolicy, dispatchableSlots } from './prefetch.js';
 import { tagOf } from '../volumes/wire.js';
+import { EXECUTOR_START_BACKOFF, EXECUTOR_START_FAILED, ExecutorStarts, startFailureOf } from './executor-starts.js';
+import { parseTaskId, type JobRecord } from './jobs/model.js';
+import type { JobService } from './jobs/service.js';
+import type { ExecutorRecord } from './executors.js';
+import { LocusError } from '../core/errors.js';
+
+/** Placement reasons that mean "waiting for an offer": offers held back by a start-failure hold are why. */
+const OFFER_WAITS: ReadonlySet<string> = new Set(['NO_CAPACITY', 'NO_OFFER_FROM_DATA_HOSTS', 'NO_OFFER_FROM_VOLUME_AGENT', 'WAITING_FOR_LOCALITY']);
+
+/** Whether the job ended because no executor could be started for it (its message starts with the code). */
+function gaveUpOnStarts(job: JobRecord): boolean {
+  return job.state === 'FAILED' && job.message?.startsWith(`${EXECUTOR_START_FAILED}:`) === true;
+}
 
 // The ports live in ports.ts; they are re-exported here for callers that wire a coordinator.
 export type {
@@ -65,12 +78,20 @@ export class Coordinator {
   private readonly prefetch = new PrefetchPolicy();
   /** Each executor's prefetch as the last pass allowed it (the locus_executor_prefetch gauge). */
   private readonly aheadNow = new Map<string, number>();
+  /** Executors that failed to start: per-agent launch holds, and jobs that give up (executor-starts.ts). */
+  private readonly starts: ExecutorStarts;
+  /** Executors killed because they never registered their queue, with why (their TASK_KILLED is a start failure). */
+  private readonly unregistered = new Map<string, string>();
 
   constructor(private readonly o: CoordinatorOptions) {
     this.log = o.logger.child({ component: 'coordinator' });
     this.windows = new DispatchWindows(o.dispatchWindow);
     this.windows.onChange = (c) => this.log.debug({ ...c }, 'dispatch window changed');
+    this.starts = new ExecutorStarts(o.executorStarts);
     o.jobs.on('work', () => this.noteWork());
+    o.jobs.on('event', (e) => {
+      if (e.kind === 'job' && (e.state === 'SUCCEEDED' || e.state === 'FAILED' || e.state === 'CANCELLED')) this.starts.forgetJob(e.jobId);
+    });
   }
 
   /** Load executors and jobs after a (re)start. Call before subscribing. */
@@ -117,7 +138,10 @@ export class Coordinator {
         this.requestPass();
         return;
       case 'OFFERS':
-        for (const offer of event.offers.offers ?? []) this.offers.set(offer.id.value, offer);
+        for (const offer of event.offers.offers ?? []) {
+          this.offers.set(offer.id.value, offer);
+          this.starts.offered(offer.agent_id.value, this.o.clock.now());
+        }
         this.o.metrics?.offersReceived.inc(event.offers.offers?.length ?? 0);
         if (event.offers.offers && this.o.volumes?.onOffersSeen) await this.o.volumes.onOffersSeen(event.offers.offers);
         if (event.offers.inverse_offers?.length) await this.handleInverseOffers(event.offers.inverse_offers.map((i) => ({ id: i.id.value, agentId: i.agent_id?.value })));
@@ -152,6 +176,7 @@ export class Coordinator {
           // The agent is gone with its disk: outputs committed there are recomputed.
           for (const host of new Set(onIt.map((e) => e.hostname))) await this.o.jobs.hostLost(host, 'agent removed');
           await this.o.volumes?.onAgentLost?.(agentId);
+          this.starts.agentLost(agentId);
         }
         return;
       case 'ERROR':
@@ -224,13 +249,25 @@ export class Coordinator {
 
   /** Why a task is not running (or what it is doing). */
   async explain(taskId: string, tenant?: string): Promise<Explanation> {
-    const { record, pending, job } = await this.o.jobs.task(taskId, tenant);
+    let found: Awaited<ReturnType<JobService['task']>>;
+    try {
+      found = await this.o.jobs.task(taskId, tenant);
+    } catch (err) {
+      // A task never attempted is known only while pending; once its job gave up for want of an
+      // executor, that is still the answer to why it did not run.
+      const gaveUp = err instanceof LocusError && err.code === 'NOT_FOUND' ? await this.gaveUpFor(taskId, tenant) : undefined;
+      if (gaveUp) return gaveUp;
+      throw err;
+    }
+    const { record, pending, job } = found;
     if (pending) {
       const snapshot = this.lastSnapshot ?? this.snapshot([]);
       const reason = this.lastReasons.get(taskId) ?? explainPlacement(taskId, { ...snapshot, now: this.o.clock.now() }, this.o.jobs.index, this.o.placement);
       if (!this.subscribed) {
         return { taskId, state: 'PENDING', code: 'NOT_SUBSCRIBED', message: 'Locus is not subscribed to a Mesos master yet, so no offers arrive' };
       }
+      const held = OFFER_WAITS.has(reason.code) ? this.heldLaunches(reason.message) : undefined;
+      if (held) return { taskId, state: 'PENDING', ...held };
       return { taskId, state: 'PENDING', code: reason.code, message: reason.message, ...(reason.until === undefined ? {} : { until: reason.until }) };
     }
     const state = record?.state ?? 'UNKNOWN';
@@ -239,7 +276,36 @@ export class Coordinator {
       return { taskId, state, code: 'RUNNING', message: `running on ${last.host} (${LOCALITY_NAMES[last.locality]}) as ${last.attemptId}` };
     }
     if (job.state === 'CANCELLED') return { taskId, state, code: 'CANCELLED', message: 'the job was cancelled' };
+    if (gaveUpOnStarts(job) && state !== 'SUCCEEDED') return { taskId, state, code: EXECUTOR_START_FAILED, message: job.message ?? EXECUTOR_START_FAILED };
     return { taskId, state, code: state, message: last?.message ?? `task is ${state}` };
+  }
+
+  /** Why a never-attempted task of a job that gave up on executor starts did not run (undefined: not such a task). */
+  private async gaveUpFor(taskId: string, tenant: string | undefined): Promise<Explanation | undefined> {
+    const id = parseTaskId(taskId);
+    if (id === undefined) return undefined;
+    // The job is read as its tenant sees it: another tenant's job stays NOT_FOUND.
+    const job = await this.o.jobs.get(id.jobId, tenant).catch(() => undefined);
+    const stage = job?.stages[id.stage];
+    if (job === undefined || !gaveUpOnStarts(job) || stage === undefined || id.index >= stage.taskCount) return undefined;
+    return { taskId, state: 'PENDING', code: EXECUTOR_START_FAILED, message: job.message ?? EXECUTOR_START_FAILED };
+  }
+
+  /**
+   * A pending task waits for offers while launches are held on agents where executors failed to
+   * start: say so (those agents' offers are declined until their hold ends), with placement's
+   * own reason after it. Undefined when no agent is held.
+   */
+  private heldLaunches(placementSays: string): { code: string; message: string; until: number } | undefined {
+    const held = this.starts.holding(this.o.clock.now());
+    const first = held[0];
+    if (first === undefined) return undefined;
+    const others = held.length > 1 ? ` (and on ${held.length - 1} more agent(s))` : '';
+    return {
+      code: EXECUTOR_START_BACKOFF,
+      message: `executors failed to start on ${first.hostname}${others}: ${first.failures} launch(es) in a row ended before the executor registered, the last with ${first.lastMessage}; no executor is launched there until ${new Date(first.heldUntil).toISOString()} (placement: ${placementSays})`,
+      until: first.heldUntil,
+    };
   }
 
   /** Stop timers. In-flight work is left to the stores; nothing is killed. */
@@ -381,6 +447,16 @@ export class Coordinator {
         if (volumeOps.size > 0) launchable = offers.map((o) => { const ops = volumeOps.get(o.id.value); return ops ? afterVolumeOperations(o, ops) : o; });
       }
 
+      // Agents where executors just failed to start get no launch until their hold ends: their
+      // offers are kept from placement and declined for the rest of the hold (their volume
+      // operations, if any, still go through).
+      const held: { offerId: string; refuseSeconds: number }[] = [];
+      launchable = launchable.filter((o) => {
+        const until = this.starts.heldUntil(o.agent_id.value, now);
+        if (until === undefined) return true;
+        held.push({ offerId: o.id.value, refuseSeconds: Math.max(1, Math.ceil((until - now) / 1000)) });
+        return false;
+      });
       // Read fresh each pass, after the volume plan moved its holdings on.
       const volumeWork = (await this.o.volumes?.hasPendingWork()) ?? false;
       // Under MULTI_ROLE each offer is allocated to one role; read it from the offer itself.
@@ -388,7 +464,7 @@ export class Coordinator {
       const snapshot = this.snapshot(summaries, volumeWork);
       this.lastSnapshot = snapshot;
       const plan = place(snapshot, this.o.jobs.index, this.o.placement);
-      await this.apply(plan, launchable, summaries, answered, gen, volumeOps);
+      await this.apply(plan, launchable, summaries, answered, gen, volumeOps, held);
     } finally {
       const left = [...offers.map((o) => o.id.value)].filter((id) => !answered.has(id));
       if (left.length > 0 && this.subscribed) {
@@ -406,7 +482,7 @@ export class Coordinator {
 
   private async apply(
     plan: Plan, offers: readonly Offer[], summaries: readonly OfferSummary[], answered: Set<string>, gen: number,
-    volumeOps: ReadonlyMap<string, readonly Operation[]>,
+    volumeOps: ReadonlyMap<string, readonly Operation[]>, held: readonly { offerId: string; refuseSeconds: number }[],
   ): Promise<void> {
     const byId = new Map(offers.map((o) => [o.id.value, o]));
     const summaryById = new Map(summaries.map((s) => [s.offerId, s]));
@@ -414,7 +490,7 @@ export class Coordinator {
     // 1. Launch executors, one ACCEPT per offer (with the offer's volume operations first).
     const launchesByOffer = new Map<string, ExecutorLaunch[]>();
     for (const l of plan.launches) launchesByOffer.set(l.offerId, [...(launchesByOffer.get(l.offerId) ?? []), l]);
-    const declined: { offerId: string; refuseSeconds: number }[] = [...plan.declines];
+    const declined: { offerId: string; refuseSeconds: number }[] = [...plan.declines, ...held];
     for (const [offerId, launches] of launchesByOffer) {
       const offer = byId.get(offerId);
       const summary = summaryById.get(offerId);
@@ -688,11 +764,17 @@ export class Coordinator {
             // Mesos says the process runs; it takes attempts once it registered its queue.
             // Waiting here would stall the event stream, so readiness is awaited on the side.
             void this.o.launcher.ready(taskId).then(async () => {
+              // Registered: executors start on that agent (its launch hold, if any, ends).
+              this.starts.started(ex.agentId);
               const cur = this.o.executors.get(taskId);
               if (cur?.state === 'LAUNCHING') await this.o.executors.update(taskId, { state: 'RUNNING' });
               this.requestPass();
             }, (err: unknown) => {
+              // Gone meanwhile (its task ended while the registration was awaited): settled already.
+              if (this.o.executors.get(taskId) === undefined) return;
               this.log.warn({ executorId: taskId, err: String(err) }, 'executor never registered; killing it');
+              // Its process ran but never took work: the TASK_KILLED this kill brings is a start failure.
+              this.unregistered.set(taskId, `registered no queue (${String(err)})`);
               void this.o.driver.kill(taskId, ex.agentId).catch(() => undefined);
             }).catch((err: unknown) => {
               // Recording it RUNNING failed (the store is gone, as when the framework stops meanwhile):
@@ -719,8 +801,13 @@ export class Coordinator {
         default:
           // TASK_UNKNOWN is the master's answer for a task it does not know (after agent loss).
           if (TERMINAL_TASK_STATES.has(status.state) || status.state === 'TASK_UNKNOWN') {
-            await this.executorGone(taskId, status.state === 'TASK_FINISHED' || status.state === 'TASK_KILLED' ? 'EXECUTOR_EXITED' : 'EXECUTOR_LOST',
-              `${status.state}${status.reason ? ` (${status.reason})` : ''}${status.message ? `: ${status.message}` : ''}`);
+            const said = `${status.state}${status.reason ? ` (${status.reason})` : ''}${status.message ? `: ${status.message}` : ''}`;
+            // Ended before it ever registered, by its own doing (not stopped by Locus, not lost with
+            // its agent): a start failure, which holds launches on its agent (executor-starts.ts).
+            const never = this.unregistered.get(taskId);
+            const startFailed = ex.state === 'LAUNCHING' && (status.state === 'TASK_KILLED' ? never !== undefined : startFailureOf(status));
+            if (startFailed) await this.executorGone(taskId, EXECUTOR_START_FAILED, never === undefined ? said : `${said} after it ${never}`);
+            else await this.executorGone(taskId, status.state === 'TASK_FINISHED' || status.state === 'TASK_KILLED' ? 'EXECUTOR_EXITED' : 'EXECUTOR_LOST', said);
           }
       }
       handled = true;
@@ -752,7 +839,12 @@ export class Coordinator {
     if (!ex) return;
     this.log.info({ executorId, reason, message }, 'executor gone');
     await this.o.executors.update(executorId, { state: 'GONE', message });
-    for (const a of this.o.jobs.attemptsOnExecutor(executorId)) await this.loseAttempt(a.taskId, a.attemptId, executorId, reason);
+    const startFailed = reason === EXECUTOR_START_FAILED;
+    const lostAs = startFailed ? `executor ${executorId} on ${ex.hostname} failed to start: ${message}; not counted against retries` : undefined;
+    for (const a of this.o.jobs.attemptsOnExecutor(executorId)) await this.loseAttempt(a.taskId, a.attemptId, executorId, reason, lostAs);
+    this.unregistered.delete(executorId);
+    // After its attempts were given back: their jobs are among those now waiting for an executor.
+    if (startFailed) await this.noteStartFailure(ex, message);
     this.busy.delete(executorId);
     this.windows.dropExecutor(executorId);
     this.prefetch.dropExecutor(executorId);
@@ -769,10 +861,33 @@ export class Coordinator {
     this.requestPass();
   }
 
-  private async loseAttempt(taskId: string, attemptId: string, executorId: string, reason: string): Promise<void> {
+  /**
+   * An executor failed to start: its agent's launches wait (a hold that doubles per consecutive
+   * failure), and jobs that can get an executor nowhere give up (executor-starts.ts).
+   */
+  private async noteStartFailure(ex: ExecutorRecord, message: string): Promise<void> {
+    const now = this.o.clock.now();
+    const agent = this.starts.failed(ex.agentId, ex.hostname, ex.launchedAt, message, now, this.o.jobs.waitingJobs());
+    this.o.metrics?.executorStartFailures.inc({ host: ex.hostname });
+    this.log.warn({ executorId: ex.executorId, host: ex.hostname, failures: agent.failures, holdMs: agent.heldUntil - now, message }, 'executor failed to start; launches on its agent wait');
+    // Registered executors (draining ones too: they may still be running attempts) can still take
+    // the waiting work: nothing gives up while one serves.
+    const inService = this.o.executors.all().some((e) => e.state === 'RUNNING' || e.state === 'DRAINING');
+    const verdict = this.starts.giveUp(now, inService);
+    if (verdict === undefined) return;
+    for (const jobId of verdict.jobs) {
+      const failed = await this.o.jobs.giveUp(jobId, verdict.message).catch((err: unknown) => {
+        this.log.warn({ err: String(err), jobId }, 'failing a job that can get no executor failed; the next start failure tries again');
+        return false;
+      });
+      if (failed) this.o.metrics?.jobsGaveUpOnExecutors.inc();
+    }
+  }
+
+  private async loseAttempt(taskId: string, attemptId: string, executorId: string, reason: string, message = `executor ${executorId} lost`): Promise<void> {
     const now = this.o.clock.now();
     await this.o.jobs.finishAttempt({
-      attemptId, taskId, state: 'LOST', exitCode: null, reason, message: `executor ${executorId} lost`,
+      attemptId, taskId, state: 'LOST', exitCode: null, reason, message,
       startedAt: now, finishedAt: now, host: '',
     });
   }

@@ -14,6 +14,7 @@ import type { ExecutorBook } from './executors.js';
 import type { OfferSummary } from './offers.js';
 import type { JobService } from './jobs/service.js';
 import type { DispatchWindowOptions } from './dispatch-window.js';
+import type { ExecutorStartOptions } from './executor-starts.js';
 
 /** The Mesos calls the coordinator makes (the scheduler client satisfies it through a thin adapter). */
 export interface MesosDriver {
@@ -96,6 +97,8 @@ export interface CoordinatorOptions {
   readonly tickMs?: number;
   /** How long a TASK_UNREACHABLE executor keeps its attempts before they are retried elsewhere. */
   readonly unreachableGraceMs?: number;
+  /** Launch holds and giving up after executors fail to start (executor-starts.ts; DEFAULT_EXECUTOR_STARTS). */
+  readonly executorStarts?: Partial<ExecutorStartOptions>;
 }
 
 /** Why a task is not running yet, for `explain`. */

@@ -347,6 +347,29 @@ export class JobService extends EventEmitter<ServiceEvents> {
     return { byTenant: this.running.tally('tenant'), byJob: this.running.tally('job') };
   }
 
+  /** The jobs with tasks waiting for a slot (each once). */
+  waitingJobs(): Set<string> {
+    const out = new Set<string>();
+    for (const t of this.pending.values()) out.add(t.jobId);
+    return out;
+  }
+
+  /**
+   * Fail a running job whose waiting tasks can get no executor anywhere (executor-starts.ts):
+   * its pending tasks are dropped and it ends FAILED with `message`. Only with none of its
+   * attempts running: one on a launching executor may still start, and a FAILED job's attempts
+   * ending afterwards would make their tasks pending again under it. Returns whether it failed.
+   */
+  async giveUp(jobId: string, message: string): Promise<boolean> {
+    const job = this.jobs.get(jobId);
+    if (job === undefined || job.state !== 'RUNNING' || this.running.countOf('job', jobId) > 0) return false;
+    if (!(await this.o.store.setState(jobId, 'FAILED', ['RUNNING'], this.o.clock.now(), message))) return false;
+    this.dropPending(jobId);
+    this.o.logger.warn({ jobId, message }, 'job failed: no executor could be started for it');
+    this.emitJob(await this.refresh(jobId), 'FAILED', message);
+    return true;
+  }
+
   /** Running attempts on one executor (to fail them over when it dies). */
   attemptsOnExecutor(executorId: string): { taskId: string; attemptId: string }[] {
     return [...this.running.entries()].filter(([, r]) => r.executorId === executorId).map(([taskId, r]) => ({ taskId, attemptId: r.attemptId }));

@@ -1,0 +1,203 @@
+/**
+ * Executors that cannot start, through the coordinator on a real Redis with a scripted master:
+ * an executor whose Mesos task fails before it registers holds launches on its agent (its offers
+ * are declined for the hold, which doubles), its attempts come back LOST uncounted with reason
+ * EXECUTOR_START_FAILED, and after three failed rounds with nowhere else to go the waiting job
+ * fails EXECUTOR_START_FAILED naming the Mesos status. Executors that registered and then died,
+ * and agents lost, hold nothing and fail nothing.
+ */
+import { afterAll, beforeAll, describe, expect, it } from 'vitest';
+import type { Redis } from 'ioredis';
+import { startRedis, type TestRedis } from '../harness/redis.js';
+import { ManualClock } from '../../src/core/clock.js';
+import { silentLogger } from '../../src/obs/log.js';
+import { validateJobSpec } from '../../src/scheduler/jobs/spec.js';
+import { ExecutorBook } from '../../src/scheduler/executors.js';
+import { Coordinator, type ExecutorLauncher, type MesosDriver } from '../../src/scheduler/coordinator.js';
+import type { JobService } from '../../src/scheduler/jobs/service.js';
+import type { Operation, TaskInfo } from '../../src/mesos/types.js';
+import { waitFor } from '../harness/wait.js';
+import { bareLauncher, roleOffer, subscribed, testJobService } from './coordinator-fixture.js';
+import { createMetrics } from '../../src/obs/metrics.js';
+
+let redis: TestRedis;
+let client: Redis;
+
+beforeAll(async () => {
+  redis = await startRedis({ appendonly: false });
+  client = redis.client();
+});
+
+afterAll(async () => {
+  client.disconnect();
+  await redis.dispose();
+});
+
+/** A master that records ACCEPTs' launches and declines. */
+function recordingDriver(launched: TaskInfo[][], declined: { ids: readonly string[]; seconds: number }[]): MesosDriver {
+  return {
+    accept: async (_ids, ops: readonly Operation[]) => {
+      for (const op of ops) if (op.type === 'LAUNCH') launched.push([...op.launch.task_infos]);
+    },
+    decline: async (ids, seconds) => { declined.push({ ids, seconds }); },
+    revive: async () => undefined,
+    suppress: async () => undefined,
+    kill: async () => undefined,
+    acknowledge: async () => undefined,
+    acknowledgeOperationStatus: async () => undefined,
+    reconcile: async () => undefined,
+    acceptInverseOffers: async () => undefined,
+  };
+}
+
+interface Bed {
+  clock: ManualClock;
+  jobs: JobService;
+  coordinator: Coordinator;
+  launched: TaskInfo[][];
+  declined: { ids: readonly string[]; seconds: number }[];
+  metrics: ReturnType<typeof createMetrics>;
+}
+
+async function bed(name: string, launcher: ExecutorLauncher = bareLauncher): Promise<Bed> {
+  await client.flushall();
+  const clock = new ManualClock(1_000_000);
+  const jobs = testJobService(client, clock, `/tmp/locus-${name}-out`);
+  const launched: TaskInfo[][] = [];
+  const declined: { ids: readonly string[]; seconds: number }[] = [];
+  const metrics = createMetrics();
+  const coordinator = new Coordinator({
+    role: 'locus', clock, logger: silentLogger(), metrics, jobs, executors: new ExecutorBook(client),
+    driver: recordingDriver(launched, declined), launcher,
+    dispatch: { enqueueMany: async () => undefined, adopt: async () => undefined, cancel: async () => undefined },
+    tenants: () => [{ name: 'default', weight: 1 }],
+  });
+  await subscribed(coordinator);
+  return { clock, jobs, coordinator, launched, declined, metrics };
+}
+
+const SPEC = { name: 'never-starts', retries: 0, tasks: [{}, {}], task: { command: ['true'], resources: { cpus: 1, mem: '64MiB', disk: '16MiB' } } };
+
+/** Offer agent S1 and wait for the executor launched on it (the `n`th launch); returns its id. */
+async function launchOn(b: Bed, n: number, offerId: string): Promise<string> {
+  await b.coordinator.handleEvent({ type: 'OFFERS', offers: { offers: [roleOffer(offerId, 'S1', 'agent-1', 4)] } });
+  const infos = await waitFor(`launch ${n}`, () => b.launched.length >= n && b.launched[n - 1]);
+  const id = infos[0]?.task_id.value;
+  if (id === undefined) throw new Error('no executor in the launch');
+  return id;
+}
+
+async function update(b: Bed, executorId: string, state: 'TASK_RUNNING' | 'TASK_FAILED', reason?: string, message?: string): Promise<void> {
+  await b.coordinator.handleEvent({ type: 'UPDATE', update: { status: {
+    task_id: { value: executorId }, state, agent_id: { value: 'S1' }, uuid: 'dXVpZA==',
+    ...(reason === undefined ? {} : { reason }), ...(message === undefined ? {} : { message }),
+  } } });
+}
+
+describe('coordinator: executors that fail to start', () => {
+  it('holds launches on the agent, then fails the waiting job EXECUTOR_START_FAILED with the Mesos status', async () => {
+    const b = await bed('start-fail');
+    try {
+      const job = await b.jobs.submit('default', validateJobSpec(SPEC));
+      await waitFor('tasks pending', () => b.jobs.index.size === 2);
+      const holds: number[] = [];
+      for (let round = 1; round <= 3; round++) {
+        const executorId = await launchOn(b, round, `o${round}`);
+        // The next pass hands the waiting tasks to the launching executor.
+        await waitFor('tasks on the launching executor', () => b.jobs.attemptsOnExecutor(executorId).length === 2);
+        await update(b, executorId, 'TASK_FAILED', 'REASON_CONTAINER_LAUNCH_FAILED', `Failed to launch container: exec /nope: no such file (round ${round})`);
+        if (round === 3) break;
+        await waitFor('the tasks pending again', () => b.jobs.index.size === 2);
+        // An offer from the agent during its hold launches nothing: declined for the rest of the hold.
+        const before = b.declined.length;
+        await b.coordinator.handleEvent({ type: 'OFFERS', offers: { offers: [roleOffer(`held${round}`, 'S1', 'agent-1', 4)] } });
+        const d = await waitFor('the held offer declined', () => b.declined.slice(before).find((x) => x.ids.includes(`held${round}`)));
+        holds.push(d.seconds);
+        expect(b.launched.length).toBe(round);
+        b.clock.advance(d.seconds * 1000);
+      }
+      expect(holds).toEqual([1, 2]);
+      const failed = await waitFor('the job failed', async () => {
+        const j = await b.jobs.get(job.id);
+        return j.state === 'FAILED' ? j : undefined;
+      });
+      expect(failed.message).toMatch(/^EXECUTOR_START_FAILED: no executor could be started for the job's tasks: 3 launches in a row on agent-1 ended before the executor registered, the last with TASK_FAILED \(REASON_CONTAINER_LAUNCH_FAILED\): Failed to launch container: exec \/nope: no such file \(round 3\)$/);
+      // Its tasks' attempts were given back uncounted, saying why.
+      const rec = await b.jobs.getTaskRecord(`${job.id}.0.0`);
+      expect(rec?.failures).toBe(0);
+      expect(rec?.attempts.map((a) => [a.state, a.reason])).toEqual([['LOST', 'EXECUTOR_START_FAILED'], ['LOST', 'EXECUTOR_START_FAILED'], ['LOST', 'EXECUTOR_START_FAILED']]);
+      expect(rec?.attempts[2]?.message).toContain('failed to start: TASK_FAILED (REASON_CONTAINER_LAUNCH_FAILED)');
+      // explain names the code, for attempted tasks and for the job's others alike.
+      const ex = await b.coordinator.explain(`${job.id}.0.1`);
+      expect(ex.code).toBe('EXECUTOR_START_FAILED');
+      expect(ex.message).toBe(failed.message);
+      expect((await b.metrics.executorStartFailures.get()).values.reduce((n, v) => n + v.value, 0)).toBe(3);
+      expect((await b.metrics.jobsGaveUpOnExecutors.get()).values[0]?.value).toBe(1);
+      expect(b.jobs.index.size).toBe(0);
+    } finally {
+      b.coordinator.close();
+    }
+  });
+
+  it('explains a task waiting out a hold as EXECUTOR_START_BACKOFF', async () => {
+    const b = await bed('start-backoff');
+    try {
+      const job = await b.jobs.submit('default', validateJobSpec({ ...SPEC, tasks: [{}] }));
+      await waitFor('task pending', () => b.jobs.index.size === 1);
+      const executorId = await launchOn(b, 1, 'o1');
+      await update(b, executorId, 'TASK_FAILED', undefined, 'Command exited with status 3');
+      await waitFor('the task pending', () => b.jobs.index.size === 1);
+      await b.coordinator.handleEvent({ type: 'OFFERS', offers: { offers: [roleOffer('held', 'S1', 'agent-1', 4)] } });
+      await waitFor('the held offer declined', () => b.declined.some((x) => x.ids.includes('held')));
+      const ex = await b.coordinator.explain(`${job.id}.0.0`);
+      expect(ex.code).toBe('EXECUTOR_START_BACKOFF');
+      expect(ex.message).toContain('executors failed to start on agent-1: 1 launch(es) in a row ended before the executor registered, the last with TASK_FAILED: Command exited with status 3');
+      expect(ex.until).toBe(b.clock.now() + 1000);
+    } finally {
+      b.coordinator.close();
+    }
+  });
+
+  it('neither holds nor fails after executors that registered and then died', async () => {
+    const b = await bed('start-ok-then-lost');
+    try {
+      const job = await b.jobs.submit('default', validateJobSpec(SPEC));
+      await waitFor('tasks pending', () => b.jobs.index.size === 2);
+      for (let round = 1; round <= 5; round++) {
+        const executorId = await launchOn(b, round, `o${round}`);
+        // Registered (the bare launcher is ready at once), then lost.
+        await update(b, executorId, 'TASK_RUNNING');
+        await waitFor('tasks on the executor', () => b.jobs.attemptsOnExecutor(executorId).length === 2);
+        await update(b, executorId, 'TASK_FAILED', 'REASON_EXECUTOR_TERMINATED', 'Executor terminated');
+        await waitFor('the tasks pending again', () => b.jobs.index.size === 2);
+      }
+      // No hold: the next offer launches at once.
+      await launchOn(b, 6, 'o6');
+      expect((await b.jobs.get(job.id)).state).toBe('RUNNING');
+      const rec = await b.jobs.getTaskRecord(`${job.id}.0.0`);
+      expect(rec?.attempts.every((a) => a.reason === 'EXECUTOR_LOST' || a.state === 'RUNNING')).toBe(true);
+      expect((await b.metrics.executorStartFailures.get()).values.length).toBe(0);
+    } finally {
+      b.coordinator.close();
+    }
+  });
+
+  it('holds nothing after launching executors lost with their agent', async () => {
+    const b = await bed('start-agent-lost');
+    try {
+      const job = await b.jobs.submit('default', validateJobSpec(SPEC));
+      await waitFor('tasks pending', () => b.jobs.index.size === 2);
+      for (let round = 1; round <= 4; round++) {
+        const executorId = await launchOn(b, round, `o${round}`);
+        await waitFor('tasks on the launching executor', () => b.jobs.attemptsOnExecutor(executorId).length === 2);
+        if (round % 2 === 1) await b.coordinator.handleEvent({ type: 'FAILURE', failure: { agent_id: { value: 'S1' } } });
+        else await update(b, executorId, 'TASK_FAILED', 'REASON_SLAVE_REMOVED', 'agent removed');
+        await waitFor('the tasks pending again', () => b.jobs.index.size === 2);
+      }
+      await launchOn(b, 5, 'o5');
+      expect((await b.jobs.get(job.id)).state).toBe('RUNNING');
+    } finally {
+      b.coordinator.close();
+    }
+  });
+});

@@ -1,0 +1,123 @@
+/**
+ * The executor start-failure rule (src/scheduler/executor-starts.ts): which Mesos ends are start
+ * failures, the per-agent launch hold that doubles per consecutive failed round, and when waiting
+ * jobs give up.
+ */
+import { describe, expect, it } from 'vitest';
+import { EXECUTOR_START_FAILED, ExecutorStarts, startFailureOf } from '../../src/scheduler/executor-starts.js';
+
+const MSG = 'TASK_FAILED (REASON_COMMAND_EXECUTOR_FAILED): Command exited with status 1';
+
+describe('startFailureOf', () => {
+  it('counts the executor failing, erring or exiting on its own', () => {
+    expect(startFailureOf({ state: 'TASK_FAILED', reason: 'REASON_CONTAINER_LAUNCH_FAILED' })).toBe(true);
+    expect(startFailureOf({ state: 'TASK_FAILED', reason: 'REASON_EXECUTOR_TERMINATED' })).toBe(true);
+    expect(startFailureOf({ state: 'TASK_FAILED' })).toBe(true);
+    expect(startFailureOf({ state: 'TASK_ERROR', reason: 'REASON_TASK_INVALID' })).toBe(true);
+    expect(startFailureOf({ state: 'TASK_FINISHED' })).toBe(true);
+    expect(startFailureOf({ state: 'TASK_DROPPED', reason: 'REASON_CONTAINER_PREEMPTED' })).toBe(true);
+  });
+
+  it('does not count ends that mean the agent or master lost the task, nor kills', () => {
+    expect(startFailureOf({ state: 'TASK_KILLED' })).toBe(false);
+    expect(startFailureOf({ state: 'TASK_LOST', reason: 'REASON_SLAVE_REMOVED' })).toBe(false);
+    expect(startFailureOf({ state: 'TASK_LOST', reason: 'REASON_AGENT_DISCONNECTED' })).toBe(false);
+    expect(startFailureOf({ state: 'TASK_DROPPED', reason: 'REASON_RECONCILIATION' })).toBe(false);
+    expect(startFailureOf({ state: 'TASK_LOST', reason: 'REASON_INVALID_OFFERS' })).toBe(false);
+    expect(startFailureOf({ state: 'TASK_GONE', reason: 'REASON_AGENT_REMOVED' })).toBe(false);
+    expect(startFailureOf({ state: 'TASK_GONE_BY_OPERATOR' })).toBe(false);
+    expect(startFailureOf({ state: 'TASK_UNKNOWN' })).toBe(false);
+    expect(startFailureOf({ state: 'TASK_UNREACHABLE' })).toBe(false);
+  });
+});
+
+describe('ExecutorStarts', () => {
+  it('holds launches on an agent for 1 s, then 2 s, 4 s ... up to the cap; a registration clears it', () => {
+    const s = new ExecutorStarts({ backoffMaxMs: 5000 });
+    let now = 1000;
+    const holds: number[] = [];
+    for (let i = 0; i < 5; i++) {
+      s.offered('A', now);
+      const a = s.failed('A', 'host-a', now - 10, MSG, now, []);
+      holds.push(a.heldUntil - now);
+      expect(s.heldUntil('A', now)).toBe(a.heldUntil);
+      expect(s.heldUntil('A', a.heldUntil)).toBeUndefined();
+      now = a.heldUntil + 100;
+    }
+    expect(holds).toEqual([1000, 2000, 4000, 5000, 5000]);
+    expect(s.heldUntil('B', now)).toBeUndefined();
+    s.started('A');
+    const a = s.failed('A', 'host-a', now, MSG, now + 1, []);
+    expect(a.failures).toBe(1);
+    expect(a.heldUntil - (now + 1)).toBe(1000);
+  });
+
+  it('counts executors launched in one round once', () => {
+    const s = new ExecutorStarts();
+    const first = s.failed('A', 'host-a', 100, MSG, 200, []);
+    // A second executor of the same ACCEPT (launched at 100) fails a moment later.
+    const same = s.failed('A', 'host-a', 100, 'TASK_FAILED: other', 210, []);
+    expect(same.failures).toBe(1);
+    expect(same.heldUntil).toBe(first.heldUntil);
+    expect(same.lastMessage).toBe('TASK_FAILED: other');
+    // Launched after that failure: a new round.
+    expect(s.failed('A', 'host-a', 1300, MSG, 1400, []).failures).toBe(2);
+  });
+
+  it('gives up the jobs that waited through a failure once every agent that offered lately is failing', () => {
+    const s = new ExecutorStarts();
+    let now = 10_000;
+    s.offered('A', now);
+    s.offered('B', now);
+    for (let round = 1; round <= 3; round++) {
+      s.failed('A', 'host-a', now - 1, MSG, now, ['job-1']);
+      // B offered and has not failed: an executor may still start there.
+      expect(s.giveUp(now, false)).toBeUndefined();
+      now += 5000;
+      s.offered('A', now);
+    }
+    for (let round = 1; round <= 2; round++) {
+      s.failed('B', 'host-b', now - 1, 'TASK_ERROR: bad image', now, ['job-2']);
+      expect(s.giveUp(now, false)).toBeUndefined();
+      now += 5000;
+    }
+    s.failed('B', 'host-b', now - 1, 'TASK_ERROR: bad image', now, []);
+    // A registered executor in service can still take the waiting work.
+    expect(s.giveUp(now, true)).toBeUndefined();
+    const verdict = s.giveUp(now, false);
+    expect([...(verdict?.jobs ?? [])].sort()).toEqual(['job-1', 'job-2']);
+    expect(verdict?.message).toMatch(new RegExp(`^${EXECUTOR_START_FAILED}: `));
+    expect(verdict?.message).toContain('3 launches in a row on host-b ended before the executor registered, the last with TASK_ERROR: bad image');
+    expect(verdict?.message).toContain(`on host-a ended before the executor registered, the last with ${MSG}`);
+    // A job that ended (failed by the verdict) is not named again.
+    s.forgetJob('job-1');
+    s.forgetJob('job-2');
+    expect(s.giveUp(now, false)).toBeUndefined();
+  });
+
+  it('needs fresh evidence after an executor registers, and forgets agents that stopped offering', () => {
+    const s = new ExecutorStarts({ offerMemoryMs: 30_000 });
+    let now = 0;
+    s.offered('B', now);
+    for (let i = 0; i < 3; i++) {
+      now += 5000;
+      s.offered('A', now);
+      s.failed('A', 'host-a', now - 1, MSG, now, ['job-1']);
+    }
+    // B offered 15 s ago and never failed.
+    expect(s.giveUp(now, false)).toBeUndefined();
+    now += 20_000;
+    s.offered('A', now);
+    s.failed('A', 'host-a', now - 1, MSG, now, ['job-1']);
+    // B has not offered for 35 s: only A is left, and it is failing.
+    expect(s.giveUp(now, false)?.jobs).toEqual(['job-1']);
+    // An executor registers somewhere: the witnesses are cleared; job-1 must see a new failure.
+    s.started('B');
+    expect(s.giveUp(now, false)).toBeUndefined();
+    s.failed('A', 'host-a', now, MSG, now + 1, ['job-1']);
+    expect(s.giveUp(now + 1, false)?.jobs).toEqual(['job-1']);
+    // The agent is removed: nothing is left that offered, and nothing gives up for want of evidence.
+    s.agentLost('A');
+    expect(s.giveUp(now + 1, false)).toBeUndefined();
+  });
+});
