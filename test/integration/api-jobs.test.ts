@@ -178,7 +178,11 @@ describe('submit', () => {
     ['malformed YAML', 'name: [unclosed\n  - x: :', 'application/yaml', 400, 'INVALID_BODY', undefined],
     ['a number, not a spec', '12', 'application/json', 400, 'INVALID_FIELD', 'body'],
     ['alias bomb', bomb, 'application/yaml', 400, 'INVALID_BODY', undefined],
-    ['prototype pollution', '{"name":"p","inputs":["local://words/"],"task":{"command":["x"]},"__proto__":{"admin":true}}', 'application/json', 400, 'INVALID_BODY', 'body'],
+    // Valid JSON: refused for the key, which is named, not as "not valid JSON".
+    ['prototype pollution', '{"name":"p","inputs":["local://words/"],"task":{"command":["x"]},"__proto__":{"admin":true}}', 'application/json', 400, 'INVALID_FIELD', '__proto__'],
+    ['a __proto__ label', '{"name":"p","inputs":["local://words/"],"task":{"command":["x"]},"labels":{"__proto__":"x"}}', 'application/json', 400, 'INVALID_FIELD', 'labels.__proto__'],
+    ['an escaped __proto__ key', '{"name":"p","inputs":["local://words/"],"task":{"command":["x"]},"labels":{"__pro\\u0074o__":"x"}}', 'application/json', 400, 'INVALID_FIELD', 'labels.__proto__'],
+    ['a __proto__ label in YAML', 'name: p\ninputs: local://words/\ntask: {command: [x]}\nlabels: {__proto__: x}\n', 'application/yaml', 400, 'INVALID_FIELD', 'labels.__proto__'],
     ['oversized JSON body', { ...SPEC, labels: { big: 'x'.repeat(2 * 1024 * 1024) } }, 'application/json', 413, 'TOO_LARGE', 'body'],
     ['oversized YAML body', `name: big\n# ${'x'.repeat(2 * 1024 * 1024)}\ninputs: local://words/\ntask: {command: [x]}\n`, 'application/yaml', 413, 'TOO_LARGE', 'body'],
   ];

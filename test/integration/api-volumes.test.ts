@@ -123,7 +123,8 @@ describe('bad input', () => {
     ['near not a URI', { name: 'v1', size: '1GiB', near: 'just words' }, 400, 'INVALID_FIELD', 'near'],
     ['near with a scheme no backend serves', { name: 'v1', size: '1GiB', near: 'gopher://x/y' }, 400, 'UNKNOWN_SCHEME', 'near'],
     ['bad constraint op', { name: 'v1', size: '1GiB', constraints: [{ attribute: 'rack', op: 'LIKE', value: 'r1' }] }, 400, 'INVALID_FIELD', 'constraints.0.op'],
-    ['prototype pollution', '{"name":"v1","size":"1GiB","__proto__":{"admin":true}}', 400, 'INVALID_BODY', 'body'],
+    ['prototype pollution', '{"name":"v1","size":"1GiB","__proto__":{"admin":true}}', 400, 'INVALID_FIELD', '__proto__'],
+    ['a __proto__ label', '{"name":"v1","size":"1GiB","labels":{"__proto__":"x"}}', 400, 'INVALID_FIELD', 'labels.__proto__'],
     ['bigger than any agent', { name: 'v1', size: '1TiB' }, 422, 'UNSATISFIABLE', 'size'],
     ['oversized body', { name: 'v1', size: '1GiB', labels: { big: 'x'.repeat(100_000) } }, 413, 'TOO_LARGE', 'body'],
   ];

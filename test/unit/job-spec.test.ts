@@ -100,6 +100,16 @@ tasks:
     expect(() => parseJobSpecText('name: p\ntasks: [{}]\ntask: { command: [env], env: { __proto__: x } }\n')).toThrow(/task\.env\.__proto__/);
   });
 
+  it('refuses a __proto__ key anywhere in a spec text, naming it, instead of dropping its entry', () => {
+    // JSON text is what gRPC SubmitJob sends; YAML what `locus submit` reads. Both once kept
+    // the label's key out of sight: the label was lost and the job created without it.
+    expect(fieldOf(() => parseJobSpecText('{"name":"p","tasks":[{}],"task":{"command":["x"]},"labels":{"__proto__":"x","team":"a"}}'))).toBe('labels.__proto__');
+    expect(fieldOf(() => parseJobSpecText('name: p\ntasks: [{}]\ntask: {command: [x]}\nlabels: {team: a, __proto__: x}\n'))).toBe('labels.__proto__');
+    expect(fieldOf(() => parseJobSpecText('name: p\nstages: [{name: a, tasks: [{env: {__proto__: x}}], task: {command: [x]}}]\n'))).toBe('stages[0].tasks[0].env.__proto__');
+    // `constructor` is an ordinary key: an unknown field where no field has that name.
+    expect(fieldOf(() => parseJobSpecText('{"name":"p","tasks":[{}],"task":{"command":["x"]},"constructor":{"prototype":{"x":1}}}'))).toBe('constructor');
+  });
+
   it.each([
     [{ inputs: ['local://x'], task: { command: ['a'] } }, 'name'],
     [{ name: 'bad name!', inputs: ['local://x'], task: { command: ['a'] } }, 'name'],

@@ -5,7 +5,7 @@
  */
 import { Lexer, isPair, isScalar, isSeq, parseDocument, visit, type Document } from 'yaml';
 import { LocusError, invalidField } from '../../core/errors.js';
-import { isObject, type JsonObject } from '../../core/decode.js';
+import { isObject, refuseProtoKey, type JsonObject } from '../../core/decode.js';
 import { parseDurationMs, parseSizeMiB } from '../../core/units.js';
 import type { SplitMode } from '../../core/blocks.js';
 import type { Constraint, LocalityPolicy } from '../placement/types.js';
@@ -122,6 +122,8 @@ export function parseJobSpecText(text: string, contentType?: string): JobSpec {
   } else {
     raw = parseYamlSafely(text);
   }
+  // Before validation copies the spec's maps (labels, env) and the key is lost on the way.
+  refuseProtoKey(raw);
   return validateJobSpec(raw);
 }
 
