@@ -100,6 +100,35 @@ tasks:
     expect(() => parseJobSpecText('name: p\ntasks: [{}]\ntask: { command: [env], env: { __proto__: x } }\n')).toThrow(/task\.env\.__proto__/);
   });
 
+  it.each([
+    ['{Output}/part', 'unknown placeholder {Output} (did you mean {output}?'],
+    ['echo {foo}', 'unknown placeholder {foo}; the placeholders are {split.uri}'],
+    ['{Split.Path}', 'did you mean {split.path}?'],
+    ['{job_id}', 'For the text {job_id} itself write {{job_id}}'],
+  ])('refuses the unknown placeholder in %j, naming it and the known ones', (arg, message) => {
+    const run = (): unknown => validateJobSpec({ name: 'p', tasks: [{}], task: { command: ['sh', '-c', arg] } });
+    expect(fieldOf(run)).toBe('task.command[2]');
+    expect(run).toThrow(message);
+    // In an explicit task's own command too.
+    expect(fieldOf(() => validateJobSpec({ name: 'p', tasks: [{ command: ['x', arg] }], task: { command: ['true'] } }))).toBe('tasks[0].command[1]');
+  });
+
+  it.each([
+    ['awk', '{ print $1 }'],
+    ['awk', '{{print}}'],
+    ['sh', '-c', 'for f in *; do echo ${f} ${HOME}; done'],
+    ['find', '.', '-exec', 'cat', '{}', '+'],
+    ['echo', '{a,b}', '{1..3}', '{}', '{ }', '{{.Name}}'],
+    ['sh', '-c', 'cat {split.path} > {output}/x; echo ${task.index}'],
+  ])('passes a command whose braces are not placeholders: %j', (...argv) => {
+    expect(validateJobSpec({ name: 'p', tasks: [{}], task: { command: argv } }).stages[0]?.task.command).toEqual(argv);
+  });
+
+  it('reads {{output}} as text, not as the output of a stage of outputs: none', () => {
+    expect(fieldOf(() => validateJobSpec({ name: 'p', tasks: [{}], outputs: 'none', task: { command: ['echo', '{{output}}'] } }))).toBeUndefined();
+    expect(fieldOf(() => validateJobSpec({ name: 'p', tasks: [{}], outputs: 'none', task: { command: ['echo', '{output}'] } }))).toBe('task.command[1]');
+  });
+
   it('refuses a __proto__ key anywhere in a spec text, naming it, instead of dropping its entry', () => {
     // JSON text is what gRPC SubmitJob sends; YAML what `locus submit` reads. Both once kept
     // the label's key out of sight: the label was lost and the job created without it.
