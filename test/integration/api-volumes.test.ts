@@ -108,6 +108,10 @@ describe('bad input', () => {
     ['name with slash', { name: 'a/b', size: '1GiB' }, 400, 'INVALID_FIELD', 'name'],
     ['size not a size', { name: 'v1', size: 'lots' }, 400, 'INVALID_FIELD', 'size'],
     ['size zero', { name: 'v1', size: '0' }, 400, 'INVALID_FIELD', 'size'],
+    // Mesos holds disk in MiB: another amount is refused, not rounded up to 1 MiB unsaid.
+    ['size of one byte', { name: 'v1', size: '1B' }, 400, 'INVALID_FIELD', 'size'],
+    ['size in decimal gigabytes', { name: 'v1', size: '1GB' }, 400, 'INVALID_FIELD', 'size'],
+    ['size in half MiB', { name: 'v1', size: 1.5 }, 400, 'INVALID_FIELD', 'size'],
     ['size unknown unit', { name: 'v1', size: '3 parsecs' }, 400, 'INVALID_FIELD', 'size'],
     ['path traversal', { name: 'v1', size: '1GiB', containerPath: '../../etc' }, 400, 'INVALID_FIELD', 'containerPath'],
     ['path traversal inside', { name: 'v1', size: '1GiB', containerPath: 'data/../../x' }, 400, 'INVALID_FIELD', 'containerPath'],
@@ -211,6 +215,18 @@ describe('what a refusal says', () => {
     expect(res.statusCode).toBe(400);
     expect(errorOf(res).field).toBe('size');
     expect((res.json() as { error: { message: string } }).error.message).toMatch(/a size such as/);
+  });
+
+  it('refuses a size that is not a whole number of MiB, naming the field and the whole amounts near it', async () => {
+    const volume = await post('/v1/volumes', ALPHA, { name: 'tiny', size: '1B' });
+    expect(volume.statusCode).toBe(400);
+    expect(errorOf(volume)).toMatchObject({ code: 'INVALID_FIELD', field: 'size' });
+    expect((volume.json() as { error: { message: string } }).error.message).toContain("size: '1B' is less than 0.01 MiB, not a whole number of MiB (Mesos counts mem and disk in MiB): write 1MiB");
+    const reservation = await post('/v1/reservations', ALPHA, { resources: { cpus: 1, disk: '1GB' } });
+    expect(reservation.statusCode).toBe(400);
+    expect(errorOf(reservation)).toMatchObject({ code: 'INVALID_FIELD', field: 'resources.disk' });
+    expect((reservation.json() as { error: { message: string } }).error.message).toContain("'1GB' is 953.67 MiB, not a whole number of MiB (Mesos counts mem and disk in MiB): write 953MiB or 954MiB");
+    expect((await get('/v1/volumes/tiny', ALPHA)).statusCode).toBe(404);
   });
 
   it('a reservation no agent can hold names the resource that does not fit', async () => {

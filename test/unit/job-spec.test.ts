@@ -129,6 +129,22 @@ tasks:
     expect(fieldOf(() => validateJobSpec({ name: 'p', tasks: [{}], outputs: 'none', task: { command: ['echo', '{output}'] } }))).toBe('task.command[1]');
   });
 
+  it.each([
+    ['1B', 'task.resources.mem', "'1B' is less than 0.01 MiB, not a whole number of MiB"],
+    ['1GB', 'task.resources.mem', "'1GB' is 953.67 MiB, not a whole number of MiB (Mesos counts mem and disk in MiB): write 953MiB or 954MiB"],
+    [0.5, 'task.resources.mem', 'write 1MiB'],
+  ])('refuses a task size of %j, not a whole number of MiB, naming the field', (mem, field, message) => {
+    const run = (): unknown => validateJobSpec({ name: 'p', tasks: [{}], task: { command: ['x'], resources: { mem } } });
+    expect(fieldOf(run)).toBe(field);
+    expect(run).toThrow(message);
+    expect(fieldOf(() => validateJobSpec({ name: 'p', tasks: [{}], task: { command: ['x'], resources: { disk: mem } } }))).toBe('task.resources.disk');
+  });
+
+  it('takes sizes that are whole numbers of MiB in any unit', () => {
+    const r = validateJobSpec({ name: 'p', tasks: [{}], task: { command: ['x'], resources: { mem: '1.5GiB', disk: '2048KiB' } } }).stages[0]?.task.resources;
+    expect(r).toMatchObject({ mem: 1536, disk: 2 });
+  });
+
   it('refuses a __proto__ key anywhere in a spec text, naming it, instead of dropping its entry', () => {
     // JSON text is what gRPC SubmitJob sends; YAML what `locus submit` reads. Both once kept
     // the label's key out of sight: the label was lost and the job created without it.

@@ -6,7 +6,7 @@
 import { Lexer, isPair, isScalar, isSeq, parseDocument, visit, type Document } from 'yaml';
 import { LocusError, invalidField } from '../../core/errors.js';
 import { isObject, refuseProtoKey, type JsonObject } from '../../core/decode.js';
-import { parseDurationMs, parseSizeMiB } from '../../core/units.js';
+import { parseDurationMs, parseWholeMiB } from '../../core/units.js';
 import { placeholderTokens } from '../../core/placeholders.js';
 import type { SplitMode } from '../../core/blocks.js';
 import type { Constraint, LocalityPolicy } from '../placement/types.js';
@@ -261,7 +261,7 @@ function checkKeys(o: JsonObject, field: string, allowed: readonly string[]): vo
 function size(v: unknown, field: string, fallback: number): number {
   if (v === undefined) return fallback;
   if (typeof v !== 'string' && typeof v !== 'number') throw invalidField(field, 'must be a size such as 512MiB');
-  const mib = parseSizeMiB(v, field);
+  const mib = parseWholeMiB(v, field);
   if (mib <= 0) throw invalidField(field, 'must be greater than zero');
   return mib;
 }
