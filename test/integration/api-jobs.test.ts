@@ -149,6 +149,32 @@ describe('submit', () => {
     expect(beta.body['id']).not.toBe(first.body['id']);
   });
 
+  it("refuses a job whose output is another existing job's (409 naming output and that job) until that job is purged", async () => {
+    const spec = { ...SPEC, name: 'shared-out', output: 'shared' };
+    const first = await submitOk(TOKENS.alpha, spec);
+    // The same place written another way (file://, a path inside the tenant's outputs) is the same place.
+    for (const output of ['shared', 'shared/', './shared']) {
+      const second = await submit(TOKENS.alpha, { ...spec, name: 'second', output });
+      expect(second.status, JSON.stringify(second.body)).toBe(409);
+      const err = errorOf({ json: () => second.body });
+      expect(err).toMatchObject({ code: 'CONFLICT', field: 'output' });
+      expect(err.message).toContain(`is the output of job ${first}`);
+      expect(err.details).toEqual({ jobId: first });
+    }
+    // Replaying the first job's Idempotency-Key is not a conflict with itself.
+    const keyed = { ...spec, name: 'keyed', output: 'keyed-out' };
+    const k1 = await submit(TOKENS.alpha, keyed, { 'idempotency-key': 'out-once' });
+    const k2 = await submit(TOKENS.alpha, keyed, { 'idempotency-key': 'out-once' });
+    expect([k1.status, k2.status]).toEqual([201, 200]);
+    expect(k2.body['id']).toBe(k1.body['id']);
+    // Another tenant's directory of the same name is another place.
+    expect((await submit(TOKENS.beta, spec)).status).toBe(201);
+    // Once the first job is purged, its place is free.
+    await api.app.inject({ method: 'POST', url: `/v1/jobs/${first}/cancel`, headers: bearer(TOKENS.alpha) });
+    expect((await api.app.inject({ method: 'POST', url: `/v1/jobs/${first}/purge`, headers: bearer(TOKENS.alpha) })).statusCode).toBe(200);
+    expect(await api.client.exists(`locus:output:file://${String((await api.jobs.get(await submitOk(TOKENS.alpha, spec), 'alpha')).outputDir)}`)).toBe(1);
+  });
+
   it('lets the admin submit for a tenant, and refuses a tenant acting for another', async () => {
     const id = await submitOk(TOKENS.admin, SPEC, {}, '?tenant=beta');
     expect((await api.jobs.get(id)).tenant).toBe('beta');
