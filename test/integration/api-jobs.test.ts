@@ -11,10 +11,13 @@ import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { TOKENS, WORD_FILES, startJobsApi, until, type JobsApi } from './api-jobs-fixture.js';
 
 let api: JobsApi;
+/** What the server reports to /readyz; a test turns it off and back on. */
+const readiness = { subscribed: true, redis: true };
 
 beforeAll(async () => {
   api = await startJobsApi({
     heartbeatMs: 100,
+    ready: () => ({ ...readiness }),
     cluster: {
       subscribed: true,
       agents: [{ id: 'S0', hostname: 'agent-a', rack: 'r1' }],
@@ -173,6 +176,22 @@ describe('submit', () => {
     await api.app.inject({ method: 'POST', url: `/v1/jobs/${first}/cancel`, headers: bearer(TOKENS.alpha) });
     expect((await api.app.inject({ method: 'POST', url: `/v1/jobs/${first}/purge`, headers: bearer(TOKENS.alpha) })).statusCode).toBe(200);
     expect(await api.client.exists(`locus:output:file://${String((await api.jobs.get(await submitOk(TOKENS.alpha, spec), 'alpha')).outputDir)}`)).toBe(1);
+  });
+
+  it('checks the spec before readiness: a bad spec is a 400 while not ready, a good one a 503', async () => {
+    readiness.subscribed = false;
+    try {
+      const bad = await submit(TOKENS.alpha, { ...SPEC, task: { command: ['x'], resources: { mem: 'lots' } } });
+      expect(bad.status).toBe(400);
+      expect(errorOf({ json: () => bad.body })).toMatchObject({ code: 'INVALID_FIELD', field: 'task.resources.mem' });
+      const yaml = await submit(TOKENS.alpha, 'name: y\ninputs: local://words/\ntask: {command: ["{foo}"]}\n', { 'content-type': 'application/yaml' });
+      expect(yaml.status).toBe(400);
+      const good = await submit(TOKENS.alpha, SPEC);
+      expect(good.status).toBe(503);
+      expect(errorOf({ json: () => good.body }).code).toBe('NOT_READY');
+    } finally {
+      readiness.subscribed = true;
+    }
   });
 
   it('lets the admin submit for a tenant, and refuses a tenant acting for another', async () => {

@@ -201,6 +201,14 @@ describe('volumes', () => {
       const res = await post('/v1/volumes', ALPHA, { name: 'later', size: '1GiB' });
       expect(res.statusCode).toBe(503);
       expect(errorOf(res).code).toBe('NOT_READY');
+      // The request is checked first: a bad one is refused as such, ready or not.
+      const bad = await post('/v1/volumes', ALPHA, { name: 'later', size: '1B' });
+      expect(bad.statusCode).toBe(400);
+      expect(errorOf(bad)).toMatchObject({ code: 'INVALID_FIELD', field: 'size' });
+      const badReservation = await post('/v1/reservations', ALPHA, { resources: { cpus: -1 } });
+      expect(badReservation.statusCode).toBe(400);
+      expect(errorOf(badReservation).field).toBe('resources.cpus');
+      expect((await post('/v1/reservations', ALPHA, { resources: { cpus: 1 } })).statusCode).toBe(503);
       expect((await get('/readyz')).statusCode).toBe(503);
       expect((await get('/v1/volumes', ALPHA)).statusCode).toBe(200);
     } finally {

@@ -18,6 +18,7 @@ import type { Logger } from '../../obs/log.js';
 import type { VolumeService } from '../../volumes/service.js';
 import type { AgentDirectory } from '../agents.js';
 import type { Authenticator, Principal } from '../auth.js';
+import { assertReady } from '../readiness.js';
 import { toLocusError } from './errors.js';
 import { OpenApiBuilder, type HttpPlugin, type HttpRouteContext, type RouteDef } from './registry.js';
 import { volumeRoutes } from './volumes-routes.js';
@@ -187,12 +188,10 @@ export async function createHttpServer(options: HttpServerOptions): Promise<Fast
     req.locusPrincipal = auth.authenticateHeader(req.headers.authorization);
   });
   // Readiness of mutating routes after validation: a bad request is a 400 even while not ready.
+  // Routes whose handler checks the body itself (requiresReady: 'handler') call ctx.assertReady.
   app.addHook('preHandler', async (req) => {
     if (req.routeOptions.config?.locusReady !== true) return;
-    const r = services.health.ready();
-    if (!r.subscribed || !r.redis) {
-      throw new LocusError('NOT_READY', `not ready: ${r.subscribed ? '' : 'not subscribed to a Mesos master'}${!r.subscribed && !r.redis ? ', ' : ''}${r.redis ? '' : 'Redis not connected'}`);
-    }
+    assertReady(services.health.ready());
   });
   app.addHook('onResponse', async (req, reply) => {
     counter?.inc({ method: req.method, route: req.routeOptions.url ?? 'unknown', status: String(reply.statusCode) });
@@ -256,6 +255,9 @@ export async function createHttpServer(options: HttpServerOptions): Promise<Fast
         schema: { ...def.schema },
         handler: def.handler,
       });
+    },
+    assertReady() {
+      assertReady(services.health.ready());
     },
     principal(req: FastifyRequest): Principal {
       if (!req.locusPrincipal) throw new LocusError('UNAUTHENTICATED', 'missing or invalid bearer token', { field: 'Authorization' });
