@@ -3,6 +3,7 @@
  * They turn `unknown` into typed values or throw a DecodeError naming the
  * path, so no `any` travels inward from an edge.
  */
+import { invalidField } from './errors.js';
 
 /** A value did not have the expected shape; `path` names where. */
 export class DecodeError extends Error {
@@ -73,4 +74,33 @@ export function parseJson(text: string, path = ''): unknown {
   } catch (err) {
     throw new DecodeError(path, `invalid JSON: ${(err as Error).message}`);
   }
+}
+
+/**
+ * Where a parsed JSON or YAML value has a `__proto__` key, as a field path (`labels.__proto__`,
+ * `stages[0].task.env.__proto__`), or undefined when it has none. The parsers make it an own
+ * key, harmless itself, but every map the value is copied into by assignment (`out[k] = v`) turns
+ * it into a prototype change: the entry vanishes without a word (a label, a variable) or, worse,
+ * changes what the map inherits. Walked with a stack, not recursion: a body may nest deeply.
+ */
+export function protoKeyPath(value: unknown): string | undefined {
+  const stack: { readonly v: unknown; readonly path: string }[] = [{ v: value, path: '' }];
+  for (let top = stack.pop(); top !== undefined; top = stack.pop()) {
+    const { v, path } = top;
+    if (Array.isArray(v)) {
+      v.forEach((item, i) => stack.push({ v: item, path: `${path}[${i}]` }));
+    } else if (isObject(v)) {
+      const child = (k: string): string => (path === '' ? k : `${path}.${k}`);
+      if (Object.hasOwn(v, '__proto__')) return child('__proto__');
+      for (const [k, item] of Object.entries(v)) stack.push({ v: item, path: child(k) });
+    }
+  }
+  return undefined;
+}
+
+/** The refusal of a value with a `__proto__` key (see protoKeyPath): INVALID_FIELD naming it. */
+export function refuseProtoKey(value: unknown): void {
+  const field = protoKeyPath(value);
+  if (field === undefined) return;
+  throw invalidField(field, "'__proto__' is not accepted as a key (JavaScript would read it as the object's prototype, and the entry would be lost); choose another name");
 }

@@ -31,6 +31,22 @@ export function parseSizeMiB(input: string | number, field = 'size'): number {
   return value;
 }
 
+/**
+ * Parse a size that Mesos will hold as `mem` or `disk` (a volume, a reservation, a task's
+ * resources): a whole number of MiB. Another amount (`1B`, `1GB`, `1.5MiB`) is refused, the
+ * nearest whole amounts named, rather than rounded: rounded up, `1B` became a 1 MiB volume, and
+ * left as it was, a task's `mem: 1B` became a limit no process fits in. Either way the request
+ * got something other than what it said.
+ */
+export function parseWholeMiB(input: string | number, field = 'size'): number {
+  const mib = parseSizeMiB(input, field);
+  if (Number.isInteger(mib)) return mib;
+  const below = Math.floor(mib);
+  const exact = mib < 0.01 ? 'less than 0.01 MiB' : `${Number(mib.toFixed(2))} MiB`;
+  const choices = below === 0 ? '1MiB' : `${below}MiB or ${below + 1}MiB`;
+  throw invalidField(field, `'${input}' is ${exact}, not a whole number of MiB (Mesos counts mem and disk in MiB): write ${choices}`);
+}
+
 /** Format MiB for people: `512MiB`, `10GiB`. */
 export function formatMiB(mib: number): string {
   if (mib >= 1024 && Number.isInteger(mib / 1024)) return `${mib / 1024}GiB`;

@@ -19,6 +19,7 @@ import type { Logger } from '../obs/log.js';
 import type { GateWait } from './fair-gate.js';
 import { startHeld, type HeldContainer, type StartOrder } from './start-gate.js';
 import { closeTenantDir, makeScratch, makeScratchRoot, shareScratch } from './attempt-dirs.js';
+import { substitutePlaceholders } from '../core/placeholders.js';
 
 /** Streams a byte range of a file from its storage backend (the storage port's `read`). */
 export type SplitReader = (uri: string, offset: number, length: number) => Promise<NodeJS.ReadableStream>;
@@ -121,8 +122,12 @@ export async function runAttempt(payload: AttemptPayload, ctx: AttemptContext, c
   }
 }
 
+/**
+ * The executor's part of the placeholders, the last substitution: `{output}` and `{split.path}`
+ * (only it knows them), and `{{name}}` unescaped to the text `{name}`.
+ */
 function substitute(s: string, values: Readonly<Record<string, string>>): string {
-  return s.replace(/\{(output|split\.path)\}/g, (m, key: string) => values[key] ?? m);
+  return substitutePlaceholders(s, (name) => (name === 'output' || name === 'split.path' ? values[name] : undefined), true);
 }
 
 /** An input that could not be read, classified: the host's trouble (not counted) or the task's. */

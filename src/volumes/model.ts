@@ -10,7 +10,7 @@
 import { DecodeError, asArray, asEnum, asObject, asString, isObject, optional } from '../core/decode.js';
 import { invalidField } from '../core/errors.js';
 import type { ResourceVector } from '../core/resources.js';
-import { parseSizeMiB } from '../core/units.js';
+import { parseWholeMiB } from '../core/units.js';
 import type { VolumeState } from './states.js';
 
 /** Access mode of a volume as mounted in the container. */
@@ -231,7 +231,7 @@ function sizeField(v: unknown, field: string, required: boolean): number {
     return 0;
   }
   if (typeof v !== 'string' && typeof v !== 'number') throw invalidField(field, 'must be a size such as "10GiB" or a number of MiB');
-  const mib = Math.ceil(parseSizeMiB(v, field));
+  const mib = parseWholeMiB(v, field);
   if (mib > LIMITS.sizeMaxMiB) throw invalidField(field, 'is larger than 1PiB');
   return mib;
 }

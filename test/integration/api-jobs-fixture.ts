@@ -78,6 +78,8 @@ export interface JobsApiOptions {
   readonly cluster?: ClusterView;
   /** The storage port (default: `resolver`). */
   readonly resolver?: InputResolver;
+  /** Readiness as `/readyz` reports it (default: ready). */
+  readonly ready?: () => { readonly subscribed: boolean; readonly redis: boolean };
 }
 
 async function agentServer(root: string): Promise<{ server: Server; url: string }> {
@@ -182,7 +184,7 @@ export async function startJobsApi(options: JobsApiOptions = {}): Promise<JobsAp
     logPollMs: options.logPollMs ?? 50,
   });
   const app = await createHttpServer({
-    services: { volumes, health: { ready: () => ({ subscribed: true, redis: true }) } },
+    services: { volumes, health: { ready: options.ready ?? (() => ({ subscribed: true, redis: true })) } },
     auth, logger, metrics: new Registry(), plugins: [plugin],
   });
   const port = await freePort();

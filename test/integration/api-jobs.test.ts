@@ -11,10 +11,13 @@ import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { TOKENS, WORD_FILES, startJobsApi, until, type JobsApi } from './api-jobs-fixture.js';
 
 let api: JobsApi;
+/** What the server reports to /readyz; a test turns it off and back on. */
+const readiness = { subscribed: true, redis: true };
 
 beforeAll(async () => {
   api = await startJobsApi({
     heartbeatMs: 100,
+    ready: () => ({ ...readiness }),
     cluster: {
       subscribed: true,
       agents: [{ id: 'S0', hostname: 'agent-a', rack: 'r1' }],
@@ -149,6 +152,48 @@ describe('submit', () => {
     expect(beta.body['id']).not.toBe(first.body['id']);
   });
 
+  it("refuses a job whose output is another existing job's (409 naming output and that job) until that job is purged", async () => {
+    const spec = { ...SPEC, name: 'shared-out', output: 'shared' };
+    const first = await submitOk(TOKENS.alpha, spec);
+    // The same place written another way (file://, a path inside the tenant's outputs) is the same place.
+    for (const output of ['shared', 'shared/', './shared']) {
+      const second = await submit(TOKENS.alpha, { ...spec, name: 'second', output });
+      expect(second.status, JSON.stringify(second.body)).toBe(409);
+      const err = errorOf({ json: () => second.body });
+      expect(err).toMatchObject({ code: 'CONFLICT', field: 'output' });
+      expect(err.message).toContain(`is the output of job ${first}`);
+      expect(err.details).toEqual({ jobId: first });
+    }
+    // Replaying the first job's Idempotency-Key is not a conflict with itself.
+    const keyed = { ...spec, name: 'keyed', output: 'keyed-out' };
+    const k1 = await submit(TOKENS.alpha, keyed, { 'idempotency-key': 'out-once' });
+    const k2 = await submit(TOKENS.alpha, keyed, { 'idempotency-key': 'out-once' });
+    expect([k1.status, k2.status]).toEqual([201, 200]);
+    expect(k2.body['id']).toBe(k1.body['id']);
+    // Another tenant's directory of the same name is another place.
+    expect((await submit(TOKENS.beta, spec)).status).toBe(201);
+    // Once the first job is purged, its place is free.
+    await api.app.inject({ method: 'POST', url: `/v1/jobs/${first}/cancel`, headers: bearer(TOKENS.alpha) });
+    expect((await api.app.inject({ method: 'POST', url: `/v1/jobs/${first}/purge`, headers: bearer(TOKENS.alpha) })).statusCode).toBe(200);
+    expect(await api.client.exists(`locus:output:file://${String((await api.jobs.get(await submitOk(TOKENS.alpha, spec), 'alpha')).outputDir)}`)).toBe(1);
+  });
+
+  it('checks the spec before readiness: a bad spec is a 400 while not ready, a good one a 503', async () => {
+    readiness.subscribed = false;
+    try {
+      const bad = await submit(TOKENS.alpha, { ...SPEC, task: { command: ['x'], resources: { mem: 'lots' } } });
+      expect(bad.status).toBe(400);
+      expect(errorOf({ json: () => bad.body })).toMatchObject({ code: 'INVALID_FIELD', field: 'task.resources.mem' });
+      const yaml = await submit(TOKENS.alpha, 'name: y\ninputs: local://words/\ntask: {command: ["{foo}"]}\n', { 'content-type': 'application/yaml' });
+      expect(yaml.status).toBe(400);
+      const good = await submit(TOKENS.alpha, SPEC);
+      expect(good.status).toBe(503);
+      expect(errorOf({ json: () => good.body }).code).toBe('NOT_READY');
+    } finally {
+      readiness.subscribed = true;
+    }
+  });
+
   it('lets the admin submit for a tenant, and refuses a tenant acting for another', async () => {
     const id = await submitOk(TOKENS.admin, SPEC, {}, '?tenant=beta');
     expect((await api.jobs.get(id)).tenant).toBe('beta');
@@ -178,7 +223,11 @@ describe('submit', () => {
     ['malformed YAML', 'name: [unclosed\n  - x: :', 'application/yaml', 400, 'INVALID_BODY', undefined],
     ['a number, not a spec', '12', 'application/json', 400, 'INVALID_FIELD', 'body'],
     ['alias bomb', bomb, 'application/yaml', 400, 'INVALID_BODY', undefined],
-    ['prototype pollution', '{"name":"p","inputs":["local://words/"],"task":{"command":["x"]},"__proto__":{"admin":true}}', 'application/json', 400, 'INVALID_BODY', 'body'],
+    // Valid JSON: refused for the key, which is named, not as "not valid JSON".
+    ['prototype pollution', '{"name":"p","inputs":["local://words/"],"task":{"command":["x"]},"__proto__":{"admin":true}}', 'application/json', 400, 'INVALID_FIELD', '__proto__'],
+    ['a __proto__ label', '{"name":"p","inputs":["local://words/"],"task":{"command":["x"]},"labels":{"__proto__":"x"}}', 'application/json', 400, 'INVALID_FIELD', 'labels.__proto__'],
+    ['an escaped __proto__ key', '{"name":"p","inputs":["local://words/"],"task":{"command":["x"]},"labels":{"__pro\\u0074o__":"x"}}', 'application/json', 400, 'INVALID_FIELD', 'labels.__proto__'],
+    ['a __proto__ label in YAML', 'name: p\ninputs: local://words/\ntask: {command: [x]}\nlabels: {__proto__: x}\n', 'application/yaml', 400, 'INVALID_FIELD', 'labels.__proto__'],
     ['oversized JSON body', { ...SPEC, labels: { big: 'x'.repeat(2 * 1024 * 1024) } }, 'application/json', 413, 'TOO_LARGE', 'body'],
     ['oversized YAML body', `name: big\n# ${'x'.repeat(2 * 1024 * 1024)}\ninputs: local://words/\ntask: {command: [x]}\n`, 'application/yaml', 413, 'TOO_LARGE', 'body'],
   ];

@@ -108,6 +108,10 @@ describe('bad input', () => {
     ['name with slash', { name: 'a/b', size: '1GiB' }, 400, 'INVALID_FIELD', 'name'],
     ['size not a size', { name: 'v1', size: 'lots' }, 400, 'INVALID_FIELD', 'size'],
     ['size zero', { name: 'v1', size: '0' }, 400, 'INVALID_FIELD', 'size'],
+    // Mesos holds disk in MiB: another amount is refused, not rounded up to 1 MiB unsaid.
+    ['size of one byte', { name: 'v1', size: '1B' }, 400, 'INVALID_FIELD', 'size'],
+    ['size in decimal gigabytes', { name: 'v1', size: '1GB' }, 400, 'INVALID_FIELD', 'size'],
+    ['size in half MiB', { name: 'v1', size: 1.5 }, 400, 'INVALID_FIELD', 'size'],
     ['size unknown unit', { name: 'v1', size: '3 parsecs' }, 400, 'INVALID_FIELD', 'size'],
     ['path traversal', { name: 'v1', size: '1GiB', containerPath: '../../etc' }, 400, 'INVALID_FIELD', 'containerPath'],
     ['path traversal inside', { name: 'v1', size: '1GiB', containerPath: 'data/../../x' }, 400, 'INVALID_FIELD', 'containerPath'],
@@ -123,7 +127,8 @@ describe('bad input', () => {
     ['near not a URI', { name: 'v1', size: '1GiB', near: 'just words' }, 400, 'INVALID_FIELD', 'near'],
     ['near with a scheme no backend serves', { name: 'v1', size: '1GiB', near: 'gopher://x/y' }, 400, 'UNKNOWN_SCHEME', 'near'],
     ['bad constraint op', { name: 'v1', size: '1GiB', constraints: [{ attribute: 'rack', op: 'LIKE', value: 'r1' }] }, 400, 'INVALID_FIELD', 'constraints.0.op'],
-    ['prototype pollution', '{"name":"v1","size":"1GiB","__proto__":{"admin":true}}', 400, 'INVALID_BODY', 'body'],
+    ['prototype pollution', '{"name":"v1","size":"1GiB","__proto__":{"admin":true}}', 400, 'INVALID_FIELD', '__proto__'],
+    ['a __proto__ label', '{"name":"v1","size":"1GiB","labels":{"__proto__":"x"}}', 400, 'INVALID_FIELD', 'labels.__proto__'],
     ['bigger than any agent', { name: 'v1', size: '1TiB' }, 422, 'UNSATISFIABLE', 'size'],
     ['oversized body', { name: 'v1', size: '1GiB', labels: { big: 'x'.repeat(100_000) } }, 413, 'TOO_LARGE', 'body'],
   ];
@@ -196,6 +201,14 @@ describe('volumes', () => {
       const res = await post('/v1/volumes', ALPHA, { name: 'later', size: '1GiB' });
       expect(res.statusCode).toBe(503);
       expect(errorOf(res).code).toBe('NOT_READY');
+      // The request is checked first: a bad one is refused as such, ready or not.
+      const bad = await post('/v1/volumes', ALPHA, { name: 'later', size: '1B' });
+      expect(bad.statusCode).toBe(400);
+      expect(errorOf(bad)).toMatchObject({ code: 'INVALID_FIELD', field: 'size' });
+      const badReservation = await post('/v1/reservations', ALPHA, { resources: { cpus: -1 } });
+      expect(badReservation.statusCode).toBe(400);
+      expect(errorOf(badReservation).field).toBe('resources.cpus');
+      expect((await post('/v1/reservations', ALPHA, { resources: { cpus: 1 } })).statusCode).toBe(503);
       expect((await get('/readyz')).statusCode).toBe(503);
       expect((await get('/v1/volumes', ALPHA)).statusCode).toBe(200);
     } finally {
@@ -210,6 +223,18 @@ describe('what a refusal says', () => {
     expect(res.statusCode).toBe(400);
     expect(errorOf(res).field).toBe('size');
     expect((res.json() as { error: { message: string } }).error.message).toMatch(/a size such as/);
+  });
+
+  it('refuses a size that is not a whole number of MiB, naming the field and the whole amounts near it', async () => {
+    const volume = await post('/v1/volumes', ALPHA, { name: 'tiny', size: '1B' });
+    expect(volume.statusCode).toBe(400);
+    expect(errorOf(volume)).toMatchObject({ code: 'INVALID_FIELD', field: 'size' });
+    expect((volume.json() as { error: { message: string } }).error.message).toContain("size: '1B' is less than 0.01 MiB, not a whole number of MiB (Mesos counts mem and disk in MiB): write 1MiB");
+    const reservation = await post('/v1/reservations', ALPHA, { resources: { cpus: 1, disk: '1GB' } });
+    expect(reservation.statusCode).toBe(400);
+    expect(errorOf(reservation)).toMatchObject({ code: 'INVALID_FIELD', field: 'resources.disk' });
+    expect((reservation.json() as { error: { message: string } }).error.message).toContain("'1GB' is 953.67 MiB, not a whole number of MiB (Mesos counts mem and disk in MiB): write 953MiB or 954MiB");
+    expect((await get('/v1/volumes/tiny', ALPHA)).statusCode).toBe(404);
   });
 
   it('a reservation no agent can hold names the resource that does not fit', async () => {

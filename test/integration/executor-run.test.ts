@@ -180,6 +180,14 @@ describe('locus executor (no agent: isolated children)', () => {
     expect(await readFile(join(out, 'part-0'), 'utf8')).toBe('[][]');
   });
 
+  it('turns {{name}} into the text {name}, {{output}} included, after filling {output}', async () => {
+    const out = join(work, 'out', 'escaped');
+    const pl = payload('t-escaped', 1, ['sh', '-c', 'printf "%s %s" "{{output}}" "{{print}}" > {output}/part-0'], { outputDir: out });
+    await rd.dispatcher.dispatch('E1', pl);
+    expect(await rd.result(pl.attemptId)).toMatchObject({ state: 'SUCCEEDED' });
+    expect(await readFile(join(out, 'part-0'), 'utf8')).toBe('{output} {print}');
+  });
+
   it('refuses a scheduler of a different contract major, and the dispatcher refuses such an executor', async () => {
     const major = Number(CONTRACT_VERSION.split('.')[0]);
     await admin.hset(SCHEDULER_INFO_KEY, 'contract', `${major + 1}.0`);

@@ -3,7 +3,8 @@ import { mkdir, mkdtemp, open, readFile, readdir, rm, stat, writeFile } from 'no
 import { hostname, tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { promisify } from 'node:util';
-import { afterAll, beforeAll, describe, expect, it } from 'vitest';
+import { afterAll, beforeAll, describe, expect, it, vi } from 'vitest';
+import { run as runData } from '../../src/cli/commands/data.js';
 import { LocusError } from '../../src/core/errors.js';
 import { putLocalDataset } from '../../src/storage/local/put.js';
 import { createStorageRegistry, type StorageRegistry } from '../../src/storage/registry.js';
@@ -191,6 +192,32 @@ describe('local:// datasets across the local cluster agents, and file://', () =>
     expect(manifest.replicas).toBe(4);
     // Without the slash, the path is the file's own name.
     expect((await putLocalDataset({ workDir: work, source: join(src, 'sub', 'small.txt'), dataset: 'slash', path: '/renamed', replicas: 1 })).files.map((f) => f.path)).toEqual(['/renamed']);
+  });
+
+  it('locus data put says on stderr when --replicas asks for more copies than there are agents', async () => {
+    const put = async (replicas: string, ...more: string[]): Promise<{ code: number; out: string; err: string }> => {
+      let out = '';
+      let err = '';
+      const stdout = vi.spyOn(process.stdout, 'write').mockImplementation((chunk: string | Uint8Array) => { out += String(chunk); return true; });
+      const stderr = vi.spyOn(process.stderr, 'write').mockImplementation((chunk: string | Uint8Array) => { err += String(chunk); return true; });
+      try {
+        const code = await runData(['put', join(src, 'sub', 'small.txt'), 'local://few/', '--replicas', replicas, '--work-dir', work, ...more]);
+        return { code, out, err };
+      } finally {
+        stdout.mockRestore();
+        stderr.mockRestore();
+      }
+    };
+    const over = await put('6');
+    expect(over.code).toBe(0);
+    expect(over.err).toBe('locus: warning: --replicas 6, but the local cluster has 4 agents: each block was written 4 times (one copy per agent)\n');
+    expect(over.out).toMatch(/^put 1 file/);
+    // --json keeps stdout the result alone, which says how many copies were written.
+    const json = await put('5', '--json');
+    expect(json.err).toContain('--replicas 5');
+    expect((JSON.parse(json.out) as { replicas: number }).replicas).toBe(4);
+    const enough = await put('4');
+    expect(enough.err).toBe('');
   });
 
   it('file:// names this host and cuts by split size', async () => {

@@ -210,7 +210,13 @@ describe('readiness', () => {
       const err = await grpcError(c.unary('CancelJob', { id: 'job-1' }, ADMIN));
       expect(err.code).toBe(grpc.status.UNAVAILABLE);
       expect(err.details).toBe('NOT_READY: not ready: not subscribed to a Mesos master');
-      expect((await grpcError(c.unary('SubmitJob', { spec: 'name: x' }, ADMIN))).code).toBe(grpc.status.UNAVAILABLE);
+      expect((await grpcError(c.unary('SubmitJob', { spec: 'name: x\ntasks: [{}]\ntask: {command: [x]}\n' }, ADMIN))).code).toBe(grpc.status.UNAVAILABLE);
+      // A malformed request is INVALID_ARGUMENT, ready or not (as HTTP answers 400 before 503).
+      const badSpec = await grpcError(c.unary('SubmitJob', { spec: 'name: x' }, ADMIN));
+      expect(badSpec.code).toBe(grpc.status.INVALID_ARGUMENT);
+      expect(badSpec.details).toContain('task: is required');
+      expect((await grpcError(c.unary('CancelJob', { id: 'no such id!' }, ADMIN))).code).toBe(grpc.status.INVALID_ARGUMENT);
+      expect((await grpcError(c.unary('SubmitJob', { spec: 'name: x\ntasks: [{}]\ntask: {command: [x]}\n', idempotency_key: 'has space' }, ADMIN))).code).toBe(grpc.status.INVALID_ARGUMENT);
       expect((await grpcError(c.unary('CancelJob', { id: 'job-1' }))).code).toBe(grpc.status.UNAUTHENTICATED);
       expect(await c.unary('GetJob', { id: 'job-1' }, ADMIN)).toMatchObject({ id: 'job-1' });
       ready = { subscribed: true, redis: true };

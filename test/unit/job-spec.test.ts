@@ -101,6 +101,61 @@ tasks:
   });
 
   it.each([
+    ['{Output}/part', 'unknown placeholder {Output} (did you mean {output}?'],
+    ['echo {foo}', 'unknown placeholder {foo}; the placeholders are {split.uri}'],
+    ['{Split.Path}', 'did you mean {split.path}?'],
+    ['{job_id}', 'For the text {job_id} itself write {{job_id}}'],
+  ])('refuses the unknown placeholder in %j, naming it and the known ones', (arg, message) => {
+    const run = (): unknown => validateJobSpec({ name: 'p', tasks: [{}], task: { command: ['sh', '-c', arg] } });
+    expect(fieldOf(run)).toBe('task.command[2]');
+    expect(run).toThrow(message);
+    // In an explicit task's own command too.
+    expect(fieldOf(() => validateJobSpec({ name: 'p', tasks: [{ command: ['x', arg] }], task: { command: ['true'] } }))).toBe('tasks[0].command[1]');
+  });
+
+  it.each([
+    ['awk', '{ print $1 }'],
+    ['awk', '{{print}}'],
+    ['sh', '-c', 'for f in *; do echo ${f} ${HOME}; done'],
+    ['find', '.', '-exec', 'cat', '{}', '+'],
+    ['echo', '{a,b}', '{1..3}', '{}', '{ }', '{{.Name}}'],
+    ['sh', '-c', 'cat {split.path} > {output}/x; echo ${task.index}'],
+  ])('passes a command whose braces are not placeholders: %j', (...argv) => {
+    expect(validateJobSpec({ name: 'p', tasks: [{}], task: { command: argv } }).stages[0]?.task.command).toEqual(argv);
+  });
+
+  it('reads {{output}} as text, not as the output of a stage of outputs: none', () => {
+    expect(fieldOf(() => validateJobSpec({ name: 'p', tasks: [{}], outputs: 'none', task: { command: ['echo', '{{output}}'] } }))).toBeUndefined();
+    expect(fieldOf(() => validateJobSpec({ name: 'p', tasks: [{}], outputs: 'none', task: { command: ['echo', '{output}'] } }))).toBe('task.command[1]');
+  });
+
+  it.each([
+    ['1B', 'task.resources.mem', "'1B' is less than 0.01 MiB, not a whole number of MiB"],
+    ['1GB', 'task.resources.mem', "'1GB' is 953.67 MiB, not a whole number of MiB (Mesos counts mem and disk in MiB): write 953MiB or 954MiB"],
+    [0.5, 'task.resources.mem', 'write 1MiB'],
+  ])('refuses a task size of %j, not a whole number of MiB, naming the field', (mem, field, message) => {
+    const run = (): unknown => validateJobSpec({ name: 'p', tasks: [{}], task: { command: ['x'], resources: { mem } } });
+    expect(fieldOf(run)).toBe(field);
+    expect(run).toThrow(message);
+    expect(fieldOf(() => validateJobSpec({ name: 'p', tasks: [{}], task: { command: ['x'], resources: { disk: mem } } }))).toBe('task.resources.disk');
+  });
+
+  it('takes sizes that are whole numbers of MiB in any unit', () => {
+    const r = validateJobSpec({ name: 'p', tasks: [{}], task: { command: ['x'], resources: { mem: '1.5GiB', disk: '2048KiB' } } }).stages[0]?.task.resources;
+    expect(r).toMatchObject({ mem: 1536, disk: 2 });
+  });
+
+  it('refuses a __proto__ key anywhere in a spec text, naming it, instead of dropping its entry', () => {
+    // JSON text is what gRPC SubmitJob sends; YAML what `locus submit` reads. Both once kept
+    // the label's key out of sight: the label was lost and the job created without it.
+    expect(fieldOf(() => parseJobSpecText('{"name":"p","tasks":[{}],"task":{"command":["x"]},"labels":{"__proto__":"x","team":"a"}}'))).toBe('labels.__proto__');
+    expect(fieldOf(() => parseJobSpecText('name: p\ntasks: [{}]\ntask: {command: [x]}\nlabels: {team: a, __proto__: x}\n'))).toBe('labels.__proto__');
+    expect(fieldOf(() => parseJobSpecText('name: p\nstages: [{name: a, tasks: [{env: {__proto__: x}}], task: {command: [x]}}]\n'))).toBe('stages[0].tasks[0].env.__proto__');
+    // `constructor` is an ordinary key: an unknown field where no field has that name.
+    expect(fieldOf(() => parseJobSpecText('{"name":"p","tasks":[{}],"task":{"command":["x"]},"constructor":{"prototype":{"x":1}}}'))).toBe('constructor');
+  });
+
+  it.each([
     [{ inputs: ['local://x'], task: { command: ['a'] } }, 'name'],
     [{ name: 'bad name!', inputs: ['local://x'], task: { command: ['a'] } }, 'name'],
     [{ name: 'a', inputs: ['not a uri'], task: { command: ['a'] } }, 'inputs[0]'],

@@ -60,6 +60,13 @@ describe('placeholders', () => {
     })).toEqual(['local://d/f', '/data/f', '8+16', '3', '{output}/x', '/out/map', 'job-1.2']);
   });
 
+  it('leaves {{name}} escaped for the executor, and a shell ${name} as written', () => {
+    // Unescaped here, {{output}} would become {output}, which the executor then fills in.
+    expect(substitute(['{{output}}', '{{task.index}}', 'awk {{print}}', 'echo ${f} ${task.index}', '{Output}'], {
+      jobId: 'j', taskIndex: 4, attempt: 1, stageOutputs: {},
+    })).toEqual(['{{output}}', '{{task.index}}', 'awk {{print}}', 'echo ${f} $4', '{Output}']);
+  });
+
   it('leaves {split.path} for the executor when no local replica is known', () => {
     const { localPath: _l, ...remote } = split;
     expect(substitute(['{split.path}'], { jobId: 'j', taskIndex: 0, attempt: 1, split: remote, stageOutputs: {} })).toEqual(['{split.path}']);

@@ -16,6 +16,7 @@ import { isTenantName } from '../../core/tenants.js';
 import type { Logger } from '../../obs/log.js';
 import type { Authenticator, Principal } from '../auth.js';
 import { checkPinnedAgent, type AgentDirectory } from '../agents.js';
+import { assertReady } from '../readiness.js';
 import type { JobService, JobEvent } from '../../scheduler/jobs/service.js';
 import type { JobRecord } from '../../scheduler/jobs/model.js';
 import { TERMINAL_JOB_STATES } from '../../scheduler/jobs/model.js';
@@ -236,14 +237,17 @@ export async function startGrpcServer(o: GrpcServerOptions): Promise<RunningGrpc
       cb(toStatus(err));
     });
   };
-  // Same rule and message as the HTTP API's mutating routes.
-  const changing = (fn: (req: JsonObject, p: Principal) => Promise<unknown>): Unary => unary(async (req, p) => {
+  /**
+   * A call that changes state: the request is checked first (`check`: decoding, the spec, the
+   * tenant it may act for), then readiness, then `act`. A malformed request is INVALID_ARGUMENT
+   * whether or not this server is ready, as the HTTP API answers 400 before 503: retrying it
+   * once the server is ready would only be refused then. Same rule and message as HTTP's.
+   */
+  const changing = <T>(check: (req: JsonObject, p: Principal) => T, act: (checked: T, p: Principal) => Promise<unknown>): Unary => unary(async (req, p) => {
+    const checked = check(req, p);
     const r = o.services.ready?.();
-    if (r && !(r.subscribed && r.redis)) {
-      const why = [r.subscribed ? '' : 'not subscribed to a Mesos master', r.redis ? '' : 'Redis not connected'].filter(Boolean).join(', ');
-      throw new LocusError('NOT_READY', `not ready: ${why}`);
-    }
-    return await fn(req, p);
+    if (r) assertReady(r);
+    return await act(checked, p);
   });
   const needVolumes = (): VolumeService => {
     if (!o.services.volumes) throw new LocusError('UNSUPPORTED', 'volumes are not enabled on this server');
@@ -251,45 +255,51 @@ export async function startGrpcServer(o: GrpcServerOptions): Promise<RunningGrpc
   };
 
   server.addService(service, {
-    SubmitJob: changing(async (req, p) => {
-      const tenant = o.auth.actingTenant(p, tenantField(req));
-      const spec = parseJobSpecText(str(req, 'spec'));
-      try {
-        return jobMessage(await o.services.jobs.submit(tenant.name, spec, idempotencyKey(req)));
-      } catch (err) {
-        // The service names the HTTP header as the field; here the key is the request's idempotency_key.
-        if (err instanceof LocusError && err.field === 'Idempotency-Key') throw new LocusError(err.code, err.message, { field: 'idempotency_key', cause: err });
-        throw err;
-      }
-    }),
+    SubmitJob: changing(
+      (req, p) => ({ tenant: o.auth.actingTenant(p, tenantField(req)), spec: parseJobSpecText(str(req, 'spec')), key: idempotencyKey(req) }),
+      async ({ tenant, spec, key }) => {
+        try {
+          return jobMessage(await o.services.jobs.submit(tenant.name, spec, key));
+        } catch (err) {
+          // The service names the HTTP header as the field; here the key is the request's idempotency_key.
+          if (err instanceof LocusError && err.field === 'Idempotency-Key') throw new LocusError(err.code, err.message, { field: 'idempotency_key', cause: err });
+          throw err;
+        }
+      },
+    ),
     GetJob: unary(async (req, p) => jobMessage(await o.services.jobs.get(jobId(req), scope(p)))),
     ListJobs: unary(async (req, p) => ({
       jobs: (await o.services.jobs.list(o.auth.listScope(p, tenantField(req)))).map(jobMessage),
     })),
-    CancelJob: changing(async (req, p) => jobMessage(await o.services.cancel(jobId(req), scope(p)))),
-    ReserveVolume: changing(async (req, p) => {
-      const tenant = o.auth.actingTenant(p, tenantField(req));
-      const labels = isObject(req['labels']) ? req['labels'] : {};
-      const body: Record<string, unknown> = { name: str(req, 'name'), size: str(req, 'size') };
-      if (str(req, 'container_path')) body['containerPath'] = str(req, 'container_path');
-      if (str(req, 'mode')) body['mode'] = str(req, 'mode');
-      if (str(req, 'agent')) body['agent'] = str(req, 'agent');
-      if (str(req, 'near')) body['near'] = str(req, 'near');
-      if (Object.keys(labels).length > 0) body['labels'] = labels;
-      const spec = validateVolumeRequest(body);
-      checkPinnedAgent(spec.placement.agent, o.services.agents);
-      const res = await needVolumes().createVolume(tenant, spec, idempotencyKey(req));
-      return volumeMessage(res.record);
-    }),
+    CancelJob: changing((req) => jobId(req), async (id, p) => jobMessage(await o.services.cancel(id, scope(p)))),
+    ReserveVolume: changing(
+      (req, p) => {
+        const tenant = o.auth.actingTenant(p, tenantField(req));
+        const labels = isObject(req['labels']) ? req['labels'] : {};
+        const body: Record<string, unknown> = { name: str(req, 'name'), size: str(req, 'size') };
+        if (str(req, 'container_path')) body['containerPath'] = str(req, 'container_path');
+        if (str(req, 'mode')) body['mode'] = str(req, 'mode');
+        if (str(req, 'agent')) body['agent'] = str(req, 'agent');
+        if (str(req, 'near')) body['near'] = str(req, 'near');
+        if (Object.keys(labels).length > 0) body['labels'] = labels;
+        return { tenant, spec: validateVolumeRequest(body), key: idempotencyKey(req) };
+      },
+      async ({ tenant, spec, key }) => {
+        // After readiness, as over HTTP: the agents known depend on the cluster this server sees.
+        checkPinnedAgent(spec.placement.agent, o.services.agents);
+        const res = await needVolumes().createVolume(tenant, spec, key);
+        return volumeMessage(res.record);
+      },
+    ),
     ListVolumes: unary(async (req, p) => {
       const tenant = o.auth.listScope(p, tenantField(req));
       return { volumes: (await needVolumes().listVolumes(tenant === undefined ? {} : { tenant })).map(volumeMessage) };
     }),
-    DeleteVolume: changing(async (req, p) => {
-      const tenant = o.auth.actingTenant(p, tenantField(req)).name;
+    DeleteVolume: changing(
       // Checked as the HTTP route's path parameter is: a name that cannot be a volume's is a bad request, not a missing volume.
-      return volumeMessage(await needVolumes().deleteVolume(tenant, validateVolumeName(str(req, 'name')), req['force'] === true));
-    }),
+      (req, p) => ({ tenant: o.auth.actingTenant(p, tenantField(req)).name, name: validateVolumeName(str(req, 'name')), force: req['force'] === true }),
+      async ({ tenant, name, force }) => volumeMessage(await needVolumes().deleteVolume(tenant, name, force)),
+    ),
     WatchJob: (call: grpc.ServerWritableStream<unknown, unknown>) => {
       let p: Principal;
       try {

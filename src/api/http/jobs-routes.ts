@@ -110,7 +110,7 @@ export function jobsRoutes(deps: JobRoutesDeps): JobsPlugin {
       const idOf = (req: FastifyRequest): string => str(req.params, 'id') ?? '';
 
       ctx.route({
-        method: 'POST', url: '/v1/jobs', summary: 'submit a job (JSON, or YAML with Content-Type application/yaml)', tags: ['jobs'], requiresReady: true,
+        method: 'POST', url: '/v1/jobs', summary: 'submit a job (JSON, or YAML with Content-Type application/yaml)', tags: ['jobs'], requiresReady: 'handler',
         schema: { body: JOB_SPEC_BODY, headers: IDEMPOTENCY_HEADERS, querystring: SCOPE_QUERY },
         bodyContentTypes: [...YAML_CONTENT_TYPES],
         responses: {
@@ -125,6 +125,7 @@ export function jobsRoutes(deps: JobRoutesDeps): JobsPlugin {
             : validateJobSpec(req.body);
           const key = req.headers['idempotency-key'];
           const idempotencyKey = typeof key === 'string' ? key : undefined;
+          ctx.assertReady();
           // A key used before with another spec is refused (CONFLICT) by the service.
           const { job, created } = await submitTracked(jobs, tenant.name, spec, idempotencyKey);
           reply.header('location', `/v1/jobs/${job.id}`);

@@ -20,8 +20,14 @@ export interface RouteDef {
   readonly tags?: readonly string[];
   /** Public routes skip authentication (health, metrics, docs). Default false. */
   readonly public?: boolean;
-  /** Mutating routes answer 503 NOT_READY while not subscribed or without Redis. */
-  readonly requiresReady?: boolean;
+  /**
+   * Mutating routes answer 503 NOT_READY while not subscribed or without Redis, once the request
+   * is known to be well-formed (a bad one is a 400 whatever the readiness). `true`: the schemas
+   * check the whole request, and readiness is checked after them, before the handler. `'handler'`:
+   * the handler checks the body itself (a job spec, a volume request), then calls
+   * `ctx.assertReady()`.
+   */
+  readonly requiresReady?: boolean | 'handler';
   readonly schema?: {
     readonly body?: JsonSchema;
     readonly params?: JsonSchema;
@@ -45,6 +51,8 @@ export interface HttpRouteContext {
   route(def: RouteDef): void;
   /** The authenticated principal of a request (throws UNAUTHENTICATED on public routes). */
   principal(req: FastifyRequest): Principal;
+  /** Throw NOT_READY unless ready: for routes of `requiresReady: 'handler'`, after their checks. */
+  assertReady(): void;
 }
 
 /** A group of routes (volumes, jobs, ...) registered by `createHttpServer`. */

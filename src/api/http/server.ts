@@ -12,11 +12,13 @@ import { STATUS_CODES, type IncomingMessage } from 'node:http';
 import type { Duplex } from 'node:stream';
 import Fastify, { LogController, type FastifyBaseLogger, type FastifyInstance, type FastifyReply, type FastifyRequest } from 'fastify';
 import { Counter, type Registry } from 'prom-client';
+import { refuseProtoKey } from '../../core/decode.js';
 import { LocusError } from '../../core/errors.js';
 import type { Logger } from '../../obs/log.js';
 import type { VolumeService } from '../../volumes/service.js';
 import type { AgentDirectory } from '../agents.js';
 import type { Authenticator, Principal } from '../auth.js';
+import { assertReady } from '../readiness.js';
 import { toLocusError } from './errors.js';
 import { OpenApiBuilder, type HttpPlugin, type HttpRouteContext, type RouteDef } from './registry.js';
 import { volumeRoutes } from './volumes-routes.js';
@@ -151,8 +153,6 @@ export async function createHttpServer(options: HttpServerOptions): Promise<Fast
     bodyLimit: options.bodyLimit ?? 64 * 1024,
     // Unknown fields are errors (not silently dropped), and types are not coerced: `"name": 12` is a 400.
     ajv: { customOptions: { removeAdditional: false, coerceTypes: false, useDefaults: false, allErrors: false } },
-    onProtoPoisoning: 'error',
-    onConstructorPoisoning: 'error',
     // Errors raised before routing (a path that is not valid percent-encoding) and by
     // Node's HTTP parser (a malformed request line, header or body framing) would
     // otherwise answer fastify's own body; they answer the catalog's like every other.
@@ -188,12 +188,10 @@ export async function createHttpServer(options: HttpServerOptions): Promise<Fast
     req.locusPrincipal = auth.authenticateHeader(req.headers.authorization);
   });
   // Readiness of mutating routes after validation: a bad request is a 400 even while not ready.
+  // Routes whose handler checks the body itself (requiresReady: 'handler') call ctx.assertReady.
   app.addHook('preHandler', async (req) => {
     if (req.routeOptions.config?.locusReady !== true) return;
-    const r = services.health.ready();
-    if (!r.subscribed || !r.redis) {
-      throw new LocusError('NOT_READY', `not ready: ${r.subscribed ? '' : 'not subscribed to a Mesos master'}${!r.subscribed && !r.redis ? ', ' : ''}${r.redis ? '' : 'Redis not connected'}`);
-    }
+    assertReady(services.health.ready());
   });
   app.addHook('onResponse', async (req, reply) => {
     counter?.inc({ method: req.method, route: req.routeOptions.url ?? 'unknown', status: String(reply.statusCode) });
@@ -213,6 +211,32 @@ export async function createHttpServer(options: HttpServerOptions): Promise<Fast
     }
     return reply.status(e.spec.httpStatus).type('application/json').send(e.toJSON());
   });
+  // JSON bodies are parsed here rather than by fastify's parser, whose prototype-poisoning check
+  // reports a `__proto__` key as "not valid JSON": it is valid JSON, refused for what it would do
+  // (refuseProtoKey), and the answer names the key. A `constructor` key is an ordinary key then:
+  // JSON.parse makes it an own property, and the routes' validation refuses it where it is unknown.
+  app.removeContentTypeParser('application/json');
+  app.addContentTypeParser('application/json', { parseAs: 'string', bodyLimit }, (_req, body, done) => {
+    const text = typeof body === 'string' ? body : body.toString('utf8');
+    if (text === '') {
+      done(new LocusError('INVALID_BODY', 'empty JSON body', { field: 'body' }), undefined);
+      return;
+    }
+    let parsed: unknown;
+    try {
+      parsed = JSON.parse(text) as unknown;
+    } catch (err) {
+      done(new LocusError('INVALID_BODY', `body is not valid JSON: ${(err as Error).message}`, { field: 'body' }), undefined);
+      return;
+    }
+    try {
+      refuseProtoKey(parsed);
+    } catch (err) {
+      done(err as Error, undefined);
+      return;
+    }
+    done(null, parsed);
+  });
   app.setNotFoundHandler(async (req, reply) => {
     const e = new LocusError('NOT_FOUND', `no route ${req.method} ${req.url.split('?')[0] ?? ''}`);
     return reply.status(404).send(e.toJSON());
@@ -231,6 +255,9 @@ export async function createHttpServer(options: HttpServerOptions): Promise<Fast
         schema: { ...def.schema },
         handler: def.handler,
       });
+    },
+    assertReady() {
+      assertReady(services.health.ready());
     },
     principal(req: FastifyRequest): Principal {
       if (!req.locusPrincipal) throw new LocusError('UNAUTHENTICATED', 'missing or invalid bearer token', { field: 'Authorization' });

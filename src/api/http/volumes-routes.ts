@@ -50,14 +50,15 @@ export function volumeRoutes(volumes: VolumeService, agents?: AgentDirectory): H
       };
 
       ctx.route({
-        method: 'POST', url: '/v1/volumes', summary: 'request a persistent volume', tags: ['volumes'], requiresReady: true,
+        method: 'POST', url: '/v1/volumes', summary: 'request a persistent volume', tags: ['volumes'], requiresReady: 'handler',
         schema: { body: VOLUME_REQUEST, headers: IDEMPOTENCY_HEADERS },
         responses: { 201: { description: 'requested', schema: VOLUME_VIEW }, 200: { description: 'replayed (same Idempotency-Key)', schema: VOLUME_VIEW } },
         handler: async (req: FastifyRequest, reply: FastifyReply) => {
           const principal = ctx.principal(req);
           const spec = validateVolumeRequest(req.body);
-          checkPinnedAgent(spec.placement.agent, agents);
           const tenant = auth.actingTenant(principal, spec.tenant);
+          ctx.assertReady();
+          checkPinnedAgent(spec.placement.agent, agents);
           const { record, created } = await volumes.createVolume(tenant, spec, idemKey(req));
           reply.header('location', `/v1/volumes/${encodeURIComponent(record.name)}${principal.kind === 'admin' ? `?tenant=${record.tenant}` : ''}`);
           if (!created) reply.header('idempotent-replayed', 'true');
@@ -96,14 +97,15 @@ export function volumeRoutes(volumes: VolumeService, agents?: AgentDirectory): H
       });
 
       ctx.route({
-        method: 'POST', url: '/v1/reservations', summary: 'reserve capacity (cpus/mem/disk) for a tenant', tags: ['reservations'], requiresReady: true,
+        method: 'POST', url: '/v1/reservations', summary: 'reserve capacity (cpus/mem/disk) for a tenant', tags: ['reservations'], requiresReady: 'handler',
         schema: { body: RESERVATION_REQUEST, headers: IDEMPOTENCY_HEADERS },
         responses: { 201: { description: 'requested', schema: RESERVATION_VIEW }, 200: { description: 'replayed', schema: RESERVATION_VIEW } },
         handler: async (req, reply) => {
           const principal = ctx.principal(req);
           const spec = validateReservationRequest(req.body);
-          checkPinnedAgent(spec.placement.agent, agents);
           const tenant = auth.actingTenant(principal, spec.tenant);
+          ctx.assertReady();
+          checkPinnedAgent(spec.placement.agent, agents);
           const { record, created } = await volumes.createReservation(tenant, spec, idemKey(req));
           reply.header('location', `/v1/reservations/${record.id}`);
           if (!created) reply.header('idempotent-replayed', 'true');

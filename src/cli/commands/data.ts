@@ -20,7 +20,8 @@ shows where it lives.
 
 options:
   --work-dir DIR       local cluster work directory (default ~/.locus/local)
-  --replicas N         copies of each block (default 2)
+  --replicas N         copies of each block (default 2); at most one per agent: with
+                       fewer agents, each gets one and a warning says so
   --block-size SIZE    block size (default 8MiB)
   --json               print the layout as JSON
 `;
@@ -53,6 +54,7 @@ export async function run(argv: string[]): Promise<number> {
   const onSignal = (): void => stop.abort();
   process.once('SIGINT', onSignal);
   process.once('SIGTERM', onSignal);
+  const replicas = intFlag(parsed.values.replicas, 'replicas', 2, 1);
   let result;
   try {
     result = await putLocalDataset({
@@ -60,7 +62,7 @@ export async function run(argv: string[]): Promise<number> {
       source,
       dataset: uri.authority,
       path: uri.path || '/',
-      replicas: intFlag(parsed.values.replicas, 'replicas', 2, 1),
+      replicas,
       blockSize,
       signal: stop.signal,
     });
@@ -71,6 +73,12 @@ export async function run(argv: string[]): Promise<number> {
   } finally {
     process.off('SIGINT', onSignal);
     process.off('SIGTERM', onSignal);
+  }
+  // Written with fewer copies rather than refused: the data is all there and readable, one copy
+  // on each agent. But the user asked for more, and a dataset that loses an agent then has one
+  // copy fewer than they think: said on stderr (stdout and --json stay the result alone).
+  if (result.replicas < replicas) {
+    process.stderr.write(`locus: warning: --replicas ${replicas}, but the local cluster has ${result.replicas} agent${result.replicas === 1 ? '' : 's'}: each block was written ${result.replicas} time${result.replicas === 1 ? '' : 's'} (one copy per agent)\n`);
   }
   if (parsed.values.json === true) {
     process.stdout.write(JSON.stringify(result) + '\n');

@@ -67,6 +67,18 @@ export function outputDestination(output: string | undefined): OutputDestination
   throw new LocusError('UNKNOWN_SCHEME', `output: scheme '${scheme}' is not a destination (file://, local:// or hdfs://)`, { field: 'output', details: { scheme } });
 }
 
+/**
+ * Where a job that names its `output` puts its final outputs, as one string (`file://<dir>`,
+ * `local://<dataset>/<path>`, `hdfs://<nn>/<path>`), or undefined for a job that names none: its
+ * directory is its own, named by its id. Two jobs with the same place would commit each task's
+ * output into the same directory: the job store lets only one hold it (JobStore.create).
+ */
+export function outputPlace(job: Pick<JobRecord, 'spec' | 'outputDir'>): string | undefined {
+  if (job.spec.output === undefined) return undefined;
+  const dest = outputDestination(job.spec.output);
+  return dest.kind === 'root' ? `file://${job.outputDir}` : dest.uri;
+}
+
 /** The final place of one last-stage task's output, or undefined when it goes to the output root. */
 export function taskDestination(spec: JobSpec, stageIndex: number, index: number): string | undefined {
   if (stageIndex !== spec.stages.length - 1) return undefined;

@@ -231,6 +231,15 @@ export class JobService extends EventEmitter<ServiceEvents> {
       { id, tenant, name: spec.name, spec, outputDir, createdAt: now, stages: spec.stages.map((s) => ({ name: s.name, taskCount: -1 })) },
       idempotencyKey,
     );
+    if ('outputHeldBy' in created) {
+      // Found here, not when the second job's first task commits into a directory that holds the
+      // other job's outputs (and fails, or, its attempt retried, took the other's for its own).
+      const holder = await this.o.store.get(created.outputHeldBy);
+      const state = holder === undefined ? '' : ` (${holder.state.toLowerCase()})`;
+      throw new LocusError('CONFLICT', `output: '${spec.output ?? ''}' is the output of job ${created.outputHeldBy}${state}, which is kept until that job is purged: choose another output`, {
+        field: 'output', details: { jobId: created.outputHeldBy },
+      });
+    }
     if (!created.created) {
       // The key and its job are written together (one script), and a key naming a purged job is
       // taken over by the new one (CREATE_JOB): the earlier job is there.

@@ -5,8 +5,9 @@
  */
 import { Lexer, isPair, isScalar, isSeq, parseDocument, visit, type Document } from 'yaml';
 import { LocusError, invalidField } from '../../core/errors.js';
-import { isObject, type JsonObject } from '../../core/decode.js';
-import { parseDurationMs, parseSizeMiB } from '../../core/units.js';
+import { isObject, refuseProtoKey, type JsonObject } from '../../core/decode.js';
+import { parseDurationMs, parseWholeMiB } from '../../core/units.js';
+import { placeholderTokens } from '../../core/placeholders.js';
 import type { SplitMode } from '../../core/blocks.js';
 import type { Constraint, LocalityPolicy } from '../placement/types.js';
 import { checkNotSandboxEntry } from '../../volumes/model.js';
@@ -103,8 +104,27 @@ export const SPEC_DEFAULTS = {
 } as const;
 
 const NAME_RE = /^[A-Za-z0-9][A-Za-z0-9._-]{0,62}$/;
-const PLACEHOLDER_RE = /\{([a-z.]+[a-zA-Z0-9_.-]*)\}/g;
 const KNOWN_PLACEHOLDERS = new Set(['split.uri', 'split.path', 'split.offset', 'split.length', 'task.index', 'output', 'job.id', 'attempt']);
+const STAGE_OUTPUT_RE = /^stages\.[A-Za-z0-9._-]+\.output$/;
+/** The placeholders as an error lists them. */
+const KNOWN_LIST = ['{split.uri}', '{split.path}', '{split.offset}', '{split.length}', '{task.index}', '{output}', '{stages.<name>.output}', '{job.id}', '{attempt}'].join(', ');
+
+const isPlaceholder = (name: string): boolean => KNOWN_PLACEHOLDERS.has(name) || STAGE_OUTPUT_RE.test(name);
+
+/**
+ * Why an argument's `{name}` is no placeholder, or undefined when each is one. Passed on as
+ * written, it would reach the task as the literal text (`{Output}` for `{output}`: the task
+ * writes into a directory of that name, and nothing is committed). Escaped `{{name}}` and the
+ * shell's `${name}` are not placeholders (core/placeholders.ts) and pass.
+ */
+function unknownPlaceholder(text: string): string | undefined {
+  for (const t of placeholderTokens(text)) {
+    if (t.escaped || isPlaceholder(t.name) || t.dollar) continue;
+    const near = [...KNOWN_PLACEHOLDERS].find((k) => k.toLowerCase() === t.name.toLowerCase());
+    return `unknown placeholder {${t.name}}${near === undefined ? '' : ` (did you mean {${near}}? names are case-sensitive)`}; the placeholders are ${KNOWN_LIST}. For the text {${t.name}} itself write {{${t.name}}}`;
+  }
+  return undefined;
+}
 
 /** Parse a spec body: JSON when it looks like JSON or says so, YAML otherwise. */
 export function parseJobSpecText(text: string, contentType?: string): JobSpec {
@@ -122,6 +142,8 @@ export function parseJobSpecText(text: string, contentType?: string): JobSpec {
   } else {
     raw = parseYamlSafely(text);
   }
+  // Before validation copies the spec's maps (labels, env) and the key is lost on the way.
+  refuseProtoKey(raw);
   return validateJobSpec(raw);
 }
 
@@ -239,7 +261,7 @@ function checkKeys(o: JsonObject, field: string, allowed: readonly string[]): vo
 function size(v: unknown, field: string, fallback: number): number {
   if (v === undefined) return fallback;
   if (typeof v !== 'string' && typeof v !== 'number') throw invalidField(field, 'must be a size such as 512MiB');
-  const mib = parseSizeMiB(v, field);
+  const mib = parseWholeMiB(v, field);
   if (mib <= 0) throw invalidField(field, 'must be greater than zero');
   return mib;
 }
@@ -256,12 +278,8 @@ function command(v: unknown, field: string): string[] {
     // YAML reads a bare `true` or `1` as a boolean or number; in argv they are words.
     if (typeof arg !== 'string' && typeof arg !== 'number' && typeof arg !== 'boolean') throw invalidField(`${field}[${i}]`, 'must be a string');
     const s = String(arg);
-    for (const m of s.matchAll(PLACEHOLDER_RE)) {
-      const name = m[1] ?? '';
-      if (!KNOWN_PLACEHOLDERS.has(name) && !/^stages\.[A-Za-z0-9._-]+\.output$/.test(name)) {
-        throw invalidField(`${field}[${i}]`, `unknown placeholder {${name}}`);
-      }
-    }
+    const unknown = unknownPlaceholder(s);
+    if (unknown !== undefined) throw invalidField(`${field}[${i}]`, unknown);
     return s;
   });
 }
@@ -367,8 +385,9 @@ function checkOutputReferences(field: string, st: StageSpec, raw: JsonObject, no
     if (ref !== undefined && noneStages.has(ref)) throw invalidField(`${field}inputs[${i}]`, `stage '${ref}' writes no output (outputs: none): there is nothing to read`);
   });
   const wrong = (text: string): string | undefined => {
-    for (const m of text.matchAll(PLACEHOLDER_RE)) {
-      const name = m[1] ?? '';
+    for (const t of placeholderTokens(text)) {
+      if (t.escaped) continue;
+      const name = t.name;
       if (name === 'output' && ownNone) return "{output} names the task's output, but this stage says outputs: none";
       const ref = /^stages\.(.+)\.output$/.exec(name)?.[1];
       if (ref !== undefined && noneStages.has(ref)) return `{${name}}: stage '${ref}' writes no output (outputs: none)`;

@@ -143,17 +143,25 @@ redis.call('HSET', KEYS[3], ARGV[1], tostring(gen + 1))
 return gen + 1
 `;
 
-// KEYS[1]=job hash, KEYS[2]=jobs zset, KEYS[3]=idempotency key ('' for none);
+// KEYS[1]=job hash, KEYS[2]=jobs zset, KEYS[3]=idempotency key ('' for none), KEYS[4]=the key
+// naming the job that holds the spec's output place ('' when the spec names no output);
 // ARGV: job id, createdAt, the job hash's prefix, then the job hash's fields and values. Returns ''
 // when created, else the existing job id. A key naming a job purged since (job-retention can purge
 // within the key's 24 h) is taken by the new job: the job it named is gone, and resubmitting must
 // not fail. The fields come from the caller, which builds the new job's record from the same ones.
+// An output place held by another job that still exists returns 'output:' .. that job's id, and
+// nothing is written; a holder purged since (or a key its purge did not reach) is taken over. A
+// replay of the idempotency key is answered first: it is the job that holds the place.
 const CREATE_JOB = `
-if KEYS[3] ~= '' then
-  local existing = redis.call('GET', KEYS[3])
-  if existing and redis.call('EXISTS', ARGV[3] .. existing) == 1 then return existing end
-  redis.call('SET', KEYS[3], ARGV[1], 'EX', 86400)
+local existing = ''
+if KEYS[3] ~= '' then existing = redis.call('GET', KEYS[3]) end
+if existing and existing ~= '' and redis.call('EXISTS', ARGV[3] .. existing) == 1 then return existing end
+if KEYS[4] ~= '' then
+  local holder = redis.call('GET', KEYS[4])
+  if holder and holder ~= ARGV[1] and redis.call('EXISTS', ARGV[3] .. holder) == 1 then return 'output:' .. holder end
+  redis.call('SET', KEYS[4], ARGV[1])
 end
+if KEYS[3] ~= '' then redis.call('SET', KEYS[3], ARGV[1], 'EX', 86400) end
 redis.call('HSET', KEYS[1], unpack(ARGV, 4))
 redis.call('ZADD', KEYS[2], ARGV[2], ARGV[1])
 return ''
@@ -211,7 +219,9 @@ redis.call('HINCRBY', KEYS[1], '${C.pending}', n)
 return after(1, 'RUNNING', encoded)
 `;
 
-// KEYS[1]=job hash, KEYS[2]=tasks hash, KEYS[3]=jobs zset, KEYS[4]=purging hash, KEYS[5..]=split lists (and their staging lists);
+// KEYS[1]=job hash, KEYS[2]=tasks hash, KEYS[3]=jobs zset, KEYS[4]=purging hash, KEYS[5]=the key of
+// the job's output place ('' for none: deleted only while it names this job), KEYS[6..]=split lists
+// (and their staging lists);
 // ARGV[1]=jobId. Removes a finished job's record and notes its task counts in the purging hash,
 // from which its commit records are deleted next (and after a crash, by the next purge).
 // Returns 1 when removed, 0 when the job has not finished, -1 when there is no such job.
@@ -221,7 +231,13 @@ if not state then return -1 end
 if state ~= 'SUCCEEDED' and state ~= 'FAILED' and state ~= 'CANCELLED' then return 0 end
 redis.call('HSET', KEYS[4], ARGV[1], redis.call('HGET', KEYS[1], 'stages') or '[]')
 for i = 1, #KEYS do
-  if i == 3 then redis.call('ZREM', KEYS[3], ARGV[1]) elseif i ~= 4 then redis.call('DEL', KEYS[i]) end
+  if i == 3 then
+    redis.call('ZREM', KEYS[3], ARGV[1])
+  elseif i == 5 then
+    if redis.call('GET', KEYS[5]) == ARGV[1] then redis.call('DEL', KEYS[5]) end
+  elseif i ~= 4 then
+    redis.call('DEL', KEYS[i])
+  end
 end
 return 1
 `;
@@ -270,7 +286,7 @@ export interface ScriptedRedis extends Redis {
   locusFinishAttempts(numKeys: number, ...keysThenArgs: string[]): Promise<string[]>;
   locusSetJobState(jobKey: string, state: string, from: string, now: string, message: string): Promise<number>;
   locusNoteAttempt(tasksKey: string, field: string, attemptId: string, patch: string): Promise<number>;
-  locusCreateJob(jobKey: string, jobsKey: string, idemKey: string, id: string, createdAt: string, jobKeyPrefix: string, ...fields: string[]): Promise<string>;
+  locusCreateJob(jobKey: string, jobsKey: string, idemKey: string, outputKey: string, id: string, createdAt: string, jobKeyPrefix: string, ...fields: string[]): Promise<string>;
   locusOpenStage(jobKey: string, splitsKey: string, stagedKey: string, stage: string, taskCount: string, now: string, nonce: string, ...packedSplits: string[]): Promise<[number, string?, string?, ...(string | null)[]]>;
   locusPurgeJob(numKeys: number, ...keysAndArgs: string[]): Promise<number>;
   locusReopenTask(jobKey: string, tasksKey: string, gensKey: string, field: string, generation: string): Promise<number>;
@@ -283,7 +299,7 @@ export function defineStoreScripts(redis: Redis): ScriptedRedis {
   redis.defineCommand('locusFinishAttempts', { lua: batchedScript(FINISH_ATTEMPT, FINISH_ATTEMPT_ITEM) });
   redis.defineCommand('locusSetJobState', { numberOfKeys: 1, lua: SET_JOB_STATE });
   redis.defineCommand('locusNoteAttempt', { numberOfKeys: 1, lua: NOTE_ATTEMPT });
-  redis.defineCommand('locusCreateJob', { numberOfKeys: 3, lua: CREATE_JOB });
+  redis.defineCommand('locusCreateJob', { numberOfKeys: 4, lua: CREATE_JOB });
   redis.defineCommand('locusOpenStage', { numberOfKeys: 3, lua: OPEN_STAGE });
   redis.defineCommand('locusReopenTask', { numberOfKeys: 3, lua: REOPEN_TASK });
   // The number of split lists varies with the job: the key count is passed per call.

@@ -11,6 +11,9 @@
  * - `job:<id>:splits:<stage>`   list  one packed split per task, in task-index order (written once)
  * - `job:<id>:tasks`            hash  `<stage>.<index>` → JSON TaskRecord, only for tasks attempted at least once
  * - `idem:<tenant>:<key>`       string jobId, 24 h
+ * - `output:<place>`            string jobId of the job whose spec named that output (destinations.ts
+ *                                     outputPlace), until its purge; a job of another id takes it only
+ *                                     once that job is gone
  * - `job:<id>:gens`             hash  `<stage>.<index>` → output generation, only for tasks recomputed
  *                                     after their output was lost with its host (see reopen)
  * - `purging`                   hash  jobId → JSON task count per stage, while a purge deletes the
@@ -27,6 +30,7 @@ import type {
   AttemptRecord, FailureClass, JobCounts, JobRecord, JobState, StageRecord, TaskRecord, TaskState,
 } from './model.js';
 import { parseTaskId, taskIdOf } from './model.js';
+import { outputPlace } from './destinations.js';
 import { COUNTER_FIELDS, COUNTER_KEYS, FINISH_ATTEMPT_ITEM, JOB_COUNTERS, LEGACY_ANY_COUNTER, START_ATTEMPT_ITEM, defineStoreScripts, type ScriptedRedis } from './store-scripts.js';
 import { CallBatch } from '../../core/call-batch.js';
 import { batchCallArgs, batchReplies, type BatchItem } from '../../core/lua-batch.js';
@@ -51,6 +55,13 @@ const splitsKey = (id: string, stage: number): string => `${P}job:${id}:splits:$
 const stagingKey = (id: string, stage: number): string => `${splitsKey(id, stage)}:staging`;
 const PURGING_KEY = `${P}purging`;
 const gensKey = (id: string): string => `${P}job:${id}:gens`;
+/** Names the job holding an output place; '' (no key) for a job that names no output. */
+const outputKeyOf = (job: Pick<JobRecord, 'spec' | 'outputDir'>): string => {
+  const place = outputPlace(job);
+  return place === undefined ? '' : `${P}output:${place}`;
+};
+/** CREATE_JOB's answer when another job holds the output place: this, then that job's id. */
+const OUTPUT_HELD = 'output:';
 
 /** The part of a job record that never changes after creation. */
 type JobStatic = Omit<JobRecord, 'state' | 'stage' | 'counts' | 'updatedAt' | 'finishedAt' | 'message' | 'stages'>;
@@ -82,17 +93,19 @@ export class JobStore {
    * comes back as `job`: it is decoded from the very fields written, so it is
    * what a read would return, without the read.
    */
-  async create(job: JobStatic & { stages: readonly StageRecord[] }, idempotencyKey?: string): Promise<{ id: string; created: true; job: JobRecord } | { id: string; created: false }> {
+  async create(job: JobStatic & { stages: readonly StageRecord[] }, idempotencyKey?: string): Promise<{ id: string; created: true; job: JobRecord } | { id: string; created: false } | { created: false; outputHeldBy: string }> {
     const fields: Record<string, string> = {
       record: JSON.stringify(job), stages: JSON.stringify(job.stages), state: 'PENDING', stage: '0', updatedAt: String(job.createdAt),
     };
     for (const k of COUNTER_KEYS) fields[C[k]] = '0';
     // One script: the idempotency key and the job appear together or not at all, so a crash
     // can never leave a key pointing at a job that does not exist.
+    // Also in the script: the job takes its output place (outputPlace), or learns which job has it.
     const existing = await this.redis.locusCreateJob(
-      jobKey(job.id), `${P}jobs`, idempotencyKey === undefined ? '' : `${P}idem:${job.tenant}:${idempotencyKey}`,
+      jobKey(job.id), `${P}jobs`, idempotencyKey === undefined ? '' : `${P}idem:${job.tenant}:${idempotencyKey}`, outputKeyOf(job),
       job.id, String(job.createdAt), jobKey(''), ...Object.entries(fields).flat(),
     );
+    if (existing.startsWith(OUTPUT_HELD)) return { created: false, outputHeldBy: existing.slice(OUTPUT_HELD.length) };
     return existing === '' ? { id: job.id, created: true, job: decodeJob(fields) } : { id: existing, created: false };
   }
 
@@ -325,7 +338,7 @@ export class JobStore {
     // purge removes, names them (a crash right after the script leaves these few behind).
     const gens = [...(await this.generations(jobId))].flatMap(([taskId, g]) => Array.from({ length: g }, (_, i) => commitKey(ledgerIdOf(taskId, i + 1))));
     // A staging list left by a writer that stopped would expire anyway; it goes with the job.
-    const keys = [jobKey(jobId), tasksKey(jobId), `${P}jobs`, PURGING_KEY, ...job.stages.flatMap((_, i) => [splitsKey(jobId, i), stagingKey(jobId, i)]), gensKey(jobId)];
+    const keys = [jobKey(jobId), tasksKey(jobId), `${P}jobs`, PURGING_KEY, outputKeyOf(job), ...job.stages.flatMap((_, i) => [splitsKey(jobId, i), stagingKey(jobId, i)]), gensKey(jobId)];
     const r = await this.redis.locusPurgeJob(keys.length, ...keys, jobId);
     if (r === -1) throw new LocusError('NOT_FOUND', `job ${jobId} not found`);
     if (r === 0) throw new LocusError('CONFLICT', `job ${jobId} has not finished: cancel it before deleting it`);

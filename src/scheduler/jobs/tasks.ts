@@ -2,6 +2,7 @@
  * Turning a stage's splits into runnable task attempts: placeholder
  * substitution and where outputs go. Pure functions.
  */
+import { substitutePlaceholders } from '../../core/placeholders.js';
 import type { StageSpec } from './spec.js';
 import type { StoredSplit } from './store.js';
 
@@ -24,27 +25,26 @@ export interface PlaceholderValues {
  * attempt-private directory, and how to make the split readable locally.
  */
 export function substitute(argv: readonly string[], v: PlaceholderValues): string[] {
-  return argv.map((arg) =>
-    arg.replace(/\{([a-z][a-zA-Z0-9_.-]*)\}/g, (whole, name: string) => {
-      switch (name) {
-        case 'split.uri': return v.split?.uri ?? '';
-        // Unknown here (no replica on the task's host): the executor fills it in,
-        // fetching the byte range through the storage port into its sandbox.
-        case 'split.path': return v.split?.localPath ?? whole;
-        case 'split.offset': return String(v.split?.offset ?? 0);
-        case 'split.length': return String(v.split?.length ?? 0);
-        case 'task.index': return String(v.taskIndex);
-        case 'job.id': return v.jobId;
-        case 'attempt': return String(v.attempt);
-        case 'output': return whole;
-        default: {
-          const m = /^stages\.(.+)\.output$/.exec(name);
-          if (m && m[1] !== undefined && v.stageOutputs[m[1]] !== undefined) return v.stageOutputs[m[1]] ?? '';
-          return whole;
-        }
+  const valueOf = (name: string): string | undefined => {
+    switch (name) {
+      case 'split.uri': return v.split?.uri ?? '';
+      // Unknown here (no replica on the task's host): the executor fills it in,
+      // fetching the byte range through the storage port into its sandbox.
+      case 'split.path': return v.split?.localPath;
+      case 'split.offset': return String(v.split?.offset ?? 0);
+      case 'split.length': return String(v.split?.length ?? 0);
+      case 'task.index': return String(v.taskIndex);
+      case 'job.id': return v.jobId;
+      case 'attempt': return String(v.attempt);
+      case 'output': return undefined;
+      default: {
+        const m = /^stages\.(.+)\.output$/.exec(name);
+        return m?.[1] === undefined ? undefined : v.stageOutputs[m[1]];
       }
-    }),
-  );
+    }
+  };
+  // `{{name}}` stays escaped: the executor's substitution, the last, unescapes it.
+  return argv.map((arg) => substitutePlaceholders(arg, valueOf, false));
 }
 
 /** The final output directory of a stage. */

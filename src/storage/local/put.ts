@@ -34,6 +34,11 @@ export interface PutResult {
   readonly dataset: string;
   readonly files: readonly DatasetFile[];
   readonly bytes: number;
+  /**
+   * Copies written of each block: the replicas asked for, or fewer when the cluster has fewer
+   * agents (a block has at most one copy on an agent). The caller tells the user when it is fewer.
+   */
+  readonly replicas: number;
 }
 
 async function listSource(source: string): Promise<{ abs: string; rel: string }[]> {
@@ -223,5 +228,5 @@ export async function putLocalDataset(options: PutLocalDatasetOptions): Promise<
   } catch (err) {
     throw storageError(file, err, false);
   }
-  return { dataset: options.dataset, files: written, bytes };
+  return { dataset: options.dataset, files: written, bytes, replicas: Math.min(replicas, agents.length) };
 }
