@@ -33,18 +33,22 @@ export function parseSizeMiB(input: string | number, field = 'size'): number {
 
 /**
  * Parse a size that Mesos will hold as `mem` or `disk` (a volume, a reservation, a task's
- * resources): a whole number of MiB. Another amount (`1B`, `1GB`, `1.5MiB`) is refused, the
- * nearest whole amounts named, rather than rounded: rounded up, `1B` became a 1 MiB volume, and
- * left as it was, a task's `mem: 1B` became a limit no process fits in. Either way the request
- * got something other than what it said.
+ * resources) into a whole number of MiB. An amount between whole MiB (`1GB` is 953.67 MiB,
+ * `1.5MiB`) is rounded up, as a storage request is: the task or volume gets at least what was
+ * asked, and the record shows the size held. An amount under 1 MiB other than 0 (`1B`, `0.5`) is
+ * refused with the field named: rounded up it would become a 1 MiB volume or limit the request
+ * never said, and left as it was, a task's `mem: 1B` became a limit no process fits in.
  */
 export function parseWholeMiB(input: string | number, field = 'size'): number {
   const mib = parseSizeMiB(input, field);
   if (Number.isInteger(mib)) return mib;
-  const below = Math.floor(mib);
-  const exact = mib < 0.01 ? 'less than 0.01 MiB' : `${Number(mib.toFixed(2))} MiB`;
-  const choices = below === 0 ? '1MiB' : `${below}MiB or ${below + 1}MiB`;
-  throw invalidField(field, `'${input}' is ${exact}, not a whole number of MiB (Mesos counts mem and disk in MiB): write ${choices}`);
+  if (mib < 1) {
+    const exact = mib < 0.01 ? 'less than 0.01 MiB' : `${Number(mib.toFixed(2))} MiB`;
+    throw invalidField(field, `'${input}' is ${exact}: Mesos counts mem and disk in whole MiB, so a size is 0 or at least 1MiB`);
+  }
+  // A product of decimal units lands a hair above a whole number (1e6 / 2^20 * 2^20...): rounded
+  // to the micro-MiB first so that such a size is not pushed a whole MiB up.
+  return Math.ceil(Math.round(mib * 1e6) / 1e6);
 }
 
 /** Format MiB for people: `512MiB`, `10GiB`. */

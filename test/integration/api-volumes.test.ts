@@ -108,10 +108,9 @@ describe('bad input', () => {
     ['name with slash', { name: 'a/b', size: '1GiB' }, 400, 'INVALID_FIELD', 'name'],
     ['size not a size', { name: 'v1', size: 'lots' }, 400, 'INVALID_FIELD', 'size'],
     ['size zero', { name: 'v1', size: '0' }, 400, 'INVALID_FIELD', 'size'],
-    // Mesos holds disk in MiB: another amount is refused, not rounded up to 1 MiB unsaid.
+    // Mesos holds disk in whole MiB: a size under 1 MiB is refused, not rounded up to 1 MiB unsaid.
     ['size of one byte', { name: 'v1', size: '1B' }, 400, 'INVALID_FIELD', 'size'],
-    ['size in decimal gigabytes', { name: 'v1', size: '1GB' }, 400, 'INVALID_FIELD', 'size'],
-    ['size in half MiB', { name: 'v1', size: 1.5 }, 400, 'INVALID_FIELD', 'size'],
+    ['size of half a MiB', { name: 'v1', size: 0.5 }, 400, 'INVALID_FIELD', 'size'],
     ['size unknown unit', { name: 'v1', size: '3 parsecs' }, 400, 'INVALID_FIELD', 'size'],
     ['path traversal', { name: 'v1', size: '1GiB', containerPath: '../../etc' }, 400, 'INVALID_FIELD', 'containerPath'],
     ['path traversal inside', { name: 'v1', size: '1GiB', containerPath: 'data/../../x' }, 400, 'INVALID_FIELD', 'containerPath'],
@@ -225,16 +224,19 @@ describe('what a refusal says', () => {
     expect((res.json() as { error: { message: string } }).error.message).toMatch(/a size such as/);
   });
 
-  it('refuses a size that is not a whole number of MiB, naming the field and the whole amounts near it', async () => {
+  it('refuses a size under 1 MiB, naming the field, and rounds one between whole MiB up, showing the size held', async () => {
     const volume = await post('/v1/volumes', ALPHA, { name: 'tiny', size: '1B' });
     expect(volume.statusCode).toBe(400);
     expect(errorOf(volume)).toMatchObject({ code: 'INVALID_FIELD', field: 'size' });
-    expect((volume.json() as { error: { message: string } }).error.message).toContain("size: '1B' is less than 0.01 MiB, not a whole number of MiB (Mesos counts mem and disk in MiB): write 1MiB");
-    const reservation = await post('/v1/reservations', ALPHA, { resources: { cpus: 1, disk: '1GB' } });
+    expect((volume.json() as { error: { message: string } }).error.message).toContain("size: '1B' is less than 0.01 MiB: Mesos counts mem and disk in whole MiB, so a size is 0 or at least 1MiB");
+    const reservation = await post('/v1/reservations', ALPHA, { resources: { cpus: 1, disk: '0.5MiB' } });
     expect(reservation.statusCode).toBe(400);
     expect(errorOf(reservation)).toMatchObject({ code: 'INVALID_FIELD', field: 'resources.disk' });
-    expect((reservation.json() as { error: { message: string } }).error.message).toContain("'1GB' is 953.67 MiB, not a whole number of MiB (Mesos counts mem and disk in MiB): write 953MiB or 954MiB");
     expect((await get('/v1/volumes/tiny', ALPHA)).statusCode).toBe(404);
+    // 1GB is 953.67 MiB: the volume holds 954 MiB, at least what was asked, and says so.
+    const decimal = await post('/v1/volumes', ALPHA, { name: 'decimal', size: '1GB' });
+    expect(decimal.statusCode).toBeLessThan(300);
+    expect((await get('/v1/volumes/decimal', ALPHA)).json()).toMatchObject({ sizeMiB: 954 });
   });
 
   it('a reservation no agent can hold names the resource that does not fit', async () => {

@@ -130,19 +130,23 @@ tasks:
   });
 
   it.each([
-    ['1B', 'task.resources.mem', "'1B' is less than 0.01 MiB, not a whole number of MiB"],
-    ['1GB', 'task.resources.mem', "'1GB' is 953.67 MiB, not a whole number of MiB (Mesos counts mem and disk in MiB): write 953MiB or 954MiB"],
-    [0.5, 'task.resources.mem', 'write 1MiB'],
-  ])('refuses a task size of %j, not a whole number of MiB, naming the field', (mem, field, message) => {
+    ['1B', 'task.resources.mem', "'1B' is less than 0.01 MiB: Mesos counts mem and disk in whole MiB, so a size is 0 or at least 1MiB"],
+    ['512KiB', 'task.resources.mem', "'512KiB' is 0.5 MiB"],
+    [0.5, 'task.resources.mem', 'at least 1MiB'],
+  ])('refuses a task size of %j, under 1 MiB, naming the field', (mem, field, message) => {
     const run = (): unknown => validateJobSpec({ name: 'p', tasks: [{}], task: { command: ['x'], resources: { mem } } });
     expect(fieldOf(run)).toBe(field);
     expect(run).toThrow(message);
     expect(fieldOf(() => validateJobSpec({ name: 'p', tasks: [{}], task: { command: ['x'], resources: { disk: mem } } }))).toBe('task.resources.disk');
   });
 
-  it('takes sizes that are whole numbers of MiB in any unit', () => {
+  it('takes sizes in any unit, rounding one between whole MiB up', () => {
     const r = validateJobSpec({ name: 'p', tasks: [{}], task: { command: ['x'], resources: { mem: '1.5GiB', disk: '2048KiB' } } }).stages[0]?.task.resources;
     expect(r).toMatchObject({ mem: 1536, disk: 2 });
+    // 1GB is 953.67 MiB, 2.5MiB between 2 and 3; 1000MB exactly 953.67 too (not pushed to 955).
+    const d = validateJobSpec({ name: 'p', tasks: [{}], task: { command: ['x'], resources: { mem: '1GB', disk: '2.5MiB' } } }).stages[0]?.task.resources;
+    expect(d).toMatchObject({ mem: 954, disk: 3 });
+    expect(validateJobSpec({ name: 'p', tasks: [{}], task: { command: ['x'], resources: { mem: '1000MB' } } }).stages[0]?.task.resources.mem).toBe(954);
   });
 
   it('refuses a __proto__ key anywhere in a spec text, naming it, instead of dropping its entry', () => {
