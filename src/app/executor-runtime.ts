@@ -100,6 +100,9 @@ export async function createExecutorRuntime(o: ExecutorRuntimeOptions): Promise<
   let lostCb: ((executorId: string, message: string) => Promise<void>) | undefined;
   let runningCb: ((taskId: string, attemptId: string, sandboxDir: string | undefined) => Promise<void>) | undefined;
   const readyWaits = new Map<string, Promise<void>>();
+  /** Executors whose registration is being polled for, and those of them retired meanwhile (the poll stops). */
+  const polling = new Set<string>();
+  const retiredWhileWaited = new Set<string>();
 
   dispatcher.on((e) => {
     switch (e.type) {
@@ -131,15 +134,24 @@ export async function createExecutorRuntime(o: ExecutorRuntimeOptions): Promise<
     if (existing) return existing;
     const p = (async () => {
       const since = o.clock.now();
-      for (;;) {
-        try {
-          await dispatcher.watchExecutor(executorId);
-          return;
-        } catch (err) {
-          const waited = o.clock.now() - since;
-          if (waited > REGISTRATION_TIMEOUT_MS) throw err;
-          await new Promise((r) => setTimeout(r, waited < REGISTRATION_FAST_POLL_FOR_MS ? 10 : 100));
+      polling.add(executorId);
+      try {
+        for (;;) {
+          try {
+            await dispatcher.watchExecutor(executorId);
+            return;
+          } catch (err) {
+            // Gone before it registered (its task ended, it was released): polling Redis for the
+            // rest of the timeout would be for nothing, for every executor that failed to start.
+            if (retiredWhileWaited.has(executorId)) throw new Error(`executor ${executorId} was retired before it registered`);
+            const waited = o.clock.now() - since;
+            if (waited > REGISTRATION_TIMEOUT_MS) throw err;
+            await new Promise((r) => setTimeout(r, waited < REGISTRATION_FAST_POLL_FOR_MS ? 10 : 100));
+          }
         }
+      } finally {
+        polling.delete(executorId);
+        retiredWhileWaited.delete(executorId);
       }
     })();
     readyWaits.set(executorId, p);
@@ -222,6 +234,7 @@ export async function createExecutorRuntime(o: ExecutorRuntimeOptions): Promise<
     },
     async retire(executorId) {
       readyWaits.delete(executorId);
+      if (polling.has(executorId)) retiredWhileWaited.add(executorId);
       dispatcher.forgetExecutor(executorId);
       // Fence it first (its user is gone, so it can neither take nor finish work), then drop
       // its queue, event stream and registration: a dead queue never cleans itself up.

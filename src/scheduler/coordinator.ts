@@ -770,8 +770,9 @@ export class Coordinator {
               if (cur?.state === 'LAUNCHING') await this.o.executors.update(taskId, { state: 'RUNNING' });
               this.requestPass();
             }, (err: unknown) => {
-              // Gone meanwhile (its task ended while the registration was awaited): settled already.
-              if (this.o.executors.get(taskId) === undefined) return;
+              // Gone meanwhile (its task ended while the registration was awaited, and its record
+              // is GONE or removed): settled already, and its wait was stopped by its retirement.
+              if (this.o.executors.get(taskId)?.state !== 'LAUNCHING') return;
               this.log.warn({ executorId: taskId, err: String(err) }, 'executor never registered; killing it');
               // Its process ran but never took work: the TASK_KILLED this kill brings is a start failure.
               this.unregistered.set(taskId, `registered no queue (${String(err)})`);
