@@ -50,10 +50,12 @@ export async function prepareLocalDataDirs(settings: FrameworkSettings): Promise
   if (settings.localWorkDir === undefined) return;
   const topology = await readTopology(settings.localWorkDir).catch(() => undefined);
   for (const agent of topology?.agents ?? []) {
+    // Through the path this machine sees (a netns host's private directory), not the host's own.
+    const dir = agent.dataDirHere ?? agent.dataDir;
     try {
-      mkdirSync(agent.dataDir, { recursive: true });
-      chmodSync(agent.dataDir, 0o1777);
-      for (const e of readdirSync(agent.dataDir, { withFileTypes: true })) if (e.isDirectory()) chmodSync(join(agent.dataDir, e.name), 0o1777);
+      mkdirSync(dir, { recursive: true });
+      chmodSync(dir, 0o1777);
+      for (const e of readdirSync(dir, { withFileTypes: true })) if (e.isDirectory()) chmodSync(join(dir, e.name), 0o1777);
     } catch {
       // Not this machine's (an agent on another host), or not ours: executors report EACCES.
     }

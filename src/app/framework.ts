@@ -217,6 +217,8 @@ export async function startFramework(settings: FrameworkSettings, extras: Framew
       // local:// final outputs are listed in the local cluster's dataset manifests.
       ...(settings.localWorkDir === undefined ? {} : { localDatasets: async (dataset: string, files: readonly HeldFile[]) => await addHeldFiles(settings.localWorkDir ?? '', dataset, files) }),
       limits: { maxPendingTasksPerTenant: settings.maxPendingTasksPerTenant, maxTasksPerJob: settings.maxTasksPerJob },
+      // A task larger than its tenant's whole quota is refused at submission (it could never start).
+      quotaOf: (tenant) => auth.tenants().find((t) => t.name === tenant)?.quota,
       executorContract: (executorId) => runtimeRef?.dispatch.contractOf?.(executorId),
       // What a job's `locality` leaves out is the framework's (jobs saying nothing use placement's default, the same policy).
       defaultLocality: { mode: 'wait', nodeWaitMs: settings.localityWaitNodeMs, rackWaitMs: settings.localityWaitRackMs },

@@ -32,6 +32,11 @@ export interface LocalClusterOptions {
   resources?: string;
   /** YAML/JSON file describing heterogeneous agents. */
   topologyFile?: string;
+  /**
+   * Where this machine sees an agent's data directory when not at the agent's own path (an agent
+   * on a `--hosts netns` host): written to topology.json as `dataDirHere` for `locus data put`.
+   */
+  dataDirHere?: (hostname: string, dataDir: string) => string | undefined;
   credentials?: { principal: string; secret: string }[];
   tls?: { certFile: string; keyFile: string };
   heartbeatIntervalSeconds?: number;
@@ -145,7 +150,10 @@ export async function startLocalCluster(o: LocalClusterOptions): Promise<LocalCl
     // directories in it; it names hosts and paths, no secrets.
     writeCheckpoint(join(o.workDir, 'topology.json'), {
       masterUrl: `${master.scheme}://${host}:${master.port}`,
-      agents: [...master.agents.values()].map(({ runtime: a }) => ({ id: a.id, hostname: a.spec.hostname, rack: a.spec.rack, url: a.url, dataDir: a.dataDir })),
+      agents: [...master.agents.values()].map(({ runtime: a }) => {
+        const here = o.dataDirHere?.(a.spec.hostname, a.dataDir);
+        return { id: a.id, hostname: a.spec.hostname, rack: a.spec.rack, url: a.url, dataDir: a.dataDir, ...(here === undefined ? {} : { dataDirHere: here }) };
+      }),
     }, 0o644);
   };
   const pingInterval = o.agentPingIntervalSeconds ?? 5;

@@ -15,7 +15,7 @@ import { startLocalCluster, type LocalCluster, type LocalClusterOptions } from '
 import { HOST_PRIVATE_DIR, hostsUp, type Host, type Hosts } from './netns.js';
 
 /** Options: the local cluster's, with hosts instead of in-process agents. */
-export interface NetnsClusterOptions extends Omit<LocalClusterOptions, 'host' | 'agents' | 'topologyFile' | 'isolator' | 'tls'> {
+export interface NetnsClusterOptions extends Omit<LocalClusterOptions, 'host' | 'agents' | 'topologyFile' | 'isolator' | 'tls' | 'dataDirHere'> {
   /** How many hosts, one agent on each. */
   readonly hosts: number;
   /** Each host's link rate in both directions (tc tbf), e.g. '100mbit'; undefined = unlimited. */
@@ -70,7 +70,13 @@ export async function startNetnsCluster(o: NetnsClusterOptions): Promise<NetnsCl
     const { hosts: _count, rate: _rate, cli: _cli, subnet: _subnet, ...rest } = o;
     void _count; void _rate; void _cli; void _subnet;
     // Agents report lost quickly on a test bed; the master's own defaults otherwise.
-    cluster = await startLocalCluster({ agentPingIntervalSeconds: 1, agentPingTimeoutSeconds: 10, ...rest, agents: 0, host: hosts.gateway });
+    // Each agent keeps its data in its host's private directory, which this machine sees under
+    // another path: topology.json names both, so `locus data put` here writes where the host reads.
+    const dataDirHere = (hostname: string, dataDir: string): string | undefined => {
+      const host = hosts.hosts.find((h) => h.name === hostname);
+      return host !== undefined && dataDir.startsWith(`${HOST_PRIVATE_DIR}/`) ? hosts.outside(host, dataDir) : undefined;
+    };
+    cluster = await startLocalCluster({ agentPingIntervalSeconds: 1, agentPingTimeoutSeconds: 10, ...rest, agents: 0, host: hosts.gateway, dataDirHere });
     const masterUrl = cluster.masterUrl;
     // With framework credentials the master wants agents to authenticate too: each host gets the
     // first credential in its private directory, readable by root only.

@@ -65,8 +65,8 @@ export interface JobsApi {
   waitPending(jobId: string, count: number): Promise<string[]>;
   /** Start an attempt of a pending task on the fake agent (node-local). */
   start(taskId: string, host?: string): Promise<string>;
-  /** Finish the running attempt. */
-  finish(taskId: string, attemptId: string, state?: 'SUCCEEDED' | 'FAILED', sandboxDir?: string): Promise<void>;
+  /** Finish the running attempt (a succeeded one may name where its output was committed). */
+  finish(taskId: string, attemptId: string, state?: 'SUCCEEDED' | 'FAILED', sandboxDir?: string, outputPath?: string): Promise<void>;
   waitState(jobId: string, states: readonly string[]): Promise<JobRecord>;
   close(): Promise<void>;
 }
@@ -204,12 +204,13 @@ export async function startJobsApi(options: JobsApiOptions = {}): Promise<JobsAp
       if (!payload) throw new Error(`task ${taskId} was not pending`);
       return payload.attemptId;
     },
-    async finish(taskId, attemptId, state = 'SUCCEEDED', sandboxDir) {
+    async finish(taskId, attemptId, state = 'SUCCEEDED', sandboxDir, outputPath) {
       const now = Date.now();
       await jobs.finishAttempt({
         attemptId, taskId, state, exitCode: state === 'SUCCEEDED' ? 0 : 1, reason: state === 'SUCCEEDED' ? '' : 'EXIT_NONZERO',
         message: state === 'SUCCEEDED' ? 'exited 0' : 'exited 1', startedAt: now, finishedAt: now, host: 'agent-a',
         ...(sandboxDir === undefined ? {} : { sandboxDir }),
+        ...(outputPath === undefined ? {} : { outputPath }),
       });
     },
     async waitState(jobId, states) {

@@ -264,3 +264,22 @@ describe('the other job commands', () => {
     expect(w.stdout.trim().split('\n').pop()).toContain('"state":"CANCELLED"');
   });
 });
+
+describe('locus job with outputs kept on the hosts that wrote them', () => {
+  it('names each last-stage task\'s host and path, not the output directory nothing was written to', async () => {
+    const spec = join(work, 'host-kept.yaml');
+    writeFileSync(spec, 'name: host-kept\ntasks: [{}, {}]\ntask:\n  command: [sh, -c, "echo x > {output}/x"]\n');
+    const r = await locus(['submit', spec]).done;
+    const id = r.stdout.trim();
+    const tasks = await api.waitPending(id, 2);
+    // As an executor with `shared-outputs: false` commits: under its host's output directory.
+    const kept = (i: number): string => `/srv/host-outputs/agent-a/alpha/${id}/main/0000${i}`;
+    for (const [i, t] of tasks.entries()) await api.finish(t, await api.start(t), 'SUCCEEDED', undefined, kept(i));
+    await api.waitState(id, ['SUCCEEDED']);
+    const shown = await locus(['job', id]).done;
+    expect(shown.code, shown.stderr).toBe(0);
+    const dir = (JSON.parse((await locus(['job', id, '--json']).done).stdout) as { job: { output: string } }).job.output;
+    expect(shown.stdout).toContain(`output    kept on the hosts that ran the last stage (host:path), not in ${dir}:\n`);
+    expect(shown.stdout).toContain(`\n            agent-a:${kept(0)}\n            agent-a:${kept(1)}\n`);
+  });
+});

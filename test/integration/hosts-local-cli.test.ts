@@ -1,10 +1,12 @@
 /**
  * `locus local --hosts netns`: the built CLI starts a master on a bridge and
  * one `locus agent` process per separate host, with the requested link
- * rate, serves them as any other agents, and removes every host on SIGINT.
+ * rate, serves them as any other agents, and removes every host on SIGINT;
+ * `locus data put` into that cluster writes each replica into its host's
+ * private directory, where the host's tasks read it.
  */
 import { execFileSync, spawn } from 'node:child_process';
-import { mkdtempSync, rmSync } from 'node:fs';
+import { existsSync, mkdtempSync, readFileSync, rmSync, writeFileSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { expect, it } from 'vitest';
@@ -46,6 +48,40 @@ describeWith([NETNS], 'locus local --hosts netns', () => {
       expect(execFileSync('ip', ['-o', 'link', 'show']).toString()).not.toContain(`${prefix}-`);
     } finally {
       // A CLI that had to be killed leaves its hosts behind: they belong to a dead owner now.
+      if (proc.exitCode === null) { proc.kill('SIGKILL'); await exited; await sweepStaleHosts(); }
+      rmSync(workDir, { recursive: true, force: true });
+    }
+  }, 120_000);
+  it('locus data put writes replicas into the hosts\' private directories, not this machine\'s view of the hosts\' paths', async () => {
+    const workDir = mkdtempSync(join(tmpdir(), 'locus-local-netns-put-'));
+    const proc = spawn(process.execPath, [LOCUS_CLI, 'local', '--hosts', 'netns', '--agents', '2', '--port', '0', '--work-dir', workDir, '--isolation', 'process'], {
+      stdio: ['ignore', 'pipe', 'pipe'], env: { ...process.env, LOCUS_LOG_LEVEL: 'warn' },
+    });
+    let out = '';
+    proc.stdout.on('data', (b: Buffer) => { out += b.toString(); });
+    proc.stderr.on('data', (b: Buffer) => { out += b.toString(); });
+    const exited = new Promise<number | null>((r) => proc.once('exit', (code) => r(code)));
+    try {
+      const deadline = Date.now() + 60_000;
+      while ((out.match(/locus: agent /g) ?? []).length < 2 || !out.includes('Ctrl-C')) {
+        if (proc.exitCode !== null) throw new Error(`locus local exited ${proc.exitCode}: ${out}`);
+        if (Date.now() > deadline) throw new Error(`locus local --hosts netns did not start: ${out}`);
+        await new Promise((r) => setTimeout(r, 100));
+      }
+      const privateDirs = [...out.matchAll(/locus: agent (\S+) at .*; private dir (\S+)$/gm)].map((m) => ({ host: m[1] ?? '', dir: m[2] ?? '' }));
+      expect(privateDirs).toHaveLength(2);
+      const src = join(workDir, 'words.txt');
+      writeFileSync(src, 'alpha beta gamma\n');
+      execFileSync(process.execPath, [LOCUS_CLI, 'data', 'put', src, 'local://ds/words.txt', '--replicas', '2', '--work-dir', workDir]);
+      for (const { host, dir } of privateDirs) {
+        // The agent's work dir is /srv/locus-host/locus inside its host: its data dir, seen from here.
+        expect(readFileSync(join(dir, 'locus', 'agents', host, 'data', 'ds', 'words.txt'), 'utf8')).toBe('alpha beta gamma\n');
+        // Not beside the hosts, at the path only the host itself sees there (no host reads that).
+        expect(existsSync(join('/srv/locus-host/locus/agents', host))).toBe(false);
+      }
+      proc.kill('SIGINT');
+      expect(await exited).toBe(0);
+    } finally {
       if (proc.exitCode === null) { proc.kill('SIGKILL'); await exited; await sweepStaleHosts(); }
       rmSync(workDir, { recursive: true, force: true });
     }

@@ -77,6 +77,34 @@ describe('admission', () => {
     expect(await settle(c.id)).toBe('RUNNING');
   });
 
+  it('refuses a stage whose task alone asks more than its tenant\'s whole quota, naming the field; others pass', async () => {
+    const quotas = new JobService({
+      store: new JobStore(client), resolver: files(1), clock: systemClock, logger: silentLogger(), outputRoot: '/tmp/out',
+      limits: { maxPendingTasksPerTenant: 100, maxTasksPerJob: 100 },
+      quotaOf: (t) => (t === 'small' ? { cpus: 1, mem: 1024 } : undefined),
+    });
+    const before = (await quotas.list()).length;
+    const spec = (cpus: number, mem: string): ReturnType<typeof validateJobSpec> => validateJobSpec({
+      name: 'q', stages: [
+        { name: 'a', tasks: [{ command: ['true'] }], task: { command: ['true'], resources: { cpus: 0.5, mem: '64MiB' } } },
+        { name: 'b', tasks: [{ command: ['true'] }], task: { command: ['true'], resources: { cpus, mem } } },
+      ],
+    });
+    const cpu = await quotas.submit('small', spec(1.5, '64MiB')).catch((e: unknown) => e);
+    expect(cpu).toBeInstanceOf(LocusError);
+    expect((cpu as LocusError).code).toBe('UNSATISFIABLE');
+    expect((cpu as LocusError).spec.httpStatus).toBe(422);
+    expect((cpu as LocusError).field).toBe('stages[1].task.resources.cpus');
+    expect((cpu as LocusError).message).toMatch(/each task asks 1\.5 cpus, more than tenant small's whole quota of 1 cpus/);
+    const mem = await quotas.submit('small', spec(1, '2GiB')).catch((e: unknown) => e);
+    expect((mem as LocusError).field).toBe('stages[1].task.resources.mem');
+    expect((mem as LocusError).message).toMatch(/2GiB of memory, more than tenant small's whole quota of 1GiB of memory/);
+    expect((await quotas.list()).length).toBe(before);
+    // Exactly the quota fits; a tenant without a quota is not limited.
+    expect((await quotas.submit('small', spec(1, '1GiB'))).tenant).toBe('small');
+    expect((await quotas.submit('other', spec(64, '64GiB'))).tenant).toBe('other');
+  });
+
   it('keeps outputs and file:// inputs inside the tenant\'s own output directory', async () => {
     const base = { name: 'o', tasks: [{ command: ['true'] }], task: { command: ['true'] } };
     const outside = await jobs.submit('t4', validateJobSpec({ ...base, output: '/etc/locus' })).catch((e: unknown) => e);

@@ -86,6 +86,18 @@ describe('executor placement: which offers to accept', () => {
     expect(plan.declines).toHaveLength(1);
   });
 
+  it('a job too large for its tenant\'s quota does not hold back executors for the tenant\'s other jobs', () => {
+    // The oversized job is the tenant's first queue (older); the small one behind it fits the quota.
+    const ix = indexOf([
+      task({ taskId: 'big', jobId: 'j-big', resources: { cpus: 1.5, mem: 64, disk: 0 } }),
+      task({ taskId: 'small', jobId: 'j-small', resources: { cpus: 0.1, mem: 32, disk: 0 } }),
+    ]);
+    const plan = place(snap(0, { offers: [offer('r1-h1')], tenants: [tenant('a', 1, { quota: { cpus: 1 } })] }), ix);
+    expect(plan.launches).toHaveLength(1);
+    // Shaped for what fits (the small job), not the oversized one.
+    expect(plan.launches[0]?.slotResources.cpus).toBeLessThanOrEqual(1);
+  });
+
   it('never starts executors on agents about to enter maintenance', () => {
     const ix = indexOf([task({ taskId: 't', preferredHosts: ['r1-h1'] })]);
     const plan = place(snap(0, { offers: [offer('r1-h1', { unavailability: { start: 60_000, durationMs: 3_600_000 } })] }), ix);

@@ -115,6 +115,19 @@ describe('explain', () => {
     expect(r.message).toMatch(/offers at most \d+(\.\d+)? cpus/);
   });
 
+  it('tells a task larger than its tenant\'s whole quota that it can never start, not to wait for running tasks', () => {
+    const idle = tenant('a', 1, { quota: { cpus: 1 } });
+    const big = explain('t', snap(0, { executors: [exec('r1-h1')], tenants: [idle] }), indexOf([t0({ resources: { cpus: 1.5, mem: 512, disk: 0 } })]));
+    expect(big.code).toBe('OVER_QUOTA');
+    expect(big.message).toMatch(/it asks 1\.5 cpus.*more cpus than tenant a's whole quota of 1: it can never start/);
+    expect(big.message).not.toMatch(/running tasks finish/);
+    // A task that fits the quota but not what the tenant has left waits for its running tasks.
+    const full = tenant('a', 1, { quota: { cpus: 1 }, usage: { cpus: 1, mem: 0, disk: 0 } });
+    const waits = explain('t', snap(0, { executors: [exec('r1-h1')], tenants: [full] }), indexOf([t0()]));
+    expect(waits.code).toBe('OVER_QUOTA');
+    expect(waits.message).toMatch(/holds its whole quota \(1 cpus.*in use\); the task starts when its running tasks finish/);
+  });
+
   it('says when a task runs on a host it avoids because no other live host could run it', () => {
     const avoiding = t0({ avoidHosts: ['r1-h1', 'r1-h2'] });
     const waived = explain('t', snap(0, { executors: [exec('r1-h1'), exec('r1-h2', { freeSlots: 0 })] }), indexOf([avoiding]));

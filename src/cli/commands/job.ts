@@ -92,6 +92,31 @@ interface TaskSummary {
   readonly locality: string;
   readonly attempts: number;
   readonly message: string;
+  readonly stage: number;
+  /** Where its committed output is, as the host that holds it sees it. */
+  readonly outputPath: string;
+}
+
+/** How many host-kept outputs `locus job` lists before it says how many more there are. */
+const OUTPUTS_LISTED = 10;
+
+/**
+ * The `output` row. With outputs kept on the hosts that wrote them (`shared-outputs: false`) the
+ * job's output directory names a path on the framework's machine that nothing is written to:
+ * each last-stage task's output is on its own host, under that host's output directory. Those
+ * are listed instead (host:path), which is where the tasks' commit records say they are.
+ */
+function outputRows(job: { readonly output: string; readonly stages: readonly { readonly outputs: string }[] }, tasks: readonly TaskSummary[]): [string, string][] {
+  const last = job.stages.length - 1;
+  if (job.stages[last]?.outputs === 'none') return [['output', 'none (the last stage writes no output)']];
+  // Only a path destination has this question; a local:// or hdfs:// one is named as it is.
+  const under = (p: string): boolean => p === job.output || p.startsWith(`${job.output}/`);
+  const elsewhere = job.output.startsWith('/') ? tasks.filter((t) => t.stage === last && t.state === 'SUCCEEDED' && t.outputPath !== '' && !under(t.outputPath)) : [];
+  if (elsewhere.length === 0) return [['output', job.output]];
+  const rows: [string, string][] = [['output', `kept on the hosts that ran the last stage (host:path), not in ${job.output}:`]];
+  for (const t of elsewhere.slice(0, OUTPUTS_LISTED)) rows.push(['', `  ${t.host}:${t.outputPath}`]);
+  if (elsewhere.length > OUTPUTS_LISTED) rows.push(['', `  and ${elsewhere.length - OUTPUTS_LISTED} more (--json lists every task's outputPath)`]);
+  return rows;
 }
 
 function asTasks(body: unknown): { tasks: TaskSummary[]; neverAttempted: number } {
@@ -103,6 +128,7 @@ function asTasks(body: unknown): { tasks: TaskSummary[]; neverAttempted: number 
     return {
       id: str(t, 'id'), state: str(t, 'state'), host: str(last, 'host'), locality: str(last, 'locality'),
       attempts: attempts.length, message: str(last, 'message'),
+      stage: typeof t['stage'] === 'number' ? t['stage'] : -1, outputPath: str(t, 'outputPath'),
     };
   });
   return { tasks, neverAttempted: typeof body['neverAttempted'] === 'number' ? body['neverAttempted'] : 0 };
@@ -136,7 +162,7 @@ export async function run(argv: string[]): Promise<number> {
       ['created', job.createdAt],
       ['elapsed', formatElapsed(p.elapsedMs(Date.now()))],
       // A last stage of `outputs: none` leaves nothing at the job's output directory.
-      ['output', job.stages[job.stages.length - 1]?.outputs === 'none' ? 'none (the last stage writes no output)' : job.output],
+      ...outputRows(job, tasks),
     ];
     for (const [k, v] of rows) process.stdout.write(`${k.padEnd(9)} ${v}\n`);
     const byState = new Map<string, number>();

@@ -5,6 +5,8 @@
  */
 import { resolve as resolvePath } from 'node:path';
 import { LocusError } from '../../core/errors.js';
+import type { ResourceVector } from '../../core/resources.js';
+import { formatMiB } from '../../core/units.js';
 import type { JobSpec } from './spec.js';
 import { outputDestination } from './destinations.js';
 import type { VolumeLookup } from './service.js';
@@ -20,6 +22,29 @@ export function checkExplicitTaskCounts(spec: JobSpec, maxTasksPerJob: number): 
     if (st.tasks && st.tasks.length > maxTasksPerJob) {
       const field = stageField(spec, i, 'tasks');
       throw new LocusError('QUOTA_EXCEEDED', `${field}: ${st.tasks.length} tasks exceed the limit of ${maxTasksPerJob} per stage`, { field });
+    }
+  }
+}
+
+/**
+ * A stage whose task alone asks more of some resource than its tenant's whole quota can never
+ * run: placement holds a task back while it would take the tenant over its quota, and with the
+ * tenant holding nothing it still would. Accepted, such a job stayed pending for ever, its
+ * `explain` saying the tenant held its whole quota while it held nothing. Refused at submission
+ * (422 UNSATISFIABLE, the field named) like a volume larger than every agent.
+ */
+export function checkTaskSizesAgainstQuota(tenant: string, spec: JobSpec, quota: Partial<ResourceVector> | undefined): void {
+  if (!quota) return;
+  const shown = (k: keyof ResourceVector, v: number): string => (k === 'cpus' ? `${v} cpus` : `${formatMiB(v)} of ${k === 'mem' ? 'memory' : 'disk'}`);
+  for (const [i, st] of spec.stages.entries()) {
+    for (const k of ['cpus', 'mem', 'disk'] as const) {
+      const limit = quota[k];
+      const asked = st.task.resources[k];
+      if (limit === undefined || asked <= limit + 1e-9) continue;
+      const field = stageField(spec, i, `task.resources.${k}`);
+      throw new LocusError('UNSATISFIABLE',
+        `${field}: each task asks ${shown(k, asked)}, more than tenant ${tenant}'s whole quota of ${shown(k, limit)}; no task of it could ever start`,
+        { field });
     }
   }
 }

@@ -10,6 +10,7 @@ import { newId, attemptId as makeAttemptId } from '../../core/ids.js';
 import type { Clock } from '../../core/clock.js';
 import type { FileLocations } from '../../core/blocks.js';
 import type { LocalityLevel } from '../../core/locality.js';
+import type { ResourceVector } from '../../core/resources.js';
 import type { ResolveOptions } from '../../storage/port.js';
 import type { Logger } from '../../obs/log.js';
 import type { AttemptPayload, AttemptResult } from '../../executor/contract.js';
@@ -26,7 +27,7 @@ import {
 } from './model.js';
 import { stageOutputDir, substitute, taskOutputDir } from './tasks.js';
 import { PendingIndex } from '../placement/index.js';
-import { checkExplicitTaskCounts, checkInputSchemes, checkVolumes, outputDirFor } from './admission.js';
+import { checkExplicitTaskCounts, checkInputSchemes, checkTaskSizesAgainstQuota, checkVolumes, outputDirFor } from './admission.js';
 import { SharedRuns } from '../../core/shared-runs.js';
 import { TalliedMap } from '../../core/tallied-map.js';
 
@@ -110,6 +111,8 @@ export interface JobServiceOptions {
   /** Directory under which each job's outputs go when the spec names none. */
   readonly outputRoot: string;
   readonly limits: AdmissionLimits;
+  /** A tenant's quota (its tenants-file entry), read at each submission; absent: no quotas. */
+  readonly quotaOf?: (tenant: string) => Partial<ResourceVector> | undefined;
   readonly volumes?: VolumeLookup;
   /** Block servers and commit records: attempts read data and earlier outputs on other hosts. */
   readonly dataPlane?: JobDataPlane;
@@ -222,6 +225,7 @@ export class JobService extends EventEmitter<ServiceEvents> {
       throw new LocusError('QUOTA_EXCEEDED', `tenant '${tenant}' already has ${pendingForTenant} pending tasks (limit ${this.o.limits.maxPendingTasksPerTenant})`);
     }
     checkExplicitTaskCounts(spec, this.o.limits.maxTasksPerJob);
+    checkTaskSizesAgainstQuota(tenant, spec, this.o.quotaOf?.(tenant));
     checkInputSchemes(spec, this.o.resolver.backendFor ? { backendFor: (uri) => this.o.resolver.backendFor?.(uri) } : undefined);
     await checkVolumes(tenant, spec, this.o.volumes);
     const id = newId('job');

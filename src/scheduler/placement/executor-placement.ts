@@ -86,13 +86,19 @@ export function placeExecutors(pass: Pass): ExecutorDecisions {
     else unusable.push(o);
   }
 
-  // Tenants at quota add no demand for new executors.
-  const blocked = new Set<string>();
-  for (const name of pass.index.tenantNames()) {
-    const t = pass.tenant(name);
-    const q = pass.index.queuesOfTenant(name)[0];
-    if (q && !pass.withinQuota(t, q.maxResources)) blocked.add(name);
-  }
+  // A queue whose tasks would take its tenant over its quota adds no demand for new executors.
+  // Judged per queue, not by the tenant's first: a job whose tasks can never fit the quota (or
+  // not with what the tenant runs now) blocked every other job of the tenant behind it, though
+  // their smaller tasks fit, and with no executor of the tenant left those waited for ever.
+  const blockedQueues = new Map<Queue, boolean>();
+  const blocked = (q: Queue): boolean => {
+    let b = blockedQueues.get(q);
+    if (b === undefined) {
+      b = !pass.withinQuota(pass.tenant(q.tenant), q.maxResources);
+      blockedQueues.set(q, b);
+    }
+    return b;
+  };
 
   // Demand by slot shape. Only built when there is an offer to grow on or an idle executor that
   // might make room; the benchmark's hot path (no offers, busy executors) never pays for it.
@@ -164,7 +170,7 @@ export function placeExecutors(pass: Pass): ExecutorDecisions {
     let owner: Queue | undefined;
     let slot = opts.slotResources;
     for (const q of pass.index.queuesWithVolume(v)) {
-      if (blocked.has(q.tenant)) continue;
+      if (blocked(q)) continue;
       demand += q.volumes.get(v)?.live ?? 0;
       owner ??= q;
       slot = max3(slot, q.maxResources);
@@ -263,15 +269,15 @@ function bump(m: Map<string, Map<Shape, number>>, host: string, sh: Shape, n: nu
 }
 
 /** Unpinned demand of unblocked tenants, grouped by slot shape, with what this pass placed taken off. */
-function shapeDemand(pass: Pass, blocked: ReadonlySet<string>): { list: Shape[]; of: Map<Queue, Shape> } {
+function shapeDemand(pass: Pass, blocked: (q: Queue) => boolean): { list: Shape[]; of: Map<Queue, Shape> } {
   const byKey = new Map<string, Shape>();
   const of = new Map<Queue, Shape>();
   /** Queues whose waiting tasks were counted in their shape's `awaiting`. */
   const awaitingCounted = new Set<Queue>();
   const floor = pass.opts.slotResources;
   for (const name of pass.index.tenantNames()) {
-    if (blocked.has(name)) continue;
     for (const q of pass.index.queuesOfTenant(name)) {
+      if (blocked(q)) continue;
       let pinned = 0;
       for (const b of q.volumes.values()) pinned += b.live;
       const live = q.live - pinned;

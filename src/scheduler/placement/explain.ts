@@ -34,7 +34,15 @@ function explainWith(pass: Pass, t: PendingTask, opts: PlacementOptions): Reason
   const taskId = t.taskId;
   const tenant = pass.tenant(t.tenant);
   if (!pass.withinQuota(tenant, t.resources)) {
-    return reason(taskId, 'OVER_QUOTA', `tenant ${t.tenant} holds its whole quota; the task starts when its running tasks finish`);
+    // A task larger than the whole quota waits for nothing that will come (a job accepted before
+    // its tenant's quota was lowered; submission refuses new ones): saying the tenant's running
+    // tasks must finish first sent people waiting on a tenant that held nothing.
+    const q = tenant.quota ?? {};
+    const over = (['cpus', 'mem', 'disk'] as const).find((k) => { const limit = q[k]; return limit !== undefined && t.resources[k] > limit + 1e-9; });
+    if (over !== undefined) {
+      return reason(taskId, 'OVER_QUOTA', `it asks ${sizeOf(t.resources)}, more ${over} than tenant ${t.tenant}'s whole quota of ${over === 'cpus' ? String(q[over]) : formatMiB(q[over] ?? 0)}: it can never start; cancel the job and submit it with smaller resources, or raise the quota`);
+    }
+    return reason(taskId, 'OVER_QUOTA', `tenant ${t.tenant} holds its whole quota (${sizeOf(tenant.usage)} in use); the task starts when its running tasks finish`);
   }
 
   const usableOffers = snapshot.offers.filter((o) => pass.offerUsable(o.unavailability));

@@ -4,7 +4,7 @@
  *
  * Layout (all under the local cluster's work directory):
  * - `<workDir>/topology.json` (written by the local cluster):
- *   `{"masterUrl", "agents": [{"id","hostname","rack","url","dataDir"}]}`
+ *   `{"masterUrl", "agents": [{"id","hostname","rack","url","dataDir","dataDirHere"?}]}`
  * - `<workDir>/datasets/<dataset>/manifest.json`: the files, their block
  *   size, and per block the hostnames holding a replica.
  * - On each agent holding any block of a file: `<dataDir>/<dataset>/<path>`,
@@ -23,7 +23,15 @@ export interface LocalAgent {
   readonly hostname: string;
   readonly rack?: string;
   readonly url?: string;
+  /** The agent's data directory as its own host, and so its executors, see it. */
   readonly dataDir: string;
+  /**
+   * The same directory as the master's machine sees it, where that differs: an agent on a
+   * `--hosts netns` host, whose private directory is mounted at HOST_PRIVATE_DIR inside the host
+   * only. `locus data put` runs here and writes replicas through this path; without it, it wrote
+   * them under `dataDir` on this machine, where no host saw them.
+   */
+  readonly dataDirHere?: string;
 }
 
 /** The local cluster's topology file. */
@@ -61,8 +69,10 @@ export interface DatasetManifest {
 export const topologyPath = (workDir: string): string => join(workDir, 'topology.json');
 /** Path of a dataset's manifest. */
 export const manifestPath = (workDir: string, dataset: string): string => join(workDir, 'datasets', dataset, 'manifest.json');
-/** Path of an agent's replica file for a dataset file. */
+/** Path of an agent's replica file for a dataset file, as the agent's host sees it (what tasks read). */
 export const replicaPath = (agent: LocalAgent, dataset: string, path: string): string => join(agent.dataDir, dataset, path);
+/** The same replica file as the master's machine sees it (what `locus data put` writes). */
+export const replicaPathHere = (agent: LocalAgent, dataset: string, path: string): string => join(agent.dataDirHere ?? agent.dataDir, dataset, path);
 
 /** Dataset names are one path segment of safe characters. */
 export function checkDatasetName(name: string): void {
@@ -78,10 +88,12 @@ export function decodeTopology(doc: unknown): LocalTopology {
     const a = asObject(v, path);
     const rack = optional(a['rack'], `${path}.rack`, asString);
     const url = optional(a['url'], `${path}.url`, asString);
+    const dataDirHere = optional(a['dataDirHere'], `${path}.dataDirHere`, asString);
     return {
       id: asString(a['id'], `${path}.id`),
       hostname: asString(a['hostname'], `${path}.hostname`),
       dataDir: asString(a['dataDir'], `${path}.dataDir`),
+      ...(dataDirHere === undefined ? {} : { dataDirHere }),
       ...(rack === undefined || rack === '' ? {} : { rack }),
       ...(url === undefined ? {} : { url }),
     };

@@ -8,7 +8,7 @@ import { mkdir, open, readdir, rename, rm, stat, writeFile, type FileHandle } fr
 import { basename, dirname, join, relative, sep } from 'node:path';
 import { LocusError } from '../../core/errors.js';
 import { normalisePath } from '../uri.js';
-import { checkDatasetName, chooseReplicas, manifestPath, readManifest, readTopology, replicaPath, type DatasetFile, type DatasetManifest, type LocalAgent } from './dataset.js';
+import { checkDatasetName, chooseReplicas, manifestPath, readManifest, readTopology, replicaPathHere, type DatasetFile, type DatasetManifest, type LocalAgent } from './dataset.js';
 
 /** What to put where. */
 export interface PutLocalDatasetOptions {
@@ -155,7 +155,7 @@ export async function putLocalDataset(options: PutLocalDatasetOptions): Promise<
       const input = await open(src.abs, 'r').catch((err: unknown) => { throw storageError(src.abs, err); });
       try {
         for (const a of holders) {
-          const p = replicaPath(a, options.dataset, path);
+          const p = replicaPathHere(a, options.dataset, path);
           const t = join(dirname(p), `${temp}-${basename(p)}`);
           try {
             await mkdir(dirname(p), { recursive: true });
