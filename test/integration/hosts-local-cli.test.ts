@@ -72,12 +72,15 @@ describeWith([NETNS], 'locus local --hosts netns', () => {
       expect(privateDirs).toHaveLength(2);
       const src = join(workDir, 'words.txt');
       writeFileSync(src, 'alpha beta gamma\n');
-      execFileSync(process.execPath, [LOCUS_CLI, 'data', 'put', src, 'local://ds/words.txt', '--replicas', '2', '--work-dir', workDir]);
+      // A dataset name of this run's own: earlier runs (of a version that wrote there) may have
+      // left directories of the same host names on this machine.
+      const ds = `ds-${process.pid}-${Date.now()}`;
+      execFileSync(process.execPath, [LOCUS_CLI, 'data', 'put', src, `local://${ds}/words.txt`, '--replicas', '2', '--work-dir', workDir]);
       for (const { host, dir } of privateDirs) {
         // The agent's work dir is /srv/locus-host/locus inside its host: its data dir, seen from here.
-        expect(readFileSync(join(dir, 'locus', 'agents', host, 'data', 'ds', 'words.txt'), 'utf8')).toBe('alpha beta gamma\n');
+        expect(readFileSync(join(dir, 'locus', 'agents', host, 'data', ds, 'words.txt'), 'utf8')).toBe('alpha beta gamma\n');
         // Not beside the hosts, at the path only the host itself sees there (no host reads that).
-        expect(existsSync(join('/srv/locus-host/locus/agents', host))).toBe(false);
+        expect(existsSync(join('/srv/locus-host/locus/agents', host, 'data', ds))).toBe(false);
       }
       proc.kill('SIGINT');
       expect(await exited).toBe(0);
