@@ -168,12 +168,20 @@ export class ExecutorStarts {
 
   /**
    * The jobs that give up now, if any: `inService` says whether some executor is registered and
-   * serving (then waiting work may still run on it, and nothing gives up). Every agent that
+   * serving (then waiting work may still run on it, and nothing gives up); `launching`, the
+   * executors launched and not yet registered or ended. Every agent that
    * offered within offerMemoryMs must be failing; an agent that offered and has not failed may
    * yet start an executor.
    */
-  giveUp(now: number, inService: boolean): GiveUp | undefined {
+  giveUp(now: number, inService: boolean, launching: Iterable<{ readonly agentId: string; readonly launchedAt: number }> = []): GiveUp | undefined {
     if (inService || this.witnesses.size === 0) return undefined;
+    // A launch made after its agent's last counted failure (or on an agent that never failed) is
+    // a round still undecided: its executor may yet register (the agent was mended), and a job
+    // failed meanwhile would have been failed for nothing. Its end, whichever, asks again.
+    for (const l of launching) {
+      const a = this.agents.get(l.agentId);
+      if (a === undefined || l.launchedAt > a.lastAt) return undefined;
+    }
     const recent = [...this.offeredAt].filter(([, at]) => at >= now - this.options.offerMemoryMs).map(([id]) => id);
     const failing: AgentStartFailures[] = [];
     for (const id of recent) {
