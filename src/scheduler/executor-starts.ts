@@ -61,9 +61,12 @@ export interface EndedStatus {
 /**
  * Terminal states and reasons that say the agent or the master lost the task, not that the
  * executor failed: an agent gone, restarted or partitioned, a reconciliation answer, an offer
- * rescinded under the launch. Such an end is not held against the executor's start.
+ * rescinded under the launch, a launch that reached the agent before the reservation or volume
+ * it uses (TASK_DROPPED REASON_RESOURCES_UNKNOWN: the agent drops it because "restarting the task
+ * may succeed" once the checkpointed resources arrive, slave.cpp). Such an end is not held
+ * against the executor's start.
  */
-const NOT_THE_EXECUTOR = /^REASON_(AGENT|SLAVE)_|^REASON_(MASTER_DISCONNECTED|RECONCILIATION|FRAMEWORK_REMOVED|INVALID_OFFERS|TASK_UNKNOWN|GC_ERROR)$/;
+const NOT_THE_EXECUTOR = /^REASON_(AGENT|SLAVE)_|^REASON_(MASTER_DISCONNECTED|RECONCILIATION|FRAMEWORK_REMOVED|INVALID_OFFERS|RESOURCES_UNKNOWN|TASK_UNKNOWN|GC_ERROR)$/;
 
 /**
  * Whether the end of a launching executor's Mesos task (it never registered) is a start failure.

@@ -24,6 +24,8 @@ describe('startFailureOf', () => {
     expect(startFailureOf({ state: 'TASK_LOST', reason: 'REASON_AGENT_DISCONNECTED' })).toBe(false);
     expect(startFailureOf({ state: 'TASK_DROPPED', reason: 'REASON_RECONCILIATION' })).toBe(false);
     expect(startFailureOf({ state: 'TASK_LOST', reason: 'REASON_INVALID_OFFERS' })).toBe(false);
+    // The launch reached the agent before the volume or reservation it uses (Mesos: retry it).
+    expect(startFailureOf({ state: 'TASK_DROPPED', reason: 'REASON_RESOURCES_UNKNOWN' })).toBe(false);
     expect(startFailureOf({ state: 'TASK_GONE', reason: 'REASON_AGENT_REMOVED' })).toBe(false);
     expect(startFailureOf({ state: 'TASK_GONE_BY_OPERATOR' })).toBe(false);
     expect(startFailureOf({ state: 'TASK_UNKNOWN' })).toBe(false);
