@@ -873,8 +873,10 @@ export class Coordinator {
     this.log.warn({ executorId: ex.executorId, host: ex.hostname, failures: agent.failures, holdMs: agent.heldUntil - now, message }, 'executor failed to start; launches on its agent wait');
     // Registered executors (draining ones too: they may still be running attempts) can still take
     // the waiting work: nothing gives up while one serves.
-    const inService = this.o.executors.all().some((e) => e.state === 'RUNNING' || e.state === 'DRAINING');
-    const verdict = this.starts.giveUp(now, inService);
+    const live = this.o.executors.all();
+    const inService = live.some((e) => e.state === 'RUNNING' || e.state === 'DRAINING');
+    // Launches not yet decided (one after its agent's last failure may still register) hold it off too.
+    const verdict = this.starts.giveUp(now, inService, live.filter((e) => e.state === 'LAUNCHING'));
     if (verdict === undefined) return;
     for (const jobId of verdict.jobs) {
       const failed = await this.o.jobs.giveUp(jobId, verdict.message).catch((err: unknown) => {

@@ -61,9 +61,12 @@ export interface EndedStatus {
 /**
  * Terminal states and reasons that say the agent or the master lost the task, not that the
  * executor failed: an agent gone, restarted or partitioned, a reconciliation answer, an offer
- * rescinded under the launch. Such an end is not held against the executor's start.
+ * rescinded under the launch, a launch that reached the agent before the reservation or volume
+ * it uses (TASK_DROPPED REASON_RESOURCES_UNKNOWN: the agent drops it because "restarting the task
+ * may succeed" once the checkpointed resources arrive, slave.cpp). Such an end is not held
+ * against the executor's start.
  */
-const NOT_THE_EXECUTOR = /^REASON_(AGENT|SLAVE)_|^REASON_(MASTER_DISCONNECTED|RECONCILIATION|FRAMEWORK_REMOVED|INVALID_OFFERS|TASK_UNKNOWN|GC_ERROR)$/;
+const NOT_THE_EXECUTOR = /^REASON_(AGENT|SLAVE)_|^REASON_(MASTER_DISCONNECTED|RECONCILIATION|FRAMEWORK_REMOVED|INVALID_OFFERS|RESOURCES_UNKNOWN|TASK_UNKNOWN|GC_ERROR)$/;
 
 /**
  * Whether the end of a launching executor's Mesos task (it never registered) is a start failure.
@@ -168,12 +171,20 @@ export class ExecutorStarts {
 
   /**
    * The jobs that give up now, if any: `inService` says whether some executor is registered and
-   * serving (then waiting work may still run on it, and nothing gives up). Every agent that
+   * serving (then waiting work may still run on it, and nothing gives up); `launching`, the
+   * executors launched and not yet registered or ended. Every agent that
    * offered within offerMemoryMs must be failing; an agent that offered and has not failed may
    * yet start an executor.
    */
-  giveUp(now: number, inService: boolean): GiveUp | undefined {
+  giveUp(now: number, inService: boolean, launching: Iterable<{ readonly agentId: string; readonly launchedAt: number }> = []): GiveUp | undefined {
     if (inService || this.witnesses.size === 0) return undefined;
+    // A launch made after its agent's last counted failure (or on an agent that never failed) is
+    // a round still undecided: its executor may yet register (the agent was mended), and a job
+    // failed meanwhile would have been failed for nothing. Its end, whichever, asks again.
+    for (const l of launching) {
+      const a = this.agents.get(l.agentId);
+      if (a === undefined || l.launchedAt > a.lastAt) return undefined;
+    }
     const recent = [...this.offeredAt].filter(([, at]) => at >= now - this.options.offerMemoryMs).map(([id]) => id);
     const failing: AgentStartFailures[] = [];
     for (const id of recent) {

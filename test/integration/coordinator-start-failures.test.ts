@@ -182,6 +182,60 @@ describe('coordinator: executors that fail to start', () => {
     }
   });
 
+  it('gives nothing up while a launch after its agent\'s last failure is still undecided', async () => {
+    const b = await bed('start-undecided');
+    /** Offer `agent` and wait for the `n`th launch; returns its executor's id. */
+    const launchAt = async (n: number, offerId: string, agent: string, host: string): Promise<string> => {
+      await b.coordinator.handleEvent({ type: 'OFFERS', offers: { offers: [roleOffer(offerId, agent, host, 4)] } });
+      const infos = await waitFor(`launch ${n}`, () => b.launched.length >= n && b.launched[n - 1]);
+      const id = infos[0]?.task_id.value;
+      if (id === undefined || infos[0]?.agent_id.value !== agent) throw new Error(`launch ${n} not on ${agent}`);
+      return id;
+    };
+    const failed = async (executorId: string, agent: string, message: string): Promise<void> => {
+      await b.coordinator.handleEvent({ type: 'UPDATE', update: { status: {
+        task_id: { value: executorId }, state: 'TASK_FAILED', agent_id: { value: agent }, uuid: 'dXVpZA==', message,
+      } } });
+    };
+    try {
+      // S2 fails three rounds: the job waiting through them gives up (S2 is all that offered).
+      const first = await b.jobs.submit('default', validateJobSpec(SPEC));
+      await waitFor('tasks pending', () => b.jobs.index.size === 2);
+      for (let round = 1; round <= 3; round++) {
+        const id = await launchAt(round, `s2-${round}`, 'S2', 'agent-2');
+        await waitFor('tasks on the launching executor', () => b.jobs.attemptsOnExecutor(id).length === 2);
+        await failed(id, 'S2', `broken (round ${round})`);
+        b.clock.advance(5000);
+      }
+      await waitFor('the first job failed', async () => (await b.jobs.get(first.id)).state === 'FAILED');
+      // S2 is mended: its next launch (after its hold) takes a new job's task and is starting.
+      const onS2 = await b.jobs.submit('default', validateJobSpec({ ...SPEC, name: 'on-s2', tasks: [{}] }));
+      await waitFor('task pending', () => b.jobs.index.size === 1);
+      const mended = await launchAt(4, 's2-4', 'S2', 'agent-2');
+      await waitFor('the task on the launching executor', () => b.jobs.attemptsOnExecutor(mended).length === 1);
+      // Meanwhile a job of another shape (it fits no slot of S2's executor) waits while S1 fails three rounds.
+      const other = await b.jobs.submit('default', validateJobSpec({ ...SPEC, name: 'other-shape', tasks: [{}], task: { ...SPEC.task, resources: { ...SPEC.task.resources, cpus: 2 } } }));
+      await waitFor('its task pending', () => b.jobs.index.size === 1);
+      for (let round = 1; round <= 3; round++) {
+        const id = await launchAt(4 + round, `s1-${round}`, 'S1', 'agent-1');
+        await waitFor('its task on the launching executor', () => b.jobs.attemptsOnExecutor(id).length === 1);
+        await failed(id, 'S1', `broken too (round ${round})`);
+        // Its attempt comes back (uncounted) in every round; after the third the job stays.
+        await waitFor('its task pending again', async () => b.jobs.index.size === 1 || (await b.jobs.get(other.id)).state !== 'RUNNING');
+        b.clock.advance(5000);
+      }
+      // Every agent that offered is failing, but S2's launch since its last failure is undecided.
+      expect((await b.jobs.get(other.id)).state).toBe('RUNNING');
+      expect((await b.jobs.get(onS2.id)).state).toBe('RUNNING');
+      // Decided: it failed as well. Now nothing is left that could start an executor.
+      await failed(mended, 'S2', 'broken after all');
+      await waitFor('the other job failed', async () => (await b.jobs.get(other.id)).state === 'FAILED');
+      await waitFor('the job on S2 failed', async () => (await b.jobs.get(onS2.id)).state === 'FAILED');
+    } finally {
+      b.coordinator.close();
+    }
+  });
+
   it('holds nothing after launching executors lost with their agent', async () => {
     const b = await bed('start-agent-lost');
     try {

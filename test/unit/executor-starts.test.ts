@@ -24,6 +24,8 @@ describe('startFailureOf', () => {
     expect(startFailureOf({ state: 'TASK_LOST', reason: 'REASON_AGENT_DISCONNECTED' })).toBe(false);
     expect(startFailureOf({ state: 'TASK_DROPPED', reason: 'REASON_RECONCILIATION' })).toBe(false);
     expect(startFailureOf({ state: 'TASK_LOST', reason: 'REASON_INVALID_OFFERS' })).toBe(false);
+    // The launch reached the agent before the volume or reservation it uses (Mesos: retry it).
+    expect(startFailureOf({ state: 'TASK_DROPPED', reason: 'REASON_RESOURCES_UNKNOWN' })).toBe(false);
     expect(startFailureOf({ state: 'TASK_GONE', reason: 'REASON_AGENT_REMOVED' })).toBe(false);
     expect(startFailureOf({ state: 'TASK_GONE_BY_OPERATOR' })).toBe(false);
     expect(startFailureOf({ state: 'TASK_UNKNOWN' })).toBe(false);
@@ -93,6 +95,22 @@ describe('ExecutorStarts', () => {
     s.forgetJob('job-1');
     s.forgetJob('job-2');
     expect(s.giveUp(now, false)).toBeUndefined();
+  });
+
+  it('waits for a launch made after its agent\'s last failure, which may still register', () => {
+    const s = new ExecutorStarts();
+    let now = 10_000;
+    for (let round = 1; round <= 3; round++) {
+      s.offered('A', now);
+      s.failed('A', 'host-a', now - 1, MSG, now, ['job-1']);
+      now += 5000;
+    }
+    // The third round's failure was recorded at now - 5000; a launch since is undecided.
+    expect(s.giveUp(now, false, [{ agentId: 'A', launchedAt: now - 1 }])).toBeUndefined();
+    // So is one on an agent that never failed, however long ago it offered.
+    expect(s.giveUp(now, false, [{ agentId: 'Z', launchedAt: 0 }])).toBeUndefined();
+    // A straggler of a round already counted decides nothing new.
+    expect(s.giveUp(now, false, [{ agentId: 'A', launchedAt: now - 5001 }])?.jobs).toEqual(['job-1']);
   });
 
   it('needs fresh evidence after an executor registers, and forgets agents that stopped offering', () => {
