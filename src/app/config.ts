@@ -3,6 +3,7 @@
  * command-line flags, LOCUS_* environment variables, a YAML/JSON config file
  * whose keys are the flag names, and defaults. Errors name the key.
  */
+import { DEFAULT_EXECUTOR_STARTS } from '../scheduler/executor-starts.js';
 import { DEFAULT_JOB_RETENTION_MS } from '../scheduler/jobs/retention.js';
 import { homedir, userInfo } from 'node:os';
 import { dirname, join } from 'node:path';
@@ -26,7 +27,7 @@ export const FRAMEWORK_OPTION_NAMES = [
   'master', 'redis', 'role', 'principal', 'secret', 'secret-file', 'ca-file', 'http-host', 'http-port', 'grpc-port',
   'config', 'framework-name', 'failover-timeout', 'checkpoint', 'tenants-file', 'admin-token', 'state-dir',
   'executor-image', 'executor-uri', 'executor-command', 'executor-main', 'executor-cpus', 'executor-mem',
-  'executor-idle-timeout', 'executor-runner', 'isolation', 'locality-wait-node', 'locality-wait-rack',
+  'executor-idle-timeout', 'executor-start-give-up', 'executor-runner', 'isolation', 'locality-wait-node', 'locality-wait-rack',
   'host-map', 'hdfs-user', 'hdfs-delegation-token-file', 'ceph-conf', 'ceph-id', 'cephfs-mount', 'gluster-mounts',
   'local-work-dir', 'log-level', 'log-format', 'max-pending-tasks', 'max-tasks-per-job', 'stop-timeout',
   'shared-outputs', 'host-output-dir', 'block-server-bind', 'ha', 'ha-session-timeout', 'allow-unisolated-tenants',
@@ -66,6 +67,8 @@ export interface FrameworkSettings {
   readonly executorCpus: number;
   readonly executorMemMiB: number;
   readonly executorIdleTimeoutMs: number;
+  /** How long executors must have kept failing to start everywhere before the jobs waiting for them fail (executor-starts.ts). */
+  readonly executorStartGiveUpMs: number;
   /** Finished jobs are purged this long after they finished (scheduler/jobs/retention.ts); 0 keeps them. */
   readonly jobRetentionMs: number;
   readonly isolation: IsolationMode;
@@ -361,6 +364,7 @@ export function resolveSettings(flags: RawSettings, file: Readonly<Record<string
     executorCpus: positive('executor-cpus', DEFAULT_EXECUTOR_OVERHEAD.cpus),
     executorMemMiB: str('executor-mem') === undefined ? DEFAULT_EXECUTOR_OVERHEAD.memMiB : parseSizeMiB(str('executor-mem') ?? '', 'executor-mem'),
     executorIdleTimeoutMs: dur('executor-idle-timeout', 60_000),
+    executorStartGiveUpMs: dur('executor-start-give-up', DEFAULT_EXECUTOR_STARTS.giveUpAfterMs),
     jobRetentionMs: dur('job-retention', DEFAULT_JOB_RETENTION_MS),
     isolation,
     allowUnisolatedTenants: flag('allow-unisolated-tenants') ?? false,

@@ -342,6 +342,7 @@ export async function startFramework(settings: FrameworkSettings, extras: Framew
       volumes: volumePlanner,
       tenants,
       dispatchWindow: { enabled: settings.dispatchWindow },
+      executorStarts: { giveUpAfterMs: settings.executorStartGiveUpMs },
       placement: {
         defaultLocality: { mode: 'wait', nodeWaitMs: settings.localityWaitNodeMs, rackWaitMs: settings.localityWaitRackMs },
         idleTimeoutMs: settings.executorIdleTimeoutMs,

@@ -842,10 +842,12 @@ export class Coordinator {
     await this.o.executors.update(executorId, { state: 'GONE', message });
     const startFailed = reason === EXECUTOR_START_FAILED;
     const lostAs = startFailed ? `executor ${executorId} on ${ex.hostname} failed to start: ${message}; not counted against retries` : undefined;
-    for (const a of this.o.jobs.attemptsOnExecutor(executorId)) await this.loseAttempt(a.taskId, a.attemptId, executorId, reason, lostAs);
+    const lost = this.o.jobs.attemptsOnExecutor(executorId);
+    for (const a of lost) await this.loseAttempt(a.taskId, a.attemptId, executorId, reason, lostAs);
     this.unregistered.delete(executorId);
-    // After its attempts were given back: their jobs are among those now waiting for an executor.
-    if (startFailed) await this.noteStartFailure(ex, message);
+    // After its attempts were given back. Only their jobs have seen an executor fail to start
+    // for them: a job waiting on other agents (its data's, its constraints') has not.
+    if (startFailed) await this.noteStartFailure(ex, message, new Set(lost.map((a) => parseTaskId(a.taskId)?.jobId).filter((j): j is string => j !== undefined)));
     this.busy.delete(executorId);
     this.windows.dropExecutor(executorId);
     this.prefetch.dropExecutor(executorId);
@@ -866,9 +868,9 @@ export class Coordinator {
    * An executor failed to start: its agent's launches wait (a hold that doubles per consecutive
    * failure), and jobs that can get an executor nowhere give up (executor-starts.ts).
    */
-  private async noteStartFailure(ex: ExecutorRecord, message: string): Promise<void> {
+  private async noteStartFailure(ex: ExecutorRecord, message: string, jobsLost: ReadonlySet<string>): Promise<void> {
     const now = this.o.clock.now();
-    const agent = this.starts.failed(ex.agentId, ex.hostname, ex.launchedAt, message, now, this.o.jobs.waitingJobs());
+    const agent = this.starts.failed(ex.agentId, ex.hostname, ex.launchedAt, message, now, jobsLost);
     this.o.metrics?.executorStartFailures.inc({ host: ex.hostname });
     this.log.warn({ executorId: ex.executorId, host: ex.hostname, failures: agent.failures, holdMs: agent.heldUntil - now, message }, 'executor failed to start; launches on its agent wait');
     // Registered executors (draining ones too: they may still be running attempts) can still take

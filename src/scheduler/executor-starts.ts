@@ -36,19 +36,27 @@ export interface ExecutorStartOptions {
   readonly backoffMaxMs: number;
   /** Consecutive start failures (launch rounds) after which an agent is failing. */
   readonly failuresToGiveUp: number;
+  /**
+   * And for how long at least its failures must have gone on (ms, from the first of the run):
+   * a registry's rate limit, a fetch server restarting or an image pulled slowly pass, and jobs
+   * failed on their account would have run a minute later (`executor-start-give-up`).
+   */
+  readonly giveUpAfterMs: number;
   /** For how long after its last offer an agent still counts as one executors might start on (ms). */
   readonly offerMemoryMs: number;
 }
 
 /**
- * 1 s doubling to a minute (Marathon's launch backoff starts at 1 s too); three rounds make an
- * agent failing (Spark stops launching executors on an agent after two failures, for good): with
- * these an executor that cannot start anywhere fails its jobs after 1 + 2 s of holds, about 4 s.
+ * 1 s doubling to a minute (Marathon's launch backoff starts at 1 s too); three rounds over a
+ * minute at least make an agent failing (Spark stops launching executors on an agent after two
+ * failures, for good): with these an executor that cannot start anywhere fails its jobs about a
+ * minute after the first failure, five or six launches later.
  */
 export const DEFAULT_EXECUTOR_STARTS: ExecutorStartOptions = {
   backoffBaseMs: 1000,
   backoffMaxMs: 60_000,
   failuresToGiveUp: 3,
+  giveUpAfterMs: 60_000,
   offerMemoryMs: 60_000,
 };
 
@@ -92,6 +100,8 @@ export interface AgentStartFailures {
   readonly heldUntil: number;
   /** When the last counted failure was recorded (ms). */
   readonly lastAt: number;
+  /** When the first failure of this run of failures was recorded (ms). */
+  readonly since: number;
   /** The last failure's Mesos state, reason and message. */
   readonly lastMessage: string;
 }
@@ -107,7 +117,7 @@ export class ExecutorStarts {
   readonly options: ExecutorStartOptions;
   private readonly agents = new Map<string, AgentStartFailures>();
   private readonly offeredAt = new Map<string, number>();
-  /** Jobs that waited for executors through a start failure since an executor last registered. */
+  /** Jobs that lost attempts to a start failure since an executor last registered. */
   private readonly witnesses = new Set<string>();
 
   constructor(options: Partial<ExecutorStartOptions> = {}) {
@@ -120,12 +130,13 @@ export class ExecutorStarts {
   }
 
   /**
-   * An executor launched at `launchedAt` on the agent ended before it registered. `waiting`: the
-   * jobs whose tasks were waiting for executors then (their attempts on it lost included).
+   * An executor launched at `launchedAt` on the agent ended before it registered. `jobsLost`: the
+   * jobs whose attempts were queued for it and lost with it (a job waiting for other agents, its
+   * data's or its constraints', has seen no executor fail for it and never gives up on this).
    * Returns the agent's failures as now recorded.
    */
-  failed(agentId: string, hostname: string, launchedAt: number, message: string, now: number, waiting: Iterable<string>): AgentStartFailures {
-    for (const jobId of waiting) this.witnesses.add(jobId);
+  failed(agentId: string, hostname: string, launchedAt: number, message: string, now: number, jobsLost: Iterable<string>): AgentStartFailures {
+    for (const jobId of jobsLost) this.witnesses.add(jobId);
     const cur = this.agents.get(agentId);
     // Launched before the last counted failure: the same round (several executors of one offer,
     // or one launched while the first was failing) is one failure, not several.
@@ -136,7 +147,7 @@ export class ExecutorStarts {
     }
     const failures = (cur?.failures ?? 0) + 1;
     const hold = Math.min(this.options.backoffBaseMs * 2 ** (failures - 1), this.options.backoffMaxMs);
-    const next: AgentStartFailures = { agentId, hostname, failures, heldUntil: now + hold, lastAt: now, lastMessage: message };
+    const next: AgentStartFailures = { agentId, hostname, failures, heldUntil: now + hold, lastAt: now, since: cur?.since ?? now, lastMessage: message };
     this.agents.set(agentId, next);
     return next;
   }
@@ -189,7 +200,7 @@ export class ExecutorStarts {
     const failing: AgentStartFailures[] = [];
     for (const id of recent) {
       const a = this.agents.get(id);
-      if (a === undefined || a.failures < this.options.failuresToGiveUp) return undefined;
+      if (a === undefined || a.failures < this.options.failuresToGiveUp || now - a.since < this.options.giveUpAfterMs) return undefined;
       failing.push(a);
     }
     if (failing.length === 0) return undefined;

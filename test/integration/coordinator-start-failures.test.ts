@@ -71,6 +71,8 @@ async function bed(name: string, launcher: ExecutorLauncher = bareLauncher): Pro
     driver: recordingDriver(launched, declined), launcher,
     dispatch: { enqueueMany: async () => undefined, adopt: async () => undefined, cancel: async () => undefined },
     tenants: () => [{ name: 'default', weight: 1 }],
+    // Without the minute of failures a give-up otherwise waits for (tested in the unit test).
+    executorStarts: { giveUpAfterMs: 0 },
   });
   await subscribed(coordinator);
   return { clock, jobs, coordinator, launched, declined, metrics };

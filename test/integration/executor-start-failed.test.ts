@@ -34,7 +34,7 @@ beforeAll(async () => {
     `await import(${JSON.stringify(LOCUS_EXECUTOR)});`,
     '',
   ].join('\n'));
-  fw = await startInProcess(bed, { 'executor-main': entry });
+  fw = await startInProcess(bed, { 'executor-main': entry, 'executor-start-give-up': '0s' });
 }, 120_000);
 
 afterAll(async () => {

@@ -4,6 +4,9 @@
  * jobs give up.
  */
 import { describe, expect, it } from 'vitest';
+
+/** The give-up rule without its minimum duration (tested on its own below). */
+const AT_ONCE = { giveUpAfterMs: 0 };
 import { EXECUTOR_START_FAILED, ExecutorStarts, startFailureOf } from '../../src/scheduler/executor-starts.js';
 
 const MSG = 'TASK_FAILED (REASON_COMMAND_EXECUTOR_FAILED): Command exited with status 1';
@@ -35,7 +38,7 @@ describe('startFailureOf', () => {
 
 describe('ExecutorStarts', () => {
   it('holds launches on an agent for 1 s, then 2 s, 4 s ... up to the cap; a registration clears it', () => {
-    const s = new ExecutorStarts({ backoffMaxMs: 5000 });
+    const s = new ExecutorStarts({ ...AT_ONCE, backoffMaxMs: 5000 });
     let now = 1000;
     const holds: number[] = [];
     for (let i = 0; i < 5; i++) {
@@ -55,7 +58,7 @@ describe('ExecutorStarts', () => {
   });
 
   it('counts executors launched in one round once', () => {
-    const s = new ExecutorStarts();
+    const s = new ExecutorStarts(AT_ONCE);
     const first = s.failed('A', 'host-a', 100, MSG, 200, []);
     // A second executor of the same ACCEPT (launched at 100) fails a moment later.
     const same = s.failed('A', 'host-a', 100, 'TASK_FAILED: other', 210, []);
@@ -67,7 +70,7 @@ describe('ExecutorStarts', () => {
   });
 
   it('gives up the jobs that waited through a failure once every agent that offered lately is failing', () => {
-    const s = new ExecutorStarts();
+    const s = new ExecutorStarts(AT_ONCE);
     let now = 10_000;
     s.offered('A', now);
     s.offered('B', now);
@@ -98,7 +101,7 @@ describe('ExecutorStarts', () => {
   });
 
   it('waits for a launch made after its agent\'s last failure, which may still register', () => {
-    const s = new ExecutorStarts();
+    const s = new ExecutorStarts(AT_ONCE);
     let now = 10_000;
     for (let round = 1; round <= 3; round++) {
       s.offered('A', now);
@@ -114,7 +117,7 @@ describe('ExecutorStarts', () => {
   });
 
   it('needs fresh evidence after an executor registers, and forgets agents that stopped offering', () => {
-    const s = new ExecutorStarts({ offerMemoryMs: 30_000 });
+    const s = new ExecutorStarts({ ...AT_ONCE, offerMemoryMs: 30_000 });
     let now = 0;
     s.offered('B', now);
     for (let i = 0; i < 3; i++) {
@@ -137,5 +140,28 @@ describe('ExecutorStarts', () => {
     // The agent is removed: nothing is left that offered, and nothing gives up for want of evidence.
     s.agentLost('A');
     expect(s.giveUp(now + 1, false)).toBeUndefined();
+  });
+
+  it('gives up only once the failures have gone on for giveUpAfterMs, riding out a short outage', () => {
+    const s = new ExecutorStarts({ giveUpAfterMs: 60_000 });
+    let now = 0;
+    // Three failed rounds in four seconds (holds of 1 s and 2 s): a passing outage looks so too.
+    for (let i = 0; i < 3; i++) {
+      s.offered('A', now);
+      s.failed('A', 'host-a', now - 1, MSG, now, ['job-1']);
+      now += 2000;
+    }
+    expect(s.giveUp(now, false)).toBeUndefined();
+    // Still failing a minute after the first failure: the job gives up.
+    now = 60_000;
+    s.offered('A', now);
+    s.failed('A', 'host-a', now - 1, MSG, now, ['job-1']);
+    expect(s.giveUp(now, false)?.jobs).toEqual(['job-1']);
+    // A registration there starts the count (and the minute) again.
+    s.started('A');
+    now += 1000;
+    s.offered('A', now);
+    for (let i = 0; i < 3; i++) s.failed('A', 'host-a', now + i * 10 - 1, MSG, now + i * 10, ['job-1']);
+    expect(s.giveUp(now + 30, false)).toBeUndefined();
   });
 });

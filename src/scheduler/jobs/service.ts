@@ -360,13 +360,6 @@ export class JobService extends EventEmitter<ServiceEvents> {
     return { byTenant: this.running.tally('tenant'), byJob: this.running.tally('job') };
   }
 
-  /** The jobs with tasks waiting for a slot (each once). */
-  waitingJobs(): Set<string> {
-    const out = new Set<string>();
-    for (const t of this.pending.values()) out.add(t.jobId);
-    return out;
-  }
-
   /**
    * Fail a running job whose waiting tasks can get no executor anywhere (executor-starts.ts):
    * its pending tasks are dropped and it ends FAILED with `message`. Only with none of its
