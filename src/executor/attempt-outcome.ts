@@ -64,11 +64,14 @@ async function committedElsewhere(s: AttemptScope, enders: RunEnders, exitCode: 
   const recorded = await ledger?.lookup(ledgerId).catch(() => undefined);
   if (recorded !== undefined) {
     await discardAttemptDir(plan).catch(() => undefined);
+    if (recorded.conflict !== undefined) return finish({ state: 'FAILED', exitCode, reason: 'OUTPUT_CONFLICT', message: recorded.conflict });
     return finish({ state: 'SUCCEEDED', exitCode, reason: 'ALREADY_COMMITTED', message: `output already committed by attempt ${recorded.attemptId} on ${recorded.host}`, outputPath: recorded.path, output: recorded });
   }
+  // Only this task's own commit counts; anything else there is not one (the attempt fails as it would).
   let winner: string | undefined;
   try {
-    winner = ledger === undefined ? await committedDurably(plan.finalDir) : undefined;
+    const held = ledger === undefined ? await committedDurably(plan.finalDir, s.payload.attemptId) : undefined;
+    winner = held?.kind === 'task' ? held.attemptId : undefined;
   } catch (err) {
     if (err instanceof OutputNotDurableError) return failed(notDurable(err));
     winner = undefined;
@@ -93,8 +96,8 @@ async function commitRunOutput(s: AttemptScope, plan: OutputPlan, enders: RunEnd
   let outcome: Awaited<ReturnType<typeof commitOutput>>;
   try {
     outcome = dest?.kind === 'hdfs' && hdfs !== undefined && decide !== undefined
-      ? await commitToHdfs(plan, payload.attemptId, dest.uri, hdfs, decide)
-      : await commitOutput(plan, payload.attemptId, decide);
+      ? await commitToHdfs(plan, payload.attemptId, dest.uri, hdfs, decide, s.markConflict)
+      : await commitOutput(plan, payload.attemptId, decide, s.markConflict);
   } catch (err) {
     if (err instanceof OutputNotDurableError) return failed(notDurable(err));
     // Recorded, not renamed: not the task's failure (every retry would find the record), and the
@@ -140,5 +143,8 @@ async function commitRunOutput(s: AttemptScope, plan: OutputPlan, enders: RunEnd
     return finish({ state: 'SUCCEEDED', exitCode: 0, reason: 'COMMITTED', message: `output committed to ${outcome.finalDir} on ${ctx.host}${unflushed}`, outputPath: outcome.finalDir, ...rec });
   }
   if (outcome.kind === 'already') return finish({ state: 'SUCCEEDED', exitCode: 0, reason: 'ALREADY_COMMITTED', message: `output already committed by attempt ${outcome.winner}; this attempt's output was discarded`, outputPath: outcome.finalDir, ...rec });
+  // A final path held by what this task did not commit: failed, and the task with it (the
+  // scheduler does not retry OUTPUT_CONFLICT: every attempt would find the same).
+  log.warn({ output: outcome.finalDir }, 'the task\'s output directory holds what it did not commit; the output was discarded');
   return failed({ state: 'FAILED', exitCode: 0, reason: 'OUTPUT_CONFLICT', message: outcome.message });
 }

@@ -10,7 +10,7 @@ import { pipeline } from 'node:stream/promises';
 import { systemClock } from '../core/clock.js';
 import { COMMIT_MARKER, CONTRACT_VERSION, HANDED_BACK, INPUT_FAILED, INPUT_UNREACHABLE, contractCompatible, ledgerIdOf, type AttemptPayload, type AttemptProgress, type AttemptResult, type AttemptVolume, type CommittedOutput } from './contract.js';
 import { fetchPart, isHostCause, materialiseSplit, type CommitLedger, type DataPlane } from './data-plane.js';
-import { committedDurably, discardAttemptDir, OutputNotDurableError, planOutput, prepareAttemptDir, releaseStaging, settleCommitted, type CommitDecision, type OutputPlan } from './output.js';
+import { committedDurably, conflictMessage, discardAttemptDir, discardStaged, OutputNotDurableError, planOutput, prepareAttemptDir, releaseStaging, settleCommitted, type CommitDecision, type ConflictMark, type Occupant, type OutputPlan } from './output.js';
 import { notDurable, outcomeOf } from './attempt-outcome.js';
 import { destinationOf, isHdfsRecord, settleHdfs, type Destination, type HdfsOutputFs } from './destination.js';
 import { containerIdFor, type AttemptRunner, type RunExit, type RunHandle, type RunSpec } from './runner.js';
@@ -258,6 +258,8 @@ export interface AttemptScope extends AttemptBasics, OutputTarget {
   readonly plan: OutputPlan | undefined;
   readonly ledger: CommitLedger | undefined;
   readonly decide: CommitDecision | undefined;
+  /** Marks the task's record with a conflict the winner found (with the ledger). */
+  readonly markConflict: ConflictMark | undefined;
   readonly scratch: string;
   /** Whether the scratch directory was made: only then is there one to clean up. */
   scratchMade: boolean;
@@ -340,6 +342,9 @@ async function checkBeforeRun(a: AttemptBasics): Promise<Phase<OutputTarget>> {
       return { ended: end({ state: 'LOST', exitCode: null, reason: 'COMMIT_LEDGER_UNAVAILABLE', message: `cannot read the task's commit record: ${(err as Error).message}` }) };
     }
     if (recorded !== undefined) {
+      // The winner could not place the output (the final path held something else): the task's
+      // conflict stands, whichever host asks, and is reported again, never taken for a commit.
+      if (recorded.conflict !== undefined) return { ended: end({ state: 'FAILED', exitCode: null, reason: 'OUTPUT_CONFLICT', message: recorded.conflict }) };
       // A rename a crash cut short is finished: on HDFS from any host, else on the recording host.
       let unflushed = '';
       if (isHdfsRecord(recorded)) await (hdfs === undefined ? Promise.resolve(false) : settleHdfs(recorded, hdfs)).catch(() => false);
@@ -348,8 +353,20 @@ async function checkBeforeRun(a: AttemptBasics): Promise<Phase<OutputTarget>> {
           unflushed = `; rolled into place here: ${why}`;
           log.warn({ err: why, path: recorded?.path }, 'a recorded commit was rolled forward but its directory could not be flushed');
         }).catch(() => false);
-        // Recorded here, yet neither in place nor placeable (its staging directory gone, the final
-        // path taken by something else): saying "committed" would hand the next stage a path with
+        // The final path holds something this task did not commit, and the winner did not live
+        // to mark its record: marked here, so that attempts on other hosts report it too.
+        if (typeof placed === 'object') {
+          try {
+            await dp?.ledger?.markConflict(ledgerId, recorded, placed.conflict);
+          } catch (err) {
+            return { ended: end({ state: 'LOST', exitCode: null, reason: 'COMMIT_LEDGER_UNAVAILABLE', message: `the task's output cannot be placed (${placed.conflict}), and its commit record could not be marked so: ${(err as Error).message}` }) };
+          }
+          // Marked, the staging copy the record names is nobody's output: no roll-forward will rename it.
+          await discardStaged(recorded);
+          return { ended: end({ state: 'FAILED', exitCode: null, reason: 'OUTPUT_CONFLICT', message: placed.conflict }) };
+        }
+        // Recorded here, yet neither in place nor placeable (its staging directory gone, or the
+        // rename refused by the disk): saying "committed" would hand the next stage a path with
         // nothing of it. Counted, so a host that cannot place it ends in the task's failure; an
         // attempt on another host reports the record, and readers that find nothing there have
         // the output computed again.
@@ -361,17 +378,20 @@ async function checkBeforeRun(a: AttemptBasics): Promise<Phase<OutputTarget>> {
       return { ended: end({ state: 'SUCCEEDED', exitCode: 0, reason: 'ALREADY_COMMITTED', message: `output already committed by attempt ${recorded.attemptId} on ${recorded.host}${unflushed}`, outputPath: recorded.path, output: recorded }) };
     }
     // Without a ledger the committed directory's marker is the record (with one, the ledger's
-    // answer above is the whole check: reading a marker that is not there costs an error per attempt).
-    let winner: string | undefined;
+    // answer above is the whole check: reading a marker that is not there costs an error per attempt,
+    // and a directory held by something else is found at the commit, before the ledger is asked).
+    let held: Occupant = { kind: 'free' };
     try {
-      winner = dp?.ledger === undefined ? await committedDurably(out.dir) : undefined;
+      if (dp?.ledger === undefined) held = await committedDurably(out.dir, payload.attemptId);
     } catch (err) {
       if (err instanceof OutputNotDurableError) return { ended: end(notDurable(err)) };
       throw err;
     }
-    if (winner !== undefined) {
-      return { ended: end({ state: 'SUCCEEDED', exitCode: 0, reason: 'ALREADY_COMMITTED', message: `output already committed by attempt ${winner}`, outputPath: out.dir }) };
+    if (held.kind === 'task') {
+      return { ended: end({ state: 'SUCCEEDED', exitCode: 0, reason: 'ALREADY_COMMITTED', message: `output already committed by attempt ${held.attemptId}`, outputPath: out.dir }) };
     }
+    // Held by something this task did not commit: it could never commit there, so nothing is run.
+    if (held.kind === 'foreign') return { ended: end({ state: 'FAILED', exitCode: null, reason: 'OUTPUT_CONFLICT', message: conflictMessage(out.dir, held.what) }) };
   }
   return { next: { dest, hdfs, out, ledgerId } };
 }
@@ -396,8 +416,9 @@ function planAttempt(a: AttemptBasics & OutputTarget, planned: (plan: OutputPlan
     attemptId: payload.attemptId, host: ctx.host, ...(dp?.blockServer === undefined ? {} : { blockServer: dp.blockServer }),
     path: dest?.kind === 'hdfs' ? dest.uri : out.dir, ...(out.relPath === undefined || dest !== undefined ? {} : { relPath: out.relPath }), size, files, committedAt: Date.now(), staged,
   });
+  const markConflict: ConflictMark | undefined = ledger === undefined || out === undefined ? undefined : async (record, conflict) => await ledger.markConflict(ledgerId, record, conflict);
   return {
-    ...a, dp, tenant, uid, containerId, plan, ledger, decide,
+    ...a, dp, tenant, uid, containerId, plan, ledger, decide, markConflict,
     scratch: join(ctx.scratchDir, containerId), scratchMade: false, held: undefined, releaseSlot: NO_TURN,
   };
 }

@@ -160,6 +160,13 @@ export interface CommittedOutput {
   readonly committedAt: number;
   /** The staging directory the winner renames onto `path` (to finish a rename a crash cut short). */
   readonly staged?: string;
+  /**
+   * Set when the winner found `path` held by something this task did not commit (another job's
+   * output, files put there by hand): what holds it, in words. The output was never placed, and
+   * the record stays so that every later attempt of the task, on any host, reports the conflict
+   * (OUTPUT_CONFLICT) instead of taking the record for a commit.
+   */
+  readonly conflict?: string;
 }
 
 /** How an attempt ended, as the executor reports it. */
@@ -453,6 +460,7 @@ export function decodeCommittedOutput(v: unknown, p = 'output'): CommittedOutput
   const blockServer = optional(o['blockServer'], `${p}.blockServer`, asString);
   const relPath = optional(o['relPath'], `${p}.relPath`, asString);
   const staged = optional(o['staged'], `${p}.staged`, asString);
+  const conflict = optional(o['conflict'], `${p}.conflict`, asString);
   return {
     attemptId: asString(o['attemptId'], `${p}.attemptId`),
     host: asString(o['host'], `${p}.host`),
@@ -463,6 +471,7 @@ export function decodeCommittedOutput(v: unknown, p = 'output'): CommittedOutput
     files: asArray(o['files'], `${p}.files`, decodeOutputFile),
     committedAt: asNumber(o['committedAt'], `${p}.committedAt`),
     ...(staged !== undefined ? { staged } : {}),
+    ...(conflict !== undefined ? { conflict } : {}),
   };
 }
 

@@ -22,6 +22,13 @@ export interface CommitLedger {
   commit(taskId: string, record: CommittedOutput): Promise<{ readonly won: boolean; readonly record: CommittedOutput }>;
   /** The task's committed output, if any. */
   lookup(taskId: string): Promise<CommittedOutput | undefined>;
+  /**
+   * The winner found the task's final path held by something else: mark its record (`record`,
+   * as the commit wrote it) with `conflict`, so that no later attempt takes it for a commit.
+   * Only that very record is marked (the same attempt and staging directory); the record that
+   * holds afterwards is returned (undefined: none).
+   */
+  markConflict(taskId: string, record: CommittedOutput, conflict: string): Promise<CommittedOutput | undefined>;
 }
 
 // KEYS[1] = the task's commit key; ARGV[1] = the record (JSON).
@@ -44,9 +51,26 @@ redis.call('SET', KEYS[1], ARGV[1])
 return {1, ARGV[1]}
 `;
 
-/** The connection with the commit script defined on it (batched: see CallBatch). */
+// KEYS[1] = the task's commit key; ARGV[1] = the winner's attempt id, ARGV[2] its staging path
+// ('' for none), ARGV[3] its record with the conflict (JSON). Replaces the record only when it is
+// still the one that attempt's delivery wrote (the staging path is the delivery's own), so it can
+// never overwrite another attempt's commit; returns the record that holds (false: none).
+// The fields are compared decoded (cjson), not as text: the executor holds the record decoded.
+const MARK_CONFLICT_SCRIPT = `
+local cur = redis.call('GET', KEYS[1])
+if not cur then return false end
+local ok, rec = pcall(cjson.decode, cur)
+if ok and type(rec) == 'table' and rec.attemptId == ARGV[1] and (rec.staged or '') == ARGV[2] then
+  redis.call('SET', KEYS[1], ARGV[3])
+  return ARGV[3]
+end
+return cur
+`;
+
+/** The connection with the commit scripts defined on it (the commit batched: see CallBatch). */
 interface LedgerRedis extends Redis {
   locusCommitOutputs(numKeys: number, ...keysThenArgs: string[]): Promise<([number, string] | string)[]>;
+  locusMarkConflict(key: string, attemptId: string, staged: string, record: string): Promise<string | null>;
 }
 
 /** One commit record per item: its key, the record. */
@@ -90,6 +114,8 @@ export class RedisCommitLedger implements CommitLedger {
     // A defined command goes out as EVALSHA (the script text once per connection, not with
     // every commit: one commit per attempt made the text the largest part of the call).
     redis.defineCommand('locusCommitOutputs', { lua: batchedScript(COMMIT_SCRIPT, COMMIT_ITEM) });
+    // Rare (a conflict only): one call each, not batched.
+    redis.defineCommand('locusMarkConflict', { lua: MARK_CONFLICT_SCRIPT, numberOfKeys: 1 });
     this.redis = redis as LedgerRedis;
   }
 
@@ -100,6 +126,12 @@ export class RedisCommitLedger implements CommitLedger {
 
   lookup(taskId: string): Promise<CommittedOutput | undefined> {
     return this.lookups.call(commitKey(taskId));
+  }
+
+  async markConflict(taskId: string, record: CommittedOutput, conflict: string): Promise<CommittedOutput | undefined> {
+    const marked: CommittedOutput = { ...record, conflict };
+    const r = await this.redis.locusMarkConflict(commitKey(taskId), record.attemptId, record.staged ?? '', JSON.stringify(marked));
+    return r === null ? undefined : decodeCommittedOutput(JSON.parse(r) as unknown);
   }
 }
 

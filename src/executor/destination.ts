@@ -29,7 +29,7 @@ import { promises as fsp } from 'node:fs';
 import { join } from 'node:path';
 import { LocusError } from '../core/errors.js';
 import type { AttemptPayload, CommittedOutput } from './contract.js';
-import { COMMIT_MARKER, OutputNotPlacedError, discardAttemptDir, listOutputFiles, type CommitDecision, type CommitOutcome, type OutputPlan } from './output.js';
+import { COMMIT_MARKER, OutputNotPlacedError, conflictMessage, discardAttemptDir, listOutputFiles, type CommitDecision, type CommitOutcome, type ConflictMark, type OutputPlan } from './output.js';
 
 /** What the executor needs of HDFS to commit an output there (WebHdfsBackend has it). */
 export interface HdfsOutputFs {
@@ -101,7 +101,7 @@ export function hdfsTemporary(finalUri: string, attemptId: string): string {
  * the winner's temporary path into place (a loser deletes its own). The local directory is
  * removed in every case.
  */
-export async function commitToHdfs(plan: OutputPlan, attemptId: string, finalUri: string, fs: HdfsOutputFs, decide: CommitDecision): Promise<CommitOutcome & { readonly record?: CommittedOutput }> {
+export async function commitToHdfs(plan: OutputPlan, attemptId: string, finalUri: string, fs: HdfsOutputFs, decide: CommitDecision, markConflict?: ConflictMark): Promise<CommitOutcome & { readonly record?: CommittedOutput }> {
   const temp = hdfsTemporary(finalUri, attemptId);
   // Once the ledger has been asked, the temporary copy may be what a record names (even when the
   // answer was lost on the way back): from then on only a definite loss removes it.
@@ -121,6 +121,8 @@ export async function commitToHdfs(plan: OutputPlan, attemptId: string, finalUri
     const decision = await decide(files, size, temp);
     if (!decision.won) {
       await fs.remove(temp).catch(() => false);
+      // The winner's record says its output could not be placed: the task's conflict, not its commit.
+      if (decision.record.conflict !== undefined) return { kind: 'conflict', finalDir: decision.record.path, message: decision.record.conflict, record: decision.record };
       return { kind: 'already', finalDir: decision.record.path, winner: decision.record.attemptId, record: decision.record };
     }
     let placed: Awaited<ReturnType<typeof placeHdfs>>;
@@ -133,8 +135,16 @@ export async function commitToHdfs(plan: OutputPlan, attemptId: string, finalUri
     }
     if (placed !== 'placed') {
       // The ledger says this attempt won, yet the final path holds something else (another
-      // job's output, or files written by hand): the record stands, pointing at the temporary copy.
-      return { kind: 'conflict', finalDir: finalUri, message: `${finalUri} already exists and was not committed by this task (its output is kept at ${temp})`, record: decision.record };
+      // job's output, or files written by hand). The record is marked before the conflict is
+      // reported, so that no later attempt, on any host, takes it for the task's commit (a
+      // failure to mark is the ledger's: the temporary copy stays, as the record names it).
+      const message = placed === 'taken'
+        ? conflictMessage(finalUri, 'files that this task did not commit')
+        : `the task's output could not be placed at ${finalUri}: its temporary copy ${temp} was gone and nothing is in place`;
+      const record = markConflict === undefined ? decision.record : ((await markConflict(decision.record, message)) ?? decision.record);
+      // Marked, the temporary copy is nobody's output: no roll-forward will ever rename it.
+      await fs.remove(temp).catch(() => false);
+      return { kind: 'conflict', finalDir: finalUri, message, record };
     }
     return { kind: 'committed', finalDir: finalUri, record: decision.record };
   } catch (err) {

@@ -37,6 +37,18 @@
  * how the next stage finds the output from any host. A crash between the
  * record and the rename leaves the synced staging directory named in the
  * record (`staged`); the next attempt on that host rolls the rename forward.
+ *
+ * A final path held by anything this task did not commit (another job's output, a purged job's
+ * leftovers, files put there by hand) is never overwritten, and never taken for this task's
+ * output: only a marker naming an attempt of this very task is. The commit fails with a conflict
+ * (OUTPUT_CONFLICT, which fails the task at once: every attempt would find the same). With the
+ * ledger, the final path is looked at before the decision, so such a commit writes no record;
+ * when something takes the path between that look and the rename, the winner marks its record
+ * with the conflict (`conflict`) before reporting it, and every later attempt of the task, on any
+ * host, reads the mark and reports the conflict again: a record is never read as a commit whose
+ * output is someone else's files. A roll-forward (settleCommitted) tells the two apart the same
+ * way: the record's own attempt (or another of its task) in place is the commit; anything else
+ * there is the conflict, marked by the attempt that finds it.
  */
 import { createHash, randomBytes } from 'node:crypto';
 import { lstatSync, promises as fsp, type Dirent } from 'node:fs';
@@ -95,6 +107,64 @@ export type CommitOutcome =
 /** The ledger decision commitOutput needs: record this output unless another attempt did. */
 export type CommitDecision = (files: readonly OutputFile[], size: number, staged: string) => Promise<{ readonly won: boolean; readonly record: CommittedOutput }>;
 
+/**
+ * Mark the winner's own record (as the decision returned it) with a conflict, in words; returns
+ * the record that holds afterwards (CommitLedger.markConflict).
+ */
+export type ConflictMark = (record: CommittedOutput, conflict: string) => Promise<CommittedOutput | undefined>;
+
+/** What holds a task's final directory, as one of its attempts sees it (occupantOf). */
+export type Occupant =
+  /** Nothing: no such path, or an empty directory (which the commit's rename replaces). */
+  | { readonly kind: 'free' }
+  /** The output of an attempt of this very task: its commit. */
+  | { readonly kind: 'task'; readonly attemptId: string }
+  /** Anything else, said in words for the conflict's message. */
+  | { readonly kind: 'foreign'; readonly what: string };
+
+/** The task of an attempt id: `<taskId>.a<n>` without its last part. */
+function taskOfAttempt(attemptId: string): string {
+  const dot = attemptId.lastIndexOf('.');
+  return dot < 0 ? attemptId : attemptId.slice(0, dot);
+}
+
+/**
+ * What holds `finalDir`, seen by an attempt (`attemptId`) of the task committing there. A marker
+ * naming an attempt of another task is that task's output, not this one's, even though Locus
+ * wrote it (two jobs naming one `output:`, or a purged job's leftovers); a marker Locus cannot
+ * read, or none in a directory that has entries, means files Locus did not commit. One listing
+ * of the directory; absent, the usual case, it is one failed call.
+ */
+export async function occupantOf(finalDir: string, attemptId: string, calls: Pick<MetaCalls, 'readdir'> = POOLED_CALLS): Promise<Occupant> {
+  let entries: readonly Dirent[];
+  try {
+    entries = await calls.readdir(finalDir);
+  } catch (err) {
+    const code = (err as NodeJS.ErrnoException).code;
+    if (code === 'ENOENT') return { kind: 'free' };
+    if (code === 'ENOTDIR') return { kind: 'foreign', what: 'a file (not a directory) that Locus did not commit' };
+    throw err;
+  }
+  if (entries.length === 0) return { kind: 'free' };
+  const by = await committedBy(finalDir);
+  if (by !== undefined && by !== 'unknown') {
+    if (taskOfAttempt(by) === taskOfAttempt(attemptId)) return { kind: 'task', attemptId: by };
+    return { kind: 'foreign', what: `the output of attempt ${by}, which belongs to another task or job` };
+  }
+  const names = entries.map((e) => e.name).sort();
+  const shown = names.slice(0, 3).map((n) => `'${n}'`).join(', ') + (names.length > 3 ? ', ...' : '');
+  const marker = by === 'unknown' ? ` (its ${COMMIT_MARKER} is not one Locus wrote)` : '';
+  return { kind: 'foreign', what: `${names.length} ${names.length === 1 ? 'entry' : 'entries'} that Locus did not commit: ${shown}${marker}` };
+}
+
+/**
+ * The message of a conflict: the directory, what holds it, and what to do. Never retried: the
+ * files stay until someone removes them, and Locus never overwrites what it did not commit.
+ */
+export function conflictMessage(finalDir: string, what: string): string {
+  return `the task's output directory ${finalDir} already holds ${what}; Locus never overwrites it nor takes it for the task's output, so the task fails. Choose another \`output:\` for the job, or empty that directory, and submit the job again`;
+}
+
 /** The files below a directory (regular files only, names '/'-separated, the marker left out). */
 export async function listOutputFiles(dir: string, prefix = ''): Promise<OutputFile[]> {
   const out: OutputFile[] = [];
@@ -111,17 +181,25 @@ export async function listOutputFiles(dir: string, prefix = ''): Promise<OutputF
 /**
  * Finish a commit the ledger recorded but whose rename never happened (a crash between
  * the two): when the record's staging directory is on this host, rename it into place.
- * Returns whether the final directory now holds the output. A rename made here that cannot be
- * flushed stands, as the winner's own does (the record has decided); `unflushed` hears why,
- * for the attempt's report.
+ * Returns whether the final directory now holds the output, or the conflict (its message) when
+ * it holds something this task did not commit: the winner died before it could mark its record,
+ * and the caller marks it. A rename made here that cannot be flushed stands, as the winner's own
+ * does (the record has decided); `unflushed` hears why, for the attempt's report.
  */
-export async function settleCommitted(record: CommittedOutput & { readonly staged?: string }, unflushed?: (why: string) => void): Promise<boolean> {
-  if ((await committedBy(record.path)) !== undefined) return true;
+export async function settleCommitted(record: CommittedOutput, unflushed?: (why: string) => void): Promise<boolean | { readonly conflict: string }> {
+  const held = await occupantOf(record.path, record.attemptId);
+  if (held.kind === 'task') return true;
+  if (held.kind === 'foreign') return { conflict: conflictMessage(record.path, held.what) };
   if (record.staged === undefined) return false;
   try {
     await fsp.rename(record.staged, record.path);
-  } catch {
-    return false;
+  } catch (err) {
+    const code = (err as NodeJS.ErrnoException).code;
+    if (code !== 'ENOTEMPTY' && code !== 'EEXIST' && code !== 'ENOTDIR') return false;
+    // Taken meanwhile: by another roll-forward of this record (the commit), or by something else.
+    const now = await occupantOf(record.path, record.attemptId);
+    if (now.kind === 'task') return true;
+    return now.kind === 'foreign' ? { conflict: conflictMessage(record.path, now.what) } : false;
   }
   try {
     await flushCommitted(record.path, false);
@@ -328,29 +406,32 @@ async function flushCommitted(finalDir: string, shared: boolean): Promise<void> 
 }
 
 /**
- * Which attempt committed `finalDir` (committedBy), once the rename that put it there is on disk:
+ * What holds `finalDir` (occupantOf), and when it is this task's commit, only once the rename that
+ * put it there is on disk:
  * an attempt that finds a commit it did not make reports it only after flushing its directory,
  * so a reported commit survives a crash of the host whichever attempt reports it (the winner's
  * own flush may have failed, or the winner may have died between its rename and its flush).
  */
-export async function committedDurably(finalDir: string): Promise<string | undefined> {
-  const winner = await committedBy(finalDir);
-  if (winner !== undefined) await flushCommitted(finalDir, false);
-  return winner;
+export async function committedDurably(finalDir: string, attemptId: string): Promise<Occupant> {
+  const held = await occupantOf(finalDir, attemptId, metaCallsFor(dirname(finalDir)));
+  if (held.kind === 'task') await flushCommitted(finalDir, false);
+  return held;
 }
 
 /**
  * Promote the attempt's output to the final location, exactly once per task. With `decide`
  * (the ledger), the ledger chooses the winner before anything is renamed.
  */
-export async function commitOutput(plan: OutputPlan, attemptId: string, decide?: CommitDecision): Promise<CommitOutcome & { readonly record?: CommittedOutput }> {
-  if (decide !== undefined) return await commitWithLedger(plan, attemptId, decide);
-  const before = await committedDurably(plan.finalDir);
-  if (before !== undefined) {
+export async function commitOutput(plan: OutputPlan, attemptId: string, decide?: CommitDecision, markConflict?: ConflictMark): Promise<CommitOutcome & { readonly record?: CommittedOutput }> {
+  if (decide !== undefined) return await commitWithLedger(plan, attemptId, decide, markConflict);
+  const before = await committedDurably(plan.finalDir, attemptId);
+  if (before.kind !== 'free') {
     // Another attempt's commit is the task's: a staging directory that will not go is swept by
-    // that commit's sweep or a later one, never a reason to fail this attempt.
+    // that commit's sweep or a later one, never a reason to fail this attempt. Anything else
+    // there is a conflict, found before anything is synced.
     await discardAttemptDir(plan).catch(() => undefined);
-    return { kind: 'already', finalDir: plan.finalDir, winner: before };
+    if (before.kind === 'foreign') return { kind: 'conflict', finalDir: plan.finalDir, message: conflictMessage(plan.finalDir, before.what) };
+    return { kind: 'already', finalDir: plan.finalDir, winner: before.attemptId };
   }
   try {
     // The data must be on disk before the marker says it is committed: after a host crash a
@@ -368,9 +449,10 @@ export async function commitOutput(plan: OutputPlan, attemptId: string, decide?:
     // directory was swept by a winner that committed while we ran.
     if (code === 'ENOTEMPTY' || code === 'EEXIST' || code === 'ENOENT') {
       await discardAttemptDir(plan).catch(() => undefined);
-      const winner = await committedDurably(plan.finalDir);
-      if (winner !== undefined) return { kind: 'already', finalDir: plan.finalDir, winner };
-      return { kind: 'conflict', finalDir: plan.finalDir, message: `${plan.finalDir} exists and was not committed by Locus (${code})` };
+      const held = await committedDurably(plan.finalDir, attemptId);
+      if (held.kind === 'task') return { kind: 'already', finalDir: plan.finalDir, winner: held.attemptId };
+      const what = held.kind === 'foreign' ? held.what : `something that Locus did not commit (${code})`;
+      return { kind: 'conflict', finalDir: plan.finalDir, message: conflictMessage(plan.finalDir, what) };
     }
     throw err;
   }
@@ -404,6 +486,17 @@ async function syncTree(dir: string, self = true, skipMarker = false, files?: Ou
     }
   }
   if (self) await calls.fsync(dir);
+}
+
+/**
+ * Remove the staging copy a record marked with a conflict names: no roll-forward will ever rename
+ * it. Only a directory in the staging directory beside the record's own path: the path comes
+ * from Redis, and nothing else is ever removed on a record's word.
+ */
+export async function discardStaged(record: CommittedOutput): Promise<void> {
+  const staged = record.staged;
+  if (staged === undefined || dirname(staged) !== join(dirname(record.path), STAGING_DIR) || !basename(staged).startsWith(taskPrefixOf(record.path))) return;
+  await fsp.rm(staged, { recursive: true, force: true }).catch(() => undefined);
 }
 
 /** Remove this delivery's staging directory (failed or losing attempt). */
@@ -561,13 +654,22 @@ export function stagingInUse(root: string): boolean {
   return stagingHeld.has(root);
 }
 
-async function commitWithLedger(plan: OutputPlan, attemptId: string, decide: CommitDecision): Promise<CommitOutcome & { readonly record?: CommittedOutput }> {
+async function commitWithLedger(plan: OutputPlan, attemptId: string, decide: CommitDecision, markConflict?: ConflictMark): Promise<CommitOutcome & { readonly record?: CommittedOutput }> {
+  const calls = callsFor(plan);
+  // A final path held by something else is a conflict found before the ledger is asked: no
+  // record is written that a later attempt could read as this task's commit. (This task's own
+  // output there, whose record Redis lost, goes on to the decision: a record is written, and
+  // the rename below finds the output in place.)
+  const before = await occupantOf(plan.finalDir, attemptId, calls);
+  if (before.kind === 'foreign') {
+    await discardAttemptDir(plan).catch(() => undefined);
+    return { kind: 'conflict', finalDir: plan.finalDir, message: conflictMessage(plan.finalDir, before.what) };
+  }
   // As without a ledger: the workload's own `_SUCCESS` (even a symlink) goes, the data is synced,
   // and the marker is written exclusively, all before the decision is asked for.
   // The files' data and every subdirectory now, listed in the same walk; the attempt
   // directory's own entries once, with the marker (writeMarker), still before the decision and
   // the rename.
-  const calls = callsFor(plan);
   const files: OutputFile[] = [];
   await syncTree(plan.attemptDir, false, true, files, '', calls);
   files.sort((a, b) => (a.name < b.name ? -1 : a.name > b.name ? 1 : 0));
@@ -576,19 +678,34 @@ async function commitWithLedger(plan: OutputPlan, attemptId: string, decide: Com
   const decision = await decide(files, size, plan.attemptDir);
   if (!decision.won) {
     await discardAttemptDir(plan).catch(() => undefined);
+    // The winner's record says its output could not be placed: the task's conflict, not its commit.
+    if (decision.record.conflict !== undefined) return { kind: 'conflict', finalDir: decision.record.path, message: decision.record.conflict, record: decision.record };
     return { kind: 'already', finalDir: decision.record.path, winner: decision.record.attemptId, record: decision.record };
   }
   try {
     await calls.rename(plan.attemptDir, plan.finalDir);
   } catch (err) {
     const code = (err as NodeJS.ErrnoException).code;
-    if (code === 'ENOTEMPTY' || code === 'EEXIST') {
-      // The ledger says this attempt won, yet the final path is taken: something other than
-      // this task's commit wrote there. The record stands (pointing at the staging copy).
-      const other = await committedBy(plan.finalDir);
-      return { kind: 'conflict', finalDir: plan.finalDir, message: `${plan.finalDir} already holds ${other === undefined ? 'files Locus did not commit' : `the output of attempt ${other}`}`, record: decision.record };
+    // ENOTDIR: a file holds the final path. Anything else is the disk's refusal, not a conflict.
+    if (code !== 'ENOTEMPTY' && code !== 'EEXIST' && code !== 'ENOTDIR') throw new OutputNotPlacedError(plan.finalDir, err);
+    const held = await occupantOf(plan.finalDir, attemptId, calls);
+    if (held.kind === 'task') {
+      // This task's own output, committed by an earlier attempt whose record Redis lost (a
+      // rollback): the task's commit is in place, and the record, this attempt's, now stands for
+      // it (a roll-forward finds the task's output there and settles).
+      await discardAttemptDir(plan).catch(() => undefined);
+      return { kind: 'already', finalDir: plan.finalDir, winner: held.attemptId, record: decision.record };
     }
-    throw new OutputNotPlacedError(plan.finalDir, err);
+    // The ledger says this attempt won, yet the final path was taken since it was looked at:
+    // something other than this task's commit wrote there. The record is marked before the
+    // conflict is reported, so no later attempt takes it for the task's commit; if Redis cannot
+    // be reached for that, the error is the ledger's (the attempt goes back, the staging copy
+    // stays, and the next attempt here finds the conflict again and marks it).
+    const message = conflictMessage(plan.finalDir, held.kind === 'foreign' ? held.what : `something that Locus did not commit (${code})`);
+    const record = markConflict === undefined ? decision.record : ((await markConflict(decision.record, message)) ?? decision.record);
+    // Marked, the staging copy is nobody's output: no roll-forward will ever rename it.
+    await discardAttemptDir(plan).catch(() => undefined);
+    return { kind: 'conflict', finalDir: plan.finalDir, message, record };
   }
   // The ledger has decided: the commit stands whatever the flush says, and a failed flush is
   // reported with it, not as a failed attempt (the record would answer every retry with this

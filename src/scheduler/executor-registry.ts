@@ -49,7 +49,8 @@ export function executorAclRules(executorId: string, password: string): string[]
     `~${executorKey(executorId)}`,
     `%R~${SCHEDULER_INFO_KEY}`,
     // The data plane: read the block servers' token, and write task commit records (only
-    // through the commit script, which never overwrites a record: see executor/data-plane.ts).
+    // through the commit scripts, which never overwrite another attempt's record: the winner
+    // may only mark its own with a conflict; see executor/data-plane.ts).
     `%R~${DATAPLANE_SECRETS_KEY}`,
     `~${COMMIT_KEY_PREFIX}*`,
     // What BullMQ's worker uses: scripts, blocking pops, streams, hashes,

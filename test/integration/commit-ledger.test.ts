@@ -97,6 +97,123 @@ describe('commit decided in Redis', () => {
     expect(await conn.exists(commitKey('job.1.0'))).toBe(1);
   });
 
+  it('a final path held by files Locus did not commit: no record is written, the files stay, the staging copy goes', async () => {
+    const ledger = new RedisCommitLedger(conn);
+    const finalDir = join(dir, 'taken', 'main', '00000');
+    await mkdir(finalDir, { recursive: true });
+    await writeFile(join(finalDir, 'notes.txt'), 'a user\'s\n');
+    const plan = planOutput(finalDir, 'taken.0.0.a1');
+    await prepareAttemptDir(plan);
+    await writeFile(join(plan.attemptDir, 'part'), 'mine\n');
+    let asked = 0;
+    const decide: CommitDecision = async (...args) => { asked++; return await decider(ledger, 'taken.0.0', 'taken.0.0.a1', 'h', finalDir)(...args); };
+    const outcome = await commitOutput(plan, 'taken.0.0.a1', decide, async (r, c) => await ledger.markConflict('taken.0.0', r, c));
+    expect(outcome.kind).toBe('conflict');
+    expect(outcome.kind === 'conflict' ? outcome.message : '').toContain(`${finalDir} already holds 1 entry that Locus did not commit: 'notes.txt'`);
+    expect(asked).toBe(0);
+    expect(await ledger.lookup('taken.0.0')).toBeUndefined();
+    expect(await readdir(finalDir)).toEqual(['notes.txt']);
+    expect(await readdir(plan.stagingRoot)).toEqual([]);
+  });
+
+  it('another job\'s committed output in the final path is not this task\'s commit: a conflict, not ALREADY_COMMITTED', async () => {
+    const ledger = new RedisCommitLedger(conn);
+    const finalDir = join(dir, 'reused', 'main', '00000');
+    const old = planOutput(finalDir, 'job-old.0.0.a1');
+    await prepareAttemptDir(old);
+    await writeFile(join(old.attemptDir, 'part'), 'old\n');
+    expect((await commitOutput(old, 'job-old.0.0.a1', decider(ledger, 'job-old.0.0', 'job-old.0.0.a1', 'h', finalDir))).kind).toBe('committed');
+    // The old job is purged (its record goes), its directory stays; the new job's task commits there.
+    await conn.del(commitKey('job-old.0.0'));
+    const plan = planOutput(finalDir, 'job-new.0.0.a1');
+    await prepareAttemptDir(plan);
+    await writeFile(join(plan.attemptDir, 'part'), 'new\n');
+    const outcome = await commitOutput(plan, 'job-new.0.0.a1', decider(ledger, 'job-new.0.0', 'job-new.0.0.a1', 'h', finalDir), async (r, c) => await ledger.markConflict('job-new.0.0', r, c));
+    expect(outcome.kind).toBe('conflict');
+    expect(outcome.kind === 'conflict' ? outcome.message : '').toContain('the output of attempt job-old.0.0.a1');
+    expect(await ledger.lookup('job-new.0.0')).toBeUndefined();
+    expect(await readFile(join(finalDir, 'part'), 'utf8')).toBe('old\n');
+    expect(await committedBy(finalDir)).toBe('job-old.0.0.a1');
+  });
+
+  it('taken between the decision and the rename: the winner marks its record, and the record is never read as a commit', async () => {
+    const ledger = new RedisCommitLedger(conn);
+    const finalDir = join(dir, 'race', 'main', '00000');
+    const plan = planOutput(finalDir, 'race.0.0.a1');
+    await prepareAttemptDir(plan);
+    await writeFile(join(plan.attemptDir, 'part'), 'mine\n');
+    // Something writes the final path just after the ledger decided for this attempt.
+    const decide: CommitDecision = async (...args) => {
+      const d = await decider(ledger, 'race.0.0', 'race.0.0.a1', 'h', finalDir)(...args);
+      await mkdir(finalDir, { recursive: true });
+      await writeFile(join(finalDir, 'late'), 'theirs\n');
+      return d;
+    };
+    const outcome = await commitOutput(plan, 'race.0.0.a1', decide, async (r, c) => await ledger.markConflict('race.0.0', r, c));
+    expect(outcome.kind).toBe('conflict');
+    const record = await ledger.lookup('race.0.0');
+    expect(record?.attemptId).toBe('race.0.0.a1');
+    expect(record?.conflict).toContain(`${finalDir} already holds 1 entry that Locus did not commit: 'late'`);
+    expect(outcome.record?.conflict).toBe(record?.conflict);
+    // Marked, its staging copy is nobody's output: gone.
+    expect(await readdir(plan.stagingRoot)).toEqual([]);
+    expect(await readFile(join(finalDir, 'late'), 'utf8')).toBe('theirs\n');
+    // Another attempt of the task loses to the record, and reports the conflict, not a commit.
+    const other = planOutput(finalDir, 'race.0.0.a2');
+    await prepareAttemptDir(other);
+    await writeFile(join(other.attemptDir, 'part'), 'mine again\n');
+    // (The final path is looked at first: emptied, the attempt reaches the ledger.)
+    await rm(join(finalDir, 'late'));
+    const second = await commitOutput(other, 'race.0.0.a2', decider(ledger, 'race.0.0', 'race.0.0.a2', 'h', finalDir));
+    expect(second.kind).toBe('conflict');
+    expect(second.kind === 'conflict' ? second.message : '').toBe(record?.conflict);
+    expect(await committedBy(finalDir)).toBeUndefined();
+  });
+
+  it('marks only the record of that very attempt and staging directory', async () => {
+    const ledger = new RedisCommitLedger(conn);
+    const rec: CommittedOutput = { attemptId: 'mark.0.0.a1', host: 'h', path: join(dir, 'mark'), size: 1, files: [{ name: 'f', size: 1 }], committedAt: 1_767_225_600_123, staged: '/s/one' };
+    expect((await ledger.commit('mark.0.0', rec)).won).toBe(true);
+    // Another delivery of the attempt (its own staging directory), another attempt: unchanged.
+    expect((await ledger.markConflict('mark.0.0', { ...rec, staged: '/s/two' }, 'no'))?.conflict).toBeUndefined();
+    expect((await ledger.markConflict('mark.0.0', { ...rec, attemptId: 'mark.0.0.a2' }, 'no'))?.conflict).toBeUndefined();
+    expect(await ledger.lookup('mark.0.0')).toEqual(rec);
+    // No record: nothing is written.
+    expect(await ledger.markConflict('mark.0.404', rec, 'no')).toBeUndefined();
+    expect(await conn.exists(commitKey('mark.0.404'))).toBe(0);
+    // Its own: marked, every other field as it was.
+    expect(await ledger.markConflict('mark.0.0', rec, 'taken')).toEqual({ ...rec, conflict: 'taken' });
+    expect(await ledger.lookup('mark.0.0')).toEqual({ ...rec, conflict: 'taken' });
+    // A later commit of the task loses to the marked record, and hears of the conflict.
+    const late = await ledger.commit('mark.0.0', { ...rec, attemptId: 'mark.0.0.a3', staged: '/s/three' });
+    expect(late).toEqual({ won: false, record: { ...rec, conflict: 'taken' } });
+  });
+
+  it('a roll-forward tells the task\'s own output from a conflict', async () => {
+    const ledger = new RedisCommitLedger(conn);
+    const finalDir = join(dir, 'settle', 'main', '00000');
+    const plan = planOutput(finalDir, 'settle.0.0.a1');
+    await prepareAttemptDir(plan);
+    await writeFile(join(plan.attemptDir, 'part'), 'mine\n');
+    const crash: CommitDecision = async (files, size, staged) => {
+      await ledger.commit('settle.0.0', { attemptId: 'settle.0.0.a1', host: 'h', path: finalDir, size, files, committedAt: 1, staged });
+      throw new Error('killed');
+    };
+    await expect(commitOutput(plan, 'settle.0.0.a1', crash)).rejects.toThrow('killed');
+    const record = (await ledger.lookup('settle.0.0')) as CommittedOutput;
+    // Something took the path before the roll-forward: a conflict, and the staging copy stays
+    // (the caller marks the record; the copy is the record's until then).
+    await mkdir(finalDir, { recursive: true });
+    await writeFile(join(finalDir, 'theirs'), 'x');
+    expect(await settleCommitted(record)).toEqual({ conflict: expect.stringContaining(`${finalDir} already holds 1 entry that Locus did not commit: 'theirs'`) as unknown });
+    expect(await readdir(plan.stagingRoot)).toHaveLength(1);
+    // Freed again: rolled forward, and then found in place (its own marker) by the next roll-forward.
+    await rm(finalDir, { recursive: true });
+    expect(await settleCommitted(record)).toBe(true);
+    expect(await settleCommitted(record)).toBe(true);
+    expect(await committedBy(finalDir)).toBe('settle.0.0.a1');
+  });
+
   it('a commit sent again after its reply was lost with the connection is still the sender\'s: the output is renamed into place, not discarded', async () => {
     // A proxy between the executor's client and Redis that, once armed, lets the commit reach
     // Redis and closes the connection instead of passing the answer back: what a kill -9 of Redis

@@ -23,6 +23,12 @@ export function memoryLedger(events?: string[]): { ledger: CommitLedger; records
     async lookup(taskId) {
       return records.get(taskId);
     },
+    // As the Redis script: only the record of that very attempt and staging directory is marked.
+    async markConflict(taskId, record, conflict) {
+      const held = records.get(taskId);
+      if (held?.attemptId === record.attemptId && held.staged === record.staged) records.set(taskId, { ...held, conflict });
+      return records.get(taskId);
+    },
   };
   return { ledger, records };
 }

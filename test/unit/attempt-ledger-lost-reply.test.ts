@@ -38,6 +38,7 @@ describe('a commit applied by Redis whose reply was lost', () => {
         return decision;
       },
       lookup: (taskId) => ledger.lookup(taskId),
+      markConflict: (taskId, record, conflict) => ledger.markConflict(taskId, record, conflict),
     };
     const ctx = attemptContext(dir, lossy);
     const first = attemptPayload(dir, 0);

@@ -22,6 +22,11 @@ const failing = new Set<string>();
 /** Directories below which every fsync fails. */
 const failingUnder = new Set<string>();
 const fails = (path: string): boolean => failing.has(path) || [...failingUnder].some((p) => path.startsWith(`${p}/`));
+/** Paths a rename onto fails with EIO (a rename into place the disk refuses). */
+const failingRenames = new Set<string>();
+function renameEio(to: string): NodeJS.ErrnoException {
+  return Object.assign(new Error(`EIO: i/o error, rename onto '${to}'`), { code: 'EIO' });
+}
 /** Directories flushed successfully, in order. */
 const flushed: string[] = [];
 const fdPaths = new Map<number, string>();
@@ -36,6 +41,10 @@ vi.mock('node:fs', async (importOriginal) => {
   const real = await importOriginal<typeof FsModule>();
   const promises = {
     ...real.promises,
+    rename: async (from: FsModule.PathLike, to: FsModule.PathLike): Promise<void> => {
+      if (failingRenames.has(String(to))) throw renameEio(String(to));
+      await real.promises.rename(from, to);
+    },
     open: async (...args: Parameters<typeof real.promises.open>): ReturnType<typeof real.promises.open> => {
       const fh = await real.promises.open(...args);
       const path = String(args[0]);
@@ -46,6 +55,10 @@ vi.mock('node:fs', async (importOriginal) => {
   const wrapped = {
     ...real,
     promises,
+    renameSync: (from: FsModule.PathLike, to: FsModule.PathLike): void => {
+      if (failingRenames.has(String(to))) throw renameEio(String(to));
+      real.renameSync(from, to);
+    },
     openSync: (...args: Parameters<typeof real.openSync>): number => {
       const fd = real.openSync(...args);
       fdPaths.set(fd, String(args[0]));
@@ -83,6 +96,7 @@ beforeEach(async () => {
   dir = await mkdtemp(join(tmpdir(), 'locus-not-durable-'));
   failing.clear();
   failingUnder.clear();
+  failingRenames.clear();
   flushed.length = 0;
   failedFlushes = 0;
 });
@@ -208,9 +222,9 @@ describe('with the ledger, an output recorded as the task\'s whose rename into p
     const { ledger, records } = memoryLedger();
     const ctx = attemptContext(dir, ledger);
     const finalDir = attemptOf(1).outputDir as string;
-    // Something that is not a directory holds the final path: the rename fails with ENOTDIR.
-    await mkdir(dirname(finalDir), { recursive: true });
-    await writeFile(finalDir, 'in the way');
+    // The disk refuses the rename into place (EIO). (A file in the way would not do: that is
+    // something the task did not commit, a conflict found before the record is written.)
+    failingRenames.add(finalDir);
     const r = await runAttempt(attemptOf(1), ctx, control('d1'));
     expect(r.state).toBe('LOST');
     expect(r.reason).toBe('OUTPUT_WRITE_FAILED');
@@ -223,8 +237,8 @@ describe('with the ledger, an output recorded as the task\'s whose rename into p
     expect(blocked.state).toBe('FAILED');
     expect(blocked.reason).toBe('OUTPUT_WRITE_FAILED');
     expect(blocked.message).toContain('not in place');
-    // Once it is free, the next attempt here rolls the recorded output into place.
-    await rm(finalDir);
+    // Once the disk takes it, the next attempt here rolls the recorded output into place.
+    failingRenames.delete(finalDir);
     const again = await runAttempt(attemptOf(3), ctx, control('d3'));
     expect(again.reason).toBe('ALREADY_COMMITTED');
     expect(existsSync(join(finalDir, '_SUCCESS'))).toBe(true);

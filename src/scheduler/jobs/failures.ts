@@ -27,6 +27,9 @@ export function classifyFailure(result: Pick<AttemptResult, 'state' | 'reason'>)
   // The agent's disk was full: every task placed there would fail (capped like input failures).
   if (result.reason === HOST_DISK_FULL) return 'not-counted';
   if (result.reason === 'INVALID_SPEC' || result.reason === 'INPUT_MISSING' || result.reason === 'LAUNCH_FAILED_FATAL') return 'fatal';
+  // The task's output directory holds what it did not commit (another job's output, files put
+  // there by hand): every attempt would find the same, and its commit record says so for good.
+  if (result.reason === 'OUTPUT_CONFLICT') return 'fatal';
   return 'counted';
 }
 
