@@ -63,11 +63,14 @@ export async function subscribed(coordinator: Coordinator): Promise<void> {
   await coordinator.handleEvent({ type: 'SUBSCRIBED', subscribed: { framework_id: { value: 'fw' }, heartbeat_interval_seconds: 15 } });
 }
 
-/** A master that answers every call and records the operations of each ACCEPT in `accepts`. */
-export function acceptRecordingDriver(accepts: Operation[][]): MesosDriver {
+/**
+ * A master that answers every call and records the operations of each ACCEPT in `accepts` (and,
+ * given `declined`, each DECLINE's offers and refuse seconds).
+ */
+export function acceptRecordingDriver(accepts: Operation[][], declined?: { ids: readonly string[]; seconds: number }[]): MesosDriver {
   return {
     accept: async (_ids, ops) => { accepts.push([...ops]); },
-    decline: async () => undefined,
+    decline: async (ids, seconds) => { declined?.push({ ids, seconds }); },
     revive: async () => undefined,
     suppress: async () => undefined,
     kill: async () => undefined,

@@ -17,7 +17,7 @@ import { Coordinator, type ExecutorLauncher, type MesosDriver } from '../../src/
 import type { JobService } from '../../src/scheduler/jobs/service.js';
 import type { Operation, TaskInfo } from '../../src/mesos/types.js';
 import { waitFor } from '../harness/wait.js';
-import { bareLauncher, roleOffer, subscribed, testJobService } from './coordinator-fixture.js';
+import { acceptRecordingDriver, bareLauncher, roleOffer, subscribed, testJobService } from './coordinator-fixture.js';
 import { createMetrics } from '../../src/obs/metrics.js';
 
 let redis: TestRedis;
@@ -36,17 +36,10 @@ afterAll(async () => {
 /** A master that records ACCEPTs' launches and declines. */
 function recordingDriver(launched: TaskInfo[][], declined: { ids: readonly string[]; seconds: number }[]): MesosDriver {
   return {
+    ...acceptRecordingDriver([], declined),
     accept: async (_ids, ops: readonly Operation[]) => {
       for (const op of ops) if (op.type === 'LAUNCH') launched.push([...op.launch.task_infos]);
     },
-    decline: async (ids, seconds) => { declined.push({ ids, seconds }); },
-    revive: async () => undefined,
-    suppress: async () => undefined,
-    kill: async () => undefined,
-    acknowledge: async () => undefined,
-    acknowledgeOperationStatus: async () => undefined,
-    reconcile: async () => undefined,
-    acceptInverseOffers: async () => undefined,
   };
 }
 

@@ -27,24 +27,29 @@ afterEach(async () => {
   await rm(dir, { recursive: true, force: true });
 });
 
+/** The ledger, except that its first commit's reply is lost after it was recorded (the executor died). */
+function diesAfterFirstCommit(ledger: CommitLedger): CommitLedger {
+  let die = true;
+  return {
+    ...ledger,
+    commit: async (taskId, record) => {
+      const d = await ledger.commit(taskId, record);
+      if (die) {
+        die = false;
+        throw new Error('Connection is closed.');
+      }
+      return d;
+    },
+  };
+}
+
 const control = (delivery: string): Parameters<typeof runAttempt>[2] => ({ delivery, drain: new AbortController().signal, onRunning: () => undefined });
 
 describe('a recorded commit whose final path something else took before the rename', () => {
   it('is marked as a conflict by the next attempt on its host, and reported as one on every host after', async () => {
     const { ledger, records } = memoryLedger();
     // The executor dies right after the ledger recorded its commit (seen as a lost reply).
-    let die = true;
-    const dying: CommitLedger = {
-      ...ledger,
-      commit: async (taskId, record) => {
-        const d = await ledger.commit(taskId, record);
-        if (die) {
-          die = false;
-          throw new Error('Connection is closed.');
-        }
-        return d;
-      },
-    };
+    const dying = diesAfterFirstCommit(ledger);
     const ctx = attemptContext(dir, dying);
     const first = attemptPayload(dir, 0);
     const finalDir = first.outputDir as string;
@@ -73,18 +78,7 @@ describe('a recorded commit whose final path something else took before the rena
 
   it('is still rolled forward when nothing took the path (not a conflict)', async () => {
     const { ledger, records } = memoryLedger();
-    let die = true;
-    const dying: CommitLedger = {
-      ...ledger,
-      commit: async (taskId, record) => {
-        const d = await ledger.commit(taskId, record);
-        if (die) {
-          die = false;
-          throw new Error('Connection is closed.');
-        }
-        return d;
-      },
-    };
+    const dying = diesAfterFirstCommit(ledger);
     const ctx = attemptContext(dir, dying);
     const first = attemptPayload(dir, 0);
     expect((await runAttempt(first, ctx, control('d1'))).reason).toBe('COMMIT_LEDGER_UNAVAILABLE');
