@@ -163,7 +163,11 @@ export async function commitToHdfs(plan: OutputPlan, attemptId: string, finalUri
  */
 async function placeHdfs(fs: HdfsOutputFs, temp: string, finalUri: string): Promise<'placed' | 'taken' | 'gone'> {
   await fs.mkdirs(parentUri(finalUri));
-  if (await fs.exists(finalUri)) return 'taken';
+  // A final path that exists while the temporary copy is gone was filled by a roll-forward of
+  // this very record (another delivery or attempt, on any host, between the decision and this
+  // rename): the temporary path is this delivery's own, and only that rename moves it. It is the
+  // task's commit, not a conflict; a conflict leaves the temporary copy where it is.
+  if (await fs.exists(finalUri)) return (await fs.exists(temp)) ? 'taken' : 'placed';
   if (await fs.rename(temp, finalUri)) return 'placed';
   // false: the temporary path is gone (a concurrent roll-forward moved it) or the final path
   // appeared meanwhile.

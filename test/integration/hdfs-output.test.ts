@@ -157,6 +157,29 @@ describe('final outputs committed to HDFS, decided in Redis', () => {
     expect(nn.tree().filter((p) => p.startsWith('/crash/reduce/'))).toEqual(['/crash/reduce/', '/crash/reduce/00000/', '/crash/reduce/00000/_SUCCESS', '/crash/reduce/00000/words']);
   });
 
+  it('a roll-forward that placed the winner\'s copy before the winner renamed it: the winner reports its commit, the record is never marked a conflict', async () => {
+    const ledger = new RedisCommitLedger(conn);
+    const finalUri = `hdfs://127.0.0.1:${nn.port}/rolled/reduce/00000`;
+    const plan = await attemptDir('rolled-a1', 'job.5.0.a1', { words: 'the 5\n' });
+    // Another delivery (or attempt, on any host) reads the record between the decision and the
+    // winner's rename, and rolls it forward first.
+    const decideThenRolled: CommitDecision = async (files, size, staged) => {
+      const decision = await ledger.commit('job.5.0', { attemptId: 'job.5.0.a1', host: 'h', path: finalUri, size, files, committedAt: 1, staged });
+      expect(await settleHdfs(decision.record, hdfs)).toBe(true);
+      return decision;
+    };
+    const marks: string[] = [];
+    const mark = async (record: CommittedOutput, conflict: string): Promise<CommittedOutput | undefined> => {
+      marks.push(conflict);
+      return await ledger.markConflict('job.5.0', record, conflict);
+    };
+    const outcome = await commitToHdfs(plan, 'job.5.0.a1', finalUri, hdfs, decideThenRolled, mark);
+    expect(outcome.kind).toBe('committed');
+    expect(marks).toEqual([]);
+    expect((await ledger.lookup('job.5.0'))?.conflict).toBeUndefined();
+    expect(await readBack(`${finalUri}/words`)).toBe('the 5\n');
+  });
+
   it('a final path that holds someone else\'s files is a conflict, not an overwrite', async () => {
     const ledger = new RedisCommitLedger(conn);
     const finalUri = `hdfs://127.0.0.1:${nn.port}/taken/reduce/00000`;
