@@ -132,10 +132,13 @@ function taskOfAttempt(attemptId: string): string {
  * What holds `finalDir`, seen by an attempt (`attemptId`) of the task committing there. A marker
  * naming an attempt of another task is that task's output, not this one's, even though Locus
  * wrote it (two jobs naming one `output:`, or a purged job's leftovers); a marker Locus cannot
- * read, or none in a directory that has entries, means files Locus did not commit. One listing
- * of the directory; absent, the usual case, it is one failed call.
+ * read, or none in a directory that has entries, means files Locus did not commit. Absent, the
+ * usual case, it is one lstat that throws nothing; else one listing of the directory.
  */
-export async function occupantOf(finalDir: string, attemptId: string, calls: Pick<MetaCalls, 'readdir'> = POOLED_CALLS): Promise<Occupant> {
+export async function occupantOf(finalDir: string, attemptId: string, calls: Pick<MetaCalls, 'readdir' | 'exists'> = POOLED_CALLS): Promise<Occupant> {
+  // Asked first without an exception: the directory is almost never there, and a failed listing
+  // builds an error with its stack on every commit (a quarter of what the check cost).
+  if (!(await calls.exists(finalDir))) return { kind: 'free' };
   let entries: readonly Dirent[];
   try {
     entries = await calls.readdir(finalDir);
