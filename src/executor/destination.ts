@@ -29,7 +29,7 @@ import { promises as fsp } from 'node:fs';
 import { join } from 'node:path';
 import { LocusError } from '../core/errors.js';
 import type { AttemptPayload, CommittedOutput } from './contract.js';
-import { COMMIT_MARKER, OutputNotPlacedError, conflictMessage, discardAttemptDir, listOutputFiles, type CommitDecision, type CommitOutcome, type ConflictMark, type OutputPlan } from './output.js';
+import { COMMIT_MARKER, OutputNotPlacedError, conflictMessage, discardAttemptDir, listOutputFiles, taskOfAttempt, type CommitDecision, type CommitOutcome, type ConflictMark, type OutputPlan } from './output.js';
 
 /** What the executor needs of HDFS to commit an output there (WebHdfsBackend has it). */
 export interface HdfsOutputFs {
@@ -38,6 +38,28 @@ export interface HdfsOutputFs {
   mkdirs(uri: string): Promise<void>;
   rename(from: string, to: string): Promise<boolean>;
   remove(uri: string): Promise<boolean>;
+  /** A byte range of a file (the storage backend's read): the final path's marker is read through it. */
+  read?(uri: string, offset: number, length: number): Promise<NodeJS.ReadableStream>;
+}
+
+/** The longest commit marker read back (ours are one short JSON line). */
+const MARKER_READ_BYTES = 4096;
+
+/**
+ * The attempt a final HDFS path's marker names, or undefined when it has none Locus can read (no
+ * marker, not JSON, no read on this filesystem, or HDFS refused): then the path is not known to
+ * be this task's commit.
+ */
+async function hdfsMarkerAttempt(fs: HdfsOutputFs, finalUri: string): Promise<string | undefined> {
+  if (fs.read === undefined) return undefined;
+  try {
+    const chunks: Buffer[] = [];
+    for await (const c of await fs.read(`${finalUri}/${COMMIT_MARKER}`, 0, MARKER_READ_BYTES)) chunks.push(Buffer.isBuffer(c) ? c : Buffer.from(String(c)));
+    const parsed = JSON.parse(Buffer.concat(chunks).toString('utf8')) as unknown;
+    return typeof parsed === 'object' && parsed !== null && 'attemptId' in parsed && typeof parsed.attemptId === 'string' ? parsed.attemptId : undefined;
+  } catch {
+    return undefined;
+  }
 }
 
 /** Where this attempt's output goes when the payload names a destination. */
@@ -127,11 +149,18 @@ export async function commitToHdfs(plan: OutputPlan, attemptId: string, finalUri
     }
     let placed: Awaited<ReturnType<typeof placeHdfs>>;
     try {
-      placed = await placeHdfs(fs, temp, finalUri);
+      placed = await placeHdfs(fs, temp, finalUri, attemptId);
     } catch (err) {
       // The record names the temporary copy: the task is committed, and its next attempt (on any
       // host: HDFS is shared) finishes the rename. Not the workload's failure.
       throw new OutputNotPlacedError(finalUri, err);
+    }
+    if (typeof placed === 'object') {
+      // The path holds this task's own commit, made by an earlier attempt whose record the ledger
+      // no longer has (Redis lost it, or it was recomputed into place by hand): the task is
+      // committed, and this attempt's copy is nobody's.
+      await fs.remove(temp).catch(() => false);
+      return { kind: 'already', finalDir: finalUri, winner: placed.own, record: decision.record };
     }
     if (placed !== 'placed') {
       // The ledger says this attempt won, yet the final path holds something else (another
@@ -161,13 +190,19 @@ export async function commitToHdfs(plan: OutputPlan, attemptId: string, finalUri
  * directory, so the final path is checked first; only the ledger's winner (or a roll-forward
  * of its record) ever gets here, so nothing else of this task races the check.
  */
-async function placeHdfs(fs: HdfsOutputFs, temp: string, finalUri: string): Promise<'placed' | 'taken' | 'gone'> {
+async function placeHdfs(fs: HdfsOutputFs, temp: string, finalUri: string, attemptId?: string): Promise<'placed' | 'taken' | 'gone' | { readonly own: string }> {
   await fs.mkdirs(parentUri(finalUri));
   // A final path that exists while the temporary copy is gone was filled by a roll-forward of
   // this very record (another delivery or attempt, on any host, between the decision and this
   // rename): the temporary path is this delivery's own, and only that rename moves it. It is the
   // task's commit, not a conflict; a conflict leaves the temporary copy where it is.
-  if (await fs.exists(finalUri)) return (await fs.exists(temp)) ? 'taken' : 'placed';
+  if (await fs.exists(finalUri)) {
+    if (!(await fs.exists(temp))) return 'placed';
+    // Taken: by an earlier commit of this very task (its marker names one of its attempts), or by
+    // something else.
+    const by = attemptId === undefined ? undefined : await hdfsMarkerAttempt(fs, finalUri);
+    return by !== undefined && attemptId !== undefined && taskOfAttempt(by) === taskOfAttempt(attemptId) ? { own: by } : 'taken';
+  }
   if (await fs.rename(temp, finalUri)) return 'placed';
   // false: the temporary path is gone (a concurrent roll-forward moved it) or the final path
   // appeared meanwhile.

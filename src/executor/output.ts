@@ -123,7 +123,7 @@ export type Occupant =
   | { readonly kind: 'foreign'; readonly what: string };
 
 /** The task of an attempt id: `<taskId>.a<n>` without its last part. */
-function taskOfAttempt(attemptId: string): string {
+export function taskOfAttempt(attemptId: string): string {
   const dot = attemptId.lastIndexOf('.');
   return dot < 0 ? attemptId : attemptId.slice(0, dot);
 }

@@ -180,6 +180,27 @@ describe('final outputs committed to HDFS, decided in Redis', () => {
     expect(await readBack(`${finalUri}/words`)).toBe('the 5\n');
   });
 
+  it('a final path that holds this task\'s own earlier commit, its record lost by Redis, is the task\'s commit, not a conflict', async () => {
+    const ledger = new RedisCommitLedger(conn);
+    const finalUri = `hdfs://127.0.0.1:${nn.port}/own/reduce/00000`;
+    const first = await commitToHdfs(await attemptDir('own-a1', 'job.6.0.a1', { words: 'the 6\n' }), 'job.6.0.a1', finalUri, hdfs, decider(ledger, 'job.6.0', 'job.6.0.a1', finalUri));
+    expect(first.kind).toBe('committed');
+    // Redis loses the record (a crash within its fsync interval); the task is delivered again.
+    await conn.flushall();
+    const marks: string[] = [];
+    const mark = async (record: CommittedOutput, conflict: string): Promise<CommittedOutput | undefined> => {
+      marks.push(conflict);
+      return await ledger.markConflict('job.6.0', record, conflict);
+    };
+    const again = await commitToHdfs(await attemptDir('own-a2', 'job.6.0.a2', { words: 'the 6 again\n' }), 'job.6.0.a2', finalUri, hdfs, decider(ledger, 'job.6.0', 'job.6.0.a2', finalUri), mark);
+    expect(again).toMatchObject({ kind: 'already', winner: 'job.6.0.a1' });
+    expect(marks).toEqual([]);
+    expect((await ledger.lookup('job.6.0'))?.conflict).toBeUndefined();
+    // The output in place is the first commit's; the second attempt's copy is gone.
+    expect(await readBack(`${finalUri}/words`)).toBe('the 6\n');
+    expect(nn.tree().filter((p) => p.startsWith('/own/') && p.includes('a2'))).toEqual([]);
+  });
+
   it('a final path that holds someone else\'s files is a conflict, not an overwrite', async () => {
     const ledger = new RedisCommitLedger(conn);
     const finalUri = `hdfs://127.0.0.1:${nn.port}/taken/reduce/00000`;
