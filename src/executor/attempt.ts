@@ -347,8 +347,20 @@ async function checkBeforeRun(a: AttemptBasics): Promise<Phase<OutputTarget>> {
       if (recorded.conflict !== undefined) return { ended: end({ state: 'FAILED', exitCode: null, reason: 'OUTPUT_CONFLICT', message: recorded.conflict }) };
       // A rename a crash cut short is finished: on HDFS from any host, else on the recording host.
       let unflushed = '';
-      if (isHdfsRecord(recorded)) await (hdfs === undefined ? Promise.resolve(false) : settleHdfs(recorded, hdfs)).catch(() => false);
-      else if (recorded.host === ctx.host) {
+      if (isHdfsRecord(recorded)) {
+        const settled = await (hdfs === undefined ? Promise.resolve(false) : settleHdfs(recorded, hdfs)).catch(() => false);
+        // The final path holds something else and the winner did not live to mark its record:
+        // marked here (any host: HDFS is shared), as on a local path below.
+        if (typeof settled === 'object') {
+          try {
+            await dp?.ledger?.markConflict(ledgerId, recorded, settled.conflict);
+          } catch (err) {
+            return { ended: end({ state: 'LOST', exitCode: null, reason: 'COMMIT_LEDGER_UNAVAILABLE', message: `the task's output cannot be placed (${settled.conflict}), and its commit record could not be marked so: ${(err as Error).message}` }) };
+          }
+          if (recorded.staged !== undefined) await hdfs?.remove(recorded.staged).catch(() => false);
+          return { ended: end({ state: 'FAILED', exitCode: null, reason: 'OUTPUT_CONFLICT', message: settled.conflict }) };
+        }
+      } else if (recorded.host === ctx.host) {
         const placed = await settleCommitted(recorded, (why) => {
           unflushed = `; rolled into place here: ${why}`;
           log.warn({ err: why, path: recorded?.path }, 'a recorded commit was rolled forward but its directory could not be flushed');

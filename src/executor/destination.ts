@@ -211,12 +211,17 @@ async function placeHdfs(fs: HdfsOutputFs, temp: string, finalUri: string, attem
 
 /**
  * Finish an HDFS commit the ledger recorded but whose rename never happened (a crash between
- * the two). Any host can: HDFS is shared. Returns whether the final path holds the output.
+ * the two). Any host can: HDFS is shared. Returns whether the final path holds the output, or
+ * the conflict when it holds something else while the recorded copy still waits (the winner died
+ * before it could mark its record: the caller marks it).
  */
-export async function settleHdfs(record: CommittedOutput, fs: HdfsOutputFs): Promise<boolean> {
-  if (await fs.exists(record.path)) return true;
-  if (record.staged === undefined || !(await fs.exists(record.staged))) return false;
-  return (await placeHdfs(fs, record.staged, record.path)) === 'placed';
+export async function settleHdfs(record: CommittedOutput, fs: HdfsOutputFs): Promise<boolean | { readonly conflict: string }> {
+  const staged = record.staged !== undefined && (await fs.exists(record.staged)) ? record.staged : undefined;
+  if (staged === undefined) return fs.exists(record.path);
+  const placed = await placeHdfs(fs, staged, record.path, record.attemptId);
+  if (placed === 'taken') return { conflict: conflictMessage(record.path, 'files that this task did not commit') };
+  if (typeof placed === 'object') await fs.remove(staged).catch(() => false);
+  return placed !== 'gone';
 }
 
 /** Whether a commit record's output is on HDFS (rolled forward by `settleHdfs`, from any host). */

@@ -157,6 +157,25 @@ describe('final outputs committed to HDFS, decided in Redis', () => {
     expect(nn.tree().filter((p) => p.startsWith('/crash/reduce/'))).toEqual(['/crash/reduce/', '/crash/reduce/00000/', '/crash/reduce/00000/_SUCCESS', '/crash/reduce/00000/words']);
   });
 
+  it('a crash between the record and the rename, then someone else\'s files at the path: the roll-forward says conflict, not committed', async () => {
+    const ledger = new RedisCommitLedger(conn);
+    const finalUri = `hdfs://127.0.0.1:${nn.port}/crashtaken/reduce/00000`;
+    const plan = await attemptDir('crashtaken-a1', 'job.7.0.a1', { words: 'the 7\n' });
+    const crash: CommitDecision = async (files, size, staged) => {
+      await ledger.commit('job.7.0', { attemptId: 'job.7.0.a1', host: 'h', path: finalUri, size, files, committedAt: 1, staged });
+      throw new Error('killed');
+    };
+    await expect(commitToHdfs(plan, 'job.7.0.a1', finalUri, hdfs, crash)).rejects.toThrow('killed');
+    const local = join(dir, 'foreign-7');
+    await writeFile(local, 'foreign');
+    await hdfs.writeFile(`${finalUri}/theirs`, local, 7);
+    const record = (await ledger.lookup('job.7.0')) as CommittedOutput;
+    const settled = await settleHdfs(record, hdfs);
+    expect(settled).toMatchObject({ conflict: expect.stringContaining(`${finalUri} already holds`) });
+    // Nothing was renamed over or into their files.
+    expect(nn.tree().filter((p) => p.startsWith('/crashtaken/reduce/'))).toEqual(['/crashtaken/reduce/', '/crashtaken/reduce/00000/', '/crashtaken/reduce/00000/theirs']);
+  });
+
   it('a roll-forward that placed the winner\'s copy before the winner renamed it: the winner reports its commit, the record is never marked a conflict', async () => {
     const ledger = new RedisCommitLedger(conn);
     const finalUri = `hdfs://127.0.0.1:${nn.port}/rolled/reduce/00000`;
