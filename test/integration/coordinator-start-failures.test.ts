@@ -4,7 +4,8 @@
  * are declined for the hold, which doubles), its attempts come back LOST uncounted with reason
  * EXECUTOR_START_FAILED, and after three failed rounds with nowhere else to go the waiting job
  * fails EXECUTOR_START_FAILED naming the Mesos status. Executors that registered and then died,
- * and agents lost, hold nothing and fail nothing.
+ * and agents lost, hold nothing and fail nothing. A give-up racing a pass that starts one of the
+ * job's attempts never leaves the job FAILED with that attempt running.
  */
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import type { Redis } from 'ioredis';
@@ -14,7 +15,10 @@ import { silentLogger } from '../../src/obs/log.js';
 import { validateJobSpec } from '../../src/scheduler/jobs/spec.js';
 import { ExecutorBook } from '../../src/scheduler/executors.js';
 import { Coordinator, type ExecutorLauncher, type MesosDriver } from '../../src/scheduler/coordinator.js';
-import type { JobService } from '../../src/scheduler/jobs/service.js';
+import { JobService } from '../../src/scheduler/jobs/service.js';
+import { JobStore } from '../../src/scheduler/jobs/store.js';
+import type { AttemptRecord } from '../../src/scheduler/jobs/model.js';
+import { LocalityLevel } from '../../src/core/locality.js';
 import type { Operation, TaskInfo } from '../../src/mesos/types.js';
 import { waitFor } from '../harness/wait.js';
 import { acceptRecordingDriver, bareLauncher, roleOffer, subscribed, testJobService } from './coordinator-fixture.js';
@@ -248,5 +252,48 @@ describe('coordinator: executors that fail to start', () => {
     } finally {
       b.coordinator.close();
     }
+  });
+});
+
+/** A store that runs `between` once an attempt's start has landed in Redis, before its caller hears of it. */
+class StartRacingStore extends JobStore {
+  between: (() => Promise<void>) | undefined;
+
+  override async startAttempt(taskId: string, attempt: AttemptRecord): Promise<boolean> {
+    const started = await super.startAttempt(taskId, attempt);
+    const hook = this.between;
+    this.between = undefined;
+    await hook?.();
+    return started;
+  }
+}
+
+describe('giving up on executor starts', () => {
+  it('refuses while an attempt of the job is being started, even before the service counts it as running', async () => {
+    await client.flushall();
+    const clock = new ManualClock(1_000_000);
+    const store = new StartRacingStore(client);
+    const jobs = new JobService({
+      store, clock, logger: silentLogger(), outputRoot: '/tmp/locus-give-up-race-out',
+      resolver: { resolve: async () => [] },
+      limits: { maxPendingTasksPerTenant: 100, maxTasksPerJob: 100 },
+    });
+    const job = await jobs.submit('default', validateJobSpec({ ...SPEC, tasks: [{}] }));
+    await waitFor('task pending', () => jobs.index.size === 1);
+    let gaveUp: boolean | undefined;
+    // The coordinator's give-up after a start failure, arriving while a pass's start is in flight.
+    store.between = async () => { gaveUp = await jobs.giveUp(job.id, 'EXECUTOR_START_FAILED: raced'); };
+    const payload = await jobs.startAttempt(`${job.id}.0.0`, { id: 'locus-exec-1', host: 'agent-1' }, LocalityLevel.ANY);
+    expect(gaveUp).toBe(false);
+    expect(payload).toBeDefined();
+    expect((await jobs.get(job.id)).state).toBe('RUNNING');
+    expect((await jobs.getTaskRecord(`${job.id}.0.0`))?.state).toBe('RUNNING');
+    // Once the attempt is back, nothing runs and the give-up goes through.
+    await jobs.finishAttempt({
+      attemptId: payload?.attemptId ?? '', taskId: `${job.id}.0.0`, state: 'LOST', exitCode: null, reason: 'EXECUTOR_START_FAILED',
+      message: 'lost', startedAt: clock.now(), finishedAt: clock.now(), host: '',
+    });
+    expect(await jobs.giveUp(job.id, 'EXECUTOR_START_FAILED: for good')).toBe(true);
+    expect((await jobs.get(job.id)).state).toBe('FAILED');
   });
 });
