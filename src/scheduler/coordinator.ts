@@ -13,15 +13,16 @@ import { HANDED_BACK, type AttemptPayload, type AttemptResult } from '../executo
 import type { Event, Offer, Operation, Resource, TaskInfo, TaskStatus } from '../mesos/types.js';
 import { TERMINAL_TASK_STATES } from '../mesos/types.js';
 import {
-  explain as explainPlacement, place, type ExecutorLaunch, type ExecutorView, type OfferView,
-  type Plan, type Reason, type Snapshot, type TenantView,
+  explain as explainPlacement, offerCouldRun, place, resolveOptions, type ExecutorLaunch, type ExecutorView, type OfferView,
+  type PendingTask, type Plan, type Reason, type Snapshot, type TenantView,
 } from './placement/index.js';
+import type { ResourceVector } from '../core/resources.js';
 import { offerRole, subtractTaken, summarizeOffer, takeResources, type OfferSummary } from './offers.js';
 import type { CoordinatorOptions, Explanation } from './ports.js';
 import { DispatchWindows, workloadMs } from './dispatch-window.js';
 import { PrefetchPolicy, dispatchableSlots } from './prefetch.js';
 import { tagOf } from '../volumes/wire.js';
-import { EXECUTOR_START_BACKOFF, EXECUTOR_START_FAILED, ExecutorStarts, startFailureOf } from './executor-starts.js';
+import { EXECUTOR_START_BACKOFF, EXECUTOR_START_FAILED, ExecutorStarts, startFailureOf, type AgentStartFailures } from './executor-starts.js';
 import { parseTaskId, type JobRecord } from './jobs/model.js';
 import type { JobService } from './jobs/service.js';
 import type { ExecutorRecord } from './executors.js';
@@ -29,6 +30,18 @@ import { LocusError } from '../core/errors.js';
 
 /** Placement reasons that mean "waiting for an offer": offers held back by a start-failure hold are why. */
 const OFFER_WAITS: ReadonlySet<string> = new Set(['NO_CAPACITY', 'NO_OFFER_FROM_DATA_HOSTS', 'NO_OFFER_FROM_VOLUME_AGENT', 'WAITING_FOR_LOCALITY']);
+
+/**
+ * What explain knows of an agent whose launches are held: its last offer while held (declined,
+ * so no pass keeps it), else the executor that failed there. `free` is unknown until such an offer.
+ */
+interface HeldAgent {
+  readonly hostname: string;
+  readonly rack: string | undefined;
+  readonly attributes: Readonly<Record<string, string>>;
+  readonly volumes: readonly string[];
+  readonly free: ResourceVector | undefined;
+}
 
 /** Whether the job ended because no executor could be started for it (its message starts with the code). */
 function gaveUpOnStarts(job: JobRecord): boolean {
@@ -82,6 +95,8 @@ export class Coordinator {
   private readonly starts: ExecutorStarts;
   /** Executors killed because they never registered their queue, with why (their TASK_KILLED is a start failure). */
   private readonly unregistered = new Map<string, string>();
+  /** Agents whose launches are or were held, as explain matches them against a waiting task. */
+  private readonly heldAgents = new Map<string, HeldAgent>();
 
   constructor(private readonly o: CoordinatorOptions) {
     this.log = o.logger.child({ component: 'coordinator' });
@@ -177,6 +192,7 @@ export class Coordinator {
           for (const host of new Set(onIt.map((e) => e.hostname))) await this.o.jobs.hostLost(host, 'agent removed');
           await this.o.volumes?.onAgentLost?.(agentId);
           this.starts.agentLost(agentId);
+          this.heldAgents.delete(agentId);
         }
         return;
       case 'ERROR':
@@ -266,7 +282,8 @@ export class Coordinator {
       if (!this.subscribed) {
         return { taskId, state: 'PENDING', code: 'NOT_SUBSCRIBED', message: 'Locus is not subscribed to a Mesos master yet, so no offers arrive' };
       }
-      const held = OFFER_WAITS.has(reason.code) ? this.heldLaunches(reason.message) : undefined;
+      const task = this.o.jobs.index.get(taskId);
+      const held = OFFER_WAITS.has(reason.code) && task !== undefined ? this.heldLaunches(task, reason) : undefined;
       if (held) return { taskId, state: 'PENDING', ...held };
       return { taskId, state: 'PENDING', code: reason.code, message: reason.message, ...(reason.until === undefined ? {} : { until: reason.until }) };
     }
@@ -294,18 +311,39 @@ export class Coordinator {
   /**
    * A pending task waits for offers while launches are held on agents where executors failed to
    * start: say so (those agents' offers are declined until their hold ends), with placement's
-   * own reason after it. Undefined when no agent is held.
+   * own reason after it. Undefined when no agent the task could run on is held: a task pinned
+   * elsewhere (a constraint, a volume, its data's hosts) waits for placement's reason alone.
    */
-  private heldLaunches(placementSays: string): { code: string; message: string; until: number } | undefined {
-    const held = this.starts.holding(this.o.clock.now());
+  private heldLaunches(task: PendingTask, placement: Reason): { code: string; message: string; until: number } | undefined {
+    const held = this.starts.holding(this.o.clock.now()).filter((a) => this.heldFor(task, a, placement));
     const first = held[0];
     if (first === undefined) return undefined;
     const others = held.length > 1 ? ` (and on ${held.length - 1} more agent(s))` : '';
     return {
       code: EXECUTOR_START_BACKOFF,
-      message: `executors failed to start on ${first.hostname}${others}: ${first.failures} launch(es) in a row ended before the executor registered, the last with ${first.lastMessage}; no executor is launched there until ${new Date(first.heldUntil).toISOString()} (placement: ${placementSays})`,
+      message: `executors failed to start on ${first.hostname}${others}: ${first.failures} launch(es) in a row ended before the executor registered, the last with ${first.lastMessage}; no executor is launched there until ${new Date(first.heldUntil).toISOString()} (placement: ${placement.message})`,
       until: first.heldUntil,
     };
+  }
+
+  /**
+   * Whether the hold on an agent is what keeps the task waiting: its job lost attempts there, or
+   * the agent, as last seen, passes the checks placement would make of its offer for the task
+   * (constraints, avoided hosts, volume, the data's hosts when it waits for them, and the offer's
+   * size once one was seen).
+   */
+  private heldFor(task: PendingTask, agent: AgentStartFailures, placement: Reason): boolean {
+    if (agent.jobs.has(task.jobId)) return true;
+    const seen = this.heldAgents.get(agent.agentId);
+    if (seen === undefined) return false;
+    if (task.avoidHosts?.includes(seen.hostname) === true) return false;
+    if (task.volumeId !== undefined && !seen.volumes.includes(task.volumeId)) return false;
+    if (placement.code === 'NO_OFFER_FROM_DATA_HOSTS' && !task.preferredHosts.includes(seen.hostname)) return false;
+    if (placement.code === 'WAITING_FOR_LOCALITY' && !task.preferredHosts.includes(seen.hostname)
+      && (seen.rack === undefined || !task.preferredRacks.includes(seen.rack))) return false;
+    // Without an offer seen, only the constraints can be judged: its size is taken to fit.
+    const free = seen.free ?? { cpus: Number.POSITIVE_INFINITY, mem: Number.POSITIVE_INFINITY, disk: Number.POSITIVE_INFINITY };
+    return offerCouldRun(task, { offerId: '', agentId: agent.agentId, hostname: seen.hostname, attributes: seen.attributes, free }, resolveOptions(this.o.placement));
   }
 
   /** Stop timers. In-flight work is left to the stores; nothing is killed. */
@@ -453,8 +491,14 @@ export class Coordinator {
       const held: { offerId: string; refuseSeconds: number }[] = [];
       launchable = launchable.filter((o) => {
         const until = this.starts.heldUntil(o.agent_id.value, now);
-        if (until === undefined) return true;
+        if (until === undefined) {
+          this.heldAgents.delete(o.agent_id.value);
+          return true;
+        }
         held.push({ offerId: o.id.value, refuseSeconds: Math.max(1, Math.ceil((until - now) / 1000)) });
+        // Kept for explain: whether a waiting task could use this agent once its hold ends.
+        const s = summarizeOffer(o, offerRole(o, this.o.role));
+        this.heldAgents.set(o.agent_id.value, { hostname: s.hostname, rack: s.rack, attributes: s.attributes, volumes: s.volumeIds, free: s.free });
         return false;
       });
       // Read fresh each pass, after the volume plan moved its holdings on.
@@ -871,6 +915,9 @@ export class Coordinator {
   private async noteStartFailure(ex: ExecutorRecord, message: string, jobsLost: ReadonlySet<string>): Promise<void> {
     const now = this.o.clock.now();
     const agent = this.starts.failed(ex.agentId, ex.hostname, ex.launchedAt, message, now, jobsLost);
+    if (!this.heldAgents.has(ex.agentId)) {
+      this.heldAgents.set(ex.agentId, { hostname: ex.hostname, rack: ex.rack, attributes: ex.attributes, volumes: ex.volumes, free: undefined });
+    }
     this.o.metrics?.executorStartFailures.inc({ host: ex.hostname });
     this.log.warn({ executorId: ex.executorId, host: ex.hostname, failures: agent.failures, holdMs: agent.heldUntil - now, message }, 'executor failed to start; launches on its agent wait');
     // Registered executors (draining ones too: they may still be running attempts) can still take

@@ -104,6 +104,8 @@ export interface AgentStartFailures {
   readonly since: number;
   /** The last failure's Mesos state, reason and message. */
   readonly lastMessage: string;
+  /** Jobs that lost attempts to this run of failures (their tasks ran there: the hold is theirs to wait out). */
+  readonly jobs: ReadonlySet<string>;
 }
 
 /** Jobs that give up, with the message they fail with. */
@@ -136,18 +138,20 @@ export class ExecutorStarts {
    * Returns the agent's failures as now recorded.
    */
   failed(agentId: string, hostname: string, launchedAt: number, message: string, now: number, jobsLost: Iterable<string>): AgentStartFailures {
-    for (const jobId of jobsLost) this.witnesses.add(jobId);
+    const lost = [...jobsLost];
+    for (const jobId of lost) this.witnesses.add(jobId);
     const cur = this.agents.get(agentId);
+    const jobs = lost.length === 0 && cur !== undefined ? cur.jobs : new Set([...(cur?.jobs ?? []), ...lost]);
     // Launched before the last counted failure: the same round (several executors of one offer,
     // or one launched while the first was failing) is one failure, not several.
     if (cur !== undefined && launchedAt <= cur.lastAt) {
-      const same = { ...cur, lastMessage: message };
+      const same = { ...cur, lastMessage: message, jobs };
       this.agents.set(agentId, same);
       return same;
     }
     const failures = (cur?.failures ?? 0) + 1;
     const hold = Math.min(this.options.backoffBaseMs * 2 ** (failures - 1), this.options.backoffMaxMs);
-    const next: AgentStartFailures = { agentId, hostname, failures, heldUntil: now + hold, lastAt: now, since: cur?.since ?? now, lastMessage: message };
+    const next: AgentStartFailures = { agentId, hostname, failures, heldUntil: now + hold, lastAt: now, since: cur?.since ?? now, lastMessage: message, jobs };
     this.agents.set(agentId, next);
     return next;
   }
@@ -178,6 +182,9 @@ export class ExecutorStarts {
   /** The job ended. */
   forgetJob(jobId: string): void {
     this.witnesses.delete(jobId);
+    for (const [id, a] of this.agents) {
+      if (a.jobs.has(jobId)) this.agents.set(id, { ...a, jobs: new Set([...a.jobs].filter((j) => j !== jobId)) });
+    }
   }
 
   /**

@@ -157,6 +157,36 @@ describe('coordinator: executors that fail to start', () => {
     }
   });
 
+  it('says EXECUTOR_START_BACKOFF only to tasks that could run on a held agent', async () => {
+    const b = await bed('start-backoff-whose');
+    try {
+      const failing = await b.jobs.submit('default', validateJobSpec({ ...SPEC, tasks: [{}] }));
+      await waitFor('task pending', () => b.jobs.index.size === 1);
+      const executorId = await launchOn(b, 1, 'o1');
+      await update(b, executorId, 'TASK_FAILED', undefined, 'Command exited with status 3');
+      await waitFor('the task pending', () => b.jobs.index.size === 1);
+      await b.coordinator.handleEvent({ type: 'OFFERS', offers: { offers: [roleOffer('held', 'S1', 'agent-1', 4)] } });
+      await waitFor('the held offer declined', () => b.declined.some((x) => x.ids.includes('held')));
+      // One job may run only on agent-2 (which has not offered), another anywhere; neither lost attempts on agent-1.
+      const elsewhere = await b.jobs.submit('default', validateJobSpec({ ...SPEC, name: 'on-agent-2', tasks: [{}], constraints: [{ hostname: 'agent-2' }] }));
+      const anywhere = await b.jobs.submit('default', validateJobSpec({ ...SPEC, name: 'anywhere', tasks: [{}] }));
+      const tooBig = await b.jobs.submit('default', validateJobSpec({ ...SPEC, name: 'too-big', tasks: [{}], task: { ...SPEC.task, resources: { ...SPEC.task.resources, cpus: 16 } } }));
+      await waitFor('their tasks pending', () => b.jobs.index.size === 4);
+      expect((await b.coordinator.explain(`${failing.id}.0.0`)).code).toBe('EXECUTOR_START_BACKOFF');
+      const held = await b.coordinator.explain(`${anywhere.id}.0.0`);
+      expect(held.code).toBe('EXECUTOR_START_BACKOFF');
+      expect(held.message).toContain('executors failed to start on agent-1');
+      // Placement's own reason for the task agent-1 cannot serve: a constraint, or an offer it does not fit.
+      for (const job of [elsewhere, tooBig]) {
+        const why = await b.coordinator.explain(`${job.id}.0.0`);
+        expect(why.code).not.toBe('EXECUTOR_START_BACKOFF');
+        expect(why.message).not.toContain('agent-1');
+      }
+    } finally {
+      b.coordinator.close();
+    }
+  });
+
   it('neither holds nor fails after executors that registered and then died', async () => {
     const b = await bed('start-ok-then-lost');
     try {

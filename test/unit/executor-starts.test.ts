@@ -37,6 +37,17 @@ describe('startFailureOf', () => {
 });
 
 describe('ExecutorStarts', () => {
+  it('keeps, per agent, the jobs that lost attempts to its failures, until they end', () => {
+    const s = new ExecutorStarts();
+    s.failed('A', 'host-a', 0, MSG, 10, ['job-1']);
+    s.failed('A', 'host-a', 5, MSG, 20, ['job-2']);
+    s.failed('B', 'host-b', 0, MSG, 10, []);
+    expect([...(s.holding(20).find((a) => a.agentId === 'A')?.jobs ?? [])]).toEqual(['job-1', 'job-2']);
+    expect(s.holding(20).find((a) => a.agentId === 'B')?.jobs.size).toBe(0);
+    s.forgetJob('job-1');
+    expect([...(s.holding(20).find((a) => a.agentId === 'A')?.jobs ?? [])]).toEqual(['job-2']);
+  });
+
   it('holds launches on an agent for 1 s, then 2 s, 4 s ... up to the cap; a registration clears it', () => {
     const s = new ExecutorStarts({ ...AT_ONCE, backoffMaxMs: 5000 });
     let now = 1000;
