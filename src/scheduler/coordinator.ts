@@ -22,7 +22,7 @@ import type { CoordinatorOptions, Explanation } from './ports.js';
 import { DispatchWindows, workloadMs } from './dispatch-window.js';
 import { PrefetchPolicy, dispatchableSlots } from './prefetch.js';
 import { tagOf } from '../volumes/wire.js';
-import { EXECUTOR_START_BACKOFF, EXECUTOR_START_FAILED, ExecutorStarts, startFailureOf, type AgentStartFailures } from './executor-starts.js';
+import { EXECUTOR_START_BACKOFF, EXECUTOR_START_FAILED, ExecutorStarts, crashOf, endedBefore, startFailureOf, type AgentStartFailures } from './executor-starts.js';
 import { parseTaskId, type JobRecord } from './jobs/model.js';
 import type { JobService } from './jobs/service.js';
 import type { ExecutorRecord } from './executors.js';
@@ -97,6 +97,11 @@ export class Coordinator {
   private readonly unregistered = new Map<string, string>();
   /** Agents whose launches are or were held, as explain matches them against a waiting task. */
   private readonly heldAgents = new Map<string, HeldAgent>();
+  /**
+   * Executors that finished an attempt (its workload ran to an end): one that registered and then
+   * fails while running its first attempts is a start failure too (executor-starts.ts).
+   */
+  private readonly worked = new Set<string>();
 
   constructor(private readonly o: CoordinatorOptions) {
     this.log = o.logger.child({ component: 'coordinator' });
@@ -125,6 +130,9 @@ export class Coordinator {
     // a run of short results, not as a new executor does (every executor of a long-task cluster
     // would hand back what it was sent ahead once more).
     for (const id of known) this.prefetch.unknown(id);
+    // Nor is it known whether they finished attempts: a crash of one is never counted as a start
+    // failure (an executor that served for hours before the failover is not one that cannot start).
+    for (const id of known) this.worked.add(id);
     for (const t of running) {
       const last = t.attempts[t.attempts.length - 1];
       if (!last) continue;
@@ -235,6 +243,13 @@ export class Coordinator {
     // Only for an executor still in service: a late result must not bring a dropped one back.
     const ex = this.o.executors.get(executorId);
     if (ex !== undefined && ex.state !== 'GONE') this.prefetch.finished(executorId, ran ? runMs : undefined, result.reason === HANDED_BACK);
+    // A workload ran to its end on it (stale or not: that is the executor's doing either way):
+    // executors start and serve on that agent, which clears its start failures.
+    const workloadEnded = result.state === 'SUCCEEDED' || result.state === 'FAILED' || result.state === 'TIMED_OUT';
+    if (workloadEnded && ex !== undefined && ex.state !== 'GONE' && !this.worked.has(executorId)) {
+      this.worked.add(executorId);
+      this.starts.worked(ex.agentId);
+    }
     if (outcome === 'STALE') {
       this.log.debug({ attemptId: result.attemptId }, 'stale attempt result ignored');
       return;
@@ -321,7 +336,7 @@ export class Coordinator {
     const others = held.length > 1 ? ` (and on ${held.length - 1} more agent(s))` : '';
     return {
       code: EXECUTOR_START_BACKOFF,
-      message: `executors failed to start on ${first.hostname}${others}: ${first.failures} launch(es) in a row ended before the executor registered, the last with ${first.lastMessage}; no executor is launched there until ${new Date(first.heldUntil).toISOString()} (placement: ${placement.message})`,
+      message: `executors failed to start on ${first.hostname}${others}: ${first.failures} launch(es) in a row ${endedBefore(first)}, the last with ${first.lastMessage}; no executor is launched there until ${new Date(first.heldUntil).toISOString()} (placement: ${placement.message})`,
       until: first.heldUntil,
     };
   }
@@ -808,8 +823,8 @@ export class Coordinator {
             // Mesos says the process runs; it takes attempts once it registered its queue.
             // Waiting here would stall the event stream, so readiness is awaited on the side.
             void this.o.launcher.ready(taskId).then(async () => {
-              // Registered: executors start on that agent (its launch hold, if any, ends).
-              this.starts.started(ex.agentId);
+              // Registered. Its agent's start failures are cleared only once it finished an attempt
+              // (onAttemptResult): one that dies on its first attempts would clear them every round.
               const cur = this.o.executors.get(taskId);
               if (cur?.state === 'LAUNCHING') await this.o.executors.update(taskId, { state: 'RUNNING' });
               this.requestPass();
@@ -851,7 +866,14 @@ export class Coordinator {
             // its agent): a start failure, which holds launches on its agent (executor-starts.ts).
             const never = this.unregistered.get(taskId);
             const startFailed = ex.state === 'LAUNCHING' && (status.state === 'TASK_KILLED' ? never !== undefined : startFailureOf(status));
+            // Registered, handed attempts, and failed before it finished any: one that dies whenever
+            // it runs work (a broken runner, a crash on the payload) is relaunched for ever too.
+            // Not one draining or released (DRAINING), killed (TASK_KILLED, or GONE already when
+            // Locus declared it lost), lost with its agent, or idle when it died.
+            const crashedUnproven = !startFailed && ex.state === 'RUNNING' && !this.worked.has(taskId) && crashOf(status)
+              && this.o.jobs.attemptsOnExecutor(taskId).length > 0;
             if (startFailed) await this.executorGone(taskId, EXECUTOR_START_FAILED, never === undefined ? said : `${said} after it ${never}`);
+            else if (crashedUnproven) await this.executorGone(taskId, EXECUTOR_START_FAILED, `${said} after it registered, before it finished any attempt`);
             else await this.executorGone(taskId, status.state === 'TASK_FINISHED' || status.state === 'TASK_KILLED' ? 'EXECUTOR_EXITED' : 'EXECUTOR_LOST', said);
           }
       }
@@ -885,10 +907,11 @@ export class Coordinator {
     this.log.info({ executorId, reason, message }, 'executor gone');
     await this.o.executors.update(executorId, { state: 'GONE', message });
     const startFailed = reason === EXECUTOR_START_FAILED;
-    const lostAs = startFailed ? `executor ${executorId} on ${ex.hostname} failed to start: ${message}; not counted against retries` : undefined;
+    const lostAs = startFailed ? `executor ${executorId} on ${ex.hostname} ${ex.state === 'RUNNING' ? 'failed before it finished any attempt' : 'failed to start'}: ${message}; not counted against retries` : undefined;
     const lost = this.o.jobs.attemptsOnExecutor(executorId);
     for (const a of lost) await this.loseAttempt(a.taskId, a.attemptId, executorId, reason, lostAs);
     this.unregistered.delete(executorId);
+    this.worked.delete(executorId);
     // After its attempts were given back. Only their jobs have seen an executor fail to start
     // for them: a job waiting on other agents (its data's, its constraints') has not.
     if (startFailed) await this.noteStartFailure(ex, message, new Set(lost.map((a) => parseTaskId(a.taskId)?.jobId).filter((j): j is string => j !== undefined)));
@@ -914,7 +937,8 @@ export class Coordinator {
    */
   private async noteStartFailure(ex: ExecutorRecord, message: string, jobsLost: ReadonlySet<string>): Promise<void> {
     const now = this.o.clock.now();
-    const agent = this.starts.failed(ex.agentId, ex.hostname, ex.launchedAt, message, now, jobsLost);
+    // `ex` as it was before it was declared gone: RUNNING means it had registered.
+    const agent = this.starts.failed(ex.agentId, ex.hostname, ex.launchedAt, message, now, jobsLost, ex.state === 'RUNNING');
     if (!this.heldAgents.has(ex.agentId)) {
       this.heldAgents.set(ex.agentId, { hostname: ex.hostname, rack: ex.rack, attributes: ex.attributes, volumes: ex.volumes, free: undefined });
     }
