@@ -46,9 +46,12 @@ export interface ExecutorRuntimeOptions {
   readonly keepRecordedQueueJobsMs?: number;
 }
 
-/** How long attempts for a launched executor wait for it to register before their enqueue fails. */
+/**
+ * How long an executor has to register its queue once Mesos reports its task running (ready() is
+ * called then); attempts queued for it wait that long after it, however long the launch took.
+ */
 const REGISTRATION_TIMEOUT_MS = 60_000;
-/** For how long after the first wait the registration is polled quickly (see ensureWatched). */
+/** For how long after the wait starts, and after the executor's task runs, the registration is polled quickly (see ensureWatched). */
 const REGISTRATION_FAST_POLL_FOR_MS = 5_000;
 
 /** How long an executor has between SIGTERM and SIGKILL (its TaskInfo kill_policy). */
@@ -103,6 +106,12 @@ export async function createExecutorRuntime(o: ExecutorRuntimeOptions): Promise<
   /** Executors whose registration is being polled for, and those of them retired meanwhile (the poll stops). */
   const polling = new Set<string>();
   const retiredWhileWaited = new Set<string>();
+  /**
+   * When Mesos reported each awaited executor's task running. The registration timeout runs from
+   * then: before it, the agent may still be fetching the executor or pulling its image (minutes on
+   * a slow registry), and an executor killed for that would be counted as one that cannot start.
+   */
+  const runningSince = new Map<string, number>();
 
   dispatcher.on((e) => {
     switch (e.type) {
@@ -126,7 +135,8 @@ export async function createExecutorRuntime(o: ExecutorRuntimeOptions): Promise<
   });
 
   // Executors register in Redis shortly after Mesos starts them; attempts can only be queued once
-  // the dispatcher watches them, so enqueue waits (bounded) for the registration. Every job that
+  // the dispatcher watches them, so enqueue waits for the registration: until the executor ends
+  // (retire), or for REGISTRATION_TIMEOUT_MS once Mesos reported it running. Every job that
   // finds no warm executor waits here: the first seconds are polled every 10 ms (a start takes
   // 0.3-0.5 s, and polls 100 ms apart added 50 ms to it on average), later ones every 100 ms.
   const ensureWatched = (executorId: string): Promise<void> => {
@@ -144,14 +154,20 @@ export async function createExecutorRuntime(o: ExecutorRuntimeOptions): Promise<
             // Gone before it registered (its task ended, it was released): polling Redis for the
             // rest of the timeout would be for nothing, for every executor that failed to start.
             if (retiredWhileWaited.has(executorId)) throw new Error(`executor ${executorId} was retired before it registered`);
-            const waited = o.clock.now() - since;
-            if (waited > REGISTRATION_TIMEOUT_MS) throw err;
-            await new Promise((r) => setTimeout(r, waited < REGISTRATION_FAST_POLL_FOR_MS ? 10 : 100));
+            const now = o.clock.now();
+            // Not running yet: no deadline (its end, whichever, retires it and stops this wait).
+            const running = runningSince.get(executorId);
+            if (running !== undefined && now - running > REGISTRATION_TIMEOUT_MS) throw err;
+            // The registration follows the process's start closely: polled quickly again once
+            // Mesos says it runs, after a launch that outlasted the first quick polls.
+            const fastFrom = Math.max(since, running ?? since);
+            await new Promise((r) => setTimeout(r, now - fastFrom < REGISTRATION_FAST_POLL_FOR_MS ? 10 : 100));
           }
         }
       } finally {
         polling.delete(executorId);
         retiredWhileWaited.delete(executorId);
+        runningSince.delete(executorId);
       }
     })();
     readyWaits.set(executorId, p);
@@ -228,12 +244,19 @@ export async function createExecutorRuntime(o: ExecutorRuntimeOptions): Promise<
       } satisfies TaskInfo;
     },
     ready: async (executorId) => {
-      await ensureWatched(executorId);
+      if (!runningSince.has(executorId)) runningSince.set(executorId, o.clock.now());
+      try {
+        await ensureWatched(executorId);
+      } finally {
+        // Registered (or given up on) already when its task was reported running: nothing to time.
+        runningSince.delete(executorId);
+      }
       // Registered, so its password was redeemed: the one-time user is no longer needed.
       await provisioner.retireBootUser(executorId).catch((err: unknown) => logger.warn({ err: String(err), executorId }, 'removing the executor boot user failed'));
     },
     async retire(executorId) {
       readyWaits.delete(executorId);
+      runningSince.delete(executorId);
       if (polling.has(executorId)) retiredWhileWaited.add(executorId);
       dispatcher.forgetExecutor(executorId);
       // Fence it first (its user is gone, so it can neither take nor finish work), then drop

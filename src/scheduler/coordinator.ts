@@ -13,15 +13,16 @@ import { HANDED_BACK, type AttemptPayload, type AttemptResult } from '../executo
 import type { Event, Offer, Operation, Resource, TaskInfo, TaskStatus } from '../mesos/types.js';
 import { TERMINAL_TASK_STATES } from '../mesos/types.js';
 import {
-  explain as explainPlacement, place, type ExecutorLaunch, type ExecutorView, type OfferView,
-  type Plan, type Reason, type Snapshot, type TenantView,
+  explain as explainPlacement, offerCouldRun, place, resolveOptions, type ExecutorLaunch, type ExecutorView, type OfferView,
+  type PendingTask, type Plan, type Reason, type Snapshot, type TenantView,
 } from './placement/index.js';
+import type { ResourceVector } from '../core/resources.js';
 import { offerRole, subtractTaken, summarizeOffer, takeResources, type OfferSummary } from './offers.js';
 import type { CoordinatorOptions, Explanation } from './ports.js';
 import { DispatchWindows, workloadMs } from './dispatch-window.js';
 import { PrefetchPolicy, dispatchableSlots } from './prefetch.js';
 import { tagOf } from '../volumes/wire.js';
-import { EXECUTOR_START_BACKOFF, EXECUTOR_START_FAILED, ExecutorStarts, startFailureOf } from './executor-starts.js';
+import { EXECUTOR_START_BACKOFF, EXECUTOR_START_FAILED, ExecutorStarts, crashOf, endedBefore, startFailureOf, type AgentStartFailures } from './executor-starts.js';
 import { parseTaskId, type JobRecord } from './jobs/model.js';
 import type { JobService } from './jobs/service.js';
 import type { ExecutorRecord } from './executors.js';
@@ -29,6 +30,18 @@ import { LocusError } from '../core/errors.js';
 
 /** Placement reasons that mean "waiting for an offer": offers held back by a start-failure hold are why. */
 const OFFER_WAITS: ReadonlySet<string> = new Set(['NO_CAPACITY', 'NO_OFFER_FROM_DATA_HOSTS', 'NO_OFFER_FROM_VOLUME_AGENT', 'WAITING_FOR_LOCALITY']);
+
+/**
+ * What explain knows of an agent whose launches are held: its last offer while held (declined,
+ * so no pass keeps it), else the executor that failed there. `free` is unknown until such an offer.
+ */
+interface HeldAgent {
+  readonly hostname: string;
+  readonly rack: string | undefined;
+  readonly attributes: Readonly<Record<string, string>>;
+  readonly volumes: readonly string[];
+  readonly free: ResourceVector | undefined;
+}
 
 /** Whether the job ended because no executor could be started for it (its message starts with the code). */
 function gaveUpOnStarts(job: JobRecord): boolean {
@@ -82,6 +95,13 @@ export class Coordinator {
   private readonly starts: ExecutorStarts;
   /** Executors killed because they never registered their queue, with why (their TASK_KILLED is a start failure). */
   private readonly unregistered = new Map<string, string>();
+  /** Agents whose launches are or were held, as explain matches them against a waiting task. */
+  private readonly heldAgents = new Map<string, HeldAgent>();
+  /**
+   * Executors that finished an attempt (its workload ran to an end): one that registered and then
+   * fails while running its first attempts is a start failure too (executor-starts.ts).
+   */
+  private readonly worked = new Set<string>();
 
   constructor(private readonly o: CoordinatorOptions) {
     this.log = o.logger.child({ component: 'coordinator' });
@@ -110,6 +130,9 @@ export class Coordinator {
     // a run of short results, not as a new executor does (every executor of a long-task cluster
     // would hand back what it was sent ahead once more).
     for (const id of known) this.prefetch.unknown(id);
+    // Nor is it known whether they finished attempts: a crash of one is never counted as a start
+    // failure (an executor that served for hours before the failover is not one that cannot start).
+    for (const id of known) this.worked.add(id);
     for (const t of running) {
       const last = t.attempts[t.attempts.length - 1];
       if (!last) continue;
@@ -177,6 +200,7 @@ export class Coordinator {
           for (const host of new Set(onIt.map((e) => e.hostname))) await this.o.jobs.hostLost(host, 'agent removed');
           await this.o.volumes?.onAgentLost?.(agentId);
           this.starts.agentLost(agentId);
+          this.heldAgents.delete(agentId);
         }
         return;
       case 'ERROR':
@@ -219,6 +243,13 @@ export class Coordinator {
     // Only for an executor still in service: a late result must not bring a dropped one back.
     const ex = this.o.executors.get(executorId);
     if (ex !== undefined && ex.state !== 'GONE') this.prefetch.finished(executorId, ran ? runMs : undefined, result.reason === HANDED_BACK);
+    // A workload ran to its end on it (stale or not: that is the executor's doing either way):
+    // executors start and serve on that agent, which clears its start failures.
+    const workloadEnded = result.state === 'SUCCEEDED' || result.state === 'FAILED' || result.state === 'TIMED_OUT';
+    if (workloadEnded && ex !== undefined && ex.state !== 'GONE' && !this.worked.has(executorId)) {
+      this.worked.add(executorId);
+      this.starts.worked(ex.agentId);
+    }
     if (outcome === 'STALE') {
       this.log.debug({ attemptId: result.attemptId }, 'stale attempt result ignored');
       return;
@@ -266,7 +297,8 @@ export class Coordinator {
       if (!this.subscribed) {
         return { taskId, state: 'PENDING', code: 'NOT_SUBSCRIBED', message: 'Locus is not subscribed to a Mesos master yet, so no offers arrive' };
       }
-      const held = OFFER_WAITS.has(reason.code) ? this.heldLaunches(reason.message) : undefined;
+      const task = this.o.jobs.index.get(taskId);
+      const held = OFFER_WAITS.has(reason.code) && task !== undefined ? this.heldLaunches(task, reason) : undefined;
       if (held) return { taskId, state: 'PENDING', ...held };
       return { taskId, state: 'PENDING', code: reason.code, message: reason.message, ...(reason.until === undefined ? {} : { until: reason.until }) };
     }
@@ -294,18 +326,39 @@ export class Coordinator {
   /**
    * A pending task waits for offers while launches are held on agents where executors failed to
    * start: say so (those agents' offers are declined until their hold ends), with placement's
-   * own reason after it. Undefined when no agent is held.
+   * own reason after it. Undefined when no agent the task could run on is held: a task pinned
+   * elsewhere (a constraint, a volume, its data's hosts) waits for placement's reason alone.
    */
-  private heldLaunches(placementSays: string): { code: string; message: string; until: number } | undefined {
-    const held = this.starts.holding(this.o.clock.now());
+  private heldLaunches(task: PendingTask, placement: Reason): { code: string; message: string; until: number } | undefined {
+    const held = this.starts.holding(this.o.clock.now()).filter((a) => this.heldFor(task, a, placement));
     const first = held[0];
     if (first === undefined) return undefined;
     const others = held.length > 1 ? ` (and on ${held.length - 1} more agent(s))` : '';
     return {
       code: EXECUTOR_START_BACKOFF,
-      message: `executors failed to start on ${first.hostname}${others}: ${first.failures} launch(es) in a row ended before the executor registered, the last with ${first.lastMessage}; no executor is launched there until ${new Date(first.heldUntil).toISOString()} (placement: ${placementSays})`,
+      message: `executors failed to start on ${first.hostname}${others}: ${first.failures} launch(es) in a row ${endedBefore(first)}, the last with ${first.lastMessage}; no executor is launched there until ${new Date(first.heldUntil).toISOString()} (placement: ${placement.message})`,
       until: first.heldUntil,
     };
+  }
+
+  /**
+   * Whether the hold on an agent is what keeps the task waiting: its job lost attempts there, or
+   * the agent, as last seen, passes the checks placement would make of its offer for the task
+   * (constraints, avoided hosts, volume, the data's hosts when it waits for them, and the offer's
+   * size once one was seen).
+   */
+  private heldFor(task: PendingTask, agent: AgentStartFailures, placement: Reason): boolean {
+    if (agent.jobs.has(task.jobId)) return true;
+    const seen = this.heldAgents.get(agent.agentId);
+    if (seen === undefined) return false;
+    if (task.avoidHosts?.includes(seen.hostname) === true) return false;
+    if (task.volumeId !== undefined && !seen.volumes.includes(task.volumeId)) return false;
+    if (placement.code === 'NO_OFFER_FROM_DATA_HOSTS' && !task.preferredHosts.includes(seen.hostname)) return false;
+    if (placement.code === 'WAITING_FOR_LOCALITY' && !task.preferredHosts.includes(seen.hostname)
+      && (seen.rack === undefined || !task.preferredRacks.includes(seen.rack))) return false;
+    // Without an offer seen, only the constraints can be judged: its size is taken to fit.
+    const free = seen.free ?? { cpus: Number.POSITIVE_INFINITY, mem: Number.POSITIVE_INFINITY, disk: Number.POSITIVE_INFINITY };
+    return offerCouldRun(task, { offerId: '', agentId: agent.agentId, hostname: seen.hostname, attributes: seen.attributes, free }, resolveOptions(this.o.placement));
   }
 
   /** Stop timers. In-flight work is left to the stores; nothing is killed. */
@@ -453,8 +506,14 @@ export class Coordinator {
       const held: { offerId: string; refuseSeconds: number }[] = [];
       launchable = launchable.filter((o) => {
         const until = this.starts.heldUntil(o.agent_id.value, now);
-        if (until === undefined) return true;
+        if (until === undefined) {
+          this.heldAgents.delete(o.agent_id.value);
+          return true;
+        }
         held.push({ offerId: o.id.value, refuseSeconds: Math.max(1, Math.ceil((until - now) / 1000)) });
+        // Kept for explain: whether a waiting task could use this agent once its hold ends.
+        const s = summarizeOffer(o, offerRole(o, this.o.role));
+        this.heldAgents.set(o.agent_id.value, { hostname: s.hostname, rack: s.rack, attributes: s.attributes, volumes: s.volumeIds, free: s.free });
         return false;
       });
       // Read fresh each pass, after the volume plan moved its holdings on.
@@ -764,8 +823,8 @@ export class Coordinator {
             // Mesos says the process runs; it takes attempts once it registered its queue.
             // Waiting here would stall the event stream, so readiness is awaited on the side.
             void this.o.launcher.ready(taskId).then(async () => {
-              // Registered: executors start on that agent (its launch hold, if any, ends).
-              this.starts.started(ex.agentId);
+              // Registered. Its agent's start failures are cleared only once it finished an attempt
+              // (onAttemptResult): one that dies on its first attempts would clear them every round.
               const cur = this.o.executors.get(taskId);
               if (cur?.state === 'LAUNCHING') await this.o.executors.update(taskId, { state: 'RUNNING' });
               this.requestPass();
@@ -807,7 +866,14 @@ export class Coordinator {
             // its agent): a start failure, which holds launches on its agent (executor-starts.ts).
             const never = this.unregistered.get(taskId);
             const startFailed = ex.state === 'LAUNCHING' && (status.state === 'TASK_KILLED' ? never !== undefined : startFailureOf(status));
+            // Registered, handed attempts, and failed before it finished any: one that dies whenever
+            // it runs work (a broken runner, a crash on the payload) is relaunched for ever too.
+            // Not one draining or released (DRAINING), killed (TASK_KILLED, or GONE already when
+            // Locus declared it lost), lost with its agent, or idle when it died.
+            const crashedUnproven = !startFailed && ex.state === 'RUNNING' && !this.worked.has(taskId) && crashOf(status)
+              && this.o.jobs.attemptsOnExecutor(taskId).length > 0;
             if (startFailed) await this.executorGone(taskId, EXECUTOR_START_FAILED, never === undefined ? said : `${said} after it ${never}`);
+            else if (crashedUnproven) await this.executorGone(taskId, EXECUTOR_START_FAILED, `${said} after it registered, before it finished any attempt`);
             else await this.executorGone(taskId, status.state === 'TASK_FINISHED' || status.state === 'TASK_KILLED' ? 'EXECUTOR_EXITED' : 'EXECUTOR_LOST', said);
           }
       }
@@ -841,10 +907,11 @@ export class Coordinator {
     this.log.info({ executorId, reason, message }, 'executor gone');
     await this.o.executors.update(executorId, { state: 'GONE', message });
     const startFailed = reason === EXECUTOR_START_FAILED;
-    const lostAs = startFailed ? `executor ${executorId} on ${ex.hostname} failed to start: ${message}; not counted against retries` : undefined;
+    const lostAs = startFailed ? `executor ${executorId} on ${ex.hostname} ${ex.state === 'RUNNING' ? 'failed before it finished any attempt' : 'failed to start'}: ${message}; not counted against retries` : undefined;
     const lost = this.o.jobs.attemptsOnExecutor(executorId);
     for (const a of lost) await this.loseAttempt(a.taskId, a.attemptId, executorId, reason, lostAs);
     this.unregistered.delete(executorId);
+    this.worked.delete(executorId);
     // After its attempts were given back. Only their jobs have seen an executor fail to start
     // for them: a job waiting on other agents (its data's, its constraints') has not.
     if (startFailed) await this.noteStartFailure(ex, message, new Set(lost.map((a) => parseTaskId(a.taskId)?.jobId).filter((j): j is string => j !== undefined)));
@@ -870,7 +937,11 @@ export class Coordinator {
    */
   private async noteStartFailure(ex: ExecutorRecord, message: string, jobsLost: ReadonlySet<string>): Promise<void> {
     const now = this.o.clock.now();
-    const agent = this.starts.failed(ex.agentId, ex.hostname, ex.launchedAt, message, now, jobsLost);
+    // `ex` as it was before it was declared gone: RUNNING means it had registered.
+    const agent = this.starts.failed(ex.agentId, ex.hostname, ex.launchedAt, message, now, jobsLost, ex.state === 'RUNNING');
+    if (!this.heldAgents.has(ex.agentId)) {
+      this.heldAgents.set(ex.agentId, { hostname: ex.hostname, rack: ex.rack, attributes: ex.attributes, volumes: ex.volumes, free: undefined });
+    }
     this.o.metrics?.executorStartFailures.inc({ host: ex.hostname });
     this.log.warn({ executorId: ex.executorId, host: ex.hostname, failures: agent.failures, holdMs: agent.heldUntil - now, message }, 'executor failed to start; launches on its agent wait');
     // Registered executors (draining ones too: they may still be running attempts) can still take

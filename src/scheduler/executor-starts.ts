@@ -8,15 +8,18 @@
  *
  * - a *start failure* is an executor that ended before it registered its
  *   queue, by its own doing (see startFailureOf), not stopped by Locus and
- *   not lost with its agent;
+ *   not lost with its agent; or one that registered and then failed
+ *   (crashOf) with attempts on it before it finished any: an executor that
+ *   dies whenever it runs work never serves either, and registration alone
+ *   would otherwise clear its agent's count on every round;
  * - each one holds new executor launches on its agent for a while that
  *   doubles with each consecutive failure there (backoffBaseMs up to
- *   backoffMaxMs); an executor that registers on the agent clears it. A
- *   failure counts once per launch round: executors launched together before
- *   the agent's last failure add nothing more;
+ *   backoffMaxMs); an executor on the agent that finishes an attempt clears
+ *   it. A failure counts once per launch round: executors launched together
+ *   before the agent's last failure add nothing more;
  * - an agent with failuresToGiveUp consecutive failures is *failing*. A job
  *   that waited for executors through at least one start failure (since an
- *   executor last registered anywhere) gives up, EXECUTOR_START_FAILED, when
+ *   executor last finished an attempt anywhere) gives up, EXECUTOR_START_FAILED, when
  *   no executor is in service and every agent that offered resources lately
  *   is failing: nowhere left that could start one for it.
  *
@@ -77,6 +80,18 @@ export interface EndedStatus {
 const NOT_THE_EXECUTOR = /^REASON_(AGENT|SLAVE)_|^REASON_(MASTER_DISCONNECTED|RECONCILIATION|FRAMEWORK_REMOVED|INVALID_OFFERS|RESOURCES_UNKNOWN|TASK_UNKNOWN|GC_ERROR)$/;
 
 /**
+ * Whether the end of a registered executor's Mesos task is its own failure, as counted against
+ * one that never finished an attempt (the coordinator checks that, and that it held attempts).
+ * Only TASK_FAILED, and not for an agent's or master's reason nor a preemption: TASK_KILLED is a
+ * kill (Locus releasing or draining it, an operator), TASK_LOST and TASK_DROPPED of a running
+ * task are agents and partitions, and TASK_FINISHED is an exit after a drain or its idle timeout.
+ */
+export function crashOf(status: EndedStatus): boolean {
+  if (status.state !== 'TASK_FAILED') return false;
+  return status.reason === undefined || (!NOT_THE_EXECUTOR.test(status.reason) && status.reason !== 'REASON_CONTAINER_PREEMPTED');
+}
+
+/**
  * Whether the end of a launching executor's Mesos task (it never registered) is a start failure.
  * TASK_KILLED is not (Locus or an operator killed it; the registration timeout is told apart by
  * the coordinator), nor are the ends that mean the agent went away (TASK_GONE, TASK_GONE_BY_OPERATOR,
@@ -104,6 +119,15 @@ export interface AgentStartFailures {
   readonly since: number;
   /** The last failure's Mesos state, reason and message. */
   readonly lastMessage: string;
+  /** Jobs that lost attempts to this run of failures (their tasks ran there: the hold is theirs to wait out). */
+  readonly jobs: ReadonlySet<string>;
+  /** Whether a failure of this run was an executor that registered and then failed before finishing an attempt. */
+  readonly afterRegistering: boolean;
+}
+
+/** How an agent's run of failures ended its executors, for messages ("… ended before the executor registered"). */
+export function endedBefore(a: AgentStartFailures): string {
+  return a.afterRegistering ? 'ended before the executor registered or finished an attempt' : 'ended before the executor registered';
 }
 
 /** Jobs that give up, with the message they fail with. */
@@ -130,30 +154,38 @@ export class ExecutorStarts {
   }
 
   /**
-   * An executor launched at `launchedAt` on the agent ended before it registered. `jobsLost`: the
-   * jobs whose attempts were queued for it and lost with it (a job waiting for other agents, its
-   * data's or its constraints', has seen no executor fail for it and never gives up on this).
-   * Returns the agent's failures as now recorded.
+   * An executor launched at `launchedAt` on the agent ended before it registered (or, with
+   * `registered`, before it finished an attempt). `jobsLost`: the jobs whose attempts were queued
+   * for it and lost with it (a job waiting for other agents, its data's or its constraints', has
+   * seen no executor fail for it and never gives up on this). Returns the agent's failures as now
+   * recorded.
    */
-  failed(agentId: string, hostname: string, launchedAt: number, message: string, now: number, jobsLost: Iterable<string>): AgentStartFailures {
-    for (const jobId of jobsLost) this.witnesses.add(jobId);
+  failed(agentId: string, hostname: string, launchedAt: number, message: string, now: number, jobsLost: Iterable<string>, registered = false): AgentStartFailures {
+    const lost = [...jobsLost];
+    for (const jobId of lost) this.witnesses.add(jobId);
     const cur = this.agents.get(agentId);
+    const jobs = lost.length === 0 && cur !== undefined ? cur.jobs : new Set([...(cur?.jobs ?? []), ...lost]);
+    const afterRegistering = registered || (cur?.afterRegistering ?? false);
     // Launched before the last counted failure: the same round (several executors of one offer,
     // or one launched while the first was failing) is one failure, not several.
     if (cur !== undefined && launchedAt <= cur.lastAt) {
-      const same = { ...cur, lastMessage: message };
+      const same = { ...cur, lastMessage: message, jobs, afterRegistering };
       this.agents.set(agentId, same);
       return same;
     }
     const failures = (cur?.failures ?? 0) + 1;
     const hold = Math.min(this.options.backoffBaseMs * 2 ** (failures - 1), this.options.backoffMaxMs);
-    const next: AgentStartFailures = { agentId, hostname, failures, heldUntil: now + hold, lastAt: now, since: cur?.since ?? now, lastMessage: message };
+    const next: AgentStartFailures = { agentId, hostname, failures, heldUntil: now + hold, lastAt: now, since: cur?.since ?? now, lastMessage: message, jobs, afterRegistering };
     this.agents.set(agentId, next);
     return next;
   }
 
-  /** An executor registered on the agent: executors start there, and jobs need new evidence before giving up. */
-  started(agentId: string): void {
+  /**
+   * An executor on the agent finished an attempt: executors start and serve there, and jobs need
+   * new evidence before giving up. Not its registration: one that registers and then dies on its
+   * first attempt, every time, would clear the count it adds to on every round.
+   */
+  worked(agentId: string): void {
     this.agents.delete(agentId);
     this.witnesses.clear();
   }
@@ -178,6 +210,9 @@ export class ExecutorStarts {
   /** The job ended. */
   forgetJob(jobId: string): void {
     this.witnesses.delete(jobId);
+    for (const [id, a] of this.agents) {
+      if (a.jobs.has(jobId)) this.agents.set(id, { ...a, jobs: new Set([...a.jobs].filter((j) => j !== jobId)) });
+    }
   }
 
   /**
@@ -205,7 +240,7 @@ export class ExecutorStarts {
     }
     if (failing.length === 0) return undefined;
     failing.sort((a, b) => b.lastAt - a.lastAt);
-    const shown = failing.slice(0, 3).map((a) => `${a.failures} launches in a row on ${a.hostname} ended before the executor registered, the last with ${a.lastMessage}`);
+    const shown = failing.slice(0, 3).map((a) => `${a.failures} launches in a row on ${a.hostname} ${endedBefore(a)}, the last with ${a.lastMessage}`);
     const more = failing.length > shown.length ? `; likewise on ${failing.length - shown.length} more agent(s)` : '';
     // Witnesses stay until their job ends (forgetJob): one that cannot give up yet (an attempt of
     // it still on a launching executor) is asked again at the next failure.

@@ -3,8 +3,10 @@
  * an executor whose Mesos task fails before it registers holds launches on its agent (its offers
  * are declined for the hold, which doubles), its attempts come back LOST uncounted with reason
  * EXECUTOR_START_FAILED, and after three failed rounds with nowhere else to go the waiting job
- * fails EXECUTOR_START_FAILED naming the Mesos status. Executors that registered and then died,
- * and agents lost, hold nothing and fail nothing.
+ * fails EXECUTOR_START_FAILED naming the Mesos status; so do executors that register and then
+ * fail on the first attempts they are handed. Executors that finished an attempt and then died,
+ * executors killed, and agents lost, hold nothing and fail nothing. A give-up racing a pass that starts one of the
+ * job's attempts never leaves the job FAILED with that attempt running.
  */
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import type { Redis } from 'ioredis';
@@ -14,7 +16,10 @@ import { silentLogger } from '../../src/obs/log.js';
 import { validateJobSpec } from '../../src/scheduler/jobs/spec.js';
 import { ExecutorBook } from '../../src/scheduler/executors.js';
 import { Coordinator, type ExecutorLauncher, type MesosDriver } from '../../src/scheduler/coordinator.js';
-import type { JobService } from '../../src/scheduler/jobs/service.js';
+import { JobService } from '../../src/scheduler/jobs/service.js';
+import { JobStore } from '../../src/scheduler/jobs/store.js';
+import type { AttemptRecord } from '../../src/scheduler/jobs/model.js';
+import { LocalityLevel } from '../../src/core/locality.js';
 import type { Operation, TaskInfo } from '../../src/mesos/types.js';
 import { waitFor } from '../harness/wait.js';
 import { acceptRecordingDriver, bareLauncher, roleOffer, subscribed, testJobService } from './coordinator-fixture.js';
@@ -50,6 +55,7 @@ interface Bed {
   launched: TaskInfo[][];
   declined: { ids: readonly string[]; seconds: number }[];
   metrics: ReturnType<typeof createMetrics>;
+  executors: ExecutorBook;
 }
 
 async function bed(name: string, launcher: ExecutorLauncher = bareLauncher): Promise<Bed> {
@@ -59,8 +65,9 @@ async function bed(name: string, launcher: ExecutorLauncher = bareLauncher): Pro
   const launched: TaskInfo[][] = [];
   const declined: { ids: readonly string[]; seconds: number }[] = [];
   const metrics = createMetrics();
+  const executors = new ExecutorBook(client);
   const coordinator = new Coordinator({
-    role: 'locus', clock, logger: silentLogger(), metrics, jobs, executors: new ExecutorBook(client),
+    role: 'locus', clock, logger: silentLogger(), metrics, jobs, executors,
     driver: recordingDriver(launched, declined), launcher,
     dispatch: { enqueueMany: async () => undefined, adopt: async () => undefined, cancel: async () => undefined },
     tenants: () => [{ name: 'default', weight: 1 }],
@@ -68,7 +75,7 @@ async function bed(name: string, launcher: ExecutorLauncher = bareLauncher): Pro
     executorStarts: { giveUpAfterMs: 0 },
   });
   await subscribed(coordinator);
-  return { clock, jobs, coordinator, launched, declined, metrics };
+  return { clock, jobs, coordinator, launched, declined, metrics, executors };
 }
 
 const SPEC = { name: 'never-starts', retries: 0, tasks: [{}, {}], task: { command: ['true'], resources: { cpus: 1, mem: '64MiB', disk: '16MiB' } } };
@@ -82,7 +89,7 @@ async function launchOn(b: Bed, n: number, offerId: string): Promise<string> {
   return id;
 }
 
-async function update(b: Bed, executorId: string, state: 'TASK_RUNNING' | 'TASK_FAILED', reason?: string, message?: string): Promise<void> {
+async function update(b: Bed, executorId: string, state: 'TASK_RUNNING' | 'TASK_FAILED' | 'TASK_KILLED', reason?: string, message?: string): Promise<void> {
   await b.coordinator.handleEvent({ type: 'UPDATE', update: { status: {
     task_id: { value: executorId }, state, agent_id: { value: 'S1' }, uuid: 'dXVpZA==',
     ...(reason === undefined ? {} : { reason }), ...(message === undefined ? {} : { message }),
@@ -153,25 +160,103 @@ describe('coordinator: executors that fail to start', () => {
     }
   });
 
-  it('neither holds nor fails after executors that registered and then died', async () => {
+  it('says EXECUTOR_START_BACKOFF only to tasks that could run on a held agent', async () => {
+    const b = await bed('start-backoff-whose');
+    try {
+      const failing = await b.jobs.submit('default', validateJobSpec({ ...SPEC, tasks: [{}] }));
+      await waitFor('task pending', () => b.jobs.index.size === 1);
+      const executorId = await launchOn(b, 1, 'o1');
+      await update(b, executorId, 'TASK_FAILED', undefined, 'Command exited with status 3');
+      await waitFor('the task pending', () => b.jobs.index.size === 1);
+      await b.coordinator.handleEvent({ type: 'OFFERS', offers: { offers: [roleOffer('held', 'S1', 'agent-1', 4)] } });
+      await waitFor('the held offer declined', () => b.declined.some((x) => x.ids.includes('held')));
+      // One job may run only on agent-2 (which has not offered), another anywhere; neither lost attempts on agent-1.
+      const elsewhere = await b.jobs.submit('default', validateJobSpec({ ...SPEC, name: 'on-agent-2', tasks: [{}], constraints: [{ hostname: 'agent-2' }] }));
+      const anywhere = await b.jobs.submit('default', validateJobSpec({ ...SPEC, name: 'anywhere', tasks: [{}] }));
+      const tooBig = await b.jobs.submit('default', validateJobSpec({ ...SPEC, name: 'too-big', tasks: [{}], task: { ...SPEC.task, resources: { ...SPEC.task.resources, cpus: 16 } } }));
+      await waitFor('their tasks pending', () => b.jobs.index.size === 4);
+      expect((await b.coordinator.explain(`${failing.id}.0.0`)).code).toBe('EXECUTOR_START_BACKOFF');
+      const held = await b.coordinator.explain(`${anywhere.id}.0.0`);
+      expect(held.code).toBe('EXECUTOR_START_BACKOFF');
+      expect(held.message).toContain('executors failed to start on agent-1');
+      // Placement's own reason for the task agent-1 cannot serve: a constraint, or an offer it does not fit.
+      for (const job of [elsewhere, tooBig]) {
+        const why = await b.coordinator.explain(`${job.id}.0.0`);
+        expect(why.code).not.toBe('EXECUTOR_START_BACKOFF');
+        expect(why.message).not.toContain('agent-1');
+      }
+    } finally {
+      b.coordinator.close();
+    }
+  });
+
+  it('neither holds nor fails after executors that registered and then died having finished an attempt, or were killed', async () => {
     const b = await bed('start-ok-then-lost');
     try {
-      const job = await b.jobs.submit('default', validateJobSpec(SPEC));
+      const job = await b.jobs.submit('default', validateJobSpec({ ...SPEC, retries: 10 }));
       await waitFor('tasks pending', () => b.jobs.index.size === 2);
       for (let round = 1; round <= 5; round++) {
         const executorId = await launchOn(b, round, `o${round}`);
         // Registered (the bare launcher is ready at once), then lost.
         await update(b, executorId, 'TASK_RUNNING');
-        await waitFor('tasks on the executor', () => b.jobs.attemptsOnExecutor(executorId).length === 2);
-        await update(b, executorId, 'TASK_FAILED', 'REASON_EXECUTOR_TERMINATED', 'Executor terminated');
+        const onIt = await waitFor('tasks on the executor', () => b.jobs.attemptsOnExecutor(executorId).length === 2 && b.jobs.attemptsOnExecutor(executorId));
+        if (round % 2 === 1) {
+          // One attempt's workload ran (and failed, counted): the executor serves; its crash after is a crash.
+          const first = onIt.find((a) => a.taskId === `${job.id}.0.0`);
+          if (first === undefined) throw new Error('task 0 not on the executor');
+          await b.coordinator.onAttemptResult({
+            attemptId: first.attemptId, taskId: first.taskId, state: 'FAILED', exitCode: 1, reason: 'EXIT_NONZERO', message: 'exit 1',
+            startedAt: b.clock.now(), finishedAt: b.clock.now(), host: 'agent-1',
+          }, executorId);
+          await update(b, executorId, 'TASK_FAILED', 'REASON_EXECUTOR_TERMINATED', 'Executor terminated');
+        } else {
+          // Killed (an operator, or Locus) before any attempt finished: a kill, not a failure to serve.
+          await update(b, executorId, 'TASK_KILLED', undefined, 'Command terminated with signal Terminated');
+        }
         await waitFor('the tasks pending again', () => b.jobs.index.size === 2);
       }
       // No hold: the next offer launches at once.
       await launchOn(b, 6, 'o6');
       expect((await b.jobs.get(job.id)).state).toBe('RUNNING');
-      const rec = await b.jobs.getTaskRecord(`${job.id}.0.0`);
-      expect(rec?.attempts.every((a) => a.reason === 'EXECUTOR_LOST' || a.state === 'RUNNING')).toBe(true);
+      const rec = await b.jobs.getTaskRecord(`${job.id}.0.1`);
+      expect(rec?.attempts.every((a) => a.reason === 'EXECUTOR_LOST' || a.reason === 'EXECUTOR_EXITED' || a.state === 'RUNNING')).toBe(true);
       expect((await b.metrics.executorStartFailures.get()).values.length).toBe(0);
+    } finally {
+      b.coordinator.close();
+    }
+  });
+
+  it('holds launches after executors that registered and then failed before finishing any attempt, and gives up on them', async () => {
+    const b = await bed('start-registered-crash');
+    try {
+      const job = await b.jobs.submit('default', validateJobSpec(SPEC));
+      await waitFor('tasks pending', () => b.jobs.index.size === 2);
+      const holds: number[] = [];
+      for (let round = 1; round <= 3; round++) {
+        const executorId = await launchOn(b, round, `o${round}`);
+        // It registers every time, and dies as soon as it runs the attempts it was given.
+        await update(b, executorId, 'TASK_RUNNING');
+        await waitFor('registered', () => b.executors.get(executorId)?.state === 'RUNNING');
+        await waitFor('tasks on the executor', () => b.jobs.attemptsOnExecutor(executorId).length === 2);
+        await update(b, executorId, 'TASK_FAILED', 'REASON_EXECUTOR_TERMINATED', `Command terminated with signal Segmentation fault (round ${round})`);
+        if (round === 3) break;
+        await waitFor('the tasks pending again', () => b.jobs.index.size === 2);
+        const before = b.declined.length;
+        await b.coordinator.handleEvent({ type: 'OFFERS', offers: { offers: [roleOffer(`held${round}`, 'S1', 'agent-1', 4)] } });
+        const d = await waitFor('the held offer declined', () => b.declined.slice(before).find((x) => x.ids.includes(`held${round}`)));
+        holds.push(d.seconds);
+        b.clock.advance(d.seconds * 1000);
+      }
+      expect(holds).toEqual([1, 2]);
+      const failed = await waitFor('the job failed', async () => {
+        const j = await b.jobs.get(job.id);
+        return j.state === 'FAILED' ? j : undefined;
+      });
+      expect(failed.message).toBe('EXECUTOR_START_FAILED: no executor could be started for the job\'s tasks: 3 launches in a row on agent-1 ended before the executor registered or finished an attempt, the last with TASK_FAILED (REASON_EXECUTOR_TERMINATED): Command terminated with signal Segmentation fault (round 3) after it registered, before it finished any attempt');
+      const rec = await b.jobs.getTaskRecord(`${job.id}.0.0`);
+      expect(rec?.failures).toBe(0);
+      expect(rec?.attempts.map((a) => a.reason)).toEqual(['EXECUTOR_START_FAILED', 'EXECUTOR_START_FAILED', 'EXECUTOR_START_FAILED']);
+      expect(rec?.attempts[0]?.message).toContain('failed before it finished any attempt');
     } finally {
       b.coordinator.close();
     }
@@ -248,5 +333,48 @@ describe('coordinator: executors that fail to start', () => {
     } finally {
       b.coordinator.close();
     }
+  });
+});
+
+/** A store that runs `between` once an attempt's start has landed in Redis, before its caller hears of it. */
+class StartRacingStore extends JobStore {
+  between: (() => Promise<void>) | undefined;
+
+  override async startAttempt(taskId: string, attempt: AttemptRecord): Promise<boolean> {
+    const started = await super.startAttempt(taskId, attempt);
+    const hook = this.between;
+    this.between = undefined;
+    await hook?.();
+    return started;
+  }
+}
+
+describe('giving up on executor starts', () => {
+  it('refuses while an attempt of the job is being started, even before the service counts it as running', async () => {
+    await client.flushall();
+    const clock = new ManualClock(1_000_000);
+    const store = new StartRacingStore(client);
+    const jobs = new JobService({
+      store, clock, logger: silentLogger(), outputRoot: '/tmp/locus-give-up-race-out',
+      resolver: { resolve: async () => [] },
+      limits: { maxPendingTasksPerTenant: 100, maxTasksPerJob: 100 },
+    });
+    const job = await jobs.submit('default', validateJobSpec({ ...SPEC, tasks: [{}] }));
+    await waitFor('task pending', () => jobs.index.size === 1);
+    let gaveUp: boolean | undefined;
+    // The coordinator's give-up after a start failure, arriving while a pass's start is in flight.
+    store.between = async () => { gaveUp = await jobs.giveUp(job.id, 'EXECUTOR_START_FAILED: raced'); };
+    const payload = await jobs.startAttempt(`${job.id}.0.0`, { id: 'locus-exec-1', host: 'agent-1' }, LocalityLevel.ANY);
+    expect(gaveUp).toBe(false);
+    expect(payload).toBeDefined();
+    expect((await jobs.get(job.id)).state).toBe('RUNNING');
+    expect((await jobs.getTaskRecord(`${job.id}.0.0`))?.state).toBe('RUNNING');
+    // Once the attempt is back, nothing runs and the give-up goes through.
+    await jobs.finishAttempt({
+      attemptId: payload?.attemptId ?? '', taskId: `${job.id}.0.0`, state: 'LOST', exitCode: null, reason: 'EXECUTOR_START_FAILED',
+      message: 'lost', startedAt: clock.now(), finishedAt: clock.now(), host: '',
+    });
+    expect(await jobs.giveUp(job.id, 'EXECUTOR_START_FAILED: for good')).toBe(true);
+    expect((await jobs.get(job.id)).state).toBe('FAILED');
   });
 });

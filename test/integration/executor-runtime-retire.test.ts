@@ -3,6 +3,10 @@
  * it was released) stops the framework's wait for its registration at once. The wait used to
  * poll Redis every 100 ms for the rest of its 60 s, for every executor that failed to start, and
  * then reject after the coordinator had long settled the executor.
+ *
+ * The registration timeout runs from Mesos reporting the executor's task running (ready()), not
+ * from the first attempts queued for it: a launch whose fetch or image pull takes a minute is
+ * waited for, and its attempts with it.
  */
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { mkdtemp, rm } from 'node:fs/promises';
@@ -12,7 +16,8 @@ import type { Redis } from 'ioredis';
 import { startRedis, type TestRedis } from '../harness/redis.js';
 import { createExecutorRuntime, type ExecutorRuntime } from '../../src/app/executor-runtime.js';
 import { resolveSettings } from '../../src/app/config.js';
-import { systemClock } from '../../src/core/clock.js';
+import { ManualClock, systemClock } from '../../src/core/clock.js';
+import { CONTRACT_VERSION, type AttemptPayload, type AttemptResult } from '../../src/executor/contract.js';
 import { silentLogger } from '../../src/obs/log.js';
 
 let redis: TestRedis;
@@ -53,5 +58,42 @@ describe('the wait for an executor to register', () => {
     expect(otherSaid).toBe('still waiting');
     await runtime.launcher.retire('locus-exec-other');
     await expect(other).rejects.toThrow(/retired before it registered/);
+  });
+});
+
+describe('the registration timeout', () => {
+  it('runs from the executor\'s task running, not from the attempts queued for it', async () => {
+    const clock = new ManualClock(1_000_000);
+    const settings = resolveSettings({ master: 'http://127.0.0.1:9', redis: redis.url, 'state-dir': join(dir, 'state-timeout'), 'admin-token': 'a'.repeat(64) });
+    const slow = await createExecutorRuntime({ settings, redis: conn, logger: silentLogger(), clock, outputRoot: join(dir, 'outputs-timeout') });
+    await slow.start();
+    try {
+      const results: AttemptResult[] = [];
+      slow.onResult(async (r) => { results.push(r); });
+      const payload: AttemptPayload = {
+        contractVersion: CONTRACT_VERSION, jobId: 'job-slow', taskId: 'job-slow.0.0', attemptId: 'job-slow.0.0.a1', attempt: 1,
+        argv: ['true'], env: {}, resources: { cpus: 1, memMiB: 64, diskMiB: 16 }, timeoutMs: 60_000, volumes: [], inputPaths: [],
+      };
+      await slow.dispatch.enqueueMany('locus-exec-slow-pull', [payload]);
+      // The agent pulls the executor's image for over a minute: no TASK_RUNNING yet, and the attempt waits.
+      clock.advance(90_000);
+      await new Promise((r) => setTimeout(r, 300));
+      expect(results).toEqual([]);
+      // Running now; it has the whole timeout from here to register.
+      const ready = slow.launcher.ready('locus-exec-slow-pull');
+      const outcome = ready.then(() => 'registered', (err: unknown) => String(err));
+      clock.advance(30_000);
+      await new Promise((r) => setTimeout(r, 300));
+      expect(results).toEqual([]);
+      expect(await Promise.race([outcome, new Promise<string>((r) => setTimeout(() => r('still waiting'), 50))])).toBe('still waiting');
+      // Never registered within it: the wait ends and the attempt comes back lost.
+      clock.advance(31_000);
+      expect(await outcome).not.toBe('registered');
+      await new Promise((r) => setTimeout(r, 300));
+      expect(results.map((r) => [r.attemptId, r.state])).toEqual([['job-slow.0.0.a1', 'LOST']]);
+    } finally {
+      await slow.launcher.retire('locus-exec-slow-pull');
+      await slow.close();
+    }
   });
 });

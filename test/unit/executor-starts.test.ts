@@ -7,7 +7,7 @@ import { describe, expect, it } from 'vitest';
 
 /** The give-up rule without its minimum duration (tested on its own below). */
 const AT_ONCE = { giveUpAfterMs: 0 };
-import { EXECUTOR_START_FAILED, ExecutorStarts, startFailureOf } from '../../src/scheduler/executor-starts.js';
+import { EXECUTOR_START_FAILED, ExecutorStarts, crashOf, startFailureOf } from '../../src/scheduler/executor-starts.js';
 
 const MSG = 'TASK_FAILED (REASON_COMMAND_EXECUTOR_FAILED): Command exited with status 1';
 
@@ -36,8 +36,32 @@ describe('startFailureOf', () => {
   });
 });
 
+describe('crashOf', () => {
+  it('counts only a registered executor\'s own failure, not kills, exits, preemption or its agent', () => {
+    expect(crashOf({ state: 'TASK_FAILED', reason: 'REASON_EXECUTOR_TERMINATED' })).toBe(true);
+    expect(crashOf({ state: 'TASK_FAILED', reason: 'REASON_CONTAINER_LIMITATION_MEMORY' })).toBe(true);
+    expect(crashOf({ state: 'TASK_FAILED' })).toBe(true);
+    expect(crashOf({ state: 'TASK_KILLED' })).toBe(false);
+    expect(crashOf({ state: 'TASK_FINISHED' })).toBe(false);
+    expect(crashOf({ state: 'TASK_LOST', reason: 'REASON_EXECUTOR_TERMINATED' })).toBe(false);
+    expect(crashOf({ state: 'TASK_FAILED', reason: 'REASON_AGENT_RESTARTED' })).toBe(false);
+    expect(crashOf({ state: 'TASK_FAILED', reason: 'REASON_CONTAINER_PREEMPTED' })).toBe(false);
+  });
+});
+
 describe('ExecutorStarts', () => {
-  it('holds launches on an agent for 1 s, then 2 s, 4 s ... up to the cap; a registration clears it', () => {
+  it('keeps, per agent, the jobs that lost attempts to its failures, until they end', () => {
+    const s = new ExecutorStarts();
+    s.failed('A', 'host-a', 0, MSG, 10, ['job-1']);
+    s.failed('A', 'host-a', 5, MSG, 20, ['job-2']);
+    s.failed('B', 'host-b', 0, MSG, 10, []);
+    expect([...(s.holding(20).find((a) => a.agentId === 'A')?.jobs ?? [])]).toEqual(['job-1', 'job-2']);
+    expect(s.holding(20).find((a) => a.agentId === 'B')?.jobs.size).toBe(0);
+    s.forgetJob('job-1');
+    expect([...(s.holding(20).find((a) => a.agentId === 'A')?.jobs ?? [])]).toEqual(['job-2']);
+  });
+
+  it('holds launches on an agent for 1 s, then 2 s, 4 s ... up to the cap; an executor that finished an attempt there clears it', () => {
     const s = new ExecutorStarts({ ...AT_ONCE, backoffMaxMs: 5000 });
     let now = 1000;
     const holds: number[] = [];
@@ -51,7 +75,7 @@ describe('ExecutorStarts', () => {
     }
     expect(holds).toEqual([1000, 2000, 4000, 5000, 5000]);
     expect(s.heldUntil('B', now)).toBeUndefined();
-    s.started('A');
+    s.worked('A');
     const a = s.failed('A', 'host-a', now, MSG, now + 1, []);
     expect(a.failures).toBe(1);
     expect(a.heldUntil - (now + 1)).toBe(1000);
@@ -132,8 +156,8 @@ describe('ExecutorStarts', () => {
     s.failed('A', 'host-a', now - 1, MSG, now, ['job-1']);
     // B has not offered for 35 s: only A is left, and it is failing.
     expect(s.giveUp(now, false)?.jobs).toEqual(['job-1']);
-    // An executor registers somewhere: the witnesses are cleared; job-1 must see a new failure.
-    s.started('B');
+    // An executor finishes an attempt somewhere: the witnesses are cleared; job-1 must see a new failure.
+    s.worked('B');
     expect(s.giveUp(now, false)).toBeUndefined();
     s.failed('A', 'host-a', now, MSG, now + 1, ['job-1']);
     expect(s.giveUp(now + 1, false)?.jobs).toEqual(['job-1']);
@@ -157,8 +181,8 @@ describe('ExecutorStarts', () => {
     s.offered('A', now);
     s.failed('A', 'host-a', now - 1, MSG, now, ['job-1']);
     expect(s.giveUp(now, false)?.jobs).toEqual(['job-1']);
-    // A registration there starts the count (and the minute) again.
-    s.started('A');
+    // An attempt finished there starts the count (and the minute) again.
+    s.worked('A');
     now += 1000;
     s.offered('A', now);
     for (let i = 0; i < 3; i++) s.failed('A', 'host-a', now + i * 10 - 1, MSG, now + i * 10, ['job-1']);

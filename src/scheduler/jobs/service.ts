@@ -369,7 +369,11 @@ export class JobService extends EventEmitter<ServiceEvents> {
   async giveUp(jobId: string, message: string): Promise<boolean> {
     const job = this.jobs.get(jobId);
     if (job === undefined || job.state !== 'RUNNING' || this.running.countOf('job', jobId) > 0) return false;
-    if (!(await this.o.store.setState(jobId, 'FAILED', ['RUNNING'], this.o.clock.now(), message))) return false;
+    // The count above misses an attempt whose start a pass has sent to Redis and not yet heard
+    // back from: the store decides again, in the script that fails the job, from the job's own
+    // running counter. Failed with such an attempt running, the job would have it sent out all
+    // the same, to run for nothing.
+    if (!(await this.o.store.setState(jobId, 'FAILED', ['RUNNING'], this.o.clock.now(), message, true))) return false;
     this.dropPending(jobId);
     this.o.logger.warn({ jobId, message }, 'job failed: no executor could be started for it');
     this.emitJob(await this.refresh(jobId), 'FAILED', message);

@@ -258,14 +258,18 @@ redis.call('HSET', KEYS[1], ARGV[1], cjson.encode(task))
 return 1
 `;
 
-// KEYS[1]=job hash; ARGV[1]=new state, ARGV[2]=allowed from-states (comma list), ARGV[3]=now, ARGV[4]=message.
-// Returns 1 when changed, 0 when the job is not in an allowed state.
+// KEYS[1]=job hash; ARGV[1]=new state, ARGV[2]=allowed from-states (comma list), ARGV[3]=now, ARGV[4]=message,
+// ARGV[5]='1' to change it only while none of its attempts is running.
+// Returns 1 when changed, 0 when the job is not in an allowed state or (ARGV[5]) has running attempts.
 const SET_JOB_STATE = `
 local cur = redis.call('HGET', KEYS[1], 'state')
 if not cur then return -1 end
 local ok = false
 for s in string.gmatch(ARGV[2], '[^,]+') do if s == cur then ok = true end end
 if not ok then return 0 end
+-- Read in the same script as the change: an attempt started (START_ATTEMPT) before it counts,
+-- and one started after it finds the job no longer RUNNING and is refused.
+if ARGV[5] == '1' and tonumber(redis.call('HGET', KEYS[1], '${C.running}') or '0') > 0 then return 0 end
 redis.call('HSET', KEYS[1], 'state', ARGV[1], 'updatedAt', ARGV[3])
 if ARGV[4] ~= '' then redis.call('HSET', KEYS[1], 'message', ARGV[4]) end
 if ARGV[1] == 'SUCCEEDED' or ARGV[1] == 'FAILED' or ARGV[1] == 'CANCELLED' then redis.call('HSET', KEYS[1], 'finishedAt', ARGV[3]) end
@@ -284,7 +288,7 @@ export interface ScriptedRedis extends Redis {
   locusStartAttempts(numKeys: number, ...keysThenArgs: string[]): Promise<(number | string)[]>;
   /** FINISH_ATTEMPT for many attempts, laid out as locusStartAttempts. */
   locusFinishAttempts(numKeys: number, ...keysThenArgs: string[]): Promise<string[]>;
-  locusSetJobState(jobKey: string, state: string, from: string, now: string, message: string): Promise<number>;
+  locusSetJobState(jobKey: string, state: string, from: string, now: string, message: string, onlyIdle: string): Promise<number>;
   locusNoteAttempt(tasksKey: string, field: string, attemptId: string, patch: string): Promise<number>;
   locusCreateJob(jobKey: string, jobsKey: string, idemKey: string, outputKey: string, id: string, createdAt: string, jobKeyPrefix: string, ...fields: string[]): Promise<string>;
   locusOpenStage(jobKey: string, splitsKey: string, stagedKey: string, stage: string, taskCount: string, now: string, nonce: string, ...packedSplits: string[]): Promise<[number, string?, string?, ...(string | null)[]]>;

@@ -159,9 +159,12 @@ export class JobStore {
     return raw.map(unpackSplit);
   }
 
-  /** Change the job's state if it is in one of `from`. Returns whether it changed. */
-  async setState(jobId: string, to: JobState, from: readonly JobState[], now: number, message = ''): Promise<boolean> {
-    const r = await this.redis.locusSetJobState(jobKey(jobId), to, from.join(','), String(now), message);
+  /**
+   * Change the job's state if it is in one of `from` (and, with `onlyIdle`, only while none of
+   * its attempts runs, by the job's own running counter). Returns whether it changed.
+   */
+  async setState(jobId: string, to: JobState, from: readonly JobState[], now: number, message = '', onlyIdle = false): Promise<boolean> {
+    const r = await this.redis.locusSetJobState(jobKey(jobId), to, from.join(','), String(now), message, onlyIdle ? '1' : '');
     if (r === -1) throw new LocusError('NOT_FOUND', `job ${jobId} not found`);
     return r === 1;
   }

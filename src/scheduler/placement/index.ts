@@ -6,6 +6,7 @@
  */
 export { place } from './place.js';
 export { explain } from './explain.js';
+export { offerCouldRun } from './pass.js';
 export { PendingIndex } from './pending-index.js';
 export { DrfSorter, type Sorter } from './sorter.js';
 export { DEFAULT_OPTIONS, resolveOptions } from './options.js';
