@@ -262,6 +262,8 @@ export async function startFramework(settings: FrameworkSettings, extras: Framew
       agents: () => [...seenAgents.values()],
       // Volume work is new work: offers parked before it come back (REVIVE) at once.
       onWork: () => coordinatorRef?.noteWork(),
+      // The jobs this scheduler runs decide whether a held volume may be deleted now.
+      volumeUse: (v) => jobs.volumeUse(v.id, v.usedBy),
     });
 
     volumesRef = volumes;
@@ -319,6 +321,7 @@ export async function startFramework(settings: FrameworkSettings, extras: Framew
         await volumes.onAgentLost(agentId);
       },
       hasPendingWork: () => volumes.hasPendingWork(),
+      goneVolumes: () => volumes.goneVolumes(),
       async operationsToReconcile() {
         return (await volumes.operationsToReconcile()).map((o) => ({ operationId: o.operation_id.value, ...(o.agent_id ? { agentId: o.agent_id.value } : {}) }));
       },

@@ -29,6 +29,9 @@ import type { ExecutorRecord } from './executors.js';
 import { LocusError } from '../core/errors.js';
 
 /** Placement reasons that mean "waiting for an offer": offers held back by a start-failure hold are why. */
+/** The prefix of the message of a job failed because the volume its tasks mount is being deleted. */
+export const VOLUME_DELETED = 'VOLUME_DELETED';
+
 const OFFER_WAITS: ReadonlySet<string> = new Set(['NO_CAPACITY', 'NO_OFFER_FROM_DATA_HOSTS', 'NO_OFFER_FROM_VOLUME_AGENT', 'WAITING_FOR_LOCALITY']);
 
 /**
@@ -59,6 +62,8 @@ export class Coordinator {
   private readonly busy = new Map<string, number>();
   private readonly unreachable = new Map<string, TimerHandle>();
   private lastSnapshot: Snapshot | undefined;
+  /** Volumes being deleted (or deleted), as the last pass read them: nothing new starts for them. */
+  private goneVolumes: ReadonlySet<string> = new Set();
   private lastReasons = new Map<string, Reason>();
   private suppressed = false;
   private lastReviveAt: number | undefined;
@@ -475,6 +480,7 @@ export class Coordinator {
       now, offers: offerViews, executors, tenants, suppressed: this.suppressed,
       ...(this.lastReviveAt === undefined ? {} : { lastReviveAt: this.lastReviveAt }),
       otherWork, offersParked, outputHosts: this.o.jobs.outputHosts(), runningByJob,
+      ...(this.goneVolumes.size === 0 ? {} : { goneVolumes: this.goneVolumes }),
     };
   }
 
@@ -518,6 +524,8 @@ export class Coordinator {
       });
       // Read fresh each pass, after the volume plan moved its holdings on.
       const volumeWork = (await this.o.volumes?.hasPendingWork()) ?? false;
+      this.goneVolumes = (await this.o.volumes?.goneVolumes?.()) ?? new Set<string>();
+      await this.failJobsOfGoneVolumes();
       // Under MULTI_ROLE each offer is allocated to one role; read it from the offer itself.
       const summaries = launchable.map((offer) => summarizeOffer(offer, offerRole(offer, this.o.role)));
       const snapshot = this.snapshot(summaries, volumeWork);
@@ -529,6 +537,25 @@ export class Coordinator {
       if (left.length > 0 && this.subscribed) {
         await this.o.driver.decline(left, 1).catch((err: unknown) => this.log.warn({ err: String(err) }, 'declining left-over offers failed'));
         this.park(gen, 1);
+      }
+    }
+  }
+
+  /**
+   * Jobs whose pending tasks are pinned to a volume being deleted can never run them (placement
+   * gives them nothing, and the volume will not come back): they fail, saying why, rather than
+   * wait for ever. A delete is refused while such jobs wait (VolumeService.deleteVolume); this
+   * is for those that slipped in (a stage that opened meanwhile, a volume forced away while
+   * UNAVAILABLE). A job with an attempt still running is tried again at the next pass.
+   */
+  private async failJobsOfGoneVolumes(): Promise<void> {
+    if (this.goneVolumes.size === 0) return;
+    for (const v of this.goneVolumes) {
+      for (const jobId of this.o.jobs.jobsPinnedTo(v)) {
+        const message = `${VOLUME_DELETED}: volume ${v}, which its tasks mount, is being deleted (or was) while they waited to run`;
+        await this.o.jobs.giveUp(jobId, message, 'its volume is being deleted').catch((err: unknown) => {
+          this.log.warn({ err: String(err), jobId, volumeId: v }, 'failing a job whose volume is being deleted failed; the next pass tries again');
+        });
       }
     }
   }

@@ -60,6 +60,8 @@ export interface OfferOperationPlanner {
   onAgentLost?(agentId: string): Promise<void>;
   /** Read fresh each pass: a cached flag would race with volumes created during a pass. */
   hasPendingWork(): Promise<boolean>;
+  /** Volumes whose delete was asked for (or done), read each pass: nothing new starts for them. */
+  goneVolumes?(): Promise<ReadonlySet<string>>;
   /** Operations whose outcome is unknown (after a restart): reconciled after SUBSCRIBED. */
   operationsToReconcile?(): Promise<{ operationId: string; agentId?: string }[]>;
   /** An executor is launched with the volume mounted (a non-shared volume serves one executor). */

@@ -109,22 +109,75 @@ export function markReleased(v: VolumeRecord, executorId: string, now: number): 
 }
 
 /**
+ * What uses a volume besides the executors that hold it, as the job service knows it: attempts of
+ * tasks that mount it and are running (or queued in an executor), and jobs whose pending tasks
+ * are pinned to it. Given to requestDelete by the scheduler that runs those jobs.
+ */
+export interface VolumeUse {
+  /** Task ids of running attempts that mount the volume. */
+  readonly running: readonly string[];
+  /** Jobs with tasks pinned to the volume that wait to run, and how many. */
+  readonly waiting: readonly { readonly jobId: string; readonly tasks: number }[];
+}
+
+/** A few ids and how many more, for a message. */
+function someOf(ids: readonly string[], max = 3): string {
+  const shown = ids.slice(0, max).join(', ');
+  return ids.length > max ? `${shown} and ${ids.length - max} more` : shown;
+}
+
+/**
+ * Refuse deleting a volume a job still needs (409 IN_USE, even with force: force only forgets
+ * what cannot be reached). Undefined when nothing uses it.
+ */
+function refuseIfUsed(v: VolumeRecord, use: VolumeUse): LocusError | undefined {
+  if (use.running.length > 0) {
+    return new LocusError('IN_USE', `volume ${v.name} is in use: task ${someOf(use.running)} mounts it and is running${v.usedBy.length > 0 ? ` in executor ${v.usedBy.join(', ')}` : ''}; delete it once that job has ended (or cancel the job)`);
+  }
+  if (use.waiting.length > 0) {
+    // Accepting would leave these jobs waiting for a volume that is going away; the operator
+    // decides whether they go (cancel) or the volume stays.
+    const jobs = someOf(use.waiting.map((w) => `${w.jobId} (${w.tasks} task${w.tasks === 1 ? '' : 's'})`));
+    return new LocusError('IN_USE', `volume ${v.name} is in use: job ${jobs} waits to run tasks that mount it; cancel the job, or delete the volume once it has ended`);
+  }
+  return undefined;
+}
+
+/**
  * An explicit delete. Holdings that never reached an agent go straight to
  * DELETED; others are marked and the planner tears them down through offers.
- * In use → IN_USE (409), even with force. UNAVAILABLE needs force (its agent
- * may never return; if it does, the leftovers are collected as orphans).
+ * UNAVAILABLE needs force (its agent may never return; if it does, the
+ * leftovers are collected as orphans).
+ *
+ * A volume a task that mounts it runs on, or jobs wait for, is refused (IN_USE,
+ * 409, even with force) when `use` tells so. An IN_USE volume nothing uses (its
+ * executor idles after the job that mounted it, and keeps it until
+ * executor-idle-timeout) is accepted: the scheduler releases that executor at
+ * once (placement's 'volume-delete' release) and the planner tears the volume
+ * down when it is back to READY, so "delete after the job ended" just works.
+ * Without `use` (a caller with no view of the jobs) an IN_USE volume is refused
+ * as it always was: its executor might be running a task that mounts it.
  */
-export function requestDelete(h: HoldingRecord, force: boolean, now: number): HoldingRecord | undefined {
+export function requestDelete(h: HoldingRecord, force: boolean, now: number, use?: VolumeUse): HoldingRecord | undefined {
   const what = h.kind === 'volume' ? `volume ${h.name}` : `reservation ${h.id}`;
   switch (h.state) {
     case 'DELETED':
     case 'DESTROYING':
     case 'UNRESERVING':
       return undefined;
-    case 'IN_USE':
-      // An executor keeps its volume until it has idled for executor-idle-timeout after its last
-      // task, so "stop the job" alone was no answer: the volume stayed in use after every job had ended.
-      throw new LocusError('IN_USE', `${what} is in use by ${h.kind === 'volume' ? `executor ${h.usedBy.join(', ')}` : 'an executor'}: a task that mounts it runs there, or ran there last and the executor keeps the volume until it has been idle for executor-idle-timeout (60 s unless set; with 0, until the executor stops); delete it once no job using it runs and that time has passed`);
+    case 'IN_USE': {
+      if (h.kind !== 'volume' || use === undefined) {
+        // With no view of the jobs, whether a task mounting it still runs is unknown: the old answer,
+        // which says when the executor gives the volume back by itself.
+        throw new LocusError('IN_USE', `${what} is in use by ${h.kind === 'volume' ? `executor ${h.usedBy.join(', ')}` : 'an executor'}: a task that mounts it runs there, or ran there last and the executor keeps the volume until it has been idle for executor-idle-timeout (60 s unless set; with 0, until the executor stops); delete it once no job using it runs and that time has passed`);
+      }
+      const refused = refuseIfUsed(h, use);
+      if (refused) throw refused;
+      if (h.deleteRequested) return undefined;
+      // The state stays IN_USE until the executor has gone (Mesos keeps the volume in its container
+      // until then); the reason is what `locus volumes rm` shows while it waits.
+      return { ...h, deleteRequested: true, reason: `delete requested: releasing executor ${h.usedBy.join(', ')}, which holds it and runs no task that mounts it`, updatedAt: now };
+    }
     case 'REQUESTED':
       return transition(h, 'DELETED', now, { ops: {}, deleteRequested: true });
     case 'UNAVAILABLE':
@@ -133,9 +186,14 @@ export function requestDelete(h: HoldingRecord, force: boolean, now: number): Ho
     case 'FAILED':
       if (h.agentId === undefined || force) return transition(h, 'DELETED', now, { ops: {}, deleteRequested: true });
       return h.deleteRequested ? undefined : { ...h, deleteRequested: true, updatedAt: now };
+    case 'READY': {
+      // Jobs wait for a READY volume too (their executor is still to be launched on its agent).
+      const refused = h.kind === 'volume' && use !== undefined ? refuseIfUsed(h, use) : undefined;
+      if (refused) throw refused;
+      return h.deleteRequested ? undefined : { ...h, deleteRequested: true, updatedAt: now };
+    }
     case 'RESERVING':
     case 'CREATING':
-    case 'READY':
       return h.deleteRequested ? undefined : { ...h, deleteRequested: true, updatedAt: now };
   }
 }

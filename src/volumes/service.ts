@@ -13,7 +13,7 @@ import type { Tenant } from '../core/tenants.js';
 import { formatMiB } from '../core/units.js';
 import type * as types from '../mesos/types.js';
 import type { Logger } from '../obs/log.js';
-import { applyOperationStatus, markAgentLost, markInUse, markReleased, requestDelete } from './feedback.js';
+import { applyOperationStatus, markAgentLost, markInUse, markReleased, requestDelete, type VolumeUse } from './feedback.js';
 import type { HoldingBase, HoldingRecord, Placement, ReservationRecord, ReservationRequest, VolumeRecord, VolumeRequest } from './model.js';
 import {
   DEFAULT_PLANNER_OPTIONS, hasPendingWork, operationsToReconcile, planVolumeOperations,
@@ -53,6 +53,12 @@ export interface VolumeServiceDeps {
   /** Called when work appears that needs offers (the coordinator revives). */
   readonly onWork?: () => void;
   readonly planner?: Partial<PlannerOptions>;
+  /**
+   * What of the scheduler's jobs uses a volume (running attempts mounting it, pending tasks pinned
+   * to it). With it, a delete of a volume an idle executor still holds is accepted and that
+   * executor released; without it such a delete is refused IN_USE (see requestDelete).
+   */
+  readonly volumeUse?: (v: VolumeRecord) => VolumeUse;
 }
 
 /** One ACCEPT's worth of volume operations, ready to merge with the coordinator's LAUNCHes. */
@@ -88,7 +94,7 @@ export class VolumeService {
    * when it was listed (`at`), and when the generation was last read (`checkedAt`) with how many
    * writes this process had made by then (`writes`).
    */
-  private pendingWork: { readonly generation: string; readonly value: boolean; readonly at: number; checkedAt: number; writes: number } | undefined;
+  private pendingWork: { readonly generation: string; readonly value: boolean; readonly gone: ReadonlySet<string>; readonly at: number; checkedAt: number; writes: number } | undefined;
 
   constructor(private readonly deps: VolumeServiceDeps) {
     this.opts = { ...DEFAULT_PLANNER_OPTIONS, ...deps.planner };
@@ -146,7 +152,12 @@ export class VolumeService {
       if (gone) return gone;
       throw new LocusError('NOT_FOUND', `no volume '${name}'`, { field: 'name' });
     }
-    const { record } = await this.deps.store.update(v.id, (cur) => requestDelete(cur, force, this.deps.clock.now()));
+    // Asked on the record being written (a retried write asks again). The scheduler that would
+    // start a new use of the volume runs in this process and reads the delete flag at its next
+    // pass (goneVolumes): only a task placed by a pass already under way can slip in; it runs,
+    // and its executor is released once it has ended.
+    const useOf = (cur: HoldingRecord): VolumeUse | undefined => (cur.kind === 'volume' && (cur.state === 'READY' || cur.state === 'IN_USE') ? this.deps.volumeUse?.(cur) : undefined);
+    const { record } = await this.deps.store.update(v.id, (cur) => requestDelete(cur, force, this.deps.clock.now(), useOf(cur)));
     this.deps.onWork?.();
     if (record.kind !== 'volume') throw new LocusError('INTERNAL', 'volume turned into a reservation');
     return record;
@@ -297,12 +308,28 @@ export class VolumeService {
   async volumeForJob(tenant: string, name: string): Promise<VolumeRecord> {
     const v = await this.getVolume(tenant, name);
     if (v.state !== 'READY' && v.state !== 'IN_USE') throw new LocusError('WRONG_STATE', `volume '${name}' is ${v.state}`, { field: 'volume' });
+    // Its tasks could never run: placement gives them no executor for a volume being deleted.
+    if (v.deleteRequested) throw new LocusError('WRONG_STATE', `volume '${name}' is being deleted`, { field: 'volume' });
     return v;
   }
 
   /** Whether holdings need offers: the coordinator revives while true. */
   async hasPendingWork(): Promise<boolean> {
     if (this.orphans.size > 0) return true;
+    const value = (await this.recordsState()).value;
+    return value || this.orphans.size > 0;
+  }
+
+  /**
+   * Ids of volumes whose delete was asked for (or done): placement starts nothing new for them,
+   * and jobs pinned to them fail. Read like hasPendingWork, from the same listing.
+   */
+  async goneVolumes(): Promise<ReadonlySet<string>> {
+    return (await this.recordsState()).gone;
+  }
+
+  /** What hasPendingWork and goneVolumes read from the records, listed again only when a record was written since. */
+  private async recordsState(): Promise<{ value: boolean; gone: ReadonlySet<string> }> {
     // Asked by every placement pass. A listing reads every record ever made (tombstones too, until
     // purged): one small read of the store's generation instead, and a listing only when a record
     // was written since the last one. The generation is read before the listing, so a write that
@@ -316,7 +343,7 @@ export class VolumeService {
     const writes = this.deps.store.localWrites;
     const before = this.deps.clock.now();
     const last = this.pendingWork;
-    if (last !== undefined && last.writes === writes && before - last.checkedAt < GENERATION_RECHECK_MS && before - last.at < PENDING_WORK_MAX_AGE_MS) return last.value;
+    if (last !== undefined && last.writes === writes && before - last.checkedAt < GENERATION_RECHECK_MS && before - last.at < PENDING_WORK_MAX_AGE_MS) return last;
     const generation = await this.deps.store.generation();
     const now = this.deps.clock.now();
     const known = this.pendingWork;
@@ -324,12 +351,15 @@ export class VolumeService {
       // Writes counted before the read: one that ends during it is read again next time.
       known.checkedAt = before;
       known.writes = writes;
-      return known.value;
+      return known;
     }
-    // The holdings alone (orphans were checked above, and may change during the listing).
-    const value = hasPendingWork(await this.deps.store.list());
-    this.pendingWork = { generation, value, at: now, checkedAt: before, writes };
-    return value || this.orphans.size > 0;
+    // The holdings alone (orphans are checked by the caller, and may change during the listing).
+    // Tombstones too: a volume deleted at once (forced while UNAVAILABLE) is as gone for its jobs.
+    const all = await this.deps.store.list({ includeDeleted: true });
+    const value = hasPendingWork(all.filter((h) => h.state !== 'DELETED'));
+    const gone = new Set(all.filter((h) => h.kind === 'volume' && (h.deleteRequested || h.state === 'DELETED')).map((h) => h.id));
+    this.pendingWork = { generation, value, gone, at: now, checkedAt: before, writes };
+    return this.pendingWork;
   }
 
   /** Operations to list in RECONCILE_OPERATIONS after (re)subscribing. */

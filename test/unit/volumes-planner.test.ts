@@ -355,6 +355,53 @@ describe('destroy → unreserve', () => {
     expect(hasPendingWork([...w.records.values()])).toBe(false);
   });
 
+  it('accepts deleting a volume an idle executor holds, tears it down once that executor is gone, and refuses one a job uses', () => {
+    const w = new World();
+    const a = new Agent('S0', 'agent-a');
+    const v = w.add(volume());
+    w.cycle([a]);
+    w.now += 1;
+    w.cycle([a]);
+    w.put(markInUse(w.get(v.id) as VolumeRecord, 'exec-1', w.now));
+    // A task that mounts it runs: refused, even with force, naming the task.
+    const running = { running: ['job-1.0.0'], waiting: [] };
+    expect(() => requestDelete(w.get(v.id), true, w.now, running)).toThrow(expect.objectContaining({ code: 'IN_USE' }));
+    expect(() => requestDelete(w.get(v.id), false, w.now, running)).toThrow(/task job-1\.0\.0 mounts it and is running in executor exec-1/);
+    // A job waits to run tasks on it: refused, naming the job.
+    expect(() => requestDelete(w.get(v.id), false, w.now, { running: [], waiting: [{ jobId: 'job-2', tasks: 3 }] })).toThrow(/job job-2 \(3 tasks\) waits/);
+    // Nothing uses it, the executor only idles: accepted, still IN_USE (Mesos holds it in the
+    // executor's container) with a reason saying what the delete waits for.
+    const idle = { running: [], waiting: [] };
+    w.put(requestDelete(w.get(v.id), false, w.now, idle));
+    expect(w.get(v.id)).toMatchObject({ state: 'IN_USE', deleteRequested: true, usedBy: ['exec-1'] });
+    expect(w.get(v.id).reason).toMatch(/releasing executor exec-1/);
+    // Asked again: nothing changes; no acquisition by another executor.
+    expect(requestDelete(w.get(v.id), false, w.now, idle)).toBeUndefined();
+    w.inUse.add(v.id);
+    expect(opTypes(w.cycle([a]))).toEqual([]);
+    // The executor is gone: READY with the delete still asked for, torn down at the next offer.
+    w.put(markReleased(w.get(v.id) as VolumeRecord, 'exec-1', w.now));
+    w.inUse.delete(v.id);
+    expect(w.get(v.id)).toMatchObject({ state: 'READY', deleteRequested: true });
+    expect(w.get(v.id).reason).toBeUndefined();
+    expect(() => markInUse(w.get(v.id) as VolumeRecord, 'exec-2', w.now)).toThrow(/being deleted/);
+    expect(hasPendingWork([...w.records.values()])).toBe(true);
+    expect(opTypes(w.cycle([a]))).toEqual(['DESTROY', 'UNRESERVE']);
+  });
+
+  it('refuses deleting a READY volume jobs wait for, and accepts it when none does', () => {
+    const w = new World();
+    const a = new Agent('S0', 'agent-a');
+    const v = w.add(volume());
+    w.cycle([a]);
+    w.now += 1;
+    w.cycle([a]);
+    expect(w.get(v.id).state).toBe('READY');
+    expect(() => requestDelete(w.get(v.id), true, w.now, { running: [], waiting: [{ jobId: 'job-9', tasks: 1 }] })).toThrow(/job job-9 \(1 task\) waits.*cancel the job/);
+    w.put(requestDelete(w.get(v.id), false, w.now, { running: [], waiting: [] }));
+    expect(w.get(v.id)).toMatchObject({ state: 'READY', deleteRequested: true });
+  });
+
   it('refuses to delete a volume in use and tears down after release', () => {
     const w = new World();
     const a = new Agent('S0', 'agent-a');

@@ -89,9 +89,9 @@ function one(positionals: string[], what: string): string {
  * Poll until the volume reaches `target` (READY or DELETED), printing each
  * state change to stderr. FAILED ends the wait with an error.
  */
-async function waitFor(client: LocusClient, name: string, tenant: string | undefined, target: 'READY' | 'DELETED', timeoutMs: number): Promise<VolumeView | undefined> {
+async function waitFor(client: LocusClient, name: string, tenant: string | undefined, target: 'READY' | 'DELETED', timeoutMs: number, shown = ''): Promise<VolumeView | undefined> {
   const deadline = Date.now() + timeoutMs;
-  let last = '';
+  let last = shown;
   let delay = 200;
   for (;;) {
     let view: VolumeView | undefined;
@@ -101,7 +101,7 @@ async function waitFor(client: LocusClient, name: string, tenant: string | undef
       if (target === 'DELETED' && err instanceof LocusError && err.code === 'NOT_FOUND') return undefined;
       throw err;
     }
-    const line = `${view.state}${view.hostname ? ` on ${view.hostname}` : ''}${view.reason ? ` (${view.reason})` : ''}`;
+    const line = stateLine(view);
     if (line !== last) {
       process.stderr.write(`locus: volume ${name}: ${line}\n`);
       last = line;
@@ -112,6 +112,11 @@ async function waitFor(client: LocusClient, name: string, tenant: string | undef
     await sleep(Math.min(delay, Math.max(0, deadline - Date.now())));
     delay = Math.min(2000, delay * 1.5);
   }
+}
+
+/** A volume's state as progress shows it: where, and what it waits for. */
+function stateLine(v: VolumeView): string {
+  return `${v.state}${v.hostname ? ` on ${v.hostname}` : ''}${v.reason ? ` (${v.reason})` : ''}`;
 }
 
 function printVolume(v: VolumeView, json: boolean): void {
@@ -230,7 +235,11 @@ export async function run(argv: string[]): Promise<number> {
         else process.stderr.write(`locus: volume ${name}: ${after.state}\n`);
         return 0;
       }
-      await waitFor(client, name, after.tenant || tenant, 'DELETED', timeoutMs);
+      // What the delete waits for first, as answered (an executor to release, say): the polls
+      // that follow may only see the states after it.
+      const first = stateLine(after);
+      process.stderr.write(`locus: volume ${name}: ${first}\n`);
+      await waitFor(client, name, after.tenant || tenant, 'DELETED', timeoutMs, first);
       return 0;
     }
     default:

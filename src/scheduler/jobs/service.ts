@@ -22,6 +22,7 @@ import { FailureTally, HOST_FAILURES_TO_AVOID, classifyFailure, hostAtFault } fr
 import { JobStore, type StoredSplit } from './store.js';
 import { effectiveLocality, type JobSpec } from './spec.js';
 import type { LocalityPolicy } from '../placement/types.js';
+import type { VolumeUse } from '../../volumes/feedback.js';
 import {
   TERMINAL_JOB_STATES, parseTaskId, taskIdOf, type FailureClass, type JobRecord, type TaskRecord, type TaskState,
 } from './model.js';
@@ -366,7 +367,7 @@ export class JobService extends EventEmitter<ServiceEvents> {
    * attempts running: one on a launching executor may still start, and a FAILED job's attempts
    * ending afterwards would make their tasks pending again under it. Returns whether it failed.
    */
-  async giveUp(jobId: string, message: string): Promise<boolean> {
+  async giveUp(jobId: string, message: string, why = 'no executor could be started for it'): Promise<boolean> {
     const job = this.jobs.get(jobId);
     if (job === undefined || job.state !== 'RUNNING' || this.running.countOf('job', jobId) > 0) return false;
     // The count above misses an attempt whose start a pass has sent to Redis and not yet heard
@@ -375,9 +376,34 @@ export class JobService extends EventEmitter<ServiceEvents> {
     // the same, to run for nothing.
     if (!(await this.o.store.setState(jobId, 'FAILED', ['RUNNING'], this.o.clock.now(), message, true))) return false;
     this.dropPending(jobId);
-    this.o.logger.warn({ jobId, message }, 'job failed: no executor could be started for it');
+    this.o.logger.warn({ jobId, message }, `job failed: ${why}`);
     this.emitJob(await this.refresh(jobId), 'FAILED', message);
     return true;
+  }
+
+  /**
+   * What uses a volume, for a delete of it (VolumeService.deleteVolume): running attempts of
+   * stages that mount it, and jobs with pending tasks pinned to it. An attempt whose stage's
+   * volume is not known here (its resolution failed after a restart) counts when it runs in an
+   * executor holding the volume and its stage names a volume: it may well mount it.
+   */
+  volumeUse(volumeId: string, holders: readonly string[]): VolumeUse {
+    const running: string[] = [];
+    for (const [taskId, r] of this.running.entries()) {
+      const stage = parseTaskId(taskId)?.stage;
+      if (stage === undefined) continue;
+      const mount = this.stageVolumes.get(`${r.jobId}:${stage}`);
+      const mounts = mount !== undefined
+        ? mount.volume.id === volumeId
+        : holders.includes(r.executorId) && (this.jobs.get(r.jobId)?.spec.stages[stage]?.task.volumes.length ?? 0) > 0;
+      if (mounts) running.push(taskId);
+    }
+    return { running, waiting: this.index.jobsPinnedTo(volumeId) };
+  }
+
+  /** Jobs with pending tasks pinned to a volume. */
+  jobsPinnedTo(volumeId: string): string[] {
+    return this.index.jobsPinnedTo(volumeId).map((j) => j.jobId);
   }
 
   /** Running attempts on one executor (to fail them over when it dies). */

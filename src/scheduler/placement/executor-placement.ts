@@ -166,6 +166,8 @@ export function placeExecutors(pass: Pass): ExecutorDecisions {
 
   // 1. Volumes.
   for (const v of pass.index.pinnedVolumes()) {
+    // Being deleted: no executor may take it again (the volume service refuses it too).
+    if (pass.volumeGone(v)) continue;
     let demand = -(pass.placedVolume.get(v) ?? 0) - (freeVolume.get(v) ?? 0);
     let owner: Queue | undefined;
     let slot = opts.slotResources;
@@ -387,14 +389,21 @@ function ripeLevel(pass: Pass, q: Queue): LocalityLevel {
 
 /**
  * Executors with nothing to do: idle past the timeout, drained for
- * maintenance, or idle and unable to run any pending task while work that
- * could use their room finds no offer (a slot shape too small for what
- * waits): those go at once so their resources come back in an offer.
+ * maintenance, holding a volume whose delete was asked for, or idle and
+ * unable to run any pending task while work that could use their room finds
+ * no offer (a slot shape too small for what waits): those go at once so their
+ * resources come back in an offer.
  */
 function releases(pass: Pass, shapes: readonly Shape[], offers: readonly OfferState[]): Release[] {
   const out: Release[] = [];
   for (const e of pass.snapshot.executors) {
     if (e.draining && e.freeSlots >= e.slots) out.push({ executorId: e.executorId, reason: 'drained' });
+    // Mesos keeps a persistent volume in its executor's container until the executor ends: waiting
+    // out the idle timeout made every delete after a job wait a minute. Not while any attempt runs
+    // there (the delete was refused if one mounts the volume; others finish first), nor before it
+    // has registered: a kill that reaches it while it starts was lost, and it stayed DRAINING,
+    // holding the volume, for good (its registration asks for a pass, which releases it).
+    else if (!e.draining && e.launching !== true && e.freeSlots >= e.slots && pass.holdsGone(e)) out.push({ executorId: e.executorId, reason: 'volume-delete' });
   }
   const cutoff = pass.now - pass.opts.idleTimeoutMs;
   // Idle for a moment at least, so an executor launched a pass ago is never taken back.

@@ -47,6 +47,9 @@ function explainWith(pass: Pass, t: PendingTask, opts: PlacementOptions): Reason
 
   const usableOffers = snapshot.offers.filter((o) => pass.offerUsable(o.unavailability));
 
+  if (t.volumeId !== undefined && pass.volumeGone(t.volumeId)) {
+    return reason(taskId, 'VOLUME_DELETED', `volume ${t.volumeId}, which the task mounts, is being deleted (or was): the task can never run, and its job fails`);
+  }
   if (t.volumeId !== undefined) {
     const v = t.volumeId;
     const loc = snapshot.volumes?.get(v);

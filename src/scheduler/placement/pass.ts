@@ -242,7 +242,9 @@ export class Pass {
       total.cpus += e.slotResources.cpus * e.slots;
       total.mem += e.slotResources.mem * e.slots;
       total.disk += e.slotResources.disk * e.slots;
-      if (e.draining) continue;
+      // An executor holding a volume being deleted takes nothing new, whatever the task: it is
+      // released once idle (executor placement), and only then can the volume be torn down.
+      if (e.draining || this.holdsGone(e)) continue;
       const host = index.hostId(e.hostname);
       const free = Math.max(0, e.dispatchSlots ?? e.freeSlots);
       if (host >= 0) {
@@ -307,6 +309,17 @@ export class Pass {
   }
 
   /** Whether an offer's agent may get a new executor (no maintenance soon). */
+  /** Whether a volume's delete was asked for (or done): nothing new starts for it. */
+  volumeGone(volumeId: string): boolean {
+    return this.snapshot.goneVolumes?.has(volumeId) === true;
+  }
+
+  /** Whether an executor holds a volume being deleted. */
+  holdsGone(e: ExecutorView): boolean {
+    const gone = this.snapshot.goneVolumes;
+    return gone !== undefined && gone.size > 0 && (e.volumes?.some((v) => gone.has(v)) ?? false);
+  }
+
   offerUsable(u: { readonly start: number; readonly durationMs?: number } | undefined): boolean {
     if (!u) return true;
     const end = u.durationMs === undefined ? Infinity : u.start + u.durationMs;

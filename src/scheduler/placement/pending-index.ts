@@ -551,6 +551,16 @@ export class PendingIndex {
     return this.byVolume.get(volumeId) ?? EMPTY_QUEUES;
   }
 
+  /** Jobs with tasks pinned to a volume waiting here, with how many (what a delete of the volume would strand). */
+  jobsPinnedTo(volumeId: string): { jobId: string; tasks: number }[] {
+    const byJob = new Map<string, number>();
+    for (const q of this.queuesWithVolume(volumeId)) {
+      const n = q.volumes.get(volumeId)?.live ?? 0;
+      if (n > 0) byJob.set(q.jobId, (byJob.get(q.jobId) ?? 0) + n);
+    }
+    return [...byJob].map(([jobId, tasks]) => ({ jobId, tasks }));
+  }
+
   /** @internal Volumes some pending task is pinned to. */
   pinnedVolumes(): IterableIterator<string> {
     return this.byVolume.keys();

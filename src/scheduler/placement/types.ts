@@ -148,6 +148,12 @@ export interface Snapshot {
   readonly runningByJob?: ReadonlyMap<string, number>;
   /** Known volume locations. */
   readonly volumes?: ReadonlyMap<string, VolumeLocation>;
+  /**
+   * Volumes whose delete was asked for (or done). Nothing new starts for them: their tasks get
+   * no slot and no executor, an executor holding one takes no task at all and is released as
+   * soon as it is idle (so Mesos gives the volume back and it can be torn down).
+   */
+  readonly goneVolumes?: ReadonlySet<string>;
   /** Whether the coordinator has suppressed offers. */
   readonly suppressed?: boolean;
   /** When REVIVE was last sent (ms), for rate limiting. */
@@ -258,7 +264,8 @@ export interface Decline {
 /** An executor to shut down. */
 export interface Release {
   readonly executorId: string;
-  readonly reason: 'idle' | 'drained';
+  /** 'volume-delete': it holds a volume whose delete was asked for, and runs nothing. */
+  readonly reason: 'idle' | 'drained' | 'volume-delete';
 }
 
 /** Coded reasons a pending task is not running. */
@@ -272,6 +279,7 @@ export type ReasonCode =
   | 'CONSTRAINT_UNMET'
   | 'VOLUME_AGENT_UNAVAILABLE'
   | 'NO_OFFER_FROM_VOLUME_AGENT'
+  | 'VOLUME_DELETED'
   | 'FAIR_SHARE'
   | 'DISPATCH_WINDOW'
   | 'NO_CAPACITY';
