@@ -41,8 +41,9 @@ import { startGrpcServer, type RunningGrpcServer } from '../api/grpc/server.js';
 import { clientDriver } from './driver.js';
 import type { FrameworkSettings } from './config.js';
 import { createExecutorRuntime, type ExecutorRuntime } from './executor-runtime.js';
-import { BlockServerDirectory, cephSettings, hostOutputRoot, prepareHostOutputRoot, prepareLocalDataDirs, publishDataPlaneSecrets } from './data-plane.js';
+import { BlockServerDirectory, cephSettings, hostOutputRoot, outputsShared, prepareHostOutputRoot, prepareLocalDataDirs, publishDataPlaneSecrets } from './data-plane.js';
 import { settleOutputPlaces } from './output-places.js';
+import type { OutputPlaces } from '../storage/output-layout.js';
 import { commitKey, decodeCommittedOutput } from '../executor/contract.js';
 import { addHeldFiles, type HeldFile } from '../storage/local/register.js';
 
@@ -208,6 +209,8 @@ export async function startFramework(settings: FrameworkSettings, extras: Framew
     // name absolute paths under that instance's root.
     const outputPlaces = await settleOutputPlaces(fenced, { root: join(settings.stateDir, 'outputs'), hostRoot: hostOutputRoot(settings) }, log);
     prepareHostOutputRoot(settings, outputPlaces.hostRoot);
+    // What the APIs say of where a job's outputs are: the same places the executors commit by.
+    const outputsWhere: OutputPlaces = { shared: outputsShared(settings), ...outputPlaces };
     await prepareLocalDataDirs(settings);
     const blockServers = new BlockServerDirectory(redis, () => executors.all().map((e) => e.executorId));
     blockServers.start();
@@ -454,6 +457,7 @@ export async function startFramework(settings: FrameworkSettings, extras: Framew
         cancel: cancelJob(jobs, coordinator),
         logs,
         cluster,
+        outputs: outputsWhere,
       }), uiRoutes(), insightRoutes(insightDeps({
         jobs, store, volumes, knownAgents: () => extras.agents?.() ?? [], offeredAgents: () => seenAgents.values(), executors: () => executors.all(),
       }))],
@@ -466,6 +470,7 @@ export async function startFramework(settings: FrameworkSettings, extras: Framew
       services: {
         jobs, cancel: cancelJob(jobs, coordinator), volumes, agents: agentDirectory,
         ready: () => ({ subscribed: coordinator.isSubscribed, redis: redis.status === 'ready' }),
+        outputs: outputsWhere,
       },
     });
     stops.push({ name: 'grpc', fn: () => grpc.stop() });

@@ -18,20 +18,16 @@
 import type { Redis } from 'ioredis';
 import { asObject, parseJson } from '../core/decode.js';
 import { LocusError } from '../core/errors.js';
+import type { OutputPlaces } from '../storage/output-layout.js';
 import type { Logger } from '../obs/log.js';
 
 /** The Redis key holding the recorded places (a JSON object). */
 export const OUTPUT_PLACES_KEY = 'locus:outputs:places';
 
-/** Where outputs go. */
-export interface OutputPlaces {
-  /** The output root: every job's output directory is under it (`<root>/<tenant>/<job>`). */
-  readonly root: string;
-  /** With `shared-outputs: false`: the directory holding each host's own outputs (`<hostRoot>/<host>/…`). */
-  readonly hostRoot: string;
-}
+/** What is recorded: the output root and the directory of each host's own outputs. */
+export type RecordedPlaces = Pick<OutputPlaces, 'root' | 'hostRoot'>;
 
-function decodePlaces(raw: string): OutputPlaces {
+function decodePlaces(raw: string): RecordedPlaces {
   const o = asObject(parseJson(raw, OUTPUT_PLACES_KEY), OUTPUT_PLACES_KEY);
   const root = o['root'];
   const hostRoot = o['hostRoot'];
@@ -46,7 +42,7 @@ function decodePlaces(raw: string): OutputPlaces {
  * leader's fenced connection (only a leader decides). A difference from `configured` is logged as
  * a warning naming both, once per start.
  */
-export async function settleOutputPlaces(redis: Redis, configured: OutputPlaces, log: Logger): Promise<OutputPlaces> {
+export async function settleOutputPlaces(redis: Redis, configured: RecordedPlaces, log: Logger): Promise<RecordedPlaces> {
   // NX: of two leaders one after the other on a fresh Redis, the first one's places stand.
   await redis.set(OUTPUT_PLACES_KEY, JSON.stringify(configured), 'NX');
   const raw = await redis.get(OUTPUT_PLACES_KEY);

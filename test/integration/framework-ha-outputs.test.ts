@@ -5,7 +5,9 @@
  * output layout of the cluster, `<host-output-dir>/<host>/<tenant>/<job>/…`: the first instance
  * to lead records where outputs go and the other adopts it. Each instance used its own
  * `<state-dir>/outputs` as the root, and the new leader's executors committed the job under
- * `<host-output-dir>/<host>/_other/<first state dir>/outputs/…`.
+ * `<host-output-dir>/<host>/_other/<first state dir>/outputs/…`. The HTTP and gRPC job views
+ * then say the outputs are on the hosts and name that layout, not the job's directory on the
+ * framework's machine, which nothing is written to.
  */
 import { afterAll, beforeAll, expect, it } from 'vitest';
 import { existsSync, mkdirSync, readFileSync } from 'node:fs';
@@ -13,7 +15,8 @@ import { join } from 'node:path';
 import { startBed, type Bed } from './framework-harness.js';
 import { startZooKeeper, type TestZooKeeper } from '../harness/zk.js';
 import { describeWith, ZOOKEEPER } from '../harness/requires.js';
-import { api, spawnHa, waitForLeader, waitForStandbyOf, type HaInstance } from './ha-harness.js';
+import { api, spawnHa, TOKEN, waitForLeader, waitForStandbyOf, type HaInstance } from './ha-harness.js';
+import { grpcClient } from './surfaces-harness.js';
 import { OUTPUT_PLACES_KEY } from '../../src/app/output-places.js';
 
 let bed: Bed;
@@ -24,6 +27,7 @@ interface TaskOut {
   readonly stage: number;
   readonly state: string;
   readonly outputPath?: string;
+  readonly outputHost?: string;
   readonly attempts: readonly { readonly host: string; readonly state: string }[];
 }
 
@@ -49,7 +53,7 @@ describeWith([ZOOKEEPER], 'standby schedulers with their own state dirs, outputs
     await zk?.stop();
   });
 
-  it('a job accepted by one leader and finished by the other is committed under the one layout, not _other', async () => {
+  it('a job accepted by one leader and finished by the other is committed under the one layout, not _other, and the APIs name that layout', async () => {
     const zkUrl = `zk://${zk.connectString}/locus-ha-outputs`;
     const hostOutputs = join(bed.dir, 'host-outputs');
     mkdirSync(hostOutputs, { recursive: true });
@@ -107,6 +111,16 @@ describeWith([ZOOKEEPER], 'standby schedulers with their own state dirs, outputs
     const recorded = JSON.parse((await conn.get(OUTPUT_PLACES_KEY).finally(() => conn.disconnect())) ?? '{}') as { root?: string };
     expect(recorded.root).toBe(join(bed.dir, 's1', 'outputs'));
     expect(b.output()).toContain(`the cluster's output root is ${join(bed.dir, 's1', 'outputs')}`);
-    expect(job['outputDir']).toBe(join(bed.dir, 's1', 'outputs', 'default', id));
+    // The APIs tell where the outputs are: on the hosts, by the same layout, never the job's
+    // directory under the output root (on the framework's machine, and empty).
+    const pattern = `${hostOutputs}/{host}/default/${id}`;
+    expect(job).toMatchObject({ outputKept: 'hosts', output: pattern, outputDir: pattern, hostOutputs: { directory: pattern, tasks: `/v1/jobs/${id}/tasks` } });
+    for (const t of tasks) expect(t.outputPath).toBe(join(pattern.replace('{host}', t.outputHost ?? '?'), t.stage === 0 ? 'map' : 'reduce', t.outputPath?.slice(-5) ?? ''));
+    const rpc = grpcClient(b.grpcAddress);
+    try {
+      expect(await rpc.unary('GetJob', { id }, TOKEN)).toMatchObject({ output_dir: pattern, output: pattern, output_kept: 'hosts', host_outputs_directory: pattern });
+    } finally {
+      rpc.raw.close();
+    }
   }, 300_000);
 });
