@@ -28,10 +28,9 @@ export function hostOutputRoot(settings: FrameworkSettings): string {
  * a shared mount): world-writable with the sticky bit like the output root, because executors
  * and their workloads run as unprivileged users. On other hosts the operator creates it.
  */
-export function prepareHostOutputRoot(settings: FrameworkSettings): void {
+export function prepareHostOutputRoot(settings: FrameworkSettings, dir = hostOutputRoot(settings)): void {
   if (outputsShared(settings)) return;
   try {
-    const dir = hostOutputRoot(settings);
     mkdirSync(dir, { recursive: true });
     chmodSync(dir, 0o1777);
   } catch {
@@ -78,8 +77,12 @@ export function cephSettings(settings: FrameworkSettings): { conf?: string; name
   };
 }
 
-/** The storage configuration of an executor on `hostname` (no secrets: it travels in TaskInfo). */
-export async function executorStorageConfig(settings: FrameworkSettings, hostname: string, outputRoot: string): Promise<ExecutorStorageConfig> {
+/**
+ * The storage configuration of an executor on `hostname` (no secrets: it travels in TaskInfo).
+ * `outputRoot` and `hostOutputDir` are the cluster's recorded places (output-places.ts), which
+ * may differ from this instance's own settings.
+ */
+export async function executorStorageConfig(settings: FrameworkSettings, hostname: string, outputRoot: string, hostOutputDir = hostOutputRoot(settings)): Promise<ExecutorStorageConfig> {
   let localDataDir: string | undefined;
   if (settings.localWorkDir !== undefined) {
     // The local cluster knows each agent's data directory; a real cluster has none of these.
@@ -87,7 +90,7 @@ export async function executorStorageConfig(settings: FrameworkSettings, hostnam
     localDataDir = topology?.agents.find((a) => a.hostname === hostname)?.dataDir;
   }
   const shared = outputsShared(settings);
-  const hostRoot = join(hostOutputRoot(settings), hostname);
+  const hostRoot = join(hostOutputDir, hostname);
   const glusterMounts = settings.glusterMounts;
   const ceph = cephSettings(settings);
   return {

@@ -40,6 +40,8 @@ export interface ExecutorRuntimeOptions {
   readonly clock: Clock;
   /** Directory executors commit outputs into (mounted read-write into local executors). */
   readonly outputRoot: string;
+  /** The directory of each host's own outputs with `shared-outputs: false` (default: the settings' `host-output-dir`). */
+  readonly hostOutputRoot?: string;
   /** The scheduler's fenced connection: finished queue jobs are removed through it once recorded (Dispatcher.acknowledge). */
   readonly fenced?: Redis;
   /** How long finished, recorded queue jobs stay before removal (Dispatcher's keepRecordedMs; benchmarks). */
@@ -200,7 +202,7 @@ export async function createExecutorRuntime(o: ExecutorRuntimeOptions): Promise<
         // A safety net only: the scheduler releases idle executors itself.
         '--idle-timeout', '30m',
         // Where storage is on that host (mounts, datasets, outputs, block server); no secrets.
-        '--storage-config', JSON.stringify(await executorStorageConfig(settings, launch.hostname, o.outputRoot)),
+        '--storage-config', JSON.stringify(await executorStorageConfig(settings, launch.hostname, o.outputRoot, o.hostOutputRoot)),
         '--drain-grace', `${Math.floor(EXECUTOR_KILL_GRACE_MS / 1000) - 5}s`,
       ];
       const environment = {

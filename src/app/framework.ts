@@ -41,7 +41,9 @@ import { startGrpcServer, type RunningGrpcServer } from '../api/grpc/server.js';
 import { clientDriver } from './driver.js';
 import type { FrameworkSettings } from './config.js';
 import { createExecutorRuntime, type ExecutorRuntime } from './executor-runtime.js';
-import { BlockServerDirectory, cephSettings, prepareHostOutputRoot, prepareLocalDataDirs, publishDataPlaneSecrets } from './data-plane.js';
+import { BlockServerDirectory, cephSettings, hostOutputRoot, outputsShared, prepareHostOutputRoot, prepareLocalDataDirs, publishDataPlaneSecrets } from './data-plane.js';
+import { settleOutputPlaces } from './output-places.js';
+import type { OutputPlaces } from '../storage/output-layout.js';
 import { commitKey, decodeCommittedOutput } from '../executor/contract.js';
 import { addHeldFiles, type HeldFile } from '../storage/local/register.js';
 
@@ -203,7 +205,12 @@ export async function startFramework(settings: FrameworkSettings, extras: Framew
     // The data plane: the token block servers accept (executors read it from Redis with their own
     // users) and where live executors' block servers are, by host.
     await publishDataPlaneSecrets(fenced, settings);
-    prepareHostOutputRoot(settings);
+    // Every instance puts outputs where the first to lead did (see output-places.ts): job records
+    // name absolute paths under that instance's root.
+    const outputPlaces = await settleOutputPlaces(fenced, { root: join(settings.stateDir, 'outputs'), hostRoot: hostOutputRoot(settings) }, log);
+    prepareHostOutputRoot(settings, outputPlaces.hostRoot);
+    // What the APIs say of where a job's outputs are: the same places the executors commit by.
+    const outputsWhere: OutputPlaces = { shared: outputsShared(settings), ...outputPlaces };
     await prepareLocalDataDirs(settings);
     const blockServers = new BlockServerDirectory(redis, () => executors.all().map((e) => e.executorId));
     blockServers.start();
@@ -213,7 +220,7 @@ export async function startFramework(settings: FrameworkSettings, extras: Framew
     let runtimeRef: ExecutorRuntime | undefined;
     const jobs = new JobService({
       store, resolver: storage, clock, logger: log.child({ component: 'jobs' }),
-      outputRoot: join(settings.stateDir, 'outputs'),
+      outputRoot: outputPlaces.root,
       // local:// final outputs are listed in the local cluster's dataset manifests.
       ...(settings.localWorkDir === undefined ? {} : { localDatasets: async (dataset: string, files: readonly HeldFile[]) => await addHeldFiles(settings.localWorkDir ?? '', dataset, files) }),
       limits: { maxPendingTasksPerTenant: settings.maxPendingTasksPerTenant, maxTasksPerJob: settings.maxTasksPerJob },
@@ -269,7 +276,7 @@ export async function startFramework(settings: FrameworkSettings, extras: Framew
     volumesRef = volumes;
     const executors = new ExecutorBook(fenced);
     const runtime: ExecutorRuntime = await createExecutorRuntime({
-      settings, redis, fenced, logger: log.child({ component: 'executors' }), clock, outputRoot: join(settings.stateDir, 'outputs'),
+      settings, redis, fenced, logger: log.child({ component: 'executors' }), clock, outputRoot: outputPlaces.root, hostOutputRoot: outputPlaces.hostRoot,
       ...(extras.keepRecordedQueueJobsMs === undefined ? {} : { keepRecordedQueueJobsMs: extras.keepRecordedQueueJobsMs }),
     });
     stops.push({ name: 'executor runtime', fn: () => runtime.close() });
@@ -453,6 +460,7 @@ export async function startFramework(settings: FrameworkSettings, extras: Framew
         cancel: cancelJob(jobs, coordinator),
         logs,
         cluster,
+        outputs: outputsWhere,
       }), uiRoutes(), insightRoutes(insightDeps({
         jobs, store, volumes, knownAgents: () => extras.agents?.() ?? [], offeredAgents: () => seenAgents.values(), executors: () => executors.all(),
       }))],
@@ -465,6 +473,7 @@ export async function startFramework(settings: FrameworkSettings, extras: Framew
       services: {
         jobs, cancel: cancelJob(jobs, coordinator), volumes, agents: agentDirectory,
         ready: () => ({ subscribed: coordinator.isSubscribed, redis: redis.status === 'ready' }),
+        outputs: outputsWhere,
       },
     });
     stops.push({ name: 'grpc', fn: () => grpc.stop() });

@@ -11,7 +11,7 @@
 import { isObject, type JsonObject } from '../core/decode.js';
 import { LocusError } from '../core/errors.js';
 import { formatShare, nodeLocalShare } from '../core/locality.js';
-import type { JobCountsView, JobEventView, JobView, StageView } from '../api/http/jobs-views.js';
+import { OUTPUT_KEPT, type JobCountsView, type JobEventView, type JobView, type StageView } from '../api/http/jobs-views.js';
 
 const TERMINAL = new Set(['SUCCEEDED', 'FAILED', 'CANCELLED']);
 
@@ -57,11 +57,14 @@ export function asJobView(v: unknown): JobView {
     const x = s(v, k);
     return x === undefined ? {} : { [k]: x };
   };
+  const kept = OUTPUT_KEPT.find((k) => k === v['outputKept']);
   return {
     id, state, name: s(v, 'name') ?? '', tenant: s(v, 'tenant') ?? '', stage: n(v, 'stage'), stages, counts: asCounts(v['counts']),
     priority: n(v, 'priority'), labels, createdAt: s(v, 'createdAt') ?? '', updatedAt: s(v, 'updatedAt') ?? '', outputDir: s(v, 'outputDir') ?? '',
     // A server before `output` was answered: the output directory is all it says.
     output: s(v, 'output') ?? s(v, 'outputDir') ?? '',
+    // Absent from a server before it (the CLI then tells host-kept outputs by their paths).
+    ...(kept === undefined ? {} : { outputKept: kept }),
     ...opt('finishedAt'), ...opt('message'),
   };
 }

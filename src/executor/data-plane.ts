@@ -10,6 +10,7 @@ import { pipeline } from 'node:stream/promises';
 import type { Readable } from 'node:stream';
 import type { Redis } from 'ioredis';
 import { LocusError } from '../core/errors.js';
+import { hostRelativePath, pathUnder } from '../storage/output-layout.js';
 import { CallBatch } from '../core/call-batch.js';
 import { batchCallArgs, batchedScript, batchReplies, type BatchItem, type BatchShape } from '../core/lua-batch.js';
 import { readFromBlockServers } from '../storage/block-client.js';
@@ -164,11 +165,12 @@ export function outputMapper(o: { root: string; shared: boolean; hostRoot?: stri
   return {
     ...(served === undefined ? {} : { outputsRoot: served }),
     outputFor(dir) {
-      const rel = relative(o.root, dir);
-      const inside = rel !== '' && !rel.startsWith('..') && !rel.startsWith('/');
-      if (o.shared || served === undefined) return inside ? { dir, relPath: rel } : { dir };
-      // Not under the framework's root: keep the path's last segments, below this host's root.
-      const relPath = inside ? rel : join('_other', dir.replace(/^\/+/, ''));
+      if (o.shared || served === undefined) {
+        const rel = pathUnder(o.root, dir);
+        return rel === undefined ? { dir } : { dir, relPath: rel };
+      }
+      // The same mapping the API names host-kept outputs by (storage/output-layout.ts).
+      const relPath = hostRelativePath(o.root, dir);
       return { dir: join(served, relPath), relPath };
     },
   };

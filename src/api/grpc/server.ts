@@ -22,6 +22,8 @@ import type { JobRecord } from '../../scheduler/jobs/model.js';
 import { TERMINAL_JOB_STATES } from '../../scheduler/jobs/model.js';
 import { MAX_SPEC_BYTES, parseJobSpecText } from '../../scheduler/jobs/spec.js';
 import { IDEMPOTENCY_KEY, RECORD_ID } from '../http/schemas.js';
+import { outputWhere } from '../http/jobs-views.js';
+import type { OutputPlaces } from '../../storage/output-layout.js';
 import type { VolumeService } from '../../volumes/service.js';
 import { validateVolumeName, validateVolumeRequest, holdingView, type VolumeRecord } from '../../volumes/model.js';
 import { JobWatchers } from '../../scheduler/jobs/watchers.js';
@@ -57,6 +59,8 @@ export interface GrpcServices {
    * CancelJob, ReserveVolume, DeleteVolume) answer UNAVAILABLE (NOT_READY) while it is false.
    */
   readonly ready?: () => { readonly subscribed: boolean; readonly redis: boolean };
+  /** Where outputs go (Job messages name host-kept outputs by it); absent: on the shared output root. */
+  readonly outputs?: OutputPlaces;
 }
 
 /** Options for the gRPC server. */
@@ -176,13 +180,15 @@ export function countsMessage(c: JobRecord['counts']): Record<string, number> {
   };
 }
 
-/** A Job message from a record. */
-export function jobMessage(j: JobRecord): Record<string, unknown> {
+/** A Job message from a record: its outputs named as the HTTP view names them (outputWhere). */
+export function jobMessage(j: JobRecord, places?: OutputPlaces): Record<string, unknown> {
+  const where = outputWhere(j, places);
   return {
     id: j.id, name: j.name, tenant: j.tenant, state: j.state, stage: j.stage, stages: j.stages.map((s) => s.name),
     counts: countsMessage(j.counts),
-    created_at_ms: j.createdAt, finished_at_ms: j.finishedAt ?? 0, message: j.message ?? '', output_dir: j.outputDir,
+    created_at_ms: j.createdAt, finished_at_ms: j.finishedAt ?? 0, message: j.message ?? '', output_dir: where.outputDir,
     stages_without_output: j.spec.stages.filter((s) => s.outputs === 'none').map((s) => s.name),
+    output: where.output, output_kept: where.kept, host_outputs_directory: where.hostOutputs?.directory ?? '',
   };
 }
 
@@ -259,7 +265,7 @@ export async function startGrpcServer(o: GrpcServerOptions): Promise<RunningGrpc
       (req, p) => ({ tenant: o.auth.actingTenant(p, tenantField(req)), spec: parseJobSpecText(str(req, 'spec')), key: idempotencyKey(req) }),
       async ({ tenant, spec, key }) => {
         try {
-          return jobMessage(await o.services.jobs.submit(tenant.name, spec, key));
+          return jobMessage(await o.services.jobs.submit(tenant.name, spec, key), o.services.outputs);
         } catch (err) {
           // The service names the HTTP header as the field; here the key is the request's idempotency_key.
           if (err instanceof LocusError && err.field === 'Idempotency-Key') throw new LocusError(err.code, err.message, { field: 'idempotency_key', cause: err });
@@ -267,11 +273,11 @@ export async function startGrpcServer(o: GrpcServerOptions): Promise<RunningGrpc
         }
       },
     ),
-    GetJob: unary(async (req, p) => jobMessage(await o.services.jobs.get(jobId(req), scope(p)))),
+    GetJob: unary(async (req, p) => jobMessage(await o.services.jobs.get(jobId(req), scope(p)), o.services.outputs)),
     ListJobs: unary(async (req, p) => ({
-      jobs: (await o.services.jobs.list(o.auth.listScope(p, tenantField(req)))).map(jobMessage),
+      jobs: (await o.services.jobs.list(o.auth.listScope(p, tenantField(req)))).map((j) => jobMessage(j, o.services.outputs)),
     })),
-    CancelJob: changing((req) => jobId(req), async (id, p) => jobMessage(await o.services.cancel(id, scope(p)))),
+    CancelJob: changing((req) => jobId(req), async (id, p) => jobMessage(await o.services.cancel(id, scope(p)), o.services.outputs)),
     ReserveVolume: changing(
       (req, p) => {
         const tenant = o.auth.actingTenant(p, tenantField(req));

@@ -11,6 +11,7 @@
 import { Readable } from 'node:stream';
 import type { FastifyReply, FastifyRequest } from 'fastify';
 import { LocusError } from '../../core/errors.js';
+import type { OutputPlaces } from '../../storage/output-layout.js';
 import { isObject } from '../../core/decode.js';
 import type { JobEvent, JobService } from '../../scheduler/jobs/service.js';
 import { parseJobSpecText, validateJobSpec, type JobSpec } from '../../scheduler/jobs/spec.js';
@@ -21,7 +22,7 @@ import { ID, IDEMPOTENCY_HEADERS, type JsonSchema } from './schemas.js';
 import { openSse, type SseStream } from './sse.js';
 import {
   CLUSTER_VIEW_SCHEMA, EXPLANATION_SCHEMA, JOB_SPEC_BODY, JOB_VIEW_SCHEMA, TASK_VIEW_SCHEMA,
-  eventView, explanationView, jobView, snapshotEvent, taskView, type ClusterView,
+  eventView, explanationView, jobView, snapshotEvent, taskView, type ClusterView, type JobView,
 } from './jobs-views.js';
 import { FOLLOW_CHUNK_BYTES, readAll, readTail, type LogStream, type TaskLogReader } from './jobs-logs.js';
 import { JobWatchers } from '../../scheduler/jobs/watchers.js';
@@ -39,6 +40,8 @@ export interface JobRoutesDeps {
   readonly heartbeatMs?: number;
   /** How often a followed log is polled for new bytes (ms, default 500). */
   readonly logPollMs?: number;
+  /** Where outputs go (job views name host-kept outputs by it); absent: on the shared output root. */
+  readonly outputs?: OutputPlaces;
 }
 
 /** The usual `cancel` dependency: the job service cancels, the coordinator kills what runs. */
@@ -80,6 +83,7 @@ export type JobsPlugin = HttpPlugin & { activeStreams(): number };
 /** The job routes as a plugin. */
 export function jobsRoutes(deps: JobRoutesDeps): JobsPlugin {
   const { jobs } = deps;
+  const asView = (job: JobRecord): JobView => jobView(job, deps.outputs);
   const heartbeatMs = deps.heartbeatMs ?? 15_000;
   const pollMs = deps.logPollMs ?? 500;
   // Closers of long-lived responses, which would hold server.close() open forever.
@@ -130,7 +134,7 @@ export function jobsRoutes(deps: JobRoutesDeps): JobsPlugin {
           const { job, created } = await submitTracked(jobs, tenant.name, spec, idempotencyKey);
           reply.header('location', `/v1/jobs/${job.id}`);
           if (!created) reply.header('idempotent-replayed', 'true');
-          return reply.status(created ? 201 : 200).send(jobView(job));
+          return reply.status(created ? 201 : 200).send(asView(job));
         },
       });
 
@@ -141,7 +145,7 @@ export function jobsRoutes(deps: JobRoutesDeps): JobsPlugin {
         handler: async (req) => {
           const state = str(req.query, 'state');
           const list = await jobs.list(scopeOf(req));
-          return { jobs: list.filter((j) => state === undefined || j.state === state).map(jobView) };
+          return { jobs: list.filter((j) => state === undefined || j.state === state).map(asView) };
         },
       });
 
@@ -149,7 +153,7 @@ export function jobsRoutes(deps: JobRoutesDeps): JobsPlugin {
         method: 'GET', url: '/v1/jobs/:id', summary: 'one job: state, stages, task counts and locality', tags: ['jobs'],
         schema: { params: JOB_PARAMS, querystring: SCOPE_QUERY },
         responses: { 200: { description: 'the job', schema: JOB_VIEW_SCHEMA } },
-        handler: async (req) => jobView(await jobs.get(idOf(req), scopeOf(req))),
+        handler: async (req) => asView(await jobs.get(idOf(req), scopeOf(req))),
       });
 
       ctx.route({
@@ -182,7 +186,7 @@ export function jobsRoutes(deps: JobRoutesDeps): JobsPlugin {
         method: 'POST', url: '/v1/jobs/:id/cancel', summary: 'cancel a job: pending tasks dropped, running attempts killed', tags: ['jobs'], requiresReady: true,
         schema: { params: JOB_PARAMS, querystring: SCOPE_QUERY },
         responses: { 200: { description: 'the job after cancelling (unchanged when it had already finished)', schema: JOB_VIEW_SCHEMA } },
-        handler: async (req) => jobView(await deps.cancel(idOf(req), scopeOf(req))),
+        handler: async (req) => asView(await deps.cancel(idOf(req), scopeOf(req))),
       });
 
       // The REST spelling of the same cancel: jobs are never deleted, so DELETE means "stop it".
@@ -190,7 +194,7 @@ export function jobsRoutes(deps: JobRoutesDeps): JobsPlugin {
         method: 'DELETE', url: '/v1/jobs/:id', summary: 'cancel a job (as POST /v1/jobs/:id/cancel): pending tasks dropped, running attempts killed; the record stays', tags: ['jobs'], requiresReady: true,
         schema: { params: JOB_PARAMS, querystring: SCOPE_QUERY },
         responses: { 200: { description: 'the job after cancelling (unchanged when it had already finished)', schema: JOB_VIEW_SCHEMA } },
-        handler: async (req) => jobView(await deps.cancel(idOf(req), scopeOf(req))),
+        handler: async (req) => asView(await deps.cancel(idOf(req), scopeOf(req))),
       });
 
       // Deleting for good is separate from DELETE (cancel): only a finished job's record goes,
@@ -244,7 +248,7 @@ export function jobsRoutes(deps: JobRoutesDeps): JobsPlugin {
           stream.close();
           return;
         }
-        stream.send('job', snapshotEvent(job));
+        stream.send('job', snapshotEvent(job, deps.outputs));
         if (isTerminalJob(job.state)) {
           stream.close();
           return;

@@ -10,6 +10,7 @@ import type { AttemptRecord, JobCounts, JobRecord, TaskRecord } from '../../sche
 import type { Explanation } from '../../scheduler/coordinator.js';
 import type { JsonSchema } from './schemas.js';
 import { outputDestination } from '../../scheduler/jobs/destinations.js';
+import { hostOutputPattern, type OutputPlaces } from '../../storage/output-layout.js';
 
 /** Task counters of a job as answered (locality counts successful tasks by where they ran). */
 export interface JobCountsView {
@@ -53,10 +54,34 @@ export interface JobView {
   readonly updatedAt: string;
   readonly finishedAt?: string;
   readonly message?: string;
-  /** The directory the stages' committed outputs go to (under the tenant's output root). */
+  /**
+   * The directory the stages' committed outputs go to (under the tenant's output root). With
+   * outputs kept on the hosts, the pattern of where they are on each host (`hostOutputs.directory`):
+   * the job's directory on the output root holds nothing then.
+   */
   readonly outputDir: string;
   /** Where the job's final output goes: its `output:` URI (local://, hdfs://) when it names one, else outputDir. */
   readonly output: string;
+  /** Where the final output is kept (see OutputKept); always sent, absent from servers older than it. */
+  readonly outputKept?: OutputKept;
+  /** With outputs kept on the hosts (`shared-outputs: false`): where on each host, and where each task's is listed. */
+  readonly hostOutputs?: HostOutputsView;
+}
+
+/**
+ * Where a job's final output is: `output-root` under `output` on the output root every host
+ * shares; `hosts` each last-stage task's on the host that ran it (`hostOutputs`); `destination`
+ * the local:// or hdfs:// URI `output` names; `none` nowhere (its last stage writes none).
+ */
+export const OUTPUT_KEPT = ['output-root', 'hosts', 'destination', 'none'] as const;
+export type OutputKept = (typeof OUTPUT_KEPT)[number];
+
+/** Where a job's outputs are when each host keeps those written on it. */
+export interface HostOutputsView {
+  /** `<host-output-dir>/{host}/<path>`, `{host}` standing for the name of the host that ran a task (its attempt's `host`). */
+  readonly directory: string;
+  /** Where each task's `outputPath` and `outputHost` are listed. */
+  readonly tasks: string;
 }
 
 /** One attempt of a task as answered. */
@@ -84,6 +109,8 @@ export interface TaskView {
   readonly failures: number;
   readonly attempts: readonly AttemptView[];
   readonly outputPath?: string;
+  /** The host whose attempt committed outputPath: with outputs kept on the hosts, the one holding it. */
+  readonly outputHost?: string;
 }
 
 /** One server-sent event's data (`event: job` or `event: task`). */
@@ -145,8 +172,12 @@ export function countsView(c: JobCounts): JobCountsView {
   };
 }
 
-/** A job record as answered (the spec itself stays private: it may carry env values). */
-export function jobView(job: JobRecord): JobView {
+/**
+ * A job record as answered (the spec itself stays private: it may carry env values). `places`:
+ * where this framework's outputs go; without it they are taken to be on the shared output root.
+ */
+export function jobView(job: JobRecord, places?: OutputPlaces): JobView {
+  const where = outputWhere(job, places);
   return {
     id: job.id,
     name: job.name,
@@ -161,15 +192,28 @@ export function jobView(job: JobRecord): JobView {
     updatedAt: iso(job.updatedAt),
     ...(job.finishedAt === undefined ? {} : { finishedAt: iso(job.finishedAt) }),
     ...(job.message === undefined ? {} : { message: job.message }),
-    outputDir: job.outputDir,
-    output: finalOutputOf(job),
+    outputDir: where.outputDir,
+    output: where.output,
+    outputKept: where.kept,
+    ...(where.hostOutputs === undefined ? {} : { hostOutputs: where.hostOutputs }),
   };
 }
 
-/** Where a job's final output goes: a local:// or hdfs:// destination when it names one, else its output directory. */
-function finalOutputOf(job: JobRecord): string {
+/**
+ * Where a job's outputs are, for its views (HTTP and gRPC alike). Kept on the hosts, the job's
+ * output directory is a path on the framework's machine that nothing is written to: the views
+ * name the pattern of the hosts' paths instead, which also cannot be taken for a local path.
+ */
+export function outputWhere(job: JobRecord, places?: OutputPlaces): { outputDir: string; output: string; kept: OutputKept; hostOutputs?: HostOutputsView } {
+  const onHosts = places !== undefined && !places.shared;
+  const hostOutputs: HostOutputsView | undefined = onHosts
+    ? { directory: hostOutputPattern(places, job.outputDir), tasks: `/v1/jobs/${job.id}/tasks` }
+    : undefined;
+  const outputDir = hostOutputs?.directory ?? job.outputDir;
   const dest = outputDestination(job.spec.output);
-  return dest.kind === 'root' ? job.outputDir : dest.uri;
+  const lastWritesNone = job.spec.stages[job.spec.stages.length - 1]?.outputs === 'none';
+  const kept: OutputKept = lastWritesNone ? 'none' : dest.kind !== 'root' ? 'destination' : onHosts ? 'hosts' : 'output-root';
+  return { outputDir, output: dest.kind === 'root' ? outputDir : dest.uri, kept, ...(hostOutputs === undefined ? {} : { hostOutputs }) };
 }
 
 /** One attempt as answered (the agent URL and sandbox path stay internal). */
@@ -191,10 +235,13 @@ export function attemptView(a: AttemptRecord): AttemptView {
 
 /** A task record as answered. */
 export function taskView(t: TaskRecord): TaskView {
+  // The committing attempt is the last that succeeded (a recomputed task's earlier one lost its output).
+  const outputHost = t.outputPath === undefined ? undefined : [...t.attempts].reverse().find((a) => a.state === 'SUCCEEDED')?.host;
   return {
     id: t.id, jobId: t.jobId, stage: t.stage, index: t.index, state: t.state, failures: t.failures,
     attempts: t.attempts.map(attemptView),
     ...(t.outputPath === undefined ? {} : { outputPath: t.outputPath }),
+    ...(outputHost === undefined ? {} : { outputHost }),
   };
 }
 
@@ -215,11 +262,11 @@ export function eventView(e: JobEvent): JobEventView {
 }
 
 /** The first event of a stream: the job as it is now. */
-export function snapshotEvent(job: JobRecord): JobEventView {
+export function snapshotEvent(job: JobRecord, places?: OutputPlaces): JobEventView {
   return {
     kind: 'job', jobId: job.id, at: iso(job.updatedAt), state: job.state, counts: countsView(job.counts),
     ...(job.message === undefined ? {} : { message: job.message }),
-    job: jobView(job),
+    job: jobView(job, places),
   };
 }
 
@@ -261,8 +308,20 @@ export const JOB_VIEW_SCHEMA: JsonSchema = {
     updatedAt: { type: 'string', format: 'date-time' },
     finishedAt: { type: 'string', format: 'date-time' },
     message: { type: 'string' },
-    outputDir: { type: 'string' },
-    output: { type: 'string' },
+    outputDir: { type: 'string', description: "the job's output directory; with outputKept hosts (or outputs on the hosts for earlier stages) the pattern hostOutputs.directory, not a path on the framework's machine" },
+    output: { type: 'string', description: 'where the final output goes: outputDir, or the local:// or hdfs:// URI the job names' },
+    outputKept: {
+      type: 'string', enum: [...OUTPUT_KEPT],
+      description: "output-root: under output on the shared output root; hosts: each last-stage task's on the host that ran it (hostOutputs, and each task's outputHost:outputPath); destination: the URI output names; none: the last stage writes no output",
+    },
+    hostOutputs: {
+      type: 'object',
+      description: 'with shared-outputs false: where the outputs are on each host',
+      properties: {
+        directory: { type: 'string', description: '<host-output-dir>/{host}/<path>, {host} standing for the host that ran a task' },
+        tasks: { type: 'string', description: "the API path listing each task's outputHost and outputPath" },
+      },
+    },
   },
 };
 
@@ -273,7 +332,8 @@ export const TASK_VIEW_SCHEMA: JsonSchema = {
     id: { type: 'string' }, jobId: { type: 'string' }, stage: { type: 'integer' }, index: { type: 'integer' },
     state: { type: 'string', enum: ['PENDING', 'RUNNING', 'SUCCEEDED', 'FAILED', 'CANCELLED'] },
     failures: { type: 'integer' },
-    outputPath: { type: 'string' },
+    outputPath: { type: 'string', description: 'where the committed output is, as its host sees it' },
+    outputHost: { type: 'string', description: 'the host whose attempt committed outputPath (with shared-outputs false, the only one holding it)' },
     attempts: {
       type: 'array',
       items: {

@@ -95,6 +95,8 @@ interface TaskSummary {
   readonly stage: number;
   /** Where its committed output is, as the host that holds it sees it. */
   readonly outputPath: string;
+  /** The host holding it. */
+  readonly outputHost: string;
 }
 
 /** How many host-kept outputs `locus job` lists before it says how many more there are. */
@@ -106,15 +108,26 @@ const OUTPUTS_LISTED = 10;
  * each last-stage task's output is on its own host, under that host's output directory. Those
  * are listed instead (host:path), which is where the tasks' commit records say they are.
  */
-function outputRows(job: { readonly output: string; readonly stages: readonly { readonly outputs: string }[] }, tasks: readonly TaskSummary[]): [string, string][] {
+function outputRows(job: { readonly output: string; readonly outputKept?: string; readonly stages: readonly { readonly outputs: string }[] }, tasks: readonly TaskSummary[]): [string, string][] {
   const last = job.stages.length - 1;
   if (job.stages[last]?.outputs === 'none') return [['output', 'none (the last stage writes no output)']];
-  // Only a path destination has this question; a local:// or hdfs:// one is named as it is.
-  const under = (p: string): boolean => p === job.output || p.startsWith(`${job.output}/`);
-  const elsewhere = job.output.startsWith('/') ? tasks.filter((t) => t.stage === last && t.state === 'SUCCEEDED' && t.outputPath !== '' && !under(t.outputPath)) : [];
+  const committed = tasks.filter((t) => t.stage === last && t.state === 'SUCCEEDED' && t.outputPath !== '');
+  let elsewhere: TaskSummary[];
+  let heading: string;
+  if (job.outputKept === 'hosts') {
+    // The server says so, and `output` is the pattern of the hosts' paths (`{host}` in it).
+    elsewhere = committed;
+    heading = `kept on the hosts that ran the last stage (host:path), as ${job.output}:`;
+  } else {
+    // A server before `outputKept` names the framework-side directory: tell host-kept outputs by
+    // their paths. Only a path destination has this question; a local:// or hdfs:// one is named as it is.
+    const under = (p: string): boolean => p === job.output || p.startsWith(`${job.output}/`);
+    elsewhere = job.output.startsWith('/') ? committed.filter((t) => !under(t.outputPath)) : [];
+    heading = `kept on the hosts that ran the last stage (host:path), not in ${job.output}:`;
+  }
   if (elsewhere.length === 0) return [['output', job.output]];
-  const rows: [string, string][] = [['output', `kept on the hosts that ran the last stage (host:path), not in ${job.output}:`]];
-  for (const t of elsewhere.slice(0, OUTPUTS_LISTED)) rows.push(['', `  ${t.host}:${t.outputPath}`]);
+  const rows: [string, string][] = [['output', heading]];
+  for (const t of elsewhere.slice(0, OUTPUTS_LISTED)) rows.push(['', `  ${t.outputHost}:${t.outputPath}`]);
   if (elsewhere.length > OUTPUTS_LISTED) rows.push(['', `  and ${elsewhere.length - OUTPUTS_LISTED} more (--json lists every task's outputPath)`]);
   return rows;
 }
@@ -129,6 +142,8 @@ function asTasks(body: unknown): { tasks: TaskSummary[]; neverAttempted: number 
       id: str(t, 'id'), state: str(t, 'state'), host: str(last, 'host'), locality: str(last, 'locality'),
       attempts: attempts.length, message: str(last, 'message'),
       stage: typeof t['stage'] === 'number' ? t['stage'] : -1, outputPath: str(t, 'outputPath'),
+      // The committing attempt's host (a recomputed task's last attempt may not be it); older servers: the last.
+      outputHost: str(t, 'outputHost') || str(last, 'host'),
     };
   });
   return { tasks, neverAttempted: typeof body['neverAttempted'] === 'number' ? body['neverAttempted'] : 0 };
