@@ -80,6 +80,21 @@ async function bed(name: string, launcher: ExecutorLauncher = bareLauncher): Pro
 
 const SPEC = { name: 'never-starts', retries: 0, tasks: [{}, {}], task: { command: ['true'], resources: { cpus: 1, mem: '64MiB', disk: '16MiB' } } };
 
+/**
+ * Submit a one-task job, fail its executor's start on agent-1 once, and offer agent-1 again: the
+ * offer is declined for the hold. Returns the job.
+ */
+async function oneFailedThenHeld(b: Bed): Promise<{ id: string }> {
+  const job = await b.jobs.submit('default', validateJobSpec({ ...SPEC, tasks: [{}] }));
+  await waitFor('task pending', () => b.jobs.index.size === 1);
+  const executorId = await launchOn(b, 1, 'o1');
+  await update(b, executorId, 'TASK_FAILED', undefined, 'Command exited with status 3');
+  await waitFor('the task pending', () => b.jobs.index.size === 1);
+  await b.coordinator.handleEvent({ type: 'OFFERS', offers: { offers: [roleOffer('held', 'S1', 'agent-1', 4)] } });
+  await waitFor('the held offer declined', () => b.declined.some((x) => x.ids.includes('held')));
+  return job;
+}
+
 /** Offer agent S1 and wait for the executor launched on it (the `n`th launch); returns its id. */
 async function launchOn(b: Bed, n: number, offerId: string): Promise<string> {
   await b.coordinator.handleEvent({ type: 'OFFERS', offers: { offers: [roleOffer(offerId, 'S1', 'agent-1', 4)] } });
@@ -144,13 +159,7 @@ describe('coordinator: executors that fail to start', () => {
   it('explains a task waiting out a hold as EXECUTOR_START_BACKOFF', async () => {
     const b = await bed('start-backoff');
     try {
-      const job = await b.jobs.submit('default', validateJobSpec({ ...SPEC, tasks: [{}] }));
-      await waitFor('task pending', () => b.jobs.index.size === 1);
-      const executorId = await launchOn(b, 1, 'o1');
-      await update(b, executorId, 'TASK_FAILED', undefined, 'Command exited with status 3');
-      await waitFor('the task pending', () => b.jobs.index.size === 1);
-      await b.coordinator.handleEvent({ type: 'OFFERS', offers: { offers: [roleOffer('held', 'S1', 'agent-1', 4)] } });
-      await waitFor('the held offer declined', () => b.declined.some((x) => x.ids.includes('held')));
+      const job = await oneFailedThenHeld(b);
       const ex = await b.coordinator.explain(`${job.id}.0.0`);
       expect(ex.code).toBe('EXECUTOR_START_BACKOFF');
       expect(ex.message).toContain('executors failed to start on agent-1: 1 launch(es) in a row ended before the executor registered, the last with TASK_FAILED: Command exited with status 3');
@@ -163,13 +172,7 @@ describe('coordinator: executors that fail to start', () => {
   it('says EXECUTOR_START_BACKOFF only to tasks that could run on a held agent', async () => {
     const b = await bed('start-backoff-whose');
     try {
-      const failing = await b.jobs.submit('default', validateJobSpec({ ...SPEC, tasks: [{}] }));
-      await waitFor('task pending', () => b.jobs.index.size === 1);
-      const executorId = await launchOn(b, 1, 'o1');
-      await update(b, executorId, 'TASK_FAILED', undefined, 'Command exited with status 3');
-      await waitFor('the task pending', () => b.jobs.index.size === 1);
-      await b.coordinator.handleEvent({ type: 'OFFERS', offers: { offers: [roleOffer('held', 'S1', 'agent-1', 4)] } });
-      await waitFor('the held offer declined', () => b.declined.some((x) => x.ids.includes('held')));
+      const failing = await oneFailedThenHeld(b);
       // One job may run only on agent-2 (which has not offered), another anywhere; neither lost attempts on agent-1.
       const elsewhere = await b.jobs.submit('default', validateJobSpec({ ...SPEC, name: 'on-agent-2', tasks: [{}], constraints: [{ hostname: 'agent-2' }] }));
       const anywhere = await b.jobs.submit('default', validateJobSpec({ ...SPEC, name: 'anywhere', tasks: [{}] }));

@@ -5,7 +5,7 @@
  * `locus data put` into that cluster writes each replica into its host's
  * private directory, where the host's tasks read it.
  */
-import { execFileSync, spawn } from 'node:child_process';
+import { execFileSync, spawn, type ChildProcess } from 'node:child_process';
 import { existsSync, mkdtempSync, readFileSync, rmSync, writeFileSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
@@ -14,23 +14,38 @@ import { LOCUS_CLI } from '../harness/build.js';
 import { describeWith } from '../harness/requires.js';
 import { NETNS, sweepStaleHosts } from '../harness/hosts.js';
 
+/**
+ * `locus local --hosts netns` with two agents, waited for until both agents are up; `output()` is
+ * everything it printed so far.
+ */
+async function startNetnsLocal(workDir: string, extra: readonly string[]): Promise<{ proc: ChildProcess; output: () => string; exited: Promise<number | null> }> {
+  const proc = spawn(process.execPath, [LOCUS_CLI, 'local', '--hosts', 'netns', '--agents', '2', ...extra, '--port', '0', '--work-dir', workDir, '--isolation', 'process'], {
+    stdio: ['ignore', 'pipe', 'pipe'], env: { ...process.env, LOCUS_LOG_LEVEL: 'warn' },
+  });
+  let out = '';
+  proc.stdout?.on('data', (b: Buffer) => { out += b.toString(); });
+  proc.stderr?.on('data', (b: Buffer) => { out += b.toString(); });
+  const exited = new Promise<number | null>((r) => proc.once('exit', (code) => r(code)));
+  const deadline = Date.now() + 60_000;
+  while ((out.match(/locus: agent /g) ?? []).length < 2 || !out.includes('Ctrl-C')) {
+    if (proc.exitCode !== null) throw new Error(`locus local exited ${proc.exitCode}: ${out}`);
+    if (Date.now() > deadline) {
+      proc.kill('SIGKILL');
+      await exited;
+      await sweepStaleHosts();
+      throw new Error(`locus local --hosts netns did not start: ${out}`);
+    }
+    await new Promise((r) => setTimeout(r, 100));
+  }
+  return { proc, output: () => out, exited };
+}
+
 describeWith([NETNS], 'locus local --hosts netns', () => {
   it('runs each agent on its own host behind a rate-limited link, and cleans up on SIGINT', async () => {
     const workDir = mkdtempSync(join(tmpdir(), 'locus-local-netns-'));
-    const proc = spawn(process.execPath, [LOCUS_CLI, 'local', '--hosts', 'netns', '--agents', '2', '--link-rate', '50mbit', '--port', '0', '--work-dir', workDir, '--isolation', 'process'], {
-      stdio: ['ignore', 'pipe', 'pipe'], env: { ...process.env, LOCUS_LOG_LEVEL: 'warn' },
-    });
-    let out = '';
-    proc.stdout.on('data', (b: Buffer) => { out += b.toString(); });
-    proc.stderr.on('data', (b: Buffer) => { out += b.toString(); });
-    const exited = new Promise<number | null>((r) => proc.once('exit', (code) => r(code)));
+    const { proc, output, exited } = await startNetnsLocal(workDir, ['--link-rate', '50mbit']);
+    const out = output();
     try {
-      const deadline = Date.now() + 60_000;
-      while ((out.match(/locus: agent /g) ?? []).length < 2 || !out.includes('Ctrl-C')) {
-        if (proc.exitCode !== null) throw new Error(`locus local exited ${proc.exitCode}: ${out}`);
-        if (Date.now() > deadline) throw new Error(`locus local --hosts netns did not start: ${out}`);
-        await new Promise((r) => setTimeout(r, 100));
-      }
       const masterUrl = /^(http:\/\/10\.78\.\d+\.1:\d+)$/m.exec(out)?.[1];
       const prefix = /bridge (lx\d+)-br/.exec(out)?.[1];
       if (masterUrl === undefined || prefix === undefined) throw new Error(`no master URL or bridge in: ${out}`);
@@ -52,22 +67,12 @@ describeWith([NETNS], 'locus local --hosts netns', () => {
       rmSync(workDir, { recursive: true, force: true });
     }
   }, 120_000);
+
   it('locus data put writes replicas into the hosts\' private directories, not this machine\'s view of the hosts\' paths', async () => {
     const workDir = mkdtempSync(join(tmpdir(), 'locus-local-netns-put-'));
-    const proc = spawn(process.execPath, [LOCUS_CLI, 'local', '--hosts', 'netns', '--agents', '2', '--port', '0', '--work-dir', workDir, '--isolation', 'process'], {
-      stdio: ['ignore', 'pipe', 'pipe'], env: { ...process.env, LOCUS_LOG_LEVEL: 'warn' },
-    });
-    let out = '';
-    proc.stdout.on('data', (b: Buffer) => { out += b.toString(); });
-    proc.stderr.on('data', (b: Buffer) => { out += b.toString(); });
-    const exited = new Promise<number | null>((r) => proc.once('exit', (code) => r(code)));
+    const { proc, output, exited } = await startNetnsLocal(workDir, []);
+    const out = output();
     try {
-      const deadline = Date.now() + 60_000;
-      while ((out.match(/locus: agent /g) ?? []).length < 2 || !out.includes('Ctrl-C')) {
-        if (proc.exitCode !== null) throw new Error(`locus local exited ${proc.exitCode}: ${out}`);
-        if (Date.now() > deadline) throw new Error(`locus local --hosts netns did not start: ${out}`);
-        await new Promise((r) => setTimeout(r, 100));
-      }
       const privateDirs = [...out.matchAll(/locus: agent (\S+) at .*; private dir (\S+)$/gm)].map((m) => ({ host: m[1] ?? '', dir: m[2] ?? '' }));
       expect(privateDirs).toHaveLength(2);
       const src = join(workDir, 'words.txt');
