@@ -1,4 +1,4 @@
-import { mkdir, readFile, writeFile } from 'node:fs/promises';
+import { mkdir, stat, writeFile } from 'node:fs/promises';
 import { join } from 'node:path';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { LocusError } from '../../src/core/errors.js';
@@ -32,9 +32,8 @@ describeWith([GLUSTER], 'GlusterFS backend against a real glusterd with fake hos
       expect(bricks).toHaveLength(1);
       expect(f.splits[0]?.hosts).toEqual([bricks[0]?.host]);
       expect(gluster.hosts).toContain(f.splits[0]?.hosts[0]);
-      // The brick's own copy is readable on that host.
-      expect(f.splits[0]?.localPaths?.[bricks[0]?.host ?? '']).toBe(bricks[0]?.path);
-      expect(await readFile(bricks[0]?.path ?? '', 'utf8')).toBe(await readFile(abs, 'utf8'));
+      // Tasks read through the mount on every host, never the brick's copy.
+      expect(f.splits[0]?.localPaths).toBeUndefined();
       expect(f.localPath).toBe(abs);
       seen.add(f.splits[0]?.hosts[0] ?? '');
     }
@@ -53,6 +52,26 @@ describeWith([GLUSTER], 'GlusterFS backend against a real glusterd with fake hos
       // AFR lists the replica set's bricks in varying order between calls; the set is what counts.
       for (const s of f.splits) expect(new Set(s.hosts)).toEqual(new Set(bricks.map((b) => b.host)));
       expect(new Set(f.splits[0]?.hosts).size).toBe(2);
+    }
+  });
+
+  it('hands tasks the whole file of a sharded volume, not the first shard a brick holds', async () => {
+    // With features.shard a brick's copy of a file holds only its first shard
+    // (the rest lives under the volume's .shard directory): a task given the
+    // brick path read 4 MiB of a 10 MB file and succeeded.
+    await gluster.cli(['volume', 'set', 'repl', 'features.shard', 'on']);
+    await gluster.cli(['volume', 'set', 'repl', 'features.shard-block-size', '4MB']);
+    const abs = join(gluster.mounts['repl'] as string, 'sharded.bin');
+    await writeFile(abs, Buffer.alloc(10 * 1000 * 1000, 7));
+    const bricks = parsePathinfo(await gluster.pathinfo(abs));
+    expect((await stat(bricks[0]?.path ?? '')).size).toBe(4 * 1024 * 1024);
+    const [f] = await registry.resolve('glusterfs://repl/sharded.bin', { split: 'block' });
+    expect(f?.size).toBe(10 * 1000 * 1000);
+    for (const s of f?.splits ?? []) {
+      for (const h of s.hosts) {
+        const path = s.localPaths?.[h] ?? f?.localPath ?? '';
+        expect((await stat(path)).size).toBeGreaterThanOrEqual(s.offset + s.length);
+      }
     }
   });
 

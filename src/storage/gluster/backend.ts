@@ -3,8 +3,10 @@
  * volume's configured FUSE mount. The virtual xattr
  * `trusted.glusterfs.pathinfo` names the bricks (host:path) holding a file:
  * one brick on a distributed volume, the replica set's bricks on a
- * replicated one. Whole files live on one brick set (no sharding), so every
- * split of a file has the same hosts; each host can read the brick's copy.
+ * replicated one. Every split of a file gets the hosts of the file's brick
+ * set. Tasks read the file through the mount, never a brick's own copy: a
+ * brick holds only the first shard of a file on a sharded volume, and a
+ * replica may be stale until self-heal has run; only the client sees the file.
  */
 import { createReadStream } from 'node:fs';
 import type { Readable } from 'node:stream';
@@ -81,7 +83,8 @@ export class GlusterBackend implements StorageBackend {
         }
         const bricks = parsePathinfo(pathinfo);
         if (bricks.length === 0) throw storageError('PROTOCOL', fileUri, `unrecognised pathinfo '${pathinfo}'`);
-        const replicas: StorageReplica[] = bricks.map((b) => ({ names: [b.host], path: b.path }));
+        // No per-host path: the brick path is Gluster's back end (see the header).
+        const replicas: StorageReplica[] = bricks.map((b) => ({ names: [b.host] }));
         return fileLocations(fileUri, f.size, uniformBlocks(f.size, this.config.splitSize ?? 128 * 1024 * 1024, replicas), options.split, this.mapper, abs);
       });
     } catch (err) {
