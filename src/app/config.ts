@@ -201,7 +201,7 @@ function hostMapFromDoc(doc: unknown, source: string): HostMapConfig {
 }
 
 /** The name of the user this process runs as, or undefined when the system cannot say. */
-function processUser(): string | undefined {
+export function processUser(): string | undefined {
   try {
     return userInfo().username;
   } catch {
