@@ -29,12 +29,15 @@ describe('locus locate hdfs://', () => {
   // Environments of daemons, cron jobs and containers often carry no $USER.
   const noUser = Object.fromEntries(Object.entries(process.env).filter(([k]) => k !== 'USER' && k !== 'LOGNAME'));
   let open: WebHdfsServer;
+  let secure: WebHdfsServer;
   beforeAll(async () => {
     ensureBuilt();
     open = await startWebHdfsServer({ files: [{ path: '/mine/a.csv', size: 100, owner: me }] });
+    secure = await startWebHdfsServer({ files: [{ path: '/data/a.csv', size: 100 }], delegationToken: 'tok-1', bind: { namenode: '127.0.0.1', datanode: '127.0.0.3' } });
   });
   afterAll(async () => {
     await open?.close();
+    await secure?.close();
   });
 
   it('sends the user it runs as when $USER is unset, as the framework does, not dr.who', async () => {
@@ -42,5 +45,15 @@ describe('locus locate hdfs://', () => {
     expect(r.stderr).toBe('');
     expect(r.code).toBe(0);
     expect(open.log.some((l) => l.includes(`user.name=${me}`))).toBe(true);
+  });
+
+  it('says a secure NameNode wants a delegation token instead of "Unknown error"', async () => {
+    const r = await locate([`hdfs://127.0.0.1:${secure.port}/data/`], noUser);
+    expect(r.code).toBe(1);
+    expect(r.stderr).not.toMatch(/Unknown error/);
+    expect(r.stderr).toMatch(new RegExp(`hdfs://127\\.0\\.0\\.1:${secure.port}/data/: .*authentication required by .* \\(Kerberos\\): give a delegation token .*--webhdfs-token`));
+    const ok = await locate([`hdfs://127.0.0.1:${secure.port}/data/`, '--webhdfs-token', 'tok-1', '--json'], noUser);
+    expect(ok.code).toBe(0);
+    expect(JSON.parse(ok.stdout)).toMatchObject({ files: [{ uri: `hdfs://127.0.0.1:${secure.port}/data/a.csv`, size: 100 }] });
   });
 });
