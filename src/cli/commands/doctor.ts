@@ -267,6 +267,16 @@ export async function frameworkCheck(t: DoctorTargets): Promise<CheckResult | un
   try {
     const r = await fetchWithTimeout(`${base}/readyz`, t.timeoutMs);
     const body = (await r.json().catch(() => ({}))) as { subscribed?: boolean; redis?: boolean };
+    // Locus's /readyz always says both; an answer without them (a master's or
+    // a web server's 404, or 200) is another service at that address, which
+    // would otherwise pass as ready or be blamed on the framework's Redis.
+    if (typeof body.subscribed !== 'boolean' || typeof body.redis !== 'boolean') {
+      return {
+        name: 'framework', status: 'fail', summary: `${base} is not a Locus API (/readyz answered ${r.status} without its subscribed and redis fields)`,
+        fix: "point --server / LOCUS_SERVER at the framework's HTTP API (its http-port, 8080 by default), not the Mesos master or another service",
+        details: [],
+      };
+    }
     if (r.ok) return { name: 'framework', status: 'ok', summary: `${base} is subscribed to its master and connected to Redis`, details: [] };
     const missing = [...(body.subscribed === false ? ['not subscribed to a master'] : []), ...(body.redis === false ? ['not connected to Redis'] : [])];
     return {
