@@ -2,7 +2,7 @@ import { mkdir, stat, writeFile } from 'node:fs/promises';
 import { join } from 'node:path';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { LocusError } from '../../src/core/errors.js';
-import { parsePathinfo } from '../../src/storage/gluster/backend.js';
+import { parsePathinfo, pathinfoVolume } from '../../src/storage/gluster/backend.js';
 import { createStorageRegistry, type StorageRegistry } from '../../src/storage/registry.js';
 import { startGluster, type TestGluster } from '../harness/gluster.js';
 import { GLUSTER, describeWith } from '../harness/requires.js';
@@ -75,6 +75,18 @@ describeWith([GLUSTER], 'GlusterFS backend against a real glusterd with fake hos
     }
   });
 
+  it("refuses a mount of another volume configured under the URI's volume, instead of placing by its bricks", async () => {
+    const swapped = createStorageRegistry({ gluster: { mounts: { repl: gluster.mounts['dist'] as string } }, cache: { ttlMs: 0 } });
+    try {
+      const e = await swapped.resolve('glusterfs://repl/', { split: 'file' }).catch((err: unknown) => err);
+      expect(e).toBeInstanceOf(LocusError);
+      expect((e as LocusError).code).toBe('INVALID_FIELD');
+      expect((e as LocusError).message).toContain(`${gluster.mounts['dist'] as string} is a mount of volume 'dist', not 'repl'`);
+    } finally {
+      await swapped.close();
+    }
+  });
+
   it('maps brick hosts through the host map', async () => {
     const [a, b, c] = gluster.hosts as [string, string, string];
     const mapped = createStorageRegistry({ gluster: { mounts: gluster.mounts }, hostMap: { hosts: { [a]: 'agent-1', [b]: 'agent-2', [c]: 'agent-3' }, racks: { 'agent-1': 'r1', 'agent-2': 'r1', 'agent-3': 'r2' } } });
@@ -104,5 +116,8 @@ describe('pathinfo parsing', () => {
     expect(parsePathinfo('(<DISTRIBUTE:gv0-dht> <POSIX(/b/agent-c/gv0):agent-c:/b/agent-c/gv0/f1.txt>)')).toEqual([{ brickRoot: '/b/agent-c/gv0', host: 'agent-c', path: '/b/agent-c/gv0/f1.txt' }]);
     const v = '(<DISTRIBUTE:gvr-dht> (<REPLICATE:gvr-replicate-0> <POSIX(/b/b/gvr1):agent-b:/b/b/gvr1/r2.txt> <POSIX(/b/a/gvr1):agent-a:/b/a/gvr1/r2.txt>))';
     expect(parsePathinfo(v).map((b) => b.host)).toEqual(['agent-b', 'agent-a']);
+    expect(pathinfoVolume(v)).toBe('gvr');
+    expect(pathinfoVolume('(<REPLICATE:my-vol-replicate-0> <POSIX(/b):h:/b/f>)')).toBe('my-vol');
+    expect(pathinfoVolume('<POSIX(/b):h:/b/f>')).toBeUndefined();
   });
 });

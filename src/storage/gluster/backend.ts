@@ -46,6 +46,18 @@ export function parsePathinfo(value: string): GlusterBrick[] {
   return out;
 }
 
+/**
+ * The volume a pathinfo value comes from, read from its outermost translator
+ * (`<DISTRIBUTE:gv0-dht>`, `<REPLICATE:gv0-replicate-0>`, ...), or undefined
+ * when the value does not name one in a form known here.
+ */
+export function pathinfoVolume(value: string): string | undefined {
+  const m = /<[A-Z-]+:([^>]+)>/.exec(value);
+  const xlator = m?.[1];
+  if (xlator === undefined) return undefined;
+  return /^(.+)-(?:dht|replicate-\d+|disperse-\d+|client-\d+|stripe-\d+)$/.exec(xlator)?.[1];
+}
+
 /** The GlusterFS backend. */
 export class GlusterBackend implements StorageBackend {
   readonly schemes = ['glusterfs', 'gluster'] as const;
@@ -80,6 +92,12 @@ export class GlusterBackend implements StorageBackend {
         const pathinfo = values.get(abs);
         if (pathinfo === undefined) {
           throw storageError('STORAGE', fileUri, `no trusted.glusterfs.pathinfo on ${abs} (${errors.get(abs) ?? 'unknown'}); is ${mount} a GlusterFS mount?`);
+        }
+        // A mount of another volume configured under this name would place the
+        // job's tasks by that volume's bricks and read that volume's files.
+        const actual = pathinfoVolume(pathinfo);
+        if (actual !== undefined && actual !== volume) {
+          throw storageError('INVALID_FIELD', fileUri, `${mount} is a mount of volume '${actual}', not '${volume}': correct the gluster-mounts entry for '${volume}'`);
         }
         const bricks = parsePathinfo(pathinfo);
         if (bricks.length === 0) throw storageError('PROTOCOL', fileUri, `unrecognised pathinfo '${pathinfo}'`);
