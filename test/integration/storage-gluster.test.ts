@@ -108,6 +108,8 @@ describeWith([GLUSTER], 'GlusterFS backend against a real glusterd with fake hos
     expect((e1 as LocusError).message).toContain('glusterfs://dist/nope.txt');
     const e2 = await registry.resolve('glusterfs://other/x', { split: 'file' }).catch((e: unknown) => e);
     expect((e2 as LocusError).message).toMatch(/glusterfs:\/\/other\/x: no mount configured for volume 'other'/);
+    const e3 = await registry.resolve('glusterfs:///dist/f1.txt', { split: 'file' }).catch((e: unknown) => e);
+    expect((e3 as LocusError).message).toBe('glusterfs:///dist/f1.txt: names no volume (expected glusterfs://volume/path)');
   });
 });
 

@@ -66,6 +66,8 @@ export class GlusterBackend implements StorageBackend {
 
   private mountOf(uri: string): { mount: string; path: string; volume: string } {
     const u = parseStorageUri(uri);
+    // `glusterfs:///path` (the cephfs:/// habit) names no volume: say that, not "no mount for volume ''".
+    if (u.authority === '') throw storageError('INVALID_FIELD', uri, 'names no volume (expected glusterfs://volume/path)');
     const mount = this.config.mounts[u.authority];
     if (mount === undefined) {
       const known = Object.keys(this.config.mounts);
