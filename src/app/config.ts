@@ -14,7 +14,7 @@ import { LocusError, invalidField } from '../core/errors.js';
 import { isObject } from '../core/decode.js';
 import { parseDurationMs, parseSizeMiB } from '../core/units.js';
 import type { IsolationMode } from '../executor/isolation/types.js';
-import { decodeHostMap, type HostMapConfig } from '../storage/hostmap.js';
+import { decodeHostMap, fullFormHostMap, type HostMapConfig } from '../storage/hostmap.js';
 import type { LogFormat } from '../obs/log.js';
 
 /**
@@ -194,10 +194,7 @@ export function resolveHostMap(value: unknown): { map: HostMapConfig | undefined
 function hostMapFromDoc(doc: unknown, source: string): HostMapConfig {
   if (doc === null || doc === undefined) return {};
   if (!isObject(doc)) throw invalidField('host-map', `${source}: must be a map`);
-  const keys = Object.keys(doc);
-  // The full form has only these two keys, each a map; anything else is the short form.
-  const full = keys.length > 0 && keys.every((k) => (k === 'hosts' || k === 'racks') && isObject(doc[k]));
-  return decodeHostMap(full ? doc : { hosts: Object.fromEntries(Object.entries(doc).map(([k, v]) => [k, typeof v === 'number' ? String(v) : v])) }, source);
+  return decodeHostMap(fullFormHostMap(doc), source);
 }
 
 /**

@@ -1,10 +1,12 @@
 /**
  * `locus locate hdfs://…` through the built binary against the loopback
- * NameNode: which user it is, and what it says when the NameNode wants
- * more than a user name.
+ * NameNode: which user it is, the host-map forms it takes, and what it says
+ * when the NameNode wants more than a user name.
  */
 import { execFile } from 'node:child_process';
-import { userInfo } from 'node:os';
+import { mkdtempSync, rmSync, writeFileSync } from 'node:fs';
+import { join } from 'node:path';
+import { tmpdir, userInfo } from 'node:os';
 import { promisify } from 'node:util';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { LOCUS_CLI, ensureBuilt } from '../harness/build.js';
@@ -45,6 +47,28 @@ describe('locus locate hdfs://', () => {
     expect(r.stderr).toBe('');
     expect(r.code).toBe(0);
     expect(open.log.some((l) => l.includes(`user.name=${me}`))).toBe(true);
+  });
+
+  it('takes a host-map file in the short form, as the framework does', async () => {
+    // The guide's short form: storage host: agent host. The framework's host-map took it; locate refused it.
+    const dir = mkdtempSync(join(tmpdir(), 'locus-locate-'));
+    try {
+      const short = join(dir, 'short.yaml');
+      writeFileSync(short, 'dn-a: agent-1\ndn-b: agent-2\ndn-c: agent-3\ndn-d: agent-4\n');
+      const full = join(dir, 'full.yaml');
+      writeFileSync(full, 'hosts:\n  dn-a: agent-1\n  dn-b: agent-2\n  dn-c: agent-3\n  dn-d: agent-4\n');
+      const outs: unknown[] = [];
+      for (const file of [short, full]) {
+        const r = await locate([`hdfs://127.0.0.1:${open.port}/mine/a.csv`, '--json', '--host-map', file], noUser);
+        expect(r.stderr, file).toBe('');
+        const doc = JSON.parse(r.stdout) as { files: { splits: { hosts: string[] }[] }[] };
+        for (const h of doc.files[0]?.splits[0]?.hosts ?? []) expect(h).toMatch(/^agent-[1-4]$/);
+        outs.push(doc);
+      }
+      expect(outs[0]).toEqual(outs[1]);
+    } finally {
+      rmSync(dir, { recursive: true, force: true });
+    }
   });
 
   it('says a secure NameNode wants a delegation token instead of "Unknown error"', async () => {
