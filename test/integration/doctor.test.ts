@@ -160,6 +160,20 @@ describe('locus doctor', () => {
     }
   }, 60_000);
 
+  it('refuses a --timeout of 0 or no duration as a usage error naming --timeout, as mesos probe does', async () => {
+    for (const bad of ['0', '0s', 'abc']) {
+      const r = await doctor(['--master', cluster.masterUrl, '--timeout', bad]);
+      expect(r.code, bad).toBe(2);
+      expect(r.stderr, bad).toMatch(/^locus: --timeout/);
+      expect(r.stdout, bad).toBe('');
+    }
+    // A probe with no time to wait failed as if no master led ("no leading master found").
+    const probe = await run(process.execPath, [LOCUS_CLI, 'mesos', 'probe', '--master', cluster.masterUrl, '--timeout', '0s'], { timeout: 30_000 })
+      .then(() => ({ code: 0, stderr: '' }), (e: unknown) => e as { code: number; stderr: string });
+    expect(probe.code).toBe(2);
+    expect(probe.stderr).toBe("locus: --timeout must be more than 0, got '0s'\n");
+  }, 60_000);
+
   it('tells a code cache written for the bundle from a missing one or one for another bundle', () => {
     const dir = mkdtempSync(join(tmpdir(), 'locus-doctor-cache-'));
     try {

@@ -13,8 +13,7 @@ import { detectIsolation } from '../../executor/isolation/index.js';
 import { createDetector } from '../../mesos/detector.js';
 import { defaultExecutorMain, defaultStateDir } from '../../app/config.js';
 import { REDIS_INSTALL_HINT, redisServerAvailable } from '../../app/redis-server.js';
-import { parseDurationMs } from '../../core/units.js';
-import { parseCommand } from '../args.js';
+import { parseCommand, waitFlag } from '../args.js';
 import { syncfsHelperPath } from '../../executor/fs-flush.js';
 
 /** The outcome of one check. */
@@ -320,7 +319,7 @@ export async function run(argv: string[]): Promise<number> {
   const v = parsed.values;
   const targets: DoctorTargets = {
     master: v.master, redis: v.redis, server: v.server,
-    timeoutMs: v.timeout === undefined ? 5_000 : parseDurationMs(v.timeout, 'timeout'),
+    timeoutMs: waitFlag(v.timeout, 'timeout', 5_000),
   };
   const results: CheckResult[] = [];
   for (const check of CHECKS) {
