@@ -14,7 +14,7 @@ import { LocusError, invalidField } from '../core/errors.js';
 import { isObject } from '../core/decode.js';
 import { parseDurationMs, parseSizeMiB } from '../core/units.js';
 import type { IsolationMode } from '../executor/isolation/types.js';
-import { decodeHostMap, type HostMapConfig } from '../storage/hostmap.js';
+import { decodeHostMap, fullFormHostMap, type HostMapConfig } from '../storage/hostmap.js';
 import type { LogFormat } from '../obs/log.js';
 
 /**
@@ -194,14 +194,42 @@ export function resolveHostMap(value: unknown): { map: HostMapConfig | undefined
 function hostMapFromDoc(doc: unknown, source: string): HostMapConfig {
   if (doc === null || doc === undefined) return {};
   if (!isObject(doc)) throw invalidField('host-map', `${source}: must be a map`);
-  const keys = Object.keys(doc);
-  // The full form has only these two keys, each a map; anything else is the short form.
-  const full = keys.length > 0 && keys.every((k) => (k === 'hosts' || k === 'racks') && isObject(doc[k]));
-  return decodeHostMap(full ? doc : { hosts: Object.fromEntries(Object.entries(doc).map(([k, v]) => [k, typeof v === 'number' ? String(v) : v])) }, source);
+  return decodeHostMap(fullFormHostMap(doc), source);
+}
+
+/**
+ * The token of an `hdfs-delegation-token-file`: what WebHDFS's `delegation=`
+ * takes is the token's URL string (Hadoop's Token.encodeToUrlString, URL-safe
+ * base64), as `op=GETDELEGATIONTOKEN` answers it in `{"Token":{"urlString"}}`;
+ * that answer saved as is is taken too. `hdfs fetchdt` writes a binary
+ * credentials file instead: sent as text, the NameNode refuses it as an
+ * invalid token and nothing says why, so it is refused here, saying what to give.
+ */
+export function decodeDelegationToken(raw: Buffer, file: string): string {
+  if (raw.subarray(0, 4).toString('latin1') === 'HDTS') {
+    throw invalidField('hdfs-delegation-token-file', `${file} is a Hadoop credentials file (as 'hdfs fetchdt' writes), not a token's URL string: save the urlString of 'curl "http://<namenode>:9870/webhdfs/v1/?op=GETDELEGATIONTOKEN&renewer=<user>" --negotiate -u :' in it (the whole JSON answer will do)`);
+  }
+  let text = raw.toString('utf8').trim();
+  if (text === '') throw invalidField('hdfs-delegation-token-file', `${file} is empty`);
+  if (text.startsWith('{')) {
+    let doc: unknown;
+    try {
+      doc = JSON.parse(text) as unknown;
+    } catch (err) {
+      throw invalidField('hdfs-delegation-token-file', `${file} is not valid JSON: ${(err as Error).message}`);
+    }
+    const token = isObject(doc) && isObject(doc['Token']) ? doc['Token']['urlString'] : undefined;
+    if (typeof token !== 'string') throw invalidField('hdfs-delegation-token-file', `${file} is JSON without Token.urlString (expected the answer of op=GETDELEGATIONTOKEN)`);
+    text = token;
+  }
+  if (!/^[A-Za-z0-9_-]+$/.test(text)) {
+    throw invalidField('hdfs-delegation-token-file', `${file} does not hold a delegation token's URL string (URL-safe base64: letters, digits, '-' and '_')`);
+  }
+  return text;
 }
 
 /** The name of the user this process runs as, or undefined when the system cannot say. */
-function processUser(): string | undefined {
+export function processUser(): string | undefined {
   try {
     return userInfo().username;
   } catch {
@@ -331,12 +359,13 @@ export function resolveSettings(flags: RawSettings, file: Readonly<Record<string
   const tokenFile = str('hdfs-delegation-token-file');
   let hdfsDelegationToken: string | undefined;
   if (tokenFile !== undefined) {
+    let raw: Buffer;
     try {
-      hdfsDelegationToken = readFileSync(tokenFile, 'utf8').trim();
+      raw = readFileSync(tokenFile);
     } catch (err) {
       throw invalidField('hdfs-delegation-token-file', `cannot read ${tokenFile}: ${(err as Error).message}`);
     }
-    if (hdfsDelegationToken === '') throw invalidField('hdfs-delegation-token-file', `${tokenFile} is empty`);
+    hdfsDelegationToken = decodeDelegationToken(raw, tokenFile);
   }
   const executorImage = str('executor-image');
   const executorUri = str('executor-uri');

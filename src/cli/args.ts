@@ -4,6 +4,7 @@
  * and reads defaults from LOCUS_* environment variables.
  */
 import { parseArgs, type ParseArgsConfig } from 'node:util';
+import { parseDurationMs } from '../core/units.js';
 
 /** A usage error: printed as `locus: <message>`, exit status 2. */
 export class CliUsageError extends Error {
@@ -67,4 +68,21 @@ export function intFlag(value: string | undefined, flag: string, fallback: numbe
   const n = /^[0-9]{1,15}$/.test(value) ? Number(value) : NaN;
   if (!Number.isInteger(n) || n < min) throw new CliUsageError(`--${flag} must be an integer >= ${min}, got '${value}'`, flag);
   return n;
+}
+
+/**
+ * A duration flag that must be more than zero (a wait), or a usage error
+ * naming it: a wait of 0 can only fail, and did so with the reason of a wait
+ * that ran out ("no leading master found" of an http:// master).
+ */
+export function waitFlag(value: string | undefined, flag: string, fallbackMs: number): number {
+  if (value === undefined) return fallbackMs;
+  let ms: number;
+  try {
+    ms = parseDurationMs(value, `--${flag}`);
+  } catch (err) {
+    throw new CliUsageError((err as Error).message, flag);
+  }
+  if (ms <= 0) throw new CliUsageError(`--${flag} must be more than 0, got '${value}'`, flag);
+  return ms;
 }

@@ -5,7 +5,7 @@
  * agent's rack. Without a mapping, storage names are used as they are.
  */
 import { readFile } from 'node:fs/promises';
-import { asObject, asString } from '../core/decode.js';
+import { asObject, asString, isObject } from '../core/decode.js';
 import { LocusError } from '../core/errors.js';
 
 /** The mapping as configured (a host-map file is this, in JSON or YAML). */
@@ -72,6 +72,19 @@ export class HostMapper {
   }
 }
 
+/**
+ * A host-map document in either documented form, as the full form: a map with
+ * only `hosts` and `racks`, each a map, is the full form; any other map is the
+ * short form, storage host: agent host (a number, as YAML reads some names, as
+ * text). The framework's `host-map` and `locus locate --host-map` both read
+ * files through this, so a file one takes the other takes too.
+ */
+export function fullFormHostMap(doc: Readonly<Record<string, unknown>>): Record<string, unknown> {
+  const keys = Object.keys(doc);
+  const full = keys.length > 0 && keys.every((k) => (k === 'hosts' || k === 'racks') && isObject(doc[k]));
+  return full ? { ...doc } : { hosts: Object.fromEntries(Object.entries(doc).map(([k, v]) => [k, typeof v === 'number' ? String(v) : v])) };
+}
+
 /** Validate a host-map document (already parsed). */
 export function decodeHostMap(doc: unknown, source: string): HostMapConfig {
   try {
@@ -109,5 +122,5 @@ export async function loadHostMap(file: string): Promise<HostMapConfig> {
   } catch (err) {
     throw new LocusError('INVALID_FIELD', `host map ${file}: not JSON or YAML (${(err as Error).message})`, { field: 'hostMap', cause: err });
   }
-  return decodeHostMap(doc, file);
+  return decodeHostMap(isObject(doc) ? fullFormHostMap(doc) : doc, file);
 }

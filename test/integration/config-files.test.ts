@@ -290,6 +290,14 @@ describe('storage options reach the storage backends', () => {
     const tok = join(dir, 'hdfs.token');
     writeFileSync(tok, 'HAAEaGRmcwAAAA\n');
     expect(resolveSettings({ ...base, 'hdfs-delegation-token-file': tok }).hdfsDelegationToken).toBe('HAAEaGRmcwAAAA');
+    // The answer of op=GETDELEGATIONTOKEN, saved as is.
+    writeFileSync(tok, JSON.stringify({ Token: { urlString: 'JQAIaGRmcy11c2Vy' } }));
+    expect(resolveSettings({ ...base, 'hdfs-delegation-token-file': tok }).hdfsDelegationToken).toBe('JQAIaGRmcy11c2Vy');
+    // What `hdfs fetchdt` writes: a binary credentials file, which the NameNode would refuse with no hint why.
+    writeFileSync(tok, Buffer.concat([Buffer.from('HDTS'), Buffer.from([0, 0, 1, 0x1d, 0x31, 0x32, 0x37, 0xff, 0x00])]));
+    expect(() => resolveSettings({ ...base, 'hdfs-delegation-token-file': tok })).toThrow(/is a Hadoop credentials file \(as 'hdfs fetchdt' writes\), not a token's URL string: save the urlString of .*op=GETDELEGATIONTOKEN/);
+    writeFileSync(tok, 'not a token\n');
+    expect(() => resolveSettings({ ...base, 'hdfs-delegation-token-file': tok })).toThrow(/does not hold a delegation token's URL string/);
     expect(resolveSettings({ ...base, 'ceph-id': 'locus' }).cephClientName).toBe('client.locus');
     expect(() => resolveSettings({ ...base, checkpoint: 'false' })).toThrow(/checkpoint/);
     expect(resolveSettings({ ...base, 'executor-cpus': '0.25', 'executor-mem': '256MiB' })).toMatchObject({ executorCpus: 0.25, executorMemMiB: 256 });

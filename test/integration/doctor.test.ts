@@ -138,6 +138,42 @@ describe('locus doctor', () => {
     }
   }, 60_000);
 
+  it("FAILs a --server that is not a Locus API (the master's address) instead of blaming Redis or passing it", async () => {
+    const r = await doctor(['--server', cluster.masterUrl]);
+    const fw = lines(r.stdout).find((l) => l.name === 'framework');
+    expect(fw?.status, r.stdout).toBe('FAIL');
+    expect(fw?.text).toContain(`${cluster.masterUrl} is not a Locus API (/readyz answered 404`);
+    expect(fw?.text).toContain("— fix: point --server / LOCUS_SERVER at the framework's HTTP API");
+    expect(fw?.text).not.toContain('--redis');
+    expect(r.code).toBe(1);
+    // A server that answers 200 to anything is not taken for a ready framework either.
+    const { createServer } = await import('node:http');
+    const srv = createServer((_req, res) => res.writeHead(200, { 'content-type': 'text/html' }).end('<html></html>'));
+    await new Promise<void>((done) => srv.listen(0, '127.0.0.1', () => done()));
+    try {
+      const port = (srv.address() as { port: number }).port;
+      const any = await doctor(['--server', `http://127.0.0.1:${port}`]);
+      expect(lines(any.stdout).find((l) => l.name === 'framework')?.status, any.stdout).toBe('FAIL');
+      expect(any.code).toBe(1);
+    } finally {
+      srv.close();
+    }
+  }, 60_000);
+
+  it('refuses a --timeout of 0 or no duration as a usage error naming --timeout, as mesos probe does', async () => {
+    for (const bad of ['0', '0s', 'abc']) {
+      const r = await doctor(['--master', cluster.masterUrl, '--timeout', bad]);
+      expect(r.code, bad).toBe(2);
+      expect(r.stderr, bad).toMatch(/^locus: --timeout/);
+      expect(r.stdout, bad).toBe('');
+    }
+    // A probe with no time to wait failed as if no master led ("no leading master found").
+    const probe = await run(process.execPath, [LOCUS_CLI, 'mesos', 'probe', '--master', cluster.masterUrl, '--timeout', '0s'], { timeout: 30_000 })
+      .then(() => ({ code: 0, stderr: '' }), (e: unknown) => e as { code: number; stderr: string });
+    expect(probe.code).toBe(2);
+    expect(probe.stderr).toBe("locus: --timeout must be more than 0, got '0s'\n");
+  }, 60_000);
+
   it('tells a code cache written for the bundle from a missing one or one for another bundle', () => {
     const dir = mkdtempSync(join(tmpdir(), 'locus-doctor-cache-'));
     try {

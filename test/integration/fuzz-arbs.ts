@@ -622,7 +622,10 @@ export const cliInput: fc.Arbitrary<CliInput> = fc.oneof(
     { args: ['job', 'x', '--server', 'not a url'], names: 'server', kind: 'usage' },
   ),
   fc.oneof(fc.stringMatching(/^[a-z0-9]{4,12}$/).map((s) => `nope-${s}`), fc.constantFrom('job-x', 'nope'))
-    .chain((id) => fc.constantFrom('job', 'cancel', 'explain').map((c): CliInput => ({ args: [c, id], names: 'NOT_FOUND', kind: 'server' }))),
+    .chain((id) => fc.constantFrom('job', 'cancel', 'explain').map((c): CliInput => (c === 'explain'
+      // None of these ids is a task id, which explain says before asking the server.
+      ? { args: [c, id], names: 'is not a task id', kind: 'usage' }
+      : { args: [c, id], names: 'NOT_FOUND', kind: 'server' }))),
   badSpecText.map((s): CliInput => ({ args: ['submit', '{file}'], names: 'INVALID', kind: 'server', file: s.text })),
 // An argument vector cannot carry a NUL byte (the kernel's strings end there): not an input the CLI can receive.
 ).filter((i) => i.args.every((a) => !a.includes('\u0000')));

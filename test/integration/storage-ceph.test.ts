@@ -158,6 +158,20 @@ describeWith([CEPH], 'Ceph backend against a real Ceph 16 cluster with fake host
     expect(ls2.split('\n').filter((l) => l.startsWith(sino.toString(16))).sort()).toEqual([0, 1, 2, 3].map((i) => objectName(sino, i)));
   });
 
+  it("says a cephx user without osd read is refused, for a listing as for one object", async () => {
+    // mon 'allow r' alone reads the maps but not the pool: a stat said "permission denied",
+    // a glob's listing said "rados failed: rados_nobjects_list_next2: Operation not permitted".
+    const keyring = join(cluster.dir, 'monly.keyring');
+    await cluster.ceph(['auth', 'get-or-create', 'client.monly', 'mon', 'allow r', '-o', keyring]);
+    const monly = new CephBackend({ conf: cluster.conf, keyring, name: 'client.monly', checkIntervalMs: 0 }, new HostMapper());
+    for (const uri of ['ceph://locality/obj1', 'ceph://locality/obj*']) {
+      const err = await monly.resolve(uri, { split: 'file' }).catch((e: unknown) => e);
+      expect(err, uri).toBeInstanceOf(LocusError);
+      expect((err as LocusError).code, uri).toBe('FORBIDDEN');
+      expect((err as LocusError).message, uri).toContain(`${uri}: permission denied (the cephx user needs osd 'allow r' on pool 'locality')`);
+    }
+  });
+
   it('reports an unreachable cluster clearly and quickly', async () => {
     const conf = join(cluster.dir, 'dead.conf');
     await writeFile(conf, `[global]\nmon_host = 127.0.0.1:1\nkeyring = ${cluster.dir}/keyring\n`);

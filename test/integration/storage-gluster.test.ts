@@ -1,8 +1,8 @@
-import { mkdir, readFile, writeFile } from 'node:fs/promises';
+import { mkdir, stat, writeFile } from 'node:fs/promises';
 import { join } from 'node:path';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { LocusError } from '../../src/core/errors.js';
-import { parsePathinfo } from '../../src/storage/gluster/backend.js';
+import { parsePathinfo, pathinfoVolume } from '../../src/storage/gluster/backend.js';
 import { createStorageRegistry, type StorageRegistry } from '../../src/storage/registry.js';
 import { startGluster, type TestGluster } from '../harness/gluster.js';
 import { GLUSTER, describeWith } from '../harness/requires.js';
@@ -32,9 +32,8 @@ describeWith([GLUSTER], 'GlusterFS backend against a real glusterd with fake hos
       expect(bricks).toHaveLength(1);
       expect(f.splits[0]?.hosts).toEqual([bricks[0]?.host]);
       expect(gluster.hosts).toContain(f.splits[0]?.hosts[0]);
-      // The brick's own copy is readable on that host.
-      expect(f.splits[0]?.localPaths?.[bricks[0]?.host ?? '']).toBe(bricks[0]?.path);
-      expect(await readFile(bricks[0]?.path ?? '', 'utf8')).toBe(await readFile(abs, 'utf8'));
+      // Tasks read through the mount on every host, never the brick's copy.
+      expect(f.splits[0]?.localPaths).toBeUndefined();
       expect(f.localPath).toBe(abs);
       seen.add(f.splits[0]?.hosts[0] ?? '');
     }
@@ -53,6 +52,38 @@ describeWith([GLUSTER], 'GlusterFS backend against a real glusterd with fake hos
       // AFR lists the replica set's bricks in varying order between calls; the set is what counts.
       for (const s of f.splits) expect(new Set(s.hosts)).toEqual(new Set(bricks.map((b) => b.host)));
       expect(new Set(f.splits[0]?.hosts).size).toBe(2);
+    }
+  });
+
+  it('hands tasks the whole file of a sharded volume, not the first shard a brick holds', async () => {
+    // With features.shard a brick's copy of a file holds only its first shard
+    // (the rest lives under the volume's .shard directory): a task given the
+    // brick path read 4 MiB of a 10 MB file and succeeded.
+    await gluster.cli(['volume', 'set', 'repl', 'features.shard', 'on']);
+    await gluster.cli(['volume', 'set', 'repl', 'features.shard-block-size', '4MB']);
+    const abs = join(gluster.mounts['repl'] as string, 'sharded.bin');
+    await writeFile(abs, Buffer.alloc(10 * 1000 * 1000, 7));
+    const bricks = parsePathinfo(await gluster.pathinfo(abs));
+    expect((await stat(bricks[0]?.path ?? '')).size).toBe(4 * 1024 * 1024);
+    const [f] = await registry.resolve('glusterfs://repl/sharded.bin', { split: 'block' });
+    expect(f?.size).toBe(10 * 1000 * 1000);
+    for (const s of f?.splits ?? []) {
+      for (const h of s.hosts) {
+        const path = s.localPaths?.[h] ?? f?.localPath ?? '';
+        expect((await stat(path)).size).toBeGreaterThanOrEqual(s.offset + s.length);
+      }
+    }
+  });
+
+  it("refuses a mount of another volume configured under the URI's volume, instead of placing by its bricks", async () => {
+    const swapped = createStorageRegistry({ gluster: { mounts: { repl: gluster.mounts['dist'] as string } }, cache: { ttlMs: 0 } });
+    try {
+      const e = await swapped.resolve('glusterfs://repl/', { split: 'file' }).catch((err: unknown) => err);
+      expect(e).toBeInstanceOf(LocusError);
+      expect((e as LocusError).code).toBe('INVALID_FIELD');
+      expect((e as LocusError).message).toContain(`${gluster.mounts['dist'] as string} is a mount of volume 'dist', not 'repl'`);
+    } finally {
+      await swapped.close();
     }
   });
 
@@ -77,6 +108,8 @@ describeWith([GLUSTER], 'GlusterFS backend against a real glusterd with fake hos
     expect((e1 as LocusError).message).toContain('glusterfs://dist/nope.txt');
     const e2 = await registry.resolve('glusterfs://other/x', { split: 'file' }).catch((e: unknown) => e);
     expect((e2 as LocusError).message).toMatch(/glusterfs:\/\/other\/x: no mount configured for volume 'other'/);
+    const e3 = await registry.resolve('glusterfs:///dist/f1.txt', { split: 'file' }).catch((e: unknown) => e);
+    expect((e3 as LocusError).message).toBe('glusterfs:///dist/f1.txt: names no volume (expected glusterfs://volume/path)');
   });
 });
 
@@ -85,5 +118,8 @@ describe('pathinfo parsing', () => {
     expect(parsePathinfo('(<DISTRIBUTE:gv0-dht> <POSIX(/b/agent-c/gv0):agent-c:/b/agent-c/gv0/f1.txt>)')).toEqual([{ brickRoot: '/b/agent-c/gv0', host: 'agent-c', path: '/b/agent-c/gv0/f1.txt' }]);
     const v = '(<DISTRIBUTE:gvr-dht> (<REPLICATE:gvr-replicate-0> <POSIX(/b/b/gvr1):agent-b:/b/b/gvr1/r2.txt> <POSIX(/b/a/gvr1):agent-a:/b/a/gvr1/r2.txt>))';
     expect(parsePathinfo(v).map((b) => b.host)).toEqual(['agent-b', 'agent-a']);
+    expect(pathinfoVolume(v)).toBe('gvr');
+    expect(pathinfoVolume('(<REPLICATE:my-vol-replicate-0> <POSIX(/b):h:/b/f>)')).toBe('my-vol');
+    expect(pathinfoVolume('<POSIX(/b):h:/b/f>')).toBeUndefined();
   });
 });

@@ -13,8 +13,7 @@ import { detectIsolation } from '../../executor/isolation/index.js';
 import { createDetector } from '../../mesos/detector.js';
 import { defaultExecutorMain, defaultStateDir } from '../../app/config.js';
 import { REDIS_INSTALL_HINT, redisServerAvailable } from '../../app/redis-server.js';
-import { parseDurationMs } from '../../core/units.js';
-import { parseCommand } from '../args.js';
+import { parseCommand, waitFlag } from '../args.js';
 import { syncfsHelperPath } from '../../executor/fs-flush.js';
 
 /** The outcome of one check. */
@@ -267,6 +266,16 @@ export async function frameworkCheck(t: DoctorTargets): Promise<CheckResult | un
   try {
     const r = await fetchWithTimeout(`${base}/readyz`, t.timeoutMs);
     const body = (await r.json().catch(() => ({}))) as { subscribed?: boolean; redis?: boolean };
+    // Locus's /readyz always says both; an answer without them (a master's or
+    // a web server's 404, or 200) is another service at that address, which
+    // would otherwise pass as ready or be blamed on the framework's Redis.
+    if (typeof body.subscribed !== 'boolean' || typeof body.redis !== 'boolean') {
+      return {
+        name: 'framework', status: 'fail', summary: `${base} is not a Locus API (/readyz answered ${r.status} without its subscribed and redis fields)`,
+        fix: "point --server / LOCUS_SERVER at the framework's HTTP API (its http-port, 8080 by default), not the Mesos master or another service",
+        details: [],
+      };
+    }
     if (r.ok) return { name: 'framework', status: 'ok', summary: `${base} is subscribed to its master and connected to Redis`, details: [] };
     const missing = [...(body.subscribed === false ? ['not subscribed to a master'] : []), ...(body.redis === false ? ['not connected to Redis'] : [])];
     return {
@@ -310,7 +319,7 @@ export async function run(argv: string[]): Promise<number> {
   const v = parsed.values;
   const targets: DoctorTargets = {
     master: v.master, redis: v.redis, server: v.server,
-    timeoutMs: v.timeout === undefined ? 5_000 : parseDurationMs(v.timeout, 'timeout'),
+    timeoutMs: waitFlag(v.timeout, 'timeout', 5_000),
   };
   const results: CheckResult[] = [];
   for (const check of CHECKS) {

@@ -5,6 +5,7 @@
  */
 import { isObject } from '../../core/decode.js';
 import { LocusError } from '../../core/errors.js';
+import { parseTaskId } from '../../scheduler/jobs/model.js';
 import { CliUsageError, parseCommand } from '../args.js';
 import { LocusClient, resolveClientConfig } from '../client.js';
 import { asJobView, formatElapsed, localityMix, JobProgress } from '../progress.js';
@@ -53,6 +54,16 @@ export function onePositional(positionals: readonly string[], what: string, help
  * and the id, ask the server, print the answer as JSON with `--json` or as
  * `render` says, and report server errors.
  */
+/**
+ * A TASK argument, checked here: the server answers a job id given for a task
+ * with "task job-… not found", which reads as if the job were missing.
+ */
+export function checkTaskId(id: string): string {
+  if (parseTaskId(id) !== undefined) return id;
+  const hint = id.startsWith('job-') ? `; '${id}' looks like a job id: its first task is ${id}.0.0, and 'locus job ${id}' lists its tasks` : '';
+  throw new CliUsageError(`'${id}' is not a task id (<jobId>.<stage>.<index>)${hint}`);
+}
+
 export async function runIdCommand(
   argv: string[], help: string, what: string,
   ask: (client: LocusClient, id: string, tenant: string | undefined) => Promise<unknown>,
@@ -61,7 +72,8 @@ export async function runIdCommand(
   const parsed = parseCommand(argv, COMMON_OPTIONS, help);
   if (!parsed) return 0;
   const f = parsed.values;
-  const id = onePositional(parsed.positionals, what, help);
+  const given = onePositional(parsed.positionals, what, help);
+  const id = what === 'TASK' ? checkTaskId(given) : given;
   const client = clientFrom(f);
   try {
     const body = await ask(client, id, f.tenant);

@@ -6,6 +6,7 @@
  */
 import { homedir } from 'node:os';
 import { join } from 'node:path';
+import { processUser } from '../../app/config.js';
 import type { FileLocations, SplitMode } from '../../core/blocks.js';
 import { parseDurationMs } from '../../core/units.js';
 import { loadHostMap } from '../../storage/hostmap.js';
@@ -29,7 +30,7 @@ options:
   --splits block|file        one split per block (default) or one per file
   --host-map FILE            JSON/YAML {hosts: {storage-host: agent-host}, racks: {agent-host: rack}}
   --timeout DUR              give up after this long (default 2m)
-  --webhdfs-user NAME        user.name for WebHDFS (default $USER)
+  --webhdfs-user NAME        user.name for WebHDFS (default: the user locate runs as)
   --webhdfs-token TOKEN      delegation token (secure clusters)
   --webhdfs-endpoint A=URL   WebHDFS base URL for an authority, e.g. nn:8020=http://nn:9870 (repeatable)
   --ceph-conf FILE           ceph.conf (default $CEPH_CONF, else /etc/ceph/ceph.conf)
@@ -113,7 +114,10 @@ export function formatReport(files: readonly FileLocations[]): string {
 
 /** Build the storage configuration from the command's flags. */
 export async function storageConfigFromFlags(values: { [K in keyof typeof OPTIONS]?: (typeof OPTIONS)[K] extends { multiple: true } ? string[] : (typeof OPTIONS)[K] extends { type: 'boolean' } ? boolean : string }): Promise<StorageConfig> {
-  const user = values['webhdfs-user'] ?? process.env['USER'];
+  // The framework's default (hdfs-user): the process's user, as Hadoop's clients send.
+  // $USER is unset under systemd, cron and in containers, and without a user.name
+  // the NameNode takes the caller for dr.who, so locate and jobs saw different files.
+  const user = values['webhdfs-user'] ?? processUser();
   const token = values['webhdfs-token'];
   return {
     ...(values['host-map'] === undefined ? {} : { hostMap: await loadHostMap(values['host-map']) }),

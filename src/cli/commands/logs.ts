@@ -4,7 +4,7 @@
  * the task ends, across retries.
  */
 import { CliUsageError, intFlag, parseCommand } from '../args.js';
-import { COMMON_HELP, COMMON_OPTIONS, clientFrom, onePositional, reportError } from './job.js';
+import { COMMON_HELP, COMMON_OPTIONS, checkTaskId, clientFrom, onePositional, reportError } from './job.js';
 
 const HELP = `usage: locus logs TASK [options]
 
@@ -31,10 +31,11 @@ export async function run(argv: string[]): Promise<number> {
   const parsed = parseCommand(argv, OPTIONS, HELP);
   if (!parsed) return 0;
   const f = parsed.values;
-  const task = onePositional(parsed.positionals, 'TASK', HELP);
+  const given = onePositional(parsed.positionals, 'TASK', HELP);
   if (f.json === true) throw new CliUsageError('logs prints text; --json is not supported');
   const tail = f.tail === undefined ? undefined : String(intFlag(f.tail, 'tail', 0));
   const attempt = f.attempt === undefined ? undefined : String(intFlag(f.attempt, 'attempt', 1, 1));
+  const task = checkTaskId(given);
   const client = clientFrom(f);
   const path = `/v1/tasks/${encodeURIComponent(task)}/logs`;
   const query = {

@@ -7,13 +7,13 @@
 import { readFileSync } from 'node:fs';
 import { LocusError, asLocusError } from '../../core/errors.js';
 import { DEFAULT_ROLE } from '../../core/tenants.js';
-import { formatMiB, parseDurationMs } from '../../core/units.js';
+import { formatMiB } from '../../core/units.js';
 import { createLogger, silentLogger } from '../../obs/log.js';
 import {
   SchedulerClient, buildFrameworkInfo, formatRanges, isPersistentVolume, isReserved, persistentVolumes, portRanges,
   reservationLabels, currentReservation, toVector, type Offer, type Resource, type SubscriptionInfo,
 } from '../../mesos/index.js';
-import { CliUsageError, parseCommand, required } from '../args.js';
+import { CliUsageError, parseCommand, required, waitFlag } from '../args.js';
 
 const HELP = `usage: locus mesos probe --master <http://host:5050 | zk://host:2181/mesos> [options]
 
@@ -123,7 +123,7 @@ async function probe(argv: string[]): Promise<number> {
   const v = parsed.values;
   const master = required(v.master, 'master');
   if (v['secret-file'] !== undefined && v.principal === undefined) throw new CliUsageError('--secret-file needs --principal');
-  const timeoutMs = parseDurationMs(v.timeout ?? '10s', 'timeout');
+  const timeoutMs = waitFlag(v.timeout, 'timeout', 10_000);
   // The framework's own default: a probe of another role could pass where the framework is refused.
   const role = v.role ?? DEFAULT_ROLE;
   const credentials = v.principal !== undefined ? { principal: v.principal, secret: v['secret-file'] !== undefined ? readSecret(v['secret-file']) : '' } : undefined;

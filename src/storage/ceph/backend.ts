@@ -102,7 +102,10 @@ export class CephBackend implements StorageBackend {
     } catch (err) {
       if (err instanceof ToolError) {
         if (/No such file or directory|\(2\)/.test(err.stderr)) throw storageError('NOT_FOUND', uri, 'no such object');
-        if (/Permission denied|\(13\)|\(1\) Operation not permitted/.test(err.stderr)) throw storageError('FORBIDDEN', uri, `permission denied: ${err.stderr.trim()}`);
+        // Listing says "rados_nobjects_list_next2: Operation not permitted", without the "(1)" of a stat.
+        if (/Permission denied|\(13\)|Operation not permitted/.test(err.stderr)) {
+          throw storageError('FORBIDDEN', uri, `permission denied (the cephx user needs osd 'allow r' on pool '${pool}'): ${err.stderr.trim().split('\n').pop() ?? ''}`);
+        }
         if (err.timedOut) throw storageError('TIMEOUT', uri, 'rados did not answer in time');
         throw storageError('STORAGE', uri, `rados failed: ${err.stderr.trim().split('\n').pop() ?? ''}`);
       }

@@ -3,8 +3,10 @@
  * volume's configured FUSE mount. The virtual xattr
  * `trusted.glusterfs.pathinfo` names the bricks (host:path) holding a file:
  * one brick on a distributed volume, the replica set's bricks on a
- * replicated one. Whole files live on one brick set (no sharding), so every
- * split of a file has the same hosts; each host can read the brick's copy.
+ * replicated one. Every split of a file gets the hosts of the file's brick
+ * set. Tasks read the file through the mount, never a brick's own copy: a
+ * brick holds only the first shard of a file on a sharded volume, and a
+ * replica may be stale until self-heal has run; only the client sees the file.
  */
 import { createReadStream } from 'node:fs';
 import type { Readable } from 'node:stream';
@@ -44,6 +46,18 @@ export function parsePathinfo(value: string): GlusterBrick[] {
   return out;
 }
 
+/**
+ * The volume a pathinfo value comes from, read from its outermost translator
+ * (`<DISTRIBUTE:gv0-dht>`, `<REPLICATE:gv0-replicate-0>`, ...), or undefined
+ * when the value does not name one in a form known here.
+ */
+export function pathinfoVolume(value: string): string | undefined {
+  const m = /<[A-Z-]+:([^>]+)>/.exec(value);
+  const xlator = m?.[1];
+  if (xlator === undefined) return undefined;
+  return /^(.+)-(?:dht|replicate-\d+|disperse-\d+|client-\d+|stripe-\d+)$/.exec(xlator)?.[1];
+}
+
 /** The GlusterFS backend. */
 export class GlusterBackend implements StorageBackend {
   readonly schemes = ['glusterfs', 'gluster'] as const;
@@ -52,6 +66,8 @@ export class GlusterBackend implements StorageBackend {
 
   private mountOf(uri: string): { mount: string; path: string; volume: string } {
     const u = parseStorageUri(uri);
+    // `glusterfs:///path` (the cephfs:/// habit) names no volume: say that, not "no mount for volume ''".
+    if (u.authority === '') throw storageError('INVALID_FIELD', uri, 'names no volume (expected glusterfs://volume/path)');
     const mount = this.config.mounts[u.authority];
     if (mount === undefined) {
       const known = Object.keys(this.config.mounts);
@@ -79,9 +95,16 @@ export class GlusterBackend implements StorageBackend {
         if (pathinfo === undefined) {
           throw storageError('STORAGE', fileUri, `no trusted.glusterfs.pathinfo on ${abs} (${errors.get(abs) ?? 'unknown'}); is ${mount} a GlusterFS mount?`);
         }
+        // A mount of another volume configured under this name would place the
+        // job's tasks by that volume's bricks and read that volume's files.
+        const actual = pathinfoVolume(pathinfo);
+        if (actual !== undefined && actual !== volume) {
+          throw storageError('INVALID_FIELD', fileUri, `${mount} is a mount of volume '${actual}', not '${volume}': correct the gluster-mounts entry for '${volume}'`);
+        }
         const bricks = parsePathinfo(pathinfo);
         if (bricks.length === 0) throw storageError('PROTOCOL', fileUri, `unrecognised pathinfo '${pathinfo}'`);
-        const replicas: StorageReplica[] = bricks.map((b) => ({ names: [b.host], path: b.path }));
+        // No per-host path: the brick path is Gluster's back end (see the header).
+        const replicas: StorageReplica[] = bricks.map((b) => ({ names: [b.host] }));
         return fileLocations(fileUri, f.size, uniformBlocks(f.size, this.config.splitSize ?? 128 * 1024 * 1024, replicas), options.split, this.mapper, abs);
       });
     } catch (err) {

@@ -128,15 +128,38 @@ export class WebHdfsClient {
 
   private fail(op: string, status: number, remote: RemoteException | undefined): never {
     if (remote !== undefined) throw remoteError(status, remote);
-    if (status === 401) throw new WebHdfsError('FORBIDDEN', `${op}: authentication required (set a user or a delegation token)`);
+    // A NameNode answers 401 only with security on, where user.name counts for
+    // nothing: Kerberos (SPNEGO), which Locus does not speak, or a token.
+    if (status === 401) {
+      throw new WebHdfsError('FORBIDDEN', `${op}: authentication required by ${this.base.host} (Kerberos): give a delegation token (hdfs-delegation-token-file; --webhdfs-token for locate)`);
+    }
     if (status === 403) throw new WebHdfsError('FORBIDDEN', `${op}: forbidden`);
     if (status === 404) throw new WebHdfsError('NOT_FOUND', `${op}: not found (is WebHDFS enabled at ${this.base.host}?)`);
     throw new WebHdfsError('STORAGE', `${op}: HTTP ${status} from ${this.base.host}`);
   }
 
+  /**
+   * A listing call through the package, asked again directly when the package
+   * cannot say what went wrong: it turns every answer without a RemoteException
+   * body (a secure NameNode's bare 401, a proxy's 403 or 502) into 'Unknown
+   * error' and drops the status, which is what names the cause.
+   */
+  private async viaPackage<T>(lister: PackageLister, ask: (l: PackageLister) => Promise<T>, direct: () => Promise<T>): Promise<T> {
+    try {
+      return await ask(lister);
+    } catch (err) {
+      if (err instanceof LocusError && err.code === 'STORAGE') return await direct();
+      throw err;
+    }
+  }
+
   /** The status of a path, or undefined when it does not exist. */
   async getFileStatus(path: string, signal?: AbortSignal): Promise<HdfsFileStatus | undefined> {
-    if (this.lister !== undefined) return await this.lister.stat(path);
+    if (this.lister !== undefined) return await this.viaPackage(this.lister, (l) => l.stat(path), () => this.getFileStatusDirect(path, signal));
+    return await this.getFileStatusDirect(path, signal);
+  }
+
+  private async getFileStatusDirect(path: string, signal?: AbortSignal): Promise<HdfsFileStatus | undefined> {
     const r = await this.call('GETFILESTATUS', path, {}, signal);
     if (r.status === 200) return decodeGetFileStatus(r.doc);
     if (r.remote?.exception === 'FileNotFoundException' || (r.status === 404 && r.remote !== undefined)) return undefined;
@@ -145,7 +168,11 @@ export class WebHdfsClient {
 
   /** The children of a directory. */
   async listStatus(path: string, signal?: AbortSignal): Promise<HdfsFileStatus[]> {
-    if (this.lister !== undefined) return await this.lister.list(path);
+    if (this.lister !== undefined) return await this.viaPackage(this.lister, (l) => l.list(path), () => this.listStatusDirect(path, signal));
+    return await this.listStatusDirect(path, signal);
+  }
+
+  private async listStatusDirect(path: string, signal?: AbortSignal): Promise<HdfsFileStatus[]> {
     const r = await this.call('LISTSTATUS', path, {}, signal);
     if (r.status === 200) return decodeListStatus(r.doc);
     return this.fail('LISTSTATUS', r.status, r.remote);
