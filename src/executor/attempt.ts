@@ -347,45 +347,38 @@ async function checkBeforeRun(a: AttemptBasics): Promise<Phase<OutputTarget>> {
       if (recorded.conflict !== undefined) return { ended: end({ state: 'FAILED', exitCode: null, reason: 'OUTPUT_CONFLICT', message: recorded.conflict }) };
       // A rename a crash cut short is finished: on HDFS from any host, else on the recording host.
       let unflushed = '';
-      if (isHdfsRecord(recorded)) {
-        const settled = await (hdfs === undefined ? Promise.resolve(false) : settleHdfs(recorded, hdfs)).catch(() => false);
-        // The final path holds something else and the winner did not live to mark its record:
-        // marked here (any host: HDFS is shared), as on a local path below.
-        if (typeof settled === 'object') {
-          try {
-            await dp?.ledger?.markConflict(ledgerId, recorded, settled.conflict);
-          } catch (err) {
-            return { ended: end({ state: 'LOST', exitCode: null, reason: 'COMMIT_LEDGER_UNAVAILABLE', message: `the task's output cannot be placed (${settled.conflict}), and its commit record could not be marked so: ${(err as Error).message}` }) };
-          }
-          if (recorded.staged !== undefined) await hdfs?.remove(recorded.staged).catch(() => false);
-          return { ended: end({ state: 'FAILED', exitCode: null, reason: 'OUTPUT_CONFLICT', message: settled.conflict }) };
-        }
-      } else if (recorded.host === ctx.host) {
-        const placed = await settleCommitted(recorded, (why) => {
+      const rec = recorded;
+      // The final path holds something this task did not commit, and the winner did not live to
+      // mark its record: marked here, so that attempts on every host report it too, and the copy
+      // the record names (nobody's output now: no roll-forward will rename it) goes.
+      let conflict: { readonly message: string; readonly discard: () => Promise<unknown> } | undefined;
+      if (isHdfsRecord(rec)) {
+        const settled = await (hdfs === undefined ? Promise.resolve(false) : settleHdfs(rec, hdfs)).catch(() => false);
+        if (typeof settled === 'object') conflict = { message: settled.conflict, discard: async () => (rec.staged === undefined ? false : hdfs?.remove(rec.staged).catch(() => false)) };
+      } else if (rec.host === ctx.host) {
+        const placed = await settleCommitted(rec, (why) => {
           unflushed = `; rolled into place here: ${why}`;
-          log.warn({ err: why, path: recorded?.path }, 'a recorded commit was rolled forward but its directory could not be flushed');
+          log.warn({ err: why, path: rec.path }, 'a recorded commit was rolled forward but its directory could not be flushed');
         }).catch(() => false);
-        // The final path holds something this task did not commit, and the winner did not live
-        // to mark its record: marked here, so that attempts on other hosts report it too.
-        if (typeof placed === 'object') {
-          try {
-            await dp?.ledger?.markConflict(ledgerId, recorded, placed.conflict);
-          } catch (err) {
-            return { ended: end({ state: 'LOST', exitCode: null, reason: 'COMMIT_LEDGER_UNAVAILABLE', message: `the task's output cannot be placed (${placed.conflict}), and its commit record could not be marked so: ${(err as Error).message}` }) };
-          }
-          // Marked, the staging copy the record names is nobody's output: no roll-forward will rename it.
-          await discardStaged(recorded);
-          return { ended: end({ state: 'FAILED', exitCode: null, reason: 'OUTPUT_CONFLICT', message: placed.conflict }) };
-        }
+        if (typeof placed === 'object') conflict = { message: placed.conflict, discard: () => discardStaged(rec) };
         // Recorded here, yet neither in place nor placeable (its staging directory gone, or the
         // rename refused by the disk): saying "committed" would hand the next stage a path with
         // nothing of it. Counted, so a host that cannot place it ends in the task's failure; an
         // attempt on another host reports the record, and readers that find nothing there have
         // the output computed again.
-        if (!placed) {
-          log.warn({ path: recorded.path }, 'the task\'s recorded output is not in place on this host and could not be put there');
-          return { ended: end({ state: 'FAILED', exitCode: null, reason: 'OUTPUT_WRITE_FAILED', message: `the task's output is recorded on ${ctx.host} (attempt ${recorded.attemptId}) but is not in place at ${recorded.path}, and could not be put there` }) };
+        else if (!placed) {
+          log.warn({ path: rec.path }, 'the task\'s recorded output is not in place on this host and could not be put there');
+          return { ended: end({ state: 'FAILED', exitCode: null, reason: 'OUTPUT_WRITE_FAILED', message: `the task's output is recorded on ${ctx.host} (attempt ${rec.attemptId}) but is not in place at ${rec.path}, and could not be put there` }) };
         }
+      }
+      if (conflict !== undefined) {
+        try {
+          await dp?.ledger?.markConflict(ledgerId, rec, conflict.message);
+        } catch (err) {
+          return { ended: end({ state: 'LOST', exitCode: null, reason: 'COMMIT_LEDGER_UNAVAILABLE', message: `the task's output cannot be placed (${conflict.message}), and its commit record could not be marked so: ${(err as Error).message}` }) };
+        }
+        await conflict.discard();
+        return { ended: end({ state: 'FAILED', exitCode: null, reason: 'OUTPUT_CONFLICT', message: conflict.message }) };
       }
       return { ended: end({ state: 'SUCCEEDED', exitCode: 0, reason: 'ALREADY_COMMITTED', message: `output already committed by attempt ${recorded.attemptId} on ${recorded.host}${unflushed}`, outputPath: recorded.path, output: recorded }) };
     }
