@@ -108,6 +108,17 @@ export class Authenticator {
     return requested;
   }
 
+  /**
+   * The listing under the tenant a request named, or NOT_FOUND when that tenant is not configured
+   * and nothing is listed under it: an admin's typo (`?tenant=analytcs`) would otherwise read as
+   * "no jobs". A tenant since removed from the configuration still lists what it left.
+   */
+  listed<T>(requested: string | undefined, list: readonly T[]): readonly T[] {
+    if (requested === undefined || list.length > 0 || tenantOrDefault(this.config, requested)) return list;
+    const known = this.tenants().map((t) => t.name).sort();
+    throw new LocusError('NOT_FOUND', `no tenant '${requested}' (tenants: ${known.join(', ')})`, { field: 'tenant' });
+  }
+
   /** Every configured tenant plus the default one. */
   tenants(): readonly Tenant[] {
     const list = [...this.config.tenants];

@@ -308,6 +308,11 @@ describe('tenant isolation', () => {
     const adminAlpha = (await api.app.inject({ method: 'GET', url: '/v1/jobs?tenant=alpha&state=RUNNING', headers: bearer(TOKENS.admin) })).json() as { jobs: { tenant: string; state: string }[] };
     expect(adminAlpha.jobs.every((j) => j.tenant === 'alpha' && j.state === 'RUNNING')).toBe(true);
     expect((await api.app.inject({ method: 'GET', url: `/v1/jobs/${alphaJob}`, headers: bearer(TOKENS.admin) })).statusCode).toBe(200);
+    // A tenant that is not configured is a mistake, not an empty list.
+    const typo = await api.app.inject({ method: 'GET', url: '/v1/jobs?tenant=alpah', headers: bearer(TOKENS.admin) });
+    expect(typo.statusCode).toBe(404);
+    expect(typo.json()).toMatchObject({ error: { code: 'NOT_FOUND', field: 'tenant' } });
+    expect((typo.json() as { error: { message: string } }).error.message).toContain("no tenant 'alpah' (tenants: alpha, beta, default)");
   });
 
   it('shows the cluster to tenants without other tenants’ executor ownership', async () => {

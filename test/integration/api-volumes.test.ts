@@ -281,5 +281,13 @@ describe('tenant isolation', () => {
     expect((await post('/v1/volumes', ADMIN, { name: 'adm', size: '1GiB' })).json()).toMatchObject({ tenant: 'default', role: 'locus' });
     expect((await post('/v1/volumes', ADMIN, { name: 'adm', size: '1GiB', tenant: 'beta' })).json()).toMatchObject({ tenant: 'beta', role: 'beta' });
     expect((await post('/v1/volumes', ADMIN, { name: 'adm2', size: '1GiB', tenant: 'nobody' })).statusCode).toBe(404);
+    // Listing under a tenant that is not configured is a mistake, not an empty list; a configured
+    // tenant with nothing listed is an empty list.
+    for (const url of ['/v1/volumes?tenant=nobody', '/v1/reservations?tenant=nobody']) {
+      const r = await get(url, ADMIN);
+      expect(r.statusCode).toBe(404);
+      expect(r.json()).toMatchObject({ error: { code: 'NOT_FOUND', field: 'tenant' } });
+    }
+    expect(((await get('/v1/reservations?tenant=beta', ADMIN)).json() as { reservations: unknown[] }).reservations).toEqual([]);
   });
 });

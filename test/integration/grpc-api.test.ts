@@ -179,6 +179,10 @@ describe('tenants and jobs', () => {
     expect(all).toEqual(expect.arrayContaining([alphaJob, betaJob]));
     const filtered = await ids(TOKENS.admin, 'beta');
     expect(filtered.every((j) => j.tenant === 'beta') && filtered.some((j) => j.id === betaJob)).toBe(true);
+    // A tenant that is not configured is a mistake, not an empty list.
+    const typo = await grpcError(rpc.unary('ListJobs', { tenant: 'betta' }, TOKENS.admin));
+    expect(typo.code).toBe(grpc.status.NOT_FOUND);
+    expect(locusCode(typo)).toEqual({ code: 'NOT_FOUND', field: 'tenant' });
     // A tenant may not list or act for another.
     expect((await grpcError(rpc.unary('ListJobs', { tenant: 'beta' }, TOKENS.alpha))).code).toBe(grpc.status.PERMISSION_DENIED);
     const forOther = await grpcError(rpc.unary('SubmitJob', { spec: QUICK('x'), tenant: 'beta' }, TOKENS.alpha));
@@ -240,6 +244,7 @@ describe('volumes', () => {
     expect((await names(TOKENS.admin)).map((x) => `${x.tenant}/${x.name}`).sort()).toEqual(['alpha/scratch', 'beta/scratch']);
     expect((await names(TOKENS.admin, 'beta')).map((x) => x.tenant)).toEqual(['beta']);
     expect((await grpcError(rpc.unary('ListVolumes', { tenant: 'alpha' }, TOKENS.beta))).code).toBe(grpc.status.PERMISSION_DENIED);
+    expect((await grpcError(rpc.unary('ListVolumes', { tenant: 'nobody' }, TOKENS.admin))).code).toBe(grpc.status.NOT_FOUND);
 
     expect((await grpcError(rpc.unary('DeleteVolume', { name: 'nothing-here' }, TOKENS.alpha))).code).toBe(grpc.status.NOT_FOUND);
     // A name no volume can have is a bad request, as over HTTP.

@@ -274,9 +274,10 @@ export async function startGrpcServer(o: GrpcServerOptions): Promise<RunningGrpc
       },
     ),
     GetJob: unary(async (req, p) => jobMessage(await o.services.jobs.get(jobId(req), scope(p)), o.services.outputs)),
-    ListJobs: unary(async (req, p) => ({
-      jobs: (await o.services.jobs.list(o.auth.listScope(p, tenantField(req)))).map((j) => jobMessage(j, o.services.outputs)),
-    })),
+    ListJobs: unary(async (req, p) => {
+      const tenant = o.auth.listScope(p, tenantField(req));
+      return { jobs: o.auth.listed(tenant, await o.services.jobs.list(tenant)).map((j) => jobMessage(j, o.services.outputs)) };
+    }),
     CancelJob: changing((req) => jobId(req), async (id, p) => jobMessage(await o.services.cancel(id, scope(p)), o.services.outputs)),
     ReserveVolume: changing(
       (req, p) => {
@@ -299,7 +300,7 @@ export async function startGrpcServer(o: GrpcServerOptions): Promise<RunningGrpc
     ),
     ListVolumes: unary(async (req, p) => {
       const tenant = o.auth.listScope(p, tenantField(req));
-      return { volumes: (await needVolumes().listVolumes(tenant === undefined ? {} : { tenant })).map(volumeMessage) };
+      return { volumes: o.auth.listed(tenant, await needVolumes().listVolumes(tenant === undefined ? {} : { tenant })).map(volumeMessage) };
     }),
     DeleteVolume: changing(
       // Checked as the HTTP route's path parameter is: a name that cannot be a volume's is a bad request, not a missing volume.

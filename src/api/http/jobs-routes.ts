@@ -144,7 +144,8 @@ export function jobsRoutes(deps: JobRoutesDeps): JobsPlugin {
         responses: { 200: { description: 'the jobs', schema: { type: 'object', properties: { jobs: { type: 'array', items: JOB_VIEW_SCHEMA } } } } },
         handler: async (req) => {
           const state = str(req.query, 'state');
-          const list = await jobs.list(scopeOf(req));
+          const scope = scopeOf(req);
+          const list = auth.listed(scope, await jobs.list(scope));
           return { jobs: list.filter((j) => state === undefined || j.state === state).map(asView) };
         },
       });

@@ -72,7 +72,7 @@ export function volumeRoutes(volumes: VolumeService, agents?: AgentDirectory): H
         responses: { 200: { description: 'the volumes', schema: { type: 'object', properties: { volumes: { type: 'array', items: VOLUME_VIEW } } } } },
         handler: async (req) => {
           const scope = auth.listScope(ctx.principal(req), str(req.query, 'tenant'));
-          const list = await volumes.listVolumes(scope === undefined ? {} : { tenant: scope }, str(req.query, 'all') === 'true');
+          const list = auth.listed(scope, await volumes.listVolumes(scope === undefined ? {} : { tenant: scope }, str(req.query, 'all') === 'true'));
           return { volumes: list.map(holdingView) };
         },
       });
@@ -119,7 +119,7 @@ export function volumeRoutes(volumes: VolumeService, agents?: AgentDirectory): H
         responses: { 200: { description: 'the reservations', schema: { type: 'object', properties: { reservations: { type: 'array', items: RESERVATION_VIEW } } } } },
         handler: async (req) => {
           const scope = auth.listScope(ctx.principal(req), str(req.query, 'tenant'));
-          const list = await volumes.listReservations(scope === undefined ? {} : { tenant: scope }, str(req.query, 'all') === 'true');
+          const list = auth.listed(scope, await volumes.listReservations(scope === undefined ? {} : { tenant: scope }, str(req.query, 'all') === 'true'));
           return { reservations: list.map(holdingView) };
         },
       });
