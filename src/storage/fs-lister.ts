@@ -44,7 +44,7 @@ export function fsLister(root: string, timeoutMs: number, signal?: AbortSignal):
  * same device as its parent (unmounted: what is left is the empty mount point), or it cannot be
  * looked at at all. A path missing under such a mount is not "no such file": the storage is
  * away, and a stage listing it waits (storage/errors.ts isTransientStorageError). Only asked once
- * a path was found missing or empty, so a healthy listing pays nothing for it.
+ * a path was found missing, so a healthy listing pays nothing for it.
  */
 export async function mountGone(mount: string, timeoutMs: number): Promise<boolean> {
   const root = mount.replace(/\/+$/, '');

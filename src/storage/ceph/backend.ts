@@ -148,8 +148,8 @@ export class CephBackend implements StorageBackend {
     const root = mount.replace(/\/$/, '');
     const timeoutMs = this.config.timeoutMs ?? 30_000;
     const files = await expandPath(path, fsLister(root, timeoutMs, options.signal));
-    // As for GlusterFS: an unmounted CephFS leaves an empty directory, and is waited for.
-    if ((files === undefined || files.length === 0) && await mountGone(root, timeoutMs)) {
+    // As for GlusterFS: a path missing because the CephFS is not mounted is waited for.
+    if (files === undefined && await mountGone(root, timeoutMs)) {
       throw storageError('UNAVAILABLE', uri, `${root} is not mounted (the CephFS mount is gone)`);
     }
     if (files === undefined) throw storageError('NOT_FOUND', uri, 'no such file or directory');

@@ -81,9 +81,9 @@ export class GlusterBackend implements StorageBackend {
     const timeoutMs = this.config.timeoutMs ?? 30_000;
     try {
       const files = await expandPath(path, fsLister(mount, timeoutMs, options.signal));
-      // An unmounted volume leaves an empty directory behind: nothing found there is the mount's
+      // An unmounted volume leaves an empty directory behind: a path missing there is the mount's
       // absence (waited for), not the path's.
-      if ((files === undefined || files.length === 0) && await mountGone(mount, timeoutMs)) {
+      if (files === undefined && await mountGone(mount, timeoutMs)) {
         throw storageError('UNAVAILABLE', uri, `${mount} is not mounted (the GlusterFS mount of volume '${volume}' is gone)`);
       }
       if (files === undefined) throw storageError('NOT_FOUND', uri, 'no such file or directory');
