@@ -5,6 +5,7 @@
  */
 import { DEFAULT_EXECUTOR_STARTS } from '../scheduler/executor-starts.js';
 import { DEFAULT_JOB_RETENTION_MS } from '../scheduler/jobs/retention.js';
+import { DEFAULT_INPUT_STORAGE_GIVE_UP_MS } from '../scheduler/jobs/input-waits.js';
 import { homedir, userInfo } from 'node:os';
 import { dirname, join } from 'node:path';
 import { existsSync, readFileSync, statSync } from 'node:fs';
@@ -32,6 +33,7 @@ export const FRAMEWORK_OPTION_NAMES = [
   'local-work-dir', 'log-level', 'log-format', 'max-pending-tasks', 'max-tasks-per-job', 'stop-timeout',
   'shared-outputs', 'host-output-dir', 'block-server-bind', 'ha', 'ha-session-timeout', 'allow-unisolated-tenants',
   'dispatch-window', 'executor-prefetch', 'executor-held-starts', 'executor-kept-sandboxes', 'job-retention',
+  'input-storage-give-up',
 ] as const;
 
 /** One option name of `locus framework`. */
@@ -71,6 +73,11 @@ export interface FrameworkSettings {
   readonly executorStartGiveUpMs: number;
   /** Finished jobs are purged this long after they finished (scheduler/jobs/retention.ts); 0 keeps them. */
   readonly jobRetentionMs: number;
+  /**
+   * How long a stage waits for the storage of its inputs while listing them fails with transient
+   * errors (scheduler/jobs/input-waits.ts) before its job fails with INPUT_STORAGE_UNAVAILABLE; 0 waits not at all.
+   */
+  readonly inputStorageGiveUpMs: number;
   readonly isolation: IsolationMode;
   /** Run several tenants with `isolation: process` (no namespaces: tasks see the host's world-readable files). */
   readonly allowUnisolatedTenants: boolean;
@@ -395,6 +402,7 @@ export function resolveSettings(flags: RawSettings, file: Readonly<Record<string
     executorIdleTimeoutMs: dur('executor-idle-timeout', 60_000),
     executorStartGiveUpMs: dur('executor-start-give-up', DEFAULT_EXECUTOR_STARTS.giveUpAfterMs),
     jobRetentionMs: dur('job-retention', DEFAULT_JOB_RETENTION_MS),
+    inputStorageGiveUpMs: dur('input-storage-give-up', DEFAULT_INPUT_STORAGE_GIVE_UP_MS),
     isolation,
     allowUnisolatedTenants: flag('allow-unisolated-tenants') ?? false,
     executorRunner,

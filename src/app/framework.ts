@@ -229,6 +229,7 @@ export async function startFramework(settings: FrameworkSettings, extras: Framew
       executorContract: (executorId) => runtimeRef?.dispatch.contractOf?.(executorId),
       // What a job's `locality` leaves out is the framework's (jobs saying nothing use placement's default, the same policy).
       defaultLocality: { mode: 'wait', nodeWaitMs: settings.localityWaitNodeMs, rackWaitMs: settings.localityWaitRackMs },
+      inputStorageGiveUpMs: settings.inputStorageGiveUpMs,
       dataPlane: {
         blockServers: (host) => blockServers.on(host),
         async commits(taskIds) {
@@ -250,6 +251,9 @@ export async function startFramework(settings: FrameworkSettings, extras: Framew
       if (e.kind === 'job') metrics.jobs.inc({ state: e.state });
     });
     jobs.on('recompute', (r) => metrics.outputsRecomputed.inc(r.tasks));
+    jobs.on('inputRetry', (r) => metrics.inputListingRetries.inc({ scheme: r.scheme }));
+    // Stages waiting for their inputs' storage stop trying with this scheduler (the next leader lists them again).
+    stops.push({ name: 'input waits', fn: () => jobs.close() });
     // Finished jobs go once past their retention (runs while this scheduler leads).
     if (settings.jobRetentionMs > 0) {
       const retention = startJobRetention(jobs, settings.jobRetentionMs, clock, log.child({ component: 'retention' }));
@@ -398,6 +402,8 @@ export async function startFramework(settings: FrameworkSettings, extras: Framew
     fence.onFenced((message) => {
       metrics.leader.set(0);
       log.error({ epoch, reason: message }, 'lost the lead: a newer scheduler holds the epoch; stopping to act');
+      // Stages waiting for their inputs' storage stop trying too: the new leader lists them.
+      jobs.close();
       void Promise.allSettled([coordinator.close(), client.stop()]).then(() => lostLead(message));
     });
     metrics.leader.set(1);

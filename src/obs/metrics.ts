@@ -28,6 +28,8 @@ export interface LocusMetrics {
   readonly leader: Gauge<string>;
   readonly jobs: Counter<'state'>;
   readonly outputsRecomputed: Counter;
+  /** Stage input listings tried again because the storage was unreachable, by the input's URI scheme. */
+  readonly inputListingRetries: Counter<'scheme'>;
 }
 
 /** Create the metrics on a fresh registry (with Node's default process metrics). */
@@ -59,5 +61,9 @@ export function createMetrics(): LocusMetrics {
     leader: new Gauge({ name: 'locus_leader', help: '1 on the leading scheduler, 0 on a standby or a fenced former leader', registers: r }),
     jobs: new Counter({ name: 'locus_jobs_total', help: 'Jobs reaching each state', labelNames: ['state'], registers: r }),
     outputsRecomputed: new Counter({ name: 'locus_outputs_recomputed_total', help: 'Committed task outputs reopened for recompute because their host was lost', registers: r }),
+    inputListingRetries: new Counter({
+      name: 'locus_input_listing_retries_total', labelNames: ['scheme'], registers: r,
+      help: "Stage input listings that failed because the inputs' storage was unreachable (timeout, refused, 5xx, mount gone) and were tried again later, by URI scheme",
+    }),
   };
 }

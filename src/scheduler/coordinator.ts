@@ -23,6 +23,7 @@ import { DispatchWindows, workloadMs } from './dispatch-window.js';
 import { PrefetchPolicy, dispatchableSlots } from './prefetch.js';
 import { tagOf } from '../volumes/wire.js';
 import { EXECUTOR_START_BACKOFF, EXECUTOR_START_FAILED, ExecutorStarts, crashOf, endedBefore, startFailureOf, type AgentStartFailures } from './executor-starts.js';
+import { INPUT_STORAGE_UNAVAILABLE, WAITING_FOR_INPUT_STORAGE } from './jobs/input-waits.js';
 import { parseTaskId, type JobRecord } from './jobs/model.js';
 import type { JobService } from './jobs/service.js';
 import type { ExecutorRecord } from './executors.js';
@@ -293,6 +294,9 @@ export class Coordinator {
       // executor, that is still the answer to why it did not run.
       const gaveUp = err instanceof LocusError && err.code === 'NOT_FOUND' ? await this.gaveUpFor(taskId, tenant) : undefined;
       if (gaveUp) return gaveUp;
+      // Nor are the tasks of a stage whose inputs are not listed yet: its storage may be away.
+      const waiting = err instanceof LocusError && err.code === 'NOT_FOUND' ? await this.inputsFor(taskId, tenant) : undefined;
+      if (waiting) return waiting;
       throw err;
     }
     const { record, pending, job } = found;
@@ -326,6 +330,29 @@ export class Coordinator {
     const stage = job?.stages[id.stage];
     if (job === undefined || !gaveUpOnStarts(job) || stage === undefined || id.index >= stage.taskCount) return undefined;
     return { taskId, state: 'PENDING', code: EXECUTOR_START_FAILED, message: job.message ?? EXECUTOR_START_FAILED };
+  }
+
+  /**
+   * Why a task of a stage whose inputs are not listed did not run: the stage waits for the
+   * storage of its inputs (with the last error and when it is tried next), or its job failed
+   * because that storage stayed unreachable. Undefined: not such a task.
+   */
+  private async inputsFor(taskId: string, tenant: string | undefined): Promise<Explanation | undefined> {
+    const wait = await this.o.jobs.stageInputWait(taskId, tenant).catch(() => undefined);
+    if (wait !== undefined) {
+      return {
+        taskId, state: 'PENDING', code: WAITING_FOR_INPUT_STORAGE,
+        message: `stage '${wait.stageName}' waits for the storage of its input ${wait.input}, whose listing failed ${wait.tries} time(s) since ${new Date(wait.since).toISOString()}, last with: ${wait.lastError}; `
+          + `tried again at ${new Date(wait.nextTryAt).toISOString()}, the job fails at ${new Date(wait.giveUpAt).toISOString()} if it is still unreachable (input-storage-give-up)`,
+        until: wait.nextTryAt,
+      };
+    }
+    const id = parseTaskId(taskId);
+    if (id === undefined) return undefined;
+    const job = await this.o.jobs.get(id.jobId, tenant).catch(() => undefined);
+    const stage = job?.stages[id.stage];
+    if (job === undefined || stage === undefined || stage.taskCount >= 0 || job.state !== 'FAILED' || job.message?.startsWith(`${INPUT_STORAGE_UNAVAILABLE}:`) !== true) return undefined;
+    return { taskId, state: 'FAILED', code: INPUT_STORAGE_UNAVAILABLE, message: job.message };
   }
 
   /**

@@ -3,6 +3,7 @@
  * so a user with a hundred inputs sees which one failed and why.
  */
 import { LocusError, type ErrorCode } from '../core/errors.js';
+import { ToolError } from './exec.js';
 
 /** The codes storage errors use. */
 export type StorageErrorCode = Extract<ErrorCode, 'STORAGE' | 'NOT_FOUND' | 'FORBIDDEN' | 'TIMEOUT' | 'UNAVAILABLE' | 'UNSUPPORTED' | 'INVALID_FIELD' | 'PROTOCOL'>;
@@ -37,4 +38,53 @@ export function fsError(uri: string, err: unknown): LocusError {
     return storageError('UNAVAILABLE', uri, `the mount is not usable (${code})`, err);
   }
   return wrapStorageError(uri, err);
+}
+
+/**
+ * Errno codes that say the storage could not be reached just now — the network, a NameNode or a
+ * monitor restarting, a FUSE mount whose daemon went away — not that the path is wrong.
+ */
+const TRANSIENT_ERRNO: ReadonlySet<string> = new Set([
+  'ECONNREFUSED', 'ECONNRESET', 'ECONNABORTED', 'EHOSTUNREACH', 'ENETUNREACH', 'ENETDOWN', 'ETIMEDOUT', 'ESOCKETTIMEDOUT',
+  'EAI_AGAIN', 'EPIPE', 'ENOTCONN', 'ESTALE', 'EIO',
+]);
+
+/**
+ * What storage CLIs (ceph, rados, getfattr) print when the cluster or the mount is unreachable:
+ * a monitor that does not answer ("authenticate timed out", errno 110), a refused connection
+ * (111), a FUSE mount whose client died ("Transport endpoint is not connected", 107).
+ */
+const TRANSIENT_TOOL_OUTPUT = /timed out|\(110\)|errno 110|connection refused|\(111\)|not connected|\(107\)|network is unreachable|no route to host/i;
+
+/** Whether a storage CLI's error output says the cluster or mount could not be reached (TRANSIENT_TOOL_OUTPUT). */
+export function toolSaysUnreachable(stderr: string): boolean {
+  return TRANSIENT_TOOL_OUTPUT.test(stderr);
+}
+
+/** Codes that are a storage's "no": asking again gives the same answer. */
+const PERMANENT_CODES: ReadonlySet<string> = new Set(['NOT_FOUND', 'FORBIDDEN', 'INVALID_FIELD', 'UNSUPPORTED', 'CONFLICT']);
+
+/**
+ * Whether a storage error is transient — the storage could not be reached or answered "not now"
+ * (unreachable, timed out, an HTTP 5xx, a NameNode in safe mode or standby, a mount not
+ * connected) — so the same call may well succeed in a minute. A storage's "no" (no such path,
+ * permission denied, a malformed URI, a tool not installed) is permanent, and so is anything
+ * not recognised: retrying what is not known to pass would only delay the failure it reports.
+ * The error's cause chain is read too, since backends wrap what they caught.
+ */
+export function isTransientStorageError(err: unknown): boolean {
+  for (let e: unknown = err, depth = 0; e !== undefined && e !== null && depth < 8; depth++) {
+    if (e instanceof LocusError) {
+      if (PERMANENT_CODES.has(e.code) || e.details?.['notInstalled'] !== undefined) return false;
+      if (e.code === 'UNAVAILABLE' || e.code === 'TIMEOUT') return true;
+      const status = e.details?.['status'];
+      if (typeof status === 'number' && status >= 500 && status <= 599) return true;
+    } else if (e instanceof ToolError) {
+      if (e.timedOut || toolSaysUnreachable(e.stderr)) return true;
+    }
+    const code = typeof e === 'object' && 'code' in e ? (e as { code: unknown }).code : undefined;
+    if (typeof code === 'string' && TRANSIENT_ERRNO.has(code)) return true;
+    e = e instanceof Error ? e.cause : undefined;
+  }
+  return false;
 }

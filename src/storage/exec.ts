@@ -47,7 +47,9 @@ export async function runTool(file: string, args: readonly string[], options: To
         }
         const e = err as NodeJS.ErrnoException & { killed?: boolean; code?: string | number | null };
         if (e.code === 'ENOENT') {
-          reject(new LocusError('UNAVAILABLE', `'${file}' is not installed (not found on PATH)`, { cause: err }));
+          // Marked so that a stage's input listing fails at once instead of waiting for a tool
+          // that will not appear (storage/errors.ts isTransientStorageError).
+          reject(new LocusError('UNAVAILABLE', `'${file}' is not installed (not found on PATH)`, { cause: err, details: { notInstalled: file } }));
           return;
         }
         if (e.name === 'AbortError') {

@@ -4,6 +4,7 @@
  * deadline: a dead FUSE mount blocks stat() forever, and we must not.
  */
 import { readdir, stat } from 'node:fs/promises';
+import { dirname } from 'node:path';
 import { withTimeout } from './concurrency.js';
 import type { Entry, Lister } from './expand.js';
 
@@ -36,4 +37,25 @@ export function fsLister(root: string, timeoutMs: number, signal?: AbortSignal):
       return out;
     },
   };
+}
+
+/**
+ * Whether the file system meant to be mounted at `mount` is not there: the directory is on the
+ * same device as its parent (unmounted: what is left is the empty mount point), or it cannot be
+ * looked at at all. A path missing under such a mount is not "no such file": the storage is
+ * away, and a stage listing it waits (storage/errors.ts isTransientStorageError). Only asked once
+ * a path was found missing, so a healthy listing pays nothing for it.
+ */
+export async function mountGone(mount: string, timeoutMs: number): Promise<boolean> {
+  const root = mount.replace(/\/+$/, '');
+  if (root === '') return false;
+  try {
+    const [self, parent] = await Promise.all([
+      withTimeout(`stat ${root}`, timeoutMs, stat(root)),
+      withTimeout(`stat ${dirname(root)}`, timeoutMs, stat(dirname(root))),
+    ]);
+    return self.dev === parent.dev;
+  } catch {
+    return true;
+  }
 }

@@ -50,6 +50,20 @@ export interface WebHdfsServerOptions {
   readonly ignoreNoredirect?: boolean;
   /** Addresses to listen on (default NameNode 127.0.0.1, DataNode 127.0.0.2); the DataNode's is the one redirects name. */
   readonly bind?: { readonly namenode: string; readonly datanode: string };
+  /** The NameNode's port (default: any free one): a test can refuse connections on it first, then start the server there. */
+  readonly port?: number;
+  /** Start with the NameNode out of service (see WebHdfsServer.setOutage). */
+  readonly outage?: NameNodeOutage;
+}
+
+/**
+ * How an out-of-service NameNode answers every call: with `status` and a RemoteException of
+ * `exception` (a NameNode starting up answers RetriableException), or without one, as a proxy or
+ * gateway in front of a NameNode that is down answers (502, 503).
+ */
+export interface NameNodeOutage {
+  readonly status: number;
+  readonly exception?: string;
 }
 
 /** A running fake. */
@@ -71,6 +85,8 @@ export interface WebHdfsServer {
   tree(): string[];
   /** Where each block of a file lives (datanode indexes), as the server answers it. */
   placement(path: string): { offset: number; length: number; datanodes: number[] }[];
+  /** Take the NameNode out of service (every call answered as `outage` says), or back in (undefined). DataNodes keep serving. */
+  setOutage(outage: NameNodeOutage | undefined): void;
   close(): Promise<void>;
 }
 
@@ -349,7 +365,16 @@ export async function startWebHdfsServer(options: WebHdfsServerOptions): Promise
     }
   };
 
+  let outage = options.outage;
   const nnServer: Server = createServer((req, res) => {
+    if (outage !== undefined) {
+      bump('OUTAGE');
+      log.push(`NN ${req.method} ${req.url} (out of service: ${outage.status})`);
+      if (outage.exception !== undefined) return remote(res, outage.status, outage.exception, 'Namenode is in startup mode');
+      const body = '<html>Service Unavailable</html>';
+      res.writeHead(outage.status, { 'content-type': 'text/html', 'content-length': Buffer.byteLength(body) });
+      return void res.end(body);
+    }
     const slow = options.slowPrefix;
     const path = new URL(req.url ?? '/', 'http://x').pathname.slice('/webhdfs/v1'.length);
     if (slow !== undefined && path.startsWith(slow.prefix)) {
@@ -361,7 +386,7 @@ export async function startWebHdfsServer(options: WebHdfsServerOptions): Promise
   });
   nnServer.keepAliveTimeout = 30_000;
   await new Promise<void>((r) => dnServer.listen(0, dnHost, r));
-  await new Promise<void>((r) => nnServer.listen(0, nnHost, r));
+  await new Promise<void>((r) => nnServer.listen(options.port ?? 0, nnHost, r));
   const port = (nnServer.address() as AddressInfo).port;
   return {
     port,
@@ -377,6 +402,9 @@ export async function startWebHdfsServer(options: WebHdfsServerOptions): Promise
     },
     placement,
     written: (path) => files.get(path)?.data,
+    setOutage(o) {
+      outage = o;
+    },
     tree: () => [...[...files.keys()], ...[...dirs.keys()].map((d) => (d === '/' ? '/' : `${d}/`))].sort(),
     async close() {
       nnServer.closeAllConnections();

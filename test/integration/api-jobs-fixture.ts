@@ -22,7 +22,7 @@ import type { FileLocations } from '../../src/core/blocks.js';
 import { silentLogger } from '../../src/obs/log.js';
 import { Coordinator } from '../../src/scheduler/coordinator.js';
 import { ExecutorBook } from '../../src/scheduler/executors.js';
-import { JobService, type InputResolver } from '../../src/scheduler/jobs/service.js';
+import { JobService, type InputResolver, type JobServiceOptions } from '../../src/scheduler/jobs/service.js';
 import { JobStore } from '../../src/scheduler/jobs/store.js';
 import type { JobRecord } from '../../src/scheduler/jobs/model.js';
 import { HoldingStore } from '../../src/volumes/store.js';
@@ -80,6 +80,8 @@ export interface JobsApiOptions {
   readonly resolver?: InputResolver;
   /** Readiness as `/readyz` reports it (default: ready). */
   readonly ready?: () => { readonly subscribed: boolean; readonly redis: boolean };
+  /** How stages wait for their inputs' storage (default: the service's). */
+  readonly inputWaits?: Pick<JobServiceOptions, 'inputStorageGiveUpMs' | 'inputListingRetryMs'>;
 }
 
 async function agentServer(root: string): Promise<{ server: Server; url: string }> {
@@ -151,6 +153,7 @@ export async function startJobsApi(options: JobsApiOptions = {}): Promise<JobsAp
   const jobs = new JobService({
     store, resolver: options.resolver ?? resolver, clock: systemClock, logger, outputRoot,
     limits: { maxPendingTasksPerTenant: 10_000, maxTasksPerJob: 10_000 },
+    ...options.inputWaits,
   });
   const inert = async (): Promise<void> => undefined;
   const coordinator = new Coordinator({
@@ -221,6 +224,7 @@ export async function startJobsApi(options: JobsApiOptions = {}): Promise<JobsAp
     },
     async close() {
       coordinator.close();
+      jobs.close();
       await app.close();
       await new Promise<void>((r) => agent.server.close(() => r()));
       client.disconnect();

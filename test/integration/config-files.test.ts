@@ -266,6 +266,10 @@ describe('the operator guide says what the code does', () => {
     expect(resolveSettings({ ...base, 'job-retention': '0' }).jobRetentionMs).toBe(0);
     expect(resolveSettings({ ...base, 'job-retention': '36h' }).jobRetentionMs).toBe(36 * 3600 * 1000);
     expect(() => resolveSettings({ ...base, 'job-retention': 'a week' })).toThrow(/job-retention/);
+    expect(documented('input-storage-give-up')).toBe(`\`${s.inputStorageGiveUpMs / 60_000}m\``);
+    expect(resolveSettings({ ...base, 'input-storage-give-up': '0s' }).inputStorageGiveUpMs).toBe(0);
+    expect(resolveSettings({ ...base, 'input-storage-give-up': '2m' }).inputStorageGiveUpMs).toBe(120_000);
+    expect(() => resolveSettings({ ...base, 'input-storage-give-up': 'a while' })).toThrow(/input-storage-give-up/);
   });
 });
 

@@ -354,7 +354,7 @@ export const EXPLANATION_SCHEMA: JsonSchema = {
   type: 'object',
   properties: {
     taskId: { type: 'string' }, state: { type: 'string' },
-    code: { type: 'string', description: 'a reason code such as WAITING_FOR_LOCALITY, NO_CAPACITY, DISPATCH_WINDOW, NOT_SUBSCRIBED, EXECUTOR_START_BACKOFF, RUNNING, EXECUTOR_START_FAILED' },
+    code: { type: 'string', description: 'a reason code such as WAITING_FOR_LOCALITY, NO_CAPACITY, DISPATCH_WINDOW, NOT_SUBSCRIBED, EXECUTOR_START_BACKOFF, WAITING_FOR_INPUT_STORAGE, RUNNING, EXECUTOR_START_FAILED, INPUT_STORAGE_UNAVAILABLE' },
     message: { type: 'string' }, until: { type: 'string', format: 'date-time' },
   },
 };

@@ -27,6 +27,7 @@ options:
   --executor-cpus 0.1 --executor-mem 128MiB   the executor process's own share, on top of its tasks
   --executor-idle-timeout 60s
   --executor-start-give-up 60s   jobs fail once executors have failed to start everywhere this long
+  --input-storage-give-up 10m   a stage waits this long for its inputs' storage (unreachable, 5xx) before its job fails
   --isolation auto|linux|process
   --locality-wait-node 3s --locality-wait-rack 3s
   --host-map FILE --gluster-mounts VOL=DIR,...

@@ -31,6 +31,11 @@ import { PendingIndex } from '../placement/index.js';
 import { checkExplicitTaskCounts, checkInputSchemes, checkTaskSizesAgainstQuota, checkVolumes, outputDirFor } from './admission.js';
 import { SharedRuns } from '../../core/shared-runs.js';
 import { TalliedMap } from '../../core/tallied-map.js';
+import type { TimerHandle } from '../../core/clock.js';
+import { isTransientStorageError } from '../../storage/errors.js';
+import {
+  DEFAULT_INPUT_STORAGE_GIVE_UP_MS, INPUT_LISTING_RETRY_BASE_MS, INPUT_LISTING_RETRY_MAX_MS, InputOutage, afterFailedTry, waitMessage, type InputWait,
+} from './input-waits.js';
 
 export { HOST_FAILURES_TO_AVOID, INPUT_RETRY_BASE_MS, INPUT_RETRY_MAX_MS, UNCOUNTED_INPUT_FAILURES, classifyFailure, hostAtFault } from './failures.js';
 
@@ -101,6 +106,8 @@ interface ServiceEvents {
   work: [];
   /** Committed outputs of a job were lost with a host and their tasks reopened to recompute them. */
   recompute: [{ jobId: string; host: string; reason: string; tasks: number }];
+  /** A stage's input listing failed because its storage is away, and will be tried again (input-waits.ts). */
+  inputRetry: [{ wait: InputWait; scheme: string }];
 }
 
 /** Options for the job service. */
@@ -126,6 +133,14 @@ export interface JobServiceOptions {
   readonly defaultLocality?: LocalityPolicy;
   /** The pause before retrying a task whose input its host could not reach, doubled per such failure (default INPUT_RETRY_BASE_MS). */
   readonly inputRetryPauseMs?: number;
+  /**
+   * How long a stage waits for the storage of its inputs (listing failing with transient errors)
+   * before its job fails with INPUT_STORAGE_UNAVAILABLE (`input-storage-give-up`; default
+   * DEFAULT_INPUT_STORAGE_GIVE_UP_MS).
+   */
+  readonly inputStorageGiveUpMs?: number;
+  /** The pause before such a listing is tried again, doubled per failed try up to 30 s (default INPUT_LISTING_RETRY_BASE_MS). */
+  readonly inputListingRetryMs?: number;
   /**
    * The queue contract an executor registered with (undefined: not known, taken as this
    * build's). An executor older than 2.2 reads an attempt's tenant from its output path only.
@@ -167,6 +182,12 @@ export class JobService extends EventEmitter<ServiceEvents> {
   private readonly progressChecks = new SharedRuns();
   /** `<jobId>:<stage>` of stages being started, so concurrent progress checks start a stage once. */
   private readonly startingStages = new Set<string>();
+  /**
+   * `<jobId>:<stage>` → a stage waiting for the storage of its inputs, and the timer of its next
+   * try. Such a stage stays in startingStages until it opens or its job ends.
+   */
+  private readonly inputWaits = new Map<string, { wait: InputWait; timer: TimerHandle | undefined }>();
+  private closed = false;
 
   /** Committed outputs of earlier stages (with a data plane). */
   private readonly outputs: StageOutputs | undefined;
@@ -804,6 +825,8 @@ export class JobService extends EventEmitter<ServiceEvents> {
   }
 
   private dropPending(jobId: string): void {
+    // A stage of the job waiting for its inputs' storage waits no more (the job failed or was cancelled).
+    for (const key of [...this.inputWaits.keys()]) if (key.startsWith(`${jobId}:`)) this.stopWaiting(key);
     for (const [id, t] of this.pending) if (t.jobId === jobId) this.pending.delete(id);
     this.index.removeJob(jobId);
     this.lost.dropJob(jobId);
@@ -846,18 +869,25 @@ export class JobService extends EventEmitter<ServiceEvents> {
     });
   }
 
-  private async startStage(job: JobRecord, stage: number): Promise<void> {
+  /**
+   * List a stage's inputs into splits and open the stage (its tasks pending). A listing that
+   * fails because the storage of an input is away is tried again later (waitForInputs): the
+   * stage stays unopened, and starting, until it opens or its job ends. `retry`: a later try
+   * of a stage already starting here.
+   */
+  private async startStage(job: JobRecord, stage: number, retry = false): Promise<void> {
     const log = this.o.logger.child({ jobId: job.id, stage });
     const spec = job.spec.stages[stage];
     const key = `${job.id}:${stage}`;
-    if (!spec || this.startingStages.has(key)) return;
+    if (!spec || (!retry && this.startingStages.has(key))) return;
     this.startingStages.add(key);
     let reservedHere = 0;
+    let waiting = false;
     try {
       // RESOLVING says inputs are being listed, which can take a while; a stage of explicit tasks
       // has none, and its job goes from PENDING to RUNNING in one write (each round trip before a
       // new job's first task is placed is one more wait behind the results of other jobs).
-      if (stage === 0 && !spec.tasks) await this.o.store.setState(job.id, 'RESOLVING', ['PENDING'], this.o.clock.now());
+      if (stage === 0 && !spec.tasks && !retry) await this.o.store.setState(job.id, 'RESOLVING', ['PENDING'], this.o.clock.now());
       await this.resolveStageVolume(job, stage);
       // Where the earlier stages' outputs were committed: what this stage reads, and where it should run.
       if (stage > 0) await this.outputs?.loadBefore(await this.refresh(job.id), stage, await this.o.store.generations(job.id));
@@ -875,7 +905,10 @@ export class JobService extends EventEmitter<ServiceEvents> {
           const uri = input.startsWith('stage:')
             ? `file://${stageOutputDir(job.outputDir, job.spec.stages.find((s) => s.name === input.slice(6)) ?? spec)}/`
             : input;
-          const files = await this.o.resolver.resolve(uri, { split: spec.split });
+          const files = await this.o.resolver.resolve(uri, { split: spec.split }).catch((err: unknown) => {
+            // The storage away (unreachable, timed out, 5xx): waited out. Its "no": the job fails.
+            throw isTransientStorageError(err) ? new InputOutage(input, err) : err;
+          });
           for (const f of files) {
             for (const s of f.splits) {
               splits.push({
@@ -905,23 +938,118 @@ export class JobService extends EventEmitter<ServiceEvents> {
       // first, or the job ended meanwhile (cancelled while its inputs were resolved).
       if (!opened.opened) return;
       // The script's answer on the cached record: what a read of the job would give now.
-      const cached = this.jobs.get(job.id) ?? job;
+      // OPEN_STAGE cleared the message a wait for the inputs' storage left (a running job has no other).
+      const { message: _cleared, ...cached } = this.jobs.get(job.id) ?? job;
       const fresh: JobRecord = { ...cached, state: opened.state, stage, stages: opened.stages, counts: opened.counts, updatedAt: openedAt };
       this.jobs.set(job.id, fresh);
       splits.forEach((s, i) => this.addPending(fresh, stage, i, spec.tasks ? undefined : s));
-      log.info({ tasks: splits.length }, 'stage resolved');
+      const waited = this.inputWaits.get(key)?.wait;
+      log.info({ tasks: splits.length, ...(waited === undefined ? {} : { failedTries: waited.tries }) }, waited === undefined ? 'stage resolved' : 'stage resolved after its inputs\' storage came back');
       this.emitJob(fresh, 'RUNNING', `stage ${spec.name}: ${splits.length} tasks`);
       this.emit('work');
     } catch (err) {
-      const message = err instanceof Error ? err.message : String(err);
+      let message = `resolving inputs failed: ${err instanceof Error ? err.message : String(err)}`;
+      if (err instanceof InputOutage) {
+        const next = await this.waitForInputs(job, stage, spec.name, err);
+        if (next === 'waiting' || next === 'ended') {
+          waiting = next === 'waiting';
+          return;
+        }
+        message = next.giveUp;
+      }
       log.warn({ err: message }, 'stage resolution failed');
-      await this.o.store.setState(job.id, 'FAILED', ['PENDING', 'RESOLVING', 'RUNNING'], this.o.clock.now(), `resolving inputs failed: ${message}`);
+      await this.o.store.setState(job.id, 'FAILED', ['PENDING', 'RESOLVING', 'RUNNING'], this.o.clock.now(), message);
       const failed = await this.refresh(job.id);
       this.emitJob(failed, 'FAILED', failed.message);
     } finally {
-      this.startingStages.delete(key);
+      if (!waiting) this.stopWaiting(key);
       if (reservedHere > 0) this.reserved.set(job.tenant, (this.reserved.get(job.tenant) ?? reservedHere) - reservedHere);
     }
+  }
+
+  /**
+   * A stage's listing failed because the storage of an input is away: note the wait (the job's
+   * message says what it waits for, and until when), and try again after a pause that doubles up
+   * to 30 s (input-waits.ts). 'ended': the job ended meanwhile (cancelled, purged), nothing to
+   * wait for; `giveUp`: past the deadline, the job fails with that message. Other jobs are not
+   * held: each stage waits on its own timer.
+   */
+  private async waitForInputs(job: JobRecord, stage: number, stageName: string, outage: InputOutage): Promise<'waiting' | 'ended' | { giveUp: string }> {
+    const key = `${job.id}:${stage}`;
+    const now = this.o.clock.now();
+    const after = afterFailedTry(this.inputWaits.get(key)?.wait, { jobId: job.id, stage, stageName, input: outage.input, error: outage.message, now }, {
+      giveUpMs: this.o.inputStorageGiveUpMs ?? DEFAULT_INPUT_STORAGE_GIVE_UP_MS,
+      baseMs: this.o.inputListingRetryMs ?? INPUT_LISTING_RETRY_BASE_MS,
+      maxMs: INPUT_LISTING_RETRY_MAX_MS,
+    });
+    if ('giveUp' in after) return after;
+    const { wait } = after;
+    const current = await this.refresh(job.id).catch(() => undefined);
+    if (this.closed || current === undefined || TERMINAL_JOB_STATES.has(current.state)) return 'ended';
+    const message = waitMessage(wait);
+    // The message is what `locus job`, the job's HTTP and gRPC views and a standby show; the
+    // state is left as it is (RESOLVING for the first stage, RUNNING for a later one). A Redis
+    // that cannot take it now does not stop the wait: the next try writes it again.
+    const written = await this.o.store.setState(job.id, current.state, [current.state], now, message).catch((err: unknown) => {
+      this.o.logger.warn({ jobId: job.id, err: String(err) }, 'noting that a stage waits for its inputs failed');
+      return true;
+    });
+    if (!written) return 'ended';
+    const log = this.o.logger.child({ jobId: job.id, stage });
+    if (wait.tries === 1) {
+      log.warn({ input: wait.input, err: wait.lastError, retryInMs: wait.nextTryAt - now }, 'the storage of a stage input is unreachable; the stage waits for it');
+      this.emitJob(current, current.state, message);
+    } else {
+      log.info({ input: wait.input, err: wait.lastError, tries: wait.tries, retryInMs: wait.nextTryAt - now }, 'the storage of a stage input is still unreachable');
+    }
+    const timer = this.o.clock.setTimer(Math.max(0, wait.nextTryAt - now), () => void this.retryStage(job.id, stage));
+    this.inputWaits.set(key, { wait, timer });
+    this.emit('inputRetry', { wait, scheme: /^([a-z][a-z0-9+.-]*):/i.exec(wait.input)?.[1]?.toLowerCase() ?? 'stage' });
+    return 'waiting';
+  }
+
+  /** The next try of a stage waiting for its inputs' storage, unless its job ended meanwhile. */
+  private async retryStage(jobId: string, stage: number): Promise<void> {
+    const key = `${jobId}:${stage}`;
+    const entry = this.inputWaits.get(key);
+    if (entry === undefined || this.closed) return;
+    entry.timer = undefined;
+    const job = await this.refresh(jobId).catch(() => undefined);
+    if (job === undefined || TERMINAL_JOB_STATES.has(job.state)) {
+      this.stopWaiting(key);
+      return;
+    }
+    await this.startStage(job, stage, true);
+  }
+
+  /** A stage no longer waits for its inputs (opened, failed, its job ended): forget it and its timer. */
+  private stopWaiting(key: string): void {
+    this.inputWaits.get(key)?.timer?.cancel();
+    this.inputWaits.delete(key);
+    this.startingStages.delete(key);
+  }
+
+  /**
+   * The wait of the stage a task id names, when that stage waits for the storage of its inputs
+   * (its tasks are not known until its inputs are listed). The job is checked against the tenant.
+   */
+  async stageInputWait(taskId: string, tenant?: string): Promise<InputWait | undefined> {
+    const id = parseTaskId(taskId);
+    const wait = id === undefined ? undefined : this.inputWaits.get(`${id.jobId}:${id.stage}`)?.wait;
+    if (id === undefined || wait === undefined) return undefined;
+    await this.get(id.jobId, tenant);
+    return wait;
+  }
+
+  /** Stages waiting for the storage of their inputs now. */
+  inputWaitsNow(): InputWait[] {
+    return [...this.inputWaits.values()].map((e) => e.wait);
+  }
+
+  /** Stop the timers of stages waiting for their inputs (the framework stops or lost the lead; a restart lists them again). */
+  close(): void {
+    this.closed = true;
+    for (const e of this.inputWaits.values()) e.timer?.cancel();
   }
 
   private async checkProgress(jobId: string): Promise<void> {

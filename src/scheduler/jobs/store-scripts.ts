@@ -214,6 +214,8 @@ if stages[stage + 1] then stages[stage + 1].taskCount = n end
 local encoded = next(stages) == nil and '[]' or cjson.encode(stages)
 redis.call('HSET', KEYS[1], 'stages', encoded, 'stage', tostring(stage), 'split-stage:' .. stage, tostring(n),
   'split-opener:' .. stage, ARGV[4], 'state', 'RUNNING', 'updatedAt', ARGV[3])
+-- A job waiting for the storage of this stage's inputs said so in its message (input-waits.ts): no longer.
+redis.call('HDEL', KEYS[1], 'message')
 redis.call('HINCRBY', KEYS[1], '${C.total}', n)
 redis.call('HINCRBY', KEYS[1], '${C.pending}', n)
 return after(1, 'RUNNING', encoded)

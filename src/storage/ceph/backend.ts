@@ -12,10 +12,10 @@ import { PassThrough, type Readable } from 'node:stream';
 import type { FileLocations, SplitMode } from '../../core/blocks.js';
 import { systemClock, type Clock } from '../../core/clock.js';
 import { mapLimit, withTimeout } from '../concurrency.js';
-import { storageError, wrapStorageError } from '../errors.js';
+import { storageError, toolSaysUnreachable, wrapStorageError } from '../errors.js';
 import { runTool, ToolError } from '../exec.js';
 import { expandPath, globToRegExp, hasGlob } from '../expand.js';
-import { fsLister } from '../fs-lister.js';
+import { fsLister, mountGone } from '../fs-lister.js';
 import type { HostMapper, StorageReplica } from '../hostmap.js';
 import type { ResolveOptions, StorageBackend } from '../port.js';
 import { fileLocations, type RawBlock } from '../splits.js';
@@ -101,13 +101,15 @@ export class CephBackend implements StorageBackend {
       return await runTool(this.config.radosBin ?? 'rados', [...this.radosArgs(pool), ...args], { timeoutMs: this.config.timeoutMs ?? 30_000, ...(signal === undefined ? {} : { signal }) });
     } catch (err) {
       if (err instanceof ToolError) {
+        // First: an unreachable cluster is waited for (a stage's listing retries), whatever else the output says.
+        if (err.timedOut) throw storageError('TIMEOUT', uri, 'rados did not answer in time', err);
+        if (toolSaysUnreachable(err.stderr)) throw storageError('UNAVAILABLE', uri, `cannot reach the cluster: ${err.stderr.trim().split('\n').pop() ?? ''}`, err);
         if (/No such file or directory|\(2\)/.test(err.stderr)) throw storageError('NOT_FOUND', uri, 'no such object');
         // Listing says "rados_nobjects_list_next2: Operation not permitted", without the "(1)" of a stat.
         if (/Permission denied|\(13\)|Operation not permitted/.test(err.stderr)) {
           throw storageError('FORBIDDEN', uri, `permission denied (the cephx user needs osd 'allow r' on pool '${pool}'): ${err.stderr.trim().split('\n').pop() ?? ''}`);
         }
-        if (err.timedOut) throw storageError('TIMEOUT', uri, 'rados did not answer in time');
-        throw storageError('STORAGE', uri, `rados failed: ${err.stderr.trim().split('\n').pop() ?? ''}`);
+        throw storageError('STORAGE', uri, `rados failed: ${err.stderr.trim().split('\n').pop() ?? ''}`, err);
       }
       throw err;
     }
@@ -146,6 +148,10 @@ export class CephBackend implements StorageBackend {
     const root = mount.replace(/\/$/, '');
     const timeoutMs = this.config.timeoutMs ?? 30_000;
     const files = await expandPath(path, fsLister(root, timeoutMs, options.signal));
+    // As for GlusterFS: a path missing because the CephFS is not mounted is waited for.
+    if (files === undefined && await mountGone(root, timeoutMs)) {
+      throw storageError('UNAVAILABLE', uri, `${root} is not mounted (the CephFS mount is gone)`);
+    }
     if (files === undefined) throw storageError('NOT_FOUND', uri, 'no such file or directory');
     const abs = files.map((f) => root + f.path);
     const [layouts, inodes, map] = await Promise.all([

@@ -18,6 +18,7 @@ import { join } from 'node:path';
 import type { Clock } from '../../core/clock.js';
 import { parseJson } from '../../core/decode.js';
 import { LocusError } from '../../core/errors.js';
+import { toolSaysUnreachable } from '../errors.js';
 import { runTool, ToolError } from '../exec.js';
 import { buildClusterMap, decodeOsdDump, decodeOsdTree, decodePgDumpAll, decodePgsBrief, type CephClusterMap } from './maps.js';
 
@@ -67,10 +68,16 @@ export class CephCluster {
     } catch (err) {
       if (err instanceof ToolError) {
         const where = `the Ceph cluster of ${this.confPath}`;
+        const last = err.stderr.trim().split('\n').pop() ?? '';
         if (err.timedOut) throw new LocusError('TIMEOUT', `${where} did not answer within ${this.config.timeoutMs ?? 30_000} ms`, { cause: err });
-        if (/permission denied|EACCES|authenticat|keyring/i.test(err.stderr)) throw new LocusError('FORBIDDEN', `${where} refused access: ${err.stderr.trim().split('\n').pop() ?? ''}`, { cause: err });
-        if (/error calling conf_read_file|ObjectNotFound|No such file|RADOS timed out|error connecting/i.test(err.stderr)) {
-          throw new LocusError('UNAVAILABLE', `cannot reach ${where}: ${err.stderr.trim().split('\n').pop() ?? ''}`, { cause: err });
+        // Before the access check: monitors that do not answer make the CLI say "monclient(hunting):
+        // authenticate timed out", which is unreachability (wait and retry), not a refusal.
+        if (toolSaysUnreachable(err.stderr)) throw new LocusError('UNAVAILABLE', `cannot reach ${where}: ${last}`, { cause: err });
+        if (/permission denied|EACCES|authenticat|keyring/i.test(err.stderr)) throw new LocusError('FORBIDDEN', `${where} refused access: ${last}`, { cause: err });
+        // "[errno 2] RADOS object not found (error connecting to the cluster)": no ceph.conf, or no
+        // keyring for the client name. A configuration to correct, which waiting does not.
+        if (/error calling conf_read_file|ObjectNotFound|No such file|error connecting/i.test(err.stderr)) {
+          throw new LocusError('STORAGE', `cannot connect to ${where} (check the conf file, the keyring and the client name): ${last}`, { cause: err });
         }
         throw new LocusError('STORAGE', `ceph ${args.slice(0, 3).join(' ')} failed: ${err.stderr.trim().split('\n').pop() ?? err.message}`, { cause: err });
       }

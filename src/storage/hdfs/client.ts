@@ -38,8 +38,13 @@ export type LocationOp = 'GETFILEBLOCKLOCATIONS' | 'GET_BLOCK_LOCATIONS';
 /** A failed WebHDFS call, before it is tied to a URI. */
 export class WebHdfsError extends LocusError {}
 
-/** Turn a RemoteException into a clear, coded error. */
+/** Turn a RemoteException into a clear, coded error (the HTTP status kept in its details). */
 export function remoteError(status: number, r: RemoteException): WebHdfsError {
+  const e = remoteErrorOf(status, r);
+  return new WebHdfsError(e.code, e.message, { details: { status } });
+}
+
+function remoteErrorOf(status: number, r: RemoteException): WebHdfsError {
   const ex = r.exception || r.javaClassName.slice(r.javaClassName.lastIndexOf('.') + 1);
   const what = r.message || ex;
   switch (ex) {
@@ -58,6 +63,9 @@ export function remoteError(status: number, r: RemoteException): WebHdfsError {
       return new WebHdfsError('UNAVAILABLE', `the NameNode is in standby; use the active one (${what})`);
     case 'SafeModeException':
       return new WebHdfsError('UNAVAILABLE', `the NameNode is in safe mode (${what})`);
+    // Hadoop's own "ask again later": a NameNode still starting up answers WebHDFS with it.
+    case 'RetriableException':
+      return new WebHdfsError('UNAVAILABLE', `the NameNode asks to retry later (${what})`);
     default:
       return new WebHdfsError('STORAGE', `WebHDFS error ${status} ${ex}: ${what}`);
   }
@@ -130,12 +138,15 @@ export class WebHdfsClient {
     if (remote !== undefined) throw remoteError(status, remote);
     // A NameNode answers 401 only with security on, where user.name counts for
     // nothing: Kerberos (SPNEGO), which Locus does not speak, or a token.
+    // The status goes in the details: a 5xx without a RemoteException (a NameNode restarting
+    // behind a proxy, a gateway with no NameNode behind it) is one to wait out, not a "no".
+    const details = { status };
     if (status === 401) {
-      throw new WebHdfsError('FORBIDDEN', `${op}: authentication required by ${this.base.host} (Kerberos): give a delegation token (hdfs-delegation-token-file; --webhdfs-token for locate)`);
+      throw new WebHdfsError('FORBIDDEN', `${op}: authentication required by ${this.base.host} (Kerberos): give a delegation token (hdfs-delegation-token-file; --webhdfs-token for locate)`, { details });
     }
-    if (status === 403) throw new WebHdfsError('FORBIDDEN', `${op}: forbidden`);
-    if (status === 404) throw new WebHdfsError('NOT_FOUND', `${op}: not found (is WebHDFS enabled at ${this.base.host}?)`);
-    throw new WebHdfsError('STORAGE', `${op}: HTTP ${status} from ${this.base.host}`);
+    if (status === 403) throw new WebHdfsError('FORBIDDEN', `${op}: forbidden`, { details });
+    if (status === 404) throw new WebHdfsError('NOT_FOUND', `${op}: not found (is WebHDFS enabled at ${this.base.host}?)`, { details });
+    throw new WebHdfsError('STORAGE', `${op}: HTTP ${status} from ${this.base.host}`, { details });
   }
 
   /**
