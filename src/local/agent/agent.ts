@@ -62,8 +62,9 @@ export interface RunningContainer {
   readonly exit: Promise<ContainerExit>;
   killRequested: boolean;
   /**
-   * Killed at once because its process would have dropped the SIGTERM (see dropsSigterm): its end
-   * is reported as the SIGTERM a genuine agent's command executor would have ended it with.
+   * Killed at once because its process dropped, or would have dropped, the SIGTERM (see
+   * dropsSigterm): its end is reported as the SIGTERM a genuine agent's command executor would
+   * have ended it with.
    */
   endedAsTerminated?: boolean;
 }
@@ -541,10 +542,42 @@ export class LocalAgent {
     if (rc.killRequested) return true;
     rc.killRequested = true;
     if (killingState) this.status(frameworkId, taskId, 'TASK_KILLING', { containerId: rc.containerId, pid: rc.container.pid });
-    const dropped = dropsSigterm(rc.container.pid);
-    if (dropped) rc.endedAsTerminated = true;
-    void rc.container.kill(dropped ? 0 : graceMs);
+    const pid = rc.container.pid;
+    if (dropsSigterm(pid)) {
+      rc.endedAsTerminated = true;
+      void rc.container.kill(0);
+      return true;
+    }
+    void rc.container.kill(graceMs);
+    if (pid !== undefined && graceMs > 0) this.watchDroppedSigterm(rc, pid);
     return true;
+  }
+
+  /**
+   * The SIGTERM of a kill may also be dropped after its handler ran: Node's own handler, there
+   * until a program adds its first listener, restores the default action and raises the signal
+   * again, which the kernel drops for a namespace's init as it drops an unhandled one (a Locus
+   * executor that is still loading is such a process). Where a genuine agent would have ended
+   * the task, it is ended now: a process still alive right after the SIGTERM with no handler for
+   * it any more is killed. Only briefly after the signal: that handler runs as it is delivered,
+   * while a program that handles SIGTERM itself takes its time before it removes its handler.
+   */
+  private watchDroppedSigterm(rc: RunningContainer, pid: number): void {
+    const until = Date.now() + 200;
+    const look = (): void => {
+      if (this.containers.get(rc.containerId) !== rc) return;
+      if (dropsSigterm(pid)) {
+        rc.endedAsTerminated = true;
+        try {
+          process.kill(pid, 'SIGKILL');
+        } catch {
+          // It ended meanwhile.
+        }
+        return;
+      }
+      if (Date.now() < until) setTimeout(look, 20).unref();
+    };
+    setTimeout(look, 20).unref();
   }
 
   /** Whether the agent has a live container for the task. */
