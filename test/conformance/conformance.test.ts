@@ -6,6 +6,8 @@
  */
 import { execFileSync, spawn } from 'node:child_process';
 import { chmodSync, existsSync, mkdirSync, mkdtempSync, readdirSync, readFileSync, writeFileSync, type Dirent } from 'node:fs';
+import { createServer } from 'node:http';
+import type { AddressInfo } from 'node:net';
 import { dirname, join } from 'node:path';
 import { afterAll, afterEach, beforeAll, expect, it } from 'vitest';
 import { LOCUS_CLI, LOCUS_EXECUTOR } from '../harness/build.js';
@@ -291,6 +293,8 @@ for (const target of TARGETS) {
       twoStageScenario(cluster, 'posix');
       twoStageScenario(cluster, 'posix', 'uri');
 
+      killWhileLaunchingScenarios(cluster);
+
       it('a persistent volume: RESERVE + CREATE, a job writes, a second reads, DELETE refused in use, then DESTROY + UNRESERVE', async () => {
         const t = cluster();
         const fw = await frameworkOn(t, { 'state-dir': join(t.dir, 'state-volume'), 'executor-idle-timeout': '2s' });
@@ -571,6 +575,141 @@ describeWith([], 'local: executor authentication (--authenticate_http_executors)
     }, 180_000);
   }
 });
+
+const TERMINAL_TASK_STATES = ['TASK_FINISHED', 'TASK_FAILED', 'TASK_KILLED', 'TASK_ERROR', 'TASK_LOST', 'TASK_DROPPED'];
+
+/** Updates seen by updatesUntil, across calls for the same task. */
+const updatesSeen = new WeakSet<Ev>();
+
+/** The updates of one task, each acknowledged (an agent sends the next only then), until one in `until` (a terminal one). */
+async function updatesUntil(t: ClusterTarget, sub: Sub, taskId: string, timeoutMs: number, until: readonly string[] = TERMINAL_TASK_STATES): Promise<{ states: string[]; last: ReturnType<typeof statusOf>; at: number }> {
+  const states: string[] = [];
+  const deadline = Date.now() + timeoutMs;
+  for (;;) {
+    const e = await sub.next((x) => x.type === 'UPDATE' && !updatesSeen.has(x) && statusOf(x).task_id.value === taskId, Math.max(1, deadline - Date.now()), `the updates of ${taskId} (got ${states.join(', ')})`);
+    updatesSeen.add(e);
+    await ack(t.masterUrl, sub, e);
+    const s = statusOf(e);
+    states.push(s.state);
+    if (until.includes(s.state)) return { states, last: s, at: Date.now() };
+  }
+}
+
+/** Host pids whose command line contains `token` (a task's processes, found by a unique argument). */
+function processesWith(token: string): number[] {
+  const out: number[] = [];
+  for (const pid of readdirSync('/proc').filter((x) => /^\d+$/.test(x))) {
+    try {
+      if (readFileSync(`/proc/${pid}/cmdline`, 'utf8').includes(token)) out.push(Number(pid));
+    } catch {
+      // gone meanwhile
+    }
+  }
+  return out;
+}
+
+async function noProcessWith(token: string, timeoutMs: number): Promise<number[]> {
+  const deadline = Date.now() + timeoutMs;
+  for (;;) {
+    const left = processesWith(token);
+    if (left.length === 0 || Date.now() > deadline) return left;
+    await new Promise((r) => setTimeout(r, 100));
+  }
+}
+
+/**
+ * A KILL that reaches a command task while the agent still launches it, and one that reaches it
+ * just after it started, before its command installed any SIGTERM handler. Locus kills its
+ * executors so whenever it releases one that has not registered yet (a volume delete, an idle
+ * release): both must end the task promptly, not after its kill-policy grace.
+ */
+function killWhileLaunchingScenarios(get: () => ClusterTarget): void {
+  it('a KILL while a command task is launching (its URI still being fetched): TASK_KILLED at once, killed during launch, and its command never runs', async () => {
+    const t = get();
+    // The fetch of the task's URI is answered only when the test says so: the launch is held
+    // there, before the container (and the genuine command executor) starts.
+    let release: () => void = () => undefined;
+    const released = new Promise<void>((r) => { release = r; });
+    const server = createServer((req, res) => {
+      void released.then(() => res.end('payload\n'));
+    });
+    await new Promise<void>((r) => server.listen(0, '127.0.0.1', r));
+    const port = (server.address() as AddressInfo).port;
+    const sub = await subscribe(t.masterUrl, subscribeCall(nullFrameworkInfo('kill-launching')));
+    const token = `${60 + Math.random()}`.slice(0, 12);
+    const marker = join(t.dir, `ran-${token}`);
+    try {
+      const o = await nextOffer(sub);
+      const r = await call(t.masterUrl, sub.streamId, {
+        type: 'ACCEPT', framework_id: { value: sub.frameworkId },
+        accept: { offer_ids: [o.id], operations: [{ type: 'LAUNCH', launch: { task_infos: [
+          nullTask('held-1', o, `touch ${marker}; exec sleep ${token}`, 0.1, {
+            command: { shell: true, value: `touch ${marker}; exec sleep ${token}`, uris: [{ value: `http://127.0.0.1:${port}/payload.txt`, extract: false, cache: false }] },
+            kill_policy: { grace_period: { nanoseconds: 20e9 } },
+          }),
+        ] } }] },
+      });
+      expect(r.status, r.body).toBe(202);
+      const asked = Date.now();
+      const k = await call(t.masterUrl, sub.streamId, { type: 'KILL', framework_id: { value: sub.frameworkId }, kill: { task_id: { value: 'held-1' }, agent_id: o.agent_id } });
+      expect(k.status, k.body).toBe(202);
+      // The fetch is still held: the kill cannot wait for the container.
+      const { states, last, at } = await updatesUntil(t, sub, 'held-1', 10_000);
+      expect(states).toEqual(['TASK_KILLED']);
+      expect(last).toMatchObject({ source: 'SOURCE_AGENT', reason: 'REASON_TASK_KILLED_DURING_LAUNCH', message: 'Killed before delivery to the executor' });
+      expect(at - asked).toBeLessThan(5_000);
+      // Let the launch go on: the container that starts now is shut down without running the command.
+      release();
+      expect(await noProcessWith(token, 10_000)).toEqual([]);
+      await new Promise((r) => setTimeout(r, 1_000));
+      expect(existsSync(marker), 'the killed task\'s command ran').toBe(false);
+      expect(processesWith(token)).toEqual([]);
+      await call(t.masterUrl, sub.streamId, { type: 'TEARDOWN', framework_id: { value: sub.frameworkId } });
+    } finally {
+      release();
+      sub.close();
+      server.close();
+      server.closeAllConnections();
+    }
+  }, 60_000);
+
+  // `sleep` has no SIGTERM handler; Node's own one (there until a program listens for SIGTERM)
+  // restores the default action and raises the signal again. Under a genuine agent the command
+  // executor's SIGTERM ends either (the task is not the container's init, whose unhandled signals
+  // the kernel drops); a Locus executor that is still loading is the Node case.
+  for (const [what, command] of [['sleep', (token: string) => `exec sleep ${token}`], ['node', (token: string) => `exec '${process.execPath}' -e 'setTimeout(() => {}, 60000)' ${token}`]] as const) {
+    it(`a KILL just after a command task started, before its command handles SIGTERM (${what}): it ends at once, not after the kill-policy grace`, async () => {
+      const t = get();
+      const sub = await subscribe(t.masterUrl, subscribeCall(nullFrameworkInfo('kill-started')));
+      const token = `${60 + Math.random()}`.slice(0, 12);
+      try {
+        const o = await nextOffer(sub);
+        const r = await call(t.masterUrl, sub.streamId, {
+          type: 'ACCEPT', framework_id: { value: sub.frameworkId },
+          accept: { offer_ids: [o.id], operations: [{ type: 'LAUNCH', launch: { task_infos: [
+            nullTask('bare-1', o, command(token), 0.1, { kill_policy: { grace_period: { nanoseconds: 20e9 } } }),
+          ] } }] },
+        });
+        expect(r.status, r.body).toBe(202);
+        await updatesUntil(t, sub, 'bare-1', 15_000, ['TASK_RUNNING', ...TERMINAL_TASK_STATES]);
+        // Running as the agent reports it; its command runs once the shell has exec'd it.
+        const deadline = Date.now() + 10_000;
+        while (processesWith(token).length === 0 && Date.now() < deadline) await new Promise((res) => setTimeout(res, 50));
+        const asked = Date.now();
+        const k = await call(t.masterUrl, sub.streamId, { type: 'KILL', framework_id: { value: sub.frameworkId }, kill: { task_id: { value: 'bare-1' }, agent_id: o.agent_id } });
+        expect(k.status, k.body).toBe(202);
+        const { last, at } = await updatesUntil(t, sub, 'bare-1', 30_000);
+        expect(last.state).toBe('TASK_KILLED');
+        expect(last.message).toBe('Command terminated with signal Terminated');
+        expect(at - asked).toBeLessThan(5_000);
+        expect(await noProcessWith(token, 5_000)).toEqual([]);
+        await call(t.masterUrl, sub.streamId, { type: 'TEARDOWN', framework_id: { value: sub.frameworkId } });
+      } finally {
+        sub.close();
+      }
+    }, 60_000);
+  }
+}
 
 let bundle: string | undefined;
 /** The executor bundle (`npm run bundle`), built once per run. */

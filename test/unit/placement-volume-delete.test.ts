@@ -23,8 +23,8 @@ describe('placement with a volume being deleted', () => {
     expect(plan.releases).toEqual([{ executorId: 'vx', reason: 'volume-delete' }]);
     // Without the delete it idles on until the timeout.
     expect(place(snap(10_000, { executors: [holder()] }), indexOf([]), opts).releases).toEqual([]);
-    // Still starting: released once it has registered, not before.
-    expect(place(snap(10_000, { executors: [holder({ launching: true })], goneVolumes: new Set(['vol-1']) }), indexOf([]), opts).releases).toEqual([]);
+    // Still starting (not registered yet): released all the same, its kill ends it while it starts.
+    expect(place(snap(10_000, { executors: [holder({ launching: true })], goneVolumes: new Set(['vol-1']) }), indexOf([]), opts).releases).toEqual([{ executorId: 'vx', reason: 'volume-delete' }]);
   });
 
   it('gives its holder no task, pinned or not, and keeps it while an attempt runs there', () => {

@@ -8,7 +8,7 @@
  * through `onStatus`.
  */
 import { randomUUID } from 'node:crypto';
-import { chmodSync, lstatSync, mkdirSync, rmSync, symlinkSync } from 'node:fs';
+import { chmodSync, lstatSync, mkdirSync, readFileSync, rmSync, symlinkSync } from 'node:fs';
 import { rm } from 'node:fs/promises';
 import type { IncomingMessage, ServerResponse } from 'node:http';
 import { dirname, isAbsolute, join } from 'node:path';
@@ -61,6 +61,12 @@ export interface RunningContainer {
   readonly container: Container;
   readonly exit: Promise<ContainerExit>;
   killRequested: boolean;
+  /**
+   * Killed at once because its process dropped, or would have dropped, the SIGTERM (see
+   * dropsSigterm): its end is reported as the SIGTERM a genuine agent's command executor would
+   * have ended it with.
+   */
+  endedAsTerminated?: boolean;
 }
 
 /** What the agent reports to the master. */
@@ -68,6 +74,32 @@ export interface AgentHooks {
   onStatus(frameworkId: string, status: TaskStatus): void;
   /** An executor's MESSAGE call, for the framework (base64 data). */
   onExecutorMessage?(frameworkId: string, executorId: string, data: string): void;
+}
+
+/**
+ * Whether a SIGTERM sent to this process now would be dropped: it is the init of its own pid
+ * namespace (a task under bubblewrap's --as-pid-1 is) and has no handler for SIGTERM, and the
+ * kernel delivers to a namespace's init only the signals it handles. Under a genuine agent a
+ * command task is never that init (its command executor starts it as a child, in the container's
+ * namespace or in none), so the same SIGTERM ends it by its default action; here it would be
+ * ignored until the kill policy's SIGKILL. The agent ends such a process at once instead. (A
+ * handler installed between this look and the kill is not waited for; a process that installs
+ * one that late was starting, and ending is what a SIGTERM does to it.)
+ */
+function dropsSigterm(pid: number | undefined): boolean {
+  if (pid === undefined) return false;
+  let status: string;
+  try {
+    status = readFileSync(`/proc/${pid}/status`, 'utf8');
+  } catch {
+    return false;
+  }
+  const field = (name: string): string => new RegExp(`^${name}:\\s*(.*)$`, 'm').exec(status)?.[1]?.trim() ?? '';
+  const nspid = field('NSpid').split(/\s+/);
+  if (nspid.length < 2 || nspid[nspid.length - 1] !== '1') return false;
+  // Signal masks are hexadecimal; SIGTERM (15) is bit 14, in the last four digits.
+  const sigterm = (mask: string): boolean => (Number.parseInt(mask.slice(-4) || '0', 16) & 0x4000) !== 0;
+  return !sigterm(field('SigCgt')) && !sigterm(field('SigIgn'));
 }
 
 const SIGNAL_NAMES: Record<string, string> = { SIGTERM: 'Terminated', SIGKILL: 'Killed', SIGINT: 'Interrupt', SIGHUP: 'Hangup', SIGSEGV: 'Segmentation fault', SIGABRT: 'Aborted' };
@@ -84,7 +116,11 @@ export class LocalAgent {
   private stopping = false;
   /** Custom executors (ExecutorInfo with a command) speaking the executor HTTP API. */
   readonly executors: CustomExecutors;
-  private readonly pendingKills = new Map<string, { killingState: boolean; graceMs: number }>();
+  /**
+   * Containers of command tasks killed before they started (the TASK_KILLED went out then): the
+   * launch stops where it is, and a container that starts anyway is ended at once.
+   */
+  private readonly killedLaunches = new Set<string>();
 
   constructor(
     readonly spec: AgentSpec,
@@ -403,8 +439,10 @@ export class LocalAgent {
     const mounts = this.mounts(res, task.container?.volumes);
     mkdirSync(sandbox, { recursive: true });
     this.linkVolumes(sandbox, mounts);
-    // The fetcher runs before the container starts, as the genuine agent's does.
-    void fetchUris(sandbox, containerId, cmd?.uris ?? []).then(() => this.isolator.launch({
+    // The fetcher runs before the container starts, as the genuine agent's does. A kill meanwhile
+    // (killTask) has reported the task killed already: nothing more is launched or reported.
+    const killed = (): boolean => this.killedLaunches.has(containerId);
+    void fetchUris(sandbox, containerId, cmd?.uris ?? []).then(() => (killed() ? undefined : this.isolator.launch({
       id: containerId,
       argv,
       env,
@@ -416,25 +454,39 @@ export class LocalAgent {
       // As a genuine agent (--switch_user, its default): CommandInfo.user, else FrameworkInfo.user.
       ...userOf(cmd, framework),
       ...(task.container?.hostname !== undefined ? { hostname: task.container.hostname } : {}),
-    })).then(
+    }))).then(
       (container) => {
+        if (container === undefined || killed()) {
+          this.killedLaunches.delete(containerId);
+          if (container !== undefined) this.endKilledLaunch(frameworkId, taskId, containerId, sandbox, container);
+          return;
+        }
         const rc: RunningContainer = { containerId, parentId: undefined, frameworkId, executorId: taskId, taskId, sandbox, container, exit: container.wait(), killRequested: false };
         this.containers.set(containerId, rc);
         this.status(frameworkId, taskId, 'TASK_STARTING', { containerId, pid: container.pid });
         this.status(frameworkId, taskId, 'TASK_RUNNING', { containerId, pid: container.pid });
         void rc.exit.then((exit) => this.taskExited(rc, exit));
-        const pendingKill = this.pendingKills.get(`${frameworkId}/${taskId}`);
-        if (pendingKill) {
-          this.pendingKills.delete(`${frameworkId}/${taskId}`);
-          this.killTask(frameworkId, taskId, pendingKill.killingState, pendingKill.graceMs);
-        }
       },
       (err: unknown) => {
+        if (this.killedLaunches.delete(containerId)) return;
         this.tasks.delete(`${frameworkId}/${taskId}`);
         this.checkpoint();
         this.status(frameworkId, taskId, 'TASK_FAILED', { source: 'SOURCE_AGENT', reason: 'REASON_CONTAINER_LAUNCH_FAILED', message: `Failed to launch container: ${err instanceof Error ? err.message : String(err)}`, containerId });
       },
     );
+  }
+
+  /**
+   * A command task's container that started after its task was killed: ended at once, with no
+   * update (TASK_KILLED went out at the kill), as a genuine agent shuts down a command executor
+   * that registers with no task left to run (Slave::registerExecutor). Kept among the containers
+   * until it has ended, so that an agent stopping meanwhile waits for it too.
+   */
+  private endKilledLaunch(frameworkId: string, taskId: string, containerId: string, sandbox: string, container: Container): void {
+    const rc: RunningContainer = { containerId, parentId: undefined, frameworkId, executorId: taskId, taskId: undefined, sandbox, container, exit: container.wait(), killRequested: true };
+    this.containers.set(containerId, rc);
+    void rc.exit.then(() => this.containerGone(rc));
+    void container.kill(0).catch((err: unknown) => this.logger.warn({ err: String(err), container: containerId }, 'ending the container of a task killed while it launched failed'));
   }
 
   /** Launch a task group on a custom executor (LAUNCH_GROUP event). */
@@ -460,7 +512,8 @@ export class LocalAgent {
     else if (exit.reason === 'DISK_LIMIT') { state = 'TASK_FAILED'; reason = 'REASON_CONTAINER_LIMITATION_DISK'; message = exit.message; }
     else if (exit.reason === 'LAUNCH_FAILED') { state = 'TASK_FAILED'; reason = 'REASON_CONTAINER_LAUNCH_FAILED'; message = exit.message; }
     else {
-      message = exit.signal !== null ? `Command terminated with signal ${SIGNAL_NAMES[exit.signal] ?? exit.signal}` : `Command exited with status ${exit.exitCode ?? 0}`;
+      const signal = rc.endedAsTerminated === true ? 'SIGTERM' : exit.signal;
+      message = signal !== null ? `Command terminated with signal ${SIGNAL_NAMES[signal] ?? signal}` : `Command exited with status ${exit.exitCode ?? 0}`;
       state = rc.killRequested ? 'TASK_KILLED' : exit.exitCode === 0 ? 'TASK_FINISHED' : 'TASK_FAILED';
     }
     this.status(rc.frameworkId, rc.taskId, state, { message, ...(reason !== undefined ? { reason } : {}), containerId: rc.containerId, pid: rc.container.pid });
@@ -471,16 +524,60 @@ export class LocalAgent {
     if (this.executors.kill(frameworkId, taskId)) return true;
     const rc = [...this.containers.values()].find((c) => c.frameworkId === frameworkId && c.taskId === taskId);
     if (!rc) {
-      // Still launching: kill it as soon as its container exists.
-      if (!this.tasks.has(`${frameworkId}/${taskId}`)) return false;
-      this.pendingKills.set(`${frameworkId}/${taskId}`, { killingState, graceMs });
+      const key = `${frameworkId}/${taskId}`;
+      const launching = this.tasks.get(key);
+      if (!launching) return false;
+      // Still launching (its URIs fetched, its container started): a genuine agent kills such a
+      // task at once, TASK_KILLED before its command executor has registered (Slave::kill,
+      // REGISTERING), and that executor, once it registers, is shut down without running the
+      // command. A kill deferred to the container's start would send its SIGTERM in the very
+      // moment the process cannot handle it yet (see dropsSigterm): it would be lost, and the task
+      // (a Locus executor released before it registered) would run on for its whole grace.
+      this.tasks.delete(key);
+      this.checkpoint();
+      this.killedLaunches.add(launching.containerId);
+      this.status(frameworkId, taskId, 'TASK_KILLED', { source: 'SOURCE_AGENT', reason: 'REASON_TASK_KILLED_DURING_LAUNCH', message: 'Killed before delivery to the executor' });
       return true;
     }
     if (rc.killRequested) return true;
     rc.killRequested = true;
     if (killingState) this.status(frameworkId, taskId, 'TASK_KILLING', { containerId: rc.containerId, pid: rc.container.pid });
+    const pid = rc.container.pid;
+    if (dropsSigterm(pid)) {
+      rc.endedAsTerminated = true;
+      void rc.container.kill(0);
+      return true;
+    }
     void rc.container.kill(graceMs);
+    if (pid !== undefined && graceMs > 0) this.watchDroppedSigterm(rc, pid);
     return true;
+  }
+
+  /**
+   * The SIGTERM of a kill may also be dropped after its handler ran: Node's own handler, there
+   * until a program adds its first listener, restores the default action and raises the signal
+   * again, which the kernel drops for a namespace's init as it drops an unhandled one (a Locus
+   * executor that is still loading is such a process). Where a genuine agent would have ended
+   * the task, it is ended now: a process still alive right after the SIGTERM with no handler for
+   * it any more is killed. Only briefly after the signal: that handler runs as it is delivered,
+   * while a program that handles SIGTERM itself takes its time before it removes its handler.
+   */
+  private watchDroppedSigterm(rc: RunningContainer, pid: number): void {
+    const until = Date.now() + 200;
+    const look = (): void => {
+      if (this.containers.get(rc.containerId) !== rc) return;
+      if (dropsSigterm(pid)) {
+        rc.endedAsTerminated = true;
+        try {
+          process.kill(pid, 'SIGKILL');
+        } catch {
+          // It ended meanwhile.
+        }
+        return;
+      }
+      if (Date.now() < until) setTimeout(look, 20).unref();
+    };
+    setTimeout(look, 20).unref();
   }
 
   /** Whether the agent has a live container for the task. */

@@ -400,10 +400,11 @@ function releases(pass: Pass, shapes: readonly Shape[], offers: readonly OfferSt
     if (e.draining && e.freeSlots >= e.slots) out.push({ executorId: e.executorId, reason: 'drained' });
     // Mesos keeps a persistent volume in its executor's container until the executor ends: waiting
     // out the idle timeout made every delete after a job wait a minute. Not while any attempt runs
-    // there (the delete was refused if one mounts the volume; others finish first), nor before it
-    // has registered: a kill that reaches it while it starts was lost, and it stayed DRAINING,
-    // holding the volume, for good (its registration asks for a pass, which releases it).
-    else if (!e.draining && e.launching !== true && e.freeSlots >= e.slots && pass.holdsGone(e)) out.push({ executorId: e.executorId, reason: 'volume-delete' });
+    // there (the delete was refused if one mounts the volume; others finish first). One still
+    // starting goes too: its Mesos task is killed like any other's, TASK_KILLED at once while the
+    // agent still launches it, and the SIGTERM of a kill once it runs ends a process that has not
+    // registered yet (it drains nothing).
+    else if (!e.draining && e.freeSlots >= e.slots && pass.holdsGone(e)) out.push({ executorId: e.executorId, reason: 'volume-delete' });
   }
   const cutoff = pass.now - pass.opts.idleTimeoutMs;
   // Idle for a moment at least, so an executor launched a pass ago is never taken back.
