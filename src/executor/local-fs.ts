@@ -12,7 +12,7 @@
  */
 import * as fs from 'node:fs';
 import { promises as fsp } from 'node:fs';
-import { parseMountinfo } from './isolation/cgroups.js';
+import { parseMountinfo } from '../core/mountinfo.js';
 
 /** statfs f_type values of local, disk- or memory-backed filesystems (linux/magic.h). */
 const LOCAL_TYPES: ReadonlySet<number> = new Set([

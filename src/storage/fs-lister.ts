@@ -3,8 +3,10 @@
  * GlusterFS and CephFS mounts) for path expansion. Every call has a
  * deadline: a dead FUSE mount blocks stat() forever, and we must not.
  */
-import { readdir, stat } from 'node:fs/promises';
+import type { Stats } from 'node:fs';
+import { readdir, readFile, realpath, stat } from 'node:fs/promises';
 import { dirname } from 'node:path';
+import { mountHolding, parseMountinfo } from '../core/mountinfo.js';
 import { withTimeout } from './concurrency.js';
 import type { Entry, Lister } from './expand.js';
 
@@ -39,23 +41,71 @@ export function fsLister(root: string, timeoutMs: number, signal?: AbortSignal):
   };
 }
 
-/**
- * Whether the file system meant to be mounted at `mount` is not there: the directory is on the
- * same device as its parent (unmounted: what is left is the empty mount point), or it cannot be
- * looked at at all. A path missing under such a mount is not "no such file": the storage is
- * away, and a stage listing it waits (storage/errors.ts isTransientStorageError). Only asked once
- * a path was found missing, so a healthy listing pays nothing for it.
- */
-export async function mountGone(mount: string, timeoutMs: number): Promise<boolean> {
-  const root = mount.replace(/\/+$/, '');
-  if (root === '') return false;
+/** How mountinfo names the filesystem of a GlusterFS FUSE mount. */
+export const GLUSTER_FS_TYPES: readonly string[] = ['fuse.glusterfs'];
+/** How mountinfo names CephFS: the kernel client, ceph-fuse (and its name in some releases). */
+export const CEPHFS_FS_TYPES: readonly string[] = ['ceph', 'fuse.ceph-fuse', 'fuse.ceph'];
+
+/** Options of whyNotMounted. */
+export interface MountCheckOptions {
+  readonly signal?: AbortSignal;
+  /** The mount table's text (default: /proc/self/mountinfo; undefined where there is none). */
+  readonly mountinfo?: () => Promise<string | undefined>;
+}
+
+async function readMountinfo(): Promise<string | undefined> {
   try {
-    const [self, parent] = await Promise.all([
-      withTimeout(`stat ${root}`, timeoutMs, stat(root)),
-      withTimeout(`stat ${dirname(root)}`, timeoutMs, stat(dirname(root))),
-    ]);
-    return self.dev === parent.dev;
+    return await readFile('/proc/self/mountinfo', 'utf8');
   } catch {
-    return true;
+    return undefined;
   }
+}
+
+/**
+ * Why the filesystem meant to be mounted at `mount` (a `gluster-mounts` entry, `cephfs-mount`) is
+ * not there, or undefined when it is. An unmounted FUSE or kernel mount leaves its mount point
+ * behind as a plain, empty directory: listed, a whole volume or a directory reads as "no files"
+ * and a glob matches nothing, and the job failed at once although its storage was only away. So
+ * the mount point is looked at before listing, and a mount found gone is reported by the caller
+ * as UNAVAILABLE, which a stage's listing waits out (storage/errors.ts isTransientStorageError).
+ *
+ * Precise, so that working configurations keep working: a path on another device than its parent
+ * is a mount point, whatever is mounted there (a wrong filesystem is told by the listing itself:
+ * no pathinfo or layout attribute). On the same device as its parent (the classic "not a mount
+ * point" test) it is still mounted when the mount table lists it as a mount point (a bind mount
+ * of its own filesystem), or when the mount holding it is of one of `types` (the setting names a
+ * directory inside a CephFS or GlusterFS mount). Anything else is a plain directory: not mounted.
+ * Where there is no mount table (not Linux), the device test alone decides.
+ *
+ * A missing mount point is not mounted either; a mount point that cannot be looked at (a dead
+ * FUSE client: ENOTCONN; a stat that hangs past timeoutMs) throws that error, itself transient.
+ */
+export async function whyNotMounted(mount: string, types: readonly string[], timeoutMs: number, options: MountCheckOptions = {}): Promise<string | undefined> {
+  const root = mount.replace(/\/+$/, '');
+  // The root directory is always mounted (and is its own parent).
+  if (root === '') return undefined;
+  const { signal } = options;
+  let self: Stats;
+  let parent: Stats;
+  try {
+    [self, parent] = await Promise.all([
+      withTimeout(`stat ${root}`, timeoutMs, stat(root), signal),
+      withTimeout(`stat ${dirname(root)}`, timeoutMs, stat(dirname(root)), signal),
+    ]);
+  } catch (err) {
+    const code = (err as NodeJS.ErrnoException).code;
+    if (code === 'ENOENT' || code === 'ENOTDIR') return `${root} is not mounted: there is no such directory`;
+    throw err;
+  }
+  if (self.dev !== parent.dev) return undefined;
+  const table = await (options.mountinfo ?? readMountinfo)();
+  if (table === undefined) return `${root} is not mounted: it is on the same device as ${dirname(root)}`;
+  // The table names mount points by their real paths: a symbolic link on the way is resolved.
+  const real = await withTimeout(`realpath ${root}`, timeoutMs, realpath(root), signal);
+  const mounts = parseMountinfo(table);
+  if (mounts.some((m) => m.mountPoint === real)) return undefined;
+  const holder = mountHolding(mounts, real);
+  if (holder !== undefined && types.includes(holder.fsType)) return undefined;
+  const on = holder === undefined ? `the filesystem of ${dirname(root)}` : `${holder.fsType} ${holder.mountPoint}`;
+  return `${root} is not mounted: it is a plain directory on ${on}, not a mount of ${types.join(' or ')}`;
 }

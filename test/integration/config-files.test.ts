@@ -18,6 +18,8 @@ import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { parse } from 'yaml';
 import { LOCUS_CLI, ensureBuilt } from '../harness/build.js';
 import { freePort } from '../harness/ports.js';
+import { mountTmpfs, unmountAll } from '../harness/mounts.js';
+import { ROOT, checkWith } from '../harness/requires.js';
 import { startRedis, type TestRedis } from '../harness/redis.js';
 import { startLocalCluster, type LocalCluster } from '../../src/local/index.js';
 import { FRAMEWORK_OPTION_NAMES, readConfigFile, resolveSettings } from '../../src/app/config.js';
@@ -307,21 +309,38 @@ describe('storage options reach the storage backends', () => {
     expect(resolveSettings({ ...base, 'executor-cpus': '0.25', 'executor-mem': '256MiB' })).toMatchObject({ executorCpus: 0.25, executorMemMiB: 256 });
   });
 
-  it('a CephFS mount alone (no ceph-conf) configures cephfs:// in a running framework', async () => {
+  it('a CephFS mount alone (no ceph-conf) configures cephfs:// in a running framework, which checks that it is mounted', async () => {
     const mount = join(dir, 'cephfs');
-    mkdirSync(join(mount, 'data'), { recursive: true });
+    mkdirSync(mount, { recursive: true });
     const settings = resolveSettings({
       master: cluster.masterUrl, redis: redis.url, principal: 'locus', 'secret-file': join(root, 'compose/locus/secret'),
       'http-port': '0', 'grpc-port': '0', 'state-dir': join(dir, 'ceph-state'), 'cephfs-mount': mount,
     });
     const fw = await startFramework(settings, { logger: silentLogger() });
+    const resolveError = async (): Promise<unknown> => await fw.storage.resolve('cephfs://data/', { split: 'file' }).then(() => undefined, (e: unknown) => e);
     try {
-      // With the mount wired in, resolving a cephfs:// URI gets past the mount to the cluster's
-      // maps (no Ceph cluster runs here, so it stops there); without it, it stops at once with
-      // "no CephFS mount configured".
-      const err = await fw.storage.resolve('cephfs://data/', { split: 'file' }).then(() => undefined, (e: unknown) => e);
-      expect(String(err)).toMatch(/the Ceph cluster of /);
-      expect(String(err)).not.toContain('no CephFS mount configured');
+      // With the mount wired in, resolving a cephfs:// URI looks at the mount (without it, it stops
+      // at once with "no CephFS mount configured"). A plain directory there is what an unmounted
+      // CephFS leaves: not mounted, which a stage's listing waits out (not "no files").
+      const unmounted = await resolveError();
+      expect(unmounted).toMatchObject({ code: 'UNAVAILABLE' });
+      expect(String(unmounted)).toContain(`${mount} is not mounted: it is a plain directory on `);
+      expect(String(unmounted)).not.toContain('no CephFS mount configured');
+      // Something mounted there (a tmpfs standing in for CephFS): the listing gets past the mount
+      // to the cluster's maps (found through the default ceph.conf: no Ceph cluster runs here, so
+      // it stops there).
+      await checkWith([ROOT], 'a mounted CephFS mount point is listed up to the cluster', async () => {
+        mkdirSync(mount, { recursive: true });
+        mountTmpfs(mount);
+        try {
+          mkdirSync(join(mount, 'data'));
+          const err = String(await resolveError());
+          expect(err).toMatch(/the Ceph cluster of /);
+          expect(err).not.toContain('not mounted');
+        } finally {
+          unmountAll();
+        }
+      });
     } finally {
       await fw.stop();
     }

@@ -6,8 +6,13 @@
  * it waits for (its view, `explain`), jobs behind it keep running, and once the NameNode answers
  * its stage opens and it succeeds. A NameNode's "no" (no such file) still fails the job at once,
  * naming the input; a storage away past `input-storage-give-up` fails it with
- * INPUT_STORAGE_UNAVAILABLE; a restarted scheduler picks the wait up where the store left it.
+ * INPUT_STORAGE_UNAVAILABLE; a restarted scheduler picks the wait up where the store left it. A
+ * GlusterFS volume whose mount point is not mounted (a plain directory, as an unmounted FUSE mount
+ * leaves it; as root, a real tmpfs mounted there later) is waited for too, not listed as empty.
  */
+import { mkdirSync, mkdtempSync, realpathSync, rmSync, writeFileSync } from 'node:fs';
+import { tmpdir } from 'node:os';
+import { join } from 'node:path';
 import { afterAll, beforeAll, describe, expect, it, onTestFinished } from 'vitest';
 import { systemClock } from '../../src/core/clock.js';
 import { silentLogger } from '../../src/obs/log.js';
@@ -16,7 +21,9 @@ import { JobService } from '../../src/scheduler/jobs/service.js';
 import { JobStore } from '../../src/scheduler/jobs/store.js';
 import { validateJobSpec, type JobSpec } from '../../src/scheduler/jobs/spec.js';
 import { createStorageRegistry, type StorageRegistry } from '../../src/storage/registry.js';
+import { fakeGlusterGetfattr, mountTmpfs, unmountAll } from '../harness/mounts.js';
 import { freePort } from '../harness/ports.js';
+import { ROOT, itWith } from '../harness/requires.js';
 import { startWebHdfsServer, type WebHdfsServer } from '../harness/webhdfs-server.js';
 import { TOKENS, resolver, startJobsApi, until, type JobsApi } from './api-jobs-fixture.js';
 
@@ -26,6 +33,8 @@ const GIVE_UP_MS = 6_000;
 let api: JobsApi;
 let storage: StorageRegistry;
 let nn: WebHdfsServer;
+/** Holds the GlusterFS volume `gv0`'s mount point (see the unmounted-mount test). */
+let glusterDir: string;
 const retries: InputWait[] = [];
 
 const files = [{ path: '/data/a.txt', size: 1000 }, { path: '/data/b.txt', size: 2000 }];
@@ -33,9 +42,16 @@ const hdfsJob = (name: string, input: string): JobSpec => validateJobSpec({ name
 
 beforeAll(async () => {
   nn = await startWebHdfsServer({ files });
+  glusterDir = realpathSync(mkdtempSync(join(tmpdir(), 'locus-input-mount-')));
+  mkdirSync(join(glusterDir, 'gv0'));
   // What the framework builds (user.name set: listing goes through the webhdfs package first), without
-  // a cache; local:// is the fixture's small dataset, for the ordinary jobs.
-  storage = createStorageRegistry({ cache: { ttlMs: 0 }, webhdfs: { user: 'alice', timeoutMs: 2_000 }, backends: [{ schemes: ['local'], resolve: (uri, o) => resolver.resolve(uri, o) }] });
+  // a cache; local:// is the fixture's small dataset, for the ordinary jobs. The GlusterFS volume's
+  // pathinfo comes from a stand-in getfattr: its mount is a tmpfs.
+  storage = createStorageRegistry({
+    cache: { ttlMs: 0 }, webhdfs: { user: 'alice', timeoutMs: 2_000 },
+    gluster: { mounts: { gv0: join(glusterDir, 'gv0') }, getfattrBin: fakeGlusterGetfattr(glusterDir, 'gv0', 'host-a'), timeoutMs: 5_000 },
+    backends: [{ schemes: ['local'], resolve: (uri, o) => resolver.resolve(uri, o) }],
+  });
   api = await startJobsApi({ resolver: storage, inputWaits: { inputStorageGiveUpMs: GIVE_UP_MS, inputListingRetryMs: 100 } });
   api.jobs.on('inputRetry', (r) => retries.push(r.wait));
 }, 30_000);
@@ -44,6 +60,8 @@ afterAll(async () => {
   await api?.close();
   await storage?.close();
   await nn?.close();
+  unmountAll();
+  if (glusterDir !== undefined) rmSync(glusterDir, { recursive: true, force: true });
 });
 
 async function http(path: string): Promise<Record<string, unknown>> {
@@ -126,6 +144,35 @@ describe('a stage whose inputs\' storage is away', () => {
     } finally {
       await restarted.close();
     }
+  }, 30_000);
+
+  itWith([ROOT], 'waits while a GlusterFS mount point is not mounted (a plain directory, which would list no files), and succeeds once it is mounted', async () => {
+    const mount = join(glusterDir, 'gv0');
+    // The whole volume: on the plain directory left behind, it listed as no files and the job failed.
+    const input = 'glusterfs://gv0/';
+    const job = await api.jobs.submit('alpha', hdfsJob('behind-an-unmounted-volume', input));
+    const waiting = await until('the job to wait or fail', async () => {
+      const j = await api.jobs.get(job.id);
+      return j.message?.startsWith('waiting for the storage') === true || j.state === 'FAILED' ? j : undefined;
+    });
+    // Not FAILED with "no files": the storage is away, and the message says which mount is not mounted.
+    expect({ state: waiting.state, message: waiting.message }).toMatchObject({ state: 'RESOLVING' });
+    expect(waiting.message).toContain(`input ${input} of stage 'main'`);
+    expect(waiting.message).toContain(`${mount} is not mounted: it is a plain directory on `);
+    expect(waiting.message).toContain("the GlusterFS mount of volume 'gv0' is gone");
+    await until('a second try', async () => (retries.filter((r) => r.jobId === job.id).length >= 2 ? true : undefined));
+    expect((await api.jobs.get(job.id)).state).toBe('RESOLVING');
+
+    // The volume is mounted again, with its files: the stage opens with one task per file.
+    mountTmpfs(mount);
+    mkdirSync(join(mount, 'logs'));
+    writeFileSync(join(mount, 'logs', 'a.log'), 'a\n');
+    writeFileSync(join(mount, 'logs', 'b.log'), 'b\n');
+    await api.waitPending(job.id, 2);
+    const running = await api.jobs.get(job.id);
+    expect(running.state).toBe('RUNNING');
+    expect(running.message).toBeUndefined();
+    expect(await runToEnd(job.id)).toBe('SUCCEEDED');
   }, 30_000);
 
   it('fails at once, naming the input, when the NameNode says the path does not exist', async () => {

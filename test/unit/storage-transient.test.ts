@@ -3,14 +3,10 @@
  * now) and which fail its job at once (permanent: the storage said no). The tool outputs are what
  * the ceph, rados and getfattr CLIs print in those situations.
  */
-import { mkdtemp, rm } from 'node:fs/promises';
-import { tmpdir } from 'node:os';
-import { join } from 'node:path';
 import { describe, expect, it } from 'vitest';
 import { LocusError } from '../../src/core/errors.js';
 import { isTransientStorageError, storageError, wrapStorageError } from '../../src/storage/errors.js';
 import { ToolError, runTool } from '../../src/storage/exec.js';
-import { mountGone } from '../../src/storage/fs-lister.js';
 import { remoteError } from '../../src/storage/hdfs/client.js';
 
 const errno = (code: string): NodeJS.ErrnoException => Object.assign(new Error(`${code}: failed`), { code });
@@ -61,18 +57,5 @@ describe('isTransientStorageError', () => {
     const err = await runTool('locus-no-such-tool-xyz', [], { timeoutMs: 5_000 }).catch((e: unknown) => e);
     expect((err as LocusError).code).toBe('UNAVAILABLE');
     expect(isTransientStorageError(wrapStorageError('ceph://pool/x', err))).toBe(false);
-  });
-});
-
-describe('mountGone', () => {
-  it('says a plain directory (an unmounted mount point) is gone, a mount point is not', async () => {
-    const dir = await mkdtemp(join(tmpdir(), 'locus-mount-'));
-    try {
-      expect(await mountGone(dir, 5_000)).toBe(true);
-      expect(await mountGone(join(dir, 'missing'), 5_000)).toBe(true);
-      expect(await mountGone('/proc', 5_000)).toBe(false);
-    } finally {
-      await rm(dir, { recursive: true, force: true });
-    }
   });
 });

@@ -12,6 +12,7 @@
  */
 import { existsSync, mkdirSync, promises as fsp, readdirSync, readFileSync, rmdirSync, writeFileSync } from 'node:fs';
 import { join } from 'node:path';
+import { parseMountinfo } from '../../core/mountinfo.js';
 import type { ContainerLimits } from './types.js';
 
 /** The cgroup controllers Locus uses. */
@@ -26,33 +27,6 @@ export type CgroupLayout =
   | { readonly version: 'v1'; readonly mounts: ReadonlyMap<string, string> }
   | { readonly version: 'v2'; readonly mount: string }
   | { readonly version: 'none'; readonly why: string };
-
-/** One line of /proc/self/mountinfo that matters here. */
-export interface MountLine {
-  readonly mountPoint: string;
-  readonly fsType: string;
-  readonly superOptions: readonly string[];
-}
-
-/** Parse /proc/self/mountinfo text into mount points, types and super options. */
-export function parseMountinfo(text: string): MountLine[] {
-  const out: MountLine[] = [];
-  for (const line of text.split('\n')) {
-    if (line.trim() === '') continue;
-    // Fields: id parent major:minor root mountpoint options [optional…] - fstype source superopts
-    const sep = line.indexOf(' - ');
-    if (sep < 0) continue;
-    const left = line.slice(0, sep).split(' ');
-    const right = line.slice(sep + 3).split(' ');
-    const mountPoint = unescapeMount(left[4] ?? '');
-    out.push({ mountPoint, fsType: right[0] ?? '', superOptions: (right[2] ?? '').split(',') });
-  }
-  return out;
-}
-
-function unescapeMount(s: string): string {
-  return s.replace(/\\([0-7]{3})/g, (_m, oct: string) => String.fromCharCode(parseInt(oct, 8)));
-}
 
 /**
  * Decide the layout from mountinfo text and a reader of cgroup2

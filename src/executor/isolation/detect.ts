@@ -5,7 +5,8 @@
  * `locus doctor`; Locus never claims an isolation it has not checked.
  */
 import { execFile } from 'node:child_process';
-import { detectCgroupLayout, parseMountinfo, type CgroupLayout } from './cgroups.js';
+import { parseMountinfo } from '../../core/mountinfo.js';
+import { detectCgroupLayout, type CgroupLayout } from './cgroups.js';
 import { DEFAULT_PATH, findExecutable } from './host.js';
 import { nativeLauncherPath } from './launcher.js';
 import type { IsolationReport } from './types.js';

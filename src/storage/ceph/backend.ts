@@ -15,7 +15,7 @@ import { mapLimit, withTimeout } from '../concurrency.js';
 import { storageError, toolSaysUnreachable, wrapStorageError } from '../errors.js';
 import { runTool, ToolError } from '../exec.js';
 import { expandPath, globToRegExp, hasGlob } from '../expand.js';
-import { fsLister, mountGone } from '../fs-lister.js';
+import { CEPHFS_FS_TYPES, fsLister, whyNotMounted } from '../fs-lister.js';
 import type { HostMapper, StorageReplica } from '../hostmap.js';
 import type { ResolveOptions, StorageBackend } from '../port.js';
 import { fileLocations, type RawBlock } from '../splits.js';
@@ -147,11 +147,15 @@ export class CephBackend implements StorageBackend {
     const path = normalisePath(`${u.authority}/${u.path}`);
     const root = mount.replace(/\/$/, '');
     const timeoutMs = this.config.timeoutMs ?? 30_000;
+    // As for GlusterFS: a CephFS not mounted (its mount point a plain directory again) is waited
+    // for, not listed as empty; asked again for a path found missing, in case it went meanwhile.
+    const mountGone = async (): Promise<void> => {
+      const why = await whyNotMounted(root, CEPHFS_FS_TYPES, timeoutMs, options.signal === undefined ? {} : { signal: options.signal });
+      if (why !== undefined) throw storageError('UNAVAILABLE', uri, `${why} (the CephFS mount is gone)`);
+    };
+    await mountGone();
     const files = await expandPath(path, fsLister(root, timeoutMs, options.signal));
-    // As for GlusterFS: a path missing because the CephFS is not mounted is waited for.
-    if (files === undefined && await mountGone(root, timeoutMs)) {
-      throw storageError('UNAVAILABLE', uri, `${root} is not mounted (the CephFS mount is gone)`);
-    }
+    if (files === undefined) await mountGone();
     if (files === undefined) throw storageError('NOT_FOUND', uri, 'no such file or directory');
     const abs = files.map((f) => root + f.path);
     const [layouts, inodes, map] = await Promise.all([

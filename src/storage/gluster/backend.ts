@@ -13,7 +13,7 @@ import type { Readable } from 'node:stream';
 import type { FileLocations } from '../../core/blocks.js';
 import { storageError, wrapStorageError } from '../errors.js';
 import { expandPath } from '../expand.js';
-import { fsLister, mountGone } from '../fs-lister.js';
+import { fsLister, GLUSTER_FS_TYPES, whyNotMounted } from '../fs-lister.js';
 import type { HostMapper, StorageReplica } from '../hostmap.js';
 import type { ResolveOptions, StorageBackend } from '../port.js';
 import { fileLocations, uniformBlocks } from '../splits.js';
@@ -80,12 +80,16 @@ export class GlusterBackend implements StorageBackend {
     const { mount, path, volume } = this.mountOf(uri);
     const timeoutMs = this.config.timeoutMs ?? 30_000;
     try {
+      // An unmounted volume leaves an empty directory behind, where a directory lists no files and
+      // a glob matches none: the mount's absence is asked first (and waited for), not read as the
+      // path's. Asked again for a path found missing: the mount may have gone while listing.
+      const mountGone = async (): Promise<void> => {
+        const why = await whyNotMounted(mount, GLUSTER_FS_TYPES, timeoutMs, options.signal === undefined ? {} : { signal: options.signal });
+        if (why !== undefined) throw storageError('UNAVAILABLE', uri, `${why} (the GlusterFS mount of volume '${volume}' is gone)`);
+      };
+      await mountGone();
       const files = await expandPath(path, fsLister(mount, timeoutMs, options.signal));
-      // An unmounted volume leaves an empty directory behind: a path missing there is the mount's
-      // absence (waited for), not the path's.
-      if (files === undefined && await mountGone(mount, timeoutMs)) {
-        throw storageError('UNAVAILABLE', uri, `${mount} is not mounted (the GlusterFS mount of volume '${volume}' is gone)`);
-      }
+      if (files === undefined) await mountGone();
       if (files === undefined) throw storageError('NOT_FOUND', uri, 'no such file or directory');
       const absPaths = files.map((f) => mount + f.path);
       const { values, errors } = await readXattrs(absPaths, 'trusted.glusterfs.pathinfo', {
