@@ -46,6 +46,14 @@ export const GLUSTER_FS_TYPES: readonly string[] = ['fuse.glusterfs'];
 /** How mountinfo names CephFS: the kernel client, ceph-fuse (and its name in some releases). */
 export const CEPHFS_FS_TYPES: readonly string[] = ['ceph', 'fuse.ceph-fuse', 'fuse.ceph'];
 
+/** The configured mount point does not exist (whyNotMounted): a setting's mistake, not the storage away. */
+export class MissingMountPoint extends Error {
+  constructor(readonly mountPoint: string) {
+    super(`${mountPoint} does not exist: no mount point is there to mount on`);
+    this.name = 'MissingMountPoint';
+  }
+}
+
 /** Options of whyNotMounted. */
 export interface MountCheckOptions {
   readonly signal?: AbortSignal;
@@ -94,7 +102,9 @@ export async function whyNotMounted(mount: string, types: readonly string[], tim
     ]);
   } catch (err) {
     const code = (err as NodeJS.ErrnoException).code;
-    if (code === 'ENOENT' || code === 'ENOTDIR') return `${root} is not mounted: there is no such directory`;
+    // A mount point outlives its mount (unmounting leaves the directory): one that is not there
+    // at all is a setting naming the wrong path, which no wait mends.
+    if (code === 'ENOENT' || code === 'ENOTDIR') throw new MissingMountPoint(root);
     throw err;
   }
   if (self.dev !== parent.dev) return undefined;

@@ -14,7 +14,7 @@ import type { LocusError } from '../../src/core/errors.js';
 import { parseMountinfo } from '../../src/core/mountinfo.js';
 import { CephBackend } from '../../src/storage/ceph/backend.js';
 import { isTransientStorageError } from '../../src/storage/errors.js';
-import { CEPHFS_FS_TYPES, GLUSTER_FS_TYPES, whyNotMounted } from '../../src/storage/fs-lister.js';
+import { CEPHFS_FS_TYPES, GLUSTER_FS_TYPES, MissingMountPoint, whyNotMounted } from '../../src/storage/fs-lister.js';
 import { GlusterBackend } from '../../src/storage/gluster/backend.js';
 import { HostMapper } from '../../src/storage/hostmap.js';
 import { bindOntoItself, fakeGlusterGetfattr, mountTmpfs, unmount, unmountAll } from '../harness/mounts.js';
@@ -35,12 +35,27 @@ function tempDir(): string {
 
 const failure = async (p: Promise<unknown>): Promise<LocusError> => (await p.then(() => { throw new Error('resolved'); }, (e: unknown) => e)) as LocusError;
 
+describe('a configured mount point that does not exist', () => {
+  it('fails the listing at once, naming the setting: no wait mends a path that is not there', async () => {
+    const dir = tempDir();
+    const gluster = new GlusterBackend({ mounts: { gv0: join(dir, 'mnt-gv0-typo') }, getfattrBin: fakeGlusterGetfattr(dir, 'gv0', 'host-a'), timeoutMs: 5_000 }, new HostMapper());
+    const g = await failure(gluster.resolve('glusterfs://gv0/', { split: 'file' }));
+    expect(g.code).toBe('STORAGE');
+    expect(isTransientStorageError(g)).toBe(false);
+    expect(g.message).toBe(`glusterfs://gv0/: ${dir}/mnt-gv0-typo does not exist: no mount point is there to mount on (gluster-mounts names it for volume 'gv0')`);
+    const ceph = new CephBackend({ conf: join(dir, 'no-ceph.conf'), cephfsMount: join(dir, 'cephfs-typo'), timeoutMs: 5_000 }, new HostMapper());
+    const c = await failure(ceph.resolve('cephfs:///data/', { split: 'file' }));
+    expect(isTransientStorageError(c)).toBe(false);
+    expect(c.message).toContain(`${dir}/cephfs-typo does not exist: no mount point is there to mount on (cephfs-mount names it)`);
+  });
+});
+
 describe('whyNotMounted', () => {
-  it('says a plain directory (a mount point left behind) and a missing one are not mounted; the root and /proc are', async () => {
+  it('says a plain directory (a mount point left behind) is not mounted, and refuses a missing one as a setting\'s mistake; the root and /proc are mounted', async () => {
     const dir = tempDir();
     expect(await whyNotMounted(dir, GLUSTER_FS_TYPES, 5_000)).toMatch(new RegExp(`^${dir} is not mounted: it is a plain directory on \\S+ /\\S*, not a mount of fuse\\.glusterfs$`));
     expect(await whyNotMounted(`${dir}/`, CEPHFS_FS_TYPES, 5_000)).toMatch(/not a mount of ceph or fuse\.ceph-fuse/);
-    expect(await whyNotMounted(join(dir, 'missing'), GLUSTER_FS_TYPES, 5_000)).toBe(`${dir}/missing is not mounted: there is no such directory`);
+    await expect(whyNotMounted(join(dir, 'missing'), GLUSTER_FS_TYPES, 5_000)).rejects.toBeInstanceOf(MissingMountPoint);
     expect(await whyNotMounted('/', GLUSTER_FS_TYPES, 5_000)).toBeUndefined();
     expect(await whyNotMounted('/proc', GLUSTER_FS_TYPES, 5_000)).toBeUndefined();
   });

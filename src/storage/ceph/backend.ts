@@ -15,7 +15,7 @@ import { mapLimit, withTimeout } from '../concurrency.js';
 import { storageError, toolSaysUnreachable, wrapStorageError } from '../errors.js';
 import { runTool, ToolError } from '../exec.js';
 import { expandPath, globToRegExp, hasGlob } from '../expand.js';
-import { CEPHFS_FS_TYPES, fsLister, whyNotMounted } from '../fs-lister.js';
+import { CEPHFS_FS_TYPES, MissingMountPoint, fsLister, whyNotMounted } from '../fs-lister.js';
 import type { HostMapper, StorageReplica } from '../hostmap.js';
 import type { ResolveOptions, StorageBackend } from '../port.js';
 import { fileLocations, type RawBlock } from '../splits.js';
@@ -150,7 +150,9 @@ export class CephBackend implements StorageBackend {
     // As for GlusterFS: a CephFS not mounted (its mount point a plain directory again) is waited
     // for, not listed as empty; asked again for a path found missing, in case it went meanwhile.
     const mountGone = async (): Promise<void> => {
-      const why = await whyNotMounted(root, CEPHFS_FS_TYPES, timeoutMs, options.signal === undefined ? {} : { signal: options.signal });
+      const why = await whyNotMounted(root, CEPHFS_FS_TYPES, timeoutMs, options.signal === undefined ? {} : { signal: options.signal }).catch((err: unknown) => {
+        throw err instanceof MissingMountPoint ? storageError('STORAGE', uri, `${err.message} (cephfs-mount names it)`) : err;
+      });
       if (why !== undefined) throw storageError('UNAVAILABLE', uri, `${why} (the CephFS mount is gone)`);
     };
     await mountGone();

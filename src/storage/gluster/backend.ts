@@ -13,7 +13,7 @@ import type { Readable } from 'node:stream';
 import type { FileLocations } from '../../core/blocks.js';
 import { storageError, wrapStorageError } from '../errors.js';
 import { expandPath } from '../expand.js';
-import { fsLister, GLUSTER_FS_TYPES, whyNotMounted } from '../fs-lister.js';
+import { fsLister, GLUSTER_FS_TYPES, MissingMountPoint, whyNotMounted } from '../fs-lister.js';
 import type { HostMapper, StorageReplica } from '../hostmap.js';
 import type { ResolveOptions, StorageBackend } from '../port.js';
 import { fileLocations, uniformBlocks } from '../splits.js';
@@ -84,7 +84,9 @@ export class GlusterBackend implements StorageBackend {
       // a glob matches none: the mount's absence is asked first (and waited for), not read as the
       // path's. Asked again for a path found missing: the mount may have gone while listing.
       const mountGone = async (): Promise<void> => {
-        const why = await whyNotMounted(mount, GLUSTER_FS_TYPES, timeoutMs, options.signal === undefined ? {} : { signal: options.signal });
+        const why = await whyNotMounted(mount, GLUSTER_FS_TYPES, timeoutMs, options.signal === undefined ? {} : { signal: options.signal }).catch((err: unknown) => {
+          throw err instanceof MissingMountPoint ? storageError('STORAGE', uri, `${err.message} (gluster-mounts names it for volume '${volume}')`) : err;
+        });
         if (why !== undefined) throw storageError('UNAVAILABLE', uri, `${why} (the GlusterFS mount of volume '${volume}' is gone)`);
       };
       await mountGone();
