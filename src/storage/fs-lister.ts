@@ -59,6 +59,33 @@ export interface MountCheckOptions {
   readonly signal?: AbortSignal;
   /** The mount table's text (default: /proc/self/mountinfo; undefined where there is none). */
   readonly mountinfo?: () => Promise<string | undefined>;
+  /** stat(2) of the mount point (default: fs.promises.stat; tests stand in a hung one). */
+  readonly stat?: (path: string) => Promise<Stats>;
+}
+
+/**
+ * Mount points whose stat has not returned (since when, ms). A hung mount (a kernel CephFS
+ * whose monitors are gone, a FUSE client stuck until its ping timeout) blocks stat(2) in the
+ * kernel: the deadline stops the wait, not the call, which keeps one of libuv's four I/O threads
+ * until the kernel gives up. A stage waiting for such a mount retries every 30 s; each look would
+ * hold one more thread, and a few would stall every file, DNS and crypto call of the scheduler.
+ * So a mount point is looked at again only once the last look returned: meanwhile it is reported
+ * hung at once.
+ */
+const hungLooks = new Map<string, number>();
+
+/** stat(2) of a mount point, at most one outstanding per path (hungLooks). */
+function lookAtMountPoint(path: string, statOf: (path: string) => Promise<Stats>): Promise<Stats> {
+  const since = hungLooks.get(path);
+  if (since !== undefined) {
+    const s = Math.round((Date.now() - since) / 1000);
+    return Promise.reject(Object.assign(new Error(`${path} is hung: an earlier stat of it has not returned for ${s} s`), { code: 'ETIMEDOUT' }));
+  }
+  hungLooks.set(path, Date.now());
+  const look = statOf(path);
+  const done = (): void => void hungLooks.delete(path);
+  look.then(done, done);
+  return look;
 }
 
 async function readMountinfo(): Promise<string | undefined> {
@@ -97,7 +124,7 @@ export async function whyNotMounted(mount: string, types: readonly string[], tim
   let parent: Stats;
   try {
     [self, parent] = await Promise.all([
-      withTimeout(`stat ${root}`, timeoutMs, stat(root), signal),
+      withTimeout(`stat ${root}`, timeoutMs, lookAtMountPoint(root, options.stat ?? ((p) => stat(p))), signal),
       withTimeout(`stat ${dirname(root)}`, timeoutMs, stat(dirname(root)), signal),
     ]);
   } catch (err) {

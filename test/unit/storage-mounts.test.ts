@@ -6,7 +6,7 @@
  * allows (root: a tmpfs mounted in a temp directory, unmounted in `finally`), and a mount table
  * given by the test where only the table can say it (a directory inside a GlusterFS mount).
  */
-import { mkdirSync, mkdtempSync, realpathSync, rmSync, writeFileSync } from 'node:fs';
+import { mkdirSync, mkdtempSync, realpathSync, rmSync, statSync, writeFileSync, type Stats } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { afterEach, describe, expect, it } from 'vitest';
@@ -47,6 +47,33 @@ describe('a configured mount point that does not exist', () => {
     const c = await failure(ceph.resolve('cephfs:///data/', { split: 'file' }));
     expect(isTransientStorageError(c)).toBe(false);
     expect(c.message).toContain(`${dir}/cephfs-typo does not exist: no mount point is there to mount on (cephfs-mount names it)`);
+  });
+});
+
+describe('whyNotMounted on a hung mount', () => {
+  it('keeps at most one stat of a mount point outstanding: a retry while it hangs is told so at once, and looks again once it returned', async () => {
+    const dir = tempDir();
+    const mount = join(dir, 'hung');
+    mkdirSync(mount);
+    let release: () => void = () => undefined;
+    const calls: string[] = [];
+    const hung = (path: string): Promise<Stats> => {
+      calls.push(path);
+      return calls.length === 1 ? new Promise<Stats>((resolve) => { release = () => resolve(statSync(path)); }) : Promise.resolve(statSync(path));
+    };
+    // The first look times out (the kernel still holds the call, and with it an I/O thread).
+    const first = await failure(whyNotMounted(mount, GLUSTER_FS_TYPES, 50, { stat: hung }));
+    expect(isTransientStorageError(first)).toBe(true);
+    // The next, while it hangs: no second stat, an answer at once, still the storage away.
+    const second = await failure(whyNotMounted(mount, GLUSTER_FS_TYPES, 5_000, { stat: hung }));
+    expect(second.message).toMatch(new RegExp(`^${mount} is hung: an earlier stat of it has not returned for \\d+ s$`));
+    expect(isTransientStorageError(second)).toBe(true);
+    expect(calls).toEqual([mount]);
+    // Returned: looked at again.
+    release();
+    await new Promise((r) => setTimeout(r, 10));
+    expect(await whyNotMounted(mount, GLUSTER_FS_TYPES, 5_000, { stat: hung })).toMatch(/is not mounted: it is a plain directory/);
+    expect(calls).toEqual([mount, mount]);
   });
 });
 
