@@ -363,7 +363,10 @@ export class JobService extends EventEmitter<ServiceEvents> {
           pendingCount++;
         }
       }
-      await this.checkProgress(job.id);
+      // A later stage this check starts is listed in the background, as a first stage is above:
+      // recovery is awaited before the framework subscribes to Mesos, and a listing of a storage
+      // away lasts up to the registry's deadline per input, for every job behind this one.
+      await this.checkProgress(job.id, false);
     }
     if (pendingCount > 0) this.emit('work');
     return { jobs: this.jobs.size, pending: pendingCount, running };
@@ -1092,7 +1095,12 @@ export class JobService extends EventEmitter<ServiceEvents> {
     for (const l of this.listings.values()) l.abort();
   }
 
-  private async checkProgress(jobId: string): Promise<void> {
+  /**
+   * Fail, finish or advance a running job by its counters. `awaitNextStage` false: a next stage
+   * it starts is not awaited (recovery: its listing may wait for a storage away). Either way
+   * the stage is started once: startStage marks it starting before its first await.
+   */
+  private async checkProgress(jobId: string, awaitNextStage = true): Promise<void> {
     const job = await this.refresh(jobId);
     if (TERMINAL_JOB_STATES.has(job.state) || job.state !== 'RUNNING') return;
     const { counts } = job;
@@ -1113,7 +1121,8 @@ export class JobService extends EventEmitter<ServiceEvents> {
     if (!stageRec || stageRec.taskCount < 0 || counts.succeeded < counts.total) return;
     const next = job.stage + 1;
     if (next < job.spec.stages.length) {
-      await this.startStage(job, next);
+      if (awaitNextStage) await this.startStage(job, next);
+      else void this.startStage(job, next);
       return;
     }
     // A local:// output is listed in its dataset before the job says SUCCEEDED, so a job
