@@ -65,8 +65,23 @@ export function toolSaysUnreachable(stderr: string): boolean {
 const PERMANENT_CODES: ReadonlySet<string> = new Set(['NOT_FOUND', 'FORBIDDEN', 'INVALID_FIELD', 'UNSUPPORTED', 'CONFLICT']);
 
 /**
+ * HTTP statuses that say "not now": a server failing or restarting (500), a proxy in front of a
+ * NameNode that is away (502, 504), a NameNode out of service (503), too many requests (429).
+ * Other 5xx are answers that do not change: 501 (an operation the server does not implement),
+ * 505 (an HTTP version it does not speak), and the rest.
+ */
+const TRANSIENT_STATUS: ReadonlySet<number> = new Set([429, 500, 502, 503, 504]);
+
+/**
+ * The detail that marks a storage error permanent whatever its code and causes: a transport
+ * failure that is a configuration mistake (a host DNS does not know, a port that does not speak
+ * HTTP or TLS), a listing that took longer than the registry's deadline.
+ */
+export const PERMANENT_DETAIL = 'permanent';
+
+/**
  * Whether a storage error is transient — the storage could not be reached or answered "not now"
- * (unreachable, timed out, an HTTP 5xx, a NameNode in safe mode or standby, a mount not
+ * (unreachable, timed out, an HTTP 500/502/503/504/429, a NameNode in safe mode or standby, a mount not
  * connected) — so the same call may well succeed in a minute. A storage's "no" (no such path,
  * permission denied, a malformed URI, a tool not installed) is permanent, and so is anything
  * not recognised: retrying what is not known to pass would only delay the failure it reports.
@@ -75,10 +90,10 @@ const PERMANENT_CODES: ReadonlySet<string> = new Set(['NOT_FOUND', 'FORBIDDEN', 
 export function isTransientStorageError(err: unknown): boolean {
   for (let e: unknown = err, depth = 0; e !== undefined && e !== null && depth < 8; depth++) {
     if (e instanceof LocusError) {
-      if (PERMANENT_CODES.has(e.code) || e.details?.['notInstalled'] !== undefined) return false;
+      if (PERMANENT_CODES.has(e.code) || e.details?.['notInstalled'] !== undefined || e.details?.[PERMANENT_DETAIL] === true) return false;
       if (e.code === 'UNAVAILABLE' || e.code === 'TIMEOUT') return true;
       const status = e.details?.['status'];
-      if (typeof status === 'number' && status >= 500 && status <= 599) return true;
+      if (typeof status === 'number' && TRANSIENT_STATUS.has(status)) return true;
     } else if (e instanceof ToolError) {
       if (e.timedOut || toolSaysUnreachable(e.stderr)) return true;
     }

@@ -11,7 +11,7 @@ import { LocusError } from '../core/errors.js';
 import { CephBackend, type CephConfig } from './ceph/backend.js';
 import { LocationCache } from './cache.js';
 import { deadlineSignal, mapLimit } from './concurrency.js';
-import { storageError, wrapStorageError } from './errors.js';
+import { PERMANENT_DETAIL, storageError, wrapStorageError } from './errors.js';
 import { GlusterBackend, type GlusterConfig } from './gluster/backend.js';
 import { WebHdfsBackend, type WebHdfsConfig } from './hdfs/backend.js';
 import { HostMapper, type HostMapConfig } from './hostmap.js';
@@ -88,17 +88,25 @@ export function createStorageRegistry(config: StorageConfig = {}): StorageRegist
 
   const resolve = async (uri: string, options: ResolveOptions): Promise<FileLocations[]> => {
     const backend = backendFor(uri);
-    return await cache.get(options.split, uri, async () => {
-      const signal = deadlineSignal(timeoutMs, options.signal);
+    // The caller's signal is the cache's to follow: a listing shared by several callers is
+    // aborted only when none of them waits for it any more (`shared`).
+    return await cache.get(options.split, uri, async (shared) => {
+      const signal = deadlineSignal(timeoutMs, shared);
       try {
         return await backend.resolve(uri, { ...options, signal });
       } catch (err) {
+        if (shared.aborted) throw storageError('TIMEOUT', uri, 'listing abandoned: no caller waits for it any more', err);
         if (signal.aborted && !(err instanceof LocusError && err.code !== 'TIMEOUT')) {
-          throw storageError('TIMEOUT', uri, `no answer within ${timeoutMs} ms`, err);
+          // Each call to a storage has its own, shorter deadline: one that is away fails a call
+          // (UNAVAILABLE, TIMEOUT: waited out). Past this one, the storage answered, call after
+          // call, and the listing is too large to finish in time; asking again gives the same.
+          throw new LocusError('TIMEOUT', `${uri}: listing it took longer than ${timeoutMs} ms, the limit for one URI (too many files to list in time? name a narrower input)`, {
+            cause: err, details: { uri, [PERMANENT_DETAIL]: true },
+          });
         }
         throw wrapStorageError(uri, err);
       }
-    });
+    }, options.signal);
   };
 
   return {

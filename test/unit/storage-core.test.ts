@@ -5,6 +5,7 @@ import type { FileLocations } from '../../src/core/blocks.js';
 import { ManualClock } from '../../src/core/clock.js';
 import { LocusError } from '../../src/core/errors.js';
 import { LocationCache } from '../../src/storage/cache.js';
+import { isTransientStorageError } from '../../src/storage/errors.js';
 import { objectIndexAt, objectName, objectSets, parseLayout } from '../../src/storage/ceph/layout.js';
 import { decodeOsdTree, decodePgDumpAll, decodePgsBrief } from '../../src/storage/ceph/maps.js';
 import { mapLimit, withTimeout } from '../../src/storage/concurrency.js';
@@ -102,6 +103,48 @@ describe('registry', () => {
     const err = (await reg.resolve('stuck://a/b', { split: 'file' }).catch((e: unknown) => e)) as LocusError;
     expect(err.code).toBe('TIMEOUT');
     expect(err.message).toContain('stuck://a/b');
+  });
+
+  it("a listing past the registry's deadline is permanent (too large), a call's own timeout is not (the storage away)", async () => {
+    const stuck: StorageBackend = { schemes: ['stuck'], resolve: (_uri, o) => new Promise((_, reject) => o.signal?.addEventListener('abort', () => reject(o.signal?.reason))) };
+    const slowCall: StorageBackend = { schemes: ['away'], resolve: () => Promise.reject(new LocusError('TIMEOUT', 'no answer from nn:9870 in time')) };
+    const reg = createStorageRegistry({ backends: [stuck, slowCall], timeoutMs: 50 });
+    const huge = await reg.resolve('stuck://a/b', { split: 'file' }).catch((e: unknown) => e);
+    expect(isTransientStorageError(huge)).toBe(false);
+    expect((huge as Error).message).toMatch(/^stuck:\/\/a\/b: listing it took longer than 50 ms/);
+    expect(isTransientStorageError(await reg.resolve('away://a/b', { split: 'file' }).catch((e: unknown) => e))).toBe(true);
+    await reg.close();
+  });
+
+  it("a caller's signal: it stops waiting at once; a listing shared with another caller goes on, one nobody waits for is aborted", async () => {
+    const signals: AbortSignal[] = [];
+    let answer: () => void = () => undefined;
+    const gated: StorageBackend = {
+      schemes: ['gated'],
+      resolve: (uri, o) => new Promise((resolve, reject) => {
+        if (o.signal !== undefined) signals.push(o.signal);
+        answer = () => resolve(one(uri));
+        o.signal?.addEventListener('abort', () => reject(o.signal?.reason));
+      }),
+    };
+    const reg = createStorageRegistry({ backends: [gated], cache: { ttlMs: 0 } });
+    const a = new AbortController();
+    const b = new AbortController();
+    const first = reg.resolve('gated://x/1', { split: 'file', signal: a.signal }).catch((e: unknown) => e);
+    const second = reg.resolve('gated://x/1', { split: 'file', signal: b.signal });
+    a.abort();
+    expect(await first).toMatchObject({ name: 'AbortError' });
+    // Still wanted by the second caller: not aborted, and its answer reaches that caller.
+    expect(signals.map((s) => s.aborted)).toEqual([false]);
+    answer();
+    expect((await second).length).toBe(1);
+
+    const alone = new AbortController();
+    const third = reg.resolve('gated://x/2', { split: 'file', signal: alone.signal }).catch((e: unknown) => e);
+    alone.abort();
+    expect(await third).toMatchObject({ name: 'AbortError' });
+    expect(signals.map((s) => s.aborted)).toEqual([false, true]);
+    await reg.close();
   });
 });
 

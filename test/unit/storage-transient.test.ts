@@ -30,6 +30,10 @@ describe('isTransientStorageError', () => {
     ['a stale NFS-like handle (ESTALE)', errno('ESTALE')],
     ['ceph monitors unreachable', new LocusError('STORAGE', 'ceph failed', { cause: tool('2024-01-01 monclient(hunting): authenticate timed out after 300\n[errno 110] RADOS timed out (error connecting to the cluster)') })],
     ['a rados call that timed out', tool('', true)],
+    ['an HTTP 502 from a proxy in front of the NameNode', new LocusError('STORAGE', 'LISTSTATUS: HTTP 502 from nn', { details: { status: 502 } })],
+    ['an HTTP 504', new LocusError('STORAGE', 'LISTSTATUS: HTTP 504 from nn', { details: { status: 504 } })],
+    ['an HTTP 429 (too many requests)', new LocusError('STORAGE', 'LISTSTATUS: HTTP 429 from nn', { details: { status: 429 } })],
+    ['EAI_AGAIN (DNS not answering just now)', errno('EAI_AGAIN')],
     ['getfattr on a dead FUSE mount', tool('getfattr: /mnt/gv0/x: Transport endpoint is not connected')],
   ])('%s is transient', (_what, err) => {
     expect(isTransientStorageError(err)).toBe(true);
@@ -46,6 +50,10 @@ describe('isTransientStorageError', () => {
     ['a PROTOCOL error (not WebHDFS)', new LocusError('PROTOCOL', 'GETFILESTATUS: the answer is not JSON')],
     ['ENOENT', errno('ENOENT')],
     ['a plain Error', new Error('something else')],
+    ['an HTTP 501 (an operation the server does not implement)', new LocusError('STORAGE', 'LISTSTATUS: HTTP 501 from nn', { details: { status: 501 } })],
+    ['an HTTP 505 (an HTTP version the server does not speak)', new LocusError('STORAGE', 'LISTSTATUS: HTTP 505 from nn', { details: { status: 505 } })],
+    ['ENOTFOUND (a host DNS does not know)', errno('ENOTFOUND')],
+    ['an error marked permanent over a transient cause', new LocusError('TIMEOUT', 'too large', { cause: errno('ETIMEDOUT'), details: { permanent: true } })],
     ['a missing ceph.conf or keyring', new LocusError('STORAGE', 'cannot connect', { cause: tool('[errno 2] RADOS object not found (error connecting to the cluster)') })],
     // A NOT_FOUND wrapping a transient cause is still a "no": the outer code decides first.
     ['NOT_FOUND with a transient cause', new LocusError('NOT_FOUND', 'x', { cause: errno('ECONNRESET') })],

@@ -187,6 +187,13 @@ export class JobService extends EventEmitter<ServiceEvents> {
    * try. Such a stage stays in startingStages until it opens or its job ends.
    */
   private readonly inputWaits = new Map<string, { wait: InputWait; timer: TimerHandle | undefined }>();
+  /**
+   * `<jobId>:<stage>` → the listing of a stage's inputs in flight. Aborted when its job ends or
+   * this service closes: a listing of a stage that waits for a storage away can last the
+   * registry's whole deadline, and its answer would only be written for a job that is gone
+   * (purged: the writes fail) or for a scheduler that no longer leads (fenced: refused).
+   */
+  private readonly listings = new Map<string, AbortController>();
   private closed = false;
 
   /** Committed outputs of earlier stages (with a data plane). */
@@ -356,7 +363,10 @@ export class JobService extends EventEmitter<ServiceEvents> {
           pendingCount++;
         }
       }
-      await this.checkProgress(job.id);
+      // A later stage this check starts is listed in the background, as a first stage is above:
+      // recovery is awaited before the framework subscribes to Mesos, and a listing of a storage
+      // away lasts up to the registry's deadline per input, for every job behind this one.
+      await this.checkProgress(job.id, false);
     }
     if (pendingCount > 0) this.emit('work');
     return { jobs: this.jobs.size, pending: pendingCount, running };
@@ -708,13 +718,14 @@ export class JobService extends EventEmitter<ServiceEvents> {
   async cancel(jobId: string, tenant?: string): Promise<{ job: JobRecord; kill: { taskId: string; executorId: string; attemptId: string }[] }> {
     const job = await this.get(jobId, tenant);
     if (TERMINAL_JOB_STATES.has(job.state)) return { job, kill: [] };
-    await this.o.store.setState(jobId, 'CANCELLED', ['PENDING', 'RESOLVING', 'RUNNING'], this.o.clock.now(), 'cancelled by user');
+    const cancelled = await this.o.store.setState(jobId, 'CANCELLED', ['PENDING', 'RESOLVING', 'RUNNING'], this.o.clock.now(), 'cancelled by user');
     this.dropPending(jobId);
     const kill = [...this.running.entries()]
       .filter(([taskId]) => taskId.startsWith(`${jobId}.`))
       .map(([taskId, r]) => ({ taskId, executorId: r.executorId, attemptId: r.attemptId }));
     const after = await this.refresh(jobId);
-    this.emitJob(after, 'CANCELLED', 'cancelled by user');
+    // Not written: the job ended another way just before (failed, succeeded), and says so.
+    if (cancelled) this.emitJob(after, 'CANCELLED', 'cancelled by user');
     return { job: after, kill };
   }
 
@@ -825,8 +836,10 @@ export class JobService extends EventEmitter<ServiceEvents> {
   }
 
   private dropPending(jobId: string): void {
-    // A stage of the job waiting for its inputs' storage waits no more (the job failed or was cancelled).
+    // A stage of the job waiting for its inputs' storage waits no more (the job failed or was
+    // cancelled), and a listing of its inputs in flight is of no more use.
     for (const key of [...this.inputWaits.keys()]) if (key.startsWith(`${jobId}:`)) this.stopWaiting(key);
+    for (const [key, l] of this.listings) if (key.startsWith(`${jobId}:`)) l.abort();
     for (const [id, t] of this.pending) if (t.jobId === jobId) this.pending.delete(id);
     this.index.removeJob(jobId);
     this.lost.dropJob(jobId);
@@ -881,6 +894,8 @@ export class JobService extends EventEmitter<ServiceEvents> {
     const key = `${job.id}:${stage}`;
     if (!spec || (!retry && this.startingStages.has(key))) return;
     this.startingStages.add(key);
+    const listing = new AbortController();
+    this.listings.set(key, listing);
     let reservedHere = 0;
     let waiting = false;
     try {
@@ -905,7 +920,7 @@ export class JobService extends EventEmitter<ServiceEvents> {
           const uri = input.startsWith('stage:')
             ? `file://${stageOutputDir(job.outputDir, job.spec.stages.find((s) => s.name === input.slice(6)) ?? spec)}/`
             : input;
-          const files = await this.o.resolver.resolve(uri, { split: spec.split }).catch((err: unknown) => {
+          const files = await this.o.resolver.resolve(uri, { split: spec.split, signal: listing.signal }).catch((err: unknown) => {
             // The storage away (unreachable, timed out, 5xx): waited out. Its "no": the job fails.
             throw isTransientStorageError(err) ? new InputOutage(input, err) : err;
           });
@@ -918,6 +933,9 @@ export class JobService extends EventEmitter<ServiceEvents> {
             }
           }
         }
+        // The job ended or this service closed while its inputs were listed (a resolver that does
+        // not heed the signal answers anyway): nothing of this answer is to be written.
+        if (listing.signal.aborted) return;
         if (splits.length === 0) throw new LocusError('NOT_FOUND', `inputs of stage '${spec.name}' name no files: ${spec.inputs.join(', ')}`);
       }
       if (splits.length > this.o.limits.maxTasksPerJob) {
@@ -948,20 +966,35 @@ export class JobService extends EventEmitter<ServiceEvents> {
       this.emitJob(fresh, 'RUNNING', `stage ${spec.name}: ${splits.length} tasks`);
       this.emit('work');
     } catch (err) {
-      let message = `resolving inputs failed: ${err instanceof Error ? err.message : String(err)}`;
-      if (err instanceof InputOutage) {
-        const next = await this.waitForInputs(job, stage, spec.name, err);
-        if (next === 'waiting' || next === 'ended') {
-          waiting = next === 'waiting';
-          return;
+      // Aborted: the job ended (its listing's failure, or its aborted listing, says nothing of it).
+      if (listing.signal.aborted) return;
+      // Nothing below may reject: startStage runs unawaited (submission, recovery, a retry's
+      // timer), and an unhandled rejection ends the scheduler's process.
+      try {
+        let message = `resolving inputs failed: ${err instanceof Error ? err.message : String(err)}`;
+        if (err instanceof InputOutage) {
+          const next = await this.waitForInputs(job, stage, spec.name, err);
+          if (next === 'waiting' || next === 'ended') {
+            waiting = next === 'waiting';
+            return;
+          }
+          message = next.giveUp;
         }
-        message = next.giveUp;
+        log.warn({ err: message }, 'stage resolution failed');
+        // Announced only when written: a job cancelled meanwhile stays CANCELLED in the store, and
+        // its watchers and locus_jobs_total must not hear it FAILED.
+        if (await this.o.store.setState(job.id, 'FAILED', ['PENDING', 'RESOLVING', 'RUNNING'], this.o.clock.now(), message)) {
+          const failed = await this.refresh(job.id);
+          this.emitJob(failed, 'FAILED', failed.message);
+        }
+      } catch (writeErr) {
+        // The job was purged meanwhile (NOT_FOUND), or this scheduler's writes are refused (it was
+        // fenced, or Redis is away): the job is no longer this one's to end; a leader that lists
+        // the stage again decides.
+        log.warn({ err: writeErr instanceof Error ? writeErr.message : String(writeErr) }, 'recording the end of a stage\'s resolution failed');
       }
-      log.warn({ err: message }, 'stage resolution failed');
-      await this.o.store.setState(job.id, 'FAILED', ['PENDING', 'RESOLVING', 'RUNNING'], this.o.clock.now(), message);
-      const failed = await this.refresh(job.id);
-      this.emitJob(failed, 'FAILED', failed.message);
     } finally {
+      if (this.listings.get(key) === listing) this.listings.delete(key);
       if (!waiting) this.stopWaiting(key);
       if (reservedHere > 0) this.reserved.set(job.tenant, (this.reserved.get(job.tenant) ?? reservedHere) - reservedHere);
     }
@@ -1002,7 +1035,11 @@ export class JobService extends EventEmitter<ServiceEvents> {
     } else {
       log.info({ input: wait.input, err: wait.lastError, tries: wait.tries, retryInMs: wait.nextTryAt - now }, 'the storage of a stage input is still unreachable');
     }
-    const timer = this.o.clock.setTimer(Math.max(0, wait.nextTryAt - now), () => void this.retryStage(job.id, stage));
+    const timer = this.o.clock.setTimer(Math.max(0, wait.nextTryAt - now), () => {
+      // retryStage handles its own failures; this is the last guard, since nothing awaits a
+      // timer's promise and an unhandled rejection ends the scheduler's process (Node ≥ 15).
+      this.retryStage(job.id, stage).catch((err: unknown) => log.error({ err: err instanceof Error ? err.message : String(err) }, 'the next try of a stage waiting for its inputs failed'));
+    });
     this.inputWaits.set(key, { wait, timer });
     this.emit('inputRetry', { wait, scheme: /^([a-z][a-z0-9+.-]*):/i.exec(wait.input)?.[1]?.toLowerCase() ?? 'stage' });
     return 'waiting';
@@ -1046,20 +1083,33 @@ export class JobService extends EventEmitter<ServiceEvents> {
     return [...this.inputWaits.values()].map((e) => e.wait);
   }
 
-  /** Stop the timers of stages waiting for their inputs (the framework stops or lost the lead; a restart lists them again). */
+  /**
+   * Stop the timers of stages waiting for their inputs and abort the listings in flight (the
+   * framework stops or lost the lead; a restart, or the new leader, lists them again). The waits
+   * are forgotten too: `explain` on a stopped or fenced instance must not promise a next try.
+   */
   close(): void {
     this.closed = true;
     for (const e of this.inputWaits.values()) e.timer?.cancel();
+    this.inputWaits.clear();
+    for (const l of this.listings.values()) l.abort();
   }
 
-  private async checkProgress(jobId: string): Promise<void> {
+  /**
+   * Fail, finish or advance a running job by its counters. `awaitNextStage` false: a next stage
+   * it starts is not awaited (recovery: its listing may wait for a storage away). Either way
+   * the stage is started once: startStage marks it starting before its first await.
+   */
+  private async checkProgress(jobId: string, awaitNextStage = true): Promise<void> {
     const job = await this.refresh(jobId);
     if (TERMINAL_JOB_STATES.has(job.state) || job.state !== 'RUNNING') return;
     const { counts } = job;
     if (counts.failed > 0 && counts.running === 0) {
       this.dropPending(jobId);
-      await this.o.store.setState(jobId, 'FAILED', ['RUNNING'], this.o.clock.now(), `${counts.failed} task(s) failed`);
-      this.emitJob(await this.refresh(jobId), 'FAILED', `${counts.failed} task(s) failed`);
+      // Announced only when written (a cancel may have landed first).
+      if (await this.o.store.setState(jobId, 'FAILED', ['RUNNING'], this.o.clock.now(), `${counts.failed} task(s) failed`)) {
+        this.emitJob(await this.refresh(jobId), 'FAILED', `${counts.failed} task(s) failed`);
+      }
       return;
     }
     if (counts.failed > 0) {
@@ -1071,7 +1121,8 @@ export class JobService extends EventEmitter<ServiceEvents> {
     if (!stageRec || stageRec.taskCount < 0 || counts.succeeded < counts.total) return;
     const next = job.stage + 1;
     if (next < job.spec.stages.length) {
-      await this.startStage(job, next);
+      if (awaitNextStage) await this.startStage(job, next);
+      else void this.startStage(job, next);
       return;
     }
     // A local:// output is listed in its dataset before the job says SUCCEEDED, so a job

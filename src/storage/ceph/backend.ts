@@ -170,6 +170,9 @@ export class CephBackend implements StorageBackend {
       const a = abs[i] as string;
       const raw = layouts.values.get(a);
       const layout = raw === undefined ? undefined : parseLayout(raw);
+      // As for GlusterFS: getfattr saying the cluster or the mount cannot be reached is an outage (waited out).
+      const said = layouts.errors.get(a) ?? '';
+      if (raw === undefined && toolSaysUnreachable(said)) throw storageError('UNAVAILABLE', fileUri, `cannot reach the CephFS holding ${a}: ${said}`);
       if (layout === undefined) throw storageError('STORAGE', fileUri, `no usable ceph.file.layout on ${a} (${layouts.errors.get(a) ?? raw ?? 'missing'}); is ${root} a CephFS mount?`);
       const pool = this.pool(map, layout.pool, fileUri);
       const ino = inodes[i] as bigint;

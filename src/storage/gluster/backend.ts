@@ -11,7 +11,7 @@
 import { createReadStream } from 'node:fs';
 import type { Readable } from 'node:stream';
 import type { FileLocations } from '../../core/blocks.js';
-import { storageError, wrapStorageError } from '../errors.js';
+import { storageError, toolSaysUnreachable, wrapStorageError } from '../errors.js';
 import { expandPath } from '../expand.js';
 import { fsLister, GLUSTER_FS_TYPES, MissingMountPoint, whyNotMounted } from '../fs-lister.js';
 import type { HostMapper, StorageReplica } from '../hostmap.js';
@@ -104,6 +104,11 @@ export class GlusterBackend implements StorageBackend {
         const fileUri = `glusterfs://${volume}${f.path}`;
         const pathinfo = values.get(abs);
         if (pathinfo === undefined) {
+          // A brick server away: DHT still lists the files of the bricks that are up, while
+          // getfattr on a file of the missing one says "Transport endpoint is not connected".
+          // That is the volume away for now (waited out), not a mount that is not GlusterFS.
+          const said = errors.get(abs) ?? '';
+          if (toolSaysUnreachable(said)) throw storageError('UNAVAILABLE', fileUri, `cannot reach the brick holding ${abs}: ${said}`);
           throw storageError('STORAGE', fileUri, `no trusted.glusterfs.pathinfo on ${abs} (${errors.get(abs) ?? 'unknown'}); is ${mount} a GlusterFS mount?`);
         }
         // A mount of another volume configured under this name would place the

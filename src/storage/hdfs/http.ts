@@ -7,6 +7,7 @@
 import { Agent as HttpAgent, request as httpRequest, type IncomingMessage } from 'node:http';
 import { Agent as HttpsAgent, request as httpsRequest } from 'node:https';
 import { LocusError } from '../../core/errors.js';
+import { PERMANENT_DETAIL } from '../errors.js';
 
 /** Per-request settings. */
 export interface GetOptions {
@@ -39,15 +40,45 @@ export function createAgents(maxSockets: number): Agents {
 
 const REDIRECTS = new Set([301, 302, 303, 307, 308]);
 
-/** Thrown for transport failures (refused, reset, timeout) with the URL's host named. */
+/** TLS failures: the handshake or a certificate (Node's and OpenSSL's codes and texts). */
+const TLS_FAILURE_CODE = /^(EPROTO|ERR_TLS_|ERR_SSL_)|CERT|UNABLE_TO_(GET|VERIFY)/;
+const TLS_FAILURE_TEXT = /wrong version number|SSL routines|certificate/i;
+
+/**
+ * Thrown for transport failures (refused, reset, timeout) with the URL's host named. Most say
+ * the NameNode is away just now (UNAVAILABLE, TIMEOUT: a stage's listing waits them out). Those
+ * that are configuration mistakes, which asking again answers the same, are marked permanent
+ * (storage/errors.ts PERMANENT_DETAIL), so the job fails at once saying what to correct:
+ * - ENOTFOUND: DNS says the host does not exist (a typo in the URI). A name briefly absent from
+ *   DNS during a restart fails the job at once too; that is rarer than a typo, which would
+ *   otherwise hold the job for all of input-storage-give-up. EAI_AGAIN (DNS not answering)
+ *   stays transient.
+ * - TLS failures (EPROTO, "wrong version number", certificate errors): swebhdfs:// to a plain
+ *   HTTP port, or a certificate this host does not trust.
+ * - HTTP parse errors (HPE_*): the port answers, but not in HTTP (another service's port).
+ */
 function transportError(url: URL, err: unknown): LocusError {
   const e = err as NodeJS.ErrnoException;
   const where = `${url.hostname}:${url.port || (url.protocol === 'https:' ? 443 : 80)}`;
+  const permanent = { cause: err, details: { [PERMANENT_DETAIL]: true } };
   if (e.name === 'TimeoutError' || e.name === 'AbortError') {
     return new LocusError('TIMEOUT', `no answer from ${where} in time`, { cause: err });
   }
-  if (e.code === 'ECONNREFUSED' || e.code === 'EHOSTUNREACH' || e.code === 'ENOTFOUND' || e.code === 'EAI_AGAIN') {
+  if (e.code === 'ENOTFOUND') {
+    return new LocusError('STORAGE', `the host ${url.hostname} is not known to DNS (ENOTFOUND): check the host in the URI`, permanent);
+  }
+  if (e.code === 'ECONNREFUSED' || e.code === 'EHOSTUNREACH' || e.code === 'EAI_AGAIN') {
     return new LocusError('UNAVAILABLE', `cannot reach ${where} (${e.code})`, { cause: err });
+  }
+  const code = typeof e.code === 'string' ? e.code : '';
+  if (TLS_FAILURE_CODE.test(code) || (code !== 'ECONNRESET' && TLS_FAILURE_TEXT.test(e.message))) {
+    const hint = url.protocol === 'https:' ? ' (is it an HTTPS port? swebhdfs:// needs one; webhdfs:// and hdfs:// speak plain HTTP)' : '';
+    // OpenSSL's text names its source file; its reason ("wrong version number") is what tells.
+    const reason = /SSL routines:[^:]*:([^:]+)/.exec(e.message)?.[1] ?? e.message;
+    return new LocusError('PROTOCOL', `TLS with ${where} failed${hint}: ${reason}`, permanent);
+  }
+  if (code.startsWith('HPE_')) {
+    return new LocusError('PROTOCOL', `${where} does not answer in HTTP (is the port WebHDFS's HTTP port?): ${e.message}`, permanent);
   }
   return new LocusError('UNAVAILABLE', `request to ${where} failed: ${e.message}`, { cause: err });
 }

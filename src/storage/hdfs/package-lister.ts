@@ -39,7 +39,10 @@ export interface PackageListerOptions {
 function mapError(err: Error): LocusError {
   const code = (err as NodeJS.ErrnoException).code;
   if (code === 'ETIMEDOUT' || code === 'ESOCKETTIMEDOUT') return new LocusError('TIMEOUT', 'the NameNode did not answer in time', { cause: err });
-  if (code === 'ECONNREFUSED' || code === 'ENOTFOUND' || code === 'EHOSTUNREACH') {
+  // ENOTFOUND (no such host) is left to the generic STORAGE error below: that makes the client
+  // ask again directly, whose transport errors tell a host DNS does not know (permanent) from
+  // one it cannot answer for now (EAI_AGAIN).
+  if (code === 'ECONNREFUSED' || code === 'EAI_AGAIN' || code === 'EHOSTUNREACH') {
     return new LocusError('UNAVAILABLE', `cannot reach the NameNode (${code})`, { cause: err });
   }
   if (/^File does not exist/i.test(err.message)) return new LocusError('NOT_FOUND', `no such file or directory (${err.message})`, { cause: err });
