@@ -475,6 +475,14 @@ async function startContainer(s: AttemptScope, launched: (handle: RunHandle) => 
 async function prepareRunSpec(s: AttemptScope, volumes: AttemptVolume[], env: Record<string, string>): Promise<RunSpec> {
   const { payload, ctx, dp, out, tenant, uid, plan, scratch } = s;
   const values: Record<string, string> = {};
+  // A split read through this host's GlusterFS or CephFS mount (bound into the container at its
+  // path, or streamed through it into scratch): with the mount gone its file is simply not there,
+  // and the launch or the read failed as the task's own failure, counted, on every retry that
+  // came back here. Looked at first, before anything is made for the attempt: the host's trouble.
+  if (payload.split !== undefined && dp?.inputMounts !== undefined) {
+    const why = await dp.inputMounts.whyUnreadable(payload.split, ctx.host);
+    if (why !== undefined) throw new InputError(true, why);
+  }
   if (plan) {
     await prepareAttemptDir(plan);
     if (tenant !== undefined && uid !== undefined && out?.relPath !== undefined) await closeTenantDir(out.dir, out.relPath, uid);

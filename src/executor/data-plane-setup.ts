@@ -14,6 +14,7 @@ import { HostMapper } from '../storage/hostmap.js';
 import { startBlockServer, type BlockServer } from './block-server.js';
 import { DATAPLANE_SECRETS_KEY } from './contract.js';
 import { RedisCommitLedger, outputMapper, type DataPlane } from './data-plane.js';
+import { InputMounts } from './input-mounts.js';
 import { LocusError } from '../core/errors.js';
 
 /** A started data plane and how to stop it. */
@@ -58,6 +59,7 @@ export async function startDataPlane(o: { readonly config: ExecutorStorageConfig
   let registry: StorageRegistry | undefined;
   let hdfs: WebHdfsBackend | undefined;
   const outputs = outputMapper(config.outputs);
+  const inputMounts = InputMounts.fromConfig(config);
   const blockServer = await startBlockServer({
     roots: {
       ...(config.localDataDir === undefined ? {} : { datasets: config.localDataDir }),
@@ -90,6 +92,7 @@ export async function startDataPlane(o: { readonly config: ExecutorStorageConfig
     },
     outputFor: outputs.outputFor,
     ...(outputs.outputsRoot === undefined ? {} : { outputsRoot: outputs.outputsRoot }),
+    ...(inputMounts === undefined ? {} : { inputMounts }),
   };
   logger.info({ blockServer: advertised, roots: { datasets: config.localDataDir, outputs: outputs.outputsRoot } }, 'data plane ready');
   return {

@@ -15,6 +15,7 @@ import { CallBatch } from '../core/call-batch.js';
 import { batchCallArgs, batchedScript, batchReplies, type BatchItem, type BatchShape } from '../core/lua-batch.js';
 import { readFromBlockServers } from '../storage/block-client.js';
 import type { HdfsOutputFs } from './destination.js';
+import type { InputMounts } from './input-mounts.js';
 import { commitKey, decodeCommittedOutput, type AttemptPayload, type CommittedOutput, type StageOutputPart } from './contract.js';
 
 /** Decides, once per task, which attempt's output counts. */
@@ -156,6 +157,8 @@ export interface DataPlane {
   readonly localDataDir?: string;
   /** WebHDFS for hdfs:// outputs (built on first use). */
   hdfs?(): HdfsOutputFs;
+  /** This host's GlusterFS and CephFS mounts, looked at before an attempt reads a split through one. */
+  readonly inputMounts?: InputMounts;
 }
 
 /** Where outputs go: the shared root itself, or the same layout under this host's own root. */
