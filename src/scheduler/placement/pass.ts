@@ -237,7 +237,17 @@ export class Pass {
       this.tenants.set(t.name, { name: t.name, weight: t.weight, quota: t.quota, usage: { ...t.usage }, placed: 0, owed: { cpus: 0, mem: 0, disk: 0 } });
       this.sorter.add(t.name, t.weight);
     }
-    for (const name of index.tenantNames()) this.tenant(name);
+    // Every queue gets this pass's tenant and job state now, once, not on first use in the hot
+    // paths: there the first use of a queue in a pass was a branch the previous pass had run only
+    // once, and V8 compiled it without feedback and threw the compiled node phase away at the start
+    // of every later pass (a deoptimization per pass, then the phase interpreted until recompiled).
+    for (const name of index.tenantNames()) {
+      const ts = this.tenant(name);
+      for (const q of index.queuesOfTenant(name)) {
+        q.passTenant = ts;
+        q.passJob = this.job(q.jobId);
+      }
+    }
     for (const e of snapshot.executors) {
       total.cpus += e.slotResources.cpus * e.slots;
       total.mem += e.slotResources.mem * e.slots;
@@ -346,14 +356,6 @@ export class Pass {
       this.jobs.set(jobId, j);
     }
     return j;
-  }
-
-  /** Attach this pass's tenant and job state to a queue (once per queue and pass). */
-  private touch(q: Queue): void {
-    if (q.passId === this.id) return;
-    q.passId = this.id;
-    q.passTenant = this.tenant(q.tenant);
-    q.passJob = this.job(q.jobId);
   }
 
   /** Give the sorter what single-tenant placements charged (before anything reads the order). */
@@ -469,8 +471,6 @@ export class Pass {
     }
     if (a.priority !== b.priority) return a.priority > b.priority;
     if (a.jobId !== b.jobId) {
-      this.touch(a);
-      this.touch(b);
       const na = (a.passJob as JobState).running;
       const nb = (b.passJob as JobState).running;
       if (na !== nb) return na < nb;
@@ -689,7 +689,6 @@ export class Pass {
     }
     b.cursor = i;
     const q = b.queue;
-    this.touch(q);
     const v = x.view;
     // What holds for every plain task of the bucket is checked once, not per task: the executor
     // serves their tenant, the tenant has no quota, the queue's largest task fits the slot. A plain
@@ -763,7 +762,6 @@ export class Pass {
    */
   fillFrom(b: Bucket, x: ExecState): void {
     const q = b.queue;
-    this.touch(q);
     const v = x.view;
     const easy = (q.passTenant as TenantState).quota === undefined && (v.tenant === undefined || v.tenant === q.tenant)
       && fits(q.maxResources, v.slotResources);
@@ -923,7 +921,6 @@ export class Pass {
    * not read.
    */
   assignNo(no: number, q: Queue, x: ExecState, level: LocalityLevel): void {
-    this.touch(q);
     const k = this.count;
     if (k === this.asgExec.length) this.growColumns();
     this.marks[no] = this.tag;

@@ -199,11 +199,12 @@ export class Queue {
   sameResources: ResourceVector | undefined = undefined;
   /** Per-dimension maximum of its tasks' resources: the slot shape it needs. */
   maxResources: ResourceVector = { cpus: 0, mem: 0, disk: 0 };
-  /** @internal The pass that last touched it; passTenant/passJob are valid only while it matches. */
-  passId = 0;
-  /** @internal Its tenant's state in that pass (saves a map lookup per placement). */
+  /**
+   * @internal Its tenant's state in the current pass (saves a map lookup per placement). Set for
+   * every queue when a pass begins (Pass's constructor): nothing adds to the index during a pass.
+   */
   passTenant: TenantState | undefined = undefined;
-  /** @internal Its job's state in that pass. */
+  /** @internal Its job's state in the current pass (set with passTenant). */
   passJob: JobState | undefined = undefined;
 
   constructor(
