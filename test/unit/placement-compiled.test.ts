@@ -1,12 +1,16 @@
 /**
- * What keeps task placement's compiled code valid from one pass (and one index) to the next:
- * these change no decision, and each is checked here because nothing else would notice if it
- * went missing (only the benchmark's speed would).
+ * What keeps task placement's compiled code valid from one pass (and one index) to the next,
+ * and bookkeeping that only saves a pass work: none of it changes a decision, and each is
+ * checked here because nothing else would notice if it went missing (only the benchmark's
+ * speed would).
  */
+import fc from 'fast-check';
 import { describe, expect, it } from 'vitest';
 import { resolveOptions } from '../../src/scheduler/placement/options.js';
-import { Pass } from '../../src/scheduler/placement/pass.js';
+import { Pass, type ExecState } from '../../src/scheduler/placement/pass.js';
+import type { Bucket } from '../../src/scheduler/placement/pending-index.js';
 import { shapeWitness } from '../../src/scheduler/placement/place.js';
+import { scarceFirst } from '../../src/scheduler/placement/task-placement.js';
 import { exec, indexOf, snap, task, tenant } from './placement-builders.js';
 
 describe('placement code that outlives passes and indexes', () => {
@@ -39,5 +43,45 @@ describe('placement code that outlives passes and indexes', () => {
     // It ran the node phase and built a plan: 5 hosts of 4 slots, every task node-local.
     expect(w.placed).toBe(20);
     expect(w.nodeLocal).toBe(20);
+  });
+});
+
+describe('pass bookkeeping that only saves work', () => {
+  it('a node-phase fill leaves its bucket\'s cursor at the first entry it did not place', () => {
+    // On r1-h1 (3 slots): a, b and e may also run on r1-h2 (free), c and d only here. The fill
+    // takes c, d (no alternative), then a (the first of the rest); b is left at position 1.
+    const ts = [
+      task({ taskId: 'a', preferredHosts: ['r1-h1', 'r1-h2'] }),
+      task({ taskId: 'b', preferredHosts: ['r1-h1', 'r1-h2'] }),
+      task({ taskId: 'c', preferredHosts: ['r1-h1'] }),
+      task({ taskId: 'd', preferredHosts: ['r1-h1'] }),
+      task({ taskId: 'e', preferredHosts: ['r1-h1', 'r1-h2'] }),
+    ];
+    const ix = indexOf(ts);
+    const s = snap(0, { executors: [exec('r1-h1', { slots: 3, freeSlots: 3 }), exec('r1-h2', { slots: 3, freeSlots: 3 })], tenants: [tenant('a')] });
+    const pass = new Pass(s, ix, resolveOptions());
+    const b = ix.bucketsAtHost(ix.hostId('r1-h1'))[0] as Bucket;
+    const x = pass.execs[0] as ExecState;
+    pass.fillFrom(b, x);
+    expect(pass.columns().length).toBe(3);
+    expect([0, 1, 2].map((k) => pass.columns().taskId(k))).toEqual(['c', 'd', 'a']);
+    expect(b.cursor).toBe(1);
+    // What take() finds from there is what it found walking from the start.
+    expect(pass.take(b, pass.execs[1] as ExecState, false)?.taskId).toBe('b');
+  });
+
+  it('orders executors with equal free slots by node-local candidates, then snapshot order, as a comparator sort does', () => {
+    fc.assert(fc.property(
+      fc.array(fc.integer({ min: 0, max: 6 }), { minLength: 1, maxLength: 40 }),
+      fc.integer({ min: 1, max: 3 }),
+      (perHost, slots) => {
+        // Host i is preferred by perHost[i] tasks; every executor has `slots` free slots.
+        const ts = perHost.flatMap((n, i) => Array.from({ length: n }, (_, k) => task({ taskId: `t${i}-${k}`, preferredHosts: [`r1-h${i}`] })));
+        const execs = perHost.map((_, i) => exec(`r1-h${i}`, { slots, freeSlots: slots }));
+        const pass = new Pass(snap(0, { executors: execs, tenants: [tenant('a')] }), indexOf(ts), resolveOptions());
+        const expected = perHost.map((n, i) => ({ n, i })).sort((p, q) => p.n - q.n || p.i - q.i).map((p) => `e-r1-h${p.i}`);
+        expect(scarceFirst(pass).map((x) => x.view.executorId)).toEqual(expected);
+      },
+    ), { numRuns: 200 });
   });
 });

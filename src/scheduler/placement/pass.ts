@@ -830,10 +830,22 @@ export class Pass {
         if (++valid >= SCARCITY_WINDOW) break;
       }
       this.examined += scanned;
-      if (pick < 0) return;
+      if (pick < 0) break;
       this.cTaken[pick] = 1;
       this.assignNo(items[this.cPos[pick] as number] as number, q, x, this.cLevel[pick] as LocalityLevel);
     }
+    // Leave the cursor at the first entry this fill did not place (one it judged and left, or the
+    // first it never reached): everything before it is placed, which take() would otherwise walk
+    // past again, mark by mark, each time the augmenting search asks this host for a replacement
+    // (some 9,000 walks of a bucket each at 10,000 x 100,000).
+    let cursor = next;
+    for (let k = 0; k < m; k++) {
+      if (this.cTaken[k] === 0) {
+        cursor = this.cPos[k] as number;
+        break;
+      }
+    }
+    b.cursor = cursor;
   }
 
   // The per-slot node phase (take() for every slot).

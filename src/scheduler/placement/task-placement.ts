@@ -90,9 +90,9 @@ function ripeTenants(pass: Pass): Set<string> | undefined {
  * Executors with free slots, those with the fewest node-local candidates per
  * free slot first: a host with few local tasks picks before hosts with many
  * alternatives can take them (a min-degree-first greedy matching). Ties keep
- * the snapshot's order.
+ * the snapshot's order. Exported for a test only.
  */
-function scarceFirst(pass: Pass): ExecState[] {
+export function scarceFirst(pass: Pass): ExecState[] {
   const execs = pass.execs;
   const len = execs.length;
   const order = new Int32Array(len);
@@ -107,7 +107,7 @@ function scarceFirst(pass: Pass): ExecState[] {
     let n = 0;
     const bs = pass.index.bucketsAtHost(x.host);
     for (let j = 0; j < bs.length; j++) n += (bs[j] as Bucket).live;
-    for (const v of x.volumes) for (const q of pass.index.queuesWithVolume(v)) n += q.volumes.get(v)?.live ?? 0;
+    if (x.volumes.length > 0) for (const v of x.volumes) for (const q of pass.index.queuesWithVolume(v)) n += q.volumes.get(v)?.live ?? 0;
     score[i] = n / x.free;
     count[i] = n;
     if (n > most) most = n;
@@ -115,6 +115,26 @@ function scarceFirst(pass: Pass): ExecState[] {
     order[k++] = i;
   }
   const out = new Array<ExecState>(k);
+  if (sameFree > 0 && most <= 4 * k + 1024) {
+    // Every such executor has as many free slots (a fresh cluster, or a busy one where the free
+    // ones are all idle): n / free orders as n does, so a counting sort by n, stable in snapshot
+    // order, gives exactly the (n, i) order. Counts are small integers (tasks per host), so this
+    // is two passes over the executors and one over the counts: no sort at all.
+    const start = new Int32Array(most + 2);
+    for (let j = 0; j < k; j++) {
+      const c = (count[order[j] as number] as number) + 1;
+      start[c] = (start[c] as number) + 1;
+    }
+    for (let c = 1; c <= most + 1; c++) start[c] = (start[c] as number) + (start[c - 1] as number);
+    for (let j = 0; j < k; j++) {
+      const i = order[j] as number;
+      const c = count[i] as number;
+      const at = start[c] as number;
+      start[c] = at + 1;
+      out[at] = execs[i] as ExecState;
+    }
+    return out;
+  }
   if (sameFree > 0 && most * len < 2 ** 52) {
     // Every such executor has as many free slots (a fresh cluster, or a busy one where the free
     // ones are all idle): n / free orders as n does, and n·len + i, an integer far below 2^53,
