@@ -8,7 +8,7 @@ import fc from 'fast-check';
 import { describe, expect, it } from 'vitest';
 import { resolveOptions } from '../../src/scheduler/placement/options.js';
 import { Pass, type ExecState } from '../../src/scheduler/placement/pass.js';
-import type { Bucket } from '../../src/scheduler/placement/pending-index.js';
+import { PendingIndex, type Bucket } from '../../src/scheduler/placement/pending-index.js';
 import { shapeWitness } from '../../src/scheduler/placement/place.js';
 import { scarceFirst } from '../../src/scheduler/placement/task-placement.js';
 import { exec, indexOf, snap, task, tenant } from './placement-builders.js';
@@ -83,5 +83,30 @@ describe('pass bookkeeping that only saves work', () => {
         expect(scarceFirst(pass).map((x) => x.view.executorId)).toEqual(expected);
       },
     ), { numRuns: 200 });
+  });
+});
+
+describe('entries without their own copy of the first three host ids', () => {
+  it('the index answers an entry\'s hosts from its columns, past the third from the entry, after numbers are recycled too', () => {
+    const ix = new PendingIndex();
+    // Fill and empty the index so that later entries get recycled numbers (a sweep frees them).
+    for (let i = 0; i < 1100; i++) ix.add(task({ taskId: `old${i}`, preferredHosts: ['r9-h1', 'r9-h2', 'r9-h3'] }));
+    for (let i = 0; i < 1100; i++) ix.remove(`old${i}`);
+    const hosts = ['r1-h1', 'r1-h2', 'r2-h1', 'r2-h2', 'r3-h1'];
+    ix.add(task({ taskId: 'five', preferredHosts: [...hosts, 'r1-h2'] }));
+    ix.add(task({ taskId: 'one', preferredHosts: ['r3-h1'] }));
+    const five = ix.entry('five');
+    const one = ix.entry('one');
+    if (!five || !one) throw new Error('entries missing');
+    expect(five.hostCount).toBe(5);
+    expect([0, 1, 2, 3, 4].map((k) => ix.hostOf(five, k))).toEqual(hosts.map((h) => ix.hostId(h)));
+    for (const h of hosts) expect(ix.prefers(five, ix.hostId(h))).toBe(true);
+    expect(ix.prefers(one, ix.hostId('r3-h1'))).toBe(true);
+    expect(ix.prefers(one, ix.hostId('r1-h1'))).toBe(false);
+    expect(ix.prefers(one, -1)).toBe(false);
+    // Removing them releases every host they name, the fourth and fifth included.
+    ix.remove('five');
+    ix.remove('one');
+    for (const h of hosts) expect(ix.hostId(h)).toBe(-1);
   });
 });

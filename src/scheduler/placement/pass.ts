@@ -541,7 +541,7 @@ export class Pass {
   // someHostUsable for a plain entry (nothing avoided or excluded), by id.
   private someHostAlive(e: Entry): boolean {
     const alive = this.hostAliveById;
-    for (let k = 0; k < e.hostCount; k++) if (alive[e.hostAt(k)] === 1) return true;
+    for (let k = 0; k < e.hostCount; k++) if (alive[this.index.hostOf(e, k)] === 1) return true;
     return false;
   }
 
@@ -558,7 +558,7 @@ export class Pass {
   private levelOfEntry(e: Entry, x: ExecState): LocalityLevel {
     const t = e.task;
     if (t.volumeId !== undefined) return LocalityLevel.NODE_LOCAL;
-    if (e.prefers(x.host)) return LocalityLevel.NODE_LOCAL;
+    if (this.index.prefers(e, x.host)) return LocalityLevel.NODE_LOCAL;
     const rack = x.view.rack;
     if (rack !== undefined && t.preferredRacks.includes(rack)) return LocalityLevel.RACK_LOCAL;
     return LocalityLevel.ANY;
