@@ -6,7 +6,7 @@
  */
 import { placeExecutors } from './executor-placement.js';
 import { resolveOptions } from './options.js';
-import { Pass } from './pass.js';
+import { Pass, type ExecState } from './pass.js';
 import { PendingIndex } from './pending-index.js';
 import { placeTasks } from './task-placement.js';
 import type { Assignment, AssignmentColumns, Plan, PlacementOptions, Snapshot } from './types.js';
@@ -23,7 +23,11 @@ export function place(snapshot: Snapshot, index: PendingIndex, options?: Partial
 function planOf(snapshot: Snapshot, index: PendingIndex, opts: PlacementOptions, pass: Pass, ex: ReturnType<typeof placeExecutors>): Plan {
   const assigned = pass.columns();
   let freeLeft = 0;
-  for (const x of pass.execs) freeLeft += Math.max(0, x.free - x.ahead);
+  const execs = pass.execs;
+  for (let i = 0; i < execs.length; i++) {
+    const x = execs[i] as ExecState;
+    if (x.free > x.ahead) freeLeft += x.free - x.ahead;
+  }
   const pendingLeft = index.size - assigned.length;
   // Volume work needs offers as much as tasks do: no suppress while any is waiting.
   const suppress = pendingLeft === 0 && snapshot.otherWork !== true;

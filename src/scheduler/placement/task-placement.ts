@@ -39,12 +39,16 @@ function phases(pass: Pass): void {
     }
   }
   const ripe = ripeTenants(pass);
-  for (const x of scarceFirst(pass)) {
+  // Indexed loops over the executors (see the Pass constructor: these run once a pass).
+  const order = scarceFirst(pass);
+  for (let i = 0; i < order.length; i++) {
     if (pass.unplaced() === 0) return;
-    fillNode(pass, x, ripe);
+    fillNode(pass, order[i] as ExecState, ripe);
   }
-  for (const x of pass.execs) {
+  const execs = pass.execs;
+  for (let i = 0; i < execs.length; i++) {
     if (pass.unplaced() === 0) return;
+    const x = execs[i] as ExecState;
     if (x.free > 0) augment(pass, x);
   }
   for (const x of pass.execs) {
@@ -332,6 +336,9 @@ function augmentFrom(pass: Pass, x: ExecState, b: Bucket): void {
     // same id means the same hostname, and the executor's objects are loaded only for a candidate.
     const fromNo = pass.execNoAt(k);
     if (fromNo === x.no || pass.levelAt(k) !== LocalityLevel.NODE_LOCAL || pass.hostOfExec(fromNo) === x.host) continue;
+    // A drained host has no replacement (replacementOn's first answer): asked before the task's
+    // fit here, which is pure, so that most of the entries walked cost a byte read.
+    if (pass.isDrained(fromNo)) continue;
     if (!pass.hardFitsNo(no, b.queue, x)) continue;
     const r = replacementOn(pass, fromNo);
     if (!r) continue;
