@@ -146,6 +146,26 @@ export function offerCouldRun(t: PendingTask, o: OfferView, opts: PlacementOptio
 }
 
 const EMPTY: readonly string[] = [];
+
+/**
+ * One executor's state at the start of a pass. A function of its own, not code in the Pass
+ * constructor's loop: called for every executor, it is compiled within the first pass and that
+ * code serves every later one, where the loop of a constructor called once a pass was compiled
+ * on the fly (on-stack) in each pass anew, and ran interpreted until then.
+ */
+function execState(e: ExecutorView, free: number, host: number, no: number, now: number): ExecState {
+  return {
+    view: e,
+    free,
+    held: Math.max(0, e.freeSlots - free),
+    ahead: Math.max(0, free - e.freeSlots),
+    idleMs: e.freeSlots > 0 ? now - (e.freeSince ?? now) : 0,
+    volumes: e.volumes ?? EMPTY,
+    used: false,
+    host,
+    no,
+  };
+}
 /** How many fitting node-local candidates the node phase compares per slot. */
 const SCARCITY_WINDOW = 4;
 
@@ -274,17 +294,7 @@ export class Pass {
         this.racksAlive.add(e.rack);
         lastRack = e.rack;
       }
-      this.execs.push({
-        view: e,
-        free,
-        held: Math.max(0, e.freeSlots - free),
-        ahead: Math.max(0, free - e.freeSlots),
-        idleMs: e.freeSlots > 0 ? this.now - (e.freeSince ?? this.now) : 0,
-        volumes: e.volumes ?? EMPTY,
-        used: false,
-        host,
-        no: this.execs.length,
-      });
+      this.execs.push(execState(e, free, host, this.execs.length, this.now));
     }
     this.execHost = new Int32Array(this.execs.length);
     this.drained = new Uint8Array(this.execs.length);

@@ -108,10 +108,7 @@ export function scarceFirst(pass: Pass): ExecState[] {
   for (let i = 0; i < len; i++) {
     const x = execs[i] as ExecState;
     if (x.free <= 0) continue;
-    let n = 0;
-    const bs = pass.index.bucketsAtHost(x.host);
-    for (let j = 0; j < bs.length; j++) n += (bs[j] as Bucket).live;
-    if (x.volumes.length > 0) for (const v of x.volumes) for (const q of pass.index.queuesWithVolume(v)) n += q.volumes.get(v)?.live ?? 0;
+    const n = candidatesOn(pass, x);
     score[i] = n / x.free;
     count[i] = n;
     if (n > most) most = n;
@@ -156,6 +153,18 @@ export function scarceFirst(pass: Pass): ExecState[] {
   const sorted = order.subarray(0, k).sort((a, b) => (score[a] as number) - (score[b] as number) || a - b);
   for (let i = 0; i < k; i++) out[i] = execs[sorted[i] as number] as ExecState;
   return out;
+}
+
+/**
+ * How many pending tasks x could take node-local (or volume): a function of its own so that it is
+ * compiled once, within the first pass, and not on-stack in every pass's ordering loop anew.
+ */
+function candidatesOn(pass: Pass, x: ExecState): number {
+  let n = 0;
+  const bs = pass.index.bucketsAtHost(x.host);
+  for (let j = 0; j < bs.length; j++) n += (bs[j] as Bucket).live;
+  if (x.volumes.length > 0) for (const v of x.volumes) for (const q of pass.index.queuesWithVolume(v)) n += q.volumes.get(v)?.live ?? 0;
+  return n;
 }
 
 /** The buckets x could take node-local (or volume) work from: its volumes' first, then its host's. */
