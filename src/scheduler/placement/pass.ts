@@ -146,6 +146,26 @@ export function offerCouldRun(t: PendingTask, o: OfferView, opts: PlacementOptio
 }
 
 const EMPTY: readonly string[] = [];
+
+/**
+ * One executor's state at the start of a pass. A function of its own, not code in the Pass
+ * constructor's loop: called for every executor, it is compiled within the first pass and that
+ * code serves every later one, where the loop of a constructor called once a pass was compiled
+ * on the fly (on-stack) in each pass anew, and ran interpreted until then.
+ */
+function execState(e: ExecutorView, free: number, host: number, no: number, now: number): ExecState {
+  return {
+    view: e,
+    free,
+    held: Math.max(0, e.freeSlots - free),
+    ahead: Math.max(0, free - e.freeSlots),
+    idleMs: e.freeSlots > 0 ? now - (e.freeSince ?? now) : 0,
+    volumes: e.volumes ?? EMPTY,
+    used: false,
+    host,
+    no,
+  };
+}
 /** How many fitting node-local candidates the node phase compares per slot. */
 const SCARCITY_WINDOW = 4;
 
@@ -237,32 +257,44 @@ export class Pass {
       this.tenants.set(t.name, { name: t.name, weight: t.weight, quota: t.quota, usage: { ...t.usage }, placed: 0, owed: { cpus: 0, mem: 0, disk: 0 } });
       this.sorter.add(t.name, t.weight);
     }
-    for (const name of index.tenantNames()) this.tenant(name);
-    for (const e of snapshot.executors) {
+    // Every queue gets this pass's tenant and job state now, once, not on first use in the hot
+    // paths: there the first use of a queue in a pass was a branch the previous pass had run only
+    // once, and V8 compiled it without feedback and threw the compiled node phase away at the start
+    // of every later pass (a deoptimization per pass, then the phase interpreted until recompiled).
+    for (const name of index.tenantNames()) {
+      const ts = this.tenant(name);
+      for (const q of index.queuesOfTenant(name)) {
+        q.passTenant = ts;
+        q.passJob = this.job(q.jobId);
+      }
+    }
+    // Indexed loops and no call that can be skipped, here and in the other loops a pass makes once
+    // over all executors or placements: each runs once a pass, so in a fresh process (or on new
+    // code) it runs in the interpreter until V8 compiles it on the fly, where an iterator step or
+    // a call costs several times the work of the loop's body (10,000 executors, 100,000 placements).
+    const gone = snapshot.goneVolumes !== undefined && snapshot.goneVolumes.size > 0;
+    const views = snapshot.executors;
+    let lastRack: string | undefined;
+    for (let i = 0; i < views.length; i++) {
+      const e = views[i] as ExecutorView;
       total.cpus += e.slotResources.cpus * e.slots;
       total.mem += e.slotResources.mem * e.slots;
       total.disk += e.slotResources.disk * e.slots;
       // An executor holding a volume being deleted takes nothing new, whatever the task: it is
       // released once idle (executor placement), and only then can the volume be torn down.
-      if (e.draining || this.holdsGone(e)) continue;
+      if (e.draining === true || (gone && this.holdsGone(e))) continue;
       const host = index.hostId(e.hostname);
       const free = Math.max(0, e.dispatchSlots ?? e.freeSlots);
       if (host >= 0) {
         this.hostAliveById[host] = 1;
         if (free > 0) this.hostFree[host] = (this.hostFree[host] as number) + free;
       }
-      if (e.rack !== undefined) this.racksAlive.add(e.rack);
-      this.execs.push({
-        view: e,
-        free,
-        held: Math.max(0, e.freeSlots - free),
-        ahead: Math.max(0, free - e.freeSlots),
-        idleMs: e.freeSlots > 0 ? this.now - (e.freeSince ?? this.now) : 0,
-        volumes: e.volumes ?? EMPTY,
-        used: false,
-        host,
-        no: this.execs.length,
-      });
+      // Executors come rack by rack as a rule: the set is asked only when the rack changes.
+      if (e.rack !== undefined && e.rack !== lastRack) {
+        this.racksAlive.add(e.rack);
+        lastRack = e.rack;
+      }
+      this.execs.push(execState(e, free, host, this.execs.length, this.now));
     }
     this.execHost = new Int32Array(this.execs.length);
     this.drained = new Uint8Array(this.execs.length);
@@ -346,14 +378,6 @@ export class Pass {
       this.jobs.set(jobId, j);
     }
     return j;
-  }
-
-  /** Attach this pass's tenant and job state to a queue (once per queue and pass). */
-  private touch(q: Queue): void {
-    if (q.passId === this.id) return;
-    q.passId = this.id;
-    q.passTenant = this.tenant(q.tenant);
-    q.passJob = this.job(q.jobId);
   }
 
   /** Give the sorter what single-tenant placements charged (before anything reads the order). */
@@ -447,7 +471,8 @@ export class Pass {
     const n = this.count;
     const entries = new Array<Entry>(n);
     const nos = this.asgNo;
-    for (let k = 0; k < n; k++) entries[k] = this.index.entryAt(nos[k] as number);
+    const byNo = this.index.byNo;
+    for (let k = 0; k < n; k++) entries[k] = byNo[nos[k] as number] as Entry;
     return new PlacedColumns(entries, this.asgExec, this.asgLevel, this.execs, n);
   }
 
@@ -469,8 +494,6 @@ export class Pass {
     }
     if (a.priority !== b.priority) return a.priority > b.priority;
     if (a.jobId !== b.jobId) {
-      this.touch(a);
-      this.touch(b);
       const na = (a.passJob as JobState).running;
       const nb = (b.passJob as JobState).running;
       if (na !== nb) return na < nb;
@@ -541,7 +564,7 @@ export class Pass {
   // someHostUsable for a plain entry (nothing avoided or excluded), by id.
   private someHostAlive(e: Entry): boolean {
     const alive = this.hostAliveById;
-    for (let k = 0; k < e.hostCount; k++) if (alive[e.hostAt(k)] === 1) return true;
+    for (let k = 0; k < e.hostCount; k++) if (alive[this.index.hostOf(e, k)] === 1) return true;
     return false;
   }
 
@@ -558,7 +581,7 @@ export class Pass {
   private levelOfEntry(e: Entry, x: ExecState): LocalityLevel {
     const t = e.task;
     if (t.volumeId !== undefined) return LocalityLevel.NODE_LOCAL;
-    if (e.prefers(x.host)) return LocalityLevel.NODE_LOCAL;
+    if (this.index.prefers(e, x.host)) return LocalityLevel.NODE_LOCAL;
     const rack = x.view.rack;
     if (rack !== undefined && t.preferredRacks.includes(rack)) return LocalityLevel.RACK_LOCAL;
     return LocalityLevel.ANY;
@@ -689,7 +712,6 @@ export class Pass {
     }
     b.cursor = i;
     const q = b.queue;
-    this.touch(q);
     const v = x.view;
     // What holds for every plain task of the bucket is checked once, not per task: the executor
     // serves their tenant, the tenant has no quota, the queue's largest task fits the slot. A plain
@@ -763,7 +785,6 @@ export class Pass {
    */
   fillFrom(b: Bucket, x: ExecState): void {
     const q = b.queue;
-    this.touch(q);
     const v = x.view;
     const easy = (q.passTenant as TenantState).quota === undefined && (v.tenant === undefined || v.tenant === q.tenant)
       && fits(q.maxResources, v.slotResources);
@@ -832,10 +853,22 @@ export class Pass {
         if (++valid >= SCARCITY_WINDOW) break;
       }
       this.examined += scanned;
-      if (pick < 0) return;
+      if (pick < 0) break;
       this.cTaken[pick] = 1;
       this.assignNo(items[this.cPos[pick] as number] as number, q, x, this.cLevel[pick] as LocalityLevel);
     }
+    // Leave the cursor at the first entry this fill did not place (one it judged and left, or the
+    // first it never reached): everything before it is placed, which take() would otherwise walk
+    // past again, mark by mark, each time the augmenting search asks this host for a replacement
+    // (some 9,000 walks of a bucket each at 10,000 x 100,000).
+    let cursor = next;
+    for (let k = 0; k < m; k++) {
+      if (this.cTaken[k] === 0) {
+        cursor = this.cPos[k] as number;
+        break;
+      }
+    }
+    b.cursor = cursor;
   }
 
   // The per-slot node phase (take() for every slot).
@@ -923,7 +956,6 @@ export class Pass {
    * not read.
    */
   assignNo(no: number, q: Queue, x: ExecState, level: LocalityLevel): void {
-    this.touch(q);
     const k = this.count;
     if (k === this.asgExec.length) this.growColumns();
     this.marks[no] = this.tag;

@@ -53,13 +53,10 @@ export const MORE_HOSTS = 2;
  */
 export class Entry {
   /**
-   * Interned ids of its first three distinct preferred hosts (-1 when it has
-   * fewer; also in the index's `cols`, which the hot path reads).
-   * Hosts past the third are in `more`.
+   * Interned ids of its preferred hosts past the third. The first three are in
+   * the index's `cols` only (PendingIndex.hostOf): a copy here cost 12 bytes a
+   * pending task, and every reader has the index at hand.
    */
-  readonly h0: number;
-  readonly h1: number;
-  readonly h2: number;
   readonly more: readonly number[];
   /** How many distinct preferred hosts it has. */
   readonly hostCount: number;
@@ -82,23 +79,10 @@ export class Entry {
      */
     readonly plain: boolean,
   ) {
-    this.h0 = hosts[0] ?? -1;
-    this.h1 = hosts[1] ?? -1;
-    this.h2 = hosts[2] ?? -1;
     this.more = hosts.length > 3 ? hosts.slice(3) : NO_IDS;
     this.hostCount = hosts.length;
     this.taskId = task.taskId;
     this.resources = task.resources;
-  }
-
-  /** The k-th distinct preferred host's id (k < hostCount). */
-  hostAt(k: number): number {
-    return k === 0 ? this.h0 : k === 1 ? this.h1 : k === 2 ? this.h2 : (this.more[k - 3] as number);
-  }
-
-  /** Whether host id h is one of its preferred hosts. */
-  prefers(h: number): boolean {
-    return h >= 0 && (h === this.h0 || h === this.h1 || h === this.h2 || (this.more.length > 0 && this.more.includes(h)));
   }
 }
 
@@ -199,11 +183,12 @@ export class Queue {
   sameResources: ResourceVector | undefined = undefined;
   /** Per-dimension maximum of its tasks' resources: the slot shape it needs. */
   maxResources: ResourceVector = { cpus: 0, mem: 0, disk: 0 };
-  /** @internal The pass that last touched it; passTenant/passJob are valid only while it matches. */
-  passId = 0;
-  /** @internal Its tenant's state in that pass (saves a map lookup per placement). */
+  /**
+   * @internal Its tenant's state in the current pass (saves a map lookup per placement). Set for
+   * every queue when a pass begins (Pass's constructor): nothing adds to the index during a pass.
+   */
   passTenant: TenantState | undefined = undefined;
-  /** @internal Its job's state in that pass. */
+  /** @internal Its job's state in the current pass (set with passTenant). */
   passJob: JobState | undefined = undefined;
 
   constructor(
@@ -342,9 +327,9 @@ export class PendingIndex {
     this.flags[no] = (plain ? PLAIN : 0) | (ids.length > 3 ? MORE_HOSTS : 0);
     this.marks[no] = 0;
     const cols = this.cols;
-    cols[3 * no] = e.h0;
-    cols[3 * no + 1] = e.h1;
-    cols[3 * no + 2] = e.h2;
+    cols[3 * no] = ids[0] ?? -1;
+    cols[3 * no + 1] = ids[1] ?? -1;
+    cols[3 * no + 2] = ids[2] ?? -1;
     this.entries.set(task.taskId, e);
     const r = task.resources;
     // A queue's first task sets it (a queue is dropped when its last task goes, never refilled).
@@ -397,13 +382,13 @@ export class PendingIndex {
       this.pinnedTotal--;
     } else {
       if (task.awaitDataHosts === true && e.hostCount > 0) q.awaiting--;
-      for (let k = 0; k < e.hostCount; k++) this.releaseHost(q, e.hostAt(k), e);
+      for (let k = 0; k < e.hostCount; k++) this.releaseHost(q, this.hostOf(e, k), e);
       const rs = task.preferredRacks;
       for (let i = 0; i < rs.length; i++) if (rs.indexOf(rs[i] as string) === i) this.release(q.racks, this.byRack, rs[i] as string, q, e);
       q.all.drop(e, this.marks);
     }
     // Names last: the buckets above are found by name.
-    for (let k = 0; k < e.hostCount; k++) this.unintern(e.hostAt(k));
+    for (let k = 0; k < e.hostCount; k++) this.unintern(this.hostOf(e, k));
     if (e.pin >= 0) this.unintern(e.pin);
     q.live--;
     if (q.live === 0) this.dropQueue(q);
@@ -503,6 +488,19 @@ export class PendingIndex {
   /** @internal Whether entry number no names a pending task (false once removed). */
   alive(no: number): boolean {
     return this.marks[no] !== DEAD;
+  }
+
+  /** @internal The k-th distinct preferred host id of a live entry (k < e.hostCount). */
+  hostOf(e: Entry, k: number): number {
+    return k < 3 ? (this.cols[3 * e.no + k] as number) : (e.more[k - 3] as number);
+  }
+
+  /** @internal Whether host id h is one of a live entry's preferred hosts. */
+  prefers(e: Entry, h: number): boolean {
+    if (h < 0) return false;
+    const cols = this.cols;
+    const at = 3 * e.no;
+    return h === cols[at] || h === cols[at + 1] || h === cols[at + 2] || (e.more.length > 0 && e.more.includes(h));
   }
 
   /** @internal The entry of a live entry number (one a bucket holds and `marks` does not call DEAD). */

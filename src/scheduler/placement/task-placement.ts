@@ -39,12 +39,16 @@ function phases(pass: Pass): void {
     }
   }
   const ripe = ripeTenants(pass);
-  for (const x of scarceFirst(pass)) {
+  // Indexed loops over the executors (see the Pass constructor: these run once a pass).
+  const order = scarceFirst(pass);
+  for (let i = 0; i < order.length; i++) {
     if (pass.unplaced() === 0) return;
-    fillNode(pass, x, ripe);
+    fillNode(pass, order[i] as ExecState, ripe);
   }
-  for (const x of pass.execs) {
+  const execs = pass.execs;
+  for (let i = 0; i < execs.length; i++) {
     if (pass.unplaced() === 0) return;
+    const x = execs[i] as ExecState;
     if (x.free > 0) augment(pass, x);
   }
   for (const x of pass.execs) {
@@ -90,9 +94,9 @@ function ripeTenants(pass: Pass): Set<string> | undefined {
  * Executors with free slots, those with the fewest node-local candidates per
  * free slot first: a host with few local tasks picks before hosts with many
  * alternatives can take them (a min-degree-first greedy matching). Ties keep
- * the snapshot's order.
+ * the snapshot's order. Exported for a test only.
  */
-function scarceFirst(pass: Pass): ExecState[] {
+export function scarceFirst(pass: Pass): ExecState[] {
   const execs = pass.execs;
   const len = execs.length;
   const order = new Int32Array(len);
@@ -104,10 +108,7 @@ function scarceFirst(pass: Pass): ExecState[] {
   for (let i = 0; i < len; i++) {
     const x = execs[i] as ExecState;
     if (x.free <= 0) continue;
-    let n = 0;
-    const bs = pass.index.bucketsAtHost(x.host);
-    for (let j = 0; j < bs.length; j++) n += (bs[j] as Bucket).live;
-    for (const v of x.volumes) for (const q of pass.index.queuesWithVolume(v)) n += q.volumes.get(v)?.live ?? 0;
+    const n = candidatesOn(pass, x);
     score[i] = n / x.free;
     count[i] = n;
     if (n > most) most = n;
@@ -115,6 +116,26 @@ function scarceFirst(pass: Pass): ExecState[] {
     order[k++] = i;
   }
   const out = new Array<ExecState>(k);
+  if (sameFree > 0 && most <= 4 * k + 1024) {
+    // Every such executor has as many free slots (a fresh cluster, or a busy one where the free
+    // ones are all idle): n / free orders as n does, so a counting sort by n, stable in snapshot
+    // order, gives exactly the (n, i) order. Counts are small integers (tasks per host), so this
+    // is two passes over the executors and one over the counts: no sort at all.
+    const start = new Int32Array(most + 2);
+    for (let j = 0; j < k; j++) {
+      const c = (count[order[j] as number] as number) + 1;
+      start[c] = (start[c] as number) + 1;
+    }
+    for (let c = 1; c <= most + 1; c++) start[c] = (start[c] as number) + (start[c - 1] as number);
+    for (let j = 0; j < k; j++) {
+      const i = order[j] as number;
+      const c = count[i] as number;
+      const at = start[c] as number;
+      start[c] = at + 1;
+      out[at] = execs[i] as ExecState;
+    }
+    return out;
+  }
   if (sameFree > 0 && most * len < 2 ** 52) {
     // Every such executor has as many free slots (a fresh cluster, or a busy one where the free
     // ones are all idle): n / free orders as n does, and n·len + i, an integer far below 2^53,
@@ -132,6 +153,18 @@ function scarceFirst(pass: Pass): ExecState[] {
   const sorted = order.subarray(0, k).sort((a, b) => (score[a] as number) - (score[b] as number) || a - b);
   for (let i = 0; i < k; i++) out[i] = execs[sorted[i] as number] as ExecState;
   return out;
+}
+
+/**
+ * How many pending tasks x could take node-local (or volume): a function of its own so that it is
+ * compiled once, within the first pass, and not on-stack in every pass's ordering loop anew.
+ */
+function candidatesOn(pass: Pass, x: ExecState): number {
+  let n = 0;
+  const bs = pass.index.bucketsAtHost(x.host);
+  for (let j = 0; j < bs.length; j++) n += (bs[j] as Bucket).live;
+  if (x.volumes.length > 0) for (const v of x.volumes) for (const q of pass.index.queuesWithVolume(v)) n += q.volumes.get(v)?.live ?? 0;
+  return n;
 }
 
 /** The buckets x could take node-local (or volume) work from: its volumes' first, then its host's. */
@@ -312,6 +345,9 @@ function augmentFrom(pass: Pass, x: ExecState, b: Bucket): void {
     // same id means the same hostname, and the executor's objects are loaded only for a candidate.
     const fromNo = pass.execNoAt(k);
     if (fromNo === x.no || pass.levelAt(k) !== LocalityLevel.NODE_LOCAL || pass.hostOfExec(fromNo) === x.host) continue;
+    // A drained host has no replacement (replacementOn's first answer): asked before the task's
+    // fit here, which is pure, so that most of the entries walked cost a byte read.
+    if (pass.isDrained(fromNo)) continue;
     if (!pass.hardFitsNo(no, b.queue, x)) continue;
     const r = replacementOn(pass, fromNo);
     if (!r) continue;
