@@ -79,6 +79,15 @@ async function runToEnd(jobId: string): Promise<string> {
   }
 }
 
+/** The storage is back: the stage opens with `tasks` tasks, the wait's message goes, and the job runs to success. */
+async function opensAndSucceeds(jobId: string, tasks: number): Promise<void> {
+  await api.waitPending(jobId, tasks);
+  const running = await api.jobs.get(jobId);
+  expect(running.state).toBe('RUNNING');
+  expect(running.message).toBeUndefined();
+  expect(await runToEnd(jobId)).toBe('SUCCEEDED');
+}
+
 describe('a stage whose inputs\' storage is away', () => {
   it('waits while the NameNode answers 503, says so, lets other jobs run, and succeeds once it answers', async () => {
     nn.setOutage({ status: 503 });
@@ -116,11 +125,7 @@ describe('a stage whose inputs\' storage is away', () => {
 
     // The NameNode is back: the stage opens with one task per file, the message of the wait goes.
     nn.setOutage(undefined);
-    await api.waitPending(job.id, 2);
-    const running = await api.jobs.get(job.id);
-    expect(running.state).toBe('RUNNING');
-    expect(running.message).toBeUndefined();
-    expect(await runToEnd(job.id)).toBe('SUCCEEDED');
+    await opensAndSucceeds(job.id, 2);
   }, 30_000);
 
   it('waits while the NameNode refuses connections or is starting up, and lists the inputs once it serves', async () => {
@@ -168,11 +173,7 @@ describe('a stage whose inputs\' storage is away', () => {
     mkdirSync(join(mount, 'logs'));
     writeFileSync(join(mount, 'logs', 'a.log'), 'a\n');
     writeFileSync(join(mount, 'logs', 'b.log'), 'b\n');
-    await api.waitPending(job.id, 2);
-    const running = await api.jobs.get(job.id);
-    expect(running.state).toBe('RUNNING');
-    expect(running.message).toBeUndefined();
-    expect(await runToEnd(job.id)).toBe('SUCCEEDED');
+    await opensAndSucceeds(job.id, 2);
   }, 30_000);
 
   it('fails at once, naming the input, when the NameNode says the path does not exist', async () => {

@@ -12,6 +12,7 @@ import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { startBed, spawnFramework, type Bed, type FrameworkProc } from './framework-harness.js';
 import { LOCUS_CLI } from '../harness/build.js';
 import { freePort } from '../harness/ports.js';
+import { waitFor } from '../harness/wait.js';
 
 let bed: Bed;
 let fw: FrameworkProc | undefined;
@@ -40,15 +41,7 @@ async function api(method: string, path: string, body?: unknown): Promise<Answer
   return { status: res.status, json: text ? (JSON.parse(text) as Record<string, unknown>) : {} };
 }
 
-async function until<T>(what: string, probe: () => Promise<T | undefined>, timeoutMs: number): Promise<T> {
-  const deadline = Date.now() + timeoutMs;
-  for (;;) {
-    const got = await probe();
-    if (got !== undefined) return got;
-    if (Date.now() > deadline) throw new Error(`timed out after ${timeoutMs} ms waiting for ${what}`);
-    await new Promise((r) => setTimeout(r, 100));
-  }
-}
+const until = <T>(what: string, probe: () => Promise<T | undefined>, timeoutMs: number): Promise<T> => waitFor(what, probe, timeoutMs, 100);
 
 async function volumeIn(name: string, states: readonly string[], timeoutMs: number): Promise<Record<string, unknown>> {
   let last: unknown;

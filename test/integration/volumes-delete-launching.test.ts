@@ -13,6 +13,7 @@ import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { startBed, spawnFramework, api as callApi, type Bed, type FrameworkProc } from './framework-harness.js';
 import { LOCUS_EXECUTOR } from '../harness/build.js';
 import { freePort } from '../harness/ports.js';
+import { waitFor } from '../harness/wait.js';
 
 /** How long the executor takes to start: longer than the test waits for the volume to go. */
 const START_DELAY_MS = 20_000;
@@ -37,15 +38,7 @@ const api = (method: string, path: string, body?: unknown): ReturnType<typeof ca
   return callApi(fw.httpUrl, fw.token, method, path, body);
 };
 
-async function until<T>(what: string, probe: () => Promise<T | undefined>, timeoutMs: number): Promise<T> {
-  const deadline = Date.now() + timeoutMs;
-  for (;;) {
-    const got = await probe();
-    if (got !== undefined) return got;
-    if (Date.now() > deadline) throw new Error(`timed out after ${timeoutMs} ms waiting for ${what}`);
-    await new Promise((r) => setTimeout(r, 100));
-  }
-}
+const until = <T>(what: string, probe: () => Promise<T | undefined>, timeoutMs: number): Promise<T> => waitFor(what, probe, timeoutMs, 100);
 
 interface MasterTask { id: string; name: string; state: string }
 
