@@ -169,6 +169,23 @@ tasks:
     expect(fieldOf(() => validateJobSpec({ name: 'r', inputs: ['local://x/'], task: { resources: { cpus: 1 } } }))).toBe('task.command');
   });
 
+  it('suggests the field a misspelt one was meant to be, and lists each allowed field once', () => {
+    const err = (() => {
+      try {
+        parseJobSpecText('name: t\ntasks: [{command: [x]}]\nretires: 2\n');
+      } catch (e) {
+        return e as LocusError;
+      }
+      return undefined;
+    })();
+    expect(err?.field).toBe('retires');
+    expect(err?.message).toContain("unknown field (did you mean 'retries'?)");
+    expect(err?.message.match(/\bname\b/g)).toHaveLength(1);
+    expect(() => parseJobSpecText('name: t\ntask: {comand: [x]}\ntasks: [{}]\n')).toThrow(/task\.comand: unknown field \(did you mean 'command'\?\); the fields here are command, resources, env, volumes/);
+    // Nothing close: no guess.
+    expect(() => parseJobSpecText('name: t\ntasks: [{command: [x]}]\ncolour: red\n')).toThrow(/colour: unknown field; the fields here are/);
+  });
+
   it('refuses a __proto__ key anywhere in a spec text, naming it, instead of dropping its entry', () => {
     // JSON text is what gRPC SubmitJob sends; YAML what `locus submit` reads. Both once kept
     // the label's key out of sight: the label was lost and the job created without it.

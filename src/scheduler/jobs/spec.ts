@@ -8,6 +8,7 @@ import { LocusError, invalidField } from '../../core/errors.js';
 import { isObject, refuseProtoKey, type JsonObject } from '../../core/decode.js';
 import { parseDurationMs, parseWholeMiB } from '../../core/units.js';
 import { placeholderTokens } from '../../core/placeholders.js';
+import { closest } from '../../core/suggest.js';
 import type { SplitMode } from '../../core/blocks.js';
 import type { Constraint, LocalityPolicy } from '../placement/types.js';
 import { checkNotSandboxEntry } from '../../volumes/model.js';
@@ -253,7 +254,10 @@ function num(v: unknown, field: string, min: number, max: number, integer = fals
 function checkKeys(o: JsonObject, field: string, allowed: readonly string[]): void {
   for (const key of Object.keys(o)) {
     if (!allowed.includes(key)) {
-      throw invalidField(field ? `${field}.${key}` : key, `unknown field (allowed: ${allowed.join(', ')})`);
+      // Unique names: the top level's list is the job's keys plus a stage's, both with `name`.
+      const names = [...new Set(allowed)];
+      const near = closest(key, names);
+      throw invalidField(field ? `${field}.${key}` : key, `unknown field${near === undefined ? '' : ` (did you mean '${near}'?)`}; the fields here are ${names.join(', ')}`);
     }
   }
 }
