@@ -4,6 +4,7 @@
  * and reads defaults from LOCUS_* environment variables.
  */
 import { parseArgs, type ParseArgsConfig } from 'node:util';
+import { closest } from '../core/suggest.js';
 import { parseDurationMs } from '../core/units.js';
 
 /** A usage error: printed as `locus: <message>`, exit status 2. */
@@ -36,6 +37,14 @@ export function parseCommand<O extends Options>(argv: string[], options: O, help
   try {
     parsed = parseArgs({ args: argv, options, allowPositionals, strict: true });
   } catch (err) {
+    // Node's own text for an unknown flag ("Unknown option '--wacth'. To specify a positional
+    // argument starting with a '-', place it at the end of the command after '--' …") talks
+    // about positionals nobody meant; a typo is the usual cause, so name the flag it is near.
+    const unknown = /^Unknown option '([^']+)'/.exec((err as Error).message)?.[1];
+    if (unknown !== undefined) {
+      const near = closest(unknown.replace(/^-+/, ''), Object.keys(options));
+      throw new CliUsageError(`unknown option '${unknown}'${near === undefined ? '' : ` (did you mean --${near}?)`}\n${help.trimEnd()}`, unknown.replace(/^-+/, ''));
+    }
     throw new CliUsageError(`${(err as Error).message.replace(/^TypeError \[[A-Z_]+\]: /, '')}\n${help.trimEnd()}`);
   }
   // LOCUS_CLI_PARSE_ONLY=1 stops after a successful parse: the docs test uses

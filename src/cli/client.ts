@@ -96,6 +96,20 @@ function codeForStatus(status: number): ErrorCode {
   }
 }
 
+/**
+ * The error for an API that did not answer. fetch says only "fetch failed", its reason being in
+ * `cause` (ECONNREFUSED, ENOTFOUND…): the reason is named, and what to check, since the usual one
+ * is a framework that is not running there or a --server/LOCUS_SERVER that names the wrong port.
+ */
+function unreachable(server: string, err: unknown): LocusError {
+  const e = err as Error & { cause?: { code?: unknown; message?: unknown } };
+  const code = typeof e.cause?.code === 'string' ? e.cause.code : undefined;
+  const reason = code === 'ECONNREFUSED' ? 'connection refused'
+    : e.name === 'TimeoutError' ? 'no answer in time'
+    : code ?? (typeof e.cause?.message === 'string' ? e.cause.message : e.message);
+  return new LocusError('UNAVAILABLE', `cannot reach the Locus API at ${server} (${reason}): is the framework running there ('locus up' or 'locus framework')? --server or LOCUS_SERVER names another address`, { cause: err });
+}
+
 /** The client. Non-2xx answers throw a LocusError with the server's code, message and field. */
 export class LocusClient {
   constructor(readonly config: ClientConfig, private readonly fetchImpl: typeof fetch = fetch) {}
@@ -118,7 +132,7 @@ export class LocusClient {
         signal: AbortSignal.timeout(options.timeoutMs ?? 30_000),
       });
     } catch (err) {
-      throw new LocusError('UNAVAILABLE', `cannot reach the Locus API at ${this.config.server}: ${(err as Error).message}`, { cause: err });
+      throw unreachable(this.config.server, err);
     }
     const text = await res.text();
     let body: unknown = text;
@@ -155,7 +169,7 @@ export class LocusClient {
     try {
       res = await this.fetchImpl(url, { method: 'GET', headers, ...(signal === undefined ? {} : { signal }) });
     } catch (err) {
-      throw new LocusError('UNAVAILABLE', `cannot reach the Locus API at ${this.config.server}: ${(err as Error).message}`, { cause: err });
+      throw unreachable(this.config.server, err);
     }
     if (res.status >= 200 && res.status < 300) return res;
     const text = await res.text();

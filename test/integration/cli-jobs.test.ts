@@ -7,6 +7,7 @@
  */
 import { spawn, spawnSync } from 'node:child_process';
 import { existsSync, mkdirSync, mkdtempSync, readdirSync, rmSync, statSync, writeFileSync } from 'node:fs';
+import { createServer, type AddressInfo } from 'node:net';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
@@ -167,6 +168,25 @@ describe('locus submit --watch', () => {
     const noAuth = await locus(['submit', join(work, 'job.yaml')], 'wrong-token').done;
     expect(noAuth.code).toBe(1);
     expect(noAuth.stderr).toContain('locus: UNAUTHENTICATED');
+  });
+
+  it('a mistyped flag names the one meant; an API that does not answer says what to check', async () => {
+    // Node's own text ("To specify a positional argument starting with a '-' …") pointed at
+    // positionals; the usual cause is a typo.
+    const typo = await locus(['submit', join(work, 'job.yaml'), '--wacth']).done;
+    expect(typo.code).toBe(2);
+    expect(typo.stderr).toMatch(/^locus: unknown option '--wacth' \(did you mean --watch\?\)\nusage: locus submit/);
+    const far = await locus(['jobs', '--colour']).done;
+    expect(far.code).toBe(2);
+    expect(far.stderr).toMatch(/^locus: unknown option '--colour'\n/);
+    // A framework that is not running: "fetch failed" alone said neither why nor what to do.
+    const closed = createServer();
+    await new Promise<void>((resolve) => closed.listen(0, '127.0.0.1', resolve));
+    const port = (closed.address() as AddressInfo).port;
+    await new Promise((resolve) => closed.close(resolve));
+    const down = await locus(['submit', join(work, 'job.yaml')], TOKENS.alpha, { LOCUS_SERVER: `http://127.0.0.1:${port}` }).done;
+    expect(down.code).toBe(1);
+    expect(down.stderr).toContain(`locus: UNAVAILABLE: cannot reach the Locus API at http://127.0.0.1:${port} (connection refused): is the framework running there ('locus up' or 'locus framework')? --server or LOCUS_SERVER names another address`);
   });
 });
 

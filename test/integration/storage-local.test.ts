@@ -1,10 +1,12 @@
 import { execFile } from 'node:child_process';
-import { mkdir, mkdtemp, open, readFile, readdir, rm, stat, writeFile } from 'node:fs/promises';
+import { chmod, copyFile, mkdir, mkdtemp, open, readFile, readdir, rm, stat, writeFile } from 'node:fs/promises';
 import { hostname, tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { promisify } from 'node:util';
 import { afterAll, beforeAll, describe, expect, it, vi } from 'vitest';
 import { run as runData } from '../../src/cli/commands/data.js';
+import { run as runLocate } from '../../src/cli/commands/locate.js';
+import { defaultLocalWorkDir } from '../../src/local/work-dir.js';
 import { LocusError } from '../../src/core/errors.js';
 import { putLocalDataset } from '../../src/storage/local/put.js';
 import { createStorageRegistry, type StorageRegistry } from '../../src/storage/registry.js';
@@ -218,6 +220,33 @@ describe('local:// datasets across the local cluster agents, and file://', () =>
     expect((JSON.parse(json.out) as { replicas: number }).replicas).toBe(4);
     const enough = await put('4');
     expect(enough.err).toBe('');
+  });
+
+  it('locus data put and locus locate default to the work dir locus up and locus local use', async () => {
+    // A new user runs `locus up`, then `locus data put ./books local://books/` without
+    // --work-dir: the put must land where the cluster's agents read, or the job fails with
+    // "no dataset". As root with a private home that is /var/lib/locus/local, not ~/.locus/local.
+    const home = await mkdtemp(join(tmpdir(), 'locus-home-'));
+    await chmod(home, 0o711); // reachable by workloads, so the cluster's work dir is <home>/local
+    const cluster = join(home, 'local');
+    await mkdir(cluster);
+    await copyFile(join(work, 'topology.json'), join(cluster, 'topology.json'));
+    vi.stubEnv('LOCUS_HOME', home);
+    let out = '';
+    const stdout = vi.spyOn(process.stdout, 'write').mockImplementation((chunk: string | Uint8Array) => { out += String(chunk); return true; });
+    try {
+      expect(defaultLocalWorkDir().workDir).toBe(cluster);
+      const dataset = `default-dir-${process.pid}`;
+      expect(await runData(['put', join(src, 'sub', 'small.txt'), `local://${dataset}/`, '--replicas', '1'])).toBe(0);
+      expect((await stat(join(cluster, 'datasets', dataset, 'manifest.json'))).isFile()).toBe(true);
+      out = '';
+      expect(await runLocate([`local://${dataset}/small.txt`, '--json'])).toBe(0);
+      expect((JSON.parse(out) as { files: Array<{ uri: string }> }).files.map((f) => f.uri)).toEqual([`local://${dataset}/small.txt`]);
+    } finally {
+      stdout.mockRestore();
+      vi.unstubAllEnvs();
+      await rm(home, { recursive: true, force: true });
+    }
   });
 
   it('file:// names this host and cuts by split size', async () => {

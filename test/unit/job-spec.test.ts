@@ -149,6 +149,43 @@ tasks:
     expect(validateJobSpec({ name: 'p', tasks: [{}], task: { command: ['x'], resources: { mem: '1000MB' } } }).stages[0]?.task.resources.mem).toBe(954);
   });
 
+  it('takes explicit tasks without a task: template, and needs a command only where a task has none', () => {
+    // "tasks: explicit tasks instead of one per split": a user writes just that, and it was
+    // refused with "task: is required" (the docs' examples carried a `command: [true]` never run).
+    const st = parseJobSpecText('name: two\ntasks:\n  - command: [echo, a]\n  - command: [echo, b]\n    env: {X: y}\n').stages[0];
+    expect(st?.tasks?.map((t) => t.command)).toEqual([['echo', 'a'], ['echo', 'b']]);
+    expect(st?.tasks?.[1]?.env).toEqual({ X: 'y' });
+    expect(st?.task.resources).toEqual({ cpus: 0.5, mem: 256, disk: 256 });
+    // A template of resources alone, as a reduce stage writes it.
+    const reduce = validateJobSpec({ name: 'r', tasks: [{ command: ['sort'] }], task: { resources: { mem: '1GiB' } } }).stages[0];
+    expect(reduce?.task.resources.mem).toBe(1024);
+    expect(reduce?.tasks?.[0]?.command).toEqual(['sort']);
+    // A task that gives no command, with no template's to take, is refused, naming it.
+    expect(fieldOf(() => validateJobSpec({ name: 'r', tasks: [{ command: ['a'] }, {}] }))).toBe('tasks[1].command');
+    expect(fieldOf(() => validateJobSpec({ name: 'r', tasks: [{}], task: { resources: { cpus: 1 } } }))).toBe('tasks[0].command');
+    expect(() => validateJobSpec({ name: 'r', tasks: [{}] })).toThrow(/tasks\[0\]\.command: is required: give this task its command, or the stage a task\.command/);
+    // Without explicit tasks the template and its command stay required, and the message says what goes there.
+    expect(() => validateJobSpec({ name: 'r', inputs: ['local://x/'] })).toThrow(/^task: is required: the command each task runs/);
+    expect(fieldOf(() => validateJobSpec({ name: 'r', inputs: ['local://x/'], task: { resources: { cpus: 1 } } }))).toBe('task.command');
+  });
+
+  it('suggests the field a misspelt one was meant to be, and lists each allowed field once', () => {
+    const err = (() => {
+      try {
+        parseJobSpecText('name: t\ntasks: [{command: [x]}]\nretires: 2\n');
+      } catch (e) {
+        return e as LocusError;
+      }
+      return undefined;
+    })();
+    expect(err?.field).toBe('retires');
+    expect(err?.message).toContain("unknown field (did you mean 'retries'?)");
+    expect(err?.message.match(/\bname\b/g)).toHaveLength(1);
+    expect(() => parseJobSpecText('name: t\ntask: {comand: [x]}\ntasks: [{}]\n')).toThrow(/task\.comand: unknown field \(did you mean 'command'\?\); the fields here are command, resources, env, volumes/);
+    // Nothing close: no guess.
+    expect(() => parseJobSpecText('name: t\ntasks: [{command: [x]}]\ncolour: red\n')).toThrow(/colour: unknown field; the fields here are/);
+  });
+
   it('refuses a __proto__ key anywhere in a spec text, naming it, instead of dropping its entry', () => {
     // JSON text is what gRPC SubmitJob sends; YAML what `locus submit` reads. Both once kept
     // the label's key out of sight: the label was lost and the job created without it.

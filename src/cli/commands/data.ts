@@ -4,9 +4,8 @@
  * distinct agents, different racks when possible), so embedded mode has
  * real locality. See src/storage/local/dataset.ts for the format.
  */
-import { homedir } from 'node:os';
-import { join } from 'node:path';
 import { parseSizeMiB } from '../../core/units.js';
+import { defaultLocalWorkDir } from '../../local/work-dir.js';
 import { putLocalDataset } from '../../storage/local/put.js';
 import { parseStorageUri } from '../../storage/uri.js';
 import { CliUsageError, intFlag, parseCommand } from '../args.js';
@@ -19,7 +18,9 @@ different racks when possible. Then 'locus locate local://<dataset>/...'
 shows where it lives.
 
 options:
-  --work-dir DIR       local cluster work directory (default ~/.locus/local)
+  --work-dir DIR       local cluster work directory (default: the one 'locus up' and
+                       'locus local' use, $LOCUS_HOME/local or ~/.locus/local; as root
+                       with a private home, /var/lib/locus/local)
   --replicas N         copies of each block (default 2); at most one per agent: with
                        fewer agents, each gets one and a warning says so
   --block-size SIZE    block size (default 8MiB)
@@ -58,7 +59,10 @@ export async function run(argv: string[]): Promise<number> {
   let result;
   try {
     result = await putLocalDataset({
-      workDir: parsed.values['work-dir'] ?? join(homedir(), '.locus', 'local'),
+      // The default is the cluster's own (`locus up`/`locus local` as root with a private home
+      // use /var/lib/locus/local): ~/.locus/local put the data where no agent read it, and the
+      // job then failed with "no dataset".
+      workDir: parsed.values['work-dir'] ?? defaultLocalWorkDir().workDir,
       source,
       dataset: uri.authority,
       path: uri.path || '/',

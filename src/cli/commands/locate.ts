@@ -4,11 +4,10 @@
  * data spreads over hosts; `--json` prints only
  * `{"files":[{"uri","size","splits":[{"offset","length","hosts","racks"}]}]}`.
  */
-import { homedir } from 'node:os';
-import { join } from 'node:path';
 import { processUser } from '../../app/config.js';
 import type { FileLocations, SplitMode } from '../../core/blocks.js';
 import { parseDurationMs } from '../../core/units.js';
+import { defaultLocalWorkDir } from '../../local/work-dir.js';
 import { loadHostMap } from '../../storage/hostmap.js';
 import { createStorageRegistry, type StorageConfig } from '../../storage/registry.js';
 import { CliUsageError, parseCommand } from '../args.js';
@@ -38,7 +37,8 @@ options:
   --ceph-name NAME           client name, e.g. client.admin
   --cephfs-mount DIR         where CephFS is mounted on this host
   --gluster-mount VOL=DIR    where a GlusterFS volume is mounted (repeatable)
-  --work-dir DIR             local cluster work directory (default ~/.locus/local)
+  --work-dir DIR             local cluster work directory (default: the one 'locus up' and
+                             'locus local' use, as 'locus data put')
 `;
 
 const OPTIONS = {
@@ -134,7 +134,8 @@ export async function storageConfigFromFlags(values: { [K in keyof typeof OPTION
       ...(values['cephfs-mount'] === undefined ? {} : { cephfsMount: values['cephfs-mount'] }),
     },
     gluster: { mounts: pairs(values['gluster-mount'], 'gluster-mount') },
-    local: { workDir: values['work-dir'] ?? join(homedir(), '.locus', 'local') },
+    // The same default as `locus up`/`locus local`/`locus data put` (see data.ts).
+    local: { workDir: values['work-dir'] ?? defaultLocalWorkDir().workDir },
   };
 }
 

@@ -8,6 +8,7 @@ import { LocusError, invalidField } from '../../core/errors.js';
 import { isObject, refuseProtoKey, type JsonObject } from '../../core/decode.js';
 import { parseDurationMs, parseWholeMiB } from '../../core/units.js';
 import { placeholderTokens } from '../../core/placeholders.js';
+import { closest } from '../../core/suggest.js';
 import type { SplitMode } from '../../core/blocks.js';
 import type { Constraint, LocalityPolicy } from '../placement/types.js';
 import { checkNotSandboxEntry } from '../../volumes/model.js';
@@ -253,7 +254,10 @@ function num(v: unknown, field: string, min: number, max: number, integer = fals
 function checkKeys(o: JsonObject, field: string, allowed: readonly string[]): void {
   for (const key of Object.keys(o)) {
     if (!allowed.includes(key)) {
-      throw invalidField(field ? `${field}.${key}` : key, `unknown field (allowed: ${allowed.join(', ')})`);
+      // Unique names: the top level's list is the job's keys plus a stage's, both with `name`.
+      const names = [...new Set(allowed)];
+      const near = closest(key, names);
+      throw invalidField(field ? `${field}.${key}` : key, `unknown field${near === undefined ? '' : ` (did you mean '${near}'?)`}; the fields here are ${names.join(', ')}`);
     }
   }
 }
@@ -331,11 +335,15 @@ function volumes(v: unknown, field: string): TaskVolumeRef[] {
   });
 }
 
-function taskTemplate(v: unknown, field: string): TaskTemplate {
+/**
+ * `commandOptional`: the stage has explicit tasks, so the template's command is only the one
+ * those that give none take (checked there); left out, it is empty.
+ */
+function taskTemplate(v: unknown, field: string, commandOptional: boolean): TaskTemplate {
   if (!isObject(v)) throw invalidField(field, 'must be a map with command, resources, env, volumes');
   checkKeys(v, field, ['command', 'resources', 'env', 'volumes']);
   return {
-    command: command(v['command'], `${field}.command`),
+    command: commandOptional && v['command'] === undefined ? [] : command(v['command'], `${field}.command`),
     resources: resources(v['resources'], `${field}.resources`),
     env: env(v['env'], `${field}.env`),
     volumes: volumes(v['volumes'], `${field}.volumes`),
@@ -435,15 +443,25 @@ function stage(v: JsonObject, field: string, defaultName: string, earlier: reado
   const outputs = outputsMode(v['outputs'], `${field}outputs`);
   const ins = inputs(v['inputs'], `${field}inputs`, earlier);
   const taskField = `${field}task`;
-  if (v['task'] === undefined) throw invalidField(taskField, 'is required');
-  const task = taskTemplate(v['task'], taskField);
+  // With explicit tasks, `task:` is optional and so is its command: it only holds what the
+  // tasks share (resources, env, volumes, a command for those that give none). A spec of
+  // `tasks:` alone, each with its command, was refused with "task: is required", which the
+  // docs' "explicit tasks instead of one per split" does not lead anyone to expect.
+  const explicit = v['tasks'] !== undefined;
+  if (v['task'] === undefined && !explicit) {
+    throw invalidField(taskField, 'is required: the command each task runs (task: {command: [...]}), or an explicit tasks: list');
+  }
+  const task: TaskTemplate = v['task'] === undefined ? { command: [], resources: SPEC_DEFAULTS.resources, env: {}, volumes: [] } : taskTemplate(v['task'], taskField, explicit);
   let tasks: StageSpec['tasks'];
-  if (v['tasks'] !== undefined) {
+  if (explicit) {
     if (!Array.isArray(v['tasks']) || v['tasks'].length === 0) throw invalidField(`${field}tasks`, 'must be a non-empty list');
     tasks = v['tasks'].map((t, i) => {
       const f = `${field}tasks[${i}]`;
       if (!isObject(t)) throw invalidField(f, 'must be a map with command and env');
       checkKeys(t, f, ['command', 'env']);
+      if (t['command'] === undefined && task.command.length === 0) {
+        throw invalidField(`${f}.command`, `is required: give this task its command, or the stage a ${taskField}.command for the tasks that give none`);
+      }
       return {
         command: t['command'] === undefined ? task.command : command(t['command'], `${f}.command`),
         env: { ...task.env, ...env(t['env'], `${f}.env`) },
