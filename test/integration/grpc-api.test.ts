@@ -92,7 +92,8 @@ describe('bad job specs', () => {
     ['an empty command', 'name: x\ntasks: [{command: [true]}]\ntask: {command: []}\n', 'task.command'],
     ['a size that is not one', 'name: x\ntasks: [{command: [true]}]\ntask: {command: [true], resources: {mem: 12 parsecs}}\n', 'task.resources.mem'],
     ['a bad name', 'name: "bad name!"\ntasks: [{command: [true]}]\ntask: {command: [true]}\n', 'name'],
-    ['no task', 'name: x\ntasks: [{command: [true]}]\n', 'task'],
+    ['no task and no command', 'name: x\ntasks: [{env: {A: b}}]\n', 'tasks[0].command'],
+    ['no task and no explicit tasks', 'name: x\ninputs: [local://words/]\n', 'task'],
   ];
   for (const [what, spec, field] of cases) {
     it(`${what}: INVALID_ARGUMENT naming ${field}`, async () => {
