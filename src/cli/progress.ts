@@ -314,6 +314,9 @@ export function renderEventLine(e: JobEventView, p: JobProgress): string {
     return `${time} job ${e.jobId} ${e.state}${e.message ? `: ${e.message}` : ''} ${counts}`;
   }
   const where = e.host ? ` on ${e.host}${e.locality ? ` (${e.locality})` : ''}` : '';
+  // PENDING with a message is an attempt that ended and a task that goes back to be tried again:
+  // "PENDING on agent-2 — FAILED: exited with status 3" read as the task failing.
+  if (e.state === 'PENDING' && e.message) return `${time} task ${e.taskId ?? '?'} PENDING (to be retried): its attempt${where} ended ${e.message} ${counts}`;
   const why = e.message && e.state !== 'RUNNING' ? ` — ${e.message}` : '';
   return `${time} task ${e.taskId ?? '?'} ${e.state}${where}${why} ${counts}`;
 }

@@ -120,6 +120,11 @@ describe('rendering', () => {
     const e = task('job-1.0.3', 'RUNNING', { host: 'agent-b', locality: 'node-local' });
     p.apply(e);
     expect(renderEventLine(e, p)).toBe('00:00:05 task job-1.0.3 RUNNING on agent-b (node-local) [0/4 done, 1 running, 3 pending, 0 failed]');
+    // An attempt that ended with the task going back to be tried again reads as a retry, not as the task's failure.
+    const retry = task('job-1.0.3', 'PENDING', { host: 'agent-b', message: 'FAILED: exited with status 3' });
+    p.apply(retry);
+    expect(renderEventLine(retry, p)).toBe('00:00:05 task job-1.0.3 PENDING (to be retried): its attempt on agent-b ended FAILED: exited with status 3 [0/4 done, 0 running, 4 pending, 0 failed]');
+    p.apply(e);
     const end: JobEventView = { kind: 'job', jobId: 'job-1', at: '2026-01-01T00:00:09.000Z', state: 'SUCCEEDED', counts: counts({ total: 4, succeeded: 4, node: 3, any: 1 }) };
     p.apply(end);
     expect(renderEventLine(end, p)).toBe('00:00:09 job job-1 SUCCEEDED [4/4 done, 0 running, 0 pending, 0 failed]');
